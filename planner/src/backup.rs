@@ -1,0 +1,341 @@
+//! Backup as desired state: a complete set younger than `every` must exist (one set per run,
+//! every node, the SMD archive), and sets outside `retain` go.
+
+use std::collections::HashSet;
+
+use asdr_specs::{Consistency, Diagnostic, Method, SnapshotVars};
+use serde_json::json;
+
+use crate::builder::Builder;
+use crate::error::{PlanError, refuse};
+use crate::observe::{BackupSet, NodeHealth, render, set_id};
+use crate::plan::{Action, StepKind};
+use crate::world::SnapshotState;
+use crate::{Ctx, retention, tags};
+
+pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> {
+    let backup = &ctx.policy.backup;
+    let newest = newest_complete(ctx);
+    let due = match newest {
+        None => Some("no complete backup set exists".to_string()),
+        Some(set) => {
+            let age = (ctx.now - set.time).whole_seconds().max(0) as u64;
+            (age >= backup.every.seconds()).then(|| {
+                format!("the newest complete set {} is {} old; every: {}", set.id, human_age(age), backup.every)
+            })
+        }
+    };
+    let mut new_set = None;
+    if let Some(reason) = due {
+        let set = resume_or_new(ctx);
+        match backup.method {
+            Method::EbsSnapshot => snapshot_set(ctx, b, &set, &reason)?,
+            Method::Asbackup => asbackup_set(ctx, b, &set, &reason)?,
+        }
+        new_set = Some(set);
+    }
+    if backup.method == Method::EbsSnapshot {
+        retention::plan(ctx, b, new_set.as_deref());
+    } else if !ctx.obs.sets.is_empty() {
+        b.warn("R13", "retention of asbackup output is left to the store (for S3, a lifecycle rule): asdr deletes only snapshots");
+    }
+    Ok(())
+}
+
+fn newest_complete<'a>(ctx: &'a Ctx<'_, '_>) -> Option<&'a BackupSet<'a>> {
+    let namespaces = ctx.policy.cluster.namespaces.len();
+    match ctx.policy.backup.method {
+        Method::EbsSnapshot => ctx.obs.newest_complete_set(),
+        Method::Asbackup => ctx.obs.sets.iter().rev().find(|s| s.asbackup.len() >= namespaces),
+    }
+}
+
+/// An unfinished set newer than the newest complete one and younger than `every` is the run an
+/// interrupted apply left: finish it rather than start a second set.
+fn resume_or_new(ctx: &Ctx<'_, '_>) -> String {
+    let newest_complete = newest_complete(ctx).map(|s| s.time);
+    ctx.obs
+        .sets
+        .iter()
+        .rev()
+        .find(|s| {
+            newest_complete.is_none_or(|t| s.time > t)
+                && s.time <= ctx.now
+                && ((ctx.now - s.time).whole_seconds().max(0) as u64) < ctx.policy.backup.every.seconds()
+                && !s.snapshots.iter().any(|x| x.state == SnapshotState::Error)
+        })
+        .map_or_else(|| set_id(ctx.now), |s| s.id.clone())
+}
+
+pub(crate) fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// R14: a backup set needs every node, so the cluster must be whole and stable now.
+fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
+    let expected = ctx.policy.cluster.nodes.len() as u32;
+    for view in &ctx.obs.nodes {
+        let node = ctx.policy_node(&view.name);
+        let problem = match view.health {
+            NodeHealth::Healthy => {
+                let o = view.observation.expect("healthy means observed");
+                if o.cluster_size.is_some_and(|s| s != expected) {
+                    Some(format!("sees a cluster of {} nodes, not {expected}", o.cluster_size.unwrap_or(0)))
+                } else if o.migrations_remaining > 0 {
+                    Some(format!("has {} partition migrations remaining", o.migrations_remaining))
+                } else if o.quiesced {
+                    Some("is quiesced".to_string())
+                } else {
+                    None
+                }
+            }
+            other => Some(format!("is {}", other.describe())),
+        };
+        if let Some(problem) = problem {
+            let restores: Vec<&str> = ctx
+                .policy
+                .restores
+                .iter()
+                .filter(|r| r.nodes.contains(&view.name))
+                .map(|r| r.name.as_str())
+                .collect();
+            let help = if restores.is_empty() || view.health == NodeHealth::Healthy {
+                "wait until the cluster is stable at its full size, then plan again".to_string()
+            } else {
+                format!("restore the node first: asdr plan --restore {}", restores.join(" | "))
+            };
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!("a backup is due, but node `{}` {problem}: a backup set must cover a stable cluster at its full size", view.name),
+                )
+                .rule("R14")
+                .help(help),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> Result<(), PlanError> {
+    require_stable_cluster(ctx)?;
+    let policy = ctx.policy;
+    let backup = &policy.backup;
+    let existing = ctx.obs.set(set);
+    let snapshotted_volumes: HashSet<&str> = ctx.obs.world.snapshots.iter().map(|s| s.volume_id.as_str()).collect();
+
+    let check = b.step(
+        StepKind::CheckClusterStable,
+        "check_cluster_stable".into(),
+        None,
+        vec![],
+        json!({"size": policy.cluster.nodes.len(), "nodes": node_names(ctx), "ignore_migrations": false}),
+    );
+    let mut before_mark = Vec::new();
+    let mut lanes: Vec<Option<String>> = vec![None; backup.max_nodes_at_once.max(1) as usize];
+    if backup.consistency == Consistency::StopNode {
+        b.warn("R6", format!(
+            "consistency `stop-node` cold-starts each node it backs up: records deleted without durable deletes come back (measured: 76 of 100 recent deletes after one bounce){}",
+            if policy.cluster.durable_deletes { "; the policy declares durable deletes" } else { "; accepted by backup.accept_zombie_records" }
+        ));
+    }
+
+    for (i, view) in ctx.obs.nodes.iter().enumerate() {
+        let node = ctx.policy_node(&view.name);
+        let instance = view.instance.expect("require_stable_cluster saw every node healthy");
+        let mut devices = Vec::new();
+        for d in &view.volumes {
+            let Some(volume) = d.volume.filter(|_| d.attached) else {
+                return Err(refuse(
+                    Diagnostic::new(node.name_span, format!("node `{}` has no EBS volume attached at {}: nothing to back up for that device", view.name, d.ebs))
+                        .rule("R5")
+                        .help("check the `ebs` names in cluster.namespaces against the instance's block devices"),
+                ));
+            };
+            let done = existing.and_then(|s| s.snapshot_for(&view.name, &d.ebs));
+            devices.push((d.ebs.clone(), volume, done));
+        }
+        let missing: Vec<_> = devices.iter().filter(|(_, _, done)| done.is_none()).collect();
+        for (ebs, volume, _) in &missing {
+            let description = backup
+                .snapshot_description
+                .render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set })
+                .unwrap_or_default();
+            b.change(
+                format!("snapshot.{}.{ebs}", view.name),
+                Action::Create,
+                reason,
+                None,
+                Some(json!({"set": set, "volume_id": volume.id, "size_gib": volume.size_gib, "description": description})),
+            );
+            if !snapshotted_volumes.contains(volume.id.as_str()) {
+                b.warn("R3", format!(
+                    "{} {ebs} ({}) has never been snapshotted: the first snapshot is a full copy and the slowest to complete",
+                    view.name, volume.id
+                ));
+            }
+        }
+
+        // The write-stop window opens here for quiesce / stop-node; lanes enforce R8.
+        let lane = i % lanes.len();
+        let mut first_deps = vec![check.clone()];
+        first_deps.extend(lanes[lane].clone());
+        let (stop, open_kind, close_kind) = match backup.consistency {
+            Consistency::Quiesce => (true, StepKind::Quiesce, StepKind::Unquiesce),
+            Consistency::StopNode => (true, StepKind::StopNode, StepKind::StartNode),
+            _ => (false, StepKind::Quiesce, StepKind::Unquiesce),
+        };
+        let stop = stop && !missing.is_empty();
+        let opened = stop.then(|| {
+            b.step(open_kind, format!("{open_kind}:{}", view.name), Some(&view.name), first_deps.clone(), node_params(ctx, node, open_kind))
+        });
+        let snap_deps = opened.clone().map_or_else(|| first_deps.clone(), |o| vec![o]);
+
+        let mut created = Vec::new();
+        let step_tags = |step_id: &str, ebs: &str| ctx.tags(&[(tags::SET, set), (tags::NODE, &view.name), (tags::DEVICE, ebs), (tags::STEP, step_id)]);
+        if backup.consistency == Consistency::MultiVolume && !missing.is_empty() {
+            let id = format!("snapshot_instance:{}:{set}", view.name);
+            let vols: Vec<_> = devices.iter().map(|(ebs, v, _)| json!({"device": ebs, "volume_id": v.id})).collect();
+            let descriptions: Vec<_> = devices
+                .iter()
+                .map(|(ebs, _, _)| backup.snapshot_description.render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set }).unwrap_or_default())
+                .collect();
+            let params = json!({
+                "instance_id": instance.id,
+                "set": set,
+                "volumes": vols,
+                "exclude_boot_volume": true,
+                "descriptions": descriptions,
+                "tags": ctx.tags(&[(tags::SET, set), (tags::NODE, &view.name), (tags::STEP, &id)]),
+            });
+            created.push(b.step(StepKind::SnapshotInstance, id, Some(&view.name), snap_deps.clone(), params));
+        } else {
+            for (ebs, volume, _) in &missing {
+                let id = format!("snapshot:{}:{ebs}:{set}", view.name);
+                let description = backup.snapshot_description.render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set }).unwrap_or_default();
+                let params = json!({"volume_id": volume.id, "device": ebs, "set": set, "description": description, "tags": step_tags(&id, ebs)});
+                created.push(b.step(StepKind::Snapshot, id, Some(&view.name), snap_deps.clone(), params));
+            }
+        }
+        // R11: writes resume once the snapshot calls returned, not when the snapshots complete.
+        if opened.is_some() {
+            let closed = b.cleanup_step(close_kind, format!("{close_kind}:{}", view.name), Some(&view.name), created.clone(), node_params(ctx, node, close_kind));
+            let stable = b.step(
+                StepKind::WaitClusterStable,
+                format!("wait_cluster_stable:{}", view.name),
+                Some(&view.name),
+                vec![closed],
+                json!({"size": policy.cluster.nodes.len(), "ignore_migrations": false}),
+            );
+            lanes[lane] = Some(stable);
+        }
+        for (ebs, _, done) in &devices {
+            let pending_existing = done.is_some_and(|s| s.state != SnapshotState::Completed);
+            let new = done.is_none();
+            if !(new || pending_existing) {
+                continue;
+            }
+            let creator = if backup.consistency == Consistency::MultiVolume {
+                created.first().cloned()
+            } else {
+                created.iter().find(|c| c.contains(&format!(":{ebs}:"))).cloned()
+            };
+            let params = match done {
+                Some(s) => json!({"snapshot_id": s.id, "node": view.name, "device": ebs, "progress": s.progress}),
+                None => json!({"set": set, "node": view.name, "device": ebs}),
+            };
+            before_mark.push(b.step(
+                StepKind::WaitSnapshot,
+                format!("wait_snapshot:{}:{ebs}:{set}", view.name),
+                Some(&view.name),
+                creator.into_iter().collect(),
+                params,
+            ));
+        }
+    }
+
+    if existing.is_none_or(|s| s.smd_archive.is_none()) {
+        let from = ctx.obs.nodes.iter().find(|n| n.health == NodeHealth::Healthy).expect("stable cluster has a healthy node");
+        let node = ctx.policy_node(&from.name);
+        let uri = smd_uri(ctx, set, &from.name);
+        let smd_dir = format!("{}/smd", render(&policy.cluster.work_directory, &ctx.vars(node)).trim_end_matches('/'));
+        b.change(
+            format!("smd_archive.{set}"),
+            Action::Create,
+            "snapshots do not contain SMD: every set carries an archive of <work_directory>/smd (R2)",
+            None,
+            Some(json!({"uri": uri, "from": format!("{}:{smd_dir}", from.name)})),
+        );
+        before_mark.push(b.step(
+            StepKind::CopySmd,
+            format!("copy_smd:{set}"),
+            Some(&from.name),
+            vec![check],
+            json!({"set": set, "from": smd_dir, "to": uri}),
+        ));
+    }
+    b.step(
+        StepKind::MarkSetComplete,
+        format!("mark_set_complete:{set}"),
+        None,
+        before_mark,
+        json!({"set": set, "snapshots": ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(), "tag": {tags::COMPLETE: "true"}}),
+    );
+    Ok(())
+}
+
+fn asbackup_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> Result<(), PlanError> {
+    require_stable_cluster(ctx)?;
+    let policy = ctx.policy;
+    let asb = policy.backup.asbackup.as_ref().expect("validation requires it for method asbackup");
+    let check = b.step(
+        StepKind::CheckClusterStable,
+        "check_cluster_stable".into(),
+        None,
+        vec![],
+        json!({"size": policy.cluster.nodes.len(), "nodes": node_names(ctx), "ignore_migrations": false}),
+    );
+    let runner = ctx.obs.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+    let done: HashSet<&str> = ctx.obs.set(set).map(|s| s.asbackup.iter().map(|a| a.namespace.as_str()).collect()).unwrap_or_default();
+    // One namespace at a time: asbackup loads the servers (the seed's "additional server load").
+    let mut prev = check;
+    for ns in &policy.cluster.namespaces {
+        if done.contains(ns.name.as_str()) {
+            continue;
+        }
+        let to = format!("{}/{set}/{}", asb.to.trim_end_matches('/'), ns.name);
+        b.change(format!("asbackup.{set}.{}", ns.name), Action::Create, reason, None, Some(json!({"to": to})));
+        prev = b.step(
+            StepKind::Asbackup,
+            format!("asbackup:{}:{set}", ns.name),
+            Some(&runner),
+            vec![prev],
+            json!({"namespace": ns.name, "set": set, "to": to, "args": asb.args}),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn smd_uri(ctx: &Ctx<'_, '_>, set: &str, node: &str) -> String {
+    format!("{}/{}/{set}/{node}.smd.tar", ctx.policy.backup.smd_to.trim_end_matches('/'), ctx.policy.cluster.name)
+}
+
+fn node_names(ctx: &Ctx<'_, '_>) -> Vec<String> {
+    ctx.policy.cluster.nodes.iter().map(|n| n.name.clone()).collect()
+}
+
+/// Parameters of node-service steps: the address and, for stop/start, the rendered command.
+pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StepKind) -> serde_json::Value {
+    let vars = ctx.vars(node);
+    let address = format!("{}:{}", node.private_ip, ctx.policy.cluster.info_port);
+    match kind {
+        StepKind::StopNode => json!({"address": address, "command": render(&ctx.policy.cluster.service_stop, &vars)}),
+        StepKind::StartNode => json!({"address": address, "command": render(&ctx.policy.cluster.service_start, &vars)}),
+        _ => json!({"address": address}),
+    }
+}

@@ -1,0 +1,32 @@
+//! aerospike.conf for a node: rendered from the policy's template, shown as a unified diff against
+//! what the node runs now (R4: a replacement is configured exactly as the node it replaces).
+
+use asdr_specs::{Node, Policy};
+use similar::TextDiff;
+
+pub struct RenderedConfig {
+    pub path: String,
+    pub content: String,
+}
+
+pub fn render(policy: &Policy, node: &Node) -> RenderedConfig {
+    let cluster = &policy.cluster;
+    let vars = asdr_specs::NodeVars::new(&cluster.name, node);
+    let content = cluster
+        .config
+        .template
+        .render(asdr_specs::config_vars(cluster, node))
+        .expect("validation rendered the config template for every node");
+    RenderedConfig { path: crate::observe::render(&cluster.config.path, &vars), content }
+}
+
+/// A unified diff from `current` (empty for a new instance) to `rendered`; None when equal.
+pub fn diff(current: Option<&str>, rendered: &str, path: &str) -> Option<String> {
+    let current = current.unwrap_or("");
+    if current == rendered {
+        return None;
+    }
+    let diff = TextDiff::from_lines(current, rendered);
+    let old = if current.is_empty() { "/dev/null".to_string() } else { format!("{path} (current)") };
+    Some(diff.unified_diff().context_radius(3).header(&old, &format!("{path} (rendered)")).to_string())
+}

@@ -1,0 +1,21 @@
+//! Why a plan was refused. Every refusal points at the policy line it concerns.
+
+use asdr_specs::Diagnostic;
+
+use crate::graph::GraphError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The world or the request breaks a rule: the plan is refused (exit 1).
+    #[error("{}", .0.headline())]
+    Refused(Diagnostic),
+    #[error("no restore named `{name}` in the policy (declared: {})", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownRestore { name: String, known: Vec<String> },
+    /// A bug: the planner built a graph that is not a DAG.
+    #[error("internal error, the plan's step graph is invalid: {0}")]
+    Graph(#[from] GraphError),
+}
+
+pub(crate) fn refuse(diag: Diagnostic) -> PlanError {
+    PlanError::Refused(diag)
+}

@@ -1,0 +1,213 @@
+//! asdr's planner: the observed `World`, the `Plan` model, and `plan(policy, world, now, op)`, a
+//! pure and deterministic function that obeys the safety rules of docs/safety-rules.md.
+//!
+//! No I/O happens here: providers observe, the executor acts.
+
+mod backup;
+mod builder;
+mod config;
+mod error;
+pub mod graph;
+mod observe;
+pub mod plan;
+mod restore;
+mod retention;
+pub mod tags;
+pub mod world;
+
+use asdr_specs::{Diagnostic, NodeVars, Policy};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub use error::PlanError;
+pub use observe::{NodeHealth, set_id, set_time};
+pub use plan::{Action, Change, FORMAT_VERSION, Plan, Step, StepKind, Summary, Warning};
+pub use world::World;
+
+use crate::builder::Builder;
+use crate::error::refuse;
+use crate::graph::StepGraph;
+use crate::observe::{Observed, render};
+
+/// What to plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// The backup policy as desired state: a new set when due, retention.
+    Backup,
+    /// One of the policy's declared restores.
+    Restore(String),
+}
+
+impl Operation {
+    pub fn label(&self) -> String {
+        match self {
+            Operation::Backup => "backup".into(),
+            Operation::Restore(name) => format!("restore:{name}"),
+        }
+    }
+}
+
+/// Everything a step-building module reads.
+pub(crate) struct Ctx<'a, 'w> {
+    pub policy: &'a Policy,
+    pub obs: &'a Observed<'w>,
+    pub now: OffsetDateTime,
+}
+
+impl Ctx<'_, '_> {
+    /// Tags for every resource asdr creates: its own plus the policy's `backup.tags`.
+    pub fn tags(&self, extra: &[(&str, &str)]) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.policy.backup.tags {
+            map.insert(k.clone(), v.clone().into());
+        }
+        map.insert(tags::CLUSTER.into(), self.policy.cluster.name.clone().into());
+        for (k, v) in extra {
+            map.insert((*k).into(), (*v).into());
+        }
+        let mut sorted: Vec<_> = map.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        serde_json::Value::Object(sorted.into_iter().collect())
+    }
+
+    pub fn vars<'n>(&'n self, node: &'n asdr_specs::Node) -> NodeVars<'n> {
+        NodeVars::new(&self.policy.cluster.name, node)
+    }
+
+    pub fn policy_node(&self, name: &str) -> &asdr_specs::Node {
+        self.policy.node(name).expect("names come from the policy")
+    }
+}
+
+/// Plans `op` for `policy` against `world` at `now`. Same inputs, same plan, byte for byte.
+pub fn plan(policy: &Policy, world: &World, now: OffsetDateTime, op: &Operation) -> Result<Plan, PlanError> {
+    let obs = Observed::new(policy, world);
+    check_edition(policy, &obs)?;
+    check_devices(policy, &obs)?;
+    let ctx = Ctx { policy, obs: &obs, now };
+    let mut b = Builder::default();
+    match op {
+        Operation::Backup => backup::plan(&ctx, &mut b)?,
+        Operation::Restore(name) => {
+            let restore = policy.restore(name).ok_or_else(|| PlanError::UnknownRestore {
+                name: name.clone(),
+                known: policy.restores.iter().map(|r| r.name.clone()).collect(),
+            })?;
+            restore::plan(&ctx, restore, &mut b)?;
+        }
+    }
+    finish(policy, world, now, op, b)
+}
+
+/// Orders the steps for execution and stamps digests and the plan id.
+fn finish(policy: &Policy, world: &World, now: OffsetDateTime, op: &Operation, b: Builder) -> Result<Plan, PlanError> {
+    let order = StepGraph::new(&b.steps)?.order();
+    let mut position = vec![0usize; b.steps.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        position[i] = pos;
+    }
+    let index: std::collections::HashMap<&str, usize> = b.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut slots: Vec<Option<Step>> = b.steps.iter().cloned().map(Some).collect();
+    let steps: Vec<Step> = order
+        .iter()
+        .map(|&i| {
+            let mut s = slots[i].take().expect("each step once");
+            s.depends_on.sort_by_key(|d| position[index[d.as_str()]]);
+            s
+        })
+        .collect();
+    let spec_digest = spec_digest(policy);
+    let world_digest = world_digest(world);
+    let label = op.label();
+    let mut h = Sha256::new();
+    h.update(spec_digest.as_bytes());
+    h.update(world_digest.as_bytes());
+    h.update(label.as_bytes());
+    let short: String = hex(&h.finalize())[..4].to_string();
+    let summary = Summary::of(&b.changes, steps.len());
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        plan_id: format!("p-{}-{short}", &set_id(now)[3..]),
+        cluster: policy.cluster.name.clone(),
+        operation: label,
+        now: now.format(&Rfc3339).expect("formats"),
+        spec_digest,
+        world_digest,
+        changes: b.changes,
+        steps,
+        warnings: b.warnings,
+        summary,
+    })
+}
+
+/// sha256 of the policy text and the config template it renders: a changed template is a changed spec.
+pub fn spec_digest(policy: &Policy) -> String {
+    let mut h = Sha256::new();
+    h.update(policy.text.as_bytes());
+    h.update([0]);
+    h.update(policy.cluster.config.template.source().as_bytes());
+    format!("sha256:{}", hex(&h.finalize()))
+}
+
+/// sha256 of the world's canonical JSON (struct field order, sorted maps).
+pub fn world_digest(world: &World) -> String {
+    let bytes = serde_json::to_vec(world).expect("a world serializes");
+    format!("sha256:{}", hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// R9: a node whose `edition` reply contradicts the policy stops the plan.
+fn check_edition(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
+    let expected = policy.cluster.edition;
+    if let Some((node, reply)) = obs.edition_mismatch(expected) {
+        return Err(refuse(
+            Diagnostic::new(
+                policy.cluster.edition_span,
+                format!("node `{}` reports `{reply}`, but the policy says `edition: {expected}`", node.name),
+            )
+            .rule("R9")
+            .help("correct `cluster.edition`, or check that asdr is looking at the right cluster"),
+        ));
+    }
+    Ok(())
+}
+
+/// The devices each live node reports must be the policy's: a mismatch means the policy would
+/// back up or restore the wrong volumes.
+fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
+    for view in &obs.nodes {
+        let Some(o) = view.observation.filter(|o| o.reachable && !o.namespaces.is_empty()) else { continue };
+        let node = policy.node(&view.name).expect("viewed from the policy");
+        let vars = NodeVars::new(&policy.cluster.name, node);
+        for ns in &policy.cluster.namespaces {
+            let want: Vec<(String, Option<String>)> =
+                ns.devices.iter().map(|d| (render(&d.device, &vars), d.shadow.as_ref().map(|s| render(s, &vars)))).collect();
+            let seen = o.namespaces.iter().find(|n| n.name == ns.name);
+            let got: Option<Vec<(String, Option<String>)>> =
+                seen.map(|n| n.devices.iter().map(|d| (d.device.clone(), d.shadow.clone())).collect());
+            if got.as_ref() != Some(&want) {
+                let show = |v: &[(String, Option<String>)]| {
+                    v.iter().map(|(d, s)| s.as_ref().map_or_else(|| d.clone(), |s| format!("{d} (shadow {s})"))).collect::<Vec<_>>().join(", ")
+                };
+                let reported = got.map_or_else(|| "no such namespace".to_string(), |g| show(&g));
+                return Err(refuse(
+                    Diagnostic::new(
+                        ns.name_span,
+                        format!(
+                            "node `{}` reports devices [{reported}] for namespace `{}`, but the policy says [{}]",
+                            view.name,
+                            ns.name,
+                            show(&want)
+                        ),
+                    )
+                    .help("make the policy's `devices` match aerospike.conf on the nodes"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! A read-only view of the world as the planner needs it: which instance is which node, which
+//! volume sits at which device, which snapshots form which backup set. Built once per plan with
+//! indexes, so a 256-node world with 60k snapshots is read in linear time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use asdr_specs::{Edition, NodeVars, Policy, Template};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::tags;
+use crate::world::*;
+
+/// How a node's machine and service look right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeHealth {
+    /// Instance running and Aerospike answering.
+    Healthy,
+    /// Instance running but Aerospike does not answer.
+    Unreachable,
+    /// Instance stopped or stopping.
+    Stopped,
+    /// Instance shutting down.
+    ShuttingDown,
+    /// Instance terminated, or no instance found.
+    Gone,
+}
+
+impl NodeHealth {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NodeHealth::Healthy => "healthy",
+            NodeHealth::Unreachable => "running but Aerospike does not answer",
+            NodeHealth::Stopped => "stopped",
+            NodeHealth::ShuttingDown => "shutting down",
+            NodeHealth::Gone => "gone (terminated or missing)",
+        }
+    }
+}
+
+/// One policy node and what was found of it.
+#[derive(Debug, Clone)]
+pub struct NodeView<'w> {
+    pub name: String,
+    pub instance: Option<&'w Instance>,
+    pub observation: Option<&'w NodeObservation>,
+    pub health: NodeHealth,
+    /// Per EBS device (rendered `ebs` name, policy order): the data volume found, if any.
+    pub volumes: Vec<DeviceView<'w>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceView<'w> {
+    pub ebs: String,
+    pub volume: Option<&'w Volume>,
+    /// Whether that volume is attached to the node's live instance at `ebs`.
+    pub attached: bool,
+    pub delete_on_termination: bool,
+}
+
+/// The snapshots of one backup run, found by their `asdr:set` tag.
+#[derive(Debug, Clone)]
+pub struct BackupSet<'w> {
+    pub id: String,
+    pub time: OffsetDateTime,
+    pub snapshots: Vec<&'w Snapshot>,
+    pub marked_complete: bool,
+    pub smd_archive: Option<&'w SmdArchive>,
+    pub asbackup: Vec<&'w AsbackupArchive>,
+}
+
+impl<'w> BackupSet<'w> {
+    /// R2: complete only when marked, every snapshot is `completed` and the SMD archive exists.
+    pub fn is_complete(&self) -> bool {
+        self.marked_complete
+            && self.smd_archive.is_some()
+            && self.snapshots.iter().all(|s| s.state == SnapshotState::Completed)
+    }
+
+    pub fn snapshot_for(&self, node: &str, device: &str) -> Option<&'w Snapshot> {
+        self.snapshots
+            .iter()
+            .copied()
+            .filter(|s| s.tags.get(tags::NODE).map(String::as_str) == Some(node))
+            .find(|s| s.tags.get(tags::DEVICE).map(String::as_str) == Some(device))
+    }
+}
+
+pub struct Observed<'w> {
+    pub world: &'w World,
+    pub nodes: Vec<NodeView<'w>>,
+    /// Backup sets of this cluster, oldest first.
+    pub sets: Vec<BackupSet<'w>>,
+    volumes_by_id: HashMap<&'w str, &'w Volume>,
+}
+
+impl std::fmt::Debug for Observed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed").field("nodes", &self.nodes.len()).field("sets", &self.sets.len()).finish()
+    }
+}
+
+/// Renders a per-node template; validation already rendered every one of them once.
+pub fn render(t: &Template, vars: &NodeVars<'_>) -> String {
+    t.render(vars).unwrap_or_else(|_| t.source().to_string())
+}
+
+impl<'w> Observed<'w> {
+    pub fn new(policy: &Policy, world: &'w World) -> Self {
+        let cluster = &policy.cluster.name;
+        let volumes_by_id: HashMap<&str, &Volume> = world.volumes.iter().map(|v| (v.id.as_str(), v)).collect();
+        let sets = collect_sets(cluster, world);
+        let obs_by_name: HashMap<&str, &NodeObservation> = world.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+
+        // Volumes tagged for a node and device, for nodes whose instance is gone.
+        let mut tagged: HashMap<(&str, &str), Vec<&Volume>> = HashMap::new();
+        for v in &world.volumes {
+            if v.tags.get(tags::CLUSTER) == Some(cluster)
+                && let (Some(n), Some(d)) = (v.tags.get(tags::NODE), v.tags.get(tags::DEVICE))
+                && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
+            {
+                tagged.entry((n.as_str(), d.as_str())).or_default().push(v);
+            }
+        }
+        let newest_set_with_snapshots = sets.iter().rev().find(|s| !s.snapshots.is_empty());
+
+        let nodes = policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                let instance = find_instance(cluster, node.instance_id.as_deref(), &node.name, world);
+                let observation = obs_by_name.get(node.name.as_str()).copied();
+                let health = match instance.map(|i| i.state) {
+                    Some(InstanceState::Running | InstanceState::Pending) => {
+                        if observation.is_some_and(|o| o.reachable) {
+                            NodeHealth::Healthy
+                        } else {
+                            NodeHealth::Unreachable
+                        }
+                    }
+                    Some(InstanceState::Stopped | InstanceState::Stopping) => NodeHealth::Stopped,
+                    Some(InstanceState::ShuttingDown) => NodeHealth::ShuttingDown,
+                    Some(InstanceState::Terminated) | None => NodeHealth::Gone,
+                };
+                let live = instance.filter(|i| i.state != InstanceState::Terminated);
+                let vars = NodeVars::new(cluster, node);
+                let volumes = policy
+                    .ebs_devices()
+                    .into_iter()
+                    .map(|t| {
+                        let ebs = render(t, &vars);
+                        // 1. attached to the live instance at that device name
+                        let bd = live.and_then(|i| i.block_devices.iter().find(|b| b.device_name == ebs));
+                        if let Some(bd) = bd {
+                            return DeviceView {
+                                volume: volumes_by_id.get(bd.volume_id.as_str()).copied(),
+                                attached: true,
+                                delete_on_termination: bd.delete_on_termination,
+                                ebs,
+                            };
+                        }
+                        // 2. tagged asdr:node / asdr:device; 3. the volume the newest set snapshotted
+                        let by_tag = tagged.get(&(node.name.as_str(), ebs.as_str())).and_then(|vs| {
+                            vs.iter().copied().min_by_key(|v| (v.state != VolumeState::Available, v.id.as_str()))
+                        });
+                        let by_snapshot = || {
+                            newest_set_with_snapshots
+                                .and_then(|s| s.snapshot_for(&node.name, &ebs))
+                                .and_then(|s| volumes_by_id.get(s.volume_id.as_str()).copied())
+                        };
+                        DeviceView {
+                            volume: by_tag.or_else(by_snapshot),
+                            attached: false,
+                            delete_on_termination: false,
+                            ebs,
+                        }
+                    })
+                    .collect();
+                NodeView { name: node.name.clone(), instance, observation, health, volumes }
+            })
+            .collect();
+        Observed { world, nodes, sets, volumes_by_id }
+    }
+
+    pub fn node(&self, name: &str) -> &NodeView<'w> {
+        self.nodes.iter().find(|n| n.name == name).expect("policy nodes are all viewed")
+    }
+
+    pub fn volume(&self, id: &str) -> Option<&'w Volume> {
+        self.volumes_by_id.get(id).copied()
+    }
+
+    pub fn newest_complete_set(&self) -> Option<&BackupSet<'w>> {
+        self.sets.iter().rev().find(|s| s.is_complete())
+    }
+
+    pub fn set(&self, id: &str) -> Option<&BackupSet<'w>> {
+        self.sets.iter().find(|s| s.id == id)
+    }
+
+    /// Nodes whose `edition` reply contradicts `expected` (R9).
+    pub fn edition_mismatch(&self, expected: Edition) -> Option<(&NodeView<'w>, &'w str)> {
+        self.nodes.iter().find_map(|n| {
+            let reply = n.observation.filter(|o| o.reachable)?.edition.as_deref()?;
+            (Edition::from_reply(reply) != Some(expected)).then_some((n, reply))
+        })
+    }
+}
+
+/// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
+/// cluster (replacements asdr launched). A live one wins over a terminated one; among equals the
+/// smallest id, so the choice is stable.
+fn find_instance<'w>(cluster: &str, pinned: Option<&str>, node: &str, world: &'w World) -> Option<&'w Instance> {
+    world
+        .instances
+        .iter()
+        .filter(|i| {
+            Some(i.id.as_str()) == pinned
+                || (i.tags.get(tags::NODE).map(String::as_str) == Some(node)
+                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster))
+        })
+        .min_by_key(|i| (i.state == InstanceState::Terminated, i.id.as_str()))
+}
+
+fn collect_sets<'w>(cluster: &str, world: &'w World) -> Vec<BackupSet<'w>> {
+    let mut by_set: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    for s in &world.snapshots {
+        if s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+            && let Some(set) = s.tags.get(tags::SET)
+        {
+            by_set.entry(set.as_str()).or_default().push(s);
+        }
+    }
+    let mut smd: HashMap<&str, &SmdArchive> = HashMap::new();
+    for a in &world.smd_archives {
+        smd.entry(a.set.as_str()).or_insert(a);
+    }
+    let mut asb: BTreeMap<&str, Vec<&AsbackupArchive>> = BTreeMap::new();
+    for a in &world.asbackup_archives {
+        asb.entry(a.set.as_str()).or_default().push(a);
+        by_set.entry(a.set.as_str()).or_default();
+    }
+    let mut sets: Vec<BackupSet<'w>> = by_set
+        .into_iter()
+        .filter_map(|(id, mut snapshots)| {
+            let time = set_time(id)?;
+            snapshots.sort_by(|a, b| a.id.cmp(&b.id));
+            let marked_complete =
+                !snapshots.is_empty() && snapshots.iter().all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+            Some(BackupSet {
+                id: id.to_string(),
+                time,
+                marked_complete,
+                smd_archive: smd.get(id).copied(),
+                asbackup: asb.remove(id).unwrap_or_default(),
+                snapshots,
+            })
+        })
+        .collect();
+    sets.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    sets
+}
+
+/// The time a set id names: `bs-YYYYMMDDTHHMMSSZ`.
+pub fn set_time(id: &str) -> Option<OffsetDateTime> {
+    if !asdr_specs::is_set_id(id) {
+        return None;
+    }
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    PrimitiveDateTime::parse(&id[3..], &fmt).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+/// The set id for a backup started at `now`.
+pub fn set_id(now: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    format!("bs-{}", now.to_offset(time::UtcOffset::UTC).format(&fmt).expect("formats"))
+}

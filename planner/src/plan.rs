@@ -1,0 +1,190 @@
+//! The plan: resource changes, the step graph, warnings. Its JSON form (format_version 1) is the
+//! plan file of CLI.md; `asdr show` renders a saved plan from this type alone.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub plan_id: String,
+    pub cluster: String,
+    /// `backup` or `restore:<name>`.
+    pub operation: String,
+    /// The time the plan was made for (the world's `now`).
+    pub now: String,
+    pub spec_digest: String,
+    pub world_digest: String,
+    pub changes: Vec<Change>,
+    /// In execution order: every step comes after the steps it depends on.
+    pub steps: Vec<Step>,
+    pub warnings: Vec<Warning>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || !self.steps.is_empty()
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Replace,
+    Read,
+}
+
+impl Action {
+    /// Terraform's markers.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+            Action::Read => "<=",
+        }
+    }
+}
+
+/// A resource-level change: what will exist, change or vanish, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    pub action: Action,
+    pub reason: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// A unified diff for files asdr writes (aerospike.conf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    CheckClusterStable,
+    Quiesce,
+    Unquiesce,
+    StopNode,
+    StartNode,
+    Snapshot,
+    SnapshotInstance,
+    WaitSnapshot,
+    CopySmd,
+    RestoreSmd,
+    Asbackup,
+    Asrestore,
+    DeleteSnapshot,
+    DetachVolume,
+    AttachVolume,
+    TerminateInstance,
+    ProvisionInstance,
+    CreateVolume,
+    WaitVolume,
+    WriteConfig,
+    WaitClusterStable,
+    MarkSetComplete,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::CheckClusterStable => "check_cluster_stable",
+            StepKind::Quiesce => "quiesce",
+            StepKind::Unquiesce => "unquiesce",
+            StepKind::StopNode => "stop_node",
+            StepKind::StartNode => "start_node",
+            StepKind::Snapshot => "snapshot",
+            StepKind::SnapshotInstance => "snapshot_instance",
+            StepKind::WaitSnapshot => "wait_snapshot",
+            StepKind::CopySmd => "copy_smd",
+            StepKind::RestoreSmd => "restore_smd",
+            StepKind::Asbackup => "asbackup",
+            StepKind::Asrestore => "asrestore",
+            StepKind::DeleteSnapshot => "delete_snapshot",
+            StepKind::DetachVolume => "detach_volume",
+            StepKind::AttachVolume => "attach_volume",
+            StepKind::TerminateInstance => "terminate_instance",
+            StepKind::ProvisionInstance => "provision_instance",
+            StepKind::CreateVolume => "create_volume",
+            StepKind::WaitVolume => "wait_volume",
+            StepKind::WriteConfig => "write_config",
+            StepKind::WaitClusterStable => "wait_cluster_stable",
+            StepKind::MarkSetComplete => "mark_set_complete",
+        }
+    }
+
+    /// Steps that take a node out of service (R8 counts them against `max_nodes_at_once`).
+    pub fn takes_node_out(self) -> bool {
+        matches!(self, StepKind::Quiesce | StepKind::StopNode)
+    }
+
+    /// Steps that bring a node back (the end of its write-stop window).
+    pub fn brings_node_back(self) -> bool {
+        matches!(self, StepKind::Unquiesce | StepKind::StartNode)
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Stable and derived from what the step does, e.g. `snapshot:a1:/dev/sdf:bs-20261121T090000Z`.
+    pub id: String,
+    pub kind: StepKind,
+    pub node: Option<String>,
+    pub depends_on: Vec<String>,
+    /// Runs even when a step before it failed (unquiesce, start a node asdr stopped).
+    pub cleanup: bool,
+    pub params: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub rule: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub steps: usize,
+}
+
+impl Summary {
+    pub fn of(changes: &[Change], steps: usize) -> Summary {
+        let mut s = Summary { steps, ..Summary::default() };
+        for c in changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Delete => s.destroy += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Read => {}
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,81 @@
+//! Retention: keep the newest `count` complete sets and none older than `max_age`, never the
+//! newest complete set, and never a snapshot asdr did not make for this cluster (R13).
+
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use crate::Ctx;
+use crate::backup::human_age;
+use crate::builder::Builder;
+use crate::observe::BackupSet;
+use crate::plan::{Action, StepKind};
+use crate::tags;
+
+/// `new_set` is the set this plan creates, if any: it counts toward `count`, and deletions wait
+/// for it to be marked complete, so a failed backup never costs an old set.
+pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
+    let retain = ctx.policy.backup.retain;
+    let newest_complete = ctx.obs.newest_complete_set().map(|s| s.id.clone());
+    let age_of = |s: &BackupSet<'_>| (ctx.now - s.time).whole_seconds().max(0) as u64;
+    let too_old = |s: &BackupSet<'_>| retain.max_age.is_some_and(|m| age_of(s) > m.seconds());
+
+    let mut kept_complete = usize::from(new_set.is_some_and(|n| ctx.obs.set(n).is_none_or(|s| !s.is_complete())));
+    let mut oldest_kept = None;
+    let mut expired: Vec<(&BackupSet<'_>, String)> = Vec::new();
+    // Newest first.
+    for set in ctx.obs.sets.iter().rev().filter(|s| s.is_complete()) {
+        if Some(&set.id) == newest_complete.as_ref() {
+            kept_complete += 1;
+            oldest_kept = Some(set.time);
+            continue;
+        }
+        let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
+        if over_count {
+            expired.push((set, format!("set {} is beyond the newest {} complete sets (retain.count)", set.id, retain.count.unwrap_or(0))));
+        } else if too_old(set) {
+            expired.push((set, format!("set {} is {} old, older than retain.max_age {}", set.id, human_age(age_of(set)), retain.max_age.expect("too_old"))));
+        } else {
+            kept_complete += 1;
+            oldest_kept = Some(set.time);
+        }
+    }
+    // Unfinished sets older than every kept complete set are leftovers of failed runs; the newer
+    // ones may still be in progress and stay.
+    for set in ctx.obs.sets.iter().rev().filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set) {
+        let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
+        if older_than_kept && (too_old(set) || retain.max_age.is_none()) {
+            expired.push((set, format!("set {} never completed and is older than every set kept", set.id)));
+        }
+    }
+    expired.sort_by(|a, b| a.0.time.cmp(&b.0.time).then_with(|| a.0.id.cmp(&b.0.id)));
+
+    let after_new_set: Vec<String> = new_set.map(|s| format!("mark_set_complete:{s}")).into_iter().collect();
+    for (set, reason) in &expired {
+        for snap in &set.snapshots {
+            let get = |k: &str| snap.tags.get(k).cloned().unwrap_or_default();
+            b.change(
+                format!("snapshot.{}", snap.id),
+                Action::Delete,
+                reason.clone(),
+                Some(json!({
+                    "set": set.id,
+                    "node": get(tags::NODE),
+                    "device": get(tags::DEVICE),
+                    "start_time": snap.start_time.format(&Rfc3339).unwrap_or_default(),
+                    "state": snap.state,
+                })),
+                None,
+            );
+            b.step(
+                StepKind::DeleteSnapshot,
+                format!("delete_snapshot:{}", snap.id),
+                snap.tags.get(tags::NODE).map(String::as_str),
+                after_new_set.clone(),
+                json!({"snapshot_id": snap.id, "set": set.id}),
+            );
+        }
+    }
+    if !expired.is_empty() {
+        b.warn("R13", "only snapshots tagged asdr:cluster for this cluster are deleted; the SMD archives of expired sets stay in the store (expire them with the store's lifecycle rules)");
+    }
+}

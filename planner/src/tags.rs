@@ -1,0 +1,10 @@
+//! The `asdr:*` tags: they are asdr's state. Resources are found again by them, and asdr only
+//! deletes, detaches or terminates what carries `asdr:cluster=<name>` or what the policy names (R13).
+
+pub const CLUSTER: &str = "asdr:cluster";
+pub const SET: &str = "asdr:set";
+pub const NODE: &str = "asdr:node";
+pub const DEVICE: &str = "asdr:device";
+pub const STEP: &str = "asdr:step";
+/// On every snapshot of a set once `mark_set_complete` ran.
+pub const COMPLETE: &str = "asdr:complete";

@@ -1,0 +1,236 @@
+//! The observed world: what the providers saw of EC2 and of the Aerospike nodes. A world file is
+//! this type written as YAML or JSON (docs/world-file.md), so plans can be reviewed offline.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub type Tags = BTreeMap<String, String>;
+
+/// Everything the planner reads besides the policy. Field order is the serialization order, and
+/// every map is sorted, so the world digest of equal worlds is equal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct World {
+    /// When the observation was made; plans made from a world file use it as "now".
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub now: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
+    #[serde(default)]
+    pub nodes: Vec<NodeObservation>,
+    #[serde(default)]
+    pub smd_archives: Vec<SmdArchive>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asbackup_archives: Vec<AsbackupArchive>,
+    /// Instance-store drive counts by instance type (DescribeInstanceTypes), for R4.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instance_types: BTreeMap<String, InstanceType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub id: String,
+    pub state: InstanceState,
+    #[serde(rename = "type")]
+    pub instance_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    pub availability_zone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default)]
+    pub instance_store_drives: u32,
+    #[serde(default)]
+    pub block_devices: Vec<BlockDevice>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockDevice {
+    pub device_name: String,
+    pub volume_id: String,
+    #[serde(default)]
+    pub delete_on_termination: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeState {
+    Creating,
+    Available,
+    InUse,
+    Deleting,
+    Deleted,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub id: String,
+    pub availability_zone: String,
+    pub size_gib: u32,
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+    pub state: VolumeState,
+    /// The snapshot the volume was created from, if any: how a restore recognises its own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachmentState {
+    Attaching,
+    Attached,
+    Detaching,
+    Detached,
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub instance_id: String,
+    pub device: String,
+    pub state: AttachmentState,
+    #[serde(default)]
+    pub delete_on_termination: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    Recoverable,
+    Recovering,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub id: String,
+    pub volume_id: String,
+    #[serde(default)]
+    pub volume_size_gib: u32,
+    pub state: SnapshotState,
+    /// Percent done, 0–100 (EC2 reports "42%").
+    #[serde(default = "hundred")]
+    pub progress: u8,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start_time: OffsetDateTime,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+/// One Aerospike node as its info port answered (or did not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeObservation {
+    /// The policy's node name.
+    pub name: String,
+    pub reachable: bool,
+    /// The `edition` reply, e.g. `Aerospike Enterprise Edition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<String>,
+    #[serde(default)]
+    pub quiesced: bool,
+    #[serde(default)]
+    pub migrations_remaining: u64,
+    #[serde(default)]
+    pub dead_partitions: u64,
+    #[serde(default)]
+    pub unavailable_partitions: u64,
+    /// Devices per namespace as `get-config:context=namespace;id=NS` reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<ObservedNamespace>,
+    /// The node's current aerospike.conf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedNamespace {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u32>,
+    #[serde(default)]
+    pub devices: Vec<ObservedDevice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedDevice {
+    pub device: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<String>,
+}
+
+/// An archive of one node's `<work_directory>/smd` in the SMD store, for one backup set (R2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmdArchive {
+    pub set: String,
+    pub node: String,
+    pub uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// The output of one `asbackup` run (one namespace) for a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsbackupArchive {
+    pub set: String,
+    pub namespace: String,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceType {
+    pub instance_store_drives: u32,
+}

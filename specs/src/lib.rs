@@ -1,0 +1,129 @@
+//! The asdr policy file (`asdr.yaml`): parsing with serde-saphyr (which keeps line and column for
+//! every value), validation into a checked model, and the JSON Schema editors use.
+//!
+//! Parse, then validate, then act: nothing downstream of this crate sees YAML or serde.
+
+mod diagnostic;
+mod duration;
+mod model;
+mod raw;
+mod span;
+mod template;
+mod validate;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use duration::Duration;
+pub use model::*;
+pub use span::Span;
+pub use template::{Template, TemplateError};
+pub use validate::{NodeVars, SnapshotVars, is_set_id};
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read policy file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads and validates the policy at `path`. The config template is read relative to it.
+pub fn load(path: &Path) -> Result<Policy, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&path.display().to_string(), &text, base).map_err(LoadError::Invalid)
+}
+
+/// Parses and validates policy text. `base_dir` is where relative paths in it (the config
+/// template) are resolved. Every problem found is returned, sorted by position.
+pub fn parse(path: &str, text: &str, base_dir: &Path) -> Result<Policy, Diagnostics> {
+    let fail = |items: Vec<Diagnostic>| Diagnostics {
+        path: path.to_string(),
+        text: text.to_string(),
+        items,
+    };
+    let raw: raw::RawPolicy = serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_error(text, &e)]))?;
+    let mut v = validate::Validator::new(base_dir);
+    let policy = v.policy(raw, path, text);
+    if v.errors.is_empty() {
+        Ok(policy)
+    } else {
+        let mut items = v.errors;
+        items.sort_by_key(|d| (d.span.line, d.span.column));
+        items.dedup();
+        Err(fail(items))
+    }
+}
+
+/// Turns a serde-saphyr error into a diagnostic at its location, without the crate's own
+/// rendering (we render every error the same way).
+fn yaml_error(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let full = e.without_snippet().to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    };
+    let span = match e.location() {
+        Some(loc) => {
+            let s = Span::from(loc);
+            if s.offset == 0 && (s.line, s.column) != (1, 1) {
+                Span::at(text, s.line, s.column)
+            } else {
+                s
+            }
+        }
+        None => Span::at(text, 1, 1),
+    };
+    Diagnostic::new(span, message)
+}
+
+/// The JSON Schema of the policy file, for editors (`asdr schema`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(raw::RawPolicy)).expect("a schema serializes")
+}
+
+/// The variables of the aerospike.conf template for one node: `cluster`, `node`, `private_ip`,
+/// `availability_zone`, and `namespaces` (each with `name`, `replication_factor` and `devices`
+/// of `device`, `shadow`, `ebs`, rendered for the node).
+pub fn config_vars(cluster: &Cluster, node: &Node) -> serde_json::Value {
+    let vars = NodeVars::new(&cluster.name, node);
+    let render = |t: &Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
+    let namespaces: Vec<serde_json::Value> = cluster
+        .namespaces
+        .iter()
+        .map(|ns| {
+            let devices: Vec<serde_json::Value> = ns
+                .devices
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "device": render(&d.device),
+                        "shadow": d.shadow.as_ref().map(render),
+                        "ebs": render(&d.ebs),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": ns.name,
+                "replication_factor": ns.replication_factor,
+                "devices": devices,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "cluster": cluster.name,
+        "node": node.name,
+        "private_ip": node.private_ip.to_string(),
+        "availability_zone": node.availability_zone,
+        "namespaces": namespaces,
+    })
+}

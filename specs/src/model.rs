@@ -1,0 +1,301 @@
+//! The checked policy: what the planner reads. Every value here has passed validation; spans are
+//! kept where a later refusal (at plan time) must point back at the policy text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::duration::Duration;
+use crate::span::Span;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Edition {
+    Enterprise,
+    Community,
+}
+
+impl Edition {
+    /// Reads an `edition` info reply (`Aerospike Enterprise Edition`) or a bare name.
+    pub fn from_reply(reply: &str) -> Option<Edition> {
+        let lower = reply.to_ascii_lowercase();
+        if lower.contains("enterprise") {
+            Some(Edition::Enterprise)
+        } else if lower.contains("community") {
+            Some(Edition::Community)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Edition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Edition::Enterprise => "enterprise",
+            Edition::Community => "community",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    EbsSnapshot,
+    Asbackup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consistency {
+    MultiVolume,
+    Quiesce,
+    StopNode,
+    None,
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Consistency::MultiVolume => "multi-volume",
+            Consistency::Quiesce => "quiesce",
+            Consistency::StopNode => "stop-node",
+            Consistency::None => "none",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    Node,
+    Cluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    Ssm,
+    Ssh,
+    Local,
+}
+
+/// A validated policy file and the texts it was read from (for digests and error rendering).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub path: String,
+    pub text: String,
+    pub cluster: Cluster,
+    pub backup: Backup,
+    pub restores: Vec<Restore>,
+}
+
+impl Policy {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.cluster.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn restore(&self, name: &str) -> Option<&Restore> {
+        self.restores.iter().find(|r| r.name == name)
+    }
+
+    /// The smallest replication factor of any namespace (R8 bounds the rolling limit by it).
+    pub fn min_replication_factor(&self) -> u32 {
+        self.cluster
+            .namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1)
+    }
+
+    /// Every EBS device name the nodes' namespaces use, in policy order, without repeats.
+    pub fn ebs_devices(&self) -> Vec<&Template> {
+        let mut seen = Vec::<&Template>::new();
+        for ns in &self.cluster.namespaces {
+            for d in &ns.devices {
+                if !seen.iter().any(|s| s.source() == d.ebs.source()) {
+                    seen.push(&d.ebs);
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub region: String,
+    pub edition: Edition,
+    pub edition_span: Span,
+    pub info_port: u16,
+    pub durable_deletes: bool,
+    pub work_directory: Template,
+    pub access: Access,
+    pub service_stop: Template,
+    pub service_start: Template,
+    pub config: ConfigSpec,
+    pub namespaces: Vec<Namespace>,
+    pub instance: InstanceDefaults,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub transport: Transport,
+    pub ssh: Option<Ssh>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssh {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigSpec {
+    /// The template file as written in the policy, and its text (read at load time).
+    pub template_path: String,
+    pub template: Template,
+    pub path: Template,
+}
+
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    pub name: String,
+    pub name_span: Span,
+    pub replication_factor: u32,
+    pub devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub device: Template,
+    pub shadow: Option<Template>,
+    /// The EBS attachment name: what EC2 snapshots, attaches and detaches (R5).
+    pub ebs: Template,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceDefaults {
+    pub instance_type: String,
+    pub ami: String,
+    pub subnets: BTreeMap<String, String>,
+    pub security_groups: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    pub key_name: Option<String>,
+    pub instance_store_volumes: u32,
+    pub instance_store_volumes_span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub name_span: Span,
+    pub instance_id: Option<String>,
+    pub private_ip: Ipv4Addr,
+    pub availability_zone: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub method: Method,
+    pub consistency: Consistency,
+    pub consistency_span: Span,
+    pub every: Duration,
+    pub every_span: Span,
+    pub retain: Retain,
+    pub smd_to: String,
+    pub max_nodes_at_once: u32,
+    pub tags: BTreeMap<String, String>,
+    pub snapshot_description: Template,
+    pub asbackup: Option<Asbackup>,
+    pub accept_zombie_records: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retain {
+    pub count: Option<u32>,
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asbackup {
+    pub to: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Restore {
+    pub name: String,
+    pub name_span: Span,
+    pub scope: Scope,
+    pub nodes: Vec<String>,
+    pub source: RestoreSource,
+    pub source_span: Span,
+    pub accept_zombie_records: bool,
+    pub volume: VolumeSpec,
+}
+
+/// Where restored data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// Reattach the node's own EBS volumes to a replacement instance.
+    CurrentVolumes,
+    /// Blank volumes of the same size and type; migrations refill the node.
+    Empty,
+    /// The newest complete backup set.
+    LatestBackup,
+    /// A named backup set, `bs-YYYYMMDDTHHMMSSZ`.
+    Set(String),
+    /// The newest complete set taken before this time.
+    Before(OffsetDateTime),
+}
+
+impl RestoreSource {
+    /// Whether the restored node cold-starts holding data (R6).
+    pub fn brings_data(&self) -> bool {
+        !matches!(self, RestoreSource::Empty)
+    }
+
+    /// Whether the data comes from a backup set.
+    pub fn uses_backup(&self) -> bool {
+        matches!(
+            self,
+            RestoreSource::LatestBackup | RestoreSource::Set(_) | RestoreSource::Before(_)
+        )
+    }
+}
+
+impl fmt::Display for RestoreSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreSource::CurrentVolumes => f.write_str("current-volumes"),
+            RestoreSource::Empty => f.write_str("empty"),
+            RestoreSource::LatestBackup => f.write_str("latest-backup"),
+            RestoreSource::Set(id) => write!(f, "set:{id}"),
+            RestoreSource::Before(t) => write!(
+                f,
+                "before:{}",
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Settings of volumes a restore creates; unset values come from the backed-up volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub volume_type: Option<String>,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    pub initialization_rate: Option<u32>,
+}

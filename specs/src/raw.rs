@@ -1,0 +1,223 @@
+//! The policy file as written: serde types that mirror POLICY.md key for key. Nothing outside this
+//! crate sees them; `validate` turns them into the checked model. Their JSON Schema is `asdr schema`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::model::{Consistency, Edition, Method, Scope, Transport};
+use crate::span::Sp;
+
+/// An asdr policy file (`asdr.yaml`): one Aerospike cluster, its backup policy and its declared restores.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "asdr policy")]
+pub struct RawPolicy {
+    /// Format version of this file; only 1 exists.
+    pub version: Sp<u32>,
+    pub cluster: RawCluster,
+    pub backup: RawBackup,
+    /// Restores that may be planned with `asdr plan --restore NAME`. Nothing restores by itself.
+    #[serde(default)]
+    pub restores: Vec<RawRestore>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// `[a-z0-9-]+`; used in the `asdr:cluster` tag and in names.
+    pub name: Sp<String>,
+    pub region: Sp<String>,
+    /// Checked against each node's `edition` reply (R9).
+    pub edition: Sp<Edition>,
+    /// Aerospike info/service port (default 3000).
+    #[serde(default)]
+    pub info_port: Option<Sp<u16>>,
+    /// True when every delete the applications issue is durable (Enterprise); see R6.
+    #[serde(default)]
+    pub durable_deletes: Option<Sp<bool>>,
+    /// SMD lives in `<work_directory>/smd` (R10). Default `/opt/aerospike`. A per-node template.
+    #[serde(default)]
+    pub work_directory: Option<Sp<String>>,
+    pub access: RawAccess,
+    pub service: RawService,
+    pub config: RawConfig,
+    pub namespaces: Sp<Vec<RawNamespace>>,
+    pub instance: RawInstance,
+    pub nodes: Sp<Vec<RawNode>>,
+}
+
+/// How asdr runs commands and moves files on a node.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub transport: Sp<Transport>,
+    #[serde(default)]
+    pub ssh: Option<Sp<RawSsh>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    pub user: Sp<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub identity_file: Option<String>,
+}
+
+/// Shell commands run on a node through the transport (per-node templates).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub stop: Sp<String>,
+    pub start: Sp<String>,
+}
+
+/// aerospike.conf of a (replacement) node, rendered with minijinja.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Path of the minijinja template, relative to the policy file.
+    pub template: Sp<String>,
+    /// Where aerospike.conf lives on the node (a per-node template).
+    pub path: Sp<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNamespace {
+    pub name: Sp<String>,
+    pub replication_factor: Sp<u32>,
+    /// One entry per storage-engine `device` line.
+    pub devices: Sp<Vec<RawDevice>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// The device path as aerospike.conf names it.
+    pub device: Sp<String>,
+    /// The EBS shadow device: authoritative on cold start (R5); this is what is backed up.
+    #[serde(default)]
+    pub shadow: Option<Sp<String>>,
+    /// The EBS attachment name of the backed-up volume. Defaults to the shadow's path, else the device's.
+    #[serde(default)]
+    pub ebs: Option<Sp<String>>,
+}
+
+/// Defaults for replacement instances (R4).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    #[serde(rename = "type")]
+    pub instance_type: Sp<String>,
+    pub ami: Sp<String>,
+    /// One subnet per availability zone the nodes use.
+    pub subnets: Sp<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub iam_instance_profile: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// A replacement type must offer at least this many ephemeral drives.
+    #[serde(default)]
+    pub instance_store_volumes: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub name: Sp<String>,
+    /// Optional; otherwise the instance is found by tag `asdr:node=<name>`.
+    #[serde(default)]
+    pub instance_id: Option<Sp<String>>,
+    pub private_ip: Sp<String>,
+    pub availability_zone: Sp<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    pub method: Sp<Method>,
+    /// How snapshots of several volumes are made consistent (R1, R9).
+    pub consistency: Sp<Consistency>,
+    /// A complete backup set younger than this must exist (`30s`, `15m`, `24h`, `7d`).
+    pub every: Sp<String>,
+    pub retain: Sp<RawRetain>,
+    pub smd: RawSmd,
+    /// Nodes quiesced or stopped at the same time; at most replication_factor - 1 (R8). Default 1.
+    #[serde(default)]
+    pub max_nodes_at_once: Option<Sp<u32>>,
+    /// Added to every resource asdr creates.
+    #[serde(default)]
+    pub tags: Option<Sp<BTreeMap<Sp<String>, String>>>,
+    /// minijinja template with `cluster`, `node`, `device`, `set`.
+    #[serde(default)]
+    pub snapshot_description: Option<Sp<String>>,
+    /// Used when method is asbackup.
+    #[serde(default)]
+    pub asbackup: Option<Sp<RawAsbackup>>,
+    /// Acknowledges R6 for `consistency: stop-node` (each bounce is a cold start).
+    #[serde(default)]
+    pub accept_zombie_records: Option<Sp<bool>>,
+}
+
+/// Keep the newest `count` complete sets, and none older than `max_age`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetain {
+    #[serde(default)]
+    pub count: Option<Sp<u32>>,
+    #[serde(default)]
+    pub max_age: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmd {
+    /// `s3://bucket/prefix` or `file:///directory` (R2).
+    pub to: Sp<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsbackup {
+    pub to: Sp<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestore {
+    pub name: Sp<String>,
+    pub scope: Sp<Scope>,
+    /// The nodes a `scope: node` restore concerns.
+    #[serde(default)]
+    pub nodes: Option<Sp<Vec<Sp<String>>>>,
+    /// `current-volumes` | `empty` | `latest-backup` | `set:<set id>` | `before:<RFC 3339 time>`.
+    pub source: Sp<String>,
+    /// Acknowledges R6: a node that missed deletes brings them back on cold start.
+    #[serde(default)]
+    pub accept_zombie_records: Option<Sp<bool>>,
+    /// Volumes created from snapshots.
+    #[serde(default)]
+    pub volume: Option<Sp<RawVolume>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVolume {
+    #[serde(rename = "type", default)]
+    pub volume_type: Option<Sp<String>>,
+    #[serde(default)]
+    pub iops: Option<u32>,
+    #[serde(default)]
+    pub throughput: Option<u32>,
+    /// MiB/s, 100 to 300 (EBS volume initialization rate).
+    #[serde(default)]
+    pub initialization_rate: Option<Sp<u32>>,
+}

@@ -1,0 +1,100 @@
+//! minijinja templates of the policy (paths, commands, descriptions, aerospike.conf), compiled once
+//! at load time so the planner renders them cheaply for every node.
+
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+const NAME: &str = "t";
+
+/// A compiled template. Literal text (no `{{` or `{%`) skips the engine entirely: most paths are
+/// literal, and a 256-node plan renders thousands of them.
+#[derive(Clone)]
+pub struct Template {
+    source: String,
+    env: Option<Arc<Environment<'static>>>,
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+/// A template that failed to compile or render, with the engine's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    pub message: String,
+    /// The line inside the template text, when the engine knows it.
+    pub line: Option<usize>,
+}
+
+impl From<minijinja::Error> for TemplateError {
+    fn from(e: minijinja::Error) -> Self {
+        let mut message = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+        if let Some(name) = e.name().filter(|n| *n != NAME) {
+            message = format!("{message} (in {name})");
+        }
+        TemplateError { message, line: e.line() }
+    }
+}
+
+impl Template {
+    /// Compiles `source`. Unknown variables are errors at render time (strict mode), so a typo
+    /// such as `{{ nodee }}` is caught when validation renders every node.
+    pub fn compile(source: &str) -> Result<Template, TemplateError> {
+        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+            return Ok(Template { source: source.to_string(), env: None });
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.add_template_owned(NAME, source.to_string())?;
+        Ok(Template { source: source.to_string(), env: Some(Arc::new(env)) })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn render<S: Serialize>(&self, context: S) -> Result<String, TemplateError> {
+        match &self.env {
+            None => Ok(self.source.clone()),
+            Some(env) => Ok(env.get_template(NAME)?.render(context)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn literal_text_renders_as_is() {
+        let t = Template::compile("/opt/aerospike").unwrap();
+        assert_eq!(t.render(json!({})).unwrap(), "/opt/aerospike");
+    }
+
+    #[test]
+    fn strict_mode_refuses_unknown_variables() {
+        let t = Template::compile("{{ nodee }}").unwrap();
+        let err = t.render(json!({"node": "a1"})).unwrap_err();
+        assert!(err.message.contains("undefined"), "{}", err.message);
+    }
+
+    #[test]
+    fn syntax_errors_are_found_at_compile_time() {
+        let err = Template::compile("{{ cluster ").unwrap_err();
+        assert!(err.message.contains("syntax error"), "{}", err.message);
+    }
+}
