@@ -13,6 +13,8 @@ pub mod plan;
 mod restore;
 mod retention;
 pub mod tags;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod world;
 
 use asdr_specs::{Diagnostic, NodeVars, Policy};

@@ -1,1 +1,4 @@
+//! Adapters between asdr and the world. For now the world-file provider: a recorded observation
+//! (YAML or JSON) that plans can be reviewed and rehearsed against offline.
 
+pub mod world_file;

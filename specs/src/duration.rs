@@ -44,7 +44,8 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
-        if s % 86_400 == 0 {
+        // Whole days from two days up; `24h` reads better than `1d` and is how policies say it.
+        if s % 86_400 == 0 && s >= 2 * 86_400 {
             write!(f, "{}d", s / 86_400)
         } else if s % 3600 == 0 {
             write!(f, "{}h", s / 3600)
@@ -78,7 +79,8 @@ mod tests {
 
     #[test]
     fn displays_in_the_largest_whole_unit() {
-        assert_eq!(Duration(86_400).to_string(), "1d");
+        assert_eq!(Duration(86_400).to_string(), "24h");
+        assert_eq!(Duration(30 * 86_400).to_string(), "30d");
         assert_eq!(Duration(5400).to_string(), "90m");
     }
 }

@@ -1,0 +1,99 @@
+//! The command line of CLI.md.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative backup and disaster recovery for Aerospike on AWS.
+///
+/// asdr reads a policy file (asdr.yaml) that says how a cluster is backed up and how it may be
+/// restored, observes the world, and shows a reviewable plan that obeys the safety rules.
+#[derive(Debug, Parser)]
+#[command(name = "asdr", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The policy file.
+    #[arg(short = 'f', long = "file", global = true, default_value = "asdr.yaml", value_name = "PATH")]
+    pub file: PathBuf,
+    /// Observe (and later act on) a world file instead of AWS and the nodes.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub world: Option<PathBuf>,
+    /// AWS endpoint (also AWS_ENDPOINT_URL).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (defaults to the policy's cluster.region).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS profile.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No colours (NO_COLOR works too).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the policy file; no network.
+    Validate,
+    /// Show what asdr would do: a new backup set and retention, or a declared restore.
+    Plan(PlanArgs),
+    /// Render a saved plan file as `plan` printed it.
+    Show(ShowArgs),
+    /// Print the plan's step graph for Graphviz or Mermaid.
+    Graph(GraphArgs),
+    /// Print the observed world as a world file.
+    Inventory,
+    /// Print the policy file's JSON Schema.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan this declared restore instead of the backup policy.
+    #[arg(long, value_name = "NAME")]
+    pub restore: Option<String>,
+    /// Also write the plan as JSON to FILE, for `asdr show` and `asdr apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do, 2 when the plan has changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file written by `asdr plan --out`.
+    pub plan_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Graph this declared restore instead of the backup policy.
+    #[arg(long, value_name = "NAME")]
+    pub restore: Option<String>,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}

@@ -1,0 +1,35 @@
+//! One module per verb, each with a `cmd_<verb>` function.
+
+mod graph;
+mod inventory;
+mod plan;
+mod schema;
+mod show;
+mod validate;
+
+use std::io::Write;
+
+use crate::args::{Cli, Command};
+use crate::error::CommandError;
+
+pub fn run(cli: &Cli) -> Result<i32, CommandError> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Validate => validate::cmd_validate(g),
+        Command::Plan(a) => plan::cmd_plan(g, a),
+        Command::Show(a) => show::cmd_show(g, a),
+        Command::Graph(a) => graph::cmd_graph(g, a),
+        Command::Inventory => inventory::cmd_inventory(g),
+        Command::Schema => schema::cmd_schema(),
+    }
+}
+
+/// Writes to stdout through anstream, which drops colours off a terminal and under NO_COLOR.
+pub(crate) fn print(text: &str) -> Result<(), CommandError> {
+    let mut out = anstream::stdout();
+    out.write_all(text.as_bytes()).map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+}
+
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<String, CommandError> {
+    serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| CommandError::User(e.to_string()))
+}

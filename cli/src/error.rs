@@ -1,0 +1,52 @@
+//! The one place that decides how a failure is shown and which exit code it gets (CLI.md: 1 for
+//! every error; 2 is only `--detailed-exitcode`'s "has changes").
+
+use asdr_specs::{Diagnostic, Policy};
+
+#[derive(Debug)]
+pub enum CommandError {
+    /// An invalid policy: every diagnostic, rendered against the file.
+    Policy(asdr_specs::Diagnostics),
+    /// A refused plan: the rule and the policy line it concerns.
+    Refused { diagnostic: Diagnostic, path: String, text: String },
+    /// Anything else the user must fix (unreadable file, bad world file, unknown restore…).
+    User(String),
+}
+
+impl CommandError {
+    pub fn refused(policy: &Policy, diagnostic: Diagnostic) -> Self {
+        CommandError::Refused { diagnostic, path: policy.path.clone(), text: policy.text.clone() }
+    }
+
+    /// Prints the error on stderr and returns the exit code.
+    pub fn report(self) -> i32 {
+        let mut err = anstream::stderr();
+        let text = match self {
+            CommandError::Policy(d) => d.render(true),
+            CommandError::Refused { diagnostic, path, text } => {
+                let mut s = diagnostic.render(&path, &text, true);
+                s.push_str("plan refused\n");
+                s
+            }
+            CommandError::User(message) => format!("error: {message}\n"),
+        };
+        use std::io::Write;
+        let _ = err.write_all(text.as_bytes());
+        1
+    }
+}
+
+impl From<asdr_specs::LoadError> for CommandError {
+    fn from(e: asdr_specs::LoadError) -> Self {
+        match e {
+            asdr_specs::LoadError::Invalid(d) => CommandError::Policy(d),
+            other => CommandError::User(other.to_string()),
+        }
+    }
+}
+
+impl From<asdr_providers::world_file::WorldFileError> for CommandError {
+    fn from(e: asdr_providers::world_file::WorldFileError) -> Self {
+        CommandError::User(e.to_string())
+    }
+}

@@ -1,0 +1,102 @@
+//! World files: `asdr --world FILE` observes this file instead of AWS and the nodes.
+//! The format is `asdr_planner::World` (docs/world-file.md); `.json` files are JSON, anything
+//! else YAML.
+
+use std::path::Path;
+
+use asdr_planner::World;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorldFileError {
+    #[error("cannot read world file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: error: {message}")]
+    Invalid { path: String, line: u64, column: u64, message: String },
+    #[error("cannot write world file {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<World, WorldFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WorldFileError::Io { path: path.display().to_string(), source })?;
+    parse(&path.display().to_string(), &text, Format::of(path))
+}
+
+pub fn parse(path: &str, text: &str, format: Format) -> Result<World, WorldFileError> {
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| WorldFileError::Invalid {
+            path: path.to_string(),
+            line: e.line() as u64,
+            column: e.column() as u64,
+            message: strip_position(&e.to_string()),
+        }),
+        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            WorldFileError::Invalid { path: path.to_string(), line, column, message: strip_position(&e.without_snippet().to_string()) }
+        }),
+    }
+}
+
+/// Serializes a world in `format` (what `asdr inventory` prints).
+pub fn to_string(world: &World, format: Format) -> Result<String, WorldFileError> {
+    match format {
+        Format::Json => serde_json::to_string_pretty(world).map(|s| s + "\n").map_err(|e| WorldFileError::Write { path: "-".into(), message: e.to_string() }),
+        Format::Yaml => serde_saphyr::to_string(world).map_err(|e| WorldFileError::Write { path: "-".into(), message: e.to_string() }),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = "now: 2026-11-21T09:00:00Z\ninstances:\n  - id: i-1\n    state: running\n    type: i4i.2xlarge\n    availability_zone: us-east-1a\n";
+
+    #[test]
+    fn yaml_and_json_round_trip_to_the_same_world() {
+        let world = parse("w.yaml", SMALL, Format::Yaml).unwrap();
+        assert_eq!(world.instances.len(), 1);
+        let json = to_string(&world, Format::Json).unwrap();
+        assert_eq!(parse("w.json", &json, Format::Json).unwrap(), world);
+        let yaml = to_string(&world, Format::Yaml).unwrap();
+        assert_eq!(parse("w.yaml", &yaml, Format::Yaml).unwrap(), world);
+    }
+
+    #[test]
+    fn a_bad_field_is_reported_at_its_line() {
+        let bad = SMALL.replace("state: running", "state: exploded");
+        let err = parse("w.yaml", &bad, Format::Yaml).unwrap_err().to_string();
+        assert!(err.starts_with("w.yaml:4:12: error: unknown variant `exploded`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let bad = format!("{SMALL}    colour: blue\n");
+        let err = parse("w.yaml", &bad, Format::Yaml).unwrap_err().to_string();
+        assert!(err.contains("w.yaml:7:5") && err.contains("unknown field `colour`"), "{err}");
+    }
+}
