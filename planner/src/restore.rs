@@ -241,9 +241,11 @@ struct NodeFlow<'n> {
     /// The instance volumes attach to: the live one, or a replacement from this step.
     instance: Value,
     replaced: bool,
-    old_terminate: Option<String>,
-    /// Per device: where the data comes from, the step that readied it, the old attachment's detach.
-    devices: Vec<(String, Value, Vec<String>, Option<String>)>,
+    /// The old instance to terminate (id, why), when it still exists.
+    old_instance: Option<(String, String)>,
+    /// Per device: the EBS name, the volume to attach, the steps that readied it, and the old
+    /// attachment to detach (volume id, instance id, DeleteOnTermination).
+    devices: Vec<(String, Value, Vec<String>, Option<(String, String, bool)>)>,
     check: Option<String>,
 }
 
@@ -254,7 +256,6 @@ impl<'n> NodeFlow<'n> {
         let base: Vec<String> = check.clone().into_iter().collect();
         let live_old = view.instance.filter(|i| i.state != InstanceState::Terminated && replaced);
         let mut devices = Vec::new();
-        let mut detaches = Vec::new();
         for d in &view.volumes {
             let data = data_for(ctx, restore, set, view, node, d)?;
             let (volume_ref, ready): (Value, Vec<String>) = match data {
@@ -296,38 +297,14 @@ impl<'n> NodeFlow<'n> {
             }
             b.step(StepKind::StopNode, format!("stop_node:{}", node.name), Some(&node.name), deps, node_params(ctx, node, StepKind::StopNode))
         });
-        let mut out_devices = Vec::new();
-        for (ebs, volume_ref, ready, old) in devices {
-            let detach = old.map(|(volume_id, instance_id, dot)| {
-                let deps: Vec<String> = stop.clone().into_iter().chain(base.iter().cloned()).collect();
-                let id = b.step(
-                    StepKind::DetachVolume,
-                    format!("detach_volume:{}:{ebs}", node.name),
-                    Some(&node.name),
-                    deps,
-                    json!({"volume_id": volume_id, "instance_id": instance_id, "device": ebs, "delete_on_termination": dot}),
-                );
-                detaches.push(id.clone());
-                id
-            });
-            out_devices.push((ebs, volume_ref, ready, detach));
-        }
-        let old_terminate = live_old.map(|old| {
+        let old_instance = live_old.map(|old| {
             if view.volumes.iter().any(|d| d.attached && d.delete_on_termination) {
                 b.warn("R7", format!(
                     "{}'s data volumes are attached with DeleteOnTermination=true: they are detached before instance {} is terminated, and kept",
                     node.name, old.id
                 ));
             }
-            let mut deps = detaches.clone();
-            deps.extend(base.iter().cloned());
-            b.step(
-                StepKind::TerminateInstance,
-                format!("terminate_instance:{}", node.name),
-                Some(&node.name),
-                deps,
-                json!({"instance_id": old.id, "wait_until": "terminated", "reason": format!("node {} is {}", node.name, view.health.describe())}),
-            )
+            (old.id.clone(), format!("node {} is {}", node.name, view.health.describe()))
         });
         let instance = if replaced { json!({"from_step": format!("provision_instance:{}", node.name)}) } else { json!(view.instance.map(|i| i.id.clone())) };
         if replaced {
@@ -339,22 +316,50 @@ impl<'n> NodeFlow<'n> {
             b.change(format!("instance.{}", node.name), action, format!("node {} is {}: a replacement with the same private IP, AZ and subnet (R4)", node.name, view.health.describe()), before, Some(after));
             check_instance_type(ctx, b)?;
         }
-        Ok(NodeFlow { node, stop, instance, replaced, old_terminate, devices: out_devices, check })
+        Ok(NodeFlow { node, stop, instance, replaced, old_instance, devices, check })
     }
 
     /// Attach, configure, (SMD), start. Returns the start step.
     fn finish(&mut self, ctx: &Ctx<'_, '_>, restore: &Restore, set: Option<&BackupSet<'_>>, full_cluster: bool, all_stops: &[String], lane: Vec<String>, b: &mut Builder) -> String {
         let node = self.node;
         let base: Vec<String> = self.check.clone().into_iter().collect();
+        // Detach after this node's stop and, in a full-cluster restore, after every stop (R12).
+        let mut detaches = Vec::new();
+        let mut detach_of = Vec::new();
+        for (ebs, _, _, old) in &self.devices {
+            detach_of.push(old.as_ref().map(|(volume_id, instance_id, dot)| {
+                let deps: Vec<String> = self.stop.iter().chain(&base).chain(all_stops).cloned().collect();
+                let id = b.step(
+                    StepKind::DetachVolume,
+                    format!("detach_volume:{}:{ebs}", node.name),
+                    Some(&node.name),
+                    deps,
+                    json!({"volume_id": volume_id, "instance_id": instance_id, "device": ebs, "delete_on_termination": dot}),
+                );
+                detaches.push(id.clone());
+                id
+            }));
+        }
+        // R7: the old instance goes only once its data volumes are detached.
+        let old_terminate = self.old_instance.as_ref().map(|(instance_id, why)| {
+            let deps: Vec<String> = detaches.iter().chain(&base).chain(all_stops).cloned().collect();
+            b.step(
+                StepKind::TerminateInstance,
+                format!("terminate_instance:{}", node.name),
+                Some(&node.name),
+                deps,
+                json!({"instance_id": instance_id, "wait_until": "terminated", "reason": why}),
+            )
+        });
         let provision = self.replaced.then(|| {
-            let mut deps: Vec<String> = base.iter().cloned().chain(self.old_terminate.clone()).chain(lane.iter().cloned()).collect();
+            let mut deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).chain(lane.iter().cloned()).collect();
             // IP reuse: the replacement may launch only once the old instance is terminated.
             deps.sort();
             let id = format!("provision_instance:{}", node.name);
             b.step(StepKind::ProvisionInstance, id.clone(), Some(&node.name), deps, provision_params(ctx, node, Some(&id)))
         });
         let mut before_start = Vec::new();
-        for (ebs, volume_ref, ready, detach) in &self.devices {
+        for ((ebs, volume_ref, ready, _), detach) in self.devices.iter().zip(&detach_of) {
             let unchanged = detach.is_none() && ready.is_empty() && !self.replaced;
             if unchanged {
                 continue;
@@ -371,9 +376,6 @@ impl<'n> NodeFlow<'n> {
                 deps,
                 json!({"volume_id": volume_ref, "instance_id": self.instance, "device": ebs}),
             ));
-            if !self.replaced && detach.is_some() && full_cluster {
-                // counted in the change list by its volume; nothing more to record
-            }
         }
         let out_of_service: Vec<String> = provision.iter().chain(self.stop.iter()).cloned().collect();
         let rendered = config::render(ctx.policy, node);
