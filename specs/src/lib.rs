@@ -83,7 +83,34 @@ fn yaml_error(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
         }
         None => Span::at(text, 1, 1),
     };
+    if message.starts_with("missing field") {
+        return missing_field(text, span, message);
+    }
     Diagnostic::new(span, message)
+}
+
+/// serde reports a missing field where the mapping ended (its last key). Point at the key that
+/// owns the mapping instead, and name it: `missing field `name` in `cluster``.
+fn missing_field(text: &str, at: Span, message: String) -> Diagnostic {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = at.column.saturating_sub(1) as usize;
+    let start = (at.line as usize).min(lines.len());
+    for i in (0..start.saturating_sub(1)).rev() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let own = line.len() - trimmed.len();
+        if own < indent {
+            let key = trimmed.trim_start_matches("- ").split(':').next().unwrap_or("").trim();
+            let column = own as u32 + 1;
+            let mut span = Span::at(text, i as u32 + 1, column);
+            span.len = key.len().max(1);
+            return Diagnostic::new(span, format!("{message} in `{key}`"));
+        }
+    }
+    Diagnostic::new(Span::at(text, 1, 1), message)
 }
 
 /// The JSON Schema of the policy file, for editors (`asdr schema`).

@@ -526,7 +526,7 @@ impl<'a> Validator<'a> {
             && (r.scope.value == Scope::Node || *source == RestoreSource::CurrentVolumes);
         if cold_start_with_data && !accept && !cluster.durable_deletes {
             let healthy_alternative = if r.scope.value == Scope::Node && min_rf >= 2 {
-                " or use `source: empty` to rejoin blank and refill by migration (no records come back)"
+                ", or use `source: empty` to rejoin blank and refill by migration (no records come back)"
             } else {
                 ""
             };
