@@ -20,7 +20,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The policy file.
-    #[arg(short = 'f', long = "file", global = true, default_value = "asdr.yaml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "asdr.yaml",
+        value_name = "PATH"
+    )]
     pub file: PathBuf,
     /// Observe (and later act on) a world file instead of AWS and the nodes.
     #[arg(long, global = true, value_name = "PATH")]

@@ -6,16 +6,28 @@ use asdr_specs::{Diagnostic, Policy};
 #[derive(Debug)]
 pub enum CommandError {
     /// An invalid policy: every diagnostic, rendered against the file.
-    Policy(asdr_specs::Diagnostics),
+    Policy(Box<asdr_specs::Diagnostics>),
     /// A refused plan: the rule and the policy line it concerns.
-    Refused { diagnostic: Diagnostic, path: String, text: String },
+    Refused(Box<Refusal>),
     /// Anything else the user must fix (unreadable file, bad world file, unknown restore…).
     User(String),
 }
 
+/// A refused plan's diagnostic and the policy text it points into.
+#[derive(Debug)]
+pub struct Refusal {
+    diagnostic: Diagnostic,
+    path: String,
+    text: String,
+}
+
 impl CommandError {
     pub fn refused(policy: &Policy, diagnostic: Diagnostic) -> Self {
-        CommandError::Refused { diagnostic, path: policy.path.clone(), text: policy.text.clone() }
+        CommandError::Refused(Box::new(Refusal {
+            diagnostic,
+            path: policy.path.clone(),
+            text: policy.text.clone(),
+        }))
     }
 
     /// Prints the error on stderr and returns the exit code.
@@ -23,8 +35,8 @@ impl CommandError {
         let mut err = anstream::stderr();
         let text = match self {
             CommandError::Policy(d) => d.render(true),
-            CommandError::Refused { diagnostic, path, text } => {
-                let mut s = diagnostic.render(&path, &text, true);
+            CommandError::Refused(r) => {
+                let mut s = r.diagnostic.render(&r.path, &r.text, true);
                 s.push_str("plan refused\n");
                 s
             }
@@ -39,7 +51,7 @@ impl CommandError {
 impl From<asdr_specs::LoadError> for CommandError {
     fn from(e: asdr_specs::LoadError) -> Self {
         match e {
-            asdr_specs::LoadError::Invalid(d) => CommandError::Policy(d),
+            asdr_specs::LoadError::Invalid(d) => CommandError::Policy(Box::new(d)),
             other => CommandError::User(other.to_string()),
         }
     }

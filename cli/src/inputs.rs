@@ -19,7 +19,11 @@ pub fn world(global: &Global) -> Result<World, CommandError> {
         Some(path) => Ok(world_file::load(path)?),
         None => Err(CommandError::User(format!(
             "observing AWS and the nodes directly is not available in this build{}: pass --world FILE (a world file, see docs/world-file.md)",
-            global.endpoint_url.as_deref().map(|u| format!(" (endpoint {u})")).unwrap_or_default()
+            global
+                .endpoint_url
+                .as_deref()
+                .map(|u| format!(" (endpoint {u})"))
+                .unwrap_or_default()
         ))),
     }
 }

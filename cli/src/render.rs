@@ -36,16 +36,31 @@ pub fn plan(plan: &Plan) -> String {
         Some(r) => format!("restore `{r}`"),
         None => plan.operation.clone(),
     };
-    let _ = writeln!(out, "{} {op} of cluster {} ({})", paint(BOLD, "asdr plan:"), plan.cluster, plan.plan_id);
+    let _ = writeln!(
+        out,
+        "{} {op} of cluster {} ({})",
+        paint(BOLD, "asdr plan:"),
+        plan.cluster,
+        plan.plan_id
+    );
     let _ = writeln!(out, "{}", paint(DIM, &format!("as of {}", plan.now)));
     if !plan.has_changes() {
-        let _ = writeln!(out, "\nNo changes: cluster {} matches the policy for {op}.", plan.cluster);
+        let _ = writeln!(
+            out,
+            "\nNo changes: cluster {} matches the policy for {op}.",
+            plan.cluster
+        );
     }
     if !plan.changes.is_empty() {
         let _ = writeln!(out, "\n{}", paint(BOLD, "Changes:"));
         for c in &plan.changes {
             let style = action_style(c.action);
-            let _ = writeln!(out, "  {} {}", paint(style, &format!("{:>3}", c.action.marker())), paint(BOLD, &c.address));
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                paint(style, &format!("{:>3}", c.action.marker())),
+                paint(BOLD, &c.address)
+            );
             let _ = writeln!(out, "        {}", paint(DIM, &format!("# {}", c.reason)));
             let attrs = match c.action {
                 Action::Delete => c.before.as_ref(),
@@ -83,14 +98,29 @@ pub fn plan(plan: &Plan) -> String {
         }
     }
     if !plan.steps.is_empty() {
-        let critical = StepGraph::new(&plan.steps).map(|g| g.critical_path().len()).unwrap_or(0);
-        let _ = writeln!(out, "\n{} ({} steps; critical path {critical} steps):", paint(BOLD, "Steps"), plan.steps.len());
+        let critical = StepGraph::new(&plan.steps)
+            .map(|g| g.critical_path().len())
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\n{} ({} steps; critical path {critical} steps):",
+            paint(BOLD, "Steps"),
+            plan.steps.len()
+        );
         let width = plan.steps.len().to_string().len();
         for (i, s) in plan.steps.iter().enumerate() {
-            let cleanup = if s.cleanup { paint(YELLOW, " [cleanup]") } else { String::new() };
+            let cleanup = if s.cleanup {
+                paint(YELLOW, " [cleanup]")
+            } else {
+                String::new()
+            };
             let _ = write!(out, "  {:>width$}. {}{cleanup}", i + 1, s.id);
             if !s.depends_on.is_empty() {
-                let _ = write!(out, "{}", paint(DIM, &format!("  ← {}", s.depends_on.join(", "))));
+                let _ = write!(
+                    out,
+                    "{}",
+                    paint(DIM, &format!("  ← {}", s.depends_on.join(", ")))
+                );
             }
             out.push('\n');
         }
@@ -98,7 +128,12 @@ pub fn plan(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\n{}", paint(BOLD, "Warnings:"));
         for w in &plan.warnings {
-            let _ = writeln!(out, "  {} {}", paint(YELLOW, &format!("[{}]", w.rule)), w.message);
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                paint(YELLOW, &format!("[{}]", w.rule)),
+                w.message
+            );
         }
     }
     let s = plan.summary;
@@ -121,10 +156,18 @@ fn dot_escape(s: &str) -> String {
 pub fn dot(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(&plan.plan_id));
-    let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];");
+    let _ = writeln!(
+        out,
+        "  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
+    );
     for s in &plan.steps {
         let style = if s.cleanup { ", style=dashed" } else { "" };
-        let _ = writeln!(out, "  \"{}\" [label=\"{}\"{style}];", dot_escape(&s.id), dot_escape(&s.id));
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\"{style}];",
+            dot_escape(&s.id),
+            dot_escape(&s.id)
+        );
     }
     for s in &plan.steps {
         for d in &s.depends_on {
@@ -141,7 +184,12 @@ pub fn mermaid(plan: &Plan) -> String {
         let label = s.id.replace('"', "#quot;");
         let _ = writeln!(out, "  s{i}[\"{label}\"]");
     }
-    let index: std::collections::HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     for (i, s) in plan.steps.iter().enumerate() {
         for d in &s.depends_on {
             let _ = writeln!(out, "  s{} --> s{i}", index[d.as_str()]);

@@ -12,7 +12,9 @@ fn root() -> PathBuf {
 
 fn asdr() -> Command {
     let mut c = Command::cargo_bin("asdr").unwrap();
-    c.current_dir(root()).env_remove("AWS_ENDPOINT_URL").env("NO_COLOR", "1");
+    c.current_dir(root())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("NO_COLOR", "1");
     c
 }
 
@@ -24,7 +26,11 @@ struct Out {
 
 fn run(args: &[&str]) -> Out {
     let o = asdr().args(args).output().unwrap();
-    Out { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8(o.stdout).unwrap(), stderr: String::from_utf8(o.stderr).unwrap() }
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(o.stdout).unwrap(),
+        stderr: String::from_utf8(o.stderr).unwrap(),
+    }
 }
 
 const PROD: &str = "examples/prod-east/asdr.yaml";
@@ -34,41 +40,103 @@ const CE: &str = "examples/community/asdr.yaml";
 fn validate_accepts_the_policy_md_example() {
     let out = run(&["-f", PROD, "validate"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("valid: cluster prod-east (3 nodes, 2 namespaces"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("valid: cluster prod-east (3 nodes, 2 namespaces"),
+        "{}",
+        out.stdout
+    );
     // The example is POLICY.md's, verbatim, when the design documents are beside the checkout.
     let design = root().join("../shared/design/POLICY.md");
     if let Ok(doc) = std::fs::read_to_string(&design) {
-        let block = doc.split("```yaml\n").nth(1).unwrap().split("```").next().unwrap();
-        assert_eq!(std::fs::read_to_string(root().join(PROD)).unwrap(), block, "examples/prod-east/asdr.yaml drifted from POLICY.md");
+        let block = doc
+            .split("```yaml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root().join(PROD)).unwrap(),
+            block,
+            "examples/prod-east/asdr.yaml drifted from POLICY.md"
+        );
     }
 }
 
 #[test]
 fn every_bad_policy_exits_1_at_its_expected_line_and_column() {
     let dir = root().join("testdata/bad");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     files.sort();
     assert!(files.len() >= 30, "the corpus has {} files", files.len());
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let expect = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()));
+        let expect = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()));
         let (location, fragment) = expect.split_once(": ").unwrap();
-        let rel = format!("testdata/bad/{}", file.file_name().unwrap().to_str().unwrap());
+        let rel = format!(
+            "testdata/bad/{}",
+            file.file_name().unwrap().to_str().unwrap()
+        );
         let out = run(&["-f", &rel, "validate"]);
         assert_eq!(out.code, 1, "{rel} exited {}: {}", out.code, out.stderr);
         let first = out.stderr.lines().next().unwrap_or("");
-        assert!(first.starts_with(&format!("{rel}:{location}: error: ")), "{rel}: expected {location}, got: {first}");
-        assert!(first.contains(fragment), "{rel}: expected `{fragment}` in: {first}");
-        assert!(out.stderr.contains(&format!("--> {rel}:{location}")) && out.stderr.contains('^'), "{rel}: the source line is shown underlined:\n{}", out.stderr);
+        assert!(
+            first.starts_with(&format!("{rel}:{location}: error: ")),
+            "{rel}: expected {location}, got: {first}"
+        );
+        assert!(
+            first.contains(fragment),
+            "{rel}: expected `{fragment}` in: {first}"
+        );
+        assert!(
+            out.stderr.contains(&format!("--> {rel}:{location}")) && out.stderr.contains('^'),
+            "{rel}: the source line is shown underlined:\n{}",
+            out.stderr
+        );
     }
 }
 
 #[test]
 fn plan_json_is_byte_identical_across_runs() {
     for args in [
-        vec!["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--json"],
-        vec!["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan", "--json", "--restore", "replace-a1"],
-        vec!["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--json", "--restore", "full-cluster"],
+        vec![
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-backup-due.yaml",
+            "plan",
+            "--json",
+        ],
+        vec![
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-failed-node.yaml",
+            "plan",
+            "--json",
+            "--restore",
+            "replace-a1",
+        ],
+        vec![
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-backup-due.yaml",
+            "plan",
+            "--json",
+            "--restore",
+            "full-cluster",
+        ],
     ] {
         let a = run(&args);
         let b = run(&args);
@@ -86,7 +154,17 @@ fn show_of_a_saved_plan_prints_what_plan_printed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plan.json");
     let file = file.to_str().unwrap();
-    let planned = run(&["-f", PROD, "--world", "examples/prod-east/world-unreachable-node.yaml", "plan", "--restore", "replace-a1", "--out", file]);
+    let planned = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-unreachable-node.yaml",
+        "plan",
+        "--restore",
+        "replace-a1",
+        "--out",
+        file,
+    ]);
     assert_eq!(planned.code, 0, "{}", planned.stderr);
     let shown = run(&["show", file]);
     assert_eq!(shown.code, 0, "{}", shown.stderr);
@@ -105,7 +183,17 @@ fn show_refuses_a_file_that_is_not_a_plan() {
 
 #[test]
 fn graph_dot_is_accepted_by_graphviz() {
-    let out = run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "graph", "--restore", "full-cluster", "--format", "dot"]);
+    let out = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "graph",
+        "--restore",
+        "full-cluster",
+        "--format",
+        "dot",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut dot = Command::new("dot")
         .arg("-Tsvg")
@@ -115,19 +203,49 @@ fn graph_dot_is_accepted_by_graphviz() {
         .spawn()
         .expect("Graphviz `dot` must be installed for this test (apt-get install graphviz; the README's test command does)");
     use std::io::Write;
-    dot.stdin.take().unwrap().write_all(out.stdout.as_bytes()).unwrap();
+    dot.stdin
+        .take()
+        .unwrap()
+        .write_all(out.stdout.as_bytes())
+        .unwrap();
     let result = dot.wait_with_output().unwrap();
-    assert!(result.status.success(), "dot rejected the graph: {}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "dot rejected the graph: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let svg = String::from_utf8(result.stdout).unwrap();
     assert!(svg.contains("<svg") && svg.contains("restore_smd:a1"));
 }
 
 #[test]
 fn graph_mermaid_has_a_node_per_step_and_an_edge_per_dependency() {
-    let plan: serde_json::Value = serde_json::from_str(&run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--json"]).stdout).unwrap();
+    let plan: serde_json::Value = serde_json::from_str(
+        &run(&[
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-backup-due.yaml",
+            "plan",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     let steps = plan["steps"].as_array().unwrap();
-    let edges: usize = steps.iter().map(|s| s["depends_on"].as_array().unwrap().len()).sum();
-    let out = run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "graph", "--format", "mermaid"]);
+    let edges: usize = steps
+        .iter()
+        .map(|s| s["depends_on"].as_array().unwrap().len())
+        .sum();
+    let out = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "graph",
+        "--format",
+        "mermaid",
+    ]);
     assert!(out.stdout.starts_with("flowchart LR\n"));
     assert_eq!(out.stdout.matches("[\"").count(), steps.len());
     assert_eq!(out.stdout.matches(" --> ").count(), edges);
@@ -135,33 +253,79 @@ fn graph_mermaid_has_a_node_per_step_and_an_edge_per_dependency() {
 
 #[test]
 fn detailed_exitcode_is_2_with_changes_and_0_without() {
-    let changes = run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--detailed-exitcode"]);
+    let changes = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+        "--detailed-exitcode",
+    ]);
     assert_eq!(changes.code, 2, "{}", changes.stderr);
-    let none = run(&["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan", "--detailed-exitcode"]);
+    let none = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-failed-node.yaml",
+        "plan",
+        "--detailed-exitcode",
+    ]);
     assert_eq!(none.code, 0, "{}", none.stderr);
     assert!(none.stdout.contains("No changes"), "{}", none.stdout);
-    let plain = run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan"]);
+    let plain = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+    ]);
     assert_eq!(plain.code, 0);
 }
 
 #[test]
 fn r9_a_refused_plan_exits_1_pointing_at_the_policy_line() {
     let dir = tempfile::tempdir().unwrap();
-    let world = std::fs::read_to_string(root().join("examples/prod-east/world-backup-due.yaml")).unwrap();
+    let world =
+        std::fs::read_to_string(root().join("examples/prod-east/world-backup-due.yaml")).unwrap();
     let path = dir.path().join("world.yaml");
-    std::fs::write(&path, world.replace("Aerospike Enterprise Edition", "Aerospike Community Edition")).unwrap();
+    std::fs::write(
+        &path,
+        world.replace(
+            "Aerospike Enterprise Edition",
+            "Aerospike Community Edition",
+        ),
+    )
+    .unwrap();
     let out = run(&["-f", PROD, "--world", path.to_str().unwrap(), "plan"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with(&format!("{PROD}:6:12: error: [R9] node `a1` reports `Aerospike Community Edition`")), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "{PROD}:6:12: error: [R9] node `a1` reports `Aerospike Community Edition`"
+        )),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("plan refused"));
     assert!(out.stdout.is_empty(), "nothing is planned");
 }
 
 #[test]
 fn an_unknown_restore_exits_1_and_lists_the_declared_ones() {
-    let out = run(&["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--restore", "replace-z9"]);
+    let out = run(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+        "--restore",
+        "replace-z9",
+    ]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("no restore named `replace-z9`") && out.stderr.contains("full-cluster"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no restore named `replace-z9`") && out.stderr.contains("full-cluster"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -175,17 +339,30 @@ fn without_a_world_file_asdr_does_not_reach_for_aws() {
 fn a_bad_world_file_is_reported_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.yaml");
-    std::fs::write(&path, "now: 2026-11-21T09:00:00Z\ninstances:\n  - id: i-1\n    state: exploded\n").unwrap();
+    std::fs::write(
+        &path,
+        "now: 2026-11-21T09:00:00Z\ninstances:\n  - id: i-1\n    state: exploded\n",
+    )
+    .unwrap();
     let out = run(&["-f", PROD, "--world", path.to_str().unwrap(), "plan"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("w.yaml:4:12: error: unknown variant `exploded`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("w.yaml:4:12: error: unknown variant `exploded`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn inventory_round_trips_the_world() {
     let dir = tempfile::tempdir().unwrap();
     for (flag, name) in [("", "w.yaml"), ("--json", "w.json")] {
-        let mut args = vec!["--world", "examples/prod-east/world-failed-node.yaml", "inventory"];
+        let mut args = vec![
+            "--world",
+            "examples/prod-east/world-failed-node.yaml",
+            "inventory",
+        ];
         if !flag.is_empty() {
             args.push(flag);
         }
@@ -194,10 +371,17 @@ fn inventory_round_trips_the_world() {
         let path = dir.path().join(name);
         std::fs::write(&path, &inv.stdout).unwrap();
         let digest = |world: &str| {
-            let p: serde_json::Value = serde_json::from_str(&run(&["-f", PROD, "--world", world, "plan", "--json"]).stdout).unwrap();
+            let p: serde_json::Value = serde_json::from_str(
+                &run(&["-f", PROD, "--world", world, "plan", "--json"]).stdout,
+            )
+            .unwrap();
             p["world_digest"].as_str().unwrap().to_string()
         };
-        assert_eq!(digest(path.to_str().unwrap()), digest("examples/prod-east/world-failed-node.yaml"), "{name}");
+        assert_eq!(
+            digest(path.to_str().unwrap()),
+            digest("examples/prod-east/world-failed-node.yaml"),
+            "{name}"
+        );
     }
 }
 
@@ -208,14 +392,37 @@ fn schema_is_json_and_describes_every_top_level_key() {
     for key in ["version", "cluster", "backup", "restores"] {
         assert!(schema["properties"][key].is_object(), "{key}");
     }
-    assert_eq!(schema["additionalProperties"], false, "unknown keys are errors in editors too");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are errors in editors too"
+    );
 }
 
 #[test]
 fn output_off_a_terminal_has_no_colour_codes() {
-    let o = asdr().env_remove("NO_COLOR").args(["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan", "--restore", "replace-a1"]).output().unwrap();
+    let o = asdr()
+        .env_remove("NO_COLOR")
+        .args([
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-failed-node.yaml",
+            "plan",
+            "--restore",
+            "replace-a1",
+        ])
+        .output()
+        .unwrap();
     assert!(!o.stdout.contains(&0x1b));
-    let bad = asdr().env_remove("NO_COLOR").args(["-f", "testdata/bad/r1-none-with-multi-volume-namespace.yaml", "validate"]).output().unwrap();
+    let bad = asdr()
+        .env_remove("NO_COLOR")
+        .args([
+            "-f",
+            "testdata/bad/r1-none-with-multi-volume-namespace.yaml",
+            "validate",
+        ])
+        .output()
+        .unwrap();
     assert!(!bad.stderr.contains(&0x1b));
 }
 
@@ -228,13 +435,84 @@ fn snapshot_of(args: &[&str]) -> String {
 #[test]
 fn human_plans_of_the_examples() {
     let cases: [(&str, &[&str]); 7] = [
-        ("prod_east_backup_due", &["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan"]),
-        ("prod_east_failed_node_nothing_due", &["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan"]),
-        ("prod_east_replace_a1_terminated", &["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan", "--restore", "replace-a1"]),
-        ("prod_east_replace_a1_unreachable", &["-f", PROD, "--world", "examples/prod-east/world-unreachable-node.yaml", "plan", "--restore", "replace-a1"]),
-        ("prod_east_a1_from_backup", &["-f", PROD, "--world", "examples/prod-east/world-failed-node.yaml", "plan", "--restore", "a1-from-backup"]),
-        ("prod_east_full_cluster", &["-f", PROD, "--world", "examples/prod-east/world-backup-due.yaml", "plan", "--restore", "full-cluster"]),
-        ("community_backup_due", &["-f", CE, "--world", "examples/community/world-backup-due.yaml", "plan"]),
+        (
+            "prod_east_backup_due",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-backup-due.yaml",
+                "plan",
+            ],
+        ),
+        (
+            "prod_east_failed_node_nothing_due",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-failed-node.yaml",
+                "plan",
+            ],
+        ),
+        (
+            "prod_east_replace_a1_terminated",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-failed-node.yaml",
+                "plan",
+                "--restore",
+                "replace-a1",
+            ],
+        ),
+        (
+            "prod_east_replace_a1_unreachable",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-unreachable-node.yaml",
+                "plan",
+                "--restore",
+                "replace-a1",
+            ],
+        ),
+        (
+            "prod_east_a1_from_backup",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-failed-node.yaml",
+                "plan",
+                "--restore",
+                "a1-from-backup",
+            ],
+        ),
+        (
+            "prod_east_full_cluster",
+            &[
+                "-f",
+                PROD,
+                "--world",
+                "examples/prod-east/world-backup-due.yaml",
+                "plan",
+                "--restore",
+                "full-cluster",
+            ],
+        ),
+        (
+            "community_backup_due",
+            &[
+                "-f",
+                CE,
+                "--world",
+                "examples/community/world-backup-due.yaml",
+                "plan",
+            ],
+        ),
     ];
     for (name, args) in cases {
         insta::assert_snapshot!(name, snapshot_of(args));

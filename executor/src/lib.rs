@@ -20,10 +20,15 @@ pub struct Progress {
 pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) -> Vec<&'p str> {
     let finished = |id: &String| progress.done.contains(id) || progress.failed.contains(id);
     let mut out_of_service: HashSet<&str> = HashSet::new();
-    let by_id: HashMap<&str, &asdr_planner::Step> = plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let by_id: HashMap<&str, &asdr_planner::Step> =
+        plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
     for s in &plan.steps {
-        if s.kind.takes_node_out() && (progress.done.contains(&s.id) || progress.running.contains(&s.id)) {
-            let back = plan.steps.iter().any(|c| c.kind.brings_node_back() && c.node == s.node && progress.done.contains(&c.id));
+        if s.kind.takes_node_out()
+            && (progress.done.contains(&s.id) || progress.running.contains(&s.id))
+        {
+            let back = plan.steps.iter().any(|c| {
+                c.kind.brings_node_back() && c.node == s.node && progress.done.contains(&c.id)
+            });
             if !back && let Some(n) = &s.node {
                 out_of_service.insert(n.as_str());
             }
@@ -31,7 +36,10 @@ pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) 
     }
     let mut ready = Vec::new();
     for s in &plan.steps {
-        if progress.done.contains(&s.id) || progress.failed.contains(&s.id) || progress.running.contains(&s.id) {
+        if progress.done.contains(&s.id)
+            || progress.failed.contains(&s.id)
+            || progress.running.contains(&s.id)
+        {
             continue;
         }
         let deps_ok = if s.cleanup {

@@ -38,7 +38,12 @@ fn main() {
     );
     let mut unreachable = WorldSpec::new(now);
     unreachable.sets = 7;
-    unreachable.failures = vec![("a1".into(), Failure::Unreachable { delete_on_termination: true })];
+    unreachable.failures = vec![(
+        "a1".into(),
+        Failure::Unreachable {
+            delete_on_termination: true,
+        },
+    )];
     write(
         "examples/prod-east/asdr.yaml",
         "examples/prod-east/world-unreachable-node.yaml",

@@ -21,7 +21,12 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         Some(set) => {
             let age = (ctx.now - set.time).whole_seconds().max(0) as u64;
             (age >= backup.every.seconds()).then(|| {
-                format!("the newest complete set {} is {} old; every: {}", set.id, human_age(age), backup.every)
+                format!(
+                    "the newest complete set {} is {} old; every: {}",
+                    set.id,
+                    human_age(age),
+                    backup.every
+                )
             })
         }
     };
@@ -46,7 +51,12 @@ fn newest_complete<'a>(ctx: &'a Ctx<'_, '_>) -> Option<&'a BackupSet<'a>> {
     let namespaces = ctx.policy.cluster.namespaces.len();
     match ctx.policy.backup.method {
         Method::EbsSnapshot => ctx.obs.newest_complete_set(),
-        Method::Asbackup => ctx.obs.sets.iter().rev().find(|s| s.asbackup.len() >= namespaces),
+        Method::Asbackup => ctx
+            .obs
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.asbackup.len() >= namespaces),
     }
 }
 
@@ -61,7 +71,8 @@ fn resume_or_new(ctx: &Ctx<'_, '_>) -> String {
         .find(|s| {
             newest_complete.is_none_or(|t| s.time > t)
                 && s.time <= ctx.now
-                && ((ctx.now - s.time).whole_seconds().max(0) as u64) < ctx.policy.backup.every.seconds()
+                && ((ctx.now - s.time).whole_seconds().max(0) as u64)
+                    < ctx.policy.backup.every.seconds()
                 && !s.snapshots.iter().any(|x| x.state == SnapshotState::Error)
         })
         .map_or_else(|| set_id(ctx.now), |s| s.id.clone())
@@ -85,9 +96,15 @@ fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
             NodeHealth::Healthy => {
                 let o = view.observation.expect("healthy means observed");
                 if o.cluster_size.is_some_and(|s| s != expected) {
-                    Some(format!("sees a cluster of {} nodes, not {expected}", o.cluster_size.unwrap_or(0)))
+                    Some(format!(
+                        "sees a cluster of {} nodes, not {expected}",
+                        o.cluster_size.unwrap_or(0)
+                    ))
                 } else if o.migrations_remaining > 0 {
-                    Some(format!("has {} partition migrations remaining", o.migrations_remaining))
+                    Some(format!(
+                        "has {} partition migrations remaining",
+                        o.migrations_remaining
+                    ))
                 } else if o.quiesced {
                     Some("is quiesced".to_string())
                 } else {
@@ -107,7 +124,10 @@ fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
             let help = if restores.is_empty() || view.health == NodeHealth::Healthy {
                 "wait until the cluster is stable at its full size, then plan again".to_string()
             } else {
-                format!("restore the node first: asdr plan --restore {}", restores.join(" | "))
+                format!(
+                    "restore the node first: asdr plan --restore {}",
+                    restores.join(" | ")
+                )
             };
             return Err(refuse(
                 Diagnostic::new(
@@ -122,12 +142,23 @@ fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> Result<(), PlanError> {
+fn snapshot_set(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    set: &str,
+    reason: &str,
+) -> Result<(), PlanError> {
     require_stable_cluster(ctx)?;
     let policy = ctx.policy;
     let backup = &policy.backup;
     let existing = ctx.obs.set(set);
-    let snapshotted_volumes: HashSet<&str> = ctx.obs.world.snapshots.iter().map(|s| s.volume_id.as_str()).collect();
+    let snapshotted_volumes: HashSet<&str> = ctx
+        .obs
+        .world
+        .snapshots
+        .iter()
+        .map(|s| s.volume_id.as_str())
+        .collect();
 
     let check = b.step(
         StepKind::CheckClusterStable,
@@ -147,7 +178,9 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
 
     for (i, view) in ctx.obs.nodes.iter().enumerate() {
         let node = ctx.policy_node(&view.name);
-        let instance = view.instance.expect("require_stable_cluster saw every node healthy");
+        let instance = view
+            .instance
+            .expect("require_stable_cluster saw every node healthy");
         let mut devices = Vec::new();
         for d in &view.volumes {
             let Some(volume) = d.volume.filter(|_| d.attached) else {
@@ -160,11 +193,19 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
             let done = existing.and_then(|s| s.snapshot_for(&view.name, &d.ebs));
             devices.push((d.ebs.clone(), volume, done));
         }
-        let missing: Vec<_> = devices.iter().filter(|(_, _, done)| done.is_none()).collect();
+        let missing: Vec<_> = devices
+            .iter()
+            .filter(|(_, _, done)| done.is_none())
+            .collect();
         for (ebs, volume, _) in &missing {
             let description = backup
                 .snapshot_description
-                .render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set })
+                .render(SnapshotVars {
+                    cluster: &policy.cluster.name,
+                    node: &view.name,
+                    device: ebs,
+                    set,
+                })
                 .unwrap_or_default();
             b.change(
                 format!("snapshot.{}.{ebs}", view.name),
@@ -192,18 +233,46 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
         };
         let stop = stop && !missing.is_empty();
         let opened = stop.then(|| {
-            b.step(open_kind, format!("{open_kind}:{}", view.name), Some(&view.name), first_deps.clone(), node_params(ctx, node, open_kind))
+            b.step(
+                open_kind,
+                format!("{open_kind}:{}", view.name),
+                Some(&view.name),
+                first_deps.clone(),
+                node_params(ctx, node, open_kind),
+            )
         });
-        let snap_deps = opened.clone().map_or_else(|| first_deps.clone(), |o| vec![o]);
+        let snap_deps = opened
+            .clone()
+            .map_or_else(|| first_deps.clone(), |o| vec![o]);
 
         let mut created = Vec::new();
-        let step_tags = |step_id: &str, ebs: &str| ctx.tags(&[(tags::SET, set), (tags::NODE, &view.name), (tags::DEVICE, ebs), (tags::STEP, step_id)]);
+        let step_tags = |step_id: &str, ebs: &str| {
+            ctx.tags(&[
+                (tags::SET, set),
+                (tags::NODE, &view.name),
+                (tags::DEVICE, ebs),
+                (tags::STEP, step_id),
+            ])
+        };
         if backup.consistency == Consistency::MultiVolume && !missing.is_empty() {
             let id = format!("snapshot_instance:{}:{set}", view.name);
-            let vols: Vec<_> = devices.iter().map(|(ebs, v, _)| json!({"device": ebs, "volume_id": v.id})).collect();
+            let vols: Vec<_> = devices
+                .iter()
+                .map(|(ebs, v, _)| json!({"device": ebs, "volume_id": v.id}))
+                .collect();
             let descriptions: Vec<_> = devices
                 .iter()
-                .map(|(ebs, _, _)| backup.snapshot_description.render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set }).unwrap_or_default())
+                .map(|(ebs, _, _)| {
+                    backup
+                        .snapshot_description
+                        .render(SnapshotVars {
+                            cluster: &policy.cluster.name,
+                            node: &view.name,
+                            device: ebs,
+                            set,
+                        })
+                        .unwrap_or_default()
+                })
                 .collect();
             let params = json!({
                 "instance_id": instance.id,
@@ -213,18 +282,44 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
                 "descriptions": descriptions,
                 "tags": ctx.tags(&[(tags::SET, set), (tags::NODE, &view.name), (tags::STEP, &id)]),
             });
-            created.push(b.step(StepKind::SnapshotInstance, id, Some(&view.name), snap_deps.clone(), params));
+            created.push(b.step(
+                StepKind::SnapshotInstance,
+                id,
+                Some(&view.name),
+                snap_deps.clone(),
+                params,
+            ));
         } else {
             for (ebs, volume, _) in &missing {
                 let id = format!("snapshot:{}:{ebs}:{set}", view.name);
-                let description = backup.snapshot_description.render(SnapshotVars { cluster: &policy.cluster.name, node: &view.name, device: ebs, set }).unwrap_or_default();
+                let description = backup
+                    .snapshot_description
+                    .render(SnapshotVars {
+                        cluster: &policy.cluster.name,
+                        node: &view.name,
+                        device: ebs,
+                        set,
+                    })
+                    .unwrap_or_default();
                 let params = json!({"volume_id": volume.id, "device": ebs, "set": set, "description": description, "tags": step_tags(&id, ebs)});
-                created.push(b.step(StepKind::Snapshot, id, Some(&view.name), snap_deps.clone(), params));
+                created.push(b.step(
+                    StepKind::Snapshot,
+                    id,
+                    Some(&view.name),
+                    snap_deps.clone(),
+                    params,
+                ));
             }
         }
         // R11: writes resume once the snapshot calls returned, not when the snapshots complete.
         if opened.is_some() {
-            let closed = b.cleanup_step(close_kind, format!("{close_kind}:{}", view.name), Some(&view.name), created.clone(), node_params(ctx, node, close_kind));
+            let closed = b.cleanup_step(
+                close_kind,
+                format!("{close_kind}:{}", view.name),
+                Some(&view.name),
+                created.clone(),
+                node_params(ctx, node, close_kind),
+            );
             let stable = b.step(
                 StepKind::WaitClusterStable,
                 format!("wait_cluster_stable:{}", view.name),
@@ -243,10 +338,15 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
             let creator = if backup.consistency == Consistency::MultiVolume {
                 created.first().cloned()
             } else {
-                created.iter().find(|c| c.contains(&format!(":{ebs}:"))).cloned()
+                created
+                    .iter()
+                    .find(|c| c.contains(&format!(":{ebs}:")))
+                    .cloned()
             };
             let params = match done {
-                Some(s) => json!({"snapshot_id": s.id, "node": view.name, "device": ebs, "progress": s.progress}),
+                Some(s) => {
+                    json!({"snapshot_id": s.id, "node": view.name, "device": ebs, "progress": s.progress})
+                }
                 None => json!({"set": set, "node": view.name, "device": ebs}),
             };
             before_mark.push(b.step(
@@ -260,10 +360,18 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
     }
 
     if existing.is_none_or(|s| s.smd_archive.is_none()) {
-        let from = ctx.obs.nodes.iter().find(|n| n.health == NodeHealth::Healthy).expect("stable cluster has a healthy node");
+        let from = ctx
+            .obs
+            .nodes
+            .iter()
+            .find(|n| n.health == NodeHealth::Healthy)
+            .expect("stable cluster has a healthy node");
         let node = ctx.policy_node(&from.name);
         let uri = smd_uri(ctx, set, &from.name);
-        let smd_dir = format!("{}/smd", render(&policy.cluster.work_directory, &ctx.vars(node)).trim_end_matches('/'));
+        let smd_dir = format!(
+            "{}/smd",
+            render(&policy.cluster.work_directory, &ctx.vars(node)).trim_end_matches('/')
+        );
         b.change(
             format!("smd_archive.{set}"),
             Action::Create,
@@ -289,10 +397,19 @@ fn snapshot_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
     Ok(())
 }
 
-fn asbackup_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> Result<(), PlanError> {
+fn asbackup_set(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    set: &str,
+    reason: &str,
+) -> Result<(), PlanError> {
     require_stable_cluster(ctx)?;
     let policy = ctx.policy;
-    let asb = policy.backup.asbackup.as_ref().expect("validation requires it for method asbackup");
+    let asb = policy
+        .backup
+        .asbackup
+        .as_ref()
+        .expect("validation requires it for method asbackup");
     let check = b.step(
         StepKind::CheckClusterStable,
         "check_cluster_stable".into(),
@@ -300,8 +417,17 @@ fn asbackup_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
         vec![],
         json!({"size": policy.cluster.nodes.len(), "nodes": node_names(ctx), "ignore_migrations": false}),
     );
-    let runner = ctx.obs.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
-    let done: HashSet<&str> = ctx.obs.set(set).map(|s| s.asbackup.iter().map(|a| a.namespace.as_str()).collect()).unwrap_or_default();
+    let runner = ctx
+        .obs
+        .nodes
+        .first()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let done: HashSet<&str> = ctx
+        .obs
+        .set(set)
+        .map(|s| s.asbackup.iter().map(|a| a.namespace.as_str()).collect())
+        .unwrap_or_default();
     // One namespace at a time: asbackup loads the servers (the seed's "additional server load").
     let mut prev = check;
     for ns in &policy.cluster.namespaces {
@@ -309,7 +435,13 @@ fn asbackup_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
             continue;
         }
         let to = format!("{}/{set}/{}", asb.to.trim_end_matches('/'), ns.name);
-        b.change(format!("asbackup.{set}.{}", ns.name), Action::Create, reason, None, Some(json!({"to": to})));
+        b.change(
+            format!("asbackup.{set}.{}", ns.name),
+            Action::Create,
+            reason,
+            None,
+            Some(json!({"to": to})),
+        );
         prev = b.step(
             StepKind::Asbackup,
             format!("asbackup:{}:{set}", ns.name),
@@ -322,20 +454,37 @@ fn asbackup_set(ctx: &Ctx<'_, '_>, b: &mut Builder, set: &str, reason: &str) -> 
 }
 
 pub(crate) fn smd_uri(ctx: &Ctx<'_, '_>, set: &str, node: &str) -> String {
-    format!("{}/{}/{set}/{node}.smd.tar", ctx.policy.backup.smd_to.trim_end_matches('/'), ctx.policy.cluster.name)
+    format!(
+        "{}/{}/{set}/{node}.smd.tar",
+        ctx.policy.backup.smd_to.trim_end_matches('/'),
+        ctx.policy.cluster.name
+    )
 }
 
 fn node_names(ctx: &Ctx<'_, '_>) -> Vec<String> {
-    ctx.policy.cluster.nodes.iter().map(|n| n.name.clone()).collect()
+    ctx.policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// Parameters of node-service steps: the address and, for stop/start, the rendered command.
-pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StepKind) -> serde_json::Value {
+pub(crate) fn node_params(
+    ctx: &Ctx<'_, '_>,
+    node: &asdr_specs::Node,
+    kind: StepKind,
+) -> serde_json::Value {
     let vars = ctx.vars(node);
     let address = format!("{}:{}", node.private_ip, ctx.policy.cluster.info_port);
     match kind {
-        StepKind::StopNode => json!({"address": address, "command": render(&ctx.policy.cluster.service_stop, &vars)}),
-        StepKind::StartNode => json!({"address": address, "command": render(&ctx.policy.cluster.service_start, &vars)}),
+        StepKind::StopNode => {
+            json!({"address": address, "command": render(&ctx.policy.cluster.service_stop, &vars)})
+        }
+        StepKind::StartNode => {
+            json!({"address": address, "command": render(&ctx.policy.cluster.service_start, &vars)})
+        }
         _ => json!({"address": address}),
     }
 }

@@ -13,29 +13,75 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// Adds a step and returns its id, for the steps that depend on it.
-    pub fn step(&mut self, kind: StepKind, id: String, node: Option<&str>, depends_on: Vec<String>, params: Value) -> String {
+    pub fn step(
+        &mut self,
+        kind: StepKind,
+        id: String,
+        node: Option<&str>,
+        depends_on: Vec<String>,
+        params: Value,
+    ) -> String {
         self.push(kind, id, node, depends_on, params, false)
     }
 
     /// A step that runs even when something before it failed: it brings a node back.
-    pub fn cleanup_step(&mut self, kind: StepKind, id: String, node: Option<&str>, depends_on: Vec<String>, params: Value) -> String {
+    pub fn cleanup_step(
+        &mut self,
+        kind: StepKind,
+        id: String,
+        node: Option<&str>,
+        depends_on: Vec<String>,
+        params: Value,
+    ) -> String {
         self.push(kind, id, node, depends_on, params, true)
     }
 
-    fn push(&mut self, kind: StepKind, id: String, node: Option<&str>, mut depends_on: Vec<String>, params: Value, cleanup: bool) -> String {
+    fn push(
+        &mut self,
+        kind: StepKind,
+        id: String,
+        node: Option<&str>,
+        mut depends_on: Vec<String>,
+        params: Value,
+        cleanup: bool,
+    ) -> String {
         depends_on.sort();
         depends_on.dedup();
-        self.steps.push(Step { id: id.clone(), kind, node: node.map(str::to_string), depends_on, cleanup, params });
+        self.steps.push(Step {
+            id: id.clone(),
+            kind,
+            node: node.map(str::to_string),
+            depends_on,
+            cleanup,
+            params,
+        });
         id
     }
 
-    pub fn change(&mut self, address: String, action: Action, reason: impl Into<String>, before: Option<Value>, after: Option<Value>) -> &mut Change {
-        self.changes.push(Change { address, action, reason: reason.into(), before, after, diff: None });
+    pub fn change(
+        &mut self,
+        address: String,
+        action: Action,
+        reason: impl Into<String>,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> &mut Change {
+        self.changes.push(Change {
+            address,
+            action,
+            reason: reason.into(),
+            before,
+            after,
+            diff: None,
+        });
         self.changes.last_mut().expect("just pushed")
     }
 
     pub fn warn(&mut self, rule: &str, message: impl Into<String>) {
-        let w = Warning { rule: rule.to_string(), message: message.into() };
+        let w = Warning {
+            rule: rule.to_string(),
+            message: message.into(),
+        };
         if !self.warnings.contains(&w) {
             self.warnings.push(w);
         }

@@ -17,7 +17,10 @@ pub fn render(policy: &Policy, node: &Node) -> RenderedConfig {
         .template
         .render(asdr_specs::config_vars(cluster, node))
         .expect("validation rendered the config template for every node");
-    RenderedConfig { path: crate::observe::render(&cluster.config.path, &vars), content }
+    RenderedConfig {
+        path: crate::observe::render(&cluster.config.path, &vars),
+        content,
+    }
 }
 
 /// A unified diff from `current` (empty for a new instance) to `rendered`; None when equal.
@@ -27,6 +30,15 @@ pub fn diff(current: Option<&str>, rendered: &str, path: &str) -> Option<String>
         return None;
     }
     let diff = TextDiff::from_lines(current, rendered);
-    let old = if current.is_empty() { "/dev/null".to_string() } else { format!("{path} (current)") };
-    Some(diff.unified_diff().context_radius(3).header(&old, &format!("{path} (rendered)")).to_string())
+    let old = if current.is_empty() {
+        "/dev/null".to_string()
+    } else {
+        format!("{path} (current)")
+    };
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&old, &format!("{path} (rendered)"))
+            .to_string(),
+    )
 }

@@ -28,7 +28,9 @@ pub struct StepGraph<'a> {
 
 impl std::fmt::Debug for StepGraph<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepGraph").field("steps", &self.steps.len()).finish()
+        f.debug_struct("StepGraph")
+            .field("steps", &self.steps.len())
+            .finish()
     }
 }
 
@@ -44,14 +46,17 @@ impl<'a> StepGraph<'a> {
         }
         for (i, s) in steps.iter().enumerate() {
             for d in &s.depends_on {
-                let from = *index.get(d.as_str()).ok_or_else(|| GraphError::UnknownDependency {
-                    step: s.id.clone(),
-                    missing: d.clone(),
-                })?;
+                let from = *index
+                    .get(d.as_str())
+                    .ok_or_else(|| GraphError::UnknownDependency {
+                        step: s.id.clone(),
+                        missing: d.clone(),
+                    })?;
                 graph.add_edge(from, NodeIndex::new(i), ());
             }
         }
-        toposort(&graph, None).map_err(|c| GraphError::Cycle(steps[graph[c.node_id()]].id.clone()))?;
+        toposort(&graph, None)
+            .map_err(|c| GraphError::Cycle(steps[graph[c.node_id()]].id.clone()))?;
         Ok(StepGraph { steps, graph })
     }
 
@@ -60,13 +65,21 @@ impl<'a> StepGraph<'a> {
     pub fn order(&self) -> Vec<usize> {
         let n = self.steps.len();
         let mut indegree: Vec<usize> = (0..n)
-            .map(|i| self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Incoming).count())
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), petgraph::Incoming)
+                    .count()
+            })
             .collect();
-        let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
         let mut out = Vec::with_capacity(n);
         while let Some(Reverse(i)) = ready.pop() {
             out.push(i);
-            for next in self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Outgoing) {
+            for next in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Outgoing)
+            {
                 let j = next.index();
                 indegree[j] -= 1;
                 if indegree[j] == 0 {
@@ -85,7 +98,10 @@ impl<'a> StepGraph<'a> {
         let mut prev: Vec<Option<usize>> = vec![None; n];
         for &i in &order {
             let mut best: Option<usize> = None;
-            for p in self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Incoming) {
+            for p in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Incoming)
+            {
                 let p = p.index();
                 if best.is_none_or(|b| depth[p] > depth[b] || (depth[p] == depth[b] && p < b)) {
                     best = Some(p);
@@ -94,7 +110,9 @@ impl<'a> StepGraph<'a> {
             depth[i] = best.map_or(1, |b| depth[b] + 1);
             prev[i] = best;
         }
-        let Some(mut end) = (0..n).max_by_key(|&i| (depth[i], Reverse(i))) else { return Vec::new() };
+        let Some(mut end) = (0..n).max_by_key(|&i| (depth[i], Reverse(i))) else {
+            return Vec::new();
+        };
         let mut path = vec![end];
         while let Some(p) = prev[end] {
             path.push(p);

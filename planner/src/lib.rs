@@ -64,7 +64,10 @@ impl Ctx<'_, '_> {
         for (k, v) in &self.policy.backup.tags {
             map.insert(k.clone(), v.clone().into());
         }
-        map.insert(tags::CLUSTER.into(), self.policy.cluster.name.clone().into());
+        map.insert(
+            tags::CLUSTER.into(),
+            self.policy.cluster.name.clone().into(),
+        );
         for (k, v) in extra {
             map.insert((*k).into(), (*v).into());
         }
@@ -83,19 +86,30 @@ impl Ctx<'_, '_> {
 }
 
 /// Plans `op` for `policy` against `world` at `now`. Same inputs, same plan, byte for byte.
-pub fn plan(policy: &Policy, world: &World, now: OffsetDateTime, op: &Operation) -> Result<Plan, PlanError> {
+pub fn plan(
+    policy: &Policy,
+    world: &World,
+    now: OffsetDateTime,
+    op: &Operation,
+) -> Result<Plan, PlanError> {
     let obs = Observed::new(policy, world);
     check_edition(policy, &obs)?;
     check_devices(policy, &obs)?;
-    let ctx = Ctx { policy, obs: &obs, now };
+    let ctx = Ctx {
+        policy,
+        obs: &obs,
+        now,
+    };
     let mut b = Builder::default();
     match op {
         Operation::Backup => backup::plan(&ctx, &mut b)?,
         Operation::Restore(name) => {
-            let restore = policy.restore(name).ok_or_else(|| PlanError::UnknownRestore {
-                name: name.clone(),
-                known: policy.restores.iter().map(|r| r.name.clone()).collect(),
-            })?;
+            let restore = policy
+                .restore(name)
+                .ok_or_else(|| PlanError::UnknownRestore {
+                    name: name.clone(),
+                    known: policy.restores.iter().map(|r| r.name.clone()).collect(),
+                })?;
             restore::plan(&ctx, restore, &mut b)?;
         }
     }
@@ -103,13 +117,24 @@ pub fn plan(policy: &Policy, world: &World, now: OffsetDateTime, op: &Operation)
 }
 
 /// Orders the steps for execution and stamps digests and the plan id.
-fn finish(policy: &Policy, world: &World, now: OffsetDateTime, op: &Operation, b: Builder) -> Result<Plan, PlanError> {
+fn finish(
+    policy: &Policy,
+    world: &World,
+    now: OffsetDateTime,
+    op: &Operation,
+    b: Builder,
+) -> Result<Plan, PlanError> {
     let order = StepGraph::new(&b.steps)?.order();
     let mut position = vec![0usize; b.steps.len()];
     for (pos, &i) in order.iter().enumerate() {
         position[i] = pos;
     }
-    let index: std::collections::HashMap<&str, usize> = b.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = b
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut slots: Vec<Option<Step>> = b.steps.iter().cloned().map(Some).collect();
     let steps: Vec<Step> = order
         .iter()
@@ -152,10 +177,25 @@ pub fn spec_digest(policy: &Policy) -> String {
     format!("sha256:{}", hex(&h.finalize()))
 }
 
-/// sha256 of the world's canonical JSON (struct field order, sorted maps).
+/// sha256 of the world's canonical JSON (struct field order, sorted maps), streamed into the
+/// hash: a large world is tens of megabytes of JSON that need not exist in memory.
 pub fn world_digest(world: &World) -> String {
-    let bytes = serde_json::to_vec(world).expect("a world serializes");
-    format!("sha256:{}", hex(&Sha256::digest(&bytes)))
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, HashWriter(Sha256::new()));
+    serde_json::to_writer(&mut w, world).expect("a world serializes");
+    let hasher = w
+        .into_inner()
+        .unwrap_or_else(|_| unreachable!("hashing never fails"));
+    format!("sha256:{}", hex(&hasher.0.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -169,7 +209,10 @@ fn check_edition(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
         return Err(refuse(
             Diagnostic::new(
                 policy.cluster.edition_span,
-                format!("node `{}` reports `{reply}`, but the policy says `edition: {expected}`", node.name),
+                format!(
+                    "node `{}` reports `{reply}`, but the policy says `edition: {expected}`",
+                    node.name
+                ),
             )
             .rule("R9")
             .help("correct `cluster.edition`, or check that asdr is looking at the right cluster"),
@@ -182,18 +225,41 @@ fn check_edition(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
 /// back up or restore the wrong volumes.
 fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
     for view in &obs.nodes {
-        let Some(o) = view.observation.filter(|o| o.reachable && !o.namespaces.is_empty()) else { continue };
+        let Some(o) = view
+            .observation
+            .filter(|o| o.reachable && !o.namespaces.is_empty())
+        else {
+            continue;
+        };
         let node = policy.node(&view.name).expect("viewed from the policy");
         let vars = NodeVars::new(&policy.cluster.name, node);
         for ns in &policy.cluster.namespaces {
-            let want: Vec<(String, Option<String>)> =
-                ns.devices.iter().map(|d| (render(&d.device, &vars), d.shadow.as_ref().map(|s| render(s, &vars)))).collect();
+            let want: Vec<(String, Option<String>)> = ns
+                .devices
+                .iter()
+                .map(|d| {
+                    (
+                        render(&d.device, &vars),
+                        d.shadow.as_ref().map(|s| render(s, &vars)),
+                    )
+                })
+                .collect();
             let seen = o.namespaces.iter().find(|n| n.name == ns.name);
-            let got: Option<Vec<(String, Option<String>)>> =
-                seen.map(|n| n.devices.iter().map(|d| (d.device.clone(), d.shadow.clone())).collect());
+            let got: Option<Vec<(String, Option<String>)>> = seen.map(|n| {
+                n.devices
+                    .iter()
+                    .map(|d| (d.device.clone(), d.shadow.clone()))
+                    .collect()
+            });
             if got.as_ref() != Some(&want) {
                 let show = |v: &[(String, Option<String>)]| {
-                    v.iter().map(|(d, s)| s.as_ref().map_or_else(|| d.clone(), |s| format!("{d} (shadow {s})"))).collect::<Vec<_>>().join(", ")
+                    v.iter()
+                        .map(|(d, s)| {
+                            s.as_ref()
+                                .map_or_else(|| d.clone(), |s| format!("{d} (shadow {s})"))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 let reported = got.map_or_else(|| "no such namespace".to_string(), |g| show(&g));
                 return Err(refuse(

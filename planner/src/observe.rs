@@ -66,6 +66,8 @@ pub struct BackupSet<'w> {
     pub marked_complete: bool,
     pub smd_archive: Option<&'w SmdArchive>,
     pub asbackup: Vec<&'w AsbackupArchive>,
+    /// (node, device) → snapshot: restores look up every node's every device.
+    by_device: HashMap<(&'w str, &'w str), &'w Snapshot>,
 }
 
 impl<'w> BackupSet<'w> {
@@ -73,15 +75,14 @@ impl<'w> BackupSet<'w> {
     pub fn is_complete(&self) -> bool {
         self.marked_complete
             && self.smd_archive.is_some()
-            && self.snapshots.iter().all(|s| s.state == SnapshotState::Completed)
+            && self
+                .snapshots
+                .iter()
+                .all(|s| s.state == SnapshotState::Completed)
     }
 
     pub fn snapshot_for(&self, node: &str, device: &str) -> Option<&'w Snapshot> {
-        self.snapshots
-            .iter()
-            .copied()
-            .filter(|s| s.tags.get(tags::NODE).map(String::as_str) == Some(node))
-            .find(|s| s.tags.get(tags::DEVICE).map(String::as_str) == Some(device))
+        self.by_device.get(&(node, device)).copied()
     }
 }
 
@@ -95,7 +96,10 @@ pub struct Observed<'w> {
 
 impl std::fmt::Debug for Observed<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observed").field("nodes", &self.nodes.len()).field("sets", &self.sets.len()).finish()
+        f.debug_struct("Observed")
+            .field("nodes", &self.nodes.len())
+            .field("sets", &self.sets.len())
+            .finish()
     }
 }
 
@@ -107,9 +111,11 @@ pub fn render(t: &Template, vars: &NodeVars<'_>) -> String {
 impl<'w> Observed<'w> {
     pub fn new(policy: &Policy, world: &'w World) -> Self {
         let cluster = &policy.cluster.name;
-        let volumes_by_id: HashMap<&str, &Volume> = world.volumes.iter().map(|v| (v.id.as_str(), v)).collect();
+        let volumes_by_id: HashMap<&str, &Volume> =
+            world.volumes.iter().map(|v| (v.id.as_str(), v)).collect();
         let sets = collect_sets(cluster, world);
-        let obs_by_name: HashMap<&str, &NodeObservation> = world.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let obs_by_name: HashMap<&str, &NodeObservation> =
+            world.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
 
         // Volumes tagged for a node and device, for nodes whose instance is gone.
         let mut tagged: HashMap<(&str, &str), Vec<&Volume>> = HashMap::new();
@@ -128,7 +134,8 @@ impl<'w> Observed<'w> {
             .nodes
             .iter()
             .map(|node| {
-                let instance = find_instance(cluster, node.instance_id.as_deref(), &node.name, world);
+                let instance =
+                    find_instance(cluster, node.instance_id.as_deref(), &node.name, world);
                 let observation = obs_by_name.get(node.name.as_str()).copied();
                 let health = match instance.map(|i| i.state) {
                     Some(InstanceState::Running | InstanceState::Pending) => {
@@ -150,7 +157,8 @@ impl<'w> Observed<'w> {
                     .map(|t| {
                         let ebs = render(t, &vars);
                         // 1. attached to the live instance at that device name
-                        let bd = live.and_then(|i| i.block_devices.iter().find(|b| b.device_name == ebs));
+                        let bd = live
+                            .and_then(|i| i.block_devices.iter().find(|b| b.device_name == ebs));
                         if let Some(bd) = bd {
                             return DeviceView {
                                 volume: volumes_by_id.get(bd.volume_id.as_str()).copied(),
@@ -160,9 +168,14 @@ impl<'w> Observed<'w> {
                             };
                         }
                         // 2. tagged asdr:node / asdr:device; 3. the volume the newest set snapshotted
-                        let by_tag = tagged.get(&(node.name.as_str(), ebs.as_str())).and_then(|vs| {
-                            vs.iter().copied().min_by_key(|v| (v.state != VolumeState::Available, v.id.as_str()))
-                        });
+                        let by_tag =
+                            tagged
+                                .get(&(node.name.as_str(), ebs.as_str()))
+                                .and_then(|vs| {
+                                    vs.iter().copied().min_by_key(|v| {
+                                        (v.state != VolumeState::Available, v.id.as_str())
+                                    })
+                                });
                         let by_snapshot = || {
                             newest_set_with_snapshots
                                 .and_then(|s| s.snapshot_for(&node.name, &ebs))
@@ -176,14 +189,28 @@ impl<'w> Observed<'w> {
                         }
                     })
                     .collect();
-                NodeView { name: node.name.clone(), instance, observation, health, volumes }
+                NodeView {
+                    name: node.name.clone(),
+                    instance,
+                    observation,
+                    health,
+                    volumes,
+                }
             })
             .collect();
-        Observed { world, nodes, sets, volumes_by_id }
+        Observed {
+            world,
+            nodes,
+            sets,
+            volumes_by_id,
+        }
     }
 
     pub fn node(&self, name: &str) -> &NodeView<'w> {
-        self.nodes.iter().find(|n| n.name == name).expect("policy nodes are all viewed")
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .expect("policy nodes are all viewed")
     }
 
     pub fn volume(&self, id: &str) -> Option<&'w Volume> {
@@ -210,7 +237,12 @@ impl<'w> Observed<'w> {
 /// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
 /// cluster (replacements asdr launched). A live one wins over a terminated one; among equals the
 /// smallest id, so the choice is stable.
-fn find_instance<'w>(cluster: &str, pinned: Option<&str>, node: &str, world: &'w World) -> Option<&'w Instance> {
+fn find_instance<'w>(
+    cluster: &str,
+    pinned: Option<&str>,
+    node: &str,
+    world: &'w World,
+) -> Option<&'w Instance> {
     world
         .instances
         .iter()
@@ -245,9 +277,19 @@ fn collect_sets<'w>(cluster: &str, world: &'w World) -> Vec<BackupSet<'w>> {
         .filter_map(|(id, mut snapshots)| {
             let time = set_time(id)?;
             snapshots.sort_by(|a, b| a.id.cmp(&b.id));
-            let marked_complete =
-                !snapshots.is_empty() && snapshots.iter().all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+            let marked_complete = !snapshots.is_empty()
+                && snapshots
+                    .iter()
+                    .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+            let mut by_device = HashMap::with_capacity(snapshots.len());
+            for s in &snapshots {
+                if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
+                    // Sorted by id, so the first snapshot of a device wins, whatever the input order.
+                    by_device.entry((n.as_str(), d.as_str())).or_insert(*s);
+                }
+            }
             Some(BackupSet {
+                by_device,
                 id: id.to_string(),
                 time,
                 marked_complete,
@@ -267,11 +309,18 @@ pub fn set_time(id: &str) -> Option<OffsetDateTime> {
         return None;
     }
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(&id[3..], &fmt).ok().map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(&id[3..], &fmt)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 /// The set id for a backup started at `now`.
 pub fn set_id(now: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    format!("bs-{}", now.to_offset(time::UtcOffset::UTC).format(&fmt).expect("formats"))
+    format!(
+        "bs-{}",
+        now.to_offset(time::UtcOffset::UTC)
+            .format(&fmt)
+            .expect("formats")
+    )
 }

@@ -96,6 +96,9 @@ pub enum StepKind {
     WaitVolume,
     WriteConfig,
     WaitClusterStable,
+    /// Full-cluster restores: every node is stopped (none answers on its info port) before any
+    /// volume is swapped (R12).
+    WaitNodesStopped,
     MarkSetComplete,
 }
 
@@ -123,6 +126,7 @@ impl StepKind {
             StepKind::WaitVolume => "wait_volume",
             StepKind::WriteConfig => "write_config",
             StepKind::WaitClusterStable => "wait_cluster_stable",
+            StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::MarkSetComplete => "mark_set_complete",
         }
     }
@@ -172,7 +176,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(changes: &[Change], steps: usize) -> Summary {
-        let mut s = Summary { steps, ..Summary::default() };
+        let mut s = Summary {
+            steps,
+            ..Summary::default()
+        };
         for c in changes {
             match c.action {
                 Action::Create => s.add += 1,

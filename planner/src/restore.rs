@@ -19,7 +19,12 @@ enum Data<'w> {
     /// The node's existing volume.
     Existing(&'w Volume),
     /// A new blank volume of this size and type.
-    Blank { size_gib: u32, volume_type: String, iops: Option<u32>, throughput: Option<u32> },
+    Blank {
+        size_gib: u32,
+        volume_type: String,
+        iops: Option<u32>,
+        throughput: Option<u32>,
+    },
     /// A new volume from this snapshot.
     FromSnapshot(&'w crate::world::Snapshot, Option<&'w Volume>),
 }
@@ -30,7 +35,13 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     }
     let targets: Vec<&str> = match restore.scope {
         Scope::Node => restore.nodes.iter().map(String::as_str).collect(),
-        Scope::Cluster => ctx.policy.cluster.nodes.iter().map(|n| n.name.as_str()).collect(),
+        Scope::Cluster => ctx
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect(),
     };
     let set = resolve_set(ctx, restore)?;
     if let Some(set) = set {
@@ -59,26 +70,69 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     let check = if full_cluster {
         None
     } else {
-        let up: Vec<String> = ctx.obs.nodes.iter().filter(|n| n.health == NodeHealth::Healthy).map(|n| n.name.clone()).collect();
+        let up: Vec<String> = ctx
+            .obs
+            .nodes
+            .iter()
+            .filter(|n| n.health == NodeHealth::Healthy)
+            .map(|n| n.name.clone())
+            .collect();
         (!up.is_empty()).then(|| {
-            b.step(StepKind::CheckClusterStable, "check_cluster_stable".into(), None, vec![], json!({"size": up.len(), "nodes": up, "ignore_migrations": false}))
+            b.step(
+                StepKind::CheckClusterStable,
+                "check_cluster_stable".into(),
+                None,
+                vec![],
+                json!({"size": up.len(), "nodes": up, "ignore_migrations": false}),
+            )
         })
     };
 
     let mut flows = Vec::new();
     for view in &pending {
-        flows.push(NodeFlow::prepare(ctx, restore, set, view, check.clone(), b)?);
+        flows.push(NodeFlow::prepare(
+            ctx,
+            restore,
+            set,
+            view,
+            check.clone(),
+            b,
+        )?);
     }
 
     // R12: in a full-cluster restore every node is stopped before any volume is swapped.
-    let all_stops: Vec<String> = if full_cluster { flows.iter().filter_map(|f| f.stop.clone()).collect() } else { Vec::new() };
+    // One step waits for all of them and confirms no node answers any more; every swap depends on
+    // it, which keeps the graph linear in the number of nodes (256 × 256 direct edges otherwise).
+    let all_stops: Vec<String> = if full_cluster {
+        let stops: Vec<String> = flows.iter().filter_map(|f| f.stop.clone()).collect();
+        let nodes: Vec<&str> = ctx
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        vec![b.step(
+            StepKind::WaitNodesStopped,
+            "wait_nodes_stopped".into(),
+            None,
+            stops,
+            json!({"nodes": nodes}),
+        )]
+    } else {
+        Vec::new()
+    };
     let lanes = ctx.policy.backup.max_nodes_at_once.max(1) as usize;
     let mut lane_tail: Vec<Option<String>> = vec![None; lanes];
     let mut starts = Vec::new();
     for (i, flow) in flows.iter_mut().enumerate() {
         let lane = i % lanes;
-        let lane_dep: Vec<String> = if full_cluster { Vec::new() } else { lane_tail[lane].clone().into_iter().collect() };
-        let start = flow.finish(ctx, restore, set, full_cluster, &all_stops, lane_dep, b);
+        let lane_dep: Vec<String> = if full_cluster {
+            Vec::new()
+        } else {
+            lane_tail[lane].clone().into_iter().collect()
+        };
+        let start = flow.finish(ctx, set, full_cluster, &all_stops, lane_dep, b);
         if full_cluster {
             starts.push(start);
         } else {
@@ -112,37 +166,96 @@ fn converged(view: &NodeView<'_>, source: &RestoreSource, set: Option<&BackupSet
     }
     match set {
         None => true,
-        Some(set) => view.volumes.iter().all(|d| {
-            let want = set.snapshot_for(&view.name, &d.ebs).map(|s| s.id.as_str());
-            d.attached && d.volume.and_then(|v| v.snapshot_id.as_deref()) == want
-        }) || !source.uses_backup(),
+        Some(set) => {
+            view.volumes.iter().all(|d| {
+                let want = set.snapshot_for(&view.name, &d.ebs).map(|s| s.id.as_str());
+                d.attached && d.volume.and_then(|v| v.snapshot_id.as_deref()) == want
+            }) || !source.uses_backup()
+        }
     }
 }
 
-fn resolve_set<'a, 'w>(ctx: &'a Ctx<'_, 'w>, restore: &Restore) -> Result<Option<&'a BackupSet<'w>>, PlanError> {
+fn resolve_set<'a, 'w>(
+    ctx: &'a Ctx<'_, 'w>,
+    restore: &Restore,
+) -> Result<Option<&'a BackupSet<'w>>, PlanError> {
     let at = restore.source_span;
     let set = match &restore.source {
         RestoreSource::CurrentVolumes | RestoreSource::Empty => return Ok(None),
         RestoreSource::LatestBackup => ctx.obs.newest_complete_set().ok_or_else(|| {
-            refuse(Diagnostic::new(at, format!("restore `{}`: cluster `{}` has no complete backup set", restore.name, ctx.policy.cluster.name)).rule("R2"))
+            refuse(
+                Diagnostic::new(
+                    at,
+                    format!(
+                        "restore `{}`: cluster `{}` has no complete backup set",
+                        restore.name, ctx.policy.cluster.name
+                    ),
+                )
+                .rule("R2"),
+            )
         })?,
         RestoreSource::Set(id) => ctx.obs.set(id).ok_or_else(|| {
-            let known: Vec<&str> = ctx.obs.sets.iter().rev().take(5).map(|s| s.id.as_str()).collect();
-            refuse(Diagnostic::new(at, format!("restore `{}`: no backup set {id} (newest: {})", restore.name, if known.is_empty() { "none".into() } else { known.join(", ") })))
+            let known: Vec<&str> = ctx
+                .obs
+                .sets
+                .iter()
+                .rev()
+                .take(5)
+                .map(|s| s.id.as_str())
+                .collect();
+            refuse(Diagnostic::new(
+                at,
+                format!(
+                    "restore `{}`: no backup set {id} (newest: {})",
+                    restore.name,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ))
         })?,
-        RestoreSource::Before(t) => ctx.obs.sets.iter().rev().find(|s| s.is_complete() && s.time < *t).ok_or_else(|| {
-            refuse(Diagnostic::new(at, format!("restore `{}`: no complete backup set was taken before {}", restore.name, restore.source.to_string().trim_start_matches("before:"))).rule("R2"))
-        })?,
+        RestoreSource::Before(t) => ctx
+            .obs
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.is_complete() && s.time < *t)
+            .ok_or_else(|| {
+                refuse(
+                    Diagnostic::new(
+                        at,
+                        format!(
+                            "restore `{}`: no complete backup set was taken before {}",
+                            restore.name,
+                            restore.source.to_string().trim_start_matches("before:")
+                        ),
+                    )
+                    .rule("R2"),
+                )
+            })?,
     };
     Ok(Some(set))
 }
 
-fn check_set_covers(ctx: &Ctx<'_, '_>, restore: &Restore, set: &BackupSet<'_>, targets: &[&str]) -> Result<(), PlanError> {
+fn check_set_covers(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: &BackupSet<'_>,
+    targets: &[&str],
+) -> Result<(), PlanError> {
     for t in targets {
         for d in &ctx.obs.node(t).volumes {
             match set.snapshot_for(t, &d.ebs) {
                 None => {
-                    return Err(refuse(Diagnostic::new(restore.source_span, format!("restore `{}`: set {} has no snapshot of {t} {}", restore.name, set.id, d.ebs))));
+                    return Err(refuse(Diagnostic::new(
+                        restore.source_span,
+                        format!(
+                            "restore `{}`: set {} has no snapshot of {t} {}",
+                            restore.name, set.id, d.ebs
+                        ),
+                    )));
                 }
                 Some(s) if matches!(s.state, SnapshotState::Error) => {
                     return Err(refuse(
@@ -164,7 +277,11 @@ fn check_set_covers(ctx: &Ctx<'_, '_>, restore: &Restore, set: &BackupSet<'_>, t
 }
 
 /// A node-scope restore runs inside a cluster that must otherwise be whole (R14).
-fn check_others_healthy(ctx: &Ctx<'_, '_>, restore: &Restore, targets: &[&str]) -> Result<(), PlanError> {
+fn check_others_healthy(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    targets: &[&str],
+) -> Result<(), PlanError> {
     for view in &ctx.obs.nodes {
         if targets.contains(&view.name.as_str()) || view.health == NodeHealth::Healthy {
             continue;
@@ -172,10 +289,18 @@ fn check_others_healthy(ctx: &Ctx<'_, '_>, restore: &Restore, targets: &[&str]) 
         return Err(refuse(
             Diagnostic::new(
                 restore.name_span,
-                format!("restore `{}`: node `{}`, which this restore does not cover, is {}", restore.name, view.name, view.health.describe()),
+                format!(
+                    "restore `{}`: node `{}`, which this restore does not cover, is {}",
+                    restore.name,
+                    view.name,
+                    view.health.describe()
+                ),
             )
             .rule("R14")
-            .help(format!("add `{}` to this restore's nodes, or restore it first", view.name)),
+            .help(format!(
+                "add `{}` to this restore's nodes, or restore it first",
+                view.name
+            )),
         ));
     }
     Ok(())
@@ -183,7 +308,12 @@ fn check_others_healthy(ctx: &Ctx<'_, '_>, restore: &Restore, targets: &[&str]) 
 
 /// `source: empty` refills from replicas: every partition must have a live copy elsewhere.
 fn check_refill_possible(ctx: &Ctx<'_, '_>, restore: &Restore) -> Result<(), PlanError> {
-    for view in ctx.obs.nodes.iter().filter(|n| n.health == NodeHealth::Healthy) {
+    for view in ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| n.health == NodeHealth::Healthy)
+    {
         let o = view.observation.expect("healthy nodes are observed");
         if o.dead_partitions > 0 || o.unavailable_partitions > 0 {
             return Err(refuse(
@@ -201,7 +331,14 @@ fn check_refill_possible(ctx: &Ctx<'_, '_>, restore: &Restore) -> Result<(), Pla
     Ok(())
 }
 
-fn warn_rules(ctx: &Ctx<'_, '_>, restore: &Restore, set: Option<&BackupSet<'_>>, pending: &[&NodeView<'_>], full_cluster: bool, b: &mut Builder) {
+fn warn_rules(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: Option<&BackupSet<'_>>,
+    pending: &[&NodeView<'_>],
+    full_cluster: bool,
+    b: &mut Builder,
+) {
     let names: Vec<&str> = pending.iter().map(|v| v.name.as_str()).collect();
     let names = names.join(", ");
     let durable = ctx.policy.cluster.durable_deletes;
@@ -211,24 +348,62 @@ fn warn_rules(ctx: &Ctx<'_, '_>, restore: &Restore, set: Option<&BackupSet<'_>>,
             set.map_or("", |s| s.id.as_str()),
             if durable { " only where deletes were not durable" } else { " unless deletes are durable (measured: a full-cluster cold restart brought back all 700 of 700 deletes)" }
         ));
-        b.warn("R2", format!("SMD of set {} is put back on every node before Aerospike starts", set.map_or("", |s| s.id.as_str())));
+        b.warn(
+            "R2",
+            format!(
+                "SMD of set {} is put back on every node before Aerospike starts",
+                set.map_or("", |s| s.id.as_str())
+            ),
+        );
     } else {
         if restore.source.brings_data() {
             let how = match &restore.source {
-                RestoreSource::CurrentVolumes => "its own volumes, which missed every delete made while it was down (measured: 192 of 300 came back)",
-                _ => "volumes from a backup, which hold records deleted since (measured: 196 of 300 came back)",
+                RestoreSource::CurrentVolumes => {
+                    "its own volumes, which missed every delete made while it was down (measured: 192 of 300 came back)"
+                }
+                _ => {
+                    "volumes from a backup, which hold records deleted since (measured: 196 of 300 came back)"
+                }
             };
-            let alt = if ctx.policy.min_replication_factor() >= 2 { "; `source: empty` (rejoin blank, refill by migration) brings none back" } else { "" };
-            b.warn("R6", format!(
-                "{names} cold-start on {how}; {}{alt}",
-                if durable { "the policy declares durable deletes" } else { "accepted by accept_zombie_records" }
-            ));
+            let alt = if ctx.policy.min_replication_factor() >= 2 {
+                "; `source: empty` (rejoin blank, refill by migration) brings none back"
+            } else {
+                ""
+            };
+            b.warn(
+                "R6",
+                format!(
+                    "{names} cold-start on {how}; {}{alt}",
+                    if durable {
+                        "the policy declares durable deletes"
+                    } else {
+                        "accepted by accept_zombie_records"
+                    }
+                ),
+            );
         }
         b.warn("R2", format!("SMD is not restored on {names}: a node that joins a running cluster receives SMD from its peers"));
     }
-    if ctx.policy.cluster.namespaces.iter().any(|ns| ns.devices.iter().any(|d| d.shadow.is_some())) {
+    if ctx
+        .policy
+        .cluster
+        .namespaces
+        .iter()
+        .any(|ns| ns.devices.iter().any(|d| d.shadow.is_some()))
+    {
         b.warn("R5", "the EBS shadow devices are authoritative on cold start: instance-store primaries start blank and are rebuilt from them");
     }
+}
+
+/// One data device of a restored node.
+struct DeviceFlow {
+    ebs: String,
+    /// The volume to attach: an id, or `{"from_step": …}` for one this plan creates.
+    volume: Value,
+    /// The steps that make that volume ready.
+    ready: Vec<String>,
+    /// The attachment to remove first: (volume id, instance id, DeleteOnTermination).
+    old: Option<(String, String, bool)>,
 }
 
 /// The steps of one node, built in two halves: `prepare` (volumes ready, the node out of service)
@@ -243,25 +418,33 @@ struct NodeFlow<'n> {
     replaced: bool,
     /// The old instance to terminate (id, why), when it still exists.
     old_instance: Option<(String, String)>,
-    /// Per device: the EBS name, the volume to attach, the steps that readied it, and the old
-    /// attachment to detach (volume id, instance id, DeleteOnTermination).
-    devices: Vec<(String, Value, Vec<String>, Option<(String, String, bool)>)>,
+    devices: Vec<DeviceFlow>,
     check: Option<String>,
 }
 
 impl<'n> NodeFlow<'n> {
-    fn prepare(ctx: &'n Ctx<'_, '_>, restore: &Restore, set: Option<&BackupSet<'_>>, view: &NodeView<'_>, check: Option<String>, b: &mut Builder) -> Result<Self, PlanError> {
+    fn prepare(
+        ctx: &'n Ctx<'_, '_>,
+        restore: &Restore,
+        set: Option<&BackupSet<'_>>,
+        view: &NodeView<'_>,
+        check: Option<String>,
+        b: &mut Builder,
+    ) -> Result<Self, PlanError> {
         let node = ctx.policy_node(&view.name);
         let replaced = view.health != NodeHealth::Healthy;
         let base: Vec<String> = check.clone().into_iter().collect();
-        let live_old = view.instance.filter(|i| i.state != InstanceState::Terminated && replaced);
+        let live_old = view
+            .instance
+            .filter(|i| i.state != InstanceState::Terminated && replaced);
         let mut devices = Vec::new();
         for d in &view.volumes {
             let data = data_for(ctx, restore, set, view, node, d)?;
             let (volume_ref, ready): (Value, Vec<String>) = match data {
                 Data::Existing(v) => (json!(v.id), Vec::new()),
                 other => {
-                    let (id, params, change) = create_volume(ctx, restore, node, &d.ebs, &other, set);
+                    let (id, params, change) =
+                        create_volume(ctx, restore, node, &d.ebs, &other, set);
                     let mut deps = base.clone();
                     if let Data::FromSnapshot(s, _) = &other
                         && s.state != SnapshotState::Completed
@@ -275,27 +458,62 @@ impl<'n> NodeFlow<'n> {
                             json!({"snapshot_id": s.id, "progress": s.progress}),
                         ));
                     }
-                    b.change(format!("volume.{}.{}", node.name, d.ebs), Action::Create, change, None, Some(params.clone()));
-                    let created = b.step(StepKind::CreateVolume, id.clone(), Some(&node.name), deps, params);
-                    let ready = b.step(StepKind::WaitVolume, format!("wait_volume:{}:{}", node.name, d.ebs), Some(&node.name), vec![created], json!({"volume_id": {"from_step": id}}));
+                    b.change(
+                        format!("volume.{}.{}", node.name, d.ebs),
+                        Action::Create,
+                        change,
+                        None,
+                        Some(params.clone()),
+                    );
+                    let created = b.step(
+                        StepKind::CreateVolume,
+                        id.clone(),
+                        Some(&node.name),
+                        deps,
+                        params,
+                    );
+                    let ready = b.step(
+                        StepKind::WaitVolume,
+                        format!("wait_volume:{}:{}", node.name, d.ebs),
+                        Some(&node.name),
+                        vec![created],
+                        json!({"volume_id": {"from_step": id}}),
+                    );
                     (json!({"from_step": id}), vec![ready])
                 }
             };
             // The old attachment goes when the volume changes, or when the old instance goes (R7).
-            let swapping = !matches!(data_kind(&volume_ref, d.volume), Same::Yes) || live_old.is_some();
+            let swapping =
+                !matches!(data_kind(&volume_ref, d.volume), Same::Yes) || live_old.is_some();
             let old_detach = match (d.attached, d.volume, view.instance) {
-                (true, Some(old), Some(inst)) if swapping && inst.state != InstanceState::ShuttingDown => Some((old, inst)),
+                (true, Some(old), Some(inst))
+                    if swapping && inst.state != InstanceState::ShuttingDown =>
+                {
+                    Some((old, inst))
+                }
                 _ => None,
             };
-            devices.push((d.ebs.clone(), volume_ref, ready, old_detach.map(|(old, inst)| (old.id.clone(), inst.id.clone(), d.delete_on_termination))));
+            devices.push(DeviceFlow {
+                ebs: d.ebs.clone(),
+                volume: volume_ref,
+                ready,
+                old: old_detach
+                    .map(|(old, inst)| (old.id.clone(), inst.id.clone(), d.delete_on_termination)),
+            });
         }
         // Stop a healthy node only when its new volumes are ready: the write-stop window stays short.
         let stop = (!replaced).then(|| {
             let mut deps = base.clone();
-            for (_, _, ready, _) in &devices {
-                deps.extend(ready.iter().cloned());
+            for d in &devices {
+                deps.extend(d.ready.iter().cloned());
             }
-            b.step(StepKind::StopNode, format!("stop_node:{}", node.name), Some(&node.name), deps, node_params(ctx, node, StepKind::StopNode))
+            b.step(
+                StepKind::StopNode,
+                format!("stop_node:{}", node.name),
+                Some(&node.name),
+                deps,
+                node_params(ctx, node, StepKind::StopNode),
+            )
         });
         let old_instance = live_old.map(|old| {
             if view.volumes.iter().any(|d| d.attached && d.delete_on_termination) {
@@ -306,27 +524,64 @@ impl<'n> NodeFlow<'n> {
             }
             (old.id.clone(), format!("node {} is {}", node.name, view.health.describe()))
         });
-        let instance = if replaced { json!({"from_step": format!("provision_instance:{}", node.name)}) } else { json!(view.instance.map(|i| i.id.clone())) };
+        let instance = if replaced {
+            json!({"from_step": format!("provision_instance:{}", node.name)})
+        } else {
+            json!(view.instance.map(|i| i.id.clone()))
+        };
         if replaced {
             let after = provision_params(ctx, node, None);
             let (action, before) = match live_old {
-                Some(old) => (Action::Replace, Some(json!({"instance_id": old.id, "state": old.state}))),
-                None => (Action::Create, view.instance.map(|old| json!({"instance_id": old.id, "state": old.state}))),
+                Some(old) => (
+                    Action::Replace,
+                    Some(json!({"instance_id": old.id, "state": old.state})),
+                ),
+                None => (
+                    Action::Create,
+                    view.instance
+                        .map(|old| json!({"instance_id": old.id, "state": old.state})),
+                ),
             };
-            b.change(format!("instance.{}", node.name), action, format!("node {} is {}: a replacement with the same private IP, AZ and subnet (R4)", node.name, view.health.describe()), before, Some(after));
+            b.change(
+                format!("instance.{}", node.name),
+                action,
+                format!(
+                    "node {} is {}: a replacement with the same private IP, AZ and subnet (R4)",
+                    node.name,
+                    view.health.describe()
+                ),
+                before,
+                Some(after),
+            );
             check_instance_type(ctx, b)?;
         }
-        Ok(NodeFlow { node, stop, instance, replaced, old_instance, devices, check })
+        Ok(NodeFlow {
+            node,
+            stop,
+            instance,
+            replaced,
+            old_instance,
+            devices,
+            check,
+        })
     }
 
     /// Attach, configure, (SMD), start. Returns the start step.
-    fn finish(&mut self, ctx: &Ctx<'_, '_>, restore: &Restore, set: Option<&BackupSet<'_>>, full_cluster: bool, all_stops: &[String], lane: Vec<String>, b: &mut Builder) -> String {
+    fn finish(
+        &mut self,
+        ctx: &Ctx<'_, '_>,
+        set: Option<&BackupSet<'_>>,
+        full_cluster: bool,
+        all_stops: &[String],
+        lane: Vec<String>,
+        b: &mut Builder,
+    ) -> String {
         let node = self.node;
         let base: Vec<String> = self.check.clone().into_iter().collect();
         // Detach after this node's stop and, in a full-cluster restore, after every stop (R12).
         let mut detaches = Vec::new();
         let mut detach_of = Vec::new();
-        for (ebs, _, _, old) in &self.devices {
+        for DeviceFlow { ebs, old, .. } in &self.devices {
             detach_of.push(old.as_ref().map(|(volume_id, instance_id, dot)| {
                 let deps: Vec<String> = self.stop.iter().chain(&base).chain(all_stops).cloned().collect();
                 let id = b.step(
@@ -342,7 +597,12 @@ impl<'n> NodeFlow<'n> {
         }
         // R7: the old instance goes only once its data volumes are detached.
         let old_terminate = self.old_instance.as_ref().map(|(instance_id, why)| {
-            let deps: Vec<String> = detaches.iter().chain(&base).chain(all_stops).cloned().collect();
+            let deps: Vec<String> = detaches
+                .iter()
+                .chain(&base)
+                .chain(all_stops)
+                .cloned()
+                .collect();
             b.step(
                 StepKind::TerminateInstance,
                 format!("terminate_instance:{}", node.name),
@@ -352,14 +612,34 @@ impl<'n> NodeFlow<'n> {
             )
         });
         let provision = self.replaced.then(|| {
-            let mut deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).chain(lane.iter().cloned()).collect();
+            let mut deps: Vec<String> = base
+                .iter()
+                .cloned()
+                .chain(old_terminate.clone())
+                .chain(lane.iter().cloned())
+                .collect();
             // IP reuse: the replacement may launch only once the old instance is terminated.
             deps.sort();
             let id = format!("provision_instance:{}", node.name);
-            b.step(StepKind::ProvisionInstance, id.clone(), Some(&node.name), deps, provision_params(ctx, node, Some(&id)))
+            b.step(
+                StepKind::ProvisionInstance,
+                id.clone(),
+                Some(&node.name),
+                deps,
+                provision_params(ctx, node, Some(&id)),
+            )
         });
         let mut before_start = Vec::new();
-        for ((ebs, volume_ref, ready, _), detach) in self.devices.iter().zip(&detach_of) {
+        for (
+            DeviceFlow {
+                ebs,
+                volume: volume_ref,
+                ready,
+                ..
+            },
+            detach,
+        ) in self.devices.iter().zip(&detach_of)
+        {
             let unchanged = detach.is_none() && ready.is_empty() && !self.replaced;
             if unchanged {
                 continue;
@@ -377,15 +657,39 @@ impl<'n> NodeFlow<'n> {
                 json!({"volume_id": volume_ref, "instance_id": self.instance, "device": ebs}),
             ));
         }
-        let out_of_service: Vec<String> = provision.iter().chain(self.stop.iter()).cloned().collect();
+        let out_of_service: Vec<String> =
+            provision.iter().chain(self.stop.iter()).cloned().collect();
         let rendered = config::render(ctx.policy, node);
-        let current = ctx.obs.node(&node.name).observation.and_then(|o| o.config.as_deref());
+        let current = ctx
+            .obs
+            .node(&node.name)
+            .observation
+            .and_then(|o| o.config.as_deref());
         let diff = config::diff(current, &rendered.content, &rendered.path);
         if self.replaced || diff.is_some() {
-            let action = if current.is_some() { Action::Update } else { Action::Create };
-            let reason = if self.replaced { "a replacement is configured exactly as the node it replaces (R4)" } else { "the node's aerospike.conf differs from the policy's template" };
-            let change = b.change(format!("config.{}", node.name), action, reason, None, Some(json!({"path": rendered.path})));
-            change.diff = diff.or_else(|| Some(format!("(no difference from the current {})\n", rendered.path)));
+            let action = if current.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            };
+            let reason = if self.replaced {
+                "a replacement is configured exactly as the node it replaces (R4)"
+            } else {
+                "the node's aerospike.conf differs from the policy's template"
+            };
+            let change = b.change(
+                format!("config.{}", node.name),
+                action,
+                reason,
+                None,
+                Some(json!({"path": rendered.path})),
+            );
+            change.diff = diff.or_else(|| {
+                Some(format!(
+                    "(no difference from the current {})\n",
+                    rendered.path
+                ))
+            });
             let mut deps = out_of_service.clone();
             deps.extend(base.iter().cloned());
             before_start.push(b.step(
@@ -399,7 +703,10 @@ impl<'n> NodeFlow<'n> {
         if full_cluster && let Some(set) = set {
             let archive = set.smd_archive.expect("check_set_covers requires it");
             let vars = ctx.vars(node);
-            let smd_dir = format!("{}/smd", render(&ctx.policy.cluster.work_directory, &vars).trim_end_matches('/'));
+            let smd_dir = format!(
+                "{}/smd",
+                render(&ctx.policy.cluster.work_directory, &vars).trim_end_matches('/')
+            );
             let mut deps = out_of_service.clone();
             deps.extend(all_stops.iter().cloned());
             before_start.push(b.step(
@@ -410,9 +717,14 @@ impl<'n> NodeFlow<'n> {
                 json!({"set": set.id, "from": archive.uri, "to": smd_dir, "sha256": archive.sha256}),
             ));
         }
-        let _ = restore;
         before_start.extend(out_of_service);
-        b.step(StepKind::StartNode, format!("start_node:{}", node.name), Some(&node.name), before_start, node_params(ctx, node, StepKind::StartNode))
+        b.step(
+            StepKind::StartNode,
+            format!("start_node:{}", node.name),
+            Some(&node.name),
+            before_start,
+            node_params(ctx, node, StepKind::StartNode),
+        )
     }
 }
 
@@ -473,7 +785,9 @@ fn data_for<'w>(
         }
         _ => {
             let set = set.expect("sources that use a backup resolve a set");
-            let snap = set.snapshot_for(&view.name, &d.ebs).expect("check_set_covers saw every snapshot");
+            let snap = set
+                .snapshot_for(&view.name, &d.ebs)
+                .expect("check_set_covers saw every snapshot");
             Ok(Data::FromSnapshot(snap, ctx.obs.volume(&snap.volume_id)))
         }
     }
@@ -481,18 +795,41 @@ fn data_for<'w>(
 
 /// The create_volume step for `data`: id, params (with a deterministic client token seed) and the
 /// reason shown on the change.
-fn create_volume(ctx: &Ctx<'_, '_>, restore: &Restore, node: &Node, ebs: &str, data: &Data<'_>, set: Option<&BackupSet<'_>>) -> (String, Value, String) {
+fn create_volume(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    node: &Node,
+    ebs: &str,
+    data: &Data<'_>,
+    set: Option<&BackupSet<'_>>,
+) -> (String, Value, String) {
     let id = format!("create_volume:{}:{ebs}", node.name);
-    let tags = ctx.tags(&[(tags::NODE, &node.name), (tags::DEVICE, ebs), (tags::STEP, &id)]);
+    let tags = ctx.tags(&[
+        (tags::NODE, &node.name),
+        (tags::DEVICE, ebs),
+        (tags::STEP, &id),
+    ]);
     match data {
-        Data::Blank { size_gib, volume_type, iops, throughput } => (
+        Data::Blank {
+            size_gib,
+            volume_type,
+            iops,
+            throughput,
+        } => (
             id.clone(),
             json!({"availability_zone": node.availability_zone, "size_gib": size_gib, "type": volume_type, "iops": iops, "throughput": throughput, "snapshot_id": null, "client_token": id, "tags": tags}),
-            format!("blank volume for {} {ebs}, refilled by migrations (`source: empty`)", node.name),
+            format!(
+                "blank volume for {} {ebs}, refilled by migrations (`source: empty`)",
+                node.name
+            ),
         ),
         Data::FromSnapshot(s, old) => {
             let v = &restore.volume;
-            let size = if s.volume_size_gib > 0 { s.volume_size_gib } else { old.map_or(0, |o| o.size_gib) };
+            let size = if s.volume_size_gib > 0 {
+                s.volume_size_gib
+            } else {
+                old.map_or(0, |o| o.size_gib)
+            };
             (
                 id.clone(),
                 json!({
@@ -506,7 +843,12 @@ fn create_volume(ctx: &Ctx<'_, '_>, restore: &Restore, node: &Node, ebs: &str, d
                     "client_token": id,
                     "tags": tags,
                 }),
-                format!("from snapshot {} of set {} in {}", s.id, set.map_or("", |s| s.id.as_str()), node.availability_zone),
+                format!(
+                    "from snapshot {} of set {} in {}",
+                    s.id,
+                    set.map_or("", |s| s.id.as_str()),
+                    node.availability_zone
+                ),
             )
         }
         Data::Existing(_) => unreachable!("existing volumes are not created"),
@@ -542,13 +884,22 @@ fn check_instance_type(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanErr
         Some(t) if t.instance_store_drives < inst.instance_store_volumes => Err(refuse(
             Diagnostic::new(
                 inst.instance_store_volumes_span,
-                format!("instance type {} offers {} instance-store drives, fewer than the {} required", inst.instance_type, t.instance_store_drives, inst.instance_store_volumes),
+                format!(
+                    "instance type {} offers {} instance-store drives, fewer than the {} required",
+                    inst.instance_type, t.instance_store_drives, inst.instance_store_volumes
+                ),
             )
             .rule("R4"),
         )),
         Some(_) => Ok(()),
         None if inst.instance_store_volumes > 0 => {
-            b.warn("R4", format!("the instance-store drive count of {} was not observed: check it offers {}", inst.instance_type, inst.instance_store_volumes));
+            b.warn(
+                "R4",
+                format!(
+                    "the instance-store drive count of {} was not observed: check it offers {}",
+                    inst.instance_type, inst.instance_store_volumes
+                ),
+            );
             Ok(())
         }
         None => Ok(()),
@@ -561,18 +912,61 @@ fn asrestore(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<()
     let namespaces = ctx.policy.cluster.namespaces.len();
     let set = match &restore.source {
         RestoreSource::Set(id) => ctx.obs.set(id),
-        RestoreSource::Before(t) => ctx.obs.sets.iter().rev().find(|s| s.asbackup.len() >= namespaces && s.time < *t),
-        _ => ctx.obs.sets.iter().rev().find(|s| s.asbackup.len() >= namespaces),
+        RestoreSource::Before(t) => ctx
+            .obs
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.asbackup.len() >= namespaces && s.time < *t),
+        _ => ctx
+            .obs
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.asbackup.len() >= namespaces),
     }
     .filter(|s| s.asbackup.len() >= namespaces)
-    .ok_or_else(|| refuse(Diagnostic::new(restore.source_span, format!("restore `{}`: no complete asbackup set found", restore.name))))?;
-    let up: Vec<String> = ctx.obs.nodes.iter().filter(|n| n.health == NodeHealth::Healthy).map(|n| n.name.clone()).collect();
-    let mut prev = b.step(StepKind::CheckClusterStable, "check_cluster_stable".into(), None, vec![], json!({"size": up.len(), "nodes": up, "ignore_migrations": false}));
+    .ok_or_else(|| {
+        refuse(Diagnostic::new(
+            restore.source_span,
+            format!("restore `{}`: no complete asbackup set found", restore.name),
+        ))
+    })?;
+    let up: Vec<String> = ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| n.health == NodeHealth::Healthy)
+        .map(|n| n.name.clone())
+        .collect();
+    let mut prev = b.step(
+        StepKind::CheckClusterStable,
+        "check_cluster_stable".into(),
+        None,
+        vec![],
+        json!({"size": up.len(), "nodes": up, "ignore_migrations": false}),
+    );
     let runner = up.first().cloned().unwrap_or_default();
     for ns in &ctx.policy.cluster.namespaces {
-        let archive = set.asbackup.iter().find(|a| a.namespace == ns.name).expect("complete set");
-        b.change(format!("namespace.{}", ns.name), Action::Update, format!("asrestore from {} (set {})", archive.uri, set.id), None, Some(json!({"from": archive.uri})));
-        prev = b.step(StepKind::Asrestore, format!("asrestore:{}:{}", ns.name, set.id), Some(&runner), vec![prev], json!({"namespace": ns.name, "from": archive.uri, "set": set.id}));
+        let archive = set
+            .asbackup
+            .iter()
+            .find(|a| a.namespace == ns.name)
+            .expect("complete set");
+        b.change(
+            format!("namespace.{}", ns.name),
+            Action::Update,
+            format!("asrestore from {} (set {})", archive.uri, set.id),
+            None,
+            Some(json!({"from": archive.uri})),
+        );
+        prev = b.step(
+            StepKind::Asrestore,
+            format!("asrestore:{}:{}", ns.name, set.id),
+            Some(&runner),
+            vec![prev],
+            json!({"namespace": ns.name, "from": archive.uri, "set": set.id}),
+        );
     }
     b.warn("R6", "asrestore writes records into the running cluster; records deleted after the backup come back unless deletes were durable");
     Ok(())

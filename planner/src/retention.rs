@@ -19,7 +19,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
     let age_of = |s: &BackupSet<'_>| (ctx.now - s.time).whole_seconds().max(0) as u64;
     let too_old = |s: &BackupSet<'_>| retain.max_age.is_some_and(|m| age_of(s) > m.seconds());
 
-    let mut kept_complete = usize::from(new_set.is_some_and(|n| ctx.obs.set(n).is_none_or(|s| !s.is_complete())));
+    let mut kept_complete =
+        usize::from(new_set.is_some_and(|n| ctx.obs.set(n).is_none_or(|s| !s.is_complete())));
     let mut oldest_kept = None;
     let mut expired: Vec<(&BackupSet<'_>, String)> = Vec::new();
     // Newest first.
@@ -31,9 +32,24 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
         }
         let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
         if over_count {
-            expired.push((set, format!("set {} is beyond the newest {} complete sets (retain.count)", set.id, retain.count.unwrap_or(0))));
+            expired.push((
+                set,
+                format!(
+                    "set {} is beyond the newest {} complete sets (retain.count)",
+                    set.id,
+                    retain.count.unwrap_or(0)
+                ),
+            ));
         } else if too_old(set) {
-            expired.push((set, format!("set {} is {} old, older than retain.max_age {}", set.id, human_age(age_of(set)), retain.max_age.expect("too_old"))));
+            expired.push((
+                set,
+                format!(
+                    "set {} is {} old, older than retain.max_age {}",
+                    set.id,
+                    human_age(age_of(set)),
+                    retain.max_age.expect("too_old")
+                ),
+            ));
         } else {
             kept_complete += 1;
             oldest_kept = Some(set.time);
@@ -41,15 +57,30 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
     }
     // Unfinished sets older than every kept complete set are leftovers of failed runs; the newer
     // ones may still be in progress and stay.
-    for set in ctx.obs.sets.iter().rev().filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set) {
+    for set in ctx
+        .obs
+        .sets
+        .iter()
+        .rev()
+        .filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set)
+    {
         let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
         if older_than_kept && (too_old(set) || retain.max_age.is_none()) {
-            expired.push((set, format!("set {} never completed and is older than every set kept", set.id)));
+            expired.push((
+                set,
+                format!(
+                    "set {} never completed and is older than every set kept",
+                    set.id
+                ),
+            ));
         }
     }
     expired.sort_by(|a, b| a.0.time.cmp(&b.0.time).then_with(|| a.0.id.cmp(&b.0.id)));
 
-    let after_new_set: Vec<String> = new_set.map(|s| format!("mark_set_complete:{s}")).into_iter().collect();
+    let after_new_set: Vec<String> = new_set
+        .map(|s| format!("mark_set_complete:{s}"))
+        .into_iter()
+        .collect();
     for (set, reason) in &expired {
         for snap in &set.snapshots {
             let get = |k: &str| snap.tags.get(k).cloned().unwrap_or_default();

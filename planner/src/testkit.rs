@@ -59,19 +59,37 @@ fn id(prefix: &str, n: u64) -> String {
 
 pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
     let cluster = &policy.cluster;
-    let edition = spec.edition_reply.clone().unwrap_or_else(|| match cluster.edition {
-        Edition::Enterprise => "Aerospike Enterprise Edition".into(),
-        Edition::Community => "Aerospike Community Edition".into(),
-    });
-    let failed = |name: &str| spec.failures.iter().find(|(n, _)| n == name).map(|(_, f)| *f);
-    let up = cluster.nodes.iter().filter(|n| failed(&n.name).is_none()).count() as u32;
-    let mut world = World { now: Some(spec.now), ..World::default() };
+    let edition = spec
+        .edition_reply
+        .clone()
+        .unwrap_or_else(|| match cluster.edition {
+            Edition::Enterprise => "Aerospike Enterprise Edition".into(),
+            Edition::Community => "Aerospike Community Edition".into(),
+        });
+    let failed = |name: &str| {
+        spec.failures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| *f)
+    };
+    let up = cluster
+        .nodes
+        .iter()
+        .filter(|n| failed(&n.name).is_none())
+        .count() as u32;
+    let mut world = World {
+        now: Some(spec.now),
+        ..World::default()
+    };
     let mut snap_counter = 0x5000u64;
     let devices = policy.ebs_devices();
 
     for (i, node) in cluster.nodes.iter().enumerate() {
         let vars = NodeVars::new(&cluster.name, node);
-        let instance_id = node.instance_id.clone().unwrap_or_else(|| id("i", 0x1000 + i as u64));
+        let instance_id = node
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| id("i", 0x1000 + i as u64));
         let failure = failed(&node.name);
         let mut block_devices = Vec::new();
         let mut node_tags: Tags = BTreeMap::new();
@@ -81,10 +99,19 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
         for (d, t) in devices.iter().enumerate() {
             let ebs = render(t, &vars);
             let volume_id = id("vol", 0x2000 + (i * 64 + d) as u64);
-            let dot = matches!(failure, Some(Failure::Unreachable { delete_on_termination: true }));
+            let dot = matches!(
+                failure,
+                Some(Failure::Unreachable {
+                    delete_on_termination: true
+                })
+            );
             let attached = failure != Some(Failure::Terminated);
             if attached {
-                block_devices.push(BlockDevice { device_name: ebs.clone(), volume_id: volume_id.clone(), delete_on_termination: dot });
+                block_devices.push(BlockDevice {
+                    device_name: ebs.clone(),
+                    volume_id: volume_id.clone(),
+                    delete_on_termination: dot,
+                });
             }
             let mut vtags = node_tags.clone();
             vtags.insert(tags::DEVICE.into(), ebs.clone());
@@ -95,10 +122,19 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 volume_type: "gp3".into(),
                 iops: Some(3000),
                 throughput: Some(125),
-                state: if attached { VolumeState::InUse } else { VolumeState::Available },
+                state: if attached {
+                    VolumeState::InUse
+                } else {
+                    VolumeState::Available
+                },
                 snapshot_id: None,
                 attachments: if attached {
-                    vec![Attachment { instance_id: instance_id.clone(), device: ebs.clone(), state: AttachmentState::Attached, delete_on_termination: dot }]
+                    vec![Attachment {
+                        instance_id: instance_id.clone(),
+                        device: ebs.clone(),
+                        state: AttachmentState::Attached,
+                        delete_on_termination: dot,
+                    }]
                 } else {
                     Vec::new()
                 },
@@ -118,7 +154,10 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 stags.insert(tags::SET.into(), set.clone());
                 stags.insert(tags::NODE.into(), node.name.clone());
                 stags.insert(tags::DEVICE.into(), ebs.clone());
-                stags.insert(tags::STEP.into(), format!("snapshot_instance:{}:{set}", node.name));
+                stags.insert(
+                    tags::STEP.into(),
+                    format!("snapshot_instance:{}:{set}", node.name),
+                );
                 if !pending {
                     stags.insert(tags::COMPLETE.into(), "true".into());
                 }
@@ -127,7 +166,11 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
                     volume_size_gib: spec.volume_size_gib,
-                    state: if pending { SnapshotState::Pending } else { SnapshotState::Completed },
+                    state: if pending {
+                        SnapshotState::Pending
+                    } else {
+                        SnapshotState::Completed
+                    },
                     progress: if pending { 42 } else { 100 },
                     start_time: start,
                     tags: stags,
@@ -142,17 +185,28 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     state: SnapshotState::Completed,
                     progress: 100,
                     start_time: spec.now - Duration::days(400 + f as i64),
-                    tags: BTreeMap::from([("Name".to_string(), format!("manual copy before upgrade {f}"))]),
+                    tags: BTreeMap::from([(
+                        "Name".to_string(),
+                        format!("manual copy before upgrade {f}"),
+                    )]),
                 });
             }
         }
         world.instances.push(Instance {
             id: instance_id,
-            state: if failure == Some(Failure::Terminated) { InstanceState::Terminated } else { InstanceState::Running },
+            state: if failure == Some(Failure::Terminated) {
+                InstanceState::Terminated
+            } else {
+                InstanceState::Running
+            },
             instance_type: cluster.instance.instance_type.clone(),
             private_ip: (failure != Some(Failure::Terminated)).then(|| node.private_ip.to_string()),
             availability_zone: node.availability_zone.clone(),
-            subnet_id: cluster.instance.subnets.get(&node.availability_zone).cloned(),
+            subnet_id: cluster
+                .instance
+                .subnets
+                .get(&node.availability_zone)
+                .cloned(),
             instance_store_drives: cluster.instance.instance_store_volumes,
             block_devices,
             tags: node_tags,
@@ -173,7 +227,14 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     .map(|ns| ObservedNamespace {
                         name: ns.name.clone(),
                         replication_factor: Some(ns.replication_factor),
-                        devices: ns.devices.iter().map(|d| ObservedDevice { device: render(&d.device, &vars), shadow: d.shadow.as_ref().map(|s| render(s, &vars)) }).collect(),
+                        devices: ns
+                            .devices
+                            .iter()
+                            .map(|d| ObservedDevice {
+                                device: render(&d.device, &vars),
+                                shadow: d.shadow.as_ref().map(|s| render(s, &vars)),
+                            })
+                            .collect(),
                     })
                     .collect()
             } else {
@@ -190,36 +251,63 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
         }
         let age = spec.newest_set_age + spec.set_interval * (spec.sets - 1 - s) as i32;
         let set = set_id(spec.now - age);
-        let node = cluster.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+        let node = cluster
+            .nodes
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
         world.smd_archives.push(SmdArchive {
-            uri: format!("{}/{}/{set}/{node}.smd.tar", policy.backup.smd_to.trim_end_matches('/'), cluster.name),
+            uri: format!(
+                "{}/{}/{set}/{node}.smd.tar",
+                policy.backup.smd_to.trim_end_matches('/'),
+                cluster.name
+            ),
             set,
             node,
             sha256: None,
         });
     }
-    world
-        .instance_types
-        .insert(cluster.instance.instance_type.clone(), InstanceType { instance_store_drives: cluster.instance.instance_store_volumes });
+    world.instance_types.insert(
+        cluster.instance.instance_type.clone(),
+        InstanceType {
+            instance_store_drives: cluster.instance.instance_store_volumes,
+        },
+    );
     world
 }
 
 /// Policy text for a generated cluster of `nodes` nodes with `devices` EBS devices each (one
 /// namespace, replication factor 2), spread over three AZs.
-pub fn policy_yaml(nodes: usize, devices: usize, consistency: &str, edition: &str, retain_count: u32) -> String {
+pub fn policy_yaml(
+    nodes: usize,
+    devices: usize,
+    consistency: &str,
+    edition: &str,
+    retain_count: u32,
+) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "version: 1\ncluster:\n  name: gen\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: true\n  access: {{transport: local}}\n  service: {{stop: systemctl stop aerospike, start: systemctl start aerospike}}\n  config: {{template: aerospike.conf.j2, path: /etc/aerospike/aerospike.conf}}\n  namespaces:\n    - name: data\n      replication_factor: 2\n      devices:\n"
     ));
     for d in 0..devices {
         let letter = (b'f' + d as u8) as char;
-        s.push_str(&format!("        - {{device: /dev/nvme{}n1, shadow: /dev/sd{letter}}}\n", d + 1));
+        s.push_str(&format!(
+            "        - {{device: /dev/nvme{}n1, shadow: /dev/sd{letter}}}\n",
+            d + 1
+        ));
     }
     s.push_str("  instance:\n    type: i4i.4xlarge\n    ami: ami-0123456789abcdef0\n    subnets: {us-east-1a: subnet-0aaa, us-east-1b: subnet-0bbb, us-east-1c: subnet-0ccc}\n");
-    s.push_str(&format!("    instance_store_volumes: {devices}\n  nodes:\n"));
+    s.push_str(&format!(
+        "    instance_store_volumes: {devices}\n  nodes:\n"
+    ));
     for n in 0..nodes {
         let az = ["a", "b", "c"][n % 3];
-        s.push_str(&format!("    - {{name: n{n}, private_ip: 10.{}.{}.{}, availability_zone: us-east-1{az}}}\n", n % 3, n / 200, 10 + n % 200));
+        s.push_str(&format!(
+            "    - {{name: n{n}, private_ip: 10.{}.{}.{}, availability_zone: us-east-1{az}}}\n",
+            n % 3,
+            n / 200,
+            10 + n % 200
+        ));
     }
     s.push_str(&format!(
         "backup:\n  method: ebs-snapshot\n  consistency: {consistency}\n  every: 24h\n  retain: {{count: {retain_count}, max_age: 90d}}\n  smd: {{to: s3://backups/smd}}\n  max_nodes_at_once: 1\n  accept_zombie_records: true\nrestores:\n  - {{name: replace-n0, scope: node, nodes: [n0], source: current-volumes, accept_zombie_records: true}}\n  - {{name: refill-n0, scope: node, nodes: [n0], source: empty}}\n  - {{name: n0-from-backup, scope: node, nodes: [n0], source: latest-backup, accept_zombie_records: true}}\n  - {{name: full-cluster, scope: cluster, source: latest-backup}}\n"

@@ -14,7 +14,11 @@ pub type Tags = BTreeMap<String, String>;
 #[serde(deny_unknown_fields)]
 pub struct World {
     /// When the observation was made; plans made from a world file use it as "now".
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub now: Option<OffsetDateTime>,
     #[serde(default)]
     pub instances: Vec<Instance>,

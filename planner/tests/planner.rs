@@ -18,7 +18,8 @@ fn examples() -> PathBuf {
 }
 
 fn example_policy() -> Policy {
-    asdr_specs::load(&examples().join("prod-east/asdr.yaml")).expect("the POLICY.md example is valid")
+    asdr_specs::load(&examples().join("prod-east/asdr.yaml"))
+        .expect("the POLICY.md example is valid")
 }
 
 /// The example policy with `from` replaced by `to` (one edit, checked to apply).
@@ -85,14 +86,27 @@ fn multi_volume_backup_snapshots_each_instance_once_and_marks_the_set_last() {
     let policy = example_policy();
     let world = backup_due(&policy);
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    assert_eq!(p.steps[0].kind, StepKind::CheckClusterStable, "check_cluster_stable comes first (R14)");
+    assert_eq!(
+        p.steps[0].kind,
+        StepKind::CheckClusterStable,
+        "check_cluster_stable comes first (R14)"
+    );
     let snaps = steps_of(&p, StepKind::SnapshotInstance);
     let nodes: BTreeSet<_> = snaps.iter().map(|s| s.node.clone().unwrap()).collect();
     assert_eq!(snaps.len(), 3);
     assert_eq!(nodes.len(), 3, "one snapshot_instance per node");
     for s in &snaps {
-        assert_eq!(s.depends_on, vec!["check_cluster_stable"], "nodes snapshot in parallel: {}", s.id);
-        assert_eq!(s.params["volumes"].as_array().unwrap().len(), 3, "all data volumes in one CreateSnapshots call (R1)");
+        assert_eq!(
+            s.depends_on,
+            vec!["check_cluster_stable"],
+            "nodes snapshot in parallel: {}",
+            s.id
+        );
+        assert_eq!(
+            s.params["volumes"].as_array().unwrap().len(),
+            3,
+            "all data volumes in one CreateSnapshots call (R1)"
+        );
     }
     assert_eq!(steps_of(&p, StepKind::CopySmd).len(), 1, "copy_smd once");
     assert!(steps_of(&p, StepKind::Snapshot).is_empty());
@@ -101,24 +115,42 @@ fn multi_volume_backup_snapshots_each_instance_once_and_marks_the_set_last() {
     let mark_deps = ancestors(&p, &mark[0].id);
     let waits = steps_of(&p, StepKind::WaitSnapshot);
     assert_eq!(waits.len(), 9, "a wait per data volume");
-    for w in waits.iter().map(|s| &s.id).chain(steps_of(&p, StepKind::CopySmd).iter().map(|s| &s.id)) {
-        assert!(mark_deps.contains(w), "mark_set_complete waits for {w} (R2)");
+    for w in waits
+        .iter()
+        .map(|s| &s.id)
+        .chain(steps_of(&p, StepKind::CopySmd).iter().map(|s| &s.id))
+    {
+        assert!(
+            mark_deps.contains(w),
+            "mark_set_complete waits for {w} (R2)"
+        );
     }
-    assert!(steps_of(&p, StepKind::Quiesce).is_empty() && steps_of(&p, StepKind::StopNode).is_empty());
+    assert!(
+        steps_of(&p, StepKind::Quiesce).is_empty() && steps_of(&p, StepKind::StopNode).is_empty()
+    );
 }
 
 /// Pairs of nodes whose write-stop windows can overlap in some order the graph allows: neither
 /// node's window closes (unquiesce/start) before the other's opens.
 fn max_nodes_out_in_any_order(p: &Plan, open: StepKind, close: StepKind) -> usize {
-    let nodes: Vec<String> = steps_of(p, open).iter().map(|s| s.node.clone().unwrap()).collect();
+    let nodes: Vec<String> = steps_of(p, open)
+        .iter()
+        .map(|s| s.node.clone().unwrap())
+        .collect();
     let id = |k: StepKind, n: &str| format!("{k}:{n}");
-    let ordered = |a: &str, b: &str| before(p, &id(close, a), &id(open, b)) || before(p, &id(close, b), &id(open, a));
+    let ordered = |a: &str, b: &str| {
+        before(p, &id(close, a), &id(open, b)) || before(p, &id(close, b), &id(open, a))
+    };
     // Largest set of nodes with pairwise overlappable windows (brute force: few nodes).
     let n = nodes.len();
     let mut best = 0;
     for mask in 1u32..(1 << n) {
         let members: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
-        let clique = members.iter().all(|&a| members.iter().all(|&b| a == b || !ordered(&nodes[a], &nodes[b])));
+        let clique = members.iter().all(|&a| {
+            members
+                .iter()
+                .all(|&b| a == b || !ordered(&nodes[a], &nodes[b]))
+        });
         if clique {
             best = best.max(members.len());
         }
@@ -130,12 +162,19 @@ fn max_nodes_out_in_any_order(p: &Plan, open: StepKind, close: StepKind) -> usiz
 fn r8_quiesce_backup_never_has_more_than_max_nodes_at_once_quiesced() {
     for (max, rf) in [(1, 2), (2, 3)] {
         let text = policy_yaml(5, 2, "quiesce", "enterprise", 7)
-            .replace("replication_factor: 2", &format!("replication_factor: {rf}"))
+            .replace(
+                "replication_factor: 2",
+                &format!("replication_factor: {rf}"),
+            )
             .replace("max_nodes_at_once: 1", &format!("max_nodes_at_once: {max}"));
         let policy = generated_policy_text(&text);
         let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
         assert_eq!(steps_of(&p, StepKind::Quiesce).len(), 5);
-        assert_eq!(max_nodes_out_in_any_order(&p, StepKind::Quiesce, StepKind::Unquiesce), max, "max_nodes_at_once {max}");
+        assert_eq!(
+            max_nodes_out_in_any_order(&p, StepKind::Quiesce, StepKind::Unquiesce),
+            max,
+            "max_nodes_at_once {max}"
+        );
     }
 }
 
@@ -147,14 +186,20 @@ fn r11_quiesce_backup_unquiesces_after_the_snapshot_calls_not_their_completion()
         let q = format!("quiesce:{node}");
         let u = p.step(&format!("unquiesce:{node}")).unwrap();
         assert!(u.cleanup, "unquiesce always runs");
-        let snaps: Vec<&Step> = steps_of(&p, StepKind::Snapshot).into_iter().filter(|s| s.node.as_deref() == Some(node)).collect();
+        let snaps: Vec<&Step> = steps_of(&p, StepKind::Snapshot)
+            .into_iter()
+            .filter(|s| s.node.as_deref() == Some(node))
+            .collect();
         assert_eq!(snaps.len(), 2, "one CreateSnapshot per volume");
         for s in &snaps {
             assert!(before(&p, &q, &s.id), "snapshot after quiesce");
             assert!(u.depends_on.contains(&s.id), "unquiesce after {}", s.id);
         }
         let u_anc = ancestors(&p, &u.id);
-        assert!(u_anc.iter().all(|a| !a.starts_with("wait_snapshot")), "unquiesce must not wait for completion (R11): {u_anc:?}");
+        assert!(
+            u_anc.iter().all(|a| !a.starts_with("wait_snapshot")),
+            "unquiesce must not wait for completion (R11): {u_anc:?}"
+        );
         assert!(before(&p, &u.id, &format!("wait_cluster_stable:{node}")));
     }
 }
@@ -163,14 +208,29 @@ fn r11_quiesce_backup_unquiesces_after_the_snapshot_calls_not_their_completion()
 fn stop_node_backup_stops_snapshots_starts_and_waits_in_a_rolling_order() {
     let policy = generated_policy(4, 2, "stop-node", "community");
     let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
-    assert_eq!(max_nodes_out_in_any_order(&p, StepKind::StopNode, StepKind::StartNode), 1);
+    assert_eq!(
+        max_nodes_out_in_any_order(&p, StepKind::StopNode, StepKind::StartNode),
+        1
+    );
     for node in ["n0", "n1", "n2", "n3"] {
         let start = p.step(&format!("start_node:{node}")).unwrap();
         assert!(start.cleanup);
-        assert!(ancestors(&p, &start.id).iter().all(|a| !a.starts_with("wait_snapshot")), "R11");
-        assert!(before(&p, &format!("stop_node:{node}"), &format!("snapshot:{node}:/dev/sdf:{}", asdr_planner::set_id(NOW))));
+        assert!(
+            ancestors(&p, &start.id)
+                .iter()
+                .all(|a| !a.starts_with("wait_snapshot")),
+            "R11"
+        );
+        assert!(before(
+            &p,
+            &format!("stop_node:{node}"),
+            &format!("snapshot:{node}:/dev/sdf:{}", asdr_planner::set_id(NOW))
+        ));
     }
-    assert!(p.warnings.iter().any(|w| w.rule == "R6"), "stop-node cold-starts: R6 warning");
+    assert!(
+        p.warnings.iter().any(|w| w.rule == "R6"),
+        "stop-node cold-starts: R6 warning"
+    );
 }
 
 #[test]
@@ -179,7 +239,12 @@ fn r14_backup_is_refused_while_a_node_is_down() {
     let mut spec = WorldSpec::new(NOW);
     spec.newest_set_age = time::Duration::hours(30);
     spec.failures = vec![("a1".into(), Failure::Terminated)];
-    let d = refusal(plan(&policy, &world_for(&policy, &spec), NOW, &Operation::Backup));
+    let d = refusal(plan(
+        &policy,
+        &world_for(&policy, &spec),
+        NOW,
+        &Operation::Backup,
+    ));
     assert_eq!(d.rule, Some("R14"));
     assert!(d.message.contains("a1") && d.help.unwrap().contains("--restore replace-a1"));
 }
@@ -187,7 +252,13 @@ fn r14_backup_is_refused_while_a_node_is_down() {
 #[test]
 fn no_backup_is_planned_while_the_newest_complete_set_is_younger_than_every() {
     let policy = example_policy();
-    let p = plan(&policy, &world_for(&policy, &WorldSpec::new(NOW)), NOW, &Operation::Backup).unwrap();
+    let p = plan(
+        &policy,
+        &world_for(&policy, &WorldSpec::new(NOW)),
+        NOW,
+        &Operation::Backup,
+    )
+    .unwrap();
     assert!(!p.has_changes(), "{:?}", p.steps);
 }
 
@@ -200,21 +271,42 @@ fn r13_retention_deletes_expired_sets_but_never_the_newest_complete_or_foreign_s
     spec.foreign_snapshots = 2;
     let world = world_for(&policy, &spec);
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    let deleted: HashSet<&str> = steps_of(&p, StepKind::DeleteSnapshot).iter().map(|s| s.params["snapshot_id"].as_str().unwrap()).collect();
+    let deleted: HashSet<&str> = steps_of(&p, StepKind::DeleteSnapshot)
+        .iter()
+        .map(|s| s.params["snapshot_id"].as_str().unwrap())
+        .collect();
     // The new set counts: keep it and the 6 newest existing sets; 4 sets of 9 snapshots go.
     assert_eq!(deleted.len(), 4 * 9);
     for s in &world.snapshots {
         let set = s.tags.get("asdr:set");
         match set {
-            None => assert!(!deleted.contains(s.id.as_str()), "foreign snapshot {} deleted", s.id),
+            None => assert!(
+                !deleted.contains(s.id.as_str()),
+                "foreign snapshot {} deleted",
+                s.id
+            ),
             Some(set) => {
-                let oldest_four = ["bs-20261111T030000Z", "bs-20261112T030000Z", "bs-20261113T030000Z", "bs-20261114T030000Z"];
-                assert_eq!(deleted.contains(s.id.as_str()), oldest_four.contains(&set.as_str()), "{} of {set}", s.id);
+                let oldest_four = [
+                    "bs-20261111T030000Z",
+                    "bs-20261112T030000Z",
+                    "bs-20261113T030000Z",
+                    "bs-20261114T030000Z",
+                ];
+                assert_eq!(
+                    deleted.contains(s.id.as_str()),
+                    oldest_four.contains(&set.as_str()),
+                    "{} of {set}",
+                    s.id
+                );
             }
         }
     }
     for d in steps_of(&p, StepKind::DeleteSnapshot) {
-        assert_eq!(d.depends_on, vec![format!("mark_set_complete:{}", asdr_planner::set_id(NOW))], "deletes wait for the new set");
+        assert_eq!(
+            d.depends_on,
+            vec![format!("mark_set_complete:{}", asdr_planner::set_id(NOW))],
+            "deletes wait for the new set"
+        );
     }
 }
 
@@ -225,9 +317,18 @@ fn r13_retention_keeps_the_newest_complete_set_even_when_every_set_is_too_old() 
     spec.sets = 3;
     spec.newest_set_age = time::Duration::days(40); // all older than max_age 30d
     let world = world_for(&policy, &spec);
-    let newest = world.snapshots.iter().filter_map(|s| s.tags.get("asdr:set")).max().unwrap().clone();
+    let newest = world
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap()
+        .clone();
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    let deleted: Vec<&str> = steps_of(&p, StepKind::DeleteSnapshot).iter().map(|s| s.params["set"].as_str().unwrap()).collect();
+    let deleted: Vec<&str> = steps_of(&p, StepKind::DeleteSnapshot)
+        .iter()
+        .map(|s| s.params["set"].as_str().unwrap())
+        .collect();
     assert_eq!(deleted.len(), 2 * 9);
     assert!(!deleted.contains(&newest.as_str()));
 }
@@ -248,8 +349,14 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     assert_eq!(prov.params["availability_zone"], "us-east-1a");
     assert_eq!(prov.params["subnet_id"], "subnet-0aaa");
     assert_eq!(prov.params["instance_store_volumes"], 2);
-    assert!(steps_of(&p, StepKind::TerminateInstance).is_empty(), "already terminated");
-    assert!(steps_of(&p, StepKind::CreateVolume).is_empty(), "current volumes are reused");
+    assert!(
+        steps_of(&p, StepKind::TerminateInstance).is_empty(),
+        "already terminated"
+    );
+    assert!(
+        steps_of(&p, StepKind::CreateVolume).is_empty(),
+        "current volumes are reused"
+    );
     let old_volumes: HashMap<String, String> = world
         .volumes
         .iter()
@@ -260,7 +367,11 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     assert_eq!(attaches.len(), 3);
     for a in &attaches {
         let dev = a.params["device"].as_str().unwrap();
-        assert_eq!(a.params["volume_id"], old_volumes[dev].as_str(), "volume of {dev} attached at {dev}");
+        assert_eq!(
+            a.params["volume_id"],
+            old_volumes[dev].as_str(),
+            "volume of {dev} attached at {dev}"
+        );
         assert!(before(&p, "provision_instance:a1", &a.id));
         assert!(before(&p, &a.id, "start_node:a1"));
     }
@@ -268,34 +379,79 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     assert!(before(&p, "write_config:a1", "start_node:a1"));
     assert!(before(&p, "start_node:a1", "wait_cluster_stable:a1"));
     assert_eq!(p.step("wait_cluster_stable:a1").unwrap().params["size"], 3);
-    assert_eq!(p.step("check_cluster_stable").unwrap().params["size"], 2, "the two live nodes");
-    assert!(p.warnings.iter().any(|w| w.rule == "R6" && w.message.contains("source: empty")), "R6 names the zero-zombie alternative");
-    assert!(p.warnings.iter().any(|w| w.rule == "R2"), "single-node restores say SMD comes from peers");
+    assert_eq!(
+        p.step("check_cluster_stable").unwrap().params["size"],
+        2,
+        "the two live nodes"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.rule == "R6" && w.message.contains("source: empty")),
+        "R6 names the zero-zombie alternative"
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.rule == "R2"),
+        "single-node restores say SMD comes from peers"
+    );
     let config = p.changes.iter().find(|c| c.address == "config.a1").unwrap();
-    assert!(config.diff.as_ref().unwrap().contains("+        address 10.0.1.11"), "rendered config shown as a diff");
+    assert!(
+        config
+            .diff
+            .as_ref()
+            .unwrap()
+            .contains("+        address 10.0.1.11"),
+        "rendered config shown as a diff"
+    );
 }
 
 #[test]
 fn r7_unreachable_node_with_delete_on_termination_is_detached_before_terminate_and_ip_waits() {
     let policy = example_policy();
-    let world = failed_world(&policy, Failure::Unreachable { delete_on_termination: true });
+    let world = failed_world(
+        &policy,
+        Failure::Unreachable {
+            delete_on_termination: true,
+        },
+    );
     let p = restore(&policy, &world, "replace-a1").unwrap();
     let term = p.step("terminate_instance:a1").unwrap();
     let detaches = steps_of(&p, StepKind::DetachVolume);
     assert_eq!(detaches.len(), 3);
     for d in &detaches {
-        assert!(term.depends_on.contains(&d.id), "{} before terminate (R7)", d.id);
+        assert!(
+            term.depends_on.contains(&d.id),
+            "{} before terminate (R7)",
+            d.id
+        );
     }
-    assert!(p.step("provision_instance:a1").unwrap().depends_on.contains(&term.id), "the replacement waits for the old instance (IP reuse)");
+    assert!(
+        p.step("provision_instance:a1")
+            .unwrap()
+            .depends_on
+            .contains(&term.id),
+        "the replacement waits for the old instance (IP reuse)"
+    );
     assert_eq!(term.params["wait_until"], "terminated");
     assert!(p.warnings.iter().any(|w| w.rule == "R7"));
-    assert!(p.changes.iter().any(|c| c.address == "instance.a1" && c.action == asdr_planner::Action::Replace));
-    assert!(p.steps.iter().all(|s| s.kind != StepKind::DeleteSnapshot), "a restore never deletes data");
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.address == "instance.a1" && c.action == asdr_planner::Action::Replace)
+    );
+    assert!(
+        p.steps.iter().all(|s| s.kind != StepKind::DeleteSnapshot),
+        "a restore never deletes data"
+    );
 }
 
 #[test]
 fn r6_restores_that_cold_start_with_data_are_refused_without_acceptance() {
-    let d = example_policy_with("    accept_zombie_records: true   # required for a partial restore from snapshots (R6)\n", "").unwrap_err();
+    let d = example_policy_with(
+        "    accept_zombie_records: true   # required for a partial restore from snapshots (R6)\n",
+        "",
+    )
+    .unwrap_err();
     assert_eq!(d.items.len(), 1);
     assert_eq!(d.items[0].rule, Some("R6"));
     let d = example_policy_with("    accept_zombie_records: true   # a node that missed deletes brings them back on cold start (R6)\n", "").unwrap_err();
@@ -305,7 +461,12 @@ fn r6_restores_that_cold_start_with_data_are_refused_without_acceptance() {
     assert_eq!(d.items[0].rule, Some("R6"));
     // Durable deletes make the cold start safe.
     let ok = example_policy_with("durable_deletes: false", "durable_deletes: true").unwrap();
-    let ok2 = asdr_specs::parse("x.yaml", &ok.text.replace("consistency: multi-volume", "consistency: stop-node"), &examples().join("prod-east"));
+    let ok2 = asdr_specs::parse(
+        "x.yaml",
+        &ok.text
+            .replace("consistency: multi-volume", "consistency: stop-node"),
+        &examples().join("prod-east"),
+    );
     assert!(ok2.is_ok(), "{:?}", ok2.err());
 }
 
@@ -314,20 +475,40 @@ fn r6_a1_from_backup_creates_volumes_from_the_newest_complete_set_in_a1s_az() {
     let policy = example_policy();
     let world = failed_world(&policy, Failure::Terminated);
     let p = restore(&policy, &world, "a1-from-backup").unwrap();
-    let newest = world.snapshots.iter().filter_map(|s| s.tags.get("asdr:set")).max().unwrap().clone();
+    let newest = world
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap()
+        .clone();
     let creates = steps_of(&p, StepKind::CreateVolume);
     assert_eq!(creates.len(), 3);
     for c in &creates {
-        let snap = world.snapshots.iter().find(|s| s.id == c.params["snapshot_id"]).unwrap();
+        let snap = world
+            .snapshots
+            .iter()
+            .find(|s| s.id == c.params["snapshot_id"])
+            .unwrap();
         assert_eq!(snap.tags["asdr:set"], newest);
         assert_eq!(snap.tags["asdr:node"], "a1");
         assert_eq!(c.params["availability_zone"], "us-east-1a");
         assert_eq!(c.params["type"], "gp3");
         assert_eq!(c.params["iops"], 16000);
         assert_eq!(c.params["initialization_rate"], 300);
-        assert!(before(&p, &c.id, &format!("attach_volume:a1:{}", c.params["tags"]["asdr:device"].as_str().unwrap())));
+        assert!(before(
+            &p,
+            &c.id,
+            &format!(
+                "attach_volume:a1:{}",
+                c.params["tags"]["asdr:device"].as_str().unwrap()
+            )
+        ));
     }
-    assert!(steps_of(&p, StepKind::WaitSnapshot).is_empty(), "completed snapshots need no wait");
+    assert!(
+        steps_of(&p, StepKind::WaitSnapshot).is_empty(),
+        "completed snapshots need no wait"
+    );
     assert!(p.warnings.iter().any(|w| w.rule == "R6"));
 }
 
@@ -338,17 +519,33 @@ fn r3_a_snapshot_not_yet_completed_is_waited_for_before_its_volume_is_created() 
     spec.failures = vec![("a1".into(), Failure::Terminated)];
     let base = example_policy();
     let world = world_for(&base, &spec);
-    let pending = world.snapshots.iter().find(|s| s.state == SnapshotState::Pending).unwrap();
+    let pending = world
+        .snapshots
+        .iter()
+        .find(|s| s.state == SnapshotState::Pending)
+        .unwrap();
     let set = pending.tags["asdr:set"].clone();
-    let policy = example_policy_with("    source: latest-backup\n    accept_zombie_records: true", &format!("    source: set:{set}\n    accept_zombie_records: true")).unwrap();
+    let policy = example_policy_with(
+        "    source: latest-backup\n    accept_zombie_records: true",
+        &format!("    source: set:{set}\n    accept_zombie_records: true"),
+    )
+    .unwrap();
     let p = restore(&policy, &world, "a1-from-backup").unwrap();
     for c in steps_of(&p, StepKind::CreateVolume) {
         let snap = c.params["snapshot_id"].as_str().unwrap();
-        assert!(c.depends_on.contains(&format!("wait_snapshot:{snap}")), "{} waits for {snap} (R3)", c.id);
+        assert!(
+            c.depends_on.contains(&format!("wait_snapshot:{snap}")),
+            "{} waits for {snap} (R3)",
+            c.id
+        );
     }
     // latest-backup skips the unfinished set.
     let p = restore(&base, &world, "a1-from-backup").unwrap();
-    assert!(steps_of(&p, StepKind::CreateVolume).iter().all(|c| !c.params["snapshot_id"].as_str().unwrap().is_empty()));
+    assert!(
+        steps_of(&p, StepKind::CreateVolume)
+            .iter()
+            .all(|c| !c.params["snapshot_id"].as_str().unwrap().is_empty())
+    );
     assert!(steps_of(&p, StepKind::WaitSnapshot).is_empty());
 }
 
@@ -364,18 +561,31 @@ fn a1_refill_creates_blank_volumes_of_the_recorded_sizes_and_types() {
         assert_eq!(c.params["size_gib"], 500);
         assert_eq!(c.params["type"], "gp3");
     }
-    assert!(p.warnings.iter().all(|w| w.rule != "R6"), "blank volumes bring no deleted records back");
+    assert!(
+        p.warnings.iter().all(|w| w.rule != "R6"),
+        "blank volumes bring no deleted records back"
+    );
 }
 
 #[test]
 fn a1_refill_is_refused_with_dead_partitions_or_replication_factor_one() {
     let policy = example_policy();
     let mut world = failed_world(&policy, Failure::Terminated);
-    world.nodes.iter_mut().find(|n| n.name == "b1").unwrap().dead_partitions = 12;
+    world
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == "b1")
+        .unwrap()
+        .dead_partitions = 12;
     let d = refusal(restore(&policy, &world, "a1-refill"));
     assert!(d.message.contains("12 dead"), "{}", d.message);
     let rf1 = example_policy_with("replication_factor: 2", "replication_factor: 1").unwrap_err();
-    assert!(rf1.items.iter().any(|d| d.message.contains("replication factor 1")), "{rf1}");
+    assert!(
+        rf1.items
+            .iter()
+            .any(|d| d.message.contains("replication factor 1")),
+        "{rf1}"
+    );
 }
 
 #[test]
@@ -383,9 +593,16 @@ fn r12_full_cluster_stops_every_node_before_any_swap_and_restores_smd_before_sta
     let policy = example_policy();
     let world = world_for(&policy, &WorldSpec::new(NOW));
     let p = restore(&policy, &world, "full-cluster").unwrap();
-    let stops: Vec<String> = steps_of(&p, StepKind::StopNode).iter().map(|s| s.id.clone()).collect();
+    let stops: Vec<String> = steps_of(&p, StepKind::StopNode)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
     assert_eq!(stops.len(), 3);
-    let swaps: Vec<&Step> = p.steps.iter().filter(|s| matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume)).collect();
+    let swaps: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume))
+        .collect();
     assert_eq!(swaps.len(), 18, "3 nodes × 3 devices, detach and attach");
     for s in &swaps {
         let anc = ancestors(&p, &s.id);
@@ -394,16 +611,31 @@ fn r12_full_cluster_stops_every_node_before_any_swap_and_restores_smd_before_sta
         }
     }
     for node in ["a1", "b1", "a2"] {
-        assert!(before(&p, &format!("restore_smd:{node}"), &format!("start_node:{node}")), "SMD back before {node} starts (R2)");
+        assert!(
+            before(
+                &p,
+                &format!("restore_smd:{node}"),
+                &format!("start_node:{node}")
+            ),
+            "SMD back before {node} starts (R2)"
+        );
     }
-    let sets: BTreeSet<&str> = steps_of(&p, StepKind::CreateVolume).iter().map(|c| c.params["snapshot_id"].as_str().unwrap()).map(|id| world.snapshots.iter().find(|s| s.id == id).unwrap().tags["asdr:set"].as_str()).collect();
+    let sets: BTreeSet<&str> = steps_of(&p, StepKind::CreateVolume)
+        .iter()
+        .map(|c| c.params["snapshot_id"].as_str().unwrap())
+        .map(|id| world.snapshots.iter().find(|s| s.id == id).unwrap().tags["asdr:set"].as_str())
+        .collect();
     assert_eq!(sets.len(), 1, "one backup set for all nodes");
     let wait = p.step("wait_cluster_stable").unwrap();
     assert_eq!(wait.params["size"], 3);
     for node in ["a1", "b1", "a2"] {
         assert!(wait.depends_on.contains(&format!("start_node:{node}")));
     }
-    assert!(p.warnings.iter().any(|w| w.rule == "R6" && w.message.contains("deleted before that backup")));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.rule == "R6" && w.message.contains("deleted before that backup"))
+    );
 }
 
 #[test]
@@ -421,7 +653,12 @@ fn r9_a_node_edition_contradicting_the_policy_stops_the_plan() {
     let policy = example_policy();
     let mut spec = WorldSpec::new(NOW);
     spec.edition_reply = Some("Aerospike Community Edition".into());
-    let d = refusal(plan(&policy, &world_for(&policy, &spec), NOW, &Operation::Backup));
+    let d = refusal(plan(
+        &policy,
+        &world_for(&policy, &spec),
+        NOW,
+        &Operation::Backup,
+    ));
     assert_eq!(d.rule, Some("R9"));
     assert_eq!(d.span, policy.cluster.edition_span, "points at `edition:`");
 }
@@ -432,7 +669,11 @@ fn observed_devices_that_differ_from_the_policy_stop_the_plan() {
     let mut world = world_for(&policy, &WorldSpec::new(NOW));
     world.nodes[1].namespaces[0].devices[0].shadow = Some("/dev/nvme9n1".into());
     let d = refusal(plan(&policy, &world, NOW, &Operation::Backup));
-    assert!(d.message.contains("b1") && d.message.contains("/dev/nvme9n1"), "{}", d.message);
+    assert!(
+        d.message.contains("b1") && d.message.contains("/dev/nvme9n1"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -440,13 +681,23 @@ fn an_unknown_restore_name_lists_the_declared_ones() {
     let policy = example_policy();
     let world = world_for(&policy, &WorldSpec::new(NOW));
     let err = restore(&policy, &world, "nope").unwrap_err().to_string();
-    assert!(err.contains("replace-a1, a1-refill, a1-from-backup, full-cluster"), "{err}");
+    assert!(
+        err.contains("replace-a1, a1-refill, a1-from-backup, full-cluster"),
+        "{err}"
+    );
 }
 
 #[test]
 fn r4_a_replacement_type_without_enough_instance_store_drives_is_refused() {
     let policy = example_policy();
     let mut world = failed_world(&policy, Failure::Terminated);
-    world.instance_types.get_mut("i4i.2xlarge").unwrap().instance_store_drives = 1;
-    assert_eq!(refusal(restore(&policy, &world, "replace-a1")).rule, Some("R4"));
+    world
+        .instance_types
+        .get_mut("i4i.2xlarge")
+        .unwrap()
+        .instance_store_drives = 1;
+    assert_eq!(
+        refusal(restore(&policy, &world, "replace-a1")).rule,
+        Some("R4")
+    );
 }

@@ -15,7 +15,12 @@ pub enum WorldFileError {
         source: std::io::Error,
     },
     #[error("{path}:{line}:{column}: error: {message}")]
-    Invalid { path: String, line: u64, column: u64, message: String },
+    Invalid {
+        path: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("cannot write world file {path}: {message}")]
     Write { path: String, message: String },
 }
@@ -36,7 +41,10 @@ impl Format {
 }
 
 pub fn load(path: &Path) -> Result<World, WorldFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorldFileError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| WorldFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse(&path.display().to_string(), &text, Format::of(path))
 }
 
@@ -48,18 +56,45 @@ pub fn parse(path: &str, text: &str, format: Format) -> Result<World, WorldFileE
             column: e.column() as u64,
             message: strip_position(&e.to_string()),
         }),
-        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| {
+        Format::Yaml => serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            WorldFileError::Invalid { path: path.to_string(), line, column, message: strip_position(&e.without_snippet().to_string()) }
+            WorldFileError::Invalid {
+                path: path.to_string(),
+                line,
+                column,
+                message: strip_position(&e.without_snippet().to_string()),
+            }
         }),
     }
+}
+
+/// World files are written by machines (`asdr inventory`) and describe whole fleets: a
+/// 256-node cluster with 60 retained sets is ~1.5 M YAML nodes, past serde-saphyr's default
+/// budget of 250,000 that guards hand-written configuration. Depth and alias limits stay.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 50_000_000;
+    budget.max_events = 100_000_000;
+    budget.max_total_scalar_bytes = 1 << 30;
+    budget.max_reader_input_bytes = Some(1 << 30);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// Serializes a world in `format` (what `asdr inventory` prints).
 pub fn to_string(world: &World, format: Format) -> Result<String, WorldFileError> {
     match format {
-        Format::Json => serde_json::to_string_pretty(world).map(|s| s + "\n").map_err(|e| WorldFileError::Write { path: "-".into(), message: e.to_string() }),
-        Format::Yaml => serde_saphyr::to_string(world).map_err(|e| WorldFileError::Write { path: "-".into(), message: e.to_string() }),
+        Format::Json => serde_json::to_string_pretty(world)
+            .map(|s| s + "\n")
+            .map_err(|e| WorldFileError::Write {
+                path: "-".into(),
+                message: e.to_string(),
+            }),
+        Format::Yaml => serde_saphyr::to_string(world).map_err(|e| WorldFileError::Write {
+            path: "-".into(),
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -90,13 +125,19 @@ mod tests {
     fn a_bad_field_is_reported_at_its_line() {
         let bad = SMALL.replace("state: running", "state: exploded");
         let err = parse("w.yaml", &bad, Format::Yaml).unwrap_err().to_string();
-        assert!(err.starts_with("w.yaml:4:12: error: unknown variant `exploded`"), "{err}");
+        assert!(
+            err.starts_with("w.yaml:4:12: error: unknown variant `exploded`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_refused() {
         let bad = format!("{SMALL}    colour: blue\n");
         let err = parse("w.yaml", &bad, Format::Yaml).unwrap_err().to_string();
-        assert!(err.contains("w.yaml:7:5") && err.contains("unknown field `colour`"), "{err}");
+        assert!(
+            err.contains("w.yaml:7:5") && err.contains("unknown field `colour`"),
+            "{err}"
+        );
     }
 }

@@ -58,17 +58,27 @@ impl Diagnostic {
             let end = (begin + self.span.len.max(1)).min(line_text.len().max(begin + 1));
             let line_text = if line_text.is_empty() { " " } else { line_text };
             let end = end.min(line_text.len()).max(begin.min(line_text.len()));
-            let label = self.rule.map_or_else(|| "here".to_string(), |r| format!("{r} applies here"));
+            let label = self
+                .rule
+                .map_or_else(|| "here".to_string(), |r| format!("{r} applies here"));
             let mut group = Group::with_level(Level::ERROR).element(
                 Snippet::source(line_text)
                     .line_start(self.span.line as usize)
                     .path(path)
-                    .annotation(AnnotationKind::Primary.span(begin..end.max(begin)).label(label)),
+                    .annotation(
+                        AnnotationKind::Primary
+                            .span(begin..end.max(begin))
+                            .label(label),
+                    ),
             );
             if let Some(help) = &self.help {
                 group = group.element(Level::HELP.message(help.as_str()));
             }
-            let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+            let renderer = if color {
+                Renderer::styled()
+            } else {
+                Renderer::plain()
+            };
             out.push_str(&renderer.render(&[group]));
             out.push('\n');
         }

@@ -13,13 +13,13 @@ impl Duration {
 
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let unit_at = text
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("duration `{text}` has no unit: write e.g. `24h` (s, m, h or d)"))?;
+        let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+            format!("duration `{text}` has no unit: write e.g. `24h` (s, m, h or d)")
+        })?;
         let (number, unit) = text.split_at(unit_at);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("duration `{text}` must start with a whole number, as in `24h`"))?;
+        let number: u64 = number.parse().map_err(|_| {
+            format!("duration `{text}` must start with a whole number, as in `24h`")
+        })?;
         let scale = match unit {
             "s" => 1,
             "m" => 60,
@@ -45,11 +45,11 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
         // Whole days from two days up; `24h` reads better than `1d` and is how policies say it.
-        if s % 86_400 == 0 && s >= 2 * 86_400 {
+        if s.is_multiple_of(86_400) && s >= 2 * 86_400 {
             write!(f, "{}d", s / 86_400)
-        } else if s % 3600 == 0 {
+        } else if s.is_multiple_of(3600) {
             write!(f, "{}h", s / 3600)
-        } else if s % 60 == 0 {
+        } else if s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")
@@ -73,7 +73,11 @@ mod tests {
     fn refuses_missing_or_unknown_units_and_zero() {
         assert!(Duration::parse("24").unwrap_err().contains("no unit"));
         assert!(Duration::parse("24x").unwrap_err().contains("unknown unit"));
-        assert!(Duration::parse("0d").unwrap_err().contains("longer than zero"));
+        assert!(
+            Duration::parse("0d")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
         assert!(Duration::parse("h").unwrap_err().contains("whole number"));
     }
 

@@ -51,7 +51,8 @@ pub fn parse(path: &str, text: &str, base_dir: &Path) -> Result<Policy, Diagnost
         text: text.to_string(),
         items,
     };
-    let raw: raw::RawPolicy = serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_error(text, &e)]))?;
+    let raw: raw::RawPolicy =
+        serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_error(text, &e)]))?;
     let mut v = validate::Validator::new(base_dir);
     let policy = v.policy(raw, path, text);
     if v.errors.is_empty() {
@@ -103,7 +104,12 @@ fn missing_field(text: &str, at: Span, message: String) -> Diagnostic {
         }
         let own = line.len() - trimmed.len();
         if own < indent {
-            let key = trimmed.trim_start_matches("- ").split(':').next().unwrap_or("").trim();
+            let key = trimmed
+                .trim_start_matches("- ")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim();
             let column = own as u32 + 1;
             let mut span = Span::at(text, i as u32 + 1, column);
             span.len = key.len().max(1);

@@ -32,7 +32,12 @@ impl Span {
     /// A span for a line and column alone (errors that carry no byte range).
     pub fn at(text: &str, line: u32, column: u32) -> Self {
         let offset = offset_of(text, line, column);
-        Span { line, column, offset, len: 1 }
+        Span {
+            line,
+            column,
+            offset,
+            len: 1,
+        }
     }
 }
 

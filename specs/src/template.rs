@@ -40,11 +40,16 @@ pub struct TemplateError {
 
 impl From<minijinja::Error> for TemplateError {
     fn from(e: minijinja::Error) -> Self {
-        let mut message = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+        let mut message = e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
         if let Some(name) = e.name().filter(|n| *n != NAME) {
             message = format!("{message} (in {name})");
         }
-        TemplateError { message, line: e.line() }
+        TemplateError {
+            message,
+            line: e.line(),
+        }
     }
 }
 
@@ -53,13 +58,19 @@ impl Template {
     /// such as `{{ nodee }}` is caught when validation renders every node.
     pub fn compile(source: &str) -> Result<Template, TemplateError> {
         if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
-            return Ok(Template { source: source.to_string(), env: None });
+            return Ok(Template {
+                source: source.to_string(),
+                env: None,
+            });
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.add_template_owned(NAME, source.to_string())?;
-        Ok(Template { source: source.to_string(), env: Some(Arc::new(env)) })
+        Ok(Template {
+            source: source.to_string(),
+            env: Some(Arc::new(env)),
+        })
     }
 
     pub fn source(&self) -> &str {

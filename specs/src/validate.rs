@@ -53,7 +53,10 @@ pub(crate) struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     pub fn new(base_dir: &'a Path) -> Self {
-        Validator { errors: Vec::new(), base_dir }
+        Validator {
+            errors: Vec::new(),
+            base_dir,
+        }
     }
 
     fn err(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
@@ -80,20 +83,50 @@ impl<'a> Validator<'a> {
 
     pub fn policy(&mut self, raw: RawPolicy, path: &str, text: &str) -> Policy {
         if raw.version.value != 1 {
-            self.err(raw.version.span, format!("unsupported version {}: this asdr reads version 1", raw.version.value));
+            self.err(
+                raw.version.span,
+                format!(
+                    "unsupported version {}: this asdr reads version 1",
+                    raw.version.value
+                ),
+            );
         }
         let cluster = self.cluster(raw.cluster);
         let backup = self.backup(raw.backup, &cluster);
         let restores = self.restores(raw.restores, &cluster, &backup);
-        Policy { path: path.to_string(), text: text.to_string(), cluster, backup, restores }
+        Policy {
+            path: path.to_string(),
+            text: text.to_string(),
+            cluster,
+            backup,
+            restores,
+        }
     }
 
     fn cluster(&mut self, c: RawCluster) -> Cluster {
         if !is_name(&c.name.value) {
-            self.err(c.name.span, format!("cluster name `{}` must match [a-z0-9-]+ (it is used in tags and names)", c.name.value));
+            self.err(
+                c.name.span,
+                format!(
+                    "cluster name `{}` must match [a-z0-9-]+ (it is used in tags and names)",
+                    c.name.value
+                ),
+            );
         }
-        if c.region.value.is_empty() || !c.region.value.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-            self.err(c.region.span, format!("region `{}` is not an AWS region name such as us-east-1", c.region.value));
+        if c.region.value.is_empty()
+            || !c
+                .region
+                .value
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        {
+            self.err(
+                c.region.span,
+                format!(
+                    "region `{}` is not an AWS region name such as us-east-1",
+                    c.region.value
+                ),
+            );
         }
         let info_port = match &c.info_port {
             Some(p) if p.value == 0 => {
@@ -109,7 +142,10 @@ impl<'a> Validator<'a> {
         };
         let ssh = match (&c.access.transport.value, &c.access.ssh) {
             (Transport::Ssh, None) => {
-                self.err(c.access.transport.span, "transport `ssh` needs an `ssh:` section (user, port, identity_file)");
+                self.err(
+                    c.access.transport.span,
+                    "transport `ssh` needs an `ssh:` section (user, port, identity_file)",
+                );
                 None
             }
             (_, Some(s)) => Some(Ssh {
@@ -134,7 +170,10 @@ impl<'a> Validator<'a> {
             info_port,
             durable_deletes,
             work_directory,
-            access: Access { transport: c.access.transport.value, ssh },
+            access: Access {
+                transport: c.access.transport.value,
+                ssh,
+            },
             service_stop,
             service_start,
             config,
@@ -153,17 +192,30 @@ impl<'a> Validator<'a> {
             Ok(text) => match Template::compile(&text) {
                 Ok(t) => t,
                 Err(e) => {
-                    let at = e.line.map(|l| format!(" (line {l} of {})", c.template.value)).unwrap_or_default();
-                    self.err(c.template.span, format!("bad template {}{at}: {e}", c.template.value));
+                    let at = e
+                        .line
+                        .map(|l| format!(" (line {l} of {})", c.template.value))
+                        .unwrap_or_default();
+                    self.err(
+                        c.template.span,
+                        format!("bad template {}{at}: {e}", c.template.value),
+                    );
                     Template::compile("").expect("empty")
                 }
             },
             Err(e) => {
-                self.err(c.template.span, format!("cannot read config template {}: {e}", file.display()));
+                self.err(
+                    c.template.span,
+                    format!("cannot read config template {}: {e}", file.display()),
+                );
                 Template::compile("").expect("empty")
             }
         };
-        ConfigSpec { template_path: c.template.value.clone(), template, path }
+        ConfigSpec {
+            template_path: c.template.value.clone(),
+            template,
+            path,
+        }
     }
 
     fn namespaces(&mut self, raw: &Sp<Vec<RawNamespace>>) -> Vec<Namespace> {
@@ -175,13 +227,22 @@ impl<'a> Validator<'a> {
         let mut out = Vec::new();
         for ns in &raw.value {
             if !names.insert(ns.name.value.clone()) {
-                self.err(ns.name.span, format!("namespace `{}` is declared twice", ns.name.value));
+                self.err(
+                    ns.name.span,
+                    format!("namespace `{}` is declared twice", ns.name.value),
+                );
             }
             if ns.replication_factor.value == 0 {
-                self.err(ns.replication_factor.span, "replication_factor must be at least 1");
+                self.err(
+                    ns.replication_factor.span,
+                    "replication_factor must be at least 1",
+                );
             }
             if ns.devices.value.is_empty() {
-                self.err(ns.devices.span, format!("namespace `{}` needs at least one device", ns.name.value));
+                self.err(
+                    ns.devices.span,
+                    format!("namespace `{}` needs at least one device", ns.name.value),
+                );
             }
             let mut devices = Vec::new();
             for d in &ns.devices.value {
@@ -192,9 +253,18 @@ impl<'a> Validator<'a> {
                 if let Some(other) = ebs_seen.insert(ebs_raw.value.clone(), ns.name.value.clone()) {
                     self.err(ebs_raw.span, format!("EBS device {} is already used by namespace `{other}`: each device line needs its own volume", ebs_raw.value));
                 }
-                devices.push(Device { device, shadow, ebs });
+                devices.push(Device {
+                    device,
+                    shadow,
+                    ebs,
+                });
             }
-            out.push(Namespace { name: ns.name.value.clone(), name_span: ns.name.span, replication_factor: ns.replication_factor.value, devices });
+            out.push(Namespace {
+                name: ns.name.value.clone(),
+                name_span: ns.name.span,
+                replication_factor: ns.replication_factor.value,
+                devices,
+            });
         }
         out
     }
@@ -209,28 +279,46 @@ impl<'a> Validator<'a> {
         let mut out = Vec::new();
         for n in &raw.value {
             if !is_name(&n.name.value) {
-                self.err(n.name.span, format!("node name `{}` must match [a-z0-9-]+", n.name.value));
+                self.err(
+                    n.name.span,
+                    format!("node name `{}` must match [a-z0-9-]+", n.name.value),
+                );
             }
             if !names.insert(n.name.value.clone()) {
-                self.err(n.name.span, format!("node `{}` is declared twice", n.name.value));
+                self.err(
+                    n.name.span,
+                    format!("node `{}` is declared twice", n.name.value),
+                );
             }
             let ip = match n.private_ip.value.parse::<Ipv4Addr>() {
                 Ok(ip) => {
                     if let Some(other) = ips.insert(ip, n.name.value.clone()) {
-                        self.err(n.private_ip.span, format!("private_ip {ip} is already node `{other}`'s"));
+                        self.err(
+                            n.private_ip.span,
+                            format!("private_ip {ip} is already node `{other}`'s"),
+                        );
                     }
                     ip
                 }
                 Err(_) => {
-                    self.err(n.private_ip.span, format!("private_ip `{}` is not an IPv4 address", n.private_ip.value));
+                    self.err(
+                        n.private_ip.span,
+                        format!("private_ip `{}` is not an IPv4 address", n.private_ip.value),
+                    );
                     Ipv4Addr::UNSPECIFIED
                 }
             };
             if let Some(id) = &n.instance_id {
                 if !id.value.starts_with("i-") {
-                    self.err(id.span, format!("instance_id `{}` is not an EC2 instance id (i-…)", id.value));
+                    self.err(
+                        id.span,
+                        format!("instance_id `{}` is not an EC2 instance id (i-…)", id.value),
+                    );
                 } else if !ids.insert(id.value.clone()) {
-                    self.err(id.span, format!("instance {} is named by two nodes", id.value));
+                    self.err(
+                        id.span,
+                        format!("instance {} is named by two nodes", id.value),
+                    );
                 }
             }
             out.push(Node {
@@ -255,7 +343,10 @@ impl<'a> Validator<'a> {
             }
         }
         if !i.ami.value.starts_with("ami-") {
-            self.err(i.ami.span, format!("ami `{}` is not an AMI id (ami-…)", i.ami.value));
+            self.err(
+                i.ami.span,
+                format!("ami `{}` is not an AMI id (ami-…)", i.ami.value),
+            );
         }
         InstanceDefaults {
             instance_type: i.instance_type.value.clone(),
@@ -265,19 +356,36 @@ impl<'a> Validator<'a> {
             iam_instance_profile: i.iam_instance_profile.clone(),
             key_name: i.key_name.clone(),
             instance_store_volumes: i.instance_store_volumes.as_ref().map_or(0, |v| v.value),
-            instance_store_volumes_span: i.instance_store_volumes.as_ref().map_or(i.instance_type.span, |v| v.span),
+            instance_store_volumes_span: i
+                .instance_store_volumes
+                .as_ref()
+                .map_or(i.instance_type.span, |v| v.span),
         }
     }
 
     /// Renders every per-node template for every node, so an unknown variable or a filter error
     /// is reported now, at the template's line, not halfway through an apply.
     fn render_every_node(&mut self, cluster: &Cluster, raw: &RawCluster) {
-        let Some(node) = cluster.nodes.first() else { return };
+        let Some(node) = cluster.nodes.first() else {
+            return;
+        };
         let vars = NodeVars::new(&cluster.name, node);
         let mut checks: Vec<(&Template, Span, &str)> = vec![
-            (&cluster.service_stop, raw.service.stop.span, "cluster.service.stop"),
-            (&cluster.service_start, raw.service.start.span, "cluster.service.start"),
-            (&cluster.config.path, raw.config.path.span, "cluster.config.path"),
+            (
+                &cluster.service_stop,
+                raw.service.stop.span,
+                "cluster.service.stop",
+            ),
+            (
+                &cluster.service_start,
+                raw.service.start.span,
+                "cluster.service.start",
+            ),
+            (
+                &cluster.config.path,
+                raw.config.path.span,
+                "cluster.config.path",
+            ),
         ];
         if let Some(w) = &raw.work_directory {
             checks.push((&cluster.work_directory, w.span, "cluster.work_directory"));
@@ -298,9 +406,19 @@ impl<'a> Validator<'a> {
                 self.err(span, format!("template in {what} does not render: {e}"));
             }
         }
-        if let Err(e) = cluster.config.template.render(config_vars_example(cluster, node)) {
+        if let Err(e) = cluster
+            .config
+            .template
+            .render(config_vars_example(cluster, node))
+        {
             let at = e.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-            self.err(raw.config.template.span, format!("config template {} does not render{at}: {e}", cluster.config.template_path));
+            self.err(
+                raw.config.template.span,
+                format!(
+                    "config template {} does not render{at}: {e}",
+                    cluster.config.template_path
+                ),
+            );
         }
     }
 
@@ -308,7 +426,10 @@ impl<'a> Validator<'a> {
         let every = self.duration(&b.every);
         let count = b.retain.value.count.as_ref().map(|c| {
             if c.value == 0 {
-                self.err(c.span, "retain.count must be at least 1: the newest complete set is always kept");
+                self.err(
+                    c.span,
+                    "retain.count must be at least 1: the newest complete set is always kept",
+                );
             }
             c.value
         });
@@ -323,8 +444,16 @@ impl<'a> Validator<'a> {
             self.err(m.span, format!("retain.max_age {max_age} is shorter than every {every}: no set would live to be replaced"));
         }
         check_store_uri(self, &b.smd.to, "backup.smd.to");
-        let min_rf = cluster.namespaces.iter().map(|n| n.replication_factor).min().unwrap_or(1);
-        let disruptive = matches!(b.consistency.value, Consistency::Quiesce | Consistency::StopNode);
+        let min_rf = cluster
+            .namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1);
+        let disruptive = matches!(
+            b.consistency.value,
+            Consistency::Quiesce | Consistency::StopNode
+        );
         let max_nodes_at_once = match &b.max_nodes_at_once {
             Some(m) if m.value == 0 => {
                 self.err(m.span, "max_nodes_at_once must be at least 1");
@@ -355,7 +484,13 @@ impl<'a> Validator<'a> {
                 if k.value.starts_with("asdr:") || k.value.starts_with("aws:") {
                     self.err(k.span, format!("tag key `{}` is reserved: asdr:* tags are the state asdr finds its resources by", k.value));
                 } else if k.value.is_empty() || k.value.len() > 128 || v.len() > 256 {
-                    self.err(k.span, format!("tag `{}` is out of EC2's limits (key 1–128, value 0–256 characters)", k.value));
+                    self.err(
+                        k.span,
+                        format!(
+                            "tag `{}` is out of EC2's limits (key 1–128, value 0–256 characters)",
+                            k.value
+                        ),
+                    );
                 }
                 tags.insert(k.value.clone(), v.clone());
             }
@@ -363,22 +498,34 @@ impl<'a> Validator<'a> {
         let snapshot_description = match &b.snapshot_description {
             Some(s) => {
                 let t = self.template(s, "backup.snapshot_description");
-                let vars = SnapshotVars { cluster: &cluster.name, node: "a1", device: "/dev/sdf", set: "bs-20260101T000000Z" };
+                let vars = SnapshotVars {
+                    cluster: &cluster.name,
+                    node: "a1",
+                    device: "/dev/sdf",
+                    set: "bs-20260101T000000Z",
+                };
                 if let Err(e) = t.render(vars) {
                     self.err(s.span, format!("template in backup.snapshot_description does not render: {e} (variables: cluster, node, device, set)"));
                 }
                 t
             }
-            None => Template::compile("{{ cluster }} {{ node }} {{ device }} {{ set }}").expect("default compiles"),
+            None => Template::compile("{{ cluster }} {{ node }} {{ device }} {{ set }}")
+                .expect("default compiles"),
         };
         let asbackup = match (&b.method.value, &b.asbackup) {
             (Method::Asbackup, None) => {
-                self.err(b.method.span, "method `asbackup` needs a `backup.asbackup` section with `to`");
+                self.err(
+                    b.method.span,
+                    "method `asbackup` needs a `backup.asbackup` section with `to`",
+                );
                 None
             }
             (_, Some(a)) => {
                 check_store_uri(self, &a.value.to, "backup.asbackup.to");
-                Some(Asbackup { to: a.value.to.value.clone(), args: a.value.args.clone() })
+                Some(Asbackup {
+                    to: a.value.to.value.clone(),
+                    args: a.value.args.clone(),
+                })
             }
             (_, None) => None,
         };
@@ -425,30 +572,67 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn restores(&mut self, raw: Vec<RawRestore>, cluster: &Cluster, backup: &Backup) -> Vec<Restore> {
+    fn restores(
+        &mut self,
+        raw: Vec<RawRestore>,
+        cluster: &Cluster,
+        backup: &Backup,
+    ) -> Vec<Restore> {
         let mut names = BTreeSet::new();
-        let min_rf = cluster.namespaces.iter().map(|n| n.replication_factor).min().unwrap_or(1);
+        let min_rf = cluster
+            .namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1);
         let mut out = Vec::new();
         for r in raw {
             if !is_name(&r.name.value) {
-                self.err(r.name.span, format!("restore name `{}` must match [a-z0-9-]+", r.name.value));
+                self.err(
+                    r.name.span,
+                    format!("restore name `{}` must match [a-z0-9-]+", r.name.value),
+                );
             }
             if !names.insert(r.name.value.clone()) {
-                self.err(r.name.span, format!("restore `{}` is declared twice", r.name.value));
+                self.err(
+                    r.name.span,
+                    format!("restore `{}` is declared twice", r.name.value),
+                );
             }
             let mut nodes = Vec::new();
             match (&r.scope.value, &r.nodes) {
                 (Scope::Node, None) => {
-                    self.err(r.scope.span, format!("restore `{}` has scope `node` but names no `nodes`", r.name.value));
+                    self.err(
+                        r.scope.span,
+                        format!(
+                            "restore `{}` has scope `node` but names no `nodes`",
+                            r.name.value
+                        ),
+                    );
                 }
                 (Scope::Node, Some(list)) => {
                     if list.value.is_empty() {
-                        self.err(list.span, format!("restore `{}` has scope `node` but names no `nodes`", r.name.value));
+                        self.err(
+                            list.span,
+                            format!(
+                                "restore `{}` has scope `node` but names no `nodes`",
+                                r.name.value
+                            ),
+                        );
                     }
                     for n in &list.value {
                         if cluster.nodes.iter().all(|c| c.name != n.value) {
-                            let known: Vec<&str> = cluster.nodes.iter().map(|c| c.name.as_str()).collect();
-                            self.err(n.span, format!("restore `{}` names unknown node `{}` (nodes: {})", r.name.value, n.value, known.join(", ")));
+                            let known: Vec<&str> =
+                                cluster.nodes.iter().map(|c| c.name.as_str()).collect();
+                            self.err(
+                                n.span,
+                                format!(
+                                    "restore `{}` names unknown node `{}` (nodes: {})",
+                                    r.name.value,
+                                    n.value,
+                                    known.join(", ")
+                                ),
+                            );
                         } else if nodes.contains(&n.value) {
                             self.err(n.span, format!("node `{}` is listed twice", n.value));
                         } else {
@@ -457,7 +641,10 @@ impl<'a> Validator<'a> {
                     }
                 }
                 (Scope::Cluster, Some(list)) => {
-                    self.err(list.span, "a `scope: cluster` restore restores every node: drop `nodes`");
+                    self.err(
+                        list.span,
+                        "a `scope: cluster` restore restores every node: drop `nodes`",
+                    );
                 }
                 (Scope::Cluster, None) => {}
             }
@@ -466,7 +653,11 @@ impl<'a> Validator<'a> {
             if let Some(source) = &source {
                 self.restore_rules(&r, source, accept, cluster, backup, min_rf);
             }
-            let volume = r.volume.as_ref().map(|v| self.volume(v)).unwrap_or_default();
+            let volume = r
+                .volume
+                .as_ref()
+                .map(|v| self.volume(v))
+                .unwrap_or_default();
             out.push(Restore {
                 name: r.name.value.clone(),
                 name_span: r.name.span,
@@ -492,21 +683,37 @@ impl<'a> Validator<'a> {
                     if is_set_id(id) {
                         Ok(RestoreSource::Set(id.to_string()))
                     } else {
-                        Err(format!("`{id}` is not a backup set id: sets are named bs-YYYYMMDDTHHMMSSZ"))
+                        Err(format!(
+                            "`{id}` is not a backup set id: sets are named bs-YYYYMMDDTHHMMSSZ"
+                        ))
                     }
                 } else if let Some(t) = v.strip_prefix("before:") {
                     OffsetDateTime::parse(t, &Rfc3339)
                         .map(RestoreSource::Before)
-                        .map_err(|e| format!("`{t}` is not an RFC 3339 time such as 2026-11-20T00:00:00Z: {e}"))
+                        .map_err(|e| {
+                            format!(
+                                "`{t}` is not an RFC 3339 time such as 2026-11-20T00:00:00Z: {e}"
+                            )
+                        })
                 } else {
-                    Err(format!("unknown restore source `{v}`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>"))
+                    Err(format!(
+                        "unknown restore source `{v}`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>"
+                    ))
                 }
             }
         };
         parsed.map_err(|e| self.err(s.span, e)).ok()
     }
 
-    fn restore_rules(&mut self, r: &RawRestore, source: &RestoreSource, accept: bool, cluster: &Cluster, backup: &Backup, min_rf: u32) {
+    fn restore_rules(
+        &mut self,
+        r: &RawRestore,
+        source: &RestoreSource,
+        accept: bool,
+        cluster: &Cluster,
+        backup: &Backup,
+        min_rf: u32,
+    ) {
         let span = r.source.span;
         let name = &r.name.value;
         match (r.scope.value, source) {
@@ -536,7 +743,8 @@ impl<'a> Validator<'a> {
                 "set `accept_zombie_records: true` on this restore, declare `cluster.durable_deletes: true`{healthy_alternative}"
             ));
         }
-        if backup.method == Method::Asbackup && source.uses_backup() && r.scope.value == Scope::Node {
+        if backup.method == Method::Asbackup && source.uses_backup() && r.scope.value == Scope::Node
+        {
             self.err(span, format!("restore `{name}`: asbackup backups restore all or nothing across the cluster; a single node cannot be restored from them"));
         }
     }
@@ -546,12 +754,25 @@ impl<'a> Validator<'a> {
         if let Some(t) = &v.value.volume_type
             && !TYPES.contains(&t.value.as_str())
         {
-            self.err(t.span, format!("unknown EBS volume type `{}` (one of {})", t.value, TYPES.join(", ")));
+            self.err(
+                t.span,
+                format!(
+                    "unknown EBS volume type `{}` (one of {})",
+                    t.value,
+                    TYPES.join(", ")
+                ),
+            );
         }
         if let Some(rate) = &v.value.initialization_rate
             && !(100..=300).contains(&rate.value)
         {
-            self.err(rate.span, format!("initialization_rate {} MiB/s is outside EBS's 100–300", rate.value));
+            self.err(
+                rate.span,
+                format!(
+                    "initialization_rate {} MiB/s is outside EBS's 100–300",
+                    rate.value
+                ),
+            );
         }
         VolumeSpec {
             volume_type: v.value.volume_type.as_ref().map(|t| t.value.clone()),
@@ -568,20 +789,33 @@ pub fn config_vars_example<'a>(cluster: &'a Cluster, node: &'a Node) -> serde_js
 }
 
 fn check_store_uri(v: &mut Validator<'_>, s: &Sp<String>, what: &str) {
-    let ok = s.value.strip_prefix("s3://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    let ok = s
+        .value
+        .strip_prefix("s3://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
         || s.value.strip_prefix("file:///").is_some();
     if !ok {
-        v.err(s.span, format!("{what} `{}` must be s3://bucket/prefix or file:///directory", s.value));
+        v.err(
+            s.span,
+            format!(
+                "{what} `{}` must be s3://bucket/prefix or file:///directory",
+                s.value
+            ),
+        );
     }
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// `bs-YYYYMMDDTHHMMSSZ`.
 pub fn is_set_id(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("bs-") else { return false };
+    let Some(rest) = s.strip_prefix("bs-") else {
+        return false;
+    };
     let b = rest.as_bytes();
     b.len() == 16
         && b[..8].iter().all(u8::is_ascii_digit)

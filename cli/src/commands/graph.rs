@@ -1,4 +1,4 @@
-use crate::args::{GraphArgs, GraphFormat, Global};
+use crate::args::{Global, GraphArgs, GraphFormat};
 use crate::commands::print;
 use crate::error::CommandError;
 use crate::{inputs, render};

@@ -27,9 +27,12 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
 /// Writes to stdout through anstream, which drops colours off a terminal and under NO_COLOR.
 pub(crate) fn print(text: &str) -> Result<(), CommandError> {
     let mut out = anstream::stdout();
-    out.write_all(text.as_bytes()).map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+    out.write_all(text.as_bytes())
+        .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
 }
 
 pub(crate) fn json(value: &impl serde::Serialize) -> Result<String, CommandError> {
-    serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| CommandError::User(e.to_string()))
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| CommandError::User(e.to_string()))
 }

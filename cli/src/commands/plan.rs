@@ -15,10 +15,18 @@ pub fn cmd_plan(g: &Global, a: &PlanArgs) -> Result<i32, CommandError> {
     } else if !g.quiet {
         print(&render::plan(&plan))?;
         if let Some(out) = &a.out {
-            print(&format!("Saved the plan to {}: review it with `asdr show {}`.\n", out.display(), out.display()))?;
+            print(&format!(
+                "Saved the plan to {}: review it with `asdr show {}`.\n",
+                out.display(),
+                out.display()
+            ))?;
         }
     }
-    Ok(if a.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+    Ok(if a.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
 }
 
 /// A plan file is written whole or not at all: temp file, then rename.
