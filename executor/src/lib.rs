@@ -63,3 +63,120 @@ pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) 
     }
     ready
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asdr_planner::{Plan, Step, StepKind, Summary};
+
+    fn step(id: &str, kind: StepKind, node: Option<&str>, deps: &[&str], cleanup: bool) -> Step {
+        Step {
+            id: id.into(),
+            kind,
+            node: node.map(Into::into),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            cleanup,
+            params: serde_json::Value::Null,
+        }
+    }
+
+    /// Two nodes that the graph would let quiesce together.
+    fn plan() -> Plan {
+        let steps = vec![
+            step(
+                "check_cluster_stable",
+                StepKind::CheckClusterStable,
+                None,
+                &[],
+                false,
+            ),
+            step(
+                "quiesce:a",
+                StepKind::Quiesce,
+                Some("a"),
+                &["check_cluster_stable"],
+                false,
+            ),
+            step(
+                "snapshot:a",
+                StepKind::Snapshot,
+                Some("a"),
+                &["quiesce:a"],
+                false,
+            ),
+            step(
+                "unquiesce:a",
+                StepKind::Unquiesce,
+                Some("a"),
+                &["snapshot:a"],
+                true,
+            ),
+            step(
+                "quiesce:b",
+                StepKind::Quiesce,
+                Some("b"),
+                &["check_cluster_stable"],
+                false,
+            ),
+        ];
+        Plan {
+            format_version: 1,
+            plan_id: "p".into(),
+            cluster: "c".into(),
+            operation: "backup".into(),
+            now: String::new(),
+            spec_digest: String::new(),
+            world_digest: String::new(),
+            changes: vec![],
+            summary: Summary {
+                steps: steps.len(),
+                ..Summary::default()
+            },
+            steps,
+            warnings: vec![],
+        }
+    }
+
+    fn done(ids: &[&str]) -> Progress {
+        Progress {
+            done: ids.iter().map(|s| s.to_string()).collect(),
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn r8_the_rolling_limit_holds_back_a_second_quiesce() {
+        let p = plan();
+        assert_eq!(
+            ready(&p, &done(&["check_cluster_stable"]), 1),
+            vec!["quiesce:a"]
+        );
+        assert_eq!(
+            ready(&p, &done(&["check_cluster_stable"]), 2),
+            vec!["quiesce:a", "quiesce:b"]
+        );
+        assert_eq!(
+            ready(&p, &done(&["check_cluster_stable", "quiesce:a"]), 1),
+            vec!["snapshot:a"]
+        );
+        let back = done(&[
+            "check_cluster_stable",
+            "quiesce:a",
+            "snapshot:a",
+            "unquiesce:a",
+        ]);
+        assert_eq!(
+            ready(&p, &back, 1),
+            vec!["quiesce:b"],
+            "a is back, b may go"
+        );
+    }
+
+    #[test]
+    fn a_cleanup_step_runs_after_its_dependency_failed() {
+        let p = plan();
+        let mut progress = done(&["check_cluster_stable", "quiesce:a"]);
+        progress.failed.insert("snapshot:a".into());
+        assert_eq!(ready(&p, &progress, 1), vec!["unquiesce:a"]);
+    }
+}

@@ -701,3 +701,103 @@ fn r4_a_replacement_type_without_enough_instance_store_drives_is_refused() {
         Some("R4")
     );
 }
+
+#[test]
+fn r1_consistency_none_is_refused_for_a_namespace_on_several_volumes_and_allowed_on_one() {
+    let d = example_policy_with("consistency: multi-volume", "consistency: none").unwrap_err();
+    assert_eq!(d.items[0].rule, Some("R1"));
+    assert!(d.items[0].message.contains("namespace `users`"));
+    // One device per namespace: per-volume snapshots without stopping writes are consistent.
+    let policy = generated_policy(3, 1, "none", "enterprise");
+    let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
+    assert_eq!(steps_of(&p, StepKind::Snapshot).len(), 3);
+    assert!(
+        steps_of(&p, StepKind::Quiesce).is_empty() && steps_of(&p, StepKind::StopNode).is_empty()
+    );
+}
+
+#[test]
+fn r2_a_set_without_its_smd_archive_is_not_complete() {
+    let policy = example_policy();
+    let mut world = world_for(&policy, &WorldSpec::new(NOW));
+    let newest = world
+        .smd_archives
+        .iter()
+        .map(|a| a.set.clone())
+        .max()
+        .unwrap();
+    world.smd_archives.retain(|a| a.set != newest);
+    // The newest set (6h old) lacks SMD, so the one before it (30h old) is the newest complete
+    // one and a backup is due: the unfinished set is resumed, its missing archive made.
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.step(&format!("copy_smd:{newest}")).is_some(),
+        "{:?}",
+        p.steps
+    );
+    assert!(p.step(&format!("mark_set_complete:{newest}")).is_some());
+    assert!(
+        steps_of(&p, StepKind::SnapshotInstance).is_empty(),
+        "its snapshots exist already"
+    );
+    // A full-cluster restore from that set is refused: the cluster would start without SMD.
+    let policy = example_policy_with(
+        "    scope: cluster\n    source: latest-backup",
+        &format!("    scope: cluster\n    source: set:{newest}"),
+    )
+    .unwrap();
+    let d = refusal(restore(&policy, &world, "full-cluster"));
+    assert_eq!(d.rule, Some("R2"));
+}
+
+#[test]
+fn r5_backups_snapshot_the_ebs_shadow_never_the_instance_store_device() {
+    let policy = example_policy();
+    let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
+    let devices: BTreeSet<String> = steps_of(&p, StepKind::SnapshotInstance)
+        .iter()
+        .flat_map(|s| {
+            s.params["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["device"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        BTreeSet::from([
+            "/dev/sdf".to_string(),
+            "/dev/sdg".to_string(),
+            "/dev/sdh".to_string()
+        ])
+    );
+    // Without `ebs`, the shadow's path is the EBS device, not the primary.
+    let policy = generated_policy(2, 2, "multi-volume", "enterprise");
+    let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
+    for s in steps_of(&p, StepKind::SnapshotInstance) {
+        for v in s.params["volumes"].as_array().unwrap() {
+            assert!(v["device"].as_str().unwrap().starts_with("/dev/sd"), "{v}");
+        }
+    }
+}
+
+#[test]
+fn r10_smd_is_archived_from_the_work_directory_of_the_node() {
+    let policy = example_policy();
+    let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
+    assert_eq!(
+        steps_of(&p, StepKind::CopySmd)[0].params["from"],
+        "/opt/aerospike/smd"
+    );
+    let policy = example_policy_with(
+        "work_directory: /opt/aerospike",
+        "work_directory: /srv/{{ node }}/aerospike",
+    )
+    .unwrap();
+    let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
+    assert_eq!(
+        steps_of(&p, StepKind::CopySmd)[0].params["from"],
+        "/srv/a1/aerospike/smd"
+    );
+}
