@@ -160,13 +160,7 @@ fn snapshot_set(
         .map(|s| s.volume_id.as_str())
         .collect();
 
-    let check = b.step(
-        StepKind::CheckClusterStable,
-        "check_cluster_stable".into(),
-        None,
-        vec![],
-        json!({"size": policy.cluster.nodes.len(), "nodes": node_names(ctx), "ignore_migrations": false}),
-    );
+    let check = b.check_cluster_stable(node_names(ctx));
     let mut before_mark = Vec::new();
     let mut lanes: Vec<Option<String>> = vec![None; backup.max_nodes_at_once.max(1) as usize];
     if backup.consistency == Consistency::StopNode {
@@ -198,15 +192,7 @@ fn snapshot_set(
             .filter(|(_, _, done)| done.is_none())
             .collect();
         for (ebs, volume, _) in &missing {
-            let description = backup
-                .snapshot_description
-                .render(SnapshotVars {
-                    cluster: &policy.cluster.name,
-                    node: &view.name,
-                    device: ebs,
-                    set,
-                })
-                .unwrap_or_default();
+            let description = snapshot_description(ctx, &view.name, ebs, set);
             b.change(
                 format!("snapshot.{}.{ebs}", view.name),
                 Action::Create,
@@ -262,17 +248,7 @@ fn snapshot_set(
                 .collect();
             let descriptions: Vec<_> = devices
                 .iter()
-                .map(|(ebs, _, _)| {
-                    backup
-                        .snapshot_description
-                        .render(SnapshotVars {
-                            cluster: &policy.cluster.name,
-                            node: &view.name,
-                            device: ebs,
-                            set,
-                        })
-                        .unwrap_or_default()
-                })
+                .map(|(ebs, _, _)| snapshot_description(ctx, &view.name, ebs, set))
                 .collect();
             let params = json!({
                 "instance_id": instance.id,
@@ -292,15 +268,7 @@ fn snapshot_set(
         } else {
             for (ebs, volume, _) in &missing {
                 let id = format!("snapshot:{}:{ebs}:{set}", view.name);
-                let description = backup
-                    .snapshot_description
-                    .render(SnapshotVars {
-                        cluster: &policy.cluster.name,
-                        node: &view.name,
-                        device: ebs,
-                        set,
-                    })
-                    .unwrap_or_default();
+                let description = snapshot_description(ctx, &view.name, ebs, set);
                 let params = json!({"volume_id": volume.id, "device": ebs, "set": set, "description": description, "tags": step_tags(&id, ebs)});
                 created.push(b.step(
                     StepKind::Snapshot,
@@ -410,13 +378,7 @@ fn asbackup_set(
         .asbackup
         .as_ref()
         .expect("validation requires it for method asbackup");
-    let check = b.step(
-        StepKind::CheckClusterStable,
-        "check_cluster_stable".into(),
-        None,
-        vec![],
-        json!({"size": policy.cluster.nodes.len(), "nodes": node_names(ctx), "ignore_migrations": false}),
-    );
+    let check = b.check_cluster_stable(node_names(ctx));
     let runner = ctx
         .obs
         .nodes
@@ -451,6 +413,21 @@ fn asbackup_set(
         );
     }
     Ok(())
+}
+
+/// `backup.snapshot_description` for one snapshot (validation rendered it once already).
+fn snapshot_description(ctx: &Ctx<'_, '_>, node: &str, device: &str, set: &str) -> String {
+    let vars = SnapshotVars {
+        cluster: &ctx.policy.cluster.name,
+        node,
+        device,
+        set,
+    };
+    ctx.policy
+        .backup
+        .snapshot_description
+        .render(vars)
+        .unwrap_or_default()
 }
 
 pub(crate) fn smd_uri(ctx: &Ctx<'_, '_>, set: &str, node: &str) -> String {

@@ -58,6 +58,20 @@ impl Builder {
         id
     }
 
+    /// The first step of every plan that disturbs nodes (R14): every node in `nodes` agrees on
+    /// `cluster-stable:size=<nodes>`.
+    pub fn check_cluster_stable(&mut self, nodes: Vec<String>) -> String {
+        let params =
+            serde_json::json!({"size": nodes.len(), "nodes": nodes, "ignore_migrations": false});
+        self.step(
+            StepKind::CheckClusterStable,
+            "check_cluster_stable".into(),
+            None,
+            vec![],
+            params,
+        )
+    }
+
     pub fn change(
         &mut self,
         address: String,

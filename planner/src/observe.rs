@@ -206,6 +206,15 @@ impl<'w> Observed<'w> {
         }
     }
 
+    /// Names of the nodes that run and answer, in policy order.
+    pub fn healthy_names(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.health == NodeHealth::Healthy)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     pub fn node(&self, name: &str) -> &NodeView<'w> {
         self.nodes
             .iter()

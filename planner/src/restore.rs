@@ -70,22 +70,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     let check = if full_cluster {
         None
     } else {
-        let up: Vec<String> = ctx
-            .obs
-            .nodes
-            .iter()
-            .filter(|n| n.health == NodeHealth::Healthy)
-            .map(|n| n.name.clone())
-            .collect();
-        (!up.is_empty()).then(|| {
-            b.step(
-                StepKind::CheckClusterStable,
-                "check_cluster_stable".into(),
-                None,
-                vec![],
-                json!({"size": up.len(), "nodes": up, "ignore_migrations": false}),
-            )
-        })
+        let up = ctx.obs.healthy_names();
+        (!up.is_empty()).then(|| b.check_cluster_stable(up))
     };
 
     let mut flows = Vec::new();
@@ -932,21 +918,9 @@ fn asrestore(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<()
             format!("restore `{}`: no complete asbackup set found", restore.name),
         ))
     })?;
-    let up: Vec<String> = ctx
-        .obs
-        .nodes
-        .iter()
-        .filter(|n| n.health == NodeHealth::Healthy)
-        .map(|n| n.name.clone())
-        .collect();
-    let mut prev = b.step(
-        StepKind::CheckClusterStable,
-        "check_cluster_stable".into(),
-        None,
-        vec![],
-        json!({"size": up.len(), "nodes": up, "ignore_migrations": false}),
-    );
+    let up = ctx.obs.healthy_names();
     let runner = up.first().cloned().unwrap_or_default();
+    let mut prev = b.check_cluster_stable(up);
     for ns in &ctx.policy.cluster.namespaces {
         let archive = set
             .asbackup

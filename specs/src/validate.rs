@@ -74,6 +74,22 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A name of `kind` (node, restore): `[a-z0-9-]+`, and not seen before in `seen`.
+    fn unique_name(&mut self, kind: &str, name: &Sp<String>, seen: &mut BTreeSet<String>) {
+        if !is_name(&name.value) {
+            self.err(
+                name.span,
+                format!("{kind} name `{}` must match [a-z0-9-]+", name.value),
+            );
+        }
+        if !seen.insert(name.value.clone()) {
+            self.err(
+                name.span,
+                format!("{kind} `{}` is declared twice", name.value),
+            );
+        }
+    }
+
     fn duration(&mut self, s: &Sp<String>) -> Duration {
         Duration::parse(&s.value).unwrap_or_else(|e| {
             self.err(s.span, e);
@@ -278,18 +294,7 @@ impl<'a> Validator<'a> {
         let mut ids = BTreeSet::new();
         let mut out = Vec::new();
         for n in &raw.value {
-            if !is_name(&n.name.value) {
-                self.err(
-                    n.name.span,
-                    format!("node name `{}` must match [a-z0-9-]+", n.name.value),
-                );
-            }
-            if !names.insert(n.name.value.clone()) {
-                self.err(
-                    n.name.span,
-                    format!("node `{}` is declared twice", n.name.value),
-                );
-            }
+            self.unique_name("node", &n.name, &mut names);
             let ip = match n.private_ip.value.parse::<Ipv4Addr>() {
                 Ok(ip) => {
                     if let Some(other) = ips.insert(ip, n.name.value.clone()) {
@@ -587,18 +592,7 @@ impl<'a> Validator<'a> {
             .unwrap_or(1);
         let mut out = Vec::new();
         for r in raw {
-            if !is_name(&r.name.value) {
-                self.err(
-                    r.name.span,
-                    format!("restore name `{}` must match [a-z0-9-]+", r.name.value),
-                );
-            }
-            if !names.insert(r.name.value.clone()) {
-                self.err(
-                    r.name.span,
-                    format!("restore `{}` is declared twice", r.name.value),
-                );
-            }
+            self.unique_name("restore", &r.name, &mut names);
             let mut nodes = Vec::new();
             match (&r.scope.value, &r.nodes) {
                 (Scope::Node, None) => {
