@@ -676,8 +676,11 @@ impl<'n> NodeFlow<'n> {
                     rendered.path
                 ))
             });
+            // After the volumes are attached, as the seed's procedure has it: attach, then restore
+            // the config, then restart.
             let mut deps = out_of_service.clone();
             deps.extend(base.iter().cloned());
+            deps.extend(before_start.iter().cloned());
             before_start.push(b.step(
                 StepKind::WriteConfig,
                 format!("write_config:{}", node.name),

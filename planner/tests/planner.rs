@@ -373,7 +373,10 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
             "volume of {dev} attached at {dev}"
         );
         assert!(before(&p, "provision_instance:a1", &a.id));
-        assert!(before(&p, &a.id, "start_node:a1"));
+        assert!(
+            before(&p, &a.id, "write_config:a1"),
+            "attach, then the config, then start"
+        );
     }
     assert!(before(&p, "provision_instance:a1", "write_config:a1"));
     assert!(before(&p, "write_config:a1", "start_node:a1"));
