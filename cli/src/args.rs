@@ -60,6 +60,8 @@ pub enum Command {
     Validate,
     /// Show what asdr would do: a new backup set and retention, or a declared restore.
     Plan(PlanArgs),
+    /// Carry a plan out: a saved plan file, or a plan made now (shown, then confirmed).
+    Apply(ApplyArgs),
     /// Render a saved plan file as `plan` printed it.
     Show(ShowArgs),
     /// Print the plan's step graph for Graphviz or Mermaid.
@@ -81,6 +83,24 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when the plan has changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan file written by `asdr plan --out`; refused when the policy or the world changed since.
+    pub plan_file: Option<PathBuf>,
+    /// Plan and apply this declared restore instead of the backup policy.
+    #[arg(long, value_name = "NAME", conflicts_with = "plan_file")]
+    pub restore: Option<String>,
+    /// Apply without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Steps run at the same time (the rolling limit of max_nodes_at_once holds regardless).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Remove a lock left by an apply that is no longer running, then stop.
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod error;
 mod inputs;
+mod progress;
 mod render;
 
 use clap::Parser;

@@ -1,24 +1,42 @@
-//! The executor walks a plan's step graph. This crate starts with the scheduling core that apply
-//! builds on: which steps may run next, given the ones finished, failed or running, and the
-//! rolling limit of R8.
+//! The executor walks a plan's step graph on tokio: ready steps run concurrently up to the
+//! parallelism, never more than `max_nodes_at_once` nodes out of service (R8), a failed step's
+//! dependents are skipped while independent steps go on, cleanup steps always run, each step is
+//! observed before it acts (idempotency), transient errors are retried, every step has a deadline,
+//! and a journal makes an interrupted apply resumable. It knows nothing of the cloud it drives.
+
+pub mod journal;
+pub mod lock;
+mod run;
 
 use std::collections::{HashMap, HashSet};
 
 use asdr_planner::Plan;
+
+pub use run::{Event, Options, Outcome, Report, execute};
 
 /// What the executor knows of each step so far.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub done: HashSet<String>,
     pub failed: HashSet<String>,
+    pub skipped: HashSet<String>,
     pub running: HashSet<String>,
+}
+
+/// Quiesce and stop count against `max_nodes_at_once`, except the stops of a full-cluster restore
+/// (params `"rolling": false`), which takes every node down by design (R12).
+fn counts_against_limit(s: &asdr_planner::Step) -> bool {
+    s.kind.takes_node_out()
+        && s.params.get("rolling").and_then(serde_json::Value::as_bool) != Some(false)
 }
 
 /// Steps whose dependencies are all done, not yet started, and that keep the number of nodes
 /// out of service (quiesced or stopped and not yet back) within `max_nodes_at_once` (R8).
 /// Cleanup steps become ready when their dependencies have finished at all, failed or not.
 pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) -> Vec<&'p str> {
-    let finished = |id: &String| progress.done.contains(id) || progress.failed.contains(id);
+    let finished = |id: &String| {
+        progress.done.contains(id) || progress.failed.contains(id) || progress.skipped.contains(id)
+    };
     let mut out_of_service: HashSet<&str> = HashSet::new();
     let by_id: HashMap<&str, &asdr_planner::Step> =
         plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
@@ -50,7 +68,7 @@ pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) 
         if !deps_ok || s.depends_on.iter().any(|d| !by_id.contains_key(d.as_str())) {
             continue;
         }
-        if s.kind.takes_node_out()
+        if counts_against_limit(s)
             && let Some(n) = &s.node
             && !out_of_service.contains(n.as_str())
         {
@@ -169,6 +187,22 @@ mod tests {
             ready(&p, &back, 1),
             vec!["quiesce:b"],
             "a is back, b may go"
+        );
+    }
+
+    #[test]
+    fn r12_full_cluster_stops_are_not_held_back_by_the_rolling_limit() {
+        let mut p = plan();
+        for s in &mut p.steps {
+            if s.kind == StepKind::Quiesce {
+                s.kind = StepKind::StopNode;
+                s.params = serde_json::json!({"rolling": false});
+            }
+        }
+        let r = ready(&p, &done(&["check_cluster_stable"]), 1);
+        assert!(
+            r.contains(&"quiesce:a") && r.contains(&"quiesce:b"),
+            "{r:?}"
         );
     }
 

@@ -10,6 +10,7 @@ mod error;
 pub mod graph;
 mod observe;
 pub mod plan;
+pub mod ports;
 mod restore;
 mod retention;
 pub mod tags;

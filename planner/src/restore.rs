@@ -493,12 +493,17 @@ impl<'n> NodeFlow<'n> {
             for d in &devices {
                 deps.extend(d.ready.iter().cloned());
             }
+            let mut params = node_params(ctx, node, StepKind::StopNode);
+            if restore.scope == Scope::Cluster && restore.source.uses_backup() {
+                // R12 takes every node down: the rolling limit does not count these stops.
+                params["rolling"] = json!(false);
+            }
             b.step(
                 StepKind::StopNode,
                 format!("stop_node:{}", node.name),
                 Some(&node.name),
                 deps,
-                node_params(ctx, node, StepKind::StopNode),
+                params,
             )
         });
         let old_instance = live_old.map(|old| {

@@ -6,5 +6,8 @@ pub const SET: &str = "asdr:set";
 pub const NODE: &str = "asdr:node";
 pub const DEVICE: &str = "asdr:device";
 pub const STEP: &str = "asdr:step";
+/// The plan that created a resource: with `asdr:step`, what makes a step's own result findable
+/// without mistaking the same step of an older plan for it.
+pub const PLAN: &str = "asdr:plan";
 /// On every snapshot of a set once `mark_set_complete` ran.
 pub const COMPLETE: &str = "asdr:complete";

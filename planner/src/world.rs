@@ -193,6 +193,9 @@ pub struct NodeObservation {
     /// The node's current aerospike.conf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// The backup set whose SMD archive was last put back into the node's work directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smd_restored_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

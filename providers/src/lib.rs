@@ -2,3 +2,5 @@
 //! (YAML or JSON) that plans can be reviewed and rehearsed against offline.
 
 pub mod world_file;
+pub mod world_provider;
+pub mod world_sim;

@@ -1,5 +1,6 @@
 //! One module per verb, each with a `cmd_<verb>` function.
 
+mod apply;
 mod graph;
 mod inventory;
 mod plan;
@@ -17,6 +18,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
     match &cli.command {
         Command::Validate => validate::cmd_validate(g),
         Command::Plan(a) => plan::cmd_plan(g, a),
+        Command::Apply(a) => apply::cmd_apply(g, a),
         Command::Show(a) => show::cmd_show(g, a),
         Command::Graph(a) => graph::cmd_graph(g, a),
         Command::Inventory => inventory::cmd_inventory(g),

@@ -1,0 +1,324 @@
+//! `asdr apply`: lock, plan (or load, or resume), confirm, execute, summarise.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use asdr_executor::journal::{self, Journal};
+use asdr_executor::lock::{self, Holder, LockError};
+use asdr_executor::{Event, Options, Outcome, Report};
+use asdr_planner::Plan;
+use asdr_providers::world_provider::{Hook, WorldFileProvider};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::args::{ApplyArgs, Global};
+use crate::commands::print;
+use crate::error::CommandError;
+use crate::progress::Progress;
+use crate::{inputs, render};
+
+fn state_dir(policy: &Policy) -> PathBuf {
+    Path::new(&policy.path)
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(".asdr")
+}
+
+pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
+    let policy = inputs::policy(g)?;
+    let dir = state_dir(&policy);
+    let lock_path = dir
+        .join("locks")
+        .join(format!("{}.lock", policy.cluster.name));
+    if a.break_lock {
+        return match lock::break_lock(&lock_path).map_err(|e| CommandError::User(e.to_string()))? {
+            Some(h) => {
+                print(&format!(
+                    "Broke the lock {} held by {h}.\n",
+                    lock_path.display()
+                ))?;
+                Ok(0)
+            }
+            None => {
+                print(&format!("No lock at {}.\n", lock_path.display()))?;
+                Ok(0)
+            }
+        };
+    }
+    let world_path = g.world.clone().ok_or_else(|| {
+        CommandError::User("apply acts on a world file for now: pass --world FILE".into())
+    })?;
+    let holder = Holder {
+        pid: std::process::id(),
+        host: lock::hostname(),
+        plan_id: "(planning)".into(),
+        since: OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+    };
+    let _lock = lock::acquire(&lock_path, &holder).map_err(|e| match e {
+        LockError::Held { .. } | LockError::Stale { .. } => CommandError::User(e.to_string()),
+        other => CommandError::User(other.to_string()),
+    })?;
+
+    let journal_dir = dir.join("journal");
+    let interrupted = journal::unfinished(&journal_dir, &policy.cluster.name)
+        .map_err(|e| CommandError::User(e.to_string()))?;
+    let plan = if let Some(plan) = interrupted.into_iter().next() {
+        if !g.quiet {
+            eprintln!(
+                "Resuming the interrupted apply of plan {} ({}).",
+                plan.plan_id, plan.operation
+            );
+        }
+        plan
+    } else if let Some(file) = &a.plan_file {
+        let plan = load_plan(file)?;
+        refuse_stale(&policy, &world_path, &plan)?;
+        plan
+    } else {
+        let plan = inputs::plan(g, a.restore.as_deref())?;
+        if !g.json && !g.quiet {
+            print(&render::plan(&plan))?;
+        }
+        plan
+    };
+    if !plan.has_changes() {
+        return Ok(0);
+    }
+    confirm(g, a, &plan)?;
+
+    let hook = test_hook();
+    let sim_path = std::env::var_os("ASDR_SIMULATION").map(PathBuf::from);
+    let provider = WorldFileProvider::open(
+        &world_path,
+        sim_path.as_deref(),
+        &policy.cluster.name,
+        hook.clone(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::User(format!("cannot start the runtime: {e}")))?;
+    let sim = runtime.block_on(provider.simulation());
+    let opts = Options {
+        parallelism: usize::from(a.parallelism),
+        max_nodes_at_once: policy.backup.max_nodes_at_once.max(1) as usize,
+        poll_interval: Duration::from_millis(sim.poll_interval_ms),
+        max_attempts: 5,
+        step_timeout: std::env::var("ASDR_STEP_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis),
+        hook: hook.clone(),
+    };
+    let (mut journal, resumed) =
+        Journal::open(&journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
+    let plan = Arc::new(plan);
+    let progress = Progress::new(g.json, g.quiet, plan.steps.len());
+    let report = runtime
+        .block_on(asdr_executor::execute(
+            plan.clone(),
+            Arc::new(provider),
+            &mut journal,
+            resumed.done,
+            &opts,
+            &|e: &Event| progress.event(e),
+        ))
+        .map_err(|e| CommandError::User(e.to_string()))?;
+    progress.finish();
+    summarise(g, &plan, &report, journal.path())?;
+    Ok(if report.succeeded() { 0 } else { 1 })
+}
+
+fn load_plan(file: &Path) -> Result<Plan, CommandError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CommandError::User(format!("cannot read plan file {}: {e}", file.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        CommandError::User(format!(
+            "{}:{}:{}: error: not a plan file: {e}",
+            file.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// A plan is carried out only against the policy and world it was made from.
+fn refuse_stale(policy: &Policy, world_path: &Path, plan: &Plan) -> Result<(), CommandError> {
+    let world = asdr_providers::world_file::load(world_path)?;
+    let mut changed = Vec::new();
+    if plan.cluster != policy.cluster.name {
+        changed.push(format!(
+            "it is for cluster {}, the policy is for {}",
+            plan.cluster, policy.cluster.name
+        ));
+    }
+    let spec = asdr_planner::spec_digest(policy);
+    if spec != plan.spec_digest {
+        changed.push(format!(
+            "the policy changed since it was made ({} → {})",
+            short(&plan.spec_digest),
+            short(&spec)
+        ));
+    }
+    let observed = asdr_planner::world_digest(&world);
+    if observed != plan.world_digest {
+        changed.push(format!(
+            "the world changed since it was made ({} → {})",
+            short(&plan.world_digest),
+            short(&observed)
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(CommandError::User(format!(
+        "plan {} is stale: {}. Make a new plan with `asdr plan`.",
+        plan.plan_id,
+        changed.join("; ")
+    )))
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
+
+/// A plan is applied only on an explicit yes: `--yes`, or `yes` typed at a terminal.
+fn confirm(g: &Global, a: &ApplyArgs, plan: &Plan) -> Result<(), CommandError> {
+    if a.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || g.json {
+        return Err(CommandError::User("refusing to apply without confirmation: stdin is not a terminal; review the plan and pass --yes".into()));
+    }
+    print(&format!(
+        "\nApply plan {} to cluster {}? Only 'yes' will be accepted: ",
+        plan.plan_id, plan.cluster
+    ))?;
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CommandError::User(e.to_string()))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(CommandError::User("apply cancelled".into()))
+    }
+}
+
+fn summarise(g: &Global, plan: &Plan, report: &Report, journal: &Path) -> Result<(), CommandError> {
+    let count = |f: fn(&Outcome) -> bool| report.count(f);
+    let done = count(|o| matches!(o, Outcome::Done { .. }));
+    let adopted = count(|o| matches!(o, Outcome::Adopted { .. }));
+    let resumed = count(|o| matches!(o, Outcome::Resumed));
+    let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
+    let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    if g.json {
+        let windows: serde_json::Map<String, serde_json::Value> = report
+            .write_stop
+            .iter()
+            .map(|(n, d)| (n.clone(), d.as_secs_f64().into()))
+            .collect();
+        print(&serde_json::to_string(&serde_json::json!({
+            "event": "summary", "plan_id": plan.plan_id, "done": done, "adopted": adopted, "resumed": resumed,
+            "skipped": skipped, "failed": failed, "wall_seconds": report.wall.as_secs_f64(), "write_stop_seconds": windows,
+            "journal": journal.display().to_string(),
+        })).map_err(|e| CommandError::User(e.to_string()))?)?;
+        print("\n")?;
+        return Ok(());
+    }
+    let mut out = format!(
+        "\nApply of plan {} {} in {:.1} s: {done} done, {adopted} adopted, {resumed} resumed, {skipped} skipped, {failed} failed.\n",
+        plan.plan_id,
+        if failed + skipped == 0 {
+            "complete"
+        } else {
+            "incomplete"
+        },
+        report.wall.as_secs_f64()
+    );
+    if !report.write_stop.is_empty() {
+        let windows: Vec<String> = report
+            .write_stop
+            .iter()
+            .map(|(n, d)| format!("{n} {:.2} s", d.as_secs_f64()))
+            .collect();
+        out.push_str(&format!("Write-stop windows: {}\n", windows.join(", ")));
+    }
+    for (id, o) in &report.outcomes {
+        if let Outcome::Failed { error, attempts } = o {
+            out.push_str(&format!(
+                "  failed   {id} after {attempts} attempt(s): {error}\n"
+            ));
+        }
+    }
+    let cleanups: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            s.cleanup
+                && matches!(
+                    report.outcomes.get(&s.id),
+                    Some(Outcome::Done { .. } | Outcome::Adopted { .. })
+                )
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    if failed + skipped > 0 {
+        out.push_str(&format!(
+            "  skipped  {skipped} step(s) whose upstream failed; cleanups run: {}\n",
+            if cleanups.is_empty() {
+                "none".to_string()
+            } else {
+                cleanups.join(", ")
+            }
+        ));
+        out.push_str("Run `asdr apply` again once the cause is fixed: finished steps are found again, not repeated.\n");
+    }
+    out.push_str(&format!("Journal: {}\n", journal.display()));
+    print(&out)
+}
+
+/// Test support: `ASDR_TEST_KILL_AT=N` kills this process with SIGKILL at the Nth step boundary or
+/// provider effect, `ASDR_TEST_POINTS=FILE` lists those points as they pass. Crash-safety tests
+/// use them to interrupt an apply exactly where idempotency matters.
+fn test_hook() -> Hook {
+    let kill_at: Option<usize> = std::env::var("ASDR_TEST_KILL_AT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let points: Option<PathBuf> = std::env::var_os("ASDR_TEST_POINTS").map(PathBuf::from);
+    if kill_at.is_none() && points.is_none() {
+        return Arc::new(|_| {});
+    }
+    let counter = Arc::new(AtomicUsize::new(0));
+    let file = points.map(|p| {
+        std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("points file opens"),
+        )
+    });
+    Arc::new(move |label: &str| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(f) = &file {
+            let _ = writeln!(f.lock().expect("not poisoned"), "{n} {label}");
+        }
+        if kill_at == Some(n) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &std::process::id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    })
+}

@@ -1,0 +1,150 @@
+//! Apply progress: indicatif bars when stderr is a terminal (overall steps, snapshot %, waits),
+//! plain lines otherwise, JSON-lines events with `--json`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use asdr_executor::{Event, Outcome};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    json: bool,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    last_pending: Mutex<Option<String>>,
+}
+
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done { .. } => "done",
+        Outcome::Adopted { .. } => "adopted",
+        Outcome::Resumed => "resumed",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Skipped { .. } => "skipped",
+    }
+}
+
+impl Progress {
+    pub fn new(json: bool, quiet: bool, steps: usize) -> Self {
+        let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(steps as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} steps  {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            json,
+            quiet,
+            bar,
+            last_pending: Mutex::new(None),
+        }
+    }
+
+    pub fn event(&self, e: &Event) {
+        if self.json {
+            let v = match e {
+                Event::Started { step } => serde_json::json!({"event": "started", "step": step}),
+                Event::Pending {
+                    step,
+                    percent,
+                    note,
+                } => {
+                    serde_json::json!({"event": "pending", "step": step, "percent": percent, "note": note})
+                }
+                Event::Retrying {
+                    step,
+                    attempt,
+                    error,
+                } => {
+                    serde_json::json!({"event": "retrying", "step": step, "attempt": attempt, "error": error})
+                }
+                Event::Finished { step, outcome } => {
+                    let mut v = serde_json::json!({"event": "finished", "step": step, "outcome": outcome_word(outcome)});
+                    match outcome {
+                        Outcome::Done {
+                            resources,
+                            took,
+                            attempts,
+                        } => {
+                            v["resources"] = serde_json::to_value(resources).unwrap_or_default();
+                            v["seconds"] = took.as_secs_f64().into();
+                            v["attempts"] = (*attempts).into();
+                        }
+                        Outcome::Adopted { resources } => {
+                            v["resources"] = serde_json::to_value(resources).unwrap_or_default()
+                        }
+                        Outcome::Failed { error, .. } => v["error"] = error.clone().into(),
+                        Outcome::Skipped { because } => v["error"] = because.clone().into(),
+                        Outcome::Resumed => {}
+                    }
+                    v
+                }
+            };
+            println!("{v}");
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let line = match e {
+            Event::Started { .. } => None,
+            Event::Pending {
+                step,
+                percent,
+                note,
+            } => {
+                let text = match percent {
+                    Some(p) => format!("{step} {p}%"),
+                    None => format!("{step}: {note}"),
+                };
+                match &self.bar {
+                    Some(bar) => {
+                        bar.set_message(text);
+                        None
+                    }
+                    None => {
+                        // One line per change of state, not per poll.
+                        let mut last = self.last_pending.lock().expect("not poisoned");
+                        (last.as_deref() != Some(text.as_str())).then(|| {
+                            *last = Some(text.clone());
+                            format!("  waiting  {text}")
+                        })
+                    }
+                }
+            }
+            Event::Retrying {
+                step,
+                attempt,
+                error,
+            } => Some(format!("  retry    {step} (attempt {attempt}): {error}")),
+            Event::Finished { step, outcome } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                let detail = match outcome {
+                    Outcome::Done { took, .. } => format!(" ({:.2} s)", took.as_secs_f64()),
+                    Outcome::Failed { error, .. } => format!(": {error}"),
+                    Outcome::Skipped { because } => format!(": {because}"),
+                    _ => String::new(),
+                };
+                Some(format!("  {:<8} {step}{detail}", outcome_word(outcome)))
+            }
+        };
+        if let Some(line) = line {
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

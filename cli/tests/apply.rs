@@ -1,0 +1,543 @@
+//! `asdr apply` on world files, end to end through the real binary: convergence, crash safety
+//! (kill -9 at step boundaries and inside steps), faults, locks, stale plans, the rolling limit.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use asdr_planner::World;
+use assert_cmd::cargo::CommandCargoExt;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// A scratch copy of an example directory: its policy, templates and worlds.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn of(example: &str) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&examples().join(example), dir.path());
+        Scratch { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn asdr(&self, world: &str, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut c = Command::cargo_bin("asdr").unwrap();
+        c.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdin(Stdio::null());
+        c.args(["-f", "asdr.yaml", "--world", world]).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn world(&self, name: &str) -> World {
+        asdr_providers::world_file::load(&self.path(name)).unwrap()
+    }
+
+    fn edit(&self, name: &str, from: &str, to: &str) {
+        let p = self.path(name);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{from} not in {name}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn journal(&self) -> Vec<serde_json::Value> {
+        let dir = self.path(".asdr/journal");
+        let mut out = Vec::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        for f in files {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                out.push(serde_json::from_str(line).unwrap());
+            }
+        }
+        out
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".asdr" {
+            continue;
+        }
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn restore_args(restore: Option<&str>) -> Vec<&str> {
+    restore.map_or_else(Vec::new, |r| vec!["--restore", r])
+}
+
+/// (example dir, world file, restore) for the backup and every restore of the examples.
+const SCENARIOS: [(&str, &str, Option<&str>); 7] = [
+    ("prod-east", "world-backup-due.yaml", None),
+    ("prod-east", "world-failed-node.yaml", Some("replace-a1")),
+    (
+        "prod-east",
+        "world-unreachable-node.yaml",
+        Some("replace-a1"),
+    ),
+    ("prod-east", "world-failed-node.yaml", Some("a1-refill")),
+    (
+        "prod-east",
+        "world-failed-node.yaml",
+        Some("a1-from-backup"),
+    ),
+    ("prod-east", "world-backup-due.yaml", Some("full-cluster")),
+    ("community", "world-backup-due.yaml", None),
+];
+
+/// The cluster is whole again: every node answers, nothing quiesced, one live instance per node.
+fn assert_healthy(world: &World) {
+    for n in &world.nodes {
+        assert!(n.reachable, "node {} left stopped", n.name);
+        assert!(!n.quiesced, "node {} left quiesced", n.name);
+        assert_eq!(n.migrations_remaining, 0);
+    }
+    let mut live: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in world
+        .instances
+        .iter()
+        .filter(|i| i.state != asdr_planner::world::InstanceState::Terminated)
+    {
+        *live
+            .entry(i.tags.get("asdr:node").map(String::as_str).unwrap_or("?"))
+            .or_default() += 1;
+    }
+    assert!(
+        live.values().all(|&c| c == 1),
+        "one live instance per node: {live:?}"
+    );
+}
+
+#[test]
+fn apply_then_plan_again_has_no_changes_for_the_backup_and_every_restore() {
+    for (example, world, restore) in SCENARIOS {
+        let s = Scratch::of(example);
+        let mut args = vec!["apply", "--yes"];
+        args.extend(restore_args(restore));
+        ok(&s.asdr(world, &args, &[]));
+        let mut plan = vec!["plan", "--detailed-exitcode"];
+        plan.extend(restore_args(restore));
+        let again = s.asdr(world, &plan, &[]);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{example} {world} {restore:?}: plan after apply has changes:\n{}",
+            String::from_utf8_lossy(&again.stdout)
+        );
+        assert_healthy(&s.world(world));
+        // And the backup policy is satisfied or plannable on the restored cluster.
+        let backup = s.asdr(world, &["plan"], &[]);
+        assert!(
+            backup.status.success(),
+            "{example} {restore:?}: backup plan after apply refused: {}",
+            String::from_utf8_lossy(&backup.stderr)
+        );
+    }
+}
+
+/// Runs one scenario to the end, uninterrupted; returns the final world text and the crash points.
+fn reference(example: &str, world: &str, restore: Option<&str>) -> (String, Vec<String>) {
+    let s = Scratch::of(example);
+    let points = s.path("points.txt");
+    let mut args = vec!["apply", "--yes", "-q"];
+    args.extend(restore_args(restore));
+    ok(&s.asdr(
+        world,
+        &args,
+        &[("ASDR_TEST_POINTS", points.display().to_string())],
+    ));
+    let labels = std::fs::read_to_string(points)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1.to_string())
+        .collect();
+    (std::fs::read_to_string(s.path(world)).unwrap(), labels)
+}
+
+#[test]
+fn crash_safety_kill_9_anywhere_then_apply_again_converges_to_the_same_world() {
+    let mut crashes = 0;
+    for (example, world, restore) in [SCENARIOS[0], SCENARIOS[2], SCENARIOS[4], SCENARIOS[5]] {
+        let (expected, points) = reference(example, world, restore);
+        let expected_world: World = asdr_providers::world_file::parse(
+            "ref",
+            &expected,
+            asdr_providers::world_file::Format::Yaml,
+        )
+        .unwrap();
+        assert_healthy(&expected_world);
+        // Every step boundary and every point inside a step (after its effect, before it is
+        // recorded), thinned to keep the run short but never fewer than 12 per scenario.
+        let stride = (points.len() / 16).max(1);
+        let chosen: Vec<usize> = (1..=points.len())
+            .filter(|k| k % stride == 0 || points[k - 1].starts_with("after-act:"))
+            .collect();
+        for k in chosen {
+            let s = Scratch::of(example);
+            let mut args = vec!["apply", "--yes", "-q"];
+            args.extend(restore_args(restore));
+            let killed = s.asdr(world, &args, &[("ASDR_TEST_KILL_AT", k.to_string())]);
+            assert_eq!(
+                killed.status.signal(),
+                Some(9),
+                "{example} {restore:?}: point {k} ({}) did not kill: {:?}",
+                points[k - 1],
+                killed.status
+            );
+            // The killed apply's lock is stale: it is reported, and broken explicitly.
+            let refused = s.asdr(world, &args, &[]);
+            assert_eq!(refused.status.code(), Some(1));
+            assert!(
+                String::from_utf8_lossy(&refused.stderr).contains("no longer running"),
+                "{}",
+                String::from_utf8_lossy(&refused.stderr)
+            );
+            ok(&s.asdr(world, &["apply", "--break-lock"], &[]));
+            ok(&s.asdr(world, &args, &[]));
+            let got = std::fs::read_to_string(s.path(world)).unwrap();
+            assert!(
+                got == expected,
+                "{example} {restore:?}: killed at point {k} ({}), the resumed apply ended in a different world",
+                points[k - 1]
+            );
+            crashes += 1;
+        }
+    }
+    assert!(crashes >= 50, "only {crashes} crash points");
+}
+
+fn quiesce_policy(s: &Scratch) {
+    s.edit(
+        "asdr.yaml",
+        "consistency: multi-volume",
+        "consistency: quiesce",
+    );
+}
+
+fn simulation(s: &Scratch, yaml: &str) -> Vec<(&'static str, String)> {
+    let p = s.path("sim.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    vec![("ASDR_SIMULATION", p.display().to_string())]
+}
+
+#[test]
+fn a_transient_fault_is_retried_and_the_apply_succeeds() {
+    let s = Scratch::of("prod-east");
+    let env = simulation(
+        &s,
+        "faults:\n  - {step: \"snapshot_instance:b1:*\", times: 2, transient: true, code: RequestLimitExceeded}\n",
+    );
+    let out = s.asdr("world-backup-due.yaml", &["apply", "--yes"], &env);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("retry    snapshot_instance:b1").count(),
+        2,
+        "{stderr}"
+    );
+    let done = s
+        .journal()
+        .into_iter()
+        .find(|e| {
+            e["event"] == "done"
+                && e["step"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("snapshot_instance:b1")
+        })
+        .unwrap();
+    assert_eq!(done["attempt"], 3);
+}
+
+#[test]
+fn a_permanent_fault_skips_only_dependents_runs_cleanups_and_a_later_apply_finishes() {
+    let s = Scratch::of("prod-east");
+    quiesce_policy(&s);
+    let env = simulation(
+        &s,
+        "faults:\n  - {step: \"snapshot:b1:/dev/sdg:*\", code: IncorrectState}\n",
+    );
+    let out = s.asdr("world-backup-due.yaml", &["apply", "--yes"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("failed   snapshot:b1:/dev/sdg:") && stdout.contains("unquiesce:b1"),
+        "{stdout}"
+    );
+    let journal = s.journal();
+    let outcome = |prefix: &str| {
+        journal
+            .iter()
+            .filter(|e| e["step"].as_str().is_some_and(|s| s.starts_with(prefix)))
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        outcome("unquiesce:b1").contains(&"done".to_string()),
+        "the quiesced node is unquiesced: {:?}",
+        outcome("unquiesce:b1")
+    );
+    assert!(outcome("mark_set_complete").contains(&"skipped".to_string()));
+    assert!(
+        outcome("snapshot:a2:").iter().all(|e| e != "skipped"),
+        "independent nodes go on"
+    );
+    assert!(outcome("quiesce:a2").contains(&"done".to_string()));
+    let world = s.world("world-backup-due.yaml");
+    assert!(world.nodes.iter().all(|n| !n.quiesced && n.reachable));
+    // Fixed: the next apply finishes the set.
+    std::fs::write(s.path("sim.yaml"), "faults: []\n").unwrap();
+    ok(&s.asdr("world-backup-due.yaml", &["apply", "--yes"], &env));
+    assert_eq!(
+        s.asdr(
+            "world-backup-due.yaml",
+            &["plan", "--detailed-exitcode"],
+            &env
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn r8_the_rolling_limit_holds_and_r11_writes_resume_before_snapshots_complete() {
+    let s = Scratch::of("prod-east");
+    quiesce_policy(&s);
+    let env = simulation(&s, "snapshot_polls: 5\npoll_interval_ms: 5\n");
+    ok(&s.asdr(
+        "world-backup-due.yaml",
+        &["apply", "--yes", "--parallelism", "20"],
+        &env,
+    ));
+    let journal = s.journal();
+    let mut out: BTreeMap<String, bool> = BTreeMap::new();
+    let mut max_out = 0;
+    for e in &journal {
+        let step = e["step"].as_str().unwrap_or("");
+        let node = step.split(':').nth(1).unwrap_or("").to_string();
+        match (
+            e["event"].as_str().unwrap(),
+            step.split(':').next().unwrap(),
+        ) {
+            ("start", "quiesce") => {
+                out.insert(node, true);
+            }
+            ("done" | "adopted", "unquiesce") => {
+                out.remove(&node);
+            }
+            _ => {}
+        }
+        max_out = max_out.max(out.len());
+    }
+    assert_eq!(max_out, 1, "max_nodes_at_once: 1");
+    for node in ["a1", "b1", "a2"] {
+        let pos = |event: &str, prefix: &str| {
+            journal
+                .iter()
+                .position(|e| {
+                    e["event"] == event && e["step"].as_str().is_some_and(|s| s.starts_with(prefix))
+                })
+                .unwrap()
+        };
+        let unquiesce = pos("start", &format!("unquiesce:{node}"));
+        let last_wait = journal
+            .iter()
+            .rposition(|e| {
+                e["event"] == "done"
+                    && e["step"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with(&format!("wait_snapshot:{node}:")))
+            })
+            .unwrap();
+        assert!(
+            unquiesce < last_wait,
+            "{node}: unquiesce must start right after the snapshot calls, not after completion (R11)"
+        );
+        assert!(pos("done", &format!("snapshot:{node}:")) < unquiesce);
+    }
+}
+
+#[test]
+fn a_second_apply_is_refused_naming_the_holder() {
+    let s = Scratch::of("prod-east");
+    let env = simulation(&s, "latency_ms: 300\n");
+    let mut first = Command::cargo_bin("asdr").unwrap();
+    first
+        .current_dir(s.dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "world-backup-due.yaml",
+            "apply",
+            "--yes",
+            "-q",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &env {
+        first.env(k, v);
+    }
+    let mut child = first.spawn().unwrap();
+    let lock = s.path(".asdr/locks/prod-east.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first apply never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = s.asdr("world-backup-due.yaml", &["apply", "--yes"], &env);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr.contains("another apply holds the lock")
+            && stderr.contains(&format!("pid {}", child.id())),
+        "{stderr}"
+    );
+    let broke = s.asdr("world-backup-due.yaml", &["apply", "--break-lock"], &env);
+    assert_eq!(
+        broke.status.code(),
+        Some(1),
+        "a live holder's lock is not broken"
+    );
+    assert!(child.wait().unwrap().success());
+    assert!(!lock.exists(), "released at the end");
+}
+
+#[test]
+fn a_stale_plan_file_is_refused_saying_what_changed() {
+    let s = Scratch::of("prod-east");
+    ok(&s.asdr(
+        "world-backup-due.yaml",
+        &["plan", "--out", "plan.json", "-q"],
+        &[],
+    ));
+    let before = std::fs::read(s.path("world-backup-due.yaml")).unwrap();
+    s.edit(
+        "world-backup-due.yaml",
+        "migrations_remaining: 0",
+        "migrations_remaining: 3",
+    );
+    let out = s.asdr(
+        "world-backup-due.yaml",
+        &["apply", "plan.json", "--yes"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is stale: the world changed since it was made"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(s.path("world-backup-due.yaml"), &before).unwrap();
+    s.edit("asdr.yaml", "every: 24h", "every: 12h");
+    let out = s.asdr(
+        "world-backup-due.yaml",
+        &["apply", "plan.json", "--yes"],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the policy changed since it was made"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(s.path("world-backup-due.yaml")).unwrap(),
+        before,
+        "nothing was applied"
+    );
+    // The unchanged plan applies.
+    s.edit("asdr.yaml", "every: 12h", "every: 24h");
+    ok(&s.asdr(
+        "world-backup-due.yaml",
+        &["apply", "plan.json", "--yes"],
+        &[],
+    ));
+}
+
+#[test]
+fn apply_without_a_terminal_and_without_yes_does_nothing() {
+    let s = Scratch::of("prod-east");
+    let before = std::fs::read(s.path("world-backup-due.yaml")).unwrap();
+    let out = s.asdr("world-backup-due.yaml", &["apply"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a terminal"));
+    assert_eq!(
+        std::fs::read(s.path("world-backup-due.yaml")).unwrap(),
+        before
+    );
+    assert!(
+        !s.path(".asdr/journal").exists(),
+        "no journal: nothing started"
+    );
+}
+
+#[test]
+fn apply_json_emits_one_event_per_line_and_a_summary() {
+    let s = Scratch::of("prod-east");
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &["apply", "--yes", "--json", "--restore", "replace-a1"],
+        &[],
+    );
+    ok(&out);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["failed"], 0);
+    assert!(lines.iter().any(|l| {
+        l["event"] == "finished"
+            && l["step"] == "provision_instance:a1"
+            && l["resources"]["instance_id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("i-"))
+    }));
+}

@@ -1,0 +1,221 @@
+//! The journal: `.asdr/journal/<plan-id>.jsonl`, one line per step event, written (and synced)
+//! before and after each step, with the resource ids the step learned. The plan itself is kept
+//! beside it (`<plan-id>.plan.json`), so an interrupted apply can be resumed from these two files.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use asdr_planner::Plan;
+use asdr_planner::ports::Resources;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The apply began (or resumed) this plan.
+    Begin,
+    Start,
+    Done,
+    /// The effect already existed and was adopted.
+    Adopted,
+    Retry,
+    Failed,
+    Skipped,
+    /// The apply ended; a journal without it was interrupted.
+    Finished,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Wall-clock time, RFC 3339 with fractions.
+    pub t: String,
+    pub event: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+impl Entry {
+    pub fn new(event: EventKind, step: Option<&str>) -> Self {
+        Entry {
+            t: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            event,
+            step: step.map(str::to_string),
+            resources: None,
+            error: None,
+            attempt: None,
+        }
+    }
+
+    pub fn time(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.t, &Rfc3339).ok()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal {path}:{line}: {message}")]
+    Corrupt {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+/// What an earlier, interrupted run of the same plan finished.
+#[derive(Debug, Default, Clone)]
+pub struct Resumed {
+    pub done: BTreeMap<String, Resources>,
+    pub entries: Vec<Entry>,
+}
+
+pub fn journal_path(dir: &Path, plan_id: &str) -> PathBuf {
+    dir.join(format!("{plan_id}.jsonl"))
+}
+
+pub fn plan_path(dir: &Path, plan_id: &str) -> PathBuf {
+    dir.join(format!("{plan_id}.plan.json"))
+}
+
+/// Reads a journal's entries. A torn last line (the process died mid-write) is ignored: the
+/// step it described is observed again.
+pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    let file = File::open(path).map_err(io(path))?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(io(path))?;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(e) => out.push(e),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => {
+                return Err(JournalError::Corrupt {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Plans whose journal has no `finished` entry, oldest first: applies that were interrupted.
+pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> {
+    let Ok(read_dir) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut plans = Vec::new();
+    for entry in read_dir.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let entries = read(&path)?;
+        if entries.iter().any(|e| e.event == EventKind::Finished) {
+            continue;
+        }
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let plan_file = plan_path(dir, &id);
+        let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
+            path: plan_file.display().to_string(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        if plan.cluster == cluster {
+            plans.push(plan);
+        }
+    }
+    plans.sort_by(|a, b| a.plan_id.cmp(&b.plan_id));
+    Ok(plans)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal of `plan` in `dir`, keeping the plan beside it, and returns
+    /// what an earlier run of it finished.
+    pub fn open(dir: &Path, plan: &Plan) -> Result<(Journal, Resumed), JournalError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let plan_file = plan_path(dir, &plan.plan_id);
+        if !plan_file.exists() {
+            let text = serde_json::to_string_pretty(plan).expect("a plan serializes");
+            let tmp = plan_file.with_extension("json.tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &plan_file))
+                .map_err(io(&plan_file))?;
+        }
+        let path = journal_path(dir, &plan.plan_id);
+        let entries = if path.exists() {
+            read(&path)?
+        } else {
+            Vec::new()
+        };
+        let mut done = BTreeMap::new();
+        for e in &entries {
+            if matches!(e.event, EventKind::Done | EventKind::Adopted)
+                && let Some(step) = &e.step
+            {
+                done.insert(step.clone(), e.resources.clone().unwrap_or_default());
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok((Journal { path, file }, Resumed { done, entries }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry and syncs it to disk before returning.
+    pub fn record(&mut self, entry: &Entry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_string(entry).expect("an entry serializes");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+}

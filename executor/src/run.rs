@@ -1,0 +1,409 @@
+//! The walk itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use asdr_planner::ports::{
+    Progress as StepProgress, Provider, Resources, Retry, StepError, StepInput,
+};
+use asdr_planner::{Plan, Step, StepKind};
+use tokio::task::JoinSet;
+
+use crate::journal::{Entry, EventKind, Journal, JournalError};
+use crate::{Progress, ready};
+
+/// Called at named points of the run ("before:<step>", "after:<step>") so tests can kill the
+/// process exactly there.
+pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Options {
+    pub parallelism: usize,
+    pub max_nodes_at_once: usize,
+    /// Between two polls of a pending step.
+    pub poll_interval: Duration,
+    /// Attempts of a step whose errors are transient, the first included.
+    pub max_attempts: u32,
+    /// Overrides every step's deadline (tests); otherwise it depends on the kind.
+    pub step_timeout: Option<Duration>,
+    pub hook: Hook,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("parallelism", &self.parallelism)
+            .field("max_nodes_at_once", &self.max_nodes_at_once)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 10,
+            max_nodes_at_once: 1,
+            poll_interval: Duration::from_secs(5),
+            max_attempts: 5,
+            step_timeout: None,
+            hook: Arc::new(|_| {}),
+        }
+    }
+}
+
+impl Options {
+    /// Waits for snapshots may take hours (a first snapshot is a full copy, R3); the rest minutes.
+    pub fn timeout(&self, kind: StepKind) -> Duration {
+        self.step_timeout.unwrap_or(match kind {
+            StepKind::WaitSnapshot => Duration::from_secs(12 * 3600),
+            StepKind::WaitClusterStable
+            | StepKind::WaitVolume
+            | StepKind::Asbackup
+            | StepKind::Asrestore => Duration::from_secs(3 * 3600),
+            StepKind::TerminateInstance
+            | StepKind::ProvisionInstance
+            | StepKind::WaitNodesStopped => Duration::from_secs(30 * 60),
+            _ => Duration::from_secs(10 * 60),
+        })
+    }
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done {
+        resources: Resources,
+        attempts: u32,
+        took: Duration,
+    },
+    Adopted {
+        resources: Resources,
+    },
+    /// Finished by an earlier, interrupted run of this plan (from the journal).
+    Resumed,
+    Failed {
+        error: String,
+        attempts: u32,
+    },
+    Skipped {
+        because: String,
+    },
+}
+
+/// Progress for the person watching (bars, lines, JSON events).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        step: String,
+    },
+    Pending {
+        step: String,
+        percent: Option<u8>,
+        note: String,
+    },
+    Retrying {
+        step: String,
+        attempt: u32,
+        error: String,
+    },
+    Finished {
+        step: String,
+        outcome: Outcome,
+    },
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub outcomes: BTreeMap<String, Outcome>,
+    /// Per node: how long writes were stopped (from quiesce/stop to unquiesce/start done).
+    pub write_stop: BTreeMap<String, Duration>,
+    pub wall: Duration,
+    /// Wall time of each step that ran, for critical-path comparisons.
+    pub took: BTreeMap<String, Duration>,
+}
+
+impl Report {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.values().filter(|o| f(o)).count()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.outcomes.values().all(|o| {
+            matches!(
+                o,
+                Outcome::Done { .. } | Outcome::Adopted { .. } | Outcome::Resumed
+            )
+        })
+    }
+}
+
+/// Runs `plan` to the end. `done` holds what an earlier run finished (resume); those steps are not
+/// run again.
+pub async fn execute<P: Provider>(
+    plan: Arc<Plan>,
+    provider: Arc<P>,
+    journal: &mut Journal,
+    done: BTreeMap<String, Resources>,
+    opts: &Options,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<Report, JournalError> {
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    let mut outcomes = BTreeMap::new();
+    let mut learned: BTreeMap<String, Resources> = BTreeMap::new();
+    for (id, res) in done {
+        if plan.step(&id).is_some() {
+            progress.done.insert(id.clone());
+            outcomes.insert(id.clone(), Outcome::Resumed);
+            learned.insert(id, res);
+        }
+    }
+    journal.record(&Entry::new(EventKind::Begin, None))?;
+    let by_id: HashMap<String, Step> = plan
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.clone()))
+        .collect();
+    let mut out_since: HashMap<String, Instant> = HashMap::new();
+    let mut write_stop = BTreeMap::new();
+    let mut took = BTreeMap::new();
+    let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+    // Steps report progress (polls, retries) from their tasks; the loop hands it on.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+
+    loop {
+        skip_dependents(&plan, &mut progress, &mut outcomes, journal, on_event)?;
+        let slots = opts
+            .parallelism
+            .max(1)
+            .saturating_sub(progress.running.len());
+        let next: Vec<String> = ready(&plan, &progress, opts.max_nodes_at_once)
+            .into_iter()
+            .take(slots)
+            .map(str::to_string)
+            .collect();
+        for id in next {
+            let step = by_id[&id].clone();
+            (opts.hook)(&format!("before:{id}"));
+            journal.record(&Entry::new(EventKind::Start, Some(&id)))?;
+            on_event(&Event::Started { step: id.clone() });
+            if step.kind.takes_node_out()
+                && let Some(n) = &step.node
+            {
+                out_since.entry(n.clone()).or_insert_with(Instant::now);
+            }
+            progress.running.insert(id.clone());
+            let (provider, plan, learned, opts, tx) = (
+                provider.clone(),
+                plan.clone(),
+                learned.clone(),
+                opts.clone(),
+                tx.clone(),
+            );
+            tasks.spawn(async move {
+                let outcome = run_step(&*provider, &plan.plan_id, &step, &learned, &opts, &|e| {
+                    let _ = tx.send(e);
+                })
+                .await;
+                (step.id, outcome)
+            });
+        }
+        let joined = loop {
+            tokio::select! {
+                Some(e) = rx.recv() => on_event(&e),
+                j = tasks.join_next() => break j,
+            }
+        };
+        let Some(joined) = joined else { break };
+        let (id, outcome) = joined.expect("a step task does not panic");
+        progress.running.remove(&id);
+        let step = &by_id[&id];
+        let mut entry = Entry::new(EventKind::Done, Some(&id));
+        match &outcome {
+            Outcome::Done {
+                resources,
+                attempts,
+                took: t,
+            } => {
+                entry.resources = Some(resources.clone());
+                entry.attempt = Some(*attempts);
+                learned.insert(id.clone(), resources.clone());
+                progress.done.insert(id.clone());
+                took.insert(id.clone(), *t);
+            }
+            Outcome::Adopted { resources } => {
+                entry.event = EventKind::Adopted;
+                entry.resources = Some(resources.clone());
+                learned.insert(id.clone(), resources.clone());
+                progress.done.insert(id.clone());
+            }
+            Outcome::Failed { error, attempts } => {
+                entry.event = EventKind::Failed;
+                entry.error = Some(error.clone());
+                entry.attempt = Some(*attempts);
+                progress.failed.insert(id.clone());
+            }
+            Outcome::Resumed | Outcome::Skipped { .. } => unreachable!("not produced by a task"),
+        }
+        journal.record(&entry)?;
+        (opts.hook)(&format!("after:{id}"));
+        if step.kind.brings_node_back()
+            && progress.done.contains(&id)
+            && let Some(n) = &step.node
+            && let Some(since) = out_since.remove(n)
+        {
+            write_stop.insert(n.clone(), since.elapsed());
+        }
+        on_event(&Event::Finished {
+            step: id.clone(),
+            outcome: outcome.clone(),
+        });
+        outcomes.insert(id, outcome);
+    }
+    skip_dependents(&plan, &mut progress, &mut outcomes, journal, on_event)?;
+    // Nothing runs and nothing is ready, yet steps remain: never report that as success.
+    for s in &plan.steps {
+        if !outcomes.contains_key(&s.id) {
+            let because = "never became ready (a dependency did not finish, or the rolling limit could not be met)".to_string();
+            let mut e = Entry::new(EventKind::Skipped, Some(&s.id));
+            e.error = Some(because.clone());
+            journal.record(&e)?;
+            let outcome = Outcome::Skipped { because };
+            on_event(&Event::Finished {
+                step: s.id.clone(),
+                outcome: outcome.clone(),
+            });
+            outcomes.insert(s.id.clone(), outcome);
+        }
+    }
+    journal.record(&Entry::new(EventKind::Finished, None))?;
+    Ok(Report {
+        outcomes,
+        write_stop,
+        wall: started.elapsed(),
+        took,
+    })
+}
+
+/// Marks every step that can no longer run (a dependency failed or was skipped) as skipped,
+/// except cleanup steps, which run once their dependencies have finished either way.
+fn skip_dependents(
+    plan: &Plan,
+    progress: &mut Progress,
+    outcomes: &mut BTreeMap<String, Outcome>,
+    journal: &mut Journal,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<(), JournalError> {
+    loop {
+        let mut changed = false;
+        for s in &plan.steps {
+            if s.cleanup
+                || progress.done.contains(&s.id)
+                || progress.failed.contains(&s.id)
+                || progress.skipped.contains(&s.id)
+                || progress.running.contains(&s.id)
+            {
+                continue;
+            }
+            if let Some(bad) = s
+                .depends_on
+                .iter()
+                .find(|d| progress.failed.contains(*d) || progress.skipped.contains(*d))
+            {
+                let because = format!("upstream {bad} did not succeed");
+                let mut e = Entry::new(EventKind::Skipped, Some(&s.id));
+                e.error = Some(because.clone());
+                journal.record(&e)?;
+                progress.skipped.insert(s.id.clone());
+                let outcome = Outcome::Skipped { because };
+                on_event(&Event::Finished {
+                    step: s.id.clone(),
+                    outcome: outcome.clone(),
+                });
+                outcomes.insert(s.id.clone(), outcome);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+    }
+}
+
+/// One step: observe, then act (polling while pending), retrying transient errors, within the
+/// step's deadline.
+async fn run_step<P: Provider>(
+    provider: &P,
+    plan_id: &str,
+    step: &Step,
+    learned: &BTreeMap<String, Resources>,
+    opts: &Options,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Outcome {
+    let started = Instant::now();
+    let input = StepInput {
+        plan_id,
+        step,
+        learned,
+    };
+    let mut attempts = 0;
+    let work = async {
+        loop {
+            attempts += 1;
+            let result: Result<Outcome, StepError> = async {
+                if let Some(resources) = provider.observe(input).await? {
+                    return Ok(Outcome::Adopted { resources });
+                }
+                loop {
+                    match provider.act(input).await? {
+                        StepProgress::Done(resources) => {
+                            return Ok(Outcome::Done {
+                                resources,
+                                attempts,
+                                took: started.elapsed(),
+                            });
+                        }
+                        StepProgress::Pending { percent, note } => {
+                            on_event(Event::Pending {
+                                step: step.id.clone(),
+                                percent,
+                                note,
+                            });
+                            tokio::time::sleep(opts.poll_interval).await;
+                        }
+                    }
+                }
+            }
+            .await;
+            match result {
+                Ok(outcome) => return outcome,
+                Err(e) => match e.retry {
+                    Retry::Transient { after } if attempts < opts.max_attempts => {
+                        on_event(Event::Retrying {
+                            step: step.id.clone(),
+                            attempt: attempts,
+                            error: e.to_string(),
+                        });
+                        // Back off at least as long as asked, doubling with each attempt (R15).
+                        tokio::time::sleep(after * 2u32.pow(attempts - 1)).await;
+                    }
+                    _ => {
+                        return Outcome::Failed {
+                            error: e.to_string(),
+                            attempts,
+                        };
+                    }
+                },
+            }
+        }
+    };
+    let deadline = opts.timeout(step.kind);
+    match tokio::time::timeout(deadline, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Failed {
+            error: format!("timed out after {}s", deadline.as_secs_f64()),
+            attempts,
+        },
+    }
+}
