@@ -541,3 +541,20 @@ fn apply_json_emits_one_event_per_line_and_a_summary() {
                 .is_some_and(|i| i.starts_with("i-"))
     }));
 }
+
+#[test]
+fn a_step_past_its_deadline_fails_and_nothing_hangs() {
+    let s = Scratch::of("prod-east");
+    let mut env = simulation(&s, "latency_ms: 300\n");
+    env.push(("ASDR_STEP_TIMEOUT_MS", "100".into()));
+    let started = std::time::Instant::now();
+    let out = s.asdr("world-backup-due.yaml", &["apply", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("failed   check_cluster_stable after")
+            && stdout.contains("timed out after 0.1s"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

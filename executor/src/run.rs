@@ -174,15 +174,22 @@ pub async fn execute<P: Provider>(
 
     loop {
         skip_dependents(&plan, &mut progress, &mut outcomes, journal, on_event)?;
-        let slots = opts
-            .parallelism
-            .max(1)
-            .saturating_sub(progress.running.len());
-        let next: Vec<String> = ready(&plan, &progress, opts.max_nodes_at_once)
-            .into_iter()
-            .take(slots)
-            .map(str::to_string)
-            .collect();
+        // Parallelism bounds operations in flight; waits only poll, so they take no slot.
+        let operations = progress
+            .running
+            .iter()
+            .filter(|id| !by_id[*id].kind.is_wait())
+            .count();
+        let mut slots = opts.parallelism.max(1).saturating_sub(operations);
+        let mut next: Vec<String> = Vec::new();
+        for id in ready(&plan, &progress, opts.max_nodes_at_once) {
+            if by_id[id].kind.is_wait() {
+                next.push(id.to_string());
+            } else if slots > 0 {
+                slots -= 1;
+                next.push(id.to_string());
+            }
+        }
         for id in next {
             let step = by_id[&id].clone();
             (opts.hook)(&format!("before:{id}"));

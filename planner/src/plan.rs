@@ -136,6 +136,17 @@ impl StepKind {
         matches!(self, StepKind::Quiesce | StepKind::StopNode)
     }
 
+    /// Steps that only poll until something is true; they hold no parallelism slot.
+    pub fn is_wait(self) -> bool {
+        matches!(
+            self,
+            StepKind::WaitSnapshot
+                | StepKind::WaitVolume
+                | StepKind::WaitClusterStable
+                | StepKind::WaitNodesStopped
+        )
+    }
+
     /// Steps that bring a node back (the end of its write-stop window).
     pub fn brings_node_back(self) -> bool {
         matches!(self, StepKind::Unquiesce | StepKind::StartNode)

@@ -20,6 +20,8 @@ pub type Hook = Arc<dyn Fn(&str) + Send + Sync>;
 struct State {
     world: World,
     sim: Simulation,
+    /// Bumped by every change to `world`.
+    generation: u64,
 }
 
 pub struct WorldFileProvider {
@@ -27,6 +29,8 @@ pub struct WorldFileProvider {
     sim_path: Option<PathBuf>,
     cluster: String,
     state: Mutex<State>,
+    /// Held while writing; remembers the generation last written.
+    writer: Mutex<u64>,
     hook: Hook,
 }
 
@@ -56,7 +60,12 @@ impl WorldFileProvider {
             path: path.to_path_buf(),
             sim_path: sim_path.map(Path::to_path_buf),
             cluster: cluster.to_string(),
-            state: Mutex::new(State { world, sim }),
+            state: Mutex::new(State {
+                world,
+                sim,
+                generation: 0,
+            }),
+            writer: Mutex::new(0),
             hook,
         })
     }
@@ -67,6 +76,26 @@ impl WorldFileProvider {
 
     pub async fn world(&self) -> World {
         self.state.lock().await.world.clone()
+    }
+
+    /// Group commit: returns once generation `upto` is on disk. One write covers every change made
+    /// before it, so parallel steps share writes instead of queueing one write each.
+    async fn persist(&self, upto: u64) -> Result<(), StepError> {
+        let mut written = self.writer.lock().await;
+        if *written >= upto {
+            return Ok(());
+        }
+        let (world, generation) = {
+            let st = self.state.lock().await;
+            (st.world.clone(), st.generation)
+        };
+        let text = world_file::to_string(&world, Format::of(&self.path))
+            .map_err(|e| StepError::permanent("WorldWrite", e.to_string()))?;
+        write_atomically(&self.path, &text).map_err(|e| {
+            StepError::permanent("WorldWrite", format!("{}: {e}", self.path.display()))
+        })?;
+        *written = generation;
+        Ok(())
     }
 
     async fn latency(&self) {
@@ -109,15 +138,19 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 impl Provider for WorldFileProvider {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
         self.latency().await;
-        let st = self.state.lock().await;
-        Ok(world_sim::observe(
-            &st.world,
-            &Ctx {
+        let (found, generation) = {
+            let st = self.state.lock().await;
+            let cx = Ctx {
                 cluster: &self.cluster,
                 sim: &st.sim,
-            },
-            &input,
-        ))
+            };
+            (world_sim::observe(&st.world, &cx, &input), st.generation)
+        };
+        // What is adopted must be on disk before the journal says so.
+        if found.is_some() {
+            self.persist(generation).await?;
+        }
+        Ok(found)
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
@@ -161,14 +194,12 @@ impl Provider for WorldFileProvider {
         )?;
         world_sim::canonicalize(&mut next);
         if next != st.world {
-            let text = world_file::to_string(&next, Format::of(&self.path))
-                .map_err(|e| StepError::permanent("WorldWrite", e.to_string()))?;
-            write_atomically(&self.path, &text).map_err(|e| {
-                StepError::permanent("WorldWrite", format!("{}: {e}", self.path.display()))
-            })?;
             st.world = next;
+            st.generation += 1;
         }
+        let generation = st.generation;
         drop(st);
+        self.persist(generation).await?;
         // The effect exists now, but the executor has not recorded it: a crash here is the one
         // idempotency must survive.
         (self.hook)(&format!("after-act:{}", input.step.id));
