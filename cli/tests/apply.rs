@@ -238,6 +238,7 @@ fn crash_safety_kill_9_anywhere_then_apply_again_converges_to_the_same_world() {
             crashes += 1;
         }
     }
+    eprintln!("{crashes} crash points killed and resumed");
     assert!(crashes >= 50, "only {crashes} crash points");
 }
 
