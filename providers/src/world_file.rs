@@ -56,15 +56,19 @@ pub fn parse(path: &str, text: &str, format: Format) -> Result<World, WorldFileE
             column: e.column() as u64,
             message: strip_position(&e.to_string()),
         }),
-        Format::Yaml => serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            WorldFileError::Invalid {
-                path: path.to_string(),
-                line,
-                column,
-                message: strip_position(&e.without_snippet().to_string()),
-            }
-        }),
+        Format::Yaml => serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| yaml_error(path, &e)),
+    }
+}
+
+/// A YAML error at its line and column, in the form every asdr error takes.
+pub fn yaml_error(path: &str, e: &serde_saphyr::Error) -> WorldFileError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    WorldFileError::Invalid {
+        path: path.to_string(),
+        line,
+        column,
+        message: strip_position(&e.without_snippet().to_string()),
     }
 }
 

@@ -111,15 +111,8 @@ pub fn load_simulation(path: &Path) -> Result<Simulation, WorldFileError> {
         path: path.display().to_string(),
         source,
     })?;
-    serde_saphyr::from_str(&text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        WorldFileError::Invalid {
-            path: path.display().to_string(),
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-        }
-    })
+    serde_saphyr::from_str(&text)
+        .map_err(|e| world_file::yaml_error(&path.display().to_string(), &e))
 }
 
 /// Writes `text` to `path` whole or not at all.
