@@ -1,6 +1,7 @@
 //! Adapters between asdr and the world. For now the world-file provider: a recorded observation
 //! (YAML or JSON) that plans can be reviewed and rehearsed against offline.
 
+pub mod aerospike;
 pub mod world_file;
 pub mod world_provider;
 pub mod world_sim;
