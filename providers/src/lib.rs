@@ -2,6 +2,7 @@
 //! (YAML or JSON) that plans can be reviewed and rehearsed against offline.
 
 pub mod aerospike;
+pub mod exec;
 pub mod world_file;
 pub mod world_provider;
 pub mod world_sim;

@@ -31,17 +31,44 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InfoError {
     #[error("node {node} ({addr}): cannot connect: {message}")]
-    Connect { node: String, addr: SocketAddr, message: String },
+    Connect {
+        node: String,
+        addr: SocketAddr,
+        message: String,
+    },
     #[error("node {node} ({addr}): no answer within {after:?} ({what})")]
-    Timeout { node: String, addr: SocketAddr, what: &'static str, after: Duration },
+    Timeout {
+        node: String,
+        addr: SocketAddr,
+        what: &'static str,
+        after: Duration,
+    },
     #[error("node {node} ({addr}): connection closed {what}")]
-    Closed { node: String, addr: SocketAddr, what: &'static str },
+    Closed {
+        node: String,
+        addr: SocketAddr,
+        what: &'static str,
+    },
     #[error("node {node} ({addr}): garbled frame: {why}")]
-    Garbled { node: String, addr: SocketAddr, why: String },
+    Garbled {
+        node: String,
+        addr: SocketAddr,
+        why: String,
+    },
     #[error("node {node} ({addr}): `{command}` answered ERROR:{code}:{message}")]
-    Reply { node: String, addr: SocketAddr, command: String, code: u32, message: String },
+    Reply {
+        node: String,
+        addr: SocketAddr,
+        command: String,
+        code: u32,
+        message: String,
+    },
     #[error("node {node} ({addr}): I/O error: {message}")]
-    Io { node: String, addr: SocketAddr, message: String },
+    Io {
+        node: String,
+        addr: SocketAddr,
+        message: String,
+    },
 }
 
 impl InfoError {
@@ -63,13 +90,18 @@ pub fn encode_request(commands: &[&str]) -> Vec<u8> {
 }
 
 pub fn encode_header(len: u64) -> [u8; HEADER_LEN] {
-    ((u64::from(VERSION) << 56) | (u64::from(TYPE_INFO) << 48) | (len & 0xFFFF_FFFF_FFFF)).to_be_bytes()
+    ((u64::from(VERSION) << 56) | (u64::from(TYPE_INFO) << 48) | (len & 0xFFFF_FFFF_FFFF))
+        .to_be_bytes()
 }
 
 /// The body length a header announces, after checking version, type and size.
 pub fn decode_header(header: [u8; HEADER_LEN]) -> Result<u64, String> {
     let word = u64::from_be_bytes(header);
-    let (version, kind, len) = ((word >> 56) as u8, ((word >> 48) & 0xFF) as u8, word & 0xFFFF_FFFF_FFFF);
+    let (version, kind, len) = (
+        (word >> 56) as u8,
+        ((word >> 48) & 0xFF) as u8,
+        word & 0xFFFF_FFFF_FFFF,
+    );
     if version != VERSION {
         return Err(format!("protocol version {version}, expected {VERSION}"));
     }
@@ -77,7 +109,9 @@ pub fn decode_header(header: [u8; HEADER_LEN]) -> Result<u64, String> {
         return Err(format!("message type {kind}, expected {TYPE_INFO} (info)"));
     }
     if len > MAX_BODY {
-        return Err(format!("body of {len} bytes is over the {MAX_BODY}-byte limit"));
+        return Err(format!(
+            "body of {len} bytes is over the {MAX_BODY}-byte limit"
+        ));
     }
     Ok(len)
 }
@@ -87,8 +121,13 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<Reply>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     let mut out = Vec::new();
     for line in text.split_terminator('\n') {
-        let (command, value) = line.split_once('\t').ok_or_else(|| format!("line without a tab: {:?}", truncate(line)))?;
-        out.push(Reply { command: command.to_string(), value: parse_value(value) });
+        let (command, value) = line
+            .split_once('\t')
+            .ok_or_else(|| format!("line without a tab: {:?}", truncate(line)))?;
+        out.push(Reply {
+            command: command.to_string(),
+            value: parse_value(value),
+        });
     }
     Ok(out)
 }
@@ -101,7 +140,10 @@ fn parse_value(value: &str) -> Result<String, ErrorReply> {
     match value.strip_prefix("ERROR:") {
         Some(rest) => {
             let (code, message) = rest.split_once(':').unwrap_or((rest, ""));
-            Err(ErrorReply { code: code.parse().unwrap_or(0), message: message.to_string() })
+            Err(ErrorReply {
+                code: code.parse().unwrap_or(0),
+                message: message.to_string(),
+            })
         }
         None => Ok(value.to_string()),
     }
@@ -109,7 +151,11 @@ fn parse_value(value: &str) -> Result<String, ErrorReply> {
 
 /// `k=v;k=v` into pairs (values keep any further `=`).
 pub fn parse_kv(value: &str) -> Vec<(&str, &str)> {
-    value.split(';').filter(|s| !s.is_empty()).filter_map(|kv| kv.split_once('=')).collect()
+    value
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
 }
 
 /// Talks to one node. A connection per request: asdr sends few, and a fresh connection cannot be
@@ -124,11 +170,20 @@ pub struct InfoClient {
 
 impl InfoClient {
     pub fn new(node: &str, addr: SocketAddr) -> Self {
-        InfoClient { node: node.into(), addr, connect_timeout: Duration::from_secs(3), read_timeout: Duration::from_secs(10) }
+        InfoClient {
+            node: node.into(),
+            addr,
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(10),
+        }
     }
 
     fn garbled(&self, why: String) -> InfoError {
-        InfoError::Garbled { node: self.node.clone(), addr: self.addr, why }
+        InfoError::Garbled {
+            node: self.node.clone(),
+            addr: self.addr,
+            why,
+        }
     }
 
     /// Sends `commands` in one frame and returns one reply per command, in order.
@@ -136,10 +191,26 @@ impl InfoClient {
         let (node, addr) = (self.node.clone(), self.addr);
         let mut stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| InfoError::Timeout { node: node.clone(), addr, what: "connect", after: self.connect_timeout })?
-            .map_err(|e| InfoError::Connect { node: node.clone(), addr, message: e.to_string() })?;
-        let io = |e: std::io::Error| InfoError::Io { node: node.clone(), addr, message: e.to_string() };
-        stream.write_all(&encode_request(commands)).await.map_err(io)?;
+            .map_err(|_| InfoError::Timeout {
+                node: node.clone(),
+                addr,
+                what: "connect",
+                after: self.connect_timeout,
+            })?
+            .map_err(|e| InfoError::Connect {
+                node: node.clone(),
+                addr,
+                message: e.to_string(),
+            })?;
+        let io = |e: std::io::Error| InfoError::Io {
+            node: node.clone(),
+            addr,
+            message: e.to_string(),
+        };
+        stream
+            .write_all(&encode_request(commands))
+            .await
+            .map_err(io)?;
         let read = async {
             let mut header = [0u8; HEADER_LEN];
             read_exact(&mut stream, &mut header, "before the header").await?;
@@ -149,15 +220,28 @@ impl InfoClient {
             Ok::<_, ReadError>(body)
         };
         let body = match tokio::time::timeout(self.read_timeout, read).await {
-            Err(_) => return Err(InfoError::Timeout { node, addr, what: "reply", after: self.read_timeout }),
+            Err(_) => {
+                return Err(InfoError::Timeout {
+                    node,
+                    addr,
+                    what: "reply",
+                    after: self.read_timeout,
+                });
+            }
             Ok(Err(ReadError::Closed(what))) => return Err(InfoError::Closed { node, addr, what }),
             Ok(Err(ReadError::Io(e))) => return Err(io(e)),
             Ok(Err(ReadError::Info(e))) => return Err(e),
             Ok(Ok(body)) => body,
         };
         let replies = decode_body(&body).map_err(|why| self.garbled(why))?;
-        if replies.len() != commands.len() || replies.iter().zip(commands).any(|(r, c)| r.command != *c) {
-            return Err(self.garbled(format!("{} replies for {} commands, or echoes that do not match", replies.len(), commands.len())));
+        if replies.len() != commands.len()
+            || replies.iter().zip(commands).any(|(r, c)| r.command != *c)
+        {
+            return Err(self.garbled(format!(
+                "{} replies for {} commands, or echoes that do not match",
+                replies.len(),
+                commands.len()
+            )));
         }
         Ok(replies)
     }
@@ -165,7 +249,13 @@ impl InfoClient {
     /// One command; an `ERROR:` reply becomes `InfoError::Reply`.
     pub async fn get(&self, command: &str) -> Result<String, InfoError> {
         let reply = self.request(&[command]).await?.remove(0);
-        reply.value.map_err(|e| InfoError::Reply { node: self.node.clone(), addr: self.addr, command: command.into(), code: e.code, message: e.message })
+        reply.value.map_err(|e| InfoError::Reply {
+            node: self.node.clone(),
+            addr: self.addr,
+            command: command.into(),
+            code: e.code,
+            message: e.message,
+        })
     }
 }
 
@@ -181,7 +271,11 @@ impl From<InfoError> for ReadError {
     }
 }
 
-async fn read_exact(stream: &mut TcpStream, buf: &mut [u8], what: &'static str) -> Result<(), ReadError> {
+async fn read_exact(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    what: &'static str,
+) -> Result<(), ReadError> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ReadError::Closed(what)),

@@ -21,7 +21,10 @@ pub async fn cluster_stable(nodes: &[InfoClient], size: usize) -> Result<String,
     match keys.len() {
         1 => Ok(keys.into_iter().next().expect("one key")),
         0 => Err("no node to ask".into()),
-        _ => Err(format!("nodes disagree on the cluster key: {}", keys.into_iter().collect::<Vec<_>>().join(", "))),
+        _ => Err(format!(
+            "nodes disagree on the cluster key: {}",
+            keys.into_iter().collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 
@@ -31,7 +34,15 @@ pub async fn recluster(nodes: &[InfoClient]) -> Result<(), InfoError> {
     for n in nodes {
         principal |= n.get("recluster:").await? == "ok";
     }
-    if principal { Ok(()) } else { Err(InfoError::Garbled { node: "cluster".into(), addr: nodes[0].addr, why: "no node answered ok to recluster:".into() }) }
+    if principal {
+        Ok(())
+    } else {
+        Err(InfoError::Garbled {
+            node: "cluster".into(),
+            addr: nodes[0].addr,
+            why: "no node answered ok to recluster:".into(),
+        })
+    }
 }
 
 /// The node's quiesce flags, over all its namespaces: (pending, effective, nodes_quiesced).
@@ -46,7 +57,11 @@ pub async fn quiesce_state(node: &InfoClient) -> Result<(bool, bool, u64), InfoE
         let get = |k: &str| kv.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         pending &= get("pending_quiesce") == Some("true");
         effective &= get("effective_is_quiesced") == Some("true");
-        count = count.min(get("nodes_quiesced").and_then(|v| v.parse().ok()).unwrap_or(0));
+        count = count.min(
+            get("nodes_quiesced")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        );
     }
     if !any {
         return Ok((false, false, 0));

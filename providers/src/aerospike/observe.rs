@@ -15,9 +15,15 @@ pub fn devices_of(config: &str) -> Vec<ObservedDevice> {
     let mut out = Vec::new();
     for kind in ["device", "file"] {
         for i in 0.. {
-            let Some(dev) = value(&kv, &format!("storage-engine.{kind}[{i}]")) else { break };
-            let shadow = value(&kv, &format!("storage-engine.{kind}[{i}].shadow")).map(str::to_string);
-            out.push(ObservedDevice { device: dev.to_string(), shadow });
+            let Some(dev) = value(&kv, &format!("storage-engine.{kind}[{i}]")) else {
+                break;
+            };
+            let shadow =
+                value(&kv, &format!("storage-engine.{kind}[{i}].shadow")).map(str::to_string);
+            out.push(ObservedDevice {
+                device: dev.to_string(),
+                shadow,
+            });
         }
     }
     out
@@ -29,12 +35,18 @@ pub fn devices_of(config: &str) -> Vec<ObservedDevice> {
 pub async fn observe_node(client: &InfoClient) -> NodeObservation {
     match try_observe(client).await {
         Ok(o) => o,
-        Err(_) => NodeObservation { name: client.node.clone(), reachable: false, ..NodeObservation::default() },
+        Err(_) => NodeObservation {
+            name: client.node.clone(),
+            reachable: false,
+            ..NodeObservation::default()
+        },
     }
 }
 
 async fn try_observe(client: &InfoClient) -> Result<NodeObservation, InfoError> {
-    let first = client.request(&["node", "edition", "build", "namespaces", "statistics"]).await?;
+    let first = client
+        .request(&["node", "edition", "build", "namespaces", "statistics"])
+        .await?;
     let get = |i: usize| first[i].value.clone().unwrap_or_default();
     let stats = get(4);
     let stats_kv = parse_kv(&stats);
@@ -46,19 +58,29 @@ async fn try_observe(client: &InfoClient) -> Result<NodeObservation, InfoError> 
         build: Some(get(2)),
         cluster_size: value(&stats_kv, "cluster_size").and_then(|v| v.parse().ok()),
         cluster_key: value(&stats_kv, "cluster_key").map(str::to_string),
-        migrations_remaining: value(&stats_kv, "migrate_partitions_remaining").and_then(|v| v.parse().ok()).unwrap_or(0),
+        migrations_remaining: value(&stats_kv, "migrate_partitions_remaining")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         ..NodeObservation::default()
     };
     for ns in get(3).split(';').filter(|s| !s.is_empty()) {
-        let (stat_cmd, conf_cmd) = (format!("namespace/{ns}"), format!("get-config:context=namespace;id={ns}"));
+        let (stat_cmd, conf_cmd) = (
+            format!("namespace/{ns}"),
+            format!("get-config:context=namespace;id={ns}"),
+        );
         let replies = client.request(&[&stat_cmd, &conf_cmd]).await?;
         let stat = replies[0].value.clone().unwrap_or_default();
         let conf = replies[1].value.clone().unwrap_or_default();
         let skv = parse_kv(&stat);
-        let n = |k: &str| value(&skv, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let n = |k: &str| {
+            value(&skv, k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         o.dead_partitions += n("dead_partitions");
         o.unavailable_partitions += n("unavailable_partitions");
-        o.quiesced |= value(&skv, "effective_is_quiesced") == Some("true") || value(&skv, "pending_quiesce") == Some("true");
+        o.quiesced |= value(&skv, "effective_is_quiesced") == Some("true")
+            || value(&skv, "pending_quiesce") == Some("true");
         let ckv = parse_kv(&conf);
         o.namespaces.push(ObservedNamespace {
             name: ns.to_string(),

@@ -1,0 +1,330 @@
+//! An in-test Aerospike cluster that speaks the info protocol on real TCP sockets (one listener per
+//! node on its own loopback address), keeps the state asdr's steps change — quiesce flags that take
+//! effect on `recluster:`, a cluster key that changes with each recluster, migrations that drain
+//! over `cluster-stable` polls — and logs every command it receives, so tests can assert the order.
+//!
+//! A node is down while the file `<control>/<node>.down` exists, so the policy's real service
+//! commands (run by a real transport) can stop and start it: `touch …/a1.down`, `rm -f …/a1.down`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use super::info::{HEADER_LEN, decode_header, encode_header};
+
+#[derive(Debug, Clone)]
+pub struct TestNamespace {
+    pub name: String,
+    pub replication_factor: u32,
+    /// (device, shadow)
+    pub devices: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Default)]
+struct NodeState {
+    node_id: String,
+    pending_quiesce: bool,
+    effective_quiesced: bool,
+    was_down: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    enterprise: bool,
+    namespaces: Vec<TestNamespace>,
+    nodes: BTreeMap<String, NodeState>,
+    key: u64,
+    /// `cluster-stable` polls left before migrations have drained.
+    migrations: u32,
+    migration_polls: u32,
+    log: Vec<(String, String)>,
+    control: PathBuf,
+}
+
+impl State {
+    fn up(&self, name: &str) -> bool {
+        !self.control.join(format!("{name}.down")).exists()
+    }
+
+    fn up_count(&self) -> usize {
+        self.nodes.keys().filter(|n| self.up(n)).count()
+    }
+
+    /// Membership changes and reclusters change the key and start migrations.
+    fn rebalance(&mut self) {
+        self.key = self
+            .key
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.migrations = self.migration_polls;
+    }
+
+    fn answer(&mut self, node: &str, command: &str) -> String {
+        // A node that was down and is up again has rejoined: the cluster rebalances.
+        let up_now = self.up(node);
+        let st = self.nodes.get_mut(node).expect("known node");
+        if st.was_down && up_now {
+            st.was_down = false;
+            self.rebalance();
+        }
+        let (cmd, args) = command
+            .split_once(':')
+            .map_or((command, ""), |(c, a)| (c, a));
+        let st = &self.nodes[node];
+        match (cmd, command) {
+            (_, "node") => st.node_id.clone(),
+            (_, "edition") => if self.enterprise {
+                "Aerospike Enterprise Edition"
+            } else {
+                "Aerospike Community Edition"
+            }
+            .into(),
+            (_, "build") => "8.1.1.2".into(),
+            (_, "namespaces") => self
+                .namespaces
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+                .join(";"),
+            (_, "statistics") => format!(
+                "cluster_size={};cluster_key={:012X};cluster_integrity=true;migrate_partitions_remaining={}",
+                self.up_count(),
+                self.key & 0xFFFF_FFFF_FFFF,
+                self.migrations
+            ),
+            ("cluster-stable", _) => {
+                let kv: BTreeMap<&str, &str> =
+                    args.split(';').filter_map(|p| p.split_once('=')).collect();
+                let size: usize = kv.get("size").and_then(|s| s.parse().ok()).unwrap_or(0);
+                match kv.get("ignore-migrations") {
+                    Some(&"true") | Some(&"false") | None => {}
+                    Some(_) => return "ERROR:4:ignore-migrations must be true or false".into(),
+                }
+                if size != self.up_count() {
+                    "ERROR:7:cluster not specified size".into()
+                } else if self.migrations > 0 && kv.get("ignore-migrations") != Some(&"true") {
+                    self.migrations -= 1;
+                    "ERROR:7:unstable cluster".into()
+                } else {
+                    format!("{:012X}", self.key & 0xFFFF_FFFF_FFFF)
+                }
+            }
+            ("quiesce", "quiesce:") | ("quiesce-undo", "quiesce-undo:") => {
+                if !self.enterprise {
+                    return "ERROR:25:enterprise only".into();
+                }
+                self.nodes.get_mut(node).expect("known").pending_quiesce = cmd == "quiesce";
+                "ok".into()
+            }
+            ("recluster", "recluster:") => {
+                let principal = self.nodes.keys().find(|n| self.up(n)).cloned();
+                if principal.as_deref() != Some(node) {
+                    return "ignored-by-non-principal".into();
+                }
+                for n in self.nodes.values_mut() {
+                    n.effective_quiesced = n.pending_quiesce;
+                }
+                self.rebalance();
+                "ok".into()
+            }
+            ("get-config", _) => {
+                let Some(ns) = args
+                    .strip_prefix("context=namespace;id=")
+                    .and_then(|id| self.namespaces.iter().find(|n| n.name == id))
+                else {
+                    return "ERROR:4:unknown namespace".into();
+                };
+                let mut out = format!(
+                    "replication-factor={};storage-engine=device",
+                    ns.replication_factor
+                );
+                for (i, (dev, shadow)) in ns.devices.iter().enumerate() {
+                    out.push_str(&format!(";storage-engine.device[{i}]={dev}"));
+                    if let Some(s) = shadow {
+                        out.push_str(&format!(";storage-engine.device[{i}].shadow={s}"));
+                    }
+                }
+                out
+            }
+            _ if command.starts_with("namespace/") => {
+                let name = &command["namespace/".len()..];
+                if !self.namespaces.iter().any(|n| n.name == name) {
+                    return "type=unknown".into();
+                }
+                let quiesced = self.nodes.values().filter(|n| n.effective_quiesced).count();
+                format!(
+                    "pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
+                    st.pending_quiesce,
+                    st.effective_quiesced,
+                    m = self.migrations
+                )
+            }
+            _ => "ERROR:4:unrecognized command".into(),
+        }
+    }
+}
+
+/// A running test cluster; dropping it stops every listener.
+pub struct TestCluster {
+    state: Arc<Mutex<State>>,
+    pub addrs: BTreeMap<String, SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl TestCluster {
+    /// Starts one node per `(name, ip)` on `ip` and one shared port (the policy's info_port).
+    pub async fn start(
+        nodes: &[(&str, &str)],
+        namespaces: Vec<TestNamespace>,
+        enterprise: bool,
+        control: &Path,
+    ) -> std::io::Result<TestCluster> {
+        std::fs::create_dir_all(control)?;
+        // Find a port free on every address.
+        'ports: for _ in 0..50 {
+            let probe = TcpListener::bind((nodes[0].1, 0)).await?;
+            let port = probe.local_addr()?.port();
+            let mut listeners = vec![probe];
+            for (_, ip) in &nodes[1..] {
+                match TcpListener::bind((*ip, port)).await {
+                    Ok(l) => listeners.push(l),
+                    Err(_) => continue 'ports,
+                }
+            }
+            let state = Arc::new(Mutex::new(State {
+                enterprise,
+                namespaces: namespaces.clone(),
+                nodes: nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _))| {
+                        (
+                            (*n).to_string(),
+                            NodeState {
+                                node_id: format!("BB9{:012X}", 0xA000 + i),
+                                ..NodeState::default()
+                            },
+                        )
+                    })
+                    .collect(),
+                key: 0x3E1E_BD35_19A4,
+                migrations: 0,
+                migration_polls: 2,
+                log: Vec::new(),
+                control: control.to_path_buf(),
+            }));
+            let mut addrs = BTreeMap::new();
+            let mut tasks = Vec::new();
+            for ((name, _), listener) in nodes.iter().zip(listeners) {
+                addrs.insert((*name).to_string(), listener.local_addr()?);
+                tasks.push(tokio::spawn(serve(
+                    listener,
+                    (*name).to_string(),
+                    state.clone(),
+                )));
+            }
+            return Ok(TestCluster {
+                state,
+                addrs,
+                tasks,
+            });
+        }
+        Err(std::io::Error::other("no port free on every test address"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addrs.values().next().map_or(0, SocketAddr::port)
+    }
+
+    /// Every (node, command) received so far, in order.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.state.lock().expect("not poisoned").log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().expect("not poisoned").log.clear();
+    }
+
+    pub fn set_migration_polls(&self, polls: u32) {
+        self.state.lock().expect("not poisoned").migration_polls = polls;
+    }
+
+    pub fn quiesced(&self, node: &str) -> bool {
+        let st = self.state.lock().expect("not poisoned");
+        st.nodes[node].effective_quiesced || st.nodes[node].pending_quiesce
+    }
+
+    pub fn is_up(&self, node: &str) -> bool {
+        self.state.lock().expect("not poisoned").up(node)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, name: String, state: Arc<Mutex<State>>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let (name, state) = (name.clone(), state.clone());
+        tokio::spawn(async move {
+            let _ = connection(stream, &name, &state).await;
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    name: &str,
+    state: &Mutex<State>,
+) -> std::io::Result<()> {
+    loop {
+        let mut header = [0u8; HEADER_LEN];
+        if stream.read_exact(&mut header).await.is_err() {
+            return Ok(());
+        }
+        {
+            let mut st = state.lock().expect("not poisoned");
+            if !st.up(name) {
+                // A stopped node: the connection ends without a reply.
+                if let Some(n) = st.nodes.get_mut(name) {
+                    n.was_down = true;
+                    n.pending_quiesce = false;
+                    n.effective_quiesced = false;
+                }
+                return Ok(());
+            }
+        }
+        let len = decode_header(header).map_err(std::io::Error::other)?;
+        let mut body = vec![0u8; len as usize];
+        stream.read_exact(&mut body).await?;
+        let text = String::from_utf8_lossy(&body).to_string();
+        let mut reply = String::new();
+        {
+            let mut st = state.lock().expect("not poisoned");
+            for command in text.split_terminator('\n') {
+                st.log.push((name.to_string(), command.to_string()));
+                let value = st.answer(name, command);
+                reply.push_str(&format!("{command}\t{value}\n"));
+            }
+        }
+        stream.write_all(&encode_header(reply.len() as u64)).await?;
+        stream.write_all(reply.as_bytes()).await?;
+    }
+}

@@ -1,0 +1,128 @@
+//! Running commands and moving files on a node, behind one trait: `local` (the node is this
+//! machine), `ssh` (the system OpenSSH client). File transfer is built on commands (`cat`), so
+//! every transport moves files the same way and binary-safe.
+
+pub mod local;
+pub mod ssh;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// A finished command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("node {node} ({host}): {message}")]
+    Unreachable {
+        node: String,
+        host: String,
+        message: String,
+    },
+    #[error("node {node} ({host}): `{command}` did not finish within {after:?}")]
+    Timeout {
+        node: String,
+        host: String,
+        command: String,
+        after: Duration,
+    },
+    #[error("node {node} ({host}): `{command}` exited {status}: {stderr}")]
+    Failed {
+        node: String,
+        host: String,
+        command: String,
+        status: i32,
+        stderr: String,
+    },
+}
+
+/// Where a command goes: the policy's node name (for messages) and its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub node: String,
+    pub host: String,
+}
+
+pub trait Transport: Send + Sync + 'static {
+    /// Runs `command` with `sh -c` on the node, feeding `stdin`.
+    fn run(
+        &self,
+        target: &Target,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<Output, TransportError>> + Send;
+}
+
+/// `'…'` quoting for sh.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs a command and turns a non-zero exit into an error naming the node.
+pub async fn run_ok<T: Transport>(
+    t: &T,
+    target: &Target,
+    command: &str,
+    stdin: Option<Vec<u8>>,
+) -> Result<Vec<u8>, TransportError> {
+    let out = t.run(target, command, stdin).await?;
+    if out.status == 0 {
+        Ok(out.stdout)
+    } else {
+        Err(TransportError::Failed {
+            node: target.node.clone(),
+            host: target.host.clone(),
+            command: command.into(),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        })
+    }
+}
+
+/// The bytes of a file on the node.
+pub async fn read_file<T: Transport>(
+    t: &T,
+    target: &Target,
+    path: &str,
+) -> Result<Vec<u8>, TransportError> {
+    run_ok(t, target, &format!("cat -- {}", quote(path)), None).await
+}
+
+/// Writes a file on the node whole or not at all (temp file + rename). With `keep_previous`, the
+/// file it replaces is kept as `<path><suffix>`.
+pub async fn write_file<T: Transport>(
+    t: &T,
+    target: &Target,
+    path: &str,
+    bytes: Vec<u8>,
+    keep_previous: Option<&str>,
+) -> Result<(), TransportError> {
+    let (p, tmp) = (quote(path), quote(&format!("{path}.asdr-tmp")));
+    let keep = keep_previous
+        .map(|s| {
+            format!(
+                "if [ -e {p} ]; then cp -p -- {p} {}; fi && ",
+                quote(&format!("{path}{s}"))
+            )
+        })
+        .unwrap_or_default();
+    let dir = quote(
+        std::path::Path::new(path)
+            .parent()
+            .and_then(|d| d.to_str())
+            .unwrap_or("/"),
+    );
+    run_ok(
+        t,
+        target,
+        &format!("mkdir -p -- {dir} && {keep}cat > {tmp} && mv -f -- {tmp} {p}"),
+        Some(bytes),
+    )
+    .await
+    .map(|_| ())
+}
