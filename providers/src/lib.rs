@@ -3,6 +3,8 @@
 
 pub mod aerospike;
 pub mod exec;
+pub mod node_provider;
+pub mod store;
 pub mod world_file;
 pub mod world_provider;
 pub mod world_sim;

@@ -676,10 +676,28 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             if !world.smd_archives.iter().any(|a| a.set == set) {
-                return Err(bad(
-                    "IncompleteSet",
-                    format!("set {set} has no SMD archive (R2)"),
-                ));
+                // With real nodes, copy_smd wrote the archive to the store, not to this file: the
+                // archive it reported (a dependency of this step) is recorded as observed.
+                let copied = input.learned.get(&format!("copy_smd:{set}"));
+                let field = |k: &str| {
+                    copied
+                        .and_then(|r| r.get(k))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                let Some(uri) = field("uri") else {
+                    return Err(bad(
+                        "IncompleteSet",
+                        format!("set {set} has no SMD archive (R2)"),
+                    ));
+                };
+                let (node, sha256) = (field("node").unwrap_or_default(), field("sha256"));
+                world.smd_archives.push(SmdArchive {
+                    set: set.clone(),
+                    node,
+                    uri,
+                    sha256,
+                });
             }
             for s in world.snapshots.iter_mut().filter(|s| mine(s)) {
                 s.tags.insert(tags::COMPLETE.into(), "true".into());

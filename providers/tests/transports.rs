@@ -68,6 +68,7 @@ async fn local_runs_commands_and_moves_files() {
 async fn local_commands_past_their_deadline_are_stopped() {
     let t = Local {
         timeout: Duration::from_millis(200),
+        env: Vec::new(),
     };
     let started = Instant::now();
     let err = t

@@ -11,12 +11,15 @@ use super::{Output, Target, Transport, TransportError};
 #[derive(Debug, Clone)]
 pub struct Local {
     pub timeout: Duration,
+    /// Extra environment for every command (e.g. a PATH with the Aerospike tools).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Local {
     fn default() -> Self {
         Local {
             timeout: Duration::from_secs(300),
+            env: Vec::new(),
         }
     }
 }
@@ -76,7 +79,9 @@ impl Transport for Local {
         stdin: Option<Vec<u8>>,
     ) -> Result<Output, TransportError> {
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(command);
+        cmd.arg("-c")
+            .arg(command)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         run_command(cmd, target, command, stdin, self.timeout).await
     }
 }

@@ -1,0 +1,524 @@
+//! The node steps for real: the info protocol to the node's service port, the transport for
+//! service commands and files, the store for SMD archives.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use asdr_planner::StepKind;
+use asdr_planner::ports::{Progress, Provider, Resources, StepError, StepInput};
+use asdr_specs::Policy;
+use serde_json::{Value, json};
+
+use crate::aerospike::info::InfoClient;
+use crate::aerospike::node::{cluster_stable, quiesce_state, recluster};
+use crate::exec::{Target, Transport, TransportError, quote, read_file, run_ok, write_file};
+use crate::store::{Store, StoreError, sha256_hex};
+
+/// Step kinds this provider carries out; the rest go to the cloud provider.
+pub fn is_node_step(kind: StepKind) -> bool {
+    matches!(
+        kind,
+        StepKind::CheckClusterStable
+            | StepKind::WaitClusterStable
+            | StepKind::WaitNodesStopped
+            | StepKind::Quiesce
+            | StepKind::Unquiesce
+            | StepKind::StopNode
+            | StepKind::StartNode
+            | StepKind::CopySmd
+            | StepKind::RestoreSmd
+            | StepKind::WriteConfig
+            | StepKind::Asbackup
+            | StepKind::Asrestore
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeAddress {
+    pub info: SocketAddr,
+    pub host: String,
+}
+
+pub struct NodeProvider<T, S> {
+    nodes: BTreeMap<String, NodeAddress>,
+    transport: T,
+    store: S,
+    pub info_timeout: Duration,
+    pub retry_after: Duration,
+}
+
+impl<T, S> std::fmt::Debug for NodeProvider<T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeProvider")
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+fn permanent(e: impl std::fmt::Display, code: &str) -> StepError {
+    StepError::permanent(code, e.to_string())
+}
+
+fn transport_error(e: TransportError) -> StepError {
+    match e {
+        // A node that cannot be reached may come back (a reboot, a network blip): try again.
+        TransportError::Unreachable { .. } | TransportError::Timeout { .. } => {
+            StepError::transient("Unreachable", e.to_string(), Duration::from_secs(2))
+        }
+        TransportError::Failed { .. } => permanent(e, "CommandFailed"),
+    }
+}
+
+fn store_error(e: StoreError) -> StepError {
+    match e {
+        StoreError::NotFound { .. } | StoreError::Unsupported { .. } => permanent(e, "NoSuchKey"),
+        StoreError::Io { .. } => {
+            StepError::transient("StoreIo", e.to_string(), Duration::from_secs(2))
+        }
+    }
+}
+
+fn param(input: &StepInput<'_>, name: &str) -> Result<String, StepError> {
+    input.param_str(name, name).ok_or_else(|| {
+        StepError::permanent(
+            "MissingParameter",
+            format!("step {} has no `{name}`", input.step.id),
+        )
+    })
+}
+
+fn done(pairs: &[(&str, Value)]) -> Result<Progress, StepError> {
+    Ok(Progress::Done(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect(),
+    ))
+}
+
+fn pending(note: impl Into<String>) -> Result<Progress, StepError> {
+    Ok(Progress::Pending {
+        percent: None,
+        note: note.into(),
+    })
+}
+
+impl<T: Transport, S: Store> NodeProvider<T, S> {
+    /// The policy's nodes at `<private_ip>:<info_port>`.
+    pub fn for_policy(policy: &Policy, transport: T, store: S) -> Self {
+        let nodes = policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    NodeAddress {
+                        info: SocketAddr::new(IpAddr::V4(n.private_ip), policy.cluster.info_port),
+                        host: n.private_ip.to_string(),
+                    },
+                )
+            })
+            .collect();
+        NodeProvider {
+            nodes,
+            transport,
+            store,
+            info_timeout: Duration::from_secs(5),
+            retry_after: Duration::from_millis(500),
+        }
+    }
+
+    fn client(&self, name: &str) -> Result<InfoClient, StepError> {
+        let a = self.nodes.get(name).ok_or_else(|| {
+            StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))
+        })?;
+        let mut c = InfoClient::new(name, a.info);
+        c.connect_timeout = self.info_timeout;
+        c.read_timeout = self.info_timeout;
+        Ok(c)
+    }
+
+    fn target(&self, name: &str) -> Result<Target, StepError> {
+        let a = self.nodes.get(name).ok_or_else(|| {
+            StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))
+        })?;
+        Ok(Target {
+            node: name.into(),
+            host: a.host.clone(),
+        })
+    }
+
+    fn node(input: &StepInput<'_>) -> Result<String, StepError> {
+        input.step.node.clone().ok_or_else(|| {
+            StepError::permanent(
+                "MissingParameter",
+                format!("step {} names no node", input.step.id),
+            )
+        })
+    }
+
+    async fn answers(&self, name: &str) -> bool {
+        match self.client(name) {
+            Ok(c) => c.get("node").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Clients of every policy node that answers now.
+    async fn up_clients(&self) -> Vec<InfoClient> {
+        let mut out = Vec::new();
+        for name in self.nodes.keys() {
+            if self.answers(name).await {
+                out.push(self.client(name).expect("known node"));
+            }
+        }
+        out
+    }
+
+    fn named(&self, input: &StepInput<'_>, list: &str) -> Vec<String> {
+        match input.step.params.get(list).and_then(Value::as_array) {
+            Some(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            None => self.nodes.keys().cloned().collect(),
+        }
+    }
+
+    async fn quiesce(&self, name: &str) -> Result<Progress, StepError> {
+        let c = self.client(name)?;
+        let info = |e: crate::aerospike::info::InfoError| {
+            StepError::transient("Unreachable", e.to_string(), self.retry_after)
+        };
+        let (pending_q, effective, count) = quiesce_state(&c).await.map_err(info)?;
+        if effective && count >= 1 {
+            return done(&[]);
+        }
+        if !pending_q {
+            if let Err(e) = c.get("quiesce:").await {
+                if e.reply_code() == Some(25) {
+                    // R9: never a raw protocol error.
+                    return Err(StepError::permanent(
+                        "R9",
+                        format!(
+                            "[R9] node {name} ({}) answered ERROR:25:enterprise only: quiesce needs Enterprise Edition; use `consistency: multi-volume` or `stop-node`",
+                            c.addr
+                        ),
+                    ));
+                }
+                return Err(info(e));
+            }
+            let (now_pending, _, _) = quiesce_state(&c).await.map_err(info)?;
+            if !now_pending {
+                return Err(StepError::permanent(
+                    "QuiesceNotPending",
+                    format!(
+                        "node {name} ({}) accepted quiesce: but pending_quiesce stayed false",
+                        c.addr
+                    ),
+                ));
+            }
+        }
+        recluster(&self.up_clients().await).await.map_err(info)?;
+        let (_, effective, count) = quiesce_state(&c).await.map_err(info)?;
+        if effective && count >= 1 {
+            done(&[])
+        } else {
+            pending(format!("{name}: waiting for effective_is_quiesced"))
+        }
+    }
+
+    async fn unquiesce(&self, name: &str) -> Result<Progress, StepError> {
+        let c = self.client(name)?;
+        let info = |e: crate::aerospike::info::InfoError| {
+            StepError::transient("Unreachable", e.to_string(), self.retry_after)
+        };
+        let (pending_q, effective, _) = quiesce_state(&c).await.map_err(info)?;
+        if !pending_q && !effective {
+            return done(&[]);
+        }
+        if pending_q {
+            c.get("quiesce-undo:").await.map_err(info)?;
+        }
+        recluster(&self.up_clients().await).await.map_err(info)?;
+        let (_, effective, _) = quiesce_state(&c).await.map_err(info)?;
+        if effective {
+            pending(format!("{name}: still quiesced"))
+        } else {
+            done(&[])
+        }
+    }
+
+    async fn service(&self, input: &StepInput<'_>, start: bool) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let target = self.target(&name)?;
+        if self.answers(&name).await == start {
+            return done(&[]);
+        }
+        run_ok(&self.transport, &target, &param(input, "command")?, None)
+            .await
+            .map_err(transport_error)?;
+        if self.answers(&name).await == start {
+            done(&[])
+        } else {
+            pending(format!(
+                "{name}: {}",
+                if start { "starting" } else { "stopping" }
+            ))
+        }
+    }
+
+    async fn copy_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let (from, to) = (param(input, "from")?, param(input, "to")?);
+        let tar = run_ok(
+            &self.transport,
+            &self.target(&name)?,
+            &format!("tar -C {} -cf - .", quote(&from)),
+            None,
+        )
+        .await
+        .map_err(transport_error)?;
+        let sha = sha256_hex(&tar);
+        self.store.put(&to, tar).await.map_err(store_error)?;
+        self.store
+            .put(&format!("{to}.sha256"), format!("{sha}\n").into_bytes())
+            .await
+            .map_err(store_error)?;
+        done(&[
+            ("uri", json!(to)),
+            ("sha256", json!(sha)),
+            ("node", json!(name)),
+        ])
+    }
+
+    async fn restore_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let (from, to) = (param(input, "from")?, param(input, "to")?);
+        let tar = self.store.get(&from).await.map_err(store_error)?;
+        let expected = match input.step.params.get("sha256").and_then(Value::as_str) {
+            Some(s) => s.to_string(),
+            None => String::from_utf8_lossy(
+                &self
+                    .store
+                    .get(&format!("{from}.sha256"))
+                    .await
+                    .map_err(store_error)?,
+            )
+            .trim()
+            .to_string(),
+        };
+        let actual = sha256_hex(&tar);
+        if actual != expected {
+            return Err(StepError::permanent(
+                "CorruptArchive",
+                format!(
+                    "SMD archive {from} is corrupted: its SHA-256 is {actual}, {expected} was recorded; nothing was written to node {name}"
+                ),
+            ));
+        }
+        let cmd = format!("mkdir -p -- {d} && tar -C {d} -xf -", d = quote(&to));
+        run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
+            .await
+            .map_err(transport_error)?;
+        done(&[("sha256", json!(actual))])
+    }
+
+    /// `asbackup` / `asrestore` for one namespace, run on the node through the transport.
+    async fn tool(&self, input: &StepInput<'_>, backup: bool) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let a = &self.nodes[&name];
+        let ns = param(input, "namespace")?;
+        let mut cmd = if backup {
+            format!(
+                "asbackup --host {} --port {} --namespace {} --directory {}",
+                a.info.ip(),
+                a.info.port(),
+                quote(&ns),
+                quote(&param(input, "to")?)
+            )
+        } else {
+            format!(
+                "asrestore --host {} --port {} --namespace {} --directory {}",
+                a.info.ip(),
+                a.info.port(),
+                quote(&ns),
+                quote(&param(input, "from")?)
+            )
+        };
+        for arg in input
+            .step
+            .params
+            .get("args")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            cmd.push(' ');
+            cmd.push_str(&quote(arg));
+        }
+        run_ok(&self.transport, &self.target(&name)?, &cmd, None)
+            .await
+            .map_err(transport_error)?;
+        done(&[("command", json!(cmd))])
+    }
+}
+
+impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
+    async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        let some = || Some(Resources::new());
+        Ok(match input.step.kind {
+            StepKind::Quiesce => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
+                Ok((_, true, n)) if n >= 1 => some(),
+                _ => None,
+            },
+            StepKind::Unquiesce => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
+                Ok((false, false, _)) => some(),
+                _ => None,
+            },
+            StepKind::StopNode => (!self.answers(&Self::node(&input)?).await).then(Resources::new),
+            StepKind::StartNode => self
+                .answers(&Self::node(&input)?)
+                .await
+                .then(Resources::new),
+            StepKind::WriteConfig => {
+                let name = Self::node(&input)?;
+                let current = read_file(
+                    &self.transport,
+                    &self.target(&name)?,
+                    &param(&input, "path")?,
+                )
+                .await
+                .ok();
+                (current.as_deref() == Some(param(&input, "content")?.as_bytes()))
+                    .then(Resources::new)
+            }
+            StepKind::CopySmd => {
+                let to = param(&input, "to")?;
+                match (
+                    self.store.get(&to).await,
+                    self.store.get(&format!("{to}.sha256")).await,
+                ) {
+                    (Ok(tar), Ok(sha))
+                        if String::from_utf8_lossy(&sha).trim() == sha256_hex(&tar) =>
+                    {
+                        Some([("uri".to_string(), json!(to))].into_iter().collect())
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
+        match input.step.kind {
+            StepKind::CheckClusterStable => {
+                let size = input
+                    .step
+                    .params
+                    .get("size")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0) as usize;
+                let clients: Vec<InfoClient> = self
+                    .named(&input, "nodes")
+                    .iter()
+                    .map(|n| self.client(n))
+                    .collect::<Result<_, _>>()?;
+                match cluster_stable(&clients, size).await {
+                    Ok(key) => done(&[("cluster_key", json!(key))]),
+                    // R14: refuse to go on.
+                    Err(why) => Err(StepError::permanent(
+                        "R14",
+                        format!("[R14] the cluster is not stable at {size} nodes: {why}"),
+                    )),
+                }
+            }
+            StepKind::WaitClusterStable => {
+                let size = input
+                    .step
+                    .params
+                    .get("size")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0) as usize;
+                let clients: Vec<InfoClient> = self
+                    .nodes
+                    .keys()
+                    .map(|n| self.client(n))
+                    .collect::<Result<_, _>>()?;
+                match cluster_stable(&clients, size).await {
+                    Ok(key) => done(&[("cluster_key", json!(key))]),
+                    Err(why) => pending(why),
+                }
+            }
+            StepKind::WaitNodesStopped => {
+                for n in self.named(&input, "nodes") {
+                    if self.answers(&n).await {
+                        return pending(format!("{n} still answers"));
+                    }
+                }
+                done(&[])
+            }
+            StepKind::Quiesce => self.quiesce(&Self::node(&input)?).await,
+            StepKind::Unquiesce => self.unquiesce(&Self::node(&input)?).await,
+            StepKind::StopNode => self.service(&input, false).await,
+            StepKind::StartNode => self.service(&input, true).await,
+            StepKind::WriteConfig => {
+                let name = Self::node(&input)?;
+                let keep = input
+                    .step
+                    .params
+                    .get("keep_previous")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".asdr-prev")
+                    .to_string();
+                write_file(
+                    &self.transport,
+                    &self.target(&name)?,
+                    &param(&input, "path")?,
+                    param(&input, "content")?.into_bytes(),
+                    Some(&keep),
+                )
+                .await
+                .map_err(transport_error)?;
+                done(&[])
+            }
+            StepKind::CopySmd => self.copy_smd(&input).await,
+            StepKind::RestoreSmd => self.restore_smd(&input).await,
+            StepKind::Asbackup => self.tool(&input, true).await,
+            StepKind::Asrestore => self.tool(&input, false).await,
+            other => Err(StepError::permanent(
+                "NotANodeStep",
+                format!("{other} is not carried out on nodes"),
+            )),
+        }
+    }
+}
+
+/// Node steps to the nodes, the rest to the cloud.
+#[derive(Debug)]
+pub struct Composite<C, N> {
+    pub cloud: C,
+    pub nodes: N,
+}
+
+impl<C: Provider, N: Provider> Provider for Composite<C, N> {
+    async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        if is_node_step(input.step.kind) {
+            self.nodes.observe(input).await
+        } else {
+            self.cloud.observe(input).await
+        }
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
+        if is_node_step(input.step.kind) {
+            self.nodes.act(input).await
+        } else {
+            self.cloud.act(input).await
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The node steps for real, through the executor: the in-test Aerospike cluster speaks the info
+//! protocol on 127.0.1.11-13, service commands run through the local transport, SMD archives go to
+//! a local store, and EC2 steps go to the world-file provider.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use asdr_executor::journal::Journal;
+use asdr_executor::{Options, Outcome, Report};
+use asdr_planner::ports::{Progress, Provider, StepInput};
+use asdr_planner::testkit::{WorldSpec, world_for};
+use asdr_planner::{Operation, Plan, Step, StepKind};
+use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
+use asdr_providers::exec::local::Local;
+use asdr_providers::node_provider::{Composite, NodeProvider};
+use asdr_providers::store::LocalStore;
+use asdr_providers::world_provider::WorldFileProvider;
+use time::macros::datetime;
+
+const NODES: [(&str, &str); 3] = [
+    ("a1", "127.0.1.11"),
+    ("b1", "127.0.1.12"),
+    ("a2", "127.0.1.13"),
+];
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east")
+}
+
+fn smd_vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1")
+}
+
+fn namespaces() -> Vec<TestNamespace> {
+    vec![
+        TestNamespace {
+            name: "users".into(),
+            replication_factor: 2,
+            devices: vec![
+                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
+                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
+            ],
+        },
+        TestNamespace {
+            name: "events".into(),
+            replication_factor: 2,
+            devices: vec![("/dev/sdh".into(), None)],
+        },
+    ]
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    cluster: TestCluster,
+    policy: asdr_specs::Policy,
+}
+
+impl Env {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+}
+
+/// The example policy moved onto the test cluster: nodes at 127.0.1.x and its port, work
+/// directories and service commands in a scratch folder, SMD to a local store.
+async fn env(consistency: &str, enterprise: bool, extra: &[(&str, &str)]) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control");
+    let cluster = TestCluster::start(&NODES, namespaces(), enterprise, &control)
+        .await
+        .unwrap();
+    let root = dir.path().display().to_string();
+    let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
+    let edits: Vec<(String, String)> = vec![
+        ("10.0.1.11".into(), "127.0.1.11".into()),
+        ("10.0.2.11".into(), "127.0.1.12".into()),
+        ("10.0.1.12".into(), "127.0.1.13".into()),
+        (
+            "info_port: 3000".into(),
+            format!("info_port: {}", cluster.port()),
+        ),
+        (
+            "work_directory: /opt/aerospike".into(),
+            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
+        ),
+        (
+            "stop: systemctl stop aerospike".into(),
+            format!("stop: touch {root}/control/{{{{ node }}}}.down"),
+        ),
+        (
+            "start: systemctl start aerospike".into(),
+            format!("start: rm -f {root}/control/{{{{ node }}}}.down"),
+        ),
+        (
+            "path: /etc/aerospike/aerospike.conf".into(),
+            format!("path: {root}/nodes/{{{{ node }}}}/aerospike.conf"),
+        ),
+        (
+            "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
+            format!("smd: {{to: file://{root}/store}}"),
+        ),
+        (
+            "consistency: multi-volume".into(),
+            format!("consistency: {consistency}"),
+        ),
+    ];
+    for (from, to) in edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .chain(extra.iter().copied())
+    {
+        assert!(text.contains(from), "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::copy(
+        examples().join("templates/aerospike.conf.j2"),
+        dir.path().join("templates/aerospike.conf.j2"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
+    let policy = asdr_specs::load(&dir.path().join("asdr.yaml")).unwrap_or_else(|d| panic!("{d}"));
+    // a1 holds the real SMD files a CE 8.1 server wrote.
+    for n in ["a1", "b1", "a2"] {
+        std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
+    }
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        std::fs::copy(
+            smd_vectors().join(f),
+            dir.path().join("nodes/a1/smd").join(f),
+        )
+        .unwrap();
+    }
+    Env {
+        dir,
+        cluster,
+        policy,
+    }
+}
+
+async fn run(env: &Env, plan: Plan, transport: Local) -> Report {
+    let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let world_path = env.path("world.yaml");
+    if !world_path.exists() {
+        let world = world_for(&env.policy, &spec);
+        std::fs::write(
+            &world_path,
+            asdr_providers::world_file::to_string(&world, asdr_providers::world_file::Format::Yaml)
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    let cloud = WorldFileProvider::open(
+        &world_path,
+        None,
+        &env.policy.cluster.name,
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+    let mut nodes = NodeProvider::for_policy(&env.policy, transport, LocalStore);
+    nodes.retry_after = Duration::from_millis(20);
+    let provider = Arc::new(Composite { cloud, nodes });
+    let (mut journal, _) = Journal::open(&env.path("journal"), &plan).unwrap();
+    let opts = Options {
+        poll_interval: Duration::from_millis(10),
+        max_nodes_at_once: 1,
+        ..Options::default()
+    };
+    asdr_executor::execute(
+        Arc::new(plan),
+        provider,
+        &mut journal,
+        BTreeMap::new(),
+        &opts,
+        &|_| {},
+    )
+    .await
+    .unwrap()
+}
+
+fn backup_plan(env: &Env) -> Plan {
+    let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let world = world_for(&env.policy, &spec);
+    asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).unwrap()
+}
+
+fn failures(r: &Report) -> Vec<String> {
+    r.outcomes
+        .iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Done { .. } | Outcome::Adopted { .. }))
+        .map(|(k, o)| format!("{k}: {o:?}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn quiesce_snapshot_unquiesce_sends_the_verified_sequence_node_by_node() {
+    let env = env("quiesce", true, &[]).await;
+    let report = run(&env, backup_plan(&env), Local::default()).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    let log = env.cluster.log();
+    let pos = |node: &str, cmd: &str| {
+        log.iter()
+            .position(|(n, c)| n == node && c == cmd)
+            .unwrap_or_else(|| panic!("{node} never got {cmd}"))
+    };
+    for node in ["a1", "b1", "a2"] {
+        let q = pos(node, "quiesce:");
+        let undo = pos(node, "quiesce-undo:");
+        // After quiesce:, asdr reads pending_quiesce, reclusters every node, then reads the effect.
+        let after: Vec<&(String, String)> = log[q + 1..undo].iter().collect();
+        let first_recluster = after
+            .iter()
+            .position(|(_, c)| c == "recluster:")
+            .expect("a recluster after quiesce:");
+        assert!(
+            after[..first_recluster]
+                .iter()
+                .any(|(n, c)| n == node && c.starts_with("namespace/")),
+            "{node}: pending_quiesce checked before recluster"
+        );
+        let reclustered: std::collections::BTreeSet<&str> = after
+            .iter()
+            .filter(|(_, c)| c == "recluster:")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(
+            reclustered.len(),
+            3,
+            "{node}: recluster: sent to every node"
+        );
+        assert!(
+            after[first_recluster..]
+                .iter()
+                .any(|(n, c)| n == node && c.starts_with("namespace/")),
+            "{node}: effective_is_quiesced checked after recluster"
+        );
+        assert!(
+            log[undo + 1..].iter().any(|(_, c)| c == "recluster:"),
+            "{node}: quiesce-undo: is followed by recluster:"
+        );
+        assert!(!env.cluster.quiesced(node), "{node} left quiesced");
+    }
+    // Rolling: b1 is quiesced only after a1 is back and the cluster is stable again.
+    let a1_back = pos("a1", "quiesce-undo:");
+    let b1_q = pos("b1", "quiesce:");
+    assert!(a1_back < b1_q);
+    assert!(
+        log[a1_back..b1_q]
+            .iter()
+            .any(|(_, c)| c == "cluster-stable:size=3;ignore-migrations=false"),
+        "wait_cluster_stable between nodes"
+    );
+    // The first commands of all: cluster-stable on every node (check_cluster_stable, R14).
+    assert!(
+        log[..3]
+            .iter()
+            .all(|(_, c)| c == "cluster-stable:size=3;ignore-migrations=false"),
+        "{:?}",
+        &log[..3]
+    );
+}
+
+#[tokio::test]
+async fn a_rolling_restart_stops_one_node_at_a_time_and_waits_for_migrations() {
+    let env = env(
+        "stop-node",
+        true,
+        &[("durable_deletes: false", "durable_deletes: true")],
+    )
+    .await;
+    env.cluster.set_migration_polls(3);
+    let report = run(&env, backup_plan(&env), Local::default()).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    let journal = asdr_executor::journal::read(
+        &env.path("journal")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .unwrap(),
+    )
+    .unwrap();
+    let at = |event: &str, step: &str| {
+        journal
+            .iter()
+            .position(|e| {
+                format!("{:?}", e.event).to_lowercase() == event && e.step.as_deref() == Some(step)
+            })
+            .unwrap_or_else(|| panic!("{event} {step}"))
+    };
+    let order = ["a1", "b1", "a2"];
+    for (i, n) in order.iter().enumerate() {
+        assert!(at("done", &format!("stop_node:{n}")) < at("done", &format!("start_node:{n}")));
+        assert!(
+            at("done", &format!("start_node:{n}"))
+                < at("done", &format!("wait_cluster_stable:{n}"))
+        );
+        if let Some(next) = order.get(i + 1) {
+            assert!(
+                at("done", &format!("wait_cluster_stable:{n}"))
+                    < at("start", &format!("stop_node:{next}")),
+                "{next} stops only after {n} is back and stable"
+            );
+        }
+        assert!(env.cluster.is_up(n));
+    }
+    // Migrations after each start made cluster-stable answer "unstable" before the key.
+    let polls = env
+        .cluster
+        .log()
+        .iter()
+        .filter(|(_, c)| c == "cluster-stable:size=3;ignore-migrations=false")
+        .count();
+    assert!(polls >= 3 * 3 + 3, "{polls} cluster-stable polls");
+}
+
+fn step(id: &str, kind: StepKind, node: &str, params: serde_json::Value) -> Step {
+    Step {
+        id: id.into(),
+        kind,
+        node: Some(node.into()),
+        depends_on: vec![],
+        cleanup: false,
+        params,
+    }
+}
+
+#[tokio::test]
+async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let uri = format!("file://{root}/store/prod-east/bs-20261121T090000Z/a1.smd.tar");
+    let learned = BTreeMap::new();
+    let copy = step(
+        "copy_smd:bs",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": "bs", "from": format!("{root}/nodes/a1/smd"), "to": uri}),
+    );
+    let input = StepInput {
+        plan_id: "p",
+        step: &copy,
+        learned: &learned,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none());
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    assert!(
+        nodes.observe(input).await.unwrap().is_some(),
+        "an archived set is adopted, not archived twice"
+    );
+    let restore = step(
+        "restore_smd:b1",
+        StepKind::RestoreSmd,
+        "b1",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/nodes/b1/smd"), "sha256": null}),
+    );
+    let input = StepInput {
+        plan_id: "p",
+        step: &restore,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        assert_eq!(
+            std::fs::read(env.path(&format!("nodes/b1/smd/{f}"))).unwrap(),
+            std::fs::read(smd_vectors().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Flip one byte of the archive: the restore is refused and nothing is written.
+    let archive = PathBuf::from(uri.strip_prefix("file://").unwrap());
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let i = bytes.len() / 3;
+    bytes[i] ^= 0x20;
+    std::fs::write(&archive, bytes).unwrap();
+    let fresh = step(
+        "restore_smd:a2",
+        StepKind::RestoreSmd,
+        "a2",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/nodes/a2/smd")}),
+    );
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &fresh,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("is corrupted")
+            && err.message.contains("nothing was written to node a2"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.path("nodes/a2/smd")).unwrap().count(),
+        0
+    );
+}
+
+/// A test tool on PATH that records its arguments, and fails when asked to.
+fn fake_tools(dir: &Path) -> (Local, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("tool-args.log");
+    for tool in ["asbackup", "asrestore"] {
+        let p = bin.join(tool);
+        std::fs::write(&p, format!("#!/bin/sh\nprintf '%s' \"{tool}\" >> \"$TOOL_LOG\"\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \"$TOOL_LOG\"; done\necho >> \"$TOOL_LOG\"\nexit \"${{TOOL_EXIT:-0}}\"\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (
+        Local {
+            timeout: Duration::from_secs(30),
+            env: vec![
+                ("PATH".into(), path),
+                ("TOOL_LOG".into(), log.display().to_string()),
+            ],
+        },
+        log,
+    )
+}
+
+#[tokio::test]
+async fn asbackup_runs_per_namespace_with_the_documented_command_line() {
+    // asbackup restores only whole clusters: the node restore from a backup becomes a refill.
+    let env = env(
+        "multi-volume",
+        true,
+        &[
+            ("method: ebs-snapshot", "method: asbackup"),
+            (
+                "    source: latest-backup\n    accept_zombie_records: true   # required",
+                "    source: empty\n    accept_zombie_records: true   # required",
+            ),
+        ],
+    )
+    .await;
+    let (local, log) = fake_tools(env.dir.path());
+    let report = run(&env, backup_plan(&env), local).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    let port = env.cluster.port();
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "asbackup [--host] [127.0.1.11] [--port] [{port}] [--namespace] [users] [--directory] [s3://acme-backups/asbackup/prod-east/bs-20261121T090000Z/users] [--compress] [zstd]"
+            ),
+            format!(
+                "asbackup [--host] [127.0.1.11] [--port] [{port}] [--namespace] [events] [--directory] [s3://acme-backups/asbackup/prod-east/bs-20261121T090000Z/events] [--compress] [zstd]"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
+    let env = env("quiesce", true, &[]).await;
+    let (mut local, log) = fake_tools(env.dir.path());
+    local.env.push(("TOOL_EXIT".into(), "1".into()));
+    let port = env.cluster.port();
+    let mk = |id: &str, kind, deps: &[&str], cleanup: bool, params: serde_json::Value| Step {
+        id: id.into(),
+        kind,
+        node: Some("a1".into()),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        cleanup,
+        params,
+    };
+    let steps = vec![
+        mk(
+            "quiesce:a1",
+            StepKind::Quiesce,
+            &[],
+            false,
+            serde_json::json!({"address": format!("127.0.1.11:{port}")}),
+        ),
+        mk(
+            "asrestore:users:bs",
+            StepKind::Asrestore,
+            &["quiesce:a1"],
+            false,
+            serde_json::json!({"namespace": "users", "from": "s3://b/users", "set": "bs"}),
+        ),
+        mk(
+            "asrestore:events:bs",
+            StepKind::Asrestore,
+            &["asrestore:users:bs"],
+            false,
+            serde_json::json!({"namespace": "events", "from": "s3://b/events", "set": "bs"}),
+        ),
+        mk(
+            "unquiesce:a1",
+            StepKind::Unquiesce,
+            &["asrestore:events:bs"],
+            true,
+            serde_json::json!({"address": format!("127.0.1.11:{port}")}),
+        ),
+    ];
+    let mut plan = backup_plan(&env);
+    plan.steps = steps;
+    let report = run(&env, plan, local).await;
+    assert!(
+        matches!(&report.outcomes["asrestore:users:bs"], Outcome::Failed { error, .. } if error.contains("exited 1")),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(matches!(
+        report.outcomes["asrestore:events:bs"],
+        Outcome::Skipped { .. }
+    ));
+    assert!(matches!(
+        report.outcomes["unquiesce:a1"],
+        Outcome::Done { .. } | Outcome::Adopted { .. }
+    ));
+    assert!(!env.cluster.quiesced("a1"));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!(
+            "asrestore [--host] [127.0.1.11] [--port] [{port}] [--namespace] [users] [--directory] [s3://b/users]\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn r9_quiesce_on_community_edition_is_reported_as_the_rule_not_a_protocol_error() {
+    let env = env("multi-volume", false, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let s = step("quiesce:a1", StepKind::Quiesce, "a1", serde_json::json!({}));
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &s,
+            learned: &BTreeMap::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "R9");
+    assert!(
+        err.message.contains("[R9]")
+            && err
+                .message
+                .contains("use `consistency: multi-volume` or `stop-node`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_and_silent_nodes_give_errors_naming_the_node_and_address_without_hanging() {
+    let env = env("multi-volume", true, &[]).await;
+    // b1 is down: nothing listens at its address any more.
+    drop(env.cluster);
+    let mut nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    nodes.info_timeout = Duration::from_millis(300);
+    let check = Step {
+        id: "check_cluster_stable".into(),
+        kind: StepKind::CheckClusterStable,
+        node: None,
+        depends_on: vec![],
+        cleanup: false,
+        params: serde_json::json!({"size": 3, "nodes": ["a1"]}),
+    };
+    let started = Instant::now();
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &check,
+            learned: &BTreeMap::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("node a1 (127.0.1.11:"), "{err}");
+    // A node that accepts the connection but never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.1.14:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut client = asdr_providers::aerospike::info::InfoClient::new("z9", addr);
+    client.read_timeout = Duration::from_millis(300);
+    let err = client.get("node").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("node z9 ({addr}): no answer within")),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
