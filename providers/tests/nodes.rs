@@ -604,3 +604,37 @@ async fn unreachable_and_silent_nodes_give_errors_naming_the_node_and_address_wi
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn observing_a_live_node_gives_the_planner_its_devices_and_cluster_view() {
+    let env = env("multi-volume", true, &[]).await;
+    let addr = env.cluster.addrs["b1"];
+    let o = asdr_providers::aerospike::observe::observe_node(
+        &asdr_providers::aerospike::info::InfoClient::new("b1", addr),
+    )
+    .await;
+    assert!(o.reachable);
+    assert_eq!(o.edition.as_deref(), Some("Aerospike Enterprise Edition"));
+    assert_eq!(o.cluster_size, Some(3));
+    let users = o.namespaces.iter().find(|n| n.name == "users").unwrap();
+    assert_eq!(users.replication_factor, Some(2));
+    assert_eq!(users.devices[1].device, "/dev/nvme2n1");
+    assert_eq!(users.devices[1].shadow.as_deref(), Some("/dev/nvme4n1"));
+    // The planner accepts what a node with the policy's devices reports…
+    let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut world = world_for(&env.policy, &spec);
+    for n in &mut world.nodes {
+        n.namespaces = o.namespaces.clone();
+    }
+    assert!(asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).is_ok());
+    // …and refuses a node whose devices differ.
+    world.nodes[0].namespaces[0].devices.pop();
+    let err = asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).unwrap_err();
+    assert!(err.to_string().contains("reports devices"), "{err}");
+    let down = asdr_providers::aerospike::observe::observe_node(
+        &asdr_providers::aerospike::info::InfoClient::new("z9", "127.0.1.99:9".parse().unwrap()),
+    )
+    .await;
+    assert!(!down.reachable);
+}

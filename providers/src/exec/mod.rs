@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod ssh;
+pub mod ssm;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,160 @@
+//! AWS Systems Manager Run Command: `AWS-RunShellScript` through SendCommand, then
+//! GetCommandInvocation until the command ends. SSM keeps at most 24,000 characters of output, so
+//! nothing binary or large travels through stdout: SMD archives go through the store. Standard
+//! input is sent inside the command, base64-encoded, and is limited accordingly.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::CommandInvocationStatus;
+use base64::Engine;
+
+use super::{Output, Target, Transport, TransportError};
+
+/// What SSM keeps of a command's standard output.
+pub const OUTPUT_LIMIT: usize = 24_000;
+/// Standard input travels inside the command parameter, which SSM bounds.
+pub const STDIN_LIMIT: usize = 32 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Ssm {
+    client: Client,
+    /// Node name → instance id: SSM addresses instances, not hosts.
+    pub instances: BTreeMap<String, String>,
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+impl Ssm {
+    pub fn new(client: Client, instances: BTreeMap<String, String>) -> Self {
+        Ssm {
+            client,
+            instances,
+            poll: Duration::from_secs(1),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The shell script SSM runs: stdin, if any, decoded and piped into the command.
+pub fn script(command: &str, stdin: Option<&[u8]>) -> String {
+    match stdin {
+        None => command.to_string(),
+        Some(bytes) => format!(
+            "printf '%s' '{}' | base64 -d | {{ {command}\n}}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ),
+    }
+}
+
+impl Transport for Ssm {
+    async fn run(
+        &self,
+        target: &Target,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, TransportError> {
+        let unreachable = |message: String| TransportError::Unreachable {
+            node: target.node.clone(),
+            host: target.host.clone(),
+            message,
+        };
+        let instance = self.instances.get(&target.node).ok_or_else(|| {
+            unreachable(format!(
+                "no instance id known for node {} (SSM addresses instances)",
+                target.node
+            ))
+        })?;
+        if stdin.as_ref().is_some_and(|b| b.len() > STDIN_LIMIT) {
+            return Err(unreachable(format!(
+                "{} bytes of input is over what an SSM command can carry ({STDIN_LIMIT}); move files through the SMD store",
+                stdin.map_or(0, |b| b.len())
+            )));
+        }
+        let sent = self
+            .client
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .instance_ids(instance)
+            .parameters("commands", vec![script(command, stdin.as_deref())])
+            .comment(format!("asdr: {}", target.node))
+            .send()
+            .await
+            .map_err(|e| {
+                unreachable(format!(
+                    "SendCommand: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let command_id = sent
+            .command()
+            .and_then(|c| c.command_id())
+            .ok_or_else(|| unreachable("SendCommand returned no command id".into()))?
+            .to_string();
+        let started = Instant::now();
+        loop {
+            if started.elapsed() > self.timeout {
+                return Err(TransportError::Timeout {
+                    node: target.node.clone(),
+                    host: instance.clone(),
+                    command: command.into(),
+                    after: self.timeout,
+                });
+            }
+            match self
+                .client
+                .get_command_invocation()
+                .command_id(&command_id)
+                .instance_id(instance)
+                .send()
+                .await
+            {
+                Ok(inv) => match inv.status() {
+                    Some(
+                        CommandInvocationStatus::Pending
+                        | CommandInvocationStatus::InProgress
+                        | CommandInvocationStatus::Delayed,
+                    )
+                    | None => {}
+                    Some(status) => {
+                        let stdout = inv
+                            .standard_output_content()
+                            .unwrap_or_default()
+                            .as_bytes()
+                            .to_vec();
+                        if stdout.len() >= OUTPUT_LIMIT {
+                            return Err(unreachable(format!(
+                                "`{command}` printed {OUTPUT_LIMIT} characters or more, which SSM truncates; asdr does not read large output over SSM"
+                            )));
+                        }
+                        let code = inv.response_code();
+                        let status_code = if matches!(status, CommandInvocationStatus::Success) {
+                            0
+                        } else if code != 0 {
+                            code
+                        } else {
+                            -1
+                        };
+                        return Ok(Output {
+                            status: status_code,
+                            stdout,
+                            stderr: inv.standard_error_content().unwrap_or_default().to_string(),
+                        });
+                    }
+                },
+                // Right after SendCommand the invocation may not exist yet.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_invocation_does_not_exist()) => {}
+                Err(e) => {
+                    return Err(unreachable(format!(
+                        "GetCommandInvocation: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(e)
+                    )));
+                }
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `s3://bucket/key` through aws-sdk-s3 (any S3 endpoint: AWS, or moto in tests).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+}
+
+fn split(uri: &str) -> Result<(&str, &str), StoreError> {
+    uri.strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| StoreError::Unsupported { uri: uri.into() })
+}
+
+impl S3Store {
+    pub fn new(client: Client) -> Self {
+        S3Store { client }
+    }
+
+    /// A client from the standard credential chain; `endpoint` for S3-compatible servers (path
+    /// style addressing, as they usually need).
+    pub async fn connect(region: &str, endpoint: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()));
+        if let Some(e) = endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let shared = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(endpoint.is_some())
+            .build();
+        S3Store {
+            client: Client::from_conf(conf),
+        }
+    }
+}
+
+impl Store for S3Store {
+    async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let (bucket, key) = split(uri)?;
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Io {
+                uri: uri.into(),
+                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            })
+    }
+
+    async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
+        let (bucket, key) = split(uri)?;
+        match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| b.into_bytes().to_vec())
+                .map_err(|e| StoreError::Io {
+                    uri: uri.into(),
+                    message: e.to_string(),
+                }),
+            Err(e) => match e.as_service_error() {
+                Some(se) if se.is_no_such_key() => Err(StoreError::NotFound { uri: uri.into() }),
+                _ => Err(StoreError::Io {
+                    uri: uri.into(),
+                    message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                }),
+            },
+        }
+    }
+}
+
+/// Local directories and S3 behind one store, by URI scheme.
+#[derive(Debug, Clone)]
+pub struct AnyStore {
+    pub s3: Option<S3Store>,
+}
+
+impl Store for AnyStore {
+    async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        match (&self.s3, uri.starts_with("s3://")) {
+            (Some(s3), true) => s3.put(uri, bytes).await,
+            _ => super::LocalStore.put(uri, bytes).await,
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
+        match (&self.s3, uri.starts_with("s3://")) {
+            (Some(s3), true) => s3.get(uri).await,
+            _ => super::LocalStore.get(uri).await,
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The AWS-facing parts of the node work: SMD archives in moto's S3 through the same code path as
+//! a local directory, and the SSM transport's requests and responses (moto's SSM runs nothing, so
+//! it is checked with aws-smithy-mocks).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use asdr_planner::ports::{Progress, Provider, StepInput};
+use asdr_planner::{Step, StepKind};
+use asdr_providers::exec::local::Local;
+use asdr_providers::exec::ssm::{OUTPUT_LIMIT, Ssm, script};
+use asdr_providers::exec::{Target, Transport, TransportError};
+use asdr_providers::node_provider::NodeProvider;
+use asdr_providers::store::Store;
+use asdr_providers::store::s3::{AnyStore, S3Store};
+use aws_sdk_ssm::operation::get_command_invocation::{
+    GetCommandInvocationError, GetCommandInvocationOutput,
+};
+use aws_sdk_ssm::operation::send_command::SendCommandOutput;
+use aws_sdk_ssm::types::{Command as SsmCommand, CommandInvocationStatus};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+fn test_env() {
+    // The SDK must never probe the instance-metadata address; credentials are moto's test ones.
+    for (k, v) in [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ] {
+        assert_eq!(
+            std::env::var(k).ok().as_deref(),
+            Some(v),
+            "run the tests with {k}={v} (scripts/test-all sets it)"
+        );
+    }
+}
+
+fn smd_vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1")
+}
+
+fn policy(root: &str) -> asdr_specs::Policy {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
+    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
+        .unwrap()
+        .replace(
+            "work_directory: /opt/aerospike",
+            &format!("work_directory: {root}/{{{{ node }}}}"),
+        );
+    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap()
+}
+
+#[tokio::test]
+async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused() {
+    test_env();
+    let moto = support::moto::Moto::start();
+    let s3 = S3Store::connect("us-east-1", Some(&moto.endpoint)).await;
+    let raw = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(&moto.endpoint)
+                .load()
+                .await,
+        )
+        .force_path_style(true)
+        .build(),
+    );
+    raw.create_bucket()
+        .bucket("acme-backups")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    for n in ["a1", "b1", "a2"] {
+        std::fs::create_dir_all(dir.path().join(format!("{n}/smd"))).unwrap();
+    }
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        std::fs::copy(smd_vectors().join(f), dir.path().join("a1/smd").join(f)).unwrap();
+    }
+    let nodes = NodeProvider::for_policy(
+        &policy(&root),
+        Local::default(),
+        AnyStore {
+            s3: Some(s3.clone()),
+        },
+    );
+    let uri = "s3://acme-backups/asdr/prod-east/bs-20261121T090000Z/a1.smd.tar";
+    let learned = BTreeMap::new();
+    let mk = |id: &str, kind, node: &str, params| Step {
+        id: id.into(),
+        kind,
+        node: Some(node.into()),
+        depends_on: vec![],
+        cleanup: false,
+        params,
+    };
+    let copy = mk(
+        "copy_smd:bs",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": "bs", "from": format!("{root}/a1/smd"), "to": uri}),
+    );
+    assert!(matches!(
+        nodes
+            .act(StepInput {
+                plan_id: "p",
+                step: &copy,
+                learned: &learned
+            })
+            .await
+            .unwrap(),
+        Progress::Done(_)
+    ));
+    assert!(
+        s3.get(&format!("{uri}.sha256")).await.unwrap().len() == 65,
+        "the checksum sits beside the archive"
+    );
+    let restore = mk(
+        "restore_smd:b1",
+        StepKind::RestoreSmd,
+        "b1",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/b1/smd")}),
+    );
+    assert!(matches!(
+        nodes
+            .act(StepInput {
+                plan_id: "p",
+                step: &restore,
+                learned: &learned
+            })
+            .await
+            .unwrap(),
+        Progress::Done(_)
+    ));
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        assert_eq!(
+            std::fs::read(dir.path().join("b1/smd").join(f)).unwrap(),
+            std::fs::read(smd_vectors().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let mut tar = s3.get(uri).await.unwrap();
+    let i = tar.len() / 2;
+    tar[i] ^= 1;
+    s3.put(uri, tar).await.unwrap();
+    let again = mk(
+        "restore_smd:a2",
+        StepKind::RestoreSmd,
+        "a2",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/a2/smd")}),
+    );
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &again,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("is corrupted"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("a2/smd"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let missing = s3.get("s3://acme-backups/nope.tar").await.unwrap_err();
+    assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+fn target() -> Target {
+    Target {
+        node: "a1".into(),
+        host: "10.0.1.11".into(),
+    }
+}
+
+#[tokio::test]
+async fn ssm_sends_a_run_shell_script_and_polls_the_invocation_until_it_ends() {
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .match_requests(|r| {
+            r.document_name() == Some("AWS-RunShellScript")
+                && r.instance_ids() == ["i-0a1"]
+                && r.parameters()
+                    .and_then(|p| p.get("commands"))
+                    .is_some_and(|c| {
+                        c == &vec![
+                            "printf '%s' 'aGVsbG8=' | base64 -d | { cat > /etc/x\n}".to_string(),
+                        ]
+                    })
+        })
+        .then_output(|| {
+            SendCommandOutput::builder()
+                .command(SsmCommand::builder().command_id("cmd-1").build())
+                .build()
+        });
+    let get = mock!(aws_sdk_ssm::Client::get_command_invocation)
+        .match_requests(|r| r.command_id() == Some("cmd-1") && r.instance_id() == Some("i-0a1"))
+        .sequence()
+        .error(|| {
+            GetCommandInvocationError::InvocationDoesNotExist(
+                aws_sdk_ssm::types::error::InvocationDoesNotExist::builder().build(),
+            )
+        })
+        .output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::InProgress)
+                .build()
+        })
+        .times(2)
+        .output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::Success)
+                .response_code(0)
+                .standard_output_content("done\n")
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let mut ssm = Ssm::new(
+        client,
+        BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
+    );
+    ssm.poll = std::time::Duration::from_millis(1);
+    let out = ssm
+        .run(&target(), "cat > /etc/x", Some(b"hello".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_slice()),
+        (0, b"done\n".as_slice())
+    );
+    assert_eq!(send.num_calls(), 1);
+    assert_eq!(
+        get.num_calls(),
+        4,
+        "not-yet-existing, in progress twice, then success"
+    );
+}
+
+#[tokio::test]
+async fn ssm_reports_a_failed_command_and_refuses_output_it_would_truncate() {
+    let send = mock!(aws_sdk_ssm::Client::send_command).then_output(|| {
+        SendCommandOutput::builder()
+            .command(SsmCommand::builder().command_id("cmd-2").build())
+            .build()
+    });
+    let failed = mock!(aws_sdk_ssm::Client::get_command_invocation)
+        .sequence()
+        .output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::Failed)
+                .response_code(3)
+                .standard_error_content("nope")
+                .build()
+        })
+        .output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::Success)
+                .standard_output_content("x".repeat(OUTPUT_LIMIT))
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &failed]);
+    let ssm = Ssm::new(
+        client,
+        BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
+    );
+    let out = ssm.run(&target(), "exit 3", None).await.unwrap();
+    assert_eq!((out.status, out.stderr.as_str()), (3, "nope"));
+    let err = ssm.run(&target(), "cat big", None).await.unwrap_err();
+    assert!(
+        matches!(&err, TransportError::Unreachable { message, .. } if message.contains("SSM truncates")),
+        "{err}"
+    );
+    let unknown = ssm
+        .run(
+            &Target {
+                node: "z9".into(),
+                host: "10.0.9.9".into(),
+            },
+            "true",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        unknown
+            .to_string()
+            .contains("no instance id known for node z9"),
+        "{unknown}"
+    );
+    assert_eq!(script("true", None), "true");
+}
