@@ -31,6 +31,10 @@ pub struct Global {
     /// Observe (and later act on) a world file instead of AWS and the nodes.
     #[arg(long, global = true, value_name = "PATH")]
     pub world: Option<PathBuf>,
+    /// Observe and act on the Aerospike nodes themselves (their info port, the policy's transport)
+    /// instead of the node records of the world file.
+    #[arg(long, global = true)]
+    pub live_nodes: bool,
     /// AWS endpoint (also AWS_ENDPOINT_URL).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,

@@ -12,19 +12,43 @@ pub fn policy(global: &Global) -> Result<Policy, CommandError> {
     Ok(asdr_specs::load(&global.file)?)
 }
 
-/// The observed world. Only world files exist so far: asdr never reaches for AWS unless asked
-/// with an explicit endpoint, and the AWS provider is not part of this build yet.
-pub fn world(global: &Global) -> Result<World, CommandError> {
-    match &global.world {
-        Some(path) => Ok(world_file::load(path)?),
-        None => Err(CommandError::User(format!(
-            "observing AWS and the nodes directly is not available in this build{}: pass --world FILE (a world file, see docs/world-file.md)",
+/// The observed world: a world file, with its node records refreshed from the nodes themselves
+/// under `--live-nodes`. asdr never reaches for AWS unless asked with an explicit endpoint, and the
+/// EC2 provider is not part of this build yet.
+pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandError> {
+    let Some(path) = &global.world else {
+        return Err(CommandError::User(format!(
+            "observing AWS directly is not available in this build{}: pass --world FILE (a world file, see docs/world-file.md)",
             global
                 .endpoint_url
                 .as_deref()
                 .map(|u| format!(" (endpoint {u})"))
                 .unwrap_or_default()
-        ))),
+        )));
+    };
+    let world = world_file::load(path)?;
+    if !global.live_nodes {
+        return Ok(world);
+    }
+    let policy = policy.ok_or_else(|| {
+        CommandError::User("--live-nodes needs the policy (-f) to know the nodes' addresses".into())
+    })?;
+    Ok(runtime()?.block_on(asdr_providers::live::refresh_nodes(policy, world)))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::User(format!("cannot start the runtime: {e}")))
+}
+
+pub fn aws(global: &Global) -> asdr_providers::live::AwsSettings {
+    asdr_providers::live::AwsSettings {
+        region: global.region.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+        profile: global.profile.clone(),
     }
 }
 
@@ -34,7 +58,7 @@ pub fn operation(restore: Option<&str>) -> Operation {
 
 pub fn plan(global: &Global, restore: Option<&str>) -> Result<Plan, CommandError> {
     let policy = policy(global)?;
-    let world = world(global)?;
+    let world = world(global, Some(&policy))?;
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
     asdr_planner::plan(&policy, &world, now, &operation(restore)).map_err(|e| match e {
         PlanError::Refused(d) => CommandError::refused(&policy, d),

@@ -3,6 +3,7 @@
 
 pub mod aerospike;
 pub mod exec;
+pub mod live;
 pub mod node_provider;
 pub mod store;
 pub mod world_file;

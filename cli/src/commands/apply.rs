@@ -10,6 +10,7 @@ use asdr_executor::journal::{self, Journal};
 use asdr_executor::lock::{self, Holder, LockError};
 use asdr_executor::{Event, Options, Outcome, Report};
 use asdr_planner::Plan;
+use asdr_providers::node_provider::Composite;
 use asdr_providers::world_provider::{Hook, WorldFileProvider};
 use asdr_specs::Policy;
 use time::OffsetDateTime;
@@ -78,7 +79,7 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
         plan
     } else if let Some(file) = &a.plan_file {
         let plan = load_plan(file)?;
-        refuse_stale(&policy, &world_path, &plan)?;
+        refuse_stale(g, &policy, &plan)?;
         plan
     } else {
         let plan = inputs::plan(g, a.restore.as_deref())?;
@@ -100,11 +101,7 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
         &policy.cluster.name,
         hook.clone(),
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::User(format!("cannot start the runtime: {e}")))?;
+    let runtime = inputs::runtime()?;
     let sim = runtime.block_on(provider.simulation());
     let opts = Options {
         parallelism: usize::from(a.parallelism),
@@ -121,16 +118,38 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
         Journal::open(&journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
     let plan = Arc::new(plan);
     let progress = Progress::new(g.json, g.quiet, plan.steps.len());
-    let report = runtime
-        .block_on(asdr_executor::execute(
+    let on_event = |e: &Event| progress.event(e);
+    let report = if g.live_nodes {
+        // Node steps to the nodes themselves, cloud steps to the world file.
+        let world = runtime.block_on(provider.world());
+        let nodes = runtime.block_on(asdr_providers::live::node_provider(
+            &policy,
+            &world,
+            &inputs::aws(g),
+        ));
+        let composite = Arc::new(Composite {
+            cloud: provider,
+            nodes,
+        });
+        runtime.block_on(asdr_executor::execute(
+            plan.clone(),
+            composite,
+            &mut journal,
+            resumed.done,
+            &opts,
+            &on_event,
+        ))
+    } else {
+        runtime.block_on(asdr_executor::execute(
             plan.clone(),
             Arc::new(provider),
             &mut journal,
             resumed.done,
             &opts,
-            &|e: &Event| progress.event(e),
+            &on_event,
         ))
-        .map_err(|e| CommandError::User(e.to_string()))?;
+    }
+    .map_err(|e| CommandError::User(e.to_string()))?;
     progress.finish();
     summarise(g, &plan, &report, journal.path())?;
     Ok(if report.succeeded() { 0 } else { 1 })
@@ -151,8 +170,8 @@ fn load_plan(file: &Path) -> Result<Plan, CommandError> {
 }
 
 /// A plan is carried out only against the policy and world it was made from.
-fn refuse_stale(policy: &Policy, world_path: &Path, plan: &Plan) -> Result<(), CommandError> {
-    let world = asdr_providers::world_file::load(world_path)?;
+fn refuse_stale(g: &Global, policy: &Policy, plan: &Plan) -> Result<(), CommandError> {
+    let world = inputs::world(g, Some(policy))?;
     let mut changed = Vec::new();
     if plan.cluster != policy.cluster.name {
         changed.push(format!(

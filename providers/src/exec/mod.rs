@@ -127,3 +127,26 @@ pub async fn write_file<T: Transport>(
     .await
     .map(|_| ())
 }
+
+/// The transport a policy's `cluster.access` names.
+#[derive(Debug, Clone)]
+pub enum AnyTransport {
+    Local(local::Local),
+    Ssh(ssh::Ssh),
+    Ssm(ssm::Ssm),
+}
+
+impl Transport for AnyTransport {
+    async fn run(
+        &self,
+        target: &Target,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, TransportError> {
+        match self {
+            AnyTransport::Local(t) => t.run(target, command, stdin).await,
+            AnyTransport::Ssh(t) => t.run(target, command, stdin).await,
+            AnyTransport::Ssm(t) => t.run(target, command, stdin).await,
+        }
+    }
+}

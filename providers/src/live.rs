@@ -1,0 +1,128 @@
+//! Wiring the real nodes to a policy: observing them into a world, and the node provider with the
+//! transport and SMD store the policy names.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use asdr_planner::World;
+use asdr_planner::world::InstanceState;
+use asdr_specs::{Policy, Transport as Kind};
+
+use crate::aerospike::info::InfoClient;
+use crate::aerospike::observe::observe_node;
+use crate::exec::AnyTransport;
+use crate::exec::local::Local;
+use crate::exec::ssh::Ssh;
+use crate::exec::ssm::Ssm;
+use crate::node_provider::NodeProvider;
+use crate::store::s3::{AnyStore, S3Store};
+
+/// AWS settings from the command line (the policy's region is the default).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl AwsSettings {
+    pub async fn load(&self, policy: &Policy) -> aws_config::SdkConfig {
+        let region = self
+            .region
+            .clone()
+            .unwrap_or_else(|| policy.cluster.region.clone());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region));
+        if let Some(e) = &self.endpoint_url {
+            loader = loader.endpoint_url(e);
+        }
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        loader.load().await
+    }
+}
+
+fn info_addr(policy: &Policy, node: &asdr_specs::Node) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(node.private_ip), policy.cluster.info_port)
+}
+
+/// The world with its node records replaced by what the nodes answer now.
+pub async fn refresh_nodes(policy: &Policy, mut world: World) -> World {
+    let mut nodes = Vec::new();
+    for n in &policy.cluster.nodes {
+        let mut o = observe_node(&InfoClient::new(&n.name, info_addr(policy, n))).await;
+        // The node's aerospike.conf is read through the transport when it is applied; keep the
+        // last one recorded so config diffs stay meaningful.
+        o.config = world
+            .nodes
+            .iter()
+            .find(|w| w.name == n.name)
+            .and_then(|w| w.config.clone());
+        nodes.push(o);
+    }
+    world.nodes = nodes;
+    world
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from(path), |h| PathBuf::from(h).join(rest)),
+        None => PathBuf::from(path),
+    }
+}
+
+/// The node provider for the policy's transport and SMD store. SSM addresses instances, found in
+/// `world` (the node's live instance, by the policy's instance_id or the asdr:node tag).
+pub async fn node_provider(
+    policy: &Policy,
+    world: &World,
+    aws: &AwsSettings,
+) -> NodeProvider<AnyTransport, AnyStore> {
+    let transport = match policy.cluster.access.transport {
+        Kind::Local => AnyTransport::Local(Local::default()),
+        Kind::Ssh => {
+            let s = policy
+                .cluster
+                .access
+                .ssh
+                .clone()
+                .expect("validation requires ssh settings");
+            let mut t = Ssh::new(&s.user, s.port);
+            t.identity_file = s.identity_file.as_deref().map(expand_home);
+            AnyTransport::Ssh(t)
+        }
+        Kind::Ssm => {
+            let conf = aws.load(policy).await;
+            let instances: BTreeMap<String, String> = policy
+                .cluster
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    world
+                        .instances
+                        .iter()
+                        .filter(|i| i.state != InstanceState::Terminated)
+                        .find(|i| {
+                            Some(&i.id) == n.instance_id.as_ref()
+                                || i.tags.get(asdr_planner::tags::NODE) == Some(&n.name)
+                        })
+                        .map(|i| (n.name.clone(), i.id.clone()))
+                })
+                .collect();
+            AnyTransport::Ssm(Ssm::new(aws_sdk_ssm::Client::new(&conf), instances))
+        }
+    };
+    let s3 = if policy.backup.smd_to.starts_with("s3://") {
+        let conf = aws.load(policy).await;
+        let s3conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(aws.endpoint_url.is_some())
+            .build();
+        Some(S3Store::new(aws_sdk_s3::Client::from_conf(s3conf)))
+    } else {
+        None
+    };
+    NodeProvider::for_policy(policy, transport, AnyStore { s3 })
+}
