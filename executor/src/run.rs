@@ -362,6 +362,8 @@ async fn run_step<P: Provider>(
                 if let Some(resources) = provider.observe(input).await? {
                     return Ok(Outcome::Adopted { resources });
                 }
+                // Polls back off: ×1.5 each time, up to 4× the base interval.
+                let mut interval = opts.poll_interval;
                 loop {
                     match provider.act(input).await? {
                         StepProgress::Done(resources) => {
@@ -377,7 +379,8 @@ async fn run_step<P: Provider>(
                                 percent,
                                 note,
                             });
-                            tokio::time::sleep(opts.poll_interval).await;
+                            tokio::time::sleep(interval).await;
+                            interval = (interval * 3 / 2).min(opts.poll_interval * 4);
                         }
                     }
                 }

@@ -22,19 +22,23 @@ use aws_sdk_ssm::operation::send_command::SendCommandOutput;
 use aws_sdk_ssm::types::{Command as SsmCommand, CommandInvocationStatus};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-fn test_env() {
-    // The SDK must never probe the instance-metadata address; credentials are moto's test ones.
-    for (k, v) in [
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        assert_eq!(
-            std::env::var(k).ok().as_deref(),
-            Some(v),
-            "run the tests with {k}={v} (scripts/test-all sets it)"
-        );
-    }
+/// An S3 client for moto with explicit test credentials: nothing consults the credential chain
+/// or the instance-metadata address, whatever the environment.
+fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "asdr-tests",
+        ))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }
 
 fn smd_vectors() -> PathBuf {
@@ -54,20 +58,9 @@ fn policy(root: &str) -> asdr_specs::Policy {
 
 #[tokio::test]
 async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused() {
-    test_env();
     let moto = support::moto::Moto::start();
-    let s3 = S3Store::connect("us-east-1", Some(&moto.endpoint)).await;
-    let raw = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(
-            &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(&moto.endpoint)
-                .load()
-                .await,
-        )
-        .force_path_style(true)
-        .build(),
-    );
+    let raw = s3_client(&moto.endpoint);
+    let s3 = S3Store::new(raw.clone());
     raw.create_bucket()
         .bucket("acme-backups")
         .send()
