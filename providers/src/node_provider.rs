@@ -273,6 +273,9 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     async fn copy_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
         let (from, to) = (param(input, "from")?, param(input, "to")?);
+        if !self.transport.streams_binary() {
+            return self.copy_smd_on_node(&name, &from, &to).await;
+        }
         let tar = run_ok(
             &self.transport,
             &self.target(&name)?,
@@ -297,7 +300,6 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     async fn restore_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
         let (from, to) = (param(input, "from")?, param(input, "to")?);
-        let tar = self.store.get(&from).await.map_err(store_error)?;
         let expected = match input.step.params.get("sha256").and_then(Value::as_str) {
             Some(s) => s.to_string(),
             None => String::from_utf8_lossy(
@@ -310,6 +312,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .trim()
             .to_string(),
         };
+        if !self.transport.streams_binary() {
+            return self.restore_smd_on_node(&name, &from, &to, &expected).await;
+        }
+        let tar = self.store.get(&from).await.map_err(store_error)?;
         let actual = sha256_hex(&tar);
         if actual != expected {
             return Err(StepError::permanent(
@@ -324,6 +330,74 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .await
             .map_err(transport_error)?;
         done(&[("sha256", json!(actual))])
+    }
+
+    /// Over a transport that cannot carry the archive (SSM), the node packs it and copies it to
+    /// S3 itself; only its checksum comes back through the command's output.
+    async fn copy_smd_on_node(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Progress, StepError> {
+        if !to.starts_with("s3://") {
+            return Err(StepError::permanent(
+                "Unsupported",
+                format!(
+                    "over SSM the SMD archive goes from the node to S3 directly; {to} is not an s3:// URI"
+                ),
+            ));
+        }
+        let tmp = "/tmp/asdr-smd.$$.tar";
+        let cmd = format!(
+            "set -e; t={tmp}; tar -C {} -cf \"$t\" .; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; rm -f \"$t\"; echo \"$s\"",
+            quote(from),
+            quote(to),
+            quote(&format!("{to}.sha256"))
+        );
+        let out = run_ok(&self.transport, &self.target(name)?, &cmd, None)
+            .await
+            .map_err(transport_error)?;
+        let sha = String::from_utf8_lossy(&out).trim().to_string();
+        if sha.len() != 64 {
+            return Err(StepError::permanent(
+                "CopySmd",
+                format!("node {name} did not report the archive's SHA-256 (got {sha:?})"),
+            ));
+        }
+        done(&[
+            ("uri", json!(to)),
+            ("sha256", json!(sha)),
+            ("node", json!(name)),
+        ])
+    }
+
+    /// The node fetches the archive from S3 and checks its SHA-256 before unpacking anything.
+    async fn restore_smd_on_node(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        sha: &str,
+    ) -> Result<Progress, StepError> {
+        let tmp = "/tmp/asdr-smd.$$.tar";
+        let cmd = format!(
+            "set -e; t={tmp}; aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then rm -f \"$t\"; echo 'SMD archive {} is corrupted' >&2; exit 65; fi; mkdir -p -- {d}; tar -C {d} -xf \"$t\"; rm -f \"$t\"",
+            quote(from),
+            quote(sha),
+            from.replace('\'', ""),
+            d = quote(to)
+        );
+        match run_ok(&self.transport, &self.target(name)?, &cmd, None).await {
+            Ok(_) => done(&[("sha256", json!(sha))]),
+            Err(TransportError::Failed { status: 65, .. }) => Err(StepError::permanent(
+                "CorruptArchive",
+                format!(
+                    "SMD archive {from} is corrupted: its SHA-256 is not the recorded {sha}; nothing was written to node {name}"
+                ),
+            )),
+            Err(e) => Err(transport_error(e)),
+        }
     }
 
     /// `asbackup` / `asrestore` for one namespace, run on the node through the transport.

@@ -289,3 +289,208 @@ async fn ssm_reports_a_failed_command_and_refuses_output_it_would_truncate() {
     );
     assert_eq!(script("true", None), "true");
 }
+
+/// A local shell that, like SSM, cannot carry binary output: the node moves SMD archives itself.
+struct NoBinary(Local);
+
+impl Transport for NoBinary {
+    async fn run(
+        &self,
+        target: &Target,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<asdr_providers::exec::Output, TransportError> {
+        self.0.run(target, command, stdin).await
+    }
+
+    fn streams_binary(&self) -> bool {
+        false
+    }
+}
+
+/// An `aws` CLI for the node scripts: `aws s3 cp SRC DST` with s3://bucket/key kept under $FAKE_S3.
+fn fake_aws(dir: &std::path::Path) -> Local {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = "#!/bin/sh\n[ \"$1 $2\" = \"s3 cp\" ] || exit 2\nshift 2\n[ \"$1\" = --only-show-errors ] && shift\nmap() { case \"$1\" in s3://*) p=\"$FAKE_S3/${1#s3://}\"; mkdir -p \"$(dirname \"$p\")\"; echo \"$p\";; *) echo \"$1\";; esac; }\nsrc=$(map \"$1\"); dst=$(map \"$2\")\nif [ \"$src\" = - ]; then cat > \"$dst\"; else cat \"$src\" > \"$dst\"; fi\n";
+    let p = bin.join("aws");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Local {
+        timeout: std::time::Duration::from_secs(30),
+        env: vec![
+            ("PATH".into(), path),
+            ("FAKE_S3".into(), dir.join("s3").display().to_string()),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpacking() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    for n in ["a1", "b1", "a2"] {
+        std::fs::create_dir_all(dir.path().join(format!("{n}/smd"))).unwrap();
+    }
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        std::fs::copy(smd_vectors().join(f), dir.path().join("a1/smd").join(f)).unwrap();
+    }
+    let nodes = NodeProvider::for_policy(
+        &policy(&root),
+        NoBinary(fake_aws(dir.path())),
+        asdr_providers::store::LocalStore,
+    );
+    let uri = "s3://acme-backups/asdr/prod-east/bs-1/a1.smd.tar";
+    let learned = BTreeMap::new();
+    let mk = |id: &str, kind, node: &str, params| Step {
+        id: id.into(),
+        kind,
+        node: Some(node.into()),
+        depends_on: vec![],
+        cleanup: false,
+        params,
+    };
+    let copy = mk(
+        "copy_smd:bs",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": "bs", "from": format!("{root}/a1/smd"), "to": uri}),
+    );
+    let Progress::Done(res) = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &copy,
+            learned: &learned,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("pending")
+    };
+    let sha = res["sha256"].as_str().unwrap().to_string();
+    let stored = dir
+        .path()
+        .join("s3/acme-backups/asdr/prod-east/bs-1/a1.smd.tar");
+    assert_eq!(
+        asdr_providers::store::sha256_hex(&std::fs::read(&stored).unwrap()),
+        sha,
+        "the checksum the node reported is the archive's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stored.with_extension("tar.sha256"))
+            .unwrap()
+            .trim(),
+        sha
+    );
+    let restore = mk(
+        "restore_smd:b1",
+        StepKind::RestoreSmd,
+        "b1",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/b1/smd"), "sha256": sha}),
+    );
+    nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &restore,
+            learned: &learned,
+        })
+        .await
+        .unwrap();
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        assert_eq!(
+            std::fs::read(dir.path().join("b1/smd").join(f)).unwrap(),
+            std::fs::read(smd_vectors().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let again = mk(
+        "restore_smd:a2",
+        StepKind::RestoreSmd,
+        "a2",
+        serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/a2/smd"), "sha256": sha}),
+    );
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &again,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "CorruptArchive", "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("a2/smd"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing unpacked"
+    );
+}
+
+#[tokio::test]
+async fn over_ssm_copy_smd_sends_the_node_side_script() {
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .match_requests(|r| {
+            r.parameters()
+                .and_then(|p| p.get("commands"))
+                .and_then(|c| c.first())
+                .is_some_and(|c| {
+                    c.contains("tar -C '/x/a1/smd' -cf")
+                        && c.contains("aws s3 cp --only-show-errors \"$t\" 's3://b/k.tar'")
+                })
+        })
+        .then_output(|| {
+            SendCommandOutput::builder()
+                .command(SsmCommand::builder().command_id("c").build())
+                .build()
+        });
+    let sha = "ab".repeat(32);
+    let shown = sha.clone();
+    let get = mock!(aws_sdk_ssm::Client::get_command_invocation).then_output(move || {
+        GetCommandInvocationOutput::builder()
+            .status(CommandInvocationStatus::Success)
+            .standard_output_content(format!("{shown}\n"))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let ssm = Ssm::new(
+        client,
+        BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
+    );
+    let nodes = NodeProvider::for_policy(
+        &policy("/x"),
+        asdr_providers::exec::AnyTransport::Ssm(ssm),
+        asdr_providers::store::LocalStore,
+    );
+    let copy = Step {
+        id: "copy_smd:bs".into(),
+        kind: StepKind::CopySmd,
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params: serde_json::json!({"set": "bs", "from": "/x/a1/smd", "to": "s3://b/k.tar"}),
+    };
+    let Progress::Done(res) = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &copy,
+            learned: &BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("pending")
+    };
+    assert_eq!(res["sha256"], sha.as_str());
+    assert_eq!(send.num_calls(), 1);
+}

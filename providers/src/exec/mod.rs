@@ -57,6 +57,12 @@ pub trait Transport: Send + Sync + 'static {
         command: &str,
         stdin: Option<Vec<u8>>,
     ) -> impl Future<Output = Result<Output, TransportError>> + Send;
+
+    /// Whether binary data of any size can travel through stdin and stdout. When not (SSM), SMD
+    /// archives go between the node and the store directly.
+    fn streams_binary(&self) -> bool {
+        true
+    }
 }
 
 /// `'…'` quoting for sh.
@@ -148,5 +154,9 @@ impl Transport for AnyTransport {
             AnyTransport::Ssh(t) => t.run(target, command, stdin).await,
             AnyTransport::Ssm(t) => t.run(target, command, stdin).await,
         }
+    }
+
+    fn streams_binary(&self) -> bool {
+        !matches!(self, AnyTransport::Ssm(_))
     }
 }

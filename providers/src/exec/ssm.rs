@@ -49,6 +49,10 @@ pub fn script(command: &str, stdin: Option<&[u8]>) -> String {
 }
 
 impl Transport for Ssm {
+    fn streams_binary(&self) -> bool {
+        false
+    }
+
     async fn run(
         &self,
         target: &Target,
