@@ -126,3 +126,51 @@ pub async fn node_provider(
     };
     NodeProvider::for_policy(policy, transport, AnyStore { s3 })
 }
+
+/// The EC2 provider for the policy, with its call counter.
+pub async fn ec2_provider(
+    policy: &Policy,
+    aws: &AwsSettings,
+) -> (crate::ec2::Ec2Provider, crate::ec2::CallCounter) {
+    let conf = aws.load(policy).await;
+    let counter = crate::ec2::CallCounter::default();
+    (
+        crate::ec2::Ec2Provider::new(
+            crate::ec2::Ec2Provider::client_for(&conf, &counter),
+            &policy.cluster.name,
+        ),
+        counter,
+    )
+}
+
+/// The store the policy's SMD archives live in.
+pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
+    if !policy.backup.smd_to.starts_with("s3://") {
+        return AnyStore { s3: None };
+    }
+    let conf = aws.load(policy).await;
+    let s3conf = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(aws.endpoint_url.is_some())
+        .build();
+    AnyStore {
+        s3: Some(S3Store::new(aws_sdk_s3::Client::from_conf(s3conf))),
+    }
+}
+
+/// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
+pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, usize), String> {
+    let (ec2, counter) = ec2_provider(policy, aws).await;
+    let mut world = crate::ec2::observe_cloud(&ec2, policy).await?;
+    world.now = Some(
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+    );
+    let store = smd_store(policy, aws).await;
+    world.smd_archives =
+        crate::store::smd_archives(&store, &policy.backup.smd_to, &policy.cluster.name)
+            .await
+            .map_err(|e| e.to_string())?;
+    let world = refresh_nodes(policy, world).await;
+    Ok((world, counter.get()))
+}

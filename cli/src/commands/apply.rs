@@ -50,9 +50,6 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
             }
         };
     }
-    let world_path = g.world.clone().ok_or_else(|| {
-        CommandError::User("apply acts on a world file for now: pass --world FILE".into())
-    })?;
     let holder = Holder {
         pid: std::process::id(),
         host: lock::hostname(),
@@ -94,65 +91,98 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
     confirm(g, a, &plan)?;
 
     let hook = test_hook();
-    let sim_path = std::env::var_os("ASDR_SIMULATION").map(PathBuf::from);
-    let provider = WorldFileProvider::open(
-        &world_path,
-        sim_path.as_deref(),
-        &policy.cluster.name,
-        hook.clone(),
-    )?;
     let runtime = inputs::runtime()?;
-    let sim = runtime.block_on(provider.simulation());
-    let opts = Options {
-        parallelism: usize::from(a.parallelism),
-        max_nodes_at_once: policy.backup.max_nodes_at_once.max(1) as usize,
-        poll_interval: Duration::from_millis(sim.poll_interval_ms),
-        max_attempts: 5,
-        step_timeout: std::env::var("ASDR_STEP_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis),
-        hook: hook.clone(),
-    };
     let (mut journal, resumed) =
         Journal::open(&journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
     let plan = Arc::new(plan);
     let progress = Progress::new(g.json, g.quiet, plan.steps.len());
     let on_event = |e: &Event| progress.event(e);
-    let report = if g.live_nodes {
-        // Node steps to the nodes themselves, cloud steps to the world file.
-        let world = runtime.block_on(provider.world());
-        let nodes = runtime.block_on(asdr_providers::live::node_provider(
-            &policy,
-            &world,
-            &inputs::aws(g),
-        ));
-        let composite = Arc::new(Composite {
-            cloud: provider,
-            nodes,
-        });
-        runtime.block_on(asdr_executor::execute(
-            plan.clone(),
-            composite,
-            &mut journal,
-            resumed.done,
-            &opts,
-            &on_event,
-        ))
-    } else {
-        runtime.block_on(asdr_executor::execute(
-            plan.clone(),
-            Arc::new(provider),
-            &mut journal,
-            resumed.done,
-            &opts,
-            &on_event,
-        ))
+    let mut opts = Options {
+        parallelism: usize::from(a.parallelism),
+        max_nodes_at_once: policy.backup.max_nodes_at_once.max(1) as usize,
+        poll_interval: Duration::from_secs(5),
+        max_attempts: 5,
+        step_timeout: env_ms("ASDR_STEP_TIMEOUT_MS"),
+        hook: hook.clone(),
+    };
+    let report = match &g.world {
+        Some(world_path) => {
+            let sim_path = std::env::var_os("ASDR_SIMULATION").map(PathBuf::from);
+            let provider = WorldFileProvider::open(
+                world_path,
+                sim_path.as_deref(),
+                &policy.cluster.name,
+                hook.clone(),
+            )?;
+            opts.poll_interval =
+                Duration::from_millis(runtime.block_on(provider.simulation()).poll_interval_ms);
+            if g.live_nodes {
+                // Node steps to the nodes themselves, cloud steps to the world file.
+                let world = runtime.block_on(provider.world());
+                let nodes = runtime.block_on(asdr_providers::live::node_provider(
+                    &policy,
+                    &world,
+                    &inputs::aws(g),
+                ));
+                runtime.block_on(asdr_executor::execute(
+                    plan.clone(),
+                    Arc::new(Composite {
+                        cloud: provider,
+                        nodes,
+                    }),
+                    &mut journal,
+                    resumed.done,
+                    &opts,
+                    &on_event,
+                ))
+            } else {
+                runtime.block_on(asdr_executor::execute(
+                    plan.clone(),
+                    Arc::new(provider),
+                    &mut journal,
+                    resumed.done,
+                    &opts,
+                    &on_event,
+                ))
+            }
+        }
+        None => {
+            // EC2 and the nodes themselves.
+            if let Some(ms) = env_ms("ASDR_POLL_INTERVAL_MS") {
+                opts.poll_interval = ms;
+            }
+            let aws = inputs::aws(g);
+            let world = inputs::world(g, Some(&policy))?;
+            let (cloud, calls) =
+                runtime.block_on(asdr_providers::live::ec2_provider(&policy, &aws));
+            let nodes =
+                runtime.block_on(asdr_providers::live::node_provider(&policy, &world, &aws));
+            let report = runtime.block_on(asdr_executor::execute(
+                plan.clone(),
+                Arc::new(Composite { cloud, nodes }),
+                &mut journal,
+                resumed.done,
+                &opts,
+                &on_event,
+            ));
+            if g.verbose > 0 {
+                eprintln!("apply made {} EC2 API calls", calls.get());
+            }
+            report
+        }
     }
     .map_err(|e| CommandError::User(e.to_string()))?;
     progress.finish();
     summarise(g, &plan, &report, journal.path())?;
     Ok(if report.succeeded() { 0 } else { 1 })
+}
+
+/// A duration in milliseconds from the environment (test and tuning knobs).
+fn env_ms(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
 }
 
 fn load_plan(file: &Path) -> Result<Plan, CommandError> {

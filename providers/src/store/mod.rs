@@ -21,6 +21,8 @@ pub trait Store: Send + Sync + 'static {
     fn put(&self, uri: &str, bytes: Vec<u8>)
     -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, uri: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+    /// Every URI under `prefix` (a "directory" ending in `/`).
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 /// `file:///…` URIs on this machine.
@@ -35,6 +37,27 @@ fn path_of(uri: &str) -> Result<PathBuf, StoreError> {
 }
 
 impl Store for LocalStore {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let root = path_of(prefix)?;
+        let mut out = Vec::new();
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+                continue;
+            };
+            while let Ok(Some(e)) = entries.next_entry().await {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(format!("file://{}", p.display()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let path = path_of(uri)?;
         let io = |e: std::io::Error| StoreError::Io {
@@ -59,6 +82,34 @@ impl Store for LocalStore {
             },
         })
     }
+}
+
+/// The SMD archives of `cluster` in the store at `smd_to`: `<smd_to>/<cluster>/<set>/<node>.smd.tar`.
+pub async fn smd_archives<S: Store>(
+    store: &S,
+    smd_to: &str,
+    cluster: &str,
+) -> Result<Vec<asdr_planner::world::SmdArchive>, StoreError> {
+    let prefix = format!("{}/{cluster}/", smd_to.trim_end_matches('/'));
+    let mut out = Vec::new();
+    for uri in store.list(&prefix).await? {
+        let Some(rest) = uri.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((set, file)) = rest.split_once('/') else {
+            continue;
+        };
+        let Some(node) = file.strip_suffix(".smd.tar") else {
+            continue;
+        };
+        out.push(asdr_planner::world::SmdArchive {
+            set: set.into(),
+            node: node.into(),
+            uri: uri.clone(),
+            sha256: None,
+        });
+    }
+    Ok(out)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

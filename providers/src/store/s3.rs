@@ -41,6 +41,39 @@ impl S3Store {
 }
 
 impl Store for S3Store {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (bucket, key) = prefix
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| StoreError::Unsupported { uri: prefix.into() })?;
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(key)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| StoreError::Io {
+                    uri: prefix.into(),
+                    message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                })?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .map(|k| format!("s3://{bucket}/{k}")),
+            );
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let (bucket, key) = split(uri)?;
         self.client
@@ -94,6 +127,13 @@ pub struct AnyStore {
 }
 
 impl Store for AnyStore {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match (&self.s3, prefix.starts_with("s3://")) {
+            (Some(s3), true) => s3.list(prefix).await,
+            _ => super::LocalStore.list(prefix).await,
+        }
+    }
+
     async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         match (&self.s3, uri.starts_with("s3://")) {
             (Some(s3), true) => s3.put(uri, bytes).await,

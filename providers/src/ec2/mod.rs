@@ -1,0 +1,137 @@
+//! The EC2 provider: observes a cluster's instances, volumes and snapshots in a bounded number of
+//! calls, and carries out every cloud step kind with aws-sdk-ec2. Idempotency comes from
+//! deterministic client tokens (RunInstances, CreateVolume) and, where EC2 has none, from the
+//! `asdr:plan` + `asdr:step` tags every created resource carries (R13: asdr only deletes,
+//! detaches or terminates what it owns).
+
+mod act;
+mod observe;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use asdr_planner::ports::{Retry, StepError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_types::config_bag::ConfigBag;
+
+pub use observe::observe_cloud;
+
+/// Counts EC2 API calls (operations, not retry attempts), for `-v` and the observation budget.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(pub Arc<AtomicUsize>);
+
+impl CallCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "asdr-call-counter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The EC2 side of a cluster.
+#[derive(Debug, Clone)]
+pub struct Ec2Provider {
+    pub client: aws_sdk_ec2::Client,
+    pub cluster: String,
+    /// R15: SnapshotCreationPerVolumeRateExceeded is not SDK throttling; wait at least this long.
+    pub snapshot_rate_backoff: Duration,
+}
+
+impl Ec2Provider {
+    pub fn new(client: aws_sdk_ec2::Client, cluster: &str) -> Self {
+        Ec2Provider {
+            client,
+            cluster: cluster.into(),
+            snapshot_rate_backoff: Duration::from_secs(15),
+        }
+    }
+
+    /// A client for `conf` with the call counter installed.
+    pub fn client_for(conf: &aws_config::SdkConfig, counter: &CallCounter) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(conf)
+                .interceptor(counter.clone())
+                .build(),
+        )
+    }
+
+    /// How an EC2 error is retried (R15), by its code.
+    pub(crate) fn classify<
+        E: ProvideErrorMetadata + std::fmt::Debug + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    >(
+        &self,
+        what: &str,
+        e: aws_sdk_ec2::error::SdkError<E, R>,
+    ) -> StepError {
+        let code = e.code().unwrap_or("").to_string();
+        let message = format!("{what}: {}", aws_sdk_ec2::error::DisplayErrorContext(&e));
+        let retry = match code.as_str() {
+            "SnapshotCreationPerVolumeRateExceeded" => Retry::Transient {
+                after: self.snapshot_rate_backoff,
+            },
+            "RequestLimitExceeded"
+            | "Throttling"
+            | "InsufficientInstanceCapacity"
+            | "InternalError"
+            | "Unavailable" => Retry::Transient {
+                after: Duration::from_secs(2),
+            },
+            "InvalidIPAddress.InUse" => Retry::Transient {
+                after: Duration::from_secs(5),
+            },
+            // Eventual consistency: a resource just created may not be visible yet.
+            "InvalidInstanceID.NotFound"
+            | "InvalidVolume.NotFound"
+            | "InvalidSnapshot.NotFound"
+            | "IncorrectState"
+            | "IncorrectInstanceState" => Retry::Transient {
+                after: Duration::from_secs(2),
+            },
+            "" => Retry::Transient {
+                after: Duration::from_secs(2),
+            },
+            _ => Retry::Permanent,
+        };
+        StepError {
+            retry,
+            code: if code.is_empty() {
+                "Unknown".into()
+            } else {
+                code
+            },
+            message,
+        }
+    }
+}
+
+/// A client token for a step of a plan: the same on every retry and resume of that plan, different
+/// for the same step of another plan. At most 64 ASCII characters.
+pub fn client_token(plan_id: &str, step_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{plan_id}\0{step_id}").as_bytes());
+    format!(
+        "asdr-{}",
+        h.iter()
+            .take(24)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}

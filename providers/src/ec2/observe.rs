@@ -1,0 +1,375 @@
+//! Observation in a bounded number of calls: instances by the nodes' private IPs and by the
+//! cluster tag, volumes attached to them and tagged for the cluster, the cluster's snapshots, and
+//! the instance-store drives of the instance types in play — never one call per resource.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use asdr_planner::World;
+use asdr_planner::tags;
+use asdr_planner::world::*;
+use asdr_specs::Policy;
+use aws_sdk_ec2::types::Filter;
+
+use super::Ec2Provider;
+
+fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
+    t.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn time(t: Option<&aws_smithy_types::DateTime>) -> time::OffsetDateTime {
+    t.and_then(|d| time::OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn instance_state(s: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
+    use aws_sdk_ec2::types::InstanceStateName as N;
+    match s {
+        Some(N::Pending) => InstanceState::Pending,
+        Some(N::Running) => InstanceState::Running,
+        Some(N::ShuttingDown) => InstanceState::ShuttingDown,
+        Some(N::Stopping) => InstanceState::Stopping,
+        Some(N::Stopped) => InstanceState::Stopped,
+        _ => InstanceState::Terminated,
+    }
+}
+
+pub(crate) fn volume_state(s: Option<&aws_sdk_ec2::types::VolumeState>) -> VolumeState {
+    use aws_sdk_ec2::types::VolumeState as S;
+    match s {
+        Some(S::Creating) => VolumeState::Creating,
+        Some(S::Available) => VolumeState::Available,
+        Some(S::InUse) => VolumeState::InUse,
+        Some(S::Deleting) => VolumeState::Deleting,
+        Some(S::Deleted) => VolumeState::Deleted,
+        _ => VolumeState::Error,
+    }
+}
+
+pub(crate) fn snapshot_state(s: Option<&aws_sdk_ec2::types::SnapshotState>) -> SnapshotState {
+    use aws_sdk_ec2::types::SnapshotState as S;
+    match s {
+        Some(S::Completed) => SnapshotState::Completed,
+        Some(S::Pending) => SnapshotState::Pending,
+        Some(S::Recoverable) => SnapshotState::Recoverable,
+        Some(S::Recovering) => SnapshotState::Recovering,
+        _ => SnapshotState::Error,
+    }
+}
+
+/// "42%" → 42.
+pub(crate) fn percent(p: Option<&str>) -> u8 {
+    p.and_then(|p| p.trim_end_matches('%').parse().ok())
+        .unwrap_or(0)
+}
+
+pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
+    Snapshot {
+        id: s.snapshot_id().unwrap_or_default().into(),
+        volume_id: s.volume_id().unwrap_or_default().into(),
+        volume_size_gib: s.volume_size().unwrap_or(0) as u32,
+        state: snapshot_state(s.state()),
+        progress: percent(s.progress()),
+        start_time: time(s.start_time()),
+        tags: tags_of(s.tags()),
+    }
+}
+
+pub(crate) fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Volume {
+    Volume {
+        id: v.volume_id().unwrap_or_default().into(),
+        availability_zone: v.availability_zone().unwrap_or_default().into(),
+        size_gib: v.size().unwrap_or(0) as u32,
+        volume_type: v
+            .volume_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        iops: v.iops().map(|i| i as u32),
+        throughput: v.throughput().map(|t| t as u32),
+        state: volume_state(v.state()),
+        snapshot_id: v
+            .snapshot_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        attachments: v
+            .attachments()
+            .iter()
+            .map(|a| Attachment {
+                instance_id: a.instance_id().unwrap_or_default().into(),
+                device: a.device().unwrap_or_default().into(),
+                state: match a.state() {
+                    Some(aws_sdk_ec2::types::VolumeAttachmentState::Attaching) => {
+                        AttachmentState::Attaching
+                    }
+                    Some(aws_sdk_ec2::types::VolumeAttachmentState::Detaching) => {
+                        AttachmentState::Detaching
+                    }
+                    Some(aws_sdk_ec2::types::VolumeAttachmentState::Detached) => {
+                        AttachmentState::Detached
+                    }
+                    Some(aws_sdk_ec2::types::VolumeAttachmentState::Busy) => AttachmentState::Busy,
+                    _ => AttachmentState::Attached,
+                },
+                delete_on_termination: a.delete_on_termination().unwrap_or(false),
+            })
+            .collect(),
+        tags: tags_of(v.tags()),
+    }
+}
+
+pub(crate) fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
+    Instance {
+        id: i.instance_id().unwrap_or_default().into(),
+        state: instance_state(i.state().and_then(|s| s.name())),
+        instance_type: i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        private_ip: i.private_ip_address().map(str::to_string),
+        availability_zone: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or_default()
+            .into(),
+        subnet_id: i.subnet_id().map(str::to_string),
+        instance_store_drives: 0,
+        block_devices: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|b| {
+                let ebs = b.ebs()?;
+                Some(BlockDevice {
+                    device_name: b.device_name()?.into(),
+                    volume_id: ebs.volume_id()?.into(),
+                    delete_on_termination: ebs.delete_on_termination().unwrap_or(false),
+                })
+            })
+            .collect(),
+        tags: tags_of(i.tags()),
+    }
+}
+
+impl Ec2Provider {
+    pub(crate) async fn instances(
+        &self,
+        filters: Vec<Filter>,
+        out: &mut BTreeMap<String, Instance>,
+    ) -> Result<(), String> {
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribeInstances: {}",
+                        aws_sdk_ec2::error::DisplayErrorContext(e)
+                    )
+                })?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    let i = to_instance(i);
+                    out.insert(i.id.clone(), i);
+                }
+            }
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) async fn volumes(
+        &self,
+        filters: Vec<Filter>,
+        out: &mut BTreeMap<String, Volume>,
+    ) -> Result<(), String> {
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .describe_volumes()
+                .set_filters(Some(filters.clone()))
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribeVolumes: {}",
+                        aws_sdk_ec2::error::DisplayErrorContext(e)
+                    )
+                })?;
+            for v in page.volumes() {
+                let v = to_volume(v);
+                out.insert(v.id.clone(), v);
+            }
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) async fn snapshots(&self, filters: Vec<Filter>) -> Result<Vec<Snapshot>, String> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            // OwnerIds=self: only this account's snapshots (moto ignores it; the tag filter holds).
+            let page = self
+                .client
+                .describe_snapshots()
+                .owner_ids("self")
+                .set_filters(Some(filters.clone()))
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribeSnapshots: {}",
+                        aws_sdk_ec2::error::DisplayErrorContext(e)
+                    )
+                })?;
+            out.extend(page.snapshots().iter().map(to_snapshot));
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// The cloud half of the world: instances, volumes, snapshots and instance types. Node
+/// observations and SMD archives come from the nodes and the store.
+pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, String> {
+    let cluster = &policy.cluster.name;
+    let mut instances = BTreeMap::new();
+    let ips: Vec<String> = policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.private_ip.to_string())
+        .collect();
+    ec2.instances(vec![filter("private-ip-address", ips)], &mut instances)
+        .await?;
+    ec2.instances(
+        vec![filter(
+            &format!("tag:{}", tags::CLUSTER),
+            [cluster.as_str()],
+        )],
+        &mut instances,
+    )
+    .await?;
+    let pinned: Vec<String> = policy
+        .cluster
+        .nodes
+        .iter()
+        .filter_map(|n| n.instance_id.clone())
+        .filter(|id| !instances.contains_key(id))
+        .collect();
+    if !pinned.is_empty() {
+        ec2.instances(vec![filter("instance-id", pinned)], &mut instances)
+            .await?;
+    }
+    let mut volumes = BTreeMap::new();
+    let ids: Vec<String> = instances.keys().cloned().collect();
+    if !ids.is_empty() {
+        ec2.volumes(vec![filter("attachment.instance-id", ids)], &mut volumes)
+            .await?;
+    }
+    ec2.volumes(
+        vec![filter(
+            &format!("tag:{}", tags::CLUSTER),
+            [cluster.as_str()],
+        )],
+        &mut volumes,
+    )
+    .await?;
+    let snapshots = ec2
+        .snapshots(vec![filter(
+            &format!("tag:{}", tags::CLUSTER),
+            [cluster.as_str()],
+        )])
+        .await?;
+    let mut types: BTreeSet<String> = instances
+        .values()
+        .map(|i| i.instance_type.clone())
+        .collect();
+    types.insert(policy.cluster.instance.instance_type.clone());
+    let mut instance_types = BTreeMap::new();
+    let described = ec2
+        .client
+        .describe_instance_types()
+        .set_instance_types(Some(
+            types
+                .iter()
+                .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeInstanceTypes: {}",
+                aws_sdk_ec2::error::DisplayErrorContext(e)
+            )
+        })?;
+    for t in described.instance_types() {
+        let drives = t
+            .instance_storage_info()
+            .map(|s| {
+                s.disks()
+                    .iter()
+                    .map(|d| d.count().unwrap_or(0) as u32)
+                    .sum()
+            })
+            .unwrap_or(0);
+        if let Some(name) = t.instance_type() {
+            instance_types.insert(
+                name.as_str().to_string(),
+                InstanceType {
+                    instance_store_drives: drives,
+                },
+            );
+        }
+    }
+    let mut instances: Vec<Instance> = instances.into_values().collect();
+    for i in &mut instances {
+        i.instance_store_drives = instance_types
+            .get(&i.instance_type)
+            .map_or(0, |t| t.instance_store_drives);
+    }
+    Ok(World {
+        now: None,
+        instances,
+        volumes: volumes.into_values().collect(),
+        snapshots,
+        instance_types,
+        ..World::default()
+    })
+}
