@@ -17,14 +17,19 @@ pub fn policy(global: &Global) -> Result<Policy, CommandError> {
 /// EC2 provider is not part of this build yet.
 pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandError> {
     let Some(path) = &global.world else {
-        return Err(CommandError::User(format!(
-            "observing AWS directly is not available in this build{}: pass --world FILE (a world file, see docs/world-file.md)",
-            global
-                .endpoint_url
-                .as_deref()
-                .map(|u| format!(" (endpoint {u})"))
-                .unwrap_or_default()
-        )));
+        // AWS, the nodes and the SMD store, observed now.
+        let policy = policy
+            .ok_or_else(|| CommandError::User("observing AWS needs the policy (-f)".into()))?;
+        let (world, calls) = runtime()?
+            .block_on(asdr_providers::live::observe_aws(policy, &aws(global)))
+            .map_err(CommandError::User)?;
+        if global.verbose > 0 {
+            eprintln!(
+                "observed cluster {} with {calls} EC2 API calls",
+                policy.cluster.name
+            );
+        }
+        return Ok(world);
     };
     let world = world_file::load(path)?;
     if !global.live_nodes {

@@ -7,6 +7,8 @@ pub mod exec;
 pub mod live;
 pub mod node_provider;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit_moto;
 pub mod world_file;
 pub mod world_provider;
 pub mod world_sim;

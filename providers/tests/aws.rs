@@ -2,8 +2,6 @@
 //! a local directory, and the SSM transport's requests and responses (moto's SSM runs nothing, so
 //! it is checked with aws-smithy-mocks).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -22,25 +20,6 @@ use aws_sdk_ssm::operation::send_command::SendCommandOutput;
 use aws_sdk_ssm::types::{Command as SsmCommand, CommandInvocationStatus};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-/// An S3 client for moto with explicit test credentials: nothing consults the credential chain
-/// or the instance-metadata address, whatever the environment.
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "asdr-tests",
-        ))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 fn smd_vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1")
 }
@@ -58,8 +37,8 @@ fn policy(root: &str) -> asdr_specs::Policy {
 
 #[tokio::test]
 async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused() {
-    let moto = support::moto::Moto::start();
-    let raw = s3_client(&moto.endpoint);
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    let raw = moto.s3();
     let s3 = S3Store::new(raw.clone());
     raw.create_bucket()
         .bucket("acme-backups")

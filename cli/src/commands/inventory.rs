@@ -7,7 +7,7 @@ use crate::inputs;
 
 /// `asdr inventory`: the observed world as a world file (YAML; JSON with --json).
 pub fn cmd_inventory(g: &Global) -> Result<i32, CommandError> {
-    let policy = if g.live_nodes {
+    let policy = if g.live_nodes || g.world.is_none() {
         Some(inputs::policy(g)?)
     } else {
         None

@@ -606,6 +606,16 @@ impl Provider for Ec2Provider {
                         })
                         .filter(|v| !v.is_empty())
                 };
+                // The address on an explicit primary interface that goes with the instance: the same
+                // as SubnetId + PrivateIpAddress on EC2, and said out loud, so a later replacement
+                // finds the address free once this instance is terminated.
+                let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .subnet_id(param(&input, "subnet_id", "")?)
+                    .private_ip_address(&ip)
+                    .set_groups(list("security_groups"))
+                    .delete_on_termination(true)
+                    .build();
                 let mut run = self
                     .client
                     .run_instances()
@@ -615,9 +625,7 @@ impl Provider for Ec2Provider {
                     ))
                     .min_count(1)
                     .max_count(1)
-                    .subnet_id(param(&input, "subnet_id", "")?)
-                    .private_ip_address(&ip)
-                    .set_security_group_ids(list("security_groups"))
+                    .network_interfaces(nic)
                     .client_token(client_token(input.plan_id, &step.id))
                     .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])));
                 if let Some(profile) = input.param_str("iam_instance_profile", "") {

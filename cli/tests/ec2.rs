@@ -1,0 +1,613 @@
+//! asdr against AWS for real: the EC2 provider through aws-sdk-ec2 against a moto server the test
+//! starts on 127.0.0.1, seeded with a 3-node cluster by the SDK itself; the node steps run on the
+//! in-test Aerospike nodes (listening at the instances' own private IPs) through the local
+//! transport. Each test has its own moto server, so each its own world.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
+use asdr_providers::testkit_moto::Moto;
+use assert_cmd::cargo::CommandCargoExt;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east")
+}
+
+struct Env {
+    moto: Moto,
+    ec2: aws_sdk_ec2::Client,
+    nodes: TestCluster,
+    dir: tempfile::TempDir,
+    /// node → (ip, az, instance id)
+    layout: BTreeMap<String, (String, String, String)>,
+    subnets: BTreeMap<String, String>,
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+fn spec(kind: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags(pairs)))
+        .build()
+}
+
+/// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
+/// starts the Aerospike test nodes at those addresses.
+async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
+    let moto = Moto::start();
+    let ec2 = moto.ec2();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("127.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let mut subnets = BTreeMap::new();
+    for (az, cidr) in [
+        ("us-east-1a", "127.0.1.0/24"),
+        ("us-east-1b", "127.0.2.0/24"),
+    ] {
+        let s = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(az)
+            .send()
+            .await
+            .unwrap()
+            .subnet
+            .unwrap()
+            .subnet_id
+            .unwrap();
+        subnets.insert(az.to_string(), s);
+    }
+    let plan = [
+        ("a1", format!("127.0.1.{base}"), "us-east-1a"),
+        ("b1", format!("127.0.2.{base}"), "us-east-1b"),
+        ("a2", format!("127.0.1.{}", base + 1), "us-east-1a"),
+    ];
+    let mut layout = BTreeMap::new();
+    for (node, ip, az) in &plan {
+        let run = ec2
+            .run_instances()
+            .image_id("ami-0123456789abcdef0")
+            .instance_type(aws_sdk_ec2::types::InstanceType::I4i2xlarge)
+            .min_count(1)
+            .max_count(1)
+            .network_interfaces(
+                aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .subnet_id(&subnets[*az])
+                    .private_ip_address(ip)
+                    .delete_on_termination(true)
+                    .build(),
+            )
+            .tag_specifications(spec(
+                ResourceType::Instance,
+                &[
+                    ("asdr:cluster", "prod-east"),
+                    ("asdr:node", node),
+                    ("Name", &format!("prod-east-{node}")),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap();
+        let id = run.instances()[0].instance_id().unwrap().to_string();
+        for dev in DEVICES {
+            let vol = ec2
+                .create_volume()
+                .availability_zone(*az)
+                .size(50)
+                .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+                .tag_specifications(spec(
+                    ResourceType::Volume,
+                    &[
+                        ("asdr:cluster", "prod-east"),
+                        ("asdr:node", node),
+                        ("asdr:device", dev),
+                    ],
+                ))
+                .send()
+                .await
+                .unwrap()
+                .volume_id
+                .unwrap();
+            ec2.attach_volume()
+                .volume_id(&vol)
+                .instance_id(&id)
+                .device(dev)
+                .send()
+                .await
+                .unwrap();
+        }
+        layout.insert(node.to_string(), (ip.clone(), az.to_string(), id));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let namespaces = vec![
+        TestNamespace {
+            name: "users".into(),
+            replication_factor: 2,
+            devices: vec![
+                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
+                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
+            ],
+        },
+        TestNamespace {
+            name: "events".into(),
+            replication_factor: 2,
+            devices: vec![("/dev/sdh".into(), None)],
+        },
+    ];
+    let addrs: Vec<(&str, &str)> = plan.iter().map(|(n, ip, _)| (*n, ip.as_str())).collect();
+    let nodes = TestCluster::start(&addrs, namespaces, true, &dir.path().join("control"))
+        .await
+        .unwrap();
+    let root = dir.path().display().to_string();
+    let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
+    let mut edits: Vec<(String, String)> = vec![
+        ("10.0.1.11".into(), layout["a1"].0.clone()),
+        ("10.0.2.11".into(), layout["b1"].0.clone()),
+        ("10.0.1.12".into(), layout["a2"].0.clone()),
+        (
+            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n"
+                .into(),
+            String::new(),
+        ),
+        (
+            "info_port: 3000".into(),
+            format!("info_port: {}", nodes.port()),
+        ),
+        ("transport: ssm".into(), "transport: local".into()),
+        (
+            "work_directory: /opt/aerospike".into(),
+            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
+        ),
+        (
+            "stop: systemctl stop aerospike".into(),
+            format!("stop: touch {root}/control/{{{{ node }}}}.down"),
+        ),
+        (
+            "start: systemctl start aerospike".into(),
+            format!("start: rm -f {root}/control/{{{{ node }}}}.down"),
+        ),
+        (
+            "path: /etc/aerospike/aerospike.conf".into(),
+            format!("path: {root}/nodes/{{{{ node }}}}/aerospike.conf"),
+        ),
+        (
+            "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
+            format!("smd: {{to: file://{root}/store}}"),
+        ),
+        ("subnet-0aaa".into(), subnets["us-east-1a"].clone()),
+        ("subnet-0bbb".into(), subnets["us-east-1b"].clone()),
+        (
+            "security_groups: [sg-0123]".into(),
+            "security_groups: []".into(),
+        ),
+        (
+            "    iam_instance_profile: aerospike-node\n".into(),
+            String::new(),
+        ),
+        ("    key_name: ops\n".into(), String::new()),
+        // moto's i4i.2xlarge has one instance-store disk, as the real one does.
+        (
+            "instance_store_volumes: 2".into(),
+            "instance_store_volumes: 1".into(),
+        ),
+    ];
+    edits.extend(
+        policy_edits
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+    );
+    for (from, to) in &edits {
+        assert!(text.contains(from.as_str()), "{from}");
+        text = text.replacen(from.as_str(), to, 1);
+    }
+    std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::copy(
+        examples().join("templates/aerospike.conf.j2"),
+        dir.path().join("templates/aerospike.conf.j2"),
+    )
+    .unwrap();
+    for n in ["a1", "b1", "a2"] {
+        std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
+    }
+    Env {
+        moto,
+        ec2,
+        nodes,
+        dir,
+        layout,
+        subnets,
+    }
+}
+
+impl Env {
+    fn asdr(&self, args: &[&str]) -> Output {
+        let mut c = Command::cargo_bin("asdr").unwrap();
+        c.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ASDR_POLL_INTERVAL_MS", "20")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .args([
+                "-f",
+                "asdr.yaml",
+                "--endpoint-url",
+                &self.moto.endpoint,
+                "--region",
+                "us-east-1",
+            ])
+            .args(args);
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.asdr(args);
+        assert!(
+            out.status.success(),
+            "asdr {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        self.ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .to_vec()
+    }
+
+    /// The node's instance is gone and its Aerospike with it.
+    async fn terminate(&self, node: &str) {
+        self.ec2
+            .terminate_instances()
+            .instance_ids(&self.layout[node].2)
+            .send()
+            .await
+            .unwrap();
+        std::fs::write(self.dir.path().join(format!("control/{node}.down")), "").unwrap();
+    }
+
+    async fn live_instances(&self, node: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(Filter::builder().name("tag:asdr:node").values(node).build())
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("running")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances().to_vec())
+            .collect()
+    }
+
+    async fn volumes_of(&self, instance: &str) -> BTreeMap<String, aws_sdk_ec2::types::Volume> {
+        let out = self
+            .ec2
+            .describe_volumes()
+            .filters(
+                Filter::builder()
+                    .name("attachment.instance-id")
+                    .values(instance)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.volumes()
+            .iter()
+            .filter_map(|v| Some((v.attachments().first()?.device()?.to_string(), v.clone())))
+            .collect()
+    }
+}
+
+fn tag<'a>(s: &'a aws_sdk_ec2::types::Snapshot, k: &str) -> Option<&'a str> {
+    s.tags()
+        .iter()
+        .find(|t| t.key() == Some(k))
+        .and_then(|t| t.value())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_against_moto_tags_every_snapshot_marks_the_set_and_a_second_apply_creates_nothing()
+{
+    let env = env(31, &[]).await;
+    let inventory = env.ok(&["inventory", "--json", "-v"]);
+    let world: serde_json::Value = serde_json::from_str(&inventory).unwrap();
+    assert_eq!(world["instances"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        world["instance_types"]["i4i.2xlarge"]["instance_store_drives"],
+        1
+    );
+    env.ok(&["apply", "--yes"]);
+    let snaps = env.snapshots().await;
+    assert_eq!(snaps.len(), 9, "one snapshot per data volume");
+    let set = tag(&snaps[0], "asdr:set").unwrap().to_string();
+    for s in &snaps {
+        for k in [
+            "asdr:cluster",
+            "asdr:node",
+            "asdr:device",
+            "asdr:step",
+            "asdr:plan",
+        ] {
+            assert!(
+                tag(s, k).is_some(),
+                "{} lacks {k}",
+                s.snapshot_id().unwrap()
+            );
+        }
+        assert_eq!(tag(s, "asdr:set"), Some(set.as_str()));
+        assert_eq!(
+            tag(s, "asdr:complete"),
+            Some("true"),
+            "the set is marked complete"
+        );
+        assert_eq!(tag(s, "team"), Some("data"), "the policy's tags");
+    }
+    let devices: std::collections::BTreeSet<(String, String)> = snaps
+        .iter()
+        .map(|s| {
+            (
+                tag(s, "asdr:node").unwrap().into(),
+                tag(s, "asdr:device").unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(devices.len(), 9);
+    assert!(
+        env.dir
+            .path()
+            .join(format!("store/prod-east/{set}/a1.smd.tar"))
+            .exists(),
+        "the SMD archive"
+    );
+    assert_eq!(
+        env.asdr(&["plan", "--detailed-exitcode"]).status.code(),
+        Some(0),
+        "plan again: nothing to do"
+    );
+    env.ok(&["apply", "--yes"]);
+    assert_eq!(
+        env.snapshots().await.len(),
+        9,
+        "a second apply creates nothing"
+    );
+    for n in ["a1", "b1", "a2"] {
+        assert!(!env.nodes.quiesced(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_against_moto_deletes_exactly_the_expired_sets_and_no_foreign_snapshot() {
+    let env = env(
+        34,
+        &[(
+            "retain: {count: 7, max_age: 30d}",
+            "retain: {count: 2, max_age: 30d}",
+        )],
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let mut sets = Vec::new();
+    for days in [4, 3, 2] {
+        sets.push(format!(
+            "bs-{}",
+            (now - time::Duration::days(days) - time::Duration::hours(1))
+                .format(&fmt)
+                .unwrap()
+        ));
+    }
+    // Three complete sets asdr made, with their SMD archives; two snapshots that are not asdr's.
+    let vols = env
+        .ec2
+        .describe_volumes()
+        .filters(
+            Filter::builder()
+                .name("tag:asdr:cluster")
+                .values("prod-east")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for set in &sets {
+        for v in vols.volumes() {
+            let t = |k: &str| {
+                v.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(k))
+                    .and_then(|t| t.value())
+                    .unwrap()
+                    .to_string()
+            };
+            env.ec2
+                .create_snapshot()
+                .volume_id(v.volume_id().unwrap())
+                .tag_specifications(spec(
+                    ResourceType::Snapshot,
+                    &[
+                        ("asdr:cluster", "prod-east"),
+                        ("asdr:set", set),
+                        ("asdr:node", &t("asdr:node")),
+                        ("asdr:device", &t("asdr:device")),
+                        ("asdr:complete", "true"),
+                    ],
+                ))
+                .send()
+                .await
+                .unwrap();
+        }
+        let archive = env.dir.path().join(format!("store/prod-east/{set}"));
+        std::fs::create_dir_all(&archive).unwrap();
+        std::fs::write(archive.join("a1.smd.tar"), b"archive").unwrap();
+    }
+    let any_volume = vols.volumes()[0].volume_id().unwrap();
+    env.ec2
+        .create_snapshot()
+        .volume_id(any_volume)
+        .description("taken by hand")
+        .send()
+        .await
+        .unwrap();
+    env.ec2
+        .create_snapshot()
+        .volume_id(any_volume)
+        .tag_specifications(spec(
+            ResourceType::Snapshot,
+            &[("asdr:cluster", "another"), ("asdr:set", &sets[0])],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let before = env.snapshots().await;
+    env.ok(&["apply", "--yes"]);
+    let after = env.snapshots().await;
+    let ids = |v: &[aws_sdk_ec2::types::Snapshot]| {
+        v.iter()
+            .map(|s| s.snapshot_id().unwrap().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let deleted: Vec<&aws_sdk_ec2::types::Snapshot> = before
+        .iter()
+        .filter(|s| !ids(&after).contains(s.snapshot_id().unwrap()))
+        .collect();
+    // retain.count 2 counts the new set: the newest old set stays, the two before it go.
+    assert_eq!(deleted.len(), 18, "two sets of nine");
+    assert!(
+        deleted
+            .iter()
+            .all(|s| tag(s, "asdr:cluster") == Some("prod-east")
+                && [sets[0].as_str(), sets[1].as_str()].contains(&tag(s, "asdr:set").unwrap()))
+    );
+    assert!(
+        after
+            .iter()
+            .any(|s| s.description() == Some("taken by hand")),
+        "an untagged snapshot is never touched (R13)"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|s| tag(s, "asdr:cluster") == Some("another")),
+        "another cluster's snapshot is never touched"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|s| tag(s, "asdr:set") == Some(sets[2].as_str()))
+            .count(),
+        9
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_a1_against_moto_keeps_its_address_zone_subnet_and_volumes() {
+    let env = env(37, &[]).await;
+    let old = env.layout["a1"].2.clone();
+    let old_volumes = env.volumes_of(&old).await;
+    env.terminate("a1").await;
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(plan.contains("provision_instance:a1"), "{plan}");
+    env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    let new = env.live_instances("a1").await;
+    assert_eq!(new.len(), 1, "one replacement");
+    let new = &new[0];
+    assert_ne!(new.instance_id(), Some(old.as_str()));
+    assert_eq!(new.private_ip_address(), Some(env.layout["a1"].0.as_str()));
+    assert_eq!(
+        new.placement().and_then(|p| p.availability_zone()),
+        Some("us-east-1a")
+    );
+    assert_eq!(new.subnet_id(), Some(env.subnets["us-east-1a"].as_str()));
+    let attached = env.volumes_of(new.instance_id().unwrap()).await;
+    for dev in DEVICES {
+        assert_eq!(
+            attached[dev].volume_id(),
+            old_volumes[dev].volume_id(),
+            "{dev}: the old volume, at the same device"
+        );
+    }
+    assert!(env.nodes.is_up("a1"));
+    assert_eq!(
+        env.asdr(&["plan", "--restore", "replace-a1", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0),
+        "plan again: no changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a1_from_backup_against_moto_creates_volumes_from_the_set_in_a1s_zone() {
+    let env = env(40, &[]).await;
+    env.ok(&["apply", "--yes"]);
+    let snaps = env.snapshots().await;
+    let set_snapshots: BTreeMap<String, String> = snaps
+        .iter()
+        .filter(|s| tag(s, "asdr:node") == Some("a1"))
+        .map(|s| {
+            (
+                tag(s, "asdr:device").unwrap().to_string(),
+                s.snapshot_id().unwrap().to_string(),
+            )
+        })
+        .collect();
+    env.terminate("a1").await;
+    env.ok(&["apply", "--yes", "--restore", "a1-from-backup"]);
+    let new = env.live_instances("a1").await;
+    assert_eq!(new.len(), 1);
+    let attached = env.volumes_of(new[0].instance_id().unwrap()).await;
+    for dev in DEVICES {
+        let v = &attached[dev];
+        assert_eq!(
+            v.snapshot_id(),
+            Some(set_snapshots[dev].as_str()),
+            "{dev} comes from the set's snapshot"
+        );
+        assert_eq!(v.availability_zone(), Some("us-east-1a"));
+    }
+    assert_eq!(
+        env.asdr(&["plan", "--restore", "a1-from-backup", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
