@@ -12,8 +12,13 @@ fn root() -> PathBuf {
 
 fn asdr() -> Command {
     let mut c = Command::cargo_bin("asdr").unwrap();
+    // Never the instance-metadata address, never real credentials.
     c.current_dir(root())
         .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("NO_COLOR", "1");
     c
 }
@@ -329,10 +334,23 @@ fn an_unknown_restore_exits_1_and_lists_the_declared_ones() {
 }
 
 #[test]
-fn without_a_world_file_asdr_does_not_reach_for_aws() {
-    let out = run(&["-f", PROD, "plan"]);
+fn a_failed_observation_of_aws_exits_1_naming_the_call_without_hanging() {
+    // Nothing listens on this loopback port: the observation fails fast and says where.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = run(&["-f", PROD, "--endpoint-url", &endpoint, "plan"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("pass --world FILE"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DescribeInstances") && out.stderr.contains("dispatch failure"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
 #[test]
