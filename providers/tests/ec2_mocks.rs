@@ -1,0 +1,353 @@
+//! What moto cannot model, with aws-smithy-mocks through the real EC2 provider and executor:
+//! snapshots that stay pending, SnapshotCreationPerVolumeRateExceeded (R15), RequestLimitExceeded,
+//! InvalidIPAddress.InUse while the old instance shuts down, and client-token replay on resume.
+//! Time is paused, so the 15 s backoffs take no wall time.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use asdr_executor::journal::Journal;
+use asdr_executor::{Event, Options, Outcome, Report};
+use asdr_planner::ports::{Provider, Retry, StepInput};
+use asdr_planner::{Plan, Step, StepKind, Summary};
+use asdr_providers::ec2::{Ec2Provider, client_token};
+use aws_sdk_ec2::error::ErrorMetadata;
+use aws_sdk_ec2::operation::create_snapshot::{CreateSnapshotError, CreateSnapshotOutput};
+use aws_sdk_ec2::operation::describe_instances::{DescribeInstancesError, DescribeInstancesOutput};
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+use aws_sdk_ec2::operation::run_instances::RunInstancesOutput;
+use aws_sdk_ec2::types::{
+    Instance, InstanceState, InstanceStateName, Reservation, Snapshot, SnapshotState, Tag,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use serde_json::json;
+
+fn plan(steps: Vec<Step>) -> Plan {
+    Plan {
+        format_version: 1,
+        plan_id: "p-20261121T090000Z-test".into(),
+        cluster: "prod-east".into(),
+        operation: "restore:replace-a1".into(),
+        now: "2026-11-21T09:00:00Z".into(),
+        spec_digest: String::new(),
+        world_digest: String::new(),
+        changes: vec![],
+        summary: Summary {
+            steps: steps.len(),
+            ..Summary::default()
+        },
+        steps,
+        warnings: vec![],
+    }
+}
+
+fn step(id: &str, kind: StepKind, params: serde_json::Value) -> Step {
+    Step {
+        id: id.into(),
+        kind,
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params,
+    }
+}
+
+async fn execute(provider: Ec2Provider, steps: Vec<Step>) -> (Report, Vec<Event>) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(steps);
+    let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let opts = Options {
+        poll_interval: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let report = asdr_executor::execute(
+        Arc::new(plan),
+        Arc::new(provider),
+        &mut journal,
+        BTreeMap::new(),
+        &opts,
+        &move |e: &Event| sink.lock().unwrap().push(e.clone()),
+    )
+    .await
+    .unwrap();
+    let events = events.lock().unwrap().clone();
+    (report, events)
+}
+
+fn snapshot(state: SnapshotState, progress: &str) -> DescribeSnapshotsOutput {
+    DescribeSnapshotsOutput::builder()
+        .snapshots(
+            Snapshot::builder()
+                .snapshot_id("snap-1")
+                .volume_id("vol-1")
+                .state(state)
+                .progress(progress)
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_snapshot_is_polled_with_its_progress_until_completed() {
+    let describe = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .sequence()
+        .output(|| snapshot(SnapshotState::Pending, "10%"))
+        .output(|| snapshot(SnapshotState::Pending, "10%"))
+        .output(|| snapshot(SnapshotState::Pending, "57%"))
+        .output(|| snapshot(SnapshotState::Completed, "100%"))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe]);
+    let (report, events) = execute(
+        Ec2Provider::new(client, "prod-east"),
+        vec![step(
+            "wait_snapshot:snap-1",
+            StepKind::WaitSnapshot,
+            json!({"snapshot_id": "snap-1"}),
+        )],
+    )
+    .await;
+    assert!(
+        matches!(
+            report.outcomes["wait_snapshot:snap-1"],
+            Outcome::Done { .. }
+        ),
+        "{:?}",
+        report.outcomes
+    );
+    let shown: Vec<Option<u8>> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Pending { percent, .. } = e {
+                Some(*percent)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [Some(10), Some(57)],
+        "progress is shown while pending"
+    );
+}
+
+fn rate_exceeded() -> CreateSnapshotError {
+    CreateSnapshotError::generic(
+        ErrorMetadata::builder()
+            .code("SnapshotCreationPerVolumeRateExceeded")
+            .message("The maximum per volume CreateSnapshot request rate has been exceeded.")
+            .build(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn r15_snapshot_creation_rate_exceeded_is_retried_after_at_least_15_seconds() {
+    let create = mock!(aws_sdk_ec2::Client::create_snapshot)
+        .sequence()
+        .error(rate_exceeded)
+        .output(|| {
+            CreateSnapshotOutput::builder()
+                .snapshot_id("snap-9")
+                .build()
+        })
+        .build();
+    let none = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&create, &none]);
+    let provider = Ec2Provider::new(client, "prod-east");
+    let s = step(
+        "snapshot:a1:/dev/sdf:bs",
+        StepKind::Snapshot,
+        json!({"volume_id": "vol-1", "device": "/dev/sdf", "set": "bs", "tags": {"asdr:cluster": "prod-east"}}),
+    );
+    // The classification itself: transient, at least 15 s.
+    let learned = BTreeMap::new();
+    let err = provider
+        .act(StepInput {
+            plan_id: "p",
+            step: &s,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "SnapshotCreationPerVolumeRateExceeded");
+    assert!(
+        matches!(err.retry, Retry::Transient { after } if after >= Duration::from_secs(15)),
+        "{err:?}"
+    );
+    // Through the executor: the next attempt succeeds.
+    let create = mock!(aws_sdk_ec2::Client::create_snapshot)
+        .sequence()
+        .error(rate_exceeded)
+        .output(|| {
+            CreateSnapshotOutput::builder()
+                .snapshot_id("snap-9")
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&create, &none]);
+    let started = tokio::time::Instant::now();
+    let (report, _) = execute(Ec2Provider::new(client, "prod-east"), vec![s]).await;
+    assert!(
+        matches!(
+            report.outcomes["snapshot:a1:/dev/sdf:bs"],
+            Outcome::Done { attempts: 2, .. }
+        ),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(15),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_limit_exceeded_is_retried_by_the_sdk() {
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances)
+        .sequence()
+        .error(|| {
+            DescribeInstancesError::generic(
+                ErrorMetadata::builder()
+                    .code("RequestLimitExceeded")
+                    .message("Request limit exceeded.")
+                    .build(),
+            )
+        })
+        .output(|| DescribeInstancesOutput::builder().build())
+        .build();
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe], |c| c
+        .retry_config(
+            aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3)
+        ));
+    let provider = Ec2Provider::new(client, "prod-east");
+    let s = step(
+        "terminate_instance:a1",
+        StepKind::TerminateInstance,
+        json!({"instance_id": "i-old"}),
+    );
+    let learned = BTreeMap::new();
+    provider
+        .observe(StepInput {
+            plan_id: "p",
+            step: &s,
+            learned: &learned,
+        })
+        .await
+        .unwrap();
+    assert_eq!(describe.num_calls(), 2, "throttled once, then answered");
+}
+
+fn reservation(
+    id: &str,
+    state: InstanceStateName,
+    tags: &[(&str, &str)],
+) -> DescribeInstancesOutput {
+    let mut i = Instance::builder()
+        .instance_id(id)
+        .private_ip_address("10.0.1.11")
+        .state(InstanceState::builder().name(state).build());
+    for (k, v) in tags {
+        i = i.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    DescribeInstancesOutput::builder()
+        .reservations(Reservation::builder().instances(i.build()).build())
+        .build()
+}
+
+fn has_filter(
+    r: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesInput,
+    name: &str,
+) -> bool {
+    r.filters().iter().any(|f| f.name() == Some(name))
+}
+
+fn provision() -> Step {
+    step(
+        "provision_instance:a1",
+        StepKind::ProvisionInstance,
+        json!({"private_ip": "10.0.1.11", "availability_zone": "us-east-1a", "subnet_id": "subnet-0aaa", "instance_type": "i4i.2xlarge", "ami": "ami-0123456789abcdef0", "security_groups": ["sg-0123"], "tags": {"asdr:cluster": "prod-east", "asdr:node": "a1"}}),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_still_held_by_the_shutting_down_instance_is_waited_out_and_the_token_is_deterministic()
+ {
+    let plan_id = "p-20261121T090000Z-test";
+    let token = client_token(plan_id, "provision_instance:a1");
+    assert_eq!(token, client_token(plan_id, "provision_instance:a1"));
+    assert_ne!(
+        token,
+        client_token("p-other", "provision_instance:a1"),
+        "another plan, another token"
+    );
+    assert!(token.len() <= 64);
+    // Looking for this step's own instance (by asdr:plan/asdr:step): none yet.
+    let mine = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(|r| has_filter(r, "tag:asdr:plan"))
+        .then_output(|| DescribeInstancesOutput::builder().build());
+    let ours = [
+        ("asdr:plan", plan_id),
+        ("asdr:step", "provision_instance:a1"),
+    ];
+    let holders = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(|r| has_filter(r, "private-ip-address"))
+        .sequence()
+        .output(|| reservation("i-old", InstanceStateName::ShuttingDown, &[]))
+        .output(|| DescribeInstancesOutput::builder().build())
+        .output(move || reservation("i-new", InstanceStateName::Running, &ours))
+        .repeatedly()
+        .build();
+    let expected = token.clone();
+    let run = mock!(aws_sdk_ec2::Client::run_instances)
+        .match_requests(move |r| {
+            r.client_token() == Some(expected.as_str())
+                && r.network_interfaces()[0].private_ip_address() == Some("10.0.1.11")
+                && r.network_interfaces()[0].delete_on_termination() == Some(true)
+        })
+        .then_output(|| {
+            RunInstancesOutput::builder()
+                .instances(Instance::builder().instance_id("i-new").build())
+                .build()
+        });
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&mine, &holders, &run]);
+    let (report, events) = execute(Ec2Provider::new(client, "prod-east"), vec![provision()]).await;
+    assert!(
+        matches!(&report.outcomes["provision_instance:a1"], Outcome::Done { resources, .. } if resources["instance_id"] == "i-new"),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Retrying { error, .. } if error.contains("InvalidIPAddress.InUse") && error.contains("i-old"))), "waited for the old instance");
+    assert_eq!(run.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_apply_adopts_its_instance_and_does_not_launch_a_second() {
+    let plan_id = "p-20261121T090000Z-test";
+    let ours = [
+        ("asdr:plan", plan_id),
+        ("asdr:step", "provision_instance:a1"),
+    ];
+    // The interrupted run launched it; the resumed one finds it by its tags before acting.
+    let mine = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(|r| has_filter(r, "tag:asdr:plan"))
+        .then_output(move || reservation("i-new", InstanceStateName::Running, &ours));
+    let run = mock!(aws_sdk_ec2::Client::run_instances).then_output(|| {
+        RunInstancesOutput::builder()
+            .instances(Instance::builder().instance_id("i-second").build())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&mine, &run]);
+    let (report, _) = execute(Ec2Provider::new(client, "prod-east"), vec![provision()]).await;
+    assert!(
+        matches!(&report.outcomes["provision_instance:a1"], Outcome::Adopted { resources } if resources["instance_id"] == "i-new"),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(run.num_calls(), 0, "no second instance");
+}
