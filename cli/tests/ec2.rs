@@ -611,3 +611,52 @@ async fn a1_from_backup_against_moto_creates_volumes_from_the_set_in_a1s_zone() 
         Some(0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_team_lock_is_taken_with_a_conditional_put_released_and_breakable() {
+    let env = env(
+        43,
+        &[(
+            "restores:\n",
+            "lock: s3://asdr-locks/prod-east.lock\n\nrestores:\n",
+        )],
+    )
+    .await;
+    let s3 = env.moto.s3();
+    s3.create_bucket()
+        .bucket("asdr-locks")
+        .send()
+        .await
+        .unwrap();
+    // Someone else's apply holds it.
+    s3.put_object()
+        .bucket("asdr-locks")
+        .key("prod-east.lock")
+        .body(b"{\"pid\":4242,\"host\":\"ops-laptop\"}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let refused = env.asdr(&["apply", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("another apply holds the lock s3://asdr-locks/prod-east.lock")
+            && stderr.contains("ops-laptop"),
+        "{stderr}"
+    );
+    assert!(env.snapshots().await.is_empty(), "nothing was applied");
+    let broke = env.ok(&["apply", "--break-lock"]);
+    assert!(
+        broke.contains("Broke the lock s3://asdr-locks/prod-east.lock held by {\"pid\":4242"),
+        "{broke}"
+    );
+    env.ok(&["apply", "--yes"]);
+    assert_eq!(env.snapshots().await.len(), 9);
+    let gone = s3
+        .get_object()
+        .bucket("asdr-locks")
+        .key("prod-east.lock")
+        .send()
+        .await;
+    assert!(gone.is_err(), "released at the end of the apply");
+}

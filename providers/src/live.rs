@@ -143,6 +143,23 @@ pub async fn ec2_provider(
     )
 }
 
+fn s3_client(conf: &aws_config::SdkConfig, aws: &AwsSettings) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(aws.endpoint_url.is_some())
+            .build(),
+    )
+}
+
+/// The team lock at `uri` (`s3://bucket/key`).
+pub async fn s3_lock(
+    policy: &Policy,
+    aws: &AwsSettings,
+    uri: &str,
+) -> Result<crate::store::lock::S3Lock, crate::store::lock::S3LockError> {
+    crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)
+}
+
 /// The store the policy's SMD archives live in.
 pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
     if !policy.backup.smd_to.starts_with("s3://") {

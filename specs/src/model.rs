@@ -93,6 +93,8 @@ pub struct Policy {
     pub cluster: Cluster,
     pub backup: Backup,
     pub restores: Vec<Restore>,
+    /// `s3://bucket/key` or `file:///path`; None for the default local lock.
+    pub lock: Option<String>,
 }
 
 impl Policy {

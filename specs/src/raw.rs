@@ -21,6 +21,10 @@ pub struct RawPolicy {
     /// Restores that may be planned with `asdr plan --restore NAME`. Nothing restores by itself.
     #[serde(default)]
     pub restores: Vec<RawRestore>,
+    /// Where applies of this cluster take their lock: `s3://bucket/key` for a team (a conditional
+    /// put), or `file:///path`. Default: `.asdr/locks/<cluster>.lock` beside the policy file.
+    #[serde(default)]
+    pub lock: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -110,12 +110,27 @@ impl<'a> Validator<'a> {
         let cluster = self.cluster(raw.cluster);
         let backup = self.backup(raw.backup, &cluster);
         let restores = self.restores(raw.restores, &cluster, &backup);
+        let lock = raw.lock.map(|l| {
+            let s3 = l
+                .value
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+            if !s3 && !l.value.starts_with("file:///") {
+                self.err(
+                    l.span,
+                    format!("lock `{}` must be s3://bucket/key or file:///path", l.value),
+                );
+            }
+            l.value
+        });
         Policy {
             path: path.to_string(),
             text: text.to_string(),
             cluster,
             backup,
             restores,
+            lock,
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use asdr_executor::journal::{self, Journal};
-use asdr_executor::lock::{self, Holder, LockError};
+use asdr_executor::lock::{self, Holder};
 use asdr_executor::{Event, Options, Outcome, Report};
 use asdr_planner::Plan;
 use asdr_providers::node_provider::Composite;
@@ -32,23 +32,14 @@ fn state_dir(policy: &Policy) -> PathBuf {
 pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
     let policy = inputs::policy(g)?;
     let dir = state_dir(&policy);
-    let lock_path = dir
-        .join("locks")
-        .join(format!("{}.lock", policy.cluster.name));
+    let lock = ClusterLock::for_policy(g, &policy, &dir)?;
     if a.break_lock {
-        return match lock::break_lock(&lock_path).map_err(|e| CommandError::User(e.to_string()))? {
-            Some(h) => {
-                print(&format!(
-                    "Broke the lock {} held by {h}.\n",
-                    lock_path.display()
-                ))?;
-                Ok(0)
-            }
-            None => {
-                print(&format!("No lock at {}.\n", lock_path.display()))?;
-                Ok(0)
-            }
-        };
+        let (what, holder) = lock.break_it()?;
+        print(&match holder {
+            Some(h) => format!("Broke the lock {what} held by {h}.\n"),
+            None => format!("No lock at {what}.\n"),
+        })?;
+        return Ok(0);
     }
     let holder = Holder {
         pid: std::process::id(),
@@ -58,11 +49,97 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
             .format(&Rfc3339)
             .unwrap_or_default(),
     };
-    let _lock = lock::acquire(&lock_path, &holder).map_err(|e| match e {
-        LockError::Held { .. } | LockError::Stale { .. } => CommandError::User(e.to_string()),
-        other => CommandError::User(other.to_string()),
-    })?;
+    let held = lock.acquire(&holder)?;
+    let result = apply_locked(g, a, &policy, &dir);
+    // Released whatever happened; only a killed apply leaves its lock behind (breakable).
+    held.release()?;
+    result
+}
 
+/// Where applies of a cluster take turns: the policy's `lock` (S3 for a team, or a file), else a
+/// file beside the policy.
+enum ClusterLock {
+    File(PathBuf),
+    S3(asdr_providers::store::lock::S3Lock),
+}
+
+enum HeldLock {
+    File(lock::Lock),
+    S3(asdr_providers::store::lock::S3Lock),
+}
+
+impl ClusterLock {
+    fn for_policy(g: &Global, policy: &Policy, dir: &Path) -> Result<Self, CommandError> {
+        match policy.lock.as_deref() {
+            Some(uri) if uri.starts_with("s3://") => inputs::runtime()?
+                .block_on(asdr_providers::live::s3_lock(policy, &inputs::aws(g), uri))
+                .map(ClusterLock::S3)
+                .map_err(|e| CommandError::User(e.to_string())),
+            Some(uri) => Ok(ClusterLock::File(PathBuf::from(
+                uri.trim_start_matches("file://"),
+            ))),
+            None => Ok(ClusterLock::File(
+                dir.join("locks")
+                    .join(format!("{}.lock", policy.cluster.name)),
+            )),
+        }
+    }
+
+    fn acquire(&self, holder: &Holder) -> Result<HeldLock, CommandError> {
+        match self {
+            ClusterLock::File(path) => lock::acquire(path, holder)
+                .map(HeldLock::File)
+                .map_err(|e| CommandError::User(e.to_string())),
+            ClusterLock::S3(s3) => {
+                let text = serde_json::to_string(holder).expect("a holder serializes");
+                inputs::runtime()?
+                    .block_on(s3.acquire(&text))
+                    .map_err(|e| CommandError::User(e.to_string()))?;
+                Ok(HeldLock::S3(s3.clone()))
+            }
+        }
+    }
+
+    fn break_it(&self) -> Result<(String, Option<String>), CommandError> {
+        match self {
+            ClusterLock::File(path) => Ok((
+                path.display().to_string(),
+                lock::break_lock(path)
+                    .map_err(|e| CommandError::User(e.to_string()))?
+                    .map(|h| h.to_string()),
+            )),
+            ClusterLock::S3(s3) => Ok((
+                s3.uri().to_string(),
+                inputs::runtime()?
+                    .block_on(s3.release())
+                    .map_err(|e| CommandError::User(e.to_string()))?,
+            )),
+        }
+    }
+}
+
+impl HeldLock {
+    fn release(self) -> Result<(), CommandError> {
+        match self {
+            HeldLock::File(l) => {
+                drop(l);
+                Ok(())
+            }
+            HeldLock::S3(s3) => inputs::runtime()?
+                .block_on(s3.release())
+                .map(|_| ())
+                .map_err(|e| CommandError::User(e.to_string())),
+        }
+    }
+}
+
+fn apply_locked(
+    g: &Global,
+    a: &ApplyArgs,
+    policy: &Policy,
+    dir: &Path,
+) -> Result<i32, CommandError> {
+    let policy = policy.clone();
     let journal_dir = dir.join("journal");
     let interrupted = journal::unfinished(&journal_dir, &policy.cluster.name)
         .map_err(|e| CommandError::User(e.to_string()))?;

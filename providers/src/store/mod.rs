@@ -2,6 +2,7 @@
 //! AWS providers. An archive is a tar of `<work_directory>/smd` with its SHA-256 beside it
 //! (`<uri>.sha256`); a restore verifies it before anything reaches the node.
 
+pub mod lock;
 pub mod s3;
 
 use std::future::Future;
