@@ -74,6 +74,8 @@ pub enum Command {
     Inventory,
     /// Print the policy file's JSON Schema.
     Schema,
+    /// Print the least-privilege IAM policy for exactly the actions a plan uses.
+    IamPolicy(IamPolicyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +107,13 @@ pub struct ApplyArgs {
     /// Remove a lock left by an apply that is no longer running, then stop.
     #[arg(long)]
     pub break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// The policy for this declared restore instead of the backup policy.
+    #[arg(long, value_name = "NAME")]
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Args)]

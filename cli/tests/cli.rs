@@ -536,3 +536,96 @@ fn human_plans_of_the_examples() {
         insta::assert_snapshot!(name, snapshot_of(args));
     }
 }
+
+fn iam_actions(args: &[&str]) -> std::collections::BTreeSet<String> {
+    let out = run(args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("iam-policy prints JSON");
+    assert_eq!(doc["Version"], "2012-10-17");
+    doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // The backup: snapshots, their tags, retention's deletions, SMD to S3, node work over SSM.
+    let backup = iam_actions(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "iam-policy",
+    ]);
+    assert_eq!(
+        backup,
+        set(&[
+            "ec2:CreateSnapshots",
+            "ec2:CreateTags",
+            "ec2:DeleteSnapshot",
+            "ec2:DescribeInstances",
+            "ec2:DescribeSnapshots",
+            "s3:PutObject",
+            "ssm:GetCommandInvocation",
+            "ssm:SendCommand"
+        ])
+    );
+    // Replacing an unreachable node: detach, terminate, launch, attach; no snapshot work at all.
+    let replace = iam_actions(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-unreachable-node.yaml",
+        "iam-policy",
+        "--restore",
+        "replace-a1",
+    ]);
+    assert_eq!(
+        replace,
+        set(&[
+            "ec2:AttachVolume",
+            "ec2:CreateTags",
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:DetachVolume",
+            "ec2:RunInstances",
+            "ec2:TerminateInstances",
+            "iam:PassRole",
+            "ssm:GetCommandInvocation",
+            "ssm:SendCommand"
+        ])
+    );
+    assert_ne!(backup, replace);
+    let doc: serde_json::Value = serde_json::from_str(
+        &run(&[
+            "-f",
+            PROD,
+            "--world",
+            "examples/prod-east/world-unreachable-node.yaml",
+            "iam-policy",
+            "--restore",
+            "replace-a1",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let owned = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ChangeOnlyWhatAsdrOwns")
+        .unwrap();
+    assert_eq!(
+        owned["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"], "prod-east",
+        "scoped by the cluster tag (R13)"
+    );
+}

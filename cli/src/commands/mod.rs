@@ -2,6 +2,7 @@
 
 mod apply;
 mod graph;
+mod iam_policy;
 mod inventory;
 mod plan;
 mod schema;
@@ -23,6 +24,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::Graph(a) => graph::cmd_graph(g, a),
         Command::Inventory => inventory::cmd_inventory(g),
         Command::Schema => schema::cmd_schema(),
+        Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
     }
 }
 

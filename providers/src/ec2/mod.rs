@@ -5,6 +5,7 @@
 //! detaches or terminates what it owns).
 
 mod act;
+pub mod iam;
 mod observe;
 
 use std::sync::Arc;

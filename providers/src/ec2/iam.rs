@@ -1,0 +1,161 @@
+//! The least-privilege IAM policy for a plan: exactly the actions its steps use, creations
+//! constrained to requests tagged for the cluster, and changes to existing resources to resources
+//! tagged for it (where EC2 supports tag conditions). Describe calls do not support resource-level
+//! permissions and get `Resource: *`.
+
+use std::collections::BTreeSet;
+
+use asdr_planner::{Plan, StepKind};
+use serde_json::{Value, json};
+
+/// (action, how it is scoped)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    /// Describe*: no resource-level permissions in EC2.
+    Read,
+    /// Creates a resource: the request must carry `asdr:cluster=<cluster>`.
+    Create,
+    /// Acts on an existing resource tagged `asdr:cluster=<cluster>`.
+    Owned,
+    /// CreateTags: on create (with one of asdr's creating actions), or on owned resources.
+    Tag,
+    /// Node work through SSM, SMD archives in S3: scoped by the instance or bucket elsewhere.
+    Other,
+}
+
+/// The AWS actions a step kind uses (its observe and act halves), for the plan's transport and store.
+fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
+    use Scope::*;
+    let mut a = match kind {
+        StepKind::SnapshotInstance => vec![
+            ("ec2:CreateSnapshots", Create),
+            ("ec2:CreateTags", Tag),
+            ("ec2:DescribeSnapshots", Read),
+            ("ec2:DescribeInstances", Read),
+        ],
+        StepKind::Snapshot => vec![
+            ("ec2:CreateSnapshot", Create),
+            ("ec2:CreateTags", Tag),
+            ("ec2:DescribeSnapshots", Read),
+        ],
+        StepKind::WaitSnapshot => vec![("ec2:DescribeSnapshots", Read)],
+        StepKind::MarkSetComplete => vec![("ec2:DescribeSnapshots", Read), ("ec2:CreateTags", Tag)],
+        StepKind::DeleteSnapshot => vec![
+            ("ec2:DescribeSnapshots", Read),
+            ("ec2:DeleteSnapshot", Owned),
+        ],
+        StepKind::DetachVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DetachVolume", Owned)],
+        StepKind::AttachVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:AttachVolume", Owned)],
+        StepKind::TerminateInstance => vec![
+            ("ec2:DescribeInstances", Read),
+            ("ec2:TerminateInstances", Owned),
+        ],
+        StepKind::ProvisionInstance => vec![
+            ("ec2:DescribeInstances", Read),
+            ("ec2:RunInstances", Create),
+            ("ec2:CreateTags", Tag),
+            ("iam:PassRole", Other),
+        ],
+        StepKind::CreateVolume => vec![
+            ("ec2:DescribeVolumes", Read),
+            ("ec2:CreateVolume", Create),
+            ("ec2:CreateTags", Tag),
+        ],
+        StepKind::WaitVolume => vec![("ec2:DescribeVolumes", Read)],
+        _ => vec![],
+    };
+    let node_step = asdr_planner_node_step(kind);
+    if ssm && node_step {
+        a.extend([
+            ("ssm:SendCommand", Other),
+            ("ssm:GetCommandInvocation", Other),
+        ]);
+    }
+    if s3 {
+        match kind {
+            StepKind::CopySmd => a.push(("s3:PutObject", Other)),
+            StepKind::RestoreSmd => a.push(("s3:GetObject", Other)),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn asdr_planner_node_step(kind: StepKind) -> bool {
+    crate::node_provider::is_node_step(kind)
+}
+
+/// The IAM policy document for `plan`, as JSON.
+pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
+    let s3 = smd_to.starts_with("s3://");
+    let mut all: BTreeSet<(&'static str, Scope)> = BTreeSet::new();
+    for s in &plan.steps {
+        all.extend(actions(s.kind, ssm, s3));
+    }
+    let cluster = &plan.cluster;
+    let of = |scope: Scope| {
+        all.iter()
+            .filter(|(_, s)| *s == scope)
+            .map(|(a, _)| *a)
+            .collect::<Vec<_>>()
+    };
+    let mut statements = Vec::new();
+    if !of(Scope::Read).is_empty() {
+        statements.push(json!({"Sid": "Observe", "Effect": "Allow", "Action": of(Scope::Read), "Resource": "*"}));
+    }
+    if !of(Scope::Create).is_empty() {
+        // Creating actions also touch resources that are not created (the subnet, the source
+        // volume or snapshot, the AMI): the tag condition applies to the new ones.
+        statements.push(json!({"Sid": "CreateTaggedForCluster", "Effect": "Allow", "Action": of(Scope::Create), "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestTag/asdr:cluster": cluster}}}));
+    }
+    if !of(Scope::Owned).is_empty() {
+        statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+    }
+    if !of(Scope::Tag).is_empty() {
+        let creating: Vec<&str> = of(Scope::Create)
+            .iter()
+            .map(|a| a.trim_start_matches("ec2:"))
+            .collect();
+        statements.push(json!({"Sid": "TagOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
+            "Condition": {"StringEquals": {"ec2:CreateAction": creating}}}));
+        statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+    }
+    let other = of(Scope::Other);
+    if other.contains(&"iam:PassRole") {
+        statements.push(json!({"Sid": "PassTheNodeRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}));
+    }
+    let ssm_actions: Vec<&str> = other
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("ssm:"))
+        .collect();
+    if !ssm_actions.is_empty() {
+        statements.push(json!({"Sid": "RunOnTheNodes", "Effect": "Allow", "Action": ssm_actions, "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+    }
+    let s3_actions: Vec<&str> = other
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("s3:"))
+        .collect();
+    if !s3_actions.is_empty() {
+        let prefix = smd_to.trim_start_matches("s3://").trim_end_matches('/');
+        statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": s3_actions, "Resource": [format!("arn:aws:s3:::{prefix}/*")]}));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Every action a policy document allows (for tests and reviews).
+pub fn actions_of(policy: &Value) -> BTreeSet<String> {
+    policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
