@@ -95,9 +95,14 @@ pub struct Policy {
     pub restores: Vec<Restore>,
     /// `s3://bucket/key` or `file:///path`; None for the default local lock.
     pub lock: Option<String>,
+    pub drills: Vec<Drill>,
 }
 
 impl Policy {
+    pub fn drill(&self, name: &str) -> Option<&Drill> {
+        self.drills.iter().find(|d| d.name == name)
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.cluster.nodes.iter().find(|n| n.name == name)
     }
@@ -300,4 +305,28 @@ pub struct VolumeSpec {
     pub iops: Option<u32>,
     pub throughput: Option<u32>,
     pub initialization_rate: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Teardown {
+    Always,
+    OnSuccess,
+    Never,
+}
+
+/// A disaster-recovery drill: `restore` replayed into `target`, validated, timed, torn down.
+#[derive(Debug, Clone)]
+pub struct Drill {
+    pub name: String,
+    pub name_span: Span,
+    pub restore: String,
+    pub subnets: BTreeMap<String, String>,
+    /// Node name → the drill node's address.
+    pub private_ips: BTreeMap<String, Ipv4Addr>,
+    pub min_objects: BTreeMap<String, u64>,
+    /// `sindex`, `udf`.
+    pub smd: Vec<String>,
+    pub deadline: Duration,
+    pub teardown: Teardown,
 }

@@ -21,6 +21,10 @@ pub struct RawPolicy {
     /// Restores that may be planned with `asdr plan --restore NAME`. Nothing restores by itself.
     #[serde(default)]
     pub restores: Vec<RawRestore>,
+    /// Disaster-recovery drills: a declared restore replayed into an isolated target, validated,
+    /// timed and torn down.
+    #[serde(default)]
+    pub drills: Vec<RawDrill>,
     /// Where applies of this cluster take their lock: `s3://bucket/key` for a team (a conditional
     /// put), or `file:///path`. Default: `.asdr/locks/<cluster>.lock` beside the policy file.
     #[serde(default)]
@@ -224,4 +228,46 @@ pub struct RawVolume {
     /// MiB/s, 100 to 300 (EBS volume initialization rate).
     #[serde(default)]
     pub initialization_rate: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrill {
+    pub name: Sp<String>,
+    /// The declared restore to replay (it must restore from a backup).
+    pub restore: Sp<String>,
+    pub target: Sp<RawDrillTarget>,
+    #[serde(default)]
+    pub validations: Option<RawValidations>,
+    /// How long the drill may take before it is stopped and torn down (default 4h).
+    #[serde(default)]
+    pub deadline: Option<Sp<String>>,
+    /// `always` (default), `on-success` or `never`.
+    #[serde(default)]
+    pub teardown: Option<Sp<crate::model::Teardown>>,
+}
+
+/// Where the drill's nodes go: never production's addresses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrillTarget {
+    /// One subnet per availability zone the nodes use.
+    pub subnets: Sp<BTreeMap<String, String>>,
+    /// Node name → the drill node's private IP.
+    #[serde(default)]
+    pub private_ips: Option<Sp<BTreeMap<String, String>>>,
+    /// Or: each node's production IP plus this offset in the last octet.
+    #[serde(default)]
+    pub ip_offset: Option<Sp<u8>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidations {
+    /// Namespace → the least number of objects it must report after the restore.
+    #[serde(default)]
+    pub min_objects: BTreeMap<String, u64>,
+    /// SMD definitions that must be present: `sindex`, `udf`.
+    #[serde(default)]
+    pub smd: Vec<Sp<String>>,
 }
