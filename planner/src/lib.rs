@@ -6,6 +6,7 @@
 mod backup;
 mod builder;
 mod config;
+pub mod drill;
 mod error;
 pub mod graph;
 mod observe;
@@ -40,6 +41,10 @@ pub enum Operation {
     Backup,
     /// One of the policy's declared restores.
     Restore(String),
+    /// A drill: its restore replayed into the drill's isolated target.
+    Drill(String),
+    /// Removing everything a drill created.
+    Teardown(String),
 }
 
 impl Operation {
@@ -47,6 +52,8 @@ impl Operation {
         match self {
             Operation::Backup => "backup".into(),
             Operation::Restore(name) => format!("restore:{name}"),
+            Operation::Drill(name) => format!("drill:{name}"),
+            Operation::Teardown(name) => format!("teardown:{name}"),
         }
     }
 }
@@ -113,6 +120,8 @@ pub fn plan(
                 })?;
             restore::plan(&ctx, restore, &mut b)?;
         }
+        Operation::Drill(name) => drill::plan(&ctx, name, &mut b)?,
+        Operation::Teardown(name) => drill::teardown(&ctx, name, &mut b)?,
     }
     finish(policy, world, now, op, b)
 }

@@ -100,6 +100,8 @@ pub enum StepKind {
     /// volume is swapped (R12).
     WaitNodesStopped,
     MarkSetComplete,
+    /// Drill teardown only: a volume tagged `asdr:drill` (restores never delete volumes, R7).
+    DeleteVolume,
 }
 
 impl StepKind {
@@ -128,6 +130,7 @@ impl StepKind {
             StepKind::WaitClusterStable => "wait_cluster_stable",
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::MarkSetComplete => "mark_set_complete",
+            StepKind::DeleteVolume => "delete_volume",
         }
     }
 

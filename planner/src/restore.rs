@@ -161,7 +161,7 @@ fn converged(view: &NodeView<'_>, source: &RestoreSource, set: Option<&BackupSet
     }
 }
 
-fn resolve_set<'a, 'w>(
+pub(crate) fn resolve_set<'a, 'w>(
     ctx: &'a Ctx<'_, 'w>,
     restore: &Restore,
 ) -> Result<Option<&'a BackupSet<'w>>, PlanError> {
@@ -225,7 +225,7 @@ fn resolve_set<'a, 'w>(
     Ok(Some(set))
 }
 
-fn check_set_covers(
+pub(crate) fn check_set_covers(
     ctx: &Ctx<'_, '_>,
     restore: &Restore,
     set: &BackupSet<'_>,

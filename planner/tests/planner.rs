@@ -804,3 +804,93 @@ fn r10_smd_is_archived_from_the_work_directory_of_the_node() {
         "/srv/a1/aerospike/smd"
     );
 }
+
+fn community() -> Policy {
+    asdr_specs::load(&examples().join("community/asdr.yaml")).unwrap()
+}
+
+#[test]
+fn a_drill_replays_the_restore_into_its_own_addresses_and_never_touches_production() {
+    let policy = community();
+    let world = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &world, NOW, &Operation::Drill("quarterly".into())).unwrap();
+    assert_eq!(p.operation, "drill:quarterly");
+    for s in &p.steps {
+        assert!(
+            !matches!(
+                s.kind,
+                StepKind::StopNode
+                    | StepKind::DetachVolume
+                    | StepKind::TerminateInstance
+                    | StepKind::Quiesce
+                    | StepKind::DeleteSnapshot
+            ),
+            "{} touches production",
+            s.id
+        );
+        if let Some(n) = &s.node {
+            assert!(n.ends_with("@quarterly"), "{} runs on {n}", s.id);
+        }
+        if let Some(tags) = s.params.get("tags") {
+            assert_eq!(tags["asdr:drill"], "quarterly", "{}", s.id);
+            assert!(
+                tags["asdr:node"].as_str().unwrap().ends_with("@quarterly"),
+                "never a production node's tag"
+            );
+        }
+    }
+    let prov = p.step("provision_instance:w1@quarterly").unwrap();
+    assert_eq!(
+        prov.params["private_ip"], "10.1.1.121",
+        "production 10.1.1.21 + 100"
+    );
+    assert_eq!(prov.params["subnet_id"], "subnet-0d1a");
+    assert_eq!(
+        steps_of(&p, StepKind::RestoreSmd).len(),
+        3,
+        "SMD on every drill node (R2)"
+    );
+    assert_eq!(
+        p.step("wait_cluster_stable:quarterly").unwrap().params["size"],
+        3
+    );
+    assert!(p.warnings.iter().any(|w| w.rule == "R6"));
+    let conf = p.step("write_config:w1@quarterly").unwrap();
+    assert!(
+        conf.params["content"]
+            .as_str()
+            .unwrap()
+            .contains("address 10.1.1.121"),
+        "configured for its own address"
+    );
+}
+
+#[test]
+fn a_drill_teardown_removes_exactly_what_is_tagged_for_the_drill() {
+    let policy = community();
+    let mut world = world_for(&policy, &WorldSpec::new(NOW));
+    let mut drill_tags = world.instances[0].tags.clone();
+    drill_tags.insert("asdr:drill".into(), "quarterly".into());
+    drill_tags.insert("asdr:node".into(), "w1@quarterly".into());
+    let mut inst = world.instances[0].clone();
+    inst.id = "i-drill".into();
+    inst.tags = drill_tags.clone();
+    world.instances.push(inst);
+    let mut vol = world.volumes[0].clone();
+    vol.id = "vol-drill".into();
+    vol.tags = drill_tags;
+    world.volumes.push(vol);
+    let p = plan(
+        &policy,
+        &world,
+        NOW,
+        &Operation::Teardown("quarterly".into()),
+    )
+    .unwrap();
+    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["terminate_instance:i-drill", "delete_volume:vol-drill"]
+    );
+    assert_eq!(p.steps[1].depends_on, ["terminate_instance:i-drill"]);
+}

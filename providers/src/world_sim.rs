@@ -440,6 +440,10 @@ pub fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Res
                 .find(|a| a.set == set && a.namespace == ns)
                 .and_then(|a| r(&[("uri", json!(a.uri))]))
         }
+        StepKind::DeleteVolume => {
+            let id = input.param_str("volume_id", "volume_id")?;
+            (!world.volumes.iter().any(|v| v.id == id)).then(Resources::new)
+        }
         // Checks and waits are cheap to run again; asrestore leaves no mark to find.
         StepKind::CheckClusterStable
         | StepKind::WaitClusterStable
@@ -996,6 +1000,36 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             done(&[("uri", json!(uri))])
         }
         StepKind::Asrestore => done(&[]),
+        StepKind::DeleteVolume => {
+            let id = need(input, "volume_id", "volume_id")?;
+            let Some(i) = world.volumes.iter().position(|v| v.id == id) else {
+                return done(&[]);
+            };
+            // Only a drill's own volumes are ever deleted (R7, R13).
+            if world.volumes[i]
+                .tags
+                .get(asdr_planner::drill::DRILL)
+                .is_none()
+                || world.volumes[i].tags.get(tags::CLUSTER).map(String::as_str) != Some(cx.cluster)
+            {
+                return Err(bad(
+                    "R13",
+                    format!(
+                        "volume {id} is not a drill volume of {}: asdr does not delete it",
+                        cx.cluster
+                    ),
+                ));
+            }
+            if !world.volumes[i].attachments.is_empty() {
+                return Err(StepError::transient(
+                    "VolumeInUse",
+                    format!("volume {id} is still attached"),
+                    retry,
+                ));
+            }
+            world.volumes.remove(i);
+            done(&[])
+        }
     }
 }
 

@@ -125,7 +125,15 @@ impl<'a> Validator<'a> {
             l.value
         });
         let drills = self.drills(raw.drills, &cluster, &restores);
-        Policy { path: path.to_string(), text: text.to_string(), cluster, backup, restores, lock, drills }
+        Policy {
+            path: path.to_string(),
+            text: text.to_string(),
+            cluster,
+            backup,
+            restores,
+            lock,
+            drills,
+        }
     }
 
     fn cluster(&mut self, c: RawCluster) -> Cluster {
@@ -752,7 +760,12 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn drills(&mut self, raw: Vec<RawDrill>, cluster: &Cluster, restores: &[Restore]) -> Vec<Drill> {
+    fn drills(
+        &mut self,
+        raw: Vec<RawDrill>,
+        cluster: &Cluster,
+        restores: &[Restore],
+    ) -> Vec<Drill> {
         let mut names = BTreeSet::new();
         let production: BTreeSet<Ipv4Addr> = cluster.nodes.iter().map(|n| n.private_ip).collect();
         let mut out = Vec::new();
@@ -761,7 +774,15 @@ impl<'a> Validator<'a> {
             match restores.iter().find(|r| r.name == d.restore.value) {
                 None => {
                     let known: Vec<&str> = restores.iter().map(|r| r.name.as_str()).collect();
-                    self.err(d.restore.span, format!("drill `{}` names unknown restore `{}` (restores: {})", d.name.value, d.restore.value, known.join(", ")));
+                    self.err(
+                        d.restore.span,
+                        format!(
+                            "drill `{}` names unknown restore `{}` (restores: {})",
+                            d.name.value,
+                            d.restore.value,
+                            known.join(", ")
+                        ),
+                    );
                 }
                 Some(r) if !r.source.uses_backup() => {
                     self.err(d.restore.span, format!("drill `{}`: restore `{}` does not restore from a backup (source `{}`); a drill replays a backup into an isolated target", d.name.value, r.name, r.source));
@@ -771,7 +792,13 @@ impl<'a> Validator<'a> {
             let t = &d.target.value;
             for n in &cluster.nodes {
                 if !t.subnets.value.contains_key(&n.availability_zone) {
-                    self.err(t.subnets.span, format!("drill `{}` has no subnet for availability zone {} (node `{}`)", d.name.value, n.availability_zone, n.name));
+                    self.err(
+                        t.subnets.span,
+                        format!(
+                            "drill `{}` has no subnet for availability zone {} (node `{}`)",
+                            d.name.value, n.availability_zone, n.name
+                        ),
+                    );
                 }
             }
             let mut ips = BTreeMap::new();
@@ -783,10 +810,22 @@ impl<'a> Validator<'a> {
                                 ips.insert(n.name.clone(), ip);
                             }
                             Some(Err(_)) => {
-                                self.err(list.span, format!("drill `{}`: the address of `{}` is not an IPv4 address", d.name.value, n.name));
+                                self.err(
+                                    list.span,
+                                    format!(
+                                        "drill `{}`: the address of `{}` is not an IPv4 address",
+                                        d.name.value, n.name
+                                    ),
+                                );
                             }
                             None => {
-                                self.err(list.span, format!("drill `{}` gives no address for node `{}`", d.name.value, n.name));
+                                self.err(
+                                    list.span,
+                                    format!(
+                                        "drill `{}` gives no address for node `{}`",
+                                        d.name.value, n.name
+                                    ),
+                                );
                             }
                         }
                     }
@@ -799,13 +838,25 @@ impl<'a> Validator<'a> {
                                 ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
                             }
                             None => {
-                                self.err(offset.span, format!("drill `{}`: ip_offset {} takes node `{}` ({}) past .255", d.name.value, offset.value, n.name, n.private_ip));
+                                self.err(
+                                    offset.span,
+                                    format!(
+                                        "drill `{}`: ip_offset {} takes node `{}` ({}) past .255",
+                                        d.name.value, offset.value, n.name, n.private_ip
+                                    ),
+                                );
                             }
                         }
                     }
                 }
                 _ => {
-                    self.err(d.target.span, format!("drill `{}` needs exactly one of `private_ips` or `ip_offset`", d.name.value));
+                    self.err(
+                        d.target.span,
+                        format!(
+                            "drill `{}` needs exactly one of `private_ips` or `ip_offset`",
+                            d.name.value
+                        ),
+                    );
                 }
             }
             let mut seen = BTreeSet::new();
@@ -813,19 +864,31 @@ impl<'a> Validator<'a> {
                 if production.contains(ip) {
                     self.err(d.target.span, format!("drill `{}` would put node `{node}` at {ip}, a production address: a drill never touches production", d.name.value));
                 } else if !seen.insert(*ip) {
-                    self.err(d.target.span, format!("drill `{}` gives {ip} to two nodes", d.name.value));
+                    self.err(
+                        d.target.span,
+                        format!("drill `{}` gives {ip} to two nodes", d.name.value),
+                    );
                 }
             }
             let (min_objects, smd) = match d.validations {
                 Some(v) => {
                     for (ns, _) in &v.min_objects {
                         if !cluster.namespaces.iter().any(|n| &n.name == ns) {
-                            self.err(d.name.span, format!("drill `{}` validates unknown namespace `{ns}`", d.name.value));
+                            self.err(
+                                d.name.span,
+                                format!(
+                                    "drill `{}` validates unknown namespace `{ns}`",
+                                    d.name.value
+                                ),
+                            );
                         }
                     }
                     for s in &v.smd {
                         if !["sindex", "udf"].contains(&s.value.as_str()) {
-                            self.err(s.span, format!("unknown SMD validation `{}`: use sindex or udf", s.value));
+                            self.err(
+                                s.span,
+                                format!("unknown SMD validation `{}`: use sindex or udf", s.value),
+                            );
                         }
                     }
                     (v.min_objects, v.smd.into_iter().map(|s| s.value).collect())
@@ -840,7 +903,10 @@ impl<'a> Validator<'a> {
                 private_ips: ips,
                 min_objects,
                 smd,
-                deadline: d.deadline.as_ref().map_or(Duration(4 * 3600), |s| self.duration(s)),
+                deadline: d
+                    .deadline
+                    .as_ref()
+                    .map_or(Duration(4 * 3600), |s| self.duration(s)),
                 teardown: d.teardown.as_ref().map_or(Teardown::Always, |t| t.value),
             });
         }

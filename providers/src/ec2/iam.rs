@@ -62,6 +62,7 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             ("ec2:CreateTags", Tag),
         ],
         StepKind::WaitVolume => vec![("ec2:DescribeVolumes", Read)],
+        StepKind::DeleteVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DeleteVolume", Owned)],
         _ => vec![],
     };
     let node_step = asdr_planner_node_step(kind);

@@ -1,0 +1,234 @@
+//! Drills: a declared restore replayed into an isolated target, and its teardown. Production is
+//! never touched: no stop, no detach, no terminate of a production resource. The drill's nodes are
+//! named `<node>@<drill>` and its resources tagged `asdr:drill=<drill>` (and never
+//! `asdr:node=<production node>`), so nothing can mistake them for production's.
+
+use asdr_specs::{Diagnostic, Drill, Node, NodeVars};
+use serde_json::json;
+
+use crate::builder::Builder;
+use crate::error::{PlanError, refuse};
+use crate::observe::render;
+use crate::plan::{Action, StepKind};
+use crate::world::{InstanceState, SnapshotState, VolumeState};
+use crate::{Ctx, tags};
+
+pub const DRILL: &str = "asdr:drill";
+
+/// The name a drill gives a production node's stand-in.
+pub fn drill_node(node: &str, drill: &str) -> String {
+    format!("{node}@{drill}")
+}
+
+fn drill_of<'p>(ctx: &Ctx<'p, '_>, name: &str) -> Result<&'p Drill, PlanError> {
+    ctx.policy
+        .drill(name)
+        .ok_or_else(|| PlanError::UnknownRestore {
+            name: format!("drill {name}"),
+            known: ctx.policy.drills.iter().map(|d| d.name.clone()).collect(),
+        })
+}
+
+pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(), PlanError> {
+    let drill = drill_of(ctx, name)?;
+    let restore = ctx
+        .policy
+        .restore(&drill.restore)
+        .expect("validation checked the drill's restore");
+    let set = crate::restore::resolve_set(ctx, restore)?.ok_or_else(|| {
+        refuse(Diagnostic::new(
+            drill.name_span,
+            format!("drill `{name}` replays no backup set"),
+        ))
+    })?;
+    let nodes: Vec<&str> = ctx
+        .policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    crate::restore::check_set_covers(ctx, restore, set, &nodes)?;
+    let archive = set.smd_archive.ok_or_else(|| {
+        refuse(
+            Diagnostic::new(
+                drill.name_span,
+                format!("drill `{name}`: set {} has no SMD archive", set.id),
+            )
+            .rule("R2"),
+        )
+    })?;
+    let mut starts = Vec::new();
+    let drill_nodes: Vec<String> = nodes.iter().map(|n| drill_node(n, name)).collect();
+    for node in &ctx.policy.cluster.nodes {
+        let dn = drill_node(&node.name, name);
+        let ip = drill.private_ips[&node.name];
+        let stand_in = Node {
+            private_ip: ip,
+            ..node.clone()
+        };
+        let extra = |step: &str| ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::STEP, step)]);
+        let provision = format!("provision_instance:{dn}");
+        let inst = &ctx.policy.cluster.instance;
+        let subnet = drill.subnets.get(&node.availability_zone).cloned();
+        b.change(
+            format!("instance.{dn}"),
+            Action::Create,
+            format!("drill `{name}`: {} at {ip}, in the drill subnet", node.name),
+            None,
+            Some(json!({"private_ip": ip.to_string(), "subnet_id": subnet})),
+        );
+        b.step(
+            StepKind::ProvisionInstance,
+            provision.clone(),
+            Some(&dn),
+            vec![],
+            json!({
+                "private_ip": ip.to_string(), "availability_zone": node.availability_zone, "subnet_id": subnet,
+                "instance_type": inst.instance_type, "ami": inst.ami, "security_groups": inst.security_groups,
+                "iam_instance_profile": inst.iam_instance_profile, "key_name": inst.key_name,
+                "instance_store_volumes": inst.instance_store_volumes, "client_token": provision, "tags": extra(&provision),
+            }),
+        );
+        let view = ctx.obs.node(&node.name);
+        let mut attached = Vec::new();
+        for d in &view.volumes {
+            let snap = set
+                .snapshot_for(&node.name, &d.ebs)
+                .expect("check_set_covers saw it");
+            let create = format!("create_volume:{dn}:{}", d.ebs);
+            let mut deps = Vec::new();
+            if snap.state != SnapshotState::Completed {
+                deps.push(b.step(
+                    StepKind::WaitSnapshot,
+                    format!("wait_snapshot:{}@{name}", snap.id),
+                    Some(&dn),
+                    vec![],
+                    json!({"snapshot_id": snap.id, "progress": snap.progress}),
+                ));
+            }
+            let old = ctx.obs.volume(&snap.volume_id);
+            let v = &restore.volume;
+            b.change(
+                format!("volume.{dn}.{}", d.ebs),
+                Action::Create,
+                format!(
+                    "drill `{name}`: from snapshot {} of set {}",
+                    snap.id, set.id
+                ),
+                None,
+                Some(json!({"snapshot_id": snap.id})),
+            );
+            b.step(
+                StepKind::CreateVolume,
+                create.clone(),
+                Some(&dn),
+                deps,
+                json!({
+                    "availability_zone": node.availability_zone, "snapshot_id": snap.id,
+                    "size_gib": if snap.volume_size_gib > 0 { snap.volume_size_gib } else { old.map_or(0, |o| o.size_gib) },
+                    "type": v.volume_type.clone().or_else(|| old.map(|o| o.volume_type.clone())).unwrap_or_else(|| "gp3".into()),
+                    "iops": v.iops.or_else(|| old.and_then(|o| o.iops)), "throughput": v.throughput.or_else(|| old.and_then(|o| o.throughput)),
+                    "initialization_rate": v.initialization_rate, "client_token": create, "tags": ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::DEVICE, &d.ebs), (tags::STEP, &create)]),
+                }),
+            );
+            let ready = b.step(
+                StepKind::WaitVolume,
+                format!("wait_volume:{dn}:{}", d.ebs),
+                Some(&dn),
+                vec![create.clone()],
+                json!({"volume_id": {"from_step": create}}),
+            );
+            attached.push(b.step(
+                StepKind::AttachVolume,
+                format!("attach_volume:{dn}:{}", d.ebs),
+                Some(&dn),
+                vec![ready, provision.clone()],
+                json!({"volume_id": {"from_step": create}, "instance_id": {"from_step": provision}, "device": d.ebs}),
+            ));
+        }
+        let rendered = crate::config::render(ctx.policy, &stand_in);
+        let vars = NodeVars::new(&ctx.policy.cluster.name, &stand_in);
+        let mut before_start = attached.clone();
+        before_start.push(b.step(StepKind::WriteConfig, format!("write_config:{dn}"), Some(&dn), attached.clone(), json!({"path": rendered.path, "content": rendered.content, "keep_previous": ".asdr-prev"})));
+        let smd_dir = format!(
+            "{}/smd",
+            render(&ctx.policy.cluster.work_directory, &vars).trim_end_matches('/')
+        );
+        before_start.push(b.step(
+            StepKind::RestoreSmd,
+            format!("restore_smd:{dn}"),
+            Some(&dn),
+            attached,
+            json!({"set": set.id, "from": archive.uri, "to": smd_dir, "sha256": archive.sha256}),
+        ));
+        let address = format!("{ip}:{}", ctx.policy.cluster.info_port);
+        let start = render(&ctx.policy.cluster.service_start, &vars);
+        starts.push(b.step(
+            StepKind::StartNode,
+            format!("start_node:{dn}"),
+            Some(&dn),
+            before_start,
+            json!({"address": address, "command": start}),
+        ));
+    }
+    b.step(
+        StepKind::WaitClusterStable,
+        format!("wait_cluster_stable:{name}"),
+        None,
+        starts,
+        json!({"size": nodes.len(), "nodes": drill_nodes, "ignore_migrations": false}),
+    );
+    b.warn("R6", format!(
+        "drill `{name}` restores set {} into an isolated target: the restored data may hold records deleted before the backup unless deletes are durable",
+        set.id
+    ));
+    Ok(())
+}
+
+/// Everything tagged for the drill goes: instances first, then their volumes (R13: only what
+/// carries `asdr:drill=<name>` for this cluster).
+pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(), PlanError> {
+    drill_of(ctx, name)?;
+    let ours = |t: &crate::world::Tags| {
+        t.get(DRILL).map(String::as_str) == Some(name)
+            && t.get(tags::CLUSTER) == Some(&ctx.policy.cluster.name)
+    };
+    let mut terminated = Vec::new();
+    for i in ctx
+        .obs
+        .world
+        .instances
+        .iter()
+        .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
+    {
+        let node = i.tags.get(tags::NODE).cloned();
+        b.change(
+            format!("instance.{}", i.id),
+            Action::Delete,
+            format!("drill `{name}` teardown"),
+            Some(json!({"instance_id": i.id, "node": node})),
+            None,
+        );
+        terminated.push(b.step(StepKind::TerminateInstance, format!("terminate_instance:{}", i.id), node.as_deref(), vec![], json!({"instance_id": i.id, "wait_until": "terminated", "reason": format!("drill {name} teardown")})));
+    }
+    for v in ctx.obs.world.volumes.iter().filter(|v| {
+        ours(&v.tags) && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
+    }) {
+        b.change(
+            format!("volume.{}", v.id),
+            Action::Delete,
+            format!("drill `{name}` teardown"),
+            Some(json!({"volume_id": v.id})),
+            None,
+        );
+        b.step(
+            StepKind::DeleteVolume,
+            format!("delete_volume:{}", v.id),
+            v.tags.get(tags::NODE).map(String::as_str),
+            terminated.clone(),
+            json!({"volume_id": v.id, "drill": name}),
+        );
+    }
+    Ok(())
+}
