@@ -872,7 +872,7 @@ impl<'a> Validator<'a> {
             }
             let (min_objects, smd) = match d.validations {
                 Some(v) => {
-                    for (ns, _) in &v.min_objects {
+                    for ns in v.min_objects.keys() {
                         if !cluster.namespaces.iter().any(|n| &n.name == ns) {
                             self.err(
                                 d.name.span,
