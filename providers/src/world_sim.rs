@@ -1006,10 +1006,9 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 return done(&[]);
             };
             // Only a drill's own volumes are ever deleted (R7, R13).
-            if world.volumes[i]
+            if !world.volumes[i]
                 .tags
-                .get(asdr_planner::drill::DRILL)
-                .is_none()
+                .contains_key(asdr_planner::drill::DRILL)
                 || world.volumes[i].tags.get(tags::CLUSTER).map(String::as_str) != Some(cx.cluster)
             {
                 return Err(bad(
