@@ -74,6 +74,18 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
+/// The node provider for nodes at explicit addresses (a drill's stand-ins), with the policy's
+/// transport and store.
+pub async fn node_provider_at(
+    policy: &Policy,
+    world: &World,
+    aws: &AwsSettings,
+    nodes: BTreeMap<String, crate::node_provider::NodeAddress>,
+) -> NodeProvider<AnyTransport, AnyStore> {
+    let base = node_provider(policy, world, aws).await;
+    base.at(nodes)
+}
+
 /// The node provider for the policy's transport and SMD store. SSM addresses instances, found in
 /// `world` (the node's live instance, by the policy's instance_id or the asdr:node tag).
 pub async fn node_provider(

@@ -130,6 +130,22 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
+    /// Nodes at explicit addresses (a drill's stand-ins).
+    pub fn with_nodes(nodes: BTreeMap<String, NodeAddress>, transport: T, store: S) -> Self {
+        NodeProvider {
+            nodes,
+            transport,
+            store,
+            info_timeout: Duration::from_secs(5),
+            retry_after: Duration::from_millis(500),
+        }
+    }
+
+    /// The same transport and store, for nodes at other addresses.
+    pub fn at(self, nodes: BTreeMap<String, NodeAddress>) -> Self {
+        NodeProvider { nodes, ..self }
+    }
+
     fn client(&self, name: &str) -> Result<InfoClient, StepError> {
         let a = self.nodes.get(name).ok_or_else(|| {
             StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))

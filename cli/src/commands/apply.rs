@@ -10,7 +10,9 @@ use asdr_executor::journal::{self, Journal};
 use asdr_executor::lock::{self, Holder};
 use asdr_executor::{Event, Options, Outcome, Report};
 use asdr_planner::Plan;
-use asdr_providers::node_provider::Composite;
+use std::collections::BTreeMap;
+
+use asdr_providers::node_provider::{Composite, NodeAddress};
 use asdr_providers::world_provider::{Hook, WorldFileProvider};
 use asdr_specs::Policy;
 use time::OffsetDateTime;
@@ -167,20 +169,54 @@ fn apply_locked(
     }
     confirm(g, a, &plan)?;
 
+    let (plan, report, journal) = run_plan(
+        g,
+        &policy,
+        plan,
+        &journal_dir,
+        usize::from(a.parallelism),
+        None,
+    )?;
+    summarise(g, &plan, &report, &journal)?;
+    Ok(if report.succeeded() { 0 } else { 1 })
+}
+
+/// Executes `plan` with the providers the command line selects: the world file (simulated nodes,
+/// or the nodes themselves with --live-nodes), or EC2 and the nodes. `stand_ins` replaces the
+/// policy's node addresses (a drill's nodes).
+pub(crate) fn run_plan(
+    g: &Global,
+    policy: &Policy,
+    plan: Plan,
+    journal_dir: &Path,
+    parallelism: usize,
+    stand_ins: Option<BTreeMap<String, NodeAddress>>,
+) -> Result<(Arc<Plan>, Report, PathBuf), CommandError> {
     let hook = test_hook();
     let runtime = inputs::runtime()?;
     let (mut journal, resumed) =
-        Journal::open(&journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
+        Journal::open(journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
     let plan = Arc::new(plan);
     let progress = Progress::new(g.json, g.quiet, plan.steps.len());
     let on_event = |e: &Event| progress.event(e);
     let mut opts = Options {
-        parallelism: usize::from(a.parallelism),
+        parallelism,
         max_nodes_at_once: policy.backup.max_nodes_at_once.max(1) as usize,
         poll_interval: Duration::from_secs(5),
         max_attempts: 5,
         step_timeout: env_ms("ASDR_STEP_TIMEOUT_MS"),
         hook: hook.clone(),
+    };
+    let aws = inputs::aws(g);
+    let nodes_for = |world: &asdr_planner::World| {
+        runtime.block_on(async {
+            match &stand_ins {
+                Some(map) => {
+                    asdr_providers::live::node_provider_at(policy, world, &aws, map.clone()).await
+                }
+                None => asdr_providers::live::node_provider(policy, world, &aws).await,
+            }
+        })
     };
     let report = match &g.world {
         Some(world_path) => {
@@ -195,12 +231,7 @@ fn apply_locked(
                 Duration::from_millis(runtime.block_on(provider.simulation()).poll_interval_ms);
             if g.live_nodes {
                 // Node steps to the nodes themselves, cloud steps to the world file.
-                let world = runtime.block_on(provider.world());
-                let nodes = runtime.block_on(asdr_providers::live::node_provider(
-                    &policy,
-                    &world,
-                    &inputs::aws(g),
-                ));
+                let nodes = nodes_for(&runtime.block_on(provider.world()));
                 runtime.block_on(asdr_executor::execute(
                     plan.clone(),
                     Arc::new(Composite {
@@ -228,12 +259,9 @@ fn apply_locked(
             if let Some(ms) = env_ms("ASDR_POLL_INTERVAL_MS") {
                 opts.poll_interval = ms;
             }
-            let aws = inputs::aws(g);
-            let world = inputs::world(g, Some(&policy))?;
-            let (cloud, calls) =
-                runtime.block_on(asdr_providers::live::ec2_provider(&policy, &aws));
-            let nodes =
-                runtime.block_on(asdr_providers::live::node_provider(&policy, &world, &aws));
+            let world = inputs::world(g, Some(policy))?;
+            let (cloud, calls) = runtime.block_on(asdr_providers::live::ec2_provider(policy, &aws));
+            let nodes = nodes_for(&world);
             let report = runtime.block_on(asdr_executor::execute(
                 plan.clone(),
                 Arc::new(Composite { cloud, nodes }),
@@ -243,15 +271,14 @@ fn apply_locked(
                 &on_event,
             ));
             if g.verbose > 0 {
-                eprintln!("apply made {} EC2 API calls", calls.get());
+                eprintln!("made {} EC2 API calls", calls.get());
             }
             report
         }
     }
     .map_err(|e| CommandError::User(e.to_string()))?;
     progress.finish();
-    summarise(g, &plan, &report, journal.path())?;
-    Ok(if report.succeeded() { 0 } else { 1 })
+    Ok((plan, report, journal.path().to_path_buf()))
 }
 
 /// A duration in milliseconds from the environment (test and tuning knobs).

@@ -27,6 +27,8 @@ pub struct TestNamespace {
 
 #[derive(Debug, Default)]
 struct NodeState {
+    /// Where the node's SMD files are: `sindex-list` and `udf-list` answer from them.
+    smd_dir: Option<PathBuf>,
     node_id: String,
     pending_quiesce: bool,
     effective_quiesced: bool,
@@ -44,6 +46,8 @@ struct State {
     migration_polls: u32,
     log: Vec<(String, String)>,
     control: PathBuf,
+    /// Namespace → objects each node reports.
+    objects: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -151,14 +155,50 @@ impl State {
                 }
                 out
             }
+            ("sindex-list", _) | (_, "udf-list") => {
+                // SMD files are JSON arrays: [[cluster_key, tid], item…]; an item with a null value
+                // is a tombstone.
+                let file = if cmd == "sindex-list" {
+                    "sindex.smd"
+                } else {
+                    "UDF.smd"
+                };
+                let items: Vec<String> = st
+                    .smd_dir
+                    .as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+                    .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+                    .map(|v| {
+                        v.into_iter()
+                            .skip(1)
+                            .filter(|i| !i["value"].is_null())
+                            .filter_map(|i| i["key"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if cmd == "sindex-list" {
+                    items
+                        .iter()
+                        .map(|k| format!("ns=x:indexname={k}:state=RW"))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                } else {
+                    items
+                        .iter()
+                        .map(|k| format!("filename={k},type=LUA;"))
+                        .collect::<String>()
+                }
+            }
             _ if command.starts_with("namespace/") => {
                 let name = &command["namespace/".len()..];
                 if !self.namespaces.iter().any(|n| n.name == name) {
                     return "type=unknown".into();
                 }
                 let quiesced = self.nodes.values().filter(|n| n.effective_quiesced).count();
+                let objects = self.objects.get(name).copied().unwrap_or(0);
                 format!(
-                    "pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
+                    "objects={objects};master_objects={};pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
+                    objects / self.nodes.len().max(1) as u64,
                     st.pending_quiesce,
                     st.effective_quiesced,
                     m = self.migrations
@@ -225,6 +265,7 @@ impl TestCluster {
                 migration_polls: 2,
                 log: Vec::new(),
                 control: control.to_path_buf(),
+                objects: BTreeMap::new(),
             }));
             let mut addrs = BTreeMap::new();
             let mut tasks = Vec::new();
@@ -260,6 +301,22 @@ impl TestCluster {
 
     pub fn set_migration_polls(&self, polls: u32) {
         self.state.lock().expect("not poisoned").migration_polls = polls;
+    }
+
+    /// Every node reports `objects` for `namespace` (a cluster total of that many masters).
+    pub fn set_objects(&self, namespace: &str, objects: u64) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .objects
+            .insert(namespace.into(), objects);
+    }
+
+    /// Where `node` keeps its SMD files (what `sindex-list` and `udf-list` report).
+    pub fn set_smd_dir(&self, node: &str, dir: &Path) {
+        if let Some(n) = self.state.lock().expect("not poisoned").nodes.get_mut(node) {
+            n.smd_dir = Some(dir.to_path_buf());
+        }
     }
 
     pub fn quiesced(&self, node: &str) -> bool {
