@@ -74,6 +74,9 @@ pub enum Command {
     Inventory,
     /// Print the policy file's JSON Schema.
     Schema,
+    /// Run a disaster-recovery drill: restore into the drill's isolated target, validate, time,
+    /// tear down, report.
+    Drill(DrillArgs),
     /// Print the least-privilege IAM policy for exactly the actions a plan uses.
     IamPolicy(IamPolicyArgs),
 }
@@ -112,8 +115,28 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct IamPolicyArgs {
     /// The policy for this declared restore instead of the backup policy.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "drill")]
     pub restore: Option<String>,
+    /// The policy for this drill (its restore and its teardown).
+    #[arg(long, value_name = "NAME")]
+    pub drill: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The drill, as the policy names it.
+    pub name: String,
+    /// Create nothing: check every EC2 mutation with DryRun, the backup set, and estimate the time.
+    #[arg(long, conflicts_with = "teardown_only")]
+    pub check: bool,
+    /// Only remove what an earlier run of this drill left behind.
+    #[arg(long)]
+    pub teardown_only: bool,
+    /// Run without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
 }
 
 #[derive(Debug, Args)]

@@ -62,10 +62,14 @@ pub fn operation(restore: Option<&str>) -> Operation {
 }
 
 pub fn plan(global: &Global, restore: Option<&str>) -> Result<Plan, CommandError> {
+    plan_op(global, &operation(restore))
+}
+
+pub fn plan_op(global: &Global, op: &asdr_planner::Operation) -> Result<Plan, CommandError> {
     let policy = policy(global)?;
     let world = world(global, Some(&policy))?;
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
-    asdr_planner::plan(&policy, &world, now, &operation(restore)).map_err(|e| match e {
+    asdr_planner::plan(&policy, &world, now, op).map_err(|e| match e {
         PlanError::Refused(d) => CommandError::refused(&policy, d),
         other => CommandError::User(other.to_string()),
     })

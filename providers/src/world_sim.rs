@@ -194,27 +194,38 @@ fn live_instance<'w>(
 
 /// Cluster membership follows the nodes that answer: every change reclusters.
 fn recluster(world: &mut World) {
-    let mut up: Vec<&str> = world
+    let clusters: std::collections::BTreeSet<String> = world
         .nodes
         .iter()
-        .filter(|n| n.reachable)
-        .map(|n| n.name.as_str())
+        .map(|n| cluster_of(&n.name).to_string())
         .collect();
-    up.sort();
-    let key: String = Sha256::digest(up.join(",").as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    let size = up.len() as u32;
-    for n in world.nodes.iter_mut() {
-        if n.reachable {
-            n.cluster_size = Some(size);
-            n.cluster_key = Some(key.clone());
-        } else {
-            n.cluster_size = None;
-            n.cluster_key = None;
-            n.migrations_remaining = 0;
+    for cluster in clusters {
+        let mut up: Vec<&str> = world
+            .nodes
+            .iter()
+            .filter(|n| n.reachable && cluster_of(&n.name) == cluster)
+            .map(|n| n.name.as_str())
+            .collect();
+        up.sort();
+        let key: String = Sha256::digest(up.join(",").as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let size = up.len() as u32;
+        for n in world
+            .nodes
+            .iter_mut()
+            .filter(|n| cluster_of(&n.name) == cluster)
+        {
+            if n.reachable {
+                n.cluster_size = Some(size);
+                n.cluster_key = Some(key.clone());
+            } else {
+                n.cluster_size = None;
+                n.cluster_key = None;
+                n.migrations_remaining = 0;
+            }
         }
     }
 }
@@ -257,8 +268,22 @@ fn namespaces_of(config: &str) -> Vec<ObservedNamespace> {
     out
 }
 
+/// The cluster a node belongs to: a drill's stand-ins (`a1@quarterly`) form their own.
+fn cluster_of(name: &str) -> &str {
+    name.split_once('@').map_or("", |(_, drill)| drill)
+}
+
+/// Why the cluster of `nodes` (or production's, when none are named) is not stable at `size`.
 fn cluster_unstable(world: &World, size: usize, nodes: Option<&[String]>) -> Option<String> {
-    let up: Vec<&NodeObservation> = world.nodes.iter().filter(|n| n.reachable).collect();
+    let member = |n: &NodeObservation| match nodes {
+        Some(names) if !names.is_empty() => names.contains(&n.name),
+        _ => cluster_of(&n.name).is_empty(),
+    };
+    let up: Vec<&NodeObservation> = world
+        .nodes
+        .iter()
+        .filter(|n| n.reachable && member(n))
+        .collect();
     if let Some(names) = nodes
         && let Some(missing) = names
             .iter()
@@ -468,7 +493,8 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
         }
         StepKind::WaitClusterStable => {
             let size = step.params.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
-            match cluster_unstable(world, size, None) {
+            let nodes = list(input, "nodes");
+            match cluster_unstable(world, size, Some(&nodes)) {
                 None => done(&[(
                     "cluster_key",
                     json!(world.nodes.iter().find_map(|n| n.cluster_key.clone())),

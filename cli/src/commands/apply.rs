@@ -24,7 +24,7 @@ use crate::error::CommandError;
 use crate::progress::Progress;
 use crate::{inputs, render};
 
-fn state_dir(policy: &Policy) -> PathBuf {
+pub(crate) fn state_dir(policy: &Policy) -> PathBuf {
     Path::new(&policy.path)
         .parent()
         .unwrap_or(Path::new("."))
@@ -60,18 +60,22 @@ pub fn cmd_apply(g: &Global, a: &ApplyArgs) -> Result<i32, CommandError> {
 
 /// Where applies of a cluster take turns: the policy's `lock` (S3 for a team, or a file), else a
 /// file beside the policy.
-enum ClusterLock {
+pub(crate) enum ClusterLock {
     File(PathBuf),
     S3(asdr_providers::store::lock::S3Lock),
 }
 
-enum HeldLock {
+pub(crate) enum HeldLock {
     File(lock::Lock),
     S3(asdr_providers::store::lock::S3Lock),
 }
 
 impl ClusterLock {
-    fn for_policy(g: &Global, policy: &Policy, dir: &Path) -> Result<Self, CommandError> {
+    pub(crate) fn for_policy(
+        g: &Global,
+        policy: &Policy,
+        dir: &Path,
+    ) -> Result<Self, CommandError> {
         match policy.lock.as_deref() {
             Some(uri) if uri.starts_with("s3://") => inputs::runtime()?
                 .block_on(asdr_providers::live::s3_lock(policy, &inputs::aws(g), uri))
@@ -87,7 +91,7 @@ impl ClusterLock {
         }
     }
 
-    fn acquire(&self, holder: &Holder) -> Result<HeldLock, CommandError> {
+    pub(crate) fn acquire(&self, holder: &Holder) -> Result<HeldLock, CommandError> {
         match self {
             ClusterLock::File(path) => lock::acquire(path, holder)
                 .map(HeldLock::File)
@@ -121,7 +125,7 @@ impl ClusterLock {
 }
 
 impl HeldLock {
-    fn release(self) -> Result<(), CommandError> {
+    pub(crate) fn release(self) -> Result<(), CommandError> {
         match self {
             HeldLock::File(l) => {
                 drop(l);
@@ -167,7 +171,7 @@ fn apply_locked(
     if !plan.has_changes() {
         return Ok(0);
     }
-    confirm(g, a, &plan)?;
+    confirm(g, a.yes, &plan)?;
 
     let (plan, report, journal) = run_plan(
         g,
@@ -344,8 +348,8 @@ fn short(digest: &str) -> &str {
 }
 
 /// A plan is applied only on an explicit yes: `--yes`, or `yes` typed at a terminal.
-fn confirm(g: &Global, a: &ApplyArgs, plan: &Plan) -> Result<(), CommandError> {
-    if a.yes {
+pub(crate) fn confirm(g: &Global, yes: bool, plan: &Plan) -> Result<(), CommandError> {
+    if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || g.json {

@@ -1,6 +1,7 @@
 //! One module per verb, each with a `cmd_<verb>` function.
 
 mod apply;
+mod drill;
 mod graph;
 mod iam_policy;
 mod inventory;
@@ -25,6 +26,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::Inventory => inventory::cmd_inventory(g),
         Command::Schema => schema::cmd_schema(),
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
+        Command::Drill(a) => drill::cmd_drill(g, a),
     }
 }
 

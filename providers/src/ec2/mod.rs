@@ -5,6 +5,7 @@
 //! detaches or terminates what it owns).
 
 mod act;
+pub mod dry_run;
 pub mod iam;
 mod observe;
 

@@ -1,0 +1,214 @@
+//! `asdr drill NAME --check`: every EC2 mutation of a plan sent with `DryRun=true`. EC2 answers
+//! `DryRunOperation` when the caller may do it and `UnauthorizedOperation` when not, and creates
+//! nothing either way.
+
+use asdr_planner::ports::StepInput;
+use asdr_planner::{Plan, StepKind};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Ec2Provider;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// Neither answer: the message says why.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub step: String,
+    pub action: String,
+    pub verdict: Verdict,
+    pub message: String,
+}
+
+fn verdict<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<impl std::fmt::Debug, aws_sdk_ec2::error::SdkError<E, R>>,
+) -> (Verdict, String) {
+    match result {
+        Ok(_) => (
+            Verdict::Error,
+            "the call went through: DryRun was not honoured".into(),
+        ),
+        Err(e) => match e.code() {
+            Some("DryRunOperation") => (Verdict::Allowed, "DryRunOperation".into()),
+            Some("UnauthorizedOperation") => (
+                Verdict::Denied,
+                e.message().unwrap_or("UnauthorizedOperation").to_string(),
+            ),
+            Some(other) => (
+                Verdict::Error,
+                format!("{other}: {}", e.message().unwrap_or_default()),
+            ),
+            None => (Verdict::Error, format!("{e:?}")),
+        },
+    }
+}
+
+/// Placeholders for resources the plan has not created yet (an attach of a volume to an instance
+/// both made by earlier steps): permission is checked before the resources are.
+const SOME_INSTANCE: &str = "i-00000000000000000";
+const SOME_VOLUME: &str = "vol-00000000000000000";
+
+impl Ec2Provider {
+    /// Checks each EC2 mutation of `plan` with DryRun, in plan order.
+    pub async fn dry_run(&self, plan: &Plan) -> Vec<Check> {
+        let learned = Default::default();
+        let mut out = Vec::new();
+        for step in &plan.steps {
+            let input = StepInput {
+                plan_id: &plan.plan_id,
+                step,
+                learned: &learned,
+            };
+            let s = |k: &str| input.param_str(k, "").unwrap_or_default();
+            let (action, result) = match step.kind {
+                StepKind::ProvisionInstance => {
+                    let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                        .device_index(0)
+                        .subnet_id(s("subnet_id"))
+                        .private_ip_address(s("private_ip"))
+                        .delete_on_termination(true)
+                        .build();
+                    let r = self
+                        .client
+                        .run_instances()
+                        .dry_run(true)
+                        .image_id(s("ami"))
+                        .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                            s("instance_type").as_str(),
+                        ))
+                        .min_count(1)
+                        .max_count(1)
+                        .network_interfaces(nic)
+                        .send()
+                        .await;
+                    ("ec2:RunInstances", verdict(r))
+                }
+                StepKind::CreateVolume => {
+                    let r = self
+                        .client
+                        .create_volume()
+                        .dry_run(true)
+                        .availability_zone(s("availability_zone"))
+                        .size(
+                            step.params
+                                .get("size_gib")
+                                .and_then(Value::as_i64)
+                                .unwrap_or(1)
+                                .max(1) as i32,
+                        )
+                        .set_snapshot_id(input.param_str("snapshot_id", ""))
+                        .send()
+                        .await;
+                    ("ec2:CreateVolume", verdict(r))
+                }
+                StepKind::AttachVolume => {
+                    let vol = input
+                        .param_str("volume_id", "volume_id")
+                        .filter(|v| v.starts_with("vol-"))
+                        .unwrap_or_else(|| SOME_VOLUME.into());
+                    let inst = input
+                        .param_str("instance_id", "instance_id")
+                        .filter(|v| v.starts_with("i-"))
+                        .unwrap_or_else(|| SOME_INSTANCE.into());
+                    let r = self
+                        .client
+                        .attach_volume()
+                        .dry_run(true)
+                        .volume_id(vol)
+                        .instance_id(inst)
+                        .device(s("device"))
+                        .send()
+                        .await;
+                    ("ec2:AttachVolume", verdict(r))
+                }
+                StepKind::DetachVolume => (
+                    "ec2:DetachVolume",
+                    verdict(
+                        self.client
+                            .detach_volume()
+                            .dry_run(true)
+                            .volume_id(s("volume_id"))
+                            .send()
+                            .await,
+                    ),
+                ),
+                StepKind::TerminateInstance => (
+                    "ec2:TerminateInstances",
+                    verdict(
+                        self.client
+                            .terminate_instances()
+                            .dry_run(true)
+                            .instance_ids(s("instance_id"))
+                            .send()
+                            .await,
+                    ),
+                ),
+                StepKind::DeleteVolume => (
+                    "ec2:DeleteVolume",
+                    verdict(
+                        self.client
+                            .delete_volume()
+                            .dry_run(true)
+                            .volume_id(s("volume_id"))
+                            .send()
+                            .await,
+                    ),
+                ),
+                StepKind::DeleteSnapshot => (
+                    "ec2:DeleteSnapshot",
+                    verdict(
+                        self.client
+                            .delete_snapshot()
+                            .dry_run(true)
+                            .snapshot_id(s("snapshot_id"))
+                            .send()
+                            .await,
+                    ),
+                ),
+                StepKind::Snapshot => (
+                    "ec2:CreateSnapshot",
+                    verdict(
+                        self.client
+                            .create_snapshot()
+                            .dry_run(true)
+                            .volume_id(s("volume_id"))
+                            .send()
+                            .await,
+                    ),
+                ),
+                StepKind::SnapshotInstance => {
+                    let spec = aws_sdk_ec2::types::InstanceSpecification::builder()
+                        .instance_id(s("instance_id"))
+                        .build();
+                    (
+                        "ec2:CreateSnapshots",
+                        verdict(
+                            self.client
+                                .create_snapshots()
+                                .dry_run(true)
+                                .instance_specification(spec)
+                                .send()
+                                .await,
+                        ),
+                    )
+                }
+                _ => continue,
+            };
+            let (verdict, message) = result;
+            out.push(Check {
+                step: step.id.clone(),
+                action: action.into(),
+                verdict,
+                message,
+            });
+        }
+        out
+    }
+}
