@@ -660,3 +660,289 @@ async fn the_s3_team_lock_is_taken_with_a_conditional_put_released_and_breakable
         .await;
     assert!(gone.is_err(), "released at the end of the apply");
 }
+
+/// The prod-east policy with drill `q1`: the full-cluster restore replayed at 127.0.x.(base+10…),
+/// each node's work directory keyed by its address so the drill's SMD lands apart from
+/// production's; production a1 holds the real SMD files; the drill's stand-in nodes run as a
+/// second in-test cluster (up from the start: `start_node` adopts them).
+async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
+    let env = env(base, &[]).await;
+    let d = base + 10;
+    let root = env.dir.path().display().to_string();
+    let policy = env.dir.path().join("asdr.yaml");
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    let drill = format!(
+        "    scope: cluster\n    source: latest-backup\n\ndrills:\n  - name: q1\n    restore: full-cluster\n    target:\n      subnets: {{us-east-1a: {}, us-east-1b: {}}}\n      private_ips: {{a1: 127.0.1.{d}, b1: 127.0.2.{d}, a2: 127.0.1.{}}}\n    validations:\n      min_objects: {{users: 100}}\n      smd: [sindex, udf]\n    deadline: 30m\n    teardown: always\n",
+        env.subnets["us-east-1a"],
+        env.subnets["us-east-1b"],
+        d + 1
+    );
+    for (from, to) in [
+        (
+            "    scope: cluster\n    source: latest-backup\n".to_string(),
+            drill,
+        ),
+        (
+            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
+            format!("work_directory: {root}/nodes/{{{{ private_ip }}}}"),
+        ),
+    ] {
+        assert!(text.contains(&from), "{from}");
+        text = text.replacen(&from, &to, 1);
+    }
+    std::fs::write(&policy, text).unwrap();
+    for (_, (ip, _, _)) in &env.layout {
+        std::fs::create_dir_all(env.dir.path().join(format!("nodes/{ip}/smd"))).unwrap();
+    }
+    let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1");
+    for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
+        std::fs::copy(
+            vectors.join(f),
+            env.dir
+                .path()
+                .join(format!("nodes/{}/smd/{f}", env.layout["a1"].0)),
+        )
+        .unwrap();
+    }
+    let stand_ins = [
+        ("a1@q1", format!("127.0.1.{d}")),
+        ("b1@q1", format!("127.0.2.{d}")),
+        ("a2@q1", format!("127.0.1.{}", d + 1)),
+    ];
+    let addrs: Vec<(&str, &str)> = stand_ins.iter().map(|(n, ip)| (*n, ip.as_str())).collect();
+    let namespaces = vec![
+        TestNamespace {
+            name: "users".into(),
+            replication_factor: 2,
+            devices: vec![
+                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
+                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
+            ],
+        },
+        TestNamespace {
+            name: "events".into(),
+            replication_factor: 2,
+            devices: vec![("/dev/sdh".into(), None)],
+        },
+    ];
+    let drill_nodes = TestCluster::start_at(
+        &addrs,
+        namespaces,
+        true,
+        &env.dir.path().join("drill-control"),
+        Some(env.nodes.port()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        drill_nodes.port(),
+        env.nodes.port(),
+        "the drill nodes answer on the policy's info port"
+    );
+    for (n, ip) in &stand_ins {
+        drill_nodes.set_smd_dir(n, &env.dir.path().join(format!("nodes/{ip}/smd")));
+    }
+    drill_nodes.set_objects("users", objects);
+    (env, drill_nodes)
+}
+
+impl Env {
+    async fn tagged_for_drill(&self) -> (usize, usize) {
+        let f = |n: &str, v: &str| Filter::builder().name(n).values(v).build();
+        let inst = self
+            .ec2
+            .describe_instances()
+            .filters(f("tag:asdr:drill", "q1"))
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .values("shutting-down")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let vols = self
+            .ec2
+            .describe_volumes()
+            .filters(f("tag:asdr:drill", "q1"))
+            .send()
+            .await
+            .unwrap();
+        (
+            inst.reservations()
+                .iter()
+                .map(|r| r.instances().len())
+                .sum(),
+            vols.volumes().len(),
+        )
+    }
+
+    async fn counts(&self) -> (usize, usize, usize) {
+        let inst = self.ec2.describe_instances().send().await.unwrap();
+        let vols = self.ec2.describe_volumes().send().await.unwrap();
+        (
+            inst.reservations()
+                .iter()
+                .map(|r| r.instances().len())
+                .sum(),
+            vols.volumes().len(),
+            self.snapshots().await.len(),
+        )
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let dir = self.dir.path().join(".asdr/drills");
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .expect("a JSON report");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_check_against_moto_allows_every_mutation_and_creates_nothing() {
+    let (env, _drill_nodes) = drill_env(49, 150).await;
+    env.ok(&["apply", "--yes"]);
+    let before = env.counts().await;
+    let out = env.ok(&["drill", "q1", "--check"]);
+    assert_eq!(env.counts().await, before, "a check creates nothing");
+    let allowed = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("allowed"))
+        .count();
+    assert_eq!(
+        allowed,
+        3 + 9 + 9,
+        "RunInstances ×3, CreateVolume ×9, AttachVolume ×9:\n{out}"
+    );
+    assert!(
+        out.contains("all completed") && out.contains("readable") && out.contains("Check passed."),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_drill_against_moto_restores_validates_tears_down_and_reports_every_step() {
+    let (env, drill_nodes) = drill_env(52, 150).await;
+    env.ok(&["apply", "--yes"]);
+    let production = env.counts().await;
+    let out = env.ok(&["drill", "q1", "--yes"]);
+    assert!(out.contains("Drill `q1` passed"), "{out}");
+    assert_eq!(
+        env.tagged_for_drill().await,
+        (0, 0),
+        "nothing tagged for the drill remains"
+    );
+    let report = env.report();
+    assert_eq!(report["passed"], true);
+    assert!(report["restore_seconds"].as_f64().unwrap() > 0.0);
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.len() >= 3 * 7 + 1);
+    assert!(
+        steps.iter().all(
+            |s| s["seconds"].is_number() && s["outcome"] == "done" || s["outcome"] == "adopted"
+        ),
+        "{steps:?}"
+    );
+    let validations = report["validations"].as_array().unwrap();
+    assert_eq!(
+        validations.len(),
+        4,
+        "stable size, users objects, sindex, udf"
+    );
+    assert!(
+        validations.iter().all(|v| v["ok"] == true),
+        "{validations:?}"
+    );
+    assert!(
+        report["notes"].to_string().contains("R6"),
+        "the report says deleted records may come back"
+    );
+    // Production was not touched.
+    let (pi, pv, _) = production;
+    let (ni, nv, _) = env.counts().await;
+    assert_eq!(
+        (ni - 3, nv),
+        (pi, pv),
+        "only the drill's instances, now terminated, are added; its volumes are gone"
+    );
+    for n in ["a1", "b1", "a2"] {
+        assert!(env.nodes.is_up(n));
+    }
+    assert!(
+        drill_nodes
+            .log()
+            .iter()
+            .any(|(_, c)| c.starts_with("sindex-list"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_validation_still_tears_down_and_exits_1_naming_it() {
+    let (env, _drill_nodes) = drill_env(55, 10).await;
+    env.ok(&["apply", "--yes"]);
+    let out = env.asdr(&["drill", "q1", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(env.tagged_for_drill().await, (0, 0), "teardown: always");
+    let report = env.report();
+    assert_eq!(report["passed"], false);
+    let failed: Vec<&serde_json::Value> = report["validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0]["name"],
+        "namespace users holds at least 100 objects"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_drill_is_cleaned_up_by_teardown_only() {
+    let (env, _drill_nodes) = drill_env(58, 150).await;
+    env.ok(&["apply", "--yes"]);
+    // Killed in the middle of the restore.
+    let mut c = Command::cargo_bin("asdr").unwrap();
+    c.current_dir(env.dir.path())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ASDR_POLL_INTERVAL_MS", "20")
+        .env("ASDR_TEST_KILL_AT", "20")
+        .stdin(Stdio::null())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--endpoint-url",
+            &env.moto.endpoint,
+            "--region",
+            "us-east-1",
+            "drill",
+            "q1",
+            "--yes",
+            "-q",
+        ]);
+    let killed = c.output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.status.signal(), Some(9));
+    let (i, v) = env.tagged_for_drill().await;
+    assert!(i + v > 0, "the killed drill left resources");
+    env.ok(&["apply", "--break-lock"]);
+    let out = env.ok(&["drill", "q1", "--teardown-only"]);
+    assert!(out.contains("0 resource(s) tagged for it remain"), "{out}");
+    assert_eq!(env.tagged_for_drill().await, (0, 0));
+}

@@ -232,10 +232,21 @@ impl TestCluster {
         enterprise: bool,
         control: &Path,
     ) -> std::io::Result<TestCluster> {
+        Self::start_at(nodes, namespaces, enterprise, control, None).await
+    }
+
+    /// Like `start`, on `port` when given (a second cluster on the policy's info port).
+    pub async fn start_at(
+        nodes: &[(&str, &str)],
+        namespaces: Vec<TestNamespace>,
+        enterprise: bool,
+        control: &Path,
+        port: Option<u16>,
+    ) -> std::io::Result<TestCluster> {
         std::fs::create_dir_all(control)?;
         // Find a port free on every address.
         'ports: for _ in 0..50 {
-            let probe = TcpListener::bind((nodes[0].1, 0)).await?;
+            let probe = TcpListener::bind((nodes[0].1, port.unwrap_or(0))).await?;
             let port = probe.local_addr()?.port();
             let mut listeners = vec![probe];
             for (_, ip) in &nodes[1..] {

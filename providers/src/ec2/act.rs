@@ -311,6 +311,11 @@ impl Provider for Ec2Provider {
                 .await?
                 .filter(|v| v.state == VolumeState::Available)
                 .map(|_| Resources::new()),
+            StepKind::DeleteVolume => self
+                .volume(&param(&input, "volume_id", "volume_id")?)
+                .await?
+                .is_none_or(|v| matches!(v.state, VolumeState::Deleted | VolumeState::Deleting))
+                .then(Resources::new),
             _ => None,
         })
     }
@@ -705,6 +710,34 @@ impl Provider for Ec2Provider {
                         format!("volume {vol} is {other:?}"),
                     )),
                 }
+            }
+            StepKind::DeleteVolume => {
+                let vol = param(&input, "volume_id", "volume_id")?;
+                let Some(v) = self.volume(&vol).await? else {
+                    return done(&[]);
+                };
+                // Only a drill's own volumes are ever deleted (R7, R13).
+                if !v.tags.contains_key(asdr_planner::drill::DRILL)
+                    || v.tags.get(tags::CLUSTER) != Some(&self.cluster)
+                {
+                    return Err(StepError::permanent(
+                        "R13",
+                        format!(
+                            "[R13] volume {vol} is not a drill volume of {}: asdr does not delete it",
+                            self.cluster
+                        ),
+                    ));
+                }
+                if matches!(v.state, VolumeState::Deleting | VolumeState::Deleted) {
+                    return done(&[]);
+                }
+                self.client
+                    .delete_volume()
+                    .volume_id(&vol)
+                    .send()
+                    .await
+                    .map_err(|e| self.classify("DeleteVolume", e))?;
+                done(&[])
             }
             other => Err(StepError::permanent(
                 "NotACloudStep",
