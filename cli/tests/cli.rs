@@ -629,3 +629,123 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
         "scoped by the cluster tag (R13)"
     );
 }
+
+#[test]
+fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_production() {
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let drill = iam_actions(&[
+        "-f",
+        CE,
+        "--world",
+        "examples/community/world-backup-due.yaml",
+        "iam-policy",
+        "--drill",
+        "quarterly",
+    ]);
+    assert_eq!(
+        drill,
+        set(&[
+            "ec2:AttachVolume",
+            "ec2:CreateTags",
+            "ec2:CreateVolume",
+            "ec2:DeleteVolume",
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:RunInstances",
+            "ec2:TerminateInstances",
+            "iam:PassRole"
+        ])
+    );
+    let backup = iam_actions(&[
+        "-f",
+        CE,
+        "--world",
+        "examples/community/world-backup-due.yaml",
+        "iam-policy",
+    ]);
+    assert_ne!(drill, backup, "the policy follows the plan");
+    assert!(!drill.contains("ec2:DetachVolume") && !drill.contains("ec2:DeleteSnapshot"));
+}
+
+#[test]
+fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["asdr.yaml", "world-backup-due.yaml"] {
+        std::fs::copy(
+            root().join("examples/community").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::copy(
+        root().join("examples/community/templates/aerospike.conf.j2"),
+        dir.path().join("templates/aerospike.conf.j2"),
+    )
+    .unwrap();
+    let o = asdr()
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "world-backup-due.yaml",
+            "drill",
+            "quarterly",
+            "--yes",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let world = std::fs::read_to_string(dir.path().join("world-backup-due.yaml")).unwrap();
+    let w: asdr_planner::World =
+        asdr_providers::world_file::parse("w", &world, asdr_providers::world_file::Format::Yaml)
+            .unwrap();
+    assert!(
+        w.volumes.iter().all(|v| !v.tags.contains_key("asdr:drill")),
+        "drill volumes deleted"
+    );
+    assert!(
+        w.instances
+            .iter()
+            .filter(|i| i.tags.contains_key("asdr:drill"))
+            .all(|i| i.state == asdr_planner::world::InstanceState::Terminated)
+    );
+    let reports: Vec<_> = std::fs::read_dir(dir.path().join(".asdr/drills"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "md"))
+            && reports
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "json"))
+    );
+    // The check of a world-file drill: nothing to DryRun against, the rest is checked.
+    let check = asdr()
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "world-backup-due.yaml",
+            "drill",
+            "quarterly",
+            "--check",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&check.stdout).contains("not checked with DryRun"));
+}

@@ -351,3 +351,50 @@ async fn a_resumed_apply_adopts_its_instance_and_does_not_launch_a_second() {
     );
     assert_eq!(run.num_calls(), 0, "no second instance");
 }
+
+#[tokio::test]
+async fn a_drill_check_names_the_step_and_action_ec2_refuses() {
+    use asdr_providers::ec2::dry_run::Verdict;
+    use aws_sdk_ec2::operation::create_volume::CreateVolumeError;
+    use aws_sdk_ec2::operation::run_instances::RunInstancesError;
+    let run = mock!(aws_sdk_ec2::Client::run_instances)
+        .match_requests(|r| r.dry_run() == Some(true))
+        .then_error(|| {
+            RunInstancesError::generic(
+                ErrorMetadata::builder()
+                    .code("DryRunOperation")
+                    .message("Request would have succeeded, but DryRun flag is set.")
+                    .build(),
+            )
+        });
+    let create = mock!(aws_sdk_ec2::Client::create_volume)
+        .match_requests(|r| r.dry_run() == Some(true))
+        .then_error(|| {
+            CreateVolumeError::generic(
+                ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .message("You are not authorized to perform this operation.")
+                    .build(),
+            )
+        });
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&run, &create]);
+    let p = plan(vec![
+        provision(),
+        step(
+            "create_volume:a1@q1:/dev/sdf",
+            StepKind::CreateVolume,
+            json!({"availability_zone": "us-east-1a", "size_gib": 500, "snapshot_id": "snap-1"}),
+        ),
+        step("write_config:a1@q1", StepKind::WriteConfig, json!({})),
+    ]);
+    let checks = Ec2Provider::new(client, "prod-east").dry_run(&p).await;
+    assert_eq!(checks.len(), 2, "only EC2 mutations are checked");
+    assert_eq!(
+        (checks[0].action.as_str(), &checks[0].verdict),
+        ("ec2:RunInstances", &Verdict::Allowed)
+    );
+    assert_eq!(checks[1].step, "create_volume:a1@q1:/dev/sdf");
+    assert_eq!(checks[1].action, "ec2:CreateVolume");
+    assert_eq!(checks[1].verdict, Verdict::Denied);
+    assert!(checks[1].message.contains("not authorized"));
+}
