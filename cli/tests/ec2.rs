@@ -949,3 +949,107 @@ async fn an_interrupted_drill_is_cleaned_up_by_teardown_only() {
     assert!(out.contains("0 resource(s) tagged for it remain"), "{out}");
     assert_eq!(env.tagged_for_drill().await, (0, 0));
 }
+
+/// A proxy in front of moto that refuses DryRun CreateVolume with UnauthorizedOperation (moto
+/// allows everything) and forwards every other request.
+async fn refusing_proxy(moto: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = moto.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // The request: headers, then Content-Length bytes of body.
+                let (head_end, len) = loop {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+                let response = if body.contains("Action=CreateVolume")
+                    && body.contains("DryRun=true")
+                {
+                    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>proxy</RequestID></Response>";
+                    format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len()).into_bytes()
+                } else {
+                    let mut up = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                    up.write_all(&buf).await.unwrap();
+                    let mut out = Vec::new();
+                    let _ = up.read_to_end(&mut out).await;
+                    out
+                };
+                let _ = client.write_all(&response).await;
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_check_exits_1_naming_the_step_and_action_ec2_refuses() {
+    let (env, _drill_nodes) = drill_env(61, 150).await;
+    env.ok(&["apply", "--yes"]);
+    let proxy = refusing_proxy(&env.moto.endpoint).await;
+    let mut c = Command::cargo_bin("asdr").unwrap();
+    c.current_dir(env.dir.path())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--endpoint-url",
+            &proxy,
+            "--region",
+            "us-east-1",
+            "drill",
+            "q1",
+            "--check",
+        ]);
+    let before = env.counts().await;
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("denied"))
+        .collect();
+    assert_eq!(denied.len(), 9, "{stdout}");
+    assert!(
+        denied.iter().all(|l| l.contains("ec2:CreateVolume")
+            && l.contains("create_volume:")
+            && l.contains("not authorized")),
+        "{denied:?}"
+    );
+    assert!(stdout.contains("Check FAILED."));
+    assert_eq!(env.counts().await, before, "nothing created");
+}
