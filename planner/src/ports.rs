@@ -39,6 +39,28 @@ impl StepInput<'_> {
         self.param(name, key)
             .and_then(|v| v.as_str().map(str::to_string))
     }
+
+    /// The tags a resource this step creates carries: the planner's (`asdr:*` and the policy's
+    /// `tags`), `asdr:plan` and `asdr:step` (how the step finds it again), and `extra`.
+    pub fn created_tags(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut t: BTreeMap<String, String> = self
+            .step
+            .params
+            .get("tags")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        t.insert(crate::tags::PLAN.into(), self.plan_id.into());
+        t.insert(crate::tags::STEP.into(), self.step.id.clone());
+        for (k, v) in extra {
+            t.insert((*k).into(), (*v).into());
+        }
+        t
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -128,25 +128,8 @@ fn node_name(input: &StepInput<'_>) -> Result<String, StepError> {
     })
 }
 
-/// Tags a resource created by this step carries: the planner's, plus the plan and the step.
 fn created_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Tags {
-    let mut t: Tags = input
-        .step
-        .params
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    t.insert(tags::PLAN.into(), input.plan_id.into());
-    t.insert(tags::STEP.into(), input.step.id.clone());
-    for (k, v) in extra {
-        t.insert((*k).into(), (*v).into());
-    }
-    t
+    input.created_tags(extra)
 }
 
 fn made_by(t: &Tags, input: &StepInput<'_>) -> bool {

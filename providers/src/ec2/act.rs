@@ -43,25 +43,11 @@ fn param(input: &StepInput<'_>, name: &str, key: &str) -> Result<String, StepErr
     })
 }
 
-/// The step's tags (the planner's `asdr:*` and the policy's) plus `asdr:plan` and `asdr:step`.
+/// The step's tags ([`StepInput::created_tags`]) as EC2 tags.
 fn step_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Vec<Tag> {
-    let mut t: BTreeMap<String, String> = input
-        .step
-        .params
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    t.insert(tags::PLAN.into(), input.plan_id.into());
-    t.insert(tags::STEP.into(), input.step.id.clone());
-    for (k, v) in extra {
-        t.insert((*k).into(), (*v).into());
-    }
-    t.into_iter()
+    input
+        .created_tags(extra)
+        .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
