@@ -73,6 +73,26 @@ pub enum Progress {
     },
 }
 
+impl Progress {
+    /// Done, having learned these resources.
+    pub fn done(pairs: &[(&str, serde_json::Value)]) -> Result<Progress, StepError> {
+        Ok(Progress::Done(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+        ))
+    }
+
+    /// Not there yet.
+    pub fn pending(note: impl Into<String>, percent: Option<u8>) -> Result<Progress, StepError> {
+        Ok(Progress::Pending {
+            percent,
+            note: note.into(),
+        })
+    }
+}
+
 /// Whether trying again can help (R15: the provider decides, per error code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

@@ -88,22 +88,6 @@ fn param(input: &StepInput<'_>, name: &str) -> Result<String, StepError> {
     })
 }
 
-fn done(pairs: &[(&str, Value)]) -> Result<Progress, StepError> {
-    Ok(Progress::Done(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect(),
-    ))
-}
-
-fn pending(note: impl Into<String>) -> Result<Progress, StepError> {
-    Ok(Progress::Pending {
-        percent: None,
-        note: note.into(),
-    })
-}
-
 impl<T: Transport, S: Store> NodeProvider<T, S> {
     /// The policy's nodes at `<private_ip>:<info_port>`.
     pub fn for_policy(policy: &Policy, transport: T, store: S) -> Self {
@@ -210,7 +194,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         };
         let (pending_q, effective, count) = quiesce_state(&c).await.map_err(info)?;
         if effective && count >= 1 {
-            return done(&[]);
+            return Progress::done(&[]);
         }
         if !pending_q {
             if let Err(e) = c.get("quiesce:").await {
@@ -240,9 +224,9 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         recluster(&self.up_clients().await).await.map_err(info)?;
         let (_, effective, count) = quiesce_state(&c).await.map_err(info)?;
         if effective && count >= 1 {
-            done(&[])
+            Progress::done(&[])
         } else {
-            pending(format!("{name}: waiting for effective_is_quiesced"))
+            Progress::pending(format!("{name}: waiting for effective_is_quiesced"), None)
         }
     }
 
@@ -253,7 +237,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         };
         let (pending_q, effective, _) = quiesce_state(&c).await.map_err(info)?;
         if !pending_q && !effective {
-            return done(&[]);
+            return Progress::done(&[]);
         }
         if pending_q {
             c.get("quiesce-undo:").await.map_err(info)?;
@@ -261,9 +245,9 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         recluster(&self.up_clients().await).await.map_err(info)?;
         let (_, effective, _) = quiesce_state(&c).await.map_err(info)?;
         if effective {
-            pending(format!("{name}: still quiesced"))
+            Progress::pending(format!("{name}: still quiesced"), None)
         } else {
-            done(&[])
+            Progress::done(&[])
         }
     }
 
@@ -271,18 +255,18 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let name = Self::node(input)?;
         let target = self.target(&name)?;
         if self.answers(&name).await == start {
-            return done(&[]);
+            return Progress::done(&[]);
         }
         run_ok(&self.transport, &target, &param(input, "command")?, None)
             .await
             .map_err(transport_error)?;
         if self.answers(&name).await == start {
-            done(&[])
+            Progress::done(&[])
         } else {
-            pending(format!(
-                "{name}: {}",
-                if start { "starting" } else { "stopping" }
-            ))
+            Progress::pending(
+                format!("{name}: {}", if start { "starting" } else { "stopping" }),
+                None,
+            )
         }
     }
 
@@ -306,7 +290,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .put(&format!("{to}.sha256"), format!("{sha}\n").into_bytes())
             .await
             .map_err(store_error)?;
-        done(&[
+        Progress::done(&[
             ("uri", json!(to)),
             ("sha256", json!(sha)),
             ("node", json!(name)),
@@ -345,7 +329,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
             .await
             .map_err(transport_error)?;
-        done(&[("sha256", json!(actual))])
+        Progress::done(&[("sha256", json!(actual))])
     }
 
     /// Over a transport that cannot carry the archive (SSM), the node packs it and copies it to
@@ -381,7 +365,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 format!("node {name} did not report the archive's SHA-256 (got {sha:?})"),
             ));
         }
-        done(&[
+        Progress::done(&[
             ("uri", json!(to)),
             ("sha256", json!(sha)),
             ("node", json!(name)),
@@ -405,7 +389,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             d = quote(to)
         );
         match run_ok(&self.transport, &self.target(name)?, &cmd, None).await {
-            Ok(_) => done(&[("sha256", json!(sha))]),
+            Ok(_) => Progress::done(&[("sha256", json!(sha))]),
             Err(TransportError::Failed { status: 65, .. }) => Err(StepError::permanent(
                 "CorruptArchive",
                 format!(
@@ -453,7 +437,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         run_ok(&self.transport, &self.target(&name)?, &cmd, None)
             .await
             .map_err(transport_error)?;
-        done(&[("command", json!(cmd))])
+        Progress::done(&[("command", json!(cmd))])
     }
 }
 
@@ -519,7 +503,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     .map(|n| self.client(n))
                     .collect::<Result<_, _>>()?;
                 match cluster_stable(&clients, size).await {
-                    Ok(key) => done(&[("cluster_key", json!(key))]),
+                    Ok(key) => Progress::done(&[("cluster_key", json!(key))]),
                     // R14: refuse to go on.
                     Err(why) => Err(StepError::permanent(
                         "R14",
@@ -540,17 +524,17 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     .map(|n| self.client(n))
                     .collect::<Result<_, _>>()?;
                 match cluster_stable(&clients, size).await {
-                    Ok(key) => done(&[("cluster_key", json!(key))]),
-                    Err(why) => pending(why),
+                    Ok(key) => Progress::done(&[("cluster_key", json!(key))]),
+                    Err(why) => Progress::pending(why, None),
                 }
             }
             StepKind::WaitNodesStopped => {
                 for n in self.named(&input, "nodes") {
                     if self.answers(&n).await {
-                        return pending(format!("{n} still answers"));
+                        return Progress::pending(format!("{n} still answers"), None);
                     }
                 }
-                done(&[])
+                Progress::done(&[])
             }
             StepKind::Quiesce => self.quiesce(&Self::node(&input)?).await,
             StepKind::Unquiesce => self.unquiesce(&Self::node(&input)?).await,
@@ -574,7 +558,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 )
                 .await
                 .map_err(transport_error)?;
-                done(&[])
+                Progress::done(&[])
             }
             StepKind::CopySmd => self.copy_smd(&input).await,
             StepKind::RestoreSmd => self.restore_smd(&input).await,

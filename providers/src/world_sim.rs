@@ -90,22 +90,6 @@ fn token(plan_id: &str, step: &str, extra: &str) -> String {
         .to_string()
 }
 
-fn done(pairs: &[(&str, Value)]) -> Result<Progress, StepError> {
-    Ok(Progress::Done(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect(),
-    ))
-}
-
-fn pending(note: impl Into<String>, percent: Option<u8>) -> Result<Progress, StepError> {
-    Ok(Progress::Pending {
-        percent,
-        note: note.into(),
-    })
-}
-
 fn bad(code: &str, message: impl Into<String>) -> StepError {
     StepError::permanent(code, message)
 }
@@ -303,6 +287,20 @@ fn list(input: &StepInput<'_>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The volume `id`, or EC2's `InvalidVolume.NotFound`.
+fn volume_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Volume, StepError> {
+    world
+        .volumes
+        .iter_mut()
+        .find(|v| v.id == id)
+        .ok_or_else(|| {
+            bad(
+                "InvalidVolume.NotFound",
+                format!("volume {id} does not exist"),
+            )
+        })
+}
+
 fn snapshot_of<'w>(world: &'w World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<&'w Snapshot> {
     if let Some(id) = input.param_str("snapshot_id", "snapshot_id") {
         return world.snapshots.iter().find(|s| s.id == id);
@@ -469,7 +467,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             let size = step.params.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
             let nodes = list(input, "nodes");
             match cluster_unstable(world, size, Some(&nodes)) {
-                None => done(&[]),
+                None => Progress::done(&[]),
                 // R14: refuse to go on.
                 Some(why) => Err(bad("ERROR:7", why)),
             }
@@ -478,7 +476,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             let size = step.params.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
             let nodes = list(input, "nodes");
             match cluster_unstable(world, size, Some(&nodes)) {
-                None => done(&[(
+                None => Progress::done(&[(
                     "cluster_key",
                     json!(world.nodes.iter().find_map(|n| n.cluster_key.clone())),
                 )]),
@@ -486,7 +484,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                     for n in world.nodes.iter_mut().filter(|n| n.reachable) {
                         n.migrations_remaining = n.migrations_remaining.saturating_sub(1);
                     }
-                    pending(why, None)
+                    Progress::pending(why, None)
                 }
             }
         }
@@ -497,8 +495,8 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 .iter()
                 .find(|n| n.reachable && names.contains(&n.name))
             {
-                None => done(&[]),
-                Some(n) => pending(format!("{} still answers", n.name), None),
+                None => Progress::done(&[]),
+                Some(n) => Progress::pending(format!("{} still answers", n.name), None),
             }
         }
         StepKind::Quiesce | StepKind::Unquiesce => {
@@ -511,7 +509,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             n.quiesced = step.kind == StepKind::Quiesce;
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::StopNode => {
             let name = node_name(input)?;
@@ -521,7 +519,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             n.edition = None;
             n.build = None;
             recluster(world);
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::StartNode => {
             let name = node_name(input)?;
@@ -559,7 +557,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             for n in world.nodes.iter_mut().filter(|n| n.reachable) {
                 n.migrations_remaining = u64::from(cx.sim.migration_polls);
             }
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::SnapshotInstance | StepKind::Snapshot => {
             let volumes: Vec<(String, String)> = if step.kind == StepKind::SnapshotInstance {
@@ -609,7 +607,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 });
                 ids.push(json!(id));
             }
-            done(&[("snapshot_ids", Value::Array(ids))])
+            Progress::done(&[("snapshot_ids", Value::Array(ids))])
         }
         StepKind::WaitSnapshot => {
             let polls = cx.sim.snapshot_polls.max(1);
@@ -627,13 +625,13 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 .find(|s| s.id == id)
                 .expect("found above");
             match s.state {
-                SnapshotState::Completed => done(&[("snapshot_id", json!(s.id))]),
+                SnapshotState::Completed => Progress::done(&[("snapshot_id", json!(s.id))]),
                 SnapshotState::Pending => {
                     s.progress = (u32::from(s.progress) + 100_u32.div_ceil(polls)).min(100) as u8;
                     if s.progress >= 100 {
                         s.state = SnapshotState::Completed;
                     }
-                    pending(format!("{} {}%", s.id, s.progress), Some(s.progress))
+                    Progress::pending(format!("{} {}%", s.id, s.progress), Some(s.progress))
                 }
                 other => Err(bad(
                     "IncorrectState",
@@ -652,7 +650,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 uri: uri.clone(),
                 sha256: Some(sha),
             });
-            done(&[("uri", json!(uri))])
+            Progress::done(&[("uri", json!(uri))])
         }
         StepKind::RestoreSmd => {
             let set = need(input, "set", "")?;
@@ -664,7 +662,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             node_mut(world, &node_name(input)?).smd_restored_from = Some(set);
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::MarkSetComplete => {
             let set = need(input, "set", "")?;
@@ -715,12 +713,12 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             for s in world.snapshots.iter_mut().filter(|s| mine(s)) {
                 s.tags.insert(tags::COMPLETE.into(), "true".into());
             }
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::DeleteSnapshot => {
             let id = need(input, "snapshot_id", "")?;
             let Some(i) = world.snapshots.iter().position(|s| s.id == id) else {
-                return done(&[]);
+                return Progress::done(&[]);
             };
             if world.snapshots[i]
                 .tags
@@ -737,21 +735,12 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             world.snapshots.remove(i);
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::DetachVolume => {
             let vol = need(input, "volume_id", "volume_id")?;
             let inst = need(input, "instance_id", "instance_id")?;
-            let v = world
-                .volumes
-                .iter_mut()
-                .find(|v| v.id == vol)
-                .ok_or_else(|| {
-                    bad(
-                        "InvalidVolume.NotFound",
-                        format!("volume {vol} does not exist"),
-                    )
-                })?;
+            let v = volume_mut(world, &vol)?;
             v.attachments.retain(|a| a.instance_id != inst);
             if v.attachments.is_empty() {
                 v.state = VolumeState::Available;
@@ -759,7 +748,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             if let Some(i) = world.instances.iter_mut().find(|i| i.id == inst) {
                 i.block_devices.retain(|b| b.volume_id != vol);
             }
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::AttachVolume => {
             let vol = need(input, "volume_id", "volume_id")?;
@@ -791,16 +780,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             let az = instance.availability_zone.clone();
-            let v = world
-                .volumes
-                .iter_mut()
-                .find(|v| v.id == vol)
-                .ok_or_else(|| {
-                    bad(
-                        "InvalidVolume.NotFound",
-                        format!("volume {vol} does not exist"),
-                    )
-                })?;
+            let v = volume_mut(world, &vol)?;
             if v.availability_zone != az {
                 return Err(bad(
                     "InvalidVolume.ZoneMismatch",
@@ -830,7 +810,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 volume_id: vol,
                 delete_on_termination: false,
             });
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::TerminateInstance => {
             let id = need(input, "instance_id", "instance_id")?;
@@ -845,7 +825,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                     )
                 })?;
             match i.state {
-                InstanceState::Terminated => done(&[]),
+                InstanceState::Terminated => Progress::done(&[]),
                 InstanceState::ShuttingDown => {
                     // Terminated: DeleteOnTermination volumes go with it, the others are detached.
                     i.state = InstanceState::Terminated;
@@ -865,11 +845,11 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                         node_mut(world, node).reachable = false;
                         recluster(world);
                     }
-                    done(&[])
+                    Progress::done(&[])
                 }
                 _ => {
                     i.state = InstanceState::ShuttingDown;
-                    pending(format!("{id} shutting down"), None)
+                    Progress::pending(format!("{id} shutting down"), None)
                 }
             }
         }
@@ -914,7 +894,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 n.namespaces.clear();
                 n.smd_restored_from = None;
             }
-            done(&[("instance_id", json!(id))])
+            Progress::done(&[("instance_id", json!(id))])
         }
         StepKind::CreateVolume => {
             let snapshot_id = input.param_str("snapshot_id", "");
@@ -961,25 +941,16 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 attachments: Vec::new(),
                 tags: created_tags(input, &[]),
             });
-            done(&[("volume_id", json!(id))])
+            Progress::done(&[("volume_id", json!(id))])
         }
         StepKind::WaitVolume => {
             let vol = need(input, "volume_id", "volume_id")?;
-            let v = world
-                .volumes
-                .iter_mut()
-                .find(|v| v.id == vol)
-                .ok_or_else(|| {
-                    bad(
-                        "InvalidVolume.NotFound",
-                        format!("volume {vol} does not exist"),
-                    )
-                })?;
+            let v = volume_mut(world, &vol)?;
             match v.state {
-                VolumeState::Available => done(&[]),
+                VolumeState::Available => Progress::done(&[]),
                 VolumeState::Creating => {
                     v.state = VolumeState::Available;
-                    pending(format!("{vol} creating"), None)
+                    Progress::pending(format!("{vol} creating"), None)
                 }
                 other => Err(bad("IncorrectState", format!("volume {vol} is {other:?}"))),
             }
@@ -993,7 +964,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             node_mut(world, &name).config = Some(need(input, "content", "")?);
-            done(&[])
+            Progress::done(&[])
         }
         StepKind::Asbackup => {
             let (set, namespace, uri) = (
@@ -1006,13 +977,13 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 namespace,
                 uri: uri.clone(),
             });
-            done(&[("uri", json!(uri))])
+            Progress::done(&[("uri", json!(uri))])
         }
-        StepKind::Asrestore => done(&[]),
+        StepKind::Asrestore => Progress::done(&[]),
         StepKind::DeleteVolume => {
             let id = need(input, "volume_id", "volume_id")?;
             let Some(i) = world.volumes.iter().position(|v| v.id == id) else {
-                return done(&[]);
+                return Progress::done(&[]);
             };
             // Only a drill's own volumes are ever deleted (R7, R13).
             if !world.volumes[i]
@@ -1036,7 +1007,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 ));
             }
             world.volumes.remove(i);
-            done(&[])
+            Progress::done(&[])
         }
     }
 }

@@ -18,22 +18,6 @@ fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-fn done(pairs: &[(&str, Value)]) -> Result<Progress, StepError> {
-    Ok(Progress::Done(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect(),
-    ))
-}
-
-fn pending(note: impl Into<String>, percent: Option<u8>) -> Result<Progress, StepError> {
-    Ok(Progress::Pending {
-        percent,
-        note: note.into(),
-    })
-}
-
 fn param(input: &StepInput<'_>, name: &str, key: &str) -> Result<String, StepError> {
     input.param_str(name, key).ok_or_else(|| {
         StepError::permanent(
@@ -368,7 +352,7 @@ impl Provider for Ec2Provider {
                     existing
                 };
                 self.tag_devices(&input, &snaps).await?;
-                done(&[(
+                Progress::done(&[(
                     "snapshot_ids",
                     json!(snaps.iter().map(|s| s.id.clone()).collect::<Vec<_>>()),
                 )])
@@ -387,7 +371,7 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateSnapshot", e))?;
-                done(&[(
+                Progress::done(&[(
                     "snapshot_ids",
                     json!([out.snapshot_id().unwrap_or_default()]),
                 )])
@@ -399,12 +383,12 @@ impl Provider for Ec2Provider {
                     Duration::from_secs(2),
                 )),
                 Some(s) => match s.state {
-                    SnapshotState::Completed => done(&[("snapshot_id", json!(s.id))]),
+                    SnapshotState::Completed => Progress::done(&[("snapshot_id", json!(s.id))]),
                     SnapshotState::Error => Err(StepError::permanent(
                         "SnapshotError",
                         format!("snapshot {} failed (state error)", s.id),
                     )),
-                    _ => pending(format!("{} {}%", s.id, s.progress), Some(s.progress)),
+                    _ => Progress::pending(format!("{} {}%", s.id, s.progress), Some(s.progress)),
                 },
             },
             StepKind::MarkSetComplete => {
@@ -438,7 +422,7 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateTags", e))?;
-                done(&[])
+                Progress::done(&[])
             }
             StepKind::DeleteSnapshot => {
                 let id = param(&input, "snapshot_id", "")?;
@@ -448,7 +432,7 @@ impl Provider for Ec2Provider {
                     .into_iter()
                     .next()
                 else {
-                    return done(&[]);
+                    return Progress::done(&[]);
                 };
                 if s.tags.get(tags::CLUSTER) != Some(&self.cluster) {
                     return Err(StepError::permanent(
@@ -465,7 +449,7 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteSnapshot", e))?;
-                done(&[])
+                Progress::done(&[])
             }
             StepKind::DetachVolume => {
                 let (vol, inst, dev) = (
@@ -480,9 +464,9 @@ impl Provider for Ec2Provider {
                     )
                 })?;
                 match v.attachments.iter().find(|a| a.instance_id == inst) {
-                    None => done(&[]),
+                    None => Progress::done(&[]),
                     Some(a) if a.state == asdr_planner::world::AttachmentState::Detaching => {
-                        pending(format!("{vol} detaching"), None)
+                        Progress::pending(format!("{vol} detaching"), None)
                     }
                     Some(_) => {
                         self.client
@@ -493,7 +477,7 @@ impl Provider for Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("DetachVolume", e))?;
-                        pending(format!("{vol} detaching"), None)
+                        Progress::pending(format!("{vol} detaching"), None)
                     }
                 }
             }
@@ -512,9 +496,9 @@ impl Provider for Ec2Provider {
                 })?;
                 match v.attachments.iter().find(|a| a.instance_id == inst) {
                     Some(a) if a.state == asdr_planner::world::AttachmentState::Attached => {
-                        done(&[])
+                        Progress::done(&[])
                     }
-                    Some(_) => pending(format!("{vol} attaching at {dev}"), None),
+                    Some(_) => Progress::pending(format!("{vol} attaching at {dev}"), None),
                     None => {
                         self.client
                             .attach_volume()
@@ -524,16 +508,16 @@ impl Provider for Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("AttachVolume", e))?;
-                        pending(format!("{vol} attaching at {dev}"), None)
+                        Progress::pending(format!("{vol} attaching at {dev}"), None)
                     }
                 }
             }
             StepKind::TerminateInstance => {
                 let id = param(&input, "instance_id", "instance_id")?;
                 match self.instance(&id).await?.map(|i| i.state) {
-                    None | Some(InstanceState::Terminated) => done(&[]),
+                    None | Some(InstanceState::Terminated) => Progress::done(&[]),
                     Some(InstanceState::ShuttingDown) => {
-                        pending(format!("{id} shutting down"), None)
+                        Progress::pending(format!("{id} shutting down"), None)
                     }
                     Some(_) => {
                         self.client
@@ -542,7 +526,7 @@ impl Provider for Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("TerminateInstances", e))?;
-                        pending(format!("{id} shutting down"), None)
+                        Progress::pending(format!("{id} shutting down"), None)
                     }
                 }
             }
@@ -581,9 +565,9 @@ impl Provider for Ec2Provider {
                 }
                 if let Some(mine) = holders.into_values().next() {
                     return if mine.state == InstanceState::Running {
-                        done(&[("instance_id", json!(mine.id))])
+                        Progress::done(&[("instance_id", json!(mine.id))])
                     } else {
-                        pending(format!("{} {:?}", mine.id, mine.state), None)
+                        Progress::pending(format!("{} {:?}", mine.id, mine.state), None)
                     };
                 }
                 let list = |name: &str| {
@@ -639,7 +623,7 @@ impl Provider for Ec2Provider {
                     .and_then(|i| i.instance_id())
                     .unwrap_or_default()
                     .to_string();
-                pending(format!("{id} launching"), None)
+                Progress::pending(format!("{id} launching"), None)
             }
             StepKind::CreateVolume => {
                 let mut create = self
@@ -684,13 +668,15 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateVolume", e))?;
-                done(&[("volume_id", json!(out.volume_id().unwrap_or_default()))])
+                Progress::done(&[("volume_id", json!(out.volume_id().unwrap_or_default()))])
             }
             StepKind::WaitVolume => {
                 let vol = param(&input, "volume_id", "volume_id")?;
                 match self.volume(&vol).await?.map(|v| v.state) {
-                    Some(VolumeState::Available) => done(&[]),
-                    Some(VolumeState::Creating) | None => pending(format!("{vol} creating"), None),
+                    Some(VolumeState::Available) => Progress::done(&[]),
+                    Some(VolumeState::Creating) | None => {
+                        Progress::pending(format!("{vol} creating"), None)
+                    }
                     Some(other) => Err(StepError::permanent(
                         "IncorrectState",
                         format!("volume {vol} is {other:?}"),
@@ -700,7 +686,7 @@ impl Provider for Ec2Provider {
             StepKind::DeleteVolume => {
                 let vol = param(&input, "volume_id", "volume_id")?;
                 let Some(v) = self.volume(&vol).await? else {
-                    return done(&[]);
+                    return Progress::done(&[]);
                 };
                 // Only a drill's own volumes are ever deleted (R7, R13).
                 if !v.tags.contains_key(asdr_planner::drill::DRILL)
@@ -715,7 +701,7 @@ impl Provider for Ec2Provider {
                     ));
                 }
                 if matches!(v.state, VolumeState::Deleting | VolumeState::Deleted) {
-                    return done(&[]);
+                    return Progress::done(&[]);
                 }
                 self.client
                     .delete_volume()
@@ -723,7 +709,7 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteVolume", e))?;
-                done(&[])
+                Progress::done(&[])
             }
             other => Err(StepError::permanent(
                 "NotACloudStep",
