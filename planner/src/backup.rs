@@ -74,8 +74,30 @@ fn resume_or_new(ctx: &Ctx<'_, '_>) -> String {
                 && ((ctx.now - s.time).whole_seconds().max(0) as u64)
                     < ctx.policy.backup.every.seconds()
                 && !s.snapshots.iter().any(|x| x.state == SnapshotState::Error)
+                && !mixes_windows(ctx, s)
         })
         .map_or_else(|| set_id(ctx.now), |s| s.id.clone())
+}
+
+/// R1: all devices of a node's namespace come from one write-stop window (or one
+/// CreateSnapshots call). A set in which some of a namespace's devices were snapshotted and others
+/// not cannot be finished without mixing two windows: it is left unfinished (retention removes
+/// it) and a new set is started.
+fn mixes_windows(ctx: &Ctx<'_, '_>, set: &BackupSet<'_>) -> bool {
+    ctx.policy.cluster.nodes.iter().any(|node| {
+        let vars = ctx.vars(node);
+        ctx.policy.cluster.namespaces.iter().any(|ns| {
+            let done = ns
+                .devices
+                .iter()
+                .filter(|d| {
+                    set.snapshot_for(&node.name, &render(&d.ebs, &vars))
+                        .is_some()
+                })
+                .count();
+            done > 0 && done < ns.devices.len()
+        })
+    })
 }
 
 pub(crate) fn human_age(seconds: u64) -> String {

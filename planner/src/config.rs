@@ -10,12 +10,25 @@ pub struct RenderedConfig {
 }
 
 pub fn render(policy: &Policy, node: &Node) -> RenderedConfig {
+    let peers: Vec<std::net::Ipv4Addr> =
+        policy.cluster.nodes.iter().map(|n| n.private_ip).collect();
+    render_for(policy, &policy.cluster.name, node, &peers)
+}
+
+/// The config of `node` in a cluster named `cluster_name` whose members are at `peers`: a
+/// drill's stand-ins render with the drill's own name and addresses.
+pub fn render_for(
+    policy: &Policy,
+    cluster_name: &str,
+    node: &Node,
+    peers: &[std::net::Ipv4Addr],
+) -> RenderedConfig {
     let cluster = &policy.cluster;
-    let vars = asdr_specs::NodeVars::new(&cluster.name, node);
+    let vars = asdr_specs::NodeVars::new(cluster_name, node);
     let content = cluster
         .config
         .template
-        .render(asdr_specs::config_vars(cluster, node))
+        .render(asdr_specs::config_vars_for(cluster, cluster_name, node, peers))
         .expect("validation rendered the config template for every node");
     RenderedConfig {
         path: crate::observe::render(&cluster.config.path, &vars),

@@ -3,7 +3,7 @@
 //! named `<node>@<drill>` and its resources tagged `asdr:drill=<drill>` (and never
 //! `asdr:node=<production node>`), so nothing can mistake them for production's.
 
-use asdr_specs::{Diagnostic, Drill, Node, NodeVars};
+use asdr_specs::{Diagnostic, Drill, NodeVars};
 use serde_json::json;
 
 use crate::builder::Builder;
@@ -63,10 +63,9 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
     for node in &ctx.policy.cluster.nodes {
         let dn = drill_node(&node.name, name);
         let ip = drill.private_ips[&node.name];
-        let stand_in = Node {
-            private_ip: ip,
-            ..node.clone()
-        };
+        // Every per-node template renders for the stand-in itself (its name, its address, the
+        // drill's cluster name): production's paths, commands and mesh are never named.
+        let stand_in = drill.stand_in(node);
         let extra = |step: &str| ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::STEP, step)]);
         let provision = format!("provision_instance:{dn}");
         let inst = &ctx.policy.cluster.instance;
@@ -85,7 +84,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             vec![],
             json!({
                 "private_ip": ip.to_string(), "availability_zone": node.availability_zone, "subnet_id": subnet,
-                "instance_type": inst.instance_type, "ami": inst.ami, "security_groups": inst.security_groups,
+                "instance_type": inst.instance_type, "ami": inst.ami, "security_groups": drill.security_groups,
                 "iam_instance_profile": inst.iam_instance_profile, "key_name": inst.key_name,
                 "instance_store_volumes": inst.instance_store_volumes, "client_token": provision, "tags": extra(&provision),
             }),
@@ -147,8 +146,10 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                 json!({"volume_id": {"from_step": create}, "instance_id": {"from_step": provision}, "device": d.ebs}),
             ));
         }
-        let rendered = crate::config::render(ctx.policy, &stand_in);
-        let vars = NodeVars::new(&ctx.policy.cluster.name, &stand_in);
+        let drill_cluster = drill.cluster_name(&ctx.policy.cluster.name);
+        let rendered =
+            crate::config::render_for(ctx.policy, &drill_cluster, &stand_in, &drill.peers());
+        let vars = NodeVars::new(&drill_cluster, &stand_in);
         let mut before_start = attached.clone();
         before_start.push(b.step(StepKind::WriteConfig, format!("write_config:{dn}"), Some(&dn), attached.clone(), json!({"path": rendered.path, "content": rendered.content, "keep_previous": ".asdr-prev"})));
         let smd_dir = format!(
@@ -160,7 +161,12 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             format!("restore_smd:{dn}"),
             Some(&dn),
             attached,
-            json!({"set": set.id, "from": archive.uri, "to": smd_dir, "sha256": archive.sha256}),
+            crate::restore::restore_smd_params(
+                &set.id,
+                &archive.uri,
+                &smd_dir,
+                archive.sha256.as_deref(),
+            ),
         ));
         let address = format!("{ip}:{}", ctx.policy.cluster.info_port);
         let start = render(&ctx.policy.cluster.service_start, &vars);
@@ -186,22 +192,50 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
     Ok(())
 }
 
+/// What a drill has left in the world: its instances not yet terminated and its volumes not yet
+/// deleted. A volume that is `deleting` is on its way out and is not counted; one rule for the
+/// teardown plan and the drill report.
+#[derive(Debug, Default)]
+pub struct Leftovers<'w> {
+    pub instances: Vec<&'w crate::world::Instance>,
+    pub volumes: Vec<&'w crate::world::Volume>,
+}
+
+impl Leftovers<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.volumes.is_empty()
+    }
+}
+
+/// Resources tagged `asdr:drill=<drill>` and `asdr:cluster=<cluster>` (R13: nothing else).
+pub fn leftovers<'w>(world: &'w crate::world::World, cluster: &str, drill: &str) -> Leftovers<'w> {
+    let ours = |t: &crate::world::Tags| {
+        t.get(DRILL).map(String::as_str) == Some(drill)
+            && t.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+    };
+    Leftovers {
+        instances: world
+            .instances
+            .iter()
+            .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
+            .collect(),
+        volumes: world
+            .volumes
+            .iter()
+            .filter(|v| {
+                ours(&v.tags) && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
+            })
+            .collect(),
+    }
+}
+
 /// Everything tagged for the drill goes: instances first, then their volumes (R13: only what
 /// carries `asdr:drill=<name>` for this cluster).
 pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(), PlanError> {
     drill_of(ctx, name)?;
-    let ours = |t: &crate::world::Tags| {
-        t.get(DRILL).map(String::as_str) == Some(name)
-            && t.get(tags::CLUSTER) == Some(&ctx.policy.cluster.name)
-    };
+    let left = leftovers(ctx.obs.world, &ctx.policy.cluster.name, name);
     let mut terminated = Vec::new();
-    for i in ctx
-        .obs
-        .world
-        .instances
-        .iter()
-        .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
-    {
+    for i in &left.instances {
         let node = i.tags.get(tags::NODE).cloned();
         b.change(
             format!("instance.{}", i.id),
@@ -212,9 +246,7 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
         );
         terminated.push(b.step(StepKind::TerminateInstance, format!("terminate_instance:{}", i.id), node.as_deref(), vec![], json!({"instance_id": i.id, "wait_until": "terminated", "reason": format!("drill {name} teardown")})));
     }
-    for v in ctx.obs.world.volumes.iter().filter(|v| {
-        ours(&v.tags) && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
-    }) {
+    for v in &left.volumes {
         b.change(
             format!("volume.{}", v.id),
             Action::Delete,

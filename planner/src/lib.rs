@@ -15,6 +15,7 @@ pub mod ports;
 mod restore;
 mod retention;
 pub mod tags;
+pub mod verify;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod world;
@@ -27,6 +28,7 @@ use time::format_description::well_known::Rfc3339;
 pub use error::PlanError;
 pub use observe::{NodeHealth, set_id, set_time};
 pub use plan::{Action, Change, FORMAT_VERSION, Plan, Step, StepKind, Summary, Warning};
+pub use verify::{Violation, verify};
 pub use world::World;
 
 use crate::builder::Builder;
@@ -123,7 +125,14 @@ pub fn plan(
         Operation::Drill(name) => drill::plan(&ctx, name, &mut b)?,
         Operation::Teardown(name) => drill::teardown(&ctx, name, &mut b)?,
     }
-    finish(policy, world, now, op, b)
+    let plan = finish(policy, world, now, op, b)?;
+    // The planner's own output is checked by the independent verifier: a violation here is a
+    // bug in the planner, and the plan is refused rather than shown or applied.
+    let violations = verify(policy, world, &plan);
+    if !violations.is_empty() {
+        return Err(PlanError::Unsafe(violations));
+    }
+    Ok(plan)
 }
 
 /// Orders the steps for execution and stamps digests and the plan id.

@@ -51,7 +51,13 @@ pub struct NodeView<'w> {
 #[derive(Debug, Clone)]
 pub struct DeviceView<'w> {
     pub ebs: String,
+    /// The attached volume, else the one candidate found; None when none, or more than one
+    /// (then `candidates` lists them and `source: current-volumes` refuses to guess).
     pub volume: Option<&'w Volume>,
+    /// For a device with no attached volume: every volume that may be the node's data there
+    /// (tagged for the node and device, or snapshotted as it by the newest set), never one asdr
+    /// marked `asdr:superseded`.
+    pub candidates: Vec<&'w Volume>,
     /// Whether that volume is attached to the node's live instance at `ebs`.
     pub attached: bool,
     pub delete_on_termination: bool,
@@ -66,19 +72,31 @@ pub struct BackupSet<'w> {
     pub marked_complete: bool,
     pub smd_archive: Option<&'w SmdArchive>,
     pub asbackup: Vec<&'w AsbackupArchive>,
+    /// Whether the set holds a snapshot of every policy node's every EBS device.
+    pub covers_every_device: bool,
+    /// When its last snapshot started: the newest point in time the set's data may come from.
+    pub last_start: Option<OffsetDateTime>,
     /// (node, device) → snapshot: restores look up every node's every device.
     by_device: HashMap<(&'w str, &'w str), &'w Snapshot>,
 }
 
 impl<'w> BackupSet<'w> {
-    /// R2: complete only when marked, every snapshot is `completed` and the SMD archive exists.
+    /// R2: complete only when marked, it holds a snapshot of every node's every device, every
+    /// snapshot is `completed`, and the SMD archive exists. A set with a snapshot missing (lost,
+    /// deleted by hand) restores nothing whole, so it is not counted as restorable.
     pub fn is_complete(&self) -> bool {
         self.marked_complete
+            && self.covers_every_device
             && self.smd_archive.is_some()
             && self
                 .snapshots
                 .iter()
                 .all(|s| s.state == SnapshotState::Completed)
+    }
+
+    /// The moment the set's data may be as new as: its last snapshot's start, else its id's time.
+    pub fn data_time(&self) -> OffsetDateTime {
+        self.last_start.unwrap_or(self.time).max(self.time)
     }
 
     pub fn snapshot_for(&self, node: &str, device: &str) -> Option<&'w Snapshot> {
@@ -113,7 +131,19 @@ impl<'w> Observed<'w> {
         let cluster = &policy.cluster.name;
         let volumes_by_id: HashMap<&str, &Volume> =
             world.volumes.iter().map(|v| (v.id.as_str(), v)).collect();
-        let sets = collect_sets(cluster, world);
+        let expected: Vec<(String, String)> = policy
+            .cluster
+            .nodes
+            .iter()
+            .flat_map(|node| {
+                let vars = NodeVars::new(cluster, node);
+                policy
+                    .ebs_devices()
+                    .into_iter()
+                    .map(move |t| (node.name.clone(), render(t, &vars)))
+            })
+            .collect();
+        let sets = collect_sets(cluster, world, &expected);
         let obs_by_name: HashMap<&str, &NodeObservation> =
             world.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
 
@@ -122,6 +152,7 @@ impl<'w> Observed<'w> {
         for v in &world.volumes {
             if v.tags.get(tags::CLUSTER) == Some(cluster)
                 && let (Some(n), Some(d)) = (v.tags.get(tags::NODE), v.tags.get(tags::DEVICE))
+                && !v.tags.contains_key(tags::SUPERSEDED)
                 && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
             {
                 tagged.entry((n.as_str(), d.as_str())).or_default().push(v);
@@ -162,27 +193,35 @@ impl<'w> Observed<'w> {
                         if let Some(bd) = bd {
                             return DeviceView {
                                 volume: volumes_by_id.get(bd.volume_id.as_str()).copied(),
+                                candidates: Vec::new(),
                                 attached: true,
                                 delete_on_termination: bd.delete_on_termination,
                                 ebs,
                             };
                         }
-                        // 2. tagged asdr:node / asdr:device; 3. the volume the newest set snapshotted
-                        let by_tag =
-                            tagged
-                                .get(&(node.name.as_str(), ebs.as_str()))
-                                .and_then(|vs| {
-                                    vs.iter().copied().min_by_key(|v| {
-                                        (v.state != VolumeState::Available, v.id.as_str())
-                                    })
-                                });
-                        let by_snapshot = || {
-                            newest_set_with_snapshots
-                                .and_then(|s| s.snapshot_for(&node.name, &ebs))
-                                .and_then(|s| volumes_by_id.get(s.volume_id.as_str()).copied())
-                        };
+                        // 2. tagged asdr:node / asdr:device; 3. the volume the newest set
+                        // snapshotted. Every such volume is a candidate; one is the answer, more
+                        // than one is a question only the operator can settle.
+                        let mut candidates: Vec<&Volume> = tagged
+                            .get(&(node.name.as_str(), ebs.as_str()))
+                            .cloned()
+                            .unwrap_or_default();
+                        if let Some(v) = newest_set_with_snapshots
+                            .and_then(|s| s.snapshot_for(&node.name, &ebs))
+                            .and_then(|s| volumes_by_id.get(s.volume_id.as_str()).copied())
+                            .filter(|v| {
+                                !v.tags.contains_key(tags::SUPERSEDED)
+                                    && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
+                            })
+                            && !candidates.iter().any(|c| c.id == v.id)
+                        {
+                            candidates.push(v);
+                        }
+                        candidates
+                            .sort_by_key(|v| (v.state != VolumeState::Available, v.id.as_str()));
                         DeviceView {
-                            volume: by_tag.or_else(by_snapshot),
+                            volume: (candidates.len() == 1).then(|| candidates[0]),
+                            candidates,
                             attached: false,
                             delete_on_termination: false,
                             ebs,
@@ -263,7 +302,11 @@ fn find_instance<'w>(
         .min_by_key(|i| (i.state == InstanceState::Terminated, i.id.as_str()))
 }
 
-fn collect_sets<'w>(cluster: &str, world: &'w World) -> Vec<BackupSet<'w>> {
+fn collect_sets<'w>(
+    cluster: &str,
+    world: &'w World,
+    expected: &[(String, String)],
+) -> Vec<BackupSet<'w>> {
     let mut by_set: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
     for s in &world.snapshots {
         if s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
@@ -297,7 +340,14 @@ fn collect_sets<'w>(cluster: &str, world: &'w World) -> Vec<BackupSet<'w>> {
                     by_device.entry((n.as_str(), d.as_str())).or_insert(*s);
                 }
             }
+            let covers_every_device = !expected.is_empty()
+                && expected
+                    .iter()
+                    .all(|(n, d)| by_device.contains_key(&(n.as_str(), d.as_str())));
+            let last_start = snapshots.iter().map(|s| s.start_time).max();
             Some(BackupSet {
+                covers_every_device,
+                last_start,
                 by_device,
                 id: id.to_string(),
                 time,

@@ -102,6 +102,9 @@ pub enum StepKind {
     MarkSetComplete,
     /// Drill teardown only: a volume tagged `asdr:drill` (restores never delete volumes, R7).
     DeleteVolume,
+    /// A running instance whose Aerospike does not answer is stopped (and waited for) before its
+    /// volumes are detached: volumes are never taken from a running machine.
+    StopInstance,
 }
 
 impl StepKind {
@@ -131,6 +134,7 @@ impl StepKind {
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::MarkSetComplete => "mark_set_complete",
             StepKind::DeleteVolume => "delete_volume",
+            StepKind::StopInstance => "stop_instance",
         }
     }
 

@@ -74,73 +74,103 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
         (!up.is_empty()).then(|| b.check_cluster_stable(up))
     };
 
-    let mut flows = Vec::new();
-    for view in &pending {
-        flows.push(NodeFlow::prepare(
+    if full_cluster {
+        full_cluster_flows(ctx, restore, set, &pending, b)?;
+        return Ok(());
+    }
+    let size = ctx.policy.cluster.nodes.len();
+    // Nodes that are down are out of service already: nothing more is taken out by restoring
+    // them side by side, and each one's wait expects the whole cluster, which every one of them
+    // (started independently of the others' waits) can reach.
+    let (down, up): (Vec<&NodeView<'_>>, Vec<&NodeView<'_>>) = pending
+        .iter()
+        .copied()
+        .partition(|v| v.health != NodeHealth::Healthy);
+    let mut down_waits = Vec::new();
+    for view in down {
+        let mut flow = NodeFlow::prepare(ctx, restore, set, view, check.clone(), Vec::new(), b)?;
+        let start = flow.finish(ctx, set, false, &[], b);
+        down_waits.push(wait_node_stable(b, &flow.node.name, start, size));
+    }
+    // R8: a healthy node is taken out only when the nodes before it in its lane are back and
+    // stable, and only after every down node is back: at most `max_nodes_at_once` out at once.
+    let lanes = ctx.policy.backup.max_nodes_at_once.max(1) as usize;
+    let mut lane_tail: Vec<Vec<String>> = vec![down_waits; lanes];
+    for (i, view) in up.into_iter().enumerate() {
+        let lane = i % lanes;
+        let mut flow = NodeFlow::prepare(
             ctx,
             restore,
             set,
             view,
             check.clone(),
+            lane_tail[lane].clone(),
+            b,
+        )?;
+        let start = flow.finish(ctx, set, false, &[], b);
+        lane_tail[lane] = vec![wait_node_stable(b, &flow.node.name, start, size)];
+    }
+    Ok(())
+}
+
+fn wait_node_stable(b: &mut Builder, node: &str, after: String, size: usize) -> String {
+    b.step(
+        StepKind::WaitClusterStable,
+        format!("wait_cluster_stable:{node}"),
+        Some(node),
+        vec![after],
+        json!({"size": size, "ignore_migrations": false}),
+    )
+}
+
+/// R12: in a full-cluster restore every node is stopped before any volume is swapped. One step
+/// waits for all of them and confirms no node answers any more; every swap depends on it, which
+/// keeps the graph linear in the number of nodes (256 × 256 direct edges otherwise).
+fn full_cluster_flows(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: Option<&BackupSet<'_>>,
+    pending: &[&NodeView<'_>],
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    let mut flows = Vec::new();
+    for view in pending {
+        flows.push(NodeFlow::prepare(
+            ctx,
+            restore,
+            set,
+            view,
+            None,
+            Vec::new(),
             b,
         )?);
     }
-
-    // R12: in a full-cluster restore every node is stopped before any volume is swapped.
-    // One step waits for all of them and confirms no node answers any more; every swap depends on
-    // it, which keeps the graph linear in the number of nodes (256 × 256 direct edges otherwise).
-    let all_stops: Vec<String> = if full_cluster {
-        let stops: Vec<String> = flows.iter().filter_map(|f| f.stop.clone()).collect();
-        let nodes: Vec<&str> = ctx
-            .policy
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
-        vec![b.step(
-            StepKind::WaitNodesStopped,
-            "wait_nodes_stopped".into(),
-            None,
-            stops,
-            json!({"nodes": nodes}),
-        )]
-    } else {
-        Vec::new()
-    };
-    let lanes = ctx.policy.backup.max_nodes_at_once.max(1) as usize;
-    let mut lane_tail: Vec<Option<String>> = vec![None; lanes];
-    let mut starts = Vec::new();
-    for (i, flow) in flows.iter_mut().enumerate() {
-        let lane = i % lanes;
-        let lane_dep: Vec<String> = if full_cluster {
-            Vec::new()
-        } else {
-            lane_tail[lane].clone().into_iter().collect()
-        };
-        let start = flow.finish(ctx, set, full_cluster, &all_stops, lane_dep, b);
-        if full_cluster {
-            starts.push(start);
-        } else {
-            let stable = b.step(
-                StepKind::WaitClusterStable,
-                format!("wait_cluster_stable:{}", flow.node.name),
-                Some(&flow.node.name),
-                vec![start],
-                json!({"size": ctx.policy.cluster.nodes.len(), "ignore_migrations": false}),
-            );
-            lane_tail[lane] = Some(stable);
-        }
-    }
-    if full_cluster {
-        b.step(
-            StepKind::WaitClusterStable,
-            "wait_cluster_stable".into(),
-            None,
-            starts,
-            json!({"size": ctx.policy.cluster.nodes.len(), "ignore_migrations": false}),
-        );
-    }
+    let stops: Vec<String> = flows.iter().filter_map(|f| f.stop.clone()).collect();
+    let nodes: Vec<&str> = ctx
+        .policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    let all_stops = vec![b.step(
+        StepKind::WaitNodesStopped,
+        "wait_nodes_stopped".into(),
+        None,
+        stops,
+        json!({"nodes": nodes}),
+    )];
+    let starts: Vec<String> = flows
+        .iter_mut()
+        .map(|flow| flow.finish(ctx, set, true, &all_stops, b))
+        .collect();
+    b.step(
+        StepKind::WaitClusterStable,
+        "wait_cluster_stable".into(),
+        None,
+        starts,
+        json!({"size": ctx.policy.cluster.nodes.len(), "ignore_migrations": false}),
+    );
     Ok(())
 }
 
@@ -207,7 +237,7 @@ pub(crate) fn resolve_set<'a, 'w>(
             .sets
             .iter()
             .rev()
-            .find(|s| s.is_complete() && s.time < *t)
+            .find(|s| s.is_complete() && s.data_time() < *t)
             .ok_or_else(|| {
                 refuse(
                     Diagnostic::new(
@@ -388,8 +418,17 @@ struct DeviceFlow {
     volume: Value,
     /// The steps that make that volume ready.
     ready: Vec<String>,
-    /// The attachment to remove first: (volume id, instance id, DeleteOnTermination).
-    old: Option<(String, String, bool)>,
+    /// The attachment to remove first.
+    old: Option<OldAttachment>,
+}
+
+struct OldAttachment {
+    volume_id: String,
+    instance_id: String,
+    delete_on_termination: bool,
+    /// The volume leaves the node for good (another takes its place): mark it superseded so
+    /// `source: current-volumes` never reattaches it.
+    superseded: bool,
 }
 
 /// The steps of one node, built in two halves: `prepare` (volumes ready, the node out of service)
@@ -399,6 +438,9 @@ struct NodeFlow<'n> {
     node: &'n Node,
     /// The step that took a healthy node out (stop_node), if any.
     stop: Option<String>,
+    /// The step that stopped a running instance whose Aerospike does not answer, so its volumes
+    /// are never detached from a running machine.
+    stop_instance: Option<String>,
     /// The instance volumes attach to: the live one, or a replacement from this step.
     instance: Value,
     replaced: bool,
@@ -406,15 +448,18 @@ struct NodeFlow<'n> {
     old_instance: Option<(String, String)>,
     devices: Vec<DeviceFlow>,
     check: Option<String>,
+    subnet: Option<String>,
 }
 
 impl<'n> NodeFlow<'n> {
+    /// `lane`: the steps this node's stop waits for (R8: the nodes before it are back).
     fn prepare(
         ctx: &'n Ctx<'_, '_>,
         restore: &Restore,
         set: Option<&BackupSet<'_>>,
         view: &NodeView<'_>,
         check: Option<String>,
+        lane: Vec<String>,
         b: &mut Builder,
     ) -> Result<Self, PlanError> {
         let node = ctx.policy_node(&view.name);
@@ -423,6 +468,14 @@ impl<'n> NodeFlow<'n> {
         let live_old = view
             .instance
             .filter(|i| i.state != InstanceState::Terminated && replaced);
+        if view.health == NodeHealth::Unreachable {
+            check_not_a_member(ctx, restore, view)?;
+        }
+        let subnet = if replaced {
+            Some(replacement_subnet(ctx, node, view, b)?)
+        } else {
+            None
+        };
         let mut devices = Vec::new();
         for d in &view.volumes {
             let data = data_for(ctx, restore, set, view, node, d)?;
@@ -430,7 +483,7 @@ impl<'n> NodeFlow<'n> {
                 Data::Existing(v) => (json!(v.id), Vec::new()),
                 other => {
                     let (id, params, change) =
-                        create_volume(ctx, restore, node, &d.ebs, &other, set);
+                        create_volume(ctx, restore, node, &d.ebs, &other, set, d)?;
                     let mut deps = base.clone();
                     if let Data::FromSnapshot(s, _) = &other
                         && s.state != SnapshotState::Completed
@@ -468,14 +521,19 @@ impl<'n> NodeFlow<'n> {
                     (json!({"from_step": id}), vec![ready])
                 }
             };
+            let same = matches!(data_kind(&volume_ref, d.volume), Same::Yes);
             // The old attachment goes when the volume changes, or when the old instance goes (R7).
-            let swapping =
-                !matches!(data_kind(&volume_ref, d.volume), Same::Yes) || live_old.is_some();
-            let old_detach = match (d.attached, d.volume, view.instance) {
+            let swapping = !same || live_old.is_some();
+            let old = match (d.attached, d.volume, view.instance) {
                 (true, Some(old), Some(inst))
                     if swapping && inst.state != InstanceState::ShuttingDown =>
                 {
-                    Some((old, inst))
+                    Some(OldAttachment {
+                        volume_id: old.id.clone(),
+                        instance_id: inst.id.clone(),
+                        delete_on_termination: d.delete_on_termination,
+                        superseded: !same,
+                    })
                 }
                 _ => None,
             };
@@ -483,13 +541,14 @@ impl<'n> NodeFlow<'n> {
                 ebs: d.ebs.clone(),
                 volume: volume_ref,
                 ready,
-                old: old_detach
-                    .map(|(old, inst)| (old.id.clone(), inst.id.clone(), d.delete_on_termination)),
+                old,
             });
         }
-        // Stop a healthy node only when its new volumes are ready: the write-stop window stays short.
+        // Stop a healthy node only when its new volumes are ready (the write-stop window stays
+        // short) and its lane's previous node is back (R8).
         let stop = (!replaced).then(|| {
             let mut deps = base.clone();
+            deps.extend(lane.iter().cloned());
             for d in &devices {
                 deps.extend(d.ready.iter().cloned());
             }
@@ -506,6 +565,34 @@ impl<'n> NodeFlow<'n> {
                 params,
             )
         });
+        // An instance that runs while its Aerospike does not answer is stopped (and waited for)
+        // before any volume is taken from it: detaching from a running machine can tear writes.
+        let stop_instance = match live_old {
+            Some(old)
+                if matches!(old.state, InstanceState::Running | InstanceState::Pending)
+                    && devices.iter().any(|d| d.old.is_some()) =>
+            {
+                b.change(
+                    format!("instance.{}.state", node.name),
+                    Action::Update,
+                    format!(
+                        "node {} is {}: its instance is stopped before its volumes are detached",
+                        node.name,
+                        view.health.describe()
+                    ),
+                    Some(json!({"instance_id": old.id, "state": old.state})),
+                    Some(json!({"instance_id": old.id, "state": "stopped"})),
+                );
+                Some(b.step(
+                    StepKind::StopInstance,
+                    format!("stop_instance:{}", node.name),
+                    Some(&node.name),
+                    base.clone(),
+                    json!({"instance_id": old.id, "force": true, "wait_until": "stopped"}),
+                ))
+            }
+            _ => None,
+        };
         let old_instance = live_old.map(|old| {
             if view.volumes.iter().any(|d| d.attached && d.delete_on_termination) {
                 b.warn("R7", format!(
@@ -521,7 +608,7 @@ impl<'n> NodeFlow<'n> {
             json!(view.instance.map(|i| i.id.clone()))
         };
         if replaced {
-            let after = provision_params(ctx, node, None);
+            let after = provision_params(ctx, node, subnet.as_deref(), None);
             let (action, before) = match live_old {
                 Some(old) => (
                     Action::Replace,
@@ -549,11 +636,13 @@ impl<'n> NodeFlow<'n> {
         Ok(NodeFlow {
             node,
             stop,
+            stop_instance,
             instance,
             replaced,
             old_instance,
             devices,
             check,
+            subnet,
         })
     }
 
@@ -564,23 +653,36 @@ impl<'n> NodeFlow<'n> {
         set: Option<&BackupSet<'_>>,
         full_cluster: bool,
         all_stops: &[String],
-        lane: Vec<String>,
         b: &mut Builder,
     ) -> String {
         let node = self.node;
         let base: Vec<String> = self.check.clone().into_iter().collect();
-        // Detach after this node's stop and, in a full-cluster restore, after every stop (R12).
+        // Detach after this node's stop (of Aerospike, or of its instance) and, in a full-cluster
+        // restore, after every stop (R12).
         let mut detaches = Vec::new();
         let mut detach_of = Vec::new();
         for DeviceFlow { ebs, old, .. } in &self.devices {
-            detach_of.push(old.as_ref().map(|(volume_id, instance_id, dot)| {
-                let deps: Vec<String> = self.stop.iter().chain(&base).chain(all_stops).cloned().collect();
+            detach_of.push(old.as_ref().map(|old| {
+                let deps: Vec<String> = self
+                    .stop
+                    .iter()
+                    .chain(&self.stop_instance)
+                    .chain(&base)
+                    .chain(all_stops)
+                    .cloned()
+                    .collect();
                 let id = b.step(
                     StepKind::DetachVolume,
                     format!("detach_volume:{}:{ebs}", node.name),
                     Some(&node.name),
                     deps,
-                    json!({"volume_id": volume_id, "instance_id": instance_id, "device": ebs, "delete_on_termination": dot}),
+                    json!({
+                        "volume_id": old.volume_id,
+                        "instance_id": old.instance_id,
+                        "device": ebs,
+                        "delete_on_termination": old.delete_on_termination,
+                        "supersede": old.superseded,
+                    }),
                 );
                 detaches.push(id.clone());
                 id
@@ -590,6 +692,7 @@ impl<'n> NodeFlow<'n> {
         let old_terminate = self.old_instance.as_ref().map(|(instance_id, why)| {
             let deps: Vec<String> = detaches
                 .iter()
+                .chain(&self.stop_instance)
                 .chain(&base)
                 .chain(all_stops)
                 .cloned()
@@ -603,21 +706,15 @@ impl<'n> NodeFlow<'n> {
             )
         });
         let provision = self.replaced.then(|| {
-            let mut deps: Vec<String> = base
-                .iter()
-                .cloned()
-                .chain(old_terminate.clone())
-                .chain(lane.iter().cloned())
-                .collect();
             // IP reuse: the replacement may launch only once the old instance is terminated.
-            deps.sort();
+            let deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).collect();
             let id = format!("provision_instance:{}", node.name);
             b.step(
                 StepKind::ProvisionInstance,
                 id.clone(),
                 Some(&node.name),
                 deps,
-                provision_params(ctx, node, Some(&id)),
+                provision_params(ctx, node, self.subnet.as_deref(), Some(&id)),
             )
         });
         let mut before_start = Vec::new();
@@ -708,7 +805,7 @@ impl<'n> NodeFlow<'n> {
                 format!("restore_smd:{}", node.name),
                 Some(&node.name),
                 deps,
-                json!({"set": set.id, "from": archive.uri, "to": smd_dir, "sha256": archive.sha256}),
+                restore_smd_params(&set.id, &archive.uri, &smd_dir, archive.sha256.as_deref()),
             ));
         }
         before_start.extend(out_of_service);
@@ -720,6 +817,101 @@ impl<'n> NodeFlow<'n> {
             node_params(ctx, node, StepKind::StartNode),
         )
     }
+}
+
+/// restore_smd replaces the SMD directory with exactly the archive's content; what was there is
+/// kept aside as `smd.asdr-prev` (R2: merging would keep truncates and dropped indexes issued
+/// after the backup).
+pub(crate) fn restore_smd_params(set: &str, from: &str, to: &str, sha256: Option<&str>) -> Value {
+    json!({"set": set, "from": from, "to": to, "sha256": sha256, "replace": true, "keep_previous": format!("{}.asdr-prev", to.trim_end_matches('/'))})
+}
+
+/// An unreachable node whose peers still count it as a member is not failed: something between
+/// asdr and it is. Replacing it would put two nodes on one address.
+fn check_not_a_member(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    view: &NodeView<'_>,
+) -> Result<(), PlanError> {
+    let healthy = ctx.obs.healthy_names().len() as u32;
+    let counted = ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| n.health == NodeHealth::Healthy)
+        .filter_map(|n| n.observation.and_then(|o| o.cluster_size).map(|s| (n, s)))
+        .find(|(_, size)| *size > healthy);
+    if let Some((peer, size)) = counted {
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{}`: node `{}` does not answer asdr, but `{}` reports a cluster of {size} nodes ({healthy} answer): its peers still count it as a member",
+                    restore.name, view.name, peer.name
+                ),
+            )
+            .rule("R14")
+            .help("check the network path from asdr to the node (security groups, the info port); replace it only once its peers have dropped it"),
+        ));
+    }
+    Ok(())
+}
+
+/// R4: the replacement goes into the failed instance's subnet when it is known, else the
+/// policy's subnet for the AZ; a private IP outside the chosen subnet's range is refused before
+/// anything is stopped or terminated.
+fn replacement_subnet(
+    ctx: &Ctx<'_, '_>,
+    node: &Node,
+    view: &NodeView<'_>,
+    b: &mut Builder,
+) -> Result<String, PlanError> {
+    let policy_subnet = ctx
+        .policy
+        .cluster
+        .instance
+        .subnets
+        .get(&node.availability_zone)
+        .cloned()
+        .unwrap_or_default();
+    let old_subnet = view.instance.and_then(|i| i.subnet_id.clone());
+    let chosen = old_subnet.clone().unwrap_or_else(|| policy_subnet.clone());
+    if let Some(old) = &old_subnet
+        && *old != policy_subnet
+    {
+        b.warn("R4", format!(
+            "node {}'s instance was in subnet {old}, not the policy's {policy_subnet} for {}: the replacement goes into {old}, as the node it replaces",
+            node.name, node.availability_zone
+        ));
+    }
+    if let Some(subnet) = ctx.obs.world.subnets.iter().find(|s| s.id == chosen) {
+        if !subnet.contains(node.private_ip) {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "node `{}`'s address {} is not in subnet {chosen} ({}): a replacement there cannot keep it",
+                        node.name, node.private_ip, subnet.cidr
+                    ),
+                )
+                .rule("R4")
+                .help("correct `cluster.instance.subnets` or the node's private_ip"),
+            ));
+        }
+        if subnet.availability_zone != node.availability_zone {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "subnet {chosen} is in {}, but node `{}` is in {}",
+                        subnet.availability_zone, node.name, node.availability_zone
+                    ),
+                )
+                .rule("R4"),
+            ));
+        }
+    }
+    Ok(chosen)
 }
 
 enum Same {
@@ -744,6 +936,21 @@ fn data_for<'w>(
 ) -> Result<Data<'w>, PlanError> {
     match &restore.source {
         RestoreSource::CurrentVolumes => {
+            if d.volume.is_none() && d.candidates.len() > 1 {
+                let list: Vec<String> = d
+                    .candidates
+                    .iter()
+                    .map(|v| format!("{} ({:?}, snapshot {})", v.id, v.state, v.snapshot_id.as_deref().unwrap_or("none")).to_lowercase())
+                    .collect();
+                return Err(refuse(
+                    Diagnostic::new(restore.source_span, format!(
+                        "restore `{}`: {} {} has {} candidate volumes and asdr cannot tell which the node last ran on: {}",
+                        restore.name, view.name, d.ebs, d.candidates.len(), list.join(", ")
+                    ))
+                    .rule("R4")
+                    .help(format!("tag the stale ones `{}=<reason>` (asdr then never reattaches them) or delete them, and plan again", tags::SUPERSEDED)),
+                ));
+            }
             let v = d.volume.ok_or_else(|| {
                 refuse(
                     Diagnostic::new(restore.source_span, format!("restore `{}`: no EBS volume of {} {} was found (not attached, not tagged asdr:node/asdr:device, not in a backup set)", restore.name, view.name, d.ebs))
@@ -788,7 +995,8 @@ fn data_for<'w>(
 }
 
 /// The create_volume step for `data`: id, params (with a deterministic client token seed) and the
-/// reason shown on the change.
+/// reason shown on the change. A new volume is encrypted at least as the data it replaces: with
+/// the key of the node's volume at that device, else the snapshot's.
 fn create_volume(
     ctx: &Ctx<'_, '_>,
     restore: &Restore,
@@ -796,14 +1004,26 @@ fn create_volume(
     ebs: &str,
     data: &Data<'_>,
     set: Option<&BackupSet<'_>>,
-) -> (String, Value, String) {
+    device: &crate::observe::DeviceView<'_>,
+) -> Result<(String, Value, String), PlanError> {
     let id = format!("create_volume:{}:{ebs}", node.name);
     let tags = ctx.tags(&[
         (tags::NODE, &node.name),
         (tags::DEVICE, ebs),
         (tags::STEP, &id),
     ]);
-    match data {
+    let current = device.volume.or_else(|| device.candidates.first().copied());
+    let snapshot = match data {
+        Data::FromSnapshot(s, _) => Some(*s),
+        _ => None,
+    };
+    let (encrypted, kms_key_id) = encryption(restore, node, ebs, current, snapshot)?;
+    let shown = match (&kms_key_id, encrypted) {
+        (Some(k), _) => format!(", encrypted with {k}"),
+        (None, true) => ", encrypted".to_string(),
+        (None, false) => String::new(),
+    };
+    Ok(match data {
         Data::Blank {
             size_gib,
             volume_type,
@@ -811,9 +1031,9 @@ fn create_volume(
             throughput,
         } => (
             id.clone(),
-            json!({"availability_zone": node.availability_zone, "size_gib": size_gib, "type": volume_type, "iops": iops, "throughput": throughput, "snapshot_id": null, "client_token": id, "tags": tags}),
+            json!({"availability_zone": node.availability_zone, "size_gib": size_gib, "type": volume_type, "iops": iops, "throughput": throughput, "snapshot_id": null, "encrypted": encrypted, "kms_key_id": kms_key_id, "client_token": id, "tags": tags}),
             format!(
-                "blank volume for {} {ebs}, refilled by migrations (`source: empty`)",
+                "blank volume for {} {ebs}, refilled by migrations (`source: empty`){shown}",
                 node.name
             ),
         ),
@@ -834,11 +1054,13 @@ fn create_volume(
                     "iops": v.iops.or_else(|| old.and_then(|o| o.iops)),
                     "throughput": v.throughput.or_else(|| old.and_then(|o| o.throughput)),
                     "initialization_rate": v.initialization_rate,
+                    "encrypted": encrypted,
+                    "kms_key_id": kms_key_id,
                     "client_token": id,
                     "tags": tags,
                 }),
                 format!(
-                    "from snapshot {} of set {} in {}",
+                    "from snapshot {} of set {} in {}{shown}",
                     s.id,
                     set.map_or("", |s| s.id.as_str()),
                     node.availability_zone
@@ -846,10 +1068,42 @@ fn create_volume(
             )
         }
         Data::Existing(_) => unreachable!("existing volumes are not created"),
-    }
+    })
 }
 
-fn provision_params(ctx: &Ctx<'_, '_>, node: &Node, step: Option<&str>) -> Value {
+/// Encryption of a new volume: never less than the node's current volume at that device, nor
+/// than the snapshot it comes from. An encrypted volume whose key was not observed is refused
+/// rather than re-encrypted with the account's default key.
+fn encryption(
+    restore: &Restore,
+    node: &Node,
+    ebs: &str,
+    current: Option<&Volume>,
+    snapshot: Option<&crate::world::Snapshot>,
+) -> Result<(bool, Option<String>), PlanError> {
+    let encrypted = current.is_some_and(|v| v.encrypted) || snapshot.is_some_and(|s| s.encrypted);
+    let key = current
+        .filter(|v| v.encrypted)
+        .and_then(|v| v.kms_key_id.clone())
+        .or_else(|| snapshot.filter(|s| s.encrypted).and_then(|s| s.kms_key_id.clone()));
+    if encrypted && key.is_none() {
+        return Err(refuse(Diagnostic::new(
+            restore.source_span,
+            format!(
+                "restore `{}`: the data of {} {ebs} is encrypted, but its KMS key was not observed: a new volume could be encrypted with another key",
+                restore.name, node.name
+            ),
+        )));
+    }
+    Ok((encrypted, key))
+}
+
+fn provision_params(
+    ctx: &Ctx<'_, '_>,
+    node: &Node,
+    subnet: Option<&str>,
+    step: Option<&str>,
+) -> Value {
     let inst = &ctx.policy.cluster.instance;
     let id = format!("provision_instance:{}", node.name);
     let mut extra = vec![(tags::NODE, node.name.as_str())];
@@ -859,7 +1113,7 @@ fn provision_params(ctx: &Ctx<'_, '_>, node: &Node, step: Option<&str>) -> Value
     json!({
         "private_ip": node.private_ip.to_string(),
         "availability_zone": node.availability_zone,
-        "subnet_id": inst.subnets.get(&node.availability_zone),
+        "subnet_id": subnet.map(str::to_string).or_else(|| inst.subnets.get(&node.availability_zone).cloned()),
         "instance_type": inst.instance_type,
         "ami": inst.ami,
         "security_groups": inst.security_groups,

@@ -11,3 +11,6 @@ pub const STEP: &str = "asdr:step";
 pub const PLAN: &str = "asdr:plan";
 /// On every snapshot of a set once `mark_set_complete` ran.
 pub const COMPLETE: &str = "asdr:complete";
+/// On a volume asdr detached for good (a restore swapped it for another): it is no longer the
+/// node's data, and `source: current-volumes` never reattaches it. The value is the plan id.
+pub const SUPERSEDED: &str = "asdr:superseded";

@@ -35,6 +35,8 @@ pub struct WorldSpec {
     /// Snapshots of the cluster's volumes that asdr did not make (no asdr tags).
     pub foreign_snapshots: usize,
     pub volume_size_gib: u32,
+    /// Every data volume and snapshot is encrypted with this KMS key.
+    pub kms_key: Option<String>,
 }
 
 impl WorldSpec {
@@ -49,6 +51,7 @@ impl WorldSpec {
             newest_set_pending: false,
             foreign_snapshots: 0,
             volume_size_gib: 500,
+            kms_key: None,
         }
     }
 }
@@ -128,6 +131,8 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     VolumeState::Available
                 },
                 snapshot_id: None,
+                encrypted: spec.kms_key.is_some(),
+                kms_key_id: spec.kms_key.clone(),
                 attachments: if attached {
                     vec![Attachment {
                         instance_id: instance_id.clone(),
@@ -173,6 +178,8 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     },
                     progress: if pending { 42 } else { 100 },
                     start_time: start,
+                    encrypted: spec.kms_key.is_some(),
+                    kms_key_id: spec.kms_key.clone(),
                     tags: stags,
                 });
             }
@@ -185,6 +192,8 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     state: SnapshotState::Completed,
                     progress: 100,
                     start_time: spec.now - Duration::days(400 + f as i64),
+                    encrypted: false,
+                    kms_key_id: None,
                     tags: BTreeMap::from([(
                         "Name".to_string(),
                         format!("manual copy before upgrade {f}"),
@@ -286,8 +295,10 @@ pub fn policy_yaml(
     retain_count: u32,
 ) -> String {
     let mut s = String::new();
+    // Durable deletes are Enterprise-only.
+    let durable = edition == "enterprise";
     s.push_str(&format!(
-        "version: 1\ncluster:\n  name: gen\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: true\n  access: {{transport: local}}\n  service: {{stop: systemctl stop aerospike, start: systemctl start aerospike}}\n  config: {{template: aerospike.conf.j2, path: /etc/aerospike/aerospike.conf}}\n  namespaces:\n    - name: data\n      replication_factor: 2\n      devices:\n"
+        "version: 1\ncluster:\n  name: gen\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: {durable}\n  access: {{transport: local}}\n  service: {{stop: systemctl stop aerospike, start: systemctl start aerospike}}\n  config: {{template: aerospike.conf.j2, path: /etc/aerospike/aerospike.conf}}\n  namespaces:\n    - name: data\n      replication_factor: 2\n      devices:\n"
     ));
     for d in 0..devices {
         let letter = (b'f' + d as u8) as char;

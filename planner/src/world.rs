@@ -35,6 +35,36 @@ pub struct World {
     /// Instance-store drive counts by instance type (DescribeInstanceTypes), for R4.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instance_types: BTreeMap<String, InstanceType>,
+    /// The subnets replacements may go into (DescribeSubnets), for R4: a private IP outside its
+    /// subnet's range cannot be launched there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    pub id: String,
+    /// IPv4 range, `10.0.1.0/24`.
+    pub cidr: String,
+    pub availability_zone: String,
+}
+
+impl Subnet {
+    /// Whether `ip` lies in this subnet's range (false when the range does not parse).
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        let Some((net, bits)) = self.cidr.split_once('/') else {
+            return false;
+        };
+        let (Ok(net), Ok(bits)) = (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
+            return false;
+        };
+        if bits > 32 {
+            return false;
+        }
+        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        u32::from(ip) & mask == u32::from(net) & mask
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +134,11 @@ pub struct Volume {
     /// The snapshot the volume was created from, if any: how a restore recognises its own work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// EBS encryption at rest, and the KMS key (ARN or id) when encrypted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
     #[serde(default)]
@@ -153,6 +188,10 @@ pub struct Snapshot {
     pub progress: u8,
     #[serde(with = "time::serde::rfc3339")]
     pub start_time: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     #[serde(default)]
     pub tags: Tags,
 }

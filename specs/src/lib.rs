@@ -128,7 +128,20 @@ pub fn json_schema() -> serde_json::Value {
 /// `availability_zone`, and `namespaces` (each with `name`, `replication_factor` and `devices`
 /// of `device`, `shadow`, `ebs`, rendered for the node).
 pub fn config_vars(cluster: &Cluster, node: &Node) -> serde_json::Value {
-    let vars = NodeVars::new(&cluster.name, node);
+    let peers: Vec<std::net::Ipv4Addr> = cluster.nodes.iter().map(|n| n.private_ip).collect();
+    config_vars_for(cluster, &cluster.name, node, &peers)
+}
+
+/// The config template's variables for `node` in a cluster called `cluster_name` whose members
+/// are at `peers`. A drill renders its stand-ins with its own name and its own addresses, so
+/// nothing in a drill's aerospike.conf points at production (mesh seeds, cluster name, paths).
+pub fn config_vars_for(
+    cluster: &Cluster,
+    cluster_name: &str,
+    node: &Node,
+    peers: &[std::net::Ipv4Addr],
+) -> serde_json::Value {
+    let vars = NodeVars::new(cluster_name, node);
     let render = |t: &Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
     let namespaces: Vec<serde_json::Value> = cluster
         .namespaces
@@ -152,11 +165,13 @@ pub fn config_vars(cluster: &Cluster, node: &Node) -> serde_json::Value {
             })
         })
         .collect();
+    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
     serde_json::json!({
-        "cluster": cluster.name,
+        "cluster": cluster_name,
         "node": node.name,
         "private_ip": node.private_ip.to_string(),
         "availability_zone": node.availability_zone,
+        "peers": peers,
         "namespaces": namespaces,
     })
 }

@@ -329,4 +329,34 @@ pub struct Drill {
     pub smd: Vec<String>,
     pub deadline: Duration,
     pub teardown: Teardown,
+    /// The drill's own security groups: never production's, so its nodes cannot mesh with it.
+    pub security_groups: Vec<String>,
+}
+
+impl Drill {
+    /// The cluster name the drill's nodes form: never production's (`cluster-name` in the
+    /// rendered aerospike.conf, `{{ cluster }}` in every per-node template).
+    pub fn cluster_name(&self, production: &str) -> String {
+        format!("{production}-{}", self.name)
+    }
+
+    /// The stand-in of production `node`: its own name, `<node>@<drill>`, and the drill's address,
+    /// so every per-node template (paths, commands, config) renders for the stand-in.
+    pub fn stand_in(&self, node: &Node) -> Node {
+        Node {
+            name: format!("{}@{}", node.name, self.name),
+            private_ip: self
+                .private_ips
+                .get(&node.name)
+                .copied()
+                .unwrap_or(node.private_ip),
+            instance_id: None,
+            ..node.clone()
+        }
+    }
+
+    /// The addresses of the drill's own cluster (the template's `peers`).
+    pub fn peers(&self) -> Vec<Ipv4Addr> {
+        self.private_ips.values().copied().collect()
+    }
 }

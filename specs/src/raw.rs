@@ -259,6 +259,9 @@ pub struct RawDrillTarget {
     /// Or: each node's production IP plus this offset in the last octet.
     #[serde(default)]
     pub ip_offset: Option<Sp<u8>>,
+    /// The drill's own security groups (none of production's): its nodes cannot reach production.
+    #[serde(default)]
+    pub security_groups: Option<Sp<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -195,6 +195,29 @@ impl<'a> Validator<'a> {
         let nodes = self.nodes(&c.nodes);
         let instance = self.instance(&c.instance, &c.nodes);
         let durable_deletes = c.durable_deletes.as_ref().is_some_and(|d| d.value);
+        if let Some(d) = c.durable_deletes.as_ref().filter(|d| d.value)
+            && c.edition.value == Edition::Community
+        {
+            // Durable deletes are an Enterprise feature: a Community cluster declaring them would
+            // skip R6's refusals while every delete it makes can come back on a cold start.
+            self.err(d.span, "`durable_deletes: true` with `edition: community`: durable deletes are Enterprise-only, so deleted records can come back on every cold start")
+                .set("R6", "remove `durable_deletes`, and accept zombie records explicitly where a restore or backup cold-starts a node");
+        }
+        // R4/R5: every shadowed primary is an instance-store drive; a replacement type must offer
+        // at least that many, or the node cannot be configured as the one it replaces.
+        let shadowed = namespaces
+            .iter()
+            .flat_map(|ns: &Namespace| &ns.devices)
+            .filter(|d| d.shadow.is_some())
+            .map(|d| d.device.source().to_string())
+            .collect::<BTreeSet<_>>()
+            .len() as u32;
+        if shadowed > instance.instance_store_volumes {
+            self.err(instance.instance_store_volumes_span, format!(
+                "instance_store_volumes is {}, but the namespaces put {shadowed} shadowed primaries on instance-store drives: a replacement could come without them",
+                instance.instance_store_volumes
+            )).set("R4", format!("set `cluster.instance.instance_store_volumes: {shadowed}` (or more)"));
+        }
         let cluster = Cluster {
             name: c.name.value.clone(),
             region: c.region.value.clone(),
@@ -736,6 +759,15 @@ impl<'a> Validator<'a> {
                 self.err(span, format!("restore `{name}` uses `source: empty`, which refills the node from its replicas, but replication factor 1 keeps no other copy"));
                 return;
             }
+            (_, RestoreSource::Empty)
+                if r.nodes.as_ref().map_or(0, |n| n.value.len()) as u32 >= min_rf =>
+            {
+                self.err(span, format!(
+                    "restore `{name}` refills {} nodes from empty volumes at once, but replication factor {min_rf} keeps only {min_rf} copies: partitions whose every copy is on those nodes would be lost",
+                    r.nodes.as_ref().map_or(0, |n| n.value.len())
+                )).set("R8", format!("refill at most {} node(s) per restore, one restore after the other", min_rf - 1));
+                return;
+            }
             _ => {}
         }
         // R6: a node that cold-starts holding data brings deleted records back; a full cluster
@@ -870,6 +902,24 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            let complete_ips = ips.len() == cluster.nodes.len();
+            let security_groups = match &t.security_groups {
+                None => {
+                    self.err(d.target.span, format!("drill `{}` needs `target.security_groups`: security groups of its own, so its nodes cannot reach production's", d.name.value));
+                    Vec::new()
+                }
+                Some(sgs) => {
+                    for sg in &sgs.value {
+                        if cluster.instance.security_groups.contains(sg) {
+                            self.err(sgs.span, format!("drill `{}` would launch into production's security group {sg}: a drill's nodes must not reach production", d.name.value));
+                        }
+                    }
+                    if sgs.value.is_empty() {
+                        self.err(sgs.span, format!("drill `{}`: `target.security_groups` is empty", d.name.value));
+                    }
+                    sgs.value.clone()
+                }
+            };
             let (min_objects, smd) = match d.validations {
                 Some(v) => {
                     for ns in v.min_objects.keys() {
@@ -908,9 +958,50 @@ impl<'a> Validator<'a> {
                     .as_ref()
                     .map_or(Duration(4 * 3600), |s| self.duration(s)),
                 teardown: d.teardown.as_ref().map_or(Teardown::Always, |t| t.value),
+                security_groups,
             });
+            if complete_ips
+                && let Some(drill) = out.last()
+            {
+                self.drill_config_is_isolated(drill, cluster, &production);
+            }
         }
         out
+    }
+
+    /// A drill's aerospike.conf is rendered for its stand-ins (their names, their addresses, its
+    /// own cluster name and peers); a production address in it would mesh the drill with
+    /// production, so it is refused here, before anything is launched.
+    fn drill_config_is_isolated(
+        &mut self,
+        drill: &Drill,
+        cluster: &Cluster,
+        production: &BTreeSet<Ipv4Addr>,
+    ) {
+        let peers = drill.peers();
+        let name = drill.cluster_name(&cluster.name);
+        for node in &cluster.nodes {
+            let stand_in = drill.stand_in(node);
+            let Ok(text) = cluster.config.template.render(crate::config_vars_for(
+                cluster, &name, &stand_in, &peers,
+            )) else {
+                continue;
+            };
+            let found = text
+                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .filter_map(|t| t.parse::<Ipv4Addr>().ok())
+                .find(|ip| production.contains(ip));
+            if let Some(ip) = found {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(&ip.to_string()))
+                    .map_or(0, |i| i + 1);
+                self.err(drill.name_span, format!(
+                    "drill `{}`: the config template renders production address {ip} into the aerospike.conf of `{}` (rendered line {line}): the drill would join production",
+                    drill.name, stand_in.name
+                )).help = Some(format!("use the `peers` variable for mesh seeds (`{{% for p in peers %}}mesh-seed-address-port {{{{ p }}}} 3002{{% endfor %}}`) in {}", cluster.config.template_path));
+            }
+        }
     }
 
     fn volume(&mut self, v: &Sp<RawVolume>) -> VolumeSpec {

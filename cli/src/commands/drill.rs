@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use asdr_executor::lock::{self, Holder};
 use asdr_executor::{Outcome, Report};
-use asdr_planner::drill::{DRILL, drill_node};
+use asdr_planner::drill::drill_node;
 use asdr_planner::{Operation, Plan, Step, StepKind, World};
 use asdr_providers::drill::Validation;
 use asdr_providers::node_provider::NodeAddress;
@@ -83,28 +83,14 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-/// What is still there of the drill: live instances and volumes tagged for it.
+/// What is still there of the drill (the planner's rule, shared with the teardown plan).
 fn leftovers(world: &World, policy: &Policy, drill: &str) -> Vec<String> {
-    let ours = |t: &asdr_planner::world::Tags| {
-        t.get(DRILL).map(String::as_str) == Some(drill)
-            && t.get(asdr_planner::tags::CLUSTER) == Some(&policy.cluster.name)
-    };
-    let mut out: Vec<String> = world
-        .instances
+    let left = asdr_planner::drill::leftovers(world, &policy.cluster.name, drill);
+    left.instances
         .iter()
-        .filter(|i| ours(&i.tags) && i.state != asdr_planner::world::InstanceState::Terminated)
         .map(|i| i.id.clone())
-        .collect();
-    out.extend(
-        world
-            .volumes
-            .iter()
-            .filter(|v| {
-                ours(&v.tags) && !matches!(v.state, asdr_planner::world::VolumeState::Deleted)
-            })
-            .map(|v| v.id.clone()),
-    );
-    out
+        .chain(left.volumes.iter().map(|v| v.id.clone()))
+        .collect()
 }
 
 /// Tears down everything tagged for the drill and returns (the teardown's report, what remains).
