@@ -894,20 +894,25 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    /// A `wait_cluster_stable` expects no more nodes than can be up at that point: nodes already
-    /// down count only once their start comes before the wait (otherwise it never ends).
+    /// A `wait_cluster_stable` expects no more nodes than can be up at that point: a node that
+    /// is down and whose start comes only after the wait (or never) cannot be counted, or the wait
+    /// never ends.
     fn check_wait_sizes(&mut self) {
         let total = self.policy.cluster.nodes.len() as u64;
         let down: Vec<&Node> = self.policy.cluster.nodes.iter().filter(|n| self.is_down(n)).collect();
         let mut bad = Vec::new();
         for (i, s) in self.steps(StepKind::WaitClusterStable) {
-            let anc = self.ancestors(i);
+            let mut seen = vec![0u32; self.plan.steps.len()];
+            let after: HashSet<usize> = Graph::reach(&self.graph().dependents, i, &mut seen, 1)
+                .into_iter()
+                .collect();
             let still_down = down
                 .iter()
                 .filter(|n| {
-                    !anc.iter().any(|&a| {
-                        let x = &self.plan.steps[a];
-                        x.kind == StepKind::StartNode && x.node.as_deref() == Some(&n.name)
+                    !self.plan.steps.iter().enumerate().any(|(j, x)| {
+                        x.kind == StepKind::StartNode
+                            && x.node.as_deref() == Some(&n.name)
+                            && !after.contains(&j)
                     })
                 })
                 .count() as u64;
