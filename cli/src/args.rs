@@ -110,6 +110,9 @@ pub struct ApplyArgs {
     /// Remove a lock left by an apply that is no longer running, then stop.
     #[arg(long)]
     pub break_lock: bool,
+    /// Mark the interrupted apply of this plan id as abandoned (its journal is kept), then stop.
+    #[arg(long, value_name = "PLAN_ID")]
+    pub discard: Option<String>,
 }
 
 #[derive(Debug, Args)]

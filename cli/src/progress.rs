@@ -48,6 +48,9 @@ impl Progress {
         if self.json {
             let v = match e {
                 Event::Started { step } => serde_json::json!({"event": "started", "step": step}),
+                Event::EvidenceGone { step } => {
+                    serde_json::json!({"event": "evidence_gone", "step": step})
+                }
                 Event::Pending {
                     step,
                     percent,
@@ -92,6 +95,9 @@ impl Progress {
         }
         let line = match e {
             Event::Started { .. } => None,
+            Event::EvidenceGone { step } => Some(format!(
+                "The journal says {step} was done, but its result is gone: running every step again (what exists is adopted)."
+            )),
             Event::Pending {
                 step,
                 percent,

@@ -10,7 +10,7 @@ mod run;
 
 use std::collections::{HashMap, HashSet};
 
-use asdr_planner::Plan;
+use asdr_planner::{Plan, StepKind};
 
 pub use run::{Event, Options, Outcome, Report, execute};
 
@@ -44,8 +44,20 @@ pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) 
         if s.kind.takes_node_out()
             && (progress.done.contains(&s.id) || progress.running.contains(&s.id))
         {
+            // A node is back once the cluster is stable with it again (its window closes at its
+            // wait_cluster_stable, R8), or, where the plan has no such wait, once it is started.
+            let waits_for_it = plan
+                .steps
+                .iter()
+                .any(|c| c.kind == StepKind::WaitClusterStable && c.node == s.node);
             let back = plan.steps.iter().any(|c| {
-                c.kind.brings_node_back() && c.node == s.node && progress.done.contains(&c.id)
+                c.node == s.node
+                    && progress.done.contains(&c.id)
+                    && if waits_for_it {
+                        c.kind == StepKind::WaitClusterStable
+                    } else {
+                        c.kind.brings_node_back()
+                    }
             });
             if !back && let Some(n) = &s.node {
                 out_of_service.insert(n.as_str());

@@ -111,6 +111,9 @@ pub enum Event {
         step: String,
         outcome: Outcome,
     },
+    /// A step the journal records as done left no trace in the world: nothing of the journal is
+    /// trusted, and every step runs again (observing first).
+    EvidenceGone { step: String },
 }
 
 #[derive(Debug)]
@@ -152,6 +155,7 @@ pub async fn execute<P: Provider>(
     let mut progress = Progress::default();
     let mut outcomes = BTreeMap::new();
     let mut learned: BTreeMap<String, Resources> = BTreeMap::new();
+    let done = with_evidence(&*provider, &plan, done, on_event).await;
     for (id, res) in done {
         if plan.step(&id).is_some() {
             progress.done.insert(id.clone());
@@ -291,6 +295,44 @@ pub async fn execute<P: Provider>(
         wall: started.elapsed(),
         took,
     })
+}
+
+/// A journal says what was done; the world must still show it. A resumed step that created
+/// something (a snapshot, a volume, an instance, an SMD archive, a set's mark) is looked for
+/// again: if any such effect is gone (the world was restored from a copy, a resource deleted by
+/// hand), the journal is not trusted and every step runs again, each observing first, so what
+/// does exist is adopted and what does not is done.
+async fn with_evidence<P: Provider>(
+    provider: &P,
+    plan: &Plan,
+    done: BTreeMap<String, Resources>,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> BTreeMap<String, Resources> {
+    for (id, _) in &done {
+        let Some(step) = plan.step(id) else { continue };
+        if !leaves_evidence(step.kind) {
+            continue;
+        }
+        let input = StepInput {
+            plan_id: &plan.plan_id,
+            step,
+            learned: &done,
+        };
+        if !matches!(provider.observe(input).await, Ok(Some(_))) {
+            on_event(&Event::EvidenceGone { step: id.clone() });
+            return BTreeMap::new();
+        }
+    }
+    done
+}
+
+/// Step kinds whose effect stays in the world and can be found again.
+fn leaves_evidence(kind: asdr_planner::StepKind) -> bool {
+    use asdr_planner::StepKind::*;
+    matches!(
+        kind,
+        Snapshot | SnapshotInstance | CreateVolume | ProvisionInstance | CopySmd | MarkSetComplete
+    )
 }
 
 /// Marks every step that can no longer run (a dependency failed or was skipped) as skipped,

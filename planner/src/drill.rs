@@ -108,6 +108,10 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             }
             let old = ctx.obs.volume(&snap.volume_id);
             let v = &restore.volume;
+            // The drill's copy of the data is protected as production's is.
+            let current = d.volume.or_else(|| d.candidates.first().copied());
+            let (encrypted, kms_key_id) =
+                crate::restore::encryption(restore, node, &d.ebs, current, Some(snap))?;
             b.change(
                 format!("volume.{dn}.{}", d.ebs),
                 Action::Create,
@@ -128,7 +132,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                     "size_gib": if snap.volume_size_gib > 0 { snap.volume_size_gib } else { old.map_or(0, |o| o.size_gib) },
                     "type": v.volume_type.clone().or_else(|| old.map(|o| o.volume_type.clone())).unwrap_or_else(|| "gp3".into()),
                     "iops": v.iops.or_else(|| old.and_then(|o| o.iops)), "throughput": v.throughput.or_else(|| old.and_then(|o| o.throughput)),
-                    "initialization_rate": v.initialization_rate, "client_token": create, "tags": ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::DEVICE, &d.ebs), (tags::STEP, &create)]),
+                    "initialization_rate": v.initialization_rate, "encrypted": encrypted, "kms_key_id": kms_key_id, "client_token": create, "tags": ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::DEVICE, &d.ebs), (tags::STEP, &create)]),
                 }),
             );
             let ready = b.step(

@@ -1074,7 +1074,7 @@ fn create_volume(
 /// Encryption of a new volume: never less than the node's current volume at that device, nor
 /// than the snapshot it comes from. An encrypted volume whose key was not observed is refused
 /// rather than re-encrypted with the account's default key.
-fn encryption(
+pub(crate) fn encryption(
     restore: &Restore,
     node: &Node,
     ebs: &str,

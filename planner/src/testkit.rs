@@ -2,6 +2,8 @@
 //! after `sets` daily backups, with knobs for the failures restores are for. Used to write the
 //! example worlds, by the property tests and by the benchmark (256 nodes × 4 devices × 60 sets).
 
+pub mod fuzz;
+
 use std::collections::BTreeMap;
 
 use asdr_specs::{Edition, NodeVars, Policy};

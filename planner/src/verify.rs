@@ -43,6 +43,7 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
         plan,
         out: Vec::new(),
         graph: None,
+        ix: Index::new(policy, world),
     };
     v.run();
     v.out
@@ -86,6 +87,52 @@ struct Verifier<'a> {
     plan: &'a Plan,
     out: Vec<Violation>,
     graph: Option<Graph>,
+    ix: Index<'a>,
+}
+
+/// The world by id and by owner, built once: a 256-node world holds 60k snapshots.
+struct Index<'a> {
+    snap: HashMap<&'a str, &'a crate::world::Snapshot>,
+    vol: HashMap<&'a str, &'a Volume>,
+    /// This cluster's snapshots by (asdr:node, asdr:device) and by asdr:set.
+    snaps_nd: HashMap<(&'a str, &'a str), Vec<&'a crate::world::Snapshot>>,
+    snaps_set: BTreeMap<&'a str, Vec<&'a crate::world::Snapshot>>,
+    /// This cluster's volumes by (asdr:node, asdr:device).
+    vols_nd: HashMap<(&'a str, &'a str), Vec<&'a Volume>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(policy: &Policy, world: &'a World) -> Self {
+        let own = |t: &BTreeMap<String, String>| t.get(tags::CLUSTER) == Some(&policy.cluster.name);
+        let mut ix = Index {
+            snap: HashMap::with_capacity(world.snapshots.len()),
+            vol: HashMap::with_capacity(world.volumes.len()),
+            snaps_nd: HashMap::new(),
+            snaps_set: BTreeMap::new(),
+            vols_nd: HashMap::new(),
+        };
+        for s in &world.snapshots {
+            ix.snap.insert(s.id.as_str(), s);
+            if !own(&s.tags) {
+                continue;
+            }
+            if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
+                ix.snaps_nd.entry((n.as_str(), d.as_str())).or_default().push(s);
+            }
+            if let Some(set) = s.tags.get(tags::SET) {
+                ix.snaps_set.entry(set.as_str()).or_default().push(s);
+            }
+        }
+        for v in &world.volumes {
+            ix.vol.insert(v.id.as_str(), v);
+            if own(&v.tags)
+                && let (Some(n), Some(d)) = (v.tags.get(tags::NODE), v.tags.get(tags::DEVICE))
+            {
+                ix.vols_nd.entry((n.as_str(), d.as_str())).or_default().push(v);
+            }
+        }
+        ix
+    }
 }
 
 /// A node's out-of-service window: opened by a step (or before the plan, for a node that is
@@ -285,14 +332,6 @@ impl<'a> Verifier<'a> {
     /// Complete sets, oldest first, computed from the snapshots and archives themselves: marked,
     /// a completed snapshot of every node's every EBS device, and the SMD archive.
     fn complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
-        let mut by_set: BTreeMap<&str, Vec<&crate::world::Snapshot>> = BTreeMap::new();
-        for s in &self.world.snapshots {
-            if self.own_tags(&s.tags)
-                && let Some(set) = s.tags.get(tags::SET)
-            {
-                by_set.entry(set.as_str()).or_default().push(s);
-            }
-        }
         let expected: Vec<(String, String)> = self
             .policy
             .cluster
@@ -305,18 +344,20 @@ impl<'a> Verifier<'a> {
             })
             .collect();
         let mut out = Vec::new();
-        for (set, snaps) in by_set {
+        for (set, snaps) in &self.ix.snaps_set {
             let marked = snaps
                 .iter()
                 .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
             let completed = snaps.iter().all(|s| s.state == SnapshotState::Completed);
+            let have: HashSet<(&str, &str)> = snaps
+                .iter()
+                .filter_map(|s| Some((s.tags.get(tags::NODE)?.as_str(), s.tags.get(tags::DEVICE)?.as_str())))
+                .collect();
             let covers = !expected.is_empty()
-                && expected.iter().all(|(n, d)| {
-                    snaps.iter().any(|s| {
-                        s.tags.get(tags::NODE) == Some(n) && s.tags.get(tags::DEVICE) == Some(d)
-                    })
-                });
-            let smd = self.world.smd_archives.iter().any(|a| a.set == set);
+                && expected
+                    .iter()
+                    .all(|(n, d)| have.contains(&(n.as_str(), d.as_str())));
+            let smd = self.world.smd_archives.iter().any(|a| a.set == *set);
             if marked && completed && covers && smd {
                 let time = crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);
                 out.push((set.to_string(), time));
@@ -623,7 +664,7 @@ impl<'a> Verifier<'a> {
         let complete = self.complete_sets();
         for (i, s) in &creates {
             let id = s.params["snapshot_id"].as_str().unwrap_or_default();
-            let Some(snap) = self.world.snapshots.iter().find(|x| x.id == id) else {
+            let Some(snap) = self.ix.snap.get(id).copied() else {
                 bad.push(("R3", s, format!("snapshot {id} does not exist")));
                 continue;
             };
@@ -664,7 +705,7 @@ impl<'a> Verifier<'a> {
                         .iter()
                         .rev()
                         .find(|(id, _)| {
-                            self.world.snapshots.iter().filter(|x| x.tags.get(tags::SET) == Some(id) && self.own_tags(&x.tags)).all(|x| x.start_time < *t)
+                            self.ix.snaps_set.get(id.as_str()).is_none_or(|v| v.iter().all(|x| x.start_time < *t))
                         })
                         .map(|c| c.0.clone())
                 }
@@ -776,7 +817,7 @@ impl<'a> Verifier<'a> {
                 let Some(id) = s.params["volume_id"].as_str() else { continue };
                 let Some(node) = self.step_node(s) else { continue };
                 let device = s.params["device"].as_str().unwrap_or_default();
-                match self.world.volumes.iter().find(|v| v.id == id) {
+                match self.ix.vol.get(id).copied() {
                     None => bad.push((s, format!("volume {id} does not exist"))),
                     Some(v) => {
                         if v.tags.contains_key(tags::SUPERSEDED) {
@@ -812,41 +853,30 @@ impl<'a> Verifier<'a> {
     /// Volumes that may hold a node's data at a device: tagged for it, or snapshotted as it,
     /// not superseded, not deleted.
     fn candidates(&self, node: &Node, device: &str) -> Vec<&'a Volume> {
-        let snapshotted: BTreeSet<&str> = self
-            .world
-            .snapshots
-            .iter()
-            .filter(|s| {
-                self.own_tags(&s.tags)
-                    && s.tags.get(tags::NODE) == Some(&node.name)
-                    && s.tags.get(tags::DEVICE).map(String::as_str) == Some(device)
-            })
-            .map(|s| s.volume_id.as_str())
-            .collect();
+        let key = (node.name.as_str(), device);
         let newest_snapshotted: Option<&str> = self
-            .world
-            .snapshots
-            .iter()
-            .filter(|s| {
-                self.own_tags(&s.tags)
-                    && s.tags.get(tags::NODE) == Some(&node.name)
-                    && s.tags.get(tags::DEVICE).map(String::as_str) == Some(device)
-            })
-            .max_by_key(|s| (s.tags.get(tags::SET).cloned(), s.start_time))
+            .ix
+            .snaps_nd
+            .get(&key)
+            .and_then(|v| v.iter().max_by_key(|s| (s.tags.get(tags::SET), s.start_time)))
             .map(|s| s.volume_id.as_str());
-        let _ = snapshotted;
-        self.world
-            .volumes
-            .iter()
-            .filter(|v| {
-                !v.tags.contains_key(tags::SUPERSEDED)
-                    && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
-                    && ((self.own_tags(&v.tags)
-                        && v.tags.get(tags::NODE) == Some(&node.name)
-                        && v.tags.get(tags::DEVICE).map(String::as_str) == Some(device))
-                        || Some(v.id.as_str()) == newest_snapshotted)
-            })
-            .collect()
+        let usable = |v: &&Volume| {
+            !v.tags.contains_key(tags::SUPERSEDED)
+                && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
+        };
+        let mut out: Vec<&'a Volume> = self
+            .ix
+            .vols_nd
+            .get(&key)
+            .map(|v| v.iter().copied().filter(usable).collect())
+            .unwrap_or_default();
+        if let Some(v) = newest_snapshotted.and_then(|id| self.ix.vol.get(id).copied())
+            && usable(&v)
+            && !out.iter().any(|o| o.id == v.id)
+        {
+            out.push(v);
+        }
+        out
     }
 
     /// R6: a node that cold-starts holding data does so only when accepted or deletes are durable.
@@ -951,7 +981,7 @@ impl<'a> Verifier<'a> {
             let mut deleted_sets = BTreeSet::new();
             for (_, s) in &deletes {
                 let id = s.params["snapshot_id"].as_str().unwrap_or_default();
-                match self.world.snapshots.iter().find(|x| x.id == id) {
+                match self.ix.snap.get(id).copied() {
                     None => bad.push((s, format!("snapshot {id} does not exist"))),
                     Some(x) if !self.own_tags(&x.tags) => bad.push((s, format!("snapshot {id} is not tagged asdr:cluster={}: asdr did not make it", self.policy.cluster.name))),
                     Some(x) => {
@@ -965,8 +995,12 @@ impl<'a> Verifier<'a> {
             // before every delete.
             let mark = self.steps(StepKind::MarkSetComplete).next().map(|(i, s)| (i, s.params["set"].as_str().unwrap_or_default().to_string()));
             let new_counts = mark.as_ref().is_some_and(|(m, set)| {
+                let mut seen = vec![0u32; self.plan.steps.len()];
+                let after: HashSet<usize> = Graph::reach(&self.graph().dependents, *m, &mut seen, 1)
+                    .into_iter()
+                    .collect();
                 !complete.iter().any(|c| &c.0 == set)
-                    && deletes.iter().all(|(i, _)| self.ancestors(*i).contains(m))
+                    && deletes.iter().all(|(i, _)| after.contains(i))
             });
             let keep = self.policy.backup.retain.count.map_or(usize::MAX, |c| c as usize);
             let max_age = self.policy.backup.retain.max_age.map(|d| d.seconds());
@@ -984,7 +1018,7 @@ impl<'a> Verifier<'a> {
             }
             for (_, s) in &deletes {
                 let id = s.params["snapshot_id"].as_str().unwrap_or_default();
-                if let Some(set) = self.world.snapshots.iter().find(|x| x.id == id).and_then(|x| x.tags.get(tags::SET))
+                if let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET))
                     && protected.contains(set)
                 {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
@@ -1032,7 +1066,10 @@ impl<'a> Verifier<'a> {
             }
             let anc = self.ancestors(i);
             for b in inst.block_devices.iter().filter(|b| b.delete_on_termination) {
-                let data = self.world.volumes.iter().any(|v| v.id == b.volume_id && (v.tags.contains_key(tags::DEVICE) || self.policy.cluster.nodes.iter().any(|n| self.ebs_of(n).contains(&b.device_name))));
+                let data = self.ix.vol.get(b.volume_id.as_str()).is_some_and(|v| {
+                    v.tags.contains_key(tags::DEVICE)
+                        || self.policy.cluster.nodes.iter().any(|n| self.ebs_of(n).contains(&b.device_name))
+                });
                 let detached = anc.iter().any(|&a| {
                     let x = &self.plan.steps[a];
                     x.kind == StepKind::DetachVolume && x.params["volume_id"] == b.volume_id.as_str()
@@ -1063,7 +1100,7 @@ impl<'a> Verifier<'a> {
         }
         for (_, s) in self.steps(StepKind::DeleteVolume) {
             let id = s.params["volume_id"].as_str().unwrap_or_default();
-            let ok = match (op, self.world.volumes.iter().find(|v| v.id == id)) {
+            let ok = match (op, self.ix.vol.get(id).copied()) {
                 (Op::Teardown(d), Some(v)) => self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d),
                 _ => false,
             };
@@ -1173,14 +1210,14 @@ impl<'a> Verifier<'a> {
                     .filter(|i| i.state != InstanceState::Terminated)
                     .into_iter()
                     .flat_map(|i| i.block_devices.iter().filter(|b| b.device_name == device))
-                    .filter_map(|b| self.world.volumes.iter().find(|v| v.id == b.volume_id)),
+                    .filter_map(|b| self.ix.vol.get(b.volume_id.as_str()).copied()),
             );
             for v in current.filter(|v| v.encrypted) {
                 encrypted = true;
                 keys.insert(v.kms_key_id.clone());
             }
             if let Some(id) = s.params["snapshot_id"].as_str()
-                && let Some(snap) = self.world.snapshots.iter().find(|x| x.id == id)
+                && let Some(snap) = self.ix.snap.get(id).copied()
                 && snap.encrypted
             {
                 encrypted = true;

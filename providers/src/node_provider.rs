@@ -313,7 +313,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .to_string(),
         };
         if !self.transport.streams_binary() {
-            return self.restore_smd_on_node(&name, &from, &to, &expected).await;
+            let prev = previous(input, &to);
+            return self
+                .restore_smd_on_node(&name, &from, &to, &prev, &expected)
+                .await;
         }
         let tar = self.store.get(&from).await.map_err(store_error)?;
         let actual = sha256_hex(&tar);
@@ -325,7 +328,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 ),
             ));
         }
-        let cmd = format!("mkdir -p -- {d} && tar -C {d} -xf -", d = quote(&to));
+        let cmd = replace_smd_dir(&to, &previous(input, &to), "-");
         run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
             .await
             .map_err(transport_error)?;
@@ -378,15 +381,16 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         name: &str,
         from: &str,
         to: &str,
+        prev: &str,
         sha: &str,
     ) -> Result<Progress, StepError> {
         let tmp = "/tmp/asdr-smd.$$.tar";
         let cmd = format!(
-            "set -e; t={tmp}; aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then rm -f \"$t\"; echo 'SMD archive {} is corrupted' >&2; exit 65; fi; mkdir -p -- {d}; tar -C {d} -xf \"$t\"; rm -f \"$t\"",
+            "set -e; t={tmp}; aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then rm -f \"$t\"; echo 'SMD archive {} is corrupted' >&2; exit 65; fi; {}; rm -f \"$t\"",
             quote(from),
             quote(sha),
             from.replace('\'', ""),
-            d = quote(to)
+            replace_smd_dir(to, prev, "\"$t\"")
         );
         match run_ok(&self.transport, &self.target(name)?, &cmd, None).await {
             Ok(_) => Progress::done(&[("sha256", json!(sha))]),
@@ -595,4 +599,28 @@ impl<C: Provider, N: Provider> Provider for Composite<C, N> {
             self.cloud.act(input).await
         }
     }
+}
+
+/// Where restore_smd keeps the SMD directory it replaces (`<dir>.asdr-prev` unless the step says).
+fn previous(input: &StepInput<'_>, to: &str) -> String {
+    input
+        .step
+        .params
+        .get("keep_previous")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("{}.asdr-prev", to.trim_end_matches('/')), str::to_string)
+}
+
+/// Shell that makes `to` hold exactly the archive read from `source` (`-` for stdin): unpacked
+/// beside it first, then swapped in, the old directory kept as `prev`. Merging into the live
+/// directory would keep truncates and dropped indexes issued after the backup (R2). Safe to run
+/// again after an interruption: a half-unpacked directory is thrown away and unpacked anew.
+pub(crate) fn replace_smd_dir(to: &str, prev: &str, source: &str) -> String {
+    let to = to.trim_end_matches('/');
+    format!(
+        "n={new}; rm -rf -- \"$n\"; mkdir -p -- \"$n\"; tar -C \"$n\" -xf {source}; rm -rf -- {prev}; if [ -e {to} ]; then mv -- {to} {prev}; fi; mv -- \"$n\" {to}",
+        new = quote(&format!("{to}.asdr-new")),
+        prev = quote(prev),
+        to = quote(to),
+    )
 }

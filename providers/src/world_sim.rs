@@ -409,6 +409,15 @@ pub fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Res
                 .filter(|i| i.state == InstanceState::Terminated)
                 .and_then(|_| r(&[]))
         }
+        StepKind::StopInstance => {
+            let id = input.param_str("instance_id", "instance_id")?;
+            world
+                .instances
+                .iter()
+                .find(|i| i.id == id)
+                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+                .and_then(|_| r(&[]))
+        }
         StepKind::ProvisionInstance => world
             .instances
             .iter()
@@ -514,9 +523,9 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
         StepKind::StopNode => {
             let name = node_name(input)?;
             let n = node_mut(world, &name);
+            // The edition is the software's, not the process's: it comes back as it was.
             n.reachable = false;
             n.quiesced = false;
-            n.edition = None;
             n.build = None;
             recluster(world);
             Progress::done(&[])
@@ -534,12 +543,16 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 )
             })?;
             let drives = instance.instance_store_drives;
+            // A new instance runs the same build as its peers (a Community cluster stays
+            // Community); Enterprise only when nothing says otherwise.
+            let peers_edition = world
+                .nodes
+                .iter()
+                .find_map(|n| n.edition.clone())
+                .unwrap_or_else(|| "Aerospike Enterprise Edition".into());
             let n = node_mut(world, &name);
             n.reachable = true;
-            n.edition = n
-                .edition
-                .clone()
-                .or_else(|| Some("Aerospike Enterprise Edition".into()));
+            n.edition = n.edition.clone().or(Some(peers_edition));
             n.build = Some("8.1.1.2".into());
             n.node_id = Some(format!(
                 "BB9{:012X}",
@@ -596,6 +609,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                     })?;
                 let id = format!("snap-{}", token(input.plan_id, &step.id, &volume_id));
                 let size = volume.size_gib;
+                let (encrypted, kms_key_id) = (volume.encrypted, volume.kms_key_id.clone());
                 world.snapshots.push(Snapshot {
                     id: id.clone(),
                     volume_id,
@@ -603,6 +617,8 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                     state: SnapshotState::Pending,
                     progress: 0,
                     start_time: now,
+                    encrypted,
+                    kms_key_id,
                     tags: created_tags(input, &[(tags::DEVICE, &device)]),
                 });
                 ids.push(json!(id));
@@ -745,6 +761,10 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
             if v.attachments.is_empty() {
                 v.state = VolumeState::Available;
             }
+            if step.params.get("supersede").and_then(Value::as_bool) == Some(true) {
+                v.tags
+                    .insert(tags::SUPERSEDED.into(), input.plan_id.to_string());
+            }
             if let Some(i) = world.instances.iter_mut().find(|i| i.id == inst) {
                 i.block_devices.retain(|b| b.volume_id != vol);
             }
@@ -811,6 +831,34 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 delete_on_termination: false,
             });
             Progress::done(&[])
+        }
+        StepKind::StopInstance => {
+            let id = need(input, "instance_id", "instance_id")?;
+            let i = world
+                .instances
+                .iter_mut()
+                .find(|i| i.id == id)
+                .ok_or_else(|| {
+                    bad(
+                        "InvalidInstanceID.NotFound",
+                        format!("instance {id} does not exist"),
+                    )
+                })?;
+            match i.state {
+                InstanceState::Stopped | InstanceState::Terminated => Progress::done(&[]),
+                InstanceState::Stopping => {
+                    i.state = InstanceState::Stopped;
+                    if let Some(node) = input.step.node.as_deref() {
+                        node_mut(world, node).reachable = false;
+                        recluster(world);
+                    }
+                    Progress::done(&[])
+                }
+                _ => {
+                    i.state = InstanceState::Stopping;
+                    Progress::pending(format!("{id} stopping"), None)
+                }
+            }
         }
         StepKind::TerminateInstance => {
             let id = need(input, "instance_id", "instance_id")?;
@@ -898,6 +946,17 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
         }
         StepKind::CreateVolume => {
             let snapshot_id = input.param_str("snapshot_id", "");
+            // EBS: a volume from an encrypted snapshot is encrypted; asking for a key sets it.
+            let from_snapshot = snapshot_id
+                .as_ref()
+                .and_then(|sid| world.snapshots.iter().find(|s| &s.id == sid))
+                .map(|s| (s.encrypted, s.kms_key_id.clone()));
+            let encrypted = step.params.get("encrypted").and_then(Value::as_bool) == Some(true)
+                || from_snapshot.as_ref().is_some_and(|s| s.0);
+            let kms_key_id = input
+                .param_str("kms_key_id", "")
+                .or_else(|| from_snapshot.and_then(|s| s.1))
+                .filter(|_| encrypted);
             if let Some(sid) = &snapshot_id {
                 match world.snapshots.iter().find(|s| &s.id == sid) {
                     None => {
@@ -938,6 +997,8 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                     .map(|v| v as u32),
                 state: VolumeState::Creating,
                 snapshot_id,
+                encrypted,
+                kms_key_id,
                 attachments: Vec::new(),
                 tags: created_tags(input, &[]),
             });

@@ -218,11 +218,18 @@ impl Provider for Ec2Provider {
                     param(&input, "volume_id", "volume_id")?,
                     param(&input, "instance_id", "instance_id")?,
                 );
+                let supersede = step_supersedes(&input);
                 self.volume(&vol)
                     .await?
                     .filter(|v| !v.attachments.iter().any(|a| a.instance_id == inst))
+                    .filter(|v| !supersede || v.tags.contains_key(tags::SUPERSEDED))
                     .map(|_| Resources::new())
             }
+            StepKind::StopInstance => self
+                .instance(&param(&input, "instance_id", "instance_id")?)
+                .await?
+                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+                .map(|_| Resources::new()),
             StepKind::AttachVolume => {
                 let (vol, inst, dev) = (
                     param(&input, "volume_id", "volume_id")?,
@@ -284,7 +291,7 @@ impl Provider for Ec2Provider {
             StepKind::DeleteVolume => self
                 .volume(&param(&input, "volume_id", "volume_id")?)
                 .await?
-                .is_none_or(|v| matches!(v.state, VolumeState::Deleted | VolumeState::Deleting))
+                .is_none_or(|v| v.state == VolumeState::Deleted)
                 .then(Resources::new),
             _ => None,
         })
@@ -345,6 +352,8 @@ impl Provider for Ec2Provider {
                             state: SnapshotState::Pending,
                             progress: 0,
                             start_time: time::OffsetDateTime::UNIX_EPOCH,
+                            encrypted: false,
+                            kms_key_id: None,
                             tags: Default::default(),
                         })
                         .collect()
@@ -464,7 +473,24 @@ impl Provider for Ec2Provider {
                     )
                 })?;
                 match v.attachments.iter().find(|a| a.instance_id == inst) {
-                    None => Progress::done(&[]),
+                    None => {
+                        // Detached for good: mark it, so current-volumes never reattaches it.
+                        if step_supersedes(&input) && !v.tags.contains_key(tags::SUPERSEDED) {
+                            self.client
+                                .create_tags()
+                                .resources(&vol)
+                                .tags(
+                                    Tag::builder()
+                                        .key(tags::SUPERSEDED)
+                                        .value(input.plan_id)
+                                        .build(),
+                                )
+                                .send()
+                                .await
+                                .map_err(|e| self.classify("CreateTags", e))?;
+                        }
+                        Progress::done(&[])
+                    }
                     Some(a) if a.state == asdr_planner::world::AttachmentState::Detaching => {
                         Progress::pending(format!("{vol} detaching"), None)
                     }
@@ -509,6 +535,28 @@ impl Provider for Ec2Provider {
                             .await
                             .map_err(|e| self.classify("AttachVolume", e))?;
                         Progress::pending(format!("{vol} attaching at {dev}"), None)
+                    }
+                }
+            }
+            StepKind::StopInstance => {
+                let id = param(&input, "instance_id", "instance_id")?;
+                match self.instance(&id).await?.map(|i| i.state) {
+                    None | Some(InstanceState::Stopped | InstanceState::Terminated) => {
+                        Progress::done(&[])
+                    }
+                    Some(InstanceState::Stopping | InstanceState::ShuttingDown) => {
+                        Progress::pending(format!("{id} stopping"), None)
+                    }
+                    Some(_) => {
+                        // Force: the instance is not answering; its volumes are what matters.
+                        self.client
+                            .stop_instances()
+                            .instance_ids(&id)
+                            .force(step.params.get("force").and_then(Value::as_bool) == Some(true))
+                            .send()
+                            .await
+                            .map_err(|e| self.classify("StopInstances", e))?;
+                        Progress::pending(format!("{id} stopping"), None)
                     }
                 }
             }
@@ -655,6 +703,11 @@ impl Provider for Ec2Provider {
                             .map(|v| v as i32),
                     )
                     .set_snapshot_id(input.param_str("snapshot_id", ""))
+                    .set_encrypted(
+                        (step.params.get("encrypted").and_then(Value::as_bool) == Some(true))
+                            .then_some(true),
+                    )
+                    .set_kms_key_id(input.param_str("kms_key_id", ""))
                     .client_token(client_token(input.plan_id, &step.id))
                     .tag_specifications(tag_spec(ResourceType::Volume, step_tags(&input, &[])));
                 if let Some(rate) = step
@@ -700,8 +753,14 @@ impl Provider for Ec2Provider {
                         ),
                     ));
                 }
-                if matches!(v.state, VolumeState::Deleting | VolumeState::Deleted) {
-                    return Progress::done(&[]);
+                // Done only once the volume is gone: a teardown that reports success leaves
+                // nothing behind, not even a volume still `deleting`.
+                match v.state {
+                    VolumeState::Deleted => return Progress::done(&[]),
+                    VolumeState::Deleting => {
+                        return Progress::pending(format!("{vol} deleting"), None);
+                    }
+                    _ => {}
                 }
                 self.client
                     .delete_volume()
@@ -709,7 +768,7 @@ impl Provider for Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteVolume", e))?;
-                Progress::done(&[])
+                Progress::pending(format!("{vol} deleting"), None)
             }
             other => Err(StepError::permanent(
                 "NotACloudStep",
@@ -717,4 +776,9 @@ impl Provider for Ec2Provider {
             )),
         }
     }
+}
+
+/// Whether a detach takes the volume away from its node for good (another volume replaces it).
+fn step_supersedes(input: &StepInput<'_>) -> bool {
+    input.step.params.get("supersede").and_then(Value::as_bool) == Some(true)
 }

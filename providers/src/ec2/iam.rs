@@ -44,7 +44,15 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             ("ec2:DescribeSnapshots", Read),
             ("ec2:DeleteSnapshot", Owned),
         ],
-        StepKind::DetachVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DetachVolume", Owned)],
+        StepKind::DetachVolume => vec![
+            ("ec2:DescribeVolumes", Read),
+            ("ec2:DetachVolume", Owned),
+            ("ec2:CreateTags", Tag),
+        ],
+        StepKind::StopInstance => vec![
+            ("ec2:DescribeInstances", Read),
+            ("ec2:StopInstances", Owned),
+        ],
         StepKind::AttachVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:AttachVolume", Owned)],
         StepKind::TerminateInstance => vec![
             ("ec2:DescribeInstances", Read),

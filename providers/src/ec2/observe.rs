@@ -84,6 +84,8 @@ pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
         state: snapshot_state(s.state()),
         progress: percent(s.progress()),
         start_time: time(s.start_time()),
+        encrypted: s.encrypted().unwrap_or(false),
+        kms_key_id: s.kms_key_id().map(str::to_string),
         tags: tags_of(s.tags()),
     }
 }
@@ -104,6 +106,8 @@ pub(crate) fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Volume {
             .snapshot_id()
             .filter(|s| !s.is_empty())
             .map(str::to_string),
+        encrypted: v.encrypted().unwrap_or(false),
+        kms_key_id: v.kms_key_id().map(str::to_string),
         attachments: v
             .attachments()
             .iter()
@@ -358,6 +362,39 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
             );
         }
     }
+    // The subnets replacements may go into (the policy's and the nodes' own), for R4: one call.
+    let mut subnet_ids: std::collections::BTreeSet<String> =
+        policy.cluster.instance.subnets.values().cloned().collect();
+    subnet_ids.extend(instances.values().filter_map(|i| i.subnet_id.clone()));
+    let described = ec2
+        .client
+        .describe_subnets()
+        // A filter, not SubnetIds: a subnet that does not exist is simply not found (the
+        // planner then has no range to check), rather than failing the whole observation.
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("subnet-id")
+                .set_values(Some(subnet_ids.into_iter().collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeSubnets: {}",
+                aws_sdk_ec2::error::DisplayErrorContext(e)
+            )
+        })?;
+    let mut subnets: Vec<asdr_planner::world::Subnet> = described
+        .subnets()
+        .iter()
+        .map(|s| asdr_planner::world::Subnet {
+            id: s.subnet_id().unwrap_or_default().into(),
+            cidr: s.cidr_block().unwrap_or_default().into(),
+            availability_zone: s.availability_zone().unwrap_or_default().into(),
+        })
+        .collect();
+    subnets.sort_by(|a, b| a.id.cmp(&b.id));
     let mut instances: Vec<Instance> = instances.into_values().collect();
     for i in &mut instances {
         i.instance_store_drives = instance_types
@@ -370,6 +407,7 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         volumes: volumes.into_values().collect(),
         snapshots,
         instance_types,
+        subnets,
         ..World::default()
     })
 }
