@@ -102,7 +102,7 @@ fn restore_args(restore: Option<&str>) -> Vec<&str> {
 }
 
 /// (example dir, world file, restore) for the backup and every restore of the examples.
-const SCENARIOS: [(&str, &str, Option<&str>); 7] = [
+const SCENARIOS: [(&str, &str, Option<&str>); 8] = [
     ("prod-east", "world-backup-due.yaml", None),
     ("prod-east", "world-failed-node.yaml", Some("replace-a1")),
     (
@@ -118,6 +118,8 @@ const SCENARIOS: [(&str, &str, Option<&str>); 7] = [
     ),
     ("prod-east", "world-backup-due.yaml", Some("full-cluster")),
     ("community", "world-backup-due.yaml", None),
+    // Community Edition: the restarted nodes stay Community, so the plan after converges.
+    ("community", "world-backup-due.yaml", Some("full-cluster")),
 ];
 
 /// The cluster is whole again: every node answers, nothing quiesced, one live instance per node.
@@ -558,4 +560,139 @@ fn a_step_past_its_deadline_fails_and_nothing_hangs() {
         "{stdout}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn defect_09_an_interrupted_apply_resumes_only_for_its_own_operation() {
+    let s = Scratch::of("prod-east");
+    let w = "world-failed-node.yaml";
+    let killed = s.asdr(
+        w,
+        &["apply", "--yes", "-q", "--restore", "a1-from-backup"],
+        &[("ASDR_TEST_KILL_AT", "6".to_string())],
+    );
+    assert_eq!(killed.status.signal(), Some(9));
+    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
+    let before = std::fs::read(s.path(w)).unwrap();
+    let other = s.asdr(w, &["apply", "--yes", "--restore", "replace-a1"], &[]);
+    assert_eq!(other.status.code(), Some(1));
+    let err = stderr(&other);
+    assert!(
+        err.contains("(restore:a1-from-backup) was interrupted")
+            && err.contains("asdr apply --restore a1-from-backup")
+            && err.contains("asdr apply --discard p-"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(s.path(w)).unwrap(), before, "nothing was applied");
+    // The same operation resumes and finishes.
+    ok(&s.asdr(w, &["apply", "--yes", "--restore", "a1-from-backup"], &[]));
+    assert_eq!(
+        s.asdr(w, &["plan", "--detailed-exitcode", "--restore", "a1-from-backup"], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn defect_09_an_interrupted_apply_can_be_discarded_explicitly() {
+    let s = Scratch::of("prod-east");
+    let w = "world-failed-node.yaml";
+    let killed = s.asdr(
+        w,
+        &["apply", "--yes", "-q", "--restore", "replace-a1"],
+        &[("ASDR_TEST_KILL_AT", "3".to_string())],
+    );
+    assert_eq!(killed.status.signal(), Some(9));
+    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
+    let refused = s.asdr(w, &["apply", "--yes"], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let plan_id = stderr(&refused)
+        .split("--discard ")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == '`')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = s.asdr(w, &["apply", "--discard", &plan_id], &[]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Discarded"));
+    // The journal is kept, and says it was discarded.
+    assert!(s.journal().iter().any(|e| e["error"]
+        .as_str()
+        .is_some_and(|m| m.contains("discarded"))));
+}
+
+#[test]
+fn defect_15_an_edited_plan_file_is_refused_and_nothing_is_applied() {
+    let s = Scratch::of("prod-east");
+    let w = "world-backup-due.yaml";
+    ok(&s.asdr(w, &["plan", "--out", "plan.json", "-q"], &[]));
+    let world = s.world(w);
+    // Append a delete of a snapshot of the newest complete set.
+    let newest = world
+        .snapshots
+        .iter()
+        .filter_map(|x| x.tags.get("asdr:set").cloned())
+        .max()
+        .unwrap();
+    let victim = world
+        .snapshots
+        .iter()
+        .find(|x| x.tags.get("asdr:set") == Some(&newest))
+        .unwrap()
+        .id
+        .clone();
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("plan.json")).unwrap()).unwrap();
+    plan["steps"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": format!("delete_snapshot:{victim}"), "kind": "delete_snapshot", "node": null,
+        "depends_on": [], "cleanup": false, "params": {"snapshot_id": victim, "set": newest}
+    }));
+    std::fs::write(s.path("plan.json"), plan.to_string()).unwrap();
+    let before = std::fs::read(s.path(w)).unwrap();
+    let out = s.asdr(w, &["apply", "plan.json", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("was edited after it was made")
+            && stderr(&out).contains(&format!("delete_snapshot:{victim}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(s.path(w)).unwrap(), before, "nothing was applied");
+    // The verifier alone also refuses that plan: it deletes the newest complete set.
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let edited: asdr_planner::Plan = serde_json::from_value(plan).unwrap();
+    let v = asdr_planner::verify(&policy, &world, &edited);
+    assert!(v.iter().any(|x| x.rule == "R13"), "{v:?}");
+}
+
+#[test]
+fn defect_16_a_journal_whose_effects_are_gone_is_not_trusted() {
+    let s = Scratch::of("prod-east");
+    let w = "world-backup-due.yaml";
+    let original = std::fs::read(s.path(w)).unwrap();
+    ok(&s.asdr(w, &["apply", "--yes"], &[]));
+    let backed_up = std::fs::read(s.path(w)).unwrap();
+    // The world is put back as it was: the backup's snapshots are gone.
+    std::fs::write(s.path(w), &original).unwrap();
+    let out = s.asdr(w, &["apply", "--yes"], &[]);
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("0 done, 0 adopted, 24 resumed"), "{stdout}");
+    assert!(stdout.contains("result is gone"), "{stdout}");
+    assert_eq!(
+        std::fs::read(s.path(w)).unwrap(),
+        backed_up,
+        "the backup was made again, exactly as the first time"
+    );
+    assert_eq!(
+        s.asdr(w, &["plan", "--detailed-exitcode"], &[]).status.code(),
+        Some(0)
+    );
 }

@@ -76,7 +76,16 @@ fn resume_or_new(ctx: &Ctx<'_, '_>) -> String {
                 && !s.snapshots.iter().any(|x| x.state == SnapshotState::Error)
                 && !mixes_windows(ctx, s)
         })
-        .map_or_else(|| set_id(ctx.now), |s| s.id.clone())
+        .map_or_else(|| fresh_set_id(ctx), |s| s.id.clone())
+}
+
+/// The id of a new set: the one `now` names, or the first second after it that no set has (a
+/// set left unfinished in the same second is never reused for another window).
+fn fresh_set_id(ctx: &Ctx<'_, '_>) -> String {
+    (0..3600)
+        .map(|s| set_id(ctx.now + time::Duration::seconds(s)))
+        .find(|id| ctx.obs.set(id).is_none())
+        .unwrap_or_else(|| set_id(ctx.now))
 }
 
 /// R1: all devices of a node's namespace come from one write-stop window (or one
