@@ -579,7 +579,8 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
             "ssm:SendCommand"
         ])
     );
-    // Replacing an unreachable node: detach, terminate, launch, attach; no snapshot work at all.
+    // Replacing an unreachable node: stop its instance, detach, terminate, launch, attach; no
+    // snapshot work at all.
     let replace = iam_actions(&[
         "-f",
         PROD,
@@ -598,6 +599,7 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
             "ec2:DescribeVolumes",
             "ec2:DetachVolume",
             "ec2:RunInstances",
+            "ec2:StopInstances",
             "ec2:TerminateInstances",
             "iam:PassRole",
             "ssm:GetCommandInvocation",

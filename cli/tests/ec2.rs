@@ -86,7 +86,7 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         let run = ec2
             .run_instances()
             .image_id("ami-0123456789abcdef0")
-            .instance_type(aws_sdk_ec2::types::InstanceType::I4i2xlarge)
+            .instance_type(aws_sdk_ec2::types::InstanceType::I4i8xlarge)
             .min_count(1)
             .max_count(1)
             .network_interfaces(
@@ -205,11 +205,9 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
             String::new(),
         ),
         ("    key_name: ops\n".into(), String::new()),
-        // moto's i4i.2xlarge has one instance-store disk, as the real one does.
-        (
-            "instance_store_volumes: 2".into(),
-            "instance_store_volumes: 1".into(),
-        ),
+        // Two shadowed primaries need two instance-store drives: moto's i4i.8xlarge has two, as
+        // the real one does (its i4i.2xlarge has one, and asdr refuses to replace onto it).
+        ("type: i4i.2xlarge".into(), "type: i4i.8xlarge".into()),
     ];
     edits.extend(
         policy_edits
@@ -352,8 +350,8 @@ async fn backup_against_moto_tags_every_snapshot_marks_the_set_and_a_second_appl
     let world: serde_json::Value = serde_json::from_str(&inventory).unwrap();
     assert_eq!(world["instances"].as_array().unwrap().len(), 3);
     assert_eq!(
-        world["instance_types"]["i4i.2xlarge"]["instance_store_drives"],
-        1
+        world["instance_types"]["i4i.8xlarge"]["instance_store_drives"],
+        2
     );
     env.ok(&["apply", "--yes"]);
     let snaps = env.snapshots().await;

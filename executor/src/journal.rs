@@ -224,7 +224,10 @@ impl Journal {
 /// every entry and gains a last one saying so, and the plan is no longer resumed.
 pub fn abandon(dir: &Path, plan_id: &str) -> Result<(), JournalError> {
     let path = journal_path(dir, plan_id);
-    let mut file = OpenOptions::new().append(true).open(&path).map_err(io(&path))?;
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
     let mut e = Entry::new(EventKind::Finished, None);
     e.error = Some("discarded by the operator (asdr apply --discard)".into());
     let line = serde_json::to_string(&e).expect("an entry serializes");

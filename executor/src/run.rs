@@ -113,7 +113,9 @@ pub enum Event {
     },
     /// A step the journal records as done left no trace in the world: nothing of the journal is
     /// trusted, and every step runs again (observing first).
-    EvidenceGone { step: String },
+    EvidenceGone {
+        step: String,
+    },
 }
 
 #[derive(Debug)]
@@ -308,7 +310,7 @@ async fn with_evidence<P: Provider>(
     done: BTreeMap<String, Resources>,
     on_event: &(dyn Fn(&Event) + Send + Sync),
 ) -> BTreeMap<String, Resources> {
-    for (id, _) in &done {
+    for id in done.keys() {
         let Some(step) = plan.step(id) else { continue };
         if !leaves_evidence(step.kind) {
             continue;

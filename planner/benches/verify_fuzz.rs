@@ -38,7 +38,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("asdr-verify-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("aerospike.conf.j2"), CONFIG_TEMPLATE).unwrap();
-    let policy = asdr_specs::parse("gen.yaml", &policy_yaml(256, 4, "multi-volume", "enterprise", 7), &dir).unwrap();
+    let policy = asdr_specs::parse(
+        "gen.yaml",
+        &policy_yaml(256, 4, "multi-volume", "enterprise", 7),
+        &dir,
+    )
+    .unwrap();
     let now = datetime!(2026-11-21 09:00:00 UTC);
     let mut spec = WorldSpec::new(now);
     spec.sets = 60;
@@ -46,7 +51,10 @@ fn main() {
     let world = world_for(&policy, &spec);
     for (label, op) in [
         ("backup", Operation::Backup),
-        ("full-cluster restore", Operation::Restore("full-cluster".into())),
+        (
+            "full-cluster restore",
+            Operation::Restore("full-cluster".into()),
+        ),
     ] {
         let mut best_plan = f64::MAX;
         let mut best_verify = f64::MAX;

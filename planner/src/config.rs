@@ -28,7 +28,12 @@ pub fn render_for(
     let content = cluster
         .config
         .template
-        .render(asdr_specs::config_vars_for(cluster, cluster_name, node, peers))
+        .render(asdr_specs::config_vars_for(
+            cluster,
+            cluster_name,
+            node,
+            peers,
+        ))
         .expect("validation rendered the config template for every node");
     RenderedConfig {
         path: crate::observe::render(&cluster.config.path, &vars),

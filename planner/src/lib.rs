@@ -15,9 +15,9 @@ pub mod ports;
 mod restore;
 mod retention;
 pub mod tags;
-pub mod verify;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod verify;
 pub mod world;
 
 use asdr_specs::{Diagnostic, NodeVars, Policy};

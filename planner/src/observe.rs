@@ -211,7 +211,10 @@ impl<'w> Observed<'w> {
                             .and_then(|s| volumes_by_id.get(s.volume_id.as_str()).copied())
                             .filter(|v| {
                                 !v.tags.contains_key(tags::SUPERSEDED)
-                                    && !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted)
+                                    && !matches!(
+                                        v.state,
+                                        VolumeState::Deleting | VolumeState::Deleted
+                                    )
                             })
                             && !candidates.iter().any(|c| c.id == v.id)
                         {

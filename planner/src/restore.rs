@@ -480,7 +480,22 @@ impl<'n> NodeFlow<'n> {
         for d in &view.volumes {
             let data = data_for(ctx, restore, set, view, node, d)?;
             let (volume_ref, ready): (Value, Vec<String>) = match data {
-                Data::Existing(v) => (json!(v.id), Vec::new()),
+                Data::Existing(v) => {
+                    if replaced {
+                        // The reviewer sees exactly which volume goes back on the node.
+                        b.change(
+                            format!("volume.{}.{}", node.name, d.ebs),
+                            Action::Update,
+                            format!(
+                                "{} is reattached to the replacement at {} (the volume the node last ran on)",
+                                v.id, d.ebs
+                            ),
+                            Some(json!({"volume_id": v.id, "state": v.state, "attached_to": v.attachments.first().map(|a| a.instance_id.clone())})),
+                            Some(json!({"volume_id": v.id, "device": d.ebs, "attached_to": format!("provision_instance:{}", node.name)})),
+                        );
+                    }
+                    (json!(v.id), Vec::new())
+                }
                 other => {
                     let (id, params, change) =
                         create_volume(ctx, restore, node, &d.ebs, &other, set, d)?;
@@ -940,7 +955,15 @@ fn data_for<'w>(
                 let list: Vec<String> = d
                     .candidates
                     .iter()
-                    .map(|v| format!("{} ({:?}, snapshot {})", v.id, v.state, v.snapshot_id.as_deref().unwrap_or("none")).to_lowercase())
+                    .map(|v| {
+                        format!(
+                            "{} ({:?}, snapshot {})",
+                            v.id,
+                            v.state,
+                            v.snapshot_id.as_deref().unwrap_or("none")
+                        )
+                        .to_lowercase()
+                    })
                     .collect();
                 return Err(refuse(
                     Diagnostic::new(restore.source_span, format!(
@@ -1085,7 +1108,11 @@ pub(crate) fn encryption(
     let key = current
         .filter(|v| v.encrypted)
         .and_then(|v| v.kms_key_id.clone())
-        .or_else(|| snapshot.filter(|s| s.encrypted).and_then(|s| s.kms_key_id.clone()));
+        .or_else(|| {
+            snapshot
+                .filter(|s| s.encrypted)
+                .and_then(|s| s.kms_key_id.clone())
+        });
     if encrypted && key.is_none() {
         return Err(refuse(Diagnostic::new(
             restore.source_span,

@@ -57,7 +57,7 @@ struct Graph {
 
 impl Graph {
     /// Steps reachable from `from` along `edges` (not including `from`).
-    fn reach(edges: &[Vec<usize>], from: usize, seen: &mut Vec<u32>, stamp: u32) -> Vec<usize> {
+    fn reach(edges: &[Vec<usize>], from: usize, seen: &mut [u32], stamp: u32) -> Vec<usize> {
         let mut out = Vec::new();
         let mut stack = vec![from];
         while let Some(i) = stack.pop() {
@@ -117,7 +117,10 @@ impl<'a> Index<'a> {
                 continue;
             }
             if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
-                ix.snaps_nd.entry((n.as_str(), d.as_str())).or_default().push(s);
+                ix.snaps_nd
+                    .entry((n.as_str(), d.as_str()))
+                    .or_default()
+                    .push(s);
             }
             if let Some(set) = s.tags.get(tags::SET) {
                 ix.snaps_set.entry(set.as_str()).or_default().push(s);
@@ -128,7 +131,10 @@ impl<'a> Index<'a> {
             if own(&v.tags)
                 && let (Some(n), Some(d)) = (v.tags.get(tags::NODE), v.tags.get(tags::DEVICE))
             {
-                ix.vols_nd.entry((n.as_str(), d.as_str())).or_default().push(v);
+                ix.vols_nd
+                    .entry((n.as_str(), d.as_str()))
+                    .or_default()
+                    .push(v);
             }
         }
         ix
@@ -176,12 +182,23 @@ impl<'a> Verifier<'a> {
         let op = self.op();
         if matches!(op, Op::Unknown) {
             let op = self.plan.operation.clone();
-            self.bad("R13", None, format!("operation `{op}` is not one the policy declares"));
+            self.bad(
+                "R13",
+                None,
+                format!("operation `{op}` is not one the policy declares"),
+            );
             return;
         }
         if self.plan.cluster != self.policy.cluster.name {
             let c = self.plan.cluster.clone();
-            self.bad("R13", None, format!("the plan is for cluster `{c}`, the policy for `{}`", self.policy.cluster.name));
+            self.bad(
+                "R13",
+                None,
+                format!(
+                    "the plan is for cluster `{c}`, the policy for `{}`",
+                    self.policy.cluster.name
+                ),
+            );
         }
         self.check_kinds_allowed(&op);
         self.check_r14_first();
@@ -230,11 +247,19 @@ impl<'a> Verifier<'a> {
             for d in &s.depends_on {
                 match pos.get(d.as_str()) {
                     None => {
-                        self.bad("graph", Some(s), format!("depends on `{d}`, which is not in the plan"));
+                        self.bad(
+                            "graph",
+                            Some(s),
+                            format!("depends on `{d}`, which is not in the plan"),
+                        );
                         return false;
                     }
                     Some(&j) if j >= i => {
-                        self.bad("graph", Some(s), format!("is listed before its dependency `{d}`"));
+                        self.bad(
+                            "graph",
+                            Some(s),
+                            format!("is listed before its dependency `{d}`"),
+                        );
                         return false;
                     }
                     Some(&j) => {
@@ -337,11 +362,7 @@ impl<'a> Verifier<'a> {
             .cluster
             .nodes
             .iter()
-            .flat_map(|n| {
-                self.ebs_of(n)
-                    .into_iter()
-                    .map(move |d| (n.name.clone(), d))
-            })
+            .flat_map(|n| self.ebs_of(n).into_iter().map(move |d| (n.name.clone(), d)))
             .collect();
         let mut out = Vec::new();
         for (set, snaps) in &self.ix.snaps_set {
@@ -351,7 +372,12 @@ impl<'a> Verifier<'a> {
             let completed = snaps.iter().all(|s| s.state == SnapshotState::Completed);
             let have: HashSet<(&str, &str)> = snaps
                 .iter()
-                .filter_map(|s| Some((s.tags.get(tags::NODE)?.as_str(), s.tags.get(tags::DEVICE)?.as_str())))
+                .filter_map(|s| {
+                    Some((
+                        s.tags.get(tags::NODE)?.as_str(),
+                        s.tags.get(tags::DEVICE)?.as_str(),
+                    ))
+                })
                 .collect();
             let covers = !expected.is_empty()
                 && expected
@@ -374,12 +400,21 @@ impl<'a> Verifier<'a> {
     fn check_kinds_allowed(&mut self, op: &Op<'_>) {
         for s in &self.plan.steps {
             let why = match (op, s.kind) {
-                (Op::Restore(_) | Op::Drill(_), StepKind::DeleteSnapshot | StepKind::DeleteVolume) => {
-                    Some(("R7", "a restore never deletes data"))
-                }
-                (Op::Backup, StepKind::DeleteVolume | StepKind::TerminateInstance | StepKind::DetachVolume | StepKind::ProvisionInstance | StepKind::StopInstance) => {
-                    Some(("R13", "a backup only snapshots and deletes expired snapshots"))
-                }
+                (
+                    Op::Restore(_) | Op::Drill(_),
+                    StepKind::DeleteSnapshot | StepKind::DeleteVolume,
+                ) => Some(("R7", "a restore never deletes data")),
+                (
+                    Op::Backup,
+                    StepKind::DeleteVolume
+                    | StepKind::TerminateInstance
+                    | StepKind::DetachVolume
+                    | StepKind::ProvisionInstance
+                    | StepKind::StopInstance,
+                ) => Some((
+                    "R13",
+                    "a backup only snapshots and deletes expired snapshots",
+                )),
                 (
                     Op::Drill(_),
                     StepKind::StopNode
@@ -387,9 +422,17 @@ impl<'a> Verifier<'a> {
                     | StepKind::DetachVolume
                     | StepKind::TerminateInstance
                     | StepKind::StopInstance,
-                ) => Some(("drill", "a drill never stops, detaches or terminates anything")),
-                (Op::Teardown(_), k) if !matches!(k, StepKind::TerminateInstance | StepKind::DeleteVolume) => {
-                    Some(("drill", "a teardown only terminates and deletes what the drill created"))
+                ) => Some((
+                    "drill",
+                    "a drill never stops, detaches or terminates anything",
+                )),
+                (Op::Teardown(_), k)
+                    if !matches!(k, StepKind::TerminateInstance | StepKind::DeleteVolume) =>
+                {
+                    Some((
+                        "drill",
+                        "a teardown only terminates and deletes what the drill created",
+                    ))
                 }
                 _ => None,
             };
@@ -411,7 +454,11 @@ impl<'a> Verifier<'a> {
             }
         }
         for s in bad {
-            self.bad("R14", Some(s), "takes a node out without checking first that the cluster is stable");
+            self.bad(
+                "R14",
+                Some(s),
+                "takes a node out without checking first that the cluster is stable",
+            );
         }
     }
 
@@ -449,7 +496,11 @@ impl<'a> Verifier<'a> {
             }
         }
         for s in unclosed {
-            self.bad("R8", Some(s), "takes a node out, but nothing waits for the cluster to be stable with it back");
+            self.bad(
+                "R8",
+                Some(s),
+                "takes a node out, but nothing waits for the cluster to be stable with it back",
+            );
         }
         // Nodes already down: their window is open from the start until their wait.
         for node in &self.policy.cluster.nodes {
@@ -471,15 +522,16 @@ impl<'a> Verifier<'a> {
         }
         // before[a] holds b when a's window closes before b's opens.
         let mut before: Vec<HashSet<usize>> = vec![HashSet::new(); windows.len()];
-        let opens: HashMap<usize, Vec<usize>> = windows.iter().enumerate().fold(
-            HashMap::new(),
-            |mut m, (k, w)| {
-                if let Some(o) = w.open {
-                    m.entry(o).or_insert_with(Vec::new).push(k);
-                }
-                m
-            },
-        );
+        let opens: HashMap<usize, Vec<usize>> =
+            windows
+                .iter()
+                .enumerate()
+                .fold(HashMap::new(), |mut m, (k, w)| {
+                    if let Some(o) = w.open {
+                        m.entry(o).or_insert_with(Vec::new).push(k);
+                    }
+                    m
+                });
         for (k, w) in windows.iter().enumerate() {
             stamp += 1;
             for j in Graph::reach(&self.graph().dependents, w.close, &mut seen, stamp) {
@@ -549,7 +601,11 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             for ns in &self.policy.cluster.namespaces {
-                let devices: Vec<String> = ns.devices.iter().map(|d| self.render(&d.ebs, node)).collect();
+                let devices: Vec<String> = ns
+                    .devices
+                    .iter()
+                    .map(|d| self.render(&d.ebs, node))
+                    .collect();
                 if devices.len() < 2 {
                     continue;
                 }
@@ -610,7 +666,9 @@ impl<'a> Verifier<'a> {
             let set = s.params["set"].as_str().unwrap_or_default();
             let archived = self.world.smd_archives.iter().any(|a| a.set == set);
             let anc = self.ancestors(i);
-            let copies = anc.iter().any(|&a| self.plan.steps[a].kind == StepKind::CopySmd);
+            let copies = anc
+                .iter()
+                .any(|&a| self.plan.steps[a].kind == StepKind::CopySmd);
             if !archived && !copies {
                 bad.push((s, "set is marked complete without its SMD archive"));
             }
@@ -669,30 +727,58 @@ impl<'a> Verifier<'a> {
                 continue;
             };
             if !self.own_tags(&snap.tags) {
-                bad.push(("R13", s, format!("snapshot {id} is not one of this cluster's backups")));
+                bad.push((
+                    "R13",
+                    s,
+                    format!("snapshot {id} is not one of this cluster's backups"),
+                ));
             }
             let set = snap.tags.get(tags::SET).cloned().unwrap_or_default();
             sets.insert(set.clone());
             // The snapshot must be of the node (and device) the volume is for.
             let node = s.node.as_deref().map(|n| n.split('@').next().unwrap_or(n));
             if snap.tags.get(tags::NODE).map(String::as_str) != node {
-                bad.push(("R4", s, format!("snapshot {id} is of node {}, not {}", snap.tags.get(tags::NODE).map_or("?", |x| x.as_str()), node.unwrap_or("?"))));
+                bad.push((
+                    "R4",
+                    s,
+                    format!(
+                        "snapshot {id} is of node {}, not {}",
+                        snap.tags.get(tags::NODE).map_or("?", |x| x.as_str()),
+                        node.unwrap_or("?")
+                    ),
+                ));
             }
             if snap.state != SnapshotState::Completed
-                && !self.has_ancestor(*i, |a| a.kind == StepKind::WaitSnapshot && a.params["snapshot_id"] == id)
+                && !self.has_ancestor(*i, |a| {
+                    a.kind == StepKind::WaitSnapshot && a.params["snapshot_id"] == id
+                })
             {
                 bad.push(("R3", s, format!("creates a volume from snapshot {id}, which is {:?}, without waiting for it to complete", snap.state)));
             }
             if let RestoreSource::Before(t) = &r.source
                 && snap.start_time >= *t
             {
-                bad.push(("R3", s, format!("snapshot {id} started at {}, not before the restore's time", snap.start_time)));
+                bad.push((
+                    "R3",
+                    s,
+                    format!(
+                        "snapshot {id} started at {}, not before the restore's time",
+                        snap.start_time
+                    ),
+                ));
             }
         }
         if sets.len() > 1 {
             let list: Vec<String> = sets.iter().cloned().collect();
             if let Some((_, s)) = creates.first() {
-                bad.push(("R12", s, format!("volumes come from more than one backup set: {}", list.join(", "))));
+                bad.push((
+                    "R12",
+                    s,
+                    format!(
+                        "volumes come from more than one backup set: {}",
+                        list.join(", ")
+                    ),
+                ));
             }
         }
         if let Some(set) = sets.iter().next() {
@@ -705,18 +791,32 @@ impl<'a> Verifier<'a> {
                         .iter()
                         .rev()
                         .find(|(id, _)| {
-                            self.ix.snaps_set.get(id.as_str()).is_none_or(|v| v.iter().all(|x| x.start_time < *t))
+                            self.ix
+                                .snaps_set
+                                .get(id.as_str())
+                                .is_none_or(|v| v.iter().all(|x| x.start_time < *t))
                         })
                         .map(|c| c.0.clone())
                 }
                 _ => None,
             };
             if let Some((_, s)) = creates.first() {
-                if !matches!(r.source, RestoreSource::Set(_)) && !complete.iter().any(|c| &c.0 == set) {
+                if !matches!(r.source, RestoreSource::Set(_))
+                    && !complete.iter().any(|c| &c.0 == set)
+                {
                     bad.push(("R2", s, format!("set {set} is not complete (a snapshot, its completion or its SMD archive is missing)")));
                 }
                 if expect.as_ref().is_some_and(|e| e != set) {
-                    bad.push(("R3", s, format!("restore `{}` ({}) should use set {}, not {set}", r.name, r.source, expect.unwrap_or_default())));
+                    bad.push((
+                        "R3",
+                        s,
+                        format!(
+                            "restore `{}` ({}) should use set {}, not {set}",
+                            r.name,
+                            r.source,
+                            expect.unwrap_or_default()
+                        ),
+                    ));
                 }
             }
         }
@@ -766,21 +866,53 @@ impl<'a> Verifier<'a> {
             };
             let p = &s.params;
             if p["private_ip"] != node.private_ip.to_string().as_str() {
-                bad.push((s, format!("private_ip {} is not node {}'s {}", p["private_ip"], node.name, node.private_ip)));
+                bad.push((
+                    s,
+                    format!(
+                        "private_ip {} is not node {}'s {}",
+                        p["private_ip"], node.name, node.private_ip
+                    ),
+                ));
             }
             if p["availability_zone"] != node.availability_zone.as_str() {
-                bad.push((s, format!("availability zone {} is not node {}'s {}", p["availability_zone"], node.name, node.availability_zone)));
+                bad.push((
+                    s,
+                    format!(
+                        "availability zone {} is not node {}'s {}",
+                        p["availability_zone"], node.name, node.availability_zone
+                    ),
+                ));
             }
             let old_subnet = self.instance_of(node).and_then(|i| i.subnet_id.clone());
-            let want = old_subnet.or_else(|| self.policy.cluster.instance.subnets.get(&node.availability_zone).cloned());
+            let want = old_subnet.or_else(|| {
+                self.policy
+                    .cluster
+                    .instance
+                    .subnets
+                    .get(&node.availability_zone)
+                    .cloned()
+            });
             let subnet = p["subnet_id"].as_str().unwrap_or_default();
             if want.as_deref().is_some_and(|w| w != subnet) {
-                bad.push((s, format!("subnet {subnet} is not the subnet node {} ran in ({})", node.name, want.unwrap_or_default())));
+                bad.push((
+                    s,
+                    format!(
+                        "subnet {subnet} is not the subnet node {} ran in ({})",
+                        node.name,
+                        want.unwrap_or_default()
+                    ),
+                ));
             }
             if let Some(sn) = self.world.subnets.iter().find(|x| x.id == subnet)
                 && !sn.contains(node.private_ip)
             {
-                bad.push((s, format!("address {} is not in subnet {subnet} ({})", node.private_ip, sn.cidr)));
+                bad.push((
+                    s,
+                    format!(
+                        "address {} is not in subnet {subnet} ({})",
+                        node.private_ip, sn.cidr
+                    ),
+                ));
             }
             let itype = p["instance_type"].as_str().unwrap_or_default();
             if let Some(t) = self.world.instance_types.get(itype)
@@ -801,21 +933,34 @@ impl<'a> Verifier<'a> {
                 .collect();
             let want: BTreeSet<String> = self.ebs_of(node).into_iter().collect();
             if attached != want {
-                bad.push((s, format!("the replacement gets devices {attached:?}, node {} has {want:?}", node.name)));
+                bad.push((
+                    s,
+                    format!(
+                        "the replacement gets devices {attached:?}, node {} has {want:?}",
+                        node.name
+                    ),
+                ));
             }
             let configured = after.iter().any(|&j| {
                 let x = &self.plan.steps[j];
                 x.kind == StepKind::WriteConfig && x.node == s.node
             });
             if !configured {
-                bad.push((s, "the replacement is never configured (aerospike.conf) before it starts".into()));
+                bad.push((
+                    s,
+                    "the replacement is never configured (aerospike.conf) before it starts".into(),
+                ));
             }
         }
         // Volumes reattached as they are must be the node's, and the only candidates.
         if r.source == RestoreSource::CurrentVolumes {
             for (_, s) in self.steps(StepKind::AttachVolume) {
-                let Some(id) = s.params["volume_id"].as_str() else { continue };
-                let Some(node) = self.step_node(s) else { continue };
+                let Some(id) = s.params["volume_id"].as_str() else {
+                    continue;
+                };
+                let Some(node) = self.step_node(s) else {
+                    continue;
+                };
                 let device = s.params["device"].as_str().unwrap_or_default();
                 match self.ix.vol.get(id).copied() {
                     None => bad.push((s, format!("volume {id} does not exist"))),
@@ -824,7 +969,13 @@ impl<'a> Verifier<'a> {
                             bad.push((s, format!("volume {id} was superseded by an earlier restore: it is not the node's data")));
                         }
                         if v.availability_zone != node.availability_zone {
-                            bad.push((s, format!("volume {id} is in {}, node {} in {}", v.availability_zone, node.name, node.availability_zone)));
+                            bad.push((
+                                s,
+                                format!(
+                                    "volume {id} is in {}, node {} in {}",
+                                    v.availability_zone, node.name, node.availability_zone
+                                ),
+                            ));
                         }
                         let others: Vec<&str> = self
                             .candidates(node, device)
@@ -858,7 +1009,10 @@ impl<'a> Verifier<'a> {
             .ix
             .snaps_nd
             .get(&key)
-            .and_then(|v| v.iter().max_by_key(|s| (s.tags.get(tags::SET), s.start_time)))
+            .and_then(|v| {
+                v.iter()
+                    .max_by_key(|s| (s.tags.get(tags::SET), s.start_time))
+            })
             .map(|s| s.volume_id.as_str());
         let usable = |v: &&Volume| {
             !v.tags.contains_key(tags::SUPERSEDED)
@@ -881,8 +1035,8 @@ impl<'a> Verifier<'a> {
 
     /// R6: a node that cold-starts holding data does so only when accepted or deletes are durable.
     fn check_r6_restore(&mut self, r: &asdr_specs::Restore) {
-        let cold_with_data =
-            r.source.brings_data() && (r.scope == Scope::Node || r.source == RestoreSource::CurrentVolumes);
+        let cold_with_data = r.source.brings_data()
+            && (r.scope == Scope::Node || r.source == RestoreSource::CurrentVolumes);
         if !cold_with_data || r.accept_zombie_records || self.durable() {
             return;
         }
@@ -909,18 +1063,35 @@ impl<'a> Verifier<'a> {
         }
         let mut bad = Vec::new();
         for (i, s) in self.plan.steps.iter().enumerate() {
-            if matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume) && count[i] < stops.len() {
+            if matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume)
+                && count[i] < stops.len()
+            {
                 bad.push(s);
             }
         }
         for s in bad {
-            self.bad("R12", Some(s), "swaps a volume before every node of the cluster is stopped");
+            self.bad(
+                "R12",
+                Some(s),
+                "swaps a volume before every node of the cluster is stopped",
+            );
         }
         let size = self.policy.cluster.nodes.len() as u64;
-        let last_wait = self.plan.steps.iter().rev().find(|s| s.kind == StepKind::WaitClusterStable);
+        let last_wait = self
+            .plan
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.kind == StepKind::WaitClusterStable);
         match last_wait {
             Some(w) if w.params["size"].as_u64() == Some(size) => {}
-            _ => self.bad("R12", None, format!("a full-cluster restore must end waiting for cluster-stable at size {size}")),
+            _ => self.bad(
+                "R12",
+                None,
+                format!(
+                    "a full-cluster restore must end waiting for cluster-stable at size {size}"
+                ),
+            ),
         }
     }
 
@@ -929,7 +1100,13 @@ impl<'a> Verifier<'a> {
     /// never ends.
     fn check_wait_sizes(&mut self) {
         let total = self.policy.cluster.nodes.len() as u64;
-        let down: Vec<&Node> = self.policy.cluster.nodes.iter().filter(|n| self.is_down(n)).collect();
+        let down: Vec<&Node> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| self.is_down(n))
+            .collect();
         let mut bad = Vec::new();
         for (i, s) in self.steps(StepKind::WaitClusterStable) {
             let mut seen = vec![0u32; self.plan.steps.len()];
@@ -983,7 +1160,13 @@ impl<'a> Verifier<'a> {
                 let id = s.params["snapshot_id"].as_str().unwrap_or_default();
                 match self.ix.snap.get(id).copied() {
                     None => bad.push((s, format!("snapshot {id} does not exist"))),
-                    Some(x) if !self.own_tags(&x.tags) => bad.push((s, format!("snapshot {id} is not tagged asdr:cluster={}: asdr did not make it", self.policy.cluster.name))),
+                    Some(x) if !self.own_tags(&x.tags) => bad.push((
+                        s,
+                        format!(
+                            "snapshot {id} is not tagged asdr:cluster={}: asdr did not make it",
+                            self.policy.cluster.name
+                        ),
+                    )),
                     Some(x) => {
                         if let Some(set) = x.tags.get(tags::SET) {
                             deleted_sets.insert(set.clone());
@@ -993,18 +1176,31 @@ impl<'a> Verifier<'a> {
             }
             // A set this plan makes counts toward `retain.count` only once it is marked complete
             // before every delete.
-            let mark = self.steps(StepKind::MarkSetComplete).next().map(|(i, s)| (i, s.params["set"].as_str().unwrap_or_default().to_string()));
+            let mark = self
+                .steps(StepKind::MarkSetComplete)
+                .next()
+                .map(|(i, s)| (i, s.params["set"].as_str().unwrap_or_default().to_string()));
             let new_counts = mark.as_ref().is_some_and(|(m, set)| {
                 let mut seen = vec![0u32; self.plan.steps.len()];
-                let after: HashSet<usize> = Graph::reach(&self.graph().dependents, *m, &mut seen, 1)
-                    .into_iter()
-                    .collect();
+                let after: HashSet<usize> =
+                    Graph::reach(&self.graph().dependents, *m, &mut seen, 1)
+                        .into_iter()
+                        .collect();
                 !complete.iter().any(|c| &c.0 == set)
                     && deletes.iter().all(|(i, _)| after.contains(i))
             });
-            let keep = self.policy.backup.retain.count.map_or(usize::MAX, |c| c as usize);
+            let keep = self
+                .policy
+                .backup
+                .retain
+                .count
+                .map_or(usize::MAX, |c| c as usize);
             let max_age = self.policy.backup.retain.max_age.map(|d| d.seconds());
-            let now = OffsetDateTime::parse(&self.plan.now, &time::format_description::well_known::Rfc3339).ok();
+            let now = OffsetDateTime::parse(
+                &self.plan.now,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok();
             let mut protected = BTreeSet::new();
             let slots = keep.saturating_sub(usize::from(new_counts)).max(1);
             for (k, (set, t)) in complete.iter().rev().enumerate() {
@@ -1024,12 +1220,18 @@ impl<'a> Verifier<'a> {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
                 }
             }
-            let remaining = complete.iter().filter(|c| !deleted_sets.contains(&c.0)).count();
+            let remaining = complete
+                .iter()
+                .filter(|c| !deleted_sets.contains(&c.0))
+                .count();
             if remaining == 0 && !complete.is_empty() && !new_counts {
                 bad.push((deletes[0].1, "leaves no complete backup set".into()));
             }
             if !matches!(op, Op::Backup) {
-                bad.push((deletes[0].1, "only a backup's retention deletes snapshots".into()));
+                bad.push((
+                    deletes[0].1,
+                    "only a backup's retention deletes snapshots".into(),
+                ));
             }
         }
         for (s, m) in bad {
@@ -1048,31 +1250,66 @@ impl<'a> Verifier<'a> {
                 bad.push(("R13", s, format!("instance {id} does not exist")));
                 continue;
             };
-            let pinned = self.policy.cluster.nodes.iter().any(|n| n.instance_id.as_deref() == Some(id));
+            let pinned = self
+                .policy
+                .cluster
+                .nodes
+                .iter()
+                .any(|n| n.instance_id.as_deref() == Some(id));
             let drill = match op {
                 Op::Teardown(d) => inst.tags.get(crate::drill::DRILL) == Some(d),
                 _ => false,
             };
             if !(pinned || self.own_tags(&inst.tags)) {
-                bad.push(("R13", s, format!("instance {id} is neither named by the policy nor tagged asdr:cluster={}", self.policy.cluster.name)));
+                bad.push((
+                    "R13",
+                    s,
+                    format!(
+                        "instance {id} is neither named by the policy nor tagged asdr:cluster={}",
+                        self.policy.cluster.name
+                    ),
+                ));
             }
             if matches!(op, Op::Teardown(_)) && !drill {
-                bad.push(("R13", s, format!("instance {id} is not tagged for this drill")));
+                bad.push((
+                    "R13",
+                    s,
+                    format!("instance {id} is not tagged for this drill"),
+                ));
             }
-            if let Some(node) = self.policy.cluster.nodes.iter().find(|n| self.instance_of(n).is_some_and(|x| x.id == id))
+            if let Some(node) = self
+                .policy
+                .cluster
+                .nodes
+                .iter()
+                .find(|n| self.instance_of(n).is_some_and(|x| x.id == id))
                 && !self.is_down(node)
             {
-                bad.push(("R7", s, format!("terminates the instance of healthy node {}", node.name)));
+                bad.push((
+                    "R7",
+                    s,
+                    format!("terminates the instance of healthy node {}", node.name),
+                ));
             }
             let anc = self.ancestors(i);
-            for b in inst.block_devices.iter().filter(|b| b.delete_on_termination) {
+            for b in inst
+                .block_devices
+                .iter()
+                .filter(|b| b.delete_on_termination)
+            {
                 let data = self.ix.vol.get(b.volume_id.as_str()).is_some_and(|v| {
                     v.tags.contains_key(tags::DEVICE)
-                        || self.policy.cluster.nodes.iter().any(|n| self.ebs_of(n).contains(&b.device_name))
+                        || self
+                            .policy
+                            .cluster
+                            .nodes
+                            .iter()
+                            .any(|n| self.ebs_of(n).contains(&b.device_name))
                 });
                 let detached = anc.iter().any(|&a| {
                     let x = &self.plan.steps[a];
-                    x.kind == StepKind::DetachVolume && x.params["volume_id"] == b.volume_id.as_str()
+                    x.kind == StepKind::DetachVolume
+                        && x.params["volume_id"] == b.volume_id.as_str()
                 });
                 if data && !detached && !matches!(op, Op::Teardown(_)) {
                     bad.push(("R7", s, format!("terminates {id} while data volume {} is attached with DeleteOnTermination", b.volume_id)));
@@ -1093,7 +1330,13 @@ impl<'a> Verifier<'a> {
                     bad.push(("R7", s, format!("detaches a volume from running instance {id} with nothing stopped first")));
                 }
             }
-            let own = self.own_tags(&inst.tags) || self.policy.cluster.nodes.iter().any(|n| n.instance_id.as_deref() == Some(id));
+            let own = self.own_tags(&inst.tags)
+                || self
+                    .policy
+                    .cluster
+                    .nodes
+                    .iter()
+                    .any(|n| n.instance_id.as_deref() == Some(id));
             if !own {
                 bad.push(("R13", s, format!("instance {id} is not this cluster's")));
             }
@@ -1101,11 +1344,17 @@ impl<'a> Verifier<'a> {
         for (_, s) in self.steps(StepKind::DeleteVolume) {
             let id = s.params["volume_id"].as_str().unwrap_or_default();
             let ok = match (op, self.ix.vol.get(id).copied()) {
-                (Op::Teardown(d), Some(v)) => self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d),
+                (Op::Teardown(d), Some(v)) => {
+                    self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d)
+                }
                 _ => false,
             };
             if !ok {
-                bad.push(("R13", s, format!("volume {id} is not a volume of this drill")));
+                bad.push((
+                    "R13",
+                    s,
+                    format!("volume {id} is not a volume of this drill"),
+                ));
             }
         }
         for (rule, s, m) in bad {
@@ -1117,15 +1366,30 @@ impl<'a> Verifier<'a> {
     /// group, or (on a shared host) rendered path or command.
     fn check_drill(&mut self, d: &asdr_specs::Drill) {
         let suffix = format!("@{}", d.name);
-        let prod_ips: BTreeSet<Ipv4Addr> = self.policy.cluster.nodes.iter().map(|n| n.private_ip).collect();
-        let prod_names: BTreeSet<&str> = self.policy.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        let prod_ips: BTreeSet<Ipv4Addr> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.private_ip)
+            .collect();
+        let prod_names: BTreeSet<&str> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
         let local = self.policy.cluster.access.transport == Transport::Local;
         let c = &self.policy.cluster;
         let mut prod_paths = BTreeSet::new();
         let mut prod_commands = BTreeSet::new();
         for n in &c.nodes {
             prod_paths.insert(self.render(&c.config.path, n));
-            prod_paths.insert(format!("{}/smd", self.render(&c.work_directory, n).trim_end_matches('/')));
+            prod_paths.insert(format!(
+                "{}/smd",
+                self.render(&c.work_directory, n).trim_end_matches('/')
+            ));
             prod_commands.insert(self.render(&c.service_start, n));
             prod_commands.insert(self.render(&c.service_stop, n));
         }
@@ -1134,7 +1398,10 @@ impl<'a> Verifier<'a> {
             if let Some(n) = &s.node
                 && !n.ends_with(&suffix)
             {
-                bad.push((s, format!("acts on node `{n}`, which is not one of the drill's stand-ins")));
+                bad.push((
+                    s,
+                    format!("acts on node `{n}`, which is not one of the drill's stand-ins"),
+                ));
             }
             let p = &s.params;
             for key in ["address", "private_ip"] {
@@ -1147,9 +1414,15 @@ impl<'a> Verifier<'a> {
             }
             if let Some(t) = p["tags"].as_object() {
                 if t.get(crate::drill::DRILL).and_then(Value::as_str) != Some(d.name.as_str()) {
-                    bad.push((s, "creates a resource without the drill's asdr:drill tag".into()));
+                    bad.push((
+                        s,
+                        "creates a resource without the drill's asdr:drill tag".into(),
+                    ));
                 }
-                if t.get(tags::NODE).and_then(Value::as_str).is_some_and(|n| prod_names.contains(n)) {
+                if t.get(tags::NODE)
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| prod_names.contains(n))
+                {
                     bad.push((s, "tags a drill resource as a production node".into()));
                 }
             }
@@ -1201,7 +1474,9 @@ impl<'a> Verifier<'a> {
         let mut bad: Vec<(&Step, String)> = Vec::new();
         for (_, s) in self.steps(StepKind::CreateVolume) {
             let node_name = s.node.as_deref().map(|n| n.split('@').next().unwrap_or(n));
-            let Some(node) = node_name.and_then(|n| self.policy.node(n)) else { continue };
+            let Some(node) = node_name.and_then(|n| self.policy.node(n)) else {
+                continue;
+            };
             let device = s.params["tags"][tags::DEVICE].as_str().unwrap_or_default();
             let mut keys: BTreeSet<Option<String>> = BTreeSet::new();
             let mut encrypted = false;
@@ -1228,9 +1503,22 @@ impl<'a> Verifier<'a> {
             }
             let key = s.params["kms_key_id"].as_str().map(str::to_string);
             if s.params["encrypted"] != true {
-                bad.push((s, "creates an unencrypted volume for data that is encrypted at rest".into()));
+                bad.push((
+                    s,
+                    "creates an unencrypted volume for data that is encrypted at rest".into(),
+                ));
             } else if !keys.contains(&key) {
-                bad.push((s, format!("encrypts with {} instead of the data's key ({})", key.as_deref().unwrap_or("the default key"), keys.iter().map(|k| k.as_deref().unwrap_or("?")).collect::<Vec<_>>().join(", "))));
+                bad.push((
+                    s,
+                    format!(
+                        "encrypts with {} instead of the data's key ({})",
+                        key.as_deref().unwrap_or("the default key"),
+                        keys.iter()
+                            .map(|k| k.as_deref().unwrap_or("?"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
         }
         for (s, m) in bad {
@@ -1261,7 +1549,11 @@ fn max_antichain(items: &[usize], lt: &dyn Fn(usize, usize) -> bool, bound: usiz
     }
     // Maximum bipartite matching (Kuhn): left a matched to right b when a < b.
     let adj: Vec<Vec<usize>> = (0..n)
-        .map(|a| (0..n).filter(|&b| a != b && lt(items[a], items[b])).collect())
+        .map(|a| {
+            (0..n)
+                .filter(|&b| a != b && lt(items[a], items[b]))
+                .collect()
+        })
         .collect();
     let mut match_right: Vec<Option<usize>> = vec![None; n];
     fn augment(

@@ -62,7 +62,11 @@ impl Subnet {
         if bits > 32 {
             return false;
         }
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         u32::from(ip) & mask == u32::from(net) & mask
     }
 }

@@ -118,11 +118,16 @@ fn defect_01_multi_node_restore_keeps_the_rolling_limit_r8() {
         .depends_on
         .retain(|d| !d.starts_with("wait_cluster_stable"));
     let v = assert_caught(&policy, &w, &bad, "R8");
-    assert!(v.iter().any(|x| x.message.contains("max_nodes_at_once is 1")));
+    assert!(
+        v.iter()
+            .any(|x| x.message.contains("max_nodes_at_once is 1"))
+    );
 }
 
 fn stale_volume(policy: &Policy) -> Volume {
-    let real = world(policy, |s| s.failures = vec![("a1".into(), Failure::Terminated)]);
+    let real = world(policy, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
     let mut v = real
         .volumes
         .iter()
@@ -162,7 +167,13 @@ fn defect_02_current_volumes_never_reattaches_a_stale_volume() {
     let p = restore(&policy, &marked, "replace-a1");
     let attach = step(&p, "attach_volume:a1:/dev/sdf");
     assert_ne!(attach.params["volume_id"], "vol-00000000000001000");
-    assert!(attach.params["volume_id"].as_str().unwrap().starts_with("vol-"));
+    let id = attach.params["volume_id"].as_str().unwrap();
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.address == "volume.a1./dev/sdf" && c.reason.contains(id)),
+        "the human plan names the volume it reattaches"
+    );
     assert_clean(&policy, &marked, &p);
     // Reverted: the stale volume attached (the old chooser took the smallest id).
     let mut bad = p.clone();
@@ -174,7 +185,10 @@ fn defect_02_current_volumes_never_reattaches_a_stale_volume() {
 
 #[test]
 fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_whole_one() {
-    let policy = prod_east(&[("retain: {count: 7, max_age: 30d}", "retain: {count: 1}")], "");
+    let policy = prod_east(
+        &[("retain: {count: 7, max_age: 30d}", "retain: {count: 1}")],
+        "",
+    );
     let mut w = world(&policy, |s| s.newest_set_age = time::Duration::hours(2));
     // The newest set loses one snapshot.
     let newest = w
@@ -201,13 +215,20 @@ fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_wh
         .filter(|s| *s != newest)
         .max()
         .unwrap();
-    for s in p.steps.iter().filter(|s| s.kind == StepKind::DeleteSnapshot) {
+    for s in p
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::DeleteSnapshot)
+    {
         assert_ne!(
-            s.params["set"], second.as_str(),
+            s.params["set"],
+            second.as_str(),
             "the newest whole set is never deleted"
         );
         assert!(
-            ancestors(&p, &s.id).iter().any(|a| a.starts_with("mark_set_complete")),
+            ancestors(&p, &s.id)
+                .iter()
+                .any(|a| a.starts_with("mark_set_complete")),
             "deletions wait for the new set"
         );
     }
@@ -233,7 +254,11 @@ fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_wh
     let r = restore(&policy, &w, "a1-from-backup");
     let c = step(&r, "create_volume:a1:/dev/sdf");
     let snap = c.params["snapshot_id"].as_str().unwrap();
-    assert!(w.snapshots.iter().any(|s| s.id == snap && s.tags.get("asdr:set") == Some(&second)));
+    assert!(
+        w.snapshots
+            .iter()
+            .any(|s| s.id == snap && s.tags.get("asdr:set") == Some(&second))
+    );
 }
 
 #[test]
@@ -256,9 +281,18 @@ fn per_node_policy() -> Policy {
     prod_east(
         &[
             ("transport: ssm", "transport: local"),
-            ("work_directory: /opt/aerospike", "work_directory: /var/asdr/{{ node }}"),
-            ("stop: systemctl stop aerospike", "stop: asd-ctl stop {{ node }}"),
-            ("start: systemctl start aerospike", "start: asd-ctl start {{ node }}"),
+            (
+                "work_directory: /opt/aerospike",
+                "work_directory: /var/asdr/{{ node }}",
+            ),
+            (
+                "stop: systemctl stop aerospike",
+                "stop: asd-ctl stop {{ node }}",
+            ),
+            (
+                "start: systemctl start aerospike",
+                "start: asd-ctl start {{ node }}",
+            ),
             (
                 "path: /etc/aerospike/aerospike.conf",
                 "path: /var/asdr/{{ node }}/aerospike.conf",
@@ -275,7 +309,10 @@ fn defect_05_a_drill_never_writes_over_production() {
     let p = run(&policy, &w, Operation::Drill("dr".into())).unwrap();
     let cfg = step(&p, "write_config:a1@dr");
     assert_eq!(cfg.params["path"], "/var/asdr/a1@dr/aerospike.conf");
-    assert_eq!(step(&p, "restore_smd:a1@dr").params["to"], "/var/asdr/a1@dr/smd");
+    assert_eq!(
+        step(&p, "restore_smd:a1@dr").params["to"],
+        "/var/asdr/a1@dr/smd"
+    );
     assert_eq!(
         step(&p, "start_node:a1@dr").params["command"],
         "asd-ctl start a1@dr"
@@ -371,7 +408,10 @@ fn defect_07_drill_nodes_get_their_own_cluster_peers_and_security_groups() {
     let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap()
         + "drills:\n  - name: dr\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2}\n      ip_offset: 100\n";
     let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
-    assert!(err.to_string().contains("needs `target.security_groups`"), "{err}");
+    assert!(
+        err.to_string().contains("needs `target.security_groups`"),
+        "{err}"
+    );
     let tmp = tempdir();
     std::fs::create_dir_all(tmp.join("templates")).unwrap();
     let template = std::fs::read_to_string(dir.join("templates/aerospike.conf.j2")).unwrap();
@@ -382,12 +422,16 @@ fn defect_07_drill_nodes_get_their_own_cluster_peers_and_security_groups() {
     .unwrap();
     let err = asdr_specs::parse(
         "asdr.yaml",
-        &text.replace("ip_offset: 100\n", "ip_offset: 100\n      security_groups: [sg-drill]\n"),
+        &text.replace(
+            "ip_offset: 100\n",
+            "ip_offset: 100\n      security_groups: [sg-drill]\n",
+        ),
         &tmp,
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("renders production address 10.0.1.11"),
+        err.to_string()
+            .contains("renders production address 10.0.1.11"),
         "{err}"
     );
 }
@@ -409,12 +453,20 @@ fn tempdir() -> PathBuf {
 fn defect_08_durable_deletes_on_community_is_refused_and_covers_nothing() {
     let dir = examples().join("community");
     let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
-    let text = text.replace("edition: community", "edition: community\n  durable_deletes: true");
+    let text = text.replace(
+        "edition: community",
+        "edition: community\n  durable_deletes: true",
+    );
     let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
-    assert!(err.to_string().contains("[R6]") && err.to_string().contains("Enterprise-only"), "{err}");
+    assert!(
+        err.to_string().contains("[R6]") && err.to_string().contains("Enterprise-only"),
+        "{err}"
+    );
     // The verifier does not take a Community policy's word for it either.
     let mut policy = prod_east(&[], "");
-    let w = world(&policy, |s| s.failures = vec![("a1".into(), Failure::Terminated)]);
+    let w = world(&policy, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
     let p = restore(&policy, &w, "replace-a1");
     policy.cluster.edition = asdr_specs::Edition::Community;
     policy.cluster.durable_deletes = true;
@@ -423,7 +475,10 @@ fn defect_08_durable_deletes_on_community_is_refused_and_covers_nothing() {
     }
     let mut w2 = w.clone();
     for n in &mut w2.nodes {
-        n.edition = n.edition.as_ref().map(|_| "Aerospike Community Edition".into());
+        n.edition = n
+            .edition
+            .as_ref()
+            .map(|_| "Aerospike Community Edition".into());
     }
     assert_caught(&policy, &w2, &p, "R6");
 }
@@ -478,7 +533,9 @@ fn defect_10_refilling_rf_nodes_is_refused_and_down_nodes_never_deadlock() {
     );
     // Refill of two nodes at once in a plan: caught whatever validation said.
     let one = prod_east(&[], "");
-    let w1 = world(&one, |s| s.failures = vec![("a1".into(), Failure::Terminated)]);
+    let w1 = world(&one, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
     let mut refill = restore(&one, &w1, "a1-refill");
     let mut extra = step(&refill, "create_volume:a1:/dev/sdf").clone();
     extra.id = "create_volume:b1:/dev/sdf".into();
@@ -510,9 +567,17 @@ fn defect_11_volumes_are_never_detached_from_a_running_instance() {
     for n in counted.nodes.iter_mut().filter(|n| n.reachable) {
         n.cluster_size = Some(3);
     }
-    let d = refusal(run(&policy, &counted, Operation::Restore("replace-a1".into())));
+    let d = refusal(run(
+        &policy,
+        &counted,
+        Operation::Restore("replace-a1".into()),
+    ));
     assert_eq!(d.rule, Some("R14"));
-    assert!(d.message.contains("still count it as a member"), "{}", d.message);
+    assert!(
+        d.message.contains("still count it as a member"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -529,7 +594,11 @@ fn defect_12_before_time_compares_snapshot_start_times() {
             s.start_time = datetime!(2026-11-21 00:10:00 UTC);
         }
     }
-    assert!(w.snapshots.iter().any(|s| s.tags.get("asdr:set").map(String::as_str) == Some(late)));
+    assert!(
+        w.snapshots
+            .iter()
+            .any(|s| s.tags.get("asdr:set").map(String::as_str) == Some(late))
+    );
     let p = restore(&policy, &w, "a1-before");
     let snap = step(&p, "create_volume:a1:/dev/sdf").params["snapshot_id"]
         .as_str()
@@ -556,12 +625,21 @@ fn defect_12_before_time_compares_snapshot_start_times() {
 #[test]
 fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
     let policy = prod_east(&[], "");
-    let mut w = world(&policy, |s| s.failures = vec![("a1".into(), Failure::Terminated)]);
+    let mut w = world(&policy, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
     let old = w.instances.iter_mut().find(|i| i.id == "i-0a1").unwrap();
     old.subnet_id = Some("subnet-0old".into());
     let p = restore(&policy, &w, "replace-a1");
-    assert_eq!(step(&p, "provision_instance:a1").params["subnet_id"], "subnet-0old");
-    assert!(p.warnings.iter().any(|x| x.rule == "R4" && x.message.contains("subnet-0old")));
+    assert_eq!(
+        step(&p, "provision_instance:a1").params["subnet_id"],
+        "subnet-0old"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.rule == "R4" && x.message.contains("subnet-0old"))
+    );
     assert_clean(&policy, &w, &p);
     let mut bad = p.clone();
     step_mut(&mut bad, "provision_instance:a1").params["subnet_id"] = "subnet-0aaa".into();
@@ -573,7 +651,12 @@ fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
         availability_zone: "us-east-1a".into(),
     });
     let d = refusal(run(&policy, &w, Operation::Restore("replace-a1".into())));
-    assert!(d.message.contains("not in subnet subnet-0old (10.0.9.0/24)"), "{}", d.message);
+    assert!(
+        d.message
+            .contains("not in subnet subnet-0old (10.0.9.0/24)"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -584,15 +667,24 @@ fn defect_14_instance_store_drives_are_required_and_checked() {
         .replace("instance_store_volumes: 2", "instance_store_volumes: 0");
     let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
     assert!(err.to_string().contains("2 shadowed primaries"), "{err}");
-    let community = std::fs::read_to_string(examples().join("community/templates/aerospike.conf.j2")).unwrap();
-    assert!(!community.contains("10.0."), "the community example seeds its own peers");
+    let community =
+        std::fs::read_to_string(examples().join("community/templates/aerospike.conf.j2")).unwrap();
+    assert!(
+        !community.contains("10.0."),
+        "the community example seeds its own peers"
+    );
     let policy = prod_east(&[], "");
-    let w = world(&policy, |s| s.failures = vec![("a1".into(), Failure::Terminated)]);
+    let w = world(&policy, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
     let p = restore(&policy, &w, "replace-a1");
     let mut small = w.clone();
-    small
-        .instance_types
-        .insert("i4i.2xlarge".into(), InstanceType { instance_store_drives: 0 });
+    small.instance_types.insert(
+        "i4i.2xlarge".into(),
+        InstanceType {
+            instance_store_drives: 0,
+        },
+    );
     assert!(run(&policy, &small, Operation::Restore("replace-a1".into())).is_err());
     assert_caught(&policy, &small, &p, "R4");
 }
@@ -635,10 +727,11 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     let c = step(&p, "create_volume:a1:/dev/sdf");
     assert_eq!(c.params["encrypted"], true);
     assert_eq!(c.params["kms_key_id"], key);
-    assert!(p
-        .changes
-        .iter()
-        .any(|c| c.reason.contains(&format!("encrypted with {key}"))));
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.reason.contains(&format!("encrypted with {key}")))
+    );
     assert_clean(&policy, &w, &p);
     let mut bad = p.clone();
     step_mut(&mut bad, "create_volume:a1:/dev/sdf").params["encrypted"] = false.into();
@@ -651,10 +744,21 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     for v in &mut unknown.volumes {
         v.kms_key_id = None;
     }
-    let d = refusal(run(&policy, &unknown, Operation::Restore("a1-refill".into())));
-    assert!(d.message.contains("KMS key was not observed"), "{}", d.message);
+    let d = refusal(run(
+        &policy,
+        &unknown,
+        Operation::Restore("a1-refill".into()),
+    ));
+    assert!(
+        d.message.contains("KMS key was not observed"),
+        "{}",
+        d.message
+    );
     // From-backup restores keep the key too.
     let p = restore(&policy, &w, "a1-from-backup");
-    assert_eq!(step(&p, "create_volume:a1:/dev/sdg").params["kms_key_id"], key);
+    assert_eq!(
+        step(&p, "create_volume:a1:/dev/sdg").params["kms_key_id"],
+        key
+    );
     let _ = SnapshotState::Completed;
 }

@@ -23,12 +23,23 @@ fn every_plan_of_a_thousand_generated_clusters_passes_the_verifier() {
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "{} failures, first: {:#?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     eprintln!("planned {planned} ({steps} steps), refused {refused}, invalid {invalid}");
     // The generator must exercise plans, not only refusals.
-    assert!(planned >= 500, "only {planned} of 1000 cases produced a plan");
+    assert!(
+        planned >= 500,
+        "only {planned} of 1000 cases produced a plan"
+    );
     assert!(steps >= 10_000, "only {steps} steps were verified");
-    assert!(invalid <= 100, "{invalid} generated policies did not validate");
+    assert!(
+        invalid <= 100,
+        "{invalid} generated policies did not validate"
+    );
 }
 
 #[test]
@@ -39,7 +50,10 @@ fn show_invalid() {
     for seed in 0..40 {
         let c = case(seed);
         if let Err(e) = asdr_specs::parse("fuzz.yaml", &c.policy_text, &dir) {
-            println!("{seed}: {}", e.to_string().lines().next().unwrap_or_default());
+            println!(
+                "{seed}: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            );
         }
     }
 }

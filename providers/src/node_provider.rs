@@ -608,7 +608,10 @@ fn previous(input: &StepInput<'_>, to: &str) -> String {
         .params
         .get("keep_previous")
         .and_then(Value::as_str)
-        .map_or_else(|| format!("{}.asdr-prev", to.trim_end_matches('/')), str::to_string)
+        .map_or_else(
+            || format!("{}.asdr-prev", to.trim_end_matches('/')),
+            str::to_string,
+        )
 }
 
 /// Shell that makes `to` hold exactly the archive read from `source` (`-` for stdin): unpacked

@@ -354,7 +354,11 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
         "an archived set is adopted, not archived twice"
     );
     // b1's SMD changed after the backup: a truncate issued since, an index dropped since.
-    std::fs::write(env.path("nodes/b1/smd/truncate.smd"), "truncated after the backup").unwrap();
+    std::fs::write(
+        env.path("nodes/b1/smd/truncate.smd"),
+        "truncated after the backup",
+    )
+    .unwrap();
     std::fs::write(env.path("nodes/b1/smd/issued-after-backup.smd"), "new").unwrap();
     let restore = step(
         "restore_smd:b1",
@@ -383,12 +387,16 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
     names.sort();
     assert_eq!(names, ["UDF.smd", "sindex.smd", "truncate.smd"]);
     assert_eq!(
-        std::fs::read_to_string(env.path("nodes/b1/smd.asdr-prev/issued-after-backup.smd")).unwrap(),
+        std::fs::read_to_string(env.path("nodes/b1/smd.asdr-prev/issued-after-backup.smd"))
+            .unwrap(),
         "new"
     );
     // Running it again (a resumed apply) gives the same directory.
     assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
-    assert_eq!(std::fs::read_dir(env.path("nodes/b1/smd")).unwrap().count(), 3);
+    assert_eq!(
+        std::fs::read_dir(env.path("nodes/b1/smd")).unwrap().count(),
+        3
+    );
     // Flip one byte of the archive: the restore is refused and nothing is written.
     let archive = PathBuf::from(uri.strip_prefix("file://").unwrap());
     let mut bytes = std::fs::read(&archive).unwrap();

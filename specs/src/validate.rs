@@ -902,7 +902,9 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
-            let complete_ips = ips.len() == cluster.nodes.len();
+            // The rendered config is checked only once the addresses themselves are sound.
+            let complete_ips =
+                ips.len() == cluster.nodes.len() && ips.values().all(|ip| !production.contains(ip));
             let security_groups = match &t.security_groups {
                 None => {
                     self.err(d.target.span, format!("drill `{}` needs `target.security_groups`: security groups of its own, so its nodes cannot reach production's", d.name.value));
@@ -915,7 +917,13 @@ impl<'a> Validator<'a> {
                         }
                     }
                     if sgs.value.is_empty() {
-                        self.err(sgs.span, format!("drill `{}`: `target.security_groups` is empty", d.name.value));
+                        self.err(
+                            sgs.span,
+                            format!(
+                                "drill `{}`: `target.security_groups` is empty",
+                                d.name.value
+                            ),
+                        );
                     }
                     sgs.value.clone()
                 }
@@ -960,9 +968,7 @@ impl<'a> Validator<'a> {
                 teardown: d.teardown.as_ref().map_or(Teardown::Always, |t| t.value),
                 security_groups,
             });
-            if complete_ips
-                && let Some(drill) = out.last()
-            {
+            if complete_ips && let Some(drill) = out.last() {
                 self.drill_config_is_isolated(drill, cluster, &production);
             }
         }
@@ -982,9 +988,11 @@ impl<'a> Validator<'a> {
         let name = drill.cluster_name(&cluster.name);
         for node in &cluster.nodes {
             let stand_in = drill.stand_in(node);
-            let Ok(text) = cluster.config.template.render(crate::config_vars_for(
-                cluster, &name, &stand_in, &peers,
-            )) else {
+            let Ok(text) = cluster
+                .config
+                .template
+                .render(crate::config_vars_for(cluster, &name, &stand_in, &peers))
+            else {
                 continue;
             };
             let found = text

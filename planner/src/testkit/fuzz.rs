@@ -21,7 +21,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -30,7 +30,7 @@ impl Rng {
     }
     /// 0..n
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -66,7 +66,11 @@ pub fn case(seed: u64) -> Case {
     let rf = 2 + r.below(2.min(nodes as u64 - 1)) as u32;
     let max_at_once = 1 + r.below(u64::from(rf.saturating_sub(1)).max(1)) as u32;
     let enterprise = r.chance(60);
-    let edition = if enterprise { "enterprise" } else { "community" };
+    let edition = if enterprise {
+        "enterprise"
+    } else {
+        "community"
+    };
     let durable = enterprise && r.chance(30);
     let namespaces = 1 + r.below(2) as usize;
     let mut letter = b'f';
@@ -153,7 +157,11 @@ pub fn case(seed: u64) -> Case {
         let mut spec = WorldSpec::new(now);
         spec.sets = r.below(9) as usize;
         spec.newest_set_age = Duration::hours(1 + r.below(60) as i64);
-        spec.set_interval = if r.chance(50) { Duration::days(1) } else { Duration::hours(12) };
+        spec.set_interval = if r.chance(50) {
+            Duration::days(1)
+        } else {
+            Duration::hours(12)
+        };
         spec.newest_set_pending = spec.sets > 0 && r.chance(20);
         spec.foreign_snapshots = r.below(2) as usize;
         if r.chance(20) {
@@ -189,7 +197,8 @@ pub fn case(seed: u64) -> Case {
             v.state = VolumeState::Available;
             v.attachments.clear();
             if r.chance(50) {
-                v.tags.insert(crate::tags::SUPERSEDED.into(), "p-old".into());
+                v.tags
+                    .insert(crate::tags::SUPERSEDED.into(), "p-old".into());
             }
             world.volumes.push(v);
         }
