@@ -574,6 +574,56 @@ async fn replace_a1_against_moto_keeps_its_address_zone_subnet_and_volumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_of_an_unreachable_a1_against_moto_stops_its_instance_before_taking_its_volumes() {
+    let env = env(70, &[]).await;
+    let old = env.layout["a1"].2.clone();
+    let old_volumes = env.volumes_of(&old).await;
+    // Aerospike on a1 stops answering; its instance keeps running, volumes attached.
+    std::fs::write(env.dir.path().join("control/a1.down"), "").unwrap();
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(plan.contains("stop_instance:a1"), "{plan}");
+    let out = env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    // Defect 11: the instance was stopped (and waited for) before any volume was detached.
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|s| s.starts_with("stop_instance:") || s.starts_with("detach_volume:"))
+        .collect();
+    assert_eq!(order.first(), Some(&"stop_instance:a1"), "{out}");
+    assert_eq!(order.len(), 4, "{out}");
+    let old_state = env
+        .ec2
+        .describe_instances()
+        .instance_ids(&old)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string());
+    assert_eq!(old_state.as_deref(), Some("terminated"));
+    let new = env.live_instances("a1").await;
+    assert_eq!(new.len(), 1, "one replacement");
+    let attached = env.volumes_of(new[0].instance_id().unwrap()).await;
+    for dev in DEVICES {
+        assert_eq!(
+            attached[dev].volume_id(),
+            old_volumes[dev].volume_id(),
+            "{dev}: the old volume, kept and reattached at the same device (R7)"
+        );
+    }
+    assert_eq!(
+        env.asdr(&["plan", "--restore", "replace-a1", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0),
+        "plan again: no changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a1_from_backup_against_moto_creates_volumes_from_the_set_in_a1s_zone() {
     let env = env(40, &[]).await;
     env.ok(&["apply", "--yes"]);
@@ -660,45 +710,56 @@ async fn the_s3_team_lock_is_taken_with_a_conditional_put_released_and_breakable
 }
 
 /// The prod-east policy with drill `q1`: the full-cluster restore replayed at 127.0.x.(base+10…),
-/// each node's work directory keyed by its address so the drill's SMD lands apart from
-/// production's; production a1 holds the real SMD files; the drill's stand-in nodes run as a
-/// second in-test cluster (up from the start: `start_node` adopts them).
+/// in the documented configuration — every node's work directory, config path and service
+/// commands keyed on `{{ node }}`, all nodes on this one host — so a stand-in that rendered with a
+/// production name would write over production's files. Production a1 holds the real SMD files;
+/// the drill's stand-in nodes run as a second in-test cluster (up from the start: `start_node`
+/// adopts them), in the drill's own security group.
 async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
     let env = env(base, &[]).await;
     let d = base + 10;
-    let root = env.dir.path().display().to_string();
+    let vpc = env
+        .ec2
+        .describe_subnets()
+        .subnet_ids(&env.subnets["us-east-1a"])
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let sg = env
+        .ec2
+        .create_security_group()
+        .group_name("q1-drill")
+        .description("the drill's own: no rule reaches production")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
     let policy = env.dir.path().join("asdr.yaml");
     let mut text = std::fs::read_to_string(&policy).unwrap();
     let drill = format!(
-        "    scope: cluster\n    source: latest-backup\n\ndrills:\n  - name: q1\n    restore: full-cluster\n    target:\n      subnets: {{us-east-1a: {}, us-east-1b: {}}}\n      private_ips: {{a1: 127.0.1.{d}, b1: 127.0.2.{d}, a2: 127.0.1.{}}}\n    validations:\n      min_objects: {{users: 100}}\n      smd: [sindex, udf]\n    deadline: 30m\n    teardown: always\n",
+        "    scope: cluster\n    source: latest-backup\n\ndrills:\n  - name: q1\n    restore: full-cluster\n    target:\n      subnets: {{us-east-1a: {}, us-east-1b: {}}}\n      private_ips: {{a1: 127.0.1.{d}, b1: 127.0.2.{d}, a2: 127.0.1.{}}}\n      security_groups: [{sg}]\n    validations:\n      min_objects: {{users: 100}}\n      smd: [sindex, udf]\n    deadline: 30m\n    teardown: always\n",
         env.subnets["us-east-1a"],
         env.subnets["us-east-1b"],
         d + 1
     );
-    for (from, to) in [
-        (
-            "    scope: cluster\n    source: latest-backup\n".to_string(),
-            drill,
-        ),
-        (
-            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
-            format!("work_directory: {root}/nodes/{{{{ private_ip }}}}"),
-        ),
-    ] {
-        assert!(text.contains(&from), "{from}");
-        text = text.replacen(&from, &to, 1);
-    }
+    let from = "    scope: cluster\n    source: latest-backup\n";
+    assert!(text.contains(from));
+    text = text.replacen(from, &drill, 1);
     std::fs::write(&policy, text).unwrap();
-    for (ip, _, _) in env.layout.values() {
-        std::fs::create_dir_all(env.dir.path().join(format!("nodes/{ip}/smd"))).unwrap();
+    for node in env.layout.keys() {
+        std::fs::create_dir_all(env.dir.path().join(format!("nodes/{node}/smd"))).unwrap();
     }
     let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1");
     for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
         std::fs::copy(
             vectors.join(f),
-            env.dir
-                .path()
-                .join(format!("nodes/{}/smd/{f}", env.layout["a1"].0)),
+            env.dir.path().join(format!("nodes/a1/smd/{f}")),
         )
         .unwrap();
     }
@@ -737,8 +798,9 @@ async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
         env.nodes.port(),
         "the drill nodes answer on the policy's info port"
     );
-    for (n, ip) in &stand_ins {
-        drill_nodes.set_smd_dir(n, &env.dir.path().join(format!("nodes/{ip}/smd")));
+    for (n, _) in &stand_ins {
+        // The stand-in's own work directory, as `{{ node }}` renders for it.
+        drill_nodes.set_smd_dir(n, &env.dir.path().join(format!("nodes/{n}/smd")));
     }
     drill_nodes.set_objects("users", objects);
     (env, drill_nodes)
@@ -831,6 +893,31 @@ async fn a_live_drill_against_moto_restores_validates_tears_down_and_reports_eve
     let (env, drill_nodes) = drill_env(52, 150).await;
     env.ok(&["apply", "--yes"]);
     let production = env.counts().await;
+    let files = |dir: &str| -> BTreeMap<String, Vec<u8>> {
+        let path = env.dir.path().join(dir);
+        std::fs::read_dir(&path)
+            .map(|rd| {
+                rd.map(|e| e.unwrap())
+                    .filter(|e| e.file_type().unwrap().is_file())
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().to_string(),
+                            std::fs::read(e.path()).unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let production_files: Vec<_> = ["a1", "b1", "a2"]
+        .iter()
+        .flat_map(|n| {
+            [
+                files(&format!("nodes/{n}")),
+                files(&format!("nodes/{n}/smd")),
+            ]
+        })
+        .collect();
     let out = env.ok(&["drill", "q1", "--yes"]);
     assert!(out.contains("Drill `q1` passed"), "{out}");
     assert_eq!(
@@ -877,6 +964,34 @@ async fn a_live_drill_against_moto_restores_validates_tears_down_and_reports_eve
     for n in ["a1", "b1", "a2"] {
         assert!(env.nodes.is_up(n));
     }
+    // Defect 5: production's aerospike.conf and SMD are byte for byte as they were; the drill
+    // wrote its stand-ins' own.
+    let after: Vec<_> = ["a1", "b1", "a2"]
+        .iter()
+        .flat_map(|n| {
+            [
+                files(&format!("nodes/{n}")),
+                files(&format!("nodes/{n}/smd")),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        after, production_files,
+        "the drill wrote nothing of production's"
+    );
+    let conf = std::fs::read_to_string(env.dir.path().join("nodes/a1@q1/aerospike.conf")).unwrap();
+    assert!(conf.contains("cluster-name prod-east-q1"), "{conf}");
+    for (ip, _, _) in env.layout.values() {
+        assert!(
+            !conf.contains(&format!("{ip} ")),
+            "production address {ip} in the drill's config"
+        );
+    }
+    assert_eq!(
+        files("nodes/a1@q1/smd").len(),
+        3,
+        "the stand-in's own SMD directory"
+    );
     assert!(
         drill_nodes
             .log()
