@@ -34,13 +34,14 @@ fn main() {
         took.as_secs_f64()
     );
 
-    // The planner benchmark's world: 256 nodes × 4 devices × 60 sets (61,440 snapshots).
+    // The planner benchmark's world: 256 nodes × 4 devices × 60 sets (61,440 snapshots),
+    // retain.count 60, as in `cargo bench -p asdr --bench plan`.
     let dir = std::env::temp_dir().join(format!("asdr-verify-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("aerospike.conf.j2"), CONFIG_TEMPLATE).unwrap();
     let policy = asdr_specs::parse(
         "gen.yaml",
-        &policy_yaml(256, 4, "multi-volume", "enterprise", 7),
+        &policy_yaml(256, 4, "multi-volume", "enterprise", 60),
         &dir,
     )
     .unwrap();

@@ -44,6 +44,22 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
         out: Vec::new(),
         graph: None,
         ix: Index::new(policy, world),
+        seen: std::cell::RefCell::new((vec![0; plan.steps.len()], 0)),
+        complete: std::cell::OnceCell::new(),
+        ebs: policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let vars = NodeVars::new(&policy.cluster.name, n);
+                let devices = policy
+                    .ebs_devices()
+                    .into_iter()
+                    .map(|t| t.render(&vars).unwrap_or_else(|_| t.source().to_string()))
+                    .collect();
+                (n.name.clone(), devices)
+            })
+            .collect(),
     };
     v.run();
     v.out
@@ -88,6 +104,11 @@ struct Verifier<'a> {
     out: Vec<Violation>,
     graph: Option<Graph>,
     ix: Index<'a>,
+    /// A reusable visited-mark buffer for graph searches, and its current stamp.
+    seen: std::cell::RefCell<(Vec<u32>, u32)>,
+    complete: std::cell::OnceCell<Vec<(String, OffsetDateTime)>>,
+    /// Each policy node's rendered EBS device names.
+    ebs: HashMap<String, Vec<String>>,
 }
 
 /// The world by id and by owner, built once: a 256-node world holds 60k snapshots.
@@ -293,9 +314,32 @@ impl<'a> Verifier<'a> {
     }
 
     fn has_ancestor(&self, i: usize, pred: impl Fn(&Step) -> bool) -> bool {
-        self.ancestors(i)
-            .into_iter()
-            .any(|a| pred(&self.plan.steps[a]))
+        self.find_ancestor(i, pred).is_some()
+    }
+
+    /// The first ancestor of `i` found (nearest first) for which `pred` holds.
+    fn find_ancestor(&self, i: usize, pred: impl Fn(&Step) -> bool) -> Option<usize> {
+        let mut guard = self.seen.borrow_mut();
+        let (seen, stamp) = &mut *guard;
+        *stamp += 1;
+        let deps = &self.graph().deps;
+        let mut frontier = vec![i];
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for x in frontier {
+                for &d in &deps[x] {
+                    if seen[d] != *stamp {
+                        seen[d] = *stamp;
+                        if pred(&self.plan.steps[d]) {
+                            return Some(d);
+                        }
+                        next.push(d);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        None
     }
 
     // ---- facts about the world, read independently of the planner -------------------------
@@ -310,11 +354,7 @@ impl<'a> Verifier<'a> {
     }
 
     fn ebs_of(&self, node: &Node) -> Vec<String> {
-        self.policy
-            .ebs_devices()
-            .into_iter()
-            .map(|t| self.render(t, node))
-            .collect()
+        self.ebs.get(&node.name).cloned().unwrap_or_default()
     }
 
     fn own_tags(&self, t: &BTreeMap<String, String>) -> bool {
@@ -357,6 +397,12 @@ impl<'a> Verifier<'a> {
     /// Complete sets, oldest first, computed from the snapshots and archives themselves: marked,
     /// a completed snapshot of every node's every EBS device, and the SMD archive.
     fn complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
+        self.complete
+            .get_or_init(|| self.compute_complete_sets())
+            .clone()
+    }
+
+    fn compute_complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
         let expected: Vec<(String, String)> = self
             .policy
             .cluster
@@ -626,14 +672,10 @@ impl<'a> Verifier<'a> {
                     let window = if s.kind == StepKind::SnapshotInstance {
                         format!("call:{}", s.id)
                     } else {
-                        self.ancestors(*i)
-                            .into_iter()
-                            .filter(|&a| {
-                                let st = &self.plan.steps[a];
-                                st.kind.takes_node_out() && st.node.as_deref() == Some(&node.name)
-                            })
-                            .min()
-                            .map_or_else(|| format!("none:{}", s.id), |a| format!("window:{a}"))
+                        self.find_ancestor(*i, |st| {
+                            st.kind.takes_node_out() && st.node.as_deref() == Some(&node.name)
+                        })
+                        .map_or_else(|| format!("none:{}", s.id), |a| format!("window:{a}"))
                     };
                     windows.insert(window);
                 }
@@ -825,10 +867,8 @@ impl<'a> Verifier<'a> {
         let full = r.scope == Scope::Cluster && r.source.uses_backup() || drill.is_some();
         if full {
             for (i, s) in self.steps(StepKind::StartNode) {
-                let smd = self.ancestors(i).into_iter().find(|&a| {
-                    let x = &self.plan.steps[a];
-                    x.kind == StepKind::RestoreSmd && x.node == s.node
-                });
+                let smd =
+                    self.find_ancestor(i, |x| x.kind == StepKind::RestoreSmd && x.node == s.node);
                 match smd {
                     None => bad.push(("R2", s, "starts a node of a full restore before its SMD is restored".into())),
                     Some(a) if self.plan.steps[a].params["replace"] != true => bad.push((
@@ -1291,7 +1331,6 @@ impl<'a> Verifier<'a> {
                     format!("terminates the instance of healthy node {}", node.name),
                 ));
             }
-            let anc = self.ancestors(i);
             for b in inst
                 .block_devices
                 .iter()
@@ -1306,8 +1345,7 @@ impl<'a> Verifier<'a> {
                             .iter()
                             .any(|n| self.ebs_of(n).contains(&b.device_name))
                 });
-                let detached = anc.iter().any(|&a| {
-                    let x = &self.plan.steps[a];
+                let detached = self.has_ancestor(i, |x| {
                     x.kind == StepKind::DetachVolume
                         && x.params["volume_id"] == b.volume_id.as_str()
                 });
