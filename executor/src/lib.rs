@@ -219,6 +219,63 @@ mod tests {
     }
 
     #[test]
+    fn r8_a_node_stays_out_until_its_wait_cluster_stable_not_only_its_start() {
+        // A restore's shape: stop a, start a, wait for the cluster with a; b's stop would be
+        // ready at once if the graph forgot its lane edge.
+        let mut p = plan();
+        p.steps = vec![
+            step(
+                "check_cluster_stable",
+                StepKind::CheckClusterStable,
+                None,
+                &[],
+                false,
+            ),
+            step(
+                "stop_node:a",
+                StepKind::StopNode,
+                Some("a"),
+                &["check_cluster_stable"],
+                false,
+            ),
+            step(
+                "start_node:a",
+                StepKind::StartNode,
+                Some("a"),
+                &["stop_node:a"],
+                false,
+            ),
+            step(
+                "wait_cluster_stable:a",
+                StepKind::WaitClusterStable,
+                Some("a"),
+                &["start_node:a"],
+                false,
+            ),
+            step(
+                "stop_node:b",
+                StepKind::StopNode,
+                Some("b"),
+                &["check_cluster_stable"],
+                false,
+            ),
+        ];
+        let started = done(&["check_cluster_stable", "stop_node:a", "start_node:a"]);
+        assert_eq!(
+            ready(&p, &started, 1),
+            vec!["wait_cluster_stable:a"],
+            "a is started but migrations have not settled: b must wait"
+        );
+        let stable = done(&[
+            "check_cluster_stable",
+            "stop_node:a",
+            "start_node:a",
+            "wait_cluster_stable:a",
+        ]);
+        assert_eq!(ready(&p, &stable, 1), vec!["stop_node:b"]);
+    }
+
+    #[test]
     fn a_cleanup_step_runs_after_its_dependency_failed() {
         let p = plan();
         let mut progress = done(&["check_cluster_stable", "quiesce:a"]);

@@ -288,6 +288,19 @@ fn list(input: &StepInput<'_>, name: &str) -> Vec<String> {
 }
 
 /// The volume `id`, or EC2's `InvalidVolume.NotFound`.
+fn instance_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Instance, StepError> {
+    world
+        .instances
+        .iter_mut()
+        .find(|i| i.id == id)
+        .ok_or_else(|| {
+            bad(
+                "InvalidInstanceID.NotFound",
+                format!("instance {id} does not exist"),
+            )
+        })
+}
+
 fn volume_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Volume, StepError> {
     world
         .volumes
@@ -834,16 +847,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
         }
         StepKind::StopInstance => {
             let id = need(input, "instance_id", "instance_id")?;
-            let i = world
-                .instances
-                .iter_mut()
-                .find(|i| i.id == id)
-                .ok_or_else(|| {
-                    bad(
-                        "InvalidInstanceID.NotFound",
-                        format!("instance {id} does not exist"),
-                    )
-                })?;
+            let i = instance_mut(world, &id)?;
             match i.state {
                 InstanceState::Stopped | InstanceState::Terminated => Progress::done(&[]),
                 InstanceState::Stopping => {
@@ -862,16 +866,7 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
         }
         StepKind::TerminateInstance => {
             let id = need(input, "instance_id", "instance_id")?;
-            let i = world
-                .instances
-                .iter_mut()
-                .find(|i| i.id == id)
-                .ok_or_else(|| {
-                    bad(
-                        "InvalidInstanceID.NotFound",
-                        format!("instance {id} does not exist"),
-                    )
-                })?;
+            let i = instance_mut(world, &id)?;
             match i.state {
                 InstanceState::Terminated => Progress::done(&[]),
                 InstanceState::ShuttingDown => {

@@ -398,3 +398,109 @@ async fn a_drill_check_names_the_step_and_action_ec2_refuses() {
     assert_eq!(checks[1].verdict, Verdict::Denied);
     assert!(checks[1].message.contains("not authorized"));
 }
+
+fn drill_volume(state: aws_sdk_ec2::types::VolumeState) -> aws_sdk_ec2::types::Volume {
+    aws_sdk_ec2::types::Volume::builder()
+        .volume_id("vol-d1")
+        .availability_zone("us-east-1a")
+        .size(500)
+        .state(state)
+        .tags(
+            Tag::builder()
+                .key("asdr:cluster")
+                .value("prod-east")
+                .build(),
+        )
+        .tags(Tag::builder().key("asdr:drill").value("q1").build())
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn defect_18_delete_volume_is_done_only_once_the_volume_is_gone() {
+    use aws_sdk_ec2::operation::delete_volume::DeleteVolumeOutput;
+    use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+    use aws_sdk_ec2::types::VolumeState;
+    let describe = mock!(aws_sdk_ec2::Client::describe_volumes)
+        .sequence()
+        // observe, then act: there and available; the next polls: deleting, deleting, gone.
+        .output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(drill_volume(VolumeState::Available))
+                .build()
+        })
+        .output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(drill_volume(VolumeState::Available))
+                .build()
+        })
+        .output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(drill_volume(VolumeState::Deleting))
+                .build()
+        })
+        .output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(drill_volume(VolumeState::Deleting))
+                .build()
+        })
+        .output(|| DescribeVolumesOutput::builder().build())
+        .build();
+    let delete = mock!(aws_sdk_ec2::Client::delete_volume)
+        .then_output(|| DeleteVolumeOutput::builder().build());
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe, &delete]);
+    let mut s = step(
+        "delete_volume:vol-d1",
+        StepKind::DeleteVolume,
+        json!({"volume_id": "vol-d1", "drill": "q1"}),
+    );
+    s.node = Some("a1@q1".into());
+    let (report, events) = execute(Ec2Provider::new(client, "prod-east"), vec![s]).await;
+    assert!(
+        matches!(
+            report.outcomes["delete_volume:vol-d1"],
+            Outcome::Done { .. }
+        ),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(delete.num_calls(), 1, "DeleteVolume once");
+    let waits = events
+        .iter()
+        .filter(|e| matches!(e, Event::Pending { note, .. } if note.contains("deleting")))
+        .count();
+    assert!(
+        waits >= 2,
+        "the step waits while the volume is deleting: {events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn defect_19_create_volume_asks_for_the_datas_encryption_key() {
+    use aws_sdk_ec2::operation::create_volume::CreateVolumeOutput;
+    use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+    let key = "arn:aws:kms:us-east-1:111122223333:key/prod";
+    let none = mock!(aws_sdk_ec2::Client::describe_volumes)
+        .then_output(|| DescribeVolumesOutput::builder().build());
+    // Only a request for an encrypted volume with the data's key is answered.
+    let create = mock!(aws_sdk_ec2::Client::create_volume)
+        .match_requests(move |r| r.encrypted() == Some(true) && r.kms_key_id() == Some(key))
+        .then_output(|| CreateVolumeOutput::builder().volume_id("vol-new").build());
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&none, &create]);
+    let s = step(
+        "create_volume:a1:/dev/sdf",
+        StepKind::CreateVolume,
+        json!({"availability_zone": "us-east-1a", "size_gib": 500, "type": "gp3", "snapshot_id": null,
+               "encrypted": true, "kms_key_id": key, "client_token": "create_volume:a1:/dev/sdf",
+               "tags": {"asdr:cluster": "prod-east", "asdr:node": "a1", "asdr:device": "/dev/sdf"}}),
+    );
+    let (report, _) = execute(Ec2Provider::new(client, "prod-east"), vec![s]).await;
+    assert!(
+        matches!(
+            report.outcomes["create_volume:a1:/dev/sdf"],
+            Outcome::Done { .. }
+        ),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(create.num_calls(), 1);
+}
