@@ -715,3 +715,27 @@ fn defect_16_a_journal_whose_effects_are_gone_is_not_trusted() {
         Some(0)
     );
 }
+
+#[test]
+fn defect_17_a_community_full_cluster_restore_converges_on_a_world_file() {
+    let s = Scratch::of("community");
+    let w = "world-backup-due.yaml";
+    ok(&s.asdr(w, &["apply", "--yes", "--restore", "full-cluster"], &[]));
+    let world = s.world(w);
+    for n in &world.nodes {
+        assert_eq!(
+            n.edition.as_deref(),
+            Some("Aerospike Community Edition"),
+            "{} restarted as the edition it is",
+            n.name
+        );
+    }
+    let again = s.asdr(
+        w,
+        &["plan", "--detailed-exitcode", "--restore", "full-cluster"],
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    // And the backup policy is plannable again (R9 does not refuse it).
+    ok(&s.asdr(w, &["plan"], &[]));
+}
