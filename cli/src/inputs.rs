@@ -38,7 +38,18 @@ pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandE
     let policy = policy.ok_or_else(|| {
         CommandError::User("--live-nodes needs the policy (-f) to know the nodes' addresses".into())
     })?;
-    Ok(runtime()?.block_on(asdr_providers::live::refresh_nodes(policy, world)))
+    let aws = aws(global);
+    runtime()?.block_on(async {
+        let mut world = asdr_providers::live::refresh_nodes(policy, world).await;
+        // The real nodes write asbackup sets to the real store: what is there is read from it.
+        if policy.backup.method == asdr_specs::Method::Asbackup {
+            let store = asdr_providers::live::smd_store(policy, &aws).await;
+            world.asbackup_archives = asdr_providers::live::asbackup_archives(policy, &store)
+                .await
+                .map_err(CommandError::User)?;
+        }
+        Ok(world)
+    })
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {

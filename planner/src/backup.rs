@@ -14,6 +14,9 @@ use crate::world::SnapshotState;
 use crate::{Ctx, retention, tags};
 
 pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> {
+    if ctx.policy.backup.method == Method::Asbackup {
+        return crate::asbackup::plan(ctx, b);
+    }
     let backup = &ctx.policy.backup;
     let newest = newest_complete(ctx);
     let due = match newest {
@@ -33,31 +36,15 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     let mut new_set = None;
     if let Some(reason) = due {
         let set = resume_or_new(ctx);
-        match backup.method {
-            Method::EbsSnapshot => snapshot_set(ctx, b, &set, &reason)?,
-            Method::Asbackup => asbackup_set(ctx, b, &set, &reason)?,
-        }
+        snapshot_set(ctx, b, &set, &reason)?;
         new_set = Some(set);
     }
-    if backup.method == Method::EbsSnapshot {
-        retention::plan(ctx, b, new_set.as_deref());
-    } else if !ctx.obs.sets.is_empty() {
-        b.warn("R13", "retention of asbackup output is left to the store (for S3, a lifecycle rule): asdr deletes only snapshots");
-    }
+    retention::plan(ctx, b, new_set.as_deref());
     Ok(())
 }
 
 fn newest_complete<'a>(ctx: &'a Ctx<'_, '_>) -> Option<&'a BackupSet<'a>> {
-    let namespaces = ctx.policy.cluster.namespaces.len();
-    match ctx.policy.backup.method {
-        Method::EbsSnapshot => ctx.obs.newest_complete_set(),
-        Method::Asbackup => ctx
-            .obs
-            .sets
-            .iter()
-            .rev()
-            .find(|s| s.asbackup.len() >= namespaces),
-    }
+    ctx.obs.newest_complete_set()
 }
 
 /// An unfinished set newer than the newest complete one and younger than `every` is the run an
@@ -119,7 +106,7 @@ pub(crate) fn human_age(seconds: u64) -> String {
 }
 
 /// R14: a backup set needs every node, so the cluster must be whole and stable now.
-fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
+pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
     let expected = ctx.policy.cluster.nodes.len() as u32;
     for view in &ctx.obs.nodes {
         let node = ctx.policy_node(&view.name);
@@ -393,56 +380,6 @@ fn snapshot_set(
         before_mark,
         json!({"set": set, "snapshots": ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(), "tag": {tags::COMPLETE: "true"}}),
     );
-    Ok(())
-}
-
-fn asbackup_set(
-    ctx: &Ctx<'_, '_>,
-    b: &mut Builder,
-    set: &str,
-    reason: &str,
-) -> Result<(), PlanError> {
-    require_stable_cluster(ctx)?;
-    let policy = ctx.policy;
-    let asb = policy
-        .backup
-        .asbackup
-        .as_ref()
-        .expect("validation requires it for method asbackup");
-    let check = b.check_cluster_stable(node_names(ctx));
-    let runner = ctx
-        .obs
-        .nodes
-        .first()
-        .map(|n| n.name.clone())
-        .unwrap_or_default();
-    let done: HashSet<&str> = ctx
-        .obs
-        .set(set)
-        .map(|s| s.asbackup.iter().map(|a| a.namespace.as_str()).collect())
-        .unwrap_or_default();
-    // One namespace at a time: asbackup loads the servers (the seed's "additional server load").
-    let mut prev = check;
-    for ns in &policy.cluster.namespaces {
-        if done.contains(ns.name.as_str()) {
-            continue;
-        }
-        let to = format!("{}/{set}/{}", asb.to.trim_end_matches('/'), ns.name);
-        b.change(
-            format!("asbackup.{set}.{}", ns.name),
-            Action::Create,
-            reason,
-            None,
-            Some(json!({"to": to})),
-        );
-        prev = b.step(
-            StepKind::Asbackup,
-            format!("asbackup:{}:{set}", ns.name),
-            Some(&runner),
-            vec![prev],
-            json!({"namespace": ns.name, "set": set, "to": to, "args": asb.args}),
-        );
-    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //!
 //! No I/O happens here: providers observe, the executor acts.
 
+mod asbackup;
 mod backup;
 mod builder;
 mod config;

@@ -94,6 +94,22 @@ impl<'w> BackupSet<'w> {
                 .all(|s| s.state == SnapshotState::Completed)
     }
 
+    /// asbackup: every namespace has a finished run (asdr's manifest) in this set.
+    pub fn asbackup_complete(&self, namespaces: &[String]) -> bool {
+        !namespaces.is_empty()
+            && namespaces
+                .iter()
+                .all(|ns| self.asbackup.iter().any(|a| &a.namespace == ns))
+    }
+
+    /// asbackup: the full set this set's chain starts from (itself for a full set).
+    pub fn chain(&self) -> &str {
+        self.asbackup
+            .iter()
+            .find_map(|a| a.incremental_of.as_deref())
+            .unwrap_or(&self.id)
+    }
+
     /// The moment the set's data may be as new as: its last snapshot's start, else its id's time.
     pub fn data_time(&self) -> OffsetDateTime {
         self.last_start.unwrap_or(self.time).max(self.time)

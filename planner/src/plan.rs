@@ -105,6 +105,8 @@ pub enum StepKind {
     /// A running instance whose Aerospike does not answer is stopped (and waited for) before its
     /// volumes are detached: volumes are never taken from a running machine.
     StopInstance,
+    /// Retention of asbackup sets: one set's directories (each with asdr's manifest) deleted.
+    DeleteBackup,
 }
 
 impl StepKind {
@@ -135,6 +137,7 @@ impl StepKind {
             StepKind::MarkSetComplete => "mark_set_complete",
             StepKind::DeleteVolume => "delete_volume",
             StepKind::StopInstance => "stop_instance",
+            StepKind::DeleteBackup => "delete_backup",
         }
     }
 

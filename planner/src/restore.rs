@@ -31,7 +31,7 @@ enum Data<'w> {
 
 pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
     if ctx.policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
-        return asrestore(ctx, restore, b);
+        return crate::asbackup::restore(ctx, restore, b);
     }
     let targets: Vec<&str> = match restore.scope {
         Scope::Node => restore.nodes.iter().map(String::as_str).collect(),
@@ -1179,58 +1179,4 @@ fn check_instance_type(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanErr
         }
         None => Ok(()),
     }
-}
-
-/// With `method: asbackup`, a restore from a backup is asrestore per namespace into the running
-/// cluster: all or nothing across the cluster (validation refuses node scope).
-fn asrestore(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
-    let namespaces = ctx.policy.cluster.namespaces.len();
-    let set = match &restore.source {
-        RestoreSource::Set(id) => ctx.obs.set(id),
-        RestoreSource::Before(t) => ctx
-            .obs
-            .sets
-            .iter()
-            .rev()
-            .find(|s| s.asbackup.len() >= namespaces && s.time < *t),
-        _ => ctx
-            .obs
-            .sets
-            .iter()
-            .rev()
-            .find(|s| s.asbackup.len() >= namespaces),
-    }
-    .filter(|s| s.asbackup.len() >= namespaces)
-    .ok_or_else(|| {
-        refuse(Diagnostic::new(
-            restore.source_span,
-            format!("restore `{}`: no complete asbackup set found", restore.name),
-        ))
-    })?;
-    let up = ctx.obs.healthy_names();
-    let runner = up.first().cloned().unwrap_or_default();
-    let mut prev = b.check_cluster_stable(up);
-    for ns in &ctx.policy.cluster.namespaces {
-        let archive = set
-            .asbackup
-            .iter()
-            .find(|a| a.namespace == ns.name)
-            .expect("complete set");
-        b.change(
-            format!("namespace.{}", ns.name),
-            Action::Update,
-            format!("asrestore from {} (set {})", archive.uri, set.id),
-            None,
-            Some(json!({"from": archive.uri})),
-        );
-        prev = b.step(
-            StepKind::Asrestore,
-            format!("asrestore:{}:{}", ns.name, set.id),
-            Some(&runner),
-            vec![prev],
-            json!({"namespace": ns.name, "from": archive.uri, "set": set.id}),
-        );
-    }
-    b.warn("R6", "asrestore writes records into the running cluster; records deleted after the backup come back unless deletes were durable");
-    Ok(())
 }

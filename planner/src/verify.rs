@@ -226,6 +226,7 @@ impl<'a> Verifier<'a> {
         self.check_r8_windows();
         self.check_r11();
         self.check_r13_deletes(&op);
+        self.check_r13_backup_deletes();
         self.check_r13_detach_terminate(&op);
         match &op {
             Op::Backup => {
@@ -448,7 +449,7 @@ impl<'a> Verifier<'a> {
             let why = match (op, s.kind) {
                 (
                     Op::Restore(_) | Op::Drill(_),
-                    StepKind::DeleteSnapshot | StepKind::DeleteVolume,
+                    StepKind::DeleteSnapshot | StepKind::DeleteVolume | StepKind::DeleteBackup,
                 ) => Some(("R7", "a restore never deletes data")),
                 (
                     Op::Backup,
@@ -1089,7 +1090,11 @@ impl<'a> Verifier<'a> {
     /// R12: a full-cluster restore stops every node before any volume is swapped, and ends
     /// waiting for the whole cluster.
     fn check_r12(&mut self, r: &asdr_specs::Restore) {
-        if !(r.scope == Scope::Cluster && r.source.uses_backup()) || self.plan.steps.is_empty() {
+        // asrestore writes into the running cluster: nothing is stopped or swapped.
+        if !(r.scope == Scope::Cluster && r.source.uses_backup())
+            || self.plan.steps.is_empty()
+            || self.policy.backup.method == asdr_specs::Method::Asbackup
+        {
             return;
         }
         let n = self.plan.steps.len();
@@ -1185,6 +1190,56 @@ impl<'a> Verifier<'a> {
         if blank.len() >= rf && !blank.is_empty() {
             let list: Vec<&str> = blank.into_iter().collect();
             self.bad("R8", None, format!("{} nodes ({}) rejoin empty at once with replication factor {rf}: partitions whose every copy was on them are lost", list.len(), list.join(", ")));
+        }
+    }
+
+    /// R13 for asbackup sets: only sets whose every namespace has asdr's manifest, never a set of
+    /// the newest complete chain (the full set the newest complete set belongs to).
+    fn check_r13_backup_deletes(&mut self) {
+        let deletes: Vec<&Step> = self.steps(StepKind::DeleteBackup).map(|(_, s)| s).collect();
+        if deletes.is_empty() {
+            return;
+        }
+        let namespaces: Vec<&str> = self
+            .policy
+            .cluster
+            .namespaces
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut by_set: BTreeMap<&str, Vec<&crate::world::AsbackupArchive>> = BTreeMap::new();
+        for a in &self.world.asbackup_archives {
+            by_set.entry(a.set.as_str()).or_default().push(a);
+        }
+        let complete = |set: &str| {
+            by_set.get(set).is_some_and(|v| {
+                namespaces
+                    .iter()
+                    .all(|ns| v.iter().any(|a| a.namespace == *ns))
+            })
+        };
+        let chain_of = |set: &str| {
+            by_set
+                .get(set)
+                .and_then(|v| v.iter().find_map(|a| a.incremental_of.clone()))
+                .unwrap_or_else(|| set.to_string())
+        };
+        let newest_chain = by_set
+            .keys()
+            .filter(|s| complete(s))
+            .max_by_key(|s| crate::observe::set_time(s))
+            .map(|s| chain_of(s));
+        let mut bad = Vec::new();
+        for s in deletes {
+            let set = s.params["set"].as_str().unwrap_or_default();
+            if !complete(set) {
+                bad.push((s, format!("set {set} is not a finished asbackup set with asdr's manifest in every namespace")));
+            } else if newest_chain.as_deref() == Some(chain_of(set).as_str()) {
+                bad.push((s, format!("set {set} belongs to the newest complete chain")));
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R13", Some(s), m);
         }
     }
 

@@ -276,7 +276,12 @@ pub struct SmdArchive {
 pub struct AsbackupArchive {
     pub set: String,
     pub namespace: String,
+    /// The directory the run wrote: `<asbackup.to>/<set>/<namespace>`. Listed only once asdr's
+    /// manifest is in it (the run finished).
     pub uri: String,
+    /// For an incremental backup: the full set its chain starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! (YAML or JSON) that plans can be reviewed and rehearsed against offline.
 
 pub mod aerospike;
+pub mod asbackup;
 pub mod drill;
 pub mod ec2;
 pub mod exec;

@@ -127,16 +127,9 @@ pub async fn node_provider(
             AnyTransport::Ssm(Ssm::new(aws_sdk_ssm::Client::new(&conf), instances))
         }
     };
-    let s3 = if policy.backup.smd_to.starts_with("s3://") {
-        let conf = aws.load(policy).await;
-        let s3conf = aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(aws.endpoint_url.is_some())
-            .build();
-        Some(S3Store::new(aws_sdk_s3::Client::from_conf(s3conf)))
-    } else {
-        None
-    };
-    NodeProvider::for_policy(policy, transport, AnyStore { s3 })
+    let mut provider = NodeProvider::for_policy(policy, transport, smd_store(policy, aws).await);
+    provider.s3_endpoint = aws.endpoint_url.clone();
+    provider
 }
 
 /// The EC2 provider for the policy, with its call counter.
@@ -172,9 +165,14 @@ pub async fn s3_lock(
     crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)
 }
 
-/// The store the policy's SMD archives live in.
+/// The store the policy's SMD archives and asbackup sets live in (S3 when either is there).
 pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
-    if !policy.backup.smd_to.starts_with("s3://") {
+    let asbackup_s3 = policy
+        .backup
+        .asbackup
+        .as_ref()
+        .is_some_and(|a| a.to.starts_with("s3://"));
+    if !policy.backup.smd_to.starts_with("s3://") && !asbackup_s3 {
         return AnyStore { s3: None };
     }
     let conf = aws.load(policy).await;
@@ -200,6 +198,23 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         crate::store::smd_archives(&store, &policy.backup.smd_to, &policy.cluster.name)
             .await
             .map_err(|e| e.to_string())?;
+    world.asbackup_archives = asbackup_archives(policy, &store).await?;
     let world = refresh_nodes(policy, world).await;
     Ok((world, counter.get()))
+}
+
+/// The finished asbackup runs of the policy's `asbackup.to`, from one listing of the store
+/// (its manifests); none when the policy does not back up with asbackup.
+pub async fn asbackup_archives(
+    policy: &Policy,
+    store: &AnyStore,
+) -> Result<Vec<asdr_planner::world::AsbackupArchive>, String> {
+    match &policy.backup.asbackup {
+        Some(a) if policy.backup.method == asdr_specs::Method::Asbackup => {
+            crate::asbackup::archives(store, &a.to)
+                .await
+                .map_err(|e| format!("listing asbackup sets: {e}"))
+        }
+        _ => Ok(Vec::new()),
+    }
 }

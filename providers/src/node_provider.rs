@@ -31,6 +31,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::WriteConfig
             | StepKind::Asbackup
             | StepKind::Asrestore
+            | StepKind::DeleteBackup
     )
 }
 
@@ -46,6 +47,10 @@ pub struct NodeProvider<T, S> {
     store: S,
     pub info_timeout: Duration,
     pub retry_after: Duration,
+    /// `--s3-endpoint-override` for asbackup/asrestore (the `--endpoint-url` asdr was given).
+    pub s3_endpoint: Option<String>,
+    /// The transport for `asbackup.run_on: local`: the machine running asdr.
+    pub local: crate::exec::local::Local,
 }
 
 impl<T, S> std::fmt::Debug for NodeProvider<T, S> {
@@ -111,6 +116,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             store,
             info_timeout: Duration::from_secs(5),
             retry_after: Duration::from_millis(500),
+            s3_endpoint: None,
+            local: crate::exec::local::Local::default(),
         }
     }
 
@@ -122,6 +129,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             store,
             info_timeout: Duration::from_secs(5),
             retry_after: Duration::from_millis(500),
+            s3_endpoint: None,
+            local: crate::exec::local::Local::default(),
         }
     }
 
@@ -404,44 +413,43 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
-    /// `asbackup` / `asrestore` for one namespace, run on the node through the transport.
-    async fn tool(&self, input: &StepInput<'_>, backup: bool) -> Result<Progress, StepError> {
+    /// `asbackup` / `asrestore` for one namespace: on the node through the transport, or, with
+    /// `run_on: local`, on the machine running asdr (they are clients of the cluster).
+    async fn tool(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
-        let a = &self.nodes[&name];
-        let ns = param(input, "namespace")?;
-        let mut cmd = if backup {
-            format!(
-                "asbackup --host {} --port {} --namespace {} --directory {}",
-                a.info.ip(),
-                a.info.port(),
-                quote(&ns),
-                quote(&param(input, "to")?)
-            )
+        let info = self.nodes.get(&name).map(|a| a.info).ok_or_else(|| {
+            StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))
+        })?;
+        let local = input.step.params.get("run_on").and_then(Value::as_str) == Some("local");
+        let endpoint = self.s3_endpoint.as_deref();
+        let backup = input.step.kind == StepKind::Asbackup;
+        if local {
+            let here = Target {
+                node: "local".into(),
+                host: "localhost".into(),
+            };
+            if backup {
+                crate::asbackup::backup(&self.local, &here, &self.store, info, endpoint, input)
+                    .await
+            } else {
+                crate::asbackup::restore(&self.local, &here, info, endpoint, input).await
+            }
         } else {
-            format!(
-                "asrestore --host {} --port {} --namespace {} --directory {}",
-                a.info.ip(),
-                a.info.port(),
-                quote(&ns),
-                quote(&param(input, "from")?)
-            )
-        };
-        for arg in input
-            .step
-            .params
-            .get("args")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            cmd.push(' ');
-            cmd.push_str(&quote(arg));
+            let target = self.target(&name)?;
+            if backup {
+                crate::asbackup::backup(
+                    &self.transport,
+                    &target,
+                    &self.store,
+                    info,
+                    endpoint,
+                    input,
+                )
+                .await
+            } else {
+                crate::asbackup::restore(&self.transport, &target, info, endpoint, input).await
+            }
         }
-        run_ok(&self.transport, &self.target(&name)?, &cmd, None)
-            .await
-            .map_err(transport_error)?;
-        Progress::done(&[("command", json!(cmd))])
     }
 }
 
@@ -449,6 +457,10 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
         let some = || Some(Resources::new());
         Ok(match input.step.kind {
+            StepKind::Asbackup => crate::asbackup::finished(&self.store, &input).await?,
+            StepKind::DeleteBackup => crate::asbackup::deleted(&self.store, &input)
+                .await?
+                .then(Resources::new),
             StepKind::Quiesce => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
                 Ok((_, true, n)) if n >= 1 => some(),
                 _ => None,
@@ -566,8 +578,8 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             }
             StepKind::CopySmd => self.copy_smd(&input).await,
             StepKind::RestoreSmd => self.restore_smd(&input).await,
-            StepKind::Asbackup => self.tool(&input, true).await,
-            StepKind::Asrestore => self.tool(&input, false).await,
+            StepKind::Asbackup | StepKind::Asrestore => self.tool(&input).await,
+            StepKind::DeleteBackup => crate::asbackup::delete_set(&self.store, &input).await,
             other => Err(StepError::permanent(
                 "NotANodeStep",
                 format!("{other} is not carried out on nodes"),

@@ -472,6 +472,10 @@ pub fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Res
             let id = input.param_str("volume_id", "volume_id")?;
             (!world.volumes.iter().any(|v| v.id == id)).then(Resources::new)
         }
+        StepKind::DeleteBackup => {
+            let set = input.param_str("set", "")?;
+            (!world.asbackup_archives.iter().any(|a| a.set == set)).then(Resources::new)
+        }
         // Checks and waits are cheap to run again; asrestore leaves no mark to find.
         StepKind::CheckClusterStable
         | StepKind::WaitClusterStable
@@ -1032,10 +1036,16 @@ pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Pro
                 set,
                 namespace,
                 uri: uri.clone(),
+                incremental_of: input.param_str("incremental_of", ""),
             });
             Progress::done(&[("uri", json!(uri))])
         }
         StepKind::Asrestore => Progress::done(&[]),
+        StepKind::DeleteBackup => {
+            let set = need(input, "set", "")?;
+            world.asbackup_archives.retain(|a| a.set != set);
+            Progress::done(&[])
+        }
         StepKind::DeleteVolume => {
             let id = need(input, "volume_id", "volume_id")?;
             let Some(i) = world.volumes.iter().position(|v| v.id == id) else {

@@ -114,6 +114,8 @@ async fn env(consistency: &str, enterprise: bool, extra: &[(&str, &str)]) -> Env
         assert!(text.contains(from), "{from}");
         text = text.replacen(from, to, 1);
     }
+    // Edits may name the scratch folder.
+    text = text.replace("@@ROOT@@", &root);
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::copy(
         examples().join("templates/aerospike.conf.j2"),
@@ -160,8 +162,10 @@ async fn run(env: &Env, plan: Plan, transport: Local) -> Report {
         Arc::new(|_| {}),
     )
     .unwrap();
-    let mut nodes = NodeProvider::for_policy(&env.policy, transport, LocalStore);
+    let mut nodes = NodeProvider::for_policy(&env.policy, transport.clone(), LocalStore);
     nodes.retry_after = Duration::from_millis(20);
+    // `asbackup.run_on: local` runs the tools here, with the same PATH.
+    nodes.local = transport;
     let provider = Arc::new(Composite { cloud, nodes });
     let (mut journal, _) = Journal::open(&env.path("journal"), &plan).unwrap();
     let opts = Options {
@@ -428,17 +432,12 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
     );
 }
 
-/// A test tool on PATH that records its arguments, and fails when asked to.
-fn fake_tools(dir: &Path) -> (Local, PathBuf) {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = dir.join("tool-args.log");
-    for tool in ["asbackup", "asrestore"] {
-        let p = bin.join(tool);
-        std::fs::write(&p, format!("#!/bin/sh\nprintf '%s' \"{tool}\" >> \"$TOOL_LOG\"\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \"$TOOL_LOG\"; done\necho >> \"$TOOL_LOG\"\nexit \"${{TOOL_EXIT:-0}}\"\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+/// The asbackup/asrestore stand-ins (testdata/asbackup-stand-in: the real tools are not in the
+/// package registries) first on PATH, logging their arguments as JSON lines.
+fn stand_in_tools(dir: &Path) -> (Local, PathBuf, PathBuf) {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
+    let log = dir.join("tool-args.jsonl");
+    let restored = dir.join("restored.jsonl");
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -449,56 +448,181 @@ fn fake_tools(dir: &Path) -> (Local, PathBuf) {
             timeout: Duration::from_secs(30),
             env: vec![
                 ("PATH".into(), path),
-                ("TOOL_LOG".into(), log.display().to_string()),
+                ("STANDIN_LOG".into(), log.display().to_string()),
+                ("STANDIN_RESTORED".into(), restored.display().to_string()),
             ],
         },
         log,
+        restored,
     )
 }
 
+fn tool_calls(log: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The example policy backing up with asbackup into `file://<scratch>/backups/prod-east`, whose
+/// parent does not exist yet; the node restore from a backup becomes a refill (asbackup restores
+/// whole clusters only).
+async fn asbackup_env(extra: &[(&str, &str)]) -> Env {
+    let dir_edit = "to: s3://acme-backups/asbackup/prod-east";
+    let mut edits = vec![
+        ("method: ebs-snapshot", "method: asbackup"),
+        (
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        ),
+        (dir_edit, "to: file://@@ROOT@@/backups/prod-east"),
+    ];
+    edits.extend_from_slice(extra);
+    env("multi-volume", true, &edits).await
+}
+
+fn asbackup_to(env: &Env) -> String {
+    format!("file://{}/backups/prod-east", env.dir.path().display())
+}
+
 #[tokio::test]
-async fn asbackup_runs_per_namespace_with_the_documented_command_line() {
-    // asbackup restores only whole clusters: the node restore from a backup becomes a refill.
-    let env = env(
-        "multi-volume",
-        true,
-        &[
-            ("method: ebs-snapshot", "method: asbackup"),
-            (
-                "    source: latest-backup\n    accept_zombie_records: true   # required",
-                "    source: empty\n    accept_zombie_records: true   # required",
-            ),
-        ],
-    )
-    .await;
-    let (local, log) = fake_tools(env.dir.path());
-    let report = run(&env, backup_plan(&env), local).await;
+async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves_a_manifest() {
+    let env = asbackup_env(&[]).await;
+    let (local, log, restored) = stand_in_tools(env.dir.path());
+    let report = run(&env, backup_plan(&env), local.clone()).await;
     assert!(report.succeeded(), "{:?}", failures(&report));
-    let port = env.cluster.port();
-    let lines: Vec<String> = std::fs::read_to_string(&log)
+    let root = env.dir.path().display().to_string();
+    let set = "bs-20261121T090000Z";
+    let calls = tool_calls(&log);
+    assert_eq!(calls.len(), 2, "one asbackup per namespace: {calls:?}");
+    for (call, ns) in calls.iter().zip(["users", "events"]) {
+        let dir = format!("{root}/backups/prod-east/{set}/{ns}");
+        let at = call.iter().position(|a| a == "--directory").unwrap();
+        assert_eq!(call[at + 1], dir, "a plain path, never file://");
+        assert!(call.contains(&"--remove-files".to_string()));
+        assert!(
+            call.windows(2).any(|w| w == ["--compress", "zstd"]),
+            "the policy's `--compress zstd` became the compress key: {call:?}"
+        );
+        // The manifest: the tool's summary and every file with its SHA-256.
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{dir}/asdr-manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["records"], 1000);
+        assert_eq!(manifest["indexes"], 1);
+        assert_eq!(manifest["namespace"], ns);
+        let file = std::fs::read(format!("{dir}/{ns}_00000.asb")).unwrap();
+        assert_eq!(
+            manifest["files"][0]["sha256"],
+            asdr_providers::store::sha256_hex(&file)
+        );
+    }
+    // Observation lists the finished runs from the store; with them, nothing is due.
+    let archives = asdr_providers::asbackup::archives(&LocalStore, &asbackup_to(&env))
+        .await
+        .unwrap();
+    assert_eq!(archives.len(), 2, "{archives:?}");
+    let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut world = world_for(&env.policy, &spec);
+    world.asbackup_archives = archives;
+    let again = asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).unwrap();
+    assert!(
+        again.steps.iter().all(|s| s.kind != StepKind::Asbackup),
+        "{:?}",
+        again.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
+    // The cluster restore finds the set and asrestore brings back records and indexes.
+    let restore = asdr_planner::plan(
+        &env.policy,
+        &world,
+        spec.now,
+        &Operation::Restore("full-cluster".into()),
+    )
+    .unwrap();
+    let report = run(&env, restore, local).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&restored)
         .unwrap()
         .lines()
-        .map(str::to_string)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["records"], 1000);
+        assert_eq!(l["indexes"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_never_rewritten() {
+    let env = asbackup_env(&[]).await;
+    let (local, log, _) = stand_in_tools(env.dir.path());
+    let to = asbackup_to(&env);
+    let root = to.strip_prefix("file://").unwrap().to_string();
+    let set = "bs-20261121T083000Z";
+    // events finished (manifest), users was killed half-way (a partial file, no manifest).
+    let events = format!("{root}/{set}/events");
+    std::fs::create_dir_all(&events).unwrap();
+    std::fs::write(
+        format!("{events}/events_00000.asb"),
+        "Version 3.1\nfinished\n",
+    )
+    .unwrap();
+    std::fs::write(format!("{events}/asdr-manifest.json"), "{}").unwrap();
+    let users = format!("{root}/{set}/users");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(
+        format!("{users}/users_00000.asb"),
+        "Version 3.1\n+ n users\n",
+    )
+    .unwrap();
+    let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut world = world_for(&env.policy, &spec);
+    world.asbackup_archives = asdr_providers::asbackup::archives(&LocalStore, &to)
+        .await
+        .unwrap();
+    let plan = asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).unwrap();
+    let runs: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Asbackup)
+        .map(|s| s.id.as_str())
         .collect();
     assert_eq!(
-        lines,
-        [
-            format!(
-                "asbackup [--host] [127.0.1.11] [--port] [{port}] [--namespace] [users] [--directory] [s3://acme-backups/asbackup/prod-east/bs-20261121T090000Z/users] [--compress] [zstd]"
-            ),
-            format!(
-                "asbackup [--host] [127.0.1.11] [--port] [{port}] [--namespace] [events] [--directory] [s3://acme-backups/asbackup/prod-east/bs-20261121T090000Z/events] [--compress] [zstd]"
-            ),
-        ]
+        runs,
+        [format!("asbackup:users:{set}")],
+        "the unfinished set is finished"
+    );
+    let report = run(&env, plan, local).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    let calls = tool_calls(&log);
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].contains(&"--remove-files".to_string()));
+    assert!(
+        std::fs::read_to_string(format!("{users}/users_00000.asb"))
+            .unwrap()
+            .lines()
+            .count()
+            > 1000
+    );
+    assert!(std::path::Path::new(&format!("{users}/asdr-manifest.json")).exists());
+    assert_eq!(
+        std::fs::read_to_string(format!("{events}/events_00000.asb")).unwrap(),
+        "Version 3.1\nfinished\n",
+        "a finished directory is never written again"
     );
 }
 
 #[tokio::test]
 async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
     let env = env("quiesce", true, &[]).await;
-    let (mut local, log) = fake_tools(env.dir.path());
-    local.env.push(("TOOL_EXIT".into(), "1".into()));
+    let (local, log, _) = stand_in_tools(env.dir.path());
     let port = env.cluster.port();
+    let missing = format!("{}/nothing-here/users", env.dir.path().display());
     let mk = |id: &str, kind, deps: &[&str], cleanup: bool, params: serde_json::Value| Step {
         id: id.into(),
         kind,
@@ -520,14 +644,14 @@ async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
             StepKind::Asrestore,
             &["quiesce:a1"],
             false,
-            serde_json::json!({"namespace": "users", "from": "s3://b/users", "set": "bs"}),
+            serde_json::json!({"namespace": "users", "directories": [format!("file://{missing}")], "set": "bs"}),
         ),
         mk(
             "asrestore:events:bs",
             StepKind::Asrestore,
             &["asrestore:users:bs"],
             false,
-            serde_json::json!({"namespace": "events", "from": "s3://b/events", "set": "bs"}),
+            serde_json::json!({"namespace": "events", "directories": ["file:///nowhere/events"], "set": "bs"}),
         ),
         mk(
             "unquiesce:a1",
@@ -554,12 +678,10 @@ async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
         Outcome::Done { .. } | Outcome::Adopted { .. }
     ));
     assert!(!env.cluster.quiesced("a1"));
-    assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        format!(
-            "asrestore [--host] [127.0.1.11] [--port] [{port}] [--namespace] [users] [--directory] [s3://b/users]\n"
-        )
-    );
+    let calls = tool_calls(&log);
+    assert_eq!(calls.len(), 1);
+    let at = calls[0].iter().position(|a| a == "--directory").unwrap();
+    assert_eq!(calls[0][at + 1], missing, "a plain path");
 }
 
 #[tokio::test]

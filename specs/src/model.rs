@@ -236,7 +236,49 @@ pub struct Retain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asbackup {
     pub to: String,
+    pub run_on: RunOn,
+    pub compress: Option<Compress>,
+    pub encrypt: Option<Encrypt>,
+    pub incremental_every: Option<Duration>,
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOn {
+    /// On a node of the cluster, through the policy's transport.
+    #[default]
+    Node,
+    /// On the machine running asdr.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compress {
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptAlgorithm {
+    Aes128,
+    Aes256,
+}
+
+impl EncryptAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptAlgorithm::Aes128 => "aes128",
+            EncryptAlgorithm::Aes256 => "aes256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encrypt {
+    pub algorithm: EncryptAlgorithm,
+    pub key_file: String,
 }
 
 #[derive(Debug, Clone)]

@@ -193,9 +193,31 @@ pub struct RawSmd {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAsbackup {
+    /// `file:///directory` or `s3://bucket/prefix`: sets go to `<to>/<set>/<namespace>/`.
     pub to: Sp<String>,
+    /// Where asbackup and asrestore run: on a node through the transport (default), or on the
+    /// machine running asdr (they are clients of the cluster).
+    #[serde(default)]
+    pub run_on: Option<Sp<crate::model::RunOn>>,
+    /// `zstd`: compress the backup files.
+    #[serde(default)]
+    pub compress: Option<Sp<crate::model::Compress>>,
+    /// Encrypt the backup files with a key file (where the tool runs).
+    #[serde(default)]
+    pub encrypt: Option<Sp<RawEncrypt>>,
+    /// Incremental backups (records changed since the previous set) this often between full ones.
+    #[serde(default)]
+    pub incremental_every: Option<Sp<String>>,
+    /// Further arguments passed to asbackup as they are.
     #[serde(default)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncrypt {
+    pub algorithm: Sp<crate::model::EncryptAlgorithm>,
+    pub key_file: Sp<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

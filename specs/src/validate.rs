@@ -567,9 +567,43 @@ impl<'a> Validator<'a> {
             }
             (_, Some(a)) => {
                 check_store_uri(self, &a.value.to, "backup.asbackup.to");
+                let incremental_every = a.value.incremental_every.as_ref().map(|d| {
+                    let d2 = self.duration(d);
+                    if d2.seconds() >= every.seconds() {
+                        self.err(d.span, format!("incremental_every {d2} is not shorter than every {every}: no incremental backup would ever run"));
+                    }
+                    d2
+                });
+                // `--compress zstd` in args is the `compress` key written the old way: taken as
+                // it, so the plan shows it. Options asdr sets itself are refused: given again they
+                // would contradict the plan.
+                let mut compress = a.value.compress.as_ref().map(|c| c.value);
+                let mut args = Vec::new();
+                let mut it = a.value.args.iter().peekable();
+                while let Some(arg) = it.next() {
+                    match arg.as_str() {
+                        "-z" | "--compress" if it.peek().is_some_and(|v| *v == "zstd") => {
+                            it.next();
+                            compress = Some(Compress::Zstd);
+                        }
+                        "-d" | "--directory" | "-n" | "--namespace" | "-r" | "--remove-files"
+                        | "-z" | "--compress" | "-y" | "--encrypt" | "-a" | "--modified-after"
+                        | "-h" | "--host" | "-p" | "--port" => {
+                            self.err(a.span, format!("backup.asbackup.args: `{arg}` is set by asdr (use `to`, `compress`, `encrypt`, `incremental_every`)"));
+                        }
+                        _ => args.push(arg.clone()),
+                    }
+                }
                 Some(Asbackup {
                     to: a.value.to.value.clone(),
-                    args: a.value.args.clone(),
+                    run_on: a.value.run_on.as_ref().map(|r| r.value).unwrap_or_default(),
+                    compress,
+                    encrypt: a.value.encrypt.as_ref().map(|e| Encrypt {
+                        algorithm: e.value.algorithm.value,
+                        key_file: e.value.key_file.value.clone(),
+                    }),
+                    incremental_every,
+                    args,
                 })
             }
             (_, None) => None,

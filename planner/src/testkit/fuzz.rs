@@ -115,8 +115,15 @@ pub fn case(seed: u64) -> Case {
     }
     let retain = 1 + r.below(6);
     let max_age = if r.chance(50) { ", max_age: 30d" } else { "" };
+    let asbackup = r.chance(15);
+    let method = if asbackup { "asbackup" } else { "ebs-snapshot" };
+    let incremental = if r.chance(50) {
+        ", incremental_every: 6h"
+    } else {
+        ""
+    };
     text.push_str(&format!(
-        "backup:\n  method: ebs-snapshot\n  consistency: {consistency}\n  every: 24h\n  retain: {{count: {retain}{max_age}}}\n  smd: {{to: s3://backups/smd}}\n  max_nodes_at_once: {max_at_once}\n  accept_zombie_records: true\nrestores:\n"
+        "backup:\n  method: {method}\n  consistency: {consistency}\n  every: 24h\n  retain: {{count: {retain}{max_age}}}\n  smd: {{to: s3://backups/smd}}\n  max_nodes_at_once: {max_at_once}\n  accept_zombie_records: true\n  asbackup: {{to: s3://backups/asb{incremental}}}\nrestores:\n"
     ));
     let pick = |r: &mut Rng, k: usize| -> Vec<String> {
         let mut all: Vec<usize> = (0..nodes).collect();
@@ -134,13 +141,27 @@ pub fn case(seed: u64) -> Case {
         pick(&mut r, k).join(", ")
     ));
     let k = 1 + r.below(nodes.min(3) as u64) as usize;
+    // asbackup restores whole clusters only (validation refuses node scope).
+    let scope = if asbackup { "cluster" } else { "node" };
+    let nodes_of = |r: &mut Rng, k: usize| {
+        if asbackup {
+            String::new()
+        } else {
+            format!(", nodes: [{}]", pick(r, k).join(", "))
+        }
+    };
+    let list = nodes_of(&mut r, k);
     text.push_str(&format!(
-        "  - {{name: from-backup, scope: node, nodes: [{}], source: latest-backup, accept_zombie_records: true}}\n",
-        pick(&mut r, k).join(", ")
+        "  - {{name: from-backup, scope: {scope}{list}, source: latest-backup, accept_zombie_records: true}}\n",
     ));
-    text.push_str(
-        "  - {name: before, scope: node, nodes: [n0], source: 'before:2026-11-19T12:00:00Z', accept_zombie_records: true}\n  - {name: full, scope: cluster, source: latest-backup}\n",
-    );
+    let list = if asbackup {
+        String::new()
+    } else {
+        ", nodes: [n0]".into()
+    };
+    text.push_str(&format!(
+        "  - {{name: before, scope: {scope}{list}, source: 'before:2026-11-19T12:00:00Z', accept_zombie_records: true}}\n  - {{name: full, scope: cluster, source: latest-backup}}\n",
+    ));
     if rf >= 2 {
         let k = 1 + r.below(u64::from(rf - 1)) as usize;
         text.push_str(&format!(
@@ -201,6 +222,33 @@ pub fn case(seed: u64) -> Case {
                     .insert(crate::tags::SUPERSEDED.into(), "p-old".into());
             }
             world.volumes.push(v);
+        }
+        if asbackup {
+            // Finished asbackup runs: full sets, incrementals, and unfinished ones.
+            let namespaces: Vec<String> = policy
+                .cluster
+                .namespaces
+                .iter()
+                .map(|n| n.name.clone())
+                .collect();
+            let mut full: Option<String> = None;
+            for k in 0..r.below(8) {
+                let set = crate::observe::set_id(now - Duration::hours(6 * (8 - k as i64)));
+                let incremental = full.is_some() && r.chance(50);
+                if !incremental {
+                    full = Some(set.clone());
+                }
+                for ns in &namespaces {
+                    if r.chance(90) {
+                        world.asbackup_archives.push(crate::world::AsbackupArchive {
+                            set: set.clone(),
+                            namespace: ns.clone(),
+                            uri: format!("s3://backups/asb/{set}/{ns}"),
+                            incremental_of: if incremental { full.clone() } else { None },
+                        });
+                    }
+                }
+            }
         }
         if !world.instances.is_empty() && r.chance(10) {
             let i = r.below(world.instances.len() as u64) as usize;

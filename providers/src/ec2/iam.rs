@@ -83,6 +83,9 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
     if s3 {
         match kind {
             StepKind::CopySmd => a.push(("s3:PutObject", Other)),
+            StepKind::DeleteBackup => {
+                a.extend([("s3:ListBucket", Other), ("s3:DeleteObject", Other)])
+            }
             StepKind::RestoreSmd => a.push(("s3:GetObject", Other)),
             _ => {}
         }

@@ -24,6 +24,8 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, uri: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
     /// Every URI under `prefix` (a "directory" ending in `/`).
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Removes one object; one that is already gone is not an error.
+    fn delete(&self, uri: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// `file:///…` URIs on this machine.
@@ -71,6 +73,28 @@ impl Store for LocalStore {
         let tmp = path.with_extension("asdr-tmp");
         tokio::fs::write(&tmp, bytes).await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)
+    }
+
+    async fn delete(&self, uri: &str) -> Result<(), StoreError> {
+        let path = path_of(uri)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                // Empty directories left behind go too (a set's namespace directory, the set's).
+                let mut dir = path.parent();
+                while let Some(d) = dir {
+                    if tokio::fs::remove_dir(d).await.is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io {
+                uri: uri.into(),
+                message: e.to_string(),
+            }),
+        }
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {

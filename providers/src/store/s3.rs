@@ -90,6 +90,21 @@ impl Store for S3Store {
             })
     }
 
+    async fn delete(&self, uri: &str) -> Result<(), StoreError> {
+        let (bucket, key) = split(uri)?;
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Io {
+                uri: uri.into(),
+                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            })
+    }
+
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
         let (bucket, key) = split(uri)?;
         match self
@@ -145,6 +160,13 @@ impl Store for AnyStore {
         match (&self.s3, uri.starts_with("s3://")) {
             (Some(s3), true) => s3.get(uri).await,
             _ => super::LocalStore.get(uri).await,
+        }
+    }
+
+    async fn delete(&self, uri: &str) -> Result<(), StoreError> {
+        match (&self.s3, uri.starts_with("s3://")) {
+            (Some(s3), true) => s3.delete(uri).await,
+            _ => super::LocalStore.delete(uri).await,
         }
     }
 }

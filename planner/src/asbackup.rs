@@ -1,0 +1,371 @@
+//! The seed's first method: asbackup to a safe place, asrestore from it. A set is one directory
+//! per namespace, `<asbackup.to>/<set>/<namespace>/`, finished when asdr's manifest is in it.
+//! Full sets start chains; with `incremental_every`, incremental sets (records modified after the
+//! previous set of the chain started) follow until the next full set is due. A restore replays a
+//! chain in order; retention keeps chains whole.
+
+use asdr_specs::{Diagnostic, Restore, RestoreSource};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::backup::{human_age, require_stable_cluster};
+use crate::builder::Builder;
+use crate::error::{PlanError, refuse};
+use crate::observe::{BackupSet, set_id};
+use crate::plan::{Action, StepKind};
+use crate::{Ctx, tags};
+
+/// A complete full set and its complete incrementals, oldest first.
+struct Chain<'a, 'w> {
+    full: &'a BackupSet<'w>,
+    incrementals: Vec<&'a BackupSet<'w>>,
+}
+
+impl<'a, 'w> Chain<'a, 'w> {
+    fn newest(&self) -> &'a BackupSet<'w> {
+        self.incrementals.last().copied().unwrap_or(self.full)
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &'a BackupSet<'w>> + '_ {
+        std::iter::once(self.full).chain(self.incrementals.iter().copied())
+    }
+}
+
+fn namespaces(ctx: &Ctx<'_, '_>) -> Vec<String> {
+    ctx.policy
+        .cluster
+        .namespaces
+        .iter()
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// Complete chains, oldest first.
+fn chains<'a, 'w>(ctx: &'a Ctx<'_, 'w>) -> Vec<Chain<'a, 'w>> {
+    let ns = namespaces(ctx);
+    let complete: Vec<&BackupSet<'w>> = ctx
+        .obs
+        .sets
+        .iter()
+        .filter(|s| s.asbackup_complete(&ns))
+        .collect();
+    complete
+        .iter()
+        .filter(|s| s.chain() == s.id)
+        .map(|full| Chain {
+            full,
+            incrementals: complete
+                .iter()
+                .filter(|s| s.chain() == full.id && s.id != full.id)
+                .copied()
+                .collect(),
+        })
+        .collect()
+}
+
+fn age(ctx: &Ctx<'_, '_>, t: OffsetDateTime) -> u64 {
+    (ctx.now - t).whole_seconds().max(0) as u64
+}
+
+/// Backup as desired state for `method: asbackup`: a full set younger than `every` (and, with
+/// `incremental_every`, a set of the newest chain younger than that), then retention.
+pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> {
+    let backup = &ctx.policy.backup;
+    let asb = backup
+        .asbackup
+        .as_ref()
+        .expect("validation requires it for method asbackup");
+    let chains = chains(ctx);
+    let newest = chains.last();
+    let due = match newest {
+        None => Some(("full", None, "no complete asbackup set exists".to_string())),
+        Some(c) if age(ctx, c.full.time) >= backup.every.seconds() => Some((
+            "full",
+            None,
+            format!(
+                "the newest full set {} is {} old; every: {}",
+                c.full.id,
+                human_age(age(ctx, c.full.time)),
+                backup.every
+            ),
+        )),
+        Some(c) => asb
+            .incremental_every
+            .filter(|i| age(ctx, c.newest().time) >= i.seconds())
+            .map(|i| {
+                (
+                    "incremental",
+                    Some(c),
+                    format!(
+                        "the newest set of chain {} is {} old; incremental_every: {i}",
+                        c.full.id,
+                        human_age(age(ctx, c.newest().time))
+                    ),
+                )
+            }),
+    };
+    let mut last_step = None;
+    if let Some((kind, chain, reason)) = due {
+        require_stable_cluster(ctx)?;
+        let set = resume_or_new(ctx, chain.map(|c| c.full.id.as_str()));
+        last_step = backup_set(ctx, b, &set, chain, kind, &reason);
+    }
+    retention(ctx, b, &chains, last_step);
+    Ok(())
+}
+
+/// An unfinished set of the same kind newer than every complete one (an interrupted run) is
+/// finished, its half-written directories cleared by asbackup itself (`-r`: no manifest there).
+fn resume_or_new(ctx: &Ctx<'_, '_>, chain: Option<&str>) -> String {
+    let ns = namespaces(ctx);
+    let newest_complete = ctx
+        .obs
+        .sets
+        .iter()
+        .filter(|s| s.asbackup_complete(&ns))
+        .map(|s| s.time)
+        .max();
+    ctx.obs
+        .sets
+        .iter()
+        .rev()
+        .find(|s| {
+            !s.asbackup.is_empty()
+                && !s.asbackup_complete(&ns)
+                && newest_complete.is_none_or(|t| s.time > t)
+                && s.time <= ctx.now
+                && (s.chain() == s.id) == chain.is_none()
+                && chain.is_none_or(|c| s.chain() == c)
+        })
+        .map_or_else(
+            || {
+                (0..3600)
+                    .map(|k| set_id(ctx.now + time::Duration::seconds(k)))
+                    .find(|id| ctx.obs.set(id).is_none())
+                    .unwrap_or_else(|| set_id(ctx.now))
+            },
+            |s| s.id.clone(),
+        )
+}
+
+/// The directory of one namespace's run in a set.
+pub(crate) fn dir(ctx: &Ctx<'_, '_>, set: &str, ns: &str) -> String {
+    let to = &ctx.policy.backup.asbackup.as_ref().expect("asbackup").to;
+    format!("{}/{set}/{ns}", to.trim_end_matches('/'))
+}
+
+/// What every asbackup/asrestore step carries: where it runs, how files are compressed and
+/// encrypted, the S3 region.
+fn tool_params(ctx: &Ctx<'_, '_>) -> serde_json::Map<String, Value> {
+    let asb = ctx.policy.backup.asbackup.as_ref().expect("asbackup");
+    let mut m = serde_json::Map::new();
+    m.insert("run_on".into(), json!(asb.run_on));
+    m.insert("compress".into(), json!(asb.compress));
+    m.insert(
+        "encrypt".into(),
+        json!(
+            asb.encrypt
+                .as_ref()
+                .map(|e| json!({"algorithm": e.algorithm.as_str(), "key_file": e.key_file}))
+        ),
+    );
+    m.insert("s3_region".into(), json!(ctx.policy.cluster.region));
+    m.insert("args".into(), json!(asb.args));
+    m
+}
+
+/// asbackup, one namespace after the other (asbackup loads the servers: the seed's "additional
+/// server load"). Returns the last step, which completes the set.
+fn backup_set(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    set: &str,
+    chain: Option<&Chain<'_, '_>>,
+    kind: &str,
+    reason: &str,
+) -> Option<String> {
+    let names: Vec<String> = ctx
+        .policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let runner = ctx.obs.healthy_names().first().cloned().unwrap_or_default();
+    let done: Vec<&str> = ctx
+        .obs
+        .set(set)
+        .map(|s| s.asbackup.iter().map(|a| a.namespace.as_str()).collect())
+        .unwrap_or_default();
+    // An incremental takes what changed since the newest set of its chain started.
+    let after = chain.map(|c| {
+        let t = c.newest().time;
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day]_[hour]:[minute]:[second]");
+        t.format(&fmt).expect("formats")
+    });
+    let mut prev = b.check_cluster_stable(names);
+    let mut last = None;
+    for ns in &ctx.policy.cluster.namespaces {
+        if done.contains(&ns.name.as_str()) {
+            continue;
+        }
+        let to = dir(ctx, set, &ns.name);
+        let mut params = tool_params(ctx);
+        params.insert("namespace".into(), json!(ns.name));
+        params.insert("set".into(), json!(set));
+        params.insert("to".into(), json!(to));
+        params.insert("kind".into(), json!(kind));
+        params.insert(
+            "incremental_of".into(),
+            json!(chain.map(|c| c.full.id.clone())),
+        );
+        params.insert("modified_after".into(), json!(after));
+        b.change(
+            format!("asbackup.{set}.{}", ns.name),
+            Action::Create,
+            reason,
+            None,
+            Some(Value::Object(params.clone())),
+        );
+        prev = b.step(
+            StepKind::Asbackup,
+            format!("asbackup:{}:{set}", ns.name),
+            Some(&runner),
+            vec![prev],
+            Value::Object(params),
+        );
+        last = Some(prev.clone());
+    }
+    last
+}
+
+/// Keep the newest `retain.count` chains and none whose newest set is older than `max_age`; never
+/// the newest complete chain; delete only sets every directory of which holds asdr's manifest
+/// (an unfinished set is left alone: asdr cannot tell what else is in it). Deletions wait for the
+/// set this plan makes.
+fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after: Option<String>) {
+    let retain = ctx.policy.backup.retain;
+    let new_counts = usize::from(after.is_some());
+    let mut expired = Vec::new();
+    for (k, chain) in chains.iter().rev().enumerate() {
+        if k == 0 {
+            continue;
+        }
+        let over = retain.count.is_some_and(|c| k + new_counts >= c as usize);
+        let old = retain
+            .max_age
+            .is_some_and(|m| age(ctx, chain.newest().time) > m.seconds());
+        if over || old {
+            expired.push((
+                chain,
+                if over {
+                    "retain.count"
+                } else {
+                    "retain.max_age"
+                },
+            ));
+        }
+    }
+    let to = &ctx.policy.backup.asbackup.as_ref().expect("asbackup").to;
+    for (chain, why) in expired {
+        for set in chain.sets() {
+            let dirs: Vec<&str> = set.asbackup.iter().map(|a| a.uri.as_str()).collect();
+            b.change(
+                format!("asbackup_set.{}", set.id),
+                Action::Delete,
+                format!(
+                    "chain {} is outside {why} (every set of a chain goes with it)",
+                    chain.full.id
+                ),
+                Some(json!({"set": set.id, "directories": dirs})),
+                None,
+            );
+            b.step(
+                StepKind::DeleteBackup,
+                format!("delete_backup:{}", set.id),
+                None,
+                after.iter().cloned().collect(),
+                json!({"set": set.id, "to": to, "directories": dirs, "cluster": ctx.policy.cluster.name, "tag": tags::CLUSTER}),
+            );
+        }
+    }
+    let ns = namespaces(ctx);
+    if ctx
+        .obs
+        .sets
+        .iter()
+        .any(|s| !s.asbackup.is_empty() && !s.asbackup_complete(&ns))
+    {
+        b.warn("R13", "unfinished asbackup sets (no manifest in some namespace) are never deleted by asdr: remove them by hand once no apply is running");
+    }
+}
+
+/// asrestore into the running cluster, per namespace, replaying the chosen chain in order (the
+/// full set, then its incrementals) with `--directory-list`.
+pub(crate) fn restore(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    let chains = chains(ctx);
+    let members: Option<Vec<&BackupSet<'_>>> = match &restore.source {
+        RestoreSource::Set(id) => chains.iter().find_map(|c| {
+            let sets: Vec<_> = c.sets().collect();
+            let at = sets.iter().position(|s| &s.id == id)?;
+            Some(sets[..=at].to_vec())
+        }),
+        RestoreSource::Before(t) => chains.iter().rev().find_map(|c| {
+            let sets: Vec<_> = c.sets().filter(|s| s.time < *t).collect();
+            (!sets.is_empty() && sets[0].id == c.full.id).then_some(sets)
+        }),
+        _ => chains.last().map(|c| c.sets().collect()),
+    };
+    let Some(members) = members else {
+        return Err(refuse(
+            Diagnostic::new(
+                restore.source_span,
+                format!(
+                    "restore `{}`: no complete asbackup set found for `{}`",
+                    restore.name, restore.source
+                ),
+            )
+            .rule("R2"),
+        ));
+    };
+    let last = members.last().expect("a chain has a full set");
+    let up = ctx.obs.healthy_names();
+    let runner = up.first().cloned().unwrap_or_default();
+    let mut prev = b.check_cluster_stable(up);
+    for ns in &ctx.policy.cluster.namespaces {
+        let dirs: Vec<String> = members.iter().map(|s| dir(ctx, &s.id, &ns.name)).collect();
+        let mut params = tool_params(ctx);
+        params.insert("namespace".into(), json!(ns.name));
+        params.insert("set".into(), json!(last.id));
+        params.insert("directories".into(), json!(dirs));
+        b.change(
+            format!("namespace.{}", ns.name),
+            Action::Update,
+            format!(
+                "asrestore of {} set(s) up to {} into the running cluster: {}",
+                members.len(),
+                last.id,
+                dirs.join(", ")
+            ),
+            None,
+            Some(Value::Object(params.clone())),
+        );
+        prev = b.step(
+            StepKind::Asrestore,
+            format!("asrestore:{}:{}", ns.name, last.id),
+            Some(&runner),
+            vec![prev],
+            Value::Object(params),
+        );
+    }
+    b.warn("R6", format!(
+        "asrestore writes the backup's records into the running cluster: a record the cluster holds with a higher generation (written after the backup) is kept, every other one is overwritten with the backup's copy; records deleted since {} come back unless deletes were durable",
+        last.id
+    ));
+    Ok(())
+}

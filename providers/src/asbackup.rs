@@ -1,0 +1,445 @@
+//! asbackup and asrestore, the real tools, driven as the planner's steps say: where they run (a
+//! node through the transport, or the machine running asdr), plain paths for `file://` stores
+//! (asbackup does not understand `file://`, and creates only the last path component) and its
+//! native S3 for `s3://`, compression and encryption. After a successful run asdr writes its
+//! manifest beside the files — the tool's summary (records, indexes, UDFs, bytes), every file with
+//! its SHA-256, start and end — and a set is complete when every namespace has one. A directory
+//! without a manifest is an unfinished run's: asbackup clears it (`-r`); one with a manifest is
+//! never written again.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use asdr_planner::ports::{Progress, Resources, StepError, StepInput};
+use asdr_planner::world::AsbackupArchive;
+
+use crate::exec::{Target, Transport, quote, write_file};
+use crate::store::{Store, StoreError, sha256_hex};
+
+/// The manifest's name: `asdr-manifest.json` for a full set, and for an incremental one the
+/// full set its chain starts from, so a listing alone says what a set is.
+pub fn manifest_name(incremental_of: Option<&str>) -> String {
+    match incremental_of {
+        None => "asdr-manifest.json".into(),
+        Some(full) => format!("asdr-manifest.incremental-of-{full}.json"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub set: String,
+    pub namespace: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_after: Option<String>,
+    pub records: u64,
+    pub indexes: u64,
+    pub udfs: u64,
+    pub bytes: u64,
+    pub files: Vec<ManifestFile>,
+    pub started: String,
+    pub finished: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// The numbers of asbackup's summary line: `Backed up 1000 record(s), 1 secondary index(es), 0
+/// UDF file(s), 82968 byte(s) in total (~82 B/rec)`.
+pub fn parse_summary(log: &str) -> Option<(u64, u64, u64, u64)> {
+    let line = log.lines().rev().find(|l| l.contains("Backed up "))?;
+    let rest = &line[line.find("Backed up ")? + "Backed up ".len()..];
+    let mut nums = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u64>().ok());
+    Some((nums.next()??, nums.next()??, nums.next()??, nums.next()??))
+}
+
+/// Where a store URI lives for the tool: a plain path for `file://`, the URI itself for `s3://`.
+fn tool_dir(uri: &str) -> String {
+    uri.strip_prefix("file://").unwrap_or(uri).to_string()
+}
+
+fn str_param(input: &StepInput<'_>, name: &str) -> Option<String> {
+    input
+        .step
+        .params
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The options every run shares: S3 region and endpoint, compression, encryption, extra args.
+fn common_args(input: &StepInput<'_>, s3: bool, s3_endpoint: Option<&str>) -> String {
+    let p = &input.step.params;
+    let mut out = String::new();
+    if s3 {
+        if let Some(r) = p.get("s3_region").and_then(Value::as_str) {
+            out.push_str(&format!(" --s3-region {}", quote(r)));
+        }
+        if let Some(e) = s3_endpoint {
+            out.push_str(&format!(" --s3-endpoint-override {}", quote(e)));
+        }
+    }
+    if p.get("compress").and_then(Value::as_str) == Some("zstd") {
+        out.push_str(" --compress zstd");
+    }
+    if let Some(e) = p.get("encrypt").filter(|e| e.is_object()) {
+        out.push_str(&format!(
+            " --encrypt {} --encryption-key-file {}",
+            quote(e["algorithm"].as_str().unwrap_or("aes256")),
+            quote(e["key_file"].as_str().unwrap_or_default())
+        ));
+    }
+    for a in p
+        .get("args")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        out.push(' ');
+        out.push_str(&quote(a));
+    }
+    out
+}
+
+fn failed(tool: &str, status: i32, log: &str) -> StepError {
+    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    StepError::permanent(
+        format!("{tool}Failed"),
+        format!("{tool} exited {status}: {}", tail.join(" / ")),
+    )
+}
+
+fn store_err(e: StoreError) -> StepError {
+    StepError::transient("StoreIo", e.to_string(), std::time::Duration::from_secs(2))
+}
+
+/// The manifest of this step's directory, if the run finished.
+pub async fn finished<S: Store>(
+    store: &S,
+    input: &StepInput<'_>,
+) -> Result<Option<Resources>, StepError> {
+    let Some(to) = str_param(input, "to") else {
+        return Ok(None);
+    };
+    let uri = format!(
+        "{to}/{}",
+        manifest_name(str_param(input, "incremental_of").as_deref())
+    );
+    match store.get(&uri).await {
+        Ok(_) => Ok(Some(Resources::from([("manifest".into(), json!(uri))]))),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+/// One namespace's asbackup run, then its manifest.
+pub async fn backup<T: Transport, S: Store>(
+    transport: &T,
+    target: &Target,
+    store: &S,
+    info: std::net::SocketAddr,
+    s3_endpoint: Option<&str>,
+    input: &StepInput<'_>,
+) -> Result<Progress, StepError> {
+    if let Some(done) = finished(store, input).await? {
+        return Ok(Progress::Done(done));
+    }
+    let need = |n: &str| {
+        str_param(input, n).ok_or_else(|| {
+            StepError::permanent(
+                "MissingParameter",
+                format!("step {} has no `{n}`", input.step.id),
+            )
+        })
+    };
+    let (ns, to, set) = (need("namespace")?, need("to")?, need("set")?);
+    let s3 = to.starts_with("s3://");
+    let dir = tool_dir(&to);
+    let started = now();
+    // A plain path: its parent is created first (asbackup creates only the last component).
+    // `-r`: no manifest is here (checked above), so whatever is in the directory is an
+    // unfinished run's, which asbackup would otherwise refuse.
+    let mut cmd = String::new();
+    if !s3 {
+        cmd.push_str(&format!(
+            "mkdir -p -- \"$(dirname -- {d})\" && ",
+            d = quote(&dir)
+        ));
+    }
+    cmd.push_str(&format!(
+        "asbackup --host {} --port {} --namespace {} --directory {} --remove-files",
+        info.ip(),
+        info.port(),
+        quote(&ns),
+        quote(&dir)
+    ));
+    if let Some(after) = str_param(input, "modified_after") {
+        cmd.push_str(&format!(" --modified-after {}", quote(&after)));
+    }
+    cmd.push_str(&common_args(input, s3, s3_endpoint));
+    let out = transport.run(target, &cmd, None).await.map_err(|e| {
+        StepError::transient(
+            "Unreachable",
+            e.to_string(),
+            std::time::Duration::from_secs(2),
+        )
+    })?;
+    if out.status != 0 {
+        return Err(failed("asbackup", out.status, &out.stderr));
+    }
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), out.stderr);
+    let (records, indexes, udfs, bytes) = parse_summary(&log).ok_or_else(|| {
+        StepError::permanent(
+            "asbackupNoSummary",
+            "asbackup exited 0 without its summary line: the backup is not trusted",
+        )
+    })?;
+    // Every file the run wrote, with its SHA-256.
+    let files = if s3 {
+        let mut files = Vec::new();
+        for uri in store.list(&format!("{to}/")).await.map_err(store_err)? {
+            let name = uri.rsplit('/').next().unwrap_or_default().to_string();
+            if name.starts_with("asdr-manifest") {
+                continue;
+            }
+            let bytes = store.get(&uri).await.map_err(store_err)?;
+            files.push(ManifestFile {
+                name,
+                sha256: sha256_hex(&bytes),
+            });
+        }
+        files
+    } else {
+        let listing = transport
+            .run(
+                target,
+                &format!("cd -- {} && sha256sum -- *", quote(&dir)),
+                None,
+            )
+            .await
+            .map_err(|e| {
+                StepError::transient(
+                    "Unreachable",
+                    e.to_string(),
+                    std::time::Duration::from_secs(2),
+                )
+            })?;
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .filter_map(|l| l.split_once("  "))
+            .filter(|(_, n)| !n.starts_with("asdr-manifest"))
+            .map(|(h, n)| ManifestFile {
+                name: n.to_string(),
+                sha256: h.to_string(),
+            })
+            .collect()
+    };
+    if files.is_empty() {
+        return Err(StepError::permanent(
+            "asbackupNoFiles",
+            format!("asbackup reported success but {to} holds no file"),
+        ));
+    }
+    let incremental_of = str_param(input, "incremental_of");
+    let manifest = Manifest {
+        format: 1,
+        set,
+        namespace: ns,
+        kind: str_param(input, "kind").unwrap_or_else(|| "full".into()),
+        incremental_of: incremental_of.clone(),
+        modified_after: str_param(input, "modified_after"),
+        records,
+        indexes,
+        udfs,
+        bytes,
+        files,
+        started,
+        finished: now(),
+    };
+    let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+    let name = manifest_name(incremental_of.as_deref());
+    if s3 {
+        store
+            .put(&format!("{to}/{name}"), text)
+            .await
+            .map_err(store_err)?;
+    } else {
+        write_file(transport, target, &format!("{dir}/{name}"), text, None)
+            .await
+            .map_err(|e| StepError::permanent("ManifestWrite", e.to_string()))?;
+    }
+    Progress::done(&[
+        ("manifest", json!(format!("{to}/{name}"))),
+        ("records", json!(records)),
+        ("command", json!(cmd)),
+    ])
+}
+
+/// asrestore of a chain (the full set, then its incrementals) into the running cluster.
+pub async fn restore<T: Transport>(
+    transport: &T,
+    target: &Target,
+    info: std::net::SocketAddr,
+    s3_endpoint: Option<&str>,
+    input: &StepInput<'_>,
+) -> Result<Progress, StepError> {
+    let ns = str_param(input, "namespace").unwrap_or_default();
+    let dirs: Vec<String> = input
+        .step
+        .params
+        .get("directories")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(tool_dir)
+        .collect();
+    let s3 = dirs.iter().any(|d| d.starts_with("s3://"));
+    let which = match dirs.as_slice() {
+        [one] => format!("--directory {}", quote(one)),
+        many => format!("--directory-list {}", quote(&many.join(","))),
+    };
+    let mut cmd = format!(
+        "asrestore --host {} --port {} --namespace {} {which}",
+        info.ip(),
+        info.port(),
+        quote(&ns)
+    );
+    cmd.push_str(&common_args(input, s3, s3_endpoint));
+    let out = transport.run(target, &cmd, None).await.map_err(|e| {
+        StepError::transient(
+            "Unreachable",
+            e.to_string(),
+            std::time::Duration::from_secs(2),
+        )
+    })?;
+    if out.status != 0 {
+        return Err(failed("asrestore", out.status, &out.stderr));
+    }
+    Progress::done(&[("command", json!(cmd))])
+}
+
+/// Retention: every file of a set goes, manifests last — and only when every namespace
+/// directory of the set holds asdr's manifest (never anything asdr did not finish).
+pub async fn delete_set<S: Store>(store: &S, input: &StepInput<'_>) -> Result<Progress, StepError> {
+    let dirs: Vec<String> = input
+        .step
+        .params
+        .get("directories")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let mut files = Vec::new();
+    let mut manifests = Vec::new();
+    for d in &dirs {
+        let listed = store.list(&format!("{d}/")).await.map_err(store_err)?;
+        let (m, f): (Vec<String>, Vec<String>) = listed.into_iter().partition(|u| {
+            u.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("asdr-manifest"))
+        });
+        if m.is_empty() && !f.is_empty() {
+            return Err(StepError::permanent(
+                "R13",
+                format!("[R13] {d} holds no asdr manifest: asdr does not delete it"),
+            ));
+        }
+        files.extend(f);
+        manifests.extend(m);
+    }
+    for uri in files.iter().chain(&manifests) {
+        store.delete(uri).await.map_err(store_err)?;
+    }
+    Progress::done(&[("deleted", json!(files.len() + manifests.len()))])
+}
+
+/// Whether a set's files are all gone (delete_backup is done).
+pub async fn deleted<S: Store>(store: &S, input: &StepInput<'_>) -> Result<bool, StepError> {
+    for d in input
+        .step
+        .params
+        .get("directories")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !store
+            .list(&format!("{d}/"))
+            .await
+            .map_err(store_err)?
+            .is_empty()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The finished asbackup runs under `to`, from one listing: `<to>/<set>/<ns>/asdr-manifest*.json`.
+pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchive>, StoreError> {
+    let root = to.trim_end_matches('/');
+    let mut out = Vec::new();
+    for uri in store.list(&format!("{root}/")).await? {
+        let Some(rest) = uri.strip_prefix(&format!("{root}/")) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [set, ns, file] = parts.as_slice() else {
+            continue;
+        };
+        let incremental_of = match *file {
+            "asdr-manifest.json" => None,
+            f => match f
+                .strip_prefix("asdr-manifest.incremental-of-")
+                .and_then(|f| f.strip_suffix(".json"))
+            {
+                Some(full) => Some(full.to_string()),
+                None => continue,
+            },
+        };
+        if !asdr_specs::is_set_id(set) {
+            continue;
+        }
+        out.push(AsbackupArchive {
+            set: set.to_string(),
+            namespace: ns.to_string(),
+            uri: format!("{root}/{set}/{ns}"),
+            incremental_of,
+        });
+    }
+    out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));
+    Ok(out)
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_line_of_the_real_tool_is_read() {
+        let log = "2026-11-20 [INF] ...\nBacked up 1000 record(s), 1 secondary index(es), 0 UDF file(s), 82968 byte(s) in total (~82 B/rec)\n";
+        assert_eq!(parse_summary(log), Some((1000, 1, 0, 82968)));
+        assert_eq!(parse_summary("[ERR] nothing"), None);
+    }
+}
