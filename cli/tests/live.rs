@@ -1,8 +1,8 @@
 //! `--live-nodes`: the binary observes and drives real Aerospike nodes (here the in-test cluster
-//! on 127.0.1.11-13) through the policy's transport, while EC2 stays in the world file.
+//! on 127.0.1.x) through the policy's transport, while EC2 stays in the world file.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
 use assert_cmd::cargo::CommandCargoExt;
@@ -11,8 +11,9 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
+/// The example policy on a local in-test cluster at 127.0.1.{base}..{base+2}: local transport,
+/// work directories and the SMD store in a scratch folder, plus `edits`.
+async fn setup(base: u8, edits: &[(String, String)]) -> (tempfile::TempDir, TestCluster) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
     let namespaces = vec![
@@ -30,12 +31,9 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
             devices: vec![("/dev/sdh".into(), None)],
         },
     ];
+    let ips = [0, 1, 2].map(|k| format!("127.0.1.{}", base + k));
     let cluster = TestCluster::start(
-        &[
-            ("a1", "127.0.1.21"),
-            ("b1", "127.0.1.22"),
-            ("a2", "127.0.1.23"),
-        ],
+        &[("a1", &ips[0]), ("b1", &ips[1]), ("a2", &ips[2])],
         namespaces,
         true,
         &dir.path().join("control"),
@@ -43,10 +41,10 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
     .await
     .unwrap();
     let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
-    for (from, to) in [
-        ("10.0.1.11".to_string(), "127.0.1.21".to_string()),
-        ("10.0.2.11".into(), "127.0.1.22".into()),
-        ("10.0.1.12".into(), "127.0.1.23".into()),
+    let mut all = vec![
+        ("10.0.1.11".to_string(), ips[0].clone()),
+        ("10.0.2.11".into(), ips[1].clone()),
+        ("10.0.1.12".into(), ips[2].clone()),
         (
             "info_port: 3000".into(),
             format!("info_port: {}", cluster.port()),
@@ -60,13 +58,11 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
             "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
             format!("smd: {{to: file://{root}/store}}"),
         ),
-        (
-            "consistency: multi-volume".into(),
-            "consistency: quiesce".into(),
-        ),
-    ] {
+    ];
+    all.extend(edits.iter().cloned());
+    for (from, to) in all {
         assert!(text.contains(&from), "{from}");
-        text = text.replacen(&from, &to, 1);
+        text = text.replacen(&from, &to.replace("@@ROOT@@", &root), 1);
     }
     std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
@@ -81,27 +77,49 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
     // The cloud side: the example world with the nodes' addresses moved to the test cluster.
     let world = std::fs::read_to_string(examples().join("world-backup-due.yaml"))
         .unwrap()
-        .replace("10.0.1.11", "127.0.1.21")
-        .replace("10.0.2.11", "127.0.1.22")
-        .replace("10.0.1.12", "127.0.1.23");
+        .replace("10.0.1.11", &ips[0])
+        .replace("10.0.2.11", &ips[1])
+        .replace("10.0.1.12", &ips[2]);
     std::fs::write(dir.path().join("world.yaml"), world).unwrap();
+    (dir, cluster)
+}
 
-    let asdr = |args: &[&str]| {
-        let mut c = Command::cargo_bin("asdr").unwrap();
-        c.current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .args(["-f", "asdr.yaml", "--world", "world.yaml", "--live-nodes"])
-            .args(args);
-        c.output().unwrap()
-    };
-    let inv = asdr(&["inventory", "--json"]);
+fn asdr(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut c = Command::cargo_bin("asdr").unwrap();
+    c.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .args(["-f", "asdr.yaml", "--world", "world.yaml", "--live-nodes"])
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
     assert!(
-        inv.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inv.stderr)
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    let world: serde_json::Value = serde_json::from_slice(&inv.stdout).unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
+    let (dir, cluster) = setup(
+        21,
+        &[(
+            "consistency: multi-volume".into(),
+            "consistency: quiesce".into(),
+        )],
+    )
+    .await;
+    let dir = dir.path();
+    let inv = ok(&asdr(dir, &["inventory", "--json"], &[]));
+    let world: serde_json::Value = serde_json::from_str(&inv).unwrap();
     assert!(
         world["nodes"]
             .as_array()
@@ -111,14 +129,7 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
         "{}",
         world["nodes"]
     );
-
-    let apply = asdr(&["apply", "--yes"]);
-    assert!(
-        apply.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&apply.stdout),
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    ok(&asdr(dir, &["apply", "--yes"], &[]));
     let log = cluster.log();
     let quiesces: Vec<&str> = log
         .iter()
@@ -134,14 +145,93 @@ async fn live_nodes_are_observed_and_quiesced_one_at_a_time() {
         assert!(!cluster.quiesced(n), "{n} left quiesced");
     }
     assert!(
-        dir.path().join("store/prod-east").exists(),
+        dir.join("store/prod-east").exists(),
         "the SMD archive went to the store"
     );
-    let again = asdr(&["plan", "--detailed-exitcode"]);
+    let again = asdr(dir, &["plan", "--detailed-exitcode"], &[]);
     assert_eq!(
         again.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+/// The seed's first method end to end through the binary, with the asbackup/asrestore stand-ins
+/// (testdata/asbackup-stand-in: the real tools are not in the package registries) on PATH:
+/// apply into a `file://` store whose parent does not exist, the next plan is empty (the sets are
+/// read from the store's manifests), the cluster restore finds the set, and asrestore brings the
+/// records and the secondary index back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_brings_records_back()
+{
+    let (dir, _cluster) = setup(
+        91,
+        &[
+            ("method: ebs-snapshot".into(), "method: asbackup".into()),
+            (
+                "to: s3://acme-backups/asbackup/prod-east".into(),
+                "to: file://@@ROOT@@/backups/prod-east".into(),
+            ),
+            (
+                "    source: latest-backup\n    accept_zombie_records: true   # required".into(),
+                "    source: empty\n    accept_zombie_records: true   # required".into(),
+            ),
+        ],
+    )
+    .await;
+    let dir = dir.path();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
+    let env = [
+        (
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+        (
+            "STANDIN_RESTORED",
+            dir.join("restored.jsonl").display().to_string(),
+        ),
+    ];
+    let plan = ok(&asdr(dir, &["plan"], &env));
+    assert!(plan.contains("asbackup:users:"), "{plan}");
+    ok(&asdr(dir, &["apply", "--yes"], &env));
+    let sets: Vec<_> = std::fs::read_dir(dir.join("backups/prod-east"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    for ns in ["users", "events"] {
+        assert!(
+            dir.join(format!(
+                "backups/prod-east/{}/{ns}/asdr-manifest.json",
+                sets[0]
+            ))
+            .exists()
+        );
+    }
+    let again = asdr(dir, &["plan", "--detailed-exitcode"], &env);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "the sets are observed from the store: {}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let restore = ok(&asdr(dir, &["plan", "--restore", "full-cluster"], &env));
+    assert!(restore.contains(&sets[0]), "{restore}");
+    ok(&asdr(
+        dir,
+        &["apply", "--yes", "--restore", "full-cluster"],
+        &env,
+    ));
+    let restored = std::fs::read_to_string(dir.join("restored.jsonl")).unwrap();
+    assert_eq!(restored.lines().count(), 2, "{restored}");
+    assert!(
+        restored
+            .lines()
+            .all(|l| l.contains("\"records\": 1000") && l.contains("\"indexes\": 1"))
     );
 }

@@ -473,3 +473,177 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
     assert_eq!(res["sha256"], sha.as_str());
     assert_eq!(send.num_calls(), 1);
 }
+
+/// The asbackup/asrestore stand-ins (the real tools are not in the package registries) on PATH.
+fn stand_in_transport(dir: &std::path::Path) -> Local {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
+    Local {
+        timeout: std::time::Duration::from_secs(30),
+        env: vec![
+            (
+                "PATH".into(),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
+            (
+                "STANDIN_LOG".into(),
+                dir.join("calls.jsonl").display().to_string(),
+            ),
+            (
+                "STANDIN_RESTORED".into(),
+                dir.join("restored.jsonl").display().to_string(),
+            ),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and_deleted() {
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    let raw = moto.s3();
+    raw.create_bucket()
+        .bucket("acme-backups")
+        .send()
+        .await
+        .unwrap();
+    let s3 = S3Store::new(raw.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = NodeProvider::for_policy(
+        &policy(&dir.path().display().to_string()),
+        stand_in_transport(dir.path()),
+        AnyStore {
+            s3: Some(s3.clone()),
+        },
+    );
+    nodes.s3_endpoint = Some(moto.endpoint.clone());
+    let to = "s3://acme-backups/asbackup/prod-east";
+    let set = "bs-20261121T090000Z";
+    let learned = BTreeMap::new();
+    let backup = Step {
+        id: format!("asbackup:users:{set}"),
+        kind: StepKind::Asbackup,
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params: serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
+            "kind": "full", "incremental_of": null, "modified_after": null, "compress": "zstd",
+            "encrypt": null, "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+    };
+    let input = StepInput {
+        plan_id: "p",
+        step: &backup,
+        learned: &learned,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none());
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    // asbackup wrote to S3 itself, told where by --s3-region and --s3-endpoint-override.
+    let calls = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
+    assert!(
+        calls.contains(&format!("\"--directory\", \"{to}/{set}/users\"")),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!(
+            "\"--s3-endpoint-override\", \"{}\"",
+            moto.endpoint
+        )),
+        "{calls}"
+    );
+    assert!(calls.contains("\"--s3-region\", \"us-east-1\""), "{calls}");
+    let file = s3
+        .get(&format!("{to}/{set}/users/users_00000.asb"))
+        .await
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &s3.get(&format!("{to}/{set}/users/asdr-manifest.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["records"], 1000);
+    assert_eq!(
+        manifest["files"][0]["sha256"],
+        asdr_providers::store::sha256_hex(&file)
+    );
+    assert!(
+        nodes.observe(input).await.unwrap().is_some(),
+        "a finished run is adopted"
+    );
+    // Listed from S3 by its manifest.
+    let listed = asdr_providers::asbackup::archives(&s3, to).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].uri, format!("{to}/{set}/users"));
+    // asrestore reads it back natively.
+    let restore = Step {
+        id: format!("asrestore:users:{set}"),
+        kind: StepKind::Asrestore,
+        params: serde_json::json!({"namespace": "users", "set": set, "directories": [format!("{to}/{set}/users")],
+            "compress": "zstd", "encrypt": null, "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ..backup.clone()
+    };
+    let input = StepInput {
+        plan_id: "p",
+        step: &restore,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    let restored = std::fs::read_to_string(dir.path().join("restored.jsonl")).unwrap();
+    assert!(
+        restored.contains("\"records\": 1000") && restored.contains("\"indexes\": 1"),
+        "{restored}"
+    );
+    // Retention deletes the set's objects, manifest last; then it is gone from the listing.
+    let delete = Step {
+        id: format!("delete_backup:{set}"),
+        kind: StepKind::DeleteBackup,
+        node: None,
+        params: serde_json::json!({"set": set, "to": to, "directories": [format!("{to}/{set}/users")]}),
+        ..backup.clone()
+    };
+    let input = StepInput {
+        plan_id: "p",
+        step: &delete,
+        learned: &learned,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none());
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    assert!(
+        asdr_providers::asbackup::archives(&s3, to)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(nodes.observe(input).await.unwrap().is_some());
+    // A directory without asdr's manifest is never deleted.
+    s3.put(
+        &format!("{to}/bs-20261120T090000Z/users/users_00000.asb"),
+        b"Version 3.1\n".to_vec(),
+    )
+    .await
+    .unwrap();
+    let foreign = Step {
+        params: serde_json::json!({"set": "bs-20261120T090000Z", "to": to,
+            "directories": [format!("{to}/bs-20261120T090000Z/users")]}),
+        ..delete.clone()
+    };
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &foreign,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("[R13]") && err.message.contains("no asdr manifest"),
+        "{err}"
+    );
+    assert!(
+        s3.get(&format!("{to}/bs-20261120T090000Z/users/users_00000.asb"))
+            .await
+            .is_ok()
+    );
+}

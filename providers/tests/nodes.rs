@@ -785,3 +785,48 @@ async fn observing_a_live_node_gives_the_planner_its_devices_and_cluster_view() 
     .await;
     assert!(!down.reachable);
 }
+
+#[tokio::test]
+async fn asbackup_run_on_local_runs_the_tool_where_asdr_runs_not_on_the_node() {
+    let env = asbackup_env(&[(
+        "    args: [--compress, zstd]\n",
+        "    args: [--compress, zstd]\n    run_on: local\n",
+    )])
+    .await;
+    let (local, log, _) = stand_in_tools(env.dir.path());
+    // The node transport has no asbackup on its PATH: only the local one can run it.
+    let node_side = Local {
+        timeout: Duration::from_secs(30),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+    };
+    let mut nodes = NodeProvider::for_policy(&env.policy, node_side, LocalStore);
+    nodes.local = local;
+    let plan = backup_plan(&env);
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Asbackup)
+        .unwrap();
+    assert_eq!(step.params["run_on"], "local");
+    let learned = BTreeMap::new();
+    let input = StepInput {
+        plan_id: &plan.plan_id,
+        step,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    assert_eq!(tool_calls(&log).len(), 1);
+    // The same step on the node fails there: asbackup is not installed on it.
+    let mut on_node = step.clone();
+    on_node.params["run_on"] = "node".into();
+    on_node.params["to"] = format!("{}/bs-x/users", asbackup_to(&env)).into();
+    let err = nodes
+        .act(StepInput {
+            plan_id: &plan.plan_id,
+            step: &on_node,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("asbackup exited"), "{err}");
+}

@@ -1,0 +1,234 @@
+//! The seed's first method as desired state: full and incremental asbackup sets, chains kept
+//! whole by retention, asrestore replaying a chain in order, every option shown in the plan.
+
+use std::path::Path;
+
+use asdr_planner::testkit::{WorldSpec, world_for};
+use asdr_planner::world::{AsbackupArchive, World};
+use asdr_planner::{Operation, Plan, StepKind, plan, verify};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
+const TO: &str = "s3://acme-backups/asbackup/prod-east";
+
+fn policy(extra: &str) -> Policy {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
+    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
+        .unwrap()
+        .replace("method: ebs-snapshot", "method: asbackup")
+        .replace("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
+        .replace(
+            "    args: [--compress, zstd]\n",
+            &format!("    args: [--compress, zstd]\n{extra}"),
+        )
+        .replace(
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        );
+    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// A world with these asbackup runs: (set, incremental_of, namespaces).
+fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> World {
+    let mut w = world_for(policy, &WorldSpec::new(NOW));
+    w.snapshots.clear();
+    w.smd_archives.clear();
+    for (set, of, namespaces) in runs {
+        for ns in *namespaces {
+            w.asbackup_archives.push(AsbackupArchive {
+                set: set.to_string(),
+                namespace: ns.to_string(),
+                uri: format!("{TO}/{set}/{ns}"),
+                incremental_of: of.map(str::to_string),
+            });
+        }
+    }
+    w
+}
+
+const BOTH: &[&str] = &["users", "events"];
+
+fn ids(p: &Plan, kind: StepKind) -> Vec<String> {
+    p.steps
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+#[test]
+fn an_incremental_set_follows_its_chain_with_the_previous_sets_start_as_modified_after() {
+    let policy = policy("    incremental_every: 6h\n");
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261120T120000Z", None, BOTH),
+            ("bs-20261120T180000Z", Some("bs-20261120T120000Z"), BOTH),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let runs = ids(&p, StepKind::Asbackup);
+    assert_eq!(
+        runs,
+        [
+            "asbackup:users:bs-20261121T090000Z",
+            "asbackup:events:bs-20261121T090000Z"
+        ]
+    );
+    let s = p.step(&runs[0]).unwrap();
+    assert_eq!(s.params["kind"], "incremental");
+    assert_eq!(s.params["incremental_of"], "bs-20261120T120000Z");
+    assert_eq!(s.params["modified_after"], "2026-11-20_18:00:00");
+    assert_eq!(
+        s.params["compress"], "zstd",
+        "`--compress zstd` is shown as the key"
+    );
+    assert_eq!(s.params["to"], format!("{TO}/bs-20261121T090000Z/users"));
+    assert!(verify(&policy, &w, &p).is_empty());
+    // Once the full set is `every` old, a new chain starts.
+    let w = world(&policy, &[("bs-20261120T080000Z", None, BOTH)]);
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let s = p.step("asbackup:users:bs-20261121T090000Z").unwrap();
+    assert_eq!(s.params["kind"], "full");
+    assert!(s.params["modified_after"].is_null());
+}
+
+#[test]
+fn nothing_is_due_while_the_newest_set_is_young_enough() {
+    let policy = policy("    incremental_every: 6h\n");
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261120T120000Z", None, BOTH),
+            ("bs-20261121T060000Z", Some("bs-20261120T120000Z"), BOTH),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(p.steps.is_empty(), "{:?}", ids(&p, StepKind::Asbackup));
+}
+
+#[test]
+fn retention_deletes_whole_chains_never_the_newest_and_never_an_unfinished_set() {
+    let policy = policy("");
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261117T090000Z", None, BOTH),
+            ("bs-20261117T150000Z", Some("bs-20261117T090000Z"), BOTH),
+            // unfinished (no manifest for events): never deleted
+            ("bs-20261118T090000Z", None, &["users"]),
+            ("bs-20261119T090000Z", None, BOTH),
+            ("bs-20261120T100000Z", None, BOTH),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    // The newest full set is 23 h old (every: 24h): nothing is due. The newest two chains are
+    // kept (retain.count: 2), the oldest chain goes whole, its incremental with it.
+    assert_eq!(
+        ids(&p, StepKind::DeleteBackup),
+        [
+            "delete_backup:bs-20261117T090000Z",
+            "delete_backup:bs-20261117T150000Z"
+        ]
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.message.contains("unfinished asbackup sets"))
+    );
+    assert!(verify(&policy, &w, &p).is_empty());
+    // The verifier refuses deleting the newest chain or an unfinished set.
+    let mut bad = p.clone();
+    bad.steps[0].params["set"] = "bs-20261120T100000Z".into();
+    assert!(verify(&policy, &w, &bad).iter().any(|v| v.rule == "R13"));
+    let mut bad = p.clone();
+    bad.steps[0].params["set"] = "bs-20261118T090000Z".into();
+    assert!(verify(&policy, &w, &bad).iter().any(|v| v.rule == "R13"));
+}
+
+#[test]
+fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics() {
+    let policy = policy(
+        "    incremental_every: 6h\n    encrypt: {algorithm: aes256, key_file: /etc/asdr/backup.key}\n    run_on: local\n",
+    );
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261120T120000Z", None, BOTH),
+            ("bs-20261120T180000Z", Some("bs-20261120T120000Z"), BOTH),
+            ("bs-20261121T000000Z", Some("bs-20261120T120000Z"), BOTH),
+            // unfinished incremental: not part of the chain
+            (
+                "bs-20261121T060000Z",
+                Some("bs-20261120T120000Z"),
+                &["users"],
+            ),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    let s = p.step("asrestore:users:bs-20261121T000000Z").unwrap();
+    assert_eq!(
+        s.params["directories"],
+        serde_json::json!([
+            format!("{TO}/bs-20261120T120000Z/users"),
+            format!("{TO}/bs-20261120T180000Z/users"),
+            format!("{TO}/bs-20261121T000000Z/users"),
+        ])
+    );
+    assert_eq!(s.params["run_on"], "local");
+    assert_eq!(s.params["encrypt"]["algorithm"], "aes256");
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.rule == "R6" && x.message.contains("higher generation"))
+    );
+    // before: a time inside the chain stops there.
+    let policy = policy_with_before();
+    let p = plan(&policy, &w, NOW, &Operation::Restore("before".into())).unwrap();
+    let s = p.step("asrestore:users:bs-20261120T180000Z").unwrap();
+    assert_eq!(s.params["directories"].as_array().unwrap().len(), 2);
+}
+
+fn policy_with_before() -> Policy {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
+    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
+        .unwrap()
+        .replace("method: ebs-snapshot", "method: asbackup")
+        .replace(
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        )
+        + "  - {name: before, scope: cluster, source: 'before:2026-11-20T20:00:00Z'}\n";
+    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[test]
+fn incremental_every_must_be_shorter_than_every_and_asdrs_own_options_are_refused_in_args() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
+    let base = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
+    let err = asdr_specs::parse(
+        "asdr.yaml",
+        &base.replace(
+            "    args: [--compress, zstd]\n",
+            "    incremental_every: 24h\n",
+        ),
+        &dir,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("is not shorter than every"),
+        "{err}"
+    );
+    let err = asdr_specs::parse(
+        "asdr.yaml",
+        &base.replace("args: [--compress, zstd]", "args: [--directory, /tmp/x]"),
+        &dir,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`--directory` is set by asdr"),
+        "{err}"
+    );
+}
