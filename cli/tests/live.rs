@@ -235,3 +235,75 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
             .all(|l| l.contains("\"records\": 1000") && l.contains("\"indexes\": 1"))
     );
 }
+
+/// The same through S3: asbackup writes to the bucket natively (the stand-in is told moto's
+/// address by `--s3-endpoint-override`, from asdr's `--endpoint-url`), asdr's manifests go beside
+/// the files, and the next plan reads the sets back from the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    moto.s3()
+        .create_bucket()
+        .bucket("acme-backups")
+        .send()
+        .await
+        .unwrap();
+    let (dir, _cluster) = setup(
+        95,
+        &[
+            ("method: ebs-snapshot".into(), "method: asbackup".into()),
+            (
+                "    source: latest-backup\n    accept_zombie_records: true   # required".into(),
+                "    source: empty\n    accept_zombie_records: true   # required".into(),
+            ),
+        ],
+    )
+    .await;
+    let dir = dir.path();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
+    let env = [
+        (
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ];
+    let with_endpoint = |args: &[&str]| {
+        let mut all = vec!["--endpoint-url", moto.endpoint.as_str()];
+        all.extend_from_slice(args);
+        asdr(dir, &all, &env)
+    };
+    ok(&with_endpoint(&["apply", "--yes"]));
+    let listed = moto
+        .s3()
+        .list_objects_v2()
+        .bucket("acme-backups")
+        .prefix("asbackup/prod-east/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys.len(),
+        4,
+        "a file and a manifest per namespace: {keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with("/users/asdr-manifest.json"))
+    );
+    let again = with_endpoint(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

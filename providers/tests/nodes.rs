@@ -830,3 +830,49 @@ async fn asbackup_run_on_local_runs_the_tool_where_asdr_runs_not_on_the_node() {
         .unwrap_err();
     assert!(err.message.contains("asbackup exited"), "{err}");
 }
+
+#[tokio::test]
+async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chain() {
+    let env = asbackup_env(&[]).await;
+    let (local, log, _) = stand_in_tools(env.dir.path());
+    let mut nodes = NodeProvider::for_policy(&env.policy, local, LocalStore);
+    nodes.retry_after = Duration::from_millis(20);
+    let to = asbackup_to(&env);
+    let set = "bs-20261121T090000Z";
+    let step = Step {
+        id: format!("asbackup:users:{set}"),
+        kind: StepKind::Asbackup,
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params: serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
+            "kind": "incremental", "incremental_of": "bs-20261120T120000Z",
+            "modified_after": "2026-11-21_03:00:00", "compress": null, "encrypt": null,
+            "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+    };
+    let learned = BTreeMap::new();
+    let input = StepInput {
+        plan_id: "p",
+        step: &step,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    let call = &tool_calls(&log)[0];
+    assert!(
+        call.windows(2)
+            .any(|w| w == ["--modified-after", "2026-11-21_03:00:00"]),
+        "{call:?}"
+    );
+    let listed = asdr_providers::asbackup::archives(&LocalStore, &to)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].incremental_of.as_deref(),
+        Some("bs-20261120T120000Z")
+    );
+    assert!(
+        nodes.observe(input).await.unwrap().is_some(),
+        "found again by its manifest"
+    );
+}
