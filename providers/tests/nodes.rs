@@ -875,4 +875,34 @@ async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chai
         nodes.observe(input).await.unwrap().is_some(),
         "found again by its manifest"
     );
+    // The chain is restored in order, encrypted files with their key.
+    let key = env.dir.path().join("backup.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let restore = Step {
+        id: format!("asrestore:users:{set}"),
+        kind: StepKind::Asrestore,
+        params: serde_json::json!({"namespace": "users", "set": set,
+            "directories": [format!("{to}/{set}/users"), format!("{to}/{set}/users")],
+            "compress": null, "encrypt": {"algorithm": "aes256", "key_file": key.display().to_string()},
+            "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ..step.clone()
+    };
+    let input = StepInput {
+        plan_id: "p",
+        step: &restore,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    let call = tool_calls(&log).pop().unwrap();
+    let dir = to.strip_prefix("file://").unwrap();
+    assert!(
+        call.windows(2).any(|w| w[0] == "--directory-list"
+            && w[1] == format!("{dir}/{set}/users,{dir}/{set}/users")),
+        "{call:?}"
+    );
+    assert!(
+        call.windows(2)
+            .any(|w| w == ["--encrypt".to_string(), "aes256".to_string()]),
+        "{call:?}"
+    );
 }
