@@ -1,0 +1,525 @@
+//! The steps of one restored node: its volumes made ready, taken out of service, swapped,
+//! configured and started.
+
+use super::data::{
+    Same, check_instance_type, create_volume, data_for, data_kind, provision_params,
+};
+use super::*;
+
+/// One data device of a restored node.
+pub(super) struct DeviceFlow {
+    ebs: String,
+    /// The volume to attach: an id, or `{"from_step": …}` for one this plan creates.
+    volume: Value,
+    /// The steps that make that volume ready.
+    ready: Vec<String>,
+    /// The attachment to remove first.
+    old: Option<OldAttachment>,
+}
+
+pub(super) struct OldAttachment {
+    volume_id: String,
+    instance_id: String,
+    delete_on_termination: bool,
+    /// The volume leaves the node for good (another takes its place): mark it superseded so
+    /// `source: current-volumes` never reattaches it.
+    superseded: bool,
+}
+
+/// The steps of one node, built in two halves: `prepare` (volumes ready, the node out of service)
+/// and `finish` (swap, configure, start), so a full-cluster restore can put every stop before
+/// every swap (R12).
+pub(super) struct NodeFlow<'n> {
+    pub(super) node: &'n Node,
+    /// The step that took a healthy node out (stop_node), if any.
+    pub(super) stop: Option<String>,
+    /// The step that stopped a running instance whose Aerospike does not answer, so its volumes
+    /// are never detached from a running machine.
+    stop_instance: Option<String>,
+    /// The instance volumes attach to: the live one, or a replacement from this step.
+    instance: Value,
+    replaced: bool,
+    /// The old instance to terminate (id, why), when it still exists.
+    old_instance: Option<(String, String)>,
+    devices: Vec<DeviceFlow>,
+    check: Option<String>,
+    subnet: Option<String>,
+}
+
+impl<'n> NodeFlow<'n> {
+    /// `lane`: the steps this node's stop waits for (R8: the nodes before it are back).
+    pub(super) fn prepare(
+        ctx: &'n Ctx<'_, '_>,
+        restore: &Restore,
+        set: Option<&BackupSet<'_>>,
+        view: &NodeView<'_>,
+        check: Option<String>,
+        lane: Vec<String>,
+        b: &mut Builder,
+    ) -> Result<Self, PlanError> {
+        let node = ctx.policy_node(&view.name);
+        let replaced = view.health != NodeHealth::Healthy;
+        let base: Vec<String> = check.clone().into_iter().collect();
+        let live_old = view
+            .instance
+            .filter(|i| i.state != InstanceState::Terminated && replaced);
+        if view.health == NodeHealth::Unreachable {
+            check_not_a_member(ctx, restore, view)?;
+        }
+        let subnet = if replaced {
+            Some(replacement_subnet(ctx, node, view, b)?)
+        } else {
+            None
+        };
+        let mut devices = Vec::new();
+        for d in &view.volumes {
+            let data = data_for(ctx, restore, set, view, node, d)?;
+            let (volume_ref, ready): (Value, Vec<String>) = match data {
+                Data::Existing(v) => {
+                    if replaced {
+                        // The reviewer sees exactly which volume goes back on the node.
+                        b.change(
+                            format!("volume.{}.{}", node.name, d.ebs),
+                            Action::Update,
+                            format!(
+                                "{} is reattached to the replacement at {} (the volume the node last ran on)",
+                                v.id, d.ebs
+                            ),
+                            Some(json!({"volume_id": v.id, "state": v.state, "attached_to": v.attachments.first().map(|a| a.instance_id.clone())})),
+                            Some(json!({"volume_id": v.id, "device": d.ebs, "attached_to": format!("provision_instance:{}", node.name)})),
+                        );
+                    }
+                    (json!(v.id), Vec::new())
+                }
+                other => {
+                    let (id, params, change) =
+                        create_volume(ctx, restore, node, &d.ebs, &other, set, d)?;
+                    let mut deps = base.clone();
+                    if let Data::FromSnapshot(s, _) = &other
+                        && s.state != SnapshotState::Completed
+                    {
+                        // R3: volumes come only from completed snapshots.
+                        deps.push(b.step(
+                            StepKind::WaitSnapshot,
+                            format!("wait_snapshot:{}", s.id),
+                            Some(&node.name),
+                            base.clone(),
+                            json!({"snapshot_id": s.id, "progress": s.progress}),
+                        ));
+                    }
+                    b.change(
+                        format!("volume.{}.{}", node.name, d.ebs),
+                        Action::Create,
+                        change,
+                        None,
+                        Some(params.clone()),
+                    );
+                    let created = b.step(
+                        StepKind::CreateVolume,
+                        id.clone(),
+                        Some(&node.name),
+                        deps,
+                        params,
+                    );
+                    let ready = b.step(
+                        StepKind::WaitVolume,
+                        format!("wait_volume:{}:{}", node.name, d.ebs),
+                        Some(&node.name),
+                        vec![created],
+                        json!({"volume_id": {"from_step": id}}),
+                    );
+                    (json!({"from_step": id}), vec![ready])
+                }
+            };
+            let same = matches!(data_kind(&volume_ref, d.volume), Same::Yes);
+            // The old attachment goes when the volume changes, or when the old instance goes (R7).
+            let swapping = !same || live_old.is_some();
+            let old = match (d.attached, d.volume, view.instance) {
+                (true, Some(old), Some(inst))
+                    if swapping && inst.state != InstanceState::ShuttingDown =>
+                {
+                    Some(OldAttachment {
+                        volume_id: old.id.clone(),
+                        instance_id: inst.id.clone(),
+                        delete_on_termination: d.delete_on_termination,
+                        superseded: !same,
+                    })
+                }
+                _ => None,
+            };
+            devices.push(DeviceFlow {
+                ebs: d.ebs.clone(),
+                volume: volume_ref,
+                ready,
+                old,
+            });
+        }
+        // Stop a healthy node only when its new volumes are ready (the write-stop window stays
+        // short) and its lane's previous node is back (R8).
+        let stop = (!replaced).then(|| {
+            let mut deps = base.clone();
+            deps.extend(lane.iter().cloned());
+            for d in &devices {
+                deps.extend(d.ready.iter().cloned());
+            }
+            let mut params = node_params(ctx, node, StepKind::StopNode);
+            if restore.scope == Scope::Cluster && restore.source.uses_backup() {
+                // R12 takes every node down: the rolling limit does not count these stops.
+                params["rolling"] = json!(false);
+            }
+            b.step(
+                StepKind::StopNode,
+                format!("stop_node:{}", node.name),
+                Some(&node.name),
+                deps,
+                params,
+            )
+        });
+        // An instance that runs while its Aerospike does not answer is stopped (and waited for)
+        // before any volume is taken from it: detaching from a running machine can tear writes.
+        let stop_instance = match live_old {
+            Some(old)
+                if matches!(old.state, InstanceState::Running | InstanceState::Pending)
+                    && devices.iter().any(|d| d.old.is_some()) =>
+            {
+                b.change(
+                    format!("instance.{}.state", node.name),
+                    Action::Update,
+                    format!(
+                        "node {} is {}: its instance is stopped before its volumes are detached",
+                        node.name,
+                        view.health.describe()
+                    ),
+                    Some(json!({"instance_id": old.id, "state": old.state})),
+                    Some(json!({"instance_id": old.id, "state": "stopped"})),
+                );
+                Some(b.step(
+                    StepKind::StopInstance,
+                    format!("stop_instance:{}", node.name),
+                    Some(&node.name),
+                    base.clone(),
+                    json!({"instance_id": old.id, "force": true, "wait_until": "stopped"}),
+                ))
+            }
+            _ => None,
+        };
+        let old_instance = live_old.map(|old| {
+            if view.volumes.iter().any(|d| d.attached && d.delete_on_termination) {
+                b.warn("R7", format!(
+                    "{}'s data volumes are attached with DeleteOnTermination=true: they are detached before instance {} is terminated, and kept",
+                    node.name, old.id
+                ));
+            }
+            (old.id.clone(), format!("node {} is {}", node.name, view.health.describe()))
+        });
+        let instance = if replaced {
+            json!({"from_step": format!("provision_instance:{}", node.name)})
+        } else {
+            json!(view.instance.map(|i| i.id.clone()))
+        };
+        if replaced {
+            let after = provision_params(ctx, node, subnet.as_deref(), None);
+            let (action, before) = match live_old {
+                Some(old) => (
+                    Action::Replace,
+                    Some(json!({"instance_id": old.id, "state": old.state})),
+                ),
+                None => (
+                    Action::Create,
+                    view.instance
+                        .map(|old| json!({"instance_id": old.id, "state": old.state})),
+                ),
+            };
+            b.change(
+                format!("instance.{}", node.name),
+                action,
+                format!(
+                    "node {} is {}: a replacement with the same private IP, AZ and subnet (R4)",
+                    node.name,
+                    view.health.describe()
+                ),
+                before,
+                Some(after),
+            );
+            check_instance_type(ctx, b)?;
+        }
+        Ok(NodeFlow {
+            node,
+            stop,
+            stop_instance,
+            instance,
+            replaced,
+            old_instance,
+            devices,
+            check,
+            subnet,
+        })
+    }
+
+    /// Attach, configure, (SMD), start. Returns the start step.
+    pub(super) fn finish(
+        &mut self,
+        ctx: &Ctx<'_, '_>,
+        set: Option<&BackupSet<'_>>,
+        full_cluster: bool,
+        all_stops: &[String],
+        b: &mut Builder,
+    ) -> String {
+        let node = self.node;
+        let base: Vec<String> = self.check.clone().into_iter().collect();
+        // Detach after this node's stop (of Aerospike, or of its instance) and, in a full-cluster
+        // restore, after every stop (R12).
+        let mut detaches = Vec::new();
+        let mut detach_of = Vec::new();
+        for DeviceFlow { ebs, old, .. } in &self.devices {
+            detach_of.push(old.as_ref().map(|old| {
+                let deps: Vec<String> = self
+                    .stop
+                    .iter()
+                    .chain(&self.stop_instance)
+                    .chain(&base)
+                    .chain(all_stops)
+                    .cloned()
+                    .collect();
+                let id = b.step(
+                    StepKind::DetachVolume,
+                    format!("detach_volume:{}:{ebs}", node.name),
+                    Some(&node.name),
+                    deps,
+                    json!({
+                        "volume_id": old.volume_id,
+                        "instance_id": old.instance_id,
+                        "device": ebs,
+                        "delete_on_termination": old.delete_on_termination,
+                        "supersede": old.superseded,
+                    }),
+                );
+                detaches.push(id.clone());
+                id
+            }));
+        }
+        // R7: the old instance goes only once its data volumes are detached.
+        let old_terminate = self.old_instance.as_ref().map(|(instance_id, why)| {
+            let deps: Vec<String> = detaches
+                .iter()
+                .chain(&self.stop_instance)
+                .chain(&base)
+                .chain(all_stops)
+                .cloned()
+                .collect();
+            b.step(
+                StepKind::TerminateInstance,
+                format!("terminate_instance:{}", node.name),
+                Some(&node.name),
+                deps,
+                json!({"instance_id": instance_id, "wait_until": "terminated", "reason": why}),
+            )
+        });
+        let provision = self.replaced.then(|| {
+            // IP reuse: the replacement may launch only once the old instance is terminated.
+            let deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).collect();
+            let id = format!("provision_instance:{}", node.name);
+            b.step(
+                StepKind::ProvisionInstance,
+                id.clone(),
+                Some(&node.name),
+                deps,
+                provision_params(ctx, node, self.subnet.as_deref(), Some(&id)),
+            )
+        });
+        let mut before_start = Vec::new();
+        for (
+            DeviceFlow {
+                ebs,
+                volume: volume_ref,
+                ready,
+                ..
+            },
+            detach,
+        ) in self.devices.iter().zip(&detach_of)
+        {
+            let unchanged = detach.is_none() && ready.is_empty() && !self.replaced;
+            if unchanged {
+                continue;
+            }
+            let mut deps: Vec<String> = ready.clone();
+            deps.extend(detach.iter().cloned());
+            deps.extend(provision.iter().cloned());
+            deps.extend(self.stop.iter().cloned());
+            deps.extend(all_stops.iter().cloned());
+            before_start.push(b.step(
+                StepKind::AttachVolume,
+                format!("attach_volume:{}:{ebs}", node.name),
+                Some(&node.name),
+                deps,
+                json!({"volume_id": volume_ref, "instance_id": self.instance, "device": ebs}),
+            ));
+        }
+        let out_of_service: Vec<String> =
+            provision.iter().chain(self.stop.iter()).cloned().collect();
+        let rendered = config::render(ctx.policy, node);
+        let current = ctx
+            .obs
+            .node(&node.name)
+            .observation
+            .and_then(|o| o.config.as_deref());
+        let diff = config::diff(current, &rendered.content, &rendered.path);
+        if self.replaced || diff.is_some() {
+            let action = if current.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            };
+            let reason = if self.replaced {
+                "a replacement is configured exactly as the node it replaces (R4)"
+            } else {
+                "the node's aerospike.conf differs from the policy's template"
+            };
+            let change = b.change(
+                format!("config.{}", node.name),
+                action,
+                reason,
+                None,
+                Some(json!({"path": rendered.path})),
+            );
+            change.diff = diff.or_else(|| {
+                Some(format!(
+                    "(no difference from the current {})\n",
+                    rendered.path
+                ))
+            });
+            // After the volumes are attached, as the seed's procedure has it: attach, then restore
+            // the config, then restart.
+            let mut deps = out_of_service.clone();
+            deps.extend(base.iter().cloned());
+            deps.extend(before_start.iter().cloned());
+            before_start.push(b.step(
+                StepKind::WriteConfig,
+                format!("write_config:{}", node.name),
+                Some(&node.name),
+                deps,
+                json!({"path": rendered.path, "content": rendered.content, "keep_previous": ".asdr-prev"}),
+            ));
+        }
+        if full_cluster && let Some(set) = set {
+            let archive = set.smd_archive.expect("check_set_covers requires it");
+            let vars = ctx.vars(node);
+            let smd_dir = format!(
+                "{}/smd",
+                render(&ctx.policy.cluster.work_directory, &vars).trim_end_matches('/')
+            );
+            let mut deps = out_of_service.clone();
+            deps.extend(all_stops.iter().cloned());
+            before_start.push(b.step(
+                StepKind::RestoreSmd,
+                format!("restore_smd:{}", node.name),
+                Some(&node.name),
+                deps,
+                restore_smd_params(&set.id, &archive.uri, &smd_dir, archive.sha256.as_deref()),
+            ));
+        }
+        before_start.extend(out_of_service);
+        b.step(
+            StepKind::StartNode,
+            format!("start_node:{}", node.name),
+            Some(&node.name),
+            before_start,
+            node_params(ctx, node, StepKind::StartNode),
+        )
+    }
+}
+
+/// restore_smd replaces the SMD directory with exactly the archive's content; what was there is
+/// kept aside as `smd.asdr-prev` (R2: merging would keep truncates and dropped indexes issued
+/// after the backup).
+pub(crate) fn restore_smd_params(set: &str, from: &str, to: &str, sha256: Option<&str>) -> Value {
+    json!({"set": set, "from": from, "to": to, "sha256": sha256, "replace": true, "keep_previous": format!("{}.asdr-prev", to.trim_end_matches('/'))})
+}
+
+/// An unreachable node whose peers still count it as a member is not failed: something between
+/// asdr and it is. Replacing it would put two nodes on one address.
+fn check_not_a_member(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    view: &NodeView<'_>,
+) -> Result<(), PlanError> {
+    let healthy = ctx.obs.healthy_names().len() as u32;
+    let counted = ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| n.health == NodeHealth::Healthy)
+        .filter_map(|n| n.observation.and_then(|o| o.cluster_size).map(|s| (n, s)))
+        .find(|(_, size)| *size > healthy);
+    if let Some((peer, size)) = counted {
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{}`: node `{}` does not answer asdr, but `{}` reports a cluster of {size} nodes ({healthy} answer): its peers still count it as a member",
+                    restore.name, view.name, peer.name
+                ),
+            )
+            .rule("R14")
+            .help("check the network path from asdr to the node (security groups, the info port); replace it only once its peers have dropped it"),
+        ));
+    }
+    Ok(())
+}
+
+/// R4: the replacement goes into the failed instance's subnet when it is known, else the
+/// policy's subnet for the AZ; a private IP outside the chosen subnet's range is refused before
+/// anything is stopped or terminated.
+fn replacement_subnet(
+    ctx: &Ctx<'_, '_>,
+    node: &Node,
+    view: &NodeView<'_>,
+    b: &mut Builder,
+) -> Result<String, PlanError> {
+    let policy_subnet = ctx
+        .policy
+        .cluster
+        .instance
+        .subnets
+        .get(&node.availability_zone)
+        .cloned()
+        .unwrap_or_default();
+    let old_subnet = view.instance.and_then(|i| i.subnet_id.clone());
+    let chosen = old_subnet.clone().unwrap_or_else(|| policy_subnet.clone());
+    if let Some(old) = &old_subnet
+        && *old != policy_subnet
+    {
+        b.warn("R4", format!(
+            "node {}'s instance was in subnet {old}, not the policy's {policy_subnet} for {}: the replacement goes into {old}, as the node it replaces",
+            node.name, node.availability_zone
+        ));
+    }
+    if let Some(subnet) = ctx.obs.world.subnets.iter().find(|s| s.id == chosen) {
+        if !subnet.contains(node.private_ip) {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "node `{}`'s address {} is not in subnet {chosen} ({}): a replacement there cannot keep it",
+                        node.name, node.private_ip, subnet.cidr
+                    ),
+                )
+                .rule("R4")
+                .help("correct `cluster.instance.subnets` or the node's private_ip"),
+            ));
+        }
+        if subnet.availability_zone != node.availability_zone {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "subnet {chosen} is in {}, but node `{}` is in {}",
+                        subnet.availability_zone, node.name, node.availability_zone
+                    ),
+                )
+                .rule("R4"),
+            ));
+        }
+    }
+    Ok(chosen)
+}

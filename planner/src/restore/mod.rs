@@ -1,0 +1,404 @@
+//! Restores, one declared restore at a time: replace a failed node on its own volumes (the seed's
+//! instance-failure procedure), refill it blank, roll it back to a backup set, or restore the
+//! whole cluster from one set (R12). Each node converges: a healthy node whose volumes already
+//! are the wanted ones gets no steps.
+
+mod data;
+mod flow;
+
+use crate::backup::node_params;
+use crate::builder::Builder;
+use crate::error::{PlanError, refuse};
+use crate::observe::{BackupSet, NodeHealth, NodeView, render};
+use crate::plan::{Action, StepKind};
+use crate::world::{InstanceState, SnapshotState, Volume};
+use crate::{Ctx, config, tags};
+use asdr_specs::{Diagnostic, Method, Node, Restore, RestoreSource, Scope};
+use serde_json::{Value, json};
+
+use data::Data;
+pub(crate) use data::encryption;
+use flow::NodeFlow;
+pub(crate) use flow::restore_smd_params;
+
+pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
+    if ctx.policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
+        return crate::asbackup::restore(ctx, restore, b);
+    }
+    let targets: Vec<&str> = match restore.scope {
+        Scope::Node => restore.nodes.iter().map(String::as_str).collect(),
+        Scope::Cluster => ctx
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect(),
+    };
+    let set = resolve_set(ctx, restore)?;
+    if let Some(set) = set {
+        check_set_covers(ctx, restore, set, &targets)?;
+    }
+    if restore.scope == Scope::Node {
+        check_others_healthy(ctx, restore, &targets)?;
+    }
+    if restore.source == RestoreSource::Empty {
+        check_refill_possible(ctx, restore)?;
+    }
+
+    let pending: Vec<&NodeView<'_>> = targets
+        .iter()
+        .map(|t| ctx.obs.node(t))
+        .filter(|v| !converged(v, &restore.source, set))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let full_cluster = restore.scope == Scope::Cluster && restore.source.uses_backup();
+    warn_rules(ctx, restore, set, &pending, full_cluster, b);
+
+    // R14: disturb a cluster only once it is stable at the size it has now. A full-cluster restore
+    // replaces every node's data, so the state before does not matter and is not checked.
+    let check = if full_cluster {
+        None
+    } else {
+        let up = ctx.obs.healthy_names();
+        (!up.is_empty()).then(|| b.check_cluster_stable(up))
+    };
+
+    if full_cluster {
+        full_cluster_flows(ctx, restore, set, &pending, b)?;
+        return Ok(());
+    }
+    let size = ctx.policy.cluster.nodes.len();
+    // Nodes that are down are out of service already: nothing more is taken out by restoring
+    // them side by side, and each one's wait expects the whole cluster, which every one of them
+    // (started independently of the others' waits) can reach.
+    let (down, up): (Vec<&NodeView<'_>>, Vec<&NodeView<'_>>) = pending
+        .iter()
+        .copied()
+        .partition(|v| v.health != NodeHealth::Healthy);
+    let mut down_waits = Vec::new();
+    for view in down {
+        let mut flow = NodeFlow::prepare(ctx, restore, set, view, check.clone(), Vec::new(), b)?;
+        let start = flow.finish(ctx, set, false, &[], b);
+        down_waits.push(wait_node_stable(b, &flow.node.name, start, size));
+    }
+    // R8: a healthy node is taken out only when the nodes before it in its lane are back and
+    // stable, and only after every down node is back: at most `max_nodes_at_once` out at once.
+    let lanes = ctx.policy.backup.max_nodes_at_once.max(1) as usize;
+    let mut lane_tail: Vec<Vec<String>> = vec![down_waits; lanes];
+    for (i, view) in up.into_iter().enumerate() {
+        let lane = i % lanes;
+        let mut flow = NodeFlow::prepare(
+            ctx,
+            restore,
+            set,
+            view,
+            check.clone(),
+            lane_tail[lane].clone(),
+            b,
+        )?;
+        let start = flow.finish(ctx, set, false, &[], b);
+        lane_tail[lane] = vec![wait_node_stable(b, &flow.node.name, start, size)];
+    }
+    Ok(())
+}
+
+fn wait_node_stable(b: &mut Builder, node: &str, after: String, size: usize) -> String {
+    b.step(
+        StepKind::WaitClusterStable,
+        format!("wait_cluster_stable:{node}"),
+        Some(node),
+        vec![after],
+        json!({"size": size, "ignore_migrations": false}),
+    )
+}
+
+/// R12: in a full-cluster restore every node is stopped before any volume is swapped. One step
+/// waits for all of them and confirms no node answers any more; every swap depends on it, which
+/// keeps the graph linear in the number of nodes (256 × 256 direct edges otherwise).
+fn full_cluster_flows(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: Option<&BackupSet<'_>>,
+    pending: &[&NodeView<'_>],
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    let mut flows = Vec::new();
+    for view in pending {
+        flows.push(NodeFlow::prepare(
+            ctx,
+            restore,
+            set,
+            view,
+            None,
+            Vec::new(),
+            b,
+        )?);
+    }
+    let stops: Vec<String> = flows.iter().filter_map(|f| f.stop.clone()).collect();
+    let nodes: Vec<&str> = ctx
+        .policy
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    let all_stops = vec![b.step(
+        StepKind::WaitNodesStopped,
+        "wait_nodes_stopped".into(),
+        None,
+        stops,
+        json!({"nodes": nodes}),
+    )];
+    let starts: Vec<String> = flows
+        .iter_mut()
+        .map(|flow| flow.finish(ctx, set, true, &all_stops, b))
+        .collect();
+    b.step(
+        StepKind::WaitClusterStable,
+        "wait_cluster_stable".into(),
+        None,
+        starts,
+        json!({"size": ctx.policy.cluster.nodes.len(), "ignore_migrations": false}),
+    );
+    Ok(())
+}
+
+/// A node is done when it is healthy and, for restores from a set, runs on volumes made from
+/// that set's snapshots.
+fn converged(view: &NodeView<'_>, source: &RestoreSource, set: Option<&BackupSet<'_>>) -> bool {
+    if view.health != NodeHealth::Healthy {
+        return false;
+    }
+    match set {
+        None => true,
+        Some(set) => {
+            view.volumes.iter().all(|d| {
+                let want = set.snapshot_for(&view.name, &d.ebs).map(|s| s.id.as_str());
+                d.attached && d.volume.and_then(|v| v.snapshot_id.as_deref()) == want
+            }) || !source.uses_backup()
+        }
+    }
+}
+
+pub(crate) fn resolve_set<'a, 'w>(
+    ctx: &'a Ctx<'_, 'w>,
+    restore: &Restore,
+) -> Result<Option<&'a BackupSet<'w>>, PlanError> {
+    let at = restore.source_span;
+    let set = match &restore.source {
+        RestoreSource::CurrentVolumes | RestoreSource::Empty => return Ok(None),
+        RestoreSource::LatestBackup => ctx.obs.newest_complete_set().ok_or_else(|| {
+            refuse(
+                Diagnostic::new(
+                    at,
+                    format!(
+                        "restore `{}`: cluster `{}` has no complete backup set",
+                        restore.name, ctx.policy.cluster.name
+                    ),
+                )
+                .rule("R2"),
+            )
+        })?,
+        RestoreSource::Set(id) => ctx.obs.set(id).ok_or_else(|| {
+            let known: Vec<&str> = ctx
+                .obs
+                .sets
+                .iter()
+                .rev()
+                .take(5)
+                .map(|s| s.id.as_str())
+                .collect();
+            refuse(Diagnostic::new(
+                at,
+                format!(
+                    "restore `{}`: no backup set {id} (newest: {})",
+                    restore.name,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ))
+        })?,
+        RestoreSource::Before(t) => ctx
+            .obs
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.is_complete() && s.data_time() < *t)
+            .ok_or_else(|| {
+                refuse(
+                    Diagnostic::new(
+                        at,
+                        format!(
+                            "restore `{}`: no complete backup set was taken before {}",
+                            restore.name,
+                            restore.source.to_string().trim_start_matches("before:")
+                        ),
+                    )
+                    .rule("R2"),
+                )
+            })?,
+    };
+    Ok(Some(set))
+}
+
+pub(crate) fn check_set_covers(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: &BackupSet<'_>,
+    targets: &[&str],
+) -> Result<(), PlanError> {
+    for t in targets {
+        for d in &ctx.obs.node(t).volumes {
+            match set.snapshot_for(t, &d.ebs) {
+                None => {
+                    return Err(refuse(Diagnostic::new(
+                        restore.source_span,
+                        format!(
+                            "restore `{}`: set {} has no snapshot of {t} {}",
+                            restore.name, set.id, d.ebs
+                        ),
+                    )));
+                }
+                Some(s) if matches!(s.state, SnapshotState::Error) => {
+                    return Err(refuse(
+                        Diagnostic::new(restore.source_span, format!("restore `{}`: snapshot {} of {t} {} in set {} failed (state error)", restore.name, s.id, d.ebs, set.id))
+                            .rule("R3"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if restore.scope == Scope::Cluster && set.smd_archive.is_none() {
+        return Err(refuse(
+            Diagnostic::new(restore.source_span, format!("restore `{}`: set {} has no SMD archive, and a whole cluster started without SMD loses its secondary indexes, UDFs and truncate marks", restore.name, set.id))
+                .rule("R2"),
+        ));
+    }
+    Ok(())
+}
+
+/// A node-scope restore runs inside a cluster that must otherwise be whole (R14).
+fn check_others_healthy(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    targets: &[&str],
+) -> Result<(), PlanError> {
+    for view in &ctx.obs.nodes {
+        if targets.contains(&view.name.as_str()) || view.health == NodeHealth::Healthy {
+            continue;
+        }
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{}`: node `{}`, which this restore does not cover, is {}",
+                    restore.name,
+                    view.name,
+                    view.health.describe()
+                ),
+            )
+            .rule("R14")
+            .help(format!(
+                "add `{}` to this restore's nodes, or restore it first",
+                view.name
+            )),
+        ));
+    }
+    Ok(())
+}
+
+/// `source: empty` refills from replicas: every partition must have a live copy elsewhere.
+fn check_refill_possible(ctx: &Ctx<'_, '_>, restore: &Restore) -> Result<(), PlanError> {
+    for view in ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| n.health == NodeHealth::Healthy)
+    {
+        let o = view.observation.expect("healthy nodes are observed");
+        if o.dead_partitions > 0 || o.unavailable_partitions > 0 {
+            return Err(refuse(
+                Diagnostic::new(
+                    restore.source_span,
+                    format!(
+                        "restore `{}` refills from the other replicas, but node `{}` reports {} dead and {} unavailable partitions: data would be lost",
+                        restore.name, view.name, o.dead_partitions, o.unavailable_partitions
+                    ),
+                )
+                .help("restore from current volumes or a backup set instead"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn warn_rules(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    set: Option<&BackupSet<'_>>,
+    pending: &[&NodeView<'_>],
+    full_cluster: bool,
+    b: &mut Builder,
+) {
+    let names: Vec<&str> = pending.iter().map(|v| v.name.as_str()).collect();
+    let names = names.join(", ");
+    let durable = ctx.policy.cluster.durable_deletes;
+    if full_cluster {
+        b.warn("R6", format!(
+            "the whole cluster goes back to set {}: records deleted before that backup may reappear{}",
+            set.map_or("", |s| s.id.as_str()),
+            if durable { " only where deletes were not durable" } else { " unless deletes are durable (measured: a full-cluster cold restart brought back all 700 of 700 deletes)" }
+        ));
+        b.warn(
+            "R2",
+            format!(
+                "SMD of set {} is put back on every node before Aerospike starts",
+                set.map_or("", |s| s.id.as_str())
+            ),
+        );
+    } else {
+        if restore.source.brings_data() {
+            let how = match &restore.source {
+                RestoreSource::CurrentVolumes => {
+                    "its own volumes, which missed every delete made while it was down (measured: 192 of 300 came back)"
+                }
+                _ => {
+                    "volumes from a backup, which hold records deleted since (measured: 196 of 300 came back)"
+                }
+            };
+            let alt = if ctx.policy.min_replication_factor() >= 2 {
+                "; `source: empty` (rejoin blank, refill by migration) brings none back"
+            } else {
+                ""
+            };
+            b.warn(
+                "R6",
+                format!(
+                    "{names} cold-start on {how}; {}{alt}",
+                    if durable {
+                        "the policy declares durable deletes"
+                    } else {
+                        "accepted by accept_zombie_records"
+                    }
+                ),
+            );
+        }
+        b.warn("R2", format!("SMD is not restored on {names}: a node that joins a running cluster receives SMD from its peers"));
+    }
+    if ctx
+        .policy
+        .cluster
+        .namespaces
+        .iter()
+        .any(|ns| ns.devices.iter().any(|d| d.shadow.is_some()))
+    {
+        b.warn("R5", "the EBS shadow devices are authoritative on cold start: instance-store primaries start blank and are rebuilt from them");
+    }
+}

@@ -1,0 +1,266 @@
+//! What may be deleted, detached or terminated (R7, R13).
+use super::*;
+
+impl<'a> Verifier<'a> {
+    /// R13 for asbackup sets: only sets whose every namespace has asdr's manifest, never a set of
+    /// the newest complete chain (the full set the newest complete set belongs to).
+    pub(super) fn check_r13_backup_deletes(&mut self) {
+        let deletes: Vec<&Step> = self.steps(StepKind::DeleteBackup).map(|(_, s)| s).collect();
+        if deletes.is_empty() {
+            return;
+        }
+        let namespaces: Vec<&str> = self
+            .policy
+            .cluster
+            .namespaces
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut by_set: BTreeMap<&str, Vec<&crate::world::AsbackupArchive>> = BTreeMap::new();
+        for a in &self.world.asbackup_archives {
+            by_set.entry(a.set.as_str()).or_default().push(a);
+        }
+        let complete = |set: &str| {
+            by_set.get(set).is_some_and(|v| {
+                namespaces
+                    .iter()
+                    .all(|ns| v.iter().any(|a| a.namespace == *ns))
+            })
+        };
+        let chain_of = |set: &str| {
+            by_set
+                .get(set)
+                .and_then(|v| v.iter().find_map(|a| a.incremental_of.clone()))
+                .unwrap_or_else(|| set.to_string())
+        };
+        let newest_chain = by_set
+            .keys()
+            .filter(|s| complete(s))
+            .max_by_key(|s| crate::observe::set_time(s))
+            .map(|s| chain_of(s));
+        let mut bad = Vec::new();
+        for s in deletes {
+            let set = s.params["set"].as_str().unwrap_or_default();
+            if !complete(set) {
+                bad.push((s, format!("set {set} is not a finished asbackup set with asdr's manifest in every namespace")));
+            } else if newest_chain.as_deref() == Some(chain_of(set).as_str()) {
+                bad.push((s, format!("set {set} belongs to the newest complete chain")));
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R13", Some(s), m);
+        }
+    }
+
+    /// R13: only this cluster's snapshots are deleted, never the newest complete set, never the
+    /// last, and never one `retain` keeps.
+    pub(super) fn check_r13_deletes(&mut self, op: &Op<'_>) {
+        let deletes: Vec<(usize, &Step)> = self.steps(StepKind::DeleteSnapshot).collect();
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        if !deletes.is_empty() {
+            let complete = self.complete_sets();
+            let mut deleted_sets = BTreeSet::new();
+            for (_, s) in &deletes {
+                let id = s.params["snapshot_id"].as_str().unwrap_or_default();
+                match self.ix.snap.get(id).copied() {
+                    None => bad.push((s, format!("snapshot {id} does not exist"))),
+                    Some(x) if !self.own_tags(&x.tags) => bad.push((
+                        s,
+                        format!(
+                            "snapshot {id} is not tagged asdr:cluster={}: asdr did not make it",
+                            self.policy.cluster.name
+                        ),
+                    )),
+                    Some(x) => {
+                        if let Some(set) = x.tags.get(tags::SET) {
+                            deleted_sets.insert(set.clone());
+                        }
+                    }
+                }
+            }
+            // A set this plan makes counts toward `retain.count` only once it is marked complete
+            // before every delete.
+            let mark = self
+                .steps(StepKind::MarkSetComplete)
+                .next()
+                .map(|(i, s)| (i, s.params["set"].as_str().unwrap_or_default().to_string()));
+            let new_counts = mark.as_ref().is_some_and(|(m, set)| {
+                let mut seen = vec![0u32; self.plan.steps.len()];
+                let after: HashSet<usize> =
+                    Graph::reach(&self.graph().dependents, *m, &mut seen, 1)
+                        .into_iter()
+                        .collect();
+                !complete.iter().any(|c| &c.0 == set)
+                    && deletes.iter().all(|(i, _)| after.contains(i))
+            });
+            let keep = self
+                .policy
+                .backup
+                .retain
+                .count
+                .map_or(usize::MAX, |c| c as usize);
+            let max_age = self.policy.backup.retain.max_age.map(|d| d.seconds());
+            let now = OffsetDateTime::parse(
+                &self.plan.now,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok();
+            let mut protected = BTreeSet::new();
+            let slots = keep.saturating_sub(usize::from(new_counts)).max(1);
+            for (k, (set, t)) in complete.iter().rev().enumerate() {
+                let young = match (max_age, now) {
+                    (Some(m), Some(now)) => ((now - *t).whole_seconds().max(0) as u64) <= m,
+                    _ => true,
+                };
+                if k == 0 || (k < slots && young) {
+                    protected.insert(set.clone());
+                }
+            }
+            for (_, s) in &deletes {
+                let id = s.params["snapshot_id"].as_str().unwrap_or_default();
+                if let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET))
+                    && protected.contains(set)
+                {
+                    bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
+                }
+            }
+            let remaining = complete
+                .iter()
+                .filter(|c| !deleted_sets.contains(&c.0))
+                .count();
+            if remaining == 0 && !complete.is_empty() && !new_counts {
+                bad.push((deletes[0].1, "leaves no complete backup set".into()));
+            }
+            if !matches!(op, Op::Backup) {
+                bad.push((
+                    deletes[0].1,
+                    "only a backup's retention deletes snapshots".into(),
+                ));
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R13", Some(s), m);
+        }
+    }
+
+    /// R7 and R13: only own instances are terminated, only after their data volumes with
+    /// DeleteOnTermination are detached; volumes are never detached from a running instance; only
+    /// a drill's own volumes are deleted.
+    pub(super) fn check_r13_detach_terminate(&mut self, op: &Op<'_>) {
+        let mut bad: Vec<(&'static str, &Step, String)> = Vec::new();
+        for (i, s) in self.steps(StepKind::TerminateInstance) {
+            let id = s.params["instance_id"].as_str().unwrap_or_default();
+            let Some(inst) = self.world.instances.iter().find(|x| x.id == id) else {
+                bad.push(("R13", s, format!("instance {id} does not exist")));
+                continue;
+            };
+            let pinned = self
+                .policy
+                .cluster
+                .nodes
+                .iter()
+                .any(|n| n.instance_id.as_deref() == Some(id));
+            let drill = match op {
+                Op::Teardown(d) => inst.tags.get(crate::drill::DRILL) == Some(d),
+                _ => false,
+            };
+            if !(pinned || self.own_tags(&inst.tags)) {
+                bad.push((
+                    "R13",
+                    s,
+                    format!(
+                        "instance {id} is neither named by the policy nor tagged asdr:cluster={}",
+                        self.policy.cluster.name
+                    ),
+                ));
+            }
+            if matches!(op, Op::Teardown(_)) && !drill {
+                bad.push((
+                    "R13",
+                    s,
+                    format!("instance {id} is not tagged for this drill"),
+                ));
+            }
+            if let Some(node) = self
+                .policy
+                .cluster
+                .nodes
+                .iter()
+                .find(|n| self.instance_of(n).is_some_and(|x| x.id == id))
+                && !self.is_down(node)
+            {
+                bad.push((
+                    "R7",
+                    s,
+                    format!("terminates the instance of healthy node {}", node.name),
+                ));
+            }
+            for b in inst
+                .block_devices
+                .iter()
+                .filter(|b| b.delete_on_termination)
+            {
+                let data = self.ix.vol.get(b.volume_id.as_str()).is_some_and(|v| {
+                    v.tags.contains_key(tags::DEVICE)
+                        || self
+                            .policy
+                            .cluster
+                            .nodes
+                            .iter()
+                            .any(|n| self.ebs_of(n).contains(&b.device_name))
+                });
+                let detached = self.has_ancestor(i, |x| {
+                    x.kind == StepKind::DetachVolume
+                        && x.params["volume_id"] == b.volume_id.as_str()
+                });
+                if data && !detached && !matches!(op, Op::Teardown(_)) {
+                    bad.push(("R7", s, format!("terminates {id} while data volume {} is attached with DeleteOnTermination", b.volume_id)));
+                }
+            }
+        }
+        for (i, s) in self.steps(StepKind::DetachVolume) {
+            let id = s.params["instance_id"].as_str().unwrap_or_default();
+            let Some(inst) = self.world.instances.iter().find(|x| x.id == id) else {
+                continue;
+            };
+            if matches!(inst.state, InstanceState::Running | InstanceState::Pending) {
+                let stopped = self.has_ancestor(i, |a| {
+                    (a.kind == StepKind::StopInstance && a.params["instance_id"] == id)
+                        || (a.kind == StepKind::StopNode && a.node == s.node)
+                });
+                if !stopped {
+                    bad.push(("R7", s, format!("detaches a volume from running instance {id} with nothing stopped first")));
+                }
+            }
+            let own = self.own_tags(&inst.tags)
+                || self
+                    .policy
+                    .cluster
+                    .nodes
+                    .iter()
+                    .any(|n| n.instance_id.as_deref() == Some(id));
+            if !own {
+                bad.push(("R13", s, format!("instance {id} is not this cluster's")));
+            }
+        }
+        for (_, s) in self.steps(StepKind::DeleteVolume) {
+            let id = s.params["volume_id"].as_str().unwrap_or_default();
+            let ok = match (op, self.ix.vol.get(id).copied()) {
+                (Op::Teardown(d), Some(v)) => {
+                    self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d)
+                }
+                _ => false,
+            };
+            if !ok {
+                bad.push((
+                    "R13",
+                    s,
+                    format!("volume {id} is not a volume of this drill"),
+                ));
+            }
+        }
+        for (rule, s, m) in bad {
+            self.bad(rule, Some(s), m);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Drills never touch production; new volumes keep the data's encryption.
+use super::*;
+
+impl<'a> Verifier<'a> {
+    /// Drills: no step touches production — no production node name, address, tag, security
+    /// group, or (on a shared host) rendered path or command.
+    pub(super) fn check_drill(&mut self, d: &asdr_specs::Drill) {
+        let suffix = format!("@{}", d.name);
+        let prod_ips: BTreeSet<Ipv4Addr> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.private_ip)
+            .collect();
+        let prod_names: BTreeSet<&str> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let local = self.policy.cluster.access.transport == Transport::Local;
+        let c = &self.policy.cluster;
+        let mut prod_paths = BTreeSet::new();
+        let mut prod_commands = BTreeSet::new();
+        for n in &c.nodes {
+            prod_paths.insert(self.render(&c.config.path, n));
+            prod_paths.insert(format!(
+                "{}/smd",
+                self.render(&c.work_directory, n).trim_end_matches('/')
+            ));
+            prod_commands.insert(self.render(&c.service_start, n));
+            prod_commands.insert(self.render(&c.service_stop, n));
+        }
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        for s in &self.plan.steps {
+            if let Some(n) = &s.node
+                && !n.ends_with(&suffix)
+            {
+                bad.push((
+                    s,
+                    format!("acts on node `{n}`, which is not one of the drill's stand-ins"),
+                ));
+            }
+            let p = &s.params;
+            for key in ["address", "private_ip"] {
+                if let Some(a) = p[key].as_str() {
+                    let ip = a.split(':').next().unwrap_or_default().parse::<Ipv4Addr>();
+                    if ip.is_ok_and(|ip| prod_ips.contains(&ip)) {
+                        bad.push((s, format!("{key} {a} is a production address")));
+                    }
+                }
+            }
+            if let Some(t) = p["tags"].as_object() {
+                if t.get(crate::drill::DRILL).and_then(Value::as_str) != Some(d.name.as_str()) {
+                    bad.push((
+                        s,
+                        "creates a resource without the drill's asdr:drill tag".into(),
+                    ));
+                }
+                if t.get(tags::NODE)
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| prod_names.contains(n))
+                {
+                    bad.push((s, "tags a drill resource as a production node".into()));
+                }
+            }
+            if let Some(sgs) = p["security_groups"].as_array() {
+                for sg in sgs.iter().filter_map(Value::as_str) {
+                    if c.instance.security_groups.iter().any(|p| p == sg) {
+                        bad.push((s, format!("launches into production's security group {sg}")));
+                    }
+                }
+            }
+            if s.kind == StepKind::WriteConfig {
+                let content = p["content"].as_str().unwrap_or_default();
+                if let Some(ip) = content
+                    .split(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+                    .filter_map(|t| t.parse::<Ipv4Addr>().ok())
+                    .find(|ip| prod_ips.contains(ip))
+                {
+                    bad.push((s, format!("the drill's aerospike.conf names production address {ip}: the drill would join production")));
+                }
+            }
+            if local {
+                // One host for every node: a path or command is production's if it renders the same.
+                for key in ["path", "to"] {
+                    if let Some(path) = p[key].as_str()
+                        && matches!(s.kind, StepKind::WriteConfig | StepKind::RestoreSmd)
+                        && prod_paths.contains(path.trim_end_matches('/'))
+                    {
+                        bad.push((s, format!("writes {path}, which is a production node's")));
+                    }
+                }
+                if let Some(cmd) = p["command"].as_str()
+                    && prod_commands.contains(cmd)
+                {
+                    bad.push((s, format!("runs `{cmd}`, a production node's command")));
+                }
+            }
+        }
+        for (s, m) in bad {
+            self.bad("drill", Some(s), m);
+        }
+    }
+
+    /// New volumes are encrypted at least as the data they replace: the node's volume at that
+    /// device, and the snapshot they come from, with the same KMS key.
+    pub(super) fn check_encryption(&mut self, op: &Op<'_>) {
+        if matches!(op, Op::Teardown(_)) {
+            return;
+        }
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        for (_, s) in self.steps(StepKind::CreateVolume) {
+            let node_name = s.node.as_deref().map(|n| n.split('@').next().unwrap_or(n));
+            let Some(node) = node_name.and_then(|n| self.policy.node(n)) else {
+                continue;
+            };
+            let device = s.params["tags"][tags::DEVICE].as_str().unwrap_or_default();
+            let mut keys: BTreeSet<Option<String>> = BTreeSet::new();
+            let mut encrypted = false;
+            let current = self.candidates(node, device).into_iter().chain(
+                self.instance_of(node)
+                    .filter(|i| i.state != InstanceState::Terminated)
+                    .into_iter()
+                    .flat_map(|i| i.block_devices.iter().filter(|b| b.device_name == device))
+                    .filter_map(|b| self.ix.vol.get(b.volume_id.as_str()).copied()),
+            );
+            for v in current.filter(|v| v.encrypted) {
+                encrypted = true;
+                keys.insert(v.kms_key_id.clone());
+            }
+            if let Some(id) = s.params["snapshot_id"].as_str()
+                && let Some(snap) = self.ix.snap.get(id).copied()
+                && snap.encrypted
+            {
+                encrypted = true;
+                keys.insert(snap.kms_key_id.clone());
+            }
+            if !encrypted {
+                continue;
+            }
+            let key = s.params["kms_key_id"].as_str().map(str::to_string);
+            if s.params["encrypted"] != true {
+                bad.push((
+                    s,
+                    "creates an unencrypted volume for data that is encrypted at rest".into(),
+                ));
+            } else if !keys.contains(&key) {
+                bad.push((
+                    s,
+                    format!(
+                        "encrypts with {} instead of the data's key ({})",
+                        key.as_deref().unwrap_or("the default key"),
+                        keys.iter()
+                            .map(|k| k.as_deref().unwrap_or("?"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        for (s, m) in bad {
+            self.bad("encryption", Some(s), m);
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! An independent check of a plan against the safety rules. It knows nothing of how plans are
+//! built: it reads the policy, the world and the plan's graph, and checks invariants that must
+//! hold whatever the planner did. `plan` runs it on every plan it makes (a violation is a bug in
+//! the planner and the plan is refused), `apply` runs it on every plan it is given.
+//!
+//! Every check reads the world for itself (which node is down, which sets are complete, which
+//! volume is whose) instead of asking the planner's view, so one mistake cannot hide in both.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use asdr_specs::{Edition, Node, NodeVars, Policy, RestoreSource, Scope, Template, Transport};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::plan::{Plan, Step, StepKind};
+use crate::tags;
+use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, World};
+
+mod deletes;
+mod drill;
+mod restores;
+mod rules;
+
+/// One broken invariant: the rule, the step it concerns, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: &'static str,
+    pub step: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.step {
+            Some(s) => write!(f, "[{}] {s}: {}", self.rule, self.message),
+            None => write!(f, "[{}] {}", self.rule, self.message),
+        }
+    }
+}
+
+/// Checks `plan` against the safety invariants for `policy` and `world`. Empty means safe.
+pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    let mut v = Verifier {
+        policy,
+        world,
+        plan,
+        out: Vec::new(),
+        graph: None,
+        ix: Index::new(policy, world),
+        seen: std::cell::RefCell::new((vec![0; plan.steps.len()], 0)),
+        complete: std::cell::OnceCell::new(),
+        ebs: policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let vars = NodeVars::new(&policy.cluster.name, n);
+                let devices = policy
+                    .ebs_devices()
+                    .into_iter()
+                    .map(|t| t.render(&vars).unwrap_or_else(|_| t.source().to_string()))
+                    .collect();
+                (n.name.clone(), devices)
+            })
+            .collect(),
+    };
+    v.run();
+    v.out
+}
+
+/// The plan's graph: positions, dependencies and dependents by index.
+struct Graph {
+    deps: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    /// Steps reachable from `from` along `edges` (not including `from`).
+    fn reach(edges: &[Vec<usize>], from: usize, seen: &mut [u32], stamp: u32) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            for &j in &edges[i] {
+                if seen[j] != stamp {
+                    seen[j] = stamp;
+                    out.push(j);
+                    stack.push(j);
+                }
+            }
+        }
+        out
+    }
+}
+
+enum Op<'p> {
+    Backup,
+    Restore(&'p asdr_specs::Restore),
+    Drill(&'p asdr_specs::Drill),
+    Teardown(String),
+    Unknown,
+}
+
+struct Verifier<'a> {
+    policy: &'a Policy,
+    world: &'a World,
+    plan: &'a Plan,
+    out: Vec<Violation>,
+    graph: Option<Graph>,
+    ix: Index<'a>,
+    /// A reusable visited-mark buffer for graph searches, and its current stamp.
+    seen: std::cell::RefCell<(Vec<u32>, u32)>,
+    complete: std::cell::OnceCell<Vec<(String, OffsetDateTime)>>,
+    /// Each policy node's rendered EBS device names.
+    ebs: HashMap<String, Vec<String>>,
+}
+
+/// The world by id and by owner, built once: a 256-node world holds 60k snapshots.
+struct Index<'a> {
+    snap: HashMap<&'a str, &'a crate::world::Snapshot>,
+    vol: HashMap<&'a str, &'a Volume>,
+    /// This cluster's snapshots by (asdr:node, asdr:device) and by asdr:set.
+    snaps_nd: HashMap<(&'a str, &'a str), Vec<&'a crate::world::Snapshot>>,
+    snaps_set: BTreeMap<&'a str, Vec<&'a crate::world::Snapshot>>,
+    /// This cluster's volumes by (asdr:node, asdr:device).
+    vols_nd: HashMap<(&'a str, &'a str), Vec<&'a Volume>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(policy: &Policy, world: &'a World) -> Self {
+        let own = |t: &BTreeMap<String, String>| t.get(tags::CLUSTER) == Some(&policy.cluster.name);
+        let mut ix = Index {
+            snap: HashMap::with_capacity(world.snapshots.len()),
+            vol: HashMap::with_capacity(world.volumes.len()),
+            snaps_nd: HashMap::new(),
+            snaps_set: BTreeMap::new(),
+            vols_nd: HashMap::new(),
+        };
+        for s in &world.snapshots {
+            ix.snap.insert(s.id.as_str(), s);
+            if !own(&s.tags) {
+                continue;
+            }
+            if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
+                ix.snaps_nd
+                    .entry((n.as_str(), d.as_str()))
+                    .or_default()
+                    .push(s);
+            }
+            if let Some(set) = s.tags.get(tags::SET) {
+                ix.snaps_set.entry(set.as_str()).or_default().push(s);
+            }
+        }
+        for v in &world.volumes {
+            ix.vol.insert(v.id.as_str(), v);
+            if own(&v.tags)
+                && let (Some(n), Some(d)) = (v.tags.get(tags::NODE), v.tags.get(tags::DEVICE))
+            {
+                ix.vols_nd
+                    .entry((n.as_str(), d.as_str()))
+                    .or_default()
+                    .push(v);
+            }
+        }
+        ix
+    }
+}
+
+/// A node's out-of-service window: opened by a step (or before the plan, for a node that is
+/// already down) and closed by its `wait_cluster_stable`.
+struct Window {
+    node: String,
+    open: Option<usize>,
+    close: usize,
+}
+
+impl<'a> Verifier<'a> {
+    fn bad(&mut self, rule: &'static str, step: Option<&Step>, message: impl Into<String>) {
+        self.out.push(Violation {
+            rule,
+            step: step.map(|s| s.id.clone()),
+            message: message.into(),
+        });
+    }
+
+    fn op(&self) -> Op<'a> {
+        let label = self.plan.operation.as_str();
+        if label == "backup" {
+            return Op::Backup;
+        }
+        if let Some(name) = label.strip_prefix("restore:") {
+            return self.policy.restore(name).map_or(Op::Unknown, Op::Restore);
+        }
+        if let Some(name) = label.strip_prefix("drill:") {
+            return self.policy.drill(name).map_or(Op::Unknown, Op::Drill);
+        }
+        if let Some(name) = label.strip_prefix("teardown:") {
+            return Op::Teardown(name.to_string());
+        }
+        Op::Unknown
+    }
+
+    fn run(&mut self) {
+        if !self.check_graph() {
+            return;
+        }
+        let op = self.op();
+        if matches!(op, Op::Unknown) {
+            let op = self.plan.operation.clone();
+            self.bad(
+                "R13",
+                None,
+                format!("operation `{op}` is not one the policy declares"),
+            );
+            return;
+        }
+        if self.plan.cluster != self.policy.cluster.name {
+            let c = self.plan.cluster.clone();
+            self.bad(
+                "R13",
+                None,
+                format!(
+                    "the plan is for cluster `{c}`, the policy for `{}`",
+                    self.policy.cluster.name
+                ),
+            );
+        }
+        self.check_kinds_allowed(&op);
+        self.check_r14_first();
+        self.check_r8_windows();
+        self.check_r11();
+        self.check_r13_deletes(&op);
+        self.check_r13_backup_deletes();
+        self.check_r13_detach_terminate(&op);
+        match &op {
+            Op::Backup => {
+                self.check_r1();
+                self.check_r2_backup();
+                self.check_r6_backup();
+            }
+            Op::Restore(r) => {
+                self.check_restore_data(r, None);
+                self.check_r4(r);
+                self.check_r6_restore(r);
+                self.check_r12(r);
+                self.check_wait_sizes();
+                self.check_refill(r);
+            }
+            Op::Drill(d) => {
+                if let Some(r) = self.policy.restore(&d.restore) {
+                    self.check_restore_data(r, Some(d.name.as_str()));
+                }
+                self.check_drill(d);
+            }
+            Op::Teardown(_) | Op::Unknown => {}
+        }
+        self.check_encryption(&op);
+    }
+
+    // ---- the graph ------------------------------------------------------------------------
+
+    fn check_graph(&mut self) -> bool {
+        let mut pos = HashMap::with_capacity(self.plan.steps.len());
+        for (i, s) in self.plan.steps.iter().enumerate() {
+            if pos.insert(s.id.as_str(), i).is_some() {
+                self.bad("graph", Some(s), "the step id is used twice");
+                return false;
+            }
+        }
+        let mut deps = vec![Vec::new(); self.plan.steps.len()];
+        let mut dependents = vec![Vec::new(); self.plan.steps.len()];
+        for (i, s) in self.plan.steps.iter().enumerate() {
+            for d in &s.depends_on {
+                match pos.get(d.as_str()) {
+                    None => {
+                        self.bad(
+                            "graph",
+                            Some(s),
+                            format!("depends on `{d}`, which is not in the plan"),
+                        );
+                        return false;
+                    }
+                    Some(&j) if j >= i => {
+                        self.bad(
+                            "graph",
+                            Some(s),
+                            format!("is listed before its dependency `{d}`"),
+                        );
+                        return false;
+                    }
+                    Some(&j) => {
+                        deps[i].push(j);
+                        dependents[j].push(i);
+                    }
+                }
+            }
+        }
+        self.graph = Some(Graph { deps, dependents });
+        true
+    }
+
+    fn graph(&self) -> &Graph {
+        self.graph.as_ref().expect("checked first")
+    }
+
+    fn ancestors(&self, i: usize) -> HashSet<usize> {
+        let mut seen = vec![0u32; self.plan.steps.len()];
+        Graph::reach(&self.graph().deps, i, &mut seen, 1)
+            .into_iter()
+            .collect()
+    }
+
+    fn steps(&self, kind: StepKind) -> impl Iterator<Item = (usize, &'a Step)> + '_ {
+        let plan: &'a Plan = self.plan;
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.kind == kind)
+    }
+
+    fn has_ancestor(&self, i: usize, pred: impl Fn(&Step) -> bool) -> bool {
+        self.find_ancestor(i, pred).is_some()
+    }
+
+    /// The first ancestor of `i` found (nearest first) for which `pred` holds.
+    fn find_ancestor(&self, i: usize, pred: impl Fn(&Step) -> bool) -> Option<usize> {
+        let mut guard = self.seen.borrow_mut();
+        let (seen, stamp) = &mut *guard;
+        *stamp += 1;
+        let deps = &self.graph().deps;
+        let mut frontier = vec![i];
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for x in frontier {
+                for &d in &deps[x] {
+                    if seen[d] != *stamp {
+                        seen[d] = *stamp;
+                        if pred(&self.plan.steps[d]) {
+                            return Some(d);
+                        }
+                        next.push(d);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        None
+    }
+
+    // ---- facts about the world, read independently of the planner -------------------------
+
+    fn vars<'n>(&'n self, node: &'n Node) -> NodeVars<'n> {
+        NodeVars::new(&self.policy.cluster.name, node)
+    }
+
+    fn render(&self, t: &Template, node: &Node) -> String {
+        t.render(self.vars(node))
+            .unwrap_or_else(|_| t.source().to_string())
+    }
+
+    fn ebs_of(&self, node: &Node) -> Vec<String> {
+        self.ebs.get(&node.name).cloned().unwrap_or_default()
+    }
+
+    fn own_tags(&self, t: &BTreeMap<String, String>) -> bool {
+        t.get(tags::CLUSTER) == Some(&self.policy.cluster.name)
+    }
+
+    /// The instance of a node: the one the policy pins, else one tagged for it; a live one wins.
+    fn instance_of(&self, node: &Node) -> Option<&'a Instance> {
+        let mut found: Vec<&Instance> = self
+            .world
+            .instances
+            .iter()
+            .filter(|i| {
+                Some(i.id.as_str()) == node.instance_id.as_deref()
+                    || (self.own_tags(&i.tags)
+                        && i.tags.get(tags::NODE) == Some(&node.name)
+                        && !i.tags.contains_key(crate::drill::DRILL))
+            })
+            .collect();
+        found.sort_by_key(|i| (i.state == InstanceState::Terminated, i.id.clone()));
+        found.first().copied()
+    }
+
+    fn is_down(&self, node: &Node) -> bool {
+        let running = self
+            .instance_of(node)
+            .is_some_and(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending));
+        let answers = self
+            .world
+            .nodes
+            .iter()
+            .any(|o| o.name == node.name && o.reachable);
+        !(running && answers)
+    }
+
+    fn step_node(&self, s: &Step) -> Option<&'a Node> {
+        s.node.as_deref().and_then(|n| self.policy.node(n))
+    }
+
+    /// Complete sets, oldest first, computed from the snapshots and archives themselves: marked,
+    /// a completed snapshot of every node's every EBS device, and the SMD archive.
+    fn complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
+        self.complete
+            .get_or_init(|| self.compute_complete_sets())
+            .clone()
+    }
+
+    fn compute_complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
+        let expected: Vec<(String, String)> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .flat_map(|n| self.ebs_of(n).into_iter().map(move |d| (n.name.clone(), d)))
+            .collect();
+        let mut out = Vec::new();
+        for (set, snaps) in &self.ix.snaps_set {
+            let marked = snaps
+                .iter()
+                .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+            let completed = snaps.iter().all(|s| s.state == SnapshotState::Completed);
+            let have: HashSet<(&str, &str)> = snaps
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        s.tags.get(tags::NODE)?.as_str(),
+                        s.tags.get(tags::DEVICE)?.as_str(),
+                    ))
+                })
+                .collect();
+            let covers = !expected.is_empty()
+                && expected
+                    .iter()
+                    .all(|(n, d)| have.contains(&(n.as_str(), d.as_str())));
+            let smd = self.world.smd_archives.iter().any(|a| a.set == *set);
+            if marked && completed && covers && smd {
+                let time = crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                out.push((set.to_string(), time));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+}
+
+fn not_rolling(s: &Step) -> bool {
+    s.params.get("rolling").and_then(Value::as_bool) == Some(false)
+}
+
+/// The largest set of pairwise unordered elements of `items` under the strict order `lt`
+/// (Dilworth: |items| minus a maximum matching of the comparability graph). A greedy chain cover
+/// answers first when it is already small enough, which it is for plans built in lanes.
+fn max_antichain(items: &[usize], lt: &dyn Fn(usize, usize) -> bool, bound: usize) -> usize {
+    let n = items.len();
+    // Greedy chain cover in the given (topological) order: its size bounds the antichain.
+    let mut tails: Vec<usize> = Vec::new();
+    for &x in items {
+        match tails.iter_mut().find(|t| lt(**t, x)) {
+            Some(t) => *t = x,
+            None => tails.push(x),
+        }
+    }
+    if tails.len() <= bound {
+        return tails.len();
+    }
+    // Maximum bipartite matching (Kuhn): left a matched to right b when a < b.
+    let adj: Vec<Vec<usize>> = (0..n)
+        .map(|a| {
+            (0..n)
+                .filter(|&b| a != b && lt(items[a], items[b]))
+                .collect()
+        })
+        .collect();
+    let mut match_right: Vec<Option<usize>> = vec![None; n];
+    fn augment(
+        a: usize,
+        adj: &[Vec<usize>],
+        seen: &mut [bool],
+        match_right: &mut [Option<usize>],
+    ) -> bool {
+        for &b in &adj[a] {
+            if seen[b] {
+                continue;
+            }
+            seen[b] = true;
+            if match_right[b].is_none_or(|a2| augment(a2, adj, seen, match_right)) {
+                match_right[b] = Some(a);
+                return true;
+            }
+        }
+        false
+    }
+    let mut matched = 0;
+    for a in 0..n {
+        let mut seen = vec![false; n];
+        if augment(a, &adj, &mut seen, &mut match_right) {
+            matched += 1;
+        }
+    }
+    n - matched
+}
