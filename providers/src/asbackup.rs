@@ -120,6 +120,26 @@ fn failed(tool: &str, status: i32, log: &str) -> StepError {
     )
 }
 
+/// Runs a tool; a non-zero exit is the step's failure, with the end of what it logged.
+async fn run_tool<T: Transport>(
+    transport: &T,
+    target: &Target,
+    cmd: &str,
+    tool: &str,
+) -> Result<crate::exec::Output, StepError> {
+    let out = transport.run(target, cmd, None).await.map_err(|e| {
+        StepError::transient(
+            "Unreachable",
+            e.to_string(),
+            std::time::Duration::from_secs(2),
+        )
+    })?;
+    if out.status != 0 {
+        return Err(failed(tool, out.status, &out.stderr));
+    }
+    Ok(out)
+}
+
 fn store_err(e: StoreError) -> StepError {
     StepError::transient("StoreIo", e.to_string(), std::time::Duration::from_secs(2))
 }
@@ -188,16 +208,7 @@ pub async fn backup<T: Transport, S: Store>(
         cmd.push_str(&format!(" --modified-after {}", quote(&after)));
     }
     cmd.push_str(&common_args(input, s3, s3_endpoint));
-    let out = transport.run(target, &cmd, None).await.map_err(|e| {
-        StepError::transient(
-            "Unreachable",
-            e.to_string(),
-            std::time::Duration::from_secs(2),
-        )
-    })?;
-    if out.status != 0 {
-        return Err(failed("asbackup", out.status, &out.stderr));
-    }
+    let out = run_tool(transport, target, &cmd, "asbackup").await?;
     let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), out.stderr);
     let (records, indexes, udfs, bytes) = parse_summary(&log).ok_or_else(|| {
         StepError::permanent(
@@ -317,16 +328,7 @@ pub async fn restore<T: Transport>(
         quote(&ns)
     );
     cmd.push_str(&common_args(input, s3, s3_endpoint));
-    let out = transport.run(target, &cmd, None).await.map_err(|e| {
-        StepError::transient(
-            "Unreachable",
-            e.to_string(),
-            std::time::Duration::from_secs(2),
-        )
-    })?;
-    if out.status != 0 {
-        return Err(failed("asrestore", out.status, &out.stderr));
-    }
+    run_tool(transport, target, &cmd, "asrestore").await?;
     Progress::done(&[("command", json!(cmd))])
 }
 

@@ -95,6 +95,16 @@ fn token(plan_id: &str, step: &str, extra: &str) -> String {
         .to_string()
 }
 
+/// Evidence found: these resources.
+fn r(pairs: &[(&str, Value)]) -> Option<Resources> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect::<Resources>(),
+    )
+}
+
 fn bad(code: &str, message: impl Into<String>) -> StepError {
     StepError::permanent(code, message)
 }

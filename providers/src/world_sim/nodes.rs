@@ -7,14 +7,6 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
     let step = input.step;
     let node = step.node.as_deref().unwrap_or("");
     let obs = world.nodes.iter().find(|n| n.name == node);
-    let r = |pairs: &[(&str, Value)]| {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect::<Resources>(),
-        )
-    };
     match step.kind {
         StepKind::Quiesce => obs.filter(|n| n.quiesced).and_then(|_| r(&[])),
         StepKind::Unquiesce => obs.filter(|n| !n.quiesced).and_then(|_| r(&[])),

@@ -5,14 +5,6 @@ use super::*;
 
 pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Resources> {
     let step = input.step;
-    let r = |pairs: &[(&str, Value)]| {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect::<Resources>(),
-        )
-    };
     match step.kind {
         StepKind::SnapshotInstance | StepKind::Snapshot => {
             let ids: Vec<Value> = world
