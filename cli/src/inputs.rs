@@ -12,9 +12,9 @@ pub fn policy(global: &Global) -> Result<Policy, CommandError> {
     Ok(asdr_specs::load(&global.file)?)
 }
 
-/// The observed world: a world file, with its node records refreshed from the nodes themselves
-/// under `--live-nodes`. asdr never reaches for AWS unless asked with an explicit endpoint, and the
-/// EC2 provider is not part of this build yet.
+/// The observed world: with `--world`, a world file (its node records and asbackup sets refreshed
+/// from the nodes and the store under `--live-nodes`); without it, AWS, the nodes and the stores,
+/// observed now.
 pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandError> {
     let Some(path) = &global.world else {
         // AWS, the nodes and the SMD store, observed now.

@@ -23,8 +23,8 @@ pub fn drill_node(node: &str, drill: &str) -> String {
 fn drill_of<'p>(ctx: &Ctx<'p, '_>, name: &str) -> Result<&'p Drill, PlanError> {
     ctx.policy
         .drill(name)
-        .ok_or_else(|| PlanError::UnknownRestore {
-            name: format!("drill {name}"),
+        .ok_or_else(|| PlanError::UnknownDrill {
+            name: name.to_string(),
             known: ctx.policy.drills.iter().map(|d| d.name.clone()).collect(),
         })
 }

@@ -11,6 +11,8 @@ pub enum PlanError {
     Refused(Diagnostic),
     #[error("no restore named `{name}` in the policy (declared: {})", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
     UnknownRestore { name: String, known: Vec<String> },
+    #[error("no drill named `{name}` in the policy (declared: {})", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownDrill { name: String, known: Vec<String> },
     /// A bug: the plan breaks a safety invariant the verifier checks. Never shown as a plan.
     #[error("internal error, the plan breaks the safety rules and is refused: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Unsafe(Vec<crate::verify::Violation>),

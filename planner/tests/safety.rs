@@ -762,3 +762,16 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     );
     let _ = SnapshotState::Completed;
 }
+
+#[test]
+fn an_unknown_drill_is_named_as_a_drill_with_the_declared_ones() {
+    let policy = per_node_policy();
+    let w = world(&policy, |_| {});
+    match run(&policy, &w, Operation::Drill("nope".into())) {
+        Err(PlanError::UnknownDrill { name, known }) => {
+            assert_eq!(name, "nope");
+            assert_eq!(known, ["dr"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -14,7 +14,7 @@ pub enum StoreError {
     NotFound { uri: String },
     #[error("{uri}: {message}")]
     Io { uri: String, message: String },
-    #[error("{uri}: unsupported store (use file:///directory{})", if .uri.starts_with("s3://") { "; s3:// needs the AWS providers, not in this build" } else { "" })]
+    #[error("{uri}: unsupported store (use file:///directory{})", if .uri.starts_with("s3://") { "; this store was opened without an S3 client" } else { " or s3://bucket/prefix" })]
     Unsupported { uri: String },
 }
 
