@@ -1,0 +1,220 @@
+//! Every cloud step kind on EC2: observe first (a resource carrying this plan's and step's tags,
+//! or the state the step leads to), then act; waits report progress and are polled.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use asdr_planner::StepKind;
+use asdr_planner::ports::{Progress, Provider, Resources, StepError, StepInput};
+use asdr_planner::tags;
+use asdr_planner::world::{InstanceState, SnapshotState, VolumeState};
+use aws_sdk_ec2::types::{Filter, InstanceSpecification, ResourceType, Tag, TagSpecification};
+use serde_json::{Value, json};
+
+use super::observe::{to_instance, to_volume};
+use super::{Ec2Provider, client_token};
+
+mod instances;
+mod snapshots;
+mod volumes;
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn param(input: &StepInput<'_>, name: &str, key: &str) -> Result<String, StepError> {
+    input.param_str(name, key).ok_or_else(|| {
+        StepError::permanent(
+            "MissingParameter",
+            format!("step {} has no `{name}`", input.step.id),
+        )
+    })
+}
+
+/// The step's tags ([`StepInput::created_tags`]) as EC2 tags.
+fn step_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Vec<Tag> {
+    input
+        .created_tags(extra)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags))
+        .build()
+}
+
+fn mine(input: &StepInput<'_>) -> Vec<Filter> {
+    vec![
+        filter(&format!("tag:{}", tags::PLAN), input.plan_id),
+        filter(&format!("tag:{}", tags::STEP), &input.step.id),
+    ]
+}
+
+impl Ec2Provider {
+    async fn instance(&self, id: &str) -> Result<Option<asdr_planner::world::Instance>, StepError> {
+        match self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .next()
+                .map(to_instance)),
+            Err(e) => {
+                let e = self.classify("DescribeInstances", e);
+                if e.code == "InvalidInstanceID.NotFound" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn volume(&self, id: &str) -> Result<Option<asdr_planner::world::Volume>, StepError> {
+        match self.client.describe_volumes().volume_ids(id).send().await {
+            Ok(out) => Ok(out.volumes().first().map(to_volume)),
+            Err(e) => {
+                let e = self.classify("DescribeVolumes", e);
+                if e.code == "InvalidVolume.NotFound" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn snapshots_by(
+        &self,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
+        self.snapshots(filters)
+            .await
+            .map_err(|m| StepError::transient("DescribeSnapshots", m, Duration::from_secs(2)))
+    }
+
+    /// The snapshot a wait_snapshot step is about: by id, or by set, node and device.
+    async fn wait_target(
+        &self,
+        input: &StepInput<'_>,
+    ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
+        if let Some(id) = input.param_str("snapshot_id", "snapshot_id") {
+            return Ok(self
+                .snapshots_by(vec![filter("snapshot-id", &id)])
+                .await?
+                .into_iter()
+                .next());
+        }
+        let f = |k: &str, v: String| filter(&format!("tag:{k}"), &v);
+        Ok(self
+            .snapshots_by(vec![
+                f(tags::CLUSTER, self.cluster.clone()),
+                f(tags::SET, param(input, "set", "")?),
+                f(tags::NODE, param(input, "node", "")?),
+                f(tags::DEVICE, param(input, "device", "")?),
+            ])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// CreateSnapshots tags every snapshot alike; each then gets its own `asdr:device`.
+    async fn tag_devices(
+        &self,
+        input: &StepInput<'_>,
+        snaps: &[asdr_planner::world::Snapshot],
+    ) -> Result<(), StepError> {
+        let devices: BTreeMap<String, String> = input
+            .step
+            .params
+            .get("volumes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| {
+                        Some((
+                            v.get("volume_id")?.as_str()?.to_string(),
+                            v.get("device")?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for s in snaps.iter().filter(|s| !s.tags.contains_key(tags::DEVICE)) {
+            if let Some(dev) = devices.get(&s.volume_id) {
+                self.client
+                    .create_tags()
+                    .resources(&s.id)
+                    .tags(Tag::builder().key(tags::DEVICE).value(dev).build())
+                    .send()
+                    .await
+                    .map_err(|e| self.classify("CreateTags", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Provider for Ec2Provider {
+    async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        match family(input.step.kind) {
+            Some(Family::Instances) => self.observe_instances(input).await,
+            Some(Family::Volumes) => self.observe_volumes(input).await,
+            Some(Family::Snapshots) => self.observe_snapshots(input).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
+        match family(input.step.kind) {
+            Some(Family::Instances) => self.act_instances(input).await,
+            Some(Family::Volumes) => self.act_volumes(input).await,
+            Some(Family::Snapshots) => self.act_snapshots(input).await,
+            None => Err(StepError::permanent(
+                "NotACloudStep",
+                format!("{} is not carried out on EC2", input.step.kind),
+            )),
+        }
+    }
+}
+
+/// Whether a detach takes the volume away from its node for good (another volume replaces it).
+fn step_supersedes(input: &StepInput<'_>) -> bool {
+    input.step.params.get("supersede").and_then(Value::as_bool) == Some(true)
+}
+
+/// The resource family a step kind acts on, as in the world simulation.
+enum Family {
+    Instances,
+    Volumes,
+    Snapshots,
+}
+
+fn family(kind: StepKind) -> Option<Family> {
+    match kind {
+        StepKind::ProvisionInstance | StepKind::TerminateInstance | StepKind::StopInstance => {
+            Some(Family::Instances)
+        }
+        StepKind::CreateVolume
+        | StepKind::WaitVolume
+        | StepKind::AttachVolume
+        | StepKind::DetachVolume
+        | StepKind::DeleteVolume => Some(Family::Volumes),
+        StepKind::SnapshotInstance
+        | StepKind::Snapshot
+        | StepKind::WaitSnapshot
+        | StepKind::MarkSetComplete
+        | StepKind::DeleteSnapshot => Some(Family::Snapshots),
+        _ => None,
+    }
+}
