@@ -1,0 +1,190 @@
+//! `backup`: schedule, retention, the SMD store, the rolling limit, asbackup, consistency (R1, R6,
+//! R8, R9).
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn backup(&mut self, b: RawBackup, cluster: &Cluster) -> Backup {
+        let every = self.duration(&b.every);
+        let count = b.retain.value.count.as_ref().map(|c| {
+            if c.value == 0 {
+                self.err(
+                    c.span,
+                    "retain.count must be at least 1: the newest complete set is always kept",
+                );
+            }
+            c.value
+        });
+        let max_age = b.retain.value.max_age.as_ref().map(|m| self.duration(m));
+        if count.is_none() && max_age.is_none() {
+            self.err(b.retain.span, "retain needs `count`, `max_age` or both");
+        }
+        if let Some(max_age) = max_age
+            && max_age < every
+            && let Some(m) = &b.retain.value.max_age
+        {
+            self.err(m.span, format!("retain.max_age {max_age} is shorter than every {every}: no set would live to be replaced"));
+        }
+        check_store_uri(self, &b.smd.to, "backup.smd.to");
+        let min_rf = cluster
+            .namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1);
+        let disruptive = matches!(
+            b.consistency.value,
+            Consistency::Quiesce | Consistency::StopNode
+        );
+        let max_nodes_at_once = match &b.max_nodes_at_once {
+            Some(m) if m.value == 0 => {
+                self.err(m.span, "max_nodes_at_once must be at least 1");
+                1
+            }
+            Some(m) => {
+                if m.value + 1 > min_rf {
+                    self.err(m.span, format!(
+                        "max_nodes_at_once {} is more than replication_factor - 1 = {}: taking that many nodes out at once makes partitions unavailable",
+                        m.value, min_rf.saturating_sub(1)
+                    )).rule = Some("R8");
+                }
+                m.value
+            }
+            None => {
+                if disruptive && min_rf < 2 {
+                    self.err(b.consistency.span, format!(
+                        "consistency `{}` takes nodes out one at a time, but replication factor 1 leaves no copy to serve from",
+                        b.consistency.value
+                    )).rule = Some("R8");
+                }
+                1
+            }
+        };
+        let mut tags = BTreeMap::new();
+        if let Some(t) = &b.tags {
+            for (k, v) in &t.value {
+                if k.value.starts_with("asdr:") || k.value.starts_with("aws:") {
+                    self.err(k.span, format!("tag key `{}` is reserved: asdr:* tags are the state asdr finds its resources by", k.value));
+                } else if k.value.is_empty() || k.value.len() > 128 || v.len() > 256 {
+                    self.err(
+                        k.span,
+                        format!(
+                            "tag `{}` is out of EC2's limits (key 1–128, value 0–256 characters)",
+                            k.value
+                        ),
+                    );
+                }
+                tags.insert(k.value.clone(), v.clone());
+            }
+        }
+        let snapshot_description = match &b.snapshot_description {
+            Some(s) => {
+                let t = self.template(s, "backup.snapshot_description");
+                let vars = SnapshotVars {
+                    cluster: &cluster.name,
+                    node: "a1",
+                    device: "/dev/sdf",
+                    set: "bs-20260101T000000Z",
+                };
+                if let Err(e) = t.render(vars) {
+                    self.err(s.span, format!("template in backup.snapshot_description does not render: {e} (variables: cluster, node, device, set)"));
+                }
+                t
+            }
+            None => Template::compile("{{ cluster }} {{ node }} {{ device }} {{ set }}")
+                .expect("default compiles"),
+        };
+        let asbackup = match (&b.method.value, &b.asbackup) {
+            (Method::Asbackup, None) => {
+                self.err(
+                    b.method.span,
+                    "method `asbackup` needs a `backup.asbackup` section with `to`",
+                );
+                None
+            }
+            (_, Some(a)) => {
+                check_store_uri(self, &a.value.to, "backup.asbackup.to");
+                let incremental_every = a.value.incremental_every.as_ref().map(|d| {
+                    let d2 = self.duration(d);
+                    if d2.seconds() >= every.seconds() {
+                        self.err(d.span, format!("incremental_every {d2} is not shorter than every {every}: no incremental backup would ever run"));
+                    }
+                    d2
+                });
+                // `--compress zstd` in args is the `compress` key written the old way: taken as
+                // it, so the plan shows it. Options asdr sets itself are refused: given again they
+                // would contradict the plan.
+                let mut compress = a.value.compress.as_ref().map(|c| c.value);
+                let mut args = Vec::new();
+                let mut it = a.value.args.iter().peekable();
+                while let Some(arg) = it.next() {
+                    match arg.as_str() {
+                        "-z" | "--compress" if it.peek().is_some_and(|v| *v == "zstd") => {
+                            it.next();
+                            compress = Some(Compress::Zstd);
+                        }
+                        "-d" | "--directory" | "-n" | "--namespace" | "-r" | "--remove-files"
+                        | "-z" | "--compress" | "-y" | "--encrypt" | "-a" | "--modified-after"
+                        | "-h" | "--host" | "-p" | "--port" => {
+                            self.err(a.span, format!("backup.asbackup.args: `{arg}` is set by asdr (use `to`, `compress`, `encrypt`, `incremental_every`)"));
+                        }
+                        _ => args.push(arg.clone()),
+                    }
+                }
+                Some(Asbackup {
+                    to: a.value.to.value.clone(),
+                    run_on: a.value.run_on.as_ref().map(|r| r.value).unwrap_or_default(),
+                    compress,
+                    encrypt: a.value.encrypt.as_ref().map(|e| Encrypt {
+                        algorithm: e.value.algorithm.value,
+                        key_file: e.value.key_file.value.clone(),
+                    }),
+                    incremental_every,
+                    args,
+                })
+            }
+            (_, None) => None,
+        };
+        let accept_zombie_records = b.accept_zombie_records.as_ref().is_some_and(|a| a.value);
+        if b.method.value == Method::EbsSnapshot {
+            self.consistency_rules(&b, cluster, accept_zombie_records);
+        }
+        Backup {
+            method: b.method.value,
+            consistency: b.consistency.value,
+            consistency_span: b.consistency.span,
+            every,
+            every_span: b.every.span,
+            retain: Retain { count, max_age },
+            smd_to: b.smd.to.value.clone(),
+            max_nodes_at_once,
+            tags,
+            snapshot_description,
+            asbackup,
+            accept_zombie_records,
+        }
+    }
+
+    pub(super) fn consistency_rules(&mut self, b: &RawBackup, cluster: &Cluster, accept: bool) {
+        let span = b.consistency.span;
+        match b.consistency.value {
+            Consistency::None => {
+                if let Some(ns) = cluster.namespaces.iter().find(|n| n.devices.len() > 1) {
+                    self.err(span, format!(
+                        "consistency `none` cannot back up namespace `{}`: it spans {} EBS volumes, and snapshots of separate volumes are not consistent with each other",
+                        ns.name, ns.devices.len()
+                    )).set("R1", "use `multi-volume` (one CreateSnapshots call per instance), or `quiesce` / `stop-node`");
+                }
+            }
+            Consistency::Quiesce if cluster.edition == Edition::Community => {
+                self.err(span, "consistency `quiesce` needs Enterprise Edition: Community Edition answers `ERROR:25:enterprise only`")
+                    .set("R9", "use `multi-volume` or `stop-node`");
+            }
+            Consistency::StopNode if !accept && !cluster.durable_deletes => {
+                self.err(span, "consistency `stop-node` cold-starts every node it backs up, and a cold start brings back records deleted without durable deletes")
+                    .set("R6", "set `backup.accept_zombie_records: true`, declare `cluster.durable_deletes: true`, or use `multi-volume`");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! `cluster`: names, access, templates, namespaces and devices, nodes, instance defaults, and
+//! every per-node template rendered once.
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn cluster(&mut self, c: RawCluster) -> Cluster {
+        if !is_name(&c.name.value) {
+            self.err(
+                c.name.span,
+                format!(
+                    "cluster name `{}` must match [a-z0-9-]+ (it is used in tags and names)",
+                    c.name.value
+                ),
+            );
+        }
+        if c.region.value.is_empty()
+            || !c
+                .region
+                .value
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        {
+            self.err(
+                c.region.span,
+                format!(
+                    "region `{}` is not an AWS region name such as us-east-1",
+                    c.region.value
+                ),
+            );
+        }
+        let info_port = match &c.info_port {
+            Some(p) if p.value == 0 => {
+                self.err(p.span, "info_port must be between 1 and 65535");
+                3000
+            }
+            Some(p) => p.value,
+            None => 3000,
+        };
+        let work_directory = match &c.work_directory {
+            Some(w) => self.template(w, "cluster.work_directory"),
+            None => Template::compile("/opt/aerospike").expect("literal"),
+        };
+        let ssh = match (&c.access.transport.value, &c.access.ssh) {
+            (Transport::Ssh, None) => {
+                self.err(
+                    c.access.transport.span,
+                    "transport `ssh` needs an `ssh:` section (user, port, identity_file)",
+                );
+                None
+            }
+            (_, Some(s)) => Some(Ssh {
+                user: s.value.user.value.clone(),
+                port: s.value.port.unwrap_or(22),
+                identity_file: s.value.identity_file.clone(),
+            }),
+            (_, None) => None,
+        };
+        let service_stop = self.template(&c.service.stop, "cluster.service.stop");
+        let service_start = self.template(&c.service.start, "cluster.service.start");
+        let config = self.config(&c.config);
+        let namespaces = self.namespaces(&c.namespaces);
+        let nodes = self.nodes(&c.nodes);
+        let instance = self.instance(&c.instance, &c.nodes);
+        let durable_deletes = c.durable_deletes.as_ref().is_some_and(|d| d.value);
+        if let Some(d) = c.durable_deletes.as_ref().filter(|d| d.value)
+            && c.edition.value == Edition::Community
+        {
+            // Durable deletes are an Enterprise feature: a Community cluster declaring them would
+            // skip R6's refusals while every delete it makes can come back on a cold start.
+            self.err(d.span, "`durable_deletes: true` with `edition: community`: durable deletes are Enterprise-only, so deleted records can come back on every cold start")
+                .set("R6", "remove `durable_deletes`, and accept zombie records explicitly where a restore or backup cold-starts a node");
+        }
+        // R4/R5: every shadowed primary is an instance-store drive; a replacement type must offer
+        // at least that many, or the node cannot be configured as the one it replaces.
+        let shadowed = namespaces
+            .iter()
+            .flat_map(|ns: &Namespace| &ns.devices)
+            .filter(|d| d.shadow.is_some())
+            .map(|d| d.device.source().to_string())
+            .collect::<BTreeSet<_>>()
+            .len() as u32;
+        if shadowed > instance.instance_store_volumes {
+            self.err(instance.instance_store_volumes_span, format!(
+                "instance_store_volumes is {}, but the namespaces put {shadowed} shadowed primaries on instance-store drives: a replacement could come without them",
+                instance.instance_store_volumes
+            )).set("R4", format!("set `cluster.instance.instance_store_volumes: {shadowed}` (or more)"));
+        }
+        let cluster = Cluster {
+            name: c.name.value.clone(),
+            region: c.region.value.clone(),
+            edition: c.edition.value,
+            edition_span: c.edition.span,
+            info_port,
+            durable_deletes,
+            work_directory,
+            access: Access {
+                transport: c.access.transport.value,
+                ssh,
+            },
+            service_stop,
+            service_start,
+            config,
+            namespaces,
+            instance,
+            nodes,
+        };
+        self.render_every_node(&cluster, &c);
+        cluster
+    }
+
+    pub(super) fn config(&mut self, c: &RawConfig) -> ConfigSpec {
+        let path = self.template(&c.path, "cluster.config.path");
+        let file = self.base_dir.join(&c.template.value);
+        let template = match std::fs::read_to_string(&file) {
+            Ok(text) => match Template::compile(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    let at = e
+                        .line
+                        .map(|l| format!(" (line {l} of {})", c.template.value))
+                        .unwrap_or_default();
+                    self.err(
+                        c.template.span,
+                        format!("bad template {}{at}: {e}", c.template.value),
+                    );
+                    Template::compile("").expect("empty")
+                }
+            },
+            Err(e) => {
+                self.err(
+                    c.template.span,
+                    format!("cannot read config template {}: {e}", file.display()),
+                );
+                Template::compile("").expect("empty")
+            }
+        };
+        ConfigSpec {
+            template_path: c.template.value.clone(),
+            template,
+            path,
+        }
+    }
+
+    pub(super) fn namespaces(&mut self, raw: &Sp<Vec<RawNamespace>>) -> Vec<Namespace> {
+        if raw.value.is_empty() {
+            self.err(raw.span, "a cluster needs at least one namespace");
+        }
+        let mut names = BTreeSet::new();
+        let mut ebs_seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut out = Vec::new();
+        for ns in &raw.value {
+            if !names.insert(ns.name.value.clone()) {
+                self.err(
+                    ns.name.span,
+                    format!("namespace `{}` is declared twice", ns.name.value),
+                );
+            }
+            if ns.replication_factor.value == 0 {
+                self.err(
+                    ns.replication_factor.span,
+                    "replication_factor must be at least 1",
+                );
+            }
+            if ns.devices.value.is_empty() {
+                self.err(
+                    ns.devices.span,
+                    format!("namespace `{}` needs at least one device", ns.name.value),
+                );
+            }
+            let mut devices = Vec::new();
+            for d in &ns.devices.value {
+                let device = self.template(&d.device, "device");
+                let shadow = d.shadow.as_ref().map(|s| self.template(s, "shadow"));
+                let ebs_raw = d.ebs.as_ref().or(d.shadow.as_ref()).unwrap_or(&d.device);
+                let ebs = self.template(ebs_raw, "ebs");
+                if let Some(other) = ebs_seen.insert(ebs_raw.value.clone(), ns.name.value.clone()) {
+                    self.err(ebs_raw.span, format!("EBS device {} is already used by namespace `{other}`: each device line needs its own volume", ebs_raw.value));
+                }
+                devices.push(Device {
+                    device,
+                    shadow,
+                    ebs,
+                });
+            }
+            out.push(Namespace {
+                name: ns.name.value.clone(),
+                name_span: ns.name.span,
+                replication_factor: ns.replication_factor.value,
+                devices,
+            });
+        }
+        out
+    }
+
+    pub(super) fn nodes(&mut self, raw: &Sp<Vec<RawNode>>) -> Vec<Node> {
+        if raw.value.is_empty() {
+            self.err(raw.span, "a cluster needs at least one node");
+        }
+        let mut names = BTreeSet::new();
+        let mut ips = BTreeMap::new();
+        let mut ids = BTreeSet::new();
+        let mut out = Vec::new();
+        for n in &raw.value {
+            self.unique_name("node", &n.name, &mut names);
+            let ip = match n.private_ip.value.parse::<Ipv4Addr>() {
+                Ok(ip) => {
+                    if let Some(other) = ips.insert(ip, n.name.value.clone()) {
+                        self.err(
+                            n.private_ip.span,
+                            format!("private_ip {ip} is already node `{other}`'s"),
+                        );
+                    }
+                    ip
+                }
+                Err(_) => {
+                    self.err(
+                        n.private_ip.span,
+                        format!("private_ip `{}` is not an IPv4 address", n.private_ip.value),
+                    );
+                    Ipv4Addr::UNSPECIFIED
+                }
+            };
+            if let Some(id) = &n.instance_id {
+                if !id.value.starts_with("i-") {
+                    self.err(
+                        id.span,
+                        format!("instance_id `{}` is not an EC2 instance id (i-…)", id.value),
+                    );
+                } else if !ids.insert(id.value.clone()) {
+                    self.err(
+                        id.span,
+                        format!("instance {} is named by two nodes", id.value),
+                    );
+                }
+            }
+            out.push(Node {
+                name: n.name.value.clone(),
+                name_span: n.name.span,
+                instance_id: n.instance_id.as_ref().map(|i| i.value.clone()),
+                private_ip: ip,
+                availability_zone: n.availability_zone.value.clone(),
+            });
+        }
+        out
+    }
+
+    pub(super) fn instance(
+        &mut self,
+        i: &RawInstance,
+        nodes: &Sp<Vec<RawNode>>,
+    ) -> InstanceDefaults {
+        // R4: a replacement goes into the failed node's subnet, so every AZ in use needs one.
+        for n in &nodes.value {
+            if !i.subnets.value.contains_key(&n.availability_zone.value) {
+                self.err(n.availability_zone.span, format!(
+                    "no subnet for availability zone {} in cluster.instance.subnets: a replacement for node `{}` could not be placed (R4)",
+                    n.availability_zone.value, n.name.value
+                )).rule = Some("R4");
+            }
+        }
+        if !i.ami.value.starts_with("ami-") {
+            self.err(
+                i.ami.span,
+                format!("ami `{}` is not an AMI id (ami-…)", i.ami.value),
+            );
+        }
+        InstanceDefaults {
+            instance_type: i.instance_type.value.clone(),
+            ami: i.ami.value.clone(),
+            subnets: i.subnets.value.clone(),
+            security_groups: i.security_groups.clone(),
+            iam_instance_profile: i.iam_instance_profile.clone(),
+            key_name: i.key_name.clone(),
+            instance_store_volumes: i.instance_store_volumes.as_ref().map_or(0, |v| v.value),
+            instance_store_volumes_span: i
+                .instance_store_volumes
+                .as_ref()
+                .map_or(i.instance_type.span, |v| v.span),
+        }
+    }
+
+    /// Renders every per-node template for every node, so an unknown variable or a filter error
+    /// is reported now, at the template's line, not halfway through an apply.
+    pub(super) fn render_every_node(&mut self, cluster: &Cluster, raw: &RawCluster) {
+        let Some(node) = cluster.nodes.first() else {
+            return;
+        };
+        let vars = NodeVars::new(&cluster.name, node);
+        let mut checks: Vec<(&Template, Span, &str)> = vec![
+            (
+                &cluster.service_stop,
+                raw.service.stop.span,
+                "cluster.service.stop",
+            ),
+            (
+                &cluster.service_start,
+                raw.service.start.span,
+                "cluster.service.start",
+            ),
+            (
+                &cluster.config.path,
+                raw.config.path.span,
+                "cluster.config.path",
+            ),
+        ];
+        if let Some(w) = &raw.work_directory {
+            checks.push((&cluster.work_directory, w.span, "cluster.work_directory"));
+        }
+        for (ns, raw_ns) in cluster.namespaces.iter().zip(&raw.namespaces.value) {
+            for (d, rd) in ns.devices.iter().zip(&raw_ns.devices.value) {
+                checks.push((&d.device, rd.device.span, "device"));
+                if let (Some(s), Some(rs)) = (&d.shadow, &rd.shadow) {
+                    checks.push((s, rs.span, "shadow"));
+                }
+                if let Some(re) = &rd.ebs {
+                    checks.push((&d.ebs, re.span, "ebs"));
+                }
+            }
+        }
+        for (t, span, what) in checks {
+            if let Err(e) = t.render(&vars) {
+                self.err(span, format!("template in {what} does not render: {e}"));
+            }
+        }
+        if let Err(e) = cluster
+            .config
+            .template
+            .render(config_vars_example(cluster, node))
+        {
+            let at = e.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            self.err(
+                raw.config.template.span,
+                format!(
+                    "config template {} does not render{at}: {e}",
+                    cluster.config.template_path
+                ),
+            );
+        }
+    }
+}

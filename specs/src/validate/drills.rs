@@ -1,0 +1,259 @@
+//! `drills`: an isolated target (addresses, subnets, security groups), validations, and the
+//! drill's rendered aerospike.conf naming nothing of production.
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn drills(
+        &mut self,
+        raw: Vec<RawDrill>,
+        cluster: &Cluster,
+        restores: &[Restore],
+    ) -> Vec<Drill> {
+        let mut names = BTreeSet::new();
+        let production: BTreeSet<Ipv4Addr> = cluster.nodes.iter().map(|n| n.private_ip).collect();
+        let mut out = Vec::new();
+        for d in raw {
+            self.unique_name("drill", &d.name, &mut names);
+            match restores.iter().find(|r| r.name == d.restore.value) {
+                None => {
+                    let known: Vec<&str> = restores.iter().map(|r| r.name.as_str()).collect();
+                    self.err(
+                        d.restore.span,
+                        format!(
+                            "drill `{}` names unknown restore `{}` (restores: {})",
+                            d.name.value,
+                            d.restore.value,
+                            known.join(", ")
+                        ),
+                    );
+                }
+                Some(r) if !r.source.uses_backup() => {
+                    self.err(d.restore.span, format!("drill `{}`: restore `{}` does not restore from a backup (source `{}`); a drill replays a backup into an isolated target", d.name.value, r.name, r.source));
+                }
+                Some(_) => {}
+            }
+            let t = &d.target.value;
+            for n in &cluster.nodes {
+                if !t.subnets.value.contains_key(&n.availability_zone) {
+                    self.err(
+                        t.subnets.span,
+                        format!(
+                            "drill `{}` has no subnet for availability zone {} (node `{}`)",
+                            d.name.value, n.availability_zone, n.name
+                        ),
+                    );
+                }
+            }
+            let mut ips = BTreeMap::new();
+            match (&t.private_ips, &t.ip_offset) {
+                (Some(list), None) => {
+                    for n in &cluster.nodes {
+                        match list.value.get(&n.name).map(|ip| ip.parse::<Ipv4Addr>()) {
+                            Some(Ok(ip)) => {
+                                ips.insert(n.name.clone(), ip);
+                            }
+                            Some(Err(_)) => {
+                                self.err(
+                                    list.span,
+                                    format!(
+                                        "drill `{}`: the address of `{}` is not an IPv4 address",
+                                        d.name.value, n.name
+                                    ),
+                                );
+                            }
+                            None => {
+                                self.err(
+                                    list.span,
+                                    format!(
+                                        "drill `{}` gives no address for node `{}`",
+                                        d.name.value, n.name
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                (None, Some(offset)) => {
+                    for n in &cluster.nodes {
+                        let o = n.private_ip.octets();
+                        match o[3].checked_add(offset.value) {
+                            Some(last) => {
+                                ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
+                            }
+                            None => {
+                                self.err(
+                                    offset.span,
+                                    format!(
+                                        "drill `{}`: ip_offset {} takes node `{}` ({}) past .255",
+                                        d.name.value, offset.value, n.name, n.private_ip
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.err(
+                        d.target.span,
+                        format!(
+                            "drill `{}` needs exactly one of `private_ips` or `ip_offset`",
+                            d.name.value
+                        ),
+                    );
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for (node, ip) in &ips {
+                if production.contains(ip) {
+                    self.err(d.target.span, format!("drill `{}` would put node `{node}` at {ip}, a production address: a drill never touches production", d.name.value));
+                } else if !seen.insert(*ip) {
+                    self.err(
+                        d.target.span,
+                        format!("drill `{}` gives {ip} to two nodes", d.name.value),
+                    );
+                }
+            }
+            // The rendered config is checked only once the addresses themselves are sound.
+            let complete_ips =
+                ips.len() == cluster.nodes.len() && ips.values().all(|ip| !production.contains(ip));
+            let security_groups = match &t.security_groups {
+                None => {
+                    self.err(d.target.span, format!("drill `{}` needs `target.security_groups`: security groups of its own, so its nodes cannot reach production's", d.name.value));
+                    Vec::new()
+                }
+                Some(sgs) => {
+                    for sg in &sgs.value {
+                        if cluster.instance.security_groups.contains(sg) {
+                            self.err(sgs.span, format!("drill `{}` would launch into production's security group {sg}: a drill's nodes must not reach production", d.name.value));
+                        }
+                    }
+                    if sgs.value.is_empty() {
+                        self.err(
+                            sgs.span,
+                            format!(
+                                "drill `{}`: `target.security_groups` is empty",
+                                d.name.value
+                            ),
+                        );
+                    }
+                    sgs.value.clone()
+                }
+            };
+            let (min_objects, smd) = match d.validations {
+                Some(v) => {
+                    for ns in v.min_objects.keys() {
+                        if !cluster.namespaces.iter().any(|n| &n.name == ns) {
+                            self.err(
+                                d.name.span,
+                                format!(
+                                    "drill `{}` validates unknown namespace `{ns}`",
+                                    d.name.value
+                                ),
+                            );
+                        }
+                    }
+                    for s in &v.smd {
+                        if !["sindex", "udf"].contains(&s.value.as_str()) {
+                            self.err(
+                                s.span,
+                                format!("unknown SMD validation `{}`: use sindex or udf", s.value),
+                            );
+                        }
+                    }
+                    (v.min_objects, v.smd.into_iter().map(|s| s.value).collect())
+                }
+                None => (BTreeMap::new(), Vec::new()),
+            };
+            out.push(Drill {
+                name: d.name.value.clone(),
+                name_span: d.name.span,
+                restore: d.restore.value.clone(),
+                subnets: t.subnets.value.clone(),
+                private_ips: ips,
+                min_objects,
+                smd,
+                deadline: d
+                    .deadline
+                    .as_ref()
+                    .map_or(Duration(4 * 3600), |s| self.duration(s)),
+                teardown: d.teardown.as_ref().map_or(Teardown::Always, |t| t.value),
+                security_groups,
+            });
+            if complete_ips && let Some(drill) = out.last() {
+                self.drill_config_is_isolated(drill, cluster, &production);
+            }
+        }
+        out
+    }
+
+    /// A drill's aerospike.conf is rendered for its stand-ins (their names, their addresses, its
+    /// own cluster name and peers); a production address in it would mesh the drill with
+    /// production, so it is refused here, before anything is launched.
+    pub(super) fn drill_config_is_isolated(
+        &mut self,
+        drill: &Drill,
+        cluster: &Cluster,
+        production: &BTreeSet<Ipv4Addr>,
+    ) {
+        let peers = drill.peers();
+        let name = drill.cluster_name(&cluster.name);
+        for node in &cluster.nodes {
+            let stand_in = drill.stand_in(node);
+            let Ok(text) = cluster
+                .config
+                .template
+                .render(crate::config_vars_for(cluster, &name, &stand_in, &peers))
+            else {
+                continue;
+            };
+            let found = text
+                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .filter_map(|t| t.parse::<Ipv4Addr>().ok())
+                .find(|ip| production.contains(ip));
+            if let Some(ip) = found {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(&ip.to_string()))
+                    .map_or(0, |i| i + 1);
+                self.err(drill.name_span, format!(
+                    "drill `{}`: the config template renders production address {ip} into the aerospike.conf of `{}` (rendered line {line}): the drill would join production",
+                    drill.name, stand_in.name
+                )).help = Some(format!("use the `peers` variable for mesh seeds (`{{% for p in peers %}}mesh-seed-address-port {{{{ p }}}} 3002{{% endfor %}}`) in {}", cluster.config.template_path));
+            }
+        }
+    }
+
+    pub(super) fn volume(&mut self, v: &Sp<RawVolume>) -> VolumeSpec {
+        const TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+        if let Some(t) = &v.value.volume_type
+            && !TYPES.contains(&t.value.as_str())
+        {
+            self.err(
+                t.span,
+                format!(
+                    "unknown EBS volume type `{}` (one of {})",
+                    t.value,
+                    TYPES.join(", ")
+                ),
+            );
+        }
+        if let Some(rate) = &v.value.initialization_rate
+            && !(100..=300).contains(&rate.value)
+        {
+            self.err(
+                rate.span,
+                format!(
+                    "initialization_rate {} MiB/s is outside EBS's 100–300",
+                    rate.value
+                ),
+            );
+        }
+        VolumeSpec {
+            volume_type: v.value.volume_type.as_ref().map(|t| t.value.clone()),
+            iops: v.value.iops,
+            throughput: v.value.throughput,
+            initialization_rate: v.value.initialization_rate.as_ref().map(|r| r.value),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Raw policy → checked `Policy`. Every check that needs only the policy file lives here, so that
+//! `asdr validate` refuses a bad file before anything is observed (the static half of the safety
+//! rules: R1, R6, R8, R9 and R4's subnet requirement).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::diagnostic::Diagnostic;
+use crate::duration::Duration;
+use crate::model::*;
+use crate::raw::*;
+use crate::span::{Sp, Span};
+use crate::template::Template;
+
+mod backup;
+mod cluster;
+mod drills;
+mod restores;
+
+/// The variables every per-node template may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVars<'a> {
+    pub cluster: &'a str,
+    pub node: &'a str,
+    pub private_ip: String,
+    pub availability_zone: &'a str,
+}
+
+impl<'a> NodeVars<'a> {
+    pub fn new(cluster: &'a str, node: &'a Node) -> Self {
+        NodeVars {
+            cluster,
+            node: &node.name,
+            private_ip: node.private_ip.to_string(),
+            availability_zone: &node.availability_zone,
+        }
+    }
+}
+
+/// The variables of `backup.snapshot_description`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotVars<'a> {
+    pub cluster: &'a str,
+    pub node: &'a str,
+    pub device: &'a str,
+    pub set: &'a str,
+}
+
+pub(crate) struct Validator<'a> {
+    pub errors: Vec<Diagnostic>,
+    base_dir: &'a Path,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(base_dir: &'a Path) -> Self {
+        Validator {
+            errors: Vec::new(),
+            base_dir,
+        }
+    }
+
+    fn err(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::new(span, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn template(&mut self, s: &Sp<String>, what: &str) -> Template {
+        match Template::compile(&s.value) {
+            Ok(t) => t,
+            Err(e) => {
+                self.err(s.span, format!("bad template in {what}: {e}"));
+                Template::compile("").expect("empty template compiles")
+            }
+        }
+    }
+
+    /// A name of `kind` (node, restore): `[a-z0-9-]+`, and not seen before in `seen`.
+    fn unique_name(&mut self, kind: &str, name: &Sp<String>, seen: &mut BTreeSet<String>) {
+        if !is_name(&name.value) {
+            self.err(
+                name.span,
+                format!("{kind} name `{}` must match [a-z0-9-]+", name.value),
+            );
+        }
+        if !seen.insert(name.value.clone()) {
+            self.err(
+                name.span,
+                format!("{kind} `{}` is declared twice", name.value),
+            );
+        }
+    }
+
+    fn duration(&mut self, s: &Sp<String>) -> Duration {
+        Duration::parse(&s.value).unwrap_or_else(|e| {
+            self.err(s.span, e);
+            Duration(1)
+        })
+    }
+
+    pub fn policy(&mut self, raw: RawPolicy, path: &str, text: &str) -> Policy {
+        if raw.version.value != 1 {
+            self.err(
+                raw.version.span,
+                format!(
+                    "unsupported version {}: this asdr reads version 1",
+                    raw.version.value
+                ),
+            );
+        }
+        let cluster = self.cluster(raw.cluster);
+        let backup = self.backup(raw.backup, &cluster);
+        let restores = self.restores(raw.restores, &cluster, &backup);
+        let lock = raw.lock.map(|l| {
+            let s3 = l
+                .value
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+            if !s3 && !l.value.starts_with("file:///") {
+                self.err(
+                    l.span,
+                    format!("lock `{}` must be s3://bucket/key or file:///path", l.value),
+                );
+            }
+            l.value
+        });
+        let drills = self.drills(raw.drills, &cluster, &restores);
+        Policy {
+            path: path.to_string(),
+            text: text.to_string(),
+            cluster,
+            backup,
+            restores,
+            lock,
+            drills,
+        }
+    }
+}
+
+/// Example variables for the config template: one real node of the policy.
+pub fn config_vars_example<'a>(cluster: &'a Cluster, node: &'a Node) -> serde_json::Value {
+    crate::config_vars(cluster, node)
+}
+
+fn check_store_uri(v: &mut Validator<'_>, s: &Sp<String>, what: &str) {
+    let ok = s
+        .value
+        .strip_prefix("s3://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        || s.value.strip_prefix("file:///").is_some();
+    if !ok {
+        v.err(
+            s.span,
+            format!(
+                "{what} `{}` must be s3://bucket/prefix or file:///directory",
+                s.value
+            ),
+        );
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `bs-YYYYMMDDTHHMMSSZ`.
+pub fn is_set_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("bs-") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() == 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+}

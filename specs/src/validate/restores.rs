@@ -1,0 +1,180 @@
+//! `restores`: sources, scopes and the rules a restore must obey (R6, R8).
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn restores(
+        &mut self,
+        raw: Vec<RawRestore>,
+        cluster: &Cluster,
+        backup: &Backup,
+    ) -> Vec<Restore> {
+        let mut names = BTreeSet::new();
+        let min_rf = cluster
+            .namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1);
+        let mut out = Vec::new();
+        for r in raw {
+            self.unique_name("restore", &r.name, &mut names);
+            let mut nodes = Vec::new();
+            match (&r.scope.value, &r.nodes) {
+                (Scope::Node, None) => {
+                    self.err(
+                        r.scope.span,
+                        format!(
+                            "restore `{}` has scope `node` but names no `nodes`",
+                            r.name.value
+                        ),
+                    );
+                }
+                (Scope::Node, Some(list)) => {
+                    if list.value.is_empty() {
+                        self.err(
+                            list.span,
+                            format!(
+                                "restore `{}` has scope `node` but names no `nodes`",
+                                r.name.value
+                            ),
+                        );
+                    }
+                    for n in &list.value {
+                        if cluster.nodes.iter().all(|c| c.name != n.value) {
+                            let known: Vec<&str> =
+                                cluster.nodes.iter().map(|c| c.name.as_str()).collect();
+                            self.err(
+                                n.span,
+                                format!(
+                                    "restore `{}` names unknown node `{}` (nodes: {})",
+                                    r.name.value,
+                                    n.value,
+                                    known.join(", ")
+                                ),
+                            );
+                        } else if nodes.contains(&n.value) {
+                            self.err(n.span, format!("node `{}` is listed twice", n.value));
+                        } else {
+                            nodes.push(n.value.clone());
+                        }
+                    }
+                }
+                (Scope::Cluster, Some(list)) => {
+                    self.err(
+                        list.span,
+                        "a `scope: cluster` restore restores every node: drop `nodes`",
+                    );
+                }
+                (Scope::Cluster, None) => {}
+            }
+            let source = self.source(&r.source);
+            let accept = r.accept_zombie_records.as_ref().is_some_and(|a| a.value);
+            if let Some(source) = &source {
+                self.restore_rules(&r, source, accept, cluster, backup, min_rf);
+            }
+            let volume = r
+                .volume
+                .as_ref()
+                .map(|v| self.volume(v))
+                .unwrap_or_default();
+            out.push(Restore {
+                name: r.name.value.clone(),
+                name_span: r.name.span,
+                scope: r.scope.value,
+                nodes,
+                source: source.unwrap_or(RestoreSource::LatestBackup),
+                source_span: r.source.span,
+                accept_zombie_records: accept,
+                volume,
+            });
+        }
+        out
+    }
+
+    pub(super) fn source(&mut self, s: &Sp<String>) -> Option<RestoreSource> {
+        let v = s.value.trim();
+        let parsed = match v {
+            "current-volumes" => Ok(RestoreSource::CurrentVolumes),
+            "empty" => Ok(RestoreSource::Empty),
+            "latest-backup" => Ok(RestoreSource::LatestBackup),
+            _ => {
+                if let Some(id) = v.strip_prefix("set:") {
+                    if is_set_id(id) {
+                        Ok(RestoreSource::Set(id.to_string()))
+                    } else {
+                        Err(format!(
+                            "`{id}` is not a backup set id: sets are named bs-YYYYMMDDTHHMMSSZ"
+                        ))
+                    }
+                } else if let Some(t) = v.strip_prefix("before:") {
+                    OffsetDateTime::parse(t, &Rfc3339)
+                        .map(RestoreSource::Before)
+                        .map_err(|e| {
+                            format!(
+                                "`{t}` is not an RFC 3339 time such as 2026-11-20T00:00:00Z: {e}"
+                            )
+                        })
+                } else {
+                    Err(format!(
+                        "unknown restore source `{v}`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>"
+                    ))
+                }
+            }
+        };
+        parsed.map_err(|e| self.err(s.span, e)).ok()
+    }
+
+    pub(super) fn restore_rules(
+        &mut self,
+        r: &RawRestore,
+        source: &RestoreSource,
+        accept: bool,
+        cluster: &Cluster,
+        backup: &Backup,
+        min_rf: u32,
+    ) {
+        let span = r.source.span;
+        let name = &r.name.value;
+        match (r.scope.value, source) {
+            (Scope::Cluster, RestoreSource::Empty) => {
+                self.err(span, format!("restore `{name}`: a whole cluster cannot be refilled from empty volumes; nothing would be left to migrate from"));
+                return;
+            }
+            (_, RestoreSource::Empty) if min_rf < 2 => {
+                self.err(span, format!("restore `{name}` uses `source: empty`, which refills the node from its replicas, but replication factor 1 keeps no other copy"));
+                return;
+            }
+            (_, RestoreSource::Empty)
+                if r.nodes.as_ref().map_or(0, |n| n.value.len()) as u32 >= min_rf =>
+            {
+                self.err(span, format!(
+                    "restore `{name}` refills {} nodes from empty volumes at once, but replication factor {min_rf} keeps only {min_rf} copies: partitions whose every copy is on those nodes would be lost",
+                    r.nodes.as_ref().map_or(0, |n| n.value.len())
+                )).set("R8", format!("refill at most {} node(s) per restore, one restore after the other", min_rf - 1));
+                return;
+            }
+            _ => {}
+        }
+        // R6: a node that cold-starts holding data brings deleted records back; a full cluster
+        // restored from one backup set only warns (every node goes back to the same moment).
+        let cold_start_with_data = source.brings_data()
+            && (r.scope.value == Scope::Node || *source == RestoreSource::CurrentVolumes);
+        if cold_start_with_data && !accept && !cluster.durable_deletes {
+            let healthy_alternative = if r.scope.value == Scope::Node && min_rf >= 2 {
+                ", or use `source: empty` to rejoin blank and refill by migration (no records come back)"
+            } else {
+                ""
+            };
+            self.err(span, format!(
+                "restore `{name}` cold-starts a node with data (`{source}`), which brings back records deleted while it was away or since the backup"
+            )).set("R6", format!(
+                "set `accept_zombie_records: true` on this restore, declare `cluster.durable_deletes: true`{healthy_alternative}"
+            ));
+        }
+        if backup.method == Method::Asbackup && source.uses_backup() && r.scope.value == Scope::Node
+        {
+            self.err(span, format!("restore `{name}`: asbackup backups restore all or nothing across the cluster; a single node cannot be restored from them"));
+        }
+    }
+}
