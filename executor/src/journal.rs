@@ -234,3 +234,37 @@ pub fn abandon(dir: &Path, plan_id: &str) -> Result<(), JournalError> {
     writeln!(file, "{line}").map_err(io(&path))?;
     file.sync_all().map_err(io(&path))
 }
+
+/// Why an interrupted apply stands in the way.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// Another operation was interrupted: it is finished or discarded first, never set aside.
+    #[error(
+        "the apply of plan {plan_id} ({operation}) was interrupted and must be finished or discarded first: resume it with `asdr apply{resume}`, or discard it with `asdr apply --discard {plan_id}`"
+    )]
+    OtherOperation {
+        plan_id: String,
+        operation: String,
+        resume: String,
+    },
+}
+
+/// The interrupted plan to resume for the `wanted` operation label, if any. Only the same
+/// operation resumes: an interrupted restore is never finished by asking for another one.
+pub fn resumable(interrupted: Vec<Plan>, wanted: &str) -> Result<Option<Plan>, ResumeError> {
+    let Some(plan) = interrupted.into_iter().next() else {
+        return Ok(None);
+    };
+    if plan.operation != wanted {
+        return Err(ResumeError::OtherOperation {
+            resume: plan
+                .operation
+                .strip_prefix("restore:")
+                .map(|r| format!(" --restore {r}"))
+                .unwrap_or_default(),
+            plan_id: plan.plan_id,
+            operation: plan.operation,
+        });
+    }
+    Ok(Some(plan))
+}

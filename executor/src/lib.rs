@@ -276,6 +276,27 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_apply_resumes_only_for_its_own_operation() {
+        let mut restore = plan();
+        restore.plan_id = "p-1".into();
+        restore.operation = "restore:a1-from-backup".into();
+        let err = crate::journal::resumable(vec![restore.clone()], "restore:replace-a1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("asdr apply --restore a1-from-backup") && err.contains("--discard p-1"),
+            "{err}"
+        );
+        let same = crate::journal::resumable(vec![restore], "restore:a1-from-backup").unwrap();
+        assert_eq!(same.map(|p| p.plan_id), Some("p-1".to_string()));
+        assert!(
+            crate::journal::resumable(vec![], "backup")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_cleanup_step_runs_after_its_dependency_failed() {
         let p = plan();
         let mut progress = done(&["check_cluster_stable", "quiesce:a"]);

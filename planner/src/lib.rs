@@ -15,6 +15,7 @@ pub mod plan;
 pub mod ports;
 mod restore;
 mod retention;
+pub mod saved;
 pub mod tags;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -51,6 +52,20 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation a plan's `operation` label names (`backup`, `restore:NAME`, …).
+    pub fn from_label(label: &str) -> Option<Operation> {
+        if label == "backup" {
+            return Some(Operation::Backup);
+        }
+        let (kind, name) = label.split_once(':')?;
+        match kind {
+            "restore" => Some(Operation::Restore(name.into())),
+            "drill" => Some(Operation::Drill(name.into())),
+            "teardown" => Some(Operation::Teardown(name.into())),
+            _ => None,
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Operation::Backup => "backup".into(),

@@ -775,3 +775,40 @@ fn an_unknown_drill_is_named_as_a_drill_with_the_declared_ones() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn defect_15_a_saved_plan_runs_only_if_it_re_plans_identically() {
+    use asdr_planner::saved::{SavedPlanError, check_saved};
+    let policy = prod_east(&[], "");
+    let w = world(&policy, |s| s.newest_set_age = time::Duration::hours(31));
+    let p = run(&policy, &w, Operation::Backup).unwrap();
+    check_saved(&policy, &w, &p).unwrap();
+    for op in [
+        Operation::Backup,
+        Operation::Restore("x".into()),
+        Operation::Drill("d".into()),
+        Operation::Teardown("d".into()),
+    ] {
+        assert_eq!(Operation::from_label(&op.label()), Some(op));
+    }
+    // One step appended (a delete nobody reviewed): refused, naming it.
+    let mut edited = p.clone();
+    let mut extra = edited.steps.last().unwrap().clone();
+    extra.id = "delete_snapshot:snap-00000000000005002".into();
+    extra.kind = StepKind::DeleteSnapshot;
+    extra.params = serde_json::json!({"snapshot_id": "snap-00000000000005002"});
+    edited.steps.push(extra);
+    match check_saved(&policy, &w, &edited) {
+        Err(SavedPlanError::Edited { steps, .. }) => {
+            assert_eq!(steps, ["delete_snapshot:snap-00000000000005002"])
+        }
+        other => panic!("{other:?}"),
+    }
+    // A changed world: stale before anything else.
+    let mut moved = w.clone();
+    moved.nodes[0].migrations_remaining = 3;
+    assert!(matches!(
+        check_saved(&policy, &moved, &p),
+        Err(SavedPlanError::Stale { .. })
+    ));
+}

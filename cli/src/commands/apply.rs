@@ -170,21 +170,9 @@ fn apply_locked(
         (None, Some(r)) => asdr_planner::Operation::Restore(r.clone()).label(),
         (None, None) => asdr_planner::Operation::Backup.label(),
     };
-    let plan = if let Some(plan) = interrupted.into_iter().next() {
-        // Only the same operation resumes: an interrupted restore is never finished by asking
-        // for another one, and never silently set aside.
-        if plan.operation != wanted {
-            return Err(CommandError::User(format!(
-                "the apply of plan {} ({}) was interrupted and must be finished or discarded first: resume it with `asdr apply{}`, or discard it with `asdr apply --discard {}`",
-                plan.plan_id,
-                plan.operation,
-                plan.operation
-                    .strip_prefix("restore:")
-                    .map(|r| format!(" --restore {r}"))
-                    .unwrap_or_default(),
-                plan.plan_id
-            )));
-        }
+    let resumed =
+        journal::resumable(interrupted, &wanted).map_err(|e| CommandError::User(e.to_string()))?;
+    let plan = if let Some(plan) = resumed {
         if !g.quiet {
             eprintln!(
                 "Resuming the interrupted apply of plan {} ({}).",
@@ -193,8 +181,9 @@ fn apply_locked(
         }
         plan
     } else if let Some(plan) = file_plan {
-        refuse_stale(g, &policy, &plan)?;
-        refuse_edited(g, &policy, &plan)?;
+        let world = inputs::world(g, Some(&policy))?;
+        asdr_planner::saved::check_saved(&policy, &world, &plan)
+            .map_err(|e| CommandError::User(e.to_string()))?;
         plan
     } else {
         let plan = inputs::plan(g, a.restore.as_deref())?;
@@ -342,104 +331,6 @@ fn load_plan(file: &Path) -> Result<Plan, CommandError> {
     })
 }
 
-/// A plan is carried out only against the policy and world it was made from.
-fn refuse_stale(g: &Global, policy: &Policy, plan: &Plan) -> Result<(), CommandError> {
-    let world = inputs::world(g, Some(policy))?;
-    let mut changed = Vec::new();
-    if plan.cluster != policy.cluster.name {
-        changed.push(format!(
-            "it is for cluster {}, the policy is for {}",
-            plan.cluster, policy.cluster.name
-        ));
-    }
-    let spec = asdr_planner::spec_digest(policy);
-    if spec != plan.spec_digest {
-        changed.push(format!(
-            "the policy changed since it was made ({} → {})",
-            short(&plan.spec_digest),
-            short(&spec)
-        ));
-    }
-    let observed = asdr_planner::world_digest(&world);
-    if observed != plan.world_digest {
-        changed.push(format!(
-            "the world changed since it was made ({} → {})",
-            short(&plan.world_digest),
-            short(&observed)
-        ));
-    }
-    if changed.is_empty() {
-        return Ok(());
-    }
-    Err(CommandError::User(format!(
-        "plan {} is stale: {}. Make a new plan with `asdr plan`.",
-        plan.plan_id,
-        changed.join("; ")
-    )))
-}
-
-/// A saved plan runs only if planning again from the same inputs (the policy, the world, the
-/// plan's own time and operation) gives it byte for byte: only what a reviewer saw can run, and
-/// the verifier has checked it (planning runs it). An edited plan file is refused.
-fn refuse_edited(g: &Global, policy: &Policy, plan: &Plan) -> Result<(), CommandError> {
-    let world = inputs::world(g, Some(policy))?;
-    let now = OffsetDateTime::parse(&plan.now, &Rfc3339)
-        .map_err(|e| CommandError::User(format!("plan {}: bad `now`: {e}", plan.plan_id)))?;
-    let op = operation_of(&plan.operation).ok_or_else(|| {
-        CommandError::User(format!(
-            "plan {}: unknown operation `{}`",
-            plan.plan_id, plan.operation
-        ))
-    })?;
-    let again = asdr_planner::plan(policy, &world, now, &op).map_err(|e| {
-        CommandError::User(format!(
-            "plan {} cannot be made again from its inputs: {e}",
-            plan.plan_id
-        ))
-    })?;
-    let same = serde_json::to_value(&again).ok() == serde_json::to_value(plan).ok();
-    if !same {
-        let differ: Vec<String> = plan
-            .steps
-            .iter()
-            .filter(|s| again.step(&s.id) != Some(*s))
-            .map(|s| s.id.clone())
-            .chain(
-                again
-                    .steps
-                    .iter()
-                    .filter(|s| plan.step(&s.id).is_none())
-                    .map(|s| format!("(missing) {}", s.id)),
-            )
-            .take(5)
-            .collect();
-        return Err(CommandError::User(format!(
-            "plan {} was edited after it was made: planning again from the same policy and world gives a different plan{}; nothing was applied. Make a new plan with `asdr plan --out`.",
-            plan.plan_id,
-            if differ.is_empty() {
-                String::new()
-            } else {
-                format!(" (steps that differ: {})", differ.join(", "))
-            }
-        )));
-    }
-    Ok(())
-}
-
-fn operation_of(label: &str) -> Option<asdr_planner::Operation> {
-    use asdr_planner::Operation;
-    if label == "backup" {
-        return Some(Operation::Backup);
-    }
-    let (kind, name) = label.split_once(':')?;
-    match kind {
-        "restore" => Some(Operation::Restore(name.into())),
-        "drill" => Some(Operation::Drill(name.into())),
-        "teardown" => Some(Operation::Teardown(name.into())),
-        _ => None,
-    }
-}
-
 fn list_plans(plans: &[Plan]) -> String {
     if plans.is_empty() {
         return "none".into();
@@ -449,10 +340,6 @@ fn list_plans(plans: &[Plan]) -> String {
         .map(|p| format!("{} ({})", p.plan_id, p.operation))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(19)]
 }
 
 /// A plan is applied only on an explicit yes: `--yes`, or `yes` typed at a terminal.
