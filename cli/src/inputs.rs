@@ -77,11 +77,20 @@ pub fn plan(global: &Global, restore: Option<&str>) -> Result<Plan, CommandError
 }
 
 pub fn plan_op(global: &Global, op: &asdr_planner::Operation) -> Result<Plan, CommandError> {
+    plan_with_world(global, op).map(|(plan, _)| plan)
+}
+
+/// The plan, and the world it was made from (an apply records it beside the journal).
+pub fn plan_with_world(
+    global: &Global,
+    op: &asdr_planner::Operation,
+) -> Result<(Plan, World), CommandError> {
     let policy = policy(global)?;
     let world = world(global, Some(&policy))?;
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
-    asdr_planner::plan(&policy, &world, now, op).map_err(|e| match e {
+    let plan = asdr_planner::plan(&policy, &world, now, op).map_err(|e| match e {
         PlanError::Refused(d) => CommandError::refused(&policy, d),
         other => CommandError::User(other.to_string()),
-    })
+    })?;
+    Ok((plan, world))
 }

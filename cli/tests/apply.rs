@@ -739,3 +739,48 @@ fn defect_17_a_community_full_cluster_restore_converges_on_a_world_file() {
     // And the backup policy is plannable again (R9 does not refuse it).
     ok(&s.asdr(w, &["plan"], &[]));
 }
+
+#[test]
+fn a_tampered_interrupted_plan_is_not_resumed() {
+    let s = Scratch::of("prod-east");
+    let w = "world-backup-due.yaml";
+    let killed = s.asdr(
+        w,
+        &["apply", "--yes", "-q"],
+        &[("ASDR_TEST_KILL_AT", "4".to_string())],
+    );
+    assert_eq!(killed.status.signal(), Some(9));
+    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
+    // Someone edits the interrupted plan beside its journal: one more delete nobody reviewed.
+    let dir = s.path(".asdr/journal");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".plan.json"))
+        .unwrap();
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let victim = s.world(w).snapshots[0].id.clone();
+    plan["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": format!("delete_snapshot:{victim}"), "kind": "delete_snapshot", "node": null,
+            "depends_on": [], "cleanup": false, "params": {"snapshot_id": victim}
+        }));
+    std::fs::write(&file, plan.to_string()).unwrap();
+    let before = std::fs::read(s.path(w)).unwrap();
+    let out = s.asdr(w, &["apply", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot be resumed") && stderr(&out).contains("was edited"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(s.path(w)).unwrap(),
+        before,
+        "nothing was applied"
+    );
+    assert!(s.world(w).snapshots.iter().any(|x| x.id == victim));
+}

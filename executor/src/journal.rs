@@ -268,3 +268,42 @@ pub fn resumable(interrupted: Vec<Plan>, wanted: &str) -> Result<Option<Plan>, R
     }
     Ok(Some(plan))
 }
+
+/// Where the world a plan was made from is kept, beside its plan: `<plan-id>.world.json`.
+pub fn world_path(dir: &Path, plan_id: &str) -> PathBuf {
+    dir.join(format!("{plan_id}.world.json"))
+}
+
+/// Records the world `plan_id` was made from (once: an existing record is kept), so a resumed
+/// apply can check that the plan file still is what planning those inputs gives.
+pub fn save_world(
+    dir: &Path,
+    plan_id: &str,
+    world: &asdr_planner::World,
+) -> Result<(), JournalError> {
+    let path = world_path(dir, plan_id);
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec(world).expect("a world serializes");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io(&path))
+}
+
+/// The recorded world of `plan_id`, if one was kept.
+pub fn load_world(dir: &Path, plan_id: &str) -> Result<Option<asdr_planner::World>, JournalError> {
+    let path = world_path(dir, plan_id);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| JournalError::Corrupt {
+            path: path.display().to_string(),
+            line: e.line(),
+            message: e.to_string(),
+        })
+}

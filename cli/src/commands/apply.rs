@@ -172,31 +172,52 @@ fn apply_locked(
     };
     let resumed =
         journal::resumable(interrupted, &wanted).map_err(|e| CommandError::User(e.to_string()))?;
-    let plan = if let Some(plan) = resumed {
+    let (plan, world) = if let Some(plan) = resumed {
+        // The interrupted plan runs on only if it still is what its recorded inputs give: an
+        // edited plan file, or a changed policy, is never resumed.
+        match journal::load_world(&journal_dir, &plan.plan_id)
+            .map_err(|e| CommandError::User(e.to_string()))?
+        {
+            Some(recorded) => asdr_planner::saved::check_saved(&policy, &recorded, &plan)
+                .map_err(|e| {
+                    CommandError::User(format!(
+                        "the interrupted apply of plan {} cannot be resumed: {e} Discard it with `asdr apply --discard {}`.",
+                        plan.plan_id, plan.plan_id
+                    ))
+                })?,
+            None => eprintln!(
+                "warning: plan {} has no recorded world; resuming it without re-checking it",
+                plan.plan_id
+            ),
+        }
         if !g.quiet {
             eprintln!(
                 "Resuming the interrupted apply of plan {} ({}).",
                 plan.plan_id, plan.operation
             );
         }
-        plan
+        (plan, None)
     } else if let Some(plan) = file_plan {
         let world = inputs::world(g, Some(&policy))?;
         asdr_planner::saved::check_saved(&policy, &world, &plan)
             .map_err(|e| CommandError::User(e.to_string()))?;
-        plan
+        (plan, Some(world))
     } else {
-        let plan = inputs::plan(g, a.restore.as_deref())?;
+        let (plan, world) = inputs::plan_with_world(g, &inputs::operation(a.restore.as_deref()))?;
         if !g.json && !g.quiet {
             print(&render::plan(&plan))?;
         }
-        plan
+        (plan, Some(world))
     };
     if !plan.has_changes() {
         return Ok(0);
     }
     confirm(g, a.yes, &plan)?;
 
+    if let Some(world) = &world {
+        journal::save_world(&journal_dir, &plan.plan_id, world)
+            .map_err(|e| CommandError::User(e.to_string()))?;
+    }
     let (plan, report, journal) = run_plan(
         g,
         &policy,
