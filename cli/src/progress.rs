@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use asdr_executor::{Event, Outcome};
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub struct Progress {
+pub struct Reporter {
     json: bool,
     quiet: bool,
     bar: Option<ProgressBar>,
@@ -24,7 +24,7 @@ fn outcome_word(o: &Outcome) -> &'static str {
     }
 }
 
-impl Progress {
+impl Reporter {
     pub fn new(json: bool, quiet: bool, steps: usize) -> Self {
         let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(steps as u64);
@@ -36,7 +36,7 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Progress {
+        Reporter {
             json,
             quiet,
             bar,

@@ -16,7 +16,7 @@ pub use run::{Event, Options, Outcome, Report, execute};
 
 /// What the executor knows of each step so far.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct StepStates {
     pub done: HashSet<String>,
     pub failed: HashSet<String>,
     pub skipped: HashSet<String>,
@@ -33,7 +33,7 @@ fn counts_against_limit(s: &asdr_planner::Step) -> bool {
 /// Steps whose dependencies are all done, not yet started, and that keep the number of nodes
 /// out of service (quiesced or stopped and not yet back) within `max_nodes_at_once` (R8).
 /// Cleanup steps become ready when their dependencies have finished at all, failed or not.
-pub fn ready<'p>(plan: &'p Plan, progress: &Progress, max_nodes_at_once: usize) -> Vec<&'p str> {
+pub fn ready<'p>(plan: &'p Plan, progress: &StepStates, max_nodes_at_once: usize) -> Vec<&'p str> {
     let finished = |id: &String| {
         progress.done.contains(id) || progress.failed.contains(id) || progress.skipped.contains(id)
     };
@@ -167,10 +167,10 @@ mod tests {
         }
     }
 
-    fn done(ids: &[&str]) -> Progress {
-        Progress {
+    fn done(ids: &[&str]) -> StepStates {
+        StepStates {
             done: ids.iter().map(|s| s.to_string()).collect(),
-            ..Progress::default()
+            ..StepStates::default()
         }
     }
 

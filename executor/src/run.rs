@@ -11,7 +11,7 @@ use asdr_planner::{Plan, Step, StepKind};
 use tokio::task::JoinSet;
 
 use crate::journal::{Entry, EventKind, Journal, JournalError};
-use crate::{Progress, ready};
+use crate::{StepStates, ready};
 
 /// Called at named points of the run ("before:<step>", "after:<step>") so tests can kill the
 /// process exactly there.
@@ -154,7 +154,7 @@ pub async fn execute<P: Provider>(
     on_event: &(dyn Fn(&Event) + Send + Sync),
 ) -> Result<Report, JournalError> {
     let started = Instant::now();
-    let mut progress = Progress::default();
+    let mut progress = StepStates::default();
     let mut outcomes = BTreeMap::new();
     let mut learned: BTreeMap<String, Resources> = BTreeMap::new();
     let done = with_evidence(&*provider, &plan, done, on_event).await;
@@ -341,7 +341,7 @@ fn leaves_evidence(kind: asdr_planner::StepKind) -> bool {
 /// except cleanup steps, which run once their dependencies have finished either way.
 fn skip_dependents(
     plan: &Plan,
-    progress: &mut Progress,
+    progress: &mut StepStates,
     outcomes: &mut BTreeMap<String, Outcome>,
     journal: &mut Journal,
     on_event: &(dyn Fn(&Event) + Send + Sync),

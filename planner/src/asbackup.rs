@@ -8,9 +8,10 @@ use asdr_specs::{Diagnostic, Restore, RestoreSource};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::backup::{human_age, require_stable_cluster};
+use crate::backup::require_stable_cluster;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
+use crate::observe::human_age;
 use crate::observe::{BackupSet, set_id};
 use crate::plan::{Action, StepKind};
 use crate::{Ctx, tags};

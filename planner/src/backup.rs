@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
-use crate::observe::{BackupSet, NodeHealth, render, set_id};
+use crate::observe::{BackupSet, NodeHealth, human_age, render, set_id};
 use crate::plan::{Action, StepKind};
 use crate::world::SnapshotState;
 use crate::{Ctx, retention, tags};
@@ -94,15 +94,6 @@ fn mixes_windows(ctx: &Ctx<'_, '_>, set: &BackupSet<'_>) -> bool {
             done > 0 && done < ns.devices.len()
         })
     })
-}
-
-pub(crate) fn human_age(seconds: u64) -> String {
-    match seconds {
-        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// R14: a backup set needs every node, so the cluster must be whole and stable now.

@@ -402,3 +402,13 @@ pub fn set_id(now: OffsetDateTime) -> String {
             .expect("formats")
     )
 }
+
+/// An age as people say it: `45s`, `12m`, `30h`, `9d`.
+pub(crate) fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

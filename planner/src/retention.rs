@@ -5,9 +5,9 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::Ctx;
-use crate::backup::human_age;
 use crate::builder::Builder;
 use crate::observe::BackupSet;
+use crate::observe::human_age;
 use crate::plan::{Action, StepKind};
 use crate::tags;
 

@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::args::{ApplyArgs, Global};
 use crate::commands::print;
 use crate::error::CommandError;
-use crate::progress::Progress;
+use crate::progress::Reporter;
 use crate::{inputs, render};
 
 pub(crate) fn state_dir(policy: &Policy) -> PathBuf {
@@ -246,7 +246,7 @@ pub(crate) fn run_plan(
     let (mut journal, resumed) =
         Journal::open(journal_dir, &plan).map_err(|e| CommandError::User(e.to_string()))?;
     let plan = Arc::new(plan);
-    let progress = Progress::new(g.json, g.quiet, plan.steps.len());
+    let progress = Reporter::new(g.json, g.quiet, plan.steps.len());
     let on_event = |e: &Event| progress.event(e);
     let mut opts = Options {
         parallelism,
