@@ -64,7 +64,7 @@ pub fn parse_summary(log: &str) -> Option<(u64, u64, u64, u64)> {
 
 /// Where a store URI lives for the tool: a plain path for `file://`, the URI itself for `s3://`.
 fn tool_dir(uri: &str) -> String {
-    uri.strip_prefix("file://").unwrap_or(uri).to_string()
+    asdr_specs::StoreUri::for_tool(uri)
 }
 
 fn str_param(input: &StepInput<'_>, name: &str) -> Option<String> {
@@ -184,7 +184,7 @@ pub async fn backup<T: Transport, S: Store>(
         })
     };
     let (ns, to, set) = (need("namespace")?, need("to")?, need("set")?);
-    let s3 = to.starts_with("s3://");
+    let s3 = asdr_specs::StoreUri::is_s3(&to);
     let dir = tool_dir(&to);
     let started = now();
     // A plain path: its parent is created first (asbackup creates only the last component).
@@ -316,7 +316,7 @@ pub async fn restore<T: Transport>(
         .filter_map(Value::as_str)
         .map(tool_dir)
         .collect();
-    let s3 = dirs.iter().any(|d| d.starts_with("s3://"));
+    let s3 = dirs.iter().any(|d| asdr_specs::StoreUri::is_s3(d));
     let which = match dirs.as_slice() {
         [one] => format!("--directory {}", quote(one)),
         many => format!("--directory-list {}", quote(&many.join(","))),

@@ -171,8 +171,8 @@ pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
         .backup
         .asbackup
         .as_ref()
-        .is_some_and(|a| a.to.starts_with("s3://"));
-    if !policy.backup.smd_to.starts_with("s3://") && !asbackup_s3 {
+        .is_some_and(|a| asdr_specs::StoreUri::is_s3(&a.to));
+    if !asdr_specs::StoreUri::is_s3(&policy.backup.smd_to) && !asbackup_s3 {
         return AnyStore { s3: None };
     }
     let conf = aws.load(policy).await;

@@ -352,7 +352,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         from: &str,
         to: &str,
     ) -> Result<Progress, StepError> {
-        if !to.starts_with("s3://") {
+        if !asdr_specs::StoreUri::is_s3(to) {
             return Err(StepError::permanent(
                 "Unsupported",
                 format!(

@@ -8,6 +8,7 @@ mod duration;
 mod model;
 mod raw;
 mod span;
+mod store_uri;
 mod template;
 mod validate;
 
@@ -17,6 +18,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use model::*;
 pub use span::Span;
+pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
 pub use validate::{NodeVars, SnapshotVars, is_set_id};
 

@@ -77,12 +77,12 @@ impl ClusterLock {
         dir: &Path,
     ) -> Result<Self, CommandError> {
         match policy.lock.as_deref() {
-            Some(uri) if uri.starts_with("s3://") => inputs::runtime()?
+            Some(uri) if asdr_specs::StoreUri::is_s3(uri) => inputs::runtime()?
                 .block_on(asdr_providers::live::s3_lock(policy, &inputs::aws(g), uri))
                 .map(ClusterLock::S3)
                 .map_err(|e| CommandError::User(e.to_string())),
             Some(uri) => Ok(ClusterLock::File(PathBuf::from(
-                uri.trim_start_matches("file://"),
+                asdr_specs::StoreUri::for_tool(uri),
             ))),
             None => Ok(ClusterLock::File(
                 dir.join("locks")

@@ -99,7 +99,7 @@ fn asdr_planner_node_step(kind: StepKind) -> bool {
 
 /// The IAM policy document for `plan`, as JSON.
 pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
-    let s3 = smd_to.starts_with("s3://");
+    let s3 = asdr_specs::StoreUri::is_s3(smd_to);
     let mut all: BTreeSet<(&'static str, Scope)> = BTreeSet::new();
     for s in &plan.steps {
         all.extend(actions(s.kind, ssm, s3));

@@ -25,17 +25,18 @@ pub struct S3Lock {
 
 impl S3Lock {
     pub fn new(client: Client, uri: &str) -> Result<Self, S3LockError> {
-        let (bucket, key) = uri
-            .strip_prefix("s3://")
-            .and_then(|r| r.split_once('/'))
-            .ok_or_else(|| S3LockError::Io {
+        let Some(asdr_specs::StoreUri::S3 { bucket, key }) = asdr_specs::StoreUri::parse(uri)
+            .filter(|u| matches!(u, asdr_specs::StoreUri::S3 { key, .. } if !key.is_empty()))
+        else {
+            return Err(S3LockError::Io {
                 uri: uri.into(),
                 message: "not an s3://bucket/key URI".into(),
-            })?;
+            });
+        };
         Ok(S3Lock {
             client,
-            bucket: bucket.into(),
-            key: key.into(),
+            bucket,
+            key,
             uri: uri.into(),
         })
     }

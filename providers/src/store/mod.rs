@@ -33,10 +33,10 @@ pub trait Store: Send + Sync + 'static {
 pub struct LocalStore;
 
 fn path_of(uri: &str) -> Result<PathBuf, StoreError> {
-    uri.strip_prefix("file://")
-        .filter(|p| p.starts_with('/'))
-        .map(PathBuf::from)
-        .ok_or_else(|| StoreError::Unsupported { uri: uri.into() })
+    match asdr_specs::StoreUri::parse(uri) {
+        Some(asdr_specs::StoreUri::File(p)) => Ok(p),
+        _ => Err(StoreError::Unsupported { uri: uri.into() }),
+    }
 }
 
 impl Store for LocalStore {

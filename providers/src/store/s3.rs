@@ -10,11 +10,12 @@ pub struct S3Store {
     client: Client,
 }
 
-fn split(uri: &str) -> Result<(&str, &str), StoreError> {
-    uri.strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| StoreError::Unsupported { uri: uri.into() })
+/// Bucket and key of an object (the key must not be empty).
+fn split(uri: &str) -> Result<(String, String), StoreError> {
+    match asdr_specs::StoreUri::parse(uri) {
+        Some(asdr_specs::StoreUri::S3 { bucket, key }) if !key.is_empty() => Ok((bucket, key)),
+        _ => Err(StoreError::Unsupported { uri: uri.into() }),
+    }
 }
 
 impl S3Store {
@@ -42,18 +43,18 @@ impl S3Store {
 
 impl Store for S3Store {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let (bucket, key) = prefix
-            .strip_prefix("s3://")
-            .and_then(|r| r.split_once('/'))
-            .ok_or_else(|| StoreError::Unsupported { uri: prefix.into() })?;
+        let Some(asdr_specs::StoreUri::S3 { bucket, key }) = asdr_specs::StoreUri::parse(prefix)
+        else {
+            return Err(StoreError::Unsupported { uri: prefix.into() });
+        };
         let mut out = Vec::new();
         let mut token = None;
         loop {
             let page = self
                 .client
                 .list_objects_v2()
-                .bucket(bucket)
-                .prefix(key)
+                .bucket(&bucket)
+                .prefix(&key)
                 .set_continuation_token(token)
                 .send()
                 .await
@@ -143,28 +144,28 @@ pub struct AnyStore {
 
 impl Store for AnyStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        match (&self.s3, prefix.starts_with("s3://")) {
+        match (&self.s3, asdr_specs::StoreUri::is_s3(prefix)) {
             (Some(s3), true) => s3.list(prefix).await,
             _ => super::LocalStore.list(prefix).await,
         }
     }
 
     async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        match (&self.s3, uri.starts_with("s3://")) {
+        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
             (Some(s3), true) => s3.put(uri, bytes).await,
             _ => super::LocalStore.put(uri, bytes).await,
         }
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
-        match (&self.s3, uri.starts_with("s3://")) {
+        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
             (Some(s3), true) => s3.get(uri).await,
             _ => super::LocalStore.get(uri).await,
         }
     }
 
     async fn delete(&self, uri: &str) -> Result<(), StoreError> {
-        match (&self.s3, uri.starts_with("s3://")) {
+        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
             (Some(s3), true) => s3.delete(uri).await,
             _ => super::LocalStore.delete(uri).await,
         }

@@ -116,12 +116,13 @@ impl<'a> Validator<'a> {
         let backup = self.backup(raw.backup, &cluster);
         let restores = self.restores(raw.restores, &cluster, &backup);
         let lock = raw.lock.map(|l| {
-            let s3 = l
-                .value
-                .strip_prefix("s3://")
-                .and_then(|r| r.split_once('/'))
-                .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
-            if !s3 && !l.value.starts_with("file:///") {
+            // A lock is one object: an S3 key, or a file.
+            let ok = match crate::StoreUri::parse(&l.value) {
+                Some(crate::StoreUri::S3 { key, .. }) => !key.is_empty(),
+                Some(crate::StoreUri::File(_)) => true,
+                None => false,
+            };
+            if !ok {
                 self.err(
                     l.span,
                     format!("lock `{}` must be s3://bucket/key or file:///path", l.value),
@@ -148,11 +149,7 @@ pub fn config_vars_example<'a>(cluster: &'a Cluster, node: &'a Node) -> serde_js
 }
 
 fn check_store_uri(v: &mut Validator<'_>, s: &Sp<String>, what: &str) {
-    let ok = s
-        .value
-        .strip_prefix("s3://")
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        || s.value.strip_prefix("file:///").is_some();
+    let ok = crate::StoreUri::parse(&s.value).is_some();
     if !ok {
         v.err(
             s.span,
