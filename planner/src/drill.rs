@@ -268,3 +268,66 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
     }
     Ok(())
 }
+
+/// What a drill needs ready before it runs, read from its plan and the world: the snapshots it
+/// restores (and those not completed yet), the SMD archive it puts back, and the largest volume
+/// (which bounds the restore time when volumes initialise in parallel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub snapshots: Vec<String>,
+    pub pending: Vec<String>,
+    pub archive: Option<String>,
+    pub largest_gib: u64,
+}
+
+pub fn readiness(plan: &crate::Plan, world: &crate::World) -> Readiness {
+    let creates: Vec<&crate::Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::CreateVolume)
+        .collect();
+    let snapshots: Vec<String> = creates
+        .iter()
+        .filter_map(|s| s.params["snapshot_id"].as_str().map(str::to_string))
+        .collect();
+    let pending = snapshots
+        .iter()
+        .filter(|id| {
+            world
+                .snapshots
+                .iter()
+                .any(|s| &s.id == *id && s.state != SnapshotState::Completed)
+        })
+        .cloned()
+        .collect();
+    Readiness {
+        snapshots,
+        pending,
+        archive: plan
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::RestoreSmd)
+            .and_then(|s| s.params["from"].as_str().map(str::to_string)),
+        largest_gib: creates
+            .iter()
+            .filter_map(|s| s.params["size_gib"].as_u64())
+            .max()
+            .unwrap_or(0),
+    }
+}
+
+/// The restore time as far as it can be told in advance: volumes initialise in parallel, so the
+/// largest one at the initialization rate bounds it from below.
+pub fn restore_estimate(initialization_rate: Option<u32>, largest_gib: u64) -> String {
+    match initialization_rate {
+        Some(rate) => {
+            let lower = largest_gib as f64 * 1024.0 / f64::from(rate);
+            format!(
+                "at least {lower:.0} s to initialise the largest volume ({largest_gib} GiB at {rate} MiB/s), plus instance launch and cluster formation"
+            )
+        }
+        None => format!(
+            "volumes load lazily from S3 without an initialization_rate; the largest is {largest_gib} GiB (set restores.volume.initialization_rate for a bound)"
+        ),
+    }
+}

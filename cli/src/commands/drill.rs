@@ -406,29 +406,8 @@ fn check(g: &Global, policy: &Policy, drill: &Drill) -> Result<i32, CommandError
         }
     }
     // The set: every snapshot the drill restores completed, the SMD archive present.
-    let snapshot_ids: Vec<&str> = plan
-        .steps
-        .iter()
-        .filter(|s| s.kind == StepKind::CreateVolume)
-        .filter_map(|s| s.params["snapshot_id"].as_str())
-        .collect();
-    let pending: Vec<&str> = snapshot_ids
-        .iter()
-        .copied()
-        .filter(|id| {
-            world
-                .snapshots
-                .iter()
-                .any(|s| s.id == *id && s.state != asdr_planner::world::SnapshotState::Completed)
-        })
-        .collect();
-    let archive = plan
-        .steps
-        .iter()
-        .find(|s| s.kind == StepKind::RestoreSmd)
-        .and_then(|s| s.params["from"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let ready = asdr_planner::drill::readiness(&plan, &world);
+    let archive = ready.archive.clone().unwrap_or_default();
     let readable = {
         use asdr_providers::store::Store;
         let store =
@@ -440,14 +419,14 @@ fn check(g: &Global, policy: &Policy, drill: &Drill) -> Result<i32, CommandError
     };
     out.push_str(&format!(
         "\nBackup set: {} snapshot(s), {}; SMD archive {archive}: {}\n",
-        snapshot_ids.len(),
-        if pending.is_empty() {
+        ready.snapshots.len(),
+        if ready.pending.is_empty() {
             "all completed".to_string()
         } else {
             format!(
                 "{} not completed yet: {}",
-                pending.len(),
-                pending.join(", ")
+                ready.pending.len(),
+                ready.pending.join(", ")
             )
         },
         match &readable {
@@ -459,26 +438,11 @@ fn check(g: &Global, policy: &Policy, drill: &Drill) -> Result<i32, CommandError
             }
         }
     ));
-    // Volumes initialise in parallel: the largest at the initialization rate bounds the restore.
     let restore = policy.restore(&drill.restore).expect("validated");
-    let largest = plan
-        .steps
-        .iter()
-        .filter(|s| s.kind == StepKind::CreateVolume)
-        .filter_map(|s| s.params["size_gib"].as_u64())
-        .max()
-        .unwrap_or(0);
-    let estimate = match restore.volume.initialization_rate {
-        Some(rate) => {
-            let lower = largest as f64 * 1024.0 / f64::from(rate);
-            format!(
-                "at least {lower:.0} s to initialise the largest volume ({largest} GiB at {rate} MiB/s), plus instance launch and cluster formation"
-            )
-        }
-        None => format!(
-            "volumes load lazily from S3 without an initialization_rate; the largest is {largest} GiB (set restores.volume.initialization_rate for a bound)"
-        ),
-    };
+    let estimate = asdr_planner::drill::restore_estimate(
+        restore.volume.initialization_rate,
+        ready.largest_gib,
+    );
     out.push_str(&format!("Restore time: {estimate}\n"));
     out.push_str(&format!(
         "\nCheck {}.\n",
