@@ -41,19 +41,3 @@ fn every_plan_of_a_thousand_generated_clusters_passes_the_verifier() {
         "{invalid} generated policies did not validate"
     );
 }
-
-#[test]
-#[ignore]
-fn show_invalid() {
-    let dir = std::env::temp_dir().join(format!("asdr-fuzz-{}", std::process::id()));
-    let _ = check(&case(0));
-    for seed in 0..40 {
-        let c = case(seed);
-        if let Err(e) = asdr_specs::parse("fuzz.yaml", &c.policy_text, &dir) {
-            println!(
-                "{seed}: {}",
-                e.to_string().lines().next().unwrap_or_default()
-            );
-        }
-    }
-}
