@@ -755,7 +755,7 @@ async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
     for node in env.layout.keys() {
         std::fs::create_dir_all(env.dir.path().join(format!("nodes/{node}/smd"))).unwrap();
     }
-    let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1");
+    let vectors = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/smd-ce-8.1");
     for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
         std::fs::copy(
             vectors.join(f),

@@ -21,7 +21,7 @@ use aws_sdk_ssm::types::{Command as SsmCommand, CommandInvocationStatus};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
 fn smd_vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/smd-ce-8.1")
 }
 
 fn policy(root: &str) -> asdr_specs::Policy {

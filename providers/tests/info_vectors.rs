@@ -1,5 +1,5 @@
 //! The info client against frames recorded from a real Aerospike CE 8.1.1.2 server
-//! (`../shared/vectors/aerospike-info-ce-8.1.txt`): bytes in, typed values out, and requests built
+//! (`testdata/vectors/aerospike-info-ce-8.1.txt`): bytes in, typed values out, and requests built
 //! byte for byte as the recorded ones.
 
 use std::path::PathBuf;
@@ -10,13 +10,8 @@ use asdr_providers::aerospike::info::{
 
 fn vectors() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/vectors/aerospike-info-ce-8.1.txt");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the shared/ folder sits beside the checkout)",
-            path.display()
-        )
-    })
+        .join("../testdata/vectors/aerospike-info-ce-8.1.txt");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A Python bytes literal `b'…'` as bytes.

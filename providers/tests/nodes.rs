@@ -30,7 +30,7 @@ fn examples() -> PathBuf {
 }
 
 fn smd_vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/smd-ce-8.1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/smd-ce-8.1")
 }
 
 fn namespaces() -> Vec<TestNamespace> {
