@@ -575,7 +575,7 @@ async fn replace_a1_against_moto_keeps_its_address_zone_subnet_and_volumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_of_an_unreachable_a1_against_moto_stops_its_instance_before_taking_its_volumes() {
-    let env = env(70, &[]).await;
+    let env = env(75, &[]).await;
     let old = env.layout["a1"].2.clone();
     let old_volumes = env.volumes_of(&old).await;
     // Aerospike on a1 stops answering; its instance keeps running, volumes attached.

@@ -1,0 +1,7 @@
+//! The binary's integration tests, one binary: the commands and their output, apply on world
+//! files (crash safety included), EC2 against moto, and live nodes.
+
+mod apply;
+mod cli;
+mod ec2;
+mod live;
