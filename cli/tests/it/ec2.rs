@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
+use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
 use asdr_providers::testkit_moto::Moto;
 use assert_cmd::cargo::CommandCargoExt;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
@@ -139,21 +139,7 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         layout.insert(node.to_string(), (ip.clone(), az.to_string(), id));
     }
     let dir = tempfile::tempdir().unwrap();
-    let namespaces = vec![
-        TestNamespace {
-            name: "users".into(),
-            replication_factor: 2,
-            devices: vec![
-                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
-                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
-            ],
-        },
-        TestNamespace {
-            name: "events".into(),
-            replication_factor: 2,
-            devices: vec![("/dev/sdh".into(), None)],
-        },
-    ];
+    let namespaces = example_namespaces();
     let addrs: Vec<(&str, &str)> = plan.iter().map(|(n, ip, _)| (*n, ip.as_str())).collect();
     let nodes = TestCluster::start(&addrs, namespaces, true, &dir.path().join("control"))
         .await
@@ -769,21 +755,7 @@ async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
         ("a2@q1", format!("127.0.1.{}", d + 1)),
     ];
     let addrs: Vec<(&str, &str)> = stand_ins.iter().map(|(n, ip)| (*n, ip.as_str())).collect();
-    let namespaces = vec![
-        TestNamespace {
-            name: "users".into(),
-            replication_factor: 2,
-            devices: vec![
-                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
-                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
-            ],
-        },
-        TestNamespace {
-            name: "events".into(),
-            replication_factor: 2,
-            devices: vec![("/dev/sdh".into(), None)],
-        },
-    ];
+    let namespaces = example_namespaces();
     let drill_nodes = TestCluster::start_at(
         &addrs,
         namespaces,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
+use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
 use assert_cmd::cargo::CommandCargoExt;
 
 fn examples() -> PathBuf {
@@ -16,21 +16,7 @@ fn examples() -> PathBuf {
 async fn setup(base: u8, edits: &[(String, String)]) -> (tempfile::TempDir, TestCluster) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
-    let namespaces = vec![
-        TestNamespace {
-            name: "users".into(),
-            replication_factor: 2,
-            devices: vec![
-                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
-                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
-            ],
-        },
-        TestNamespace {
-            name: "events".into(),
-            replication_factor: 2,
-            devices: vec![("/dev/sdh".into(), None)],
-        },
-    ];
+    let namespaces = example_namespaces();
     let ips = [0, 1, 2].map(|k| format!("127.0.1.{}", base + k));
     let cluster = TestCluster::start(
         &[("a1", &ips[0]), ("b1", &ips[1]), ("a2", &ips[2])],

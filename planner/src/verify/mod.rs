@@ -402,10 +402,8 @@ impl<'a> Verifier<'a> {
 
     /// Complete sets, oldest first, computed from the snapshots and archives themselves: marked,
     /// a completed snapshot of every node's every EBS device, and the SMD archive.
-    fn complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
-        self.complete
-            .get_or_init(|| self.compute_complete_sets())
-            .clone()
+    fn complete_sets(&self) -> &[(String, OffsetDateTime)] {
+        self.complete.get_or_init(|| self.compute_complete_sets())
     }
 
     fn compute_complete_sets(&self) -> Vec<(String, OffsetDateTime)> {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use asdr_planner::testkit::{Failure, WorldSpec, world_for};
-use asdr_planner::world::{InstanceType, SnapshotState, Subnet, Volume, VolumeState, World};
+use asdr_planner::world::{InstanceType, Subnet, Volume, VolumeState, World};
 use asdr_planner::{Operation, Plan, PlanError, Step, StepKind, Violation, plan, verify};
 use asdr_specs::Policy;
 use time::OffsetDateTime;
@@ -760,7 +760,6 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
         step(&p, "create_volume:a1:/dev/sdg").params["kms_key_id"],
         key
     );
-    let _ = SnapshotState::Completed;
 }
 
 #[test]

@@ -396,3 +396,23 @@ async fn connection(
         stream.write_all(reply.as_bytes()).await?;
     }
 }
+
+/// The namespaces of the example policy (examples/prod-east): `users` on two shadowed devices,
+/// `events` on one EBS device.
+pub fn example_namespaces() -> Vec<TestNamespace> {
+    vec![
+        TestNamespace {
+            name: "users".into(),
+            replication_factor: 2,
+            devices: vec![
+                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
+                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
+            ],
+        },
+        TestNamespace {
+            name: "events".into(),
+            replication_factor: 2,
+            devices: vec![("/dev/sdh".into(), None)],
+        },
+    ]
+}

@@ -474,32 +474,6 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
     assert_eq!(send.num_calls(), 1);
 }
 
-/// The asbackup/asrestore stand-ins (the real tools are not in the package registries) on PATH.
-fn stand_in_transport(dir: &std::path::Path) -> Local {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
-    Local {
-        timeout: std::time::Duration::from_secs(30),
-        env: vec![
-            (
-                "PATH".into(),
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            ),
-            (
-                "STANDIN_LOG".into(),
-                dir.join("calls.jsonl").display().to_string(),
-            ),
-            (
-                "STANDIN_RESTORED".into(),
-                dir.join("restored.jsonl").display().to_string(),
-            ),
-        ],
-    }
-}
-
 #[tokio::test]
 async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and_deleted() {
     let moto = asdr_providers::testkit_moto::Moto::start();
@@ -513,7 +487,7 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = NodeProvider::for_policy(
         &policy(&dir.path().display().to_string()),
-        stand_in_transport(dir.path()),
+        crate::nodes::stand_in_tools(dir.path()).0,
         AnyStore {
             s3: Some(s3.clone()),
         },
@@ -540,7 +514,7 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     assert!(nodes.observe(input).await.unwrap().is_none());
     assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
     // asbackup wrote to S3 itself, told where by --s3-region and --s3-endpoint-override.
-    let calls = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
+    let calls = std::fs::read_to_string(dir.path().join("tool-args.jsonl")).unwrap();
     assert!(
         calls.contains(&format!("\"--directory\", \"{to}/{set}/users\"")),
         "{calls}"

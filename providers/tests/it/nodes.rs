@@ -12,7 +12,7 @@ use asdr_executor::{Options, Outcome, Report};
 use asdr_planner::ports::{Progress, Provider, StepInput};
 use asdr_planner::testkit::{WorldSpec, world_for};
 use asdr_planner::{Operation, Plan, Step, StepKind};
-use asdr_providers::aerospike::testnode::{TestCluster, TestNamespace};
+use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
 use asdr_providers::exec::local::Local;
 use asdr_providers::node_provider::{Composite, NodeProvider};
 use asdr_providers::store::LocalStore;
@@ -33,24 +33,6 @@ fn smd_vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/smd-ce-8.1")
 }
 
-fn namespaces() -> Vec<TestNamespace> {
-    vec![
-        TestNamespace {
-            name: "users".into(),
-            replication_factor: 2,
-            devices: vec![
-                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
-                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
-            ],
-        },
-        TestNamespace {
-            name: "events".into(),
-            replication_factor: 2,
-            devices: vec![("/dev/sdh".into(), None)],
-        },
-    ]
-}
-
 struct Env {
     dir: tempfile::TempDir,
     cluster: TestCluster,
@@ -68,7 +50,7 @@ impl Env {
 async fn env(consistency: &str, enterprise: bool, extra: &[(&str, &str)]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let control = dir.path().join("control");
-    let cluster = TestCluster::start(&NODES, namespaces(), enterprise, &control)
+    let cluster = TestCluster::start(&NODES, example_namespaces(), enterprise, &control)
         .await
         .unwrap();
     let root = dir.path().display().to_string();
@@ -434,7 +416,7 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
 
 /// The asbackup/asrestore stand-ins (testdata/asbackup-stand-in: the real tools are not in the
 /// package registries) first on PATH, logging their arguments as JSON lines.
-fn stand_in_tools(dir: &Path) -> (Local, PathBuf, PathBuf) {
+pub(crate) fn stand_in_tools(dir: &Path) -> (Local, PathBuf, PathBuf) {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/asbackup-stand-in");
     let log = dir.join("tool-args.jsonl");
     let restored = dir.join("restored.jsonl");
