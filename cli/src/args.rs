@@ -72,8 +72,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the observed world as a world file.
     Inventory,
-    /// Print the policy file's JSON Schema.
-    Schema,
+    /// Print the policy file's JSON Schema (or, with --plan, the plan file's).
+    Schema(SchemaArgs),
     /// Run a disaster-recovery drill: restore into the drill's isolated target, validate, time,
     /// tear down, report.
     Drill(DrillArgs),
@@ -113,6 +113,13 @@ pub struct ApplyArgs {
     /// Mark the interrupted apply of this plan id as abandoned (its journal is kept), then stop.
     #[arg(long, value_name = "PLAN_ID")]
     pub discard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The plan file's schema (`plan --out`, `plan --json`) instead of the policy file's.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 #[derive(Debug, Args)]

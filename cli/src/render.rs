@@ -67,7 +67,13 @@ pub fn plan(plan: &Plan) -> String {
                 _ => c.after.as_ref(),
             };
             if let Some(Value::Object(map)) = attrs {
-                let width = map.keys().map(String::len).max().unwrap_or(0);
+                // Aligned on the attributes shown: unset (null) ones are left out.
+                let width = map
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k.len())
+                    .max()
+                    .unwrap_or(0);
                 for (k, v) in map {
                     if v.is_null() {
                         continue;

@@ -24,10 +24,9 @@ pub struct StepStates {
 }
 
 /// Quiesce and stop count against `max_nodes_at_once`, except the stops of a full-cluster restore
-/// (params `"rolling": false`), which takes every node down by design (R12).
+/// (`rolling: false`), which takes every node down by design (R12).
 fn counts_against_limit(s: &asdr_planner::Step) -> bool {
-    s.kind.takes_node_out()
-        && s.params.get("rolling").and_then(serde_json::Value::as_bool) != Some(false)
+    s.kind().takes_node_out() && s.params.rolling()
 }
 
 /// Steps whose dependencies are all done, not yet started, and that keep the number of nodes
@@ -41,7 +40,7 @@ pub fn ready<'p>(plan: &'p Plan, progress: &StepStates, max_nodes_at_once: usize
     let by_id: HashMap<&str, &asdr_planner::Step> =
         plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
     for s in &plan.steps {
-        if s.kind.takes_node_out()
+        if s.kind().takes_node_out()
             && (progress.done.contains(&s.id) || progress.running.contains(&s.id))
         {
             // A node is back once the cluster is stable with it again (its window closes at its
@@ -49,14 +48,14 @@ pub fn ready<'p>(plan: &'p Plan, progress: &StepStates, max_nodes_at_once: usize
             let waits_for_it = plan
                 .steps
                 .iter()
-                .any(|c| c.kind == StepKind::WaitClusterStable && c.node == s.node);
+                .any(|c| c.kind() == StepKind::WaitClusterStable && c.node == s.node);
             let back = plan.steps.iter().any(|c| {
                 c.node == s.node
                     && progress.done.contains(&c.id)
                     && if waits_for_it {
-                        c.kind == StepKind::WaitClusterStable
+                        c.kind() == StepKind::WaitClusterStable
                     } else {
-                        c.kind.brings_node_back()
+                        c.kind().brings_node_back()
                     }
             });
             if !back && let Some(n) = &s.node {
@@ -97,16 +96,46 @@ pub fn ready<'p>(plan: &'p Plan, progress: &StepStates, max_nodes_at_once: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use asdr_planner::params::{NodeService, Params, Stable};
     use asdr_planner::{Plan, Step, StepKind, Summary};
 
     fn step(id: &str, kind: StepKind, node: Option<&str>, deps: &[&str], cleanup: bool) -> Step {
         Step {
             id: id.into(),
-            kind,
+            params: params_of(kind),
             node: node.map(Into::into),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             cleanup,
-            params: serde_json::Value::Null,
+        }
+    }
+
+    /// Parameters for the kinds the scheduling tests use; only the kind matters to `ready`.
+    fn params_of(kind: StepKind) -> Params {
+        let service = NodeService {
+            address: "127.0.0.1:3000".into(),
+            command: None,
+            rolling: true,
+        };
+        let stable = Stable {
+            size: 2,
+            nodes: vec![],
+            ignore_migrations: false,
+        };
+        match kind {
+            StepKind::CheckClusterStable => Params::CheckClusterStable(stable),
+            StepKind::WaitClusterStable => Params::WaitClusterStable(stable),
+            StepKind::Quiesce => Params::Quiesce(service),
+            StepKind::Unquiesce => Params::Unquiesce(service),
+            StepKind::StopNode => Params::StopNode(service),
+            StepKind::StartNode => Params::StartNode(service),
+            StepKind::Snapshot => Params::Snapshot(asdr_planner::params::Snapshot {
+                description: String::new(),
+                device: "/dev/sdf".into(),
+                set: "bs-20261121T090000Z".into(),
+                tags: Default::default(),
+                volume_id: "vol-1".into(),
+            }),
+            other => panic!("no test parameters for {other}"),
         }
     }
 
@@ -206,9 +235,11 @@ mod tests {
     fn r12_full_cluster_stops_are_not_held_back_by_the_rolling_limit() {
         let mut p = plan();
         for s in &mut p.steps {
-            if s.kind == StepKind::Quiesce {
-                s.kind = StepKind::StopNode;
-                s.params = serde_json::json!({"rolling": false});
+            if let Params::Quiesce(q) = &s.params {
+                s.params = Params::StopNode(NodeService {
+                    rolling: false,
+                    ..q.clone()
+                });
             }
         }
         let r = ready(&p, &done(&["check_cluster_stable"]), 1);

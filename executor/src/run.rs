@@ -92,6 +92,8 @@ pub enum Outcome {
 }
 
 /// Progress for the person watching (bars, lines, JSON events).
+// A few events per step: what a finished step learned travels unboxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     Started {
@@ -184,12 +186,12 @@ pub async fn execute<P: Provider>(
         let operations = progress
             .running
             .iter()
-            .filter(|id| !by_id[*id].kind.is_wait())
+            .filter(|id| !by_id[*id].kind().is_wait())
             .count();
         let mut slots = opts.parallelism.max(1).saturating_sub(operations);
         let mut next: Vec<String> = Vec::new();
         for id in ready(&plan, &progress, opts.max_nodes_at_once) {
-            if by_id[id].kind.is_wait() {
+            if by_id[id].kind().is_wait() {
                 next.push(id.to_string());
             } else if slots > 0 {
                 slots -= 1;
@@ -201,7 +203,7 @@ pub async fn execute<P: Provider>(
             (opts.hook)(&format!("before:{id}"));
             journal.record(&Entry::new(EventKind::Start, Some(&id)))?;
             on_event(&Event::Started { step: id.clone() });
-            if step.kind.takes_node_out()
+            if step.kind().takes_node_out()
                 && let Some(n) = &step.node
             {
                 out_since.entry(n.clone()).or_insert_with(Instant::now);
@@ -261,7 +263,7 @@ pub async fn execute<P: Provider>(
         }
         journal.record(&entry)?;
         (opts.hook)(&format!("after:{id}"));
-        if step.kind.brings_node_back()
+        if step.kind().brings_node_back()
             && progress.done.contains(&id)
             && let Some(n) = &step.node
             && let Some(since) = out_since.remove(n)
@@ -312,7 +314,7 @@ async fn with_evidence<P: Provider>(
 ) -> BTreeMap<String, Resources> {
     for id in done.keys() {
         let Some(step) = plan.step(id) else { continue };
-        if !leaves_evidence(step.kind) {
+        if !leaves_evidence(step.kind()) {
             continue;
         }
         let input = StepInput {
@@ -452,7 +454,7 @@ async fn run_step<P: Provider>(
             }
         }
     };
-    let deadline = opts.timeout(step.kind);
+    let deadline = opts.timeout(step.kind());
     match tokio::time::timeout(deadline, work).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failed {

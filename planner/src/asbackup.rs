@@ -5,7 +5,7 @@
 //! chain in order; retention keeps chains whole.
 
 use asdr_specs::{Diagnostic, Restore, RestoreSource};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::backup::require_stable_cluster;
@@ -13,7 +13,8 @@ use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
 use crate::observe::human_age;
 use crate::observe::{BackupSet, set_id};
-use crate::plan::{Action, StepKind};
+use crate::params::{self, BackupKind, Params, Tool, ToolEncrypt};
+use crate::plan::Action;
 use crate::{Ctx, tags};
 
 /// A complete full set and its complete incrementals, oldest first.
@@ -79,9 +80,13 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     let chains = chains(ctx);
     let newest = chains.last();
     let due = match newest {
-        None => Some(("full", None, "no complete asbackup set exists".to_string())),
+        None => Some((
+            BackupKind::Full,
+            None,
+            "no complete asbackup set exists".to_string(),
+        )),
         Some(c) if age(ctx, c.full.time) >= backup.every.seconds() => Some((
-            "full",
+            BackupKind::Full,
             None,
             format!(
                 "the newest full set {} is {} old; every: {}",
@@ -95,7 +100,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
             .filter(|i| age(ctx, c.newest().time) >= i.seconds())
             .map(|i| {
                 (
-                    "incremental",
+                    BackupKind::Incremental,
                     Some(c),
                     format!(
                         "the newest set of chain {} is {} old; incremental_every: {i}",
@@ -157,22 +162,18 @@ pub(crate) fn dir(ctx: &Ctx<'_, '_>, set: &str, ns: &str) -> String {
 
 /// What every asbackup/asrestore step carries: where it runs, how files are compressed and
 /// encrypted, the S3 region.
-fn tool_params(ctx: &Ctx<'_, '_>) -> serde_json::Map<String, Value> {
+fn tool_params(ctx: &Ctx<'_, '_>) -> Tool {
     let asb = ctx.policy.backup.asbackup.as_ref().expect("asbackup");
-    let mut m = serde_json::Map::new();
-    m.insert("run_on".into(), json!(asb.run_on));
-    m.insert("compress".into(), json!(asb.compress));
-    m.insert(
-        "encrypt".into(),
-        json!(
-            asb.encrypt
-                .as_ref()
-                .map(|e| json!({"algorithm": e.algorithm.as_str(), "key_file": e.key_file}))
-        ),
-    );
-    m.insert("s3_region".into(), json!(ctx.policy.cluster.region));
-    m.insert("args".into(), json!(asb.args));
-    m
+    Tool {
+        run_on: asb.run_on,
+        compress: asb.compress,
+        encrypt: asb.encrypt.as_ref().map(|e| ToolEncrypt {
+            algorithm: e.algorithm,
+            key_file: e.key_file.clone(),
+        }),
+        s3_region: ctx.policy.cluster.region.clone(),
+        args: asb.args.clone(),
+    }
 }
 
 /// asbackup, one namespace after the other (asbackup loads the servers: the seed's "additional
@@ -182,7 +183,7 @@ fn backup_set(
     b: &mut Builder,
     set: &str,
     chain: Option<&Chain<'_, '_>>,
-    kind: &str,
+    kind: BackupKind,
     reason: &str,
 ) -> Option<String> {
     let names: Vec<String> = ctx
@@ -212,29 +213,27 @@ fn backup_set(
             continue;
         }
         let to = dir(ctx, set, &ns.name);
-        let mut params = tool_params(ctx);
-        params.insert("namespace".into(), json!(ns.name));
-        params.insert("set".into(), json!(set));
-        params.insert("to".into(), json!(to));
-        params.insert("kind".into(), json!(kind));
-        params.insert(
-            "incremental_of".into(),
-            json!(chain.map(|c| c.full.id.clone())),
-        );
-        params.insert("modified_after".into(), json!(after));
+        let params = params::Asbackup {
+            namespace: ns.name.clone(),
+            set: set.to_string(),
+            to,
+            kind,
+            incremental_of: chain.map(|c| c.full.id.clone()),
+            modified_after: after.clone(),
+            tool: tool_params(ctx),
+        };
         b.change(
             format!("asbackup.{set}.{}", ns.name),
             Action::Create,
             reason,
             None,
-            Some(Value::Object(params.clone())),
+            serde_json::to_value(&params).ok(),
         );
         prev = b.step(
-            StepKind::Asbackup,
             format!("asbackup:{}:{set}", ns.name),
             Some(&runner),
             vec![prev],
-            Value::Object(params),
+            Params::Asbackup(params),
         );
         last = Some(prev.clone());
     }
@@ -283,11 +282,16 @@ fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after
                 None,
             );
             b.step(
-                StepKind::DeleteBackup,
                 format!("delete_backup:{}", set.id),
                 None,
                 after.iter().cloned().collect(),
-                json!({"set": set.id, "to": to, "directories": dirs, "cluster": ctx.policy.cluster.name, "tag": tags::CLUSTER}),
+                Params::DeleteBackup(params::DeleteBackup {
+                    set: set.id.clone(),
+                    to: to.clone(),
+                    directories: dirs.iter().map(|d| d.to_string()).collect(),
+                    cluster: ctx.policy.cluster.name.clone(),
+                    tag: tags::CLUSTER.to_string(),
+                }),
             );
         }
     }
@@ -340,10 +344,12 @@ pub(crate) fn restore(
     let mut prev = b.check_cluster_stable(up);
     for ns in &ctx.policy.cluster.namespaces {
         let dirs: Vec<String> = members.iter().map(|s| dir(ctx, &s.id, &ns.name)).collect();
-        let mut params = tool_params(ctx);
-        params.insert("namespace".into(), json!(ns.name));
-        params.insert("set".into(), json!(last.id));
-        params.insert("directories".into(), json!(dirs));
+        let params = params::Asrestore {
+            namespace: ns.name.clone(),
+            set: last.id.clone(),
+            directories: dirs.clone(),
+            tool: tool_params(ctx),
+        };
         b.change(
             format!("namespace.{}", ns.name),
             Action::Update,
@@ -354,14 +360,13 @@ pub(crate) fn restore(
                 dirs.join(", ")
             ),
             None,
-            Some(Value::Object(params.clone())),
+            serde_json::to_value(&params).ok(),
         );
         prev = b.step(
-            StepKind::Asrestore,
             format!("asrestore:{}:{}", ns.name, last.id),
             Some(&runner),
             vec![prev],
-            Value::Object(params),
+            Params::Asrestore(params),
         );
     }
     b.warn("R6", format!(

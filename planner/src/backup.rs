@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
 use crate::observe::{BackupSet, NodeHealth, human_age, render, set_id};
+use crate::params::{self, NodeService, Params};
 use crate::plan::{Action, StepKind};
 use crate::world::SnapshotState;
 use crate::{Ctx, retention, tags};
@@ -229,7 +230,6 @@ fn snapshot_set(
         let stop = stop && !missing.is_empty();
         let opened = stop.then(|| {
             b.step(
-                open_kind,
                 format!("{open_kind}:{}", view.name),
                 Some(&view.name),
                 first_deps.clone(),
@@ -251,58 +251,57 @@ fn snapshot_set(
         };
         if backup.consistency == Consistency::MultiVolume && !missing.is_empty() {
             let id = format!("snapshot_instance:{}:{set}", view.name);
-            let vols: Vec<_> = devices
+            let volumes: Vec<_> = devices
                 .iter()
-                .map(|(ebs, v, _)| json!({"device": ebs, "volume_id": v.id}))
+                .map(|(ebs, v, _)| params::DeviceVolume {
+                    device: ebs.clone(),
+                    volume_id: v.id.clone(),
+                })
                 .collect();
             let descriptions: Vec<_> = devices
                 .iter()
                 .map(|(ebs, _, _)| snapshot_description(ctx, &view.name, ebs, set))
                 .collect();
-            let params = json!({
-                "instance_id": instance.id,
-                "set": set,
-                "volumes": vols,
-                "exclude_boot_volume": true,
-                "descriptions": descriptions,
-                "tags": ctx.tags(&[(tags::SET, set), (tags::NODE, &view.name), (tags::STEP, &id)]),
+            let params = Params::SnapshotInstance(params::SnapshotInstance {
+                instance_id: instance.id.clone(),
+                set: set.to_string(),
+                volumes,
+                exclude_boot_volume: true,
+                descriptions,
+                tags: ctx.tags(&[
+                    (tags::SET, set),
+                    (tags::NODE, &view.name),
+                    (tags::STEP, &id),
+                ]),
             });
-            created.push(b.step(
-                StepKind::SnapshotInstance,
-                id,
-                Some(&view.name),
-                snap_deps.clone(),
-                params,
-            ));
+            created.push(b.step(id, Some(&view.name), snap_deps.clone(), params));
         } else {
             for (ebs, volume, _) in &missing {
                 let id = format!("snapshot:{}:{ebs}:{set}", view.name);
                 let description = snapshot_description(ctx, &view.name, ebs, set);
-                let params = json!({"volume_id": volume.id, "device": ebs, "set": set, "description": description, "tags": step_tags(&id, ebs)});
-                created.push(b.step(
-                    StepKind::Snapshot,
-                    id,
-                    Some(&view.name),
-                    snap_deps.clone(),
-                    params,
-                ));
+                let params = Params::Snapshot(params::Snapshot {
+                    volume_id: volume.id.clone(),
+                    device: ebs.clone(),
+                    set: set.to_string(),
+                    description,
+                    tags: step_tags(&id, ebs),
+                });
+                created.push(b.step(id, Some(&view.name), snap_deps.clone(), params));
             }
         }
         // R11: writes resume once the snapshot calls returned, not when the snapshots complete.
         if opened.is_some() {
             let closed = b.cleanup_step(
-                close_kind,
                 format!("{close_kind}:{}", view.name),
                 Some(&view.name),
                 created.clone(),
                 node_params(ctx, node, close_kind),
             );
             let stable = b.step(
-                StepKind::WaitClusterStable,
                 format!("wait_cluster_stable:{}", view.name),
                 Some(&view.name),
                 vec![closed],
-                json!({"size": policy.cluster.nodes.len(), "ignore_migrations": false}),
+                crate::restore::stable(policy.cluster.nodes.len()),
             );
             lanes[lane] = Some(stable);
         }
@@ -321,17 +320,26 @@ fn snapshot_set(
                     .cloned()
             };
             let params = match done {
-                Some(s) => {
-                    json!({"snapshot_id": s.id, "node": view.name, "device": ebs, "progress": s.progress})
-                }
-                None => json!({"set": set, "node": view.name, "device": ebs}),
+                Some(s) => params::WaitSnapshot {
+                    snapshot_id: Some(s.id.clone()),
+                    node: Some(view.name.clone()),
+                    device: Some(ebs.clone()),
+                    progress: Some(s.progress),
+                    set: None,
+                },
+                None => params::WaitSnapshot {
+                    set: Some(set.to_string()),
+                    node: Some(view.name.clone()),
+                    device: Some(ebs.clone()),
+                    snapshot_id: None,
+                    progress: None,
+                },
             };
             before_mark.push(b.step(
-                StepKind::WaitSnapshot,
                 format!("wait_snapshot:{}:{ebs}:{set}", view.name),
                 Some(&view.name),
                 creator.into_iter().collect(),
-                params,
+                Params::WaitSnapshot(params),
             ));
         }
     }
@@ -357,19 +365,25 @@ fn snapshot_set(
             Some(json!({"uri": uri, "from": format!("{}:{smd_dir}", from.name)})),
         );
         before_mark.push(b.step(
-            StepKind::CopySmd,
             format!("copy_smd:{set}"),
             Some(&from.name),
             vec![check],
-            json!({"set": set, "from": smd_dir, "to": uri}),
+            Params::CopySmd(params::CopySmd {
+                set: set.to_string(),
+                from: smd_dir,
+                to: uri,
+            }),
         ));
     }
     b.step(
-        StepKind::MarkSetComplete,
         format!("mark_set_complete:{set}"),
         None,
         before_mark,
-        json!({"set": set, "snapshots": ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(), "tag": {tags::COMPLETE: "true"}}),
+        Params::MarkSetComplete(params::MarkSetComplete {
+            set: set.to_string(),
+            snapshots: ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(),
+            tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),
+        }),
     );
     Ok(())
 }
@@ -407,20 +421,18 @@ fn node_names(ctx: &Ctx<'_, '_>) -> Vec<String> {
 }
 
 /// Parameters of node-service steps: the address and, for stop/start, the rendered command.
-pub(crate) fn node_params(
-    ctx: &Ctx<'_, '_>,
-    node: &asdr_specs::Node,
-    kind: StepKind,
-) -> serde_json::Value {
+pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StepKind) -> Params {
     let vars = ctx.vars(node);
     let address = format!("{}:{}", node.private_ip, ctx.policy.cluster.info_port);
+    let service = |command: Option<&asdr_specs::Template>| NodeService {
+        address: address.clone(),
+        command: command.map(|c| render(c, &vars)),
+        rolling: true,
+    };
     match kind {
-        StepKind::StopNode => {
-            json!({"address": address, "command": render(&ctx.policy.cluster.service_stop, &vars)})
-        }
-        StepKind::StartNode => {
-            json!({"address": address, "command": render(&ctx.policy.cluster.service_start, &vars)})
-        }
-        _ => json!({"address": address}),
+        StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
+        StepKind::StartNode => Params::StartNode(service(Some(&ctx.policy.cluster.service_start))),
+        StepKind::Unquiesce => Params::Unquiesce(service(None)),
+        _ => Params::Quiesce(service(None)),
     }
 }

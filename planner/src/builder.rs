@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use crate::plan::{Action, Change, Step, StepKind, Warning};
+use crate::params::{Params, Stable};
+use crate::plan::{Action, Change, Step, Warning};
 
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
@@ -15,45 +16,41 @@ impl Builder {
     /// Adds a step and returns its id, for the steps that depend on it.
     pub fn step(
         &mut self,
-        kind: StepKind,
         id: String,
         node: Option<&str>,
         depends_on: Vec<String>,
-        params: Value,
+        params: Params,
     ) -> String {
-        self.push(kind, id, node, depends_on, params, false)
+        self.push(id, node, depends_on, params, false)
     }
 
     /// A step that runs even when something before it failed: it brings a node back.
     pub fn cleanup_step(
         &mut self,
-        kind: StepKind,
         id: String,
         node: Option<&str>,
         depends_on: Vec<String>,
-        params: Value,
+        params: Params,
     ) -> String {
-        self.push(kind, id, node, depends_on, params, true)
+        self.push(id, node, depends_on, params, true)
     }
 
     fn push(
         &mut self,
-        kind: StepKind,
         id: String,
         node: Option<&str>,
         mut depends_on: Vec<String>,
-        params: Value,
+        params: Params,
         cleanup: bool,
     ) -> String {
         depends_on.sort();
         depends_on.dedup();
         self.steps.push(Step {
             id: id.clone(),
-            kind,
+            params,
             node: node.map(str::to_string),
             depends_on,
             cleanup,
-            params,
         });
         id
     }
@@ -61,15 +58,12 @@ impl Builder {
     /// The first step of every plan that disturbs nodes (R14): every node in `nodes` agrees on
     /// `cluster-stable:size=<nodes>`.
     pub fn check_cluster_stable(&mut self, nodes: Vec<String>) -> String {
-        let params =
-            serde_json::json!({"size": nodes.len(), "nodes": nodes, "ignore_migrations": false});
-        self.step(
-            StepKind::CheckClusterStable,
-            "check_cluster_stable".into(),
-            None,
-            vec![],
-            params,
-        )
+        let params = Params::CheckClusterStable(Stable {
+            size: nodes.len(),
+            nodes,
+            ignore_migrations: false,
+        });
+        self.step("check_cluster_stable".into(), None, vec![], params)
     }
 
     pub fn change(

@@ -9,11 +9,18 @@ use serde_json::json;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
 use crate::observe::render;
-use crate::plan::{Action, StepKind};
+use crate::params::{self, Params, Ref};
+use crate::plan::Action;
 use crate::world::{InstanceState, SnapshotState, VolumeState};
 use crate::{Ctx, tags};
 
 pub const DRILL: &str = "asdr:drill";
+
+/// The step kinds a drill's teardown uses (its IAM policy is prepared before anything exists).
+pub const TEARDOWN_KINDS: [crate::StepKind; 2] = [
+    crate::StepKind::TerminateInstance,
+    crate::StepKind::DeleteVolume,
+];
 
 /// The name a drill gives a production node's stand-in.
 pub fn drill_node(node: &str, drill: &str) -> String {
@@ -78,15 +85,21 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             Some(json!({"private_ip": ip.to_string(), "subnet_id": subnet})),
         );
         b.step(
-            StepKind::ProvisionInstance,
             provision.clone(),
             Some(&dn),
             vec![],
-            json!({
-                "private_ip": ip.to_string(), "availability_zone": node.availability_zone, "subnet_id": subnet,
-                "instance_type": inst.instance_type, "ami": inst.ami, "security_groups": drill.security_groups,
-                "iam_instance_profile": inst.iam_instance_profile, "key_name": inst.key_name,
-                "instance_store_volumes": inst.instance_store_volumes, "client_token": provision, "tags": extra(&provision),
+            Params::ProvisionInstance(params::ProvisionInstance {
+                private_ip: ip.to_string(),
+                availability_zone: node.availability_zone.clone(),
+                subnet_id: subnet,
+                instance_type: inst.instance_type.clone(),
+                ami: inst.ami.clone(),
+                security_groups: drill.security_groups.clone(),
+                iam_instance_profile: inst.iam_instance_profile.clone(),
+                key_name: inst.key_name.clone(),
+                instance_store_volumes: inst.instance_store_volumes,
+                client_token: provision.clone(),
+                tags: extra(&provision),
             }),
         );
         let view = ctx.obs.node(&node.name);
@@ -99,15 +112,19 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             let mut deps = Vec::new();
             if snap.state != SnapshotState::Completed {
                 deps.push(b.step(
-                    StepKind::WaitSnapshot,
                     format!("wait_snapshot:{}@{name}", snap.id),
                     Some(&dn),
                     vec![],
-                    json!({"snapshot_id": snap.id, "progress": snap.progress}),
+                    Params::WaitSnapshot(params::WaitSnapshot {
+                        snapshot_id: Some(snap.id.clone()),
+                        progress: Some(snap.progress),
+                        set: None,
+                        node: None,
+                        device: None,
+                    }),
                 ));
             }
             let old = ctx.obs.volume(&snap.volume_id);
-            let v = &restore.volume;
             // The drill's copy of the data is protected as production's is.
             let current = d.volume.or_else(|| d.candidates.first().copied());
             let (encrypted, kms_key_id) =
@@ -122,32 +139,46 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                 None,
                 Some(json!({"snapshot_id": snap.id})),
             );
+            let tags = ctx.tags(&[
+                (DRILL, name),
+                (tags::NODE, &dn),
+                (tags::DEVICE, &d.ebs),
+                (tags::STEP, &create),
+            ]);
             b.step(
-                StepKind::CreateVolume,
                 create.clone(),
                 Some(&dn),
                 deps,
-                json!({
-                    "availability_zone": node.availability_zone, "snapshot_id": snap.id,
-                    "size_gib": if snap.volume_size_gib > 0 { snap.volume_size_gib } else { old.map_or(0, |o| o.size_gib) },
-                    "type": v.volume_type.clone().or_else(|| old.map(|o| o.volume_type.clone())).unwrap_or_else(|| "gp3".into()),
-                    "iops": v.iops.or_else(|| old.and_then(|o| o.iops)), "throughput": v.throughput.or_else(|| old.and_then(|o| o.throughput)),
-                    "initialization_rate": v.initialization_rate, "encrypted": encrypted, "kms_key_id": kms_key_id, "client_token": create, "tags": ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::DEVICE, &d.ebs), (tags::STEP, &create)]),
-                }),
+                Params::CreateVolume(crate::restore::from_snapshot(
+                    node,
+                    snap,
+                    old,
+                    &restore.volume,
+                    (encrypted, kms_key_id),
+                    &create,
+                    tags,
+                )),
             );
+            let learned = |from_step: &str| Ref::Learned {
+                from_step: from_step.to_string(),
+            };
             let ready = b.step(
-                StepKind::WaitVolume,
                 format!("wait_volume:{dn}:{}", d.ebs),
                 Some(&dn),
                 vec![create.clone()],
-                json!({"volume_id": {"from_step": create}}),
+                Params::WaitVolume(params::WaitVolume {
+                    volume_id: learned(&create),
+                }),
             );
             attached.push(b.step(
-                StepKind::AttachVolume,
                 format!("attach_volume:{dn}:{}", d.ebs),
                 Some(&dn),
                 vec![ready, provision.clone()],
-                json!({"volume_id": {"from_step": create}, "instance_id": {"from_step": provision}, "device": d.ebs}),
+                Params::AttachVolume(params::AttachVolume {
+                    volume_id: learned(&create),
+                    instance_id: Some(learned(&provision)),
+                    device: d.ebs.clone(),
+                }),
             ));
         }
         let drill_cluster = drill.cluster_name(&ctx.policy.cluster.name);
@@ -155,13 +186,17 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             crate::config::render_for(ctx.policy, &drill_cluster, &stand_in, &drill.peers());
         let vars = NodeVars::new(&drill_cluster, &stand_in);
         let mut before_start = attached.clone();
-        before_start.push(b.step(StepKind::WriteConfig, format!("write_config:{dn}"), Some(&dn), attached.clone(), json!({"path": rendered.path, "content": rendered.content, "keep_previous": ".asdr-prev"})));
+        before_start.push(b.step(
+            format!("write_config:{dn}"),
+            Some(&dn),
+            attached.clone(),
+            crate::restore::write_config(rendered),
+        ));
         let smd_dir = format!(
             "{}/smd",
             render(&ctx.policy.cluster.work_directory, &vars).trim_end_matches('/')
         );
         before_start.push(b.step(
-            StepKind::RestoreSmd,
             format!("restore_smd:{dn}"),
             Some(&dn),
             attached,
@@ -175,19 +210,25 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
         let address = format!("{ip}:{}", ctx.policy.cluster.info_port);
         let start = render(&ctx.policy.cluster.service_start, &vars);
         starts.push(b.step(
-            StepKind::StartNode,
             format!("start_node:{dn}"),
             Some(&dn),
             before_start,
-            json!({"address": address, "command": start}),
+            Params::StartNode(params::NodeService {
+                address,
+                command: Some(start),
+                rolling: true,
+            }),
         ));
     }
     b.step(
-        StepKind::WaitClusterStable,
         format!("wait_cluster_stable:{name}"),
         None,
         starts,
-        json!({"size": nodes.len(), "nodes": drill_nodes, "ignore_migrations": false}),
+        Params::WaitClusterStable(params::Stable {
+            size: nodes.len(),
+            nodes: drill_nodes,
+            ignore_migrations: false,
+        }),
     );
     b.warn("R6", format!(
         "drill `{name}` restores set {} into an isolated target: the restored data may hold records deleted before the backup unless deletes are durable",
@@ -248,7 +289,16 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
             Some(json!({"instance_id": i.id, "node": node})),
             None,
         );
-        terminated.push(b.step(StepKind::TerminateInstance, format!("terminate_instance:{}", i.id), node.as_deref(), vec![], json!({"instance_id": i.id, "wait_until": "terminated", "reason": format!("drill {name} teardown")})));
+        terminated.push(b.step(
+            format!("terminate_instance:{}", i.id),
+            node.as_deref(),
+            vec![],
+            Params::TerminateInstance(params::TerminateInstance {
+                instance_id: i.id.clone(),
+                wait_until: "terminated".into(),
+                reason: format!("drill {name} teardown"),
+            }),
+        ));
     }
     for v in &left.volumes {
         b.change(
@@ -259,11 +309,13 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
             None,
         );
         b.step(
-            StepKind::DeleteVolume,
             format!("delete_volume:{}", v.id),
             v.tags.get(tags::NODE).map(String::as_str),
             terminated.clone(),
-            json!({"volume_id": v.id, "drill": name}),
+            Params::DeleteVolume(params::DeleteVolume {
+                volume_id: v.id.clone(),
+                drill: name.to_string(),
+            }),
         );
     }
     Ok(())
@@ -281,14 +333,17 @@ pub struct Readiness {
 }
 
 pub fn readiness(plan: &crate::Plan, world: &crate::World) -> Readiness {
-    let creates: Vec<&crate::Step> = plan
+    let creates: Vec<&params::CreateVolume> = plan
         .steps
         .iter()
-        .filter(|s| s.kind == StepKind::CreateVolume)
+        .filter_map(|s| match &s.params {
+            Params::CreateVolume(p) => Some(p),
+            _ => None,
+        })
         .collect();
     let snapshots: Vec<String> = creates
         .iter()
-        .filter_map(|s| s.params["snapshot_id"].as_str().map(str::to_string))
+        .filter_map(|p| p.snapshot_id.clone())
         .collect();
     let pending = snapshots
         .iter()
@@ -303,14 +358,13 @@ pub fn readiness(plan: &crate::Plan, world: &crate::World) -> Readiness {
     Readiness {
         snapshots,
         pending,
-        archive: plan
-            .steps
-            .iter()
-            .find(|s| s.kind == StepKind::RestoreSmd)
-            .and_then(|s| s.params["from"].as_str().map(str::to_string)),
+        archive: plan.steps.iter().find_map(|s| match &s.params {
+            Params::RestoreSmd(p) => Some(p.from.clone()),
+            _ => None,
+        }),
         largest_gib: creates
             .iter()
-            .filter_map(|s| s.params["size_gib"].as_u64())
+            .map(|p| u64::from(p.size_gib))
             .max()
             .unwrap_or(0),
     }

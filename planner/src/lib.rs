@@ -11,6 +11,7 @@ pub mod drill;
 mod error;
 pub mod graph;
 mod observe;
+pub mod params;
 pub mod plan;
 pub mod ports;
 mod restore;
@@ -85,21 +86,13 @@ pub(crate) struct Ctx<'a, 'w> {
 
 impl Ctx<'_, '_> {
     /// Tags for every resource asdr creates: its own plus the policy's `backup.tags`.
-    pub fn tags(&self, extra: &[(&str, &str)]) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        for (k, v) in &self.policy.backup.tags {
-            map.insert(k.clone(), v.clone().into());
-        }
-        map.insert(
-            tags::CLUSTER.into(),
-            self.policy.cluster.name.clone().into(),
-        );
+    pub fn tags(&self, extra: &[(&str, &str)]) -> params::TagMap {
+        let mut map: params::TagMap = self.policy.backup.tags.clone().into_iter().collect();
+        map.insert(tags::CLUSTER.into(), self.policy.cluster.name.clone());
         for (k, v) in extra {
             map.insert((*k).into(), (*v).into());
         }
-        let mut sorted: Vec<_> = map.into_iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        serde_json::Value::Object(sorted.into_iter().collect())
+        map
     }
 
     pub fn vars<'n>(&'n self, node: &'n asdr_specs::Node) -> NodeVars<'n> {

@@ -3,12 +3,20 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::params::Params;
+
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The plan file's JSON Schema: every step kind with its parameters.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Plan)).expect("a schema serializes")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     pub format_version: u32,
     pub plan_id: String,
@@ -36,7 +44,9 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
@@ -60,7 +70,7 @@ impl Action {
 }
 
 /// A resource-level change: what will exist, change or vanish, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     pub address: String,
     pub action: Action,
@@ -72,7 +82,9 @@ pub struct Change {
     pub diff: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     CheckClusterStable,
@@ -169,25 +181,33 @@ impl fmt::Display for StepKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// In the plan file: `{"id", "kind", "params", "node", "depends_on", "cleanup"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Step {
     /// Stable and derived from what the step does, e.g. `snapshot:a1:/dev/sdf:bs-20261121T090000Z`.
     pub id: String,
-    pub kind: StepKind,
+    /// The kind (`kind`) and what it carries (`params`).
+    #[serde(flatten)]
+    pub params: Params,
     pub node: Option<String>,
     pub depends_on: Vec<String>,
     /// Runs even when a step before it failed (unquiesce, start a node asdr stopped).
     pub cleanup: bool,
-    pub params: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Step {
+    pub fn kind(&self) -> StepKind {
+        self.params.kind()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Warning {
     pub rule: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub add: usize,
     pub change: usize,

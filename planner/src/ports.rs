@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::params::{Learned, Ref};
 use crate::plan::Step;
 
-/// Resource ids a step learned (`instance_id`, `volume_id`, `snapshot_ids`…), kept in the journal
-/// and handed to later steps whose params say `{"from_step": "<id>"}`.
-pub type Resources = BTreeMap<String, serde_json::Value>;
+/// Resource ids a step learned, by kind (see [`Learned`]).
+pub type Resources = Learned;
 
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -26,34 +26,19 @@ pub struct StepInput<'a> {
 }
 
 impl StepInput<'_> {
-    /// A parameter, with `{"from_step": id}` resolved to the resource `key` that step learned.
-    pub fn param(&self, name: &str, key: &str) -> Option<serde_json::Value> {
-        let v = self.step.params.get(name)?;
-        match v.get("from_step").and_then(|s| s.as_str()) {
-            Some(step) => self.learned.get(step)?.get(key).cloned(),
-            None => Some(v.clone()),
+    /// A resource id: known in the plan, or what the step it names learned (`pick` chooses which
+    /// of that step's resources). `None` when that step has not learned it (yet).
+    pub fn resolve(&self, r: &Ref, pick: impl Fn(&Learned) -> Option<&String>) -> Option<String> {
+        match r {
+            Ref::Known(id) => Some(id.clone()),
+            Ref::Learned { from_step } => self.learned.get(from_step).and_then(pick).cloned(),
         }
-    }
-
-    pub fn param_str(&self, name: &str, key: &str) -> Option<String> {
-        self.param(name, key)
-            .and_then(|v| v.as_str().map(str::to_string))
     }
 
     /// The tags a resource this step creates carries: the planner's (`asdr:*` and the policy's
     /// `tags`), `asdr:plan` and `asdr:step` (how the step finds it again), and `extra`.
     pub fn created_tags(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut t: BTreeMap<String, String> = self
-            .step
-            .params
-            .get("tags")
-            .and_then(serde_json::Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut t = self.step.params.tags().cloned().unwrap_or_default();
         t.insert(crate::tags::PLAN.into(), self.plan_id.into());
         t.insert(crate::tags::STEP.into(), self.step.id.clone());
         for (k, v) in extra {
@@ -63,6 +48,8 @@ impl StepInput<'_> {
     }
 }
 
+// One value per poll of a step: the size of `Learned` does not matter, boxing it would.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
     Done(Resources),
@@ -75,13 +62,13 @@ pub enum Progress {
 
 impl Progress {
     /// Done, having learned these resources.
-    pub fn done(pairs: &[(&str, serde_json::Value)]) -> Result<Progress, StepError> {
-        Ok(Progress::Done(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect(),
-        ))
+    pub fn done(learned: Learned) -> Result<Progress, StepError> {
+        Ok(Progress::Done(learned))
+    }
+
+    /// Done, having learned nothing new.
+    pub fn finished() -> Result<Progress, StepError> {
+        Ok(Progress::Done(Learned::default()))
     }
 
     /// Not there yet.

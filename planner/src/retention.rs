@@ -8,7 +8,8 @@ use crate::Ctx;
 use crate::builder::Builder;
 use crate::observe::BackupSet;
 use crate::observe::human_age;
-use crate::plan::{Action, StepKind};
+use crate::params::{DeleteSnapshot, Params};
+use crate::plan::Action;
 use crate::tags;
 
 /// `new_set` is the set this plan creates, if any: it counts toward `count`, and deletions wait
@@ -98,11 +99,13 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
                 None,
             );
             b.step(
-                StepKind::DeleteSnapshot,
                 format!("delete_snapshot:{}", snap.id),
                 snap.tags.get(tags::NODE).map(String::as_str),
                 after_new_set.clone(),
-                json!({"snapshot_id": snap.id, "set": set.id}),
+                Params::DeleteSnapshot(DeleteSnapshot {
+                    snapshot_id: snap.id.clone(),
+                    set: set.id.clone(),
+                }),
             );
         }
     }

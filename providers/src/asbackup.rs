@@ -7,11 +7,10 @@
 //! without a manifest is an unfinished run's: asbackup clears it (`-r`); one with a manifest is
 //! never written again.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
-use asdr_planner::ports::{Progress, Resources, StepError, StepInput};
+use asdr_planner::params::{self, Learned};
+use asdr_planner::ports::{Progress, Resources, StepError};
 use asdr_planner::world::AsbackupArchive;
+use serde::{Deserialize, Serialize};
 
 use crate::exec::{Target, Transport, quote, write_file};
 use crate::store::{Store, StoreError, sha256_hex};
@@ -67,44 +66,28 @@ fn tool_dir(uri: &str) -> String {
     asdr_specs::StoreUri::for_tool(uri)
 }
 
-fn str_param(input: &StepInput<'_>, name: &str) -> Option<String> {
-    input
-        .step
-        .params
-        .get(name)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
 /// The options every run shares: S3 region and endpoint, compression, encryption, extra args.
-fn common_args(input: &StepInput<'_>, s3: bool, s3_endpoint: Option<&str>) -> String {
-    let p = &input.step.params;
+fn common_args(tool: &params::Tool, s3: bool, s3_endpoint: Option<&str>) -> String {
     let mut out = String::new();
     if s3 {
-        if let Some(r) = p.get("s3_region").and_then(Value::as_str) {
-            out.push_str(&format!(" --s3-region {}", quote(r)));
+        if !tool.s3_region.is_empty() {
+            out.push_str(&format!(" --s3-region {}", quote(&tool.s3_region)));
         }
         if let Some(e) = s3_endpoint {
             out.push_str(&format!(" --s3-endpoint-override {}", quote(e)));
         }
     }
-    if p.get("compress").and_then(Value::as_str) == Some("zstd") {
+    if tool.compress == Some(asdr_specs::Compress::Zstd) {
         out.push_str(" --compress zstd");
     }
-    if let Some(e) = p.get("encrypt").filter(|e| e.is_object()) {
+    if let Some(e) = &tool.encrypt {
         out.push_str(&format!(
             " --encrypt {} --encryption-key-file {}",
-            quote(e["algorithm"].as_str().unwrap_or("aes256")),
-            quote(e["key_file"].as_str().unwrap_or_default())
+            quote(e.algorithm.as_str()),
+            quote(&e.key_file)
         ));
     }
-    for a in p
-        .get("args")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for a in &tool.args {
         out.push(' ');
         out.push_str(&quote(a));
     }
@@ -147,17 +130,14 @@ fn store_err(e: StoreError) -> StepError {
 /// The manifest of this step's directory, if the run finished.
 pub async fn finished<S: Store>(
     store: &S,
-    input: &StepInput<'_>,
+    p: &params::Asbackup,
 ) -> Result<Option<Resources>, StepError> {
-    let Some(to) = str_param(input, "to") else {
-        return Ok(None);
-    };
-    let uri = format!(
-        "{to}/{}",
-        manifest_name(str_param(input, "incremental_of").as_deref())
-    );
+    let uri = format!("{}/{}", p.to, manifest_name(p.incremental_of.as_deref()));
     match store.get(&uri).await {
-        Ok(_) => Ok(Some(Resources::from([("manifest".into(), json!(uri))]))),
+        Ok(_) => Ok(Some(Learned {
+            manifest: Some(uri),
+            ..Learned::default()
+        })),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(store_err(e)),
     }
@@ -170,20 +150,12 @@ pub async fn backup<T: Transport, S: Store>(
     store: &S,
     info: std::net::SocketAddr,
     s3_endpoint: Option<&str>,
-    input: &StepInput<'_>,
+    p: &params::Asbackup,
 ) -> Result<Progress, StepError> {
-    if let Some(done) = finished(store, input).await? {
+    if let Some(done) = finished(store, p).await? {
         return Ok(Progress::Done(done));
     }
-    let need = |n: &str| {
-        str_param(input, n).ok_or_else(|| {
-            StepError::permanent(
-                "MissingParameter",
-                format!("step {} has no `{n}`", input.step.id),
-            )
-        })
-    };
-    let (ns, to, set) = (need("namespace")?, need("to")?, need("set")?);
+    let (ns, to, set) = (p.namespace.clone(), p.to.clone(), p.set.clone());
     let s3 = asdr_specs::StoreUri::is_s3(&to);
     let dir = tool_dir(&to);
     let started = now();
@@ -204,10 +176,10 @@ pub async fn backup<T: Transport, S: Store>(
         quote(&ns),
         quote(&dir)
     ));
-    if let Some(after) = str_param(input, "modified_after") {
-        cmd.push_str(&format!(" --modified-after {}", quote(&after)));
+    if let Some(after) = &p.modified_after {
+        cmd.push_str(&format!(" --modified-after {}", quote(after)));
     }
-    cmd.push_str(&common_args(input, s3, s3_endpoint));
+    cmd.push_str(&common_args(&p.tool, s3, s3_endpoint));
     let out = run_tool(transport, target, &cmd, "asbackup").await?;
     let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), out.stderr);
     let (records, indexes, udfs, bytes) = parse_summary(&log).ok_or_else(|| {
@@ -262,14 +234,14 @@ pub async fn backup<T: Transport, S: Store>(
             format!("asbackup reported success but {to} holds no file"),
         ));
     }
-    let incremental_of = str_param(input, "incremental_of");
+    let incremental_of = p.incremental_of.clone();
     let manifest = Manifest {
         format: 1,
         set,
         namespace: ns,
-        kind: str_param(input, "kind").unwrap_or_else(|| "full".into()),
+        kind: p.kind.as_str().to_string(),
         incremental_of: incremental_of.clone(),
-        modified_after: str_param(input, "modified_after"),
+        modified_after: p.modified_after.clone(),
         records,
         indexes,
         udfs,
@@ -290,11 +262,12 @@ pub async fn backup<T: Transport, S: Store>(
             .await
             .map_err(|e| StepError::permanent("ManifestWrite", e.to_string()))?;
     }
-    Progress::done(&[
-        ("manifest", json!(format!("{to}/{name}"))),
-        ("records", json!(records)),
-        ("command", json!(cmd)),
-    ])
+    Progress::done(Learned {
+        manifest: Some(format!("{to}/{name}")),
+        records: Some(records),
+        command: Some(cmd),
+        ..Learned::default()
+    })
 }
 
 /// asrestore of a chain (the full set, then its incrementals) into the running cluster.
@@ -303,19 +276,10 @@ pub async fn restore<T: Transport>(
     target: &Target,
     info: std::net::SocketAddr,
     s3_endpoint: Option<&str>,
-    input: &StepInput<'_>,
+    p: &params::Asrestore,
 ) -> Result<Progress, StepError> {
-    let ns = str_param(input, "namespace").unwrap_or_default();
-    let dirs: Vec<String> = input
-        .step
-        .params
-        .get("directories")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(tool_dir)
-        .collect();
+    let ns = &p.namespace;
+    let dirs: Vec<String> = p.directories.iter().map(|d| tool_dir(d)).collect();
     let s3 = dirs.iter().any(|d| asdr_specs::StoreUri::is_s3(d));
     let which = match dirs.as_slice() {
         [one] => format!("--directory {}", quote(one)),
@@ -325,29 +289,26 @@ pub async fn restore<T: Transport>(
         "asrestore --host {} --port {} --namespace {} {which}",
         info.ip(),
         info.port(),
-        quote(&ns)
+        quote(ns)
     );
-    cmd.push_str(&common_args(input, s3, s3_endpoint));
+    cmd.push_str(&common_args(&p.tool, s3, s3_endpoint));
     run_tool(transport, target, &cmd, "asrestore").await?;
-    Progress::done(&[("command", json!(cmd))])
+    Progress::done(Learned {
+        command: Some(cmd),
+        ..Learned::default()
+    })
 }
 
 /// Retention: every file of a set goes, manifests last — and only when every namespace
 /// directory of the set holds asdr's manifest (never anything asdr did not finish).
-pub async fn delete_set<S: Store>(store: &S, input: &StepInput<'_>) -> Result<Progress, StepError> {
-    let dirs: Vec<String> = input
-        .step
-        .params
-        .get("directories")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect();
+pub async fn delete_set<S: Store>(
+    store: &S,
+    p: &params::DeleteBackup,
+) -> Result<Progress, StepError> {
+    let dirs = &p.directories;
     let mut files = Vec::new();
     let mut manifests = Vec::new();
-    for d in &dirs {
+    for d in dirs {
         let listed = store.list(&format!("{d}/")).await.map_err(store_err)?;
         let (m, f): (Vec<String>, Vec<String>) = listed.into_iter().partition(|u| {
             u.rsplit('/')
@@ -366,20 +327,15 @@ pub async fn delete_set<S: Store>(store: &S, input: &StepInput<'_>) -> Result<Pr
     for uri in files.iter().chain(&manifests) {
         store.delete(uri).await.map_err(store_err)?;
     }
-    Progress::done(&[("deleted", json!(files.len() + manifests.len()))])
+    Progress::done(Learned {
+        deleted: Some((files.len() + manifests.len()) as u64),
+        ..Learned::default()
+    })
 }
 
 /// Whether a set's files are all gone (delete_backup is done).
-pub async fn deleted<S: Store>(store: &S, input: &StepInput<'_>) -> Result<bool, StepError> {
-    for d in input
-        .step
-        .params
-        .get("directories")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+pub async fn deleted<S: Store>(store: &S, p: &params::DeleteBackup) -> Result<bool, StepError> {
+    for d in &p.directories {
         if !store
             .list(&format!("{d}/"))
             .await

@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use asdr_planner::StepKind;
+use asdr_planner::params::{self, Learned, Params};
 use asdr_planner::ports::{Progress, Provider, Resources, StepError, StepInput};
-use asdr_specs::Policy;
-use serde_json::{Value, json};
+use asdr_specs::{Policy, RunOn};
 
 use crate::aerospike::info::InfoClient;
 use crate::aerospike::node::{cluster_stable, quiesce_state, recluster};
@@ -82,15 +82,6 @@ fn store_error(e: StoreError) -> StepError {
             StepError::transient("StoreIo", e.to_string(), Duration::from_secs(2))
         }
     }
-}
-
-fn param(input: &StepInput<'_>, name: &str) -> Result<String, StepError> {
-    input.param_str(name, name).ok_or_else(|| {
-        StepError::permanent(
-            "MissingParameter",
-            format!("step {} has no `{name}`", input.step.id),
-        )
-    })
 }
 
 impl<T: Transport, S: Store> NodeProvider<T, S> {
@@ -186,13 +177,12 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         out
     }
 
-    fn named(&self, input: &StepInput<'_>, list: &str) -> Vec<String> {
-        match input.step.params.get(list).and_then(Value::as_array) {
-            Some(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            None => self.nodes.keys().cloned().collect(),
+    /// The nodes a step names; none named: every node of the policy.
+    fn named(&self, names: &[String]) -> Vec<String> {
+        if names.is_empty() {
+            self.nodes.keys().cloned().collect()
+        } else {
+            names.to_vec()
         }
     }
 
@@ -203,7 +193,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         };
         let (pending_q, effective, count) = quiesce_state(&c).await.map_err(info)?;
         if effective && count >= 1 {
-            return Progress::done(&[]);
+            return Progress::finished();
         }
         if !pending_q {
             if let Err(e) = c.get("quiesce:").await {
@@ -233,7 +223,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         recluster(&self.up_clients().await).await.map_err(info)?;
         let (_, effective, count) = quiesce_state(&c).await.map_err(info)?;
         if effective && count >= 1 {
-            Progress::done(&[])
+            Progress::finished()
         } else {
             Progress::pending(format!("{name}: waiting for effective_is_quiesced"), None)
         }
@@ -246,7 +236,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         };
         let (pending_q, effective, _) = quiesce_state(&c).await.map_err(info)?;
         if !pending_q && !effective {
-            return Progress::done(&[]);
+            return Progress::finished();
         }
         if pending_q {
             c.get("quiesce-undo:").await.map_err(info)?;
@@ -256,7 +246,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         if effective {
             Progress::pending(format!("{name}: still quiesced"), None)
         } else {
-            Progress::done(&[])
+            Progress::finished()
         }
     }
 
@@ -264,13 +254,24 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let name = Self::node(input)?;
         let target = self.target(&name)?;
         if self.answers(&name).await == start {
-            return Progress::done(&[]);
+            return Progress::finished();
         }
-        run_ok(&self.transport, &target, &param(input, "command")?, None)
+        let command = input
+            .step
+            .params
+            .node_service()
+            .and_then(|p| p.command.as_deref())
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "MissingParameter",
+                    format!("step {} has no command", input.step.id),
+                )
+            })?;
+        run_ok(&self.transport, &target, command, None)
             .await
             .map_err(transport_error)?;
         if self.answers(&name).await == start {
-            Progress::done(&[])
+            Progress::finished()
         } else {
             Progress::pending(
                 format!("{name}: {}", if start { "starting" } else { "stopping" }),
@@ -279,38 +280,42 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
-    async fn copy_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
+    async fn copy_smd(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CopySmd,
+    ) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
-        let (from, to) = (param(input, "from")?, param(input, "to")?);
+        let (from, to) = (&p.from, &p.to);
         if !self.transport.streams_binary() {
-            return self.copy_smd_on_node(&name, &from, &to).await;
+            return self.copy_smd_on_node(&name, from, to).await;
         }
         let tar = run_ok(
             &self.transport,
             &self.target(&name)?,
-            &format!("tar -C {} -cf - .", quote(&from)),
+            &format!("tar -C {} -cf - .", quote(from)),
             None,
         )
         .await
         .map_err(transport_error)?;
         let sha = sha256_hex(&tar);
-        self.store.put(&to, tar).await.map_err(store_error)?;
+        self.store.put(to, tar).await.map_err(store_error)?;
         self.store
             .put(&format!("{to}.sha256"), format!("{sha}\n").into_bytes())
             .await
             .map_err(store_error)?;
-        Progress::done(&[
-            ("uri", json!(to)),
-            ("sha256", json!(sha)),
-            ("node", json!(name)),
-        ])
+        archived(to, sha, name)
     }
 
-    async fn restore_smd(&self, input: &StepInput<'_>) -> Result<Progress, StepError> {
+    async fn restore_smd(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::RestoreSmd,
+    ) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
-        let (from, to) = (param(input, "from")?, param(input, "to")?);
-        let expected = match input.step.params.get("sha256").and_then(Value::as_str) {
-            Some(s) => s.to_string(),
+        let (from, to) = (&p.from, &p.to);
+        let expected = match &p.sha256 {
+            Some(s) => s.clone(),
             None => String::from_utf8_lossy(
                 &self
                     .store
@@ -322,12 +327,11 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .to_string(),
         };
         if !self.transport.streams_binary() {
-            let prev = previous(input, &to);
             return self
-                .restore_smd_on_node(&name, &from, &to, &prev, &expected)
+                .restore_smd_on_node(&name, from, to, &p.keep_previous, &expected)
                 .await;
         }
-        let tar = self.store.get(&from).await.map_err(store_error)?;
+        let tar = self.store.get(from).await.map_err(store_error)?;
         let actual = sha256_hex(&tar);
         if actual != expected {
             return Err(StepError::permanent(
@@ -337,11 +341,14 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 ),
             ));
         }
-        let cmd = replace_smd_dir(&to, &previous(input, &to), "-");
+        let cmd = replace_smd_dir(to, &p.keep_previous, "-");
         run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
             .await
             .map_err(transport_error)?;
-        Progress::done(&[("sha256", json!(actual))])
+        Progress::done(Learned {
+            sha256: Some(actual),
+            ..Learned::default()
+        })
     }
 
     /// Over a transport that cannot carry the archive (SSM), the node packs it and copies it to
@@ -377,11 +384,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 format!("node {name} did not report the archive's SHA-256 (got {sha:?})"),
             ));
         }
-        Progress::done(&[
-            ("uri", json!(to)),
-            ("sha256", json!(sha)),
-            ("node", json!(name)),
-        ])
+        archived(to, sha, name.to_string())
     }
 
     /// The node fetches the archive from S3 and checks its SHA-256 before unpacking anything.
@@ -402,7 +405,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             replace_smd_dir(to, prev, "\"$t\"")
         );
         match run_ok(&self.transport, &self.target(name)?, &cmd, None).await {
-            Ok(_) => Progress::done(&[("sha256", json!(sha))]),
+            Ok(_) => Progress::done(Learned {
+                sha256: Some(sha.to_string()),
+                ..Learned::default()
+            }),
             Err(TransportError::Failed { status: 65, .. }) => Err(StepError::permanent(
                 "CorruptArchive",
                 format!(
@@ -420,34 +426,50 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let info = self.nodes.get(&name).map(|a| a.info).ok_or_else(|| {
             StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))
         })?;
-        let local = input.step.params.get("run_on").and_then(Value::as_str) == Some("local");
         let endpoint = self.s3_endpoint.as_deref();
-        let backup = input.step.kind == StepKind::Asbackup;
-        if local {
+        let (tool, backup, restore) = match &input.step.params {
+            Params::Asbackup(p) => (&p.tool, Some(p), None),
+            Params::Asrestore(p) => (&p.tool, None, Some(p)),
+            other => {
+                return Err(StepError::permanent(
+                    "NotATool",
+                    format!("{} runs no tool", other.kind()),
+                ));
+            }
+        };
+        if tool.run_on == RunOn::Local {
             let here = Target {
                 node: "local".into(),
                 host: "localhost".into(),
             };
-            if backup {
-                crate::asbackup::backup(&self.local, &here, &self.store, info, endpoint, input)
-                    .await
-            } else {
-                crate::asbackup::restore(&self.local, &here, info, endpoint, input).await
+            match (backup, restore) {
+                (Some(p), _) => {
+                    crate::asbackup::backup(&self.local, &here, &self.store, info, endpoint, p)
+                        .await
+                }
+                (_, Some(p)) => {
+                    crate::asbackup::restore(&self.local, &here, info, endpoint, p).await
+                }
+                _ => unreachable!("one of the two"),
             }
         } else {
             let target = self.target(&name)?;
-            if backup {
-                crate::asbackup::backup(
-                    &self.transport,
-                    &target,
-                    &self.store,
-                    info,
-                    endpoint,
-                    input,
-                )
-                .await
-            } else {
-                crate::asbackup::restore(&self.transport, &target, info, endpoint, input).await
+            match (backup, restore) {
+                (Some(p), _) => {
+                    crate::asbackup::backup(
+                        &self.transport,
+                        &target,
+                        &self.store,
+                        info,
+                        endpoint,
+                        p,
+                    )
+                    .await
+                }
+                (_, Some(p)) => {
+                    crate::asbackup::restore(&self.transport, &target, info, endpoint, p).await
+                }
+                _ => unreachable!("one of the two"),
             }
         }
     }
@@ -456,46 +478,43 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
 impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
         let some = || Some(Resources::new());
-        Ok(match input.step.kind {
-            StepKind::Asbackup => crate::asbackup::finished(&self.store, &input).await?,
-            StepKind::DeleteBackup => crate::asbackup::deleted(&self.store, &input)
+        Ok(match &input.step.params {
+            Params::Asbackup(p) => crate::asbackup::finished(&self.store, p).await?,
+            Params::DeleteBackup(p) => crate::asbackup::deleted(&self.store, p)
                 .await?
                 .then(Resources::new),
-            StepKind::Quiesce => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
+            Params::Quiesce(_) => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
                 Ok((_, true, n)) if n >= 1 => some(),
                 _ => None,
             },
-            StepKind::Unquiesce => match quiesce_state(&self.client(&Self::node(&input)?)?).await {
-                Ok((false, false, _)) => some(),
-                _ => None,
-            },
-            StepKind::StopNode => (!self.answers(&Self::node(&input)?).await).then(Resources::new),
-            StepKind::StartNode => self
+            Params::Unquiesce(_) => {
+                match quiesce_state(&self.client(&Self::node(&input)?)?).await {
+                    Ok((false, false, _)) => some(),
+                    _ => None,
+                }
+            }
+            Params::StopNode(_) => (!self.answers(&Self::node(&input)?).await).then(Resources::new),
+            Params::StartNode(_) => self
                 .answers(&Self::node(&input)?)
                 .await
                 .then(Resources::new),
-            StepKind::WriteConfig => {
+            Params::WriteConfig(p) => {
                 let name = Self::node(&input)?;
-                let current = read_file(
-                    &self.transport,
-                    &self.target(&name)?,
-                    &param(&input, "path")?,
-                )
-                .await
-                .ok();
-                (current.as_deref() == Some(param(&input, "content")?.as_bytes()))
-                    .then(Resources::new)
+                let current = read_file(&self.transport, &self.target(&name)?, &p.path)
+                    .await
+                    .ok();
+                (current.as_deref() == Some(p.content.as_bytes())).then(Resources::new)
             }
-            StepKind::CopySmd => {
-                let to = param(&input, "to")?;
+            Params::CopySmd(p) => {
+                let to = &p.to;
                 match (
-                    self.store.get(&to).await,
+                    self.store.get(to).await,
                     self.store.get(&format!("{to}.sha256")).await,
                 ) {
                     (Ok(tar), Ok(sha))
                         if String::from_utf8_lossy(&sha).trim() == sha256_hex(&tar) =>
                     {
-                        Some([("uri".to_string(), json!(to))].into_iter().collect())
+                        Some(Learned::uri(to.clone()))
                     }
                     _ => None,
                 }
@@ -505,21 +524,16 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
-        match input.step.kind {
-            StepKind::CheckClusterStable => {
-                let size = input
-                    .step
-                    .params
-                    .get("size")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0) as usize;
+        match &input.step.params {
+            Params::CheckClusterStable(p) => {
+                let size = p.size;
                 let clients: Vec<InfoClient> = self
-                    .named(&input, "nodes")
+                    .named(&p.nodes)
                     .iter()
                     .map(|n| self.client(n))
                     .collect::<Result<_, _>>()?;
                 match cluster_stable(&clients, size).await {
-                    Ok(key) => Progress::done(&[("cluster_key", json!(key))]),
+                    Ok(key) => Progress::done(stable_at(key)),
                     // R14: refuse to go on.
                     Err(why) => Err(StepError::permanent(
                         "R14",
@@ -527,62 +541,49 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     )),
                 }
             }
-            StepKind::WaitClusterStable => {
-                let size = input
-                    .step
-                    .params
-                    .get("size")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0) as usize;
+            Params::WaitClusterStable(p) => {
                 let clients: Vec<InfoClient> = self
                     .nodes
                     .keys()
                     .map(|n| self.client(n))
                     .collect::<Result<_, _>>()?;
-                match cluster_stable(&clients, size).await {
-                    Ok(key) => Progress::done(&[("cluster_key", json!(key))]),
+                match cluster_stable(&clients, p.size).await {
+                    Ok(key) => Progress::done(stable_at(key)),
                     Err(why) => Progress::pending(why, None),
                 }
             }
-            StepKind::WaitNodesStopped => {
-                for n in self.named(&input, "nodes") {
+            Params::WaitNodesStopped(p) => {
+                for n in self.named(&p.nodes) {
                     if self.answers(&n).await {
                         return Progress::pending(format!("{n} still answers"), None);
                     }
                 }
-                Progress::done(&[])
+                Progress::finished()
             }
-            StepKind::Quiesce => self.quiesce(&Self::node(&input)?).await,
-            StepKind::Unquiesce => self.unquiesce(&Self::node(&input)?).await,
-            StepKind::StopNode => self.service(&input, false).await,
-            StepKind::StartNode => self.service(&input, true).await,
-            StepKind::WriteConfig => {
+            Params::Quiesce(_) => self.quiesce(&Self::node(&input)?).await,
+            Params::Unquiesce(_) => self.unquiesce(&Self::node(&input)?).await,
+            Params::StopNode(_) => self.service(&input, false).await,
+            Params::StartNode(_) => self.service(&input, true).await,
+            Params::WriteConfig(p) => {
                 let name = Self::node(&input)?;
-                let keep = input
-                    .step
-                    .params
-                    .get("keep_previous")
-                    .and_then(Value::as_str)
-                    .unwrap_or(".asdr-prev")
-                    .to_string();
                 write_file(
                     &self.transport,
                     &self.target(&name)?,
-                    &param(&input, "path")?,
-                    param(&input, "content")?.into_bytes(),
-                    Some(&keep),
+                    &p.path,
+                    p.content.clone().into_bytes(),
+                    Some(&p.keep_previous),
                 )
                 .await
                 .map_err(transport_error)?;
-                Progress::done(&[])
+                Progress::finished()
             }
-            StepKind::CopySmd => self.copy_smd(&input).await,
-            StepKind::RestoreSmd => self.restore_smd(&input).await,
-            StepKind::Asbackup | StepKind::Asrestore => self.tool(&input).await,
-            StepKind::DeleteBackup => crate::asbackup::delete_set(&self.store, &input).await,
+            Params::CopySmd(p) => self.copy_smd(&input, p).await,
+            Params::RestoreSmd(p) => self.restore_smd(&input, p).await,
+            Params::Asbackup(_) | Params::Asrestore(_) => self.tool(&input).await,
+            Params::DeleteBackup(p) => crate::asbackup::delete_set(&self.store, p).await,
             other => Err(StepError::permanent(
                 "NotANodeStep",
-                format!("{other} is not carried out on nodes"),
+                format!("{} is not carried out on nodes", other.kind()),
             )),
         }
     }
@@ -597,7 +598,7 @@ pub struct Composite<C, N> {
 
 impl<C: Provider, N: Provider> Provider for Composite<C, N> {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
-        if is_node_step(input.step.kind) {
+        if is_node_step(input.step.kind()) {
             self.nodes.observe(input).await
         } else {
             self.cloud.observe(input).await
@@ -605,7 +606,7 @@ impl<C: Provider, N: Provider> Provider for Composite<C, N> {
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
-        if is_node_step(input.step.kind) {
+        if is_node_step(input.step.kind()) {
             self.nodes.act(input).await
         } else {
             self.cloud.act(input).await
@@ -613,17 +614,21 @@ impl<C: Provider, N: Provider> Provider for Composite<C, N> {
     }
 }
 
-/// Where restore_smd keeps the SMD directory it replaces (`<dir>.asdr-prev` unless the step says).
-fn previous(input: &StepInput<'_>, to: &str) -> String {
-    input
-        .step
-        .params
-        .get("keep_previous")
-        .and_then(Value::as_str)
-        .map_or_else(
-            || format!("{}.asdr-prev", to.trim_end_matches('/')),
-            str::to_string,
-        )
+/// What copy_smd learned: where the archive is, its checksum, the node it came from.
+fn archived(to: &str, sha256: String, node: String) -> Result<Progress, StepError> {
+    Progress::done(Learned {
+        uri: Some(to.to_string()),
+        sha256: Some(sha256),
+        node: Some(node),
+        ..Learned::default()
+    })
+}
+
+fn stable_at(cluster_key: String) -> Learned {
+    Learned {
+        cluster_key: Some(cluster_key),
+        ..Learned::default()
+    }
 }
 
 /// Shell that makes `to` hold exactly the archive read from `source` (`-` for stdin): unpacked

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use asdr_executor::lock::{self, Holder};
 use asdr_executor::{Outcome, Report};
 use asdr_planner::drill::drill_node;
-use asdr_planner::{Operation, Plan, Step, StepKind, World};
+use asdr_planner::{Operation, Plan, World};
 use asdr_providers::drill::Validation;
 use asdr_providers::node_provider::NodeAddress;
 use asdr_specs::{Drill, Policy, Teardown};
@@ -22,21 +22,6 @@ use crate::commands::apply::{ClusterLock, confirm, run_plan, state_dir};
 use crate::commands::print;
 use crate::error::CommandError;
 use crate::{inputs, render};
-
-/// Step kinds a teardown uses, for the IAM policy of a drill.
-pub fn teardown_kinds(name: &str) -> Vec<Step> {
-    [StepKind::TerminateInstance, StepKind::DeleteVolume]
-        .into_iter()
-        .map(|kind| Step {
-            id: format!("{kind}:teardown:{name}"),
-            kind,
-            node: None,
-            depends_on: vec![],
-            cleanup: false,
-            params: json!({}),
-        })
-        .collect()
-}
 
 fn user(e: impl std::fmt::Display) -> CommandError {
     CommandError::User(e.to_string())
@@ -307,7 +292,7 @@ fn write_report(
                 Some(Outcome::Failed { .. }) => ("failed", 0.0),
                 Some(Outcome::Skipped { .. }) | None => ("skipped", 0.0),
             };
-            json!({"step": s.id, "kind": s.kind, "outcome": outcome, "seconds": seconds})
+            json!({"step": s.id, "kind": s.kind(), "outcome": outcome, "seconds": seconds})
         })
         .collect();
     let report = json!({

@@ -7,18 +7,17 @@ use crate::inputs;
 pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError> {
     let policy = inputs::policy(g)?;
     let ssm = policy.cluster.access.transport == asdr_specs::Transport::Ssm;
-    let plan = match &a.drill {
+    let (plan, extra) = match &a.drill {
         // A drill restores, then tears down: both plans' actions.
-        Some(name) => {
-            let mut plan = inputs::plan_op(g, &asdr_planner::Operation::Drill(name.clone()))?;
-            plan.steps
-                .extend(crate::commands::drill::teardown_kinds(name));
-            plan
-        }
-        None => inputs::plan(g, a.restore.as_deref())?,
+        Some(name) => (
+            inputs::plan_op(g, &asdr_planner::Operation::Drill(name.clone()))?,
+            asdr_planner::drill::TEARDOWN_KINDS.to_vec(),
+        ),
+        None => (inputs::plan(g, a.restore.as_deref())?, Vec::new()),
     };
-    print(&json(&asdr_providers::ec2::iam::policy_for(
-        &plan,
+    print(&json(&asdr_providers::ec2::iam::policy_for_kinds(
+        &plan.cluster,
+        plan.steps.iter().map(|s| s.kind()).chain(extra),
         ssm,
         &policy.backup.smd_to,
     ))?)?;

@@ -24,7 +24,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::Show(a) => show::cmd_show(g, a),
         Command::Graph(a) => graph::cmd_graph(g, a),
         Command::Inventory => inventory::cmd_inventory(g),
-        Command::Schema => schema::cmd_schema(),
+        Command::Schema(a) => schema::cmd_schema(a),
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
         Command::Drill(a) => drill::cmd_drill(g, a),
     }

@@ -401,6 +401,72 @@ fn schema_is_json_and_describes_every_top_level_key() {
 }
 
 #[test]
+fn plan_schema_describes_every_step_kind_and_every_parameter_of_the_example_plans() {
+    let out = run(&["schema", "--plan"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let defs = &schema["$defs"];
+    let variants = defs["Step"]["oneOf"].as_array().unwrap();
+    let kinds: Vec<&str> = variants
+        .iter()
+        .map(|v| v["properties"]["kind"]["const"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 26, "one variant per step kind: {kinds:?}");
+    let params_def = |kind: &str| {
+        let v = variants
+            .iter()
+            .find(|v| v["properties"]["kind"]["const"] == kind)
+            .unwrap_or_else(|| panic!("no schema for {kind}"));
+        let name = v["properties"]["params"]["$ref"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("#/$defs/");
+        &defs[name]
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (world, restore) in [
+        ("examples/prod-east/world-backup-due.yaml", None),
+        (
+            "examples/prod-east/world-failed-node.yaml",
+            Some("replace-a1"),
+        ),
+        (
+            "examples/prod-east/world-backup-due.yaml",
+            Some("full-cluster"),
+        ),
+        (
+            "examples/prod-east/world-unreachable-node.yaml",
+            Some("replace-a1"),
+        ),
+    ] {
+        let mut args = vec!["-f", PROD, "--world", world, "plan", "--json"];
+        args.extend(restore.iter().flat_map(|r| ["--restore", *r]));
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        for step in plan["steps"].as_array().unwrap() {
+            let kind = step["kind"].as_str().unwrap();
+            let def = params_def(kind);
+            let props = def["properties"].as_object().unwrap();
+            for key in step["params"].as_object().unwrap().keys() {
+                assert!(props.contains_key(key), "{kind}.{key} is not in the schema");
+            }
+            for key in def["required"].as_array().into_iter().flatten() {
+                assert!(
+                    step["params"].get(key.as_str().unwrap()).is_some(),
+                    "{kind} lacks required {key}"
+                );
+            }
+            seen.insert(kind.to_string());
+        }
+    }
+    assert!(
+        seen.len() >= 15,
+        "the examples exercise most kinds: {seen:?}"
+    );
+}
+
+#[test]
 fn output_off_a_terminal_has_no_colour_codes() {
     let o = asdr()
         .env_remove("NO_COLOR")

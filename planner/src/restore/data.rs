@@ -23,8 +23,8 @@ pub(super) enum Same {
     No,
 }
 
-pub(super) fn data_kind(volume_ref: &Value, old: Option<&Volume>) -> Same {
-    match (volume_ref.as_str(), old) {
+pub(super) fn data_kind(volume_ref: &Ref, old: Option<&Volume>) -> Same {
+    match (volume_ref.known(), old) {
         (Some(id), Some(v)) if v.id == id => Same::Yes,
         _ => Same::No,
     }
@@ -117,7 +117,7 @@ pub(super) fn create_volume(
     data: &Data<'_>,
     set: Option<&BackupSet<'_>>,
     device: &crate::observe::DeviceView<'_>,
-) -> Result<(String, Value, String), PlanError> {
+) -> Result<(String, params::CreateVolume, String), PlanError> {
     let id = format!("create_volume:{}:{ebs}", node.name);
     let tags = ctx.tags(&[
         (tags::NODE, &node.name),
@@ -143,42 +143,42 @@ pub(super) fn create_volume(
             throughput,
         } => (
             id.clone(),
-            json!({"availability_zone": node.availability_zone, "size_gib": size_gib, "type": volume_type, "iops": iops, "throughput": throughput, "snapshot_id": null, "encrypted": encrypted, "kms_key_id": kms_key_id, "client_token": id, "tags": tags}),
+            params::CreateVolume {
+                availability_zone: node.availability_zone.clone(),
+                size_gib: *size_gib,
+                volume_type: volume_type.clone(),
+                iops: *iops,
+                throughput: *throughput,
+                snapshot_id: None,
+                initialization_rate: None,
+                encrypted,
+                kms_key_id,
+                client_token: id.clone(),
+                tags,
+            },
             format!(
                 "blank volume for {} {ebs}, refilled by migrations (`source: empty`){shown}",
                 node.name
             ),
         ),
-        Data::FromSnapshot(s, old) => {
-            let v = &restore.volume;
-            let size = if s.volume_size_gib > 0 {
-                s.volume_size_gib
-            } else {
-                old.map_or(0, |o| o.size_gib)
-            };
-            (
-                id.clone(),
-                json!({
-                    "availability_zone": node.availability_zone,
-                    "snapshot_id": s.id,
-                    "size_gib": size,
-                    "type": v.volume_type.clone().or_else(|| old.map(|o| o.volume_type.clone())).unwrap_or_else(|| "gp3".into()),
-                    "iops": v.iops.or_else(|| old.and_then(|o| o.iops)),
-                    "throughput": v.throughput.or_else(|| old.and_then(|o| o.throughput)),
-                    "initialization_rate": v.initialization_rate,
-                    "encrypted": encrypted,
-                    "kms_key_id": kms_key_id,
-                    "client_token": id,
-                    "tags": tags,
-                }),
-                format!(
-                    "from snapshot {} of set {} in {}{shown}",
-                    s.id,
-                    set.map_or("", |s| s.id.as_str()),
-                    node.availability_zone
-                ),
-            )
-        }
+        Data::FromSnapshot(s, old) => (
+            id.clone(),
+            from_snapshot(
+                node,
+                s,
+                *old,
+                &restore.volume,
+                (encrypted, kms_key_id),
+                &id,
+                tags,
+            ),
+            format!(
+                "from snapshot {} of set {} in {}{shown}",
+                s.id,
+                set.map_or("", |s| s.id.as_str()),
+                node.availability_zone
+            ),
+        ),
         Data::Existing(_) => unreachable!("existing volumes are not created"),
     })
 }
@@ -219,26 +219,62 @@ pub(super) fn provision_params(
     node: &Node,
     subnet: Option<&str>,
     step: Option<&str>,
-) -> Value {
+) -> params::ProvisionInstance {
     let inst = &ctx.policy.cluster.instance;
     let id = format!("provision_instance:{}", node.name);
     let mut extra = vec![(tags::NODE, node.name.as_str())];
     if step.is_some() {
         extra.push((tags::STEP, id.as_str()));
     }
-    json!({
-        "private_ip": node.private_ip.to_string(),
-        "availability_zone": node.availability_zone,
-        "subnet_id": subnet.map(str::to_string).or_else(|| inst.subnets.get(&node.availability_zone).cloned()),
-        "instance_type": inst.instance_type,
-        "ami": inst.ami,
-        "security_groups": inst.security_groups,
-        "iam_instance_profile": inst.iam_instance_profile,
-        "key_name": inst.key_name,
-        "instance_store_volumes": inst.instance_store_volumes,
-        "client_token": id,
-        "tags": ctx.tags(&extra),
-    })
+    params::ProvisionInstance {
+        private_ip: node.private_ip.to_string(),
+        availability_zone: node.availability_zone.clone(),
+        subnet_id: subnet
+            .map(str::to_string)
+            .or_else(|| inst.subnets.get(&node.availability_zone).cloned()),
+        instance_type: inst.instance_type.clone(),
+        ami: inst.ami.clone(),
+        security_groups: inst.security_groups.clone(),
+        iam_instance_profile: inst.iam_instance_profile.clone(),
+        key_name: inst.key_name.clone(),
+        instance_store_volumes: inst.instance_store_volumes,
+        client_token: id.clone(),
+        tags: ctx.tags(&extra),
+    }
+}
+
+/// A volume made from snapshot `s` for `node` (a restore's or a drill's): the restore's volume
+/// settings, else those of the volume the snapshot was taken of; encrypted as `encryption` says.
+pub(crate) fn from_snapshot(
+    node: &Node,
+    s: &crate::world::Snapshot,
+    old: Option<&Volume>,
+    v: &asdr_specs::VolumeSpec,
+    (encrypted, kms_key_id): (bool, Option<String>),
+    client_token: &str,
+    tags: params::TagMap,
+) -> params::CreateVolume {
+    params::CreateVolume {
+        availability_zone: node.availability_zone.clone(),
+        snapshot_id: Some(s.id.clone()),
+        size_gib: if s.volume_size_gib > 0 {
+            s.volume_size_gib
+        } else {
+            old.map_or(0, |o| o.size_gib)
+        },
+        volume_type: v
+            .volume_type
+            .clone()
+            .or_else(|| old.map(|o| o.volume_type.clone()))
+            .unwrap_or_else(|| "gp3".into()),
+        iops: v.iops.or_else(|| old.and_then(|o| o.iops)),
+        throughput: v.throughput.or_else(|| old.and_then(|o| o.throughput)),
+        initialization_rate: v.initialization_rate,
+        encrypted,
+        kms_key_id,
+        client_token: client_token.to_string(),
+        tags,
+    }
 }
 
 /// R4: the replacement type must offer the instance-store drives the namespaces expect.

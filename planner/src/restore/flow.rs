@@ -9,8 +9,8 @@ use super::*;
 /// One data device of a restored node.
 pub(super) struct DeviceFlow {
     ebs: String,
-    /// The volume to attach: an id, or `{"from_step": …}` for one this plan creates.
-    volume: Value,
+    /// The volume to attach: an id, or one this plan creates.
+    volume: Ref,
     /// The steps that make that volume ready.
     ready: Vec<String>,
     /// The attachment to remove first.
@@ -37,7 +37,7 @@ pub(super) struct NodeFlow<'n> {
     /// are never detached from a running machine.
     stop_instance: Option<String>,
     /// The instance volumes attach to: the live one, or a replacement from this step.
-    instance: Value,
+    instance: Option<Ref>,
     replaced: bool,
     /// The old instance to terminate (id, why), when it still exists.
     old_instance: Option<(String, String)>,
@@ -74,7 +74,7 @@ impl<'n> NodeFlow<'n> {
         let mut devices = Vec::new();
         for d in &view.volumes {
             let data = data_for(ctx, restore, set, view, node, d)?;
-            let (volume_ref, ready): (Value, Vec<String>) = match data {
+            let (volume_ref, ready): (Ref, Vec<String>) = match data {
                 Data::Existing(v) => {
                     if replaced {
                         // The reviewer sees exactly which volume goes back on the node.
@@ -89,7 +89,7 @@ impl<'n> NodeFlow<'n> {
                             Some(json!({"volume_id": v.id, "device": d.ebs, "attached_to": format!("provision_instance:{}", node.name)})),
                         );
                     }
-                    (json!(v.id), Vec::new())
+                    (Ref::Known(v.id.clone()), Vec::new())
                 }
                 other => {
                     let (id, params, change) =
@@ -100,11 +100,16 @@ impl<'n> NodeFlow<'n> {
                     {
                         // R3: volumes come only from completed snapshots.
                         deps.push(b.step(
-                            StepKind::WaitSnapshot,
                             format!("wait_snapshot:{}", s.id),
                             Some(&node.name),
                             base.clone(),
-                            json!({"snapshot_id": s.id, "progress": s.progress}),
+                            Params::WaitSnapshot(params::WaitSnapshot {
+                                snapshot_id: Some(s.id.clone()),
+                                progress: Some(s.progress),
+                                set: None,
+                                node: None,
+                                device: None,
+                            }),
                         ));
                     }
                     b.change(
@@ -112,23 +117,24 @@ impl<'n> NodeFlow<'n> {
                         Action::Create,
                         change,
                         None,
-                        Some(params.clone()),
+                        serde_json::to_value(&params).ok(),
                     );
                     let created = b.step(
-                        StepKind::CreateVolume,
                         id.clone(),
                         Some(&node.name),
                         deps,
-                        params,
+                        Params::CreateVolume(params),
                     );
+                    let learned = Ref::Learned { from_step: id };
                     let ready = b.step(
-                        StepKind::WaitVolume,
                         format!("wait_volume:{}:{}", node.name, d.ebs),
                         Some(&node.name),
                         vec![created],
-                        json!({"volume_id": {"from_step": id}}),
+                        Params::WaitVolume(params::WaitVolume {
+                            volume_id: learned.clone(),
+                        }),
                     );
-                    (json!({"from_step": id}), vec![ready])
+                    (learned, vec![ready])
                 }
             };
             let same = matches!(data_kind(&volume_ref, d.volume), Same::Yes);
@@ -163,12 +169,14 @@ impl<'n> NodeFlow<'n> {
                 deps.extend(d.ready.iter().cloned());
             }
             let mut params = node_params(ctx, node, StepKind::StopNode);
-            if restore.scope == Scope::Cluster && restore.source.uses_backup() {
+            if let Params::StopNode(p) = &mut params
+                && restore.scope == Scope::Cluster
+                && restore.source.uses_backup()
+            {
                 // R12 takes every node down: the rolling limit does not count these stops.
-                params["rolling"] = json!(false);
+                p.rolling = false;
             }
             b.step(
-                StepKind::StopNode,
                 format!("stop_node:{}", node.name),
                 Some(&node.name),
                 deps,
@@ -194,11 +202,14 @@ impl<'n> NodeFlow<'n> {
                     Some(json!({"instance_id": old.id, "state": "stopped"})),
                 );
                 Some(b.step(
-                    StepKind::StopInstance,
                     format!("stop_instance:{}", node.name),
                     Some(&node.name),
                     base.clone(),
-                    json!({"instance_id": old.id, "force": true, "wait_until": "stopped"}),
+                    Params::StopInstance(params::StopInstance {
+                        instance_id: old.id.clone(),
+                        force: true,
+                        wait_until: "stopped".into(),
+                    }),
                 ))
             }
             _ => None,
@@ -213,9 +224,11 @@ impl<'n> NodeFlow<'n> {
             (old.id.clone(), format!("node {} is {}", node.name, view.health.describe()))
         });
         let instance = if replaced {
-            json!({"from_step": format!("provision_instance:{}", node.name)})
+            Some(Ref::Learned {
+                from_step: format!("provision_instance:{}", node.name),
+            })
         } else {
-            json!(view.instance.map(|i| i.id.clone()))
+            view.instance.map(|i| Ref::Known(i.id.clone()))
         };
         if replaced {
             let after = provision_params(ctx, node, subnet.as_deref(), None);
@@ -239,7 +252,7 @@ impl<'n> NodeFlow<'n> {
                     view.health.describe()
                 ),
                 before,
-                Some(after),
+                serde_json::to_value(&after).ok(),
             );
             check_instance_type(ctx, b)?;
         }
@@ -282,16 +295,15 @@ impl<'n> NodeFlow<'n> {
                     .cloned()
                     .collect();
                 let id = b.step(
-                    StepKind::DetachVolume,
                     format!("detach_volume:{}:{ebs}", node.name),
                     Some(&node.name),
                     deps,
-                    json!({
-                        "volume_id": old.volume_id,
-                        "instance_id": old.instance_id,
-                        "device": ebs,
-                        "delete_on_termination": old.delete_on_termination,
-                        "supersede": old.superseded,
+                    Params::DetachVolume(params::DetachVolume {
+                        volume_id: old.volume_id.clone(),
+                        instance_id: old.instance_id.clone(),
+                        device: ebs.clone(),
+                        delete_on_termination: old.delete_on_termination,
+                        supersede: old.superseded,
                     }),
                 );
                 detaches.push(id.clone());
@@ -308,11 +320,14 @@ impl<'n> NodeFlow<'n> {
                 .cloned()
                 .collect();
             b.step(
-                StepKind::TerminateInstance,
                 format!("terminate_instance:{}", node.name),
                 Some(&node.name),
                 deps,
-                json!({"instance_id": instance_id, "wait_until": "terminated", "reason": why}),
+                Params::TerminateInstance(params::TerminateInstance {
+                    instance_id: instance_id.clone(),
+                    wait_until: "terminated".into(),
+                    reason: why.clone(),
+                }),
             )
         });
         let provision = self.replaced.then(|| {
@@ -320,11 +335,15 @@ impl<'n> NodeFlow<'n> {
             let deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).collect();
             let id = format!("provision_instance:{}", node.name);
             b.step(
-                StepKind::ProvisionInstance,
                 id.clone(),
                 Some(&node.name),
                 deps,
-                provision_params(ctx, node, self.subnet.as_deref(), Some(&id)),
+                Params::ProvisionInstance(provision_params(
+                    ctx,
+                    node,
+                    self.subnet.as_deref(),
+                    Some(&id),
+                )),
             )
         });
         let mut before_start = Vec::new();
@@ -348,11 +367,14 @@ impl<'n> NodeFlow<'n> {
             deps.extend(self.stop.iter().cloned());
             deps.extend(all_stops.iter().cloned());
             before_start.push(b.step(
-                StepKind::AttachVolume,
                 format!("attach_volume:{}:{ebs}", node.name),
                 Some(&node.name),
                 deps,
-                json!({"volume_id": volume_ref, "instance_id": self.instance, "device": ebs}),
+                Params::AttachVolume(params::AttachVolume {
+                    volume_id: volume_ref.clone(),
+                    instance_id: self.instance.clone(),
+                    device: ebs.clone(),
+                }),
             ));
         }
         let out_of_service: Vec<String> =
@@ -394,11 +416,10 @@ impl<'n> NodeFlow<'n> {
             deps.extend(base.iter().cloned());
             deps.extend(before_start.iter().cloned());
             before_start.push(b.step(
-                StepKind::WriteConfig,
                 format!("write_config:{}", node.name),
                 Some(&node.name),
                 deps,
-                json!({"path": rendered.path, "content": rendered.content, "keep_previous": ".asdr-prev"}),
+                write_config(rendered),
             ));
         }
         if full_cluster && let Some(set) = set {
@@ -411,7 +432,6 @@ impl<'n> NodeFlow<'n> {
             let mut deps = out_of_service.clone();
             deps.extend(all_stops.iter().cloned());
             before_start.push(b.step(
-                StepKind::RestoreSmd,
                 format!("restore_smd:{}", node.name),
                 Some(&node.name),
                 deps,
@@ -420,7 +440,6 @@ impl<'n> NodeFlow<'n> {
         }
         before_start.extend(out_of_service);
         b.step(
-            StepKind::StartNode,
             format!("start_node:{}", node.name),
             Some(&node.name),
             before_start,
@@ -432,8 +451,24 @@ impl<'n> NodeFlow<'n> {
 /// restore_smd replaces the SMD directory with exactly the archive's content; what was there is
 /// kept aside as `smd.asdr-prev` (R2: merging would keep truncates and dropped indexes issued
 /// after the backup).
-pub(crate) fn restore_smd_params(set: &str, from: &str, to: &str, sha256: Option<&str>) -> Value {
-    json!({"set": set, "from": from, "to": to, "sha256": sha256, "replace": true, "keep_previous": format!("{}.asdr-prev", to.trim_end_matches('/'))})
+pub(crate) fn restore_smd_params(set: &str, from: &str, to: &str, sha256: Option<&str>) -> Params {
+    Params::RestoreSmd(params::RestoreSmd {
+        set: set.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+        sha256: sha256.map(str::to_string),
+        replace: true,
+        keep_previous: format!("{}.asdr-prev", to.trim_end_matches('/')),
+    })
+}
+
+/// aerospike.conf written as rendered, the file that was there kept beside it.
+pub(crate) fn write_config(rendered: config::RenderedConfig) -> Params {
+    Params::WriteConfig(params::WriteConfig {
+        path: rendered.path,
+        content: rendered.content,
+        keep_previous: ".asdr-prev".into(),
+    })
 }
 
 /// An unreachable node whose peers still count it as a member is not failed: something between

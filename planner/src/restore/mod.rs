@@ -10,16 +10,27 @@ use crate::backup::node_params;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
 use crate::observe::{BackupSet, NodeHealth, NodeView, render};
+use crate::params::{self, Params, Ref};
 use crate::plan::{Action, StepKind};
 use crate::world::{InstanceState, SnapshotState, Volume};
 use crate::{Ctx, config, tags};
 use asdr_specs::{Diagnostic, Method, Node, Restore, RestoreSource, Scope};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use data::Data;
 pub(crate) use data::encryption;
+pub(crate) use data::from_snapshot;
 use flow::NodeFlow;
-pub(crate) use flow::restore_smd_params;
+pub(crate) use flow::{restore_smd_params, write_config};
+
+/// wait_cluster_stable's parameters: `size` nodes agree.
+pub(crate) fn stable(size: usize) -> Params {
+    Params::WaitClusterStable(params::Stable {
+        size,
+        nodes: Vec::new(),
+        ignore_migrations: false,
+    })
+}
 
 pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
     if ctx.policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
@@ -107,11 +118,10 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
 
 fn wait_node_stable(b: &mut Builder, node: &str, after: String, size: usize) -> String {
     b.step(
-        StepKind::WaitClusterStable,
         format!("wait_cluster_stable:{node}"),
         Some(node),
         vec![after],
-        json!({"size": size, "ignore_migrations": false}),
+        stable(size),
     )
 }
 
@@ -146,22 +156,22 @@ fn full_cluster_flows(
         .map(|n| n.name.as_str())
         .collect();
     let all_stops = vec![b.step(
-        StepKind::WaitNodesStopped,
         "wait_nodes_stopped".into(),
         None,
         stops,
-        json!({"nodes": nodes}),
+        Params::WaitNodesStopped(params::WaitNodesStopped {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        }),
     )];
     let starts: Vec<String> = flows
         .iter_mut()
         .map(|flow| flow.finish(ctx, set, true, &all_stops, b))
         .collect();
     b.step(
-        StepKind::WaitClusterStable,
         "wait_cluster_stable".into(),
         None,
         starts,
-        json!({"size": ctx.policy.cluster.nodes.len(), "ignore_migrations": false}),
+        stable(ctx.policy.cluster.nodes.len()),
     );
     Ok(())
 }

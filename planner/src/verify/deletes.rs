@@ -40,7 +40,7 @@ impl<'a> Verifier<'a> {
             .map(|s| chain_of(s));
         let mut bad = Vec::new();
         for s in deletes {
-            let set = s.params["set"].as_str().unwrap_or_default();
+            let set = s.params.set().unwrap_or_default();
             if !complete(set) {
                 bad.push((s, format!("set {set} is not a finished asbackup set with asdr's manifest in every namespace")));
             } else if newest_chain.as_deref() == Some(chain_of(set).as_str()) {
@@ -61,7 +61,7 @@ impl<'a> Verifier<'a> {
             let complete = self.complete_sets();
             let mut deleted_sets = BTreeSet::new();
             for (_, s) in &deletes {
-                let id = s.params["snapshot_id"].as_str().unwrap_or_default();
+                let id = s.params.snapshot_id().unwrap_or_default();
                 match self.ix.snap.get(id).copied() {
                     None => bad.push((s, format!("snapshot {id} does not exist"))),
                     Some(x) if !self.own_tags(&x.tags) => bad.push((
@@ -83,7 +83,7 @@ impl<'a> Verifier<'a> {
             let mark = self
                 .steps(StepKind::MarkSetComplete)
                 .next()
-                .map(|(i, s)| (i, s.params["set"].as_str().unwrap_or_default().to_string()));
+                .map(|(i, s)| (i, s.params.set().unwrap_or_default().to_string()));
             let new_counts = mark.as_ref().is_some_and(|(m, set)| {
                 let mut seen = vec![0u32; self.plan.steps.len()];
                 let after: HashSet<usize> =
@@ -117,7 +117,7 @@ impl<'a> Verifier<'a> {
                 }
             }
             for (_, s) in &deletes {
-                let id = s.params["snapshot_id"].as_str().unwrap_or_default();
+                let id = s.params.snapshot_id().unwrap_or_default();
                 if let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET))
                     && protected.contains(set)
                 {
@@ -149,7 +149,7 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_r13_detach_terminate(&mut self, op: &Op<'_>) {
         let mut bad: Vec<(&'static str, &Step, String)> = Vec::new();
         for (i, s) in self.steps(StepKind::TerminateInstance) {
-            let id = s.params["instance_id"].as_str().unwrap_or_default();
+            let id = s.params.instance_id().unwrap_or_default();
             let Some(inst) = self.world.instances.iter().find(|x| x.id == id) else {
                 bad.push(("R13", s, format!("instance {id} does not exist")));
                 continue;
@@ -210,8 +210,8 @@ impl<'a> Verifier<'a> {
                             .any(|n| self.ebs_of(n).contains(&b.device_name))
                 });
                 let detached = self.has_ancestor(i, |x| {
-                    x.kind == StepKind::DetachVolume
-                        && x.params["volume_id"] == b.volume_id.as_str()
+                    x.kind() == StepKind::DetachVolume
+                        && x.params.volume_id() == Some(b.volume_id.as_str())
                 });
                 if data && !detached && !matches!(op, Op::Teardown(_)) {
                     bad.push(("R7", s, format!("terminates {id} while data volume {} is attached with DeleteOnTermination", b.volume_id)));
@@ -219,14 +219,14 @@ impl<'a> Verifier<'a> {
             }
         }
         for (i, s) in self.steps(StepKind::DetachVolume) {
-            let id = s.params["instance_id"].as_str().unwrap_or_default();
+            let id = s.params.instance_id().unwrap_or_default();
             let Some(inst) = self.world.instances.iter().find(|x| x.id == id) else {
                 continue;
             };
             if matches!(inst.state, InstanceState::Running | InstanceState::Pending) {
                 let stopped = self.has_ancestor(i, |a| {
-                    (a.kind == StepKind::StopInstance && a.params["instance_id"] == id)
-                        || (a.kind == StepKind::StopNode && a.node == s.node)
+                    (a.kind() == StepKind::StopInstance && a.params.instance_id() == Some(id))
+                        || (a.kind() == StepKind::StopNode && a.node == s.node)
                 });
                 if !stopped {
                     bad.push(("R7", s, format!("detaches a volume from running instance {id} with nothing stopped first")));
@@ -244,7 +244,7 @@ impl<'a> Verifier<'a> {
             }
         }
         for (_, s) in self.steps(StepKind::DeleteVolume) {
-            let id = s.params["volume_id"].as_str().unwrap_or_default();
+            let id = s.params.volume_id().unwrap_or_default();
             let ok = match (op, self.ix.vol.get(id).copied()) {
                 (Op::Teardown(d), Some(v)) => {
                     self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d)

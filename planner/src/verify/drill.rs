@@ -44,56 +44,61 @@ impl<'a> Verifier<'a> {
                 ));
             }
             let p = &s.params;
-            for key in ["address", "private_ip"] {
-                if let Some(a) = p[key].as_str() {
-                    let ip = a.split(':').next().unwrap_or_default().parse::<Ipv4Addr>();
-                    if ip.is_ok_and(|ip| prod_ips.contains(&ip)) {
-                        bad.push((s, format!("{key} {a} is a production address")));
-                    }
+            let addresses = [
+                p.node_service().map(|n| ("address", n.address.as_str())),
+                match p {
+                    Params::ProvisionInstance(i) => Some(("private_ip", i.private_ip.as_str())),
+                    _ => None,
+                },
+            ];
+            for (key, a) in addresses.into_iter().flatten() {
+                let ip = a.split(':').next().unwrap_or_default().parse::<Ipv4Addr>();
+                if ip.is_ok_and(|ip| prod_ips.contains(&ip)) {
+                    bad.push((s, format!("{key} {a} is a production address")));
                 }
             }
-            if let Some(t) = p["tags"].as_object() {
-                if t.get(crate::drill::DRILL).and_then(Value::as_str) != Some(d.name.as_str()) {
+            if let Some(t) = p.tags() {
+                if t.get(crate::drill::DRILL) != Some(&d.name) {
                     bad.push((
                         s,
                         "creates a resource without the drill's asdr:drill tag".into(),
                     ));
                 }
                 if t.get(tags::NODE)
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| prod_names.contains(n))
+                    .is_some_and(|n| prod_names.contains(n.as_str()))
                 {
                     bad.push((s, "tags a drill resource as a production node".into()));
                 }
             }
-            if let Some(sgs) = p["security_groups"].as_array() {
-                for sg in sgs.iter().filter_map(Value::as_str) {
+            if let Params::ProvisionInstance(i) = p {
+                for sg in &i.security_groups {
                     if c.instance.security_groups.iter().any(|p| p == sg) {
                         bad.push((s, format!("launches into production's security group {sg}")));
                     }
                 }
             }
-            if s.kind == StepKind::WriteConfig {
-                let content = p["content"].as_str().unwrap_or_default();
-                if let Some(ip) = content
+            if let Params::WriteConfig(w) = p
+                && let Some(ip) = w
+                    .content
                     .split(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
                     .filter_map(|t| t.parse::<Ipv4Addr>().ok())
                     .find(|ip| prod_ips.contains(ip))
-                {
-                    bad.push((s, format!("the drill's aerospike.conf names production address {ip}: the drill would join production")));
-                }
+            {
+                bad.push((s, format!("the drill's aerospike.conf names production address {ip}: the drill would join production")));
             }
             if local {
                 // One host for every node: a path or command is production's if it renders the same.
-                for key in ["path", "to"] {
-                    if let Some(path) = p[key].as_str()
-                        && matches!(s.kind, StepKind::WriteConfig | StepKind::RestoreSmd)
-                        && prod_paths.contains(path.trim_end_matches('/'))
-                    {
-                        bad.push((s, format!("writes {path}, which is a production node's")));
-                    }
+                let written = match p {
+                    Params::WriteConfig(w) => Some(&w.path),
+                    Params::RestoreSmd(r) => Some(&r.to),
+                    _ => None,
+                };
+                if let Some(path) = written
+                    && prod_paths.contains(path.trim_end_matches('/'))
+                {
+                    bad.push((s, format!("writes {path}, which is a production node's")));
                 }
-                if let Some(cmd) = p["command"].as_str()
+                if let Some(cmd) = p.node_service().and_then(|n| n.command.as_deref())
                     && prod_commands.contains(cmd)
                 {
                     bad.push((s, format!("runs `{cmd}`, a production node's command")));
@@ -117,7 +122,10 @@ impl<'a> Verifier<'a> {
             let Some(node) = node_name.and_then(|n| self.policy.node(n)) else {
                 continue;
             };
-            let device = s.params["tags"][tags::DEVICE].as_str().unwrap_or_default();
+            let Params::CreateVolume(c) = &s.params else {
+                continue;
+            };
+            let device = c.tags.get(tags::DEVICE).map_or("", String::as_str);
             let mut keys: BTreeSet<Option<String>> = BTreeSet::new();
             let mut encrypted = false;
             let current = self.candidates(node, device).into_iter().chain(
@@ -131,7 +139,7 @@ impl<'a> Verifier<'a> {
                 encrypted = true;
                 keys.insert(v.kms_key_id.clone());
             }
-            if let Some(id) = s.params["snapshot_id"].as_str()
+            if let Some(id) = s.params.snapshot_id()
                 && let Some(snap) = self.ix.snap.get(id).copied()
                 && snap.encrypted
             {
@@ -141,8 +149,8 @@ impl<'a> Verifier<'a> {
             if !encrypted {
                 continue;
             }
-            let key = s.params["kms_key_id"].as_str().map(str::to_string);
-            if s.params["encrypted"] != true {
+            let key = c.kms_key_id.clone();
+            if !c.encrypted {
                 bad.push((
                     s,
                     "creates an unencrypted volume for data that is encrypted at rest".into(),

@@ -11,9 +11,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use asdr_specs::{Edition, Node, NodeVars, Policy, RestoreSource, Scope, Template, Transport};
-use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::params::Params;
 use crate::plan::{Plan, Step, StepKind};
 use crate::tags;
 use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, World};
@@ -316,7 +316,7 @@ impl<'a> Verifier<'a> {
         plan.steps
             .iter()
             .enumerate()
-            .filter(move |(_, s)| s.kind == kind)
+            .filter(move |(_, s)| s.kind() == kind)
     }
 
     fn has_ancestor(&self, i: usize, pred: impl Fn(&Step) -> bool) -> bool {
@@ -445,7 +445,7 @@ impl<'a> Verifier<'a> {
 }
 
 fn not_rolling(s: &Step) -> bool {
-    s.params.get("rolling").and_then(Value::as_bool) == Some(false)
+    !s.params.rolling()
 }
 
 /// The largest set of pairwise unordered elements of `items` under the strict order `lt`

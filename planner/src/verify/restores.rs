@@ -8,13 +8,13 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_restore_data(&mut self, r: &asdr_specs::Restore, drill: Option<&str>) {
         let creates: Vec<(usize, &Step)> = self
             .steps(StepKind::CreateVolume)
-            .filter(|(_, s)| s.params["snapshot_id"].is_string())
+            .filter(|(_, s)| s.params.snapshot_id().is_some())
             .collect();
         let mut bad: Vec<(&'static str, &Step, String)> = Vec::new();
         let mut sets = BTreeSet::new();
         let complete = self.complete_sets();
         for (i, s) in &creates {
-            let id = s.params["snapshot_id"].as_str().unwrap_or_default();
+            let id = s.params.snapshot_id().unwrap_or_default();
             let Some(snap) = self.ix.snap.get(id).copied() else {
                 bad.push(("R3", s, format!("snapshot {id} does not exist")));
                 continue;
@@ -43,7 +43,7 @@ impl<'a> Verifier<'a> {
             }
             if snap.state != SnapshotState::Completed
                 && !self.has_ancestor(*i, |a| {
-                    a.kind == StepKind::WaitSnapshot && a.params["snapshot_id"] == id
+                    a.kind() == StepKind::WaitSnapshot && a.params.snapshot_id() == Some(id)
                 })
             {
                 bad.push(("R3", s, format!("creates a volume from snapshot {id}, which is {:?}, without waiting for it to complete", snap.state)));
@@ -119,10 +119,10 @@ impl<'a> Verifier<'a> {
         if full {
             for (i, s) in self.steps(StepKind::StartNode) {
                 let smd =
-                    self.find_ancestor(i, |x| x.kind == StepKind::RestoreSmd && x.node == s.node);
+                    self.find_ancestor(i, |x| x.kind() == StepKind::RestoreSmd && x.node == s.node);
                 match smd {
                     None => bad.push(("R2", s, "starts a node of a full restore before its SMD is restored".into())),
-                    Some(a) if self.plan.steps[a].params["replace"] != true => bad.push((
+                    Some(a) if !matches!(&self.plan.steps[a].params, Params::RestoreSmd(r) if r.replace) => bad.push((
                         "R2",
                         &self.plan.steps[a],
                         "restores SMD into the existing directory instead of replacing it: truncates and dropped indexes issued since the backup would survive".into(),
@@ -155,22 +155,24 @@ impl<'a> Verifier<'a> {
                 bad.push((s, "provisions an instance for no node of the policy".into()));
                 continue;
             };
-            let p = &s.params;
-            if p["private_ip"] != node.private_ip.to_string().as_str() {
+            let Params::ProvisionInstance(p) = &s.params else {
+                continue;
+            };
+            if p.private_ip != node.private_ip.to_string() {
                 bad.push((
                     s,
                     format!(
                         "private_ip {} is not node {}'s {}",
-                        p["private_ip"], node.name, node.private_ip
+                        p.private_ip, node.name, node.private_ip
                     ),
                 ));
             }
-            if p["availability_zone"] != node.availability_zone.as_str() {
+            if p.availability_zone != node.availability_zone {
                 bad.push((
                     s,
                     format!(
                         "availability zone {} is not node {}'s {}",
-                        p["availability_zone"], node.name, node.availability_zone
+                        p.availability_zone, node.name, node.availability_zone
                     ),
                 ));
             }
@@ -183,7 +185,7 @@ impl<'a> Verifier<'a> {
                     .get(&node.availability_zone)
                     .cloned()
             });
-            let subnet = p["subnet_id"].as_str().unwrap_or_default();
+            let subnet = p.subnet_id.as_deref().unwrap_or_default();
             if want.as_deref().is_some_and(|w| w != subnet) {
                 bad.push((
                     s,
@@ -205,7 +207,7 @@ impl<'a> Verifier<'a> {
                     ),
                 ));
             }
-            let itype = p["instance_type"].as_str().unwrap_or_default();
+            let itype = p.instance_type.as_str();
             if let Some(t) = self.world.instance_types.get(itype)
                 && t.instance_store_drives < shadowed
             {
@@ -219,8 +221,8 @@ impl<'a> Verifier<'a> {
             let attached: BTreeSet<String> = after
                 .iter()
                 .map(|&j| &self.plan.steps[j])
-                .filter(|x| x.kind == StepKind::AttachVolume && x.node == s.node)
-                .filter_map(|x| x.params["device"].as_str().map(str::to_string))
+                .filter(|x| x.kind() == StepKind::AttachVolume && x.node == s.node)
+                .filter_map(|x| x.params.device().map(str::to_string))
                 .collect();
             let want: BTreeSet<String> = self.ebs_of(node).into_iter().collect();
             if attached != want {
@@ -234,7 +236,7 @@ impl<'a> Verifier<'a> {
             }
             let configured = after.iter().any(|&j| {
                 let x = &self.plan.steps[j];
-                x.kind == StepKind::WriteConfig && x.node == s.node
+                x.kind() == StepKind::WriteConfig && x.node == s.node
             });
             if !configured {
                 bad.push((
@@ -246,13 +248,13 @@ impl<'a> Verifier<'a> {
         // Volumes reattached as they are must be the node's, and the only candidates.
         if r.source == RestoreSource::CurrentVolumes {
             for (_, s) in self.steps(StepKind::AttachVolume) {
-                let Some(id) = s.params["volume_id"].as_str() else {
+                let Some(id) = s.params.volume_id() else {
                     continue;
                 };
                 let Some(node) = self.step_node(s) else {
                     continue;
                 };
-                let device = s.params["device"].as_str().unwrap_or_default();
+                let device = s.params.device().unwrap_or_default();
                 match self.ix.vol.get(id).copied() {
                     None => bad.push((s, format!("volume {id} does not exist"))),
                     Some(v) => {
@@ -358,7 +360,7 @@ impl<'a> Verifier<'a> {
         }
         let mut bad = Vec::new();
         for (i, s) in self.plan.steps.iter().enumerate() {
-            if matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume)
+            if matches!(s.kind(), StepKind::DetachVolume | StepKind::AttachVolume)
                 && count[i] < stops.len()
             {
                 bad.push(s);
@@ -377,9 +379,9 @@ impl<'a> Verifier<'a> {
             .steps
             .iter()
             .rev()
-            .find(|s| s.kind == StepKind::WaitClusterStable);
+            .find(|s| s.kind() == StepKind::WaitClusterStable);
         match last_wait {
-            Some(w) if w.params["size"].as_u64() == Some(size) => {}
+            Some(w) if w.params.stable().map(|p| p.size as u64) == Some(size) => {}
             _ => self.bad(
                 "R12",
                 None,
@@ -412,13 +414,13 @@ impl<'a> Verifier<'a> {
                 .iter()
                 .filter(|n| {
                     !self.plan.steps.iter().enumerate().any(|(j, x)| {
-                        x.kind == StepKind::StartNode
+                        x.kind() == StepKind::StartNode
                             && x.node.as_deref() == Some(&n.name)
                             && !after.contains(&j)
                     })
                 })
                 .count() as u64;
-            let size = s.params["size"].as_u64().unwrap_or(0);
+            let size = s.params.stable().map_or(0, |p| p.size as u64);
             if size > total - still_down {
                 bad.push((s, size, total - still_down));
             }
@@ -433,7 +435,7 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_refill(&mut self, _r: &asdr_specs::Restore) {
         let blank: BTreeSet<&str> = self
             .steps(StepKind::CreateVolume)
-            .filter(|(_, s)| s.params["snapshot_id"].is_null())
+            .filter(|(_, s)| s.params.snapshot_id().is_none())
             .filter_map(|(_, s)| s.node.as_deref())
             .collect();
         let rf = self.policy.min_replication_factor() as usize;

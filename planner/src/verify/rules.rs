@@ -7,7 +7,7 @@ impl<'a> Verifier<'a> {
     /// drills never touch a production node.
     pub(super) fn check_kinds_allowed(&mut self, op: &Op<'_>) {
         for s in &self.plan.steps {
-            let why = match (op, s.kind) {
+            let why = match (op, s.kind()) {
                 (
                     Op::Restore(_) | Op::Drill(_),
                     StepKind::DeleteSnapshot | StepKind::DeleteVolume | StepKind::DeleteBackup,
@@ -45,7 +45,7 @@ impl<'a> Verifier<'a> {
                 _ => None,
             };
             if let Some((rule, why)) = why {
-                self.bad(rule, Some(s), format!("{} step: {why}", s.kind));
+                self.bad(rule, Some(s), format!("{} step: {why}", s.kind()));
             }
         }
     }
@@ -54,9 +54,9 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_r14_first(&mut self) {
         let mut bad = Vec::new();
         for (i, s) in self.plan.steps.iter().enumerate() {
-            if s.kind.takes_node_out()
-                && !self.has_ancestor(i, |a| a.kind == StepKind::CheckClusterStable)
-                && !(s.kind == StepKind::StopNode && not_rolling(s))
+            if s.kind().takes_node_out()
+                && !self.has_ancestor(i, |a| a.kind() == StepKind::CheckClusterStable)
+                && !(s.kind() == StepKind::StopNode && not_rolling(s))
             {
                 bad.push(s);
             }
@@ -82,7 +82,7 @@ impl<'a> Verifier<'a> {
         let mut seen = vec![0u32; n];
         let mut stamp = 0;
         for (i, s) in self.plan.steps.iter().enumerate() {
-            if !s.kind.takes_node_out() || not_rolling(s) {
+            if !s.kind().takes_node_out() || not_rolling(s) {
                 continue;
             }
             let Some(node) = &s.node else { continue };
@@ -91,7 +91,7 @@ impl<'a> Verifier<'a> {
                 .into_iter()
                 .filter(|&j| {
                     let c = &self.plan.steps[j];
-                    c.kind == StepKind::WaitClusterStable && c.node.as_ref() == Some(node)
+                    c.kind() == StepKind::WaitClusterStable && c.node.as_ref() == Some(node)
                 })
                 .min();
             match close {
@@ -116,7 +116,7 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             if let Some(close) = self.plan.steps.iter().position(|c| {
-                c.kind == StepKind::WaitClusterStable && c.node.as_deref() == Some(&node.name)
+                c.kind() == StepKind::WaitClusterStable && c.node.as_deref() == Some(&node.name)
             }) {
                 windows.push(Window {
                     node: node.name.clone(),
@@ -176,11 +176,11 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_r11(&mut self) {
         let mut bad = Vec::new();
         for (i, s) in self.plan.steps.iter().enumerate() {
-            if s.kind.brings_node_back()
+            if s.kind().brings_node_back()
                 && s.cleanup
                 && self.graph().deps[i]
                     .iter()
-                    .any(|&d| self.plan.steps[d].kind == StepKind::WaitSnapshot)
+                    .any(|&d| self.plan.steps[d].kind() == StepKind::WaitSnapshot)
             {
                 bad.push(s);
             }
@@ -201,7 +201,7 @@ impl<'a> Verifier<'a> {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| {
-                    matches!(s.kind, StepKind::Snapshot | StepKind::SnapshotInstance)
+                    matches!(s.kind(), StepKind::Snapshot | StepKind::SnapshotInstance)
                         && s.node.as_deref() == Some(&node.name)
                 })
                 .collect();
@@ -222,20 +222,18 @@ impl<'a> Verifier<'a> {
                 let mut covered = 0;
                 let mut set_of = None;
                 for dev in &devices {
-                    let by = snaps.iter().find(|(_, s)| match s.kind {
-                        StepKind::SnapshotInstance => s.params["volumes"]
-                            .as_array()
-                            .is_some_and(|v| v.iter().any(|x| x["device"] == dev.as_str())),
-                        _ => s.params["device"] == dev.as_str(),
+                    let by = snaps.iter().find(|(_, s)| match &s.params {
+                        Params::SnapshotInstance(p) => p.volumes.iter().any(|v| &v.device == dev),
+                        p => p.device() == Some(dev.as_str()),
                     });
                     let Some((i, s)) = by else { continue };
                     covered += 1;
-                    set_of = s.params["set"].as_str();
-                    let window = if s.kind == StepKind::SnapshotInstance {
+                    set_of = s.params.set();
+                    let window = if s.kind() == StepKind::SnapshotInstance {
                         format!("call:{}", s.id)
                     } else {
                         self.find_ancestor(*i, |st| {
-                            st.kind.takes_node_out() && st.node.as_deref() == Some(&node.name)
+                            st.kind().takes_node_out() && st.node.as_deref() == Some(&node.name)
                         })
                         .map_or_else(|| format!("none:{}", s.id), |a| format!("window:{a}"))
                     };
@@ -267,22 +265,22 @@ impl<'a> Verifier<'a> {
     pub(super) fn check_r2_backup(&mut self) {
         let mut bad = Vec::new();
         for (i, s) in self.steps(StepKind::MarkSetComplete) {
-            let set = s.params["set"].as_str().unwrap_or_default();
+            let set = s.params.set().unwrap_or_default();
             let archived = self.world.smd_archives.iter().any(|a| a.set == set);
             let anc = self.ancestors(i);
             let copies = anc
                 .iter()
-                .any(|&a| self.plan.steps[a].kind == StepKind::CopySmd);
+                .any(|&a| self.plan.steps[a].kind() == StepKind::CopySmd);
             if !archived && !copies {
                 bad.push((s, "set is marked complete without its SMD archive"));
             }
             let snapshots_here = self.plan.steps.iter().enumerate().filter(|(_, x)| {
-                matches!(x.kind, StepKind::Snapshot | StepKind::SnapshotInstance)
-                    && x.params["set"].as_str() == Some(set)
+                matches!(x.kind(), StepKind::Snapshot | StepKind::SnapshotInstance)
+                    && x.params.set() == Some(set)
             });
             for (j, _) in snapshots_here {
                 let waited = anc.iter().any(|&a| {
-                    self.plan.steps[a].kind == StepKind::WaitSnapshot
+                    self.plan.steps[a].kind() == StepKind::WaitSnapshot
                         && self.graph().deps[a].contains(&j)
                 });
                 if !waited {

@@ -1,6 +1,7 @@
 //! The seed's first method as desired state: full and incremental asbackup sets, chains kept
 //! whole by retention, asrestore replaying a chain in order, every option shown in the plan.
 
+use crate::{edit, params};
 use std::path::Path;
 
 use asdr_planner::testkit::{WorldSpec, world_for};
@@ -53,7 +54,7 @@ const BOTH: &[&str] = &["users", "events"];
 fn ids(p: &Plan, kind: StepKind) -> Vec<String> {
     p.steps
         .iter()
-        .filter(|s| s.kind == kind)
+        .filter(|s| s.kind() == kind)
         .map(|s| s.id.clone())
         .collect()
 }
@@ -78,21 +79,22 @@ fn an_incremental_set_follows_its_chain_with_the_previous_sets_start_as_modified
         ]
     );
     let s = p.step(&runs[0]).unwrap();
-    assert_eq!(s.params["kind"], "incremental");
-    assert_eq!(s.params["incremental_of"], "bs-20261120T120000Z");
-    assert_eq!(s.params["modified_after"], "2026-11-20_18:00:00");
+    assert_eq!(params(s)["kind"], "incremental");
+    assert_eq!(params(s)["incremental_of"], "bs-20261120T120000Z");
+    assert_eq!(params(s)["modified_after"], "2026-11-20_18:00:00");
     assert_eq!(
-        s.params["compress"], "zstd",
+        params(s)["compress"],
+        "zstd",
         "`--compress zstd` is shown as the key"
     );
-    assert_eq!(s.params["to"], format!("{TO}/bs-20261121T090000Z/users"));
+    assert_eq!(params(s)["to"], format!("{TO}/bs-20261121T090000Z/users"));
     assert!(verify(&policy, &w, &p).is_empty());
     // Once the full set is `every` old, a new chain starts.
     let w = world(&policy, &[("bs-20261120T080000Z", None, BOTH)]);
     let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
     let s = p.step("asbackup:users:bs-20261121T090000Z").unwrap();
-    assert_eq!(s.params["kind"], "full");
-    assert!(s.params["modified_after"].is_null());
+    assert_eq!(params(s)["kind"], "full");
+    assert!(params(s)["modified_after"].is_null());
 }
 
 #[test]
@@ -141,10 +143,14 @@ fn retention_deletes_whole_chains_never_the_newest_and_never_an_unfinished_set()
     assert!(verify(&policy, &w, &p).is_empty());
     // The verifier refuses deleting the newest chain or an unfinished set.
     let mut bad = p.clone();
-    bad.steps[0].params["set"] = "bs-20261120T100000Z".into();
+    edit(&mut bad.steps[0], |p| {
+        p["set"] = "bs-20261120T100000Z".into()
+    });
     assert!(verify(&policy, &w, &bad).iter().any(|v| v.rule == "R13"));
     let mut bad = p.clone();
-    bad.steps[0].params["set"] = "bs-20261118T090000Z".into();
+    edit(&mut bad.steps[0], |p| {
+        p["set"] = "bs-20261118T090000Z".into()
+    });
     assert!(verify(&policy, &w, &bad).iter().any(|v| v.rule == "R13"));
 }
 
@@ -170,15 +176,15 @@ fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics()
     let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
     let s = p.step("asrestore:users:bs-20261121T000000Z").unwrap();
     assert_eq!(
-        s.params["directories"],
+        params(s)["directories"],
         serde_json::json!([
             format!("{TO}/bs-20261120T120000Z/users"),
             format!("{TO}/bs-20261120T180000Z/users"),
             format!("{TO}/bs-20261121T000000Z/users"),
         ])
     );
-    assert_eq!(s.params["run_on"], "local");
-    assert_eq!(s.params["encrypt"]["algorithm"], "aes256");
+    assert_eq!(params(s)["run_on"], "local");
+    assert_eq!(params(s)["encrypt"]["algorithm"], "aes256");
     assert!(
         p.warnings
             .iter()
@@ -188,7 +194,7 @@ fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics()
     let policy = policy_with_before();
     let p = plan(&policy, &w, NOW, &Operation::Restore("before".into())).unwrap();
     let s = p.step("asrestore:users:bs-20261120T180000Z").unwrap();
-    assert_eq!(s.params["directories"].as_array().unwrap().len(), 2);
+    assert_eq!(params(s)["directories"].as_array().unwrap().len(), 2);
 }
 
 fn policy_with_before() -> Policy {

@@ -1,6 +1,7 @@
 //! The planner's acceptance: each test builds a world with the testkit generator (or takes an
 //! example policy), plans, and checks the step graph. Rule ids in names say which rule is proven.
 
+use crate::params;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -52,7 +53,7 @@ fn restore(policy: &Policy, world: &World, name: &str) -> Result<Plan, PlanError
 }
 
 fn steps_of(plan: &Plan, kind: StepKind) -> Vec<&Step> {
-    plan.steps.iter().filter(|s| s.kind == kind).collect()
+    plan.steps.iter().filter(|s| s.kind() == kind).collect()
 }
 
 /// Every step `id` transitively depends on.
@@ -87,7 +88,7 @@ fn multi_volume_backup_snapshots_each_instance_once_and_marks_the_set_last() {
     let world = backup_due(&policy);
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
     assert_eq!(
-        p.steps[0].kind,
+        p.steps[0].kind(),
         StepKind::CheckClusterStable,
         "check_cluster_stable comes first (R14)"
     );
@@ -103,7 +104,7 @@ fn multi_volume_backup_snapshots_each_instance_once_and_marks_the_set_last() {
             s.id
         );
         assert_eq!(
-            s.params["volumes"].as_array().unwrap().len(),
+            params(s)["volumes"].as_array().unwrap().len(),
             3,
             "all data volumes in one CreateSnapshots call (R1)"
         );
@@ -271,9 +272,9 @@ fn r13_retention_deletes_expired_sets_but_never_the_newest_complete_or_foreign_s
     spec.foreign_snapshots = 2;
     let world = world_for(&policy, &spec);
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    let deleted: HashSet<&str> = steps_of(&p, StepKind::DeleteSnapshot)
+    let deleted: HashSet<String> = steps_of(&p, StepKind::DeleteSnapshot)
         .iter()
-        .map(|s| s.params["snapshot_id"].as_str().unwrap())
+        .map(|s| params(s)["snapshot_id"].as_str().unwrap().to_string())
         .collect();
     // The new set counts: keep it and the 6 newest existing sets; 4 sets of 9 snapshots go.
     assert_eq!(deleted.len(), 4 * 9);
@@ -325,12 +326,12 @@ fn r13_retention_keeps_the_newest_complete_set_even_when_every_set_is_too_old() 
         .unwrap()
         .clone();
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    let deleted: Vec<&str> = steps_of(&p, StepKind::DeleteSnapshot)
+    let deleted: Vec<String> = steps_of(&p, StepKind::DeleteSnapshot)
         .iter()
-        .map(|s| s.params["set"].as_str().unwrap())
+        .map(|s| params(s)["set"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(deleted.len(), 2 * 9);
-    assert!(!deleted.contains(&newest.as_str()));
+    assert!(!deleted.contains(&newest));
 }
 
 fn failed_world(policy: &Policy, failure: Failure) -> World {
@@ -345,10 +346,10 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     let world = failed_world(&policy, Failure::Terminated);
     let p = restore(&policy, &world, "replace-a1").unwrap();
     let prov = p.step("provision_instance:a1").unwrap();
-    assert_eq!(prov.params["private_ip"], "10.0.1.11");
-    assert_eq!(prov.params["availability_zone"], "us-east-1a");
-    assert_eq!(prov.params["subnet_id"], "subnet-0aaa");
-    assert_eq!(prov.params["instance_store_volumes"], 2);
+    assert_eq!(params(prov)["private_ip"], "10.0.1.11");
+    assert_eq!(params(prov)["availability_zone"], "us-east-1a");
+    assert_eq!(params(prov)["subnet_id"], "subnet-0aaa");
+    assert_eq!(params(prov)["instance_store_volumes"], 2);
     assert!(
         steps_of(&p, StepKind::TerminateInstance).is_empty(),
         "already terminated"
@@ -366,10 +367,10 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     let attaches = steps_of(&p, StepKind::AttachVolume);
     assert_eq!(attaches.len(), 3);
     for a in &attaches {
-        let dev = a.params["device"].as_str().unwrap();
+        let dev = params(a)["device"].as_str().unwrap().to_string();
         assert_eq!(
-            a.params["volume_id"],
-            old_volumes[dev].as_str(),
+            params(a)["volume_id"],
+            old_volumes[&dev].as_str(),
             "volume of {dev} attached at {dev}"
         );
         assert!(before(&p, "provision_instance:a1", &a.id));
@@ -381,9 +382,9 @@ fn r4_replace_a1_provisions_same_ip_az_subnet_and_reattaches_at_the_same_devices
     assert!(before(&p, "provision_instance:a1", "write_config:a1"));
     assert!(before(&p, "write_config:a1", "start_node:a1"));
     assert!(before(&p, "start_node:a1", "wait_cluster_stable:a1"));
-    assert_eq!(p.step("wait_cluster_stable:a1").unwrap().params["size"], 3);
+    assert_eq!(params(p.step("wait_cluster_stable:a1").unwrap())["size"], 3);
     assert_eq!(
-        p.step("check_cluster_stable").unwrap().params["size"],
+        params(p.step("check_cluster_stable").unwrap())["size"],
         2,
         "the two live nodes"
     );
@@ -435,7 +436,7 @@ fn r7_unreachable_node_with_delete_on_termination_is_detached_before_terminate_a
             .contains(&term.id),
         "the replacement waits for the old instance (IP reuse)"
     );
-    assert_eq!(term.params["wait_until"], "terminated");
+    assert_eq!(params(term)["wait_until"], "terminated");
     assert!(p.warnings.iter().any(|w| w.rule == "R7"));
     assert!(
         p.changes
@@ -443,7 +444,7 @@ fn r7_unreachable_node_with_delete_on_termination_is_detached_before_terminate_a
             .any(|c| c.address == "instance.a1" && c.action == asdr_planner::Action::Replace)
     );
     assert!(
-        p.steps.iter().all(|s| s.kind != StepKind::DeleteSnapshot),
+        p.steps.iter().all(|s| s.kind() != StepKind::DeleteSnapshot),
         "a restore never deletes data"
     );
 }
@@ -491,20 +492,20 @@ fn r6_a1_from_backup_creates_volumes_from_the_newest_complete_set_in_a1s_az() {
         let snap = world
             .snapshots
             .iter()
-            .find(|s| s.id == c.params["snapshot_id"])
+            .find(|s| s.id == params(c)["snapshot_id"])
             .unwrap();
         assert_eq!(snap.tags["asdr:set"], newest);
         assert_eq!(snap.tags["asdr:node"], "a1");
-        assert_eq!(c.params["availability_zone"], "us-east-1a");
-        assert_eq!(c.params["type"], "gp3");
-        assert_eq!(c.params["iops"], 16000);
-        assert_eq!(c.params["initialization_rate"], 300);
+        assert_eq!(params(c)["availability_zone"], "us-east-1a");
+        assert_eq!(params(c)["type"], "gp3");
+        assert_eq!(params(c)["iops"], 16000);
+        assert_eq!(params(c)["initialization_rate"], 300);
         assert!(before(
             &p,
             &c.id,
             &format!(
                 "attach_volume:a1:{}",
-                c.params["tags"]["asdr:device"].as_str().unwrap()
+                params(c)["tags"]["asdr:device"].as_str().unwrap()
             )
         ));
     }
@@ -535,7 +536,7 @@ fn r3_a_snapshot_not_yet_completed_is_waited_for_before_its_volume_is_created() 
     .unwrap();
     let p = restore(&policy, &world, "a1-from-backup").unwrap();
     for c in steps_of(&p, StepKind::CreateVolume) {
-        let snap = c.params["snapshot_id"].as_str().unwrap();
+        let snap = params(c)["snapshot_id"].as_str().unwrap().to_string();
         assert!(
             c.depends_on.contains(&format!("wait_snapshot:{snap}")),
             "{} waits for {snap} (R3)",
@@ -547,7 +548,7 @@ fn r3_a_snapshot_not_yet_completed_is_waited_for_before_its_volume_is_created() 
     assert!(
         steps_of(&p, StepKind::CreateVolume)
             .iter()
-            .all(|c| !c.params["snapshot_id"].as_str().unwrap().is_empty())
+            .all(|c| !params(c)["snapshot_id"].as_str().unwrap().is_empty())
     );
     assert!(steps_of(&p, StepKind::WaitSnapshot).is_empty());
 }
@@ -560,9 +561,9 @@ fn a1_refill_creates_blank_volumes_of_the_recorded_sizes_and_types() {
     let creates = steps_of(&p, StepKind::CreateVolume);
     assert_eq!(creates.len(), 3);
     for c in creates {
-        assert!(c.params["snapshot_id"].is_null());
-        assert_eq!(c.params["size_gib"], 500);
-        assert_eq!(c.params["type"], "gp3");
+        assert!(params(c)["snapshot_id"].is_null());
+        assert_eq!(params(c)["size_gib"], 500);
+        assert_eq!(params(c)["type"], "gp3");
     }
     assert!(
         p.warnings.iter().all(|w| w.rule != "R6"),
@@ -604,7 +605,7 @@ fn r12_full_cluster_stops_every_node_before_any_swap_and_restores_smd_before_sta
     let swaps: Vec<&Step> = p
         .steps
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::DetachVolume | StepKind::AttachVolume))
+        .filter(|s| matches!(s.kind(), StepKind::DetachVolume | StepKind::AttachVolume))
         .collect();
     assert_eq!(swaps.len(), 18, "3 nodes × 3 devices, detach and attach");
     for s in &swaps {
@@ -625,12 +626,12 @@ fn r12_full_cluster_stops_every_node_before_any_swap_and_restores_smd_before_sta
     }
     let sets: BTreeSet<&str> = steps_of(&p, StepKind::CreateVolume)
         .iter()
-        .map(|c| c.params["snapshot_id"].as_str().unwrap())
+        .map(|c| params(c)["snapshot_id"].as_str().unwrap().to_string())
         .map(|id| world.snapshots.iter().find(|s| s.id == id).unwrap().tags["asdr:set"].as_str())
         .collect();
     assert_eq!(sets.len(), 1, "one backup set for all nodes");
     let wait = p.step("wait_cluster_stable").unwrap();
-    assert_eq!(wait.params["size"], 3);
+    assert_eq!(params(wait)["size"], 3);
     for node in ["a1", "b1", "a2"] {
         assert!(wait.depends_on.contains(&format!("start_node:{node}")));
     }
@@ -760,11 +761,13 @@ fn r5_backups_snapshot_the_ebs_shadow_never_the_instance_store_device() {
     let devices: BTreeSet<String> = steps_of(&p, StepKind::SnapshotInstance)
         .iter()
         .flat_map(|s| {
-            s.params["volumes"]
+            params(s)["volumes"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|v| v["device"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
         })
         .collect();
     assert_eq!(
@@ -779,7 +782,7 @@ fn r5_backups_snapshot_the_ebs_shadow_never_the_instance_store_device() {
     let policy = generated_policy(2, 2, "multi-volume", "enterprise");
     let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
     for s in steps_of(&p, StepKind::SnapshotInstance) {
-        for v in s.params["volumes"].as_array().unwrap() {
+        for v in params(s)["volumes"].as_array().unwrap() {
             assert!(v["device"].as_str().unwrap().starts_with("/dev/sd"), "{v}");
         }
     }
@@ -790,7 +793,7 @@ fn r10_smd_is_archived_from_the_work_directory_of_the_node() {
     let policy = example_policy();
     let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
     assert_eq!(
-        steps_of(&p, StepKind::CopySmd)[0].params["from"],
+        params(steps_of(&p, StepKind::CopySmd)[0])["from"],
         "/opt/aerospike/smd"
     );
     let policy = example_policy_with(
@@ -800,7 +803,7 @@ fn r10_smd_is_archived_from_the_work_directory_of_the_node() {
     .unwrap();
     let p = plan(&policy, &backup_due(&policy), NOW, &Operation::Backup).unwrap();
     assert_eq!(
-        steps_of(&p, StepKind::CopySmd)[0].params["from"],
+        params(steps_of(&p, StepKind::CopySmd)[0])["from"],
         "/srv/a1/aerospike/smd"
     );
 }
@@ -818,7 +821,7 @@ fn a_drill_replays_the_restore_into_its_own_addresses_and_never_touches_producti
     for s in &p.steps {
         assert!(
             !matches!(
-                s.kind,
+                s.kind(),
                 StepKind::StopNode
                     | StepKind::DetachVolume
                     | StepKind::TerminateInstance
@@ -831,33 +834,34 @@ fn a_drill_replays_the_restore_into_its_own_addresses_and_never_touches_producti
         if let Some(n) = &s.node {
             assert!(n.ends_with("@quarterly"), "{} runs on {n}", s.id);
         }
-        if let Some(tags) = s.params.get("tags") {
+        if let Some(tags) = s.params.tags() {
             assert_eq!(tags["asdr:drill"], "quarterly", "{}", s.id);
             assert!(
-                tags["asdr:node"].as_str().unwrap().ends_with("@quarterly"),
+                tags["asdr:node"].ends_with("@quarterly"),
                 "never a production node's tag"
             );
         }
     }
     let prov = p.step("provision_instance:w1@quarterly").unwrap();
     assert_eq!(
-        prov.params["private_ip"], "10.1.1.121",
+        params(prov)["private_ip"],
+        "10.1.1.121",
         "production 10.1.1.21 + 100"
     );
-    assert_eq!(prov.params["subnet_id"], "subnet-0d1a");
+    assert_eq!(params(prov)["subnet_id"], "subnet-0d1a");
     assert_eq!(
         steps_of(&p, StepKind::RestoreSmd).len(),
         3,
         "SMD on every drill node (R2)"
     );
     assert_eq!(
-        p.step("wait_cluster_stable:quarterly").unwrap().params["size"],
+        params(p.step("wait_cluster_stable:quarterly").unwrap())["size"],
         3
     );
     assert!(p.warnings.iter().any(|w| w.rule == "R6"));
     let conf = p.step("write_config:w1@quarterly").unwrap();
     assert!(
-        conf.params["content"]
+        params(conf)["content"]
             .as_str()
             .unwrap()
             .contains("address 10.1.1.121"),

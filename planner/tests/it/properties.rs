@@ -81,12 +81,12 @@ proptest! {
                         prop_assert!(pos[d.as_str()] < i, "{} is listed before its dependency {}", s.id, d);
                     }
                     // R11 everywhere: bringing a node back never waits for snapshot completion.
-                    if s.kind.brings_node_back() && s.cleanup {
+                    if s.kind().brings_node_back() && s.cleanup {
                         prop_assert!(s.depends_on.iter().all(|d| !d.starts_with("wait_snapshot")));
                     }
                     // A restore never deletes data (R7); only retention deletes snapshots.
                     if matches!(op, Operation::Restore(_)) {
-                        prop_assert!(s.kind != StepKind::DeleteSnapshot);
+                        prop_assert!(s.kind() != StepKind::DeleteSnapshot);
                     }
                 }
                 let again = plan(&policy, &world, now, &op).unwrap();

@@ -2,6 +2,8 @@
 //! each followed by the proof that the independent verifier catches the defect's plan if the
 //! fix were reverted (the fixed plan, edited back into the defective shape).
 
+use crate::{edit, params, step_from_json};
+use asdr_planner::params::Params;
 use std::path::{Path, PathBuf};
 
 use asdr_planner::testkit::{Failure, WorldSpec, world_for};
@@ -166,19 +168,20 @@ fn defect_02_current_volumes_never_reattaches_a_stale_volume() {
         .insert("asdr:superseded".into(), "p-earlier".into());
     let p = restore(&policy, &marked, "replace-a1");
     let attach = step(&p, "attach_volume:a1:/dev/sdf");
-    assert_ne!(attach.params["volume_id"], "vol-00000000000001000");
-    let id = attach.params["volume_id"].as_str().unwrap();
+    assert_ne!(params(attach)["volume_id"], "vol-00000000000001000");
+    let id = params(attach)["volume_id"].as_str().unwrap().to_string();
     assert!(
         p.changes
             .iter()
-            .any(|c| c.address == "volume.a1./dev/sdf" && c.reason.contains(id)),
+            .any(|c| c.address == "volume.a1./dev/sdf" && c.reason.contains(&id)),
         "the human plan names the volume it reattaches"
     );
     assert_clean(&policy, &marked, &p);
     // Reverted: the stale volume attached (the old chooser took the smallest id).
     let mut bad = p.clone();
-    step_mut(&mut bad, "attach_volume:a1:/dev/sdf").params["volume_id"] =
-        "vol-00000000000001000".into();
+    edit(step_mut(&mut bad, "attach_volume:a1:/dev/sdf"), |p| {
+        p["volume_id"] = "vol-00000000000001000".into()
+    });
     assert_caught(&policy, &marked, &bad, "R4");
     assert_caught(&policy, &w, &p, "R4");
 }
@@ -205,7 +208,9 @@ fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_wh
     w.snapshots.remove(gone);
     let p = run(&policy, &w, Operation::Backup).unwrap();
     assert!(
-        p.steps.iter().any(|s| s.kind == StepKind::MarkSetComplete),
+        p.steps
+            .iter()
+            .any(|s| s.kind() == StepKind::MarkSetComplete),
         "a backup is due: the newest set is not whole"
     );
     let second = w
@@ -218,10 +223,10 @@ fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_wh
     for s in p
         .steps
         .iter()
-        .filter(|s| s.kind == StepKind::DeleteSnapshot)
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot)
     {
         assert_ne!(
-            s.params["set"],
+            params(s)["set"],
             second.as_str(),
             "the newest whole set is never deleted"
         );
@@ -240,20 +245,16 @@ fn defect_03_a_set_missing_a_snapshot_is_not_restorable_and_retention_keeps_a_wh
         .iter()
         .filter(|s| s.tags.get("asdr:set") == Some(&second))
     {
-        bad.steps.push(Step {
-            id: format!("delete_snapshot:{}", snap.id),
-            kind: StepKind::DeleteSnapshot,
-            node: None,
-            depends_on: vec![],
-            cleanup: false,
-            params: serde_json::json!({"snapshot_id": snap.id, "set": second}),
-        });
+        bad.steps.push(step_from_json(serde_json::json!({
+            "id": format!("delete_snapshot:{}", snap.id), "kind": "delete_snapshot", "node": null,
+            "depends_on": [], "cleanup": false, "params": {"snapshot_id": snap.id, "set": second},
+        })));
     }
     assert_caught(&policy, &w, &bad, "R13");
     // And a from-backup restore never takes the broken set.
     let r = restore(&policy, &w, "a1-from-backup");
     let c = step(&r, "create_volume:a1:/dev/sdf");
-    let snap = c.params["snapshot_id"].as_str().unwrap();
+    let snap = params(c)["snapshot_id"].as_str().unwrap().to_string();
     assert!(
         w.snapshots
             .iter()
@@ -267,11 +268,13 @@ fn defect_04_restore_smd_replaces_the_directory_and_keeps_the_old_one_aside() {
     let w = world(&policy, |_| {});
     let p = restore(&policy, &w, "full-cluster");
     let smd = step(&p, "restore_smd:a1");
-    assert_eq!(smd.params["replace"], true);
-    assert_eq!(smd.params["keep_previous"], "/opt/aerospike/smd.asdr-prev");
+    assert_eq!(params(smd)["replace"], true);
+    assert_eq!(params(smd)["keep_previous"], "/opt/aerospike/smd.asdr-prev");
     assert_clean(&policy, &w, &p);
     let mut bad = p.clone();
-    step_mut(&mut bad, "restore_smd:a1").params["replace"] = false.into();
+    edit(step_mut(&mut bad, "restore_smd:a1"), |p| {
+        p["replace"] = false.into()
+    });
     assert_caught(&policy, &w, &bad, "R2");
 }
 
@@ -308,13 +311,13 @@ fn defect_05_a_drill_never_writes_over_production() {
     let w = world(&policy, |_| {});
     let p = run(&policy, &w, Operation::Drill("dr".into())).unwrap();
     let cfg = step(&p, "write_config:a1@dr");
-    assert_eq!(cfg.params["path"], "/var/asdr/a1@dr/aerospike.conf");
+    assert_eq!(params(cfg)["path"], "/var/asdr/a1@dr/aerospike.conf");
     assert_eq!(
-        step(&p, "restore_smd:a1@dr").params["to"],
+        params(step(&p, "restore_smd:a1@dr"))["to"],
         "/var/asdr/a1@dr/smd"
     );
     assert_eq!(
-        step(&p, "start_node:a1@dr").params["command"],
+        params(step(&p, "start_node:a1@dr"))["command"],
         "asd-ctl start a1@dr"
     );
     assert_clean(&policy, &w, &p);
@@ -325,7 +328,7 @@ fn defect_05_a_drill_never_writes_over_production() {
         ("start_node:a1@dr", "command", "asd-ctl start a1"),
     ] {
         let mut bad = p.clone();
-        step_mut(&mut bad, id).params[key] = value.into();
+        edit(step_mut(&mut bad, id), |p| p[key] = value.into());
         let v = assert_caught(&policy, &w, &bad, "drill");
         assert!(v.iter().any(|x| x.step.as_deref() == Some(id)), "{v:?}");
     }
@@ -356,7 +359,7 @@ fn defect_06_a_partial_quiesce_set_is_not_finished_in_another_window_r1() {
     assert!(
         p.steps
             .iter()
-            .all(|s| s.params["set"].as_str() != Some(partial_set)),
+            .all(|s| params(s)["set"].as_str() != Some(partial_set)),
         "the partial set is not resumed: {:?}",
         ids(&p)
     );
@@ -367,11 +370,14 @@ fn defect_06_a_partial_quiesce_set_is_not_finished_in_another_window_r1() {
     let mut bad = without(p.clone(), "snapshot:a1:/dev/sdf:bs-20261121T090000Z");
     bad = without(bad, "wait_snapshot:a1:/dev/sdf:bs-20261121T090000Z");
     for s in &mut bad.steps {
-        if let Some(v) = s.params.get_mut("set")
-            && v == "bs-20261121T090000Z"
-            && s.node.as_deref() == Some("a1")
-        {
-            *v = partial_set.into();
+        if s.node.as_deref() == Some("a1") {
+            edit(s, |p| {
+                if let Some(v) = p.get_mut("set")
+                    && v == "bs-20261121T090000Z"
+                {
+                    *v = partial_set.into();
+                }
+            });
         }
     }
     assert_caught(&policy, &w, &bad, "R1");
@@ -382,7 +388,7 @@ fn defect_07_drill_nodes_get_their_own_cluster_peers_and_security_groups() {
     let policy = per_node_policy();
     let w = world(&policy, |_| {});
     let p = run(&policy, &w, Operation::Drill("dr".into())).unwrap();
-    let content = step(&p, "write_config:a1@dr").params["content"]
+    let content = params(step(&p, "write_config:a1@dr"))["content"]
         .as_str()
         .unwrap()
         .to_string();
@@ -392,16 +398,18 @@ fn defect_07_drill_nodes_get_their_own_cluster_peers_and_security_groups() {
         assert!(!content.contains(prod), "{prod} in {content}");
     }
     assert_eq!(
-        step(&p, "provision_instance:a1@dr").params["security_groups"],
+        params(step(&p, "provision_instance:a1@dr"))["security_groups"],
         serde_json::json!(["sg-drill"])
     );
     let mut bad = p.clone();
-    step_mut(&mut bad, "write_config:a1@dr").params["content"] =
-        content.replace("10.0.1.111 3002", "10.0.1.11 3002").into();
+    edit(step_mut(&mut bad, "write_config:a1@dr"), |p| {
+        p["content"] = content.replace("10.0.1.111 3002", "10.0.1.11 3002").into()
+    });
     assert_caught(&policy, &w, &bad, "drill");
     let mut bad = p.clone();
-    step_mut(&mut bad, "provision_instance:a1@dr").params["security_groups"] =
-        serde_json::json!(["sg-0123"]);
+    edit(step_mut(&mut bad, "provision_instance:a1@dr"), |p| {
+        p["security_groups"] = serde_json::json!(["sg-0123"])
+    });
     assert_caught(&policy, &w, &bad, "drill");
     // Validation: a template that seeds production's addresses, or no security groups of its own.
     let dir = examples().join("prod-east");
@@ -600,7 +608,7 @@ fn defect_12_before_time_compares_snapshot_start_times() {
             .any(|s| s.tags.get("asdr:set").map(String::as_str) == Some(late))
     );
     let p = restore(&policy, &w, "a1-before");
-    let snap = step(&p, "create_volume:a1:/dev/sdf").params["snapshot_id"]
+    let snap = params(step(&p, "create_volume:a1:/dev/sdf"))["snapshot_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -617,8 +625,9 @@ fn defect_12_before_time_compares_snapshot_start_times() {
         })
         .unwrap();
     let mut bad = p.clone();
-    step_mut(&mut bad, "create_volume:a1:/dev/sdf").params["snapshot_id"] =
-        late_snap.id.clone().into();
+    edit(step_mut(&mut bad, "create_volume:a1:/dev/sdf"), |p| {
+        p["snapshot_id"] = late_snap.id.clone().into()
+    });
     assert_caught(&policy, &w, &bad, "R3");
 }
 
@@ -632,7 +641,7 @@ fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
     old.subnet_id = Some("subnet-0old".into());
     let p = restore(&policy, &w, "replace-a1");
     assert_eq!(
-        step(&p, "provision_instance:a1").params["subnet_id"],
+        params(step(&p, "provision_instance:a1"))["subnet_id"],
         "subnet-0old"
     );
     assert!(
@@ -642,7 +651,9 @@ fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
     );
     assert_clean(&policy, &w, &p);
     let mut bad = p.clone();
-    step_mut(&mut bad, "provision_instance:a1").params["subnet_id"] = "subnet-0aaa".into();
+    edit(step_mut(&mut bad, "provision_instance:a1"), |p| {
+        p["subnet_id"] = "subnet-0aaa".into()
+    });
     assert_caught(&policy, &w, &bad, "R4");
     // An address outside the subnet's range is refused before anything happens.
     w.subnets.push(Subnet {
@@ -711,7 +722,9 @@ fn defect_18_a_deleting_volume_is_not_a_drill_leftover() {
     assert_clean(&policy, &w, &p);
     // A teardown never deletes a production volume.
     let mut bad = p.clone();
-    bad.steps[0].params["volume_id"] = w.volumes[0].id.clone().into();
+    edit(&mut bad.steps[0], |p| {
+        p["volume_id"] = w.volumes[0].id.clone().into()
+    });
     assert_caught(&policy, &w, &bad, "R13");
 }
 
@@ -725,8 +738,8 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     });
     let p = restore(&policy, &w, "a1-refill");
     let c = step(&p, "create_volume:a1:/dev/sdf");
-    assert_eq!(c.params["encrypted"], true);
-    assert_eq!(c.params["kms_key_id"], key);
+    assert_eq!(params(c)["encrypted"], true);
+    assert_eq!(params(c)["kms_key_id"], key);
     assert!(
         p.changes
             .iter()
@@ -734,10 +747,14 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     );
     assert_clean(&policy, &w, &p);
     let mut bad = p.clone();
-    step_mut(&mut bad, "create_volume:a1:/dev/sdf").params["encrypted"] = false.into();
+    edit(step_mut(&mut bad, "create_volume:a1:/dev/sdf"), |p| {
+        p["encrypted"] = false.into()
+    });
     assert_caught(&policy, &w, &bad, "encryption");
     let mut bad = p.clone();
-    step_mut(&mut bad, "create_volume:a1:/dev/sdf").params["kms_key_id"] = "alias/aws/ebs".into();
+    edit(step_mut(&mut bad, "create_volume:a1:/dev/sdf"), |p| {
+        p["kms_key_id"] = "alias/aws/ebs".into()
+    });
     assert_caught(&policy, &w, &bad, "encryption");
     // Encrypted data whose key was not observed: refused rather than re-keyed.
     let mut unknown = w.clone();
@@ -757,7 +774,7 @@ fn defect_19_new_volumes_keep_encryption_at_rest() {
     // From-backup restores keep the key too.
     let p = restore(&policy, &w, "a1-from-backup");
     assert_eq!(
-        step(&p, "create_volume:a1:/dev/sdg").params["kms_key_id"],
+        params(step(&p, "create_volume:a1:/dev/sdg"))["kms_key_id"],
         key
     );
 }
@@ -794,8 +811,10 @@ fn defect_15_a_saved_plan_runs_only_if_it_re_plans_identically() {
     let mut edited = p.clone();
     let mut extra = edited.steps.last().unwrap().clone();
     extra.id = "delete_snapshot:snap-00000000000005002".into();
-    extra.kind = StepKind::DeleteSnapshot;
-    extra.params = serde_json::json!({"snapshot_id": "snap-00000000000005002"});
+    extra.params = Params::DeleteSnapshot(asdr_planner::params::DeleteSnapshot {
+        snapshot_id: "snap-00000000000005002".into(),
+        set: String::new(),
+    });
     edited.steps.push(extra);
     match check_saved(&policy, &w, &edited) {
         Err(SavedPlanError::Edited { steps, .. }) => {

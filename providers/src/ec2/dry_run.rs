@@ -2,11 +2,10 @@
 //! `DryRunOperation` when the caller may do it and `UnauthorizedOperation` when not, and creates
 //! nothing either way.
 
-use asdr_planner::ports::StepInput;
-use asdr_planner::{Plan, StepKind};
+use asdr_planner::Plan;
+use asdr_planner::params::Params;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Ec2Provider;
 
@@ -58,30 +57,23 @@ const SOME_VOLUME: &str = "vol-00000000000000000";
 impl Ec2Provider {
     /// Checks each EC2 mutation of `plan` with DryRun, in plan order.
     pub async fn dry_run(&self, plan: &Plan) -> Vec<Check> {
-        let learned = Default::default();
         let mut out = Vec::new();
         for step in &plan.steps {
-            let input = StepInput {
-                plan_id: &plan.plan_id,
-                step,
-                learned: &learned,
-            };
-            let s = |k: &str| input.param_str(k, "").unwrap_or_default();
-            let (action, result) = match step.kind {
-                StepKind::ProvisionInstance => {
+            let (action, result) = match &step.params {
+                Params::ProvisionInstance(p) => {
                     let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
                         .device_index(0)
-                        .subnet_id(s("subnet_id"))
-                        .private_ip_address(s("private_ip"))
+                        .set_subnet_id(p.subnet_id.clone())
+                        .private_ip_address(&p.private_ip)
                         .delete_on_termination(true)
                         .build();
                     let r = self
                         .client
                         .run_instances()
                         .dry_run(true)
-                        .image_id(s("ami"))
+                        .image_id(&p.ami)
                         .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                            s("instance_type").as_str(),
+                            p.instance_type.as_str(),
                         ))
                         .min_count(1)
                         .max_count(1)
@@ -90,102 +82,95 @@ impl Ec2Provider {
                         .await;
                     ("ec2:RunInstances", verdict(r))
                 }
-                StepKind::CreateVolume => {
+                Params::CreateVolume(p) => {
                     let r = self
                         .client
                         .create_volume()
                         .dry_run(true)
-                        .availability_zone(s("availability_zone"))
-                        .size(
-                            step.params
-                                .get("size_gib")
-                                .and_then(Value::as_i64)
-                                .unwrap_or(1)
-                                .max(1) as i32,
-                        )
-                        .set_snapshot_id(input.param_str("snapshot_id", ""))
+                        .availability_zone(&p.availability_zone)
+                        .size(p.size_gib.max(1) as i32)
+                        .set_snapshot_id(p.snapshot_id.clone())
                         .send()
                         .await;
                     ("ec2:CreateVolume", verdict(r))
                 }
-                StepKind::AttachVolume => {
-                    let vol = input
-                        .param_str("volume_id", "volume_id")
-                        .filter(|v| v.starts_with("vol-"))
-                        .unwrap_or_else(|| SOME_VOLUME.into());
-                    let inst = input
-                        .param_str("instance_id", "instance_id")
-                        .filter(|v| v.starts_with("i-"))
-                        .unwrap_or_else(|| SOME_INSTANCE.into());
+                Params::AttachVolume(p) => {
+                    // A volume or instance the plan has yet to make: any id of the right shape.
+                    let vol = p.volume_id.known().unwrap_or(SOME_VOLUME);
+                    let inst = p
+                        .instance_id
+                        .as_ref()
+                        .and_then(|i| i.known())
+                        .unwrap_or(SOME_INSTANCE);
                     let r = self
                         .client
                         .attach_volume()
                         .dry_run(true)
                         .volume_id(vol)
                         .instance_id(inst)
-                        .device(s("device"))
+                        .device(&p.device)
                         .send()
                         .await;
                     ("ec2:AttachVolume", verdict(r))
                 }
-                StepKind::DetachVolume => (
+                Params::DetachVolume(p) => (
                     "ec2:DetachVolume",
                     verdict(
                         self.client
                             .detach_volume()
                             .dry_run(true)
-                            .volume_id(s("volume_id"))
+                            .volume_id(&p.volume_id)
                             .send()
                             .await,
                     ),
                 ),
-                StepKind::TerminateInstance => (
+                Params::TerminateInstance(p) => (
                     "ec2:TerminateInstances",
                     verdict(
                         self.client
                             .terminate_instances()
                             .dry_run(true)
-                            .instance_ids(s("instance_id"))
+                            .instance_ids(&p.instance_id)
                             .send()
                             .await,
                     ),
                 ),
-                StepKind::DeleteVolume => (
+                Params::DeleteVolume(p) => (
                     "ec2:DeleteVolume",
                     verdict(
                         self.client
                             .delete_volume()
                             .dry_run(true)
-                            .volume_id(s("volume_id"))
+                            .volume_id(&p.volume_id)
                             .send()
                             .await,
                     ),
                 ),
-                StepKind::DeleteSnapshot => (
+                Params::DeleteSnapshot(p) => (
                     "ec2:DeleteSnapshot",
                     verdict(
                         self.client
                             .delete_snapshot()
                             .dry_run(true)
-                            .snapshot_id(s("snapshot_id"))
+                            .snapshot_id(&p.snapshot_id)
                             .send()
                             .await,
                     ),
                 ),
-                StepKind::Snapshot => (
+                Params::Snapshot(p) => (
                     "ec2:CreateSnapshot",
                     verdict(
                         self.client
                             .create_snapshot()
                             .dry_run(true)
-                            .volume_id(s("volume_id"))
+                            .volume_id(&p.volume_id)
                             .send()
                             .await,
                     ),
                 ),
-                StepKind::SnapshotInstance => {
+                Params::SnapshotInstance(p) => {
                     let spec = aws_sdk_ec2::types::InstanceSpecification::builder()
-                        .instance_id(s("instance_id"))
+                        .instance_id(&p.instance_id)
                         .build();
                     (
                         "ec2:CreateSnapshots",

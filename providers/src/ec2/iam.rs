@@ -99,12 +99,26 @@ fn asdr_planner_node_step(kind: StepKind) -> bool {
 
 /// The IAM policy document for `plan`, as JSON.
 pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
+    policy_for_kinds(
+        &plan.cluster,
+        plan.steps.iter().map(|s| s.kind()),
+        ssm,
+        smd_to,
+    )
+}
+
+/// The IAM policy document for a cluster's steps of these kinds, as JSON.
+pub fn policy_for_kinds(
+    cluster: &str,
+    kinds: impl IntoIterator<Item = StepKind>,
+    ssm: bool,
+    smd_to: &str,
+) -> Value {
     let s3 = asdr_specs::StoreUri::is_s3(smd_to);
     let mut all: BTreeSet<(&'static str, Scope)> = BTreeSet::new();
-    for s in &plan.steps {
-        all.extend(actions(s.kind, ssm, s3));
+    for kind in kinds {
+        all.extend(actions(kind, ssm, s3));
     }
-    let cluster = &plan.cluster;
     let of = |scope: Scope| {
         all.iter()
             .filter(|(_, s)| *s == scope)

@@ -4,31 +4,24 @@
 use super::*;
 
 pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Resources> {
-    let step = input.step;
-    match step.kind {
-        StepKind::TerminateInstance => {
-            let id = input.param_str("instance_id", "instance_id")?;
-            world
-                .instances
-                .iter()
-                .find(|i| i.id == id)
-                .filter(|i| i.state == InstanceState::Terminated)
-                .and_then(|_| r(&[]))
-        }
-        StepKind::StopInstance => {
-            let id = input.param_str("instance_id", "instance_id")?;
-            world
-                .instances
-                .iter()
-                .find(|i| i.id == id)
-                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
-                .and_then(|_| r(&[]))
-        }
-        StepKind::ProvisionInstance => world
+    match &input.step.params {
+        Params::TerminateInstance(p) => world
+            .instances
+            .iter()
+            .find(|i| i.id == p.instance_id)
+            .filter(|i| i.state == InstanceState::Terminated)
+            .and_then(|_| found()),
+        Params::StopInstance(p) => world
+            .instances
+            .iter()
+            .find(|i| i.id == p.instance_id)
+            .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+            .and_then(|_| found()),
+        Params::ProvisionInstance(_) => world
             .instances
             .iter()
             .find(|i| made_by(&i.tags, input) && i.state != InstanceState::Terminated)
-            .and_then(|i| r(&[("instance_id", json!(i.id))])),
+            .map(|i| Learned::instance(i.id.clone())),
         _ => None,
     }
 }
@@ -40,19 +33,19 @@ pub(super) fn act(
 ) -> Result<Progress, StepError> {
     let step = input.step;
     let retry = Duration::from_millis(cx.sim.retry_ms);
-    match step.kind {
-        StepKind::StopInstance => {
-            let id = need(input, "instance_id", "instance_id")?;
-            let i = instance_mut(world, &id)?;
+    match &step.params {
+        Params::StopInstance(p) => {
+            let id = &p.instance_id;
+            let i = instance_mut(world, id)?;
             match i.state {
-                InstanceState::Stopped | InstanceState::Terminated => Progress::done(&[]),
+                InstanceState::Stopped | InstanceState::Terminated => Progress::finished(),
                 InstanceState::Stopping => {
                     i.state = InstanceState::Stopped;
                     if let Some(node) = input.step.node.as_deref() {
                         node_mut(world, node).reachable = false;
                         recluster(world);
                     }
-                    Progress::done(&[])
+                    Progress::finished()
                 }
                 _ => {
                     i.state = InstanceState::Stopping;
@@ -60,11 +53,11 @@ pub(super) fn act(
                 }
             }
         }
-        StepKind::TerminateInstance => {
-            let id = need(input, "instance_id", "instance_id")?;
+        Params::TerminateInstance(p) => {
+            let id = p.instance_id.clone();
             let i = instance_mut(world, &id)?;
             match i.state {
-                InstanceState::Terminated => Progress::done(&[]),
+                InstanceState::Terminated => Progress::finished(),
                 InstanceState::ShuttingDown => {
                     // Terminated: DeleteOnTermination volumes go with it, the others are detached.
                     i.state = InstanceState::Terminated;
@@ -84,7 +77,7 @@ pub(super) fn act(
                         node_mut(world, node).reachable = false;
                         recluster(world);
                     }
-                    Progress::done(&[])
+                    Progress::finished()
                 }
                 _ => {
                     i.state = InstanceState::ShuttingDown;
@@ -92,8 +85,8 @@ pub(super) fn act(
                 }
             }
         }
-        StepKind::ProvisionInstance => {
-            let ip = need(input, "private_ip", "")?;
+        Params::ProvisionInstance(p) => {
+            let ip = p.private_ip.clone();
             if let Some(holder) = world.instances.iter().find(|i| {
                 i.state != InstanceState::Terminated && i.private_ip.as_deref() == Some(ip.as_str())
             }) {
@@ -104,24 +97,18 @@ pub(super) fn act(
                 ));
             }
             let id = format!("i-{}", token(input.plan_id, &step.id, ""));
-            let instance_type = need(input, "instance_type", "")?;
+            let instance_type = p.instance_type.clone();
             let drives = world
                 .instance_types
                 .get(&instance_type)
-                .map(|t| t.instance_store_drives)
-                .unwrap_or_else(|| {
-                    step.params
-                        .get("instance_store_volumes")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0) as u32
-                });
+                .map_or(p.instance_store_volumes, |t| t.instance_store_drives);
             world.instances.push(Instance {
                 id: id.clone(),
                 state: InstanceState::Running,
                 instance_type,
                 private_ip: Some(ip),
-                availability_zone: need(input, "availability_zone", "")?,
-                subnet_id: input.param_str("subnet_id", ""),
+                availability_zone: p.availability_zone.clone(),
+                subnet_id: p.subnet_id.clone(),
                 instance_store_drives: drives,
                 block_devices: Vec::new(),
                 tags: created_tags(input, &[]),
@@ -133,11 +120,11 @@ pub(super) fn act(
                 n.namespaces.clear();
                 n.smd_restored_from = None;
             }
-            Progress::done(&[("instance_id", json!(id))])
+            Progress::done(Learned::instance(id))
         }
         other => Err(bad(
             "NotThisFamily",
-            format!("{other} is not carried out here"),
+            format!("{} is not carried out here", other.kind()),
         )),
     }
 }

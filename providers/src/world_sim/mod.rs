@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use asdr_planner::StepKind;
+use asdr_planner::params::{self, Learned, Params, Ref};
 use asdr_planner::ports::{Progress, Resources, StepError, StepInput};
 use asdr_planner::tags;
 use asdr_planner::world::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 mod instances;
@@ -95,27 +95,47 @@ fn token(plan_id: &str, step: &str, extra: &str) -> String {
         .to_string()
 }
 
-/// Evidence found: these resources.
-fn r(pairs: &[(&str, Value)]) -> Option<Resources> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect::<Resources>(),
-    )
+/// Evidence found, nothing to learn from it.
+fn found() -> Option<Resources> {
+    Some(Learned::default())
 }
 
 fn bad(code: &str, message: impl Into<String>) -> StepError {
     StepError::permanent(code, message)
 }
 
-fn need(input: &StepInput<'_>, name: &str, key: &str) -> Result<String, StepError> {
-    input.param_str(name, key).ok_or_else(|| {
+/// A resource id the plan knows or an earlier step learned.
+fn need(
+    input: &StepInput<'_>,
+    r: &Ref,
+    pick: impl Fn(&Learned) -> Option<&String>,
+) -> Result<String, StepError> {
+    input.resolve(r, pick).ok_or_else(|| {
         bad(
-            "MissingParameter",
-            format!("step {} has no `{name}`", input.step.id),
+            "UnresolvedReference",
+            format!(
+                "step {}: step {} has not learned the resource it needs",
+                input.step.id,
+                r.from_step().unwrap_or_default()
+            ),
         )
     })
+}
+
+/// The volume a step names, known or learned.
+fn volume_ref(input: &StepInput<'_>, r: &Ref) -> Result<String, StepError> {
+    need(input, r, |l| l.volume_id.as_ref())
+}
+
+/// The instance an attach names, known or learned.
+fn instance_ref(input: &StepInput<'_>, r: Option<&Ref>) -> Result<String, StepError> {
+    let r = r.ok_or_else(|| {
+        bad(
+            "MissingParameter",
+            format!("step {} names no instance", input.step.id),
+        )
+    })?;
+    need(input, r, |l| l.instance_id.as_ref())
 }
 
 fn node_name(input: &StepInput<'_>) -> Result<String, StepError> {
@@ -149,8 +169,10 @@ fn node_mut<'w>(world: &'w mut World, name: &str) -> &'w mut NodeObservation {
 
 fn address_ip(input: &StepInput<'_>) -> Option<String> {
     input
-        .param_str("address", "")
-        .and_then(|a| a.split(':').next().map(str::to_string))
+        .step
+        .params
+        .node_service()
+        .and_then(|p| p.address.split(':').next().map(str::to_string))
 }
 
 /// The live instance of a node: the one holding its address, else the one tagged for it.
@@ -288,21 +310,7 @@ fn cluster_unstable(world: &World, size: usize, nodes: Option<&[String]>) -> Opt
     None
 }
 
-fn list(input: &StepInput<'_>, name: &str) -> Vec<String> {
-    input
-        .step
-        .params
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The volume `id`, or EC2's `InvalidVolume.NotFound`.
+/// The instance `id`, or EC2's `InvalidInstanceID.NotFound`.
 fn instance_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Instance, StepError> {
     world
         .instances
@@ -316,6 +324,7 @@ fn instance_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Instance, 
         })
 }
 
+/// The volume `id`, or EC2's `InvalidVolume.NotFound`.
 fn volume_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Volume, StepError> {
     world
         .volumes
@@ -329,25 +338,27 @@ fn volume_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Volume, Step
         })
 }
 
-fn snapshot_of<'w>(world: &'w World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<&'w Snapshot> {
-    if let Some(id) = input.param_str("snapshot_id", "snapshot_id") {
-        return world.snapshots.iter().find(|s| s.id == id);
+fn snapshot_of<'w>(
+    world: &'w World,
+    cx: &Ctx<'_>,
+    p: &params::WaitSnapshot,
+) -> Option<&'w Snapshot> {
+    if let Some(id) = &p.snapshot_id {
+        return world.snapshots.iter().find(|s| &s.id == id);
     }
-    let set = input.param_str("set", "")?;
-    let node = input.param_str("node", "")?;
-    let device = input.param_str("device", "")?;
+    let (set, node, device) = (p.set.as_deref()?, p.node.as_deref()?, p.device.as_deref()?);
     world.snapshots.iter().find(|s| {
         let t = |k: &str| s.tags.get(k).map(String::as_str);
         t(tags::CLUSTER) == Some(cx.cluster)
-            && t(tags::SET) == Some(&set)
-            && t(tags::NODE) == Some(&node)
-            && t(tags::DEVICE) == Some(&device)
+            && t(tags::SET) == Some(set)
+            && t(tags::NODE) == Some(node)
+            && t(tags::DEVICE) == Some(device)
     })
 }
 
 /// Evidence that a step already took effect: the resources to adopt.
 pub fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Resources> {
-    match family(input.step.kind) {
+    match family(input.step.kind()) {
         Family::Instances => instances::observe(world, cx, input),
         Family::Volumes => volumes::observe(world, cx, input),
         Family::Snapshots => snapshots::observe(world, cx, input),
@@ -357,7 +368,7 @@ pub fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Res
 
 /// Carries a step out on the world (or advances a wait by one poll).
 pub fn act(world: &mut World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Result<Progress, StepError> {
-    match family(input.step.kind) {
+    match family(input.step.kind()) {
         Family::Instances => instances::act(world, cx, input),
         Family::Volumes => volumes::act(world, cx, input),
         Family::Snapshots => snapshots::act(world, cx, input),

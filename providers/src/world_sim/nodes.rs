@@ -7,49 +7,31 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
     let step = input.step;
     let node = step.node.as_deref().unwrap_or("");
     let obs = world.nodes.iter().find(|n| n.name == node);
-    match step.kind {
-        StepKind::Quiesce => obs.filter(|n| n.quiesced).and_then(|_| r(&[])),
-        StepKind::Unquiesce => obs.filter(|n| !n.quiesced).and_then(|_| r(&[])),
-        StepKind::StopNode => obs.filter(|n| !n.reachable).and_then(|_| r(&[])),
-        StepKind::StartNode => obs.filter(|n| n.reachable).and_then(|_| r(&[])),
-        StepKind::CopySmd => {
-            let set = input.param_str("set", "")?;
-            world
-                .smd_archives
-                .iter()
-                .find(|a| a.set == set)
-                .and_then(|a| r(&[("uri", json!(a.uri))]))
-        }
-        StepKind::RestoreSmd => {
-            let set = input.param_str("set", "")?;
-            obs.filter(|n| n.smd_restored_from.as_deref() == Some(set.as_str()))
-                .and_then(|_| r(&[]))
-        }
-        StepKind::WriteConfig => {
-            let content = input.param_str("content", "")?;
-            obs.filter(|n| n.config.as_deref() == Some(content.as_str()))
-                .and_then(|_| r(&[]))
-        }
-        StepKind::Asbackup => {
-            let (set, ns) = (
-                input.param_str("set", "")?,
-                input.param_str("namespace", "")?,
-            );
-            world
-                .asbackup_archives
-                .iter()
-                .find(|a| a.set == set && a.namespace == ns)
-                .and_then(|a| r(&[("uri", json!(a.uri))]))
-        }
-        StepKind::DeleteBackup => {
-            let set = input.param_str("set", "")?;
-            (!world.asbackup_archives.iter().any(|a| a.set == set)).then(Resources::new)
+    match &step.params {
+        Params::Quiesce(_) => obs.filter(|n| n.quiesced).and_then(|_| found()),
+        Params::Unquiesce(_) => obs.filter(|n| !n.quiesced).and_then(|_| found()),
+        Params::StopNode(_) => obs.filter(|n| !n.reachable).and_then(|_| found()),
+        Params::StartNode(_) => obs.filter(|n| n.reachable).and_then(|_| found()),
+        Params::CopySmd(p) => world
+            .smd_archives
+            .iter()
+            .find(|a| a.set == p.set)
+            .map(|a| Learned::uri(a.uri.clone())),
+        Params::RestoreSmd(p) => obs
+            .filter(|n| n.smd_restored_from.as_deref() == Some(p.set.as_str()))
+            .and_then(|_| found()),
+        Params::WriteConfig(p) => obs
+            .filter(|n| n.config.as_deref() == Some(p.content.as_str()))
+            .and_then(|_| found()),
+        Params::Asbackup(p) => world
+            .asbackup_archives
+            .iter()
+            .find(|a| a.set == p.set && a.namespace == p.namespace)
+            .map(|a| Learned::uri(a.uri.clone())),
+        Params::DeleteBackup(p) => {
+            (!world.asbackup_archives.iter().any(|a| a.set == p.set)).then(Resources::new)
         }
         // Checks and waits are cheap to run again; asrestore leaves no mark to find.
-        StepKind::CheckClusterStable
-        | StepKind::WaitClusterStable
-        | StepKind::WaitNodesStopped
-        | StepKind::Asrestore => None,
         _ => None,
     }
 }
@@ -60,44 +42,37 @@ pub(super) fn act(
     input: &StepInput<'_>,
 ) -> Result<Progress, StepError> {
     let step = input.step;
-    match step.kind {
-        StepKind::CheckClusterStable => {
-            let size = step.params.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let nodes = list(input, "nodes");
-            match cluster_unstable(world, size, Some(&nodes)) {
-                None => Progress::done(&[]),
+    match &step.params {
+        Params::CheckClusterStable(p) => {
+            match cluster_unstable(world, p.size, Some(&p.nodes)) {
+                None => Progress::finished(),
                 // R14: refuse to go on.
                 Some(why) => Err(bad("ERROR:7", why)),
             }
         }
-        StepKind::WaitClusterStable => {
-            let size = step.params.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let nodes = list(input, "nodes");
-            match cluster_unstable(world, size, Some(&nodes)) {
-                None => Progress::done(&[(
-                    "cluster_key",
-                    json!(world.nodes.iter().find_map(|n| n.cluster_key.clone())),
-                )]),
-                Some(why) => {
-                    for n in world.nodes.iter_mut().filter(|n| n.reachable) {
-                        n.migrations_remaining = n.migrations_remaining.saturating_sub(1);
-                    }
-                    Progress::pending(why, None)
+        Params::WaitClusterStable(p) => match cluster_unstable(world, p.size, Some(&p.nodes)) {
+            None => Progress::done(Learned {
+                cluster_key: world.nodes.iter().find_map(|n| n.cluster_key.clone()),
+                ..Learned::default()
+            }),
+            Some(why) => {
+                for n in world.nodes.iter_mut().filter(|n| n.reachable) {
+                    n.migrations_remaining = n.migrations_remaining.saturating_sub(1);
                 }
+                Progress::pending(why, None)
             }
-        }
-        StepKind::WaitNodesStopped => {
-            let names = list(input, "nodes");
+        },
+        Params::WaitNodesStopped(p) => {
             match world
                 .nodes
                 .iter()
-                .find(|n| n.reachable && names.contains(&n.name))
+                .find(|n| n.reachable && p.nodes.contains(&n.name))
             {
-                None => Progress::done(&[]),
+                None => Progress::finished(),
                 Some(n) => Progress::pending(format!("{} still answers", n.name), None),
             }
         }
-        StepKind::Quiesce | StepKind::Unquiesce => {
+        Params::Quiesce(_) | Params::Unquiesce(_) => {
             let name = node_name(input)?;
             let n = node_mut(world, &name);
             if !n.reachable {
@@ -106,10 +81,10 @@ pub(super) fn act(
                     format!("node {name} does not answer on its info port"),
                 ));
             }
-            n.quiesced = step.kind == StepKind::Quiesce;
-            Progress::done(&[])
+            n.quiesced = step.kind() == StepKind::Quiesce;
+            Progress::finished()
         }
-        StepKind::StopNode => {
+        Params::StopNode(_) => {
             let name = node_name(input)?;
             let n = node_mut(world, &name);
             // The edition is the software's, not the process's: it comes back as it was.
@@ -117,9 +92,9 @@ pub(super) fn act(
             n.quiesced = false;
             n.build = None;
             recluster(world);
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::StartNode => {
+        Params::StartNode(_) => {
             let name = node_name(input)?;
             let ip = address_ip(input);
             let instance = live_instance(world, cx, &name, ip.as_deref()).ok_or_else(|| {
@@ -159,11 +134,10 @@ pub(super) fn act(
             for n in world.nodes.iter_mut().filter(|n| n.reachable) {
                 n.migrations_remaining = u64::from(cx.sim.migration_polls);
             }
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::CopySmd => {
-            let set = need(input, "set", "")?;
-            let uri = need(input, "to", "")?;
+        Params::CopySmd(p) => {
+            let (set, uri) = (p.set.clone(), p.to.clone());
             let name = node_name(input)?;
             let sha = token(&set, &name, "smd");
             world.smd_archives.push(SmdArchive {
@@ -172,21 +146,20 @@ pub(super) fn act(
                 uri: uri.clone(),
                 sha256: Some(sha),
             });
-            Progress::done(&[("uri", json!(uri))])
+            Progress::done(Learned::uri(uri))
         }
-        StepKind::RestoreSmd => {
-            let set = need(input, "set", "")?;
-            let from = need(input, "from", "")?;
-            if !world.smd_archives.iter().any(|a| a.uri == from) {
+        Params::RestoreSmd(p) => {
+            let (set, from) = (p.set.clone(), &p.from);
+            if !world.smd_archives.iter().any(|a| &a.uri == from) {
                 return Err(bad(
                     "NoSuchKey",
                     format!("SMD archive {from} is not in the store"),
                 ));
             }
             node_mut(world, &node_name(input)?).smd_restored_from = Some(set);
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::WriteConfig => {
+        Params::WriteConfig(p) => {
             let name = node_name(input)?;
             if live_instance(world, cx, &name, None).is_none() {
                 return Err(bad(
@@ -194,32 +167,26 @@ pub(super) fn act(
                     format!("node {name} has no running instance to write aerospike.conf on"),
                 ));
             }
-            node_mut(world, &name).config = Some(need(input, "content", "")?);
-            Progress::done(&[])
+            node_mut(world, &name).config = Some(p.content.clone());
+            Progress::finished()
         }
-        StepKind::Asbackup => {
-            let (set, namespace, uri) = (
-                need(input, "set", "")?,
-                need(input, "namespace", "")?,
-                need(input, "to", "")?,
-            );
+        Params::Asbackup(p) => {
             world.asbackup_archives.push(AsbackupArchive {
-                set,
-                namespace,
-                uri: uri.clone(),
-                incremental_of: input.param_str("incremental_of", ""),
+                set: p.set.clone(),
+                namespace: p.namespace.clone(),
+                uri: p.to.clone(),
+                incremental_of: p.incremental_of.clone(),
             });
-            Progress::done(&[("uri", json!(uri))])
+            Progress::done(Learned::uri(p.to.clone()))
         }
-        StepKind::Asrestore => Progress::done(&[]),
-        StepKind::DeleteBackup => {
-            let set = need(input, "set", "")?;
-            world.asbackup_archives.retain(|a| a.set != set);
-            Progress::done(&[])
+        Params::Asrestore(_) => Progress::finished(),
+        Params::DeleteBackup(p) => {
+            world.asbackup_archives.retain(|a| a.set != p.set);
+            Progress::finished()
         }
         other => Err(bad(
             "NotThisFamily",
-            format!("{other} is not carried out here"),
+            format!("{} is not carried out here", other.kind()),
         )),
     }
 }

@@ -4,31 +4,25 @@
 use super::*;
 
 pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Resources> {
-    let step = input.step;
-    match step.kind {
-        StepKind::SnapshotInstance | StepKind::Snapshot => {
-            let ids: Vec<Value> = world
+    match &input.step.params {
+        Params::SnapshotInstance(_) | Params::Snapshot(_) => {
+            let ids: Vec<String> = world
                 .snapshots
                 .iter()
                 .filter(|s| made_by(&s.tags, input))
-                .map(|s| json!(s.id))
+                .map(|s| s.id.clone())
                 .collect();
-            (!ids.is_empty()).then(|| {
-                [("snapshot_ids".to_string(), Value::Array(ids))]
-                    .into_iter()
-                    .collect()
-            })
+            (!ids.is_empty()).then(|| Learned::snapshots(ids))
         }
-        StepKind::WaitSnapshot => snapshot_of(world, cx, input)
+        Params::WaitSnapshot(p) => snapshot_of(world, cx, p)
             .filter(|s| s.state == SnapshotState::Completed)
-            .and_then(|s| r(&[("snapshot_id", json!(s.id))])),
-        StepKind::MarkSetComplete => {
-            let set = input.param_str("set", "")?;
+            .map(|s| Learned::snapshot(s.id.clone())),
+        Params::MarkSetComplete(p) => {
             let of_set: Vec<&Snapshot> = world
                 .snapshots
                 .iter()
                 .filter(|s| {
-                    s.tags.get(tags::SET) == Some(&set)
+                    s.tags.get(tags::SET) == Some(&p.set)
                         && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
                 })
                 .collect();
@@ -38,9 +32,8 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                     .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")))
             .then(Resources::new)
         }
-        StepKind::DeleteSnapshot => {
-            let id = input.param_str("snapshot_id", "")?;
-            (!world.snapshots.iter().any(|s| s.id == id)).then(Resources::new)
+        Params::DeleteSnapshot(p) => {
+            (!world.snapshots.iter().any(|s| s.id == p.snapshot_id)).then(Resources::new)
         }
         _ => None,
     }
@@ -52,28 +45,16 @@ pub(super) fn act(
     input: &StepInput<'_>,
 ) -> Result<Progress, StepError> {
     let step = input.step;
-    match step.kind {
-        StepKind::SnapshotInstance | StepKind::Snapshot => {
-            let volumes: Vec<(String, String)> = if step.kind == StepKind::SnapshotInstance {
-                step.params
-                    .get("volumes")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| {
-                                Some((
-                                    v.get("device")?.as_str()?.to_string(),
-                                    v.get("volume_id")?.as_str()?.to_string(),
-                                ))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            } else {
-                vec![(
-                    need(input, "device", "")?,
-                    need(input, "volume_id", "volume_id")?,
-                )]
+    match &step.params {
+        Params::SnapshotInstance(_) | Params::Snapshot(_) => {
+            let volumes: Vec<(String, String)> = match &step.params {
+                Params::SnapshotInstance(p) => p
+                    .volumes
+                    .iter()
+                    .map(|v| (v.device.clone(), v.volume_id.clone()))
+                    .collect(),
+                Params::Snapshot(p) => vec![(p.device.clone(), p.volume_id.clone())],
+                _ => unreachable!("matched above"),
             };
             let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             let mut ids = Vec::new();
@@ -102,13 +83,13 @@ pub(super) fn act(
                     kms_key_id,
                     tags: created_tags(input, &[(tags::DEVICE, &device)]),
                 });
-                ids.push(json!(id));
+                ids.push(id);
             }
-            Progress::done(&[("snapshot_ids", Value::Array(ids))])
+            Progress::done(Learned::snapshots(ids))
         }
-        StepKind::WaitSnapshot => {
+        Params::WaitSnapshot(p) => {
             let polls = cx.sim.snapshot_polls.max(1);
-            let id = snapshot_of(world, cx, input)
+            let id = snapshot_of(world, cx, p)
                 .map(|s| s.id.clone())
                 .ok_or_else(|| {
                     bad(
@@ -122,7 +103,7 @@ pub(super) fn act(
                 .find(|s| s.id == id)
                 .expect("found above");
             match s.state {
-                SnapshotState::Completed => Progress::done(&[("snapshot_id", json!(s.id))]),
+                SnapshotState::Completed => Progress::done(Learned::snapshot(s.id.clone())),
                 SnapshotState::Pending => {
                     s.progress = (u32::from(s.progress) + 100_u32.div_ceil(polls)).min(100) as u8;
                     if s.progress >= 100 {
@@ -136,13 +117,8 @@ pub(super) fn act(
                 )),
             }
         }
-        StepKind::MarkSetComplete => {
-            let set = need(input, "set", "")?;
-            let expected = step
-                .params
-                .get("snapshots")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize;
+        Params::MarkSetComplete(p) => {
+            let (set, expected) = (p.set.clone(), p.snapshots);
             let mine = |s: &Snapshot| {
                 s.tags.get(tags::SET) == Some(&set)
                     && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
@@ -162,19 +138,16 @@ pub(super) fn act(
                 // With real nodes, copy_smd wrote the archive to the store, not to this file: the
                 // archive it reported (a dependency of this step) is recorded as observed.
                 let copied = input.learned.get(&format!("copy_smd:{set}"));
-                let field = |k: &str| {
-                    copied
-                        .and_then(|r| r.get(k))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                };
-                let Some(uri) = field("uri") else {
+                let Some(uri) = copied.and_then(|c| c.uri.clone()) else {
                     return Err(bad(
                         "IncompleteSet",
                         format!("set {set} has no SMD archive (R2)"),
                     ));
                 };
-                let (node, sha256) = (field("node").unwrap_or_default(), field("sha256"));
+                let (node, sha256) = (
+                    copied.and_then(|c| c.node.clone()).unwrap_or_default(),
+                    copied.and_then(|c| c.sha256.clone()),
+                );
                 world.smd_archives.push(SmdArchive {
                     set: set.clone(),
                     node,
@@ -185,12 +158,12 @@ pub(super) fn act(
             for s in world.snapshots.iter_mut().filter(|s| mine(s)) {
                 s.tags.insert(tags::COMPLETE.into(), "true".into());
             }
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::DeleteSnapshot => {
-            let id = need(input, "snapshot_id", "")?;
-            let Some(i) = world.snapshots.iter().position(|s| s.id == id) else {
-                return Progress::done(&[]);
+        Params::DeleteSnapshot(p) => {
+            let id = &p.snapshot_id;
+            let Some(i) = world.snapshots.iter().position(|s| &s.id == id) else {
+                return Progress::finished();
             };
             if world.snapshots[i]
                 .tags
@@ -207,11 +180,11 @@ pub(super) fn act(
                 ));
             }
             world.snapshots.remove(i);
-            Progress::done(&[])
+            Progress::finished()
         }
         other => Err(bad(
             "NotThisFamily",
-            format!("{other} is not carried out here"),
+            format!("{} is not carried out here", other.kind()),
         )),
     }
 }

@@ -5,43 +5,38 @@
 use super::*;
 
 pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Option<Resources> {
-    let step = input.step;
-    match step.kind {
-        StepKind::DetachVolume => {
-            let vol = input.param_str("volume_id", "volume_id")?;
-            let inst = input.param_str("instance_id", "instance_id")?;
-            let v = world.volumes.iter().find(|v| v.id == vol)?;
-            (!v.attachments.iter().any(|a| a.instance_id == inst)).then(Resources::new)
+    match &input.step.params {
+        Params::DetachVolume(p) => {
+            let v = world.volumes.iter().find(|v| v.id == p.volume_id)?;
+            (!v.attachments.iter().any(|a| a.instance_id == p.instance_id)).then(Resources::new)
         }
-        StepKind::AttachVolume => {
-            let vol = input.param_str("volume_id", "volume_id")?;
-            let inst = input.param_str("instance_id", "instance_id")?;
-            let dev = input.param_str("device", "")?;
+        Params::AttachVolume(p) => {
+            let vol = volume_ref(input, &p.volume_id).ok()?;
+            let inst = instance_ref(input, p.instance_id.as_ref()).ok()?;
             let v = world.volumes.iter().find(|v| v.id == vol)?;
             v.attachments
                 .iter()
-                .any(|a| a.instance_id == inst && a.device == dev)
+                .any(|a| a.instance_id == inst && a.device == p.device)
                 .then(Resources::new)
         }
-        StepKind::CreateVolume => world
+        Params::CreateVolume(_) => world
             .volumes
             .iter()
             .find(|v| {
                 made_by(&v.tags, input)
                     && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
             })
-            .and_then(|v| r(&[("volume_id", json!(v.id))])),
-        StepKind::WaitVolume => {
-            let vol = input.param_str("volume_id", "volume_id")?;
+            .map(|v| Learned::volume(v.id.clone())),
+        Params::WaitVolume(p) => {
+            let vol = volume_ref(input, &p.volume_id).ok()?;
             world
                 .volumes
                 .iter()
                 .find(|v| v.id == vol && v.state == VolumeState::Available)
-                .and_then(|_| r(&[]))
+                .and_then(|_| found())
         }
-        StepKind::DeleteVolume => {
-            let id = input.param_str("volume_id", "volume_id")?;
-            (!world.volumes.iter().any(|v| v.id == id)).then(Resources::new)
+        Params::DeleteVolume(p) => {
+            (!world.volumes.iter().any(|v| v.id == p.volume_id)).then(Resources::new)
         }
         _ => None,
     }
@@ -54,28 +49,27 @@ pub(super) fn act(
 ) -> Result<Progress, StepError> {
     let step = input.step;
     let retry = Duration::from_millis(cx.sim.retry_ms);
-    match step.kind {
-        StepKind::DetachVolume => {
-            let vol = need(input, "volume_id", "volume_id")?;
-            let inst = need(input, "instance_id", "instance_id")?;
-            let v = volume_mut(world, &vol)?;
-            v.attachments.retain(|a| a.instance_id != inst);
+    match &step.params {
+        Params::DetachVolume(p) => {
+            let (vol, inst) = (&p.volume_id, &p.instance_id);
+            let v = volume_mut(world, vol)?;
+            v.attachments.retain(|a| &a.instance_id != inst);
             if v.attachments.is_empty() {
                 v.state = VolumeState::Available;
             }
-            if step.params.get("supersede").and_then(Value::as_bool) == Some(true) {
+            if p.supersede {
                 v.tags
                     .insert(tags::SUPERSEDED.into(), input.plan_id.to_string());
             }
-            if let Some(i) = world.instances.iter_mut().find(|i| i.id == inst) {
-                i.block_devices.retain(|b| b.volume_id != vol);
+            if let Some(i) = world.instances.iter_mut().find(|i| &i.id == inst) {
+                i.block_devices.retain(|b| &b.volume_id != vol);
             }
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::AttachVolume => {
-            let vol = need(input, "volume_id", "volume_id")?;
-            let inst = need(input, "instance_id", "instance_id")?;
-            let dev = need(input, "device", "")?;
+        Params::AttachVolume(p) => {
+            let vol = volume_ref(input, &p.volume_id)?;
+            let inst = instance_ref(input, p.instance_id.as_ref())?;
+            let dev = p.device.clone();
             let instance = world
                 .instances
                 .iter()
@@ -132,19 +126,19 @@ pub(super) fn act(
                 volume_id: vol,
                 delete_on_termination: false,
             });
-            Progress::done(&[])
+            Progress::finished()
         }
-        StepKind::CreateVolume => {
-            let snapshot_id = input.param_str("snapshot_id", "");
+        Params::CreateVolume(p) => {
+            let snapshot_id = p.snapshot_id.clone();
             // EBS: a volume from an encrypted snapshot is encrypted; asking for a key sets it.
             let from_snapshot = snapshot_id
                 .as_ref()
                 .and_then(|sid| world.snapshots.iter().find(|s| &s.id == sid))
                 .map(|s| (s.encrypted, s.kms_key_id.clone()));
-            let encrypted = step.params.get("encrypted").and_then(Value::as_bool) == Some(true)
-                || from_snapshot.as_ref().is_some_and(|s| s.0);
-            let kms_key_id = input
-                .param_str("kms_key_id", "")
+            let encrypted = p.encrypted || from_snapshot.as_ref().is_some_and(|s| s.0);
+            let kms_key_id = p
+                .kms_key_id
+                .clone()
                 .or_else(|| from_snapshot.and_then(|s| s.1))
                 .filter(|_| encrypted);
             if let Some(sid) = &snapshot_id {
@@ -168,23 +162,11 @@ pub(super) fn act(
             let id = format!("vol-{}", token(input.plan_id, &step.id, ""));
             world.volumes.push(Volume {
                 id: id.clone(),
-                availability_zone: need(input, "availability_zone", "")?,
-                size_gib: step
-                    .params
-                    .get("size_gib")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0) as u32,
-                volume_type: input.param_str("type", "").unwrap_or_else(|| "gp3".into()),
-                iops: step
-                    .params
-                    .get("iops")
-                    .and_then(Value::as_u64)
-                    .map(|v| v as u32),
-                throughput: step
-                    .params
-                    .get("throughput")
-                    .and_then(Value::as_u64)
-                    .map(|v| v as u32),
+                availability_zone: p.availability_zone.clone(),
+                size_gib: p.size_gib,
+                volume_type: p.volume_type.clone(),
+                iops: p.iops,
+                throughput: p.throughput,
                 state: VolumeState::Creating,
                 snapshot_id,
                 encrypted,
@@ -192,13 +174,13 @@ pub(super) fn act(
                 attachments: Vec::new(),
                 tags: created_tags(input, &[]),
             });
-            Progress::done(&[("volume_id", json!(id))])
+            Progress::done(Learned::volume(id))
         }
-        StepKind::WaitVolume => {
-            let vol = need(input, "volume_id", "volume_id")?;
+        Params::WaitVolume(p) => {
+            let vol = volume_ref(input, &p.volume_id)?;
             let v = volume_mut(world, &vol)?;
             match v.state {
-                VolumeState::Available => Progress::done(&[]),
+                VolumeState::Available => Progress::finished(),
                 VolumeState::Creating => {
                     v.state = VolumeState::Available;
                     Progress::pending(format!("{vol} creating"), None)
@@ -206,10 +188,10 @@ pub(super) fn act(
                 other => Err(bad("IncorrectState", format!("volume {vol} is {other:?}"))),
             }
         }
-        StepKind::DeleteVolume => {
-            let id = need(input, "volume_id", "volume_id")?;
-            let Some(i) = world.volumes.iter().position(|v| v.id == id) else {
-                return Progress::done(&[]);
+        Params::DeleteVolume(p) => {
+            let id = &p.volume_id;
+            let Some(i) = world.volumes.iter().position(|v| &v.id == id) else {
+                return Progress::finished();
             };
             // Only a drill's own volumes are ever deleted (R7, R13).
             if !world.volumes[i]
@@ -233,11 +215,11 @@ pub(super) fn act(
                 ));
             }
             world.volumes.remove(i);
-            Progress::done(&[])
+            Progress::finished()
         }
         other => Err(bad(
             "NotThisFamily",
-            format!("{other} is not carried out here"),
+            format!("{} is not carried out here", other.kind()),
         )),
     }
 }

@@ -64,11 +64,10 @@ async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused
     let learned = BTreeMap::new();
     let mk = |id: &str, kind, node: &str, params| Step {
         id: id.into(),
-        kind,
         node: Some(node.into()),
         depends_on: vec![],
         cleanup: false,
-        params,
+        params: crate::params_of(kind, params),
     };
     let copy = mk(
         "copy_smd:bs",
@@ -329,11 +328,10 @@ async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpa
     let learned = BTreeMap::new();
     let mk = |id: &str, kind, node: &str, params| Step {
         id: id.into(),
-        kind,
         node: Some(node.into()),
         depends_on: vec![],
         cleanup: false,
-        params,
+        params: crate::params_of(kind, params),
     };
     let copy = mk(
         "copy_smd:bs",
@@ -352,7 +350,7 @@ async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpa
     else {
         panic!("pending")
     };
-    let sha = res["sha256"].as_str().unwrap().to_string();
+    let sha = res.sha256.clone().unwrap();
     let stored = dir
         .path()
         .join("s3/acme-backups/asdr/prod-east/bs-1/a1.smd.tar");
@@ -453,11 +451,13 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
     );
     let copy = Step {
         id: "copy_smd:bs".into(),
-        kind: StepKind::CopySmd,
         node: Some("a1".into()),
         depends_on: vec![],
         cleanup: false,
-        params: serde_json::json!({"set": "bs", "from": "/x/a1/smd", "to": "s3://b/k.tar"}),
+        params: crate::params_of(
+            StepKind::CopySmd,
+            serde_json::json!({"set": "bs", "from": "/x/a1/smd", "to": "s3://b/k.tar"}),
+        ),
     };
     let Progress::Done(res) = nodes
         .act(StepInput {
@@ -470,7 +470,7 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
     else {
         panic!("pending")
     };
-    assert_eq!(res["sha256"], sha.as_str());
+    assert_eq!(res.sha256.as_deref(), Some(sha.as_str()));
     assert_eq!(send.num_calls(), 1);
 }
 
@@ -498,13 +498,15 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     let learned = BTreeMap::new();
     let backup = Step {
         id: format!("asbackup:users:{set}"),
-        kind: StepKind::Asbackup,
         node: Some("a1".into()),
         depends_on: vec![],
         cleanup: false,
-        params: serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
+        params: crate::params_of(
+            StepKind::Asbackup,
+            serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
             "kind": "full", "incremental_of": null, "modified_after": null, "compress": "zstd",
             "encrypt": null, "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ),
     };
     let input = StepInput {
         plan_id: "p",
@@ -553,9 +555,11 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     // asrestore reads it back natively.
     let restore = Step {
         id: format!("asrestore:users:{set}"),
-        kind: StepKind::Asrestore,
-        params: serde_json::json!({"namespace": "users", "set": set, "directories": [format!("{to}/{set}/users")],
+        params: crate::params_of(
+            StepKind::Asrestore,
+            serde_json::json!({"namespace": "users", "set": set, "directories": [format!("{to}/{set}/users")],
             "compress": "zstd", "encrypt": null, "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ),
         ..backup.clone()
     };
     let input = StepInput {
@@ -572,9 +576,12 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     // Retention deletes the set's objects, manifest last; then it is gone from the listing.
     let delete = Step {
         id: format!("delete_backup:{set}"),
-        kind: StepKind::DeleteBackup,
         node: None,
-        params: serde_json::json!({"set": set, "to": to, "directories": [format!("{to}/{set}/users")]}),
+        params: crate::params_of(
+            StepKind::DeleteBackup,
+            serde_json::json!({"set": set, "to": to, "directories": [format!("{to}/{set}/users")],
+            "cluster": "prod-east", "tag": "asdr:cluster"}),
+        ),
         ..backup.clone()
     };
     let input = StepInput {
@@ -599,8 +606,11 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     .await
     .unwrap();
     let foreign = Step {
-        params: serde_json::json!({"set": "bs-20261120T090000Z", "to": to,
-            "directories": [format!("{to}/bs-20261120T090000Z/users")]}),
+        params: crate::params_of(
+            StepKind::DeleteBackup,
+            serde_json::json!({"set": "bs-20261120T090000Z", "to": to,
+            "directories": [format!("{to}/bs-20261120T090000Z/users")], "cluster": "prod-east", "tag": "asdr:cluster"}),
+        ),
         ..delete.clone()
     };
     let err = nodes

@@ -45,11 +45,10 @@ fn plan(steps: Vec<Step>) -> Plan {
 fn step(id: &str, kind: StepKind, params: serde_json::Value) -> Step {
     Step {
         id: id.into(),
-        kind,
         node: Some("a1".into()),
         depends_on: vec![],
         cleanup: false,
-        params,
+        params: crate::params_of(kind, params),
     }
 }
 
@@ -318,7 +317,7 @@ async fn an_address_still_held_by_the_shutting_down_instance_is_waited_out_and_t
     let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&mine, &holders, &run]);
     let (report, events) = execute(Ec2Provider::new(client, "prod-east"), vec![provision()]).await;
     assert!(
-        matches!(&report.outcomes["provision_instance:a1"], Outcome::Done { resources, .. } if resources["instance_id"] == "i-new"),
+        matches!(&report.outcomes["provision_instance:a1"], Outcome::Done { resources, .. } if resources.instance_id.as_deref() == Some("i-new")),
         "{:?}",
         report.outcomes
     );
@@ -345,7 +344,7 @@ async fn a_resumed_apply_adopts_its_instance_and_does_not_launch_a_second() {
     let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&mine, &run]);
     let (report, _) = execute(Ec2Provider::new(client, "prod-east"), vec![provision()]).await;
     assert!(
-        matches!(&report.outcomes["provision_instance:a1"], Outcome::Adopted { resources } if resources["instance_id"] == "i-new"),
+        matches!(&report.outcomes["provision_instance:a1"], Outcome::Adopted { resources } if resources.instance_id.as_deref() == Some("i-new")),
         "{:?}",
         report.outcomes
     );
@@ -385,7 +384,11 @@ async fn a_drill_check_names_the_step_and_action_ec2_refuses() {
             StepKind::CreateVolume,
             json!({"availability_zone": "us-east-1a", "size_gib": 500, "snapshot_id": "snap-1"}),
         ),
-        step("write_config:a1@q1", StepKind::WriteConfig, json!({})),
+        step(
+            "write_config:a1@q1",
+            StepKind::WriteConfig,
+            json!({"path": "/var/asdr/a1@q1/aerospike.conf", "content": ""}),
+        ),
     ]);
     let checks = Ec2Provider::new(client, "prod-east").dry_run(&p).await;
     assert_eq!(checks.len(), 2, "only EC2 mutations are checked");

@@ -7,3 +7,54 @@ mod ec2_mocks;
 mod info_vectors;
 mod nodes;
 mod transports;
+
+use asdr_planner::StepKind;
+use asdr_planner::params::Params;
+use serde_json::{Value, json};
+
+/// A step's parameters: the test's `given` values over those a plan carries that the test does
+/// not care about (an empty tag map, no extra tool arguments…). Read as a plan file is.
+pub fn params_of(kind: StepKind, given: Value) -> Params {
+    let mut p = match kind {
+        StepKind::Quiesce | StepKind::Unquiesce | StepKind::StopNode | StepKind::StartNode => {
+            json!({"address": ""})
+        }
+        StepKind::CheckClusterStable | StepKind::WaitClusterStable => {
+            json!({"ignore_migrations": false})
+        }
+        StepKind::Snapshot => json!({"description": "", "tags": {}}),
+        StepKind::RestoreSmd => json!({"replace": true}),
+        StepKind::Asbackup | StepKind::Asrestore => json!({
+            "args": [], "compress": null, "encrypt": null, "run_on": "node", "s3_region": "us-east-1",
+            "kind": "full", "incremental_of": null, "modified_after": null,
+        }),
+        StepKind::TerminateInstance => json!({"reason": "", "wait_until": "terminated"}),
+        StepKind::StopInstance => json!({"force": true, "wait_until": "stopped"}),
+        StepKind::ProvisionInstance => json!({
+            "client_token": "", "security_groups": [], "instance_store_volumes": 0, "tags": {},
+        }),
+        StepKind::CreateVolume => {
+            json!({"client_token": "", "encrypted": false, "tags": {}, "type": "gp3"})
+        }
+        StepKind::WriteConfig => json!({"keep_previous": ".asdr-prev"}),
+        StepKind::DetachVolume => json!({"delete_on_termination": false, "supersede": false}),
+        StepKind::MarkSetComplete => json!({"snapshots": 0, "tag": {"asdr:complete": "true"}}),
+        StepKind::DeleteBackup => json!({"cluster": "prod-east", "tag": "asdr:cluster"}),
+        _ => json!({}),
+    };
+    for (k, v) in given.as_object().expect("parameters are an object") {
+        p[k] = v.clone();
+    }
+    // restore_smd keeps the directory it replaces beside it, as the planner says.
+    if kind == StepKind::RestoreSmd && p.get("keep_previous").is_none() {
+        let to = p["to"].as_str().unwrap_or_default().trim_end_matches('/');
+        p["keep_previous"] = json!(format!("{to}.asdr-prev"));
+    }
+    // Asbackup carries no `directories`, asrestore no `kind`: the kind decides.
+    if kind == StepKind::Asrestore {
+        for k in ["kind", "incremental_of", "modified_after"] {
+            p.as_object_mut().expect("an object").remove(k);
+        }
+    }
+    Params::from_json(kind, p).unwrap_or_else(|e| panic!("{kind} parameters: {e}"))
+}

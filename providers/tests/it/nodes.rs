@@ -2,6 +2,7 @@
 //! protocol on 127.0.1.11-13, service commands run through the local transport, SMD archives go to
 //! a local store, and EC2 steps go to the world-file provider.
 
+use asdr_planner::params::Params;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -307,11 +308,10 @@ async fn a_rolling_restart_stops_one_node_at_a_time_and_waits_for_migrations() {
 fn step(id: &str, kind: StepKind, node: &str, params: serde_json::Value) -> Step {
     Step {
         id: id.into(),
-        kind,
         node: Some(node.into()),
         depends_on: vec![],
         cleanup: false,
-        params,
+        params: crate::params_of(kind, params),
     }
 }
 
@@ -512,7 +512,7 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
     world.asbackup_archives = archives;
     let again = asdr_planner::plan(&env.policy, &world, spec.now, &Operation::Backup).unwrap();
     assert!(
-        again.steps.iter().all(|s| s.kind != StepKind::Asbackup),
+        again.steps.iter().all(|s| s.kind() != StepKind::Asbackup),
         "{:?}",
         again.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
     );
@@ -571,7 +571,7 @@ async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_neve
     let runs: Vec<&str> = plan
         .steps
         .iter()
-        .filter(|s| s.kind == StepKind::Asbackup)
+        .filter(|s| s.kind() == StepKind::Asbackup)
         .map(|s| s.id.as_str())
         .collect();
     assert_eq!(
@@ -607,11 +607,10 @@ async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
     let missing = format!("{}/nothing-here/users", env.dir.path().display());
     let mk = |id: &str, kind, deps: &[&str], cleanup: bool, params: serde_json::Value| Step {
         id: id.into(),
-        kind,
         node: Some("a1".into()),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         cleanup,
-        params,
+        params: crate::params_of(kind, params),
     };
     let steps = vec![
         mk(
@@ -698,11 +697,13 @@ async fn unreachable_and_silent_nodes_give_errors_naming_the_node_and_address_wi
     nodes.info_timeout = Duration::from_millis(300);
     let check = Step {
         id: "check_cluster_stable".into(),
-        kind: StepKind::CheckClusterStable,
         node: None,
         depends_on: vec![],
         cleanup: false,
-        params: serde_json::json!({"size": 3, "nodes": ["a1"]}),
+        params: crate::params_of(
+            StepKind::CheckClusterStable,
+            serde_json::json!({"size": 3, "nodes": ["a1"]}),
+        ),
     };
     let started = Instant::now();
     let err = nodes
@@ -787,9 +788,12 @@ async fn asbackup_run_on_local_runs_the_tool_where_asdr_runs_not_on_the_node() {
     let step = plan
         .steps
         .iter()
-        .find(|s| s.kind == StepKind::Asbackup)
+        .find(|s| s.kind() == StepKind::Asbackup)
         .unwrap();
-    assert_eq!(step.params["run_on"], "local");
+    let Params::Asbackup(p) = &step.params else {
+        panic!("an asbackup step")
+    };
+    assert_eq!(p.tool.run_on, asdr_specs::RunOn::Local);
     let learned = BTreeMap::new();
     let input = StepInput {
         plan_id: &plan.plan_id,
@@ -800,8 +804,10 @@ async fn asbackup_run_on_local_runs_the_tool_where_asdr_runs_not_on_the_node() {
     assert_eq!(tool_calls(&log).len(), 1);
     // The same step on the node fails there: asbackup is not installed on it.
     let mut on_node = step.clone();
-    on_node.params["run_on"] = "node".into();
-    on_node.params["to"] = format!("{}/bs-x/users", asbackup_to(&env)).into();
+    if let Params::Asbackup(p) = &mut on_node.params {
+        p.tool.run_on = asdr_specs::RunOn::Node;
+        p.to = format!("{}/bs-x/users", asbackup_to(&env));
+    }
     let err = nodes
         .act(StepInput {
             plan_id: &plan.plan_id,
@@ -823,14 +829,16 @@ async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chai
     let set = "bs-20261121T090000Z";
     let step = Step {
         id: format!("asbackup:users:{set}"),
-        kind: StepKind::Asbackup,
         node: Some("a1".into()),
         depends_on: vec![],
         cleanup: false,
-        params: serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
+        params: crate::params_of(
+            StepKind::Asbackup,
+            serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
             "kind": "incremental", "incremental_of": "bs-20261120T120000Z",
             "modified_after": "2026-11-21_03:00:00", "compress": null, "encrypt": null,
             "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ),
     };
     let learned = BTreeMap::new();
     let input = StepInput {
@@ -862,11 +870,13 @@ async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chai
     std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
     let restore = Step {
         id: format!("asrestore:users:{set}"),
-        kind: StepKind::Asrestore,
-        params: serde_json::json!({"namespace": "users", "set": set,
+        params: crate::params_of(
+            StepKind::Asrestore,
+            serde_json::json!({"namespace": "users", "set": set,
             "directories": [format!("{to}/{set}/users"), format!("{to}/{set}/users")],
             "compress": null, "encrypt": {"algorithm": "aes256", "key_file": key.display().to_string()},
             "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ),
         ..step.clone()
     };
     let input = StepInput {

@@ -8,26 +8,18 @@ impl Ec2Provider {
         &self,
         input: StepInput<'_>,
     ) -> Result<Option<Resources>, StepError> {
-        let r = |pairs: &[(&str, Value)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), v.clone()))
-                    .collect::<Resources>(),
-            )
-        };
-        Ok(match input.step.kind {
-            StepKind::StopInstance => self
-                .instance(&param(&input, "instance_id", "instance_id")?)
+        Ok(match &input.step.params {
+            Params::StopInstance(p) => self
+                .instance(&p.instance_id)
                 .await?
                 .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
                 .map(|_| Resources::new()),
-            StepKind::TerminateInstance => self
-                .instance(&param(&input, "instance_id", "instance_id")?)
+            Params::TerminateInstance(p) => self
+                .instance(&p.instance_id)
                 .await?
                 .filter(|i| i.state == InstanceState::Terminated)
                 .map(|_| Resources::new()),
-            StepKind::ProvisionInstance => {
+            Params::ProvisionInstance(_) => {
                 let mut found = BTreeMap::new();
                 self.instances(mine(&input), &mut found)
                     .await
@@ -37,7 +29,7 @@ impl Ec2Provider {
                 found
                     .into_values()
                     .find(|i| i.state == InstanceState::Running)
-                    .and_then(|i| r(&[("instance_id", json!(i.id))]))
+                    .map(|i| Learned::instance(i.id))
             }
             _ => None,
         })
@@ -45,12 +37,12 @@ impl Ec2Provider {
 
     pub(super) async fn act_instances(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
-        match step.kind {
-            StepKind::StopInstance => {
-                let id = param(&input, "instance_id", "instance_id")?;
-                match self.instance(&id).await?.map(|i| i.state) {
+        match &step.params {
+            Params::StopInstance(p) => {
+                let id = &p.instance_id;
+                match self.instance(id).await?.map(|i| i.state) {
                     None | Some(InstanceState::Stopped | InstanceState::Terminated) => {
-                        Progress::done(&[])
+                        Progress::finished()
                     }
                     Some(InstanceState::Stopping | InstanceState::ShuttingDown) => {
                         Progress::pending(format!("{id} stopping"), None)
@@ -59,8 +51,8 @@ impl Ec2Provider {
                         // Force: the instance is not answering; its volumes are what matters.
                         self.client
                             .stop_instances()
-                            .instance_ids(&id)
-                            .force(step.params.get("force").and_then(Value::as_bool) == Some(true))
+                            .instance_ids(id)
+                            .force(p.force)
                             .send()
                             .await
                             .map_err(|e| self.classify("StopInstances", e))?;
@@ -68,17 +60,17 @@ impl Ec2Provider {
                     }
                 }
             }
-            StepKind::TerminateInstance => {
-                let id = param(&input, "instance_id", "instance_id")?;
-                match self.instance(&id).await?.map(|i| i.state) {
-                    None | Some(InstanceState::Terminated) => Progress::done(&[]),
+            Params::TerminateInstance(p) => {
+                let id = &p.instance_id;
+                match self.instance(id).await?.map(|i| i.state) {
+                    None | Some(InstanceState::Terminated) => Progress::finished(),
                     Some(InstanceState::ShuttingDown) => {
                         Progress::pending(format!("{id} shutting down"), None)
                     }
                     Some(_) => {
                         self.client
                             .terminate_instances()
-                            .instance_ids(&id)
+                            .instance_ids(id)
                             .send()
                             .await
                             .map_err(|e| self.classify("TerminateInstances", e))?;
@@ -86,14 +78,14 @@ impl Ec2Provider {
                     }
                 }
             }
-            StepKind::ProvisionInstance => {
-                let ip = param(&input, "private_ip", "")?;
+            Params::ProvisionInstance(p) => {
+                let ip = &p.private_ip;
                 // The old instance may still hold the address (shutting down): wait it out rather
                 // than have RunInstances fail (moto answers that with a bare 500).
                 let mut holders = BTreeMap::new();
                 self.instances(
                     vec![
-                        filter("private-ip-address", &ip),
+                        filter("private-ip-address", ip),
                         Filter::builder()
                             .name("instance-state-name")
                             .values("pending")
@@ -121,52 +113,47 @@ impl Ec2Provider {
                 }
                 if let Some(mine) = holders.into_values().next() {
                     return if mine.state == InstanceState::Running {
-                        Progress::done(&[("instance_id", json!(mine.id))])
+                        Progress::done(Learned::instance(mine.id))
                     } else {
                         Progress::pending(format!("{} {:?}", mine.id, mine.state), None)
                     };
                 }
-                let list = |name: &str| {
-                    step.params
-                        .get(name)
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect::<Vec<_>>()
-                        })
-                        .filter(|v| !v.is_empty())
-                };
+                let subnet = p.subnet_id.as_deref().ok_or_else(|| {
+                    StepError::permanent(
+                        "MissingParameter",
+                        format!("step {} names no subnet", step.id),
+                    )
+                })?;
                 // The address on an explicit primary interface that goes with the instance: the same
                 // as SubnetId + PrivateIpAddress on EC2, and said out loud, so a later replacement
                 // finds the address free once this instance is terminated.
                 let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
                     .device_index(0)
-                    .subnet_id(param(&input, "subnet_id", "")?)
-                    .private_ip_address(&ip)
-                    .set_groups(list("security_groups"))
+                    .subnet_id(subnet)
+                    .private_ip_address(ip)
+                    .set_groups((!p.security_groups.is_empty()).then(|| p.security_groups.clone()))
                     .delete_on_termination(true)
                     .build();
                 let mut run = self
                     .client
                     .run_instances()
-                    .image_id(param(&input, "ami", "")?)
+                    .image_id(&p.ami)
                     .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                        param(&input, "instance_type", "")?.as_str(),
+                        p.instance_type.as_str(),
                     ))
                     .min_count(1)
                     .max_count(1)
                     .network_interfaces(nic)
                     .client_token(client_token(input.plan_id, &step.id))
                     .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])));
-                if let Some(profile) = input.param_str("iam_instance_profile", "") {
+                if let Some(profile) = &p.iam_instance_profile {
                     run = run.iam_instance_profile(
                         aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
                             .name(profile)
                             .build(),
                     );
                 }
-                if let Some(key) = input.param_str("key_name", "") {
+                if let Some(key) = &p.key_name {
                     run = run.key_name(key);
                 }
                 let out = run
@@ -183,7 +170,7 @@ impl Ec2Provider {
             }
             other => Err(StepError::permanent(
                 "NotThisFamily",
-                format!("{other} is not an EC2 instances step"),
+                format!("{} is not an EC2 instances step", other.kind()),
             )),
         }
     }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use asdr_planner::StepKind;
+use asdr_planner::params::{self, Learned, Params, Ref};
 use asdr_planner::ports::{Progress, Provider, Resources, StepError, StepInput};
 use asdr_planner::tags;
 use asdr_planner::world::{InstanceState, SnapshotState, VolumeState};
 use aws_sdk_ec2::types::{Filter, InstanceSpecification, ResourceType, Tag, TagSpecification};
-use serde_json::{Value, json};
 
 use super::observe::{to_instance, to_volume};
 use super::{Ec2Provider, client_token};
@@ -22,13 +22,37 @@ fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-fn param(input: &StepInput<'_>, name: &str, key: &str) -> Result<String, StepError> {
-    input.param_str(name, key).ok_or_else(|| {
+/// A resource id the plan knows or an earlier step learned; an earlier step that learned nothing
+/// is a broken journal, not something to wait for.
+fn resolve(
+    input: &StepInput<'_>,
+    r: &Ref,
+    pick: impl Fn(&Learned) -> Option<&String>,
+) -> Result<String, StepError> {
+    input.resolve(r, pick).ok_or_else(|| {
         StepError::permanent(
-            "MissingParameter",
-            format!("step {} has no `{name}`", input.step.id),
+            "UnresolvedReference",
+            format!(
+                "step {}: step {} has not learned the resource it needs",
+                input.step.id,
+                r.from_step().unwrap_or_default()
+            ),
         )
     })
+}
+
+fn volume_of(input: &StepInput<'_>, r: &Ref) -> Result<String, StepError> {
+    resolve(input, r, |l| l.volume_id.as_ref())
+}
+
+fn instance_of(input: &StepInput<'_>, r: Option<&Ref>) -> Result<String, StepError> {
+    let r = r.ok_or_else(|| {
+        StepError::permanent(
+            "MissingParameter",
+            format!("step {} names no instance", input.step.id),
+        )
+    })?;
+    resolve(input, r, |l| l.instance_id.as_ref())
 }
 
 /// The step's tags ([`StepInput::created_tags`]) as EC2 tags.
@@ -107,21 +131,33 @@ impl Ec2Provider {
     async fn wait_target(
         &self,
         input: &StepInput<'_>,
+        p: &params::WaitSnapshot,
     ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
-        if let Some(id) = input.param_str("snapshot_id", "snapshot_id") {
+        if let Some(id) = &p.snapshot_id {
             return Ok(self
-                .snapshots_by(vec![filter("snapshot-id", &id)])
+                .snapshots_by(vec![filter("snapshot-id", id)])
                 .await?
                 .into_iter()
                 .next());
         }
-        let f = |k: &str, v: String| filter(&format!("tag:{k}"), &v);
+        let f = |k: &str, v: &Option<String>| -> Result<Filter, StepError> {
+            let v = v.as_deref().ok_or_else(|| {
+                StepError::permanent(
+                    "MissingParameter",
+                    format!(
+                        "step {} names neither a snapshot nor its {k}",
+                        input.step.id
+                    ),
+                )
+            })?;
+            Ok(filter(&format!("tag:{k}"), v))
+        };
         Ok(self
             .snapshots_by(vec![
-                f(tags::CLUSTER, self.cluster.clone()),
-                f(tags::SET, param(input, "set", "")?),
-                f(tags::NODE, param(input, "node", "")?),
-                f(tags::DEVICE, param(input, "device", "")?),
+                filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
+                f(tags::SET, &p.set)?,
+                f(tags::NODE, &p.node)?,
+                f(tags::DEVICE, &p.device)?,
             ])
             .await?
             .into_iter()
@@ -131,31 +167,20 @@ impl Ec2Provider {
     /// CreateSnapshots tags every snapshot alike; each then gets its own `asdr:device`.
     async fn tag_devices(
         &self,
-        input: &StepInput<'_>,
+        p: &params::SnapshotInstance,
         snaps: &[asdr_planner::world::Snapshot],
     ) -> Result<(), StepError> {
-        let devices: BTreeMap<String, String> = input
-            .step
-            .params
-            .get("volumes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| {
-                        Some((
-                            v.get("volume_id")?.as_str()?.to_string(),
-                            v.get("device")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let devices: BTreeMap<&String, &String> = p
+            .volumes
+            .iter()
+            .map(|v| (&v.volume_id, &v.device))
+            .collect();
         for s in snaps.iter().filter(|s| !s.tags.contains_key(tags::DEVICE)) {
             if let Some(dev) = devices.get(&s.volume_id) {
                 self.client
                     .create_tags()
                     .resources(&s.id)
-                    .tags(Tag::builder().key(tags::DEVICE).value(dev).build())
+                    .tags(Tag::builder().key(tags::DEVICE).value(*dev).build())
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateTags", e))?;
@@ -167,7 +192,7 @@ impl Ec2Provider {
 
 impl Provider for Ec2Provider {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
-        match family(input.step.kind) {
+        match family(input.step.kind()) {
             Some(Family::Instances) => self.observe_instances(input).await,
             Some(Family::Volumes) => self.observe_volumes(input).await,
             Some(Family::Snapshots) => self.observe_snapshots(input).await,
@@ -176,21 +201,16 @@ impl Provider for Ec2Provider {
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
-        match family(input.step.kind) {
+        match family(input.step.kind()) {
             Some(Family::Instances) => self.act_instances(input).await,
             Some(Family::Volumes) => self.act_volumes(input).await,
             Some(Family::Snapshots) => self.act_snapshots(input).await,
             None => Err(StepError::permanent(
                 "NotACloudStep",
-                format!("{} is not carried out on EC2", input.step.kind),
+                format!("{} is not carried out on EC2", input.step.kind()),
             )),
         }
     }
-}
-
-/// Whether a detach takes the volume away from its node for good (another volume replaces it).
-fn step_supersedes(input: &StepInput<'_>) -> bool {
-    input.step.params.get("supersede").and_then(Value::as_bool) == Some(true)
 }
 
 /// The resource family a step kind acts on, as in the world simulation.

@@ -8,40 +8,23 @@ impl Ec2Provider {
         &self,
         input: StepInput<'_>,
     ) -> Result<Option<Resources>, StepError> {
-        let r = |pairs: &[(&str, Value)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), v.clone()))
-                    .collect::<Resources>(),
-            )
-        };
-        Ok(match input.step.kind {
-            StepKind::SnapshotInstance | StepKind::Snapshot => {
+        Ok(match &input.step.params {
+            Params::SnapshotInstance(_) | Params::Snapshot(_) => {
                 let snaps = self.snapshots_by(mine(&input)).await?;
                 // Adopted only once every snapshot carries its device tag.
-                (!snaps.is_empty() && snaps.iter().all(|s| s.tags.contains_key(tags::DEVICE))).then(
-                    || {
-                        [(
-                            "snapshot_ids".to_string(),
-                            json!(snaps.iter().map(|s| s.id.clone()).collect::<Vec<_>>()),
-                        )]
-                        .into_iter()
-                        .collect()
-                    },
-                )
+                (!snaps.is_empty() && snaps.iter().all(|s| s.tags.contains_key(tags::DEVICE)))
+                    .then(|| Learned::snapshots(snaps.iter().map(|s| s.id.clone()).collect()))
             }
-            StepKind::WaitSnapshot => self
-                .wait_target(&input)
+            Params::WaitSnapshot(p) => self
+                .wait_target(&input, p)
                 .await?
                 .filter(|s| s.state == SnapshotState::Completed)
-                .and_then(|s| r(&[("snapshot_id", json!(s.id))])),
-            StepKind::MarkSetComplete => {
-                let set = param(&input, "set", "")?;
+                .map(|s| Learned::snapshot(s.id)),
+            Params::MarkSetComplete(p) => {
                 let snaps = self
                     .snapshots_by(vec![
                         filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
-                        filter(&format!("tag:{}", tags::SET), &set),
+                        filter(&format!("tag:{}", tags::SET), &p.set),
                     ])
                     .await?;
                 (!snaps.is_empty()
@@ -50,49 +33,38 @@ impl Ec2Provider {
                         .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")))
                 .then(Resources::new)
             }
-            StepKind::DeleteSnapshot => {
-                let id = param(&input, "snapshot_id", "")?;
-                self.snapshots_by(vec![filter("snapshot-id", &id)])
-                    .await
-                    .map(|s| s.is_empty())
-                    .unwrap_or(false)
-                    .then(Resources::new)
-            }
+            Params::DeleteSnapshot(p) => self
+                .snapshots_by(vec![filter("snapshot-id", &p.snapshot_id)])
+                .await
+                .map(|s| s.is_empty())
+                .unwrap_or(false)
+                .then(Resources::new),
             _ => None,
         })
     }
 
     pub(super) async fn act_snapshots(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
-        match step.kind {
-            StepKind::SnapshotInstance => {
+        match &step.params {
+            Params::SnapshotInstance(p) => {
                 let existing = self.snapshots_by(mine(&input)).await?;
                 let snaps = if existing.is_empty() {
-                    let instance = param(&input, "instance_id", "instance_id")?;
-                    let wanted: Vec<String> = step
-                        .params
-                        .get("volumes")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.get("volume_id")?.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let instance = &p.instance_id;
+                    let wanted: Vec<&String> = p.volumes.iter().map(|v| &v.volume_id).collect();
                     // Only the planned data volumes: every other attached volume is excluded.
                     let others: Vec<String> = self
-                        .instance(&instance)
+                        .instance(instance)
                         .await?
                         .map(|i| {
                             i.block_devices
                                 .into_iter()
                                 .map(|b| b.volume_id)
-                                .filter(|v| !wanted.contains(v))
+                                .filter(|v| !wanted.contains(&v))
                                 .collect()
                         })
                         .unwrap_or_default();
                     let spec = InstanceSpecification::builder()
-                        .instance_id(&instance)
+                        .instance_id(instance)
                         .exclude_boot_volume(true)
                         .set_exclude_data_volume_ids((!others.is_empty()).then_some(others))
                         .build();
@@ -125,39 +97,36 @@ impl Ec2Provider {
                 } else {
                     existing
                 };
-                self.tag_devices(&input, &snaps).await?;
-                Progress::done(&[(
-                    "snapshot_ids",
-                    json!(snaps.iter().map(|s| s.id.clone()).collect::<Vec<_>>()),
-                )])
+                self.tag_devices(p, &snaps).await?;
+                Progress::done(Learned::snapshots(
+                    snaps.iter().map(|s| s.id.clone()).collect(),
+                ))
             }
-            StepKind::Snapshot => {
-                let device = param(&input, "device", "")?;
+            Params::Snapshot(p) => {
                 let out = self
                     .client
                     .create_snapshot()
-                    .volume_id(param(&input, "volume_id", "volume_id")?)
-                    .description(input.param_str("description", "").unwrap_or_default())
+                    .volume_id(&p.volume_id)
+                    .description(&p.description)
                     .tag_specifications(tag_spec(
                         ResourceType::Snapshot,
-                        step_tags(&input, &[(tags::DEVICE, &device)]),
+                        step_tags(&input, &[(tags::DEVICE, &p.device)]),
                     ))
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateSnapshot", e))?;
-                Progress::done(&[(
-                    "snapshot_ids",
-                    json!([out.snapshot_id().unwrap_or_default()]),
-                )])
+                Progress::done(Learned::snapshots(vec![
+                    out.snapshot_id().unwrap_or_default().to_string(),
+                ]))
             }
-            StepKind::WaitSnapshot => match self.wait_target(&input).await? {
+            Params::WaitSnapshot(p) => match self.wait_target(&input, p).await? {
                 None => Err(StepError::transient(
                     "InvalidSnapshot.NotFound",
                     format!("no snapshot yet for {}", step.id),
                     Duration::from_secs(2),
                 )),
                 Some(s) => match s.state {
-                    SnapshotState::Completed => Progress::done(&[("snapshot_id", json!(s.id))]),
+                    SnapshotState::Completed => Progress::done(Learned::snapshot(s.id)),
                     SnapshotState::Error => Err(StepError::permanent(
                         "SnapshotError",
                         format!("snapshot {} failed (state error)", s.id),
@@ -165,17 +134,12 @@ impl Ec2Provider {
                     _ => Progress::pending(format!("{} {}%", s.id, s.progress), Some(s.progress)),
                 },
             },
-            StepKind::MarkSetComplete => {
-                let set = param(&input, "set", "")?;
-                let expected = step
-                    .params
-                    .get("snapshots")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0) as usize;
+            Params::MarkSetComplete(p) => {
+                let (set, expected) = (&p.set, p.snapshots);
                 let snaps = self
                     .snapshots_by(vec![
                         filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
-                        filter(&format!("tag:{}", tags::SET), &set),
+                        filter(&format!("tag:{}", tags::SET), set),
                     ])
                     .await?;
                 if snaps.len() < expected
@@ -196,17 +160,17 @@ impl Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateTags", e))?;
-                Progress::done(&[])
+                Progress::finished()
             }
-            StepKind::DeleteSnapshot => {
-                let id = param(&input, "snapshot_id", "")?;
+            Params::DeleteSnapshot(p) => {
+                let id = &p.snapshot_id;
                 let Some(s) = self
-                    .snapshots_by(vec![filter("snapshot-id", &id)])
+                    .snapshots_by(vec![filter("snapshot-id", id)])
                     .await?
                     .into_iter()
                     .next()
                 else {
-                    return Progress::done(&[]);
+                    return Progress::finished();
                 };
                 if s.tags.get(tags::CLUSTER) != Some(&self.cluster) {
                     return Err(StepError::permanent(
@@ -219,15 +183,15 @@ impl Ec2Provider {
                 }
                 self.client
                     .delete_snapshot()
-                    .snapshot_id(&id)
+                    .snapshot_id(id)
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteSnapshot", e))?;
-                Progress::done(&[])
+                Progress::finished()
             }
             other => Err(StepError::permanent(
                 "NotThisFamily",
-                format!("{other} is not an EC2 snapshots step"),
+                format!("{} is not an EC2 snapshots step", other.kind()),
             )),
         }
     }

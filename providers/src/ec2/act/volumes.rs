@@ -8,45 +8,33 @@ impl Ec2Provider {
         &self,
         input: StepInput<'_>,
     ) -> Result<Option<Resources>, StepError> {
-        let r = |pairs: &[(&str, Value)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), v.clone()))
-                    .collect::<Resources>(),
-            )
-        };
-        Ok(match input.step.kind {
-            StepKind::DetachVolume => {
-                let (vol, inst) = (
-                    param(&input, "volume_id", "volume_id")?,
-                    param(&input, "instance_id", "instance_id")?,
-                );
-                let supersede = step_supersedes(&input);
-                self.volume(&vol)
+        Ok(match &input.step.params {
+            Params::DetachVolume(p) => {
+                let (inst, supersede) = (&p.instance_id, p.supersede);
+                self.volume(&p.volume_id)
                     .await?
-                    .filter(|v| !v.attachments.iter().any(|a| a.instance_id == inst))
+                    .filter(|v| !v.attachments.iter().any(|a| &a.instance_id == inst))
                     .filter(|v| !supersede || v.tags.contains_key(tags::SUPERSEDED))
                     .map(|_| Resources::new())
             }
-            StepKind::AttachVolume => {
+            Params::AttachVolume(p) => {
                 let (vol, inst, dev) = (
-                    param(&input, "volume_id", "volume_id")?,
-                    param(&input, "instance_id", "instance_id")?,
-                    param(&input, "device", "")?,
+                    volume_of(&input, &p.volume_id)?,
+                    instance_of(&input, p.instance_id.as_ref())?,
+                    &p.device,
                 );
                 self.volume(&vol)
                     .await?
                     .filter(|v| {
                         v.attachments.iter().any(|a| {
                             a.instance_id == inst
-                                && a.device == dev
+                                && &a.device == dev
                                 && a.state == asdr_planner::world::AttachmentState::Attached
                         })
                     })
                     .map(|_| Resources::new())
             }
-            StepKind::CreateVolume => {
+            Params::CreateVolume(_) => {
                 let mut found = BTreeMap::new();
                 let mut filters = mine(&input);
                 filters.push(
@@ -60,18 +48,15 @@ impl Ec2Provider {
                 self.volumes(filters, &mut found).await.map_err(|m| {
                     StepError::transient("DescribeVolumes", m, Duration::from_secs(2))
                 })?;
-                found
-                    .into_values()
-                    .next()
-                    .and_then(|v| r(&[("volume_id", json!(v.id))]))
+                found.into_values().next().map(|v| Learned::volume(v.id))
             }
-            StepKind::WaitVolume => self
-                .volume(&param(&input, "volume_id", "volume_id")?)
+            Params::WaitVolume(p) => self
+                .volume(&volume_of(&input, &p.volume_id)?)
                 .await?
                 .filter(|v| v.state == VolumeState::Available)
                 .map(|_| Resources::new()),
-            StepKind::DeleteVolume => self
-                .volume(&param(&input, "volume_id", "volume_id")?)
+            Params::DeleteVolume(p) => self
+                .volume(&p.volume_id)
                 .await?
                 .is_none_or(|v| v.state == VolumeState::Deleted)
                 .then(Resources::new),
@@ -81,26 +66,22 @@ impl Ec2Provider {
 
     pub(super) async fn act_volumes(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
-        match step.kind {
-            StepKind::DetachVolume => {
-                let (vol, inst, dev) = (
-                    param(&input, "volume_id", "volume_id")?,
-                    param(&input, "instance_id", "instance_id")?,
-                    param(&input, "device", "")?,
-                );
-                let v = self.volume(&vol).await?.ok_or_else(|| {
+        match &step.params {
+            Params::DetachVolume(p) => {
+                let (vol, inst, dev) = (&p.volume_id, &p.instance_id, &p.device);
+                let v = self.volume(vol).await?.ok_or_else(|| {
                     StepError::permanent(
                         "InvalidVolume.NotFound",
                         format!("volume {vol} does not exist"),
                     )
                 })?;
-                match v.attachments.iter().find(|a| a.instance_id == inst) {
+                match v.attachments.iter().find(|a| &a.instance_id == inst) {
                     None => {
                         // Detached for good: mark it, so current-volumes never reattaches it.
-                        if step_supersedes(&input) && !v.tags.contains_key(tags::SUPERSEDED) {
+                        if p.supersede && !v.tags.contains_key(tags::SUPERSEDED) {
                             self.client
                                 .create_tags()
-                                .resources(&vol)
+                                .resources(vol)
                                 .tags(
                                     Tag::builder()
                                         .key(tags::SUPERSEDED)
@@ -111,7 +92,7 @@ impl Ec2Provider {
                                 .await
                                 .map_err(|e| self.classify("CreateTags", e))?;
                         }
-                        Progress::done(&[])
+                        Progress::finished()
                     }
                     Some(a) if a.state == asdr_planner::world::AttachmentState::Detaching => {
                         Progress::pending(format!("{vol} detaching"), None)
@@ -119,9 +100,9 @@ impl Ec2Provider {
                     Some(_) => {
                         self.client
                             .detach_volume()
-                            .volume_id(&vol)
-                            .instance_id(&inst)
-                            .device(&dev)
+                            .volume_id(vol)
+                            .instance_id(inst)
+                            .device(dev)
                             .send()
                             .await
                             .map_err(|e| self.classify("DetachVolume", e))?;
@@ -129,11 +110,11 @@ impl Ec2Provider {
                     }
                 }
             }
-            StepKind::AttachVolume => {
+            Params::AttachVolume(p) => {
                 let (vol, inst, dev) = (
-                    param(&input, "volume_id", "volume_id")?,
-                    param(&input, "instance_id", "instance_id")?,
-                    param(&input, "device", "")?,
+                    volume_of(&input, &p.volume_id)?,
+                    instance_of(&input, p.instance_id.as_ref())?,
+                    &p.device,
                 );
                 let v = self.volume(&vol).await?.ok_or_else(|| {
                     StepError::transient(
@@ -144,7 +125,7 @@ impl Ec2Provider {
                 })?;
                 match v.attachments.iter().find(|a| a.instance_id == inst) {
                     Some(a) if a.state == asdr_planner::world::AttachmentState::Attached => {
-                        Progress::done(&[])
+                        Progress::finished()
                     }
                     Some(_) => Progress::pending(format!("{vol} attaching at {dev}"), None),
                     None => {
@@ -152,7 +133,7 @@ impl Ec2Provider {
                             .attach_volume()
                             .volume_id(&vol)
                             .instance_id(&inst)
-                            .device(&dev)
+                            .device(dev)
                             .send()
                             .await
                             .map_err(|e| self.classify("AttachVolume", e))?;
@@ -160,60 +141,33 @@ impl Ec2Provider {
                     }
                 }
             }
-            StepKind::CreateVolume => {
+            Params::CreateVolume(p) => {
                 let mut create = self
                     .client
                     .create_volume()
-                    .availability_zone(param(&input, "availability_zone", "")?)
-                    .size(
-                        step.params
-                            .get("size_gib")
-                            .and_then(Value::as_i64)
-                            .unwrap_or(0) as i32,
-                    )
-                    .volume_type(aws_sdk_ec2::types::VolumeType::from(
-                        input
-                            .param_str("type", "")
-                            .unwrap_or_else(|| "gp3".into())
-                            .as_str(),
-                    ))
-                    .set_iops(
-                        step.params
-                            .get("iops")
-                            .and_then(Value::as_i64)
-                            .map(|v| v as i32),
-                    )
-                    .set_throughput(
-                        step.params
-                            .get("throughput")
-                            .and_then(Value::as_i64)
-                            .map(|v| v as i32),
-                    )
-                    .set_snapshot_id(input.param_str("snapshot_id", ""))
-                    .set_encrypted(
-                        (step.params.get("encrypted").and_then(Value::as_bool) == Some(true))
-                            .then_some(true),
-                    )
-                    .set_kms_key_id(input.param_str("kms_key_id", ""))
+                    .availability_zone(&p.availability_zone)
+                    .size(p.size_gib as i32)
+                    .volume_type(aws_sdk_ec2::types::VolumeType::from(p.volume_type.as_str()))
+                    .set_iops(p.iops.map(|v| v as i32))
+                    .set_throughput(p.throughput.map(|v| v as i32))
+                    .set_snapshot_id(p.snapshot_id.clone())
+                    .set_encrypted(p.encrypted.then_some(true))
+                    .set_kms_key_id(p.kms_key_id.clone())
                     .client_token(client_token(input.plan_id, &step.id))
                     .tag_specifications(tag_spec(ResourceType::Volume, step_tags(&input, &[])));
-                if let Some(rate) = step
-                    .params
-                    .get("initialization_rate")
-                    .and_then(Value::as_i64)
-                {
+                if let Some(rate) = p.initialization_rate {
                     create = create.volume_initialization_rate(rate as i32);
                 }
                 let out = create
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateVolume", e))?;
-                Progress::done(&[("volume_id", json!(out.volume_id().unwrap_or_default()))])
+                Progress::done(Learned::volume(out.volume_id().unwrap_or_default()))
             }
-            StepKind::WaitVolume => {
-                let vol = param(&input, "volume_id", "volume_id")?;
+            Params::WaitVolume(p) => {
+                let vol = volume_of(&input, &p.volume_id)?;
                 match self.volume(&vol).await?.map(|v| v.state) {
-                    Some(VolumeState::Available) => Progress::done(&[]),
+                    Some(VolumeState::Available) => Progress::finished(),
                     Some(VolumeState::Creating) | None => {
                         Progress::pending(format!("{vol} creating"), None)
                     }
@@ -223,10 +177,10 @@ impl Ec2Provider {
                     )),
                 }
             }
-            StepKind::DeleteVolume => {
-                let vol = param(&input, "volume_id", "volume_id")?;
-                let Some(v) = self.volume(&vol).await? else {
-                    return Progress::done(&[]);
+            Params::DeleteVolume(p) => {
+                let vol = &p.volume_id;
+                let Some(v) = self.volume(vol).await? else {
+                    return Progress::finished();
                 };
                 // Only a drill's own volumes are ever deleted (R7, R13).
                 if !v.tags.contains_key(asdr_planner::drill::DRILL)
@@ -243,7 +197,7 @@ impl Ec2Provider {
                 // Done only once the volume is gone: a teardown that reports success leaves
                 // nothing behind, not even a volume still `deleting`.
                 match v.state {
-                    VolumeState::Deleted => return Progress::done(&[]),
+                    VolumeState::Deleted => return Progress::finished(),
                     VolumeState::Deleting => {
                         return Progress::pending(format!("{vol} deleting"), None);
                     }
@@ -251,7 +205,7 @@ impl Ec2Provider {
                 }
                 self.client
                     .delete_volume()
-                    .volume_id(&vol)
+                    .volume_id(vol)
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteVolume", e))?;
@@ -259,7 +213,7 @@ impl Ec2Provider {
             }
             other => Err(StepError::permanent(
                 "NotThisFamily",
-                format!("{other} is not an EC2 volumes step"),
+                format!("{} is not an EC2 volumes step", other.kind()),
             )),
         }
     }

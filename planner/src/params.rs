@@ -1,0 +1,575 @@
+//! What each step kind carries: one parameter struct per kind, the contract between the planner
+//! (which fills them), the safety verifier (which reads them), the executor and the providers
+//! (which carry them out). In the plan file a step is `{"kind": "<kind>", "params": {…}}`; the
+//! JSON Schema of the whole plan file is `asdr schema --plan`.
+
+use std::collections::BTreeMap;
+
+use asdr_specs::{Compress, EncryptAlgorithm, RunOn};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::StepKind;
+
+/// Tags a step puts on what it creates (besides `asdr:plan` and `asdr:step`).
+pub type TagMap = BTreeMap<String, String>;
+
+/// A resource id known when the plan is made, or one an earlier step of the same plan learns
+/// (`{"from_step": "<step id>"}`: a volume created a minute ago, a replacement instance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Ref {
+    Learned { from_step: String },
+    Known(String),
+}
+
+impl Ref {
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            Ref::Known(id) => Some(id),
+            Ref::Learned { .. } => None,
+        }
+    }
+
+    pub fn from_step(&self) -> Option<&str> {
+        match self {
+            Ref::Learned { from_step } => Some(from_step),
+            Ref::Known(_) => None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// check_cluster_stable, wait_cluster_stable: every node answers `cluster-stable:size=<size>`
+/// with one cluster key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Stable {
+    pub size: usize,
+    /// The nodes asked; empty: the policy's nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    pub ignore_migrations: bool,
+}
+
+/// quiesce, unquiesce, stop_node, start_node: a node's info address and, to stop or start the
+/// service, the rendered command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeService {
+    /// `<ip>:<info port>`.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Counted against `max_nodes_at_once` (R8). A full-cluster restore stops every node on
+    /// purpose (R12): its stops are not.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub rolling: bool,
+}
+
+/// snapshot: one EBS volume (CreateSnapshot), tagged at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Snapshot {
+    pub volume_id: String,
+    pub device: String,
+    pub set: String,
+    pub description: String,
+    pub tags: TagMap,
+}
+
+/// One data volume of an instance and the device it is attached at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceVolume {
+    pub device: String,
+    pub volume_id: String,
+}
+
+/// snapshot_instance: every data volume of an instance at one point in time (CreateSnapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotInstance {
+    pub instance_id: String,
+    pub set: String,
+    pub volumes: Vec<DeviceVolume>,
+    pub exclude_boot_volume: bool,
+    pub descriptions: Vec<String>,
+    pub tags: TagMap,
+}
+
+/// wait_snapshot: a snapshot reaches `completed`. Either a known snapshot, or the one a step of
+/// this plan creates for `node`'s `device` in `set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitSnapshot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The progress observed when the plan was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+}
+
+/// copy_smd: a node's SMD directory archived to the store (R2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CopySmd {
+    pub set: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// restore_smd: a set's SMD archive replaces a node's SMD directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreSmd {
+    pub set: String,
+    pub from: String,
+    pub to: String,
+    pub sha256: Option<String>,
+    /// Replace, never merge (R2).
+    pub replace: bool,
+    /// Where the directory that was there is kept.
+    pub keep_previous: String,
+}
+
+/// Encryption of asbackup's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolEncrypt {
+    pub algorithm: EncryptAlgorithm,
+    pub key_file: String,
+}
+
+/// What every asbackup/asrestore step carries: where it runs, compression, encryption, the S3
+/// region and extra arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Tool {
+    pub run_on: RunOn,
+    pub compress: Option<Compress>,
+    pub encrypt: Option<ToolEncrypt>,
+    pub s3_region: String,
+    pub args: Vec<String>,
+}
+
+/// Whether an asbackup run copies everything or what changed since its chain's newest set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    Full,
+    Incremental,
+}
+
+impl BackupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Incremental => "incremental",
+        }
+    }
+}
+
+/// asbackup: one namespace of a set into its directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Asbackup {
+    #[serde(flatten)]
+    pub tool: Tool,
+    pub namespace: String,
+    pub set: String,
+    pub to: String,
+    pub kind: BackupKind,
+    pub incremental_of: Option<String>,
+    /// asbackup's `--modified-after` for incrementals.
+    pub modified_after: Option<String>,
+}
+
+/// asrestore: one namespace, replaying a chain's directories in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Asrestore {
+    #[serde(flatten)]
+    pub tool: Tool,
+    pub namespace: String,
+    pub set: String,
+    pub directories: Vec<String>,
+}
+
+/// delete_snapshot: one snapshot of an expired set (R13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteSnapshot {
+    pub snapshot_id: String,
+    /// The set the snapshot belongs to (absent in plan files older than the set check).
+    #[serde(default)]
+    pub set: String,
+}
+
+/// detach_volume: a volume taken off an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DetachVolume {
+    pub volume_id: String,
+    pub instance_id: String,
+    pub device: String,
+    pub delete_on_termination: bool,
+    /// The volume is replaced for good: it is tagged `asdr:superseded` once detached.
+    pub supersede: bool,
+}
+
+/// attach_volume: a volume attached at a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AttachVolume {
+    pub volume_id: Ref,
+    pub instance_id: Option<Ref>,
+    pub device: String,
+}
+
+/// terminate_instance, stop_instance: an instance brought to `wait_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TerminateInstance {
+    pub instance_id: String,
+    pub wait_until: String,
+    pub reason: String,
+}
+
+/// stop_instance: a running instance whose Aerospike does not answer, stopped before its volumes
+/// are detached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StopInstance {
+    pub instance_id: String,
+    pub force: bool,
+    pub wait_until: String,
+}
+
+/// provision_instance: a replacement (or a drill's stand-in) at a given address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvisionInstance {
+    pub private_ip: String,
+    pub availability_zone: String,
+    pub subnet_id: Option<String>,
+    pub instance_type: String,
+    pub ami: String,
+    pub security_groups: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    pub key_name: Option<String>,
+    pub instance_store_volumes: u32,
+    pub client_token: String,
+    pub tags: TagMap,
+}
+
+/// create_volume: a volume from a snapshot, or blank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateVolume {
+    pub availability_zone: String,
+    pub snapshot_id: Option<String>,
+    pub size_gib: u32,
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialization_rate: Option<u32>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub client_token: String,
+    pub tags: TagMap,
+}
+
+/// wait_volume: a volume reaches `available`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitVolume {
+    pub volume_id: Ref,
+}
+
+/// write_config: aerospike.conf written on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WriteConfig {
+    pub path: String,
+    pub content: String,
+    /// The suffix of the copy of the file that was there.
+    pub keep_previous: String,
+}
+
+/// wait_nodes_stopped: none of these nodes answers on its info port (R12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitNodesStopped {
+    pub nodes: Vec<String>,
+}
+
+/// mark_set_complete: every snapshot of a set tagged `asdr:complete=true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MarkSetComplete {
+    pub set: String,
+    /// How many snapshots the set holds (nodes × devices).
+    pub snapshots: usize,
+    pub tag: TagMap,
+}
+
+/// delete_volume: a drill's volume, at teardown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteVolume {
+    pub volume_id: String,
+    pub drill: String,
+}
+
+/// delete_backup: the directories of one expired asbackup set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteBackup {
+    pub set: String,
+    pub to: String,
+    pub directories: Vec<String>,
+    pub cluster: String,
+    /// The manifest key naming the cluster (R13: only the cluster's own sets go).
+    pub tag: String,
+}
+
+/// A step's kind and its parameters, one variant per [`StepKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "params", rename_all = "snake_case")]
+pub enum Params {
+    CheckClusterStable(Stable),
+    Quiesce(NodeService),
+    Unquiesce(NodeService),
+    StopNode(NodeService),
+    StartNode(NodeService),
+    Snapshot(Snapshot),
+    SnapshotInstance(SnapshotInstance),
+    WaitSnapshot(WaitSnapshot),
+    CopySmd(CopySmd),
+    RestoreSmd(RestoreSmd),
+    Asbackup(Asbackup),
+    Asrestore(Asrestore),
+    DeleteSnapshot(DeleteSnapshot),
+    DetachVolume(DetachVolume),
+    AttachVolume(AttachVolume),
+    TerminateInstance(TerminateInstance),
+    ProvisionInstance(ProvisionInstance),
+    CreateVolume(CreateVolume),
+    WaitVolume(WaitVolume),
+    WriteConfig(WriteConfig),
+    WaitClusterStable(Stable),
+    WaitNodesStopped(WaitNodesStopped),
+    MarkSetComplete(MarkSetComplete),
+    DeleteVolume(DeleteVolume),
+    StopInstance(StopInstance),
+    DeleteBackup(DeleteBackup),
+}
+
+impl Params {
+    /// A kind's parameters from their plan-file form (`{"kind": …, "params": …}` split in two).
+    pub fn from_json(
+        kind: StepKind,
+        params: serde_json::Value,
+    ) -> Result<Params, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({"kind": kind, "params": params}))
+    }
+
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Params::CheckClusterStable(_) => StepKind::CheckClusterStable,
+            Params::Quiesce(_) => StepKind::Quiesce,
+            Params::Unquiesce(_) => StepKind::Unquiesce,
+            Params::StopNode(_) => StepKind::StopNode,
+            Params::StartNode(_) => StepKind::StartNode,
+            Params::Snapshot(_) => StepKind::Snapshot,
+            Params::SnapshotInstance(_) => StepKind::SnapshotInstance,
+            Params::WaitSnapshot(_) => StepKind::WaitSnapshot,
+            Params::CopySmd(_) => StepKind::CopySmd,
+            Params::RestoreSmd(_) => StepKind::RestoreSmd,
+            Params::Asbackup(_) => StepKind::Asbackup,
+            Params::Asrestore(_) => StepKind::Asrestore,
+            Params::DeleteSnapshot(_) => StepKind::DeleteSnapshot,
+            Params::DetachVolume(_) => StepKind::DetachVolume,
+            Params::AttachVolume(_) => StepKind::AttachVolume,
+            Params::TerminateInstance(_) => StepKind::TerminateInstance,
+            Params::ProvisionInstance(_) => StepKind::ProvisionInstance,
+            Params::CreateVolume(_) => StepKind::CreateVolume,
+            Params::WaitVolume(_) => StepKind::WaitVolume,
+            Params::WriteConfig(_) => StepKind::WriteConfig,
+            Params::WaitClusterStable(_) => StepKind::WaitClusterStable,
+            Params::WaitNodesStopped(_) => StepKind::WaitNodesStopped,
+            Params::MarkSetComplete(_) => StepKind::MarkSetComplete,
+            Params::DeleteVolume(_) => StepKind::DeleteVolume,
+            Params::StopInstance(_) => StepKind::StopInstance,
+            Params::DeleteBackup(_) => StepKind::DeleteBackup,
+        }
+    }
+
+    /// The node-service parameters of quiesce, unquiesce, stop_node and start_node.
+    pub fn node_service(&self) -> Option<&NodeService> {
+        match self {
+            Params::Quiesce(p)
+            | Params::Unquiesce(p)
+            | Params::StopNode(p)
+            | Params::StartNode(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether the step counts against `max_nodes_at_once` when it takes a node out: all do
+    /// but the stops of a full-cluster restore (R12).
+    pub fn rolling(&self) -> bool {
+        self.node_service().is_none_or(|p| p.rolling)
+    }
+
+    /// The stability parameters of check_cluster_stable and wait_cluster_stable.
+    pub fn stable(&self) -> Option<&Stable> {
+        match self {
+            Params::CheckClusterStable(p) | Params::WaitClusterStable(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The backup set a step makes, copies, restores or deletes.
+    pub fn set(&self) -> Option<&str> {
+        match self {
+            Params::Snapshot(p) => Some(&p.set),
+            Params::SnapshotInstance(p) => Some(&p.set),
+            Params::WaitSnapshot(p) => p.set.as_deref(),
+            Params::CopySmd(p) => Some(&p.set),
+            Params::RestoreSmd(p) => Some(&p.set),
+            Params::Asbackup(p) => Some(&p.set),
+            Params::Asrestore(p) => Some(&p.set),
+            Params::DeleteSnapshot(p) => Some(&p.set),
+            Params::MarkSetComplete(p) => Some(&p.set),
+            Params::DeleteBackup(p) => Some(&p.set),
+            _ => None,
+        }
+    }
+
+    /// The snapshot a step names (created volumes, waits, deletions).
+    pub fn snapshot_id(&self) -> Option<&str> {
+        match self {
+            Params::WaitSnapshot(p) => p.snapshot_id.as_deref(),
+            Params::CreateVolume(p) => p.snapshot_id.as_deref(),
+            Params::DeleteSnapshot(p) => Some(&p.snapshot_id),
+            _ => None,
+        }
+    }
+
+    /// The instance a step acts on, when the plan knows it.
+    pub fn instance_id(&self) -> Option<&str> {
+        match self {
+            Params::SnapshotInstance(p) => Some(&p.instance_id),
+            Params::DetachVolume(p) => Some(&p.instance_id),
+            Params::AttachVolume(p) => p.instance_id.as_ref().and_then(Ref::known),
+            Params::TerminateInstance(p) => Some(&p.instance_id),
+            Params::StopInstance(p) => Some(&p.instance_id),
+            _ => None,
+        }
+    }
+
+    /// The volume a step acts on, when the plan knows it.
+    pub fn volume_id(&self) -> Option<&str> {
+        match self {
+            Params::Snapshot(p) => Some(&p.volume_id),
+            Params::DetachVolume(p) => Some(&p.volume_id),
+            Params::AttachVolume(p) => p.volume_id.known(),
+            Params::WaitVolume(p) => p.volume_id.known(),
+            Params::DeleteVolume(p) => Some(&p.volume_id),
+            _ => None,
+        }
+    }
+
+    /// The device a step's volume is (or is to be) attached at.
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            Params::Snapshot(p) => Some(&p.device),
+            Params::WaitSnapshot(p) => p.device.as_deref(),
+            Params::DetachVolume(p) => Some(&p.device),
+            Params::AttachVolume(p) => Some(&p.device),
+            _ => None,
+        }
+    }
+
+    /// The tags the planner gives what the step creates.
+    pub fn tags(&self) -> Option<&TagMap> {
+        match self {
+            Params::Snapshot(p) => Some(&p.tags),
+            Params::SnapshotInstance(p) => Some(&p.tags),
+            Params::ProvisionInstance(p) => Some(&p.tags),
+            Params::CreateVolume(p) => Some(&p.tags),
+            _ => None,
+        }
+    }
+}
+
+/// Resource ids a step learned, kept in the journal and handed to later steps whose parameters
+/// refer to it ([`Ref::Learned`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Learned {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_ids: Vec<String>,
+    /// Where an archive was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The SHA-256 of an archive written or checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The node an archive was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The cluster key the nodes agreed on when the cluster was found stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<String>,
+    /// The manifest asdr wrote beside an asbackup run, and the records it counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// The command a tool step ran (secrets left out), for the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// How many files a deletion removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
+}
+
+impl Learned {
+    /// Nothing learned: the step's effect is there, with no new id.
+    pub fn new() -> Learned {
+        Learned::default()
+    }
+
+    pub fn instance(id: impl Into<String>) -> Learned {
+        Learned {
+            instance_id: Some(id.into()),
+            ..Learned::default()
+        }
+    }
+
+    pub fn volume(id: impl Into<String>) -> Learned {
+        Learned {
+            volume_id: Some(id.into()),
+            ..Learned::default()
+        }
+    }
+
+    pub fn snapshot(id: impl Into<String>) -> Learned {
+        Learned {
+            snapshot_id: Some(id.into()),
+            ..Learned::default()
+        }
+    }
+
+    pub fn snapshots(ids: Vec<String>) -> Learned {
+        Learned {
+            snapshot_ids: ids,
+            ..Learned::default()
+        }
+    }
+
+    pub fn uri(uri: impl Into<String>) -> Learned {
+        Learned {
+            uri: Some(uri.into()),
+            ..Learned::default()
+        }
+    }
+}
