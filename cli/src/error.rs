@@ -30,6 +30,25 @@ impl CommandError {
         }))
     }
 
+    /// An engine error; a refused plan is shown against the policy's text.
+    pub fn engine(policy: &Policy, e: asdr_engine::EngineError) -> Self {
+        match e {
+            asdr_engine::EngineError::Plan(asdr_planner::PlanError::Refused(d)) => {
+                CommandError::refused(policy, d)
+            }
+            other => CommandError::User(other.to_string()),
+        }
+    }
+
+    /// The error as one line of text (for errors that pass through the engine and back).
+    pub fn message(self) -> String {
+        match self {
+            CommandError::User(m) => m,
+            CommandError::Policy(d) => d.render(false),
+            CommandError::Refused(r) => r.diagnostic.render(&r.path, &r.text, false),
+        }
+    }
+
     /// Prints the error on stderr and returns the exit code.
     pub fn report(self) -> i32 {
         let mut err = anstream::stderr();
@@ -45,6 +64,14 @@ impl CommandError {
         use std::io::Write;
         let _ = err.write_all(text.as_bytes());
         1
+    }
+}
+
+/// Lock and journal errors; a refused plan goes through [`CommandError::engine`], which has the
+/// policy to point into.
+impl From<asdr_engine::EngineError> for CommandError {
+    fn from(e: asdr_engine::EngineError) -> Self {
+        CommandError::User(e.to_string())
     }
 }
 

@@ -1,9 +1,9 @@
-//! Loading what a command needs: the policy, the world, and a plan made from them.
+//! Loading what a command needs: the policy, a session over it (the world observed once), and
+//! plans made from them.
 
-use asdr_planner::{Operation, Plan, PlanError, World};
-use asdr_providers::world_file;
+use asdr_engine::{Knobs, Session, Source};
+use asdr_planner::{Operation, Plan, World};
 use asdr_specs::Policy;
-use time::OffsetDateTime;
 
 use crate::args::Global;
 use crate::error::CommandError;
@@ -12,52 +12,15 @@ pub fn policy(global: &Global) -> Result<Policy, CommandError> {
     Ok(asdr_specs::load(&global.file)?)
 }
 
-/// The observed world: with `--world`, a world file (its node records and asbackup sets refreshed
-/// from the nodes and the store under `--live-nodes`); without it, AWS, the nodes and the stores,
-/// observed now.
-pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandError> {
-    let Some(path) = &global.world else {
-        // AWS, the nodes and the SMD store, observed now.
-        let policy = policy
-            .ok_or_else(|| CommandError::User("observing AWS needs the policy (-f)".into()))?;
-        let (world, calls) = runtime()?
-            .block_on(asdr_providers::live::observe_aws(policy, &aws(global)))
-            .map_err(CommandError::User)?;
-        if global.verbose > 0 {
-            eprintln!(
-                "observed cluster {} with {calls} EC2 API calls",
-                policy.cluster.name
-            );
-        }
-        return Ok(world);
-    };
-    let world = world_file::load(path)?;
-    if !global.live_nodes {
-        return Ok(world);
+/// Where the world comes from: `--world` (with `--live-nodes`), else AWS.
+pub fn source(global: &Global) -> Source {
+    match &global.world {
+        Some(path) => Source::WorldFile {
+            path: path.clone(),
+            live_nodes: global.live_nodes,
+        },
+        None => Source::Aws,
     }
-    let policy = policy.ok_or_else(|| {
-        CommandError::User("--live-nodes needs the policy (-f) to know the nodes' addresses".into())
-    })?;
-    let aws = aws(global);
-    runtime()?.block_on(async {
-        let mut world = asdr_providers::live::refresh_nodes(policy, world).await;
-        // The real nodes write asbackup sets to the real store: what is there is read from it.
-        if policy.backup.method == asdr_specs::Method::Asbackup {
-            let store = asdr_providers::live::smd_store(policy, &aws).await;
-            world.asbackup_archives = asdr_providers::live::asbackup_archives(policy, &store)
-                .await
-                .map_err(CommandError::User)?;
-        }
-        Ok(world)
-    })
-}
-
-pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::User(format!("cannot start the runtime: {e}")))
 }
 
 pub fn aws(global: &Global) -> asdr_providers::live::AwsSettings {
@@ -68,6 +31,32 @@ pub fn aws(global: &Global) -> asdr_providers::live::AwsSettings {
     }
 }
 
+/// A session over the policy: AWS settings and the environment's knobs read once here.
+pub fn session(global: &Global) -> Result<Session, CommandError> {
+    let policy = policy(global)?;
+    Session::open(
+        policy,
+        source(global),
+        aws(global),
+        Knobs::from_env(),
+        global.verbose > 0,
+    )
+    .map_err(|e| CommandError::User(e.to_string()))
+}
+
+/// The observed world; a world file needs no policy unless its nodes are live.
+pub fn world(global: &Global, policy: Option<&Policy>) -> Result<World, CommandError> {
+    let rt = asdr_engine::runtime().map_err(|e| CommandError::User(e.to_string()))?;
+    asdr_engine::observe(
+        &rt,
+        policy,
+        &source(global),
+        &aws(global),
+        global.verbose > 0,
+    )
+    .map_err(|e| CommandError::User(e.to_string()))
+}
+
 pub fn operation(restore: Option<&str>) -> Operation {
     restore.map_or(Operation::Backup, |r| Operation::Restore(r.to_string()))
 }
@@ -76,21 +65,10 @@ pub fn plan(global: &Global, restore: Option<&str>) -> Result<Plan, CommandError
     plan_op(global, &operation(restore))
 }
 
-pub fn plan_op(global: &Global, op: &asdr_planner::Operation) -> Result<Plan, CommandError> {
-    plan_with_world(global, op).map(|(plan, _)| plan)
-}
-
-/// The plan, and the world it was made from (an apply records it beside the journal).
-pub fn plan_with_world(
-    global: &Global,
-    op: &asdr_planner::Operation,
-) -> Result<(Plan, World), CommandError> {
-    let policy = policy(global)?;
-    let world = world(global, Some(&policy))?;
-    let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let plan = asdr_planner::plan(&policy, &world, now, op).map_err(|e| match e {
-        PlanError::Refused(d) => CommandError::refused(&policy, d),
-        other => CommandError::User(other.to_string()),
-    })?;
-    Ok((plan, world))
+pub fn plan_op(global: &Global, op: &Operation) -> Result<Plan, CommandError> {
+    let session = session(global)?;
+    session
+        .plan(op)
+        .map(|(plan, _)| plan)
+        .map_err(|e| CommandError::engine(&session.policy, e))
 }

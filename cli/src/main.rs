@@ -7,6 +7,7 @@ mod error;
 mod inputs;
 mod progress;
 mod render;
+mod summary;
 
 use clap::Parser;
 

@@ -10,6 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Reporter {
     json: bool,
     quiet: bool,
+    /// The number of steps is not known in advance (a drill runs several plans): the bar grows
+    /// as steps start.
+    grows: bool,
     bar: Option<ProgressBar>,
     last_pending: Mutex<Option<String>>,
 }
@@ -25,6 +28,7 @@ fn outcome_word(o: &Outcome) -> &'static str {
 }
 
 impl Reporter {
+    /// `steps`: how many the plan has; 0 when unknown (the bar then grows as steps start).
     pub fn new(json: bool, quiet: bool, steps: usize) -> Self {
         let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(steps as u64);
@@ -39,12 +43,16 @@ impl Reporter {
         Reporter {
             json,
             quiet,
+            grows: steps == 0,
             bar,
             last_pending: Mutex::new(None),
         }
     }
 
     pub fn event(&self, e: &Event) {
+        if let (true, Some(bar), Event::Started { .. }) = (self.grows, &self.bar, e) {
+            bar.inc_length(1);
+        }
         if self.json {
             let v = match e {
                 Event::Started { step } => serde_json::json!({"event": "started", "step": step}),

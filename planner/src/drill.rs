@@ -370,6 +370,27 @@ pub fn readiness(plan: &crate::Plan, world: &crate::World) -> Readiness {
     }
 }
 
+/// Whether a drill's resources go once it ran: `always`, `never`, or `on-success` — a drill that
+/// passed within its deadline (a failed one is kept for inspection).
+pub fn tears_down(teardown: asdr_specs::Teardown, passed: bool, overdue: bool) -> bool {
+    match teardown {
+        asdr_specs::Teardown::Always => true,
+        asdr_specs::Teardown::OnSuccess => passed && !overdue,
+        asdr_specs::Teardown::Never => false,
+    }
+}
+
+/// A drill passes when its restore completed and validated within the deadline and, when it was
+/// torn down, nothing tagged for it remains.
+pub fn drill_passed(
+    restored_and_validated: bool,
+    overdue: bool,
+    torn_down: bool,
+    remaining: usize,
+) -> bool {
+    restored_and_validated && !overdue && (!torn_down || remaining == 0)
+}
+
 /// The restore time as far as it can be told in advance: volumes initialise in parallel, so the
 /// largest one at the initialization rate bounds it from below.
 pub fn restore_estimate(initialization_rate: Option<u32>, largest_gib: u64) -> String {

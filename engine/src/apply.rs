@@ -1,0 +1,132 @@
+//! `apply`: which plan runs (a saved one re-checked, an interrupted one resumed, or one made now),
+//! and running it. The caller shows the plan and asks for confirmation in between.
+
+use asdr_executor::Event;
+use asdr_executor::journal;
+use asdr_planner::{Operation, Plan, World};
+
+use crate::{EngineError, Executed, Session};
+
+/// What the operator asked for.
+#[derive(Debug, Default)]
+pub struct Request {
+    /// A saved plan file, already read.
+    pub plan_file: Option<Plan>,
+    /// A declared restore instead of the backup.
+    pub restore: Option<String>,
+}
+
+/// The plan an apply runs, and where it came from.
+#[derive(Debug)]
+pub struct Prepared {
+    pub plan: Plan,
+    /// The world the plan was made from (recorded beside the journal); none when resuming.
+    pub world: Option<World>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Made now from the policy and the world.
+    Planned,
+    /// A saved plan file that still is what its policy and world give.
+    Saved,
+    /// An interrupted apply of the same operation, resumed. `checked`: its recorded world was
+    /// found and the plan still is what it gives (older journals recorded none).
+    Resumed { checked: bool },
+}
+
+fn journal_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Journal(e.to_string())
+}
+
+/// Marks an interrupted apply as discarded (its journal is kept); returns its operation.
+pub fn discard(session: &Session, plan_id: &str) -> Result<String, EngineError> {
+    let dir = session.journal_dir();
+    let interrupted =
+        journal::unfinished(&dir, &session.policy.cluster.name).map_err(journal_error)?;
+    let Some(plan) = interrupted.iter().find(|p| p.plan_id == plan_id) else {
+        return Err(EngineError::Journal(format!(
+            "no interrupted apply of plan {plan_id} (interrupted: {})",
+            list_plans(&interrupted)
+        )));
+    };
+    journal::abandon(&dir, &plan.plan_id).map_err(journal_error)?;
+    Ok(plan.operation.clone())
+}
+
+/// The plan to run: an interrupted apply of the same operation first (only while it still is what
+/// its recorded inputs give: an edited plan file or a changed policy is never resumed), else the
+/// saved plan (refused unless re-planning gives it again), else a plan made now.
+pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineError> {
+    let dir = session.journal_dir();
+    let policy = &session.policy;
+    let interrupted = journal::unfinished(&dir, &policy.cluster.name).map_err(journal_error)?;
+    let wanted = match (&request.plan_file, &request.restore) {
+        (Some(p), _) => p.operation.clone(),
+        (None, Some(r)) => Operation::Restore(r.clone()).label(),
+        (None, None) => Operation::Backup.label(),
+    };
+    if let Some(plan) = journal::resumable(interrupted, &wanted).map_err(journal_error)? {
+        let recorded = journal::load_world(&dir, &plan.plan_id).map_err(journal_error)?;
+        if let Some(recorded) = &recorded {
+            asdr_planner::saved::check_saved(policy, recorded, &plan).map_err(|e| {
+                EngineError::Journal(format!(
+                    "the interrupted apply of plan {} cannot be resumed: {e} Discard it with `asdr apply --discard {}`.",
+                    plan.plan_id, plan.plan_id
+                ))
+            })?;
+        }
+        return Ok(Prepared {
+            plan,
+            world: None,
+            origin: Origin::Resumed {
+                checked: recorded.is_some(),
+            },
+        });
+    }
+    if let Some(plan) = request.plan_file {
+        let world = session.world()?;
+        asdr_planner::saved::check_saved(policy, &world, &plan).map_err(journal_error)?;
+        return Ok(Prepared {
+            plan,
+            world: Some(world),
+            origin: Origin::Saved,
+        });
+    }
+    let op = request
+        .restore
+        .map_or(Operation::Backup, Operation::Restore);
+    let (plan, world) = session.plan(&op)?;
+    Ok(Prepared {
+        plan,
+        world: Some(world),
+        origin: Origin::Planned,
+    })
+}
+
+/// Runs a prepared plan: the world it was made from is recorded beside the journal first, so a
+/// resume can check the plan is still what it gives.
+pub fn run(
+    session: &Session,
+    prepared: Prepared,
+    parallelism: usize,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<Executed, EngineError> {
+    let dir = session.journal_dir();
+    if let Some(world) = &prepared.world {
+        journal::save_world(&dir, &prepared.plan.plan_id, world).map_err(journal_error)?;
+    }
+    session.execute(prepared.plan, &dir, parallelism, None, on_event)
+}
+
+fn list_plans(plans: &[Plan]) -> String {
+    if plans.is_empty() {
+        return "none".into();
+    }
+    plans
+        .iter()
+        .map(|p| format!("{} ({})", p.plan_id, p.operation))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,87 @@
+//! Where applies of a cluster take turns: the policy's `lock` (an S3 object for a team, or a
+//! file), else a file beside the policy. One type over both, so callers never tell them apart.
+
+use std::path::PathBuf;
+
+use asdr_executor::lock::{self, Holder};
+use asdr_providers::store::lock::S3Lock;
+use tokio::runtime::Handle;
+
+use crate::EngineError;
+
+pub enum ClusterLock {
+    File(PathBuf),
+    S3(S3Lock, Handle),
+}
+
+/// A lock this process holds; [`HeldLock::release`] gives it back. A killed process leaves it
+/// behind, to be broken on request.
+pub enum HeldLock {
+    File(lock::Lock),
+    S3(S3Lock, Handle),
+}
+
+fn lock_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Lock(e.to_string())
+}
+
+impl std::fmt::Debug for ClusterLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClusterLock::File(p) => write!(f, "ClusterLock::File({})", p.display()),
+            ClusterLock::S3(s3, _) => write!(f, "ClusterLock::S3({})", s3.uri()),
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeldLock::File(_) => f.write_str("HeldLock::File"),
+            HeldLock::S3(s3, _) => write!(f, "HeldLock::S3({})", s3.uri()),
+        }
+    }
+}
+
+impl ClusterLock {
+    pub fn acquire(&self, holder: &Holder) -> Result<HeldLock, EngineError> {
+        match self {
+            ClusterLock::File(path) => lock::acquire(path, holder)
+                .map(HeldLock::File)
+                .map_err(lock_error),
+            ClusterLock::S3(s3, rt) => {
+                let text = serde_json::to_string(holder).expect("a holder serializes");
+                rt.block_on(s3.acquire(&text)).map_err(lock_error)?;
+                Ok(HeldLock::S3(s3.clone(), rt.clone()))
+            }
+        }
+    }
+
+    /// Removes the lock: (where it was, who held it, if anyone).
+    pub fn break_it(&self) -> Result<(String, Option<String>), EngineError> {
+        match self {
+            ClusterLock::File(path) => Ok((
+                path.display().to_string(),
+                lock::break_lock(path)
+                    .map_err(lock_error)?
+                    .map(|h| h.to_string()),
+            )),
+            ClusterLock::S3(s3, rt) => Ok((
+                s3.uri().to_string(),
+                rt.block_on(s3.release()).map_err(lock_error)?,
+            )),
+        }
+    }
+}
+
+impl HeldLock {
+    pub fn release(self) -> Result<(), EngineError> {
+        match self {
+            HeldLock::File(l) => {
+                drop(l);
+                Ok(())
+            }
+            HeldLock::S3(s3, rt) => rt.block_on(s3.release()).map(|_| ()).map_err(lock_error),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! One policy, where its world comes from, and the runtime: observed once, planned from, locked,
+//! executed on with the providers the source calls for.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use asdr_executor::journal::Journal;
+use asdr_executor::lock::{self, Holder};
+use asdr_executor::{Event, Options, Report};
+use asdr_planner::{Operation, Plan, World};
+use asdr_providers::live::AwsSettings;
+use asdr_providers::node_provider::{Composite, NodeAddress};
+use asdr_providers::world_provider::{Hook, WorldFileProvider};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{ClusterLock, EngineError, HeldLock};
+
+/// Where the world comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A world file; with `live_nodes`, its node records (and asbackup sets) refreshed from the
+    /// nodes themselves, and node steps carried out on them.
+    WorldFile { path: PathBuf, live_nodes: bool },
+    /// AWS, the nodes and the stores, observed now.
+    Aws,
+}
+
+/// Tuning and test knobs, read from the environment once when a session opens.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    /// Overrides every step's deadline (`ASDR_STEP_TIMEOUT_MS`).
+    pub step_timeout: Option<Duration>,
+    /// Between polls of a pending step on AWS (`ASDR_POLL_INTERVAL_MS`; default 5 s).
+    pub poll_interval: Option<Duration>,
+    /// A world file's simulation settings (`ASDR_SIMULATION`).
+    pub simulation: Option<PathBuf>,
+    /// Crash-safety tests: SIGKILL at the Nth step boundary or provider effect
+    /// (`ASDR_TEST_KILL_AT`), and a file listing those points as they pass (`ASDR_TEST_POINTS`).
+    pub kill_at: Option<usize>,
+    pub points: Option<PathBuf>,
+}
+
+impl Knobs {
+    pub fn from_env() -> Knobs {
+        let ms = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        };
+        Knobs {
+            step_timeout: ms("ASDR_STEP_TIMEOUT_MS"),
+            poll_interval: ms("ASDR_POLL_INTERVAL_MS"),
+            simulation: std::env::var_os("ASDR_SIMULATION").map(PathBuf::from),
+            kill_at: std::env::var("ASDR_TEST_KILL_AT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            points: std::env::var_os("ASDR_TEST_POINTS").map(PathBuf::from),
+        }
+    }
+}
+
+/// What an execution returns: the plan as run, its report, and where its journal is.
+#[derive(Debug)]
+pub struct Executed {
+    pub plan: Arc<Plan>,
+    pub report: Report,
+    pub journal: PathBuf,
+}
+
+pub struct Session {
+    pub policy: Policy,
+    pub source: Source,
+    pub aws: AwsSettings,
+    pub knobs: Knobs,
+    /// Say how many API calls observation and execution made (on stderr).
+    pub verbose: bool,
+    runtime: tokio::runtime::Runtime,
+    world: RefCell<Option<World>>,
+    observations: std::cell::Cell<usize>,
+}
+
+/// The runtime every session (and a policy-less observation) runs on: two workers, as the
+/// machines asdr runs on are small and its work is I/O.
+pub fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::Other(format!("cannot start the runtime: {e}")))
+}
+
+/// Observes the world from `source`. A world file needs no policy unless its nodes are live.
+pub fn observe(
+    rt: &tokio::runtime::Runtime,
+    policy: Option<&Policy>,
+    source: &Source,
+    aws: &AwsSettings,
+    verbose: bool,
+) -> Result<World, EngineError> {
+    match source {
+        Source::Aws => {
+            let policy = policy
+                .ok_or_else(|| EngineError::World("observing AWS needs the policy (-f)".into()))?;
+            let (world, calls) = rt
+                .block_on(asdr_providers::live::observe_aws(policy, aws))
+                .map_err(EngineError::World)?;
+            if verbose {
+                eprintln!(
+                    "observed cluster {} with {calls} EC2 API calls",
+                    policy.cluster.name
+                );
+            }
+            Ok(world)
+        }
+        Source::WorldFile { path, live_nodes } => {
+            let world = asdr_providers::world_file::load(path)
+                .map_err(|e| EngineError::World(e.to_string()))?;
+            if !live_nodes {
+                return Ok(world);
+            }
+            let policy = policy.ok_or_else(|| {
+                EngineError::World(
+                    "--live-nodes needs the policy (-f) to know the nodes' addresses".into(),
+                )
+            })?;
+            rt.block_on(async {
+                let mut world = asdr_providers::live::refresh_nodes(policy, world).await;
+                // The real nodes write asbackup sets to the real store: what is there is read
+                // from it.
+                if policy.backup.method == asdr_specs::Method::Asbackup {
+                    let store = asdr_providers::live::smd_store(policy, aws).await;
+                    world.asbackup_archives =
+                        asdr_providers::live::asbackup_archives(policy, &store)
+                            .await
+                            .map_err(EngineError::World)?;
+                }
+                Ok(world)
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("cluster", &self.policy.cluster.name)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Session {
+    pub fn open(
+        policy: Policy,
+        source: Source,
+        aws: AwsSettings,
+        knobs: Knobs,
+        verbose: bool,
+    ) -> Result<Session, EngineError> {
+        Ok(Session {
+            policy,
+            source,
+            aws,
+            knobs,
+            verbose,
+            runtime: runtime()?,
+            world: RefCell::new(None),
+            observations: std::cell::Cell::new(0),
+        })
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    pub fn is_world_file(&self) -> bool {
+        matches!(self.source, Source::WorldFile { .. })
+    }
+
+    /// Whether node steps reach the Aerospike nodes themselves (AWS, or `--live-nodes`).
+    pub fn live_nodes(&self) -> bool {
+        match self.source {
+            Source::WorldFile { live_nodes, .. } => live_nodes,
+            Source::Aws => true,
+        }
+    }
+
+    /// The world, observed on first use and kept: a session observes once unless it changed
+    /// the world itself ([`Session::observe_again`]).
+    pub fn world(&self) -> Result<World, EngineError> {
+        if let Some(w) = self.world.borrow().as_ref() {
+            return Ok(w.clone());
+        }
+        self.observe_again()
+    }
+
+    /// Observes anew (after an execution changed the world).
+    pub fn observe_again(&self) -> Result<World, EngineError> {
+        let w = observe(
+            &self.runtime,
+            Some(&self.policy),
+            &self.source,
+            &self.aws,
+            self.verbose,
+        )?;
+        *self.world.borrow_mut() = Some(w.clone());
+        self.observations.set(self.observations.get() + 1);
+        Ok(w)
+    }
+
+    /// How many times this session observed the world.
+    pub fn observations(&self) -> usize {
+        self.observations.get()
+    }
+
+    /// The plan for `op` at the world's time (or now), and the world it was made from.
+    pub fn plan(&self, op: &Operation) -> Result<(Plan, World), EngineError> {
+        let world = self.world()?;
+        let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
+        let plan = asdr_planner::plan(&self.policy, &world, now, op)?;
+        Ok((plan, world))
+    }
+
+    /// `.asdr` beside the policy file: journals, local locks, drill reports.
+    pub fn state_dir(&self) -> PathBuf {
+        Path::new(&self.policy.path)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(".asdr")
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.state_dir().join("journal")
+    }
+
+    /// The cluster's lock: the policy's `lock` (S3 for a team, or a file), else a file beside
+    /// the policy.
+    pub fn lock(&self) -> Result<ClusterLock, EngineError> {
+        match self.policy.lock.as_deref() {
+            Some(uri) if asdr_specs::StoreUri::is_s3(uri) => self
+                .runtime
+                .block_on(asdr_providers::live::s3_lock(&self.policy, &self.aws, uri))
+                .map(|l| ClusterLock::S3(l, self.runtime.handle().clone()))
+                .map_err(|e| EngineError::Lock(e.to_string())),
+            Some(uri) => Ok(ClusterLock::File(PathBuf::from(
+                asdr_specs::StoreUri::for_tool(uri),
+            ))),
+            None => Ok(ClusterLock::File(
+                self.state_dir()
+                    .join("locks")
+                    .join(format!("{}.lock", self.policy.cluster.name)),
+            )),
+        }
+    }
+
+    /// Runs `f` holding the cluster's lock, in the name of `what` (a plan, a drill); the lock is
+    /// released whatever `f` returns.
+    pub fn locked<T, E: From<EngineError>>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let holder = Holder {
+            pid: std::process::id(),
+            host: lock::hostname(),
+            plan_id: what.to_string(),
+            since: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+        };
+        let held: HeldLock = self.lock()?.acquire(&holder)?;
+        let result = f();
+        held.release()?;
+        result
+    }
+
+    /// Executes `plan`, journalled in `journal_dir` (resuming what it finished), with the
+    /// providers the source calls for: the world file (its simulated nodes, or the nodes
+    /// themselves with live nodes), or EC2 and the nodes. `stand_ins` replaces the policy's node
+    /// addresses (a drill's nodes).
+    pub fn execute(
+        &self,
+        plan: Plan,
+        journal_dir: &Path,
+        parallelism: usize,
+        stand_ins: Option<BTreeMap<String, NodeAddress>>,
+        on_event: &(dyn Fn(&Event) + Send + Sync),
+    ) -> Result<Executed, EngineError> {
+        let rt = &self.runtime;
+        let journal_error =
+            |e: asdr_executor::journal::JournalError| EngineError::Journal(e.to_string());
+        let (mut journal, resumed) = Journal::open(journal_dir, &plan).map_err(journal_error)?;
+        let plan = Arc::new(plan);
+        let hook = self.hook();
+        let mut opts = Options {
+            parallelism,
+            max_nodes_at_once: self.policy.backup.max_nodes_at_once.max(1) as usize,
+            poll_interval: self.knobs.poll_interval.unwrap_or(Duration::from_secs(5)),
+            max_attempts: 5,
+            step_timeout: self.knobs.step_timeout,
+            hook: hook.clone(),
+        };
+        let nodes_for = |world: &World| {
+            rt.block_on(async {
+                match &stand_ins {
+                    Some(map) => {
+                        asdr_providers::live::node_provider_at(
+                            &self.policy,
+                            world,
+                            &self.aws,
+                            map.clone(),
+                        )
+                        .await
+                    }
+                    None => {
+                        asdr_providers::live::node_provider(&self.policy, world, &self.aws).await
+                    }
+                }
+            })
+        };
+        let report = match &self.source {
+            Source::WorldFile { path, live_nodes } => {
+                let file = WorldFileProvider::open(
+                    path,
+                    self.knobs.simulation.as_deref(),
+                    &self.policy.cluster.name,
+                    hook.clone(),
+                )
+                .map_err(|e| EngineError::World(e.to_string()))?;
+                opts.poll_interval =
+                    Duration::from_millis(rt.block_on(file.simulation()).poll_interval_ms);
+                if *live_nodes {
+                    // Node steps to the nodes themselves, cloud steps to the world file.
+                    let nodes = nodes_for(&rt.block_on(file.world()));
+                    run_with(
+                        rt,
+                        &plan,
+                        Composite { cloud: file, nodes },
+                        &mut journal,
+                        &resumed.done,
+                        &opts,
+                        on_event,
+                    )
+                } else {
+                    run_with(
+                        rt,
+                        &plan,
+                        file,
+                        &mut journal,
+                        &resumed.done,
+                        &opts,
+                        on_event,
+                    )
+                }
+            }
+            Source::Aws => {
+                let world = self.world()?;
+                let (cloud, calls) =
+                    rt.block_on(asdr_providers::live::ec2_provider(&self.policy, &self.aws));
+                let nodes = nodes_for(&world);
+                let report = run_with(
+                    rt,
+                    &plan,
+                    Composite { cloud, nodes },
+                    &mut journal,
+                    &resumed.done,
+                    &opts,
+                    on_event,
+                );
+                if self.verbose {
+                    eprintln!("made {} EC2 API calls", calls.get());
+                }
+                report
+            }
+        };
+        let report = report.map_err(journal_error)?;
+        // What the plan changed is observed again when asked for.
+        *self.world.borrow_mut() = None;
+        Ok(Executed {
+            plan,
+            report,
+            journal: journal.path().to_path_buf(),
+        })
+    }
+
+    /// Test support: a SIGKILL at the Nth step boundary or provider effect, and a file listing
+    /// those points as they pass. Crash-safety tests interrupt an apply exactly where
+    /// idempotency matters.
+    fn hook(&self) -> Hook {
+        let (kill_at, points) = (self.knobs.kill_at, self.knobs.points.clone());
+        if kill_at.is_none() && points.is_none() {
+            return Arc::new(|_| {});
+        }
+        let counter = Arc::new(AtomicUsize::new(0));
+        let file = points.map(|p| {
+            std::sync::Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .expect("points file opens"),
+            )
+        });
+        Arc::new(move |label: &str| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(f) = &file {
+                let _ = writeln!(f.lock().expect("not poisoned"), "{n} {label}");
+            }
+            if kill_at == Some(n) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &std::process::id().to_string()])
+                    .status();
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        })
+    }
+}
+
+fn run_with<P: asdr_planner::ports::Provider>(
+    rt: &tokio::runtime::Runtime,
+    plan: &Arc<Plan>,
+    provider: P,
+    journal: &mut Journal,
+    done: &BTreeMap<String, asdr_planner::ports::Resources>,
+    opts: &Options,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<Report, asdr_executor::journal::JournalError> {
+    rt.block_on(asdr_executor::execute(
+        plan.clone(),
+        Arc::new(provider),
+        journal,
+        done.clone(),
+        opts,
+        on_event,
+    ))
+}
