@@ -2,7 +2,10 @@
 //! after `sets` daily backups, with knobs for the failures restores are for. Used to write the
 //! example worlds, by the property tests and by the benchmark (256 nodes × 4 devices × 60 sets).
 
+mod example;
 pub mod fuzz;
+
+pub use example::ExamplePolicy;
 
 use std::collections::BTreeMap;
 

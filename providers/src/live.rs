@@ -187,7 +187,9 @@ pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
 pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, usize), String> {
     let (ec2, counter) = ec2_provider(policy, aws).await;
-    let mut world = crate::ec2::observe_cloud(&ec2, policy).await?;
+    let mut world = crate::ec2::observe_cloud(&ec2, policy)
+        .await
+        .map_err(|e| e.message)?;
     world.now = Some(
         time::OffsetDateTime::now_utc()
             .replace_nanosecond(0)

@@ -3,6 +3,7 @@
 //! in-test Aerospike nodes (listening at the instances' own private IPs) through the local
 //! transport. Each test has its own moto server, so each its own world.
 
+use asdr_planner::testkit::ExamplePolicy;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -13,10 +14,6 @@ use assert_cmd::cargo::CommandCargoExt;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
-
-fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east")
-}
 
 struct Env {
     moto: Moto,
@@ -145,72 +142,25 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         .await
         .unwrap();
     let root = dir.path().display().to_string();
-    let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
-    let mut edits: Vec<(String, String)> = vec![
-        ("10.0.1.11".into(), layout["a1"].0.clone()),
-        ("10.0.2.11".into(), layout["b1"].0.clone()),
-        ("10.0.1.12".into(), layout["a2"].0.clone()),
-        (
-            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n"
-                .into(),
-            String::new(),
-        ),
-        (
-            "info_port: 3000".into(),
-            format!("info_port: {}", nodes.port()),
-        ),
-        ("transport: ssm".into(), "transport: local".into()),
-        (
-            "work_directory: /opt/aerospike".into(),
-            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
-        ),
-        (
-            "stop: systemctl stop aerospike".into(),
-            format!("stop: touch {root}/control/{{{{ node }}}}.down"),
-        ),
-        (
-            "start: systemctl start aerospike".into(),
-            format!("start: rm -f {root}/control/{{{{ node }}}}.down"),
-        ),
-        (
-            "path: /etc/aerospike/aerospike.conf".into(),
-            format!("path: {root}/nodes/{{{{ node }}}}/aerospike.conf"),
-        ),
-        (
-            "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
-            format!("smd: {{to: file://{root}/store}}"),
-        ),
-        ("subnet-0aaa".into(), subnets["us-east-1a"].clone()),
-        ("subnet-0bbb".into(), subnets["us-east-1b"].clone()),
-        (
-            "security_groups: [sg-0123]".into(),
-            "security_groups: []".into(),
-        ),
-        (
-            "    iam_instance_profile: aerospike-node\n".into(),
-            String::new(),
-        ),
-        ("    key_name: ops\n".into(), String::new()),
-        // Two shadowed primaries need two instance-store drives: moto's i4i.8xlarge has two, as
-        // the real one does (its i4i.2xlarge has one, and asdr refuses to replace onto it).
-        ("type: i4i.2xlarge".into(), "type: i4i.8xlarge".into()),
-    ];
-    edits.extend(
-        policy_edits
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string())),
-    );
-    for (from, to) in &edits {
-        assert!(text.contains(from.as_str()), "{from}");
-        text = text.replacen(from.as_str(), to, 1);
-    }
-    std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
-    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-    std::fs::copy(
-        examples().join("templates/aerospike.conf.j2"),
-        dir.path().join("templates/aerospike.conf.j2"),
-    )
-    .unwrap();
+    let ip = |n: &str| layout[n].0.clone();
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n",
+            "",
+        )
+        .on_test_nodes(&root, nodes.port(), [&ip("a1"), &ip("b1"), &ip("a2")])
+        .edits(&[
+            ("subnet-0aaa", subnets["us-east-1a"].as_str()),
+            ("subnet-0bbb", subnets["us-east-1b"].as_str()),
+            ("security_groups: [sg-0123]", "security_groups: []"),
+            ("    iam_instance_profile: aerospike-node\n", ""),
+            ("    key_name: ops\n", ""),
+            // Two shadowed primaries need two instance-store drives: moto's i4i.8xlarge has two,
+            // as the real one does (its i4i.2xlarge has one, and asdr refuses to replace onto it).
+            ("type: i4i.2xlarge", "type: i4i.8xlarge"),
+        ])
+        .edits(policy_edits);
+    policy.write_to(dir.path());
     for n in ["a1", "b1", "a2"] {
         std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
     }

@@ -1,6 +1,7 @@
 //! `--live-nodes`: the binary observes and drives real Aerospike nodes (here the in-test cluster
 //! on 127.0.1.x) through the policy's transport, while EC2 stays in the world file.
 
+use asdr_planner::testkit::ExamplePolicy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -26,37 +27,14 @@ async fn setup(base: u8, edits: &[(String, String)]) -> (tempfile::TempDir, Test
     )
     .await
     .unwrap();
-    let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
-    let mut all = vec![
-        ("10.0.1.11".to_string(), ips[0].clone()),
-        ("10.0.2.11".into(), ips[1].clone()),
-        ("10.0.1.12".into(), ips[2].clone()),
-        (
-            "info_port: 3000".into(),
-            format!("info_port: {}", cluster.port()),
-        ),
-        ("transport: ssm".into(), "transport: local".into()),
-        (
-            "work_directory: /opt/aerospike".into(),
-            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
-        ),
-        (
-            "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
-            format!("smd: {{to: file://{root}/store}}"),
-        ),
-    ];
-    all.extend(edits.iter().cloned());
-    for (from, to) in all {
-        assert!(text.contains(&from), "{from}");
-        text = text.replacen(&from, &to.replace("@@ROOT@@", &root), 1);
-    }
-    std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
-    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-    std::fs::copy(
-        examples().join("templates/aerospike.conf.j2"),
-        dir.path().join("templates/aerospike.conf.j2"),
-    )
-    .unwrap();
+    let edits: Vec<(String, String)> = edits
+        .iter()
+        .map(|(from, to)| (from.clone(), to.replace("@@ROOT@@", &root)))
+        .collect();
+    ExamplePolicy::prod_east()
+        .on_test_nodes(&root, cluster.port(), [&ips[0], &ips[1], &ips[2]])
+        .edits(&edits)
+        .write_to(dir.path());
     for n in ["a1", "b1", "a2"] {
         std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
     }

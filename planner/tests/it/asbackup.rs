@@ -2,7 +2,7 @@
 //! whole by retention, asrestore replaying a chain in order, every option shown in the plan.
 
 use crate::{edit, params};
-use std::path::Path;
+use asdr_planner::testkit::ExamplePolicy;
 
 use asdr_planner::testkit::{WorldSpec, world_for};
 use asdr_planner::world::{AsbackupArchive, World};
@@ -14,21 +14,24 @@ use time::macros::datetime;
 const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
 const TO: &str = "s3://acme-backups/asbackup/prod-east";
 
+/// prod-east backed up with asbackup (its refill restore blank: asbackup sets hold no volumes).
+fn asbackup_example() -> ExamplePolicy {
+    ExamplePolicy::prod_east()
+        .edit("method: ebs-snapshot", "method: asbackup")
+        .edit(
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        )
+}
+
 fn policy(extra: &str) -> Policy {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
-        .unwrap()
-        .replace("method: ebs-snapshot", "method: asbackup")
-        .replace("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
-        .replace(
+    asbackup_example()
+        .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
+        .edit(
             "    args: [--compress, zstd]\n",
             &format!("    args: [--compress, zstd]\n{extra}"),
         )
-        .replace(
-            "    source: latest-backup\n    accept_zombie_records: true   # required",
-            "    source: empty\n    accept_zombie_records: true   # required",
-        );
-    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
+        .policy()
 }
 
 /// A world with these asbackup runs: (set, incremental_of, namespaces).
@@ -198,41 +201,28 @@ fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics()
 }
 
 fn policy_with_before() -> Policy {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
-        .unwrap()
-        .replace("method: ebs-snapshot", "method: asbackup")
-        .replace(
-            "    source: latest-backup\n    accept_zombie_records: true   # required",
-            "    source: empty\n    accept_zombie_records: true   # required",
-        )
-        + "  - {name: before, scope: cluster, source: 'before:2026-11-20T20:00:00Z'}\n";
-    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
+    asbackup_example()
+        .append("  - {name: before, scope: cluster, source: 'before:2026-11-20T20:00:00Z'}\n")
+        .policy()
 }
 
 #[test]
 fn incremental_every_must_be_shorter_than_every_and_asdrs_own_options_are_refused_in_args() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
-    let base = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
-    let err = asdr_specs::parse(
-        "asdr.yaml",
-        &base.replace(
+    let err = ExamplePolicy::prod_east()
+        .edit(
             "    args: [--compress, zstd]\n",
             "    incremental_every: 24h\n",
-        ),
-        &dir,
-    )
-    .unwrap_err();
+        )
+        .parse()
+        .unwrap_err();
     assert!(
         err.to_string().contains("is not shorter than every"),
         "{err}"
     );
-    let err = asdr_specs::parse(
-        "asdr.yaml",
-        &base.replace("args: [--compress, zstd]", "args: [--directory, /tmp/x]"),
-        &dir,
-    )
-    .unwrap_err();
+    let err = ExamplePolicy::prod_east()
+        .edit("args: [--compress, zstd]", "args: [--directory, /tmp/x]")
+        .parse()
+        .unwrap_err();
     assert!(
         err.to_string().contains("`--directory` is set by asdr"),
         "{err}"

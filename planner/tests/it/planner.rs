@@ -2,6 +2,7 @@
 //! example policy), plans, and checks the step graph. Rule ids in names say which rule is proven.
 
 use crate::params;
+use asdr_planner::testkit::ExamplePolicy;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -19,16 +20,12 @@ fn examples() -> PathBuf {
 }
 
 fn example_policy() -> Policy {
-    asdr_specs::load(&examples().join("prod-east/asdr.yaml"))
-        .expect("the POLICY.md example is valid")
+    ExamplePolicy::prod_east().policy()
 }
 
 /// The example policy with `from` replaced by `to` (one edit, checked to apply).
 fn example_policy_with(from: &str, to: &str) -> Result<Policy, asdr_specs::Diagnostics> {
-    let dir = examples().join("prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
-    assert!(text.contains(from), "edit `{from}` does not apply");
-    asdr_specs::parse("asdr.yaml", &text.replacen(from, to, 1), &dir)
+    ExamplePolicy::prod_east().edit(from, to).parse()
 }
 
 fn generated_policy(nodes: usize, devices: usize, consistency: &str, edition: &str) -> Policy {

@@ -4,6 +4,7 @@
 
 use crate::{edit, params, step_from_json};
 use asdr_planner::params::Params;
+use asdr_planner::testkit::ExamplePolicy;
 use std::path::{Path, PathBuf};
 
 use asdr_planner::testkit::{Failure, WorldSpec, world_for};
@@ -21,14 +22,10 @@ fn examples() -> PathBuf {
 
 /// prod-east with edits (each checked to apply), and these restores appended.
 fn prod_east(edits: &[(&str, &str)], restores: &str) -> Policy {
-    let dir = examples().join("prod-east");
-    let mut text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "edit `{from}` does not apply");
-        text = text.replacen(from, to, 1);
-    }
-    text.push_str(restores);
-    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
+    ExamplePolicy::prod_east()
+        .edits(edits)
+        .append(restores)
+        .policy()
 }
 
 fn world(policy: &Policy, f: impl FnOnce(&mut WorldSpec)) -> World {
@@ -412,31 +409,27 @@ fn defect_07_drill_nodes_get_their_own_cluster_peers_and_security_groups() {
     });
     assert_caught(&policy, &w, &bad, "drill");
     // Validation: a template that seeds production's addresses, or no security groups of its own.
-    let dir = examples().join("prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap()
-        + "drills:\n  - name: dr\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2}\n      ip_offset: 100\n";
-    let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
+    let drill = ExamplePolicy::prod_east().append("drills:\n  - name: dr\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2}\n      ip_offset: 100\n");
+    let err = drill.parse().unwrap_err();
     assert!(
         err.to_string().contains("needs `target.security_groups`"),
         "{err}"
     );
-    let tmp = tempdir();
-    std::fs::create_dir_all(tmp.join("templates")).unwrap();
-    let template = std::fs::read_to_string(dir.join("templates/aerospike.conf.j2")).unwrap();
+    // The same drill, with its own security group, from a folder whose template names a1.
+    let mut seeded = drill.edit(
+        "ip_offset: 100\n",
+        "ip_offset: 100\n      security_groups: [sg-drill]\n",
+    );
+    seeded.dir = tempdir();
+    std::fs::create_dir_all(seeded.dir.join("templates")).unwrap();
+    let template =
+        std::fs::read_to_string(examples().join("prod-east/templates/aerospike.conf.j2")).unwrap();
     std::fs::write(
-        tmp.join("templates/aerospike.conf.j2"),
+        seeded.dir.join("templates/aerospike.conf.j2"),
         template.replace("{{ peer }}", "10.0.1.11"),
     )
     .unwrap();
-    let err = asdr_specs::parse(
-        "asdr.yaml",
-        &text.replace(
-            "ip_offset: 100\n",
-            "ip_offset: 100\n      security_groups: [sg-drill]\n",
-        ),
-        &tmp,
-    )
-    .unwrap_err();
+    let err = seeded.parse().unwrap_err();
     assert!(
         err.to_string()
             .contains("renders production address 10.0.1.11"),
@@ -459,13 +452,13 @@ fn tempdir() -> PathBuf {
 
 #[test]
 fn defect_08_durable_deletes_on_community_is_refused_and_covers_nothing() {
-    let dir = examples().join("community");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
-    let text = text.replace(
-        "edition: community",
-        "edition: community\n  durable_deletes: true",
-    );
-    let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
+    let err = ExamplePolicy::community()
+        .edit(
+            "edition: community",
+            "edition: community\n  durable_deletes: true",
+        )
+        .parse()
+        .unwrap_err();
     assert!(
         err.to_string().contains("[R6]") && err.to_string().contains("Enterprise-only"),
         "{err}"
@@ -493,10 +486,10 @@ fn defect_08_durable_deletes_on_community_is_refused_and_covers_nothing() {
 
 #[test]
 fn defect_10_refilling_rf_nodes_is_refused_and_down_nodes_never_deadlock() {
-    let dir = examples().join("prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap()
-        + "  - {name: a1b1-refill, scope: node, nodes: [a1, b1], source: empty}\n";
-    let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
+    let err = ExamplePolicy::prod_east()
+        .append("  - {name: a1b1-refill, scope: node, nodes: [a1, b1], source: empty}\n")
+        .parse()
+        .unwrap_err();
     assert!(err.to_string().contains("refills 2 nodes"), "{err}");
 
     let policy = prod_east(
@@ -672,11 +665,10 @@ fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
 
 #[test]
 fn defect_14_instance_store_drives_are_required_and_checked() {
-    let dir = examples().join("prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
-        .unwrap()
-        .replace("instance_store_volumes: 2", "instance_store_volumes: 0");
-    let err = asdr_specs::parse("asdr.yaml", &text, &dir).unwrap_err();
+    let err = ExamplePolicy::prod_east()
+        .edit("instance_store_volumes: 2", "instance_store_volumes: 0")
+        .parse()
+        .unwrap_err();
     assert!(err.to_string().contains("2 shadowed primaries"), "{err}");
     let community =
         std::fs::read_to_string(examples().join("community/templates/aerospike.conf.j2")).unwrap();

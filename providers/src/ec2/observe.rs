@@ -10,6 +10,8 @@ use asdr_planner::world::*;
 use asdr_specs::Policy;
 use aws_sdk_ec2::types::Filter;
 
+use asdr_planner::ports::{Retry, StepError};
+
 use super::Ec2Provider;
 
 fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
@@ -166,111 +168,115 @@ pub(crate) fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
     }
 }
 
+/// A describe call that failed: throttling and service hiccups are tried again after the delay
+/// the classification gives (the SDK's own retries came first); anything else is the answer.
+async fn described<T, F, Fut>(mut call: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StepError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < 4 && throttled(&e) => {
+                if let Retry::Transient { after } = e.retry {
+                    tokio::time::sleep(after).await;
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn throttled(e: &StepError) -> bool {
+    matches!(e.retry, Retry::Transient { .. })
+        && matches!(
+            e.code.as_str(),
+            "RequestLimitExceeded" | "Throttling" | "InternalError" | "Unavailable"
+        )
+}
+
 impl Ec2Provider {
+    /// Every instance matching `filters`, every page, into `out`.
     pub(crate) async fn instances(
         &self,
         filters: Vec<Filter>,
         out: &mut BTreeMap<String, Instance>,
-    ) -> Result<(), String> {
-        let mut token = None;
-        loop {
-            let page = self
+    ) -> Result<(), StepError> {
+        let found = described(|| async {
+            let mut pages = self
                 .client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "DescribeInstances: {}",
-                        aws_sdk_ec2::error::DisplayErrorContext(e)
-                    )
-                })?;
-            for r in page.reservations() {
-                for i in r.instances() {
-                    let i = to_instance(i);
-                    out.insert(i.id.clone(), i);
+                .into_paginator()
+                .send();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.classify("DescribeInstances", e))?;
+                for r in page.reservations() {
+                    found.extend(r.instances().iter().map(to_instance));
                 }
             }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(());
-            }
-        }
+            Ok(found)
+        })
+        .await?;
+        out.extend(found.into_iter().map(|i| (i.id.clone(), i)));
+        Ok(())
     }
 
+    /// Every volume matching `filters`, every page, into `out`.
     pub(crate) async fn volumes(
         &self,
         filters: Vec<Filter>,
         out: &mut BTreeMap<String, Volume>,
-    ) -> Result<(), String> {
-        let mut token = None;
-        loop {
-            let page = self
+    ) -> Result<(), StepError> {
+        let found = described(|| async {
+            let mut pages = self
                 .client
                 .describe_volumes()
                 .set_filters(Some(filters.clone()))
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "DescribeVolumes: {}",
-                        aws_sdk_ec2::error::DisplayErrorContext(e)
-                    )
-                })?;
-            for v in page.volumes() {
-                let v = to_volume(v);
-                out.insert(v.id.clone(), v);
+                .into_paginator()
+                .send();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.classify("DescribeVolumes", e))?;
+                found.extend(page.volumes().iter().map(to_volume));
             }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(());
-            }
-        }
+            Ok(found)
+        })
+        .await?;
+        out.extend(found.into_iter().map(|v| (v.id.clone(), v)));
+        Ok(())
     }
 
-    pub(crate) async fn snapshots(&self, filters: Vec<Filter>) -> Result<Vec<Snapshot>, String> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            // OwnerIds=self: only this account's snapshots (moto ignores it; the tag filter holds).
-            let page = self
+    /// Every snapshot of this account matching `filters`, every page.
+    pub(crate) async fn snapshots(&self, filters: Vec<Filter>) -> Result<Vec<Snapshot>, StepError> {
+        described(|| async {
+            // OwnerIds=self: only this account's snapshots (moto ignores it; the tag filter
+            // holds).
+            let mut pages = self
                 .client
                 .describe_snapshots()
                 .owner_ids("self")
                 .set_filters(Some(filters.clone()))
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "DescribeSnapshots: {}",
-                        aws_sdk_ec2::error::DisplayErrorContext(e)
-                    )
-                })?;
-            out.extend(page.snapshots().iter().map(to_snapshot));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
+                .into_paginator()
+                .send();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.classify("DescribeSnapshots", e))?;
+                found.extend(page.snapshots().iter().map(to_snapshot));
             }
-        }
+            Ok(found)
+        })
+        .await
     }
 }
 
 /// The cloud half of the world: instances, volumes, snapshots and instance types. Node
 /// observations and SMD archives come from the nodes and the store.
-pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, String> {
+/// Errors are classified as a step's are ([`Ec2Provider::classify`]); throttling is retried.
+pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepError> {
     let cluster = &policy.cluster.name;
     let mut instances = BTreeMap::new();
     let ips: Vec<String> = policy
@@ -337,12 +343,7 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         ))
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "DescribeInstanceTypes: {}",
-                aws_sdk_ec2::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| ec2.classify("DescribeInstanceTypes", e))?;
     for t in described.instance_types() {
         let drives = t
             .instance_storage_info()
@@ -379,12 +380,7 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         )
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "DescribeSubnets: {}",
-                aws_sdk_ec2::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| ec2.classify("DescribeSubnets", e))?;
     let mut subnets: Vec<asdr_planner::world::Subnet> = described
         .subnets()
         .iter()

@@ -25,14 +25,12 @@ fn smd_vectors() -> PathBuf {
 }
 
 fn policy(root: &str) -> asdr_specs::Policy {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
-    let text = std::fs::read_to_string(dir.join("asdr.yaml"))
-        .unwrap()
-        .replace(
+    asdr_planner::testkit::ExamplePolicy::prod_east()
+        .edit(
             "work_directory: /opt/aerospike",
             &format!("work_directory: {root}/{{{{ node }}}}"),
-        );
-    asdr_specs::parse("asdr.yaml", &text, &dir).unwrap()
+        )
+        .policy()
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! a local store, and EC2 steps go to the world-file provider.
 
 use asdr_planner::params::Params;
+use asdr_planner::testkit::ExamplePolicy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,10 +26,6 @@ const NODES: [(&str, &str); 3] = [
     ("b1", "127.0.1.12"),
     ("a2", "127.0.1.13"),
 ];
-
-fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east")
-}
 
 fn smd_vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/smd-ce-8.1")
@@ -55,57 +52,23 @@ async fn env(consistency: &str, enterprise: bool, extra: &[(&str, &str)]) -> Env
         .await
         .unwrap();
     let root = dir.path().display().to_string();
-    let mut text = std::fs::read_to_string(examples().join("asdr.yaml")).unwrap();
-    let edits: Vec<(String, String)> = vec![
-        ("10.0.1.11".into(), "127.0.1.11".into()),
-        ("10.0.2.11".into(), "127.0.1.12".into()),
-        ("10.0.1.12".into(), "127.0.1.13".into()),
-        (
-            "info_port: 3000".into(),
-            format!("info_port: {}", cluster.port()),
-        ),
-        (
-            "work_directory: /opt/aerospike".into(),
-            format!("work_directory: {root}/nodes/{{{{ node }}}}"),
-        ),
-        (
-            "stop: systemctl stop aerospike".into(),
-            format!("stop: touch {root}/control/{{{{ node }}}}.down"),
-        ),
-        (
-            "start: systemctl start aerospike".into(),
-            format!("start: rm -f {root}/control/{{{{ node }}}}.down"),
-        ),
-        (
-            "path: /etc/aerospike/aerospike.conf".into(),
-            format!("path: {root}/nodes/{{{{ node }}}}/aerospike.conf"),
-        ),
-        (
-            "smd: {to: s3://acme-backups/asdr/prod-east/smd}".into(),
-            format!("smd: {{to: file://{root}/store}}"),
-        ),
-        (
-            "consistency: multi-volume".into(),
-            format!("consistency: {consistency}"),
-        ),
-    ];
-    for (from, to) in edits
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .chain(extra.iter().copied())
-    {
-        assert!(text.contains(from), "{from}");
-        text = text.replacen(from, to, 1);
-    }
     // Edits may name the scratch folder.
-    text = text.replace("@@ROOT@@", &root);
-    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-    std::fs::copy(
-        examples().join("templates/aerospike.conf.j2"),
-        dir.path().join("templates/aerospike.conf.j2"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("asdr.yaml"), &text).unwrap();
+    let extra: Vec<(&str, String)> = extra
+        .iter()
+        .map(|(from, to)| (*from, to.replace("@@ROOT@@", &root)))
+        .collect();
+    ExamplePolicy::prod_east()
+        .on_test_nodes(
+            &root,
+            cluster.port(),
+            ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+        )
+        .edit(
+            "consistency: multi-volume",
+            &format!("consistency: {consistency}"),
+        )
+        .edits(&extra)
+        .write_to(dir.path());
     let policy = asdr_specs::load(&dir.path().join("asdr.yaml")).unwrap_or_else(|d| panic!("{d}"));
     // a1 holds the real SMD files a CE 8.1 server wrote.
     for n in ["a1", "b1", "a2"] {

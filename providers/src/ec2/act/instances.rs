@@ -21,11 +21,7 @@ impl Ec2Provider {
                 .map(|_| Resources::new()),
             Params::ProvisionInstance(_) => {
                 let mut found = BTreeMap::new();
-                self.instances(mine(&input), &mut found)
-                    .await
-                    .map_err(|m| {
-                        StepError::transient("DescribeInstances", m, Duration::from_secs(2))
-                    })?;
+                self.instances(mine(&input), &mut found).await?;
                 found
                     .into_values()
                     .find(|i| i.state == InstanceState::Running)
@@ -97,10 +93,7 @@ impl Ec2Provider {
                     ],
                     &mut holders,
                 )
-                .await
-                .map_err(|m| {
-                    StepError::transient("DescribeInstances", m, Duration::from_secs(2))
-                })?;
+                .await?;
                 if let Some(h) = holders.values().find(|i| {
                     !(i.tags.get(tags::PLAN).map(String::as_str) == Some(input.plan_id)
                         && i.tags.get(tags::STEP) == Some(&step.id))

@@ -122,9 +122,7 @@ impl Ec2Provider {
         &self,
         filters: Vec<Filter>,
     ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
-        self.snapshots(filters)
-            .await
-            .map_err(|m| StepError::transient("DescribeSnapshots", m, Duration::from_secs(2)))
+        self.snapshots(filters).await
     }
 
     /// The snapshot a wait_snapshot step is about: by id, or by set, node and device.

@@ -45,9 +45,7 @@ impl Ec2Provider {
                         .values("in-use")
                         .build(),
                 );
-                self.volumes(filters, &mut found).await.map_err(|m| {
-                    StepError::transient("DescribeVolumes", m, Duration::from_secs(2))
-                })?;
+                self.volumes(filters, &mut found).await?;
                 found.into_values().next().map(|v| Learned::volume(v.id))
             }
             Params::WaitVolume(p) => self
