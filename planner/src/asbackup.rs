@@ -8,9 +8,9 @@ use asdr_specs::{Diagnostic, Restore, RestoreSource};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::backup::require_stable_cluster;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
+use crate::nodes::require_stable_cluster;
 use crate::observe::human_age;
 use crate::observe::{BackupSet, set_id};
 use crate::params::{self, BackupKind, Params, Tool, ToolEncrypt};

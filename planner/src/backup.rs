@@ -3,21 +3,19 @@
 
 use std::collections::HashSet;
 
-use asdr_specs::{Consistency, Diagnostic, Method, SnapshotVars};
+use asdr_specs::{Consistency, Diagnostic, SnapshotVars};
 use serde_json::json;
 
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
+use crate::nodes::{node_params, require_stable_cluster};
 use crate::observe::{BackupSet, NodeHealth, human_age, render, set_id};
-use crate::params::{self, NodeService, Params};
+use crate::params::{self, Params};
 use crate::plan::{Action, StepKind};
 use crate::world::SnapshotState;
 use crate::{Ctx, retention, tags};
 
 pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> {
-    if ctx.policy.backup.method == Method::Asbackup {
-        return crate::asbackup::plan(ctx, b);
-    }
     let backup = &ctx.policy.backup;
     let newest = newest_complete(ctx);
     let due = match newest {
@@ -95,61 +93,6 @@ fn mixes_windows(ctx: &Ctx<'_, '_>, set: &BackupSet<'_>) -> bool {
             done > 0 && done < ns.devices.len()
         })
     })
-}
-
-/// R14: a backup set needs every node, so the cluster must be whole and stable now.
-pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
-    let expected = ctx.policy.cluster.nodes.len() as u32;
-    for view in &ctx.obs.nodes {
-        let node = ctx.policy_node(&view.name);
-        let problem = match view.health {
-            NodeHealth::Healthy => {
-                let o = view.observation.expect("healthy means observed");
-                if o.cluster_size.is_some_and(|s| s != expected) {
-                    Some(format!(
-                        "sees a cluster of {} nodes, not {expected}",
-                        o.cluster_size.unwrap_or(0)
-                    ))
-                } else if o.migrations_remaining > 0 {
-                    Some(format!(
-                        "has {} partition migrations remaining",
-                        o.migrations_remaining
-                    ))
-                } else if o.quiesced {
-                    Some("is quiesced".to_string())
-                } else {
-                    None
-                }
-            }
-            other => Some(format!("is {}", other.describe())),
-        };
-        if let Some(problem) = problem {
-            let restores: Vec<&str> = ctx
-                .policy
-                .restores
-                .iter()
-                .filter(|r| r.nodes.contains(&view.name))
-                .map(|r| r.name.as_str())
-                .collect();
-            let help = if restores.is_empty() || view.health == NodeHealth::Healthy {
-                "wait until the cluster is stable at its full size, then plan again".to_string()
-            } else {
-                format!(
-                    "restore the node first: asdr plan --restore {}",
-                    restores.join(" | ")
-                )
-            };
-            return Err(refuse(
-                Diagnostic::new(
-                    node.name_span,
-                    format!("a backup is due, but node `{}` {problem}: a backup set must cover a stable cluster at its full size", view.name),
-                )
-                .rule("R14")
-                .help(help),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn snapshot_set(
@@ -418,21 +361,4 @@ fn node_names(ctx: &Ctx<'_, '_>) -> Vec<String> {
         .iter()
         .map(|n| n.name.clone())
         .collect()
-}
-
-/// Parameters of node-service steps: the address and, for stop/start, the rendered command.
-pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StepKind) -> Params {
-    let vars = ctx.vars(node);
-    let address = format!("{}:{}", node.private_ip, ctx.policy.cluster.info_port);
-    let service = |command: Option<&asdr_specs::Template>| NodeService {
-        address: address.clone(),
-        command: command.map(|c| render(c, &vars)),
-        rolling: true,
-    };
-    match kind {
-        StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
-        StepKind::StartNode => Params::StartNode(service(Some(&ctx.policy.cluster.service_start))),
-        StepKind::Unquiesce => Params::Unquiesce(service(None)),
-        _ => Params::Quiesce(service(None)),
-    }
 }

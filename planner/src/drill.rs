@@ -48,13 +48,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             format!("drill `{name}` replays no backup set"),
         ))
     })?;
-    let nodes: Vec<&str> = ctx
-        .policy
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect();
+    let nodes = ctx.policy.node_names();
     crate::restore::check_set_covers(ctx, restore, set, &nodes)?;
     let archive = set.smd_archive.ok_or_else(|| {
         refuse(

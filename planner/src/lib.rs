@@ -10,6 +10,7 @@ mod config;
 pub mod drill;
 mod error;
 pub mod graph;
+mod nodes;
 mod observe;
 pub mod params;
 pub mod plan;
@@ -121,6 +122,10 @@ pub fn plan(
     };
     let mut b = Builder::default();
     match op {
+        // Snapshot sets and asbackup sets are planned apart; neither knows the other.
+        Operation::Backup if policy.backup.method == asdr_specs::Method::Asbackup => {
+            asbackup::plan(&ctx, &mut b)?
+        }
         Operation::Backup => backup::plan(&ctx, &mut b)?,
         Operation::Restore(name) => {
             let restore = policy

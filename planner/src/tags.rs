@@ -14,3 +14,33 @@ pub const COMPLETE: &str = "asdr:complete";
 /// On a volume asdr detached for good (a restore swapped it for another): it is no longer the
 /// node's data, and `source: current-volumes` never reattaches it. The value is the plan id.
 pub const SUPERSEDED: &str = "asdr:superseded";
+
+/// R13, checked by every provider right before it deletes: a snapshot is deleted only when
+/// tagged for this cluster. The message says why not.
+pub fn may_delete_snapshot(
+    id: &str,
+    tags: &crate::world::Tags,
+    cluster: &str,
+) -> Result<(), String> {
+    if tags.get(CLUSTER).map(String::as_str) == Some(cluster) {
+        Ok(())
+    } else {
+        Err(format!(
+            "[R13] snapshot {id} is not tagged {CLUSTER}={cluster}: asdr does not delete it"
+        ))
+    }
+}
+
+/// R7 and R13, checked by every provider right before it deletes: a volume is deleted only when it
+/// is a drill's, of this cluster (restores never delete volumes).
+pub fn may_delete_volume(id: &str, tags: &crate::world::Tags, cluster: &str) -> Result<(), String> {
+    if tags.contains_key(crate::drill::DRILL)
+        && tags.get(CLUSTER).map(String::as_str) == Some(cluster)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "[R13] volume {id} is not a drill volume of {cluster}: asdr does not delete it"
+        ))
+    }
+}

@@ -101,15 +101,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 )
             })
             .collect();
-        NodeProvider {
-            nodes,
-            transport,
-            store,
-            info_timeout: Duration::from_secs(5),
-            retry_after: Duration::from_millis(500),
-            s3_endpoint: None,
-            local: crate::exec::local::Local::default(),
-        }
+        Self::with_nodes(nodes, transport, store)
     }
 
     /// Nodes at explicit addresses (a drill's stand-ins).

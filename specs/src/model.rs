@@ -113,12 +113,12 @@ impl Policy {
 
     /// The smallest replication factor of any namespace (R8 bounds the rolling limit by it).
     pub fn min_replication_factor(&self) -> u32 {
-        self.cluster
-            .namespaces
-            .iter()
-            .map(|n| n.replication_factor)
-            .min()
-            .unwrap_or(1)
+        self.cluster.min_replication_factor()
+    }
+
+    /// The nodes' names, in policy order.
+    pub fn node_names(&self) -> Vec<&str> {
+        self.cluster.nodes.iter().map(|n| n.name.as_str()).collect()
     }
 
     /// Every EBS device name the nodes' namespaces use, in policy order, without repeats.
@@ -151,6 +151,17 @@ pub struct Cluster {
     pub namespaces: Vec<Namespace>,
     pub instance: InstanceDefaults,
     pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// The smallest replication factor of the namespaces (how many nodes hold every record).
+    pub fn min_replication_factor(&self) -> u32 {
+        self.namespaces
+            .iter()
+            .map(|n| n.replication_factor)
+            .min()
+            .unwrap_or(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -284,16 +284,20 @@ impl<'n> NodeFlow<'n> {
         // restore, after every stop (R12).
         let mut detaches = Vec::new();
         let mut detach_of = Vec::new();
+        // What takes the node's volumes out of use: its stops (of Aerospike, of its instance),
+        // the check, and in a full-cluster restore every node's stop.
+        let stopped = |first: &[String]| -> Vec<String> {
+            first
+                .iter()
+                .chain(&self.stop_instance)
+                .chain(&base)
+                .chain(all_stops)
+                .cloned()
+                .collect()
+        };
         for DeviceFlow { ebs, old, .. } in &self.devices {
             detach_of.push(old.as_ref().map(|old| {
-                let deps: Vec<String> = self
-                    .stop
-                    .iter()
-                    .chain(&self.stop_instance)
-                    .chain(&base)
-                    .chain(all_stops)
-                    .cloned()
-                    .collect();
+                let deps = stopped(self.stop.as_slice());
                 let id = b.step(
                     format!("detach_volume:{}:{ebs}", node.name),
                     Some(&node.name),
@@ -312,13 +316,7 @@ impl<'n> NodeFlow<'n> {
         }
         // R7: the old instance goes only once its data volumes are detached.
         let old_terminate = self.old_instance.as_ref().map(|(instance_id, why)| {
-            let deps: Vec<String> = detaches
-                .iter()
-                .chain(&self.stop_instance)
-                .chain(&base)
-                .chain(all_stops)
-                .cloned()
-                .collect();
+            let deps = stopped(&detaches);
             b.step(
                 format!("terminate_instance:{}", node.name),
                 Some(&node.name),

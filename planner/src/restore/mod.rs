@@ -6,9 +6,9 @@
 mod data;
 mod flow;
 
-use crate::backup::node_params;
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
+use crate::nodes::node_params;
 use crate::observe::{BackupSet, NodeHealth, NodeView, render};
 use crate::params::{self, Params, Ref};
 use crate::plan::{Action, StepKind};
@@ -148,13 +148,7 @@ fn full_cluster_flows(
         )?);
     }
     let stops: Vec<String> = flows.iter().filter_map(|f| f.stop.clone()).collect();
-    let nodes: Vec<&str> = ctx
-        .policy
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect();
+    let nodes = ctx.policy.node_names();
     let all_stops = vec![b.step(
         "wait_nodes_stopped".into(),
         None,

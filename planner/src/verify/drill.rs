@@ -13,13 +13,7 @@ impl<'a> Verifier<'a> {
             .iter()
             .map(|n| n.private_ip)
             .collect();
-        let prod_names: BTreeSet<&str> = self
-            .policy
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
+        let prod_names: BTreeSet<&str> = self.policy.node_names().into_iter().collect();
         let local = self.policy.cluster.access.transport == Transport::Local;
         let c = &self.policy.cluster;
         let mut prod_paths = BTreeSet::new();

@@ -11,6 +11,13 @@ pub struct S3Store {
 }
 
 /// Bucket and key of an object (the key must not be empty).
+fn io_error(uri: &str, e: impl std::error::Error) -> StoreError {
+    StoreError::Io {
+        uri: uri.into(),
+        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 fn split(uri: &str) -> Result<(String, String), StoreError> {
     match asdr_specs::StoreUri::parse(uri) {
         Some(asdr_specs::StoreUri::S3 { bucket, key }) if !key.is_empty() => Ok((bucket, key)),
@@ -85,10 +92,7 @@ impl Store for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Io {
-                uri: uri.into(),
-                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-            })
+            .map_err(|e| io_error(uri, e))
     }
 
     async fn delete(&self, uri: &str) -> Result<(), StoreError> {
@@ -100,10 +104,7 @@ impl Store for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Io {
-                uri: uri.into(),
-                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-            })
+            .map_err(|e| io_error(uri, e))
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {

@@ -165,20 +165,8 @@ pub(super) fn act(
             let Some(i) = world.snapshots.iter().position(|s| &s.id == id) else {
                 return Progress::finished();
             };
-            if world.snapshots[i]
-                .tags
-                .get(tags::CLUSTER)
-                .map(String::as_str)
-                != Some(cx.cluster)
-            {
-                return Err(bad(
-                    "R13",
-                    format!(
-                        "snapshot {id} is not tagged asdr:cluster={}: asdr does not delete it",
-                        cx.cluster
-                    ),
-                ));
-            }
+            tags::may_delete_snapshot(id, &world.snapshots[i].tags, cx.cluster)
+                .map_err(|m| bad("R13", m))?;
             world.snapshots.remove(i);
             Progress::finished()
         }

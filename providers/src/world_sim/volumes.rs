@@ -193,20 +193,8 @@ pub(super) fn act(
             let Some(i) = world.volumes.iter().position(|v| &v.id == id) else {
                 return Progress::finished();
             };
-            // Only a drill's own volumes are ever deleted (R7, R13).
-            if !world.volumes[i]
-                .tags
-                .contains_key(asdr_planner::drill::DRILL)
-                || world.volumes[i].tags.get(tags::CLUSTER).map(String::as_str) != Some(cx.cluster)
-            {
-                return Err(bad(
-                    "R13",
-                    format!(
-                        "volume {id} is not a drill volume of {}: asdr does not delete it",
-                        cx.cluster
-                    ),
-                ));
-            }
+            tags::may_delete_volume(id, &world.volumes[i].tags, cx.cluster)
+                .map_err(|m| bad("R13", m))?;
             if !world.volumes[i].attachments.is_empty() {
                 return Err(StepError::transient(
                     "VolumeInUse",

@@ -26,12 +26,7 @@ impl Validator<'_> {
             self.err(m.span, format!("retain.max_age {max_age} is shorter than every {every}: no set would live to be replaced"));
         }
         check_store_uri(self, &b.smd.to, "backup.smd.to");
-        let min_rf = cluster
-            .namespaces
-            .iter()
-            .map(|n| n.replication_factor)
-            .min()
-            .unwrap_or(1);
+        let min_rf = cluster.min_replication_factor();
         let disruptive = matches!(
             b.consistency.value,
             Consistency::Quiesce | Consistency::StopNode

@@ -10,12 +10,7 @@ impl Validator<'_> {
         backup: &Backup,
     ) -> Vec<Restore> {
         let mut names = BTreeSet::new();
-        let min_rf = cluster
-            .namespaces
-            .iter()
-            .map(|n| n.replication_factor)
-            .min()
-            .unwrap_or(1);
+        let min_rf = cluster.min_replication_factor();
         let mut out = Vec::new();
         for r in raw {
             self.unique_name("restore", &r.name, &mut names);

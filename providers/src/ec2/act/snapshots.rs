@@ -172,15 +172,8 @@ impl Ec2Provider {
                 else {
                     return Progress::finished();
                 };
-                if s.tags.get(tags::CLUSTER) != Some(&self.cluster) {
-                    return Err(StepError::permanent(
-                        "R13",
-                        format!(
-                            "[R13] snapshot {id} is not tagged asdr:cluster={}: asdr does not delete it",
-                            self.cluster
-                        ),
-                    ));
-                }
+                tags::may_delete_snapshot(id, &s.tags, &self.cluster)
+                    .map_err(|m| StepError::permanent("R13", m))?;
                 self.client
                     .delete_snapshot()
                     .snapshot_id(id)

@@ -180,18 +180,8 @@ impl Ec2Provider {
                 let Some(v) = self.volume(vol).await? else {
                     return Progress::finished();
                 };
-                // Only a drill's own volumes are ever deleted (R7, R13).
-                if !v.tags.contains_key(asdr_planner::drill::DRILL)
-                    || v.tags.get(tags::CLUSTER) != Some(&self.cluster)
-                {
-                    return Err(StepError::permanent(
-                        "R13",
-                        format!(
-                            "[R13] volume {vol} is not a drill volume of {}: asdr does not delete it",
-                            self.cluster
-                        ),
-                    ));
-                }
+                tags::may_delete_volume(vol, &v.tags, &self.cluster)
+                    .map_err(|m| StepError::permanent("R13", m))?;
                 // Done only once the volume is gone: a teardown that reports success leaves
                 // nothing behind, not even a volume still `deleting`.
                 match v.state {

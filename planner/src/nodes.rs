@@ -1,0 +1,82 @@
+//! What backups and restores share about the nodes themselves: the stability a backup set needs
+//! (R14), and the parameters of node-service steps.
+
+use asdr_specs::Diagnostic;
+
+use crate::Ctx;
+use crate::error::{PlanError, refuse};
+use crate::observe::{NodeHealth, render};
+use crate::params::{NodeService, Params};
+use crate::plan::StepKind;
+
+/// R14: a backup set needs every node, so the cluster must be whole and stable now.
+pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
+    let expected = ctx.policy.cluster.nodes.len() as u32;
+    for view in &ctx.obs.nodes {
+        let node = ctx.policy_node(&view.name);
+        let problem = match view.health {
+            NodeHealth::Healthy => {
+                let o = view.observation.expect("healthy means observed");
+                if o.cluster_size.is_some_and(|s| s != expected) {
+                    Some(format!(
+                        "sees a cluster of {} nodes, not {expected}",
+                        o.cluster_size.unwrap_or(0)
+                    ))
+                } else if o.migrations_remaining > 0 {
+                    Some(format!(
+                        "has {} partition migrations remaining",
+                        o.migrations_remaining
+                    ))
+                } else if o.quiesced {
+                    Some("is quiesced".to_string())
+                } else {
+                    None
+                }
+            }
+            other => Some(format!("is {}", other.describe())),
+        };
+        if let Some(problem) = problem {
+            let restores: Vec<&str> = ctx
+                .policy
+                .restores
+                .iter()
+                .filter(|r| r.nodes.contains(&view.name))
+                .map(|r| r.name.as_str())
+                .collect();
+            let help = if restores.is_empty() || view.health == NodeHealth::Healthy {
+                "wait until the cluster is stable at its full size, then plan again".to_string()
+            } else {
+                format!(
+                    "restore the node first: asdr plan --restore {}",
+                    restores.join(" | ")
+                )
+            };
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!("a backup is due, but node `{}` {problem}: a backup set must cover a stable cluster at its full size", view.name),
+                )
+                .rule("R14")
+                .help(help),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parameters of node-service steps: the address and, for stop/start, the rendered command.
+pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StepKind) -> Params {
+    let vars = ctx.vars(node);
+    let address = format!("{}:{}", node.private_ip, ctx.policy.cluster.info_port);
+    let service = |command: Option<&asdr_specs::Template>| NodeService {
+        address: address.clone(),
+        command: command.map(|c| render(c, &vars)),
+        rolling: true,
+    };
+    match kind {
+        StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
+        StepKind::StartNode => Params::StartNode(service(Some(&ctx.policy.cluster.service_start))),
+        StepKind::Unquiesce => Params::Unquiesce(service(None)),
+        _ => Params::Quiesce(service(None)),
+    }
+}
