@@ -2,6 +2,7 @@
 //! a local directory, and the SSM transport's requests and responses (moto's SSM runs nothing, so
 //! it is checked with aws-smithy-mocks).
 
+use crate::{act, done, step_on};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -59,52 +60,24 @@ async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused
         },
     );
     let uri = "s3://acme-backups/asdr/prod-east/bs-20261121T090000Z/a1.smd.tar";
-    let learned = BTreeMap::new();
-    let mk = |id: &str, kind, node: &str, params| Step {
-        id: id.into(),
-        node: Some(node.into()),
-        depends_on: vec![],
-        cleanup: false,
-        params: crate::params_of(kind, params),
-    };
-    let copy = mk(
+    let copy = step_on(
         "copy_smd:bs",
         StepKind::CopySmd,
         "a1",
         serde_json::json!({"set": "bs", "from": format!("{root}/a1/smd"), "to": uri}),
     );
-    assert!(matches!(
-        nodes
-            .act(StepInput {
-                plan_id: "p",
-                step: &copy,
-                learned: &learned
-            })
-            .await
-            .unwrap(),
-        Progress::Done(_)
-    ));
+    done(&nodes, &copy).await;
     assert!(
         s3.get(&format!("{uri}.sha256")).await.unwrap().len() == 65,
         "the checksum sits beside the archive"
     );
-    let restore = mk(
+    let restore = step_on(
         "restore_smd:b1",
         StepKind::RestoreSmd,
         "b1",
         serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/b1/smd")}),
     );
-    assert!(matches!(
-        nodes
-            .act(StepInput {
-                plan_id: "p",
-                step: &restore,
-                learned: &learned
-            })
-            .await
-            .unwrap(),
-        Progress::Done(_)
-    ));
+    done(&nodes, &restore).await;
     for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
         assert_eq!(
             std::fs::read(dir.path().join("b1/smd").join(f)).unwrap(),
@@ -116,20 +89,13 @@ async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused
     let i = tar.len() / 2;
     tar[i] ^= 1;
     s3.put(uri, tar).await.unwrap();
-    let again = mk(
+    let again = step_on(
         "restore_smd:a2",
         StepKind::RestoreSmd,
         "a2",
         serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/a2/smd")}),
     );
-    let err = nodes
-        .act(StepInput {
-            plan_id: "p",
-            step: &again,
-            learned: &learned,
-        })
-        .await
-        .unwrap_err();
+    let err = act(&nodes, &again).await.unwrap_err();
     assert!(err.message.contains("is corrupted"), "{err}");
     assert_eq!(
         std::fs::read_dir(dir.path().join("a2/smd"))
@@ -323,32 +289,13 @@ async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpa
         asdr_providers::store::LocalStore,
     );
     let uri = "s3://acme-backups/asdr/prod-east/bs-1/a1.smd.tar";
-    let learned = BTreeMap::new();
-    let mk = |id: &str, kind, node: &str, params| Step {
-        id: id.into(),
-        node: Some(node.into()),
-        depends_on: vec![],
-        cleanup: false,
-        params: crate::params_of(kind, params),
-    };
-    let copy = mk(
+    let copy = step_on(
         "copy_smd:bs",
         StepKind::CopySmd,
         "a1",
         serde_json::json!({"set": "bs", "from": format!("{root}/a1/smd"), "to": uri}),
     );
-    let Progress::Done(res) = nodes
-        .act(StepInput {
-            plan_id: "p",
-            step: &copy,
-            learned: &learned,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!("pending")
-    };
-    let sha = res.sha256.clone().unwrap();
+    let sha = done(&nodes, &copy).await.sha256.unwrap();
     let stored = dir
         .path()
         .join("s3/acme-backups/asdr/prod-east/bs-1/a1.smd.tar");
@@ -363,20 +310,13 @@ async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpa
             .trim(),
         sha
     );
-    let restore = mk(
+    let restore = step_on(
         "restore_smd:b1",
         StepKind::RestoreSmd,
         "b1",
         serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/b1/smd"), "sha256": sha}),
     );
-    nodes
-        .act(StepInput {
-            plan_id: "p",
-            step: &restore,
-            learned: &learned,
-        })
-        .await
-        .unwrap();
+    done(&nodes, &restore).await;
     for f in ["UDF.smd", "sindex.smd", "truncate.smd"] {
         assert_eq!(
             std::fs::read(dir.path().join("b1/smd").join(f)).unwrap(),
@@ -388,20 +328,13 @@ async fn over_ssm_the_node_moves_smd_archives_itself_and_checks_them_before_unpa
     let i = bytes.len() / 2;
     bytes[i] ^= 1;
     std::fs::write(&stored, bytes).unwrap();
-    let again = mk(
+    let again = step_on(
         "restore_smd:a2",
         StepKind::RestoreSmd,
         "a2",
         serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/a2/smd"), "sha256": sha}),
     );
-    let err = nodes
-        .act(StepInput {
-            plan_id: "p",
-            step: &again,
-            learned: &learned,
-        })
-        .await
-        .unwrap_err();
+    let err = act(&nodes, &again).await.unwrap_err();
     assert_eq!(err.code, "CorruptArchive", "{err}");
     assert_eq!(
         std::fs::read_dir(dir.path().join("a2/smd"))

@@ -58,3 +58,40 @@ pub fn params_of(kind: StepKind, given: Value) -> Params {
     }
     Params::from_json(kind, p).unwrap_or_else(|e| panic!("{kind} parameters: {e}"))
 }
+
+/// A step of plan "p" on `node`, with no dependencies.
+pub fn step_on(id: &str, kind: StepKind, node: &str, given: Value) -> asdr_planner::Step {
+    asdr_planner::Step {
+        id: id.into(),
+        params: params_of(kind, given),
+        node: Some(node.into()),
+        depends_on: vec![],
+        cleanup: false,
+    }
+}
+
+/// Carries `step` out once, as the executor would in plan "p" with nothing learned before.
+pub async fn act<P: asdr_planner::ports::Provider>(
+    provider: &P,
+    step: &asdr_planner::Step,
+) -> Result<asdr_planner::ports::Progress, asdr_planner::ports::StepError> {
+    let learned = std::collections::BTreeMap::new();
+    provider
+        .act(asdr_planner::ports::StepInput {
+            plan_id: "p",
+            step,
+            learned: &learned,
+        })
+        .await
+}
+
+/// Carries `step` out and expects it done; returns what it learned.
+pub async fn done<P: asdr_planner::ports::Provider>(
+    provider: &P,
+    step: &asdr_planner::Step,
+) -> asdr_planner::params::Learned {
+    match act(provider, step).await {
+        Ok(asdr_planner::ports::Progress::Done(learned)) => learned,
+        other => panic!("{}: {other:?}", step.id),
+    }
+}

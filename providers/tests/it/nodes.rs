@@ -2,6 +2,7 @@
 //! protocol on 127.0.1.11-13, service commands run through the local transport, SMD archives go to
 //! a local store, and EC2 steps go to the world-file provider.
 
+use crate::step_on as step;
 use asdr_planner::params::Params;
 use asdr_planner::testkit::ExamplePolicy;
 use std::collections::BTreeMap;
@@ -266,16 +267,6 @@ async fn a_rolling_restart_stops_one_node_at_a_time_and_waits_for_migrations() {
         .filter(|(_, c)| c == "cluster-stable:size=3;ignore-migrations=false")
         .count();
     assert!(polls >= 3 * 3 + 3, "{polls} cluster-stable polls");
-}
-
-fn step(id: &str, kind: StepKind, node: &str, params: serde_json::Value) -> Step {
-    Step {
-        id: id.into(),
-        node: Some(node.into()),
-        depends_on: vec![],
-        cleanup: false,
-        params: crate::params_of(kind, params),
-    }
 }
 
 #[tokio::test]
