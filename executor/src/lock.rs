@@ -1,8 +1,14 @@
-//! One apply per cluster at a time: a lock file created exclusively, naming its holder. A lock
-//! whose holder process is gone is reported as stale and can be broken explicitly
-//! (`asdr apply --break-lock`); it is never broken silently.
+//! One apply per cluster at a time on this machine: an operating-system lock on a file beside the
+//! policy (`flock`), held by the process for as long as it runs. The kernel releases it when the
+//! process ends, however it ends: a killed apply leaves no lock to break by hand. The file also
+//! names its holder, for the message another apply gets.
+//!
+//! The lock is local to the machine: applies from several machines take turns on the policy's
+//! S3 lock instead.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,18 +35,18 @@ impl std::fmt::Display for Holder {
 pub enum LockError {
     #[error("another apply holds the lock {path}: {holder}")]
     Held { path: String, holder: Holder },
-    #[error(
-        "the lock {path} was left by {holder}, which is no longer running; break it with `asdr apply --break-lock` once you are sure no apply runs"
-    )]
-    Stale { path: String, holder: Holder },
+    /// Held, by a process that has not written its name yet.
+    #[error("another apply holds the lock {path} (it is just starting)")]
+    HeldUnnamed { path: String },
     #[error("lock {path}: {message}")]
     Io { path: String, message: String },
 }
 
-/// A held lock; dropping it releases it.
+/// A held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
+    file: File,
 }
 
 pub fn hostname() -> String {
@@ -50,91 +56,94 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Whether the holder still runs. Only a holder on this host can be checked; one elsewhere is
-/// assumed alive.
-fn alive(holder: &Holder) -> bool {
-    holder.host != hostname() || Path::new(&format!("/proc/{}", holder.pid)).exists()
-}
-
-pub fn read_holder(path: &Path) -> Result<Holder, LockError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LockError::Io {
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LockError + '_ {
+    move |e| LockError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| LockError::Io {
-        path: path.display().to_string(),
-        message: format!("unreadable lock file: {e}"),
-    })
+    }
+}
+
+/// Who the file says holds (or last held) the lock.
+pub fn read_holder(path: &Path) -> Option<Holder> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn refused(path: &Path) -> LockError {
+    let p = path.display().to_string();
+    match read_holder(path) {
+        Some(holder) => LockError::Held { path: p, holder },
+        None => LockError::HeldUnnamed { path: p },
+    }
+}
+
+/// Opens the lock file and takes the lock without waiting. The file a lock is taken on must still
+/// be the one at `path` (a releasing holder removes it): otherwise it is opened anew.
+fn lock_file(path: &Path) -> Result<Option<File>, LockError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(path))?;
+    }
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io(path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(io(path)(e)),
+        }
+        let same = match std::fs::metadata(path) {
+            Ok(m) => file.metadata().map_err(io(path))?.ino() == m.ino(),
+            Err(_) => false,
+        };
+        if same {
+            return Ok(Some(file));
+        }
+    }
 }
 
 pub fn acquire(path: &Path, holder: &Holder) -> Result<Lock, LockError> {
-    let p = path.display().to_string();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| LockError::Io {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(mut f) => {
-            let text = serde_json::to_string(holder).expect("a holder serializes");
-            f.write_all(text.as_bytes())
-                .and_then(|()| f.sync_data())
-                .map_err(|e| LockError::Io {
-                    path: p,
-                    message: e.to_string(),
-                })?;
-            Ok(Lock {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let other = read_holder(path)?;
-            if alive(&other) {
-                Err(LockError::Held {
-                    path: p,
-                    holder: other,
-                })
-            } else {
-                Err(LockError::Stale {
-                    path: p,
-                    holder: other,
-                })
-            }
-        }
-        Err(e) => Err(LockError::Io {
-            path: p,
-            message: e.to_string(),
-        }),
-    }
+    let Some(mut file) = lock_file(path)? else {
+        return Err(refused(path));
+    };
+    let text = serde_json::to_string(holder).expect("a holder serializes");
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .map_err(io(path))?;
+    Ok(Lock {
+        path: path.to_path_buf(),
+        file,
+    })
 }
 
-/// Removes a lock, returning who held it. Refuses while that holder still runs here.
+/// `--break-lock`: refused while a process holds the lock. A lock no process holds is no lock:
+/// the file a finished or killed apply left is removed, and who it named is returned.
 pub fn break_lock(path: &Path) -> Result<Option<Holder>, LockError> {
     if !path.exists() {
         return Ok(None);
     }
-    let holder = read_holder(path)?;
-    if holder.host == hostname() && alive(&holder) {
-        return Err(LockError::Held {
-            path: path.display().to_string(),
-            holder,
-        });
-    }
-    std::fs::remove_file(path).map_err(|e| LockError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    Ok(Some(holder))
+    let Some(file) = lock_file(path)? else {
+        return Err(refused(path));
+    };
+    let left = read_holder(path);
+    std::fs::remove_file(path).map_err(io(path))?;
+    drop(file);
+    Ok(left)
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Removed while still held, so nobody takes the lock on a file about to vanish; the lock
+        // itself goes with the file handle.
         let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
@@ -165,10 +174,11 @@ mod tests {
             err.to_string()
                 .contains(&format!("pid {}", std::process::id()))
         );
+        assert!(break_lock(&path).is_err(), "a held lock is not broken");
     }
 
     #[test]
-    fn a_lock_of_a_dead_process_is_stale_and_breakable() {
+    fn the_file_a_dead_process_left_is_no_lock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.lock");
         let dead = Holder {
@@ -178,12 +188,12 @@ mod tests {
             since: "then".into(),
         };
         std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
-        assert!(matches!(
-            acquire(&path, &me("p-1")),
-            Err(LockError::Stale { .. })
-        ));
-        assert_eq!(break_lock(&path).unwrap(), Some(dead));
-        drop(acquire(&path, &me("p-1")).unwrap());
+        let held = acquire(&path, &me("p-1")).unwrap();
+        assert_eq!(read_holder(&path).map(|h| h.plan_id), Some("p-1".into()));
+        drop(held);
         assert!(!path.exists(), "released on drop");
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        assert_eq!(break_lock(&path).unwrap(), Some(dead));
+        assert!(!path.exists());
     }
 }

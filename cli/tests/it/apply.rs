@@ -221,15 +221,8 @@ fn crash_safety_kill_9_anywhere_then_apply_again_converges_to_the_same_world() {
                 points[k - 1],
                 killed.status
             );
-            // The killed apply's lock is stale: it is reported, and broken explicitly.
-            let refused = s.asdr(world, &args, &[]);
-            assert_eq!(refused.status.code(), Some(1));
-            assert!(
-                String::from_utf8_lossy(&refused.stderr).contains("no longer running"),
-                "{}",
-                String::from_utf8_lossy(&refused.stderr)
-            );
-            ok(&s.asdr(world, &["apply", "--break-lock"], &[]));
+            // The kernel released the killed apply's lock: the next apply runs at once, no
+            // `--break-lock`.
             ok(&s.asdr(world, &args, &[]));
             let got = std::fs::read_to_string(s.path(world)).unwrap();
             assert!(
@@ -576,7 +569,6 @@ fn defect_09_an_interrupted_apply_resumes_only_for_its_own_operation() {
         &[("ASDR_TEST_KILL_AT", "6".to_string())],
     );
     assert_eq!(killed.status.signal(), Some(9));
-    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
     let before = std::fs::read(s.path(w)).unwrap();
     let other = s.asdr(w, &["apply", "--yes", "--restore", "replace-a1"], &[]);
     assert_eq!(other.status.code(), Some(1));
@@ -616,7 +608,6 @@ fn defect_09_an_interrupted_apply_can_be_discarded_explicitly() {
         &[("ASDR_TEST_KILL_AT", "3".to_string())],
     );
     assert_eq!(killed.status.signal(), Some(9));
-    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
     let refused = s.asdr(w, &["apply", "--yes"], &[]);
     assert_eq!(refused.status.code(), Some(1));
     let plan_id = stderr(&refused)
@@ -750,7 +741,6 @@ fn a_tampered_interrupted_plan_is_not_resumed() {
         &[("ASDR_TEST_KILL_AT", "4".to_string())],
     );
     assert_eq!(killed.status.signal(), Some(9));
-    ok(&s.asdr(w, &["apply", "--break-lock"], &[]));
     // Someone edits the interrupted plan beside its journal: one more delete nobody reviewed.
     let dir = s.path(".asdr/journal");
     let file = std::fs::read_dir(&dir)
