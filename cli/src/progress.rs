@@ -56,6 +56,9 @@ impl Reporter {
         if self.json {
             let v = match e {
                 Event::Started { step } => serde_json::json!({"event": "started", "step": step}),
+                Event::Interrupted { grace } => {
+                    serde_json::json!({"event": "interrupted", "grace_seconds": grace.as_secs_f64()})
+                }
                 Event::EvidenceGone { step } => {
                     serde_json::json!({"event": "evidence_gone", "step": step})
                 }
@@ -98,11 +101,23 @@ impl Reporter {
             println!("{v}");
             return;
         }
+        if let Event::Interrupted { grace } = e {
+            // Said even with -q: the operator must know what the stop is waiting for.
+            let line = format!(
+                "Interrupt received: no new step starts. Steps in flight may finish (waits stop now, operations within {} s), then the cleanups run (unquiesce, start) and the lock is released. Send the signal again to exit at once.",
+                grace.as_secs()
+            );
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+            return;
+        }
         if self.quiet {
             return;
         }
         let line = match e {
-            Event::Started { .. } => None,
+            Event::Started { .. } | Event::Interrupted { .. } => None,
             Event::EvidenceGone { step } => Some(format!(
                 "The journal says {step} was done, but its result is gone: running every step again (what exists is adopted)."
             )),

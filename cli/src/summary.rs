@@ -23,7 +23,7 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
             .collect();
         return serde_json::json!({
             "event": "summary", "plan_id": plan.plan_id, "done": done, "adopted": adopted, "resumed": resumed,
-            "skipped": skipped, "failed": failed, "wall_seconds": report.wall.as_secs_f64(), "write_stop_seconds": windows,
+            "skipped": skipped, "failed": failed, "interrupted": report.interrupted, "wall_seconds": report.wall.as_secs_f64(), "write_stop_seconds": windows,
             "journal": journal.display().to_string(),
         })
         .to_string()
@@ -66,7 +66,16 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
         })
         .map(|s| s.id.as_str())
         .collect();
-    if failed + skipped > 0 {
+    if report.interrupted {
+        out.push_str(&format!(
+            "Interrupted: {skipped} step(s) not run; cleanups run: {}.\nRun `asdr apply` again to finish: it plans from what is there now.\n",
+            if cleanups.is_empty() {
+                "none".to_string()
+            } else {
+                cleanups.join(", ")
+            }
+        ));
+    } else if failed + skipped > 0 {
         out.push_str(&format!(
             "  skipped  {skipped} step(s) whose upstream failed; cleanups run: {}\n",
             if cleanups.is_empty() {

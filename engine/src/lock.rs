@@ -18,7 +18,8 @@ pub enum ClusterLock {
 /// behind, to be broken on request.
 pub enum HeldLock {
     File(lock::Lock),
-    S3(S3Lock, Handle),
+    /// With the task that renews its lease while the apply runs.
+    S3(S3Lock, Handle, tokio::task::JoinHandle<()>),
 }
 
 fn lock_error(e: impl std::fmt::Display) -> EngineError {
@@ -38,7 +39,7 @@ impl std::fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HeldLock::File(_) => f.write_str("HeldLock::File"),
-            HeldLock::S3(s3, _) => write!(f, "HeldLock::S3({})", s3.uri()),
+            HeldLock::S3(s3, _, _) => write!(f, "HeldLock::S3({})", s3.uri()),
         }
     }
 }
@@ -51,8 +52,9 @@ impl ClusterLock {
                 .map_err(lock_error),
             ClusterLock::S3(s3, rt) => {
                 let text = serde_json::to_string(holder).expect("a holder serializes");
-                rt.block_on(s3.acquire(&text)).map_err(lock_error)?;
-                Ok(HeldLock::S3(s3.clone(), rt.clone()))
+                let etag = rt.block_on(s3.acquire(&text)).map_err(lock_error)?;
+                let renewal = rt.spawn(renew(s3.clone(), text, etag));
+                Ok(HeldLock::S3(s3.clone(), rt.clone(), renewal))
             }
         }
     }
@@ -81,7 +83,35 @@ impl HeldLock {
                 drop(l);
                 Ok(())
             }
-            HeldLock::S3(s3, rt) => rt.block_on(s3.release()).map(|_| ()).map_err(lock_error),
+            HeldLock::S3(s3, rt, renewal) => {
+                renewal.abort();
+                rt.block_on(s3.release()).map(|_| ()).map_err(lock_error)
+            }
+        }
+    }
+}
+
+/// Renews the S3 lock's lease while the apply runs, each time only if the object is still the
+/// version this apply wrote. A lock broken or taken meanwhile is said once, loudly: two applies
+/// may then run.
+async fn renew(s3: S3Lock, holder: String, mut etag: String) {
+    loop {
+        tokio::time::sleep(s3.renew_every).await;
+        // The holder as written, and when it last renewed (which also makes each version new).
+        let mut body: serde_json::Value =
+            serde_json::from_str(&holder).unwrap_or_else(|_| serde_json::json!({"holder": holder}));
+        body["renewed"] = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+            .into();
+        match s3.renew(&body.to_string(), &etag).await {
+            Ok(next) => etag = next,
+            Err(e @ asdr_providers::store::lock::S3LockError::Lost { .. }) => {
+                eprintln!("warning: {e}; another apply may be running on this cluster");
+                return;
+            }
+            // Cut off from S3 for a moment: the lease outlasts a few missed renewals.
+            Err(e) => eprintln!("warning: the lock's lease was not renewed: {e}"),
         }
     }
 }

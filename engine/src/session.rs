@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use asdr_executor::journal::Journal;
 use asdr_executor::lock::{self, Holder};
-use asdr_executor::{Event, Options, Report};
+use asdr_executor::{Event, Interrupt, Options, Report};
 use asdr_planner::{Operation, Plan, World};
 use asdr_providers::live::AwsSettings;
 use asdr_providers::node_provider::{Composite, NodeAddress};
@@ -45,6 +45,12 @@ pub struct Knobs {
     /// (`ASDR_TEST_KILL_AT`), and a file listing those points as they pass (`ASDR_TEST_POINTS`).
     pub kill_at: Option<usize>,
     pub points: Option<PathBuf>,
+    /// Once interrupted, how long operations in flight may finish (`ASDR_GRACE_MS`; default
+    /// 30 s).
+    pub grace: Option<Duration>,
+    /// How often the holder of an S3 lock renews its lease (`ASDR_LOCK_RENEW_MS`; default 60 s;
+    /// a lock not renewed for five of these is stale).
+    pub lock_renew: Option<Duration>,
 }
 
 impl Knobs {
@@ -63,6 +69,8 @@ impl Knobs {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             points: std::env::var_os("ASDR_TEST_POINTS").map(PathBuf::from),
+            grace: ms("ASDR_GRACE_MS"),
+            lock_renew: ms("ASDR_LOCK_RENEW_MS"),
         }
     }
 }
@@ -85,6 +93,9 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     world: RefCell<Option<World>>,
     observations: std::cell::Cell<usize>,
+    /// The execution a signal interrupts, if one runs.
+    current: Arc<std::sync::Mutex<Option<Interrupt>>>,
+    watching: std::cell::Cell<bool>,
 }
 
 /// The runtime every session (and a policy-less observation) runs on: two workers, as the
@@ -174,6 +185,8 @@ impl Session {
             runtime: runtime()?,
             world: RefCell::new(None),
             observations: std::cell::Cell::new(0),
+            current: Arc::new(std::sync::Mutex::new(None)),
+            watching: std::cell::Cell::new(false),
         })
     }
 
@@ -248,7 +261,12 @@ impl Session {
             Some(uri) if asdr_specs::StoreUri::is_s3(uri) => self
                 .runtime
                 .block_on(asdr_providers::live::s3_lock(&self.policy, &self.aws, uri))
-                .map(|l| ClusterLock::S3(l, self.runtime.handle().clone()))
+                .map(|mut l| {
+                    if let Some(every) = self.knobs.lock_renew {
+                        l.renew_every = every;
+                    }
+                    ClusterLock::S3(l, self.runtime.handle().clone())
+                })
                 .map_err(|e| EngineError::Lock(e.to_string())),
             Some(uri) => Ok(ClusterLock::File(PathBuf::from(
                 asdr_specs::StoreUri::for_tool(uri),
@@ -300,6 +318,7 @@ impl Session {
         let (mut journal, resumed) = Journal::open(journal_dir, &plan).map_err(journal_error)?;
         let plan = Arc::new(plan);
         let hook = self.hook();
+        let interrupt = Interrupt::default();
         let mut opts = Options {
             parallelism,
             max_nodes_at_once: self.policy.backup.max_nodes_at_once.max(1) as usize,
@@ -307,7 +326,11 @@ impl Session {
             max_attempts: 5,
             step_timeout: self.knobs.step_timeout,
             hook: hook.clone(),
+            interrupt: interrupt.clone(),
+            grace: self.knobs.grace.unwrap_or(Duration::from_secs(30)),
         };
+        self.watch_signals();
+        *self.current.lock().expect("not poisoned") = Some(interrupt);
         let nodes_for = |world: &World| {
             rt.block_on(async {
                 match &stand_ins {
@@ -381,6 +404,7 @@ impl Session {
                 report
             }
         };
+        *self.current.lock().expect("not poisoned") = None;
         let report = report.map_err(journal_error)?;
         // What the plan changed is observed again when asked for.
         *self.world.borrow_mut() = None;
@@ -389,6 +413,43 @@ impl Session {
             report,
             journal: journal.path().to_path_buf(),
         })
+    }
+
+    /// SIGINT and SIGTERM (Ctrl-C; Kubernetes, systemd and CI runners stop jobs with SIGTERM):
+    /// the first interrupts the execution that runs, which stops starting steps, lets those in
+    /// flight finish within the grace, runs the cleanups and returns; a second, or one while
+    /// nothing executes, ends the process at once (the kernel releases the local lock; the
+    /// journal is written line by line).
+    fn watch_signals(&self) {
+        if self.watching.replace(true) {
+            return;
+        }
+        let current = self.current.clone();
+        self.runtime.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                let running = current.lock().expect("not poisoned").clone();
+                match running {
+                    Some(i) if !i.requested() => i.request(),
+                    _ => {
+                        eprintln!(
+                            "asdr: stopped at once; the journal holds what ran: `asdr apply` again resumes or plans afresh"
+                        );
+                        std::process::exit(130);
+                    }
+                }
+            }
+        });
     }
 
     /// Test support: a SIGKILL at the Nth step boundary or provider effect, and a file listing

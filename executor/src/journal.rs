@@ -135,7 +135,8 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(out)
 }
 
-/// Plans whose journal has no `finished` entry, oldest first: applies that were interrupted.
+/// Plans whose journal has no `finished` entry (and no failure), oldest first: applies that were
+/// killed and can be resumed.
 pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> {
     let Ok(read_dir) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
@@ -147,7 +148,15 @@ pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> 
             continue;
         }
         let entries = read(&path)?;
-        if entries.iter().any(|e| e.event == EventKind::Finished) {
+        // Ended, or past a failure: once a step failed or was skipped, the cleanups may have run
+        // ahead of the steps they close (an unquiesce before its node's snapshot). Resuming
+        // that journal would run the rest without them; such an apply is planned afresh.
+        if entries.iter().any(|e| {
+            matches!(
+                e.event,
+                EventKind::Finished | EventKind::Failed | EventKind::Skipped
+            )
+        }) {
             continue;
         }
         let id = path

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use asdr_planner::{Plan, StepKind};
 
-pub use run::{Event, Options, Outcome, Report, execute};
+pub use run::{Event, Interrupt, Options, Outcome, Report, execute};
 
 /// What the executor knows of each step so far.
 #[derive(Debug, Default)]
@@ -67,6 +67,7 @@ pub fn ready<'p>(plan: &'p Plan, progress: &StepStates, max_nodes_at_once: usize
     for s in &plan.steps {
         if progress.done.contains(&s.id)
             || progress.failed.contains(&s.id)
+            || progress.skipped.contains(&s.id)
             || progress.running.contains(&s.id)
         {
             continue;

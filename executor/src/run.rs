@@ -28,6 +28,38 @@ pub struct Options {
     /// Overrides every step's deadline (tests); otherwise it depends on the kind.
     pub step_timeout: Option<Duration>,
     pub hook: Hook,
+    /// Asked to stop (a signal): no step starts any more but the cleanups.
+    pub interrupt: Interrupt,
+    /// How long operations in flight may finish once interrupted; waits stop at once.
+    pub grace: Duration,
+}
+
+/// A request to stop an execution early, from outside it (the first SIGINT or SIGTERM).
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Interrupt {
+    fn default() -> Self {
+        Interrupt {
+            tx: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
+impl Interrupt {
+    pub fn request(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn requested(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -48,6 +80,8 @@ impl Default for Options {
             max_attempts: 5,
             step_timeout: None,
             hook: Arc::new(|_| {}),
+            interrupt: Interrupt::default(),
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -118,11 +152,18 @@ pub enum Event {
     EvidenceGone {
         step: String,
     },
+    /// Asked to stop: no new step starts; operations in flight have `grace` to finish, then the
+    /// cleanups run.
+    Interrupted {
+        grace: Duration,
+    },
 }
 
 #[derive(Debug)]
 pub struct Report {
     pub outcomes: BTreeMap<String, Outcome>,
+    /// The execution was asked to stop before its end.
+    pub interrupted: bool,
     /// Per node: how long writes were stopped (from quiesce/stop to unquiesce/start done).
     pub write_stop: BTreeMap<String, Duration>,
     pub wall: Duration,
@@ -177,10 +218,40 @@ pub async fn execute<P: Provider>(
     let mut write_stop = BTreeMap::new();
     let mut took = BTreeMap::new();
     let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+    // Which step each task runs, to stop it (waits at once, operations after the grace).
+    let mut handles: HashMap<tokio::task::Id, (String, tokio::task::AbortHandle)> = HashMap::new();
     // Steps report progress (polls, retries) from their tasks; the loop hands it on.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let mut stop = opts.interrupt.subscribe();
+    let mut interrupted: Option<tokio::time::Instant> = None;
+    let mut grace_over = false;
 
     loop {
+        if interrupted.is_none() && opts.interrupt.requested() {
+            interrupted = Some(tokio::time::Instant::now());
+            on_event(&Event::Interrupted { grace: opts.grace });
+            // Waits only poll: they stop now. Nothing else starts but the cleanups.
+            for (step, handle) in handles.values() {
+                if by_id[step].kind().is_wait() && !by_id[step].cleanup {
+                    handle.abort();
+                }
+            }
+            let not_started: Vec<&Step> = plan
+                .steps
+                .iter()
+                .filter(|s| !s.cleanup && !outcomes.contains_key(&s.id))
+                .filter(|s| !progress.running.contains(&s.id))
+                .collect();
+            for s in not_started {
+                let outcome = skipped(journal, &s.id, "interrupted before it started".into())?;
+                progress.skipped.insert(s.id.clone());
+                on_event(&Event::Finished {
+                    step: s.id.clone(),
+                    outcome: outcome.clone(),
+                });
+                outcomes.insert(s.id.clone(), outcome);
+            }
+        }
         skip_dependents(&plan, &mut progress, &mut outcomes, journal, on_event)?;
         // Parallelism bounds operations in flight; waits only poll, so they take no slot.
         let operations = progress
@@ -191,6 +262,9 @@ pub async fn execute<P: Provider>(
         let mut slots = opts.parallelism.max(1).saturating_sub(operations);
         let mut next: Vec<String> = Vec::new();
         for id in ready(&plan, &progress, opts.max_nodes_at_once) {
+            if interrupted.is_some() && !by_id[id].cleanup {
+                continue;
+            }
             if by_id[id].kind().is_wait() {
                 next.push(id.to_string());
             } else if slots > 0 {
@@ -216,22 +290,57 @@ pub async fn execute<P: Provider>(
                 opts.clone(),
                 tx.clone(),
             );
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
                 let outcome = run_step(&*provider, &plan.plan_id, &step, &learned, &opts, &|e| {
                     let _ = tx.send(e);
                 })
                 .await;
                 (step.id, outcome)
             });
+            handles.insert(handle.id(), (id, handle));
         }
+        let grace_ends = interrupted.map(|at| at + opts.grace);
         let joined = loop {
             tokio::select! {
                 Some(e) = rx.recv() => on_event(&e),
-                j = tasks.join_next() => break j,
+                j = tasks.join_next_with_id() => break Some(j),
+                _ = stop.changed(), if interrupted.is_none() => break None,
+                () = tokio::time::sleep_until(grace_ends.unwrap_or_else(tokio::time::Instant::now)),
+                    if grace_ends.is_some() && !grace_over =>
+                {
+                    // The grace is over: operations still in flight are stopped too (their
+                    // journal entry says they started: a later apply observes them first).
+                    grace_over = true;
+                    for (step, handle) in handles.values() {
+                        if !by_id[step].cleanup {
+                            handle.abort();
+                        }
+                    }
+                }
             }
         };
+        // Interrupted while waiting: the top of the loop stops what must stop.
+        let Some(joined) = joined else { continue };
         let Some(joined) = joined else { break };
-        let (id, outcome) = joined.expect("a step task does not panic");
+        let (id, outcome) = match joined {
+            Ok((task, (id, outcome))) => {
+                handles.remove(&task);
+                (id, outcome)
+            }
+            Err(e) if e.is_cancelled() => {
+                let (id, _) = handles.remove(&e.id()).expect("a task of ours");
+                progress.running.remove(&id);
+                let outcome = skipped(journal, &id, "interrupted while it ran".into())?;
+                progress.skipped.insert(id.clone());
+                on_event(&Event::Finished {
+                    step: id.clone(),
+                    outcome: outcome.clone(),
+                });
+                outcomes.insert(id, outcome);
+                continue;
+            }
+            Err(e) => panic!("a step task panicked: {e}"),
+        };
         progress.running.remove(&id);
         let step = &by_id[&id];
         let mut entry = Entry::new(EventKind::Done, Some(&id));
@@ -295,6 +404,7 @@ pub async fn execute<P: Provider>(
     journal.record(&Entry::new(EventKind::Finished, None))?;
     Ok(Report {
         outcomes,
+        interrupted: interrupted.is_some(),
         write_stop,
         wall: started.elapsed(),
         took,
@@ -341,6 +451,14 @@ fn leaves_evidence(kind: asdr_planner::StepKind) -> bool {
 
 /// Marks every step that can no longer run (a dependency failed or was skipped) as skipped,
 /// except cleanup steps, which run once their dependencies have finished either way.
+/// Records that a step will not run, and why.
+fn skipped(journal: &mut Journal, id: &str, because: String) -> Result<Outcome, JournalError> {
+    let mut e = Entry::new(EventKind::Skipped, Some(id));
+    e.error = Some(because.clone());
+    journal.record(&e)?;
+    Ok(Outcome::Skipped { because })
+}
+
 fn skip_dependents(
     plan: &Plan,
     progress: &mut StepStates,

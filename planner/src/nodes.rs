@@ -43,7 +43,15 @@ pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError>
                 .filter(|r| r.nodes.contains(&view.name))
                 .map(|r| r.name.as_str())
                 .collect();
-            let help = if restores.is_empty() || view.health == NodeHealth::Healthy {
+            let quiesced = view.observation.is_some_and(|o| o.quiesced);
+            let help = if quiesced {
+                // An apply stopped at once (a second signal) can leave its node quiesced: the
+                // operator undoes it as asdr's unquiesce would.
+                format!(
+                    "if an interrupted apply left it quiesced, undo that on the node (`asinfo -h {} -p {} -v 'quiesce-undo:'`, then `asinfo -v 'recluster:'`) and plan again",
+                    node.private_ip, ctx.policy.cluster.info_port
+                )
+            } else if restores.is_empty() || view.health == NodeHealth::Healthy {
                 "wait until the cluster is stable at its full size, then plan again".to_string()
             } else {
                 format!(

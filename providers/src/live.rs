@@ -40,6 +40,13 @@ impl AwsSettings {
         if let Some(p) = &self.profile {
             loader = loader.profile_name(p);
         }
+        // Adaptive retries: throttling answers slow this client down (a token bucket), so a plan
+        // of hundreds of nodes does not storm the account's shared API limits. AWS_RETRY_MODE
+        // still chooses otherwise.
+        if std::env::var_os("AWS_RETRY_MODE").is_none() {
+            loader = loader
+                .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(5));
+        }
         loader.load().await
     }
 }
@@ -48,21 +55,35 @@ fn info_addr(policy: &Policy, node: &asdr_specs::Node) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(node.private_ip), policy.cluster.info_port)
 }
 
-/// The world with its node records replaced by what the nodes answer now.
+/// The world with its node records replaced by what the nodes answer now. Every node is asked at
+/// once: a cluster of 256 nodes, some of them down, takes the time of its slowest answer (or one
+/// info timeout), not their sum.
 pub async fn refresh_nodes(policy: &Policy, mut world: World) -> World {
-    let mut nodes = Vec::new();
-    for n in &policy.cluster.nodes {
-        let mut o = observe_node(&InfoClient::new(&n.name, info_addr(policy, n))).await;
-        // The node's aerospike.conf is read through the transport when it is applied; keep the
-        // last one recorded so config diffs stay meaningful.
-        o.config = world
-            .nodes
-            .iter()
-            .find(|w| w.name == n.name)
-            .and_then(|w| w.config.clone());
-        nodes.push(o);
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, n) in policy.cluster.nodes.iter().enumerate() {
+        let client = InfoClient::new(&n.name, info_addr(policy, n));
+        asked.spawn(async move { (i, observe_node(&client).await) });
     }
-    world.nodes = nodes;
+    let mut answers: Vec<Option<asdr_planner::world::NodeObservation>> =
+        vec![None; policy.cluster.nodes.len()];
+    while let Some(joined) = asked.join_next().await {
+        let (i, o) = joined.expect("observing a node does not panic");
+        answers[i] = Some(o);
+    }
+    world.nodes = answers
+        .into_iter()
+        .flatten()
+        .map(|mut o| {
+            // The node's aerospike.conf is read through the transport when it is applied; keep
+            // the last one recorded so config diffs stay meaningful.
+            o.config = world
+                .nodes
+                .iter()
+                .find(|w| w.name == o.name)
+                .and_then(|w| w.config.clone());
+            o
+        })
+        .collect();
     world
 }
 
@@ -162,7 +183,11 @@ pub async fn s3_lock(
     aws: &AwsSettings,
     uri: &str,
 ) -> Result<crate::store::lock::S3Lock, crate::store::lock::S3LockError> {
-    crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)
+    let mut lock = crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)?;
+    lock.expiry = policy
+        .lock_expiry
+        .map(|d| std::time::Duration::from_secs(d.seconds()));
+    Ok(lock)
 }
 
 /// The store the policy's SMD archives and asbackup sets live in (S3 when either is there).

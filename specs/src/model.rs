@@ -95,6 +95,8 @@ pub struct Policy {
     pub restores: Vec<Restore>,
     /// `s3://bucket/key` or `file:///path`; None for the default local lock.
     pub lock: Option<String>,
+    /// A stale S3 lock older than this is broken by the next apply.
+    pub lock_expiry: Option<Duration>,
     pub drills: Vec<Drill>,
 }
 

@@ -29,6 +29,10 @@ pub struct RawPolicy {
     /// put), or `file:///path`. Default: `.asdr/locks/<cluster>.lock` beside the policy file.
     #[serde(default)]
     pub lock: Option<Sp<String>>,
+    /// An S3 lock whose holder has not renewed it for this long (`6h`) is broken by the next
+    /// apply. Without it a stale lock is only reported, and broken with `--break-lock`.
+    #[serde(default)]
+    pub lock_expiry: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

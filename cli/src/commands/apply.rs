@@ -76,7 +76,12 @@ fn apply_locked(g: &Global, a: &ApplyArgs, session: &Session) -> Result<i32, Com
         &done.report,
         &done.journal,
     ))?;
-    Ok(if done.report.succeeded() { 0 } else { 1 })
+    Ok(match (done.report.interrupted, done.report.succeeded()) {
+        // 128 + SIGINT, as shells report an interrupted command.
+        (true, _) => 130,
+        (false, true) => 0,
+        (false, false) => 1,
+    })
 }
 
 fn load_plan(file: &Path) -> Result<Plan, CommandError> {

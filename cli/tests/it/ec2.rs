@@ -176,6 +176,11 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
 
 impl Env {
     fn asdr(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// The binary against moto in this environment's folder, not yet run.
+    fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("asdr").unwrap();
         c.current_dir(self.dir.path())
             .env("NO_COLOR", "1")
@@ -194,7 +199,7 @@ impl Env {
                 "us-east-1",
             ])
             .args(args);
-        c.output().unwrap()
+        c
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -597,7 +602,7 @@ async fn a1_from_backup_against_moto_creates_volumes_from_the_set_in_a1s_zone() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_s3_team_lock_is_taken_with_a_conditional_put_released_and_breakable() {
+async fn the_s3_team_lock_is_taken_with_a_conditional_put_renewed_released_and_breakable() {
     let env = env(
         43,
         &[(
@@ -634,15 +639,85 @@ async fn the_s3_team_lock_is_taken_with_a_conditional_put_released_and_breakable
         broke.contains("Broke the lock s3://asdr-locks/prod-east.lock held by {\"pid\":4242"),
         "{broke}"
     );
-    env.ok(&["apply", "--yes"]);
+    // An apply renews its lease while it runs: the lock object is rewritten, version after
+    // version, only by a conditional put on the version it wrote last.
+    let mut apply = env
+        .command(&["apply", "--yes", "-q"])
+        .env("ASDR_LOCK_RENEW_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock_version = || async {
+        s3.get_object()
+            .bucket("asdr-locks")
+            .key("prod-east.lock")
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.e_tag().map(str::to_string))
+    };
+    let mut versions = std::collections::BTreeSet::new();
+    while apply.try_wait().unwrap().is_none() {
+        if let Some(v) = lock_version().await {
+            versions.insert(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        versions.len() >= 2,
+        "the lease was renewed while the apply ran: {versions:?}"
+    );
     assert_eq!(env.snapshots().await.len(), 9);
-    let gone = s3
-        .get_object()
-        .bucket("asdr-locks")
-        .key("prod-east.lock")
-        .send()
-        .await;
-    assert!(gone.is_err(), "released at the end of the apply");
+    assert!(
+        lock_version().await.is_none(),
+        "released at the end of the apply"
+    );
+    // A lock nobody renews is stale after five renewal periods: reported with its age, never
+    // broken silently ...
+    let dead = || {
+        s3.put_object()
+            .bucket("asdr-locks")
+            .key("prod-east.lock")
+            .body(b"{\"pid\":4343,\"host\":\"gone\"}".to_vec().into())
+            .send()
+    };
+    dead().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let stale = env
+        .command(&["apply", "--yes"])
+        .env("ASDR_LOCK_RENEW_MS", "100")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        stderr.contains("is stale")
+            && stderr.contains("has not renewed it for")
+            && stderr.contains("4343"),
+        "{stderr}"
+    );
+    // ... unless the policy sets an expiry it is past.
+    let policy = env.dir.path().join("asdr.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, format!("{text}\nlock_expiry: 1s\n")).unwrap();
+    let taken = env
+        .command(&["apply", "--yes", "-q"])
+        .env("ASDR_LOCK_RENEW_MS", "100")
+        .output()
+        .unwrap();
+    assert!(
+        taken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    assert!(lock_version().await.is_none(), "released at the end");
 }
 
 /// The prod-east policy with drill `q1`: the full-cluster restore replayed at 127.0.x.(base+10…),

@@ -271,3 +271,113 @@ async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// SIGTERM (what Kubernetes, systemd and CI runners send) in the middle of a backup that takes
+/// nodes out of service, against the in-test nodes: the apply stops starting steps, lets the one
+/// in flight finish, runs the cleanups, releases the lock and exits 130 saying how to finish;
+/// every node ends back in service, and the next apply completes the backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_backup_brings_every_node_back_and_frees_the_lock() {
+    for (base, consistency, edit) in [
+        (101u8, "quiesce", "consistency: quiesce"),
+        // A cold start brings deleted records back: the policy says it accepts that (R6).
+        (
+            104,
+            "stop-node",
+            "consistency: stop-node\n  accept_zombie_records: true",
+        ),
+    ] {
+        let (dir, cluster) =
+            setup(base, &[("consistency: multi-volume".into(), edit.into())]).await;
+        let dir = dir.path();
+        // Slow cloud calls keep the first node out of service long enough to be caught there.
+        std::fs::write(dir.join("sim.yaml"), "latency_ms: 400\n").unwrap();
+        let child = Command::cargo_bin("asdr")
+            .unwrap()
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("ASDR_SIMULATION", dir.join("sim.yaml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .args(["-f", "asdr.yaml", "--world", "world.yaml", "--live-nodes"])
+            .args(["apply", "--yes"])
+            .spawn()
+            .unwrap();
+        let out_of_service = |n: &str| match consistency {
+            "quiesce" => cluster.quiesced(n),
+            _ => !cluster.is_up(n),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut child = child;
+        while !["a1", "b1", "a2"].iter().any(|n| out_of_service(n)) {
+            if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{consistency}: no node was ever taken out\n{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIGTERM sent");
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{consistency}: {stdout}\n{stderr}"
+        );
+        assert!(
+            stderr.contains("Interrupt received") && stdout.contains("Interrupted:"),
+            "{consistency}: {stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("Run `asdr apply` again"),
+            "names what is left: {stdout}"
+        );
+        for n in ["a1", "b1", "a2"] {
+            assert!(
+                !out_of_service(n),
+                "{consistency}: {n} was left out of service\n{stdout}\n{stderr}"
+            );
+        }
+        assert!(
+            !dir.join(".asdr/locks/prod-east.lock").exists(),
+            "{consistency}: the lock is released"
+        );
+        // The next apply finishes the backup, with nothing to break or discard first, once the
+        // cluster has settled from the node's return (R14 refuses a backup while it migrates).
+        let refused = asdr(dir, &["apply", "--yes", "-q"], &[]);
+        if !refused.status.success() {
+            assert!(
+                String::from_utf8_lossy(&refused.stderr).contains("migrations remaining"),
+                "{}",
+                String::from_utf8_lossy(&refused.stderr)
+            );
+            cluster.settle();
+            ok(&asdr(dir, &["apply", "--yes", "-q"], &[]));
+        }
+        let again = asdr(dir, &["plan", "--detailed-exitcode"], &[]);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{consistency}: nothing left to do"
+        );
+        for n in ["a1", "b1", "a2"] {
+            assert!(!out_of_service(n), "{consistency}: {n} after the re-apply");
+        }
+    }
+}

@@ -310,6 +310,12 @@ impl TestCluster {
         self.state.lock().expect("not poisoned").log.clear();
     }
 
+    /// Time passes: the migrations in progress finish (a real cluster drains them on its own;
+    /// the in-test one otherwise only as `cluster-stable` is polled).
+    pub fn settle(&self) {
+        self.state.lock().expect("not poisoned").migrations = 0;
+    }
+
     pub fn set_migration_polls(&self, polls: u32) {
         self.state.lock().expect("not poisoned").migration_polls = polls;
     }

@@ -1,18 +1,44 @@
 //! The team lock: an S3 object created only if it does not exist (`If-None-Match: *`), naming its
-//! holder; removed at the end of the apply; broken explicitly when its holder is gone. S3 cannot
-//! tell whether the holder still runs, so it is never broken silently.
+//! holder, and held on a lease: the holder renews it (a conditional put, `If-Match` its own
+//! version) while it runs and removes it at the end. A lock not renewed for longer than the lease
+//! belongs to an apply that is gone, or cut off from S3: it is reported as stale with its age,
+//! and broken only on request (`--break-lock`) or after the expiry the policy sets.
+
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3LockError {
+    #[error("another apply holds the lock {uri}: {holder} (renewed {age} ago)")]
+    Held {
+        uri: String,
+        holder: String,
+        age: String,
+    },
     #[error(
-        "another apply holds the lock {uri}: {holder}; if that apply is gone, break the lock with `asdr apply --break-lock`"
+        "the lock {uri} is stale: {holder} has not renewed it for {age} (its lease is {lease}); that apply is gone or cut off from S3. Break the lock with `asdr apply --break-lock` once you are sure it no longer runs, or set `lock_expiry` in the policy"
     )]
-    Held { uri: String, holder: String },
+    Stale {
+        uri: String,
+        holder: String,
+        age: String,
+        lease: String,
+    },
+    /// This apply's lock was broken or taken by another while it ran.
+    #[error("the lock {uri} is no longer this apply's: {message}")]
+    Lost { uri: String, message: String },
     #[error("lock {uri}: {message}")]
     Io { uri: String, message: String },
+}
+
+/// The lock object as found: who wrote it, its version, and how long ago.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub holder: String,
+    pub etag: String,
+    pub age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -21,6 +47,20 @@ pub struct S3Lock {
     bucket: String,
     key: String,
     uri: String,
+    /// A holder renews the lock at this interval; a lock not renewed for five of them is stale.
+    pub renew_every: Duration,
+    /// The policy's `lock_expiry`: a stale lock older than this is broken by the next apply.
+    pub expiry: Option<Duration>,
+}
+
+/// "1h 2m", "3m 4s", "5.2 s".
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{:.1} s", d.as_secs_f64()),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 impl S3Lock {
@@ -38,11 +78,18 @@ impl S3Lock {
             bucket,
             key,
             uri: uri.into(),
+            renew_every: Duration::from_secs(60),
+            expiry: None,
         })
     }
 
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// How long a lock may go unrenewed before it is stale.
+    pub fn lease(&self) -> Duration {
+        self.renew_every * 5
     }
 
     fn io(&self, e: impl std::fmt::Display) -> S3LockError {
@@ -52,8 +99,8 @@ impl S3Lock {
         }
     }
 
-    /// Who holds the lock now, if anyone.
-    pub async fn holder(&self) -> Result<Option<String>, S3LockError> {
+    /// The lock object, if there is one.
+    pub async fn found(&self) -> Result<Option<Found>, S3LockError> {
         match self
             .client
             .get_object()
@@ -63,50 +110,121 @@ impl S3Lock {
             .await
         {
             Ok(o) => {
+                let etag = o.e_tag().unwrap_or_default().to_string();
+                let written = o
+                    .last_modified()
+                    .and_then(|t| std::time::SystemTime::try_from(*t).ok());
+                let age = written
+                    .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
                 let bytes = o.body.collect().await.map_err(|e| self.io(e))?.into_bytes();
-                Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
+                Ok(Some(Found {
+                    holder: String::from_utf8_lossy(&bytes).trim().to_string(),
+                    etag,
+                    age,
+                }))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(self.io(aws_sdk_s3::error::DisplayErrorContext(e))),
         }
     }
 
-    /// Takes the lock for `holder` (a description of this apply), atomically.
-    pub async fn acquire(&self, holder: &str) -> Result<(), S3LockError> {
-        let put = self
+    /// Who holds the lock now, if anyone.
+    pub async fn holder(&self) -> Result<Option<String>, S3LockError> {
+        Ok(self.found().await?.map(|f| f.holder))
+    }
+
+    /// Takes the lock for `holder` (a description of this apply), atomically; returns the
+    /// version to renew. A stale lock past the policy's expiry is broken first (only that
+    /// version: a holder that renews meanwhile keeps it).
+    pub async fn acquire(&self, holder: &str) -> Result<String, S3LockError> {
+        match self.put(holder, Condition::Absent).await {
+            Err(S3LockError::Lost { .. }) => {}
+            other => return other,
+        }
+        let Some(found) = self.found().await? else {
+            return Err(self.io("the lock was released meanwhile: try again"));
+        };
+        if found.age <= self.lease() {
+            return Err(S3LockError::Held {
+                uri: self.uri.clone(),
+                holder: found.holder,
+                age: human(found.age),
+            });
+        }
+        match self.expiry {
+            Some(expiry) if found.age > expiry => {
+                self.delete(Some(&found.etag)).await?;
+                self.put(holder, Condition::Absent).await
+            }
+            _ => Err(S3LockError::Stale {
+                uri: self.uri.clone(),
+                holder: found.holder,
+                age: human(found.age),
+                lease: human(self.lease()),
+            }),
+        }
+    }
+
+    /// Renews the lease of the lock this apply holds at version `etag`; returns the new version.
+    /// Refused (`Lost`) when the object is no longer that version: broken, or taken by another.
+    pub async fn renew(&self, holder: &str, etag: &str) -> Result<String, S3LockError> {
+        self.put(holder, Condition::Version(etag)).await
+    }
+
+    async fn put(&self, holder: &str, condition: Condition<'_>) -> Result<String, S3LockError> {
+        let mut put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(&self.key)
-            .if_none_match("*")
-            .body(ByteStream::from(holder.as_bytes().to_vec()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
-                Err(S3LockError::Held {
+            .body(ByteStream::from(holder.as_bytes().to_vec()));
+        put = match condition {
+            Condition::Absent => put.if_none_match("*"),
+            Condition::Version(etag) => put.if_match(etag),
+        };
+        match put.send().await {
+            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
+            {
+                Err(S3LockError::Lost {
                     uri: self.uri.clone(),
-                    holder: self
-                        .holder()
-                        .await?
-                        .unwrap_or_else(|| "(released meanwhile: try again)".into()),
+                    message: "another version of the lock object is there".into(),
                 })
             }
             Err(e) => Err(self.io(aws_sdk_s3::error::DisplayErrorContext(e))),
         }
     }
 
+    async fn delete(&self, etag: Option<&str>) -> Result<(), S3LockError> {
+        let mut delete = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&self.key);
+        if let Some(etag) = etag {
+            delete = delete.if_match(etag);
+        }
+        delete
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.io(aws_sdk_s3::error::DisplayErrorContext(e)))
+    }
+
     /// Removes the lock (the end of this apply, or `--break-lock`); returns who held it.
     pub async fn release(&self) -> Result<Option<String>, S3LockError> {
         let holder = self.holder().await?;
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .send()
-            .await
-            .map_err(|e| self.io(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        self.delete(None).await?;
         Ok(holder)
     }
+}
+
+enum Condition<'a> {
+    /// Only if there is no lock object.
+    Absent,
+    /// Only if the lock object is still this version.
+    Version(&'a str),
 }

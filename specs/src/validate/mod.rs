@@ -130,6 +130,17 @@ impl<'a> Validator<'a> {
             }
             l.value
         });
+        let lock_expiry = raw.lock_expiry.map(|e| {
+            let d = self.duration(&e);
+            let s3 = lock.as_deref().is_some_and(crate::StoreUri::is_s3);
+            if !s3 {
+                self.err(
+                    e.span,
+                    "lock_expiry applies to an s3:// lock (a local lock is released with its process)",
+                );
+            }
+            d
+        });
         let drills = self.drills(raw.drills, &cluster, &restores);
         Policy {
             path: path.to_string(),
@@ -138,6 +149,7 @@ impl<'a> Validator<'a> {
             backup,
             restores,
             lock,
+            lock_expiry,
             drills,
         }
     }
