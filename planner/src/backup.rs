@@ -268,7 +268,7 @@ fn snapshot_set(
                     node: Some(view.name.clone()),
                     device: Some(ebs.clone()),
                     progress: Some(s.progress),
-                    set: None,
+                    set: Some(set.to_string()),
                 },
                 None => params::WaitSnapshot {
                     set: Some(set.to_string()),

@@ -294,7 +294,35 @@ async fn backup_against_moto_tags_every_snapshot_marks_the_set_and_a_second_appl
         world["instance_types"]["i4i.8xlarge"]["instance_store_drives"],
         2
     );
-    env.ok(&["apply", "--yes"]);
+    let applied = env.asdr(&["apply", "--yes", "-v"]);
+    assert!(applied.status.success());
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    let count = |what: &str| -> usize {
+        stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(what)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no `{what}` line in:\n{stderr}"))
+    };
+    let (observed, made) = (
+        stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("observed cluster prod-east with ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .expect("an observation line"),
+        count("made "),
+    );
+    eprintln!("backup of 3 nodes × 3 devices: observation {observed} EC2 calls, apply {made}");
+    // Observation is a fixed handful of calls; the apply one CreateSnapshots per node plus a
+    // bounded number of describes and tags (the waits of a set share one DescribeSnapshots).
+    assert!(observed <= 8, "observation took {observed} calls");
+    assert!(made <= 30, "the apply took {made} EC2 calls");
     let snaps = env.snapshots().await;
     assert_eq!(snaps.len(), 9, "one snapshot per data volume");
     let set = tag(&snaps[0], "asdr:set").unwrap().to_string();

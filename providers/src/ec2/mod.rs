@@ -47,6 +47,10 @@ impl Intercept for CallCounter {
     }
 }
 
+/// The last DescribeSnapshots of each backup set, and when it was made.
+type SetViews =
+    std::collections::HashMap<String, (tokio::time::Instant, Vec<asdr_planner::world::Snapshot>)>;
+
 /// The EC2 side of a cluster.
 #[derive(Debug, Clone)]
 pub struct Ec2Provider {
@@ -54,6 +58,10 @@ pub struct Ec2Provider {
     pub cluster: String,
     /// R15: SnapshotCreationPerVolumeRateExceeded is not SDK throttling; wait at least this long.
     pub snapshot_rate_backoff: Duration,
+    /// How long one DescribeSnapshots of a set answers every wait on that set: the waits of a
+    /// 256-node backup poll with one call, not one each.
+    pub set_view_fresh: Duration,
+    set_views: std::sync::Arc<tokio::sync::Mutex<SetViews>>,
 }
 
 impl Ec2Provider {
@@ -62,6 +70,8 @@ impl Ec2Provider {
             client,
             cluster: cluster.into(),
             snapshot_rate_backoff: Duration::from_secs(15),
+            set_view_fresh: Duration::from_secs(3),
+            set_views: Default::default(),
         }
     }
 

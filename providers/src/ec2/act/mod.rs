@@ -126,11 +126,48 @@ impl Ec2Provider {
     }
 
     /// The snapshot a wait_snapshot step is about: by id, or by set, node and device.
+    /// The snapshots of this cluster's `set`, from one DescribeSnapshots shared by every wait on
+    /// the set within `set_view_fresh` (the lock is held across the call: concurrent waits queue
+    /// behind the one that asks, then read its answer).
+    async fn set_view(&self, set: &str) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
+        let mut views = self.set_views.lock().await;
+        if let Some((at, snaps)) = views.get(set)
+            && at.elapsed() < self.set_view_fresh
+        {
+            return Ok(snaps.clone());
+        }
+        let snaps = self
+            .snapshots_by(vec![
+                filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
+                filter(&format!("tag:{}", tags::SET), set),
+            ])
+            .await?;
+        views.insert(
+            set.to_string(),
+            (tokio::time::Instant::now(), snaps.clone()),
+        );
+        Ok(snaps)
+    }
+
     async fn wait_target(
         &self,
         input: &StepInput<'_>,
         p: &params::WaitSnapshot,
     ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
+        // Waits of a backup know their set: one view of it answers them all.
+        if let Some(set) = &p.set {
+            let view = self.set_view(set).await?;
+            let found = match &p.snapshot_id {
+                Some(id) => view.into_iter().find(|s| &s.id == id),
+                None => view.into_iter().find(|s| {
+                    let t = |k: &str| s.tags.get(k).map(String::as_str);
+                    t(tags::NODE) == p.node.as_deref() && t(tags::DEVICE) == p.device.as_deref()
+                }),
+            };
+            if found.is_some() || p.snapshot_id.is_none() {
+                return Ok(found);
+            }
+        }
         if let Some(id) = &p.snapshot_id {
             return Ok(self
                 .snapshots_by(vec![filter("snapshot-id", id)])
