@@ -222,6 +222,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 .get(&node.availability_zone)
                 .cloned(),
             instance_store_drives: cluster.instance.instance_store_volumes,
+            root_device: None,
             block_devices,
             tags: node_tags,
         });

@@ -96,6 +96,9 @@ pub struct Instance {
     pub subnet_id: Option<String>,
     #[serde(default)]
     pub instance_store_drives: u32,
+    /// The root volume's device (EC2's RootDeviceName): never a data volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_device: Option<String>,
     #[serde(default)]
     pub block_devices: Vec<BlockDevice>,
     #[serde(default)]

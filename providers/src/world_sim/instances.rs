@@ -110,6 +110,7 @@ pub(super) fn act(
                 availability_zone: p.availability_zone.clone(),
                 subnet_id: p.subnet_id.clone(),
                 instance_store_drives: drives,
+                root_device: None,
                 block_devices: Vec::new(),
                 tags: created_tags(input, &[]),
             });

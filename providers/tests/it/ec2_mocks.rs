@@ -507,3 +507,89 @@ async fn defect_19_create_volume_asks_for_the_datas_encryption_key() {
     );
     assert_eq!(create.num_calls(), 1);
 }
+
+/// EC2 refuses a CreateSnapshots request that names the root volume among the data volumes to
+/// exclude (moto does not): the root volume is left to ExcludeBootVolume, and only the other
+/// data volumes are excluded.
+#[tokio::test]
+async fn a_multi_volume_snapshot_never_names_the_root_volume_among_the_excluded() {
+    use aws_sdk_ec2::operation::create_snapshots::CreateSnapshotsOutput;
+    use aws_sdk_ec2::types::{EbsInstanceBlockDevice, InstanceBlockDeviceMapping, SnapshotInfo};
+    let none = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let device = |name: &str, vol: &str| {
+        InstanceBlockDeviceMapping::builder()
+            .device_name(name)
+            .ebs(EbsInstanceBlockDevice::builder().volume_id(vol).build())
+            .build()
+    };
+    let described = move || {
+        DescribeInstancesOutput::builder()
+            .reservations(
+                Reservation::builder()
+                    .instances(
+                        Instance::builder()
+                            .instance_id("i-0a1")
+                            .root_device_name("/dev/xvda")
+                            .block_device_mappings(device("/dev/xvda", "vol-root"))
+                            .block_device_mappings(device("/dev/sdf", "vol-f"))
+                            .block_device_mappings(device("/dev/sdg", "vol-g"))
+                            .block_device_mappings(device("/dev/sdz", "vol-scratch"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let instance = mock!(aws_sdk_ec2::Client::describe_instances).then_output(described);
+    let create = mock!(aws_sdk_ec2::Client::create_snapshots)
+        .match_requests(|r| {
+            let spec = r.instance_specification().expect("an instance");
+            spec.exclude_boot_volume() == Some(true)
+                && spec.exclude_data_volume_ids() == ["vol-scratch".to_string()]
+        })
+        .then_output(|| {
+            CreateSnapshotsOutput::builder()
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-f")
+                        .volume_id("vol-f")
+                        .build(),
+                )
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-g")
+                        .volume_id("vol-g")
+                        .build(),
+                )
+                .build()
+        });
+    let tags = mock!(aws_sdk_ec2::Client::create_tags)
+        .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&none, &instance, &create, &tags]
+    );
+    let s = step(
+        "snapshot_instance:a1:bs",
+        StepKind::SnapshotInstance,
+        json!({"instance_id": "i-0a1", "set": "bs", "exclude_boot_volume": true,
+            "volumes": [{"device": "/dev/sdf", "volume_id": "vol-f"}, {"device": "/dev/sdg", "volume_id": "vol-g"}],
+            "descriptions": [], "tags": {"asdr:cluster": "prod-east"}}),
+    );
+    let (report, _) = execute(Ec2Provider::new(client, "prod-east"), vec![s]).await;
+    assert!(
+        matches!(
+            &report.outcomes["snapshot_instance:a1:bs"],
+            Outcome::Done { resources, .. } if resources.snapshot_ids == ["snap-f", "snap-g"]
+        ),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(
+        create.num_calls(),
+        1,
+        "the request matched: root not excluded"
+    );
+}

@@ -51,17 +51,13 @@ impl Ec2Provider {
                 let snaps = if existing.is_empty() {
                     let instance = &p.instance_id;
                     let wanted: Vec<&String> = p.volumes.iter().map(|v| &v.volume_id).collect();
-                    // Only the planned data volumes: every other attached volume is excluded.
+                    // Only the planned data volumes: every other data volume is excluded. The root
+                    // volume is left to ExcludeBootVolume: EC2 refuses the request when it is
+                    // named among the excluded data volumes.
                     let others: Vec<String> = self
                         .instance(instance)
                         .await?
-                        .map(|i| {
-                            i.block_devices
-                                .into_iter()
-                                .map(|b| b.volume_id)
-                                .filter(|v| !wanted.contains(&v))
-                                .collect()
-                        })
+                        .map(|i| excluded_data_volumes(&i, &wanted))
                         .unwrap_or_default();
                     let spec = InstanceSpecification::builder()
                         .instance_id(instance)
@@ -188,4 +184,19 @@ impl Ec2Provider {
             )),
         }
     }
+}
+
+/// The data volumes of `instance` a multi-volume snapshot leaves out: all but `wanted`, and never
+/// the root volume.
+pub(crate) fn excluded_data_volumes(
+    instance: &asdr_planner::world::Instance,
+    wanted: &[&String],
+) -> Vec<String> {
+    instance
+        .block_devices
+        .iter()
+        .filter(|b| instance.root_device.as_deref() != Some(b.device_name.as_str()))
+        .map(|b| b.volume_id.clone())
+        .filter(|v| !wanted.contains(&v))
+        .collect()
 }
