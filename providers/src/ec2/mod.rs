@@ -62,6 +62,16 @@ pub struct Ec2Provider {
     /// 256-node backup poll with one call, not one each.
     pub set_view_fresh: Duration,
     set_views: std::sync::Arc<tokio::sync::Mutex<SetViews>>,
+    /// The snapshots each plan made, described once per process, and the steps this process
+    /// has acted on since (whose evidence is then looked up afresh).
+    plan_views: std::sync::Arc<tokio::sync::Mutex<PlanViews>>,
+}
+
+/// Per plan: its snapshots when first described in this process, and the steps acted on since.
+#[derive(Debug, Default)]
+struct PlanViews {
+    snapshots: std::collections::HashMap<String, Vec<asdr_planner::world::Snapshot>>,
+    acted: std::collections::HashSet<(String, String)>,
 }
 
 impl Ec2Provider {
@@ -72,6 +82,7 @@ impl Ec2Provider {
             snapshot_rate_backoff: Duration::from_secs(15),
             set_view_fresh: Duration::from_secs(3),
             set_views: Default::default(),
+            plan_views: Default::default(),
         }
     }
 

@@ -126,6 +126,41 @@ impl Ec2Provider {
     }
 
     /// The snapshot a wait_snapshot step is about: by id, or by set, node and device.
+    /// The snapshots this step made. Everything a plan made before this process started is in
+    /// one DescribeSnapshots of the plan, made once and shared by every step; a step this process
+    /// has acted on (a retry after an answer that was lost) is described afresh.
+    async fn snapshots_of_step(
+        &self,
+        input: &StepInput<'_>,
+    ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
+        let key = (input.plan_id.to_string(), input.step.id.clone());
+        let mut views = self.plan_views.lock().await;
+        if views.acted.contains(&key) {
+            drop(views);
+            return self.snapshots_by(mine(input)).await;
+        }
+        if !views.snapshots.contains_key(input.plan_id) {
+            let all = self
+                .snapshots_by(vec![filter(&format!("tag:{}", tags::PLAN), input.plan_id)])
+                .await?;
+            views.snapshots.insert(input.plan_id.to_string(), all);
+        }
+        Ok(views.snapshots[input.plan_id]
+            .iter()
+            .filter(|s| s.tags.get(tags::STEP) == Some(&input.step.id))
+            .cloned()
+            .collect())
+    }
+
+    /// From now on, this step's evidence is looked up afresh.
+    async fn acting_on(&self, input: &StepInput<'_>) {
+        self.plan_views
+            .lock()
+            .await
+            .acted
+            .insert((input.plan_id.to_string(), input.step.id.clone()));
+    }
+
     /// The snapshots of this cluster's `set`, from one DescribeSnapshots shared by every wait on
     /// the set within `set_view_fresh` (the lock is held across the call: concurrent waits queue
     /// behind the one that asks, then read its answer).

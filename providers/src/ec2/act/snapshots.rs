@@ -10,7 +10,7 @@ impl Ec2Provider {
     ) -> Result<Option<Resources>, StepError> {
         Ok(match &input.step.params {
             Params::SnapshotInstance(_) | Params::Snapshot(_) => {
-                let snaps = self.snapshots_by(mine(&input)).await?;
+                let snaps = self.snapshots_of_step(&input).await?;
                 // Adopted only once every snapshot carries its device tag.
                 (!snaps.is_empty() && snaps.iter().all(|s| s.tags.contains_key(tags::DEVICE)))
                     .then(|| Learned::snapshots(snaps.iter().map(|s| s.id.clone()).collect()))
@@ -47,7 +47,9 @@ impl Ec2Provider {
         let step = input.step;
         match &step.params {
             Params::SnapshotInstance(p) => {
-                let existing = self.snapshots_by(mine(&input)).await?;
+                // Snapshots of an earlier, interrupted run that never got their device tags.
+                let existing = self.snapshots_of_step(&input).await?;
+                self.acting_on(&input).await;
                 let snaps = if existing.is_empty() {
                     let instance = &p.instance_id;
                     let wanted: Vec<&String> = p.volumes.iter().map(|v| &v.volume_id).collect();
@@ -99,6 +101,7 @@ impl Ec2Provider {
                 ))
             }
             Params::Snapshot(p) => {
+                self.acting_on(&input).await;
                 let out = self
                     .client
                     .create_snapshot()
