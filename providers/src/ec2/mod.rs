@@ -8,6 +8,7 @@ mod act;
 pub mod dry_run;
 pub mod iam;
 mod observe;
+mod tag_batch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +66,9 @@ pub struct Ec2Provider {
     /// The snapshots each plan made, described once per process, and the steps this process
     /// has acted on since (whose evidence is then looked up afresh).
     plan_views: std::sync::Arc<tokio::sync::Mutex<PlanViews>>,
+    /// How long a CreateTags waits for others asking for the same tag.
+    pub tag_window: Duration,
+    tag_batches: std::sync::Arc<tag_batch::TagBatches>,
 }
 
 /// Per plan: its snapshots when first described in this process, and the steps acted on since.
@@ -83,6 +87,8 @@ impl Ec2Provider {
             set_view_fresh: Duration::from_secs(3),
             set_views: Default::default(),
             plan_views: Default::default(),
+            tag_window: Duration::from_millis(100),
+            tag_batches: Default::default(),
         }
     }
 

@@ -245,16 +245,15 @@ impl Ec2Provider {
             .iter()
             .map(|v| (&v.volume_id, &v.device))
             .collect();
+        // By device: one CreateTags for this device's snapshot of every node backed up now.
+        let mut by_device: BTreeMap<&String, Vec<String>> = BTreeMap::new();
         for s in snaps.iter().filter(|s| !s.tags.contains_key(tags::DEVICE)) {
             if let Some(dev) = devices.get(&s.volume_id) {
-                self.client
-                    .create_tags()
-                    .resources(&s.id)
-                    .tags(Tag::builder().key(tags::DEVICE).value(*dev).build())
-                    .send()
-                    .await
-                    .map_err(|e| self.classify("CreateTags", e))?;
+                by_device.entry(*dev).or_default().push(s.id.clone());
             }
+        }
+        for (dev, ids) in by_device {
+            self.tag_together(tags::DEVICE, dev, ids).await?;
         }
         Ok(())
     }
