@@ -205,11 +205,22 @@ fn snapshot_set(
                 .iter()
                 .map(|(ebs, _, _)| snapshot_description(ctx, &view.name, ebs, set))
                 .collect();
+            // Known from the observation when it says which device is the root.
+            let exclude_volume_ids = instance.root_device.as_ref().map(|root| {
+                instance
+                    .block_devices
+                    .iter()
+                    .filter(|b| &b.device_name != root)
+                    .filter(|b| !volumes.iter().any(|v| v.volume_id == b.volume_id))
+                    .map(|b| b.volume_id.clone())
+                    .collect()
+            });
             let params = Params::SnapshotInstance(params::SnapshotInstance {
                 instance_id: instance.id.clone(),
                 set: set.to_string(),
                 volumes,
                 exclude_boot_volume: true,
+                exclude_volume_ids,
                 descriptions,
                 tags: ctx.tags(&[
                     (tags::SET, set),

@@ -96,6 +96,11 @@ pub struct SnapshotInstance {
     pub set: String,
     pub volumes: Vec<DeviceVolume>,
     pub exclude_boot_volume: bool,
+    /// The instance's other data volumes, left out of the snapshot set (never its root volume:
+    /// EC2 refuses that). Absent when the observation did not say which volume is the root: the
+    /// provider then asks EC2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_volume_ids: Option<Vec<String>>,
     pub descriptions: Vec<String>,
     pub tags: TagMap,
 }

@@ -56,11 +56,14 @@ impl Ec2Provider {
                     // Only the planned data volumes: every other data volume is excluded. The root
                     // volume is left to ExcludeBootVolume: EC2 refuses the request when it is
                     // named among the excluded data volumes.
-                    let others: Vec<String> = self
-                        .instance(instance)
-                        .await?
-                        .map(|i| excluded_data_volumes(&i, &wanted))
-                        .unwrap_or_default();
+                    let others: Vec<String> = match &p.exclude_volume_ids {
+                        Some(planned) => planned.clone(),
+                        None => self
+                            .instance(instance)
+                            .await?
+                            .map(|i| excluded_data_volumes(&i, &wanted))
+                            .unwrap_or_default(),
+                    };
                     let spec = InstanceSpecification::builder()
                         .instance_id(instance)
                         .exclude_boot_volume(true)
