@@ -529,7 +529,23 @@ async fn replace_a1_against_moto_keeps_its_address_zone_subnet_and_volumes() {
     env.terminate("a1").await;
     let plan = env.ok(&["plan", "--restore", "replace-a1"]);
     assert!(plan.contains("provision_instance:a1"), "{plan}");
-    env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    let applied = env.asdr(&["apply", "--yes", "-v", "--restore", "replace-a1"]);
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{stderr}");
+    let made: usize = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("made ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no call count in:\n{stderr}"));
+    eprintln!("replace-a1 (3 volumes): {made} EC2 calls to apply");
+    // The launch (its evidence, the address's holders, RunInstances, a poll) and per volume its
+    // evidence, its state, AttachVolume and a poll: 16 on moto; a few more polls are allowed.
+    assert!(made <= 20, "the restore made {made} EC2 calls");
     let new = env.live_instances("a1").await;
     assert_eq!(new.len(), 1, "one replacement");
     let new = &new[0];
