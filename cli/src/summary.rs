@@ -124,7 +124,7 @@ pub fn drill(drill: &Drill, o: &Outcomes, report: &std::path::Path) -> String {
 }
 
 /// `drill --check`: (the text, whether the check failed).
-pub fn drill_check(drill: &Drill, c: &CheckReport, world_file: bool) -> (String, bool) {
+pub fn drill_check(drill: &Drill, c: &CheckReport) -> (String, bool) {
     let mut failed = false;
     let mut out = format!(
         "Drill `{}` check (nothing is created)\n\nMutations:\n",
@@ -166,8 +166,8 @@ pub fn drill_check(drill: &Drill, c: &CheckReport, world_file: bool) -> (String,
         },
         ready.archive.as_deref().unwrap_or_default(),
         match &c.archive {
-            Ok(n) => format!("readable ({n} bytes)"),
-            Err(e) if world_file => format!("not read ({e})"),
+            Ok(Some(n)) => format!("readable ({n} bytes)"),
+            Ok(None) => "recorded in the world file (no store behind it to read)".to_string(),
             Err(e) => {
                 failed = true;
                 format!("NOT readable: {e}")

@@ -308,8 +308,9 @@ pub struct CheckReport {
     /// DryRun verdicts of every EC2 mutation; none for a world file (no AWS account behind it).
     pub mutations: Option<Vec<Check>>,
     pub readiness: asdr_planner::drill::Readiness,
-    /// The SMD archive's size, or why it could not be read.
-    pub archive: Result<usize, String>,
+    /// The SMD archive's size when read from the store; `None` when a world file records it (no
+    /// store stands behind a world file); why it is not there.
+    pub archive: Result<Option<usize>, String>,
     pub estimate: String,
 }
 
@@ -327,15 +328,24 @@ pub fn check(session: &Session, drill: &Drill) -> Result<CheckReport, EngineErro
         Some(rt.block_on(ec2.dry_run(&plan)))
     };
     let readiness = asdr_planner::drill::readiness(&plan, &world);
-    let archive = {
-        use asdr_providers::store::Store;
-        let store = rt.block_on(asdr_providers::live::smd_store(
-            &session.policy,
-            &session.aws,
-        ));
-        rt.block_on(store.get(readiness.archive.as_deref().unwrap_or_default()))
-            .map(|b| b.len())
-            .map_err(|e| e.to_string())
+    let archive = match readiness.archive.as_deref() {
+        None => Err("the drill's plan restores no SMD archive".to_string()),
+        Some(uri) if session.is_world_file() && !session.live_nodes() => world
+            .smd_archives
+            .iter()
+            .any(|a| a.uri == uri)
+            .then_some(None)
+            .ok_or_else(|| "the world file records no such archive".to_string()),
+        Some(uri) => {
+            use asdr_providers::store::Store;
+            let store = rt.block_on(asdr_providers::live::smd_store(
+                &session.policy,
+                &session.aws,
+            ));
+            rt.block_on(store.get(uri))
+                .map(|b| Some(b.len()))
+                .map_err(|e| e.to_string())
+        }
     };
     let restore = session.policy.restore(&drill.restore).expect("validated");
     let estimate = asdr_planner::drill::restore_estimate(

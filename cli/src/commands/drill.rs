@@ -17,7 +17,7 @@ pub fn cmd_drill(g: &Global, a: &DrillArgs) -> Result<i32, CommandError> {
     let d = drill::find(&session, &a.name).map_err(fail)?.clone();
     if a.check {
         let report = drill::check(&session, &d).map_err(fail)?;
-        let (text, failed) = summary::drill_check(&d, &report, session.is_world_file());
+        let (text, failed) = summary::drill_check(&d, &report);
         print(&text)?;
         return Ok(if failed { 1 } else { 0 });
     }

@@ -790,5 +790,43 @@ fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
         ])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&check.stdout).contains("not checked with DryRun"));
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(shown.contains("not checked with DryRun"), "{shown}");
+    assert!(
+        check.status.success()
+            && shown.contains("recorded in the world file")
+            && shown.contains("Check passed."),
+        "{shown}"
+    );
+    // A set whose SMD archive is missing fails the check.
+    let world = std::fs::read_to_string(dir.path().join("world-backup-due.yaml")).unwrap();
+    let mut w: asdr_planner::World =
+        asdr_providers::world_file::parse("w", &world, asdr_providers::world_file::Format::Yaml)
+            .unwrap();
+    w.smd_archives.clear();
+    std::fs::write(
+        dir.path().join("no-smd.json"),
+        serde_json::to_string(&w).unwrap(),
+    )
+    .unwrap();
+    let check = asdr()
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "no-smd.json",
+            "drill",
+            "quarterly",
+            "--check",
+        ])
+        .output()
+        .unwrap();
+    // Without its SMD archive the set is not complete (R2): the check fails at the plan.
+    let refused = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{refused}");
+    assert!(
+        refused.contains("[R2]") && refused.contains("no complete backup set"),
+        "{refused}"
+    );
 }
