@@ -15,7 +15,7 @@ mod observe;
 pub mod params;
 pub mod plan;
 pub mod ports;
-mod restore;
+pub mod restore;
 mod retention;
 pub mod saved;
 pub mod tags;

@@ -13,7 +13,15 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             inputs::plan_op(g, &asdr_planner::Operation::Drill(name.clone()))?,
             asdr_planner::drill::TEARDOWN_KINDS.to_vec(),
         ),
-        None => (inputs::plan(g, a.restore.as_deref())?, Vec::new()),
+        // A restore's role is prepared in advance: everything it can need, not only what the
+        // world calls for today.
+        None => {
+            let extra = match a.restore.as_deref().and_then(|r| policy.restore(r)) {
+                Some(r) => asdr_planner::restore::step_kinds(&policy, r),
+                None => Vec::new(),
+            };
+            (inputs::plan(g, a.restore.as_deref())?, extra)
+        }
     };
     print(&json(&asdr_providers::ec2::iam::policy_for_kinds(
         &plan.cluster,

@@ -630,8 +630,13 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
             "ec2:CreateSnapshots",
             "ec2:CreateTags",
             "ec2:DeleteSnapshot",
+            "ec2:DescribeInstanceTypes",
             "ec2:DescribeInstances",
             "ec2:DescribeSnapshots",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVolumes",
+            "s3:GetObject",
+            "s3:ListBucket",
             "s3:PutObject",
             "ssm:GetCommandInvocation",
             "ssm:SendCommand"
@@ -654,18 +659,35 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
         set(&[
             "ec2:AttachVolume",
             "ec2:CreateTags",
+            "ec2:DescribeInstanceTypes",
             "ec2:DescribeInstances",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeSubnets",
             "ec2:DescribeVolumes",
             "ec2:DetachVolume",
             "ec2:RunInstances",
             "ec2:StopInstances",
             "ec2:TerminateInstances",
             "iam:PassRole",
+            "s3:GetObject",
+            "s3:ListBucket",
             "ssm:GetCommandInvocation",
             "ssm:SendCommand"
         ])
     );
     assert_ne!(backup, replace);
+    // A restore's role is prepared before it is needed: on a healthy world, where the restore has
+    // nothing to do today, the policy still allows everything replacing a1 can take.
+    let prepared = iam_actions(&[
+        "-f",
+        PROD,
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "iam-policy",
+        "--restore",
+        "replace-a1",
+    ]);
+    assert_eq!(prepared, replace);
     let owned = replace_doc["Statement"]
         .as_array()
         .unwrap()
@@ -696,7 +718,10 @@ fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_producti
             "ec2:CreateTags",
             "ec2:CreateVolume",
             "ec2:DeleteVolume",
+            "ec2:DescribeInstanceTypes",
             "ec2:DescribeInstances",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeSubnets",
             "ec2:DescribeVolumes",
             "ec2:RunInstances",
             "ec2:TerminateInstances",

@@ -23,6 +23,38 @@ pub(crate) use data::from_snapshot;
 use flow::NodeFlow;
 pub(crate) use flow::{restore_smd_params, write_config};
 
+/// Every step kind `restore` can need, whatever the world holds when it runs: its IAM role is
+/// prepared in advance, for the day a node fails.
+pub fn step_kinds(policy: &asdr_specs::Policy, restore: &Restore) -> Vec<StepKind> {
+    use StepKind::*;
+    let mut kinds = vec![CheckClusterStable, WaitClusterStable];
+    if policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
+        kinds.push(Asrestore);
+        return kinds;
+    }
+    // A node that failed is replaced: stopped (its instance, if it runs), its volumes detached,
+    // the instance terminated, a replacement launched, volumes attached, configured, started.
+    kinds.extend([
+        StopNode,
+        StartNode,
+        StopInstance,
+        DetachVolume,
+        AttachVolume,
+        TerminateInstance,
+        ProvisionInstance,
+        WriteConfig,
+    ]);
+    match restore.source {
+        RestoreSource::CurrentVolumes => {}
+        RestoreSource::Empty => kinds.extend([CreateVolume, WaitVolume]),
+        _ => kinds.extend([CreateVolume, WaitVolume, WaitSnapshot]),
+    }
+    if restore.scope == Scope::Cluster && restore.source.uses_backup() {
+        kinds.extend([WaitNodesStopped, RestoreSmd]);
+    }
+    kinds
+}
+
 /// wait_cluster_stable's parameters: `size` nodes agree.
 pub(crate) fn stable(size: usize) -> Params {
     Params::WaitClusterStable(params::Stable {

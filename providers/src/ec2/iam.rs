@@ -23,6 +23,15 @@ enum Scope {
     Other,
 }
 
+/// What observing a cluster calls (providers::ec2::observe_cloud; the SMD store is listed too).
+const OBSERVATION: [(&str, Scope); 5] = [
+    ("ec2:DescribeInstances", Scope::Read),
+    ("ec2:DescribeVolumes", Scope::Read),
+    ("ec2:DescribeSnapshots", Scope::Read),
+    ("ec2:DescribeInstanceTypes", Scope::Read),
+    ("ec2:DescribeSubnets", Scope::Read),
+];
+
 /// The AWS actions a step kind uses (its observe and act halves), for the plan's transport and store.
 fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
     use Scope::*;
@@ -116,6 +125,14 @@ pub fn policy_for_kinds(
 ) -> Value {
     let s3 = asdr_specs::StoreUri::is_s3(smd_to);
     let mut all: BTreeSet<(&'static str, Scope)> = BTreeSet::new();
+    // Every apply observes first: every call observation makes, whatever the plan holds.
+    all.extend(OBSERVATION.iter().copied());
+    if s3 {
+        all.extend([
+            ("s3:ListBucket", Scope::Other),
+            ("s3:GetObject", Scope::Other),
+        ]);
+    }
     for kind in kinds {
         all.extend(actions(kind, ssm, s3));
     }
