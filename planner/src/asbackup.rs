@@ -115,6 +115,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         require_stable_cluster(ctx)?;
         let set = resume_or_new(ctx, chain.map(|c| c.full.id.as_str()));
         last_step = backup_set(ctx, b, &set, chain, kind, &reason);
+    } else {
+        crate::nodes::warn_nodes_down(ctx, b);
     }
     retention(ctx, b, &chains, last_step);
     Ok(())

@@ -37,6 +37,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         let set = resume_or_new(ctx);
         snapshot_set(ctx, b, &set, &reason)?;
         new_set = Some(set);
+    } else {
+        crate::nodes::warn_nodes_down(ctx, b);
     }
     retention::plan(ctx, b, new_set.as_deref());
     Ok(())

@@ -88,3 +88,36 @@ pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Step
         _ => Params::Quiesce(service(None)),
     }
 }
+
+/// A backup not yet due, on a cluster with a node down: the plan says so (it has nothing to do
+/// today, but the next set will be refused until the node is back), naming the restores that
+/// bring it back.
+pub(crate) fn warn_nodes_down(ctx: &Ctx<'_, '_>, b: &mut crate::builder::Builder) {
+    for view in ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|v| v.health != NodeHealth::Healthy)
+    {
+        let restores: Vec<&str> = ctx
+            .policy
+            .restores
+            .iter()
+            .filter(|r| r.nodes.contains(&view.name))
+            .map(|r| r.name.as_str())
+            .collect();
+        let how = if restores.is_empty() {
+            "restore it".to_string()
+        } else {
+            format!("asdr plan --restore {}", restores.join(" | "))
+        };
+        b.warn(
+            "R14",
+            format!(
+                "node {} is {}: no backup is due now, but the next set will be refused until it is back ({how})",
+                view.name,
+                view.health.describe()
+            ),
+        );
+    }
+}

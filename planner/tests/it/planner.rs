@@ -248,6 +248,38 @@ fn r14_backup_is_refused_while_a_node_is_down() {
 }
 
 #[test]
+fn a_backup_not_yet_due_says_a_node_is_down_and_how_to_bring_it_back() {
+    let policy = example_policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(2);
+    spec.failures = vec![("a1".into(), Failure::Terminated)];
+    let p = plan(&policy, &world_for(&policy, &spec), NOW, &Operation::Backup).unwrap();
+    assert!(p.steps.is_empty(), "nothing is due");
+    assert!(
+        p.warnings.iter().any(|w| w.rule == "R14"
+            && w.message.contains("node a1 is gone")
+            && w.message.contains("asdr plan --restore replace-a1")),
+        "{:?}",
+        p.warnings
+    );
+    // A healthy cluster's plan says nothing of the kind.
+    let healthy = plan(
+        &policy,
+        &world_for(
+            &policy,
+            &WorldSpec {
+                newest_set_age: time::Duration::hours(2),
+                ..WorldSpec::new(NOW)
+            },
+        ),
+        NOW,
+        &Operation::Backup,
+    )
+    .unwrap();
+    assert!(healthy.warnings.iter().all(|w| w.rule != "R14"));
+}
+
+#[test]
 fn no_backup_is_planned_while_the_newest_complete_set_is_younger_than_every() {
     let policy = example_policy();
     let p = plan(
