@@ -105,11 +105,11 @@ async fn seed_node(
     id
 }
 
-/// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
-/// starts the Aerospike test nodes at those addresses.
-async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
-    let moto = Moto::start();
-    let ec2 = moto.ec2();
+/// A VPC on 127.0.0.0/16 with a subnet per (zone, CIDR); zone → subnet id.
+async fn seed_subnets(
+    ec2: &aws_sdk_ec2::Client,
+    zones: &[(&str, &str)],
+) -> BTreeMap<String, String> {
     let vpc = ec2
         .create_vpc()
         .cidr_block("127.0.0.0/16")
@@ -121,15 +121,12 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         .vpc_id
         .unwrap();
     let mut subnets = BTreeMap::new();
-    for (az, cidr) in [
-        ("us-east-1a", "127.0.1.0/24"),
-        ("us-east-1b", "127.0.2.0/24"),
-    ] {
+    for (az, cidr) in zones {
         let s = ec2
             .create_subnet()
             .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(az)
+            .cidr_block(*cidr)
+            .availability_zone(*az)
             .send()
             .await
             .unwrap()
@@ -139,6 +136,22 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
             .unwrap();
         subnets.insert(az.to_string(), s);
     }
+    subnets
+}
+
+/// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
+/// starts the Aerospike test nodes at those addresses.
+async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
+    let moto = Moto::start();
+    let ec2 = moto.ec2();
+    let subnets = seed_subnets(
+        &ec2,
+        &[
+            ("us-east-1a", "127.0.1.0/24"),
+            ("us-east-1b", "127.0.2.0/24"),
+        ],
+    )
+    .await;
     let plan = [
         ("a1", format!("127.0.1.{base}"), "us-east-1a"),
         ("b1", format!("127.0.2.{base}"), "us-east-1b"),
@@ -1234,36 +1247,15 @@ async fn a_64_node_backup_makes_at_most_80_ec2_calls() {
     const NODES: usize = 64;
     let moto = Moto::start();
     let ec2 = moto.ec2();
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("127.0.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let mut subnets = BTreeMap::new();
     // 127.0.3.x and 127.0.4.x: no other test's nodes listen there.
-    for (az, cidr) in [
-        ("us-east-1a", "127.0.3.0/24"),
-        ("us-east-1b", "127.0.4.0/24"),
-    ] {
-        let s = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(az)
-            .send()
-            .await
-            .unwrap()
-            .subnet
-            .unwrap()
-            .subnet_id
-            .unwrap();
-        subnets.insert(az, s);
-    }
+    let subnets = seed_subnets(
+        &ec2,
+        &[
+            ("us-east-1a", "127.0.3.0/24"),
+            ("us-east-1b", "127.0.4.0/24"),
+        ],
+    )
+    .await;
     let nodes: Vec<(String, String, &str)> = (0..NODES)
         .map(|i| {
             let (az, third) = if i % 2 == 0 {
@@ -1275,7 +1267,7 @@ async fn a_64_node_backup_makes_at_most_80_ec2_calls() {
         })
         .collect();
     for (node, ip, az) in &nodes {
-        seed_node(&ec2, &subnets[az], "big", node, ip, az).await;
+        seed_node(&ec2, &subnets[*az], "big", node, ip, az).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
