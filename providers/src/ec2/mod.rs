@@ -66,7 +66,7 @@ pub struct Ec2Provider {
     /// The snapshots each plan made, described once per process, and the steps this process
     /// has acted on since (whose evidence is then looked up afresh).
     plan_views: std::sync::Arc<tokio::sync::Mutex<PlanViews>>,
-    /// How long a CreateTags waits for others asking for the same tag.
+    /// How long a CreateTags waits for others asking for the same tag (again while they come).
     pub tag_window: Duration,
     tag_batches: std::sync::Arc<tag_batch::TagBatches>,
 }

@@ -1,7 +1,7 @@
 //! One CreateTags for many resources that take the same tag: the `asdr:device` tag of every
 //! snapshot a multi-volume backup makes at about the same time, whichever step made it. The first
-//! step to ask opens a batch and sends it a moment later; the others add their resources and
-//! wait for its answer.
+//! step to ask opens a batch and sends it once a moment passes with nobody joining; the others
+//! add their resources and wait for its answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -80,7 +80,16 @@ impl Ec2Provider {
         let mut answer = batch.answer.subscribe();
         if sends {
             let guard = AnswerOnDrop(batch.clone());
-            tokio::time::sleep(self.tag_window).await;
+            // Open while others keep joining (a moment apart each), up to ten moments in all.
+            let mut seen = 0;
+            for _ in 0..10 {
+                tokio::time::sleep(self.tag_window).await;
+                let now = batch.resources.lock().expect("not poisoned").len();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
             // Closed: whoever asks from now on opens the next batch.
             self.tag_batches.open.lock().await.remove(&id);
             let all = std::mem::take(&mut *batch.resources.lock().expect("not poisoned"));
