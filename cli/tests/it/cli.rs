@@ -755,20 +755,16 @@ fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
         dir.path().join("templates/aerospike.conf.j2"),
     )
     .unwrap();
-    let o = asdr()
-        .current_dir(dir.path())
-        .args([
-            "-f",
-            "asdr.yaml",
-            "--world",
-            "world-backup-due.yaml",
-            "drill",
-            "quarterly",
-            "--yes",
-            "-q",
-        ])
-        .output()
-        .unwrap();
+    // The drill of the copied example, on `world`.
+    let drill = |world: &str, more: &[&str]| {
+        asdr()
+            .current_dir(dir.path())
+            .args(["-f", "asdr.yaml", "--world", world, "drill", "quarterly"])
+            .args(more)
+            .output()
+            .unwrap()
+    };
+    let o = drill("world-backup-due.yaml", &["--yes", "-q"]);
     assert!(
         o.status.success(),
         "{}{}",
@@ -802,19 +798,7 @@ fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
                 .any(|p| p.extension().is_some_and(|e| e == "json"))
     );
     // The check of a world-file drill: nothing to DryRun against, the rest is checked.
-    let check = asdr()
-        .current_dir(dir.path())
-        .args([
-            "-f",
-            "asdr.yaml",
-            "--world",
-            "world-backup-due.yaml",
-            "drill",
-            "quarterly",
-            "--check",
-        ])
-        .output()
-        .unwrap();
+    let check = drill("world-backup-due.yaml", &["--check"]);
     let shown = String::from_utf8_lossy(&check.stdout);
     assert!(shown.contains("not checked with DryRun"), "{shown}");
     assert!(
@@ -834,19 +818,7 @@ fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
         serde_json::to_string(&w).unwrap(),
     )
     .unwrap();
-    let check = asdr()
-        .current_dir(dir.path())
-        .args([
-            "-f",
-            "asdr.yaml",
-            "--world",
-            "no-smd.json",
-            "drill",
-            "quarterly",
-            "--check",
-        ])
-        .output()
-        .unwrap();
+    let check = drill("no-smd.json", &["--check"]);
     // Without its SMD archive the set is not complete (R2): the check fails at the plan.
     let refused = String::from_utf8_lossy(&check.stderr);
     assert_eq!(check.status.code(), Some(1), "{refused}");

@@ -105,6 +105,20 @@ async fn seed_node(
     id
 }
 
+/// The number `-v` prints after `prefix` ("made 14 EC2 API calls").
+fn counted(stderr: &str, prefix: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(prefix)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `{prefix}` count in:\n{stderr}"))
+}
+
 /// A VPC on 127.0.0.0/16 with a subnet per (zone, CIDR); zone → subnet id.
 async fn seed_subnets(
     ec2: &aws_sdk_ec2::Client,
@@ -324,26 +338,9 @@ async fn backup_against_moto_tags_every_snapshot_marks_the_set_and_a_second_appl
     let applied = env.asdr(&["apply", "--yes", "-v"]);
     assert!(applied.status.success());
     let stderr = String::from_utf8_lossy(&applied.stderr);
-    let count = |what: &str| -> usize {
-        stderr
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(what)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or_else(|| panic!("no `{what}` line in:\n{stderr}"))
-    };
     let (observed, made) = (
-        stderr
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("observed cluster prod-east with ")
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse::<usize>().ok())
-            })
-            .expect("an observation line"),
-        count("made "),
+        counted(&stderr, "observed cluster prod-east with "),
+        counted(&stderr, "made "),
     );
     eprintln!("backup of 3 nodes × 3 devices: observation {observed} EC2 calls, apply {made}");
     // Observation is a fixed handful of calls, whatever the number of nodes and sets.
@@ -545,16 +542,7 @@ async fn replace_a1_against_moto_keeps_its_address_zone_subnet_and_volumes() {
     let applied = env.asdr(&["apply", "--yes", "-v", "--restore", "replace-a1"]);
     let stderr = String::from_utf8_lossy(&applied.stderr);
     assert!(applied.status.success(), "{stderr}");
-    let made: usize = stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("made ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no call count in:\n{stderr}"));
+    let made = counted(&stderr, "made ");
     eprintln!("replace-a1 (3 volumes): {made} EC2 calls to apply");
     // The launch (its evidence, the address's holders, RunInstances, a poll) and per volume its
     // evidence, its state, AttachVolume and a poll: 16 on moto; a few more polls are allowed.
@@ -1339,16 +1327,7 @@ async fn a_64_node_backup_makes_at_most_80_ec2_calls() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let made: usize = stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("made ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no call count in:\n{stderr}"));
+    let made = counted(&stderr, "made ");
     eprintln!("64-node × 3-volume backup: {made} EC2 calls to apply");
     let snaps = ec2
         .describe_snapshots()

@@ -248,7 +248,7 @@ fn r14_backup_is_refused_while_a_node_is_down() {
 }
 
 #[test]
-fn a_backup_not_yet_due_says_a_node_is_down_and_how_to_bring_it_back() {
+fn r14_a_backup_not_yet_due_says_a_node_is_down_and_how_to_bring_it_back() {
     let policy = example_policy();
     let mut spec = WorldSpec::new(NOW);
     spec.newest_set_age = time::Duration::hours(2);
