@@ -399,7 +399,12 @@ impl Session {
                     on_event,
                 );
                 if self.verbose {
-                    eprintln!("made {} EC2 API calls", calls.get());
+                    let by_api: Vec<String> = calls
+                        .by_api()
+                        .iter()
+                        .map(|(api, n)| format!("{api} {n}"))
+                        .collect();
+                    eprintln!("made {} EC2 API calls ({})", calls.get(), by_api.join(", "));
                 }
                 report
             }

@@ -261,7 +261,7 @@ fn snapshot_set(
             );
             lanes[lane] = Some(stable);
         }
-        for (ebs, _, done) in &devices {
+        for (ebs, volume, done) in &devices {
             let pending_existing = done.is_some_and(|s| s.state != SnapshotState::Completed);
             let new = done.is_none();
             if !(new || pending_existing) {
@@ -282,6 +282,7 @@ fn snapshot_set(
                     device: Some(ebs.clone()),
                     progress: Some(s.progress),
                     set: Some(set.to_string()),
+                    volume_id: None,
                 },
                 None => params::WaitSnapshot {
                     set: Some(set.to_string()),
@@ -289,6 +290,9 @@ fn snapshot_set(
                     device: Some(ebs.clone()),
                     snapshot_id: None,
                     progress: None,
+                    // CreateSnapshots tags alike: this wait names its snapshot's device.
+                    volume_id: (backup.consistency == Consistency::MultiVolume)
+                        .then(|| volume.id.clone()),
                 },
             };
             before_mark.push(b.step(

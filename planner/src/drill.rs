@@ -115,6 +115,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                         set: None,
                         node: None,
                         device: None,
+                        volume_id: None,
                     }),
                 ));
             }

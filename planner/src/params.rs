@@ -117,6 +117,12 @@ pub struct WaitSnapshot {
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// The volume the awaited snapshot is taken of, when a step of this plan creates it. A
+    /// multi-volume CreateSnapshots tags all its snapshots alike: the wait finds its own by this
+    /// volume and gives it its `asdr:device` tag (the waits of a set tag together, one CreateTags
+    /// per device, outside the nodes' write-stop windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
     /// The progress observed when the plan was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,

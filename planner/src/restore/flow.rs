@@ -109,6 +109,7 @@ impl<'n> NodeFlow<'n> {
                                 set: None,
                                 node: None,
                                 device: None,
+                                volume_id: None,
                             }),
                         ));
                     }

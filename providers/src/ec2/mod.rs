@@ -23,13 +23,22 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 pub use observe::observe_cloud;
 
-/// Counts EC2 API calls (operations, not retry attempts), for `-v` and the observation budget.
+/// Counts EC2 API calls (operations, not retry attempts), in all and by API, for `-v`, the
+/// observation budget and the benchmarks.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(pub Arc<AtomicUsize>);
+pub struct CallCounter {
+    total: Arc<AtomicUsize>,
+    by_api: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+}
 
 impl CallCounter {
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// The calls made so far, by operation name ("CreateSnapshots": 64, …).
+    pub fn by_api(&self) -> std::collections::BTreeMap<String, usize> {
+        self.by_api.lock().expect("not poisoned").clone()
     }
 }
 
@@ -41,9 +50,19 @@ impl Intercept for CallCounter {
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        let api = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("unknown", |m| m.name())
+            .to_string();
+        *self
+            .by_api
+            .lock()
+            .expect("not poisoned")
+            .entry(api)
+            .or_default() += 1;
         Ok(())
     }
 }
@@ -62,6 +81,8 @@ pub struct Ec2Provider {
     /// How long one DescribeSnapshots of a set answers every wait on that set: the waits of a
     /// 256-node backup poll with one call, not one each.
     pub set_view_fresh: Duration,
+    /// How soon a wait whose snapshot a view predates may have the set described again.
+    pub set_view_newer: Duration,
     set_views: std::sync::Arc<tokio::sync::Mutex<SetViews>>,
     /// The snapshots each plan made, described once per process, and the steps this process
     /// has acted on since (whose evidence is then looked up afresh).
@@ -85,6 +106,7 @@ impl Ec2Provider {
             cluster: cluster.into(),
             snapshot_rate_backoff: Duration::from_secs(15),
             set_view_fresh: Duration::from_secs(3),
+            set_view_newer: Duration::from_millis(500),
             set_views: Default::default(),
             plan_views: Default::default(),
             tag_window: Duration::from_millis(100),

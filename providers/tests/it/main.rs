@@ -4,6 +4,7 @@
 
 mod aws;
 mod ec2_mocks;
+mod ec2_moto;
 mod info_vectors;
 mod nodes;
 mod transports;

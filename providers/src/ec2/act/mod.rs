@@ -163,25 +163,44 @@ impl Ec2Provider {
 
     /// The snapshots of this cluster's `set`, from one DescribeSnapshots shared by every wait on
     /// the set within `set_view_fresh` (the lock is held across the call: concurrent waits queue
-    /// behind the one that asks, then read its answer).
-    async fn set_view(&self, set: &str) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
-        let mut views = self.set_views.lock().await;
-        if let Some((at, snaps)) = views.get(set)
-            && at.elapsed() < self.set_view_fresh
-        {
-            return Ok(snaps.clone());
+    /// behind the one that asks, then read its answer). A wait whose snapshots (`made`) the view
+    /// predates asks for a newer one, but views are described at most once per
+    /// `set_view_newer`: the waits of nodes snapshotted one after another share a few calls, not
+    /// one each.
+    async fn set_view(
+        &self,
+        set: &str,
+        made: &[&String],
+    ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
+        loop {
+            let mut views = self.set_views.lock().await;
+            match views.get(set) {
+                Some((at, snaps))
+                    if at.elapsed() < self.set_view_fresh
+                        && made.iter().all(|id| snaps.iter().any(|s| &&s.id == id)) =>
+                {
+                    return Ok(snaps.clone());
+                }
+                Some((at, _)) if at.elapsed() < self.set_view_newer => {
+                    let newer_at = *at + self.set_view_newer;
+                    drop(views);
+                    tokio::time::sleep_until(newer_at).await;
+                }
+                _ => {
+                    let snaps = self
+                        .snapshots_by(vec![
+                            filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
+                            filter(&format!("tag:{}", tags::SET), set),
+                        ])
+                        .await?;
+                    views.insert(
+                        set.to_string(),
+                        (tokio::time::Instant::now(), snaps.clone()),
+                    );
+                    return Ok(snaps);
+                }
+            }
         }
-        let snaps = self
-            .snapshots_by(vec![
-                filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
-                filter(&format!("tag:{}", tags::SET), set),
-            ])
-            .await?;
-        views.insert(
-            set.to_string(),
-            (tokio::time::Instant::now(), snaps.clone()),
-        );
-        Ok(snaps)
     }
 
     async fn wait_target(
@@ -191,12 +210,29 @@ impl Ec2Provider {
     ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
         // Waits of a backup know their set: one view of it answers them all.
         if let Some(set) = &p.set {
-            let view = self.set_view(set).await?;
+            // The snapshots the step this wait follows made: the view must show them.
+            let made: Vec<&String> = input
+                .step
+                .depends_on
+                .iter()
+                .filter_map(|d| input.learned.get(d))
+                .flat_map(|l| &l.snapshot_ids)
+                .collect();
+            let view = self.set_view(set, &made).await?;
             let found = match &p.snapshot_id {
                 Some(id) => view.into_iter().find(|s| &s.id == id),
                 None => view.into_iter().find(|s| {
                     let t = |k: &str| s.tags.get(k).map(String::as_str);
-                    t(tags::NODE) == p.node.as_deref() && t(tags::DEVICE) == p.device.as_deref()
+                    t(tags::NODE) == p.node.as_deref()
+                        && match t(tags::DEVICE) {
+                            Some(d) => Some(d) == p.device.as_deref(),
+                            // Not tagged yet: the snapshot of this wait's volume that a step of
+                            // this plan made, never another run's.
+                            None => {
+                                p.volume_id.as_ref() == Some(&s.volume_id)
+                                    && t(tags::PLAN) == Some(input.plan_id)
+                            }
+                        }
                 }),
             };
             if found.is_some() || p.snapshot_id.is_none() {
@@ -234,28 +270,33 @@ impl Ec2Provider {
             .next())
     }
 
-    /// CreateSnapshots tags every snapshot alike; each then gets its own `asdr:device`.
-    async fn tag_devices(
+    /// The snapshot a wait is for, with its `asdr:device` tag: the snapshot of a multi-volume
+    /// step carries only the tags CreateSnapshots gave all its snapshots alike, and the wait
+    /// tags it (one CreateTags per device for every wait of the set asking at about the same
+    /// time). Waits take no executor slot, so all of a set's waits batch together whatever the
+    /// parallelism, and the tagging stays out of the nodes' write-stop windows.
+    async fn wait_target_tagged(
         &self,
-        p: &params::SnapshotInstance,
-        snaps: &[asdr_planner::world::Snapshot],
-    ) -> Result<(), StepError> {
-        let devices: BTreeMap<&String, &String> = p
-            .volumes
-            .iter()
-            .map(|v| (&v.volume_id, &v.device))
-            .collect();
-        // By device: one CreateTags for this device's snapshot of every node backed up now.
-        let mut by_device: BTreeMap<&String, Vec<String>> = BTreeMap::new();
-        for s in snaps.iter().filter(|s| !s.tags.contains_key(tags::DEVICE)) {
-            if let Some(dev) = devices.get(&s.volume_id) {
-                by_device.entry(*dev).or_default().push(s.id.clone());
+        input: &StepInput<'_>,
+        p: &params::WaitSnapshot,
+    ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
+        let Some(mut s) = self.wait_target(input, p).await? else {
+            return Ok(None);
+        };
+        if let (Some(device), Some(set)) = (&p.device, &p.set)
+            && !s.tags.contains_key(tags::DEVICE)
+        {
+            self.tag_together(tags::DEVICE, device, vec![s.id.clone()])
+                .await?;
+            s.tags.insert(tags::DEVICE.into(), device.clone());
+            // The set's shared view learns it too, so other waits do not tag it again.
+            if let Some((_, view)) = self.set_views.lock().await.get_mut(set)
+                && let Some(v) = view.iter_mut().find(|v| v.id == s.id)
+            {
+                v.tags.insert(tags::DEVICE.into(), device.clone());
             }
         }
-        for (dev, ids) in by_device {
-            self.tag_together(tags::DEVICE, dev, ids).await?;
-        }
-        Ok(())
+        Ok(Some(s))
     }
 }
 

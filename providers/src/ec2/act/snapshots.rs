@@ -10,15 +10,17 @@ impl Ec2Provider {
     ) -> Result<Option<Resources>, StepError> {
         Ok(match &input.step.params {
             Params::SnapshotInstance(_) | Params::Snapshot(_) => {
+                // Made by this step: their device tags are the waits' to give.
                 let snaps = self.snapshots_of_step(&input).await?;
-                // Adopted only once every snapshot carries its device tag.
-                (!snaps.is_empty() && snaps.iter().all(|s| s.tags.contains_key(tags::DEVICE)))
+                (!snaps.is_empty())
                     .then(|| Learned::snapshots(snaps.iter().map(|s| s.id.clone()).collect()))
             }
             Params::WaitSnapshot(p) => self
                 .wait_target(&input, p)
                 .await?
                 .filter(|s| s.state == SnapshotState::Completed)
+                // Adopted once tagged; otherwise acting tags it.
+                .filter(|s| p.device.is_none() || s.tags.contains_key(tags::DEVICE))
                 .map(|s| Learned::snapshot(s.id)),
             Params::MarkSetComplete(p) => {
                 let snaps = self
@@ -47,60 +49,43 @@ impl Ec2Provider {
         let step = input.step;
         match &step.params {
             Params::SnapshotInstance(p) => {
-                // Snapshots of an earlier, interrupted run that never got their device tags.
-                let existing = self.snapshots_of_step(&input).await?;
+                // Observing found none of this step's snapshots: from now on they are looked up
+                // afresh.
                 self.acting_on(&input).await;
-                let snaps = if existing.is_empty() {
-                    let instance = &p.instance_id;
-                    let wanted: Vec<&String> = p.volumes.iter().map(|v| &v.volume_id).collect();
-                    // Only the planned data volumes: every other data volume is excluded. The root
-                    // volume is left to ExcludeBootVolume: EC2 refuses the request when it is
-                    // named among the excluded data volumes.
-                    let others: Vec<String> = match &p.exclude_volume_ids {
-                        Some(planned) => planned.clone(),
-                        None => self
-                            .instance(instance)
-                            .await?
-                            .map(|i| excluded_data_volumes(&i, &wanted))
-                            .unwrap_or_default(),
-                    };
-                    let spec = InstanceSpecification::builder()
-                        .instance_id(instance)
-                        .exclude_boot_volume(true)
-                        .set_exclude_data_volume_ids((!others.is_empty()).then_some(others))
-                        .build();
-                    let out = self
-                        .client
-                        .create_snapshots()
-                        .instance_specification(spec)
-                        .description(format!("asdr {}", step.id))
-                        .tag_specifications(tag_spec(
-                            ResourceType::Snapshot,
-                            step_tags(&input, &[]),
-                        ))
-                        .send()
-                        .await
-                        .map_err(|e| self.classify("CreateSnapshots", e))?;
+                let instance = &p.instance_id;
+                let wanted: Vec<&String> = p.volumes.iter().map(|v| &v.volume_id).collect();
+                // Only the planned data volumes: every other data volume is excluded. The root
+                // volume is left to ExcludeBootVolume: EC2 refuses the request when it is named
+                // among the excluded data volumes.
+                let others: Vec<String> = match &p.exclude_volume_ids {
+                    Some(planned) => planned.clone(),
+                    None => self
+                        .instance(instance)
+                        .await?
+                        .map(|i| excluded_data_volumes(&i, &wanted))
+                        .unwrap_or_default(),
+                };
+                let spec = InstanceSpecification::builder()
+                    .instance_id(instance)
+                    .exclude_boot_volume(true)
+                    .set_exclude_data_volume_ids((!others.is_empty()).then_some(others))
+                    .build();
+                // One call, so every device comes from the same moment (R1). The snapshots get
+                // their `asdr:device` tags from their waits, after the node is back in service.
+                let out = self
+                    .client
+                    .create_snapshots()
+                    .instance_specification(spec)
+                    .description(format!("asdr {}", step.id))
+                    .tag_specifications(tag_spec(ResourceType::Snapshot, step_tags(&input, &[])))
+                    .send()
+                    .await
+                    .map_err(|e| self.classify("CreateSnapshots", e))?;
+                Progress::done(Learned::snapshots(
                     out.snapshots()
                         .iter()
-                        .map(|s| asdr_planner::world::Snapshot {
-                            id: s.snapshot_id().unwrap_or_default().into(),
-                            volume_id: s.volume_id().unwrap_or_default().into(),
-                            volume_size_gib: 0,
-                            state: SnapshotState::Pending,
-                            progress: 0,
-                            start_time: time::OffsetDateTime::UNIX_EPOCH,
-                            encrypted: false,
-                            kms_key_id: None,
-                            tags: Default::default(),
-                        })
-                        .collect()
-                } else {
-                    existing
-                };
-                self.tag_devices(p, &snaps).await?;
-                Progress::done(Learned::snapshots(
-                    snaps.iter().map(|s| s.id.clone()).collect(),
+                        .map(|s| s.snapshot_id().unwrap_or_default().to_string())
+                        .collect(),
                 ))
             }
             Params::Snapshot(p) => {
@@ -121,7 +106,7 @@ impl Ec2Provider {
                     out.snapshot_id().unwrap_or_default().to_string(),
                 ]))
             }
-            Params::WaitSnapshot(p) => match self.wait_target(&input, p).await? {
+            Params::WaitSnapshot(p) => match self.wait_target_tagged(&input, p).await? {
                 None => Err(StepError::transient(
                     "InvalidSnapshot.NotFound",
                     format!("no snapshot yet for {}", step.id),
@@ -144,14 +129,21 @@ impl Ec2Provider {
                         filter(&format!("tag:{}", tags::SET), set),
                     ])
                     .await?;
-                if snaps.len() < expected
+                // Every node's every device, by its tags: a snapshot whose wait never tagged it
+                // does not count (R2).
+                let devices: std::collections::HashSet<(&String, &String)> = snaps
+                    .iter()
+                    .filter_map(|s| Some((s.tags.get(tags::NODE)?, s.tags.get(tags::DEVICE)?)))
+                    .collect();
+                if devices.len() < expected
                     || snaps.iter().any(|s| s.state != SnapshotState::Completed)
                 {
                     return Err(StepError::permanent(
                         "IncompleteSet",
                         format!(
-                            "set {set} has {} snapshots, {expected} expected, not all completed (R2)",
-                            snaps.len()
+                            "set {set} has {} snapshots covering {} node devices, {expected} expected, not all completed (R2)",
+                            snaps.len(),
+                            devices.len()
                         ),
                     ));
                 }
