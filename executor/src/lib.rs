@@ -21,6 +21,9 @@ pub struct StepStates {
     pub failed: HashSet<String>,
     pub skipped: HashSet<String>,
     pub running: HashSet<String>,
+    /// Running steps that have made their change and now only watch it (they reported
+    /// `Pending`): like waits, they take no parallelism slot.
+    pub polling: HashSet<String>,
 }
 
 /// Quiesce and stop count against `max_nodes_at_once`, except the stops of a full-cluster restore

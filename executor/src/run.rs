@@ -253,11 +253,12 @@ pub async fn execute<P: Provider>(
             }
         }
         skip_dependents(&plan, &mut progress, &mut outcomes, journal, on_event)?;
-        // Parallelism bounds operations in flight; waits only poll, so they take no slot.
+        // Parallelism bounds operations in flight; waits, and operations that made their change
+        // and now watch it settle (an attachment, an instance starting), only poll: no slot.
         let operations = progress
             .running
             .iter()
-            .filter(|id| !by_id[*id].kind().is_wait())
+            .filter(|id| !by_id[*id].kind().is_wait() && !progress.polling.contains(*id))
             .count();
         let mut slots = opts.parallelism.max(1).saturating_sub(operations);
         let mut next: Vec<String> = Vec::new();
@@ -302,7 +303,15 @@ pub async fn execute<P: Provider>(
         let grace_ends = interrupted.map(|at| at + opts.grace);
         let joined = loop {
             tokio::select! {
-                Some(e) = rx.recv() => on_event(&e),
+                Some(e) = rx.recv() => {
+                    let frees_slot = matches!(&e, Event::Pending { step, .. }
+                        if progress.running.contains(step) && progress.polling.insert(step.clone()));
+                    on_event(&e);
+                    // A slot came free: the top of the loop starts what is ready.
+                    if frees_slot {
+                        break None;
+                    }
+                }
                 j = tasks.join_next_with_id() => break Some(j),
                 _ = stop.changed(), if interrupted.is_none() => break None,
                 () = tokio::time::sleep_until(grace_ends.unwrap_or_else(tokio::time::Instant::now)),
@@ -319,7 +328,7 @@ pub async fn execute<P: Provider>(
                 }
             }
         };
-        // Interrupted while waiting: the top of the loop stops what must stop.
+        // Interrupted, or a slot freed: the top of the loop stops or starts what it must.
         let Some(joined) = joined else { continue };
         let Some(joined) = joined else { break };
         let (id, outcome) = match joined {
@@ -330,6 +339,7 @@ pub async fn execute<P: Provider>(
             Err(e) if e.is_cancelled() => {
                 let (id, _) = handles.remove(&e.id()).expect("a task of ours");
                 progress.running.remove(&id);
+                progress.polling.remove(&id);
                 let outcome = skipped(journal, &id, "interrupted while it ran".into())?;
                 progress.skipped.insert(id.clone());
                 on_event(&Event::Finished {
@@ -342,6 +352,7 @@ pub async fn execute<P: Provider>(
             Err(e) => panic!("a step task panicked: {e}"),
         };
         progress.running.remove(&id);
+        progress.polling.remove(&id);
         let step = &by_id[&id];
         let mut entry = Entry::new(EventKind::Done, Some(&id));
         match &outcome {
@@ -526,8 +537,9 @@ async fn run_step<P: Provider>(
                 if let Some(resources) = provider.observe(input).await? {
                     return Ok(Outcome::Adopted { resources });
                 }
-                // Polls back off: ×1.5 each time, up to 4× the base interval.
-                let mut interval = opts.poll_interval;
+                // The first poll comes soon (an attachment or a launch often settles within a
+                // second or two), then polls back off: ×1.5 each time, up to 4× the interval.
+                let mut interval = opts.poll_interval.min(Duration::from_secs(1));
                 loop {
                     match provider.act(input).await? {
                         StepProgress::Done(resources) => {
@@ -579,5 +591,114 @@ async fn run_step<P: Provider>(
             error: format!("timed out after {}s", deadline.as_secs_f64()),
             attempts,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asdr_planner::Summary;
+    use asdr_planner::params::{Learned, Params};
+    use std::sync::Mutex;
+
+    /// Each step: its first act makes "the change" (counted while it lasts) and reports pending;
+    /// its second act finishes.
+    #[derive(Default)]
+    struct Settling {
+        acted: Mutex<std::collections::HashSet<String>>,
+        changing: Mutex<(usize, usize)>,
+        started_before_first_done: Mutex<Option<usize>>,
+    }
+
+    impl Provider for Settling {
+        async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+            Ok(None)
+        }
+
+        async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+            let first = self.acted.lock().unwrap().insert(input.step.id.clone());
+            if first {
+                {
+                    let mut c = self.changing.lock().unwrap();
+                    c.0 += 1;
+                    c.1 = c.1.max(c.0);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.changing.lock().unwrap().0 -= 1;
+                return StepProgress::pending("settling", None);
+            }
+            let started = self.acted.lock().unwrap().len();
+            self.started_before_first_done
+                .lock()
+                .unwrap()
+                .get_or_insert(started);
+            StepProgress::done(Learned::default())
+        }
+    }
+
+    /// Parallelism bounds the changes being made at once; a step that made its change and only
+    /// watches it settle frees its slot, so the next starts without waiting for the poll.
+    #[tokio::test]
+    async fn a_step_watching_its_change_settle_frees_its_parallelism_slot() {
+        let steps: Vec<Step> = (0..4)
+            .map(|i| Step {
+                id: format!("snapshot:n{i}"),
+                params: Params::Snapshot(asdr_planner::params::Snapshot {
+                    description: String::new(),
+                    device: "/dev/sdf".into(),
+                    set: "bs-20261121T090000Z".into(),
+                    tags: Default::default(),
+                    volume_id: format!("vol-{i}"),
+                }),
+                node: Some(format!("n{i}")),
+                depends_on: vec![],
+                cleanup: false,
+            })
+            .collect();
+        let plan = Plan {
+            format_version: 1,
+            plan_id: "p".into(),
+            cluster: "c".into(),
+            operation: "backup".into(),
+            now: String::new(),
+            spec_digest: String::new(),
+            world_digest: String::new(),
+            changes: vec![],
+            summary: Summary {
+                steps: steps.len(),
+                ..Summary::default()
+            },
+            steps,
+            warnings: vec![],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
+        let provider = Arc::new(Settling::default());
+        let opts = Options {
+            parallelism: 1,
+            poll_interval: Duration::from_millis(300),
+            ..Options::default()
+        };
+        let report = execute(
+            Arc::new(plan),
+            provider.clone(),
+            &mut journal,
+            BTreeMap::new(),
+            &opts,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded(), "{:?}", report.outcomes);
+        assert_eq!(
+            provider.changing.lock().unwrap().1,
+            1,
+            "never two changes at once at parallelism 1"
+        );
+        assert_eq!(
+            *provider.started_before_first_done.lock().unwrap(),
+            Some(4),
+            "every step made its change while the first was still settling"
+        );
     }
 }

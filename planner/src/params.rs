@@ -518,6 +518,10 @@ pub struct Learned {
     pub snapshot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_ids: Vec<String>,
+    /// The volume each of `snapshot_ids` was taken of (a multi-volume snapshot step's waits find
+    /// their own by it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshot_volumes: BTreeMap<String, String>,
     /// Where an archive was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
@@ -573,6 +577,15 @@ impl Learned {
     pub fn snapshots(ids: Vec<String>) -> Learned {
         Learned {
             snapshot_ids: ids,
+            ..Learned::default()
+        }
+    }
+
+    /// Snapshots and the volume each was taken of.
+    pub fn snapshots_of_volumes(by_snapshot: BTreeMap<String, String>) -> Learned {
+        Learned {
+            snapshot_ids: by_snapshot.keys().cloned().collect(),
+            snapshot_volumes: by_snapshot,
             ..Learned::default()
         }
     }

@@ -5,10 +5,11 @@
 //! detaches or terminates what it owns).
 
 mod act;
+mod batch;
 pub mod dry_run;
 pub mod iam;
 mod observe;
-mod tag_batch;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,9 +48,12 @@ impl Intercept for CallCounter {
         "asdr-call-counter"
     }
 
-    fn read_before_execution(
+    // Once per operation, after the operation's own configuration (its name) is in the bag: a
+    // client interceptor's read_before_execution runs before it is.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.total.fetch_add(1, Ordering::SeqCst);
@@ -89,13 +93,21 @@ pub struct Ec2Provider {
     plan_views: std::sync::Arc<tokio::sync::Mutex<PlanViews>>,
     /// How long a CreateTags waits for others asking for the same tag (again while they come).
     pub tag_window: Duration,
-    tag_batches: std::sync::Arc<tag_batch::TagBatches>,
+    /// Lookups and tags shared between the steps (see `views`).
+    views: std::sync::Arc<views::Views>,
+    /// CreateSnapshots calls sent and not yet answered: the device tags of their snapshots are
+    /// coming.
+    snapshots_in_flight: std::sync::Arc<AtomicUsize>,
+    /// The snapshots this process gave their `asdr:device` tag.
+    device_tagged: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Per plan: its snapshots when first described in this process, and the steps acted on since.
 #[derive(Debug, Default)]
 struct PlanViews {
     snapshots: std::collections::HashMap<String, Vec<asdr_planner::world::Snapshot>>,
+    volumes: std::collections::HashMap<String, Vec<asdr_planner::world::Volume>>,
+    instances: std::collections::HashMap<String, Vec<asdr_planner::world::Instance>>,
     acted: std::collections::HashSet<(String, String)>,
 }
 
@@ -110,7 +122,12 @@ impl Ec2Provider {
             set_views: Default::default(),
             plan_views: Default::default(),
             tag_window: Duration::from_millis(100),
-            tag_batches: Default::default(),
+            views: std::sync::Arc::new(views::Views::new(
+                Duration::from_secs(3),
+                Duration::from_millis(20),
+            )),
+            device_tagged: Default::default(),
+            snapshots_in_flight: Default::default(),
         }
     }
 

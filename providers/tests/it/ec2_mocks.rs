@@ -425,12 +425,8 @@ async fn defect_18_delete_volume_is_done_only_once_the_volume_is_gone() {
     use aws_sdk_ec2::types::VolumeState;
     let describe = mock!(aws_sdk_ec2::Client::describe_volumes)
         .sequence()
-        // observe, then act: there and available; the next polls: deleting, deleting, gone.
-        .output(|| {
-            DescribeVolumesOutput::builder()
-                .volumes(drill_volume(VolumeState::Available))
-                .build()
-        })
+        // observe (act reads the same answer): there and available; the next polls: deleting,
+        // deleting, gone.
         .output(|| {
             DescribeVolumesOutput::builder()
                 .volumes(drill_volume(VolumeState::Available))

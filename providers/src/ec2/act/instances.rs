@@ -4,6 +4,16 @@
 use super::*;
 
 impl Ec2Provider {
+    /// The instance and its address, changed by this process just now.
+    fn changed_instance(&self, i: Option<&asdr_planner::world::Instance>) {
+        if let Some(i) = i {
+            self.views.instances.changed(&i.id);
+            if let Some(ip) = &i.private_ip {
+                self.views.holders.changed(ip);
+            }
+        }
+    }
+
     pub(super) async fn observe_instances(
         &self,
         input: StepInput<'_>,
@@ -19,14 +29,12 @@ impl Ec2Provider {
                 .await?
                 .filter(|i| i.state == InstanceState::Terminated)
                 .map(|_| Resources::new()),
-            Params::ProvisionInstance(_) => {
-                let mut found = BTreeMap::new();
-                self.instances(mine(&input), &mut found).await?;
-                found
-                    .into_values()
-                    .find(|i| i.state == InstanceState::Running)
-                    .map(|i| Learned::instance(i.id))
-            }
+            Params::ProvisionInstance(_) => self
+                .instances_of_step(&input)
+                .await?
+                .into_iter()
+                .find(|i| i.state == InstanceState::Running)
+                .map(|i| Learned::instance(i.id)),
             _ => None,
         })
     }
@@ -36,7 +44,8 @@ impl Ec2Provider {
         match &step.params {
             Params::StopInstance(p) => {
                 let id = &p.instance_id;
-                match self.instance(id).await?.map(|i| i.state) {
+                let found = self.instance(id).await?;
+                match found.as_ref().map(|i| i.state) {
                     None | Some(InstanceState::Stopped | InstanceState::Terminated) => {
                         Progress::finished()
                     }
@@ -52,13 +61,15 @@ impl Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("StopInstances", e))?;
+                        self.changed_instance(found.as_ref());
                         Progress::pending(format!("{id} stopping"), None)
                     }
                 }
             }
             Params::TerminateInstance(p) => {
                 let id = &p.instance_id;
-                match self.instance(id).await?.map(|i| i.state) {
+                let found = self.instance(id).await?;
+                match found.as_ref().map(|i| i.state) {
                     None | Some(InstanceState::Terminated) => Progress::finished(),
                     Some(InstanceState::ShuttingDown) => {
                         Progress::pending(format!("{id} shutting down"), None)
@@ -70,6 +81,7 @@ impl Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("TerminateInstances", e))?;
+                        self.changed_instance(found.as_ref());
                         Progress::pending(format!("{id} shutting down"), None)
                     }
                 }
@@ -78,23 +90,8 @@ impl Ec2Provider {
                 let ip = &p.private_ip;
                 // The old instance may still hold the address (shutting down): wait it out rather
                 // than have RunInstances fail (moto answers that with a bare 500).
-                let mut holders = BTreeMap::new();
-                self.instances(
-                    vec![
-                        filter("private-ip-address", ip),
-                        Filter::builder()
-                            .name("instance-state-name")
-                            .values("pending")
-                            .values("running")
-                            .values("shutting-down")
-                            .values("stopping")
-                            .values("stopped")
-                            .build(),
-                    ],
-                    &mut holders,
-                )
-                .await?;
-                if let Some(h) = holders.values().find(|i| {
+                let holders = self.holders(ip).await?;
+                if let Some(h) = holders.iter().find(|i| {
                     !(i.tags.get(tags::PLAN).map(String::as_str) == Some(input.plan_id)
                         && i.tags.get(tags::STEP) == Some(&step.id))
                 }) {
@@ -104,7 +101,7 @@ impl Ec2Provider {
                         Duration::from_secs(5),
                     ));
                 }
-                if let Some(mine) = holders.into_values().next() {
+                if let Some(mine) = holders.into_iter().next() {
                     return if mine.state == InstanceState::Running {
                         Progress::done(Learned::instance(mine.id))
                     } else {
@@ -149,10 +146,12 @@ impl Ec2Provider {
                 if let Some(key) = &p.key_name {
                     run = run.key_name(key);
                 }
+                self.acting_on(&input).await;
                 let out = run
                     .send()
                     .await
                     .map_err(|e| self.classify("RunInstances", e))?;
+                self.views.holders.changed(ip);
                 let id = out
                     .instances()
                     .first()

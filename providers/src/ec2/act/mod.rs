@@ -11,7 +11,6 @@ use asdr_planner::tags;
 use asdr_planner::world::{InstanceState, SnapshotState, VolumeState};
 use aws_sdk_ec2::types::{Filter, InstanceSpecification, ResourceType, Tag, TagSpecification};
 
-use super::observe::{to_instance, to_volume};
 use super::{Ec2Provider, client_token};
 
 mod instances;
@@ -71,6 +70,18 @@ fn tag_spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
         .build()
 }
 
+/// What a plan view holds of this step (its `asdr:step` tag).
+fn of_step<T: Clone>(
+    all: &[T],
+    input: &StepInput<'_>,
+    tags_of: impl Fn(&T) -> &BTreeMap<String, String>,
+) -> Vec<T> {
+    all.iter()
+        .filter(|r| tags_of(r).get(tags::STEP) == Some(&input.step.id))
+        .cloned()
+        .collect()
+}
+
 fn mine(input: &StepInput<'_>) -> Vec<Filter> {
     vec![
         filter(&format!("tag:{}", tags::PLAN), input.plan_id),
@@ -79,45 +90,6 @@ fn mine(input: &StepInput<'_>) -> Vec<Filter> {
 }
 
 impl Ec2Provider {
-    async fn instance(&self, id: &str) -> Result<Option<asdr_planner::world::Instance>, StepError> {
-        match self
-            .client
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .next()
-                .map(to_instance)),
-            Err(e) => {
-                let e = self.classify("DescribeInstances", e);
-                if e.code == "InvalidInstanceID.NotFound" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    async fn volume(&self, id: &str) -> Result<Option<asdr_planner::world::Volume>, StepError> {
-        match self.client.describe_volumes().volume_ids(id).send().await {
-            Ok(out) => Ok(out.volumes().first().map(to_volume)),
-            Err(e) => {
-                let e = self.classify("DescribeVolumes", e);
-                if e.code == "InvalidVolume.NotFound" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
     async fn snapshots_by(
         &self,
         filters: Vec<Filter>,
@@ -145,11 +117,59 @@ impl Ec2Provider {
                 .await?;
             views.snapshots.insert(input.plan_id.to_string(), all);
         }
-        Ok(views.snapshots[input.plan_id]
-            .iter()
-            .filter(|s| s.tags.get(tags::STEP) == Some(&input.step.id))
-            .cloned()
-            .collect())
+        Ok(of_step(&views.snapshots[input.plan_id], input, |s| &s.tags))
+    }
+
+    /// The volumes this step made, as `snapshots_of_step` finds snapshots.
+    async fn volumes_of_step(
+        &self,
+        input: &StepInput<'_>,
+    ) -> Result<Vec<asdr_planner::world::Volume>, StepError> {
+        let key = (input.plan_id.to_string(), input.step.id.clone());
+        let mut views = self.plan_views.lock().await;
+        let mut found = BTreeMap::new();
+        if views.acted.contains(&key) {
+            drop(views);
+            self.volumes(mine(input), &mut found).await?;
+            return Ok(found.into_values().collect());
+        }
+        if !views.volumes.contains_key(input.plan_id) {
+            self.volumes(
+                vec![filter(&format!("tag:{}", tags::PLAN), input.plan_id)],
+                &mut found,
+            )
+            .await?;
+            views
+                .volumes
+                .insert(input.plan_id.to_string(), found.into_values().collect());
+        }
+        Ok(of_step(&views.volumes[input.plan_id], input, |v| &v.tags))
+    }
+
+    /// The instances this step launched, as `snapshots_of_step` finds snapshots.
+    async fn instances_of_step(
+        &self,
+        input: &StepInput<'_>,
+    ) -> Result<Vec<asdr_planner::world::Instance>, StepError> {
+        let key = (input.plan_id.to_string(), input.step.id.clone());
+        let mut views = self.plan_views.lock().await;
+        let mut found = BTreeMap::new();
+        if views.acted.contains(&key) {
+            drop(views);
+            self.instances(mine(input), &mut found).await?;
+            return Ok(found.into_values().collect());
+        }
+        if !views.instances.contains_key(input.plan_id) {
+            self.instances(
+                vec![filter(&format!("tag:{}", tags::PLAN), input.plan_id)],
+                &mut found,
+            )
+            .await?;
+            views
+                .instances
+                .insert(input.plan_id.to_string(), found.into_values().collect());
+        }
+        Ok(of_step(&views.instances[input.plan_id], input, |i| &i.tags))
     }
 
     /// From now on, this step's evidence is looked up afresh.
@@ -280,16 +300,20 @@ impl Ec2Provider {
         input: &StepInput<'_>,
         p: &params::WaitSnapshot,
     ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
+        // Known from the step that made it: tagged at once, before any view shows it, so the
+        // waits tag together as their snapshots are made.
+        if let (Some(id), Some(device)) = (self.untagged_made(input, p), &p.device) {
+            self.tag_device_once(&id, device).await?;
+        }
         let Some(mut s) = self.wait_target(input, p).await? else {
             return Ok(None);
         };
         if let (Some(device), Some(set)) = (&p.device, &p.set)
             && !s.tags.contains_key(tags::DEVICE)
         {
-            self.tag_together(tags::DEVICE, device, vec![s.id.clone()])
-                .await?;
+            self.tag_device_once(&s.id, device).await?;
             s.tags.insert(tags::DEVICE.into(), device.clone());
-            // The set's shared view learns it too, so other waits do not tag it again.
+            // The set's shared view learns it too.
             if let Some((_, view)) = self.set_views.lock().await.get_mut(set)
                 && let Some(v) = view.iter_mut().find(|v| v.id == s.id)
             {
@@ -297,6 +321,41 @@ impl Ec2Provider {
             }
         }
         Ok(Some(s))
+    }
+
+    /// The snapshot of the wait's volume that the step it follows made, unless this process
+    /// has given it its device tag already.
+    fn untagged_made(&self, input: &StepInput<'_>, p: &params::WaitSnapshot) -> Option<String> {
+        p.device.as_ref()?;
+        let id = input
+            .step
+            .depends_on
+            .iter()
+            .filter_map(|d| input.learned.get(d))
+            .flat_map(|l| &l.snapshot_volumes)
+            .find(|(_, v)| Some(*v) == p.volume_id.as_ref())
+            .map(|(id, _)| id.clone())?;
+        let tagged = self.device_tagged.lock().expect("not poisoned");
+        (!tagged.contains(&id)).then_some(id)
+    }
+
+    /// The `asdr:device` tag, unless this process gave it already.
+    async fn tag_device_once(&self, snapshot: &str, device: &str) -> Result<(), StepError> {
+        if self
+            .device_tagged
+            .lock()
+            .expect("not poisoned")
+            .contains(snapshot)
+        {
+            return Ok(());
+        }
+        self.tag_together(tags::DEVICE, device, vec![snapshot.to_string()])
+            .await?;
+        self.device_tagged
+            .lock()
+            .expect("not poisoned")
+            .insert(snapshot.to_string());
+        Ok(())
     }
 }
 

@@ -12,9 +12,18 @@ impl Ec2Provider {
             Params::SnapshotInstance(_) | Params::Snapshot(_) => {
                 // Made by this step: their device tags are the waits' to give.
                 let snaps = self.snapshots_of_step(&input).await?;
-                (!snaps.is_empty())
-                    .then(|| Learned::snapshots(snaps.iter().map(|s| s.id.clone()).collect()))
+                (!snaps.is_empty()).then(|| {
+                    Learned::snapshots_of_volumes(
+                        snaps
+                            .iter()
+                            .map(|s| (s.id.clone(), s.volume_id.clone()))
+                            .collect(),
+                    )
+                })
             }
+            // Just made and not yet given its device tag: nothing to adopt; acting tags it
+            // (without first waiting for a view of the set to show it).
+            Params::WaitSnapshot(p) if self.untagged_made(&input, p).is_some() => None,
             Params::WaitSnapshot(p) => self
                 .wait_target(&input, p)
                 .await?
@@ -72,6 +81,7 @@ impl Ec2Provider {
                     .build();
                 // One call, so every device comes from the same moment (R1). The snapshots get
                 // their `asdr:device` tags from their waits, after the node is back in service.
+                let _out = InFlight::new(&self.snapshots_in_flight);
                 let out = self
                     .client
                     .create_snapshots()
@@ -81,10 +91,15 @@ impl Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateSnapshots", e))?;
-                Progress::done(Learned::snapshots(
+                Progress::done(Learned::snapshots_of_volumes(
                     out.snapshots()
                         .iter()
-                        .map(|s| s.snapshot_id().unwrap_or_default().to_string())
+                        .map(|s| {
+                            (
+                                s.snapshot_id().unwrap_or_default().to_string(),
+                                s.volume_id().unwrap_or_default().to_string(),
+                            )
+                        })
                         .collect(),
                 ))
             }
@@ -197,4 +212,20 @@ pub(crate) fn excluded_data_volumes(
         .map(|b| b.volume_id.clone())
         .filter(|v| !wanted.contains(&v))
         .collect()
+}
+
+/// Counts a call while it is out (also when its step is stopped mid-call).
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }

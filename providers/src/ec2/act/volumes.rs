@@ -34,20 +34,17 @@ impl Ec2Provider {
                     })
                     .map(|_| Resources::new())
             }
-            Params::CreateVolume(_) => {
-                let mut found = BTreeMap::new();
-                let mut filters = mine(&input);
-                filters.push(
-                    Filter::builder()
-                        .name("status")
-                        .values("creating")
-                        .values("available")
-                        .values("in-use")
-                        .build(),
-                );
-                self.volumes(filters, &mut found).await?;
-                found.into_values().next().map(|v| Learned::volume(v.id))
-            }
+            Params::CreateVolume(_) => self
+                .volumes_of_step(&input)
+                .await?
+                .into_iter()
+                .find(|v| {
+                    matches!(
+                        v.state,
+                        VolumeState::Creating | VolumeState::Available | VolumeState::InUse
+                    )
+                })
+                .map(|v| Learned::volume(v.id)),
             Params::WaitVolume(p) => self
                 .volume(&volume_of(&input, &p.volume_id)?)
                 .await?
@@ -89,6 +86,7 @@ impl Ec2Provider {
                                 .send()
                                 .await
                                 .map_err(|e| self.classify("CreateTags", e))?;
+                            self.views.volumes.changed(vol);
                         }
                         Progress::finished()
                     }
@@ -104,6 +102,8 @@ impl Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("DetachVolume", e))?;
+                        self.views.volumes.changed(vol);
+                        self.views.instances.changed(inst);
                         Progress::pending(format!("{vol} detaching"), None)
                     }
                 }
@@ -135,6 +135,8 @@ impl Ec2Provider {
                             .send()
                             .await
                             .map_err(|e| self.classify("AttachVolume", e))?;
+                        self.views.volumes.changed(&vol);
+                        self.views.instances.changed(&inst);
                         Progress::pending(format!("{vol} attaching at {dev}"), None)
                     }
                 }
@@ -156,6 +158,7 @@ impl Ec2Provider {
                 if let Some(rate) = p.initialization_rate {
                     create = create.volume_initialization_rate(rate as i32);
                 }
+                self.acting_on(&input).await;
                 let out = create
                     .send()
                     .await
@@ -197,6 +200,7 @@ impl Ec2Provider {
                     .send()
                     .await
                     .map_err(|e| self.classify("DeleteVolume", e))?;
+                self.views.volumes.changed(vol);
                 Progress::pending(format!("{vol} deleting"), None)
             }
             other => Err(StepError::permanent(
