@@ -212,21 +212,27 @@ pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
 pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, usize), String> {
     let (ec2, counter) = ec2_provider(policy, aws).await;
-    let mut world = crate::ec2::observe_cloud(&ec2, policy)
-        .await
-        .map_err(|e| e.message)?;
+    // EC2, the store and the nodes answer independently: asked at once.
+    let (cloud, archives, nodes) = tokio::join!(
+        crate::ec2::observe_cloud(&ec2, policy),
+        async {
+            let store = smd_store(policy, aws).await;
+            let smd =
+                crate::store::smd_archives(&store, &policy.backup.smd_to, &policy.cluster.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            Ok::<_, String>((smd, asbackup_archives(policy, &store).await?))
+        },
+        refresh_nodes(policy, World::default()),
+    );
+    let mut world = cloud.map_err(|e| e.message)?;
+    (world.smd_archives, world.asbackup_archives) = archives?;
+    world.nodes = nodes.nodes;
     world.now = Some(
         time::OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
     );
-    let store = smd_store(policy, aws).await;
-    world.smd_archives =
-        crate::store::smd_archives(&store, &policy.backup.smd_to, &policy.cluster.name)
-            .await
-            .map_err(|e| e.to_string())?;
-    world.asbackup_archives = asbackup_archives(policy, &store).await?;
-    let world = refresh_nodes(policy, world).await;
     Ok((world, counter.get()))
 }
 

@@ -279,23 +279,44 @@ impl Ec2Provider {
 /// Errors are classified as a step's are ([`Ec2Provider::classify`]); throttling is retried.
 pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepError> {
     let cluster = &policy.cluster.name;
-    let mut instances = BTreeMap::new();
     let ips: Vec<String> = policy
         .cluster
         .nodes
         .iter()
         .map(|n| n.private_ip.to_string())
         .collect();
-    ec2.instances(vec![filter("private-ip-address", ips)], &mut instances)
-        .await?;
-    ec2.instances(
-        vec![filter(
+    // What does not depend on another answer is asked at once: the instances at the nodes'
+    // addresses and those tagged for the cluster, its volumes and its snapshots.
+    let mut by_ip = BTreeMap::new();
+    let mut by_tag = BTreeMap::new();
+    let mut volumes = BTreeMap::new();
+    let (a, b, c, snapshots) = tokio::join!(
+        ec2.instances(vec![filter("private-ip-address", ips)], &mut by_ip),
+        ec2.instances(
+            vec![filter(
+                &format!("tag:{}", tags::CLUSTER),
+                [cluster.as_str()],
+            )],
+            &mut by_tag,
+        ),
+        ec2.volumes(
+            vec![filter(
+                &format!("tag:{}", tags::CLUSTER),
+                [cluster.as_str()],
+            )],
+            &mut volumes,
+        ),
+        ec2.snapshots(vec![filter(
             &format!("tag:{}", tags::CLUSTER),
             [cluster.as_str()],
-        )],
-        &mut instances,
-    )
-    .await?;
+        )]),
+    );
+    a?;
+    b?;
+    c?;
+    let snapshots = snapshots?;
+    let mut instances = by_ip;
+    instances.extend(by_tag);
     let pinned: Vec<String> = policy
         .cluster
         .nodes
@@ -307,44 +328,52 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         ec2.instances(vec![filter("instance-id", pinned)], &mut instances)
             .await?;
     }
-    let mut volumes = BTreeMap::new();
+    // Then at once: the volumes attached to those instances (untagged ones included), their
+    // instance types, and the subnets replacements may go into.
     let ids: Vec<String> = instances.keys().cloned().collect();
-    if !ids.is_empty() {
-        ec2.volumes(vec![filter("attachment.instance-id", ids)], &mut volumes)
-            .await?;
-    }
-    ec2.volumes(
-        vec![filter(
-            &format!("tag:{}", tags::CLUSTER),
-            [cluster.as_str()],
-        )],
-        &mut volumes,
-    )
-    .await?;
-    let snapshots = ec2
-        .snapshots(vec![filter(
-            &format!("tag:{}", tags::CLUSTER),
-            [cluster.as_str()],
-        )])
-        .await?;
     let mut types: BTreeSet<String> = instances
         .values()
         .map(|i| i.instance_type.clone())
         .collect();
     types.insert(policy.cluster.instance.instance_type.clone());
+    // The subnets replacements may go into (the policy's and the nodes' own), for R4: one call.
+    let mut subnet_ids: std::collections::BTreeSet<String> =
+        policy.cluster.instance.subnets.values().cloned().collect();
+    subnet_ids.extend(instances.values().filter_map(|i| i.subnet_id.clone()));
+    let mut attached = BTreeMap::new();
+    let (attached_found, types_described, subnets_described) = tokio::join!(
+        async {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            ec2.volumes(vec![filter("attachment.instance-id", ids)], &mut attached)
+                .await
+        },
+        ec2.client
+            .describe_instance_types()
+            .set_instance_types(Some(
+                types
+                    .iter()
+                    .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
+                    .collect(),
+            ))
+            .send(),
+        ec2.client
+            .describe_subnets()
+            // A filter, not SubnetIds: a subnet that does not exist is simply not found (the
+            // planner then has no range to check), rather than failing the whole observation.
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("subnet-id")
+                    .set_values(Some(subnet_ids.into_iter().collect()))
+                    .build(),
+            )
+            .send(),
+    );
+    attached_found?;
+    volumes.extend(attached);
+    let described = types_described.map_err(|e| ec2.classify("DescribeInstanceTypes", e))?;
     let mut instance_types = BTreeMap::new();
-    let described = ec2
-        .client
-        .describe_instance_types()
-        .set_instance_types(Some(
-            types
-                .iter()
-                .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
-                .collect(),
-        ))
-        .send()
-        .await
-        .map_err(|e| ec2.classify("DescribeInstanceTypes", e))?;
     for t in described.instance_types() {
         let drives = t
             .instance_storage_info()
@@ -364,24 +393,7 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
             );
         }
     }
-    // The subnets replacements may go into (the policy's and the nodes' own), for R4: one call.
-    let mut subnet_ids: std::collections::BTreeSet<String> =
-        policy.cluster.instance.subnets.values().cloned().collect();
-    subnet_ids.extend(instances.values().filter_map(|i| i.subnet_id.clone()));
-    let described = ec2
-        .client
-        .describe_subnets()
-        // A filter, not SubnetIds: a subnet that does not exist is simply not found (the
-        // planner then has no range to check), rather than failing the whole observation.
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("subnet-id")
-                .set_values(Some(subnet_ids.into_iter().collect()))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| ec2.classify("DescribeSubnets", e))?;
+    let described = subnets_described.map_err(|e| ec2.classify("DescribeSubnets", e))?;
     let mut subnets: Vec<asdr_planner::world::Subnet> = described
         .subnets()
         .iter()
