@@ -694,8 +694,9 @@ async fn a_full_cluster_restore_of_the_lost_cluster_against_moto_relaunches_ever
         assert!(env.nodes.is_up(n), "{n} started");
     }
     // 3 RunInstances, 9 CreateVolume, 9 AttachVolume; the plan's evidence, the addresses' holders
-    // and the states polled in shared calls: 30 on moto, a few more polls allowed.
-    assert!(made <= 36, "the restore made {made} EC2 calls");
+    // and the states polled in shared calls: 27 on moto (one call per volume and poll would be
+    // over 60); a few more polls allowed.
+    assert!(made <= 32, "the restore made {made} EC2 calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
