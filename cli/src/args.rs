@@ -79,6 +79,24 @@ pub enum Command {
     Drill(DrillArgs),
     /// Print the least-privilege IAM policy for exactly the actions a plan uses.
     IamPolicy(IamPolicyArgs),
+    /// Where the cluster stands: the newest complete backup against the RPO, the sets kept,
+    /// what bounds each restore, the lock, the last apply. Exit 0 within the RPO, 2 overdue.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format (--json is the same as --format json).
+    #[arg(long, value_enum)]
+    pub format: Option<StatusFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    /// The OpenMetrics text format, for Prometheus.
+    Openmetrics,
 }
 
 #[derive(Debug, Args)]

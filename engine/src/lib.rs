@@ -8,6 +8,7 @@ pub mod apply;
 pub mod drill;
 mod lock;
 mod session;
+pub mod status;
 
 pub use lock::{ClusterLock, HeldLock};
 pub use session::{Executed, Knobs, Session, Source, observe, runtime};

@@ -26,6 +26,27 @@ fn lock_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Lock(e.to_string())
 }
 
+impl ClusterLock {
+    /// Who holds the lock now, in words (`status`); None when it is free.
+    pub fn held_by(&self) -> Result<Option<String>, EngineError> {
+        match self {
+            ClusterLock::File(path) => Ok(lock::probe(path).map_err(lock_error)?.map(|h| {
+                h.map_or_else(
+                    || "a process that left no name".to_string(),
+                    |h| h.to_string(),
+                )
+            })),
+            ClusterLock::S3(s3, rt) => Ok(rt.block_on(s3.found()).map_err(lock_error)?.map(|f| {
+                format!(
+                    "{} (renewed {} ago)",
+                    f.holder,
+                    asdr_providers::store::lock::human(f.age)
+                )
+            })),
+        }
+    }
+}
+
 impl std::fmt::Debug for ClusterLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

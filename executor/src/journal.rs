@@ -135,6 +135,88 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(out)
 }
 
+/// How an apply ended, as its journal tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// Every step done.
+    Succeeded,
+    /// A step failed or was skipped (the apply ran its cleanups and stopped).
+    Failed,
+    /// No end recorded: killed, or still running.
+    Unfinished,
+}
+
+/// One apply of a cluster's plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Applied {
+    pub plan_id: String,
+    pub operation: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub began: OffsetDateTime,
+    /// The last entry's time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last: OffsetDateTime,
+    pub ended: Ended,
+}
+
+/// The applies of `cluster` the journals in `dir` record, oldest first.
+pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> {
+    let Ok(read_dir) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in read_dir.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let plan_file = plan_path(dir, &id);
+        let Ok(text) = std::fs::read_to_string(&plan_file) else {
+            continue;
+        };
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
+            path: plan_file.display().to_string(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        if plan.cluster != cluster {
+            continue;
+        }
+        let entries = read(&path)?;
+        let times: Vec<OffsetDateTime> = entries.iter().filter_map(Entry::time).collect();
+        let (Some(began), Some(last)) = (times.iter().min(), times.iter().max()) else {
+            continue;
+        };
+        let failed = entries
+            .iter()
+            .any(|e| matches!(e.event, EventKind::Failed | EventKind::Skipped));
+        let finished = entries.iter().any(|e| e.event == EventKind::Finished);
+        out.push(Applied {
+            plan_id: id,
+            operation: plan.operation.clone(),
+            began: *began,
+            last: *last,
+            ended: match (finished, failed) {
+                (_, true) => Ended::Failed,
+                (true, false) => Ended::Succeeded,
+                (false, false) => Ended::Unfinished,
+            },
+        });
+    }
+    out.sort_by(|a, b| {
+        a.began
+            .cmp(&b.began)
+            .then_with(|| a.plan_id.cmp(&b.plan_id))
+    });
+    Ok(out)
+}
+
 /// Plans whose journal has no `finished` entry (and no failure), oldest first: applies that were
 /// killed and can be resumed.
 pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> {

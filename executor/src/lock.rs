@@ -123,6 +123,21 @@ pub fn acquire(path: &Path, holder: &Holder) -> Result<Lock, LockError> {
     })
 }
 
+/// Whether a process holds the lock now (`status`), and who the file names; taking nothing.
+pub fn probe(path: &Path) -> Result<Option<Option<Holder>>, LockError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    match file.try_lock_shared() {
+        // Free: the shared lock goes with the file, closed here.
+        Ok(()) => Ok(None),
+        Err(TryLockError::WouldBlock) => Ok(Some(read_holder(path))),
+        Err(TryLockError::Error(e)) => Err(io(path)(e)),
+    }
+}
+
 /// `--break-lock`: refused while a process holds the lock. A lock no process holds is no lock:
 /// the file a finished or killed apply left is removed, and who it named is returned.
 pub fn break_lock(path: &Path) -> Result<Option<Holder>, LockError> {

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod restore;
 mod retention;
 pub mod saved;
+pub mod status;
 pub mod tags;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -8,6 +8,7 @@ mod inventory;
 mod plan;
 mod schema;
 mod show;
+mod status;
 mod validate;
 
 use std::io::Write;
@@ -27,6 +28,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::Schema(a) => schema::cmd_schema(a),
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
         Command::Drill(a) => drill::cmd_drill(g, a),
+        Command::Status(a) => status::cmd_status(g, a),
     }
 }
 

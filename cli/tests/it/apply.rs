@@ -14,22 +14,22 @@ fn examples() -> PathBuf {
 }
 
 /// A scratch copy of an example directory: its policy, templates and worlds.
-struct Scratch {
+pub(crate) struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    fn of(example: &str) -> Scratch {
+    pub(crate) fn of(example: &str) -> Scratch {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&examples().join(example), dir.path());
         Scratch { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn asdr(&self, world: &str, args: &[&str], env: &[(&str, String)]) -> Output {
+    pub(crate) fn asdr(&self, world: &str, args: &[&str], env: &[(&str, String)]) -> Output {
         let mut c = Command::cargo_bin("asdr").unwrap();
         c.current_dir(self.dir.path())
             .env("NO_COLOR", "1")

@@ -5,3 +5,4 @@ mod apply;
 mod cli;
 mod ec2;
 mod live;
+mod status;

@@ -1,0 +1,176 @@
+use asdr_engine::status::Report;
+use asdr_executor::journal::Ended;
+
+use crate::args::{Global, StatusArgs, StatusFormat};
+use crate::commands::{json, print};
+use crate::error::CommandError;
+use crate::inputs;
+
+/// `asdr status`: the backups against the RPO, the restores' bounds, the lock, the last apply.
+/// Exit 0 within the RPO, 2 overdue, 1 on error.
+pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
+    let session = inputs::session(g)?;
+    let report = asdr_engine::status::report(&session)
+        .map_err(|e| CommandError::engine(&session.policy, e))?;
+    let format = match (a.format, g.json) {
+        (Some(f), _) => f,
+        (None, true) => StatusFormat::Json,
+        (None, false) => StatusFormat::Text,
+    };
+    match format {
+        StatusFormat::Json => print(&json(&report)?)?,
+        StatusFormat::Openmetrics => print(&openmetrics(&report))?,
+        StatusFormat::Text if !g.quiet => print(&text(&report))?,
+        StatusFormat::Text => {}
+    }
+    Ok(if report.status.overdue { 2 } else { 0 })
+}
+
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn text(r: &Report) -> String {
+    let s = &r.status;
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let mut out = format!("cluster {} (as of {})\n", s.cluster, rfc(s.now));
+    match &s.newest_complete {
+        Some(n) => out.push_str(&format!(
+            "  backup:     newest complete set {} taken {} ago; every {}: {}\n",
+            n.set,
+            age(n.age_seconds),
+            age(s.rpo_seconds),
+            if s.overdue {
+                "OVERDUE"
+            } else {
+                "within the RPO"
+            }
+        )),
+        None => out.push_str("  backup:     no complete set: OVERDUE\n"),
+    }
+    out.push_str(&format!(
+        "  sets:       {} complete{}\n",
+        s.complete_sets.len(),
+        if s.unfinished_sets.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} unfinished ({})",
+                s.unfinished_sets.len(),
+                s.unfinished_sets.join(", ")
+            )
+        }
+    ));
+    if !s.restores.is_empty() {
+        out.push_str("  restores:\n");
+        let width = s.restores.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        for r in &s.restores {
+            let from = r
+                .set
+                .as_ref()
+                .map_or_else(|| r.source.clone(), |set| format!("{} ({set})", r.source));
+            out.push_str(&format!("    {:width$}  {from}: {}\n", r.name, r.basis));
+        }
+    }
+    out.push_str(&format!(
+        "  lock:       {}\n",
+        r.lock_held_by.as_deref().unwrap_or("free")
+    ));
+    match &r.last_apply {
+        Some(a) => out.push_str(&format!(
+            "  last apply: {} {} {} at {}\n",
+            a.operation,
+            a.plan_id,
+            match a.ended {
+                Ended::Succeeded => "succeeded",
+                Ended::Failed => "failed",
+                Ended::Unfinished => "did not finish (killed, or still running)",
+            },
+            rfc(a.last)
+        )),
+        None => out.push_str("  last apply: none recorded here\n"),
+    }
+    out
+}
+
+/// The OpenMetrics text format, for Prometheus (a textfile collector or a scrape of the file).
+fn openmetrics(r: &Report) -> String {
+    let s = &r.status;
+    let cluster = format!("cluster=\"{}\"", s.cluster);
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, String)>| {
+        if samples.is_empty() {
+            return;
+        }
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    let one = |v: String| vec![(cluster.clone(), v)];
+    gauge(
+        "asdr_backup_last_complete_timestamp_seconds",
+        "When the newest complete backup set was taken.",
+        s.newest_complete
+            .iter()
+            .map(|n| (cluster.clone(), n.time.unix_timestamp().to_string()))
+            .collect(),
+    );
+    gauge(
+        "asdr_backup_age_seconds",
+        "Age of the newest complete backup set.",
+        s.newest_complete
+            .iter()
+            .map(|n| (cluster.clone(), n.age_seconds.to_string()))
+            .collect(),
+    );
+    gauge(
+        "asdr_backup_rpo_seconds",
+        "The policy's backup.every: no complete set may be older.",
+        one(s.rpo_seconds.to_string()),
+    );
+    gauge(
+        "asdr_backup_overdue",
+        "1 when no complete set is younger than the RPO.",
+        one(u8::from(s.overdue).to_string()),
+    );
+    gauge(
+        "asdr_backup_sets",
+        "Complete backup sets kept.",
+        one(s.complete_sets.len().to_string()),
+    );
+    gauge(
+        "asdr_restore_estimate_seconds",
+        "Lower bound on a declared restore's data-load time.",
+        s.restores
+            .iter()
+            .filter_map(|x| {
+                x.estimate_seconds
+                    .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_lock_held",
+        "1 while a process holds the cluster's lock.",
+        one(u8::from(r.lock_held_by.is_some()).to_string()),
+    );
+    gauge(
+        "asdr_apply_last_success_timestamp_seconds",
+        "When the last successful apply ended.",
+        r.last_success
+            .iter()
+            .map(|t| (cluster.clone(), t.unix_timestamp().to_string()))
+            .collect(),
+    );
+    out.push_str("# EOF\n");
+    out
+}

@@ -1,0 +1,148 @@
+//! `asdr status` on the example's world files: the RPO as an exit code, the restores' bounds, the
+//! lock and the last apply, and the OpenMetrics output read back by a Prometheus text parser.
+
+use std::collections::BTreeMap;
+
+use crate::apply::Scratch;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The samples of an OpenMetrics text, by metric name and labels, as Prometheus reads them.
+fn metrics(text: &str) -> BTreeMap<(String, BTreeMap<String, String>), f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus parses it");
+    scrape
+        .samples
+        .into_iter()
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                other => panic!("{}: not a gauge: {other:?}", s.metric),
+            };
+            let labels = s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            ((s.metric, labels), value)
+        })
+        .collect()
+}
+
+fn cluster() -> BTreeMap<String, String> {
+    BTreeMap::from([("cluster".to_string(), "prod-east".to_string())])
+}
+
+#[test]
+fn status_exits_0_within_the_rpo_and_2_when_the_newest_complete_set_is_older() {
+    let s = Scratch::of("prod-east");
+    let within = s.asdr("world-failed-node.yaml", &["status"], &[]);
+    assert_eq!(within.status.code(), Some(0), "{}", stdout(&within));
+    let text = stdout(&within);
+    assert!(
+        text.contains("newest complete set bs-20261121T030000Z taken 6h 0m ago")
+            && text.contains("within the RPO"),
+        "{text}"
+    );
+    let due = s.asdr("world-backup-due.yaml", &["status"], &[]);
+    assert_eq!(due.status.code(), Some(2), "{}", stdout(&due));
+    assert!(stdout(&due).contains("OVERDUE"), "{}", stdout(&due));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&s.asdr(
+        "world-backup-due.yaml",
+        &["status", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json["overdue"], true);
+    assert_eq!(json["newest_complete"]["age_seconds"], 31 * 3600);
+    assert_eq!(json["complete_sets"].as_array().unwrap().len(), 7);
+    // a1-from-backup declares 300 MiB/s: its 500 GiB volumes take at least 1,707 s to load.
+    let restore = json["restores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "a1-from-backup")
+        .unwrap();
+    assert_eq!(restore["estimate_seconds"], 1707);
+    assert_eq!(restore["set"], "bs-20261120T020000Z");
+}
+
+#[test]
+fn status_in_openmetrics_parses_as_prometheus_gauges_with_the_backup_age_rpo_and_restore_bounds() {
+    let s = Scratch::of("prod-east");
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    let m = metrics(&text);
+    let get = |name: &str, labels: BTreeMap<String, String>| {
+        *m.get(&(name.to_string(), labels))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(get("asdr_backup_age_seconds", cluster()), 21_600.0);
+    assert_eq!(get("asdr_backup_rpo_seconds", cluster()), 86_400.0);
+    assert_eq!(get("asdr_backup_sets", cluster()), 7.0);
+    assert_eq!(get("asdr_backup_overdue", cluster()), 0.0);
+    assert_eq!(
+        get("asdr_backup_last_complete_timestamp_seconds", cluster()),
+        // 2026-11-21T03:00:00Z
+        1_795_230_000.0
+    );
+    let mut restore = cluster();
+    restore.insert("restore".into(), "a1-from-backup".into());
+    assert_eq!(get("asdr_restore_estimate_seconds", restore), 1707.0);
+    assert_eq!(get("asdr_lock_held", cluster()), 0.0);
+    assert!(
+        !m.keys()
+            .any(|(n, _)| n == "asdr_apply_last_success_timestamp_seconds"),
+        "no apply has run here"
+    );
+}
+
+#[test]
+fn status_names_the_lock_holder_and_the_last_apply_and_when_it_succeeded() {
+    let s = Scratch::of("prod-east");
+    let applied = s.asdr("world-backup-due.yaml", &["apply", "--yes", "-q"], &[]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let holder = asdr_executor::lock::Holder {
+        pid: 4242,
+        host: "ops-box".into(),
+        plan_id: "p-held".into(),
+        since: "2026-11-22T03:00:00Z".into(),
+    };
+    let lock =
+        asdr_executor::lock::acquire(&s.path(".asdr/locks/prod-east.lock"), &holder).unwrap();
+    let out = s.asdr("world-backup-due.yaml", &["status"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "the backup just ran:\n{text}");
+    assert!(text.contains("lock:       pid 4242 on ops-box"), "{text}");
+    assert!(
+        text.contains("last apply: backup p-") && text.contains(" succeeded at "),
+        "{text}"
+    );
+    let m = metrics(&stdout(&s.asdr(
+        "world-backup-due.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    )));
+    assert_eq!(m[&("asdr_lock_held".to_string(), cluster())], 1.0);
+    assert!(
+        m[&(
+            "asdr_apply_last_success_timestamp_seconds".to_string(),
+            cluster()
+        )] > 1.7e9
+    );
+    drop(lock);
+    let text = stdout(&s.asdr("world-backup-due.yaml", &["status"], &[]));
+    assert!(text.contains("lock:       free"), "{text}");
+}

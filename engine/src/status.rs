@@ -1,0 +1,39 @@
+//! `status`: the planner's view of the backups against the policy, with what only this machine
+//! knows: who holds the cluster's lock, and how the last applies ended.
+
+use asdr_executor::journal::{self, Applied, Ended};
+use asdr_planner::status::Status;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::{EngineError, Session};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub status: Status,
+    /// Who holds the lock, when someone does.
+    pub lock_held_by: Option<String>,
+    pub last_apply: Option<Applied>,
+    /// When the last apply that succeeded ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
+}
+
+pub fn report(session: &Session) -> Result<Report, EngineError> {
+    let world = session.world()?;
+    let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let status = asdr_planner::status::status(&session.policy, &world, now);
+    let applies = journal::history(&session.journal_dir(), &session.policy.cluster.name)
+        .map_err(|e| EngineError::Journal(e.to_string()))?;
+    Ok(Report {
+        status,
+        lock_held_by: session.lock()?.held_by()?,
+        last_success: applies
+            .iter()
+            .filter(|a| a.ended == Ended::Succeeded)
+            .map(|a| a.last)
+            .max(),
+        last_apply: applies.last().cloned(),
+    })
+}

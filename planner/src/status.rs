@@ -1,0 +1,184 @@
+//! `asdr status`: where a cluster stands against its policy, from the observed world alone (pure,
+//! like the planner): the newest complete backup set and its age against `backup.every` (the
+//! recovery point objective), the sets kept, and for each declared restore what bounds its time.
+
+use asdr_specs::{Method, Policy, RestoreSource};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::World;
+use crate::observe::{BackupSet, Observed, human_age};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub cluster: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// `backup.every`: no complete set may be older.
+    pub rpo_seconds: u64,
+    pub newest_complete: Option<NewestSet>,
+    /// No complete set, or the newest older than the RPO.
+    pub overdue: bool,
+    /// Complete sets, oldest first.
+    pub complete_sets: Vec<String>,
+    /// Sets begun and not complete (an interrupted or failing backup leaves them).
+    pub unfinished_sets: Vec<String>,
+    pub restores: Vec<RestoreStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewestSet {
+    pub set: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub age_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreStatus {
+    pub name: String,
+    pub source: String,
+    /// The set it would restore from now, when it restores from one.
+    pub set: Option<String>,
+    /// A lower bound on the time to load the data, when one can be told in advance (volumes
+    /// initialised at a declared rate in parallel: the largest bounds it).
+    pub estimate_seconds: Option<u64>,
+    /// What the estimate rests on, or why there is none.
+    pub basis: String,
+}
+
+pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
+    let obs = Observed::new(policy, world);
+    let rpo_seconds = policy.backup.every.seconds();
+    let newest_complete = obs.newest_complete_set().map(|s| NewestSet {
+        set: s.id.clone(),
+        time: s.time,
+        age_seconds: (now - s.time).whole_seconds().max(0) as u64,
+    });
+    let overdue = newest_complete
+        .as_ref()
+        .is_none_or(|n| n.age_seconds >= rpo_seconds);
+    let restores = policy
+        .restores
+        .iter()
+        .map(|r| {
+            let (source, set) = match &r.source {
+                RestoreSource::CurrentVolumes => ("current-volumes".to_string(), None),
+                RestoreSource::Empty => ("empty".to_string(), None),
+                RestoreSource::LatestBackup => {
+                    ("latest-backup".to_string(), obs.newest_complete_set())
+                }
+                RestoreSource::Set(id) => {
+                    (format!("set:{id}"), obs.set(id).filter(|s| s.is_complete()))
+                }
+                RestoreSource::Before(t) => (
+                    format!(
+                        "before:{}",
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ),
+                    obs.sets
+                        .iter()
+                        .rev()
+                        .find(|s| s.is_complete() && s.time < *t),
+                ),
+            };
+            let nodes: Vec<&str> = if r.nodes.is_empty() {
+                policy
+                    .cluster
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect()
+            } else {
+                r.nodes.iter().map(String::as_str).collect()
+            };
+            let (estimate_seconds, basis) =
+                estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
+            RestoreStatus {
+                name: r.name.clone(),
+                source,
+                set: set.map(|s| s.id.clone()),
+                estimate_seconds,
+                basis,
+            }
+        })
+        .collect();
+    Status {
+        cluster: policy.cluster.name.clone(),
+        now,
+        rpo_seconds,
+        newest_complete,
+        overdue,
+        complete_sets: obs
+            .sets
+            .iter()
+            .filter(|s| s.is_complete())
+            .map(|s| s.id.clone())
+            .collect(),
+        unfinished_sets: obs
+            .sets
+            .iter()
+            .filter(|s| !s.is_complete())
+            .map(|s| s.id.clone())
+            .collect(),
+        restores,
+    }
+}
+
+fn estimate(
+    policy: &Policy,
+    source: &RestoreSource,
+    set: Option<&BackupSet<'_>>,
+    nodes: &[&str],
+    rate: Option<u32>,
+) -> (Option<u64>, String) {
+    match source {
+        RestoreSource::CurrentVolumes => (
+            Some(0),
+            "the node's own volumes are reattached: no data to load".into(),
+        ),
+        RestoreSource::Empty => (
+            Some(0),
+            "blank volumes: migrations refill the node from its peers".into(),
+        ),
+        _ if policy.backup.method == Method::Asbackup => (
+            None,
+            "asrestore: its time depends on the records, not told in advance".into(),
+        ),
+        _ => {
+            let Some(set) = set else {
+                return (None, "no complete set to restore from".into());
+            };
+            let largest = set
+                .snapshots
+                .iter()
+                .filter(|s| {
+                    s.tags
+                        .get(crate::tags::NODE)
+                        .is_some_and(|n| nodes.contains(&n.as_str()))
+                })
+                .map(|s| u64::from(s.volume_size_gib))
+                .max()
+                .unwrap_or(0);
+            match rate {
+                Some(rate) => {
+                    let seconds = (largest * 1024).div_ceil(u64::from(rate.max(1)));
+                    (
+                        Some(seconds),
+                        format!(
+                            "the largest volume, {largest} GiB at {rate} MiB/s ({}), plus launch and cluster formation",
+                            human_age(seconds)
+                        ),
+                    )
+                }
+                None => (
+                    None,
+                    format!(
+                        "volumes load lazily from S3 (largest {largest} GiB); set the restore's volume.initialization_rate for a bound"
+                    ),
+                ),
+            }
+        }
+    }
+}
