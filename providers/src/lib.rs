@@ -3,6 +3,7 @@
 
 pub mod aerospike;
 pub mod asbackup;
+pub mod aws_error;
 pub mod drill;
 pub mod ec2;
 pub mod exec;

@@ -160,13 +160,12 @@ pub async fn ec2_provider(
 ) -> (crate::ec2::Ec2Provider, crate::ec2::CallCounter) {
     let conf = aws.load(policy).await;
     let counter = crate::ec2::CallCounter::default();
-    (
-        crate::ec2::Ec2Provider::new(
-            crate::ec2::Ec2Provider::client_for(&conf, &counter),
-            &policy.cluster.name,
-        ),
-        counter,
-    )
+    let mut provider = crate::ec2::Ec2Provider::new(
+        crate::ec2::Ec2Provider::client_for(&conf, &counter),
+        &policy.cluster.name,
+    );
+    provider.endpoint = aws.endpoint_url.clone();
+    (provider, counter)
 }
 
 fn s3_client(conf: &aws_config::SdkConfig, aws: &AwsSettings) -> aws_sdk_s3::Client {

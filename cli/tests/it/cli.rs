@@ -827,3 +827,62 @@ fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
         "{refused}"
     );
 }
+
+/// An AWS call that cannot be made is one line: the call, the cause, what to check, and the
+/// offline alternative; never the SDK's Debug dump of its internals.
+#[test]
+fn an_unreachable_endpoint_and_missing_credentials_are_one_line_errors_with_a_hint() {
+    // Nothing listens on port 1 of the loopback address.
+    let refused = asdr()
+        .args([
+            "-f",
+            "examples/prod-east/asdr.yaml",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "plan",
+        ])
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("DescribeInstances: cannot reach http://127.0.0.1:1: Connection refused")
+            && stderr.contains("--endpoint-url")
+            && stderr.contains("--world FILE"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DispatchFailure("), "{stderr}");
+
+    let home = tempfile::tempdir().unwrap();
+    let no_credentials = asdr()
+        .args([
+            "-f",
+            "examples/prod-east/asdr.yaml",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "plan",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_credentials.stderr);
+    assert_eq!(no_credentials.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no AWS credentials found") && stderr.contains("AWS_PROFILE"),
+        "{stderr}"
+    );
+}

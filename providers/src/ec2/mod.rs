@@ -79,6 +79,8 @@ type SetViews =
 #[derive(Debug, Clone)]
 pub struct Ec2Provider {
     pub client: aws_sdk_ec2::Client,
+    /// The endpoint it talks to when not AWS's own (for error messages).
+    pub endpoint: Option<String>,
     pub cluster: String,
     /// R15: SnapshotCreationPerVolumeRateExceeded is not SDK throttling; wait at least this long.
     pub snapshot_rate_backoff: Duration,
@@ -115,6 +117,7 @@ impl Ec2Provider {
     pub fn new(client: aws_sdk_ec2::Client, cluster: &str) -> Self {
         Ec2Provider {
             client,
+            endpoint: None,
             cluster: cluster.into(),
             snapshot_rate_backoff: Duration::from_secs(15),
             set_view_fresh: Duration::from_secs(3),
@@ -143,14 +146,14 @@ impl Ec2Provider {
     /// How an EC2 error is retried (R15), by its code.
     pub(crate) fn classify<
         E: ProvideErrorMetadata + std::fmt::Debug + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     >(
         &self,
         what: &str,
         e: aws_sdk_ec2::error::SdkError<E, R>,
     ) -> StepError {
         let code = e.code().unwrap_or("").to_string();
-        let message = format!("{what}: {}", aws_sdk_ec2::error::DisplayErrorContext(&e));
+        let message = crate::aws_error::one_line(what, &e, self.endpoint.as_deref());
         let retry = match code.as_str() {
             "SnapshotCreationPerVolumeRateExceeded" => Retry::Transient {
                 after: self.snapshot_rate_backoff,
