@@ -125,7 +125,7 @@ pub fn plan(plan: &Plan) -> String {
                 let _ = write!(
                     out,
                     "{}",
-                    paint(DIM, &format!("  ← {}", s.depends_on.join(", ")))
+                    paint(DIM, &format!("  ← {}", dependencies(&s.depends_on)))
                 );
             }
             out.push('\n');
@@ -142,17 +142,35 @@ pub fn plan(plan: &Plan) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\n{}", summary_line(plan));
+    out
+}
+
+/// The plan's last line, and all `plan -q` prints.
+pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
-    let _ = writeln!(
-        out,
-        "\n{} {} to add, {} to change, {} to destroy, {} steps.",
+    format!(
+        "{} {} to add, {} to change, {} to destroy, {} steps.",
         paint(BOLD, "Plan:"),
         s.add,
         s.change,
         s.destroy,
         s.steps
-    );
-    out
+    )
+}
+
+/// A step's dependencies, the first few by name: a set's mark depends on every wait of the set,
+/// which would make a line of hundreds of characters (`graph` and the plan file list them all).
+fn dependencies(deps: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if deps.len() <= 6 {
+        return deps.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        deps[..SHOWN].join(", "),
+        deps.len() - SHOWN
+    )
 }
 
 fn dot_escape(s: &str) -> String {

@@ -114,6 +114,7 @@ pub fn plan(
     op: &Operation,
 ) -> Result<Plan, PlanError> {
     let obs = Observed::new(policy, world);
+    check_cluster_present(policy, world, &obs)?;
     check_edition(policy, &obs)?;
     check_devices(policy, &obs)?;
     let ctx = Ctx {
@@ -237,6 +238,69 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// R9: a node whose `edition` reply contradicts the policy stops the plan.
+/// A world with nothing of this cluster in it is the wrong world (another cluster's file, another
+/// region or account), not a cluster whose every node is gone: say so, rather than plan restores
+/// of "gone" nodes or refuse a backup node by node.
+fn check_cluster_present(
+    policy: &Policy,
+    world: &World,
+    obs: &Observed<'_>,
+) -> Result<(), PlanError> {
+    let cluster = &policy.cluster.name;
+    let ours =
+        |t: &std::collections::BTreeMap<String, String>| t.get(tags::CLUSTER) == Some(cluster);
+    let present = obs
+        .nodes
+        .iter()
+        .any(|n| n.instance.is_some() || n.observation.is_some())
+        || world.volumes.iter().any(|v| ours(&v.tags))
+        || world.snapshots.iter().any(|s| ours(&s.tags))
+        // Archives count when they are in this policy's own stores.
+        || world
+            .smd_archives
+            .iter()
+            .any(|a| a.uri.starts_with(policy.backup.smd_to.trim_end_matches('/')))
+        || policy.backup.asbackup.as_ref().is_some_and(|b| {
+            world
+                .asbackup_archives
+                .iter()
+                .any(|a| a.uri.starts_with(b.to.trim_end_matches('/')))
+        });
+    if present {
+        return Ok(());
+    }
+    let others: std::collections::BTreeSet<&str> = world
+        .instances
+        .iter()
+        .map(|i| &i.tags)
+        .chain(world.volumes.iter().map(|v| &v.tags))
+        .chain(world.snapshots.iter().map(|s| &s.tags))
+        .filter_map(|t| t.get(tags::CLUSTER).map(String::as_str))
+        .collect();
+    let held = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it holds resources of cluster {}",
+            others
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let first = &policy.cluster.nodes[0];
+    Err(refuse(
+        Diagnostic::new(
+            first.name_span,
+            format!(
+                "the world holds nothing of cluster `{cluster}`: no instance at its nodes' addresses or tagged asdr:cluster={cluster}, no node answering, no volume, snapshot or SMD archive of it{held}"
+            ),
+        )
+        .help("check that the world file, the region (--region) and the account are this cluster's, and the policy's `cluster.name`"),
+    ))
+}
+
 fn check_edition(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
     let expected = policy.cluster.edition;
     if let Some((node, reply)) = obs.edition_mismatch(expected) {

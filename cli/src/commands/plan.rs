@@ -12,7 +12,10 @@ pub fn cmd_plan(g: &Global, a: &PlanArgs) -> Result<i32, CommandError> {
     }
     if g.json {
         print(&plan_json)?;
-    } else if !g.quiet {
+    } else if g.quiet {
+        // Quiet is the summary line, not nothing: a scheduled job's log still says what it saw.
+        print(&format!("{}\n", render::summary_line(&plan)))?;
+    } else {
         print(&render::plan(&plan))?;
         if let Some(out) = &a.out {
             print(&format!(

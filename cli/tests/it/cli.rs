@@ -330,7 +330,8 @@ fn a_failed_observation_of_aws_exits_1_naming_the_call_without_hanging() {
     let out = run(&["-f", PROD, "--endpoint-url", &endpoint, "plan"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("DescribeInstances") && out.stderr.contains("dispatch failure"),
+        out.stderr
+            .contains(&format!("DescribeInstances: cannot reach {endpoint}")),
         "{}",
         out.stderr
     );
@@ -884,5 +885,65 @@ fn an_unreachable_endpoint_and_missing_credentials_are_one_line_errors_with_a_hi
     assert!(
         stderr.contains("no AWS credentials found") && stderr.contains("AWS_PROFILE"),
         "{stderr}"
+    );
+}
+
+/// A policy paired with another cluster's world is told so, naming the cluster the world holds,
+/// instead of planning as if every node were gone.
+#[test]
+fn another_clusters_world_is_refused_as_holding_nothing_of_this_cluster() {
+    let out = run(&[
+        "-f",
+        "examples/community/asdr.yaml",
+        "--world",
+        "examples/prod-east/world-failed-node.yaml",
+        "plan",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the world holds nothing of cluster `ce-west`")
+            && out
+                .stderr
+                .contains("it holds resources of cluster `prod-east`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("is gone"), "{}", out.stderr);
+}
+
+/// `plan -q` says what it saw in one line; the human plan keeps every line short, eliding long
+/// dependency lists (the plan file keeps them whole).
+#[test]
+fn quiet_plan_prints_its_summary_line_and_no_plan_line_runs_past_200_characters() {
+    let args = [
+        "-f",
+        "examples/prod-east/asdr.yaml",
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+    ];
+    let quiet = run(&[&args[..], &["-q", "plan"]].concat());
+    assert_eq!(quiet.code, 0);
+    assert_eq!(
+        quiet.stdout,
+        "Plan: 10 to add, 0 to change, 9 to destroy, 24 steps.\n"
+    );
+    let full = run(&[&args[..], &["plan"]].concat());
+    let longest = full
+        .stdout
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap();
+    assert!(
+        longest <= 200,
+        "a {longest}-character line:\n{}",
+        full.stdout
+    );
+    assert!(
+        full.stdout
+            .contains("wait_snapshot:a1:/dev/sdh:bs-20261121T090000Z and 7 more"),
+        "{}",
+        full.stdout
     );
 }
