@@ -64,6 +64,10 @@ fn apply_locked(g: &Global, a: &ApplyArgs, session: &Session) -> Result<i32, Com
         return Ok(0);
     }
     confirm(g, a.yes, &prepared.plan)?;
+    // Applying to a world file rewrites it: comments a person wrote in it do not survive.
+    let commented = g.world.as_deref().filter(|w| {
+        std::fs::read_to_string(w).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with('#')))
+    });
     let progress = Reporter::new(g.json, g.quiet, prepared.plan.steps.len());
     let done = apply::run(session, prepared, usize::from(a.parallelism), &|e| {
         progress.event(e)
@@ -76,6 +80,12 @@ fn apply_locked(g: &Global, a: &ApplyArgs, session: &Session) -> Result<i32, Com
         &done.report,
         &done.journal,
     ))?;
+    if let Some(world) = commented {
+        eprintln!(
+            "note: {} now records this apply's changes; the comments it held were not kept (keep the commented original under version control)",
+            world.display()
+        );
+    }
     Ok(match (done.report.interrupted, done.report.succeeded()) {
         // 128 + SIGINT, as shells report an interrupted command.
         (true, _) => 130,

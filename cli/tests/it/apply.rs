@@ -774,3 +774,29 @@ fn a_tampered_interrupted_plan_is_not_resumed() {
     );
     assert!(s.world(w).snapshots.iter().any(|x| x.id == victim));
 }
+
+/// Applying to a commented world file says that the rewritten file lost its comments.
+#[test]
+fn apply_to_a_commented_world_file_says_its_comments_were_not_kept() {
+    let s = Scratch::of("prod-east");
+    let text = std::fs::read_to_string(s.path("world-backup-due.yaml")).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with('#')),
+        "the example is commented"
+    );
+    let out = s.asdr("world-backup-due.yaml", &["apply", "--yes", "-q"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("world-backup-due.yaml now records this apply's changes; the comments it held were not kept"),
+        "{stderr}"
+    );
+    let after = std::fs::read_to_string(s.path("world-backup-due.yaml")).unwrap();
+    assert!(
+        !after.lines().any(|l| l.starts_with('#')),
+        "as the note says"
+    );
+    // Applied again, the file has no comments left to lose: no note.
+    let again = s.asdr("world-backup-due.yaml", &["apply", "--yes", "-q"], &[]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("note:"));
+}
