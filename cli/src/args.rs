@@ -36,7 +36,13 @@ pub struct Global {
     #[arg(long, global = true)]
     pub live_nodes: bool,
     /// AWS endpoint (also AWS_ENDPOINT_URL).
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_ENDPOINT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub endpoint_url: Option<String>,
     /// AWS region (defaults to the policy's cluster.region).
     #[arg(long, global = true)]
@@ -163,6 +169,7 @@ pub struct DrillArgs {
     /// Run without asking. Required when stdin is not a terminal.
     #[arg(long)]
     pub yes: bool,
+    /// Changes made at the same time (the rolling limit of max_nodes_at_once holds regardless).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
 }
@@ -178,6 +185,7 @@ pub struct GraphArgs {
     /// Graph this declared restore instead of the backup policy.
     #[arg(long, value_name = "NAME")]
     pub restore: Option<String>,
+    /// Graphviz `dot` (pipe to `dot -Tsvg`) or a Mermaid flowchart (renders in Markdown).
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
 }

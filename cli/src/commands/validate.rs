@@ -18,15 +18,24 @@ pub fn cmd_validate(g: &Global) -> Result<i32, CommandError> {
         }))?)?;
     } else if !g.quiet {
         print(&format!(
-            "{}: valid: cluster {} ({} nodes, {} namespaces, backup {} every {}, {} restores)\n",
+            "{}: valid: cluster {} ({}, {}, backup {} every {}, {})\n",
             policy.path,
             c.name,
-            c.nodes.len(),
-            c.namespaces.len(),
+            count(c.nodes.len(), "node"),
+            count(c.namespaces.len(), "namespace"),
             policy.backup.consistency,
             policy.backup.every,
-            policy.restores.len()
+            count(policy.restores.len(), "restore")
         ))?;
     }
     Ok(0)
+}
+
+/// "1 namespace", "2 namespaces".
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }

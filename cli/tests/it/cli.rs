@@ -947,3 +947,67 @@ fn quiet_plan_prints_its_summary_line_and_no_plan_line_runs_past_200_characters(
         full.stdout
     );
 }
+
+/// Every option of every command says what it does, and help never prints the value of an
+/// environment variable it reads (an endpoint can carry an account's private address).
+#[test]
+fn every_option_in_every_help_has_a_description_and_no_environment_value_is_shown() {
+    let commands = [
+        "validate",
+        "plan",
+        "apply",
+        "show",
+        "graph",
+        "inventory",
+        "schema",
+        "drill",
+        "iam-policy",
+        "status",
+    ];
+    for c in commands {
+        let out = asdr()
+            .args([c, "--help"])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("COLUMNS", "200")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{c} --help");
+        assert!(
+            !help.contains("127.0.0.1:9"),
+            "{c} --help shows the value:\n{help}"
+        );
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            // Option lines (`-f, --file <PATH>`, `--world <PATH>`), not listed values (`- text`).
+            let option = t.starts_with("--") || (t.starts_with('-') && t.get(2..4) == Some(", "));
+            if !option {
+                continue;
+            }
+            let parts: Vec<&str> = t
+                .split("  ")
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            // Short help: the description on the same line; long help: on the next.
+            let description = parts
+                .get(1)
+                .copied()
+                .or_else(|| lines.get(i + 1).map(|l| l.trim()))
+                .unwrap_or("");
+            assert!(
+                !description.is_empty()
+                    && !description.starts_with('[')
+                    && !description.starts_with('-'),
+                "{c}: an option without a description: {line}"
+            );
+        }
+    }
+    let community = run(&["-f", "examples/community/asdr.yaml", "validate"]);
+    assert!(
+        !community.stdout.contains("1 namespaces") && !community.stdout.contains("1 restores"),
+        "{}",
+        community.stdout
+    );
+}
