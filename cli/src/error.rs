@@ -59,6 +59,15 @@ impl CommandError {
                 s.push_str("plan refused\n");
                 s
             }
+            // A message that already is `path:line:column: error: …` (a world file's) is shown as is.
+            CommandError::User(message)
+                if message
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.contains(": error: ")) =>
+            {
+                format!("{}\n", message.trim_end())
+            }
             CommandError::User(message) => format!("error: {message}\n"),
         };
         use std::io::Write;

@@ -14,12 +14,14 @@ pub enum WorldFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: error: {message}")]
+    /// With the offending line underlined beneath (`snippet`, empty when the text is not at hand).
+    #[error("{path}:{line}:{column}: error: {message}{snippet}")]
     Invalid {
         path: String,
         line: u64,
         column: u64,
         message: String,
+        snippet: String,
     },
     #[error("cannot write world file {path}: {message}")]
     Write { path: String, message: String },
@@ -50,14 +52,25 @@ pub fn load(path: &Path) -> Result<World, WorldFileError> {
 
 pub fn parse(path: &str, text: &str, format: Format) -> Result<World, WorldFileError> {
     match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| WorldFileError::Invalid {
-            path: path.to_string(),
-            line: e.line() as u64,
-            column: e.column() as u64,
-            message: strip_position(&e.to_string()),
+        Format::Json => serde_json::from_str(text).map_err(|e| {
+            invalid(
+                path,
+                text,
+                e.line() as u64,
+                e.column() as u64,
+                strip_position(&e.to_string()),
+            )
         }),
-        Format::Yaml => serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| yaml_error(path, &e)),
+        Format::Yaml => serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            invalid(
+                path,
+                text,
+                line,
+                column,
+                strip_position(&e.without_snippet().to_string()),
+            )
+        }),
     }
 }
 
@@ -69,6 +82,36 @@ pub fn yaml_error(path: &str, e: &serde_saphyr::Error) -> WorldFileError {
         line,
         column,
         message: strip_position(&e.without_snippet().to_string()),
+        snippet: String::new(),
+    }
+}
+
+/// An error at `line`:`column` of `text`, with that line underlined as the policy's errors are.
+fn invalid(path: &str, text: &str, line: u64, column: u64, message: String) -> WorldFileError {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let span = asdr_specs::Span {
+        line: line as u32,
+        column: column as u32,
+        offset: line_start + column.saturating_sub(1) as usize,
+        len: 1,
+    };
+    let rendered = asdr_specs::Diagnostic::new(span, message.clone()).render(path, text, false);
+    // The headline is the error's own; the snippet follows it.
+    let snippet = rendered
+        .split_once('\n')
+        .map(|(_, rest)| rest.trim_end())
+        .filter(|rest| !rest.is_empty())
+        .map_or_else(String::new, |rest| format!("\n{rest}"));
+    WorldFileError::Invalid {
+        path: path.to_string(),
+        line,
+        column,
+        message,
+        snippet,
     }
 }
 

@@ -1011,3 +1011,27 @@ fn every_option_in_every_help_has_a_description_and_no_environment_value_is_show
         community.stdout
     );
 }
+
+/// A bad world file is reported as a bad policy is: `path:line:column: error:` once, then the
+/// line itself, underlined.
+#[test]
+fn a_bad_world_file_is_reported_at_its_line_with_the_line_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("w.yaml");
+    std::fs::write(
+        &world,
+        "now: \"2026-11-21T09:00:00Z\"\ninstances:\n  - id: i-1\n    bogus: 3\n",
+    )
+    .unwrap();
+    let out = run(&["-f", PROD, "--world", world.to_str().unwrap(), "plan"]);
+    assert_eq!(out.code, 1);
+    let first = out.stderr.lines().next().unwrap();
+    assert!(
+        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags")
+            && !first.starts_with("error:"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("4 |     bogus: 3"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
