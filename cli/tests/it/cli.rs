@@ -1035,3 +1035,29 @@ fn a_bad_world_file_is_reported_at_its_line_with_the_line_shown() {
     assert!(out.stderr.contains("4 |     bogus: 3"), "{}", out.stderr);
     assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
 }
+
+/// The README's example commands that name the repository's examples run as written.
+#[test]
+fn the_readmes_example_commands_on_the_examples_run_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let commands: Vec<Vec<&str>> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ asdr "))
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        })
+        .filter(|args| args.iter().any(|a| a.starts_with("examples/")) && args.contains(&"--world"))
+        .collect();
+    assert!(
+        commands.iter().any(|c| c.contains(&"drill")),
+        "the README shows a drill on an example"
+    );
+    for args in commands {
+        let out = run(&args);
+        assert_eq!(out.code, 0, "asdr {}:\n{}", args.join(" "), out.stderr);
+    }
+}
