@@ -3,6 +3,7 @@
 
 mod apply;
 mod cli;
+mod deploy;
 mod ec2;
 mod live;
 mod status;
