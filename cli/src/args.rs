@@ -116,6 +116,28 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when the plan has changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// How to print the plan: for a terminal, as JSON (like --json), or as Markdown for a pull
+    /// request's comment.
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl PlanFormat {
+    /// `--format`, else `--json`, else text.
+    pub fn chosen(format: Option<PlanFormat>, json: bool) -> PlanFormat {
+        format.unwrap_or(if json {
+            PlanFormat::Json
+        } else {
+            PlanFormat::Text
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +200,9 @@ pub struct DrillArgs {
 pub struct ShowArgs {
     /// A plan file written by `asdr plan --out`.
     pub plan_file: PathBuf,
+    /// How to print the plan: for a terminal, as JSON (like --json), or as Markdown.
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormat>,
 }
 
 #[derive(Debug, Args)]

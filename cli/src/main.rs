@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod error;
 mod inputs;
+mod markdown;
 mod progress;
 mod render;
 mod summary;

@@ -1,7 +1,7 @@
-use crate::args::{Global, PlanArgs};
+use crate::args::{Global, PlanArgs, PlanFormat};
 use crate::commands::{json, print};
 use crate::error::CommandError;
-use crate::{inputs, render};
+use crate::{inputs, markdown, render};
 
 /// `asdr plan`: observe, plan, show; optionally save the plan file.
 pub fn cmd_plan(g: &Global, a: &PlanArgs) -> Result<i32, CommandError> {
@@ -10,8 +10,11 @@ pub fn cmd_plan(g: &Global, a: &PlanArgs) -> Result<i32, CommandError> {
     if let Some(out) = &a.out {
         write_atomically(out, &plan_json)?;
     }
-    if g.json {
+    let format = PlanFormat::chosen(a.format, g.json);
+    if format == PlanFormat::Json {
         print(&plan_json)?;
+    } else if format == PlanFormat::Markdown {
+        print(&markdown::plan(&plan))?;
     } else if g.quiet {
         // Quiet is the summary line, not nothing: a scheduled job's log still says what it saw.
         print(&format!("{}\n", render::summary_line(&plan)))?;

@@ -1,9 +1,9 @@
 use asdr_planner::{FORMAT_VERSION, Plan};
 
-use crate::args::{Global, ShowArgs};
+use crate::args::{Global, PlanFormat, ShowArgs};
 use crate::commands::{json, print};
 use crate::error::CommandError;
-use crate::render;
+use crate::{markdown, render};
 
 /// `asdr show FILE`: a saved plan, rendered as `plan` rendered it.
 pub fn cmd_show(g: &Global, a: &ShowArgs) -> Result<i32, CommandError> {
@@ -27,10 +27,10 @@ pub fn cmd_show(g: &Global, a: &ShowArgs) -> Result<i32, CommandError> {
     }
     let plan: Plan = serde_json::from_value(version)
         .map_err(|e| CommandError::User(format!("{path}: error: not a plan file: {e}")))?;
-    if g.json {
-        print(&json(&plan)?)?;
-    } else {
-        print(&render::plan(&plan))?;
+    match PlanFormat::chosen(a.format, g.json) {
+        PlanFormat::Json => print(&json(&plan)?)?,
+        PlanFormat::Markdown => print(&markdown::plan(&plan))?,
+        PlanFormat::Text => print(&render::plan(&plan))?,
     }
     Ok(0)
 }

@@ -1061,3 +1061,46 @@ fn the_readmes_example_commands_on_the_examples_run_as_written() {
         assert_eq!(out.code, 0, "asdr {}:\n{}", args.join(" "), out.stderr);
     }
 }
+
+/// The Markdown plan: its summary first, one table row per change, the steps folded away, the
+/// warnings with their rules; the same for a saved plan shown, and the same every time.
+#[test]
+fn a_markdown_plan_tables_every_change_folds_the_steps_and_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("plan.json");
+    let args = [
+        "-f",
+        "examples/prod-east/asdr.yaml",
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+        "--format",
+        "markdown",
+    ];
+    let md = run(&args);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    let again = run(&args);
+    assert_eq!(md.stdout, again.stdout, "stable for diffing");
+    let out = run(&[&args[..4], &["plan", "--out", saved.to_str().unwrap()]].concat());
+    assert_eq!(out.code, 0);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let text = &md.stdout;
+    assert!(
+        text.starts_with("### asdr plan: backup of cluster `prod-east`\n"),
+        "{text}"
+    );
+    assert!(text.contains("**Plan: 10 to add, 0 to change, 9 to destroy, 24 steps.**"));
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("| `+` |") || l.starts_with("| `-` |"))
+        .count();
+    assert_eq!(rows, plan["changes"].as_array().unwrap().len());
+    assert!(text.contains("<details><summary>24 steps</summary>"));
+    assert!(text.contains("- **[R13]**"), "{text}");
+    let shown = run(&["show", saved.to_str().unwrap(), "--format", "markdown"]);
+    assert_eq!(
+        shown.stdout, md.stdout,
+        "show renders the saved plan the same"
+    );
+}

@@ -191,3 +191,27 @@ fn the_dockerfile_builds_this_binary_on_a_supported_rust_and_runs_it_as_a_non_ro
         (None, _) => eprintln!("skipped: no container builder (docker, podman) on this machine"),
     }
 }
+
+#[test]
+fn the_pull_request_workflow_plans_in_markdown_and_applies_on_merge_with_valid_arguments() {
+    let path = root().join("deploy/github/asdr.yml");
+    let flow: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let runs: Vec<String> = ["plan", "apply"]
+        .iter()
+        .flat_map(|job| flow["jobs"][job]["steps"].as_array().unwrap().clone())
+        .filter_map(|s| s["run"].as_str().map(str::to_string))
+        .filter(|r| r.starts_with("asdr "))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs[0].contains("--format markdown") && runs[1].contains("apply --yes"));
+    for run in &runs {
+        let args: Vec<&str> = run
+            .trim_start_matches("asdr ")
+            .split('>')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        accepted(&args);
+    }
+}
