@@ -85,9 +85,20 @@ pub enum Command {
     Drill(DrillArgs),
     /// Print the least-privilege IAM policy for exactly the actions a plan uses.
     IamPolicy(IamPolicyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `asdr man > asdr.1`, then `man ./asdr.1`.
+    Man,
     /// Where the cluster stands: the newest complete backup against the RPO, the sets kept,
     /// what bounds each restore, the lock, the last apply. Exit 0 within the RPO, 2 overdue.
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `asdr completions bash > /etc/bash_completion.d/asdr`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,22 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
         Command::Drill(a) => drill::cmd_drill(g, a),
         Command::Status(a) => status::cmd_status(g, a),
+        Command::Completions(a) => {
+            let mut cmd = <crate::args::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "asdr", &mut script);
+            write_raw(&script)?;
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <crate::args::Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| CommandError::User(format!("cannot render the manual page: {e}")))?;
+            write_raw(&page)?;
+            Ok(0)
+        }
     }
 }
 
@@ -36,6 +52,13 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
 pub(crate) fn print(text: &str) -> Result<(), CommandError> {
     let mut out = anstream::stdout();
     out.write_all(text.as_bytes())
+        .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+}
+
+/// Bytes to stdout as they are (a closed pipe is an error, not a panic).
+fn write_raw(bytes: &[u8]) -> Result<(), CommandError> {
+    std::io::stdout()
+        .write_all(bytes)
         .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
 }
 

@@ -1104,3 +1104,38 @@ fn a_markdown_plan_tables_every_change_folds_the_steps_and_is_stable() {
         "show renders the saved plan the same"
     );
 }
+
+/// Shell completions and the manual page come from the same definition as the parser: every
+/// command is in them.
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let bash = run(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    let man = run(&["man"]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    let page = man.stdout.replace("\\-", "-");
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH asdr 1"),
+        "roff"
+    );
+    for c in [
+        "validate",
+        "plan",
+        "apply",
+        "show",
+        "graph",
+        "inventory",
+        "schema",
+        "drill",
+        "iam-policy",
+        "status",
+    ] {
+        assert!(bash.stdout.contains(c), "bash completion lacks {c}");
+        assert!(page.contains(c), "the manual page lacks {c}");
+    }
+    for shell in ["zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.contains("status"), "{shell}");
+    }
+}
