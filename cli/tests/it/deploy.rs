@@ -161,7 +161,7 @@ fn the_dockerfile_builds_this_binary_on_a_supported_rust_and_runs_it_as_a_non_ro
     let user = docker
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .unwrap();
     assert_ne!(user.trim(), "root");
     assert_ne!(user.trim(), "0");
