@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// asdr reads a policy file (asdr.yaml) that says how a cluster is backed up and how it may be
 /// restored, observes the world, and shows a reviewable plan that obeys the safety rules.
 #[derive(Debug, Parser)]
-#[command(name = "asdr", version, propagate_version = true)]
+#[command(name = "asdr", version = env!("ASDR_VERSION"), propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -1139,3 +1139,31 @@ fn completions_and_the_manual_page_name_every_command() {
         assert!(out.stdout.contains("status"), "{shell}");
     }
 }
+
+/// `--version` names the commit the binary was built from, in a git checkout.
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let out = run(&["--version"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout
+            .starts_with(&format!("asdr {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        out.stdout
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output();
+    match head {
+        Ok(h) if h.status.success() => {
+            let commit = String::from_utf8_lossy(&h.stdout).trim().to_string();
+            assert!(
+                out.stdout.contains(&format!("({commit})")),
+                "{}",
+                out.stdout
+            );
+        }
+        _ => eprintln!("not a git checkout: the version carries no commit"),
+    }
+}
