@@ -125,7 +125,7 @@ impl S3Lock {
                 }))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(self.io(aws_sdk_s3::error::DisplayErrorContext(e))),
+            Err(e) => Err(self.io(crate::aws_error::one_line("S3 GetObject", &e, None))),
         }
     }
 
@@ -194,7 +194,7 @@ impl S3Lock {
                     message: "another version of the lock object is there".into(),
                 })
             }
-            Err(e) => Err(self.io(aws_sdk_s3::error::DisplayErrorContext(e))),
+            Err(e) => Err(self.io(crate::aws_error::one_line("S3 PutObject", &e, None))),
         }
     }
 
@@ -211,7 +211,7 @@ impl S3Lock {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.io(aws_sdk_s3::error::DisplayErrorContext(e)))
+            .map_err(|e| self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None)))
     }
 
     /// Removes the lock (the end of this apply, or `--break-lock`); returns who held it.

@@ -11,10 +11,14 @@ pub struct S3Store {
 }
 
 /// Bucket and key of an object (the key must not be empty).
-fn io_error(uri: &str, e: impl std::error::Error) -> StoreError {
+fn io_error<E, R>(uri: &str, what: &str, e: &aws_sdk_s3::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
     StoreError::Io {
         uri: uri.into(),
-        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        message: crate::aws_error::one_line(what, e, None),
     }
 }
 
@@ -65,10 +69,7 @@ impl Store for S3Store {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| StoreError::Io {
-                    uri: prefix.into(),
-                    message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-                })?;
+                .map_err(|e| io_error(prefix, "S3 ListObjectsV2", &e))?;
             out.extend(
                 page.contents()
                     .iter()
@@ -92,7 +93,7 @@ impl Store for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| io_error(uri, e))
+            .map_err(|e| io_error(uri, "S3 PutObject", &e))
     }
 
     async fn delete(&self, uri: &str) -> Result<(), StoreError> {
@@ -104,7 +105,7 @@ impl Store for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| io_error(uri, e))
+            .map_err(|e| io_error(uri, "S3 DeleteObject", &e))
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
@@ -128,10 +129,7 @@ impl Store for S3Store {
                 }),
             Err(e) => match e.as_service_error() {
                 Some(se) if se.is_no_such_key() => Err(StoreError::NotFound { uri: uri.into() }),
-                _ => Err(StoreError::Io {
-                    uri: uri.into(),
-                    message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-                }),
+                _ => Err(io_error(uri, "S3 GetObject", &e)),
             },
         }
     }
