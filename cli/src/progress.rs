@@ -15,6 +15,27 @@ pub struct Reporter {
     grows: bool,
     bar: Option<ProgressBar>,
     last_pending: Mutex<Option<String>>,
+    /// What the bar says: the steps still waiting, each with its latest note.
+    waiting: Mutex<Waiting>,
+}
+
+/// The steps waiting on something, newest last: the bar shows the newest, and a step that
+/// finished is no longer shown (a bar stuck on "terminate_instance … shutting down" long after
+/// the instance was gone).
+#[derive(Debug, Default)]
+struct Waiting(Vec<(String, String)>);
+
+impl Waiting {
+    fn note(&mut self, step: &str, text: String) -> &str {
+        self.0.retain(|(s, _)| s != step);
+        self.0.push((step.to_string(), text));
+        &self.0.last().expect("just pushed").1
+    }
+
+    fn finished(&mut self, step: &str) -> &str {
+        self.0.retain(|(s, _)| s != step);
+        self.0.last().map_or("", |(_, t)| t.as_str())
+    }
 }
 
 fn outcome_word(o: &Outcome) -> &'static str {
@@ -46,6 +67,7 @@ impl Reporter {
             grows: steps == 0,
             bar,
             last_pending: Mutex::new(None),
+            waiting: Mutex::default(),
         }
     }
 
@@ -132,7 +154,8 @@ impl Reporter {
                 };
                 match &self.bar {
                     Some(bar) => {
-                        bar.set_message(text);
+                        let mut waiting = self.waiting.lock().expect("not poisoned");
+                        bar.set_message(waiting.note(step, text).to_string());
                         None
                     }
                     None => {
@@ -153,6 +176,8 @@ impl Reporter {
             Event::Finished { step, outcome } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
+                    let mut waiting = self.waiting.lock().expect("not poisoned");
+                    bar.set_message(waiting.finished(step).to_string());
                 }
                 let detail = match outcome {
                     Outcome::Done { took, .. } => format!(" ({:.2} s)", took.as_secs_f64()),
@@ -175,5 +200,34 @@ impl Reporter {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Waiting;
+
+    #[test]
+    fn a_finished_step_leaves_the_bar_to_the_steps_still_waiting() {
+        let mut w = Waiting::default();
+        assert_eq!(
+            w.note("terminate_instance:a1", "i-1 shutting down".into()),
+            "i-1 shutting down"
+        );
+        assert_eq!(
+            w.note("wait_volume:a1", "vol-1 creating".into()),
+            "vol-1 creating"
+        );
+        assert_eq!(
+            w.note("terminate_instance:a1", "i-1 still shutting down".into()),
+            "i-1 still shutting down"
+        );
+        assert_eq!(w.finished("terminate_instance:a1"), "vol-1 creating");
+        assert_eq!(
+            w.finished("wait_volume:a1"),
+            "",
+            "nothing waiting: no stale note"
+        );
+        assert_eq!(w.finished("provision_instance:a1"), "");
     }
 }
