@@ -135,6 +135,37 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(out)
 }
 
+/// The journals in `dir` (`<plan-id>.jsonl`), by plan id; none when there is no such directory.
+fn journal_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(read_dir) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    read_dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("jsonl"))
+        .map(|p| {
+            let id = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            (id, p)
+        })
+        .collect()
+}
+
+/// The plan kept beside the journal of `id`.
+fn plan_of(dir: &Path, id: &str) -> Result<Plan, JournalError> {
+    let plan_file = plan_path(dir, id);
+    let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
+    serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
+        path: plan_file.display().to_string(),
+        line: e.line(),
+        message: e.to_string(),
+    })
+}
+
 /// How an apply ended, as its journal tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,29 +193,9 @@ pub struct Applied {
 
 /// The applies of `cluster` the journals in `dir` record, oldest first.
 pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> {
-    let Ok(read_dir) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for entry in read_dir.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-            continue;
-        }
-        let id = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let plan_file = plan_path(dir, &id);
-        let Ok(text) = std::fs::read_to_string(&plan_file) else {
-            continue;
-        };
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
-            path: plan_file.display().to_string(),
-            line: e.line(),
-            message: e.to_string(),
-        })?;
+    for (id, path) in journal_files(dir) {
+        let plan = plan_of(dir, &id)?;
         if plan.cluster != cluster {
             continue;
         }
@@ -220,15 +231,8 @@ pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> 
 /// Plans whose journal has no `finished` entry (and no failure), oldest first: applies that were
 /// killed and can be resumed.
 pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> {
-    let Ok(read_dir) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
     let mut plans = Vec::new();
-    for entry in read_dir.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-            continue;
-        }
+    for (id, path) in journal_files(dir) {
         let entries = read(&path)?;
         // Ended, or past a failure: once a step failed or was skipped, the cleanups may have run
         // ahead of the steps they close (an unquiesce before its node's snapshot). Resuming
@@ -241,18 +245,7 @@ pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> 
         }) {
             continue;
         }
-        let id = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let plan_file = plan_path(dir, &id);
-        let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
-            path: plan_file.display().to_string(),
-            line: e.line(),
-            message: e.to_string(),
-        })?;
+        let plan = plan_of(dir, &id)?;
         if plan.cluster == cluster {
             plans.push(plan);
         }

@@ -182,6 +182,11 @@ mod tests {
                 false,
             ),
         ];
+        plan_of(steps)
+    }
+
+    /// A backup plan "p" of cluster "c" with these steps (the executor's tests).
+    pub(crate) fn plan_of(steps: Vec<Step>) -> Plan {
         Plan {
             format_version: 1,
             plan_id: "p".into(),

@@ -597,7 +597,6 @@ async fn run_step<P: Provider>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asdr_planner::Summary;
     use asdr_planner::params::{Learned, Params};
     use std::sync::Mutex;
 
@@ -655,22 +654,7 @@ mod tests {
                 cleanup: false,
             })
             .collect();
-        let plan = Plan {
-            format_version: 1,
-            plan_id: "p".into(),
-            cluster: "c".into(),
-            operation: "backup".into(),
-            now: String::new(),
-            spec_digest: String::new(),
-            world_digest: String::new(),
-            changes: vec![],
-            summary: Summary {
-                steps: steps.len(),
-                ..Summary::default()
-            },
-            steps,
-            warnings: vec![],
-        };
+        let plan = crate::tests::plan_of(steps);
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
         let provider = Arc::new(Settling::default());
@@ -700,5 +684,96 @@ mod tests {
             Some(4),
             "every step made its change while the first was still settling"
         );
+    }
+
+    /// Quiesce reports pending until the node says it is quiesced; unquiesce is done at once.
+    /// Records the nodes out of service after each call.
+    #[derive(Default)]
+    struct Quiescing {
+        acted: Mutex<std::collections::HashSet<String>>,
+        out: Mutex<std::collections::BTreeSet<String>>,
+        most_out: Mutex<usize>,
+    }
+
+    impl Provider for Quiescing {
+        async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+            Ok(None)
+        }
+
+        async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+            let node = input.step.node.clone().unwrap();
+            let first = self.acted.lock().unwrap().insert(input.step.id.clone());
+            match input.step.kind() {
+                StepKind::Quiesce => {
+                    let mut out = self.out.lock().unwrap();
+                    out.insert(node);
+                    let mut most = self.most_out.lock().unwrap();
+                    *most = (*most).max(out.len());
+                    if first {
+                        return StepProgress::pending("waiting for effective_is_quiesced", None);
+                    }
+                }
+                _ => {
+                    self.out.lock().unwrap().remove(&node);
+                }
+            }
+            StepProgress::done(Learned::default())
+        }
+    }
+
+    /// R8 holds when a quiesce frees its parallelism slot while it waits for the node: the
+    /// rolling limit counts nodes out of service, not slots, so the second node is not quiesced
+    /// until the first is back.
+    #[tokio::test]
+    async fn r8_a_quiesce_waiting_on_its_node_frees_its_slot_but_not_the_rolling_limit() {
+        let service = |node: &str| asdr_planner::params::NodeService {
+            address: format!("127.0.0.1:3000/{node}"),
+            command: None,
+            rolling: true,
+        };
+        let mut steps = Vec::new();
+        for n in ["a", "b", "c"] {
+            steps.push(Step {
+                id: format!("quiesce:{n}"),
+                params: Params::Quiesce(service(n)),
+                node: Some(n.into()),
+                depends_on: vec![],
+                cleanup: false,
+            });
+            steps.push(Step {
+                id: format!("unquiesce:{n}"),
+                params: Params::Unquiesce(service(n)),
+                node: Some(n.into()),
+                depends_on: vec![format!("quiesce:{n}")],
+                cleanup: true,
+            });
+        }
+        let plan = crate::tests::plan_of(steps);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
+        let provider = Arc::new(Quiescing::default());
+        let opts = Options {
+            parallelism: 10,
+            max_nodes_at_once: 1,
+            poll_interval: Duration::from_millis(20),
+            ..Options::default()
+        };
+        let report = execute(
+            Arc::new(plan),
+            provider.clone(),
+            &mut journal,
+            BTreeMap::new(),
+            &opts,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded(), "{:?}", report.outcomes);
+        assert_eq!(
+            *provider.most_out.lock().unwrap(),
+            1,
+            "one node out at a time"
+        );
+        assert!(provider.out.lock().unwrap().is_empty(), "every node back");
     }
 }

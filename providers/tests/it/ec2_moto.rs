@@ -97,7 +97,7 @@ fn device_tags(snaps: &[aws_sdk_ec2::types::Snapshot]) -> BTreeMap<String, Optio
 /// leaves snapshots without devices: the set cannot be marked complete with them (R2), and the
 /// waits of the resumed plan, in a new process, give each snapshot its own volume's device.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_waits_of_a_resumed_backup_tag_each_snapshot_with_its_volumes_device_before_the_set_is_complete()
+async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_snapshot_with_its_volumes_device()
  {
     let moto = Moto::start();
     let ec2 = moto.ec2();
