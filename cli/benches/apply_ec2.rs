@@ -22,27 +22,13 @@ use std::time::{Duration, Instant};
 
 use asdr_planner::testkit::ExamplePolicy;
 use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
-use asdr_providers::testkit_moto::Moto;
-use aws_sdk_ec2::types::{
-    Filter, InstanceSpecification, ResourceType, Tag, TagSpecification, VolumeType,
-};
+use asdr_providers::testkit_moto::{Moto, SeedNode, seed_node, tag_spec as spec};
+use aws_sdk_ec2::types::{Filter, InstanceSpecification, ResourceType, Tag, VolumeType};
 
 const NODES: usize = 64;
 const DEVICES: [&str; 2] = ["/dev/sdf", "/dev/sdg"];
 /// asdr's default parallelism, for the bare calls made "as asdr would".
 const AT_ONCE: usize = 10;
-
-fn spec(kind: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(
-            pairs
-                .iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                .collect(),
-        ))
-        .build()
-}
 
 fn filter(name: &str, values: &[&str]) -> Filter {
     Filter::builder()
@@ -202,58 +188,12 @@ async fn seed() -> Bench {
         .collect();
     let mut instances = BTreeMap::new();
     for (node, ip, az) in &nodes {
-        let id = ec2
-            .run_instances()
-            .image_id("ami-0123456789abcdef0")
-            .instance_type(aws_sdk_ec2::types::InstanceType::I4i8xlarge)
-            .min_count(1)
-            .max_count(1)
-            .network_interfaces(
-                aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
-                    .device_index(0)
-                    .subnet_id(&subnets[*az])
-                    .private_ip_address(ip)
-                    .delete_on_termination(true)
-                    .build(),
-            )
-            .tag_specifications(spec(
-                ResourceType::Instance,
-                &[("asdr:cluster", "big"), ("asdr:node", node)],
-            ))
-            .send()
-            .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
-        for dev in DEVICES {
-            let vol = ec2
-                .create_volume()
-                .availability_zone(*az)
-                .size(50)
-                .volume_type(VolumeType::Gp3)
-                .tag_specifications(spec(
-                    ResourceType::Volume,
-                    &[
-                        ("asdr:cluster", "big"),
-                        ("asdr:node", node),
-                        ("asdr:device", dev),
-                    ],
-                ))
-                .send()
-                .await
-                .unwrap()
-                .volume_id
-                .unwrap();
-            ec2.attach_volume()
-                .volume_id(&vol)
-                .instance_id(&id)
-                .device(dev)
-                .send()
-                .await
-                .unwrap();
-        }
+        let seeded = SeedNode {
+            at: Some((&subnets[*az], ip)),
+            az,
+            tagged: Some(("big", node)),
+        };
+        let (id, _) = seed_node(&ec2, seeded, &DEVICES).await;
         instances.insert(node.clone(), id);
     }
     let dir = tempfile::tempdir().unwrap();

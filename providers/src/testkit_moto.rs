@@ -84,3 +84,102 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(conf)
     }
 }
+
+/// Tags for a resource created in moto, as asdr finds them (`asdr:cluster`, `asdr:node`…).
+pub fn tag_spec(
+    kind: aws_sdk_ec2::types::ResourceType,
+    pairs: &[(&str, &str)],
+) -> aws_sdk_ec2::types::TagSpecification {
+    aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            pairs
+                .iter()
+                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+/// Where a node seeded in moto lives, and how it is tagged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeedNode<'a> {
+    /// The subnet and private address of its primary interface (moto's default subnet otherwise).
+    pub at: Option<(&'a str, &'a str)>,
+    pub az: &'a str,
+    /// `(cluster, node)`: the instance and its volumes are tagged for asdr to find.
+    pub tagged: Option<(&'a str, &'a str)>,
+}
+
+/// An i4i.8xlarge instance with a gp3 volume attached at each of `devices`; its id, and each
+/// device's volume id.
+pub async fn seed_node(
+    ec2: &aws_sdk_ec2::Client,
+    node: SeedNode<'_>,
+    devices: &[&str],
+) -> (String, std::collections::BTreeMap<String, String>) {
+    use aws_sdk_ec2::types::ResourceType;
+    let mut run = ec2
+        .run_instances()
+        .image_id("ami-0123456789abcdef0")
+        .instance_type(aws_sdk_ec2::types::InstanceType::I4i8xlarge)
+        .min_count(1)
+        .max_count(1);
+    if let Some((subnet, ip)) = node.at {
+        run = run.network_interfaces(
+            aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .subnet_id(subnet)
+                .private_ip_address(ip)
+                .delete_on_termination(true)
+                .build(),
+        );
+    }
+    if let Some((cluster, name)) = node.tagged {
+        run = run.tag_specifications(tag_spec(
+            ResourceType::Instance,
+            &[
+                ("asdr:cluster", cluster),
+                ("asdr:node", name),
+                ("Name", &format!("{cluster}-{name}")),
+            ],
+        ));
+    }
+    let id = run.send().await.expect("RunInstances").instances()[0]
+        .instance_id()
+        .expect("an instance id")
+        .to_string();
+    let mut volumes = std::collections::BTreeMap::new();
+    for dev in devices {
+        let mut create = ec2
+            .create_volume()
+            .availability_zone(node.az)
+            .size(50)
+            .volume_type(aws_sdk_ec2::types::VolumeType::Gp3);
+        if let Some((cluster, name)) = node.tagged {
+            create = create.tag_specifications(tag_spec(
+                ResourceType::Volume,
+                &[
+                    ("asdr:cluster", cluster),
+                    ("asdr:node", name),
+                    ("asdr:device", dev),
+                ],
+            ));
+        }
+        let vol = create
+            .send()
+            .await
+            .expect("CreateVolume")
+            .volume_id
+            .expect("a volume id");
+        ec2.attach_volume()
+            .volume_id(&vol)
+            .instance_id(&id)
+            .device(*dev)
+            .send()
+            .await
+            .expect("AttachVolume");
+        volumes.insert(dev.to_string(), vol);
+    }
+    (id, volumes)
+}

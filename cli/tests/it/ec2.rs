@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
-use asdr_providers::testkit_moto::Moto;
+use asdr_providers::testkit_moto::{Moto, SeedNode, tag_spec as spec};
 use assert_cmd::cargo::CommandCargoExt;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType};
 
 const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
 
@@ -25,20 +25,6 @@ struct Env {
     subnets: BTreeMap<String, String>,
 }
 
-fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
-    pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-        .collect()
-}
-
-fn spec(kind: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(tags(pairs)))
-        .build()
-}
-
 /// One node of a cluster in moto: its instance at `ip` in `subnet`, and a gp3 volume attached at
 /// each of DEVICES, tagged as asdr finds them. Returns the instance id.
 async fn seed_node(
@@ -49,60 +35,14 @@ async fn seed_node(
     ip: &str,
     az: &str,
 ) -> String {
-    let run = ec2
-        .run_instances()
-        .image_id("ami-0123456789abcdef0")
-        .instance_type(aws_sdk_ec2::types::InstanceType::I4i8xlarge)
-        .min_count(1)
-        .max_count(1)
-        .network_interfaces(
-            aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
-                .device_index(0)
-                .subnet_id(subnet)
-                .private_ip_address(ip)
-                .delete_on_termination(true)
-                .build(),
-        )
-        .tag_specifications(spec(
-            ResourceType::Instance,
-            &[
-                ("asdr:cluster", cluster),
-                ("asdr:node", node),
-                ("Name", &format!("{cluster}-{node}")),
-            ],
-        ))
-        .send()
+    let seeded = SeedNode {
+        at: Some((subnet, ip)),
+        az,
+        tagged: Some((cluster, node)),
+    };
+    asdr_providers::testkit_moto::seed_node(ec2, seeded, &DEVICES)
         .await
-        .unwrap();
-    let id = run.instances()[0].instance_id().unwrap().to_string();
-    for dev in DEVICES {
-        let vol = ec2
-            .create_volume()
-            .availability_zone(az)
-            .size(50)
-            .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
-            .tag_specifications(spec(
-                ResourceType::Volume,
-                &[
-                    ("asdr:cluster", cluster),
-                    ("asdr:node", node),
-                    ("asdr:device", dev),
-                ],
-            ))
-            .send()
-            .await
-            .unwrap()
-            .volume_id
-            .unwrap();
-        ec2.attach_volume()
-            .volume_id(&vol)
-            .instance_id(&id)
-            .device(dev)
-            .send()
-            .await
-            .unwrap();
-    }
-    id
+        .0
 }
 
 /// The number `-v` prints after `prefix` ("made 14 EC2 API calls").

@@ -7,50 +7,13 @@ use asdr_planner::StepKind;
 use asdr_planner::params::Learned;
 use asdr_planner::ports::{Progress, Provider, StepInput};
 use asdr_providers::ec2::Ec2Provider;
-use asdr_providers::testkit_moto::Moto;
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use asdr_providers::testkit_moto::{Moto, SeedNode, seed_node, tag_spec};
+use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
 use crate::step_on;
 
 const DEVICES: [&str; 2] = ["/dev/sdf", "/dev/sdg"];
-
-/// An instance with a gp3 volume at each of DEVICES; its id and device → volume id.
-async fn seed(ec2: &aws_sdk_ec2::Client) -> (String, BTreeMap<&'static str, String>) {
-    let id = ec2
-        .run_instances()
-        .image_id("ami-0123456789abcdef0")
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
-    let mut volumes = BTreeMap::new();
-    for dev in DEVICES {
-        let vol = ec2
-            .create_volume()
-            .availability_zone("us-east-1a")
-            .size(10)
-            .send()
-            .await
-            .unwrap()
-            .volume_id
-            .unwrap();
-        ec2.attach_volume()
-            .volume_id(&vol)
-            .instance_id(&id)
-            .device(dev)
-            .send()
-            .await
-            .unwrap();
-        volumes.insert(dev, vol);
-    }
-    (id, volumes)
-}
 
 /// Carries `step` out in plan "p" with what earlier steps learned, polling while it is pending.
 async fn run(
@@ -101,7 +64,15 @@ async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_s
  {
     let moto = Moto::start();
     let ec2 = moto.ec2();
-    let (instance, volumes) = seed(&ec2).await;
+    let (instance, volumes) = seed_node(
+        &ec2,
+        SeedNode {
+            az: "us-east-1a",
+            ..SeedNode::default()
+        },
+        &DEVICES,
+    )
+    .await;
     let snapshot = asdr_planner::Step {
         depends_on: vec![],
         ..step_on(
@@ -109,7 +80,7 @@ async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_s
             StepKind::SnapshotInstance,
             "a1",
             json!({"instance_id": instance, "set": "bs", "exclude_boot_volume": true,
-                "volumes": DEVICES.iter().map(|d| json!({"device": d, "volume_id": volumes[d]})).collect::<Vec<_>>(),
+                "volumes": DEVICES.iter().map(|d| json!({"device": d, "volume_id": volumes[*d]})).collect::<Vec<_>>(),
                 "descriptions": [], "tags": {"asdr:cluster": "c", "asdr:set": "bs", "asdr:node": "a1"}}),
         )
     };
@@ -121,7 +92,7 @@ async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_s
                 &format!("wait_snapshot:a1:{d}:bs"),
                 StepKind::WaitSnapshot,
                 "a1",
-                json!({"set": "bs", "node": "a1", "device": d, "volume_id": volumes[d]}),
+                json!({"set": "bs", "node": "a1", "device": d, "volume_id": volumes[*d]}),
             )
         })
         .collect();
@@ -158,23 +129,16 @@ async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_s
     let other = ec2
         .create_snapshot()
         .volume_id(&volumes["/dev/sdf"])
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Snapshot)
-                .set_tags(Some(
-                    [
-                        ("asdr:cluster", "c"),
-                        ("asdr:set", "bs"),
-                        ("asdr:node", "a1"),
-                        ("asdr:plan", "earlier"),
-                        ("asdr:step", "snapshot_instance:a1:bs"),
-                    ]
-                    .iter()
-                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                    .collect(),
-                ))
-                .build(),
-        )
+        .tag_specifications(tag_spec(
+            ResourceType::Snapshot,
+            &[
+                ("asdr:cluster", "c"),
+                ("asdr:set", "bs"),
+                ("asdr:node", "a1"),
+                ("asdr:plan", "earlier"),
+                ("asdr:step", "snapshot_instance:a1:bs"),
+            ],
+        ))
         .send()
         .await
         .unwrap()
@@ -199,7 +163,7 @@ async fn r2_a_set_is_complete_only_once_the_waits_of_a_resumed_backup_tag_each_s
     {
         let dev = DEVICES
             .iter()
-            .find(|d| Some(volumes[*d].as_str()) == s.volume_id())
+            .find(|d| Some(volumes[**d].as_str()) == s.volume_id())
             .unwrap();
         assert_eq!(
             device_tags(std::slice::from_ref(s))
