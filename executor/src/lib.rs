@@ -105,6 +105,7 @@ mod tests {
 
     fn step(id: &str, kind: StepKind, node: Option<&str>, deps: &[&str], cleanup: bool) -> Step {
         Step {
+            region: None,
             id: id.into(),
             params: params_of(kind),
             node: node.map(Into::into),

@@ -641,6 +641,7 @@ mod tests {
     async fn a_step_watching_its_change_settle_frees_its_parallelism_slot() {
         let steps: Vec<Step> = (0..4)
             .map(|i| Step {
+                region: None,
                 id: format!("snapshot:n{i}"),
                 params: Params::Snapshot(asdr_planner::params::Snapshot {
                     description: String::new(),
@@ -734,6 +735,7 @@ mod tests {
         let mut steps = Vec::new();
         for n in ["a", "b", "c"] {
             steps.push(Step {
+                region: None,
                 id: format!("quiesce:{n}"),
                 params: Params::Quiesce(service(n)),
                 node: Some(n.into()),
@@ -741,6 +743,7 @@ mod tests {
                 cleanup: false,
             });
             steps.push(Step {
+                region: None,
                 id: format!("unquiesce:{n}"),
                 params: Params::Unquiesce(service(n)),
                 node: Some(n.into()),

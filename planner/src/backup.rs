@@ -32,6 +32,13 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
             })
         }
     };
+    // The copy regions first: a set whose copy is under way stays until the copy is done.
+    let region_worlds = crate::copies::views(ctx);
+    let regions: Vec<crate::observe::Observed<'_>> = region_worlds
+        .iter()
+        .map(|w| crate::observe::Observed::new(ctx.policy, w))
+        .collect();
+    let in_flight = crate::copies::sources_in_flight(&regions);
     let mut new_set = None;
     if let Some(reason) = due {
         let set = resume_or_new(ctx);
@@ -40,7 +47,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     } else {
         crate::nodes::warn_nodes_down(ctx, b);
     }
-    retention::plan(ctx, b, new_set.as_deref());
+    let expired = retention::plan(ctx, b, new_set.as_deref(), &in_flight);
+    crate::copies::plan(ctx, b, &regions, new_set.as_deref(), &expired);
     Ok(())
 }
 

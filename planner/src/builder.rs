@@ -10,6 +10,8 @@ pub(crate) struct Builder {
     pub steps: Vec<Step>,
     pub changes: Vec<Change>,
     pub warnings: Vec<Warning>,
+    /// The region the steps added now act in (none: the cluster's own).
+    pub region: Option<String>,
 }
 
 impl Builder {
@@ -49,6 +51,7 @@ impl Builder {
             id: id.clone(),
             params,
             node: node.map(str::to_string),
+            region: self.region.clone(),
             depends_on,
             cleanup,
         });

@@ -7,6 +7,7 @@ mod asbackup;
 mod backup;
 mod builder;
 mod config;
+pub mod copies;
 pub mod drill;
 mod error;
 pub mod graph;
@@ -82,7 +83,10 @@ impl Operation {
 /// Everything a step-building module reads.
 pub(crate) struct Ctx<'a, 'w> {
     pub policy: &'a Policy,
+    /// The cluster's own region.
     pub obs: &'a Observed<'w>,
+    /// Everything observed, every region (copies, restores elsewhere).
+    pub world: &'a World,
     pub now: OffsetDateTime,
 }
 
@@ -113,13 +117,15 @@ pub fn plan(
     now: OffsetDateTime,
     op: &Operation,
 ) -> Result<Plan, PlanError> {
-    let obs = Observed::new(policy, world);
-    check_cluster_present(policy, world, &obs)?;
+    let home = copies::home_view(policy, world);
+    let obs = Observed::new(policy, &home);
+    check_cluster_present(policy, &home, &obs)?;
     check_edition(policy, &obs)?;
     check_devices(policy, &obs)?;
     let ctx = Ctx {
         policy,
         obs: &obs,
+        world,
         now,
     };
     let mut b = Builder::default();

@@ -137,6 +137,35 @@ pub struct CopySmd {
 }
 
 /// restore_smd: a set's SMD archive replaces a node's SMD directory.
+/// A snapshot copied into the step's region (CopySnapshot there, `SourceRegion` set), tagged
+/// like its source plus `asdr:source-snapshot` and `asdr:source-region`; found again by those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CopySnapshot {
+    /// The completed snapshot in the cluster's region.
+    pub source: Ref,
+    pub source_region: String,
+    pub set: String,
+    pub node: String,
+    pub device: String,
+    pub description: String,
+    /// Encrypted with `kms_key_id` in the destination region; otherwise as the source is.
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    pub tags: TagMap,
+}
+
+/// A set's SMD archive copied from one store to another, its SHA-256 checked on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CopySmdArchive {
+    pub set: String,
+    pub from: String,
+    pub to: String,
+    /// The archive's SHA-256 when known in advance (observed); otherwise the source's, read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RestoreSmd {
     pub set: String,
@@ -365,6 +394,8 @@ pub enum Params {
     DeleteVolume(DeleteVolume),
     StopInstance(StopInstance),
     DeleteBackup(DeleteBackup),
+    CopySnapshot(CopySnapshot),
+    CopySmdArchive(CopySmdArchive),
 }
 
 impl Params {
@@ -404,6 +435,8 @@ impl Params {
             Params::DeleteVolume(_) => StepKind::DeleteVolume,
             Params::StopInstance(_) => StepKind::StopInstance,
             Params::DeleteBackup(_) => StepKind::DeleteBackup,
+            Params::CopySnapshot(_) => StepKind::CopySnapshot,
+            Params::CopySmdArchive(_) => StepKind::CopySmdArchive,
         }
     }
 
@@ -445,6 +478,8 @@ impl Params {
             Params::DeleteSnapshot(p) => Some(&p.set),
             Params::MarkSetComplete(p) => Some(&p.set),
             Params::DeleteBackup(p) => Some(&p.set),
+            Params::CopySnapshot(p) => Some(&p.set),
+            Params::CopySmdArchive(p) => Some(&p.set),
             _ => None,
         }
     }
@@ -488,6 +523,7 @@ impl Params {
         match self {
             Params::Snapshot(p) => Some(&p.device),
             Params::WaitSnapshot(p) => p.device.as_deref(),
+            Params::CopySnapshot(p) => Some(&p.device),
             Params::DetachVolume(p) => Some(&p.device),
             Params::AttachVolume(p) => Some(&p.device),
             _ => None,
@@ -501,6 +537,7 @@ impl Params {
             Params::SnapshotInstance(p) => Some(&p.tags),
             Params::ProvisionInstance(p) => Some(&p.tags),
             Params::CreateVolume(p) => Some(&p.tags),
+            Params::CopySnapshot(p) => Some(&p.tags),
             _ => None,
         }
     }

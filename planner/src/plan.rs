@@ -119,6 +119,10 @@ pub enum StepKind {
     StopInstance,
     /// Retention of asbackup sets: one set's directories (each with asdr's manifest) deleted.
     DeleteBackup,
+    /// A completed snapshot copied to another region (`backup.copies`).
+    CopySnapshot,
+    /// A set's SMD archive copied to another region's store.
+    CopySmdArchive,
 }
 
 impl StepKind {
@@ -150,6 +154,8 @@ impl StepKind {
             StepKind::DeleteVolume => "delete_volume",
             StepKind::StopInstance => "stop_instance",
             StepKind::DeleteBackup => "delete_backup",
+            StepKind::CopySnapshot => "copy_snapshot",
+            StepKind::CopySmdArchive => "copy_smd_archive",
         }
     }
 
@@ -190,6 +196,9 @@ pub struct Step {
     #[serde(flatten)]
     pub params: Params,
     pub node: Option<String>,
+    /// The region the step acts in, when not the cluster's own (copies, restores elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub depends_on: Vec<String>,
     /// Runs even when a step before it failed (unquiesce, start a node asdr stopped).
     pub cleanup: bool,

@@ -4,9 +4,13 @@
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
+use std::collections::HashSet;
+
+use asdr_specs::Retain;
+
 use crate::Ctx;
 use crate::builder::Builder;
-use crate::observe::BackupSet;
+use crate::observe::{BackupSet, Observed};
 use crate::observe::human_age;
 use crate::params::{DeleteSnapshot, Params};
 use crate::plan::Action;
@@ -14,19 +18,62 @@ use crate::tags;
 
 /// `new_set` is the set this plan creates, if any: it counts toward `count`, and deletions wait
 /// for it to be marked complete, so a failed backup never costs an old set.
-pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
-    let retain = ctx.policy.backup.retain;
-    let newest_complete = ctx.obs.newest_complete_set().map(|s| s.id.clone());
+pub(crate) fn plan(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    new_set: Option<&str>,
+    keep: &HashSet<String>,
+) -> Vec<String> {
+    let after: Vec<String> = new_set
+        .map(|s| format!("mark_set_complete:{s}"))
+        .into_iter()
+        .collect();
+    plan_in(
+        ctx,
+        b,
+        Where {
+            obs: ctx.obs,
+            retain: ctx.policy.backup.retain,
+            region: None,
+        },
+        new_set,
+        after,
+        keep,
+    )
+}
+
+/// The sets of one region and the retention that applies there.
+pub(crate) struct Where<'o, 'w> {
+    pub obs: &'o Observed<'w>,
+    pub retain: Retain,
+    /// None: the cluster's own region.
+    pub region: Option<&'o str>,
+}
+
+/// Retention over `at`'s sets. `after`: the steps deletions wait for (the new set marked
+/// complete there), `keep`: sets that stay whatever their age (a copy of them is under way).
+/// Returns the sets it deletes.
+pub(crate) fn plan_in(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    at: Where<'_, '_>,
+    new_set: Option<&str>,
+    after: Vec<String>,
+    keep: &HashSet<String>,
+) -> Vec<String> {
+    let retain = at.retain;
+    let obs = at.obs;
+    let newest_complete = obs.newest_complete_set().map(|s| s.id.clone());
     let age_of = |s: &BackupSet<'_>| (ctx.now - s.time).whole_seconds().max(0) as u64;
     let too_old = |s: &BackupSet<'_>| retain.max_age.is_some_and(|m| age_of(s) > m.seconds());
 
     let mut kept_complete =
-        usize::from(new_set.is_some_and(|n| ctx.obs.set(n).is_none_or(|s| !s.is_complete())));
+        usize::from(new_set.is_some_and(|n| obs.set(n).is_none_or(|s| !s.is_complete())));
     let mut oldest_kept = None;
     let mut expired: Vec<(&BackupSet<'_>, String)> = Vec::new();
     // Newest first.
-    for set in ctx.obs.sets.iter().rev().filter(|s| s.is_complete()) {
-        if Some(&set.id) == newest_complete.as_ref() {
+    for set in obs.sets.iter().rev().filter(|s| s.is_complete()) {
+        if Some(&set.id) == newest_complete.as_ref() || keep.contains(&set.id) {
             kept_complete += 1;
             oldest_kept = Some(set.time);
             continue;
@@ -58,12 +105,11 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
     }
     // Unfinished sets older than every kept complete set are leftovers of failed runs; the newer
     // ones may still be in progress and stay.
-    for set in ctx
-        .obs
+    for set in obs
         .sets
         .iter()
         .rev()
-        .filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set)
+        .filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set && !keep.contains(&s.id))
     {
         let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
         if older_than_kept && (too_old(set) || retain.max_age.is_none()) {
@@ -78,11 +124,11 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
     }
     expired.sort_by(|a, b| a.0.time.cmp(&b.0.time).then_with(|| a.0.id.cmp(&b.0.id)));
 
-    let after_new_set: Vec<String> = new_set
-        .map(|s| format!("mark_set_complete:{s}"))
-        .into_iter()
-        .collect();
+    let place = at
+        .region
+        .map_or_else(String::new, |r| format!(" in {r} (backup.copies retain)"));
     for (set, reason) in &expired {
+        let reason = format!("{reason}{place}");
         for snap in &set.snapshots {
             let get = |k: &str| snap.tags.get(k).cloned().unwrap_or_default();
             b.change(
@@ -101,7 +147,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
             b.step(
                 format!("delete_snapshot:{}", snap.id),
                 snap.tags.get(tags::NODE).map(String::as_str),
-                after_new_set.clone(),
+                after.clone(),
                 Params::DeleteSnapshot(DeleteSnapshot {
                     snapshot_id: snap.id.clone(),
                     set: set.id.clone(),
@@ -112,4 +158,5 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder, new_set: Option<&str>) {
     if !expired.is_empty() {
         b.warn("R13", "only snapshots tagged asdr:cluster for this cluster are deleted; the SMD archives of expired sets stay in the store (expire them with the store's lifecycle rules)");
     }
+    expired.iter().map(|(s, _)| s.id.clone()).collect()
 }

@@ -14,6 +14,12 @@ pub const COMPLETE: &str = "asdr:complete";
 /// On a volume asdr detached for good (a restore swapped it for another): it is no longer the
 /// node's data, and `source: current-volumes` never reattaches it. The value is the plan id.
 pub const SUPERSEDED: &str = "asdr:superseded";
+/// On a copy of a snapshot in another region: the snapshot it was copied from, and its region.
+/// A copy is found again by them (CopySnapshot takes no client token).
+pub const SOURCE_SNAPSHOT: &str = "asdr:source-snapshot";
+pub const SOURCE_REGION: &str = "asdr:source-region";
+/// On the resources of a restore into another region: the restore that made them.
+pub const RESTORE: &str = "asdr:restore";
 
 /// R13, checked by every provider right before it deletes: a snapshot is deleted only when
 /// tagged for this cluster. The message says why not.

@@ -124,6 +124,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             let mut vtags = node_tags.clone();
             vtags.insert(tags::DEVICE.into(), ebs.clone());
             world.volumes.push(Volume {
+                region: None,
                 id: volume_id.clone(),
                 availability_zone: node.availability_zone.clone(),
                 size_gib: spec.volume_size_gib,
@@ -173,6 +174,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 }
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
+                    region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
                     volume_size_gib: spec.volume_size_gib,
@@ -191,6 +193,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             for f in 0..spec.foreign_snapshots {
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
+                    region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
                     volume_size_gib: spec.volume_size_gib,
@@ -207,6 +210,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             }
         }
         world.instances.push(Instance {
+            region: None,
             id: instance_id,
             state: if failure == Some(Failure::Terminated) {
                 InstanceState::Terminated

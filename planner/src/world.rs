@@ -41,10 +41,51 @@ pub struct World {
     pub subnets: Vec<Subnet>,
 }
 
+impl World {
+    /// Whether anything observed lies outside the cluster's own region.
+    pub fn has_other_regions(&self) -> bool {
+        self.instances.iter().any(|i| i.region.is_some())
+            || self.volumes.iter().any(|v| v.region.is_some())
+            || self.snapshots.iter().any(|s| s.region.is_some())
+            || self.subnets.iter().any(|s| s.region.is_some())
+    }
+
+    /// The part of the world in `region` (a resource with no region is in `home`), with the SMD
+    /// archives `archive` keeps; node observations only in the home region. Copies carry the
+    /// same asdr:set/node/device tags as their sources: a view of one region never mistakes
+    /// another region's copy for its own snapshot.
+    pub fn in_region(
+        &self,
+        region: &str,
+        home: &str,
+        archive: impl Fn(&SmdArchive) -> bool,
+    ) -> World {
+        let here = |r: &Option<String>| r.as_deref().unwrap_or(home) == region;
+        World {
+            now: self.now,
+            instances: self.instances.iter().filter(|i| here(&i.region)).cloned().collect(),
+            volumes: self.volumes.iter().filter(|v| here(&v.region)).cloned().collect(),
+            snapshots: self.snapshots.iter().filter(|s| here(&s.region)).cloned().collect(),
+            nodes: if region == home { self.nodes.clone() } else { Vec::new() },
+            smd_archives: self.smd_archives.iter().filter(|a| archive(a)).cloned().collect(),
+            asbackup_archives: if region == home {
+                self.asbackup_archives.clone()
+            } else {
+                Vec::new()
+            },
+            instance_types: self.instance_types.clone(),
+            subnets: self.subnets.iter().filter(|s| here(&s.region)).cloned().collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subnet {
     pub id: String,
+    /// The region it is in; none: the cluster's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// IPv4 range, `10.0.1.0/24`.
     pub cidr: String,
     pub availability_zone: String,
@@ -86,6 +127,9 @@ pub enum InstanceState {
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     pub id: String,
+    /// The region it is in; none: the cluster's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub state: InstanceState,
     #[serde(rename = "type")]
     pub instance_type: String,
@@ -129,6 +173,9 @@ pub enum VolumeState {
 #[serde(deny_unknown_fields)]
 pub struct Volume {
     pub id: String,
+    /// The region it is in; none: the cluster's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub availability_zone: String,
     pub size_gib: u32,
     #[serde(rename = "type")]
@@ -186,6 +233,9 @@ pub enum SnapshotState {
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     pub id: String,
+    /// The region it is in; none: the cluster's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub volume_id: String,
     #[serde(default)]
     pub volume_size_gib: u32,

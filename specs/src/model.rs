@@ -238,7 +238,25 @@ pub struct Backup {
     pub snapshot_description: Template,
     pub asbackup: Option<Asbackup>,
     pub accept_zombie_records: bool,
+    /// Copies of every set in other regions.
+    pub copies: Vec<Copy>,
 }
+
+/// `backup.copies[]`: every backup set copied to another region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copy {
+    pub region: String,
+    pub region_span: Span,
+    pub retain: Retain,
+    pub kms_key_id: Option<String>,
+    pub smd_to: String,
+    /// Snapshot copies in flight to the region at once.
+    pub max_in_flight: u32,
+}
+
+/// The default of `backup.copies[].max_in_flight`: AWS limits concurrent snapshot copies per
+/// destination region (the quota is adjustable; asdr stays well under the default).
+pub const DEFAULT_COPIES_IN_FLIGHT: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retain {
@@ -304,6 +322,56 @@ pub struct Restore {
     pub source_span: Span,
     pub accept_zombie_records: bool,
     pub volume: VolumeSpec,
+    /// A restore into another region, from the copies there.
+    pub region: Option<RegionTarget>,
+}
+
+impl Restore {
+    /// The region the restore builds in, when not the cluster's own.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_ref().map(|r| r.region.as_str())
+    }
+}
+
+/// `restores[].region` + `target`: a new cluster in another region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionTarget {
+    pub region: String,
+    pub region_span: Span,
+    /// Availability zone of that region → subnet.
+    pub subnets: BTreeMap<String, String>,
+    /// Node name → its address there.
+    pub private_ips: BTreeMap<String, Ipv4Addr>,
+    pub security_groups: Vec<String>,
+    pub ami: String,
+    pub instance_type: Option<String>,
+}
+
+impl RegionTarget {
+    /// The zone of this region a node of `home_az` goes to: the one with the same letter
+    /// (`us-east-1b` → `us-west-2b`).
+    pub fn zone_for(&self, home_az: &str) -> String {
+        zone_in(&self.region, home_az)
+    }
+
+    /// The addresses of the new cluster (the template's `peers`).
+    pub fn peers(&self) -> Vec<Ipv4Addr> {
+        self.private_ips.values().copied().collect()
+    }
+}
+
+/// The zone of `region` with `home_az`'s letter: `zone_in("us-west-2", "us-east-1b")` is
+/// `us-west-2b`.
+pub fn zone_in(region: &str, home_az: &str) -> String {
+    let letter: String = home_az
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{region}{letter}")
 }
 
 /// Where restored data comes from.

@@ -175,6 +175,30 @@ pub struct RawBackup {
     /// Acknowledges R6 for `consistency: stop-node` (each bounce is a cold start).
     #[serde(default)]
     pub accept_zombie_records: Option<Sp<bool>>,
+    /// Copies of every backup set in other regions (docs/regions.md).
+    #[serde(default)]
+    pub copies: Option<Sp<Vec<Sp<RawCopy>>>>,
+}
+
+/// A copy of every backup set in another region: each snapshot copied there, the SMD archive
+/// copied beside it, the set marked complete there once whole.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCopy {
+    /// The destination region, e.g. `us-west-2` (not the cluster's own).
+    pub region: Sp<String>,
+    /// Retention in that region; defaults to `backup.retain`.
+    #[serde(default)]
+    pub retain: Option<Sp<RawRetain>>,
+    /// Copies are encrypted with this KMS key of the destination region.
+    #[serde(default)]
+    pub kms_key_id: Option<Sp<String>>,
+    /// Where the set's SMD archive is copied (`s3://bucket/prefix` or `file:///directory`).
+    pub smd_to: Sp<String>,
+    /// Snapshot copies in flight to this region at once (AWS limits concurrent copies per
+    /// destination region). Default 5.
+    #[serde(default)]
+    pub max_in_flight: Option<Sp<u32>>,
 }
 
 /// Keep the newest `count` complete sets, and none older than `max_age`.
@@ -240,6 +264,33 @@ pub struct RawRestore {
     /// Volumes created from snapshots.
     #[serde(default)]
     pub volume: Option<Sp<RawVolume>>,
+    /// Restore from the copies in this region (one of `backup.copies`), into `target`.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+    /// Where a restore with `region` builds the cluster: that region's subnets, addresses,
+    /// security groups and AMI.
+    #[serde(default)]
+    pub target: Option<Sp<RawRestoreTarget>>,
+}
+
+/// A new cluster in another region: subnets by that region's availability zones (each node goes
+/// to the zone with its own zone's letter), addresses, security groups and an AMI of that region.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestoreTarget {
+    pub subnets: Sp<BTreeMap<String, String>>,
+    /// Node name → its private IP there.
+    #[serde(default)]
+    pub private_ips: Option<Sp<BTreeMap<String, String>>>,
+    /// Or: each node's production IP plus this offset in the last octet.
+    #[serde(default)]
+    pub ip_offset: Option<Sp<u8>>,
+    pub security_groups: Sp<Vec<String>>,
+    /// AMIs are regional.
+    pub ami: Sp<String>,
+    /// Defaults to `cluster.instance.type`.
+    #[serde(rename = "type", default)]
+    pub instance_type: Option<Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

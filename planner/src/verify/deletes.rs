@@ -93,13 +93,8 @@ impl<'a> Verifier<'a> {
                 !complete.iter().any(|c| &c.0 == set)
                     && deletes.iter().all(|(i, _)| after.contains(i))
             });
-            let keep = self
-                .policy
-                .backup
-                .retain
-                .count
-                .map_or(usize::MAX, |c| c as usize);
-            let max_age = self.policy.backup.retain.max_age.map(|d| d.seconds());
+            let keep = self.retain.count.map_or(usize::MAX, |c| c as usize);
+            let max_age = self.retain.max_age.map(|d| d.seconds());
             let now = OffsetDateTime::parse(
                 &self.plan.now,
                 &time::format_description::well_known::Rfc3339,

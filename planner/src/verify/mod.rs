@@ -20,6 +20,7 @@ use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, 
 
 mod deletes;
 mod drill;
+mod regions;
 mod restores;
 mod rules;
 
@@ -41,33 +42,66 @@ impl fmt::Display for Violation {
 }
 
 /// Checks `plan` against the safety invariants for `policy` and `world`. Empty means safe.
+///
+/// The steps in the cluster's own region are checked against that region's view of the world
+/// (a copy elsewhere is never taken for the cluster's own snapshot); the steps in other regions
+/// (copies, their retention, restores there) against those regions' views (R16).
 pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
-    let mut v = Verifier {
-        policy,
-        world,
-        plan,
-        out: Vec::new(),
-        graph: None,
-        ix: Index::new(policy, world),
-        seen: std::cell::RefCell::new((vec![0; plan.steps.len()], 0)),
-        complete: std::cell::OnceCell::new(),
-        ebs: policy
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| {
-                let vars = NodeVars::new(&policy.cluster.name, n);
-                let devices = policy
-                    .ebs_devices()
-                    .into_iter()
-                    .map(|t| t.render(&vars).unwrap_or_else(|_| t.source().to_string()))
-                    .collect();
-                (n.name.clone(), devices)
-            })
-            .collect(),
+    let home = crate::copies::home_view(policy, world);
+    let regional = plan.steps.iter().any(|s| s.region.is_some());
+    if let Some(region) = regions::restore_region(policy, plan) {
+        return regions::verify_region_restore(policy, world, plan, region);
+    }
+    let mut out = if regional {
+        let home_plan = regions::sub_plan(plan, None);
+        Verifier::new(policy, &home, &home_plan, policy.backup.retain).run_all()
+    } else {
+        Verifier::new(policy, &home, plan, policy.backup.retain).run_all()
     };
-    v.run();
-    v.out
+    if regional || !policy.backup.copies.is_empty() {
+        out.extend(regions::verify_copies(policy, world, &home, plan));
+    }
+    out
+}
+
+impl<'a> Verifier<'a> {
+    fn new(
+        policy: &'a Policy,
+        world: &'a World,
+        plan: &'a Plan,
+        retain: asdr_specs::Retain,
+    ) -> Self {
+        Verifier {
+            policy,
+            world,
+            plan,
+            retain,
+            out: Vec::new(),
+            graph: None,
+            ix: Index::new(policy, world),
+            seen: std::cell::RefCell::new((vec![0; plan.steps.len()], 0)),
+            complete: std::cell::OnceCell::new(),
+            ebs: policy
+                .cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    let vars = NodeVars::new(&policy.cluster.name, n);
+                    let devices = policy
+                        .ebs_devices()
+                        .into_iter()
+                        .map(|t| t.render(&vars).unwrap_or_else(|_| t.source().to_string()))
+                        .collect();
+                    (n.name.clone(), devices)
+                })
+                .collect(),
+        }
+    }
+
+    fn run_all(mut self) -> Vec<Violation> {
+        self.run();
+        self.out
+    }
 }
 
 /// The plan's graph: positions, dependencies and dependents by index.
@@ -106,6 +140,8 @@ struct Verifier<'a> {
     policy: &'a Policy,
     world: &'a World,
     plan: &'a Plan,
+    /// The retention that applies where the plan acts (`backup.retain`, or a copy's).
+    retain: asdr_specs::Retain,
     out: Vec<Violation>,
     graph: Option<Graph>,
     ix: Index<'a>,

@@ -650,6 +650,7 @@ fn defect_13_a_replacement_keeps_the_failed_instances_subnet() {
     assert_caught(&policy, &w, &bad, "R4");
     // An address outside the subnet's range is refused before anything happens.
     w.subnets.push(Subnet {
+        region: None,
         id: "subnet-0old".into(),
         cidr: "10.0.9.0/24".into(),
         availability_zone: "us-east-1a".into(),

@@ -80,6 +80,7 @@ pub(crate) fn percent(p: Option<&str>) -> u8 {
 
 pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
     Snapshot {
+        region: None,
         id: s.snapshot_id().unwrap_or_default().into(),
         volume_id: s.volume_id().unwrap_or_default().into(),
         volume_size_gib: s.volume_size().unwrap_or(0) as u32,
@@ -94,6 +95,7 @@ pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
 
 pub(crate) fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Volume {
     Volume {
+        region: None,
         id: v.volume_id().unwrap_or_default().into(),
         availability_zone: v.availability_zone().unwrap_or_default().into(),
         size_gib: v.size().unwrap_or(0) as u32,
@@ -138,6 +140,7 @@ pub(crate) fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Volume {
 
 pub(crate) fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
     Instance {
+        region: None,
         id: i.instance_id().unwrap_or_default().into(),
         state: instance_state(i.state().and_then(|s| s.name())),
         instance_type: i
@@ -398,6 +401,7 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         .subnets()
         .iter()
         .map(|s| asdr_planner::world::Subnet {
+            region: None,
             id: s.subnet_id().unwrap_or_default().into(),
             cidr: s.cidr_block().unwrap_or_default().into(),
             availability_zone: s.availability_zone().unwrap_or_default().into(),

@@ -103,6 +103,7 @@ pub(super) fn act(
                 .get(&instance_type)
                 .map_or(p.instance_store_volumes, |t| t.instance_store_drives);
             world.instances.push(Instance {
+                region: None,
                 id: id.clone(),
                 state: InstanceState::Running,
                 instance_type,

@@ -73,6 +73,7 @@ pub(super) fn act(
                 let size = volume.size_gib;
                 let (encrypted, kms_key_id) = (volume.encrypted, volume.kms_key_id.clone());
                 world.snapshots.push(Snapshot {
+                    region: None,
                     id: id.clone(),
                     volume_id,
                     volume_size_gib: size,

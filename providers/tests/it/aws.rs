@@ -381,6 +381,7 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
         asdr_providers::store::LocalStore,
     );
     let copy = Step {
+        region: None,
         id: "copy_smd:bs".into(),
         node: Some("a1".into()),
         depends_on: vec![],
@@ -428,6 +429,7 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
     let set = "bs-20261121T090000Z";
     let learned = BTreeMap::new();
     let backup = Step {
+        region: None,
         id: format!("asbackup:users:{set}"),
         node: Some("a1".into()),
         depends_on: vec![],

@@ -44,6 +44,7 @@ fn plan(steps: Vec<Step>) -> Plan {
 
 fn step(id: &str, kind: StepKind, params: serde_json::Value) -> Step {
     Step {
+        region: None,
         id: id.into(),
         node: Some("a1".into()),
         depends_on: vec![],

@@ -63,6 +63,7 @@ pub fn params_of(kind: StepKind, given: Value) -> Params {
 /// A step of plan "p" on `node`, with no dependencies.
 pub fn step_on(id: &str, kind: StepKind, node: &str, given: Value) -> asdr_planner::Step {
     asdr_planner::Step {
+        region: None,
         id: id.into(),
         params: params_of(kind, given),
         node: Some(node.into()),

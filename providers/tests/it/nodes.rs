@@ -560,6 +560,7 @@ async fn a_failing_asrestore_stops_its_dependents_and_runs_the_cleanups() {
     let port = env.cluster.port();
     let missing = format!("{}/nothing-here/users", env.dir.path().display());
     let mk = |id: &str, kind, deps: &[&str], cleanup: bool, params: serde_json::Value| Step {
+        region: None,
         id: id.into(),
         node: Some("a1".into()),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
@@ -650,6 +651,7 @@ async fn unreachable_and_silent_nodes_give_errors_naming_the_node_and_address_wi
     let mut nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
     nodes.info_timeout = Duration::from_millis(300);
     let check = Step {
+        region: None,
         id: "check_cluster_stable".into(),
         node: None,
         depends_on: vec![],
@@ -782,6 +784,7 @@ async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chai
     let to = asbackup_to(&env);
     let set = "bs-20261121T090000Z";
     let step = Step {
+        region: None,
         id: format!("asbackup:users:{set}"),
         node: Some("a1".into()),
         depends_on: vec![],

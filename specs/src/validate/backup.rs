@@ -6,25 +6,7 @@ use super::*;
 impl Validator<'_> {
     pub(super) fn backup(&mut self, b: RawBackup, cluster: &Cluster) -> Backup {
         let every = self.duration(&b.every);
-        let count = b.retain.value.count.as_ref().map(|c| {
-            if c.value == 0 {
-                self.err(
-                    c.span,
-                    "retain.count must be at least 1: the newest complete set is always kept",
-                );
-            }
-            c.value
-        });
-        let max_age = b.retain.value.max_age.as_ref().map(|m| self.duration(m));
-        if count.is_none() && max_age.is_none() {
-            self.err(b.retain.span, "retain needs `count`, `max_age` or both");
-        }
-        if let Some(max_age) = max_age
-            && max_age < every
-            && let Some(m) = &b.retain.value.max_age
-        {
-            self.err(m.span, format!("retain.max_age {max_age} is shorter than every {every}: no set would live to be replaced"));
-        }
+        let retain = self.retain(&b.retain, every);
         check_store_uri(self, &b.smd.to, "backup.smd.to");
         let min_rf = cluster.min_replication_factor();
         let disruptive = matches!(
@@ -141,6 +123,7 @@ impl Validator<'_> {
             (_, None) => None,
         };
         let accept_zombie_records = b.accept_zombie_records.as_ref().is_some_and(|a| a.value);
+        let copies = self.copies(&b, cluster, retain, every);
         if b.method.value == Method::EbsSnapshot {
             self.consistency_rules(&b, cluster, accept_zombie_records);
         }
@@ -150,14 +133,106 @@ impl Validator<'_> {
             consistency_span: b.consistency.span,
             every,
             every_span: b.every.span,
-            retain: Retain { count, max_age },
+            retain,
             smd_to: b.smd.to.value.clone(),
             max_nodes_at_once,
             tags,
             snapshot_description,
             asbackup,
             accept_zombie_records,
+            copies,
         }
+    }
+
+    fn retain(&mut self, r: &Sp<RawRetain>, every: Duration) -> Retain {
+        let count = r.value.count.as_ref().map(|c| {
+            if c.value == 0 {
+                self.err(
+                    c.span,
+                    "retain.count must be at least 1: the newest complete set is always kept",
+                );
+            }
+            c.value
+        });
+        let max_age = r.value.max_age.as_ref().map(|m| self.duration(m));
+        if count.is_none() && max_age.is_none() {
+            self.err(r.span, "retain needs `count`, `max_age` or both");
+        }
+        if let Some(max_age) = max_age
+            && max_age < every
+            && let Some(m) = &r.value.max_age
+        {
+            self.err(m.span, format!("retain.max_age {max_age} is shorter than every {every}: no set would live to be replaced"));
+        }
+        Retain { count, max_age }
+    }
+
+    /// `backup.copies`: other regions only, each once, with its own SMD store.
+    fn copies(
+        &mut self,
+        b: &RawBackup,
+        cluster: &Cluster,
+        home_retain: Retain,
+        every: Duration,
+    ) -> Vec<Copy> {
+        let Some(list) = &b.copies else {
+            return Vec::new();
+        };
+        if b.method.value == Method::Asbackup && !list.value.is_empty() {
+            self.err(list.span, "backup.copies copies EBS snapshot sets; an asbackup set lives in `asbackup.to`: replicate that bucket to the other region (S3 replication) instead");
+            return Vec::new();
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for c in &list.value {
+            let r = &c.value.region;
+            if !is_region(&r.value) {
+                self.err(
+                    r.span,
+                    format!(
+                        "`{}` is not an AWS region name such as us-west-2",
+                        r.value
+                    ),
+                );
+            } else if r.value == cluster.region {
+                self.err(r.span, format!("backup.copies: {} is the cluster's own region: a copy protects against losing the region only in another one", r.value));
+            } else if !seen.insert(r.value.clone()) {
+                self.err(
+                    r.span,
+                    format!("backup.copies names region {} twice", r.value),
+                );
+            }
+            check_store_uri(self, &c.value.smd_to, "backup.copies[].smd_to");
+            if c.value.smd_to.value.trim_end_matches('/') == b.smd.to.value.trim_end_matches('/') {
+                self.err(c.value.smd_to.span, "backup.copies[].smd_to is the same store as backup.smd.to: the SMD archive would be lost with the region; name a store in the copy's region");
+            }
+            let retain = match &c.value.retain {
+                Some(r) => self.retain(r, every),
+                None => home_retain,
+            };
+            if let Some(k) = &c.value.kms_key_id
+                && k.value.trim().is_empty()
+            {
+                self.err(k.span, "kms_key_id is empty");
+            }
+            let max_in_flight = match &c.value.max_in_flight {
+                Some(m) if m.value == 0 || m.value > 100 => {
+                    self.err(m.span, format!("max_in_flight {} is outside 1–100", m.value));
+                    DEFAULT_COPIES_IN_FLIGHT
+                }
+                Some(m) => m.value,
+                None => DEFAULT_COPIES_IN_FLIGHT,
+            };
+            out.push(Copy {
+                region: r.value.clone(),
+                region_span: r.span,
+                retain,
+                kms_key_id: c.value.kms_key_id.as_ref().map(|k| k.value.clone()),
+                smd_to: c.value.smd_to.value.clone(),
+                max_in_flight,
+            });
+        }
+        out
     }
 
     pub(super) fn consistency_rules(&mut self, b: &RawBackup, cluster: &Cluster, accept: bool) {
@@ -182,4 +257,14 @@ impl Validator<'_> {
             _ => {}
         }
     }
+}
+
+/// An AWS region name: `us-west-2`, `eu-central-1`, `ap-southeast-4`, `us-gov-west-1`.
+pub(super) fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }

@@ -15,7 +15,8 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for d in raw {
             self.unique_name("drill", &d.name, &mut names);
-            match restores.iter().find(|r| r.name == d.restore.value) {
+            let restore = restores.iter().find(|r| r.name == d.restore.value);
+            match restore {
                 None => {
                     let known: Vec<&str> = restores.iter().map(|r| r.name.as_str()).collect();
                     self.err(
@@ -34,13 +35,20 @@ impl Validator<'_> {
                 Some(_) => {}
             }
             let t = &d.target.value;
+            // A drill of a restore into another region runs in that region: its subnets are
+            // that region's, each node in the zone with its own zone's letter.
+            let region = restore.and_then(|r| r.region());
             for n in &cluster.nodes {
-                if !t.subnets.value.contains_key(&n.availability_zone) {
+                let zone = region.map_or_else(
+                    || n.availability_zone.clone(),
+                    |r| zone_in(r, &n.availability_zone),
+                );
+                if !t.subnets.value.contains_key(&zone) {
                     self.err(
                         t.subnets.span,
                         format!(
-                            "drill `{}` has no subnet for availability zone {} (node `{}`)",
-                            d.name.value, n.availability_zone, n.name
+                            "drill `{}` has no subnet for availability zone {zone} (node `{}`)",
+                            d.name.value, n.name
                         ),
                     );
                 }

@@ -73,7 +73,9 @@ impl Validator<'_> {
                 .as_ref()
                 .map(|v| self.volume(v))
                 .unwrap_or_default();
+            let region = self.region_target(&r, source.as_ref(), cluster, backup);
             out.push(Restore {
+                region,
                 name: r.name.value.clone(),
                 name_span: r.name.span,
                 scope: r.scope.value,
@@ -85,6 +87,132 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// `region` + `target`: a whole cluster restored from the copies in one of the copy regions,
+    /// at addresses, subnets, security groups and an AMI of that region.
+    fn region_target(
+        &mut self,
+        r: &RawRestore,
+        source: Option<&RestoreSource>,
+        cluster: &Cluster,
+        backup: &Backup,
+    ) -> Option<RegionTarget> {
+        let name = &r.name.value;
+        let (region, target) = match (&r.region, &r.target) {
+            (None, None) => return None,
+            (None, Some(t)) => {
+                self.err(t.span, format!("restore `{name}` has a `target` but no `region`: a target is where a restore into another region builds the cluster (to rehearse in this region, declare a drill)"));
+                return None;
+            }
+            (Some(reg), None) => {
+                self.err(reg.span, format!("restore `{name}` into {} needs a `target`: that region's subnets, private_ips (or ip_offset), security_groups and ami", reg.value));
+                return None;
+            }
+            (Some(reg), Some(t)) => (reg, t),
+        };
+        let mut ok = true;
+        if !backup.copies.iter().any(|c| c.region == region.value) {
+            let copies: Vec<&str> = backup.copies.iter().map(|c| c.region.as_str()).collect();
+            self.err(region.span, format!(
+                "restore `{name}` restores from the copies in {}, but backup.copies does not copy sets there (copies: {})",
+                region.value,
+                if copies.is_empty() { "none".to_string() } else { copies.join(", ") }
+            ));
+            ok = false;
+        }
+        if r.scope.value != Scope::Cluster {
+            self.err(r.scope.span, format!("restore `{name}` into another region builds a whole new cluster there: use `scope: cluster`"));
+            ok = false;
+        }
+        if source.is_some_and(|s| !s.uses_backup()) {
+            self.err(r.source.span, format!("restore `{name}` into another region restores from the copies of a backup set: use latest-backup, set:<id> or before:<time>"));
+            ok = false;
+        }
+        let t = &target.value;
+        let mut subnets = BTreeMap::new();
+        for (az, subnet) in &t.subnets.value {
+            if !az.starts_with(&region.value) {
+                self.err(t.subnets.span, format!("restore `{name}`: availability zone {az} is not in {}", region.value));
+                ok = false;
+            }
+            subnets.insert(az.clone(), subnet.clone());
+        }
+        for n in &cluster.nodes {
+            let zone = zone_in(&region.value, &n.availability_zone);
+            if !subnets.contains_key(&zone) {
+                self.err(t.subnets.span, format!("restore `{name}` has no subnet for {zone}, where node `{}` ({}) goes", n.name, n.availability_zone));
+                ok = false;
+            }
+        }
+        let mut ips = BTreeMap::new();
+        match (&t.private_ips, &t.ip_offset) {
+            (Some(list), None) => {
+                for n in &cluster.nodes {
+                    match list.value.get(&n.name).map(|ip| ip.parse::<Ipv4Addr>()) {
+                        Some(Ok(ip)) => {
+                            ips.insert(n.name.clone(), ip);
+                        }
+                        Some(Err(_)) => {
+                            self.err(list.span, format!("restore `{name}`: the address of `{}` is not an IPv4 address", n.name));
+                            ok = false;
+                        }
+                        None => {
+                            self.err(list.span, format!("restore `{name}` gives no address for node `{}`", n.name));
+                            ok = false;
+                        }
+                    }
+                }
+                for k in list.value.keys() {
+                    if cluster.nodes.iter().all(|n| &n.name != k) {
+                        self.err(list.span, format!("restore `{name}` gives an address to unknown node `{k}`"));
+                        ok = false;
+                    }
+                }
+            }
+            (None, Some(offset)) => {
+                for n in &cluster.nodes {
+                    let o = n.private_ip.octets();
+                    match o[3].checked_add(offset.value) {
+                        Some(last) => {
+                            ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
+                        }
+                        None => {
+                            self.err(offset.span, format!("restore `{name}`: ip_offset {} takes node `{}` ({}) past .255", offset.value, n.name, n.private_ip));
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.err(target.span, format!("restore `{name}` needs exactly one of `target.private_ips` or `target.ip_offset`"));
+                ok = false;
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (node, ip) in &ips {
+            if !seen.insert(*ip) {
+                self.err(target.span, format!("restore `{name}` gives {ip} to two nodes (`{node}` and another)"));
+                ok = false;
+            }
+        }
+        if t.security_groups.value.is_empty() {
+            self.err(t.security_groups.span, format!("restore `{name}`: `target.security_groups` is empty (security groups are regional: name the ones of {})", region.value));
+            ok = false;
+        }
+        if t.ami.value.trim().is_empty() {
+            self.err(t.ami.span, format!("restore `{name}`: `target.ami` is empty (AMIs are regional)"));
+            ok = false;
+        }
+        ok.then(|| RegionTarget {
+            region: region.value.clone(),
+            region_span: region.span,
+            subnets,
+            private_ips: ips,
+            security_groups: t.security_groups.value.clone(),
+            ami: t.ami.value.clone(),
+            instance_type: t.instance_type.as_ref().map(|i| i.value.clone()),
+        })
     }
 
     pub(super) fn source(&mut self, s: &Sp<String>) -> Option<RestoreSource> {

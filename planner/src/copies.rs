@@ -1,0 +1,369 @@
+//! Copies of backup sets in other regions (`backup.copies`): every snapshot of a set copied once
+//! it is complete, the SMD archive copied beside it, the set marked complete in that region once
+//! whole; missing copies of the sets a region keeps are caught up without a new set; retention
+//! runs per region and never takes a region's last complete copy.
+
+use std::collections::{BTreeSet, HashSet};
+
+use asdr_specs::{Copy, Policy, SnapshotVars};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::builder::Builder;
+use crate::observe::{BackupSet, Observed};
+use crate::params::{self, Params, Ref};
+use crate::plan::Action;
+use crate::retention::{self, Where};
+use crate::world::{SnapshotState, World};
+use crate::{Ctx, tags};
+
+/// Whether `uri` lies in the store `prefix` names.
+pub fn under(uri: &str, prefix: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    uri.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The world as seen from the cluster's own region: a copy's snapshots (same asdr:set, node
+/// and device tags) and its SMD archives are never taken for the cluster's own.
+pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, World> {
+    if policy.backup.copies.is_empty() && !world.has_other_regions() {
+        return std::borrow::Cow::Borrowed(world);
+    }
+    let home = &policy.cluster.region;
+    std::borrow::Cow::Owned(world.in_region(home, home, |a| {
+        !policy.backup.copies.iter().any(|c| under(&a.uri, &c.smd_to))
+    }))
+}
+
+/// The world in a copy's region: the copies there and the SMD archives in its store.
+pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
+    world.in_region(&copy.region, &policy.cluster.region, |a| {
+        under(&a.uri, &copy.smd_to)
+    })
+}
+
+/// The copy a region holds of `set`'s (node, device), unless it failed (a failed copy is copied
+/// again; the failed one goes with its set).
+fn copy_of<'w>(rset: Option<&BackupSet<'w>>, node: &str, device: &str) -> Option<&'w crate::world::Snapshot> {
+    rset.and_then(|s| s.snapshot_for(node, device))
+        .filter(|c| c.state != SnapshotState::Error)
+}
+
+/// The SMD archive's place in a copy's store.
+pub fn smd_uri_in(copy: &Copy, cluster: &str, set: &str, node: &str) -> String {
+    format!(
+        "{}/{cluster}/{set}/{node}.smd.tar",
+        copy.smd_to.trim_end_matches('/')
+    )
+}
+
+/// The copy regions observed: each copy's view of the world.
+pub(crate) fn views(ctx: &Ctx<'_, '_>) -> Vec<World> {
+    ctx.policy
+        .backup
+        .copies
+        .iter()
+        .map(|c| region_view(ctx.policy, ctx.world, c))
+        .collect()
+}
+
+/// Sets of the cluster's region a copy is still being made of somewhere: retention keeps them
+/// until it is done (deleting the source of a copy under way would fail the copy).
+pub(crate) fn sources_in_flight(regions: &[Observed<'_>]) -> HashSet<String> {
+    regions
+        .iter()
+        .flat_map(|o| o.sets.iter())
+        .filter(|s| s.snapshots.iter().any(|c| c.state == SnapshotState::Pending))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+/// Copies for every copy region: the sets the region should keep and lacks, then retention there.
+pub(crate) fn plan(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    regions: &[Observed<'_>],
+    new_set: Option<&str>,
+    expired_home: &[String],
+) {
+    for (copy, robs) in ctx.policy.backup.copies.iter().zip(regions) {
+        plan_region(ctx, b, copy, robs, new_set, expired_home);
+    }
+}
+
+fn plan_region(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    copy: &Copy,
+    robs: &Observed<'_>,
+    new_set: Option<&str>,
+    expired_home: &[String],
+) {
+    let region = copy.region.as_str();
+    let wanted = wanted(ctx, copy, new_set, expired_home);
+    let mut marks = Vec::new();
+    let mut caught_up = HashSet::new();
+    // Copies in flight, in lanes: copy k + n waits for copy k to complete (max_in_flight).
+    let mut lanes: Vec<Option<String>> = vec![None; copy.max_in_flight.max(1) as usize];
+    let mut next_lane = 0usize;
+    let mut planned_copies = 0usize;
+    b.region = Some(region.to_string());
+    // Copies of an earlier run still under way hold their lanes first.
+    for (set, _) in &wanted {
+        let rset = robs.set(set);
+        for c in rset.iter().flat_map(|s| s.snapshots.iter()) {
+            if c.state == SnapshotState::Pending && !c.tags.contains_key(tags::COMPLETE) {
+                let (Some(n), Some(d)) = (c.tags.get(tags::NODE), c.tags.get(tags::DEVICE)) else {
+                    continue;
+                };
+                let id = b.step(
+                    format!("wait_snapshot:{region}:{n}:{d}:{set}"),
+                    Some(n),
+                    vec![],
+                    Params::WaitSnapshot(params::WaitSnapshot {
+                        snapshot_id: Some(c.id.clone()),
+                        set: Some(set.clone()),
+                        node: Some(n.clone()),
+                        device: Some(d.clone()),
+                        volume_id: None,
+                        progress: Some(c.progress),
+                    }),
+                );
+                let lane = next_lane % lanes.len();
+                lanes[lane] = Some(id);
+                next_lane += 1;
+            }
+        }
+    }
+    for (set, why) in &wanted {
+        let rset = robs.set(set);
+        if rset.is_some_and(BackupSet::is_complete) {
+            continue;
+        }
+        let hset = ctx.obs.set(set);
+        let is_new = new_set == Some(set.as_str());
+        let mut before_mark = Vec::new();
+        for view in &ctx.obs.nodes {
+            for d in &view.volumes {
+                let (node, ebs) = (view.name.as_str(), d.ebs.as_str());
+                let wait_id = format!("wait_snapshot:{region}:{node}:{ebs}:{set}");
+                match copy_of(rset, node, ebs) {
+                    Some(c) if c.state == SnapshotState::Completed => continue,
+                    Some(_) => {
+                        // An earlier run's copy under way: its wait was planned above.
+                        before_mark.push(wait_id);
+                        continue;
+                    }
+                    None => {}
+                }
+                // The source: the snapshot this plan waits for, else the completed one.
+                let home_wait = format!("wait_snapshot:{node}:{ebs}:{set}");
+                let (source, mut deps) = if b.steps.iter().any(|s| s.id == home_wait) {
+                    (
+                        Ref::Learned {
+                            from_step: home_wait.clone(),
+                        },
+                        vec![home_wait],
+                    )
+                } else {
+                    match hset
+                        .and_then(|s| s.snapshot_for(node, ebs))
+                        .filter(|s| s.state == SnapshotState::Completed)
+                    {
+                        Some(s) => (Ref::Known(s.id.clone()), vec![]),
+                        // Nothing complete to copy from yet (a set this plan cannot finish).
+                        None => continue,
+                    }
+                };
+                let lane = next_lane % lanes.len();
+                next_lane += 1;
+                deps.extend(lanes[lane].clone());
+                let id = format!("copy_snapshot:{region}:{node}:{ebs}:{set}");
+                b.change(
+                    format!("copy.{region}.{node}.{ebs}.{set}"),
+                    Action::Create,
+                    why.clone(),
+                    None,
+                    Some(json!({
+                        "region": region,
+                        "source": source.known().unwrap_or("(the snapshot this plan takes)"),
+                        "kms_key_id": copy.kms_key_id,
+                    })),
+                );
+                b.step(
+                    id.clone(),
+                    Some(node),
+                    deps,
+                    Params::CopySnapshot(params::CopySnapshot {
+                        source,
+                        source_region: ctx.policy.cluster.region.clone(),
+                        set: set.clone(),
+                        node: node.to_string(),
+                        device: ebs.to_string(),
+                        description: description(ctx, node, ebs, set),
+                        encrypted: copy.kms_key_id.is_some(),
+                        kms_key_id: copy.kms_key_id.clone(),
+                        tags: ctx.tags(&[
+                            (tags::SET, set),
+                            (tags::NODE, node),
+                            (tags::DEVICE, ebs),
+                            (tags::STEP, &id),
+                            (tags::SOURCE_REGION, &ctx.policy.cluster.region),
+                        ]),
+                    }),
+                );
+                planned_copies += 1;
+                let wait = b.step(
+                    wait_id,
+                    Some(node),
+                    vec![id],
+                    Params::WaitSnapshot(params::WaitSnapshot {
+                        snapshot_id: None,
+                        set: Some(set.clone()),
+                        node: Some(node.to_string()),
+                        device: Some(ebs.to_string()),
+                        volume_id: None,
+                        progress: None,
+                    }),
+                );
+                lanes[lane] = Some(wait.clone());
+                before_mark.push(wait);
+            }
+        }
+        if rset.and_then(|s| s.smd_archive).is_none() {
+            let home_copy_smd = format!("copy_smd:{set}");
+            let source = match b.steps.iter().find(|s| s.id == home_copy_smd) {
+                Some(s) => match &s.params {
+                    Params::CopySmd(p) => Some((
+                        p.to.clone(),
+                        s.node.clone().unwrap_or_default(),
+                        None,
+                        Some(home_copy_smd.clone()),
+                    )),
+                    _ => None,
+                },
+                None => hset
+                    .and_then(|s| s.smd_archive)
+                    .map(|a| (a.uri.clone(), a.node.clone(), a.sha256.clone(), None)),
+            };
+            if let Some((from, node, sha256, dep)) = source {
+                let to = smd_uri_in(copy, &ctx.policy.cluster.name, set, &node);
+                b.change(
+                    format!("smd_archive.{region}.{set}"),
+                    Action::Create,
+                    format!("the SMD archive of set {set} beside its copies in {region}"),
+                    None,
+                    Some(json!({"from": from, "to": to})),
+                );
+                before_mark.push(b.step(
+                    format!("copy_smd_archive:{region}:{set}"),
+                    None,
+                    dep.into_iter().collect(),
+                    Params::CopySmdArchive(params::CopySmdArchive {
+                        set: set.clone(),
+                        from,
+                        to,
+                        sha256,
+                    }),
+                ));
+            }
+        }
+        // A set is complete in a region only once it is complete at home too.
+        if is_new {
+            before_mark.push(format!("mark_set_complete:{set}"));
+        }
+        caught_up.insert(set.clone());
+        marks.push(b.step(
+            format!("mark_set_complete:{region}:{set}"),
+            None,
+            before_mark,
+            Params::MarkSetComplete(params::MarkSetComplete {
+                set: set.clone(),
+                snapshots: ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(),
+                tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),
+            }),
+        ));
+    }
+    if planned_copies > 0 {
+        b.warn(
+            "limit",
+            format!(
+                "copies to {region}: at most {} snapshot copies in flight at once (backup.copies[].max_in_flight; AWS limits concurrent copies per destination region)",
+                copy.max_in_flight
+            ),
+        );
+    }
+    let new_in_region = new_set.filter(|id| caught_up.contains(*id));
+    retention::plan_in(
+        ctx,
+        b,
+        Where {
+            obs: robs,
+            retain: copy.retain,
+            region: Some(region),
+        },
+        new_in_region,
+        marks,
+        &caught_up,
+    );
+    b.region = None;
+}
+
+/// The sets a region should hold, newest first, with why: the copy's retention over the sets
+/// the cluster's region keeps (and the one this plan takes).
+fn wanted(
+    ctx: &Ctx<'_, '_>,
+    copy: &Copy,
+    new_set: Option<&str>,
+    expired_home: &[String],
+) -> Vec<(String, String)> {
+    let mut candidates: Vec<(String, OffsetDateTime, bool)> = Vec::new();
+    if let Some(n) = new_set {
+        let time = crate::observe::set_time(n).unwrap_or(ctx.now);
+        candidates.push((n.to_string(), time, true));
+    }
+    let mut seen: BTreeSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
+    for s in ctx.obs.sets.iter().rev() {
+        if s.is_complete() && !expired_home.contains(&s.id) && seen.insert(s.id.clone()) {
+            candidates.push((s.id.clone(), s.time, false));
+        }
+    }
+    let retain = copy.retain;
+    candidates
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, time, _))| {
+            let in_count = retain.count.is_none_or(|c| *i < c as usize);
+            let age = (ctx.now - *time).whole_seconds().max(0) as u64;
+            let in_age = retain.max_age.is_none_or(|m| age <= m.seconds());
+            in_count && in_age
+        })
+        .map(|(_, (id, _, new))| {
+            let why = if new {
+                format!("backup.copies: set {id} copied to {}", copy.region)
+            } else {
+                format!(
+                    "backup.copies: set {id} has no complete copy in {} yet (catching up)",
+                    copy.region
+                )
+            };
+            (id, why)
+        })
+        .collect()
+}
+
+fn description(ctx: &Ctx<'_, '_>, node: &str, device: &str, set: &str) -> String {
+    let vars = SnapshotVars {
+        cluster: &ctx.policy.cluster.name,
+        node,
+        device,
+        set,
+    };
+    let base = ctx
+        .policy
+        .backup
+        .snapshot_description
+        .render(vars)
+        .unwrap_or_default();
+    format!("{base} (copy from {})", ctx.policy.cluster.region)
+}
