@@ -106,17 +106,20 @@ fn plan_region(
     // Copies in flight, in lanes: copy k + n waits for copy k to complete (max_in_flight).
     let mut lanes: Vec<Option<String>> = vec![None; copy.max_in_flight.max(1) as usize];
     let mut next_lane = 0usize;
+
     let mut planned_copies = 0usize;
     b.region = Some(region.to_string());
-    // Copies of an earlier run still under way hold their lanes first.
+    // Copies of an earlier run still under way: new copies start once they are done (which of
+    // them finishes first is not known in advance, so all of them), then lanes keep the bound.
+    let mut under_way = Vec::new();
     for (set, _) in &wanted {
         let rset = robs.set(set);
         for c in rset.iter().flat_map(|s| s.snapshots.iter()) {
-            if c.state == SnapshotState::Pending && !c.tags.contains_key(tags::COMPLETE) {
+            if c.state == SnapshotState::Pending {
                 let (Some(n), Some(d)) = (c.tags.get(tags::NODE), c.tags.get(tags::DEVICE)) else {
                     continue;
                 };
-                let id = b.step(
+                under_way.push(b.step(
                     format!("wait_snapshot:{region}:{n}:{d}:{set}"),
                     Some(n),
                     vec![],
@@ -128,10 +131,7 @@ fn plan_region(
                         volume_id: None,
                         progress: Some(c.progress),
                     }),
-                );
-                let lane = next_lane % lanes.len();
-                lanes[lane] = Some(id);
-                next_lane += 1;
+                ));
             }
         }
     }
@@ -178,6 +178,7 @@ fn plan_region(
                 let lane = next_lane % lanes.len();
                 next_lane += 1;
                 deps.extend(lanes[lane].clone());
+                deps.extend(under_way.iter().cloned());
                 let id = format!("copy_snapshot:{region}:{node}:{ebs}:{set}");
                 b.change(
                     format!("copy.{region}.{node}.{ebs}.{set}"),

@@ -338,3 +338,68 @@ pub fn policy_yaml(
 
 /// The minimal config template `policy_yaml` points at.
 pub const CONFIG_TEMPLATE: &str = "service {\n    cluster-name {{ cluster }}\n}\nnetwork {\n    service {\n        address {{ private_ip }}\n    }\n}\n{% for ns in namespaces %}namespace {{ ns.name }} {\n    replication-factor {{ ns.replication_factor }}\n    storage-engine device {\n{% for d in ns.devices %}        device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}\n{% endfor %}    }\n}\n{% endfor %}";
+
+/// Copies, in `policy.backup.copies[copy]`'s region, of the newest `newest` complete sets of the
+/// cluster's region, as a backup with copies leaves them: every snapshot copied and completed,
+/// tagged like its source plus the source tags, marked complete there, the SMD archive in the
+/// copy's store. `pending`: the copies of the newest set are still being made (not marked).
+pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize, pending: bool) {
+    let c = &policy.backup.copies[copy];
+    let home = crate::copies::home_view(policy, world);
+    let obs = crate::observe::Observed::new(policy, &home);
+    let sets: Vec<(String, Vec<Snapshot>, Option<SmdArchive>)> = obs
+        .sets
+        .iter()
+        .rev()
+        .filter(|s| s.is_complete())
+        .take(newest)
+        .map(|s| {
+            (
+                s.id.clone(),
+                s.snapshots.iter().map(|x| (*x).clone()).collect(),
+                s.smd_archive.cloned(),
+            )
+        })
+        .collect();
+    drop(obs);
+    drop(home);
+    let mut counter = 0x9000u64 + (copy as u64) * 0x1000 + world.snapshots.len() as u64;
+    for (k, (set, snaps, archive)) in sets.into_iter().enumerate() {
+        let still = pending && k == 0;
+        for s in snaps {
+            counter += 1;
+            let mut tags = s.tags.clone();
+            tags.remove(tags::COMPLETE);
+            tags.remove(tags::STEP);
+            tags.insert(tags::SOURCE_SNAPSHOT.into(), s.id.clone());
+            tags.insert(tags::SOURCE_REGION.into(), policy.cluster.region.clone());
+            if !still {
+                tags.insert(tags::COMPLETE.into(), "true".into());
+            }
+            world.snapshots.push(Snapshot {
+                region: Some(c.region.clone()),
+                id: id("snap", counter),
+                volume_id: "vol-ffffffff".into(),
+                volume_size_gib: s.volume_size_gib,
+                state: if still {
+                    SnapshotState::Pending
+                } else {
+                    SnapshotState::Completed
+                },
+                progress: if still { 10 } else { 100 },
+                start_time: s.start_time + Duration::minutes(5),
+                encrypted: c.kms_key_id.is_some() || s.encrypted,
+                kms_key_id: c.kms_key_id.clone().or(s.kms_key_id.clone()),
+                tags,
+            });
+        }
+        if let Some(a) = archive
+            && !still
+        {
+            world.smd_archives.push(SmdArchive {
+                uri: crate::copies::smd_uri_in(c, &policy.cluster.name, &set, &a.node),
+                ..a
+            });
+        }
+    }
+}

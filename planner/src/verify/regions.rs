@@ -275,7 +275,11 @@ impl Verifier<'_> {
             for s in unwaited {
                 self.bad("R16", Some(s), "a copy no wait follows: its flight is unbounded");
             }
-            if items.len() <= copy.max_in_flight as usize {
+            // Copies an earlier run left under way are not this plan's doing: the bound is the
+            // larger of max_in_flight and their number (the plan starts none beside them).
+            let earlier = items.iter().filter(|(s, _)| s.is_none()).count();
+            let bound = (copy.max_in_flight as usize).max(earlier);
+            if items.len() <= bound {
                 continue;
             }
             let before: Vec<HashSet<usize>> = items
@@ -284,8 +288,8 @@ impl Verifier<'_> {
                 .collect();
             let idx: Vec<usize> = (0..items.len()).collect();
             let lt = |a: usize, b: usize| items[b].0.is_some() && before[b].contains(&items[a].1);
-            let most = max_antichain(&idx, &lt, copy.max_in_flight as usize);
-            if most > copy.max_in_flight as usize {
+            let most = max_antichain(&idx, &lt, bound);
+            if most > bound {
                 self.bad(
                     "R16",
                     None,

@@ -4,6 +4,7 @@
 mod asbackup;
 mod planner;
 mod properties;
+mod regions;
 mod safety;
 mod verifier_fuzz;
 

@@ -1,0 +1,365 @@
+//! Copies of backup sets in other regions (R16): each snapshot copied once it is complete, the
+//! SMD archive beside it, a set complete in a region only once whole there and at home, missing
+//! copies caught up without a new set, retention per region, copies in flight bounded.
+
+use std::collections::HashSet;
+
+use asdr_planner::params::{Params, Ref};
+use asdr_planner::testkit::{ExamplePolicy, WorldSpec, copy_sets, world_for};
+use asdr_planner::world::{SnapshotState, World};
+use asdr_planner::{Operation, Plan, PlanError, StepKind, plan, verify};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
+const WEST: &str = "us-west-2";
+
+fn policy_with_copies(copies: &str) -> Policy {
+    ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            &format!("  copies:\n{copies}\n  max_nodes_at_once: 1 "),
+        )
+        .policy()
+}
+
+fn west(extra: &str) -> Policy {
+    policy_with_copies(&format!(
+        "    - {{region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east{extra}}}"
+    ))
+}
+
+fn world(policy: &Policy, newest_age_hours: i64, sets: usize) -> World {
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(newest_age_hours);
+    spec.sets = sets;
+    world_for(policy, &spec)
+}
+
+fn backup(policy: &Policy, world: &World) -> Plan {
+    plan(policy, world, NOW, &Operation::Backup).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ids(p: &Plan, kind: StepKind) -> Vec<&str> {
+    p.steps
+        .iter()
+        .filter(|s| s.kind() == kind)
+        .map(|s| s.id.as_str())
+        .collect()
+}
+
+fn ancestors(p: &Plan, id: &str) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![id.to_string()];
+    while let Some(s) = stack.pop() {
+        let step = p.steps.iter().find(|x| x.id == s).expect("in the plan");
+        for d in &step.depends_on {
+            if seen.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn r16_a_due_backup_copies_each_snapshot_once_its_wait_saw_it_complete_and_marks_the_region_after_home()
+ {
+    let policy = west(", kms_key_id: alias/asdr-dr");
+    let w = world(&policy, 30, 3);
+    let p = backup(&policy, &w);
+    let set = asdr_planner::set_id(NOW);
+    let copies: Vec<_> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CopySnapshot && s.params.set() == Some(&set))
+        .collect();
+    // 3 nodes × 3 EBS devices of the new set; the three older sets are caught up beside it.
+    assert_eq!(copies.len(), 9, "{:#?}", ids(&p, StepKind::CopySnapshot));
+    assert_eq!(ids(&p, StepKind::CopySnapshot).len(), 36);
+    for c in &copies {
+        assert_eq!(c.region.as_deref(), Some(WEST));
+        let Params::CopySnapshot(cp) = &c.params else {
+            unreachable!()
+        };
+        let wait = format!("wait_snapshot:{}:{}:{}", cp.node, cp.device, cp.set);
+        assert_eq!(
+            cp.source,
+            Ref::Learned {
+                from_step: wait.clone()
+            }
+        );
+        assert!(c.depends_on.contains(&wait), "{} after {wait}", c.id);
+        assert_eq!(cp.source_region, "us-east-1");
+        assert!(cp.encrypted);
+        assert_eq!(cp.kms_key_id.as_deref(), Some("alias/asdr-dr"));
+        assert_eq!(
+            cp.tags.get("asdr:source-region").map(String::as_str),
+            Some("us-east-1")
+        );
+        assert_eq!(cp.tags.get("asdr:device"), Some(&cp.device));
+        assert!(!cp.tags.contains_key("asdr:complete"));
+    }
+    let mark = format!("mark_set_complete:{WEST}:{set}");
+    let before = ancestors(&p, &mark);
+    assert!(before.contains(&format!("mark_set_complete:{set}")));
+    assert!(before.contains(&format!("copy_smd_archive:{WEST}:{set}")));
+    for c in &copies {
+        assert!(before.contains(&c.id));
+    }
+    let smd = p
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::CopySmdArchive)
+        .expect("the SMD archive is copied");
+    let Params::CopySmdArchive(a) = &smd.params else {
+        unreachable!()
+    };
+    assert!(a.to.starts_with("s3://acme-dr-west/asdr/prod-east/prod-east/"));
+    assert!(smd.depends_on.contains(&format!("copy_smd:{set}")));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.rule == "limit" && w.message.contains("at most 5")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(verify(&policy, &w, &p).is_empty());
+}
+
+#[test]
+fn r16_a_region_without_copies_is_caught_up_without_a_new_set() {
+    let policy = west(", retain: {count: 2}");
+    let w = world(&policy, 2, 3);
+    let p = backup(&policy, &w);
+    assert!(ids(&p, StepKind::SnapshotInstance).is_empty(), "no new set");
+    let sets: HashSet<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CopySnapshot)
+        .filter_map(|s| s.params.set())
+        .collect();
+    assert_eq!(sets.len(), 2, "the newest two complete sets: {sets:?}");
+    for s in p.steps.iter().filter(|s| s.kind() == StepKind::CopySnapshot) {
+        let Params::CopySnapshot(cp) = &s.params else {
+            unreachable!()
+        };
+        let src = cp.source.known().expect("a completed snapshot of the set");
+        let x = w.snapshots.iter().find(|x| x.id == src).expect("exists");
+        assert_eq!(x.state, SnapshotState::Completed);
+        assert_eq!(x.tags.get("asdr:set"), Some(&cp.set));
+    }
+    assert_eq!(ids(&p, StepKind::MarkSetComplete).len(), 2);
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.reason.contains("catching up")),
+        "the plan says why"
+    );
+}
+
+#[test]
+fn r16_copies_complete_in_the_region_plan_nothing_more() {
+    let policy = west(", retain: {count: 2}");
+    let mut w = world(&policy, 2, 3);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    let p = backup(&policy, &w);
+    assert!(p.steps.is_empty(), "{:#?}", p.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
+}
+
+#[test]
+fn r16_copies_are_never_taken_for_the_clusters_own_snapshots() {
+    // The cluster's region lost every set; the copies elsewhere are whole. A backup is due at
+    // home, and a restore at home has nothing to restore from.
+    let policy = west("");
+    let mut w = world(&policy, 2, 2);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    w.snapshots.retain(|s| s.region.is_some());
+    w.smd_archives
+        .retain(|a| a.uri.starts_with("s3://acme-dr-west"));
+    let p = backup(&policy, &w);
+    assert_eq!(ids(&p, StepKind::SnapshotInstance).len(), 3, "a new set at home");
+    assert!(
+        p.steps
+            .iter()
+            .filter(|s| s.kind() == StepKind::DeleteSnapshot)
+            .all(|s| s.region.is_some()),
+        "nothing at home to delete"
+    );
+    let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()));
+    assert!(matches!(r, Err(PlanError::Refused(_))), "{r:?}");
+}
+
+#[test]
+fn r16_retention_runs_per_region_and_keeps_the_regions_newest_complete_copy() {
+    let policy = west(", retain: {count: 1}");
+    let mut w = world(&policy, 2, 3);
+    copy_sets(&mut w, &policy, 0, 3, false);
+    let p = backup(&policy, &w);
+    let deleted: HashSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot)
+        .map(|s| {
+            assert_eq!(s.region.as_deref(), Some(WEST), "home keeps its 7");
+            s.params.set().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(deleted.len(), 2, "the two older copies go: {deleted:?}");
+    let newest = w
+        .snapshots
+        .iter()
+        .filter(|s| s.region.is_some())
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap();
+    assert!(!deleted.contains(newest));
+
+    // Every copy too old for max_age: the region still keeps its newest complete one.
+    let policy = west(", retain: {max_age: 1d}");
+    let mut w = world(&policy, 50, 3);
+    copy_sets(&mut w, &policy, 0, 3, false);
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let west_deleted: HashSet<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot && s.region.is_some())
+        .filter_map(|s| s.params.set())
+        .collect();
+    assert_eq!(west_deleted.len(), 2, "{west_deleted:?}");
+    let mark = format!("mark_set_complete:{WEST}:{}", asdr_planner::set_id(NOW));
+    for d in p.steps.iter().filter(|s| s.kind() == StepKind::DeleteSnapshot && s.region.is_some()) {
+        assert!(d.depends_on.contains(&mark), "{} waits for the new copy", d.id);
+    }
+}
+
+#[test]
+fn r16_no_more_copies_in_flight_than_max_in_flight_and_the_verifier_counts_them() {
+    let policy = west(", max_in_flight: 2");
+    let w = world(&policy, 30, 3);
+    let mut p = backup(&policy, &w);
+    assert!(verify(&policy, &w, &p).is_empty());
+    assert!(p.warnings.iter().any(|x| x.message.contains("at most 2")));
+    // A tampered plan: every copy free to start at once.
+    let waits: HashSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.region.is_some() && s.kind() == StepKind::WaitSnapshot)
+        .map(|s| s.id.clone())
+        .collect();
+    for s in p.steps.iter_mut().filter(|s| s.kind() == StepKind::CopySnapshot) {
+        s.depends_on.retain(|d| !waits.contains(d));
+    }
+    let v = verify(&policy, &w, &p);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("in flight to us-west-2")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn r16_the_verifier_refuses_a_copy_of_an_incomplete_snapshot_and_a_region_marked_without_smd() {
+    let policy = west(", retain: {count: 2}");
+    let mut w = world(&policy, 2, 3);
+    let p = backup(&policy, &w);
+    // The source of a catch-up copy turns out not completed.
+    let mut tampered = p.clone();
+    let src = tampered
+        .steps
+        .iter()
+        .find_map(|s| match &s.params {
+            Params::CopySnapshot(c) => c.source.known().map(str::to_string),
+            _ => None,
+        })
+        .unwrap();
+    w.snapshots
+        .iter_mut()
+        .find(|s| s.id == src)
+        .unwrap()
+        .state = SnapshotState::Pending;
+    let v = verify(&policy, &w, &tampered);
+    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("not completed")), "{v:?}");
+    w.snapshots.iter_mut().find(|s| s.id == src).unwrap().state = SnapshotState::Completed;
+
+    // The SMD archive copy dropped: the region's mark has nothing to stand on.
+    tampered.steps.retain(|s| s.kind() != StepKind::CopySmdArchive);
+    for s in &mut tampered.steps {
+        s.depends_on.retain(|d| !d.starts_with("copy_smd_archive:"));
+    }
+    let v = verify(&policy, &w, &tampered);
+    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("SMD archive")), "{v:?}");
+}
+
+#[test]
+fn r16_a_set_being_copied_is_not_deleted_at_home() {
+    let policy = ExamplePolicy::prod_east()
+        .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 1}")
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east, retain: {count: 3}}\n  max_nodes_at_once: 1 ",
+        )
+        .policy();
+    let mut w = world(&policy, 2, 3);
+    // The second newest set's copy is still under way in us-west-2.
+    copy_sets(&mut w, &policy, 0, 2, false);
+    let second = {
+        let mut sets: Vec<&String> = w
+            .snapshots
+            .iter()
+            .filter(|s| s.region.is_none())
+            .filter_map(|s| s.tags.get("asdr:set"))
+            .collect();
+        sets.sort();
+        sets.dedup();
+        sets[sets.len() - 2].clone()
+    };
+    for s in w
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.region.is_some() && s.tags.get("asdr:set") == Some(&second))
+    {
+        s.state = SnapshotState::Pending;
+        s.tags.remove("asdr:complete");
+    }
+    let p = backup(&policy, &w);
+    let home_deleted: HashSet<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot && s.region.is_none())
+        .filter_map(|s| s.params.set())
+        .collect();
+    assert!(!home_deleted.contains(second.as_str()), "{home_deleted:?}");
+    assert!(!home_deleted.is_empty(), "the oldest set still goes");
+    // The pending copies are waited for in their lanes and the set marked there after.
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.id == format!("mark_set_complete:{WEST}:{second}"))
+    );
+    // A tampered plan deleting it at home is refused.
+    let mut tampered = p.clone();
+    let victim = w
+        .snapshots
+        .iter()
+        .find(|s| s.region.is_none() && s.tags.get("asdr:set") == Some(&second))
+        .unwrap();
+    tampered.steps.push(asdr_planner::Step {
+        id: format!("delete_snapshot:{}", victim.id),
+        params: Params::DeleteSnapshot(asdr_planner::params::DeleteSnapshot {
+            snapshot_id: victim.id.clone(),
+            set: second.clone(),
+        }),
+        node: None,
+        region: None,
+        depends_on: vec![],
+        cleanup: false,
+    });
+    let v = verify(&policy, &w, &tampered);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("being copied")),
+        "{v:?}"
+    );
+}
