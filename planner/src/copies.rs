@@ -20,7 +20,8 @@ use crate::{Ctx, tags};
 /// Whether `uri` lies in the store `prefix` names.
 pub fn under(uri: &str, prefix: &str) -> bool {
     let p = prefix.trim_end_matches('/');
-    uri.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    uri.strip_prefix(p)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The world as seen from the cluster's own region: a copy's snapshots (same asdr:set, node
@@ -31,7 +32,11 @@ pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, 
     }
     let home = &policy.cluster.region;
     std::borrow::Cow::Owned(world.in_region(home, home, |a| {
-        !policy.backup.copies.iter().any(|c| under(&a.uri, &c.smd_to))
+        !policy
+            .backup
+            .copies
+            .iter()
+            .any(|c| under(&a.uri, &c.smd_to))
     }))
 }
 
@@ -44,7 +49,11 @@ pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
 
 /// The copy a region holds of `set`'s (node, device), unless it failed (a failed copy is copied
 /// again; the failed one goes with its set).
-fn copy_of<'w>(rset: Option<&BackupSet<'w>>, node: &str, device: &str) -> Option<&'w crate::world::Snapshot> {
+fn copy_of<'w>(
+    rset: Option<&BackupSet<'w>>,
+    node: &str,
+    device: &str,
+) -> Option<&'w crate::world::Snapshot> {
     rset.and_then(|s| s.snapshot_for(node, device))
         .filter(|c| c.state != SnapshotState::Error)
 }
@@ -73,7 +82,11 @@ pub(crate) fn sources_in_flight(regions: &[Observed<'_>]) -> HashSet<String> {
     regions
         .iter()
         .flat_map(|o| o.sets.iter())
-        .filter(|s| s.snapshots.iter().any(|c| c.state == SnapshotState::Pending))
+        .filter(|s| {
+            s.snapshots
+                .iter()
+                .any(|c| c.state == SnapshotState::Pending)
+        })
         .map(|s| s.id.clone())
         .collect()
 }

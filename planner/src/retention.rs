@@ -10,8 +10,8 @@ use asdr_specs::Retain;
 
 use crate::Ctx;
 use crate::builder::Builder;
-use crate::observe::{BackupSet, Observed};
 use crate::observe::human_age;
+use crate::observe::{BackupSet, Observed};
 use crate::params::{DeleteSnapshot, Params};
 use crate::plan::Action;
 use crate::tags;

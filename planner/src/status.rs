@@ -24,6 +24,20 @@ pub struct Status {
     /// Sets begun and not complete (an interrupted or failing backup leaves them).
     pub unfinished_sets: Vec<String>,
     pub restores: Vec<RestoreStatus>,
+    /// Per copy region (`backup.copies`): the copies there.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub regions: std::collections::BTreeMap<String, RegionStatus>,
+}
+
+/// The copies of a cluster's sets in one other region.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionStatus {
+    pub newest_complete_set: Option<String>,
+    pub age_seconds: Option<u64>,
+    /// The cluster's newest complete set has no complete copy here yet.
+    pub behind: bool,
+    pub complete_sets: Vec<String>,
+    pub unfinished_sets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,7 +62,38 @@ pub struct RestoreStatus {
 }
 
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
-    let obs = Observed::new(policy, world);
+    let home = crate::copies::home_view(policy, world);
+    let obs = Observed::new(policy, &home);
+    let regions = policy
+        .backup
+        .copies
+        .iter()
+        .map(|c| {
+            let view = crate::copies::region_view(policy, world, c);
+            let robs = Observed::new(policy, &view);
+            let newest = robs.newest_complete_set();
+            let status = RegionStatus {
+                newest_complete_set: newest.map(|s| s.id.clone()),
+                age_seconds: newest.map(|s| (now - s.time).whole_seconds().max(0) as u64),
+                behind: obs
+                    .newest_complete_set()
+                    .is_some_and(|h| robs.set(&h.id).is_none_or(|s| !s.is_complete())),
+                complete_sets: robs
+                    .sets
+                    .iter()
+                    .filter(|s| s.is_complete())
+                    .map(|s| s.id.clone())
+                    .collect(),
+                unfinished_sets: robs
+                    .sets
+                    .iter()
+                    .filter(|s| !s.is_complete())
+                    .map(|s| s.id.clone())
+                    .collect(),
+            };
+            (c.region.clone(), status)
+        })
+        .collect();
     let rpo_seconds = policy.backup.every.seconds();
     let newest_complete = obs.newest_complete_set().map(|s| NewestSet {
         set: s.id.clone(),
@@ -123,6 +168,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             .map(|s| s.id.clone())
             .collect(),
         restores,
+        regions,
     }
 }
 

@@ -63,18 +63,47 @@ impl World {
         let here = |r: &Option<String>| r.as_deref().unwrap_or(home) == region;
         World {
             now: self.now,
-            instances: self.instances.iter().filter(|i| here(&i.region)).cloned().collect(),
-            volumes: self.volumes.iter().filter(|v| here(&v.region)).cloned().collect(),
-            snapshots: self.snapshots.iter().filter(|s| here(&s.region)).cloned().collect(),
-            nodes: if region == home { self.nodes.clone() } else { Vec::new() },
-            smd_archives: self.smd_archives.iter().filter(|a| archive(a)).cloned().collect(),
+            instances: self
+                .instances
+                .iter()
+                .filter(|i| here(&i.region))
+                .cloned()
+                .collect(),
+            volumes: self
+                .volumes
+                .iter()
+                .filter(|v| here(&v.region))
+                .cloned()
+                .collect(),
+            snapshots: self
+                .snapshots
+                .iter()
+                .filter(|s| here(&s.region))
+                .cloned()
+                .collect(),
+            nodes: if region == home {
+                self.nodes.clone()
+            } else {
+                Vec::new()
+            },
+            smd_archives: self
+                .smd_archives
+                .iter()
+                .filter(|a| archive(a))
+                .cloned()
+                .collect(),
             asbackup_archives: if region == home {
                 self.asbackup_archives.clone()
             } else {
                 Vec::new()
             },
             instance_types: self.instance_types.clone(),
-            subnets: self.subnets.iter().filter(|s| here(&s.region)).cloned().collect(),
+            subnets: self
+                .subnets
+                .iter()
+                .filter(|s| here(&s.region))
+                .cloned()
+                .collect(),
         }
     }
 }

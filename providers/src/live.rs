@@ -32,6 +32,15 @@ impl AwsSettings {
             .region
             .clone()
             .unwrap_or_else(|| policy.cluster.region.clone());
+        self.load_region(region).await
+    }
+
+    /// The same settings in another region (a copy's, a restore's elsewhere).
+    pub async fn load_in(&self, _policy: &Policy, region: &str) -> aws_config::SdkConfig {
+        self.load_region(region.to_string()).await
+    }
+
+    async fn load_region(&self, region: String) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region));
         if let Some(e) = &self.endpoint_url {
@@ -165,6 +174,16 @@ pub async fn ec2_provider(
         &policy.cluster.name,
     );
     provider.endpoint = aws.endpoint_url.clone();
+    // A client per other region the policy acts in: its copies' and its restores' elsewhere.
+    for region in policy.other_regions() {
+        let conf = aws.load_in(policy, &region).await;
+        let mut other = crate::ec2::Ec2Provider::new(
+            crate::ec2::Ec2Provider::client_for(&conf, &counter),
+            &policy.cluster.name,
+        );
+        other.endpoint = aws.endpoint_url.clone();
+        provider = provider.with_region(&region, other);
+    }
     (provider, counter)
 }
 
@@ -189,23 +208,55 @@ pub async fn s3_lock(
     Ok(lock)
 }
 
-/// The store the policy's SMD archives and asbackup sets live in (S3 when either is there).
+/// The store the policy's SMD archives and asbackup sets live in (S3 when either is there), and
+/// the stores of its copies, each bucket through a client of the copy's region.
 pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
     let asbackup_s3 = policy
         .backup
         .asbackup
         .as_ref()
         .is_some_and(|a| asdr_specs::StoreUri::is_s3(&a.to));
-    if !asdr_specs::StoreUri::is_s3(&policy.backup.smd_to) && !asbackup_s3 {
-        return AnyStore { s3: None };
+    let copies_s3: Vec<&asdr_specs::Copy> = policy
+        .backup
+        .copies
+        .iter()
+        .filter(|c| asdr_specs::StoreUri::is_s3(&c.smd_to))
+        .collect();
+    let mut store = AnyStore::default();
+    if !asdr_specs::StoreUri::is_s3(&policy.backup.smd_to) && !asbackup_s3 && copies_s3.is_empty() {
+        return store;
     }
     let conf = aws.load(policy).await;
-    let s3conf = aws_sdk_s3::config::Builder::from(&conf)
-        .force_path_style(aws.endpoint_url.is_some())
-        .build();
-    AnyStore {
-        s3: Some(S3Store::new(aws_sdk_s3::Client::from_conf(s3conf))),
+    store.s3 = Some(S3Store::new(s3_client(&conf, aws)));
+    for c in copies_s3 {
+        if let Some(asdr_specs::StoreUri::S3 { bucket, .. }) =
+            asdr_specs::StoreUri::parse(&c.smd_to)
+        {
+            let conf = aws.load_in(policy, &c.region).await;
+            store
+                .by_bucket
+                .insert(bucket, S3Store::new(s3_client(&conf, aws)));
+        }
     }
+    store
+}
+
+/// The SMD archives of the policy's store and of every copy's store.
+async fn all_smd_archives(
+    policy: &Policy,
+    store: &AnyStore,
+) -> Result<Vec<asdr_planner::world::SmdArchive>, String> {
+    let mut out = crate::store::smd_archives(store, &policy.backup.smd_to, &policy.cluster.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    for c in &policy.backup.copies {
+        out.extend(
+            crate::store::smd_archives(store, &c.smd_to, &policy.cluster.name)
+                .await
+                .map_err(|e| format!("{} (the SMD store of the copies in {})", e, c.region))?,
+        );
+    }
+    Ok(out)
 }
 
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
@@ -216,10 +267,7 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         crate::ec2::observe_cloud(&ec2, policy),
         async {
             let store = smd_store(policy, aws).await;
-            let smd =
-                crate::store::smd_archives(&store, &policy.backup.smd_to, &policy.cluster.name)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let smd = all_smd_archives(policy, &store).await?;
             Ok::<_, String>((smd, asbackup_archives(policy, &store).await?))
         },
         refresh_nodes(policy, World::default()),

@@ -27,6 +27,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::StopNode
             | StepKind::StartNode
             | StepKind::CopySmd
+            | StepKind::CopySmdArchive
             | StepKind::RestoreSmd
             | StepKind::WriteConfig
             | StepKind::Asbackup
@@ -272,6 +273,66 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
+    /// The archive at `to` with its `.sha256` beside it, both agreeing (and with `want`).
+    async fn smd_archive_at(&self, to: &str, want: Option<&str>) -> Option<Learned> {
+        let (Ok(tar), Ok(sha)) = (
+            self.store.get(to).await,
+            self.store.get(&format!("{to}.sha256")).await,
+        ) else {
+            return None;
+        };
+        let have = sha256_hex(&tar);
+        (String::from_utf8_lossy(&sha).trim() == have && want.is_none_or(|w| w == have)).then(
+            || Learned {
+                uri: Some(to.to_string()),
+                sha256: Some(have),
+                ..Learned::default()
+            },
+        )
+    }
+
+    /// A set's SMD archive copied to another store: the source checked against its recorded
+    /// SHA-256 (and the plan's), written with its `.sha256`, and read back and checked again.
+    async fn copy_smd_archive(&self, p: &params::CopySmdArchive) -> Result<Progress, StepError> {
+        let tar = self.store.get(&p.from).await.map_err(store_error)?;
+        let sha = sha256_hex(&tar);
+        let recorded = self
+            .store
+            .get(&format!("{}.sha256", p.from))
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+        for (what, want) in [
+            ("recorded beside it", recorded),
+            ("in the plan", p.sha256.clone()),
+        ] {
+            if let Some(want) = want
+                && want != sha
+            {
+                return Err(StepError::permanent(
+                    "ChecksumMismatch",
+                    format!(
+                        "SMD archive {} has SHA-256 {sha}, but {want} is {what}: not copied",
+                        p.from
+                    ),
+                ));
+            }
+        }
+        self.store.put(&p.to, tar).await.map_err(store_error)?;
+        self.store
+            .put(&format!("{}.sha256", p.to), format!("{sha}\n").into_bytes())
+            .await
+            .map_err(store_error)?;
+        match self.smd_archive_at(&p.to, Some(&sha)).await {
+            Some(learned) => Progress::done(learned),
+            None => Err(StepError::transient(
+                "ChecksumMismatch",
+                format!("the copy at {} does not read back as written", p.to),
+                self.retry_after,
+            )),
+        }
+    }
+
     async fn copy_smd(
         &self,
         input: &StepInput<'_>,
@@ -497,6 +558,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     .ok();
                 (current.as_deref() == Some(p.content.as_bytes())).then(Resources::new)
             }
+            Params::CopySmdArchive(p) => self.smd_archive_at(&p.to, p.sha256.as_deref()).await,
             Params::CopySmd(p) => {
                 let to = &p.to;
                 match (
@@ -570,6 +632,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 Progress::finished()
             }
             Params::CopySmd(p) => self.copy_smd(&input, p).await,
+            Params::CopySmdArchive(p) => self.copy_smd_archive(p).await,
             Params::RestoreSmd(p) => self.restore_smd(&input, p).await,
             Params::Asbackup(_) | Params::Asrestore(_) => self.tool(&input).await,
             Params::DeleteBackup(p) => crate::asbackup::delete_set(&self.store, p).await,

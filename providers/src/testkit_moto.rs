@@ -52,9 +52,14 @@ impl Moto {
     }
 
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        self.ec2_in("us-east-1")
+    }
+
+    /// An EC2 client of `region` (moto keeps each region's resources apart).
+    pub fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
         let conf = aws_sdk_ec2::config::Builder::new()
             .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 "test",

@@ -118,6 +118,25 @@ impl Policy {
         self.cluster.min_replication_factor()
     }
 
+    /// The regions other than the cluster's that the policy acts in: its copies' (restores
+    /// elsewhere are from copies, so in one of them), sorted.
+    pub fn other_regions(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .backup
+            .copies
+            .iter()
+            .map(|c| c.region.clone())
+            .chain(
+                self.restores
+                    .iter()
+                    .filter_map(|r| r.region().map(str::to_string)),
+            )
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The nodes' names, in policy order.
     pub fn node_names(&self) -> Vec<&str> {
         self.cluster.nodes.iter().map(|n| n.name.as_str()).collect()

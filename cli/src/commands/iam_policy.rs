@@ -18,6 +18,10 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         None => {
             let extra = match a.restore.as_deref().and_then(|r| policy.restore(r)) {
                 Some(r) => asdr_planner::restore::step_kinds(&policy, r),
+                // The backup role: copies to other regions whenever the policy has them.
+                None if !policy.backup.copies.is_empty() => {
+                    asdr_providers::ec2::iam::COPY_KINDS.to_vec()
+                }
                 None => Vec::new(),
             };
             (inputs::plan(g, a.restore.as_deref())?, extra)
@@ -28,6 +32,10 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         plan.steps.iter().map(|s| s.kind()).chain(extra),
         ssm,
         &policy.backup.smd_to,
+        &asdr_providers::ec2::iam::Regions {
+            home: policy.cluster.region.clone(),
+            copies: policy.backup.copies.clone(),
+        },
     ))?)?;
     Ok(0)
 }

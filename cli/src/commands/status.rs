@@ -69,6 +69,21 @@ fn text(r: &Report) -> String {
             )
         }
     ));
+    for (region, c) in &s.regions {
+        out.push_str(&format!(
+            "  copies in {region}: {}; {} complete{}\n",
+            match (&c.newest_complete_set, c.age_seconds) {
+                (Some(set), Some(a)) => format!("newest {set} ({} old)", age(a)),
+                _ => "none complete".to_string(),
+            },
+            c.complete_sets.len(),
+            if c.behind {
+                ", BEHIND: the newest set has no complete copy here yet"
+            } else {
+                ""
+            }
+        ));
+    }
     if !s.restores.is_empty() {
         out.push_str("  restores:\n");
         let width = s.restores.iter().map(|r| r.name.len()).max().unwrap_or(0);
@@ -146,6 +161,47 @@ fn openmetrics(r: &Report) -> String {
         "asdr_backup_sets",
         "Complete backup sets kept.",
         one(s.complete_sets.len().to_string()),
+    );
+    gauge(
+        "asdr_copy_last_complete_timestamp_seconds",
+        "When the newest set with a complete copy in a region was taken.",
+        s.regions
+            .iter()
+            .filter_map(|(region, c)| {
+                let set = c.newest_complete_set.as_deref()?;
+                let t = asdr_planner::set_time(set)?;
+                Some((
+                    format!("{cluster},region=\"{region}\""),
+                    t.unix_timestamp().to_string(),
+                ))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_copy_sets",
+        "Sets with a complete copy in a region.",
+        s.regions
+            .iter()
+            .map(|(region, c)| {
+                (
+                    format!("{cluster},region=\"{region}\""),
+                    c.complete_sets.len().to_string(),
+                )
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_copy_behind",
+        "1 when the newest complete set has no complete copy in a region yet.",
+        s.regions
+            .iter()
+            .map(|(region, c)| {
+                (
+                    format!("{cluster},region=\"{region}\""),
+                    u8::from(c.behind).to_string(),
+                )
+            })
+            .collect(),
     );
     gauge(
         "asdr_restore_estimate_seconds",

@@ -15,11 +15,11 @@ use aws_sdk_ec2::types::{Filter, ResourceType};
 
 const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
 
-struct Env {
-    moto: Moto,
+pub(crate) struct Env {
+    pub(crate) moto: Moto,
     ec2: aws_sdk_ec2::Client,
     nodes: TestCluster,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     /// node → (ip, az, instance id)
     layout: BTreeMap<String, (String, String, String)>,
     subnets: BTreeMap<String, String>,
@@ -95,7 +95,7 @@ async fn seed_subnets(
 
 /// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
 /// starts the Aerospike test nodes at those addresses.
-async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
+pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
     let moto = Moto::start();
     let ec2 = moto.ec2();
     let subnets = seed_subnets(
@@ -156,7 +156,15 @@ async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
 }
 
 impl Env {
-    fn asdr(&self, args: &[&str]) -> Output {
+    /// The policy file with `from` replaced by `to` (once; checked to apply).
+    pub(crate) fn edit_policy(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("asdr.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "`{from}` is not in the policy");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    pub(crate) fn asdr(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
@@ -183,7 +191,7 @@ impl Env {
         c
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.asdr(args);
         assert!(
             out.status.success(),
@@ -195,7 +203,7 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    pub(crate) async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
         self.ec2
             .describe_snapshots()
             .owner_ids("self")
@@ -257,7 +265,7 @@ impl Env {
     }
 }
 
-fn tag<'a>(s: &'a aws_sdk_ec2::types::Snapshot, k: &str) -> Option<&'a str> {
+pub(crate) fn tag<'a>(s: &'a aws_sdk_ec2::types::Snapshot, k: &str) -> Option<&'a str> {
     s.tags()
         .iter()
         .find(|t| t.key() == Some(k))

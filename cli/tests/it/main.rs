@@ -6,4 +6,5 @@ mod cli;
 mod deploy;
 mod ec2;
 mod live;
+mod regions;
 mod status;

@@ -131,14 +131,23 @@ impl Verifier<'_> {
                 continue;
             };
             if s.region.is_none() || s.region.as_deref() == Some(&self.policy.cluster.region) {
-                bad.push((s, "copies a snapshot into the cluster's own region".to_string()));
+                bad.push((
+                    s,
+                    "copies a snapshot into the cluster's own region".to_string(),
+                ));
                 continue;
             }
             match &p.source {
                 crate::params::Ref::Known(id) => {
                     let found = home.snapshots.iter().find(|x| &x.id == id);
                     match found {
-                        None => bad.push((s, format!("its source {id} is not a snapshot in {}", self.policy.cluster.region))),
+                        None => bad.push((
+                            s,
+                            format!(
+                                "its source {id} is not a snapshot in {}",
+                                self.policy.cluster.region
+                            ),
+                        )),
                         Some(x) => {
                             let t = |k| tag(&x.tags, k);
                             if !self.own_tags(&x.tags)
@@ -182,7 +191,13 @@ impl Verifier<'_> {
             let Some(region) = s.region.clone() else {
                 continue;
             };
-            let Some(k) = self.policy.backup.copies.iter().position(|c| c.region == region) else {
+            let Some(k) = self
+                .policy
+                .backup
+                .copies
+                .iter()
+                .position(|c| c.region == region)
+            else {
                 continue;
             };
             let copy = &self.policy.backup.copies[k];
@@ -219,7 +234,13 @@ impl Verifier<'_> {
                 matches!(&x.params, Params::CopySmdArchive(q) if q.set == set && under(&q.to, &copy.smd_to))
             });
             if !archived && !archive_copied {
-                bad.push((s, format!("marks set {set} complete in {region} without its SMD archive in {}", copy.smd_to)));
+                bad.push((
+                    s,
+                    format!(
+                        "marks set {set} complete in {region} without its SMD archive in {}",
+                        copy.smd_to
+                    ),
+                ));
             }
             let home_marked = before_steps.iter().any(|x| {
                 x.region.is_none()
@@ -236,7 +257,13 @@ impl Verifier<'_> {
                     .iter()
                     .all(|x| tag(&x.tags, tags::COMPLETE) == Some("true"));
             if !home_marked && !home_complete {
-                bad.push((s, format!("marks set {set} complete in {region}, but it is not complete in {}", self.policy.cluster.region)));
+                bad.push((
+                    s,
+                    format!(
+                        "marks set {set} complete in {region}, but it is not complete in {}",
+                        self.policy.cluster.region
+                    ),
+                ));
             }
         }
         for (s, m) in bad {
@@ -273,7 +300,11 @@ impl Verifier<'_> {
                 .map(|(_, s)| s)
                 .collect();
             for s in unwaited {
-                self.bad("R16", Some(s), "a copy no wait follows: its flight is unbounded");
+                self.bad(
+                    "R16",
+                    Some(s),
+                    "a copy no wait follows: its flight is unbounded",
+                );
             }
             // Copies an earlier run left under way are not this plan's doing: the bound is the
             // larger of max_in_flight and their number (the plan starts none beside them).
@@ -334,7 +365,12 @@ impl Verifier<'_> {
                 .and_then(|x| x.tags.get(tags::SET))
                 && sources.contains(set)
             {
-                bad.push((s, format!("deletes a snapshot of set {set}, which is being copied to another region")));
+                bad.push((
+                    s,
+                    format!(
+                        "deletes a snapshot of set {set}, which is being copied to another region"
+                    ),
+                ));
             }
         }
         for (s, m) in bad {

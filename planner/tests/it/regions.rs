@@ -141,7 +141,11 @@ fn r16_a_region_without_copies_is_caught_up_without_a_new_set() {
         .filter_map(|s| s.params.set())
         .collect();
     assert_eq!(sets.len(), 2, "the newest two complete sets: {sets:?}");
-    for s in p.steps.iter().filter(|s| s.kind() == StepKind::CopySnapshot) {
+    for s in p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CopySnapshot)
+    {
         let Params::CopySnapshot(cp) = &s.params else {
             unreachable!()
         };
@@ -152,9 +156,7 @@ fn r16_a_region_without_copies_is_caught_up_without_a_new_set() {
     }
     assert_eq!(ids(&p, StepKind::MarkSetComplete).len(), 2);
     assert!(
-        p.changes
-            .iter()
-            .any(|c| c.reason.contains("catching up")),
+        p.changes.iter().any(|c| c.reason.contains("catching up")),
         "the plan says why"
     );
 }
@@ -165,7 +167,11 @@ fn r16_copies_complete_in_the_region_plan_nothing_more() {
     let mut w = world(&policy, 2, 3);
     copy_sets(&mut w, &policy, 0, 2, false);
     let p = backup(&policy, &w);
-    assert!(p.steps.is_empty(), "{:#?}", p.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
+    assert!(
+        p.steps.is_empty(),
+        "{:#?}",
+        p.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -179,7 +185,11 @@ fn r16_copies_are_never_taken_for_the_clusters_own_snapshots() {
     w.smd_archives
         .retain(|a| a.uri.starts_with("s3://acme-dr-west"));
     let p = backup(&policy, &w);
-    assert_eq!(ids(&p, StepKind::SnapshotInstance).len(), 3, "a new set at home");
+    assert_eq!(
+        ids(&p, StepKind::SnapshotInstance).len(),
+        3,
+        "a new set at home"
+    );
     assert!(
         p.steps
             .iter()
@@ -229,8 +239,16 @@ fn r16_retention_runs_per_region_and_keeps_the_regions_newest_complete_copy() {
         .collect();
     assert_eq!(west_deleted.len(), 2, "{west_deleted:?}");
     let mark = format!("mark_set_complete:{WEST}:{}", asdr_planner::set_id(NOW));
-    for d in p.steps.iter().filter(|s| s.kind() == StepKind::DeleteSnapshot && s.region.is_some()) {
-        assert!(d.depends_on.contains(&mark), "{} waits for the new copy", d.id);
+    for d in p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot && s.region.is_some())
+    {
+        assert!(
+            d.depends_on.contains(&mark),
+            "{} waits for the new copy",
+            d.id
+        );
     }
 }
 
@@ -248,7 +266,11 @@ fn r16_no_more_copies_in_flight_than_max_in_flight_and_the_verifier_counts_them(
         .filter(|s| s.region.is_some() && s.kind() == StepKind::WaitSnapshot)
         .map(|s| s.id.clone())
         .collect();
-    for s in p.steps.iter_mut().filter(|s| s.kind() == StepKind::CopySnapshot) {
+    for s in p
+        .steps
+        .iter_mut()
+        .filter(|s| s.kind() == StepKind::CopySnapshot)
+    {
         s.depends_on.retain(|d| !waits.contains(d));
     }
     let v = verify(&policy, &w, &p);
@@ -274,22 +296,28 @@ fn r16_the_verifier_refuses_a_copy_of_an_incomplete_snapshot_and_a_region_marked
             _ => None,
         })
         .unwrap();
-    w.snapshots
-        .iter_mut()
-        .find(|s| s.id == src)
-        .unwrap()
-        .state = SnapshotState::Pending;
+    w.snapshots.iter_mut().find(|s| s.id == src).unwrap().state = SnapshotState::Pending;
     let v = verify(&policy, &w, &tampered);
-    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("not completed")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("not completed")),
+        "{v:?}"
+    );
     w.snapshots.iter_mut().find(|s| s.id == src).unwrap().state = SnapshotState::Completed;
 
     // The SMD archive copy dropped: the region's mark has nothing to stand on.
-    tampered.steps.retain(|s| s.kind() != StepKind::CopySmdArchive);
+    tampered
+        .steps
+        .retain(|s| s.kind() != StepKind::CopySmdArchive);
     for s in &mut tampered.steps {
         s.depends_on.retain(|d| !d.starts_with("copy_smd_archive:"));
     }
     let v = verify(&policy, &w, &tampered);
-    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("SMD archive")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("SMD archive")),
+        "{v:?}"
+    );
 }
 
 #[test]

@@ -53,13 +53,41 @@ fn verdict<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 /// both made by earlier steps): permission is checked before the resources are.
 const SOME_INSTANCE: &str = "i-00000000000000000";
 const SOME_VOLUME: &str = "vol-00000000000000000";
+const SOME_SNAPSHOT: &str = "snap-00000000000000000";
 
 impl Ec2Provider {
     /// Checks each EC2 mutation of `plan` with DryRun, in plan order.
     pub async fn dry_run(&self, plan: &Plan) -> Vec<Check> {
         let mut out = Vec::new();
         for step in &plan.steps {
+            // Asked in the region the step acts in (a copy, a restore elsewhere).
+            let this = match self.for_region(step.region.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push(Check {
+                        step: step.id.clone(),
+                        action: step.kind().to_string(),
+                        verdict: Verdict::Error,
+                        message: e.message,
+                    });
+                    continue;
+                }
+            };
             let (action, result) = match &step.params {
+                Params::CopySnapshot(p) => {
+                    let source = p.source.known().unwrap_or(SOME_SNAPSHOT);
+                    let r = this
+                        .client
+                        .copy_snapshot()
+                        .dry_run(true)
+                        .source_region(&p.source_region)
+                        .source_snapshot_id(source)
+                        .set_encrypted(p.encrypted.then_some(true))
+                        .set_kms_key_id(p.kms_key_id.clone())
+                        .send()
+                        .await;
+                    ("ec2:CopySnapshot", verdict(r))
+                }
                 Params::ProvisionInstance(p) => {
                     let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
                         .device_index(0)
@@ -67,7 +95,7 @@ impl Ec2Provider {
                         .private_ip_address(&p.private_ip)
                         .delete_on_termination(true)
                         .build();
-                    let r = self
+                    let r = this
                         .client
                         .run_instances()
                         .dry_run(true)
@@ -83,7 +111,7 @@ impl Ec2Provider {
                     ("ec2:RunInstances", verdict(r))
                 }
                 Params::CreateVolume(p) => {
-                    let r = self
+                    let r = this
                         .client
                         .create_volume()
                         .dry_run(true)
@@ -102,7 +130,7 @@ impl Ec2Provider {
                         .as_ref()
                         .and_then(|i| i.known())
                         .unwrap_or(SOME_INSTANCE);
-                    let r = self
+                    let r = this
                         .client
                         .attach_volume()
                         .dry_run(true)
@@ -116,7 +144,7 @@ impl Ec2Provider {
                 Params::DetachVolume(p) => (
                     "ec2:DetachVolume",
                     verdict(
-                        self.client
+                        this.client
                             .detach_volume()
                             .dry_run(true)
                             .volume_id(&p.volume_id)
@@ -127,7 +155,7 @@ impl Ec2Provider {
                 Params::TerminateInstance(p) => (
                     "ec2:TerminateInstances",
                     verdict(
-                        self.client
+                        this.client
                             .terminate_instances()
                             .dry_run(true)
                             .instance_ids(&p.instance_id)
@@ -138,7 +166,7 @@ impl Ec2Provider {
                 Params::DeleteVolume(p) => (
                     "ec2:DeleteVolume",
                     verdict(
-                        self.client
+                        this.client
                             .delete_volume()
                             .dry_run(true)
                             .volume_id(&p.volume_id)
@@ -149,7 +177,7 @@ impl Ec2Provider {
                 Params::DeleteSnapshot(p) => (
                     "ec2:DeleteSnapshot",
                     verdict(
-                        self.client
+                        this.client
                             .delete_snapshot()
                             .dry_run(true)
                             .snapshot_id(&p.snapshot_id)
@@ -160,7 +188,7 @@ impl Ec2Provider {
                 Params::Snapshot(p) => (
                     "ec2:CreateSnapshot",
                     verdict(
-                        self.client
+                        this.client
                             .create_snapshot()
                             .dry_run(true)
                             .volume_id(&p.volume_id)
@@ -175,7 +203,7 @@ impl Ec2Provider {
                     (
                         "ec2:CreateSnapshots",
                         verdict(
-                            self.client
+                            this.client
                                 .create_snapshots()
                                 .dry_run(true)
                                 .instance_specification(spec)

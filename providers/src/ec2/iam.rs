@@ -80,6 +80,12 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         ],
         StepKind::WaitVolume => vec![("ec2:DescribeVolumes", Read)],
         StepKind::DeleteVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DeleteVolume", Owned)],
+        // Called in the destination region; found again by its source tag.
+        StepKind::CopySnapshot => vec![
+            ("ec2:CopySnapshot", Create),
+            ("ec2:CreateTags", Tag),
+            ("ec2:DescribeSnapshots", Read),
+        ],
         _ => vec![],
     };
     let node_step = asdr_planner_node_step(kind);
@@ -95,7 +101,7 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             StepKind::DeleteBackup => {
                 a.extend([("s3:ListBucket", Other), ("s3:DeleteObject", Other)])
             }
-            StepKind::RestoreSmd => a.push(("s3:GetObject", Other)),
+            StepKind::RestoreSmd | StepKind::CopySmdArchive => a.push(("s3:GetObject", Other)),
             _ => {}
         }
     }
@@ -113,8 +119,26 @@ pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
         plan.steps.iter().map(|s| s.kind()),
         ssm,
         smd_to,
+        &Regions::default(),
     )
 }
+
+/// Where a policy acts besides its own region: its copies (region, KMS key, SMD store).
+#[derive(Debug, Clone, Default)]
+pub struct Regions {
+    pub home: String,
+    pub copies: Vec<asdr_specs::Copy>,
+}
+
+/// The step kinds a backup with copies can need, whatever today's plan holds: the role that
+/// runs scheduled backups is prepared once.
+pub const COPY_KINDS: [StepKind; 5] = [
+    StepKind::CopySnapshot,
+    StepKind::WaitSnapshot,
+    StepKind::CopySmdArchive,
+    StepKind::MarkSetComplete,
+    StepKind::DeleteSnapshot,
+];
 
 /// The IAM policy document for a cluster's steps of these kinds, as JSON.
 pub fn policy_for_kinds(
@@ -122,7 +146,10 @@ pub fn policy_for_kinds(
     kinds: impl IntoIterator<Item = StepKind>,
     ssm: bool,
     smd_to: &str,
+    regions: &Regions,
 ) -> Value {
+    let kinds: Vec<StepKind> = kinds.into_iter().collect();
+    let copies = kinds.contains(&StepKind::CopySnapshot);
     let s3 = asdr_specs::StoreUri::is_s3(smd_to);
     let mut all: BTreeSet<(&'static str, Scope)> = BTreeSet::new();
     // Every apply observes first: every call observation makes, whatever the plan holds.
@@ -189,7 +216,42 @@ pub fn policy_for_kinds(
         let prefix = smd_to.trim_start_matches("s3://").trim_end_matches('/');
         statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": s3_actions, "Resource": [format!("arn:aws:s3:::{prefix}/*")]}));
     }
+    if copies && !regions.copies.is_empty() {
+        copy_statements(&mut statements, regions);
+    }
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// What copies to other regions need beyond EC2: the KMS grants an encrypted copy takes (the
+/// source's key to read, the destination's key to write; EC2 calls KMS on the caller's behalf,
+/// hence `kms:ViaService`), and the copies' SMD stores.
+fn copy_statements(statements: &mut Vec<Value>, regions: &Regions) {
+    let mut via: Vec<String> = std::iter::once(regions.home.clone())
+        .chain(regions.copies.iter().map(|c| c.region.clone()))
+        .map(|r| format!("ec2.{r}.amazonaws.com"))
+        .collect();
+    via.sort();
+    via.dedup();
+    statements.push(json!({"Sid": "KmsForCopies", "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
+    statements.push(json!({"Sid": "KmsGrantsForCopies", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}, "StringEquals": {"kms:ViaService": via}}}));
+    let stores: Vec<String> = regions
+        .copies
+        .iter()
+        .filter(|c| asdr_specs::StoreUri::is_s3(&c.smd_to))
+        .map(|c| {
+            format!(
+                "arn:aws:s3:::{}/*",
+                c.smd_to.trim_start_matches("s3://").trim_end_matches('/')
+            )
+        })
+        .collect();
+    if !stores.is_empty() {
+        statements.push(json!({"Sid": "SmdArchiveCopies", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"], "Resource": stores}));
+    }
 }
 
 /// Every action a policy document allows (for tests and reviews).

@@ -102,6 +102,8 @@ pub struct Ec2Provider {
     snapshots_in_flight: std::sync::Arc<AtomicUsize>,
     /// The snapshots this process gave their `asdr:device` tag.
     device_tagged: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Providers for the other regions steps act in (copies, restores elsewhere), by region.
+    regions: std::sync::Arc<std::collections::BTreeMap<String, Ec2Provider>>,
 }
 
 /// Per plan: its snapshots when first described in this process, and the steps acted on since.
@@ -131,6 +133,28 @@ impl Ec2Provider {
             )),
             device_tagged: Default::default(),
             snapshots_in_flight: Default::default(),
+            regions: Default::default(),
+        }
+    }
+
+    /// This provider with `other` carrying out the steps that act in `region`.
+    pub fn with_region(mut self, region: &str, other: Ec2Provider) -> Self {
+        let mut regions = (*self.regions).clone();
+        regions.insert(region.to_string(), other);
+        self.regions = std::sync::Arc::new(regions);
+        self
+    }
+
+    /// The provider for a step: this one, or the one of the region the step acts in.
+    pub(crate) fn for_region(&self, region: Option<&str>) -> Result<&Ec2Provider, StepError> {
+        match region {
+            None => Ok(self),
+            Some(r) => self.regions.get(r).ok_or_else(|| {
+                StepError::permanent(
+                    "NoRegionClient",
+                    format!("no EC2 client for region {r}: it is not one the policy names"),
+                )
+            }),
         }
     }
 

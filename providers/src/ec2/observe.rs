@@ -281,6 +281,139 @@ impl Ec2Provider {
 /// observations and SMD archives come from the nodes and the store.
 /// Errors are classified as a step's are ([`Ec2Provider::classify`]); throttling is retried.
 pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepError> {
+    // The cluster's region and every other region the policy acts in, at once: a few calls per
+    // region, whatever the number of sets.
+    let regions = ec2.regions.clone();
+    let (home, others) = tokio::join!(observe_home(ec2, policy), async {
+        let mut out = Vec::new();
+        let mut asked = Vec::new();
+        for (region, p) in regions.iter() {
+            asked.push(observe_region(p, policy, region));
+        }
+        for r in join_all(asked).await {
+            out.push(r?);
+        }
+        Ok::<_, StepError>(out)
+    });
+    let mut world = home?;
+    for w in others? {
+        world.instances.extend(w.instances);
+        world.volumes.extend(w.volumes);
+        world.snapshots.extend(w.snapshots);
+        world.subnets.extend(w.subnets);
+    }
+    Ok(world)
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future ran to completion"))
+        .collect()
+}
+
+/// What a region other than the cluster's holds of it: the copies there (one call), its
+/// instances and volumes (a restore built there), and the subnets restores there name.
+async fn observe_region(
+    ec2: &Ec2Provider,
+    policy: &Policy,
+    region: &str,
+) -> Result<World, StepError> {
+    let cluster = policy.cluster.name.as_str();
+    let tagged = || vec![filter(&format!("tag:{}", tags::CLUSTER), [cluster])];
+    let subnet_ids: Vec<String> = policy
+        .restores
+        .iter()
+        .filter_map(|r| r.region.as_ref())
+        .filter(|t| t.region == region)
+        .flat_map(|t| t.subnets.values().cloned())
+        .chain(
+            policy
+                .drills
+                .iter()
+                .filter(|d| policy.restore(&d.restore).and_then(|r| r.region()) == Some(region))
+                .flat_map(|d| d.subnets.values().cloned()),
+        )
+        .collect();
+    let mut instances = BTreeMap::new();
+    let mut volumes = BTreeMap::new();
+    let (a, b, snapshots, subnets) = tokio::join!(
+        ec2.instances(tagged(), &mut instances),
+        ec2.volumes(tagged(), &mut volumes),
+        ec2.snapshots(tagged()),
+        async {
+            if subnet_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            ec2.client
+                .describe_subnets()
+                .filters(filter("subnet-id", subnet_ids.clone()))
+                .send()
+                .await
+                .map(|d| d.subnets().to_vec())
+                .map_err(|e| ec2.classify("DescribeSubnets", e))
+        },
+    );
+    a?;
+    b?;
+    let here = || Some(region.to_string());
+    let mut subnets: Vec<asdr_planner::world::Subnet> = subnets?
+        .iter()
+        .map(|s| asdr_planner::world::Subnet {
+            region: here(),
+            id: s.subnet_id().unwrap_or_default().into(),
+            cidr: s.cidr_block().unwrap_or_default().into(),
+            availability_zone: s.availability_zone().unwrap_or_default().into(),
+        })
+        .collect();
+    subnets.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(World {
+        instances: instances
+            .into_values()
+            .map(|i| Instance {
+                region: here(),
+                ..i
+            })
+            .collect(),
+        volumes: volumes
+            .into_values()
+            .map(|v| Volume {
+                region: here(),
+                ..v
+            })
+            .collect(),
+        snapshots: snapshots?
+            .into_iter()
+            .map(|s| Snapshot {
+                region: here(),
+                ..s
+            })
+            .collect(),
+        subnets,
+        ..World::default()
+    })
+}
+
+async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepError> {
     let cluster = &policy.cluster.name;
     let ips: Vec<String> = policy
         .cluster

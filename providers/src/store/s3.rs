@@ -135,38 +135,53 @@ impl Store for S3Store {
     }
 }
 
-/// Local directories and S3 behind one store, by URI scheme.
-#[derive(Debug, Clone)]
+/// Local directories and S3 behind one store, by URI scheme; buckets of other regions (the
+/// stores of `backup.copies`) through a client of their region.
+#[derive(Debug, Clone, Default)]
 pub struct AnyStore {
     pub s3: Option<S3Store>,
+    /// Bucket → a client in the bucket's region.
+    pub by_bucket: std::collections::BTreeMap<String, S3Store>,
+}
+
+impl AnyStore {
+    /// The S3 client for `uri`, when it is an S3 URI asdr has a client for.
+    fn s3_for(&self, uri: &str) -> Option<&S3Store> {
+        match asdr_specs::StoreUri::parse(uri) {
+            Some(asdr_specs::StoreUri::S3 { bucket, .. }) => {
+                self.by_bucket.get(&bucket).or(self.s3.as_ref())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Store for AnyStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        match (&self.s3, asdr_specs::StoreUri::is_s3(prefix)) {
-            (Some(s3), true) => s3.list(prefix).await,
-            _ => super::LocalStore.list(prefix).await,
+        match self.s3_for(prefix) {
+            Some(s3) => s3.list(prefix).await,
+            None => super::LocalStore.list(prefix).await,
         }
     }
 
     async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
-            (Some(s3), true) => s3.put(uri, bytes).await,
-            _ => super::LocalStore.put(uri, bytes).await,
+        match self.s3_for(uri) {
+            Some(s3) => s3.put(uri, bytes).await,
+            None => super::LocalStore.put(uri, bytes).await,
         }
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
-        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
-            (Some(s3), true) => s3.get(uri).await,
-            _ => super::LocalStore.get(uri).await,
+        match self.s3_for(uri) {
+            Some(s3) => s3.get(uri).await,
+            None => super::LocalStore.get(uri).await,
         }
     }
 
     async fn delete(&self, uri: &str) -> Result<(), StoreError> {
-        match (&self.s3, asdr_specs::StoreUri::is_s3(uri)) {
-            (Some(s3), true) => s3.delete(uri).await,
-            _ => super::LocalStore.delete(uri).await,
+        match self.s3_for(uri) {
+            Some(s3) => s3.delete(uri).await,
+            None => super::LocalStore.delete(uri).await,
         }
     }
 }

@@ -338,9 +338,15 @@ fn volume_mut<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Volume, Step
         })
 }
 
+/// Whether a resource is in the region a step acts in (none: the cluster's own).
+fn here(resource: &Option<String>, input: &StepInput<'_>) -> bool {
+    resource.as_deref() == input.step.region.as_deref()
+}
+
 fn snapshot_of<'w>(
     world: &'w World,
     cx: &Ctx<'_>,
+    input: &StepInput<'_>,
     p: &params::WaitSnapshot,
 ) -> Option<&'w Snapshot> {
     if let Some(id) = &p.snapshot_id {
@@ -349,7 +355,9 @@ fn snapshot_of<'w>(
     let (set, node, device) = (p.set.as_deref()?, p.node.as_deref()?, p.device.as_deref()?);
     world.snapshots.iter().find(|s| {
         let t = |k: &str| s.tags.get(k).map(String::as_str);
-        t(tags::CLUSTER) == Some(cx.cluster)
+        here(&s.region, input)
+            && s.state != SnapshotState::Error
+            && t(tags::CLUSTER) == Some(cx.cluster)
             && t(tags::SET) == Some(set)
             && t(tags::NODE) == Some(node)
             && t(tags::DEVICE) == Some(device)
@@ -398,7 +406,8 @@ fn family(kind: StepKind) -> Family {
         | StepKind::Snapshot
         | StepKind::WaitSnapshot
         | StepKind::MarkSetComplete
-        | StepKind::DeleteSnapshot => Family::Snapshots,
+        | StepKind::DeleteSnapshot
+        | StepKind::CopySnapshot => Family::Snapshots,
         _ => Family::Nodes,
     }
 }

@@ -12,11 +12,23 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
         Params::Unquiesce(_) => obs.filter(|n| !n.quiesced).and_then(|_| found()),
         Params::StopNode(_) => obs.filter(|n| !n.reachable).and_then(|_| found()),
         Params::StartNode(_) => obs.filter(|n| n.reachable).and_then(|_| found()),
+        // The set's archive in the same store directory (another region's copy is elsewhere).
         Params::CopySmd(p) => world
             .smd_archives
             .iter()
-            .find(|a| a.set == p.set)
+            .find(|a| a.set == p.set && parent(&a.uri) == parent(&p.to))
             .map(|a| Learned::uri(a.uri.clone())),
+        Params::CopySmdArchive(p) => {
+            world
+                .smd_archives
+                .iter()
+                .find(|a| a.uri == p.to)
+                .map(|a| Learned {
+                    uri: Some(a.uri.clone()),
+                    sha256: a.sha256.clone(),
+                    ..Learned::default()
+                })
+        }
         Params::RestoreSmd(p) => obs
             .filter(|n| n.smd_restored_from.as_deref() == Some(p.set.as_str()))
             .and_then(|_| found()),
@@ -148,6 +160,32 @@ pub(super) fn act(
             });
             Progress::done(Learned::uri(uri))
         }
+        Params::CopySmdArchive(p) => {
+            let Some(source) = world.smd_archives.iter().find(|a| a.uri == p.from).cloned() else {
+                return Err(bad(
+                    "NoSuchKey",
+                    format!("SMD archive {} is not in the store", p.from),
+                ));
+            };
+            if let (Some(want), Some(have)) = (&p.sha256, &source.sha256)
+                && want != have
+            {
+                return Err(bad(
+                    "ChecksumMismatch",
+                    format!("SMD archive {} has SHA-256 {have}, {want} expected", p.from),
+                ));
+            }
+            world.smd_archives.retain(|a| a.uri != p.to);
+            world.smd_archives.push(SmdArchive {
+                uri: p.to.clone(),
+                ..source.clone()
+            });
+            Progress::done(Learned {
+                uri: Some(p.to.clone()),
+                sha256: source.sha256,
+                ..Learned::default()
+            })
+        }
         Params::RestoreSmd(p) => {
             let (set, from) = (p.set.clone(), &p.from);
             if !world.smd_archives.iter().any(|a| &a.uri == from) {
@@ -189,4 +227,9 @@ pub(super) fn act(
             format!("{} is not carried out here", other.kind()),
         )),
     }
+}
+
+/// The store directory of an archive URI (`…/<cluster>/<set>`).
+fn parent(uri: &str) -> &str {
+    uri.rsplit_once('/').map_or(uri, |(dir, _)| dir)
 }

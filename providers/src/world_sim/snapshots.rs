@@ -14,7 +14,10 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                 .collect();
             (!ids.is_empty()).then(|| Learned::snapshots(ids))
         }
-        Params::WaitSnapshot(p) => snapshot_of(world, cx, p)
+        Params::CopySnapshot(p) => {
+            copy_of(world, input, p).map(|s| Learned::snapshot(s.id.clone()))
+        }
+        Params::WaitSnapshot(p) => snapshot_of(world, cx, input, p)
             .filter(|s| s.state == SnapshotState::Completed)
             .map(|s| Learned::snapshot(s.id.clone())),
         Params::MarkSetComplete(p) => {
@@ -22,7 +25,8 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                 .snapshots
                 .iter()
                 .filter(|s| {
-                    s.tags.get(tags::SET) == Some(&p.set)
+                    here(&s.region, input)
+                        && s.tags.get(tags::SET) == Some(&p.set)
                         && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
                 })
                 .collect();
@@ -88,9 +92,47 @@ pub(super) fn act(
             }
             Progress::done(Learned::snapshots(ids))
         }
+        Params::CopySnapshot(p) => {
+            if let Some(c) = copy_of(world, input, p) {
+                return Progress::done(Learned::snapshot(c.id.clone()));
+            }
+            let source_id = need(input, &p.source, |l| l.snapshot_id.as_ref())?;
+            let source = world
+                .snapshots
+                .iter()
+                .find(|s| s.id == source_id && s.region.as_deref() != input.step.region.as_deref())
+                .cloned()
+                .ok_or_else(|| {
+                    bad(
+                        "InvalidSnapshot.NotFound",
+                        format!("snapshot {source_id} does not exist in {}", p.source_region),
+                    )
+                })?;
+            if source.state != SnapshotState::Completed {
+                return Err(bad(
+                    "IncorrectState",
+                    format!("snapshot {source_id} is not completed: it cannot be copied yet"),
+                ));
+            }
+            let id = format!("snap-{}", token(input.plan_id, &step.id, &source_id));
+            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            world.snapshots.push(Snapshot {
+                region: input.step.region.clone(),
+                id: id.clone(),
+                volume_id: source.volume_id.clone(),
+                volume_size_gib: source.volume_size_gib,
+                state: SnapshotState::Pending,
+                progress: 0,
+                start_time: now,
+                encrypted: p.encrypted || source.encrypted,
+                kms_key_id: p.kms_key_id.clone().or(source.kms_key_id.clone()),
+                tags: created_tags(input, &[(tags::SOURCE_SNAPSHOT, &source_id)]),
+            });
+            Progress::done(Learned::snapshot(id))
+        }
         Params::WaitSnapshot(p) => {
             let polls = cx.sim.snapshot_polls.max(1);
-            let id = snapshot_of(world, cx, p)
+            let id = snapshot_of(world, cx, input, p)
                 .map(|s| s.id.clone())
                 .ok_or_else(|| {
                     bad(
@@ -121,7 +163,8 @@ pub(super) fn act(
         Params::MarkSetComplete(p) => {
             let (set, expected) = (p.set.clone(), p.snapshots);
             let mine = |s: &Snapshot| {
-                s.tags.get(tags::SET) == Some(&set)
+                here(&s.region, input)
+                    && s.tags.get(tags::SET) == Some(&set)
                     && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
             };
             let of_set: Vec<&Snapshot> = world.snapshots.iter().filter(|s| mine(s)).collect();
@@ -135,7 +178,32 @@ pub(super) fn act(
                     ),
                 ));
             }
-            if !world.smd_archives.iter().any(|a| a.set == set) {
+            // In another region, the archive copy_smd_archive put in that region's store.
+            let copied_here = input
+                .learned
+                .get(&format!(
+                    "copy_smd_archive:{}:{set}",
+                    input.step.region.as_deref().unwrap_or_default()
+                ))
+                .and_then(|l| l.uri.clone());
+            if input.step.region.is_some() {
+                let present = copied_here
+                    .as_ref()
+                    .is_some_and(|u| world.smd_archives.iter().any(|a| &a.uri == u));
+                if !present
+                    && !world
+                        .smd_archives
+                        .iter()
+                        .filter(|a| a.set == set)
+                        .nth(1)
+                        .is_some()
+                {
+                    return Err(bad(
+                        "IncompleteSet",
+                        format!("set {set} has no SMD archive in this region's store (R2)"),
+                    ));
+                }
+            } else if !world.smd_archives.iter().any(|a| a.set == set) {
                 // With real nodes, copy_smd wrote the archive to the store, not to this file: the
                 // archive it reported (a dependency of this step) is recorded as observed.
                 let copied = input.learned.get(&format!("copy_smd:{set}"));
@@ -176,4 +244,19 @@ pub(super) fn act(
             format!("{} is not carried out here", other.kind()),
         )),
     }
+}
+
+/// The copy of a copy step's source already in the step's region (CopySnapshot takes no client
+/// token: the source tag is how a copy is found again).
+fn copy_of<'w>(
+    world: &'w World,
+    input: &StepInput<'_>,
+    p: &params::CopySnapshot,
+) -> Option<&'w Snapshot> {
+    let source = input.resolve(&p.source, |l| l.snapshot_id.as_ref())?;
+    world.snapshots.iter().find(|s| {
+        here(&s.region, input)
+            && s.state != SnapshotState::Error
+            && s.tags.get(tags::SOURCE_SNAPSHOT) == Some(&source)
+    })
 }

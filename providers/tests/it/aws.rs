@@ -57,6 +57,7 @@ async fn smd_round_trips_through_moto_s3_byte_for_byte_and_corruption_is_refused
         Local::default(),
         AnyStore {
             s3: Some(s3.clone()),
+            ..AnyStore::default()
         },
     );
     let uri = "s3://acme-backups/asdr/prod-east/bs-20261121T090000Z/a1.smd.tar";
@@ -422,6 +423,7 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
         crate::nodes::stand_in_tools(dir.path()).0,
         AnyStore {
             s3: Some(s3.clone()),
+            ..AnyStore::default()
         },
     );
     nodes.s3_endpoint = Some(moto.endpoint.clone());

@@ -189,10 +189,7 @@ impl Validator<'_> {
             if !is_region(&r.value) {
                 self.err(
                     r.span,
-                    format!(
-                        "`{}` is not an AWS region name such as us-west-2",
-                        r.value
-                    ),
+                    format!("`{}` is not an AWS region name such as us-west-2", r.value),
                 );
             } else if r.value == cluster.region {
                 self.err(r.span, format!("backup.copies: {} is the cluster's own region: a copy protects against losing the region only in another one", r.value));
@@ -217,7 +214,10 @@ impl Validator<'_> {
             }
             let max_in_flight = match &c.value.max_in_flight {
                 Some(m) if m.value == 0 || m.value > 100 => {
-                    self.err(m.span, format!("max_in_flight {} is outside 1–100", m.value));
+                    self.err(
+                        m.span,
+                        format!("max_in_flight {} is outside 1–100", m.value),
+                    );
                     DEFAULT_COPIES_IN_FLIGHT
                 }
                 Some(m) => m.value,

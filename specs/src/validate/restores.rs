@@ -133,7 +133,13 @@ impl Validator<'_> {
         let mut subnets = BTreeMap::new();
         for (az, subnet) in &t.subnets.value {
             if !az.starts_with(&region.value) {
-                self.err(t.subnets.span, format!("restore `{name}`: availability zone {az} is not in {}", region.value));
+                self.err(
+                    t.subnets.span,
+                    format!(
+                        "restore `{name}`: availability zone {az} is not in {}",
+                        region.value
+                    ),
+                );
                 ok = false;
             }
             subnets.insert(az.clone(), subnet.clone());
@@ -141,7 +147,13 @@ impl Validator<'_> {
         for n in &cluster.nodes {
             let zone = zone_in(&region.value, &n.availability_zone);
             if !subnets.contains_key(&zone) {
-                self.err(t.subnets.span, format!("restore `{name}` has no subnet for {zone}, where node `{}` ({}) goes", n.name, n.availability_zone));
+                self.err(
+                    t.subnets.span,
+                    format!(
+                        "restore `{name}` has no subnet for {zone}, where node `{}` ({}) goes",
+                        n.name, n.availability_zone
+                    ),
+                );
                 ok = false;
             }
         }
@@ -154,18 +166,30 @@ impl Validator<'_> {
                             ips.insert(n.name.clone(), ip);
                         }
                         Some(Err(_)) => {
-                            self.err(list.span, format!("restore `{name}`: the address of `{}` is not an IPv4 address", n.name));
+                            self.err(
+                                list.span,
+                                format!(
+                                    "restore `{name}`: the address of `{}` is not an IPv4 address",
+                                    n.name
+                                ),
+                            );
                             ok = false;
                         }
                         None => {
-                            self.err(list.span, format!("restore `{name}` gives no address for node `{}`", n.name));
+                            self.err(
+                                list.span,
+                                format!("restore `{name}` gives no address for node `{}`", n.name),
+                            );
                             ok = false;
                         }
                     }
                 }
                 for k in list.value.keys() {
                     if cluster.nodes.iter().all(|n| &n.name != k) {
-                        self.err(list.span, format!("restore `{name}` gives an address to unknown node `{k}`"));
+                        self.err(
+                            list.span,
+                            format!("restore `{name}` gives an address to unknown node `{k}`"),
+                        );
                         ok = false;
                     }
                 }
@@ -178,7 +202,13 @@ impl Validator<'_> {
                             ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
                         }
                         None => {
-                            self.err(offset.span, format!("restore `{name}`: ip_offset {} takes node `{}` ({}) past .255", offset.value, n.name, n.private_ip));
+                            self.err(
+                                offset.span,
+                                format!(
+                                    "restore `{name}`: ip_offset {} takes node `{}` ({}) past .255",
+                                    offset.value, n.name, n.private_ip
+                                ),
+                            );
                             ok = false;
                         }
                     }
@@ -192,7 +222,10 @@ impl Validator<'_> {
         let mut seen = BTreeSet::new();
         for (node, ip) in &ips {
             if !seen.insert(*ip) {
-                self.err(target.span, format!("restore `{name}` gives {ip} to two nodes (`{node}` and another)"));
+                self.err(
+                    target.span,
+                    format!("restore `{name}` gives {ip} to two nodes (`{node}` and another)"),
+                );
                 ok = false;
             }
         }
@@ -201,7 +234,10 @@ impl Validator<'_> {
             ok = false;
         }
         if t.ami.value.trim().is_empty() {
-            self.err(t.ami.span, format!("restore `{name}`: `target.ami` is empty (AMIs are regional)"));
+            self.err(
+                t.ami.span,
+                format!("restore `{name}`: `target.ami` is empty (AMIs are regional)"),
+            );
             ok = false;
         }
         ok.then(|| RegionTarget {

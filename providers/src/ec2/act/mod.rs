@@ -360,20 +360,24 @@ impl Ec2Provider {
 }
 
 impl Provider for Ec2Provider {
+    // A step that acts in another region goes to that region's provider (its own client, views
+    // and batches).
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        let this = self.for_region(input.step.region.as_deref())?;
         match family(input.step.kind()) {
-            Some(Family::Instances) => self.observe_instances(input).await,
-            Some(Family::Volumes) => self.observe_volumes(input).await,
-            Some(Family::Snapshots) => self.observe_snapshots(input).await,
+            Some(Family::Instances) => this.observe_instances(input).await,
+            Some(Family::Volumes) => this.observe_volumes(input).await,
+            Some(Family::Snapshots) => this.observe_snapshots(input).await,
             None => Ok(None),
         }
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
+        let this = self.for_region(input.step.region.as_deref())?;
         match family(input.step.kind()) {
-            Some(Family::Instances) => self.act_instances(input).await,
-            Some(Family::Volumes) => self.act_volumes(input).await,
-            Some(Family::Snapshots) => self.act_snapshots(input).await,
+            Some(Family::Instances) => this.act_instances(input).await,
+            Some(Family::Volumes) => this.act_volumes(input).await,
+            Some(Family::Snapshots) => this.act_snapshots(input).await,
             None => Err(StepError::permanent(
                 "NotACloudStep",
                 format!("{} is not carried out on EC2", input.step.kind()),
@@ -403,7 +407,8 @@ fn family(kind: StepKind) -> Option<Family> {
         | StepKind::Snapshot
         | StepKind::WaitSnapshot
         | StepKind::MarkSetComplete
-        | StepKind::DeleteSnapshot => Some(Family::Snapshots),
+        | StepKind::DeleteSnapshot
+        | StepKind::CopySnapshot => Some(Family::Snapshots),
         _ => None,
     }
 }

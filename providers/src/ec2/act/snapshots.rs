@@ -44,6 +44,10 @@ impl Ec2Provider {
                         .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")))
                 .then(Resources::new)
             }
+            Params::CopySnapshot(p) => self
+                .copy_in_region(&input, p)
+                .await?
+                .map(|s| Learned::snapshot(s.id)),
             Params::DeleteSnapshot(p) => self
                 .snapshots_by(vec![filter("snapshot-id", &p.snapshot_id)])
                 .await
@@ -171,6 +175,32 @@ impl Ec2Provider {
                     .map_err(|e| self.classify("CreateTags", e))?;
                 Progress::finished()
             }
+            Params::CopySnapshot(p) => {
+                // CopySnapshot takes no client token: a copy is found again by its source tag.
+                if let Some(c) = self.copy_in_region(&input, p).await? {
+                    return Progress::done(Learned::snapshot(c.id));
+                }
+                let source = resolve(&input, &p.source, |l| l.snapshot_id.as_ref())?;
+                self.acting_on(&input).await;
+                let out = self
+                    .client
+                    .copy_snapshot()
+                    .source_region(&p.source_region)
+                    .source_snapshot_id(&source)
+                    .description(&p.description)
+                    .set_encrypted(p.encrypted.then_some(true))
+                    .set_kms_key_id(p.kms_key_id.clone())
+                    .tag_specifications(tag_spec(
+                        ResourceType::Snapshot,
+                        step_tags(&input, &[(tags::SOURCE_SNAPSHOT, &source)]),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| self.classify("CopySnapshot", e))?;
+                Progress::done(Learned::snapshot(
+                    out.snapshot_id().unwrap_or_default().to_string(),
+                ))
+            }
             Params::DeleteSnapshot(p) => {
                 let id = &p.snapshot_id;
                 let Some(s) = self
@@ -196,6 +226,27 @@ impl Ec2Provider {
                 format!("{} is not an EC2 snapshots step", other.kind()),
             )),
         }
+    }
+}
+
+impl Ec2Provider {
+    /// The copy of a copy step's source in this region (not a failed one), when there is one.
+    async fn copy_in_region(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CopySnapshot,
+    ) -> Result<Option<asdr_planner::world::Snapshot>, StepError> {
+        let Some(source) = input.resolve(&p.source, |l| l.snapshot_id.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .snapshots_by(vec![
+                filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
+                filter(&format!("tag:{}", tags::SOURCE_SNAPSHOT), &source),
+            ])
+            .await?
+            .into_iter()
+            .find(|s| s.state != SnapshotState::Error))
     }
 }
 
