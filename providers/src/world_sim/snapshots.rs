@@ -190,14 +190,9 @@ pub(super) fn act(
                 let present = copied_here
                     .as_ref()
                     .is_some_and(|u| world.smd_archives.iter().any(|a| &a.uri == u));
-                if !present
-                    && !world
-                        .smd_archives
-                        .iter()
-                        .filter(|a| a.set == set)
-                        .nth(1)
-                        .is_some()
-                {
+                // Without the step's answer (a resumed apply): the set has a second archive.
+                let copies = world.smd_archives.iter().filter(|a| a.set == set).count();
+                if !present && copies < 2 {
                     return Err(bad(
                         "IncompleteSet",
                         format!("set {set} has no SMD archive in this region's store (R2)"),
