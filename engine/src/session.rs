@@ -315,6 +315,9 @@ impl Session {
         let rt = &self.runtime;
         let journal_error =
             |e: asdr_executor::journal::JournalError| EngineError::Journal(e.to_string());
+        // A plan that builds a new cluster (a restore into another region) names its nodes'
+        // addresses itself.
+        let stand_ins = stand_ins.or_else(|| plan_stand_ins(&plan));
         let (mut journal, resumed) = Journal::open(journal_dir, &plan).map_err(journal_error)?;
         let plan = Arc::new(plan);
         let hook = self.hook();
@@ -507,4 +510,27 @@ fn run_with<P: asdr_planner::ports::Provider>(
         opts,
         on_event,
     ))
+}
+
+/// The stand-in nodes (`<node>@<label>`) a plan starts, at the addresses its start_node steps
+/// name; none when it starts no stand-in.
+fn plan_stand_ins(plan: &Plan) -> Option<BTreeMap<String, NodeAddress>> {
+    let map: BTreeMap<String, NodeAddress> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind() == asdr_planner::StepKind::StartNode)
+        .filter_map(|s| {
+            let node = s.node.as_ref().filter(|n| n.contains('@'))?;
+            let address = &s.params.node_service()?.address;
+            let info: std::net::SocketAddr = address.parse().ok()?;
+            Some((
+                node.clone(),
+                NodeAddress {
+                    info,
+                    host: info.ip().to_string(),
+                },
+            ))
+        })
+        .collect();
+    (!map.is_empty()).then_some(map)
 }

@@ -42,41 +42,144 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
         .policy
         .restore(&drill.restore)
         .expect("validation checked the drill's restore");
-    let set = crate::restore::resolve_set(ctx, restore)?.ok_or_else(|| {
+    let inst = &ctx.policy.cluster.instance;
+    let (ami, instance_type) = match &restore.region {
+        // A rehearsal of a restore into another region: that region's AMI and type.
+        Some(t) => (
+            t.ami.as_str(),
+            t.instance_type.as_deref().unwrap_or(&inst.instance_type),
+        ),
+        None => (inst.ami.as_str(), inst.instance_type.as_str()),
+    };
+    let spec = NewCluster {
+        label: name,
+        what: format!("drill `{name}`"),
+        restore,
+        tag: DRILL,
+        cluster_name: drill.cluster_name(&ctx.policy.cluster.name),
+        ips: &drill.private_ips,
+        subnets: &drill.subnets,
+        security_groups: &drill.security_groups,
+        ami,
+        instance_type,
+        region: restore.region(),
+        span: drill.name_span,
+    };
+    new_cluster(ctx, &spec, b)?;
+    b.warn("R6", format!(
+        "drill `{name}` restores a backup set into an isolated target: the restored data may hold records deleted before the backup unless deletes are durable",
+    ));
+    Ok(())
+}
+
+/// A new cluster built from a backup set: a drill's isolated target, or a restore into another
+/// region. Production is never touched: every resource is new, tagged `tag=<label>`, its nodes
+/// named `<node>@<label>`.
+pub(crate) struct NewCluster<'p> {
+    pub label: &'p str,
+    /// How the plan names it (`drill `quarterly``, `restore `dr-west``).
+    pub what: String,
+    pub restore: &'p asdr_specs::Restore,
+    pub tag: &'static str,
+    pub cluster_name: String,
+    pub ips: &'p std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+    /// Subnets by availability zone (of `region` when set).
+    pub subnets: &'p std::collections::BTreeMap<String, String>,
+    pub security_groups: &'p [String],
+    pub ami: &'p str,
+    pub instance_type: &'p str,
+    /// The region it is built in, from the copies there; none: the cluster's own.
+    pub region: Option<&'p str>,
+    pub span: asdr_specs::Span,
+}
+
+impl NewCluster<'_> {
+    /// The stand-in of production `node`: its name `<node>@<label>`, its address, and in another
+    /// region the zone with its own zone's letter.
+    fn stand_in(&self, node: &asdr_specs::Node) -> asdr_specs::Node {
+        asdr_specs::Node {
+            name: drill_node(&node.name, self.label),
+            private_ip: self.ips.get(&node.name).copied().unwrap_or(node.private_ip),
+            instance_id: None,
+            availability_zone: match self.region {
+                Some(r) => asdr_specs::zone_in(r, &node.availability_zone),
+                None => node.availability_zone.clone(),
+            },
+            ..node.clone()
+        }
+    }
+}
+
+pub(crate) fn new_cluster(
+    ctx: &Ctx<'_, '_>,
+    spec: &NewCluster<'_>,
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    // In another region, the sets are the copies there and the SMD archive the copy's store's.
+    let view;
+    let robs;
+    let rctx;
+    let at: &Ctx<'_, '_> = match spec.region {
+        None => ctx,
+        Some(region) => {
+            let copy = ctx
+                .policy
+                .backup
+                .copies
+                .iter()
+                .find(|c| c.region == region)
+                .expect("validation: a restore elsewhere is from a copy region");
+            view = crate::copies::region_view(ctx.policy, ctx.world, copy);
+            robs = crate::observe::Observed::new(ctx.policy, &view);
+            rctx = Ctx {
+                policy: ctx.policy,
+                obs: &robs,
+                world: ctx.world,
+                now: ctx.now,
+            };
+            &rctx
+        }
+    };
+    let restore = spec.restore;
+    let what = &spec.what;
+    let where_ = spec.region.map_or_else(String::new, |r| format!(" in {r}"));
+    let set = crate::restore::resolve_set(at, restore)?.ok_or_else(|| {
         refuse(Diagnostic::new(
-            drill.name_span,
-            format!("drill `{name}` replays no backup set"),
+            spec.span,
+            format!("{what} replays no backup set"),
         ))
     })?;
     let nodes = ctx.policy.node_names();
-    crate::restore::check_set_covers(ctx, restore, set, &nodes)?;
+    crate::restore::check_set_covers(at, restore, set, &nodes)?;
     let archive = set.smd_archive.ok_or_else(|| {
         refuse(
             Diagnostic::new(
-                drill.name_span,
-                format!("drill `{name}`: set {} has no SMD archive", set.id),
+                spec.span,
+                format!("{what}: set {} has no SMD archive{where_}", set.id),
             )
             .rule("R2"),
         )
     })?;
+    b.region = spec.region.map(str::to_string);
     let mut starts = Vec::new();
-    let drill_nodes: Vec<String> = nodes.iter().map(|n| drill_node(n, name)).collect();
+    let new_nodes: Vec<String> = nodes.iter().map(|n| drill_node(n, spec.label)).collect();
+    let label = spec.label;
     for node in &ctx.policy.cluster.nodes {
-        let dn = drill_node(&node.name, name);
-        let ip = drill.private_ips[&node.name];
         // Every per-node template renders for the stand-in itself (its name, its address, the
-        // drill's cluster name): production's paths, commands and mesh are never named.
-        let stand_in = drill.stand_in(node);
-        let extra = |step: &str| ctx.tags(&[(DRILL, name), (tags::NODE, &dn), (tags::STEP, step)]);
+        // new cluster's name): production's paths, commands and mesh are never named.
+        let stand_in = spec.stand_in(node);
+        let dn = stand_in.name.clone();
+        let ip = stand_in.private_ip;
+        let extra = |step: &str| ctx.tags(&[(spec.tag, label), (tags::NODE, &dn), (tags::STEP, step)]);
         let provision = format!("provision_instance:{dn}");
         let inst = &ctx.policy.cluster.instance;
-        let subnet = drill.subnets.get(&node.availability_zone).cloned();
+        let subnet = spec.subnets.get(&stand_in.availability_zone).cloned();
         b.change(
             format!("instance.{dn}"),
             Action::Create,
-            format!("drill `{name}`: {} at {ip}, in the drill subnet", node.name),
+            format!("{what}: {} at {ip}{where_}", node.name),
             None,
-            Some(json!({"private_ip": ip.to_string(), "subnet_id": subnet})),
+            Some(json!({"private_ip": ip.to_string(), "subnet_id": subnet, "availability_zone": stand_in.availability_zone})),
         );
         b.step(
             provision.clone(),
@@ -84,11 +187,11 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             vec![],
             Params::ProvisionInstance(params::ProvisionInstance {
                 private_ip: ip.to_string(),
-                availability_zone: node.availability_zone.clone(),
+                availability_zone: stand_in.availability_zone.clone(),
                 subnet_id: subnet,
-                instance_type: inst.instance_type.clone(),
-                ami: inst.ami.clone(),
-                security_groups: drill.security_groups.clone(),
+                instance_type: spec.instance_type.to_string(),
+                ami: spec.ami.to_string(),
+                security_groups: spec.security_groups.to_vec(),
                 iam_instance_profile: inst.iam_instance_profile.clone(),
                 key_name: inst.key_name.clone(),
                 instance_store_volumes: inst.instance_store_volumes,
@@ -96,7 +199,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                 tags: extra(&provision),
             }),
         );
-        let view = ctx.obs.node(&node.name);
+        let view = at.obs.node(&node.name);
         let mut attached = Vec::new();
         for d in &view.volumes {
             let snap = set
@@ -106,7 +209,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
             let mut deps = Vec::new();
             if snap.state != SnapshotState::Completed {
                 deps.push(b.step(
-                    format!("wait_snapshot:{}@{name}", snap.id),
+                    format!("wait_snapshot:{}@{label}", snap.id),
                     Some(&dn),
                     vec![],
                     Params::WaitSnapshot(params::WaitSnapshot {
@@ -119,23 +222,21 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                     }),
                 ));
             }
+            // The size and type of the volume the set was taken of (in the cluster's region).
             let old = ctx.obs.volume(&snap.volume_id);
-            // The drill's copy of the data is protected as production's is.
+            // The new copy of the data is protected as production's is.
             let current = d.volume.or_else(|| d.candidates.first().copied());
             let (encrypted, kms_key_id) =
                 crate::restore::encryption(restore, node, &d.ebs, current, Some(snap))?;
             b.change(
                 format!("volume.{dn}.{}", d.ebs),
                 Action::Create,
-                format!(
-                    "drill `{name}`: from snapshot {} of set {}",
-                    snap.id, set.id
-                ),
+                format!("{what}: from snapshot {} of set {}{where_}", snap.id, set.id),
                 None,
                 Some(json!({"snapshot_id": snap.id})),
             );
             let tags = ctx.tags(&[
-                (DRILL, name),
+                (spec.tag, label),
                 (tags::NODE, &dn),
                 (tags::DEVICE, &d.ebs),
                 (tags::STEP, &create),
@@ -145,7 +246,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                 Some(&dn),
                 deps,
                 Params::CreateVolume(crate::restore::from_snapshot(
-                    node,
+                    &stand_in,
                     snap,
                     old,
                     &restore.volume,
@@ -176,10 +277,10 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
                 }),
             ));
         }
-        let drill_cluster = drill.cluster_name(&ctx.policy.cluster.name);
+        let peers: Vec<std::net::Ipv4Addr> = spec.ips.values().copied().collect();
         let rendered =
-            crate::config::render_for(ctx.policy, &drill_cluster, &stand_in, &drill.peers());
-        let vars = NodeVars::new(&drill_cluster, &stand_in);
+            crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers);
+        let vars = NodeVars::new(&spec.cluster_name, &stand_in);
         let mut before_start = attached.clone();
         before_start.push(b.step(
             format!("write_config:{dn}"),
@@ -216,19 +317,16 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(),
         ));
     }
     b.step(
-        format!("wait_cluster_stable:{name}"),
+        format!("wait_cluster_stable:{label}"),
         None,
         starts,
         Params::WaitClusterStable(params::Stable {
             size: nodes.len(),
-            nodes: drill_nodes,
+            nodes: new_nodes,
             ignore_migrations: false,
         }),
     );
-    b.warn("R6", format!(
-        "drill `{name}` restores set {} into an isolated target: the restored data may hold records deleted before the backup unless deletes are durable",
-        set.id
-    ));
+    b.region = None;
     Ok(())
 }
 
@@ -273,9 +371,11 @@ pub fn leftovers<'w>(world: &'w crate::world::World, cluster: &str, drill: &str)
 /// carries `asdr:drill=<name>` for this cluster).
 pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result<(), PlanError> {
     drill_of(ctx, name)?;
-    let left = leftovers(ctx.obs.world, &ctx.policy.cluster.name, name);
+    // Every region: a drill of a restore into another region left its resources there.
+    let left = leftovers(ctx.world, &ctx.policy.cluster.name, name);
     let mut terminated = Vec::new();
     for i in &left.instances {
+        b.region = i.region.clone();
         let node = i.tags.get(tags::NODE).cloned();
         b.change(
             format!("instance.{}", i.id),
@@ -296,6 +396,7 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
         ));
     }
     for v in &left.volumes {
+        b.region = v.region.clone();
         b.change(
             format!("volume.{}", v.id),
             Action::Delete,
@@ -313,6 +414,7 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
             }),
         );
     }
+    b.region = None;
     Ok(())
 }
 

@@ -423,7 +423,7 @@ fn plan_schema_describes_every_step_kind_and_every_parameter_of_the_example_plan
         .iter()
         .map(|v| v["properties"]["kind"]["const"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.len(), 26, "one variant per step kind: {kinds:?}");
+    assert_eq!(kinds.len(), 28, "one variant per step kind: {kinds:?}");
     let params_def = |kind: &str| {
         let v = variants
             .iter()
@@ -1015,7 +1015,7 @@ fn a_bad_world_file_is_reported_at_its_line_with_the_line_shown() {
     assert_eq!(out.code, 1);
     let first = out.stderr.lines().next().unwrap();
     assert!(
-        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags")
+        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, region, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags")
             && !first.starts_with("error:"),
         "{}",
         out.stderr

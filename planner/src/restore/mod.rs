@@ -65,6 +65,9 @@ pub(crate) fn stable(size: usize) -> Params {
 }
 
 pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
+    if let Some(target) = &restore.region {
+        return elsewhere(ctx, restore, target, b);
+    }
     if ctx.policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
         return crate::asbackup::restore(ctx, restore, b);
     }
@@ -437,4 +440,80 @@ fn warn_rules(
     {
         b.warn("R5", "the EBS shadow devices are authoritative on cold start: instance-store primaries start blank and are rebuilt from them");
     }
+}
+
+/// A restore into another region: a new cluster there from the copies of a set (the copy
+/// region's view of the world), at the target's addresses, subnets, security groups and AMI,
+/// its configs rendered with the new peers, SMD from the copy's store. Nothing of the cluster's
+/// own region is touched. A cluster this restore already built there is left as it stands.
+fn elsewhere(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    target: &asdr_specs::RegionTarget,
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    let name = &restore.name;
+    let built: Vec<&crate::world::Instance> = ctx
+        .world
+        .instances
+        .iter()
+        .filter(|i| {
+            i.region.as_deref() == Some(target.region.as_str())
+                && i.tags.get(crate::tags::RESTORE) == Some(name)
+                && i.tags.get(crate::tags::CLUSTER) == Some(&ctx.policy.cluster.name)
+                && i.state != crate::world::InstanceState::Terminated
+        })
+        .collect();
+    let nodes = ctx.policy.cluster.nodes.len();
+    if built.len() >= nodes {
+        b.warn(
+            "R16",
+            format!(
+                "restore `{name}` stands in {}: {} instances tagged asdr:restore={name}; nothing to build",
+                target.region,
+                built.len()
+            ),
+        );
+        return Ok(());
+    }
+    if !built.is_empty() {
+        let ids: Vec<&str> = built.iter().map(|i| i.id.as_str()).collect();
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{name}` is partly built in {}: {} of {nodes} instances exist ({}) and no unfinished apply of it was found here",
+                    target.region,
+                    built.len(),
+                    ids.join(", ")
+                ),
+            )
+            .rule("R16")
+            .help("resume the apply that built them (its journal), or terminate them and their volumes before planning again"),
+        ));
+    }
+    let inst = &ctx.policy.cluster.instance;
+    let spec = crate::drill::NewCluster {
+        label: name,
+        what: format!("restore `{name}`"),
+        restore,
+        tag: crate::tags::RESTORE,
+        cluster_name: ctx.policy.cluster.name.clone(),
+        ips: &target.private_ips,
+        subnets: &target.subnets,
+        security_groups: &target.security_groups,
+        ami: &target.ami,
+        instance_type: target.instance_type.as_deref().unwrap_or(&inst.instance_type),
+        region: Some(&target.region),
+        span: restore.name_span,
+    };
+    crate::drill::new_cluster(ctx, &spec, b)?;
+    b.warn(
+        "R6",
+        format!(
+            "restore `{name}` builds the cluster in {} from one backup set: records deleted after that set was taken come back unless deletes are durable; writes since the set are not in it",
+            target.region
+        ),
+    );
+    Ok(())
 }

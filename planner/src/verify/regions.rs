@@ -80,7 +80,10 @@ pub(super) fn verify_copies(
         }
         let mut v = Verifier::new(policy, view, &sub, copy.retain);
         if v.check_graph() {
-            v.check_r13_deletes(&Op::Backup);
+            let op = v.op();
+            v.check_kinds_allowed(&op);
+            v.check_r13_deletes(&op);
+            v.check_r13_detach_terminate(&op);
         }
         out.extend(v.out.into_iter().map(|mut x| {
             x.message = format!("in {}: {}", copy.region, x.message);
@@ -100,21 +103,75 @@ pub(super) fn verify_copies(
     out
 }
 
-/// Placeholder until restores into other regions are planned: no such plan is safe yet.
+/// A restore into another region, or a drill of one: every step acts in that region; only new
+/// resources (launch, create, attach, configure, start), never a delete, stop, detach or
+/// terminate; volumes from the completed copies there of one complete set (R2, R3, R12 as at
+/// home, against that region's view); SMD from the copy's store before each node starts; the
+/// target's addresses, subnets, security groups and AMI; a drill's isolation as at home.
 pub(super) fn verify_region_restore(
-    _policy: &Policy,
-    _world: &World,
+    policy: &Policy,
+    world: &World,
     plan: &Plan,
-    region: &asdr_specs::RegionTarget,
+    target: &asdr_specs::RegionTarget,
 ) -> Vec<Violation> {
-    vec![Violation {
-        rule: "R16",
-        step: None,
-        message: format!(
-            "plan `{}` builds in {}, which this verifier does not check",
-            plan.operation, region.region
-        ),
-    }]
+    let region = target.region.as_str();
+    let Some(copy) = policy.backup.copies.iter().find(|c| c.region == region) else {
+        return vec![Violation {
+            rule: "R16",
+            step: None,
+            message: format!("restores from {region}, which backup.copies does not copy to"),
+        }];
+    };
+    let view = crate::copies::region_view(policy, world, copy);
+    let mut v = Verifier::new(policy, &view, plan, copy.retain);
+    if !v.check_graph() {
+        return v.out;
+    }
+    let op = v.op();
+    v.check_kinds_allowed(&op);
+    let allowed = [
+        StepKind::ProvisionInstance,
+        StepKind::CreateVolume,
+        StepKind::WaitVolume,
+        StepKind::AttachVolume,
+        StepKind::WaitSnapshot,
+        StepKind::WriteConfig,
+        StepKind::RestoreSmd,
+        StepKind::StartNode,
+        StepKind::WaitClusterStable,
+    ];
+    let mut bad = Vec::new();
+    for s in &plan.steps {
+        if s.region.as_deref() != Some(region) {
+            bad.push((s, format!("acts in {}, not in {region} where the restore builds", s.region.as_deref().unwrap_or(&policy.cluster.region))));
+        }
+        if !allowed.contains(&s.kind()) {
+            bad.push((s, format!("{} step: a restore into another region only builds a new cluster", s.kind())));
+        }
+        if let Params::RestoreSmd(r) = &s.params
+            && !under(&r.from, &copy.smd_to)
+        {
+            bad.push((s, format!("restores SMD from {}, not from the copy's store {}", r.from, copy.smd_to)));
+        }
+    }
+    for (s, m) in bad {
+        v.bad("R16", Some(s), m);
+    }
+    match op {
+        Op::Restore(r) => {
+            v.check_restore_data(r, None);
+            v.check_new_cluster(&r.name, target);
+        }
+        Op::Drill(d) => {
+            if let Some(r) = policy.restore(&d.restore) {
+                v.check_restore_data(r, Some(d.name.as_str()));
+            }
+            v.check_drill(d);
+        }
+        _ => {}
+    }
+    v.check_encryption(&op);
+    v.out
 }
 
 fn tag<'t>(t: &'t BTreeMap<String, String>, k: &str) -> Option<&'t str> {
@@ -122,6 +179,53 @@ fn tag<'t>(t: &'t BTreeMap<String, String>, k: &str) -> Option<&'t str> {
 }
 
 impl Verifier<'_> {
+    /// A restore's new cluster in another region: its stand-ins only, tagged for the restore, at
+    /// the target's addresses, subnets, security groups and AMI.
+    fn check_new_cluster(&mut self, name: &str, target: &asdr_specs::RegionTarget) {
+        let suffix = format!("@{name}");
+        let ips: BTreeSet<String> = target.private_ips.values().map(|i| i.to_string()).collect();
+        let subnets: BTreeSet<&String> = target.subnets.values().collect();
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        for s in &self.plan.steps {
+            if let Some(n) = &s.node
+                && !n.ends_with(&suffix)
+            {
+                bad.push((s, format!("acts on node `{n}`, which is not one of the restore's new nodes")));
+            }
+            if let Some(t) = s.params.tags()
+                && tag(t, tags::RESTORE) != Some(name)
+            {
+                bad.push((s, "creates a resource without the restore's asdr:restore tag".into()));
+            }
+            if let Params::ProvisionInstance(p) = &s.params {
+                if !ips.contains(&p.private_ip) {
+                    bad.push((s, format!("launches at {}, not one of the target's addresses", p.private_ip)));
+                }
+                if !p.subnet_id.as_ref().is_some_and(|x| subnets.contains(x)) {
+                    bad.push((s, format!("launches into subnet {:?}, not one of the target's", p.subnet_id)));
+                }
+                if p.security_groups != target.security_groups {
+                    bad.push((s, "launches with security groups other than the target's".into()));
+                }
+                if p.ami != target.ami {
+                    bad.push((s, format!("launches AMI {}, not the target's {}", p.ami, target.ami)));
+                }
+                if !p.availability_zone.starts_with(&target.region) {
+                    bad.push((s, format!("launches in {}, outside {}", p.availability_zone, target.region)));
+                }
+            }
+            if let Some(svc) = s.params.node_service() {
+                let ip = svc.address.split(':').next().unwrap_or_default();
+                if !ips.contains(ip) {
+                    bad.push((s, format!("talks to {}, not one of the new nodes", svc.address)));
+                }
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R16", Some(s), m);
+        }
+    }
+
     /// A copy reads a completed snapshot of this cluster of the set, node and device it says,
     /// or the snapshot a wait of this plan (before it) saw complete.
     fn check_copy_sources(&mut self, home: &World) {
