@@ -391,3 +391,238 @@ fn r16_a_set_being_copied_is_not_deleted_at_home() {
         "{v:?}"
     );
 }
+
+/// The example policy with copies to us-west-2, a restore `dr-west` there, and a drill of it.
+fn dr_west() -> Policy {
+    ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
+        )
+        .edit(
+            "  - name: full-cluster\n",
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      private_ips: {a1: 10.1.1.11, b1: 10.1.2.11, a2: 10.1.1.12}\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
+        )
+        .policy()
+}
+
+fn restore(policy: &Policy, world: &World, name: &str) -> Result<Plan, PlanError> {
+    plan(policy, world, NOW, &Operation::Restore(name.into()))
+}
+
+#[test]
+fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_only() {
+    let policy = dr_west();
+    let mut w = world(&policy, 2, 3);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    let p = restore(&policy, &w, "dr-west").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!p.steps.is_empty());
+    let west_snaps: HashSet<&str> = w
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == Some(WEST))
+        .map(|s| s.id.as_str())
+        .collect();
+    let newest_west = w
+        .snapshots
+        .iter()
+        .filter(|s| s.region.is_some())
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap();
+    for s in &p.steps {
+        assert_eq!(s.region.as_deref(), Some(WEST), "{} acts in us-west-2", s.id);
+        assert!(
+            !matches!(
+                s.kind(),
+                StepKind::StopNode
+                    | StepKind::TerminateInstance
+                    | StepKind::DetachVolume
+                    | StepKind::DeleteSnapshot
+                    | StepKind::StopInstance
+            ),
+            "{} touches nothing that exists",
+            s.id
+        );
+        if let Some(n) = &s.node {
+            assert!(n.ends_with("@dr-west"), "{n}");
+        }
+        match &s.params {
+            Params::CreateVolume(c) => {
+                let id = c.snapshot_id.as_deref().unwrap();
+                assert!(west_snaps.contains(id), "{id} is a copy in us-west-2");
+                let snap = w.snapshots.iter().find(|x| x.id == id).unwrap();
+                assert_eq!(snap.tags.get("asdr:set"), Some(newest_west));
+                assert!(c.availability_zone.starts_with(WEST));
+            }
+            Params::ProvisionInstance(i) => {
+                assert!(i.private_ip.starts_with("10.1."), "{}", i.private_ip);
+                assert_eq!(i.ami, "ami-0west");
+                assert_eq!(i.security_groups, vec!["sg-west".to_string()]);
+                let zone_ok = (i.availability_zone == "us-west-2a"
+                    && i.subnet_id.as_deref() == Some("subnet-w1"))
+                    || (i.availability_zone == "us-west-2b"
+                        && i.subnet_id.as_deref() == Some("subnet-w2"));
+                assert!(zone_ok, "{i:?}");
+                assert_eq!(i.tags.get("asdr:restore").map(String::as_str), Some("dr-west"));
+            }
+            Params::WriteConfig(c) => {
+                assert!(c.content.contains("10.1.1.11") && c.content.contains("10.1.2.11"));
+                for prod in ["10.0.1.11", "10.0.2.11", "10.0.1.12"] {
+                    assert!(!c.content.contains(prod), "the new peers, never {prod}");
+                }
+            }
+            Params::RestoreSmd(r) => {
+                assert!(r.from.starts_with("s3://acme-dr-west/"), "{}", r.from);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| s.kind() == StepKind::ProvisionInstance)
+            .count(),
+        3
+    );
+    assert!(verify(&policy, &w, &p).is_empty());
+
+    // Tampered: a volume from the cluster's own snapshot, a step back home.
+    let home_snap = w
+        .snapshots
+        .iter()
+        .find(|s| s.region.is_none() && s.tags.contains_key("asdr:set"))
+        .unwrap()
+        .id
+        .clone();
+    let mut t = p.clone();
+    let c = t
+        .steps
+        .iter_mut()
+        .find(|s| s.kind() == StepKind::CreateVolume)
+        .unwrap();
+    crate::edit(c, |v| v["snapshot_id"] = serde_json::json!(home_snap));
+    let v = verify(&policy, &w, &t);
+    assert!(v.iter().any(|x| x.message.contains("does not exist")), "{v:?}");
+    let mut t = p.clone();
+    t.steps
+        .iter_mut()
+        .find(|s| s.kind() == StepKind::StartNode)
+        .unwrap()
+        .region = None;
+    let v = verify(&policy, &w, &t);
+    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("not in us-west-2")), "{v:?}");
+}
+
+#[test]
+fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
+    let policy = dr_west();
+    // Copies still under way: nothing complete in us-west-2.
+    let mut w = world(&policy, 2, 1);
+    copy_sets(&mut w, &policy, 0, 1, true);
+    let r = restore(&policy, &w, "dr-west");
+    let Err(PlanError::Refused(d)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(d.message.contains("no complete backup set"), "{}", d.message);
+
+    // Built already: nothing to do; partly built: refused, naming what exists.
+    let mut w = world(&policy, 2, 2);
+    copy_sets(&mut w, &policy, 0, 1, false);
+    let built = restore(&policy, &w, "dr-west").unwrap();
+    let mut standing = w.clone();
+    for (k, s) in built
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::ProvisionInstance)
+        .enumerate()
+    {
+        let Params::ProvisionInstance(i) = &s.params else {
+            unreachable!()
+        };
+        let mut tags = i.tags.clone();
+        tags.insert("asdr:plan".into(), built.plan_id.clone());
+        standing.instances.push(asdr_planner::world::Instance {
+            region: Some(WEST.into()),
+            id: format!("i-west{k}"),
+            state: asdr_planner::world::InstanceState::Running,
+            instance_type: i.instance_type.clone(),
+            private_ip: Some(i.private_ip.clone()),
+            availability_zone: i.availability_zone.clone(),
+            subnet_id: i.subnet_id.clone(),
+            instance_store_drives: 2,
+            root_device: None,
+            block_devices: vec![],
+            tags,
+        });
+    }
+    let again = restore(&policy, &standing, "dr-west").unwrap();
+    assert!(again.steps.is_empty());
+    assert!(again.warnings.iter().any(|x| x.message.contains("stands in us-west-2")));
+    standing.instances.pop();
+    let r = restore(&policy, &standing, "dr-west");
+    let Err(PlanError::Refused(d)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(d.message.contains("partly built"), "{}", d.message);
+}
+
+#[test]
+fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down_there() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
+        )
+        .edit(
+            "  - name: full-cluster\n",
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      ip_offset: 0\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
+        )
+        .policy();
+    let text = format!(
+        "{}drills:\n  - name: failover\n    restore: dr-west\n    target: {{subnets: {{us-west-2a: subnet-d1, us-west-2b: subnet-d2}}, ip_offset: 100, security_groups: [sg-drill-west]}}\n",
+        policy.text.split("drills:").next().unwrap()
+    );
+    let policy = asdr_specs::parse(
+        &policy.path,
+        &text,
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east").as_path(),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let mut w = world(&policy, 2, 2);
+    copy_sets(&mut w, &policy, 0, 1, false);
+    let p = plan(&policy, &w, NOW, &Operation::Drill("failover".into())).unwrap_or_else(|e| panic!("{e}"));
+    for s in &p.steps {
+        assert_eq!(s.region.as_deref(), Some(WEST), "{}", s.id);
+        if let Params::ProvisionInstance(i) = &s.params {
+            assert_eq!(i.ami, "ami-0west", "the region's AMI");
+            assert_eq!(i.security_groups, vec!["sg-drill-west".to_string()]);
+            assert_eq!(i.tags.get("asdr:drill").map(String::as_str), Some("failover"));
+            assert!(i.availability_zone.starts_with(WEST));
+        }
+    }
+    assert!(verify(&policy, &w, &p).is_empty());
+    // What the drill left in us-west-2 is torn down there, and only that.
+    let mut left = w.clone();
+    let mut tags = std::collections::BTreeMap::new();
+    tags.insert("asdr:cluster".to_string(), "prod-east".to_string());
+    tags.insert("asdr:drill".to_string(), "failover".to_string());
+    tags.insert("asdr:node".to_string(), "a1@failover".to_string());
+    left.instances.push(asdr_planner::world::Instance {
+        region: Some(WEST.into()),
+        id: "i-drillwest".into(),
+        state: asdr_planner::world::InstanceState::Running,
+        instance_type: "i4i.2xlarge".into(),
+        private_ip: Some("10.0.1.111".into()),
+        availability_zone: "us-west-2a".into(),
+        subnet_id: Some("subnet-d1".into()),
+        instance_store_drives: 2,
+        root_device: None,
+        block_devices: vec![],
+        tags,
+    });
+    let t = plan(&policy, &left, NOW, &Operation::Teardown("failover".into())).unwrap();
+    assert_eq!(t.steps.len(), 1);
+    assert_eq!(t.steps[0].region.as_deref(), Some(WEST));
+    assert!(verify(&policy, &left, &t).is_empty());
+}
