@@ -149,3 +149,149 @@ async fn a_region_gained_by_the_policy_is_caught_up_and_kept_by_its_own_retentio
         "home keeps its own 3 (retain count 7)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_from_the_copies() {
+    use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
+    let env = env(87, &[]).await;
+    // us-west-2: its own VPC, subnets and security group (moto keeps regions apart).
+    let west = env.moto.ec2_in(WEST);
+    let vpc = west
+        .create_vpc()
+        .cidr_block("127.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let mut subnets = std::collections::BTreeMap::new();
+    for (az, cidr) in [("us-west-2a", "127.0.7.0/24"), ("us-west-2b", "127.0.8.0/24")] {
+        let s = west
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(az)
+            .send()
+            .await
+            .unwrap()
+            .subnet
+            .unwrap()
+            .subnet_id
+            .unwrap();
+        subnets.insert(az, s);
+    }
+    let sg = west
+        .create_security_group()
+        .group_name("dr-west")
+        .description("the DR cluster's")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    let (from, to) = copies_edit(env.dir.path(), "");
+    env.edit_policy(&from, &to);
+    env.edit_policy(
+        "  - name: full-cluster\n",
+        &format!(
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {{us-west-2a: {}, us-west-2b: {}}}\n      private_ips: {{a1: 127.0.7.87, b1: 127.0.8.87, a2: 127.0.7.88}}\n      security_groups: [{sg}]\n      ami: ami-0123456789abcdef0\n  - name: full-cluster\n",
+            subnets["us-west-2a"], subnets["us-west-2b"]
+        ),
+    );
+    // The nodes the restore brings up there answer at the target's addresses.
+    let stand_ins = [
+        ("a1@dr-west", "127.0.7.87"),
+        ("b1@dr-west", "127.0.8.87"),
+        ("a2@dr-west", "127.0.7.88"),
+    ];
+    let new_nodes = TestCluster::start_at(
+        &stand_ins,
+        example_namespaces(),
+        true,
+        &env.dir.path().join("west-control"),
+        Some(env.nodes.port()),
+    )
+    .await
+    .unwrap();
+    for (n, _) in &stand_ins {
+        let smd = env.dir.path().join(format!("nodes/{n}/smd"));
+        std::fs::create_dir_all(&smd).unwrap();
+        new_nodes.set_smd_dir(n, &smd);
+    }
+    env.ok(&["apply", "--yes"]);
+    let east_before = env.snapshots().await.len();
+    let plan = env.ok(&["plan", "--restore", "dr-west"]);
+    assert!(plan.contains("us-west-2"), "{plan}");
+    let out = env.asdr(&["apply", "--restore", "dr-west", "--yes", "-v"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let running = west
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:asdr:restore")
+                .values("dr-west")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<_> = running
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect();
+    let mut ips: Vec<&str> = instances
+        .iter()
+        .filter_map(|i| i.private_ip_address())
+        .collect();
+    ips.sort();
+    assert_eq!(ips, ["127.0.7.87", "127.0.7.88", "127.0.8.87"]);
+    let west_snaps: BTreeSet<String> = snapshots_in(&env, WEST)
+        .await
+        .iter()
+        .map(|s| s.snapshot_id().unwrap().to_string())
+        .collect();
+    let vols = west.describe_volumes().send().await.unwrap();
+    let restored: Vec<_> = vols
+        .volumes()
+        .iter()
+        .filter(|v| !v.attachments().is_empty() && v.snapshot_id().is_some_and(|s| !s.is_empty()))
+        .collect();
+    assert_eq!(restored.len(), 9, "every node's every device");
+    for v in &restored {
+        assert!(
+            west_snaps.contains(v.snapshot_id().unwrap()),
+            "made from a copy in us-west-2"
+        );
+    }
+    // The cluster's own region is untouched: its three instances, its set.
+    assert_eq!(env.snapshots().await.len(), east_before);
+    // Configs name the new peers, never the source region's addresses.
+    for n in ["a1", "b1", "a2"] {
+        let conf = std::fs::read_to_string(
+            env.dir
+                .path()
+                .join(format!("nodes/{n}@dr-west/aerospike.conf")),
+        )
+        .unwrap();
+        assert!(conf.contains("127.0.8.87"), "{conf}");
+        for home in ["127.0.1.87", "127.0.2.87", "127.0.1.88"] {
+            assert!(!conf.contains(home), "{n}@dr-west names {home}");
+        }
+    }
+    assert_eq!(
+        env.asdr(&["plan", "--restore", "dr-west", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0),
+        "the cluster stands: nothing more to do"
+    );
+}
