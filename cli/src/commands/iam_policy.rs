@@ -35,7 +35,17 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         &asdr_providers::ec2::iam::Regions {
             home: policy.cluster.region.clone(),
             copies: policy.backup.copies.clone(),
+            restores_elsewhere: restores_elsewhere(&policy, a),
         },
     ))?)?;
     Ok(0)
+}
+
+/// Whether the plan asked for builds in another region (a restore there, or a drill of one).
+fn restores_elsewhere(policy: &asdr_specs::Policy, a: &IamPolicyArgs) -> bool {
+    let restore = match &a.drill {
+        Some(d) => policy.drill(d).and_then(|d| policy.restore(&d.restore)),
+        None => a.restore.as_deref().and_then(|r| policy.restore(r)),
+    };
+    restore.is_some_and(|r| r.region.is_some())
 }

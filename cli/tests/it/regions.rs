@@ -295,3 +295,135 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         "the cluster stands: nothing more to do"
     );
 }
+
+/// The example policy with copies to us-west-2 and a restore `dr-west` there, and a world (file)
+/// whose newest set has complete copies there, in a folder of their own.
+fn dr_west_offline() -> (tempfile::TempDir, String, String) {
+    use asdr_planner::testkit::{ExamplePolicy, WorldSpec, copy_sets, world_for};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east, kms_key_id: alias/asdr-dr}\n  max_nodes_at_once: 1 ",
+        )
+        .edit(
+            "  - name: full-cluster\n",
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      ip_offset: 0\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
+        );
+    let path = policy.write_to(dir.path());
+    let parsed = policy.policy();
+    let mut spec = WorldSpec::new(time::macros::datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut world = world_for(&parsed, &spec);
+    copy_sets(&mut world, &parsed, 0, 1, false);
+    let world_path = dir.path().join("world.json");
+    std::fs::write(&world_path, serde_json::to_string_pretty(&world).unwrap()).unwrap();
+    (
+        dir,
+        path.display().to_string(),
+        world_path.display().to_string(),
+    )
+}
+
+fn offline(args: &[&str]) -> std::process::Output {
+    use assert_cmd::cargo::CommandCargoExt;
+    std::process::Command::cargo_bin("asdr")
+        .unwrap()
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn iam_of(args: &[&str]) -> serde_json::Value {
+    let out = offline(args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn actions(doc: &serde_json::Value) -> BTreeSet<String> {
+    doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_without_any_removal()
+{
+    let (_dir, policy, world) = dr_west_offline();
+    let backup = iam_of(&["-f", &policy, "--world", &world, "iam-policy"]);
+    let a = actions(&backup);
+    for needed in [
+        "ec2:CopySnapshot",
+        "ec2:CreateSnapshots",
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:ReEncryptTo",
+        "s3:PutObject",
+    ] {
+        assert!(a.contains(needed), "{needed} in {a:?}");
+    }
+    let stmts = backup["Statement"].as_array().unwrap();
+    let grants = stmts.iter().find(|s| s["Sid"] == "KmsGrantsForCopies").unwrap();
+    assert_eq!(grants["Condition"]["Bool"]["kms:GrantIsForAWSResource"], "true");
+    let via = grants["Condition"]["StringEquals"]["kms:ViaService"].to_string();
+    assert!(via.contains("ec2.us-east-1.amazonaws.com") && via.contains("ec2.us-west-2.amazonaws.com"), "{via}");
+    let stores = stmts.iter().find(|s| s["Sid"] == "SmdArchiveCopies").unwrap();
+    assert_eq!(stores["Resource"][0], "arn:aws:s3:::acme-dr-west/asdr/prod-east/*");
+    let copy_create = stmts
+        .iter()
+        .find(|s| s["Sid"] == "CreateTaggedForCluster")
+        .unwrap();
+    assert!(copy_create["Action"].to_string().contains("ec2:CopySnapshot"));
+
+    let restore = actions(&iam_of(&[
+        "-f", &policy, "--world", &world, "iam-policy", "--restore", "dr-west",
+    ]));
+    for needed in ["ec2:RunInstances", "ec2:CreateVolume", "ec2:AttachVolume", "kms:CreateGrant"] {
+        assert!(restore.contains(needed), "{needed} in {restore:?}");
+    }
+    for never in [
+        "ec2:TerminateInstances",
+        "ec2:DetachVolume",
+        "ec2:StopInstances",
+        "ec2:DeleteSnapshot",
+        "ec2:CopySnapshot",
+    ] {
+        assert!(!restore.contains(never), "{never} in {restore:?}");
+    }
+}
+
+#[test]
+fn a_world_file_backup_with_copies_applies_and_then_plans_nothing() {
+    let (_dir, policy, world) = dr_west_offline();
+    let out = offline(&["-f", &policy, "--world", &world, "apply", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after: asdr_planner::World =
+        serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
+    let set = asdr_planner::set_id(time::macros::datetime!(2026-11-21 09:00:00 UTC));
+    let copies: Vec<_> = after
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == Some(WEST) && s.tags.get("asdr:set") == Some(&set))
+        .collect();
+    assert_eq!(copies.len(), 9);
+    assert!(copies.iter().all(|c| c.tags.get("asdr:complete").map(String::as_str) == Some("true")));
+    assert!(
+        after
+            .smd_archives
+            .iter()
+            .any(|a| a.set == set && a.uri.starts_with("s3://acme-dr-west/"))
+    );
+    let again = offline(&["-f", &policy, "--world", &world, "plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stdout));
+}

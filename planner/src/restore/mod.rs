@@ -27,6 +27,20 @@ pub(crate) use flow::{restore_smd_params, write_config};
 /// prepared in advance, for the day a node fails.
 pub fn step_kinds(policy: &asdr_specs::Policy, restore: &Restore) -> Vec<StepKind> {
     use StepKind::*;
+    if restore.region.is_some() {
+        // A new cluster in another region: nothing that exists is stopped or removed.
+        return vec![
+            WaitSnapshot,
+            ProvisionInstance,
+            CreateVolume,
+            WaitVolume,
+            AttachVolume,
+            WriteConfig,
+            RestoreSmd,
+            StartNode,
+            WaitClusterStable,
+        ];
+    }
     let mut kinds = vec![CheckClusterStable, WaitClusterStable];
     if policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
         kinds.push(Asrestore);

@@ -128,6 +128,8 @@ pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
 pub struct Regions {
     pub home: String,
     pub copies: Vec<asdr_specs::Copy>,
+    /// The role restores into another region: its volumes come from copies encrypted there.
+    pub restores_elsewhere: bool,
 }
 
 /// The step kinds a backup with copies can need, whatever today's plan holds: the role that
@@ -216,7 +218,7 @@ pub fn policy_for_kinds(
         let prefix = smd_to.trim_start_matches("s3://").trim_end_matches('/');
         statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": s3_actions, "Resource": [format!("arn:aws:s3:::{prefix}/*")]}));
     }
-    if copies && !regions.copies.is_empty() {
+    if (copies || regions.restores_elsewhere) && !regions.copies.is_empty() {
         copy_statements(&mut statements, regions);
     }
     json!({"Version": "2012-10-17", "Statement": statements})
