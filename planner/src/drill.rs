@@ -170,7 +170,8 @@ pub(crate) fn new_cluster(
         let stand_in = spec.stand_in(node);
         let dn = stand_in.name.clone();
         let ip = stand_in.private_ip;
-        let extra = |step: &str| ctx.tags(&[(spec.tag, label), (tags::NODE, &dn), (tags::STEP, step)]);
+        let extra =
+            |step: &str| ctx.tags(&[(spec.tag, label), (tags::NODE, &dn), (tags::STEP, step)]);
         let provision = format!("provision_instance:{dn}");
         let inst = &ctx.policy.cluster.instance;
         let subnet = spec.subnets.get(&stand_in.availability_zone).cloned();
@@ -231,7 +232,10 @@ pub(crate) fn new_cluster(
             b.change(
                 format!("volume.{dn}.{}", d.ebs),
                 Action::Create,
-                format!("{what}: from snapshot {} of set {}{where_}", snap.id, set.id),
+                format!(
+                    "{what}: from snapshot {} of set {}{where_}",
+                    snap.id, set.id
+                ),
                 None,
                 Some(json!({"snapshot_id": snap.id})),
             );
@@ -278,8 +282,7 @@ pub(crate) fn new_cluster(
             ));
         }
         let peers: Vec<std::net::Ipv4Addr> = spec.ips.values().copied().collect();
-        let rendered =
-            crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers);
+        let rendered = crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers);
         let vars = NodeVars::new(&spec.cluster_name, &stand_in);
         let mut before_start = attached.clone();
         before_start.push(b.step(

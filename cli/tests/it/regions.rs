@@ -150,10 +150,20 @@ async fn a_region_gained_by_the_policy_is_caught_up_and_kept_by_its_own_retentio
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_from_the_copies() {
+/// The moto environment with us-west-2 ready for a restore there: its VPC, subnets (127.0.7.0/24,
+/// 127.0.8.0/24) and security group, the policy copying there with a restore `dr-west` into it,
+/// and the test nodes that answer at the restore's addresses (`<node>@<label>`).
+async fn west_env(
+    base: u8,
+    label: &str,
+    drill: bool,
+) -> (
+    crate::ec2::Env,
+    aws_sdk_ec2::Client,
+    asdr_providers::aerospike::testnode::TestCluster,
+) {
     use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
-    let env = env(87, &[]).await;
+    let env = env(base, &[]).await;
     // us-west-2: its own VPC, subnets and security group (moto keeps regions apart).
     let west = env.moto.ec2_in(WEST);
     let vpc = west
@@ -167,7 +177,10 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         .vpc_id
         .unwrap();
     let mut subnets = std::collections::BTreeMap::new();
-    for (az, cidr) in [("us-west-2a", "127.0.7.0/24"), ("us-west-2b", "127.0.8.0/24")] {
+    for (az, cidr) in [
+        ("us-west-2a", "127.0.7.0/24"),
+        ("us-west-2b", "127.0.8.0/24"),
+    ] {
         let s = west
             .create_subnet()
             .vpc_id(&vpc)
@@ -194,18 +207,46 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         .unwrap();
     let (from, to) = copies_edit(env.dir.path(), "");
     env.edit_policy(&from, &to);
+    let target = format!(
+        "{{us-west-2a: {}, us-west-2b: {}}}",
+        subnets["us-west-2a"], subnets["us-west-2b"]
+    );
+    let ips = |a: u8| {
+        format!(
+            "{{a1: 127.0.7.{a}, b1: 127.0.8.{a}, a2: 127.0.7.{}}}",
+            a + 1
+        )
+    };
     env.edit_policy(
         "  - name: full-cluster\n",
         &format!(
-            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {{us-west-2a: {}, us-west-2b: {}}}\n      private_ips: {{a1: 127.0.7.87, b1: 127.0.8.87, a2: 127.0.7.88}}\n      security_groups: [{sg}]\n      ami: ami-0123456789abcdef0\n  - name: full-cluster\n",
-            subnets["us-west-2a"], subnets["us-west-2b"]
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {target}\n      private_ips: {}\n      security_groups: [{sg}]\n      ami: ami-0123456789abcdef0\n  - name: full-cluster\n",
+            ips(base)
         ),
     );
-    // The nodes the restore brings up there answer at the target's addresses.
+    let d = base + 10;
+    if drill {
+        let policy = env.dir.path().join("asdr.yaml");
+        let mut text = std::fs::read_to_string(&policy).unwrap();
+        text.push_str(&format!(
+            "\ndrills:\n  - name: {label}\n    restore: dr-west\n    target:\n      subnets: {target}\n      private_ips: {}\n      security_groups: [{sg}]\n    validations:\n      min_objects: {{users: 100}}\n",
+            ips(d)
+        ));
+        std::fs::write(&policy, text).unwrap();
+    }
+    let at = if drill { d } else { base };
+    let a1 = format!("127.0.7.{at}");
+    let b1 = format!("127.0.8.{at}");
+    let a2 = format!("127.0.7.{}", at + 1);
+    let names = [
+        format!("a1@{label}"),
+        format!("b1@{label}"),
+        format!("a2@{label}"),
+    ];
     let stand_ins = [
-        ("a1@dr-west", "127.0.7.87"),
-        ("b1@dr-west", "127.0.8.87"),
-        ("a2@dr-west", "127.0.7.88"),
+        (names[0].as_str(), a1.as_str()),
+        (names[1].as_str(), b1.as_str()),
+        (names[2].as_str(), a2.as_str()),
     ];
     let new_nodes = TestCluster::start_at(
         &stand_ins,
@@ -221,6 +262,13 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         std::fs::create_dir_all(&smd).unwrap();
         new_nodes.set_smd_dir(n, &smd);
     }
+    new_nodes.set_objects("users", 150);
+    (env, west, new_nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_from_the_copies() {
+    let (env, west, _new_nodes) = west_env(87, "dr-west", false).await;
     env.ok(&["apply", "--yes"]);
     let east_before = env.snapshots().await.len();
     let plan = env.ok(&["plan", "--restore", "dr-west"]);
@@ -343,7 +391,11 @@ fn offline(args: &[&str]) -> std::process::Output {
 
 fn iam_of(args: &[&str]) -> serde_json::Value {
     let out = offline(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -374,22 +426,52 @@ fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_wi
         assert!(a.contains(needed), "{needed} in {a:?}");
     }
     let stmts = backup["Statement"].as_array().unwrap();
-    let grants = stmts.iter().find(|s| s["Sid"] == "KmsGrantsForCopies").unwrap();
-    assert_eq!(grants["Condition"]["Bool"]["kms:GrantIsForAWSResource"], "true");
+    let grants = stmts
+        .iter()
+        .find(|s| s["Sid"] == "KmsGrantsForCopies")
+        .unwrap();
+    assert_eq!(
+        grants["Condition"]["Bool"]["kms:GrantIsForAWSResource"],
+        "true"
+    );
     let via = grants["Condition"]["StringEquals"]["kms:ViaService"].to_string();
-    assert!(via.contains("ec2.us-east-1.amazonaws.com") && via.contains("ec2.us-west-2.amazonaws.com"), "{via}");
-    let stores = stmts.iter().find(|s| s["Sid"] == "SmdArchiveCopies").unwrap();
-    assert_eq!(stores["Resource"][0], "arn:aws:s3:::acme-dr-west/asdr/prod-east/*");
+    assert!(
+        via.contains("ec2.us-east-1.amazonaws.com") && via.contains("ec2.us-west-2.amazonaws.com"),
+        "{via}"
+    );
+    let stores = stmts
+        .iter()
+        .find(|s| s["Sid"] == "SmdArchiveCopies")
+        .unwrap();
+    assert_eq!(
+        stores["Resource"][0],
+        "arn:aws:s3:::acme-dr-west/asdr/prod-east/*"
+    );
     let copy_create = stmts
         .iter()
         .find(|s| s["Sid"] == "CreateTaggedForCluster")
         .unwrap();
-    assert!(copy_create["Action"].to_string().contains("ec2:CopySnapshot"));
+    assert!(
+        copy_create["Action"]
+            .to_string()
+            .contains("ec2:CopySnapshot")
+    );
 
     let restore = actions(&iam_of(&[
-        "-f", &policy, "--world", &world, "iam-policy", "--restore", "dr-west",
+        "-f",
+        &policy,
+        "--world",
+        &world,
+        "iam-policy",
+        "--restore",
+        "dr-west",
     ]));
-    for needed in ["ec2:RunInstances", "ec2:CreateVolume", "ec2:AttachVolume", "kms:CreateGrant"] {
+    for needed in [
+        "ec2:RunInstances",
+        "ec2:CreateVolume",
+        "ec2:AttachVolume",
+        "kms:CreateGrant",
+    ] {
         assert!(restore.contains(needed), "{needed} in {restore:?}");
     }
     for never in [
@@ -407,7 +489,11 @@ fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_wi
 fn a_world_file_backup_with_copies_applies_and_then_plans_nothing() {
     let (_dir, policy, world) = dr_west_offline();
     let out = offline(&["-f", &policy, "--world", &world, "apply", "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after: asdr_planner::World =
         serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
     let set = asdr_planner::set_id(time::macros::datetime!(2026-11-21 09:00:00 UTC));
@@ -417,13 +503,53 @@ fn a_world_file_backup_with_copies_applies_and_then_plans_nothing() {
         .filter(|s| s.region.as_deref() == Some(WEST) && s.tags.get("asdr:set") == Some(&set))
         .collect();
     assert_eq!(copies.len(), 9);
-    assert!(copies.iter().all(|c| c.tags.get("asdr:complete").map(String::as_str) == Some("true")));
+    assert!(
+        copies
+            .iter()
+            .all(|c| c.tags.get("asdr:complete").map(String::as_str) == Some("true"))
+    );
     assert!(
         after
             .smd_archives
             .iter()
             .any(|a| a.set == set && a.uri.starts_with("s3://acme-dr-west/"))
     );
-    let again = offline(&["-f", &policy, "--world", &world, "plan", "--detailed-exitcode"]);
-    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stdout));
+    let again = offline(&[
+        "-f",
+        &policy,
+        "--world",
+        &world,
+        "plan",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_check_of_a_region_failover_against_moto_dry_runs_every_mutation_in_that_region() {
+    let (env, west, _new_nodes) = west_env(91, "failover", true).await;
+    env.ok(&["apply", "--yes"]);
+    let count = |west: aws_sdk_ec2::Client| async move {
+        let i = west.describe_instances().send().await.unwrap();
+        let v = west.describe_volumes().send().await.unwrap();
+        (i.reservations().len(), v.volumes().len())
+    };
+    let before = count(west.clone()).await;
+    let out = env.ok(&["drill", "failover", "--check"]);
+    assert_eq!(count(west.clone()).await, before, "a check creates nothing");
+    let allowed = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("allowed"))
+        .count();
+    assert_eq!(
+        allowed,
+        3 + 9 + 9,
+        "RunInstances ×3, CreateVolume ×9, AttachVolume ×9, in us-west-2:\n{out}"
+    );
+    assert!(out.contains("Check passed."), "{out}");
 }

@@ -517,7 +517,10 @@ fn elsewhere(
         subnets: &target.subnets,
         security_groups: &target.security_groups,
         ami: &target.ami,
-        instance_type: target.instance_type.as_deref().unwrap_or(&inst.instance_type),
+        instance_type: target
+            .instance_type
+            .as_deref()
+            .unwrap_or(&inst.instance_type),
         region: Some(&target.region),
         span: restore.name_span,
     };

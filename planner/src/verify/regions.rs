@@ -143,15 +143,33 @@ pub(super) fn verify_region_restore(
     let mut bad = Vec::new();
     for s in &plan.steps {
         if s.region.as_deref() != Some(region) {
-            bad.push((s, format!("acts in {}, not in {region} where the restore builds", s.region.as_deref().unwrap_or(&policy.cluster.region))));
+            bad.push((
+                s,
+                format!(
+                    "acts in {}, not in {region} where the restore builds",
+                    s.region.as_deref().unwrap_or(&policy.cluster.region)
+                ),
+            ));
         }
         if !allowed.contains(&s.kind()) {
-            bad.push((s, format!("{} step: a restore into another region only builds a new cluster", s.kind())));
+            bad.push((
+                s,
+                format!(
+                    "{} step: a restore into another region only builds a new cluster",
+                    s.kind()
+                ),
+            ));
         }
         if let Params::RestoreSmd(r) = &s.params
             && !under(&r.from, &copy.smd_to)
         {
-            bad.push((s, format!("restores SMD from {}, not from the copy's store {}", r.from, copy.smd_to)));
+            bad.push((
+                s,
+                format!(
+                    "restores SMD from {}, not from the copy's store {}",
+                    r.from, copy.smd_to
+                ),
+            ));
         }
     }
     for (s, m) in bad {
@@ -190,34 +208,67 @@ impl Verifier<'_> {
             if let Some(n) = &s.node
                 && !n.ends_with(&suffix)
             {
-                bad.push((s, format!("acts on node `{n}`, which is not one of the restore's new nodes")));
+                bad.push((
+                    s,
+                    format!("acts on node `{n}`, which is not one of the restore's new nodes"),
+                ));
             }
             if let Some(t) = s.params.tags()
                 && tag(t, tags::RESTORE) != Some(name)
             {
-                bad.push((s, "creates a resource without the restore's asdr:restore tag".into()));
+                bad.push((
+                    s,
+                    "creates a resource without the restore's asdr:restore tag".into(),
+                ));
             }
             if let Params::ProvisionInstance(p) = &s.params {
                 if !ips.contains(&p.private_ip) {
-                    bad.push((s, format!("launches at {}, not one of the target's addresses", p.private_ip)));
+                    bad.push((
+                        s,
+                        format!(
+                            "launches at {}, not one of the target's addresses",
+                            p.private_ip
+                        ),
+                    ));
                 }
                 if !p.subnet_id.as_ref().is_some_and(|x| subnets.contains(x)) {
-                    bad.push((s, format!("launches into subnet {:?}, not one of the target's", p.subnet_id)));
+                    bad.push((
+                        s,
+                        format!(
+                            "launches into subnet {:?}, not one of the target's",
+                            p.subnet_id
+                        ),
+                    ));
                 }
                 if p.security_groups != target.security_groups {
-                    bad.push((s, "launches with security groups other than the target's".into()));
+                    bad.push((
+                        s,
+                        "launches with security groups other than the target's".into(),
+                    ));
                 }
                 if p.ami != target.ami {
-                    bad.push((s, format!("launches AMI {}, not the target's {}", p.ami, target.ami)));
+                    bad.push((
+                        s,
+                        format!("launches AMI {}, not the target's {}", p.ami, target.ami),
+                    ));
                 }
                 if !p.availability_zone.starts_with(&target.region) {
-                    bad.push((s, format!("launches in {}, outside {}", p.availability_zone, target.region)));
+                    bad.push((
+                        s,
+                        format!(
+                            "launches in {}, outside {}",
+                            p.availability_zone, target.region
+                        ),
+                    ));
                 }
             }
             if let Some(svc) = s.params.node_service() {
                 let ip = svc.address.split(':').next().unwrap_or_default();
                 if !ips.contains(ip) {
-                    bad.push((s, format!("talks to {}, not one of the new nodes", svc.address)));
+                    bad.push((
+                        s,
+                        format!("talks to {}, not one of the new nodes", svc.address),
+                    ));
                 }
             }
         }

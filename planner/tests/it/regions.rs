@@ -431,7 +431,12 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         .max()
         .unwrap();
     for s in &p.steps {
-        assert_eq!(s.region.as_deref(), Some(WEST), "{} acts in us-west-2", s.id);
+        assert_eq!(
+            s.region.as_deref(),
+            Some(WEST),
+            "{} acts in us-west-2",
+            s.id
+        );
         assert!(
             !matches!(
                 s.kind(),
@@ -464,7 +469,10 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
                     || (i.availability_zone == "us-west-2b"
                         && i.subnet_id.as_deref() == Some("subnet-w2"));
                 assert!(zone_ok, "{i:?}");
-                assert_eq!(i.tags.get("asdr:restore").map(String::as_str), Some("dr-west"));
+                assert_eq!(
+                    i.tags.get("asdr:restore").map(String::as_str),
+                    Some("dr-west")
+                );
             }
             Params::WriteConfig(c) => {
                 assert!(c.content.contains("10.1.1.11") && c.content.contains("10.1.2.11"));
@@ -503,7 +511,10 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         .unwrap();
     crate::edit(c, |v| v["snapshot_id"] = serde_json::json!(home_snap));
     let v = verify(&policy, &w, &t);
-    assert!(v.iter().any(|x| x.message.contains("does not exist")), "{v:?}");
+    assert!(
+        v.iter().any(|x| x.message.contains("does not exist")),
+        "{v:?}"
+    );
     let mut t = p.clone();
     t.steps
         .iter_mut()
@@ -511,7 +522,11 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         .unwrap()
         .region = None;
     let v = verify(&policy, &w, &t);
-    assert!(v.iter().any(|x| x.rule == "R16" && x.message.contains("not in us-west-2")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("not in us-west-2")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -524,7 +539,11 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     let Err(PlanError::Refused(d)) = &r else {
         panic!("{r:?}")
     };
-    assert!(d.message.contains("no complete backup set"), "{}", d.message);
+    assert!(
+        d.message.contains("no complete backup set"),
+        "{}",
+        d.message
+    );
 
     // Built already: nothing to do; partly built: refused, naming what exists.
     let mut w = world(&policy, 2, 2);
@@ -558,7 +577,12 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     }
     let again = restore(&policy, &standing, "dr-west").unwrap();
     assert!(again.steps.is_empty());
-    assert!(again.warnings.iter().any(|x| x.message.contains("stands in us-west-2")));
+    assert!(
+        again
+            .warnings
+            .iter()
+            .any(|x| x.message.contains("stands in us-west-2"))
+    );
     standing.instances.pop();
     let r = restore(&policy, &standing, "dr-west");
     let Err(PlanError::Refused(d)) = &r else {
@@ -586,18 +610,24 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
     let policy = asdr_specs::parse(
         &policy.path,
         &text,
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east").as_path(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/prod-east")
+            .as_path(),
     )
     .unwrap_or_else(|d| panic!("{d}"));
     let mut w = world(&policy, 2, 2);
     copy_sets(&mut w, &policy, 0, 1, false);
-    let p = plan(&policy, &w, NOW, &Operation::Drill("failover".into())).unwrap_or_else(|e| panic!("{e}"));
+    let p = plan(&policy, &w, NOW, &Operation::Drill("failover".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
     for s in &p.steps {
         assert_eq!(s.region.as_deref(), Some(WEST), "{}", s.id);
         if let Params::ProvisionInstance(i) = &s.params {
             assert_eq!(i.ami, "ami-0west", "the region's AMI");
             assert_eq!(i.security_groups, vec!["sg-drill-west".to_string()]);
-            assert_eq!(i.tags.get("asdr:drill").map(String::as_str), Some("failover"));
+            assert_eq!(
+                i.tags.get("asdr:drill").map(String::as_str),
+                Some("failover")
+            );
             assert!(i.availability_zone.starts_with(WEST));
         }
     }
