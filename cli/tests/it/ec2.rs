@@ -46,7 +46,7 @@ async fn seed_node(
 }
 
 /// The number `-v` prints after `prefix` ("made 14 EC2 API calls").
-fn counted(stderr: &str, prefix: &str) -> usize {
+pub(crate) fn counted(stderr: &str, prefix: &str) -> usize {
     stderr
         .lines()
         .find_map(|l| {

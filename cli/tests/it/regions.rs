@@ -80,6 +80,9 @@ async fn a_backup_with_copies_against_moto_copies_the_set_to_the_other_region_an
     );
     assert!(copied.with_extension("tar.sha256").exists());
     assert!(stderr.contains("CopySnapshot 9"), "{stderr}");
+    // Observation stays a handful of calls: the cluster's region's, and three for us-west-2.
+    let observed = crate::ec2::counted(&stderr, "observed cluster prod-east with ");
+    assert!(observed <= 8 + 3, "observation took {observed} calls");
     assert_eq!(
         env.asdr(&["plan", "--detailed-exitcode"]).status.code(),
         Some(0),
@@ -552,4 +555,60 @@ async fn drill_check_of_a_region_failover_against_moto_dry_runs_every_mutation_i
         "RunInstances ×3, CreateVolume ×9, AttachVolume ×9, in us-west-2:\n{out}"
     );
     assert!(out.contains("Check passed."), "{out}");
+}
+
+#[test]
+fn status_reports_each_copy_region_and_says_when_it_is_behind() {
+    let (_dir, policy, world) = dr_west_offline();
+    let out = offline(&["-f", &policy, "--world", &world, "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let west = &status["regions"][WEST];
+    // The world's newest set is copied; a set is due (30 h old) but the copies are not behind it.
+    assert_eq!(
+        west["complete_sets"].as_array().unwrap().len(),
+        1,
+        "{status:#}"
+    );
+    assert_eq!(west["behind"], false);
+    let metrics = offline(&[
+        "-f",
+        &policy,
+        "--world",
+        &world,
+        "status",
+        "--format",
+        "openmetrics",
+    ]);
+    let text = String::from_utf8(metrics.stdout).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus parses it");
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("region") == Some(WEST))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                _ => panic!("{name} is not a gauge"),
+            })
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert_eq!(sample("asdr_copy_sets"), 1.0);
+    assert_eq!(sample("asdr_copy_behind"), 0.0);
+    assert!(sample("asdr_copy_last_complete_timestamp_seconds") > 1.7e9);
+    let human = offline(&["-f", &policy, "--world", &world, "status"]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("copies in us-west-2: newest"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
+
+    // Without the copies, the region is behind the cluster's newest set.
+    let mut w: asdr_planner::World =
+        serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
+    w.snapshots.retain(|s| s.region.is_none());
+    std::fs::write(&world, serde_json::to_string(&w).unwrap()).unwrap();
+    let out = offline(&["-f", &policy, "--world", &world, "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["regions"][WEST]["behind"], true);
 }

@@ -269,6 +269,70 @@ async fn a_rolling_restart_stops_one_node_at_a_time_and_waits_for_migrations() {
     assert!(polls >= 3 * 3 + 3, "{polls} cluster-stable polls");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r16_an_smd_archive_is_copied_to_another_store_only_when_its_checksum_holds() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let from = format!("file://{root}/store/prod-east/bs/a1.smd.tar");
+    let to = format!("file://{root}/west/prod-east/bs/a1.smd.tar");
+    let learned = BTreeMap::new();
+    let archive = step(
+        "copy_smd:bs",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": "bs", "from": format!("{root}/nodes/a1/smd"), "to": from}),
+    );
+    let input = StepInput {
+        plan_id: "p",
+        step: &archive,
+        learned: &learned,
+    };
+    nodes.act(input).await.unwrap();
+    let copy = |sha: Option<&str>| {
+        let mut s = step(
+            "copy_smd_archive:us-west-2:bs",
+            StepKind::CopySmdArchive,
+            "a1",
+            serde_json::json!({"set": "bs", "from": from, "to": to, "sha256": sha}),
+        );
+        s.node = None;
+        s.region = Some("us-west-2".into());
+        s
+    };
+    // The plan expects another checksum (the archive changed since it was observed): refused,
+    // nothing written.
+    let wrong = copy(Some("00"));
+    let input = StepInput {
+        plan_id: "p",
+        step: &wrong,
+        learned: &learned,
+    };
+    let e = nodes.act(input).await.unwrap_err();
+    assert_eq!(e.code, "ChecksumMismatch", "{}", e.message);
+    assert!(!env.path("west/prod-east/bs/a1.smd.tar").exists());
+    // The same, and adopted once there.
+    let right = copy(None);
+    let input = StepInput {
+        plan_id: "p",
+        step: &right,
+        learned: &learned,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none());
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    assert_eq!(
+        std::fs::read(env.path("west/prod-east/bs/a1.smd.tar")).unwrap(),
+        std::fs::read(env.path("store/prod-east/bs/a1.smd.tar")).unwrap()
+    );
+    assert!(nodes.observe(input).await.unwrap().is_some(), "copied once");
+    // A source whose recorded checksum no longer matches its bytes (tampered in the store).
+    std::fs::write(env.path("store/prod-east/bs/a1.smd.tar"), b"tampered").unwrap();
+    std::fs::remove_file(env.path("west/prod-east/bs/a1.smd.tar")).unwrap();
+    let e = nodes.act(input).await.unwrap_err();
+    assert_eq!(e.code, "ChecksumMismatch", "{}", e.message);
+    assert!(!env.path("west/prod-east/bs/a1.smd.tar").exists());
+}
+
 #[tokio::test]
 async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
     let env = env("multi-volume", true, &[]).await;
