@@ -24,43 +24,51 @@ pub struct Global {
         short = 'f',
         long = "file",
         global = true,
+        help_heading = "Global options",
         default_value = "asdr.yaml",
         value_name = "PATH"
     )]
     pub file: PathBuf,
     /// Observe (and later act on) a world file instead of AWS and the nodes.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PATH"
+    )]
     pub world: Option<PathBuf>,
     /// Observe and act on the Aerospike nodes themselves (their info port, the policy's transport)
     /// instead of the node records of the world file.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub live_nodes: bool,
     /// AWS endpoint (also AWS_ENDPOINT_URL).
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "AWS_ENDPOINT_URL",
         hide_env_values = true,
         value_name = "URL"
     )]
     pub endpoint_url: Option<String>,
     /// AWS region (defaults to the policy's cluster.region).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub region: Option<String>,
     /// AWS profile.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub profile: Option<String>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// No colours (NO_COLOR works too).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_color: bool,
     /// More detail.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true,
+        help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Less output.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 }
 

@@ -1155,3 +1155,63 @@ fn the_version_names_the_commit_it_was_built_from() {
         _ => eprintln!("not a git checkout: the version carries no commit"),
     }
 }
+
+#[test]
+fn schema_help_lists_its_own_options_apart_from_the_global_ones() {
+    let out = run(&["schema", "--help"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (own, global) = out
+        .stdout
+        .split_once("Global options:")
+        .expect("the global options under their own heading");
+    let own = own.split_once("Options:").map_or("", |(_, o)| o);
+    assert!(own.contains("--plan"), "{}", out.stdout);
+    for g in ["--world", "--endpoint-url", "--live-nodes", "--profile"] {
+        assert!(
+            !own.contains(g),
+            "{g} among schema's own options:\n{}",
+            out.stdout
+        );
+        assert!(
+            global.contains(g),
+            "{g} under Global options:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn a_policy_with_two_errors_reports_both_at_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(PROD))
+        .unwrap()
+        .replacen("every: 24h", "every: 24", 1)
+        .replacen("source: current-volumes", "source: currentvolumes", 1);
+    let policy = dir.path().join("asdr.yaml");
+    std::fs::write(&policy, &text).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::copy(
+        root().join("examples/prod-east/templates/aerospike.conf.j2"),
+        dir.path().join("templates/aerospike.conf.j2"),
+    )
+    .unwrap();
+    let out = run(&["-f", policy.to_str().unwrap(), "validate"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", out.stderr);
+    assert!(
+        errors[0].contains(&format!("asdr.yaml:{}:", line_of("every: 24 "))),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        errors[1].contains(&format!("asdr.yaml:{}:", line_of("source: currentvolumes"))),
+        "{}",
+        out.stderr
+    );
+}

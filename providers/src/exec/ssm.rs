@@ -85,12 +85,7 @@ impl Transport for Ssm {
             .comment(format!("asdr: {}", target.node))
             .send()
             .await
-            .map_err(|e| {
-                unreachable(format!(
-                    "SendCommand: {}",
-                    aws_sdk_ssm::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| unreachable(crate::aws_error::one_line("SendCommand", &e, None)))?;
         let command_id = sent
             .command()
             .and_then(|c| c.command_id())
@@ -152,9 +147,10 @@ impl Transport for Ssm {
                     if e.as_service_error()
                         .is_some_and(|s| s.is_invocation_does_not_exist()) => {}
                 Err(e) => {
-                    return Err(unreachable(format!(
-                        "GetCommandInvocation: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(e)
+                    return Err(unreachable(crate::aws_error::one_line(
+                        "GetCommandInvocation",
+                        &e,
+                        None,
                     )));
                 }
             }

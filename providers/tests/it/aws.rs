@@ -566,3 +566,61 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn ssm_errors_are_one_line_naming_the_call_and_the_cause() {
+    // Nothing listens on 127.0.0.1:1: the SDK's own rendering is a Debug dump of its internals.
+    let conf = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "asdr-tests",
+        ))
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
+        .build();
+    let ssm = Ssm::new(
+        aws_sdk_ssm::Client::from_conf(conf),
+        BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
+    );
+    let err = ssm
+        .run(&target(), "true", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SendCommand: cannot reach"), "{err}");
+    assert!(
+        !err.contains('\n') && !err.contains("DispatchFailure") && !err.contains("{"),
+        "{err}"
+    );
+    // A service error: its code and message.
+    let refused = mock!(aws_sdk_ssm::Client::send_command).then_error(|| {
+        aws_sdk_ssm::operation::send_command::SendCommandError::InvalidInstanceId(
+            aws_sdk_ssm::types::error::InvalidInstanceId::builder()
+                .message("Instances not in a valid state for account")
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&refused]);
+    let ssm = Ssm::new(
+        client,
+        BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
+    );
+    let err = ssm
+        .run(&target(), "true", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SendCommand") && err.contains("Instances not in a valid state"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ServiceError") && !err.contains('\n'),
+        "{err}"
+    );
+}
