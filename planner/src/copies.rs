@@ -156,6 +156,30 @@ fn plan_region(
         let hset = ctx.obs.set(set);
         let is_new = new_set == Some(set.as_str());
         let mut before_mark = Vec::new();
+        // A copy that failed (state error) is copied again, and removed: the set is marked in
+        // the region only once nothing of it there is failed.
+        for failed in rset
+            .iter()
+            .flat_map(|s| s.snapshots.iter())
+            .filter(|c| c.state == SnapshotState::Error)
+        {
+            b.change(
+                format!("snapshot.{}", failed.id),
+                Action::Delete,
+                format!("a failed copy (state error) of set {set} in {region}: copied again"),
+                Some(json!({"set": set, "node": failed.tags.get(tags::NODE), "device": failed.tags.get(tags::DEVICE)})),
+                None,
+            );
+            before_mark.push(b.step(
+                format!("delete_snapshot:{}", failed.id),
+                failed.tags.get(tags::NODE).map(String::as_str),
+                vec![],
+                Params::DeleteSnapshot(params::DeleteSnapshot {
+                    snapshot_id: failed.id.clone(),
+                    set: set.clone(),
+                }),
+            ));
+        }
         for view in &ctx.obs.nodes {
             for d in &view.volumes {
                 let (node, ebs) = (view.name.as_str(), d.ebs.as_str());

@@ -656,3 +656,45 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
     assert_eq!(t.steps[0].region.as_deref(), Some(WEST));
     assert!(verify(&policy, &left, &t).is_empty());
 }
+
+#[test]
+fn r16_a_failed_copy_is_copied_again_and_removed_before_the_region_marks_the_set() {
+    let policy = west(", retain: {count: 1}");
+    let mut w = world(&policy, 2, 1);
+    copy_sets(&mut w, &policy, 0, 1, true);
+    // One copy of the set failed; the others are still under way.
+    let failed = w
+        .snapshots
+        .iter_mut()
+        .find(|s| s.region.is_some())
+        .unwrap();
+    failed.state = SnapshotState::Error;
+    let failed_id = failed.id.clone();
+    let (node, device) = (
+        failed.tags["asdr:node"].clone(),
+        failed.tags["asdr:device"].clone(),
+    );
+    let p = backup(&policy, &w);
+    let delete = format!("delete_snapshot:{failed_id}");
+    let d = p.steps.iter().find(|s| s.id == delete).expect("the failed copy goes");
+    assert_eq!(d.region.as_deref(), Some(WEST));
+    let recopy = p
+        .steps
+        .iter()
+        .find(|s| {
+            s.kind() == StepKind::CopySnapshot
+                && s.node.as_deref() == Some(node.as_str())
+                && s.params.device() == Some(device.as_str())
+        })
+        .expect("copied again");
+    let mark = p
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::MarkSetComplete && s.region.is_some())
+        .unwrap();
+    let before = ancestors(&p, &mark.id);
+    assert!(before.contains(&delete) && before.contains(&recopy.id));
+    // The other copies under way are waited for, not copied again.
+    assert_eq!(ids(&p, StepKind::CopySnapshot).len(), 1);
+    assert!(verify(&policy, &w, &p).is_empty());
+}

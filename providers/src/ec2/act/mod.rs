@@ -236,14 +236,17 @@ impl Ec2Provider {
                 .depends_on
                 .iter()
                 .filter_map(|d| input.learned.get(d))
-                .flat_map(|l| &l.snapshot_ids)
+                .flat_map(|l| l.snapshot_ids.iter().chain(&l.snapshot_id))
                 .collect();
             let view = self.set_view(set, &made).await?;
             let found = match &p.snapshot_id {
                 Some(id) => view.into_iter().find(|s| &s.id == id),
+                // In a copy region, never a failed copy (it is copied again beside it); at
+                // home a failed snapshot is the wait's answer (the set is not finished).
                 None => view.into_iter().find(|s| {
                     let t = |k: &str| s.tags.get(k).map(String::as_str);
-                    t(tags::NODE) == p.node.as_deref()
+                    (input.step.region.is_none() || s.state != SnapshotState::Error)
+                        && t(tags::NODE) == p.node.as_deref()
                         && match t(tags::DEVICE) {
                             Some(d) => Some(d) == p.device.as_deref(),
                             // Not tagged yet: the snapshot of this wait's volume that a step of
