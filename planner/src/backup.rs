@@ -38,7 +38,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         .iter()
         .map(|w| crate::observe::Observed::new(ctx.policy, w))
         .collect();
-    let in_flight = crate::copies::sources_in_flight(&regions);
+    let in_flight = crate::copies::sources_in_flight(ctx, &regions);
     let mut new_set = None;
     if let Some(reason) = due {
         let set = resume_or_new(ctx);

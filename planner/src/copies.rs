@@ -78,17 +78,37 @@ pub(crate) fn views(ctx: &Ctx<'_, '_>) -> Vec<World> {
 
 /// Sets of the cluster's region a copy is still being made of somewhere: retention keeps them
 /// until it is done (deleting the source of a copy under way would fail the copy).
-pub(crate) fn sources_in_flight(regions: &[Observed<'_>]) -> HashSet<String> {
-    regions
+pub(crate) fn sources_in_flight(ctx: &Ctx<'_, '_>, regions: &[Observed<'_>]) -> HashSet<String> {
+    // A region that could not be observed may hold copies under way of any set: every set it
+    // would keep stays until it is seen again.
+    let blind = ctx
+        .policy
+        .backup
+        .copies
         .iter()
-        .flat_map(|o| o.sets.iter())
-        .filter(|s| {
-            s.snapshots
+        .any(|c| ctx.world.unobserved_regions.contains_key(&c.region));
+    let mut keep: HashSet<String> = HashSet::new();
+    if blind {
+        keep.extend(
+            ctx.obs
+                .sets
                 .iter()
-                .any(|c| c.state == SnapshotState::Pending)
-        })
-        .map(|s| s.id.clone())
-        .collect()
+                .filter(|s| s.is_complete())
+                .map(|s| s.id.clone()),
+        );
+    }
+    keep.extend(
+        regions
+            .iter()
+            .flat_map(|o| o.sets.iter())
+            .filter(|s| {
+                s.snapshots
+                    .iter()
+                    .any(|c| c.state == SnapshotState::Pending)
+            })
+            .map(|s| s.id.clone()),
+    );
+    keep
 }
 
 /// Copies for every copy region: the sets the region should keep and lacks, then retention there.
@@ -100,6 +120,16 @@ pub(crate) fn plan(
     expired_home: &[String],
 ) {
     for (copy, robs) in ctx.policy.backup.copies.iter().zip(regions) {
+        if let Some(why) = ctx.world.unobserved_regions.get(&copy.region) {
+            b.warn(
+                "R16",
+                format!(
+                    "{} could not be observed ({why}): no copy and no retention there in this plan; the next apply catches up",
+                    copy.region
+                ),
+            );
+            continue;
+        }
         plan_region(ctx, b, copy, robs, new_set, expired_home);
     }
 }

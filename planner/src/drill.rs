@@ -122,6 +122,15 @@ pub(crate) fn new_cluster(
     let at: &Ctx<'_, '_> = match spec.region {
         None => ctx,
         Some(region) => {
+            if let Some(why) = ctx.world.unobserved_regions.get(region) {
+                return Err(refuse(
+                    Diagnostic::new(
+                        spec.span,
+                        format!("{}: {region} could not be observed ({why})", spec.what),
+                    )
+                    .rule("R16"),
+                ));
+            }
             let copy = ctx
                 .policy
                 .backup

@@ -38,6 +38,9 @@ pub struct RegionStatus {
     pub behind: bool,
     pub complete_sets: Vec<String>,
     pub unfinished_sets: Vec<String>,
+    /// Why the region could not be observed, when it could not (then nothing else is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unobserved: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +75,9 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             let view = crate::copies::region_view(policy, world, c);
             let robs = Observed::new(policy, &view);
             let newest = robs.newest_complete_set();
+            let unobserved = world.unobserved_regions.get(&c.region).cloned();
             let status = RegionStatus {
+                unobserved,
                 newest_complete_set: newest.map(|s| s.id.clone()),
                 age_seconds: newest.map(|s| (now - s.time).whole_seconds().max(0) as u64),
                 behind: obs

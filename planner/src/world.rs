@@ -39,6 +39,10 @@ pub struct World {
     /// subnet's range cannot be launched there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subnets: Vec<Subnet>,
+    /// Regions other than the cluster's that could not be observed, and why: nothing is planned
+    /// there (no copy, no retention, no restore) until they answer again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unobserved_regions: BTreeMap<String, String>,
 }
 
 impl World {
@@ -92,6 +96,7 @@ impl World {
                 .filter(|a| archive(a))
                 .cloned()
                 .collect(),
+            unobserved_regions: self.unobserved_regions.clone(),
             asbackup_archives: if region == home {
                 self.asbackup_archives.clone()
             } else {

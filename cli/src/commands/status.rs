@@ -70,6 +70,10 @@ fn text(r: &Report) -> String {
         }
     ));
     for (region, c) in &s.regions {
+        if let Some(why) = &c.unobserved {
+            out.push_str(&format!("  copies in {region}: NOT OBSERVED ({why})\n"));
+            continue;
+        }
         out.push_str(&format!(
             "  copies in {region}: {}; {} complete{}\n",
             match (&c.newest_complete_set, c.age_seconds) {

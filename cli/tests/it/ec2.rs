@@ -169,7 +169,7 @@ impl Env {
     }
 
     /// The binary against moto in this environment's folder, not yet run.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("asdr").unwrap();
         c.current_dir(self.dir.path())
             .env("NO_COLOR", "1")

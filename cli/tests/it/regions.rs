@@ -612,3 +612,43 @@ fn status_reports_each_copy_region_and_says_when_it_is_behind() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["regions"][WEST]["behind"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_region_that_does_not_answer_leaves_the_backup_at_home_whole_against_moto() {
+    let env = env(94, &[]).await;
+    // moto answers a region it does not know with HTTP 500: a region that is down.
+    env.edit_policy(
+        "  max_nodes_at_once: 1 ",
+        &format!(
+            "  copies:\n    - {{region: us-fake-1, smd_to: file://{}/fake}}\n  max_nodes_at_once: 1 ",
+            env.dir.path().display()
+        ),
+    );
+    let quick = |args: &[&str]| {
+        env.command(args)
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap()
+    };
+    let out = quick(&["apply", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("us-fake-1 could not be observed"),
+        "{stdout}"
+    );
+    let home = env.snapshots().await;
+    assert_eq!(home.len(), 9, "the set at home");
+    assert!(home.iter().all(|s| tag(s, "asdr:complete") == Some("true")));
+    let status = quick(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("copies in us-fake-1: NOT OBSERVED"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+}

@@ -663,11 +663,7 @@ fn r16_a_failed_copy_is_copied_again_and_removed_before_the_region_marks_the_set
     let mut w = world(&policy, 2, 1);
     copy_sets(&mut w, &policy, 0, 1, true);
     // One copy of the set failed; the others are still under way.
-    let failed = w
-        .snapshots
-        .iter_mut()
-        .find(|s| s.region.is_some())
-        .unwrap();
+    let failed = w.snapshots.iter_mut().find(|s| s.region.is_some()).unwrap();
     failed.state = SnapshotState::Error;
     let failed_id = failed.id.clone();
     let (node, device) = (
@@ -676,7 +672,11 @@ fn r16_a_failed_copy_is_copied_again_and_removed_before_the_region_marks_the_set
     );
     let p = backup(&policy, &w);
     let delete = format!("delete_snapshot:{failed_id}");
-    let d = p.steps.iter().find(|s| s.id == delete).expect("the failed copy goes");
+    let d = p
+        .steps
+        .iter()
+        .find(|s| s.id == delete)
+        .expect("the failed copy goes");
     assert_eq!(d.region.as_deref(), Some(WEST));
     let recopy = p
         .steps
@@ -697,4 +697,50 @@ fn r16_a_failed_copy_is_copied_again_and_removed_before_the_region_marks_the_set
     // The other copies under way are waited for, not copied again.
     assert_eq!(ids(&p, StepKind::CopySnapshot).len(), 1);
     assert!(verify(&policy, &w, &p).is_empty());
+}
+
+#[test]
+fn r16_a_region_that_does_not_answer_stops_nothing_at_home_and_gets_nothing_planned() {
+    let policy = dr_west();
+    let mut w = world(&policy, 30, 3);
+    w.unobserved_regions.insert(
+        WEST.into(),
+        "DescribeSnapshots: cannot reach the endpoint".into(),
+    );
+    let p = backup(&policy, &w);
+    assert_eq!(
+        ids(&p, StepKind::SnapshotInstance).len(),
+        3,
+        "the backup at home goes on"
+    );
+    assert!(
+        p.steps.iter().all(|s| s.region.is_none()),
+        "nothing in us-west-2"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.rule == "R16" && x.message.contains("could not be observed")),
+        "{:?}",
+        p.warnings
+    );
+    // Retention at home keeps every complete set: the blind region may be copying any of them.
+    let policy_one = ExamplePolicy::prod_east()
+        .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 1}")
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
+        )
+        .policy();
+    let mut w1 = world(&policy_one, 2, 3);
+    assert!(!ids(&backup(&policy_one, &w1), StepKind::DeleteSnapshot).is_empty());
+    w1.unobserved_regions
+        .insert(WEST.into(), "timed out".into());
+    assert!(ids(&backup(&policy_one, &w1), StepKind::DeleteSnapshot).is_empty());
+    // A restore there is refused, saying why.
+    let r = restore(&policy, &w, "dr-west");
+    let Err(PlanError::Refused(d)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(d.message.contains("could not be observed"), "{}", d.message);
 }

@@ -285,22 +285,31 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
     // region, whatever the number of sets.
     let regions = ec2.regions.clone();
     let (home, others) = tokio::join!(observe_home(ec2, policy), async {
-        let mut out = Vec::new();
-        let mut asked = Vec::new();
-        for (region, p) in regions.iter() {
-            asked.push(observe_region(p, policy, region));
-        }
-        for r in join_all(asked).await {
-            out.push(r?);
-        }
-        Ok::<_, StepError>(out)
+        let asked: Vec<_> = regions
+            .iter()
+            .map(|(region, p)| observe_region(p, policy, region))
+            .collect();
+        regions
+            .keys()
+            .cloned()
+            .zip(join_all(asked).await)
+            .collect::<Vec<_>>()
     });
     let mut world = home?;
-    for w in others? {
-        world.instances.extend(w.instances);
-        world.volumes.extend(w.volumes);
-        world.snapshots.extend(w.snapshots);
-        world.subnets.extend(w.subnets);
+    // A region that does not answer does not stop the cluster's own backup: it is recorded, and
+    // nothing is planned there until it answers again.
+    for (region, observed) in others {
+        match observed {
+            Ok(w) => {
+                world.instances.extend(w.instances);
+                world.volumes.extend(w.volumes);
+                world.snapshots.extend(w.snapshots);
+                world.subnets.extend(w.subnets);
+            }
+            Err(e) => {
+                world.unobserved_regions.insert(region, e.message);
+            }
+        }
     }
     Ok(world)
 }
