@@ -203,6 +203,13 @@ impl Verifier<'_> {
         let suffix = format!("@{name}");
         let ips: BTreeSet<String> = target.private_ips.values().map(|i| i.to_string()).collect();
         let subnets: BTreeSet<&String> = target.subnets.values().collect();
+        let prod_ips: BTreeSet<String> = self
+            .policy
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.private_ip.to_string())
+            .collect();
         let mut bad: Vec<(&Step, String)> = Vec::new();
         for s in &self.plan.steps {
             if let Some(n) = &s.node
@@ -261,6 +268,17 @@ impl Verifier<'_> {
                         ),
                     ));
                 }
+            }
+            // The new peers, never the source region's addresses (unless the target reuses
+            // them: another VPC may have the same range).
+            if let Params::WriteConfig(w) = &s.params
+                && let Some(ip) = w
+                    .content
+                    .split(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+                    .filter(|t| t.parse::<Ipv4Addr>().is_ok())
+                    .find(|t| prod_ips.contains(*t) && !ips.contains(*t))
+            {
+                bad.push((s, format!("aerospike.conf names {ip}, an address of the cluster's own region, not one of the new peers")));
             }
             if let Some(svc) = s.params.node_service() {
                 let ip = svc.address.split(':').next().unwrap_or_default();

@@ -515,6 +515,26 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         v.iter().any(|x| x.message.contains("does not exist")),
         "{v:?}"
     );
+    // Tampered: a config meshing with the source region's nodes.
+    let mut t = p.clone();
+    let c = t
+        .steps
+        .iter_mut()
+        .find(|s| s.kind() == StepKind::WriteConfig)
+        .unwrap();
+    crate::edit(c, |v| {
+        let content = v["content"]
+            .as_str()
+            .unwrap()
+            .replace("10.1.2.11", "10.0.2.11");
+        v["content"] = serde_json::json!(content);
+    });
+    let v = verify(&policy, &w, &t);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("10.0.2.11")),
+        "{v:?}"
+    );
     let mut t = p.clone();
     t.steps
         .iter_mut()
