@@ -357,7 +357,12 @@ fn snapshot_set(
 }
 
 /// `backup.snapshot_description` for one snapshot (validation rendered it once already).
-fn snapshot_description(ctx: &Ctx<'_, '_>, node: &str, device: &str, set: &str) -> String {
+pub(crate) fn snapshot_description(
+    ctx: &Ctx<'_, '_>,
+    node: &str,
+    device: &str,
+    set: &str,
+) -> String {
     let vars = SnapshotVars {
         cluster: &ctx.policy.cluster.name,
         node,

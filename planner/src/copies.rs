@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use asdr_specs::{Copy, Policy, SnapshotVars};
+use asdr_specs::{Copy, Policy};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -420,18 +420,11 @@ fn wanted(
         .collect()
 }
 
+/// The source's description, and where the copy came from.
 fn description(ctx: &Ctx<'_, '_>, node: &str, device: &str, set: &str) -> String {
-    let vars = SnapshotVars {
-        cluster: &ctx.policy.cluster.name,
-        node,
-        device,
-        set,
-    };
-    let base = ctx
-        .policy
-        .backup
-        .snapshot_description
-        .render(vars)
-        .unwrap_or_default();
-    format!("{base} (copy from {})", ctx.policy.cluster.region)
+    format!(
+        "{} (copy from {})",
+        crate::backup::snapshot_description(ctx, node, device, set),
+        ctx.policy.cluster.region
+    )
 }

@@ -60,7 +60,7 @@ pub(crate) fn counted(stderr: &str, prefix: &str) -> usize {
 }
 
 /// A VPC on 127.0.0.0/16 with a subnet per (zone, CIDR); zone → subnet id.
-async fn seed_subnets(
+pub(crate) async fn seed_subnets(
     ec2: &aws_sdk_ec2::Client,
     zones: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
@@ -204,7 +204,13 @@ impl Env {
     }
 
     pub(crate) async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
-        self.ec2
+        self.snapshots_in("us-east-1").await
+    }
+
+    /// This account's snapshots in `region`.
+    pub(crate) async fn snapshots_in(&self, region: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        self.moto
+            .ec2_in(region)
             .describe_snapshots()
             .owner_ids("self")
             .send()

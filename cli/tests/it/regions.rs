@@ -8,18 +8,6 @@ use crate::ec2::{env, tag};
 
 const WEST: &str = "us-west-2";
 
-async fn snapshots_in(env: &crate::ec2::Env, region: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
-    env.moto
-        .ec2_in(region)
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap()
-        .snapshots()
-        .to_vec()
-}
-
 fn copies_edit(dir: &std::path::Path, extra: &str) -> (String, String) {
     (
         "  max_nodes_at_once: 1 ".to_string(),
@@ -45,7 +33,7 @@ async fn a_backup_with_copies_against_moto_copies_the_set_to_the_other_region_an
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let home = env.snapshots().await;
-    let west = snapshots_in(&env, WEST).await;
+    let west = env.snapshots_in(WEST).await;
     assert_eq!(home.len(), 9);
     assert_eq!(west.len(), 9, "one copy per snapshot of the set");
     let sources: BTreeSet<&str> = home.iter().map(|s| s.snapshot_id().unwrap()).collect();
@@ -90,7 +78,7 @@ async fn a_backup_with_copies_against_moto_copies_the_set_to_the_other_region_an
     );
     env.ok(&["apply", "--yes"]);
     assert_eq!(
-        snapshots_in(&env, WEST).await.len(),
+        env.snapshots_in(WEST).await.len(),
         9,
         "a second apply creates nothing"
     );
@@ -117,7 +105,7 @@ async fn a_region_gained_by_the_policy_is_caught_up_and_kept_by_its_own_retentio
     assert!(plan.contains("catching up"), "{plan}");
     env.ok(&["apply", "--yes"]);
     assert_eq!(env.snapshots().await.len(), 18, "no new set at home");
-    let west = snapshots_in(&env, WEST).await;
+    let west = env.snapshots_in(WEST).await;
     let sets: BTreeSet<&str> = west.iter().filter_map(|s| tag(s, "asdr:set")).collect();
     assert_eq!(sets.len(), 1, "retain count 1 in us-west-2: {sets:?}");
     let home = env.snapshots().await;
@@ -136,12 +124,12 @@ async fn a_region_gained_by_the_policy_is_caught_up_and_kept_by_its_own_retentio
     env.edit_policy("every: 24h", "every: 1s");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     env.ok(&["apply", "--yes"]);
-    let west = snapshots_in(&env, WEST).await;
+    let west = env.snapshots_in(WEST).await;
     let sets_now: BTreeSet<&str> = west.iter().filter_map(|s| tag(s, "asdr:set")).collect();
     assert_eq!(sets_now.len(), 2, "{sets_now:?}");
     env.edit_policy("every: 1s", "every: 24h");
     env.ok(&["apply", "--yes"]);
-    let west = snapshots_in(&env, WEST).await;
+    let west = env.snapshots_in(WEST).await;
     let sets_now: BTreeSet<&str> = west.iter().filter_map(|s| tag(s, "asdr:set")).collect();
     assert_eq!(sets_now.len(), 1, "{sets_now:?}");
     assert!(!sets_now.contains(newest), "the older copy went");
@@ -169,35 +157,24 @@ async fn west_env(
     let env = env(base, &[]).await;
     // us-west-2: its own VPC, subnets and security group (moto keeps regions apart).
     let west = env.moto.ec2_in(WEST);
+    let subnets = crate::ec2::seed_subnets(
+        &west,
+        &[
+            ("us-west-2a", "127.0.7.0/24"),
+            ("us-west-2b", "127.0.8.0/24"),
+        ],
+    )
+    .await;
     let vpc = west
-        .create_vpc()
-        .cidr_block("127.0.0.0/16")
+        .describe_subnets()
+        .subnet_ids(&subnets["us-west-2a"])
         .send()
         .await
         .unwrap()
-        .vpc
+        .subnets()[0]
+        .vpc_id()
         .unwrap()
-        .vpc_id
-        .unwrap();
-    let mut subnets = std::collections::BTreeMap::new();
-    for (az, cidr) in [
-        ("us-west-2a", "127.0.7.0/24"),
-        ("us-west-2b", "127.0.8.0/24"),
-    ] {
-        let s = west
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(az)
-            .send()
-            .await
-            .unwrap()
-            .subnet
-            .unwrap()
-            .subnet_id
-            .unwrap();
-        subnets.insert(az, s);
-    }
+        .to_string();
     let sg = west
         .create_security_group()
         .group_name("dr-west")
@@ -305,7 +282,8 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         .collect();
     ips.sort();
     assert_eq!(ips, ["127.0.7.87", "127.0.7.88", "127.0.8.87"]);
-    let west_snaps: BTreeSet<String> = snapshots_in(&env, WEST)
+    let west_snaps: BTreeSet<String> = env
+        .snapshots_in(WEST)
         .await
         .iter()
         .map(|s| s.snapshot_id().unwrap().to_string())

@@ -30,6 +30,12 @@ fn west(extra: &str) -> Policy {
     ))
 }
 
+/// Whether the verifier refused under R16 with a message containing `fragment`.
+fn r16(v: &[asdr_planner::Violation], fragment: &str) -> bool {
+    v.iter()
+        .any(|x| x.rule == "R16" && x.message.contains(fragment))
+}
+
 fn world(policy: &Policy, newest_age_hours: i64, sets: usize) -> World {
     let mut spec = WorldSpec::new(NOW);
     spec.newest_set_age = time::Duration::hours(newest_age_hours);
@@ -274,11 +280,7 @@ fn r16_no_more_copies_in_flight_than_max_in_flight_and_the_verifier_counts_them(
         s.depends_on.retain(|d| !waits.contains(d));
     }
     let v = verify(&policy, &w, &p);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("in flight to us-west-2")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "in flight to us-west-2"), "{v:?}");
 }
 
 #[test]
@@ -298,11 +300,7 @@ fn r16_the_verifier_refuses_a_copy_of_an_incomplete_snapshot_and_a_region_marked
         .unwrap();
     w.snapshots.iter_mut().find(|s| s.id == src).unwrap().state = SnapshotState::Pending;
     let v = verify(&policy, &w, &tampered);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("not completed")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "not completed"), "{v:?}");
     w.snapshots.iter_mut().find(|s| s.id == src).unwrap().state = SnapshotState::Completed;
 
     // The SMD archive copy dropped: the region's mark has nothing to stand on.
@@ -313,11 +311,7 @@ fn r16_the_verifier_refuses_a_copy_of_an_incomplete_snapshot_and_a_region_marked
         s.depends_on.retain(|d| !d.starts_with("copy_smd_archive:"));
     }
     let v = verify(&policy, &w, &tampered);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("SMD archive")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "SMD archive"), "{v:?}");
 }
 
 #[test]
@@ -385,15 +379,16 @@ fn r16_a_set_being_copied_is_not_deleted_at_home() {
         cleanup: false,
     });
     let v = verify(&policy, &w, &tampered);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("being copied")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "being copied"), "{v:?}");
 }
 
 /// The example policy with copies to us-west-2, a restore `dr-west` there, and a drill of it.
 fn dr_west() -> Policy {
+    restore_elsewhere("private_ips: {a1: 10.1.1.11, b1: 10.1.2.11, a2: 10.1.1.12}").policy()
+}
+
+/// The example policy copying to us-west-2, with a restore `dr-west` there at `addresses`.
+fn restore_elsewhere(addresses: &str) -> ExamplePolicy {
     ExamplePolicy::prod_east()
         .edit(
             "  max_nodes_at_once: 1 ",
@@ -401,9 +396,8 @@ fn dr_west() -> Policy {
         )
         .edit(
             "  - name: full-cluster\n",
-            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      private_ips: {a1: 10.1.1.11, b1: 10.1.2.11, a2: 10.1.1.12}\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
+            &format!("  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {{us-west-2a: subnet-w1, us-west-2b: subnet-w2}}\n      {addresses}\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n"),
         )
-        .policy()
 }
 
 fn restore(policy: &Policy, world: &World, name: &str) -> Result<Plan, PlanError> {
@@ -530,11 +524,7 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         v["content"] = serde_json::json!(content);
     });
     let v = verify(&policy, &w, &t);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("10.0.2.11")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "10.0.2.11"), "{v:?}");
     let mut t = p.clone();
     t.steps
         .iter_mut()
@@ -542,11 +532,7 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         .unwrap()
         .region = None;
     let v = verify(&policy, &w, &t);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R16" && x.message.contains("not in us-west-2")),
-        "{v:?}"
-    );
+    assert!(r16(&v, "not in us-west-2"), "{v:?}");
 }
 
 #[test]
@@ -613,16 +599,7 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
 
 #[test]
 fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down_there() {
-    let policy = ExamplePolicy::prod_east()
-        .edit(
-            "  max_nodes_at_once: 1 ",
-            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
-        )
-        .edit(
-            "  - name: full-cluster\n",
-            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      ip_offset: 0\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
-        )
-        .policy();
+    let policy = restore_elsewhere("ip_offset: 0").policy();
     let text = format!(
         "{}drills:\n  - name: failover\n    restore: dr-west\n    target: {{subnets: {{us-west-2a: subnet-d1, us-west-2b: subnet-d2}}, ip_offset: 100, security_groups: [sg-drill-west]}}\n",
         policy.text.split("drills:").next().unwrap()

@@ -53,64 +53,13 @@ impl Validator<'_> {
                     );
                 }
             }
-            let mut ips = BTreeMap::new();
-            match (&t.private_ips, &t.ip_offset) {
-                (Some(list), None) => {
-                    for n in &cluster.nodes {
-                        match list.value.get(&n.name).map(|ip| ip.parse::<Ipv4Addr>()) {
-                            Some(Ok(ip)) => {
-                                ips.insert(n.name.clone(), ip);
-                            }
-                            Some(Err(_)) => {
-                                self.err(
-                                    list.span,
-                                    format!(
-                                        "drill `{}`: the address of `{}` is not an IPv4 address",
-                                        d.name.value, n.name
-                                    ),
-                                );
-                            }
-                            None => {
-                                self.err(
-                                    list.span,
-                                    format!(
-                                        "drill `{}` gives no address for node `{}`",
-                                        d.name.value, n.name
-                                    ),
-                                );
-                            }
-                        }
-                    }
-                }
-                (None, Some(offset)) => {
-                    for n in &cluster.nodes {
-                        let o = n.private_ip.octets();
-                        match o[3].checked_add(offset.value) {
-                            Some(last) => {
-                                ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
-                            }
-                            None => {
-                                self.err(
-                                    offset.span,
-                                    format!(
-                                        "drill `{}`: ip_offset {} takes node `{}` ({}) past .255",
-                                        d.name.value, offset.value, n.name, n.private_ip
-                                    ),
-                                );
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    self.err(
-                        d.target.span,
-                        format!(
-                            "drill `{}` needs exactly one of `private_ips` or `ip_offset`",
-                            d.name.value
-                        ),
-                    );
-                }
-            }
+            let (ips, _) = self.new_addresses(
+                &format!("drill `{}`", d.name.value),
+                t.private_ips.as_ref(),
+                t.ip_offset.as_ref(),
+                d.target.span,
+                cluster,
+            );
             let mut seen = BTreeSet::new();
             for (node, ip) in &ips {
                 if production.contains(ip) {

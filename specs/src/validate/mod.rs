@@ -79,6 +79,87 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A new cluster's addresses (a drill's, a restore's elsewhere): `private_ips` for every node
+    /// (IPv4, no unknown node), or `ip_offset` (each node's address plus the offset in the last
+    /// octet). `what` names the owner in messages (`drill `q1``); the addresses found, and whether
+    /// all were sound (each error said at its line).
+    fn new_addresses(
+        &mut self,
+        what: &str,
+        private_ips: Option<&Sp<BTreeMap<String, String>>>,
+        ip_offset: Option<&Sp<u8>>,
+        whole: Span,
+        cluster: &Cluster,
+    ) -> (BTreeMap<String, Ipv4Addr>, bool) {
+        let mut ips = BTreeMap::new();
+        let mut ok = true;
+        match (private_ips, ip_offset) {
+            (Some(list), None) => {
+                for n in &cluster.nodes {
+                    match list.value.get(&n.name).map(|ip| ip.parse::<Ipv4Addr>()) {
+                        Some(Ok(ip)) => {
+                            ips.insert(n.name.clone(), ip);
+                        }
+                        Some(Err(_)) => {
+                            self.err(
+                                list.span,
+                                format!(
+                                    "{what}: the address of `{}` is not an IPv4 address",
+                                    n.name
+                                ),
+                            );
+                            ok = false;
+                        }
+                        None => {
+                            self.err(
+                                list.span,
+                                format!("{what} gives no address for node `{}`", n.name),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                for k in list.value.keys() {
+                    if cluster.nodes.iter().all(|n| &n.name != k) {
+                        self.err(
+                            list.span,
+                            format!("{what} gives an address to unknown node `{k}`"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            (None, Some(offset)) => {
+                for n in &cluster.nodes {
+                    let o = n.private_ip.octets();
+                    match o[3].checked_add(offset.value) {
+                        Some(last) => {
+                            ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
+                        }
+                        None => {
+                            self.err(
+                                offset.span,
+                                format!(
+                                    "{what}: ip_offset {} takes node `{}` ({}) past .255",
+                                    offset.value, n.name, n.private_ip
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.err(
+                    whole,
+                    format!("{what} needs exactly one of `private_ips` or `ip_offset`"),
+                );
+                ok = false;
+            }
+        }
+        (ips, ok)
+    }
+
     /// A name of `kind` (node, restore): `[a-z0-9-]+`, and not seen before in `seen`.
     fn unique_name(&mut self, kind: &str, name: &Sp<String>, seen: &mut BTreeSet<String>) {
         if !is_name(&name.value) {

@@ -157,68 +157,14 @@ impl Validator<'_> {
                 ok = false;
             }
         }
-        let mut ips = BTreeMap::new();
-        match (&t.private_ips, &t.ip_offset) {
-            (Some(list), None) => {
-                for n in &cluster.nodes {
-                    match list.value.get(&n.name).map(|ip| ip.parse::<Ipv4Addr>()) {
-                        Some(Ok(ip)) => {
-                            ips.insert(n.name.clone(), ip);
-                        }
-                        Some(Err(_)) => {
-                            self.err(
-                                list.span,
-                                format!(
-                                    "restore `{name}`: the address of `{}` is not an IPv4 address",
-                                    n.name
-                                ),
-                            );
-                            ok = false;
-                        }
-                        None => {
-                            self.err(
-                                list.span,
-                                format!("restore `{name}` gives no address for node `{}`", n.name),
-                            );
-                            ok = false;
-                        }
-                    }
-                }
-                for k in list.value.keys() {
-                    if cluster.nodes.iter().all(|n| &n.name != k) {
-                        self.err(
-                            list.span,
-                            format!("restore `{name}` gives an address to unknown node `{k}`"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            (None, Some(offset)) => {
-                for n in &cluster.nodes {
-                    let o = n.private_ip.octets();
-                    match o[3].checked_add(offset.value) {
-                        Some(last) => {
-                            ips.insert(n.name.clone(), Ipv4Addr::new(o[0], o[1], o[2], last));
-                        }
-                        None => {
-                            self.err(
-                                offset.span,
-                                format!(
-                                    "restore `{name}`: ip_offset {} takes node `{}` ({}) past .255",
-                                    offset.value, n.name, n.private_ip
-                                ),
-                            );
-                            ok = false;
-                        }
-                    }
-                }
-            }
-            _ => {
-                self.err(target.span, format!("restore `{name}` needs exactly one of `target.private_ips` or `target.ip_offset`"));
-                ok = false;
-            }
-        }
+        let (ips, sound) = self.new_addresses(
+            &format!("restore `{name}`"),
+            t.private_ips.as_ref(),
+            t.ip_offset.as_ref(),
+            target.span,
+            cluster,
+        );
+        ok &= sound;
         let mut seen = BTreeSet::new();
         for (node, ip) in &ips {
             if !seen.insert(*ip) {
