@@ -630,3 +630,67 @@ async fn a_copy_region_that_does_not_answer_leaves_the_backup_at_home_whole_agai
         String::from_utf8_lossy(&status.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_region_failover_drill_against_moto_restores_in_us_west_2_validates_and_tears_down_there()
+ {
+    let (env, west, _new_nodes) = west_env(97, "failover", true).await;
+    env.ok(&["apply", "--yes"]);
+    let east_instances = |env: &crate::ec2::Env| {
+        let ec2 = env.moto.ec2();
+        async move {
+            ec2.describe_instances()
+                .send()
+                .await
+                .unwrap()
+                .reservations()
+                .iter()
+                .map(|r| r.instances().len())
+                .sum::<usize>()
+        }
+    };
+    let before = east_instances(&env).await;
+    let out = env.ok(&["drill", "failover", "--yes"]);
+    assert!(out.contains("Drill `failover` passed"), "{out}");
+    // It ran in us-west-2, and nothing of it is left there.
+    let launched = west
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:asdr:drill")
+                .values("failover")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let states: Vec<String> = launched
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+        })
+        .collect();
+    assert_eq!(
+        states.len(),
+        3,
+        "three drill nodes were launched in us-west-2"
+    );
+    assert!(states.iter().all(|s| s == "terminated"), "{states:?}");
+    let volumes = west
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:asdr:drill")
+                .values("failover")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(volumes.volumes().is_empty(), "its volumes deleted");
+    assert_eq!(east_instances(&env).await, before, "production untouched");
+}
