@@ -800,3 +800,63 @@ fn apply_to_a_commented_world_file_says_its_comments_were_not_kept() {
     let again = s.asdr("world-backup-due.yaml", &["apply", "--yes", "-q"], &[]);
     assert!(!String::from_utf8_lossy(&again.stderr).contains("note:"));
 }
+
+#[test]
+fn crash_safety_of_a_backup_with_copies_kill_9_anywhere_then_apply_again_converges() {
+    // Copies to us-west-2 in two lanes, the older sets caught up beside the new one.
+    let with_copies = |s: &Scratch| {
+        s.edit(
+            "asdr.yaml",
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east, retain: {count: 2}, max_in_flight: 2}\n  max_nodes_at_once: 1 ",
+        )
+    };
+    let world = "world-backup-due.yaml";
+    let r = Scratch::of("prod-east");
+    with_copies(&r);
+    let points = r.path("points.txt");
+    ok(&r.asdr(
+        world,
+        &["apply", "--yes", "-q"],
+        &[("ASDR_TEST_POINTS", points.display().to_string())],
+    ));
+    let expected = std::fs::read_to_string(r.path(world)).unwrap();
+    let copied = r
+        .world(world)
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == Some("us-west-2"))
+        .count();
+    assert_eq!(copied, 18, "two sets of 9 copies in us-west-2");
+    let labels: Vec<String> = std::fs::read_to_string(points)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1.to_string())
+        .collect();
+    // Inside the copy steps above all (their effect made, not yet recorded), and a spread of the rest.
+    let stride = (labels.len() / 12).max(1);
+    let chosen: Vec<usize> = (1..=labels.len())
+        .filter(|k| {
+            k % stride == 0
+                || (labels[k - 1].starts_with("after-act:")
+                    && (labels[k - 1].contains("copy_") || labels[k - 1].contains(":us-west-2:")))
+        })
+        .collect();
+    assert!(chosen.len() >= 12, "{} points", chosen.len());
+    for k in chosen {
+        let s = Scratch::of("prod-east");
+        with_copies(&s);
+        let killed = s.asdr(
+            world,
+            &["apply", "--yes", "-q"],
+            &[("ASDR_TEST_KILL_AT", k.to_string())],
+        );
+        assert_eq!(killed.status.signal(), Some(9), "point {k} ({})", labels[k - 1]);
+        ok(&s.asdr(world, &["apply", "--yes", "-q"], &[]));
+        assert!(
+            std::fs::read_to_string(s.path(world)).unwrap() == expected,
+            "killed at point {k} ({}), the resumed apply ended in a different world",
+            labels[k - 1]
+        );
+    }
+}
