@@ -154,7 +154,13 @@ pub async fn node_provider(
                         .map(|i| (n.name.clone(), i.id.clone()))
                 })
                 .collect();
-            AnyTransport::Ssm(Ssm::new(aws_sdk_ssm::Client::new(&conf), instances))
+            let mut ssm = Ssm::new(aws_sdk_ssm::Client::new(&conf), instances);
+            // A restore elsewhere runs its commands in its region.
+            for region in policy.other_regions() {
+                let conf = aws.load_in(policy, &region).await;
+                ssm.regional.insert(region, aws_sdk_ssm::Client::new(&conf));
+            }
+            AnyTransport::Ssm(ssm)
         }
     };
     let mut provider = NodeProvider::for_policy(policy, transport, smd_store(policy, aws).await);

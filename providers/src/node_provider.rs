@@ -528,8 +528,25 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     }
 }
 
+impl<T: Transport, S: Store> NodeProvider<T, S> {
+    /// The instances earlier steps of this plan launched (`provision_instance:<node>`), told to
+    /// the transport: SSM reaches a replacement, a drill's or a restore's new node there.
+    fn note_launched(&self, input: &StepInput<'_>) {
+        for (step, learned) in input.learned {
+            if let (Some(node), Some(instance)) = (
+                step.strip_prefix("provision_instance:"),
+                learned.instance_id.as_deref(),
+            ) {
+                self.transport
+                    .launched(node, instance, input.step.region.as_deref());
+            }
+        }
+    }
+}
+
 impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        self.note_launched(&input);
         let some = || Some(Resources::new());
         Ok(match &input.step.params {
             Params::Asbackup(p) => crate::asbackup::finished(&self.store, p).await?,
@@ -578,6 +595,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
     }
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
+        self.note_launched(&input);
         match &input.step.params {
             Params::CheckClusterStable(p) => {
                 let size = p.size;

@@ -851,7 +851,12 @@ fn crash_safety_of_a_backup_with_copies_kill_9_anywhere_then_apply_again_converg
             &["apply", "--yes", "-q"],
             &[("ASDR_TEST_KILL_AT", k.to_string())],
         );
-        assert_eq!(killed.status.signal(), Some(9), "point {k} ({})", labels[k - 1]);
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "point {k} ({})",
+            labels[k - 1]
+        );
         ok(&s.asdr(world, &["apply", "--yes", "-q"], &[]));
         assert!(
             std::fs::read_to_string(s.path(world)).unwrap() == expected,

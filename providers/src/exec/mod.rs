@@ -63,6 +63,10 @@ pub trait Transport: Send + Sync + 'static {
     fn streams_binary(&self) -> bool {
         true
     }
+
+    /// A node this apply launched: its instance, and the region it is in (none: the cluster's).
+    /// Transports that address instances (SSM) reach it there from now on.
+    fn launched(&self, _node: &str, _instance: &str, _region: Option<&str>) {}
 }
 
 /// `'…'` quoting for sh.
@@ -158,5 +162,11 @@ impl Transport for AnyTransport {
 
     fn streams_binary(&self) -> bool {
         !matches!(self, AnyTransport::Ssm(_))
+    }
+
+    fn launched(&self, node: &str, instance: &str, region: Option<&str>) {
+        if let AnyTransport::Ssm(t) = self {
+            t.launched(node, instance, region);
+        }
     }
 }

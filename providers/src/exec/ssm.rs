@@ -17,11 +17,19 @@ pub const OUTPUT_LIMIT: usize = 24_000;
 /// Standard input travels inside the command parameter, which SSM bounds.
 pub const STDIN_LIMIT: usize = 32 * 1024;
 
+/// Instances launched by this apply, by node: (instance id, region).
+type Launched = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, Option<String>)>>>;
+
 #[derive(Debug, Clone)]
 pub struct Ssm {
     client: Client,
+    /// Clients of the other regions the policy acts in (a restore there runs its commands there).
+    pub regional: BTreeMap<String, Client>,
     /// Node name → instance id: SSM addresses instances, not hosts.
     pub instances: BTreeMap<String, String>,
+    /// Instances this apply launched (a replacement, a drill's or a restore's new nodes): they
+    /// are not in the world observed before it.
+    launched: Launched,
     pub poll: Duration,
     pub timeout: Duration,
 }
@@ -30,10 +38,41 @@ impl Ssm {
     pub fn new(client: Client, instances: BTreeMap<String, String>) -> Self {
         Ssm {
             client,
+            regional: BTreeMap::new(),
             instances,
+            launched: Launched::default(),
             poll: Duration::from_secs(1),
             timeout: Duration::from_secs(600),
         }
+    }
+
+    /// The instance a node's commands go to, and the client of its region.
+    fn route(&self, node: &str) -> Result<(String, &Client), String> {
+        let launched = self
+            .launched
+            .lock()
+            .expect("not poisoned")
+            .get(node)
+            .cloned();
+        let (instance, region) = match launched {
+            Some(found) => found,
+            None => match self.instances.get(node) {
+                Some(i) => (i.clone(), None),
+                None => {
+                    return Err(format!(
+                        "no instance id known for node {node} (SSM addresses instances)"
+                    ));
+                }
+            },
+        };
+        let client = match region {
+            None => &self.client,
+            Some(r) => self
+                .regional
+                .get(&r)
+                .ok_or_else(|| format!("no SSM client for region {r}, where node {node} runs"))?,
+        };
+        Ok((instance, client))
     }
 }
 
@@ -53,6 +92,13 @@ impl Transport for Ssm {
         false
     }
 
+    fn launched(&self, node: &str, instance: &str, region: Option<&str>) {
+        self.launched.lock().expect("not poisoned").insert(
+            node.to_string(),
+            (instance.to_string(), region.map(str::to_string)),
+        );
+    }
+
     async fn run(
         &self,
         target: &Target,
@@ -64,20 +110,15 @@ impl Transport for Ssm {
             host: target.host.clone(),
             message,
         };
-        let instance = self.instances.get(&target.node).ok_or_else(|| {
-            unreachable(format!(
-                "no instance id known for node {} (SSM addresses instances)",
-                target.node
-            ))
-        })?;
+        let (instance, client) = self.route(&target.node).map_err(unreachable)?;
+        let instance = &instance;
         if stdin.as_ref().is_some_and(|b| b.len() > STDIN_LIMIT) {
             return Err(unreachable(format!(
                 "{} bytes of input is over what an SSM command can carry ({STDIN_LIMIT}); move files through the SMD store",
                 stdin.map_or(0, |b| b.len())
             )));
         }
-        let sent = self
-            .client
+        let sent = client
             .send_command()
             .document_name("AWS-RunShellScript")
             .instance_ids(instance)
@@ -101,8 +142,7 @@ impl Transport for Ssm {
                     after: self.timeout,
                 });
             }
-            match self
-                .client
+            match client
                 .get_command_invocation()
                 .command_id(&command_id)
                 .instance_id(instance)

@@ -624,3 +624,69 @@ async fn ssm_errors_are_one_line_naming_the_call_and_the_cause() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn ssm_reaches_a_node_this_apply_launched_in_its_own_region() {
+    // The restore's new node in us-west-2: not in the world observed before the apply.
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .match_requests(|r| r.instance_ids() == ["i-0new"])
+        .then_output(|| {
+            SendCommandOutput::builder()
+                .command(SsmCommand::builder().command_id("cmd-w").build())
+                .build()
+        });
+    let get = mock!(aws_sdk_ssm::Client::get_command_invocation)
+        .match_requests(|r| r.instance_id() == Some("i-0new"))
+        .then_output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::Success)
+                .response_code(0)
+                .build()
+        });
+    let west = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let home_send = mock!(aws_sdk_ssm::Client::send_command).then_output(|| {
+        SendCommandOutput::builder()
+            .command(SsmCommand::builder().command_id("cmd-h").build())
+            .build()
+    });
+    let home = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&home_send]);
+    let mut ssm = Ssm::new(home, BTreeMap::new());
+    ssm.regional.insert("us-west-2".into(), west);
+    ssm.poll = std::time::Duration::from_millis(1);
+    let node = "a1@dr-west";
+    let nodes = BTreeMap::from([(
+        node.to_string(),
+        asdr_providers::node_provider::NodeAddress {
+            info: "127.0.0.1:1".parse().unwrap(),
+            host: "10.1.1.11".into(),
+        },
+    )]);
+    let provider = NodeProvider::with_nodes(nodes, ssm, asdr_providers::store::LocalStore);
+    let mut write = step_on(
+        "write_config:a1@dr-west",
+        StepKind::WriteConfig,
+        node,
+        serde_json::json!({"path": "/etc/aerospike/aerospike.conf", "content": "service {}\n", "keep_previous": "/etc/aerospike/aerospike.conf.asdr-prev"}),
+    );
+    write.region = Some("us-west-2".into());
+    let learned = BTreeMap::from([(
+        format!("provision_instance:{node}"),
+        asdr_planner::params::Learned {
+            instance_id: Some("i-0new".into()),
+            ..Default::default()
+        },
+    )]);
+    let input = StepInput {
+        plan_id: "p",
+        step: &write,
+        learned: &learned,
+    };
+    let done = provider.act(input).await;
+    assert!(matches!(done, Ok(Progress::Done(_))), "{done:?}");
+    assert!(send.num_calls() >= 1, "sent to i-0new in us-west-2");
+    assert_eq!(
+        home_send.num_calls(),
+        0,
+        "never through the cluster's region"
+    );
+}
