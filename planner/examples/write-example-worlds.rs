@@ -4,12 +4,24 @@
 
 use std::path::Path;
 
-use asdr_planner::testkit::{Failure, WorldSpec, world_for};
+use asdr_planner::testkit::{Failure, WorldSpec, copy_sets, world_for};
 use time::macros::datetime;
 
 fn write(policy_path: &str, out: &str, header: &str, spec: &WorldSpec) {
+    write_with(policy_path, out, header, spec, |_, _| {});
+}
+
+/// As `write`, with `edit` applied to the generated world (copies in other regions).
+fn write_with(
+    policy_path: &str,
+    out: &str,
+    header: &str,
+    spec: &WorldSpec,
+    edit: impl Fn(&asdr_specs::Policy, &mut asdr_planner::World),
+) {
     let policy = asdr_specs::load(Path::new(policy_path)).expect("example policy is valid");
-    let world = world_for(&policy, spec);
+    let mut world = world_for(&policy, spec);
+    edit(&policy, &mut world);
     let yaml = serde_saphyr::to_string(&world).expect("serializes");
     std::fs::write(out, format!("{header}\n{yaml}")).expect("writes");
     println!("wrote {out}");
@@ -59,5 +71,15 @@ fn main() {
         "examples/community/world-backup-due.yaml",
         "# ce-west (Community Edition): the newest set is 13h old (every: 12h), 4 sets retained.",
         &ce,
+    );
+    // prod-east with copies in us-west-2: the two newest sets are copied there; a backup is due.
+    write_with(
+        "examples/prod-east-dr/asdr.yaml",
+        "examples/prod-east-dr/world-with-copies.yaml",
+        "# prod-east copying its sets to us-west-2: the newest two of its 7 sets have complete copies there
+# (region: us-west-2); a backup is due (31h). Plans: asdr plan (a new set and its copies, the
+# third set caught up), asdr plan --restore dr-west (the cluster built in us-west-2), asdr drill failover --check.",
+        &due,
+        |policy, world| copy_sets(world, policy, 0, 2, false),
     );
 }

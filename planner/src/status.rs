@@ -67,13 +67,19 @@ pub struct RestoreStatus {
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     let home = crate::copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
+    let views: Vec<World> = policy
+        .backup
+        .copies
+        .iter()
+        .map(|c| crate::copies::region_view(policy, world, c))
+        .collect();
+    let region_obs: Vec<Observed<'_>> = views.iter().map(|v| Observed::new(policy, v)).collect();
     let regions = policy
         .backup
         .copies
         .iter()
-        .map(|c| {
-            let view = crate::copies::region_view(policy, world, c);
-            let robs = Observed::new(policy, &view);
+        .zip(&region_obs)
+        .map(|(c, robs)| {
             let newest = robs.newest_complete_set();
             let unobserved = world.unobserved_regions.get(&c.region).cloned();
             let status = RegionStatus {
@@ -112,6 +118,11 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         .restores
         .iter()
         .map(|r| {
+            // A restore into another region reads the copies there.
+            let obs = r
+                .region()
+                .and_then(|region| policy.backup.copies.iter().position(|c| c.region == region))
+                .map_or(&obs, |k| &region_obs[k]);
             let (source, set) = match &r.source {
                 RestoreSource::CurrentVolumes => ("current-volumes".to_string(), None),
                 RestoreSource::Empty => ("empty".to_string(), None),

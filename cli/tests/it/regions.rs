@@ -589,6 +589,24 @@ fn status_reports_each_copy_region_and_says_when_it_is_behind() {
     let out = offline(&["-f", &policy, "--world", &world, "status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["regions"][WEST]["behind"], true);
+    // A restore into us-west-2 reads the copies there: none complete, nothing to restore from.
+    let dr = status["restores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "dr-west")
+        .unwrap();
+    assert!(dr["set"].is_null(), "{dr}");
+    let full = status["restores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "full-cluster")
+        .unwrap();
+    assert!(
+        full["set"].is_string(),
+        "the cluster's own region still has its sets: {full}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
