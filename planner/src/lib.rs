@@ -119,9 +119,15 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let home = copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
-    check_cluster_present(policy, &home, &obs)?;
-    check_edition(policy, &obs)?;
-    check_devices(policy, &obs)?;
+    match world.unobserved_regions.get(&policy.cluster.region) {
+        // The cluster's region lost: only what acts elsewhere can be planned.
+        Some(why) => check_elsewhere(policy, op, why)?,
+        None => {
+            check_cluster_present(policy, &home, &obs)?;
+            check_edition(policy, &obs)?;
+            check_devices(policy, &obs)?;
+        }
+    }
     let ctx = Ctx {
         policy,
         obs: &obs,
@@ -304,6 +310,44 @@ fn check_cluster_present(
             ),
         )
         .help("check that the world file, the region (--region) and the account are this cluster's, and the policy's `cluster.name`"),
+    ))
+}
+
+/// With the cluster's own region unobserved (a region outage), only a restore into another
+/// region, or a drill or teardown of one, can be planned: everything else needs that region.
+fn check_elsewhere(policy: &Policy, op: &Operation, why: &str) -> Result<(), PlanError> {
+    let restore = match op {
+        Operation::Restore(name) => policy.restore(name),
+        Operation::Drill(name) | Operation::Teardown(name) => {
+            policy.drill(name).and_then(|d| policy.restore(&d.restore))
+        }
+        Operation::Backup => None,
+    };
+    if restore.is_some_and(|r| r.region.is_some()) {
+        return Ok(());
+    }
+    let elsewhere: Vec<&str> = policy
+        .restores
+        .iter()
+        .filter(|r| r.region.is_some())
+        .map(|r| r.name.as_str())
+        .collect();
+    Err(refuse(
+        Diagnostic::new(
+            policy.cluster.nodes[0].name_span,
+            format!(
+                "the cluster's region {} could not be observed ({why}): nothing that acts there can be planned",
+                policy.cluster.region
+            ),
+        )
+        .help(if elsewhere.is_empty() {
+            "check the endpoint, the credentials and the region's health; backup.copies and a restore with `region:` make a region outage recoverable".to_string()
+        } else {
+            format!(
+                "restores into another region can be planned: {}",
+                elsewhere.join(", ")
+            )
+        }),
     ))
 }
 

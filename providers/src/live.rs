@@ -247,22 +247,37 @@ pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
     store
 }
 
-/// The SMD archives of the policy's store and of every copy's store.
+/// The SMD archives of the policy's store and of every copy's store; a store that cannot be
+/// listed, by region (the cluster's own for its store).
 async fn all_smd_archives(
     policy: &Policy,
     store: &AnyStore,
-) -> Result<Vec<asdr_planner::world::SmdArchive>, String> {
-    let mut out = crate::store::smd_archives(store, &policy.backup.smd_to, &policy.cluster.name)
-        .await
-        .map_err(|e| e.to_string())?;
-    for c in &policy.backup.copies {
-        out.extend(
-            crate::store::smd_archives(store, &c.smd_to, &policy.cluster.name)
-                .await
-                .map_err(|e| format!("{} (the SMD store of the copies in {})", e, c.region))?,
-        );
+) -> (
+    Vec<asdr_planner::world::SmdArchive>,
+    BTreeMap<String, String>,
+) {
+    let mut out = Vec::new();
+    let mut failed = BTreeMap::new();
+    let stores = std::iter::once((
+        policy.cluster.region.as_str(),
+        policy.backup.smd_to.as_str(),
+    ))
+    .chain(
+        policy
+            .backup
+            .copies
+            .iter()
+            .map(|c| (c.region.as_str(), c.smd_to.as_str())),
+    );
+    for (region, smd_to) in stores {
+        match crate::store::smd_archives(store, smd_to, &policy.cluster.name).await {
+            Ok(found) => out.extend(found),
+            Err(e) => {
+                failed.insert(region.to_string(), format!("listing {smd_to}: {e}"));
+            }
+        }
     }
-    Ok(out)
+    (out, failed)
 }
 
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
@@ -273,13 +288,24 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         crate::ec2::observe_cloud(&ec2, policy),
         async {
             let store = smd_store(policy, aws).await;
-            let smd = all_smd_archives(policy, &store).await?;
+            let smd = all_smd_archives(policy, &store).await;
             Ok::<_, String>((smd, asbackup_archives(policy, &store).await?))
         },
         refresh_nodes(policy, World::default()),
     );
     let mut world = cloud.map_err(|e| e.message)?;
-    (world.smd_archives, world.asbackup_archives) = archives?;
+    let ((smd, unlisted), asbackup) = archives?;
+    world.smd_archives = smd;
+    world.asbackup_archives = asbackup;
+    for (region, why) in unlisted {
+        let home = region == policy.cluster.region;
+        // The cluster's own store failing while its region answers is an error, as before; a
+        // copy's store failing makes its region unobserved (nothing is planned there).
+        if home && !world.unobserved_regions.contains_key(&region) {
+            return Err(why);
+        }
+        world.unobserved_regions.entry(region).or_insert(why);
+    }
     world.nodes = nodes.nodes;
     world.now = Some(
         time::OffsetDateTime::now_utc()

@@ -170,6 +170,11 @@ impl Env {
 
     /// The binary against moto in this environment's folder, not yet run.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
+        self.command_at(&self.moto.endpoint, args)
+    }
+
+    /// The binary against `endpoint` (a proxy in front of moto), not yet run.
+    pub(crate) fn command_at(&self, endpoint: &str, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("asdr").unwrap();
         c.current_dir(self.dir.path())
             .env("NO_COLOR", "1")
@@ -183,7 +188,7 @@ impl Env {
                 "-f",
                 "asdr.yaml",
                 "--endpoint-url",
-                &self.moto.endpoint,
+                endpoint,
                 "--region",
                 "us-east-1",
             ])
@@ -1115,13 +1120,30 @@ async fn an_interrupted_drill_is_cleaned_up_by_teardown_only() {
 /// A proxy in front of moto that refuses DryRun CreateVolume with UnauthorizedOperation (moto
 /// allows everything) and forwards every other request.
 async fn refusing_proxy(moto: &str) -> String {
+    proxy(moto, |_head, body| {
+        (body.contains("Action=CreateVolume") && body.contains("DryRun=true")).then(|| {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>proxy</RequestID></Response>";
+            format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len()).into_bytes()
+        })
+    })
+    .await
+}
+
+/// A proxy in front of moto: `answer` may answer a request itself (from its lower-cased head and
+/// its body); every other request goes to moto.
+pub(crate) async fn proxy(
+    moto: &str,
+    answer: impl Fn(&str, &str) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = std::sync::Arc::new(answer);
     let upstream = moto.trim_start_matches("http://").to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
             let upstream = upstream.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
@@ -1150,17 +1172,16 @@ async fn refusing_proxy(moto: &str) -> String {
                     buf.extend_from_slice(&chunk[..n]);
                 }
                 let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
-                let response = if body.contains("Action=CreateVolume")
-                    && body.contains("DryRun=true")
-                {
-                    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>proxy</RequestID></Response>";
-                    format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len()).into_bytes()
-                } else {
-                    let mut up = tokio::net::TcpStream::connect(&upstream).await.unwrap();
-                    up.write_all(&buf).await.unwrap();
-                    let mut out = Vec::new();
-                    let _ = up.read_to_end(&mut out).await;
-                    out
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let response = match answer(&head, &body) {
+                    Some(own) => own,
+                    None => {
+                        let mut up = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                        up.write_all(&buf).await.unwrap();
+                        let mut out = Vec::new();
+                        let _ = up.read_to_end(&mut out).await;
+                        out
+                    }
                 };
                 let _ = client.write_all(&response).await;
                 let _ = client.shutdown().await;

@@ -712,3 +712,56 @@ async fn a_live_region_failover_drill_against_moto_restores_in_us_west_2_validat
     assert!(volumes.volumes().is_empty(), "its volumes deleted");
     assert_eq!(east_instances(&env).await, before, "production untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_clusters_region_down_only_the_restore_elsewhere_is_planned_and_it_builds_against_moto()
+ {
+    let (env, west, _new_nodes) = west_env(99, "dr-west", false).await;
+    env.ok(&["apply", "--yes"]);
+    // us-east-1 is down: every request signed for it is answered 503.
+    let outage = crate::ec2::proxy(&env.moto.endpoint, |head, _| {
+        head.contains("/us-east-1/").then(|| {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>ServiceUnavailable</Code><Message>us-east-1 is unavailable</Message></Error></Errors><RequestID>outage</RequestID></Response>";
+            format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len()).into_bytes()
+        })
+    })
+    .await;
+    let during = |args: &[&str]| {
+        env.command_at(&outage, args)
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap()
+    };
+    let backup = during(&["plan"]);
+    assert_eq!(backup.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&backup.stderr);
+    assert!(
+        err.contains("us-east-1 could not be observed") && err.contains("dr-west"),
+        "{err}"
+    );
+    let restore = during(&["apply", "--restore", "dr-west", "--yes"]);
+    assert!(
+        restore.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&restore.stdout),
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let running = west
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:asdr:restore")
+                .values("dr-west")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let n: usize = running
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum();
+    assert_eq!(n, 3, "the cluster stands in us-west-2");
+}

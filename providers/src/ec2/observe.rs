@@ -295,7 +295,19 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
             .zip(join_all(asked).await)
             .collect::<Vec<_>>()
     });
-    let mut world = home?;
+    // The cluster's own region not answering is the disaster a restore elsewhere is for: with
+    // other regions to act in, it is recorded (the planner then plans only restores elsewhere);
+    // without, it is the answer.
+    let mut world = match home {
+        Ok(w) => w,
+        Err(e) if !regions.is_empty() => {
+            let mut w = World::default();
+            w.unobserved_regions
+                .insert(policy.cluster.region.clone(), e.message);
+            w
+        }
+        Err(e) => return Err(e),
+    };
     // A region that does not answer does not stop the cluster's own backup: it is recorded, and
     // nothing is planned there until it answers again.
     for (region, observed) in others {
