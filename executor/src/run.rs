@@ -600,6 +600,27 @@ mod tests {
     use asdr_planner::params::{Learned, Params};
     use std::sync::Mutex;
 
+    /// Executes a plan of `steps` with `provider`, journalled in a fresh folder, nothing done before.
+    async fn run_fresh<P: Provider + Send + Sync + 'static>(
+        steps: Vec<Step>,
+        provider: Arc<P>,
+        opts: &Options,
+    ) -> Report {
+        let plan = crate::tests::plan_of(steps);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
+        execute(
+            Arc::new(plan),
+            provider,
+            &mut journal,
+            BTreeMap::new(),
+            opts,
+            &|_| {},
+        )
+        .await
+        .unwrap()
+    }
+
     /// Each step: its first act makes "the change" (counted while it lasts) and reports pending;
     /// its second act finishes.
     #[derive(Default)]
@@ -655,25 +676,13 @@ mod tests {
                 cleanup: false,
             })
             .collect();
-        let plan = crate::tests::plan_of(steps);
-        let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
         let provider = Arc::new(Settling::default());
         let opts = Options {
             parallelism: 1,
             poll_interval: Duration::from_millis(300),
             ..Options::default()
         };
-        let report = execute(
-            Arc::new(plan),
-            provider.clone(),
-            &mut journal,
-            BTreeMap::new(),
-            &opts,
-            &|_| {},
-        )
-        .await
-        .unwrap();
+        let report = run_fresh(steps, provider.clone(), &opts).await;
         assert!(report.succeeded(), "{:?}", report.outcomes);
         assert_eq!(
             provider.changing.lock().unwrap().1,
@@ -751,9 +760,6 @@ mod tests {
                 cleanup: true,
             });
         }
-        let plan = crate::tests::plan_of(steps);
-        let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
         let provider = Arc::new(Quiescing::default());
         let opts = Options {
             parallelism: 10,
@@ -761,16 +767,7 @@ mod tests {
             poll_interval: Duration::from_millis(20),
             ..Options::default()
         };
-        let report = execute(
-            Arc::new(plan),
-            provider.clone(),
-            &mut journal,
-            BTreeMap::new(),
-            &opts,
-            &|_| {},
-        )
-        .await
-        .unwrap();
+        let report = run_fresh(steps, provider.clone(), &opts).await;
         assert!(report.succeeded(), "{:?}", report.outcomes);
         assert_eq!(
             *provider.most_out.lock().unwrap(),

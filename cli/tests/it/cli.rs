@@ -23,13 +23,14 @@ fn asdr() -> Command {
     c
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn run(args: &[&str]) -> Out {
+/// The binary with test credentials and no endpoint, run from the repository's root.
+pub(crate) fn run(args: &[&str]) -> Out {
     let o = asdr().args(args).output().unwrap();
     Out {
         code: o.status.code().unwrap_or(-1),
@@ -600,7 +601,7 @@ fn human_plans_of_the_examples() {
 }
 
 /// The IAM policy document `asdr iam-policy` prints for `args`.
-fn iam_doc(args: &[&str]) -> serde_json::Value {
+pub(crate) fn iam_doc(args: &[&str]) -> serde_json::Value {
     let out = run(args);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("iam-policy prints JSON");
@@ -608,7 +609,7 @@ fn iam_doc(args: &[&str]) -> serde_json::Value {
     doc
 }
 
-fn actions_of(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
+pub(crate) fn actions_of(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
     doc["Statement"]
         .as_array()
         .unwrap()

@@ -8,6 +8,28 @@ use crate::ec2::{env, tag};
 
 const WEST: &str = "us-west-2";
 
+/// The instances in `ec2`'s region tagged `key=value`, whatever their state.
+async fn tagged_instances(
+    ec2: &aws_sdk_ec2::Client,
+    key: &str,
+    value: &str,
+) -> Vec<aws_sdk_ec2::types::Instance> {
+    ec2.describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{key}"))
+                .values(value)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect()
+}
+
 fn copies_edit(dir: &std::path::Path, extra: &str) -> (String, String) {
     (
         "  max_nodes_at_once: 1 ".to_string(),
@@ -260,22 +282,7 @@ async fn a_restore_into_the_other_region_against_moto_builds_the_cluster_there_f
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let running = west
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:asdr:restore")
-                .values("dr-west")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let instances: Vec<_> = running
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances().to_vec())
-        .collect();
+    let instances = tagged_instances(&west, "asdr:restore", "dr-west").await;
     let mut ips: Vec<&str> = instances
         .iter()
         .filter_map(|i| i.private_ip_address())
@@ -354,41 +361,7 @@ fn dr_west_offline() -> (tempfile::TempDir, String, String) {
     )
 }
 
-fn offline(args: &[&str]) -> std::process::Output {
-    use assert_cmd::cargo::CommandCargoExt;
-    std::process::Command::cargo_bin("asdr")
-        .unwrap()
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn iam_of(args: &[&str]) -> serde_json::Value {
-    let out = offline(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn actions(doc: &serde_json::Value) -> BTreeSet<String> {
-    doc["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
-}
+use crate::cli::{actions_of as actions, iam_doc as iam_of, run as offline};
 
 #[test]
 fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_without_any_removal()
@@ -470,11 +443,7 @@ fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_wi
 fn a_world_file_backup_with_copies_applies_and_then_plans_nothing() {
     let (_dir, policy, world) = dr_west_offline();
     let out = offline(&["-f", &policy, "--world", &world, "apply", "--yes"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let after: asdr_planner::World =
         serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
     let set = asdr_planner::set_id(time::macros::datetime!(2026-11-21 09:00:00 UTC));
@@ -503,12 +472,7 @@ fn a_world_file_backup_with_copies_applies_and_then_plans_nothing() {
         "plan",
         "--detailed-exitcode",
     ]);
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&again.stdout)
-    );
+    assert_eq!(again.code, 0, "{}", again.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,7 +503,7 @@ async fn drill_check_of_a_region_failover_against_moto_dry_runs_every_mutation_i
 fn status_reports_each_copy_region_and_says_when_it_is_behind() {
     let (_dir, policy, world) = dr_west_offline();
     let out = offline(&["-f", &policy, "--world", &world, "status", "--json"]);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let west = &status["regions"][WEST];
     // The world's newest set is copied; a set is due (30 h old) but the copies are not behind it.
     assert_eq!(
@@ -557,7 +521,7 @@ fn status_reports_each_copy_region_and_says_when_it_is_behind() {
         "--format",
         "openmetrics",
     ]);
-    let text = String::from_utf8(metrics.stdout).unwrap();
+    let text = metrics.stdout;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .expect("Prometheus parses it");
     let sample = |name: &str| {
@@ -576,9 +540,9 @@ fn status_reports_each_copy_region_and_says_when_it_is_behind() {
     assert!(sample("asdr_copy_last_complete_timestamp_seconds") > 1.7e9);
     let human = offline(&["-f", &policy, "--world", &world, "status"]);
     assert!(
-        String::from_utf8_lossy(&human.stdout).contains("copies in us-west-2: newest"),
+        human.stdout.contains("copies in us-west-2: newest"),
         "{}",
-        String::from_utf8_lossy(&human.stdout)
+        human.stdout
     );
 
     // Without the copies, the region is behind the cluster's newest set.
@@ -587,7 +551,7 @@ fn status_reports_each_copy_region_and_says_when_it_is_behind() {
     w.snapshots.retain(|s| s.region.is_none());
     std::fs::write(&world, serde_json::to_string(&w).unwrap()).unwrap();
     let out = offline(&["-f", &policy, "--world", &world, "status", "--json"]);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(status["regions"][WEST]["behind"], true);
     // A restore into us-west-2 reads the copies there: none complete, nothing to restore from.
     let dr = status["restores"]
@@ -671,21 +635,9 @@ async fn a_live_region_failover_drill_against_moto_restores_in_us_west_2_validat
     let out = env.ok(&["drill", "failover", "--yes"]);
     assert!(out.contains("Drill `failover` passed"), "{out}");
     // It ran in us-west-2, and nothing of it is left there.
-    let launched = west
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:asdr:drill")
-                .values("failover")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let launched = tagged_instances(&west, "asdr:drill", "failover").await;
     let states: Vec<String> = launched
-        .reservations()
         .iter()
-        .flat_map(|r| r.instances())
         .filter_map(|i| {
             i.state()
                 .and_then(|s| s.name())
@@ -747,21 +699,8 @@ async fn with_the_clusters_region_down_only_the_restore_elsewhere_is_planned_and
         String::from_utf8_lossy(&restore.stdout),
         String::from_utf8_lossy(&restore.stderr)
     );
-    let running = west
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:asdr:restore")
-                .values("dr-west")
-                .build(),
-        )
-        .send()
+    let n = tagged_instances(&west, "asdr:restore", "dr-west")
         .await
-        .unwrap();
-    let n: usize = running
-        .reservations()
-        .iter()
-        .map(|r| r.instances().len())
-        .sum();
+        .len();
     assert_eq!(n, 3, "the cluster stands in us-west-2");
 }

@@ -97,7 +97,7 @@ pub(super) fn verify_copies(
     }
     v.check_copy_sources(home);
     v.check_region_marks(home, &views);
-    v.check_copies_in_flight(&views);
+    v.check_copies_in_flight();
     v.check_home_deletes_spare_copy_sources(home, &views);
     out.extend(v.out);
     out
@@ -446,7 +446,7 @@ impl Verifier<'_> {
 
     /// No more copies in flight to a region than its `max_in_flight`: a copy is in flight from
     /// its copy_snapshot to its wait; a copy an earlier run started, until its wait.
-    fn check_copies_in_flight(&mut self, _views: &[World]) {
+    fn check_copies_in_flight(&mut self) {
         let copies = self.policy.backup.copies.clone();
         for copy in &copies {
             let region = copy.region.as_str();

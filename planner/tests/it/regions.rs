@@ -30,6 +30,16 @@ fn west(extra: &str) -> Policy {
     ))
 }
 
+/// The newest set with copies in another region.
+fn newest_copied(w: &World) -> &String {
+    w.snapshots
+        .iter()
+        .filter(|s| s.region.is_some())
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .expect("copies exist")
+}
+
 /// Whether the verifier refused under R16 with a message containing `fragment`.
 fn r16(v: &[asdr_planner::Violation], fragment: &str) -> bool {
     v.iter()
@@ -223,13 +233,7 @@ fn r16_retention_runs_per_region_and_keeps_the_regions_newest_complete_copy() {
         })
         .collect();
     assert_eq!(deleted.len(), 2, "the two older copies go: {deleted:?}");
-    let newest = w
-        .snapshots
-        .iter()
-        .filter(|s| s.region.is_some())
-        .filter_map(|s| s.tags.get("asdr:set"))
-        .max()
-        .unwrap();
+    let newest = newest_copied(&w);
     assert!(!deleted.contains(newest));
 
     // Every copy too old for max_age: the region still keeps its newest complete one.
@@ -417,13 +421,7 @@ fn r16_a_restore_into_another_region_builds_a_new_cluster_there_from_the_copies_
         .filter(|s| s.region.as_deref() == Some(WEST))
         .map(|s| s.id.as_str())
         .collect();
-    let newest_west = w
-        .snapshots
-        .iter()
-        .filter(|s| s.region.is_some())
-        .filter_map(|s| s.tags.get("asdr:set"))
-        .max()
-        .unwrap();
+    let newest_west = newest_copied(&w);
     for s in &p.steps {
         assert_eq!(
             s.region.as_deref(),
