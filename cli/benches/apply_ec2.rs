@@ -245,6 +245,12 @@ async fn seed() -> Bench {
                 &format!("start: rm -f {root}/control/{{{{ node }}}}.down"),
             ),
             (
+                "cold_start: asd-coldstart",
+                &format!(
+                    "cold_start: touch {root}/control/{{{{ node }}}}.cold && rm -f {root}/control/{{{{ node }}}}.down"
+                ),
+            ),
+            (
                 "path: /etc/aerospike/aerospike.conf",
                 &format!("path: {root}/nodes/{{{{ node }}}}/aerospike.conf"),
             ),

@@ -121,6 +121,9 @@ pub fn plan(plan: &Plan) -> String {
                 String::new()
             };
             let _ = write!(out, "  {:>width$}. {}{cleanup}", i + 1, s.id);
+            if let Some(kind) = start_kind(s) {
+                let _ = write!(out, "{}", paint(CYAN, &kind));
+            }
             if !s.depends_on.is_empty() {
                 let _ = write!(
                     out,
@@ -144,6 +147,23 @@ pub fn plan(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "\n{}", summary_line(plan));
     out
+}
+
+/// What kind of start a start_node is (R17): a reviewer sees which starts read the devices.
+fn start_kind(s: &asdr_planner::plan::Step) -> Option<String> {
+    use asdr_planner::params::{Params, StartKind};
+    let Params::StartNode(p) = &s.params else {
+        return None;
+    };
+    Some(match p.start? {
+        StartKind::Cold => format!(
+            " [cold start: `{}`]",
+            p.command.as_deref().unwrap_or_default()
+        ),
+        StartKind::Warm => " [warm start]".into(),
+        StartKind::NewInstance => " [new instance: starts cold]".into(),
+        StartKind::Community => " [Community: starts cold]".into(),
+    })
 }
 
 /// The plan's last line, and all `plan -q` prints.

@@ -120,6 +120,7 @@ mod tests {
             address: "127.0.0.1:3000".into(),
             command: None,
             rolling: true,
+            start: None,
         };
         let stable = Stable {
             size: 2,

@@ -740,6 +740,7 @@ mod tests {
             address: format!("127.0.0.1:3000/{node}"),
             command: None,
             rolling: true,
+            start: None,
         };
         let mut steps = Vec::new();
         for n in ["a", "b", "c"] {

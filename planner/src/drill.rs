@@ -317,6 +317,7 @@ pub(crate) fn new_cluster(
         ));
         let address = format!("{ip}:{}", ctx.policy.cluster.info_port);
         let start = render(&ctx.policy.cluster.service_start, &vars);
+        // A stand-in is an instance this plan launches: nothing in shared memory to reattach.
         starts.push(b.step(
             format!("start_node:{dn}"),
             Some(&dn),
@@ -325,6 +326,7 @@ pub(crate) fn new_cluster(
                 address,
                 command: Some(start),
                 rolling: true,
+                start: Some(crate::nodes::start_kind(ctx, true, true)),
             }),
         ));
     }

@@ -1,12 +1,12 @@
 //! What backups and restores share about the nodes themselves: the stability a backup set needs
 //! (R14), and the parameters of node-service steps.
 
-use asdr_specs::Diagnostic;
+use asdr_specs::{Diagnostic, Edition};
 
 use crate::Ctx;
 use crate::error::{PlanError, refuse};
 use crate::observe::{NodeHealth, render};
-use crate::params::{NodeService, Params};
+use crate::params::{NodeService, Params, StartKind};
 use crate::plan::StepKind;
 
 /// R14: a backup set needs every node, so the cluster must be whole and stable now.
@@ -80,13 +80,45 @@ pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Step
         address: address.clone(),
         command: command.map(|c| render(c, &vars)),
         rolling: true,
+        start: None,
     };
     match kind {
         StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
-        StepKind::StartNode => Params::StartNode(service(Some(&ctx.policy.cluster.service_start))),
+        StepKind::StartNode => start_params(ctx, node, start_kind(ctx, false, false)),
         StepKind::Unquiesce => Params::Unquiesce(service(None)),
         _ => Params::Quiesce(service(None)),
     }
+}
+
+/// R17: which start a node needs. `swapped`: the plan changed what is under the node on its own
+/// instance (volumes attached, SMD restored); `new_instance`: the plan launched it.
+pub(crate) fn start_kind(ctx: &Ctx<'_, '_>, swapped: bool, new_instance: bool) -> StartKind {
+    if ctx.policy.cluster.edition == Edition::Community {
+        StartKind::Community
+    } else if new_instance {
+        StartKind::NewInstance
+    } else if swapped {
+        StartKind::Cold
+    } else {
+        StartKind::Warm
+    }
+}
+
+/// A start_node of `kind`: a cold start runs `service.cold_start` (validation requires it on
+/// Enterprise wherever a restore can swap volumes; were it missing, the plain start is planned
+/// and the verifier refuses the plan), every other start `service.start`.
+pub(crate) fn start_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: StartKind) -> Params {
+    let c = &ctx.policy.cluster;
+    let command = match (kind, &c.service_cold_start) {
+        (StartKind::Cold, Some(cold)) => cold,
+        _ => &c.service_start,
+    };
+    Params::StartNode(NodeService {
+        address: format!("{}:{}", node.private_ip, c.info_port),
+        command: Some(render(command, &ctx.vars(node))),
+        rolling: true,
+        start: Some(kind),
+    })
 }
 
 /// A backup not yet due, on a cluster with a node down: the plan says so (it has nothing to do

@@ -70,6 +70,52 @@ pub struct NodeService {
     /// purpose (R12): its stops are not.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub rolling: bool,
+    /// start_node only: which kind of start this is, and so which command it runs (R17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartKind>,
+}
+
+/// How a node's Aerospike comes up, which decides whether it reads its storage (R17).
+///
+/// Enterprise restarts **warm** after a clean shutdown: it reattaches to the index it left in
+/// shared memory and does not read the namespace's devices. After asdr swaps a node's volumes or
+/// restores its SMD on the same instance, a warm start would serve the old index over the restored
+/// data, so such starts must be **cold** (`cluster.service.cold_start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartKind {
+    /// `service.start` on Enterprise with nothing changed underneath: reattaching the index is
+    /// right (a stop-node backup's restart).
+    Warm,
+    /// `service.cold_start`: the index is rebuilt from the (restored) devices.
+    Cold,
+    /// The first start of an instance this plan launched: it has no shared memory, so it
+    /// cold-starts with `service.start`.
+    NewInstance,
+    /// Community Edition has no warm restart: every start reads the devices.
+    Community,
+}
+
+impl StartKind {
+    /// As the plan file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartKind::Warm => "warm",
+            StartKind::Cold => "cold",
+            StartKind::NewInstance => "new-instance",
+            StartKind::Community => "community",
+        }
+    }
+
+    /// Said in the plan beside the step.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StartKind::Warm => "warm start: nothing changed under the node",
+            StartKind::Cold => "cold start: reads the restored volumes",
+            StartKind::NewInstance => "cold start: a new instance has no index to reattach",
+            StartKind::Community => "cold start: Community Edition always reads its devices",
+        }
+    }
 }
 
 /// snapshot: one EBS volume (CreateSnapshot), tagged at creation.

@@ -308,7 +308,7 @@ pub fn policy_yaml(
     // Durable deletes are Enterprise-only.
     let durable = edition == "enterprise";
     s.push_str(&format!(
-        "version: 1\ncluster:\n  name: gen\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: {durable}\n  access: {{transport: local}}\n  service: {{stop: systemctl stop aerospike, start: systemctl start aerospike}}\n  config: {{template: aerospike.conf.j2, path: /etc/aerospike/aerospike.conf}}\n  namespaces:\n    - name: data\n      replication_factor: 2\n      devices:\n"
+        "version: 1\ncluster:\n  name: gen\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: {durable}\n  access: {{transport: local}}\n  service: {{stop: systemctl stop aerospike, start: systemctl start aerospike, cold_start: asd-coldstart}}\n  config: {{template: aerospike.conf.j2, path: /etc/aerospike/aerospike.conf}}\n  namespaces:\n    - name: data\n      replication_factor: 2\n      devices:\n"
     ));
     for d in 0..devices {
         let letter = (b'f' + d as u8) as char;

@@ -168,6 +168,8 @@ pub struct Cluster {
     pub access: Access,
     pub service_stop: Template,
     pub service_start: Template,
+    /// `service.cold_start` (Enterprise): starts that must read the restored devices (R17).
+    pub service_cold_start: Option<Template>,
     pub config: ConfigSpec,
     pub namespaces: Vec<Namespace>,
     pub instance: InstanceDefaults,

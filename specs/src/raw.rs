@@ -85,6 +85,12 @@ pub struct RawSsh {
 pub struct RawService {
     pub stop: Sp<String>,
     pub start: Sp<String>,
+    /// Enterprise: the command that starts Aerospike **cold**, reading its devices instead of
+    /// reattaching the index in shared memory (`asd-coldstart` with systemd, `service aerospike
+    /// coldstart` with SysV). Every start after a volume swap or an SMD restore on the same
+    /// instance uses it; required on Enterprise when a restore can swap volumes in place.
+    #[serde(default)]
+    pub cold_start: Option<Sp<String>>,
 }
 
 /// aerospike.conf of a (replacement) node, rendered with minijinja.

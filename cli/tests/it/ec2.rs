@@ -236,7 +236,7 @@ impl Env {
         std::fs::write(self.dir.path().join(format!("control/{node}.down")), "").unwrap();
     }
 
-    async fn live_instances(&self, node: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    pub(crate) async fn live_instances(&self, node: &str) -> Vec<aws_sdk_ec2::types::Instance> {
         let out = self
             .ec2
             .describe_instances()
@@ -256,7 +256,10 @@ impl Env {
             .collect()
     }
 
-    async fn volumes_of(&self, instance: &str) -> BTreeMap<String, aws_sdk_ec2::types::Volume> {
+    pub(crate) async fn volumes_of(
+        &self,
+        instance: &str,
+    ) -> BTreeMap<String, aws_sdk_ec2::types::Volume> {
         let out = self
             .ec2
             .describe_volumes()

@@ -5,6 +5,7 @@ mod apply;
 mod cli;
 mod deploy;
 mod ec2;
+mod enterprise;
 mod live;
 mod regions;
 mod status;

@@ -376,6 +376,8 @@ impl<'n> NodeFlow<'n> {
                 }),
             ));
         }
+        // R17: a volume attached to the node's own instance must be read at start.
+        let mut swapped = !before_start.is_empty();
         let out_of_service: Vec<String> =
             provision.iter().chain(self.stop.iter()).cloned().collect();
         let rendered = config::render(ctx.policy, node);
@@ -422,6 +424,7 @@ impl<'n> NodeFlow<'n> {
             ));
         }
         if full_cluster && let Some(set) = set {
+            swapped = true;
             let archive = set.smd_archive.expect("check_set_covers requires it");
             let vars = ctx.vars(node);
             let smd_dir = format!(
@@ -437,12 +440,14 @@ impl<'n> NodeFlow<'n> {
                 restore_smd_params(&set.id, &archive.uri, &smd_dir, archive.sha256.as_deref()),
             ));
         }
+        // On Enterprise only a cold start reads what was attached or restored.
+        let kind = start_kind(ctx, swapped, self.replaced);
         before_start.extend(out_of_service);
         b.step(
             format!("start_node:{}", node.name),
             Some(&node.name),
             before_start,
-            node_params(ctx, node, StepKind::StartNode),
+            start_params(ctx, node, kind),
         )
     }
 }

@@ -8,7 +8,7 @@ mod flow;
 
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
-use crate::nodes::node_params;
+use crate::nodes::{node_params, start_kind, start_params};
 use crate::observe::{BackupSet, NodeHealth, NodeView, render};
 use crate::params::{self, Params, Ref};
 use crate::plan::{Action, StepKind};

@@ -86,6 +86,20 @@ impl ExamplePolicy {
                 format!("smd: {{to: file://{root}/store}}"),
             ),
         ])
+        .cold_start_on_test_nodes(root)
+    }
+
+    /// What `asd-coldstart` does, as the in-test nodes see it: a start that leaves
+    /// `<root>/control/<node>.cold`, so the node records a cold start (Enterprise emulation).
+    fn cold_start_on_test_nodes(self, root: &str) -> ExamplePolicy {
+        let from = "cold_start: asd-coldstart";
+        if !self.text.contains(from) {
+            return self;
+        }
+        let to = format!(
+            "cold_start: touch {root}/control/{{{{ node }}}}.cold && rm -f {root}/control/{{{{ node }}}}.down"
+        );
+        self.edit(from, &to)
     }
 
     pub fn parse(&self) -> Result<Policy, Diagnostics> {

@@ -23,6 +23,7 @@ mod drill;
 mod regions;
 mod restores;
 mod rules;
+mod starts;
 
 /// One broken invariant: the rule, the step it concerns, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +293,7 @@ impl<'a> Verifier<'a> {
             Op::Teardown(_) | Op::Unknown => {}
         }
         self.check_encryption(&op);
+        self.check_r17_starts();
     }
 
     // ---- the graph ------------------------------------------------------------------------

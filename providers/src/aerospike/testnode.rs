@@ -33,6 +33,8 @@ struct NodeState {
     pending_quiesce: bool,
     effective_quiesced: bool,
     was_down: bool,
+    /// How the node came back each time it rejoined: `cold` (read its devices) or `warm`.
+    starts: Vec<&'static str>,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,12 @@ impl State {
         let st = self.nodes.get_mut(node).expect("known node");
         if st.was_down && up_now {
             st.was_down = false;
+            // Enterprise emulation: a restart is warm (the index reattached from shared memory,
+            // the devices not read) unless the start command left `<node>.cold`, as
+            // `asd-coldstart` would; Community always cold-starts.
+            let marker = self.control.join(format!("{node}.cold"));
+            let cold = !self.enterprise || std::fs::remove_file(&marker).is_ok();
+            st.starts.push(if cold { "cold" } else { "warm" });
             self.rebalance();
         }
         let (cmd, args) = command
@@ -339,6 +347,13 @@ impl TestCluster {
     pub fn quiesced(&self, node: &str) -> bool {
         let st = self.state.lock().expect("not poisoned");
         st.nodes[node].effective_quiesced || st.nodes[node].pending_quiesce
+    }
+
+    /// How `node` came back each time it rejoined (`cold` or `warm`), oldest first.
+    pub fn starts(&self, node: &str) -> Vec<&'static str> {
+        self.state.lock().expect("not poisoned").nodes[node]
+            .starts
+            .clone()
     }
 
     pub fn is_up(&self, node: &str) -> bool {

@@ -58,6 +58,17 @@ impl Validator<'_> {
         };
         let service_stop = self.template(&c.service.stop, "cluster.service.stop");
         let service_start = self.template(&c.service.start, "cluster.service.start");
+        let service_cold_start = c
+            .service
+            .cold_start
+            .as_ref()
+            .map(|t| self.template(t, "cluster.service.cold_start"));
+        if let Some(cold) = c.service.cold_start.as_ref()
+            && cold.value.trim() == c.service.start.value.trim()
+        {
+            self.err(cold.span, "`cold_start` is the same command as `start`: Enterprise would restart warm and ignore restored volumes")
+                .set("R17", "use `asd-coldstart` (systemd) or `service aerospike coldstart` (SysV)");
+        }
         let config = self.config(&c.config);
         let namespaces = self.namespaces(&c.namespaces);
         let nodes = self.nodes(&c.nodes);
@@ -100,6 +111,7 @@ impl Validator<'_> {
             },
             service_stop,
             service_start,
+            service_cold_start,
             config,
             namespaces,
             instance,
@@ -304,6 +316,9 @@ impl Validator<'_> {
                 "cluster.config.path",
             ),
         ];
+        if let (Some(t), Some(raw_t)) = (&cluster.service_cold_start, &raw.service.cold_start) {
+            checks.push((t, raw_t.span, "cluster.service.cold_start"));
+        }
         if let Some(w) = &raw.work_directory {
             checks.push((&cluster.work_directory, w.span, "cluster.work_directory"));
         }

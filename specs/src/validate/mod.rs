@@ -160,6 +160,42 @@ impl<'a> Validator<'a> {
         (ips, ok)
     }
 
+    /// R17: Enterprise restarts warm, reattaching the index in shared memory without reading
+    /// the devices. A restore that swaps a node's volumes (or restores SMD) on its own instance
+    /// must start it cold, so the policy must say how.
+    fn cold_start_required(
+        &mut self,
+        cluster: &Cluster,
+        backup: &Backup,
+        restores: &[Restore],
+        start_span: Span,
+    ) {
+        if cluster.edition != Edition::Enterprise || cluster.service_cold_start.is_some() {
+            return;
+        }
+        let swapping: Vec<&str> = restores
+            .iter()
+            .filter(|r| r.region.is_none())
+            .filter(|r| !(backup.method == Method::Asbackup && r.source.uses_backup()))
+            .map(|r| r.name.as_str())
+            .collect();
+        if swapping.is_empty() {
+            return;
+        }
+        self.err(
+            start_span,
+            format!(
+                "`edition: enterprise` restarts warm (it reattaches the index in shared memory and does not read the devices), and restore{} {} can swap a node's volumes in place: `cluster.service.cold_start` must say how to start it cold",
+                if swapping.len() == 1 { "" } else { "s" },
+                swapping.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .set(
+            "R17",
+            "add `cold_start: asd-coldstart` under `cluster.service` (systemd installs; `service aerospike coldstart` with SysV init)",
+        );
+    }
+
     /// A name of `kind` (node, restore): `[a-z0-9-]+`, and not seen before in `seen`.
     fn unique_name(&mut self, kind: &str, name: &Sp<String>, seen: &mut BTreeSet<String>) {
         if !is_name(&name.value) {
@@ -193,9 +229,11 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let start_span = raw.cluster.service.start.span;
         let cluster = self.cluster(raw.cluster);
         let backup = self.backup(raw.backup, &cluster);
         let restores = self.restores(raw.restores, &cluster, &backup);
+        self.cold_start_required(&cluster, &backup, &restores, start_span);
         let lock = raw.lock.map(|l| {
             // A lock is one object: an S3 key, or a file.
             let ok = match crate::StoreUri::parse(&l.value) {

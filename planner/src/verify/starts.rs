@@ -1,0 +1,76 @@
+//! R17: a start that follows a volume swap or an SMD restore on the node's own instance reads the
+//! devices (a cold start); Enterprise's default warm start would reattach the old index.
+use super::*;
+use crate::params::StartKind;
+
+impl<'a> Verifier<'a> {
+    /// Every start_node says which start it is, and that is the start its history needs: cold
+    /// (the policy's `cold_start` command) after an attach or an SMD restore on an existing
+    /// Enterprise instance, never warm there.
+    pub(super) fn check_r17_starts(&mut self) {
+        let community = self.policy.cluster.edition == Edition::Community;
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        for (i, s) in self.steps(StepKind::StartNode) {
+            let Params::StartNode(p) = &s.params else {
+                continue;
+            };
+            let same_node = |x: &Step| x.node == s.node;
+            let launched = self.has_ancestor(i, |x| {
+                x.kind() == StepKind::ProvisionInstance && same_node(x)
+            });
+            let swapped = self.has_ancestor(i, |x| {
+                matches!(x.kind(), StepKind::AttachVolume | StepKind::RestoreSmd) && same_node(x)
+            });
+            let (expected, why) = if community {
+                (StartKind::Community, "the cluster is Community Edition")
+            } else if launched {
+                (StartKind::NewInstance, "the plan launches its instance")
+            } else if swapped {
+                (
+                    StartKind::Cold,
+                    "the plan attaches volumes or restores SMD on the node's own instance",
+                )
+            } else {
+                (StartKind::Warm, "nothing under the node changes")
+            };
+            if p.start != Some(expected) {
+                let said = p.start.map_or("no kind of start".to_string(), |k| {
+                    format!("a {} start", k.name())
+                });
+                bad.push((
+                    s,
+                    format!(
+                        "says {said}, but {why}: it must be {} ({})",
+                        expected.name(),
+                        expected.describe()
+                    ),
+                ));
+                continue;
+            }
+            if expected != StartKind::Cold {
+                continue;
+            }
+            let cold = self
+                .step_node(s)
+                .zip(self.policy.cluster.service_cold_start.as_ref())
+                .map(|(n, t)| self.render(t, n));
+            match cold {
+                None => bad.push((
+                    s,
+                    "starts a node over swapped volumes, and the policy has no `cluster.service.cold_start`: Enterprise would restart warm and ignore the restored data".into(),
+                )),
+                Some(c) if p.command.as_deref() != Some(c.as_str()) => bad.push((
+                    s,
+                    format!(
+                        "runs `{}`, not the cold start `{c}`: Enterprise would restart warm over the swapped volumes and ignore the restored data",
+                        p.command.as_deref().unwrap_or_default()
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R17", Some(s), m);
+        }
+    }
+}
