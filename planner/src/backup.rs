@@ -20,6 +20,12 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     let newest = newest_complete(ctx);
     let due = match newest {
         None => Some("no complete backup set exists".to_string()),
+        // A node or device added since: the newest set stays complete (and kept), but the
+        // cluster as it is now is in no set yet.
+        Some(set) if !set.covers_every_device => Some(format!(
+            "the newest complete set {} does not hold every node and device the policy has now",
+            set.id
+        )),
         Some(set) => {
             let age = (ctx.now - set.time).whole_seconds().max(0) as u64;
             (age >= backup.every.seconds()).then(|| {

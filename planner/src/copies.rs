@@ -341,16 +341,23 @@ fn plan_region(
             before_mark.push(format!("mark_set_complete:{set}"));
         }
         caught_up.insert(set.clone());
-        marks.push(b.step(
-            format!("mark_set_complete:{region}:{set}"),
-            None,
-            before_mark,
-            Params::MarkSetComplete(params::MarkSetComplete {
-                set: set.clone(),
-                snapshots: ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(),
-                tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),
-            }),
-        ));
+        marks.push(
+            b.step(
+                format!("mark_set_complete:{region}:{set}"),
+                None,
+                before_mark,
+                Params::MarkSetComplete(params::MarkSetComplete {
+                    set: set.clone(),
+                    // Whole as the set is at home: an older set holds the nodes it had then.
+                    snapshots: hset
+                        .filter(|s| s.is_complete())
+                        .map_or(ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(), |s| {
+                            s.members()
+                        }),
+                    tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),
+                }),
+            ),
+        );
     }
     if planned_copies > 0 {
         b.warn(

@@ -2,7 +2,7 @@
 //! volume sits at which device, which snapshots form which backup set. Built once per plan with
 //! indexes, so a 256-node world with 60k snapshots is read in linear time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use asdr_specs::{Edition, NodeVars, Policy, Template};
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -72,8 +72,14 @@ pub struct BackupSet<'w> {
     pub marked_complete: bool,
     pub smd_archive: Option<&'w SmdArchive>,
     pub asbackup: Vec<&'w AsbackupArchive>,
-    /// Whether the set holds a snapshot of every policy node's every EBS device.
+    /// Whether the set holds a snapshot of every policy node's every EBS device *today*: a set
+    /// that does not (made before a node or device was added) is still complete by its own
+    /// members, but a new set is due so the cluster as it is now is covered.
     pub covers_every_device: bool,
+    /// Whether the set holds every member it had when it was marked: the `asdr:members` count
+    /// recorded with the mark, or (sets marked before that tag existed) a snapshot of every
+    /// device of every node present in it.
+    pub whole_by_its_members: bool,
     /// When its last snapshot started: the newest point in time the set's data may come from.
     pub last_start: Option<OffsetDateTime>,
     /// (node, device) → snapshot: restores look up every node's every device.
@@ -81,12 +87,13 @@ pub struct BackupSet<'w> {
 }
 
 impl<'w> BackupSet<'w> {
-    /// R2: complete only when marked, it holds a snapshot of every node's every device, every
+    /// R2: complete only when marked, it still holds every member it was marked with, every
     /// snapshot is `completed`, and the SMD archive exists. A set with a snapshot missing (lost,
-    /// deleted by hand) restores nothing whole, so it is not counted as restorable.
+    /// deleted by hand) restores nothing whole, so it is not counted as restorable. Today's policy
+    /// plays no part: a node or device added since does not make an old set incomplete.
     pub fn is_complete(&self) -> bool {
         self.marked_complete
-            && self.covers_every_device
+            && self.whole_by_its_members
             && self.smd_archive.is_some()
             && self
                 .snapshots
@@ -117,6 +124,11 @@ impl<'w> BackupSet<'w> {
 
     pub fn snapshot_for(&self, node: &str, device: &str) -> Option<&'w Snapshot> {
         self.by_device.get(&(node, device)).copied()
+    }
+
+    /// How many node devices the set holds: what a copy of it must hold to be whole.
+    pub fn members(&self) -> usize {
+        self.by_device.len()
     }
 }
 
@@ -363,9 +375,11 @@ fn collect_sets<'w>(
                 && expected
                     .iter()
                     .all(|(n, d)| by_device.contains_key(&(n.as_str(), d.as_str())));
+            let whole_by_its_members = whole_by_members(&snapshots, &by_device);
             let last_start = snapshots.iter().map(|s| s.start_time).max();
             Some(BackupSet {
                 covers_every_device,
+                whole_by_its_members,
                 last_start,
                 by_device,
                 id: id.to_string(),
@@ -379,6 +393,26 @@ fn collect_sets<'w>(
         .collect();
     sets.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
     sets
+}
+
+/// A set's own membership is intact: as many node devices as the mark recorded (`asdr:members`),
+/// or, for a set marked before that tag, every device present in the set for every node present.
+fn whole_by_members(snapshots: &[&Snapshot], by_device: &HashMap<(&str, &str), &Snapshot>) -> bool {
+    if by_device.is_empty() {
+        return false;
+    }
+    let recorded = snapshots
+        .iter()
+        .filter_map(|s| s.tags.get(tags::MEMBERS)?.parse::<usize>().ok())
+        .max();
+    match recorded {
+        Some(n) => by_device.len() >= n,
+        None => {
+            let nodes: BTreeSet<&str> = by_device.keys().map(|(n, _)| *n).collect();
+            let devices: BTreeSet<&str> = by_device.keys().map(|(_, d)| *d).collect();
+            by_device.len() == nodes.len() * devices.len()
+        }
+    }
 }
 
 /// The time a set id names: `bs-YYYYMMDDTHHMMSSZ`.

@@ -11,6 +11,10 @@ pub const STEP: &str = "asdr:step";
 pub const PLAN: &str = "asdr:plan";
 /// On every snapshot of a set once `mark_set_complete` ran.
 pub const COMPLETE: &str = "asdr:complete";
+/// On every snapshot of a set, written with the mark: how many node devices the set held when it
+/// was marked complete. A set is whole by its own membership, never by today's policy: adding a
+/// node or a device later does not make old sets incomplete (and so expired).
+pub const MEMBERS: &str = "asdr:members";
 /// On a volume asdr detached for good (a restore swapped it for another): it is no longer the
 /// node's data, and `source: current-volumes` never reattaches it. The value is the plan id.
 pub const SUPERSEDED: &str = "asdr:superseded";

@@ -439,19 +439,12 @@ impl<'a> Verifier<'a> {
     }
 
     /// Complete sets, oldest first, computed from the snapshots and archives themselves: marked,
-    /// a completed snapshot of every node's every EBS device, and the SMD archive.
+    /// every member the mark recorded still there and completed, and the SMD archive.
     fn complete_sets(&self) -> &[(String, OffsetDateTime)] {
         self.complete.get_or_init(|| self.compute_complete_sets())
     }
 
     fn compute_complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
-        let expected: Vec<(String, String)> = self
-            .policy
-            .cluster
-            .nodes
-            .iter()
-            .flat_map(|n| self.ebs_of(n).into_iter().map(move |d| (n.name.clone(), d)))
-            .collect();
         let mut out = Vec::new();
         for (set, snaps) in &self.ix.snaps_set {
             let marked = snaps
@@ -467,10 +460,21 @@ impl<'a> Verifier<'a> {
                     ))
                 })
                 .collect();
-            let covers = !expected.is_empty()
-                && expected
-                    .iter()
-                    .all(|(n, d)| have.contains(&(n.as_str(), d.as_str())));
+            // Whole by the set's own members (the count its mark recorded; before that tag, every
+            // device of every node present), never by today's policy.
+            let recorded = snaps
+                .iter()
+                .filter_map(|s| s.tags.get(tags::MEMBERS)?.parse::<usize>().ok())
+                .max();
+            let covers = !have.is_empty()
+                && match recorded {
+                    Some(n) => have.len() >= n,
+                    None => {
+                        let nodes: HashSet<&str> = have.iter().map(|(n, _)| *n).collect();
+                        let devices: HashSet<&str> = have.iter().map(|(_, d)| *d).collect();
+                        have.len() == nodes.len() * devices.len()
+                    }
+                };
             let smd = self.world.smd_archives.iter().any(|a| a.set == *set);
             if marked && completed && covers && smd {
                 let time = crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);

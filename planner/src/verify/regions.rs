@@ -378,25 +378,50 @@ impl Verifier<'_> {
             let set = s.params.set().unwrap_or_default().to_string();
             let before = self.ancestors(i);
             let before_steps: Vec<&Step> = before.iter().map(|&a| &self.plan.steps[a]).collect();
-            for node in &self.policy.cluster.nodes {
-                for dev in self.ebs_of(node) {
-                    let there = view.snapshots.iter().any(|x| {
-                        self.own_tags(&x.tags)
-                            && tag(&x.tags, tags::SET) == Some(&set)
-                            && tag(&x.tags, tags::NODE) == Some(&node.name)
-                            && tag(&x.tags, tags::DEVICE) == Some(&dev)
-                            && x.state == SnapshotState::Completed
-                    });
-                    let waited = before_steps.iter().any(|x| {
-                        x.region.as_deref() == Some(&region)
-                            && matches!(&x.params, Params::WaitSnapshot(q)
-                                if q.set.as_deref() == Some(&set)
-                                && q.node.as_deref() == Some(&node.name)
-                                && q.device.as_deref() == Some(&dev))
-                    });
-                    if !there && !waited {
-                        bad.push((s, format!("marks set {set} complete in {region} without a completed copy of {} {dev} there", node.name)));
-                    }
+            // The members the set has at home once marked there (its own, never today's policy:
+            // an older set holds the nodes it had then); a set this plan makes: the policy's.
+            let home_members: BTreeSet<(String, String)> = home
+                .snapshots
+                .iter()
+                .filter(|x| {
+                    self.own_tags(&x.tags)
+                        && tag(&x.tags, tags::SET) == Some(&set)
+                        && tag(&x.tags, tags::COMPLETE) == Some("true")
+                })
+                .filter_map(|x| {
+                    Some((
+                        tag(&x.tags, tags::NODE)?.to_string(),
+                        tag(&x.tags, tags::DEVICE)?.to_string(),
+                    ))
+                })
+                .collect();
+            let members: Vec<(String, String)> = if home_members.is_empty() {
+                self.policy
+                    .cluster
+                    .nodes
+                    .iter()
+                    .flat_map(|n| self.ebs_of(n).into_iter().map(|d| (n.name.clone(), d)))
+                    .collect()
+            } else {
+                home_members.into_iter().collect()
+            };
+            for (node, dev) in members {
+                let there = view.snapshots.iter().any(|x| {
+                    self.own_tags(&x.tags)
+                        && tag(&x.tags, tags::SET) == Some(&set)
+                        && tag(&x.tags, tags::NODE) == Some(&node)
+                        && tag(&x.tags, tags::DEVICE) == Some(&dev)
+                        && x.state == SnapshotState::Completed
+                });
+                let waited = before_steps.iter().any(|x| {
+                    x.region.as_deref() == Some(&region)
+                        && matches!(&x.params, Params::WaitSnapshot(q)
+                            if q.set.as_deref() == Some(&set)
+                            && q.node.as_deref() == Some(&node)
+                            && q.device.as_deref() == Some(&dev))
+                });
+                if !there && !waited {
+                    bad.push((s, format!("marks set {set} complete in {region} without a completed copy of {node} {dev} there")));
                 }
             }
             let archived = view

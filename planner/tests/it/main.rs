@@ -5,6 +5,7 @@ mod asbackup;
 mod enterprise;
 mod planner;
 mod properties;
+mod recovery_points;
 mod regions;
 mod safety;
 mod verifier_fuzz;

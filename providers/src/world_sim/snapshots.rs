@@ -219,8 +219,19 @@ pub(super) fn act(
                     sha256,
                 });
             }
+            // The set's own membership, recorded with the mark: what it held, not the policy's
+            // nodes today.
+            let members = world
+                .snapshots
+                .iter()
+                .filter(|s| mine(s))
+                .filter_map(|s| Some((s.tags.get(tags::NODE)?, s.tags.get(tags::DEVICE)?)))
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                .to_string();
             for s in world.snapshots.iter_mut().filter(|s| mine(s)) {
                 s.tags.insert(tags::COMPLETE.into(), "true".into());
+                s.tags.insert(tags::MEMBERS.into(), members.clone());
             }
             Progress::finished()
         }

@@ -170,6 +170,14 @@ impl Ec2Provider {
                     .create_tags()
                     .set_resources(Some(snaps.iter().map(|s| s.id.clone()).collect()))
                     .tags(Tag::builder().key(tags::COMPLETE).value("true").build())
+                    // The set's own membership, recorded with the mark (never judged later by
+                    // the policy's nodes of the day).
+                    .tags(
+                        Tag::builder()
+                            .key(tags::MEMBERS)
+                            .value(devices.len().to_string())
+                            .build(),
+                    )
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateTags", e))?;
