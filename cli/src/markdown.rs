@@ -63,10 +63,13 @@ pub fn plan(plan: &Plan) -> String {
             let after: Vec<String> = step.depends_on.iter().map(|d| format!("`{d}`")).collect();
             let _ = writeln!(
                 out,
-                "| {} | `{}`{} | {} |",
+                "| {} | `{}`{}{} | {} |",
                 i + 1,
                 cell(&step.id),
                 if step.cleanup { " (cleanup)" } else { "" },
+                crate::render::start_kind(step)
+                    .map(|k| cell(&k))
+                    .unwrap_or_default(),
                 cell(&after.join(", "))
             );
         }

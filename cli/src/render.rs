@@ -150,7 +150,7 @@ pub fn plan(plan: &Plan) -> String {
 }
 
 /// What kind of start a start_node is (R17): a reviewer sees which starts read the devices.
-fn start_kind(s: &asdr_planner::plan::Step) -> Option<String> {
+pub(crate) fn start_kind(s: &asdr_planner::plan::Step) -> Option<String> {
     use asdr_planner::params::{Params, StartKind};
     let Params::StartNode(p) = &s.params else {
         return None;

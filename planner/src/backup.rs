@@ -134,7 +134,12 @@ fn snapshot_set(
     let mut lanes: Vec<Option<String>> = vec![None; backup.max_nodes_at_once.max(1) as usize];
     if backup.consistency == Consistency::StopNode {
         b.warn("R6", format!(
-            "consistency `stop-node` cold-starts each node it backs up: records deleted without durable deletes come back (measured: 76 of 100 recent deletes after one bounce){}",
+            "consistency `stop-node` {} each node it backs up: records deleted without durable deletes come back (measured: 76 of 100 recent deletes after one bounce){}",
+            if policy.cluster.edition == asdr_specs::Edition::Enterprise {
+                "restarts (warm, on Enterprise; deletes it misses while down can still come back when it rejoins)"
+            } else {
+                "cold-starts"
+            },
             if policy.cluster.durable_deletes { "; the policy declares durable deletes" } else { "; accepted by backup.accept_zombie_records" }
         ));
     }

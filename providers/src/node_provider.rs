@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use asdr_planner::StepKind;
-use asdr_planner::params::{self, Learned, Params};
+use asdr_planner::params::{self, Learned, Params, StartKind};
 use asdr_planner::ports::{Progress, Provider, Resources, StepError, StepInput};
 use asdr_specs::{Policy, RunOn};
 
@@ -52,6 +52,9 @@ pub struct NodeProvider<T, S> {
     pub s3_endpoint: Option<String>,
     /// The transport for `asbackup.run_on: local`: the machine running asdr.
     pub local: crate::exec::local::Local,
+    /// The cold starts (R17) this process ran, by step id: only those are evidence that a node
+    /// answering after a swap read its restored volumes.
+    cold_started: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl<T, S> std::fmt::Debug for NodeProvider<T, S> {
@@ -115,6 +118,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             retry_after: Duration::from_millis(500),
             s3_endpoint: None,
             local: crate::exec::local::Local::default(),
+            cold_started: Default::default(),
         }
     }
 
@@ -246,8 +250,33 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     async fn service(&self, input: &StepInput<'_>, start: bool) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
         let target = self.target(&name)?;
+        let cold = start
+            && matches!(&input.step.params, Params::StartNode(p) if p.start == Some(StartKind::Cold));
+        let ran_cold = || {
+            self.cold_started
+                .lock()
+                .expect("not poisoned")
+                .contains(&input.step.id)
+        };
         if self.answers(&name).await == start {
+            if cold && !ran_cold() {
+                // Something else started the node after its volumes were swapped (an operator,
+                // or this step before a kill): on Enterprise that start may have been warm, which
+                // ignores the restored data. Only a cold start asdr ran itself counts.
+                return Err(StepError::permanent(
+                    "NotColdStarted",
+                    format!(
+                        "[R17] {name} already answers, but its volumes were swapped and asdr did not start it cold: a warm start serves the old index over the restored data. Stop Aerospike on {name} and apply again (asdr then starts it cold)"
+                    ),
+                ));
+            }
             return Progress::finished();
+        }
+        if cold {
+            self.cold_started
+                .lock()
+                .expect("not poisoned")
+                .insert(input.step.id.clone());
         }
         let command = input
             .step
@@ -564,6 +593,9 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 }
             }
             Params::StopNode(_) => (!self.answers(&Self::node(&input)?).await).then(Resources::new),
+            // A node answering is no evidence that it started cold (R17): that start is the
+            // step's own to make.
+            Params::StartNode(p) if p.start == Some(StartKind::Cold) => None,
             Params::StartNode(_) => self
                 .answers(&Self::node(&input)?)
                 .await

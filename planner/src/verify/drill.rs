@@ -25,6 +25,9 @@ impl<'a> Verifier<'a> {
                 self.render(&c.work_directory, n).trim_end_matches('/')
             ));
             prod_commands.insert(self.render(&c.service_start, n));
+            if let Some(cold) = &c.service_cold_start {
+                prod_commands.insert(self.render(cold, n));
+            }
             prod_commands.insert(self.render(&c.service_stop, n));
         }
         let mut bad: Vec<(&Step, String)> = Vec::new();

@@ -14,13 +14,31 @@ impl<'a> Verifier<'a> {
             let Params::StartNode(p) = &s.params else {
                 continue;
             };
+            if s.node.is_none() {
+                bad.push((s, "starts a node without naming it".into()));
+                continue;
+            }
+            // What the plan does to this node anywhere, not only what the start depends on: a
+            // start that does not wait for its node's attach is refused, not excused.
             let same_node = |x: &Step| x.node == s.node;
-            let launched = self.has_ancestor(i, |x| {
-                x.kind() == StepKind::ProvisionInstance && same_node(x)
-            });
-            let swapped = self.has_ancestor(i, |x| {
+            let of_node = |kinds: &[StepKind]| {
+                self.plan
+                    .steps
+                    .iter()
+                    .any(|x| kinds.contains(&x.kind()) && same_node(x))
+            };
+            let launched = of_node(&[StepKind::ProvisionInstance]);
+            let swapped = of_node(&[StepKind::AttachVolume, StepKind::RestoreSmd]);
+            let after_swap = self.has_ancestor(i, |x| {
                 matches!(x.kind(), StepKind::AttachVolume | StepKind::RestoreSmd) && same_node(x)
             });
+            if swapped && !after_swap {
+                bad.push((
+                    s,
+                    "starts the node before its volumes are attached or its SMD restored".into(),
+                ));
+                continue;
+            }
             let (expected, why) = if community {
                 (StartKind::Community, "the cluster is Community Edition")
             } else if launched {
@@ -50,8 +68,17 @@ impl<'a> Verifier<'a> {
             if expected != StartKind::Cold {
                 continue;
             }
-            let cold = self
-                .step_node(s)
+            let words = |c: &str| c.split_whitespace().collect::<Vec<_>>().join(" ");
+            let node = self.step_node(s);
+            let plain = node.map(|n| words(&self.render(&self.policy.cluster.service_start, n)));
+            if plain.is_some() && plain.as_deref() == p.command.as_deref().map(words).as_deref() {
+                bad.push((
+                    s,
+                    "runs the plain start command after a swap: Enterprise would restart warm and ignore the restored data".into(),
+                ));
+                continue;
+            }
+            let cold = node
                 .zip(self.policy.cluster.service_cold_start.as_ref())
                 .map(|(n, t)| self.render(t, n));
             match cold {

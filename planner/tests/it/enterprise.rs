@@ -74,7 +74,7 @@ fn r17_a_full_cluster_restore_on_enterprise_cold_starts_every_node_and_a_warm_st
     let v = r17(&policy, &w, &warm_command);
     assert!(
         v.iter()
-            .any(|m| m.contains("not the cold start `asd-coldstart`")),
+            .any(|m| m.contains("runs the plain start command after a swap")),
         "{v:?}"
     );
     let mut said_warm = p.clone();
@@ -84,6 +84,26 @@ fn r17_a_full_cluster_restore_on_enterprise_cold_starts_every_node_and_a_warm_st
     });
     let v = r17(&policy, &w, &said_warm);
     assert!(v.iter().any(|m| m.contains("it must be cold")), "{v:?}");
+    // A start that stops waiting for its node's attaches, or names no node, is not excused: it
+    // would start warm on the old volumes.
+    let mut early = p.clone();
+    {
+        let s = step_mut(&mut early, "start_node:a1");
+        s.depends_on.retain(|d| d.starts_with("stop_node"));
+    }
+    edit(step_mut(&mut early, "start_node:a1"), |v| {
+        v["start"] = "warm".into();
+        v["command"] = "systemctl start aerospike".into();
+    });
+    let v = r17(&policy, &w, &early);
+    assert!(
+        v.iter()
+            .any(|m| m.contains("before its volumes are attached")),
+        "{v:?}"
+    );
+    let mut nameless = p.clone();
+    step_mut(&mut nameless, "start_node:a1").node = None;
+    assert!(!r17(&policy, &w, &nameless).is_empty());
     let mut unsaid = p.clone();
     edit(step_mut(&mut unsaid, "start_node:a2"), |v| {
         v.as_object_mut().unwrap().remove("start");
@@ -176,7 +196,9 @@ fn r17_enterprise_without_a_cold_start_command_is_refused_and_its_plan_would_be_
     let first = &d.items[0];
     assert_eq!(first.rule, Some("R17"));
     assert!(
-        first.message.contains("`a1-refill`") && first.message.contains("`full-cluster`"),
+        first.message.contains("`a1-from-backup`")
+            && first.message.contains("`full-cluster`")
+            && !first.message.contains("`a1-refill`"),
         "{}",
         first.message
     );
@@ -186,9 +208,9 @@ fn r17_enterprise_without_a_cold_start_command_is_refused_and_its_plan_would_be_
     let w = world(&policy, |_| {});
     match plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())) {
         Err(asdr_planner::PlanError::Unsafe(v)) => assert!(
-            v.iter()
-                .any(|x| x.rule == "R17"
-                    && x.to_string().contains("no `cluster.service.cold_start`")),
+            v.iter().any(|x| x.rule == "R17"
+                && x.to_string()
+                    .contains("runs the plain start command after a swap")),
             "{v:?}"
         ),
         other => panic!("expected the verifier's refusal, got {other:?}"),

@@ -919,3 +919,50 @@ async fn an_incremental_run_takes_modified_after_and_its_manifest_names_its_chai
         "{call:?}"
     );
 }
+
+/// R17 on the Enterprise emulator (the in-test nodes restart warm unless the start leaves the
+/// cold-start marker, as `asd-coldstart` would): a cold start is never adopted because the node
+/// answers — a node something else started after its swap may be serving its old index — and the
+/// start asdr runs itself comes back cold.
+#[tokio::test]
+async fn r17_a_cold_start_is_never_adopted_from_a_node_that_already_answers() {
+    let env = env("multi-volume", true, &[]).await;
+    let root = env.dir.path().display().to_string();
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let cold = format!("touch {root}/control/a1.cold && rm -f {root}/control/a1.down");
+    let start = step(
+        "start_node:a1",
+        StepKind::StartNode,
+        "a1",
+        serde_json::json!({
+            "address": env.cluster.addrs["a1"].to_string(),
+            "command": cold,
+            "start": "cold",
+        }),
+    );
+    let learned = BTreeMap::new();
+    let input = || StepInput {
+        plan_id: "p",
+        step: &start,
+        learned: &learned,
+    };
+    // a1 runs (started by someone else after the swap): not adopted, refused with the way out.
+    assert!(nodes.observe(input()).await.unwrap().is_none());
+    let err = crate::act(&nodes, &start).await.unwrap_err();
+    assert!(
+        err.to_string().contains("[R17] a1 already answers"),
+        "{err}"
+    );
+    // Stopped, as the refusal says: the step starts it cold, and then it is done.
+    std::fs::write(env.path("control/a1.down"), "").unwrap();
+    assert!(!env.cluster.is_up("a1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match crate::act(&nodes, &start).await.unwrap() {
+            Progress::Done(_) => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("a1 did not start: {other:?}"),
+        }
+    }
+    assert_eq!(env.cluster.starts("a1"), ["cold"]);
+}

@@ -251,7 +251,12 @@ impl Validator<'_> {
                     .set("R9", "use `multi-volume` or `stop-node`");
             }
             Consistency::StopNode if !accept && !cluster.durable_deletes => {
-                self.err(span, "consistency `stop-node` cold-starts every node it backs up, and a cold start brings back records deleted without durable deletes")
+                let how = if cluster.edition == Edition::Enterprise {
+                    "restarts every node it backs up (warm on Enterprise, yet deletes a node misses while down can come back when it rejoins)"
+                } else {
+                    "cold-starts every node it backs up, and a cold start brings back records deleted without durable deletes"
+                };
+                self.err(span, format!("consistency `stop-node` {how}"))
                     .set("R6", "set `backup.accept_zombie_records: true`, declare `cluster.durable_deletes: true`, or use `multi-volume`");
             }
             _ => {}

@@ -63,12 +63,6 @@ impl Validator<'_> {
             .cold_start
             .as_ref()
             .map(|t| self.template(t, "cluster.service.cold_start"));
-        if let Some(cold) = c.service.cold_start.as_ref()
-            && cold.value.trim() == c.service.start.value.trim()
-        {
-            self.err(cold.span, "`cold_start` is the same command as `start`: Enterprise would restart warm and ignore restored volumes")
-                .set("R17", "use `asd-coldstart` (systemd) or `service aerospike coldstart` (SysV)");
-        }
         let config = self.config(&c.config);
         let namespaces = self.namespaces(&c.namespaces);
         let nodes = self.nodes(&c.nodes);

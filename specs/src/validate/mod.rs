@@ -173,10 +173,15 @@ impl<'a> Validator<'a> {
         if cluster.edition != Edition::Enterprise || cluster.service_cold_start.is_some() {
             return;
         }
+        // Only a restore from a set swaps a running node's volumes on its own instance:
+        // `current-volumes` and `empty` act on nodes that are down, which get a new instance (and
+        // start cold anyway); asrestore swaps nothing; a restore elsewhere launches new instances.
+        if backup.method == Method::Asbackup {
+            return;
+        }
         let swapping: Vec<&str> = restores
             .iter()
-            .filter(|r| r.region.is_none())
-            .filter(|r| !(backup.method == Method::Asbackup && r.source.uses_backup()))
+            .filter(|r| r.region.is_none() && r.source.uses_backup())
             .map(|r| r.name.as_str())
             .collect();
         if swapping.is_empty() {
@@ -194,6 +199,31 @@ impl<'a> Validator<'a> {
             "R17",
             "add `cold_start: asd-coldstart` under `cluster.service` (systemd installs; `service aerospike coldstart` with SysV init)",
         );
+    }
+
+    /// R17: `cold_start`, rendered for every node, is a command, and not the plain start (which
+    /// on Enterprise restarts warm) however it is spelled or templated.
+    fn cold_start_is_a_command(&mut self, cluster: &Cluster, span: Span) {
+        let Some(cold) = &cluster.service_cold_start else {
+            return;
+        };
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        for node in &cluster.nodes {
+            let vars = NodeVars::new(&cluster.name, node);
+            let (Ok(c), Ok(s)) = (cold.render(&vars), cluster.service_start.render(&vars)) else {
+                continue; // reported where the template is checked
+            };
+            if words(&c).is_empty() {
+                self.err(span, format!("`cold_start` renders to nothing for node `{}`: a restored node would never start", node.name))
+                    .set("R17", "use `asd-coldstart` (systemd) or `service aerospike coldstart` (SysV)");
+                return;
+            }
+            if cluster.edition == Edition::Enterprise && words(&c) == words(&s) {
+                self.err(span, format!("`cold_start` is the same command as `start` for node `{}` (`{}`): Enterprise would restart warm and ignore restored volumes", node.name, words(&c)))
+                    .set("R17", "use `asd-coldstart` (systemd) or `service aerospike coldstart` (SysV)");
+                return;
+            }
+        }
     }
 
     /// A name of `kind` (node, restore): `[a-z0-9-]+`, and not seen before in `seen`.
@@ -230,10 +260,14 @@ impl<'a> Validator<'a> {
             );
         }
         let start_span = raw.cluster.service.start.span;
+        let cold_span = raw.cluster.service.cold_start.as_ref().map(|c| c.span);
         let cluster = self.cluster(raw.cluster);
         let backup = self.backup(raw.backup, &cluster);
         let restores = self.restores(raw.restores, &cluster, &backup);
         self.cold_start_required(&cluster, &backup, &restores, start_span);
+        if let Some(span) = cold_span {
+            self.cold_start_is_a_command(&cluster, span);
+        }
         let lock = raw.lock.map(|l| {
             // A lock is one object: an S3 key, or a file.
             let ok = match crate::StoreUri::parse(&l.value) {
