@@ -40,11 +40,42 @@ pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, 
     }))
 }
 
-/// The world in a copy's region: the copies there and the SMD archives in its store.
+/// The world in a copy's region: the copies there and the SMD archives in its store. A snapshot
+/// there is this cluster's copy only when its source tags say so (R13): copied from the
+/// cluster's region, from a snapshot that — where it still exists — is this cluster's, of the
+/// same set. A same-named cluster whose home is that region tags its snapshots `asdr:cluster`
+/// and `asdr:set` too, but never as copies of ours: asdr neither counts, restores from nor
+/// deletes them.
 pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
-    world.in_region(&copy.region, &policy.cluster.region, |a| {
+    let mut view = world.in_region(&copy.region, &policy.cluster.region, |a| {
         under(&a.uri, &copy.smd_to)
-    })
+    });
+    view.snapshots.retain(|s| is_our_copy(policy, world, s));
+    view
+}
+
+/// Whether `s`, in a copy region, is a copy of one of this cluster's snapshots.
+pub fn is_our_copy(policy: &Policy, world: &World, s: &crate::world::Snapshot) -> bool {
+    let home = policy.cluster.region.as_str();
+    let (Some(from), Some(region)) = (
+        s.tags.get(tags::SOURCE_SNAPSHOT),
+        s.tags.get(tags::SOURCE_REGION),
+    ) else {
+        return false;
+    };
+    if region != home || s.tags.get(tags::CLUSTER) != Some(&policy.cluster.name) {
+        return false;
+    }
+    // The source may be gone (home retention is shorter than the copy's): then the tags are all
+    // there is. Where it exists, it must be this cluster's snapshot of the same set.
+    world
+        .snapshots
+        .iter()
+        .find(|h| &h.id == from && h.region.as_deref().unwrap_or(home) == home)
+        .is_none_or(|h| {
+            h.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                && h.tags.get(tags::SET) == s.tags.get(tags::SET)
+        })
 }
 
 /// The copy a region holds of `set`'s (node, device), unless it failed (a failed copy is copied

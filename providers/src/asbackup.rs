@@ -169,8 +169,10 @@ pub async fn backup<T: Transport, S: Store>(
             d = quote(&dir)
         ));
     }
+    // The tools read `--modified-after` as a local time of the process running them: under an
+    // explicit UTC zone it means the UTC instant asdr computed, whatever the host's TZ.
     cmd.push_str(&format!(
-        "asbackup --host {} --port {} --namespace {} --directory {} --remove-files",
+        "TZ=UTC asbackup --host {} --port {} --namespace {} --directory {} --remove-files",
         info.ip(),
         info.port(),
         quote(&ns),

@@ -133,6 +133,7 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
         91,
         &[
             ("method: ebs-snapshot".into(), "method: asbackup".into()),
+            ("  - name: full-cluster\n    scope: cluster\n    source: latest-backup".into(), "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    accept_zombie_records: true".into()),
             (
                 "to: s3://acme-backups/asbackup/prod-east".into(),
                 "to: file://@@ROOT@@/backups/prod-east".into(),
@@ -216,6 +217,7 @@ async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
         95,
         &[
             ("method: ebs-snapshot".into(), "method: asbackup".into()),
+            ("  - name: full-cluster\n    scope: cluster\n    source: latest-backup".into(), "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    accept_zombie_records: true".into()),
             (
                 "    source: latest-backup\n    accept_zombie_records: true   # required".into(),
                 "    source: empty\n    accept_zombie_records: true   # required".into(),

@@ -159,8 +159,14 @@ pub fn case(seed: u64) -> Case {
     } else {
         ", nodes: [n0]".into()
     };
+    // asrestore merges into the running cluster: only an accepting restore validates (R6).
+    let full_accept = if asbackup {
+        ", accept_zombie_records: true"
+    } else {
+        ""
+    };
     text.push_str(&format!(
-        "  - {{name: before, scope: {scope}{list}, source: 'before:2026-11-19T12:00:00Z', accept_zombie_records: true}}\n  - {{name: full, scope: cluster, source: latest-backup}}\n",
+        "  - {{name: before, scope: {scope}{list}, source: 'before:2026-11-19T12:00:00Z', accept_zombie_records: true}}\n  - {{name: full, scope: cluster, source: latest-backup{full_accept}}}\n",
     ));
     if rf >= 2 {
         let k = 1 + r.below(u64::from(rf - 1)) as usize;

@@ -66,6 +66,7 @@ pub(super) fn verify_copies(
             });
         }
     }
+    out.extend(copies_are_ours(policy, world, plan));
     // Retention in each copy region, checked as at home with the copy's own `retain`.
     let views: Vec<World> = policy
         .backup
@@ -103,6 +104,44 @@ pub(super) fn verify_copies(
     out
 }
 
+/// R13 in a copy region: a snapshot deleted or restored from there is a copy this cluster made,
+/// by its source tags (copied from the cluster's region; a source still there is ours, of the same
+/// set), never a same-named cluster's own snapshot. Read from the whole world, not a region view.
+fn copies_are_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for s in &plan.steps {
+        let Some(r) = &s.region else { continue };
+        let id = match &s.params {
+            Params::DeleteSnapshot(p) => p.snapshot_id.as_str(),
+            Params::CreateVolume(p) => p.snapshot_id.as_deref().unwrap_or_default(),
+            _ => continue,
+        };
+        let Some(snap) = world.snapshots.iter().find(|x| x.id == id) else {
+            continue;
+        };
+        let home = policy.cluster.region.as_str();
+        let source = snap.tags.get(tags::SOURCE_SNAPSHOT);
+        let from_home = snap.tags.get(tags::SOURCE_REGION).map(String::as_str) == Some(home);
+        let source_foreign = source.is_some_and(|src| {
+            world.snapshots.iter().any(|h| {
+                &h.id == src
+                    && (h.tags.get(tags::CLUSTER) != Some(&policy.cluster.name)
+                        || h.tags.get(tags::SET) != snap.tags.get(tags::SET))
+            })
+        });
+        if source.is_none() || !from_home || source_foreign {
+            out.push(Violation {
+                rule: "R13",
+                step: Some(s.id.clone()),
+                message: format!(
+                    "in {r}: snapshot {id} is not a copy of this cluster's (its asdr:source-snapshot/asdr:source-region do not lead to {home})"
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// A restore into another region, or a drill of one: every step acts in that region; only new
 /// resources (launch, create, attach, configure, start), never a delete, stop, detach or
 /// terminate; volumes from the completed copies there of one complete set (R2, R3, R12 as at
@@ -122,6 +161,10 @@ pub(super) fn verify_region_restore(
             message: format!("restores from {region}, which backup.copies does not copy to"),
         }];
     };
+    let foreign = copies_are_ours(policy, world, plan);
+    if !foreign.is_empty() {
+        return foreign;
+    }
     let view = crate::copies::region_view(policy, world, copy);
     let mut v = Verifier::new(policy, &view, plan, copy.retain);
     if !v.check_graph() {

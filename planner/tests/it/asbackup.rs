@@ -18,6 +18,8 @@ const TO: &str = "s3://acme-backups/asbackup/prod-east";
 fn asbackup_example() -> ExamplePolicy {
     ExamplePolicy::prod_east()
         .edit("method: ebs-snapshot", "method: asbackup")
+        // asrestore merges into the running cluster: accepted (R6).
+        .edit("  - name: full-cluster\n    scope: cluster\n    source: latest-backup", "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    accept_zombie_records: true")
         .edit(
             "    source: latest-backup\n    accept_zombie_records: true   # required",
             "    source: empty\n    accept_zombie_records: true   # required",
@@ -202,7 +204,7 @@ fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics()
 
 fn policy_with_before() -> Policy {
     asbackup_example()
-        .append("  - {name: before, scope: cluster, source: 'before:2026-11-20T20:00:00Z'}\n")
+        .append("  - {name: before, scope: cluster, source: 'before:2026-11-20T20:00:00Z', accept_zombie_records: true}\n")
         .policy()
 }
 

@@ -139,3 +139,94 @@ fn rp01_adding_a_node_or_a_device_never_wipes_the_history() {
     );
     assert!(verify(&policy, &w, &p).is_empty());
 }
+
+/// A same-named cluster whose home is us-west-2: snapshots there tagged `asdr:cluster=prod-east`
+/// and `asdr:set`, every node and device, marked complete — but copied from nowhere.
+fn foreign_in_west(policy: &Policy, w: &mut World, set: &str) {
+    let template: Vec<_> = w
+        .snapshots
+        .iter()
+        .filter(|s| s.region.is_none() && s.tags.get("asdr:complete").is_some())
+        .take(9)
+        .cloned()
+        .collect();
+    for (k, mut s) in template.into_iter().enumerate() {
+        s.id = format!("snap-f0reign{k:08}");
+        s.region = Some(WEST.into());
+        s.tags.insert("asdr:set".into(), set.into());
+        s.tags
+            .insert("asdr:cluster".into(), policy.cluster.name.clone());
+        s.start_time = time::PrimitiveDateTime::parse(
+            set.trim_start_matches("bs-"),
+            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
+        )
+        .unwrap()
+        .assume_utc();
+        w.snapshots.push(s);
+    }
+}
+
+#[test]
+fn rp02_copy_region_retention_and_restores_never_take_snapshots_asdr_never_copied() {
+    let policy = ExamplePolicy::named("prod-east-dr").policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 7;
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    // Older than every copy (retention would take them) and newer (a restore would pick them).
+    foreign_in_west(&policy, &mut w, "bs-20261101T030000Z");
+    foreign_in_west(&policy, &mut w, "bs-20261121T080000Z");
+    let foreign: BTreeSet<String> = w
+        .snapshots
+        .iter()
+        .filter(|s| s.id.starts_with("snap-f0reign"))
+        .map(|s| s.id.clone())
+        .collect();
+    let p = backup(&policy, &w);
+    let touched: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| foreign.iter().any(|f| s.id.contains(f.as_str())))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+
+    let p = plan(&policy, &w, NOW, &Operation::Restore("dr-west".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let from: BTreeSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CreateVolume)
+        .map(|s| {
+            serde_json::to_value(s).unwrap()["params"]["snapshot_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(!from.is_empty());
+    assert!(from.is_disjoint(&foreign), "restored from {from:?}");
+
+    // The verifier reads the source tags itself: a plan deleting one of them is refused.
+    let mut bad = backup(&policy, &w);
+    let id = foreign.iter().next().unwrap().clone();
+    bad.steps.push(asdr_planner::Step {
+        region: Some(WEST.into()),
+        id: format!("delete_snapshot:{id}"),
+        params: asdr_planner::params::Params::DeleteSnapshot(
+            asdr_planner::params::DeleteSnapshot {
+                snapshot_id: id.clone(),
+                set: "bs-20261101T030000Z".into(),
+            },
+        ),
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+    });
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("not a copy of this cluster's")),
+        "{v:?}"
+    );
+}

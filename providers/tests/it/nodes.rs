@@ -472,6 +472,11 @@ async fn asbackup_env(extra: &[(&str, &str)]) -> Env {
     let dir_edit = "to: s3://acme-backups/asbackup/prod-east";
     let mut edits = vec![
         ("method: ebs-snapshot", "method: asbackup"),
+        // asrestore merges into the running cluster: accepted (R6).
+        (
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup",
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    accept_zombie_records: true",
+        ),
         (
             "    source: latest-backup\n    accept_zombie_records: true   # required",
             "    source: empty\n    accept_zombie_records: true   # required",
@@ -965,4 +970,49 @@ async fn r17_a_cold_start_is_never_adopted_from_a_node_that_already_answers() {
         }
     }
     assert_eq!(env.cluster.starts("a1"), ["cold"]);
+}
+
+/// rp08: `--modified-after` is a local time of the process running asbackup. The incremental's
+/// cut-off asdr computes in UTC must mean that instant on a runner whose zone is not UTC
+/// (`run_on: local` with `TZ=America/New_York`): five hours of changes would otherwise be in no
+/// set. The stand-in reads the option as the real tool does, in its own zone.
+#[tokio::test]
+async fn rp08_an_incremental_cut_off_means_the_same_instant_on_a_runner_in_another_zone() {
+    let env = asbackup_env(&[]).await;
+    let (mut local, _, _) = stand_in_tools(env.dir.path());
+    let cutoffs = env.dir.path().join("cutoffs.txt");
+    local.env.push(("TZ".into(), "America/New_York".into()));
+    local
+        .env
+        .push(("STANDIN_CUTOFF_LOG".into(), cutoffs.display().to_string()));
+    let mut nodes = NodeProvider::for_policy(&env.policy, local, LocalStore);
+    nodes.retry_after = Duration::from_millis(20);
+    let to = asbackup_to(&env);
+    let set = "bs-20261121T090000Z";
+    let step = Step {
+        region: None,
+        id: format!("asbackup:users:{set}"),
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params: crate::params_of(
+            StepKind::Asbackup,
+            serde_json::json!({"namespace": "users", "set": set, "to": format!("{to}/{set}/users"),
+            "kind": "incremental", "incremental_of": "bs-20261121T030000Z",
+            "modified_after": "2026-11-21_03:00:00", "compress": null, "encrypt": null,
+            "s3_region": "us-east-1", "args": [], "run_on": "node"}),
+        ),
+    };
+    let learned = BTreeMap::new();
+    let input = StepInput {
+        plan_id: "p",
+        step: &step,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    assert_eq!(
+        std::fs::read_to_string(&cutoffs).unwrap().trim(),
+        "2026-11-21T03:00:00Z",
+        "the tool's cut-off is the instant asdr meant"
+    );
 }

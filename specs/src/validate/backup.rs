@@ -202,6 +202,8 @@ impl Validator<'_> {
             check_store_uri(self, &c.value.smd_to, "backup.copies[].smd_to");
             if c.value.smd_to.value.trim_end_matches('/') == b.smd.to.value.trim_end_matches('/') {
                 self.err(c.value.smd_to.span, "backup.copies[].smd_to is the same store as backup.smd.to: the SMD archive would be lost with the region; name a store in the copy's region");
+            } else if let Some(why) = shares_home_store(&c.value.smd_to.value, &b.smd.to.value) {
+                self.err(c.value.smd_to.span, format!("backup.copies[].smd_to {why}: the copies' SMD archives would be lost with the cluster's region; name a bucket in {}", r.value));
             }
             let retain = match &c.value.retain {
                 Some(r) => self.retain(r, every),
@@ -272,4 +274,22 @@ pub(super) fn is_region(r: &str) -> bool {
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// Why a copy's SMD store is not apart from the cluster's own (`backup.smd.to`): an S3 bucket
+/// lives in one region, so the same bucket is the home region's whatever the prefix; a file store
+/// inside the home store's directory (or holding it) is the same disk.
+fn shares_home_store(copy: &str, home: &str) -> Option<String> {
+    use crate::StoreUri;
+    match (StoreUri::parse(copy)?, StoreUri::parse(home)?) {
+        (StoreUri::S3 { bucket: c, .. }, StoreUri::S3 { bucket: h, .. }) if c == h => {
+            Some(format!(
+                "is in bucket `{c}`, the bucket of backup.smd.to (a bucket lives in one region)"
+            ))
+        }
+        (StoreUri::File(c), StoreUri::File(h)) if c.starts_with(&h) || h.starts_with(&c) => {
+            Some("is inside backup.smd.to's directory, or holds it".to_string())
+        }
+        _ => None,
+    }
 }

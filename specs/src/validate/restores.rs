@@ -277,6 +277,18 @@ impl Validator<'_> {
                 "set `accept_zombie_records: true` on this restore, declare `cluster.durable_deletes: true`{healthy_alternative}"
             ));
         }
+        // R6 for asrestore: it writes the backup's records into the running cluster and merges.
+        // A scan carries no deletes (durable or not), so every record deleted since the backup
+        // comes back; only the restore itself can accept that.
+        if backup.method == Method::Asbackup
+            && source.uses_backup()
+            && r.scope.value == Scope::Cluster
+            && !accept
+        {
+            self.err(span, format!(
+                "restore `{name}` asrestores set data into the running cluster, which merges: every record deleted since the backup comes back (a backup holds no deletes)"
+            )).set("R6", "set `accept_zombie_records: true` on this restore (durable deletes do not cover asrestore)");
+        }
         if backup.method == Method::Asbackup && source.uses_backup() && r.scope.value == Scope::Node
         {
             self.err(span, format!("restore `{name}`: asbackup backups restore all or nothing across the cluster; a single node cannot be restored from them"));
