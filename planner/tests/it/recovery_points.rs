@@ -146,7 +146,7 @@ fn foreign_in_west(policy: &Policy, w: &mut World, set: &str) {
     let template: Vec<_> = w
         .snapshots
         .iter()
-        .filter(|s| s.region.is_none() && s.tags.get("asdr:complete").is_some())
+        .filter(|s| s.region.is_none() && s.tags.contains_key("asdr:complete"))
         .take(9)
         .cloned()
         .collect();
