@@ -111,6 +111,11 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
             }),
     };
     let mut last_step = None;
+    // Only a full set starts a chain: an incremental adds to the newest one and counts toward
+    // `retain.count` as nothing new.
+    let new_chain = due
+        .as_ref()
+        .is_some_and(|(kind, _, _)| *kind == BackupKind::Full);
     if let Some((kind, chain, reason)) = due {
         require_stable_cluster(ctx)?;
         let set = resume_or_new(ctx, chain.map(|c| c.full.id.as_str()));
@@ -118,7 +123,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     } else {
         crate::nodes::warn_nodes_down(ctx, b);
     }
-    retention(ctx, b, &chains, last_step);
+    retention(ctx, b, &chains, last_step, new_chain);
     Ok(())
 }
 
@@ -222,6 +227,7 @@ fn backup_set(
             kind,
             incremental_of: chain.map(|c| c.full.id.clone()),
             modified_after: after.clone(),
+            cluster: ctx.policy.cluster.name.clone(),
             tool: tool_params(ctx),
         };
         b.change(
@@ -246,9 +252,15 @@ fn backup_set(
 /// the newest complete chain; delete only sets every directory of which holds asdr's manifest
 /// (an unfinished set is left alone: asdr cannot tell what else is in it). Deletions wait for the
 /// set this plan makes.
-fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after: Option<String>) {
+fn retention(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    chains: &[Chain<'_, '_>],
+    after: Option<String>,
+    new_chain: bool,
+) {
     let retain = ctx.policy.backup.retain;
-    let new_counts = usize::from(after.is_some());
+    let new_counts = usize::from(after.is_some() && new_chain);
     let mut expired = Vec::new();
     for (k, chain) in chains.iter().rev().enumerate() {
         if k == 0 {
@@ -271,7 +283,11 @@ fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after
     }
     let to = &ctx.policy.backup.asbackup.as_ref().expect("asbackup").to;
     for (chain, why) in expired {
-        for set in chain.sets() {
+        // Newest first, each after the one before, the full set last: a chain interrupted while
+        // it is deleted never leaves incrementals without their full set.
+        let mut previous: Option<String> = None;
+        let sets: Vec<_> = chain.sets().collect();
+        for set in sets.into_iter().rev() {
             let dirs: Vec<&str> = set.asbackup.iter().map(|a| a.uri.as_str()).collect();
             b.change(
                 format!("asbackup_set.{}", set.id),
@@ -283,10 +299,11 @@ fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after
                 Some(json!({"set": set.id, "directories": dirs})),
                 None,
             );
-            b.step(
+            let deps = after.iter().chain(previous.iter()).cloned().collect();
+            previous = Some(b.step(
                 format!("delete_backup:{}", set.id),
                 None,
-                after.iter().cloned().collect(),
+                deps,
                 Params::DeleteBackup(params::DeleteBackup {
                     set: set.id.clone(),
                     to: to.clone(),
@@ -294,7 +311,7 @@ fn retention(ctx: &Ctx<'_, '_>, b: &mut Builder, chains: &[Chain<'_, '_>], after
                     cluster: ctx.policy.cluster.name.clone(),
                     tag: tags::CLUSTER.to_string(),
                 }),
-            );
+            ));
         }
     }
     let ns = namespaces(ctx);

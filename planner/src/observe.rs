@@ -351,7 +351,12 @@ fn collect_sets<'w>(
         smd.entry(a.set.as_str()).or_insert(a);
     }
     let mut asb: BTreeMap<&str, Vec<&AsbackupArchive>> = BTreeMap::new();
-    for a in &world.asbackup_archives {
+    // Only this cluster's runs (R13): a store shared with another cluster holds theirs too.
+    for a in world
+        .asbackup_archives
+        .iter()
+        .filter(|a| crate::world::asbackup_is_ours(&world.asbackup_archives, a, cluster))
+    {
         asb.entry(a.set.as_str()).or_default().push(a);
         by_set.entry(a.set.as_str()).or_default();
     }

@@ -271,6 +271,10 @@ pub struct Asbackup {
     pub incremental_of: Option<String>,
     /// asbackup's `--modified-after` for incrementals.
     pub modified_after: Option<String>,
+    /// The cluster the run is for: its manifest names it, so a store shared with another cluster
+    /// never mixes their sets (R13).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
 }
 
 /// asrestore: one namespace, replaying a chain's directories in order.

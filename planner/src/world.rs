@@ -369,6 +369,21 @@ pub struct AsbackupArchive {
     /// For an incremental backup: the full set its chain starts from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental_of: Option<String>,
+    /// The cluster its manifest names; none for a manifest written before manifests named it
+    /// (adopted only while no set in the store names another cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// Whether an asbackup run in the store is `cluster`'s: its manifest names it, or (written before
+/// manifests named their cluster) no run in the store names another cluster (R13).
+pub fn asbackup_is_ours(all: &[AsbackupArchive], a: &AsbackupArchive, cluster: &str) -> bool {
+    match &a.cluster {
+        Some(c) => c == cluster,
+        None => !all
+            .iter()
+            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster)),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,11 +17,39 @@ use crate::store::{Store, StoreError, sha256_hex};
 
 /// The manifest's name: `asdr-manifest.json` for a full set, and for an incremental one the
 /// full set its chain starts from, so a listing alone says what a set is.
-pub fn manifest_name(incremental_of: Option<&str>) -> String {
+/// The manifest's name: it says whose run it is (`cluster-<name>`) and, for an incremental, the
+/// full set its chain starts from, so one listing of the store tells both.
+pub fn manifest_name(cluster: &str, incremental_of: Option<&str>) -> String {
+    let owner = if cluster.is_empty() {
+        String::new()
+    } else {
+        format!(".cluster-{cluster}")
+    };
     match incremental_of {
-        None => "asdr-manifest.json".into(),
-        Some(full) => format!("asdr-manifest.incremental-of-{full}.json"),
+        None => format!("asdr-manifest{owner}.json"),
+        Some(full) => format!("asdr-manifest{owner}.incremental-of-{full}.json"),
     }
+}
+
+/// A manifest's name read back: (its cluster, the full set it is an incremental of). `None` for
+/// a file that is not a manifest. Manifests written before they named their cluster have none.
+pub fn parse_manifest_name(file: &str) -> Option<(Option<String>, Option<String>)> {
+    let rest = file.strip_prefix("asdr-manifest")?.strip_suffix(".json")?;
+    let (cluster, rest) = match rest.strip_prefix(".cluster-") {
+        Some(r) => match r.split_once('.') {
+            Some((c, more)) => (Some(c.to_string()), format!(".{more}")),
+            None => (Some(r.to_string()), String::new()),
+        },
+        None => (None, rest.to_string()),
+    };
+    let incremental_of = match rest.as_str() {
+        "" => None,
+        r => Some(r.strip_prefix(".incremental-of-")?.to_string()),
+    };
+    if cluster.as_deref().is_some_and(str::is_empty) {
+        return None;
+    }
+    Some((cluster, incremental_of))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,15 +160,24 @@ pub async fn finished<S: Store>(
     store: &S,
     p: &params::Asbackup,
 ) -> Result<Option<Resources>, StepError> {
-    let uri = format!("{}/{}", p.to, manifest_name(p.incremental_of.as_deref()));
-    match store.get(&uri).await {
-        Ok(_) => Ok(Some(Learned {
-            manifest: Some(uri),
-            ..Learned::default()
-        })),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(store_err(e)),
+    // This run's manifest, or (a run finished before manifests named their cluster) the old name.
+    for name in [
+        manifest_name(&p.cluster, p.incremental_of.as_deref()),
+        manifest_name("", p.incremental_of.as_deref()),
+    ] {
+        let uri = format!("{}/{name}", p.to);
+        match store.get(&uri).await {
+            Ok(_) => {
+                return Ok(Some(Learned {
+                    manifest: Some(uri),
+                    ..Learned::default()
+                }));
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(store_err(e)),
+        }
     }
+    Ok(None)
 }
 
 /// One namespace's asbackup run, then its manifest.
@@ -253,7 +290,7 @@ pub async fn backup<T: Transport, S: Store>(
         finished: now(),
     };
     let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-    let name = manifest_name(incremental_of.as_deref());
+    let name = manifest_name(&p.cluster, incremental_of.as_deref());
     if s3 {
         store
             .put(&format!("{to}/{name}"), text)
@@ -323,6 +360,17 @@ pub async fn delete_set<S: Store>(
                 format!("[R13] {d} holds no asdr manifest: asdr does not delete it"),
             ));
         }
+        // Right before deleting: a manifest naming another cluster is theirs, whatever the plan
+        // says (a store shared by two clusters).
+        if let Some(other) = m.iter().find_map(|u| {
+            let (c, _) = parse_manifest_name(u.rsplit('/').next()?)?;
+            c.filter(|c| c != &p.cluster)
+        }) {
+            return Err(StepError::permanent(
+                "R13",
+                format!("[R13] {d} is cluster {other}'s backup: asdr does not delete it"),
+            ));
+        }
         files.extend(f);
         manifests.extend(m);
     }
@@ -362,15 +410,8 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
         let [set, ns, file] = parts.as_slice() else {
             continue;
         };
-        let incremental_of = match *file {
-            "asdr-manifest.json" => None,
-            f => match f
-                .strip_prefix("asdr-manifest.incremental-of-")
-                .and_then(|f| f.strip_suffix(".json"))
-            {
-                Some(full) => Some(full.to_string()),
-                None => continue,
-            },
+        let Some((cluster, incremental_of)) = parse_manifest_name(file) else {
+            continue;
         };
         if !asdr_specs::is_set_id(set) {
             continue;
@@ -380,6 +421,7 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             namespace: ns.to_string(),
             uri: format!("{root}/{set}/{ns}"),
             incremental_of,
+            cluster,
         });
     }
     out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));

@@ -251,6 +251,13 @@ pub fn case(seed: u64) -> Case {
                             namespace: ns.clone(),
                             uri: format!("s3://backups/asb/{set}/{ns}"),
                             incremental_of: if incremental { full.clone() } else { None },
+                            // Mostly this cluster's; some written before manifests named their
+                            // cluster; now and then a same-named store's other cluster (R13).
+                            cluster: match r.below(20) {
+                                0 => Some("fz-other".into()),
+                                1..=4 => None,
+                                _ => Some("fz".into()),
+                            },
                         });
                     }
                 }

@@ -17,7 +17,17 @@ impl<'a> Verifier<'a> {
             .map(|n| n.name.as_str())
             .collect();
         let mut by_set: BTreeMap<&str, Vec<&crate::world::AsbackupArchive>> = BTreeMap::new();
-        for a in &self.world.asbackup_archives {
+        // This cluster's runs only: by the cluster its manifest names; a manifest that names none
+        // (written before they did) only while no run in the store names another cluster.
+        let all = &self.world.asbackup_archives;
+        let cluster = self.policy.cluster.name.as_str();
+        let foreign_here = all
+            .iter()
+            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+        for a in all.iter().filter(|a| match &a.cluster {
+            Some(c) => c == cluster,
+            None => !foreign_here,
+        }) {
             by_set.entry(a.set.as_str()).or_default().push(a);
         }
         let complete = |set: &str| {
@@ -38,13 +48,53 @@ impl<'a> Verifier<'a> {
             .filter(|s| complete(s))
             .max_by_key(|s| crate::observe::set_time(s))
             .map(|s| chain_of(s));
+        // The chains `retain` keeps: the newest `count` (a full set this plan makes is one of
+        // them; an incremental is not a chain), each younger than max_age by its newest set.
+        let retain = self.retain;
+        let new_full = self.plan.steps.iter().any(|s| {
+            matches!(&s.params, Params::Asbackup(a) if a.kind == crate::params::BackupKind::Full)
+        });
+        let mut newest_of: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+        for set in by_set.keys().filter(|s| complete(s)) {
+            let t = crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let e = newest_of.entry(chain_of(set)).or_insert(t);
+            *e = (*e).max(t);
+        }
+        let mut chains: Vec<(&String, &OffsetDateTime)> =
+            newest_of.iter().filter(|(c, _)| complete(c)).collect();
+        chains.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
+        let keep_count = retain.count.map_or(usize::MAX, |c| {
+            (c as usize).saturating_sub(usize::from(new_full)).max(1)
+        });
+        let now = OffsetDateTime::parse(
+            &self.plan.now,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        let kept: BTreeSet<&str> = chains
+            .iter()
+            .take(keep_count)
+            .filter(|(_, t)| match (retain.max_age, now) {
+                (Some(m), Some(now)) => (now - **t).whole_seconds().max(0) as u64 <= m.seconds(),
+                _ => true,
+            })
+            .map(|(c, _)| c.as_str())
+            .collect();
         let mut bad = Vec::new();
         for s in deletes {
             let set = s.params.set().unwrap_or_default();
             if !complete(set) {
-                bad.push((s, format!("set {set} is not a finished asbackup set with asdr's manifest in every namespace")));
+                bad.push((s, format!("set {set} is not a finished asbackup set of this cluster with asdr's manifest in every namespace")));
             } else if newest_chain.as_deref() == Some(chain_of(set).as_str()) {
                 bad.push((s, format!("set {set} belongs to the newest complete chain")));
+            } else if kept.contains(chain_of(set).as_str()) {
+                bad.push((
+                    s,
+                    format!(
+                        "set {set} belongs to chain {}, which retain keeps",
+                        chain_of(set)
+                    ),
+                ));
             }
         }
         for (s, m) in bad {

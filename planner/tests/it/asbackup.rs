@@ -26,7 +26,7 @@ fn asbackup_example() -> ExamplePolicy {
         )
 }
 
-fn policy(extra: &str) -> Policy {
+pub(crate) fn policy(extra: &str) -> Policy {
     asbackup_example()
         .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
         .edit(
@@ -37,7 +37,7 @@ fn policy(extra: &str) -> Policy {
 }
 
 /// A world with these asbackup runs: (set, incremental_of, namespaces).
-fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> World {
+pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> World {
     let mut w = world_for(policy, &WorldSpec::new(NOW));
     w.snapshots.clear();
     w.smd_archives.clear();
@@ -48,6 +48,7 @@ fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> World {
                 namespace: ns.to_string(),
                 uri: format!("{TO}/{set}/{ns}"),
                 incremental_of: of.map(str::to_string),
+                cluster: Some("prod-east".into()),
             });
         }
     }
@@ -132,13 +133,20 @@ fn retention_deletes_whole_chains_never_the_newest_and_never_an_unfinished_set()
     );
     let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
     // The newest full set is 23 h old (every: 24h): nothing is due. The newest two chains are
-    // kept (retain.count: 2), the oldest chain goes whole, its incremental with it.
+    // kept (retain.count: 2), the oldest chain goes whole, its incremental with it: the
+    // incremental first, the full set after it (never incrementals without their full set).
     assert_eq!(
         ids(&p, StepKind::DeleteBackup),
         [
-            "delete_backup:bs-20261117T090000Z",
-            "delete_backup:bs-20261117T150000Z"
+            "delete_backup:bs-20261117T150000Z",
+            "delete_backup:bs-20261117T090000Z"
         ]
+    );
+    assert!(
+        p.step("delete_backup:bs-20261117T090000Z")
+            .unwrap()
+            .depends_on
+            .contains(&"delete_backup:bs-20261117T150000Z".to_string())
     );
     assert!(
         p.warnings

@@ -230,3 +230,162 @@ fn rp02_copy_region_retention_and_restores_never_take_snapshots_asdr_never_copie
         "{v:?}"
     );
 }
+
+const BOTH: &[&str] = &["users", "events"];
+
+fn delete_backups(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteBackup)
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+#[test]
+fn rp03_another_clusters_asbackup_sets_in_the_same_store_are_never_ours() {
+    let policy = crate::asbackup::policy("");
+    // prod-west writes to the same `asbackup.to` with the same namespaces: two sets, the newest
+    // young enough that prod-east would plan no backup if it took them for its own.
+    let mut w = crate::asbackup::world(
+        &policy,
+        &[
+            ("bs-20261118T030000Z", None, BOTH),
+            ("bs-20261121T030000Z", None, BOTH),
+        ],
+    );
+    for a in &mut w.asbackup_archives {
+        a.cluster = Some("prod-west".into());
+    }
+    let p = backup(&policy, &w);
+    assert!(
+        p.steps.iter().any(|s| s.kind() == StepKind::Asbackup),
+        "prod-east has no set of its own: a backup is due"
+    );
+    assert!(delete_backups(&p).is_empty(), "{:?}", delete_backups(&p));
+    let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()));
+    assert!(
+        r.as_ref().map_or(true, |p| p
+            .steps
+            .iter()
+            .all(|s| s.kind() != StepKind::Asrestore)),
+        "prod-west's data is never asrestored into prod-east: {:?}",
+        r.map(|p| p.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
+    );
+    // Sets written before manifests named their cluster stay ours only while nothing in the
+    // store names another cluster.
+    let mut legacy = crate::asbackup::world(&policy, &[("bs-20261121T030000Z", None, BOTH)]);
+    for a in &mut legacy.asbackup_archives {
+        a.cluster = None;
+    }
+    assert!(
+        backup(&policy, &legacy)
+            .steps
+            .iter()
+            .all(|s| s.kind() != StepKind::Asbackup),
+        "a legacy set alone in its store is adopted"
+    );
+    legacy.asbackup_archives.extend(w.asbackup_archives.clone());
+    assert!(
+        backup(&policy, &legacy)
+            .steps
+            .iter()
+            .any(|s| s.kind() == StepKind::Asbackup),
+        "not once another cluster writes there"
+    );
+    // The verifier reads the manifests' clusters itself: deleting prod-west's set is refused.
+    let mut bad = p.clone();
+    bad.steps.push(asdr_planner::Step {
+        region: None,
+        id: "delete_backup:bs-20261118T030000Z".into(),
+        params: asdr_planner::params::Params::DeleteBackup(asdr_planner::params::DeleteBackup {
+            set: "bs-20261118T030000Z".into(),
+            to: "s3://acme-backups/asbackup/prod-east".into(),
+            directories: vec![
+                "s3://acme-backups/asbackup/prod-east/bs-20261118T030000Z/users".into(),
+                "s3://acme-backups/asbackup/prod-east/bs-20261118T030000Z/events".into(),
+            ],
+            cluster: "prod-east".into(),
+            tag: "asdr:cluster".into(),
+        }),
+        node: None,
+        depends_on: vec![],
+        cleanup: false,
+    });
+    assert!(
+        verify(&policy, &w, &bad).iter().any(|v| v.rule == "R13"
+            && v.message
+                .contains("not a finished asbackup set of this cluster")),
+        "{:?}",
+        verify(&policy, &w, &bad)
+    );
+}
+
+#[test]
+fn rp04_an_incremental_never_costs_a_chain_that_retain_keeps() {
+    // retain: {count: 2}, two chains, an incremental of the newer one due.
+    let policy = crate::asbackup::policy("    incremental_every: 6h\n");
+    let w = crate::asbackup::world(
+        &policy,
+        &[
+            ("bs-20261119T120000Z", None, BOTH),
+            ("bs-20261119T180000Z", Some("bs-20261119T120000Z"), BOTH),
+            ("bs-20261120T120000Z", None, BOTH),
+            ("bs-20261120T180000Z", Some("bs-20261120T120000Z"), BOTH),
+        ],
+    );
+    let p = backup(&policy, &w);
+    assert!(
+        p.steps.iter().any(|s| matches!(&s.params,
+            asdr_planner::params::Params::Asbackup(a) if a.kind == asdr_planner::params::BackupKind::Incremental)),
+        "an incremental is due"
+    );
+    assert!(delete_backups(&p).is_empty(), "{:?}", delete_backups(&p));
+    // The defect's plan: the older chain deleted as if the incremental were a chain.
+    let mut bad = p.clone();
+    for set in ["bs-20261119T180000Z", "bs-20261119T120000Z"] {
+        bad.steps.push(asdr_planner::Step {
+            region: None,
+            id: format!("delete_backup:{set}"),
+            params: asdr_planner::params::Params::DeleteBackup(
+                asdr_planner::params::DeleteBackup {
+                    set: set.into(),
+                    to: "s3://acme-backups/asbackup/prod-east".into(),
+                    directories: BOTH
+                        .iter()
+                        .map(|ns| format!("s3://acme-backups/asbackup/prod-east/{set}/{ns}"))
+                        .collect(),
+                    cluster: "prod-east".into(),
+                    tag: "asdr:cluster".into(),
+                },
+            ),
+            node: None,
+            depends_on: vec![],
+            cleanup: false,
+        });
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("which retain keeps")),
+        "{v:?}"
+    );
+    // A full set due starts a chain: then the older chain goes (count 2 = the new + the newest).
+    let w2 = crate::asbackup::world(
+        &policy,
+        &[
+            ("bs-20261118T080000Z", None, BOTH),
+            ("bs-20261119T080000Z", None, BOTH),
+            ("bs-20261120T080000Z", None, BOTH),
+        ],
+    );
+    let p = backup(&policy, &w2);
+    let gone: BTreeSet<String> = delete_backups(&p).into_iter().collect();
+    assert_eq!(
+        gone,
+        BTreeSet::from([
+            "delete_backup:bs-20261118T080000Z".to_string(),
+            "delete_backup:bs-20261119T080000Z".to_string()
+        ])
+    );
+    assert!(verify(&policy, &w2, &p).is_empty());
+}

@@ -214,6 +214,7 @@ pub(super) fn act(
                 namespace: p.namespace.clone(),
                 uri: p.to.clone(),
                 incremental_of: p.incremental_of.clone(),
+                cluster: (!p.cluster.is_empty()).then(|| p.cluster.clone()),
             });
             Progress::done(Learned::uri(p.to.clone()))
         }

@@ -512,7 +512,8 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
         );
         // The manifest: the tool's summary and every file with its SHA-256.
         let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(format!("{dir}/asdr-manifest.json")).unwrap(),
+            &std::fs::read_to_string(format!("{dir}/asdr-manifest.cluster-prod-east.json"))
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(manifest["records"], 1000);
@@ -614,7 +615,9 @@ async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_neve
             .count()
             > 1000
     );
-    assert!(std::path::Path::new(&format!("{users}/asdr-manifest.json")).exists());
+    assert!(
+        std::path::Path::new(&format!("{users}/asdr-manifest.cluster-prod-east.json")).exists()
+    );
     assert_eq!(
         std::fs::read_to_string(format!("{events}/events_00000.asb")).unwrap(),
         "Version 3.1\nfinished\n",
