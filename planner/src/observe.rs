@@ -296,6 +296,15 @@ impl<'w> Observed<'w> {
         self.volumes_by_id.get(id).copied()
     }
 
+    /// `before: T`: the newest complete set whose data is older than T (its last snapshot's start,
+    /// the moment its data may be as new as). The planner and `status` both ask this.
+    pub fn complete_set_before(&self, t: OffsetDateTime) -> Option<&BackupSet<'w>> {
+        self.sets
+            .iter()
+            .rev()
+            .find(|s| s.is_complete() && s.data_time() < t)
+    }
+
     pub fn newest_complete_set(&self) -> Option<&BackupSet<'w>> {
         self.sets.iter().rev().find(|s| s.is_complete())
     }

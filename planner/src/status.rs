@@ -27,6 +27,10 @@ pub struct Status {
     /// Per copy region (`backup.copies`): the copies there.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub regions: std::collections::BTreeMap<String, RegionStatus>,
+    /// Every declared recovery path (the cluster's region, each copy region, each restore) that
+    /// has no usable set within its objective, said plainly. Empty: every path is fine; `status`
+    /// exits 2 otherwise.
+    pub problems: Vec<String>,
 }
 
 /// The copies of a cluster's sets in one other region.
@@ -67,6 +71,23 @@ pub struct RestoreStatus {
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     let home = crate::copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
+    // What a complete set is depends on the method: asbackup sets are complete with asdr's
+    // manifest in every namespace (they hold no snapshots).
+    let asbackup = policy.backup.method == Method::Asbackup;
+    let namespaces: Vec<String> = policy
+        .cluster
+        .namespaces
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let complete = |s: &BackupSet<'_>| {
+        if asbackup {
+            s.asbackup_complete(&namespaces)
+        } else {
+            s.is_complete()
+        }
+    };
+    let home_newest = obs.sets.iter().rev().find(|s| complete(s));
     let views: Vec<World> = policy
         .backup
         .copies
@@ -106,7 +127,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let rpo_seconds = policy.backup.every.seconds();
-    let newest_complete = obs.newest_complete_set().map(|s| NewestSet {
+    let newest_complete = home_newest.map(|s| NewestSet {
         set: s.id.clone(),
         time: s.time,
         age_seconds: (now - s.time).whole_seconds().max(0) as u64,
@@ -114,7 +135,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     let overdue = newest_complete
         .as_ref()
         .is_none_or(|n| n.age_seconds >= rpo_seconds);
-    let restores = policy
+    let restores: Vec<RestoreStatus> = policy
         .restores
         .iter()
         .map(|r| {
@@ -126,11 +147,12 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             let (source, set) = match &r.source {
                 RestoreSource::CurrentVolumes => ("current-volumes".to_string(), None),
                 RestoreSource::Empty => ("empty".to_string(), None),
-                RestoreSource::LatestBackup => {
-                    ("latest-backup".to_string(), obs.newest_complete_set())
-                }
+                RestoreSource::LatestBackup => (
+                    "latest-backup".to_string(),
+                    obs.sets.iter().rev().find(|s| complete(s)),
+                ),
                 RestoreSource::Set(id) => {
-                    (format!("set:{id}"), obs.set(id).filter(|s| s.is_complete()))
+                    (format!("set:{id}"), obs.set(id).filter(|s| complete(s)))
                 }
                 RestoreSource::Before(t) => (
                     format!(
@@ -138,10 +160,12 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                         t.format(&time::format_description::well_known::Rfc3339)
                             .unwrap_or_default()
                     ),
-                    obs.sets
-                        .iter()
-                        .rev()
-                        .find(|s| s.is_complete() && s.time < *t),
+                    // The set the planner would take: the same question, asked the same way.
+                    if asbackup {
+                        obs.sets.iter().rev().find(|s| complete(s) && s.time < *t)
+                    } else {
+                        obs.complete_set_before(*t)
+                    },
                 ),
             };
             let nodes: Vec<&str> = if r.nodes.is_empty() {
@@ -165,6 +189,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             }
         })
         .collect();
+    let problems = problems(policy, overdue, &newest_complete, &regions, &restores);
     Status {
         cluster: policy.cluster.name.clone(),
         now,
@@ -174,18 +199,71 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         complete_sets: obs
             .sets
             .iter()
-            .filter(|s| s.is_complete())
+            .filter(|s| complete(s))
             .map(|s| s.id.clone())
             .collect(),
         unfinished_sets: obs
             .sets
             .iter()
-            .filter(|s| !s.is_complete())
+            .filter(|s| !complete(s))
             .map(|s| s.id.clone())
             .collect(),
+        problems,
         restores,
         regions,
     }
+}
+
+/// Each declared recovery path without a usable set within its objective: the cluster's region
+/// (a complete set younger than `every`), each copy region (observed, a complete copy younger than
+/// twice `every`: one interval for the next set, one to copy it), each restore that reads a set
+/// (one to restore from, where it would restore).
+fn problems(
+    policy: &Policy,
+    overdue: bool,
+    newest: &Option<NewestSet>,
+    regions: &std::collections::BTreeMap<String, RegionStatus>,
+    restores: &[RestoreStatus],
+) -> Vec<String> {
+    let every = policy.backup.every.seconds();
+    let mut out = Vec::new();
+    if overdue {
+        out.push(match newest {
+            Some(n) => format!(
+                "{}: the newest complete set {} is {} old, older than every: {}",
+                policy.cluster.region,
+                n.set,
+                human_age(n.age_seconds),
+                policy.backup.every
+            ),
+            None => format!("{}: no complete backup set", policy.cluster.region),
+        });
+    }
+    for (region, r) in regions {
+        if let Some(why) = &r.unobserved {
+            out.push(format!("{region}: not observed ({why})"));
+        } else {
+            match (&r.newest_complete_set, r.age_seconds) {
+                (Some(set), Some(age)) if age >= 2 * every => out.push(format!(
+                    "{region}: the newest complete copy {set} is {} old, older than twice every: {}",
+                    human_age(age),
+                    policy.backup.every
+                )),
+                (Some(_), _) => {}
+                _ => out.push(format!("{region}: no complete copy of any set")),
+            }
+        }
+    }
+    for (r, decl) in restores.iter().zip(&policy.restores) {
+        if decl.source.uses_backup() && r.set.is_none() {
+            let place = decl.region().unwrap_or(policy.cluster.region.as_str());
+            out.push(format!(
+                "restore `{}`: no complete set to restore from ({}, in {place})",
+                r.name, r.source
+            ));
+        }
+    }
+    out
 }
 
 fn estimate(

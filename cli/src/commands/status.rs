@@ -7,7 +7,8 @@ use crate::error::CommandError;
 use crate::inputs;
 
 /// `asdr status`: the backups against the RPO, the restores' bounds, the lock, the last apply.
-/// Exit 0 within the RPO, 2 overdue, 1 on error.
+/// Exit 0 when every declared recovery path (the cluster's region, each copy region, each
+/// restore) has a usable set within its objective, 2 when one does not, 1 on error.
 pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
     let session = inputs::session(g)?;
     let report = asdr_engine::status::report(&session)
@@ -23,7 +24,11 @@ pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
         StatusFormat::Text if !g.quiet => print(&text(&report))?,
         StatusFormat::Text => {}
     }
-    Ok(if report.status.overdue { 2 } else { 0 })
+    Ok(if report.status.problems.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
 fn age(seconds: u64) -> String {
@@ -99,6 +104,14 @@ fn text(r: &Report) -> String {
             out.push_str(&format!("    {:width$}  {from}: {}\n", r.name, r.basis));
         }
     }
+    if s.problems.is_empty() {
+        out.push_str("  recovery:   every declared recovery path has a usable set\n");
+    } else {
+        out.push_str("  recovery:   NOT FINE\n");
+        for p in &s.problems {
+            out.push_str(&format!("    - {p}\n"));
+        }
+    }
     out.push_str(&format!(
         "  lock:       {}\n",
         r.lock_held_by.as_deref().unwrap_or("free")
@@ -160,6 +173,11 @@ fn openmetrics(r: &Report) -> String {
         "asdr_backup_overdue",
         "1 when no complete set is younger than the RPO.",
         one(u8::from(s.overdue).to_string()),
+    );
+    gauge(
+        "asdr_recovery_problems",
+        "Declared recovery paths (the cluster's region, copy regions, restores) without a usable set within their objective; status exits 2 when above 0.",
+        one(s.problems.len().to_string()),
     );
     gauge(
         "asdr_backup_sets",

@@ -277,25 +277,19 @@ pub(crate) fn resolve_set<'a, 'w>(
                 ),
             ))
         })?,
-        RestoreSource::Before(t) => ctx
-            .obs
-            .sets
-            .iter()
-            .rev()
-            .find(|s| s.is_complete() && s.data_time() < *t)
-            .ok_or_else(|| {
-                refuse(
-                    Diagnostic::new(
-                        at,
-                        format!(
-                            "restore `{}`: no complete backup set was taken before {}",
-                            restore.name,
-                            restore.source.to_string().trim_start_matches("before:")
-                        ),
-                    )
-                    .rule("R2"),
+        RestoreSource::Before(t) => ctx.obs.complete_set_before(*t).ok_or_else(|| {
+            refuse(
+                Diagnostic::new(
+                    at,
+                    format!(
+                        "restore `{}`: no complete backup set was taken before {}",
+                        restore.name,
+                        restore.source.to_string().trim_start_matches("before:")
+                    ),
                 )
-            })?,
+                .rule("R2"),
+            )
+        })?,
     };
     Ok(Some(set))
 }

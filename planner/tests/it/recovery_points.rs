@@ -389,3 +389,109 @@ fn rp04_an_incremental_never_costs_a_chain_that_retain_keeps() {
     );
     assert!(verify(&policy, &w2, &p).is_empty());
 }
+
+#[test]
+fn rp12_status_sees_asbackup_sets() {
+    // A complete asbackup set 6 h old (every: 24h): fine, and named.
+    let policy = crate::asbackup::policy("");
+    let w = crate::asbackup::world(&policy, &[("bs-20261121T030000Z", None, BOTH)]);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert_eq!(
+        s.newest_complete.as_ref().map(|n| n.set.as_str()),
+        Some("bs-20261121T030000Z")
+    );
+    assert!(!s.overdue);
+    assert!(s.unfinished_sets.is_empty(), "{:?}", s.unfinished_sets);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let full = s
+        .restores
+        .iter()
+        .find(|r| r.name == "full-cluster")
+        .unwrap();
+    assert_eq!(full.set.as_deref(), Some("bs-20261121T030000Z"));
+    // Without it: not fine.
+    let w = crate::asbackup::world(&policy, &[]);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(s.overdue && !s.problems.is_empty());
+}
+
+#[test]
+fn rp13_status_and_the_planner_name_the_same_set_for_before() {
+    // The newest set's id is before T, but its snapshots started after T: its data may be newer
+    // than T, so neither may name it.
+    let policy = ExamplePolicy::prod_east()
+        .append("  - {name: before, scope: cluster, source: 'before:2026-11-21T03:30:00Z'}\n")
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(6);
+    let mut w = world_for(&policy, &spec);
+    let newest = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set").cloned())
+        .max()
+        .unwrap();
+    assert_eq!(newest, "bs-20261121T030000Z");
+    for s in w
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.tags.get("asdr:set") == Some(&newest))
+    {
+        s.start_time = datetime!(2026-11-21 04:00:00 UTC);
+    }
+    let p = plan(&policy, &w, NOW, &Operation::Restore("before".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let planned: BTreeSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CreateVolume)
+        .filter_map(|s| {
+            let id = serde_json::to_value(s).unwrap()["params"]["snapshot_id"]
+                .as_str()?
+                .to_string();
+            w.snapshots
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.tags["asdr:set"].clone())
+        })
+        .collect();
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let named = s.restores.iter().find(|r| r.name == "before").unwrap();
+    assert_eq!(named.set.as_ref(), planned.iter().next());
+    assert_ne!(named.set.as_deref(), Some(newest.as_str()));
+}
+
+#[test]
+fn rp14_status_is_not_fine_without_a_usable_copy_in_a_dr_region() {
+    let policy = ExamplePolicy::named("prod-east-dr").policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 3;
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    // Every copy in us-west-2 failed.
+    for c in w
+        .snapshots
+        .iter_mut()
+        .filter(|c| c.region.as_deref() == Some(WEST))
+    {
+        c.state = asdr_planner::world::SnapshotState::Error;
+    }
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(
+        s.problems
+            .iter()
+            .any(|p| p.starts_with("us-west-2: no complete copy")),
+        "{:?}",
+        s.problems
+    );
+    assert!(
+        s.problems
+            .iter()
+            .any(|p| p.starts_with("restore `dr-west`")),
+        "{:?}",
+        s.problems
+    );
+}
