@@ -51,6 +51,20 @@ pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
         under(&a.uri, &copy.smd_to)
     });
     view.snapshots.retain(|s| is_our_copy(policy, world, s));
+    // A copy's data is its source's: it keeps the source's moment (its start), not the moment it
+    // was copied, so `before:` means the same in every region. Without the source (expired at
+    // home), the copy's own later start is kept: later is the safe side for `before:`.
+    let home = policy.cluster.region.as_str();
+    for s in &mut view.snapshots {
+        if let Some(src) = s.tags.get(tags::SOURCE_SNAPSHOT).and_then(|from| {
+            world
+                .snapshots
+                .iter()
+                .find(|h| &h.id == from && h.region.as_deref().unwrap_or(home) == home)
+        }) {
+            s.start_time = src.start_time;
+        }
+    }
     view
 }
 

@@ -495,3 +495,44 @@ fn rp14_status_is_not_fine_without_a_usable_copy_in_a_dr_region() {
         s.problems
     );
 }
+
+#[test]
+fn rp07_a_before_restore_in_another_region_goes_by_the_sources_time_not_the_copys() {
+    let policy = ExamplePolicy::named("prod-east-dr")
+        .edit(
+            "    scope: cluster\n    source: latest-backup\n    region: us-west-2",
+            "    scope: cluster\n    source: 'before:2026-11-20T12:00:00Z'\n    region: us-west-2",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 4;
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 3, false);
+    // Set 1120 (taken at 03:00) was copied late, in a catch-up at 21:00.
+    let late = "bs-20261120T030000Z";
+    for c in w.snapshots.iter_mut().filter(|c| {
+        c.region.as_deref() == Some(WEST) && c.tags.get("asdr:set").map(String::as_str) == Some(late)
+    }) {
+        c.start_time = datetime!(2026-11-20 21:00:00 UTC);
+    }
+    let p = plan(&policy, &w, NOW, &Operation::Restore("dr-west".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sets: BTreeSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CreateVolume)
+        .filter_map(|s| {
+            let id = serde_json::to_value(s).unwrap()["params"]["snapshot_id"]
+                .as_str()?
+                .to_string();
+            w.snapshots
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.tags["asdr:set"].clone())
+        })
+        .collect();
+    assert_eq!(sets, BTreeSet::from([late.to_string()]));
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let named = s.restores.iter().find(|r| r.name == "dr-west").unwrap();
+    assert_eq!(named.set.as_deref(), Some(late));
+}
