@@ -168,8 +168,8 @@ pub(crate) fn dir(ctx: &Ctx<'_, '_>, set: &str, ns: &str) -> String {
 }
 
 /// What every asbackup/asrestore step carries: where it runs, how files are compressed and
-/// encrypted, the S3 region.
-fn tool_params(ctx: &Ctx<'_, '_>) -> Tool {
+/// encrypted, the S3 region; the extra arguments are each tool's own.
+fn tool_params(ctx: &Ctx<'_, '_>, restore: bool) -> Tool {
     let asb = ctx.policy.backup.asbackup.as_ref().expect("asbackup");
     Tool {
         run_on: asb.run_on,
@@ -179,7 +179,11 @@ fn tool_params(ctx: &Ctx<'_, '_>) -> Tool {
             key_file: e.key_file.clone(),
         }),
         s3_region: ctx.policy.cluster.region.clone(),
-        args: asb.args.clone(),
+        args: if restore {
+            asb.restore_args.clone()
+        } else {
+            asb.args.clone()
+        },
     }
 }
 
@@ -228,7 +232,7 @@ fn backup_set(
             incremental_of: chain.map(|c| c.full.id.clone()),
             modified_after: after.clone(),
             cluster: ctx.policy.cluster.name.clone(),
-            tool: tool_params(ctx),
+            tool: tool_params(ctx, false),
         };
         b.change(
             format!("asbackup.{set}.{}", ns.name),
@@ -367,7 +371,7 @@ pub(crate) fn restore(
             namespace: ns.name.clone(),
             set: last.id.clone(),
             directories: dirs.clone(),
-            tool: tool_params(ctx),
+            tool: tool_params(ctx, true),
         };
         b.change(
             format!("namespace.{}", ns.name),

@@ -292,7 +292,10 @@ pub struct Asbackup {
     pub compress: Option<Compress>,
     pub encrypt: Option<Encrypt>,
     pub incremental_every: Option<Duration>,
+    /// Extra asbackup options.
     pub args: Vec<String>,
+    /// Extra asrestore options.
+    pub restore_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -242,9 +242,13 @@ pub struct RawAsbackup {
     /// Incremental backups (records changed since the previous set) this often between full ones.
     #[serde(default)]
     pub incremental_every: Option<Sp<String>>,
-    /// Further arguments passed to asbackup as they are.
+    /// Further arguments for asbackup (only asbackup: its options are not asrestore's), each an
+    /// asbackup option asdr does not set itself.
     #[serde(default)]
-    pub args: Vec<String>,
+    pub args: Option<Sp<Vec<String>>>,
+    /// Further arguments for asrestore, each an asrestore option asdr does not set itself.
+    #[serde(default)]
+    pub restore_args: Option<Sp<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

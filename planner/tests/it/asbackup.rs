@@ -15,7 +15,7 @@ const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
 const TO: &str = "s3://acme-backups/asbackup/prod-east";
 
 /// prod-east backed up with asbackup (its refill restore blank: asbackup sets hold no volumes).
-fn asbackup_example() -> ExamplePolicy {
+pub(crate) fn asbackup_example() -> ExamplePolicy {
     ExamplePolicy::prod_east()
         .edit("method: ebs-snapshot", "method: asbackup")
         // asrestore merges into the running cluster: accepted (R6).

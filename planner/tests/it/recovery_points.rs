@@ -511,7 +511,8 @@ fn rp07_a_before_restore_in_another_region_goes_by_the_sources_time_not_the_copy
     // Set 1120 (taken at 03:00) was copied late, in a catch-up at 21:00.
     let late = "bs-20261120T030000Z";
     for c in w.snapshots.iter_mut().filter(|c| {
-        c.region.as_deref() == Some(WEST) && c.tags.get("asdr:set").map(String::as_str) == Some(late)
+        c.region.as_deref() == Some(WEST)
+            && c.tags.get("asdr:set").map(String::as_str) == Some(late)
     }) {
         c.start_time = datetime!(2026-11-20 21:00:00 UTC);
     }
@@ -535,4 +536,71 @@ fn rp07_a_before_restore_in_another_region_goes_by_the_sources_time_not_the_copy
     let s = asdr_planner::status::status(&policy, &w, NOW);
     let named = s.restores.iter().find(|r| r.name == "dr-west").unwrap();
     assert_eq!(named.set.as_deref(), Some(late));
+}
+
+#[test]
+fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
+    let with_args = |args: &str| {
+        crate::asbackup::asbackup_example()
+            .edit("    args: [--compress, zstd]\n", &format!("    {args}\n"))
+            .parse()
+    };
+    // An asbackup option: asbackup gets it, asrestore (which would refuse it) does not.
+    let policy = with_args("args: [--file-limit, \"1024\"]").unwrap_or_else(|d| panic!("{d}"));
+    let w = crate::asbackup::world(&policy, &[("bs-20261120T030000Z", None, BOTH)]);
+    let p = backup(&policy, &w);
+    let run = p
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::Asbackup)
+        .expect("a backup is due");
+    assert_eq!(
+        crate::params(run)["args"],
+        serde_json::json!(["--file-limit", "1024"])
+    );
+    let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for s in r.steps.iter().filter(|s| s.kind() == StepKind::Asrestore) {
+        assert_eq!(crate::params(s)["args"], serde_json::json!([]), "{}", s.id);
+    }
+    // asdr's own options, in any spelling, and options a tool does not have, are refused at
+    // their line.
+    for (args, fragment) in [
+        (
+            "args: [\"--namespace=events\"]",
+            "`--namespace=events` is set by asdr",
+        ),
+        ("args: [-nevents]", "`-nevents` is set by asdr"),
+        (
+            "args: [--directory-list, x]",
+            "is not an option of asbackup",
+        ),
+        (
+            "restore_args: [--file-limit, \"1024\"]",
+            "is not an option of asrestore",
+        ),
+        (
+            "restore_args: [--namespace, users]",
+            "is set by asdr for asrestore",
+        ),
+    ] {
+        let d = with_args(args).expect_err(args);
+        assert!(
+            d.items.iter().any(|i| i.message.contains(fragment)),
+            "{args}: {d}"
+        );
+    }
+    // asrestore's own options go in restore_args.
+    let policy = with_args("restore_args: [--no-generation]").unwrap_or_else(|d| panic!("{d}"));
+    let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = r
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::Asrestore)
+        .unwrap();
+    assert_eq!(
+        crate::params(s)["args"],
+        serde_json::json!(["--no-generation"])
+    );
 }

@@ -89,25 +89,39 @@ impl Validator<'_> {
                     d2
                 });
                 // `--compress zstd` in args is the `compress` key written the old way: taken as
-                // it, so the plan shows it. Options asdr sets itself are refused: given again they
-                // would contradict the plan.
+                // it, so the plan shows it. Every other argument is vetted against its own tool's
+                // options: asdr's own are refused in any spelling (given again they would
+                // contradict the plan), and so is anything the tool does not have.
                 let mut compress = a.value.compress.as_ref().map(|c| c.value);
                 let mut args = Vec::new();
-                let mut it = a.value.args.iter().peekable();
-                while let Some(arg) = it.next() {
-                    match arg.as_str() {
-                        "-z" | "--compress" if it.peek().is_some_and(|v| *v == "zstd") => {
+                if let Some(given) = &a.value.args {
+                    let mut it = given.value.iter().peekable();
+                    while let Some(arg) = it.next() {
+                        if matches!(arg.as_str(), "-z" | "--compress")
+                            && it.peek().is_some_and(|v| *v == "zstd")
+                        {
                             it.next();
                             compress = Some(Compress::Zstd);
+                            continue;
                         }
-                        "-d" | "--directory" | "-n" | "--namespace" | "-r" | "--remove-files"
-                        | "-z" | "--compress" | "-y" | "--encrypt" | "-a" | "--modified-after"
-                        | "-h" | "--host" | "-p" | "--port" => {
-                            self.err(a.span, format!("backup.asbackup.args: `{arg}` is set by asdr (use `to`, `compress`, `encrypt`, `incremental_every`)"));
-                        }
-                        _ => args.push(arg.clone()),
+                        args.push(arg.clone());
                     }
+                    self.tool_args(
+                        &args,
+                        &super::tool_args::ASBACKUP,
+                        given.span,
+                        "backup.asbackup.args",
+                    );
                 }
+                let restore_args = a.value.restore_args.as_ref().map_or_else(Vec::new, |r| {
+                    self.tool_args(
+                        &r.value,
+                        &super::tool_args::ASRESTORE,
+                        r.span,
+                        "backup.asbackup.restore_args",
+                    );
+                    r.value.clone()
+                });
                 Some(Asbackup {
                     to: a.value.to.value.clone(),
                     run_on: a.value.run_on.as_ref().map(|r| r.value).unwrap_or_default(),
@@ -118,6 +132,7 @@ impl Validator<'_> {
                     }),
                     incremental_every,
                     args,
+                    restore_args,
                 })
             }
             (_, None) => None,

@@ -21,6 +21,7 @@ mod backup;
 mod cluster;
 mod drills;
 mod restores;
+mod tool_args;
 
 /// The variables every per-node template may use.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,245 @@
+//! The options of asbackup and asrestore (Aerospike Backup tools 4.x) that a policy may add with
+//! `asbackup.args` / `asbackup.restore_args`. Each tool gets only its own: the same letter means
+//! different things to each (`-r` is asbackup's `--remove-files` and asrestore's `--replace`).
+
+use crate::span::Span;
+
+/// One tool's options: those asdr sets itself (refused in any spelling), and the others it knows
+/// (short and long names). Options that take a value take the next argument or `=value`.
+pub(crate) struct ToolOptions {
+    pub tool: &'static str,
+    pub owned: &'static [&'static str],
+    pub known: &'static [&'static str],
+}
+
+pub(crate) const ASBACKUP: ToolOptions = ToolOptions {
+    tool: "asbackup",
+    owned: &[
+        "-h",
+        "--host",
+        "-p",
+        "--port",
+        "-n",
+        "--namespace",
+        "-d",
+        "--directory",
+        "-o",
+        "--output-file",
+        "-r",
+        "--remove-files",
+        "-z",
+        "--compress",
+        "-y",
+        "--encrypt",
+        "--encryption-key-file",
+        "--encryption-key-env",
+        "-a",
+        "--modified-after",
+        "-c",
+        "--continue",
+        "--s3-region",
+        "--s3-endpoint-override",
+    ],
+    known: &[
+        "-U",
+        "--user",
+        "-P",
+        "--password",
+        "-A",
+        "--auth",
+        "--tls-enable",
+        "--tls-name",
+        "--tls-cafile",
+        "--tls-capath",
+        "--tls-protocols",
+        "--tls-cipher-suite",
+        "--tls-keyfile",
+        "--tls-keyfile-password",
+        "--tls-certfile",
+        "--services-alternate",
+        "-s",
+        "--set",
+        "-B",
+        "--bin-list",
+        "-F",
+        "--file-limit",
+        "-L",
+        "--records-per-second",
+        "-N",
+        "--nice",
+        "-w",
+        "--parallel",
+        "-l",
+        "--node-list",
+        "-x",
+        "--no-bins",
+        "-R",
+        "--no-records",
+        "-I",
+        "--no-indexes",
+        "-u",
+        "--no-udfs",
+        "-C",
+        "--compact",
+        "-b",
+        "--modified-before",
+        "--no-ttl-only",
+        "--after-digest",
+        "--partition-list",
+        "--filter-exp",
+        "--prefer-racks",
+        "--rack-id",
+        "-M",
+        "--max-records",
+        "--compression-level",
+        "--socket-timeout",
+        "--total-timeout",
+        "--max-retries",
+        "--retry-delay",
+        "--sleep-between-retries",
+        "--s3-profile",
+        "--s3-max-async-downloads",
+        "--s3-max-async-uploads",
+        "--s3-connect-timeout",
+        "--s3-min-part-size",
+        "--s3-log-level",
+        "-v",
+        "--verbose",
+        "-m",
+        "--machine",
+        "-e",
+        "--estimate",
+        "--estimate-samples",
+    ],
+};
+
+pub(crate) const ASRESTORE: ToolOptions = ToolOptions {
+    tool: "asrestore",
+    owned: &[
+        "-h",
+        "--host",
+        "-p",
+        "--port",
+        "-n",
+        "--namespace",
+        "-d",
+        "--directory",
+        "-i",
+        "--input-file",
+        "--directory-list",
+        "--parent-directory",
+        "-z",
+        "--compress",
+        "-y",
+        "--encrypt",
+        "--encryption-key-file",
+        "--encryption-key-env",
+        "--s3-region",
+        "--s3-endpoint-override",
+    ],
+    known: &[
+        "-U",
+        "--user",
+        "-P",
+        "--password",
+        "-A",
+        "--auth",
+        "--tls-enable",
+        "--tls-name",
+        "--tls-cafile",
+        "--tls-capath",
+        "--tls-protocols",
+        "--tls-cipher-suite",
+        "--tls-keyfile",
+        "--tls-keyfile-password",
+        "--tls-certfile",
+        "--services-alternate",
+        "-t",
+        "--threads",
+        "-m",
+        "--machine",
+        "-B",
+        "--bin-list",
+        "-s",
+        "--set-list",
+        "-u",
+        "--unique",
+        "-r",
+        "--replace",
+        "-g",
+        "--no-generation",
+        "-N",
+        "--nice",
+        "-L",
+        "--records-per-second",
+        "--ignore-record-error",
+        "--indexes-last",
+        "-R",
+        "--no-records",
+        "-I",
+        "--no-indexes",
+        "--no-udfs",
+        "-w",
+        "--wait",
+        "-T",
+        "--timeout",
+        "--socket-timeout",
+        "--total-timeout",
+        "--max-retries",
+        "--retry-delay",
+        "--batch-size",
+        "--max-async-batches",
+        "--disable-batch-writes",
+        "--event-loops",
+        "--s3-profile",
+        "--s3-max-async-downloads",
+        "--s3-connect-timeout",
+        "--s3-log-level",
+        "-v",
+        "--verbose",
+    ],
+};
+
+impl ToolOptions {
+    /// The option an argument names (`--namespace=x` → `--namespace`, `-nx` → `-n`), or None for
+    /// a value.
+    fn option_of(arg: &str) -> Option<&str> {
+        if let Some(long) = arg.strip_prefix("--") {
+            return Some(&arg[..2 + long.find('=').unwrap_or(long.len())]);
+        }
+        let short = arg.strip_prefix('-')?;
+        let first = short.chars().next()?;
+        (first.is_ascii_alphabetic()).then(|| &arg[..2])
+    }
+
+    /// What is wrong with `args` for this tool, each said once.
+    pub fn problems(&self, args: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for arg in args {
+            let Some(opt) = Self::option_of(arg) else {
+                continue;
+            };
+            if self.owned.contains(&opt) {
+                out.push(format!("`{arg}` is set by asdr for {} (use `to`, `compress`, `encrypt`, `incremental_every`)", self.tool));
+            } else if !self.known.contains(&opt) {
+                out.push(format!("`{arg}` is not an option of {}", self.tool));
+            }
+        }
+        out
+    }
+}
+
+impl super::Validator<'_> {
+    /// Each argument is an option of `tool` that asdr does not set itself.
+    pub(super) fn tool_args(
+        &mut self,
+        args: &[String],
+        tool: &ToolOptions,
+        span: Span,
+        what: &str,
+    ) {
+        for p in tool.problems(args) {
+            self.err(span, format!("{what}: {p}"));
+        }
+    }
+}
