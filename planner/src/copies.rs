@@ -197,16 +197,20 @@ fn plan_region(
 
     let mut planned_copies = 0usize;
     b.region = Some(region.to_string());
-    // Copies of an earlier run still under way: new copies start once they are done (which of
-    // them finishes first is not known in advance, so all of them), then lanes keep the bound.
+    // Copies of an earlier run still under way — of any set, wanted or not (a retain lowered
+    // since does not stop them): new copies start once they are done (which of them finishes
+    // first is not known in advance, so all of them), then lanes keep the bound. Their sets are
+    // never deleted while they are under way.
     let mut under_way = Vec::new();
-    for (set, _) in &wanted {
-        let rset = robs.set(set);
-        for c in rset.iter().flat_map(|s| s.snapshots.iter()) {
+    let mut copying: HashSet<String> = HashSet::new();
+    for rset in &robs.sets {
+        let set = &rset.id;
+        for c in rset.snapshots.iter() {
             if c.state == SnapshotState::Pending {
                 let (Some(n), Some(d)) = (c.tags.get(tags::NODE), c.tags.get(tags::DEVICE)) else {
                     continue;
                 };
+                copying.insert(set.clone());
                 under_way.push(b.step(
                     format!("wait_snapshot:{region}:{n}:{d}:{set}"),
                     Some(n),
@@ -414,6 +418,8 @@ fn plan_region(
         );
     }
     let new_in_region = new_set.filter(|id| caught_up.contains(*id));
+    let mut keep = caught_up;
+    keep.extend(copying);
     retention::plan_in(
         ctx,
         b,
@@ -424,7 +430,7 @@ fn plan_region(
         },
         new_in_region,
         marks,
-        &caught_up,
+        &keep,
     );
     b.region = None;
 }

@@ -98,7 +98,7 @@ pub(super) fn verify_copies(
     }
     v.check_copy_sources(home);
     v.check_region_marks(home, &views);
-    v.check_copies_in_flight();
+    v.check_copies_in_flight(&views);
     v.check_home_deletes_spare_copy_sources(home, &views);
     out.extend(v.out);
     out
@@ -514,10 +514,58 @@ impl Verifier<'_> {
 
     /// No more copies in flight to a region than its `max_in_flight`: a copy is in flight from
     /// its copy_snapshot to its wait; a copy an earlier run started, until its wait.
-    fn check_copies_in_flight(&mut self) {
+    fn check_copies_in_flight(&mut self, views: &[World]) {
         let copies = self.policy.backup.copies.clone();
-        for copy in &copies {
+        for (k, copy) in copies.iter().enumerate() {
             let region = copy.region.as_str();
+            // Copies under way in the region (pending there) that no wait of this plan follows:
+            // in flight for the whole plan. Never deleted while under way either.
+            let waited_ids: HashSet<&str> = self
+                .plan
+                .steps
+                .iter()
+                .filter(|s| s.region.as_deref() == Some(region))
+                .filter_map(|s| match &s.params {
+                    Params::WaitSnapshot(w) => w.snapshot_id.as_deref(),
+                    _ => None,
+                })
+                .collect();
+            let pending: Vec<&str> = views[k]
+                .snapshots
+                .iter()
+                .filter(|x| x.state == SnapshotState::Pending)
+                .map(|x| x.id.as_str())
+                .collect();
+            let mut bad_deletes = Vec::new();
+            for s in self.steps(StepKind::DeleteSnapshot) {
+                if s.1.region.as_deref() == Some(region)
+                    && matches!(&s.1.params, Params::DeleteSnapshot(d) if pending.contains(&d.snapshot_id.as_str()))
+                {
+                    bad_deletes.push(s.1);
+                }
+            }
+            for s in bad_deletes {
+                self.bad("R16", Some(s), "deletes a copy that is still being made");
+            }
+            let untracked = pending
+                .iter()
+                .filter(|id| !waited_ids.contains(*id))
+                .count();
+            let starts_any =
+                self.plan.steps.iter().any(|s| {
+                    s.region.as_deref() == Some(region) && s.kind() == StepKind::CopySnapshot
+                });
+            if untracked > 0 && starts_any {
+                self.bad(
+                    "R16",
+                    None,
+                    format!(
+                        "{untracked} snapshot copies are under way to {region} and the plan starts more without waiting for them; max_in_flight is {}",
+                        copy.max_in_flight
+                    ),
+                );
+                continue;
+            }
             // (start, end) per copy: the copy step (none for one already under way) and its wait.
             let mut items: Vec<(Option<usize>, usize)> = Vec::new();
             for (i, s) in self.plan.steps.iter().enumerate() {

@@ -604,3 +604,94 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
         serde_json::json!(["--no-generation"])
     );
 }
+
+#[test]
+fn rp06_copies_under_way_count_against_max_in_flight_and_are_never_deleted() {
+    // 9 copies of the newest set still being made in us-west-2, then the copy's retain lowered to
+    // 1 while a new set is due.
+    let policy = ExamplePolicy::named("prod-east-dr")
+        .edit("retain: {count: 3}", "retain: {count: 1}")
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 3;
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 1, true);
+    let pending: BTreeSet<String> = w
+        .snapshots
+        .iter()
+        .filter(|s| {
+            s.region.as_deref() == Some(WEST)
+                && s.state == asdr_planner::world::SnapshotState::Pending
+        })
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(pending.len(), 9);
+    let p = backup(&policy, &w);
+    let deleted: BTreeSet<String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot)
+        .map(|s| s.id.trim_start_matches("delete_snapshot:").to_string())
+        .collect();
+    assert!(
+        deleted.is_disjoint(&pending),
+        "copies under way deleted: {deleted:?}"
+    );
+    // Every new copy starts after every copy under way is done.
+    let waits: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(&s.params, asdr_planner::params::Params::WaitSnapshot(x)
+                if x.snapshot_id.as_ref().is_some_and(|id| pending.contains(id)))
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(waits.len(), 9);
+    let copies: Vec<&asdr_planner::Step> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CopySnapshot)
+        .collect();
+    assert!(!copies.is_empty());
+    for c in &copies {
+        for w in &waits {
+            assert!(
+                c.depends_on.iter().any(|d| d == w),
+                "{} does not wait for {w}",
+                c.id
+            );
+        }
+    }
+    // The defect's plan: new copies beside the ones under way, which are also deleted.
+    let mut bad = p.clone();
+    bad.steps.retain(|s| !waits.contains(&s.id.as_str()));
+    for s in &mut bad.steps {
+        s.depends_on.retain(|d| !waits.contains(&d.as_str()));
+    }
+    let id = pending.iter().next().unwrap().clone();
+    bad.steps.push(asdr_planner::Step {
+        region: Some(WEST.into()),
+        id: format!("delete_snapshot:{id}"),
+        params: asdr_planner::params::Params::DeleteSnapshot(
+            asdr_planner::params::DeleteSnapshot {
+                snapshot_id: id,
+                set: "x".into(),
+            },
+        ),
+        node: None,
+        depends_on: vec![],
+        cleanup: false,
+    });
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.message.contains("under way to us-west-2")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter().any(|x| x.message.contains("still being made")),
+        "{v:?}"
+    );
+}
