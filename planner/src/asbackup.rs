@@ -54,13 +54,24 @@ fn chains<'a, 'w>(ctx: &'a Ctx<'_, 'w>) -> Vec<Chain<'a, 'w>> {
     complete
         .iter()
         .filter(|s| s.chain() == s.id)
-        .map(|full| Chain {
-            full,
-            incrementals: complete
+        .map(|full| {
+            // A chain holds only while every link is there: an incremental whose manifest names
+            // the set it follows, and that set is not the chain's last, comes after a gap (a
+            // set lost or damaged): it and what follows it are not replayed.
+            let mut incrementals: Vec<&BackupSet<'w>> = Vec::new();
+            for s in complete
                 .iter()
                 .filter(|s| s.chain() == full.id && s.id != full.id)
-                .copied()
-                .collect(),
+            {
+                let last = incrementals
+                    .last()
+                    .map_or(full.id.as_str(), |l| l.id.as_str());
+                if s.asbackup_after().is_some_and(|a| a != last) {
+                    break;
+                }
+                incrementals.push(s);
+            }
+            Chain { full, incrementals }
         })
         .collect()
 }
@@ -145,8 +156,13 @@ fn resume_or_new(ctx: &Ctx<'_, '_>, chain: Option<&str>) -> String {
         .find(|s| {
             !s.asbackup.is_empty()
                 && !s.asbackup_complete(&ns)
+                // A run that lost files since is not an interrupted one: never rewritten.
+                && !s.asbackup_damaged()
                 && newest_complete.is_none_or(|t| s.time > t)
                 && s.time <= ctx.now
+                // Only this interval's run is finished; an older one is left, and a new set made.
+                && ((ctx.now - s.time).whole_seconds().max(0) as u64)
+                    < ctx.policy.backup.every.seconds()
                 && (s.chain() == s.id) == chain.is_none()
                 && chain.is_none_or(|c| s.chain() == c)
         })
@@ -232,6 +248,7 @@ fn backup_set(
             incremental_of: chain.map(|c| c.full.id.clone()),
             modified_after: after.clone(),
             cluster: ctx.policy.cluster.name.clone(),
+            after: chain.map(|c| c.newest().id.clone()),
             tool: tool_params(ctx, false),
         };
         b.change(

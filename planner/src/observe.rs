@@ -101,12 +101,24 @@ impl<'w> BackupSet<'w> {
                 .all(|s| s.state == SnapshotState::Completed)
     }
 
-    /// asbackup: every namespace has a finished run (asdr's manifest) in this set.
+    /// asbackup: every namespace has a finished run (asdr's manifest) in this set, with every file
+    /// its manifest counts still there.
     pub fn asbackup_complete(&self, namespaces: &[String]) -> bool {
         !namespaces.is_empty()
+            && !self.asbackup_damaged()
             && namespaces
                 .iter()
                 .all(|ns| self.asbackup.iter().any(|a| &a.namespace == ns))
+    }
+
+    /// asbackup: a finished run of this set lost files since (its manifest counts more).
+    pub fn asbackup_damaged(&self) -> bool {
+        self.asbackup.iter().any(|a| a.missing_files > 0)
+    }
+
+    /// asbackup, an incremental: the set of its chain it follows, when its manifest names it.
+    pub fn asbackup_after(&self) -> Option<&str> {
+        self.asbackup.iter().find_map(|a| a.after.as_deref())
     }
 
     /// asbackup: the full set this set's chain starts from (itself for a full set).

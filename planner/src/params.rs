@@ -275,6 +275,10 @@ pub struct Asbackup {
     /// never mixes their sets (R13).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
+    /// For an incremental: the set of the chain it follows; its manifest names it, so a chain
+    /// with a link gone is seen as broken there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// asrestore: one namespace, replaying a chain's directories in order.

@@ -373,6 +373,17 @@ pub struct AsbackupArchive {
     /// (adopted only while no set in the store names another cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// For an incremental: the set of its chain it follows (what its `--modified-after` was
+    /// taken from). A chain whose link is gone is not replayed past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Files the manifest counts that are no longer in the directory: the run is damaged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing_files: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Whether an asbackup run in the store is `cluster`'s: its manifest names it, or (written before

@@ -17,39 +17,70 @@ use crate::store::{Store, StoreError, sha256_hex};
 
 /// The manifest's name: `asdr-manifest.json` for a full set, and for an incremental one the
 /// full set its chain starts from, so a listing alone says what a set is.
-/// The manifest's name: it says whose run it is (`cluster-<name>`) and, for an incremental, the
-/// full set its chain starts from, so one listing of the store tells both.
-pub fn manifest_name(cluster: &str, incremental_of: Option<&str>) -> String {
-    let owner = if cluster.is_empty() {
-        String::new()
-    } else {
-        format!(".cluster-{cluster}")
-    };
-    match incremental_of {
-        None => format!("asdr-manifest{owner}.json"),
-        Some(full) => format!("asdr-manifest{owner}.incremental-of-{full}.json"),
+/// What a manifest's name says, so that one listing of the store tells every run's owner, its
+/// files, its chain and its place in it (no manifest need be read to observe).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestName {
+    /// Whose run it is; none for a manifest written before names said it.
+    pub cluster: Option<String>,
+    /// How many files the run wrote: fewer in the directory means one was lost.
+    pub files: Option<u32>,
+    /// For an incremental: the full set its chain starts from.
+    pub incremental_of: Option<String>,
+    /// For an incremental: the set of the chain it follows (its `--modified-after`).
+    pub after: Option<String>,
+}
+
+impl ManifestName {
+    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P].json`.
+    pub fn render(&self) -> String {
+        let mut out = "asdr-manifest".to_string();
+        let parts = [
+            ("cluster-", self.cluster.clone()),
+            ("files-", self.files.map(|n| n.to_string())),
+            ("incremental-of-", self.incremental_of.clone()),
+            ("after-", self.after.clone()),
+        ];
+        for (k, v) in parts {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                out.push('.');
+                out.push_str(k);
+                out.push_str(&v);
+            }
+        }
+        out.push_str(".json");
+        out
+    }
+
+    /// A manifest's name read back; `None` for a file that is not a manifest.
+    pub fn parse(file: &str) -> Option<ManifestName> {
+        let rest = file.strip_prefix("asdr-manifest")?.strip_suffix(".json")?;
+        let mut out = ManifestName::default();
+        if rest.is_empty() {
+            return Some(out);
+        }
+        // Cluster names and set ids hold no dots.
+        for part in rest.strip_prefix('.')?.split('.') {
+            if let Some(c) = part.strip_prefix("cluster-") {
+                out.cluster = Some(c.to_string()).filter(|c| !c.is_empty());
+                out.cluster.as_ref()?;
+            } else if let Some(n) = part.strip_prefix("files-") {
+                out.files = Some(n.parse().ok()?);
+            } else if let Some(f) = part.strip_prefix("incremental-of-") {
+                out.incremental_of = Some(f.to_string());
+            } else if let Some(p) = part.strip_prefix("after-") {
+                out.after = Some(p.to_string());
+            } else {
+                return None;
+            }
+        }
+        Some(out)
     }
 }
 
-/// A manifest's name read back: (its cluster, the full set it is an incremental of). `None` for
-/// a file that is not a manifest. Manifests written before they named their cluster have none.
-pub fn parse_manifest_name(file: &str) -> Option<(Option<String>, Option<String>)> {
-    let rest = file.strip_prefix("asdr-manifest")?.strip_suffix(".json")?;
-    let (cluster, rest) = match rest.strip_prefix(".cluster-") {
-        Some(r) => match r.split_once('.') {
-            Some((c, more)) => (Some(c.to_string()), format!(".{more}")),
-            None => (Some(r.to_string()), String::new()),
-        },
-        None => (None, rest.to_string()),
-    };
-    let incremental_of = match rest.as_str() {
-        "" => None,
-        r => Some(r.strip_prefix(".incremental-of-")?.to_string()),
-    };
-    if cluster.as_deref().is_some_and(str::is_empty) {
-        return None;
-    }
-    Some((cluster, incremental_of))
+/// Whether a file in a set's directory is asdr's manifest rather than the tool's data.
+pub fn is_manifest(file: &str) -> bool {
+    file.starts_with("asdr-manifest")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,24 +191,24 @@ pub async fn finished<S: Store>(
     store: &S,
     p: &params::Asbackup,
 ) -> Result<Option<Resources>, StepError> {
-    // This run's manifest, or (a run finished before manifests named their cluster) the old name.
-    for name in [
-        manifest_name(&p.cluster, p.incremental_of.as_deref()),
-        manifest_name("", p.incremental_of.as_deref()),
-    ] {
-        let uri = format!("{}/{name}", p.to);
-        match store.get(&uri).await {
-            Ok(_) => {
-                return Ok(Some(Learned {
-                    manifest: Some(uri),
-                    ..Learned::default()
-                }));
-            }
-            Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(store_err(e)),
-        }
-    }
-    Ok(None)
+    // A manifest of this cluster's (or, written before names said it, of no cluster) in the
+    // directory: its name tells the file count only once the run is done, so it is listed.
+    let listed = store
+        .list(&format!("{}/", p.to.trim_end_matches('/')))
+        .await
+        .map_err(store_err)?;
+    Ok(listed
+        .into_iter()
+        .find(|uri| {
+            uri.rsplit('/')
+                .next()
+                .and_then(ManifestName::parse)
+                .is_some_and(|m| m.cluster.as_deref().is_none_or(|c| c == p.cluster))
+        })
+        .map(|uri| Learned {
+            manifest: Some(uri),
+            ..Learned::default()
+        }))
 }
 
 /// One namespace's asbackup run, then its manifest.
@@ -232,7 +263,7 @@ pub async fn backup<T: Transport, S: Store>(
         let mut files = Vec::new();
         for uri in store.list(&format!("{to}/")).await.map_err(store_err)? {
             let name = uri.rsplit('/').next().unwrap_or_default().to_string();
-            if name.starts_with("asdr-manifest") {
+            if is_manifest(&name) {
                 continue;
             }
             let bytes = store.get(&uri).await.map_err(store_err)?;
@@ -260,7 +291,7 @@ pub async fn backup<T: Transport, S: Store>(
         String::from_utf8_lossy(&listing.stdout)
             .lines()
             .filter_map(|l| l.split_once("  "))
-            .filter(|(_, n)| !n.starts_with("asdr-manifest"))
+            .filter(|(_, n)| !is_manifest(n))
             .map(|(h, n)| ManifestFile {
                 name: n.to_string(),
                 sha256: h.to_string(),
@@ -290,7 +321,13 @@ pub async fn backup<T: Transport, S: Store>(
         finished: now(),
     };
     let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-    let name = manifest_name(&p.cluster, incremental_of.as_deref());
+    let name = ManifestName {
+        cluster: Some(p.cluster.clone()).filter(|c| !c.is_empty()),
+        files: Some(manifest.files.len() as u32),
+        incremental_of: incremental_of.clone(),
+        after: p.after.clone(),
+    }
+    .render();
     if s3 {
         store
             .put(&format!("{to}/{name}"), text)
@@ -349,11 +386,9 @@ pub async fn delete_set<S: Store>(
     let mut manifests = Vec::new();
     for d in dirs {
         let listed = store.list(&format!("{d}/")).await.map_err(store_err)?;
-        let (m, f): (Vec<String>, Vec<String>) = listed.into_iter().partition(|u| {
-            u.rsplit('/')
-                .next()
-                .is_some_and(|n| n.starts_with("asdr-manifest"))
-        });
+        let (m, f): (Vec<String>, Vec<String>) = listed
+            .into_iter()
+            .partition(|u| u.rsplit('/').next().is_some_and(is_manifest));
         if m.is_empty() && !f.is_empty() {
             return Err(StepError::permanent(
                 "R13",
@@ -363,8 +398,8 @@ pub async fn delete_set<S: Store>(
         // Right before deleting: a manifest naming another cluster is theirs, whatever the plan
         // says (a store shared by two clusters).
         if let Some(other) = m.iter().find_map(|u| {
-            let (c, _) = parse_manifest_name(u.rsplit('/').next()?)?;
-            c.filter(|c| c != &p.cluster)
+            let m = ManifestName::parse(u.rsplit('/').next()?)?;
+            m.cluster.filter(|c| c != &p.cluster)
         }) {
             return Err(StepError::permanent(
                 "R13",
@@ -402,7 +437,23 @@ pub async fn deleted<S: Store>(store: &S, p: &params::DeleteBackup) -> Result<bo
 pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchive>, StoreError> {
     let root = to.trim_end_matches('/');
     let mut out = Vec::new();
-    for uri in store.list(&format!("{root}/")).await? {
+    let listed = store.list(&format!("{root}/")).await?;
+    // The data files present per run directory: a manifest that counts more was left by a run
+    // whose files were lost since.
+    let mut present: std::collections::BTreeMap<(String, String), u32> = Default::default();
+    for uri in &listed {
+        let Some(rest) = uri.strip_prefix(&format!("{root}/")) else {
+            continue;
+        };
+        if let [set, ns, file] = rest.split('/').collect::<Vec<_>>().as_slice()
+            && !is_manifest(file)
+        {
+            *present
+                .entry((set.to_string(), ns.to_string()))
+                .or_default() += 1;
+        }
+    }
+    for uri in &listed {
         let Some(rest) = uri.strip_prefix(&format!("{root}/")) else {
             continue;
         };
@@ -410,18 +461,24 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
         let [set, ns, file] = parts.as_slice() else {
             continue;
         };
-        let Some((cluster, incremental_of)) = parse_manifest_name(file) else {
+        let Some(m) = ManifestName::parse(file) else {
             continue;
         };
         if !asdr_specs::is_set_id(set) {
             continue;
         }
+        let files_present = present
+            .get(&(set.to_string(), ns.to_string()))
+            .copied()
+            .unwrap_or(0);
         out.push(AsbackupArchive {
             set: set.to_string(),
             namespace: ns.to_string(),
             uri: format!("{root}/{set}/{ns}"),
-            incremental_of,
-            cluster,
+            incremental_of: m.incremental_of,
+            cluster: m.cluster,
+            after: m.after,
+            missing_files: m.files.map_or(0, |n| n.saturating_sub(files_present)),
         });
     }
     out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));
@@ -443,5 +500,60 @@ mod tests {
         let log = "2026-11-20 [INF] ...\nBacked up 1000 record(s), 1 secondary index(es), 0 UDF file(s), 82968 byte(s) in total (~82 B/rec)\n";
         assert_eq!(parse_summary(log), Some((1000, 1, 0, 82968)));
         assert_eq!(parse_summary("[ERR] nothing"), None);
+    }
+
+    #[test]
+    fn a_manifest_name_says_owner_files_chain_and_link_and_old_names_still_read() {
+        let m = ManifestName {
+            cluster: Some("prod-east".into()),
+            files: Some(3),
+            incremental_of: Some("bs-20261120T030000Z".into()),
+            after: Some("bs-20261120T090000Z".into()),
+        };
+        let name = m.render();
+        assert_eq!(
+            name,
+            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.json"
+        );
+        assert_eq!(ManifestName::parse(&name), Some(m));
+        assert_eq!(
+            ManifestName::parse("asdr-manifest.json"),
+            Some(ManifestName::default())
+        );
+        assert_eq!(
+            ManifestName::parse("asdr-manifest.incremental-of-bs-20261120T030000Z.json")
+                .and_then(|m| m.incremental_of),
+            Some("bs-20261120T030000Z".into())
+        );
+        for not in [
+            "users_00000.asb",
+            "asdr-manifest.cluster-.json",
+            "asdr-manifest.bogus.json",
+        ] {
+            assert_eq!(ManifestName::parse(not), None, "{not}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_files_were_lost_is_listed_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = format!("file://{}", dir.path().display());
+        let run = dir.path().join("bs-20261120T030000Z/users");
+        std::fs::create_dir_all(&run).unwrap();
+        for f in ["users_00000.asb", "users_00001.asb"] {
+            std::fs::write(run.join(f), "x").unwrap();
+        }
+        let name = ManifestName {
+            cluster: Some("prod-east".into()),
+            files: Some(2),
+            ..ManifestName::default()
+        };
+        std::fs::write(run.join(name.render()), "{}").unwrap();
+        let store = crate::store::LocalStore;
+        assert_eq!(archives(&store, &to).await.unwrap()[0].missing_files, 0);
+        std::fs::remove_file(run.join("users_00001.asb")).unwrap();
+        let listed = archives(&store, &to).await.unwrap();
+        assert_eq!(listed[0].missing_files, 1);
+        assert_eq!(listed[0].cluster.as_deref(), Some("prod-east"));
     }
 }

@@ -172,7 +172,7 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
     for ns in ["users", "events"] {
         assert!(
             dir.join(format!(
-                "backups/prod-east/{}/{ns}/asdr-manifest.cluster-prod-east.json",
+                "backups/prod-east/{}/{ns}/asdr-manifest.cluster-prod-east.files-1.json",
                 sets[0]
             ))
             .exists()
@@ -262,7 +262,7 @@ async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
     );
     assert!(
         keys.iter()
-            .any(|k| k.ends_with("/users/asdr-manifest.cluster-prod-east.json"))
+            .any(|k| k.ends_with("/users/asdr-manifest.cluster-prod-east.files-1.json"))
     );
     let again = with_endpoint(&["plan", "--detailed-exitcode"]);
     assert_eq!(

@@ -258,6 +258,8 @@ pub fn case(seed: u64) -> Case {
                                 1..=4 => None,
                                 _ => Some("fz".into()),
                             },
+                            after: None,
+                            missing_files: 0,
                         });
                     }
                 }

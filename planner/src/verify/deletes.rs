@@ -2,6 +2,64 @@
 use super::*;
 
 impl<'a> Verifier<'a> {
+    /// asrestore replays a whole chain of this cluster's: the full set first, then its
+    /// incrementals in order, each the one that follows the set before it (its manifest says
+    /// which), none with files lost. A gap would leave the changes it held silently absent.
+    pub(super) fn check_asrestore_chains(&mut self) {
+        let cluster = self.policy.cluster.name.as_str();
+        let all = &self.world.asbackup_archives;
+        let foreign_here = all
+            .iter()
+            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+        let mut bad = Vec::new();
+        for (_, s) in self.steps(StepKind::Asrestore) {
+            let Params::Asrestore(p) = &s.params else {
+                continue;
+            };
+            let mut full: Option<&str> = None;
+            let mut previous: Option<&str> = None;
+            for d in &p.directories {
+                let Some(a) = all
+                    .iter()
+                    .find(|a| a.uri.trim_end_matches('/') == d.trim_end_matches('/'))
+                else {
+                    bad.push((s, format!("restores {d}, which holds no finished run")));
+                    break;
+                };
+                let ours = match &a.cluster {
+                    Some(c) => c == cluster,
+                    None => !foreign_here,
+                };
+                let problem = if !ours {
+                    Some(format!("{d} is another cluster's run"))
+                } else if a.missing_files > 0 {
+                    Some(format!("{d} lost {} of its files", a.missing_files))
+                } else {
+                    match (full, &a.incremental_of) {
+                        (None, None) => None,
+                        (None, Some(_)) => Some(format!("{d} is an incremental, not the chain's full set")),
+                        (Some(_), None) => Some(format!("{d} is a second full set in one chain")),
+                        (Some(f), Some(of)) if of != f => Some(format!("{d} belongs to chain {of}, not {f}")),
+                        (Some(_), Some(_)) => a
+                            .after
+                            .as_deref()
+                            .filter(|after| Some(*after) != previous)
+                            .map(|after| format!("{d} follows set {after}, which is not replayed before it: the chain has a gap")),
+                    }
+                };
+                if let Some(m) = problem {
+                    bad.push((s, m));
+                    break;
+                }
+                full.get_or_insert(a.set.as_str());
+                previous = Some(a.set.as_str());
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R2", Some(s), m);
+        }
+    }
+
     /// R13 for asbackup sets: only sets whose every namespace has asdr's manifest, never a set of
     /// the newest complete chain (the full set the newest complete set belongs to).
     pub(super) fn check_r13_backup_deletes(&mut self) {
@@ -30,11 +88,13 @@ impl<'a> Verifier<'a> {
         }) {
             by_set.entry(a.set.as_str()).or_default().push(a);
         }
+        // Finished in every namespace, every file its manifests count still there.
         let complete = |set: &str| {
             by_set.get(set).is_some_and(|v| {
-                namespaces
-                    .iter()
-                    .all(|ns| v.iter().any(|a| a.namespace == *ns))
+                v.iter().all(|a| a.missing_files == 0)
+                    && namespaces
+                        .iter()
+                        .all(|ns| v.iter().any(|a| a.namespace == *ns))
             })
         };
         let chain_of = |set: &str| {

@@ -294,6 +294,7 @@ impl<'a> Verifier<'a> {
         }
         self.check_encryption(&op);
         self.check_r17_starts();
+        self.check_asrestore_chains();
     }
 
     // ---- the graph ------------------------------------------------------------------------

@@ -49,6 +49,8 @@ pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> 
                 uri: format!("{TO}/{set}/{ns}"),
                 incremental_of: of.map(str::to_string),
                 cluster: Some("prod-east".into()),
+                after: None,
+                missing_files: 0,
             });
         }
     }

@@ -695,3 +695,100 @@ fn rp06_copies_under_way_count_against_max_in_flight_and_are_never_deleted() {
         "{v:?}"
     );
 }
+
+/// F, I1 (after F), I2 (after I1), both namespaces, each manifest naming the set it follows.
+fn chain_world(policy: &Policy) -> World {
+    let mut w = crate::asbackup::world(
+        policy,
+        &[
+            ("bs-20261120T030000Z", None, BOTH),
+            ("bs-20261120T090000Z", Some("bs-20261120T030000Z"), BOTH),
+            ("bs-20261120T150000Z", Some("bs-20261120T030000Z"), BOTH),
+        ],
+    );
+    for a in &mut w.asbackup_archives {
+        a.after = match a.set.as_str() {
+            "bs-20261120T090000Z" => Some("bs-20261120T030000Z".into()),
+            "bs-20261120T150000Z" => Some("bs-20261120T090000Z".into()),
+            _ => None,
+        };
+    }
+    w
+}
+
+fn replayed(p: &Plan) -> Vec<String> {
+    let s = p
+        .steps
+        .iter()
+        .find(|s| s.id.starts_with("asrestore:users"))
+        .unwrap_or_else(|| panic!("no asrestore of users"));
+    crate::params(s)["directories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().rsplit('/').nth(1).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn rp09_a_chain_with_a_missing_file_or_a_missing_link_is_not_replayed_past_it() {
+    let policy = crate::asbackup::policy("    incremental_every: 6h\n");
+    let restore = |w: &World| {
+        plan(&policy, w, NOW, &Operation::Restore("full-cluster".into()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let whole = chain_world(&policy);
+    assert_eq!(
+        replayed(&restore(&whole)),
+        [
+            "bs-20261120T030000Z",
+            "bs-20261120T090000Z",
+            "bs-20261120T150000Z"
+        ]
+    );
+    // A data file listed in I2's manifest deleted: I2 is damaged, the chain ends at I1.
+    let mut w = chain_world(&policy);
+    for a in w
+        .asbackup_archives
+        .iter_mut()
+        .filter(|a| a.set == "bs-20261120T150000Z" && a.namespace == "users")
+    {
+        a.missing_files = 1;
+    }
+    assert_eq!(
+        replayed(&restore(&w)),
+        ["bs-20261120T030000Z", "bs-20261120T090000Z"]
+    );
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let full = s
+        .restores
+        .iter()
+        .find(|r| r.name == "full-cluster")
+        .unwrap();
+    assert_ne!(full.set.as_deref(), Some("bs-20261120T150000Z"));
+    // I1's directory gone: I2 follows a set no longer there, so only F is replayed.
+    let mut w = chain_world(&policy);
+    w.asbackup_archives
+        .retain(|a| a.set != "bs-20261120T090000Z");
+    let p = restore(&w);
+    assert_eq!(replayed(&p), ["bs-20261120T030000Z"]);
+    // The defect's plan (F + I2) is refused by the verifier, which reads the links itself.
+    let mut bad = p.clone();
+    for s in bad
+        .steps
+        .iter_mut()
+        .filter(|s| s.kind() == StepKind::Asrestore)
+    {
+        crate::edit(s, |v| {
+            let d = v["directories"][0].as_str().unwrap().to_string();
+            let i2 = d.replace("bs-20261120T030000Z", "bs-20261120T150000Z");
+            v["directories"] = serde_json::json!([d, i2]);
+        });
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R2" && x.message.contains("the chain has a gap")),
+        "{v:?}"
+    );
+}

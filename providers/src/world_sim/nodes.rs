@@ -215,6 +215,8 @@ pub(super) fn act(
                 uri: p.to.clone(),
                 incremental_of: p.incremental_of.clone(),
                 cluster: (!p.cluster.is_empty()).then(|| p.cluster.clone()),
+                after: p.after.clone(),
+                missing_files: 0,
             });
             Progress::done(Learned::uri(p.to.clone()))
         }

@@ -469,7 +469,7 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
         .await
         .unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(
-        &s3.get(&format!("{to}/{set}/users/asdr-manifest.json"))
+        &s3.get(&format!("{to}/{set}/users/asdr-manifest.files-1.json"))
             .await
             .unwrap(),
     )

@@ -512,8 +512,10 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
         );
         // The manifest: the tool's summary and every file with its SHA-256.
         let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(format!("{dir}/asdr-manifest.cluster-prod-east.json"))
-                .unwrap(),
+            &std::fs::read_to_string(format!(
+                "{dir}/asdr-manifest.cluster-prod-east.files-1.json"
+            ))
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(manifest["records"], 1000);
@@ -616,7 +618,10 @@ async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_neve
             > 1000
     );
     assert!(
-        std::path::Path::new(&format!("{users}/asdr-manifest.cluster-prod-east.json")).exists()
+        std::path::Path::new(&format!(
+            "{users}/asdr-manifest.cluster-prod-east.files-1.json"
+        ))
+        .exists()
     );
     assert_eq!(
         std::fs::read_to_string(format!("{events}/events_00000.asb")).unwrap(),
