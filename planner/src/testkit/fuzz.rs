@@ -175,7 +175,10 @@ pub fn case(seed: u64) -> Case {
             pick(&mut r, k).join(", ")
         ));
     }
-    text.push_str("drills:\n  - {name: dr, restore: full, target: {subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2, us-east-1c: subnet-d3}, ip_offset: 100, security_groups: [sg-drill]}}\n");
+    // Drills rehearse EBS restores only (an asrestore drill is refused at validation).
+    if !asbackup {
+        text.push_str("drills:\n  - {name: dr, restore: full, target: {subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2, us-east-1c: subnet-d3}, ip_offset: 100, security_groups: [sg-drill]}}\n");
+    }
 
     // The world, from the generator, then disturbed.
     let policy = asdr_specs::parse("fuzz.yaml", &text, template_dir());
@@ -277,6 +280,7 @@ pub fn case(seed: u64) -> Case {
         4 => Operation::Restore("before".into()),
         5 => Operation::Restore("full".into()),
         6 if rf >= 2 => Operation::Restore("refill".into()),
+        _ if asbackup => Operation::Backup,
         6 => Operation::Teardown("dr".into()),
         _ => Operation::Drill("dr".into()),
     };

@@ -792,3 +792,20 @@ fn rp09_a_chain_with_a_missing_file_or_a_missing_link_is_not_replayed_past_it() 
         "{v:?}"
     );
 }
+
+#[test]
+fn rp16_a_drill_rehearses_the_restore_it_names_by_its_method_or_is_refused() {
+    // An asbackup cluster that also has EBS sets: a drill of its restore would have rehearsed the
+    // EBS set while the restore asrestores the newest chain. Refused, saying why.
+    let d = crate::asbackup::asbackup_example()
+        .append("\ndrills:\n  - name: quarterly\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-0d1a, us-east-1b: subnet-0d1b}\n      ip_offset: 100\n      security_groups: [sg-0drill]\n")
+        .parse()
+        .expect_err("a drill of an asrestore");
+    assert!(
+        d.items
+            .iter()
+            .any(|i| i.message.contains("restores with asrestore")
+                && i.message.contains("would not run")),
+        "{d}"
+    );
+}

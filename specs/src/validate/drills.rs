@@ -8,6 +8,7 @@ impl Validator<'_> {
         &mut self,
         raw: Vec<RawDrill>,
         cluster: &Cluster,
+        backup: &Backup,
         restores: &[Restore],
     ) -> Vec<Drill> {
         let mut names = BTreeSet::new();
@@ -31,6 +32,12 @@ impl Validator<'_> {
                 }
                 Some(r) if !r.source.uses_backup() => {
                     self.err(d.restore.span, format!("drill `{}`: restore `{}` does not restore from a backup (source `{}`); a drill replays a backup into an isolated target", d.name.value, r.name, r.source));
+                }
+                // A drill rehearses the restore it names, by its method: with asbackup that is an
+                // asrestore of the newest chain, not the EBS snapshots that may also exist.
+                Some(r) if backup.method == Method::Asbackup => {
+                    self.err(d.restore.span, format!("drill `{}`: restore `{}` restores with asrestore (`method: asbackup`), and asdr cannot rehearse an asrestore into stand-ins yet; drilling EBS snapshots instead would rehearse a restore that would not run", d.name.value, r.name))
+                        .set("drill", "remove the drill, or drill a restore of a cluster backed up with `method: ebs-snapshot`");
                 }
                 Some(_) => {}
             }

@@ -295,7 +295,7 @@ impl<'a> Validator<'a> {
             }
             d
         });
-        let drills = self.drills(raw.drills, &cluster, &restores);
+        let drills = self.drills(raw.drills, &cluster, &backup, &restores);
         Policy {
             path: path.to_string(),
             text: text.to_string(),
