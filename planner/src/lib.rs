@@ -11,6 +11,7 @@ pub mod copies;
 pub mod drill;
 mod error;
 pub mod graph;
+mod learned;
 mod nodes;
 mod observe;
 pub mod params;

@@ -201,6 +201,17 @@ pub struct CopySnapshot {
     pub tags: TagMap,
 }
 
+/// mark_restore_complete: a restore into another region stands — every node started, the cluster
+/// stable at its full size — and its instances say so (`asdr:restore-complete`). Without the mark
+/// instances of that restore are a partly built cluster, never one that stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MarkRestoreComplete {
+    pub restore: String,
+    /// The instances the restore launched (learned from their provision steps).
+    pub instances: Vec<Ref>,
+    pub tag: TagMap,
+}
+
 /// A set's SMD archive copied from one store to another, its SHA-256 checked on both sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CopySmdArchive {
@@ -450,6 +461,7 @@ pub enum Params {
     DeleteBackup(DeleteBackup),
     CopySnapshot(CopySnapshot),
     CopySmdArchive(CopySmdArchive),
+    MarkRestoreComplete(MarkRestoreComplete),
 }
 
 impl Params {
@@ -491,6 +503,7 @@ impl Params {
             Params::DeleteBackup(_) => StepKind::DeleteBackup,
             Params::CopySnapshot(_) => StepKind::CopySnapshot,
             Params::CopySmdArchive(_) => StepKind::CopySmdArchive,
+            Params::MarkRestoreComplete(_) => StepKind::MarkRestoreComplete,
         }
     }
 
@@ -597,94 +610,4 @@ impl Params {
     }
 }
 
-/// Resource ids a step learned, kept in the journal and handed to later steps whose parameters
-/// refer to it ([`Ref::Learned`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Learned {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub snapshot_ids: Vec<String>,
-    /// The volume each of `snapshot_ids` was taken of (a multi-volume snapshot step's waits find
-    /// their own by it).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub snapshot_volumes: BTreeMap<String, String>,
-    /// Where an archive was written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uri: Option<String>,
-    /// The SHA-256 of an archive written or checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// The node an archive was taken from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    /// The cluster key the nodes agreed on when the cluster was found stable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_key: Option<String>,
-    /// The manifest asdr wrote beside an asbackup run, and the records it counts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub records: Option<u64>,
-    /// The command a tool step ran (secrets left out), for the journal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// How many files a deletion removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<u64>,
-}
-
-impl Learned {
-    /// Nothing learned: the step's effect is there, with no new id.
-    pub fn new() -> Learned {
-        Learned::default()
-    }
-
-    pub fn instance(id: impl Into<String>) -> Learned {
-        Learned {
-            instance_id: Some(id.into()),
-            ..Learned::default()
-        }
-    }
-
-    pub fn volume(id: impl Into<String>) -> Learned {
-        Learned {
-            volume_id: Some(id.into()),
-            ..Learned::default()
-        }
-    }
-
-    pub fn snapshot(id: impl Into<String>) -> Learned {
-        Learned {
-            snapshot_id: Some(id.into()),
-            ..Learned::default()
-        }
-    }
-
-    pub fn snapshots(ids: Vec<String>) -> Learned {
-        Learned {
-            snapshot_ids: ids,
-            ..Learned::default()
-        }
-    }
-
-    /// Snapshots and the volume each was taken of.
-    pub fn snapshots_of_volumes(by_snapshot: BTreeMap<String, String>) -> Learned {
-        Learned {
-            snapshot_ids: by_snapshot.keys().cloned().collect(),
-            snapshot_volumes: by_snapshot,
-            ..Learned::default()
-        }
-    }
-
-    pub fn uri(uri: impl Into<String>) -> Learned {
-        Learned {
-            uri: Some(uri.into()),
-            ..Learned::default()
-        }
-    }
-}
+pub use crate::learned::Learned;

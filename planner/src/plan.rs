@@ -123,6 +123,8 @@ pub enum StepKind {
     CopySnapshot,
     /// A set's SMD archive copied to another region's store.
     CopySmdArchive,
+    /// A restore into another region stands: its instances are tagged so.
+    MarkRestoreComplete,
 }
 
 impl StepKind {
@@ -156,6 +158,7 @@ impl StepKind {
             StepKind::DeleteBackup => "delete_backup",
             StepKind::CopySnapshot => "copy_snapshot",
             StepKind::CopySmdArchive => "copy_smd_archive",
+            StepKind::MarkRestoreComplete => "mark_restore_complete",
         }
     }
 

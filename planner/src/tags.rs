@@ -24,6 +24,9 @@ pub const SOURCE_SNAPSHOT: &str = "asdr:source-snapshot";
 pub const SOURCE_REGION: &str = "asdr:source-region";
 /// On the resources of a restore into another region: the restore that made them.
 pub const RESTORE: &str = "asdr:restore";
+/// On the instances of a restore into another region once its cluster stood (every node started,
+/// stable at full size): the plan that finished it. Instances without it are a partial build.
+pub const RESTORE_COMPLETE: &str = "asdr:restore-complete";
 
 /// R13, checked by every provider right before it deletes: a snapshot is deleted only when
 /// tagged for this cluster. The message says why not.

@@ -39,6 +39,7 @@ pub fn step_kinds(policy: &asdr_specs::Policy, restore: &Restore) -> Vec<StepKin
             RestoreSmd,
             StartNode,
             WaitClusterStable,
+            MarkRestoreComplete,
         ];
     }
     let mut kinds = vec![CheckClusterStable, WaitClusterStable];
@@ -473,7 +474,13 @@ fn elsewhere(
         })
         .collect();
     let nodes = ctx.policy.cluster.nodes.len();
-    if built.len() >= nodes {
+    // It stands only when the apply that built it saw it stand (the mark); instances without it
+    // are a build that stopped halfway (volumes attached, Aerospike perhaps never started).
+    let marked = built
+        .iter()
+        .filter(|i| i.tags.contains_key(crate::tags::RESTORE_COMPLETE))
+        .count();
+    if built.len() >= nodes && marked == built.len() {
         b.warn(
             "R16",
             format!(
@@ -490,10 +497,11 @@ fn elsewhere(
             Diagnostic::new(
                 restore.name_span,
                 format!(
-                    "restore `{name}` is partly built in {}: {} of {nodes} instances exist ({}) and no unfinished apply of it was found here",
+                    "restore `{name}` is partly built in {}: {} of {nodes} instances exist ({}), {marked} of them marked as a cluster that stood ({}), and no unfinished apply of it was found here",
                     target.region,
                     built.len(),
-                    ids.join(", ")
+                    ids.join(", "),
+                    crate::tags::RESTORE_COMPLETE
                 ),
             )
             .rule("R16")
@@ -519,6 +527,32 @@ fn elsewhere(
         span: restore.name_span,
     };
     crate::drill::new_cluster(ctx, &spec, b)?;
+    // Once the cluster there is stable at full size, its instances say it stands.
+    let launched: Vec<params::Ref> = b
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::ProvisionInstance)
+        .map(|s| params::Ref::Learned {
+            from_step: s.id.clone(),
+        })
+        .collect();
+    let stable = format!("wait_cluster_stable:{name}");
+    b.region = Some(target.region.clone());
+    b.step(
+        format!("mark_restore_complete:{name}"),
+        None,
+        vec![stable],
+        Params::MarkRestoreComplete(params::MarkRestoreComplete {
+            restore: name.clone(),
+            instances: launched,
+            tag: [(
+                crate::tags::RESTORE_COMPLETE.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        }),
+    );
+    b.region = None;
     b.warn(
         "R6",
         format!(

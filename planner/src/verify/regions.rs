@@ -182,9 +182,32 @@ pub(super) fn verify_region_restore(
         StepKind::RestoreSmd,
         StepKind::StartNode,
         StepKind::WaitClusterStable,
+        StepKind::MarkRestoreComplete,
     ];
+    let nodes = policy.cluster.nodes.len();
     let mut bad = Vec::new();
-    for s in &plan.steps {
+    for (i, s) in plan.steps.iter().enumerate() {
+        // The mark says the cluster stood: only after it was seen stable at full size, and only
+        // on instances this plan launched.
+        if let Params::MarkRestoreComplete(m) = &s.params {
+            let stood = v.has_ancestor(
+                i,
+                |x| matches!(&x.params, Params::WaitClusterStable(w) if w.size == nodes),
+            );
+            let launched = m.instances.iter().all(|r| {
+                r.from_step().is_some_and(|from| {
+                    plan.steps
+                        .iter()
+                        .any(|x| x.id == from && x.kind() == StepKind::ProvisionInstance)
+                })
+            }) && m.instances.len() == nodes;
+            if !stood || !launched {
+                bad.push((
+                    s,
+                    "marks the restore complete before its cluster was seen stable at full size, or on instances this plan did not launch".to_string(),
+                ));
+            }
+        }
         if s.region.as_deref() != Some(region) {
             bad.push((
                 s,

@@ -554,6 +554,22 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     let mut w = world(&policy, 2, 2);
     copy_sets(&mut w, &policy, 0, 1, false);
     let built = restore(&policy, &w, "dr-west").unwrap();
+    // The mark comes only after the cluster there was seen stable at full size.
+    let mut early = built.clone();
+    for s in early
+        .steps
+        .iter_mut()
+        .filter(|s| s.kind() == StepKind::MarkRestoreComplete)
+    {
+        s.depends_on.clear();
+    }
+    assert!(
+        verify(&policy, &w, &early)
+            .iter()
+            .any(|v| v.message.contains("before its cluster was seen stable")),
+        "{:?}",
+        verify(&policy, &w, &early)
+    );
     let mut standing = w.clone();
     for (k, s) in built
         .steps
@@ -579,6 +595,19 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
             block_devices: vec![],
             tags,
         });
+    }
+    // rp15: every instance there, volumes attached, but the apply stopped before the cluster
+    // stood (Aerospike never started): partly built, never "stands".
+    let r = restore(&policy, &standing, "dr-west");
+    let Err(PlanError::Refused(d)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(d.message.contains("partly built"), "{}", d.message);
+    // Marked by the apply that saw it stand: it stands.
+    for i in &mut standing.instances {
+        if i.region.as_deref() == Some(WEST) {
+            i.tags.insert("asdr:restore-complete".into(), "true".into());
+        }
     }
     let again = restore(&policy, &standing, "dr-west").unwrap();
     assert!(again.steps.is_empty());

@@ -79,6 +79,9 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             ("ec2:CreateTags", Tag),
         ],
         StepKind::WaitVolume => vec![("ec2:DescribeVolumes", Read)],
+        StepKind::MarkRestoreComplete => {
+            vec![("ec2:DescribeInstances", Read), ("ec2:CreateTags", Tag)]
+        }
         StepKind::DeleteVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DeleteVolume", Owned)],
         // Called in the destination region; found again by its source tag.
         StepKind::CopySnapshot => vec![

@@ -22,6 +22,22 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
             .iter()
             .find(|i| made_by(&i.tags, input) && i.state != InstanceState::Terminated)
             .map(|i| Learned::instance(i.id.clone())),
+        Params::MarkRestoreComplete(p) => {
+            let ids: Vec<String> = p
+                .instances
+                .iter()
+                .map(|r| need(input, r, |l| l.instance_id.as_ref()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            ids.iter()
+                .all(|id| {
+                    world
+                        .instances
+                        .iter()
+                        .any(|i| &i.id == id && p.tag.keys().all(|k| i.tags.contains_key(k)))
+                })
+                .then(Resources::new)
+        }
         _ => None,
     }
 }
@@ -34,6 +50,14 @@ pub(super) fn act(
     let step = input.step;
     let retry = Duration::from_millis(cx.sim.retry_ms);
     match &step.params {
+        Params::MarkRestoreComplete(p) => {
+            for r in &p.instances {
+                let id = need(input, r, |l| l.instance_id.as_ref())?;
+                let i = instance_mut(world, &id)?;
+                i.tags.extend(p.tag.clone());
+            }
+            Progress::finished()
+        }
         Params::StopInstance(p) => {
             let id = &p.instance_id;
             let i = instance_mut(world, id)?;

@@ -394,9 +394,10 @@ enum Family {
 
 fn family(kind: StepKind) -> Family {
     match kind {
-        StepKind::ProvisionInstance | StepKind::TerminateInstance | StepKind::StopInstance => {
-            Family::Instances
-        }
+        StepKind::ProvisionInstance
+        | StepKind::TerminateInstance
+        | StepKind::StopInstance
+        | StepKind::MarkRestoreComplete => Family::Instances,
         StepKind::CreateVolume
         | StepKind::WaitVolume
         | StepKind::AttachVolume

@@ -35,6 +35,18 @@ impl Ec2Provider {
                 .into_iter()
                 .find(|i| i.state == InstanceState::Running)
                 .map(|i| Learned::instance(i.id)),
+            Params::MarkRestoreComplete(p) => {
+                let mut all = true;
+                for r in &p.instances {
+                    let id = resolve(&input, r, |l| l.instance_id.as_ref())?;
+                    let tagged = self
+                        .instance(&id)
+                        .await?
+                        .is_some_and(|i| p.tag.keys().all(|k| i.tags.contains_key(k)));
+                    all &= tagged;
+                }
+                all.then(Resources::new)
+            }
             _ => None,
         })
     }
@@ -42,6 +54,24 @@ impl Ec2Provider {
     pub(super) async fn act_instances(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
         match &step.params {
+            Params::MarkRestoreComplete(p) => {
+                let ids = p
+                    .instances
+                    .iter()
+                    .map(|r| resolve(&input, r, |l| l.instance_id.as_ref()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut call = self.client.create_tags().set_resources(Some(ids.clone()));
+                for (k, v) in &p.tag {
+                    call = call.tags(Tag::builder().key(k).value(v).build());
+                }
+                call.send()
+                    .await
+                    .map_err(|e| self.classify("CreateTags", e))?;
+                for id in &ids {
+                    self.views.instances.changed(id);
+                }
+                Progress::finished()
+            }
             Params::StopInstance(p) => {
                 let id = &p.instance_id;
                 let found = self.instance(id).await?;

@@ -398,9 +398,10 @@ enum Family {
 
 fn family(kind: StepKind) -> Option<Family> {
     match kind {
-        StepKind::ProvisionInstance | StepKind::TerminateInstance | StepKind::StopInstance => {
-            Some(Family::Instances)
-        }
+        StepKind::ProvisionInstance
+        | StepKind::TerminateInstance
+        | StepKind::StopInstance
+        | StepKind::MarkRestoreComplete => Some(Family::Instances),
         StepKind::CreateVolume
         | StepKind::WaitVolume
         | StepKind::AttachVolume
