@@ -1,0 +1,208 @@
+//! SMD archives: copied from a node into the store (checksum beside it), restored onto a node
+//! (checked before anything is written), copied between stores (copy regions).
+
+use super::*;
+
+impl<T: Transport, S: Store> NodeProvider<T, S> {
+    /// The archive at `to` with its `.sha256` beside it, both agreeing (and with `want`).
+    pub(super) async fn smd_archive_at(&self, to: &str, want: Option<&str>) -> Option<Learned> {
+        let (Ok(tar), Ok(sha)) = (
+            self.store.get(to).await,
+            self.store.get(&format!("{to}.sha256")).await,
+        ) else {
+            return None;
+        };
+        let have = sha256_hex(&tar);
+        (String::from_utf8_lossy(&sha).trim() == have && want.is_none_or(|w| w == have)).then(
+            || Learned {
+                uri: Some(to.to_string()),
+                sha256: Some(have),
+                ..Learned::default()
+            },
+        )
+    }
+
+    /// A set's SMD archive copied to another store: the source checked against its recorded
+    /// SHA-256 (and the plan's), written with its `.sha256`, and read back and checked again.
+    pub(super) async fn copy_smd_archive(
+        &self,
+        p: &params::CopySmdArchive,
+    ) -> Result<Progress, StepError> {
+        let tar = self.store.get(&p.from).await.map_err(store_error)?;
+        let sha = sha256_hex(&tar);
+        let recorded = self
+            .store
+            .get(&format!("{}.sha256", p.from))
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+        for (what, want) in [
+            ("recorded beside it", recorded),
+            ("in the plan", p.sha256.clone()),
+        ] {
+            if let Some(want) = want
+                && want != sha
+            {
+                return Err(StepError::permanent(
+                    "ChecksumMismatch",
+                    format!(
+                        "SMD archive {} has SHA-256 {sha}, but {want} is {what}: not copied",
+                        p.from
+                    ),
+                ));
+            }
+        }
+        self.store.put(&p.to, tar).await.map_err(store_error)?;
+        self.store
+            .put(&format!("{}.sha256", p.to), format!("{sha}\n").into_bytes())
+            .await
+            .map_err(store_error)?;
+        match self.smd_archive_at(&p.to, Some(&sha)).await {
+            Some(learned) => Progress::done(learned),
+            None => Err(StepError::transient(
+                "ChecksumMismatch",
+                format!("the copy at {} does not read back as written", p.to),
+                self.retry_after,
+            )),
+        }
+    }
+
+    pub(super) async fn copy_smd(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CopySmd,
+    ) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let (from, to) = (&p.from, &p.to);
+        if !self.transport.streams_binary() {
+            return self.copy_smd_on_node(&name, from, to).await;
+        }
+        let tar = run_ok(
+            &self.transport,
+            &self.target(&name)?,
+            &format!("tar -C {} -cf - .", quote(from)),
+            None,
+        )
+        .await
+        .map_err(transport_error)?;
+        let sha = sha256_hex(&tar);
+        self.store.put(to, tar).await.map_err(store_error)?;
+        self.store
+            .put(&format!("{to}.sha256"), format!("{sha}\n").into_bytes())
+            .await
+            .map_err(store_error)?;
+        archived(to, sha, name)
+    }
+
+    pub(super) async fn restore_smd(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::RestoreSmd,
+    ) -> Result<Progress, StepError> {
+        let name = Self::node(input)?;
+        let (from, to) = (&p.from, &p.to);
+        let expected = match &p.sha256 {
+            Some(s) => s.clone(),
+            None => String::from_utf8_lossy(
+                &self
+                    .store
+                    .get(&format!("{from}.sha256"))
+                    .await
+                    .map_err(store_error)?,
+            )
+            .trim()
+            .to_string(),
+        };
+        if !self.transport.streams_binary() {
+            return self
+                .restore_smd_on_node(&name, from, to, &p.keep_previous, &expected)
+                .await;
+        }
+        let tar = self.store.get(from).await.map_err(store_error)?;
+        let actual = sha256_hex(&tar);
+        if actual != expected {
+            return Err(StepError::permanent(
+                "CorruptArchive",
+                format!(
+                    "SMD archive {from} is corrupted: its SHA-256 is {actual}, {expected} was recorded; nothing was written to node {name}"
+                ),
+            ));
+        }
+        let cmd = replace_smd_dir(to, &p.keep_previous, "-");
+        run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
+            .await
+            .map_err(transport_error)?;
+        Progress::done(Learned {
+            sha256: Some(actual),
+            ..Learned::default()
+        })
+    }
+
+    /// Over a transport that cannot carry the archive (SSM), the node packs it and copies it to
+    /// S3 itself; only its checksum comes back through the command's output.
+    pub(super) async fn copy_smd_on_node(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Progress, StepError> {
+        if !asdr_specs::StoreUri::is_s3(to) {
+            return Err(StepError::permanent(
+                "Unsupported",
+                format!(
+                    "over SSM the SMD archive goes from the node to S3 directly; {to} is not an s3:// URI"
+                ),
+            ));
+        }
+        let tmp = "/tmp/asdr-smd.$$.tar";
+        let cmd = format!(
+            "set -e; t={tmp}; tar -C {} -cf \"$t\" .; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; rm -f \"$t\"; echo \"$s\"",
+            quote(from),
+            quote(to),
+            quote(&format!("{to}.sha256"))
+        );
+        let out = run_ok(&self.transport, &self.target(name)?, &cmd, None)
+            .await
+            .map_err(transport_error)?;
+        let sha = String::from_utf8_lossy(&out).trim().to_string();
+        if sha.len() != 64 {
+            return Err(StepError::permanent(
+                "CopySmd",
+                format!("node {name} did not report the archive's SHA-256 (got {sha:?})"),
+            ));
+        }
+        archived(to, sha, name.to_string())
+    }
+
+    /// The node fetches the archive from S3 and checks its SHA-256 before unpacking anything.
+    pub(super) async fn restore_smd_on_node(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        prev: &str,
+        sha: &str,
+    ) -> Result<Progress, StepError> {
+        let tmp = "/tmp/asdr-smd.$$.tar";
+        let cmd = format!(
+            "set -e; t={tmp}; aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then rm -f \"$t\"; echo 'SMD archive {} is corrupted' >&2; exit 65; fi; {}; rm -f \"$t\"",
+            quote(from),
+            quote(sha),
+            from.replace('\'', ""),
+            replace_smd_dir(to, prev, "\"$t\"")
+        );
+        match run_ok(&self.transport, &self.target(name)?, &cmd, None).await {
+            Ok(_) => Progress::done(Learned {
+                sha256: Some(sha.to_string()),
+                ..Learned::default()
+            }),
+            Err(TransportError::Failed { status: 65, .. }) => Err(StepError::permanent(
+                "CorruptArchive",
+                format!(
+                    "SMD archive {from} is corrupted: its SHA-256 is not the recorded {sha}; nothing was written to node {name}"
+                ),
+            )),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+}
