@@ -809,3 +809,55 @@ fn rp16_a_drill_rehearses_the_restore_it_names_by_its_method_or_is_refused() {
         "{d}"
     );
 }
+
+#[test]
+fn rp05_a_copys_smd_store_in_the_home_bucket_or_around_the_home_store_is_refused() {
+    for smd_to in [
+        "s3://acme-backups/asdr/dr-west",
+        "s3://acme-backups/asdr",
+        "s3://acme-backups",
+    ] {
+        let d = ExamplePolicy::named("prod-east-dr")
+            .edit(
+                "smd_to: s3://acme-dr-west/asdr/prod-east",
+                &format!("smd_to: {smd_to}"),
+            )
+            .parse()
+            .expect_err(smd_to);
+        assert!(
+            d.items
+                .iter()
+                .any(|i| i.message.contains("the bucket of backup.smd.to")),
+            "{smd_to}: {d}"
+        );
+    }
+}
+
+#[test]
+fn rp10_asrestore_into_a_running_cluster_needs_consent() {
+    let d = ExamplePolicy::prod_east()
+        .edit("method: ebs-snapshot", "method: asbackup")
+        .edit(
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        )
+        .parse()
+        .expect_err("a full-cluster asrestore without accept_zombie_records");
+    assert!(
+        d.items.iter().any(|i| i.rule == Some("R6")
+            && i.message
+                .contains("`full-cluster` asrestores set data into the running cluster")),
+        "{d}"
+    );
+    // Durable deletes do not cover it: a scan carries no deletes.
+    let d = ExamplePolicy::prod_east()
+        .edit("method: ebs-snapshot", "method: asbackup")
+        .edit("durable_deletes: false", "durable_deletes: true")
+        .edit(
+            "    source: latest-backup\n    accept_zombie_records: true   # required",
+            "    source: empty\n    accept_zombie_records: true   # required",
+        )
+        .parse()
+        .expect_err("durable deletes do not cover asrestore");
+    assert!(d.items.iter().any(|i| i.rule == Some("R6")), "{d}");
+}
