@@ -12,7 +12,7 @@ use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
 use crate::nodes::require_stable_cluster;
 use crate::observe::human_age;
-use crate::observe::{BackupSet, set_id};
+use crate::observe::{BackupSet, Observed, set_id};
 use crate::params::{self, BackupKind, Params, Tool, ToolEncrypt};
 use crate::plan::Action;
 use crate::{Ctx, tags};
@@ -44,9 +44,26 @@ fn namespaces(ctx: &Ctx<'_, '_>) -> Vec<String> {
 
 /// Complete chains, oldest first.
 fn chains<'a, 'w>(ctx: &'a Ctx<'_, 'w>) -> Vec<Chain<'a, 'w>> {
-    let ns = namespaces(ctx);
-    let complete: Vec<&BackupSet<'w>> = ctx
-        .obs
+    chains_of(ctx.policy, ctx.obs)
+}
+
+/// The asbackup sets a restore can replay: every set of a whole chain. `status` asks this, as the
+/// planner does, so both name the same recovery points.
+pub(crate) fn restorable(policy: &asdr_specs::Policy, obs: &Observed<'_>) -> Vec<String> {
+    chains_of(policy, obs)
+        .iter()
+        .flat_map(|c| c.sets().map(|s| s.id.clone()).collect::<Vec<_>>())
+        .collect()
+}
+
+fn chains_of<'a, 'w>(policy: &asdr_specs::Policy, obs: &'a Observed<'w>) -> Vec<Chain<'a, 'w>> {
+    let ns: Vec<String> = policy
+        .cluster
+        .namespaces
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let complete: Vec<&BackupSet<'w>> = obs
         .sets
         .iter()
         .filter(|s| s.asbackup_complete(&ns))
@@ -56,8 +73,9 @@ fn chains<'a, 'w>(ctx: &'a Ctx<'_, 'w>) -> Vec<Chain<'a, 'w>> {
         .filter(|s| s.chain() == s.id)
         .map(|full| {
             // A chain holds only while every link is there: an incremental whose manifest names
-            // the set it follows, and that set is not the chain's last, comes after a gap (a
-            // set lost or damaged): it and what follows it are not replayed.
+            // the set it follows, and that set is not the chain's last whole one, comes after a
+            // gap (a set lost or damaged) and is not replayed; a later incremental that follows
+            // the last whole set carries the chain on.
             let mut incrementals: Vec<&BackupSet<'w>> = Vec::new();
             for s in complete
                 .iter()
@@ -67,7 +85,7 @@ fn chains<'a, 'w>(ctx: &'a Ctx<'_, 'w>) -> Vec<Chain<'a, 'w>> {
                     .last()
                     .map_or(full.id.as_str(), |l| l.id.as_str());
                 if s.asbackup_after().is_some_and(|a| a != last) {
-                    break;
+                    continue;
                 }
                 incrementals.push(s);
             }
@@ -168,9 +186,13 @@ fn resume_or_new(ctx: &Ctx<'_, '_>, chain: Option<&str>) -> String {
         })
         .map_or_else(
             || {
+                // Never an id any run in the store has, ours or another cluster's sharing it.
                 (0..3600)
                     .map(|k| set_id(ctx.now + time::Duration::seconds(k)))
-                    .find(|id| ctx.obs.set(id).is_none())
+                    .find(|id| {
+                        ctx.obs.set(id).is_none()
+                            && !ctx.world.asbackup_archives.iter().any(|a| &a.set == id)
+                    })
                     .unwrap_or_else(|| set_id(ctx.now))
             },
             |s| s.id.clone(),

@@ -259,9 +259,20 @@ fn plan_region(
                 }),
             ));
         }
-        for view in &ctx.obs.nodes {
-            for d in &view.volumes {
-                let (node, ebs) = (view.name.as_str(), d.ebs.as_str());
+        // What to copy: a complete set's own members (a node removed or added since changes
+        // nothing about what it holds); the set this plan makes, the cluster's nodes now.
+        let members: Vec<(String, String)> = match hset.filter(|s| s.is_complete()) {
+            Some(s) => s.member_pairs(),
+            None => ctx
+                .obs
+                .nodes
+                .iter()
+                .flat_map(|v| v.volumes.iter().map(|d| (v.name.clone(), d.ebs.clone())))
+                .collect(),
+        };
+        for (node, ebs) in &members {
+            {
+                let (node, ebs) = (node.as_str(), ebs.as_str());
                 let wait_id = format!("wait_snapshot:{region}:{node}:{ebs}:{set}");
                 match copy_of(rset, node, ebs) {
                     Some(c) if c.state == SnapshotState::Completed => continue,

@@ -142,6 +142,17 @@ impl<'w> BackupSet<'w> {
     pub fn members(&self) -> usize {
         self.by_device.len()
     }
+
+    /// The (node, device) pairs the set holds, sorted.
+    pub fn member_pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .by_device
+            .keys()
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
 }
 
 pub struct Observed<'w> {
@@ -422,7 +433,7 @@ fn collect_sets<'w>(
 }
 
 /// A set's own membership is intact: as many node devices as the mark recorded (`asdr:members`),
-/// or, for a set marked before that tag, every device present in the set for every node present.
+/// or, for a set marked before that tag, as many devices for every node present as for the others.
 fn whole_by_members(snapshots: &[&Snapshot], by_device: &HashMap<(&str, &str), &Snapshot>) -> bool {
     if by_device.is_empty() {
         return false;
@@ -433,10 +444,15 @@ fn whole_by_members(snapshots: &[&Snapshot], by_device: &HashMap<(&str, &str), &
         .max();
     match recorded {
         Some(n) => by_device.len() >= n,
+        // Every node present has as many devices as the others (device names may differ per
+        // node: `ebs` is a per-node template).
         None => {
-            let nodes: BTreeSet<&str> = by_device.keys().map(|(n, _)| *n).collect();
-            let devices: BTreeSet<&str> = by_device.keys().map(|(_, d)| *d).collect();
-            by_device.len() == nodes.len() * devices.len()
+            let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+            for (n, _) in by_device.keys() {
+                *per_node.entry(n).or_default() += 1;
+            }
+            let counts: BTreeSet<usize> = per_node.values().copied().collect();
+            counts.len() == 1
         }
     }
 }

@@ -66,6 +66,10 @@ pub struct RestoreStatus {
     pub estimate_seconds: Option<u64>,
     /// What the estimate rests on, or why there is none.
     pub basis: String,
+    /// Node devices the restore rebuilds that its set holds no snapshot of (the set was made
+    /// before they existed): the restore would be refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
@@ -80,9 +84,11 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         .iter()
         .map(|n| n.name.clone())
         .collect();
+    // asbackup: only sets of a whole chain (what a restore can replay), as the planner has it.
+    let restorable = crate::asbackup::restorable(policy, &obs);
     let complete = |s: &BackupSet<'_>| {
         if asbackup {
-            s.asbackup_complete(&namespaces)
+            s.asbackup_complete(&namespaces) && restorable.contains(&s.id)
         } else {
             s.is_complete()
         }
@@ -180,16 +186,47 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             };
             let (estimate_seconds, basis) =
                 estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
+            // EBS: the set must hold every device of every node the restore rebuilds, as the
+            // planner requires; a set made before a node or device was added does not.
+            let missing: Vec<String> = match set {
+                Some(s) if !asbackup => obs
+                    .nodes
+                    .iter()
+                    .filter(|v| nodes.contains(&v.name.as_str()))
+                    .flat_map(|v| {
+                        v.volumes
+                            .iter()
+                            .filter(|d| s.snapshot_for(&v.name, &d.ebs).is_none())
+                            .map(|d| format!("{} {}", v.name, d.ebs))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             RestoreStatus {
                 name: r.name.clone(),
                 source,
                 set: set.map(|s| s.id.clone()),
                 estimate_seconds,
                 basis,
+                missing,
             }
         })
         .collect();
-    let problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    // A node or device added since the newest set: the cluster as it is now is in no set.
+    if !asbackup
+        && !overdue
+        && let Some(s) = home_newest.filter(|s| !s.covers_every_device)
+    {
+        problems.insert(
+            0,
+            format!(
+                "{}: the newest complete set {} does not hold every node and device the policy has now (a new set is due)",
+                policy.cluster.region, s.id
+            ),
+        );
+    }
     Status {
         cluster: policy.cluster.name.clone(),
         now,
@@ -260,6 +297,13 @@ fn problems(
             out.push(format!(
                 "restore `{}`: no complete set to restore from ({}, in {place})",
                 r.name, r.source
+            ));
+        } else if !r.missing.is_empty() {
+            out.push(format!(
+                "restore `{}`: set {} holds no snapshot of {}",
+                r.name,
+                r.set.as_deref().unwrap_or_default(),
+                r.missing.join(", ")
             ));
         }
     }

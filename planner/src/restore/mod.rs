@@ -505,7 +505,7 @@ fn elsewhere(
                 ),
             )
             .rule("R16")
-            .help("resume the apply that built them (its journal), or terminate them and their volumes before planning again"),
+            .help("resume the apply that built them (its journal). If this cluster is the one serving after a failover, do NOT terminate it: its instances may hold the only live copy of the data; replace a lost node there by hand. Only a build that never served may be terminated, with its volumes, before planning again"),
         ));
     }
     let inst = &ctx.policy.cluster.instance;

@@ -461,8 +461,8 @@ impl<'a> Verifier<'a> {
                     ))
                 })
                 .collect();
-            // Whole by the set's own members (the count its mark recorded; before that tag, every
-            // device of every node present), never by today's policy.
+            // Whole by the set's own members (the count its mark recorded; before that tag, as
+            // many devices for every node present), never by today's policy.
             let recorded = snaps
                 .iter()
                 .filter_map(|s| s.tags.get(tags::MEMBERS)?.parse::<usize>().ok())
@@ -471,9 +471,12 @@ impl<'a> Verifier<'a> {
                 && match recorded {
                     Some(n) => have.len() >= n,
                     None => {
-                        let nodes: HashSet<&str> = have.iter().map(|(n, _)| *n).collect();
-                        let devices: HashSet<&str> = have.iter().map(|(_, d)| *d).collect();
-                        have.len() == nodes.len() * devices.len()
+                        let mut per_node: HashMap<&str, usize> = HashMap::new();
+                        for (n, _) in &have {
+                            *per_node.entry(n).or_default() += 1;
+                        }
+                        let first = per_node.values().next().copied();
+                        per_node.values().all(|c| Some(*c) == first)
                     }
                 };
             let smd = self.world.smd_archives.iter().any(|a| a.set == *set);

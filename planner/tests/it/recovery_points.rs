@@ -591,7 +591,7 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
         );
     }
     // asrestore's own options go in restore_args.
-    let policy = with_args("restore_args: [--no-generation]").unwrap_or_else(|d| panic!("{d}"));
+    let policy = with_args("restore_args: [--threads, \"8\"]").unwrap_or_else(|d| panic!("{d}"));
     let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
         .unwrap_or_else(|e| panic!("{e}"));
     let s = r
@@ -601,7 +601,7 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
         .unwrap();
     assert_eq!(
         crate::params(s)["args"],
-        serde_json::json!(["--no-generation"])
+        serde_json::json!(["--threads", "8"])
     );
 }
 
@@ -860,4 +860,139 @@ fn rp10_asrestore_into_a_running_cluster_needs_consent() {
         .parse()
         .expect_err("durable deletes do not cover asrestore");
     assert!(d.items.iter().any(|i| i.rule == Some("R6")), "{d}");
+}
+
+/// Review findings on the above, each a regression test.
+#[test]
+fn rp_review_a_gap_in_a_chain_is_stepped_over_by_a_later_incremental_that_follows_the_whole_part() {
+    let policy = crate::asbackup::policy("    incremental_every: 6h\n");
+    let mut w = chain_world(&policy);
+    // I1 lost a file; I2 follows I1 (after the gap); a later I3 follows F, the chain's last whole set.
+    for a in w
+        .asbackup_archives
+        .iter_mut()
+        .filter(|a| a.set == "bs-20261120T090000Z")
+    {
+        a.missing_files = 1;
+    }
+    for ns in BOTH {
+        w.asbackup_archives
+            .push(asdr_planner::world::AsbackupArchive {
+                set: "bs-20261120T210000Z".into(),
+                namespace: ns.to_string(),
+                uri: format!("s3://acme-backups/asbackup/prod-east/bs-20261120T210000Z/{ns}"),
+                incremental_of: Some("bs-20261120T030000Z".into()),
+                cluster: Some("prod-east".into()),
+                after: Some("bs-20261120T030000Z".into()),
+                missing_files: 0,
+            });
+    }
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replayed(&p), ["bs-20261120T030000Z", "bs-20261120T210000Z"]);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let full = s
+        .restores
+        .iter()
+        .find(|r| r.name == "full-cluster")
+        .unwrap();
+    assert_eq!(full.set.as_deref(), Some("bs-20261120T210000Z"));
+    assert!(verify(&policy, &w, &p).is_empty());
+}
+
+#[test]
+fn rp_review_status_judges_asbackup_sets_by_whole_chains_and_new_ids_never_collide() {
+    let policy = crate::asbackup::policy("");
+    // Our incremental follows a full set written before manifests named their cluster, and
+    // another cluster now writes to the store: the legacy full is no longer ours, so nothing is
+    // restorable and status must say so.
+    let mut w = crate::asbackup::world(
+        &policy,
+        &[
+            ("bs-20261121T000000Z", None, BOTH),
+            ("bs-20261121T060000Z", Some("bs-20261121T000000Z"), BOTH),
+        ],
+    );
+    for a in &mut w.asbackup_archives {
+        if a.set == "bs-20261121T000000Z" {
+            a.cluster = None;
+        }
+    }
+    for ns in BOTH {
+        w.asbackup_archives
+            .push(asdr_planner::world::AsbackupArchive {
+                set: "bs-20261121T090000Z".into(),
+                namespace: ns.to_string(),
+                uri: format!("s3://acme-backups/asbackup/prod-east/bs-20261121T090000Z/{ns}"),
+                incremental_of: None,
+                cluster: Some("prod-west".into()),
+                after: None,
+                missing_files: 0,
+            });
+    }
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(!s.problems.is_empty(), "status says fine: {s:?}");
+    // A backup is due at 09:00, where prod-west's run already is: the new set takes another id.
+    let p = backup(&policy, &w);
+    let runs: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::Asbackup)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(!runs.is_empty());
+    assert!(
+        runs.iter().all(|id| !id.ends_with("bs-20261121T090000Z")),
+        "{runs:?}"
+    );
+}
+
+#[test]
+fn rp_review_sets_marked_before_members_with_per_node_device_names_stay_complete() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "        - device: /dev/sdh        # EBS directly, no shadow; `ebs` defaults to the shadow's path, else the device's\n",
+            "        - device: /dev/sdh\n          ebs: \"{{ '/dev/sdj' if node == 'b1' else '/dev/sdh' }}\"\n",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 4;
+    let mut w = world_for(&policy, &spec);
+    for s in &mut w.snapshots {
+        s.tags.remove("asdr:members");
+    }
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert_eq!(s.complete_sets.len(), 4, "{s:?}");
+    assert!(s.unfinished_sets.is_empty(), "{:?}", s.unfinished_sets);
+}
+
+#[test]
+fn rp_review_a_node_removed_while_a_copy_region_catches_up_copies_the_sets_own_members() {
+    // Sets made with a1, b1, a2; a2 is removed from the policy while us-west-2 still lacks them.
+    let full = ExamplePolicy::named("prod-east-dr").policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 3;
+    spec.newest_set_age = time::Duration::hours(30);
+    let w_full = world_for(&full, &spec);
+    let policy = ExamplePolicy::named("prod-east-dr")
+        .edit(
+            "    - name: a2\n      private_ip: 10.0.1.12\n      availability_zone: us-east-1a\n",
+            "",
+        )
+        .edit(", a2: 10.1.1.12}", "}")
+        .policy();
+    let mut w = w_full.clone();
+    w.nodes.retain(|n| n.name != "a2");
+    for n in &mut w.nodes {
+        n.cluster_size = Some(2);
+    }
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap_or_else(|e| panic!("{e}"));
+    // The older sets are copied whole: a2's snapshots too.
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.kind() == StepKind::CopySnapshot && s.id.contains(":a2:")),
+        "{:?}",
+        p.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()
+    );
 }

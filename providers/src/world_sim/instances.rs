@@ -127,7 +127,8 @@ pub(super) fn act(
                 .get(&instance_type)
                 .map_or(p.instance_store_volumes, |t| t.instance_store_drives);
             world.instances.push(Instance {
-                region: None,
+                // Launched where the step acts (a restore into another region builds there).
+                region: step.region.clone(),
                 id: id.clone(),
                 state: InstanceState::Running,
                 instance_type,

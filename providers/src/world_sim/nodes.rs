@@ -38,11 +38,17 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
         Params::Asbackup(p) => world
             .asbackup_archives
             .iter()
-            .find(|a| a.set == p.set && a.namespace == p.namespace)
+            .find(|a| {
+                a.set == p.set
+                    && a.namespace == p.namespace
+                    && a.cluster.as_deref().is_none_or(|c| c == p.cluster)
+            })
             .map(|a| Learned::uri(a.uri.clone())),
-        Params::DeleteBackup(p) => {
-            (!world.asbackup_archives.iter().any(|a| a.set == p.set)).then(Resources::new)
-        }
+        Params::DeleteBackup(p) => (!world
+            .asbackup_archives
+            .iter()
+            .any(|a| a.set == p.set && a.cluster.as_deref().is_none_or(|c| c == p.cluster)))
+        .then(Resources::new),
         // Checks and waits are cheap to run again; asrestore leaves no mark to find.
         _ => None,
     }
@@ -222,7 +228,9 @@ pub(super) fn act(
         }
         Params::Asrestore(_) => Progress::finished(),
         Params::DeleteBackup(p) => {
-            world.asbackup_archives.retain(|a| a.set != p.set);
+            world
+                .asbackup_archives
+                .retain(|a| a.set != p.set || a.cluster.as_deref().is_some_and(|c| c != p.cluster));
             Progress::finished()
         }
         other => Err(bad(

@@ -28,12 +28,17 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                     here(&s.region, input)
                         && s.tags.get(tags::SET) == Some(&p.set)
                         && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
+                        && (input.step.region.is_none()
+                            || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
                 })
                 .collect();
+            // Marked, with the membership the mark records (a set marked before that tag is
+            // marked again, which only adds it).
             (!of_set.is_empty()
-                && of_set
-                    .iter()
-                    .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")))
+                && of_set.iter().all(|s| {
+                    s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
+                        && s.tags.contains_key(tags::MEMBERS)
+                }))
             .then(Resources::new)
         }
         Params::DeleteSnapshot(p) => {
@@ -162,10 +167,14 @@ pub(super) fn act(
         }
         Params::MarkSetComplete(p) => {
             let (set, expected) = (p.set.clone(), p.snapshots);
+            // In a copy region only copies count (a same-named cluster's own snapshots there carry
+            // no source tags): they are neither counted nor marked.
+            let copy_region = input.step.region.is_some();
             let mine = |s: &Snapshot| {
                 here(&s.region, input)
                     && s.tags.get(tags::SET) == Some(&set)
                     && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
+                    && (!copy_region || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
             };
             let of_set: Vec<&Snapshot> = world.snapshots.iter().filter(|s| mine(s)).collect();
             if of_set.len() < expected || of_set.iter().any(|s| s.state != SnapshotState::Completed)

@@ -161,7 +161,7 @@ pub(super) fn act(
             }
             let id = format!("vol-{}", token(input.plan_id, &step.id, ""));
             world.volumes.push(Volume {
-                region: None,
+                region: input.step.region.clone(),
                 id: id.clone(),
                 availability_zone: p.availability_zone.clone(),
                 size_gib: p.size_gib,

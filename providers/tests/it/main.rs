@@ -5,6 +5,7 @@
 mod aws;
 mod ec2_mocks;
 mod ec2_moto;
+mod history;
 mod info_vectors;
 mod nodes;
 mod transports;

@@ -9,6 +9,10 @@ use crate::span::Span;
 pub(crate) struct ToolOptions {
     pub tool: &'static str,
     pub owned: &'static [&'static str],
+    /// Options that would make the run partial (a backup of some records, bins or partitions, an
+    /// estimate) or change what a restore writes: a set made so would still count as whole.
+    pub partial: &'static [&'static str],
+    pub partial_why: &'static str,
     pub known: &'static [&'static str],
 }
 
@@ -40,6 +44,34 @@ pub(crate) const ASBACKUP: ToolOptions = ToolOptions {
         "--s3-region",
         "--s3-endpoint-override",
     ],
+    partial: &[
+        "-s",
+        "--set",
+        "-B",
+        "--bin-list",
+        "-x",
+        "--no-bins",
+        "-R",
+        "--no-records",
+        "-I",
+        "--no-indexes",
+        "-u",
+        "--no-udfs",
+        "-b",
+        "--modified-before",
+        "--no-ttl-only",
+        "--after-digest",
+        "--partition-list",
+        "--filter-exp",
+        "-M",
+        "--max-records",
+        "-l",
+        "--node-list",
+        "-e",
+        "--estimate",
+        "--estimate-samples",
+    ],
+    partial_why: "backs up only part of the namespace (or nothing), yet the set would count as whole and older sets would expire",
     known: &[
         "-U",
         "--user",
@@ -137,7 +169,27 @@ pub(crate) const ASRESTORE: ToolOptions = ToolOptions {
         "--s3-region",
         "--s3-endpoint-override",
     ],
+    partial: &[
+        "-g",
+        "--no-generation",
+        "-r",
+        "--replace",
+        "-u",
+        "--unique",
+        "-s",
+        "--set-list",
+        "-B",
+        "--bin-list",
+        "-R",
+        "--no-records",
+        "-I",
+        "--no-indexes",
+        "--no-udfs",
+        "--ignore-record-error",
+    ],
+    partial_why: "changes which records asrestore writes and how, so the restore is not the one the plan states",
     known: &[
+        "--extra-ttl",
         "-U",
         "--user",
         "-P",
@@ -221,6 +273,8 @@ impl ToolOptions {
             };
             if self.owned.contains(&opt) {
                 out.push(format!("`{arg}` is set by asdr for {} (use `to`, `compress`, `encrypt`, `incremental_every`)", self.tool));
+            } else if self.partial.contains(&opt) {
+                out.push(format!("`{arg}` {}", self.partial_why));
             } else if !self.known.contains(&opt) {
                 out.push(format!("`{arg}` is not an option of {}", self.tool));
             }

@@ -32,16 +32,12 @@ impl Ec2Provider {
                 .filter(|s| p.device.is_none() || s.tags.contains_key(tags::DEVICE))
                 .map(|s| Learned::snapshot(s.id)),
             Params::MarkSetComplete(p) => {
-                let snaps = self
-                    .snapshots_by(vec![
-                        filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
-                        filter(&format!("tag:{}", tags::SET), &p.set),
-                    ])
-                    .await?;
+                let snaps = self.set_for_mark(&input, &p.set).await?;
                 (!snaps.is_empty()
-                    && snaps
-                        .iter()
-                        .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")))
+                    && snaps.iter().all(|s| {
+                        s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
+                            && s.tags.contains_key(tags::MEMBERS)
+                    }))
                 .then(Resources::new)
             }
             Params::CopySnapshot(p) => self
@@ -56,6 +52,26 @@ impl Ec2Provider {
                 .then(Resources::new),
             _ => None,
         })
+    }
+
+    /// The snapshots a set's mark counts and tags: this cluster's of the set and, in a copy
+    /// region, only copies (a same-named cluster's own snapshots there carry no source tags).
+    async fn set_for_mark(
+        &self,
+        input: &StepInput<'_>,
+        set: &str,
+    ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
+        let snaps = self
+            .snapshots_by(vec![
+                filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
+                filter(&format!("tag:{}", tags::SET), set),
+            ])
+            .await?;
+        let copy_region = input.step.region.is_some();
+        Ok(snaps
+            .into_iter()
+            .filter(|s| !copy_region || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
+            .collect())
     }
 
     pub(super) async fn act_snapshots(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
@@ -142,12 +158,7 @@ impl Ec2Provider {
             },
             Params::MarkSetComplete(p) => {
                 let (set, expected) = (&p.set, p.snapshots);
-                let snaps = self
-                    .snapshots_by(vec![
-                        filter(&format!("tag:{}", tags::CLUSTER), &self.cluster),
-                        filter(&format!("tag:{}", tags::SET), set),
-                    ])
-                    .await?;
+                let snaps = self.set_for_mark(&input, set).await?;
                 // Every node's every device, by its tags: a snapshot whose wait never tagged it
                 // does not count (R2).
                 let devices: std::collections::HashSet<(&String, &String)> = snaps
