@@ -88,7 +88,9 @@ pub fn is_our_copy(policy: &Policy, world: &World, s: &crate::world::Snapshot) -
         .find(|h| &h.id == from && h.region.as_deref().unwrap_or(home) == home)
         .is_none_or(|h| {
             h.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                && h.tags.get(tags::SET) == s.tags.get(tags::SET)
+                && [tags::SET, tags::NODE, tags::DEVICE]
+                    .iter()
+                    .all(|k| h.tags.get(*k) == s.tags.get(*k))
         })
 }
 

@@ -126,7 +126,9 @@ fn copies_are_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation
             world.snapshots.iter().any(|h| {
                 &h.id == src
                     && (h.tags.get(tags::CLUSTER) != Some(&policy.cluster.name)
-                        || h.tags.get(tags::SET) != snap.tags.get(tags::SET))
+                        || [tags::SET, tags::NODE, tags::DEVICE]
+                            .iter()
+                            .any(|k| h.tags.get(*k) != snap.tags.get(*k)))
             })
         });
         if source.is_none() || !from_home || source_foreign {

@@ -583,6 +583,22 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
             "restore_args: [--namespace, users]",
             "is set by asdr for asrestore",
         ),
+        // Options that make a set partial or change what asrestore writes, and bundled short
+        // options that could hide one (review).
+        (
+            "args: [--max-records, \"10\"]",
+            "backs up only part of the namespace",
+        ),
+        (
+            "args: [--set, users]",
+            "backs up only part of the namespace",
+        ),
+        (
+            "restore_args: [--no-generation]",
+            "changes which records asrestore writes",
+        ),
+        ("args: [-vR]", "bundles short options"),
+        ("restore_args: [-vg]", "bundles short options"),
     ] {
         let d = with_args(args).expect_err(args);
         assert!(
@@ -816,6 +832,11 @@ fn rp05_a_copys_smd_store_in_the_home_bucket_or_around_the_home_store_is_refused
         "s3://acme-backups/asdr/dr-west",
         "s3://acme-backups/asdr",
         "s3://acme-backups",
+        // The same bucket spelled otherwise (review).
+        "s3://ACME-BACKUPS/dr",
+        "s3://acme-backups./dr",
+        "s3://acme-backups.s3.us-east-1.amazonaws.com/dr",
+        "s3://s3.amazonaws.com/acme-backups/dr",
     ] {
         let d = ExamplePolicy::named("prod-east-dr")
             .edit(
@@ -994,5 +1015,50 @@ fn rp_review_a_node_removed_while_a_copy_region_catches_up_copies_the_sets_own_m
             .any(|s| s.kind() == StepKind::CopySnapshot && s.id.contains(":a2:")),
         "{:?}",
         p.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn rp_review_a_copy_whose_source_is_another_nodes_snapshot_is_not_ours() {
+    let policy = ExamplePolicy::named("prod-east-dr").policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 7;
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    // A us-west-2 snapshot that says a1 /dev/sdf of the oldest set, copied from b1's /dev/sdf.
+    let oldest = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set").cloned())
+        .min()
+        .unwrap();
+    let src = w
+        .snapshots
+        .iter()
+        .find(|s| {
+            s.region.is_none()
+                && s.tags.get("asdr:set") == Some(&oldest)
+                && s.tags.get("asdr:node").map(String::as_str) == Some("b1")
+                && s.tags.get("asdr:device").map(String::as_str) == Some("/dev/sdf")
+        })
+        .unwrap()
+        .clone();
+    let mut forged = src.clone();
+    forged.id = "snap-0west00000000001".into();
+    forged.region = Some(WEST.into());
+    forged.tags.insert("asdr:node".into(), "a1".into());
+    forged
+        .tags
+        .insert("asdr:source-snapshot".into(), src.id.clone());
+    forged
+        .tags
+        .insert("asdr:source-region".into(), "us-east-1".into());
+    w.snapshots.push(forged);
+    let p = backup(&policy, &w);
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| !s.id.contains("snap-0west00000000001")),
+        "a snapshot whose source is another node's is not ours to delete or adopt"
     );
 }

@@ -296,12 +296,31 @@ pub(super) fn is_region(r: &str) -> bool {
 /// inside the home store's directory (or holding it) is the same disk.
 fn shares_home_store(copy: &str, home: &str) -> Option<String> {
     use crate::StoreUri;
-    match (StoreUri::parse(copy)?, StoreUri::parse(home)?) {
-        (StoreUri::S3 { bucket: c, .. }, StoreUri::S3 { bucket: h, .. }) if c == h => {
-            Some(format!(
-                "is in bucket `{c}`, the bucket of backup.smd.to (a bucket lives in one region)"
-            ))
+    // The bucket however the URI spells it: case, a trailing dot, the virtual-hosted
+    // (`bucket.s3[.region].amazonaws.com`) and path (`s3[.region].amazonaws.com/bucket`) forms.
+    fn bucket(s: &StoreUri) -> Option<String> {
+        let StoreUri::S3 { bucket, key } = s else {
+            return None;
+        };
+        let b = bucket.to_ascii_lowercase();
+        let b = b.trim_end_matches('.');
+        if b == "s3.amazonaws.com" || (b.starts_with("s3.") && b.ends_with(".amazonaws.com")) {
+            return key.split('/').next().map(|k| k.to_ascii_lowercase());
         }
+        match b.split_once(".s3") {
+            Some((name, rest)) if rest.ends_with(".amazonaws.com") => Some(name.to_string()),
+            _ => Some(b.to_string()),
+        }
+    }
+    let (c, h) = (StoreUri::parse(copy)?, StoreUri::parse(home)?);
+    if let (Some(cb), Some(hb)) = (bucket(&c), bucket(&h))
+        && cb == hb
+    {
+        return Some(format!(
+            "is in bucket `{cb}`, the bucket of backup.smd.to (a bucket lives in one region)"
+        ));
+    }
+    match (c, h) {
         (StoreUri::File(c), StoreUri::File(h)) if c.starts_with(&h) || h.starts_with(&c) => {
             Some("is inside backup.smd.to's directory, or holds it".to_string())
         }

@@ -266,8 +266,23 @@ impl ToolOptions {
 
     /// What is wrong with `args` for this tool, each said once.
     pub fn problems(&self, args: &[String]) -> Vec<String> {
+        // Short options that take a value (`-w4`, `-Uadmin`): what follows the letter is the
+        // value. After any other letter more letters would be more options bundled in one
+        // argument (`-vR`), which could hide one asdr refuses.
+        const TAKES_VALUE: &str = "UPAsBFLNwlbMtTmnodahpzyi";
         let mut out = Vec::new();
         for arg in args {
+            if let Some(short) = arg.strip_prefix('-').filter(|s| !s.starts_with('-'))
+                && let Some(first) = short.chars().next()
+                && first.is_ascii_alphabetic()
+                && short.len() > 1
+                && !TAKES_VALUE.contains(first)
+            {
+                out.push(format!(
+                    "`{arg}` bundles short options in one argument: write each option apart"
+                ));
+                continue;
+            }
             let Some(opt) = Self::option_of(arg) else {
                 continue;
             };
