@@ -556,4 +556,50 @@ mod tests {
         assert_eq!(listed[0].missing_files, 1);
         assert_eq!(listed[0].cluster.as_deref(), Some("prod-east"));
     }
+
+    /// Suspected in review: a namespace whose name prefixes another's (`users`, `users_v2`) must
+    /// never take the other's files, listed or deleted.
+    #[tokio::test]
+    async fn a_namespace_prefixing_another_never_lists_or_deletes_the_others_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = format!("file://{}", dir.path().display());
+        let set = "bs-20261120T030000Z";
+        for ns in ["users", "users_v2"] {
+            let run = dir.path().join(format!("{set}/{ns}"));
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join(format!("{ns}_00000.asb")), "x").unwrap();
+            let name = ManifestName {
+                cluster: Some("prod-east".into()),
+                files: Some(1),
+                ..ManifestName::default()
+            };
+            std::fs::write(run.join(name.render()), "{}").unwrap();
+        }
+        let store = crate::store::LocalStore;
+        let listed = archives(&store, &to).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|a| a.missing_files == 0));
+        let p = params::DeleteBackup {
+            set: set.into(),
+            to: to.clone(),
+            directories: vec![format!("{to}/{set}/users")],
+            cluster: "prod-east".into(),
+            tag: "asdr:cluster".into(),
+        };
+        delete_set(&store, &p).await.unwrap();
+        assert!(
+            !dir.path()
+                .join(format!("{set}/users/users_00000.asb"))
+                .exists()
+        );
+        assert!(
+            dir.path()
+                .join(format!("{set}/users_v2/users_v2_00000.asb"))
+                .exists(),
+            "users_v2's files are not users'"
+        );
+        let left = archives(&store, &to).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].namespace, "users_v2");
+    }
 }
