@@ -50,48 +50,57 @@ pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
     let mut view = world.in_region(&copy.region, &policy.cluster.region, |a| {
         under(&a.uri, &copy.smd_to)
     });
-    view.snapshots.retain(|s| is_our_copy(policy, world, s));
+    // The cluster's own snapshots by id, once: every copy there is checked against its source.
+    let home = policy.cluster.region.as_str();
+    let sources: std::collections::HashMap<&str, &crate::world::Snapshot> = world
+        .snapshots
+        .iter()
+        .filter(|h| h.region.as_deref().unwrap_or(home) == home)
+        .map(|h| (h.id.as_str(), h))
+        .collect();
+    let source_of = |s: &crate::world::Snapshot| {
+        s.tags
+            .get(tags::SOURCE_SNAPSHOT)
+            .and_then(|from| sources.get(from.as_str()).copied())
+    };
+    view.snapshots
+        .retain(|s| is_our_copy(policy, s, source_of(s)));
     // A copy's data is its source's: it keeps the source's moment (its start), not the moment it
     // was copied, so `before:` means the same in every region. Without the source (expired at
     // home), the copy's own later start is kept: later is the safe side for `before:`.
-    let home = policy.cluster.region.as_str();
     for s in &mut view.snapshots {
-        if let Some(src) = s.tags.get(tags::SOURCE_SNAPSHOT).and_then(|from| {
-            world
-                .snapshots
-                .iter()
-                .find(|h| &h.id == from && h.region.as_deref().unwrap_or(home) == home)
-        }) {
+        if let Some(src) = source_of(s) {
             s.start_time = src.start_time;
         }
     }
     view
 }
 
-/// Whether `s`, in a copy region, is a copy of one of this cluster's snapshots.
-pub fn is_our_copy(policy: &Policy, world: &World, s: &crate::world::Snapshot) -> bool {
-    let home = policy.cluster.region.as_str();
-    let (Some(from), Some(region)) = (
+/// Whether `s`, in a copy region, is a copy of one of this cluster's snapshots; `source` is the
+/// snapshot its `asdr:source-snapshot` names in the cluster's region, when that still exists.
+fn is_our_copy(
+    policy: &Policy,
+    s: &crate::world::Snapshot,
+    source: Option<&crate::world::Snapshot>,
+) -> bool {
+    let (Some(_), Some(region)) = (
         s.tags.get(tags::SOURCE_SNAPSHOT),
         s.tags.get(tags::SOURCE_REGION),
     ) else {
         return false;
     };
-    if region != home || s.tags.get(tags::CLUSTER) != Some(&policy.cluster.name) {
+    if region != &policy.cluster.region || s.tags.get(tags::CLUSTER) != Some(&policy.cluster.name) {
         return false;
     }
     // The source may be gone (home retention is shorter than the copy's): then the tags are all
-    // there is. Where it exists, it must be this cluster's snapshot of the same set.
-    world
-        .snapshots
-        .iter()
-        .find(|h| &h.id == from && h.region.as_deref().unwrap_or(home) == home)
-        .is_none_or(|h| {
-            h.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                && [tags::SET, tags::NODE, tags::DEVICE]
-                    .iter()
-                    .all(|k| h.tags.get(*k) == s.tags.get(*k))
-        })
+    // there is. Where it exists, it must be this cluster's snapshot of the same set, node and
+    // device.
+    source.is_none_or(|h| {
+        h.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+            && [tags::SET, tags::NODE, tags::DEVICE]
+                .iter()
+                .all(|k| h.tags.get(*k) == s.tags.get(*k))
+    })
 }
 
 /// The copy a region holds of `set`'s (node, device), unless it failed (a failed copy is copied

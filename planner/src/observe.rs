@@ -384,11 +384,7 @@ fn collect_sets<'w>(
     }
     let mut asb: BTreeMap<&str, Vec<&AsbackupArchive>> = BTreeMap::new();
     // Only this cluster's runs (R13): a store shared with another cluster holds theirs too.
-    for a in world
-        .asbackup_archives
-        .iter()
-        .filter(|a| crate::world::asbackup_is_ours(&world.asbackup_archives, a, cluster))
-    {
+    for a in crate::world::asbackup_runs_of(&world.asbackup_archives, cluster) {
         asb.entry(a.set.as_str()).or_default().push(a);
         by_set.entry(a.set.as_str()).or_default();
     }

@@ -386,15 +386,20 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Whether an asbackup run in the store is `cluster`'s: its manifest names it, or (written before
-/// manifests named their cluster) no run in the store names another cluster (R13).
-pub fn asbackup_is_ours(all: &[AsbackupArchive], a: &AsbackupArchive, cluster: &str) -> bool {
-    match &a.cluster {
+/// The asbackup runs in the store that are `cluster`'s: those whose manifest names it, and
+/// (written before manifests named their cluster) those naming none, while no run in the store
+/// names another cluster (R13).
+pub fn asbackup_runs_of<'w>(
+    all: &'w [AsbackupArchive],
+    cluster: &str,
+) -> impl Iterator<Item = &'w AsbackupArchive> {
+    let foreign_here = all
+        .iter()
+        .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+    all.iter().filter(move |a| match &a.cluster {
         Some(c) => c == cluster,
-        None => !all
-            .iter()
-            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster)),
-    }
+        None => !foreign_here,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

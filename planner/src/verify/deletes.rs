@@ -2,15 +2,28 @@
 use super::*;
 
 impl<'a> Verifier<'a> {
+    /// Whether an asbackup run is this cluster's, read from the manifests' names: the cluster
+    /// its manifest names; one that names none (written before they did) only while no run in
+    /// the store names another cluster.
+    fn own_run(&self) -> impl Fn(&crate::world::AsbackupArchive) -> bool + 'a {
+        let (policy, world): (&'a Policy, &'a World) = (self.policy, self.world);
+        let cluster = policy.cluster.name.as_str();
+        let foreign_here = world
+            .asbackup_archives
+            .iter()
+            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+        move |a| match &a.cluster {
+            Some(c) => c == cluster,
+            None => !foreign_here,
+        }
+    }
+
     /// asrestore replays a whole chain of this cluster's: the full set first, then its
     /// incrementals in order, each the one that follows the set before it (its manifest says
     /// which), none with files lost. A gap would leave the changes it held silently absent.
     pub(super) fn check_asrestore_chains(&mut self) {
-        let cluster = self.policy.cluster.name.as_str();
         let all = &self.world.asbackup_archives;
-        let foreign_here = all
-            .iter()
-            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+        let own = self.own_run();
         let mut bad = Vec::new();
         for (_, s) in self.steps(StepKind::Asrestore) {
             let Params::Asrestore(p) = &s.params else {
@@ -26,11 +39,7 @@ impl<'a> Verifier<'a> {
                     bad.push((s, format!("restores {d}, which holds no finished run")));
                     break;
                 };
-                let ours = match &a.cluster {
-                    Some(c) => c == cluster,
-                    None => !foreign_here,
-                };
-                let problem = if !ours {
+                let problem = if !own(a) {
                     Some(format!("{d} is another cluster's run"))
                 } else if a.missing_files > 0 {
                     Some(format!("{d} lost {} of its files", a.missing_files))
@@ -75,17 +84,9 @@ impl<'a> Verifier<'a> {
             .map(|n| n.name.as_str())
             .collect();
         let mut by_set: BTreeMap<&str, Vec<&crate::world::AsbackupArchive>> = BTreeMap::new();
-        // This cluster's runs only: by the cluster its manifest names; a manifest that names none
-        // (written before they did) only while no run in the store names another cluster.
-        let all = &self.world.asbackup_archives;
-        let cluster = self.policy.cluster.name.as_str();
-        let foreign_here = all
-            .iter()
-            .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
-        for a in all.iter().filter(|a| match &a.cluster {
-            Some(c) => c == cluster,
-            None => !foreign_here,
-        }) {
+        // This cluster's runs only.
+        let own = self.own_run();
+        for a in self.world.asbackup_archives.iter().filter(|a| own(a)) {
             by_set.entry(a.set.as_str()).or_default().push(a);
         }
         // Finished in every namespace, every file its manifests count still there.

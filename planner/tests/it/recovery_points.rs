@@ -20,6 +20,19 @@ const SDI: (&str, &str) = (
     "        - device: /dev/sdh\n        - device: /dev/sdi\n",
 );
 
+/// The sets whose snapshots a restore plan makes its volumes from.
+fn restored_sets(p: &Plan, w: &World) -> BTreeSet<String> {
+    p.steps
+        .iter()
+        .filter_map(|s| match &s.params {
+            asdr_planner::params::Params::CreateVolume(c) => c.snapshot_id.as_deref(),
+            _ => None,
+        })
+        .filter_map(|id| w.snapshots.iter().find(|x| x.id == id))
+        .map(|x| x.tags["asdr:set"].clone())
+        .collect()
+}
+
 fn backup(policy: &Policy, w: &World) -> Plan {
     plan(policy, w, NOW, &Operation::Backup).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -441,20 +454,7 @@ fn rp13_status_and_the_planner_name_the_same_set_for_before() {
     }
     let p = plan(&policy, &w, NOW, &Operation::Restore("before".into()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let planned: BTreeSet<String> = p
-        .steps
-        .iter()
-        .filter(|s| s.kind() == StepKind::CreateVolume)
-        .filter_map(|s| {
-            let id = serde_json::to_value(s).unwrap()["params"]["snapshot_id"]
-                .as_str()?
-                .to_string();
-            w.snapshots
-                .iter()
-                .find(|x| x.id == id)
-                .map(|x| x.tags["asdr:set"].clone())
-        })
-        .collect();
+    let planned = restored_sets(&p, &w);
     assert_eq!(planned.len(), 1, "{planned:?}");
     let s = asdr_planner::status::status(&policy, &w, NOW);
     let named = s.restores.iter().find(|r| r.name == "before").unwrap();
@@ -518,20 +518,7 @@ fn rp07_a_before_restore_in_another_region_goes_by_the_sources_time_not_the_copy
     }
     let p = plan(&policy, &w, NOW, &Operation::Restore("dr-west".into()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let sets: BTreeSet<String> = p
-        .steps
-        .iter()
-        .filter(|s| s.kind() == StepKind::CreateVolume)
-        .filter_map(|s| {
-            let id = serde_json::to_value(s).unwrap()["params"]["snapshot_id"]
-                .as_str()?
-                .to_string();
-            w.snapshots
-                .iter()
-                .find(|x| x.id == id)
-                .map(|x| x.tags["asdr:set"].clone())
-        })
-        .collect();
+    let sets = restored_sets(&p, &w);
     assert_eq!(sets, BTreeSet::from([late.to_string()]));
     let s = asdr_planner::status::status(&policy, &w, NOW);
     let named = s.restores.iter().find(|r| r.name == "dr-west").unwrap();

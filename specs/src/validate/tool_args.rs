@@ -16,6 +16,26 @@ pub(crate) struct ToolOptions {
     pub known: &'static [&'static str],
 }
 
+/// Connection and authentication options both tools share.
+const CONNECTION: &[&str] = &[
+    "-U",
+    "--user",
+    "-P",
+    "--password",
+    "-A",
+    "--auth",
+    "--tls-enable",
+    "--tls-name",
+    "--tls-cafile",
+    "--tls-capath",
+    "--tls-protocols",
+    "--tls-cipher-suite",
+    "--tls-keyfile",
+    "--tls-keyfile-password",
+    "--tls-certfile",
+    "--services-alternate",
+];
+
 pub(crate) const ASBACKUP: ToolOptions = ToolOptions {
     tool: "asbackup",
     owned: &[
@@ -73,22 +93,6 @@ pub(crate) const ASBACKUP: ToolOptions = ToolOptions {
     ],
     partial_why: "backs up only part of the namespace (or nothing), yet the set would count as whole and older sets would expire",
     known: &[
-        "-U",
-        "--user",
-        "-P",
-        "--password",
-        "-A",
-        "--auth",
-        "--tls-enable",
-        "--tls-name",
-        "--tls-cafile",
-        "--tls-capath",
-        "--tls-protocols",
-        "--tls-cipher-suite",
-        "--tls-keyfile",
-        "--tls-keyfile-password",
-        "--tls-certfile",
-        "--services-alternate",
         "-s",
         "--set",
         "-B",
@@ -190,22 +194,6 @@ pub(crate) const ASRESTORE: ToolOptions = ToolOptions {
     partial_why: "changes which records asrestore writes and how, so the restore is not the one the plan states",
     known: &[
         "--extra-ttl",
-        "-U",
-        "--user",
-        "-P",
-        "--password",
-        "-A",
-        "--auth",
-        "--tls-enable",
-        "--tls-name",
-        "--tls-cafile",
-        "--tls-capath",
-        "--tls-protocols",
-        "--tls-cipher-suite",
-        "--tls-keyfile",
-        "--tls-keyfile-password",
-        "--tls-certfile",
-        "--services-alternate",
         "-t",
         "--threads",
         "-m",
@@ -290,7 +278,7 @@ impl ToolOptions {
                 out.push(format!("`{arg}` is set by asdr for {} (use `to`, `compress`, `encrypt`, `incremental_every`)", self.tool));
             } else if self.partial.contains(&opt) {
                 out.push(format!("`{arg}` {}", self.partial_why));
-            } else if !self.known.contains(&opt) {
+            } else if !CONNECTION.contains(&opt) && !self.known.contains(&opt) {
                 out.push(format!("`{arg}` is not an option of {}", self.tool));
             }
         }
