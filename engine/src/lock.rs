@@ -2,9 +2,11 @@
 //! file), else a file beside the policy. One type over both, so callers never tell them apart.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use asdr_executor::lock::{self, Holder};
-use asdr_providers::store::lock::S3Lock;
+use asdr_providers::store::lock::{S3Lock, S3LockError, human};
 use tokio::runtime::Handle;
 
 use crate::EngineError;
@@ -19,7 +21,12 @@ pub enum ClusterLock {
 pub enum HeldLock {
     File(lock::Lock),
     /// With the task that renews its lease while the apply runs.
-    S3(S3Lock, Handle, tokio::task::JoinHandle<()>),
+    S3 {
+        s3: S3Lock,
+        rt: Handle,
+        renewal: tokio::task::JoinHandle<()>,
+        lease: Arc<Lease>,
+    },
 }
 
 fn lock_error(e: impl std::fmt::Display) -> EngineError {
@@ -36,13 +43,10 @@ impl ClusterLock {
                     |h| h.to_string(),
                 )
             })),
-            ClusterLock::S3(s3, rt) => Ok(rt.block_on(s3.found()).map_err(lock_error)?.map(|f| {
-                format!(
-                    "{} (renewed {} ago)",
-                    f.holder,
-                    asdr_providers::store::lock::human(f.age)
-                )
-            })),
+            ClusterLock::S3(s3, rt) => Ok(rt
+                .block_on(s3.found())
+                .map_err(lock_error)?
+                .map(|f| format!("{} (renewed {} ago)", f.holder, human(f.age)))),
         }
     }
 }
@@ -60,13 +64,20 @@ impl std::fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HeldLock::File(_) => f.write_str("HeldLock::File"),
-            HeldLock::S3(s3, _, _) => write!(f, "HeldLock::S3({})", s3.uri()),
+            HeldLock::S3 { s3, .. } => write!(f, "HeldLock::S3({})", s3.uri()),
         }
     }
 }
 
 impl ClusterLock {
-    pub fn acquire(&self, holder: &Holder) -> Result<HeldLock, EngineError> {
+    /// Takes the lock for `holder`. An S3 lock's lease is renewed while it is held; should the
+    /// lock be lost meanwhile (broken and taken by another apply, or unrenewed past the point
+    /// another may take it), `on_lost` is called once, so the apply stops starting steps.
+    pub fn acquire(
+        &self,
+        holder: &Holder,
+        on_lost: impl Fn() + Send + Sync + 'static,
+    ) -> Result<HeldLock, EngineError> {
         match self {
             ClusterLock::File(path) => lock::acquire(path, holder)
                 .map(HeldLock::File)
@@ -74,13 +85,22 @@ impl ClusterLock {
             ClusterLock::S3(s3, rt) => {
                 let text = serde_json::to_string(holder).expect("a holder serializes");
                 let etag = rt.block_on(s3.acquire(&text)).map_err(lock_error)?;
-                let renewal = rt.spawn(renew(s3.clone(), text, etag));
-                Ok(HeldLock::S3(s3.clone(), rt.clone(), renewal))
+                let lease = Arc::new(Lease {
+                    etag: Mutex::new(etag),
+                    ..Lease::default()
+                });
+                let renewal = rt.spawn(renew(s3.clone(), text, lease.clone(), on_lost));
+                Ok(HeldLock::S3 {
+                    s3: s3.clone(),
+                    rt: rt.clone(),
+                    renewal,
+                    lease,
+                })
             }
         }
     }
 
-    /// Removes the lock: (where it was, who held it, if anyone).
+    /// Removes the lock whoever holds it: (where it was, who held it, if anyone).
     pub fn break_it(&self) -> Result<(String, Option<String>), EngineError> {
         match self {
             ClusterLock::File(path) => Ok((
@@ -91,33 +111,104 @@ impl ClusterLock {
             )),
             ClusterLock::S3(s3, rt) => Ok((
                 s3.uri().to_string(),
-                rt.block_on(s3.release()).map_err(lock_error)?,
+                rt.block_on(s3.break_it()).map_err(lock_error)?,
             )),
         }
     }
 }
 
+/// An S3 lock's lease as this apply holds it: the version it wrote last, and why it lost it.
+#[derive(Debug, Default)]
+pub struct Lease {
+    etag: Mutex<String>,
+    lost: Mutex<Option<String>>,
+    stop: tokio::sync::Notify,
+}
+
+impl Lease {
+    /// Why this apply no longer holds the lock, once it does not.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().expect("not poisoned").clone()
+    }
+
+    fn lose(&self, why: String) {
+        self.lost.lock().expect("not poisoned").get_or_insert(why);
+    }
+
+    fn etag(&self) -> String {
+        self.etag.lock().expect("not poisoned").clone()
+    }
+}
+
 impl HeldLock {
+    /// The S3 lock and its lease, for a release from a signal handler.
+    pub fn s3_lease(&self) -> Option<(S3Lock, Arc<Lease>)> {
+        match self {
+            HeldLock::S3 { s3, lease, .. } => Some((s3.clone(), lease.clone())),
+            HeldLock::File(_) => None,
+        }
+    }
+
+    /// Gives the lock back. An S3 lock is removed only at the version this apply wrote last;
+    /// one it lost while it ran is left to whoever holds it now, and said as an error: another
+    /// apply may have run beside this one.
     pub fn release(self) -> Result<(), EngineError> {
         match self {
             HeldLock::File(l) => {
                 drop(l);
                 Ok(())
             }
-            HeldLock::S3(s3, rt, renewal) => {
-                renewal.abort();
-                rt.block_on(s3.release()).map(|_| ()).map_err(lock_error)
+            HeldLock::S3 {
+                s3,
+                rt,
+                renewal,
+                lease,
+            } => {
+                // The renewal ends after any put in flight, so the version below is the last.
+                lease.stop.notify_one();
+                let _ = rt.block_on(renewal);
+                if let Some(why) = lease.lost() {
+                    return Err(lost(&s3, &why));
+                }
+                rt.block_on(release_s3(&s3, &lease))
+                    .map_err(|e| lost(&s3, &e.to_string()))
             }
         }
     }
 }
 
+/// Removes the lock at the version of `lease`, unless the lease was lost.
+pub async fn release_s3(s3: &S3Lock, lease: &Lease) -> Result<(), S3LockError> {
+    if lease.lost().is_some() {
+        return Ok(());
+    }
+    s3.release(&lease.etag()).await
+}
+
+fn lost(s3: &S3Lock, why: &str) -> EngineError {
+    EngineError::Lock(format!(
+        "this apply lost the lock {} while it ran ({why}): it stopped starting steps, but another apply may have run beside it. See `asdr status` and the journals before applying again",
+        s3.uri()
+    ))
+}
+
 /// Renews the S3 lock's lease while the apply runs, each time only if the object is still the
-/// version this apply wrote. A lock broken or taken meanwhile is said once, loudly: two applies
-/// may then run.
-async fn renew(s3: S3Lock, holder: String, mut etag: String) {
+/// version this apply wrote. The lock is lost when another version is there (broken, or taken),
+/// or when S3 has not been reached for so long that another apply may take it as stale (its
+/// lease, or the policy's `lock_expiry` if longer): then `on_lost` stops the apply.
+async fn renew(
+    s3: S3Lock,
+    holder: String,
+    lease: Arc<Lease>,
+    on_lost: impl Fn() + Send + Sync + 'static,
+) {
+    let takeable_after = s3.expiry.unwrap_or_default().max(s3.lease());
+    let mut renewed = Instant::now();
     loop {
-        tokio::time::sleep(s3.renew_every).await;
+        tokio::select! {
+            () = tokio::time::sleep(s3.renew_every) => {}
+            () = lease.stop.notified() => return,
+        }
         // The holder as written, and when it last renewed (which also makes each version new).
         let mut body: serde_json::Value =
             serde_json::from_str(&holder).unwrap_or_else(|_| serde_json::json!({"holder": holder}));
@@ -125,13 +216,32 @@ async fn renew(s3: S3Lock, holder: String, mut etag: String) {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
             .into();
+        let etag = lease.etag();
         match s3.renew(&body.to_string(), &etag).await {
-            Ok(next) => etag = next,
-            Err(e @ asdr_providers::store::lock::S3LockError::Lost { .. }) => {
-                eprintln!("warning: {e}; another apply may be running on this cluster");
+            Ok(next) => {
+                *lease.etag.lock().expect("not poisoned") = next;
+                renewed = Instant::now();
+            }
+            Err(e @ S3LockError::Lost { .. }) => {
+                eprintln!("error: {e}; this apply stops starting steps");
+                lease.lose("another version of the lock object is there".into());
+                on_lost();
                 return;
             }
-            // Cut off from S3 for a moment: the lease outlasts a few missed renewals.
+            // Cut off from S3 for a moment: the lease outlasts a few missed renewals, but not
+            // the point where another apply may take the lock as stale.
+            Err(e) if renewed.elapsed() + s3.renew_every >= takeable_after => {
+                eprintln!(
+                    "error: the lock's lease was not renewed for {}: {e}; another apply may take it, so this apply stops starting steps",
+                    human(renewed.elapsed())
+                );
+                lease.lose(format!(
+                    "its lease went unrenewed for {}",
+                    human(renewed.elapsed())
+                ));
+                on_lost();
+                return;
+            }
             Err(e) => eprintln!("warning: the lock's lease was not renewed: {e}"),
         }
     }

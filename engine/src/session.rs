@@ -20,6 +20,9 @@ use asdr_specs::Policy;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use asdr_providers::store::lock::S3Lock;
+
+use crate::lock::{Lease, release_s3};
 use crate::{ClusterLock, EngineError, HeldLock};
 
 /// Where the world comes from.
@@ -95,8 +98,12 @@ pub struct Session {
     observations: std::cell::Cell<usize>,
     /// The execution a signal interrupts, if one runs.
     current: Arc<std::sync::Mutex<Option<Interrupt>>>,
+    /// The S3 lock this session holds, released by a signal that ends the process.
+    held: HeldS3,
     watching: std::cell::Cell<bool>,
 }
+
+type HeldS3 = Arc<std::sync::Mutex<Option<(S3Lock, Arc<Lease>)>>>;
 
 /// The runtime every session (and a policy-less observation) runs on: two workers, as the
 /// machines asdr runs on are small and its work is I/O.
@@ -186,6 +193,7 @@ impl Session {
             world: RefCell::new(None),
             observations: std::cell::Cell::new(0),
             current: Arc::new(std::sync::Mutex::new(None)),
+            held: Arc::new(std::sync::Mutex::new(None)),
             watching: std::cell::Cell::new(false),
         })
     }
@@ -294,8 +302,19 @@ impl Session {
                 .format(&Rfc3339)
                 .unwrap_or_default(),
         };
-        let held: HeldLock = self.lock()?.acquire(&holder)?;
+        // A lock lost while the apply runs stops the execution (if one runs; `execute` checks
+        // when it begins).
+        let current = self.current.clone();
+        let held: HeldLock = self.lock()?.acquire(&holder, move || {
+            if let Some(i) = current.lock().expect("not poisoned").as_ref() {
+                i.request();
+            }
+        })?;
+        *self.held.lock().expect("not poisoned") = held.s3_lease();
+        // From here a signal never leaves the lock behind (planning, the prompt, execution).
+        self.watch_signals();
         let result = f();
+        *self.held.lock().expect("not poisoned") = None;
         held.release()?;
         result
     }
@@ -333,7 +352,14 @@ impl Session {
             grace: self.knobs.grace.unwrap_or(Duration::from_secs(30)),
         };
         self.watch_signals();
-        *self.current.lock().expect("not poisoned") = Some(interrupt);
+        *self.current.lock().expect("not poisoned") = Some(interrupt.clone());
+        // The lock lost before the execution began: nothing starts.
+        if let Some((_, lease)) = self.held.lock().expect("not poisoned").as_ref()
+            && let Some(why) = lease.lost()
+        {
+            eprintln!("asdr: this apply no longer holds the lock ({why}): no step starts");
+            interrupt.request();
+        }
         let nodes_for = |world: &World| {
             rt.block_on(async {
                 match &stand_ins {
@@ -426,13 +452,15 @@ impl Session {
     /// SIGINT and SIGTERM (Ctrl-C; Kubernetes, systemd and CI runners stop jobs with SIGTERM):
     /// the first interrupts the execution that runs, which stops starting steps, lets those in
     /// flight finish within the grace, runs the cleanups and returns; a second, or one while
-    /// nothing executes, ends the process at once (the kernel releases the local lock; the
-    /// journal is written line by line).
+    /// nothing executes (observing, planning, the prompt), ends the process at once, giving
+    /// the S3 lock back first (the kernel releases the local lock; the journal is written line
+    /// by line).
     fn watch_signals(&self) {
         if self.watching.replace(true) {
             return;
         }
         let current = self.current.clone();
+        let held = self.held.clone();
         self.runtime.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut int), Ok(mut term)) = (
@@ -450,6 +478,12 @@ impl Session {
                 match running {
                     Some(i) if !i.requested() => i.request(),
                     _ => {
+                        let lock = held.lock().expect("not poisoned").take();
+                        if let Some((s3, lease)) = lock
+                            && let Err(e) = release_s3(&s3, &lease).await
+                        {
+                            eprintln!("asdr: the lock was not given back: {e}");
+                        }
                         eprintln!(
                             "asdr: stopped at once; the journal holds what ran: `asdr apply` again resumes or plans afresh"
                         );

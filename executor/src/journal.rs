@@ -71,12 +71,25 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path} holds another plan with the id {plan_id} (two plans made in the same second): nothing was applied. Make the plan again"
+    )]
+    Collision { plan_id: String, path: String },
     #[error("journal {path}:{line}: {message}")]
     Corrupt {
         path: String,
         line: usize,
         message: String,
     },
+}
+
+/// The same plan: the same operation, inputs and steps (the time it was made aside).
+fn same_plan(a: &Plan, b: &Plan) -> bool {
+    a.cluster == b.cluster
+        && a.operation == b.operation
+        && a.spec_digest == b.spec_digest
+        && a.world_digest == b.world_digest
+        && serde_json::to_value(&a.steps).ok() == serde_json::to_value(&b.steps).ok()
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
@@ -260,7 +273,18 @@ impl Journal {
     pub fn open(dir: &Path, plan: &Plan) -> Result<(Journal, Resumed), JournalError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let plan_file = plan_path(dir, &plan.plan_id);
-        if !plan_file.exists() {
+        if plan_file.exists() {
+            // Plan ids carry the second and a short hash: two different plans made in the same
+            // second may share one. The journal of one never stands for the other (its steps
+            // would be taken as done).
+            let kept = plan_of(dir, &plan.plan_id)?;
+            if !same_plan(&kept, plan) {
+                return Err(JournalError::Collision {
+                    plan_id: plan.plan_id.clone(),
+                    path: plan_file.display().to_string(),
+                });
+            }
+        } else {
             let text = serde_json::to_string_pretty(plan).expect("a plan serializes");
             let tmp = plan_file.with_extension("json.tmp");
             std::fs::write(&tmp, text)

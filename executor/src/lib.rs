@@ -339,6 +339,35 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_of_another_plan_with_the_same_id_is_never_taken_for_this_ones() {
+        use crate::journal::{Entry, EventKind, Journal, JournalError};
+        let dir = tempfile::tempdir().unwrap();
+        let first = plan();
+        let (mut journal, _) = Journal::open(dir.path(), &first).unwrap();
+        let mut done = Entry::new(EventKind::Done, Some("quiesce:a"));
+        done.resources = Some(Default::default());
+        journal.record(&done).unwrap();
+        // The same plan again (a resume) finds what it finished.
+        let (_, resumed) = Journal::open(dir.path(), &first).unwrap();
+        assert!(resumed.done.contains_key("quiesce:a"));
+        // Another plan, made in the same second, whose short hash is the same: its steps are
+        // not the first plan's, and "quiesce:a done" is not true of it.
+        let mut other = plan();
+        other.world_digest = "another world".into();
+        let err = Journal::open(dir.path(), &other).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Collision { plan_id, .. } if plan_id == "p"),
+            "{err}"
+        );
+        let mut fewer = plan();
+        fewer.steps.pop();
+        assert!(matches!(
+            Journal::open(dir.path(), &fewer),
+            Err(JournalError::Collision { .. })
+        ));
+    }
+
+    #[test]
     fn a_cleanup_step_runs_after_its_dependency_failed() {
         let p = plan();
         let mut progress = done(&["check_cluster_stable", "quiesce:a"]);

@@ -27,7 +27,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             (inputs::plan(g, a.restore.as_deref())?, extra)
         }
     };
-    print(&json(&asdr_providers::ec2::iam::policy_for_kinds(
+    let mut document = asdr_providers::ec2::iam::policy_for_kinds(
         &plan.cluster,
         plan.steps.iter().map(|s| s.kind()).chain(extra),
         ssm,
@@ -37,7 +37,9 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             copies: policy.backup.copies.clone(),
             restores_elsewhere: restores_elsewhere(&policy, a),
         },
-    ))?)?;
+    );
+    asdr_providers::ec2::iam::add_lock(&mut document, policy.lock.as_deref());
+    print(&json(&document)?)?;
     Ok(0)
 }
 

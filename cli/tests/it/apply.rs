@@ -53,7 +53,7 @@ impl Scratch {
         std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
     }
 
-    fn journal(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn journal(&self) -> Vec<serde_json::Value> {
         let dir = self.path(".asdr/journal");
         let mut out = Vec::new();
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -245,7 +245,7 @@ fn quiesce_policy(s: &Scratch) {
     );
 }
 
-fn simulation(s: &Scratch, yaml: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn simulation(s: &Scratch, yaml: &str) -> Vec<(&'static str, String)> {
     let p = s.path("sim.yaml");
     std::fs::write(&p, yaml).unwrap();
     vec![("ASDR_SIMULATION", p.display().to_string())]

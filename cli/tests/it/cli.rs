@@ -1216,3 +1216,48 @@ fn a_policy_with_two_errors_reports_both_at_their_lines() {
         out.stderr
     );
 }
+
+#[test]
+fn iam_policy_lets_an_apply_take_renew_and_give_back_an_s3_team_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join(PROD)).unwrap();
+    let policy = dir.path().join("asdr.yaml");
+    std::fs::write(
+        &policy,
+        text.replacen(
+            "restores:\n",
+            "lock: s3://acme-locks/asdr/prod-east.lock\n\nrestores:\n",
+            1,
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        root.join("examples/prod-east/templates"),
+        dir.path().join("templates"),
+    )
+    .unwrap();
+    let world = root.join("examples/prod-east/world-backup-due.yaml");
+    let doc = iam_doc(&[
+        "-f",
+        policy.to_str().unwrap(),
+        "--world",
+        world.to_str().unwrap(),
+        "iam-policy",
+    ]);
+    let lock = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "TeamLock")
+        .expect("a statement for the lock");
+    assert_eq!(
+        lock["Resource"],
+        "arn:aws:s3:::acme-locks/asdr/prod-east.lock"
+    );
+    // The release is a delete conditional on the lock's version: S3 wants GetObject for it.
+    assert_eq!(
+        lock["Action"],
+        serde_json::json!(["s3:DeleteObject", "s3:GetObject", "s3:PutObject"])
+    );
+}

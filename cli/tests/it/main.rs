@@ -8,4 +8,5 @@ mod ec2;
 mod enterprise;
 mod live;
 mod regions;
+mod s3_lock;
 mod status;

@@ -259,6 +259,21 @@ fn copy_statements(statements: &mut Vec<Value>, regions: &Regions) {
     }
 }
 
+/// Adds the team lock's statement when the policy's `lock` is an S3 object: every apply and
+/// drill reads, writes (with conditions) and removes it, and S3 requires `s3:GetObject` beside
+/// `s3:DeleteObject` for a delete conditional on the lock's version.
+pub fn add_lock(policy: &mut Value, lock: Option<&str>) {
+    let Some(asdr_specs::StoreUri::S3 { bucket, key }) = lock.and_then(asdr_specs::StoreUri::parse)
+    else {
+        return;
+    };
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(json!({"Sid": "TeamLock", "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": format!("arn:aws:s3:::{bucket}/{key}")}));
+    }
+}
+
 /// Every action a policy document allows (for tests and reviews).
 pub fn actions_of(policy: &Value) -> BTreeSet<String> {
     policy["Statement"]

@@ -4,10 +4,16 @@
 //! belongs to an apply that is gone, or cut off from S3: it is reported as stale with its age,
 //! and broken only on request (`--break-lock`) or after the expiry the policy sets.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3LockError {
@@ -51,6 +57,44 @@ pub struct S3Lock {
     pub renew_every: Duration,
     /// The policy's `lock_expiry`: a stale lock older than this is broken by the next apply.
     pub expiry: Option<Duration>,
+    /// This machine's clock, consulted only when S3 sends no `Date`: a lock's age is S3's
+    /// time of the read less S3's time of the write, so a runner whose clock is off neither
+    /// breaks a live lock nor waits on a dead one. Replaceable in tests.
+    pub local_clock: fn() -> SystemTime,
+}
+
+/// Keeps the `Date` header of the response it sees: S3's clock at the time of the request.
+#[derive(Debug, Default, Clone)]
+struct ServerDate(Arc<Mutex<Option<String>>>);
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "asdr-server-date"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            *self.0.lock().expect("not poisoned") = Some(date.to_string());
+        }
+        Ok(())
+    }
+}
+
+impl ServerDate {
+    fn time(&self) -> Option<SystemTime> {
+        let text = self.0.lock().expect("not poisoned").clone()?;
+        let t = aws_smithy_types::DateTime::from_str(
+            &text,
+            aws_smithy_types::date_time::Format::HttpDate,
+        )
+        .ok()?;
+        SystemTime::try_from(t).ok()
+    }
 }
 
 /// "1h 2m", "3m 4s", "5.2 s".
@@ -80,6 +124,7 @@ impl S3Lock {
             uri: uri.into(),
             renew_every: Duration::from_secs(60),
             expiry: None,
+            local_clock: SystemTime::now,
         })
     }
 
@@ -101,11 +146,14 @@ impl S3Lock {
 
     /// The lock object, if there is one.
     pub async fn found(&self) -> Result<Option<Found>, S3LockError> {
+        let server_date = ServerDate::default();
         match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&self.key)
+            .customize()
+            .interceptor(server_date.clone())
             .send()
             .await
         {
@@ -113,9 +161,11 @@ impl S3Lock {
                 let etag = o.e_tag().unwrap_or_default().to_string();
                 let written = o
                     .last_modified()
-                    .and_then(|t| std::time::SystemTime::try_from(*t).ok());
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                // Both times from S3's clock; this machine's only if S3 sent no Date.
+                let now = server_date.time().unwrap_or_else(self.local_clock);
                 let age = written
-                    .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                    .and_then(|t| now.duration_since(t).ok())
                     .unwrap_or_default();
                 let bytes = o.body.collect().await.map_err(|e| self.io(e))?.into_bytes();
                 Ok(Some(Found {
@@ -214,11 +264,43 @@ impl S3Lock {
             .map_err(|e| self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None)))
     }
 
-    /// Removes the lock (the end of this apply, or `--break-lock`); returns who held it.
-    pub async fn release(&self) -> Result<Option<String>, S3LockError> {
+    /// Removes the lock whoever holds it (`--break-lock`); returns who held it.
+    pub async fn break_it(&self) -> Result<Option<String>, S3LockError> {
         let holder = self.holder().await?;
         self.delete(None).await?;
         Ok(holder)
+    }
+
+    /// Removes the lock this apply holds at version `etag` (the end of the apply), and only
+    /// that version: a lock broken and taken by another apply meanwhile is theirs, and stays.
+    /// `Lost` when the object is another version or gone.
+    pub async fn release(&self, etag: &str) -> Result<(), S3LockError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 409 | 412)) =>
+            {
+                Err(S3LockError::Lost {
+                    uri: self.uri.clone(),
+                    message: match self.found().await {
+                        Ok(Some(f)) => {
+                            format!("it is held by {} now, and was left to it", f.holder)
+                        }
+                        _ => "it was broken (the object is gone)".into(),
+                    },
+                })
+            }
+            Err(e) => Err(self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None))),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod ec2_mocks;
 mod ec2_moto;
 mod history;
 mod info_vectors;
+mod lock;
 mod nodes;
 mod transports;
 

@@ -1,0 +1,164 @@
+//! The S3 team lock as an apply holds it, against a moto S3 (the world file stands for EC2 and
+//! the nodes, slowed so the apply is still running when the lock is taken from it or a signal
+//! arrives): an apply that loses its lock stops, and never deletes the lock of the apply that
+//! took it; a process that ends on a signal gives its lock back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use asdr_providers::testkit_moto::Moto;
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::apply::{Scratch, simulation};
+
+const BUCKET: &str = "asdr-locks";
+const KEY: &str = "prod-east.lock";
+
+struct LockEnv {
+    moto: Moto,
+    s: Scratch,
+    env: Vec<(&'static str, String)>,
+}
+
+async fn lock_env(sim: &str) -> LockEnv {
+    let moto = Moto::start();
+    moto.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let s = Scratch::of("prod-east");
+    let policy = s.path("asdr.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replacen(
+            "restores:\n",
+            &format!("lock: s3://{BUCKET}/{KEY}\n\nrestores:\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut env = simulation(&s, sim);
+    env.push(("ASDR_LOCK_RENEW_MS", "100".into()));
+    LockEnv { moto, s, env }
+}
+
+impl LockEnv {
+    fn spawn_apply(&self) -> Child {
+        let mut c = Command::cargo_bin("asdr").unwrap();
+        c.current_dir(self.s.path("."))
+            .env("NO_COLOR", "1")
+            .args([
+                "-f",
+                "asdr.yaml",
+                "--world",
+                "world-backup-due.yaml",
+                "--endpoint-url",
+                &self.moto.endpoint,
+                "apply",
+                "--yes",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    }
+
+    /// The lock object's body, if there is one.
+    async fn lock_body(&self) -> Option<String> {
+        let o = self
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(KEY)
+            .send()
+            .await
+            .ok()?;
+        Some(String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap())
+    }
+
+    async fn wait_for_lock(&self, child: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.lock_body().await.is_none() {
+            assert!(child.try_wait().unwrap().is_none(), "the apply ended early");
+            assert!(Instant::now() < deadline, "the apply never took the lock");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn wait_output(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_whose_lock_is_taken_over_stops_and_never_deletes_the_new_holders_lock() {
+    let e = lock_env("latency_ms: 150\n").await;
+    let mut child = e.spawn_apply();
+    e.wait_for_lock(&mut child).await;
+    // Another apply broke the lock and took it (as `--break-lock` then `apply` would).
+    let theirs = "{\"pid\":4242,\"host\":\"ops-laptop\",\"plan_id\":\"theirs\"}";
+    e.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(KEY)
+        .body(theirs.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let (code, stderr) = wait_output(child);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this apply lost the lock s3://asdr-locks/prod-east.lock"),
+        "{stderr}"
+    );
+    assert_eq!(
+        e.lock_body().await.as_deref(),
+        Some(theirs),
+        "the new holder's lock is left to it"
+    );
+    // It stopped starting steps: the set was never marked complete.
+    let journal = e.s.journal();
+    assert!(
+        !journal.iter().any(|j| j["event"] == "done"
+            && j["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("mark_set_complete"))),
+        "the apply went on to the end: {journal:?}"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|j| j["event"] == "skipped" && j["error"] == "interrupted before it started"),
+        "{journal:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ended_by_a_signal_gives_its_s3_lock_back() {
+    let e = lock_env("latency_ms: 300\n").await;
+    let mut child = e.spawn_apply();
+    e.wait_for_lock(&mut child).await;
+    // The first signal interrupts the execution; the second ends the process at once (as one
+    // before execution does: observing, planning, at the prompt).
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, stderr) = wait_output(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    assert_eq!(e.lock_body().await, None, "the lock was given back");
+}

@@ -1,0 +1,76 @@
+//! The S3 team lock against moto's S3: its age read on S3's clock, and a release that removes
+//! only the version this holder wrote.
+
+use std::time::{Duration, SystemTime};
+
+use asdr_providers::store::lock::{S3Lock, S3LockError};
+use asdr_providers::testkit_moto::Moto;
+
+async fn lock_on(moto: &Moto) -> S3Lock {
+    let s3 = moto.s3();
+    s3.create_bucket().bucket("locks").send().await.unwrap();
+    S3Lock::new(s3, "s3://locks/prod-east.lock").unwrap()
+}
+
+fn two_hours_ahead() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(7200)
+}
+
+fn two_hours_behind() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(7200)
+}
+
+#[tokio::test]
+async fn a_locks_age_is_read_on_s3s_clock_so_a_runner_whose_clock_is_off_breaks_no_live_lock() {
+    let moto = Moto::start();
+    let mut lock = lock_on(&moto).await;
+    lock.acquire("{\"pid\":1,\"host\":\"live\"}").await.unwrap();
+    // A runner two hours ahead, with an expiry of one second: on its own clock the live lock
+    // would be two hours old and broken.
+    lock.local_clock = two_hours_ahead;
+    lock.expiry = Some(Duration::from_secs(1));
+    let found = lock.found().await.unwrap().unwrap();
+    assert!(found.age < Duration::from_secs(60), "{:?}", found.age);
+    let err = lock
+        .acquire("{\"pid\":2,\"host\":\"ahead\"}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, S3LockError::Held { .. }), "{err}");
+    assert!(lock.holder().await.unwrap().unwrap().contains("live"));
+    // A runner behind reads the same age (it would read none and never see a dead lock).
+    lock.local_clock = two_hours_behind;
+    let behind = lock.found().await.unwrap().unwrap();
+    assert!(behind.age < Duration::from_secs(60), "{:?}", behind.age);
+}
+
+#[tokio::test]
+async fn a_lock_broken_and_taken_by_another_is_never_deleted_by_the_holder_that_lost_it() {
+    let moto = Moto::start();
+    let lock = lock_on(&moto).await;
+    let mine = lock.acquire("{\"host\":\"first\"}").await.unwrap();
+    // Someone breaks it and another apply takes it.
+    lock.break_it().await.unwrap();
+    let theirs = lock.acquire("{\"host\":\"second\"}").await.unwrap();
+    let err = lock.release(&mine).await.unwrap_err();
+    assert!(
+        matches!(&err, S3LockError::Lost { message, .. } if message.contains("second")),
+        "{err}"
+    );
+    assert!(
+        lock.holder().await.unwrap().unwrap().contains("second"),
+        "the new holder keeps its lock"
+    );
+    let renewed = lock.renew("{\"host\":\"first\"}", &mine).await.unwrap_err();
+    assert!(matches!(renewed, S3LockError::Lost { .. }), "{renewed}");
+    // Its own holder releases it at its version.
+    lock.release(&theirs).await.unwrap();
+    assert_eq!(lock.holder().await.unwrap(), None);
+    // Broken and not taken: the release says so and removes nothing.
+    let again = lock.acquire("{\"host\":\"third\"}").await.unwrap();
+    lock.break_it().await.unwrap();
+    let gone = lock.release(&again).await.unwrap_err();
+    assert!(
+        matches!(&gone, S3LockError::Lost { message, .. } if message.contains("broken")),
+        "{gone}"
+    );
+}
