@@ -43,8 +43,18 @@ fn journal_error(e: impl std::fmt::Display) -> EngineError {
 /// Marks an interrupted apply as discarded (its journal is kept); returns its operation.
 pub fn discard(session: &Session, plan_id: &str) -> Result<String, EngineError> {
     let dir = session.journal_dir();
-    let interrupted =
+    let mut interrupted =
         journal::unfinished(&dir, &session.policy.cluster.name).map_err(journal_error)?;
+    // A failed build elsewhere is discarded the same way (then planned afresh).
+    if let Some(op) = journal::plan(&dir, plan_id)
+        .ok()
+        .map(|p| p.operation)
+        .filter(|op| op.starts_with("restore:"))
+        && let Some(failed) =
+            journal::failed_build(&dir, &session.policy.cluster.name, &op).map_err(journal_error)?
+    {
+        interrupted.push(failed);
+    }
     let Some(plan) = interrupted.iter().find(|p| p.plan_id == plan_id) else {
         return Err(EngineError::Journal(format!(
             "no interrupted apply of plan {plan_id} (interrupted: {})",
@@ -67,7 +77,14 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
         (None, Some(r)) => Operation::Restore(r.clone()).label(),
         (None, None) => Operation::Backup.label(),
     };
-    if let Some(plan) = journal::resumable(interrupted, &wanted).map_err(journal_error)? {
+    let mut resume = journal::resumable(interrupted, &wanted).map_err(journal_error)?;
+    // A restore into another region that failed is resumed: planned afresh, it would find its
+    // cluster partly built and refuse (DR would stand still).
+    if resume.is_none() && request.plan_file.is_none() && request.restore.is_some() {
+        resume =
+            journal::failed_build(&dir, &policy.cluster.name, &wanted).map_err(journal_error)?;
+    }
+    if let Some(plan) = resume {
         let recorded = journal::load_world(&dir, &plan.plan_id).map_err(journal_error)?;
         if let Some(recorded) = &recorded {
             asdr_planner::saved::check_saved(policy, recorded, &plan).map_err(|e| {

@@ -169,6 +169,11 @@ fn journal_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// The plan kept beside the journal of `id`.
+pub fn plan(dir: &Path, id: &str) -> Result<Plan, JournalError> {
+    plan_of(dir, id)
+}
+
+/// The plan kept beside the journal of `id`.
 fn plan_of(dir: &Path, id: &str) -> Result<Plan, JournalError> {
     let plan_file = plan_path(dir, id);
     let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
@@ -204,6 +209,16 @@ pub struct Applied {
     pub ended: Ended,
 }
 
+/// The entries of a journal's last run: from its last `begin` (a failed build resumed runs again
+/// in the same journal, and how it ended is how its last run ended).
+fn last_run(entries: &[Entry]) -> &[Entry] {
+    let start = entries
+        .iter()
+        .rposition(|e| e.event == EventKind::Begin)
+        .unwrap_or(0);
+    &entries[start..]
+}
+
 /// The applies of `cluster` the journals in `dir` record, oldest first.
 pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> {
     let mut out = Vec::new();
@@ -217,10 +232,11 @@ pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> 
         let (Some(began), Some(last)) = (times.iter().min(), times.iter().max()) else {
             continue;
         };
-        let failed = entries
+        let run = last_run(&entries);
+        let failed = run
             .iter()
             .any(|e| matches!(e.event, EventKind::Failed | EventKind::Skipped));
-        let finished = entries.iter().any(|e| e.event == EventKind::Finished);
+        let finished = run.iter().any(|e| e.event == EventKind::Finished);
         out.push(Applied {
             plan_id: id,
             operation: plan.operation.clone(),
@@ -265,6 +281,53 @@ pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> 
     }
     plans.sort_by(|a, b| a.plan_id.cmp(&b.plan_id));
     Ok(plans)
+}
+
+/// Whether `plan` builds a new cluster in another region (a restore there): every step acts in
+/// that region, none is a cleanup. Nothing of it needs undoing before a failed step is tried
+/// again, and planning afresh would find its cluster partly built.
+pub fn builds_elsewhere(plan: &Plan) -> bool {
+    plan.operation.starts_with("restore:")
+        && !plan.steps.is_empty()
+        && plan.steps.iter().all(|s| s.region.is_some() && !s.cleanup)
+}
+
+/// The failed build of `wanted` (a restore into another region) to resume, if the newest apply
+/// of that operation is one: its failed steps are tried again, its done steps kept. A build
+/// discarded (`asdr apply --discard`) or followed by another apply of the operation is not.
+pub fn failed_build(dir: &Path, cluster: &str, wanted: &str) -> Result<Option<Plan>, JournalError> {
+    let mut newest: Option<(OffsetDateTime, String, bool)> = None;
+    for (id, path) in journal_files(dir) {
+        let plan = plan_of(dir, &id)?;
+        if plan.cluster != cluster || plan.operation != wanted {
+            continue;
+        }
+        let entries = read(&path)?;
+        let Some(began) = entries.iter().filter_map(Entry::time).min() else {
+            continue;
+        };
+        let run = last_run(&entries);
+        let failed = run
+            .iter()
+            .any(|e| matches!(e.event, EventKind::Failed | EventKind::Skipped));
+        let discarded = run.iter().any(|e| {
+            e.event == EventKind::Finished
+                && e.error
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("discarded"))
+        });
+        let resumable = failed && !discarded && builds_elsewhere(&plan);
+        if newest
+            .as_ref()
+            .is_none_or(|(t, i, _)| (began, &id) > (*t, i))
+        {
+            newest = Some((began, id, resumable));
+        }
+    }
+    match newest {
+        Some((_, id, true)) => Ok(Some(plan_of(dir, &id)?)),
+        _ => Ok(None),
+    }
 }
 
 impl Journal {

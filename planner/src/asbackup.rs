@@ -383,7 +383,8 @@ pub(crate) fn restore(
             Some(sets[..=at].to_vec())
         }),
         RestoreSource::Before(t) => chains.iter().rev().find_map(|c| {
-            let sets: Vec<_> = c.sets().filter(|s| s.time < *t).collect();
+            // Runs finished before T: a run holds records written until it finished.
+            let sets: Vec<_> = c.sets().filter(|s| s.asbackup_time() < *t).collect();
             (!sets.is_empty() && sets[0].id == c.full.id).then_some(sets)
         }),
         _ => chains.last().map(|c| c.sets().collect()),

@@ -25,19 +25,25 @@ pub fn under(uri: &str, prefix: &str) -> bool {
 }
 
 /// The world as seen from the cluster's own region: a copy's snapshots (same asdr:set, node
-/// and device tags) and its SMD archives are never taken for the cluster's own.
+/// and device tags) and its SMD archives are never taken for the cluster's own, and neither is a
+/// copy made into this region from another (a same-named cluster elsewhere, backed up with
+/// copies here: it carries the source tags): the cluster's own backups here are snapshots of its
+/// volumes, never copies.
 pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, World> {
-    if policy.backup.copies.is_empty() && !world.has_other_regions() {
+    let copies_here = || world.snapshots.iter().any(|s| tags::is_copy(&s.tags));
+    if policy.backup.copies.is_empty() && !world.has_other_regions() && !copies_here() {
         return std::borrow::Cow::Borrowed(world);
     }
     let home = &policy.cluster.region;
-    std::borrow::Cow::Owned(world.in_region(home, home, |a| {
+    let mut view = world.in_region(home, home, |a| {
         !policy
             .backup
             .copies
             .iter()
             .any(|c| under(&a.uri, &c.smd_to))
-    }))
+    });
+    view.snapshots.retain(|s| !tags::is_copy(&s.tags));
+    std::borrow::Cow::Owned(view)
 }
 
 /// The world in a copy's region: the copies there and the SMD archives in its store. A snapshot

@@ -130,6 +130,19 @@ impl<'w> BackupSet<'w> {
     }
 
     /// The moment the set's data may be as new as: its last snapshot's start, else its id's time.
+    /// For an asbackup set: the newest moment its records may be from. asbackup scans while the
+    /// cluster takes writes, and namespaces run one after another: a run holds records written
+    /// until it finished. The latest finish of its runs; the set's start for a run whose
+    /// manifest predates the finish in its name.
+    pub fn asbackup_time(&self) -> OffsetDateTime {
+        self.asbackup
+            .iter()
+            .map(|a| a.finished.unwrap_or(self.time))
+            .max()
+            .unwrap_or(self.time)
+            .max(self.time)
+    }
+
     pub fn data_time(&self) -> OffsetDateTime {
         self.last_start.unwrap_or(self.time).max(self.time)
     }

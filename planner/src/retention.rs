@@ -16,6 +16,34 @@ use crate::params::{DeleteSnapshot, Params};
 use crate::plan::Action;
 use crate::tags;
 
+/// The sets a declared restore of this region restores from now (`set:` names one; `before:`
+/// takes the newest complete set before its time), with the restore's name: retention never
+/// deletes a recovery point the policy declares.
+pub(crate) fn pinned_sets(
+    ctx: &Ctx<'_, '_>,
+    obs: &Observed<'_>,
+    region: Option<&str>,
+) -> std::collections::BTreeMap<String, String> {
+    let home = ctx.policy.cluster.region.as_str();
+    let mut out = std::collections::BTreeMap::new();
+    for r in &ctx.policy.restores {
+        if r.region().filter(|x| *x != home) != region {
+            continue;
+        }
+        let set = match &r.source {
+            asdr_specs::RestoreSource::Set(id) => Some(id.clone()),
+            asdr_specs::RestoreSource::Before(t) => {
+                obs.complete_set_before(*t).map(|s| s.id.clone())
+            }
+            _ => None,
+        };
+        if let Some(set) = set {
+            out.entry(set).or_insert_with(|| r.name.clone());
+        }
+    }
+    out
+}
+
 /// `new_set` is the set this plan creates, if any: it counts toward `count`, and deletions wait
 /// for it to be marked complete, so a failed backup never costs an old set.
 pub(crate) fn plan(
@@ -67,12 +95,26 @@ pub(crate) fn plan_in(
     let age_of = |s: &BackupSet<'_>| (ctx.now - s.time).whole_seconds().max(0) as u64;
     let too_old = |s: &BackupSet<'_>| retain.max_age.is_some_and(|m| age_of(s) > m.seconds());
 
+    let pinned = pinned_sets(ctx, obs, at.region);
     let mut kept_complete =
         usize::from(new_set.is_some_and(|n| obs.set(n).is_none_or(|s| !s.is_complete())));
     let mut oldest_kept = None;
     let mut expired: Vec<(&BackupSet<'_>, String)> = Vec::new();
     // Newest first.
     for set in obs.sets.iter().rev().filter(|s| s.is_complete()) {
+        if let Some(restore) = pinned.get(&set.id) {
+            // Kept, and not counted: the newest `count` sets are kept besides.
+            if retain.count.is_some_and(|c| kept_complete >= c as usize) || too_old(set) {
+                b.warn(
+                    "R13",
+                    format!(
+                        "set {} is past retain but kept: restore `{restore}` restores from it",
+                        set.id
+                    ),
+                );
+            }
+            continue;
+        }
         if Some(&set.id) == newest_complete.as_ref() || keep.contains(&set.id) {
             kept_complete += 1;
             oldest_kept = Some(set.time);
@@ -104,14 +146,33 @@ pub(crate) fn plan_in(
         }
     }
     // Unfinished sets older than every kept complete set are leftovers of failed runs; the newer
-    // ones may still be in progress and stay.
-    for set in obs
-        .sets
-        .iter()
-        .rev()
-        .filter(|s| !s.is_complete() && Some(s.id.as_str()) != new_set && !keep.contains(&s.id))
-    {
+    // ones may still be in progress and stay. A set that was marked complete and is not
+    // complete now (its SMD archive no longer seen: `smd.to` moved, a lifecycle rule; a member
+    // lost) is no leftover: it goes only as a complete set would, past `count` or `max_age`.
+    for set in obs.sets.iter().rev().filter(|s| {
+        !s.is_complete()
+            && Some(s.id.as_str()) != new_set
+            && !keep.contains(&s.id)
+            && !pinned.contains_key(&s.id)
+    }) {
         let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
+        let was_marked = set
+            .snapshots
+            .iter()
+            .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+        if was_marked {
+            let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
+            if older_than_kept && (over_count || too_old(set)) {
+                expired.push((
+                    set,
+                    format!(
+                        "set {} was marked complete but is not restorable now (no SMD archive in the store, or a member lost), and is past retain",
+                        set.id
+                    ),
+                ));
+            }
+            continue;
+        }
         if older_than_kept && (too_old(set) || retain.max_age.is_none()) {
             expired.push((
                 set,

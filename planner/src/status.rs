@@ -168,7 +168,10 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                     ),
                     // The set the planner would take: the same question, asked the same way.
                     if asbackup {
-                        obs.sets.iter().rev().find(|s| complete(s) && s.time < *t)
+                        obs.sets
+                            .iter()
+                            .rev()
+                            .find(|s| complete(s) && s.asbackup_time() < *t)
                     } else {
                         obs.complete_set_before(*t)
                     },

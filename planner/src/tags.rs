@@ -28,19 +28,38 @@ pub const RESTORE: &str = "asdr:restore";
 /// stable at full size): the plan that finished it. Instances without it are a partial build.
 pub const RESTORE_COMPLETE: &str = "asdr:restore-complete";
 
+/// Whether a snapshot is a copy made from another region (it carries the source tags a copy
+/// gets). In the cluster's own region such a snapshot is never the cluster's: its backups there
+/// are snapshots of its volumes, and a copy into that region was made by a same-named cluster
+/// elsewhere (a cluster restored into another region and backed up with copies home, say).
+pub fn is_copy(tags: &crate::world::Tags) -> bool {
+    tags.contains_key(SOURCE_SNAPSHOT) || tags.contains_key(SOURCE_REGION)
+}
+
 /// R13, checked by every provider right before it deletes: a snapshot is deleted only when
-/// tagged for this cluster. The message says why not.
+/// tagged for this cluster, and only as what it is in its region: in the cluster's own region
+/// never a copy (another cluster's), in a copy region only a copy (`in_copy_region`). The
+/// message says why not.
 pub fn may_delete_snapshot(
     id: &str,
     tags: &crate::world::Tags,
     cluster: &str,
+    in_copy_region: bool,
 ) -> Result<(), String> {
-    if tags.get(CLUSTER).map(String::as_str) == Some(cluster) {
-        Ok(())
-    } else {
+    if tags.get(CLUSTER).map(String::as_str) != Some(cluster) {
         Err(format!(
             "[R13] snapshot {id} is not tagged {CLUSTER}={cluster}: asdr does not delete it"
         ))
+    } else if !in_copy_region && is_copy(tags) {
+        Err(format!(
+            "[R13] snapshot {id} is a copy made into the cluster's region from another (it carries {SOURCE_REGION}): another cluster's, asdr does not delete it"
+        ))
+    } else if in_copy_region && !tags.contains_key(SOURCE_SNAPSHOT) {
+        Err(format!(
+            "[R13] snapshot {id} in a copy region is not a copy (no {SOURCE_SNAPSHOT}): asdr does not delete it"
+        ))
+    } else {
+        Ok(())
     }
 }
 

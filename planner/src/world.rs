@@ -380,6 +380,15 @@ pub struct AsbackupArchive {
     /// Files the manifest counts that are no longer in the directory: the run is damaged.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missing_files: u32,
+    /// When the run finished (UTC, from its manifest's name): asbackup scans while the cluster
+    /// takes writes, so a run holds records written up to this moment. None for a manifest
+    /// written before names said it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished: Option<OffsetDateTime>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -388,7 +397,9 @@ fn is_zero(n: &u32) -> bool {
 
 /// The asbackup runs in the store that are `cluster`'s: those whose manifest names it, and
 /// (written before manifests named their cluster) those naming none, while no run in the store
-/// names another cluster (R13).
+/// names another cluster and only when older than this cluster's first named run: once it
+/// names itself, an unnamed run after that is another cluster's, still writing the old way
+/// (R13).
 pub fn asbackup_runs_of<'w>(
     all: &'w [AsbackupArchive],
     cluster: &str,
@@ -396,9 +407,15 @@ pub fn asbackup_runs_of<'w>(
     let foreign_here = all
         .iter()
         .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+    // Set ids are `bs-<UTC time>`: they order as times.
+    let first_named = all
+        .iter()
+        .filter(|o| o.cluster.as_deref() == Some(cluster))
+        .map(|o| o.set.as_str())
+        .min();
     all.iter().filter(move |a| match &a.cluster {
         Some(c) => c == cluster,
-        None => !foreign_here,
+        None => !foreign_here && first_named.is_none_or(|f| a.set.as_str() < f),
     })
 }
 

@@ -29,10 +29,13 @@ pub struct ManifestName {
     pub incremental_of: Option<String>,
     /// For an incremental: the set of the chain it follows (its `--modified-after`).
     pub after: Option<String>,
+    /// When the run finished, UTC, `YYYYMMDDTHHMMSSZ`: the newest moment its records may be
+    /// from (a `before:` restore takes only runs finished by its time).
+    pub finished: Option<String>,
 }
 
 impl ManifestName {
-    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P].json`.
+    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P][.finished-T].json`.
     pub fn render(&self) -> String {
         let mut out = "asdr-manifest".to_string();
         let parts = [
@@ -40,6 +43,7 @@ impl ManifestName {
             ("files-", self.files.map(|n| n.to_string())),
             ("incremental-of-", self.incremental_of.clone()),
             ("after-", self.after.clone()),
+            ("finished-", self.finished.clone()),
         ];
         for (k, v) in parts {
             if let Some(v) = v.filter(|v| !v.is_empty()) {
@@ -70,6 +74,9 @@ impl ManifestName {
                 out.incremental_of = Some(f.to_string());
             } else if let Some(p) = part.strip_prefix("after-") {
                 out.after = Some(p.to_string());
+            } else if let Some(t) = part.strip_prefix("finished-") {
+                asdr_planner::set_time(&format!("bs-{t}"))?;
+                out.finished = Some(t.to_string());
             } else {
                 return None;
             }
@@ -320,12 +327,14 @@ pub async fn backup<T: Transport, S: Store>(
         started,
         finished: now(),
     };
+    let finished_at = asdr_planner::set_id(time::OffsetDateTime::now_utc())[3..].to_string();
     let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     let name = ManifestName {
         cluster: Some(p.cluster.clone()).filter(|c| !c.is_empty()),
         files: Some(manifest.files.len() as u32),
         incremental_of: incremental_of.clone(),
         after: p.after.clone(),
+        finished: Some(finished_at),
     }
     .render();
     if s3 {
@@ -479,6 +488,9 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             cluster: m.cluster,
             after: m.after,
             missing_files: m.files.map_or(0, |n| n.saturating_sub(files_present)),
+            finished: m
+                .finished
+                .and_then(|t| asdr_planner::set_time(&format!("bs-{t}"))),
         });
     }
     out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));
@@ -509,11 +521,12 @@ mod tests {
             files: Some(3),
             incremental_of: Some("bs-20261120T030000Z".into()),
             after: Some("bs-20261120T090000Z".into()),
+            finished: Some("20261120T091502Z".into()),
         };
         let name = m.render();
         assert_eq!(
             name,
-            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.json"
+            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.finished-20261120T091502Z.json"
         );
         assert_eq!(ManifestName::parse(&name), Some(m));
         assert_eq!(
@@ -529,6 +542,7 @@ mod tests {
             "users_00000.asb",
             "asdr-manifest.cluster-.json",
             "asdr-manifest.bogus.json",
+            "asdr-manifest.cluster-a.finished-yesterday.json",
         ] {
             assert_eq!(ManifestName::parse(not), None, "{not}");
         }

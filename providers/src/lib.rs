@@ -11,6 +11,8 @@ pub mod live;
 pub mod node_provider;
 pub mod store;
 #[cfg(feature = "testkit")]
+pub mod testkit_history;
+#[cfg(feature = "testkit")]
 pub mod testkit_moto;
 pub mod world_file;
 pub mod world_provider;

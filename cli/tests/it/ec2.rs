@@ -749,7 +749,8 @@ async fn the_s3_team_lock_is_taken_with_a_conditional_put_renewed_released_and_b
             .send()
     };
     dead().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // S3's times (the read's Date, the object's LastModified) are in whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let stale = env
         .command(&["apply", "--yes"])
         .env("ASDR_LOCK_RENEW_MS", "100")

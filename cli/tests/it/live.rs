@@ -170,13 +170,22 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
         .collect();
     assert_eq!(sets.len(), 1, "{sets:?}");
     for ns in ["users", "events"] {
-        assert!(
-            dir.join(format!(
-                "backups/prod-east/{}/{ns}/asdr-manifest.cluster-prod-east.files-1.json",
-                sets[0]
-            ))
-            .exists()
-        );
+        // Whose run, how many files, and when it finished (UTC), in the manifest's name.
+        let names: Vec<String> =
+            std::fs::read_dir(dir.join(format!("backups/prod-east/{}/{ns}", sets[0])))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+        let manifest = names
+            .iter()
+            .find(|n| n.starts_with("asdr-manifest.cluster-prod-east.files-1.finished-"))
+            .unwrap_or_else(|| panic!("{names:?}"));
+        let finished = manifest
+            .trim_start_matches("asdr-manifest.cluster-prod-east.files-1.finished-")
+            .trim_end_matches(".json");
+        let finished = asdr_planner::set_time(&format!("bs-{finished}")).expect("a UTC time");
+        let started = asdr_planner::set_time(&sets[0]).unwrap();
+        assert!(finished >= started, "{manifest} before {}", sets[0]);
     }
     let again = asdr(dir, &["plan", "--detailed-exitcode"], &env);
     assert_eq!(
@@ -262,7 +271,7 @@ async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
     );
     assert!(
         keys.iter()
-            .any(|k| k.ends_with("/users/asdr-manifest.cluster-prod-east.files-1.json"))
+            .any(|k| k.contains("/users/asdr-manifest.cluster-prod-east.files-1.finished-"))
     );
     let again = with_endpoint(&["plan", "--detailed-exitcode"]);
     assert_eq!(

@@ -704,3 +704,84 @@ async fn with_the_clusters_region_down_only_the_restore_elsewhere_is_planned_and
         .len();
     assert_eq!(n, 3, "the cluster stands in us-west-2");
 }
+
+/// A restore into the other region that failed halfway (SMD could not be fetched on one node):
+/// planned afresh it would find its cluster partly built and refuse, and DR would stand still.
+/// The next `apply --restore` resumes it instead: the failed step is tried again, what was built
+/// is kept, and the cluster there comes up and is marked as standing.
+#[test]
+fn a_failed_restore_into_the_other_region_is_resumed_by_the_next_apply_and_finishes() {
+    let (dir, policy, world) = dr_west_offline();
+    let sim = dir.path().join("sim.yaml");
+    std::fs::write(
+        &sim,
+        "faults:\n  - {step: \"restore_smd:b1@dr-west\", code: AccessDenied}\n",
+    )
+    .unwrap();
+    let apply = |with_fault: bool| {
+        let mut c = assert_cmd::Command::cargo_bin("asdr").unwrap();
+        c.args([
+            "-f",
+            &policy,
+            "--world",
+            &world,
+            "apply",
+            "--restore",
+            "dr-west",
+            "--yes",
+        ])
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_ENDPOINT_URL");
+        if with_fault {
+            c.env("ASDR_SIMULATION", &sim);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, out) = apply(true);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("restore_smd:b1@dr-west"), "{out}");
+    let built = |w: &asdr_planner::World| -> (usize, usize) {
+        let ours: Vec<_> = w
+            .instances
+            .iter()
+            .filter(|i| {
+                i.region.as_deref() == Some(WEST)
+                    && i.tags.get("asdr:restore").map(String::as_str) == Some("dr-west")
+            })
+            .collect();
+        let marked = ours
+            .iter()
+            .filter(|i| i.tags.contains_key("asdr:restore-complete"))
+            .count();
+        (ours.len(), marked)
+    };
+    let read = || -> asdr_planner::World {
+        serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap()
+    };
+    let (n, marked) = built(&read());
+    assert_eq!((n, marked), (3, 0), "partly built: {out}");
+
+    let (code, out) = apply(false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("esum"), "says it resumes: {out}");
+    assert_eq!(
+        built(&read()),
+        (3, 3),
+        "the same three instances, now standing"
+    );
+    let again = offline(&[
+        "-f",
+        &policy,
+        "--world",
+        &world,
+        "plan",
+        "--restore",
+        "dr-west",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+}

@@ -147,15 +147,33 @@ async fn an_apply_whose_lock_is_taken_over_stops_and_never_deletes_the_new_holde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_ended_by_a_signal_gives_its_s3_lock_back() {
-    let e = lock_env("latency_ms: 300\n").await;
+    // Each provider call takes a second: a step is in flight when the signals arrive.
+    let e = lock_env("latency_ms: 1000\n").await;
     let mut child = e.spawn_apply();
     e.wait_for_lock(&mut child).await;
-    // The first signal interrupts the execution; the second ends the process at once (as one
-    // before execution does: observing, planning, at the prompt).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = || {
+        std::fs::read_dir(e.s.path(".asdr/journal"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|x| x == "jsonl"))
+            .any(|f| {
+                std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains("\"event\":\"start\""))
+            })
+    };
+    while !started() {
+        assert!(child.try_wait().unwrap().is_none(), "the apply ended early");
+        assert!(Instant::now() < deadline, "no step started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first signal interrupts the execution (the step in flight may finish); the second
+    // ends the process at once (as one before execution does: observing, planning, at the
+    // prompt).
     let pid = child.id().to_string();
     for _ in 0..2 {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let (code, stderr) = wait_output(child);
     assert_eq!(code, Some(130), "{stderr}");

@@ -107,7 +107,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
         check_refill_possible(ctx, restore)?;
     }
 
-    let pending: Vec<&NodeView<'_>> = targets
+    let full_cluster = restore.scope == Scope::Cluster && restore.source.uses_backup();
+    let mut pending: Vec<&NodeView<'_>> = targets
         .iter()
         .map(|t| ctx.obs.node(t))
         .filter(|v| !converged(v, &restore.source, set))
@@ -115,7 +116,13 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     if pending.is_empty() {
         return Ok(());
     }
-    let full_cluster = restore.scope == Scope::Cluster && restore.source.uses_backup();
+    // R12: a full-cluster restore brings every node to the set's moment. A node already running
+    // on the set's volumes while others are not (restored alone earlier, or started before the
+    // rest) has taken writes since: it is restored with the others, never left running while
+    // they stop (the wait for every node to stop would never end).
+    if full_cluster {
+        pending = targets.iter().map(|t| ctx.obs.node(t)).collect();
+    }
     warn_rules(ctx, restore, set, &pending, full_cluster, b);
 
     // R14: disturb a cluster only once it is stable at the size it has now. A full-cluster restore
@@ -505,7 +512,7 @@ fn elsewhere(
                 ),
             )
             .rule("R16")
-            .help("resume the apply that built them (its journal). If this cluster is the one serving after a failover, do NOT terminate it: its instances may hold the only live copy of the data; replace a lost node there by hand. Only a build that never served may be terminated, with its volumes, before planning again"),
+            .help("run `asdr apply --restore` from the directory whose journal (.asdr/journal) built them: a failed or interrupted build is resumed. If this cluster is the one serving after a failover, do NOT terminate it: its instances may hold the only live copy of the data; replace a lost node there by hand. Only a build that never served may be terminated, with its volumes, before planning again"),
         ));
     }
     let inst = &ctx.policy.cluster.instance;

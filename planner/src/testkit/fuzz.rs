@@ -263,6 +263,7 @@ pub fn case(seed: u64) -> Case {
                             },
                             after: None,
                             missing_files: 0,
+                            finished: None,
                         });
                     }
                 }

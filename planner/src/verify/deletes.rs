@@ -4,7 +4,7 @@ use super::*;
 impl<'a> Verifier<'a> {
     /// Whether an asbackup run is this cluster's, read from the manifests' names: the cluster
     /// its manifest names; one that names none (written before they did) only while no run in
-    /// the store names another cluster.
+    /// the store names another cluster, and only before this cluster's first named run.
     fn own_run(&self) -> impl Fn(&crate::world::AsbackupArchive) -> bool + 'a {
         let (policy, world): (&'a Policy, &'a World) = (self.policy, self.world);
         let cluster = policy.cluster.name.as_str();
@@ -12,9 +12,23 @@ impl<'a> Verifier<'a> {
             .asbackup_archives
             .iter()
             .any(|o| o.cluster.as_deref().is_some_and(|c| c != cluster));
+        // An unnamed run after this cluster's first named one is not this cluster's.
+        let first_named: Option<OffsetDateTime> = world
+            .asbackup_archives
+            .iter()
+            .filter(|o| o.cluster.as_deref() == Some(cluster))
+            .filter_map(|o| crate::observe::set_time(&o.set))
+            .min();
         move |a| match &a.cluster {
             Some(c) => c == cluster,
-            None => !foreign_here,
+            None => {
+                !foreign_here
+                    && match (first_named, crate::observe::set_time(&a.set)) {
+                        (None, _) => true,
+                        (Some(f), Some(t)) => t < f,
+                        (Some(_), None) => false,
+                    }
+            }
         }
     }
 
@@ -163,8 +177,48 @@ impl<'a> Verifier<'a> {
         }
     }
 
+    /// Whether any snapshot of `set` carries the mark (`asdr:complete`).
+    fn was_marked(&self, set: &str) -> bool {
+        self.ix.snaps_set.get(set).is_some_and(|snaps| {
+            snaps
+                .iter()
+                .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"))
+        })
+    }
+
+    /// The restore that restores from `set` in `region` (None: the cluster's own) now, if one
+    /// does: `set:` names it; `before:` takes the newest complete set whose every snapshot
+    /// started before its time.
+    fn pinned_by(&self, region: Option<&str>, set: &str) -> Option<String> {
+        let home = self.policy.cluster.region.as_str();
+        self.policy.restores.iter().find_map(|r| {
+            if r.region().filter(|x| *x != home) != region {
+                return None;
+            }
+            let named = match &r.source {
+                asdr_specs::RestoreSource::Set(id) => id == set,
+                asdr_specs::RestoreSource::Before(t) => {
+                    let complete = self.complete_sets();
+                    complete
+                        .iter()
+                        .rev()
+                        .find(|(c, _)| {
+                            self.ix
+                                .snaps_set
+                                .get(c.as_str())
+                                .is_some_and(|snaps| snaps.iter().all(|s| s.start_time < *t))
+                                && crate::observe::set_time(c).is_some_and(|st| st < *t)
+                        })
+                        .is_some_and(|(c, _)| c == set)
+                }
+                _ => false,
+            };
+            named.then(|| r.name.clone())
+        })
+    }
+
     /// R13: only this cluster's snapshots are deleted, never the newest complete set, never the
-    /// last, and never one `retain` keeps.
+    /// last, never one `retain` keeps, never one a declared restore restores from.
     pub(super) fn check_r13_deletes(&mut self, op: &Op<'_>) {
         let deletes: Vec<(usize, &Step)> = self.steps(StepKind::DeleteSnapshot).collect();
         let mut bad: Vec<(&Step, String)> = Vec::new();
@@ -222,12 +276,32 @@ impl<'a> Verifier<'a> {
                     protected.insert(set.clone());
                 }
             }
+            let oldest_protected = complete
+                .iter()
+                .filter(|c| protected.contains(&c.0))
+                .map(|c| c.1)
+                .min();
+            let complete_ids: HashSet<&str> = complete.iter().map(|c| c.0.as_str()).collect();
             for (_, s) in &deletes {
                 let id = s.params.snapshot_id().unwrap_or_default();
-                if let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET))
-                    && protected.contains(set)
-                {
+                let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET)) else {
+                    continue;
+                };
+                if protected.contains(set) {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
+                } else if let Some(restore) = self.pinned_by(s.region.as_deref(), set) {
+                    bad.push((s, format!("deletes a snapshot of set {set}, which restore `{restore}` restores from")));
+                } else if !complete_ids.contains(set.as_str()) && self.was_marked(set) {
+                    // Marked once, not restorable now: it goes only as a complete set would.
+                    let t = crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                    let young = match (max_age, now) {
+                        (Some(m), Some(now)) => ((now - t).whole_seconds().max(0) as u64) <= m,
+                        _ => true,
+                    };
+                    let over_count = protected.len() + usize::from(new_counts) >= keep;
+                    if oldest_protected.is_none_or(|o| t >= o) || (young && !over_count) {
+                        bad.push((s, format!("deletes a snapshot of set {set}, which was marked complete and is within retain (its SMD archive not seen, or a member lost, does not make it a failed run)")));
+                    }
                 }
             }
             let remaining = complete

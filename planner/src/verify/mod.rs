@@ -48,7 +48,7 @@ impl fmt::Display for Violation {
 /// (a copy elsewhere is never taken for the cluster's own snapshot); the steps in other regions
 /// (copies, their retention, restores there) against those regions' views (R16).
 pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
-    let home = crate::copies::home_view(policy, world);
+    let home = home_world(policy, world);
     let regional = plan.steps.iter().any(|s| s.region.is_some());
     if let Some(region) = regions::restore_region(policy, plan) {
         return regions::verify_region_restore(policy, world, plan, region);
@@ -63,6 +63,33 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
         out.extend(regions::verify_copies(policy, world, &home, plan));
     }
     out
+}
+
+/// The cluster's own region as the verifier reads it: only what is there, without the copies'
+/// SMD stores, and never a snapshot that is a copy (the source tags a copy carries): in its own
+/// region a cluster's backups are snapshots of its volumes; a copy there was made by a same-named
+/// cluster elsewhere, and is never counted, restored from or deleted.
+fn home_world<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, World> {
+    let is_copy = |s: &crate::world::Snapshot| {
+        s.tags.contains_key(tags::SOURCE_SNAPSHOT) || s.tags.contains_key(tags::SOURCE_REGION)
+    };
+    if policy.backup.copies.is_empty()
+        && !world.has_other_regions()
+        && !world.snapshots.iter().any(is_copy)
+    {
+        return std::borrow::Cow::Borrowed(world);
+    }
+    let home = &policy.cluster.region;
+    let mut view = world.in_region(home, home, |a| {
+        !policy.backup.copies.iter().any(|c| {
+            let store = c.smd_to.trim_end_matches('/');
+            a.uri
+                .strip_prefix(store)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    });
+    view.snapshots.retain(|s| !is_copy(s));
+    std::borrow::Cow::Owned(view)
 }
 
 impl<'a> Verifier<'a> {

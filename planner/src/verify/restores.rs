@@ -373,6 +373,30 @@ impl<'a> Verifier<'a> {
                 "swaps a volume before every node of the cluster is stopped",
             );
         }
+        // Once any node is stopped, every node still running is: one left running keeps the
+        // writes it took since the set (the cluster is not at one moment), and a wait for every
+        // node to stop never ends.
+        if !stops.is_empty() {
+            let stopped: HashSet<&str> = self
+                .steps(StepKind::StopNode)
+                .filter_map(|(_, s)| s.node.as_deref())
+                .collect();
+            let running: Vec<String> = self
+                .policy
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| !self.is_down(n) && !stopped.contains(n.name.as_str()))
+                .map(|n| n.name.clone())
+                .collect();
+            for name in running {
+                self.bad(
+                    "R12",
+                    None,
+                    format!("a full-cluster restore stops nodes but leaves {name} running"),
+                );
+            }
+        }
         let size = self.policy.cluster.nodes.len() as u64;
         let last_wait = self
             .plan

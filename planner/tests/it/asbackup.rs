@@ -51,6 +51,7 @@ pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> 
                 cluster: Some("prod-east".into()),
                 after: None,
                 missing_files: 0,
+                finished: None,
             });
         }
     }

@@ -6,6 +6,7 @@ mod enterprise;
 mod planner;
 mod properties;
 mod recovery_points;
+mod recovery_review;
 mod regions;
 mod safety;
 mod verifier_fuzz;

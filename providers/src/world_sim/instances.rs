@@ -111,8 +111,12 @@ pub(super) fn act(
         }
         Params::ProvisionInstance(p) => {
             let ip = p.private_ip.clone();
+            // An address is taken only in the same region: VPCs (and their subnets) are
+            // regional, so a restore elsewhere may reuse the addresses of home.
             if let Some(holder) = world.instances.iter().find(|i| {
-                i.state != InstanceState::Terminated && i.private_ip.as_deref() == Some(ip.as_str())
+                i.state != InstanceState::Terminated
+                    && i.private_ip.as_deref() == Some(ip.as_str())
+                    && i.region == input.step.region
             }) {
                 return Err(StepError::transient(
                     "InvalidIPAddress.InUse",

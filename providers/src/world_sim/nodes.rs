@@ -223,6 +223,7 @@ pub(super) fn act(
                 cluster: (!p.cluster.is_empty()).then(|| p.cluster.clone()),
                 after: p.after.clone(),
                 missing_files: 0,
+                finished: Some(world.now.unwrap_or_else(time::OffsetDateTime::now_utc)),
             });
             Progress::done(Learned::uri(p.to.clone()))
         }

@@ -28,8 +28,11 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                     here(&s.region, input)
                         && s.tags.get(tags::SET) == Some(&p.set)
                         && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
-                        && (input.step.region.is_none()
-                            || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
+                        && if input.step.region.is_none() {
+                            !tags::is_copy(&s.tags)
+                        } else {
+                            s.tags.contains_key(tags::SOURCE_SNAPSHOT)
+                        }
                 })
                 .collect();
             // Marked, with the membership the mark records (a set marked before that tag is
@@ -168,13 +171,18 @@ pub(super) fn act(
         Params::MarkSetComplete(p) => {
             let (set, expected) = (p.set.clone(), p.snapshots);
             // In a copy region only copies count (a same-named cluster's own snapshots there carry
-            // no source tags): they are neither counted nor marked.
+            // no source tags): they are neither counted nor marked; at home never a copy (one
+            // made into this region by a same-named cluster elsewhere).
             let copy_region = input.step.region.is_some();
             let mine = |s: &Snapshot| {
                 here(&s.region, input)
                     && s.tags.get(tags::SET) == Some(&set)
                     && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
-                    && (!copy_region || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
+                    && if copy_region {
+                        s.tags.contains_key(tags::SOURCE_SNAPSHOT)
+                    } else {
+                        !tags::is_copy(&s.tags)
+                    }
             };
             let of_set: Vec<&Snapshot> = world.snapshots.iter().filter(|s| mine(s)).collect();
             if of_set.len() < expected || of_set.iter().any(|s| s.state != SnapshotState::Completed)
@@ -249,8 +257,13 @@ pub(super) fn act(
             let Some(i) = world.snapshots.iter().position(|s| &s.id == id) else {
                 return Progress::finished();
             };
-            tags::may_delete_snapshot(id, &world.snapshots[i].tags, cx.cluster)
-                .map_err(|m| bad("R13", m))?;
+            tags::may_delete_snapshot(
+                id,
+                &world.snapshots[i].tags,
+                cx.cluster,
+                input.step.region.is_some(),
+            )
+            .map_err(|m| bad("R13", m))?;
             world.snapshots.remove(i);
             Progress::finished()
         }

@@ -468,12 +468,13 @@ async fn asbackup_to_s3_writes_natively_leaves_a_manifest_is_listed_restored_and
         .get(&format!("{to}/{set}/users/users_00000.asb"))
         .await
         .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &s3.get(&format!("{to}/{set}/users/asdr-manifest.files-1.json"))
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    // The manifest's name says how many files and when the run finished.
+    let listed = s3.list(&format!("{to}/{set}/users/")).await.unwrap();
+    let name = listed
+        .iter()
+        .find(|u| u.contains("/asdr-manifest.files-1.finished-"))
+        .unwrap_or_else(|| panic!("{listed:?}"));
+    let manifest: serde_json::Value = serde_json::from_slice(&s3.get(name).await.unwrap()).unwrap();
     assert_eq!(manifest["records"], 1000);
     assert_eq!(
         manifest["files"][0]["sha256"],

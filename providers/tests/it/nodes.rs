@@ -512,8 +512,9 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
         );
         // The manifest: the tool's summary and every file with its SHA-256.
         let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(format!(
-                "{dir}/asdr-manifest.cluster-prod-east.files-1.json"
+            &std::fs::read_to_string(manifest_in(
+                &dir,
+                "asdr-manifest.cluster-prod-east.files-1.finished-",
             ))
             .unwrap(),
         )
@@ -618,8 +619,9 @@ async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_neve
             > 1000
     );
     assert!(
-        std::path::Path::new(&format!(
-            "{users}/asdr-manifest.cluster-prod-east.files-1.json"
+        std::path::Path::new(&manifest_in(
+            &users,
+            "asdr-manifest.cluster-prod-east.files-1.finished-"
         ))
         .exists()
     );
@@ -1023,4 +1025,18 @@ async fn rp08_an_incremental_cut_off_means_the_same_instant_on_a_runner_in_anoth
         "2026-11-21T03:00:00Z",
         "the tool's cut-off is the instant asdr meant"
     );
+}
+
+/// The manifest in `dir` whose name starts with `prefix` (its name ends with when the run
+/// finished).
+fn manifest_in(dir: &str, prefix: &str) -> String {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let name = names
+        .iter()
+        .find(|n| n.starts_with(prefix) && n.ends_with(".json"))
+        .unwrap_or_else(|| panic!("no {prefix}… in {dir}: {names:?}"));
+    format!("{dir}/{name}")
 }

@@ -55,7 +55,8 @@ impl Ec2Provider {
     }
 
     /// The snapshots a set's mark counts and tags: this cluster's of the set and, in a copy
-    /// region, only copies (a same-named cluster's own snapshots there carry no source tags).
+    /// region, only copies (a same-named cluster's own snapshots there carry no source tags); at
+    /// home, only snapshots that are not copies.
     async fn set_for_mark(
         &self,
         input: &StepInput<'_>,
@@ -67,10 +68,17 @@ impl Ec2Provider {
                 filter(&format!("tag:{}", tags::SET), set),
             ])
             .await?;
+        // At home never a copy made into this region (a same-named cluster's from elsewhere).
         let copy_region = input.step.region.is_some();
         Ok(snaps
             .into_iter()
-            .filter(|s| !copy_region || s.tags.contains_key(tags::SOURCE_SNAPSHOT))
+            .filter(|s| {
+                if copy_region {
+                    s.tags.contains_key(tags::SOURCE_SNAPSHOT)
+                } else {
+                    !tags::is_copy(&s.tags)
+                }
+            })
             .collect())
     }
 
@@ -230,7 +238,7 @@ impl Ec2Provider {
                 else {
                     return Progress::finished();
                 };
-                tags::may_delete_snapshot(id, &s.tags, &self.cluster)
+                tags::may_delete_snapshot(id, &s.tags, &self.cluster, step.region.is_some())
                     .map_err(|m| StepError::permanent("R13", m))?;
                 self.client
                     .delete_snapshot()

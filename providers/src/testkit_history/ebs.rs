@@ -1,0 +1,367 @@
+//! EBS-snapshot histories: prod-east-dr (copies to us-west-2) with edits between applies — a
+//! node added and removed, a device added, `retain` lowered, the copy region dropped and taken
+//! up again, a set pinned by a `set:` restore, the SMD archives no longer seen (`smd.to` moved),
+//! a same-named cluster's snapshots in the copy region and its copies in the cluster's own
+//! region, the clock moving by uneven steps and now and then backwards (a runner behind).
+
+use std::collections::BTreeSet;
+
+use asdr_planner::testkit::{ExamplePolicy, WorldSpec, world_for};
+use asdr_planner::world::{InstanceState, World};
+use asdr_planner::{Operation, PlanError, plan};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::{Rng, Tally, apply, status_agrees};
+
+const WEST: &str = "us-west-2";
+
+/// The edits made so far.
+#[derive(Debug, Clone, Default)]
+struct Edits {
+    home_count: u32,
+    copy_count: u32,
+    a3: bool,
+    sdi: bool,
+    no_copies: bool,
+    pinned: Option<String>,
+}
+
+/// prod-east-dr with the edits made so far.
+fn policy_of(e: &Edits) -> Policy {
+    // The copy's retain first: its text is the one `{count: N}` could also match.
+    let mut p = ExamplePolicy::named("prod-east-dr")
+        .edit(
+            "retain: {count: 3}",
+            &format!("retain: {{count: {}}}", e.copy_count),
+        )
+        .edit(
+            "retain: {count: 7, max_age: 30d}",
+            &format!("retain: {{count: {}}}", e.home_count),
+        );
+    if e.a3 {
+        p = p
+            .edit(
+                "\nbackup:",
+                "    - name: a3\n      private_ip: 10.0.2.12\n      availability_zone: us-east-1b\n\nbackup:",
+            )
+            .edit("a2: 10.1.1.12}", "a2: 10.1.1.12, a3: 10.1.2.12}");
+    }
+    if e.sdi {
+        p = p.edit(
+            "        - device: /dev/sdh        # EBS directly, no shadow; `ebs` defaults to the shadow's path, else the device's\n",
+            "        - device: /dev/sdh\n        - device: /dev/sdi\n",
+        );
+    }
+    if e.no_copies {
+        // The copies, the restore there and its drill: gone from the policy.
+        let a = p.text.find("  copies:").expect("the copies are there");
+        let b = a + p.text[a..]
+            .find("  max_nodes_at_once:")
+            .expect("their end is there");
+        p.text.replace_range(a..b, "");
+        let at = p.text.find("  - name: dr-west").expect("dr-west");
+        p.text.truncate(at);
+    }
+    if let Some(set) = &e.pinned {
+        let at = p.text.find("restores:\n").expect("restores") + "restores:\n".len();
+        p.text.insert_str(
+            at,
+            &format!(
+                "  - {{name: pinned, scope: cluster, source: 'set:{set}', accept_zombie_records: true}}\n"
+            ),
+        );
+    }
+    p.policy()
+}
+
+/// What the edited policy's cluster has that `world` lacks (a node's instance, volumes and
+/// observation; a device's volume, attached to the node's instance there), taken from a world
+/// generated for it.
+pub(super) fn grow(world: &mut World, policy: &Policy, now: OffsetDateTime) {
+    let mut spec = WorldSpec::new(now);
+    spec.sets = 0;
+    let fresh = world_for(policy, &spec);
+    for i in &fresh.instances {
+        if !world.instances.iter().any(|x| x.private_ip == i.private_ip) {
+            world.instances.push(i.clone());
+        }
+    }
+    for v in &fresh.volumes {
+        let Some(a) = v.attachments.first() else {
+            continue;
+        };
+        // The node's instance in this world: the one at the fresh instance's address.
+        let ip = fresh
+            .instances
+            .iter()
+            .find(|i| i.id == a.instance_id)
+            .and_then(|i| i.private_ip.clone());
+        let Some(host) = world
+            .instances
+            .iter()
+            .position(|i| i.private_ip == ip && i.state != InstanceState::Terminated)
+        else {
+            continue;
+        };
+        let host_id = world.instances[host].id.clone();
+        let taken = world.volumes.iter().any(|x| {
+            x.attachments
+                .iter()
+                .any(|xa| xa.instance_id == host_id && xa.device == a.device)
+        });
+        if taken {
+            continue;
+        }
+        let mut v = v.clone();
+        // An id of its own: the generated world numbers its volumes from the same start.
+        v.id = format!("vol-9{:016x}", world.volumes.len());
+        for att in &mut v.attachments {
+            att.instance_id = host_id.clone();
+        }
+        let inst = &mut world.instances[host];
+        inst.block_devices.retain(|b| b.device_name != a.device);
+        inst.block_devices.push(asdr_planner::world::BlockDevice {
+            device_name: a.device.clone(),
+            volume_id: v.id.clone(),
+            delete_on_termination: false,
+        });
+        world.volumes.push(v);
+    }
+    for n in fresh.nodes.iter().cloned() {
+        match world.nodes.iter_mut().find(|x| x.name == n.name) {
+            Some(x) => *x = n,
+            None => world.nodes.push(n),
+        }
+    }
+}
+
+/// Three snapshots tagged for the cluster in `region` (None: its own) with set `set`: in the
+/// copy region without source tags (a same-named cluster whose home it is), at home with them (a
+/// same-named cluster elsewhere copied them here). Marked complete: they look like a set.
+fn not_ours(world: &mut World, region: Option<&str>, set: &str, k: usize) -> Vec<String> {
+    let Some(t) = world
+        .snapshots
+        .iter()
+        .find(|s| s.region.is_none() && s.tags.contains_key("asdr:complete"))
+        .cloned()
+    else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut s = t.clone();
+        s.id = format!("snap-f{k:04}{n:011}{}", u8::from(region.is_none()));
+        s.region = region.map(str::to_string);
+        s.tags.retain(|k, _| !k.starts_with("asdr:source"));
+        if region.is_none() {
+            s.tags.insert("asdr:source-region".into(), WEST.into());
+            s.tags
+                .insert("asdr:source-snapshot".into(), format!("snap-0west{n:08}"));
+        }
+        s.tags.insert("asdr:set".into(), set.into());
+        s.tags.insert("asdr:members".into(), "3".into());
+        s.tags.insert("asdr:node".into(), format!("a{n}"));
+        ids.push(s.id.clone());
+        world.snapshots.push(s);
+    }
+    ids
+}
+
+fn sets_in(world: &World, region: Option<&str>) -> BTreeSet<String> {
+    world
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == region)
+        .filter_map(|s| s.tags.get("asdr:set").cloned())
+        .collect()
+}
+
+pub fn history(seed: u64) -> Result<Tally, String> {
+    let mut r = Rng::new(seed);
+    let mut e = Edits {
+        home_count: 2 + r.below(5) as u32,
+        copy_count: 1 + r.below(3) as u32,
+        ..Edits::default()
+    };
+    let mut now: OffsetDateTime = datetime!(2026-11-01 03:00:00 UTC);
+    let mut policy = policy_of(&e);
+    let mut spec = WorldSpec::new(now);
+    spec.sets = 0;
+    let mut world = world_for(&policy, &spec);
+    let mut foreign: Vec<String> = Vec::new();
+    let mut tally = Tally {
+        histories: 1,
+        ..Tally::default()
+    };
+    let steps = 4 + r.below(6);
+    for k in 0..steps {
+        let at = format!("ebs seed {seed} step {k}");
+        match r.below(14) {
+            0 if !e.a3 => {
+                e.a3 = true;
+                policy = policy_of(&e);
+                grow(&mut world, &policy, now);
+            }
+            1 if !e.sdi => {
+                e.sdi = true;
+                policy = policy_of(&e);
+                grow(&mut world, &policy, now);
+            }
+            2 => {
+                e.home_count = (e.home_count - 1).max(1);
+                e.copy_count = (e.copy_count.saturating_sub(r.below(2) as u32)).max(1);
+                policy = policy_of(&e);
+            }
+            3 => {
+                let set = super::set_at(now - time::Duration::days(40));
+                foreign.extend(not_ours(&mut world, Some(WEST), &set, k as usize));
+            }
+            4 => {
+                // Newer than every set of ours, and older: either would be taken for ours.
+                let set = super::set_at(now - time::Duration::minutes(30 + 7 * k as i64));
+                foreign.extend(not_ours(&mut world, None, &set, k as usize));
+            }
+            5 if e.a3 => {
+                // a3 leaves the policy; its instance stays (asdr never terminates it for that).
+                e.a3 = false;
+                policy = policy_of(&e);
+            }
+            6 => {
+                e.no_copies = !e.no_copies;
+                policy = policy_of(&e);
+            }
+            7 => {
+                let s = asdr_planner::status::status(&policy, &world, now);
+                if !s.complete_sets.is_empty() {
+                    let pick =
+                        s.complete_sets[r.below(s.complete_sets.len() as u64) as usize].clone();
+                    e.pinned = Some(pick);
+                    policy = policy_of(&e);
+                }
+            }
+            8 => world
+                .smd_archives
+                .retain(|a| a.uri.contains("acme-dr-west")),
+            _ => {}
+        }
+        // The clock moves on by uneven steps; now and then a runner's clock is behind.
+        now += if r.below(10) == 0 {
+            -time::Duration::minutes(20 + r.below(100) as i64)
+        } else {
+            time::Duration::hours(1 + r.below(40) as i64)
+        };
+        world.now = Some(now);
+        tally.steps += 1;
+        let before = asdr_planner::status::status(&policy, &world, now);
+        // Sets of ours once marked complete (restorable now or not).
+        let marked_before: BTreeSet<String> = world
+            .snapshots
+            .iter()
+            .filter(|x| {
+                x.region.is_none()
+                    && !foreign.contains(&x.id)
+                    && x.tags.get("asdr:complete").map(String::as_str) == Some("true")
+            })
+            .filter_map(|x| x.tags.get("asdr:set").cloned())
+            .collect();
+        let west_before = sets_in(&world, Some(WEST));
+        let instances_before: Vec<String> = world
+            .instances
+            .iter()
+            .filter(|i| i.state != InstanceState::Terminated)
+            .map(|i| i.id.clone())
+            .collect();
+        let p = match plan(&policy, &world, now, &Operation::Backup) {
+            Ok(p) => p,
+            Err(PlanError::Refused(why)) => {
+                if std::env::var_os("ASDR_HISTORY_DEBUG").is_some() {
+                    eprintln!("REFUSED {at}: {}", why.message);
+                }
+                tally.refused += 1;
+                continue;
+            }
+            Err(e) => return Err(format!("{at}: {e}")),
+        };
+        apply(&mut world, &p, &policy.cluster.name).map_err(|e| format!("{at}: apply: {e}"))?;
+        tally.applies += 1;
+        for id in &foreign {
+            if !world.snapshots.iter().any(|s| &s.id == id) {
+                return Err(format!("{at}: {id}, not ours, was deleted"));
+            }
+        }
+        for id in &instances_before {
+            if world
+                .instances
+                .iter()
+                .any(|i| &i.id == id && i.state == InstanceState::Terminated)
+            {
+                return Err(format!("{at}: a backup terminated {id}"));
+            }
+        }
+        let s = asdr_planner::status::status(&policy, &world, now);
+        for set in s.complete_sets.iter() {
+            if world.snapshots.iter().any(|x| {
+                x.region.is_none() && x.tags.get("asdr:set") == Some(set) && foreign.contains(&x.id)
+            }) {
+                return Err(format!(
+                    "{at}: status counts {set}, made of snapshots not ours"
+                ));
+            }
+        }
+        let kept = |before: usize, retain: u32| before.min(retain as usize);
+        if s.complete_sets.len() < kept(before.complete_sets.len(), e.home_count) {
+            return Err(format!(
+                "{at}: {} complete sets at home after the apply, {} before, retain {}: {:?} -> {:?}",
+                s.complete_sets.len(),
+                before.complete_sets.len(),
+                e.home_count,
+                before.complete_sets,
+                s.complete_sets,
+            ));
+        }
+        // A set once marked goes only past `count`: as many complete sets newer than it kept.
+        let home_after = sets_in(&world, None);
+        for gone in marked_before.iter().filter(|m| !home_after.contains(*m)) {
+            let newer = s.complete_sets.iter().filter(|c| *c > gone).count();
+            if newer < e.home_count as usize {
+                return Err(format!(
+                    "{at}: set {gone} was deleted with only {newer} complete sets newer (retain {})",
+                    e.home_count
+                ));
+            }
+        }
+        if let Some(pinned) = &e.pinned
+            && before.complete_sets.contains(pinned)
+            && !home_after.contains(pinned)
+        {
+            return Err(format!(
+                "{at}: {pinned}, which restore `pinned` names, was deleted"
+            ));
+        }
+        let west = |st: &asdr_planner::status::Status| {
+            st.regions.get(WEST).map_or(0, |r| r.complete_sets.len())
+        };
+        if e.no_copies {
+            let west_after = sets_in(&world, Some(WEST));
+            if !west_before.is_subset(&west_after) {
+                return Err(format!(
+                    "{at}: copies in {WEST} deleted while the policy no longer copies there"
+                ));
+            }
+        } else if west(&s) < kept(west(&before), e.copy_count) {
+            return Err(format!(
+                "{at}: {} complete copies in {WEST} after the apply, {} before, retain {}",
+                west(&s),
+                west(&before),
+                e.copy_count
+            ));
+        }
+        status_agrees(&policy, &world, now, "full-cluster", &at)?;
+        if e.pinned.is_some() {
+            status_agrees(&policy, &world, now, "pinned", &at)?;
+        }
+    }
+    Ok(tally)
+}
