@@ -83,6 +83,36 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
     if resume.is_none() && request.plan_file.is_none() && request.restore.is_some() {
         resume =
             journal::failed_build(&dir, &policy.cluster.name, &wanted).map_err(journal_error)?;
+        // Only while what it built is still there: instances terminated since (a build that
+        // never served, removed by hand) cannot be built on, and the plan's launch tokens would
+        // only name them again. The failed build is set aside and the restore planned afresh.
+        if let Some(plan) = &resume {
+            let world = session.world()?;
+            let gone: Vec<String> = journal::learned_instances(&dir, &plan.plan_id)
+                .map_err(journal_error)?
+                .into_iter()
+                .filter(|id| {
+                    !world.instances.iter().any(|i| {
+                        &i.id == id && i.state != asdr_planner::world::InstanceState::Terminated
+                    })
+                })
+                .collect();
+            if !gone.is_empty() {
+                eprintln!(
+                    "note: the failed apply of plan {} is not resumed: {} it launched {} gone; it is set aside and `{wanted}` is planned afresh",
+                    plan.plan_id,
+                    gone.join(", "),
+                    if gone.len() == 1 { "is" } else { "are" }
+                );
+                journal::abandon_because(
+                    &dir,
+                    &plan.plan_id,
+                    &format!("discarded: {} it launched gone", gone.join(", ")),
+                )
+                .map_err(journal_error)?;
+                resume = None;
+            }
+        }
     }
     if let Some(plan) = resume {
         let recorded = journal::load_world(&dir, &plan.plan_id).map_err(journal_error)?;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use asdr_executor::lock::{self, Holder};
 use asdr_providers::store::lock::{S3Lock, S3LockError, human};
@@ -170,19 +170,36 @@ impl HeldLock {
                 if let Some(why) = lease.lost() {
                     return Err(lost(&s3, &why));
                 }
-                rt.block_on(release_s3(&s3, &lease))
-                    .map_err(|e| lost(&s3, &e.to_string()))
+                match rt.block_on(release_s3(&s3, &lease, Duration::from_secs(30))) {
+                    Ok(()) => Ok(()),
+                    Err(e @ S3LockError::Lost { .. }) => Err(lost(&s3, &e.to_string())),
+                    Err(e) => Err(lock_error(e)),
+                }
             }
         }
     }
 }
 
-/// Removes the lock at the version of `lease`, unless the lease was lost.
-pub async fn release_s3(s3: &S3Lock, lease: &Lease) -> Result<(), S3LockError> {
+/// Removes the lock at the version of `lease`, unless the lease was lost; gives up after
+/// `within` (S3 that does not answer must not keep asdr from ending).
+pub async fn release_s3(
+    s3: &S3Lock,
+    lease: &Lease,
+    within: std::time::Duration,
+) -> Result<(), S3LockError> {
     if lease.lost().is_some() {
         return Ok(());
     }
-    s3.release(&lease.etag()).await
+    match tokio::time::timeout(within, s3.release(&lease.etag())).await {
+        Ok(done) => done,
+        Err(_) => Err(S3LockError::Io {
+            uri: s3.uri().to_string(),
+            message: format!(
+                "S3 did not answer within {}: the lock stays until its lease runs out",
+                human(within)
+            ),
+        }),
+    }
 }
 
 fn lost(s3: &S3Lock, why: &str) -> EngineError {
@@ -194,8 +211,10 @@ fn lost(s3: &S3Lock, why: &str) -> EngineError {
 
 /// Renews the S3 lock's lease while the apply runs, each time only if the object is still the
 /// version this apply wrote. The lock is lost when another version is there (broken, or taken),
-/// or when S3 has not been reached for so long that another apply may take it as stale (its
-/// lease, or the policy's `lock_expiry` if longer): then `on_lost` stops the apply.
+/// or when it has gone unrenewed so long that another apply may take it as stale (its lease, or
+/// the policy's `lock_expiry` if longer): then `on_lost` stops the apply, one renewal period
+/// before that point. A renewal that does not answer (S3 unreachable, a connection that hangs)
+/// is given up after one period: the clock, not S3's answer, decides.
 async fn renew(
     s3: S3Lock,
     holder: String,
@@ -204,10 +223,29 @@ async fn renew(
 ) {
     let takeable_after = s3.expiry.unwrap_or_default().max(s3.lease());
     let mut renewed = Instant::now();
+    let lose = |renewed: Instant, why: String| {
+        eprintln!(
+            "error: the lock's lease was not renewed for {} ({why}); another apply may take it, so this apply stops starting steps",
+            human(renewed.elapsed())
+        );
+        lease.lose(format!(
+            "its lease went unrenewed for {}",
+            human(renewed.elapsed())
+        ));
+        on_lost();
+    };
+    let mut last_error = String::from("no answer yet");
     loop {
+        // Stop one period before another apply may take the lock.
+        let stop_at = renewed + takeable_after.saturating_sub(s3.renew_every);
+        let left = || stop_at.saturating_duration_since(Instant::now());
         tokio::select! {
-            () = tokio::time::sleep(s3.renew_every) => {}
+            () = tokio::time::sleep(s3.renew_every.min(left())) => {}
             () = lease.stop.notified() => return,
+        }
+        if left().is_zero() {
+            lose(renewed, last_error);
+            return;
         }
         // The holder as written, and when it last renewed (which also makes each version new).
         let mut body: serde_json::Value =
@@ -216,33 +254,31 @@ async fn renew(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
             .into();
-        let etag = lease.etag();
-        match s3.renew(&body.to_string(), &etag).await {
-            Ok(next) => {
+        let (text, etag) = (body.to_string(), lease.etag());
+        let attempt = tokio::time::timeout(s3.renew_every.min(left()), s3.renew(&text, &etag));
+        match attempt.await {
+            Ok(Ok(next)) => {
                 *lease.etag.lock().expect("not poisoned") = next;
                 renewed = Instant::now();
             }
-            Err(e @ S3LockError::Lost { .. }) => {
+            Ok(Err(e @ S3LockError::Lost { .. })) => {
                 eprintln!("error: {e}; this apply stops starting steps");
                 lease.lose("another version of the lock object is there".into());
                 on_lost();
                 return;
             }
-            // Cut off from S3 for a moment: the lease outlasts a few missed renewals, but not
-            // the point where another apply may take the lock as stale.
-            Err(e) if renewed.elapsed() + s3.renew_every >= takeable_after => {
-                eprintln!(
-                    "error: the lock's lease was not renewed for {}: {e}; another apply may take it, so this apply stops starting steps",
-                    human(renewed.elapsed())
-                );
-                lease.lose(format!(
-                    "its lease went unrenewed for {}",
-                    human(renewed.elapsed())
-                ));
-                on_lost();
-                return;
+            // Cut off from S3 for a moment: the lease outlasts a few missed renewals.
+            Ok(Err(e)) => {
+                eprintln!("warning: the lock's lease was not renewed: {e}");
+                last_error = e.to_string();
             }
-            Err(e) => eprintln!("warning: the lock's lease was not renewed: {e}"),
+            Err(_) => {
+                eprintln!(
+                    "warning: the lock's lease was not renewed: S3 did not answer within {}",
+                    human(s3.renew_every)
+                );
+                last_error = "S3 did not answer".into();
+            }
         }
     }
 }

@@ -480,7 +480,8 @@ impl Session {
                     _ => {
                         let lock = held.lock().expect("not poisoned").take();
                         if let Some((s3, lease)) = lock
-                            && let Err(e) = release_s3(&s3, &lease).await
+                            && let Err(e) =
+                                release_s3(&s3, &lease, Duration::from_secs(5)).await
                         {
                             eprintln!("asdr: the lock was not given back: {e}");
                         }

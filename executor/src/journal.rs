@@ -283,6 +283,19 @@ pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> 
     Ok(plans)
 }
 
+/// The instances a journal's steps launched or learned, as it recorded them.
+pub fn learned_instances(dir: &Path, plan_id: &str) -> Result<Vec<String>, JournalError> {
+    let path = journal_path(dir, plan_id);
+    let mut out: Vec<String> = read(&path)?
+        .into_iter()
+        .filter(|e| matches!(e.event, EventKind::Done | EventKind::Adopted))
+        .filter_map(|e| e.resources?.instance_id)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Whether `plan` builds a new cluster in another region (a restore there): every step acts in
 /// that region, none is a cleanup. Nothing of it needs undoing before a failed step is tried
 /// again, and planning afresh would find its cluster partly built.
@@ -360,12 +373,19 @@ impl Journal {
         } else {
             Vec::new()
         };
+        // What is done is what the latest word on each step says: a step done in one run and
+        // failed or skipped in a later one (its evidence gone, say) is not done.
         let mut done = BTreeMap::new();
         for e in &entries {
-            if matches!(e.event, EventKind::Done | EventKind::Adopted)
-                && let Some(step) = &e.step
-            {
-                done.insert(step.clone(), e.resources.clone().unwrap_or_default());
+            let Some(step) = &e.step else { continue };
+            match e.event {
+                EventKind::Done | EventKind::Adopted => {
+                    done.insert(step.clone(), e.resources.clone().unwrap_or_default());
+                }
+                EventKind::Failed | EventKind::Skipped => {
+                    done.remove(step);
+                }
+                _ => {}
             }
         }
         let file = OpenOptions::new()
@@ -394,13 +414,22 @@ impl Journal {
 /// Marks the interrupted apply of `plan_id` as ended without finishing it: the journal keeps
 /// every entry and gains a last one saying so, and the plan is no longer resumed.
 pub fn abandon(dir: &Path, plan_id: &str) -> Result<(), JournalError> {
+    abandon_because(
+        dir,
+        plan_id,
+        "discarded by the operator (asdr apply --discard)",
+    )
+}
+
+/// As [`abandon`], saying why (`why` starts with "discarded").
+pub fn abandon_because(dir: &Path, plan_id: &str, why: &str) -> Result<(), JournalError> {
     let path = journal_path(dir, plan_id);
     let mut file = OpenOptions::new()
         .append(true)
         .open(&path)
         .map_err(io(&path))?;
     let mut e = Entry::new(EventKind::Finished, None);
-    e.error = Some("discarded by the operator (asdr apply --discard)".into());
+    e.error = Some(why.into());
     let line = serde_json::to_string(&e).expect("an entry serializes");
     writeln!(file, "{line}").map_err(io(&path))?;
     file.sync_all().map_err(io(&path))

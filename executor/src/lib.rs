@@ -368,6 +368,32 @@ mod tests {
     }
 
     #[test]
+    fn a_step_done_in_one_run_and_failed_in_a_later_one_is_not_done() {
+        use crate::journal::{Entry, EventKind, Journal};
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan();
+        let (mut journal, _) = Journal::open(dir.path(), &p).unwrap();
+        for (event, step) in [
+            (EventKind::Begin, None),
+            (EventKind::Done, Some("quiesce:a")),
+            (EventKind::Done, Some("snapshot:a")),
+            // A later run: the step's evidence was gone, it ran again and failed.
+            (EventKind::Begin, None),
+            (EventKind::Failed, Some("snapshot:a")),
+            (EventKind::Skipped, Some("quiesce:b")),
+        ] {
+            journal.record(&Entry::new(event, step)).unwrap();
+        }
+        let (_, resumed) = Journal::open(dir.path(), &p).unwrap();
+        assert!(resumed.done.contains_key("quiesce:a"));
+        assert!(
+            !resumed.done.contains_key("snapshot:a"),
+            "its latest run failed it: {:?}",
+            resumed.done.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn a_cleanup_step_runs_after_its_dependency_failed() {
         let p = plan();
         let mut progress = done(&["check_cluster_stable", "quiesce:a"]);

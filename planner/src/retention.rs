@@ -16,6 +16,13 @@ use crate::params::{DeleteSnapshot, Params};
 use crate::plan::Action;
 use crate::tags;
 
+/// Whether any snapshot of `set` carries the mark (`asdr:complete`): it was complete once.
+fn was_marked(set: &BackupSet<'_>) -> bool {
+    set.snapshots
+        .iter()
+        .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"))
+}
+
 /// The sets a declared restore of this region restores from now (`set:` names one; `before:`
 /// takes the newest complete set before its time), with the restore's name: retention never
 /// deletes a recovery point the policy declares.
@@ -30,14 +37,26 @@ pub(crate) fn pinned_sets(
         if r.region().filter(|x| *x != home) != region {
             continue;
         }
-        let set = match &r.source {
-            asdr_specs::RestoreSource::Set(id) => Some(id.clone()),
+        let sets: Vec<String> = match &r.source {
+            asdr_specs::RestoreSource::Set(id) => vec![id.clone()],
+            // The set it takes now and, should that one's SMD archive no longer be seen (or a
+            // member be lost), the newest set before T once marked complete: the recovery point
+            // the operator declared, whatever asdr can see of it today.
             asdr_specs::RestoreSource::Before(t) => {
-                obs.complete_set_before(*t).map(|s| s.id.clone())
+                let marked = obs
+                    .sets
+                    .iter()
+                    .rev()
+                    .find(|s| s.data_time() < *t && was_marked(s));
+                obs.complete_set_before(*t)
+                    .into_iter()
+                    .chain(marked)
+                    .map(|s| s.id.clone())
+                    .collect()
             }
-            _ => None,
+            _ => Vec::new(),
         };
-        if let Some(set) = set {
+        for set in sets {
             out.entry(set).or_insert_with(|| r.name.clone());
         }
     }
@@ -156,11 +175,7 @@ pub(crate) fn plan_in(
             && !pinned.contains_key(&s.id)
     }) {
         let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
-        let was_marked = set
-            .snapshots
-            .iter()
-            .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
-        if was_marked {
+        if was_marked(set) {
             let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
             if older_than_kept && (over_count || too_old(set)) {
                 expired.push((

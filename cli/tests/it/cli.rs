@@ -1260,4 +1260,13 @@ fn iam_policy_lets_an_apply_take_renew_and_give_back_an_s3_team_lock() {
         lock["Action"],
         serde_json::json!(["s3:DeleteObject", "s3:GetObject", "s3:PutObject"])
     );
+    // A free lock reads as 404 only with ListBucket on its bucket (else S3 answers 403).
+    let bucket = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "TeamLockBucket")
+        .expect("ListBucket on the lock's bucket");
+    assert_eq!(bucket["Resource"], "arn:aws:s3:::acme-locks");
+    assert_eq!(bucket["Action"], serde_json::json!(["s3:ListBucket"]));
 }

@@ -785,3 +785,81 @@ fn a_failed_restore_into_the_other_region_is_resumed_by_the_next_apply_and_finis
     ]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
 }
+
+/// A failed build whose instances were terminated since (a build that never served, removed by
+/// hand) is not resumed: its launch tokens would only name the terminated instances again. It is
+/// set aside, said so, and the restore is planned afresh and built.
+#[test]
+fn a_failed_restore_into_the_other_region_whose_instances_are_gone_is_planned_afresh() {
+    let (dir, policy, world) = dr_west_offline();
+    let sim = dir.path().join("sim.yaml");
+    std::fs::write(
+        &sim,
+        "faults:\n  - {step: \"wait_cluster_stable*\", code: Timeout}\n",
+    )
+    .unwrap();
+    let apply = |with_fault: bool| {
+        let mut c = assert_cmd::Command::cargo_bin("asdr").unwrap();
+        c.args([
+            "-f",
+            &policy,
+            "--world",
+            &world,
+            "apply",
+            "--restore",
+            "dr-west",
+            "--yes",
+        ])
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_ENDPOINT_URL");
+        if with_fault {
+            c.env("ASDR_SIMULATION", &sim);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, out) = apply(true);
+    assert_ne!(code, Some(0), "{out}");
+    // The operator removes the build that never served: instances terminated, their volumes
+    // detached and deleted, their node records gone.
+    let mut w: asdr_planner::World =
+        serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
+    let first: Vec<String> = w
+        .instances
+        .iter()
+        .filter(|i| i.region.as_deref() == Some(WEST) && i.tags.contains_key("asdr:restore"))
+        .map(|i| i.id.clone())
+        .collect();
+    assert_eq!(first.len(), 3, "{out}");
+    for i in w.instances.iter_mut().filter(|i| first.contains(&i.id)) {
+        i.state = asdr_planner::world::InstanceState::Terminated;
+        i.block_devices.clear();
+    }
+    w.volumes
+        .retain(|v| !v.attachments.iter().any(|a| first.contains(&a.instance_id)));
+    w.nodes.retain(|n| !n.name.contains('@'));
+    std::fs::write(&world, serde_json::to_string_pretty(&w).unwrap()).unwrap();
+
+    let (code, out) = apply(false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("is not resumed") && out.contains("planned afresh"),
+        "{out}"
+    );
+    let after: asdr_planner::World =
+        serde_json::from_str(&std::fs::read_to_string(&world).unwrap()).unwrap();
+    let standing: Vec<_> = after
+        .instances
+        .iter()
+        .filter(|i| {
+            i.region.as_deref() == Some(WEST)
+                && i.state != asdr_planner::world::InstanceState::Terminated
+                && i.tags.contains_key("asdr:restore-complete")
+        })
+        .collect();
+    assert_eq!(standing.len(), 3);
+    assert!(standing.iter().all(|i| !first.contains(&i.id)));
+}

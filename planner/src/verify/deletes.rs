@@ -198,18 +198,28 @@ impl<'a> Verifier<'a> {
             let named = match &r.source {
                 asdr_specs::RestoreSource::Set(id) => id == set,
                 asdr_specs::RestoreSource::Before(t) => {
-                    let complete = self.complete_sets();
-                    complete
+                    let before_t = |c: &str| {
+                        self.ix
+                            .snaps_set
+                            .get(c)
+                            .is_some_and(|snaps| snaps.iter().all(|s| s.start_time < *t))
+                            && crate::observe::set_time(c).is_some_and(|st| st < *t)
+                    };
+                    // The complete set it takes now, and the newest set before T once marked.
+                    let complete = self
+                        .complete_sets()
                         .iter()
                         .rev()
-                        .find(|(c, _)| {
-                            self.ix
-                                .snaps_set
-                                .get(c.as_str())
-                                .is_some_and(|snaps| snaps.iter().all(|s| s.start_time < *t))
-                                && crate::observe::set_time(c).is_some_and(|st| st < *t)
-                        })
-                        .is_some_and(|(c, _)| c == set)
+                        .find(|(c, _)| before_t(c))
+                        .is_some_and(|(c, _)| c == set);
+                    let marked = self
+                        .ix
+                        .snaps_set
+                        .keys()
+                        .rev()
+                        .find(|c| before_t(c) && self.was_marked(c))
+                        .is_some_and(|c| *c == set);
+                    complete || marked
                 }
                 _ => false,
             };

@@ -452,3 +452,42 @@ fn rr06_an_asbackup_before_restore_takes_only_runs_finished_before_its_time() {
     let named = s.restores.iter().find(|r| r.name == "asb-before").unwrap();
     assert_eq!(named.set.as_deref(), Some("bs-20261120T000000Z"));
 }
+
+#[test]
+fn rr07_a_before_restores_set_is_kept_when_its_smd_archive_is_no_longer_seen() {
+    let base =
+        ExamplePolicy::prod_east().edit("retain: {count: 7, max_age: 30d}", "retain: {count: 3}");
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 8;
+    let mut w = world_for(&base.clone().policy(), &spec);
+    let sets: Vec<String> = set_ids(&w).into_iter().collect();
+    let start = w
+        .snapshots
+        .iter()
+        .filter(|s| s.tags.get("asdr:set") == Some(&sets[1]))
+        .map(|s| s.start_time)
+        .max()
+        .unwrap();
+    let before = (start + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let policy = base
+        .append(&format!(
+            "  - {{name: pit, scope: cluster, source: 'before:{before}', accept_zombie_records: true}}\n"
+        ))
+        .policy();
+    // Its SMD archive is not where `smd.to` points now (moved, or expired by a lifecycle rule).
+    w.smd_archives.retain(|a| a.set != sets[1]);
+    let p = planned(&policy, &w, Operation::Backup);
+    let deleted = deleted_home_sets(&p, &w);
+    assert!(!deleted.is_empty(), "retain 3 of 8 deletes some");
+    assert!(!deleted.contains(&sets[1]), "{deleted:?}");
+    // The verifier reads the pin itself.
+    let bad = with_delete(p, &first_snapshot_of(&w, &sets[1]), &sets[1]);
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("restore `pit` restores from")),
+        "{v:?}"
+    );
+}

@@ -271,6 +271,11 @@ pub fn add_lock(policy: &mut Value, lock: Option<&str>) {
         statements.push(json!({"Sid": "TeamLock", "Effect": "Allow",
             "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             "Resource": format!("arn:aws:s3:::{bucket}/{key}")}));
+        // Without ListBucket on the bucket, S3 answers a read of a missing object 403, not 404:
+        // a free lock would read as an error.
+        statements.push(json!({"Sid": "TeamLockBucket", "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": format!("arn:aws:s3:::{bucket}")}));
     }
 }
 

@@ -204,7 +204,7 @@ impl S3Lock {
         }
         match self.expiry {
             Some(expiry) if found.age > expiry => {
-                self.delete(Some(&found.etag)).await?;
+                self.delete(&found.etag).await?;
                 self.put(holder, Condition::Absent).await
             }
             _ => Err(S3LockError::Stale {
@@ -248,27 +248,52 @@ impl S3Lock {
         }
     }
 
-    async fn delete(&self, etag: Option<&str>) -> Result<(), S3LockError> {
-        let mut delete = self
-            .client
+    async fn delete(&self, etag: &str) -> Result<(), S3LockError> {
+        self.client
             .delete_object()
             .bucket(&self.bucket)
-            .key(&self.key);
-        if let Some(etag) = etag {
-            delete = delete.if_match(etag);
-        }
-        delete
+            .key(&self.key)
+            .if_match(etag)
             .send()
             .await
             .map(|_| ())
             .map_err(|e| self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None)))
     }
 
-    /// Removes the lock whoever holds it (`--break-lock`); returns who held it.
+    /// Removes the lock whoever holds it (`--break-lock`), at the version read, so the holder it
+    /// names is the one removed: a lock renewed or taken meanwhile is refused, not broken.
+    /// Returns who held it.
     pub async fn break_it(&self) -> Result<Option<String>, S3LockError> {
-        let holder = self.holder().await?;
-        self.delete(None).await?;
-        Ok(holder)
+        let Some(found) = self.found().await? else {
+            return Ok(None);
+        };
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .if_match(&found.etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(found.holder)),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                Ok(Some(found.holder))
+            }
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
+                Err(S3LockError::Io {
+                    uri: self.uri.clone(),
+                    message: format!(
+                        "not broken: {} renewed it, or another apply took it, while it was being broken; look again",
+                        found.holder
+                    ),
+                })
+            }
+            Err(e) => Err(self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None))),
+        }
     }
 
     /// Removes the lock this apply holds at version `etag` (the end of the apply), and only
