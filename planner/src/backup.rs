@@ -47,6 +47,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     let in_flight = crate::copies::sources_in_flight(ctx, &regions);
     let mut new_set = None;
     if let Some(reason) = due {
+        refuse_clock_behind(ctx)?;
         let set = resume_or_new(ctx);
         snapshot_set(ctx, b, &set, &reason)?;
         new_set = Some(set);
@@ -56,6 +57,48 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     let expired = retention::plan(ctx, b, new_set.as_deref(), &in_flight);
     crate::copies::plan(ctx, b, &regions, new_set.as_deref(), &expired);
     Ok(())
+}
+
+/// How far a set's time may lie past `now` before a clock is taken to be off (a set id has
+/// whole seconds; runners' clocks differ a little).
+const CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
+
+/// A set of this cluster from later than `now` means this machine's clock is behind (or that
+/// set's runner was ahead). A set made now would be named as older than sets made before it,
+/// and retention, which keeps the newest by their time, would take a newer set for an older
+/// one: the backup is refused until the clocks agree.
+fn refuse_clock_behind(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
+    let was_marked = |s: &&BackupSet<'_>| {
+        s.snapshots
+            .iter()
+            .any(|x| x.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"))
+            || s.is_complete()
+    };
+    let Some(future) = ctx
+        .obs
+        .sets
+        .iter()
+        .rev()
+        .filter(was_marked)
+        .find(|s| s.time > ctx.now + CLOCK_SLACK)
+    else {
+        return Ok(());
+    };
+    Err(refuse(
+        Diagnostic::new(
+            ctx.policy.backup.every_span,
+            format!(
+                "a backup is due, but set {} is from {} later than this machine's clock says it is now ({}): this clock is behind, or the clock of the runner that made that set was ahead",
+                future.id,
+                human_age((future.time - ctx.now).whole_seconds().max(0) as u64),
+                ctx.now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        )
+        .rule("R13")
+        .help("set the clocks right (NTP) and apply again: a set made now would be named as older than the sets before it, and retention would take a newer set for an older one"),
+    ))
 }
 
 fn newest_complete<'a>(ctx: &'a Ctx<'_, '_>) -> Option<&'a BackupSet<'a>> {

@@ -230,6 +230,20 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             ),
         );
     }
+    // A set from later than now is never "fresh": a clock is off, and backups are refused
+    // until it is right.
+    if let Some(s) = home_newest.filter(|s| s.time > now + time::Duration::minutes(5)) {
+        problems.insert(
+            0,
+            format!(
+                "{}: the newest complete set {} is from later than now ({}): a clock is off, and backups are refused until it is right",
+                policy.cluster.region,
+                s.id,
+                now.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        );
+    }
     Status {
         cluster: policy.cluster.name.clone(),
         now,

@@ -491,3 +491,41 @@ fn rr07_a_before_restores_set_is_kept_when_its_smd_archive_is_no_longer_seen() {
         "{v:?}"
     );
 }
+
+#[test]
+fn rr08_a_runner_whose_clock_is_behind_the_newest_set_makes_no_set_and_status_says_so() {
+    // A set was made at 09:00 by a runner whose clock was right; this one says 07:00, a new node
+    // makes a set due. Made now, it would be named older than the sets before it, and retention
+    // (the newest by their time) would take the wrong one.
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "\nbackup:",
+            "    - name: a3\n      private_ip: 10.0.2.12\n      availability_zone: us-east-1b\n\nbackup:",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(0);
+    // a3 runs, and no set holds it yet.
+    let mut w = world_for(&policy, &spec);
+    w.snapshots
+        .retain(|s| s.tags.get("asdr:node").map(String::as_str) != Some("a3"));
+    let behind = NOW - time::Duration::hours(2);
+    match plan(&policy, &w, behind, &Operation::Backup) {
+        Err(asdr_planner::PlanError::Refused(d)) => {
+            assert!(
+                d.message.contains("later than this machine's clock"),
+                "{}",
+                d.message
+            );
+        }
+        other => panic!("not refused: {:?}", other.map(|p| p.summary)),
+    }
+    let s = asdr_planner::status::status(&policy, &w, behind);
+    assert!(
+        s.problems.iter().any(|p| p.contains("a clock is off")),
+        "{:?}",
+        s.problems
+    );
+    // With the clock right, the backup is planned.
+    assert!(plan(&policy, &w, NOW, &Operation::Backup).is_ok());
+}

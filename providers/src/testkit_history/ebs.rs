@@ -284,6 +284,17 @@ pub fn history(seed: u64) -> Result<Tally, String> {
             }
             Err(e) => return Err(format!("{at}: {e}")),
         };
+        if std::env::var_os("ASDR_HISTORY_DEBUG").is_some() {
+            eprintln!(
+                "{at}: edits {e:?}; complete before {:?}; marked {marked_before:?}",
+                before.complete_sets
+            );
+            for c in &p.changes {
+                if c.action == asdr_planner::Action::Delete {
+                    eprintln!("  delete {}: {}", c.address, c.reason);
+                }
+            }
+        }
         apply(&mut world, &p, &policy.cluster.name).map_err(|e| format!("{at}: apply: {e}"))?;
         tally.applies += 1;
         for id in &foreign {

@@ -9,3 +9,17 @@ fn a_thousand_histories_of_edits_and_applies_keep_retention_ownership_and_status
     assert_eq!(tally.histories, 1000);
     assert!(tally.applies >= 3000, "only {} applies ran", tally.applies);
 }
+
+/// One history, to look into a seed a run reports: `ASDR_HISTORY_SEED=N cargo test … one_history
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore = "a debugging aid: runs the seed ASDR_HISTORY_SEED names"]
+fn one_history() {
+    let seed: u64 = std::env::var("ASDR_HISTORY_SEED")
+        .expect("ASDR_HISTORY_SEED")
+        .parse()
+        .expect("a number");
+    let tally =
+        asdr_providers::testkit_history::run(seed..seed + 1).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{tally:?}");
+}
