@@ -83,6 +83,50 @@ impl<'a> Verifier<'a> {
         }
     }
 
+    /// `before: T` with asbackup: every run replayed finished before T (its manifest's name says
+    /// when; a run whose name predates that, by its set's start). A scan holds records written
+    /// until it ended: a run still going at T may hold what T is meant to exclude.
+    pub(super) fn check_asrestore_window(&mut self, r: &asdr_specs::Restore) {
+        let asdr_specs::RestoreSource::Before(t) = &r.source else {
+            return;
+        };
+        let all = &self.world.asbackup_archives;
+        let mut bad = Vec::new();
+        for (_, s) in self.steps(StepKind::Asrestore) {
+            let Params::Asrestore(p) = &s.params else {
+                continue;
+            };
+            for d in &p.directories {
+                let Some(a) = all
+                    .iter()
+                    .find(|a| a.uri.trim_end_matches('/') == d.trim_end_matches('/'))
+                else {
+                    continue;
+                };
+                let Some(ended) = a.finished.or_else(|| crate::observe::set_time(&a.set)) else {
+                    continue;
+                };
+                if ended >= *t {
+                    bad.push((
+                        s,
+                        format!(
+                            "replays {d}, a run that ended at {}, not before {}",
+                            ended
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default(),
+                            t.format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default()
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R2", Some(s), m);
+        }
+    }
+
     /// R13 for asbackup sets: only sets whose every namespace has asdr's manifest, never a set of
     /// the newest complete chain (the full set the newest complete set belongs to).
     pub(super) fn check_r13_backup_deletes(&mut self) {

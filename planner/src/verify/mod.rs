@@ -310,6 +310,7 @@ impl<'a> Verifier<'a> {
                 self.check_r12(r);
                 self.check_wait_sizes();
                 self.check_refill(r);
+                self.check_asrestore_window(r);
             }
             Op::Drill(d) => {
                 if let Some(r) = self.policy.restore(&d.restore) {

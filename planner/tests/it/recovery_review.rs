@@ -451,6 +451,23 @@ fn rr06_an_asbackup_before_restore_takes_only_runs_finished_before_its_time() {
     let s = asdr_planner::status::status(&policy, &w, NOW);
     let named = s.restores.iter().find(|r| r.name == "asb-before").unwrap();
     assert_eq!(named.set.as_deref(), Some("bs-20261120T000000Z"));
+    // The verifier reads the finish times itself: a plan replaying the 00:00 set is refused.
+    let mut bad = p.clone();
+    for s in &mut bad.steps {
+        crate::edit(s, |v| {
+            if let Some(list) = v.get_mut("directories").and_then(|d| d.as_array_mut()) {
+                for d in list {
+                    *d = d.as_str().unwrap().replace("20261120", "20261121").into();
+                }
+            }
+        });
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R2" && x.message.contains("not before 2026-11-21T00:30:00Z")),
+        "{v:?}"
+    );
 }
 
 #[test]
