@@ -225,6 +225,70 @@ fn tool_params(ctx: &Ctx<'_, '_>, restore: bool) -> Tool {
     }
 }
 
+/// The compression and encryption asrestore must be told for `ns`'s runs of `members`: what
+/// their manifests recorded, whatever the policy says now (the policy's for runs written before
+/// names said it). One asrestore reads the whole chain with one setting: a chain whose runs
+/// differ is refused, as is an encrypted one when the policy names no key file.
+fn restore_tool(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    members: &[&BackupSet<'_>],
+    ns: &str,
+) -> Result<Tool, PlanError> {
+    let mut tool = tool_params(ctx, true);
+    let today = (tool.compress_name(), tool.encrypt_name());
+    let recorded: std::collections::BTreeSet<(&str, &str)> = members
+        .iter()
+        .flat_map(|s| s.asbackup.iter().filter(|a| a.namespace == ns))
+        .map(|a| {
+            (
+                a.compress.as_deref().unwrap_or(today.0),
+                a.encrypt.as_deref().unwrap_or(today.1),
+            )
+        })
+        .collect();
+    let refused = |m: String| {
+        refuse(
+            Diagnostic::new(restore.source_span, m)
+                .rule("R2")
+                .help("restore the sets written one way separately (`set:<id>`), or give the policy the key file they were encrypted with"),
+        )
+    };
+    if recorded.len() > 1 {
+        let ways: Vec<String> = recorded
+            .iter()
+            .map(|(c, e)| format!("compress {c}, encrypt {e}"))
+            .collect();
+        return Err(refused(format!(
+            "restore `{}`: the runs of namespace `{ns}` it replays were written in different ways ({}): one asrestore reads them with one",
+            restore.name,
+            ways.join("; ")
+        )));
+    }
+    let (compress, encrypt) = recorded.into_iter().next().unwrap_or(today);
+    tool.compress = (compress == "zstd").then_some(asdr_specs::Compress::Zstd);
+    tool.encrypt = match encrypt {
+        "none" => None,
+        algorithm => {
+            let Some(key_file) = tool.encrypt.as_ref().map(|e| e.key_file.clone()) else {
+                return Err(refused(format!(
+                    "restore `{}`: the runs of namespace `{ns}` were encrypted ({algorithm}), and the policy names no key file (asbackup.encrypt)",
+                    restore.name
+                )));
+            };
+            Some(ToolEncrypt {
+                algorithm: if algorithm == "aes128" {
+                    asdr_specs::EncryptAlgorithm::Aes128
+                } else {
+                    asdr_specs::EncryptAlgorithm::Aes256
+                },
+                key_file,
+            })
+        }
+    };
+    Ok(tool)
+}
+
 /// asbackup, one namespace after the other (asbackup loads the servers: the seed's "additional
 /// server load"). Returns the last step, which completes the set.
 fn backup_set(
@@ -411,7 +475,7 @@ pub(crate) fn restore(
             namespace: ns.name.clone(),
             set: last.id.clone(),
             directories: dirs.clone(),
-            tool: tool_params(ctx, true),
+            tool: restore_tool(ctx, restore, &members, &ns.name)?,
         };
         b.change(
             format!("namespace.{}", ns.name),

@@ -253,6 +253,24 @@ pub struct Tool {
     pub args: Vec<String>,
 }
 
+impl Tool {
+    /// How the files are compressed, as a run's manifest name records it: `zstd`, `none`.
+    pub fn compress_name(&self) -> &'static str {
+        match self.compress {
+            Some(Compress::Zstd) => "zstd",
+            None => "none",
+        }
+    }
+
+    /// How the files are encrypted, as a run's manifest name records it: `aes128`, `aes256`,
+    /// `none`.
+    pub fn encrypt_name(&self) -> &'static str {
+        self.encrypt
+            .as_ref()
+            .map_or("none", |e| e.algorithm.as_str())
+    }
+}
+
 /// Whether an asbackup run copies everything or what changed since its chain's newest set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

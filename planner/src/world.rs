@@ -389,6 +389,13 @@ pub struct AsbackupArchive {
         skip_serializing_if = "Option::is_none"
     )]
     pub finished: Option<OffsetDateTime>,
+    /// How the run's files are compressed (`zstd`, `none`) and encrypted (`aes128`, `aes256`,
+    /// `none`), from its manifest's name: asrestore is told the same, whatever the policy says
+    /// now. None for a manifest written before names said it (the policy's are used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -32,10 +32,16 @@ pub struct ManifestName {
     /// When the run finished, UTC, `YYYYMMDDTHHMMSSZ`: the newest moment its records may be
     /// from (a `before:` restore takes only runs finished by its time).
     pub finished: Option<String>,
+    /// How its files are compressed (`zstd`, `none`) and encrypted (`aes128`, `aes256`, `none`):
+    /// asrestore must be told the same, whatever the policy says today. None for a manifest
+    /// written before names said it.
+    pub compress: Option<String>,
+    pub encrypt: Option<String>,
 }
 
 impl ManifestName {
-    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P][.finished-T].json`.
+    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P][.finished-T]
+    /// [.compress-Z][.encrypt-E].json`.
     pub fn render(&self) -> String {
         let mut out = "asdr-manifest".to_string();
         let parts = [
@@ -44,6 +50,8 @@ impl ManifestName {
             ("incremental-of-", self.incremental_of.clone()),
             ("after-", self.after.clone()),
             ("finished-", self.finished.clone()),
+            ("compress-", self.compress.clone()),
+            ("encrypt-", self.encrypt.clone()),
         ];
         for (k, v) in parts {
             if let Some(v) = v.filter(|v| !v.is_empty()) {
@@ -74,6 +82,12 @@ impl ManifestName {
                 out.incremental_of = Some(f.to_string());
             } else if let Some(p) = part.strip_prefix("after-") {
                 out.after = Some(p.to_string());
+            } else if let Some(c) = part.strip_prefix("compress-") {
+                matches!(c, "zstd" | "none").then_some(())?;
+                out.compress = Some(c.to_string());
+            } else if let Some(e) = part.strip_prefix("encrypt-") {
+                matches!(e, "aes128" | "aes256" | "none").then_some(())?;
+                out.encrypt = Some(e.to_string());
             } else if let Some(t) = part.strip_prefix("finished-") {
                 asdr_planner::set_time(&format!("bs-{t}"))?;
                 out.finished = Some(t.to_string());
@@ -335,6 +349,8 @@ pub async fn backup<T: Transport, S: Store>(
         incremental_of: incremental_of.clone(),
         after: p.after.clone(),
         finished: Some(finished_at),
+        compress: Some(p.tool.compress_name().into()),
+        encrypt: Some(p.tool.encrypt_name().into()),
     }
     .render();
     if s3 {
@@ -491,6 +507,8 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             finished: m
                 .finished
                 .and_then(|t| asdr_planner::set_time(&format!("bs-{t}"))),
+            compress: m.compress,
+            encrypt: m.encrypt,
         });
     }
     out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));
@@ -522,11 +540,13 @@ mod tests {
             incremental_of: Some("bs-20261120T030000Z".into()),
             after: Some("bs-20261120T090000Z".into()),
             finished: Some("20261120T091502Z".into()),
+            compress: Some("zstd".into()),
+            encrypt: Some("aes256".into()),
         };
         let name = m.render();
         assert_eq!(
             name,
-            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.finished-20261120T091502Z.json"
+            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.finished-20261120T091502Z.compress-zstd.encrypt-aes256.json"
         );
         assert_eq!(ManifestName::parse(&name), Some(m));
         assert_eq!(
@@ -543,6 +563,7 @@ mod tests {
             "asdr-manifest.cluster-.json",
             "asdr-manifest.bogus.json",
             "asdr-manifest.cluster-a.finished-yesterday.json",
+            "asdr-manifest.cluster-a.compress-lz4.json",
         ] {
             assert_eq!(ManifestName::parse(not), None, "{not}");
         }

@@ -182,7 +182,15 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
             .unwrap_or_else(|| panic!("{names:?}"));
         let finished = manifest
             .trim_start_matches("asdr-manifest.cluster-prod-east.files-1.finished-")
-            .trim_end_matches(".json");
+            .split('.')
+            .next()
+            .unwrap_or_default();
+        // How the files were written, for asrestore to be told the same.
+        assert!(
+            manifest.ends_with(".compress-none.encrypt-none.json")
+                || manifest.ends_with(".compress-zstd.encrypt-none.json"),
+            "{manifest}"
+        );
         let finished = asdr_planner::set_time(&format!("bs-{finished}")).expect("a UTC time");
         let started = asdr_planner::set_time(&sets[0]).unwrap();
         assert!(finished >= started, "{manifest} before {}", sets[0]);

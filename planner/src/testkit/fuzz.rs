@@ -264,6 +264,8 @@ pub fn case(seed: u64) -> Case {
                             after: None,
                             missing_files: 0,
                             finished: None,
+                            compress: None,
+                            encrypt: None,
                         });
                     }
                 }

@@ -53,8 +53,18 @@ impl<'a> Verifier<'a> {
                     bad.push((s, format!("restores {d}, which holds no finished run")));
                     break;
                 };
+                let told = (p.tool.compress_name(), p.tool.encrypt_name());
+                let written = (
+                    a.compress.as_deref().unwrap_or(told.0),
+                    a.encrypt.as_deref().unwrap_or(told.1),
+                );
                 let problem = if !own(a) {
                     Some(format!("{d} is another cluster's run"))
+                } else if written != told {
+                    Some(format!(
+                        "{d} was written with compress {}, encrypt {}; asrestore is told compress {}, encrypt {}",
+                        written.0, written.1, told.0, told.1
+                    ))
                 } else if a.missing_files > 0 {
                     Some(format!("{d} lost {} of its files", a.missing_files))
                 } else {

@@ -52,6 +52,8 @@ pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> 
                 after: None,
                 missing_files: 0,
                 finished: None,
+                compress: None,
+                encrypt: None,
             });
         }
     }

@@ -894,6 +894,8 @@ fn rp_review_a_gap_in_a_chain_is_stepped_over_by_a_later_incremental_that_follow
                 after: Some("bs-20261120T030000Z".into()),
                 missing_files: 0,
                 finished: None,
+                compress: None,
+                encrypt: None,
             });
     }
     let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
@@ -938,6 +940,8 @@ fn rp_review_status_judges_asbackup_sets_by_whole_chains_and_new_ids_never_colli
                 after: None,
                 missing_files: 0,
                 finished: None,
+                compress: None,
+                encrypt: None,
             });
     }
     let s = asdr_planner::status::status(&policy, &w, NOW);

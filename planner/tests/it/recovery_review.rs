@@ -546,3 +546,88 @@ fn rr08_a_runner_whose_clock_is_behind_the_newest_set_makes_no_set_and_status_sa
     // With the clock right, the backup is planned.
     assert!(plan(&policy, &w, NOW, &Operation::Backup).is_ok());
 }
+
+#[test]
+fn rr09_asrestore_reads_a_set_with_the_compression_and_encryption_it_was_written_with() {
+    // The sets were written with zstd; the policy dropped compression since.
+    let policy = crate::asbackup::policy("");
+    let policy = {
+        let mut p = policy;
+        p.backup.asbackup.as_mut().unwrap().compress = None;
+        p
+    };
+    let both: &[&str] = &["users", "events"];
+    let mut w = crate::asbackup::world(&policy, &[("bs-20261121T000000Z", None, both)]);
+    for a in &mut w.asbackup_archives {
+        a.compress = Some("zstd".into());
+        a.encrypt = Some("none".into());
+    }
+    let p = planned(&policy, &w, Operation::Restore("full-cluster".into()));
+    let told: Vec<String> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.params {
+            Params::Asrestore(a) => Some(a.tool.compress_name().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["zstd", "zstd"]);
+    // The verifier reads the manifests' names itself: told otherwise, refused.
+    let mut bad = p.clone();
+    for s in &mut bad.steps {
+        if let Params::Asrestore(a) = &mut s.params {
+            a.tool.compress = None;
+        }
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R2" && x.message.contains("was written with compress zstd")),
+        "{v:?}"
+    );
+    // Encrypted with a key the policy no longer names: refused, saying so.
+    for a in &mut w.asbackup_archives {
+        a.encrypt = Some("aes256".into());
+    }
+    match plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())) {
+        Err(asdr_planner::PlanError::Refused(d)) => {
+            assert!(d.message.contains("names no key file"), "{}", d.message)
+        }
+        other => panic!("not refused: {:?}", other.map(|p| p.summary)),
+    }
+    // A chain written two ways cannot be read by one asrestore: refused.
+    let mut w = crate::asbackup::world(
+        &crate::asbackup::policy("    incremental_every: 6h\n"),
+        &[
+            ("bs-20261120T120000Z", None, both),
+            ("bs-20261120T180000Z", Some("bs-20261120T120000Z"), both),
+        ],
+    );
+    for a in &mut w.asbackup_archives {
+        a.compress = Some(
+            if a.set.ends_with("120000Z") {
+                "zstd"
+            } else {
+                "none"
+            }
+            .into(),
+        );
+        a.encrypt = Some("none".into());
+    }
+    let chained = crate::asbackup::policy("    incremental_every: 6h\n");
+    match plan(
+        &chained,
+        &w,
+        NOW,
+        &Operation::Restore("full-cluster".into()),
+    ) {
+        Err(asdr_planner::PlanError::Refused(d)) => {
+            assert!(
+                d.message.contains("written in different ways"),
+                "{}",
+                d.message
+            )
+        }
+        other => panic!("not refused: {:?}", other.map(|p| p.summary)),
+    }
+}

@@ -78,6 +78,8 @@ fn runs(
             after: None,
             missing_files: 0,
             finished: None,
+            compress: None,
+            encrypt: None,
         });
     }
 }

@@ -224,6 +224,8 @@ pub(super) fn act(
                 after: p.after.clone(),
                 missing_files: 0,
                 finished: Some(world.now.unwrap_or_else(time::OffsetDateTime::now_utc)),
+                compress: Some(p.tool.compress_name().into()),
+                encrypt: Some(p.tool.encrypt_name().into()),
             });
             Progress::done(Learned::uri(p.to.clone()))
         }
