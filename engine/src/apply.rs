@@ -46,7 +46,7 @@ pub fn discard(session: &Session, plan_id: &str) -> Result<String, EngineError> 
     let mut interrupted =
         journal::unfinished(&dir, &session.policy.cluster.name).map_err(journal_error)?;
     // A failed build elsewhere is discarded the same way (then planned afresh).
-    if let Some(op) = journal::plan(&dir, plan_id)
+    if let Some(op) = journal::plan_of(&dir, plan_id)
         .ok()
         .map(|p| p.operation)
         .filter(|op| op.starts_with("restore:"))

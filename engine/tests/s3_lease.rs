@@ -20,8 +20,8 @@ fn holder() -> Holder {
     }
 }
 
-#[test]
-fn a_holder_whose_renewals_hang_stops_before_its_lease_runs_out() {
+/// The runtime asdr runs on, and moto with the bucket `locks`.
+fn moto_with_bucket() -> (tokio::runtime::Runtime, Moto) {
     let rt = asdr_engine::runtime().unwrap();
     let moto = Moto::start();
     rt.block_on(async {
@@ -32,6 +32,12 @@ fn a_holder_whose_renewals_hang_stops_before_its_lease_runs_out() {
             .await
             .unwrap();
     });
+    (rt, moto)
+}
+
+#[test]
+fn a_holder_whose_renewals_hang_stops_before_its_lease_runs_out() {
+    let (rt, moto) = moto_with_bucket();
     let proxy = StallingProxy::start(&moto.endpoint);
     let mut lock = S3Lock::new(s3_at(&proxy.endpoint), "s3://locks/prod-east.lock").unwrap();
     lock.renew_every = Duration::from_millis(400);
@@ -73,16 +79,7 @@ fn a_holder_whose_renewals_hang_stops_before_its_lease_runs_out() {
 
 #[test]
 fn break_lock_removes_the_version_it_read_and_names_its_holder() {
-    let rt = asdr_engine::runtime().unwrap();
-    let moto = Moto::start();
-    rt.block_on(async {
-        moto.s3()
-            .create_bucket()
-            .bucket("locks")
-            .send()
-            .await
-            .unwrap();
-    });
+    let (rt, moto) = moto_with_bucket();
     let lock = S3Lock::new(moto.s3(), "s3://locks/prod-east.lock").unwrap();
     rt.block_on(lock.acquire("{\"host\":\"gone\"}")).unwrap();
     let cluster = ClusterLock::S3(lock.clone(), rt.handle().clone());

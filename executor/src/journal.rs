@@ -169,12 +169,7 @@ fn journal_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// The plan kept beside the journal of `id`.
-pub fn plan(dir: &Path, id: &str) -> Result<Plan, JournalError> {
-    plan_of(dir, id)
-}
-
-/// The plan kept beside the journal of `id`.
-fn plan_of(dir: &Path, id: &str) -> Result<Plan, JournalError> {
+pub fn plan_of(dir: &Path, id: &str) -> Result<Plan, JournalError> {
     let plan_file = plan_path(dir, id);
     let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
     serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {

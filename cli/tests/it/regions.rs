@@ -705,6 +705,36 @@ async fn with_the_clusters_region_down_only_the_restore_elsewhere_is_planned_and
     assert_eq!(n, 3, "the cluster stands in us-west-2");
 }
 
+/// `apply --restore dr-west --yes` on the offline world, with the simulation's faults in `sim`
+/// if given: (exit code, stdout and stderr).
+fn apply_dr_west(
+    policy: &str,
+    world: &str,
+    sim: Option<&std::path::PathBuf>,
+) -> (Option<i32>, String) {
+    let mut c = assert_cmd::Command::cargo_bin("asdr").unwrap();
+    c.args([
+        "-f",
+        policy,
+        "--world",
+        world,
+        "apply",
+        "--restore",
+        "dr-west",
+        "--yes",
+    ])
+    .env("NO_COLOR", "1")
+    .env_remove("AWS_ENDPOINT_URL");
+    if let Some(sim) = sim {
+        c.env("ASDR_SIMULATION", sim);
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
 /// A restore into the other region that failed halfway (SMD could not be fetched on one node):
 /// planned afresh it would find its cluster partly built and refuse, and DR would stand still.
 /// The next `apply --restore` resumes it instead: the failed step is tried again, what was built
@@ -718,29 +748,7 @@ fn a_failed_restore_into_the_other_region_is_resumed_by_the_next_apply_and_finis
         "faults:\n  - {step: \"restore_smd:b1@dr-west\", code: AccessDenied}\n",
     )
     .unwrap();
-    let apply = |with_fault: bool| {
-        let mut c = assert_cmd::Command::cargo_bin("asdr").unwrap();
-        c.args([
-            "-f",
-            &policy,
-            "--world",
-            &world,
-            "apply",
-            "--restore",
-            "dr-west",
-            "--yes",
-        ])
-        .env("NO_COLOR", "1")
-        .env_remove("AWS_ENDPOINT_URL");
-        if with_fault {
-            c.env("ASDR_SIMULATION", &sim);
-        }
-        let o = c.output().unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    };
+    let apply = |with_fault: bool| apply_dr_west(&policy, &world, with_fault.then_some(&sim));
     let (code, out) = apply(true);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("restore_smd:b1@dr-west"), "{out}");
@@ -798,29 +806,7 @@ fn a_failed_restore_into_the_other_region_whose_instances_are_gone_is_planned_af
         "faults:\n  - {step: \"wait_cluster_stable*\", code: Timeout}\n",
     )
     .unwrap();
-    let apply = |with_fault: bool| {
-        let mut c = assert_cmd::Command::cargo_bin("asdr").unwrap();
-        c.args([
-            "-f",
-            &policy,
-            "--world",
-            &world,
-            "apply",
-            "--restore",
-            "dr-west",
-            "--yes",
-        ])
-        .env("NO_COLOR", "1")
-        .env_remove("AWS_ENDPOINT_URL");
-        if with_fault {
-            c.env("ASDR_SIMULATION", &sim);
-        }
-        let o = c.output().unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    };
+    let apply = |with_fault: bool| apply_dr_west(&policy, &world, with_fault.then_some(&sim));
     let (code, out) = apply(true);
     assert_ne!(code, Some(0), "{out}");
     // The operator removes the build that never served: instances terminated, their volumes

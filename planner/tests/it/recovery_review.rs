@@ -54,6 +54,35 @@ fn with_delete(mut p: Plan, id: &str, set: &str) -> Plan {
     p
 }
 
+/// Every directory the plan's asrestore steps replay is of `set` (and there is one).
+fn assert_replays_only(p: &Plan, set: &str) {
+    let dirs: Vec<&String> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.params {
+            Params::Asrestore(a) => Some(&a.directories),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!dirs.is_empty());
+    assert!(dirs.iter().all(|d| d.contains(set)), "{dirs:?}");
+}
+
+/// The plan as a tampered file would have it: its asrestore steps replay `to`'s runs for
+/// `from`'s.
+fn retarget_replays(p: &mut Plan, from: &str, to: &str) {
+    for s in &mut p.steps {
+        crate::edit(s, |v| {
+            if let Some(list) = v.get_mut("directories").and_then(|d| d.as_array_mut()) {
+                for d in list {
+                    *d = d.as_str().unwrap().replace(from, to).into();
+                }
+            }
+        });
+    }
+}
+
 fn first_snapshot_of(w: &World, set: &str) -> String {
     w.snapshots
         .iter()
@@ -363,20 +392,7 @@ fn rr05_an_unnamed_asbackup_run_after_this_clusters_first_named_one_is_another_c
         Some("bs-20261120T000000Z")
     );
     let r = planned(&policy, &w, Operation::Restore("full-cluster".into()));
-    let dirs: Vec<String> = r
-        .steps
-        .iter()
-        .filter_map(|s| match &s.params {
-            Params::Asrestore(a) => Some(a.directories.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert!(!dirs.is_empty());
-    assert!(
-        dirs.iter().all(|d| d.contains("bs-20261120T000000Z")),
-        "{dirs:?}"
-    );
+    assert_replays_only(&r, "bs-20261120T000000Z");
     let p = planned(&policy, &w, Operation::Backup);
     let deleted: BTreeSet<String> = p
         .steps
@@ -392,15 +408,7 @@ fn rr05_an_unnamed_asbackup_run_after_this_clusters_first_named_one_is_another_c
     );
     // The verifier's own reading refuses a plan restoring theirs.
     let mut bad = r.clone();
-    for s in &mut bad.steps {
-        crate::edit(s, |v| {
-            if let Some(list) = v.get_mut("directories").and_then(|d| d.as_array_mut()) {
-                for d in list {
-                    *d = d.as_str().unwrap().replace("20261120", "20261121").into();
-                }
-            }
-        });
-    }
+    retarget_replays(&mut bad, "20261120", "20261121");
     let v = verify(&policy, &w, &bad);
     assert!(
         v.iter()
@@ -434,34 +442,13 @@ fn rr06_an_asbackup_before_restore_takes_only_runs_finished_before_its_time() {
     r.source = asdr_specs::RestoreSource::Before(datetime!(2026-11-21 00:30 UTC));
     policy.restores.push(r);
     let p = planned(&policy, &w, Operation::Restore("asb-before".into()));
-    let dirs: Vec<String> = p
-        .steps
-        .iter()
-        .filter_map(|s| match &s.params {
-            Params::Asrestore(a) => Some(a.directories.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert!(!dirs.is_empty());
-    assert!(
-        dirs.iter().all(|d| d.contains("bs-20261120T000000Z")),
-        "{dirs:?}"
-    );
+    assert_replays_only(&p, "bs-20261120T000000Z");
     let s = asdr_planner::status::status(&policy, &w, NOW);
     let named = s.restores.iter().find(|r| r.name == "asb-before").unwrap();
     assert_eq!(named.set.as_deref(), Some("bs-20261120T000000Z"));
     // The verifier reads the finish times itself: a plan replaying the 00:00 set is refused.
     let mut bad = p.clone();
-    for s in &mut bad.steps {
-        crate::edit(s, |v| {
-            if let Some(list) = v.get_mut("directories").and_then(|d| d.as_array_mut()) {
-                for d in list {
-                    *d = d.as_str().unwrap().replace("20261120", "20261121").into();
-                }
-            }
-        });
-    }
+    retarget_replays(&mut bad, "20261120", "20261121");
     let v = verify(&policy, &w, &bad);
     assert!(
         v.iter()

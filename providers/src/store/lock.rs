@@ -204,7 +204,12 @@ impl S3Lock {
         }
         match self.expiry {
             Some(expiry) if found.age > expiry => {
-                self.delete(&found.etag).await?;
+                // Only the stale version seen: a holder that renewed meanwhile keeps its lock.
+                if self.delete_at(&found.etag).await? == Deleted::Changed {
+                    return Err(
+                        self.io("the lock was renewed while it was being broken: try again")
+                    );
+                }
                 self.put(holder, Condition::Absent).await
             }
             _ => Err(S3LockError::Stale {
@@ -248,16 +253,24 @@ impl S3Lock {
         }
     }
 
-    async fn delete(&self, etag: &str) -> Result<(), S3LockError> {
-        self.client
+    /// Deletes the lock object only if it is still version `etag` (DeleteObject with If-Match).
+    async fn delete_at(&self, etag: &str) -> Result<Deleted, S3LockError> {
+        match self
+            .client
             .delete_object()
             .bucket(&self.bucket)
             .key(&self.key)
             .if_match(etag)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None)))
+        {
+            Ok(_) => Ok(Deleted::Done),
+            Err(e) => match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(404) => Ok(Deleted::Gone),
+                Some(409 | 412) => Ok(Deleted::Changed),
+                _ => Err(self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None))),
+            },
+        }
     }
 
     /// Removes the lock whoever holds it (`--break-lock`), at the version read, so the holder it
@@ -267,32 +280,15 @@ impl S3Lock {
         let Some(found) = self.found().await? else {
             return Ok(None);
         };
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .if_match(&found.etag)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Some(found.holder)),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                Ok(Some(found.holder))
-            }
-            Err(e)
-                if e.raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
-            {
-                Err(S3LockError::Io {
-                    uri: self.uri.clone(),
-                    message: format!(
-                        "not broken: {} renewed it, or another apply took it, while it was being broken; look again",
-                        found.holder
-                    ),
-                })
-            }
-            Err(e) => Err(self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None))),
+        match self.delete_at(&found.etag).await? {
+            Deleted::Done | Deleted::Gone => Ok(Some(found.holder)),
+            Deleted::Changed => Err(S3LockError::Io {
+                uri: self.uri.clone(),
+                message: format!(
+                    "not broken: {} renewed it, or another apply took it, while it was being broken; look again",
+                    found.holder
+                ),
+            }),
         }
     }
 
@@ -300,33 +296,27 @@ impl S3Lock {
     /// that version: a lock broken and taken by another apply meanwhile is theirs, and stays.
     /// `Lost` when the object is another version or gone.
     pub async fn release(&self, etag: &str) -> Result<(), S3LockError> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .if_match(etag)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 409 | 412)) =>
-            {
-                Err(S3LockError::Lost {
-                    uri: self.uri.clone(),
-                    message: match self.found().await {
-                        Ok(Some(f)) => {
-                            format!("it is held by {} now, and was left to it", f.holder)
-                        }
-                        _ => "it was broken (the object is gone)".into(),
-                    },
-                })
-            }
-            Err(e) => Err(self.io(crate::aws_error::one_line("S3 DeleteObject", &e, None))),
+        if self.delete_at(etag).await? == Deleted::Done {
+            return Ok(());
         }
+        Err(S3LockError::Lost {
+            uri: self.uri.clone(),
+            message: match self.found().await {
+                Ok(Some(f)) => format!("it is held by {} now, and was left to it", f.holder),
+                _ => "it was broken (the object is gone)".into(),
+            },
+        })
     }
+}
+
+/// What a conditional delete of the lock object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deleted {
+    Done,
+    /// No object any more (404).
+    Gone,
+    /// Another version is there, or a write to it raced the delete (412, 409).
+    Changed,
 }
 
 enum Condition<'a> {

@@ -276,10 +276,7 @@ pub fn history(seed: u64) -> Result<Tally, String> {
         let p = match plan(&policy, &world, now, &Operation::Backup) {
             Ok(p) => p,
             Err(PlanError::Refused(why)) => {
-                if std::env::var_os("ASDR_HISTORY_DEBUG").is_some() {
-                    eprintln!("REFUSED {at}: {}", why.message);
-                }
-                tally.refused += 1;
+                super::refused(&mut tally, &at, &why);
                 continue;
             }
             Err(e) => return Err(format!("{at}: {e}")),

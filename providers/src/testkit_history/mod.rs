@@ -198,6 +198,14 @@ pub fn status_agrees(
     }
 }
 
+/// A plan refused: counted (refusing is allowed), and said with `ASDR_HISTORY_DEBUG`.
+pub(super) fn refused(tally: &mut Tally, at: &str, why: &asdr_specs::Diagnostic) {
+    if std::env::var_os("ASDR_HISTORY_DEBUG").is_some() {
+        eprintln!("REFUSED {at}: {}", why.message);
+    }
+    tally.refused += 1;
+}
+
 /// A set id `bs-…` for `t`.
 pub fn set_at(t: OffsetDateTime) -> String {
     asdr_planner::set_id(t)
