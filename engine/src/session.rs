@@ -151,10 +151,17 @@ pub fn observe(
             })?;
             rt.block_on(async {
                 let mut world = asdr_providers::live::refresh_nodes(policy, world).await;
+                let store = asdr_providers::live::smd_store(policy, aws).await;
+                // The real nodes' provider writes set manifests to the real store: the ones
+                // there are read from it (the world file records the snapshots and archives).
+                let (files, _) = asdr_providers::live::all_set_files(policy, &store).await;
+                world
+                    .set_manifests
+                    .retain(|m| !files.manifests.iter().any(|f| f.uri == m.uri));
+                world.set_manifests.extend(files.manifests);
                 // The real nodes write asbackup sets to the real store: what is there is read
                 // from it.
                 if policy.backup.method == asdr_specs::Method::Asbackup {
-                    let store = asdr_providers::live::smd_store(policy, aws).await;
                     world.asbackup_archives =
                         asdr_providers::live::asbackup_archives(policy, &store)
                             .await

@@ -174,6 +174,7 @@ fn snapshot_set(
 
     let check = b.check_cluster_stable(node_names(ctx));
     let mut before_mark = Vec::new();
+    let mut members = Vec::new();
     let mut lanes: Vec<Option<String>> = vec![None; backup.max_nodes_at_once.max(1) as usize];
     if backup.consistency == Consistency::StopNode {
         b.warn("R6", format!(
@@ -326,6 +327,25 @@ fn snapshot_set(
         for (ebs, volume, done) in &devices {
             let pending_existing = done.is_some_and(|s| s.state != SnapshotState::Completed);
             let new = done.is_none();
+            let wait_id = format!("wait_snapshot:{}:{ebs}:{set}", view.name);
+            members.push(params::ManifestMember {
+                node: view.name.clone(),
+                device: ebs.clone(),
+                volume_id: volume.id.clone(),
+                snapshot: match done.filter(|_| !pending_existing) {
+                    Some(s) => params::Ref::Known(s.id.clone()),
+                    None => params::Ref::Learned {
+                        from_step: wait_id.clone(),
+                    },
+                },
+                source_snapshot_id: None,
+                size_gib: volume.size_gib,
+                encrypted: volume.encrypted,
+                kms_key_id: volume.kms_key_id.clone(),
+                started: done
+                    .filter(|_| !pending_existing)
+                    .map(|s| rfc3339(s.start_time)),
+            });
             if !(new || pending_existing) {
                 continue;
             }
@@ -358,7 +378,7 @@ fn snapshot_set(
                 },
             };
             before_mark.push(b.step(
-                format!("wait_snapshot:{}:{ebs}:{set}", view.name),
+                wait_id,
                 Some(&view.name),
                 creator.into_iter().collect(),
                 Params::WaitSnapshot(params),
@@ -366,6 +386,13 @@ fn snapshot_set(
         }
     }
 
+    let mut smd = Vec::new();
+    if let Some(a) = existing.and_then(|s| s.smd_archive) {
+        smd.push(params::NodeUri {
+            node: a.node.clone(),
+            uri: a.uri.clone(),
+        });
+    }
     if existing.is_none_or(|s| s.smd_archive.is_none()) {
         let from = ctx
             .obs
@@ -386,6 +413,10 @@ fn snapshot_set(
             None,
             Some(json!({"uri": uri, "from": format!("{}:{smd_dir}", from.name)})),
         );
+        smd.push(params::NodeUri {
+            node: from.name.clone(),
+            uri: uri.clone(),
+        });
         before_mark.push(b.step(
             format!("copy_smd:{set}"),
             Some(&from.name),
@@ -397,17 +428,53 @@ fn snapshot_set(
             }),
         ));
     }
+    let uri = crate::manifest::uri(&policy.backup.smd_to, &policy.cluster.name, set);
+    b.change(
+        format!("manifest.{set}"),
+        Action::Create,
+        "a set is complete by its own manifest: its members, SMD archives and checksums (R2)",
+        None,
+        Some(json!({"uri": uri, "members": members.len()})),
+    );
+    let write = b.step(
+        format!("write_manifest:{set}"),
+        None,
+        before_mark,
+        Params::WriteManifest(params::WriteManifest {
+            uri,
+            set: set.to_string(),
+            cluster: policy.cluster.name.clone(),
+            region: policy.cluster.region.clone(),
+            source_region: None,
+            members,
+            namespaces: policy
+                .cluster
+                .namespaces
+                .iter()
+                .map(|n| n.name.clone())
+                .collect(),
+            smd,
+            policy_digest: crate::spec_digest(policy),
+        }),
+    );
     b.step(
         format!("mark_set_complete:{set}"),
         None,
-        before_mark,
+        vec![write.clone()],
         Params::MarkSetComplete(params::MarkSetComplete {
             set: set.to_string(),
             snapshots: ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(),
             tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),
+            manifest: Some(params::Ref::Learned { from_step: write }),
         }),
     );
     Ok(())
+}
+
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// `backup.snapshot_description` for one snapshot (validation rendered it once already).

@@ -36,11 +36,7 @@ pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, 
     }
     let home = &policy.cluster.region;
     let mut view = world.in_region(home, home, |a| {
-        !policy
-            .backup
-            .copies
-            .iter()
-            .any(|c| under(&a.uri, &c.smd_to))
+        !policy.backup.copies.iter().any(|c| under(a, &c.smd_to))
     });
     view.snapshots.retain(|s| !tags::is_copy(&s.tags));
     std::borrow::Cow::Owned(view)
@@ -54,7 +50,7 @@ pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, 
 /// deletes them.
 pub fn region_view(policy: &Policy, world: &World, copy: &Copy) -> World {
     let mut view = world.in_region(&copy.region, &policy.cluster.region, |a| {
-        under(&a.uri, &copy.smd_to)
+        under(a, &copy.smd_to)
     });
     // The cluster's own snapshots by id, once: every copy there is checked against its source.
     let home = policy.cluster.region.as_str();
@@ -287,14 +283,56 @@ fn plan_region(
                 .flat_map(|v| v.volumes.iter().map(|d| (v.name.clone(), d.ebs.clone())))
                 .collect(),
         };
+        let mut listed = Vec::new();
         for (node, ebs) in &members {
             {
                 let (node, ebs) = (node.as_str(), ebs.as_str());
                 let wait_id = format!("wait_snapshot:{region}:{node}:{ebs}:{set}");
+                // What the manifest in the region lists for this member: the home snapshot's
+                // volume (a set this plan makes: the node's volume now), and the copy.
+                let home_snapshot = hset.and_then(|s| s.snapshot_for(node, ebs));
+                let home_volume = ctx
+                    .obs
+                    .nodes
+                    .iter()
+                    .find(|v| v.name == node)
+                    .and_then(|v| v.volumes.iter().find(|d| d.ebs == ebs))
+                    .and_then(|d| d.volume);
+                let mut member = params::ManifestMember {
+                    node: node.to_string(),
+                    device: ebs.to_string(),
+                    volume_id: home_snapshot
+                        .map(|s| s.volume_id.clone())
+                        .or_else(|| home_volume.map(|v| v.id.clone()))
+                        .unwrap_or_default(),
+                    snapshot: Ref::Learned {
+                        from_step: wait_id.clone(),
+                    },
+                    source_snapshot_id: None,
+                    size_gib: home_snapshot
+                        .map(|s| s.volume_size_gib)
+                        .or_else(|| home_volume.map(|v| v.size_gib))
+                        .unwrap_or_default(),
+                    encrypted: copy.kms_key_id.is_some()
+                        || home_snapshot.is_some_and(|s| s.encrypted)
+                        || home_volume.is_some_and(|v| v.encrypted),
+                    kms_key_id: copy.kms_key_id.clone(),
+                    started: None,
+                };
                 match copy_of(rset, node, ebs) {
-                    Some(c) if c.state == SnapshotState::Completed => continue,
-                    Some(_) => {
+                    Some(c) if c.state == SnapshotState::Completed => {
+                        member.snapshot = Ref::Known(c.id.clone());
+                        member.source_snapshot_id =
+                            c.tags.get(tags::SOURCE_SNAPSHOT).cloned().map(Ref::Known);
+                        member.started = Some(crate::backup::rfc3339(c.start_time));
+                        listed.push(member);
+                        continue;
+                    }
+                    Some(c) => {
                         // An earlier run's copy under way: its wait was planned above.
+                        member.source_snapshot_id =
+                            c.tags.get(tags::SOURCE_SNAPSHOT).cloned().map(Ref::Known);
+                        listed.push(member);
                         before_mark.push(wait_id);
                         continue;
                     }
@@ -340,7 +378,7 @@ fn plan_region(
                     Some(node),
                     deps,
                     Params::CopySnapshot(params::CopySnapshot {
-                        source,
+                        source: source.clone(),
                         source_region: ctx.policy.cluster.region.clone(),
                         set: set.clone(),
                         node: node.to_string(),
@@ -358,6 +396,8 @@ fn plan_region(
                     }),
                 );
                 planned_copies += 1;
+                member.source_snapshot_id = Some(source.clone());
+                listed.push(member);
                 let wait = b.step(
                     wait_id,
                     Some(node),
@@ -375,6 +415,14 @@ fn plan_region(
                 before_mark.push(wait);
             }
         }
+        let mut smd: Vec<params::NodeUri> = rset
+            .and_then(|s| s.smd_archive)
+            .map(|a| params::NodeUri {
+                node: a.node.clone(),
+                uri: a.uri.clone(),
+            })
+            .into_iter()
+            .collect();
         if rset.and_then(|s| s.smd_archive).is_none() {
             let home_copy_smd = format!("copy_smd:{set}");
             let source = match b.steps.iter().find(|s| s.id == home_copy_smd) {
@@ -387,12 +435,20 @@ fn plan_region(
                     )),
                     _ => None,
                 },
-                None => hset
-                    .and_then(|s| s.smd_archive)
-                    .map(|a| (a.uri.clone(), a.node.clone(), a.sha256.clone(), None)),
+                None => hset.and_then(|s| s.smd_archive).map(|a| {
+                    let sha = hset
+                        .and_then(|s| s.smd_sha256(&a.uri))
+                        .map(str::to_string)
+                        .or_else(|| a.sha256.clone());
+                    (a.uri.clone(), a.node.clone(), sha, None)
+                }),
             };
             if let Some((from, node, sha256, dep)) = source {
                 let to = smd_uri_in(copy, &ctx.policy.cluster.name, set, &node);
+                smd.push(params::NodeUri {
+                    node: node.clone(),
+                    uri: to.clone(),
+                });
                 b.change(
                     format!("smd_archive.{region}.{set}"),
                     Action::Create,
@@ -418,12 +474,36 @@ fn plan_region(
             before_mark.push(format!("mark_set_complete:{set}"));
         }
         caught_up.insert(set.clone());
+        listed.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
+        let write = b.step(
+            format!("write_manifest:{region}:{set}"),
+            None,
+            before_mark,
+            Params::WriteManifest(params::WriteManifest {
+                uri: crate::manifest::uri(&copy.smd_to, &ctx.policy.cluster.name, set),
+                set: set.clone(),
+                cluster: ctx.policy.cluster.name.clone(),
+                region: region.to_string(),
+                source_region: Some(ctx.policy.cluster.region.clone()),
+                members: listed,
+                namespaces: ctx
+                    .policy
+                    .cluster
+                    .namespaces
+                    .iter()
+                    .map(|n| n.name.clone())
+                    .collect(),
+                smd,
+                policy_digest: crate::spec_digest(ctx.policy),
+            }),
+        );
         marks.push(
             b.step(
                 format!("mark_set_complete:{region}:{set}"),
                 None,
-                before_mark,
+                vec![write.clone()],
                 Params::MarkSetComplete(params::MarkSetComplete {
+                    manifest: Some(Ref::Learned { from_step: write }),
                     set: set.clone(),
                     // Whole as the set is at home: an older set holds the nodes it had then.
                     snapshots: hset

@@ -17,6 +17,9 @@ pub struct Learned {
     pub snapshot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_ids: Vec<String>,
+    /// When the snapshot started (AWS's clock, RFC 3339 UTC): a set's manifest records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
     /// The volume each of `snapshot_ids` was taken of (a multi-volume snapshot step's waits find
     /// their own by it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

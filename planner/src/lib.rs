@@ -12,6 +12,7 @@ pub mod drill;
 mod error;
 pub mod graph;
 mod learned;
+pub mod manifest;
 mod nodes;
 mod observe;
 pub mod params;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use asdr_specs::{Edition, NodeVars, Policy, Template};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::manifest::{ObservedManifest, SetManifest};
 use crate::tags;
 use crate::world::*;
 
@@ -82,6 +83,12 @@ pub struct BackupSet<'w> {
     pub whole_by_its_members: bool,
     /// When its last snapshot started: the newest point in time the set's data may come from.
     pub last_start: Option<OffsetDateTime>,
+    /// The set's manifest, when one is in its store, whole and of this cluster: its members are
+    /// the set's (a snapshot that only carries the set's tags is not one).
+    pub manifest: Option<&'w SetManifest>,
+    /// Why a set marked with a manifest (`asdr:manifest`) cannot use it: missing, altered, of
+    /// another cluster, or its members no longer as it lists them.
+    pub manifest_problem: Option<String>,
     /// (node, device) → snapshot: restores look up every node's every device.
     by_device: HashMap<(&'w str, &'w str), &'w Snapshot>,
 }
@@ -95,10 +102,26 @@ impl<'w> BackupSet<'w> {
         self.marked_complete
             && self.whole_by_its_members
             && self.smd_archive.is_some()
-            && self
-                .snapshots
-                .iter()
-                .all(|s| s.state == SnapshotState::Completed)
+            && match self.manifest {
+                // Its members, whatever else carries the set's tags.
+                Some(_) => self
+                    .by_device
+                    .values()
+                    .all(|s| s.state == SnapshotState::Completed),
+                None => self
+                    .snapshots
+                    .iter()
+                    .all(|s| s.state == SnapshotState::Completed),
+            }
+    }
+
+    /// The SHA-256 the set's manifest records for the SMD archive at `uri`.
+    pub fn smd_sha256(&self, uri: &str) -> Option<&'w str> {
+        self.manifest?
+            .smd
+            .iter()
+            .find(|e| e.uri == uri)
+            .map(|e| e.sha256.as_str())
     }
 
     /// asbackup: every namespace has a finished run (asdr's manifest) in this set, with every file
@@ -401,37 +424,117 @@ fn collect_sets<'w>(
         asb.entry(a.set.as_str()).or_default().push(a);
         by_set.entry(a.set.as_str()).or_default();
     }
+    // Manifests in the set's store (one store per region view); snapshots by id, for members.
+    // Each manifest's checksum is computed once.
+    type Seen<'w> = (&'w ObservedManifest, Result<&'w SetManifest, String>);
+    let mut manifests: HashMap<&str, Seen<'w>> = HashMap::new();
+    for m in &world.set_manifests {
+        if manifests.contains_key(m.set.as_str()) {
+            continue;
+        }
+        // A set is found by its snapshots; its manifest then says which of them are its members
+        // (a manifest whose snapshots retention deleted stays behind with the SMD archives).
+        manifests.insert(m.set.as_str(), (m, m.usable(cluster)));
+    }
+    let by_id: HashMap<&str, &Snapshot> = if manifests.is_empty() {
+        HashMap::new()
+    } else {
+        world.snapshots.iter().map(|s| (s.id.as_str(), s)).collect()
+    };
     let mut sets: Vec<BackupSet<'w>> = by_set
         .into_iter()
         .filter_map(|(id, mut snapshots)| {
             let time = set_time(id)?;
             snapshots.sort_by(|a, b| a.id.cmp(&b.id));
-            let marked_complete = !snapshots.is_empty()
-                && snapshots
+            let named = snapshots.iter().find_map(|s| s.tags.get(tags::MANIFEST));
+            let (manifest, manifest_problem) = match manifests.get(id) {
+                Some((_, Ok(m))) => match members_of(m, &by_id) {
+                    Ok(()) => (Some(*m), None),
+                    Err(why) => (None, Some(why)),
+                },
+                Some((seen, Err(why))) => (
+                    None,
+                    named.map(|_| format!("its manifest {}: {why}", seen.uri)),
+                ),
+                None => (
+                    None,
+                    named.map(|_| "its manifest is not in the SMD store".to_string()),
+                ),
+            };
+            // The mark names the manifest it was made with: another one in its place is not it.
+            let manifest_problem = manifest_problem.or_else(|| {
+                let m = manifest?;
+                let want = m
+                    .members
                     .iter()
-                    .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+                    .find_map(|mb| by_id.get(mb.snapshot_id.as_str())?.tags.get(tags::MANIFEST))?;
+                let seen = manifests.get(id)?.0;
+                let have = &seen.file.as_ref()?.sha256;
+                (have != want)
+                    .then(|| format!("its snapshots name manifest {want}, the store holds {have}"))
+            });
+            let manifest = manifest.filter(|_| manifest_problem.is_none());
             let mut by_device = HashMap::with_capacity(snapshots.len());
-            for s in &snapshots {
-                if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
-                    // Sorted by id, so the first snapshot of a device wins, whatever the input order.
-                    by_device.entry((n.as_str(), d.as_str())).or_insert(*s);
+            match manifest {
+                Some(m) => {
+                    for mb in &m.members {
+                        if let Some(s) = by_id.get(mb.snapshot_id.as_str()) {
+                            by_device.insert((mb.node.as_str(), mb.device.as_str()), *s);
+                        }
+                    }
+                }
+                None => {
+                    for s in &snapshots {
+                        if let (Some(n), Some(d)) =
+                            (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE))
+                        {
+                            // Sorted by id, so the first snapshot of a device wins, whatever the
+                            // input order.
+                            by_device.entry((n.as_str(), d.as_str())).or_insert(*s);
+                        }
+                    }
                 }
             }
+            let marked_complete = match manifest {
+                // Every member carries the mark (the manifest is written before it).
+                Some(_) => by_device
+                    .values()
+                    .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")),
+                None => {
+                    !snapshots.is_empty()
+                        && snapshots
+                            .iter()
+                            .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"))
+                }
+            };
             let covers_every_device = !expected.is_empty()
                 && expected
                     .iter()
                     .all(|(n, d)| by_device.contains_key(&(n.as_str(), d.as_str())));
-            let whole_by_its_members = whole_by_members(&snapshots, &by_device);
-            let last_start = snapshots.iter().map(|s| s.start_time).max();
+            let whole_by_its_members = match (manifest, &manifest_problem) {
+                (Some(_), _) => true,
+                (None, Some(_)) => false,
+                (None, None) => whole_by_members(&snapshots, &by_device),
+            };
+            let last_start = by_device.values().map(|s| s.start_time).max();
+            let smd_archive = match manifest {
+                Some(m) => world
+                    .smd_archives
+                    .iter()
+                    .find(|a| a.set == id && m.smd.iter().any(|e| e.uri == a.uri)),
+                None => smd.get(id).copied(),
+            };
             Some(BackupSet {
                 covers_every_device,
                 whole_by_its_members,
                 last_start,
+                manifest,
+                manifest_problem,
                 by_device,
                 id: id.to_string(),
                 time,
                 marked_complete,
-                smd_archive: smd.get(id).copied(),
+                smd_archive,
                 asbackup: asb.remove(id).unwrap_or_default(),
                 snapshots,
             })
@@ -439,6 +542,34 @@ fn collect_sets<'w>(
         .collect();
     sets.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
     sets
+}
+
+/// A manifest's members are in the world as it lists them: each snapshot there, of the volume it
+/// names (for a copy: copied from the snapshot it names). A member lost, or replaced by another
+/// snapshot carrying its tags, leaves the set incomplete (R2).
+fn members_of(m: &SetManifest, by_id: &HashMap<&str, &Snapshot>) -> Result<(), String> {
+    for mb in &m.members {
+        let Some(s) = by_id.get(mb.snapshot_id.as_str()) else {
+            return Err(format!(
+                "member {} {} ({}) is gone",
+                mb.node, mb.device, mb.snapshot_id
+            ));
+        };
+        let matches = match &mb.source_snapshot_id {
+            Some(src) => s.tags.get(tags::SOURCE_SNAPSHOT) == Some(src),
+            None => s.volume_id == mb.volume_id,
+        };
+        if !matches {
+            return Err(format!(
+                "member {} {} ({}) is not the snapshot its manifest lists",
+                mb.node, mb.device, mb.snapshot_id
+            ));
+        }
+    }
+    if m.members.is_empty() {
+        return Err("its manifest lists no member".into());
+    }
+    Ok(())
 }
 
 /// A set's own membership is intact: as many node devices as the mark recorded (`asdr:members`),

@@ -427,6 +427,52 @@ pub struct MarkSetComplete {
     /// How many snapshots the set holds (nodes × devices).
     pub snapshots: usize,
     pub tag: TagMap,
+    /// The set's manifest: its SHA-256, learned from the step that wrote it, is tagged with the
+    /// mark (`asdr:manifest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Ref>,
+}
+
+/// write_manifest: a set's manifest written into its SMD store, before the set is marked
+/// complete. Snapshot ids the plan does not know yet come from the steps that waited for them;
+/// each SMD archive is read and its SHA-256 recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WriteManifest {
+    pub uri: String,
+    pub set: String,
+    pub cluster: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_region: Option<String>,
+    pub members: Vec<ManifestMember>,
+    pub namespaces: Vec<String>,
+    /// The SMD archives (node, uri): each read and checked against the `.sha256` beside it.
+    pub smd: Vec<NodeUri>,
+    pub policy_digest: String,
+}
+
+/// One member of a set as the plan knows it; its snapshot known or learned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ManifestMember {
+    pub node: String,
+    pub device: String,
+    pub volume_id: String,
+    pub snapshot: Ref,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_snapshot_id: Option<Ref>,
+    pub size_gib: u32,
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The snapshot's start, when the plan knows it (else learned with the snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeUri {
+    pub node: String,
+    pub uri: String,
 }
 
 /// delete_volume: a drill's volume, at teardown.
@@ -474,6 +520,7 @@ pub enum Params {
     WaitClusterStable(Stable),
     WaitNodesStopped(WaitNodesStopped),
     MarkSetComplete(MarkSetComplete),
+    WriteManifest(WriteManifest),
     DeleteVolume(DeleteVolume),
     StopInstance(StopInstance),
     DeleteBackup(DeleteBackup),
@@ -516,6 +563,7 @@ impl Params {
             Params::WaitClusterStable(_) => StepKind::WaitClusterStable,
             Params::WaitNodesStopped(_) => StepKind::WaitNodesStopped,
             Params::MarkSetComplete(_) => StepKind::MarkSetComplete,
+            Params::WriteManifest(_) => StepKind::WriteManifest,
             Params::DeleteVolume(_) => StepKind::DeleteVolume,
             Params::StopInstance(_) => StepKind::StopInstance,
             Params::DeleteBackup(_) => StepKind::DeleteBackup,
@@ -562,6 +610,7 @@ impl Params {
             Params::Asrestore(p) => Some(&p.set),
             Params::DeleteSnapshot(p) => Some(&p.set),
             Params::MarkSetComplete(p) => Some(&p.set),
+            Params::WriteManifest(p) => Some(&p.set),
             Params::DeleteBackup(p) => Some(&p.set),
             Params::CopySnapshot(p) => Some(&p.set),
             Params::CopySmdArchive(p) => Some(&p.set),

@@ -112,6 +112,8 @@ pub enum StepKind {
     /// volume is swapped (R12).
     WaitNodesStopped,
     MarkSetComplete,
+    /// A set's manifest written into its SMD store, before its mark.
+    WriteManifest,
     /// Drill teardown only: a volume tagged `asdr:drill` (restores never delete volumes, R7).
     DeleteVolume,
     /// A running instance whose Aerospike does not answer is stopped (and waited for) before its
@@ -153,6 +155,7 @@ impl StepKind {
             StepKind::WaitClusterStable => "wait_cluster_stable",
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::MarkSetComplete => "mark_set_complete",
+            StepKind::WriteManifest => "write_manifest",
             StepKind::DeleteVolume => "delete_volume",
             StepKind::StopInstance => "stop_instance",
             StepKind::DeleteBackup => "delete_backup",

@@ -230,6 +230,20 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             ),
         );
     }
+    // A set that was marked complete and whose manifest no longer holds (missing, altered, a
+    // member gone or replaced) is complete no more: said, never silently dropped.
+    for s in obs.sets.iter().rev() {
+        let was_marked = s
+            .snapshots
+            .iter()
+            .any(|x| x.tags.get(crate::tags::COMPLETE).map(String::as_str) == Some("true"));
+        if let Some(why) = s.manifest_problem.as_deref().filter(|_| was_marked) {
+            problems.push(format!(
+                "{}: set {} was marked complete, but {why}: it is not counted as restorable",
+                policy.cluster.region, s.id
+            ));
+        }
+    }
     // A set from later than now is never "fresh": a clock is off, and backups are refused
     // until it is right.
     if let Some(s) = home_newest.filter(|s| s.time > now + time::Duration::minutes(5)) {

@@ -15,6 +15,9 @@ pub const COMPLETE: &str = "asdr:complete";
 /// was marked complete. A set is whole by its own membership, never by today's policy: adding a
 /// node or a device later does not make old sets incomplete (and so expired).
 pub const MEMBERS: &str = "asdr:members";
+/// On every snapshot of a set, written with the mark: the SHA-256 of the set's manifest. A set so
+/// marked is complete only while that manifest is in its store, whole, and names it.
+pub const MANIFEST: &str = "asdr:manifest";
 /// On a volume asdr detached for good (a restore swapped it for another): it is no longer the
 /// node's data, and `source: current-volumes` never reattaches it. The value is the plan id.
 pub const SUPERSEDED: &str = "asdr:superseded";

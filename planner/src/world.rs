@@ -32,6 +32,9 @@ pub struct World {
     pub smd_archives: Vec<SmdArchive>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub asbackup_archives: Vec<AsbackupArchive>,
+    /// The set manifests found in the SMD stores (`<store>/<cluster>/<set>/manifest.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_manifests: Vec<crate::manifest::ObservedManifest>,
     /// Instance-store drive counts by instance type (DescribeInstanceTypes), for R4.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instance_types: BTreeMap<String, InstanceType>,
@@ -55,15 +58,10 @@ impl World {
     }
 
     /// The part of the world in `region` (a resource with no region is in `home`), with the SMD
-    /// archives `archive` keeps; node observations only in the home region. Copies carry the
+    /// archives and set manifests whose uri `store` keeps; node observations only in the home region. Copies carry the
     /// same asdr:set/node/device tags as their sources: a view of one region never mistakes
     /// another region's copy for its own snapshot.
-    pub fn in_region(
-        &self,
-        region: &str,
-        home: &str,
-        archive: impl Fn(&SmdArchive) -> bool,
-    ) -> World {
+    pub fn in_region(&self, region: &str, home: &str, store: impl Fn(&str) -> bool) -> World {
         let here = |r: &Option<String>| r.as_deref().unwrap_or(home) == region;
         World {
             now: self.now,
@@ -93,7 +91,13 @@ impl World {
             smd_archives: self
                 .smd_archives
                 .iter()
-                .filter(|a| archive(a))
+                .filter(|a| store(&a.uri))
+                .cloned()
+                .collect(),
+            set_manifests: self
+                .set_manifests
+                .iter()
+                .filter(|m| store(&m.uri))
                 .cloned()
                 .collect(),
             unobserved_regions: self.unobserved_regions.clone(),

@@ -247,16 +247,13 @@ pub async fn smd_store(policy: &Policy, aws: &AwsSettings) -> AnyStore {
     store
 }
 
-/// The SMD archives of the policy's store and of every copy's store; a store that cannot be
-/// listed, by region (the cluster's own for its store).
-async fn all_smd_archives(
+/// The SMD archives and set manifests of the policy's store and of every copy's store; a store
+/// that cannot be listed, by region (the cluster's own for its store).
+pub async fn all_set_files(
     policy: &Policy,
     store: &AnyStore,
-) -> (
-    Vec<asdr_planner::world::SmdArchive>,
-    BTreeMap<String, String>,
-) {
-    let mut out = Vec::new();
+) -> (crate::store::SetFiles, BTreeMap<String, String>) {
+    let mut out = crate::store::SetFiles::default();
     let mut failed = BTreeMap::new();
     let stores = std::iter::once((
         policy.cluster.region.as_str(),
@@ -270,8 +267,11 @@ async fn all_smd_archives(
             .map(|c| (c.region.as_str(), c.smd_to.as_str())),
     );
     for (region, smd_to) in stores {
-        match crate::store::smd_archives(store, smd_to, &policy.cluster.name).await {
-            Ok(found) => out.extend(found),
+        match crate::store::set_files(store, smd_to, &policy.cluster.name).await {
+            Ok(found) => {
+                out.archives.extend(found.archives);
+                out.manifests.extend(found.manifests);
+            }
             Err(e) => {
                 failed.insert(region.to_string(), format!("listing {smd_to}: {e}"));
             }
@@ -288,14 +288,15 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         crate::ec2::observe_cloud(&ec2, policy),
         async {
             let store = smd_store(policy, aws).await;
-            let smd = all_smd_archives(policy, &store).await;
+            let smd = all_set_files(policy, &store).await;
             Ok::<_, String>((smd, asbackup_archives(policy, &store).await?))
         },
         refresh_nodes(policy, World::default()),
     );
     let mut world = cloud.map_err(|e| e.message)?;
     let ((smd, unlisted), asbackup) = archives?;
-    world.smd_archives = smd;
+    world.smd_archives = smd.archives;
+    world.set_manifests = smd.manifests;
     world.asbackup_archives = asbackup;
     for (region, why) in unlisted {
         let home = region == policy.cluster.region;

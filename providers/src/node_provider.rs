@@ -30,6 +30,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::StartNode
             | StepKind::CopySmd
             | StepKind::CopySmdArchive
+            | StepKind::WriteManifest
             | StepKind::RestoreSmd
             | StepKind::WriteConfig
             | StepKind::Asbackup
@@ -411,6 +412,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 (current.as_deref() == Some(p.content.as_bytes())).then(Resources::new)
             }
             Params::CopySmdArchive(p) => self.smd_archive_at(&p.to, p.sha256.as_deref()).await,
+            Params::WriteManifest(p) => self.manifest_written(&input, p).await,
             Params::CopySmd(p) => {
                 let to = &p.to;
                 match (
@@ -486,6 +488,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             }
             Params::CopySmd(p) => self.copy_smd(&input, p).await,
             Params::CopySmdArchive(p) => self.copy_smd_archive(p).await,
+            Params::WriteManifest(p) => self.write_manifest(&input, p).await,
             Params::RestoreSmd(p) => self.restore_smd(&input, p).await,
             Params::Asbackup(_) | Params::Asrestore(_) => self.tool(&input).await,
             Params::DeleteBackup(p) => crate::asbackup::delete_set(&self.store, p).await,

@@ -7,6 +7,7 @@ mod deploy;
 mod ec2;
 mod enterprise;
 mod live;
+mod manifests;
 mod regions;
 mod s3_lock;
 mod status;

@@ -437,7 +437,12 @@ impl<'n> NodeFlow<'n> {
                 format!("restore_smd:{}", node.name),
                 Some(&node.name),
                 deps,
-                restore_smd_params(&set.id, &archive.uri, &smd_dir, archive.sha256.as_deref()),
+                restore_smd_params(
+                    &set.id,
+                    &archive.uri,
+                    &smd_dir,
+                    set.smd_sha256(&archive.uri).or(archive.sha256.as_deref()),
+                ),
             ));
         }
         // On Enterprise only a cold start reads what was attached or restored.

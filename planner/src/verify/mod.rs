@@ -83,8 +83,7 @@ fn home_world<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, Wor
     let mut view = world.in_region(home, home, |a| {
         !policy.backup.copies.iter().any(|c| {
             let store = c.smd_to.trim_end_matches('/');
-            a.uri
-                .strip_prefix(store)
+            a.strip_prefix(store)
                 .is_some_and(|rest| rest.starts_with('/'))
         })
     });
@@ -473,9 +472,53 @@ impl<'a> Verifier<'a> {
         self.complete.get_or_init(|| self.compute_complete_sets())
     }
 
+    /// The set's manifest in the world, read here (not the planner's reading): `None` when the
+    /// store holds none; `Some(Err)` when it is altered, another cluster's or another set's.
+    fn manifest_of(&self, set: &str) -> Option<Result<&'a crate::manifest::SetManifest, String>> {
+        let world: &'a World = self.world;
+        let seen = world.set_manifests.iter().find(|m| m.set == set)?;
+        Some(seen.usable(&self.policy.cluster.name))
+    }
+
+    /// A set with a manifest is whole when every member it lists is there as listed, completed
+    /// and marked, and every SMD archive it lists is in the store.
+    fn whole_by_manifest(&self, m: &crate::manifest::SetManifest) -> bool {
+        !m.members.is_empty()
+            && m.members.iter().all(|mb| {
+                self.ix.snap.get(mb.snapshot_id.as_str()).is_some_and(|s| {
+                    s.state == SnapshotState::Completed
+                        && s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
+                        && match &mb.source_snapshot_id {
+                            Some(src) => s.tags.get(tags::SOURCE_SNAPSHOT) == Some(src),
+                            None => s.volume_id == mb.volume_id,
+                        }
+                })
+            })
+            && m.smd
+                .iter()
+                .all(|e| self.world.smd_archives.iter().any(|a| a.uri == e.uri))
+            && !m.smd.is_empty()
+    }
+
     fn compute_complete_sets(&self) -> Vec<(String, OffsetDateTime)> {
         let mut out = Vec::new();
         for (set, snaps) in &self.ix.snaps_set {
+            // A set with a manifest is complete by it alone; a set whose mark names a manifest
+            // that is missing or altered is not complete (R2).
+            let named = snaps.iter().any(|s| s.tags.contains_key(tags::MANIFEST));
+            match self.manifest_of(set) {
+                Some(Ok(m)) => {
+                    if self.whole_by_manifest(m) {
+                        let time =
+                            crate::observe::set_time(set).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                        out.push((set.to_string(), time));
+                    }
+                    continue;
+                }
+                Some(Err(_)) if named => continue,
+                None if named => continue,
+                _ => {}
+            }
             let marked = snaps
                 .iter()
                 .all(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));

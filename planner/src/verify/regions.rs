@@ -508,6 +508,17 @@ impl Verifier<'_> {
                     ),
                 ));
             }
+            let manifest_written = before_steps.iter().any(|x| {
+                x.region.as_deref() == Some(&region)
+                    && matches!(&x.params, Params::WriteManifest(m)
+                        if m.set == set && under(&m.uri, &copy.smd_to))
+            });
+            if !manifest_written {
+                bad.push((
+                    s,
+                    format!("marks set {set} complete in {region} without first writing its manifest in {}", copy.smd_to),
+                ));
+            }
             let home_marked = before_steps.iter().any(|x| {
                 x.region.is_none()
                     && x.kind() == StepKind::MarkSetComplete

@@ -28,6 +28,22 @@ impl<'a> Verifier<'a> {
             }
             let set = snap.tags.get(tags::SET).cloned().unwrap_or_default();
             sets.insert(set.clone());
+            // A set with a manifest restores only its members: another snapshot carrying the
+            // set's tags is not one of them (R2).
+            if let Some(Ok(m)) = self.manifest_of(&set) {
+                let node = s.node.as_deref().map(|n| n.split('@').next().unwrap_or(n));
+                let listed = m
+                    .members
+                    .iter()
+                    .any(|mb| mb.snapshot_id == id && Some(mb.node.as_str()) == node);
+                if !listed {
+                    bad.push((
+                        "R2",
+                        s,
+                        format!("snapshot {id} is not a member of set {set} by its manifest"),
+                    ));
+                }
+            }
             // The snapshot must be of the node (and device) the volume is for.
             let node = s.node.as_deref().map(|n| n.split('@').next().unwrap_or(n));
             if snap.tags.get(tags::NODE).map(String::as_str) != node {

@@ -292,6 +292,75 @@ impl<'a> Verifier<'a> {
         for (s, m) in bad {
             self.bad("R2", Some(s), m);
         }
+        self.check_r2_manifests();
+    }
+
+    /// R2: a set is marked only after its manifest is written, and the mark names it; the
+    /// manifest lists each member as a snapshot of the set's node and device that this plan
+    /// waited for or that exists completed, of this cluster.
+    pub(super) fn check_r2_manifests(&mut self) {
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        for (i, s) in self.steps(StepKind::MarkSetComplete) {
+            let Params::MarkSetComplete(p) = &s.params else {
+                continue;
+            };
+            let written = p
+                .manifest
+                .as_ref()
+                .and_then(|r| r.from_step())
+                .and_then(|w| {
+                    self.plan.steps.iter().position(|x| {
+                        x.id == w
+                            && x.region == s.region
+                            && matches!(&x.params, Params::WriteManifest(m) if m.set == p.set)
+                    })
+                });
+            match written {
+                Some(w) if self.ancestors(i).contains(&w) => {}
+                _ => bad.push((
+                    s,
+                    format!(
+                        "marks set {} complete without first writing its manifest",
+                        p.set
+                    ),
+                )),
+            }
+        }
+        for (i, s) in self.steps(StepKind::WriteManifest) {
+            let Params::WriteManifest(p) = &s.params else {
+                continue;
+            };
+            if s.region.is_some() {
+                continue; // copies: checked with their region's view
+            }
+            for mb in &p.members {
+                let ok = match &mb.snapshot {
+                    crate::params::Ref::Known(id) => {
+                        self.ix.snap.get(id.as_str()).is_some_and(|x| {
+                            self.own_tags(&x.tags)
+                                && x.tags.get(tags::SET) == Some(&p.set)
+                                && x.tags.get(tags::NODE) == Some(&mb.node)
+                                && x.tags.get(tags::DEVICE) == Some(&mb.device)
+                                && x.volume_id == mb.volume_id
+                                && x.state == SnapshotState::Completed
+                        })
+                    }
+                    crate::params::Ref::Learned { from_step } => self.has_ancestor(i, |a| {
+                        &a.id == from_step
+                            && matches!(&a.params, Params::WaitSnapshot(w)
+                                if w.set.as_deref() == Some(p.set.as_str())
+                                && w.node.as_deref() == Some(mb.node.as_str())
+                                && w.device.as_deref() == Some(mb.device.as_str()))
+                    }),
+                };
+                if !ok {
+                    bad.push((s, format!("lists {} {} of set {} as a member it has not waited for, or that is not that node's device's snapshot of this set", mb.node, mb.device, p.set)));
+                }
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R2", Some(s), m);
+        }
     }
 
     /// R6 for `stop-node` backups: a cold start with data is accepted or deletes are durable.

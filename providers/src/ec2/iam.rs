@@ -105,6 +105,8 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
                 a.extend([("s3:ListBucket", Other), ("s3:DeleteObject", Other)])
             }
             StepKind::RestoreSmd | StepKind::CopySmdArchive => a.push(("s3:GetObject", Other)),
+            // Reads each SMD archive and its checksum, writes the manifest, reads it back.
+            StepKind::WriteManifest => a.extend([("s3:GetObject", Other), ("s3:PutObject", Other)]),
             _ => {}
         }
     }
@@ -137,10 +139,11 @@ pub struct Regions {
 
 /// The step kinds a backup with copies can need, whatever today's plan holds: the role that
 /// runs scheduled backups is prepared once.
-pub const COPY_KINDS: [StepKind; 5] = [
+pub const COPY_KINDS: [StepKind; 6] = [
     StepKind::CopySnapshot,
     StepKind::WaitSnapshot,
     StepKind::CopySmdArchive,
+    StepKind::WriteManifest,
     StepKind::MarkSetComplete,
     StepKind::DeleteSnapshot,
 ];

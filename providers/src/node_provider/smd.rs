@@ -67,6 +67,77 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
+    /// A manifest already at the step's place that lists the same members: an earlier run wrote
+    /// it (its SHA-256 is what the mark names).
+    pub(super) async fn manifest_written(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::WriteManifest,
+    ) -> Option<Learned> {
+        let bytes = self.store.get(&p.uri).await.ok()?;
+        let file = asdr_planner::manifest::ManifestFile::read(&bytes).ok()?;
+        let want =
+            asdr_planner::manifest::build(p, input, &[], time::OffsetDateTime::now_utc()).ok()?;
+        (file.manifest.set == p.set
+            && file.manifest.cluster == p.cluster
+            && file.manifest.members == want.members
+            && file.manifest.smd.len() == p.smd.len())
+        .then(|| Learned {
+            uri: Some(p.uri.clone()),
+            sha256: Some(file.sha256),
+            ..Learned::default()
+        })
+    }
+
+    /// The set's manifest: each SMD archive read and checked against the `.sha256` beside it,
+    /// the members resolved, written, then read back and checked.
+    pub(super) async fn write_manifest(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::WriteManifest,
+    ) -> Result<Progress, StepError> {
+        let mut shas = Vec::with_capacity(p.smd.len());
+        for a in &p.smd {
+            match self
+                .smd_archive_at(&a.uri, None)
+                .await
+                .and_then(|l| l.sha256)
+            {
+                Some(sha) => shas.push(sha),
+                None => {
+                    return Err(StepError::permanent(
+                        "ChecksumMismatch",
+                        format!(
+                            "SMD archive {} is missing or does not match the SHA-256 beside it: set {} is not recorded as complete",
+                            a.uri, p.set
+                        ),
+                    ));
+                }
+            }
+        }
+        let manifest =
+            asdr_planner::manifest::build(p, input, &shas, time::OffsetDateTime::now_utc())
+                .map_err(|e| StepError::permanent("ManifestIncomplete", e))?;
+        let file = manifest.seal();
+        self.store
+            .put(&p.uri, file.to_bytes())
+            .await
+            .map_err(store_error)?;
+        let back = self.store.get(&p.uri).await.map_err(store_error)?;
+        match asdr_planner::manifest::ManifestFile::read(&back) {
+            Ok(read) if read == file => Progress::done(Learned {
+                uri: Some(p.uri.clone()),
+                sha256: Some(file.sha256),
+                ..Learned::default()
+            }),
+            _ => Err(StepError::transient(
+                "ChecksumMismatch",
+                format!("the manifest at {} does not read back as written", p.uri),
+                self.retry_after,
+            )),
+        }
+    }
+
     pub(super) async fn copy_smd(
         &self,
         input: &StepInput<'_>,

@@ -109,14 +109,23 @@ impl Store for LocalStore {
     }
 }
 
-/// The SMD archives of `cluster` in the store at `smd_to`: `<smd_to>/<cluster>/<set>/<node>.smd.tar`.
-pub async fn smd_archives<S: Store>(
+/// What a store holds of a cluster's sets: the SMD archives and the set manifests.
+#[derive(Debug, Default)]
+pub struct SetFiles {
+    pub archives: Vec<asdr_planner::world::SmdArchive>,
+    pub manifests: Vec<asdr_planner::manifest::ObservedManifest>,
+}
+
+/// The SMD archives of `cluster` in the store at `smd_to` (`<smd_to>/<cluster>/<set>/<node>.smd.tar`)
+/// and its set manifests (`<smd_to>/<cluster>/<set>/manifest.json`), each read; one that cannot
+/// be read is recorded with why.
+pub async fn set_files<S: Store>(
     store: &S,
     smd_to: &str,
     cluster: &str,
-) -> Result<Vec<asdr_planner::world::SmdArchive>, StoreError> {
+) -> Result<SetFiles, StoreError> {
     let prefix = format!("{}/{cluster}/", smd_to.trim_end_matches('/'));
-    let mut out = Vec::new();
+    let mut out = SetFiles::default();
     for uri in store.list(&prefix).await? {
         let Some(rest) = uri.strip_prefix(&prefix) else {
             continue;
@@ -124,10 +133,24 @@ pub async fn smd_archives<S: Store>(
         let Some((set, file)) = rest.split_once('/') else {
             continue;
         };
+        if file == asdr_planner::manifest::FILE_NAME {
+            out.manifests.push(match store.get(&uri).await {
+                Ok(bytes) => {
+                    asdr_planner::manifest::ObservedManifest::from_bytes(&uri, set, &bytes)
+                }
+                Err(e) => asdr_planner::manifest::ObservedManifest {
+                    uri: uri.clone(),
+                    set: set.into(),
+                    file: None,
+                    problem: Some(format!("unreadable: {e}")),
+                },
+            });
+            continue;
+        }
         let Some(node) = file.strip_suffix(".smd.tar") else {
             continue;
         };
-        out.push(asdr_planner::world::SmdArchive {
+        out.archives.push(asdr_planner::world::SmdArchive {
             set: set.into(),
             node: node.into(),
             uri: uri.clone(),

@@ -18,6 +18,22 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
             .iter()
             .find(|a| a.set == p.set && parent(&a.uri) == parent(&p.to))
             .map(|a| Learned::uri(a.uri.clone())),
+        Params::WriteManifest(p) => {
+            let file = world
+                .set_manifests
+                .iter()
+                .find(|m| m.uri == p.uri)?
+                .file
+                .as_ref()?;
+            let want =
+                asdr_planner::manifest::build(p, input, &[], time::OffsetDateTime::UNIX_EPOCH)
+                    .ok()?;
+            (file.check().is_ok() && file.manifest.members == want.members).then(|| Learned {
+                uri: Some(p.uri.clone()),
+                sha256: Some(file.sha256.clone()),
+                ..Learned::default()
+            })
+        }
         Params::CopySmdArchive(p) => {
             world
                 .smd_archives
@@ -165,6 +181,42 @@ pub(super) fn act(
                 sha256: Some(sha),
             });
             Progress::done(Learned::uri(uri))
+        }
+        Params::WriteManifest(p) => {
+            let mut shas = Vec::new();
+            for a in &p.smd {
+                let Some(archive) = world.smd_archives.iter().find(|x| x.uri == a.uri) else {
+                    return Err(bad(
+                        "NoSuchKey",
+                        format!("SMD archive {} is not in the store", a.uri),
+                    ));
+                };
+                shas.push(
+                    archive
+                        .sha256
+                        .clone()
+                        .unwrap_or_else(|| token(&archive.set, &archive.node, "smd")),
+                );
+            }
+            let written = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let file = asdr_planner::manifest::build(p, input, &shas, written)
+                .map_err(|e| bad("ManifestIncomplete", e))?
+                .seal();
+            let sha256 = file.sha256.clone();
+            world.set_manifests.retain(|m| m.uri != p.uri);
+            world
+                .set_manifests
+                .push(asdr_planner::manifest::ObservedManifest {
+                    uri: p.uri.clone(),
+                    set: p.set.clone(),
+                    file: Some(file),
+                    problem: None,
+                });
+            Progress::done(Learned {
+                uri: Some(p.uri.clone()),
+                sha256: Some(sha256),
+                ..Learned::default()
+            })
         }
         Params::CopySmdArchive(p) => {
             let Some(source) = world.smd_archives.iter().find(|a| a.uri == p.from).cloned() else {

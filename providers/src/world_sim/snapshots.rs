@@ -19,7 +19,7 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
         }
         Params::WaitSnapshot(p) => snapshot_of(world, cx, input, p)
             .filter(|s| s.state == SnapshotState::Completed)
-            .map(|s| Learned::snapshot(s.id.clone())),
+            .map(started),
         Params::MarkSetComplete(p) => {
             let of_set: Vec<&Snapshot> = world
                 .snapshots
@@ -37,10 +37,15 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                 .collect();
             // Marked, with the membership the mark records (a set marked before that tag is
             // marked again, which only adds it).
+            let manifest = p
+                .manifest
+                .as_ref()
+                .and_then(|r| input.resolve(r, |l| l.sha256.as_ref()));
             (!of_set.is_empty()
                 && of_set.iter().all(|s| {
                     s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
                         && s.tags.contains_key(tags::MEMBERS)
+                        && (manifest.is_none() || s.tags.get(tags::MANIFEST) == manifest.as_ref())
                 }))
             .then(Resources::new)
         }
@@ -154,7 +159,7 @@ pub(super) fn act(
                 .find(|s| s.id == id)
                 .expect("found above");
             match s.state {
-                SnapshotState::Completed => Progress::done(Learned::snapshot(s.id.clone())),
+                SnapshotState::Completed => Progress::done(started(s)),
                 SnapshotState::Pending => {
                     s.progress = (u32::from(s.progress) + 100_u32.div_ceil(polls)).min(100) as u8;
                     if s.progress >= 100 {
@@ -246,9 +251,21 @@ pub(super) fn act(
                 .collect::<std::collections::HashSet<_>>()
                 .len()
                 .to_string();
+            let manifest = match &p.manifest {
+                None => None,
+                Some(r) => Some(input.resolve(r, |l| l.sha256.as_ref()).ok_or_else(|| {
+                    bad(
+                        "IncompleteSet",
+                        format!("set {set}: its manifest was not written (R2)"),
+                    )
+                })?),
+            };
             for s in world.snapshots.iter_mut().filter(|s| mine(s)) {
                 s.tags.insert(tags::COMPLETE.into(), "true".into());
                 s.tags.insert(tags::MEMBERS.into(), members.clone());
+                if let Some(m) = &manifest {
+                    s.tags.insert(tags::MANIFEST.into(), m.clone());
+                }
             }
             Progress::finished()
         }
@@ -276,6 +293,14 @@ pub(super) fn act(
 
 /// The copy of a copy step's source already in the step's region (CopySnapshot takes no client
 /// token: the source tag is how a copy is found again).
+/// A completed snapshot, and when it started (a set's manifest records it).
+fn started(s: &Snapshot) -> Learned {
+    Learned {
+        started: Some(asdr_planner::manifest::utc(s.start_time)),
+        ..Learned::snapshot(s.id.clone())
+    }
+}
+
 fn copy_of<'w>(
     world: &'w World,
     input: &StepInput<'_>,

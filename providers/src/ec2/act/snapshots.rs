@@ -30,13 +30,19 @@ impl Ec2Provider {
                 .filter(|s| s.state == SnapshotState::Completed)
                 // Adopted once tagged; otherwise acting tags it.
                 .filter(|s| p.device.is_none() || s.tags.contains_key(tags::DEVICE))
-                .map(|s| Learned::snapshot(s.id)),
+                .map(started),
             Params::MarkSetComplete(p) => {
                 let snaps = self.set_for_mark(&input, &p.set).await?;
+                let manifest = p
+                    .manifest
+                    .as_ref()
+                    .and_then(|r| input.resolve(r, |l| l.sha256.as_ref()));
                 (!snaps.is_empty()
                     && snaps.iter().all(|s| {
                         s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
                             && s.tags.contains_key(tags::MEMBERS)
+                            && (manifest.is_none()
+                                || s.tags.get(tags::MANIFEST) == manifest.as_ref())
                     }))
                 .then(Resources::new)
             }
@@ -156,7 +162,7 @@ impl Ec2Provider {
                     Duration::from_secs(2),
                 )),
                 Some(s) => match s.state {
-                    SnapshotState::Completed => Progress::done(Learned::snapshot(s.id)),
+                    SnapshotState::Completed => Progress::done(started(s)),
                     SnapshotState::Error => Err(StepError::permanent(
                         "SnapshotError",
                         format!("snapshot {} failed (state error)", s.id),
@@ -185,10 +191,25 @@ impl Ec2Provider {
                         ),
                     ));
                 }
-                self.client
+                // The manifest the set was recorded in: the mark names it (R2).
+                let manifest = match &p.manifest {
+                    None => None,
+                    Some(r) => Some(input.resolve(r, |l| l.sha256.as_ref()).ok_or_else(|| {
+                        StepError::permanent(
+                            "IncompleteSet",
+                            format!("set {set}: its manifest was not written (R2)"),
+                        )
+                    })?),
+                };
+                let mut request = self
+                    .client
                     .create_tags()
                     .set_resources(Some(snaps.iter().map(|s| s.id.clone()).collect()))
-                    .tags(Tag::builder().key(tags::COMPLETE).value("true").build())
+                    .tags(Tag::builder().key(tags::COMPLETE).value("true").build());
+                if let Some(m) = manifest {
+                    request = request.tags(Tag::builder().key(tags::MANIFEST).value(m).build());
+                }
+                request
                     // The set's own membership, recorded with the mark (never judged later by
                     // the policy's nodes of the day).
                     .tags(
@@ -305,5 +326,13 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A completed snapshot, and when it started (a set's manifest records it).
+fn started(s: asdr_planner::world::Snapshot) -> Learned {
+    Learned {
+        started: Some(asdr_planner::manifest::utc(s.start_time)),
+        ..Learned::snapshot(s.id)
     }
 }

@@ -1,0 +1,311 @@
+//! Set manifests end to end on world files, through the real binary: a backup writes its set's
+//! manifest before the mark and the mark names it; a set is complete by its manifest's own
+//! members, so a snapshot that only carries a set's tags is never restored from, and a set whose
+//! manifest was altered, or whose member is gone, is not counted and `status` says so.
+
+use std::process::Output;
+
+use asdr_planner::manifest::{ManifestFile, ObservedManifest};
+use asdr_planner::params::Params;
+use asdr_planner::world::Snapshot;
+use asdr_planner::{Plan, StepKind, World};
+use asdr_providers::world_file::{self, Format};
+
+use crate::apply::Scratch;
+
+const WORLD: &str = "world-backup-due.yaml";
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn load(s: &Scratch) -> World {
+    world_file::load(&s.path(WORLD)).unwrap()
+}
+
+fn save(s: &Scratch, w: &World) {
+    std::fs::write(
+        s.path(WORLD),
+        world_file::to_string(w, Format::Yaml).unwrap(),
+    )
+    .unwrap();
+}
+
+/// prod-east after one backup: the scratch copy and the new set's manifest as written.
+fn backed_up() -> (Scratch, ObservedManifest) {
+    let s = Scratch::of("prod-east");
+    let before: Vec<String> = load(&s).snapshots.iter().map(|x| x.id.clone()).collect();
+    ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+    let w = load(&s);
+    assert_eq!(w.set_manifests.len(), 1, "one set made, one manifest");
+    let m = w.set_manifests[0].clone();
+    // Its members are the snapshots this backup took.
+    let file = m.file.as_ref().unwrap();
+    for mb in &file.manifest.members {
+        assert!(!before.contains(&mb.snapshot_id));
+    }
+    (s, m)
+}
+
+fn plan_json(s: &Scratch, restore: &str) -> Plan {
+    let out = ok(&s.asdr(WORLD, &["plan", "--json", "--restore", restore], &[]));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The snapshots a plan creates volumes from, by node.
+fn restored_from(p: &Plan) -> Vec<(String, String)> {
+    p.steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::CreateVolume)
+        .filter_map(|s| Some((s.node.clone()?, s.params.snapshot_id()?.to_string())))
+        .collect()
+}
+
+#[test]
+fn a_backup_writes_its_sets_manifest_and_the_mark_names_it() {
+    let (s, m) = backed_up();
+    let w = load(&s);
+    let file = m.file.as_ref().unwrap();
+    file.check().unwrap();
+    let man = &file.manifest;
+    assert_eq!(man.cluster, "prod-east");
+    assert_eq!(
+        m.uri,
+        format!(
+            "s3://acme-backups/asdr/prod-east/smd/prod-east/{}/manifest.json",
+            man.set
+        )
+    );
+    // Every node's every device, each a snapshot of the volume it names, with its start.
+    assert_eq!(man.members.len(), 3 * 3, "{:?}", man.members);
+    for mb in &man.members {
+        let snap = w.snapshots.iter().find(|x| x.id == mb.snapshot_id).unwrap();
+        assert_eq!(snap.volume_id, mb.volume_id);
+        assert_eq!(snap.tags["asdr:node"], mb.node);
+        assert_eq!(snap.tags["asdr:device"], mb.device);
+        // The mark names this manifest.
+        assert_eq!(snap.tags["asdr:manifest"], file.sha256);
+        assert!(mb.started.is_some());
+    }
+    assert_eq!(man.smd.len(), 1);
+    let archive = w
+        .smd_archives
+        .iter()
+        .find(|a| a.uri == man.smd[0].uri)
+        .unwrap();
+    assert_eq!(archive.sha256.as_deref(), Some(man.smd[0].sha256.as_str()));
+    assert!(man.policy_digest.starts_with("sha256:"));
+    assert!(man.times.last_snapshot_start.is_some());
+    // A restore checks the archive against the manifest's checksum before writing it.
+    let p = plan_json(&s, "full-cluster");
+    let smd: Vec<&str> = p
+        .steps
+        .iter()
+        .filter_map(|x| match &x.params {
+            Params::RestoreSmd(r) => r.sha256.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert!(!smd.is_empty());
+    assert!(smd.iter().all(|sha| *sha == man.smd[0].sha256), "{smd:?}");
+    // And it restores the manifest's members.
+    let members: Vec<&str> = man
+        .members
+        .iter()
+        .map(|mb| mb.snapshot_id.as_str())
+        .collect();
+    for (_, id) in restored_from(&p) {
+        assert!(members.contains(&id.as_str()), "{id} is not a member");
+    }
+    // Nothing is left to do, and status is fine.
+    let again = s.asdr(WORLD, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    ok(&s.asdr(WORLD, &["status"], &[]));
+}
+
+/// A snapshot tagged for a1's device in the new set, with an id that sorts first: the planner
+/// once took the first snapshot carrying the tags.
+fn forged_member(w: &World, set: &str) -> Snapshot {
+    let real = w
+        .snapshots
+        .iter()
+        .find(|x| {
+            x.tags.get("asdr:set").map(String::as_str) == Some(set)
+                && x.tags.get("asdr:node").map(String::as_str) == Some("a1")
+        })
+        .unwrap();
+    let mut forged = real.clone();
+    forged.id = "snap-0000000000000forged".into();
+    forged.volume_id = "vol-0000000000000elsewhere".into();
+    forged
+}
+
+#[test]
+fn a_snapshot_that_only_carries_a_sets_tags_is_never_restored_from() {
+    let (s, m) = backed_up();
+    let set = m.set.clone();
+    let mut w = load(&s);
+    let forged = forged_member(&w, &set);
+    w.snapshots.push(forged.clone());
+    save(&s, &w);
+    for restore in ["a1-from-backup", "full-cluster"] {
+        let p = plan_json(&s, restore);
+        let from = restored_from(&p);
+        assert!(!from.is_empty(), "{restore} restores from a set");
+        assert!(
+            from.iter().all(|(_, id)| *id != forged.id),
+            "{restore} restores the forged snapshot: {from:?}"
+        );
+        // And the verifier, reading the manifest itself, refuses a plan that would.
+        let mut bad = p.clone();
+        for st in &mut bad.steps {
+            if let Params::CreateVolume(c) = &mut st.params
+                && st.node.as_deref().is_some_and(|n| n.starts_with("a1"))
+                && c.tags.get("asdr:device") == forged.tags.get("asdr:device")
+            {
+                c.snapshot_id = Some(forged.id.clone());
+            }
+        }
+        let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+        let v = asdr_planner::verify(&policy, &w, &bad);
+        assert!(
+            v.iter()
+                .any(|x| x.rule == "R2" && x.message.contains("not a member")),
+            "{restore}: {v:?}"
+        );
+    }
+}
+
+#[test]
+fn a_set_whose_member_is_gone_is_not_complete_even_when_another_snapshot_takes_its_tags() {
+    let (s, m) = backed_up();
+    let set = m.set.clone();
+    let mut w = load(&s);
+    let forged = forged_member(&w, &set);
+    let lost = m
+        .file
+        .as_ref()
+        .unwrap()
+        .manifest
+        .members
+        .iter()
+        .find(|mb| mb.node == "a1" && mb.device == forged.tags["asdr:device"])
+        .unwrap()
+        .snapshot_id
+        .clone();
+    w.snapshots.retain(|x| x.id != lost);
+    w.snapshots.push(forged.clone());
+    save(&s, &w);
+    let status = s.asdr(WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_ne!(status.status.code(), Some(0), "{text}");
+    assert!(text.contains(&set) && text.contains("is gone"), "{text}");
+    let p = plan_json(&s, "full-cluster");
+    let from = restored_from(&p);
+    assert!(
+        from.iter().all(|(_, id)| *id != forged.id && *id != lost),
+        "{from:?}"
+    );
+    assert!(
+        p.steps.iter().all(|x| x.params.set() != Some(set.as_str())
+            || x.kind() == StepKind::Snapshot
+            || x.kind() == StepKind::WaitSnapshot),
+        "the damaged set is not restored from"
+    );
+}
+
+#[test]
+fn a_set_whose_manifest_was_altered_or_removed_is_not_counted_and_status_says_so() {
+    for how in ["altered", "removed"] {
+        let (s, m) = backed_up();
+        let set = m.set.clone();
+        let mut w = load(&s);
+        match how {
+            "altered" => {
+                let file = w.set_manifests[0].file.as_mut().unwrap();
+                file.manifest.members[0].snapshot_id = "snap-0000000000000forged".into();
+            }
+            _ => w.set_manifests.clear(),
+        }
+        save(&s, &w);
+        let status = s.asdr(WORLD, &["status"], &[]);
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert_ne!(status.status.code(), Some(0), "{how}: {text}");
+        assert!(text.contains(&set), "{how}: {text}");
+        assert!(
+            text.contains(if how == "altered" {
+                "altered or damaged"
+            } else {
+                "not in the SMD store"
+            }),
+            "{how}: {text}"
+        );
+        // Not restored from, and a new backup is due in its place.
+        let p = plan_json(&s, "full-cluster");
+        assert!(
+            p.steps
+                .iter()
+                .filter(|x| x.kind() == StepKind::CreateVolume)
+                .all(|x| x.params.set() != Some(set.as_str())),
+            "{how}"
+        );
+        let backup: Plan =
+            serde_json::from_str(&ok(&s.asdr(WORLD, &["plan", "--json"], &[]))).unwrap();
+        assert!(
+            backup
+                .steps
+                .iter()
+                .any(|x| x.kind() == StepKind::WriteManifest),
+            "{how}: a new set is due"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_file_reads_back_only_whole() {
+    let (_, m) = backed_up();
+    let bytes = m.file.as_ref().unwrap().to_bytes();
+    assert!(ManifestFile::read(&bytes).is_ok());
+    assert!(ManifestFile::read(&bytes[..bytes.len() / 2]).is_err());
+}
+
+#[test]
+fn the_verifier_refuses_a_mark_without_a_manifest_written_first() {
+    let s = Scratch::of("prod-east");
+    let out = ok(&s.asdr(WORLD, &["plan", "--json"], &[]));
+    let mut p: Plan = serde_json::from_str(&out).unwrap();
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let w = load(&s);
+    assert!(asdr_planner::verify(&policy, &w, &p).is_empty());
+    // The mark made to wait for what the manifest waited for, and the manifest left out.
+    let write = p
+        .steps
+        .iter()
+        .find(|x| x.kind() == StepKind::WriteManifest)
+        .unwrap()
+        .clone();
+    for st in &mut p.steps {
+        if st.kind() == StepKind::MarkSetComplete {
+            st.depends_on = write.depends_on.clone();
+        }
+    }
+    p.steps.retain(|x| x.id != write.id);
+    let v = asdr_planner::verify(&policy, &w, &p);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R2" && x.message.contains("without first writing its manifest")),
+        "{v:?}"
+    );
+}
