@@ -199,10 +199,29 @@ fn resume_or_new(ctx: &Ctx<'_, '_>, chain: Option<&str>) -> String {
         )
 }
 
-/// The directory of one namespace's run in a set.
+/// The directory of one namespace's new run in a set: `<to>/<cluster>/<set>/<ns>`, so clusters
+/// sharing `asbackup.to` never write into one directory (asbackup clears a directory without
+/// asdr's manifest, `-r`). Runs written before, at `<to>/<set>/<ns>`, are read where they are.
+/// A set begun before (an interrupted run) is finished in the layout its finished runs have.
 pub(crate) fn dir(ctx: &Ctx<'_, '_>, set: &str, ns: &str) -> String {
-    let to = &ctx.policy.backup.asbackup.as_ref().expect("asbackup").to;
-    format!("{}/{set}/{ns}", to.trim_end_matches('/'))
+    let to = ctx
+        .policy
+        .backup
+        .asbackup
+        .as_ref()
+        .expect("asbackup")
+        .to
+        .trim_end_matches('/');
+    let legacy = ctx.obs.set(set).is_some_and(|s| {
+        s.asbackup
+            .iter()
+            .any(|a| a.uri == format!("{to}/{set}/{}", a.namespace))
+    });
+    if legacy {
+        format!("{to}/{set}/{ns}")
+    } else {
+        format!("{to}/{}/{set}/{ns}", ctx.policy.cluster.name)
+    }
 }
 
 /// What every asbackup/asrestore step carries: where it runs, how files are compressed and
@@ -470,7 +489,16 @@ pub(crate) fn restore(
     let runner = up.first().cloned().unwrap_or_default();
     let mut prev = b.check_cluster_stable(up);
     for ns in &ctx.policy.cluster.namespaces {
-        let dirs: Vec<String> = members.iter().map(|s| dir(ctx, &s.id, &ns.name)).collect();
+        // Where each run is (a run written before per-cluster directories stays where it is).
+        let dirs: Vec<String> = members
+            .iter()
+            .map(|s| {
+                s.asbackup
+                    .iter()
+                    .find(|a| a.namespace == ns.name)
+                    .map_or_else(|| dir(ctx, &s.id, &ns.name), |a| a.uri.clone())
+            })
+            .collect();
         let params = params::Asrestore {
             namespace: ns.name.clone(),
             set: last.id.clone(),

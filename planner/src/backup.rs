@@ -120,8 +120,21 @@ fn resume_or_new(ctx: &Ctx<'_, '_>) -> String {
                     < ctx.policy.backup.every.seconds()
                 && !s.snapshots.iter().any(|x| x.state == SnapshotState::Error)
                 && !mixes_windows(ctx, s)
+                && resumable(s)
         })
         .map_or_else(|| fresh_set_id(ctx), |s| s.id.clone())
+}
+
+/// A set is finished by a later run only while nothing says it went wrong: never one whose
+/// manifest no longer holds (missing, altered, a member gone or replaced: its tags are no
+/// evidence of what it held), and never one marked without a manifest (a set marked before
+/// manifests that is not complete lost a member; a snapshot taken now would mix two windows).
+fn resumable(s: &BackupSet<'_>) -> bool {
+    let marked = s
+        .snapshots
+        .iter()
+        .any(|x| x.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+    s.manifest_problem.is_none() && !(marked && s.manifest.is_none())
 }
 
 /// The id of a new set: the one `now` names, or the first second after it that no set has (a

@@ -312,7 +312,7 @@ pub(crate) fn new_cluster(
                 &set.id,
                 &archive.uri,
                 &smd_dir,
-                set.smd_sha256(&archive.uri).or(archive.sha256.as_deref()),
+                set.smd_sha256(&archive.node).or(archive.sha256.as_deref()),
             ),
         ));
         let address = format!("{ip}:{}", ctx.policy.cluster.info_port);

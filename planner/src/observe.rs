@@ -115,12 +115,12 @@ impl<'w> BackupSet<'w> {
             }
     }
 
-    /// The SHA-256 the set's manifest records for the SMD archive at `uri`.
-    pub fn smd_sha256(&self, uri: &str) -> Option<&'w str> {
+    /// The SHA-256 the set's manifest records for the SMD archive of `node`.
+    pub fn smd_sha256(&self, node: &str) -> Option<&'w str> {
         self.manifest?
             .smd
             .iter()
-            .find(|e| e.uri == uri)
+            .find(|e| e.node == node)
             .map(|e| e.sha256.as_str())
     }
 
@@ -447,8 +447,14 @@ fn collect_sets<'w>(
             let time = set_time(id)?;
             snapshots.sort_by(|a, b| a.id.cmp(&b.id));
             let named = snapshots.iter().find_map(|s| s.tags.get(tags::MANIFEST));
-            let (manifest, manifest_problem) = match manifests.get(id) {
-                Some((_, Ok(m))) => match members_of(m, &by_id) {
+            let complete_tag =
+                |s: &&Snapshot| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true");
+            // A set marked before manifests is judged as it was marked: a manifest that appears
+            // for it later was not what its mark checked, and is not trusted.
+            let marked_without = named.is_none() && snapshots.iter().any(complete_tag);
+            let (manifest, mut manifest_problem) = match manifests.get(id) {
+                Some(_) if marked_without => (None, None),
+                Some((_, Ok(m))) => match members_of(m, &by_id, cluster) {
                     Ok(()) => (Some(*m), None),
                     Err(why) => (None, Some(why)),
                 },
@@ -462,28 +468,61 @@ fn collect_sets<'w>(
                 ),
             };
             // The mark names the manifest it was made with: another one in its place is not it.
-            let manifest_problem = manifest_problem.or_else(|| {
-                let m = manifest?;
-                let want = m
+            if manifest_problem.is_none()
+                && let Some(m) = manifest
+                && let Some(want) = m
                     .members
                     .iter()
-                    .find_map(|mb| by_id.get(mb.snapshot_id.as_str())?.tags.get(tags::MANIFEST))?;
-                let seen = manifests.get(id)?.0;
-                let have = &seen.file.as_ref()?.sha256;
-                (have != want)
-                    .then(|| format!("its snapshots name manifest {want}, the store holds {have}"))
-            });
+                    .find_map(|mb| by_id.get(mb.snapshot_id.as_str())?.tags.get(tags::MANIFEST))
+                && let Some(have) = manifests.get(id).and_then(|(seen, _)| seen.file.as_ref())
+                && &have.sha256 != want
+            {
+                manifest_problem = Some(format!(
+                    "its snapshots name manifest {want}, the store holds {}",
+                    have.sha256
+                ));
+            }
+            // Its SMD archive: the one of the node the manifest names, in this store (a store
+            // moved with its files keeps its sets), and, where its checksum was read, the one the
+            // manifest recorded.
+            let mut smd_archive = smd.get(id).copied();
+            if manifest_problem.is_none()
+                && let Some(m) = manifest
+            {
+                smd_archive = m.smd.iter().find_map(|e| {
+                    world
+                        .smd_archives
+                        .iter()
+                        .find(|a| a.set == id && a.node == e.node)
+                });
+                for e in &m.smd {
+                    if let Some(a) = world
+                        .smd_archives
+                        .iter()
+                        .find(|a| a.set == id && a.node == e.node)
+                        && let Some(have) = a.sha256.as_deref().filter(|h| *h != e.sha256)
+                    {
+                        manifest_problem = Some(format!(
+                            "its SMD archive {} has SHA-256 {have}, its manifest records {}",
+                            a.uri, e.sha256
+                        ));
+                    }
+                }
+            }
             let manifest = manifest.filter(|_| manifest_problem.is_none());
             let mut by_device = HashMap::with_capacity(snapshots.len());
-            match manifest {
-                Some(m) => {
+            match (manifest, &manifest_problem) {
+                (Some(m), _) => {
                     for mb in &m.members {
                         if let Some(s) = by_id.get(mb.snapshot_id.as_str()) {
                             by_device.insert((mb.node.as_str(), mb.device.as_str()), *s);
                         }
                     }
                 }
-                None => {
+                // A set whose manifest no longer holds has no members to restore from, resume or
+                // copy: its tags alone prove nothing.
+                (None, Some(_)) => {}
+                (None, None) => {
                     for s in &snapshots {
                         if let (Some(n), Some(d)) =
                             (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE))
@@ -517,13 +556,6 @@ fn collect_sets<'w>(
                 (None, None) => whole_by_members(&snapshots, &by_device),
             };
             let last_start = by_device.values().map(|s| s.start_time).max();
-            let smd_archive = match manifest {
-                Some(m) => world
-                    .smd_archives
-                    .iter()
-                    .find(|a| a.set == id && m.smd.iter().any(|e| e.uri == a.uri)),
-                None => smd.get(id).copied(),
-            };
             Some(BackupSet {
                 covers_every_device,
                 whole_by_its_members,
@@ -547,9 +579,16 @@ fn collect_sets<'w>(
 /// A manifest's members are in the world as it lists them: each snapshot there, of the volume it
 /// names (for a copy: copied from the snapshot it names). A member lost, or replaced by another
 /// snapshot carrying its tags, leaves the set incomplete (R2).
-fn members_of(m: &SetManifest, by_id: &HashMap<&str, &Snapshot>) -> Result<(), String> {
+fn members_of(
+    m: &SetManifest,
+    by_id: &HashMap<&str, &Snapshot>,
+    cluster: &str,
+) -> Result<(), String> {
     for mb in &m.members {
-        let Some(s) = by_id.get(mb.snapshot_id.as_str()) else {
+        let Some(s) = by_id
+            .get(mb.snapshot_id.as_str())
+            .filter(|s| s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster))
+        else {
             return Err(format!(
                 "member {} {} ({}) is gone",
                 mb.node, mb.device, mb.snapshot_id

@@ -235,6 +235,15 @@ pub struct RestoreSmd {
     pub keep_previous: String,
 }
 
+/// check_smd_archive: before a full-cluster restore stops anything, the set's SMD archive is read
+/// and its SHA-256 compared with the one the set recorded (its manifest's, else the one beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckSmdArchive {
+    pub set: String,
+    pub uri: String,
+    pub sha256: Option<String>,
+}
+
 /// Encryption of asbackup's files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolEncrypt {
@@ -521,6 +530,7 @@ pub enum Params {
     WaitNodesStopped(WaitNodesStopped),
     MarkSetComplete(MarkSetComplete),
     WriteManifest(WriteManifest),
+    CheckSmdArchive(CheckSmdArchive),
     DeleteVolume(DeleteVolume),
     StopInstance(StopInstance),
     DeleteBackup(DeleteBackup),
@@ -564,6 +574,7 @@ impl Params {
             Params::WaitNodesStopped(_) => StepKind::WaitNodesStopped,
             Params::MarkSetComplete(_) => StepKind::MarkSetComplete,
             Params::WriteManifest(_) => StepKind::WriteManifest,
+            Params::CheckSmdArchive(_) => StepKind::CheckSmdArchive,
             Params::DeleteVolume(_) => StepKind::DeleteVolume,
             Params::StopInstance(_) => StepKind::StopInstance,
             Params::DeleteBackup(_) => StepKind::DeleteBackup,
@@ -611,6 +622,7 @@ impl Params {
             Params::DeleteSnapshot(p) => Some(&p.set),
             Params::MarkSetComplete(p) => Some(&p.set),
             Params::WriteManifest(p) => Some(&p.set),
+            Params::CheckSmdArchive(p) => Some(&p.set),
             Params::DeleteBackup(p) => Some(&p.set),
             Params::CopySnapshot(p) => Some(&p.set),
             Params::CopySmdArchive(p) => Some(&p.set),

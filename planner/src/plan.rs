@@ -114,6 +114,9 @@ pub enum StepKind {
     MarkSetComplete,
     /// A set's manifest written into its SMD store, before its mark.
     WriteManifest,
+    /// A full-cluster restore's SMD archive checked against its recorded SHA-256 before any node
+    /// is stopped.
+    CheckSmdArchive,
     /// Drill teardown only: a volume tagged `asdr:drill` (restores never delete volumes, R7).
     DeleteVolume,
     /// A running instance whose Aerospike does not answer is stopped (and waited for) before its
@@ -156,6 +159,7 @@ impl StepKind {
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::MarkSetComplete => "mark_set_complete",
             StepKind::WriteManifest => "write_manifest",
+            StepKind::CheckSmdArchive => "check_smd_archive",
             StepKind::DeleteVolume => "delete_volume",
             StepKind::StopInstance => "stop_instance",
             StepKind::DeleteBackup => "delete_backup",

@@ -232,16 +232,26 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     }
     // A set that was marked complete and whose manifest no longer holds (missing, altered, a
     // member gone or replaced) is complete no more: said, never silently dropped.
-    for s in obs.sets.iter().rev() {
-        let was_marked = s
-            .snapshots
+    let every_region = std::iter::once((policy.cluster.region.as_str(), &obs)).chain(
+        policy
+            .backup
+            .copies
             .iter()
-            .any(|x| x.tags.get(crate::tags::COMPLETE).map(String::as_str) == Some("true"));
-        if let Some(why) = s.manifest_problem.as_deref().filter(|_| was_marked) {
-            problems.push(format!(
-                "{}: set {} was marked complete, but {why}: it is not counted as restorable",
-                policy.cluster.region, s.id
-            ));
+            .map(|c| c.region.as_str())
+            .zip(&region_obs),
+    );
+    for (region, robs) in every_region {
+        for s in robs.sets.iter().rev() {
+            let was_marked = s
+                .snapshots
+                .iter()
+                .any(|x| x.tags.get(crate::tags::COMPLETE).map(String::as_str) == Some("true"));
+            if let Some(why) = s.manifest_problem.as_deref().filter(|_| was_marked) {
+                problems.push(format!(
+                    "{region}: set {} was marked complete, but {why}: it is not counted as restorable",
+                    s.id
+                ));
+            }
         }
     }
     // A set from later than now is never "fresh": a clock is off, and backups are refused

@@ -458,50 +458,61 @@ pub async fn deleted<S: Store>(store: &S, p: &params::DeleteBackup) -> Result<bo
     Ok(true)
 }
 
-/// The finished asbackup runs under `to`, from one listing: `<to>/<set>/<ns>/asdr-manifest*.json`.
+/// The finished asbackup runs under `to`, from one listing: `<to>/<cluster>/<set>/<ns>/asdr-manifest*.json`,
+/// and runs written before directories were per cluster, `<to>/<set>/<ns>/asdr-manifest*.json`.
+/// A run in a cluster's directory whose manifest names another cluster is that other cluster's
+/// as its manifest says (the verifier and deletions read the manifest's name).
 pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchive>, StoreError> {
     let root = to.trim_end_matches('/');
     let mut out = Vec::new();
     let listed = store.list(&format!("{root}/")).await?;
+    // (run directory, cluster directory, set, namespace, file) for each listed file.
+    let parse = |uri: &str| -> Option<(String, Option<String>, String, String, String)> {
+        let rest = uri.strip_prefix(&format!("{root}/"))?;
+        match rest.split('/').collect::<Vec<_>>().as_slice() {
+            [set, ns, file] if asdr_specs::is_set_id(set) => Some((
+                format!("{root}/{set}/{ns}"),
+                None,
+                set.to_string(),
+                ns.to_string(),
+                file.to_string(),
+            )),
+            [cluster, set, ns, file] if asdr_specs::is_set_id(set) => Some((
+                format!("{root}/{cluster}/{set}/{ns}"),
+                Some(cluster.to_string()),
+                set.to_string(),
+                ns.to_string(),
+                file.to_string(),
+            )),
+            _ => None,
+        }
+    };
     // The data files present per run directory: a manifest that counts more was left by a run
     // whose files were lost since.
-    let mut present: std::collections::BTreeMap<(String, String), u32> = Default::default();
+    let mut present: std::collections::BTreeMap<String, u32> = Default::default();
     for uri in &listed {
-        let Some(rest) = uri.strip_prefix(&format!("{root}/")) else {
-            continue;
-        };
-        if let [set, ns, file] = rest.split('/').collect::<Vec<_>>().as_slice()
-            && !is_manifest(file)
+        if let Some((dir, _, _, _, file)) = parse(uri)
+            && !is_manifest(&file)
         {
-            *present
-                .entry((set.to_string(), ns.to_string()))
-                .or_default() += 1;
+            *present.entry(dir).or_default() += 1;
         }
     }
     for uri in &listed {
-        let Some(rest) = uri.strip_prefix(&format!("{root}/")) else {
+        let Some((dir, in_cluster_dir, set, ns, file)) = parse(uri) else {
             continue;
         };
-        let parts: Vec<&str> = rest.split('/').collect();
-        let [set, ns, file] = parts.as_slice() else {
+        let Some(m) = ManifestName::parse(&file) else {
             continue;
         };
-        let Some(m) = ManifestName::parse(file) else {
-            continue;
-        };
-        if !asdr_specs::is_set_id(set) {
-            continue;
-        }
-        let files_present = present
-            .get(&(set.to_string(), ns.to_string()))
-            .copied()
-            .unwrap_or(0);
+        let files_present = present.get(&dir).copied().unwrap_or(0);
         out.push(AsbackupArchive {
-            set: set.to_string(),
-            namespace: ns.to_string(),
-            uri: format!("{root}/{set}/{ns}"),
+            set,
+            namespace: ns,
+            uri: dir,
             incremental_of: m.incremental_of,
-            cluster: m.cluster,
+            // The manifest's name says whose run it is; in a cluster's directory a manifest
+            // that names none is that cluster's.
+            cluster: m.cluster.or(in_cluster_dir),
             after: m.after,
             missing_files: m.files.map_or(0, |n| n.saturating_sub(files_present)),
             finished: m
@@ -511,7 +522,7 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             encrypt: m.encrypt,
         });
     }
-    out.sort_by(|a, b| (&a.set, &a.namespace).cmp(&(&b.set, &b.namespace)));
+    out.sort_by(|a, b| (&a.set, &a.namespace, &a.uri).cmp(&(&b.set, &b.namespace, &b.uri)));
     Ok(out)
 }
 

@@ -31,6 +31,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::CopySmd
             | StepKind::CopySmdArchive
             | StepKind::WriteManifest
+            | StepKind::CheckSmdArchive
             | StepKind::RestoreSmd
             | StepKind::WriteConfig
             | StepKind::Asbackup
@@ -489,6 +490,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             Params::CopySmd(p) => self.copy_smd(&input, p).await,
             Params::CopySmdArchive(p) => self.copy_smd_archive(p).await,
             Params::WriteManifest(p) => self.write_manifest(&input, p).await,
+            Params::CheckSmdArchive(p) => self.check_smd_archive(p).await,
             Params::RestoreSmd(p) => self.restore_smd(&input, p).await,
             Params::Asbackup(_) | Params::Asrestore(_) => self.tool(&input).await,
             Params::DeleteBackup(p) => crate::asbackup::delete_set(&self.store, p).await,

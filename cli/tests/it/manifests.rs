@@ -309,3 +309,228 @@ fn the_verifier_refuses_a_mark_without_a_manifest_written_first() {
         "{v:?}"
     );
 }
+
+/// prod-east-dr after one backup (copied to us-west-2): the scratch copy.
+fn dr_backed_up() -> Scratch {
+    let s = Scratch::of("prod-east-dr");
+    ok(&s.asdr(DR_WORLD, &["apply", "--yes"], &[]));
+    s
+}
+
+const DR_WORLD: &str = "world-with-copies.yaml";
+
+fn plan_of(s: &Scratch, world: &str, args: &[&str]) -> Plan {
+    let mut all = vec!["plan", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(&s.asdr(world, &all, &[]))).unwrap()
+}
+
+#[test]
+fn rv1_a_set_whose_manifest_broke_is_never_resumed_or_marked_again_from_its_tags() {
+    let (s, m) = backed_up();
+    let set = m.set.clone();
+    let mut w = load(&s);
+    // The manifest lost, and a stand-in carrying the set's tags (and its mark) put beside it.
+    let mut forged = forged_member(&w, &set);
+    forged.tags.remove("asdr:manifest");
+    w.set_manifests.clear();
+    w.snapshots.push(forged.clone());
+    save(&s, &w);
+    let before = s.asdr(WORLD, &["status"], &[]);
+    assert_ne!(before.status.code(), Some(0));
+    // The next apply makes a new set: the broken one is not finished, marked or given a new
+    // manifest built from its tags.
+    let p = plan_of(&s, WORLD, &[]);
+    let marked: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|x| {
+            matches!(
+                x.kind(),
+                StepKind::MarkSetComplete | StepKind::WriteManifest
+            )
+        })
+        .filter_map(|x| x.params.set())
+        .collect();
+    assert!(!marked.is_empty(), "a backup is due");
+    assert!(marked.iter().all(|x| *x != set), "{marked:?}");
+    ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+    let after = s.asdr(WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&after.stdout).into_owned();
+    assert!(
+        text.contains(&set),
+        "the broken set is still reported: {text}"
+    );
+    for restore in ["a1-from-backup", "full-cluster"] {
+        let from = restored_from(&plan_json(&s, restore));
+        assert!(
+            from.iter().all(|(_, id)| *id != forged.id),
+            "{restore}: {from:?}"
+        );
+    }
+}
+
+#[test]
+fn rv3_a_copy_regions_broken_manifest_is_reported_by_status_and_not_rewritten() {
+    let s = dr_backed_up();
+    let mut w = world_file::load(&s.path(DR_WORLD)).unwrap();
+    let at = w
+        .set_manifests
+        .iter()
+        .position(|m| m.uri.starts_with("s3://acme-dr-west/"))
+        .expect("the copy region has its own manifest");
+    let set = w.set_manifests[at].set.clone();
+    w.set_manifests.remove(at);
+    std::fs::write(
+        s.path(DR_WORLD),
+        world_file::to_string(&w, Format::Yaml).unwrap(),
+    )
+    .unwrap();
+    let status = s.asdr(DR_WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_ne!(status.status.code(), Some(0), "{text}");
+    assert!(text.contains("us-west-2") && text.contains(&set), "{text}");
+    let p = plan_of(&s, DR_WORLD, &[]);
+    assert!(
+        p.steps.iter().all(|x| !(x.region.is_some()
+            && matches!(
+                x.kind(),
+                StepKind::MarkSetComplete | StepKind::WriteManifest
+            )
+            && x.params.set() == Some(set.as_str()))),
+        "the copies are not marked again from their tags"
+    );
+}
+
+#[test]
+fn rv2_a_corrupt_smd_archive_stops_a_full_cluster_restore_before_any_node_is_stopped() {
+    let (s, m) = backed_up();
+    let mut w = load(&s);
+    let uri = m.file.as_ref().unwrap().manifest.smd[0].uri.clone();
+    let a = w.smd_archives.iter_mut().find(|a| a.uri == uri).unwrap();
+    a.sha256 = Some("deadbeef".into());
+    save(&s, &w);
+    // status says so, naming the archive.
+    let status = s.asdr(WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_ne!(status.status.code(), Some(0), "{text}");
+    assert!(text.contains("SHA-256 deadbeef"), "{text}");
+    // A restore of that set (named) checks the archive before it stops anything, and fails there.
+    let p = plan_of(&s, WORLD, &["--restore", "full-cluster"]);
+    let check = p
+        .steps
+        .iter()
+        .position(|x| x.kind() == StepKind::CheckSmdArchive)
+        .expect("the archive is checked");
+    for stop in p.steps.iter().filter(|x| x.kind() == StepKind::StopNode) {
+        assert!(stop.depends_on.contains(&p.steps[check].id), "{}", stop.id);
+    }
+    // The set whose archive does not match is not complete: the restore takes the set before
+    // it, and a restore naming it is refused before anything runs.
+    assert!(
+        p.steps
+            .iter()
+            .all(|x| x.params.set() != Some(m.set.as_str()))
+    );
+    let named = std::fs::read_to_string(s.path("asdr.yaml"))
+        .unwrap()
+        .replacen(
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup",
+            &format!(
+                "  - name: full-cluster\n    scope: cluster\n    source: set:{}",
+                m.set
+            ),
+            1,
+        );
+    std::fs::write(s.path("asdr.yaml"), named).unwrap();
+    let out = s.asdr(WORLD, &["apply", "--yes", "--restore", "full-cluster"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        load(&s).nodes.iter().all(|n| n.reachable),
+        "no node was stopped"
+    );
+    // And the verifier refuses a plan that stops a node before the check.
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let mut bad = p.clone();
+    let id = bad.steps[check].id.clone();
+    for st in &mut bad.steps {
+        st.depends_on.retain(|d| *d != id);
+    }
+    bad.steps.retain(|x| x.id != id);
+    let v = asdr_planner::verify(&policy, &load(&s), &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R2" && x.message.contains("before the SMD archive")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn rv4_a_store_moved_with_its_files_keeps_its_sets() {
+    let (s, m) = backed_up();
+    let (old, new) = ("s3://acme-backups/asdr/prod-east/smd", "s3://acme-new/asdr");
+    // The files copied byte for byte: the manifest's content (which names the old archive)
+    // unchanged, only where things are.
+    let mut w = load(&s);
+    for a in &mut w.smd_archives {
+        a.uri = a.uri.replace(old, new);
+    }
+    for m in &mut w.set_manifests {
+        m.uri = m.uri.replace(old, new);
+    }
+    save(&s, &w);
+    let policy = std::fs::read_to_string(s.path("asdr.yaml")).unwrap();
+    assert!(policy.contains(old));
+    std::fs::write(s.path("asdr.yaml"), policy.replace(old, new)).unwrap();
+    let status = s.asdr(WORLD, &["status"], &[]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let members: Vec<String> = m
+        .file
+        .as_ref()
+        .unwrap()
+        .manifest
+        .members
+        .iter()
+        .map(|mb| mb.snapshot_id.clone())
+        .collect();
+    let from = restored_from(&plan_json(&s, "full-cluster"));
+    assert!(!from.is_empty());
+    assert!(from.iter().all(|(_, id)| members.contains(id)), "{from:?}");
+}
+
+#[test]
+fn rv5_a_manifest_that_appears_for_a_set_marked_before_manifests_is_not_trusted() {
+    let (s, m) = backed_up();
+    let mut w = load(&s);
+    // The older set in the example was marked before manifests (no asdr:manifest on it).
+    let old = "bs-20261120T020000Z";
+    assert!(
+        w.snapshots
+            .iter()
+            .filter(|x| x.tags.get("asdr:set").map(String::as_str) == Some(old))
+            .all(|x| !x.tags.contains_key("asdr:manifest"))
+    );
+    let mut planted = m.file.as_ref().unwrap().manifest.clone();
+    planted.set = old.into();
+    planted.members.truncate(1);
+    let uri = m.uri.replace(&m.set, old);
+    w.set_manifests.push(ObservedManifest {
+        uri,
+        set: old.into(),
+        file: Some(planted.seal()),
+        problem: None,
+    });
+    save(&s, &w);
+    let status = s.asdr(WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    assert!(
+        !text.contains("unfinished") || !text.contains(old),
+        "{text}"
+    );
+}

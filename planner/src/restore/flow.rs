@@ -441,7 +441,7 @@ impl<'n> NodeFlow<'n> {
                     &set.id,
                     &archive.uri,
                     &smd_dir,
-                    set.smd_sha256(&archive.uri).or(archive.sha256.as_deref()),
+                    set.smd_sha256(&archive.node).or(archive.sha256.as_deref()),
                 ),
             ));
         }

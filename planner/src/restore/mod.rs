@@ -65,7 +65,7 @@ pub fn step_kinds(policy: &asdr_specs::Policy, restore: &Restore) -> Vec<StepKin
         _ => kinds.extend([CreateVolume, WaitVolume, WaitSnapshot]),
     }
     if restore.scope == Scope::Cluster && restore.source.uses_backup() {
-        kinds.extend([WaitNodesStopped, RestoreSmd]);
+        kinds.extend([WaitNodesStopped, CheckSmdArchive, RestoreSmd]);
     }
     kinds
 }
@@ -192,6 +192,28 @@ fn full_cluster_flows(
     pending: &[&NodeView<'_>],
     b: &mut Builder,
 ) -> Result<(), PlanError> {
+    // The SMD archive is read and checked before anything is stopped: a corrupt archive found
+    // at restore_smd would leave the whole cluster down with its volumes swapped (R2).
+    let smd_check: Vec<String> = set
+        .filter(|_| restore.source.uses_backup())
+        .and_then(|s| s.smd_archive.map(|a| (s, a)))
+        .map(|(s, a)| {
+            b.step(
+                format!("check_smd_archive:{}", s.id),
+                None,
+                Vec::new(),
+                Params::CheckSmdArchive(params::CheckSmdArchive {
+                    set: s.id.clone(),
+                    uri: a.uri.clone(),
+                    sha256: s
+                        .smd_sha256(&a.node)
+                        .or(a.sha256.as_deref())
+                        .map(str::to_string),
+                }),
+            )
+        })
+        .into_iter()
+        .collect();
     let mut flows = Vec::new();
     for view in pending {
         flows.push(NodeFlow::prepare(
@@ -200,7 +222,7 @@ fn full_cluster_flows(
             set,
             view,
             None,
-            Vec::new(),
+            smd_check.clone(),
             b,
         )?);
     }

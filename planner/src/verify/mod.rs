@@ -486,7 +486,8 @@ impl<'a> Verifier<'a> {
         !m.members.is_empty()
             && m.members.iter().all(|mb| {
                 self.ix.snap.get(mb.snapshot_id.as_str()).is_some_and(|s| {
-                    s.state == SnapshotState::Completed
+                    self.own_tags(&s.tags)
+                        && s.state == SnapshotState::Completed
                         && s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
                         && match &mb.source_snapshot_id {
                             Some(src) => s.tags.get(tags::SOURCE_SNAPSHOT) == Some(src),
@@ -494,9 +495,15 @@ impl<'a> Verifier<'a> {
                         }
                 })
             })
-            && m.smd
-                .iter()
-                .all(|e| self.world.smd_archives.iter().any(|a| a.uri == e.uri))
+            // Each SMD archive it lists, of that node in this store, with the checksum it
+            // recorded where one was read.
+            && m.smd.iter().all(|e| {
+                self.world.smd_archives.iter().any(|a| {
+                    a.set == m.set
+                        && a.node == e.node
+                        && a.sha256.as_deref().is_none_or(|h| h == e.sha256)
+                })
+            })
             && !m.smd.is_empty()
     }
 
@@ -506,7 +513,12 @@ impl<'a> Verifier<'a> {
             // A set with a manifest is complete by it alone; a set whose mark names a manifest
             // that is missing or altered is not complete (R2).
             let named = snaps.iter().any(|s| s.tags.contains_key(tags::MANIFEST));
-            match self.manifest_of(set) {
+            // Marked before manifests: judged as it was marked, whatever manifest appears.
+            let marked_without = !named
+                && snaps
+                    .iter()
+                    .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+            match self.manifest_of(set).filter(|_| !marked_without) {
                 Some(Ok(m)) => {
                     if self.whole_by_manifest(m) {
                         let time =

@@ -132,6 +132,33 @@ impl<'a> Verifier<'a> {
         // R2: a whole-cluster restore (and a drill) puts SMD back on every node before it
         // starts, replacing the directory.
         let full = r.scope == Scope::Cluster && r.source.uses_backup() || drill.is_some();
+        if full && drill.is_none() {
+            // R2: the archive is checked before any node of the cluster is stopped.
+            let archives: BTreeSet<&str> = self
+                .plan
+                .steps
+                .iter()
+                .filter_map(|x| match &x.params {
+                    Params::RestoreSmd(p) => Some(p.from.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for (i, s) in self.steps(StepKind::StopNode) {
+                for a in &archives {
+                    let checked = self.has_ancestor(
+                        i,
+                        |x| matches!(&x.params, Params::CheckSmdArchive(c) if c.uri == *a),
+                    );
+                    if !checked {
+                        bad.push((
+                            "R2",
+                            s,
+                            format!("stops a node before the SMD archive {a} is checked"),
+                        ));
+                    }
+                }
+            }
+        }
         if full {
             for (i, s) in self.steps(StepKind::StartNode) {
                 let smd =

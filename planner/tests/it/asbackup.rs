@@ -98,7 +98,12 @@ fn an_incremental_set_follows_its_chain_with_the_previous_sets_start_as_modified
         "zstd",
         "`--compress zstd` is shown as the key"
     );
-    assert_eq!(params(s)["to"], format!("{TO}/bs-20261121T090000Z/users"));
+    // A new run goes into the cluster's own directory; the runs before it are read where
+    // they are.
+    assert_eq!(
+        params(s)["to"],
+        format!("{TO}/prod-east/bs-20261121T090000Z/users")
+    );
     assert!(verify(&policy, &w, &p).is_empty());
     // Once the full set is `every` old, a new chain starts.
     let w = world(&policy, &[("bs-20261120T080000Z", None, BOTH)]);

@@ -104,7 +104,9 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             StepKind::DeleteBackup => {
                 a.extend([("s3:ListBucket", Other), ("s3:DeleteObject", Other)])
             }
-            StepKind::RestoreSmd | StepKind::CopySmdArchive => a.push(("s3:GetObject", Other)),
+            StepKind::RestoreSmd | StepKind::CopySmdArchive | StepKind::CheckSmdArchive => {
+                a.push(("s3:GetObject", Other))
+            }
             // Reads each SMD archive and its checksum, writes the manifest, reads it back.
             StepKind::WriteManifest => a.extend([("s3:GetObject", Other), ("s3:PutObject", Other)]),
             _ => {}

@@ -138,6 +138,42 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
+    /// The archive a full-cluster restore will put back, read and checked now, before anything
+    /// is stopped: against the set's recorded SHA-256, else the one beside it.
+    pub(super) async fn check_smd_archive(
+        &self,
+        p: &params::CheckSmdArchive,
+    ) -> Result<Progress, StepError> {
+        let tar = self.store.get(&p.uri).await.map_err(store_error)?;
+        let actual = sha256_hex(&tar);
+        let expected = match &p.sha256 {
+            Some(s) => s.clone(),
+            None => String::from_utf8_lossy(
+                &self
+                    .store
+                    .get(&format!("{}.sha256", p.uri))
+                    .await
+                    .map_err(store_error)?,
+            )
+            .trim()
+            .to_string(),
+        };
+        if actual != expected {
+            return Err(StepError::permanent(
+                "CorruptArchive",
+                format!(
+                    "SMD archive {} of set {} is corrupted: its SHA-256 is {actual}, {expected} was recorded; no node was stopped",
+                    p.uri, p.set
+                ),
+            ));
+        }
+        Progress::done(Learned {
+            uri: Some(p.uri.clone()),
+            sha256: Some(actual),
+            ..Learned::default()
+        })
+    }
+
     pub(super) async fn copy_smd(
         &self,
         input: &StepInput<'_>,

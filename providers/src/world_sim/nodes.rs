@@ -244,14 +244,13 @@ pub(super) fn act(
                 ..Learned::default()
             })
         }
+        Params::CheckSmdArchive(p) => {
+            smd_matches(world, &p.uri, p.sha256.as_deref())?;
+            Progress::finished()
+        }
         Params::RestoreSmd(p) => {
-            let (set, from) = (p.set.clone(), &p.from);
-            if !world.smd_archives.iter().any(|a| &a.uri == from) {
-                return Err(bad(
-                    "NoSuchKey",
-                    format!("SMD archive {from} is not in the store"),
-                ));
-            }
+            let set = p.set.clone();
+            smd_matches(world, &p.from, p.sha256.as_deref())?;
             node_mut(world, &node_name(input)?).smd_restored_from = Some(set);
             Progress::finished()
         }
@@ -298,4 +297,22 @@ pub(super) fn act(
 /// The store directory of an archive URI (`…/<cluster>/<set>`).
 fn parent(uri: &str) -> &str {
     uri.rsplit_once('/').map_or(uri, |(dir, _)| dir)
+}
+
+/// The archive is in the store and, where both are known, its checksum is the one expected: the
+/// node provider reads and hashes the archive itself; the simulation compares what is recorded.
+fn smd_matches(world: &World, uri: &str, want: Option<&str>) -> Result<(), StepError> {
+    let Some(a) = world.smd_archives.iter().find(|a| a.uri == uri) else {
+        return Err(bad(
+            "NoSuchKey",
+            format!("SMD archive {uri} is not in the store"),
+        ));
+    };
+    match (want, a.sha256.as_deref()) {
+        (Some(w), Some(h)) if w != h => Err(bad(
+            "CorruptArchive",
+            format!("SMD archive {uri} has SHA-256 {h}, {w} was recorded"),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -2,6 +2,7 @@
 //! transports against a real sshd, the nodes against the in-test cluster, S3 and SSM, and what moto
 //! cannot model with aws-smithy-mocks.
 
+mod asbackup_store;
 mod aws;
 mod ec2_mocks;
 mod ec2_moto;

@@ -430,6 +430,32 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
         std::fs::read_dir(env.path("nodes/a2/smd")).unwrap().count(),
         0
     );
+    // A full-cluster restore checks the archive before it stops any node: the same corruption
+    // is refused there, against the checksum beside it and against the one a manifest recorded.
+    let good = std::fs::read_to_string(format!("{}.sha256", archive.display()))
+        .unwrap()
+        .trim()
+        .to_string();
+    for sha in [serde_json::Value::Null, serde_json::json!(good)] {
+        let check = step(
+            "check_smd_archive:bs",
+            StepKind::CheckSmdArchive,
+            "a1",
+            serde_json::json!({"set": "bs", "uri": uri, "sha256": sha}),
+        );
+        let err = nodes
+            .act(StepInput {
+                plan_id: "p",
+                step: &check,
+                learned: &learned,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.message.contains("is corrupted") && err.message.contains("no node was stopped"),
+            "{err}"
+        );
+    }
 }
 
 /// The asbackup/asrestore stand-ins (testdata/asbackup-stand-in: the real tools are not in the
@@ -502,7 +528,8 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
     let calls = tool_calls(&log);
     assert_eq!(calls.len(), 2, "one asbackup per namespace: {calls:?}");
     for (call, ns) in calls.iter().zip(["users", "events"]) {
-        let dir = format!("{root}/backups/prod-east/{set}/{ns}");
+        // The cluster's own directory in the store (`<to>/<cluster>/<set>/<ns>`).
+        let dir = format!("{root}/backups/prod-east/prod-east/{set}/{ns}");
         let at = call.iter().position(|a| a == "--directory").unwrap();
         assert_eq!(call[at + 1], dir, "a plain path, never file://");
         assert!(call.contains(&"--remove-files".to_string()));
