@@ -89,6 +89,10 @@ pub struct BackupSet<'w> {
     /// Why a set marked with a manifest (`asdr:manifest`) cannot use it: missing, altered, of
     /// another cluster, or its members no longer as it lists them.
     pub manifest_problem: Option<String>,
+    /// Its mark names a manifest that the store does not hold as named (missing, unreadable,
+    /// another one): nothing proves the set is this cluster's (a same-named cluster writing to
+    /// another store marks its sets the same way). Never deleted, never restored from.
+    pub unproven: bool,
     /// (node, device) → snapshot: restores look up every node's every device.
     by_device: HashMap<(&'w str, &'w str), &'w Snapshot>,
 }
@@ -489,17 +493,15 @@ fn collect_sets<'w>(
             if manifest_problem.is_none()
                 && let Some(m) = manifest
             {
-                smd_archive = m.smd.iter().find_map(|e| {
+                let archive_of = |e: &crate::manifest::SmdEntry| {
                     world
                         .smd_archives
                         .iter()
-                        .find(|a| a.set == id && a.node == e.node)
-                });
+                        .find(|a| a.set == id && (a.node == e.node || a.uri == e.uri))
+                };
+                smd_archive = m.smd.iter().find_map(archive_of);
                 for e in &m.smd {
-                    if let Some(a) = world
-                        .smd_archives
-                        .iter()
-                        .find(|a| a.set == id && a.node == e.node)
+                    if let Some(a) = archive_of(e)
                         && let Some(have) = a.sha256.as_deref().filter(|h| *h != e.sha256)
                     {
                         manifest_problem = Some(format!(
@@ -509,6 +511,12 @@ fn collect_sets<'w>(
                     }
                 }
             }
+            // Named by the mark, and is that manifest in the store, whole and this cluster's?
+            let unproven = named.is_some_and(|want| {
+                manifests.get(id).is_none_or(|(seen, usable)| {
+                    usable.is_err() || seen.file.as_ref().is_none_or(|f| &f.sha256 != want)
+                })
+            });
             let manifest = manifest.filter(|_| manifest_problem.is_none());
             let mut by_device = HashMap::with_capacity(snapshots.len());
             match (manifest, &manifest_problem) {
@@ -562,6 +570,7 @@ fn collect_sets<'w>(
                 last_start,
                 manifest,
                 manifest_problem,
+                unproven,
                 by_device,
                 id: id.to_string(),
                 time,

@@ -175,6 +175,19 @@ pub(crate) fn plan_in(
             && !pinned.contains_key(&s.id)
     }) {
         let older_than_kept = oldest_kept.is_some_and(|t| set.time < t);
+        // Marked with a manifest the store does not hold: not proven this cluster's (a
+        // same-named cluster writing to another store marks its sets alike). Never deleted.
+        if set.unproven {
+            b.warn(
+                "R13",
+                format!(
+                    "set {} names a manifest that is not in {}: it is not proven this cluster's and is never deleted; put the store's files back, or delete its snapshots by hand if it is not this cluster's",
+                    set.id,
+                    at.region.map_or("the SMD store", |_| "this region's SMD store")
+                ),
+            );
+            continue;
+        }
         if was_marked(set) {
             let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
             if older_than_kept && (over_count || too_old(set)) {

@@ -423,7 +423,14 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     (Ok(tar), Ok(sha))
                         if String::from_utf8_lossy(&sha).trim() == sha256_hex(&tar) =>
                     {
-                        Some(Learned::uri(to.clone()))
+                        // Adopted as an archiving would have reported it: where, its checksum,
+                        // and the node it came from (a set's manifest records them).
+                        Some(Learned {
+                            uri: Some(to.clone()),
+                            sha256: Some(sha256_hex(&tar)),
+                            node: input.step.node.clone(),
+                            ..Learned::default()
+                        })
                     }
                     _ => None,
                 }

@@ -46,7 +46,7 @@ impl Scratch {
         asdr_providers::world_file::load(&self.path(name)).unwrap()
     }
 
-    fn edit(&self, name: &str, from: &str, to: &str) {
+    pub(crate) fn edit(&self, name: &str, from: &str, to: &str) {
         let p = self.path(name);
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains(from), "{from} not in {name}");

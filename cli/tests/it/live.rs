@@ -164,7 +164,8 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
     let plan = ok(&asdr(dir, &["plan"], &env));
     assert!(plan.contains("asbackup:users:"), "{plan}");
     ok(&asdr(dir, &["apply", "--yes"], &env));
-    let sets: Vec<_> = std::fs::read_dir(dir.join("backups/prod-east"))
+    // The cluster's own directory in the store: `<to>/<cluster>/<set>/<ns>`.
+    let sets: Vec<_> = std::fs::read_dir(dir.join("backups/prod-east/prod-east"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
@@ -172,7 +173,7 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
     for ns in ["users", "events"] {
         // Whose run, how many files, and when it finished (UTC), in the manifest's name.
         let names: Vec<String> =
-            std::fs::read_dir(dir.join(format!("backups/prod-east/{}/{ns}", sets[0])))
+            std::fs::read_dir(dir.join(format!("backups/prod-east/prod-east/{}/{ns}", sets[0])))
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
                 .collect();
@@ -393,7 +394,9 @@ async fn sigterm_mid_backup_brings_every_node_back_and_frees_the_lock() {
         assert_eq!(
             again.status.code(),
             Some(0),
-            "{consistency}: nothing left to do"
+            "{consistency}: nothing left to do\n{}\n{}",
+            String::from_utf8_lossy(&again.stdout),
+            String::from_utf8_lossy(&again.stderr)
         );
         for n in ["a1", "b1", "a2"] {
             assert!(!out_of_service(n), "{consistency}: {n} after the re-apply");

@@ -534,3 +534,83 @@ fn rv5_a_manifest_that_appears_for_a_set_marked_before_manifests_is_not_trusted(
         "{text}"
     );
 }
+
+#[test]
+fn rv6_a_marked_set_naming_a_manifest_not_in_the_store_is_never_deleted_or_restored_from() {
+    // A same-named cluster in this region writing to another store: its sets are marked with
+    // manifests this store does not hold.
+    let (s, m) = backed_up();
+    let mut w = load(&s);
+    let foreign_set = "bs-20261101T020000Z";
+    let template: Vec<Snapshot> = w
+        .snapshots
+        .iter()
+        .filter(|x| x.tags.get("asdr:set").map(String::as_str) == Some(m.set.as_str()))
+        .cloned()
+        .collect();
+    let mut foreign = Vec::new();
+    for (i, t) in template.iter().enumerate() {
+        let mut x = t.clone();
+        x.id = format!("snap-00000000000f{i:05}");
+        x.volume_id = format!("vol-00000000000f{i:05}");
+        x.start_time = time::macros::datetime!(2026-11-01 02:00:05 UTC);
+        x.tags.insert("asdr:set".into(), foreign_set.into());
+        x.tags.insert("asdr:manifest".into(), "0".repeat(64));
+        foreign.push(x.id.clone());
+        w.snapshots.push(x);
+    }
+    save(&s, &w);
+    s.edit("asdr.yaml", "count: 7", "count: 2");
+    let p: Plan = serde_json::from_str(&ok(&s.asdr(WORLD, &["plan", "--json"], &[]))).unwrap();
+    let deleted: Vec<&str> = p
+        .steps
+        .iter()
+        .filter_map(|x| match &x.params {
+            Params::DeleteSnapshot(d) => Some(d.snapshot_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !deleted.is_empty(),
+        "retention deletes this cluster's own older sets"
+    );
+    assert!(
+        deleted.iter().all(|d| !foreign.iter().any(|f| f == d)),
+        "{deleted:?}"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.message.contains(foreign_set) && x.message.contains("not proven")),
+        "{:?}",
+        p.warnings
+    );
+    for restore in ["a1-from-backup", "full-cluster"] {
+        let from = restored_from(&plan_json(&s, restore));
+        assert!(
+            from.iter().all(|(_, id)| !foreign.contains(id)),
+            "{restore}: {from:?}"
+        );
+    }
+    // And the verifier refuses a plan that deletes one of them.
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let mut bad = p.clone();
+    let mut extra = bad
+        .steps
+        .iter()
+        .find(|x| x.kind() == StepKind::DeleteSnapshot)
+        .unwrap()
+        .clone();
+    extra.id = format!("delete_snapshot:{}", foreign[0]);
+    if let Params::DeleteSnapshot(d) = &mut extra.params {
+        d.snapshot_id = foreign[0].clone();
+        d.set = foreign_set.into();
+    }
+    bad.steps.push(extra);
+    let v = asdr_planner::verify(&policy, &load(&s), &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("nothing proves")),
+        "{v:?}"
+    );
+}

@@ -232,6 +232,29 @@ impl<'a> Verifier<'a> {
     }
 
     /// Whether any snapshot of `set` carries the mark (`asdr:complete`).
+    /// The set's snapshots name a manifest (`asdr:manifest`) that the store does not hold as
+    /// named: read here from the world, not from the planner's view.
+    fn unproven(&self, set: &str) -> bool {
+        let Some(named) = self
+            .ix
+            .snaps_set
+            .get(set)
+            .and_then(|v| v.iter().find_map(|s| s.tags.get(tags::MANIFEST)))
+        else {
+            return false;
+        };
+        match self.manifest_of(set) {
+            Some(Ok(_)) => self
+                .world
+                .set_manifests
+                .iter()
+                .find(|m| m.set == set)
+                .and_then(|m| m.file.as_ref())
+                .is_none_or(|f| &f.sha256 != named),
+            _ => true,
+        }
+    }
+
     fn was_marked(&self, set: &str) -> bool {
         self.ix.snaps_set.get(set).is_some_and(|snaps| {
             snaps
@@ -351,7 +374,9 @@ impl<'a> Verifier<'a> {
                 let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET)) else {
                     continue;
                 };
-                if protected.contains(set) {
+                if self.unproven(set) {
+                    bad.push((s, format!("deletes a snapshot of set {set}, whose mark names a manifest that is not in the store: nothing proves it is this cluster's")));
+                } else if protected.contains(set) {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
                 } else if let Some(restore) = self.pinned_by(s.region.as_deref(), set) {
                     bad.push((s, format!("deletes a snapshot of set {set}, which restore `{restore}` restores from")));

@@ -500,7 +500,7 @@ impl<'a> Verifier<'a> {
             && m.smd.iter().all(|e| {
                 self.world.smd_archives.iter().any(|a| {
                     a.set == m.set
-                        && a.node == e.node
+                        && (a.node == e.node || a.uri == e.uri)
                         && a.sha256.as_deref().is_none_or(|h| h == e.sha256)
                 })
             })

@@ -761,17 +761,21 @@ fn r2_a_set_without_its_smd_archive_is_not_complete() {
         .unwrap();
     world.smd_archives.retain(|a| a.set != newest);
     // The newest set (6h old) lacks SMD, so the one before it (30h old) is the newest complete
-    // one and a backup is due: the unfinished set is resumed, its missing archive made.
+    // one and a backup is due. That set was marked complete: its archive was lost since, and
+    // one taken now would not be the SMD of its snapshots' moment. A new set is made whole
+    // instead; the marked one is not finished with today's SMD.
     let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
     assert!(
-        p.step(&format!("copy_smd:{newest}")).is_some(),
+        p.step(&format!("copy_smd:{newest}")).is_none(),
         "{:?}",
         p.steps
     );
-    assert!(p.step(&format!("mark_set_complete:{newest}")).is_some());
+    assert!(p.step(&format!("mark_set_complete:{newest}")).is_none());
+    let new_set = steps_of(&p, StepKind::MarkSetComplete);
+    assert_eq!(new_set.len(), 1);
     assert!(
-        steps_of(&p, StepKind::SnapshotInstance).is_empty(),
-        "its snapshots exist already"
+        !steps_of(&p, StepKind::SnapshotInstance).is_empty(),
+        "a new set's snapshots are taken"
     );
     // A full-cluster restore from that set is refused: the cluster would start without SMD.
     let policy = example_policy_with(

@@ -230,10 +230,15 @@ pub(super) fn act(
                         format!("set {set} has no SMD archive (R2)"),
                     ));
                 };
-                let (node, sha256) = (
-                    copied.and_then(|c| c.node.clone()).unwrap_or_default(),
-                    copied.and_then(|c| c.sha256.clone()),
-                );
+                // The node it came from: as reported, else the archive's name (`<node>.smd.tar`).
+                let node = copied.and_then(|c| c.node.clone()).unwrap_or_else(|| {
+                    uri.rsplit('/')
+                        .next()
+                        .and_then(|f| f.strip_suffix(".smd.tar"))
+                        .unwrap_or_default()
+                        .to_string()
+                });
+                let sha256 = copied.and_then(|c| c.sha256.clone());
                 world.smd_archives.push(SmdArchive {
                     set: set.clone(),
                     node,
