@@ -36,6 +36,7 @@ fn main() {
     assert!(status.success(), "world generation failed");
     let json_path = dir.join("world.json");
     let yaml_path = dir.join("world.yaml");
+    let manifests_path = dir.join("world-manifests.json");
 
     // 1. The whole process.
     let exe = env!("CARGO_BIN_EXE_asdr");
@@ -52,6 +53,17 @@ fn main() {
             Some("--restore=full-cluster"),
         ),
         ("asdr plan --world world.yaml", &yaml_path, None),
+        // Every retained set with its manifest (each checksum verified on every plan).
+        (
+            "asdr plan --world world-manifests.json",
+            &manifests_path,
+            None,
+        ),
+        (
+            "… world-manifests.json --restore full-cluster",
+            &manifests_path,
+            Some("--restore=full-cluster"),
+        ),
     ] {
         let mut walls = Vec::new();
         let mut peak_kb = 0;
@@ -129,6 +141,13 @@ fn generate(dir: &Path) {
     let json_path = dir.join("world.json");
     let yaml_path = dir.join("world.yaml");
     std::fs::write(&json_path, serde_json::to_string(&world).unwrap()).unwrap();
+    let mut with = world.clone();
+    asdr_planner::testkit::with_manifests(&policy, &mut with);
+    std::fs::write(
+        dir.join("world-manifests.json"),
+        serde_json::to_string(&with).unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         &yaml_path,
         asdr_providers::world_file::to_string(&world, asdr_providers::world_file::Format::Yaml)

@@ -18,8 +18,10 @@ use sha2::{Digest, Sha256};
 /// The manifest format this asdr writes and reads.
 pub const FORMAT: u32 = 1;
 
-/// The file name of a set's manifest, beside its SMD archives: `<store>/<cluster>/<set>/manifest.json`.
-pub const FILE_NAME: &str = "manifest.json";
+/// The folder of a cluster's set manifests in its store: `<store>/<cluster>/manifests/<set>.json`.
+/// Apart from the archives (`<store>/<cluster>/bs-…/`), so a lifecycle rule that expires old SMD
+/// archives by prefix never takes the manifests that prove the sets are this cluster's.
+pub const FOLDER: &str = "manifests";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -295,10 +297,10 @@ pub fn utc(t: time::OffsetDateTime) -> String {
     crate::backup::rfc3339(t)
 }
 
-/// `<store>/<cluster>/<set>/manifest.json`.
+/// `<store>/<cluster>/manifests/<set>.json`.
 pub fn uri(store: &str, cluster: &str, set: &str) -> String {
     format!(
-        "{}/{cluster}/{set}/{FILE_NAME}",
+        "{}/{cluster}/{FOLDER}/{set}.json",
         store.trim_end_matches('/')
     )
 }

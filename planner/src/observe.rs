@@ -93,6 +93,9 @@ pub struct BackupSet<'w> {
     /// another one): nothing proves the set is this cluster's (a same-named cluster writing to
     /// another store marks its sets the same way). Never deleted, never restored from.
     pub unproven: bool,
+    /// The snapshot ids its manifest (whole, this cluster's, in the store) lists: all that is
+    /// the set's; other snapshots carrying its tags are not (retention leaves them).
+    pub listed: Option<std::collections::HashSet<String>>,
     /// (node, device) → snapshot: restores look up every node's every device.
     by_device: HashMap<(&'w str, &'w str), &'w Snapshot>,
 }
@@ -512,11 +515,27 @@ fn collect_sets<'w>(
                 }
             }
             // Named by the mark, and is that manifest in the store, whole and this cluster's?
-            let unproven = named.is_some_and(|want| {
-                manifests.get(id).is_none_or(|(seen, usable)| {
-                    usable.is_err() || seen.file.as_ref().is_none_or(|f| &f.sha256 != want)
-                })
-            });
+            // With a whole manifest of this cluster in the store, its members' mark decides
+            // (another cluster's snapshots may carry the same set id and a mark of their own).
+            // Once none of the manifest's members is left (retention took them), what still
+            // carries the set's id is not this set.
+            let (unproven, listed) = match manifests.get(id) {
+                Some((seen, Ok(m)))
+                    if !marked_without
+                        && m.members
+                            .iter()
+                            .any(|mb| by_id.contains_key(mb.snapshot_id.as_str())) =>
+                {
+                    let member_named = m.members.iter().find_map(|mb| {
+                        by_id.get(mb.snapshot_id.as_str())?.tags.get(tags::MANIFEST)
+                    });
+                    let unproven = member_named
+                        .is_some_and(|w| seen.file.as_ref().is_none_or(|f| &f.sha256 != w));
+                    let listed = m.members.iter().map(|mb| mb.snapshot_id.clone()).collect();
+                    (unproven, Some(listed))
+                }
+                _ => (named.is_some(), None),
+            };
             let manifest = manifest.filter(|_| manifest_problem.is_none());
             let mut by_device = HashMap::with_capacity(snapshots.len());
             match (manifest, &manifest_problem) {
@@ -571,6 +590,7 @@ fn collect_sets<'w>(
                 manifest,
                 manifest_problem,
                 unproven,
+                listed,
                 by_device,
                 id: id.to_string(),
                 time,

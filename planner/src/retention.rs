@@ -218,7 +218,27 @@ pub(crate) fn plan_in(
         .map_or_else(String::new, |r| format!(" in {r} (backup.copies retain)"));
     for (set, reason) in &expired {
         let reason = format!("{reason}{place}");
-        for snap in &set.snapshots {
+        // A set with a manifest: only its members go. Other snapshots carrying its tags (another
+        // same-named cluster's set of the same second) are not this set's.
+        let strangers = set
+            .snapshots
+            .iter()
+            .filter(|s| set.listed.as_ref().is_some_and(|l| !l.contains(&s.id)))
+            .count();
+        if strangers > 0 {
+            b.warn(
+                "R13",
+                format!(
+                    "{strangers} snapshot(s) carry set {}'s tags but are not members of its manifest: they are not this cluster's and are left alone",
+                    set.id
+                ),
+            );
+        }
+        for snap in set
+            .snapshots
+            .iter()
+            .filter(|s| set.listed.as_ref().is_none_or(|l| l.contains(&s.id)))
+        {
             let get = |k: &str| snap.tags.get(k).cloned().unwrap_or_default();
             b.change(
                 format!("snapshot.{}", snap.id),
@@ -245,7 +265,7 @@ pub(crate) fn plan_in(
         }
     }
     if !expired.is_empty() {
-        b.warn("R13", "only snapshots tagged asdr:cluster for this cluster are deleted; the SMD archives of expired sets stay in the store (expire them with the store's lifecycle rules)");
+        b.warn("R13", "only snapshots tagged asdr:cluster for this cluster are deleted; SMD archives stay in the store: expire them by a lifecycle rule on <cluster>/bs-, never on <cluster>/manifests/");
     }
     expired.iter().map(|(s, _)| s.id.clone()).collect()
 }

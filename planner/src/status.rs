@@ -31,6 +31,11 @@ pub struct Status {
     /// has no usable set within its objective, said plainly. Empty: every path is fine; `status`
     /// exits 2 otherwise.
     pub problems: Vec<String>,
+    /// Sets marked with a manifest the store does not hold (a same-named cluster's, or this
+    /// cluster's whose manifest was removed): never counted, restored from or deleted. Said,
+    /// not a recovery problem of their own: what they leave uncovered shows in the objectives.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_proven: Vec<String>,
 }
 
 /// The copies of a cluster's sets in one other region.
@@ -125,7 +130,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 unfinished_sets: robs
                     .sets
                     .iter()
-                    .filter(|s| !s.is_complete())
+                    .filter(|s| !s.is_complete() && !s.unproven)
                     .map(|s| s.id.clone())
                     .collect(),
             };
@@ -240,8 +245,19 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             .map(|c| c.region.as_str())
             .zip(&region_obs),
     );
+    let mut not_proven = Vec::new();
     for (region, robs) in every_region {
         for s in robs.sets.iter().rev() {
+            if s.unproven {
+                not_proven.push(format!(
+                    "{region}: set {} ({})",
+                    s.id,
+                    s.manifest_problem
+                        .as_deref()
+                        .unwrap_or("its mark names a manifest the store does not hold")
+                ));
+                continue;
+            }
             let was_marked = s
                 .snapshots
                 .iter()
@@ -283,10 +299,11 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         unfinished_sets: obs
             .sets
             .iter()
-            .filter(|s| !complete(s))
+            .filter(|s| !complete(s) && !s.unproven)
             .map(|s| s.id.clone())
             .collect(),
         problems,
+        not_proven,
         restores,
         regions,
     }

@@ -403,3 +403,91 @@ pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize,
         }
     }
 }
+
+/// Gives every set marked complete in `world` (at home) the manifest a backup writes today: its
+/// members as tagged, its SMD archive with a checksum, sealed, and the mark naming it. What a
+/// world looks like once every retained set was made with manifests.
+pub fn with_manifests(policy: &Policy, world: &mut World) {
+    use crate::manifest::{Member, ObservedManifest, SetManifest, SmdEntry, Times, uri};
+    let mut by_set: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, s) in world.snapshots.iter().enumerate() {
+        if s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
+            && !tags::is_copy(&s.tags)
+            && let Some(set) = s.tags.get(tags::SET)
+        {
+            by_set.entry(set.clone()).or_default().push(i);
+        }
+    }
+    for (set, idx) in by_set {
+        let Some(archive) = world.smd_archives.iter_mut().find(|a| a.set == set) else {
+            continue;
+        };
+        let sha = archive
+            .sha256
+            .get_or_insert_with(|| {
+                crate::hex(&<sha2::Sha256 as sha2::Digest>::digest(set.as_bytes()))
+            })
+            .clone();
+        let smd = vec![SmdEntry {
+            node: archive.node.clone(),
+            uri: archive.uri.clone(),
+            sha256: sha,
+        }];
+        let mut members: Vec<Member> = idx
+            .iter()
+            .map(|&i| {
+                let s = &world.snapshots[i];
+                Member {
+                    node: s.tags.get(tags::NODE).cloned().unwrap_or_default(),
+                    device: s.tags.get(tags::DEVICE).cloned().unwrap_or_default(),
+                    volume_id: s.volume_id.clone(),
+                    snapshot_id: s.id.clone(),
+                    source_snapshot_id: None,
+                    size_gib: s.volume_size_gib,
+                    encrypted: s.encrypted,
+                    kms_key_id: s.kms_key_id.clone(),
+                    started: Some(crate::manifest::utc(s.start_time)),
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
+        let time = crate::observe::set_time(&set)
+            .map(crate::manifest::utc)
+            .unwrap_or_default();
+        let file = SetManifest {
+            format: crate::manifest::FORMAT,
+            cluster: policy.cluster.name.clone(),
+            set: set.clone(),
+            method: "ebs".into(),
+            region: policy.cluster.region.clone(),
+            source_region: None,
+            members,
+            namespaces: policy
+                .cluster
+                .namespaces
+                .iter()
+                .map(|n| n.name.clone())
+                .collect(),
+            smd,
+            times: Times {
+                set: time.clone(),
+                written: time,
+                first_snapshot_start: None,
+                last_snapshot_start: None,
+            },
+            policy_digest: crate::spec_digest(policy),
+        }
+        .seal();
+        for &i in &idx {
+            world.snapshots[i]
+                .tags
+                .insert(tags::MANIFEST.into(), file.sha256.clone());
+        }
+        world.set_manifests.push(ObservedManifest {
+            uri: uri(&policy.backup.smd_to, &policy.cluster.name, &set),
+            set,
+            file: Some(file),
+            problem: None,
+        });
+    }
+}

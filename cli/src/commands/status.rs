@@ -112,6 +112,14 @@ fn text(r: &Report) -> String {
             out.push_str(&format!("    - {p}\n"));
         }
     }
+    if !s.not_proven.is_empty() {
+        out.push_str(
+            "  not proven this cluster's (never counted, restored from or deleted; a same-named cluster's, or a manifest removed):\n",
+        );
+        for p in &s.not_proven {
+            out.push_str(&format!("    - {p}\n"));
+        }
+    }
     out.push_str(&format!(
         "  lock:       {}\n",
         r.lock_held_by.as_deref().unwrap_or("free")

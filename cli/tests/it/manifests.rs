@@ -79,7 +79,7 @@ fn a_backup_writes_its_sets_manifest_and_the_mark_names_it() {
     assert_eq!(
         m.uri,
         format!(
-            "s3://acme-backups/asdr/prod-east/smd/prod-east/{}/manifest.json",
+            "s3://acme-backups/asdr/prod-east/smd/prod-east/manifests/{}.json",
             man.set
         )
     );
@@ -386,10 +386,14 @@ fn rv3_a_copy_regions_broken_manifest_is_reported_by_status_and_not_rewritten() 
         world_file::to_string(&w, Format::Yaml).unwrap(),
     )
     .unwrap();
+    // Said in status as not proven this cluster's; the copies before it still cover the region.
     let status = s.asdr(DR_WORLD, &["status"], &[]);
     let text = String::from_utf8_lossy(&status.stdout).into_owned();
-    assert_ne!(status.status.code(), Some(0), "{text}");
-    assert!(text.contains("us-west-2") && text.contains(&set), "{text}");
+    assert!(
+        text.contains("not proven this cluster's")
+            && text.contains(&format!("us-west-2: set {set}")),
+        "{text}"
+    );
     let p = plan_of(&s, DR_WORLD, &[]);
     assert!(
         p.steps.iter().all(|x| !(x.region.is_some()
@@ -592,6 +596,16 @@ fn rv6_a_marked_set_naming_a_manifest_not_in_the_store_is_never_deleted_or_resto
             "{restore}: {from:?}"
         );
     }
+    // status names it once as not proven, and a fresh cluster stays fine: another cluster's
+    // sets are not this one's recovery problem.
+    let status = s.asdr(WORLD, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("us-east-1: set {foreign_set}")),
+        "{text}"
+    );
+    assert!(!text.contains("unfinished (bs-20261101"), "{text}");
     // And the verifier refuses a plan that deletes one of them.
     let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
     let mut bad = p.clone();
@@ -613,4 +627,49 @@ fn rv6_a_marked_set_naming_a_manifest_not_in_the_store_is_never_deleted_or_resto
             .any(|x| x.rule == "R13" && x.message.contains("nothing proves")),
         "{v:?}"
     );
+}
+
+#[test]
+fn rv7_another_clusters_snapshots_sharing_a_sets_id_are_left_when_the_set_expires() {
+    // Two same-named clusters whose backups start in the same second: the other's snapshots
+    // carry this set's id and a mark naming their own manifest. Whichever way their ids sort.
+    for prefix in ["snap-00000000000", "snap-fffffffffff"] {
+        let (s, m) = backed_up();
+        let mut w = load(&s);
+        let ours: Vec<Snapshot> = w
+            .snapshots
+            .iter()
+            .filter(|x| x.tags.get("asdr:set").map(String::as_str) == Some(m.set.as_str()))
+            .cloned()
+            .collect();
+        let mut foreign = Vec::new();
+        for (i, t) in ours.iter().enumerate() {
+            let mut x = t.clone();
+            x.id = format!("{prefix}{i:06}");
+            x.volume_id = format!("vol-000000000ff{i:05}");
+            x.tags.insert("asdr:manifest".into(), "0".repeat(64));
+            foreign.push(x.id.clone());
+            w.snapshots.push(x);
+        }
+        save(&s, &w);
+        s.edit("asdr.yaml", "count: 7", "count: 2");
+        // Daily applies, each making a set: this set expires on the way.
+        let mut deleted_ours = false;
+        for _ in 0..4 {
+            let mut w = load(&s);
+            w.now = w.now.map(|t| t + time::Duration::hours(25));
+            save(&s, &w);
+            ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+            let w = load(&s);
+            for f in &foreign {
+                assert!(
+                    w.snapshots.iter().any(|x| &x.id == f),
+                    "{prefix}: {f}, another cluster's, was deleted"
+                );
+            }
+            deleted_ours |= !w.snapshots.iter().any(|x| x.id == ours[0].id);
+        }
+        assert!(deleted_ours, "{prefix}: this cluster's set expired");
+        ok(&s.asdr(WORLD, &["status"], &[]));
+    }
 }

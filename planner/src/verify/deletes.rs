@@ -234,24 +234,24 @@ impl<'a> Verifier<'a> {
     /// Whether any snapshot of `set` carries the mark (`asdr:complete`).
     /// The set's snapshots name a manifest (`asdr:manifest`) that the store does not hold as
     /// named: read here from the world, not from the planner's view.
-    fn unproven(&self, set: &str) -> bool {
-        let Some(named) = self
-            .ix
-            .snaps_set
-            .get(set)
-            .and_then(|v| v.iter().find_map(|s| s.tags.get(tags::MANIFEST)))
-        else {
-            return false;
-        };
-        match self.manifest_of(set) {
-            Some(Ok(_)) => self
-                .world
-                .set_manifests
+    /// Why snapshot `id` of `set` is not proven this cluster's, if it is not: with a whole
+    /// manifest of this cluster in the store (and the set not marked before manifests), only the
+    /// members it lists are; otherwise a snapshot whose own mark names a manifest is not.
+    fn unproven(&self, set: &str, id: &str) -> Option<String> {
+        let snaps = self.ix.snaps_set.get(set)?;
+        let marked_without = !snaps.iter().any(|s| s.tags.contains_key(tags::MANIFEST))
+            && snaps
                 .iter()
-                .find(|m| m.set == set)
-                .and_then(|m| m.file.as_ref())
-                .is_none_or(|f| &f.sha256 != named),
-            _ => true,
+                .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+        match self.manifest_of(set) {
+            Some(Ok(m)) if !marked_without => (!m.members.iter().any(|mb| mb.snapshot_id == id))
+                .then(|| "which its manifest does not list: another cluster's snapshot carrying its tags".to_string()),
+            _ => self
+                .ix
+                .snap
+                .get(id)
+                .is_some_and(|x| x.tags.contains_key(tags::MANIFEST))
+                .then(|| "whose mark names a manifest that is not in the store: nothing proves it is this cluster's".to_string()),
         }
     }
 
@@ -374,8 +374,8 @@ impl<'a> Verifier<'a> {
                 let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET)) else {
                     continue;
                 };
-                if self.unproven(set) {
-                    bad.push((s, format!("deletes a snapshot of set {set}, whose mark names a manifest that is not in the store: nothing proves it is this cluster's")));
+                if let Some(why) = self.unproven(set, id) {
+                    bad.push((s, format!("deletes snapshot {id} of set {set}, {why}")));
                 } else if protected.contains(set) {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
                 } else if let Some(restore) = self.pinned_by(s.region.as_deref(), set) {

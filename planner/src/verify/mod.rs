@@ -108,6 +108,7 @@ impl<'a> Verifier<'a> {
             ix: Index::new(policy, world),
             seen: std::cell::RefCell::new((vec![0; plan.steps.len()], 0)),
             complete: std::cell::OnceCell::new(),
+            manifests: std::cell::OnceCell::new(),
             ebs: policy
                 .cluster
                 .nodes
@@ -163,6 +164,14 @@ enum Op<'p> {
     Unknown,
 }
 
+type ManifestsRead<'a> = HashMap<
+    String,
+    (
+        &'a crate::manifest::ObservedManifest,
+        Result<&'a crate::manifest::SetManifest, String>,
+    ),
+>;
+
 struct Verifier<'a> {
     policy: &'a Policy,
     world: &'a World,
@@ -175,6 +184,9 @@ struct Verifier<'a> {
     /// A reusable visited-mark buffer for graph searches, and its current stamp.
     seen: std::cell::RefCell<(Vec<u32>, u32)>,
     complete: std::cell::OnceCell<Vec<(String, OffsetDateTime)>>,
+    /// Each set's manifest as read here, once: its checksum is a hash of the whole manifest,
+    /// and restores and retention ask per step.
+    manifests: std::cell::OnceCell<ManifestsRead<'a>>,
     /// Each policy node's rendered EBS device names.
     ebs: HashMap<String, Vec<String>>,
 }
@@ -476,8 +488,15 @@ impl<'a> Verifier<'a> {
     /// store holds none; `Some(Err)` when it is altered, another cluster's or another set's.
     fn manifest_of(&self, set: &str) -> Option<Result<&'a crate::manifest::SetManifest, String>> {
         let world: &'a World = self.world;
-        let seen = world.set_manifests.iter().find(|m| m.set == set)?;
-        Some(seen.usable(&self.policy.cluster.name))
+        let read = self.manifests.get_or_init(|| {
+            let mut out = HashMap::new();
+            for m in &world.set_manifests {
+                out.entry(m.set.clone())
+                    .or_insert_with(|| (m, m.usable(&self.policy.cluster.name)));
+            }
+            out
+        });
+        read.get(set).map(|(_, r)| r.clone())
     }
 
     /// A set with a manifest is whole when every member it lists is there as listed, completed

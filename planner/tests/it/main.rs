@@ -3,6 +3,7 @@
 
 mod asbackup;
 mod enterprise;
+mod manifests;
 mod planner;
 mod properties;
 mod recovery_points;

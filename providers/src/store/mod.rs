@@ -117,7 +117,7 @@ pub struct SetFiles {
 }
 
 /// The SMD archives of `cluster` in the store at `smd_to` (`<smd_to>/<cluster>/<set>/<node>.smd.tar`)
-/// and its set manifests (`<smd_to>/<cluster>/<set>/manifest.json`), each read; one that cannot
+/// and its set manifests (`<smd_to>/<cluster>/manifests/<set>.json`), each read; one that cannot
 /// be read is recorded with why.
 pub async fn set_files<S: Store>(
     store: &S,
@@ -133,7 +133,13 @@ pub async fn set_files<S: Store>(
         let Some((set, file)) = rest.split_once('/') else {
             continue;
         };
-        if file == asdr_planner::manifest::FILE_NAME {
+        if set == asdr_planner::manifest::FOLDER {
+            let Some(set) = file
+                .strip_suffix(".json")
+                .filter(|s| asdr_specs::is_set_id(s))
+            else {
+                continue;
+            };
             out.manifests.push(match store.get(&uri).await {
                 Ok(bytes) => {
                     asdr_planner::manifest::ObservedManifest::from_bytes(&uri, set, &bytes)
