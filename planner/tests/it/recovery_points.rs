@@ -195,6 +195,13 @@ fn rp02_copy_region_retention_and_restores_never_take_snapshots_asdr_never_copie
         .filter(|s| s.id.starts_with("snap-f0reign"))
         .map(|s| s.id.clone())
         .collect();
+    // The region as the planner sees it holds none of them (without this, the completeness
+    // rule and the verifier still keep them out: each defence is checked on its own).
+    let view = asdr_planner::copies::region_view(&policy, &w, &policy.backup.copies[0]);
+    assert!(
+        view.snapshots.iter().all(|s| !foreign.contains(&s.id)),
+        "the region view takes snapshots without source tags for copies"
+    );
     let p = backup(&policy, &w);
     let touched: Vec<&str> = p
         .steps
