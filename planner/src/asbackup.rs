@@ -408,6 +408,35 @@ fn retention(
         }
     }
     let to = &ctx.policy.backup.asbackup.as_ref().expect("asbackup").to;
+    // A directory that also holds another cluster's run (two clusters that wrote the same set id
+    // into one shared directory, before directories were per cluster) is not deleted: the
+    // deletion would be refused at the store (R13) on every apply. The chain is kept whole.
+    let cluster = ctx.policy.cluster.name.as_str();
+    let shared = |uri: &str| {
+        ctx.world
+            .asbackup_archives
+            .iter()
+            .any(|a| a.uri == uri && a.cluster.as_deref().is_some_and(|c| c != cluster))
+    };
+    let expired: Vec<_> = expired
+        .into_iter()
+        .filter(|(chain, _)| {
+            let blocked = chain
+                .sets()
+                .flat_map(|s| s.asbackup.iter())
+                .find(|a| shared(&a.uri));
+            if let Some(a) = blocked {
+                b.warn(
+                    "R13",
+                    format!(
+                        "chain {} is past retain, but {} also holds another cluster's run: asdr deletes neither; remove this cluster's files there by hand",
+                        chain.full.id, a.uri
+                    ),
+                );
+            }
+            blocked.is_none()
+        })
+        .collect();
     for (chain, why) in expired {
         // Newest first, each after the one before, the full set last: a chain interrupted while
         // it is deleted never leaves incrementals without their full set.

@@ -178,6 +178,33 @@ fn retention_deletes_whole_chains_never_the_newest_and_never_an_unfinished_set()
 }
 
 #[test]
+fn a_chain_whose_directory_also_holds_another_clusters_run_is_kept_and_said() {
+    let policy = policy("");
+    let mut w = world(
+        &policy,
+        &[
+            ("bs-20261117T090000Z", None, BOTH),
+            ("bs-20261119T090000Z", None, BOTH),
+            ("bs-20261120T100000Z", None, BOTH),
+        ],
+    );
+    // Before directories were per cluster, prod-west wrote the same set id into one directory.
+    let mut theirs = w.asbackup_archives[0].clone();
+    theirs.cluster = Some("prod-west".into());
+    w.asbackup_archives.push(theirs.clone());
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(ids(&p, StepKind::DeleteBackup).is_empty(), "{:?}", p.steps);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|x| x.message.contains(&theirs.uri) && x.message.contains("another cluster's run")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(verify(&policy, &w, &p).is_empty());
+}
+
+#[test]
 fn a_cluster_restore_replays_the_chain_in_order_and_states_its_write_semantics() {
     let policy = policy(
         "    incremental_every: 6h\n    encrypt: {algorithm: aes256, key_file: /etc/asdr/backup.key}\n    run_on: local\n",
