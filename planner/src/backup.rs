@@ -357,7 +357,7 @@ fn snapshot_set(
                 kms_key_id: volume.kms_key_id.clone(),
                 started: done
                     .filter(|_| !pending_existing)
-                    .map(|s| rfc3339(s.start_time)),
+                    .map(|s| crate::manifest::utc(s.start_time)),
             });
             if !(new || pending_existing) {
                 continue;
@@ -453,22 +453,7 @@ fn snapshot_set(
         format!("write_manifest:{set}"),
         None,
         before_mark,
-        Params::WriteManifest(params::WriteManifest {
-            uri,
-            set: set.to_string(),
-            cluster: policy.cluster.name.clone(),
-            region: policy.cluster.region.clone(),
-            source_region: None,
-            members,
-            namespaces: policy
-                .cluster
-                .namespaces
-                .iter()
-                .map(|n| n.name.clone())
-                .collect(),
-            smd,
-            policy_digest: crate::spec_digest(policy),
-        }),
+        write_manifest(ctx, uri, set, None, members, smd),
     );
     b.step(
         format!("mark_set_complete:{set}"),
@@ -482,12 +467,6 @@ fn snapshot_set(
         }),
     );
     Ok(())
-}
-
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// `backup.snapshot_description` for one snapshot (validation rendered it once already).
@@ -525,4 +504,33 @@ fn node_names(ctx: &Ctx<'_, '_>) -> Vec<String> {
         .iter()
         .map(|n| n.name.clone())
         .collect()
+}
+
+/// A set's `write_manifest` step parameters: at home (`region` none), or for its copies in
+/// `region`, whose source is the cluster's own region.
+pub(crate) fn write_manifest(
+    ctx: &Ctx<'_, '_>,
+    uri: String,
+    set: &str,
+    region: Option<&str>,
+    members: Vec<params::ManifestMember>,
+    smd: Vec<params::NodeUri>,
+) -> Params {
+    let policy = ctx.policy;
+    Params::WriteManifest(params::WriteManifest {
+        uri,
+        set: set.to_string(),
+        cluster: policy.cluster.name.clone(),
+        region: region.unwrap_or(&policy.cluster.region).to_string(),
+        source_region: region.map(|_| policy.cluster.region.clone()),
+        members,
+        namespaces: policy
+            .cluster
+            .namespaces
+            .iter()
+            .map(|n| n.name.clone())
+            .collect(),
+        smd,
+        policy_digest: crate::spec_digest(policy),
+    })
 }

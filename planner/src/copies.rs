@@ -333,7 +333,7 @@ fn plan_region(
                         member.snapshot = Ref::Known(c.id.clone());
                         member.source_snapshot_id =
                             c.tags.get(tags::SOURCE_SNAPSHOT).cloned().map(Ref::Known);
-                        member.started = Some(crate::backup::rfc3339(c.start_time));
+                        member.started = Some(crate::manifest::utc(c.start_time));
                         listed.push(member);
                         continue;
                     }
@@ -488,23 +488,14 @@ fn plan_region(
             format!("write_manifest:{region}:{set}"),
             None,
             before_mark,
-            Params::WriteManifest(params::WriteManifest {
-                uri: crate::manifest::uri(&copy.smd_to, &ctx.policy.cluster.name, set),
-                set: set.clone(),
-                cluster: ctx.policy.cluster.name.clone(),
-                region: region.to_string(),
-                source_region: Some(ctx.policy.cluster.region.clone()),
-                members: listed,
-                namespaces: ctx
-                    .policy
-                    .cluster
-                    .namespaces
-                    .iter()
-                    .map(|n| n.name.clone())
-                    .collect(),
+            crate::backup::write_manifest(
+                ctx,
+                crate::manifest::uri(&copy.smd_to, &ctx.policy.cluster.name, set),
+                set,
+                Some(region),
+                listed,
                 smd,
-                policy_digest: crate::spec_digest(ctx.policy),
-            }),
+            ),
         );
         marks.push(
             b.step(

@@ -260,7 +260,7 @@ pub fn build(
     members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
     let starts: Vec<String> = members.iter().filter_map(|m| m.started.clone()).collect();
     let set_time = crate::observe::set_time(&p.set)
-        .map(crate::backup::rfc3339)
+        .map(utc)
         .unwrap_or_default();
     Ok(SetManifest {
         format: FORMAT,
@@ -283,7 +283,7 @@ pub fn build(
             .collect(),
         times: Times {
             set: set_time,
-            written: crate::backup::rfc3339(written),
+            written: utc(written),
             // RFC 3339 UTC strings of one format order as times.
             first_snapshot_start: starts.iter().min().cloned(),
             last_snapshot_start: starts.iter().max().cloned(),
@@ -294,7 +294,9 @@ pub fn build(
 
 /// A time as manifests state it: RFC 3339 in UTC.
 pub fn utc(t: time::OffsetDateTime) -> String {
-    crate::backup::rfc3339(t)
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// `<store>/<cluster>/manifests/<set>.json`.

@@ -54,6 +54,17 @@ fn backed_up() -> (Scratch, ObservedManifest) {
     (s, m)
 }
 
+/// The verifier, reading the scratch copy's policy and world itself, refuses `p` under `rule`
+/// with a message containing `says`.
+fn assert_refused(s: &Scratch, w: &World, p: &Plan, rule: &str, says: &str) {
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let v = asdr_planner::verify(&policy, w, p);
+    assert!(
+        v.iter().any(|x| x.rule == rule && x.message.contains(says)),
+        "{rule} \"{says}\" expected: {v:?}"
+    );
+}
+
 fn plan_json(s: &Scratch, restore: &str) -> Plan {
     let out = ok(&s.asdr(WORLD, &["plan", "--json", "--restore", restore], &[]));
     serde_json::from_str(&out).unwrap()
@@ -178,13 +189,7 @@ fn a_snapshot_that_only_carries_a_sets_tags_is_never_restored_from() {
                 c.snapshot_id = Some(forged.id.clone());
             }
         }
-        let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
-        let v = asdr_planner::verify(&policy, &w, &bad);
-        assert!(
-            v.iter()
-                .any(|x| x.rule == "R2" && x.message.contains("not a member")),
-            "{restore}: {v:?}"
-        );
+        assert_refused(&s, &w, &bad, "R2", "not a member");
     }
 }
 
@@ -302,12 +307,7 @@ fn the_verifier_refuses_a_mark_without_a_manifest_written_first() {
         }
     }
     p.steps.retain(|x| x.id != write.id);
-    let v = asdr_planner::verify(&policy, &w, &p);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R2" && x.message.contains("without first writing its manifest")),
-        "{v:?}"
-    );
+    assert_refused(&s, &w, &p, "R2", "without first writing its manifest");
 }
 
 /// prod-east-dr after one backup (copied to us-west-2): the scratch copy.
@@ -454,19 +454,13 @@ fn rv2_a_corrupt_smd_archive_stops_a_full_cluster_restore_before_any_node_is_sto
         "no node was stopped"
     );
     // And the verifier refuses a plan that stops a node before the check.
-    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
     let mut bad = p.clone();
     let id = bad.steps[check].id.clone();
     for st in &mut bad.steps {
         st.depends_on.retain(|d| *d != id);
     }
     bad.steps.retain(|x| x.id != id);
-    let v = asdr_planner::verify(&policy, &load(&s), &bad);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R2" && x.message.contains("before the SMD archive")),
-        "{v:?}"
-    );
+    assert_refused(&s, &load(&s), &bad, "R2", "before the SMD archive");
 }
 
 #[test]
@@ -607,7 +601,6 @@ fn rv6_a_marked_set_naming_a_manifest_not_in_the_store_is_never_deleted_or_resto
     );
     assert!(!text.contains("unfinished (bs-20261101"), "{text}");
     // And the verifier refuses a plan that deletes one of them.
-    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
     let mut bad = p.clone();
     let mut extra = bad
         .steps
@@ -621,12 +614,7 @@ fn rv6_a_marked_set_naming_a_manifest_not_in_the_store_is_never_deleted_or_resto
         d.set = foreign_set.into();
     }
     bad.steps.push(extra);
-    let v = asdr_planner::verify(&policy, &load(&s), &bad);
-    assert!(
-        v.iter()
-            .any(|x| x.rule == "R13" && x.message.contains("nothing proves")),
-        "{v:?}"
-    );
+    assert_refused(&s, &load(&s), &bad, "R13", "nothing proves");
 }
 
 #[test]
