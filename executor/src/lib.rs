@@ -193,6 +193,7 @@ mod tests {
             format_version: 1,
             plan_id: "p".into(),
             cluster: "c".into(),
+            cluster_id: None,
             operation: "backup".into(),
             now: String::new(),
             spec_digest: String::new(),

@@ -521,6 +521,7 @@ pub(crate) fn write_manifest(
         uri,
         set: set.to_string(),
         cluster: policy.cluster.name.clone(),
+        cluster_id: Some(ctx.cluster_id.to_string()),
         region: region.unwrap_or(&policy.cluster.region).to_string(),
         source_region: region.map(|_| policy.cluster.region.clone()),
         members,

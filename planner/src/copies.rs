@@ -278,6 +278,7 @@ fn plan_region(
                 Params::DeleteSnapshot(params::DeleteSnapshot {
                     snapshot_id: failed.id.clone(),
                     set: set.clone(),
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                 }),
             ));
         }

@@ -145,6 +145,7 @@ pub(crate) fn new_cluster(
                 obs: &robs,
                 world: ctx.world,
                 now: ctx.now,
+                cluster_id: ctx.cluster_id,
             };
             &rctx
         }
@@ -425,6 +426,7 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
             Params::DeleteVolume(params::DeleteVolume {
                 volume_id: v.id.clone(),
                 drill: name.to_string(),
+                cluster_id: Some(ctx.cluster_id.to_string()),
             }),
         );
     }

@@ -11,6 +11,7 @@ pub mod copies;
 pub mod drill;
 mod error;
 pub mod graph;
+pub mod identity;
 mod learned;
 pub mod manifest;
 mod nodes;
@@ -90,6 +91,8 @@ pub(crate) struct Ctx<'a, 'w> {
     /// Everything observed, every region (copies, restores elsewhere).
     pub world: &'a World,
     pub now: OffsetDateTime,
+    /// The cluster's id (`identity`): on everything asdr creates for it.
+    pub cluster_id: &'a str,
 }
 
 impl Ctx<'_, '_> {
@@ -97,6 +100,7 @@ impl Ctx<'_, '_> {
     pub fn tags(&self, extra: &[(&str, &str)]) -> params::TagMap {
         let mut map: params::TagMap = self.policy.backup.tags.clone().into_iter().collect();
         map.insert(tags::CLUSTER.into(), self.policy.cluster.name.clone());
+        map.insert(tags::CLUSTER_ID.into(), self.cluster_id.to_string());
         for (k, v) in extra {
             map.insert((*k).into(), (*v).into());
         }
@@ -119,6 +123,10 @@ pub fn plan(
     now: OffsetDateTime,
     op: &Operation,
 ) -> Result<Plan, PlanError> {
+    // Whose is what: what carries another cluster's id is not in the world this plan sees.
+    let identity = identity::resolve(policy, world)?;
+    let seen = world;
+    let world: &World = &identity::ours(seen, &identity.id);
     let home = copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
     match world.unobserved_regions.get(&policy.cluster.region) {
@@ -135,6 +143,7 @@ pub fn plan(
         obs: &obs,
         world,
         now,
+        cluster_id: &identity.id,
     };
     let mut b = Builder::default();
     match op {
@@ -155,14 +164,81 @@ pub fn plan(
         Operation::Drill(name) => drill::plan(&ctx, name, &mut b)?,
         Operation::Teardown(name) => drill::teardown(&ctx, name, &mut b)?,
     }
-    let plan = finish(policy, world, now, op, b)?;
+    // Only what acts on the cluster itself claims it: a restore elsewhere builds another
+    // cluster, and a drill builds stand-ins (both tag what they make with the id all the same).
+    let at_home = match op {
+        Operation::Backup => true,
+        Operation::Restore(name) => policy.restore(name).is_some_and(|r| r.region.is_none()),
+        Operation::Drill(_) | Operation::Teardown(_) => false,
+    };
+    claim(&ctx, &identity, seen, at_home, &mut b);
+    let plan = finish(policy, seen, now, op, &identity.id, b)?;
     // The planner's own output is checked by the independent verifier: a violation here is a
     // bug in the planner, and the plan is refused rather than shown or applied.
-    let violations = verify(policy, world, &plan);
+    let violations = verify(policy, seen, &plan);
     if !violations.is_empty() {
         return Err(PlanError::Unsafe(violations));
     }
     Ok(plan)
+}
+
+/// A plan that changes anything claims the cluster's id first: the instances of its nodes that do
+/// not carry it yet are tagged, and everything the plan creates (it carries the id) waits for
+/// that, so no resource is ever tagged with an id the cluster does not hold. Resources of another
+/// same-named cluster (another id) are left out of the plan, and said.
+fn claim(
+    ctx: &Ctx<'_, '_>,
+    identity: &identity::Identity,
+    seen: &World,
+    at_home: bool,
+    b: &mut Builder,
+) {
+    let foreign = identity::foreign_count(seen, &identity.id);
+    if foreign > 0 {
+        b.warn(
+            "R13",
+            format!(
+                "{foreign} resource(s) tagged {}={} carry another {} than this cluster's ({}): another cluster of the same name; asdr leaves them alone",
+                tags::CLUSTER,
+                ctx.policy.cluster.name,
+                tags::CLUSTER_ID,
+                identity.id
+            ),
+        );
+    }
+    if !at_home || b.steps.is_empty() || identity.unclaimed.is_empty() {
+        return;
+    }
+    let id = b.step(
+        "claim_cluster".into(),
+        None,
+        vec![],
+        params::Params::ClaimCluster(params::ClaimCluster {
+            cluster: ctx.policy.cluster.name.clone(),
+            cluster_id: identity.id.clone(),
+            instances: identity.unclaimed.clone(),
+        }),
+    );
+    b.change(
+        format!("cluster_id.{}", ctx.policy.cluster.name),
+        Action::Update,
+        format!(
+            "the cluster id ({}) tagged on its instances: a name is not an identity, and everything asdr makes carries the id (R13)",
+            identity.how.short()
+        ),
+        None,
+        Some(serde_json::json!({
+            "tag": format!("{}={}", tags::CLUSTER_ID, identity.id),
+            "instances": identity.unclaimed,
+        })),
+    );
+    let n = b.steps.len();
+    for s in &mut b.steps[..n - 1] {
+        if s.params.tags().is_some() {
+            s.depends_on.push(id.clone());
+            s.depends_on.sort();
+        }
+    }
 }
 
 /// Orders the steps for execution and stamps digests and the plan id.
@@ -171,6 +247,7 @@ fn finish(
     world: &World,
     now: OffsetDateTime,
     op: &Operation,
+    cluster_id: &str,
     b: Builder,
 ) -> Result<Plan, PlanError> {
     let order = StepGraph::new(&b.steps)?.order();
@@ -206,6 +283,7 @@ fn finish(
         format_version: FORMAT_VERSION,
         plan_id: format!("p-{}-{short}", &set_id(now)[3..]),
         cluster: policy.cluster.name.clone(),
+        cluster_id: Some(cluster_id.to_string()),
         operation: label,
         now: now.format(&Rfc3339).expect("formats"),
         spec_digest,

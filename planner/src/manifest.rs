@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The manifest format this asdr writes and reads.
-pub const FORMAT: u32 = 1;
+/// 2: the cluster id (`cluster_id`). Format 1 manifests (no id) are read as before.
+pub const FORMAT: u32 = 2;
 
 /// The folder of a cluster's set manifests in its store: `<store>/<cluster>/manifests/<set>.json`.
 /// Apart from the archives (`<store>/<cluster>/bs-…/`), so a lifecycle rule that expires old SMD
@@ -28,6 +29,9 @@ pub const FOLDER: &str = "manifests";
 pub struct SetManifest {
     pub format: u32,
     pub cluster: String,
+    /// The cluster's id (`asdr:cluster-id`); absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     pub set: String,
     /// `ebs` (asbackup runs carry their own manifests, one per namespace).
     pub method: String,
@@ -265,6 +269,7 @@ pub fn build(
     Ok(SetManifest {
         format: FORMAT,
         cluster: p.cluster.clone(),
+        cluster_id: p.cluster_id.clone(),
         set: p.set.clone(),
         method: "ebs".into(),
         region: p.region.clone(),
@@ -315,6 +320,7 @@ mod tests {
         SetManifest {
             format: FORMAT,
             cluster: "prod".into(),
+            cluster_id: Some("0123456789abcdef".into()),
             set: "bs-20261120T030000Z".into(),
             method: "ebs".into(),
             region: "us-east-1".into(),

@@ -336,6 +336,18 @@ pub struct DeleteSnapshot {
     /// The set the snapshot belongs to (absent in plan files older than the set check).
     #[serde(default)]
     pub set: String,
+    /// The cluster's id: a snapshot carrying another is refused right before the delete (R13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// claim_cluster: the cluster's id tagged (`asdr:cluster-id`) on the instances of its nodes that
+/// do not carry it yet. Refused on an instance that carries another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimCluster {
+    pub cluster: String,
+    pub cluster_id: String,
+    pub instances: Vec<String>,
 }
 
 /// detach_volume: a volume taken off an instance.
@@ -450,6 +462,9 @@ pub struct WriteManifest {
     pub uri: String,
     pub set: String,
     pub cluster: String,
+    /// The cluster's id, recorded in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_region: Option<String>,
@@ -489,6 +504,9 @@ pub struct NodeUri {
 pub struct DeleteVolume {
     pub volume_id: String,
     pub drill: String,
+    /// The cluster's id: a volume carrying another is refused right before the delete (R13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// delete_backup: the directories of one expired asbackup set.
@@ -537,6 +555,7 @@ pub enum Params {
     CopySnapshot(CopySnapshot),
     CopySmdArchive(CopySmdArchive),
     MarkRestoreComplete(MarkRestoreComplete),
+    ClaimCluster(ClaimCluster),
 }
 
 impl Params {
@@ -581,6 +600,7 @@ impl Params {
             Params::CopySnapshot(_) => StepKind::CopySnapshot,
             Params::CopySmdArchive(_) => StepKind::CopySmdArchive,
             Params::MarkRestoreComplete(_) => StepKind::MarkRestoreComplete,
+            Params::ClaimCluster(_) => StepKind::ClaimCluster,
         }
     }
 

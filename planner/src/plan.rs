@@ -21,6 +21,9 @@ pub struct Plan {
     pub format_version: u32,
     pub plan_id: String,
     pub cluster: String,
+    /// The cluster's id (`asdr:cluster-id`); absent in plan files made before ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// `backup` or `restore:<name>`.
     pub operation: String,
     /// The time the plan was made for (the world's `now`).
@@ -130,6 +133,8 @@ pub enum StepKind {
     CopySmdArchive,
     /// A restore into another region stands: its instances are tagged so.
     MarkRestoreComplete,
+    /// The cluster's id tagged on its nodes' instances that do not carry it yet.
+    ClaimCluster,
 }
 
 impl StepKind {
@@ -166,6 +171,7 @@ impl StepKind {
             StepKind::CopySnapshot => "copy_snapshot",
             StepKind::CopySmdArchive => "copy_smd_archive",
             StepKind::MarkRestoreComplete => "mark_restore_complete",
+            StepKind::ClaimCluster => "claim_cluster",
         }
     }
 

@@ -260,6 +260,7 @@ pub(crate) fn plan_in(
                 Params::DeleteSnapshot(DeleteSnapshot {
                     snapshot_id: snap.id.clone(),
                     set: set.id.clone(),
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                 }),
             );
         }

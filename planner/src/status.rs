@@ -12,6 +12,14 @@ use crate::observe::{BackupSet, Observed, human_age};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     pub cluster: String,
+    /// The cluster's id (`asdr:cluster-id`) and where it was found; none when it cannot be told
+    /// (then a problem says why).
+    pub cluster_id: Option<String>,
+    pub cluster_id_source: String,
+    /// Resources tagged with this cluster's name and another cluster id: another cluster of the
+    /// same name's, left out of everything here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_cluster_resources: usize,
     #[serde(with = "time::serde::rfc3339")]
     pub now: OffsetDateTime,
     /// `backup.every`: no complete set may be older.
@@ -77,7 +85,22 @@ pub struct RestoreStatus {
     pub missing: Vec<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
+    // Whose is what, as the planner has it: what carries another cluster's id is left out. When
+    // the id cannot be told, every resource carrying an id is left out, and that is a problem.
+    let identity = crate::identity::resolve(policy, world);
+    let (cluster_id, cluster_id_source, identity_problem) = match &identity {
+        Ok(i) => (Some(i.id.clone()), i.how.as_str().to_string(), None),
+        Err(e) => (None, "unknown".to_string(), Some(e.to_string())),
+    };
+    let seen = world;
+    let id = cluster_id.as_deref().unwrap_or("");
+    let world: &World = &crate::identity::ours(seen, id);
+    let other_cluster_resources = crate::identity::foreign_count(seen, id);
     let home = crate::copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
     // What a complete set is depends on the method: asbackup sets are complete with asdr's
@@ -222,6 +245,9 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    if let Some(why) = identity_problem {
+        problems.insert(0, why);
+    }
     // A node or device added since the newest set: the cluster as it is now is in no set.
     if !asbackup
         && !overdue
@@ -286,6 +312,9 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     }
     Status {
         cluster: policy.cluster.name.clone(),
+        cluster_id,
+        cluster_id_source,
+        other_cluster_resources,
         now,
         rpo_seconds,
         newest_complete,

@@ -2,6 +2,9 @@
 //! deletes, detaches or terminates what carries `asdr:cluster=<name>` or what the policy names (R13).
 
 pub const CLUSTER: &str = "asdr:cluster";
+/// The cluster's id (see `identity`): on its instances and on everything asdr creates for it. A
+/// resource carrying another id is another cluster's, whatever its `asdr:cluster` says.
+pub const CLUSTER_ID: &str = "asdr:cluster-id";
 pub const SET: &str = "asdr:set";
 pub const NODE: &str = "asdr:node";
 pub const DEVICE: &str = "asdr:device";
@@ -47,9 +50,20 @@ pub fn may_delete_snapshot(
     id: &str,
     tags: &crate::world::Tags,
     cluster: &str,
+    cluster_id: Option<&str>,
     in_copy_region: bool,
 ) -> Result<(), String> {
-    if tags.get(CLUSTER).map(String::as_str) != Some(cluster) {
+    if let Some(other) = tags.get(CLUSTER_ID)
+        && Some(other.as_str()) != cluster_id
+    {
+        Err(format!(
+            "[R13] snapshot {id} carries {CLUSTER_ID}={other}, {}: another cluster named {cluster}'s, asdr does not delete it",
+            match cluster_id {
+                Some(ours) => format!("this cluster is {ours}"),
+                None => "and the plan names no cluster id".to_string(),
+            }
+        ))
+    } else if tags.get(CLUSTER).map(String::as_str) != Some(cluster) {
         Err(format!(
             "[R13] snapshot {id} is not tagged {CLUSTER}={cluster}: asdr does not delete it"
         ))
@@ -68,9 +82,17 @@ pub fn may_delete_snapshot(
 
 /// R7 and R13, checked by every provider right before it deletes: a volume is deleted only when it
 /// is a drill's, of this cluster (restores never delete volumes).
-pub fn may_delete_volume(id: &str, tags: &crate::world::Tags, cluster: &str) -> Result<(), String> {
+pub fn may_delete_volume(
+    id: &str,
+    tags: &crate::world::Tags,
+    cluster: &str,
+    cluster_id: Option<&str>,
+) -> Result<(), String> {
     if tags.contains_key(crate::drill::DRILL)
         && tags.get(CLUSTER).map(String::as_str) == Some(cluster)
+        && tags
+            .get(CLUSTER_ID)
+            .is_none_or(|other| Some(other.as_str()) == cluster_id)
     {
         Ok(())
     } else {

@@ -42,7 +42,12 @@ pub struct WorldSpec {
     pub volume_size_gib: u32,
     /// Every data volume and snapshot is encrypted with this KMS key.
     pub kms_key: Option<String>,
+    /// The cluster id its instances, volumes and snapshots carry (none: a world from before ids).
+    pub cluster_id: Option<String>,
 }
+
+/// The cluster id of the worlds made here, unless a test says otherwise.
+pub const CLUSTER_ID: &str = "c1d0000000000001";
 
 impl WorldSpec {
     pub fn new(now: OffsetDateTime) -> Self {
@@ -57,6 +62,7 @@ impl WorldSpec {
             foreign_snapshots: 0,
             volume_size_gib: 500,
             kms_key: None,
+            cluster_id: Some(CLUSTER_ID.into()),
         }
     }
 }
@@ -104,6 +110,9 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
         node_tags.insert("Name".into(), format!("{}-{}", cluster.name, node.name));
         node_tags.insert(tags::CLUSTER.into(), cluster.name.clone());
         node_tags.insert(tags::NODE.into(), node.name.clone());
+        if let Some(cid) = &spec.cluster_id {
+            node_tags.insert(tags::CLUSTER_ID.into(), cid.clone());
+        }
         for (d, t) in devices.iter().enumerate() {
             let ebs = render(t, &vars);
             let volume_id = id("vol", 0x2000 + (i * 64 + d) as u64);
@@ -162,6 +171,9 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     stags.insert(k.clone(), v.clone());
                 }
                 stags.insert(tags::CLUSTER.into(), cluster.name.clone());
+                if let Some(cid) = &spec.cluster_id {
+                    stags.insert(tags::CLUSTER_ID.into(), cid.clone());
+                }
                 stags.insert(tags::SET.into(), set.clone());
                 stags.insert(tags::NODE.into(), node.name.clone());
                 stags.insert(tags::DEVICE.into(), ebs.clone());
@@ -457,6 +469,11 @@ pub fn with_manifests(policy: &Policy, world: &mut World) {
         let file = SetManifest {
             format: crate::manifest::FORMAT,
             cluster: policy.cluster.name.clone(),
+            // As the cluster's instances carry it (none: a world from before ids).
+            cluster_id: world
+                .instances
+                .iter()
+                .find_map(|i| i.tags.get(tags::CLUSTER_ID).cloned()),
             set: set.clone(),
             method: "ebs".into(),
             region: policy.cluster.region.clone(),

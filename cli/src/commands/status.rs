@@ -47,6 +47,17 @@ fn text(r: &Report) -> String {
             .unwrap_or_default()
     };
     let mut out = format!("cluster {} (as of {})\n", s.cluster, rfc(s.now));
+    out.push_str(&format!(
+        "  id:         {} ({})\n",
+        s.cluster_id.as_deref().unwrap_or("unknown"),
+        s.cluster_id_source
+    ));
+    if s.other_cluster_resources > 0 {
+        out.push_str(&format!(
+            "  others:     {} resource(s) named for this cluster carry another cluster id: another cluster of the same name's, left alone\n",
+            s.other_cluster_resources
+        ));
+    }
     match &s.newest_complete {
         Some(n) => out.push_str(&format!(
             "  backup:     newest complete set {} taken {} ago; every {}: {}\n",

@@ -692,7 +692,7 @@ fn defect_16_a_journal_whose_effects_are_gone_is_not_trusted() {
     let out = s.asdr(w, &["apply", "--yes"], &[]);
     ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("25 done, 0 adopted, 0 resumed"), "{stdout}");
+    assert!(stdout.contains("26 done, 0 adopted, 0 resumed"), "{stdout}");
     assert!(stderr(&out).contains("result is gone"), "{}", stderr(&out));
     assert_eq!(
         std::fs::read(s.path(w)).unwrap(),

@@ -424,7 +424,7 @@ fn plan_schema_describes_every_step_kind_and_every_parameter_of_the_example_plan
         .iter()
         .map(|v| v["properties"]["kind"]["const"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.len(), 31, "one variant per step kind: {kinds:?}");
+    assert_eq!(kinds.len(), 32, "one variant per step kind: {kinds:?}");
     let params_def = |kind: &str| {
         let v = variants
             .iter()
@@ -915,7 +915,7 @@ fn quiet_plan_prints_its_summary_line_and_no_plan_line_runs_past_200_characters(
     assert_eq!(quiet.code, 0);
     assert_eq!(
         quiet.stdout,
-        "Plan: 11 to add, 0 to change, 9 to destroy, 25 steps.\n"
+        "Plan: 11 to add, 1 to change, 9 to destroy, 26 steps.\n"
     );
     let full = run(&[&args[..], &["plan"]].concat());
     let longest = full
@@ -931,7 +931,7 @@ fn quiet_plan_prints_its_summary_line_and_no_plan_line_runs_past_200_characters(
     );
     assert!(
         full.stdout
-            .contains("wait_snapshot:a1:/dev/sdh:bs-20261121T090000Z and 7 more"),
+            .contains("wait_snapshot:a1:/dev/sdg:bs-20261121T090000Z and 7 more"),
         "{}",
         full.stdout
     );
@@ -1079,13 +1079,17 @@ fn a_markdown_plan_tables_every_change_folds_the_steps_and_is_stable() {
         text.starts_with("### asdr plan: backup of cluster `prod-east`\n"),
         "{text}"
     );
-    assert!(text.contains("**Plan: 11 to add, 0 to change, 9 to destroy, 25 steps.**"));
+    assert!(text.contains("**Plan: 11 to add, 1 to change, 9 to destroy, 26 steps.**"));
     let rows = text
         .lines()
-        .filter(|l| l.starts_with("| `+` |") || l.starts_with("| `-` |"))
+        .filter(|l| {
+            ["| `+` |", "| `-` |", "| `~` |"]
+                .iter()
+                .any(|m| l.starts_with(m))
+        })
         .count();
     assert_eq!(rows, plan["changes"].as_array().unwrap().len());
-    assert!(text.contains("<details><summary>25 steps</summary>"));
+    assert!(text.contains("<details><summary>26 steps</summary>"));
     assert!(text.contains("- **[R13]**"), "{text}");
     let shown = run(&["show", saved.to_str().unwrap(), "--format", "markdown"]);
     assert_eq!(

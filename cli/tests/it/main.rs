@@ -6,6 +6,7 @@ mod cli;
 mod deploy;
 mod ec2;
 mod enterprise;
+mod identity;
 mod live;
 mod manifests;
 mod regions;

@@ -20,6 +20,7 @@ use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, 
 
 mod deletes;
 mod drill;
+mod identity;
 mod regions;
 mod restores;
 mod rules;
@@ -48,6 +49,18 @@ impl fmt::Display for Violation {
 /// (a copy elsewhere is never taken for the cluster's own snapshot); the steps in other regions
 /// (copies, their retention, restores there) against those regions' views (R16).
 pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    // Whose is what, read from everything observed; the rest reads only what is not another
+    // cluster's (by its id).
+    let mut out = identity::check(policy, world, plan);
+    let ours = match plan.cluster_id.as_deref() {
+        Some(id) => crate::identity::ours(world, id),
+        None => std::borrow::Cow::Borrowed(world),
+    };
+    out.extend(verify_ours(policy, &ours, plan));
+    out
+}
+
+fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     let home = home_world(policy, world);
     let regional = plan.steps.iter().any(|s| s.region.is_some());
     if let Some(region) = regions::restore_region(policy, plan) {

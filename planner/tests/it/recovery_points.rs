@@ -237,6 +237,7 @@ fn rp02_copy_region_retention_and_restores_never_take_snapshots_asdr_never_copie
             asdr_planner::params::DeleteSnapshot {
                 snapshot_id: id.clone(),
                 set: "bs-20261101T030000Z".into(),
+                cluster_id: bad.cluster_id.clone(),
             },
         ),
         node: Some("a1".into()),
@@ -688,6 +689,7 @@ fn rp06_copies_under_way_count_against_max_in_flight_and_are_never_deleted() {
             asdr_planner::params::DeleteSnapshot {
                 snapshot_id: id,
                 set: "x".into(),
+                cluster_id: bad.cluster_id.clone(),
             },
         ),
         node: None,

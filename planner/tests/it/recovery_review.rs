@@ -46,6 +46,7 @@ fn with_delete(mut p: Plan, id: &str, set: &str) -> Plan {
         params: Params::DeleteSnapshot(DeleteSnapshot {
             snapshot_id: id.into(),
             set: set.into(),
+            cluster_id: p.cluster_id.clone(),
         }),
         node: Some("a1".into()),
         depends_on: vec![],
@@ -203,8 +204,14 @@ fn rr01_copies_made_into_the_clusters_region_by_a_same_named_cluster_are_never_i
     let v = verify(&policy, &w, &bad);
     assert!(v.iter().any(|x| x.rule == "R13"), "{v:?}");
     let snap = w.snapshots.iter().find(|s| &s.id == id).unwrap();
-    let refused =
-        asdr_planner::tags::may_delete_snapshot(id, &snap.tags, "prod-east", false).unwrap_err();
+    let refused = asdr_planner::tags::may_delete_snapshot(
+        id,
+        &snap.tags,
+        "prod-east",
+        Some(asdr_planner::testkit::CLUSTER_ID),
+        false,
+    )
+    .unwrap_err();
     assert!(
         refused.contains("a copy made into the cluster's region"),
         "{refused}"

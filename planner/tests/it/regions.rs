@@ -376,6 +376,7 @@ fn r16_a_set_being_copied_is_not_deleted_at_home() {
         params: Params::DeleteSnapshot(asdr_planner::params::DeleteSnapshot {
             snapshot_id: victim.id.clone(),
             set: second.clone(),
+            cluster_id: tampered.cluster_id.clone(),
         }),
         node: None,
         region: None,

@@ -807,6 +807,7 @@ fn defect_15_a_saved_plan_runs_only_if_it_re_plans_identically() {
     extra.params = Params::DeleteSnapshot(asdr_planner::params::DeleteSnapshot {
         snapshot_id: "snap-00000000000005002".into(),
         set: String::new(),
+        cluster_id: edited.cluster_id.clone(),
     });
     edited.steps.push(extra);
     match check_saved(&policy, &w, &edited) {

@@ -21,6 +21,9 @@ enum Scope {
     Tag,
     /// Node work through SSM, SMD archives in S3: scoped by the instance or bucket elsewhere.
     Other,
+    /// CreateTags of the cluster id on an instance that carries none yet (`claim_cluster`): a
+    /// pinned instance need not carry `asdr:cluster`, and an id once set is never overwritten.
+    Claim,
 }
 
 /// What observing a cluster calls (providers::ec2::observe_cloud; the SMD store is listed too).
@@ -81,6 +84,9 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         StepKind::WaitVolume => vec![("ec2:DescribeVolumes", Read)],
         StepKind::MarkRestoreComplete => {
             vec![("ec2:DescribeInstances", Read), ("ec2:CreateTags", Tag)]
+        }
+        StepKind::ClaimCluster => {
+            vec![("ec2:DescribeInstances", Read), ("ec2:CreateTags", Claim)]
         }
         StepKind::DeleteVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:DeleteVolume", Owned)],
         // Called in the destination region; found again by its source tag.
@@ -202,6 +208,11 @@ pub fn policy_for_kinds(
             "Condition": {"StringEquals": {"ec2:CreateAction": creating}}}));
         statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+    }
+    if !of(Scope::Claim).is_empty() {
+        statements.push(json!({"Sid": "ClaimTheClusterId", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [asdr_planner::tags::CLUSTER_ID]},
+                          "Null": {format!("aws:ResourceTag/{}", asdr_planner::tags::CLUSTER_ID): "true"}}}));
     }
     let other = of(Scope::Other);
     if other.contains(&"iam:PassRole") {

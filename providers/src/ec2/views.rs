@@ -205,6 +205,20 @@ impl Ec2Provider {
             .await
     }
 
+    /// The instances of `ids` that exist, in one DescribeInstances per 200 (not through the
+    /// view: a claim reads every node's instance at once).
+    pub(crate) async fn instances_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Instance>, StepError> {
+        let mut found = BTreeMap::new();
+        for chunk in ids.chunks(MAX_FILTER_VALUES) {
+            self.instances(vec![values("instance-id", chunk)], &mut found)
+                .await?;
+        }
+        Ok(found)
+    }
+
     /// The instances not yet terminated that hold `ip`, through the shared view.
     pub(crate) async fn holders(&self, ip: &str) -> Result<Vec<Instance>, StepError> {
         self.views

@@ -22,6 +22,16 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
             .iter()
             .find(|i| made_by(&i.tags, input) && i.state != InstanceState::Terminated)
             .map(|i| Learned::instance(i.id.clone())),
+        Params::ClaimCluster(p) => p
+            .instances
+            .iter()
+            .all(|id| {
+                world
+                    .instances
+                    .iter()
+                    .all(|i| &i.id != id || i.tags.get(tags::CLUSTER_ID) == Some(&p.cluster_id))
+            })
+            .then(Resources::new),
         Params::MarkRestoreComplete(p) => {
             let ids: Vec<String> = p
                 .instances
@@ -50,6 +60,29 @@ pub(super) fn act(
     let step = input.step;
     let retry = Duration::from_millis(cx.sim.retry_ms);
     match &step.params {
+        Params::ClaimCluster(p) => {
+            for id in &p.instances {
+                let Some(i) = world.instances.iter_mut().find(|i| &i.id == id) else {
+                    continue;
+                };
+                match i.tags.get(tags::CLUSTER_ID) {
+                    Some(have) if have != &p.cluster_id => {
+                        return Err(bad(
+                            "R13",
+                            format!(
+                                "[R13] instance {id} carries {}={have}, not {}: another cluster's; asdr does not retag it",
+                                tags::CLUSTER_ID,
+                                p.cluster_id
+                            ),
+                        ));
+                    }
+                    _ => {
+                        i.tags.insert(tags::CLUSTER_ID.into(), p.cluster_id.clone());
+                    }
+                }
+            }
+            Progress::finished()
+        }
         Params::MarkRestoreComplete(p) => {
             for r in &p.instances {
                 let id = need(input, r, |l| l.instance_id.as_ref())?;

@@ -397,7 +397,8 @@ fn family(kind: StepKind) -> Family {
         StepKind::ProvisionInstance
         | StepKind::TerminateInstance
         | StepKind::StopInstance
-        | StepKind::MarkRestoreComplete => Family::Instances,
+        | StepKind::MarkRestoreComplete
+        | StepKind::ClaimCluster => Family::Instances,
         StepKind::CreateVolume
         | StepKind::WaitVolume
         | StepKind::AttachVolume

@@ -283,6 +283,7 @@ pub(super) fn act(
                 id,
                 &world.snapshots[i].tags,
                 cx.cluster,
+                p.cluster_id.as_deref(),
                 input.step.region.is_some(),
             )
             .map_err(|m| bad("R13", m))?;

@@ -194,8 +194,13 @@ pub(super) fn act(
             let Some(i) = world.volumes.iter().position(|v| &v.id == id) else {
                 return Progress::finished();
             };
-            tags::may_delete_volume(id, &world.volumes[i].tags, cx.cluster)
-                .map_err(|m| bad("R13", m))?;
+            tags::may_delete_volume(
+                id,
+                &world.volumes[i].tags,
+                cx.cluster,
+                p.cluster_id.as_deref(),
+            )
+            .map_err(|m| bad("R13", m))?;
             if !world.volumes[i].attachments.is_empty() {
                 return Err(StepError::transient(
                     "VolumeInUse",

@@ -28,6 +28,7 @@ fn plan(steps: Vec<Step>) -> Plan {
         format_version: 1,
         plan_id: "p-20261121T090000Z-test".into(),
         cluster: "prod-east".into(),
+        cluster_id: None,
         operation: "restore:replace-a1".into(),
         now: "2026-11-21T09:00:00Z".into(),
         spec_digest: String::new(),

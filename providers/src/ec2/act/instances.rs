@@ -35,6 +35,14 @@ impl Ec2Provider {
                 .into_iter()
                 .find(|i| i.state == InstanceState::Running)
                 .map(|i| Learned::instance(i.id)),
+            Params::ClaimCluster(p) => {
+                let found = self.instances_by_id(&p.instances).await?;
+                let mut all = true;
+                for id in &p.instances {
+                    all &= claimed(id, found.get(id), &p.cluster_id)?;
+                }
+                all.then(Resources::new)
+            }
             Params::MarkRestoreComplete(p) => {
                 let mut all = true;
                 for r in &p.instances {
@@ -54,6 +62,35 @@ impl Ec2Provider {
     pub(super) async fn act_instances(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
         match &step.params {
+            Params::ClaimCluster(p) => {
+                // Checked right before: an instance another cluster claimed meanwhile is refused,
+                // never retagged.
+                let found = self.instances_by_id(&p.instances).await?;
+                let mut ids = Vec::new();
+                for id in &p.instances {
+                    if !claimed(id, found.get(id), &p.cluster_id)? {
+                        ids.push(id.clone());
+                    }
+                }
+                if !ids.is_empty() {
+                    self.client
+                        .create_tags()
+                        .set_resources(Some(ids.clone()))
+                        .tags(
+                            Tag::builder()
+                                .key(tags::CLUSTER_ID)
+                                .value(&p.cluster_id)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| self.classify("CreateTags", e))?;
+                    for id in &ids {
+                        self.views.instances.changed(id);
+                    }
+                }
+                Progress::finished()
+            }
             Params::MarkRestoreComplete(p) => {
                 let ids = p
                     .instances
@@ -195,5 +232,26 @@ impl Ec2Provider {
                 format!("{} is not an EC2 instances step", other.kind()),
             )),
         }
+    }
+}
+
+/// Whether instance `id` carries the cluster id `want` already (gone: nothing to claim); one that
+/// carries another is another cluster's, and the claim is refused (R13).
+fn claimed(
+    id: &str,
+    i: Option<&asdr_planner::world::Instance>,
+    want: &str,
+) -> Result<bool, StepError> {
+    match i.map(|i| i.tags.get(tags::CLUSTER_ID)) {
+        None => Ok(true),
+        Some(None) => Ok(false),
+        Some(Some(have)) if have == want => Ok(true),
+        Some(Some(have)) => Err(StepError::permanent(
+            "R13",
+            format!(
+                "[R13] instance {id} carries {}={have}, not {want}: another cluster's; asdr does not retag it",
+                tags::CLUSTER_ID
+            ),
+        )),
     }
 }

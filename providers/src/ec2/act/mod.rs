@@ -401,7 +401,8 @@ fn family(kind: StepKind) -> Option<Family> {
         StepKind::ProvisionInstance
         | StepKind::TerminateInstance
         | StepKind::StopInstance
-        | StepKind::MarkRestoreComplete => Some(Family::Instances),
+        | StepKind::MarkRestoreComplete
+        | StepKind::ClaimCluster => Some(Family::Instances),
         StepKind::CreateVolume
         | StepKind::WaitVolume
         | StepKind::AttachVolume

@@ -259,8 +259,14 @@ impl Ec2Provider {
                 else {
                     return Progress::finished();
                 };
-                tags::may_delete_snapshot(id, &s.tags, &self.cluster, step.region.is_some())
-                    .map_err(|m| StepError::permanent("R13", m))?;
+                tags::may_delete_snapshot(
+                    id,
+                    &s.tags,
+                    &self.cluster,
+                    p.cluster_id.as_deref(),
+                    step.region.is_some(),
+                )
+                .map_err(|m| StepError::permanent("R13", m))?;
                 self.client
                     .delete_snapshot()
                     .snapshot_id(id)

@@ -183,7 +183,7 @@ impl Ec2Provider {
                 let Some(v) = self.volume(vol).await? else {
                     return Progress::finished();
                 };
-                tags::may_delete_volume(vol, &v.tags, &self.cluster)
+                tags::may_delete_volume(vol, &v.tags, &self.cluster, p.cluster_id.as_deref())
                     .map_err(|m| StepError::permanent("R13", m))?;
                 // Done only once the volume is gone: a teardown that reports success leaves
                 // nothing behind, not even a volume still `deleting`.

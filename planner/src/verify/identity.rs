@@ -1,0 +1,194 @@
+//! R13, by the cluster id: read from the raw world, before anything is left out of it. A plan
+//! never acts on what carries another cluster's id, everything it creates carries its own, and
+//! the id it claims is the one the cluster's instances carry (or none of them carries one yet).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use asdr_specs::Policy;
+
+use super::Violation;
+use crate::params::Params;
+use crate::plan::Plan;
+use crate::tags;
+use crate::world::{InstanceState, Tags, World};
+
+pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some(id) = plan.cluster_id.as_deref() else {
+        // Plan files made before ids: nothing here to check them against.
+        return out;
+    };
+    let mut bad = |step: Option<&str>, message: String| {
+        out.push(Violation {
+            rule: "R13",
+            step: step.map(str::to_string),
+            message,
+        })
+    };
+    fn other<'t>(t: &'t Tags, id: &str) -> Option<&'t String> {
+        t.get(tags::CLUSTER_ID).filter(|c| c.as_str() != id)
+    }
+
+    // The id is the one the cluster's nodes' instances carry.
+    let home = policy.cluster.region.as_str();
+    let carried: BTreeSet<&str> = world
+        .instances
+        .iter()
+        .filter(|i| {
+            i.region.as_deref().unwrap_or(home) == home && i.state != InstanceState::Terminated
+        })
+        .filter(|i| {
+            policy.cluster.nodes.iter().any(|n| match &n.instance_id {
+                Some(pinned) => pinned == &i.id,
+                None => {
+                    i.tags.get(tags::NODE) == Some(&n.name)
+                        && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                }
+            })
+        })
+        .filter_map(|i| i.tags.get(tags::CLUSTER_ID).map(String::as_str))
+        .collect();
+    if !carried.is_empty() && carried != BTreeSet::from([id]) {
+        bad(
+            None,
+            format!(
+                "the plan is for cluster id {id}, the cluster's instances carry {}",
+                carried.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+
+    let snapshots: HashMap<&str, &Tags> = world
+        .snapshots
+        .iter()
+        .map(|s| (s.id.as_str(), &s.tags))
+        .collect();
+    let volumes: HashMap<&str, &Tags> = world
+        .volumes
+        .iter()
+        .map(|v| (v.id.as_str(), &v.tags))
+        .collect();
+    let instances: HashMap<&str, &Tags> = world
+        .instances
+        .iter()
+        .map(|i| (i.id.as_str(), &i.tags))
+        .collect();
+    let claim = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.params, Params::ClaimCluster(_)));
+    let after_claim = claim.map(|c| descendants(plan, c));
+    for (i, s) in plan.steps.iter().enumerate() {
+        let sid = Some(s.id.as_str());
+        let copied = match &s.params {
+            Params::CopySnapshot(p) => p.source.known(),
+            _ => None,
+        };
+        for snap in s.params.snapshot_id().into_iter().chain(copied) {
+            if let Some(c) = snapshots.get(snap).and_then(|t| other(t, id)) {
+                bad(
+                    sid,
+                    format!(
+                        "snapshot {snap} carries {}={c}: another cluster's",
+                        tags::CLUSTER_ID
+                    ),
+                );
+            }
+        }
+        if let Some(v) = s.params.volume_id()
+            && let Some(c) = volumes.get(v).and_then(|t| other(t, id))
+        {
+            bad(
+                sid,
+                format!(
+                    "volume {v} carries {}={c}: another cluster's",
+                    tags::CLUSTER_ID
+                ),
+            );
+        }
+        if let Some(inst) = s.params.instance_id()
+            && let Some(c) = instances.get(inst).and_then(|t| other(t, id))
+        {
+            bad(
+                sid,
+                format!(
+                    "instance {inst} carries {}={c}: another cluster's",
+                    tags::CLUSTER_ID
+                ),
+            );
+        }
+        if let Some(t) = s.params.tags() {
+            if t.get(tags::CLUSTER_ID).map(String::as_str) != Some(id) {
+                bad(
+                    sid,
+                    format!("what it creates is not tagged {}={id}", tags::CLUSTER_ID),
+                );
+            }
+            if let Some(after) = &after_claim
+                && !after.contains(&i)
+            {
+                bad(
+                    sid,
+                    "it creates a resource carrying the cluster id before the id is claimed".into(),
+                );
+            }
+        }
+        let named = match &s.params {
+            Params::WriteManifest(p) => Some(p.cluster_id.as_deref()),
+            Params::DeleteSnapshot(p) => Some(p.cluster_id.as_deref()),
+            Params::DeleteVolume(p) => Some(p.cluster_id.as_deref()),
+            Params::ClaimCluster(p) => Some(Some(p.cluster_id.as_str())),
+            _ => None,
+        };
+        if let Some(n) = named
+            && n != Some(id)
+        {
+            bad(
+                sid,
+                format!("it names cluster id {}, the plan {id}", n.unwrap_or("none")),
+            );
+        }
+        if let Params::ClaimCluster(p) = &s.params {
+            for inst in &p.instances {
+                if let Some(c) = instances.get(inst.as_str()).and_then(|t| other(t, id)) {
+                    bad(
+                        sid,
+                        format!(
+                            "it would claim instance {inst}, which carries {}={c}: another cluster's",
+                            tags::CLUSTER_ID
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every step that runs after `from` (by the dependency edges, transitively).
+fn descendants(plan: &Plan, from: usize) -> HashSet<usize> {
+    let index: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
+    for (i, s) in plan.steps.iter().enumerate() {
+        for d in &s.depends_on {
+            if let Some(&j) = index.get(d.as_str()) {
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut stack = vec![from];
+    while let Some(i) = stack.pop() {
+        for &j in &dependents[i] {
+            if seen.insert(j) {
+                stack.push(j);
+            }
+        }
+    }
+    seen
+}
