@@ -353,6 +353,7 @@ fn backup_set(
             incremental_of: chain.map(|c| c.full.id.clone()),
             modified_after: after.clone(),
             cluster: ctx.policy.cluster.name.clone(),
+            cluster_id: Some(ctx.cluster_id.to_string()),
             after: chain.map(|c| c.newest().id.clone()),
             tool: tool_params(ctx, false),
         };
@@ -465,6 +466,7 @@ fn retention(
                     directories: dirs.iter().map(|d| d.to_string()).collect(),
                     cluster: ctx.policy.cluster.name.clone(),
                     tag: tags::CLUSTER.to_string(),
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                 }),
             ));
         }

@@ -372,6 +372,7 @@ fn snapshot_set(
             };
             let params = match done {
                 Some(s) => params::WaitSnapshot {
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                     snapshot_id: Some(s.id.clone()),
                     node: Some(view.name.clone()),
                     device: Some(ebs.clone()),
@@ -380,6 +381,7 @@ fn snapshot_set(
                     volume_id: None,
                 },
                 None => params::WaitSnapshot {
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                     set: Some(set.to_string()),
                     node: Some(view.name.clone()),
                     device: Some(ebs.clone()),
@@ -460,6 +462,7 @@ fn snapshot_set(
         None,
         vec![write.clone()],
         Params::MarkSetComplete(params::MarkSetComplete {
+            cluster_id: Some(ctx.cluster_id.to_string()),
             set: set.to_string(),
             snapshots: ctx.obs.nodes.len() * ctx.policy.ebs_devices().len(),
             tag: [(tags::COMPLETE.to_string(), "true".to_string())].into(),

@@ -229,6 +229,7 @@ fn plan_region(
                     Some(n),
                     vec![],
                     Params::WaitSnapshot(params::WaitSnapshot {
+                        cluster_id: Some(ctx.cluster_id.to_string()),
                         snapshot_id: Some(c.id.clone()),
                         set: Some(set.clone()),
                         node: Some(n.clone()),
@@ -413,6 +414,7 @@ fn plan_region(
                     Some(node),
                     vec![id],
                     Params::WaitSnapshot(params::WaitSnapshot {
+                        cluster_id: Some(ctx.cluster_id.to_string()),
                         snapshot_id: None,
                         set: Some(set.clone()),
                         node: Some(node.to_string()),
@@ -504,6 +506,7 @@ fn plan_region(
                 None,
                 vec![write.clone()],
                 Params::MarkSetComplete(params::MarkSetComplete {
+                    cluster_id: Some(ctx.cluster_id.to_string()),
                     manifest: Some(Ref::Learned { from_step: write }),
                     set: set.clone(),
                     // Whole as the set is at home: an older set holds the nodes it had then.

@@ -224,6 +224,7 @@ pub(crate) fn new_cluster(
                     Some(&dn),
                     vec![],
                     Params::WaitSnapshot(params::WaitSnapshot {
+                        cluster_id: Some(ctx.cluster_id.to_string()),
                         snapshot_id: Some(snap.id.clone()),
                         progress: Some(snap.progress),
                         set: None,

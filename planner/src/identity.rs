@@ -42,6 +42,8 @@ pub struct Identity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum How {
+    /// `cluster.id` in the policy.
+    Stated,
     /// Tagged on the cluster's instances.
     Claimed,
     /// Recorded by the set manifests in the policy's stores.
@@ -54,6 +56,7 @@ impl How {
     /// For a plan's change: where the id it claims comes from.
     pub fn short(&self) -> &'static str {
         match self {
+            How::Stated => "stated by the policy",
             How::Claimed => "carried by the other instances",
             How::Adopted => "recorded by the set manifests",
             How::Minted => "new",
@@ -62,6 +65,7 @@ impl How {
 
     pub fn as_str(&self) -> &'static str {
         match self {
+            How::Stated => "stated by the policy (cluster.id)",
             How::Claimed => "tagged on the cluster's instances",
             How::Adopted => "recorded by the set manifests in the policy's stores",
             How::Minted => {
@@ -77,36 +81,107 @@ pub fn is_foreign(tags: &Tags, id: &str) -> bool {
     tags.get(tags::CLUSTER_ID).is_some_and(|t| t != id)
 }
 
-/// The cluster's id (see the module's comment), or a refusal when its instances carry two.
+/// The cluster's id (see the module's comment), or a refusal when its instances carry two, or
+/// when a volume attached to one of its nodes carries another id.
 pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
-    let cluster = &policy.cluster;
-    let home = cluster.region.as_str();
-    // The instances that are the policy's nodes: pinned by `instance_id`, else tagged for the
-    // cluster and the node. A same-named cluster's instance of a node of the same name is among
-    // them only by its tags, and its id then conflicts with ours.
-    let mut ids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let mut unclaimed = Vec::new();
-    let mut seen = BTreeSet::new();
-    for node in &cluster.nodes {
-        for i in world.instances.iter().filter(|i| {
-            i.region.as_deref().unwrap_or(home) == home
-                && i.state != InstanceState::Terminated
-                && match &node.instance_id {
-                    Some(pinned) => &i.id == pinned,
-                    None => {
-                        i.tags.get(tags::NODE) == Some(&node.name)
-                            && i.tags.get(tags::CLUSTER) == Some(&cluster.name)
-                    }
-                }
-        }) {
-            if !seen.insert(i.id.as_str()) {
-                continue;
-            }
-            match i.tags.get(tags::CLUSTER_ID) {
-                Some(id) => ids.entry(id.as_str()).or_default().push(i.id.as_str()),
-                None => unclaimed.push(i.id.clone()),
+    let identity = resolve_id(policy, world)?;
+    // A volume attached to a node's instance that carries another id is a contradiction (a
+    // tag changed by hand, or by someone else): left out of the world, the node would seem to
+    // lack that device, and a restore would stop the cluster and then fail to attach there.
+    let home = policy.cluster.region.as_str();
+    let here: Vec<crate::world::Instance> = world
+        .instances
+        .iter()
+        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
+        .cloned()
+        .collect();
+    for node in &policy.cluster.nodes {
+        let Some(i) = crate::observe::find_instance(&policy.cluster.name, node, &here) else {
+            continue;
+        };
+        for b in &i.block_devices {
+            if let Some(v) = world.volumes.iter().find(|v| v.id == b.volume_id)
+                && let Some(other) = v.tags.get(tags::CLUSTER_ID).filter(|o| **o != identity.id)
+            {
+                return Err(refuse(
+                    Diagnostic::new(
+                        node.name_span,
+                        format!(
+                            "volume {} attached to node `{}` ({}) at {} carries {}={other}, and the cluster is {}: asdr acts on neither while they disagree",
+                            v.id,
+                            node.name,
+                            i.id,
+                            b.device_name,
+                            tags::CLUSTER_ID,
+                            identity.id
+                        ),
+                    )
+                    .rule("R13")
+                    .help(format!(
+                        "if the volume is this node's, set its tag back: aws ec2 create-tags --resources {} --tags Key={},Value={}",
+                        v.id,
+                        tags::CLUSTER_ID,
+                        identity.id
+                    )),
+                ));
             }
         }
+    }
+    Ok(identity)
+}
+
+fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
+    let cluster = &policy.cluster;
+    let home = cluster.region.as_str();
+    // The instances that are the policy's nodes, exactly as the planner takes them (pinned by
+    // `instance_id`, else tagged for the cluster and the node at the node's address): only they
+    // say whose the cluster is, and only they are claimed. An instance that merely carries the
+    // tags is not a node: it neither votes nor is tagged.
+    let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut unclaimed = Vec::new();
+    let mut seen = BTreeSet::new();
+    let here: Vec<crate::world::Instance> = world
+        .instances
+        .iter()
+        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
+        .cloned()
+        .collect();
+    for node in &cluster.nodes {
+        let Some(i) = crate::observe::find_instance(&cluster.name, node, &here)
+            .filter(|i| i.state != InstanceState::Terminated)
+        else {
+            continue;
+        };
+        if !seen.insert(i.id.clone()) {
+            continue;
+        }
+        match i.tags.get(tags::CLUSTER_ID) {
+            Some(id) => ids.entry(id.clone()).or_default().push(i.id.clone()),
+            None => unclaimed.push(i.id.clone()),
+        }
+    }
+    // Stated by the policy: it wins, and a node instance carrying another is refused.
+    if let Some(stated) = &cluster.id {
+        if let Some((other, on)) = ids.iter().find(|(i, _)| *i != stated) {
+            return Err(refuse(
+                Diagnostic::new(
+                    cluster.id_span,
+                    format!(
+                        "the policy states cluster id {stated}, but {} carr{} {}={other}",
+                        on.join(", "),
+                        if on.len() == 1 { "ies" } else { "y" },
+                        tags::CLUSTER_ID
+                    ),
+                )
+                .rule("R13")
+                .help("if those instances are this cluster's, set their tag to the stated id; if not, the policy names the wrong instances"),
+            ));
+        }
+        return Ok(Identity {
+            id: stated.clone(),
+            how: How::Stated,
+            unclaimed,
+        });
     }
     if ids.len() > 1 {
         let said: Vec<String> = ids
@@ -127,7 +202,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
             )
             .rule("R13")
             .help(format!(
-                "pin each node's `instance_id` in the policy, or give one of the clusters another name; an instance that is this cluster's but carries the wrong id can be retagged: aws ec2 create-tags --resources <instance> --tags Key={},Value=<id>",
+                "state the cluster's id in the policy (`cluster.id`), pin each node's `instance_id`, or give one of the clusters another name; an instance that is this cluster's but carries the wrong id can be retagged: aws ec2 create-tags --resources <instance> --tags Key={},Value=<id>",
                 tags::CLUSTER_ID
             )),
         ));
@@ -185,7 +260,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
                     )
                     .rule("R13")
                     .help(format!(
-                        "if these instances are the cluster those sets were made of, tag them: aws ec2 create-tags --resources {} --tags Key={},Value={id}; if not, give this cluster a store of its own",
+                        "if these instances are the cluster those sets were made of, state `cluster.id: {id}` in the policy or tag them: aws ec2 create-tags --resources {} --tags Key={},Value={id}; if not, give this cluster a store of its own",
                         unclaimed.join(" "),
                         tags::CLUSTER_ID
                     )),
@@ -212,7 +287,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
                 )
                 .rule("R13")
                 .help(format!(
-                    "tag this cluster's instances with its id (aws ec2 create-tags --resources <instances> --tags Key={},Value=<id>), and give each cluster its own store",
+                    "state this cluster's id in the policy (`cluster.id: <id>`) or tag its instances with it (aws ec2 create-tags --resources <instances> --tags Key={},Value=<id>), and give each cluster its own store",
                     tags::CLUSTER_ID
                 )),
             ));
@@ -250,7 +325,8 @@ pub fn ours<'w>(world: &'w World, id: &str) -> Cow<'w, World> {
     let any = world.instances.iter().any(|i| is_foreign(&i.tags, id))
         || world.volumes.iter().any(|v| is_foreign(&v.tags, id))
         || world.snapshots.iter().any(|s| is_foreign(&s.tags, id))
-        || world.set_manifests.iter().any(foreign_manifest);
+        || world.set_manifests.iter().any(foreign_manifest)
+        || world.asbackup_archives.iter().any(|a| foreign_run(a, id));
     if !any {
         return Cow::Borrowed(world);
     }
@@ -259,25 +335,27 @@ pub fn ours<'w>(world: &'w World, id: &str) -> Cow<'w, World> {
     w.volumes.retain(|v| !is_foreign(&v.tags, id));
     w.snapshots.retain(|s| !is_foreign(&s.tags, id));
     w.set_manifests.retain(|m| !foreign_manifest(m));
+    w.asbackup_archives.retain(|a| !foreign_run(a, id));
     Cow::Owned(w)
 }
 
-/// How many resources and manifests of the world carry another id (said by `status` and plans).
-pub fn foreign_count(world: &World, id: &str) -> usize {
-    world
-        .instances
-        .iter()
-        .filter(|i| is_foreign(&i.tags, id))
-        .count()
+/// Whether an asbackup run's manifest names another cluster id.
+pub fn foreign_run(a: &crate::world::AsbackupArchive, id: &str) -> bool {
+    a.cluster_id.as_deref().is_some_and(|c| c != id)
+}
+
+/// How many resources and asbackup runs named for cluster `name` carry another id: a
+/// same-named cluster's (said by `status` and plans).
+pub fn foreign_count(world: &World, name: &str, id: &str) -> usize {
+    let named = |t: &Tags| t.get(tags::CLUSTER).map(String::as_str) == Some(name);
+    let other = |t: &Tags| named(t) && is_foreign(t, id);
+    world.instances.iter().filter(|i| other(&i.tags)).count()
+        + world.volumes.iter().filter(|v| other(&v.tags)).count()
+        + world.snapshots.iter().filter(|s| other(&s.tags)).count()
         + world
-            .volumes
+            .asbackup_archives
             .iter()
-            .filter(|v| is_foreign(&v.tags, id))
-            .count()
-        + world
-            .snapshots
-            .iter()
-            .filter(|s| is_foreign(&s.tags, id))
+            .filter(|a| a.cluster.as_deref() == Some(name) && foreign_run(a, id))
             .count()
 }
 
@@ -288,4 +366,38 @@ fn first_node_span(policy: &Policy) -> asdr_specs::Span {
         .first()
         .map(|n| n.name_span)
         .unwrap_or(policy.cluster.edition_span)
+}
+
+/// Snapshots of the cluster's own node volumes (attached to its nodes' instances now) that carry
+/// another cluster id, by that id: the instances' id was changed (by hand, or by someone else),
+/// and the cluster's own history now reads as another cluster's. Said, never acted on.
+pub fn own_history_under_other_ids(
+    policy: &Policy,
+    world: &World,
+    id: &str,
+) -> BTreeMap<String, usize> {
+    let home = policy.cluster.region.as_str();
+    let here: Vec<crate::world::Instance> = world
+        .instances
+        .iter()
+        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
+        .cloned()
+        .collect();
+    let attached: BTreeSet<&str> = policy
+        .cluster
+        .nodes
+        .iter()
+        .filter_map(|n| crate::observe::find_instance(&policy.cluster.name, n, &here))
+        .flat_map(|i| i.block_devices.iter().map(|b| b.volume_id.as_str()))
+        .collect();
+    let mut out = BTreeMap::new();
+    for s in &world.snapshots {
+        if let Some(other) = s.tags.get(tags::CLUSTER_ID).filter(|o| o.as_str() != id)
+            && s.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+            && attached.contains(s.volume_id.as_str())
+        {
+            *out.entry(other.clone()).or_insert(0) += 1;
+        }
+    }
+    out
 }

@@ -164,12 +164,19 @@ pub fn plan(
         Operation::Drill(name) => drill::plan(&ctx, name, &mut b)?,
         Operation::Teardown(name) => drill::teardown(&ctx, name, &mut b)?,
     }
-    // Only what acts on the cluster itself claims it: a restore elsewhere builds another
-    // cluster, and a drill builds stand-ins (both tag what they make with the id all the same).
+    // Only what acts in the cluster's region claims it: a restore elsewhere acts only there
+    // (what it makes carries the id all the same).
     let at_home = match op {
         Operation::Backup => true,
         Operation::Restore(name) => policy.restore(name).is_some_and(|r| r.region.is_none()),
-        Operation::Drill(_) | Operation::Teardown(_) => false,
+        // A drill of a restore at home claims the id too: its stand-ins carry it, and an id
+        // that changed before the next apply (an instance replaced by hand) would leave them
+        // another cluster's to its teardown.
+        Operation::Drill(name) => policy
+            .drill(name)
+            .and_then(|d| policy.restore(&d.restore))
+            .is_some_and(|r| r.region.is_none()),
+        Operation::Teardown(_) => false,
     };
     claim(&ctx, &identity, seen, at_home, &mut b);
     let plan = finish(policy, seen, now, op, &identity.id, b)?;
@@ -193,7 +200,7 @@ fn claim(
     at_home: bool,
     b: &mut Builder,
 ) {
-    let foreign = identity::foreign_count(seen, &identity.id);
+    let foreign = identity::foreign_count(seen, &ctx.policy.cluster.name, &identity.id);
     if foreign > 0 {
         b.warn(
             "R13",
@@ -203,6 +210,16 @@ fn claim(
                 ctx.policy.cluster.name,
                 tags::CLUSTER_ID,
                 identity.id
+            ),
+        );
+    }
+    for (other, n) in identity::own_history_under_other_ids(ctx.policy, seen, &identity.id) {
+        b.warn(
+            "R13",
+            format!(
+                "{n} snapshot(s) of this cluster's node volumes carry cluster id {other}, not {}: were the instances' {} tags changed? They are left alone and not counted",
+                identity.id,
+                tags::CLUSTER_ID
             ),
         );
     }

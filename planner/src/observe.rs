@@ -259,8 +259,7 @@ impl<'w> Observed<'w> {
             .nodes
             .iter()
             .map(|node| {
-                let instance =
-                    find_instance(cluster, node.instance_id.as_deref(), &node.name, world);
+                let instance = find_instance(cluster, node, &world.instances);
                 let observation = obs_by_name.get(node.name.as_str()).copied();
                 let health = match instance.map(|i| i.state) {
                     Some(InstanceState::Running | InstanceState::Pending) => {
@@ -389,23 +388,32 @@ impl<'w> Observed<'w> {
 }
 
 /// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
-/// cluster (replacements asdr launched). A live one wins over a terminated one; among equals the
-/// smallest id, so the choice is stable.
-fn find_instance<'w>(
+/// cluster (replacements asdr launched) that hold the node's address — an instance that merely
+/// carries the tags elsewhere is not the node (anyone who can tag can launch one). A live one
+/// wins over a terminated one, then the pinned one; among equals the smallest id, so the choice
+/// is stable.
+pub(crate) fn find_instance<'w>(
     cluster: &str,
-    pinned: Option<&str>,
-    node: &str,
-    world: &'w World,
+    node: &asdr_specs::Node,
+    instances: &'w [Instance],
 ) -> Option<&'w Instance> {
-    world
-        .instances
+    let pinned = node.instance_id.as_deref();
+    let ip = node.private_ip.to_string();
+    instances
         .iter()
         .filter(|i| {
             Some(i.id.as_str()) == pinned
-                || (i.tags.get(tags::NODE).map(String::as_str) == Some(node)
-                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster))
+                || (i.tags.get(tags::NODE) == Some(&node.name)
+                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+                    && i.private_ip.as_ref().is_none_or(|a| *a == ip))
         })
-        .min_by_key(|i| (i.state == InstanceState::Terminated, i.id.as_str()))
+        .min_by_key(|i| {
+            (
+                i.state == InstanceState::Terminated,
+                Some(i.id.as_str()) != pinned,
+                i.id.as_str(),
+            )
+        })
 }
 
 fn collect_sets<'w>(

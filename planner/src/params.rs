@@ -169,6 +169,10 @@ pub struct WaitSnapshot {
     /// per device, outside the nodes' write-stop windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
+    /// The cluster's id: a snapshot carrying another is never the one awaited (a same-named
+    /// cluster's set begun in the same second carries the same set, node and device tags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// The progress observed when the plan was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,
@@ -313,6 +317,10 @@ pub struct Asbackup {
     /// never mixes their sets (R13).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
+    /// The cluster's id: the run's manifest names it too, so a same-named cluster sharing the
+    /// store never takes this cluster's runs for its own, nor this one theirs (R13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// For an incremental: the set of the chain it follows; its manifest names it, so a chain
     /// with a link gone is seen as broken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -452,6 +460,9 @@ pub struct MarkSetComplete {
     /// mark (`asdr:manifest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Ref>,
+    /// The cluster's id: snapshots carrying another are neither counted nor tagged by the mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// write_manifest: a set's manifest written into its SMD store, before the set is marked
@@ -518,6 +529,9 @@ pub struct DeleteBackup {
     pub cluster: String,
     /// The manifest key naming the cluster (R13: only the cluster's own sets go).
     pub tag: String,
+    /// The cluster's id: a run whose manifest names another is refused right before the delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// A step's kind and its parameters, one variant per [`StepKind`].

@@ -90,17 +90,22 @@ fn is_zero(n: &usize) -> bool {
 }
 
 pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
-    // Whose is what, as the planner has it: what carries another cluster's id is left out. When
-    // the id cannot be told, every resource carrying an id is left out, and that is a problem.
+    // Whose is what, as the planner has it: what carries another cluster's id is left out.
     let identity = crate::identity::resolve(policy, world);
     let (cluster_id, cluster_id_source, identity_problem) = match &identity {
         Ok(i) => (Some(i.id.clone()), i.how.as_str().to_string(), None),
         Err(e) => (None, "unknown".to_string(), Some(e.to_string())),
     };
+    // Unknown: nothing is left out (and the problem says why nothing here can be relied on).
     let seen = world;
-    let id = cluster_id.as_deref().unwrap_or("");
-    let world: &World = &crate::identity::ours(seen, id);
-    let other_cluster_resources = crate::identity::foreign_count(seen, id);
+    let ours = match cluster_id.as_deref() {
+        Some(id) => crate::identity::ours(seen, id),
+        None => std::borrow::Cow::Borrowed(seen),
+    };
+    let world: &World = &ours;
+    let other_cluster_resources = cluster_id.as_deref().map_or(0, |id| {
+        crate::identity::foreign_count(seen, &policy.cluster.name, id)
+    });
     let home = crate::copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
     // What a complete set is depends on the method: asbackup sets are complete with asdr's
@@ -247,6 +252,17 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
     if let Some(why) = identity_problem {
         problems.insert(0, why);
+    }
+    if let Some(id) = cluster_id.as_deref() {
+        for (other, n) in crate::identity::own_history_under_other_ids(policy, seen, id) {
+            problems.insert(
+                0,
+                format!(
+                    "{n} snapshot(s) of this cluster's node volumes carry cluster id {other}, not {id}: were the instances' {} tags changed? Their sets are not counted; if they are this cluster's, state `cluster.id: {other}` in the policy or set the instances' tags back",
+                    crate::tags::CLUSTER_ID
+                ),
+            );
+        }
     }
     // A node or device added since the newest set: the cluster as it is now is in no set.
     if !asbackup

@@ -34,6 +34,12 @@ pub const RESTORE: &str = "asdr:restore";
 /// stable at full size): the plan that finished it. Instances without it are a partial build.
 pub const RESTORE_COMPLETE: &str = "asdr:restore-complete";
 
+/// Whether `tags` may be of the cluster whose id is `id`: they carry that id, or none (made
+/// before ids); `id` none (a plan file made before ids): any.
+pub fn of_id(tags: &crate::world::Tags, id: Option<&str>) -> bool {
+    id.is_none_or(|id| tags.get(CLUSTER_ID).is_none_or(|t| t == id))
+}
+
 /// Whether a snapshot is a copy made from another region (it carries the source tags a copy
 /// gets). In the cluster's own region such a snapshot is never the cluster's: its backups there
 /// are snapshots of its volumes, and a copy into that region was made by a same-named cluster

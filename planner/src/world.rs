@@ -377,6 +377,9 @@ pub struct AsbackupArchive {
     /// (adopted only while no set in the store names another cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// The cluster id its manifest names; none for a manifest written before ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// For an incremental: the set of its chain it follows (what its `--modified-after` was
     /// taken from). A chain whose link is gone is not replayed past it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

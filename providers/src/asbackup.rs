@@ -23,6 +23,8 @@ use crate::store::{Store, StoreError, sha256_hex};
 pub struct ManifestName {
     /// Whose run it is; none for a manifest written before names said it.
     pub cluster: Option<String>,
+    /// The id of the cluster whose run it is; none for a manifest written before ids.
+    pub cluster_id: Option<String>,
     /// How many files the run wrote: fewer in the directory means one was lost.
     pub files: Option<u32>,
     /// For an incremental: the full set its chain starts from.
@@ -40,12 +42,13 @@ pub struct ManifestName {
 }
 
 impl ManifestName {
-    /// `asdr-manifest[.cluster-C][.files-N][.incremental-of-F][.after-P][.finished-T]
+    /// `asdr-manifest[.cluster-C][.id-I][.files-N][.incremental-of-F][.after-P][.finished-T]
     /// [.compress-Z][.encrypt-E].json`.
     pub fn render(&self) -> String {
         let mut out = "asdr-manifest".to_string();
         let parts = [
             ("cluster-", self.cluster.clone()),
+            ("id-", self.cluster_id.clone()),
             ("files-", self.files.map(|n| n.to_string())),
             ("incremental-of-", self.incremental_of.clone()),
             ("after-", self.after.clone()),
@@ -76,6 +79,9 @@ impl ManifestName {
             if let Some(c) = part.strip_prefix("cluster-") {
                 out.cluster = Some(c.to_string()).filter(|c| !c.is_empty());
                 out.cluster.as_ref()?;
+            } else if let Some(i) = part.strip_prefix("id-") {
+                (!i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+                out.cluster_id = Some(i.to_string());
             } else if let Some(n) = part.strip_prefix("files-") {
                 out.files = Some(n.parse().ok()?);
             } else if let Some(f) = part.strip_prefix("incremental-of-") {
@@ -345,6 +351,7 @@ pub async fn backup<T: Transport, S: Store>(
     let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     let name = ManifestName {
         cluster: Some(p.cluster.clone()).filter(|c| !c.is_empty()),
+        cluster_id: p.cluster_id.clone(),
         files: Some(manifest.files.len() as u32),
         incremental_of: incremental_of.clone(),
         after: p.after.clone(),
@@ -424,7 +431,12 @@ pub async fn delete_set<S: Store>(
         // says (a store shared by two clusters).
         if let Some(other) = m.iter().find_map(|u| {
             let m = ManifestName::parse(u.rsplit('/').next()?)?;
-            m.cluster.filter(|c| c != &p.cluster)
+            let id_of = |i: String| format!("id {i}");
+            m.cluster.filter(|c| c != &p.cluster).or_else(|| {
+                m.cluster_id
+                    .filter(|i| p.cluster_id.as_ref().is_some_and(|ours| ours != i))
+                    .map(id_of)
+            })
         }) {
             return Err(StepError::permanent(
                 "R13",
@@ -513,6 +525,7 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             // The manifest's name says whose run it is; in a cluster's directory a manifest
             // that names none is that cluster's.
             cluster: m.cluster.or(in_cluster_dir),
+            cluster_id: m.cluster_id,
             after: m.after,
             missing_files: m.files.map_or(0, |n| n.saturating_sub(files_present)),
             finished: m
@@ -547,6 +560,7 @@ mod tests {
     fn a_manifest_name_says_owner_files_chain_and_link_and_old_names_still_read() {
         let m = ManifestName {
             cluster: Some("prod-east".into()),
+            cluster_id: Some("c1d0000000000001".into()),
             files: Some(3),
             incremental_of: Some("bs-20261120T030000Z".into()),
             after: Some("bs-20261120T090000Z".into()),
@@ -557,7 +571,7 @@ mod tests {
         let name = m.render();
         assert_eq!(
             name,
-            "asdr-manifest.cluster-prod-east.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.finished-20261120T091502Z.compress-zstd.encrypt-aes256.json"
+            "asdr-manifest.cluster-prod-east.id-c1d0000000000001.files-3.incremental-of-bs-20261120T030000Z.after-bs-20261120T090000Z.finished-20261120T091502Z.compress-zstd.encrypt-aes256.json"
         );
         assert_eq!(ManifestName::parse(&name), Some(m));
         assert_eq!(
@@ -631,6 +645,7 @@ mod tests {
             directories: vec![format!("{to}/{set}/users")],
             cluster: "prod-east".into(),
             tag: "asdr:cluster".into(),
+            cluster_id: None,
         };
         delete_set(&store, &p).await.unwrap();
         assert!(
@@ -647,5 +662,38 @@ mod tests {
         let left = archives(&store, &to).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].namespace, "users_v2");
+    }
+
+    /// A same-named cluster sharing the store (another id in its runs' manifests): its run is
+    /// listed with its id, and deleting it is refused right before the delete.
+    #[tokio::test]
+    async fn a_run_whose_manifest_names_another_cluster_id_is_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = format!("file://{}", dir.path().display());
+        let set = "bs-20261120T030000Z";
+        let run = dir.path().join(format!("prod-east/{set}/users"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("users_00000.asb"), "x").unwrap();
+        let name = ManifestName {
+            cluster: Some("prod-east".into()),
+            cluster_id: Some("7717000000000000".into()),
+            files: Some(1),
+            ..ManifestName::default()
+        };
+        std::fs::write(run.join(name.render()), "{}").unwrap();
+        let store = crate::store::LocalStore;
+        let listed = archives(&store, &to).await.unwrap();
+        assert_eq!(listed[0].cluster_id.as_deref(), Some("7717000000000000"));
+        let p = params::DeleteBackup {
+            set: set.into(),
+            to: to.clone(),
+            directories: vec![format!("{to}/prod-east/{set}/users")],
+            cluster: "prod-east".into(),
+            tag: "asdr:cluster".into(),
+            cluster_id: Some("c1d0000000000001".into()),
+        };
+        let err = delete_set(&store, &p).await.unwrap_err();
+        assert!(err.to_string().contains("id 7717000000000000"), "{err}");
+        assert!(run.join("users_00000.asb").exists());
     }
 }

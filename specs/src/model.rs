@@ -159,6 +159,9 @@ impl Policy {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
+    /// `cluster.id`: the cluster id the policy states, and its line.
+    pub id: Option<String>,
+    pub id_span: Span,
     pub region: String,
     pub edition: Edition,
     pub edition_span: Span,

@@ -40,6 +40,12 @@ pub struct RawPolicy {
 pub struct RawCluster {
     /// `[a-z0-9-]+`; used in the `asdr:cluster` tag and in names.
     pub name: Sp<String>,
+    /// The cluster's id (`asdr:cluster-id`, 16 hex digits), when stated: it wins over what the
+    /// instances carry or the stores record, and a node instance carrying another is refused.
+    /// Optional: asdr mints and claims one on the first apply; state it to settle an ambiguity
+    /// (a store shared with a same-named cluster, every instance gone).
+    #[serde(default)]
+    pub id: Option<Sp<String>>,
     pub region: Sp<String>,
     /// Checked against each node's `edition` reply (R9).
     pub edition: Sp<Edition>,

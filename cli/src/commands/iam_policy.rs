@@ -16,7 +16,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         // A restore's role is prepared in advance: everything it can need, not only what the
         // world calls for today.
         None => {
-            let extra = match a.restore.as_deref().and_then(|r| policy.restore(r)) {
+            let mut extra = match a.restore.as_deref().and_then(|r| policy.restore(r)) {
                 Some(r) => asdr_planner::restore::step_kinds(&policy, r),
                 // The backup role: copies to other regions whenever the policy has them.
                 None if !policy.backup.copies.is_empty() => {
@@ -24,11 +24,17 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
                 }
                 None => Vec::new(),
             };
+            // Backups and restores at home claim the cluster id on an instance that lacks it
+            // (a node replaced by hand later), whatever today's plan holds.
+            if !restores_elsewhere(&policy, a) {
+                extra.push(asdr_planner::StepKind::ClaimCluster);
+            }
             (inputs::plan(g, a.restore.as_deref())?, extra)
         }
     };
     let mut document = asdr_providers::ec2::iam::policy_for_kinds(
         &plan.cluster,
+        plan.cluster_id.as_deref(),
         plan.steps.iter().map(|s| s.kind()).chain(extra),
         ssm,
         &policy.backup.smd_to,

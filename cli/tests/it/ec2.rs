@@ -314,7 +314,26 @@ async fn backup_against_moto_tags_every_snapshot_marks_the_set_and_a_second_appl
     let snaps = env.snapshots().await;
     assert_eq!(snaps.len(), 9, "one snapshot per data volume");
     let set = tag(&snaps[0], "asdr:set").unwrap().to_string();
+    // The first apply claimed the cluster id on every node's instance (CreateTags in EC2), and
+    // every snapshot carries it.
+    let reservations = env.ec2.describe_instances().send().await.unwrap();
+    let ids: std::collections::BTreeSet<String> = reservations
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            i.tags()
+                .iter()
+                .find(|t| t.key() == Some("asdr:cluster-id"))
+                .and_then(|t| t.value())
+                .unwrap_or_else(|| panic!("{:?} not claimed", i.instance_id()))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = ids.into_iter().next().unwrap();
     for s in &snaps {
+        assert_eq!(tag(s, "asdr:cluster-id"), Some(id.as_str()));
         for k in [
             "asdr:cluster",
             "asdr:node",

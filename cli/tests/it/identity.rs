@@ -349,3 +349,335 @@ fn instances_that_lost_the_id_adopt_it_from_the_manifests_only_when_a_member_vol
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("Key={ID},Value={id}")), "{err}");
 }
+
+/// The example world with its instances claimed with the id the first plan mints.
+fn claimed(s: &Scratch) -> (World, String) {
+    let id = plan_of(s, &[]).cluster_id.unwrap();
+    let mut w = load(s);
+    for i in &mut w.instances {
+        i.tags.insert(ID.into(), id.clone());
+    }
+    save(s, &w);
+    (w, id)
+}
+
+#[test]
+fn a_same_named_clusters_set_of_the_same_second_is_never_marked_adopted_or_overwritten() {
+    let s = Scratch::of("prod-east");
+    let (mut w, ours) = claimed(&s);
+    // The twin began its set in the same second as the backup this apply makes, in the same
+    // store: its snapshots carry the same set, node and device tags, its manifest is at the path
+    // ours would take.
+    with_twin(&mut w, &ours);
+    let set = "bs-20261121T090000Z";
+    for x in w.snapshots.iter_mut().filter(|x| is_twins(&x.id)) {
+        x.tags.insert("asdr:set".into(), set.into());
+    }
+    for m in w.set_manifests.iter_mut().filter(|m| m.set == TWIN_SET) {
+        let mut f = m.file.clone().unwrap().manifest;
+        f.set = set.into();
+        m.set = set.into();
+        m.uri =
+            asdr_planner::manifest::uri("s3://acme-backups/asdr/prod-east/smd", "prod-east", set);
+        m.file = Some(f.seal());
+    }
+    save(&s, &w);
+    let twins_before: Vec<_> = w
+        .snapshots
+        .iter()
+        .filter(|x| is_twins(&x.id))
+        .cloned()
+        .collect();
+    let manifest_before = w
+        .set_manifests
+        .iter()
+        .find(|m| m.set == set)
+        .cloned()
+        .unwrap();
+    let out = s.asdr(WORLD, &["apply", "--yes"], &[]);
+    // Our set is not recorded over theirs: the write is refused, naming the shared store.
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a same-named cluster writes to this store"),
+        "{err}"
+    );
+    let after = load(&s);
+    let twins_after: Vec<_> = after
+        .snapshots
+        .iter()
+        .filter(|x| is_twins(&x.id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        twins_after, twins_before,
+        "the twin's snapshots are as they were"
+    );
+    assert_eq!(
+        after.set_manifests.iter().find(|m| m.set == set),
+        Some(&manifest_before)
+    );
+    // Our own snapshots of the set were each waited for as ours, never the twin's.
+    let ours_made: Vec<_> = after
+        .snapshots
+        .iter()
+        .filter(|x| x.tags.get("asdr:set").map(String::as_str) == Some(set) && !is_twins(&x.id))
+        .collect();
+    assert_eq!(ours_made.len(), 9);
+    assert!(ours_made.iter().all(|x| x.tags.get(ID) == Some(&ours)));
+    assert!(
+        ours_made
+            .iter()
+            .all(|x| !x.tags.contains_key("asdr:complete"))
+    );
+}
+
+#[test]
+fn an_instance_that_only_carries_a_nodes_tags_elsewhere_is_neither_the_node_nor_claimed() {
+    let s = Scratch::of("prod-east");
+    let mut w = load(&s);
+    // Launched by someone who can tag: b1's tags, another address, an id sorting first, its own
+    // volume; once with no cluster id, once with another.
+    let mut decoy = w.instances[1].clone();
+    decoy.id = "i-00000000000000666".into();
+    decoy.private_ip = Some("10.0.9.66".into());
+    decoy.block_devices.truncate(1);
+    decoy.block_devices[0].volume_id = "vol-00000000000000666".into();
+    w.instances.push(decoy);
+    for with_id in [None, Some(TWIN)] {
+        let mut w = w.clone();
+        if let Some(id) = with_id {
+            w.instances
+                .last_mut()
+                .unwrap()
+                .tags
+                .insert(ID.into(), id.into());
+        }
+        save(&s, &w);
+        let p = plan_of(&s, &[]);
+        let c = claims(&p);
+        assert!(
+            !c[0].instances.iter().any(|i| i.ends_with("666")),
+            "{with_id:?}"
+        );
+        assert_eq!(c[0].instances.len(), 3);
+        let full = plan_of(&s, &["--restore", "full-cluster"]);
+        for x in p.steps.iter().chain(&full.steps) {
+            assert!(
+                !x.params.instance_id().is_some_and(|i| i.ends_with("666")),
+                "{}",
+                x.id
+            );
+            assert!(
+                !x.params.volume_id().is_some_and(|v| v.ends_with("666")),
+                "{}",
+                x.id
+            );
+        }
+    }
+}
+
+#[test]
+fn a_volume_of_a_node_carrying_another_cluster_id_stops_every_plan_before_any_step() {
+    let s = Scratch::of("prod-east");
+    let (mut w, _) = claimed(&s);
+    let v = w
+        .volumes
+        .iter_mut()
+        .find(|v| v.id == "vol-00000000000002000")
+        .unwrap();
+    v.tags.insert(ID.into(), "ffffffffffffffff".into());
+    save(&s, &w);
+    for args in [
+        &["plan"][..],
+        &["plan", "--restore", "full-cluster"],
+        &["apply", "--yes"],
+    ] {
+        let out = s.asdr(WORLD, args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("vol-00000000000002000") && err.contains("ffffffffffffffff"),
+            "{err}"
+        );
+    }
+    assert_eq!(load(&s), w, "nothing was done");
+}
+
+#[test]
+fn the_policy_can_state_the_id_and_it_settles_a_store_that_records_two() {
+    let s = Scratch::of("prod-east");
+    ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+    let mut w = load(&s);
+    let id = w.instances[0].tags[ID].clone();
+    // The instances lost the tag, and the store also records a same-named cluster's set.
+    for i in &mut w.instances {
+        i.tags.remove(ID);
+    }
+    let mut twin = w.set_manifests[0].file.clone().unwrap().manifest;
+    twin.cluster_id = Some(TWIN.into());
+    twin.set = TWIN_SET.into();
+    w.set_manifests.push(ObservedManifest {
+        uri: asdr_planner::manifest::uri(
+            "s3://acme-backups/asdr/prod-east/smd",
+            "prod-east",
+            TWIN_SET,
+        ),
+        set: TWIN_SET.into(),
+        file: Some(twin.seal()),
+        problem: None,
+    });
+    save(&s, &w);
+    let out = s.asdr(WORLD, &["plan", "--restore", "full-cluster"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.id"));
+    // Stated, it wins: the restore is planned from our sets, as that id's.
+    s.edit(
+        "asdr.yaml",
+        "  name: prod-east",
+        &format!("  name: prod-east\n  id: {id}"),
+    );
+    let p = plan_of(&s, &["--restore", "full-cluster"]);
+    assert_eq!(p.cluster_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        status_json(&s)["cluster_id_source"],
+        "stated by the policy (cluster.id)"
+    );
+    // A stated id the instances contradict is refused, naming both.
+    s.edit(
+        "asdr.yaml",
+        &format!("  id: {id}"),
+        "  id: 00000000000000aa",
+    );
+    let mut w = load(&s);
+    for i in &mut w.instances {
+        i.tags.insert(ID.into(), id.clone());
+    }
+    save(&s, &w);
+    let out = s.asdr(WORLD, &["plan"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("00000000000000aa") && err.contains(&id),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_iam_policy_lets_the_role_set_only_this_clusters_id_only_where_none_is() {
+    let s = Scratch::of("prod-east");
+    let (_, id) = claimed(&s);
+    // Claimed already: the statement is there all the same (a node replaced by hand later).
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&s.asdr(WORLD, &["iam-policy"], &[]))).unwrap();
+    let statements = doc["Statement"].as_array().unwrap();
+    let claim = statements
+        .iter()
+        .find(|x| x["Sid"] == "ClaimTheClusterId")
+        .expect("the claim statement");
+    assert_eq!(claim["Resource"], "arn:aws:ec2:us-east-1:*:instance/*");
+    assert_eq!(
+        claim["Condition"]["StringEquals"]["aws:RequestTag/asdr:cluster-id"],
+        id.as_str()
+    );
+    assert_eq!(
+        claim["Condition"]["Null"]["aws:ResourceTag/asdr:cluster-id"],
+        "true"
+    );
+    for sid in ["ChangeOnlyWhatAsdrOwns", "TagWhatAsdrOwns"] {
+        let x = statements.iter().find(|x| x["Sid"] == sid).unwrap();
+        assert_eq!(
+            x["Condition"]["StringEqualsIfExists"]["aws:ResourceTag/asdr:cluster-id"],
+            id.as_str(),
+            "{sid}"
+        );
+    }
+}
+
+#[test]
+fn a_drill_of_a_restore_at_home_claims_the_id_its_stand_ins_carry() {
+    let s = Scratch::of("community");
+    let policy = asdr_specs::load(&s.path("asdr.yaml")).unwrap();
+    let w = load(&s);
+    let now = w.now.unwrap();
+    let p = asdr_planner::plan(
+        &policy,
+        &w,
+        now,
+        &asdr_planner::Operation::Drill("quarterly".into()),
+    )
+    .unwrap();
+    let c = claims(&p);
+    assert_eq!(c.len(), 1);
+    let id = p.cluster_id.clone().unwrap();
+    for x in p.steps.iter().filter(|x| x.params.tags().is_some()) {
+        assert_eq!(x.params.tags().unwrap()[ID], id, "{}", x.id);
+    }
+}
+
+#[test]
+fn instances_retagged_with_another_id_make_status_say_its_own_history_reads_as_anothers() {
+    let s = Scratch::of("prod-east");
+    ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+    let mut w = load(&s);
+    let old = w.instances[0].tags[ID].clone();
+    for i in &mut w.instances {
+        i.tags.insert(ID.into(), "1111111111111111".into());
+    }
+    save(&s, &w);
+    let out = s.asdr(WORLD, &["status"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "9 snapshot(s) of this cluster's node volumes carry cluster id {old}"
+        )),
+        "{text}"
+    );
+    let p = plan_of(&s, &[]);
+    assert!(
+        p.warnings.iter().any(|x| x.message.contains(&old)),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn a_same_named_clusters_snapshots_of_the_same_set_id_are_never_waited_for_or_marked() {
+    let s = Scratch::of("prod-east");
+    let (mut w, ours) = claimed(&s);
+    // The twin keeps its manifests in a store of its own; its set began in the same second.
+    with_twin(&mut w, &ours);
+    w.set_manifests.retain(|m| m.set != TWIN_SET);
+    w.smd_archives.retain(|a| a.set != TWIN_SET);
+    let set = "bs-20261121T090000Z";
+    for x in w.snapshots.iter_mut().filter(|x| is_twins(&x.id)) {
+        x.tags.insert("asdr:set".into(), set.into());
+    }
+    save(&s, &w);
+    let before: Vec<_> = w
+        .snapshots
+        .iter()
+        .filter(|x| is_twins(&x.id))
+        .cloned()
+        .collect();
+    ok(&s.asdr(WORLD, &["apply", "--yes"], &[]));
+    let after = load(&s);
+    let twins: Vec<_> = after
+        .snapshots
+        .iter()
+        .filter(|x| is_twins(&x.id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        twins, before,
+        "the twin's snapshots are neither retagged nor counted"
+    );
+    let m = after.set_manifests.iter().find(|m| m.set == set).unwrap();
+    let members = &m.file.as_ref().unwrap().manifest.members;
+    assert_eq!(members.len(), 9);
+    assert!(
+        members.iter().all(|x| !is_twins(&x.snapshot_id)),
+        "{members:?}"
+    );
+}

@@ -179,12 +179,15 @@ async fn asbackup_applies_to_a_file_store_the_next_plan_is_empty_and_a_restore_b
                 .collect();
         let manifest = names
             .iter()
-            .find(|n| n.starts_with("asdr-manifest.cluster-prod-east.files-1.finished-"))
+            .find(|n| {
+                n.starts_with("asdr-manifest.cluster-prod-east.id-")
+                    && n.contains(".files-1.finished-")
+            })
             .unwrap_or_else(|| panic!("{names:?}"));
         let finished = manifest
-            .trim_start_matches("asdr-manifest.cluster-prod-east.files-1.finished-")
-            .split('.')
-            .next()
+            .split(".finished-")
+            .nth(1)
+            .and_then(|t| t.split('.').next())
             .unwrap_or_default();
         // How the files were written, for asrestore to be told the same.
         assert!(
@@ -280,7 +283,8 @@ async fn asbackup_applies_to_an_s3_store_and_the_next_plan_is_empty() {
     );
     assert!(
         keys.iter()
-            .any(|k| k.contains("/users/asdr-manifest.cluster-prod-east.files-1.finished-"))
+            .any(|k| k.contains("/users/asdr-manifest.cluster-prod-east.id-")
+                && k.contains(".files-1.finished-"))
     );
     let again = with_endpoint(&["plan", "--detailed-exitcode"]);
     assert_eq!(

@@ -104,6 +104,7 @@ impl<'n> NodeFlow<'n> {
                             Some(&node.name),
                             base.clone(),
                             Params::WaitSnapshot(params::WaitSnapshot {
+                                cluster_id: Some(ctx.cluster_id.to_string()),
                                 snapshot_id: Some(s.id.clone()),
                                 progress: Some(s.progress),
                                 set: None,

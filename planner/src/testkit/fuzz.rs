@@ -261,6 +261,7 @@ pub fn case(seed: u64) -> Case {
                                 1..=4 => None,
                                 _ => Some("fz".into()),
                             },
+                            cluster_id: None,
                             after: None,
                             missing_files: 0,
                             finished: None,

@@ -38,16 +38,24 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
             i.region.as_deref().unwrap_or(home) == home && i.state != InstanceState::Terminated
         })
         .filter(|i| {
-            policy.cluster.nodes.iter().any(|n| match &n.instance_id {
-                Some(pinned) => pinned == &i.id,
-                None => {
-                    i.tags.get(tags::NODE) == Some(&n.name)
+            // A node's instance: the pinned one, or one tagged for the node at its address.
+            policy.cluster.nodes.iter().any(|n| {
+                n.instance_id.as_deref() == Some(i.id.as_str())
+                    || (i.tags.get(tags::NODE) == Some(&n.name)
                         && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                }
+                        && i.private_ip.as_deref() == Some(n.private_ip.to_string().as_str()))
             })
         })
         .filter_map(|i| i.tags.get(tags::CLUSTER_ID).map(String::as_str))
         .collect();
+    if let Some(stated) = &policy.cluster.id
+        && stated != id
+    {
+        bad(
+            None,
+            format!("the plan is for cluster id {id}, the policy states {stated}"),
+        );
+    }
     if !carried.is_empty() && carried != BTreeSet::from([id]) {
         bad(
             None,
@@ -72,6 +80,17 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
         .instances
         .iter()
         .map(|i| (i.id.as_str(), &i.tags))
+        .collect();
+    // asbackup runs by directory: a run whose manifest names another id is another cluster's.
+    let foreign_runs: HashMap<&str, &str> = world
+        .asbackup_archives
+        .iter()
+        .filter_map(|a| {
+            a.cluster_id
+                .as_deref()
+                .filter(|c| *c != id)
+                .map(|c| (a.uri.as_str(), c))
+        })
         .collect();
     let claim = plan
         .steps
@@ -133,10 +152,27 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
                 );
             }
         }
+        let dirs: &[String] = match &s.params {
+            Params::Asrestore(p) => &p.directories,
+            Params::DeleteBackup(p) => &p.directories,
+            _ => &[],
+        };
+        for d in dirs {
+            if let Some(c) = foreign_runs.get(d.as_str()) {
+                bad(
+                    sid,
+                    format!("the asbackup run in {d} names cluster id {c}: another cluster's"),
+                );
+            }
+        }
         let named = match &s.params {
+            Params::Asbackup(p) => Some(p.cluster_id.as_deref()),
             Params::WriteManifest(p) => Some(p.cluster_id.as_deref()),
             Params::DeleteSnapshot(p) => Some(p.cluster_id.as_deref()),
             Params::DeleteVolume(p) => Some(p.cluster_id.as_deref()),
+            Params::DeleteBackup(p) => Some(p.cluster_id.as_deref()),
+            Params::MarkSetComplete(p) => Some(p.cluster_id.as_deref()),
+            Params::WaitSnapshot(p) => Some(p.cluster_id.as_deref()),
             Params::ClaimCluster(p) => Some(Some(p.cluster_id.as_str())),
             _ => None,
         };

@@ -34,10 +34,6 @@ impl<'a> Verifier<'a> {
                     "drill",
                     "a drill never stops, detaches or terminates anything",
                 )),
-                (Op::Drill(_), StepKind::ClaimCluster) => Some((
-                    "drill",
-                    "a drill builds stand-ins: it does not claim the cluster's instances",
-                )),
                 (Op::Teardown(_), k)
                     if !matches!(k, StepKind::TerminateInstance | StepKind::DeleteVolume) =>
                 {

@@ -49,6 +49,7 @@ pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> 
                 uri: format!("{TO}/{set}/{ns}"),
                 incremental_of: of.map(str::to_string),
                 cluster: Some("prod-east".into()),
+                cluster_id: None,
                 after: None,
                 missing_files: 0,
                 finished: None,
@@ -273,5 +274,64 @@ fn incremental_every_must_be_shorter_than_every_and_asdrs_own_options_are_refuse
     assert!(
         err.to_string().contains("`--directory` is set by asdr"),
         "{err}"
+    );
+}
+
+/// A same-named cluster writing to the same `asbackup.to` (its runs name `cluster-prod-east`
+/// too, but another cluster id): its runs are neither counted, deleted nor replayed, and the
+/// verifier refuses a plan that would replay or delete one.
+#[test]
+fn runs_naming_another_cluster_id_are_never_counted_deleted_or_replayed() {
+    let policy = policy("");
+    let mut w = world(
+        &policy,
+        &[
+            ("bs-20261118T030000Z", None, BOTH),
+            ("bs-20261119T030000Z", None, BOTH),
+            ("bs-20261119T090000Z", None, BOTH),
+            ("bs-20261121T030000Z", None, BOTH),
+        ],
+    );
+    let twin = |set: &str| set == "bs-20261119T090000Z" || set == "bs-20261121T030000Z";
+    for a in &mut w.asbackup_archives {
+        a.cluster_id = Some(if twin(&a.set) {
+            "7717000000000000".into()
+        } else {
+            asdr_planner::testkit::CLUSTER_ID.into()
+        });
+    }
+    // The twin's 6 h old set would make a backup not due; ours is two days old.
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(!ids(&p, StepKind::Asbackup).is_empty(), "a backup is due");
+    // retain 2: with the new set, our older one goes; none of the twin's.
+    let deleted = ids(&p, StepKind::DeleteBackup);
+    assert_eq!(deleted, ["delete_backup:bs-20261118T030000Z"]);
+    let full = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    let dirs: Vec<String> = full
+        .steps
+        .iter()
+        .filter_map(|s| match &s.params {
+            asdr_planner::params::Params::Asrestore(a) => Some(a.directories.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!dirs.is_empty());
+    assert!(
+        dirs.iter().all(|d| d.contains("bs-20261119T030000Z")),
+        "{dirs:?}"
+    );
+    // A plan edited to replay the twin's run is refused.
+    let mut bad = full.clone();
+    for s in &mut bad.steps {
+        if let asdr_planner::params::Params::Asrestore(a) = &mut s.params {
+            a.directories = vec![format!("{TO}/bs-20261121T030000Z/{}", a.namespace)];
+        }
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("names cluster id 7717000000000000")),
+        "{v:?}"
     );
 }

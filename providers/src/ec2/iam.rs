@@ -129,6 +129,7 @@ fn asdr_planner_node_step(kind: StepKind) -> bool {
 pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
     policy_for_kinds(
         &plan.cluster,
+        plan.cluster_id.as_deref(),
         plan.steps.iter().map(|s| s.kind()),
         ssm,
         smd_to,
@@ -159,6 +160,7 @@ pub const COPY_KINDS: [StepKind; 6] = [
 /// The IAM policy document for a cluster's steps of these kinds, as JSON.
 pub fn policy_for_kinds(
     cluster: &str,
+    cluster_id: Option<&str>,
     kinds: impl IntoIterator<Item = StepKind>,
     ssm: bool,
     smd_to: &str,
@@ -195,9 +197,17 @@ pub fn policy_for_kinds(
         statements.push(json!({"Sid": "CreateTaggedForCluster", "Effect": "Allow", "Action": of(Scope::Create), "Resource": "*",
             "Condition": {"StringEquals": {"aws:RequestTag/asdr:cluster": cluster}}}));
     }
+    // What carries another cluster id is a same-named cluster's: never changed or retagged.
+    let owned = |mut condition: Value| {
+        if let Some(id) = cluster_id {
+            condition["StringEqualsIfExists"] =
+                json!({format!("aws:ResourceTag/{}", asdr_planner::tags::CLUSTER_ID): id});
+        }
+        condition
+    };
     if !of(Scope::Owned).is_empty() {
         statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": "*",
-            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+            "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
     }
     if !of(Scope::Tag).is_empty() {
         let creating: Vec<&str> = of(Scope::Create)
@@ -207,12 +217,26 @@ pub fn policy_for_kinds(
         statements.push(json!({"Sid": "TagOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": {"StringEquals": {"ec2:CreateAction": creating}}}));
         statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
-            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+            "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
     }
     if !of(Scope::Claim).is_empty() {
-        statements.push(json!({"Sid": "ClaimTheClusterId", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "arn:aws:ec2:*:*:instance/*",
-            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [asdr_planner::tags::CLUSTER_ID]},
-                          "Null": {format!("aws:ResourceTag/{}", asdr_planner::tags::CLUSTER_ID): "true"}}}));
+        // Only the id tag, only this cluster's id, only on instances of its region that carry
+        // none yet: an id once set is never overwritten, and no other id is ever set.
+        let region = if regions.home.is_empty() {
+            "*"
+        } else {
+            regions.home.as_str()
+        };
+        let key = asdr_planner::tags::CLUSTER_ID;
+        let mut condition = json!({"ForAllValues:StringEquals": {"aws:TagKeys": [key]},
+            "Null": {format!("aws:ResourceTag/{key}"): "true"}});
+        if let Some(id) = cluster_id {
+            condition["StringEquals"] = json!({format!("aws:RequestTag/{key}"): id});
+        }
+        statements.push(
+            json!({"Sid": "ClaimTheClusterId", "Effect": "Allow", "Action": ["ec2:CreateTags"],
+            "Resource": format!("arn:aws:ec2:{region}:*:instance/*"), "Condition": condition}),
+        );
     }
     let other = of(Scope::Other);
     if other.contains(&"iam:PassRole") {

@@ -80,6 +80,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             asdr_planner::manifest::build(p, input, &[], time::OffsetDateTime::now_utc()).ok()?;
         (file.manifest.set == p.set
             && file.manifest.cluster == p.cluster
+            && file.manifest.cluster_id == p.cluster_id
             && file.manifest.members == want.members
             && file.manifest.smd.len() == p.smd.len())
         .then(|| Learned {
@@ -119,6 +120,13 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             asdr_planner::manifest::build(p, input, &shas, time::OffsetDateTime::now_utc())
                 .map_err(|e| StepError::permanent("ManifestIncomplete", e))?;
         let file = manifest.seal();
+        // Never over another cluster's: a same-named cluster sharing the store that began a set
+        // in the same second has the same manifest path.
+        if let Ok(bytes) = self.store.get(&p.uri).await
+            && let Some(other) = another_clusters(&bytes, p)
+        {
+            return Err(StepError::permanent("R13", other));
+        }
         self.store
             .put(&p.uri, file.to_bytes())
             .await
@@ -312,4 +320,19 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             Err(e) => Err(transport_error(e)),
         }
     }
+}
+
+/// Why the manifest already at `p.uri` (as `bytes`) is another cluster's, when it names another
+/// cluster id than the step's.
+pub(crate) fn another_clusters(bytes: &[u8], p: &params::WriteManifest) -> Option<String> {
+    let seen = asdr_planner::manifest::ObservedManifest::from_bytes(&p.uri, &p.set, bytes);
+    let other = seen.file?.manifest.cluster_id?;
+    (p.cluster_id.as_ref() != Some(&other)).then(|| {
+        format!(
+            "[R13] {} holds set {}'s manifest of cluster id {other}, not {}: a same-named cluster writes to this store and began a set in the same second; not overwritten (give each cluster its own smd.to)",
+            p.uri,
+            p.set,
+            p.cluster_id.as_deref().unwrap_or("none")
+        )
+    })
 }

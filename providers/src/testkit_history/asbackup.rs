@@ -75,6 +75,7 @@ fn runs(
             uri: format!("{TO}/{set}/{ns}"),
             incremental_of: of.map(str::to_string),
             cluster: cluster.map(str::to_string),
+            cluster_id: None,
             after: None,
             missing_files: 0,
             finished: None,

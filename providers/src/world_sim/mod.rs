@@ -358,6 +358,7 @@ fn snapshot_of<'w>(
         here(&s.region, input)
             && s.state != SnapshotState::Error
             && t(tags::CLUSTER) == Some(cx.cluster)
+            && tags::of_id(&s.tags, p.cluster_id.as_deref())
             && t(tags::SET) == Some(set)
             && t(tags::NODE) == Some(node)
             && t(tags::DEVICE) == Some(device)

@@ -28,11 +28,14 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
             let want =
                 asdr_planner::manifest::build(p, input, &[], time::OffsetDateTime::UNIX_EPOCH)
                     .ok()?;
-            (file.check().is_ok() && file.manifest.members == want.members).then(|| Learned {
-                uri: Some(p.uri.clone()),
-                sha256: Some(file.sha256.clone()),
-                ..Learned::default()
-            })
+            (file.check().is_ok()
+                && file.manifest.cluster_id == p.cluster_id
+                && file.manifest.members == want.members)
+                .then(|| Learned {
+                    uri: Some(p.uri.clone()),
+                    sha256: Some(file.sha256.clone()),
+                    ..Learned::default()
+                })
         }
         Params::CopySmdArchive(p) => {
             world
@@ -203,6 +206,21 @@ pub(super) fn act(
                 .map_err(|e| bad("ManifestIncomplete", e))?
                 .seal();
             let sha256 = file.sha256.clone();
+            if let Some(other) = world
+                .set_manifests
+                .iter()
+                .filter(|m| m.uri == p.uri)
+                .filter_map(|m| m.file.as_ref()?.manifest.cluster_id.clone())
+                .find(|c| p.cluster_id.as_ref() != Some(c))
+            {
+                return Err(bad(
+                    "R13",
+                    format!(
+                        "[R13] {} holds set {}'s manifest of cluster id {other}: a same-named cluster writes to this store; not overwritten",
+                        p.uri, p.set
+                    ),
+                ));
+            }
             world.set_manifests.retain(|m| m.uri != p.uri);
             world
                 .set_manifests
@@ -272,6 +290,7 @@ pub(super) fn act(
                 uri: p.to.clone(),
                 incremental_of: p.incremental_of.clone(),
                 cluster: (!p.cluster.is_empty()).then(|| p.cluster.clone()),
+                cluster_id: p.cluster_id.clone(),
                 after: p.after.clone(),
                 missing_files: 0,
                 finished: Some(world.now.unwrap_or_else(time::OffsetDateTime::now_utc)),

@@ -28,6 +28,7 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
                     here(&s.region, input)
                         && s.tags.get(tags::SET) == Some(&p.set)
                         && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
+                        && tags::of_id(&s.tags, p.cluster_id.as_deref())
                         && if input.step.region.is_none() {
                             !tags::is_copy(&s.tags)
                         } else {
@@ -183,6 +184,7 @@ pub(super) fn act(
                 here(&s.region, input)
                     && s.tags.get(tags::SET) == Some(&set)
                     && s.tags.get(tags::CLUSTER).map(String::as_str) == Some(cx.cluster)
+                    && tags::of_id(&s.tags, p.cluster_id.as_deref())
                     && if copy_region {
                         s.tags.contains_key(tags::SOURCE_SNAPSHOT)
                     } else {

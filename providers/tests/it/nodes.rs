@@ -541,7 +541,7 @@ async fn asbackup_to_a_file_store_uses_plain_paths_creates_the_parent_and_leaves
         let manifest: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(manifest_in(
                 &dir,
-                "asdr-manifest.cluster-prod-east.files-1.finished-",
+                "asdr-manifest.cluster-prod-east.id-c1d0000000000001.files-1.finished-",
             ))
             .unwrap(),
         )
@@ -648,7 +648,7 @@ async fn a_killed_asbackup_is_cleared_on_resume_and_a_finished_directory_is_neve
     assert!(
         std::path::Path::new(&manifest_in(
             &users,
-            "asdr-manifest.cluster-prod-east.files-1.finished-"
+            "asdr-manifest.cluster-prod-east.id-c1d0000000000001.files-1.finished-"
         ))
         .exists()
     );

@@ -29,6 +29,21 @@ impl Validator<'_> {
                 ),
             );
         }
+        if let Some(id) = &c.id
+            && !(id.value.len() == 16
+                && id
+                    .value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            self.err(
+                id.span,
+                format!(
+                    "cluster id `{}` must be 16 lowercase hex digits, as asdr mints them (see `asdr status`)",
+                    id.value
+                ),
+            );
+        }
         let info_port = match &c.info_port {
             Some(p) if p.value == 0 => {
                 self.err(p.span, "info_port must be between 1 and 65535");
@@ -93,6 +108,8 @@ impl Validator<'_> {
         }
         let cluster = Cluster {
             name: c.name.value.clone(),
+            id: c.id.as_ref().map(|i| i.value.clone()),
+            id_span: c.id.as_ref().map_or(c.name.span, |i| i.span),
             region: c.region.value.clone(),
             edition: c.edition.value,
             edition_span: c.edition.span,

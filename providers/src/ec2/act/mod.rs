@@ -245,7 +245,8 @@ impl Ec2Provider {
                 // home a failed snapshot is the wait's answer (the set is not finished).
                 None => view.into_iter().find(|s| {
                     let t = |k: &str| s.tags.get(k).map(String::as_str);
-                    (input.step.region.is_none() || s.state != SnapshotState::Error)
+                    tags::of_id(&s.tags, p.cluster_id.as_deref())
+                        && (input.step.region.is_none() || s.state != SnapshotState::Error)
                         && t(tags::NODE) == p.node.as_deref()
                         && match t(tags::DEVICE) {
                             Some(d) => Some(d) == p.device.as_deref(),
@@ -290,7 +291,7 @@ impl Ec2Provider {
             ])
             .await?
             .into_iter()
-            .next())
+            .find(|s| tags::of_id(&s.tags, p.cluster_id.as_deref())))
     }
 
     /// The snapshot a wait is for, with its `asdr:device` tag: the snapshot of a multi-volume

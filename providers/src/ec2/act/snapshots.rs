@@ -32,7 +32,9 @@ impl Ec2Provider {
                 .filter(|s| p.device.is_none() || s.tags.contains_key(tags::DEVICE))
                 .map(started),
             Params::MarkSetComplete(p) => {
-                let snaps = self.set_for_mark(&input, &p.set).await?;
+                let snaps = self
+                    .set_for_mark(&input, &p.set, p.cluster_id.as_deref())
+                    .await?;
                 let manifest = p
                     .manifest
                     .as_ref()
@@ -62,11 +64,13 @@ impl Ec2Provider {
 
     /// The snapshots a set's mark counts and tags: this cluster's of the set and, in a copy
     /// region, only copies (a same-named cluster's own snapshots there carry no source tags); at
-    /// home, only snapshots that are not copies.
+    /// home, only snapshots that are not copies; never one carrying another cluster id (a
+    /// same-named cluster's set begun in the same second has the same set id).
     async fn set_for_mark(
         &self,
         input: &StepInput<'_>,
         set: &str,
+        cluster_id: Option<&str>,
     ) -> Result<Vec<asdr_planner::world::Snapshot>, StepError> {
         let snaps = self
             .snapshots_by(vec![
@@ -78,6 +82,7 @@ impl Ec2Provider {
         let copy_region = input.step.region.is_some();
         Ok(snaps
             .into_iter()
+            .filter(|s| tags::of_id(&s.tags, cluster_id))
             .filter(|s| {
                 if copy_region {
                     s.tags.contains_key(tags::SOURCE_SNAPSHOT)
@@ -172,7 +177,9 @@ impl Ec2Provider {
             },
             Params::MarkSetComplete(p) => {
                 let (set, expected) = (&p.set, p.snapshots);
-                let snaps = self.set_for_mark(&input, set).await?;
+                let snaps = self
+                    .set_for_mark(&input, set, p.cluster_id.as_deref())
+                    .await?;
                 // Every node's every device, by its tags: a snapshot whose wait never tagged it
                 // does not count (R2).
                 let devices: std::collections::HashSet<(&String, &String)> = snaps
