@@ -96,7 +96,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
         .cloned()
         .collect();
     for node in &policy.cluster.nodes {
-        let Some(i) = crate::observe::find_instance(&policy.cluster.name, node, &here) else {
+        let Some(i) = crate::nodes::find_instance(&policy.cluster.name, node, &here) else {
             continue;
         };
         for b in &i.block_devices {
@@ -147,7 +147,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
         .cloned()
         .collect();
     for node in &cluster.nodes {
-        let Some(i) = crate::observe::find_instance(&cluster.name, node, &here)
+        let Some(i) = crate::nodes::find_instance(&cluster.name, node, &here)
             .filter(|i| i.state != InstanceState::Terminated)
         else {
             continue;
@@ -387,7 +387,7 @@ pub fn own_history_under_other_ids(
         .cluster
         .nodes
         .iter()
-        .filter_map(|n| crate::observe::find_instance(&policy.cluster.name, n, &here))
+        .filter_map(|n| crate::nodes::find_instance(&policy.cluster.name, n, &here))
         .flat_map(|i| i.block_devices.iter().map(|b| b.volume_id.as_str()))
         .collect();
     let mut out = BTreeMap::new();

@@ -8,6 +8,8 @@ use crate::error::{PlanError, refuse};
 use crate::observe::{NodeHealth, render};
 use crate::params::{NodeService, Params, StartKind};
 use crate::plan::StepKind;
+use crate::tags;
+use crate::world::{Instance, InstanceState};
 
 /// R14: a backup set needs every node, so the cluster must be whole and stable now.
 pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
@@ -152,4 +154,33 @@ pub(crate) fn warn_nodes_down(ctx: &Ctx<'_, '_>, b: &mut crate::builder::Builder
             ),
         );
     }
+}
+
+/// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
+/// cluster (replacements asdr launched) that hold the node's address — an instance that merely
+/// carries the tags elsewhere is not the node (anyone who can tag can launch one). A live one
+/// wins over a terminated one, then the pinned one; among equals the smallest id, so the choice
+/// is stable.
+pub(crate) fn find_instance<'w>(
+    cluster: &str,
+    node: &asdr_specs::Node,
+    instances: &'w [Instance],
+) -> Option<&'w Instance> {
+    let pinned = node.instance_id.as_deref();
+    let ip = node.private_ip.to_string();
+    instances
+        .iter()
+        .filter(|i| {
+            Some(i.id.as_str()) == pinned
+                || (i.tags.get(tags::NODE) == Some(&node.name)
+                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+                    && i.private_ip.as_ref().is_none_or(|a| *a == ip))
+        })
+        .min_by_key(|i| {
+            (
+                i.state == InstanceState::Terminated,
+                Some(i.id.as_str()) != pinned,
+                i.id.as_str(),
+            )
+        })
 }

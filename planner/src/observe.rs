@@ -259,7 +259,7 @@ impl<'w> Observed<'w> {
             .nodes
             .iter()
             .map(|node| {
-                let instance = find_instance(cluster, node, &world.instances);
+                let instance = crate::nodes::find_instance(cluster, node, &world.instances);
                 let observation = obs_by_name.get(node.name.as_str()).copied();
                 let health = match instance.map(|i| i.state) {
                     Some(InstanceState::Running | InstanceState::Pending) => {
@@ -385,35 +385,6 @@ impl<'w> Observed<'w> {
             (Edition::from_reply(reply) != Some(expected)).then_some((n, reply))
         })
     }
-}
-
-/// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
-/// cluster (replacements asdr launched) that hold the node's address — an instance that merely
-/// carries the tags elsewhere is not the node (anyone who can tag can launch one). A live one
-/// wins over a terminated one, then the pinned one; among equals the smallest id, so the choice
-/// is stable.
-pub(crate) fn find_instance<'w>(
-    cluster: &str,
-    node: &asdr_specs::Node,
-    instances: &'w [Instance],
-) -> Option<&'w Instance> {
-    let pinned = node.instance_id.as_deref();
-    let ip = node.private_ip.to_string();
-    instances
-        .iter()
-        .filter(|i| {
-            Some(i.id.as_str()) == pinned
-                || (i.tags.get(tags::NODE) == Some(&node.name)
-                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
-                    && i.private_ip.as_ref().is_none_or(|a| *a == ip))
-        })
-        .min_by_key(|i| {
-            (
-                i.state == InstanceState::Terminated,
-                Some(i.id.as_str()) != pinned,
-                i.id.as_str(),
-            )
-        })
 }
 
 fn collect_sets<'w>(

@@ -24,6 +24,7 @@ mod identity;
 mod regions;
 mod restores;
 mod rules;
+mod scope;
 mod starts;
 
 /// One broken invariant: the rule, the step it concerns, and what is wrong.
