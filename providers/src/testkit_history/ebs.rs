@@ -2,7 +2,8 @@
 //! node added and removed, a device added, `retain` lowered, the copy region dropped and taken
 //! up again, a set pinned by a `set:` restore, the SMD archives no longer seen (`smd.to` moved),
 //! a same-named cluster's snapshots in the copy region and its copies in the cluster's own
-//! region, the clock moving by uneven steps and now and then backwards (a runner behind).
+//! region, a same-named cluster in the same region and store with its own cluster id, the clock
+//! moving by uneven steps and now and then backwards (a runner behind).
 
 use std::collections::BTreeSet;
 
@@ -169,6 +170,102 @@ fn not_ours(world: &mut World, region: Option<&str>, set: &str, k: usize) -> Vec
     ids
 }
 
+/// A same-named cluster in the same region and store, with its own cluster id: a copy of our
+/// newest complete set's snapshots (of its own volumes), marked, with its manifest sealed in our
+/// store (recording its id) and its SMD archive there: whole by every test but whose it is. It
+/// is newer than every set of ours, so taking it for ours would change what is counted, kept
+/// and restored.
+fn twin(world: &mut World, policy: &Policy, now: OffsetDateTime, k: usize) -> Vec<String> {
+    use asdr_planner::manifest::{Member, ObservedManifest, SetManifest, SmdEntry, Times};
+    let Some(newest) = asdr_planner::status::status(policy, world, now)
+        .complete_sets
+        .last()
+        .cloned()
+    else {
+        return Vec::new();
+    };
+    let set = super::set_at(now - time::Duration::minutes(10));
+    let mut snaps: Vec<asdr_planner::world::Snapshot> = world
+        .snapshots
+        .iter()
+        .filter(|s| s.region.is_none() && s.tags.get("asdr:set") == Some(&newest))
+        .cloned()
+        .collect();
+    let mut members = Vec::new();
+    for (n, s) in snaps.iter_mut().enumerate() {
+        s.id = format!("snap-t{k:04}{n:011}");
+        s.volume_id = format!("vol-t{k:04}{n:011}");
+        s.start_time = now - time::Duration::minutes(10);
+        s.tags.insert("asdr:set".into(), set.clone());
+        s.tags
+            .insert("asdr:cluster-id".into(), "7717000000000000".into());
+        members.push(Member {
+            node: s.tags.get("asdr:node").cloned().unwrap_or_default(),
+            device: s.tags.get("asdr:device").cloned().unwrap_or_default(),
+            volume_id: s.volume_id.clone(),
+            snapshot_id: s.id.clone(),
+            source_snapshot_id: None,
+            size_gib: s.volume_size_gib,
+            encrypted: s.encrypted,
+            kms_key_id: s.kms_key_id.clone(),
+            started: Some(asdr_planner::manifest::utc(s.start_time)),
+        });
+    }
+    members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
+    let store = &policy.backup.smd_to;
+    let cluster = &policy.cluster.name;
+    let smd_uri = format!("{}/{cluster}/{set}/a1.smd.tar", store.trim_end_matches('/'));
+    let sha = "ab".repeat(32);
+    let file = SetManifest {
+        format: asdr_planner::manifest::FORMAT,
+        cluster: cluster.clone(),
+        cluster_id: Some("7717000000000000".into()),
+        set: set.clone(),
+        method: "ebs".into(),
+        region: policy.cluster.region.clone(),
+        source_region: None,
+        members,
+        namespaces: policy
+            .cluster
+            .namespaces
+            .iter()
+            .map(|n| n.name.clone())
+            .collect(),
+        smd: vec![SmdEntry {
+            node: "a1".into(),
+            uri: smd_uri.clone(),
+            sha256: sha.clone(),
+        }],
+        times: Times {
+            set: asdr_planner::manifest::utc(now - time::Duration::minutes(10)),
+            written: asdr_planner::manifest::utc(now - time::Duration::minutes(5)),
+            first_snapshot_start: None,
+            last_snapshot_start: None,
+        },
+        policy_digest: "sha256:00".into(),
+    }
+    .seal();
+    let mut ids = Vec::new();
+    for mut s in snaps {
+        s.tags.insert("asdr:manifest".into(), file.sha256.clone());
+        ids.push(s.id.clone());
+        world.snapshots.push(s);
+    }
+    world.smd_archives.push(asdr_planner::world::SmdArchive {
+        set: set.clone(),
+        node: "a1".into(),
+        uri: smd_uri,
+        sha256: Some(sha),
+    });
+    world.set_manifests.push(ObservedManifest {
+        uri: asdr_planner::manifest::uri(store, cluster, &set),
+        set,
+        file: Some(file),
+        problem: None,
+    });
+    ids
+}
+
 fn sets_in(world: &World, region: Option<&str>) -> BTreeSet<String> {
     world
         .snapshots
@@ -244,6 +341,7 @@ pub fn history(seed: u64) -> Result<Tally, String> {
             8 => world
                 .smd_archives
                 .retain(|a| a.uri.contains("acme-dr-west")),
+            9 => foreign.extend(twin(&mut world, &policy, now, k as usize)),
             _ => {}
         }
         // The clock moves on by uneven steps; now and then a runner's clock is behind.
