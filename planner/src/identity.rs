@@ -58,7 +58,7 @@ impl How {
         match self {
             How::Stated => "stated by the policy",
             How::Claimed => "carried by the other instances",
-            How::Adopted => "recorded by the set manifests",
+            How::Adopted => "recorded by the cluster's manifests, runs or earlier instances",
             How::Minted => "new",
         }
     }
@@ -67,7 +67,7 @@ impl How {
         match self {
             How::Stated => "stated by the policy (cluster.id)",
             How::Claimed => "tagged on the cluster's instances",
-            How::Adopted => "recorded by the set manifests in the policy's stores",
+            How::Adopted => "recorded by the cluster's manifests, runs or earlier instances",
             How::Minted => {
                 "new, made from the cluster's name, region and instances; the first apply that changes anything claims it"
             }
@@ -84,6 +84,7 @@ pub fn is_foreign(tags: &Tags, id: &str) -> bool {
 /// The cluster's id (see the module's comment), or a refusal when its instances carry two, or
 /// when a volume attached to one of its nodes carries another id.
 pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
+    one_instance_per_node(policy, world)?;
     let identity = resolve_id(policy, world)?;
     // A volume attached to a node's instance that carries another id is a contradiction (a
     // tag changed by hand, or by someone else): left out of the world, the node would seem to
@@ -128,6 +129,55 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
         }
     }
     Ok(identity)
+}
+
+/// A node is one instance: two live instances tagged for the same node at its address (a
+/// same-named cluster in another VPC with the same address plan, say) are refused rather than
+/// one chosen by its id. A live pinned instance settles it.
+fn one_instance_per_node(policy: &Policy, world: &World) -> Result<(), PlanError> {
+    let home = policy.cluster.region.as_str();
+    for node in &policy.cluster.nodes {
+        let ip = node.private_ip.to_string();
+        let live = |i: &&crate::world::Instance| {
+            i.region.as_deref().unwrap_or(home) == home && i.state != InstanceState::Terminated
+        };
+        if world
+            .instances
+            .iter()
+            .filter(live)
+            .any(|i| node.instance_id.as_deref() == Some(i.id.as_str()))
+        {
+            continue;
+        }
+        let tagged: Vec<&str> = world
+            .instances
+            .iter()
+            .filter(live)
+            .filter(|i| {
+                i.tags.get(tags::NODE) == Some(&node.name)
+                    && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                    && i.private_ip.as_ref().is_none_or(|a| *a == ip)
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        if tagged.len() > 1 {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "{} live instances are tagged for node `{}` of cluster `{}` at {ip}: {}; asdr does not guess which is the node (a same-named cluster in another VPC with the same addresses?)",
+                        tagged.len(),
+                        node.name,
+                        policy.cluster.name,
+                        tagged.join(", ")
+                    ),
+                )
+                .rule("R13")
+                .help("pin the node's instance in the policy (`instance_id`), or remove the asdr tags from the instance that is not this node"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
@@ -220,9 +270,35 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
         .filter_map(|m| m.usable(&cluster.name).ok())
         .filter(|m| m.cluster_id.is_some())
         .collect();
+    // What else records the id: the nodes' terminated instances (tags outlive them a while),
+    // the cluster's asbackup runs (their manifests' names), and what asdr built for it elsewhere
+    // (a restore into another region, a drill's stand-ins), which carry the id it had then.
+    let terminated = cluster.nodes.iter().filter_map(|n| {
+        crate::nodes::find_instance(&cluster.name, n, &here)
+            .filter(|i| i.state == InstanceState::Terminated)
+            .and_then(|i| i.tags.get(tags::CLUSTER_ID))
+            .map(String::as_str)
+    });
+    let runs = world
+        .asbackup_archives
+        .iter()
+        .filter(|a| a.cluster.as_deref() == Some(cluster.name.as_str()))
+        .filter_map(|a| a.cluster_id.as_deref());
+    let built = world
+        .instances
+        .iter()
+        .filter(|i| {
+            i.region.as_deref().is_some_and(|r| r != home)
+                && i.tags.get(tags::CLUSTER) == Some(&cluster.name)
+                && (i.tags.contains_key(tags::RESTORE) || i.tags.contains_key(crate::drill::DRILL))
+        })
+        .filter_map(|i| i.tags.get(tags::CLUSTER_ID).map(String::as_str));
     let recorded: BTreeSet<&str> = manifests
         .iter()
         .filter_map(|m| m.cluster_id.as_deref())
+        .chain(terminated)
+        .chain(runs)
+        .chain(built)
         .collect();
     match recorded.len() {
         0 => {}
@@ -251,7 +327,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
                     Diagnostic::new(
                         first_node_span(policy),
                         format!(
-                            "no instance of cluster `{}` carries {}, and the set manifests in its stores record id {id}, but none of their members is a volume of these instances ({}): the store may hold another cluster named `{}`",
+                            "no instance of cluster `{}` carries {}, and what its stores and resources record is id {id}, but no set manifest of that id has a member that is a volume of these instances ({}): the store may hold another cluster named `{}`",
                             cluster.name,
                             tags::CLUSTER_ID,
                             unclaimed.join(", "),
@@ -277,7 +353,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
                 Diagnostic::new(
                     first_node_span(policy),
                     format!(
-                        "no instance of cluster `{}` carries {}, and the set manifests in its stores record {} ids ({}): two clusters named `{}` write to the same store",
+                        "no instance of cluster `{}` carries {}, and its stores and resources record {} ids ({}): two clusters named `{}` write to the same store, or the cluster was rebuilt beside its old self",
                         cluster.name,
                         tags::CLUSTER_ID,
                         recorded.len(),
@@ -298,6 +374,10 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     h.update(cluster.name.as_bytes());
     h.update(b"\n");
     h.update(home.as_bytes());
+    // The stores too: two same-named clusters with no instance to tell them apart (every one
+    // gone) still differ by where they keep their backups.
+    h.update(b"\n");
+    h.update(policy.backup.smd_to.as_bytes());
     let mut instances = unclaimed.clone();
     instances.sort();
     for i in &instances {

@@ -251,7 +251,8 @@ fn claim(
     );
     let n = b.steps.len();
     for s in &mut b.steps[..n - 1] {
-        if s.params.tags().is_some() {
+        // What creates something tagged, and asbackup runs (their manifests name the id).
+        if s.params.tags().is_some() || matches!(s.params, params::Params::Asbackup(_)) {
             s.depends_on.push(id.clone());
             s.depends_on.sort();
         }

@@ -258,7 +258,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             problems.insert(
                 0,
                 format!(
-                    "{n} snapshot(s) of this cluster's node volumes carry cluster id {other}, not {id}: were the instances' {} tags changed? Their sets are not counted; if they are this cluster's, state `cluster.id: {other}` in the policy or set the instances' tags back",
+                    "{n} snapshot(s) of this cluster's node volumes carry cluster id {other}, not {id}: were the instances' {} tags changed? Their sets are not counted. Find out whose they are first (tags can be forged): only if the instances' tags were changed by mistake, set them back (or state `cluster.id: {other}`)",
                     crate::tags::CLUSTER_ID
                 ),
             );

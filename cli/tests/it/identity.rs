@@ -335,7 +335,7 @@ fn instances_that_lost_the_id_adopt_it_from_the_manifests_only_when_a_member_vol
     assert_eq!(claims(&p)[0].instances.len(), 3);
     assert_eq!(
         status_json(&s)["cluster_id_source"],
-        "recorded by the set manifests in the policy's stores"
+        "recorded by the cluster's manifests, runs or earlier instances"
     );
     // New volumes too: nothing shows these instances are the cluster those sets were made of.
     for i in &mut w.instances {
@@ -583,6 +583,14 @@ fn the_iam_policy_lets_the_role_set_only_this_clusters_id_only_where_none_is() {
     assert_eq!(
         claim["Condition"]["Null"]["aws:ResourceTag/asdr:cluster-id"],
         "true"
+    );
+    let tag_owned = statements
+        .iter()
+        .find(|x| x["Sid"] == "TagWhatAsdrOwns")
+        .unwrap();
+    assert_eq!(
+        tag_owned["Condition"]["ForAllValues:StringNotEquals"]["aws:TagKeys"][0], "asdr:cluster-id",
+        "retagging what is owned never sets the id"
     );
     for sid in ["ChangeOnlyWhatAsdrOwns", "TagWhatAsdrOwns"] {
         let x = statements.iter().find(|x| x["Sid"] == sid).unwrap();

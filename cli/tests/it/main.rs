@@ -7,6 +7,7 @@ mod deploy;
 mod ec2;
 mod enterprise;
 mod identity;
+mod identity_review;
 mod live;
 mod manifests;
 mod regions;

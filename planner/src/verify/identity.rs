@@ -31,20 +31,38 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
 
     // The id is the one the cluster's nodes' instances carry.
     let home = policy.cluster.region.as_str();
-    let carried: BTreeSet<&str> = world
+    let live: Vec<&crate::world::Instance> = world
         .instances
         .iter()
         .filter(|i| {
             i.region.as_deref().unwrap_or(home) == home && i.state != InstanceState::Terminated
         })
-        .filter(|i| {
-            // A node's instance: the pinned one, or one tagged for the node at its address.
-            policy.cluster.nodes.iter().any(|n| {
-                n.instance_id.as_deref() == Some(i.id.as_str())
-                    || (i.tags.get(tags::NODE) == Some(&n.name)
-                        && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                        && i.private_ip.as_deref() == Some(n.private_ip.to_string().as_str()))
-            })
+        .collect();
+    // A node's instance: the pinned one while it lives, else those tagged for the node at its
+    // address.
+    let carried: BTreeSet<&str> = policy
+        .cluster
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            let ip = n.private_ip.to_string();
+            let pinned: Vec<&crate::world::Instance> = live
+                .iter()
+                .copied()
+                .filter(|i| n.instance_id.as_deref() == Some(i.id.as_str()))
+                .collect();
+            if pinned.is_empty() {
+                live.iter()
+                    .copied()
+                    .filter(|i| {
+                        i.tags.get(tags::NODE) == Some(&n.name)
+                            && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                            && i.private_ip.as_deref() == Some(ip.as_str())
+                    })
+                    .collect()
+            } else {
+                pinned
+            }
         })
         .filter_map(|i| i.tags.get(tags::CLUSTER_ID).map(String::as_str))
         .collect();
@@ -66,19 +84,24 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
         );
     }
 
+    // Only what carries another id is indexed: a step naming anything else is fine here (most
+    // worlds hold nothing of another id, and a 61,440-snapshot index costs more than the rest).
     let snapshots: HashMap<&str, &Tags> = world
         .snapshots
         .iter()
+        .filter(|s| other(&s.tags, id).is_some())
         .map(|s| (s.id.as_str(), &s.tags))
         .collect();
     let volumes: HashMap<&str, &Tags> = world
         .volumes
         .iter()
+        .filter(|v| other(&v.tags, id).is_some())
         .map(|v| (v.id.as_str(), &v.tags))
         .collect();
     let instances: HashMap<&str, &Tags> = world
         .instances
         .iter()
+        .filter(|i| other(&i.tags, id).is_some())
         .map(|i| (i.id.as_str(), &i.tags))
         .collect();
     // asbackup runs by directory: a run whose manifest names another id is another cluster's.
@@ -134,6 +157,15 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
                     "instance {inst} carries {}={c}: another cluster's",
                     tags::CLUSTER_ID
                 ),
+            );
+        }
+        if matches!(s.params, Params::Asbackup(_))
+            && let Some(after) = &after_claim
+            && !after.contains(&i)
+        {
+            bad(
+                sid,
+                "it writes a run naming the cluster id before the id is claimed".into(),
             );
         }
         if let Some(t) = s.params.tags() {

@@ -459,20 +459,31 @@ impl<'a> Verifier<'a> {
         t.get(tags::CLUSTER) == Some(&self.policy.cluster.name)
     }
 
-    /// The instance of a node: the one the policy pins, else one tagged for it; a live one wins.
+    /// The instance of a node: the one the policy pins, else one tagged for it at the node's
+    /// address (an instance carrying its tags elsewhere is not the node); a live one wins, then
+    /// the pinned one.
     fn instance_of(&self, node: &Node) -> Option<&'a Instance> {
+        let ip = node.private_ip.to_string();
+        let pinned = |i: &Instance| Some(i.id.as_str()) == node.instance_id.as_deref();
         let mut found: Vec<&Instance> = self
             .world
             .instances
             .iter()
             .filter(|i| {
-                Some(i.id.as_str()) == node.instance_id.as_deref()
+                pinned(i)
                     || (self.own_tags(&i.tags)
                         && i.tags.get(tags::NODE) == Some(&node.name)
+                        && i.private_ip.as_ref().is_none_or(|a| *a == ip)
                         && !i.tags.contains_key(crate::drill::DRILL))
             })
             .collect();
-        found.sort_by_key(|i| (i.state == InstanceState::Terminated, i.id.clone()));
+        found.sort_by_key(|i| {
+            (
+                i.state == InstanceState::Terminated,
+                !pinned(i),
+                i.id.clone(),
+            )
+        });
         found.first().copied()
     }
 

@@ -335,3 +335,43 @@ fn runs_naming_another_cluster_id_are_never_counted_deleted_or_replayed() {
         "{v:?}"
     );
 }
+
+/// Every instance gone (terminated, or their tags lost): the id is what the nodes' terminated
+/// instances and the cluster's runs record, never a new one that would make every run
+/// "another cluster's".
+#[test]
+fn with_every_instance_gone_the_id_is_the_one_the_runs_record() {
+    let policy = policy("");
+    let mut w = world(
+        &policy,
+        &[
+            ("bs-20261119T030000Z", None, BOTH),
+            ("bs-20261120T030000Z", None, BOTH),
+        ],
+    );
+    for a in &mut w.asbackup_archives {
+        a.cluster_id = Some(asdr_planner::testkit::CLUSTER_ID.into());
+    }
+    for i in &mut w.instances {
+        i.state = asdr_planner::world::InstanceState::Terminated;
+    }
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert_eq!(
+        s.cluster_id.as_deref(),
+        Some(asdr_planner::testkit::CLUSTER_ID)
+    );
+    assert_eq!(s.complete_sets.len(), 2, "{s:?}");
+    for i in &mut w.instances {
+        i.tags.remove("asdr:cluster-id");
+    }
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert_eq!(
+        s.cluster_id.as_deref(),
+        Some(asdr_planner::testkit::CLUSTER_ID)
+    );
+    assert_eq!(
+        s.cluster_id_source,
+        "recorded by the cluster's manifests, runs or earlier instances"
+    );
+    assert_eq!(s.complete_sets.len(), 2, "{s:?}");
+}

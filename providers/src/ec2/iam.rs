@@ -216,8 +216,13 @@ pub fn policy_for_kinds(
             .collect();
         statements.push(json!({"Sid": "TagOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": {"StringEquals": {"ec2:CreateAction": creating}}}));
+        // Never the id itself: only the claim sets it, only where none is.
+        let mut tag_owned =
+            owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}));
+        tag_owned["ForAllValues:StringNotEquals"] =
+            json!({"aws:TagKeys": [asdr_planner::tags::CLUSTER_ID]});
         statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
-            "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
+            "Condition": tag_owned}));
     }
     if !of(Scope::Claim).is_empty() {
         // Only the id tag, only this cluster's id, only on instances of its region that carry
