@@ -213,7 +213,14 @@ fn claim(
             ),
         );
     }
-    for (other, n) in identity::own_history_under_other_ids(ctx.policy, seen, &identity.id) {
+    // The cluster's own history under another id is among those resources: looked for only
+    // when there are any (a pass over every snapshot).
+    let own_under_others = if foreign > 0 {
+        identity::own_history_under_other_ids(ctx.policy, seen, &identity.id)
+    } else {
+        Default::default()
+    };
+    for (other, n) in own_under_others {
         b.warn(
             "R13",
             format!(

@@ -253,7 +253,10 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     if let Some(why) = identity_problem {
         problems.insert(0, why);
     }
-    if let Some(id) = cluster_id.as_deref() {
+    if let Some(id) = cluster_id
+        .as_deref()
+        .filter(|_| other_cluster_resources > 0)
+    {
         for (other, n) in crate::identity::own_history_under_other_ids(policy, seen, id) {
             problems.insert(
                 0,

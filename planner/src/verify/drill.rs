@@ -5,6 +5,24 @@ impl<'a> Verifier<'a> {
     /// Drills: no step touches production — no production node name, address, tag, security
     /// group, or (on a shared host) rendered path or command.
     pub(super) fn check_drill(&mut self, d: &asdr_specs::Drill) {
+        // A drill rehearses the restore it names, by its method: an asbackup cluster's restore
+        // from a set asrestores, which a drill of EBS volumes would not rehearse.
+        if self.policy.backup.method == asdr_specs::Method::Asbackup
+            && self
+                .policy
+                .restore(&d.restore)
+                .is_some_and(|r| r.source.uses_backup())
+            && !self.plan.steps.is_empty()
+        {
+            self.bad(
+                "drill",
+                None,
+                format!(
+                    "drill `{}` rehearses `{}`, which restores with asrestore: this plan would rehearse another restore than the one that would run",
+                    d.name, d.restore
+                ),
+            );
+        }
         let suffix = format!("@{}", d.name);
         let prod_ips: BTreeSet<Ipv4Addr> = self
             .policy

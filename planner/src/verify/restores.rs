@@ -371,6 +371,21 @@ impl<'a> Verifier<'a> {
 
     /// R6: a node that cold-starts holding data does so only when accepted or deletes are durable.
     pub(super) fn check_r6_restore(&mut self, r: &asdr_specs::Restore) {
+        // asrestore merges into the running cluster: every record deleted since the set comes
+        // back (a scan carries no deletes, so durable deletes do not cover it).
+        if !r.accept_zombie_records {
+            let merges: Vec<&Step> = self.steps(StepKind::Asrestore).map(|(_, s)| s).collect();
+            for s in merges {
+                self.bad(
+                    "R6",
+                    Some(s),
+                    format!(
+                        "asrestores into the running cluster for `{}` without accept_zombie_records: records deleted since the set come back",
+                        r.name
+                    ),
+                );
+            }
+        }
         let cold_with_data = r.source.brings_data()
             && (r.scope == Scope::Node || r.source == RestoreSource::CurrentVolumes);
         if !cold_with_data || r.accept_zombie_records || self.durable() {

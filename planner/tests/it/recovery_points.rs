@@ -822,6 +822,20 @@ fn rp16_a_drill_rehearses_the_restore_it_names_by_its_method_or_is_refused() {
                 && i.message.contains("would not run")),
         "{d}"
     );
+    // Were the policy's check gone, the verifier tells the method itself: a drill planned as of
+    // EBS sets is refused once the cluster backs up with asbackup.
+    let drill = "\ndrills:\n  - name: quarterly\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-0d1a, us-east-1b: subnet-0d1b}\n      ip_offset: 100\n      security_groups: [sg-0drill]\n";
+    let mut policy = ExamplePolicy::prod_east().append(drill).policy();
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &w, NOW, &Operation::Drill("quarterly".into())).unwrap();
+    assert!(verify(&policy, &w, &p).is_empty());
+    policy.backup.method = asdr_specs::Method::Asbackup;
+    let v = verify(&policy, &w, &p);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "drill" && x.message.contains("restores with asrestore")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -879,6 +893,27 @@ fn rp10_asrestore_into_a_running_cluster_needs_consent() {
         .parse()
         .expect_err("durable deletes do not cover asrestore");
     assert!(d.items.iter().any(|i| i.rule == Some("R6")), "{d}");
+    // Were the policy's check gone, the verifier reads the consent itself: the plan made with
+    // consent is refused against the policy without it.
+    let mut policy = crate::asbackup::policy("");
+    let w = crate::asbackup::world(&policy, &[("bs-20261120T030000Z", None, BOTH)]);
+    let p = asdr_planner::plan(
+        &policy,
+        &w,
+        NOW,
+        &asdr_planner::Operation::Restore("full-cluster".into()),
+    )
+    .unwrap();
+    assert!(p.steps.iter().any(|s| s.kind() == StepKind::Asrestore));
+    for r in &mut policy.restores {
+        r.accept_zombie_records = false;
+    }
+    let v = verify(&policy, &w, &p);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R6" && x.message.contains("asrestores into the running cluster")),
+        "{v:?}"
+    );
 }
 
 /// Review findings on the above, each a regression test.
