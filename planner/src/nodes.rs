@@ -35,6 +35,30 @@ pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError>
                     None
                 }
             }
+            NodeHealth::Gone => {
+                // An instance tagged for the node at another address is not the node; say so,
+                // rather than "missing": the policy's address may be what changed.
+                let elsewhere: Vec<String> = ctx
+                    .world
+                    .instances
+                    .iter()
+                    .filter(|i| {
+                        i.state != InstanceState::Terminated
+                            && i.tags.get(tags::NODE) == Some(&node.name)
+                            && i.tags.get(tags::CLUSTER) == Some(&ctx.policy.cluster.name)
+                    })
+                    .filter_map(|i| Some(format!("{} at {}", i.id, i.private_ip.as_ref()?)))
+                    .collect();
+                Some(if elsewhere.is_empty() {
+                    format!("is {}", view.health.describe())
+                } else {
+                    format!(
+                        "has no instance at its address {} ({} tagged for it elsewhere is not taken for it: did the node's `private_ip` change?)",
+                        node.private_ip,
+                        elsewhere.join(", ")
+                    )
+                })
+            }
             other => Some(format!("is {}", other.describe())),
         };
         if let Some(problem) = problem {

@@ -176,3 +176,22 @@ fn a_failover_built_elsewhere_before_any_claim_is_never_taken_for_another_cluste
     assert_eq!(st["cluster_id"], "d0d0d0d0d0d0d0d0");
     assert!(st.get("other_cluster_resources").is_none(), "{st}");
 }
+
+#[test]
+fn a_node_whose_instance_is_at_another_address_is_said_so_not_called_missing() {
+    let world = "world-backup-due.yaml";
+    let s = Scratch::of("prod-east");
+    s.edit(
+        "asdr.yaml",
+        "private_ip: 10.0.2.11",
+        "private_ip: 10.0.2.99",
+    );
+    let out = s.asdr(world, &["plan"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no instance at its address 10.0.2.99")
+            && err.contains("i-00000000000001001 at 10.0.2.11"),
+        "{err}"
+    );
+}
