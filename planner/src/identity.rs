@@ -90,14 +90,9 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     // tag changed by hand, or by someone else): left out of the world, the node would seem to
     // lack that device, and a restore would stop the cluster and then fail to attach there.
     let home = policy.cluster.region.as_str();
-    let here: Vec<crate::world::Instance> = world
-        .instances
-        .iter()
-        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
-        .cloned()
-        .collect();
     for node in &policy.cluster.nodes {
-        let Some(i) = crate::nodes::find_instance(&policy.cluster.name, node, &here) else {
+        let Some(i) = crate::nodes::find_instance(&policy.cluster.name, node, in_home(world, home))
+        else {
             continue;
         };
         for b in &i.block_devices {
@@ -190,14 +185,8 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut unclaimed = Vec::new();
     let mut seen = BTreeSet::new();
-    let here: Vec<crate::world::Instance> = world
-        .instances
-        .iter()
-        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
-        .cloned()
-        .collect();
     for node in &cluster.nodes {
-        let Some(i) = crate::nodes::find_instance(&cluster.name, node, &here)
+        let Some(i) = crate::nodes::find_instance(&cluster.name, node, in_home(world, home))
             .filter(|i| i.state != InstanceState::Terminated)
         else {
             continue;
@@ -274,7 +263,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     // the cluster's asbackup runs (their manifests' names), and what asdr built for it elsewhere
     // (a restore into another region, a drill's stand-ins), which carry the id it had then.
     let terminated = cluster.nodes.iter().filter_map(|n| {
-        crate::nodes::find_instance(&cluster.name, n, &here)
+        crate::nodes::find_instance(&cluster.name, n, in_home(world, home))
             .filter(|i| i.state == InstanceState::Terminated)
             .and_then(|i| i.tags.get(tags::CLUSTER_ID))
             .map(String::as_str)
@@ -457,17 +446,11 @@ pub fn own_history_under_other_ids(
     id: &str,
 ) -> BTreeMap<String, usize> {
     let home = policy.cluster.region.as_str();
-    let here: Vec<crate::world::Instance> = world
-        .instances
-        .iter()
-        .filter(|i| i.region.as_deref().unwrap_or(home) == home)
-        .cloned()
-        .collect();
     let attached: BTreeSet<&str> = policy
         .cluster
         .nodes
         .iter()
-        .filter_map(|n| crate::nodes::find_instance(&policy.cluster.name, n, &here))
+        .filter_map(|n| crate::nodes::find_instance(&policy.cluster.name, n, in_home(world, home)))
         .flat_map(|i| i.block_devices.iter().map(|b| b.volume_id.as_str()))
         .collect();
     let mut out = BTreeMap::new();
@@ -480,4 +463,15 @@ pub fn own_history_under_other_ids(
         }
     }
     out
+}
+
+/// The instances in the cluster's own region (none given: the cluster's).
+fn in_home<'w>(
+    world: &'w World,
+    home: &'w str,
+) -> impl Iterator<Item = &'w crate::world::Instance> {
+    world
+        .instances
+        .iter()
+        .filter(move |i| i.region.as_deref().unwrap_or(home) == home)
 }

@@ -188,12 +188,12 @@ pub(crate) fn warn_nodes_down(ctx: &Ctx<'_, '_>, b: &mut crate::builder::Builder
 pub(crate) fn find_instance<'w>(
     cluster: &str,
     node: &asdr_specs::Node,
-    instances: &'w [Instance],
+    instances: impl IntoIterator<Item = &'w Instance>,
 ) -> Option<&'w Instance> {
     let pinned = node.instance_id.as_deref();
     let ip = node.private_ip.to_string();
     instances
-        .iter()
+        .into_iter()
         .filter(|i| {
             Some(i.id.as_str()) == pinned
                 || (i.tags.get(tags::NODE) == Some(&node.name)

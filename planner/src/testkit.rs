@@ -420,7 +420,7 @@ pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize,
 /// members as tagged, its SMD archive with a checksum, sealed, and the mark naming it. What a
 /// world looks like once every retained set was made with manifests.
 pub fn with_manifests(policy: &Policy, world: &mut World) {
-    use crate::manifest::{Member, ObservedManifest, SetManifest, SmdEntry, Times, uri};
+    use crate::manifest::{ObservedManifest, SmdEntry, uri};
     let mut by_set: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, s) in world.snapshots.iter().enumerate() {
         if s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
@@ -445,56 +445,12 @@ pub fn with_manifests(policy: &Policy, world: &mut World) {
             uri: archive.uri.clone(),
             sha256: sha,
         }];
-        let mut members: Vec<Member> = idx
+        let cluster_id = world
+            .instances
             .iter()
-            .map(|&i| {
-                let s = &world.snapshots[i];
-                Member {
-                    node: s.tags.get(tags::NODE).cloned().unwrap_or_default(),
-                    device: s.tags.get(tags::DEVICE).cloned().unwrap_or_default(),
-                    volume_id: s.volume_id.clone(),
-                    snapshot_id: s.id.clone(),
-                    source_snapshot_id: None,
-                    size_gib: s.volume_size_gib,
-                    encrypted: s.encrypted,
-                    kms_key_id: s.kms_key_id.clone(),
-                    started: Some(crate::manifest::utc(s.start_time)),
-                }
-            })
-            .collect();
-        members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
-        let time = crate::observe::set_time(&set)
-            .map(crate::manifest::utc)
-            .unwrap_or_default();
-        let file = SetManifest {
-            format: crate::manifest::FORMAT,
-            cluster: policy.cluster.name.clone(),
-            // As the cluster's instances carry it (none: a world from before ids).
-            cluster_id: world
-                .instances
-                .iter()
-                .find_map(|i| i.tags.get(tags::CLUSTER_ID).cloned()),
-            set: set.clone(),
-            method: "ebs".into(),
-            region: policy.cluster.region.clone(),
-            source_region: None,
-            members,
-            namespaces: policy
-                .cluster
-                .namespaces
-                .iter()
-                .map(|n| n.name.clone())
-                .collect(),
-            smd,
-            times: Times {
-                set: time.clone(),
-                written: time,
-                first_snapshot_start: None,
-                last_snapshot_start: None,
-            },
-            policy_digest: crate::spec_digest(policy),
-        }
-        .seal();
+            .find_map(|i| i.tags.get(tags::CLUSTER_ID).cloned());
+        let members: Vec<&Snapshot> = idx.iter().map(|&i| &world.snapshots[i]).collect();
+        let file = manifest_of(policy, &set, &members, cluster_id, smd);
         for &i in &idx {
             world.snapshots[i]
                 .tags
@@ -507,4 +463,59 @@ pub fn with_manifests(policy: &Policy, world: &mut World) {
             problem: None,
         });
     }
+}
+
+/// The sealed manifest of `set` at home as a backup writes it: `members` as tagged (node,
+/// device), with `cluster_id` and the SMD archives `smd`, its times from the set id.
+pub fn manifest_of(
+    policy: &Policy,
+    set: &str,
+    members: &[&Snapshot],
+    cluster_id: Option<String>,
+    smd: Vec<crate::manifest::SmdEntry>,
+) -> crate::manifest::ManifestFile {
+    use crate::manifest::{Member, SetManifest, Times};
+    let mut members: Vec<Member> = members
+        .iter()
+        .map(|s| Member {
+            node: s.tags.get(tags::NODE).cloned().unwrap_or_default(),
+            device: s.tags.get(tags::DEVICE).cloned().unwrap_or_default(),
+            volume_id: s.volume_id.clone(),
+            snapshot_id: s.id.clone(),
+            source_snapshot_id: None,
+            size_gib: s.volume_size_gib,
+            encrypted: s.encrypted,
+            kms_key_id: s.kms_key_id.clone(),
+            started: Some(crate::manifest::utc(s.start_time)),
+        })
+        .collect();
+    members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
+    let time = crate::observe::set_time(set)
+        .map(crate::manifest::utc)
+        .unwrap_or_default();
+    SetManifest {
+        format: crate::manifest::FORMAT,
+        cluster: policy.cluster.name.clone(),
+        cluster_id,
+        set: set.to_string(),
+        method: "ebs".into(),
+        region: policy.cluster.region.clone(),
+        source_region: None,
+        members,
+        namespaces: policy
+            .cluster
+            .namespaces
+            .iter()
+            .map(|n| n.name.clone())
+            .collect(),
+        smd,
+        times: Times {
+            set: time.clone(),
+            written: time,
+            first_snapshot_start: None,
+            last_snapshot_start: None,
+        },
+        policy_digest: crate::spec_digest(policy),
+    }
+    .seal()
 }

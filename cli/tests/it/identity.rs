@@ -4,14 +4,11 @@
 //! cluster whose instances lost the tag adopts its id from its manifests only when a member
 //! volume shows the instances are that cluster.
 
-use std::process::Output;
-
-use asdr_planner::manifest::{Member, ObservedManifest, SetManifest, SmdEntry, Times};
+use crate::apply::Scratch;
+use crate::support::{self, ok};
+use asdr_planner::manifest::{ObservedManifest, SmdEntry};
 use asdr_planner::params::Params;
 use asdr_planner::{Plan, StepKind, World};
-use asdr_providers::world_file::{self, Format};
-
-use crate::apply::Scratch;
 
 const WORLD: &str = "world-backup-due.yaml";
 const ID: &str = "asdr:cluster-id";
@@ -22,33 +19,16 @@ const TWIN_SET: &str = "bs-20261121T080000Z";
 /// The newest of prod-east's own sets in the example world.
 const OURS_NEWEST: &str = "bs-20261120T020000Z";
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn load(s: &Scratch) -> World {
-    world_file::load(&s.path(WORLD)).unwrap()
+    support::load(s, WORLD)
 }
 
 fn save(s: &Scratch, w: &World) {
-    std::fs::write(
-        s.path(WORLD),
-        world_file::to_string(w, Format::Yaml).unwrap(),
-    )
-    .unwrap();
+    support::save(s, WORLD, w)
 }
 
 fn plan_of(s: &Scratch, args: &[&str]) -> Plan {
-    let mut all = vec!["plan", "--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(&s.asdr(WORLD, &all, &[]))).unwrap()
+    support::plan_of(s, WORLD, args)
 }
 
 fn status_json(s: &Scratch) -> serde_json::Value {
@@ -114,7 +94,7 @@ fn the_first_apply_claims_the_cluster_id_and_everything_it_makes_carries_it() {
 /// prod-east claimed `ours`, and beside it a same-named cluster (id TWIN) in the same region,
 /// writing to the same store: an instance of a node prod-east does not have, and one complete
 /// set with its manifest and SMD archive, an hour old — newer than anything of ours.
-fn with_twin(w: &mut World, ours: &str) {
+fn with_twin(w: &mut World, ours: &str, policy: &asdr_specs::Policy) {
     for i in &mut w.instances {
         i.tags.insert(ID.into(), ours.into());
     }
@@ -128,7 +108,6 @@ fn with_twin(w: &mut World, ours: &str) {
     let smd_uri = format!("{store}/prod-east/{TWIN_SET}/a1.smd.tar");
     let sha = "ab".repeat(32);
     let start = time::macros::datetime!(2026-11-21 08:00:00 UTC);
-    let mut members = Vec::new();
     let mut snaps = Vec::new();
     for (n, x) in w
         .snapshots
@@ -142,45 +121,21 @@ fn with_twin(w: &mut World, ours: &str) {
         t.start_time = start;
         t.tags.insert("asdr:set".into(), TWIN_SET.into());
         t.tags.insert(ID.into(), TWIN.into());
-        members.push(Member {
-            node: t.tags["asdr:node"].clone(),
-            device: t.tags["asdr:device"].clone(),
-            volume_id: t.volume_id.clone(),
-            snapshot_id: t.id.clone(),
-            source_snapshot_id: None,
-            size_gib: t.volume_size_gib,
-            encrypted: t.encrypted,
-            kms_key_id: t.kms_key_id.clone(),
-            started: Some("2026-11-21T08:00:00Z".into()),
-        });
         snaps.push(t);
     }
     assert_eq!(snaps.len(), 9);
-    members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
-    let file = SetManifest {
-        format: asdr_planner::manifest::FORMAT,
-        cluster: "prod-east".into(),
-        cluster_id: Some(TWIN.into()),
-        set: TWIN_SET.into(),
-        method: "ebs".into(),
-        region: "us-east-1".into(),
-        source_region: None,
-        members,
-        namespaces: vec!["users".into(), "events".into()],
-        smd: vec![SmdEntry {
-            node: "a1".into(),
-            uri: smd_uri.clone(),
-            sha256: sha.clone(),
-        }],
-        times: Times {
-            set: "2026-11-21T08:00:00Z".into(),
-            written: "2026-11-21T08:10:00Z".into(),
-            first_snapshot_start: None,
-            last_snapshot_start: None,
-        },
-        policy_digest: "sha256:00".into(),
-    }
-    .seal();
+    let smd = vec![SmdEntry {
+        node: "a1".into(),
+        uri: smd_uri.clone(),
+        sha256: sha.clone(),
+    }];
+    let file = asdr_planner::testkit::manifest_of(
+        policy,
+        TWIN_SET,
+        &snaps.iter().collect::<Vec<_>>(),
+        Some(TWIN.into()),
+        smd,
+    );
     for t in &mut snaps {
         t.tags.insert("asdr:complete".into(), "true".into());
         t.tags.insert("asdr:members".into(), "9".into());
@@ -210,7 +165,11 @@ fn a_same_named_cluster_in_the_same_region_and_store_is_never_counted_restored_f
     let s = Scratch::of("prod-east");
     let ours = plan_of(&s, &[]).cluster_id.unwrap();
     let mut w = load(&s);
-    with_twin(&mut w, &ours);
+    with_twin(
+        &mut w,
+        &ours,
+        &asdr_specs::load(&s.path("asdr.yaml")).unwrap(),
+    );
     save(&s, &w);
 
     // Not counted: our newest set is 31 h old, so a backup is overdue, whatever the twin made.
@@ -368,7 +327,11 @@ fn a_same_named_clusters_set_of_the_same_second_is_never_marked_adopted_or_overw
     // The twin began its set in the same second as the backup this apply makes, in the same
     // store: its snapshots carry the same set, node and device tags, its manifest is at the path
     // ours would take.
-    with_twin(&mut w, &ours);
+    with_twin(
+        &mut w,
+        &ours,
+        &asdr_specs::load(&s.path("asdr.yaml")).unwrap(),
+    );
     let set = "bs-20261121T090000Z";
     for x in w.snapshots.iter_mut().filter(|x| is_twins(&x.id)) {
         x.tags.insert("asdr:set".into(), set.into());
@@ -655,7 +618,11 @@ fn a_same_named_clusters_snapshots_of_the_same_set_id_are_never_waited_for_or_ma
     let s = Scratch::of("prod-east");
     let (mut w, ours) = claimed(&s);
     // The twin keeps its manifests in a store of its own; its set began in the same second.
-    with_twin(&mut w, &ours);
+    with_twin(
+        &mut w,
+        &ours,
+        &asdr_specs::load(&s.path("asdr.yaml")).unwrap(),
+    );
     w.set_manifests.retain(|m| m.set != TWIN_SET);
     w.smd_archives.retain(|a| a.set != TWIN_SET);
     let set = "bs-20261121T090000Z";

@@ -3,44 +3,13 @@
 //! tagged for a node elsewhere never derails a restore of that node, and the id survives every
 //! instance being gone (recorded by asbackup runs) or a failover built elsewhere before any claim.
 
-use std::process::Output;
-
-use asdr_planner::world::{InstanceState, World};
-use asdr_planner::{Plan, StepKind};
-use asdr_providers::world_file::{self, Format};
+use asdr_planner::StepKind;
+use asdr_planner::world::InstanceState;
 
 use crate::apply::Scratch;
+use crate::support::{load, plan_of, save};
 
 const ID: &str = "asdr:cluster-id";
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn load(s: &Scratch, world: &str) -> World {
-    world_file::load(&s.path(world)).unwrap()
-}
-
-fn save(s: &Scratch, world: &str, w: &World) {
-    std::fs::write(
-        s.path(world),
-        world_file::to_string(w, Format::Yaml).unwrap(),
-    )
-    .unwrap();
-}
-
-fn plan_of(s: &Scratch, world: &str, args: &[&str]) -> Plan {
-    let mut all = vec!["plan", "--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(&s.asdr(world, &all, &[]))).unwrap()
-}
 
 #[test]
 fn two_live_instances_tagged_for_a_node_at_its_address_are_refused_and_a_pinned_one_settles_it() {

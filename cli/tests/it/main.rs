@@ -13,3 +13,4 @@ mod manifests;
 mod regions;
 mod s3_lock;
 mod status;
+mod support;

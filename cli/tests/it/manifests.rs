@@ -3,8 +3,6 @@
 //! members, so a snapshot that only carries a set's tags is never restored from, and a set whose
 //! manifest was altered, or whose member is gone, is not counted and `status` says so.
 
-use std::process::Output;
-
 use asdr_planner::manifest::{ManifestFile, ObservedManifest};
 use asdr_planner::params::Params;
 use asdr_planner::world::Snapshot;
@@ -12,30 +10,16 @@ use asdr_planner::{Plan, StepKind, World};
 use asdr_providers::world_file::{self, Format};
 
 use crate::apply::Scratch;
+use crate::support::{self, ok, plan_of};
 
 const WORLD: &str = "world-backup-due.yaml";
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn load(s: &Scratch) -> World {
-    world_file::load(&s.path(WORLD)).unwrap()
+    support::load(s, WORLD)
 }
 
 fn save(s: &Scratch, w: &World) {
-    std::fs::write(
-        s.path(WORLD),
-        world_file::to_string(w, Format::Yaml).unwrap(),
-    )
-    .unwrap();
+    support::save(s, WORLD, w)
 }
 
 /// prod-east after one backup: the scratch copy and the new set's manifest as written.
@@ -318,12 +302,6 @@ fn dr_backed_up() -> Scratch {
 }
 
 const DR_WORLD: &str = "world-with-copies.yaml";
-
-fn plan_of(s: &Scratch, world: &str, args: &[&str]) -> Plan {
-    let mut all = vec!["plan", "--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(&s.asdr(world, &all, &[]))).unwrap()
-}
 
 #[test]
 fn rv1_a_set_whose_manifest_broke_is_never_resumed_or_marked_again_from_its_tags() {

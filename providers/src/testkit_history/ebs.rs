@@ -176,7 +176,7 @@ fn not_ours(world: &mut World, region: Option<&str>, set: &str, k: usize) -> Vec
 /// is newer than every set of ours, so taking it for ours would change what is counted, kept
 /// and restored.
 fn twin(world: &mut World, policy: &Policy, now: OffsetDateTime, k: usize) -> Vec<String> {
-    use asdr_planner::manifest::{Member, ObservedManifest, SetManifest, SmdEntry, Times};
+    use asdr_planner::manifest::{ObservedManifest, SmdEntry};
     let Some(newest) = asdr_planner::status::status(policy, world, now)
         .complete_sets
         .last()
@@ -191,7 +191,6 @@ fn twin(world: &mut World, policy: &Policy, now: OffsetDateTime, k: usize) -> Ve
         .filter(|s| s.region.is_none() && s.tags.get("asdr:set") == Some(&newest))
         .cloned()
         .collect();
-    let mut members = Vec::new();
     for (n, s) in snaps.iter_mut().enumerate() {
         s.id = format!("snap-t{k:04}{n:011}");
         s.volume_id = format!("vol-t{k:04}{n:011}");
@@ -199,52 +198,23 @@ fn twin(world: &mut World, policy: &Policy, now: OffsetDateTime, k: usize) -> Ve
         s.tags.insert("asdr:set".into(), set.clone());
         s.tags
             .insert("asdr:cluster-id".into(), "7717000000000000".into());
-        members.push(Member {
-            node: s.tags.get("asdr:node").cloned().unwrap_or_default(),
-            device: s.tags.get("asdr:device").cloned().unwrap_or_default(),
-            volume_id: s.volume_id.clone(),
-            snapshot_id: s.id.clone(),
-            source_snapshot_id: None,
-            size_gib: s.volume_size_gib,
-            encrypted: s.encrypted,
-            kms_key_id: s.kms_key_id.clone(),
-            started: Some(asdr_planner::manifest::utc(s.start_time)),
-        });
     }
-    members.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
     let store = &policy.backup.smd_to;
     let cluster = &policy.cluster.name;
     let smd_uri = format!("{}/{cluster}/{set}/a1.smd.tar", store.trim_end_matches('/'));
     let sha = "ab".repeat(32);
-    let file = SetManifest {
-        format: asdr_planner::manifest::FORMAT,
-        cluster: cluster.clone(),
-        cluster_id: Some("7717000000000000".into()),
-        set: set.clone(),
-        method: "ebs".into(),
-        region: policy.cluster.region.clone(),
-        source_region: None,
-        members,
-        namespaces: policy
-            .cluster
-            .namespaces
-            .iter()
-            .map(|n| n.name.clone())
-            .collect(),
-        smd: vec![SmdEntry {
-            node: "a1".into(),
-            uri: smd_uri.clone(),
-            sha256: sha.clone(),
-        }],
-        times: Times {
-            set: asdr_planner::manifest::utc(now - time::Duration::minutes(10)),
-            written: asdr_planner::manifest::utc(now - time::Duration::minutes(5)),
-            first_snapshot_start: None,
-            last_snapshot_start: None,
-        },
-        policy_digest: "sha256:00".into(),
-    }
-    .seal();
+    let smd = vec![SmdEntry {
+        node: "a1".into(),
+        uri: smd_uri.clone(),
+        sha256: sha.clone(),
+    }];
+    let file = asdr_planner::testkit::manifest_of(
+        policy,
+        &set,
+        &snaps.iter().collect::<Vec<_>>(),
+        Some("7717000000000000".into()),
+        smd,
+    );
     let mut ids = Vec::new();
     for mut s in snaps {
         s.tags.insert("asdr:manifest".into(), file.sha256.clone());
