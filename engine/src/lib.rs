@@ -10,7 +10,7 @@ mod lock;
 mod session;
 pub mod status;
 
-pub use lock::{ClusterLock, HeldLock};
+pub use lock::{ClusterLock, HeldLock, release_s3};
 pub use session::{Executed, Knobs, Session, Source, observe, runtime};
 
 /// Why an engine operation did not happen.

@@ -123,6 +123,16 @@ pub struct Lease {
     etag: Mutex<String>,
     lost: Mutex<Option<String>>,
     stop: tokio::sync::Notify,
+    /// Held across each renewal's put and by a release: a release from a signal handler, while
+    /// the renewal task still runs, waits for a put in flight and then deletes the version it
+    /// wrote; no renewal starts after that (`released`).
+    turn: tokio::sync::Mutex<()>,
+    released: std::sync::atomic::AtomicBool,
+    /// The bodies of renewal puts since the last answered one that failed without a clear
+    /// refusal (unanswered, a connection cut): S3 may still have applied one, making a version
+    /// this lease does not know. The object is this apply's if it holds exactly one of these
+    /// bodies (each `renewed` time is unique to its put).
+    unanswered: Mutex<Vec<String>>,
 }
 
 impl Lease {
@@ -137,6 +147,23 @@ impl Lease {
 
     fn etag(&self) -> String {
         self.etag.lock().expect("not poisoned").clone()
+    }
+
+    /// After a conditional write was refused: whether the object is the version an unanswered
+    /// renewal wrote after all, in which case its version is taken as this lease's.
+    async fn own_unanswered(&self, s3: &S3Lock) -> bool {
+        let bodies = self.unanswered.lock().expect("not poisoned").clone();
+        if bodies.is_empty() {
+            return false;
+        }
+        match s3.found().await {
+            Ok(Some(found)) if bodies.iter().any(|b| b.trim() == found.holder) => {
+                *self.etag.lock().expect("not poisoned") = found.etag;
+                self.unanswered.lock().expect("not poisoned").clear();
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -187,10 +214,23 @@ pub async fn release_s3(
     lease: &Lease,
     within: std::time::Duration,
 ) -> Result<(), S3LockError> {
-    if lease.lost().is_some() {
-        return Ok(());
-    }
-    match tokio::time::timeout(within, s3.release(&lease.etag())).await {
+    let release = async {
+        // After any renewal put in flight, and before any other: the version is the last.
+        let _turn = lease.turn.lock().await;
+        lease
+            .released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if lease.lost().is_some() {
+            return Ok(());
+        }
+        match s3.release(&lease.etag()).await {
+            Err(S3LockError::Lost { .. }) if lease.own_unanswered(s3).await => {
+                s3.release(&lease.etag()).await
+            }
+            done => done,
+        }
+    };
+    match tokio::time::timeout(within, release).await {
         Ok(done) => done,
         Err(_) => Err(S3LockError::Io {
             uri: s3.uri().to_string(),
@@ -254,13 +294,23 @@ async fn renew(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
             .into();
+        let turn = lease.turn.lock().await;
+        if lease.released.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let (text, etag) = (body.to_string(), lease.etag());
         let attempt = tokio::time::timeout(s3.renew_every.min(left()), s3.renew(&text, &etag));
+        // The turn is held until the new version is recorded (the end of this iteration).
+        let _turn = turn;
         match attempt.await {
             Ok(Ok(next)) => {
                 *lease.etag.lock().expect("not poisoned") = next;
+                lease.unanswered.lock().expect("not poisoned").clear();
                 renewed = Instant::now();
             }
+            // The version is one this apply wrote in a renewal it gave up on: still its lock,
+            // renewed at a time it cannot know, so the clock is not reset.
+            Ok(Err(S3LockError::Lost { .. })) if lease.own_unanswered(&s3).await => {}
             Ok(Err(e @ S3LockError::Lost { .. })) => {
                 eprintln!("error: {e}; this apply stops starting steps");
                 lease.lose("another version of the lock object is there".into());
@@ -269,10 +319,12 @@ async fn renew(
             }
             // Cut off from S3 for a moment: the lease outlasts a few missed renewals.
             Ok(Err(e)) => {
+                lease.unanswered.lock().expect("not poisoned").push(text);
                 eprintln!("warning: the lock's lease was not renewed: {e}");
                 last_error = e.to_string();
             }
             Err(_) => {
+                lease.unanswered.lock().expect("not poisoned").push(text);
                 eprintln!(
                     "warning: the lock's lease was not renewed: S3 did not answer within {}",
                     human(s3.renew_every)

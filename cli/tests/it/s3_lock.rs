@@ -178,5 +178,6 @@ async fn a_process_ended_by_a_signal_gives_its_s3_lock_back() {
     let (code, stderr) = wait_output(child);
     assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("stopped at once"), "{stderr}");
+    assert!(!stderr.contains("not given back"), "{stderr}");
     assert_eq!(e.lock_body().await, None, "the lock was given back");
 }
