@@ -20,7 +20,10 @@ pub use model::*;
 pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
-pub use validate::{NodeVars, SnapshotVars, is_set_id};
+pub use validate::{
+    NodeVars, SnapshotVars, asbackup_arg_problems, asrestore_arg_problems, is_set_id,
+    shares_home_store,
+};
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]

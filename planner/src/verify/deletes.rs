@@ -371,11 +371,19 @@ impl<'a> Verifier<'a> {
             let complete_ids: HashSet<&str> = complete.iter().map(|c| c.0.as_str()).collect();
             for (_, s) in &deletes {
                 let id = s.params.snapshot_id().unwrap_or_default();
-                let Some(set) = self.ix.snap.get(id).and_then(|x| x.tags.get(tags::SET)) else {
+                let Some(snap) = self.ix.snap.get(id) else {
                     continue;
                 };
+                let Some(set) = snap.tags.get(tags::SET) else {
+                    continue;
+                };
+                // A snapshot in state `error` holds nothing to restore: deleting it (a failed
+                // copy, copied again) lowers no set's restorability. Whose it is still counts.
+                let failed = snap.state == crate::world::SnapshotState::Error;
                 if let Some(why) = self.unproven(set, id) {
                     bad.push((s, format!("deletes snapshot {id} of set {set}, {why}")));
+                } else if failed {
+                    continue;
                 } else if protected.contains(set) {
                     bad.push((s, format!("deletes a snapshot of set {set}, which retention keeps (the newest complete set, or within retain.count and max_age)")));
                 } else if let Some(restore) = self.pinned_by(s.region.as_deref(), set) {

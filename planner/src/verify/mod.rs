@@ -26,6 +26,7 @@ mod restores;
 mod rules;
 mod scope;
 mod starts;
+mod stores;
 
 /// One broken invariant: the rule, the step it concerns, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,9 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     if regional || !policy.backup.copies.is_empty() {
         out.extend(regions::verify_copies(policy, world, &home, plan));
     }
+    // Read over the whole plan, every region's steps at once.
+    out.extend(stores::tool_args(plan));
+    out.extend(stores::copy_stores(policy, plan));
     out
 }
 

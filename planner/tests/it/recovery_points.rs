@@ -603,6 +603,41 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
             "{args}: {d}"
         );
     }
+    // Were validation's check gone, the verifier reads each tool's arguments in the plan: the
+    // defect's plans (asdr's own option given to asbackup, asbackup's given to asrestore) are
+    // refused.
+    let policy = with_args("args: [--parallel, \"4\"]").unwrap_or_else(|d| panic!("{d}"));
+    let p = backup(&policy, &w);
+    assert!(verify(&policy, &w, &p).is_empty());
+    let mut bad = p.clone();
+    for s in &mut bad.steps {
+        if let asdr_planner::params::Params::Asbackup(a) = &mut s.params {
+            a.tool.args = vec!["--namespace=events".into()];
+        }
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter().any(|x| x.rule == "tools"
+            && x.message
+                .contains("`--namespace=events` is set by asdr for asbackup")),
+        "{v:?}"
+    );
+    let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(verify(&policy, &w, &r).is_empty());
+    let mut bad = r.clone();
+    for s in &mut bad.steps {
+        if let asdr_planner::params::Params::Asrestore(a) = &mut s.params {
+            a.tool.args = vec!["--file-limit".into(), "1024".into()];
+        }
+    }
+    let v = verify(&policy, &w, &bad);
+    assert!(
+        v.iter().any(|x| x.rule == "tools"
+            && x.message
+                .contains("`--file-limit` is not an option of asrestore")),
+        "{v:?}"
+    );
     // asrestore's own options go in restore_args.
     let policy = with_args("restore_args: [--threads, \"8\"]").unwrap_or_else(|d| panic!("{d}"));
     let r = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
@@ -864,6 +899,47 @@ fn rp05_a_copys_smd_store_in_the_home_bucket_or_around_the_home_store_is_refused
             "{smd_to}: {d}"
         );
     }
+    // Were validation's check gone, the verifier reads where the plan writes for the copy
+    // region: the defect's plan (the archive and manifest of us-west-2 in the home bucket) is
+    // refused.
+    let policy = ExamplePolicy::named("prod-east-dr").policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(30);
+    let w = world_for(&policy, &spec);
+    let p = backup(&policy, &w);
+    assert!(verify(&policy, &w, &p).is_empty());
+    let mut bad = p.clone();
+    let mut moved = 0;
+    for s in bad
+        .steps
+        .iter_mut()
+        .filter(|s| s.region.as_deref() == Some(WEST))
+    {
+        match &mut s.params {
+            asdr_planner::params::Params::CopySmdArchive(c) => {
+                c.to = c.to.replace("s3://acme-dr-west/", "s3://acme-backups/");
+                moved += 1;
+            }
+            asdr_planner::params::Params::WriteManifest(m) => {
+                m.uri = m.uri.replace("s3://acme-dr-west/", "s3://acme-backups/");
+                moved += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        moved >= 2,
+        "{:?}",
+        p.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
+    let v = verify(&policy, &w, &bad);
+    assert_eq!(
+        v.iter()
+            .filter(|x| x.rule == "R16" && x.message.contains("bucket `acme-backups`"))
+            .count(),
+        moved,
+        "{v:?}"
+    );
 }
 
 #[test]

@@ -604,6 +604,19 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
         panic!("{r:?}")
     };
     assert!(d.message.contains("partly built"), "{}", d.message);
+    // The defect's plan (nothing to build) is refused by the verifier, which reads the marks
+    // itself.
+    let nothing = Plan {
+        steps: vec![],
+        ..built.clone()
+    };
+    let v = verify(&policy, &standing, &nothing);
+    assert!(
+        v.iter().any(|x| x.rule == "R16"
+            && x.message
+                .contains("does not stand: 3 of 3 instances, 0 marked")),
+        "{v:?}"
+    );
     // Marked by the apply that saw it stand: it stands.
     for i in &mut standing.instances {
         if i.region.as_deref() == Some(WEST) {
@@ -612,6 +625,7 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     }
     let again = restore(&policy, &standing, "dr-west").unwrap();
     assert!(again.steps.is_empty());
+    assert!(verify(&policy, &standing, &again).is_empty());
     assert!(
         again
             .warnings

@@ -80,8 +80,14 @@ pub fn run(seeds: std::ops::Range<u64>) -> Result<Tally, String> {
 /// Carries `p` out on `world` with the world-file simulation, steps in plan order (every
 /// dependency comes first), each observed, then acted on until done.
 pub fn apply(world: &mut World, p: &Plan, cluster: &str) -> Result<(), String> {
+    apply_lagging(world, p, cluster, 0)
+}
+
+/// [`apply`], with snapshots whose recorded start is `lag_s` seconds after their request.
+pub fn apply_lagging(world: &mut World, p: &Plan, cluster: &str, lag_s: u64) -> Result<(), String> {
     let sim = Simulation {
         snapshot_polls: 0,
+        snapshot_start_lag_s: lag_s,
         ..Simulation::default()
     };
     let cx = Ctx { cluster, sim: &sim };

@@ -30,6 +30,9 @@ mod volumes;
 pub struct Simulation {
     /// Polls a new snapshot stays `pending` before `completed`.
     pub snapshot_polls: u32,
+    /// Seconds between a snapshot's request and the start time EBS records for it: a set's id
+    /// (the moment of the plan) then comes before its data's moment, as on AWS.
+    pub snapshot_start_lag_s: u64,
     /// Polls of `wait_cluster_stable` before migrations drain after a node starts.
     pub migration_polls: u32,
     /// Added to every provider call, like a network round trip.
@@ -45,6 +48,7 @@ impl Default for Simulation {
     fn default() -> Self {
         Simulation {
             snapshot_polls: 2,
+            snapshot_start_lag_s: 0,
             migration_polls: 1,
             latency_ms: 0,
             poll_interval_ms: 2,

@@ -74,7 +74,8 @@ pub(super) fn act(
                 Params::Snapshot(p) => vec![(p.device.clone(), p.volume_id.clone())],
                 _ => unreachable!("matched above"),
             };
-            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                + time::Duration::seconds(cx.sim.snapshot_start_lag_s as i64);
             let mut ids = Vec::new();
             for (device, volume_id) in volumes {
                 let volume = world
@@ -129,7 +130,11 @@ pub(super) fn act(
                 ));
             }
             let id = format!("snap-{}", token(input.plan_id, &step.id, &source_id));
-            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            // A copy starts once its source is complete: never before the source's start.
+            let now = world
+                .now
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                .max(source.start_time);
             world.snapshots.push(Snapshot {
                 region: input.step.region.clone(),
                 id: id.clone(),

@@ -294,7 +294,7 @@ pub(super) fn is_region(r: &str) -> bool {
 /// Why a copy's SMD store is not apart from the cluster's own (`backup.smd.to`): an S3 bucket
 /// lives in one region, so the same bucket is the home region's whatever the prefix; a file store
 /// inside the home store's directory (or holding it) is the same disk.
-fn shares_home_store(copy: &str, home: &str) -> Option<String> {
+pub fn shares_home_store(copy: &str, home: &str) -> Option<String> {
     use crate::StoreUri;
     // The bucket however the URI spells it: case, a trailing dot, the virtual-hosted
     // (`bucket.s3[.region].amazonaws.com`) and path (`s3[.region].amazonaws.com/bucket`) forms.

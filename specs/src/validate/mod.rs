@@ -23,6 +23,9 @@ mod drills;
 mod restores;
 mod tool_args;
 
+pub use backup::shares_home_store;
+pub use tool_args::{asbackup_arg_problems, asrestore_arg_problems};
+
 /// The variables every per-node template may use.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeVars<'a> {

@@ -286,6 +286,16 @@ impl ToolOptions {
     }
 }
 
+/// What is wrong with `args` given to asbackup (a plan's step as much as a policy's list).
+pub fn asbackup_arg_problems(args: &[String]) -> Vec<String> {
+    ASBACKUP.problems(args)
+}
+
+/// What is wrong with `args` given to asrestore.
+pub fn asrestore_arg_problems(args: &[String]) -> Vec<String> {
+    ASRESTORE.problems(args)
+}
+
 impl super::Validator<'_> {
     /// Each argument is an option of `tool` that asdr does not set itself.
     pub(super) fn tool_args(
