@@ -2,7 +2,7 @@
 //! service commands and files, the store for SMD archives.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use asdr_planner::StepKind;
@@ -16,6 +16,7 @@ use crate::exec::{Target, Transport, TransportError, quote, read_file, run_ok, w
 use crate::store::{Store, StoreError, sha256_hex};
 
 mod smd;
+mod stopped;
 
 /// Step kinds this provider carries out; the rest go to the cloud provider.
 pub fn is_node_step(kind: StepKind) -> bool {
@@ -262,7 +263,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 .expect("not poisoned")
                 .contains(&input.step.id)
         };
-        if self.answers(&name).await == start {
+        if !start && self.stopped(&name).await.is_ok() {
+            return Progress::finished();
+        }
+        if start && self.answers(&name).await {
             if cold && !ran_cold() {
                 // Something else started the node after its volumes were swapped (an operator,
                 // or this step before a kill): on Enterprise that start may have been warm, which
@@ -296,13 +300,17 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         run_ok(&self.transport, &target, command, None)
             .await
             .map_err(transport_error)?;
-        if self.answers(&name).await == start {
-            Progress::finished()
+        if start {
+            if self.answers(&name).await {
+                Progress::finished()
+            } else {
+                Progress::pending(format!("{name}: starting"), None)
+            }
         } else {
-            Progress::pending(
-                format!("{name}: {}", if start { "starting" } else { "stopping" }),
-                None,
-            )
+            match self.stopped(&name).await {
+                Ok(()) => Progress::finished(),
+                Err(why) => Progress::pending(format!("{name}: stopping: {why}"), None),
+            }
         }
     }
 
@@ -397,7 +405,11 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     _ => None,
                 }
             }
-            Params::StopNode(_) => (!self.answers(&Self::node(&input)?).await).then(Resources::new),
+            Params::StopNode(_) => self
+                .stopped(&Self::node(&input)?)
+                .await
+                .is_ok()
+                .then(Resources::new),
             // A node answering is no evidence that it started cold (R17): that start is the
             // step's own to make.
             Params::StartNode(p) if p.start == Some(StartKind::Cold) => None,
@@ -471,8 +483,8 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             }
             Params::WaitNodesStopped(p) => {
                 for n in self.named(&p.nodes) {
-                    if self.answers(&n).await {
-                        return Progress::pending(format!("{n} still answers"), None);
+                    if let Err(why) = self.stopped(&n).await {
+                        return Progress::pending(why, None);
                     }
                 }
                 Progress::finished()

@@ -375,3 +375,48 @@ fn with_every_instance_gone_the_id_is_the_one_the_runs_record() {
     );
     assert_eq!(s.complete_sets.len(), 2, "{s:?}");
 }
+
+/// An unfinished set (a run interrupted in some namespace) is finished by the next backup only
+/// within the interval it was made for; an older one is left alone (asdr cannot tell what else
+/// wrote there since) and a new set is made, so a run from days ago is never resumed and
+/// counted as today's.
+#[test]
+fn an_unfinished_set_is_resumed_only_within_its_interval_never_however_old() {
+    let policy = policy("");
+    let sets_run = |p: &Plan| -> Vec<String> {
+        p.steps
+            .iter()
+            .filter(|s| s.kind() == StepKind::Asbackup)
+            .map(|s| params(s)["set"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The newest complete set is 54 h old: a backup is due (every: 24h).
+    // An interrupted run from 2 h ago: finished, under its own id.
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261119T030000Z", None, BOTH),
+            ("bs-20261121T070000Z", None, &["users"]),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let run = sets_run(&p);
+    assert!(!run.is_empty());
+    assert!(run.iter().all(|s| s == "bs-20261121T070000Z"), "{run:?}");
+    // An interrupted run from 30 h ago, past its interval: a new set, the old one left.
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261119T030000Z", None, BOTH),
+            ("bs-20261120T030000Z", None, &["users"]),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let run = sets_run(&p);
+    assert!(!run.is_empty());
+    assert!(
+        run.iter().all(|s| s.as_str() > "bs-20261121T000000Z"),
+        "an unfinished set 30 h old was resumed: {run:?}"
+    );
+    assert!(ids(&p, StepKind::DeleteBackup).is_empty());
+}

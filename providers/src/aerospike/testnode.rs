@@ -369,12 +369,55 @@ impl Drop for TestCluster {
     }
 }
 
+/// A node serves while it is up. A stopped node holds no socket, as a stopped `asd` does: its
+/// listener is closed while it is down (asdr takes a node as stopped only once nothing listens
+/// at its address) and bound again when it is up.
 async fn serve(listener: TcpListener, name: String, state: Arc<Mutex<State>>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let (name, state) = (name.clone(), state.clone());
-        tokio::spawn(async move {
-            let _ = connection(stream, &name, &state).await;
-        });
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    let tick = std::time::Duration::from_millis(10);
+    loop {
+        let up = {
+            let mut st = state.lock().expect("not poisoned");
+            let up = st.up(&name);
+            if !up && let Some(n) = st.nodes.get_mut(&name) {
+                n.was_down = true;
+                n.pending_quiesce = false;
+                n.effective_quiesced = false;
+            }
+            up
+        };
+        if !up {
+            listener = None;
+            tokio::time::sleep(tick).await;
+            continue;
+        }
+        if listener.is_none() {
+            match TcpListener::bind(addr).await {
+                Ok(l) => listener = Some(l),
+                Err(_) => {
+                    tokio::time::sleep(tick).await;
+                    continue;
+                }
+            }
+        }
+        let Some(l) = listener.as_ref() else {
+            continue;
+        };
+        tokio::select! {
+            accepted = l.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (name, state) = (name.clone(), state.clone());
+                    tokio::spawn(async move {
+                        let _ = connection(stream, &name, &state).await;
+                    });
+                }
+                Err(_) => return,
+            },
+            () = tokio::time::sleep(tick) => {}
+        }
     }
 }
 

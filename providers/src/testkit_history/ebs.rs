@@ -255,7 +255,7 @@ fn twin(world: &mut World, policy: &Policy, now: OffsetDateTime, k: usize) -> Ve
 
 /// `before: T` means the same in every region (defect 7): a copy keeps its source's moment, so
 /// the copy region restores the set the cluster's region would whenever that set's copy there is
-/// complete, and never a newer one.
+/// complete, and never a newer one the cluster's region still holds.
 fn same_point_in_every_region(
     policy: &Policy,
     world: &World,
@@ -276,7 +276,15 @@ fn same_point_in_every_region(
         .regions
         .get(WEST)
         .is_some_and(|r| r.complete_sets.contains(&home));
-    if whole_there && west.as_ref() != Some(&home) || west.as_ref().is_some_and(|w| *w > home) {
+    // A newer set there is wrong only while it is still complete at home too (the cluster's
+    // region would then have taken it); one retention removed at home is the copy's to give.
+    let newer_kept_home = west
+        .as_ref()
+        .is_some_and(|w| *w > home && s.complete_sets.contains(w));
+    // An older set there (or none) while the home set's copy is complete there: the copy was
+    // judged by its own later start, not its source's.
+    let older = whole_there && west.as_ref().is_none_or(|w| *w < home);
+    if older || newer_kept_home {
         return Err(format!(
             "{at}: `before:` restores {home} at home but {west:?} in {WEST} (copy complete there: {whole_there})"
         ));

@@ -1067,3 +1067,91 @@ fn manifest_in(dir: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix}… in {dir}: {names:?}"));
     format!("{dir}/{name}")
 }
+
+/// "Stopped" is seen, not inferred: a node whose info port accepts connections but never
+/// replies (a hung `asd`, or one still shutting down) does not answer, yet its process is
+/// there. Neither its `stop_node` nor a full-cluster restore's `wait_nodes_stopped` completes
+/// while anything listens at its address, so no volume is detached from under it; once nothing
+/// listens there, both do. The same holds for the in-test cluster, whose stopped nodes close
+/// their sockets as a stopped `asd` does.
+#[tokio::test]
+async fn a_node_that_does_not_answer_but_still_listens_is_never_taken_as_stopped() {
+    let hung = tokio::net::TcpListener::bind("127.0.1.21:0").await.unwrap();
+    let addr = hung.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            held.push(s);
+        }
+    });
+    let nodes = BTreeMap::from([(
+        "a1".to_string(),
+        asdr_providers::node_provider::NodeAddress {
+            info: addr,
+            host: "127.0.1.21".into(),
+        },
+    )]);
+    let mut provider = NodeProvider::with_nodes(nodes, Local::default(), LocalStore);
+    provider.info_timeout = Duration::from_millis(200);
+    // The stop command "succeeds" (systemctl returned), but the process is still there.
+    let stop = step(
+        "stop_node:a1",
+        StepKind::StopNode,
+        "a1",
+        serde_json::json!({"address": addr.to_string(), "command": "true"}),
+    );
+    let wait = step(
+        "wait_nodes_stopped",
+        StepKind::WaitNodesStopped,
+        "a1",
+        serde_json::json!({"nodes": ["a1"]}),
+    );
+    let nothing = BTreeMap::new();
+    let input = |s| StepInput {
+        plan_id: "p",
+        step: s,
+        learned: &nothing,
+    };
+    assert!(provider.observe(input(&stop)).await.unwrap().is_none());
+    for s in [&stop, &wait] {
+        match crate::act(&provider, s).await.unwrap() {
+            Progress::Pending { note, .. } => assert!(
+                note.contains("still listens at") && note.contains("not touched"),
+                "{}: {note}",
+                s.id
+            ),
+            other => panic!("{} taken as stopped: {other:?}", s.id),
+        }
+    }
+    // The process is gone: nothing listens there any more.
+    held.abort();
+    let _ = held.await;
+    assert!(provider.observe(input(&stop)).await.unwrap().is_some());
+    assert!(matches!(
+        crate::act(&provider, &wait).await.unwrap(),
+        Progress::Done(_)
+    ));
+
+    // The in-test cluster: a stopped node's socket is closed, and it is seen stopped.
+    let env = env("multi-volume", false, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let wait_a1 = step(
+        "wait_nodes_stopped",
+        StepKind::WaitNodesStopped,
+        "a1",
+        serde_json::json!({"nodes": ["a1"]}),
+    );
+    assert!(matches!(
+        crate::act(&nodes, &wait_a1).await.unwrap(),
+        Progress::Pending { .. }
+    ));
+    std::fs::write(env.path("control/a1.down"), "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match crate::act(&nodes, &wait_a1).await.unwrap() {
+            Progress::Done(_) => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("a1 never seen stopped: {other:?}"),
+        }
+    }
+}
