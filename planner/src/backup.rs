@@ -63,6 +63,12 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
 /// whole seconds; runners' clocks differ a little).
 const CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
 
+/// How long a quiesced node's client write counters must stand still before its snapshots
+/// (clients move to the new partition map within a tend interval, one second by default).
+const QUIESCE_QUIET_MS: u64 = 3_000;
+/// A node whose writes have not stopped by then is not snapshotted.
+const QUIESCE_DRAIN_TIMEOUT_S: u64 = 300;
+
 /// A set of this cluster from later than `now` means this machine's clock is behind (or that
 /// set's runner was ahead). A set made now would be named as older than sets made before it,
 /// and retention, which keeps the newest by their time, would take a newer set for an older
@@ -257,8 +263,25 @@ fn snapshot_set(
                 node_params(ctx, node, open_kind),
             )
         });
-        let snap_deps = opened
+        // R1: a quiesced node still takes writes until its clients follow the new partition map;
+        // its snapshots wait until its write counters stand still.
+        let drained = opened
             .clone()
+            .filter(|_| backup.consistency == Consistency::Quiesce)
+            .map(|o| {
+                b.step(
+                    format!("wait_quiesce_drained:{}", view.name),
+                    Some(&view.name),
+                    vec![o],
+                    Params::WaitQuiesceDrained(params::WaitQuiesceDrained {
+                        address: format!("{}:{}", node.private_ip, policy.cluster.info_port),
+                        quiet_ms: QUIESCE_QUIET_MS,
+                        timeout_s: QUIESCE_DRAIN_TIMEOUT_S,
+                    }),
+                )
+            });
+        let snap_deps = drained
+            .or_else(|| opened.clone())
             .map_or_else(|| first_deps.clone(), |o| vec![o]);
 
         let mut created = Vec::new();

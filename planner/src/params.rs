@@ -443,6 +443,16 @@ pub struct WriteConfig {
     pub keep_previous: String,
 }
 
+/// wait_quiesce_drained: a quiesced node no longer takes client writes (R1): it reports itself
+/// quiesced, and its client write counters stay unchanged for `quiet_ms`. Given up after
+/// `timeout_s` (the snapshot is not taken, and the cleanup's unquiesce resumes the node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitQuiesceDrained {
+    pub address: String,
+    pub quiet_ms: u64,
+    pub timeout_s: u64,
+}
+
 /// wait_nodes_stopped: none of these nodes answers on its info port (R12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WaitNodesStopped {
@@ -560,6 +570,7 @@ pub enum Params {
     WriteConfig(WriteConfig),
     WaitClusterStable(Stable),
     WaitNodesStopped(WaitNodesStopped),
+    WaitQuiesceDrained(WaitQuiesceDrained),
     MarkSetComplete(MarkSetComplete),
     WriteManifest(WriteManifest),
     CheckSmdArchive(CheckSmdArchive),
@@ -605,6 +616,7 @@ impl Params {
             Params::WriteConfig(_) => StepKind::WriteConfig,
             Params::WaitClusterStable(_) => StepKind::WaitClusterStable,
             Params::WaitNodesStopped(_) => StepKind::WaitNodesStopped,
+            Params::WaitQuiesceDrained(_) => StepKind::WaitQuiesceDrained,
             Params::MarkSetComplete(_) => StepKind::MarkSetComplete,
             Params::WriteManifest(_) => StepKind::WriteManifest,
             Params::CheckSmdArchive(_) => StepKind::CheckSmdArchive,

@@ -114,6 +114,7 @@ pub enum StepKind {
     /// Full-cluster restores: every node is stopped (none answers on its info port) before any
     /// volume is swapped (R12).
     WaitNodesStopped,
+    WaitQuiesceDrained,
     MarkSetComplete,
     /// A set's manifest written into its SMD store, before its mark.
     WriteManifest,
@@ -162,6 +163,7 @@ impl StepKind {
             StepKind::WriteConfig => "write_config",
             StepKind::WaitClusterStable => "wait_cluster_stable",
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
+            StepKind::WaitQuiesceDrained => "wait_quiesce_drained",
             StepKind::MarkSetComplete => "mark_set_complete",
             StepKind::WriteManifest => "write_manifest",
             StepKind::CheckSmdArchive => "check_smd_archive",
@@ -188,6 +190,7 @@ impl StepKind {
                 | StepKind::WaitVolume
                 | StepKind::WaitClusterStable
                 | StepKind::WaitNodesStopped
+                | StepKind::WaitQuiesceDrained
         )
     }
 

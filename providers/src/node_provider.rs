@@ -15,6 +15,7 @@ use crate::aerospike::node::{cluster_stable, quiesce_state, recluster};
 use crate::exec::{Target, Transport, TransportError, quote, read_file, run_ok, write_file};
 use crate::store::{Store, StoreError, sha256_hex};
 
+mod drained;
 mod smd;
 mod stopped;
 
@@ -25,6 +26,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
         StepKind::CheckClusterStable
             | StepKind::WaitClusterStable
             | StepKind::WaitNodesStopped
+            | StepKind::WaitQuiesceDrained
             | StepKind::Quiesce
             | StepKind::Unquiesce
             | StepKind::StopNode
@@ -57,6 +59,9 @@ pub struct NodeProvider<T, S> {
     pub s3_endpoint: Option<String>,
     /// The transport for `asbackup.run_on: local`: the machine running asdr.
     pub local: crate::exec::local::Local,
+    /// A quiesce drain under way, by step id: when it was first polled, the write count last
+    /// read and since when it has not moved.
+    drains: std::sync::Mutex<BTreeMap<String, drained::Drain>>,
     /// The cold starts (R17) this process ran, by step id: only those are evidence that a node
     /// answering after a swap read its restored volumes.
     cold_started: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -124,6 +129,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             s3_endpoint: None,
             local: crate::exec::local::Local::default(),
             cold_started: Default::default(),
+            drains: Default::default(),
         }
     }
 
@@ -490,6 +496,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 Progress::finished()
             }
             Params::Quiesce(_) => self.quiesce(&Self::node(&input)?).await,
+            Params::WaitQuiesceDrained(p) => self.drained(&input, p).await,
             Params::Unquiesce(_) => self.unquiesce(&Self::node(&input)?).await,
             Params::StopNode(_) => self.service(&input, false).await,
             Params::StartNode(_) => self.service(&input, true).await,

@@ -332,18 +332,30 @@ impl<'a> Verifier<'a> {
             }
             // A set this plan makes counts toward `retain.count` only once it is marked complete
             // before every delete.
-            let mark = self
+            // Any of the plan's marks will do (a region's plan also marks sets it copies again
+            // or catches up, in any order): one of a set not complete yet that every delete
+            // waits for.
+            let marks: Vec<(usize, String)> = self
                 .steps(StepKind::MarkSetComplete)
-                .next()
-                .map(|(i, s)| (i, s.params.set().unwrap_or_default().to_string()));
-            let new_counts = mark.as_ref().is_some_and(|(m, set)| {
+                .map(|(i, s)| (i, s.params.set().unwrap_or_default().to_string()))
+                .collect();
+            let new_counts = marks.iter().any(|(m, set)| {
                 let mut seen = vec![0u32; self.plan.steps.len()];
                 let after: HashSet<usize> =
                     Graph::reach(&self.graph().dependents, *m, &mut seen, 1)
                         .into_iter()
                         .collect();
+                // Deletes of failed snapshots (state `error`: a failed copy, copied again)
+                // lower nothing and need not wait.
                 !complete.iter().any(|c| &c.0 == set)
-                    && deletes.iter().all(|(i, _)| after.contains(i))
+                    && deletes.iter().all(|(i, s)| {
+                        after.contains(i)
+                            || self
+                                .ix
+                                .snap
+                                .get(s.params.snapshot_id().unwrap_or_default())
+                                .is_some_and(|x| x.state == crate::world::SnapshotState::Error)
+                    })
             });
             let keep = self.retain.count.map_or(usize::MAX, |c| c as usize);
             let max_age = self.retain.max_age.map(|d| d.seconds());

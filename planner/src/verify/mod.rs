@@ -329,6 +329,7 @@ impl<'a> Verifier<'a> {
         match &op {
             Op::Backup => {
                 self.check_r1();
+                self.check_r1_drained();
                 self.check_r2_backup();
                 self.check_r6_backup();
             }

@@ -192,6 +192,40 @@ impl<'a> Verifier<'a> {
 
     /// R1: every device of a node's namespace comes from one window (one CreateSnapshots call,
     /// or snapshots taken under the same quiesce or stop), never half from an earlier run.
+    /// R1: under `quiesce`, a node's snapshots wait until it has drained (its client writes
+    /// stopped), not only until it was told to quiesce.
+    pub(super) fn check_r1_drained(&mut self) {
+        let mut bad = Vec::new();
+        for (i, s) in self.plan.steps.iter().enumerate() {
+            if !matches!(s.kind(), StepKind::Snapshot | StepKind::SnapshotInstance) {
+                continue;
+            }
+            let node = s.node.as_deref();
+            let quiesced = self
+                .find_ancestor(i, |a| {
+                    a.kind() == StepKind::Quiesce && a.node.as_deref() == node
+                })
+                .is_some();
+            let drained = self.has_ancestor(i, |a| {
+                a.kind() == StepKind::WaitQuiesceDrained && a.node.as_deref() == node
+            });
+            if quiesced && !drained {
+                bad.push(i);
+            }
+        }
+        for i in bad {
+            let s = self.plan.steps[i].clone();
+            self.bad(
+                "R1",
+                Some(&s),
+                format!(
+                    "snapshots {} after its quiesce without waiting for its client writes to stop (wait_quiesce_drained)",
+                    s.node.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+    }
+
     pub(super) fn check_r1(&mut self) {
         let mut bad: Vec<(usize, String)> = Vec::new();
         for node in &self.policy.cluster.nodes {

@@ -225,3 +225,65 @@ fn r17_enterprise_without_a_cold_start_command_is_refused_and_its_plan_would_be_
         .expect_err("cold_start equal to start");
     assert_eq!(same.items[0].rule, Some("R17"));
 }
+
+/// R1: under `consistency: quiesce` a node's snapshots wait for its quiesce to have drained
+/// (`wait_quiesce_drained`: its client writes stood still), not only for the quiesce; the
+/// verifier refuses a plan that snapshots straight after the quiesce.
+#[test]
+fn r1_a_quiesced_node_is_snapshotted_only_after_its_client_writes_stopped() {
+    let policy = ExamplePolicy::prod_east()
+        .edit("consistency: multi-volume", "consistency: quiesce")
+        .policy();
+    let w = world(&policy, |s| s.newest_set_age = time::Duration::hours(30));
+    let p = run(&policy, &w, Operation::Backup);
+    let drains: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::WaitQuiesceDrained)
+        .collect();
+    assert_eq!(drains.len(), policy.cluster.nodes.len());
+    for d in &drains {
+        let node = d.node.as_deref().unwrap();
+        assert_eq!(d.depends_on, vec![format!("quiesce:{node}")]);
+        for s in p.steps.iter().filter(|s| {
+            matches!(s.kind(), StepKind::Snapshot | StepKind::SnapshotInstance)
+                && s.node.as_deref() == Some(node)
+        }) {
+            assert_eq!(s.depends_on, vec![d.id.clone()], "{}", s.id);
+        }
+    }
+    // The defect's plan: snapshots straight after the quiesce.
+    let mut bad = p.clone();
+    let ids: Vec<String> = drains.iter().map(|d| d.id.clone()).collect();
+    bad.steps.retain(|s| !ids.contains(&s.id));
+    for s in &mut bad.steps {
+        for d in &mut s.depends_on {
+            if let Some(node) = d.strip_prefix("wait_quiesce_drained:") {
+                *d = format!("quiesce:{node}");
+            }
+        }
+    }
+    let v = verify(&policy, &w, &bad);
+    assert_eq!(
+        v.iter()
+            .filter(|x| x.rule == "R1" && x.message.contains("wait_quiesce_drained"))
+            .count(),
+        p.steps
+            .iter()
+            .filter(|s| matches!(s.kind(), StepKind::Snapshot | StepKind::SnapshotInstance))
+            .count(),
+        "{v:?}"
+    );
+    // Stop-node and multi-volume backups have no quiesce to drain.
+    let mv = ExamplePolicy::prod_east().policy();
+    let p = run(
+        &mv,
+        &world(&mv, |s| s.newest_set_age = time::Duration::hours(30)),
+        Operation::Backup,
+    );
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.kind() == StepKind::WaitQuiesceDrained)
+    );
+}

@@ -1197,3 +1197,47 @@ fn rp_review_a_copy_whose_source_is_another_nodes_snapshot_is_not_ours() {
         "a snapshot whose source is another node's is not ours to delete or adopt"
     );
 }
+
+/// Found by the history: copies of one set failed (state `error`) while a new set is due and the
+/// copy region is at its `retain`. The plan removes the failed copies at once (they hold
+/// nothing), copies that set again, and retires the oldest complete copy only after the new
+/// set's mark there; the verifier counts the new set for that, not held back by the failed
+/// copies' deletes, which need not wait.
+#[test]
+fn failed_copies_removed_beside_a_new_set_leave_retention_verifiable() {
+    let policy = ExamplePolicy::named("prod-east-dr")
+        .edit("retain: {count: 3}", "retain: {count: 2}")
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 4;
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 3, false);
+    let newest_copied = w
+        .snapshots
+        .iter()
+        .filter(|c| c.region.as_deref() == Some(WEST))
+        .filter_map(|c| c.tags.get("asdr:set").cloned())
+        .max()
+        .unwrap();
+    for c in w.snapshots.iter_mut().filter(|c| {
+        c.region.as_deref() == Some(WEST) && c.tags.get("asdr:set") == Some(&newest_copied)
+    }) {
+        c.state = asdr_planner::world::SnapshotState::Error;
+    }
+    // plan() runs the verifier: a refusal would panic here.
+    let p = backup(&policy, &w);
+    let deleted = deleted_sets(&p, &w);
+    assert!(
+        deleted.contains(&(Some(WEST.to_string()), newest_copied.clone())),
+        "{deleted:?}"
+    );
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.kind() == StepKind::CopySnapshot
+                && s.id.ends_with(&format!(":{newest_copied}"))),
+        "the failed set is copied again"
+    );
+    assert!(verify(&policy, &w, &p).is_empty());
+}

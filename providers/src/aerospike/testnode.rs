@@ -33,6 +33,12 @@ struct NodeState {
     pending_quiesce: bool,
     effective_quiesced: bool,
     was_down: bool,
+    /// Client writes the node counts (`client_write_success`): they grow while it is not
+    /// quiesced, and for half a second after (clients still on the old partition map), or for
+    /// good when its clients never leave it.
+    writes: u64,
+    drained_at: Option<std::time::Instant>,
+    clients_stay: bool,
     /// How the node came back each time it rejoined: `cold` (read its devices) or `warm`.
     starts: Vec<&'static str>,
 }
@@ -87,6 +93,16 @@ impl State {
         let (cmd, args) = command
             .split_once(':')
             .map_or((command, ""), |(c, a)| (c, a));
+        if command.starts_with("namespace/") {
+            let st = self.nodes.get_mut(node).expect("known node");
+            if !st.effective_quiesced {
+                st.writes += 5;
+            } else if st.clients_stay
+                || st.drained_at.is_some_and(|t| std::time::Instant::now() < t)
+            {
+                st.writes += 1;
+            }
+        }
         let st = &self.nodes[node];
         match (cmd, command) {
             (_, "node") => st.node_id.clone(),
@@ -139,6 +155,10 @@ impl State {
                     return "ignored-by-non-principal".into();
                 }
                 for n in self.nodes.values_mut() {
+                    if n.pending_quiesce && !n.effective_quiesced {
+                        n.drained_at =
+                            Some(std::time::Instant::now() + std::time::Duration::from_millis(500));
+                    }
                     n.effective_quiesced = n.pending_quiesce;
                 }
                 self.rebalance();
@@ -205,8 +225,9 @@ impl State {
                 let quiesced = self.nodes.values().filter(|n| n.effective_quiesced).count();
                 let objects = self.objects.get(name).copied().unwrap_or(0);
                 format!(
-                    "objects={objects};master_objects={};pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
+                    "objects={objects};master_objects={};client_write_success={};pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
                     objects / self.nodes.len().max(1) as u64,
+                    st.writes,
                     st.pending_quiesce,
                     st.effective_quiesced,
                     m = self.migrations
@@ -354,6 +375,22 @@ impl TestCluster {
         self.state.lock().expect("not poisoned").nodes[node]
             .starts
             .clone()
+    }
+
+    /// The client writes `node` has counted so far.
+    pub fn writes(&self, node: &str) -> u64 {
+        self.state.lock().expect("not poisoned").nodes[node].writes
+    }
+
+    /// Clients that never leave `node`: it goes on taking writes even once quiesced.
+    pub fn keep_writing(&self, node: &str) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .nodes
+            .get_mut(node)
+            .expect("known node")
+            .clients_stay = true;
     }
 
     pub fn is_up(&self, node: &str) -> bool {

@@ -324,7 +324,11 @@ pub fn history(seed: u64) -> Result<Tally, String> {
     let steps = 4 + r.below(6);
     for k in 0..steps {
         let at = format!("ebs seed {seed} step {k}");
-        match r.below(16) {
+        let edit = r.below(16);
+        if std::env::var_os("ASDR_HISTORY_DEBUG").is_some() {
+            eprintln!("{at}: edit {edit}");
+        }
+        match edit {
             0 if !e.a3 => {
                 e.a3 = true;
                 policy = policy_of(&e);

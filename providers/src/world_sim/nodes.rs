@@ -99,6 +99,8 @@ pub(super) fn act(
                 Progress::pending(why, None)
             }
         },
+        // The simulated nodes take no client traffic: a quiesced node is drained at once.
+        Params::WaitQuiesceDrained(_) => Progress::finished(),
         Params::WaitNodesStopped(p) => {
             match world
                 .nodes

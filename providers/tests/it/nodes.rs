@@ -1155,3 +1155,72 @@ async fn a_node_that_does_not_answer_but_still_listens_is_never_taken_as_stopped
         }
     }
 }
+
+/// R1, against the info-protocol emulator answering as Enterprise documents it (quiesce is
+/// Enterprise-only): after `quiesce:` and `recluster:` a node reports itself quiesced but still
+/// takes client writes for a while (clients on the old partition map). `wait_quiesce_drained`
+/// ends only once its client write counters stood still for the quiet window; a node whose
+/// clients never leave is given up at the timeout, never snapshotted.
+#[tokio::test]
+async fn r1_enterprise_emulator_a_quiesced_node_counts_as_drained_only_once_its_writes_stand_still()
+{
+    let env = env("quiesce", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let until_done = |s: Step| {
+        let nodes = &nodes;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut pending = 0;
+            loop {
+                match crate::act(nodes, &s).await {
+                    Ok(Progress::Done(_)) => return Ok(pending),
+                    Ok(_) if Instant::now() < deadline => {
+                        pending += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Ok(other) => panic!("{}: {other:?}", s.id),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    let quiesce = |n: &str| {
+        step(
+            &format!("quiesce:{n}"),
+            StepKind::Quiesce,
+            n,
+            serde_json::json!({"address": env.cluster.addrs[n].to_string(), "rolling": true}),
+        )
+    };
+    let drain = |n: &str, timeout_s: u64| {
+        step(
+            &format!("wait_quiesce_drained:{n}"),
+            StepKind::WaitQuiesceDrained,
+            n,
+            serde_json::json!({"address": env.cluster.addrs[n].to_string(), "quiet_ms": 300, "timeout_s": timeout_s}),
+        )
+    };
+    until_done(quiesce("a1")).await.unwrap();
+    let at_quiesce = env.cluster.writes("a1");
+    let polls = until_done(drain("a1", 30)).await.unwrap();
+    let at_drained = env.cluster.writes("a1");
+    // It waited: writes still arrived after the quiesce was effective, and the step polled on.
+    assert!(at_drained > at_quiesce, "{at_quiesce} -> {at_drained}");
+    assert!(polls >= 2, "{polls}");
+    // Drained means drained: polling the node again shows no more writes.
+    crate::act(&nodes, &drain("a1", 30)).await.unwrap();
+    assert_eq!(env.cluster.writes("a1"), at_drained);
+
+    // b1's clients never leave it: the wait gives up at its timeout with the rule, so its
+    // snapshots are never taken (the cleanup's unquiesce then resumes it).
+    env.cluster.keep_writing("b1");
+    until_done(quiesce("b1")).await.unwrap();
+    let started = Instant::now();
+    let err = until_done(drain("b1", 1)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("[R1] b1 still takes client writes"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
