@@ -530,6 +530,8 @@ async fn run_step<P: Provider>(
         learned,
     };
     let mut attempts = 0;
+    // What the step waited on last, for the timeout's message.
+    let last_note = std::sync::Mutex::new(String::new());
     let work = async {
         loop {
             attempts += 1;
@@ -550,6 +552,7 @@ async fn run_step<P: Provider>(
                             });
                         }
                         StepProgress::Pending { percent, note } => {
+                            note.clone_into(&mut last_note.lock().expect("not poisoned"));
                             on_event(Event::Pending {
                                 step: step.id.clone(),
                                 percent,
@@ -587,10 +590,17 @@ async fn run_step<P: Provider>(
     let deadline = opts.timeout(step.kind());
     match tokio::time::timeout(deadline, work).await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::Failed {
-            error: format!("timed out after {}s", deadline.as_secs_f64()),
-            attempts,
-        },
+        Err(_) => {
+            let last = last_note.lock().expect("not poisoned").clone();
+            Outcome::Failed {
+                error: if last.is_empty() {
+                    format!("timed out after {}s", deadline.as_secs_f64())
+                } else {
+                    format!("timed out after {}s, still: {last}", deadline.as_secs_f64())
+                },
+                attempts,
+            }
+        }
     }
 }
 

@@ -106,6 +106,18 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         .asbackup
         .as_ref()
         .expect("validation requires it for method asbackup");
+    if asb.run_on == asdr_specs::RunOn::Node && asb.to.starts_with("file://") {
+        // The tool writes on the node, asdr lists where it runs: only a filesystem both see
+        // holds the same sets for both. Otherwise no set is ever seen: a full set every time,
+        // none deleted, `status` overdue — loud, never lost, but said here first.
+        b.warn(
+            "R13",
+            format!(
+                "asbackup.to {} is written on the node (run_on: node) but read where asdr runs: unless it is a filesystem both see (NFS, EFS), asdr sees none of its sets (a full set every run, none deleted, status overdue); use an s3:// store or run_on: local",
+                asb.to
+            ),
+        );
+    }
     let chains = chains(ctx);
     let newest = chains.last();
     let due = match newest {

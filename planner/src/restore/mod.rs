@@ -510,6 +510,28 @@ fn elsewhere(
         .filter(|i| i.tags.contains_key(crate::tags::RESTORE_COMPLETE))
         .count();
     if built.len() >= nodes && marked == built.len() {
+        // It stood; it stands now only if its instances run (stopped by hand, or by AWS for
+        // maintenance, it serves nothing).
+        let idle: Vec<String> = built
+            .iter()
+            .filter(|i| i.state != crate::world::InstanceState::Running)
+            .map(|i| format!("{} ({:?})", i.id, i.state).to_lowercase())
+            .collect();
+        if !idle.is_empty() {
+            return Err(refuse(
+                Diagnostic::new(
+                    restore.name_span,
+                    format!(
+                        "restore `{name}` was built in {} and stood, but {} of its instances are not running: {}; it does not stand now",
+                        target.region,
+                        idle.len(),
+                        idle.join(", ")
+                    ),
+                )
+                .rule("R16")
+                .help("start them (aws ec2 start-instances), wait until the cluster is whole, then plan again; asdr does not rebuild a cluster that stood"),
+            ));
+        }
         b.warn(
             "R16",
             format!(

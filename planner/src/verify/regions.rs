@@ -251,12 +251,16 @@ impl Verifier<'_> {
             .filter(|i| i.tags.contains_key(tags::RESTORE_COMPLETE))
             .count();
         let nodes = self.policy.cluster.nodes.len();
-        if built.len() < nodes || marked < built.len() {
+        let running = built
+            .iter()
+            .filter(|i| i.state == crate::world::InstanceState::Running)
+            .count();
+        if built.len() < nodes || marked < built.len() || running < built.len() {
             self.bad(
                 "R16",
                 None,
                 format!(
-                    "plans nothing for restore `{name}`, yet its cluster in {region} does not stand: {} of {nodes} instances, {marked} marked {}",
+                    "plans nothing for restore `{name}`, yet its cluster in {region} does not stand: {} of {nodes} instances, {marked} marked {}, {running} running",
                     built.len(),
                     tags::RESTORE_COMPLETE
                 ),

@@ -206,9 +206,18 @@ impl<'a> Verifier<'a> {
                     a.kind() == StepKind::Quiesce && a.node.as_deref() == node
                 })
                 .is_some();
-            let drained = self.has_ancestor(i, |a| {
-                a.kind() == StepKind::WaitQuiesceDrained && a.node.as_deref() == node
-            });
+            let drained = self
+                .find_ancestor(i, |a| {
+                    a.kind() == StepKind::WaitQuiesceDrained
+                        && a.node.as_deref() == node
+                        && matches!(&a.params, Params::WaitQuiesceDrained(d)
+                            if d.quiet_ms >= 1_000 && d.timeout_s > 0)
+                })
+                .is_some_and(|d| {
+                    self.has_ancestor(d, |a| {
+                        a.kind() == StepKind::Quiesce && a.node.as_deref() == node
+                    })
+                });
             if quiesced && !drained {
                 bad.push(i);
             }
@@ -219,7 +228,7 @@ impl<'a> Verifier<'a> {
                 "R1",
                 Some(&s),
                 format!(
-                    "snapshots {} after its quiesce without waiting for its client writes to stop (wait_quiesce_drained)",
+                    "snapshots {} after its quiesce without waiting for its client writes to stop (a wait_quiesce_drained after the quiesce, quiet for at least 1 s)",
                     s.node.as_deref().unwrap_or("?")
                 ),
             );

@@ -420,3 +420,43 @@ fn an_unfinished_set_is_resumed_only_within_its_interval_never_however_old() {
     );
     assert!(ids(&p, StepKind::DeleteBackup).is_empty());
 }
+
+/// `run_on: node` with a `file://` store: the node writes the sets, asdr lists them where it
+/// runs. Unless that is one filesystem, asdr sees no set: the plan says so, and what it then
+/// does is loud and loses nothing — a full set is due, nothing is deleted, `status` is overdue.
+#[test]
+fn a_node_local_file_store_is_said_and_sets_it_cannot_see_are_never_taken_as_fine() {
+    let policy = asbackup_example()
+        .edit(
+            &format!("to: {TO}"),
+            "to: file:///var/backups/asdr\n    run_on: node",
+        )
+        .policy();
+    // Sets written on the node; none visible here.
+    let w = world(&policy, &[]);
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.warnings.iter().any(|x| x
+            .message
+            .contains("is written on the node (run_on: node) but read where asdr runs")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(!ids(&p, StepKind::Asbackup).is_empty());
+    assert!(ids(&p, StepKind::DeleteBackup).is_empty());
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(s.overdue && s.newest_complete.is_none());
+    // On S3, or run where asdr runs, nothing to say.
+    let p = plan(
+        &crate::asbackup::policy(""),
+        &world(&crate::asbackup::policy(""), &[]),
+        NOW,
+        &Operation::Backup,
+    )
+    .unwrap();
+    assert!(
+        !p.warnings
+            .iter()
+            .any(|x| x.message.contains("run_on: node"))
+    );
+}

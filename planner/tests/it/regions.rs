@@ -626,6 +626,29 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     let again = restore(&policy, &standing, "dr-west").unwrap();
     assert!(again.steps.is_empty());
     assert!(verify(&policy, &standing, &again).is_empty());
+    // Stopped since (by hand, or by AWS): it does not stand now, and an empty plan is refused
+    // by the verifier too (review).
+    let mut stopped = standing.clone();
+    for i in &mut stopped.instances {
+        if i.region.as_deref() == Some(WEST) {
+            i.state = asdr_planner::world::InstanceState::Stopped;
+        }
+    }
+    let r = restore(&policy, &stopped, "dr-west");
+    let Err(PlanError::Refused(d)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        d.message.contains("3 of its instances are not running"),
+        "{}",
+        d.message
+    );
+    let v = verify(&policy, &stopped, &again);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R16" && x.message.contains("0 running")),
+        "{v:?}"
+    );
     assert!(
         again
             .warnings

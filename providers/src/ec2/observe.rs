@@ -68,7 +68,10 @@ pub(crate) fn snapshot_state(s: Option<&aws_sdk_ec2::types::SnapshotState>) -> S
         Some(S::Pending) => SnapshotState::Pending,
         Some(S::Recoverable) => SnapshotState::Recoverable,
         Some(S::Recovering) => SnapshotState::Recovering,
-        _ => SnapshotState::Error,
+        Some(S::Error) => SnapshotState::Error,
+        // A state this SDK does not know (or none): never taken for a failed snapshot, which
+        // retention and copies may delete at once; waited on like one still being made.
+        _ => SnapshotState::Pending,
     }
 }
 

@@ -21,7 +21,9 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let table = run_ok(
             &self.transport,
             &target,
-            "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true",
+            // Headers and listening sockets only: a busy host's table would not fit a transport
+            // with an output limit (SSM).
+            "awk 'FNR==1 || $4==\"0A\"' /proc/net/tcp /proc/net/tcp6 2>/dev/null; true",
             None,
         )
         .await
@@ -37,7 +39,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 address.host
             )),
             Some(true) => Err(format!(
-                "{name} does not answer, yet a process on {} still listens at {}: Aerospike is hung, cut off or still shutting down, and its volumes are not touched until it is gone",
+                "{name} does not answer, yet a process on {} still listens at {} (Aerospike hung, cut off or still shutting down, or another process on that port: `ss -ltnp` there names it): its volumes are not touched until nothing listens there",
                 address.host, address.info
             )),
             Some(false) => Ok(()),

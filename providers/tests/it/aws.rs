@@ -691,3 +691,67 @@ async fn ssm_reaches_a_node_this_apply_launched_in_its_own_region() {
         "never through the cluster's region"
     );
 }
+
+/// Suspected in review, on S3 itself (moto): a namespace whose name prefixes another's (`users`,
+/// `users_v2`) must never take the other's objects, listed or deleted. S3 has no directories: a
+/// prefix `…/users` would also match `…/users_v2/…`; asdr lists and deletes under `…/users/`.
+#[tokio::test]
+async fn on_s3_a_namespace_prefixing_another_never_lists_or_deletes_the_others_objects() {
+    use asdr_providers::asbackup::{ManifestName, archives, delete_set};
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    let raw = moto.s3();
+    raw.create_bucket()
+        .bucket("acme-backups")
+        .send()
+        .await
+        .unwrap();
+    let s3 = S3Store::new(raw.clone());
+    let to = "s3://acme-backups/asbackup/prod-east";
+    let set = "bs-20261120T030000Z";
+    for ns in ["users", "users_v2"] {
+        let name = ManifestName {
+            cluster: Some("prod-east".into()),
+            files: Some(1),
+            ..ManifestName::default()
+        };
+        for (file, body) in [(format!("{ns}_00000.asb"), "x"), (name.render(), "{}")] {
+            s3.put(&format!("{to}/{set}/{ns}/{file}"), body.as_bytes().to_vec())
+                .await
+                .unwrap();
+        }
+    }
+    let listed = archives(&s3, to).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|a| a.missing_files == 0), "{listed:?}");
+    let p = asdr_planner::params::DeleteBackup {
+        set: set.into(),
+        to: to.into(),
+        directories: vec![format!("{to}/{set}/users")],
+        cluster: "prod-east".into(),
+        tag: "asdr:cluster".into(),
+        cluster_id: None,
+    };
+    delete_set(&s3, &p).await.unwrap();
+    let keys: Vec<String> = raw
+        .list_objects_v2()
+        .bucket("acme-backups")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k.contains("/users/")),
+        "users' objects left: {keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.contains("/users_v2/")).count(),
+        2,
+        "users_v2's objects are not users': {keys:?}"
+    );
+    let left = archives(&s3, to).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].namespace, "users_v2");
+}

@@ -267,6 +267,26 @@ impl Validator<'_> {
                 self.err(span, "consistency `quiesce` needs Enterprise Edition: Community Edition answers `ERROR:25:enterprise only`")
                     .set("R9", "use `multi-volume` or `stop-node`");
             }
+            Consistency::Quiesce
+                if cluster
+                    .namespaces
+                    .iter()
+                    .any(|n| n.replication_factor as usize >= cluster.nodes.len()) =>
+            {
+                // A quiesced node moves to the end of every partition's succession list; with
+                // as many copies as nodes that is still a replica, written to over fabric by
+                // every write, which no client counter shows: its writes never stop.
+                let ns = cluster
+                    .namespaces
+                    .iter()
+                    .find(|n| n.replication_factor as usize >= cluster.nodes.len())
+                    .expect("matched above");
+                self.err(span, format!(
+                    "consistency `quiesce` cannot stop writes to a node here: namespace `{}` keeps {} copies on {} nodes, so a quiesced node stays a replica of every partition and takes every write",
+                    ns.name, ns.replication_factor, cluster.nodes.len()
+                ))
+                .set("R1", "use `multi-volume` (one CreateSnapshots call per instance) or `stop-node`");
+            }
             Consistency::StopNode if !accept && !cluster.durable_deletes => {
                 let how = if cluster.edition == Edition::Enterprise {
                     "restarts every node it backs up (warm on Enterprise, yet deletes a node misses while down can come back when it rejoins)"
