@@ -21,7 +21,7 @@ pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
 pub use validate::{
-    NodeVars, SnapshotVars, asbackup_arg_problems, asrestore_arg_problems, is_set_id,
+    NodeVars, SnapshotVars, asbackup_arg_problems, asrestore_arg_problems, drive_of, is_set_id,
     shares_home_store,
 };
 

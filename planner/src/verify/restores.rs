@@ -190,7 +190,8 @@ impl<'a> Verifier<'a> {
             .iter()
             .flat_map(|ns| &ns.devices)
             .filter(|d| d.shadow.is_some())
-            .map(|d| d.device.source())
+            // Drives, not partitions (`/dev/nvme1n1p1` and `p2` are one drive).
+            .map(|d| asdr_specs::drive_of(d.device.source()))
             .collect::<BTreeSet<_>>()
             .len() as u32;
         for (i, s) in self.steps(StepKind::ProvisionInstance) {

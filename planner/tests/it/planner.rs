@@ -735,6 +735,32 @@ fn r4_a_replacement_type_without_enough_instance_store_drives_is_refused() {
     );
 }
 
+/// R4 counts instance-store drives, not partitions: Aerospike recommends partitioning a large
+/// NVMe drive (`/dev/nvme1n1p1`, `p2`, each shadowed by its own EBS volume), so two partitions of
+/// one drive need one drive on the replacement, and a type with one drive is enough.
+#[test]
+fn r4_partitions_of_one_nvme_drive_need_one_instance_store_drive() {
+    let policy = ExamplePolicy::prod_east()
+        .edit("device: /dev/nvme1n1    #", "device: /dev/nvme1n1p1    #")
+        .edit("device: /dev/nvme2n1\n", "device: /dev/nvme1n1p2\n")
+        .edit("instance_store_volumes: 2", "instance_store_volumes: 1")
+        .parse()
+        .unwrap_or_else(|d| panic!("{d}"));
+    let mut world = failed_world(&policy, Failure::Terminated);
+    world
+        .instance_types
+        .get_mut("i4i.2xlarge")
+        .unwrap()
+        .instance_store_drives = 1;
+    let p = restore(&policy, &world, "replace-a1").unwrap_or_else(|e| panic!("{e}"));
+    let launch = p
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::ProvisionInstance)
+        .unwrap();
+    assert_eq!(params(launch)["instance_store_volumes"], 1);
+}
+
 #[test]
 fn r1_consistency_none_is_refused_for_a_namespace_on_several_volumes_and_allowed_on_one() {
     let d = example_policy_with("consistency: multi-volume", "consistency: none").unwrap_err();

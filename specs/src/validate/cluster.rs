@@ -91,18 +91,20 @@ impl Validator<'_> {
             self.err(d.span, "`durable_deletes: true` with `edition: community`: durable deletes are Enterprise-only, so deleted records can come back on every cold start")
                 .set("R6", "remove `durable_deletes`, and accept zombie records explicitly where a restore or backup cold-starts a node");
         }
-        // R4/R5: every shadowed primary is an instance-store drive; a replacement type must offer
-        // at least that many, or the node cannot be configured as the one it replaces.
+        // R4/R5: every shadowed primary is on an instance-store drive; a replacement type must
+        // offer at least that many drives, or the node cannot be configured as the one it
+        // replaces. Drives, not partitions: Aerospike recommends partitioning large NVMe drives
+        // (`/dev/nvme1n1p1` … `p4`, each shadowed by its own EBS volume).
         let shadowed = namespaces
             .iter()
             .flat_map(|ns: &Namespace| &ns.devices)
             .filter(|d| d.shadow.is_some())
-            .map(|d| d.device.source().to_string())
+            .map(|d| drive_of(d.device.source()).to_string())
             .collect::<BTreeSet<_>>()
             .len() as u32;
         if shadowed > instance.instance_store_volumes {
             self.err(instance.instance_store_volumes_span, format!(
-                "instance_store_volumes is {}, but the namespaces put {shadowed} shadowed primaries on instance-store drives: a replacement could come without them",
+                "instance_store_volumes is {}, but the namespaces put shadowed primaries on {shadowed} instance-store drives: a replacement could come without them",
                 instance.instance_store_volumes
             )).set("R4", format!("set `cluster.instance.instance_store_volumes: {shadowed}` (or more)"));
         }
@@ -362,6 +364,61 @@ impl Validator<'_> {
                     cluster.config.template_path
                 ),
             );
+        }
+    }
+}
+
+/// The drive a device path is on: a partition (`/dev/nvme1n1p2`, `/dev/sdb3`, `/dev/xvdc1`) is on
+/// its disk (`/dev/nvme1n1`, `/dev/sdb`, `/dev/xvdc`); anything else is its own.
+pub fn drive_of(device: &str) -> &str {
+    let digits_at = |s: &str| s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    if let Some(rest) = device.strip_prefix("/dev/nvme") {
+        // nvme<ctrl>n<ns>p<part>
+        if let Some(p) = rest.rfind('p')
+            && rest[..p].contains('n')
+            && p + 1 < rest.len()
+            && digits_at(&rest[p + 1..]) == rest.len() - p - 1
+        {
+            return &device[..device.len() - (rest.len() - p)];
+        }
+        return device;
+    }
+    for disk in ["/dev/sd", "/dev/xvd", "/dev/vd"] {
+        if let Some(rest) = device.strip_prefix(disk) {
+            let n = digits_at(rest);
+            if n > 0
+                && n < rest.len()
+                && rest[..rest.len() - n]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase())
+            {
+                return &device[..device.len() - n];
+            }
+        }
+    }
+    device
+}
+
+#[cfg(test)]
+mod drive_tests {
+    use super::drive_of;
+
+    #[test]
+    fn partitions_count_as_their_drive() {
+        for (dev, drive) in [
+            ("/dev/nvme1n1p1", "/dev/nvme1n1"),
+            ("/dev/nvme1n1p4", "/dev/nvme1n1"),
+            ("/dev/nvme12n1p10", "/dev/nvme12n1"),
+            ("/dev/nvme1n1", "/dev/nvme1n1"),
+            ("/dev/sdb3", "/dev/sdb"),
+            ("/dev/xvdc1", "/dev/xvdc"),
+            ("/dev/sdb", "/dev/sdb"),
+            (
+                "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_AWS1",
+                "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_AWS1",
+            ),
+        ] {
+            assert_eq!(drive_of(dev), drive, "{dev}");
         }
     }
 }

@@ -24,6 +24,7 @@ mod restores;
 mod tool_args;
 
 pub use backup::shares_home_store;
+pub use cluster::drive_of;
 pub use tool_args::{asbackup_arg_problems, asrestore_arg_problems};
 
 /// The variables every per-node template may use.
