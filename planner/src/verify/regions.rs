@@ -228,46 +228,6 @@ fn tag<'t>(t: &'t BTreeMap<String, String>, k: &str) -> Option<&'t str> {
 }
 
 impl Verifier<'_> {
-    /// A restore elsewhere that plans nothing says its cluster stands there: only true when as
-    /// many of its instances as nodes are live there and every one carries the mark of the apply
-    /// that saw the cluster stable (`asdr:restore-complete`). Instances without it are a build
-    /// that stopped halfway, volumes attached and Aerospike perhaps never started.
-    fn check_nothing_to_build(&mut self, world: &World, name: &str, region: &str) {
-        if !self.plan.steps.is_empty() {
-            return;
-        }
-        let built: Vec<&crate::world::Instance> = world
-            .instances
-            .iter()
-            .filter(|i| {
-                i.region.as_deref() == Some(region)
-                    && tag(&i.tags, tags::RESTORE) == Some(name)
-                    && tag(&i.tags, tags::CLUSTER) == Some(self.policy.cluster.name.as_str())
-                    && i.state != crate::world::InstanceState::Terminated
-            })
-            .collect();
-        let marked = built
-            .iter()
-            .filter(|i| i.tags.contains_key(tags::RESTORE_COMPLETE))
-            .count();
-        let nodes = self.policy.cluster.nodes.len();
-        let running = built
-            .iter()
-            .filter(|i| i.state == crate::world::InstanceState::Running)
-            .count();
-        if built.len() < nodes || marked < built.len() || running < built.len() {
-            self.bad(
-                "R16",
-                None,
-                format!(
-                    "plans nothing for restore `{name}`, yet its cluster in {region} does not stand: {} of {nodes} instances, {marked} marked {}, {running} running",
-                    built.len(),
-                    tags::RESTORE_COMPLETE
-                ),
-            );
-        }
-    }
-
     /// A restore's new cluster in another region: its stand-ins only, tagged for the restore, at
     /// the target's addresses, subnets, security groups and AMI.
     fn check_new_cluster(&mut self, name: &str, target: &asdr_specs::RegionTarget) {

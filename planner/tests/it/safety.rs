@@ -670,7 +670,11 @@ fn defect_14_instance_store_drives_are_required_and_checked() {
         .edit("instance_store_volumes: 2", "instance_store_volumes: 0")
         .parse()
         .unwrap_err();
-    assert!(err.to_string().contains("2 shadowed primaries"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("shadowed primaries on 2 instance-store drives"),
+        "{err}"
+    );
     let community =
         std::fs::read_to_string(examples().join("community/templates/aerospike.conf.j2")).unwrap();
     assert!(

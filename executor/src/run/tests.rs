@@ -1,0 +1,183 @@
+//! The executor against in-memory providers: ordering, cleanups, resumption, timeouts.
+
+use super::*;
+use asdr_planner::params::{Learned, Params};
+use std::sync::Mutex;
+
+/// Executes a plan of `steps` with `provider`, journalled in a fresh folder, nothing done before.
+async fn run_fresh<P: Provider + Send + Sync + 'static>(
+    steps: Vec<Step>,
+    provider: Arc<P>,
+    opts: &Options,
+) -> Report {
+    let plan = crate::tests::plan_of(steps);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open(dir.path(), &plan).unwrap();
+    execute(
+        Arc::new(plan),
+        provider,
+        &mut journal,
+        BTreeMap::new(),
+        opts,
+        &|_| {},
+    )
+    .await
+    .unwrap()
+}
+
+/// Each step: its first act makes "the change" (counted while it lasts) and reports pending;
+/// its second act finishes.
+#[derive(Default)]
+struct Settling {
+    acted: Mutex<std::collections::HashSet<String>>,
+    changing: Mutex<(usize, usize)>,
+    started_before_first_done: Mutex<Option<usize>>,
+}
+
+impl Provider for Settling {
+    async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        Ok(None)
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+        let first = self.acted.lock().unwrap().insert(input.step.id.clone());
+        if first {
+            {
+                let mut c = self.changing.lock().unwrap();
+                c.0 += 1;
+                c.1 = c.1.max(c.0);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.changing.lock().unwrap().0 -= 1;
+            return StepProgress::pending("settling", None);
+        }
+        let started = self.acted.lock().unwrap().len();
+        self.started_before_first_done
+            .lock()
+            .unwrap()
+            .get_or_insert(started);
+        StepProgress::done(Learned::default())
+    }
+}
+
+/// Parallelism bounds the changes being made at once; a step that made its change and only
+/// watches it settle frees its slot, so the next starts without waiting for the poll.
+#[tokio::test]
+async fn a_step_watching_its_change_settle_frees_its_parallelism_slot() {
+    let steps: Vec<Step> = (0..4)
+        .map(|i| Step {
+            region: None,
+            id: format!("snapshot:n{i}"),
+            params: Params::Snapshot(asdr_planner::params::Snapshot {
+                description: String::new(),
+                device: "/dev/sdf".into(),
+                set: "bs-20261121T090000Z".into(),
+                tags: Default::default(),
+                volume_id: format!("vol-{i}"),
+            }),
+            node: Some(format!("n{i}")),
+            depends_on: vec![],
+            cleanup: false,
+        })
+        .collect();
+    let provider = Arc::new(Settling::default());
+    let opts = Options {
+        parallelism: 1,
+        poll_interval: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let report = run_fresh(steps, provider.clone(), &opts).await;
+    assert!(report.succeeded(), "{:?}", report.outcomes);
+    assert_eq!(
+        provider.changing.lock().unwrap().1,
+        1,
+        "never two changes at once at parallelism 1"
+    );
+    assert_eq!(
+        *provider.started_before_first_done.lock().unwrap(),
+        Some(4),
+        "every step made its change while the first was still settling"
+    );
+}
+
+/// Quiesce reports pending until the node says it is quiesced; unquiesce is done at once.
+/// Records the nodes out of service after each call.
+#[derive(Default)]
+struct Quiescing {
+    acted: Mutex<std::collections::HashSet<String>>,
+    out: Mutex<std::collections::BTreeSet<String>>,
+    most_out: Mutex<usize>,
+}
+
+impl Provider for Quiescing {
+    async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        Ok(None)
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+        let node = input.step.node.clone().unwrap();
+        let first = self.acted.lock().unwrap().insert(input.step.id.clone());
+        match input.step.kind() {
+            StepKind::Quiesce => {
+                let mut out = self.out.lock().unwrap();
+                out.insert(node);
+                let mut most = self.most_out.lock().unwrap();
+                *most = (*most).max(out.len());
+                if first {
+                    return StepProgress::pending("waiting for effective_is_quiesced", None);
+                }
+            }
+            _ => {
+                self.out.lock().unwrap().remove(&node);
+            }
+        }
+        StepProgress::done(Learned::default())
+    }
+}
+
+/// R8 holds when a quiesce frees its parallelism slot while it waits for the node: the
+/// rolling limit counts nodes out of service, not slots, so the second node is not quiesced
+/// until the first is back.
+#[tokio::test]
+async fn r8_a_quiesce_waiting_on_its_node_frees_its_slot_but_not_the_rolling_limit() {
+    let service = |node: &str| asdr_planner::params::NodeService {
+        address: format!("127.0.0.1:3000/{node}"),
+        command: None,
+        rolling: true,
+        start: None,
+    };
+    let mut steps = Vec::new();
+    for n in ["a", "b", "c"] {
+        steps.push(Step {
+            region: None,
+            id: format!("quiesce:{n}"),
+            params: Params::Quiesce(service(n)),
+            node: Some(n.into()),
+            depends_on: vec![],
+            cleanup: false,
+        });
+        steps.push(Step {
+            region: None,
+            id: format!("unquiesce:{n}"),
+            params: Params::Unquiesce(service(n)),
+            node: Some(n.into()),
+            depends_on: vec![format!("quiesce:{n}")],
+            cleanup: true,
+        });
+    }
+    let provider = Arc::new(Quiescing::default());
+    let opts = Options {
+        parallelism: 10,
+        max_nodes_at_once: 1,
+        poll_interval: Duration::from_millis(20),
+        ..Options::default()
+    };
+    let report = run_fresh(steps, provider.clone(), &opts).await;
+    assert!(report.succeeded(), "{:?}", report.outcomes);
+    assert_eq!(
+        *provider.most_out.lock().unwrap(),
+        1,
+        "one node out at a time"
+    );
+    assert!(provider.out.lock().unwrap().is_empty(), "every node back");
+}
