@@ -181,3 +181,46 @@ async fn a_process_ended_by_a_signal_gives_its_s3_lock_back() {
     assert!(!stderr.contains("not given back"), "{stderr}");
     assert_eq!(e.lock_body().await, None, "the lock was given back");
 }
+
+/// Suspected in review: a signal while asdr observes or plans (nothing executes yet, so nothing
+/// can be interrupted gently) ends the process at once and gives the S3 lock back. The world
+/// file is made large (40,000 snapshots of another cluster) so that reading and planning it
+/// take seconds, and one SIGTERM arrives meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_while_observing_or_planning_gives_the_s3_lock_back_at_once() {
+    let e = lock_env("").await;
+    let path = e.s.path("world-backup-due.yaml");
+    let mut world = asdr_providers::world_file::load(&path).unwrap();
+    let template = world.snapshots[0].clone();
+    for k in 0..40_000 {
+        let mut s = template.clone();
+        s.id = format!("snap-{k:017x}");
+        s.tags = [
+            ("asdr:cluster".to_string(), "someone-else".to_string()),
+            ("asdr:set".to_string(), "bs-20261101T000000Z".to_string()),
+        ]
+        .into();
+        world.snapshots.push(s);
+    }
+    std::fs::write(
+        &path,
+        asdr_providers::world_file::to_string(&world, asdr_providers::world_file::Format::Yaml)
+            .unwrap(),
+    )
+    .unwrap();
+    let mut child = e.spawn_apply();
+    e.wait_for_lock(&mut child).await;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let (code, stderr) = wait_output(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    assert!(!stderr.contains("not given back"), "{stderr}");
+    assert_eq!(e.lock_body().await, None, "the lock was given back");
+    // It was ended before any step started: no journal was even opened.
+    assert!(
+        !e.s.path(".asdr/journal").exists()
+            || !e.s.journal().iter().any(|j| j["event"] == "start"),
+        "a step had started: the signal did not come while planning"
+    );
+}
