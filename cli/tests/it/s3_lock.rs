@@ -219,8 +219,7 @@ async fn a_signal_while_observing_or_planning_gives_the_s3_lock_back_at_once() {
     assert_eq!(e.lock_body().await, None, "the lock was given back");
     // It was ended before any step started: no journal was even opened.
     assert!(
-        !e.s.path(".asdr/journal").exists()
-            || !e.s.journal().iter().any(|j| j["event"] == "start"),
+        !e.s.path(".asdr/journal").exists() || !e.s.journal().iter().any(|j| j["event"] == "start"),
         "a step had started: the signal did not come while planning"
     );
 }
