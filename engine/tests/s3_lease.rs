@@ -93,26 +93,27 @@ fn break_lock_removes_the_version_it_read_and_names_its_holder() {
 
 /// A signal's release (the handler that ends the process at once) runs while the renewal task
 /// still does: a renewal put in flight at that moment must neither re-create the lock after the
-/// delete nor change its version under the delete. Renewing every 15 ms makes a put in flight at
-/// the release frequent, and some renewals go unanswered within their period yet are applied
-/// by S3 after: a version the lease must still recognise as its own.
+/// delete nor change its version under the delete. Renewing every 40 ms (a put to moto takes a
+/// few) makes a put in flight at some release of the 20 likely; the phase of each release
+/// differs. A renewal that goes unanswered within its period yet is applied by S3 after is a
+/// version the lease must still recognise as its own.
 #[test]
 fn a_release_from_a_signal_while_a_renewal_is_in_flight_leaves_no_lock_behind() {
     let (rt, moto) = moto_with_bucket();
-    for round in 0..15 {
+    for round in 0..20u64 {
         let mut lock = S3Lock::new(moto.s3(), "s3://locks/prod-east.lock").unwrap();
-        lock.renew_every = Duration::from_millis(15);
+        lock.renew_every = Duration::from_millis(40);
         // Never stale within the test: the renewals are not what is measured.
         lock.expiry = Some(Duration::from_secs(600));
         let held = ClusterLock::S3(lock, rt.handle().clone())
             .acquire(&holder(), || {})
             .unwrap();
         let (s3, lease) = held.s3_lease().unwrap();
-        std::thread::sleep(Duration::from_millis(30 + round * 3));
+        std::thread::sleep(Duration::from_millis(50 + round * 7));
         rt.block_on(asdr_engine::release_s3(&s3, &lease, Duration::from_secs(5)))
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         // Renewals that were due meanwhile have had their chance to put it back.
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(120));
         assert_eq!(
             rt.block_on(s3.holder()).unwrap(),
             None,
