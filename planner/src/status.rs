@@ -32,12 +32,15 @@ pub struct Status {
     /// Sets begun and not complete (an interrupted or failing backup leaves them).
     pub unfinished_sets: Vec<String>,
     pub restores: Vec<RestoreStatus>,
+    /// Each policy node as observed: a node down, unreachable or left quiesced makes `status`
+    /// not fine, whatever the backups say.
+    pub nodes: Vec<NodeStatus>,
     /// Per copy region (`backup.copies`): the copies there.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub regions: std::collections::BTreeMap<String, RegionStatus>,
     /// Every declared recovery path (the cluster's region, each copy region, each restore) that
-    /// has no usable set within its objective, said plainly. Empty: every path is fine; `status`
-    /// exits 2 otherwise.
+    /// has no usable set within its objective, and every node not up or left quiesced, said
+    /// plainly. Empty: all is fine; `status` exits 2 otherwise.
     pub problems: Vec<String>,
     /// Sets marked with a manifest the store does not hold (a same-named cluster's, or this
     /// cluster's whose manifest was removed): never counted, restored from or deleted. Said,
@@ -69,6 +72,18 @@ pub struct NewestSet {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    /// Instance running and Aerospike answering.
+    pub up: bool,
+    /// `healthy`, `running but Aerospike does not answer`, `stopped`, `shutting down`, `gone
+    /// (terminated or missing)`.
+    pub health: String,
+    pub quiesced: bool,
+    pub migrations_remaining: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RestoreStatus {
     pub name: String,
     pub source: String,
@@ -83,6 +98,9 @@ pub struct RestoreStatus {
     /// before they existed): the restore would be refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// It has what it needs now: a usable set (when it restores from one) holding every device
+    /// it rebuilds.
+    pub ready: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -240,6 +258,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 _ => Vec::new(),
             };
             RestoreStatus {
+                ready: missing.is_empty() && (!r.source.uses_backup() || set.is_some()),
                 name: r.name.clone(),
                 source,
                 set: set.map(|s| s.id.clone()),
@@ -249,7 +268,59 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             }
         })
         .collect();
+    let nodes: Vec<NodeStatus> = obs
+        .nodes
+        .iter()
+        .map(|v| NodeStatus {
+            name: v.name.clone(),
+            up: v.health == crate::observe::NodeHealth::Healthy,
+            health: v.health.describe().to_string(),
+            quiesced: v.observation.is_some_and(|o| o.quiesced),
+            migrations_remaining: v.observation.map_or(0, |o| o.migrations_remaining),
+        })
+        .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    // The cluster as it runs: a node out is not fine, even with every backup in order. Which
+    // declared restore brings it back is said with it.
+    for n in nodes.iter().rev() {
+        let by: Vec<&str> = policy
+            .restores
+            .iter()
+            .filter(|r| r.scope == asdr_specs::Scope::Node && r.nodes.contains(&n.name))
+            .map(|r| r.name.as_str())
+            .collect();
+        let hint = if by.is_empty() {
+            String::new()
+        } else {
+            match by.as_slice() {
+                [one] => format!(" (restore `{one}` brings it back)"),
+                many => format!(
+                    " (restores {} bring it back)",
+                    many.iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        };
+        if !n.up {
+            problems.insert(
+                0,
+                format!(
+                    "node {} is {}: the cluster is not whole{hint}",
+                    n.name, n.health
+                ),
+            );
+        } else if n.quiesced {
+            problems.insert(
+                0,
+                format!(
+                    "node {} is quiesced (an interrupted apply, or by hand): it takes no writes as master until `quiesce-undo:` and `recluster:`",
+                    n.name
+                ),
+            );
+        }
+    }
     if let Some(why) = identity_problem {
         problems.insert(0, why);
     }
@@ -353,6 +424,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         problems,
         not_proven,
         restores,
+        nodes,
         regions,
     }
 }

@@ -115,6 +115,36 @@ fn text(r: &Report) -> String {
             out.push_str(&format!("    {:width$}  {from}: {}\n", r.name, r.basis));
         }
     }
+    if !s.nodes.is_empty() {
+        let out_of: Vec<String> = s
+            .nodes
+            .iter()
+            .filter(|n| !n.up || n.quiesced)
+            .map(|n| {
+                if n.up {
+                    format!("{} quiesced", n.name)
+                } else {
+                    format!("{} {}", n.name, n.health)
+                }
+            })
+            .collect();
+        let up = s.nodes.iter().filter(|n| n.up).count();
+        let migrating: u64 = s.nodes.iter().map(|n| n.migrations_remaining).sum();
+        out.push_str(&format!(
+            "  nodes:      {up} of {} up{}{}\n",
+            s.nodes.len(),
+            if out_of.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", out_of.join(", "))
+            },
+            if migrating > 0 {
+                format!("; {migrating} partition migrations remaining")
+            } else {
+                String::new()
+            }
+        ));
+    }
     if s.problems.is_empty() {
         out.push_str("  recovery:   every declared recovery path has a usable set\n");
     } else {
@@ -195,8 +225,34 @@ fn openmetrics(r: &Report) -> String {
     );
     gauge(
         "asdr_recovery_problems",
-        "Declared recovery paths (the cluster's region, copy regions, restores) without a usable set within their objective; status exits 2 when above 0.",
+        "Problems status lists: declared recovery paths (the cluster's region, copy regions, restores) without a usable set within their objective, nodes not up or left quiesced; status exits 2 when above 0.",
         one(s.problems.len().to_string()),
+    );
+    gauge(
+        "asdr_node_up",
+        "1 when the node's instance runs and Aerospike answers; status exits 2 when a node is not up or is left quiesced.",
+        s.nodes
+            .iter()
+            .map(|n| {
+                (
+                    format!("{cluster},node=\"{}\"", n.name),
+                    u8::from(n.up).to_string(),
+                )
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_restore_ready",
+        "1 when a declared restore has what it needs now (a usable set, or none needed).",
+        s.restores
+            .iter()
+            .map(|r| {
+                (
+                    format!("{cluster},restore=\"{}\"", r.name),
+                    u8::from(r.ready).to_string(),
+                )
+            })
+            .collect(),
     );
     gauge(
         "asdr_backup_sets",

@@ -38,13 +38,33 @@ fn cluster() -> BTreeMap<String, String> {
 #[test]
 fn status_exits_0_within_the_rpo_and_2_when_the_newest_complete_set_is_older() {
     let s = Scratch::of("prod-east");
-    let within = s.asdr("world-failed-node.yaml", &["status"], &[]);
-    assert_eq!(within.status.code(), Some(0), "{}", stdout(&within));
-    let text = stdout(&within);
+    // Backups in order, but a node's instance terminated: not fine, and it says which restore
+    // brings the node back.
+    let down = s.asdr("world-failed-node.yaml", &["status"], &[]);
+    assert_eq!(down.status.code(), Some(2), "{}", stdout(&down));
+    let text = stdout(&down);
     assert!(
         text.contains("newest complete set bs-20261121T030000Z taken 6h 0m ago")
             && text.contains("within the RPO"),
         "{text}"
+    );
+    assert!(
+        text.contains("  nodes:      2 of 3 up; a1 gone (terminated or missing)\n")
+            && text.contains("    - node a1 is gone (terminated or missing): the cluster is not whole (restores `replace-a1`, `a1-refill`, `a1-from-backup` bring it back)\n"),
+        "{text}"
+    );
+    // The restore it names rebuilds the node: then status is fine.
+    crate::support::ok(&s.asdr(
+        "world-failed-node.yaml",
+        &["apply", "--restore", "replace-a1", "--yes"],
+        &[],
+    ));
+    let within = s.asdr("world-failed-node.yaml", &["status"], &[]);
+    assert_eq!(within.status.code(), Some(0), "{}", stdout(&within));
+    assert!(
+        stdout(&within).contains("  nodes:      3 of 3 up\n"),
+        "{}",
+        stdout(&within)
     );
     let due = s.asdr("world-backup-due.yaml", &["status"], &[]);
     assert_eq!(due.status.code(), Some(2), "{}", stdout(&due));
@@ -77,7 +97,8 @@ fn status_in_openmetrics_parses_as_prometheus_gauges_with_the_backup_age_rpo_and
         &["status", "--format", "openmetrics"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0));
+    // A node is down (its instance terminated): not fine.
+    assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     let m = metrics(&text);
@@ -98,6 +119,17 @@ fn status_in_openmetrics_parses_as_prometheus_gauges_with_the_backup_age_rpo_and
     restore.insert("restore".into(), "a1-from-backup".into());
     assert_eq!(get("asdr_restore_estimate_seconds", restore), 1707.0);
     assert_eq!(get("asdr_lock_held", cluster()), 0.0);
+    for (node, up) in [("a1", 0.0), ("b1", 1.0), ("a2", 1.0)] {
+        let mut labels = cluster();
+        labels.insert("node".into(), node.into());
+        assert_eq!(get("asdr_node_up", labels), up, "{node}");
+    }
+    for r in ["replace-a1", "a1-refill", "a1-from-backup", "full-cluster"] {
+        let mut labels = cluster();
+        labels.insert("restore".into(), r.into());
+        assert_eq!(get("asdr_restore_ready", labels), 1.0, "{r}");
+    }
+    assert_eq!(get("asdr_recovery_problems", cluster()), 1.0);
     assert!(
         !m.keys()
             .any(|(n, _)| n == "asdr_apply_last_success_timestamp_seconds"),
