@@ -22,6 +22,9 @@ pub struct Report {
 
 pub fn report(session: &Session) -> Result<Report, EngineError> {
     let world = session.world()?;
+    // The wrong world (another cluster's file, region or account) is refused as `plan` refuses
+    // it, never reported on as a cluster whose every node is gone.
+    asdr_planner::cluster_present(&session.policy, &world)?;
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
     let status = asdr_planner::status::status(&session.policy, &world, now);
     let applies = journal::history(&session.journal_dir(), &session.policy.cluster.name)

@@ -354,6 +354,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Refused as `plan` refuses it when the world holds nothing of the policy's cluster (`status`
+/// reads the same world and must not report on the wrong one).
+pub fn cluster_present(policy: &Policy, world: &World) -> Result<(), PlanError> {
+    let obs = Observed::new(policy, world);
+    check_cluster_present(policy, world, &obs)
+}
+
 /// R9: a node whose `edition` reply contradicts the policy stops the plan.
 /// A world with nothing of this cluster in it is the wrong world (another cluster's file, another
 /// region or account), not a cluster whose every node is gone: say so, rather than plan restores

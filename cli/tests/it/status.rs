@@ -178,3 +178,19 @@ fn status_names_the_lock_holder_and_the_last_apply_and_when_it_succeeded() {
     let text = stdout(&s.asdr("world-backup-due.yaml", &["status"], &[]));
     assert!(text.contains("lock:       free"), "{text}");
 }
+
+/// `status` on a world that holds nothing of the cluster (another cluster's file, the wrong
+/// region or account) refuses as `plan` does, rather than report every node gone.
+#[test]
+fn status_on_a_world_holding_nothing_of_the_cluster_refuses_as_plan_does() {
+    let s = Scratch::of("prod-east");
+    std::fs::write(s.path("empty.yaml"), "now: \"2026-11-21T09:00:00Z\"\n").unwrap();
+    let out = s.asdr("empty.yaml", &["status"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the world holds nothing of cluster `prod-east`"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
