@@ -531,7 +531,7 @@ async fn run_step<P: Provider>(
     };
     let mut attempts = 0;
     // What the step waited on last, for the timeout's message.
-    let last_note = std::sync::Mutex::new(String::new());
+    let mut last_note = String::new();
     let work = async {
         loop {
             attempts += 1;
@@ -552,7 +552,7 @@ async fn run_step<P: Provider>(
                             });
                         }
                         StepProgress::Pending { percent, note } => {
-                            note.clone_into(&mut last_note.lock().expect("not poisoned"));
+                            note.clone_into(&mut last_note);
                             on_event(Event::Pending {
                                 step: step.id.clone(),
                                 percent,
@@ -590,17 +590,17 @@ async fn run_step<P: Provider>(
     let deadline = opts.timeout(step.kind());
     match tokio::time::timeout(deadline, work).await {
         Ok(outcome) => outcome,
-        Err(_) => {
-            let last = last_note.lock().expect("not poisoned").clone();
-            Outcome::Failed {
-                error: if last.is_empty() {
-                    format!("timed out after {}s", deadline.as_secs_f64())
-                } else {
-                    format!("timed out after {}s, still: {last}", deadline.as_secs_f64())
-                },
-                attempts,
-            }
-        }
+        Err(_) => Outcome::Failed {
+            error: if last_note.is_empty() {
+                format!("timed out after {}s", deadline.as_secs_f64())
+            } else {
+                format!(
+                    "timed out after {}s, still: {last_note}",
+                    deadline.as_secs_f64()
+                )
+            },
+            attempts,
+        },
     }
 }
 

@@ -37,7 +37,7 @@ struct NodeState {
     /// quiesced, and for half a second after (clients still on the old partition map), or for
     /// good when its clients never leave it.
     writes: u64,
-    drained_at: Option<std::time::Instant>,
+    writes_until: Option<std::time::Instant>,
     clients_stay: bool,
     /// How the node came back each time it rejoined: `cold` (read its devices) or `warm`.
     starts: Vec<&'static str>,
@@ -98,7 +98,9 @@ impl State {
             if !st.effective_quiesced {
                 st.writes += 5;
             } else if st.clients_stay
-                || st.drained_at.is_some_and(|t| std::time::Instant::now() < t)
+                || st
+                    .writes_until
+                    .is_some_and(|t| std::time::Instant::now() < t)
             {
                 st.writes += 1;
             }
@@ -156,7 +158,7 @@ impl State {
                 }
                 for n in self.nodes.values_mut() {
                     if n.pending_quiesce && !n.effective_quiesced {
-                        n.drained_at =
+                        n.writes_until =
                             Some(std::time::Instant::now() + std::time::Duration::from_millis(500));
                     }
                     n.effective_quiesced = n.pending_quiesce;
