@@ -309,6 +309,9 @@ impl Session {
                 .format(&Rfc3339)
                 .unwrap_or_default(),
         };
+        // Signals are watched before the lock is taken: from the moment it is held a signal
+        // never leaves it behind (planning, the prompt, execution).
+        self.watch_signals();
         // A lock lost while the apply runs stops the execution (if one runs; `execute` checks
         // when it begins).
         let current = self.current.clone();
@@ -318,8 +321,6 @@ impl Session {
             }
         })?;
         *self.held.lock().expect("not poisoned") = held.s3_lease();
-        // From here a signal never leaves the lock behind (planning, the prompt, execution).
-        self.watch_signals();
         let result = f();
         *self.held.lock().expect("not poisoned") = None;
         held.release()?;
@@ -468,14 +469,18 @@ impl Session {
         }
         let current = self.current.clone();
         let held = self.held.clone();
+        // Registered here, before this returns (not in the task, which may first run later): a
+        // signal from then on is never the default one, which would end the process holding
+        // the lock.
+        use tokio::signal::unix::{SignalKind, signal};
+        let _runtime = self.runtime.enter();
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
         self.runtime.spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             loop {
                 tokio::select! {
                     _ = int.recv() => {}

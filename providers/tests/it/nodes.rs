@@ -1075,7 +1075,7 @@ fn manifest_in(dir: &str, prefix: &str) -> String {
 /// listens there, both do. The same holds for the in-test cluster, whose stopped nodes close
 /// their sockets as a stopped `asd` does.
 #[tokio::test]
-async fn a_node_that_does_not_answer_but_still_listens_is_never_taken_as_stopped() {
+async fn r7_a_node_that_does_not_answer_but_still_listens_is_never_taken_as_stopped() {
     let hung = tokio::net::TcpListener::bind("127.0.1.21:0").await.unwrap();
     let addr = hung.local_addr().unwrap();
     let held = tokio::spawn(async move {
