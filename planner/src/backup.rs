@@ -560,6 +560,14 @@ pub(crate) fn write_manifest(
             .map(|n| n.name.clone())
             .collect(),
         smd,
+        // A copy records what its source set recorded; a new set, the ids answering now.
+        node_ids: ctx
+            .obs
+            .set(set)
+            .and_then(|s| s.manifest)
+            .map(|m| m.node_ids.clone())
+            .filter(|ids| !ids.is_empty())
+            .unwrap_or_else(|| crate::node_ids::answering_ids(ctx.obs)),
         policy_digest: crate::spec_digest(policy),
     })
 }

@@ -9,10 +9,11 @@ pub struct RenderedConfig {
     pub content: String,
 }
 
-pub fn render(policy: &Policy, node: &Node) -> RenderedConfig {
+/// The config of `node`, rendered with `node_id` as its `{{ node_id }}` (R18).
+pub fn render(policy: &Policy, node: &Node, node_id: &str) -> RenderedConfig {
     let peers: Vec<std::net::Ipv4Addr> =
         policy.cluster.nodes.iter().map(|n| n.private_ip).collect();
-    render_for(policy, &policy.cluster.name, node, &peers)
+    render_for(policy, &policy.cluster.name, node, &peers, node_id)
 }
 
 /// The config of `node` in a cluster named `cluster_name` whose members are at `peers`: a
@@ -22,6 +23,7 @@ pub fn render_for(
     cluster_name: &str,
     node: &Node,
     peers: &[std::net::Ipv4Addr],
+    node_id: &str,
 ) -> RenderedConfig {
     let cluster = &policy.cluster;
     let vars = asdr_specs::NodeVars::new(cluster_name, node);
@@ -33,6 +35,7 @@ pub fn render_for(
             cluster_name,
             node,
             peers,
+            node_id,
         ))
         .expect("validation rendered the config template for every node");
     RenderedConfig {

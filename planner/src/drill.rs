@@ -293,7 +293,9 @@ pub(crate) fn new_cluster(
             ));
         }
         let peers: Vec<std::net::Ipv4Addr> = spec.ips.values().copied().collect();
-        let rendered = crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers);
+        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, Some(set));
+        let rendered =
+            crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers, &known.id);
         let vars = NodeVars::new(&spec.cluster_name, &stand_in);
         let mut before_start = attached.clone();
         before_start.push(b.step(

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod identity;
 mod learned;
 pub mod manifest;
+mod node_ids;
 mod nodes;
 mod observe;
 pub mod params;

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The manifest format this asdr writes and reads.
-/// 2: the cluster id (`cluster_id`). Format 1 manifests (no id) are read as before.
-pub const FORMAT: u32 = 2;
+/// 2: the cluster id (`cluster_id`). 3: the nodes' Aerospike ids (`node_ids`). Earlier formats
+/// are read as before.
+pub const FORMAT: u32 = 3;
 
 /// The folder of a cluster's set manifests in its store: `<store>/<cluster>/manifests/<set>.json`.
 /// Apart from the archives (`<store>/<cluster>/bs-…/`), so a lifecycle rule that expires old SMD
@@ -44,6 +45,10 @@ pub struct SetManifest {
     pub members: Vec<Member>,
     pub namespaces: Vec<String>,
     pub smd: Vec<SmdEntry>,
+    /// Node → its Aerospike node id when the set was made (`node` reply), so a replacement or a
+    /// restored cluster rejoins as the same nodes (R18). Empty before format 3.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub node_ids: std::collections::BTreeMap<String, String>,
     /// UTC times: `set` from the set id (asdr's clock when the set began), `written` (asdr's clock
     /// when this manifest was written), and the first and last snapshot starts (AWS's clock: the
     /// data's moment).
@@ -286,6 +291,7 @@ pub fn build(
                 sha256: sha.clone(),
             })
             .collect(),
+        node_ids: p.node_ids.clone(),
         times: Times {
             set: set_time,
             written: utc(written),
@@ -338,6 +344,7 @@ mod tests {
             }],
             namespaces: vec!["users".into()],
             smd: vec![],
+            node_ids: [("a1".to_string(), "BB9000000010000".to_string())].into(),
             times: Times {
                 set: "2026-11-20T03:00:00Z".into(),
                 written: "2026-11-20T03:10:00Z".into(),

@@ -406,6 +406,9 @@ pub struct WriteManifest {
     pub namespaces: Vec<String>,
     /// The SMD archives (node, uri): each read and checked against the `.sha256` beside it.
     pub smd: Vec<NodeUri>,
+    /// Each node's Aerospike node id, so a restore from the set rejoins as the same nodes (R18).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_ids: BTreeMap<String, String>,
     pub policy_digest: String,
 }
 

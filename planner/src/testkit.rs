@@ -248,7 +248,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             reachable,
             edition: reachable.then(|| edition.clone()),
             build: reachable.then(|| "8.1.1.2".into()),
-            node_id: reachable.then(|| format!("BB9{:012X}", 0x10000 + i)),
+            node_id: reachable.then(|| test_node_id(i)),
             cluster_size: reachable.then_some(up),
             cluster_key: reachable.then(|| "A1B2C3D4E5F6".into()),
             namespaces: if reachable {
@@ -271,7 +271,8 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             } else {
                 Vec::new()
             },
-            config: reachable.then(|| crate::config::render(policy, node).content),
+            config: reachable
+                .then(|| crate::config::render(policy, node, &test_node_id(i)).content),
             ..NodeObservation::default()
         });
     }
@@ -465,6 +466,11 @@ pub fn with_manifests(policy: &Policy, world: &mut World) {
     }
 }
 
+/// The Aerospike node id the generated world gives the policy's `i`-th node.
+pub fn test_node_id(i: usize) -> String {
+    format!("BB9{:012X}", 0x10000 + i)
+}
+
 /// The sealed manifest of `set` at home as a backup writes it: `members` as tagged (node,
 /// device), with `cluster_id` and the SMD archives `smd`, its times from the set id.
 pub fn manifest_of(
@@ -509,6 +515,13 @@ pub fn manifest_of(
             .map(|n| n.name.clone())
             .collect(),
         smd,
+        node_ids: policy
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), test_node_id(i)))
+            .collect(),
         times: Times {
             set: time.clone(),
             written: time,

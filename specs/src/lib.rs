@@ -6,6 +6,7 @@
 mod diagnostic;
 mod duration;
 mod model;
+mod node_id;
 mod raw;
 mod span;
 mod store_uri;
@@ -17,6 +18,7 @@ use std::path::Path;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use model::*;
+pub use node_id::{canonical_node_id, config_node_ids, derived_node_id};
 pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
@@ -134,7 +136,11 @@ pub fn json_schema() -> serde_json::Value {
 /// of `device`, `shadow`, `ebs`, rendered for the node).
 pub fn config_vars(cluster: &Cluster, node: &Node) -> serde_json::Value {
     let peers: Vec<std::net::Ipv4Addr> = cluster.nodes.iter().map(|n| n.private_ip).collect();
-    config_vars_for(cluster, &cluster.name, node, &peers)
+    let id = node
+        .node_id
+        .clone()
+        .unwrap_or_else(|| derived_node_id(&cluster.name, &node.name));
+    config_vars_for(cluster, &cluster.name, node, &peers, &id)
 }
 
 /// The config template's variables for `node` in a cluster called `cluster_name` whose members
@@ -145,6 +151,7 @@ pub fn config_vars_for(
     cluster_name: &str,
     node: &Node,
     peers: &[std::net::Ipv4Addr],
+    node_id: &str,
 ) -> serde_json::Value {
     let vars = NodeVars::new(cluster_name, node);
     let render = |t: &Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
@@ -174,6 +181,7 @@ pub fn config_vars_for(
     serde_json::json!({
         "cluster": cluster_name,
         "node": node.name,
+        "node_id": node_id,
         "private_ip": node.private_ip.to_string(),
         "availability_zone": node.availability_zone,
         "peers": peers,

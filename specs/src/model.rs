@@ -244,6 +244,9 @@ pub struct Node {
     pub name: String,
     pub name_span: Span,
     pub instance_id: Option<String>,
+    /// The pinned Aerospike node id (canonical: upper-case hex, no leading zeros).
+    pub node_id: Option<String>,
+    pub node_id_span: Span,
     pub private_ip: Ipv4Addr,
     pub availability_zone: String,
 }

@@ -158,6 +158,10 @@ pub struct RawNode {
     /// Optional; otherwise the instance is found by tag `asdr:node=<name>`.
     #[serde(default)]
     pub instance_id: Option<Sp<String>>,
+    /// Pins the node's Aerospike id (`node-id` in the service context, 1–16 hex digits): a
+    /// replacement must render it, so it rejoins as the same node (R18).
+    #[serde(default)]
+    pub node_id: Option<Sp<String>>,
     pub private_ip: Sp<String>,
     pub availability_zone: Sp<String>,
 }

@@ -226,7 +226,7 @@ impl Env {
     }
 
     /// The node's instance is gone and its Aerospike with it.
-    async fn terminate(&self, node: &str) {
+    pub(crate) async fn terminate(&self, node: &str) {
         self.ec2
             .terminate_instances()
             .instance_ids(&self.layout[node].2)

@@ -52,3 +52,73 @@ async fn r17_an_in_place_restore_on_the_enterprise_emulator_restarts_the_node_co
         assert!(env.nodes.starts(n).is_empty(), "{n} was not restarted");
     }
 }
+
+/// R18 against moto and the in-test nodes (which take their id from `node-id` in the config they
+/// start with, as asd does): a backup's manifest records each node's id; a1's instance is lost
+/// and the new one would derive another id from its MAC (the emulator is given one); the
+/// replacement's config carries the recorded id, so a1 rejoins as the node it was — under strong
+/// consistency, as a member of the roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r18_a_replacement_rejoins_with_the_node_id_its_last_set_recorded() {
+    let env = env(110, &[]).await;
+    let before = env.nodes.node_id("a1");
+    env.ok(&["apply", "--yes"]);
+    let manifests = env.dir.path().join("store/prod-east/manifests");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::fs::read_dir(&manifests)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == "json"))
+                .expect("the set's manifest"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["manifest"]["node_ids"]["a1"].as_str(),
+        Some(before.as_str()),
+        "{manifest}"
+    );
+
+    env.terminate("a1").await;
+    env.nodes.set_node_id("a1", "FEED0000000001");
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(
+        plan.contains(&format!("rejoins as node id {before}")),
+        "{plan}"
+    );
+    assert!(!plan.contains("[R18]"), "no identity warning: {plan}");
+    env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    let conf = std::fs::read_to_string(env.dir.path().join("nodes/a1/aerospike.conf")).unwrap();
+    assert!(conf.contains(&format!("node-id {before}")), "{conf}");
+    assert!(env.nodes.is_up("a1"));
+    assert_eq!(env.nodes.node_id("a1"), before, "a1 rejoined as itself");
+}
+
+/// R18: with no set yet and a1 gone, nothing knows a1's id: the plan says the replacement joins
+/// with an id asdr derives, and a template without `node-id` is warned that the node rejoins as
+/// a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r18_a_replacement_whose_id_is_unknown_or_unrendered_is_said_to_join_as_another_node() {
+    let env = env(112, &[]).await;
+    env.terminate("a1").await;
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(
+        plan.contains("[R18]") && plan.contains("no id of a1 is known"),
+        "{plan}"
+    );
+    let template = env.dir.path().join("templates/aerospike.conf.j2");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("node-id") && !l.contains("node's id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&template, without).unwrap();
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(
+        plan.contains("[R18]") && plan.contains("sets no `node-id`: it rejoins as a new node"),
+        "{plan}"
+    );
+}

@@ -381,7 +381,9 @@ impl<'n> NodeFlow<'n> {
         let mut swapped = !before_start.is_empty();
         let out_of_service: Vec<String> =
             provision.iter().chain(self.stop.iter()).cloned().collect();
-        let rendered = config::render(ctx.policy, node);
+        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, set);
+        let rendered = config::render(ctx.policy, node, &known.id);
+        let keeps = asdr_specs::config_node_ids(&rendered.content);
         let current = ctx
             .obs
             .node(&node.name)
@@ -395,10 +397,17 @@ impl<'n> NodeFlow<'n> {
                 Action::Create
             };
             let reason = if self.replaced {
-                "a replacement is configured exactly as the node it replaces (R4)"
+                if keeps == [known.id.clone()] {
+                    format!(
+                        "a replacement is configured exactly as the node it replaces (R4), and rejoins as node id {known} (R18)"
+                    )
+                } else {
+                    "a replacement is configured exactly as the node it replaces (R4)".to_string()
+                }
             } else {
-                "the node's aerospike.conf differs from the policy's template"
+                "the node's aerospike.conf differs from the policy's template".to_string()
             };
+            super::warn_identity(node, &known, &keeps, self.replaced, b);
             let change = b.change(
                 format!("config.{}", node.name),
                 action,

@@ -21,6 +21,7 @@ use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, 
 mod deletes;
 mod drill;
 mod identity;
+mod node_ids;
 mod regions;
 mod restores;
 mod rules;
@@ -66,7 +67,9 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     let home = home_world(policy, world);
     let regional = plan.steps.iter().any(|s| s.region.is_some());
     if let Some(region) = regions::restore_region(policy, plan) {
-        return regions::verify_region_restore(policy, world, plan, region);
+        let mut out = regions::verify_region_restore(policy, world, plan, region);
+        out.extend(node_ids::node_ids(policy, world, plan));
+        return out;
     }
     let mut out = if regional {
         let home_plan = regions::sub_plan(plan, None);
@@ -80,6 +83,7 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     // Read over the whole plan, every region's steps at once.
     out.extend(stores::tool_args(plan));
     out.extend(stores::copy_stores(policy, plan));
+    out.extend(node_ids::node_ids(policy, world, plan));
     out
 }
 

@@ -4,6 +4,7 @@
 mod asbackup;
 mod enterprise;
 mod manifests;
+mod node_ids;
 mod planner;
 mod properties;
 mod recovery_points;

@@ -88,6 +88,19 @@ impl State {
             let marker = self.control.join(format!("{node}.cold"));
             let cold = !self.enterprise || std::fs::remove_file(&marker).is_ok();
             st.starts.push(if cold { "cold" } else { "warm" });
+            // As asd at start: `node-id` in the service context of the config it starts with
+            // (`<root>/nodes/<node>/aerospike.conf`, beside the control folder). Without one
+            // the node keeps the id it had: the emulator has no MAC that could change.
+            let conf = self
+                .control
+                .parent()
+                .map(|root| root.join(format!("nodes/{node}/aerospike.conf")));
+            if let Some(id) = conf
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|c| asdr_specs::config_node_ids(&c).into_iter().next())
+            {
+                st.node_id = id;
+            }
             self.rebalance();
         }
         let (cmd, args) = command
@@ -377,6 +390,24 @@ impl TestCluster {
         self.state.lock().expect("not poisoned").nodes[node]
             .starts
             .clone()
+    }
+
+    /// The id `node` answers `node` with.
+    pub fn node_id(&self, node: &str) -> String {
+        self.state.lock().expect("not poisoned").nodes[node]
+            .node_id
+            .clone()
+    }
+
+    /// Gives `node` another id, as a new instance's MAC would.
+    pub fn set_node_id(&self, node: &str, id: &str) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .nodes
+            .get_mut(node)
+            .expect("known node")
+            .node_id = id.to_string();
     }
 
     /// The client writes `node` has counted so far.

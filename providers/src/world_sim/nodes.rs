@@ -146,6 +146,7 @@ pub(super) fn act(
                 )
             })?;
             let drives = instance.instance_store_drives;
+            let mac = token("mac", &instance.id, "");
             // A new instance runs the same build as its peers (a Community cluster stays
             // Community); Enterprise only when nothing says otherwise.
             let peers_edition = world
@@ -157,11 +158,17 @@ pub(super) fn act(
             n.reachable = true;
             n.edition = n.edition.clone().or(Some(peers_edition));
             n.build = Some("8.1.1.2".into());
-            n.node_id = Some(format!(
-                "BB9{:012X}",
-                u64::from_str_radix(&token("node", &name, "")[..10], 16).unwrap_or(0)
-                    + u64::from(drives)
-            ));
+            // As asd: `node-id` in the service context, else an id from the instance's MAC.
+            let configured = n
+                .config
+                .as_deref()
+                .and_then(|c| asdr_specs::config_node_ids(c).into_iter().next());
+            n.node_id = Some(configured.unwrap_or_else(|| {
+                format!(
+                    "BB9{:012X}",
+                    u64::from_str_radix(&mac[..10], 16).unwrap_or(0) + u64::from(drives)
+                )
+            }));
             if let Some(conf) = &n.config {
                 let namespaces = namespaces_of(conf);
                 if !namespaces.is_empty() {

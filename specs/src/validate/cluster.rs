@@ -225,6 +225,7 @@ impl Validator<'_> {
         let mut names = BTreeSet::new();
         let mut ips = BTreeMap::new();
         let mut ids = BTreeSet::new();
+        let mut node_ids = BTreeMap::new();
         let mut out = Vec::new();
         for n in &raw.value {
             self.unique_name("node", &n.name, &mut names);
@@ -259,10 +260,32 @@ impl Validator<'_> {
                     );
                 }
             }
+            let node_id = n.node_id.as_ref().and_then(|id| {
+                let canonical = crate::canonical_node_id(&id.value);
+                match &canonical {
+                    None => {
+                        self.err(
+                            id.span,
+                            format!(
+                                "node_id `{}` is not an Aerospike node id (1 to 16 hex digits, not zero)",
+                                id.value
+                            ),
+                        );
+                    }
+                    Some(c) => {
+                        if let Some(other) = node_ids.insert(c.clone(), n.name.value.clone()) {
+                            self.err(id.span, format!("node_id {c} is already node `{other}`'s"));
+                        }
+                    }
+                }
+                canonical
+            });
             out.push(Node {
                 name: n.name.value.clone(),
                 name_span: n.name.span,
                 instance_id: n.instance_id.as_ref().map(|i| i.value.clone()),
+                node_id,
+                node_id_span: n.node_id.as_ref().map_or(n.name.span, |i| i.span),
                 private_ip: ip,
                 availability_zone: n.availability_zone.value.clone(),
             });
@@ -364,6 +387,37 @@ impl Validator<'_> {
                     cluster.config.template_path
                 ),
             );
+            return;
+        }
+        // R18: a pinned id is only kept if the config says it.
+        for node in cluster.nodes.iter() {
+            let Some(pinned) = &node.node_id else {
+                continue;
+            };
+            let Ok(text) = cluster
+                .config
+                .template
+                .render(config_vars_example(cluster, node))
+            else {
+                continue;
+            };
+            let said = crate::config_node_ids(&text);
+            if said.as_slice() != std::slice::from_ref(pinned) {
+                let found = match said.as_slice() {
+                    [] => "no `node-id` in its service context".to_string(),
+                    ids => format!("`node-id {}`", ids.join("`, `node-id ")),
+                };
+                self.err(
+                    node.node_id_span,
+                    format!(
+                        "[R18] node `{}` pins node_id {pinned}, but config template {} renders {found} for it: a replacement would join as another node",
+                        node.name, cluster.config.template_path
+                    ),
+                )
+                .help = Some(
+                    "put `node-id {{ node_id }}` in the template's `service { }` context".into(),
+                );
+            }
         }
     }
 }

@@ -164,11 +164,13 @@ impl Validator<'_> {
         let name = drill.cluster_name(&cluster.name);
         for node in &cluster.nodes {
             let stand_in = drill.stand_in(node);
-            let Ok(text) = cluster
-                .config
-                .template
-                .render(crate::config_vars_for(cluster, &name, &stand_in, &peers))
-            else {
+            let Ok(text) = cluster.config.template.render(crate::config_vars_for(
+                cluster,
+                &name,
+                &stand_in,
+                &peers,
+                &crate::derived_node_id(&cluster.name, &node.name),
+            )) else {
                 continue;
             };
             let found = text
