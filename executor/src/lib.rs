@@ -121,6 +121,7 @@ mod tests {
             command: None,
             rolling: true,
             start: None,
+            node_id: None,
         };
         let stable = Stable {
             size: 2,

@@ -293,10 +293,11 @@ pub(crate) fn new_cluster(
             ));
         }
         let peers: Vec<std::net::Ipv4Addr> = spec.ips.values().copied().collect();
-        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, Some(set));
+        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, Some(set), true);
         let rendered =
             crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers, &known.id);
         let vars = NodeVars::new(&spec.cluster_name, &stand_in);
+        let config_text = rendered.content.clone();
         let mut before_start = attached.clone();
         before_start.push(b.step(
             format!("write_config:{dn}"),
@@ -331,6 +332,10 @@ pub(crate) fn new_cluster(
                 command: Some(start),
                 rolling: true,
                 start: Some(crate::nodes::start_kind(ctx, true, true)),
+                node_id: match asdr_specs::config_node_ids(&config_text).as_slice() {
+                    [id] => Some(id.clone()),
+                    _ => None,
+                },
             }),
         ));
     }

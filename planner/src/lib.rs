@@ -162,7 +162,31 @@ pub fn plan(
                 })?;
             restore::plan(&ctx, restore, &mut b)?;
         }
-        Operation::Drill(name) => drill::plan(&ctx, name, &mut b)?,
+        Operation::Drill(name) => {
+            // A drill in another region tags its stand-ins with the cluster's id but claims
+            // nothing at home: on a cluster whose instances do not carry the id yet, every later
+            // plan would find the id on the stand-ins only and refuse (R13).
+            if let Some(d) = policy.drill(name)
+                && policy
+                    .restore(&d.restore)
+                    .is_some_and(|r| r.region.is_some())
+                && !identity.unclaimed.is_empty()
+            {
+                return Err(error::refuse(
+                    asdr_specs::Diagnostic::new(
+                        d.name_span,
+                        format!(
+                            "drill `{name}` rehearses a restore in another region, and {} instance(s) of the cluster do not carry its id ({}) yet",
+                            identity.unclaimed.len(),
+                            tags::CLUSTER_ID
+                        ),
+                    )
+                    .rule("R13")
+                    .help("apply a backup first (`asdr apply`): it tags the cluster's instances with its id, which the drill's stand-ins carry"),
+                ));
+            }
+            drill::plan(&ctx, name, &mut b)?
+        }
         Operation::Teardown(name) => drill::teardown(&ctx, name, &mut b)?,
     }
     // Only what acts in the cluster's region claims it: a restore elsewhere acts only there
@@ -506,6 +530,31 @@ fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
                 })
                 .collect();
             let seen = o.namespaces.iter().find(|n| n.name == ns.name);
+            if let Some(s) = seen
+                && s.strong_consistency != ns.strong_consistency
+            {
+                let says = |sc: bool| {
+                    if sc {
+                        "strong consistency"
+                    } else {
+                        "AP (no strong consistency)"
+                    }
+                };
+                return Err(refuse(
+                    Diagnostic::new(
+                        ns.name_span,
+                        format!(
+                            "node `{}` runs namespace `{}` with {}, but the policy says {}",
+                            view.name,
+                            ns.name,
+                            says(s.strong_consistency),
+                            says(ns.strong_consistency)
+                        ),
+                    )
+                    .rule("R19")
+                    .help("set the namespace's `strong_consistency` as aerospike.conf has it on the nodes"),
+                ));
+            }
             let got: Option<Vec<(String, Option<String>)>> = seen.map(|n| {
                 n.devices
                     .iter()

@@ -42,20 +42,34 @@ impl fmt::Display for KnownId {
     }
 }
 
-/// The id `node` is rendered with: the policy's pin; else the id it answers with now; else the
-/// one `set`'s manifest recorded (the set a restore replays); else the newest recorded by any
-/// whole manifest of this cluster; else one derived from the names.
+/// The id `node` is rendered with: the policy's pin; else, when the restore puts `set`'s SMD back
+/// (its roster names the ids of that moment), the id the set recorded; else the id it answers
+/// with now; else the newest recorded by any whole manifest of this cluster (a node re-ided since
+/// an older set rejoins as what its peers knew last); else one derived from the names.
 pub fn node_id(
     policy: &Policy,
     home: &Observed<'_>,
     node: &Node,
     set: Option<&BackupSet<'_>>,
+    smd_from_set: bool,
 ) -> KnownId {
     if let Some(id) = &node.node_id {
         return KnownId {
             id: id.clone(),
             source: IdSource::Pinned,
         };
+    }
+    let recorded = |s: &BackupSet<'_>| {
+        s.manifest
+            .and_then(|m| m.node_ids.get(&node.name))
+            .and_then(|id| canonical_node_id(id))
+            .map(|id| KnownId {
+                id,
+                source: IdSource::Set(s.id.clone()),
+            })
+    };
+    if smd_from_set && let Some(k) = set.and_then(recorded) {
+        return k;
     }
     let answering = home
         .nodes
@@ -69,18 +83,6 @@ pub fn node_id(
             id,
             source: IdSource::Answering,
         };
-    }
-    let recorded = |s: &BackupSet<'_>| {
-        s.manifest
-            .and_then(|m| m.node_ids.get(&node.name))
-            .and_then(|id| canonical_node_id(id))
-            .map(|id| KnownId {
-                id,
-                source: IdSource::Set(s.id.clone()),
-            })
-    };
-    if let Some(k) = set.and_then(recorded) {
-        return k;
     }
     if let Some(k) = home.sets.iter().rev().find_map(recorded) {
         return k;
@@ -105,4 +107,85 @@ pub fn answering_ids(home: &Observed<'_>) -> std::collections::BTreeMap<String, 
             Some((v.name.clone(), id))
         })
         .collect()
+}
+
+/// The id other nodes of the cluster have: answering now, or recorded for them by the newest set
+/// that recorded one.
+fn ids_of_others<'a>(
+    home: &'a Observed<'_>,
+    node: &'a str,
+) -> impl Iterator<Item = (String, String)> + 'a {
+    let answering = home
+        .nodes
+        .iter()
+        .filter(move |v| v.name != node && v.health == NodeHealth::Healthy)
+        .filter_map(|v| {
+            let id = v
+                .observation?
+                .node_id
+                .as_deref()
+                .and_then(canonical_node_id)?;
+            Some((v.name.clone(), id))
+        });
+    let recorded = home
+        .sets
+        .iter()
+        .rev()
+        .find_map(|s| s.manifest.filter(|m| !m.node_ids.is_empty()))
+        .into_iter()
+        .flat_map(move |m| {
+            m.node_ids
+                .iter()
+                .filter(move |(n, _)| n.as_str() != node)
+                .filter_map(|(n, id)| Some((n.clone(), canonical_node_id(id)?)))
+        });
+    answering.chain(recorded)
+}
+
+/// R18 before a restore renders `nodes`' configs: an id that another node has (answering, or
+/// recorded for it) is refused — two nodes with one id split the cluster; a pin or a set's id
+/// that is not the id the node answers with or last recorded is said.
+pub(crate) fn check(
+    ctx: &crate::Ctx<'_, '_>,
+    nodes: &[&str],
+    set: Option<&BackupSet<'_>>,
+    smd_from_set: bool,
+    b: &mut crate::builder::Builder,
+) -> Result<(), crate::error::PlanError> {
+    for name in nodes {
+        let node = ctx.policy_node(name);
+        let known = node_id(ctx.policy, ctx.obs, node, set, smd_from_set);
+        if let Some((other, _)) = ids_of_others(ctx.obs, name).find(|(_, id)| *id == known.id) {
+            return Err(crate::error::refuse(
+                asdr_specs::Diagnostic::new(
+                    node.node_id_span,
+                    format!(
+                        "{name} would rejoin as node id {known}, which is node {other}'s: two nodes with one id split the cluster"
+                    ),
+                )
+                .rule("R18")
+                .help("pin each node's own id in `cluster.nodes[].node_id`, or remove the pin"),
+            ));
+        }
+        let unpinned = node_id(
+            ctx.policy,
+            ctx.obs,
+            &Node {
+                node_id: None,
+                ..node.clone()
+            },
+            set,
+            smd_from_set,
+        );
+        if known.source != IdSource::Derived
+            && unpinned.source != IdSource::Derived
+            && unpinned.id != known.id
+        {
+            b.warn(
+                "R18",
+                format!("{name} is rendered as node id {known}, but it was {unpinned}: it rejoins as another node"),
+            );
+        }
+    }
+    Ok(())
 }

@@ -107,6 +107,7 @@ pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Step
         command: command.map(|c| render(c, &vars)),
         rolling: true,
         start: None,
+        node_id: None,
     };
     match kind {
         StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
@@ -144,6 +145,7 @@ pub(crate) fn start_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Sta
         command: Some(render(command, &ctx.vars(node))),
         rolling: true,
         start: Some(kind),
+        node_id: None,
     })
 }
 

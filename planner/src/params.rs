@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::StepKind;
 
+mod consistency;
 mod tools;
+pub use consistency::{SetRoster, WaitPartitionsAvailable};
 pub use tools::{Asbackup, Asrestore, BackupKind, Tool, ToolEncrypt};
 
 /// Tags a step puts on what it creates (besides `asdr:plan` and `asdr:step`).
@@ -75,6 +77,11 @@ pub struct NodeService {
     /// start_node only: which kind of start this is, and so which command it runs (R17).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<StartKind>,
+    /// start_node only: the id the config this plan wrote sets (`node-id`). A node answering with
+    /// another id runs a config asdr did not write (an image that starts Aerospike at boot), and
+    /// is never taken as started (R18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// How a node's Aerospike comes up, which decides whether it reads its storage (R17).
@@ -487,6 +494,8 @@ pub enum Params {
     WaitClusterStable(Stable),
     WaitNodesStopped(WaitNodesStopped),
     WaitQuiesceDrained(WaitQuiesceDrained),
+    SetRoster(SetRoster),
+    WaitPartitionsAvailable(WaitPartitionsAvailable),
     MarkSetComplete(MarkSetComplete),
     WriteManifest(WriteManifest),
     CheckSmdArchive(CheckSmdArchive),
@@ -533,6 +542,8 @@ impl Params {
             Params::WaitClusterStable(_) => StepKind::WaitClusterStable,
             Params::WaitNodesStopped(_) => StepKind::WaitNodesStopped,
             Params::WaitQuiesceDrained(_) => StepKind::WaitQuiesceDrained,
+            Params::SetRoster(_) => StepKind::SetRoster,
+            Params::WaitPartitionsAvailable(_) => StepKind::WaitPartitionsAvailable,
             Params::MarkSetComplete(_) => StepKind::MarkSetComplete,
             Params::WriteManifest(_) => StepKind::WriteManifest,
             Params::CheckSmdArchive(_) => StepKind::CheckSmdArchive,

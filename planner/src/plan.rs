@@ -115,6 +115,11 @@ pub enum StepKind {
     /// volume is swapped (R12).
     WaitNodesStopped,
     WaitQuiesceDrained,
+    /// Strong consistency: the roster set to the nodes observed, after a node joined with an id
+    /// the roster does not hold (R19).
+    SetRoster,
+    /// Strong consistency: no partition unavailable or dead after a restore (R19).
+    WaitPartitionsAvailable,
     MarkSetComplete,
     /// A set's manifest written into its SMD store, before its mark.
     WriteManifest,
@@ -164,6 +169,8 @@ impl StepKind {
             StepKind::WaitClusterStable => "wait_cluster_stable",
             StepKind::WaitNodesStopped => "wait_nodes_stopped",
             StepKind::WaitQuiesceDrained => "wait_quiesce_drained",
+            StepKind::SetRoster => "set_roster",
+            StepKind::WaitPartitionsAvailable => "wait_partitions_available",
             StepKind::MarkSetComplete => "mark_set_complete",
             StepKind::WriteManifest => "write_manifest",
             StepKind::CheckSmdArchive => "check_smd_archive",
@@ -191,6 +198,7 @@ impl StepKind {
                 | StepKind::WaitClusterStable
                 | StepKind::WaitNodesStopped
                 | StepKind::WaitQuiesceDrained
+                | StepKind::WaitPartitionsAvailable
         )
     }
 

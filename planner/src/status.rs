@@ -280,6 +280,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    let up_count = nodes.iter().filter(|n| n.up).count() as u32;
     // The cluster as it runs: a node out is not fine, even with every backup in order. Which
     // declared restore brings it back is said with it.
     for n in nodes.iter().rev() {
@@ -319,6 +320,29 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                     n.name
                 ),
             );
+        }
+        // Up is not whole: a node may answer in a cluster of its own (split off: it sees fewer
+        // nodes than answer), or with partitions lost. A node that is down is said above.
+        if let Some(o) = obs.node(&n.name).observation.filter(|_| n.up) {
+            let expected = up_count;
+            if let Some(size) = o.cluster_size.filter(|s| *s != expected) {
+                problems.insert(
+                    0,
+                    format!(
+                        "node {} sees a cluster of {size} nodes, but {expected} answer: the cluster is split",
+                        n.name
+                    ),
+                );
+            }
+            if o.dead_partitions > 0 || o.unavailable_partitions > 0 {
+                problems.insert(
+                    0,
+                    format!(
+                        "node {} reports {} dead and {} unavailable partitions: records cannot be read or written there (R19)",
+                        n.name, o.dead_partitions, o.unavailable_partitions
+                    ),
+                );
+            }
         }
     }
     if let Some(why) = identity_problem {

@@ -258,6 +258,27 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                     .map(|ns| ObservedNamespace {
                         name: ns.name.clone(),
                         replication_factor: Some(ns.replication_factor),
+                        strong_consistency: ns.strong_consistency,
+                        roster: if ns.strong_consistency {
+                            (0..cluster.nodes.len()).map(test_node_id).collect()
+                        } else {
+                            Vec::new()
+                        },
+                        observed_nodes: if ns.strong_consistency {
+                            (0..cluster.nodes.len())
+                                .filter(|k| {
+                                    !spec
+                                        .failures
+                                        .iter()
+                                        .any(|(n, _)| *n == cluster.nodes[*k].name)
+                                })
+                                .map(test_node_id)
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                        dead_partitions: 0,
+                        unavailable_partitions: 0,
                         devices: ns
                             .devices
                             .iter()

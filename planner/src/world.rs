@@ -332,12 +332,26 @@ pub struct NodeObservation {
     pub smd_restored_from: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObservedNamespace {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<u32>,
+    /// `strong-consistency` from the namespace's config (Enterprise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strong_consistency: bool,
+    /// Strong consistency: the active roster (`roster:namespace=NS`), node ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roster: Vec<String>,
+    /// Strong consistency: the nodes the namespace sees (`observed_nodes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed_nodes: Vec<String>,
+    /// This namespace's share of the node's `dead_partitions` / `unavailable_partitions`.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub dead_partitions: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub unavailable_partitions: u64,
     #[serde(default)]
     pub devices: Vec<ObservedDevice>,
 }
@@ -406,6 +420,10 @@ pub struct AsbackupArchive {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -16,6 +16,7 @@ use crate::exec::{Target, Transport, TransportError, quote, read_file, run_ok, w
 use crate::store::{Store, StoreError, sha256_hex};
 
 mod drained;
+mod roster;
 mod smd;
 mod stopped;
 
@@ -27,6 +28,8 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::WaitClusterStable
             | StepKind::WaitNodesStopped
             | StepKind::WaitQuiesceDrained
+            | StepKind::SetRoster
+            | StepKind::WaitPartitionsAvailable
             | StepKind::Quiesce
             | StepKind::Unquiesce
             | StepKind::StopNode
@@ -174,6 +177,32 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
     }
 
+    /// R18: a started node that answers with another id than the config asdr wrote runs some
+    /// other config (an image that starts Aerospike at boot, a config put back by hand).
+    async fn check_started_as(&self, name: &str, p: &Params) -> Result<(), StepError> {
+        let Params::StartNode(s) = p else {
+            return Ok(());
+        };
+        let Some(want) = &s.node_id else {
+            return Ok(());
+        };
+        let Ok(c) = self.client(name) else {
+            return Ok(());
+        };
+        let Ok(got) = c.get("node").await else {
+            return Ok(());
+        };
+        if asdr_specs::canonical_node_id(&got).as_deref() == Some(want.as_str()) {
+            return Ok(());
+        }
+        Err(StepError::permanent(
+            "NotAsConfigured",
+            format!(
+                "[R18] {name} answers as node {got}, but the aerospike.conf asdr wrote sets node-id {want}: it runs a config asdr did not write (an image that starts Aerospike at boot?). Stop Aerospike on {name} and apply again"
+            ),
+        ))
+    }
+
     /// Clients of every policy node that answers now.
     async fn up_clients(&self) -> Vec<InfoClient> {
         let mut out = Vec::new();
@@ -281,6 +310,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                     ),
                 ));
             }
+            self.check_started_as(&name, &input.step.params).await?;
             return Progress::finished();
         }
         if cold {
@@ -305,6 +335,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .map_err(transport_error)?;
         if start {
             if self.answers(&name).await {
+                self.check_started_as(&name, &input.step.params).await?;
                 Progress::finished()
             } else {
                 Progress::pending(format!("{name}: starting"), None)
@@ -416,10 +447,15 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             // A node answering is no evidence that it started cold (R17): that start is the
             // step's own to make.
             Params::StartNode(p) if p.start == Some(StartKind::Cold) => None,
-            Params::StartNode(_) => self
-                .answers(&Self::node(&input)?)
-                .await
-                .then(Resources::new),
+            Params::StartNode(_) => {
+                let name = Self::node(&input)?;
+                if self.answers(&name).await {
+                    self.check_started_as(&name, &input.step.params).await?;
+                    Some(Resources::new())
+                } else {
+                    None
+                }
+            }
             Params::WriteConfig(p) => {
                 let name = Self::node(&input)?;
                 let current = read_file(&self.transport, &self.target(&name)?, &p.path)
@@ -494,6 +530,8 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             }
             Params::Quiesce(_) => self.quiesce(&Self::node(&input)?).await,
             Params::WaitQuiesceDrained(p) => self.drained(&input, p).await,
+            Params::SetRoster(p) => self.set_roster(p).await,
+            Params::WaitPartitionsAvailable(p) => self.partitions_available(p).await,
             Params::Unquiesce(_) => self.unquiesce(&Self::node(&input)?).await,
             Params::StopNode(_) => self.service(&input, false).await,
             Params::StartNode(_) => self.service(&input, true).await,

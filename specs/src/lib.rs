@@ -173,6 +173,7 @@ pub fn config_vars_for(
             serde_json::json!({
                 "name": ns.name,
                 "replication_factor": ns.replication_factor,
+                "strong_consistency": ns.strong_consistency,
                 "devices": devices,
             })
         })

@@ -216,6 +216,8 @@ pub struct Namespace {
     pub name: String,
     pub name_span: Span,
     pub replication_factor: u32,
+    /// `strong-consistency true` (Enterprise, R19).
+    pub strong_consistency: bool,
     pub devices: Vec<Device>,
 }
 
@@ -351,6 +353,8 @@ pub struct Restore {
     pub source: RestoreSource,
     pub source_span: Span,
     pub accept_zombie_records: bool,
+    /// R19: revive dead partitions of strong-consistency namespaces.
+    pub accept_dead_partitions: bool,
     pub volume: VolumeSpec,
     /// A restore into another region, from the copies there.
     pub region: Option<RegionTarget>,

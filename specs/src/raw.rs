@@ -114,6 +114,10 @@ pub struct RawConfig {
 pub struct RawNamespace {
     pub name: Sp<String>,
     pub replication_factor: Sp<u32>,
+    /// `strong-consistency true` in aerospike.conf (Enterprise): restores keep the roster whole
+    /// and wait until no partition is unavailable (R19).
+    #[serde(default)]
+    pub strong_consistency: Option<Sp<bool>>,
     /// One entry per storage-engine `device` line.
     pub devices: Sp<Vec<RawDevice>>,
 }
@@ -281,6 +285,10 @@ pub struct RawRestore {
     /// Acknowledges R6: a node that missed deletes brings them back on cold start.
     #[serde(default)]
     pub accept_zombie_records: Option<Sp<bool>>,
+    /// Strong consistency (R19): dead partitions found during or after this restore are revived
+    /// (`revive:`), accepting that their latest writes may be lost. Refused otherwise.
+    #[serde(default)]
+    pub accept_dead_partitions: Option<Sp<bool>>,
     /// Volumes created from snapshots.
     #[serde(default)]
     pub volume: Option<Sp<RawVolume>>,

@@ -3,6 +3,7 @@
 
 mod apply;
 mod cli;
+mod consistency;
 mod deploy;
 mod ec2;
 mod enterprise;

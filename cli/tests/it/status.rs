@@ -194,3 +194,35 @@ fn status_on_a_world_holding_nothing_of_the_cluster_refuses_as_plan_does() {
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 }
+
+/// Review finding: a node that answers is not therefore fine — one that sees a cluster of its
+/// own (split off), or reports partitions it cannot serve, made `status` say fine (exit 0).
+#[test]
+fn status_is_not_fine_while_a_node_answers_split_off_or_with_partitions_it_cannot_serve() {
+    let s = Scratch::of("prod-east");
+    let w = "world-backup-due.yaml";
+    crate::support::ok(&s.asdr(w, &["apply", "--yes"], &[]));
+    let fine = s.asdr(w, &["status"], &[]);
+    assert_eq!(fine.status.code(), Some(0), "{}", stdout(&fine));
+    s.edit(w, "  cluster_size: 3\n", "  cluster_size: 1\n");
+    let split = s.asdr(w, &["status"], &[]);
+    assert_eq!(split.status.code(), Some(2), "{}", stdout(&split));
+    assert!(
+        stdout(&split).contains("node a1 sees a cluster of 1 nodes, but 3 answer"),
+        "{}",
+        stdout(&split)
+    );
+    s.edit(w, "  cluster_size: 1\n", "  cluster_size: 3\n");
+    s.edit(
+        w,
+        "  unavailable_partitions: 0\n",
+        "  unavailable_partitions: 4096\n",
+    );
+    let lost = s.asdr(w, &["status"], &[]);
+    assert_eq!(lost.status.code(), Some(2), "{}", stdout(&lost));
+    assert!(
+        stdout(&lost).contains("node a1 reports 0 dead and 4096 unavailable partitions"),
+        "{}",
+        stdout(&lost)
+    );
+}

@@ -44,6 +44,9 @@ pub(super) struct NodeFlow<'n> {
     devices: Vec<DeviceFlow>,
     check: Option<String>,
     subnet: Option<String>,
+    /// It joins with an id the strong-consistency roster does not hold: a new instance whose
+    /// config sets no `node-id`, or one asdr had to derive (R19).
+    pub(super) rejoins_as_new: bool,
 }
 
 impl<'n> NodeFlow<'n> {
@@ -268,7 +271,24 @@ impl<'n> NodeFlow<'n> {
             devices,
             check,
             subnet,
+            rejoins_as_new: false,
         })
+    }
+
+    /// R19 after this node's wait for stability: see [`super::consistency::settle`].
+    pub(super) fn settle(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        restore: &Restore,
+        after: String,
+        b: &mut Builder,
+    ) -> String {
+        let new: Vec<&str> = if self.rejoins_as_new {
+            vec![self.node.name.as_str()]
+        } else {
+            Vec::new()
+        };
+        super::consistency::settle(ctx, restore, Some(&self.node.name), &new, after, b)
     }
 
     /// Attach, configure, (SMD), start. Returns the start step.
@@ -381,7 +401,8 @@ impl<'n> NodeFlow<'n> {
         let mut swapped = !before_start.is_empty();
         let out_of_service: Vec<String> =
             provision.iter().chain(self.stop.iter()).cloned().collect();
-        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, set);
+        let smd_from_set = full_cluster && set.is_some_and(|s| s.smd_archive.is_some());
+        let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, set, smd_from_set);
         let rendered = config::render(ctx.policy, node, &known.id);
         let keeps = asdr_specs::config_node_ids(&rendered.content);
         let current = ctx
@@ -390,7 +411,11 @@ impl<'n> NodeFlow<'n> {
             .observation
             .and_then(|o| o.config.as_deref());
         let diff = config::diff(current, &rendered.content, &rendered.path);
+        let mut written_id = None;
         if self.replaced || diff.is_some() {
+            if let [id] = keeps.as_slice() {
+                written_id = Some(id.clone());
+            }
             let action = if current.is_some() {
                 Action::Update
             } else {
@@ -408,6 +433,19 @@ impl<'n> NodeFlow<'n> {
                 "the node's aerospike.conf differs from the policy's template".to_string()
             };
             super::warn_identity(node, &known, &keeps, self.replaced, b);
+            // Outside the roster: no id in the config, or one the observed roster lacks (when
+            // none is observed, one asdr had to derive).
+            self.rejoins_as_new = self.replaced
+                && match (
+                    keeps.as_slice(),
+                    super::consistency::observed_roster(ctx.obs.world),
+                ) {
+                    ([id], Some(roster)) => !roster.contains(id),
+                    ([id], None) => {
+                        *id != known.id || known.source == crate::node_ids::IdSource::Derived
+                    }
+                    _ => true,
+                };
             let change = b.change(
                 format!("config.{}", node.name),
                 action,
@@ -458,11 +496,15 @@ impl<'n> NodeFlow<'n> {
         // On Enterprise only a cold start reads what was attached or restored.
         let kind = start_kind(ctx, swapped, self.replaced);
         before_start.extend(out_of_service);
+        let mut start = start_params(ctx, node, kind);
+        if let (Params::StartNode(s), Some(id)) = (&mut start, written_id) {
+            s.node_id = Some(id);
+        }
         b.step(
             format!("start_node:{}", node.name),
             Some(&node.name),
             before_start,
-            start_params(ctx, node, kind),
+            start,
         )
     }
 }

@@ -3,6 +3,7 @@
 //! whole cluster from one set (R12). Each node converges: a healthy node whose volumes already
 //! are the wanted ones gets no steps.
 
+pub(crate) mod consistency;
 mod data;
 mod flow;
 
@@ -16,6 +17,7 @@ use crate::world::{InstanceState, SnapshotState, Volume};
 use crate::{Ctx, config, tags};
 use asdr_specs::{Diagnostic, Method, Node, Restore, RestoreSource, Scope};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use data::Data;
 pub(crate) use data::encryption;
@@ -124,6 +126,15 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
         pending = targets.iter().map(|t| ctx.obs.node(t)).collect();
     }
     warn_rules(ctx, restore, set, &pending, full_cluster, b);
+    consistency::check(ctx, restore, full_cluster, b)?;
+    let names: Vec<&str> = pending.iter().map(|v| v.name.as_str()).collect();
+    crate::node_ids::check(
+        ctx,
+        &names,
+        set,
+        full_cluster && set.is_some_and(|s| s.smd_archive.is_some()),
+        b,
+    )?;
 
     // R14: disturb a cluster only once it is stable at the size it has now. A full-cluster restore
     // replaces every node's data, so the state before does not matter and is not checked.
@@ -150,7 +161,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     for view in down {
         let mut flow = NodeFlow::prepare(ctx, restore, set, view, check.clone(), Vec::new(), b)?;
         let start = flow.finish(ctx, set, false, &[], b);
-        down_waits.push(wait_node_stable(b, &flow.node.name, start, size));
+        let wait = wait_node_stable(b, &flow.node.name, start, size);
+        down_waits.push(flow.settle(ctx, restore, wait, b));
     }
     // R8: a healthy node is taken out only when the nodes before it in its lane are back and
     // stable, and only after every down node is back: at most `max_nodes_at_once` out at once.
@@ -168,7 +180,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
             b,
         )?;
         let start = flow.finish(ctx, set, false, &[], b);
-        lane_tail[lane] = vec![wait_node_stable(b, &flow.node.name, start, size)];
+        let wait = wait_node_stable(b, &flow.node.name, start, size);
+        lane_tail[lane] = vec![flow.settle(ctx, restore, wait, b)];
     }
     Ok(())
 }
@@ -240,12 +253,18 @@ fn full_cluster_flows(
         .iter_mut()
         .map(|flow| flow.finish(ctx, set, true, &all_stops, b))
         .collect();
-    b.step(
+    let wait = b.step(
         "wait_cluster_stable".into(),
         None,
         starts,
         stable(ctx.policy.cluster.nodes.len()),
     );
+    let new: Vec<&str> = flows
+        .iter()
+        .filter(|f| f.rejoins_as_new)
+        .map(|f| f.node.name.as_str())
+        .collect();
+    consistency::settle(ctx, restore, None, &new, wait, b);
     Ok(())
 }
 

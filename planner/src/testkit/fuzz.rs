@@ -73,6 +73,10 @@ pub fn case(seed: u64) -> Case {
     };
     let durable = enterprise && r.chance(30);
     let namespaces = 1 + r.below(2) as usize;
+    // Strong consistency (R19) draws from its own stream, so every other choice of a seed stays
+    // what it was before SC was generated.
+    let mut sc_r = Rng::new(seed ^ 0x5c5c_5c5c);
+    let mut sc_any = false;
     let mut letter = b'f';
     let mut ns_text = String::new();
     let mut single_device = true;
@@ -80,8 +84,15 @@ pub fn case(seed: u64) -> Case {
     for ns in 0..namespaces {
         let devices = 1 + r.below(3) as usize;
         single_device &= devices == 1;
+        let sc = enterprise && sc_r.chance(40);
+        sc_any |= sc;
+        let sc_line = if sc {
+            "      strong_consistency: true\n"
+        } else {
+            ""
+        };
         ns_text.push_str(&format!(
-            "    - name: ns{ns}\n      replication_factor: {rf}\n      devices:\n"
+            "    - name: ns{ns}\n      replication_factor: {rf}\n{sc_line}      devices:\n"
         ));
         for _ in 0..devices {
             let l = letter as char;
@@ -162,11 +173,14 @@ pub fn case(seed: u64) -> Case {
         ", nodes: [n0]".into()
     };
     // asrestore merges into the running cluster: only an accepting restore validates (R6).
-    let full_accept = if asbackup {
-        ", accept_zombie_records: true"
+    let mut full_accept = if asbackup {
+        ", accept_zombie_records: true".to_string()
     } else {
-        ""
+        String::new()
     };
+    if sc_any && sc_r.chance(50) {
+        full_accept.push_str(", accept_dead_partitions: true");
+    }
     text.push_str(&format!(
         "  - {{name: before, scope: {scope}{list}, source: 'before:2026-11-19T12:00:00Z', accept_zombie_records: true}}\n  - {{name: full, scope: cluster, source: latest-backup{full_accept}}}\n",
     ));
@@ -212,6 +226,17 @@ pub fn case(seed: u64) -> Case {
             }
         }
         world = world_for(policy, &spec);
+        // Dead partitions reported by a node of a strong-consistency namespace.
+        if sc_any && sc_r.chance(20) {
+            let i = sc_r.below(world.nodes.len() as u64) as usize;
+            if let Some(ns) = world.nodes[i]
+                .namespaces
+                .iter_mut()
+                .find(|ns| ns.strong_consistency)
+            {
+                ns.dead_partitions = 1 + sc_r.below(50);
+            }
+        }
         if !world.snapshots.is_empty() && r.chance(20) {
             let i = r.below(world.snapshots.len() as u64) as usize;
             world.snapshots.remove(i);

@@ -18,6 +18,7 @@ use crate::plan::{Plan, Step, StepKind};
 use crate::tags;
 use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, World};
 
+mod consistency;
 mod deletes;
 mod drill;
 mod identity;
@@ -345,6 +346,7 @@ impl<'a> Verifier<'a> {
                 self.check_wait_sizes();
                 self.check_refill(r);
                 self.check_asrestore_window(r);
+                self.check_r19(r);
             }
             Op::Drill(d) => {
                 if let Some(r) = self.policy.restore(&d.restore) {

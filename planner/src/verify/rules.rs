@@ -211,7 +211,7 @@ impl<'a> Verifier<'a> {
                     a.kind() == StepKind::WaitQuiesceDrained
                         && a.node.as_deref() == node
                         && matches!(&a.params, Params::WaitQuiesceDrained(d)
-                            if d.quiet_ms >= 1_000 && d.timeout_s > 0)
+                            if d.quiet_ms >= 3_000 && d.timeout_s > 0)
                 })
                 .is_some_and(|d| {
                     self.has_ancestor(d, |a| {
@@ -228,7 +228,7 @@ impl<'a> Verifier<'a> {
                 "R1",
                 Some(&s),
                 format!(
-                    "snapshots {} after its quiesce without waiting for its client writes to stop (a wait_quiesce_drained after the quiesce, quiet for at least 1 s)",
+                    "snapshots {} after its quiesce without waiting for its client writes to stop (a wait_quiesce_drained after the quiesce, quiet for at least 3 s: clients refetch the partition map about every second)",
                     s.node.as_deref().unwrap_or("?")
                 ),
             );

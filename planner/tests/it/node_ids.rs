@@ -196,3 +196,92 @@ fn r18_a_pinned_id_the_template_does_not_render_is_refused_at_the_pin() {
         assert!(e.contains("is not an Aerospike node id"), "{bad}: {e}");
     }
 }
+
+const PIN_A1: &str =
+    "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n";
+
+/// Review finding: a pin naming another node's id (b1 answers with it, every manifest records
+/// it for b1) was planned without a word; two nodes with one id split the cluster.
+#[test]
+fn r18_a_pin_that_is_another_nodes_id_is_refused() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            PIN_A1,
+            &format!(
+                "      instance_id: i-0a1\n      node_id: {}\n",
+                test_node_id(1)
+            ),
+        )
+        .policy();
+    let w = world(&policy, true, &[("a1", Failure::Terminated)]);
+    let err = plan(&policy, &w, NOW, &Operation::Restore("replace-a1".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("which is node b1's"), "{err}");
+}
+
+/// Review finding: a pin that is not the id the node answers with re-ides it silently.
+#[test]
+fn r18_a_pin_that_is_not_the_nodes_own_id_is_said() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(PIN_A1, "      instance_id: i-0a1\n      node_id: ABCDEF\n")
+        .policy();
+    let w = world(&policy, true, &[]);
+    let p = run(&policy, &w, "a1-from-backup");
+    assert!(
+        p.warnings.iter().any(|w| w.rule == "R18"
+            && w.message.contains("ABCDEF (pinned by the policy)")
+            && w.message.contains(&format!("it was {}", test_node_id(0)))),
+        "{:?}",
+        p.warnings
+    );
+}
+
+/// Review finding: a node restored from an older set rejoined as the id that set recorded, not
+/// the id its peers (and the roster) knew last; a full-cluster restore puts the set's SMD (its
+/// roster) back, so there the set's ids are right.
+#[test]
+fn r18_a_node_restore_from_an_old_set_keeps_the_newest_id_and_a_full_restore_the_sets() {
+    let base = ExamplePolicy::prod_east().policy();
+    let mut w = world(&base, true, &[("a1", Failure::Terminated)]);
+    let mut sets: Vec<String> = w.set_manifests.iter().map(|m| m.set.clone()).collect();
+    sets.sort();
+    let (oldest, newest) = (sets[0].clone(), sets[sets.len() - 1].clone());
+    // a1 was re-ided between the sets: the newest set records its new id.
+    let m = w
+        .set_manifests
+        .iter_mut()
+        .find(|m| m.set == newest)
+        .unwrap();
+    let mut manifest = m.file.as_ref().unwrap().manifest.clone();
+    manifest.node_ids.insert("a1".into(), "A1A1A1".into());
+    let file = manifest.seal();
+    let sha = file.sha256.clone();
+    m.file = Some(file);
+    for s in w.snapshots.iter_mut() {
+        if s.tags.get("asdr:set") == Some(&newest) {
+            s.tags.insert("asdr:manifest".into(), sha.clone());
+        }
+    }
+    let policy = ExamplePolicy::prod_east()
+        .append(&format!(
+            "  - name: a1-old\n    scope: node\n    nodes: [a1]\n    source: set:{oldest}\n    accept_zombie_records: true\n  - name: all-old\n    scope: cluster\n    source: set:{oldest}\n"
+        ))
+        .policy();
+    let p = run(&policy, &w, "a1-old");
+    assert_eq!(
+        written_ids(&p),
+        [("write_config:a1".to_string(), vec!["A1A1A1".to_string()])]
+    );
+    assert!(r18(&policy, &w, &p).is_empty());
+    let p = run(&policy, &w, "all-old");
+    let a1 = written_ids(&p)
+        .into_iter()
+        .find(|(s, _)| s == "write_config:a1")
+        .unwrap();
+    assert_eq!(
+        a1.1,
+        [test_node_id(0)],
+        "the set's roster names the set's id"
+    );
+}

@@ -29,6 +29,29 @@ pub fn devices_of(config: &str) -> Vec<ObservedDevice> {
     out
 }
 
+/// The `roster:namespace=NS` reply — `roster=A,B:pending_roster=A,B:observed_nodes=A,B,C`
+/// (fields split by `:`, `null` for none) — as (roster, observed_nodes), each id canonical and
+/// without its rack suffix (`A1@2`).
+pub fn parse_roster(reply: &str) -> (Vec<String>, Vec<String>) {
+    let field = |name: &str| -> Vec<String> {
+        reply
+            .split(':')
+            .filter_map(|f| f.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| {
+                v.split(',')
+                    .filter(|id| !id.is_empty() && *id != "null")
+                    .map(|id| {
+                        let id = id.split('@').next().unwrap_or(id);
+                        asdr_specs::canonical_node_id(id).unwrap_or_else(|| id.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (field("roster"), field("observed_nodes"))
+}
+
 /// Observes a node: identity, edition, cluster view, quiesce and migration state, and the devices
 /// of every namespace. A node that does not answer is `reachable: false`, not an error: the plan
 /// decides what that means.
@@ -82,9 +105,22 @@ async fn try_observe(client: &InfoClient) -> Result<NodeObservation, InfoError> 
         o.quiesced |= value(&skv, "effective_is_quiesced") == Some("true")
             || value(&skv, "pending_quiesce") == Some("true");
         let ckv = parse_kv(&conf);
+        let sc = value(&ckv, "strong-consistency") == Some("true");
+        let (roster, observed_nodes) = if sc {
+            let cmd = format!("roster:namespace={ns}");
+            let reply = client.request(&[&cmd]).await?;
+            parse_roster(reply[0].value.as_deref().unwrap_or_default())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         o.namespaces.push(ObservedNamespace {
             name: ns.to_string(),
             replication_factor: value(&ckv, "replication-factor").and_then(|v| v.parse().ok()),
+            strong_consistency: sc,
+            roster,
+            observed_nodes,
+            dead_partitions: n("dead_partitions"),
+            unavailable_partitions: n("unavailable_partitions"),
             devices: devices_of(&conf),
         });
     }

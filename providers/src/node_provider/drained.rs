@@ -32,6 +32,12 @@ const WRITE_COUNTERS: &[&str] = &[
     "from_proxy_delete_",
     "from_proxy_udf_",
     "from_proxy_lang_",
+    // Background scans and queries that write (operations, UDFs), and XDR writes shipped in.
+    "ops_sub_write_",
+    "udf_sub_udf_",
+    "udf_sub_lang_",
+    "xdr_client_write_",
+    "xdr_client_delete_",
 ];
 
 /// The client writes a namespace's statistics count, and whether it reports itself quiesced.
@@ -60,6 +66,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             StepError::transient("Unreachable", e.to_string(), self.retry_after)
         };
         let namespaces = c.get("namespaces").await.map_err(unreachable)?;
+        if namespaces.split(';').all(|s| s.is_empty()) {
+            // No namespace is no evidence of anything: never taken as drained.
+            return Progress::pending(format!("{name}: reports no namespaces"), None);
+        }
         let (mut writes, mut quiesced) = (0u64, true);
         for ns in namespaces.split(';').filter(|s| !s.is_empty()) {
             let stats = c
@@ -132,6 +142,12 @@ mod tests {
     fn every_kind_of_client_write_counts_and_reads_do_not() {
         let stats = "objects=10;client_read_success=900;client_write_success=5;client_write_error=1;client_delete_success=2;client_udf_complete=3;batch_sub_write_success=4;from_proxy_write_success=6;client_proxy_complete=100;effective_is_quiesced=true";
         assert_eq!(writes_of(stats), (21, true));
+        assert_eq!(
+            writes_of(
+                "ops_sub_write_success=2;udf_sub_udf_complete=3;xdr_client_write_success=4;effective_is_quiesced=true"
+            ),
+            (9, true)
+        );
         assert_eq!(
             writes_of("client_write_success=5;effective_is_quiesced=false"),
             (5, false)

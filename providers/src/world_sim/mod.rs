@@ -19,6 +19,7 @@ use asdr_planner::world::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod consistency;
 mod instances;
 mod nodes;
 mod snapshots;
@@ -246,9 +247,13 @@ fn namespaces_of(config: &str) -> Vec<ObservedNamespace> {
         match words.as_slice() {
             ["namespace", name, "{"] => out.push(ObservedNamespace {
                 name: (*name).into(),
-                replication_factor: None,
-                devices: Vec::new(),
+                ..ObservedNamespace::default()
             }),
+            ["strong-consistency", v] => {
+                if let Some(ns) = out.last_mut() {
+                    ns.strong_consistency = *v == "true";
+                }
+            }
             ["replication-factor", n] => {
                 if let Some(ns) = out.last_mut() {
                     ns.replication_factor = n.parse().ok();

@@ -101,6 +101,8 @@ pub(super) fn act(
         },
         // The simulated nodes take no client traffic: a quiesced node is drained at once.
         Params::WaitQuiesceDrained(_) => Progress::finished(),
+        Params::SetRoster(p) => super::consistency::set_roster(world, p),
+        Params::WaitPartitionsAvailable(p) => super::consistency::partitions_available(world, p),
         Params::WaitNodesStopped(p) => {
             match world
                 .nodes
@@ -131,6 +133,7 @@ pub(super) fn act(
             n.quiesced = false;
             n.build = None;
             recluster(world);
+            super::consistency::refresh(world);
             Progress::finished()
         }
         Params::StartNode(_) => {
@@ -170,12 +173,35 @@ pub(super) fn act(
                 )
             }));
             if let Some(conf) = &n.config {
-                let namespaces = namespaces_of(conf);
+                let mut namespaces = namespaces_of(conf);
+                // The roster is cluster metadata (SMD): the node keeps or receives it.
+                for ns in &mut namespaces {
+                    ns.roster = n
+                        .namespaces
+                        .iter()
+                        .find(|o| o.name == ns.name)
+                        .map(|o| o.roster.clone())
+                        .unwrap_or_default();
+                }
                 if !namespaces.is_empty() {
                     n.namespaces = namespaces;
                 }
             }
+            let peers_roster: BTreeMap<String, Vec<String>> = world
+                .nodes
+                .iter()
+                .filter(|o| o.reachable && o.name != name)
+                .flat_map(|o| o.namespaces.iter())
+                .filter(|ns| !ns.roster.is_empty())
+                .map(|ns| (ns.name.clone(), ns.roster.clone()))
+                .collect();
+            for ns in &mut node_mut(world, &name).namespaces {
+                if let Some(r) = peers_roster.get(&ns.name) {
+                    ns.roster = r.clone();
+                }
+            }
             recluster(world);
+            super::consistency::refresh(world);
             // A node that joins makes the cluster migrate partitions for a while.
             for n in world.nodes.iter_mut().filter(|n| n.reachable) {
                 n.migrations_remaining = u64::from(cx.sim.migration_polls);

@@ -91,6 +91,17 @@ impl Validator<'_> {
             self.err(d.span, "`durable_deletes: true` with `edition: community`: durable deletes are Enterprise-only, so deleted records can come back on every cold start")
                 .set("R6", "remove `durable_deletes`, and accept zombie records explicitly where a restore or backup cold-starts a node");
         }
+        if c.edition.value == Edition::Community {
+            for ns in &c.namespaces.value {
+                if let Some(sc) = ns.strong_consistency.as_ref().filter(|s| s.value) {
+                    self.err(sc.span, format!(
+                        "namespace `{}`: strong consistency is Enterprise-only, and this cluster is `edition: community`",
+                        ns.name.value
+                    ))
+                    .set("R19", "remove `strong_consistency`, or declare `edition: enterprise` if the nodes run it");
+                }
+            }
+        }
         // R4/R5: every shadowed primary is on an instance-store drive; a replacement type must
         // offer at least that many drives, or the node cannot be configured as the one it
         // replaces. Drives, not partitions: Aerospike recommends partitioning large NVMe drives
@@ -212,6 +223,7 @@ impl Validator<'_> {
                 name: ns.name.value.clone(),
                 name_span: ns.name.span,
                 replication_factor: ns.replication_factor.value,
+                strong_consistency: ns.strong_consistency.as_ref().is_some_and(|s| s.value),
                 devices,
             });
         }

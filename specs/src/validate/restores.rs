@@ -65,6 +65,16 @@ impl Validator<'_> {
             }
             let source = self.source(&r.source);
             let accept = r.accept_zombie_records.as_ref().is_some_and(|a| a.value);
+            let accept_dead = r.accept_dead_partitions.as_ref().filter(|a| a.value);
+            if let Some(a) = accept_dead
+                && !cluster.namespaces.iter().any(|n| n.strong_consistency)
+            {
+                self.err(
+                    a.span,
+                    "`accept_dead_partitions` applies to strong-consistency namespaces, and no namespace of the cluster is one",
+                )
+                .set("R19", "remove it, or mark the namespaces that run strong consistency with `strong_consistency: true`");
+            }
             if let Some(source) = &source {
                 self.restore_rules(&r, source, accept, cluster, backup, min_rf);
             }
@@ -83,6 +93,7 @@ impl Validator<'_> {
                 source: source.unwrap_or(RestoreSource::LatestBackup),
                 source_span: r.source.span,
                 accept_zombie_records: accept,
+                accept_dead_partitions: accept_dead.is_some(),
                 volume,
             });
         }
