@@ -17,7 +17,7 @@ const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
 
 pub(crate) struct Env {
     pub(crate) moto: Moto,
-    ec2: aws_sdk_ec2::Client,
+    pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) nodes: TestCluster,
     pub(crate) dir: tempfile::TempDir,
     /// node → (ip, az, instance id)

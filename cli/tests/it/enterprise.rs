@@ -122,3 +122,74 @@ async fn r18_a_replacement_whose_id_is_unknown_or_unrendered_is_said_to_join_as_
         "{plan}"
     );
 }
+
+const USERS: &str = "    - name: users\n      replication_factor: 2\n";
+
+/// R19 end to end against moto and the in-test nodes answering as Enterprise strong consistency
+/// does (`roster:`, `roster-set:`, per-namespace partitions: an emulator). With `node-id` in the
+/// template the replacement rejoins as the rostered node: no re-roster, and the restore ends once
+/// no partition is unavailable. Without it, the plan re-rosters in a step of its own and the
+/// roster then holds the replacement's new id, not the lost one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r19_a_replacement_on_the_enterprise_emulator_keeps_the_roster_whole() {
+    let env = env(
+        114,
+        &[(
+            USERS,
+            "    - name: users\n      replication_factor: 2\n      strong_consistency: true\n",
+        )],
+    )
+    .await;
+    let ids: Vec<String> = ["a1", "b1", "a2"]
+        .iter()
+        .map(|n| env.nodes.node_id(n))
+        .collect();
+    env.nodes.set_strong_consistency("users", &ids);
+    env.ok(&["apply", "--yes"]);
+    env.terminate("a1").await;
+    env.nodes.set_node_id("a1", "FEED0000000002");
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(plan.contains("wait_partitions_available:a1"), "{plan}");
+    assert!(
+        !plan.contains("set_roster"),
+        "a1 keeps its rostered id: {plan}"
+    );
+    env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    assert_eq!(env.nodes.node_id("a1"), ids[0]);
+    assert_eq!(env.nodes.roster("users"), ids);
+
+    // The same loss with a template that sets no node-id: a1 comes back as a new node.
+    let template = env.dir.path().join("templates/aerospike.conf.j2");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("node-id") && !l.contains("node's id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&template, without).unwrap();
+    let replacement = env.live_instances("a1").await[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    env.ec2
+        .terminate_instances()
+        .instance_ids(&replacement)
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(env.dir.path().join("control/a1.down"), "").unwrap();
+    env.nodes.set_node_id("a1", "FEED0000000003");
+    let plan = env.ok(&["plan", "--restore", "replace-a1"]);
+    assert!(
+        plan.contains("set_roster:a1") && plan.contains("[R19]"),
+        "{plan}"
+    );
+    env.ok(&["apply", "--yes", "--restore", "replace-a1"]);
+    let roster = env.nodes.roster("users");
+    assert!(roster.contains(&"FEED0000000003".to_string()), "{roster:?}");
+    assert!(
+        !roster.contains(&ids[0]),
+        "the lost id left the roster: {roster:?}"
+    );
+    assert_eq!(roster.len(), 3);
+}

@@ -164,3 +164,45 @@ fn a_node_whose_instance_is_at_another_address_is_said_so_not_called_missing() {
         "{err}"
     );
 }
+
+/// Review finding: a drill in another region on a cluster whose instances do not carry its id
+/// yet tagged its stand-ins with the id and claimed nothing at home: every later plan found the
+/// id on the stand-ins only and refused, with the stand-ins left running. Such a drill is refused
+/// up front, saying how to claim the id; once a backup claimed it, the drill plans.
+#[test]
+fn a_drill_in_another_region_on_an_unclaimed_cluster_is_refused_until_a_backup_claims_it() {
+    let world = "world-with-copies.yaml";
+    let s = Scratch::of("prod-east-dr");
+    let out = s.asdr(world, &["drill", "failover", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("drill `failover` rehearses a restore in another region")
+            && err.contains("apply a backup first"),
+        "{err}"
+    );
+    assert!(
+        load(&s, world)
+            .instances
+            .iter()
+            .all(|i| !i.tags.contains_key("asdr:drill")),
+        "nothing was launched"
+    );
+    crate::support::ok(&s.asdr(world, &["apply", "--yes"], &[]));
+    assert!(
+        load(&s, world)
+            .instances
+            .iter()
+            .any(|i| i.tags.contains_key(ID))
+    );
+    let plan = s.asdr(world, &["drill", "failover", "--check"], &[]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        !text.contains("rehearses a restore in another region"),
+        "{text}"
+    );
+}

@@ -56,11 +56,49 @@ struct State {
     control: PathBuf,
     /// Namespace → objects each node reports.
     objects: BTreeMap<String, u64>,
+    /// Strong-consistency namespaces (Enterprise emulation), by name.
+    sc: BTreeMap<String, Sc>,
+}
+
+/// One strong-consistency namespace as the cluster holds it.
+#[derive(Debug, Default)]
+struct Sc {
+    roster: Vec<String>,
+    pending: Vec<String>,
+    dead: u64,
+    /// Nodes that accepted `revive:` since the last recluster.
+    revived_by: std::collections::BTreeSet<String>,
 }
 
 impl State {
     fn up(&self, name: &str) -> bool {
         !self.control.join(format!("{name}.down")).exists()
+    }
+
+    /// Ids of the nodes that answer, sorted.
+    fn up_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(n, _)| self.up(n))
+            .map(|(_, s)| s.node_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// An SC namespace's partitions are unavailable while replication-factor roster members are
+    /// missing (a simplification of Aerospike's rule, enough for the roster steps).
+    fn unavailable(&self, ns: &str) -> u64 {
+        let Some(sc) = self.sc.get(ns) else { return 0 };
+        let up = self.up_ids();
+        let missing = sc.roster.iter().filter(|r| !up.contains(r)).count();
+        let rf = self
+            .namespaces
+            .iter()
+            .find(|n| n.name == ns)
+            .map_or(2, |n| n.replication_factor as usize);
+        if missing >= rf.max(1) { 4096 } else { 0 }
     }
 
     fn up_count(&self) -> usize {
@@ -176,8 +214,72 @@ impl State {
                     }
                     n.effective_quiesced = n.pending_quiesce;
                 }
+                let up = self.up_ids();
+                for sc in self.sc.values_mut() {
+                    if !sc.pending.is_empty() {
+                        sc.roster = std::mem::take(&mut sc.pending);
+                    }
+                    // Revived only once every node that answers accepted `revive:`.
+                    if sc.dead > 0 && sc.revived_by.len() >= up.len() {
+                        sc.dead = 0;
+                    }
+                    sc.revived_by.clear();
+                }
                 self.rebalance();
                 "ok".into()
+            }
+            ("roster", _) => {
+                let Some(ns) = args.strip_prefix("namespace=") else {
+                    return "ERROR:4:bad namespace".into();
+                };
+                let observed = self.up_ids().join(",");
+                match self.sc.get(ns) {
+                    None => "ERROR:4:namespace is not strong-consistency".into(),
+                    Some(sc) => {
+                        let list = |v: &[String]| {
+                            if v.is_empty() {
+                                "null".to_string()
+                            } else {
+                                v.join(",")
+                            }
+                        };
+                        format!(
+                            "roster={}:pending_roster={}:observed_nodes={observed}",
+                            list(&sc.roster),
+                            list(if sc.pending.is_empty() {
+                                &sc.roster
+                            } else {
+                                &sc.pending
+                            })
+                        )
+                    }
+                }
+            }
+            ("roster-set", _) => {
+                let kv: BTreeMap<&str, &str> =
+                    args.split(';').filter_map(|p| p.split_once('=')).collect();
+                match kv.get("namespace").and_then(|ns| self.sc.get_mut(*ns)) {
+                    None => "ERROR:4:namespace is not strong-consistency".into(),
+                    Some(sc) => {
+                        sc.pending = kv
+                            .get("nodes")
+                            .map(|n| n.split(',').map(str::to_string).collect())
+                            .unwrap_or_default();
+                        "ok".into()
+                    }
+                }
+            }
+            ("revive", _) => {
+                match args
+                    .strip_prefix("namespace=")
+                    .and_then(|ns| self.sc.get_mut(ns))
+                {
+                    None => "ERROR:4:namespace is not strong-consistency".into(),
+                    Some(sc) => {
+                        sc.revived_by.insert(node.to_string());
+                        "ok".into()
+                    }
+                }
             }
             ("get-config", _) => {
                 let Some(ns) = args
@@ -187,8 +289,9 @@ impl State {
                     return "ERROR:4:unknown namespace".into();
                 };
                 let mut out = format!(
-                    "replication-factor={};storage-engine=device",
-                    ns.replication_factor
+                    "replication-factor={};strong-consistency={};storage-engine=device",
+                    ns.replication_factor,
+                    self.sc.contains_key(&ns.name)
                 );
                 for (i, (dev, shadow)) in ns.devices.iter().enumerate() {
                     out.push_str(&format!(";storage-engine.device[{i}]={dev}"));
@@ -239,8 +342,10 @@ impl State {
                 }
                 let quiesced = self.nodes.values().filter(|n| n.effective_quiesced).count();
                 let objects = self.objects.get(name).copied().unwrap_or(0);
+                let dead = self.sc.get(name).map_or(0, |sc| sc.dead);
+                let unavailable = self.unavailable(name);
                 format!(
-                    "objects={objects};master_objects={};client_write_success={};pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions=0;unavailable_partitions=0;migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
+                    "objects={objects};master_objects={};client_write_success={};pending_quiesce={};effective_is_quiesced={};nodes_quiesced={quiesced};dead_partitions={dead};unavailable_partitions={unavailable};migrate_tx_partitions_remaining={m};migrate_rx_partitions_remaining={m}",
                     objects / self.nodes.len().max(1) as u64,
                     st.writes,
                     st.pending_quiesce,
@@ -321,6 +426,7 @@ impl TestCluster {
                 log: Vec::new(),
                 control: control.to_path_buf(),
                 objects: BTreeMap::new(),
+                sc: BTreeMap::new(),
             }));
             let mut addrs = BTreeMap::new();
             let mut tasks = Vec::new();
@@ -389,6 +495,37 @@ impl TestCluster {
     pub fn starts(&self, node: &str) -> Vec<&'static str> {
         self.state.lock().expect("not poisoned").nodes[node]
             .starts
+            .clone()
+    }
+
+    /// Enterprise emulation: `namespace` runs strong consistency with `roster` (node ids).
+    pub fn set_strong_consistency(&self, namespace: &str, roster: &[String]) {
+        self.state.lock().expect("not poisoned").sc.insert(
+            namespace.to_string(),
+            Sc {
+                roster: roster.to_vec(),
+                ..Sc::default()
+            },
+        );
+    }
+
+    /// Dead partitions in an SC namespace, until every node revives them and a recluster.
+    pub fn set_dead_partitions(&self, namespace: &str, dead: u64) {
+        if let Some(sc) = self
+            .state
+            .lock()
+            .expect("not poisoned")
+            .sc
+            .get_mut(namespace)
+        {
+            sc.dead = dead;
+        }
+    }
+
+    /// The active roster of an SC namespace.
+    pub fn roster(&self, namespace: &str) -> Vec<String> {
+        self.state.lock().expect("not poisoned").sc[namespace]
+            .roster
             .clone()
     }
 

@@ -1229,3 +1229,126 @@ async fn r1_enterprise_emulator_a_quiesced_node_counts_as_drained_only_once_its_
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// R19, against the info-protocol emulator answering as Enterprise strong consistency documents
+/// it (`roster:`, `roster-set:`, `revive:`, per-namespace dead and unavailable partitions): the
+/// roster is set only once the whole cluster is observed, and to exactly the nodes observed; the
+/// wait for partitions holds while they are unavailable; dead partitions fail it naming the
+/// namespace unless the restore declared them accepted, and are then revived on every node.
+#[tokio::test]
+async fn r19_enterprise_emulator_the_roster_is_set_to_the_whole_cluster_and_dead_partitions_revived_only_when_declared()
+ {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let ids: Vec<String> = ["a1", "b1", "a2"]
+        .iter()
+        .map(|n| env.cluster.node_id(n))
+        .collect();
+    // a1 and b1 came back as new nodes (new MACs): their old ids are what the roster holds.
+    let old = vec!["0LD1".to_string(), "0LD2".to_string(), ids[2].clone()];
+    env.cluster.set_strong_consistency("users", &old);
+    let wait = |revive: bool| {
+        step(
+            "wait_partitions_available",
+            StepKind::WaitPartitionsAvailable,
+            "a1",
+            serde_json::json!({"namespaces": ["users"], "revive": revive}),
+        )
+    };
+    let roster = |size: usize| {
+        step(
+            "set_roster",
+            StepKind::SetRoster,
+            "a1",
+            serde_json::json!({"namespaces": ["users"], "size": size}),
+        )
+    };
+    let pending = |p: Progress| !matches!(p, Progress::Done(_));
+    // Two of replication factor 2 roster members are missing: the partitions are unavailable.
+    let p = crate::act(&nodes, &wait(false)).await.unwrap();
+    assert!(pending(p), "unavailable partitions are waited for");
+    // A roster of part of the cluster is never set: waiting for a fourth node changes nothing.
+    assert!(pending(crate::act(&nodes, &roster(4)).await.unwrap()));
+    assert_eq!(env.cluster.roster("users"), old);
+    // With all three observed, the roster becomes exactly them, and the partitions come back.
+    let mut done = false;
+    for _ in 0..5 {
+        if !pending(crate::act(&nodes, &roster(3)).await.unwrap()) {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "set_roster finishes once roster = observed");
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(env.cluster.roster("users"), want);
+    assert!(!pending(crate::act(&nodes, &wait(false)).await.unwrap()));
+
+    // Dead partitions: never revived without the restore's word.
+    env.cluster.set_dead_partitions("users", 9);
+    let err = crate::act(&nodes, &wait(false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[R19] namespace users has 9 dead partitions"),
+        "{err}"
+    );
+    let log_before = env.cluster.log().len();
+    assert!(pending(crate::act(&nodes, &wait(true)).await.unwrap()));
+    let revives = env.cluster.log()[log_before..]
+        .iter()
+        .filter(|(_, c)| c == "revive:namespace=users")
+        .count();
+    assert_eq!(revives, 3, "revive on every node");
+    assert!(!pending(crate::act(&nodes, &wait(true)).await.unwrap()));
+}
+
+/// Review finding (R18): a start is never taken as done when the node answers with another id
+/// than the config asdr wrote — an image that starts Aerospike at boot runs its own config.
+#[tokio::test]
+async fn r18_a_node_answering_with_another_id_than_its_written_config_is_never_taken_as_started() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let start = |id: &str| {
+        step(
+            "start_node:a1",
+            StepKind::StartNode,
+            "a1",
+            serde_json::json!({
+                "address": env.cluster.addrs["a1"].to_string(),
+                "command": "true",
+                "start": "new-instance",
+                "node_id": id,
+            }),
+        )
+    };
+    let input = |s: Step| {
+        let nodes = &nodes;
+        async move {
+            let learned = BTreeMap::new();
+            nodes
+                .observe(StepInput {
+                    plan_id: "p",
+                    step: &s,
+                    learned: &learned,
+                })
+                .await
+        }
+    };
+    let err = input(start("FEED")).await.unwrap_err().to_string();
+    assert!(err.contains("[R18] a1 answers as node"), "{err}");
+    let err = crate::act(&nodes, &start("FEED"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the aerospike.conf asdr wrote sets node-id FEED"),
+        "{err}"
+    );
+    let own = env.cluster.node_id("a1");
+    assert!(
+        input(start(&own)).await.unwrap().is_some(),
+        "its own id: adopted"
+    );
+}
