@@ -13,7 +13,8 @@ pub struct RenderedConfig {
 pub fn render(policy: &Policy, node: &Node, node_id: &str) -> RenderedConfig {
     let peers: Vec<std::net::Ipv4Addr> =
         policy.cluster.nodes.iter().map(|n| n.private_ip).collect();
-    render_for(policy, &policy.cluster.name, node, &peers, node_id)
+    let rack = policy.cluster.rack_of(node);
+    render_for(policy, &policy.cluster.name, node, &peers, node_id, rack)
 }
 
 /// The config of `node` in a cluster named `cluster_name` whose members are at `peers`: a
@@ -24,6 +25,7 @@ pub fn render_for(
     node: &Node,
     peers: &[std::net::Ipv4Addr],
     node_id: &str,
+    rack_id: u32,
 ) -> RenderedConfig {
     let cluster = &policy.cluster;
     let vars = asdr_specs::NodeVars::new(cluster_name, node);
@@ -36,6 +38,7 @@ pub fn render_for(
             node,
             peers,
             node_id,
+            rack_id,
         ))
         .expect("validation rendered the config template for every node");
     RenderedConfig {

@@ -172,6 +172,7 @@ pub(crate) fn new_cluster(
     })?;
     b.region = spec.region.map(str::to_string);
     let mut starts = Vec::new();
+    let mut rejoin_new: Vec<String> = Vec::new();
     let new_nodes: Vec<String> = nodes.iter().map(|n| drill_node(n, spec.label)).collect();
     let label = spec.label;
     for node in &ctx.policy.cluster.nodes {
@@ -294,10 +295,22 @@ pub(crate) fn new_cluster(
         }
         let peers: Vec<std::net::Ipv4Addr> = spec.ips.values().copied().collect();
         let known = crate::node_ids::node_id(ctx.policy, ctx.obs, node, Some(set), true);
-        let rendered =
-            crate::config::render_for(ctx.policy, &spec.cluster_name, &stand_in, &peers, &known.id);
+        // The stand-in keeps the rack of the node it stands in for, whatever its zone.
+        let rendered = crate::config::render_for(
+            ctx.policy,
+            &spec.cluster_name,
+            &stand_in,
+            &peers,
+            &known.id,
+            ctx.policy.cluster.rack_of(node),
+        );
         let vars = NodeVars::new(&spec.cluster_name, &stand_in);
         let config_text = rendered.content.clone();
+        // R19: a stand-in joining with an id the restored roster does not hold.
+        let keeps = asdr_specs::config_node_ids(&config_text);
+        if keeps != [known.id.clone()] || known.source == crate::node_ids::IdSource::Derived {
+            rejoin_new.push(dn.clone());
+        }
         let mut before_start = attached.clone();
         before_start.push(b.step(
             format!("write_config:{dn}"),
@@ -339,7 +352,7 @@ pub(crate) fn new_cluster(
             }),
         ));
     }
-    b.step(
+    let wait = b.step(
         format!("wait_cluster_stable:{label}"),
         None,
         starts,
@@ -349,6 +362,9 @@ pub(crate) fn new_cluster(
             ignore_migrations: false,
         }),
     );
+    // Strong consistency: the restored cluster's partitions available before it counts (R19).
+    let new: Vec<&str> = rejoin_new.iter().map(String::as_str).collect();
+    crate::restore::consistency::settle(ctx, restore, None, Some(label), &new, wait, b);
     b.region = None;
     Ok(())
 }

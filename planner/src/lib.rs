@@ -530,6 +530,23 @@ fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
                 })
                 .collect();
             let seen = o.namespaces.iter().find(|n| n.name == ns.name);
+            let rack = policy.cluster.rack_of(node);
+            if let Some(r) = seen
+                .and_then(|s| s.rack_id)
+                .filter(|r| !policy.cluster.racks.is_empty() && *r != rack)
+            {
+                return Err(refuse(
+                    Diagnostic::new(
+                        ns.name_span,
+                        format!(
+                            "node `{}` ({}) runs namespace `{}` in rack {r}, but `racks` puts it in rack {rack}",
+                            view.name, node.availability_zone, ns.name
+                        ),
+                    )
+                    .rule("R4")
+                    .help("make `cluster.racks` say each zone's rack as aerospike.conf has it on the nodes"),
+                ));
+            }
             if let Some(s) = seen
                 && s.strong_consistency != ns.strong_consistency
             {

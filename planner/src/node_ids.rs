@@ -17,6 +17,9 @@ pub enum IdSource {
     Answering,
     /// The manifest of a set that recorded it (the set's id).
     Set(String),
+    /// The strong-consistency roster: the one id it holds that no node answers with, and the
+    /// one node whose id is otherwise unknown.
+    Roster,
     /// Never known: derived from the cluster's and node's names.
     Derived,
 }
@@ -33,6 +36,11 @@ impl fmt::Display for KnownId {
             IdSource::Pinned => write!(f, "{} (pinned by the policy)", self.id),
             IdSource::Answering => write!(f, "{} (as the node answers now)", self.id),
             IdSource::Set(s) => write!(f, "{} (as set {s}'s manifest recorded it)", self.id),
+            IdSource::Roster => write!(
+                f,
+                "{} (the roster's one member no node answers as)",
+                self.id
+            ),
             IdSource::Derived => write!(
                 f,
                 "{} (derived by asdr: no id of the node is known)",
@@ -86,6 +94,12 @@ pub fn node_id(
     }
     if let Some(k) = home.sets.iter().rev().find_map(recorded) {
         return k;
+    }
+    if let Some(id) = roster_ghost(policy, home, node) {
+        return KnownId {
+            id,
+            source: IdSource::Roster,
+        };
     }
     KnownId {
         id: derived_node_id(&policy.cluster.name, &node.name),
@@ -167,6 +181,50 @@ pub(crate) fn check(
                 .help("pin each node's own id in `cluster.nodes[].node_id`, or remove the pin"),
             ));
         }
+        // A node restored on its own instance keeps the id it runs with: a config that changes
+        // it (a pin, or a template without `node-id` over a config with one) re-ides it.
+        let view = ctx.obs.node(name);
+        if !smd_from_set
+            && view.health == NodeHealth::Healthy
+            && let Some(o) = view.observation
+        {
+            let answering = o.node_id.as_deref().and_then(canonical_node_id);
+            let rendered = crate::config::render(ctx.policy, node, &known.id);
+            let said = asdr_specs::config_node_ids(&rendered.content);
+            let running = o
+                .config
+                .as_deref()
+                .map(asdr_specs::config_node_ids)
+                .unwrap_or_default();
+            let change = match said.as_slice() {
+                [] => (!running.is_empty()).then(|| {
+                    "an id derived from its MAC (the template sets no `node-id`)".to_string()
+                }),
+                [id] => answering
+                    .as_ref()
+                    .filter(|a| *a != id)
+                    .map(|_| format!("node id {known}")),
+                _ => None,
+            };
+            if let Some(to) = change {
+                let was = answering.unwrap_or_else(|| "its id".into());
+                let message = format!(
+                    "restoring {name} in place would change its node id from {was} to {to}: it would rejoin as another node"
+                );
+                if !crate::restore::consistency::sc_namespaces(ctx).is_empty() {
+                    return Err(crate::error::refuse(
+                        asdr_specs::Diagnostic::new(
+                            node.node_id_span,
+                            format!("{message}, outside the strong-consistency roster"),
+                        )
+                        .rule("R19")
+                        .help("render the id the node runs with (`node-id {{ node_id }}`, or pin that id), or change ids in a roster change of its own"),
+                    ));
+                }
+                b.warn("R18", message);
+                continue;
+            }
+        }
         let unpinned = node_id(
             ctx.policy,
             ctx.obs,
@@ -188,4 +246,48 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// The id the strong-consistency roster holds for `node` when that is unambiguous: the roster
+/// has exactly one id no answering node has and no other node is known by (pin or manifest),
+/// and `node` is the only node that does not answer and has no id known otherwise.
+fn roster_ghost(policy: &Policy, home: &Observed<'_>, node: &Node) -> Option<String> {
+    let roster = crate::restore::consistency::observed_roster(home.world)?;
+    let newest = home
+        .sets
+        .iter()
+        .rev()
+        .find_map(|s| s.manifest.filter(|m| !m.node_ids.is_empty()));
+    let known_otherwise = |n: &Node| -> Option<String> {
+        n.node_id.clone().or_else(|| {
+            home.nodes
+                .iter()
+                .find(|v| v.name == n.name && v.health == NodeHealth::Healthy)
+                .and_then(|v| v.observation)
+                .and_then(|o| o.node_id.as_deref())
+                .and_then(canonical_node_id)
+                .or_else(|| {
+                    newest
+                        .and_then(|m| m.node_ids.get(&n.name))
+                        .and_then(|i| canonical_node_id(i))
+                })
+        })
+    };
+    let known: Vec<String> = policy
+        .cluster
+        .nodes
+        .iter()
+        .filter_map(known_otherwise)
+        .collect();
+    let ghosts: Vec<&String> = roster.iter().filter(|r| !known.contains(r)).collect();
+    let unknown: Vec<&Node> = policy
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| known_otherwise(n).is_none())
+        .collect();
+    match (ghosts.as_slice(), unknown.as_slice()) {
+        ([id], [only]) if only.name == node.name => Some((*id).clone()),
+        _ => None,
+    }
 }

@@ -11,6 +11,47 @@ use crate::plan::StepKind;
 use crate::tags;
 use crate::world::{Instance, InstanceState};
 
+/// Why a node that answers is not stable enough to disturb, if it is not.
+fn healthy_problem(o: &crate::world::NodeObservation, expected: u32) -> Option<String> {
+    let unavailable = o
+        .unavailable_partitions
+        .max(o.namespaces.iter().map(|n| n.unavailable_partitions).sum());
+    let dead = o
+        .dead_partitions
+        .max(o.namespaces.iter().map(|n| n.dead_partitions).sum());
+    let ghost = o.namespaces.iter().find(|ns| {
+        ns.strong_consistency
+            && !ns.observed_nodes.is_empty()
+            && ns.roster.iter().any(|r| !ns.observed_nodes.contains(r))
+    });
+    if o.cluster_size.is_some_and(|s| s != expected) {
+        Some(format!(
+            "sees a cluster of {} nodes, not {expected}",
+            o.cluster_size.unwrap_or(0)
+        ))
+    } else if o.migrations_remaining > 0 {
+        Some(format!(
+            "has {} partition migrations remaining",
+            o.migrations_remaining
+        ))
+    } else if o.quiesced {
+        Some("is quiesced".to_string())
+    } else if unavailable > 0 || dead > 0 {
+        // A set taken now holds what the cluster cannot serve, and a node taken out for it
+        // (stop-node, quiesce) takes more away (R19).
+        Some(format!(
+            "reports {unavailable} unavailable and {dead} dead partitions"
+        ))
+    } else {
+        ghost.map(|ns| {
+            format!(
+                "holds a roster of namespace {} with a member that is not in the cluster",
+                ns.name
+            )
+        })
+    }
+}
+
 /// R14: a backup set needs every node, so the cluster must be whole and stable now.
 pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError> {
     let expected = ctx.policy.cluster.nodes.len() as u32;
@@ -19,21 +60,7 @@ pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError>
         let problem = match view.health {
             NodeHealth::Healthy => {
                 let o = view.observation.expect("healthy means observed");
-                if o.cluster_size.is_some_and(|s| s != expected) {
-                    Some(format!(
-                        "sees a cluster of {} nodes, not {expected}",
-                        o.cluster_size.unwrap_or(0)
-                    ))
-                } else if o.migrations_remaining > 0 {
-                    Some(format!(
-                        "has {} partition migrations remaining",
-                        o.migrations_remaining
-                    ))
-                } else if o.quiesced {
-                    Some("is quiesced".to_string())
-                } else {
-                    None
-                }
+                healthy_problem(o, expected)
             }
             NodeHealth::Gone => {
                 // An instance tagged for the node at another address is not the node; say so,

@@ -334,6 +334,25 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                     ),
                 );
             }
+            for ns in o.namespaces.iter().filter(|ns| ns.strong_consistency) {
+                let missing: Vec<&str> = ns
+                    .roster
+                    .iter()
+                    .filter(|r| !ns.observed_nodes.is_empty() && !ns.observed_nodes.contains(r))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    problems.insert(
+                        0,
+                        format!(
+                            "node {} holds a roster of {} whose member(s) {} are not in the cluster: one more node out and partitions are unavailable (R19)",
+                            n.name,
+                            ns.name,
+                            missing.join(", ")
+                        ),
+                    );
+                }
+            }
             if o.dead_partitions > 0 || o.unavailable_partitions > 0 {
                 problems.insert(
                     0,

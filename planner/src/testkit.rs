@@ -259,6 +259,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                         name: ns.name.clone(),
                         replication_factor: Some(ns.replication_factor),
                         strong_consistency: ns.strong_consistency,
+                        rack_id: (!cluster.racks.is_empty()).then(|| cluster.rack_of(node)),
                         roster: if ns.strong_consistency {
                             (0..cluster.nodes.len()).map(test_node_id).collect()
                         } else {
@@ -371,7 +372,7 @@ pub fn policy_yaml(
 }
 
 /// The minimal config template `policy_yaml` points at.
-pub const CONFIG_TEMPLATE: &str = "service {\n    cluster-name {{ cluster }}\n}\nnetwork {\n    service {\n        address {{ private_ip }}\n    }\n}\n{% for ns in namespaces %}namespace {{ ns.name }} {\n    replication-factor {{ ns.replication_factor }}\n    storage-engine device {\n{% for d in ns.devices %}        device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}\n{% endfor %}    }\n}\n{% endfor %}";
+pub const CONFIG_TEMPLATE: &str = "service {\n    cluster-name {{ cluster }}\n}\nnetwork {\n    service {\n        address {{ private_ip }}\n    }\n}\n{% for ns in namespaces %}namespace {{ ns.name }} {\n    replication-factor {{ ns.replication_factor }}\n{% if rack_id %}    rack-id {{ rack_id }}\n{% endif %}    storage-engine device {\n{% for d in ns.devices %}        device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}\n{% endfor %}    }\n}\n{% endfor %}";
 
 /// Copies, in `policy.backup.copies[copy]`'s region, of the newest `newest` complete sets of the
 /// cluster's region, as a backup with copies leaves them: every snapshot copied and completed,

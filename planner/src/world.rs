@@ -338,6 +338,9 @@ pub struct ObservedNamespace {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<u32>,
+    /// `rack-id` from the namespace's config (Enterprise; 0: not rack-aware).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack_id: Option<u32>,
     /// `strong-consistency` from the namespace's config (Enterprise).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strong_consistency: bool,

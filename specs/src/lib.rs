@@ -18,7 +18,7 @@ use std::path::Path;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use model::*;
-pub use node_id::{canonical_node_id, config_node_ids, derived_node_id};
+pub use node_id::{canonical_node_id, config_node_ids, config_rack_ids, derived_node_id};
 pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
@@ -140,7 +140,14 @@ pub fn config_vars(cluster: &Cluster, node: &Node) -> serde_json::Value {
         .node_id
         .clone()
         .unwrap_or_else(|| derived_node_id(&cluster.name, &node.name));
-    config_vars_for(cluster, &cluster.name, node, &peers, &id)
+    config_vars_for(
+        cluster,
+        &cluster.name,
+        node,
+        &peers,
+        &id,
+        cluster.rack_of(node),
+    )
 }
 
 /// The config template's variables for `node` in a cluster called `cluster_name` whose members
@@ -152,6 +159,7 @@ pub fn config_vars_for(
     node: &Node,
     peers: &[std::net::Ipv4Addr],
     node_id: &str,
+    rack_id: u32,
 ) -> serde_json::Value {
     let vars = NodeVars::new(cluster_name, node);
     let render = |t: &Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
@@ -183,6 +191,7 @@ pub fn config_vars_for(
         "cluster": cluster_name,
         "node": node.name,
         "node_id": node_id,
+        "rack_id": rack_id,
         "private_ip": node.private_ip.to_string(),
         "availability_zone": node.availability_zone,
         "peers": peers,

@@ -167,6 +167,8 @@ pub struct Cluster {
     pub edition_span: Span,
     pub info_port: u16,
     pub durable_deletes: bool,
+    /// Availability zone → rack id (`rack-id` in every namespace); empty: not rack-aware.
+    pub racks: BTreeMap<String, u32>,
     pub work_directory: Template,
     pub access: Access,
     pub service_stop: Template,
@@ -177,6 +179,16 @@ pub struct Cluster {
     pub namespaces: Vec<Namespace>,
     pub instance: InstanceDefaults,
     pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// The rack of `node` (by its availability zone); 0 when the cluster is not rack-aware.
+    pub fn rack_of(&self, node: &Node) -> u32 {
+        self.racks
+            .get(&node.availability_zone)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl Cluster {

@@ -50,6 +50,36 @@ pub fn config_node_ids(conf: &str) -> Vec<String> {
     out
 }
 
+/// The `rack-id` each `namespace NAME { … }` context of an aerospike.conf sets (None where it
+/// sets none), by namespace, in order.
+pub fn config_rack_ids(conf: &str) -> Vec<(String, Option<String>)> {
+    let mut path: Vec<String> = Vec::new();
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for line in conf.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.last() == Some(&"{") {
+            if path.is_empty() && words.first() == Some(&"namespace") {
+                out.push((words.get(1).copied().unwrap_or("").to_string(), None));
+            }
+            path.push(words.first().copied().unwrap_or("").to_string());
+            continue;
+        }
+        if words.first() == Some(&"}") {
+            path.pop();
+            continue;
+        }
+        if path.len() == 1
+            && path[0] == "namespace"
+            && words.first() == Some(&"rack-id")
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = words.get(1).map(|v| v.to_string());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +102,18 @@ mod tests {
         assert_eq!(config_node_ids(conf), ["A1"]);
         assert!(config_node_ids("service {\n}\n").is_empty());
         assert_eq!(config_node_ids("service {\n node-id none\n}\n"), ["none"]);
+    }
+
+    #[test]
+    fn each_namespace_says_its_own_rack() {
+        let conf = "service {\n}\nnamespace users {\n  rack-id 2\n  storage-engine device {\n    rack-id 9\n  }\n}\nnamespace events {\n}\n";
+        assert_eq!(
+            config_rack_ids(conf),
+            [
+                ("users".to_string(), Some("2".to_string())),
+                ("events".to_string(), None)
+            ]
+        );
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct RawCluster {
     pub service: RawService,
     pub config: RawConfig,
     pub namespaces: Sp<Vec<RawNamespace>>,
+    /// Rack-aware clusters (Enterprise `rack-id`): the rack of each availability zone's nodes,
+    /// e.g. `{us-east-1a: 1, us-east-1b: 2}`. A replacement keeps its node's rack.
+    #[serde(default)]
+    pub racks: Option<Sp<std::collections::BTreeMap<String, Sp<u32>>>>,
     pub instance: RawInstance,
     pub nodes: Sp<Vec<RawNode>>,
 }

@@ -36,12 +36,74 @@ pub(crate) fn observed_roster(
 pub(super) fn check(
     ctx: &Ctx<'_, '_>,
     restore: &Restore,
+    pending: &[&NodeView<'_>],
     full_cluster: bool,
     b: &mut Builder,
 ) -> Result<(), PlanError> {
     let sc = sc_namespaces(ctx);
     if sc.is_empty() {
         return Ok(());
+    }
+    // A running node is taken out only while every partition is available and every roster
+    // member is in the cluster: one member missing plus one more out is replication factor 2
+    // gone. (A full-cluster restore stops every node on purpose.)
+    let takes_out: Vec<&str> = pending
+        .iter()
+        .filter(|v| v.health == NodeHealth::Healthy)
+        .map(|v| v.name.as_str())
+        .collect();
+    if !full_cluster && !takes_out.is_empty() {
+        let unavailable: u64 = ctx
+            .obs
+            .nodes
+            .iter()
+            .filter(|v| v.health == NodeHealth::Healthy)
+            .flat_map(|v| v.observation.into_iter().flat_map(|o| &o.namespaces))
+            .filter(|ns| sc.contains(&ns.name))
+            .map(|ns| ns.unavailable_partitions)
+            .max()
+            .unwrap_or(0);
+        let answering: Vec<String> = ctx
+            .obs
+            .nodes
+            .iter()
+            .filter(|v| v.health == NodeHealth::Healthy)
+            .filter_map(|v| {
+                v.observation?
+                    .node_id
+                    .as_deref()
+                    .and_then(asdr_specs::canonical_node_id)
+            })
+            .collect();
+        let missing: Vec<String> = observed_roster(ctx.obs.world)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !answering.contains(r))
+            .collect();
+        // A down node the restore brings back first accounts for one missing member.
+        let down = pending.len() - takes_out.len();
+        if unavailable > 0 || missing.len() > down {
+            let why = if unavailable > 0 {
+                format!("{unavailable} partitions are unavailable")
+            } else {
+                format!(
+                    "roster member(s) {} are not in the cluster",
+                    missing.join(", ")
+                )
+            };
+            return Err(refuse(
+                Diagnostic::new(
+                    restore.name_span,
+                    format!(
+                        "restore `{}` would take {} out of a strong-consistency cluster while {why}: more replicas would be gone than the namespace can lose",
+                        restore.name,
+                        takes_out.join(", ")
+                    ),
+                )
+                .rule("R19")
+                .help("bring the missing nodes back first (their own restores), or fix the roster by hand"),
+            ));
+        }
     }
     let mut dead: BTreeMap<&str, u64> = BTreeMap::new();
     for view in ctx
@@ -94,10 +156,11 @@ pub(super) fn check(
 /// After `after` (a node's or the cluster's wait for stability): the roster set again when a
 /// restored node joins with an id the roster does not hold, then the wait until no partition is
 /// unavailable. Returns the last step (`after` when no namespace is strong-consistency).
-pub(super) fn settle(
+pub(crate) fn settle(
     ctx: &Ctx<'_, '_>,
     restore: &Restore,
     node: Option<&str>,
+    label: Option<&str>,
     rejoins_as_new: &[&str],
     after: String,
     b: &mut Builder,
@@ -106,7 +169,7 @@ pub(super) fn settle(
     if sc.is_empty() {
         return after;
     }
-    let suffix = node.map_or_else(String::new, |n| format!(":{n}"));
+    let suffix = node.or(label).map_or_else(String::new, |n| format!(":{n}"));
     let mut last = after;
     if !rejoins_as_new.is_empty() {
         b.warn(
@@ -137,4 +200,41 @@ pub(super) fn settle(
             revive: restore.accept_dead_partitions,
         }),
     )
+}
+
+/// A re-roster while partitions are unavailable makes the lost members' data count for nothing
+/// under the new ids (their partitions would come back dead): refused; the nodes must come back
+/// as themselves.
+pub(super) fn check_reroster(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    b: &Builder,
+) -> Result<(), PlanError> {
+    if !b.steps.iter().any(|s| s.kind() == StepKind::SetRoster) {
+        return Ok(());
+    }
+    let unavailable = ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|v| v.health == NodeHealth::Healthy)
+        .flat_map(|v| v.observation.into_iter().flat_map(|o| &o.namespaces))
+        .filter(|ns| ns.strong_consistency)
+        .map(|ns| ns.unavailable_partitions)
+        .max()
+        .unwrap_or(0);
+    if unavailable == 0 {
+        return Ok(());
+    }
+    Err(refuse(
+        Diagnostic::new(
+            restore.name_span,
+            format!(
+                "restore `{}` would set the roster to new node ids while {unavailable} partitions are unavailable: the data of the missing members would not count under new ids",
+                restore.name
+            ),
+        )
+        .rule("R19")
+        .help("bring the nodes back as themselves: pin their ids (`cluster.nodes[].node_id`) or restore from a set that recorded them"),
+    ))
 }

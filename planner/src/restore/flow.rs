@@ -288,7 +288,7 @@ impl<'n> NodeFlow<'n> {
         } else {
             Vec::new()
         };
-        super::consistency::settle(ctx, restore, Some(&self.node.name), &new, after, b)
+        super::consistency::settle(ctx, restore, Some(&self.node.name), None, &new, after, b)
     }
 
     /// Attach, configure, (SMD), start. Returns the start step.

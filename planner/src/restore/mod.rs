@@ -126,7 +126,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
         pending = targets.iter().map(|t| ctx.obs.node(t)).collect();
     }
     warn_rules(ctx, restore, set, &pending, full_cluster, b);
-    consistency::check(ctx, restore, full_cluster, b)?;
+    consistency::check(ctx, restore, &pending, full_cluster, b)?;
     let names: Vec<&str> = pending.iter().map(|v| v.name.as_str()).collect();
     crate::node_ids::check(
         ctx,
@@ -183,7 +183,7 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
         let wait = wait_node_stable(b, &flow.node.name, start, size);
         lane_tail[lane] = vec![flow.settle(ctx, restore, wait, b)];
     }
-    Ok(())
+    consistency::check_reroster(ctx, restore, b)
 }
 
 fn wait_node_stable(b: &mut Builder, node: &str, after: String, size: usize) -> String {
@@ -264,8 +264,8 @@ fn full_cluster_flows(
         .filter(|f| f.rejoins_as_new)
         .map(|f| f.node.name.as_str())
         .collect();
-    consistency::settle(ctx, restore, None, &new, wait, b);
-    Ok(())
+    consistency::settle(ctx, restore, None, None, &new, wait, b);
+    consistency::check_reroster(ctx, restore, b)
 }
 
 /// A node is done when it is healthy and, for restores from a set, runs on volumes made from

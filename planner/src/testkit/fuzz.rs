@@ -107,6 +107,12 @@ pub fn case(seed: u64) -> Case {
             }
         }
     }
+    // Racks, one per zone (Enterprise), from the same separate stream.
+    let racks_text = if enterprise && sc_r.chance(40) {
+        "  racks: {us-east-1a: 1, us-east-1b: 2, us-east-1c: 3}\n"
+    } else {
+        ""
+    };
     let consistency = match r.below(4) {
         // Validation refuses quiesce with as many copies as nodes (a quiesced node stays a
         // replica of every partition).
@@ -116,7 +122,7 @@ pub fn case(seed: u64) -> Case {
         _ => "multi-volume",
     };
     let mut text = format!(
-        "version: 1\ncluster:\n  name: fz\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: {durable}\n  work_directory: '/var/fz/{{{{ node }}}}'\n  access: {{transport: local}}\n  service: {{stop: 'fz-ctl stop {{{{ node }}}}', start: 'fz-ctl start {{{{ node }}}}', cold_start: 'fz-ctl coldstart {{{{ node }}}}'}}\n  config: {{template: aerospike.conf.j2, path: '/var/fz/{{{{ node }}}}/aerospike.conf'}}\n  namespaces:\n{ns_text}  instance:\n    type: i4i.4xlarge\n    ami: ami-0123456789abcdef0\n    subnets: {{us-east-1a: subnet-0aaa, us-east-1b: subnet-0bbb, us-east-1c: subnet-0ccc}}\n    security_groups: [sg-prod]\n    instance_store_volumes: {shadowed}\n  nodes:\n"
+        "version: 1\ncluster:\n  name: fz\n  region: us-east-1\n  edition: {edition}\n  durable_deletes: {durable}\n  work_directory: '/var/fz/{{{{ node }}}}'\n  access: {{transport: local}}\n  service: {{stop: 'fz-ctl stop {{{{ node }}}}', start: 'fz-ctl start {{{{ node }}}}', cold_start: 'fz-ctl coldstart {{{{ node }}}}'}}\n  config: {{template: aerospike.conf.j2, path: '/var/fz/{{{{ node }}}}/aerospike.conf'}}\n  namespaces:\n{ns_text}{racks_text}  instance:\n    type: i4i.4xlarge\n    ami: ami-0123456789abcdef0\n    subnets: {{us-east-1a: subnet-0aaa, us-east-1b: subnet-0bbb, us-east-1c: subnet-0ccc}}\n    security_groups: [sg-prod]\n    instance_store_volumes: {shadowed}\n  nodes:\n"
     );
     for n in 0..nodes {
         let az = ["a", "b", "c"][n % 3];

@@ -88,3 +88,26 @@ impl<'a> Verifier<'a> {
         }
     }
 }
+
+/// R19 over a whole plan that acts in another region (a restore there, or a drill of one).
+pub(super) fn whole_plan(policy: &Policy, home: &World, plan: &Plan) -> Vec<Violation> {
+    let label = plan.operation.as_str();
+    let restore = label
+        .strip_prefix("restore:")
+        .and_then(|n| policy.restore(n))
+        .or_else(|| {
+            label
+                .strip_prefix("drill:")
+                .and_then(|n| policy.drill(n))
+                .and_then(|d| policy.restore(&d.restore))
+        });
+    let Some(r) = restore else {
+        return Vec::new();
+    };
+    let mut v = Verifier::new(policy, home, plan, policy.backup.retain);
+    // A graph that does not hold is refused by the region's own checks.
+    if v.check_graph() {
+        v.check_r19(r);
+    }
+    v.out
+}

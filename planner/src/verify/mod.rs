@@ -70,6 +70,7 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     if let Some(region) = regions::restore_region(policy, plan) {
         let mut out = regions::verify_region_restore(policy, world, plan, region);
         out.extend(node_ids::node_ids(policy, world, plan));
+        out.extend(consistency::whole_plan(policy, &home, plan));
         return out;
     }
     let mut out = if regional {
@@ -85,6 +86,10 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     out.extend(stores::tool_args(plan));
     out.extend(stores::copy_stores(policy, plan));
     out.extend(node_ids::node_ids(policy, world, plan));
+    // A drill in another region: its steps there were left out of the home plan above.
+    if regional && plan.operation.starts_with("drill:") {
+        out.extend(consistency::whole_plan(policy, &home, plan));
+    }
     out
 }
 
@@ -353,6 +358,9 @@ impl<'a> Verifier<'a> {
                     self.check_restore_data(r, Some(d.name.as_str()));
                 }
                 self.check_drill(d);
+                if let Some(r) = self.policy.restore(&d.restore) {
+                    self.check_r19(r);
+                }
             }
             Op::Teardown(_) | Op::Unknown => {}
         }

@@ -12,6 +12,7 @@ use super::*;
 /// cluster recorded for it (a node known by neither may get any).
 pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     let mut bad = Vec::new();
+    let mut racks = Vec::new();
     for s in &plan.steps {
         let Params::WriteConfig(p) = &s.params else {
             continue;
@@ -23,6 +24,19 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
         let Some(node) = policy.node(name) else {
             continue;
         };
+        // R4: a rack-aware cluster's node (or its stand-in) keeps its rack in every namespace.
+        if !policy.cluster.racks.is_empty() {
+            let rack = policy.cluster.rack_of(node).to_string();
+            if let Some((ns, said)) = asdr_specs::config_rack_ids(&p.content)
+                .into_iter()
+                .find(|(_, r)| r.as_deref() != Some(rack.as_str()))
+            {
+                racks.push((s, format!(
+                    "writes a config whose namespace {ns} sets {}, but {name} is in rack {rack}: it would join another rack",
+                    said.map_or("no `rack-id`".to_string(), |r| format!("`rack-id {r}`"))
+                )));
+            }
+        }
         let said = config_node_ids(&p.content);
         if let Some(pinned) = &node.node_id {
             if said.as_slice() != std::slice::from_ref(pinned) {
@@ -84,11 +98,15 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
             bad.push((s, format!("writes a config with `node-id {id}`, but {name} is {known}: it would rejoin as another node")));
         }
     }
-    bad.into_iter()
-        .map(|(s, m)| Violation {
-            rule: "R18",
+    let rule = |r: &'static str| {
+        move |(s, m): (&Step, String)| Violation {
+            rule: r,
             step: Some(s.id.clone()),
             message: m,
-        })
+        }
+    };
+    bad.into_iter()
+        .map(rule("R18"))
+        .chain(racks.into_iter().map(rule("R4")))
         .collect()
 }

@@ -146,6 +146,9 @@ pub(super) fn verify_region_restore(
         StepKind::RestoreSmd,
         StepKind::StartNode,
         StepKind::WaitClusterStable,
+        // Strong consistency (R19): the new cluster's roster and partitions.
+        StepKind::SetRoster,
+        StepKind::WaitPartitionsAvailable,
         StepKind::MarkRestoreComplete,
     ];
     let nodes = policy.cluster.nodes.len();

@@ -82,8 +82,8 @@ fn r19_a_replacement_keeping_its_id_ends_waiting_for_available_partitions_and_is
 
 #[test]
 fn r19_a_replacement_joining_as_a_new_node_is_re_rostered_in_a_planned_step() {
-    let policy = sc("").policy();
-    // No manifest records a1's id, so asdr derives one the roster does not hold.
+    // The template sets no node-id: the replacement joins with its new MAC's id.
+    let (_dir, policy) = without_node_id("");
     let w = world(&policy, false, &[("a1", Failure::Terminated)]);
     let mut p = run(&policy, &w, "replace-a1");
     assert_eq!(ids(&p, "set_roster"), ["set_roster:a1"]);
@@ -211,4 +211,175 @@ fn r19_a_node_running_another_consistency_than_the_policy_says_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("runs namespace `users` with AP"), "{err}");
+}
+
+/// The example's template without its `node-id` line, in a scratch copy of the example.
+fn without_node_id(extra: &str) -> (tempfile::TempDir, Policy) {
+    let dir = tempfile::tempdir().unwrap();
+    let example = sc(extra);
+    example.write_to(dir.path());
+    let t = dir.path().join("templates/aerospike.conf.j2");
+    let text: String = std::fs::read_to_string(&t)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("node-id") && !l.contains("node's id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&t, text).unwrap();
+    let policy = asdr_specs::parse("asdr.yaml", &example.text, dir.path()).unwrap();
+    (dir, policy)
+}
+
+/// Review finding (critical): an in-place restore re-ided a node — its running config sets
+/// `node-id`, the template does not — and nothing re-rostered it: the namespace went
+/// unavailable once the next node went out. Under SC such a change is refused.
+#[test]
+fn r19_an_in_place_restore_that_would_change_a_nodes_id_is_refused_under_strong_consistency() {
+    let (_dir, policy) = without_node_id("");
+    let mut w = world(&policy, true, &[]);
+    // The config a1 runs was rendered when the template still set its id.
+    let a1 = w.nodes.iter_mut().find(|n| n.name == "a1").unwrap();
+    let conf = a1.config.clone().unwrap();
+    a1.config = Some(conf.replacen("service {\n", "service {\n    node-id BB9000000010000\n", 1));
+    let err = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("restoring a1 in place would change its node id")
+            && err.contains("outside the strong-consistency roster"),
+        "{err}"
+    );
+    // A pin that is not the id the node runs with: the same.
+    let pinned = sc("")
+        .edit(
+            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n",
+            "      instance_id: i-0a1\n      node_id: ABCDEF\n",
+        )
+        .policy();
+    let err = plan(
+        &pinned,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("to node id ABCDEF"), "{err}");
+}
+
+/// Review finding: nodes were taken out while partitions were unavailable or a roster member
+/// was missing — one member gone plus one more out is replication factor 2 gone.
+#[test]
+fn r19_a_running_node_is_not_taken_out_while_partitions_are_unavailable_or_a_roster_member_is_missing()
+ {
+    let policy = sc("").policy();
+    let mut w = world(&policy, true, &[]);
+    w.nodes[1].namespaces[0].unavailable_partitions = 256;
+    let err = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("while 256 partitions are unavailable"),
+        "{err}"
+    );
+    // A backup that stops or quiesces nodes is refused too (R14), once one is due.
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 3;
+    spec.newest_set_age = time::Duration::hours(30);
+    let mut due = world_for(&policy, &spec);
+    due.nodes[1].namespaces[0].unavailable_partitions = 256;
+    let err = plan(&policy, &due, NOW, &Operation::Backup)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("256 unavailable"), "{err}");
+
+    let mut w = world(&policy, true, &[]);
+    for n in w.nodes.iter_mut() {
+        n.namespaces[0].roster.push("FEEDFACE".into());
+    }
+    let err = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("roster member(s) FEEDFACE are not in the cluster"),
+        "{err}"
+    );
+    let status = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("member(s) FEEDFACE are not in the cluster")),
+        "{:?}",
+        status.problems
+    );
+}
+
+/// Review finding: a lost node whose id no set recorded was given a derived id and the roster
+/// re-set without its real id — which the roster held all along. The roster's one member no node
+/// answers as is that node's id when nothing else is unknown.
+#[test]
+fn r19_a_lost_node_takes_the_one_roster_id_no_node_answers_as_and_needs_no_re_roster() {
+    let policy = sc("").policy();
+    let w = world(&policy, false, &[("a1", Failure::Terminated)]);
+    let p = run(&policy, &w, "replace-a1");
+    assert!(
+        ids(&p, "set_roster").is_empty(),
+        "{:?}",
+        ids(&p, "set_roster")
+    );
+    let config = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.params {
+            Params::WriteConfig(c) if s.id == "write_config:a1" => Some(c.content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        asdr_specs::config_node_ids(&config),
+        [asdr_planner::testkit::test_node_id(0)]
+    );
+}
+
+/// Review finding: with two nodes lost and partitions unavailable, both were re-rostered under
+/// derived ids — their data would count for nothing. Refused: they must come back as themselves.
+#[test]
+fn r19_a_re_roster_while_partitions_are_unavailable_is_refused() {
+    let policy = sc("  - name: replace-a1-b1\n    scope: node\n    nodes: [a1, b1]\n    source: current-volumes\n    accept_zombie_records: true\n").policy();
+    let mut w = world(
+        &policy,
+        false,
+        &[("a1", Failure::Terminated), ("b1", Failure::Terminated)],
+    );
+    for n in w.nodes.iter_mut().filter(|n| n.reachable) {
+        n.namespaces[0].unavailable_partitions = 1400;
+    }
+    let err = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("replace-a1-b1".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("would set the roster to new node ids while 1400 partitions are unavailable"),
+        "{err}"
+    );
 }

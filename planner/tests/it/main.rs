@@ -8,6 +8,7 @@ mod manifests;
 mod node_ids;
 mod planner;
 mod properties;
+mod racks;
 mod recovery_points;
 mod recovery_review;
 mod regions;

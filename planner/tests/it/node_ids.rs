@@ -231,7 +231,7 @@ fn r18_a_pin_that_is_not_the_nodes_own_id_is_said() {
     assert!(
         p.warnings.iter().any(|w| w.rule == "R18"
             && w.message.contains("ABCDEF (pinned by the policy)")
-            && w.message.contains(&format!("it was {}", test_node_id(0)))),
+            && w.message.contains(&format!("from {}", test_node_id(0)))),
         "{:?}",
         p.warnings
     );

@@ -807,3 +807,31 @@ fn r16_a_region_that_does_not_answer_stops_nothing_at_home_and_gets_nothing_plan
     };
     assert!(d.message.contains("could not be observed"), "{}", d.message);
 }
+
+/// Review finding: a restore into another region rebuilt a strong-consistency namespace and was
+/// marked complete without waiting for its partitions (snapshots of running nodes come back dead
+/// there too). It now ends as every restore does, and a plan without the wait is refused.
+#[test]
+fn r19_a_restore_into_another_region_waits_for_its_strong_consistency_partitions() {
+    let policy = restore_elsewhere("private_ips: {a1: 10.1.1.11, b1: 10.1.2.11, a2: 10.1.1.12}")
+        .edit(
+            "    - name: users\n      replication_factor: 2\n",
+            "    - name: users\n      replication_factor: 2\n      strong_consistency: true\n",
+        )
+        .policy();
+    let mut w = world(&policy, 2, 3);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    let mut p = restore(&policy, &w, "dr-west").unwrap_or_else(|e| panic!("{e}"));
+    let waits = ids(&p, StepKind::WaitPartitionsAvailable);
+    assert_eq!(waits, ["wait_partitions_available:dr-west"]);
+    assert!(verify(&policy, &w, &p).is_empty());
+    p.steps
+        .retain(|s| s.kind() != StepKind::WaitPartitionsAvailable);
+    let v = verify(&policy, &w, &p);
+    assert!(
+        v.iter().any(|x| x.rule == "R19"
+            && x.message
+                .contains("no wait_partitions_available follows it")),
+        "{v:?}"
+    );
+}

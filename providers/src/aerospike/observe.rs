@@ -29,6 +29,22 @@ pub fn devices_of(config: &str) -> Vec<ObservedDevice> {
     out
 }
 
+/// The `observed_nodes` of a `roster:namespace=NS` reply as the server wrote them, rack suffixes
+/// (`ID@rack`) kept: what `roster-set` must be given, or a rack-aware roster loses its racks.
+pub fn observed_raw(reply: &str) -> Vec<String> {
+    reply
+        .split(':')
+        .filter_map(|f| f.split_once('='))
+        .find(|(k, _)| *k == "observed_nodes")
+        .map(|(_, v)| {
+            v.split(',')
+                .filter(|id| !id.is_empty() && *id != "null")
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The `roster:namespace=NS` reply — `roster=A,B:pending_roster=A,B:observed_nodes=A,B,C`
 /// (fields split by `:`, `null` for none) — as (roster, observed_nodes), each id canonical and
 /// without its rack suffix (`A1@2`).
@@ -117,6 +133,7 @@ async fn try_observe(client: &InfoClient) -> Result<NodeObservation, InfoError> 
             name: ns.to_string(),
             replication_factor: value(&ckv, "replication-factor").and_then(|v| v.parse().ok()),
             strong_consistency: sc,
+            rack_id: value(&ckv, "rack-id").and_then(|v| v.parse().ok()),
             roster,
             observed_nodes,
             dead_partitions: n("dead_partitions"),
@@ -125,4 +142,32 @@ async fn try_observe(client: &InfoClient) -> Result<NodeObservation, InfoError> 
         });
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod roster_tests {
+    use super::{observed_raw, parse_roster};
+
+    #[test]
+    fn a_roster_reply_reads_as_canonical_ids_without_rack_suffixes() {
+        let (roster, observed) = parse_roster(
+            "roster=BB9020011AC4202@1,0BB9030011AC4202@2:pending_roster=null:observed_nodes=BB9020011AC4202@1,BB9030011AC4202@2,BB9040011AC4202@2",
+        );
+        assert_eq!(roster, ["BB9020011AC4202", "BB9030011AC4202"]);
+        assert_eq!(
+            observed,
+            ["BB9020011AC4202", "BB9030011AC4202", "BB9040011AC4202"]
+        );
+        assert_eq!(
+            parse_roster("roster=null:pending_roster=null:observed_nodes=null"),
+            (vec![], vec![])
+        );
+        // What roster-set is given keeps the racks: a rack-aware roster must not lose them.
+        assert_eq!(
+            observed_raw(
+                "roster=null:pending_roster=null:observed_nodes=BB9020011AC4202@1,BB9030011AC4202@2"
+            ),
+            ["BB9020011AC4202@1", "BB9030011AC4202@2"]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::aerospike::info::parse_kv;
-use crate::aerospike::observe::parse_roster;
+use crate::aerospike::observe::{observed_raw, parse_roster};
 
 impl<T: Transport, S: Store> NodeProvider<T, S> {
     fn all_clients(&self) -> Result<Vec<InfoClient>, StepError> {
@@ -26,22 +26,40 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 .await
                 .map_err(|e| self.unreachable(e))?;
             let (mut roster, mut observed) = parse_roster(&reply);
-            if observed.len() < p.size {
+            // Exactly the cluster: never a roster of part of it, nor one holding a node the
+            // policy does not name.
+            if observed.len() != p.size {
                 return Progress::pending(
                     format!(
-                        "namespace {ns} observes {} of {} nodes",
+                        "namespace {ns} observes {} nodes, not the cluster's {}",
                         observed.len(),
                         p.size
                     ),
                     None,
                 );
             }
+            // Every node must see the same nodes before the roster is set from one's view.
+            for c in &clients[1..] {
+                let other = c.get(&cmd).await.map_err(|e| self.unreachable(e))?;
+                let mut theirs = parse_roster(&other).1;
+                theirs.sort();
+                observed.sort();
+                if theirs != observed {
+                    return Progress::pending(
+                        format!("{} observes other nodes in namespace {ns}", c.node),
+                        None,
+                    );
+                }
+            }
             roster.sort();
             observed.sort();
             if roster == observed {
                 continue;
             }
-            let set = format!("roster-set:namespace={ns};nodes={}", observed.join(","));
+            let set = format!(
+                "roster-set:namespace={ns};nodes={}",
+                observed_raw(&reply).join(",")
+            );
             for c in &clients {
                 let answer = c.get(&set).await.map_err(|e| self.unreachable(e))?;
                 if answer != "ok" {
@@ -85,6 +103,14 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 dead = dead.max(n("dead_partitions"));
                 unavailable = unavailable.max(n("unavailable_partitions"));
             }
+            // Every roster member must be back before the next node may go out: one missing
+            // member plus one more out is replication-factor 2 gone.
+            let reply = clients[0]
+                .get(&format!("roster:namespace={ns}"))
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            let (roster, observed) = parse_roster(&reply);
+            let missing: Vec<&String> = roster.iter().filter(|r| !observed.contains(r)).collect();
             if dead > 0 {
                 if !p.revive {
                     return Err(StepError::permanent(
@@ -96,12 +122,27 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 }
                 let revive = format!("revive:namespace={ns}");
                 for c in &clients {
-                    c.get(&revive).await.map_err(|e| self.unreachable(e))?;
+                    let answer = c.get(&revive).await.map_err(|e| self.unreachable(e))?;
+                    if answer != "ok" {
+                        return Err(StepError::permanent(
+                            "ReviveRefused",
+                            format!("[R19] {} answered `{answer}` to `{revive}`", c.node),
+                        ));
+                    }
                 }
                 recluster(&clients).await.map_err(|e| self.unreachable(e))?;
                 waiting.push(format!("{ns}: {dead} dead partitions revived"));
             } else if unavailable > 0 {
                 waiting.push(format!("{ns}: {unavailable} partitions unavailable"));
+            } else if !missing.is_empty() {
+                waiting.push(format!(
+                    "{ns}: roster member {} not in the cluster",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
         }
         if waiting.is_empty() {

@@ -88,6 +88,25 @@ pub(super) fn partitions_available(
             waiting.push(format!("{name}: {dead} dead partitions revived"));
         } else if unavailable > 0 {
             waiting.push(format!("{name}: {unavailable} partitions unavailable"));
+        } else {
+            let ids = observed_ids(world);
+            let missing: Vec<String> = world
+                .nodes
+                .iter()
+                .filter(|n| n.reachable)
+                .flat_map(|n| n.namespaces.iter().filter(|ns| ns.name == *name))
+                .flat_map(|ns| ns.roster.iter())
+                .filter(|r| !ids.contains(r))
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !missing.is_empty() {
+                waiting.push(format!(
+                    "{name}: roster member {} not in the cluster",
+                    missing.join(", ")
+                ));
+            }
         }
     }
     for n in world.nodes.iter_mut() {

@@ -249,6 +249,11 @@ fn namespaces_of(config: &str) -> Vec<ObservedNamespace> {
                 name: (*name).into(),
                 ..ObservedNamespace::default()
             }),
+            ["rack-id", v] => {
+                if let Some(ns) = out.last_mut() {
+                    ns.rack_id = v.parse().ok();
+                }
+            }
             ["strong-consistency", v] => {
                 if let Some(ns) = out.last_mut() {
                     ns.strong_consistency = *v == "true";

@@ -119,7 +119,9 @@ impl Validator<'_> {
                 instance.instance_store_volumes
             )).set("R4", format!("set `cluster.instance.instance_store_volumes: {shadowed}` (or more)"));
         }
+        let racks = self.racks(&c, &nodes);
         let cluster = Cluster {
+            racks,
             name: c.name.value.clone(),
             id: c.id.as_ref().map(|i| i.value.clone()),
             id_span: c.id.as_ref().map_or(c.name.span, |i| i.span),
@@ -340,6 +342,40 @@ impl Validator<'_> {
         }
     }
 
+    /// `racks`: Enterprise only; every node's zone has a rack, each a rack id Aerospike accepts
+    /// (1–1000000; 0 is the rack of a cluster that is not rack-aware).
+    fn racks(&mut self, c: &RawCluster, nodes: &[Node]) -> BTreeMap<String, u32> {
+        let Some(raw) = &c.racks else {
+            return BTreeMap::new();
+        };
+        if c.edition.value == Edition::Community {
+            self.err(raw.span, "`racks`: rack awareness (`rack-id`) is Enterprise-only, and this cluster is `edition: community`")
+                .set("R4", "remove `racks`, or declare `edition: enterprise` if the nodes run it");
+        }
+        let mut out = BTreeMap::new();
+        for (zone, id) in &raw.value {
+            if id.value == 0 || id.value > 1_000_000 {
+                self.err(
+                    id.span,
+                    format!("rack of {zone} is {}: a rack id is 1 to 1000000", id.value),
+                );
+            }
+            out.insert(zone.clone(), id.value);
+        }
+        for n in nodes {
+            if !out.contains_key(&n.availability_zone) {
+                self.err(
+                    raw.span,
+                    format!(
+                        "node `{}` is in {}, which `racks` gives no rack: every node of a rack-aware cluster is in one",
+                        n.name, n.availability_zone
+                    ),
+                );
+            }
+        }
+        out
+    }
+
     /// Renders every per-node template for every node, so an unknown variable or a filter error
     /// is reported now, at the template's line, not halfway through an apply.
     pub(super) fn render_every_node(&mut self, cluster: &Cluster, raw: &RawCluster) {
@@ -400,6 +436,35 @@ impl Validator<'_> {
                 ),
             );
             return;
+        }
+        // R4: in a rack-aware cluster every namespace of every node's config says its rack.
+        if !cluster.racks.is_empty() {
+            for node in &cluster.nodes {
+                let Ok(text) = cluster
+                    .config
+                    .template
+                    .render(config_vars_example(cluster, node))
+                else {
+                    continue;
+                };
+                let rack = cluster.rack_of(node).to_string();
+                if let Some((ns, said)) = crate::config_rack_ids(&text)
+                    .into_iter()
+                    .find(|(_, r)| r.as_deref() != Some(rack.as_str()))
+                {
+                    let found =
+                        said.map_or("no `rack-id`".to_string(), |r| format!("`rack-id {r}`"));
+                    self.err(
+                        raw.config.template.span,
+                        format!(
+                            "[R4] `racks` puts node `{}` ({}) in rack {rack}, but config template {} renders {found} in its namespace {ns}: a replacement would join another rack",
+                            node.name, node.availability_zone, cluster.config.template_path
+                        ),
+                    )
+                    .help = Some("put `rack-id {{ rack_id }}` in every `namespace { }` context of the template".into());
+                    break;
+                }
+            }
         }
         // R18: a pinned id is only kept if the config says it.
         for node in cluster.nodes.iter() {

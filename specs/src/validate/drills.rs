@@ -170,6 +170,7 @@ impl Validator<'_> {
                 &stand_in,
                 &peers,
                 &crate::derived_node_id(&cluster.name, &node.name),
+                cluster.rack_of(node),
             )) else {
                 continue;
             };
