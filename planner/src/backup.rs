@@ -196,7 +196,7 @@ fn snapshot_set(
     let mut members = Vec::new();
     // A node whose snapshot failed (or whose writes never drained) does not hold the others
     // back: their snapshots stay in the set, and the next apply resumes it for that node alone.
-    let mut lanes: Vec<Option<String>> = vec![None; backup.max_nodes_at_once.max(1) as usize];
+    let mut rolling = crate::nodes::Rolling::new(policy, Vec::new());
     if backup.consistency == Consistency::StopNode {
         b.warn("R6", format!(
             "consistency `stop-node` {} each node it backs up: records deleted without durable deletes come back (measured: 76 of 100 recent deletes after one bounce){}",
@@ -209,7 +209,12 @@ fn snapshot_set(
         ));
     }
 
-    for (i, view) in ctx.obs.nodes.iter().enumerate() {
+    let names: Vec<&str> = ctx.obs.nodes.iter().map(|v| v.name.as_str()).collect();
+    for (k, &i) in crate::nodes::Rolling::order(policy, &names)
+        .iter()
+        .enumerate()
+    {
+        let view = &ctx.obs.nodes[i];
         let node = ctx.policy_node(&view.name);
         let instance = view
             .instance
@@ -248,9 +253,8 @@ fn snapshot_set(
         }
 
         // The write-stop window opens here for quiesce / stop-node; lanes enforce R8.
-        let lane = i % lanes.len();
         let mut first_deps = vec![check.clone()];
-        first_deps.extend(lanes[lane].clone());
+        first_deps.extend(rolling.before(policy, &view.name, k));
         let (stop, open_kind, close_kind) = match backup.consistency {
             Consistency::Quiesce => (true, StepKind::Quiesce, StepKind::Unquiesce),
             Consistency::StopNode => (true, StepKind::StopNode, StepKind::StartNode),
@@ -360,7 +364,7 @@ fn snapshot_set(
                 vec![closed],
                 crate::restore::stable(policy.cluster.nodes.len()),
             );
-            lanes[lane] = Some(stable);
+            rolling.after(k, stable);
         }
         for (ebs, volume, done) in &devices {
             let pending_existing = done.is_some_and(|s| s.state != SnapshotState::Completed);

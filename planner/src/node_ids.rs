@@ -168,6 +168,7 @@ pub(crate) fn check(
 ) -> Result<(), crate::error::PlanError> {
     for name in nodes {
         let node = ctx.policy_node(name);
+        check_rack_kept(ctx, node)?;
         let known = node_id(ctx.policy, ctx.obs, node, set, smd_from_set);
         if let Some((other, _)) = ids_of_others(ctx.obs, name).find(|(_, id)| *id == known.id) {
             return Err(crate::error::refuse(
@@ -290,4 +291,45 @@ fn roster_ghost(policy: &Policy, home: &Observed<'_>, node: &Node) -> Option<Str
         ([id], [only]) if only.name == node.name => Some((*id).clone()),
         _ => None,
     }
+}
+
+/// R4 in a rack-aware cluster: a node comes back in the rack it ran in. The zone it ran in is
+/// its instance's (even terminated, while EC2 still lists it) or its volumes'; a policy that moved
+/// the node to a zone of another rack would rebuild it there silently, leaving its rack short.
+fn check_rack_kept(ctx: &crate::Ctx<'_, '_>, node: &Node) -> Result<(), crate::error::PlanError> {
+    let racks = &ctx.policy.cluster.racks;
+    if racks.is_empty() {
+        return Ok(());
+    }
+    let view = ctx.obs.node(&node.name);
+    let ran_in = view
+        .instance
+        .map(|i| i.availability_zone.clone())
+        .or_else(|| {
+            view.volumes
+                .iter()
+                .find_map(|d| d.volume.or_else(|| d.candidates.first().copied()))
+                .map(|v| v.availability_zone.clone())
+        });
+    let Some(zone) = ran_in.filter(|z| *z != node.availability_zone) else {
+        return Ok(());
+    };
+    let now = ctx.policy.cluster.rack_of(node);
+    let was = racks.get(&zone).copied();
+    if was == Some(now) {
+        return Ok(());
+    }
+    Err(crate::error::refuse(
+        asdr_specs::Diagnostic::new(
+            node.name_span,
+            format!(
+                "{} ran in {zone} ({}) and the policy now puts it in {} (rack {now}): it would come back in another rack, leaving its own a node short",
+                node.name,
+                was.map_or("no rack of `racks`".to_string(), |r| format!("rack {r}")),
+                node.availability_zone
+            ),
+        )
+        .rule("R4")
+        .help("restore the node in its own zone; moving a rack's nodes to another zone is a zone-loss restore, which asdr does not plan yet"),
+    ))
 }

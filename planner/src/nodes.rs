@@ -237,3 +237,87 @@ pub(crate) fn find_instance<'w>(
             )
         })
 }
+
+/// R8: what a node's out-of-service window waits for, and what it leaves for the next. With
+/// `max_nodes_at_once: N`, N lanes of nodes one after another; with `rack`, one whole rack at a
+/// time: every node of a rack waits for every node of the rack before it to be back.
+pub(crate) enum Rolling {
+    Lanes(Vec<Vec<String>>),
+    Racks {
+        rack: Option<u32>,
+        before: Vec<String>,
+        current: Vec<String>,
+    },
+}
+
+impl Rolling {
+    pub(crate) fn new(policy: &asdr_specs::Policy, first: Vec<String>) -> Rolling {
+        if policy.backup.by_rack {
+            Rolling::Racks {
+                rack: None,
+                before: first,
+                current: Vec::new(),
+            }
+        } else {
+            let lanes = policy.backup.max_nodes_at_once.max(1) as usize;
+            Rolling::Lanes(vec![first; lanes])
+        }
+    }
+
+    /// The order nodes (indices into `names`) are taken out in: racks in turn when rolling by
+    /// rack, else as given.
+    pub(crate) fn order(policy: &asdr_specs::Policy, names: &[&str]) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..names.len()).collect();
+        if policy.backup.by_rack {
+            idx.sort_by_key(|&i| {
+                (
+                    policy
+                        .node(names[i])
+                        .map_or(0, |n| policy.cluster.rack_of(n)),
+                    i,
+                )
+            });
+        }
+        idx
+    }
+
+    /// What the `k`-th node taken out (of `node`) waits for.
+    pub(crate) fn before(
+        &mut self,
+        policy: &asdr_specs::Policy,
+        node: &str,
+        k: usize,
+    ) -> Vec<String> {
+        match self {
+            Rolling::Lanes(lanes) => {
+                let n = lanes.len();
+                lanes[k % n].clone()
+            }
+            Rolling::Racks {
+                rack,
+                before,
+                current,
+            } => {
+                let r = policy.node(node).map_or(0, |n| policy.cluster.rack_of(n));
+                if *rack != Some(r) {
+                    if rack.is_some() {
+                        *before = std::mem::take(current);
+                    }
+                    *rack = Some(r);
+                }
+                before.clone()
+            }
+        }
+    }
+
+    /// The `k`-th node's window closes at `stable`.
+    pub(crate) fn after(&mut self, k: usize, stable: String) {
+        match self {
+            Rolling::Lanes(lanes) => {
+                let n = lanes.len();
+                lanes[k % n] = vec![stable];
+            }
+            Rolling::Racks { current, .. } => current.push(stable),
+        }
+    }
+}

@@ -274,7 +274,10 @@ pub struct Backup {
     pub every_span: Span,
     pub retain: Retain,
     pub smd_to: String,
+    /// Nodes out at once; with `by_rack`, the size of the largest rack (what may be out together).
     pub max_nodes_at_once: u32,
+    /// `max_nodes_at_once: rack`: one whole rack at a time, racks in turn (R8).
+    pub by_rack: bool,
     pub tags: BTreeMap<String, String>,
     pub snapshot_description: Template,
     pub asbackup: Option<Asbackup>,

@@ -185,8 +185,9 @@ pub struct RawBackup {
     pub retain: Sp<RawRetain>,
     pub smd: RawSmd,
     /// Nodes quiesced or stopped at the same time; at most replication_factor - 1 (R8). Default 1.
+    /// `rack`: one whole rack at a time (rack-aware clusters).
     #[serde(default)]
-    pub max_nodes_at_once: Option<Sp<u32>>,
+    pub max_nodes_at_once: Option<Sp<MaxAtOnce>>,
     /// Added to every resource asdr creates.
     #[serde(default)]
     pub tags: Option<Sp<BTreeMap<Sp<String>, String>>>,
@@ -382,4 +383,57 @@ pub struct RawValidations {
     /// SMD definitions that must be present: `sindex`, `udf`.
     #[serde(default)]
     pub smd: Vec<Sp<String>>,
+}
+
+/// `max_nodes_at_once`: a count, or `rack` (one whole rack at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxAtOnce {
+    Nodes(u32),
+    Rack,
+}
+
+impl<'de> Deserialize<'de> for MaxAtOnce {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MaxAtOnce;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number of nodes, or `rack`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<MaxAtOnce, E> {
+                u32::try_from(v)
+                    .map(MaxAtOnce::Nodes)
+                    .map_err(|_| E::custom("a whole number of nodes, or `rack`"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MaxAtOnce, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("a whole number of nodes, or `rack`"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MaxAtOnce, E> {
+                match v {
+                    "rack" => Ok(MaxAtOnce::Rack),
+                    other => Err(E::custom(format!(
+                        "`{other}`: expected a whole number of nodes, or `rack`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for MaxAtOnce {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MaxAtOnce".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Nodes taken out at once (R8): a number, or `rack` for one whole rack at a time.",
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"const": "rack"}
+            ]
+        })
+    }
 }

@@ -435,11 +435,20 @@ impl<'n> NodeFlow<'n> {
             super::warn_identity(node, &known, &keeps, self.replaced, b);
             // Outside the roster: no id in the config, or one the observed roster lacks (when
             // none is observed, one asdr had to derive).
+            // A node whose SMD comes back from the set joins that set's roster (its recorded ids).
+            let roster = smd_from_set
+                .then(|| set.and_then(|s| s.manifest))
+                .flatten()
+                .map(|m| {
+                    m.node_ids
+                        .values()
+                        .filter_map(|i| asdr_specs::canonical_node_id(i))
+                        .collect::<std::collections::BTreeSet<String>>()
+                })
+                .filter(|r| !r.is_empty())
+                .or_else(|| super::consistency::observed_roster(ctx.obs.world));
             self.rejoins_as_new = self.replaced
-                && match (
-                    keeps.as_slice(),
-                    super::consistency::observed_roster(ctx.obs.world),
-                ) {
+                && match (keeps.as_slice(), roster) {
                     ([id], Some(roster)) => !roster.contains(id),
                     ([id], None) => {
                         *id != known.id || known.source == crate::node_ids::IdSource::Derived

@@ -166,22 +166,18 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     }
     // R8: a healthy node is taken out only when the nodes before it in its lane are back and
     // stable, and only after every down node is back: at most `max_nodes_at_once` out at once.
-    let lanes = ctx.policy.backup.max_nodes_at_once.max(1) as usize;
-    let mut lane_tail: Vec<Vec<String>> = vec![down_waits; lanes];
-    for (i, view) in up.into_iter().enumerate() {
-        let lane = i % lanes;
-        let mut flow = NodeFlow::prepare(
-            ctx,
-            restore,
-            set,
-            view,
-            check.clone(),
-            lane_tail[lane].clone(),
-            b,
-        )?;
+    let mut rolling = crate::nodes::Rolling::new(ctx.policy, down_waits);
+    let names: Vec<&str> = up.iter().map(|v| v.name.as_str()).collect();
+    for (k, &i) in crate::nodes::Rolling::order(ctx.policy, &names)
+        .iter()
+        .enumerate()
+    {
+        let view = up[i];
+        let lane = rolling.before(ctx.policy, &view.name, k);
+        let mut flow = NodeFlow::prepare(ctx, restore, set, view, check.clone(), lane, b)?;
         let start = flow.finish(ctx, set, false, &[], b);
         let wait = wait_node_stable(b, &flow.node.name, start, size);
-        lane_tail[lane] = vec![flow.settle(ctx, restore, wait, b)];
+        rolling.after(k, flow.settle(ctx, restore, wait, b));
     }
     consistency::check_reroster(ctx, restore, b)
 }

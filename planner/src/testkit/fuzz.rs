@@ -113,6 +113,11 @@ pub fn case(seed: u64) -> Case {
     } else {
         ""
     };
+    let max_at_once: String = if !racks_text.is_empty() && sc_r.chance(50) {
+        "rack".into()
+    } else {
+        max_at_once.to_string()
+    };
     let consistency = match r.below(4) {
         // Validation refuses quiesce with as many copies as nodes (a quiesced node stays a
         // replica of every partition).

@@ -75,8 +75,19 @@ impl<'a> Verifier<'a> {
                     }
                     _ => None,
                 });
+            // A node whose SMD comes back from a set joins that set's roster.
+            let smd_set = self.plan.steps.iter().find_map(|x| match &x.params {
+                Params::RestoreSmd(r) if x.node == start.node => Some(r.set.as_str()),
+                _ => None,
+            });
+            let set_roster = smd_set
+                .map(|set| super::node_ids::recorded_ids(self.policy, self.world, set))
+                .filter(|ids| !ids.is_empty());
             let outside = match written.as_deref() {
-                Some([id]) => roster.as_ref().is_some_and(|r| !r.contains(id)),
+                Some([id]) => match &set_roster {
+                    Some(r) => !r.contains(id),
+                    None => roster.as_ref().is_some_and(|r| !r.contains(id)),
+                },
                 _ => true,
             };
             if launched && outside && !after(&rosters) {

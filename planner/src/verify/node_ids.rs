@@ -67,6 +67,17 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
             ));
             continue;
         }
+        // A node whose SMD is put back from a set rejoins under that set's roster: the id the
+        // set's manifest recorded for it is its own.
+        let smd_set = plan.steps.iter().find_map(|x| match &x.params {
+            Params::RestoreSmd(r) if x.node == s.node => Some(r.set.as_str()),
+            _ => None,
+        });
+        if let Some(set) = smd_set
+            && recorded_in(policy, world, set, name).as_deref() == Some(id.as_str())
+        {
+            continue;
+        }
         let answering = world
             .nodes
             .iter()
@@ -108,5 +119,30 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
     bad.into_iter()
         .map(rule("R18"))
         .chain(racks.into_iter().map(rule("R4")))
+        .collect()
+}
+
+/// The id the whole manifest of `set` (this cluster's) recorded for `node`.
+pub(super) fn recorded_in(policy: &Policy, world: &World, set: &str, node: &str) -> Option<String> {
+    world
+        .set_manifests
+        .iter()
+        .filter(|m| m.set == set)
+        .filter_map(|m| m.file.as_ref())
+        .filter(|f| f.check().is_ok() && f.manifest.cluster == policy.cluster.name)
+        .find_map(|f| f.manifest.node_ids.get(node))
+        .and_then(|id| canonical_node_id(id))
+}
+
+/// Every id the whole manifest of `set` recorded (the roster its SMD holds, near enough).
+pub(super) fn recorded_ids(policy: &Policy, world: &World, set: &str) -> BTreeSet<String> {
+    world
+        .set_manifests
+        .iter()
+        .filter(|m| m.set == set)
+        .filter_map(|m| m.file.as_ref())
+        .filter(|f| f.check().is_ok() && f.manifest.cluster == policy.cluster.name)
+        .flat_map(|f| f.manifest.node_ids.values())
+        .filter_map(|id| canonical_node_id(id))
         .collect()
 }

@@ -150,6 +150,34 @@ impl<'a> Verifier<'a> {
         }
         let ordered = |a: usize, b: usize| before[a].contains(&b) || before[b].contains(&a);
         let mut reported = BTreeSet::new();
+        // `max_nodes_at_once: rack`: never two racks out at once.
+        if self.policy.backup.by_rack {
+            let rack = |name: &str| {
+                self.policy
+                    .node(name)
+                    .map_or(0, |n| self.policy.cluster.rack_of(n))
+            };
+            let mut bad = Vec::new();
+            for (k, w) in windows.iter().enumerate() {
+                let Some(open) = w.open else { continue };
+                if let Some(o) = (0..windows.len())
+                    .find(|&o| o != k && rack(&windows[o].node) != rack(&w.node) && !ordered(k, o))
+                    && reported.insert(w.node.clone())
+                {
+                    bad.push((open, format!(
+                        "node {} (rack {}) can be out of service together with {} (rack {}), but max_nodes_at_once is `rack`: one rack at a time",
+                        w.node,
+                        rack(&w.node),
+                        windows[o].node,
+                        rack(&windows[o].node)
+                    )));
+                }
+            }
+            for (open, m) in bad {
+                let s = self.plan.steps[open].clone();
+                self.bad("R8", Some(&s), m);
+            }
+        }
         for (k, w) in windows.iter().enumerate() {
             let Some(open) = w.open else { continue };
             let others: Vec<usize> = (0..windows.len())

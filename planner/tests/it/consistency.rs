@@ -383,3 +383,51 @@ fn r19_a_re_roster_while_partitions_are_unavailable_is_refused() {
         "{err}"
     );
 }
+
+/// Review finding: once a node's id changed after a set was made (re-ided by plan, roster
+/// re-set), a full restore of that set — which puts the set's SMD, and so its roster, back and
+/// renders the ids the set recorded — and a drill of it were refused by the verifier as an
+/// "internal error". The set's own ids are right there, and its roster is what they join.
+#[test]
+fn r18_r19_a_full_restore_and_a_drill_of_a_set_take_its_recorded_ids_after_a_node_was_re_ided() {
+    let policy = sc(
+        "drills:\n  - name: quarterly\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-d1, us-east-1b: subnet-d2}\n      ip_offset: 100\n      security_groups: [sg-drill]\n",
+    )
+    .policy();
+    let mut w = world(&policy, true, &[]);
+    let old = asdr_planner::testkit::test_node_id(0);
+    let new = "BB90000000100AA".to_string();
+    for n in w.nodes.iter_mut() {
+        if n.name == "a1" {
+            n.node_id = Some(new.clone());
+            let conf = n.config.clone().unwrap();
+            n.config = Some(conf.replace(&format!("node-id {old}"), &format!("node-id {new}")));
+        }
+        for ns in n.namespaces.iter_mut().filter(|ns| ns.strong_consistency) {
+            for r in ns.roster.iter_mut().chain(ns.observed_nodes.iter_mut()) {
+                if *r == old {
+                    *r = new.clone();
+                }
+            }
+        }
+    }
+    let p = run(&policy, &w, "full-cluster");
+    let a1 = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.params {
+            Params::WriteConfig(c) if s.id == "write_config:a1" => {
+                Some(asdr_specs::config_node_ids(&c.content))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(a1, std::slice::from_ref(&old), "the set's roster names the set's id");
+    assert!(
+        verify(&policy, &w, &p).is_empty(),
+        "{:?}",
+        verify(&policy, &w, &p)
+    );
+    let d = plan(&policy, &w, NOW, &Operation::Drill("quarterly".into()));
+    assert!(d.is_ok(), "{}", d.unwrap_err());
+}

@@ -13,19 +13,52 @@ impl Validator<'_> {
             b.consistency.value,
             Consistency::Quiesce | Consistency::StopNode
         );
+        let by_rack = b
+            .max_nodes_at_once
+            .as_ref()
+            .is_some_and(|m| m.value == crate::raw::MaxAtOnce::Rack);
         let max_nodes_at_once = match &b.max_nodes_at_once {
-            Some(m) if m.value == 0 => {
-                self.err(m.span, "max_nodes_at_once must be at least 1");
-                1
+            Some(m) if m.value == crate::raw::MaxAtOnce::Rack => {
+                // A rack out leaves every record's other copies in the other racks only when
+                // the cluster is rack-aware with at least two racks and two copies.
+                let racks: std::collections::BTreeSet<u32> =
+                    cluster.racks.values().copied().collect();
+                if racks.len() < 2 {
+                    self.err(m.span, "`max_nodes_at_once: rack` needs a rack-aware cluster of at least two racks (`cluster.racks`)")
+                        .rule = Some("R8");
+                } else if min_rf < 2 {
+                    self.err(m.span, "`max_nodes_at_once: rack` needs replication_factor 2 or more: a rack out leaves no copy otherwise")
+                        .rule = Some("R8");
+                }
+                let largest = racks
+                    .iter()
+                    .map(|r| {
+                        cluster
+                            .nodes
+                            .iter()
+                            .filter(|n| cluster.rack_of(n) == *r)
+                            .count()
+                    })
+                    .max()
+                    .unwrap_or(1);
+                largest.max(1) as u32
             }
             Some(m) => {
-                if m.value + 1 > min_rf {
-                    self.err(m.span, format!(
-                        "max_nodes_at_once {} is more than replication_factor - 1 = {}: taking that many nodes out at once makes partitions unavailable",
-                        m.value, min_rf.saturating_sub(1)
-                    )).rule = Some("R8");
+                let crate::raw::MaxAtOnce::Nodes(v) = m.value else {
+                    unreachable!("rack handled above")
+                };
+                if v == 0 {
+                    self.err(m.span, "max_nodes_at_once must be at least 1");
+                    1
+                } else {
+                    if v + 1 > min_rf {
+                        self.err(m.span, format!(
+                            "max_nodes_at_once {v} is more than replication_factor - 1 = {}: taking that many nodes out at once makes partitions unavailable",
+                            min_rf.saturating_sub(1)
+                        )).rule = Some("R8");
+                    }
+                    v
                 }
-                m.value
             }
             None => {
                 if disruptive && min_rf < 2 {
@@ -151,6 +184,7 @@ impl Validator<'_> {
             retain,
             smd_to: b.smd.to.value.clone(),
             max_nodes_at_once,
+            by_rack,
             tags,
             snapshot_description,
             asbackup,
