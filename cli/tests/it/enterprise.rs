@@ -193,3 +193,47 @@ async fn r19_a_replacement_on_the_enterprise_emulator_keeps_the_roster_whole() {
     );
     assert_eq!(roster.len(), 3);
 }
+
+/// R8 with `max_nodes_at_once: rack`, end to end against moto and the Enterprise emulator (which
+/// quiesces, as only Enterprise does): rack 1 (us-east-1a: a1, a2) is quiesced together, and
+/// rack 2 (b1) only once both are back; every node's snapshots still wait for its drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r8_a_quiesce_backup_on_the_enterprise_emulator_rolls_one_whole_rack_at_a_time() {
+    let instance = "  instance:                       # defaults for replacement instances (R4)\n";
+    let env = env(
+        116,
+        &[
+            ("consistency: multi-volume", "consistency: quiesce"),
+            ("max_nodes_at_once: 1 ", "max_nodes_at_once: rack "),
+            (
+                instance,
+                "  racks: {us-east-1a: 1, us-east-1b: 2}\n  instance:                       # defaults for replacement instances (R4)\n",
+            ),
+        ],
+    )
+    .await;
+    env.nodes.clear_log();
+    env.ok(&["apply", "--yes"]);
+    let log = env.nodes.log();
+    let at = |node: &str, cmd: &str| {
+        log.iter()
+            .position(|(n, c)| n == node && c == cmd)
+            .unwrap_or_else(|| panic!("{node} never got {cmd}: {log:?}"))
+    };
+    let (a1_in, a2_in, b1_in) = (
+        at("a1", "quiesce:"),
+        at("a2", "quiesce:"),
+        at("b1", "quiesce:"),
+    );
+    let (a1_out, a2_out) = (at("a1", "quiesce-undo:"), at("a2", "quiesce-undo:"));
+    assert!(a2_in < a1_out && a1_in < a2_out, "rack 1 out together");
+    assert!(
+        b1_in > a1_out && b1_in > a2_out,
+        "rack 2 after rack 1 is back"
+    );
+    assert_eq!(
+        env.snapshots().await.len(),
+        9,
+        "every device of every node in the set"
+    );
+}

@@ -422,7 +422,11 @@ fn r18_r19_a_full_restore_and_a_drill_of_a_set_take_its_recorded_ids_after_a_nod
             _ => None,
         })
         .unwrap();
-    assert_eq!(a1, std::slice::from_ref(&old), "the set's roster names the set's id");
+    assert_eq!(
+        a1,
+        std::slice::from_ref(&old),
+        "the set's roster names the set's id"
+    );
     assert!(
         verify(&policy, &w, &p).is_empty(),
         "{:?}",
