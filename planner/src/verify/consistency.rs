@@ -30,6 +30,7 @@ impl<'a> Verifier<'a> {
             (!ids.is_empty()).then_some(ids)
         };
         let waits: Vec<(usize, &Step)> = self.steps(StepKind::WaitPartitionsAvailable).collect();
+        let by_set = super::node_ids::recorded(self.policy, self.world);
         let rosters: Vec<(usize, &Step)> = self.steps(StepKind::SetRoster).collect();
         let mut bad: Vec<(Option<&Step>, String)> = Vec::new();
         for (_, s) in &waits {
@@ -80,9 +81,10 @@ impl<'a> Verifier<'a> {
                 Params::RestoreSmd(r) if x.node == start.node => Some(r.set.as_str()),
                 _ => None,
             });
-            let set_roster = smd_set
-                .map(|set| super::node_ids::recorded_ids(self.policy, self.world, set))
-                .filter(|ids| !ids.is_empty());
+            let set_roster: Option<std::collections::BTreeSet<&String>> = smd_set
+                .and_then(|set| by_set.get(set))
+                .map(|ids| ids.values().collect())
+                .filter(|ids: &std::collections::BTreeSet<&String>| !ids.is_empty());
             let outside = match written.as_deref() {
                 Some([id]) => match &set_roster {
                     Some(r) => !r.contains(id),

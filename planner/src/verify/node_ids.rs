@@ -1,7 +1,7 @@
 //! R18: a node whose aerospike.conf the plan writes rejoins as the node it was. Read from the
 //! plan's `write_config` steps and the world, apart from how the planner chose the id.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use asdr_specs::{canonical_node_id, config_node_ids};
 
@@ -11,6 +11,22 @@ use super::*;
 /// pins one; else, when it sets one, the id the node answers with now or one a manifest of this
 /// cluster recorded for it (a node known by neither may get any).
 pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    if !plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.params, Params::WriteConfig(_)))
+    {
+        return Vec::new();
+    }
+    let by_set = recorded(policy, world);
+    let smd_sets: BTreeMap<&str, &str> = plan
+        .steps
+        .iter()
+        .filter_map(|x| match &x.params {
+            Params::RestoreSmd(r) => Some((x.node.as_deref()?, r.set.as_str())),
+            _ => None,
+        })
+        .collect();
     let mut bad = Vec::new();
     let mut racks = Vec::new();
     for s in &plan.steps {
@@ -69,12 +85,8 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
         }
         // A node whose SMD is put back from a set rejoins under that set's roster: the id the
         // set's manifest recorded for it is its own.
-        let smd_set = plan.steps.iter().find_map(|x| match &x.params {
-            Params::RestoreSmd(r) if x.node == s.node => Some(r.set.as_str()),
-            _ => None,
-        });
-        if let Some(set) = smd_set
-            && recorded_in(policy, world, set, name).as_deref() == Some(id.as_str())
+        if let Some(set) = s.node.as_deref().and_then(|n| smd_sets.get(n))
+            && by_set.get(*set).and_then(|ids| ids.get(name)) == Some(id)
         {
             continue;
         }
@@ -84,14 +96,7 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
             .find(|o| o.name == name && o.reachable)
             .and_then(|o| o.node_id.as_deref())
             .and_then(canonical_node_id);
-        let recorded: BTreeSet<String> = world
-            .set_manifests
-            .iter()
-            .filter_map(|m| m.file.as_ref())
-            .filter(|f| f.check().is_ok() && f.manifest.cluster == policy.cluster.name)
-            .filter_map(|f| f.manifest.node_ids.get(name))
-            .filter_map(|id| canonical_node_id(id))
-            .collect();
+        let recorded: BTreeSet<&String> = by_set.values().filter_map(|ids| ids.get(name)).collect();
         let fits = match &answering {
             Some(a) => a == id,
             None => recorded.is_empty() || recorded.contains(id),
@@ -101,7 +106,11 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
                 || {
                     format!(
                         "recorded as {}",
-                        recorded.into_iter().collect::<Vec<_>>().join(" or ")
+                        recorded
+                            .into_iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     )
                 },
                 |a| format!("answering as {a}"),
@@ -122,27 +131,23 @@ pub(super) fn node_ids(policy: &Policy, world: &World, plan: &Plan) -> Vec<Viola
         .collect()
 }
 
-/// The id the whole manifest of `set` (this cluster's) recorded for `node`.
-pub(super) fn recorded_in(policy: &Policy, world: &World, set: &str, node: &str) -> Option<String> {
-    world
-        .set_manifests
-        .iter()
-        .filter(|m| m.set == set)
-        .filter_map(|m| m.file.as_ref())
-        .filter(|f| f.check().is_ok() && f.manifest.cluster == policy.cluster.name)
-        .find_map(|f| f.manifest.node_ids.get(node))
-        .and_then(|id| canonical_node_id(id))
-}
+/// What each whole manifest of this cluster recorded: set → node → canonical id. Read once per
+/// verification: checking a manifest hashes it, and a 256-node plan has 256 configs to read.
+pub(super) type Recorded = BTreeMap<String, BTreeMap<String, String>>;
 
-/// Every id the whole manifest of `set` recorded (the roster its SMD holds, near enough).
-pub(super) fn recorded_ids(policy: &Policy, world: &World, set: &str) -> BTreeSet<String> {
-    world
-        .set_manifests
-        .iter()
-        .filter(|m| m.set == set)
-        .filter_map(|m| m.file.as_ref())
-        .filter(|f| f.check().is_ok() && f.manifest.cluster == policy.cluster.name)
-        .flat_map(|f| f.manifest.node_ids.values())
-        .filter_map(|id| canonical_node_id(id))
-        .collect()
+pub(super) fn recorded(policy: &Policy, world: &World) -> Recorded {
+    let mut out = Recorded::new();
+    for m in &world.set_manifests {
+        let Some(f) = m.file.as_ref() else { continue };
+        if f.manifest.cluster != policy.cluster.name || f.check().is_err() {
+            continue;
+        }
+        let ids = out.entry(m.set.clone()).or_default();
+        for (node, id) in &f.manifest.node_ids {
+            if let Some(id) = canonical_node_id(id) {
+                ids.insert(node.clone(), id);
+            }
+        }
+    }
+    out
 }
