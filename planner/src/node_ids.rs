@@ -6,7 +6,7 @@ use std::fmt;
 
 use asdr_specs::{Node, Policy, canonical_node_id, derived_node_id};
 
-use crate::observe::{BackupSet, NodeHealth, Observed};
+use crate::observe::{BackupSet, NodeHealth, NodeView, Observed};
 
 /// Where a node's id came from, newest knowledge first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +82,8 @@ pub fn node_id(
     let answering = home
         .nodes
         .iter()
-        .find(|v| v.name == node.name && v.health == NodeHealth::Healthy)
-        .and_then(|v| v.observation)
-        .and_then(|o| o.node_id.as_deref())
-        .and_then(canonical_node_id);
+        .find(|v| v.name == node.name)
+        .and_then(answering_id);
     if let Some(id) = answering {
         return KnownId {
             id,
@@ -107,19 +105,30 @@ pub fn node_id(
     }
 }
 
+/// The id a node answers with now (canonical), when it is healthy.
+pub(crate) fn answering_id(view: &NodeView<'_>) -> Option<String> {
+    if view.health != NodeHealth::Healthy {
+        return None;
+    }
+    view.observation?
+        .node_id
+        .as_deref()
+        .and_then(canonical_node_id)
+}
+
+/// The newest whole manifest of this cluster that recorded node ids.
+fn newest_recorded<'w>(home: &Observed<'w>) -> Option<&'w crate::manifest::SetManifest> {
+    home.sets
+        .iter()
+        .rev()
+        .find_map(|s| s.manifest.filter(|m| !m.node_ids.is_empty()))
+}
+
 /// The ids the nodes answer with now, by node name, for a set's manifest.
 pub fn answering_ids(home: &Observed<'_>) -> std::collections::BTreeMap<String, String> {
     home.nodes
         .iter()
-        .filter(|v| v.health == NodeHealth::Healthy)
-        .filter_map(|v| {
-            let id = v
-                .observation?
-                .node_id
-                .as_deref()
-                .and_then(canonical_node_id)?;
-            Some((v.name.clone(), id))
-        })
+        .filter_map(|v| Some((v.name.clone(), answering_id(v)?)))
         .collect()
 }
 
@@ -132,27 +141,14 @@ fn ids_of_others<'a>(
     let answering = home
         .nodes
         .iter()
-        .filter(move |v| v.name != node && v.health == NodeHealth::Healthy)
-        .filter_map(|v| {
-            let id = v
-                .observation?
-                .node_id
-                .as_deref()
-                .and_then(canonical_node_id)?;
-            Some((v.name.clone(), id))
-        });
-    let recorded = home
-        .sets
-        .iter()
-        .rev()
-        .find_map(|s| s.manifest.filter(|m| !m.node_ids.is_empty()))
-        .into_iter()
-        .flat_map(move |m| {
-            m.node_ids
-                .iter()
-                .filter(move |(n, _)| n.as_str() != node)
-                .filter_map(|(n, id)| Some((n.clone(), canonical_node_id(id)?)))
-        });
+        .filter(move |v| v.name != node)
+        .filter_map(|v| Some((v.name.clone(), answering_id(v)?)));
+    let recorded = newest_recorded(home).into_iter().flat_map(move |m| {
+        m.node_ids
+            .iter()
+            .filter(move |(n, _)| n.as_str() != node)
+            .filter_map(|(n, id)| Some((n.clone(), canonical_node_id(id)?)))
+    });
     answering.chain(recorded)
 }
 
@@ -189,7 +185,7 @@ pub(crate) fn check(
             && view.health == NodeHealth::Healthy
             && let Some(o) = view.observation
         {
-            let answering = o.node_id.as_deref().and_then(canonical_node_id);
+            let answering = answering_id(view);
             let rendered = crate::config::render(ctx.policy, node, &known.id);
             let said = asdr_specs::config_node_ids(&rendered.content);
             let running = o
@@ -254,19 +250,13 @@ pub(crate) fn check(
 /// and `node` is the only node that does not answer and has no id known otherwise.
 fn roster_ghost(policy: &Policy, home: &Observed<'_>, node: &Node) -> Option<String> {
     let roster = crate::restore::consistency::observed_roster(home.world)?;
-    let newest = home
-        .sets
-        .iter()
-        .rev()
-        .find_map(|s| s.manifest.filter(|m| !m.node_ids.is_empty()));
+    let newest = newest_recorded(home);
     let known_otherwise = |n: &Node| -> Option<String> {
         n.node_id.clone().or_else(|| {
             home.nodes
                 .iter()
-                .find(|v| v.name == n.name && v.health == NodeHealth::Healthy)
-                .and_then(|v| v.observation)
-                .and_then(|o| o.node_id.as_deref())
-                .and_then(canonical_node_id)
+                .find(|v| v.name == n.name)
+                .and_then(answering_id)
                 .or_else(|| {
                     newest
                         .and_then(|m| m.node_ids.get(&n.name))

@@ -67,13 +67,7 @@ pub(super) fn check(
             .obs
             .nodes
             .iter()
-            .filter(|v| v.health == NodeHealth::Healthy)
-            .filter_map(|v| {
-                v.observation?
-                    .node_id
-                    .as_deref()
-                    .and_then(asdr_specs::canonical_node_id)
-            })
+            .filter_map(crate::node_ids::answering_id)
             .collect();
         let missing: Vec<String> = observed_roster(ctx.obs.world)
             .unwrap_or_default()

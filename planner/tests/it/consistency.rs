@@ -4,14 +4,11 @@
 
 use crate::edit;
 use asdr_planner::params::Params;
-use asdr_planner::testkit::{ExamplePolicy, Failure, WorldSpec, with_manifests, world_for};
+use asdr_planner::testkit::{ExamplePolicy, Failure, WorldSpec, world_for};
 use asdr_planner::world::World;
 use asdr_planner::{Operation, Plan, plan, verify};
 use asdr_specs::Policy;
-use time::OffsetDateTime;
-use time::macros::datetime;
 
-const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
 const USERS: &str = "    - name: users\n      replication_factor: 2\n";
 
 fn sc(extra: &str) -> ExamplePolicy {
@@ -20,20 +17,7 @@ fn sc(extra: &str) -> ExamplePolicy {
         .append(extra)
 }
 
-fn world(policy: &Policy, manifests: bool, failures: &[(&str, Failure)]) -> World {
-    let mut spec = WorldSpec::new(NOW);
-    spec.sets = 3;
-    spec.failures = failures.iter().map(|(n, f)| (n.to_string(), *f)).collect();
-    let mut w = world_for(policy, &spec);
-    if manifests {
-        with_manifests(policy, &mut w);
-    }
-    w
-}
-
-fn run(policy: &Policy, w: &World, restore: &str) -> Plan {
-    plan(policy, w, NOW, &Operation::Restore(restore.into())).unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::identity_worlds::{NOW, restore as run, world};
 
 fn r19(policy: &Policy, w: &World, p: &Plan) -> Vec<String> {
     verify(policy, w, p)

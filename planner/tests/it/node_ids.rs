@@ -5,31 +5,12 @@
 
 use crate::edit;
 use asdr_planner::params::Params;
-use asdr_planner::testkit::{
-    ExamplePolicy, Failure, WorldSpec, test_node_id, with_manifests, world_for,
-};
+use asdr_planner::testkit::{ExamplePolicy, Failure, test_node_id};
 use asdr_planner::world::World;
 use asdr_planner::{Operation, Plan, plan, verify};
 use asdr_specs::Policy;
-use time::OffsetDateTime;
-use time::macros::datetime;
 
-const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
-
-fn world(policy: &Policy, manifests: bool, failures: &[(&str, Failure)]) -> World {
-    let mut spec = WorldSpec::new(NOW);
-    spec.sets = 3;
-    spec.failures = failures.iter().map(|(n, f)| (n.to_string(), *f)).collect();
-    let mut w = world_for(policy, &spec);
-    if manifests {
-        with_manifests(policy, &mut w);
-    }
-    w
-}
-
-fn run(policy: &Policy, w: &World, restore: &str) -> Plan {
-    plan(policy, w, NOW, &Operation::Restore(restore.into())).unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::identity_worlds::{NOW, restore as run, world};
 
 /// The `node-id` lines of each config the plan writes, by step.
 fn written_ids(p: &Plan) -> Vec<(String, Vec<String>)> {

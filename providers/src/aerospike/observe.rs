@@ -29,43 +29,43 @@ pub fn devices_of(config: &str) -> Vec<ObservedDevice> {
     out
 }
 
-/// The `observed_nodes` of a `roster:namespace=NS` reply as the server wrote them, rack suffixes
-/// (`ID@rack`) kept: what `roster-set` must be given, or a rack-aware roster loses its racks.
-pub fn observed_raw(reply: &str) -> Vec<String> {
+/// One field of a `roster:namespace=NS` reply — `roster=A,B:pending_roster=A,B:observed_nodes=A,B,C`
+/// (fields split by `:`, `null` for none) — as the server wrote its ids.
+fn roster_field<'r>(reply: &'r str, name: &str) -> Vec<&'r str> {
     reply
         .split(':')
         .filter_map(|f| f.split_once('='))
-        .find(|(k, _)| *k == "observed_nodes")
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| {
             v.split(',')
                 .filter(|id| !id.is_empty() && *id != "null")
-                .map(str::to_string)
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// The `roster:namespace=NS` reply — `roster=A,B:pending_roster=A,B:observed_nodes=A,B,C`
-/// (fields split by `:`, `null` for none) — as (roster, observed_nodes), each id canonical and
-/// without its rack suffix (`A1@2`).
+/// The `observed_nodes` as the server wrote them, rack suffixes (`ID@rack`) kept: what
+/// `roster-set` must be given, or a rack-aware roster loses its racks.
+pub fn observed_raw(reply: &str) -> Vec<String> {
+    roster_field(reply, "observed_nodes")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// (roster, observed_nodes) of a `roster:namespace=NS` reply, each id canonical and without its
+/// rack suffix (`A1@2`).
 pub fn parse_roster(reply: &str) -> (Vec<String>, Vec<String>) {
-    let field = |name: &str| -> Vec<String> {
-        reply
-            .split(':')
-            .filter_map(|f| f.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| {
-                v.split(',')
-                    .filter(|id| !id.is_empty() && *id != "null")
-                    .map(|id| {
-                        let id = id.split('@').next().unwrap_or(id);
-                        asdr_specs::canonical_node_id(id).unwrap_or_else(|| id.to_string())
-                    })
-                    .collect()
+    let ids = |name: &str| -> Vec<String> {
+        roster_field(reply, name)
+            .into_iter()
+            .map(|id| {
+                let id = id.split('@').next().unwrap_or(id);
+                asdr_specs::canonical_node_id(id).unwrap_or_else(|| id.to_string())
             })
-            .unwrap_or_default()
+            .collect()
     };
-    (field("roster"), field("observed_nodes"))
+    (ids("roster"), ids("observed_nodes"))
 }
 
 /// Observes a node: identity, edition, cluster view, quiesce and migration state, and the devices
