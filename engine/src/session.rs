@@ -345,6 +345,8 @@ impl Session {
         // A plan that builds a new cluster (a restore into another region) names its nodes'
         // addresses itself.
         let stand_ins = stand_ins.or_else(|| plan_stand_ins(&plan));
+        // A zone-loss restore starts nodes at the addresses it moves them to.
+        let moved = plan_moved(&plan, &self.policy);
         let (mut journal, resumed) = Journal::open(journal_dir, &plan).map_err(journal_error)?;
         let plan = Arc::new(plan);
         let hook = self.hook();
@@ -369,7 +371,7 @@ impl Session {
             interrupt.request();
         }
         let nodes_for = |world: &World| {
-            rt.block_on(async {
+            let provider = rt.block_on(async {
                 match &stand_ins {
                     Some(map) => {
                         asdr_providers::live::node_provider_at(
@@ -384,7 +386,8 @@ impl Session {
                         asdr_providers::live::node_provider(&self.policy, world, &self.aws).await
                     }
                 }
-            })
+            });
+            provider.moved(moved.clone())
         };
         let report = match &self.source {
             Source::WorldFile { path, live_nodes } => {
@@ -557,6 +560,28 @@ fn run_with<P: asdr_planner::ports::Provider>(
         opts,
         on_event,
     ))
+}
+
+/// The policy's nodes a plan starts at another address than the policy's: the nodes a zone-loss
+/// restore moves.
+fn plan_moved(plan: &Plan, policy: &Policy) -> BTreeMap<String, NodeAddress> {
+    plan.steps
+        .iter()
+        .filter(|s| s.kind() == asdr_planner::StepKind::StartNode)
+        .filter_map(|s| {
+            let node = policy.node(s.node.as_deref()?)?;
+            let info: std::net::SocketAddr = s.params.node_service()?.address.parse().ok()?;
+            (info.ip() != std::net::IpAddr::V4(node.private_ip)).then(|| {
+                (
+                    node.name.clone(),
+                    NodeAddress {
+                        info,
+                        host: info.ip().to_string(),
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
 /// The stand-in nodes (`<node>@<label>`) a plan starts, at the addresses its start_node steps

@@ -320,6 +320,6 @@ fn check_rack_kept(ctx: &crate::Ctx<'_, '_>, node: &Node) -> Result<(), crate::e
             ),
         )
         .rule("R4")
-        .help("restore the node in its own zone; moving a rack's nodes to another zone is a zone-loss restore, which asdr does not plan yet"),
+        .help("restore the node in its own zone; moving a rack's nodes to another zone is a zone-loss restore (`restores[].zone`), and a node that stays in another zone names its rack (`cluster.nodes[].rack`)"),
     ))
 }

@@ -311,8 +311,13 @@ pub struct TerminateInstance {
 pub struct StopInstance {
     pub instance_id: String,
     pub force: bool,
+    /// `stopped`, or [`STOP_REQUESTED`]: done once EC2 has accepted the stop (an instance in a
+    /// lost zone stops only when the zone comes back).
     pub wait_until: String,
 }
+
+/// stop_instance's `wait_until` for a stop that is requested, not waited for.
+pub const STOP_REQUESTED: &str = "stopping";
 
 /// provision_instance: a replacement (or a drill's stand-in) at a given address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -305,13 +305,17 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             }
         };
         if !n.up {
-            problems.insert(
-                0,
-                format!(
+            let text = match crate::restore::zone::moved_away(policy, obs.world, &n.name) {
+                Some(moved) => format!(
+                    "node {} does not answer where the policy places it: {moved}",
+                    n.name
+                ),
+                None => format!(
                     "node {} is {}: the cluster is not whole{hint}",
                     n.name, n.health
                 ),
-            );
+            };
+            problems.insert(0, text);
         } else if n.quiesced {
             problems.insert(
                 0,

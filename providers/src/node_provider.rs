@@ -141,6 +141,12 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         NodeProvider { nodes, ..self }
     }
 
+    /// The same nodes, some of them at new addresses (moved to another zone by a restore).
+    pub fn moved(mut self, nodes: BTreeMap<String, NodeAddress>) -> Self {
+        self.nodes.extend(nodes);
+        self
+    }
+
     fn client(&self, name: &str) -> Result<InfoClient, StepError> {
         let a = self.nodes.get(name).ok_or_else(|| {
             StepError::permanent("UnknownNode", format!("node {name} is not in the policy"))

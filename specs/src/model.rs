@@ -113,6 +113,51 @@ impl Policy {
         self.restores.iter().find(|r| r.name == name)
     }
 
+    /// The policy as `restore` leaves it: the nodes its zone move takes out of their zone placed
+    /// in the target zone at their new addresses, each keeping the rack of the zone it leaves.
+    /// None when the restore moves no node (no `zone`, or every node already placed there: the
+    /// policy was updated after the move).
+    pub fn zone_moved(&self, restore: &Restore) -> Option<Policy> {
+        let zone = restore.zone.as_ref()?;
+        let mut moved = self.clone();
+        let mut any = false;
+        for node in moved.cluster.nodes.iter_mut() {
+            if !restore.nodes.contains(&node.name) || node.availability_zone == zone.to {
+                continue;
+            }
+            let Some(ip) = zone.private_ips.get(&node.name) else {
+                continue;
+            };
+            node.moved_from = Some(MovedFrom {
+                availability_zone: node.availability_zone.clone(),
+                private_ip: node.private_ip,
+                instance_id: node.instance_id.clone(),
+                rack: self.cluster.rack_of(node),
+            });
+            node.availability_zone = zone.to.clone();
+            node.private_ip = *ip;
+            node.instance_id = None;
+            any = true;
+        }
+        any.then_some(moved)
+    }
+
+    /// The nodes `restore` moves to another zone (see [`Policy::zone_moved`]).
+    pub fn moved_nodes(&self, restore: &Restore) -> Vec<&Node> {
+        let Some(zone) = &restore.zone else {
+            return Vec::new();
+        };
+        self.cluster
+            .nodes
+            .iter()
+            .filter(|n| {
+                restore.nodes.contains(&n.name)
+                    && n.availability_zone != zone.to
+                    && zone.private_ips.contains_key(&n.name)
+            })
+            .collect()
+    }
+
     /// The smallest replication factor of any namespace (R8 bounds the rolling limit by it).
     pub fn min_replication_factor(&self) -> u32 {
         self.cluster.min_replication_factor()
@@ -182,12 +227,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The rack of `node` (by its availability zone); 0 when the cluster is not rack-aware.
+    /// The rack of `node`: the one it keeps after a zone move, its own `rack`, else its zone's;
+    /// 0 when the cluster is not rack-aware.
     pub fn rack_of(&self, node: &Node) -> u32 {
-        self.racks
-            .get(&node.availability_zone)
-            .copied()
-            .unwrap_or(0)
+        node.moved_from
+            .as_ref()
+            .map(|m| m.rack)
+            .or(node.rack)
+            .unwrap_or_else(|| {
+                self.racks
+                    .get(&node.availability_zone)
+                    .copied()
+                    .unwrap_or(0)
+            })
     }
 }
 
@@ -263,6 +315,21 @@ pub struct Node {
     pub node_id_span: Span,
     pub private_ip: Ipv4Addr,
     pub availability_zone: String,
+    /// The node's rack when it is not its zone's (`cluster.nodes[].rack`).
+    pub rack: Option<u32>,
+    /// Where a zone-loss restore moved the node from (never read from the policy file:
+    /// [`Policy::zone_moved`] sets it).
+    pub moved_from: Option<MovedFrom>,
+}
+
+/// The zone a node left in a zone-loss restore, and the rack it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedFrom {
+    pub availability_zone: String,
+    pub private_ip: Ipv4Addr,
+    /// The instance the policy pinned there.
+    pub instance_id: Option<String>,
+    pub rack: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +440,19 @@ pub struct Restore {
     pub volume: VolumeSpec,
     /// A restore into another region, from the copies there.
     pub region: Option<RegionTarget>,
+    /// A zone-loss restore: the nodes rebuilt in another zone of the region.
+    pub zone: Option<ZoneMove>,
+}
+
+/// `restores[].zone`: the restore's nodes are rebuilt in zone `to` of the cluster's own region
+/// (its subnet in `cluster.instance.subnets`), each at its address there, keeping its rack and
+/// node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneMove {
+    pub to: String,
+    pub to_span: Span,
+    /// Node name → its address in `to`.
+    pub private_ips: BTreeMap<String, Ipv4Addr>,
 }
 
 impl Restore {

@@ -172,6 +172,10 @@ pub struct RawNode {
     pub node_id: Option<Sp<String>>,
     pub private_ip: Sp<String>,
     pub availability_zone: Sp<String>,
+    /// The node's rack when it is not its zone's in `racks`: a rack rebuilt in another zone
+    /// after a zone loss keeps its id there (R4).
+    #[serde(default)]
+    pub rack: Option<Sp<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -304,6 +308,20 @@ pub struct RawRestore {
     /// security groups and AMI.
     #[serde(default)]
     pub target: Option<Sp<RawRestoreTarget>>,
+    /// A zone-loss restore: the restore's nodes rebuilt in another availability zone of the
+    /// cluster's region, keeping their racks and node ids.
+    #[serde(default)]
+    pub zone: Option<Sp<RawZoneMove>>,
+}
+
+/// `restores[].zone`: where the nodes of a lost zone are rebuilt.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawZoneMove {
+    /// The zone they go to: one of `cluster.instance.subnets`.
+    pub to: Sp<String>,
+    /// Node name → its private IP in that zone's subnet (every node of the restore).
+    pub private_ips: Sp<BTreeMap<String, String>>,
 }
 
 /// A new cluster in another region: subnets by that region's availability zones (each node goes

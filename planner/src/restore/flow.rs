@@ -47,6 +47,9 @@ pub(super) struct NodeFlow<'n> {
     /// It joins with an id the strong-consistency roster does not hold: a new instance whose
     /// config sets no `node-id`, or one asdr had to derive (R19).
     pub(super) rejoins_as_new: bool,
+    /// A zone-loss restore rebuilds it in another zone: the restore's name, tagged on the
+    /// replacement (nothing of the lost zone is detached or terminated).
+    moved: Option<String>,
 }
 
 impl<'n> NodeFlow<'n> {
@@ -62,6 +65,9 @@ impl<'n> NodeFlow<'n> {
     ) -> Result<Self, PlanError> {
         let node = ctx.policy_node(&view.name);
         let replaced = view.health != NodeHealth::Healthy;
+        // Moved to another zone: its old volumes cannot follow (EBS is zonal), and nothing is
+        // waited for in the zone it leaves, which may not answer.
+        let moved = node.moved_from.is_some();
         let base: Vec<String> = check.clone().into_iter().collect();
         let live_old = view
             .instance
@@ -147,7 +153,7 @@ impl<'n> NodeFlow<'n> {
             let swapping = !same || live_old.is_some();
             let old = match (d.attached, d.volume, view.instance) {
                 (true, Some(old), Some(inst))
-                    if swapping && inst.state != InstanceState::ShuttingDown =>
+                    if swapping && !moved && inst.state != InstanceState::ShuttingDown =>
                 {
                     Some(OldAttachment {
                         volume_id: old.id.clone(),
@@ -192,6 +198,12 @@ impl<'n> NodeFlow<'n> {
         // before any volume is taken from it: detaching from a running machine can tear writes.
         let stop_instance = match live_old {
             Some(old)
+                if moved
+                    && matches!(old.state, InstanceState::Running | InstanceState::Pending) =>
+            {
+                Some(super::zone::stop_left_behind(node, old, view, &base, b))
+            }
+            Some(old)
                 if matches!(old.state, InstanceState::Running | InstanceState::Pending)
                     && devices.iter().any(|d| d.old.is_some()) =>
             {
@@ -219,7 +231,7 @@ impl<'n> NodeFlow<'n> {
             }
             _ => None,
         };
-        let old_instance = live_old.map(|old| {
+        let old_instance = live_old.filter(|_| !moved).map(|old| {
             if view.volumes.iter().any(|d| d.attached && d.delete_on_termination) {
                 b.warn("R7", format!(
                     "{}'s data volumes are attached with DeleteOnTermination=true: they are detached before instance {} is terminated, and kept",
@@ -236,7 +248,12 @@ impl<'n> NodeFlow<'n> {
             view.instance.map(|i| Ref::Known(i.id.clone()))
         };
         if replaced {
-            let after = provision_params(ctx, node, subnet.as_deref(), None);
+            let mut after = provision_params(ctx, node, subnet.as_deref(), None);
+            if moved {
+                after
+                    .tags
+                    .insert(tags::RESTORE.into(), restore.name.clone());
+            }
             let (action, before) = match live_old {
                 Some(old) => (
                     Action::Replace,
@@ -248,14 +265,28 @@ impl<'n> NodeFlow<'n> {
                         .map(|old| json!({"instance_id": old.id, "state": old.state})),
                 ),
             };
-            b.change(
-                format!("instance.{}", node.name),
-                action,
-                format!(
+            let why = match &node.moved_from {
+                Some(from) => format!(
+                    "node {} is {} in {}: a replacement in {} at {} (restore `{}`), keeping rack {} (R4)",
+                    node.name,
+                    view.health.describe(),
+                    from.availability_zone,
+                    node.availability_zone,
+                    node.private_ip,
+                    restore.name,
+                    from.rack
+                ),
+                None => format!(
                     "node {} is {}: a replacement with the same private IP, AZ and subnet (R4)",
                     node.name,
                     view.health.describe()
                 ),
+            };
+            let action = if moved { Action::Create } else { action };
+            b.change(
+                format!("instance.{}", node.name),
+                action,
+                why,
                 before,
                 serde_json::to_value(&after).ok(),
             );
@@ -272,6 +303,7 @@ impl<'n> NodeFlow<'n> {
             check,
             subnet,
             rejoins_as_new: false,
+            moved: moved.then(|| restore.name.clone()),
         })
     }
 
@@ -351,19 +383,21 @@ impl<'n> NodeFlow<'n> {
             )
         });
         let provision = self.replaced.then(|| {
-            // IP reuse: the replacement may launch only once the old instance is terminated.
-            let deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).collect();
+            // IP reuse: the replacement may launch only once the old instance is terminated. A
+            // node moved to another zone launches once its old instance was asked to stop: with
+            // the same node id, the two must never run together when the lost zone comes back.
+            let mut deps: Vec<String> = base.iter().cloned().chain(old_terminate.clone()).collect();
             let id = format!("provision_instance:{}", node.name);
+            let mut params = provision_params(ctx, node, self.subnet.as_deref(), Some(&id));
+            if let Some(restore) = &self.moved {
+                deps.extend(self.stop_instance.iter().cloned());
+                params.tags.insert(tags::RESTORE.into(), restore.clone());
+            }
             b.step(
                 id.clone(),
                 Some(&node.name),
                 deps,
-                Params::ProvisionInstance(provision_params(
-                    ctx,
-                    node,
-                    self.subnet.as_deref(),
-                    Some(&id),
-                )),
+                Params::ProvisionInstance(params),
             )
         });
         let mut before_start = Vec::new();
@@ -589,7 +623,11 @@ fn replacement_subnet(
         .get(&node.availability_zone)
         .cloned()
         .unwrap_or_default();
-    let old_subnet = view.instance.and_then(|i| i.subnet_id.clone());
+    // A node moved to another zone goes into that zone's subnet, never the one it left.
+    let old_subnet = view
+        .instance
+        .filter(|_| node.moved_from.is_none())
+        .and_then(|i| i.subnet_id.clone());
     let chosen = old_subnet.clone().unwrap_or_else(|| policy_subnet.clone());
     if let Some(old) = &old_subnet
         && *old != policy_subnet

@@ -6,6 +6,7 @@
 pub(crate) mod consistency;
 mod data;
 mod flow;
+pub(crate) mod zone;
 
 use crate::builder::Builder;
 use crate::error::{PlanError, refuse};
@@ -45,6 +46,10 @@ pub fn step_kinds(policy: &asdr_specs::Policy, restore: &Restore) -> Vec<StepKin
         ];
     }
     let mut kinds = vec![CheckClusterStable, WaitClusterStable];
+    if restore.zone.is_some() {
+        // A zone-loss restore marks its new instances once they stand.
+        kinds.push(MarkRestoreComplete);
+    }
     if policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
         kinds.push(Asrestore);
         return kinds;
@@ -85,6 +90,22 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Res
     if let Some(target) = &restore.region {
         return elsewhere(ctx, restore, target, b);
     }
+    // Zone loss: the restore's nodes planned where it moves them, each keeping its rack.
+    if let Some(moved) = ctx.policy.zone_moved(restore) {
+        let at = Ctx {
+            policy: &moved,
+            obs: ctx.obs,
+            world: ctx.world,
+            now: ctx.now,
+            cluster_id: ctx.cluster_id,
+        };
+        return zone::plan(&at, ctx.policy, restore, b);
+    }
+    in_place(ctx, restore, b)
+}
+
+/// A restore in the cluster's own region (its nodes where the policy places them).
+fn in_place(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(), PlanError> {
     if ctx.policy.backup.method == Method::Asbackup && restore.source.uses_backup() {
         return crate::asbackup::restore(ctx, restore, b);
     }

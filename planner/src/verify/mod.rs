@@ -29,6 +29,7 @@ mod rules;
 mod scope;
 mod starts;
 mod stores;
+mod zone;
 
 /// One broken invariant: the rule, the step it concerns, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,9 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
 }
 
 fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    // A zone-loss restore is read against the policy it leaves (its nodes in the new zone).
+    let moved = zone::moved_policy(policy, plan);
+    let policy = moved.as_ref().unwrap_or(policy);
     let home = home_world(policy, world);
     let regional = plan.steps.iter().any(|s| s.region.is_some());
     if let Some(region) = regions::restore_region(policy, plan) {
@@ -346,6 +350,7 @@ impl<'a> Verifier<'a> {
             Op::Restore(r) => {
                 self.check_restore_data(r, None);
                 self.check_r4(r);
+                self.check_zone(r);
                 self.check_r6_restore(r);
                 self.check_r12(r);
                 self.check_wait_sizes();

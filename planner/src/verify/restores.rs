@@ -220,7 +220,11 @@ impl<'a> Verifier<'a> {
                     ),
                 ));
             }
-            let old_subnet = self.instance_of(node).and_then(|i| i.subnet_id.clone());
+            // A node moved to another zone (zone loss) goes into that zone's subnet.
+            let old_subnet = self
+                .instance_of(node)
+                .filter(|_| node.moved_from.is_none())
+                .and_then(|i| i.subnet_id.clone());
             let want = old_subnet.or_else(|| {
                 self.policy
                     .cluster
@@ -522,7 +526,18 @@ impl<'a> Verifier<'a> {
             .filter_map(|(_, s)| s.node.as_deref())
             .collect();
         let rf = self.policy.min_replication_factor() as usize;
-        if blank.len() >= rf && !blank.is_empty() {
+        // Rack awareness keeps a copy of every partition in another rack: one whole rack may
+        // rejoin empty (a lost zone refilled from the others).
+        let c = &self.policy.cluster;
+        let rack_of = |n: &str| c.nodes.iter().find(|x| x.name == n).map(|x| c.rack_of(x));
+        let racks: BTreeSet<u32> = c.nodes.iter().map(|n| c.rack_of(n)).collect();
+        let blank_racks: BTreeSet<Option<u32>> = blank.iter().map(|n| rack_of(n)).collect();
+        let one_rack = !c.racks.is_empty()
+            && racks.len() >= 2
+            && rf >= 2
+            && blank_racks.len() == 1
+            && !blank_racks.contains(&None);
+        if blank.len() >= rf && !blank.is_empty() && !one_rack {
             let list: Vec<&str> = blank.into_iter().collect();
             self.bad("R8", None, format!("{} nodes ({}) rejoin empty at once with replication factor {rf}: partitions whose every copy was on them are lost", list.len(), list.join(", ")));
         }

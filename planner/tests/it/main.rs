@@ -14,6 +14,7 @@ mod recovery_review;
 mod regions;
 mod safety;
 mod verifier_fuzz;
+mod zone;
 
 use asdr_planner::plan::Step;
 use serde_json::Value;

@@ -15,7 +15,7 @@ pub(super) fn observe(world: &World, _cx: &Ctx<'_>, input: &StepInput<'_>) -> Op
             .instances
             .iter()
             .find(|i| i.id == p.instance_id)
-            .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+            .filter(|i| stop_done(p, i.state))
             .and_then(|_| found()),
         Params::ProvisionInstance(_) => world
             .instances
@@ -97,6 +97,16 @@ pub(super) fn act(
             match i.state {
                 InstanceState::Stopped | InstanceState::Terminated => Progress::finished(),
                 InstanceState::Stopping => {
+                    i.state = InstanceState::Stopped;
+                    if let Some(node) = input.step.node.as_deref() {
+                        node_mut(world, node).reachable = false;
+                        recluster(world);
+                    }
+                    Progress::finished()
+                }
+                _ if p.wait_until == asdr_planner::params::STOP_REQUESTED => {
+                    // Requested, not waited for (an instance in a lost zone): the simulated
+                    // zone answers, so it stops at once.
                     i.state = InstanceState::Stopped;
                     if let Some(node) = input.step.node.as_deref() {
                         node_mut(world, node).reachable = false;
@@ -191,4 +201,11 @@ pub(super) fn act(
             format!("{} is not carried out here", other.kind()),
         )),
     }
+}
+
+/// A stop is done once the instance is stopped, or only asked to stop when the step says so.
+pub(super) fn stop_done(p: &asdr_planner::params::StopInstance, state: InstanceState) -> bool {
+    matches!(state, InstanceState::Stopped | InstanceState::Terminated)
+        || (p.wait_until == asdr_planner::params::STOP_REQUESTED
+            && matches!(state, InstanceState::Stopping | InstanceState::ShuttingDown))
 }

@@ -302,6 +302,8 @@ impl Validator<'_> {
                 node_id_span: n.node_id.as_ref().map_or(n.name.span, |i| i.span),
                 private_ip: ip,
                 availability_zone: n.availability_zone.value.clone(),
+                rack: n.rack.as_ref().map(|r| r.value),
+                moved_from: None,
             });
         }
         out
@@ -346,6 +348,15 @@ impl Validator<'_> {
     /// (1–1000000; 0 is the rack of a cluster that is not rack-aware).
     fn racks(&mut self, c: &RawCluster, nodes: &[Node]) -> BTreeMap<String, u32> {
         let Some(raw) = &c.racks else {
+            if let Some((n, r)) = c
+                .nodes
+                .value
+                .iter()
+                .find_map(|n| n.rack.as_ref().map(|r| (n, r)))
+            {
+                self.err(r.span, format!("node `{}` names a rack, but the cluster declares no `racks`", n.name.value))
+                    .set("R4", "declare `racks` (one per zone) for a rack-aware cluster, or remove the node's `rack`");
+            }
             return BTreeMap::new();
         };
         if c.edition.value == Edition::Community {
@@ -362,8 +373,21 @@ impl Validator<'_> {
             }
             out.insert(zone.clone(), id.value);
         }
+        for n in &c.nodes.value {
+            if let Some(r) = &n.rack
+                && (r.value == 0 || r.value > 1_000_000)
+            {
+                self.err(
+                    r.span,
+                    format!(
+                        "node `{}`'s rack is {}: a rack id is 1 to 1000000",
+                        n.name.value, r.value
+                    ),
+                );
+            }
+        }
         for n in nodes {
-            if !out.contains_key(&n.availability_zone) {
+            if n.rack.is_none() && !out.contains_key(&n.availability_zone) {
                 self.err(
                     raw.span,
                     format!(

@@ -84,6 +84,7 @@ impl Validator<'_> {
                 .map(|v| self.volume(v))
                 .unwrap_or_default();
             let region = self.region_target(&r, source.as_ref(), cluster, backup);
+            let zone = self.zone_move(&r, &nodes, source.as_ref(), cluster);
             out.push(Restore {
                 region,
                 name: r.name.value.clone(),
@@ -95,6 +96,7 @@ impl Validator<'_> {
                 accept_zombie_records: accept,
                 accept_dead_partitions: accept_dead.is_some(),
                 volume,
+                zone,
             });
         }
         out
@@ -208,6 +210,128 @@ impl Validator<'_> {
         })
     }
 
+    /// `zone`: the restore's nodes rebuilt in another zone of the cluster's region. Volumes are
+    /// zonal, so the data comes from a set's snapshots or from the replicas, never from the
+    /// volumes left in the lost zone.
+    fn zone_move(
+        &mut self,
+        r: &RawRestore,
+        nodes: &[String],
+        source: Option<&RestoreSource>,
+        cluster: &Cluster,
+    ) -> Option<ZoneMove> {
+        let zone = r.zone.as_ref()?;
+        let name = &r.name.value;
+        let z = &zone.value;
+        let mut ok = true;
+        if r.region.is_some() {
+            self.err(zone.span, format!("restore `{name}` has both `region` and `zone`: a restore into another region builds a whole new cluster there; `zone` rebuilds nodes of a lost zone in this region"));
+            ok = false;
+        }
+        if r.scope.value != Scope::Node {
+            self.err(r.scope.span, format!("restore `{name}` moves nodes to {}: use `scope: node` and name the nodes of the lost zone", z.to.value))
+                .set("R4", "a whole cluster restored in place keeps its zones");
+            ok = false;
+        }
+        if source == Some(&RestoreSource::CurrentVolumes) {
+            self.err(r.source.span, format!("restore `{name}` rebuilds its nodes in {}, but `current-volumes` are the volumes left in the lost zone, and an EBS volume attaches only in its own zone", z.to.value))
+                .set("R4", "use `latest-backup` (or `set:`/`before:`) to build from the set's snapshots, or `empty` to refill from the replicas in the other zones");
+            ok = false;
+        }
+        if !cluster.instance.subnets.contains_key(&z.to.value) {
+            let zones: Vec<&str> = cluster
+                .instance
+                .subnets
+                .keys()
+                .map(String::as_str)
+                .collect();
+            self.err(z.to.span, format!(
+                "restore `{name}` moves nodes to {}, which has no subnet in `cluster.instance.subnets` ({})",
+                z.to.value,
+                zones.join(", ")
+            ))
+            .set("R4", format!("add `{}: <subnet id>` to cluster.instance.subnets", z.to.value));
+            ok = false;
+        }
+        let mut ips = BTreeMap::new();
+        let mut seen: BTreeMap<Ipv4Addr, &str> = cluster
+            .nodes
+            .iter()
+            .filter(|n| !nodes.contains(&n.name))
+            .map(|n| (n.private_ip, n.name.as_str()))
+            .collect();
+        for (node, ip) in &z.private_ips.value {
+            if !nodes.contains(node) {
+                self.err(z.private_ips.span, format!(
+                    "restore `{name}` gives an address in {} to `{node}`, which is not one of its nodes ({})",
+                    z.to.value,
+                    nodes.join(", ")
+                ));
+                ok = false;
+                continue;
+            }
+            match ip.parse::<Ipv4Addr>() {
+                Err(_) => {
+                    self.err(
+                        z.private_ips.span,
+                        format!("restore `{name}`: `{ip}` ({node}) is not an IPv4 address"),
+                    );
+                    ok = false;
+                }
+                Ok(addr) => {
+                    if let Some(other) = seen.insert(addr, node) {
+                        self.err(
+                            z.private_ips.span,
+                            format!(
+                                "restore `{name}` gives {addr} to `{node}`, but it is `{other}`'s"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    ips.insert(node.clone(), addr);
+                }
+            }
+        }
+        for n in nodes {
+            if !z.private_ips.value.contains_key(n) {
+                self.err(
+                    z.private_ips.span,
+                    format!(
+                        "restore `{name}` moves `{n}` to {} but gives it no address there",
+                        z.to.value
+                    ),
+                )
+                .set(
+                    "R4",
+                    format!(
+                        "add `{n}: <an address in {}'s subnet>` to `zone.private_ips`",
+                        z.to.value
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let from: BTreeSet<&str> = cluster
+            .nodes
+            .iter()
+            .filter(|n| nodes.contains(&n.name) && n.availability_zone != z.to.value)
+            .map(|n| n.availability_zone.as_str())
+            .collect();
+        if from.len() > 1 {
+            self.err(zone.span, format!(
+                "restore `{name}` moves nodes of {} zones ({}) at once: a zone-loss restore rebuilds the nodes of one lost zone",
+                from.len(),
+                from.iter().copied().collect::<Vec<_>>().join(", ")
+            ));
+            ok = false;
+        }
+        ok.then(|| ZoneMove {
+            to: z.to.value.clone(),
+            to_span: z.to.span,
+            private_ips: ips,
+        })
+    }
+
     pub(super) fn source(&mut self, s: &Sp<String>) -> Option<RestoreSource> {
         let v = s.value.trim();
         let parsed = match v {
@@ -262,7 +386,8 @@ impl Validator<'_> {
                 return;
             }
             (_, RestoreSource::Empty)
-                if r.nodes.as_ref().map_or(0, |n| n.value.len()) as u32 >= min_rf =>
+                if r.nodes.as_ref().map_or(0, |n| n.value.len()) as u32 >= min_rf
+                    && !one_rack_of_several(r, cluster) =>
             {
                 self.err(span, format!(
                     "restore `{name}` refills {} nodes from empty volumes at once, but replication factor {min_rf} keeps only {min_rf} copies: partitions whose every copy is on those nodes would be lost",
@@ -305,4 +430,19 @@ impl Validator<'_> {
             self.err(span, format!("restore `{name}`: asbackup backups restore all or nothing across the cluster; a single node cannot be restored from them"));
         }
     }
+}
+
+/// The restore's nodes are all of one rack of a cluster with several: rack awareness keeps a copy
+/// of every partition in another rack (with replication factor 2 or more), so the whole rack can
+/// be refilled from the others at once (a lost zone).
+fn one_rack_of_several(r: &RawRestore, cluster: &Cluster) -> bool {
+    let racks: BTreeSet<u32> = cluster.nodes.iter().map(|n| cluster.rack_of(n)).collect();
+    let named: BTreeSet<u32> = r
+        .nodes
+        .iter()
+        .flat_map(|l| &l.value)
+        .filter_map(|n| cluster.nodes.iter().find(|c| c.name == n.value))
+        .map(|n| cluster.rack_of(n))
+        .collect();
+    !cluster.racks.is_empty() && racks.len() >= 2 && named.len() == 1
 }

@@ -22,7 +22,14 @@ impl Ec2Provider {
             Params::StopInstance(p) => self
                 .instance(&p.instance_id)
                 .await?
-                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+                .filter(|i| {
+                    matches!(i.state, InstanceState::Stopped | InstanceState::Terminated)
+                        || (p.wait_until == asdr_planner::params::STOP_REQUESTED
+                            && matches!(
+                                i.state,
+                                InstanceState::Stopping | InstanceState::ShuttingDown
+                            ))
+                })
                 .map(|_| Resources::new()),
             Params::TerminateInstance(p) => self
                 .instance(&p.instance_id)
@@ -116,6 +123,13 @@ impl Ec2Provider {
                     None | Some(InstanceState::Stopped | InstanceState::Terminated) => {
                         Progress::finished()
                     }
+                    // Only asked to stop (an instance in a lost zone, which stops when the zone
+                    // comes back): accepted is done.
+                    Some(InstanceState::Stopping | InstanceState::ShuttingDown)
+                        if p.wait_until == asdr_planner::params::STOP_REQUESTED =>
+                    {
+                        Progress::finished()
+                    }
                     Some(InstanceState::Stopping | InstanceState::ShuttingDown) => {
                         Progress::pending(format!("{id} stopping"), None)
                     }
@@ -129,7 +143,11 @@ impl Ec2Provider {
                             .await
                             .map_err(|e| self.classify("StopInstances", e))?;
                         self.changed_instance(found.as_ref());
-                        Progress::pending(format!("{id} stopping"), None)
+                        if p.wait_until == asdr_planner::params::STOP_REQUESTED {
+                            Progress::finished()
+                        } else {
+                            Progress::pending(format!("{id} stopping"), None)
+                        }
                     }
                 }
             }

@@ -1,0 +1,321 @@
+//! Zone loss: a restore with `zone` rebuilds its nodes in another availability zone of the
+//! region, at the addresses it declares, from a set's snapshots or from the replicas in the other
+//! zones. Each node keeps its rack and its node id; its config is rendered with the cluster's new
+//! addresses. Nothing in the zone it leaves is detached, terminated or waited for (it may not
+//! answer): its old instance is only asked to stop, so it cannot rejoin with the same node id when
+//! the zone comes back, and its volumes are kept.
+
+use super::*;
+use crate::world::Instance;
+
+/// Plans `restore` with `ctx.policy` already moved ([`asdr_specs::Policy::zone_moved`]).
+pub(super) fn plan(
+    ctx: &Ctx<'_, '_>,
+    home: &asdr_specs::Policy,
+    restore: &Restore,
+    b: &mut Builder,
+) -> Result<(), PlanError> {
+    let zone = restore
+        .zone
+        .as_ref()
+        .expect("a moved policy comes from a zone");
+    let moved: Vec<&Node> = ctx
+        .policy
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.moved_from.is_some())
+        .collect();
+    if stands(ctx, restore, &moved, b)? {
+        return Ok(());
+    }
+    for node in &moved {
+        let view = ctx.obs.node(&node.name);
+        if view.health == NodeHealth::Healthy {
+            let from = node.moved_from.as_ref().expect("moved");
+            return Err(refuse(
+                Diagnostic::new(
+                    restore.name_span,
+                    format!(
+                        "restore `{}` rebuilds {} in {}, but it answers in {}: that zone is not lost",
+                        restore.name, node.name, zone.to, from.availability_zone
+                    ),
+                )
+                .rule("R14")
+                .help("a zone-loss restore moves only nodes that are down; restore a running node in place"),
+            ));
+        }
+    }
+    super::in_place(ctx, restore, b)?;
+    if !b
+        .steps
+        .iter()
+        .any(|s| s.kind() == StepKind::ProvisionInstance)
+    {
+        return Ok(());
+    }
+    // Once the cluster is whole again with them, their instances say the move stands.
+    let waits: Vec<String> = b
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind(),
+                StepKind::WaitClusterStable
+                    | StepKind::WaitPartitionsAvailable
+                    | StepKind::SetRoster
+            )
+        })
+        .map(|s| s.id.clone())
+        .collect();
+    let launched: Vec<Ref> = b
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::ProvisionInstance)
+        .map(|s| Ref::Learned {
+            from_step: s.id.clone(),
+        })
+        .collect();
+    b.step(
+        format!("mark_restore_complete:{}", restore.name),
+        None,
+        waits,
+        Params::MarkRestoreComplete(params::MarkRestoreComplete {
+            restore: restore.name.clone(),
+            instances: launched,
+            tag: [(tags::RESTORE_COMPLETE.to_string(), "true".to_string())].into(),
+        }),
+    );
+    warn(ctx, home, restore, &moved, b);
+    Ok(())
+}
+
+/// The instances this restore launched for `node` in the target zone, at its new address.
+fn built<'w>(ctx: &Ctx<'_, 'w>, restore: &Restore, node: &Node) -> Vec<&'w Instance> {
+    let ip = node.private_ip.to_string();
+    ctx.obs
+        .world
+        .instances
+        .iter()
+        .filter(|i| {
+            i.tags.get(tags::CLUSTER) == Some(&ctx.policy.cluster.name)
+                && i.tags.get(tags::NODE) == Some(&node.name)
+                && i.tags.get(tags::RESTORE) == Some(&restore.name)
+                && i.availability_zone == node.availability_zone
+                && i.private_ip.as_deref() == Some(ip.as_str())
+                && i.state != InstanceState::Terminated
+        })
+        .collect()
+}
+
+/// A move that stood (its instances marked once the cluster was whole with them) is not made
+/// again: the policy still places the nodes in the zone they left, so they look down from there.
+/// A move that stopped halfway is refused: its journal resumes it.
+fn stands(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    moved: &[&Node],
+    b: &mut Builder,
+) -> Result<bool, PlanError> {
+    let name = &restore.name;
+    let built: Vec<(&Node, Vec<&Instance>)> = moved
+        .iter()
+        .map(|n| (*n, built(ctx, restore, n)))
+        .filter(|(_, i)| !i.is_empty())
+        .collect();
+    if built.is_empty() {
+        return Ok(false);
+    }
+    let stood = built.len() == moved.len()
+        && built.iter().all(|(_, is)| {
+            is.iter().any(|i| {
+                i.tags.contains_key(tags::RESTORE_COMPLETE) && i.state == InstanceState::Running
+            })
+        });
+    let list: Vec<String> = built
+        .iter()
+        .flat_map(|(n, is)| {
+            is.iter().map(move |i| {
+                format!(
+                    "{} {} at {} ({:?})",
+                    n.name,
+                    i.id,
+                    i.private_ip.as_deref().unwrap_or("?"),
+                    i.state
+                )
+                .to_lowercase()
+            })
+        })
+        .collect();
+    if stood {
+        b.warn(
+            "R4",
+            format!(
+                "restore `{name}` moved {} and they stand: {}; nothing to do. Update the policy's cluster.nodes: {}",
+                moved
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                list.join(", "),
+                placement(moved)
+            ),
+        );
+        return Ok(true);
+    }
+    Err(refuse(
+        Diagnostic::new(
+            restore.name_span,
+            format!(
+                "restore `{name}` is partly built: {}, not all of them marked as standing ({})",
+                list.join(", "),
+                tags::RESTORE_COMPLETE
+            ),
+        )
+        .rule("R16")
+        .help("run `asdr apply --restore` from the directory whose journal (.asdr/journal) built them: an interrupted move is resumed. Only an instance that never served may be terminated before planning again"),
+    ))
+}
+
+/// What each moved node's entry in `cluster.nodes` becomes.
+fn placement(moved: &[&Node]) -> String {
+    moved
+        .iter()
+        .map(|n| {
+            let from = n.moved_from.as_ref().expect("moved");
+            let rack = if from.rack > 0 {
+                format!(", rack: {}", from.rack)
+            } else {
+                String::new()
+            };
+            format!(
+                "{{name: {}, private_ip: {}, availability_zone: {}{rack}}}",
+                n.name, n.private_ip, n.availability_zone
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The old instance of a moved node, asked to stop without waiting: in a lost zone the stop
+/// completes only when the zone comes back, and then the instance must not start Aerospike with
+/// the node id the replacement has. Its volumes stay attached to it, kept.
+pub(super) fn stop_left_behind(
+    node: &Node,
+    old: &Instance,
+    view: &NodeView<'_>,
+    base: &[String],
+    b: &mut Builder,
+) -> String {
+    let from = node.moved_from.as_ref().expect("moved");
+    b.change(
+        format!("instance.{}.state", node.name),
+        Action::Update,
+        format!(
+            "node {} is {} in {}: its instance there is asked to stop (not waited for), so it never rejoins as {} when the zone comes back; its volumes stay attached and kept",
+            node.name,
+            view.health.describe(),
+            from.availability_zone,
+            node.name
+        ),
+        Some(json!({"instance_id": old.id, "state": old.state})),
+        Some(json!({"instance_id": old.id, "state": "stopping"})),
+    );
+    b.step(
+        format!("stop_instance:{}", node.name),
+        Some(&node.name),
+        base.to_vec(),
+        Params::StopInstance(params::StopInstance {
+            instance_id: old.id.clone(),
+            force: true,
+            wait_until: params::STOP_REQUESTED.into(),
+        }),
+    )
+}
+
+fn warn(
+    ctx: &Ctx<'_, '_>,
+    home: &asdr_specs::Policy,
+    restore: &Restore,
+    moved: &[&Node],
+    b: &mut Builder,
+) {
+    let zone = restore.zone.as_ref().expect("zone");
+    let names: Vec<&str> = moved.iter().map(|n| n.name.as_str()).collect();
+    b.warn(
+        "R4",
+        format!(
+            "{} move to {} at new addresses: once they stand, update the policy's cluster.nodes ({}); until then asdr looks for them where they were",
+            names.join(", "),
+            zone.to,
+            placement(moved)
+        ),
+    );
+    // Two racks in one zone: a record's copies in them share the zone until the rack goes home.
+    if let Some(there) = ctx.policy.cluster.racks.get(&zone.to)
+        && moved
+            .iter()
+            .any(|n| n.moved_from.as_ref().is_some_and(|f| f.rack != *there))
+    {
+        let racks: BTreeMap<u32, ()> = moved
+            .iter()
+            .filter_map(|n| n.moved_from.as_ref().map(|f| (f.rack, ())))
+            .collect();
+        b.warn(
+            "R4",
+            format!(
+                "{} now holds rack {there} and rack {}: a record whose copies are in those racks has them in one zone until the rack is back in a zone of its own",
+                zone.to,
+                racks.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    let stay: Vec<&str> = home
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| !names.contains(&n.name.as_str()))
+        .map(|n| n.name.as_str())
+        .collect();
+    if !stay.is_empty() {
+        b.warn(
+            "R4",
+            format!(
+                "the aerospike.conf of {} still lists the old addresses of {} as mesh seeds: harmless: the mesh tells running nodes the new ones, and a node that restarts seeds from the peers still listed",
+                stay.join(", "),
+                names.join(", ")
+            ),
+        );
+    }
+}
+
+/// A node of the policy that a zone-loss restore moved, which stands in its new zone: what
+/// `status` says of it while the policy still places it where it was.
+pub(crate) fn moved_away(
+    policy: &asdr_specs::Policy,
+    world: &crate::World,
+    node: &str,
+) -> Option<String> {
+    policy.restores.iter().find_map(|r| {
+        let zone = r.zone.as_ref()?;
+        let ip = zone.private_ips.get(node)?.to_string();
+        let i = world.instances.iter().find(|i| {
+            i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                && i.tags.get(tags::NODE).map(String::as_str) == Some(node)
+                && i.tags.get(tags::RESTORE) == Some(&r.name)
+                && i.tags.contains_key(tags::RESTORE_COMPLETE)
+                && i.availability_zone == zone.to
+                && i.private_ip.as_deref() == Some(ip.as_str())
+                && i.state == InstanceState::Running
+        })?;
+        let rack = policy
+            .node(node)
+            .map(|n| policy.cluster.rack_of(n))
+            .filter(|r| *r > 0)
+            .map_or(String::new(), |r| format!(", rack: {r}"));
+        Some(format!(
+            "restore `{}` moved it to {} ({} at {ip}): update the policy's cluster.nodes ({{name: {node}, private_ip: {ip}, availability_zone: {}{rack}}})",
+            r.name, zone.to, i.id, zone.to
+        ))
+    })
+}
