@@ -156,6 +156,49 @@ pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
 }
 
 impl Env {
+    /// A subnet of `cidr` in zone `az`, in the cluster's VPC; its id.
+    pub(crate) async fn add_subnet(&self, az: &str, cidr: &str) -> String {
+        let any = self.subnets.values().next().expect("seeded");
+        let vpc = self
+            .ec2
+            .describe_subnets()
+            .subnet_ids(any)
+            .send()
+            .await
+            .unwrap()
+            .subnets()[0]
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        self.ec2
+            .create_subnet()
+            .vpc_id(vpc)
+            .cidr_block(cidr)
+            .availability_zone(az)
+            .send()
+            .await
+            .unwrap()
+            .subnet
+            .unwrap()
+            .subnet_id
+            .unwrap()
+    }
+
+    /// The instance the environment seeded for `node`.
+    pub(crate) fn layout_instance(&self, node: &str) -> String {
+        self.layout[node].2.clone()
+    }
+
+    /// The address the environment seeded `node` at.
+    pub(crate) fn layout_ip(&self, node: &str) -> String {
+        self.layout[node].0.clone()
+    }
+
+    /// The subnet the policy names for `az`.
+    pub(crate) fn subnet(&self, az: &str) -> &str {
+        &self.subnets[az]
+    }
+
     /// The policy file with `from` replaced by `to` (once; checked to apply).
     pub(crate) fn edit_policy(&self, from: &str, to: &str) {
         let path = self.dir.path().join("asdr.yaml");

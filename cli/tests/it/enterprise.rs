@@ -237,3 +237,139 @@ async fn r8_a_quiesce_backup_on_the_enterprise_emulator_rolls_one_whole_rack_at_
         "every device of every node in the set"
     );
 }
+
+/// Zone loss (R4) end to end against moto and the Enterprise emulator: us-east-1a (rack 1: a1,
+/// a2) stops answering while its instances still run. `lose-1a` rebuilds both nodes in
+/// us-east-1c at the addresses it declares, from the last set: each keeps its rack and the node
+/// id the set recorded, its config names the new peers, and it answers there. The old instances
+/// are asked to stop and keep their volumes; nothing there is detached or terminated. Planned
+/// again, the move stands and is not made twice; `status` says where the nodes went until the
+/// policy places them there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_a_lost_zones_rack_is_rebuilt_in_another_zone_on_the_enterprise_emulator() {
+    let instance = "  instance:                       # defaults for replacement instances (R4)\n";
+    let restore = "  - name: lose-1a\n    scope: node\n    nodes: [a1, a2]\n    source: latest-backup\n    accept_zombie_records: true\n    zone: {to: us-east-1c, private_ips: {a1: 127.0.3.118, a2: 127.0.3.119}}\n";
+    let mut env = env(
+        118,
+        &[
+            (
+                instance,
+                &format!("  racks: {{us-east-1a: 1, us-east-1b: 2}}\n{instance}"),
+            ),
+            ("restores:\n", &format!("restores:\n{restore}")),
+        ],
+    )
+    .await;
+    let subnet_c = env.add_subnet("us-east-1c", "127.0.3.0/24").await;
+    let b = env.subnet("us-east-1b").to_string();
+    env.edit_policy(
+        &format!("us-east-1b: {b}}}"),
+        &format!("us-east-1b: {b}, us-east-1c: {subnet_c}}}"),
+    );
+    let ids: BTreeMap<&str, String> = ["a1", "a2"]
+        .into_iter()
+        .map(|n| (n, env.nodes.node_id(n)))
+        .collect();
+    env.ok(&["apply", "--yes"]);
+    let old: BTreeMap<&str, String> = ["a1", "a2"]
+        .into_iter()
+        .map(|n| (n, env.layout_instance(n)))
+        .collect();
+
+    // The zone is lost: its nodes stop answering, their instances still "run".
+    for (n, ip) in [("a1", "127.0.3.118"), ("a2", "127.0.3.119")] {
+        std::fs::write(env.dir.path().join(format!("control/{n}.down")), "").unwrap();
+        env.nodes.move_to(n, ip).await.unwrap();
+        // A new instance would derive another id from its MAC.
+        env.nodes.set_node_id(n, "FEED00000000AA");
+    }
+    let plan = env.ok(&["plan", "--restore", "lose-1a"]);
+    assert!(
+        plan.contains("asked to stop (not waited for)") && plan.contains("keeping rack 1"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("detach_volume") && !plan.contains("terminate_instance"),
+        "{plan}"
+    );
+    env.ok(&["apply", "--yes", "--restore", "lose-1a"]);
+
+    for (n, ip) in [("a1", "127.0.3.118"), ("a2", "127.0.3.119")] {
+        let live = env.live_instances(n).await;
+        assert_eq!(live.len(), 1, "{n}: only the replacement runs");
+        let new = &live[0];
+        assert_eq!(new.private_ip_address(), Some(ip));
+        assert_eq!(
+            new.placement().and_then(|p| p.availability_zone()),
+            Some("us-east-1c")
+        );
+        let tags: BTreeMap<&str, &str> = new
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        assert_eq!(tags.get("asdr:restore"), Some(&"lose-1a"));
+        assert!(tags.contains_key("asdr:restore-complete"), "{tags:?}");
+        // Its volumes were made from the set, in the new zone.
+        let volumes = env.volumes_of(new.instance_id().unwrap()).await;
+        for dev in ["/dev/sdf", "/dev/sdg", "/dev/sdh"] {
+            let v = &volumes[dev];
+            assert!(v.snapshot_id().is_some_and(|s| !s.is_empty()));
+            assert_eq!(v.availability_zone(), Some("us-east-1c"));
+        }
+        // The old instance was stopped, not terminated, and keeps its volumes.
+        let was = env
+            .ec2
+            .describe_instances()
+            .instance_ids(&old[n])
+            .send()
+            .await
+            .unwrap();
+        let was = &was.reservations()[0].instances()[0];
+        assert_eq!(
+            was.state().and_then(|s| s.name()).map(|s| s.as_str()),
+            Some("stopped")
+        );
+        let kept = env.volumes_of(&old[n]).await;
+        for dev in ["/dev/sdf", "/dev/sdg", "/dev/sdh"] {
+            assert!(kept.contains_key(dev), "{n}'s old {dev} kept: {kept:?}");
+        }
+        let conf =
+            std::fs::read_to_string(env.dir.path().join(format!("nodes/{n}/aerospike.conf")))
+                .unwrap();
+        assert!(conf.contains(&format!("node-id {}", ids[n])), "{conf}");
+        assert!(
+            conf.contains("rack-id 1") && !conf.contains("rack-id 2"),
+            "{conf}"
+        );
+        assert!(conf.contains(&format!("address {ip}")), "{conf}");
+        assert!(env.nodes.is_up(n));
+        assert_eq!(env.nodes.node_id(n), ids[n], "{n} rejoined as itself");
+    }
+
+    let again = env.ok(&["plan", "--restore", "lose-1a"]);
+    assert!(
+        again.contains("moved a1, a2 and they stand") && again.contains("0 steps"),
+        "{again}"
+    );
+    let out = env.asdr(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("restore `lose-1a` moved it to us-east-1c"),
+        "{text}"
+    );
+    // The policy updated as the plan said: the cluster is whole where it runs now.
+    let root_ip = |n: &str| env.layout_ip(n);
+    for (n, ip) in [("a1", "127.0.3.118"), ("a2", "127.0.3.119")] {
+        env.edit_policy(
+            &format!(
+                "private_ip: {}\n      availability_zone: us-east-1a\n",
+                root_ip(n)
+            ),
+            &format!("private_ip: {ip}\n      availability_zone: us-east-1c\n      rack: 1\n"),
+        );
+    }
+    let status = env.ok(&["status"]);
+    assert!(status.contains("3 of 3 up"), "{status}");
+}

@@ -362,7 +362,7 @@ impl State {
 pub struct TestCluster {
     state: Arc<Mutex<State>>,
     pub addrs: BTreeMap<String, SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: BTreeMap<String, JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -429,14 +429,13 @@ impl TestCluster {
                 sc: BTreeMap::new(),
             }));
             let mut addrs = BTreeMap::new();
-            let mut tasks = Vec::new();
+            let mut tasks = BTreeMap::new();
             for ((name, _), listener) in nodes.iter().zip(listeners) {
                 addrs.insert((*name).to_string(), listener.local_addr()?);
-                tasks.push(tokio::spawn(serve(
-                    listener,
+                tasks.insert(
                     (*name).to_string(),
-                    state.clone(),
-                )));
+                    tokio::spawn(serve(listener, (*name).to_string(), state.clone())),
+                );
             }
             return Ok(TestCluster {
                 state,
@@ -445,6 +444,21 @@ impl TestCluster {
             });
         }
         Err(std::io::Error::other("no port free on every test address"))
+    }
+
+    /// `node` answers at `ip` from now on (rebuilt in another zone), on the same port; nothing
+    /// answers at its old address any more.
+    pub async fn move_to(&mut self, node: &str, ip: &str) -> std::io::Result<()> {
+        let listener = TcpListener::bind((ip, self.port())).await?;
+        if let Some(old) = self.tasks.remove(node) {
+            old.abort();
+        }
+        self.addrs.insert(node.to_string(), listener.local_addr()?);
+        self.tasks.insert(
+            node.to_string(),
+            tokio::spawn(serve(listener, node.to_string(), self.state.clone())),
+        );
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {
@@ -570,7 +584,7 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.values() {
             t.abort();
         }
     }
