@@ -257,19 +257,26 @@ pub(crate) fn new_cluster(
                 (tags::DEVICE, &d.ebs),
                 (tags::STEP, &create),
             ]);
+            let volume = crate::restore::from_snapshot(
+                &stand_in,
+                snap,
+                old,
+                &restore.volume,
+                (encrypted, kms_key_id),
+                &create,
+                tags,
+            );
+            crate::restore::check_performance(
+                restore,
+                &volume.volume_type,
+                volume.iops,
+                volume.throughput,
+            )?;
             b.step(
                 create.clone(),
                 Some(&dn),
                 deps,
-                Params::CreateVolume(crate::restore::from_snapshot(
-                    &stand_in,
-                    snap,
-                    old,
-                    &restore.volume,
-                    (encrypted, kms_key_id),
-                    &create,
-                    tags,
-                )),
+                Params::CreateVolume(volume),
             );
             let learned = |from_step: &str| Ref::Learned {
                 from_step: from_step.to_string(),

@@ -280,6 +280,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    problems.extend(crate::restore::zone::twins(policy, obs.world));
     let up_count = nodes.iter().filter(|n| n.up).count() as u32;
     // The cluster as it runs: a node out is not fine, even with every backup in order. Which
     // declared restore brings it back is said with it.

@@ -5,6 +5,7 @@
 
 mod diagnostic;
 mod duration;
+pub mod ebs;
 mod model;
 mod node_id;
 mod raw;

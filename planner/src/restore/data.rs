@@ -89,11 +89,19 @@ pub(super) fn data_for<'w>(
                     (snap.volume_size_gib, "gp3".to_string(), None, None)
                 }
             };
+            let volume_type = restore.volume.volume_type.clone().unwrap_or(vtype.clone());
+            let (iops, throughput) = asdr_specs::ebs::carried_performance(
+                &volume_type,
+                restore.volume.iops,
+                restore.volume.throughput,
+                Some((vtype.as_str(), iops, throughput)),
+            );
+            check_performance(restore, &volume_type, iops, throughput)?;
             Ok(Data::Blank {
                 size_gib: size,
-                volume_type: restore.volume.volume_type.clone().unwrap_or(vtype),
-                iops: restore.volume.iops.or(iops),
-                throughput: restore.volume.throughput.or(throughput),
+                volume_type,
+                iops,
+                throughput,
             })
         }
         _ => {
@@ -163,15 +171,19 @@ pub(super) fn create_volume(
         ),
         Data::FromSnapshot(s, old) => (
             id.clone(),
-            from_snapshot(
-                node,
-                s,
-                *old,
-                &restore.volume,
-                (encrypted, kms_key_id),
-                &id,
-                tags,
-            ),
+            {
+                let p = from_snapshot(
+                    node,
+                    s,
+                    *old,
+                    &restore.volume,
+                    (encrypted, kms_key_id),
+                    &id,
+                    tags,
+                );
+                check_performance(restore, &p.volume_type, p.iops, p.throughput)?;
+                p
+            },
             format!(
                 "from snapshot {} of set {} in {}{shown}",
                 s.id,
@@ -254,6 +266,19 @@ pub(crate) fn from_snapshot(
     client_token: &str,
     tags: params::TagMap,
 ) -> params::CreateVolume {
+    let volume_type = v
+        .volume_type
+        .clone()
+        .or_else(|| old.map(|o| o.volume_type.clone()))
+        .unwrap_or_else(|| "gp3".into());
+    // Only what CreateVolume takes for the type: a gp2 volume reports iops it cannot be created
+    // with, and another type's settings do not carry over.
+    let (iops, throughput) = asdr_specs::ebs::carried_performance(
+        &volume_type,
+        v.iops,
+        v.throughput,
+        old.map(|o| (o.volume_type.as_str(), o.iops, o.throughput)),
+    );
     params::CreateVolume {
         availability_zone: node.availability_zone.clone(),
         snapshot_id: Some(s.id.clone()),
@@ -262,13 +287,9 @@ pub(crate) fn from_snapshot(
         } else {
             old.map_or(0, |o| o.size_gib)
         },
-        volume_type: v
-            .volume_type
-            .clone()
-            .or_else(|| old.map(|o| o.volume_type.clone()))
-            .unwrap_or_else(|| "gp3".into()),
-        iops: v.iops.or_else(|| old.and_then(|o| o.iops)),
-        throughput: v.throughput.or_else(|| old.and_then(|o| o.throughput)),
+        volume_type,
+        iops,
+        throughput,
         initialization_rate: v.initialization_rate,
         encrypted,
         kms_key_id,
@@ -303,5 +324,29 @@ pub(super) fn check_instance_type(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<
             Ok(())
         }
         None => Ok(()),
+    }
+}
+
+/// CreateVolume refuses iops or throughput a type does not take, and io1/io2 without iops: said
+/// at plan time, at the restore's volume settings, not by EC2 halfway through the restore.
+pub(crate) fn check_performance(
+    restore: &Restore,
+    volume_type: &str,
+    iops: Option<u32>,
+    throughput: Option<u32>,
+) -> Result<(), PlanError> {
+    match asdr_specs::ebs::performance_problem(volume_type, iops, throughput) {
+        None => Ok(()),
+        Some(problem) => Err(refuse(
+            Diagnostic::new(
+                restore.source_span,
+                format!(
+                    "restore `{}`: new volumes would be {volume_type}, and {problem}",
+                    restore.name
+                ),
+            )
+            .rule("R4")
+            .help("set `volume: {type, iops, throughput}` on the restore to what the type takes"),
+        )),
     }
 }

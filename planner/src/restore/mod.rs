@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use data::Data;
 pub(crate) use data::encryption;
-pub(crate) use data::from_snapshot;
+pub(crate) use data::{check_performance, from_snapshot};
 use flow::NodeFlow;
 pub(crate) use flow::{restore_smd_params, write_config};
 
@@ -147,8 +147,9 @@ fn in_place(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(),
         pending = targets.iter().map(|t| ctx.obs.node(t)).collect();
     }
     warn_rules(ctx, restore, set, &pending, full_cluster, b);
-    consistency::check(ctx, restore, &pending, full_cluster, b)?;
     let names: Vec<&str> = pending.iter().map(|v| v.name.as_str()).collect();
+    zone::warn_rack_refill(ctx, restore, &names, b);
+    consistency::check(ctx, restore, &pending, full_cluster, b)?;
     crate::node_ids::check(
         ctx,
         &names,

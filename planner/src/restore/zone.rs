@@ -148,6 +148,17 @@ fn stands(
         })
         .collect();
     if stood {
+        // The lost zone came back and an old instance runs again, with its node's id beside the
+        // replacement: it is stopped now, and waited for (the zone answers again).
+        for node in moved {
+            let view = ctx.obs.node(&node.name);
+            if let Some(old) = view.instance.filter(|i| {
+                matches!(i.state, InstanceState::Running | InstanceState::Pending)
+                    && i.availability_zone != node.availability_zone
+            }) {
+                stop_twin(node, old, b);
+            }
+        }
         b.warn(
             "R4",
             format!(
@@ -233,6 +244,31 @@ pub(super) fn stop_left_behind(
     )
 }
 
+/// An old instance of a moved node running again: stopped and waited for.
+fn stop_twin(node: &Node, old: &Instance, b: &mut Builder) {
+    let from = node.moved_from.as_ref().expect("moved");
+    b.change(
+        format!("instance.{}.state", node.name),
+        Action::Update,
+        format!(
+            "{}'s old instance in {} runs again, with {}'s node id, beside its replacement in {}: it is stopped (its volumes kept)",
+            node.name, from.availability_zone, node.name, node.availability_zone
+        ),
+        Some(json!({"instance_id": old.id, "state": old.state})),
+        Some(json!({"instance_id": old.id, "state": "stopped"})),
+    );
+    b.step(
+        format!("stop_instance:{}", node.name),
+        Some(&node.name),
+        Vec::new(),
+        Params::StopInstance(params::StopInstance {
+            instance_id: old.id.clone(),
+            force: true,
+            wait_until: "stopped".into(),
+        }),
+    );
+}
+
 fn warn(
     ctx: &Ctx<'_, '_>,
     home: &asdr_specs::Policy,
@@ -281,12 +317,52 @@ fn warn(
         b.warn(
             "R4",
             format!(
-                "the aerospike.conf of {} still lists the old addresses of {} as mesh seeds: harmless: the mesh tells running nodes the new ones, and a node that restarts seeds from the peers still listed",
+                "the aerospike.conf of {} still lists the old addresses of {} as mesh seeds: the running cluster learns the new ones through the mesh; after the move, drop the old addresses from their heartbeat (`asinfo -v 'tip-clear:host-port-list=<old address>:3002'`, then `services-alumni-reset`) and re-render their configs from the updated policy",
                 stay.join(", "),
                 names.join(", ")
             ),
         );
     }
+}
+
+/// Old instances of nodes a zone-loss restore moved (the move stood) that run again in the zone
+/// they left: each has its node's id, beside the replacement. What `status` cries out.
+pub(crate) fn twins(policy: &asdr_specs::Policy, world: &crate::World) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &policy.restores {
+        let Some(zone) = &r.zone else { continue };
+        for (node, ip) in &zone.private_ips {
+            let ip = ip.to_string();
+            let tagged = |i: &&Instance| {
+                i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                    && i.tags.get(tags::NODE) == Some(node)
+            };
+            let stood = world.instances.iter().filter(tagged).any(|i| {
+                i.tags.get(tags::RESTORE) == Some(&r.name)
+                    && i.tags.contains_key(tags::RESTORE_COMPLETE)
+                    && i.availability_zone == zone.to
+                    && i.private_ip.as_deref() == Some(ip.as_str())
+            });
+            if !stood {
+                continue;
+            }
+            for twin in world.instances.iter().filter(tagged).filter(|i| {
+                i.availability_zone != zone.to
+                    && matches!(i.state, InstanceState::Running | InstanceState::Pending)
+            }) {
+                out.push(format!(
+                    "node {node}'s old instance {} in {} runs again ({}), beside the replacement restore `{}` built in {}: it has {node}'s node id; stop it now (aws ec2 stop-instances --instance-ids {}), then terminate it once nothing on it is needed",
+                    twin.id,
+                    twin.availability_zone,
+                    twin.private_ip.as_deref().unwrap_or("no address"),
+                    r.name,
+                    zone.to,
+                    twin.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// A node of the policy that a zone-loss restore moved, which stands in its new zone: what
@@ -318,4 +394,27 @@ pub(crate) fn moved_away(
             r.name, zone.to, i.id, zone.to
         ))
     })
+}
+
+/// A whole rack refilled from empty at once relies on every partition having had a full copy in
+/// another rack when the rack was lost: true in a whole cluster at rest, not while migrations
+/// were still filling replicas, and asdr sees only the world after the loss.
+pub(super) fn warn_rack_refill(
+    ctx: &Ctx<'_, '_>,
+    restore: &Restore,
+    names: &[&str],
+    b: &mut Builder,
+) {
+    if restore.source != RestoreSource::Empty
+        || (names.len() as u32) < ctx.policy.min_replication_factor()
+    {
+        return;
+    }
+    b.warn(
+        "R8",
+        format!(
+            "{} rejoin empty together, refilled from the other racks: safe only if the cluster was whole with no migrations when they were lost (a partition still migrating then may have had its only full copy on them; asdr sees the cluster only as it is now). Check `migrate_partitions_remaining` before the loss in your metrics, or restore from a set",
+            names.join(", ")
+        ),
+    );
 }

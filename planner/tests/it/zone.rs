@@ -326,12 +326,37 @@ fn r4_a_move_that_stood_is_not_made_again_and_status_says_where_the_nodes_went()
         i.tags.insert("asdr:restore-complete".into(), "true".into());
     }
     let p = zone_plan(&policy, &w);
-    assert!(p.steps.is_empty(), "{:?}", ids(&p));
     assert!(
         warnings(&p).contains("moved a1, a2 and they stand"),
         "{}",
         warnings(&p)
     );
+    // a2's old instance runs (the zone came back and it booted): it has a2's node id, beside the
+    // replacement, so the plan stops it — and waits, the zone answering again.
+    assert_eq!(ids(&p), ["stop_instance:a2"]);
+    let Params::StopInstance(stop) = &p.steps[0].params else {
+        panic!()
+    };
+    assert_eq!(stop.wait_until, "stopped");
+    assert!(
+        verify(&policy, &w, &p).is_empty(),
+        "{:?}",
+        verify(&policy, &w, &p)
+    );
+    let problems = asdr_planner::status::status(&policy, &w, NOW)
+        .problems
+        .join("\n");
+    assert!(
+        problems.contains("node a2's old instance") && problems.contains("runs again"),
+        "{problems}"
+    );
+    for i in w.instances.iter_mut() {
+        if i.tags.get("asdr:node").map(String::as_str) == Some("a2") && !i.id.starts_with("i-new") {
+            i.state = InstanceState::Stopped;
+        }
+    }
+    let p = zone_plan(&policy, &w);
+    assert!(p.steps.is_empty(), "{:?}", ids(&p));
     let status = asdr_planner::status::status(&policy, &w, NOW);
     let problems = status.problems.join("\n");
     assert!(
@@ -448,4 +473,10 @@ fn r4_a_rack_moved_into_a_zone_with_a_rack_of_its_own_is_said_to_share_it() {
         "blank volumes"
     );
     assert!(verify(&policy, &w, &p).is_empty());
+    assert!(
+        warnings(&p).contains("a1, a2 rejoin empty together")
+            && warnings(&p).contains("no migrations when they were lost"),
+        "{}",
+        warnings(&p)
+    );
 }

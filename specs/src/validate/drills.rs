@@ -216,6 +216,17 @@ impl Validator<'_> {
                 ),
             );
         }
+        // With the type named, what it takes is known now; without, at plan time (the type is
+        // then the old volume's).
+        if let Some(t) = &v.value.volume_type
+            && let Some(problem) =
+                crate::ebs::performance_problem(&t.value, v.value.iops, v.value.throughput)
+        {
+            self.err(v.span, format!("volume: {problem}")).set(
+                "R4",
+                "CreateVolume would refuse it: correct `iops`/`throughput` for the type",
+            );
+        }
         VolumeSpec {
             volume_type: v.value.volume_type.as_ref().map(|t| t.value.clone()),
             iops: v.value.iops,
