@@ -1,6 +1,7 @@
 //! A moto server (the AWS API emulator from PyPI) for tests: started from the project's `.venv` on
-//! a free 127.0.0.1 port, one per test (each its own world), stopped when dropped. Clients built
-//! here carry explicit test credentials, so nothing consults the credential chain or the
+//! a free 127.0.0.1 port, one per test (each its own world), stopped when dropped. It runs behind
+//! `scripts/strict-aws.py`, which refuses what AWS refuses and moto accepts (docs/aws.md). Clients
+//! built here carry explicit test credentials, so nothing consults the credential chain or the
 //! instance-metadata address.
 
 use std::path::PathBuf;
@@ -22,11 +23,12 @@ impl Drop for Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let bin = root.join(".venv/bin/python");
         assert!(
-            bin.exists(),
+            root.join(".venv/bin/moto_server").exists(),
             "{} is missing: run scripts/test-all, which installs moto[server] into .venv",
-            bin.display()
+            root.join(".venv/bin/moto_server").display()
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
@@ -34,6 +36,7 @@ impl Moto {
             .expect("bound")
             .port();
         let child = Command::new(&bin)
+            .arg(root.join("scripts/strict-aws.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
             .stdout(Stdio::null())
@@ -74,6 +77,33 @@ impl Moto {
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         s3_at(&self.endpoint)
+    }
+
+    /// A test hook of the strict layer (`scripts/strict-aws.py`): `terminate-launches?count=1`,
+    /// `refused`. Its answer.
+    pub fn strict(&self, command: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("the strict layer answers");
+        let method = if command.starts_with("refused") {
+            "GET"
+        } else {
+            "POST"
+        };
+        write!(
+            s,
+            "{method} /_strict/{command} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sent");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out.split_once("\r\n\r\n")
+            .map_or(out.clone(), |(_, b)| b.to_string())
+    }
+
+    /// Every request the strict layer refused so far (a test that expects none asserts this).
+    pub fn refused(&self) -> Vec<String> {
+        self.strict("refused").lines().map(str::to_string).collect()
     }
 }
 

@@ -13,7 +13,7 @@ use asdr_providers::testkit_moto::{Moto, SeedNode, tag_spec as spec};
 use assert_cmd::cargo::CommandCargoExt;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
-const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
+pub(crate) const DEVICES: [&str; 3] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"];
 
 pub(crate) struct Env {
     pub(crate) moto: Moto,
@@ -27,7 +27,7 @@ pub(crate) struct Env {
 
 /// One node of a cluster in moto: its instance at `ip` in `subnet`, and a gp3 volume attached at
 /// each of DEVICES, tagged as asdr finds them. Returns the instance id.
-async fn seed_node(
+pub(crate) async fn seed_node(
     ec2: &aws_sdk_ec2::Client,
     subnet: &str,
     cluster: &str,
@@ -1301,131 +1301,4 @@ async fn drill_check_exits_1_naming_the_step_and_action_ec2_refuses() {
     );
     assert!(stdout.contains("Check FAILED."));
     assert_eq!(env.counts().await, before, "nothing created");
-}
-
-/// A multi-volume backup of 64 nodes × 3 EBS volumes against moto, nodes answering the info
-/// protocol, at asdr's defaults: at most 80 EC2 calls for the whole apply (64 of them the
-/// CreateSnapshots calls themselves). One DescribeSnapshots finds the plan's evidence, the
-/// excluded volumes are planned, the waits of the set share their views and give the device tags
-/// in one CreateTags per device for the waits asking together.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_64_node_backup_makes_at_most_80_ec2_calls() {
-    const NODES: usize = 64;
-    let moto = Moto::start();
-    let ec2 = moto.ec2();
-    // 127.0.3.x and 127.0.4.x: no other test's nodes listen there.
-    let subnets = seed_subnets(
-        &ec2,
-        &[
-            ("us-east-1a", "127.0.3.0/24"),
-            ("us-east-1b", "127.0.4.0/24"),
-        ],
-    )
-    .await;
-    let nodes: Vec<(String, String, &str)> = (0..NODES)
-        .map(|i| {
-            let (az, third) = if i % 2 == 0 {
-                ("us-east-1a", 3)
-            } else {
-                ("us-east-1b", 4)
-            };
-            (format!("n{i}"), format!("127.0.{third}.{}", 10 + i / 2), az)
-        })
-        .collect();
-    for (node, ip, az) in &nodes {
-        seed_node(&ec2, &subnets[*az], "big", node, ip, az).await;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().display().to_string();
-    let addrs: Vec<(&str, &str)> = nodes
-        .iter()
-        .map(|(n, ip, _)| (n.as_str(), ip.as_str()))
-        .collect();
-    let cluster = TestCluster::start(
-        &addrs,
-        example_namespaces(),
-        true,
-        &dir.path().join("control"),
-    )
-    .await
-    .unwrap();
-    let listed: String = nodes
-        .iter()
-        .map(|(n, ip, az)| {
-            format!("    - {{name: {n}, private_ip: {ip}, availability_zone: {az}}}\n")
-        })
-        .collect();
-    let example_nodes = "    - name: a1\n      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n      private_ip: 10.0.1.11\n      availability_zone: us-east-1a\n    - name: b1\n      private_ip: 10.0.2.11\n      availability_zone: us-east-1b\n    - name: a2\n      private_ip: 10.0.1.12\n      availability_zone: us-east-1a\n";
-    // The backup policy alone: the example's restores and drills name its three nodes.
-    let mut policy = ExamplePolicy::prod_east();
-    let cut = policy
-        .text
-        .find("\nrestores:")
-        .expect("the example has restores");
-    policy.text.truncate(cut + 1);
-    policy
-        .edits(&[
-            (example_nodes, listed.as_str()),
-            ("name: prod-east", "name: big"),
-            ("info_port: 3000", &format!("info_port: {}", cluster.port())),
-            ("transport: ssm", "transport: local"),
-            (
-                "work_directory: /opt/aerospike",
-                &format!("work_directory: {root}/nodes/{{{{ node }}}}"),
-            ),
-            (
-                "smd: {to: s3://acme-backups/asdr/prod-east/smd}",
-                &format!("smd: {{to: file://{root}/store}}"),
-            ),
-            ("subnet-0aaa", subnets["us-east-1a"].as_str()),
-            ("subnet-0bbb", subnets["us-east-1b"].as_str()),
-            ("type: i4i.2xlarge", "type: i4i.8xlarge"),
-        ])
-        .write_to(dir.path());
-    for (n, _, _) in &nodes {
-        std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
-    }
-    let out = Command::cargo_bin("asdr")
-        .unwrap()
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .env_remove("ASDR_POLL_INTERVAL_MS")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .args([
-            "-f",
-            "asdr.yaml",
-            "--endpoint-url",
-            &moto.endpoint,
-            "--region",
-            "us-east-1",
-        ])
-        // The default parallelism (10): the bound holds however the nodes' steps interleave.
-        .args(["apply", "--yes", "-q", "-v"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let made = counted(&stderr, "made ");
-    eprintln!("64-node × 3-volume backup: {made} EC2 calls to apply");
-    let snaps = ec2
-        .describe_snapshots()
-        .filters(
-            Filter::builder()
-                .name("tag:asdr:cluster")
-                .values("big")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(snaps.snapshots().len(), NODES * DEVICES.len());
-    assert!(
-        snaps
-            .snapshots()
-            .iter()
-            .all(|s| s.tags().iter().any(|t| t.key() == Some("asdr:complete"))),
-        "the set is marked complete"
-    );
-    assert!(made <= 80, "the apply made {made} EC2 calls");
 }

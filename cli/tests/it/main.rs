@@ -2,6 +2,7 @@
 //! files (crash safety included), EC2 against moto, and live nodes.
 
 mod apply;
+mod big;
 mod cli;
 mod consistency;
 mod deploy;
@@ -14,4 +15,5 @@ mod manifests;
 mod regions;
 mod s3_lock;
 mod status;
+mod strict_aws;
 mod support;

@@ -14,6 +14,17 @@ use asdr_planner::ports::{Retry, StepError};
 
 use super::Ec2Provider;
 
+/// Values one filter takes (more answer FilterLimitExceeded).
+const MAX_FILTER_VALUES: usize = 200;
+
+/// `name` in `values`, as filters of at most 200 values each: one call per filter.
+fn filters(name: &str, values: &[String]) -> Vec<Filter> {
+    values
+        .chunks(MAX_FILTER_VALUES)
+        .map(|c| filter(name, c.to_vec()))
+        .collect()
+}
+
 fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)
@@ -451,7 +462,12 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
     let mut by_tag = BTreeMap::new();
     let mut volumes = BTreeMap::new();
     let (a, b, c, snapshots) = tokio::join!(
-        ec2.instances(vec![filter("private-ip-address", ips)], &mut by_ip),
+        async {
+            for f in filters("private-ip-address", &ips) {
+                ec2.instances(vec![f], &mut by_ip).await?;
+            }
+            Ok::<(), StepError>(())
+        },
         ec2.instances(
             vec![filter(
                 &format!("tag:{}", tags::CLUSTER),
@@ -485,8 +501,9 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
         .filter(|id| !instances.contains_key(id))
         .collect();
     if !pinned.is_empty() {
-        ec2.instances(vec![filter("instance-id", pinned)], &mut instances)
-            .await?;
+        for f in filters("instance-id", &pinned) {
+            ec2.instances(vec![f], &mut instances).await?;
+        }
     }
     // Then at once: the volumes attached to those instances (untagged ones included), their
     // instance types, and the subnets replacements may go into.
@@ -506,8 +523,10 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
             if ids.is_empty() {
                 return Ok(());
             }
-            ec2.volumes(vec![filter("attachment.instance-id", ids)], &mut attached)
-                .await
+            for f in filters("attachment.instance-id", &ids) {
+                ec2.volumes(vec![f], &mut attached).await?;
+            }
+            Ok::<(), StepError>(())
         },
         ec2.client
             .describe_instance_types()

@@ -10,6 +10,7 @@ mod history;
 mod info_vectors;
 mod lock;
 mod nodes;
+mod strict_aws;
 mod transports;
 
 use asdr_planner::StepKind;

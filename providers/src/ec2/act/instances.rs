@@ -79,10 +79,10 @@ impl Ec2Provider {
                         ids.push(id.clone());
                     }
                 }
-                if !ids.is_empty() {
+                for chunk in ids.chunks(super::MAX_TAGGED) {
                     self.client
                         .create_tags()
-                        .set_resources(Some(ids.clone()))
+                        .set_resources(Some(chunk.to_vec()))
                         .tags(
                             Tag::builder()
                                 .key(tags::CLUSTER_ID)
@@ -104,13 +104,18 @@ impl Ec2Provider {
                     .iter()
                     .map(|r| resolve(&input, r, |l| l.instance_id.as_ref()))
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut call = self.client.create_tags().set_resources(Some(ids.clone()));
-                for (k, v) in &p.tag {
-                    call = call.tags(Tag::builder().key(k).value(v).build());
+                for chunk in ids.chunks(super::MAX_TAGGED) {
+                    let mut call = self
+                        .client
+                        .create_tags()
+                        .set_resources(Some(chunk.to_vec()));
+                    for (k, v) in &p.tag {
+                        call = call.tags(Tag::builder().key(k).value(v).build());
+                    }
+                    call.send()
+                        .await
+                        .map_err(|e| self.classify("CreateTags", e))?;
                 }
-                call.send()
-                    .await
-                    .map_err(|e| self.classify("CreateTags", e))?;
                 for id in &ids {
                     self.views.instances.changed(id);
                 }

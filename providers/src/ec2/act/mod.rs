@@ -13,6 +13,9 @@ use aws_sdk_ec2::types::{Filter, InstanceSpecification, ResourceType, Tag, TagSp
 
 use super::{Ec2Provider, client_token};
 
+/// CreateTags takes up to 1,000 resource ids (EC2 API Reference, CreateTags: ResourceId.N).
+pub(super) const MAX_TAGGED: usize = 1000;
+
 mod instances;
 mod snapshots;
 mod volumes;

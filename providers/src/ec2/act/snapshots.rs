@@ -208,26 +208,31 @@ impl Ec2Provider {
                         )
                     })?),
                 };
-                let mut request = self
-                    .client
-                    .create_tags()
-                    .set_resources(Some(snaps.iter().map(|s| s.id.clone()).collect()))
-                    .tags(Tag::builder().key(tags::COMPLETE).value("true").build());
-                if let Some(m) = manifest {
-                    request = request.tags(Tag::builder().key(tags::MANIFEST).value(m).build());
+                let ids: Vec<String> = snaps.iter().map(|s| s.id.clone()).collect();
+                // CreateTags takes up to 1,000 resource ids (256 nodes × 4 devices is more). The
+                // mark is complete once every chunk carries it: a retry tags them all again.
+                for chunk in ids.chunks(super::MAX_TAGGED) {
+                    let mut request = self
+                        .client
+                        .create_tags()
+                        .set_resources(Some(chunk.to_vec()))
+                        .tags(Tag::builder().key(tags::COMPLETE).value("true").build());
+                    if let Some(m) = &manifest {
+                        request = request.tags(Tag::builder().key(tags::MANIFEST).value(m).build());
+                    }
+                    request
+                        // The set's own membership, recorded with the mark (never judged later by
+                        // the policy's nodes of the day).
+                        .tags(
+                            Tag::builder()
+                                .key(tags::MEMBERS)
+                                .value(devices.len().to_string())
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| self.classify("CreateTags", e))?;
                 }
-                request
-                    // The set's own membership, recorded with the mark (never judged later by
-                    // the policy's nodes of the day).
-                    .tags(
-                        Tag::builder()
-                            .key(tags::MEMBERS)
-                            .value(devices.len().to_string())
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| self.classify("CreateTags", e))?;
                 Progress::finished()
             }
             Params::CopySnapshot(p) => {

@@ -1,0 +1,67 @@
+//! What AWS refuses and moto accepts, through the strict layer every moto test runs behind
+//! (`scripts/strict-aws.py`, docs/aws.md): each test here failed before its fix, on a request
+//! EC2 would have refused.
+
+use crate::big::big_cluster;
+use crate::ec2::{DEVICES, env};
+
+/// EC2 API Reference, Filter (200 values at most) and CreateTags (1,000 resource ids at most):
+/// a cluster of 340 nodes is observed with every address in filters of at most 200 values, and
+/// its set of 1,020 snapshots is marked in chunks of at most 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_340_node_cluster_is_observed_and_its_set_marked_within_ec2_request_limits() {
+    let big = big_cluster(340).await;
+    let out = big.asdr(&["inventory", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let world: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(world["instances"].as_array().unwrap().len(), 340);
+    let out = big.asdr(&["apply", "--yes", "-q", "--parallelism", "20"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snaps = big.snapshots().await;
+    assert_eq!(snaps.len(), 340 * DEVICES.len());
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.tags().iter().any(|t| t.key() == Some("asdr:complete"))),
+        "every snapshot of the set is marked"
+    );
+    assert!(big.moto.refused().is_empty(), "{:?}", big.moto.refused());
+}
+
+/// EC2 API Reference, CreateVolume: `Iops` only for io1, io2 and gp3, `Throughput` only for gp3.
+/// The nodes' volumes are gp3 (moto reports their 3,000 IOPS, as EC2 does); a restore onto gp2
+/// creates its volumes without either, instead of carrying the gp3 settings EC2 refuses for gp2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_onto_another_volume_type_sends_only_what_that_type_takes() {
+    let env = env(
+        120,
+        &[(
+            "volume: {type: gp3, iops: 16000, throughput: 1000, initialization_rate: 300}",
+            "volume: {type: gp2}",
+        )],
+    )
+    .await;
+    env.ok(&["apply", "--yes"]);
+    env.ok(&["apply", "--yes", "--restore", "a1-from-backup"]);
+    let a1 = env.live_instances("a1").await[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let volumes = env.volumes_of(&a1).await;
+    for dev in DEVICES {
+        assert_eq!(
+            volumes[dev].volume_type().map(|t| t.as_str()),
+            Some("gp2"),
+            "{dev}"
+        );
+    }
+    assert!(env.moto.refused().is_empty(), "{:?}", env.moto.refused());
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""moto as strict as AWS: the AWS API emulator the tests run against, behind a layer that refuses
+what AWS refuses and moto accepts. Every rule cites the API reference it comes from; docs/aws.md
+lists them. Usage (the tests start it; see providers/src/testkit_moto.rs):
+
+    .venv/bin/python scripts/strict-aws.py -H 127.0.0.1 -p PORT
+
+Test hooks, by plain HTTP to the same port (never on AWS):
+    POST /_strict/terminate-launches?count=N&code=C   the next N instances launched are
+                                                        terminated at once, StateReason code C
+    GET  /_strict/refused                               every request refused so far, one per line
+"""
+
+import argparse
+import io
+import re
+import threading
+import urllib.parse
+import uuid
+
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+ACCOUNT = "123456789012"  # moto's default account
+
+# EC2 API Reference, CreateVolume: "Iops ... is supported for io1, io2, and gp3 volumes only"
+# (required for io1 and io2); gp3 3,000-80,000, io1 100-64,000, io2 100-256,000 IOPS.
+IOPS = {"gp3": (3000, 80000), "io1": (100, 64000), "io2": (100, 256000)}
+# CreateVolume: "Throughput ... This parameter is valid only for gp3 volumes. Valid Range:
+# Minimum value of 125. Maximum value of 2,000."
+THROUGHPUT = {"gp3": (125, 2000)}
+# Amazon EC2 User Guide, "Device names on Linux instances": EBS volumes attach at /dev/sd[f-p]
+# (recommended) or /dev/xvd[b-z]; /dev/sda1 and /dev/xvda are root names.
+DEVICE = re.compile(r"^/dev/(sd[b-z]|xvd[b-z][a-z]?|sd[b-z][1-9])$")
+# EC2 API Reference, CreateTags: "ResourceId.N ... Constraints: Up to 1000 resource IDs."
+CREATE_TAGS_MAX = 1000
+# EC2 API Reference, Filter: filter values per filter are limited; more than 200 answers
+# FilterLimitExceeded ("The request uses too many filters or too many filter values").
+FILTER_VALUES_MAX = 200
+
+
+class Refusal(Exception):
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def region_of(environ):
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/", auth)
+    return m.group(1) if m else "us-east-1"
+
+
+def listed(params, prefix):
+    """The values of an EC2 query list parameter: Prefix.1, Prefix.2, ..."""
+    out = []
+    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)$")
+    for k, v in params.items():
+        if pat.match(k):
+            out.append(v)
+    return out
+
+
+def ec2_rules(action, p):
+    """The request refused as AWS refuses it, or None."""
+    # Filter value limits, on every Describe call.
+    counts = {}
+    for k in p:
+        m = re.match(r"^Filter\.(\d+)\.Value\.(\d+)$", k)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    for n, c in counts.items():
+        if c > FILTER_VALUES_MAX:
+            raise Refusal(
+                "FilterLimitExceeded",
+                f"The maximum number of filter values specified on a single call is {FILTER_VALUES_MAX} "
+                f"(filter {p.get(f'Filter.{n}.Name')} has {c})",
+            )
+    if action == "CreateTags":
+        ids = listed(p, "ResourceId")
+        if len(ids) > CREATE_TAGS_MAX:
+            raise Refusal(
+                "InvalidParameterValue",
+                f"CreateTags takes up to {CREATE_TAGS_MAX} resource IDs; this request has {len(ids)}",
+            )
+    if action == "CreateVolume":
+        vtype = p.get("VolumeType", "gp2")
+        iops = p.get("Iops")
+        thr = p.get("Throughput")
+        if iops is not None:
+            if vtype not in IOPS:
+                raise Refusal(
+                    "InvalidParameterCombination",
+                    f"The parameter iops is not supported for {vtype} volumes.",
+                )
+            lo, hi = IOPS[vtype]
+            if not lo <= int(iops) <= hi:
+                raise Refusal(
+                    "InvalidParameterValue",
+                    f"Volume iops of {iops} is outside the range {lo}-{hi} for {vtype}.",
+                )
+        elif vtype in ("io1", "io2"):
+            raise Refusal("MissingParameter", f"The request must contain the parameter iops for {vtype} volumes.")
+        if thr is not None:
+            if vtype not in THROUGHPUT:
+                raise Refusal(
+                    "InvalidParameterCombination",
+                    f"The parameter throughput is not supported for {vtype} volumes.",
+                )
+            lo, hi = THROUGHPUT[vtype]
+            if not lo <= int(thr) <= hi:
+                raise Refusal(
+                    "InvalidParameterValue",
+                    f"Volume throughput of {thr} is outside the range {lo}-{hi}.",
+                )
+    if action == "AttachVolume":
+        device = p.get("Device", "")
+        if not DEVICE.match(device):
+            raise Refusal("InvalidParameterValue", f"Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name.")
+
+
+def ec2_error(start_response, e):
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{e.code}</Code><Message>{escape(e.message)}</Message></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+    start_response(f"{e.status} Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def escape(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class Strict:
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        # (region, client token) -> the response RunInstances gave: EC2 API Reference,
+        # "Ensuring idempotency": a repeated request with the same client token returns the same
+        # response, for the same instance, even once it is terminated.
+        self.launched = {}
+        self.terminate_launches = 0
+        self.terminate_code = "Server.InsufficientInstanceCapacity"
+        self.refused = []
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_strict/"):
+            return self.control(environ, start_response, path[len("/_strict/"):])
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        params = {}
+        if environ.get("REQUEST_METHOD") == "POST" and b"Action=" in body:
+            params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()}
+        action = params.get("Action")
+        if not action or params.get("Version") != "2016-11-15":
+            return self.app(environ, start_response)
+        try:
+            ec2_rules(action, params)
+        except Refusal as e:
+            with self.lock:
+                self.refused.append(f"{action} {e.code}: {e.message}")
+            return ec2_error(start_response, e)
+        if action == "RunInstances" and params.get("ClientToken"):
+            return self.run_instances(environ, start_response, params)
+        return self.app(environ, start_response)
+
+    def run_instances(self, environ, start_response, params):
+        key = (region_of(environ), params["ClientToken"])
+        with self.lock:
+            cached = self.launched.get(key)
+        if cached is not None:
+            status, headers, body = cached
+            start_response(status, headers)
+            return [body]
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda data: None
+
+        body = b"".join(self.app(environ, capture))
+        status = captured["status"]
+        if status.startswith("200"):
+            with self.lock:
+                self.launched[key] = (status, captured["headers"], body)
+                terminate = self.terminate_launches > 0
+                if terminate:
+                    self.terminate_launches -= 1
+            if terminate:
+                self.terminate(key[0], body)
+        start_response(status, captured["headers"])
+        return [body]
+
+    def terminate(self, region, body):
+        """The instance just launched ends at once, as EC2 ends a launch it cannot place."""
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.instances import StateReason
+
+        backend = ec2_backends[ACCOUNT][region]
+        for iid in re.findall(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", body):
+            instance = backend.get_instance(iid.decode())
+            instance.terminate()
+            code = self.terminate_code
+            instance.state_reason = StateReason(f"{code}: the instance could not be launched", code)
+
+    def control(self, environ, start_response, command):
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if command == "terminate-launches":
+            with self.lock:
+                self.terminate_launches = int(query.get("count", ["1"])[0])
+                self.terminate_code = query.get("code", ["Server.InsufficientInstanceCapacity"])[0]
+            out = b"ok\n"
+        elif command == "refused":
+            with self.lock:
+                out = "".join(r + "\n" for r in self.refused).encode()
+        else:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"unknown strict-aws command\n"]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
+        return [out]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, required=True)
+    args = ap.parse_args()
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, Strict(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
