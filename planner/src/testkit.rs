@@ -239,6 +239,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 .cloned(),
             instance_store_drives: cluster.instance.instance_store_volumes,
             root_device: None,
+            state_reason: None,
             block_devices,
             tags: node_tags,
         });

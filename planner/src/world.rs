@@ -185,6 +185,9 @@ pub struct Instance {
     pub block_devices: Vec<BlockDevice>,
     #[serde(default)]
     pub tags: Tags,
+    /// Why EC2 says it is in its state (StateReason), e.g. why a launch ended at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

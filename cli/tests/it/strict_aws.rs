@@ -65,3 +65,54 @@ async fn a_restore_onto_another_volume_type_sends_only_what_that_type_takes() {
     }
     assert!(env.moto.refused().is_empty(), "{:?}", env.moto.refused());
 }
+
+/// EC2 API Reference, "Ensuring idempotency": a RunInstances client token names the same
+/// instance for hours, even once it is terminated. A launch EC2 ends at once (here: no capacity)
+/// is launched again with a token of its own, its reason said; after three such launches the
+/// step fails with every reason, instead of waiting on the dead instance until its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_ec2_ends_at_once_is_launched_anew_and_its_reason_said() {
+    let env = env(122, &[]).await;
+    env.terminate("a1").await;
+    env.moto
+        .strict("terminate-launches?count=1&code=Server.InsufficientInstanceCapacity");
+    let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("launching again") && all.contains("Server.InsufficientInstanceCapacity"),
+        "the reason is said: {all}"
+    );
+    assert_eq!(env.live_instances("a1").await.len(), 1);
+    assert!(env.nodes.is_up("a1"));
+
+    // Three launches ended: the step fails, naming why.
+    let env = env_again(123).await;
+    env.terminate("a1").await;
+    env.moto
+        .strict("terminate-launches?count=3&code=Server.InsufficientInstanceCapacity");
+    let started = std::time::Instant::now();
+    let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("3 launches for provision_instance:a1") && all.contains("ended at once"),
+        "{all}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "it failed, not waited out"
+    );
+}
+
+async fn env_again(base: u8) -> crate::ec2::Env {
+    env(base, &[]).await
+}

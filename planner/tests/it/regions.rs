@@ -593,6 +593,7 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
             subnet_id: i.subnet_id.clone(),
             instance_store_drives: 2,
             root_device: None,
+            state_reason: None,
             block_devices: vec![],
             tags,
         });
@@ -711,6 +712,7 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
         subnet_id: Some("subnet-d1".into()),
         instance_store_drives: 2,
         root_device: None,
+        state_reason: None,
         block_devices: vec![],
         tags,
     });

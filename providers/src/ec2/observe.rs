@@ -170,6 +170,10 @@ pub(crate) fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
         subnet_id: i.subnet_id().map(str::to_string),
         instance_store_drives: 0,
         root_device: i.root_device_name().map(str::to_string),
+        state_reason: i
+            .state_reason()
+            .and_then(|r| r.message())
+            .map(str::to_string),
         block_devices: i
             .block_device_mappings()
             .iter()

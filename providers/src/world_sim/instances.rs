@@ -184,6 +184,7 @@ pub(super) fn act(
                 subnet_id: p.subnet_id.clone(),
                 instance_store_drives: drives,
                 root_device: None,
+                state_reason: None,
                 block_devices: Vec::new(),
                 tags: created_tags(input, &[]),
             });

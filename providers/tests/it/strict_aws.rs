@@ -117,4 +117,35 @@ async fn the_strict_layer_refuses_requests_ec2_refuses_and_moto_accepts() {
         .unwrap();
     assert_eq!(again.instances()[0].instance_id(), Some(instance.as_str()));
     assert_eq!(moto.refused().len(), 7, "{:?}", moto.refused());
+    // The test hook: the next launch ends at once, with a StateReason.
+    assert_eq!(
+        moto.strict("terminate-launches?count=1&code=Server.InsufficientInstanceCapacity")
+            .trim(),
+        "ok"
+    );
+    let ended = ec2
+        .run_instances()
+        .image_id("ami-0123456789abcdef0")
+        .min_count(1)
+        .max_count(1)
+        .client_token("strict-token-2")
+        .send()
+        .await
+        .unwrap();
+    let id = ended.instances()[0].instance_id().unwrap();
+    let d = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let i = &d.reservations()[0].instances()[0];
+    assert_eq!(
+        i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("terminated")
+    );
+    assert_eq!(
+        i.state_reason().and_then(|r| r.code()),
+        Some("Server.InsufficientInstanceCapacity")
+    );
 }

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Launches of one step that EC2 ends at once before the step fails.
+const MAX_LAUNCHES: usize = 3;
+
 impl Ec2Provider {
     /// The instance and its address, changed by this process just now.
     fn changed_instance(&self, i: Option<&asdr_planner::world::Instance>) {
@@ -198,6 +201,45 @@ impl Ec2Provider {
                         Progress::pending(format!("{} {:?}", mine.id, mine.state), None)
                     };
                 }
+                // A launch EC2 ended at once (no capacity, a bad image, a key it cannot use): the
+                // same client token would only name that terminated instance again (for hours),
+                // so each attempt has its own, and the reason is said.
+                let ended: Vec<asdr_planner::world::Instance> = self
+                    .instances_of_step(&input)
+                    .await?
+                    .into_iter()
+                    .filter(|i| {
+                        matches!(
+                            i.state,
+                            InstanceState::Terminated | InstanceState::ShuttingDown
+                        )
+                    })
+                    .collect();
+                let reasons: Vec<String> = ended
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} ended: {}",
+                            i.id,
+                            i.state_reason.as_deref().unwrap_or("no reason given")
+                        )
+                    })
+                    .collect();
+                if ended.len() >= MAX_LAUNCHES {
+                    return Err(StepError::permanent(
+                        "LaunchEnded",
+                        format!(
+                            "{MAX_LAUNCHES} launches for {} at {ip} ended at once: {}",
+                            step.id,
+                            reasons.join("; ")
+                        ),
+                    ));
+                }
+                let token_of = if ended.is_empty() {
+                    step.id.clone()
+                } else {
+                    format!("{}#{}", step.id, ended.len())
+                };
                 let subnet = p.subnet_id.as_deref().ok_or_else(|| {
                     StepError::permanent(
                         "MissingParameter",
@@ -224,7 +266,7 @@ impl Ec2Provider {
                     .min_count(1)
                     .max_count(1)
                     .network_interfaces(nic)
-                    .client_token(client_token(input.plan_id, &step.id))
+                    .client_token(client_token(input.plan_id, &token_of))
                     .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])));
                 if let Some(profile) = &p.iam_instance_profile {
                     run = run.iam_instance_profile(
@@ -248,7 +290,14 @@ impl Ec2Provider {
                     .and_then(|i| i.instance_id())
                     .unwrap_or_default()
                     .to_string();
-                Progress::pending(format!("{id} launching"), None)
+                if reasons.is_empty() {
+                    Progress::pending(format!("{id} launching"), None)
+                } else {
+                    Progress::pending(
+                        format!("{id} launching again ({})", reasons.join("; ")),
+                        None,
+                    )
+                }
             }
             other => Err(StepError::permanent(
                 "NotThisFamily",
