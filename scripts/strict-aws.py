@@ -8,6 +8,9 @@ lists them. Usage (the tests start it; see providers/src/testkit_moto.rs):
 Test hooks, by plain HTTP to the same port (never on AWS):
     POST /_strict/terminate-launches?count=N&code=C   the next N instances launched are
                                                         terminated at once, StateReason code C
+    POST /_strict/vanish-volumes?count=N               the next N volumes created vanish after
+                                                        CreateVolume answered (as EBS drops a
+                                                        volume whose KMS key it may not use)
     GET  /_strict/refused                               every request refused so far, one per line
 """
 
@@ -143,12 +146,13 @@ class Strict:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        # (region, client token) -> the response RunInstances gave: EC2 API Reference,
-        # "Ensuring idempotency": a repeated request with the same client token returns the same
-        # response, for the same instance, even once it is terminated.
+        # (region, action, client token) -> the response RunInstances or CreateVolume gave: EC2
+        # API Reference, "Ensuring idempotency": a repeated request with the same client token
+        # returns the same response, for the same instance or volume, even once it is gone.
         self.launched = {}
         self.terminate_launches = 0
         self.terminate_code = "Server.InsufficientInstanceCapacity"
+        self.vanish_volumes = 0
         self.refused = []
 
     def __call__(self, environ, start_response):
@@ -171,12 +175,12 @@ class Strict:
             with self.lock:
                 self.refused.append(f"{action} {e.code}: {e.message}")
             return ec2_error(start_response, e)
-        if action == "RunInstances" and params.get("ClientToken"):
-            return self.run_instances(environ, start_response, params)
+        if action in ("RunInstances", "CreateVolume") and params.get("ClientToken"):
+            return self.idempotent(environ, start_response, action, params)
         return self.app(environ, start_response)
 
-    def run_instances(self, environ, start_response, params):
-        key = (region_of(environ), params["ClientToken"])
+    def idempotent(self, environ, start_response, action, params):
+        key = (region_of(environ), action, params["ClientToken"])
         with self.lock:
             cached = self.launched.get(key)
         if cached is not None:
@@ -195,11 +199,16 @@ class Strict:
         if status.startswith("200"):
             with self.lock:
                 self.launched[key] = (status, captured["headers"], body)
-                terminate = self.terminate_launches > 0
-                if terminate:
-                    self.terminate_launches -= 1
-            if terminate:
+                if action == "RunInstances":
+                    end = self.terminate_launches > 0
+                    self.terminate_launches -= end
+                else:
+                    end = self.vanish_volumes > 0
+                    self.vanish_volumes -= end
+            if end and action == "RunInstances":
                 self.terminate(key[0], body)
+            elif end:
+                self.vanish(key[0], body)
         start_response(status, captured["headers"])
         return [body]
 
@@ -215,12 +224,24 @@ class Strict:
             code = self.terminate_code
             instance.state_reason = StateReason(f"{code}: the instance could not be launched", code)
 
+    def vanish(self, region, body):
+        """The volume just created is gone, as EBS drops one it cannot create."""
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends[ACCOUNT][region]
+        for vid in re.findall(rb"<volumeId>(vol-[0-9a-f]+)</volumeId>", body):
+            backend.delete_volume(vid.decode())
+
     def control(self, environ, start_response, command):
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         if command == "terminate-launches":
             with self.lock:
                 self.terminate_launches = int(query.get("count", ["1"])[0])
                 self.terminate_code = query.get("code", ["Server.InsufficientInstanceCapacity"])[0]
+            out = b"ok\n"
+        elif command == "vanish-volumes":
+            with self.lock:
+                self.vanish_volumes = int(query.get("count", ["1"])[0])
             out = b"ok\n"
         elif command == "refused":
             with self.lock:

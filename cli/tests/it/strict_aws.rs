@@ -116,3 +116,52 @@ async fn a_launch_ec2_ends_at_once_is_launched_anew_and_its_reason_said() {
 async fn env_again(base: u8) -> crate::ec2::Env {
     env(base, &[]).await
 }
+
+/// EBS drops a volume it cannot create (a KMS key the role may not use) after CreateVolume said
+/// yes, and its client token then names the dead volume for hours. The wait says the volume is
+/// gone instead of waiting hours for it; applied again, the restore creates it anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_ebs_drops_after_creating_it_fails_the_wait_and_is_created_anew() {
+    let env = env(124, &[]).await;
+    env.ok(&["apply", "--yes"]);
+    env.moto.strict("vanish-volumes?count=1");
+    let started = std::time::Instant::now();
+    let out = env.asdr(&["apply", "--yes", "--restore", "a1-from-backup"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("was created and is gone") && all.contains("KMS key"),
+        "{all}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "{all}"
+    );
+    // The cause fixed, applied again: the failed apply resumes and the volume is made anew.
+    let all = {
+        let out = env.asdr(&["apply", "--yes", "--restore", "a1-from-backup"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let a1 = env.live_instances("a1").await[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let volumes = env.volumes_of(&a1).await;
+    for dev in DEVICES {
+        assert!(
+            volumes[dev].snapshot_id().is_some_and(|s| !s.is_empty()),
+            "{dev} from the set: {all}"
+        );
+    }
+    assert!(env.nodes.is_up("a1"));
+}

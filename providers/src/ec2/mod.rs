@@ -104,6 +104,13 @@ pub struct Ec2Provider {
     device_tagged: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Providers for the other regions steps act in (copies, restores elsewhere), by region.
     regions: std::sync::Arc<std::collections::BTreeMap<String, Ec2Provider>>,
+    /// Volumes a wait did not find: how many looks in a row, since when (a volume EBS could not
+    /// create, e.g. with a KMS key the role may not use, vanishes after CreateVolume said yes).
+    missing: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+    >,
+    /// How long a created volume may stay unseen (eventual consistency) before it counts as gone.
+    pub vanish_grace: Duration,
 }
 
 /// Per plan: its snapshots when first described in this process, and the steps acted on since.
@@ -134,6 +141,8 @@ impl Ec2Provider {
             device_tagged: Default::default(),
             snapshots_in_flight: Default::default(),
             regions: Default::default(),
+            missing: Default::default(),
+            vanish_grace: Duration::from_secs(10),
         }
     }
 

@@ -142,36 +142,52 @@ impl Ec2Provider {
                 }
             }
             Params::CreateVolume(p) => {
-                let mut create = self
-                    .client
-                    .create_volume()
-                    .availability_zone(&p.availability_zone)
-                    .size(p.size_gib as i32)
-                    .volume_type(aws_sdk_ec2::types::VolumeType::from(p.volume_type.as_str()))
-                    .set_iops(p.iops.map(|v| v as i32))
-                    .set_throughput(p.throughput.map(|v| v as i32))
-                    .set_snapshot_id(p.snapshot_id.clone())
-                    .set_encrypted(p.encrypted.then_some(true))
-                    .set_kms_key_id(p.kms_key_id.clone())
-                    .client_token(client_token(input.plan_id, &step.id))
-                    .tag_specifications(tag_spec(ResourceType::Volume, step_tags(&input, &[])));
-                if let Some(rate) = p.initialization_rate {
-                    create = create.volume_initialization_rate(rate as i32);
-                }
+                // A client token names its first volume for hours, even one EBS dropped (a KMS
+                // key refused): a volume that old is a replay, so the next attempt gets a token
+                // of its own. A live volume of this step was adopted before acting.
                 self.acting_on(&input).await;
-                let out = create
-                    .send()
-                    .await
-                    .map_err(|e| self.classify("CreateVolume", e))?;
-                Progress::done(Learned::volume(out.volume_id().unwrap_or_default()))
+                for attempt in 0..MAX_CREATES {
+                    let token = if attempt == 0 {
+                        step.id.clone()
+                    } else {
+                        format!("{}#{attempt}", step.id)
+                    };
+                    let out = self.create_volume(&input, p, &token).await?;
+                    let id = out.volume_id().unwrap_or_default().to_string();
+                    let replayed = out.create_time().is_some_and(|t| {
+                        let age = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs() as i64)
+                            .unwrap_or(0)
+                            - t.secs();
+                        // A volume counts as gone only after `vanish_grace`: one older than
+                        // half of it that cannot be found is not the one just asked for.
+                        age > (self.vanish_grace / 2).as_secs() as i64
+                    }) && self.volume(&id).await?.is_none();
+                    if !replayed {
+                        return Progress::done(Learned::volume(id));
+                    }
+                }
+                Err(StepError::permanent(
+                    "VolumeVanished",
+                    format!(
+                        "{MAX_CREATES} CreateVolume calls for {} named volumes that no longer exist: EBS drops a volume it cannot create (most often a KMS key the role may not use)",
+                        step.id
+                    ),
+                ))
             }
             Params::WaitVolume(p) => {
                 let vol = volume_of(&input, &p.volume_id)?;
-                match self.volume(&vol).await?.map(|v| v.state) {
+                let state = self.volume(&vol).await?.map(|v| v.state);
+                if state.is_some() {
+                    self.missing.lock().expect("not poisoned").remove(&vol);
+                }
+                match state {
                     Some(VolumeState::Available) => Progress::finished(),
-                    Some(VolumeState::Creating) | None => {
+                    Some(VolumeState::Creating) => {
                         Progress::pending(format!("{vol} creating"), None)
                     }
+                    None => self.vanished(&vol),
                     Some(other) => Err(StepError::permanent(
                         "IncorrectState",
                         format!("volume {vol} is {other:?}"),
@@ -208,5 +224,60 @@ impl Ec2Provider {
                 format!("{} is not an EC2 volumes step", other.kind()),
             )),
         }
+    }
+}
+
+/// CreateVolume attempts for one step whose volumes EBS dropped, before it fails.
+const MAX_CREATES: u32 = 3;
+/// Looks in a row that do not find a created volume before it counts as gone (with
+/// `vanish_grace` passed since the first).
+const VANISHED_AFTER: u32 = 12;
+
+impl Ec2Provider {
+    async fn create_volume(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CreateVolume,
+        token: &str,
+    ) -> Result<aws_sdk_ec2::operation::create_volume::CreateVolumeOutput, StepError> {
+        let mut create = self
+            .client
+            .create_volume()
+            .availability_zone(&p.availability_zone)
+            .size(p.size_gib as i32)
+            .volume_type(aws_sdk_ec2::types::VolumeType::from(p.volume_type.as_str()))
+            .set_iops(p.iops.map(|v| v as i32))
+            .set_throughput(p.throughput.map(|v| v as i32))
+            .set_snapshot_id(p.snapshot_id.clone())
+            .set_encrypted(p.encrypted.then_some(true))
+            .set_kms_key_id(p.kms_key_id.clone())
+            .client_token(client_token(input.plan_id, token))
+            .tag_specifications(tag_spec(ResourceType::Volume, step_tags(input, &[])));
+        if let Some(rate) = p.initialization_rate {
+            create = create.volume_initialization_rate(rate as i32);
+        }
+        create
+            .send()
+            .await
+            .map_err(|e| self.classify("CreateVolume", e))
+    }
+
+    /// A volume the wait does not find: not yet visible (EC2 is eventually consistent), or gone.
+    fn vanished(&self, vol: &str) -> Result<Progress, StepError> {
+        let mut missing = self.missing.lock().expect("not poisoned");
+        let (looks, since) = missing
+            .entry(vol.to_string())
+            .or_insert((0, std::time::Instant::now()));
+        *looks += 1;
+        if *looks >= VANISHED_AFTER && since.elapsed() >= self.vanish_grace {
+            return Err(StepError::permanent(
+                "VolumeVanished",
+                format!(
+                    "volume {vol} was created and is gone (not found for {:.0} s): EBS drops a volume it cannot create, most often one encrypted with a KMS key the role may not use (kms:CreateGrant, kms:Decrypt, kms:GenerateDataKeyWithoutPlaintext) or a disabled key. Fix that and apply again: a new volume is created",
+                    since.elapsed().as_secs_f64()
+                ),
+            ));
+        }
+        Progress::pending(format!("{vol} creating (not visible yet)"), None)
     }
 }
