@@ -12,6 +12,11 @@ Test hooks, by plain HTTP to the same port (never on AWS):
                                                         CreateVolume answered (as EBS drops a
                                                         volume whose KMS key it may not use)
     GET  /_strict/refused                               every request refused so far, one per line
+    GET  /_strict/calls                                 every EC2 call so far with what AWS would
+                                                        authorize for it (JSON lines: the action,
+                                                        each resource's type, ARN and tags, the
+                                                        request's tags), for the IAM evaluation
+    POST /_strict/calls-clear                           forgets them
 """
 
 import argparse
@@ -128,6 +133,107 @@ def ec2_rules(action, p):
             raise Refusal("InvalidParameterValue", f"Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name.")
 
 
+def tag_specs(p):
+    """TagSpecification.N: resource type -> the tags asked for it."""
+    out = {}
+    for k, v in p.items():
+        m = re.match(r"^TagSpecification\.(\d+)\.ResourceType$", k)
+        if m:
+            n = m.group(1)
+            tags = {}
+            for tk, tv in p.items():
+                mm = re.match(r"^TagSpecification\." + n + r"\.Tag\.(\d+)\.Key$", tk)
+                if mm:
+                    tags[tv] = p.get(f"TagSpecification.{n}.Tag.{mm.group(1)}.Value", "")
+            out[v] = tags
+    return out
+
+
+def kind_of(rid):
+    for prefix, kind in (("i-", "instance"), ("vol-", "volume"), ("snap-", "snapshot"), ("eni-", "network-interface"),
+                         ("subnet-", "subnet"), ("sg-", "security-group"), ("ami-", "image")):
+        if rid.startswith(prefix):
+            return kind
+    return "unknown"
+
+
+def authorization(action, p, region):
+    """What EC2 authorizes for this call (Service Authorization Reference: the resource types of
+    the action): a list of checks, each an action with its resources and context."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[ACCOUNT][region]
+
+    def existing(kind, rid, reg=None):
+        tags = dict(ec2_backends[ACCOUNT][reg or region].tags.get(rid, {}))
+        # Images have no account in their ARN (arn:aws:ec2:REGION::image/ID).
+        account = "" if kind == "image" else ACCOUNT
+        return {"type": kind, "arn": f"arn:aws:ec2:{reg or region}:{account}:{kind}/{rid}", "resource_tags": tags}
+
+    def new(kind, tags):
+        return {"type": kind, "arn": f"arn:aws:ec2:{region}:{ACCOUNT}:{kind}/*", "request_tags": tags}
+
+    specs = tag_specs(p)
+    checks = []
+    res = []
+    if action.startswith("Describe"):
+        res = []
+    elif action == "CreateVolume":
+        res = [new("volume", specs.get("volume", {}))]
+        if p.get("SnapshotId"):
+            res.append(existing("snapshot", p["SnapshotId"]))
+    elif action == "CreateSnapshot":
+        res = [new("snapshot", specs.get("snapshot", {})), existing("volume", p["VolumeId"])]
+    elif action == "CreateSnapshots":
+        iid = p.get("InstanceSpecification.InstanceId")
+        res = [new("snapshot", specs.get("snapshot", {})), existing("instance", iid)]
+        excluded = set(listed(p, "InstanceSpecification.ExcludeDataVolumeId"))
+        try:
+            inst = backend.get_instance(iid)
+            for dev, bdm in inst.block_device_mapping.items():
+                if bdm.volume_id not in excluded:
+                    res.append(existing("volume", bdm.volume_id))
+        except Exception:
+            pass
+    elif action == "RunInstances":
+        res = [new("instance", specs.get("instance", {})), new("network-interface", specs.get("network-interface", {})),
+               new("volume", specs.get("volume", {})), existing("image", p.get("ImageId", ""))]
+        subnet = p.get("NetworkInterface.1.SubnetId") or p.get("SubnetId")
+        if subnet:
+            res.append(existing("subnet", subnet))
+        for g in listed(p, "NetworkInterface.1.SecurityGroupId") + listed(p, "SecurityGroupId"):
+            res.append(existing("security-group", g))
+        if p.get("KeyName"):
+            res.append({"type": "key-pair", "arn": f"arn:aws:ec2:{region}:{ACCOUNT}:key-pair/{p['KeyName']}", "resource_tags": {}})
+    elif action in ("AttachVolume", "DetachVolume"):
+        res = [existing("volume", p["VolumeId"])]
+        if p.get("InstanceId"):
+            res.append(existing("instance", p["InstanceId"]))
+    elif action in ("StopInstances", "TerminateInstances"):
+        res = [existing("instance", i) for i in listed(p, "InstanceId")]
+    elif action == "DeleteSnapshot":
+        res = [existing("snapshot", p["SnapshotId"])]
+    elif action == "DeleteVolume":
+        res = [existing("volume", p["VolumeId"])]
+    elif action == "CreateTags":
+        tags = {}
+        for k, v in p.items():
+            m = re.match(r"^Tag\.(\d+)\.Key$", k)
+            if m:
+                tags[v] = p.get(f"Tag.{m.group(1)}.Value", "")
+        res = [dict(existing(kind_of(r), r), request_tags=tags) for r in listed(p, "ResourceId")]
+    elif action == "CopySnapshot":
+        res = [new("snapshot", specs.get("snapshot", {})),
+               existing("snapshot", p["SourceSnapshotId"], p.get("SourceRegion"))]
+    checks.append({"action": f"ec2:{action}", "region": region, "resources": res, "context": {}})
+    # Tags given at creation are authorized as ec2:CreateTags with ec2:CreateAction.
+    for kind, tags in specs.items():
+        if tags:
+            checks.append({"action": "ec2:CreateTags", "region": region,
+                           "resources": [new(kind, tags)], "context": {"ec2:CreateAction": [action]}})
+    return checks
+
+
 def ec2_error(start_response, e):
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -154,6 +260,7 @@ class Strict:
         self.terminate_code = "Server.InsufficientInstanceCapacity"
         self.vanish_volumes = 0
         self.refused = []
+        self.calls = []
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -175,6 +282,12 @@ class Strict:
             with self.lock:
                 self.refused.append(f"{action} {e.code}: {e.message}")
             return ec2_error(start_response, e)
+        try:
+            checks = authorization(action, params, region_of(environ))
+        except Exception as e:  # a call the model does not know: recorded as such
+            checks = [{"action": f"ec2:{action}", "error": repr(e)}]
+        with self.lock:
+            self.calls.extend(checks)
         if action in ("RunInstances", "CreateVolume") and params.get("ClientToken"):
             return self.idempotent(environ, start_response, action, params)
         return self.app(environ, start_response)
@@ -242,6 +355,15 @@ class Strict:
         elif command == "vanish-volumes":
             with self.lock:
                 self.vanish_volumes = int(query.get("count", ["1"])[0])
+            out = b"ok\n"
+        elif command == "calls":
+            import json
+
+            with self.lock:
+                out = "".join(json.dumps(c, sort_keys=True) + "\n" for c in self.calls).encode()
+        elif command == "calls-clear":
+            with self.lock:
+                self.calls = []
             out = b"ok\n"
         elif command == "refused":
             with self.lock:

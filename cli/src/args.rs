@@ -195,6 +195,11 @@ pub struct IamPolicyArgs {
     /// The policy for this drill (its restore and its teardown).
     #[arg(long, value_name = "NAME")]
     pub drill: Option<String>,
+    /// The cluster's id (`asdr:cluster-id`): changes are then limited to what carries it or no
+    /// id. Defaults to the policy's `cluster.id`, else the id a `--world` file shows; nothing is
+    /// observed in AWS.
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

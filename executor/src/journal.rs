@@ -291,13 +291,19 @@ pub fn learned_instances(dir: &Path, plan_id: &str) -> Result<Vec<String>, Journ
     Ok(out)
 }
 
-/// Whether `plan` builds a new cluster in another region (a restore there): every step acts in
-/// that region, none is a cleanup. Nothing of it needs undoing before a failed step is tried
-/// again, and planning afresh would find its cluster partly built.
+/// Whether `plan` builds what planning afresh would find partly built and refuse: a new cluster
+/// in another region (every step acts there, none is a cleanup), or a zone-loss restore's nodes
+/// in another zone. A failed apply of it is resumed.
 pub fn builds_elsewhere(plan: &Plan) -> bool {
     plan.operation.starts_with("restore:")
         && !plan.steps.is_empty()
-        && plan.steps.iter().all(|s| s.region.is_some() && !s.cleanup)
+        && (plan.steps.iter().all(|s| s.region.is_some() && !s.cleanup)
+            // A zone-loss restore builds in another zone and marks what it built: planned
+            // afresh halfway, it would find its nodes partly built and refuse.
+            || plan
+                .steps
+                .iter()
+                .any(|s| s.kind() == asdr_planner::StepKind::MarkRestoreComplete))
 }
 
 /// The failed build of `wanted` (a restore into another region) to resume, if the newest apply

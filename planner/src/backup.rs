@@ -575,3 +575,33 @@ pub(crate) fn write_manifest(
         policy_digest: crate::spec_digest(policy),
     })
 }
+
+/// Every step kind a backup of `policy` can take, whatever the world holds today (a set due or
+/// not, retention due or not, copies behind or not): the role that runs scheduled backups is
+/// prepared once, from the policy alone.
+pub fn step_kinds(policy: &asdr_specs::Policy) -> Vec<StepKind> {
+    use StepKind::*;
+    let mut kinds = vec![CheckClusterStable, WaitClusterStable, ClaimCluster];
+    if policy.backup.method == asdr_specs::Method::Asbackup {
+        kinds.extend([Asbackup, CopySmd, WriteManifest, DeleteBackup]);
+    } else {
+        kinds.extend([
+            SnapshotInstance,
+            Snapshot,
+            WaitSnapshot,
+            CopySmd,
+            WriteManifest,
+            MarkSetComplete,
+            DeleteSnapshot,
+        ]);
+    }
+    match policy.backup.consistency {
+        Consistency::Quiesce => kinds.extend([Quiesce, WaitQuiesceDrained, Unquiesce]),
+        Consistency::StopNode => kinds.extend([StopNode, StartNode]),
+        _ => {}
+    }
+    if !policy.backup.copies.is_empty() {
+        kinds.extend([CopySnapshot, CopySmdArchive]);
+    }
+    kinds
+}

@@ -550,3 +550,23 @@ pub fn restore_estimate(initialization_rate: Option<u32>, largest_gib: u64) -> S
         ),
     }
 }
+
+/// Every step kind a drill can take: a new cluster built from a set, then torn down.
+pub fn step_kinds() -> Vec<crate::StepKind> {
+    use crate::StepKind::*;
+    let mut kinds = vec![
+        WaitSnapshot,
+        CreateVolume,
+        WaitVolume,
+        ProvisionInstance,
+        AttachVolume,
+        WriteConfig,
+        RestoreSmd,
+        StartNode,
+        WaitClusterStable,
+        SetRoster,
+        WaitPartitionsAvailable,
+    ];
+    kinds.extend(TEARDOWN_KINDS);
+    kinds
+}

@@ -4,7 +4,7 @@
 //! No I/O happens here: providers observe, the executor acts.
 
 mod asbackup;
-mod backup;
+pub mod backup;
 mod builder;
 mod config;
 pub mod copies;
@@ -130,6 +130,7 @@ pub fn plan(
     let world: &World = &identity::ours(seen, &identity.id);
     let home = copies::home_view(policy, world);
     let obs = Observed::new(policy, &home);
+    restore::zone::check_placements(policy, world, op)?;
     match world.unobserved_regions.get(&policy.cluster.region) {
         // The cluster's region lost: only what acts elsewhere can be planned.
         Some(why) => check_elsewhere(policy, op, why)?,
@@ -255,7 +256,27 @@ fn claim(
             ),
         );
     }
-    if !at_home || b.steps.is_empty() || identity.unclaimed.is_empty() {
+    // A zone-loss restore sends nothing to the lost zone but the stop: its old instances are
+    // not claimed.
+    let left_behind: Vec<&str> = ctx
+        .policy
+        .restores
+        .iter()
+        .filter(|r| {
+            b.steps
+                .iter()
+                .any(|s| s.id == format!("mark_restore_complete:{}", r.name))
+        })
+        .flat_map(|r| ctx.policy.moved_nodes(r))
+        .filter_map(|n| ctx.obs.node(&n.name).instance.map(|i| i.id.as_str()))
+        .collect();
+    let unclaimed: Vec<String> = identity
+        .unclaimed
+        .iter()
+        .filter(|i| !left_behind.contains(&i.as_str()))
+        .cloned()
+        .collect();
+    if !at_home || b.steps.is_empty() || unclaimed.is_empty() {
         return;
     }
     let id = b.step(
@@ -265,7 +286,7 @@ fn claim(
         params::Params::ClaimCluster(params::ClaimCluster {
             cluster: ctx.policy.cluster.name.clone(),
             cluster_id: identity.id.clone(),
-            instances: identity.unclaimed.clone(),
+            instances: unclaimed.clone(),
         }),
     );
     b.change(
@@ -278,7 +299,7 @@ fn claim(
         None,
         Some(serde_json::json!({
             "tag": format!("{}={}", tags::CLUSTER_ID, identity.id),
-            "instances": identity.unclaimed,
+            "instances": unclaimed,
         })),
     );
     let n = b.steps.len();
@@ -504,6 +525,13 @@ fn check_edition(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
         ));
     }
     Ok(())
+}
+
+/// What every plan checks of the nodes before planning (edition, devices, racks, consistency):
+/// `status` reports a refusal here as a problem, since every plan would refuse.
+pub(crate) fn preflight(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
+    check_edition(policy, obs)?;
+    check_devices(policy, obs)
 }
 
 /// The devices each live node reports must be the policy's: a mismatch means the policy would

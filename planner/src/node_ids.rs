@@ -323,3 +323,43 @@ fn check_rack_kept(ctx: &crate::Ctx<'_, '_>, node: &Node) -> Result<(), crate::e
         .help("restore the node in its own zone; moving a rack's nodes to another zone is a zone-loss restore (`restores[].zone`), and a node that stays in another zone names its rack (`cluster.nodes[].rack`)"),
     ))
 }
+
+/// R18: say when a restored node will not rejoin as the node it was. A node on its own instance
+/// keeps its MAC-derived id without a `node-id`; a new instance does not.
+pub(crate) fn warn_identity(
+    node: &Node,
+    known: &KnownId,
+    rendered: &[String],
+    new_instance: bool,
+    b: &mut crate::builder::Builder,
+) {
+    match rendered {
+        [] if new_instance => b.warn(
+            "R18",
+            format!(
+                "{} gets a new instance and the config template sets no `node-id`: it rejoins as a new node (its id derives from the new MAC), not as {known}; under strong consistency it is outside the roster. Put `node-id {{{{ node_id }}}}` in the template's service context to keep it",
+                node.name
+            ),
+        ),
+        [] => {}
+        [id] if *id == known.id => {
+            if known.source == IdSource::Derived && new_instance {
+                b.warn(
+                    "R18",
+                    format!(
+                        "no id of {} is known (it does not answer and no set's manifest records one): it rejoins as {known}; pin the id in `cluster.nodes[].node_id` if it had another",
+                        node.name
+                    ),
+                );
+            }
+        }
+        ids => b.warn(
+            "R18",
+            format!(
+                "{}'s rendered config sets `node-id {}`, not its id {known}: it rejoins as another node",
+                node.name,
+                ids.join("`, `node-id ")
+            ),
+        ),
+    }
+}

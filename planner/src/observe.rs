@@ -313,6 +313,15 @@ impl<'w> Observed<'w> {
                         {
                             candidates.push(v);
                         }
+                        // A volume in another zone can never attach here (a node moved out of a
+                        // lost zone leaves its volumes there): when some are in the node's own
+                        // zone, the others are not candidates.
+                        if candidates
+                            .iter()
+                            .any(|v| v.availability_zone == node.availability_zone)
+                        {
+                            candidates.retain(|v| v.availability_zone == node.availability_zone);
+                        }
                         candidates
                             .sort_by_key(|v| (v.state != VolumeState::Available, v.id.as_str()));
                         DeviceView {

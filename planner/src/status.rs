@@ -281,6 +281,19 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
     problems.extend(crate::restore::zone::twins(policy, obs.world));
+    // What every plan would refuse is not fine, whatever else is.
+    if let Err(e) = crate::preflight(policy, &obs) {
+        problems.push(format!("every plan is refused: {e}"));
+    }
+    let stale = crate::restore::zone::stale_placements(policy, obs.world);
+    for (node, restore, i, entry) in &stale {
+        problems.push(format!(
+            "node {node} runs in {} at {} ({}) since restore `{restore}` moved it, but the policy places it where it was: update its entry in cluster.nodes to {entry}; every plan but that restore is refused until then",
+            i.availability_zone,
+            i.private_ip.as_deref().unwrap_or("?"),
+            i.id
+        ));
+    }
     let up_count = nodes.iter().filter(|n| n.up).count() as u32;
     // The cluster as it runs: a node out is not fine, even with every backup in order. Which
     // declared restore brings it back is said with it.
@@ -305,18 +318,16 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 ),
             }
         };
-        if !n.up {
-            let text = match crate::restore::zone::moved_away(policy, obs.world, &n.name) {
-                Some(moved) => format!(
-                    "node {} does not answer where the policy places it: {moved}",
-                    n.name
-                ),
-                None => format!(
+        if stale.iter().any(|(node, ..)| *node == n.name) {
+            // Said above: where it runs now, and what the policy must say.
+        } else if !n.up {
+            problems.insert(
+                0,
+                format!(
                     "node {} is {}: the cluster is not whole{hint}",
                     n.name, n.health
                 ),
-            };
-            problems.insert(0, text);
+            );
         } else if n.quiesced {
             problems.insert(
                 0,

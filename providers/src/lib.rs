@@ -13,6 +13,8 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit_history;
 #[cfg(feature = "testkit")]
+pub mod testkit_iam;
+#[cfg(feature = "testkit")]
 pub mod testkit_moto;
 pub mod world_file;
 pub mod world_provider;

@@ -85,7 +85,7 @@ impl Moto {
         use std::io::{Read, Write};
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = std::net::TcpStream::connect(addr).expect("the strict layer answers");
-        let method = if command.starts_with("refused") {
+        let method = if command.starts_with("refused") || command == "calls" {
             "GET"
         } else {
             "POST"
@@ -99,6 +99,19 @@ impl Moto {
         s.read_to_string(&mut out).expect("read");
         out.split_once("\r\n\r\n")
             .map_or(out.clone(), |(_, b)| b.to_string())
+    }
+
+    /// Every EC2 call so far, with what AWS authorizes for it (see `testkit_iam`).
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        self.strict("calls")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("the strict layer writes JSON lines"))
+            .collect()
+    }
+
+    /// Forgets the calls recorded so far.
+    pub fn clear_calls(&self) {
+        self.strict("calls-clear");
     }
 
     /// Every request the strict layer refused so far (a test that expects none asserts this).

@@ -2,58 +2,126 @@ use crate::args::{Global, IamPolicyArgs};
 use crate::commands::{json, print};
 use crate::error::CommandError;
 use crate::inputs;
+use asdr_planner::StepKind;
+use asdr_providers::ec2::iam::{self, Launch};
 
-/// `asdr iam-policy`: the IAM policy document for exactly what a plan does.
+/// `asdr iam-policy`: the IAM policy document for everything an operation can do, from the policy
+/// alone (the role is prepared before it is needed, and generating it needs no credentials).
 pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError> {
     let policy = inputs::policy(g)?;
     let ssm = policy.cluster.access.transport == asdr_specs::Transport::Ssm;
-    let (plan, extra) = match &a.drill {
-        // A drill restores, then tears down: both plans' actions.
-        Some(name) => (
-            inputs::plan_op(g, &asdr_planner::Operation::Drill(name.clone()))?,
-            asdr_planner::drill::TEARDOWN_KINDS.to_vec(),
-        ),
-        // A restore's role is prepared in advance: everything it can need, not only what the
-        // world calls for today.
-        None => {
-            let mut extra = match a.restore.as_deref().and_then(|r| policy.restore(r)) {
-                Some(r) => asdr_planner::restore::step_kinds(&policy, r),
-                // The backup role: copies to other regions whenever the policy has them.
-                None if !policy.backup.copies.is_empty() => {
-                    asdr_providers::ec2::iam::COPY_KINDS.to_vec()
-                }
-                None => Vec::new(),
-            };
-            // Backups and restores at home claim the cluster id on an instance that lacks it
-            // (a node replaced by hand later), whatever today's plan holds.
-            if !restores_elsewhere(&policy, a) {
-                extra.push(asdr_planner::StepKind::ClaimCluster);
-            }
-            (inputs::plan(g, a.restore.as_deref())?, extra)
+    let restore = match &a.drill {
+        Some(d) => {
+            let drill = policy.drill(d).ok_or_else(|| {
+                CommandError::User(format!(
+                    "no drill named `{d}` in the policy (declared: {})",
+                    names(policy.drills.iter().map(|d| d.name.as_str()))
+                ))
+            })?;
+            policy.restore(&drill.restore)
         }
+        None => match a.restore.as_deref() {
+            Some(r) => Some(policy.restore(r).ok_or_else(|| {
+                CommandError::User(format!(
+                    "no restore named `{r}` in the policy (declared: {})",
+                    names(policy.restores.iter().map(|r| r.name.as_str()))
+                ))
+            })?),
+            None => None,
+        },
     };
-    let mut document = asdr_providers::ec2::iam::policy_for_kinds(
-        &plan.cluster,
-        plan.cluster_id.as_deref(),
-        plan.steps.iter().map(|s| s.kind()).chain(extra),
+    let elsewhere = restore.and_then(|r| r.region.as_ref());
+    let mut kinds: Vec<StepKind> = match (&a.drill, restore) {
+        (Some(_), _) => asdr_planner::drill::step_kinds(),
+        (None, Some(r)) => asdr_planner::restore::step_kinds(&policy, r),
+        (None, None) => asdr_planner::backup::step_kinds(&policy),
+    };
+    // Backups and restores at home claim the cluster id on an instance that lacks it (a node
+    // replaced by hand later).
+    if elsewhere.is_none() && a.drill.is_none() {
+        kinds.push(StepKind::ClaimCluster);
+    }
+    let launches = match (&a.drill, elsewhere) {
+        (Some(d), _) => {
+            let drill = policy.drill(d).expect("checked above");
+            let (region, ami) = match elsewhere {
+                Some(t) => (t.region.clone(), t.ami.clone()),
+                None => (
+                    policy.cluster.region.clone(),
+                    policy.cluster.instance.ami.clone(),
+                ),
+            };
+            vec![Launch {
+                region,
+                ami,
+                subnets: drill.subnets.values().cloned().collect(),
+                security_groups: drill.security_groups.clone(),
+                key_name: policy.cluster.instance.key_name.clone(),
+            }]
+        }
+        (None, Some(t)) => vec![Launch {
+            region: t.region.clone(),
+            ami: t.ami.clone(),
+            subnets: t.subnets.values().cloned().collect(),
+            security_groups: t.security_groups.clone(),
+            key_name: policy.cluster.instance.key_name.clone(),
+        }],
+        (None, None) => vec![Launch::of_cluster(&policy)],
+    };
+    let cluster_id = match &a.cluster_id {
+        Some(id) => Some(id.clone()),
+        None => policy
+            .cluster
+            .id
+            .clone()
+            .or_else(|| from_world_file(g, &policy)),
+    };
+    let stores: Vec<String> = policy
+        .backup
+        .asbackup
+        .as_ref()
+        .map(|b| b.to.clone())
+        .into_iter()
+        .collect();
+    let mut document = iam::policy_for_kinds(
+        &policy.cluster.name,
+        cluster_id.as_deref(),
+        kinds,
         ssm,
         &policy.backup.smd_to,
-        &asdr_providers::ec2::iam::Regions {
+        &iam::Regions {
             home: policy.cluster.region.clone(),
             copies: policy.backup.copies.clone(),
-            restores_elsewhere: restores_elsewhere(&policy, a),
+            restores_elsewhere: elsewhere.is_some(),
+            launches,
+            pinned: policy
+                .cluster
+                .nodes
+                .iter()
+                .filter_map(|n| n.instance_id.clone())
+                .collect(),
+            stores,
         },
     );
-    asdr_providers::ec2::iam::add_lock(&mut document, policy.lock.as_deref());
+    iam::add_lock(&mut document, policy.lock.as_deref());
     print(&json(&document)?)?;
     Ok(0)
 }
 
-/// Whether the plan asked for builds in another region (a restore there, or a drill of one).
-fn restores_elsewhere(policy: &asdr_specs::Policy, a: &IamPolicyArgs) -> bool {
-    let restore = match &a.drill {
-        Some(d) => policy.drill(d).and_then(|d| policy.restore(&d.restore)),
-        None => a.restore.as_deref().and_then(|r| policy.restore(r)),
-    };
-    restore.is_some_and(|r| r.region.is_some())
+/// The cluster id a `--world` file shows (no AWS call is ever made for it).
+fn from_world_file(g: &Global, policy: &asdr_specs::Policy) -> Option<String> {
+    g.world.as_ref()?;
+    let world = inputs::world(g, Some(policy)).ok()?;
+    asdr_planner::identity::resolve(policy, &world)
+        .ok()
+        .map(|i| i.id)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = it.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }

@@ -466,7 +466,7 @@ impl<'n> NodeFlow<'n> {
             } else {
                 "the node's aerospike.conf differs from the policy's template".to_string()
             };
-            super::warn_identity(node, &known, &keeps, self.replaced, b);
+            crate::node_ids::warn_identity(node, &known, &keeps, self.replaced, b);
             // Outside the roster: no id in the config, or one the observed roster lacks (when
             // none is observed, one asdr had to derive).
             // A node whose SMD comes back from the set joins that set's roster (its recorded ids).

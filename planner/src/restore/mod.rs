@@ -110,6 +110,15 @@ fn in_place(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(),
         return crate::asbackup::restore(ctx, restore, b);
     }
     let targets: Vec<&str> = match restore.scope {
+        // A zone-loss restore whose nodes the policy already places in the zone it moves them
+        // to (the move was made): only a node that is down there is restored; a healthy one is
+        // never rolled back to a set.
+        Scope::Node if restore.zone.is_some() => restore
+            .nodes
+            .iter()
+            .map(String::as_str)
+            .filter(|n| ctx.obs.node(n).health != NodeHealth::Healthy)
+            .collect(),
         Scope::Node => restore.nodes.iter().map(String::as_str).collect(),
         Scope::Cluster => ctx
             .policy
@@ -649,45 +658,4 @@ fn elsewhere(
         ),
     );
     Ok(())
-}
-
-/// R18: say when a restored node will not rejoin as the node it was. A node on its own instance
-/// keeps its MAC-derived id without a `node-id`; a new instance does not.
-pub(crate) fn warn_identity(
-    node: &Node,
-    known: &crate::node_ids::KnownId,
-    rendered: &[String],
-    new_instance: bool,
-    b: &mut Builder,
-) {
-    use crate::node_ids::IdSource;
-    match rendered {
-        [] if new_instance => b.warn(
-            "R18",
-            format!(
-                "{} gets a new instance and the config template sets no `node-id`: it rejoins as a new node (its id derives from the new MAC), not as {known}; under strong consistency it is outside the roster. Put `node-id {{{{ node_id }}}}` in the template's service context to keep it",
-                node.name
-            ),
-        ),
-        [] => {}
-        [id] if *id == known.id => {
-            if known.source == IdSource::Derived && new_instance {
-                b.warn(
-                    "R18",
-                    format!(
-                        "no id of {} is known (it does not answer and no set's manifest records one): it rejoins as {known}; pin the id in `cluster.nodes[].node_id` if it had another",
-                        node.name
-                    ),
-                );
-            }
-        }
-        ids => b.warn(
-            "R18",
-            format!(
-                "{}'s rendered config sets `node-id {}`, not its id {known}: it rejoins as another node",
-                node.name,
-                ids.join("`, `node-id ")
-            ),
-        ),
-    }
 }

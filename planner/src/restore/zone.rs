@@ -126,7 +126,12 @@ fn stands(
     if built.is_empty() {
         return Ok(false);
     }
-    let stood = built.len() == moved.len()
+    let marked = built.len() == moved.len()
+        && built.iter().all(|(_, is)| {
+            is.iter()
+                .any(|i| i.tags.contains_key(tags::RESTORE_COMPLETE))
+        });
+    let stood = marked
         && built.iter().all(|(_, is)| {
             is.iter().any(|i| {
                 i.tags.contains_key(tags::RESTORE_COMPLETE) && i.state == InstanceState::Running
@@ -174,6 +179,22 @@ fn stands(
         );
         return Ok(true);
     }
+    if marked {
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{name}` moved its nodes and they stood, but not all of them run now: {}",
+                    list.join(", ")
+                ),
+            )
+            .rule("R16")
+            .help(format!(
+                "start them (aws ec2 start-instances); to rebuild one instead, first update the policy's cluster.nodes ({}) and restore it there",
+                placement(moved)
+            )),
+        ));
+    }
     Err(refuse(
         Diagnostic::new(
             restore.name_span,
@@ -184,7 +205,7 @@ fn stands(
             ),
         )
         .rule("R16")
-        .help("run `asdr apply --restore` from the directory whose journal (.asdr/journal) built them: an interrupted move is resumed. Only an instance that never served may be terminated before planning again"),
+        .help(format!("run `asdr apply --yes --restore {name}` from the directory whose journal (.asdr/journal) built them: an interrupted or failed move is resumed. An instance that joined the cluster holds data: never terminate it to start over")),
     ))
 }
 
@@ -238,7 +259,8 @@ pub(super) fn stop_left_behind(
         base.to_vec(),
         Params::StopInstance(params::StopInstance {
             instance_id: old.id.clone(),
-            force: true,
+            // Not forced: its volumes are kept as they are, and nothing waits on it anyway.
+            force: false,
             wait_until: params::STOP_REQUESTED.into(),
         }),
     )
@@ -365,37 +387,6 @@ pub(crate) fn twins(policy: &asdr_specs::Policy, world: &crate::World) -> Vec<St
     out
 }
 
-/// A node of the policy that a zone-loss restore moved, which stands in its new zone: what
-/// `status` says of it while the policy still places it where it was.
-pub(crate) fn moved_away(
-    policy: &asdr_specs::Policy,
-    world: &crate::World,
-    node: &str,
-) -> Option<String> {
-    policy.restores.iter().find_map(|r| {
-        let zone = r.zone.as_ref()?;
-        let ip = zone.private_ips.get(node)?.to_string();
-        let i = world.instances.iter().find(|i| {
-            i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                && i.tags.get(tags::NODE).map(String::as_str) == Some(node)
-                && i.tags.get(tags::RESTORE) == Some(&r.name)
-                && i.tags.contains_key(tags::RESTORE_COMPLETE)
-                && i.availability_zone == zone.to
-                && i.private_ip.as_deref() == Some(ip.as_str())
-                && i.state == InstanceState::Running
-        })?;
-        let rack = policy
-            .node(node)
-            .map(|n| policy.cluster.rack_of(n))
-            .filter(|r| *r > 0)
-            .map_or(String::new(), |r| format!(", rack: {r}"));
-        Some(format!(
-            "restore `{}` moved it to {} ({} at {ip}): update the policy's cluster.nodes ({{name: {node}, private_ip: {ip}, availability_zone: {}{rack}}})",
-            r.name, zone.to, i.id, zone.to
-        ))
-    })
-}
-
 /// A whole rack refilled from empty at once relies on every partition having had a full copy in
 /// another rack when the rack was lost: true in a whole cluster at rest, not while migrations
 /// were still filling replicas, and asdr sees only the world after the loss.
@@ -417,4 +408,81 @@ pub(super) fn warn_rack_refill(
             names.join(", ")
         ),
     );
+}
+
+/// Nodes a zone-loss restore rebuilt elsewhere while the policy still places them where they
+/// were: (node, restore, instance, what its entry in `cluster.nodes` becomes). Until the policy
+/// is updated asdr looks for them at their old place: any other plan would take them for lost
+/// and build a second node with the same id there, or back up an old twin in their stead.
+pub(crate) fn stale_placements<'w>(
+    policy: &asdr_specs::Policy,
+    world: &'w crate::World,
+) -> Vec<(String, String, &'w Instance, String)> {
+    let mut out = Vec::new();
+    for r in &policy.restores {
+        let Some(zone) = &r.zone else { continue };
+        for (node, ip) in &zone.private_ips {
+            let Some(n) = policy.node(node) else { continue };
+            if n.availability_zone == zone.to && n.private_ip == *ip {
+                continue;
+            }
+            let ip_text = ip.to_string();
+            let Some(i) = world.instances.iter().find(|i| {
+                i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
+                    && i.tags.get(tags::NODE) == Some(node)
+                    && i.tags.get(tags::RESTORE) == Some(&r.name)
+                    && i.availability_zone == zone.to
+                    && i.private_ip.as_deref() == Some(ip_text.as_str())
+                    && i.state != InstanceState::Terminated
+            }) else {
+                continue;
+            };
+            let rack = policy.cluster.rack_of(n);
+            let rack = if rack > 0 {
+                format!(", rack: {rack}")
+            } else {
+                String::new()
+            };
+            let entry = format!(
+                "{{name: {node}, private_ip: {ip}, availability_zone: {}{rack}}}",
+                zone.to
+            );
+            out.push((node.clone(), r.name.clone(), i, entry));
+        }
+    }
+    out
+}
+
+/// Refuses every plan but the zone-loss restore's own while a node it moved is placed by the
+/// policy where it was.
+pub(crate) fn check_placements(
+    policy: &asdr_specs::Policy,
+    world: &crate::World,
+    op: &crate::Operation,
+) -> Result<(), PlanError> {
+    let stale = stale_placements(policy, world);
+    let Some((node, restore, i, entry)) = stale
+        .iter()
+        .find(|(_, r, _, _)| *op != crate::Operation::Restore(r.clone()))
+    else {
+        return Ok(());
+    };
+    let n = policy.node(node).expect("named by the policy");
+    Err(refuse(
+        Diagnostic::new(
+            n.name_span,
+            format!(
+                "node `{node}` runs in {} at {} ({}), moved there by restore `{restore}`, but the policy places it in {} at {}: asdr would take it for lost",
+                i.availability_zone,
+                i.private_ip.as_deref().unwrap_or("?"),
+                i.id,
+                n.availability_zone,
+                n.private_ip
+            ),
+        )
+        .rule("R4")
+        .help(format!(
+            "update its entry in cluster.nodes to {entry} (and every other node the restore moved), then plan again"
+        )),
+    ))
 }

@@ -371,6 +371,14 @@ impl<'a> Verifier<'a> {
         {
             out.push(v);
         }
+        // A volume in another zone never attaches here: when some are in the node's own zone,
+        // those are the candidates.
+        if out
+            .iter()
+            .any(|v| v.availability_zone == node.availability_zone)
+        {
+            out.retain(|v| v.availability_zone == node.availability_zone);
+        }
         out
     }
 

@@ -360,7 +360,9 @@ fn r4_a_move_that_stood_is_not_made_again_and_status_says_where_the_nodes_went()
     let status = asdr_planner::status::status(&policy, &w, NOW);
     let problems = status.problems.join("\n");
     assert!(
-        problems.contains("restore `lose-1a` moved it to us-east-1c (i-newa1 at 10.0.3.11)"),
+        problems.contains(
+            "node a1 runs in us-east-1c at 10.0.3.11 (i-newa1) since restore `lose-1a` moved it"
+        ),
         "{problems}"
     );
     // Once the policy places them there (their rack named), nothing moves and nothing is
@@ -478,5 +480,118 @@ fn r4_a_rack_moved_into_a_zone_with_a_rack_of_its_own_is_said_to_share_it() {
             && warnings(&p).contains("no migrations when they were lost"),
         "{}",
         warnings(&p)
+    );
+}
+
+#[test]
+fn r4_a_move_whose_instances_stood_but_do_not_run_is_not_called_partly_built() {
+    let policy = policy();
+    let mut w = lost(&policy);
+    for (node, ip) in [("a1", "10.0.3.11"), ("a2", "10.0.3.12")] {
+        let mut i = w
+            .instances
+            .iter()
+            .find(|i| i.tags.get("asdr:node").map(String::as_str) == Some("b1"))
+            .unwrap()
+            .clone();
+        i.id = format!("i-new{node}");
+        i.private_ip = Some(ip.into());
+        i.availability_zone = "us-east-1c".into();
+        i.subnet_id = Some("subnet-0ccc".into());
+        i.block_devices.clear();
+        i.tags.insert("asdr:node".into(), node.into());
+        i.tags.insert("asdr:restore".into(), "lose-1a".into());
+        i.tags.insert("asdr:restore-complete".into(), "true".into());
+        if node == "a1" {
+            i.state = InstanceState::Stopped;
+        }
+        w.instances.push(i);
+    }
+    let err = plan(&policy, &w, NOW, &Operation::Restore("lose-1a".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("they stood, but not all of them run now") && !err.contains("partly built"),
+        "{err}"
+    );
+}
+
+/// After the move the policy places a1 in us-east-1c (its rack pinned); its volumes left in
+/// us-east-1a stay tagged for it. When a1 is lost again there, replacing it on its current
+/// volumes takes the ones in its zone: a volume that can never attach is not a candidate.
+#[test]
+fn r4_volumes_left_in_the_lost_zone_are_not_candidates_for_a_node_placed_elsewhere() {
+    let moved = zoned("{us-east-1a: 1, us-east-1b: 2}", LOSE_1A)
+        .edit(
+            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n      private_ip: 10.0.1.11\n      availability_zone: us-east-1a\n",
+            "      private_ip: 10.0.3.11\n      availability_zone: us-east-1c\n      rack: 1\n",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 2;
+    spec.failures = vec![("a1".into(), Failure::Terminated)];
+    let mut w = world_for(&moved, &spec);
+    with_manifests(&moved, &mut w);
+    // The volumes a1 left in us-east-1a before it moved, kept and still tagged for it.
+    let left: Vec<_> = w
+        .volumes
+        .iter()
+        .filter(|v| v.tags.get("asdr:node").map(String::as_str) == Some("a1"))
+        .cloned()
+        .map(|mut v| {
+            v.id = format!("{}-old", v.id);
+            v.availability_zone = "us-east-1a".into();
+            v
+        })
+        .collect();
+    assert!(!left.is_empty());
+    w.volumes.extend(left);
+    let p = plan(&moved, &w, NOW, &Operation::Restore("replace-a1".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for s in &p.steps {
+        if let Params::AttachVolume(a) = &s.params
+            && let Ref::Known(id) = &a.volume_id
+        {
+            assert!(
+                !id.ends_with("-old"),
+                "{} attaches a volume of us-east-1a",
+                s.id
+            );
+        }
+    }
+    assert!(
+        verify(&moved, &w, &p).is_empty(),
+        "{:?}",
+        verify(&moved, &w, &p)
+    );
+}
+
+/// The policy updated after the move, but the rack pin forgotten where the new zone has a rack
+/// of its own: every plan refuses (the node runs rack 1, the policy says 3), so `status` is not
+/// fine either.
+#[test]
+fn r4_status_is_not_fine_when_every_plan_would_refuse_a_nodes_rack() {
+    let policy = zoned("{us-east-1a: 1, us-east-1b: 2, us-east-1c: 3}", LOSE_1A)
+        .edit(
+            "      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n      private_ip: 10.0.1.11\n      availability_zone: us-east-1a\n",
+            "      private_ip: 10.0.3.11\n      availability_zone: us-east-1c\n",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 2;
+    let mut w = world_for(&policy, &spec);
+    with_manifests(&policy, &mut w);
+    for n in w.nodes.iter_mut().filter(|n| n.name == "a1") {
+        for ns in n.namespaces.iter_mut() {
+            ns.rack_id = Some(1);
+        }
+    }
+    assert!(plan(&policy, &w, NOW, &Operation::Backup).is_err());
+    let problems = asdr_planner::status::status(&policy, &w, NOW)
+        .problems
+        .join("\n");
+    assert!(
+        problems.contains("every plan is refused") && problems.contains("rack 1"),
+        "{problems}"
     );
 }

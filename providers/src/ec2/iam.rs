@@ -1,7 +1,14 @@
-//! The least-privilege IAM policy for a plan: exactly the actions its steps use, creations
-//! constrained to requests tagged for the cluster, and changes to existing resources to resources
-//! tagged for it (where EC2 supports tag conditions). Describe calls do not support resource-level
-//! permissions and get `Resource: *`.
+//! The least-privilege IAM policy for an operation: exactly the actions its steps can use.
+//!
+//! Written for the AWS authorization model (Service Authorization Reference): an action
+//! authorizes each resource it touches, each with the condition keys of its own type. So the
+//! resources a call creates (a volume, a snapshot, an instance with its interface and root
+//! volume) are allowed only when the request tags them `asdr:cluster=<cluster>`; the resources
+//! it reads from are allowed apart — the cluster's own snapshots by their tag, the launch's
+//! image, subnets, security groups and key pair by ARN, as the policy names them — since a
+//! request-tag condition never holds for a resource that is not created. Changes to existing
+//! resources need the cluster's tag, or the policy's pin of the instance. Describe calls take no
+//! resource-level permissions and get `Resource: *`.
 
 use std::collections::BTreeSet;
 
@@ -137,13 +144,84 @@ pub fn policy_for(plan: &Plan, ssm: bool, smd_to: &str) -> Value {
     )
 }
 
-/// Where a policy acts besides its own region: its copies (region, KMS key, SMD store).
+/// Where a policy acts and with what: its region and copies (region, KMS key, SMD store), what
+/// it launches from, the instances the policy pins, the other S3 stores it uses.
 #[derive(Debug, Clone, Default)]
 pub struct Regions {
     pub home: String,
     pub copies: Vec<asdr_specs::Copy>,
     /// The role restores into another region: its volumes come from copies encrypted there.
     pub restores_elsewhere: bool,
+    /// Where RunInstances may launch (production's replacements, a drill's or a restore's
+    /// elsewhere).
+    pub launches: Vec<Launch>,
+    /// Instances the policy pins (`cluster.nodes[].instance_id`): they need not carry asdr's tags.
+    pub pinned: Vec<String>,
+    /// S3 stores besides the SMD store (`backup.asbackup.to`).
+    pub stores: Vec<String>,
+}
+
+/// What a launch uses, by ARN: the image, the subnets, the security groups (none: the VPC's
+/// default group, whose id the policy does not know), the key pair.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub region: String,
+    pub ami: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub key_name: Option<String>,
+}
+
+impl Launch {
+    /// Production's replacements: the policy's instance settings.
+    pub fn of_cluster(policy: &asdr_specs::Policy) -> Launch {
+        let i = &policy.cluster.instance;
+        Launch {
+            region: policy.cluster.region.clone(),
+            ami: i.ami.clone(),
+            subnets: i.subnets.values().cloned().collect(),
+            security_groups: i.security_groups.clone(),
+            key_name: i.key_name.clone(),
+        }
+    }
+
+    fn arns(&self) -> Vec<String> {
+        let r = &self.region;
+        let mut out = vec![format!("arn:aws:ec2:{r}::image/{}", self.ami)];
+        out.extend(
+            self.subnets
+                .iter()
+                .map(|s| format!("arn:aws:ec2:{r}:*:subnet/{s}")),
+        );
+        if self.security_groups.is_empty() {
+            out.push(format!("arn:aws:ec2:{r}:*:security-group/*"));
+        }
+        out.extend(
+            self.security_groups
+                .iter()
+                .map(|g| format!("arn:aws:ec2:{r}:*:security-group/{g}")),
+        );
+        if let Some(k) = &self.key_name {
+            out.push(format!("arn:aws:ec2:{r}:*:key-pair/{k}"));
+        }
+        out
+    }
+}
+
+/// The resources each creating action makes (tagged at creation), by ARN pattern.
+fn created(action: &str) -> &'static [&'static str] {
+    match action {
+        "ec2:CreateSnapshots" | "ec2:CreateSnapshot" | "ec2:CopySnapshot" => {
+            &["arn:aws:ec2:*:*:snapshot/*"]
+        }
+        "ec2:CreateVolume" => &["arn:aws:ec2:*:*:volume/*"],
+        "ec2:RunInstances" => &[
+            "arn:aws:ec2:*:*:instance/*",
+            "arn:aws:ec2:*:*:volume/*",
+            "arn:aws:ec2:*:*:network-interface/*",
+        ],
+        _ => &[],
+    }
 }
 
 /// The step kinds a backup with copies can need, whatever today's plan holds: the role that
@@ -178,7 +256,7 @@ pub fn policy_for_kinds(
             ("s3:GetObject", Scope::Other),
         ]);
     }
-    for kind in kinds {
+    for &kind in &kinds {
         all.extend(actions(kind, ssm, s3));
     }
     let of = |scope: Scope| {
@@ -191,11 +269,51 @@ pub fn policy_for_kinds(
     if !of(Scope::Read).is_empty() {
         statements.push(json!({"Sid": "Observe", "Effect": "Allow", "Action": of(Scope::Read), "Resource": "*"}));
     }
-    if !of(Scope::Create).is_empty() {
-        // Creating actions also touch resources that are not created (the subnet, the source
-        // volume or snapshot, the AMI): the tag condition applies to the new ones.
-        statements.push(json!({"Sid": "CreateTaggedForCluster", "Effect": "Allow", "Action": of(Scope::Create), "Resource": "*",
+    let creating = of(Scope::Create);
+    if !creating.is_empty() {
+        // What is created carries the cluster's tag from its first moment.
+        let mut made: Vec<&str> = creating
+            .iter()
+            .flat_map(|a| created(a).iter().copied())
+            .collect();
+        made.sort();
+        made.dedup();
+        statements.push(json!({"Sid": "CreateTaggedForCluster", "Effect": "Allow", "Action": creating, "Resource": made,
             "Condition": {"StringEquals": {"aws:RequestTag/asdr:cluster": cluster}}}));
+        // What creating reads from is not created and carries no request tags: allowed apart.
+        let from_snapshots: Vec<&str> = creating
+            .iter()
+            .copied()
+            .filter(|a| matches!(*a, "ec2:CreateVolume" | "ec2:CopySnapshot"))
+            .collect();
+        if !from_snapshots.is_empty() {
+            statements.push(json!({"Sid": "FromTheClustersSnapshots", "Effect": "Allow", "Action": from_snapshots,
+                "Resource": "arn:aws:ec2:*:*:snapshot/*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+        }
+        let snapshotting: Vec<&str> = creating
+            .iter()
+            .copied()
+            .filter(|a| matches!(*a, "ec2:CreateSnapshots" | "ec2:CreateSnapshot"))
+            .collect();
+        if !snapshotting.is_empty() {
+            // The nodes' instances and volumes need not carry asdr's tags (a pinned instance,
+            // volumes attached by hand): a snapshot only reads them, and what it makes is tagged
+            // for the cluster by the statement above.
+            statements.push(
+                json!({"Sid": "SnapshotTheNodes", "Effect": "Allow", "Action": snapshotting,
+                "Resource": ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"]}),
+            );
+        }
+        if creating.contains(&"ec2:RunInstances") && !regions.launches.is_empty() {
+            let mut from: Vec<String> = regions.launches.iter().flat_map(Launch::arns).collect();
+            from.sort();
+            from.dedup();
+            statements.push(
+                json!({"Sid": "LaunchFromThePolicysImageAndNetwork", "Effect": "Allow",
+                "Action": ["ec2:RunInstances"], "Resource": from}),
+            );
+        }
     }
     // What carries another cluster id is a same-named cluster's: never changed or retagged.
     let owned = |mut condition: Value| {
@@ -208,6 +326,27 @@ pub fn policy_for_kinds(
     if !of(Scope::Owned).is_empty() {
         statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": "*",
             "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
+        // The instances the policy pins are the cluster's by the policy's word.
+        let on_instances: Vec<&str> = of(Scope::Owned)
+            .into_iter()
+            .filter(|a| {
+                matches!(
+                    *a,
+                    "ec2:AttachVolume"
+                        | "ec2:DetachVolume"
+                        | "ec2:StopInstances"
+                        | "ec2:TerminateInstances"
+                )
+            })
+            .collect();
+        if !on_instances.is_empty() && !regions.pinned.is_empty() {
+            let arns: Vec<String> = regions
+                .pinned
+                .iter()
+                .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
+                .collect();
+            statements.push(json!({"Sid": "ChangeThePinnedInstances", "Effect": "Allow", "Action": on_instances, "Resource": arns}));
+        }
     }
     if !of(Scope::Tag).is_empty() {
         let creating: Vec<&str> = of(Scope::Create)
@@ -254,8 +393,26 @@ pub fn policy_for_kinds(
         .filter(|a| a.starts_with("ssm:"))
         .collect();
     if !ssm_actions.is_empty() {
-        statements.push(json!({"Sid": "RunOnTheNodes", "Effect": "Allow", "Action": ssm_actions, "Resource": "*",
-            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+        // SendCommand authorizes the instance (the cluster's, or pinned) and the document;
+        // GetCommandInvocation has no resource to scope.
+        statements.push(
+            json!({"Sid": "RunOnTheNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"],
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}),
+        );
+        if !regions.pinned.is_empty() {
+            let arns: Vec<String> = regions
+                .pinned
+                .iter()
+                .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
+                .collect();
+            statements.push(json!({"Sid": "RunOnThePinnedNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"], "Resource": arns}));
+        }
+        statements.push(
+            json!({"Sid": "RunTheShellDocument", "Effect": "Allow", "Action": ["ssm:SendCommand"],
+            "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"}),
+        );
+        statements.push(json!({"Sid": "ReadCommandResults", "Effect": "Allow", "Action": ["ssm:GetCommandInvocation"], "Resource": "*"}));
     }
     let s3_actions: Vec<&str> = other
         .iter()
@@ -263,8 +420,15 @@ pub fn policy_for_kinds(
         .filter(|a| a.starts_with("s3:"))
         .collect();
     if !s3_actions.is_empty() {
-        let prefix = smd_to.trim_start_matches("s3://").trim_end_matches('/');
-        statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": s3_actions, "Resource": [format!("arn:aws:s3:::{prefix}/*")]}));
+        s3_statements(&mut statements, &s3_actions, smd_to, &regions.stores);
+    }
+    if kinds
+        .iter()
+        .any(|k| matches!(k, StepKind::CreateVolume | StepKind::ProvisionInstance))
+        && !(copies || regions.restores_elsewhere)
+    {
+        // Volumes made from encrypted snapshots (or encrypted by default) need the key.
+        kms_statements(&mut statements, &[regions.home.clone()]);
     }
     if (copies || regions.restores_elsewhere) && !regions.copies.is_empty() {
         copy_statements(&mut statements, regions);
@@ -276,31 +440,78 @@ pub fn policy_for_kinds(
 /// source's key to read, the destination's key to write; EC2 calls KMS on the caller's behalf,
 /// hence `kms:ViaService`), and the copies' SMD stores.
 fn copy_statements(statements: &mut Vec<Value>, regions: &Regions) {
-    let mut via: Vec<String> = std::iter::once(regions.home.clone())
+    let all: Vec<String> = std::iter::once(regions.home.clone())
         .chain(regions.copies.iter().map(|c| c.region.clone()))
-        .map(|r| format!("ec2.{r}.amazonaws.com"))
         .collect();
-    via.sort();
-    via.dedup();
-    statements.push(json!({"Sid": "KmsForCopies", "Effect": "Allow",
-        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-        "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
-    statements.push(json!({"Sid": "KmsGrantsForCopies", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
-        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}, "StringEquals": {"kms:ViaService": via}}}));
+    kms_statements(statements, &all);
     let stores: Vec<String> = regions
         .copies
         .iter()
         .filter(|c| asdr_specs::StoreUri::is_s3(&c.smd_to))
-        .map(|c| {
-            format!(
-                "arn:aws:s3:::{}/*",
-                c.smd_to.trim_start_matches("s3://").trim_end_matches('/')
-            )
-        })
+        .map(|c| c.smd_to.clone())
         .collect();
-    if !stores.is_empty() {
-        statements.push(json!({"Sid": "SmdArchiveCopies", "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"], "Resource": stores}));
+    if let Some((first, rest)) = stores.split_first() {
+        let mut copy = Vec::new();
+        s3_statements(
+            &mut copy,
+            &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+            first,
+            rest,
+        );
+        for mut st in copy {
+            st["Sid"] = json!(format!("Copies{}", st["Sid"].as_str().unwrap_or("")));
+            statements.push(st);
+        }
+    }
+}
+
+/// KMS through EC2 in `regions` (EC2 calls KMS on the caller's behalf, hence `kms:ViaService`):
+/// reading an encrypted snapshot, writing an encrypted volume or copy, and the grant EBS takes.
+fn kms_statements(statements: &mut Vec<Value>, regions: &[String]) {
+    let mut via: Vec<String> = regions
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("ec2.{r}.amazonaws.com"))
+        .collect();
+    via.sort();
+    via.dedup();
+    if via.is_empty() {
+        return;
+    }
+    statements.push(json!({"Sid": "KmsThroughEc2", "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
+    statements.push(json!({"Sid": "KmsGrantsForEbs", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}, "StringEquals": {"kms:ViaService": via}}}));
+}
+
+/// S3: objects under each store's prefix, and ListBucket on each store's bucket (ListBucket
+/// applies to the bucket, never to an object ARN).
+fn s3_statements(statements: &mut Vec<Value>, actions: &[&str], smd_to: &str, others: &[String]) {
+    let stores: Vec<&str> = std::iter::once(smd_to)
+        .chain(others.iter().map(String::as_str))
+        .filter(|s| asdr_specs::StoreUri::is_s3(s))
+        .collect();
+    let mut objects = Vec::new();
+    let mut buckets = Vec::new();
+    for s in stores {
+        let path = s.trim_start_matches("s3://").trim_end_matches('/');
+        let bucket = path.split('/').next().unwrap_or(path);
+        objects.push(format!("arn:aws:s3:::{path}/*"));
+        buckets.push(format!("arn:aws:s3:::{bucket}"));
+    }
+    buckets.sort();
+    buckets.dedup();
+    let on_objects: Vec<&str> = actions
+        .iter()
+        .copied()
+        .filter(|a| *a != "s3:ListBucket")
+        .collect();
+    if !on_objects.is_empty() {
+        statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": on_objects, "Resource": objects}));
+    }
+    if actions.contains(&"s3:ListBucket") {
+        statements.push(json!({"Sid": "ListTheStores", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets}));
     }
 }
 

@@ -311,6 +311,20 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        // A node already in the target zone is one the move placed there (the policy updated),
+        // at the address the move gave it; any other is a survivor, never restored by it.
+        for n in cluster.nodes.iter().filter(|n| nodes.contains(&n.name)) {
+            if n.availability_zone == z.to.value
+                && ips.get(&n.name).is_some_and(|ip| *ip != n.private_ip)
+            {
+                self.err(z.private_ips.span, format!(
+                    "restore `{name}` moves `{}` to {}, where it already runs at {}: a zone-loss restore names the nodes of the lost zone",
+                    n.name, z.to.value, n.private_ip
+                ))
+                .set("R4", format!("remove `{}` from this restore", n.name));
+                ok = false;
+            }
+        }
         let from: BTreeSet<&str> = cluster
             .nodes
             .iter()

@@ -267,7 +267,14 @@ impl Ec2Provider {
                     .max_count(1)
                     .network_interfaces(nic)
                     .client_token(client_token(input.plan_id, &token_of))
-                    .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])));
+                    .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])))
+                    // The root volume and the interface RunInstances creates are tagged for the
+                    // cluster too: an IAM policy may then require the tag on all it creates.
+                    .tag_specifications(tag_spec(ResourceType::Volume, step_tags(&input, &[])))
+                    .tag_specifications(tag_spec(
+                        ResourceType::NetworkInterface,
+                        step_tags(&input, &[]),
+                    ));
                 if let Some(profile) = &p.iam_instance_profile {
                     run = run.iam_instance_profile(
                         aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
