@@ -166,12 +166,13 @@ def authorization(action, p, region):
 
     def existing(kind, rid, reg=None):
         tags = dict(ec2_backends[ACCOUNT][reg or region].tags.get(rid, {}))
-        # Images have no account in their ARN (arn:aws:ec2:REGION::image/ID).
-        account = "" if kind == "image" else ACCOUNT
+        # Images and snapshots have no account in their ARN (arn:aws:ec2:REGION::image/ID).
+        account = "" if kind in ("image", "snapshot") else ACCOUNT
         return {"type": kind, "arn": f"arn:aws:ec2:{reg or region}:{account}:{kind}/{rid}", "resource_tags": tags}
 
     def new(kind, tags):
-        return {"type": kind, "arn": f"arn:aws:ec2:{region}:{ACCOUNT}:{kind}/*", "request_tags": tags}
+        account = "" if kind in ("image", "snapshot") else ACCOUNT
+        return {"type": kind, "arn": f"arn:aws:ec2:{region}:{account}:{kind}/*", "request_tags": tags}
 
     specs = tag_specs(p)
     checks = []

@@ -627,19 +627,26 @@ fn set(v: &[&str]) -> std::collections::BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+const KMS: [&str; 7] = [
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// `iam-policy` works from the policy alone (no world, no credentials) and grants everything the
+/// operation can take, whatever the world holds today: the backup role snapshots, tags, deletes
+/// for retention, stores SMD in S3 and works on the nodes over SSM even on a day with nothing due.
 #[test]
-fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
-    // The backup: snapshots, their tags, retention's deletions, SMD to S3, node work over SSM.
-    let backup = iam_actions(&[
-        "-f",
-        PROD,
-        "--world",
-        "examples/prod-east/world-backup-due.yaml",
-        "iam-policy",
-    ]);
+fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() {
+    let backup = iam_actions(&["-f", PROD, "iam-policy"]);
     assert_eq!(
         backup,
         set(&[
+            "ec2:CreateSnapshot",
             "ec2:CreateSnapshots",
             "ec2:CreateTags",
             "ec2:DeleteSnapshot",
@@ -655,100 +662,94 @@ fn iam_policy_allows_exactly_the_actions_of_the_plan_and_changes_with_it() {
             "ssm:SendCommand"
         ])
     );
-    // Replacing an unreachable node: stop its instance, detach, terminate, launch, attach; no
-    // snapshot work at all.
-    let replace_doc = iam_doc(&[
+    // The same on a day the world holds a backup that is not due: the role does not shrink.
+    let not_due = iam_actions(&[
         "-f",
         PROD,
         "--world",
-        "examples/prod-east/world-unreachable-node.yaml",
+        "examples/prod-east/world-failed-node.yaml",
         "iam-policy",
-        "--restore",
-        "replace-a1",
     ]);
+    assert_eq!(not_due, backup);
+    // Replacing a node: stop its instance, detach, terminate, launch, attach; KMS through EC2
+    // for encrypted volumes; no snapshot work at all.
+    let replace_doc = iam_doc(&["-f", PROD, "iam-policy", "--restore", "replace-a1"]);
     let replace = actions_of(&replace_doc);
-    assert_eq!(
-        replace,
-        set(&[
-            "ec2:AttachVolume",
-            "ec2:CreateTags",
-            "ec2:DescribeInstanceTypes",
-            "ec2:DescribeInstances",
-            "ec2:DescribeSnapshots",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeVolumes",
-            "ec2:DetachVolume",
-            "ec2:RunInstances",
-            "ec2:StopInstances",
-            "ec2:TerminateInstances",
-            "iam:PassRole",
-            "s3:GetObject",
-            "s3:ListBucket",
-            "ssm:GetCommandInvocation",
-            "ssm:SendCommand"
-        ])
-    );
-    assert_ne!(backup, replace);
-    // A restore's role is prepared before it is needed: on a healthy world, where the restore has
-    // nothing to do today, the policy still allows everything replacing a1 can take.
-    let prepared = iam_actions(&[
-        "-f",
-        PROD,
-        "--world",
-        "examples/prod-east/world-backup-due.yaml",
-        "iam-policy",
-        "--restore",
-        "replace-a1",
+    let mut want = set(&[
+        "ec2:AttachVolume",
+        "ec2:CreateTags",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeInstances",
+        "ec2:DescribeSnapshots",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVolumes",
+        "ec2:DetachVolume",
+        "ec2:RunInstances",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+        "iam:PassRole",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "ssm:GetCommandInvocation",
+        "ssm:SendCommand",
     ]);
-    assert_eq!(prepared, replace);
-    let owned = replace_doc["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Sid"] == "ChangeOnlyWhatAsdrOwns")
-        .unwrap();
+    want.extend(set(&KMS));
+    assert_eq!(replace, want);
+    let statements = replace_doc["Statement"].as_array().unwrap();
+    let sid = |name: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
     assert_eq!(
-        owned["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"], "prod-east",
+        sid("ChangeOnlyWhatAsdrOwns")["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"],
+        "prod-east",
         "scoped by the cluster tag (R13)"
+    );
+    // The pinned instance (i-0a1) is the cluster's by the policy's word; the launch reads the
+    // policy's AMI, subnets and groups by ARN.
+    assert_eq!(
+        sid("ChangeThePinnedInstances")["Resource"],
+        serde_json::json!(["arn:aws:ec2:*:*:instance/i-0a1"])
+    );
+    let launch = sid("LaunchFromThePolicysImageAndNetwork")["Resource"].to_string();
+    for arn in [
+        "arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0",
+        "arn:aws:ec2:us-east-1:*:subnet/subnet-0aaa",
+        "arn:aws:ec2:us-east-1:*:security-group/sg-0123",
+        "arn:aws:ec2:us-east-1:*:key-pair/ops",
+    ] {
+        assert!(launch.contains(arn), "{launch}");
+    }
+    // ListBucket applies to buckets, never to object ARNs.
+    assert_eq!(
+        sid("ListTheStores")["Resource"],
+        serde_json::json!(["arn:aws:s3:::acme-backups"])
     );
 }
 
 #[test]
 fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_production() {
-    let drill = iam_actions(&[
-        "-f",
-        CE,
-        "--world",
-        "examples/community/world-backup-due.yaml",
-        "iam-policy",
-        "--drill",
-        "quarterly",
+    let drill = iam_actions(&["-f", CE, "iam-policy", "--drill", "quarterly"]);
+    let mut want = set(&[
+        "ec2:AttachVolume",
+        "ec2:CreateTags",
+        "ec2:CreateVolume",
+        "ec2:DeleteVolume",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeInstances",
+        "ec2:DescribeSnapshots",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVolumes",
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "iam:PassRole",
     ]);
-    assert_eq!(
-        drill,
-        set(&[
-            "ec2:AttachVolume",
-            "ec2:CreateTags",
-            "ec2:CreateVolume",
-            "ec2:DeleteVolume",
-            "ec2:DescribeInstanceTypes",
-            "ec2:DescribeInstances",
-            "ec2:DescribeSnapshots",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeVolumes",
-            "ec2:RunInstances",
-            "ec2:TerminateInstances",
-            "iam:PassRole"
-        ])
-    );
-    let backup = iam_actions(&[
-        "-f",
-        CE,
-        "--world",
-        "examples/community/world-backup-due.yaml",
-        "iam-policy",
-    ]);
-    assert_ne!(drill, backup, "the policy follows the plan");
+    want.extend(set(&KMS));
+    assert_eq!(drill, want);
+    let backup = iam_actions(&["-f", CE, "iam-policy"]);
+    assert_ne!(drill, backup);
     assert!(!drill.contains("ec2:DetachVolume") && !drill.contains("ec2:DeleteSnapshot"));
 }
 
@@ -1016,7 +1017,7 @@ fn a_bad_world_file_is_reported_at_its_line_with_the_line_shown() {
     assert_eq!(out.code, 1);
     let first = out.stderr.lines().next().unwrap();
     assert!(
-        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, region, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags")
+        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, region, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags, state_reason")
             && !first.starts_with("error:"),
         "{}",
         out.stderr

@@ -382,7 +382,7 @@ fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_wi
     let stmts = backup["Statement"].as_array().unwrap();
     let grants = stmts
         .iter()
-        .find(|s| s["Sid"] == "KmsGrantsForCopies")
+        .find(|s| s["Sid"] == "KmsGrantsForEbs")
         .unwrap();
     assert_eq!(
         grants["Condition"]["Bool"]["kms:GrantIsForAWSResource"],
@@ -395,7 +395,7 @@ fn iam_policy_covers_the_copies_with_their_kms_grants_and_a_restore_elsewhere_wi
     );
     let stores = stmts
         .iter()
-        .find(|s| s["Sid"] == "SmdArchiveCopies")
+        .find(|s| s["Sid"] == "CopiesSmdArchives")
         .unwrap();
     assert_eq!(
         stores["Resource"][0],

@@ -208,11 +208,18 @@ impl Launch {
     }
 }
 
+/// What asdr changes when it owns it: instances, volumes, snapshots.
+const OWNED: [&str; 3] = [
+    "arn:aws:ec2:*:*:instance/*",
+    "arn:aws:ec2:*:*:volume/*",
+    "arn:aws:ec2:*::snapshot/*",
+];
+
 /// The resources each creating action makes (tagged at creation), by ARN pattern.
 fn created(action: &str) -> &'static [&'static str] {
     match action {
         "ec2:CreateSnapshots" | "ec2:CreateSnapshot" | "ec2:CopySnapshot" => {
-            &["arn:aws:ec2:*:*:snapshot/*"]
+            &["arn:aws:ec2:*::snapshot/*"]
         }
         "ec2:CreateVolume" => &["arn:aws:ec2:*:*:volume/*"],
         "ec2:RunInstances" => &[
@@ -288,7 +295,7 @@ pub fn policy_for_kinds(
             .collect();
         if !from_snapshots.is_empty() {
             statements.push(json!({"Sid": "FromTheClustersSnapshots", "Effect": "Allow", "Action": from_snapshots,
-                "Resource": "arn:aws:ec2:*:*:snapshot/*",
+                "Resource": "arn:aws:ec2:*::snapshot/*",
                 "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
         }
         let snapshotting: Vec<&str> = creating
@@ -324,7 +331,7 @@ pub fn policy_for_kinds(
         condition
     };
     if !of(Scope::Owned).is_empty() {
-        statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": "*",
+        statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": OWNED,
             "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
         // The instances the policy pins are the cluster's by the policy's word.
         let on_instances: Vec<&str> = of(Scope::Owned)
@@ -384,7 +391,7 @@ pub fn policy_for_kinds(
     }
     let other = of(Scope::Other);
     if other.contains(&"iam:PassRole") {
-        statements.push(json!({"Sid": "PassTheNodeRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "*",
+        statements.push(json!({"Sid": "PassTheNodeRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "arn:aws:iam::*:role/*",
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}));
     }
     let ssm_actions: Vec<&str> = other
@@ -480,8 +487,8 @@ fn kms_statements(statements: &mut Vec<Value>, regions: &[String]) {
     }
     statements.push(json!({"Sid": "KmsThroughEc2", "Effect": "Allow",
         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-        "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
-    statements.push(json!({"Sid": "KmsGrantsForEbs", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
+        "Resource": "arn:aws:kms:*:*:key/*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
+    statements.push(json!({"Sid": "KmsGrantsForEbs", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "arn:aws:kms:*:*:key/*",
         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}, "StringEquals": {"kms:ViaService": via}}}));
 }
 

@@ -127,6 +127,8 @@ impl Ec2Provider {
                     .instance_specification(spec)
                     .description(format!("asdr {}", step.id))
                     .tag_specifications(tag_spec(ResourceType::Snapshot, step_tags(&input, &[])))
+                    .customize()
+                    .config_override(once())
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateSnapshots", e))?;
@@ -153,6 +155,8 @@ impl Ec2Provider {
                         ResourceType::Snapshot,
                         step_tags(&input, &[(tags::DEVICE, &p.device)]),
                     ))
+                    .customize()
+                    .config_override(once())
                     .send()
                     .await
                     .map_err(|e| self.classify("CreateSnapshot", e))?;
@@ -254,6 +258,8 @@ impl Ec2Provider {
                         ResourceType::Snapshot,
                         step_tags(&input, &[(tags::SOURCE_SNAPSHOT, &source)]),
                     ))
+                    .customize()
+                    .config_override(once())
                     .send()
                     .await
                     .map_err(|e| self.classify("CopySnapshot", e))?;
@@ -353,4 +359,12 @@ fn started(s: asdr_planner::world::Snapshot) -> Learned {
         started: Some(asdr_planner::manifest::utc(s.start_time)),
         ..Learned::snapshot(s.id)
     }
+}
+
+/// CreateSnapshot(s) and CopySnapshot take no client token: a request the SDK sent again after
+/// an I/O error or a timeout (it may have been carried out) makes a second snapshot. They are
+/// sent once; a failure is retried by the executor, which looks for what the step made first.
+fn once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::new()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
 }
