@@ -435,7 +435,7 @@ pub fn policy_for_kinds(
         && !(copies || regions.restores_elsewhere)
     {
         // Volumes made from encrypted snapshots (or encrypted by default) need the key.
-        kms_statements(&mut statements, &[regions.home.clone()]);
+        kms_statements(&mut statements, std::slice::from_ref(&regions.home));
     }
     if (copies || regions.restores_elsewhere) && !regions.copies.is_empty() {
         copy_statements(&mut statements, regions);
