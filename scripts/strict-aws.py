@@ -224,8 +224,9 @@ def authorization(action, p, region):
                 tags[v] = p.get(f"Tag.{m.group(1)}.Value", "")
         res = [dict(existing(kind_of(r), r), request_tags=tags) for r in listed(p, "ResourceId")]
     elif action == "CopySnapshot":
-        res = [new("snapshot", specs.get("snapshot", {})),
-               existing("snapshot", p["SourceSnapshotId"], p.get("SourceRegion"))]
+        # EC2 User Guide: resource-level permissions for CopySnapshot apply to the new snapshot
+        # only (the reference lists one resource type, with request-tag keys).
+        res = [new("snapshot", specs.get("snapshot", {}))]
     checks.append({"action": f"ec2:{action}", "region": region, "resources": res, "context": {}})
     # Tags given at creation are authorized as ec2:CreateTags with ec2:CreateAction.
     for kind, tags in specs.items():

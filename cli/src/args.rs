@@ -200,6 +200,10 @@ pub struct IamPolicyArgs {
     /// observed in AWS.
     #[arg(long, value_name = "ID")]
     pub cluster_id: Option<String>,
+    /// The IAM role the nodes' instance profile holds (`iam:PassRole` names the role, not the
+    /// profile). Defaults to the profile's name (`cluster.instance.iam_instance_profile`).
+    #[arg(long, value_name = "ROLE")]
+    pub node_role: Option<String>,
 }
 
 #[derive(Debug, Args)]

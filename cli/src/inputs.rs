@@ -9,7 +9,19 @@ use crate::args::Global;
 use crate::error::CommandError;
 
 pub fn policy(global: &Global) -> Result<Policy, CommandError> {
-    Ok(asdr_specs::load(&global.file)?)
+    let policy = asdr_specs::load(&global.file)?;
+    // The cluster lives in its own region: `--region` may only say so again. Another would
+    // observe (and act on) another region's resources as if they were the cluster's home.
+    if let Some(region) = &global.region
+        && *region != policy.cluster.region
+    {
+        return Err(CommandError::User(format!(
+            "--region {region} is not the cluster's region ({} in {}): asdr acts in the cluster's region and reaches others through the policy (backup.copies, restores[].region); drop --region or correct cluster.region",
+            policy.cluster.region,
+            global.file.display()
+        )));
+    }
+    Ok(policy)
 }
 
 /// Where the world comes from: `--world` (with `--live-nodes`), else AWS.

@@ -157,7 +157,7 @@ fn allowed(
         .flatten()
         .any(|s| {
             s["Effect"] == "Allow"
-                && strings(&s["Action"]).iter().any(|a| glob(a, action))
+                && strings(&s["Action"]).iter().any(|a| action_glob(a, action))
                 && strings(&s["Resource"]).iter().any(|p| glob(p, arn))
                 && conditions(&s["Condition"], context)
         })
@@ -174,20 +174,26 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// IAM's wildcards: `*` any run of characters, `?` one; case-insensitive for actions, as IAM's.
+/// IAM's wildcards: `*` any run of characters, `?` one. Case-sensitive, as IAM matches
+/// resources and condition values; actions are matched with [`action_glob`].
 pub fn glob(pattern: &str, text: &str) -> bool {
     fn go(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,
             (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
             (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b) && go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) => a == b && go(&p[1..], &t[1..]),
             _ => false,
         }
     }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     go(&p, &t)
+}
+
+/// Actions match case-insensitively.
+pub fn action_glob(pattern: &str, action: &str) -> bool {
+    glob(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
 }
 
 fn conditions(condition: &Value, context: &BTreeMap<String, Vec<String>>) -> bool {

@@ -94,13 +94,21 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             copies: policy.backup.copies.clone(),
             restores_elsewhere: elsewhere.is_some(),
             launches,
-            pinned: policy
-                .cluster
-                .nodes
-                .iter()
-                .filter_map(|n| n.instance_id.clone())
-                .collect(),
+            // Production's pinned instances are nothing a drill or a restore elsewhere touches.
+            pinned: if a.drill.is_some() || elsewhere.is_some() {
+                Vec::new()
+            } else {
+                policy
+                    .cluster
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.instance_id.clone())
+                    .collect()
+            },
             stores,
+            drill: a.drill.clone(),
+            instance_profile: policy.cluster.instance.iam_instance_profile.clone(),
+            node_role: a.node_role.clone(),
         },
     );
     iam::add_lock(&mut document, policy.lock.as_deref());

@@ -627,11 +627,10 @@ fn set(v: &[&str]) -> std::collections::BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-const KMS: [&str; 7] = [
+const KMS: [&str; 6] = [
     "kms:CreateGrant",
     "kms:Decrypt",
     "kms:DescribeKey",
-    "kms:Encrypt",
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
@@ -727,6 +726,66 @@ fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() 
         sid("ListTheStores")["Resource"],
         serde_json::json!(["arn:aws:s3:::acme-backups"])
     );
+    // PassRole names the nodes' role only (the profile's name unless --node-role says).
+    assert_eq!(
+        sid("PassTheNodeRole")["Resource"],
+        "arn:aws:iam::*:role/aerospike-node"
+    );
+    let other = iam_doc(&[
+        "-f",
+        PROD,
+        "iam-policy",
+        "--restore",
+        "replace-a1",
+        "--node-role",
+        "aerospike-node-role",
+    ]);
+    assert!(
+        other
+            .to_string()
+            .contains("arn:aws:iam::*:role/aerospike-node-role"),
+        "{other}"
+    );
+    // Without the cluster's id the claim is not granted; with it, only that id, only on the
+    // cluster's (or pinned) instances that carry none.
+    assert!(!statements.iter().any(|s| s["Sid"] == "ClaimTheClusterId"));
+    let claimed = iam_doc(&["-f", PROD, "iam-policy", "--cluster-id", "0123abcd"]);
+    let claim = claimed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ClaimTheClusterId")
+        .expect("granted with the id");
+    assert_eq!(
+        claim["Condition"]["StringEquals"]["aws:RequestTag/asdr:cluster-id"],
+        "0123abcd"
+    );
+    assert_eq!(
+        claim["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"],
+        "prod-east"
+    );
+    // Snapshots are taken of the cluster's instances only, and later tags are asdr's own keys.
+    let snap = claimed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "SnapshotTheNodes")
+        .unwrap();
+    assert_eq!(
+        snap["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"],
+        "prod-east"
+    );
+    let later = claimed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "TagWhatAsdrOwns")
+        .unwrap()["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+        .to_string();
+    assert!(
+        !later.contains("\"asdr:cluster\"") && !later.contains("asdr:cluster-id"),
+        "{later}"
+    );
 }
 
 #[test]
@@ -744,13 +803,31 @@ fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_producti
         "ec2:DescribeVolumes",
         "ec2:RunInstances",
         "ec2:TerminateInstances",
-        "iam:PassRole",
     ]);
+    // No iam:PassRole: the community policy names no instance profile.
     want.extend(set(&KMS));
     assert_eq!(drill, want);
     let backup = iam_actions(&["-f", CE, "iam-policy"]);
     assert_ne!(drill, backup);
     assert!(!drill.contains("ec2:DetachVolume") && !drill.contains("ec2:DeleteSnapshot"));
+    // What a drill terminates, deletes or attaches, and what it creates, is its own by tag:
+    // never production's, which carries the same cluster tag.
+    let doc = iam_doc(&["-f", CE, "iam-policy", "--drill", "quarterly"]);
+    let statements = doc["Statement"].as_array().unwrap();
+    let of = |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap();
+    assert_eq!(
+        of("ChangeOnlyWhatAsdrOwns")["Condition"]["StringEquals"]["aws:ResourceTag/asdr:drill"],
+        "quarterly"
+    );
+    assert_eq!(
+        of("CreateTaggedForCluster")["Condition"]["StringEquals"]["aws:RequestTag/asdr:drill"],
+        "quarterly"
+    );
+    assert!(
+        !statements
+            .iter()
+            .any(|s| s["Sid"] == "ChangeThePinnedInstances")
+    );
 }
 
 #[test]
@@ -1274,4 +1351,36 @@ fn iam_policy_lets_an_apply_take_renew_and_give_back_an_s3_team_lock() {
         .expect("ListBucket on the lock's bucket");
     assert_eq!(bucket["Resource"], "arn:aws:s3:::acme-locks");
     assert_eq!(bucket["Action"], serde_json::json!(["s3:ListBucket"]));
+}
+
+/// `--region` may only repeat the cluster's region: another would observe (and act on) that
+/// region's resources as the cluster's home.
+#[test]
+fn a_region_other_than_the_clusters_is_refused() {
+    let out = run(&[
+        "-f",
+        PROD,
+        "--region",
+        "us-west-2",
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("--region us-west-2 is not the cluster's region (us-east-1"),
+        "{}",
+        out.stderr
+    );
+    let same = run(&[
+        "-f",
+        PROD,
+        "--region",
+        "us-east-1",
+        "--world",
+        "examples/prod-east/world-backup-due.yaml",
+        "plan",
+    ]);
+    assert_ne!(same.code, 1, "{}", same.stderr);
 }

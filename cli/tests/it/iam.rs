@@ -4,11 +4,18 @@
 //! operation, under the AWS authorization model (asdr_providers::testkit_iam, reading the Service
 //! Authorization Reference).
 
-use crate::ec2::{Env, env};
+use crate::ec2::{Env, drill_env, env};
 use asdr_providers::testkit_iam::{Reference, denied};
 
+/// `iam-policy` for `args`, with the cluster id the plan shows (as an operator passes it, or
+/// states it as `cluster.id`): without it the claim of the id is not granted.
 fn policy_for(env: &Env, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["iam-policy"];
+    let plan: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plan", "--json"])).expect("plan --json");
+    let id = plan["cluster_id"]
+        .as_str()
+        .expect("the plan names the cluster id");
+    let mut all = vec!["iam-policy", "--cluster-id", id];
     all.extend_from_slice(args);
     serde_json::from_str(&env.ok(&all)).expect("iam-policy prints JSON")
 }
@@ -138,4 +145,27 @@ fn parliament_finds_nothing_in_any_generated_policy() {
         }
     }
     assert!(bad.is_empty(), "parliament:\n{}", bad.join("\n"));
+}
+
+/// `drill --check` asks EC2 with DryRun exactly what apply would send (tags, groups, profile,
+/// key, encryption): every question it asks must be allowed by the drill's own policy, or the
+/// check answers for other requests than the drill's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_check_asks_what_apply_sends_and_the_drills_policy_allows_it() {
+    let (env, _stand_ins) = drill_env(128, 100).await;
+    env.ok(&["apply", "--yes"]);
+    let drill = policy_for(&env, &["--drill", "q1"]);
+    env.moto.clear_calls();
+    env.ok(&["drill", "q1", "--check"]);
+    let calls = env.moto.calls();
+    let launch = calls
+        .iter()
+        .find(|c| c["action"] == "ec2:RunInstances")
+        .expect("the check asks RunInstances");
+    assert!(
+        launch.to_string().contains("asdr:cluster"),
+        "asked with the tags apply sends: {launch}"
+    );
+    let bad = denials(&env, &drill);
+    assert!(bad.is_empty(), "denied on real AWS:\n{}", bad.join("\n"));
 }

@@ -91,7 +91,7 @@ async fn a_launch_ec2_ends_at_once_is_launched_anew_and_its_reason_said() {
     assert!(env.nodes.is_up("a1"));
 
     // Three launches ended: the step fails, naming why.
-    let env = env_again(123).await;
+    let env = env_again(130).await;
     env.terminate("a1").await;
     env.moto
         .strict("terminate-launches?count=3&code=Server.InsufficientInstanceCapacity");
@@ -126,7 +126,12 @@ async fn a_volume_ebs_drops_after_creating_it_fails_the_wait_and_is_created_anew
     env.ok(&["apply", "--yes"]);
     env.moto.strict("vanish-volumes?count=1");
     let started = std::time::Instant::now();
-    let out = env.asdr(&["apply", "--yes", "--restore", "a1-from-backup"]);
+    // Two minutes unseen by default (EC2's eventual consistency); ten seconds here.
+    let out = env
+        .command(&["apply", "--yes", "--restore", "a1-from-backup"])
+        .env("ASDR_VANISH_GRACE_MS", "10000")
+        .output()
+        .unwrap();
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -143,7 +148,11 @@ async fn a_volume_ebs_drops_after_creating_it_fails_the_wait_and_is_created_anew
     );
     // The cause fixed, applied again: the failed apply resumes and the volume is made anew.
     let all = {
-        let out = env.asdr(&["apply", "--yes", "--restore", "a1-from-backup"]);
+        let out = env
+            .command(&["apply", "--yes", "--restore", "a1-from-backup"])
+            .env("ASDR_VANISH_GRACE_MS", "10000")
+            .output()
+            .unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

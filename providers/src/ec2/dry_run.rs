@@ -49,17 +49,21 @@ fn verdict<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
-/// Placeholders for resources the plan has not created yet (an attach of a volume to an instance
-/// both made by earlier steps): permission is checked before the resources are.
-const SOME_INSTANCE: &str = "i-00000000000000000";
-const SOME_VOLUME: &str = "vol-00000000000000000";
+/// A placeholder for a snapshot the plan has not copied yet: permission is checked before the
+/// resource is.
 const SOME_SNAPSHOT: &str = "snap-00000000000000000";
 
 impl Ec2Provider {
     /// Checks each EC2 mutation of `plan` with DryRun, in plan order.
     pub async fn dry_run(&self, plan: &Plan) -> Vec<Check> {
         let mut out = Vec::new();
+        let learned = std::collections::BTreeMap::new();
         for step in &plan.steps {
+            let input = asdr_planner::ports::StepInput {
+                plan_id: &plan.plan_id,
+                step,
+                learned: &learned,
+            };
             // Asked in the region the step acts in (a copy, a restore elsewhere).
             let this = match self.for_region(step.region.as_deref()) {
                 Ok(p) => p,
@@ -84,52 +88,51 @@ impl Ec2Provider {
                         .source_snapshot_id(source)
                         .set_encrypted(p.encrypted.then_some(true))
                         .set_kms_key_id(p.kms_key_id.clone())
+                        .tag_specifications(super::act::tag_spec(
+                            aws_sdk_ec2::types::ResourceType::Snapshot,
+                            super::act::step_tags(
+                                &input,
+                                &[(asdr_planner::tags::SOURCE_SNAPSHOT, source)],
+                            ),
+                        ))
                         .send()
                         .await;
                     ("ec2:CopySnapshot", verdict(r))
                 }
+                // Exactly the requests apply sends (tags, groups, profile, key, encryption and
+                // key), so the answer is the one apply would get.
                 Params::ProvisionInstance(p) => {
-                    let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
-                        .device_index(0)
-                        .set_subnet_id(p.subnet_id.clone())
-                        .private_ip_address(&p.private_ip)
-                        .delete_on_termination(true)
-                        .build();
                     let r = this
-                        .client
-                        .run_instances()
+                        .run_request(
+                            &input,
+                            p,
+                            p.subnet_id.as_deref().unwrap_or_default(),
+                            &step.id,
+                        )
                         .dry_run(true)
-                        .image_id(&p.ami)
-                        .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                            p.instance_type.as_str(),
-                        ))
-                        .min_count(1)
-                        .max_count(1)
-                        .network_interfaces(nic)
                         .send()
                         .await;
                     ("ec2:RunInstances", verdict(r))
                 }
                 Params::CreateVolume(p) => {
                     let r = this
-                        .client
-                        .create_volume()
+                        .volume_request(&input, p, &step.id)
                         .dry_run(true)
-                        .availability_zone(&p.availability_zone)
-                        .size(p.size_gib.max(1) as i32)
-                        .set_snapshot_id(p.snapshot_id.clone())
                         .send()
                         .await;
                     ("ec2:CreateVolume", verdict(r))
                 }
                 Params::AttachVolume(p) => {
-                    // A volume or instance the plan has yet to make: any id of the right shape.
-                    let vol = p.volume_id.known().unwrap_or(SOME_VOLUME);
-                    let inst = p
-                        .instance_id
-                        .as_ref()
-                        .and_then(|i| i.known())
-                        .unwrap_or(SOME_INSTANCE);
+                    // A volume or instance the plan has yet to make cannot be asked about: the
+                    // policy allows attaching by the tags it will carry, which no stand-in id
+                    // has (EC2 would answer UnauthorizedOperation for a question apply never
+                    // asks). Its creation is checked instead.
+                    let (Some(vol), Some(inst)) = (
+                        p.volume_id.known(),
+                        p.instance_id.as_ref().and_then(|i| i.known()),
+                    ) else {
+                        continue;
+                    };
                     let r = this
                         .client
                         .attach_volume()

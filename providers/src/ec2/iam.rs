@@ -159,6 +159,12 @@ pub struct Regions {
     pub pinned: Vec<String>,
     /// S3 stores besides the SMD store (`backup.asbackup.to`).
     pub stores: Vec<String>,
+    /// A drill's name: what it changes must carry `asdr:drill=<name>`, never production's.
+    pub drill: Option<String>,
+    /// The instance profile replacements launch with, and the role it holds (PassRole names
+    /// the role).
+    pub instance_profile: Option<String>,
+    pub node_role: Option<String>,
 }
 
 /// What a launch uses, by ARN: the image, the subnets, the security groups (none: the VPC's
@@ -207,6 +213,17 @@ impl Launch {
         out
     }
 }
+
+/// The tags asdr writes on what exists: device tags on snapshots, a set's mark, a superseded
+/// volume, a restore that stood.
+const LATER_TAGS: [&str; 6] = [
+    asdr_planner::tags::DEVICE,
+    asdr_planner::tags::COMPLETE,
+    asdr_planner::tags::MANIFEST,
+    asdr_planner::tags::MEMBERS,
+    asdr_planner::tags::SUPERSEDED,
+    asdr_planner::tags::RESTORE_COMPLETE,
+];
 
 /// What asdr changes when it owns it: instances, volumes, snapshots.
 const OWNED: [&str; 3] = [
@@ -285,13 +302,20 @@ pub fn policy_for_kinds(
             .collect();
         made.sort();
         made.dedup();
+        let mut tagged = json!({"StringEquals": {"aws:RequestTag/asdr:cluster": cluster}});
+        if let Some(d) = &regions.drill {
+            // A drill makes only what is tagged as its own.
+            tagged["StringEquals"][format!("aws:RequestTag/{}", asdr_planner::drill::DRILL)] =
+                json!(d);
+        }
         statements.push(json!({"Sid": "CreateTaggedForCluster", "Effect": "Allow", "Action": creating, "Resource": made,
-            "Condition": {"StringEquals": {"aws:RequestTag/asdr:cluster": cluster}}}));
+            "Condition": tagged}));
         // What creating reads from is not created and carries no request tags: allowed apart.
         let from_snapshots: Vec<&str> = creating
             .iter()
             .copied()
-            .filter(|a| matches!(*a, "ec2:CreateVolume" | "ec2:CopySnapshot"))
+            // CopySnapshot's permissions apply to the new snapshot only (its one resource type).
+            .filter(|a| *a == "ec2:CreateVolume")
             .collect();
         if !from_snapshots.is_empty() {
             statements.push(json!({"Sid": "FromTheClustersSnapshots", "Effect": "Allow", "Action": from_snapshots,
@@ -303,14 +327,29 @@ pub fn policy_for_kinds(
             .copied()
             .filter(|a| matches!(*a, "ec2:CreateSnapshots" | "ec2:CreateSnapshot"))
             .collect();
-        if !snapshotting.is_empty() {
-            // The nodes' instances and volumes need not carry asdr's tags (a pinned instance,
-            // volumes attached by hand): a snapshot only reads them, and what it makes is tagged
-            // for the cluster by the statement above.
-            statements.push(
-                json!({"Sid": "SnapshotTheNodes", "Effect": "Allow", "Action": snapshotting,
-                "Resource": ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"]}),
-            );
+        if snapshotting.contains(&"ec2:CreateSnapshots") {
+            // The cluster's instances (by tag, or pinned by the policy); their volumes need not
+            // carry asdr's tags (attached by hand), and CreateSnapshots takes only the
+            // instance's own.
+            statements.push(json!({"Sid": "SnapshotTheNodes", "Effect": "Allow", "Action": ["ec2:CreateSnapshots"],
+                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
+            if !regions.pinned.is_empty() {
+                let arns: Vec<String> = regions
+                    .pinned
+                    .iter()
+                    .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
+                    .collect();
+                statements.push(json!({"Sid": "SnapshotThePinnedNodes", "Effect": "Allow", "Action": ["ec2:CreateSnapshots"], "Resource": arns}));
+            }
+            statements.push(json!({"Sid": "SnapshotTheNodesVolumes", "Effect": "Allow", "Action": ["ec2:CreateSnapshots"],
+                "Resource": "arn:aws:ec2:*:*:volume/*"}));
+        }
+        if snapshotting.contains(&"ec2:CreateSnapshot") {
+            // One volume alone: only a volume of the cluster's (any volume would do otherwise).
+            statements.push(json!({"Sid": "SnapshotTheClustersVolumes", "Effect": "Allow", "Action": ["ec2:CreateSnapshot"],
+                "Resource": "arn:aws:ec2:*:*:volume/*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
         }
         if creating.contains(&"ec2:RunInstances") && !regions.launches.is_empty() {
             let mut from: Vec<String> = regions.launches.iter().flat_map(Launch::arns).collect();
@@ -331,8 +370,15 @@ pub fn policy_for_kinds(
         condition
     };
     if !of(Scope::Owned).is_empty() {
+        let mut condition =
+            owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}));
+        if let Some(d) = &regions.drill {
+            // A drill changes (attaches, terminates, deletes) only what it made: never production.
+            condition["StringEquals"][format!("aws:ResourceTag/{}", asdr_planner::drill::DRILL)] =
+                json!(d);
+        }
         statements.push(json!({"Sid": "ChangeOnlyWhatAsdrOwns", "Effect": "Allow", "Action": of(Scope::Owned), "Resource": OWNED,
-            "Condition": owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}))}));
+            "Condition": condition}));
         // The instances the policy pins are the cluster's by the policy's word.
         let on_instances: Vec<&str> = of(Scope::Owned)
             .into_iter()
@@ -346,7 +392,7 @@ pub fn policy_for_kinds(
                 )
             })
             .collect();
-        if !on_instances.is_empty() && !regions.pinned.is_empty() {
+        if !on_instances.is_empty() && !regions.pinned.is_empty() && regions.drill.is_none() {
             let arns: Vec<String> = regions
                 .pinned
                 .iter()
@@ -360,13 +406,20 @@ pub fn policy_for_kinds(
             .iter()
             .map(|a| a.trim_start_matches("ec2:"))
             .collect();
+        // Tags at creation carry the cluster's name (and id, when known): nothing is created
+        // tagged as another cluster's.
+        let mut on_create = json!({"StringEquals": {"ec2:CreateAction": creating, "aws:RequestTag/asdr:cluster": cluster}});
+        if let Some(id) = cluster_id {
+            on_create["StringEquals"]
+                [format!("aws:RequestTag/{}", asdr_planner::tags::CLUSTER_ID)] = json!(id);
+        }
         statements.push(json!({"Sid": "TagOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
-            "Condition": {"StringEquals": {"ec2:CreateAction": creating}}}));
-        // Never the id itself: only the claim sets it, only where none is.
+            "Condition": on_create}));
+        // Later, only the tags asdr writes after creation: never the cluster's name or id
+        // (only the claim sets the id, only where none is).
         let mut tag_owned =
             owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}));
-        tag_owned["ForAllValues:StringNotEquals"] =
-            json!({"aws:TagKeys": [asdr_planner::tags::CLUSTER_ID]});
+        tag_owned["ForAllValues:StringEquals"] = json!({"aws:TagKeys": LATER_TAGS});
         statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": tag_owned}));
     }
@@ -379,20 +432,43 @@ pub fn policy_for_kinds(
             regions.home.as_str()
         };
         let key = asdr_planner::tags::CLUSTER_ID;
-        let mut condition = json!({"ForAllValues:StringEquals": {"aws:TagKeys": [key]},
-            "Null": {format!("aws:ResourceTag/{key}"): "true"}});
+        // Without the id (not given, not stated, no world file) the claim is not granted: any
+        // id on any instance would be another cluster's denial of service.
         if let Some(id) = cluster_id {
-            condition["StringEquals"] = json!({format!("aws:RequestTag/{key}"): id});
+            let condition = json!({"ForAllValues:StringEquals": {"aws:TagKeys": [key]},
+                "Null": {format!("aws:ResourceTag/{key}"): "true"},
+                "StringEquals": {format!("aws:RequestTag/{key}"): id, "aws:ResourceTag/asdr:cluster": cluster}});
+            statements.push(
+                json!({"Sid": "ClaimTheClusterId", "Effect": "Allow", "Action": ["ec2:CreateTags"],
+                "Resource": format!("arn:aws:ec2:{region}:*:instance/*"), "Condition": condition}),
+            );
+            if !regions.pinned.is_empty() {
+                let arns: Vec<String> = regions
+                    .pinned
+                    .iter()
+                    .map(|i| format!("arn:aws:ec2:{region}:*:instance/{i}"))
+                    .collect();
+                statements.push(json!({"Sid": "ClaimThePinnedInstances", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": arns,
+                    "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [key]},
+                        "Null": {format!("aws:ResourceTag/{key}"): "true"},
+                        "StringEquals": {format!("aws:RequestTag/{key}"): id}}}));
+            }
         }
-        statements.push(
-            json!({"Sid": "ClaimTheClusterId", "Effect": "Allow", "Action": ["ec2:CreateTags"],
-            "Resource": format!("arn:aws:ec2:{region}:*:instance/*"), "Condition": condition}),
-        );
     }
     let other = of(Scope::Other);
-    if other.contains(&"iam:PassRole") {
-        statements.push(json!({"Sid": "PassTheNodeRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "arn:aws:iam::*:role/*",
-            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}));
+    if other.contains(&"iam:PassRole")
+        && let Some(role) = regions
+            .node_role
+            .as_ref()
+            .or(regions.instance_profile.as_ref())
+    {
+        // Only the nodes' role (PassRole names the role the profile holds, never the profile):
+        // passing any role to an instance the role then commands would be any role's power.
+        statements.push(
+            json!({"Sid": "PassTheNodeRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+            "Resource": format!("arn:aws:iam::*:role/{role}"),
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}),
+        );
     }
     let ssm_actions: Vec<&str> = other
         .iter()
@@ -486,7 +562,7 @@ fn kms_statements(statements: &mut Vec<Value>, regions: &[String]) {
         return;
     }
     statements.push(json!({"Sid": "KmsThroughEc2", "Effect": "Allow",
-        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
         "Resource": "arn:aws:kms:*:*:key/*", "Condition": {"StringEquals": {"kms:ViaService": via}}}));
     statements.push(json!({"Sid": "KmsGrantsForEbs", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "arn:aws:kms:*:*:key/*",
         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}, "StringEquals": {"kms:ViaService": via}}}));

@@ -142,7 +142,12 @@ impl Ec2Provider {
             snapshots_in_flight: Default::default(),
             regions: Default::default(),
             missing: Default::default(),
-            vanish_grace: Duration::from_secs(10),
+            // EC2 is eventually consistent: a new volume may stay unseen for seconds, rarely a
+            // minute. `ASDR_VANISH_GRACE_MS` shortens it for tests.
+            vanish_grace: std::env::var("ASDR_VANISH_GRACE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(120), Duration::from_millis),
         }
     }
 

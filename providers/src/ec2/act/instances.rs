@@ -246,45 +246,7 @@ impl Ec2Provider {
                         format!("step {} names no subnet", step.id),
                     )
                 })?;
-                // The address on an explicit primary interface that goes with the instance: the same
-                // as SubnetId + PrivateIpAddress on EC2, and said out loud, so a later replacement
-                // finds the address free once this instance is terminated.
-                let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
-                    .device_index(0)
-                    .subnet_id(subnet)
-                    .private_ip_address(ip)
-                    .set_groups((!p.security_groups.is_empty()).then(|| p.security_groups.clone()))
-                    .delete_on_termination(true)
-                    .build();
-                let mut run = self
-                    .client
-                    .run_instances()
-                    .image_id(&p.ami)
-                    .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                        p.instance_type.as_str(),
-                    ))
-                    .min_count(1)
-                    .max_count(1)
-                    .network_interfaces(nic)
-                    .client_token(client_token(input.plan_id, &token_of))
-                    .tag_specifications(tag_spec(ResourceType::Instance, step_tags(&input, &[])))
-                    // The root volume and the interface RunInstances creates are tagged for the
-                    // cluster too: an IAM policy may then require the tag on all it creates.
-                    .tag_specifications(tag_spec(ResourceType::Volume, step_tags(&input, &[])))
-                    .tag_specifications(tag_spec(
-                        ResourceType::NetworkInterface,
-                        step_tags(&input, &[]),
-                    ));
-                if let Some(profile) = &p.iam_instance_profile {
-                    run = run.iam_instance_profile(
-                        aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
-                            .name(profile)
-                            .build(),
-                    );
-                }
-                if let Some(key) = &p.key_name {
-                    run = run.key_name(key);
-                }
+                let run = self.run_request(&input, p, subnet, &token_of);
                 self.acting_on(&input).await;
                 let out = run
                     .send()
@@ -332,5 +294,60 @@ fn claimed(
                 tags::CLUSTER_ID
             ),
         )),
+    }
+}
+
+impl Ec2Provider {
+    /// The RunInstances request of a provision step, as apply sends it (and `drill --check` asks
+    /// it with DryRun): the address on an explicit primary interface, the instance, its root
+    /// volume and its interface tagged for the cluster, the profile and key.
+    pub(crate) fn run_request(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::ProvisionInstance,
+        subnet: &str,
+        token_of: &str,
+    ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
+        let ip = &p.private_ip;
+        // The address on an explicit primary interface that goes with the instance: the same
+        // as SubnetId + PrivateIpAddress on EC2, and said out loud, so a later replacement
+        // finds the address free once this instance is terminated.
+        let nic = aws_sdk_ec2::types::InstanceNetworkInterfaceSpecification::builder()
+            .device_index(0)
+            .subnet_id(subnet)
+            .private_ip_address(ip)
+            .set_groups((!p.security_groups.is_empty()).then(|| p.security_groups.clone()))
+            .delete_on_termination(true)
+            .build();
+        let mut run = self
+            .client
+            .run_instances()
+            .image_id(&p.ami)
+            .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                p.instance_type.as_str(),
+            ))
+            .min_count(1)
+            .max_count(1)
+            .network_interfaces(nic)
+            .client_token(client_token(input.plan_id, token_of))
+            .tag_specifications(tag_spec(ResourceType::Instance, step_tags(input, &[])))
+            // The root volume and the interface RunInstances creates are tagged for the
+            // cluster too: an IAM policy may then require the tag on all it creates.
+            .tag_specifications(tag_spec(ResourceType::Volume, step_tags(input, &[])))
+            .tag_specifications(tag_spec(
+                ResourceType::NetworkInterface,
+                step_tags(input, &[]),
+            ));
+        if let Some(profile) = &p.iam_instance_profile {
+            run = run.iam_instance_profile(
+                aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                    .name(profile)
+                    .build(),
+            );
+        }
+        if let Some(key) = &p.key_name {
+            run = run.key_name(key);
+        }
+        run
     }
 }

@@ -58,7 +58,7 @@ fn instance_of(input: &StepInput<'_>, r: Option<&Ref>) -> Result<String, StepErr
 }
 
 /// The step's tags ([`StepInput::created_tags`]) as EC2 tags.
-fn step_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Vec<Tag> {
+pub(crate) fn step_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Vec<Tag> {
     input
         .created_tags(extra)
         .into_iter()
@@ -66,7 +66,7 @@ fn step_tags(input: &StepInput<'_>, extra: &[(&str, &str)]) -> Vec<Tag> {
         .collect()
 }
 
-fn tag_spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
+pub(crate) fn tag_spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(kind)
         .set_tags(Some(tags))

@@ -240,6 +240,20 @@ impl Ec2Provider {
         p: &params::CreateVolume,
         token: &str,
     ) -> Result<aws_sdk_ec2::operation::create_volume::CreateVolumeOutput, StepError> {
+        self.volume_request(input, p, token)
+            .send()
+            .await
+            .map_err(|e| self.classify("CreateVolume", e))
+    }
+
+    /// The CreateVolume request of a step, as apply sends it (and `drill --check` asks it with
+    /// DryRun): type, performance, source, encryption and key, tags at creation.
+    pub(crate) fn volume_request(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CreateVolume,
+        token: &str,
+    ) -> aws_sdk_ec2::operation::create_volume::builders::CreateVolumeFluentBuilder {
         let mut create = self
             .client
             .create_volume()
@@ -257,9 +271,6 @@ impl Ec2Provider {
             create = create.volume_initialization_rate(rate as i32);
         }
         create
-            .send()
-            .await
-            .map_err(|e| self.classify("CreateVolume", e))
     }
 
     /// A volume the wait does not find: not yet visible (EC2 is eventually consistent), or gone.
