@@ -256,9 +256,9 @@ fn claim(
             ),
         );
     }
-    // A zone-loss restore sends nothing to the lost zone but the stop: its old instances are
-    // not claimed.
-    let left_behind: Vec<&str> = ctx
+    // Only instances where the policy places their node are claimed: a zone-loss restore sends
+    // nothing to the lost zone but a stop, and an old twin there is nobody's to tag.
+    let mut left_behind: Vec<&str> = ctx
         .policy
         .restores
         .iter()
@@ -270,6 +270,18 @@ fn claim(
         .flat_map(|r| ctx.policy.moved_nodes(r))
         .filter_map(|n| ctx.obs.node(&n.name).instance.map(|i| i.id.as_str()))
         .collect();
+    left_behind.extend(
+        ctx.world
+            .instances
+            .iter()
+            .filter(|i| {
+                i.tags
+                    .get(tags::NODE)
+                    .and_then(|n| ctx.policy.node(n))
+                    .is_some_and(|n| i.availability_zone != n.availability_zone)
+            })
+            .map(|i| i.id.as_str()),
+    );
     let unclaimed: Vec<String> = identity
         .unclaimed
         .iter()

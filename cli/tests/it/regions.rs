@@ -493,8 +493,8 @@ async fn drill_check_of_a_region_failover_against_moto_dry_runs_every_mutation_i
         .count();
     assert_eq!(
         allowed,
-        3 + 9 + 9,
-        "RunInstances ×3, CreateVolume ×9, AttachVolume ×9, in us-west-2:\n{out}"
+        3 + 9,
+        "RunInstances ×3, CreateVolume ×9 (attaches of what the drill has yet to make are not asked), in us-west-2:\n{out}"
     );
     assert!(out.contains("Check passed."), "{out}");
 }

@@ -126,6 +126,38 @@ fn stands(
     if built.is_empty() {
         return Ok(false);
     }
+    // A replacement that stood and was terminated since: the move is not partly built, and
+    // building it again here would be a second move; the node is restored where it now is.
+    let gone: Vec<&str> = moved
+        .iter()
+        .filter(|n| !built.iter().any(|(b, _)| b.name == n.name))
+        .filter(|n| {
+            ctx.obs.world.instances.iter().any(|i| {
+                i.state == InstanceState::Terminated
+                    && i.tags.get(tags::NODE) == Some(&n.name)
+                    && i.tags.get(tags::RESTORE) == Some(name)
+                    && i.tags.contains_key(tags::RESTORE_COMPLETE)
+            })
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    if !gone.is_empty() {
+        return Err(refuse(
+            Diagnostic::new(
+                restore.name_span,
+                format!(
+                    "restore `{name}` moved its nodes and they stood, but the replacement of {} was terminated since",
+                    gone.join(", ")
+                ),
+            )
+            .rule("R16")
+            .help(format!(
+                "update the policy's cluster.nodes ({}), then restore {} where it is placed now (a replace restore of it)",
+                placement(moved),
+                gone.join(", ")
+            )),
+        ));
+    }
     let marked = built.len() == moved.len()
         && built.iter().all(|(_, is)| {
             is.iter()
@@ -285,7 +317,8 @@ fn stop_twin(node: &Node, old: &Instance, b: &mut Builder) {
         Vec::new(),
         Params::StopInstance(params::StopInstance {
             instance_id: old.id.clone(),
-            force: true,
+            // Not forced: its volumes are kept as they are.
+            force: false,
             wait_until: "stopped".into(),
         }),
     );
@@ -347,42 +380,52 @@ fn warn(
     }
 }
 
-/// Old instances of nodes a zone-loss restore moved (the move stood) that run again in the zone
-/// they left: each has its node's id, beside the replacement. What `status` cries out.
+/// The cluster's instances in its own region tagged for `node` (never a drill's), not terminated.
+fn tagged_for<'w>(
+    policy: &asdr_specs::Policy,
+    world: &'w crate::World,
+    node: &str,
+) -> impl Iterator<Item = &'w Instance> {
+    let cluster = policy.cluster.name.clone();
+    let node = node.to_string();
+    world.instances.iter().filter(move |i| {
+        i.region.is_none()
+            && i.tags.get(tags::CLUSTER) == Some(&cluster)
+            && i.tags.get(tags::NODE) == Some(&node)
+            && !i.tags.contains_key(crate::drill::DRILL)
+            && i.state != InstanceState::Terminated
+    })
+}
+
+/// Nodes two instances run as (a zone-loss restore's replacement and the old instance the lost
+/// zone gave back, or any other pair): both have the node's id. What `status` cries out.
 pub(crate) fn twins(policy: &asdr_specs::Policy, world: &crate::World) -> Vec<String> {
     let mut out = Vec::new();
-    for r in &policy.restores {
-        let Some(zone) = &r.zone else { continue };
-        for (node, ip) in &zone.private_ips {
-            let ip = ip.to_string();
-            let tagged = |i: &&Instance| {
-                i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                    && i.tags.get(tags::NODE) == Some(node)
-            };
-            let stood = world.instances.iter().filter(tagged).any(|i| {
-                i.tags.get(tags::RESTORE) == Some(&r.name)
-                    && i.tags.contains_key(tags::RESTORE_COMPLETE)
-                    && i.availability_zone == zone.to
-                    && i.private_ip.as_deref() == Some(ip.as_str())
-            });
-            if !stood {
-                continue;
-            }
-            for twin in world.instances.iter().filter(tagged).filter(|i| {
-                i.availability_zone != zone.to
-                    && matches!(i.state, InstanceState::Running | InstanceState::Pending)
-            }) {
-                out.push(format!(
-                    "node {node}'s old instance {} in {} runs again ({}), beside the replacement restore `{}` built in {}: it has {node}'s node id; stop it now (aws ec2 stop-instances --instance-ids {}), then terminate it once nothing on it is needed",
-                    twin.id,
-                    twin.availability_zone,
-                    twin.private_ip.as_deref().unwrap_or("no address"),
-                    r.name,
-                    zone.to,
-                    twin.id
-                ));
-            }
+    for n in &policy.cluster.nodes {
+        let running: Vec<&Instance> = tagged_for(policy, world, &n.name)
+            .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
+            .collect();
+        if running.len() < 2 {
+            continue;
         }
+        let list: Vec<String> = running
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({}, {})",
+                    i.id,
+                    i.availability_zone,
+                    i.private_ip.as_deref().unwrap_or("no address")
+                )
+            })
+            .collect();
+        out.push(format!(
+            "{} instances run as node {}: {}; they have its node id: stop the one that is not {} (aws ec2 stop-instances), then terminate it once nothing on it is needed",
+            running.len(),
+            n.name,
+            list.join(", "),
+            n.name
+        ));
     }
     out
 }
@@ -411,32 +454,27 @@ pub(super) fn warn_rack_refill(
 }
 
 /// Nodes a zone-loss restore rebuilt elsewhere while the policy still places them where they
-/// were: (node, restore, instance, what its entry in `cluster.nodes` becomes). Until the policy
-/// is updated asdr looks for them at their old place: any other plan would take them for lost
-/// and build a second node with the same id there, or back up an old twin in their stead.
+/// were: (node, restore, instance, what its entry in `cluster.nodes` becomes). Read from what
+/// runs (instances tagged `asdr:restore` away from the policy's placement), not from the restores
+/// declared now: an edited or removed declaration must not hide them. Until the policy is
+/// updated asdr looks for them at their old place: any other plan would take them for lost and
+/// build a second node with the same id there, or back up an old twin in their stead.
 pub(crate) fn stale_placements<'w>(
     policy: &asdr_specs::Policy,
     world: &'w crate::World,
 ) -> Vec<(String, String, &'w Instance, String)> {
     let mut out = Vec::new();
-    for r in &policy.restores {
-        let Some(zone) = &r.zone else { continue };
-        for (node, ip) in &zone.private_ips {
-            let Some(n) = policy.node(node) else { continue };
-            if n.availability_zone == zone.to && n.private_ip == *ip {
-                continue;
-            }
-            let ip_text = ip.to_string();
-            let Some(i) = world.instances.iter().find(|i| {
-                i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                    && i.tags.get(tags::NODE) == Some(node)
-                    && i.tags.get(tags::RESTORE) == Some(&r.name)
-                    && i.availability_zone == zone.to
-                    && i.private_ip.as_deref() == Some(ip_text.as_str())
-                    && i.state != InstanceState::Terminated
-            }) else {
+    for n in &policy.cluster.nodes {
+        let ip = n.private_ip.to_string();
+        for i in tagged_for(policy, world, &n.name) {
+            let Some(restore) = i.tags.get(tags::RESTORE) else {
                 continue;
             };
+            if i.availability_zone == n.availability_zone
+                && i.private_ip.as_deref() == Some(ip.as_str())
+            {
+                continue;
+            }
             let rack = policy.cluster.rack_of(n);
             let rack = if rack > 0 {
                 format!(", rack: {rack}")
@@ -444,10 +482,12 @@ pub(crate) fn stale_placements<'w>(
                 String::new()
             };
             let entry = format!(
-                "{{name: {node}, private_ip: {ip}, availability_zone: {}{rack}}}",
-                zone.to
+                "{{name: {}, private_ip: {}, availability_zone: {}{rack}}}",
+                n.name,
+                i.private_ip.as_deref().unwrap_or("?"),
+                i.availability_zone
             );
-            out.push((node.clone(), r.name.clone(), i, entry));
+            out.push((n.name.clone(), restore.clone(), i, entry));
         }
     }
     out
@@ -460,11 +500,46 @@ pub(crate) fn check_placements(
     world: &crate::World,
     op: &crate::Operation,
 ) -> Result<(), PlanError> {
+    // A pinned instance elsewhere than the policy places its node: left in an updated entry,
+    // it would be taken for the node (and rebuilt in the wrong zone).
+    for n in &policy.cluster.nodes {
+        let Some(pinned) = n.instance_id.as_deref() else {
+            continue;
+        };
+        if let Some(i) = world.instances.iter().find(|i| {
+            i.id == pinned
+                && i.region.is_none()
+                && i.state != InstanceState::Terminated
+                && i.availability_zone != n.availability_zone
+        }) {
+            return Err(refuse(
+                Diagnostic::new(
+                    n.name_span,
+                    format!(
+                        "node `{}` pins instance {pinned}, which is in {}, but the policy places `{}` in {}",
+                        n.name, i.availability_zone, n.name, n.availability_zone
+                    ),
+                )
+                .rule("R4")
+                .help("remove its `instance_id` (a node moved to another zone runs on a new instance, found by its tags and address)"),
+            ));
+        }
+    }
     let stale = stale_placements(policy, world);
-    let Some((node, restore, i, entry)) = stale
-        .iter()
-        .find(|(_, r, _, _)| *op != crate::Operation::Restore(r.clone()))
-    else {
+    // The restore that moved them may go on (resume, or stop a twin) while its declaration still
+    // says what runs; nothing else may.
+    let matches = |r: &str, node: &str, i: &Instance| {
+        policy
+            .restore(r)
+            .and_then(|r| r.zone.as_ref())
+            .is_some_and(|z| {
+                z.to == i.availability_zone
+                    && z.private_ips.get(node).map(|ip| ip.to_string()) == i.private_ip
+            })
+    };
+    let Some((node, restore, i, entry)) = stale.iter().find(|(node, r, i, _)| {
+        *op != crate::Operation::Restore(r.clone()) || !matches(r, node, i)
+    }) else {
         return Ok(());
     };
     let n = policy.node(node).expect("named by the policy");

@@ -347,8 +347,39 @@ fn r4_a_move_that_stood_is_not_made_again_and_status_says_where_the_nodes_went()
         .problems
         .join("\n");
     assert!(
-        problems.contains("node a2's old instance") && problems.contains("runs again"),
+        problems.contains("2 instances run as node a2") && problems.contains("i-newa2"),
         "{problems}"
+    );
+    // Keyed on what runs, not on what is declared now: with the restore edited (other
+    // addresses) or removed, nothing else is planned all the same.
+    for edited in [
+        zoned(
+            "{us-east-1a: 1, us-east-1b: 2}",
+            &LOSE_1A.replace("10.0.3.11", "10.0.3.21"),
+        )
+        .policy(),
+        zoned("{us-east-1a: 1, us-east-1b: 2}", "").policy(),
+    ] {
+        let err = plan(&edited, &w, NOW, &Operation::Backup)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("moved there by restore `lose-1a`"), "{err}");
+    }
+    let err = plan(
+        &zoned(
+            "{us-east-1a: 1, us-east-1b: 2}",
+            &LOSE_1A.replace("10.0.3.11", "10.0.3.21"),
+        )
+        .policy(),
+        &w,
+        NOW,
+        &Operation::Restore("lose-1a".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("moved there by restore `lose-1a`"),
+        "a second move: {err}"
     );
     for i in w.instances.iter_mut() {
         if i.tags.get("asdr:node").map(String::as_str) == Some("a2") && !i.id.starts_with("i-new") {
@@ -512,6 +543,55 @@ fn r4_a_move_whose_instances_stood_but_do_not_run_is_not_called_partly_built() {
         .to_string();
     assert!(
         err.contains("they stood, but not all of them run now") && !err.contains("partly built"),
+        "{err}"
+    );
+    // Terminated since: not partly built either, and not built again here.
+    for i in w.instances.iter_mut().filter(|i| i.id == "i-newa1") {
+        i.state = InstanceState::Terminated;
+    }
+    let err = plan(&policy, &w, NOW, &Operation::Restore("lose-1a".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the replacement of a1 was terminated since") && !err.contains("partly built"),
+        "{err}"
+    );
+}
+
+/// An updated entry that keeps the old `instance_id`: the pinned instance is in the lost zone,
+/// and taking it for the node would rebuild it there. Refused, naming what to remove.
+#[test]
+fn r4_a_pinned_instance_in_another_zone_than_its_node_is_refused() {
+    let base = policy();
+    let w = lost(&base);
+    let moved = zoned("{us-east-1a: 1, us-east-1b: 2}", LOSE_1A)
+        .edit(
+            "      private_ip: 10.0.1.11\n      availability_zone: us-east-1a\n",
+            "      private_ip: 10.0.3.11\n      availability_zone: us-east-1c\n      rack: 1\n",
+        )
+        .policy();
+    let pinned = moved
+        .node("a1")
+        .unwrap()
+        .instance_id
+        .clone()
+        .expect("the example pins a1");
+    // The old instance, stopped in the lost zone (not terminated).
+    let mut w = w;
+    let old = w
+        .instances
+        .iter_mut()
+        .find(|i| i.id == pinned)
+        .expect("the pinned instance is in the world");
+    old.state = InstanceState::Stopped;
+    old.availability_zone = "us-east-1a".into();
+    let err = plan(&moved, &w, NOW, &Operation::Backup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "node `a1` pins instance {pinned}, which is in us-east-1a"
+        )),
         "{err}"
     );
 }
