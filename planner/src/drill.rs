@@ -209,6 +209,7 @@ pub(crate) fn new_cluster(
                 instance_store_volumes: inst.instance_store_volumes,
                 client_token: provision.clone(),
                 tags: extra(&provision),
+                stopped_first: None,
             }),
         );
         let view = at.obs.node(&node.name);

@@ -333,6 +333,11 @@ pub struct ProvisionInstance {
     pub instance_store_volumes: u32,
     pub client_token: String,
     pub tags: TagMap,
+    /// A zone-loss restore's old instance of the node (same node id), which must not run when
+    /// the replacement launches: checked again at launch, since a resumed apply may come after
+    /// the lost zone gave it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_first: Option<String>,
 }
 
 /// create_volume: a volume from a snapshot, or blank.

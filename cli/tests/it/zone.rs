@@ -114,3 +114,57 @@ fn r4_a_zone_move_that_failed_halfway_is_resumed_and_other_plans_wait_for_the_po
         assert!(built[0].tags.contains_key("asdr:restore-complete"));
     }
 }
+
+/// A move that failed before a2's replacement launched, resumed after the lost zone gave a2's
+/// old instance back (it runs again, with a2's node id): the resume stops it before the
+/// replacement launches, so the two never run together.
+#[test]
+fn r4_a_resumed_move_stops_an_old_instance_that_runs_again_before_launching_beside_it() {
+    let (s, w) = zone_scratch();
+    std::fs::write(
+        s.path("sim.yaml"),
+        "faults:\n  - step: provision_instance:a2\n",
+    )
+    .unwrap();
+    let env = [
+        ("ASDR_SIMULATION", s.path("sim.yaml").display().to_string()),
+        ("ASDR_STEP_TIMEOUT_MS", "3000".to_string()),
+    ];
+    let failed = s.asdr(w, &["apply", "--yes", "--restore", "lose-1a"], &env);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    // The zone comes back: a2's old instance runs again.
+    let mut world: World = asdr_providers::world_file::load(&s.path(w)).unwrap();
+    let old = world
+        .instances
+        .iter_mut()
+        .find(|i| {
+            i.tags.get("asdr:node").map(String::as_str) == Some("a2")
+                && i.availability_zone == "us-east-1a"
+        })
+        .unwrap();
+    old.state = asdr_planner::world::InstanceState::Running;
+    let old_id = old.id.clone();
+    std::fs::write(
+        s.path(w),
+        asdr_providers::world_file::to_string(
+            &world,
+            asdr_providers::world_file::Format::of(&s.path(w)),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let resumed = s.asdr(w, &["apply", "--yes", "--restore", "lose-1a"], &[]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let world: World = asdr_providers::world_file::load(&s.path(w)).unwrap();
+    let running: Vec<&str> = world
+        .instances
+        .iter()
+        .filter(|i| {
+            i.tags.get("asdr:node").map(String::as_str) == Some("a2")
+                && i.state == asdr_planner::world::InstanceState::Running
+        })
+        .map(|i| i.id.as_str())
+        .collect();
+    assert_eq!(running.len(), 1, "one a2 runs: {running:?}");
+    assert_ne!(running[0], old_id, "the replacement, not the old instance");
+}

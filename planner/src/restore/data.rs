@@ -252,6 +252,7 @@ pub(super) fn provision_params(
         instance_store_volumes: inst.instance_store_volumes,
         client_token: id.clone(),
         tags: ctx.tags(&extra),
+        stopped_first: None,
     }
 }
 

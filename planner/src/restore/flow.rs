@@ -50,6 +50,8 @@ pub(super) struct NodeFlow<'n> {
     /// A zone-loss restore rebuilds it in another zone: the restore's name, tagged on the
     /// replacement (nothing of the lost zone is detached or terminated).
     moved: Option<String>,
+    /// Its old instance in the lost zone (same node id), checked again at launch.
+    left_behind: Option<String>,
 }
 
 impl<'n> NodeFlow<'n> {
@@ -304,6 +306,7 @@ impl<'n> NodeFlow<'n> {
             subnet,
             rejoins_as_new: false,
             moved: moved.then(|| restore.name.clone()),
+            left_behind: live_old.filter(|_| moved).map(|i| i.id.clone()),
         })
     }
 
@@ -392,6 +395,7 @@ impl<'n> NodeFlow<'n> {
             if let Some(restore) = &self.moved {
                 deps.extend(self.stop_instance.iter().cloned());
                 params.tags.insert(tags::RESTORE.into(), restore.clone());
+                params.stopped_first = self.left_behind.clone();
             }
             b.step(
                 id.clone(),

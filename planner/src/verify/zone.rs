@@ -86,6 +86,13 @@ impl Verifier<'_> {
                     continue;
                 }
                 if let Some(old) = running_old {
+                    if !matches!(&s.params, Params::ProvisionInstance(p) if p.stopped_first.as_deref() == Some(old.id.as_str()))
+                    {
+                        bad.push((Some(s), format!(
+                            "{}'s launch does not check that its old instance {} no longer runs (a resumed apply may come after the zone gave it back)",
+                            node.name, old.id
+                        )));
+                    }
                     let stopped = self.has_ancestor(
                         i,
                         |a| matches!(&a.params, Params::StopInstance(p) if p.instance_id == old.id),

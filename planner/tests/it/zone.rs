@@ -212,6 +212,21 @@ fn r4_the_verifier_refuses_a_zone_plan_that_touches_the_lost_zone_or_launches_be
         "{:?}",
         r4(&p)
     );
+    // The launch that does not check again that the old instance no longer runs.
+    let mut p = base.clone();
+    let s = p
+        .steps
+        .iter_mut()
+        .find(|s| s.id == "provision_instance:a2")
+        .unwrap();
+    edit(s, |v| v["stopped_first"] = serde_json::Value::Null);
+    assert!(
+        r4(&p)
+            .iter()
+            .any(|m| m.contains("launch does not check that its old instance")),
+        "{:?}",
+        r4(&p)
+    );
     // A volume made in the lost zone.
     let mut p = base.clone();
     let s = p

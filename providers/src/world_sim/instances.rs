@@ -153,6 +153,20 @@ pub(super) fn act(
             }
         }
         Params::ProvisionInstance(p) => {
+            // A zone-loss replacement never launches beside its old instance running again: it
+            // is stopped first (the simulated zone answers, so at once).
+            if let Some(old) = &p.stopped_first
+                && let Some(i) = world.instances.iter_mut().find(|i| {
+                    &i.id == old
+                        && matches!(i.state, InstanceState::Running | InstanceState::Pending)
+                })
+            {
+                i.state = InstanceState::Stopped;
+                return Progress::pending(
+                    format!("{old}, the node's old instance, runs again: stopped first"),
+                    None,
+                );
+            }
             let ip = p.private_ip.clone();
             // An address is taken only in the same region: VPCs (and their subnets) are
             // regional, so a restore elsewhere may reuse the addresses of home.

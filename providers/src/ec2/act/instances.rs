@@ -201,6 +201,28 @@ impl Ec2Provider {
                         Progress::pending(format!("{} {:?}", mine.id, mine.state), None)
                     };
                 }
+                // A zone-loss replacement never launches beside its old instance running again
+                // (the lost zone came back, e.g. between a failure and the resume): it is asked
+                // to stop first, and the launch waits until it no longer runs.
+                if let Some(old) = &p.stopped_first
+                    && let Some(i) = self.instance(old).await?
+                    && matches!(i.state, InstanceState::Running | InstanceState::Pending)
+                {
+                    self.client
+                        .stop_instances()
+                        .instance_ids(old)
+                        .send()
+                        .await
+                        .map_err(|e| self.classify("StopInstances", e))?;
+                    self.changed_instance(Some(&i));
+                    return Progress::pending(
+                        format!(
+                            "{old}, the node's old instance in {}, runs again: asked to stop before the replacement launches",
+                            i.availability_zone
+                        ),
+                        None,
+                    );
+                }
                 // A launch EC2 ended at once (no capacity, a bad image, a key it cannot use): the
                 // same client token would only name that terminated instance again (for hours),
                 // so each attempt has its own, and the reason is said.
