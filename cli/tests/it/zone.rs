@@ -93,6 +93,12 @@ fn r4_a_zone_move_that_failed_halfway_is_resumed_and_other_plans_wait_for_the_po
         "{}",
         text(&status)
     );
+    // b1 counts the moved a1, which answers where the policy does not look yet: not a split.
+    assert!(
+        !text(&status).contains("the cluster is split"),
+        "{}",
+        text(&status)
+    );
 
     // The failed move is resumed, not refused as partly built.
     let resumed = s.asdr(w, &["apply", "--yes", "--restore", "lose-1a"], &[]);
