@@ -60,6 +60,30 @@ fn lost(policy: &Policy) -> World {
     w
 }
 
+/// What a move's apply leaves: a1's and a2's replacements in us-east-1c at their declared
+/// addresses, tagged for the restore (and marked, once the cluster stood).
+fn replacements(w: &mut World, marked: bool) {
+    for (node, ip) in [("a1", "10.0.3.11"), ("a2", "10.0.3.12")] {
+        let mut i = w
+            .instances
+            .iter()
+            .find(|i| i.tags.get("asdr:node").map(String::as_str) == Some("b1"))
+            .unwrap()
+            .clone();
+        i.id = format!("i-new{node}");
+        i.private_ip = Some(ip.into());
+        i.availability_zone = "us-east-1c".into();
+        i.subnet_id = Some("subnet-0ccc".into());
+        i.block_devices.clear();
+        i.tags.insert("asdr:node".into(), node.into());
+        i.tags.insert("asdr:restore".into(), "lose-1a".into());
+        if marked {
+            i.tags.insert("asdr:restore-complete".into(), "true".into());
+        }
+        w.instances.push(i);
+    }
+}
+
 fn zone_plan(policy: &Policy, w: &World) -> Plan {
     plan(policy, w, NOW, &Operation::Restore("lose-1a".into())).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -315,22 +339,7 @@ fn r4_a_move_that_stood_is_not_made_again_and_status_says_where_the_nodes_went()
     let policy = policy();
     let mut w = lost(&policy);
     // What the apply left: each node's replacement in us-east-1c, marked once the cluster stood.
-    for (node, ip) in [("a1", "10.0.3.11"), ("a2", "10.0.3.12")] {
-        let mut i = w
-            .instances
-            .iter()
-            .find(|i| i.tags.get("asdr:node").map(String::as_str) == Some("b1"))
-            .unwrap()
-            .clone();
-        i.id = format!("i-new{node}");
-        i.private_ip = Some(ip.into());
-        i.availability_zone = "us-east-1c".into();
-        i.subnet_id = Some("subnet-0ccc".into());
-        i.block_devices.clear();
-        i.tags.insert("asdr:node".into(), node.into());
-        i.tags.insert("asdr:restore".into(), "lose-1a".into());
-        w.instances.push(i);
-    }
+    replacements(&mut w, false);
     // Built but not yet marked: a move that stopped halfway is resumed from its journal.
     let err = plan(&policy, &w, NOW, &Operation::Restore("lose-1a".into())).unwrap_err();
     assert!(
@@ -533,25 +542,9 @@ fn r4_a_rack_moved_into_a_zone_with_a_rack_of_its_own_is_said_to_share_it() {
 fn r4_a_move_whose_instances_stood_but_do_not_run_is_not_called_partly_built() {
     let policy = policy();
     let mut w = lost(&policy);
-    for (node, ip) in [("a1", "10.0.3.11"), ("a2", "10.0.3.12")] {
-        let mut i = w
-            .instances
-            .iter()
-            .find(|i| i.tags.get("asdr:node").map(String::as_str) == Some("b1"))
-            .unwrap()
-            .clone();
-        i.id = format!("i-new{node}");
-        i.private_ip = Some(ip.into());
-        i.availability_zone = "us-east-1c".into();
-        i.subnet_id = Some("subnet-0ccc".into());
-        i.block_devices.clear();
-        i.tags.insert("asdr:node".into(), node.into());
-        i.tags.insert("asdr:restore".into(), "lose-1a".into());
-        i.tags.insert("asdr:restore-complete".into(), "true".into());
-        if node == "a1" {
-            i.state = InstanceState::Stopped;
-        }
-        w.instances.push(i);
+    replacements(&mut w, true);
+    for i in w.instances.iter_mut().filter(|i| i.id == "i-newa1") {
+        i.state = InstanceState::Stopped;
     }
     let err = plan(&policy, &w, NOW, &Operation::Restore("lose-1a".into()))
         .unwrap_err()

@@ -335,11 +335,7 @@ pub fn policy_for_kinds(
                 "Resource": "arn:aws:ec2:*:*:instance/*",
                 "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}));
             if !regions.pinned.is_empty() {
-                let arns: Vec<String> = regions
-                    .pinned
-                    .iter()
-                    .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
-                    .collect();
+                let arns = pinned_arns(regions, "*");
                 statements.push(json!({"Sid": "SnapshotThePinnedNodes", "Effect": "Allow", "Action": ["ec2:CreateSnapshots"], "Resource": arns}));
             }
             statements.push(json!({"Sid": "SnapshotTheNodesVolumes", "Effect": "Allow", "Action": ["ec2:CreateSnapshots"],
@@ -393,11 +389,7 @@ pub fn policy_for_kinds(
             })
             .collect();
         if !on_instances.is_empty() && !regions.pinned.is_empty() && regions.drill.is_none() {
-            let arns: Vec<String> = regions
-                .pinned
-                .iter()
-                .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
-                .collect();
+            let arns = pinned_arns(regions, "*");
             statements.push(json!({"Sid": "ChangeThePinnedInstances", "Effect": "Allow", "Action": on_instances, "Resource": arns}));
         }
     }
@@ -443,11 +435,7 @@ pub fn policy_for_kinds(
                 "Resource": format!("arn:aws:ec2:{region}:*:instance/*"), "Condition": condition}),
             );
             if !regions.pinned.is_empty() {
-                let arns: Vec<String> = regions
-                    .pinned
-                    .iter()
-                    .map(|i| format!("arn:aws:ec2:{region}:*:instance/{i}"))
-                    .collect();
+                let arns = pinned_arns(regions, region);
                 statements.push(json!({"Sid": "ClaimThePinnedInstances", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": arns,
                     "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [key]},
                         "Null": {format!("aws:ResourceTag/{key}"): "true"},
@@ -484,11 +472,7 @@ pub fn policy_for_kinds(
             "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}),
         );
         if !regions.pinned.is_empty() {
-            let arns: Vec<String> = regions
-                .pinned
-                .iter()
-                .map(|i| format!("arn:aws:ec2:*:*:instance/{i}"))
-                .collect();
+            let arns = pinned_arns(regions, "*");
             statements.push(json!({"Sid": "RunOnThePinnedNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"], "Resource": arns}));
         }
         statements.push(
@@ -626,5 +610,14 @@ pub fn actions_of(policy: &Value) -> BTreeSet<String> {
         .flatten()
         .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The ARNs of the instances the policy pins, in `region` (`*`: any).
+fn pinned_arns(regions: &Regions, region: &str) -> Vec<String> {
+    regions
+        .pinned
+        .iter()
+        .map(|i| format!("arn:aws:ec2:{region}:*:instance/{i}"))
         .collect()
 }
