@@ -20,7 +20,7 @@ ACTIONS = {
         "DetachVolume", "RunInstances", "StopInstances", "TerminateInstances",
     ],
     "s3": ["DeleteObject", "GetObject", "ListBucket", "PutObject"],
-    "ssm": ["GetCommandInvocation", "SendCommand"],
+    "ssm": ["GetCommandInvocation", "ListCommands", "SendCommand"],
     "kms": ["CreateGrant", "Decrypt", "DescribeKey", "Encrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo"],
     "iam": ["PassRole"],
 }

@@ -17,6 +17,17 @@ Test hooks, by plain HTTP to the same port (never on AWS):
                                                         each resource's type, ARN and tags, the
                                                         request's tags), for the IAM evaluation
     POST /_strict/calls-clear                           forgets them
+    POST /_strict/refuse?action=A&code=C&count=N       the next N EC2 calls of action A answer
+                                                        error C (a quota or capacity refusal
+                                                        moto never gives: snapshots and copies
+                                                        complete at once there, capacity is
+                                                        endless)
+    POST /_strict/lose-s3-puts?count=N                 the next N conditional S3 PutObjects are
+                                                        applied, and answered 500 InternalError
+                                                        (a response lost on the way back: the SDK
+                                                        sends the put again)
+    POST /_strict/s3-conflicts?count=N                 the next N conditional S3 writes answer
+                                                        409 ConditionalRequestConflict
 """
 
 import argparse
@@ -263,6 +274,12 @@ class Strict:
         self.vanish_volumes = 0
         self.refused = []
         self.calls = []
+        self.lose_s3_puts = 0
+        # action -> [code, count]: refusals to give (EC2 API Reference, "Error codes":
+        # ConcurrentSnapshotLimitExceeded, ResourceLimitExceeded, InsufficientInstanceCapacity,
+        # VolumeInUse are answered while a quota or the capacity is exhausted).
+        self.refusals = {}
+        self.s3_conflicts = 0
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -272,6 +289,9 @@ class Strict:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        conditional = environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH")
+        if conditional and environ.get("REQUEST_METHOD") in ("PUT", "DELETE"):
+            return self.s3_conditional(environ, start_response)
         params = {}
         if environ.get("REQUEST_METHOD") == "POST" and b"Action=" in body:
             params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()}
@@ -279,6 +299,11 @@ class Strict:
         if not action or params.get("Version") != "2016-11-15":
             return self.app(environ, start_response)
         try:
+            with self.lock:
+                pending = self.refusals.get(action)
+                if pending and pending[1] > 0:
+                    pending[1] -= 1
+                    raise Refusal(pending[0], f"refused by the test ({pending[0]})")
             ec2_rules(action, params)
         except Refusal as e:
             with self.lock:
@@ -288,8 +313,10 @@ class Strict:
             checks = authorization(action, params, region_of(environ))
         except Exception as e:  # a call the model does not know: recorded as such
             checks = [{"action": f"ec2:{action}", "error": repr(e)}]
-        with self.lock:
-            self.calls.extend(checks)
+        # The tests' Nitro emulator reads EC2 as a guest's udev would see it: not asdr's calls.
+        if "Credential=nitro/" not in environ.get("HTTP_AUTHORIZATION", ""):
+            with self.lock:
+                self.calls.extend(checks)
         if action in ("RunInstances", "CreateVolume") and params.get("ClientToken"):
             return self.idempotent(environ, start_response, action, params)
         return self.app(environ, start_response)
@@ -327,6 +354,34 @@ class Strict:
         start_response(status, captured["headers"])
         return [body]
 
+    def s3_conditional(self, environ, start_response):
+        # Amazon S3 User Guide, "Conditional writes": a conditional write that conflicts with
+        # another in flight answers 409 ConditionalRequestConflict ("retry the request"); a
+        # precondition that does not hold answers 412 (moto's own).
+        with self.lock:
+            conflict = self.s3_conflicts > 0
+            if conflict:
+                self.s3_conflicts -= 1
+            lose = not conflict and self.lose_s3_puts > 0 and environ["REQUEST_METHOD"] == "PUT"
+            if lose:
+                self.lose_s3_puts -= 1
+        if conflict:
+            return s3_error(start_response, "409 Conflict", "ConditionalRequestConflict",
+                            "A conflicting operation occurred. Retry the request.")
+        if lose:
+            # The put is applied; its answer never arrives.
+            done = {}
+
+            def swallow(status, headers, exc_info=None):
+                done["status"] = status
+                return lambda _data: None
+
+            for _ in self.app(environ, swallow):
+                pass
+            return s3_error(start_response, "500 Internal Server Error", "InternalError",
+                            "We encountered an internal error. Please try again.")
+        return self.app(environ, start_response)
+
     def terminate(self, region, body):
         """The instance just launched ends at once, as EC2 ends a launch it cannot place."""
         from moto.ec2.models import ec2_backends
@@ -358,6 +413,18 @@ class Strict:
             with self.lock:
                 self.vanish_volumes = int(query.get("count", ["1"])[0])
             out = b"ok\n"
+        elif command == "refuse":
+            with self.lock:
+                self.refusals[query["action"][0]] = [query["code"][0], int(query.get("count", ["1"])[0])]
+            out = b"ok\n"
+        elif command == "lose-s3-puts":
+            with self.lock:
+                self.lose_s3_puts = int(query.get("count", ["1"])[0])
+            out = b"ok\n"
+        elif command == "s3-conflicts":
+            with self.lock:
+                self.s3_conflicts = int(query.get("count", ["1"])[0])
+            out = b"ok\n"
         elif command == "calls":
             import json
 
@@ -375,6 +442,13 @@ class Strict:
             return [b"unknown strict-aws command\n"]
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
         return [out]
+
+
+def s3_error(start_response, status, code, message):
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>{uuid.uuid4()}</RequestId></Error>").encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def main():

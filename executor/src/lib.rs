@@ -122,6 +122,7 @@ mod tests {
             rolling: true,
             start: None,
             node_id: None,
+            devices: Vec::new(),
         };
         let stable = Stable {
             size: 2,

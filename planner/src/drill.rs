@@ -214,7 +214,12 @@ pub(crate) fn new_cluster(
         );
         let view = at.obs.node(&node.name);
         let mut attached = Vec::new();
-        for d in &view.volumes {
+        let mut device_checks = Vec::new();
+        let stand_in_vars = NodeVars::new(&spec.cluster_name, &stand_in);
+        let path_of = |ebs: &str| crate::nodes::config_path_of(ctx.policy, &stand_in_vars, ebs);
+        let mut volumes: Vec<_> = view.volumes.iter().collect();
+        volumes.sort_by_key(|d| crate::nodes::attach_rank(&path_of(&d.ebs).unwrap_or_default()));
+        for d in volumes {
             let snap = set
                 .snapshot_for(&node.name, &d.ebs)
                 .expect("check_set_covers saw it");
@@ -290,10 +295,20 @@ pub(crate) fn new_cluster(
                     volume_id: learned(&create),
                 }),
             );
+            if let Some(path) = path_of(&d.ebs) {
+                device_checks.push(params::DeviceCheck {
+                    path,
+                    ebs: d.ebs.clone(),
+                    volume_id: learned(&create),
+                });
+            }
+            // One at a time, in the order the config's NVMe numbers expect.
+            let mut deps = vec![ready, provision.clone()];
+            deps.extend(attached.last().cloned());
             attached.push(b.step(
                 format!("attach_volume:{dn}:{}", d.ebs),
                 Some(&dn),
-                vec![ready, provision.clone()],
+                deps,
                 Params::AttachVolume(params::AttachVolume {
                     volume_id: learned(&create),
                     instance_id: Some(learned(&provision)),
@@ -357,6 +372,7 @@ pub(crate) fn new_cluster(
                     [id] => Some(id.clone()),
                     _ => None,
                 },
+                devices: device_checks,
             }),
         ));
     }

@@ -135,6 +135,7 @@ pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Step
         rolling: true,
         start: None,
         node_id: None,
+        devices: Vec::new(),
     };
     match kind {
         StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
@@ -173,7 +174,38 @@ pub(crate) fn start_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Sta
         rolling: true,
         start: Some(kind),
         node_id: None,
+        devices: Vec::new(),
     })
+}
+
+/// What aerospike.conf names the EBS volume attached at `ebs`: its namespace device's shadow,
+/// else the device, rendered for the node `vars` describe.
+pub(crate) fn config_path_of(
+    policy: &asdr_specs::Policy,
+    vars: &asdr_specs::NodeVars,
+    ebs: &str,
+) -> Option<String> {
+    policy
+        .cluster
+        .namespaces
+        .iter()
+        .flat_map(|ns| &ns.devices)
+        .find(|d| render(&d.ebs, vars) == ebs)
+        .map(|d| render(d.shadow.as_ref().unwrap_or(&d.device), vars))
+}
+
+/// Where a volume whose config path is `path` goes in its instance's attach order. Volumes are
+/// attached one at a time in the order of the NVMe numbers their paths name: a Nitro kernel
+/// numbers devices as they arrive, so parallel attaches would hand out the numbers at random
+/// (the start checks every path anyway). Other names (`/dev/sdf`, udev's stable links) sort
+/// after, by name.
+pub(crate) fn attach_rank(path: &str) -> (u32, String) {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let number = name
+        .strip_prefix("nvme")
+        .and_then(|rest| rest.split('n').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    (number.unwrap_or(u32::MAX), path.to_string())
 }
 
 /// A backup not yet due, on a cluster with a node down: the plan says so (it has nothing to do

@@ -82,6 +82,24 @@ pub struct NodeService {
     /// is never taken as started (R18).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
+    /// start_node only: the EBS volumes this node's aerospike.conf names, each checked on the
+    /// node to be the device at its path before Aerospike starts. On Nitro instances the kernel
+    /// numbers NVMe devices in the order volumes arrive (`/dev/nvme3n1` is whichever came first),
+    /// so a path can name another volume than the one attached at its `ebs` name: started on it,
+    /// a namespace would read another namespace's (or another node's) data as its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceCheck>,
+}
+
+/// One device a start checks: `path` (as aerospike.conf names it) must be the volume
+/// `volume_id`, attached at `ebs`. Read on the node: the volume's stable name
+/// (`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol…`, the NVMe serial is the volume id)
+/// and `path` resolve to one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceCheck {
+    pub path: String,
+    pub ebs: String,
+    pub volume_id: Ref,
 }
 
 /// How a node's Aerospike comes up, which decides whether it reads its storage (R17).

@@ -16,6 +16,8 @@ pub mod testkit_history;
 pub mod testkit_iam;
 #[cfg(feature = "testkit")]
 pub mod testkit_moto;
+#[cfg(feature = "testkit")]
+pub mod testkit_nitro;
 pub mod world_file;
 pub mod world_provider;
 pub mod world_sim;

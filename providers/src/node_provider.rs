@@ -15,6 +15,7 @@ use crate::aerospike::node::{cluster_stable, quiesce_state, recluster};
 use crate::exec::{Target, Transport, TransportError, quote, read_file, run_ok, write_file};
 use crate::store::{Store, StoreError, sha256_hex};
 
+mod devices;
 mod drained;
 mod roster;
 mod smd;
@@ -68,6 +69,9 @@ pub struct NodeProvider<T, S> {
     /// The cold starts (R17) this process ran, by step id: only those are evidence that a node
     /// answering after a swap read its restored volumes.
     cold_started: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Starts waiting for a volume's device link, by step id: since when.
+    device_waits: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
+    device_grace: Duration,
 }
 
 impl<T, S> std::fmt::Debug for NodeProvider<T, S> {
@@ -133,6 +137,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             local: crate::exec::local::Local::default(),
             cold_started: Default::default(),
             drains: Default::default(),
+            device_waits: Default::default(),
+            device_grace: devices::device_grace(),
         }
     }
 
@@ -304,6 +310,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 .expect("not poisoned")
                 .contains(&input.step.id)
         };
+        // Never started on a device that is not the volume attached for it, whoever started it.
+        if start && let Some(why) = self.check_devices(input, &name).await? {
+            return Progress::pending(why, None);
+        }
         if start && self.answers(&name).await {
             if cold && !ran_cold() {
                 // Something else started the node after its volumes were swapped (an operator,
@@ -453,6 +463,8 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             // A node answering is no evidence that it started cold (R17): that start is the
             // step's own to make.
             Params::StartNode(p) if p.start == Some(StartKind::Cold) => None,
+            // Its devices are checked by the step itself, answering or not.
+            Params::StartNode(p) if !p.devices.is_empty() => None,
             Params::StartNode(_) => {
                 let name = Self::node(&input)?;
                 if self.answers(&name).await {

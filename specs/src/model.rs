@@ -365,9 +365,11 @@ pub struct Copy {
     pub max_in_flight: u32,
 }
 
-/// The default of `backup.copies[].max_in_flight`: AWS limits concurrent snapshot copies per
-/// destination region (the quota is adjustable; asdr stays well under the default).
+/// The default of `backup.copies[].max_in_flight`: EBS limits concurrent snapshot copies per
+/// destination region, for the whole account; asdr leaves most of it to others.
 pub const DEFAULT_COPIES_IN_FLIGHT: u32 = 5;
+/// EBS's quota of concurrent snapshot copies into one region (per account).
+pub const MAX_COPIES_IN_FLIGHT: u32 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retain {

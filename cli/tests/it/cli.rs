@@ -658,6 +658,7 @@ fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() 
             "s3:ListBucket",
             "s3:PutObject",
             "ssm:GetCommandInvocation",
+            "ssm:ListCommands",
             "ssm:SendCommand"
         ])
     );
@@ -690,6 +691,7 @@ fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() 
         "s3:GetObject",
         "s3:ListBucket",
         "ssm:GetCommandInvocation",
+        "ssm:ListCommands",
         "ssm:SendCommand",
     ]);
     want.extend(set(&KMS));

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
+use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces_at};
 use asdr_providers::testkit_moto::{Moto, SeedNode, tag_spec as spec};
+use asdr_providers::testkit_nitro::Nitro;
 use assert_cmd::cargo::CommandCargoExt;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
@@ -23,6 +24,8 @@ pub(crate) struct Env {
     /// node → (ip, az, instance id)
     layout: BTreeMap<String, (String, String, String)>,
     subnets: BTreeMap<String, String>,
+    /// What each node's guest sees of its volumes (`<dir>/nodes/<node>/dev`).
+    pub(crate) nitro: Nitro,
 }
 
 /// One node of a cluster in moto: its instance at `ip` in `subnet`, and a gp3 volume attached at
@@ -96,6 +99,16 @@ pub(crate) async fn seed_subnets(
 /// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
 /// starts the Aerospike test nodes at those addresses.
 pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
+    env_with(base, policy_edits, &[]).await
+}
+
+/// [`env`], the nodes reporting each device path with `renamed` applied (`("nvme3n1", "sdf")`:
+/// a policy that names that device by another link, edited to say so).
+pub(crate) async fn env_with(
+    base: u8,
+    policy_edits: &[(&str, &str)],
+    renamed: &[(&str, &str)],
+) -> Env {
     let moto = Moto::start();
     let ec2 = moto.ec2();
     let subnets = seed_subnets(
@@ -117,12 +130,20 @@ pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         layout.insert(node.to_string(), (ip.clone(), az.to_string(), id));
     }
     let dir = tempfile::tempdir().unwrap();
-    let namespaces = example_namespaces();
+    let root = dir.path().display().to_string();
+    let mut namespaces = example_namespaces_at(&root);
+    for ns in &mut namespaces {
+        for (dev, shadow) in &mut ns.devices {
+            for (from, to) in renamed {
+                *dev = dev.replace(from, to);
+                *shadow = shadow.as_ref().map(|s| s.replace(from, to));
+            }
+        }
+    }
     let addrs: Vec<(&str, &str)> = plan.iter().map(|(n, ip, _)| (*n, ip.as_str())).collect();
     let nodes = TestCluster::start(&addrs, namespaces, true, &dir.path().join("control"))
         .await
         .unwrap();
-    let root = dir.path().display().to_string();
     let ip = |n: &str| layout[n].0.clone();
     let policy = ExamplePolicy::prod_east()
         .edit(
@@ -130,6 +151,7 @@ pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
             "",
         )
         .on_test_nodes(&root, nodes.port(), [&ip("a1"), &ip("b1"), &ip("a2")])
+        .on_lab_devices(&root)
         .edits(&[
             ("subnet-0aaa", subnets["us-east-1a"].as_str()),
             ("subnet-0bbb", subnets["us-east-1b"].as_str()),
@@ -145,6 +167,9 @@ pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
     for n in ["a1", "b1", "a2"] {
         std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
     }
+    // The root volume is nvme0n1 and the two instance-store drives nvme1n1 and nvme2n1: data
+    // volumes are numbered from 3, as the policy's shadows expect.
+    let nitro = Nitro::start(&moto.endpoint, &["us-east-1", "us-west-2"], dir.path(), 3);
     Env {
         moto,
         ec2,
@@ -152,6 +177,7 @@ pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {
         dir,
         layout,
         subnets,
+        nitro,
     }
 }
 
@@ -903,7 +929,7 @@ pub(crate) async fn drill_env(base: u8, objects: u64) -> (Env, TestCluster) {
         ("a2@q1", format!("127.0.1.{}", d + 1)),
     ];
     let addrs: Vec<(&str, &str)> = stand_ins.iter().map(|(n, ip)| (*n, ip.as_str())).collect();
-    let namespaces = example_namespaces();
+    let namespaces = example_namespaces_at(&env.dir.path().display().to_string());
     let drill_nodes = TestCluster::start_at(
         &addrs,
         namespaces,

@@ -405,26 +405,39 @@ impl<'n> NodeFlow<'n> {
             )
         });
         let mut before_start = Vec::new();
-        for (
-            DeviceFlow {
-                ebs,
-                volume: volume_ref,
-                ready,
-                ..
-            },
-            detach,
-        ) in self.devices.iter().zip(&detach_of)
-        {
+        let vars = ctx.vars(node);
+        let path_of = |ebs: &str| crate::nodes::config_path_of(ctx.policy, &vars, ebs);
+        let mut order: Vec<usize> = (0..self.devices.len()).collect();
+        order.sort_by_key(|&i| {
+            crate::nodes::attach_rank(&path_of(&self.devices[i].ebs).unwrap_or_default())
+        });
+        let mut previous: Option<String> = None;
+        for i in order {
+            let (
+                DeviceFlow {
+                    ebs,
+                    volume: volume_ref,
+                    ready,
+                    ..
+                },
+                detach,
+            ) = (&self.devices[i], &detach_of[i]);
             let unchanged = detach.is_none() && ready.is_empty() && !self.replaced;
             if unchanged {
                 continue;
             }
             let mut deps: Vec<String> = ready.clone();
-            deps.extend(detach.iter().cloned());
             deps.extend(provision.iter().cloned());
             deps.extend(self.stop.iter().cloned());
             deps.extend(all_stops.iter().cloned());
-            before_start.push(b.step(
+            // The first attach after every detach of the node (a number the kernel frees is the
+            // one the next arrival takes); each later one after the attach before it.
+            match previous.take() {
+                Some(p) => deps.push(p),
+                None => deps.extend(detach_of.iter().flatten().cloned()),
+            }
+            deps.extend(detach.iter().cloned());
+            let id = b.step(
                 format!("attach_volume:{}:{ebs}", node.name),
                 Some(&node.name),
                 deps,
@@ -433,8 +446,25 @@ impl<'n> NodeFlow<'n> {
                     instance_id: self.instance.clone(),
                     device: ebs.clone(),
                 }),
-            ));
+            );
+            previous = Some(id.clone());
+            before_start.push(id);
         }
+        // Every EBS path the config names is checked on the node before it starts on them.
+        let device_checks: Vec<params::DeviceCheck> = if before_start.is_empty() {
+            Vec::new()
+        } else {
+            self.devices
+                .iter()
+                .filter_map(|d| {
+                    Some(params::DeviceCheck {
+                        path: path_of(&d.ebs)?,
+                        ebs: d.ebs.clone(),
+                        volume_id: d.volume.clone(),
+                    })
+                })
+                .collect()
+        };
         // R17: a volume attached to the node's own instance must be read at start.
         let mut swapped = !before_start.is_empty();
         let out_of_service: Vec<String> =
@@ -546,6 +576,9 @@ impl<'n> NodeFlow<'n> {
         let mut start = start_params(ctx, node, kind);
         if let (Params::StartNode(s), Some(id)) = (&mut start, written_id) {
             s.node_id = Some(id);
+        }
+        if let Params::StartNode(s) = &mut start {
+            s.devices = device_checks;
         }
         b.step(
             format!("start_node:{}", node.name),

@@ -89,6 +89,35 @@ impl ExamplePolicy {
         .cold_start_on_test_nodes(root)
     }
 
+    /// The namespaces' devices in each node's own device tree under `<root>/nodes/<node>/dev`
+    /// (where the Nitro emulator puts what a guest sees of its volumes), attached at the same
+    /// EBS names.
+    pub fn on_lab_devices(self, root: &str) -> ExamplePolicy {
+        let at = |name: &str| format!("{root}/nodes/{{{{ node }}}}/dev/{name}");
+        self.edits(&[
+            (
+                "device: /dev/nvme1n1    #".to_string(),
+                format!("device: {}    #", at("nvme1n1")),
+            ),
+            (
+                "shadow: /dev/nvme3n1    #".to_string(),
+                format!("shadow: {}    #", at("nvme3n1")),
+            ),
+            (
+                "device: /dev/nvme2n1\n".to_string(),
+                format!("device: {}\n", at("nvme2n1")),
+            ),
+            (
+                "shadow: /dev/nvme4n1\n".to_string(),
+                format!("shadow: {}\n", at("nvme4n1")),
+            ),
+            (
+                "- device: /dev/sdh        #".to_string(),
+                format!("- ebs: /dev/sdh\n          device: {}        #", at("sdh")),
+            ),
+        ])
+    }
+
     /// What `asd-coldstart` does, as the in-test nodes see it: a start that leaves
     /// `<root>/control/<node>.cold`, so the node records a cold start (Enterprise emulation).
     fn cold_start_on_test_nodes(self, root: &str) -> ExamplePolicy {

@@ -371,6 +371,7 @@ impl<'a> Verifier<'a> {
         }
         self.check_encryption(&op);
         self.check_r17_starts();
+        self.check_r5_devices();
         self.check_asrestore_chains();
     }
 

@@ -100,4 +100,92 @@ impl<'a> Verifier<'a> {
             self.bad("R17", Some(s), m);
         }
     }
+
+    /// R5: a node starts on the volumes attached for it. Every volume the plan attaches to a
+    /// node is checked on the node by its start (the path aerospike.conf names for that
+    /// attachment resolves to the volume's own device), and a node's attaches come one at a
+    /// time: a Nitro kernel numbers devices as they arrive.
+    pub(super) fn check_r5_devices(&mut self) {
+        let mut bad: Vec<(&Step, String)> = Vec::new();
+        let attaches: Vec<&Step> = self
+            .plan
+            .steps
+            .iter()
+            .filter(|x| x.kind() == StepKind::AttachVolume)
+            .collect();
+        for (_, s) in self.steps(StepKind::StartNode) {
+            let Params::StartNode(p) = &s.params else {
+                continue;
+            };
+            let node = self.step_node(s);
+            for a in attaches.iter().filter(|a| a.node == s.node) {
+                let Params::AttachVolume(at) = &a.params else {
+                    continue;
+                };
+                let checked = p.devices.iter().find(|d| d.ebs == at.device);
+                let Some(d) = checked else {
+                    bad.push((
+                        s,
+                        format!(
+                            "starts the node without checking on it that the volume {} attaches at {} is the device its config names",
+                            a.id, at.device
+                        ),
+                    ));
+                    continue;
+                };
+                if d.volume_id != at.volume_id {
+                    bad.push((
+                        s,
+                        format!(
+                            "checks another volume at {} than the one {} attaches",
+                            at.device, a.id
+                        ),
+                    ));
+                }
+                let want = node.and_then(|n| {
+                    self.policy
+                        .cluster
+                        .namespaces
+                        .iter()
+                        .flat_map(|ns| &ns.devices)
+                        .find(|x| self.render(&x.ebs, n) == at.device)
+                        .map(|x| self.render(x.shadow.as_ref().unwrap_or(&x.device), n))
+                });
+                if let Some(want) = want
+                    && want != d.path
+                {
+                    bad.push((
+                        s,
+                        format!(
+                            "checks {} for the volume at {}, but aerospike.conf names {want} for it",
+                            d.path, at.device
+                        ),
+                    ));
+                }
+            }
+        }
+        // One at a time per node: at most one of a node's attaches waits for none of the others.
+        let mut first: BTreeMap<Option<String>, String> = BTreeMap::new();
+        for (i, a) in self.steps(StepKind::AttachVolume) {
+            let after_one = self.has_ancestor(i, |x| {
+                x.kind() == StepKind::AttachVolume && x.node == a.node
+            });
+            if after_one {
+                continue;
+            }
+            if let Some(other) = first.get(&a.node) {
+                bad.push((
+                    a,
+                    format!(
+                        "attaches beside {other} on the same node: the kernel would number the devices in whatever order they arrive"
+                    ),
+                ));
+            } else {
+                first.insert(a.node.clone(), a.id.clone());
+            }
+        }
+        for (s, m) in bad {
+            self.bad("R5", Some(s), m);
+        }
+    }
 }

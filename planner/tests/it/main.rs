@@ -3,6 +3,7 @@
 
 mod asbackup;
 mod consistency;
+mod devices;
 mod enterprise;
 mod manifests;
 mod node_ids;

@@ -15,6 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+mod examples;
+pub use examples::{example_namespaces, example_namespaces_at};
+
 use super::info::{HEADER_LEN, decode_header, encode_header};
 
 #[derive(Debug, Clone)]
@@ -293,9 +296,12 @@ impl State {
                     ns.replication_factor,
                     self.sc.contains_key(&ns.name)
                 );
+                // `{node}` in a path: each node's own device tree (a lab's).
                 for (i, (dev, shadow)) in ns.devices.iter().enumerate() {
+                    let dev = dev.replace("{node}", node);
                     out.push_str(&format!(";storage-engine.device[{i}]={dev}"));
                     if let Some(s) = shadow {
+                        let s = s.replace("{node}", node);
                         out.push_str(&format!(";storage-engine.device[{i}].shadow={s}"));
                     }
                 }
@@ -680,24 +686,4 @@ async fn connection(
         stream.write_all(&encode_header(reply.len() as u64)).await?;
         stream.write_all(reply.as_bytes()).await?;
     }
-}
-
-/// The namespaces of the example policy (examples/prod-east): `users` on two shadowed devices,
-/// `events` on one EBS device.
-pub fn example_namespaces() -> Vec<TestNamespace> {
-    vec![
-        TestNamespace {
-            name: "users".into(),
-            replication_factor: 2,
-            devices: vec![
-                ("/dev/nvme1n1".into(), Some("/dev/nvme3n1".into())),
-                ("/dev/nvme2n1".into(), Some("/dev/nvme4n1".into())),
-            ],
-        },
-        TestNamespace {
-            name: "events".into(),
-            replication_factor: 2,
-            devices: vec![("/dev/sdh".into(), None)],
-        },
-    ]
 }

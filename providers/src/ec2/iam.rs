@@ -109,6 +109,7 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         a.extend([
             ("ssm:SendCommand", Other),
             ("ssm:GetCommandInvocation", Other),
+            ("ssm:ListCommands", Other),
         ]);
     }
     if s3 {
@@ -465,7 +466,8 @@ pub fn policy_for_kinds(
         .collect();
     if !ssm_actions.is_empty() {
         // SendCommand authorizes the instance (the cluster's, or pinned) and the document;
-        // GetCommandInvocation has no resource to scope.
+        // GetCommandInvocation and ListCommands (a command still running is found again, never
+        // sent twice) have no resource to scope.
         statements.push(
             json!({"Sid": "RunOnTheNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"],
             "Resource": "arn:aws:ec2:*:*:instance/*",
@@ -479,7 +481,7 @@ pub fn policy_for_kinds(
             json!({"Sid": "RunTheShellDocument", "Effect": "Allow", "Action": ["ssm:SendCommand"],
             "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"}),
         );
-        statements.push(json!({"Sid": "ReadCommandResults", "Effect": "Allow", "Action": ["ssm:GetCommandInvocation"], "Resource": "*"}));
+        statements.push(json!({"Sid": "ReadCommandResults", "Effect": "Allow", "Action": ["ssm:GetCommandInvocation", "ssm:ListCommands"], "Resource": "*"}));
     }
     let s3_actions: Vec<&str> = other
         .iter()

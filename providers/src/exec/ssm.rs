@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::Client;
-use aws_sdk_ssm::types::CommandInvocationStatus;
+use aws_sdk_ssm::types::{CommandInvocationStatus, CommandStatus};
 use base64::Engine;
 
 use super::{Output, Target, Transport, TransportError};
@@ -16,6 +16,13 @@ use super::{Output, Target, Transport, TransportError};
 pub const OUTPUT_LIMIT: usize = 24_000;
 /// Standard input travels inside the command parameter, which SSM bounds.
 pub const STDIN_LIMIT: usize = 32 * 1024;
+/// `executionTimeout` of every command: the longest a step's command may run on a node (an
+/// asbackup of a large namespace: 3 h, as plan-format.md says). AWS-RunShellScript's default,
+/// 3,600 s, would kill a long asbackup half way.
+pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+/// How long a new instance's agent may take to register (SendCommand answers InvalidInstanceId
+/// until it has): minutes after launch, more on a slow boot.
+pub const REGISTRATION_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Instances launched by this apply, by node: (instance id, region).
 type Launched = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, Option<String>)>>>;
@@ -31,7 +38,12 @@ pub struct Ssm {
     /// are not in the world observed before it.
     launched: Launched,
     pub poll: Duration,
+    /// How long `run` waits for one command: past the command's own execution timeout, so SSM
+    /// has stopped it by then. A command still running when `run` gives up is never sent again:
+    /// the next `run` of it finds it by its comment and waits for that one.
     pub timeout: Duration,
+    pub execution_timeout: Duration,
+    pub registration_wait: Duration,
 }
 
 impl Ssm {
@@ -42,7 +54,9 @@ impl Ssm {
             instances,
             launched: Launched::default(),
             poll: Duration::from_secs(1),
-            timeout: Duration::from_secs(600),
+            timeout: EXECUTION_TIMEOUT + Duration::from_secs(300),
+            execution_timeout: EXECUTION_TIMEOUT,
+            registration_wait: REGISTRATION_WAIT,
         }
     }
 
@@ -87,6 +101,95 @@ pub fn script(command: &str, stdin: Option<&[u8]>) -> String {
     }
 }
 
+/// The comment a command is sent with: the node, and a digest of the instance and the script, so
+/// a command still running is found again instead of being sent twice (SSM caps comments at
+/// 100 characters).
+pub fn comment(node: &str, instance: &str, script: &str) -> String {
+    let digest = crate::store::sha256_hex(format!("{instance}\n{script}").as_bytes());
+    let node: String = node.chars().take(60).collect();
+    format!("asdr {node} {}", &digest[..24])
+}
+
+impl Ssm {
+    /// The command sent with `comment` to `instance` that is still pending or running, if any
+    /// (sent by an earlier `run` that gave up waiting, or by an apply that was killed).
+    async fn in_flight(&self, client: &Client, instance: &str, comment: &str) -> Option<String> {
+        let listed = client
+            .list_commands()
+            .instance_id(instance)
+            .send()
+            .await
+            .ok()?;
+        listed
+            .commands()
+            .iter()
+            .filter(|c| c.comment() == Some(comment))
+            .find(|c| {
+                matches!(
+                    c.status(),
+                    Some(CommandStatus::Pending | CommandStatus::InProgress)
+                )
+            })
+            .and_then(|c| c.command_id())
+            .map(str::to_string)
+    }
+
+    /// SendCommand; a new instance whose agent has not registered yet (InvalidInstanceId) is
+    /// waited for, up to `registration_wait`.
+    async fn send(
+        &self,
+        client: &Client,
+        instance: &str,
+        script: &str,
+        comment: &str,
+    ) -> Result<String, String> {
+        let started = Instant::now();
+        loop {
+            let sent = client
+                .send_command()
+                .document_name("AWS-RunShellScript")
+                .instance_ids(instance)
+                .parameters("commands", vec![script.to_string()])
+                .parameters(
+                    "executionTimeout",
+                    vec![self.execution_timeout.as_secs().to_string()],
+                )
+                .comment(comment)
+                .send()
+                .await;
+            match sent {
+                Ok(sent) => {
+                    return sent
+                        .command()
+                        .and_then(|c| c.command_id())
+                        .map(str::to_string)
+                        .ok_or_else(|| "SendCommand returned no command id".into());
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_invalid_instance_id())
+                        && started.elapsed() < self.registration_wait =>
+                {
+                    // Not registered with SSM yet (or not running): a new instance's agent
+                    // takes minutes.
+                    tokio::time::sleep(self.poll.max(Duration::from_millis(1))).await;
+                }
+                Err(e) => {
+                    let mut why = crate::aws_error::one_line("SendCommand", &e, None);
+                    let waited = started.elapsed();
+                    if waited >= self.registration_wait {
+                        why.push_str(&format!(
+                            " (instance {instance} not registered with SSM after {}s: is its agent running, and may its instance profile use SSM?)",
+                            waited.as_secs()
+                        ));
+                    }
+                    return Err(why);
+                }
+            }
+        }
+    }
+}
+
 impl Transport for Ssm {
     fn streams_binary(&self) -> bool {
         false
@@ -118,20 +221,15 @@ impl Transport for Ssm {
                 stdin.map_or(0, |b| b.len())
             )));
         }
-        let sent = client
-            .send_command()
-            .document_name("AWS-RunShellScript")
-            .instance_ids(instance)
-            .parameters("commands", vec![script(command, stdin.as_deref())])
-            .comment(format!("asdr: {}", target.node))
-            .send()
-            .await
-            .map_err(|e| unreachable(crate::aws_error::one_line("SendCommand", &e, None)))?;
-        let command_id = sent
-            .command()
-            .and_then(|c| c.command_id())
-            .ok_or_else(|| unreachable("SendCommand returned no command id".into()))?
-            .to_string();
+        let script = script(command, stdin.as_deref());
+        let comment = comment(&target.node, instance, &script);
+        let command_id = match self.in_flight(client, instance, &comment).await {
+            Some(id) => id,
+            None => self
+                .send(client, instance, &script, &comment)
+                .await
+                .map_err(unreachable)?,
+        };
         let started = Instant::now();
         loop {
             if started.elapsed() > self.timeout {

@@ -195,6 +195,12 @@ impl S3Lock {
         let Some(found) = self.found().await? else {
             return Err(self.io("the lock was released meanwhile: try again"));
         };
+        // This apply's own write, whose answer was lost: the SDK sent the put again, and S3
+        // refused the copy because the first had made the object (the holder text names this
+        // process and its start, so no other apply writes the same).
+        if found.holder == holder.trim() {
+            return Ok(found.etag);
+        }
         if found.age <= self.lease() {
             return Err(S3LockError::Held {
                 uri: self.uri.clone(),
@@ -228,28 +234,44 @@ impl S3Lock {
     }
 
     async fn put(&self, holder: &str, condition: Condition<'_>) -> Result<String, S3LockError> {
-        let mut put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .body(ByteStream::from(holder.as_bytes().to_vec()));
-        put = match condition {
-            Condition::Absent => put.if_none_match("*"),
-            Condition::Version(etag) => put.if_match(etag),
-        };
-        match put.send().await {
-            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
-            Err(e)
-                if e.raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
-            {
-                Err(S3LockError::Lost {
-                    uri: self.uri.clone(),
-                    message: "another version of the lock object is there".into(),
-                })
+        let put = || {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .body(ByteStream::from(holder.as_bytes().to_vec()));
+            match condition {
+                Condition::Absent => put.if_none_match("*"),
+                Condition::Version(etag) => put.if_match(etag),
             }
-            Err(e) => Err(self.io(crate::aws_error::one_line("S3 PutObject", &e, None))),
+        };
+        // 409 ConditionalRequestConflict: another conditional write to the object was in
+        // flight; S3 says to send it again.
+        let mut conflicts = 0;
+        loop {
+            match put().send().await {
+                Ok(out) => return Ok(out.e_tag().unwrap_or_default().to_string()),
+                Err(e)
+                    if e.raw_response()
+                        .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
+                {
+                    return Err(S3LockError::Lost {
+                        uri: self.uri.clone(),
+                        message: "another version of the lock object is there".into(),
+                    });
+                }
+                Err(e)
+                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 409)
+                        && conflicts < CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << conflicts)).await;
+                }
+                Err(e) => {
+                    return Err(self.io(crate::aws_error::one_line("S3 PutObject", &e, None)));
+                }
+            }
         }
     }
 
@@ -309,6 +331,9 @@ impl S3Lock {
     }
 }
 
+/// Puts answered 409 (a conflicting conditional write in flight) sent again before giving up.
+const CONFLICT_RETRIES: u32 = 4;
+
 /// What a conditional delete of the lock object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deleted {
@@ -319,6 +344,7 @@ enum Deleted {
     Changed,
 }
 
+#[derive(Clone, Copy)]
 enum Condition<'a> {
     /// Only if there is no lock object.
     Absent,

@@ -156,7 +156,11 @@ async fn ssm_sends_a_run_shell_script_and_polls_the_invocation_until_it_ends() {
                 .build()
         })
         .build();
-    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let client = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &send, &get]
+    );
     let mut ssm = Ssm::new(
         client,
         BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
@@ -201,7 +205,11 @@ async fn ssm_reports_a_failed_command_and_refuses_output_it_would_truncate() {
                 .build()
         })
         .build();
-    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &failed]);
+    let client = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &send, &failed]
+    );
     let ssm = Ssm::new(
         client,
         BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
@@ -371,7 +379,11 @@ async fn over_ssm_copy_smd_sends_the_node_side_script() {
             .standard_output_content(format!("{shown}\n"))
             .build()
     });
-    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let client = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &send, &get]
+    );
     let ssm = Ssm::new(
         client,
         BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
@@ -606,7 +618,11 @@ async fn ssm_errors_are_one_line_naming_the_call_and_the_cause() {
                 .build(),
         )
     });
-    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&refused]);
+    let client = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &refused]
+    );
     let ssm = Ssm::new(
         client,
         BTreeMap::from([("a1".to_string(), "i-0a1".to_string())]),
@@ -644,13 +660,21 @@ async fn ssm_reaches_a_node_this_apply_launched_in_its_own_region() {
                 .response_code(0)
                 .build()
         });
-    let west = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &get]);
+    let west = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &send, &get]
+    );
     let home_send = mock!(aws_sdk_ssm::Client::send_command).then_output(|| {
         SendCommandOutput::builder()
             .command(SsmCommand::builder().command_id("cmd-h").build())
             .build()
     });
-    let home = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&home_send]);
+    let home = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        &[&crate::ssm::none_in_flight(), &home_send]
+    );
     let mut ssm = Ssm::new(home, BTreeMap::new());
     ssm.regional.insert("us-west-2".into(), west);
     ssm.poll = std::time::Duration::from_millis(1);

@@ -74,3 +74,39 @@ async fn a_lock_broken_and_taken_by_another_is_never_deleted_by_the_holder_that_
         "{gone}"
     );
 }
+
+/// S3 made the lock object, but its answer was lost (the strict layer answers 500 after moto
+/// applied the put): the SDK sends the put again and S3 refuses it with 412, the object being
+/// there. The lock is this apply's own, not "held by another apply" naming itself.
+#[tokio::test]
+async fn a_lock_whose_put_was_applied_but_unanswered_is_taken_as_this_applys_own() {
+    let moto = Moto::start();
+    let lock = lock_on(&moto).await;
+    moto.strict("lose-s3-puts?count=1");
+    let me = "{\"pid\":7,\"host\":\"runner\",\"started\":\"2026-12-07T05:00:00Z\"}";
+    let etag = lock.acquire(me).await.unwrap();
+    let found = lock.found().await.unwrap().unwrap();
+    assert_eq!(
+        (found.holder.as_str(), found.etag.as_str()),
+        (me, etag.as_str())
+    );
+    // Its version is the one it renews and releases.
+    let renewed = lock.renew(me, &etag).await.unwrap();
+    lock.release(&renewed).await.unwrap();
+    assert!(lock.holder().await.unwrap().is_none());
+}
+
+/// S3 answers 409 ConditionalRequestConflict when another conditional write to the object is in
+/// flight, and says to send the request again: taking and renewing the lock do, instead of
+/// failing the apply on an I/O error.
+#[tokio::test]
+async fn a_conditional_put_answered_409_is_sent_again() {
+    let moto = Moto::start();
+    let lock = lock_on(&moto).await;
+    moto.strict("s3-conflicts?count=2");
+    let etag = lock.acquire("{\"host\":\"a\"}").await.unwrap();
+    moto.strict("s3-conflicts?count=1");
+    let renewed = lock.renew("{\"host\":\"a\"}", &etag).await.unwrap();
+    lock.release(&renewed).await.unwrap();
+    assert!(lock.holder().await.unwrap().is_none());
+}

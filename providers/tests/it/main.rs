@@ -10,6 +10,7 @@ mod history;
 mod info_vectors;
 mod lock;
 mod nodes;
+mod ssm;
 mod strict_aws;
 mod transports;
 

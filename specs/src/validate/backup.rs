@@ -264,10 +264,15 @@ impl Validator<'_> {
                 self.err(k.span, "kms_key_id is empty");
             }
             let max_in_flight = match &c.value.max_in_flight {
-                Some(m) if m.value == 0 || m.value > 100 => {
+                // EBS allows 20 concurrent snapshot copies into a region, for the whole
+                // account: more in flight would only be refused (ResourceLimitExceeded).
+                Some(m) if m.value == 0 || m.value > MAX_COPIES_IN_FLIGHT => {
                     self.err(
                         m.span,
-                        format!("max_in_flight {} is outside 1–100", m.value),
+                        format!(
+                            "max_in_flight {} is outside 1–{MAX_COPIES_IN_FLIGHT}: EBS allows {MAX_COPIES_IN_FLIGHT} concurrent snapshot copies into a region, shared by everything in the account that copies there",
+                            m.value
+                        ),
                     );
                     DEFAULT_COPIES_IN_FLIGHT
                 }

@@ -381,7 +381,8 @@ impl Provider for Ec2Provider {
 
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let this = self.for_region(input.step.region.as_deref())?;
-        match family(input.step.kind()) {
+        let kind = input.step.kind();
+        let done = match family(kind) {
             Some(Family::Instances) => this.act_instances(input).await,
             Some(Family::Volumes) => this.act_volumes(input).await,
             Some(Family::Snapshots) => this.act_snapshots(input).await,
@@ -389,8 +390,39 @@ impl Provider for Ec2Provider {
                 "NotACloudStep",
                 format!("{} is not carried out on EC2", input.step.kind()),
             )),
+        };
+        match done {
+            Err(e) => match passes_with_time(kind, &e.code) {
+                Some(why) => Progress::pending(format!("{why} ({})", e.message), None),
+                None => Err(e),
+            },
+            done => done,
         }
     }
+}
+
+/// Refusals that pass with time, not with a retry or two: the step waits (polled until its
+/// deadline, like any wait) instead of failing after a few attempts. None of them made anything,
+/// so asking again is safe.
+fn passes_with_time(kind: StepKind, code: &str) -> Option<&'static str> {
+    Some(match (kind, code) {
+        // EBS: at most 5 pending snapshots per gp/io volume (1 for st1/sc1).
+        (_, "ConcurrentSnapshotLimitExceeded") => {
+            "the volume has as many snapshots pending as EBS allows: waiting for them to complete"
+        }
+        // EBS: 20 concurrent copies per destination region, shared with every other copier.
+        (StepKind::CopySnapshot, "ResourceLimitExceeded") => {
+            "as many snapshot copies are in flight into this region as EBS allows (20, for the whole account): waiting for some to complete"
+        }
+        (StepKind::ProvisionInstance, "InsufficientInstanceCapacity") => {
+            "EC2 has no capacity for this instance type in this zone now: asking again until the step's deadline"
+        }
+        // A volume of an instance just terminated stays attached until the termination ends.
+        (StepKind::DeleteVolume, "VolumeInUse") => {
+            "the volume is still attached to the instance being terminated: waiting for it to be released"
+        }
+        _ => return None,
+    })
 }
 
 /// The resource family a step kind acts on, as in the world simulation.
