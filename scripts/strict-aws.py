@@ -22,6 +22,15 @@ Test hooks, by plain HTTP to the same port (never on AWS):
                                                         moto never gives: snapshots and copies
                                                         complete at once there, capacity is
                                                         endless)
+    POST /_strict/stale-tags?key=K&count=N[&filter=F]  the next N DescribeSnapshots answers (to
+                                                        requests filtering on F, if given) leave
+                                                        out tag K (EC2 is eventually consistent:
+                                                        tags just written show after a delay)
+    POST /_strict/fail-copies?count=N&message=M        the next N snapshot copies fail after
+                                                        CopySnapshot answered: DescribeSnapshots
+                                                        shows them in state error with
+                                                        StateMessage M (as EBS does with a KMS key
+                                                        the copy may not use)
     POST /_strict/lose-s3-puts?count=N                 the next N conditional S3 PutObjects are
                                                         applied, and answered 500 InternalError
                                                         (a response lost on the way back: the SDK
@@ -275,6 +284,16 @@ class Strict:
         self.refused = []
         self.calls = []
         self.lose_s3_puts = 0
+        # EC2 API Reference, "Eventual consistency in the Amazon EC2 API": a tag just created
+        # may not show in Describe calls at once.
+        self.stale_tag = None
+        self.stale_count = 0
+        self.stale_filter = None
+        # EC2 User Guide, "Copy an Amazon EBS snapshot": a copy is checked asynchronously, and
+        # one that cannot be made (its KMS key) ends in state error with a StateMessage.
+        self.fail_copies = 0
+        self.fail_message = ""
+        self.failed_copies = {}
         # action -> [code, count]: refusals to give (EC2 API Reference, "Error codes":
         # ConcurrentSnapshotLimitExceeded, ResourceLimitExceeded, InsufficientInstanceCapacity,
         # VolumeInUse are answered while a quota or the capacity is exhausted).
@@ -319,7 +338,75 @@ class Strict:
                 self.calls.extend(checks)
         if action in ("RunInstances", "CreateVolume") and params.get("ClientToken"):
             return self.idempotent(environ, start_response, action, params)
+        if action == "CopySnapshot":
+            with self.lock:
+                fail = self.fail_copies > 0
+                if fail:
+                    self.fail_copies -= 1
+            if fail:
+                return self.failing_copy(environ, start_response)
+        if action == "DescribeSnapshots":
+            with self.lock:
+                failed = dict(self.failed_copies)
+            if failed:
+                return self.with_failed_copies(environ, start_response, failed)
+            with self.lock:
+                wanted = self.stale_filter is None or self.stale_filter in params.values()
+                stale = self.stale_tag if self.stale_count > 0 and wanted else None
+                if stale:
+                    self.stale_count -= 1
+            if stale:
+                return self.without_tag(environ, start_response, stale)
         return self.app(environ, start_response)
+
+    def captured(self, environ):
+        got = {}
+
+        def keep(status, headers, exc_info=None):
+            got["status"], got["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, keep))
+        headers = [(k, v) for k, v in got["headers"] if k.lower() != "content-length"]
+        return got["status"], headers, body
+
+    def failing_copy(self, environ, start_response):
+        status, headers, body = self.captured(environ)
+        m = re.search(rb"<snapshotId>(snap-[0-9a-f]+)</snapshotId>", body)
+        if m:
+            with self.lock:
+                self.failed_copies[m.group(1).decode()] = self.fail_message
+        start_response(status, headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def with_failed_copies(self, environ, start_response, failed):
+        status, headers, body = self.captured(environ)
+        for sid, message in failed.items():
+            pattern = rb"(<snapshotId>" + sid.encode() + rb"</snapshotId>.*?<status>)completed(</status>)"
+            body = re.sub(
+                pattern,
+                lambda m: m.group(1) + b"error" + m.group(2) + b"<statusMessage>" + escape(message).encode() + b"</statusMessage>",
+                body,
+                count=1,
+                flags=re.S,
+            )
+        start_response(status, headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def without_tag(self, environ, start_response, key):
+        got = {}
+
+        def keep(status, headers, exc_info=None):
+            got["status"], got["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, keep))
+        pattern = rb"<item>\s*<key>" + re.escape(key.encode()) + rb"</key>\s*<value>[^<]*</value>\s*</item>"
+        body = re.sub(pattern, b"", body)
+        headers = [(k, v) for k, v in got["headers"] if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(got["status"], headers)
+        return [body]
 
     def idempotent(self, environ, start_response, action, params):
         key = (region_of(environ), action, params["ClientToken"])
@@ -416,6 +503,17 @@ class Strict:
         elif command == "refuse":
             with self.lock:
                 self.refusals[query["action"][0]] = [query["code"][0], int(query.get("count", ["1"])[0])]
+            out = b"ok\n"
+        elif command == "stale-tags":
+            with self.lock:
+                self.stale_tag = query["key"][0]
+                self.stale_count = int(query.get("count", ["1"])[0])
+                self.stale_filter = query.get("filter", [None])[0]
+            out = b"ok\n"
+        elif command == "fail-copies":
+            with self.lock:
+                self.fail_copies = int(query.get("count", ["1"])[0])
+                self.fail_message = query.get("message", ["The copy failed"])[0]
             out = b"ok\n"
         elif command == "lose-s3-puts":
             with self.lock:

@@ -268,7 +268,14 @@ fn plan_region(
             b.change(
                 format!("snapshot.{}", failed.id),
                 Action::Delete,
-                format!("a failed copy (state error) of set {set} in {region}: copied again"),
+                format!(
+                    "a failed copy (state error{}) of set {set} in {region}: copied again",
+                    failed
+                        .state_message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
                 Some(json!({"set": set, "node": failed.tags.get(tags::NODE), "device": failed.tags.get(tags::DEVICE)})),
                 None,
             );

@@ -186,6 +186,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 }
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
+                    state_message: None,
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -205,6 +206,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
             for f in 0..spec.foreign_snapshots {
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
+                    state_message: None,
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -413,6 +415,7 @@ pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize,
                 tags.insert(tags::COMPLETE.into(), "true".into());
             }
             world.snapshots.push(Snapshot {
+                state_message: None,
                 region: Some(c.region.clone()),
                 id: id("snap", counter),
                 volume_id: "vol-ffffffff".into(),

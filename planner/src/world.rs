@@ -290,6 +290,9 @@ pub struct Snapshot {
     pub encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// Why a snapshot or copy is in `error` (EC2's StateMessage: a KMS key it may not use…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_message: Option<String>,
     #[serde(default)]
     pub tags: Tags,
 }

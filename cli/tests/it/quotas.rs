@@ -59,3 +59,23 @@ async fn a_launch_without_capacity_is_asked_again_until_capacity_returns() {
     assert_eq!(env.live_instances("a1").await.len(), 1);
     assert!(env.nodes.is_up("a1"));
 }
+
+/// EC2 shows tags after a delay: right after the waits tagged each snapshot with its device, the
+/// mark's DescribeSnapshots may not show them yet. The set is not called incomplete for that: the
+/// mark waits for EC2 to catch up, then marks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_whose_device_tags_are_not_visible_yet_is_marked_once_they_are() {
+    let env = env(144, &[]).await;
+    env.moto
+        .strict("stale-tags?key=asdr:device&count=5&filter=tag:asdr:set");
+    let out = env.asdr(&["apply", "--yes"]);
+    assert!(out.status.success(), "{}", all(&out));
+    let snapshots = env.snapshots().await;
+    assert_eq!(snapshots.len(), 9);
+    assert!(
+        snapshots
+            .iter()
+            .all(|s| crate::ec2::tag(s, "asdr:complete") == Some("true")),
+        "the set is marked complete"
+    );
+}

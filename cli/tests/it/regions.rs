@@ -849,3 +849,39 @@ fn a_failed_restore_into_the_other_region_whose_instances_are_gone_is_planned_af
     assert_eq!(standing.len(), 3);
     assert!(standing.iter().all(|i| !first.contains(&i.id)));
 }
+
+/// A copy EBS accepts and then fails (a KMS key the copy may not use is checked after the call):
+/// the wait of the copy this apply made says why, instead of waiting for a copy that will never
+/// be, and the next plan says the reason beside the copy it makes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_fails_after_the_call_is_reported_with_its_reason_and_made_again() {
+    let env = env(146, &[]).await;
+    let (from, to) = copies_edit(env.dir.path(), "");
+    env.edit_policy(&from, &to);
+    env.moto.strict(
+        "fail-copies?count=1&message=The%20KMS%20key%20is%20not%20usable%20for%20the%20copy",
+    );
+    let out = env.asdr(&["apply", "--yes"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("The KMS key is not usable for the copy"),
+        "the reason is said: {all}"
+    );
+    let plan = env.ok(&["plan"]);
+    assert!(
+        plan.contains("a failed copy (state error: The KMS key is not usable for the copy)"),
+        "{plan}"
+    );
+    env.ok(&["apply", "--yes"]);
+    let west = env.snapshots_in(WEST).await;
+    assert_eq!(west.len(), 9, "the failed copy removed, made again");
+    assert!(
+        west.iter().all(|c| tag(c, "asdr:complete") == Some("true")),
+        "complete in us-west-2"
+    );
+}

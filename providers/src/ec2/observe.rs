@@ -94,6 +94,7 @@ pub(crate) fn percent(p: Option<&str>) -> u8 {
 
 pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
     Snapshot {
+        state_message: s.state_message().map(str::to_string),
         region: None,
         id: s.snapshot_id().unwrap_or_default().into(),
         volume_id: s.volume_id().unwrap_or_default().into(),

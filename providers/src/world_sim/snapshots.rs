@@ -92,6 +92,7 @@ pub(super) fn act(
                 let size = volume.size_gib;
                 let (encrypted, kms_key_id) = (volume.encrypted, volume.kms_key_id.clone());
                 world.snapshots.push(Snapshot {
+                    state_message: None,
                     region: None,
                     id: id.clone(),
                     volume_id,
@@ -136,6 +137,7 @@ pub(super) fn act(
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
                 .max(source.start_time);
             world.snapshots.push(Snapshot {
+                state_message: None,
                 region: input.step.region.clone(),
                 id: id.clone(),
                 volume_id: source.volume_id.clone(),

@@ -244,23 +244,37 @@ impl Ec2Provider {
             let view = self.set_view(set, &made).await?;
             let found = match &p.snapshot_id {
                 Some(id) => view.into_iter().find(|s| &s.id == id),
-                // In a copy region, never a failed copy (it is copied again beside it); at
-                // home a failed snapshot is the wait's answer (the set is not finished).
-                None => view.into_iter().find(|s| {
-                    let t = |k: &str| s.tags.get(k).map(String::as_str);
-                    tags::of_id(&s.tags, p.cluster_id.as_deref())
-                        && (input.step.region.is_none() || s.state != SnapshotState::Error)
-                        && t(tags::NODE) == p.node.as_deref()
-                        && match t(tags::DEVICE) {
-                            Some(d) => Some(d) == p.device.as_deref(),
-                            // Not tagged yet: the snapshot of this wait's volume that a step of
-                            // this plan made, never another run's.
-                            None => {
-                                p.volume_id.as_ref() == Some(&s.volume_id)
-                                    && t(tags::PLAN) == Some(input.plan_id)
+                // In a copy region a failed copy of another run is not the answer (it is copied
+                // again beside it), but the copy this plan made failing is: its reason is said,
+                // not waited out. At home a failed snapshot is the wait's answer (the set is not
+                // finished).
+                None => {
+                    let mine = |s: &asdr_planner::world::Snapshot| {
+                        let t = |k: &str| s.tags.get(k).map(String::as_str);
+                        tags::of_id(&s.tags, p.cluster_id.as_deref())
+                            && t(tags::NODE) == p.node.as_deref()
+                            && match t(tags::DEVICE) {
+                                Some(d) => Some(d) == p.device.as_deref(),
+                                // Not tagged yet: the snapshot of this wait's volume that a step
+                                // of this plan made, never another run's.
+                                None => {
+                                    p.volume_id.as_ref() == Some(&s.volume_id)
+                                        && t(tags::PLAN) == Some(input.plan_id)
+                                }
                             }
-                        }
-                }),
+                    };
+                    let copy_region = input.step.region.is_some();
+                    let (failed, live): (Vec<_>, Vec<_>) = view
+                        .into_iter()
+                        .filter(|s| mine(s))
+                        .partition(|s| s.state == SnapshotState::Error);
+                    live.into_iter().next().or_else(|| {
+                        failed.into_iter().find(|s| {
+                            !copy_region
+                                || s.tags.get(tags::PLAN).map(String::as_str) == Some(input.plan_id)
+                        })
+                    })
+                }
             };
             if found.is_some() || p.snapshot_id.is_none() {
                 return Ok(found);

@@ -174,7 +174,14 @@ impl Ec2Provider {
                     SnapshotState::Completed => Progress::done(started(s)),
                     SnapshotState::Error => Err(StepError::permanent(
                         "SnapshotError",
-                        format!("snapshot {} failed (state error)", s.id),
+                        format!(
+                            "snapshot {} failed (state error){}",
+                            s.id,
+                            s.state_message
+                                .as_deref()
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default()
+                        ),
                     )),
                     _ => Progress::pending(format!("{} {}%", s.id, s.progress), Some(s.progress)),
                 },
@@ -190,9 +197,29 @@ impl Ec2Provider {
                     .iter()
                     .filter_map(|s| Some((s.tags.get(tags::NODE)?, s.tags.get(tags::DEVICE)?)))
                     .collect();
-                if devices.len() < expected
-                    || snaps.iter().any(|s| s.state != SnapshotState::Completed)
-                {
+                if let Some(bad) = snaps.iter().find(|s| s.state == SnapshotState::Error) {
+                    return Err(StepError::permanent(
+                        "IncompleteSet",
+                        format!("set {set}: snapshot {} failed (state error) (R2)", bad.id),
+                    ));
+                }
+                let incomplete = devices.len() < expected
+                    || snaps.iter().any(|s| s.state != SnapshotState::Completed);
+                // EC2 is eventually consistent: tags the waits just wrote, or a state just
+                // completed, may not show in DescribeSnapshots for a while. Only a set still
+                // short after the grace is incomplete.
+                let key = format!("mark:{}:{}", input.plan_id, step.id);
+                if incomplete && let Some(waited) = self.still_settling(&key) {
+                    return Progress::pending(
+                        format!(
+                            "set {set}: {} of {expected} node devices seen tagged and completed after {:.0} s; EC2 shows new tags and states after a delay",
+                            devices.len(),
+                            waited.as_secs_f64()
+                        ),
+                        None,
+                    );
+                }
+                if incomplete {
                     return Err(StepError::permanent(
                         "IncompleteSet",
                         format!(

@@ -273,6 +273,17 @@ impl Ec2Provider {
         create
     }
 
+    /// Some(time waited so far) while what `key` waits for may still appear (EC2 shows new
+    /// resources, tags and states after a delay): within `vanish_grace` of the first look.
+    pub(super) fn still_settling(&self, key: &str) -> Option<Duration> {
+        let mut missing = self.missing.lock().expect("not poisoned");
+        let (_, since) = missing
+            .entry(key.to_string())
+            .or_insert((0, std::time::Instant::now()));
+        let waited = since.elapsed();
+        (waited < self.vanish_grace).then_some(waited)
+    }
+
     /// A volume the wait does not find: not yet visible (EC2 is eventually consistent), or gone.
     fn vanished(&self, vol: &str) -> Result<Progress, StepError> {
         let mut missing = self.missing.lock().expect("not poisoned");
