@@ -308,6 +308,9 @@ class Strict:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        redirect = self.s3_elsewhere(environ)
+        if redirect:
+            return redirect(start_response)
         conditional = environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH")
         if conditional and environ.get("REQUEST_METHOD") in ("PUT", "DELETE"):
             return self.s3_conditional(environ, start_response)
@@ -440,6 +443,41 @@ class Strict:
                 self.vanish(key[0], body)
         start_response(status, captured["headers"])
         return [body]
+
+    def s3_elsewhere(self, environ):
+        # Amazon S3 API Reference, HeadBucket / "Making requests": a request signed for another
+        # region than the bucket's is answered 301 PermanentRedirect with the bucket's region in
+        # `x-amz-bucket-region`; SDKs do not follow it. CreateBucket (PUT on the bucket itself)
+        # is exempt: it names its region in the request.
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        m = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/s3/", auth)
+        if not m:
+            return None
+        parts = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)
+        name = parts[0]
+        if not name or (environ.get("REQUEST_METHOD") == "PUT" and (len(parts) == 1 or not parts[1])):
+            return None
+        from moto.s3.models import s3_backends
+
+        bucket = s3_backends[ACCOUNT]["aws"].buckets.get(name)
+        if bucket is None or bucket.region_name == m.group(1):
+            return None
+        region = bucket.region_name
+
+        def answer(start_response):
+            head = environ.get("REQUEST_METHOD") == "HEAD"
+            body = b"" if head else (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code>'
+                f"<Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message>"
+                f"<Bucket>{name}</Bucket><Endpoint>s3.{region}.amazonaws.com</Endpoint></Error>").encode()
+            start_response("301 Moved Permanently", [
+                ("Content-Type", "application/xml"),
+                ("x-amz-bucket-region", region),
+                ("Content-Length", str(len(body))),
+            ])
+            return [body]
+
+        return answer
 
     def s3_conditional(self, environ, start_response):
         # Amazon S3 User Guide, "Conditional writes": a conditional write that conflicts with

@@ -207,7 +207,9 @@ pub async fn s3_lock(
     aws: &AwsSettings,
     uri: &str,
 ) -> Result<crate::store::lock::S3Lock, crate::store::lock::S3LockError> {
-    let mut lock = crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)?;
+    let mut lock = crate::store::lock::S3Lock::new(s3_client(&aws.load(policy).await, aws), uri)?
+        .located()
+        .await?;
     lock.expiry = policy
         .lock_expiry
         .map(|d| std::time::Duration::from_secs(d.seconds()));

@@ -132,6 +132,38 @@ impl S3Lock {
         &self.uri
     }
 
+    /// The lock through a client of its bucket's region. S3 answers a request signed for
+    /// another region with a redirect (301 PermanentRedirect) that the SDK does not follow, so a
+    /// lock bucket in another region than the cluster's (as docs/regions.md advises) would fail
+    /// every apply: HeadBucket tells the bucket's region (`x-amz-bucket-region`, on the answer or
+    /// on the redirect).
+    pub async fn located(mut self) -> Result<Self, S3LockError> {
+        let answer = self.client.head_bucket().bucket(&self.bucket).send().await;
+        let region = match &answer {
+            Ok(out) => out.bucket_region().map(str::to_string),
+            Err(e) => e
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                .map(str::to_string),
+        };
+        if let (Err(e), None) = (&answer, &region) {
+            return Err(self.io(crate::aws_error::one_line("S3 HeadBucket", e, None)));
+        }
+        let current = self.client.config().region().map(|r| r.to_string());
+        if let Some(region) = region
+            && current.as_deref() != Some(region.as_str())
+        {
+            let conf = self
+                .client
+                .config()
+                .to_builder()
+                .region(aws_sdk_s3::config::Region::new(region))
+                .build();
+            self.client = Client::from_conf(conf);
+        }
+        Ok(self)
+    }
+
     /// How long a lock may go unrenewed before it is stale.
     pub fn lease(&self) -> Duration {
         self.renew_every * 5

@@ -110,3 +110,44 @@ async fn a_conditional_put_answered_409_is_sent_again() {
     lock.release(&renewed).await.unwrap();
     assert!(lock.holder().await.unwrap().is_none());
 }
+
+/// The lock bucket in another region than the cluster's (docs/regions.md advises it, so the lock
+/// outlives the region): S3 answers a request signed for the wrong region with a redirect the
+/// SDK does not follow (the strict layer does the same). The lock asks the bucket's region first
+/// and works there.
+#[tokio::test]
+async fn a_lock_bucket_in_another_region_is_used_through_a_client_of_that_region() {
+    let moto = Moto::start();
+    let s3 = moto.s3();
+    s3.create_bucket()
+        .bucket("locks-west")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let unlocated = S3Lock::new(s3.clone(), "s3://locks-west/prod-east.lock").unwrap();
+    let err = unlocated.acquire("{\"host\":\"a\"}").await.unwrap_err();
+    assert!(
+        err.to_string().contains("PermanentRedirect") || err.to_string().contains("301"),
+        "{err}"
+    );
+    let lock = S3Lock::new(s3, "s3://locks-west/prod-east.lock")
+        .unwrap()
+        .located()
+        .await
+        .unwrap();
+    let etag = lock.acquire("{\"host\":\"a\"}").await.unwrap();
+    assert!(lock.holder().await.unwrap().unwrap().contains("\"a\""));
+    lock.release(&etag).await.unwrap();
+    // A bucket that does not exist is said at once.
+    let missing = S3Lock::new(moto.s3(), "s3://no-such-bucket/x.lock")
+        .unwrap()
+        .located()
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("HeadBucket"), "{missing}");
+}
