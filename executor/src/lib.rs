@@ -123,6 +123,7 @@ mod tests {
             start: None,
             node_id: None,
             devices: Vec::new(),
+            instance_store: Vec::new(),
         };
         let stable = Stable {
             size: 2,

@@ -372,6 +372,7 @@ pub(crate) fn new_cluster(
                     [id] => Some(id.clone()),
                     _ => None,
                 },
+                instance_store: crate::nodes::primaries(ctx.policy, &stand_in_vars),
                 devices: device_checks,
             }),
         ));

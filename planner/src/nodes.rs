@@ -136,6 +136,7 @@ pub(crate) fn node_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Step
         start: None,
         node_id: None,
         devices: Vec::new(),
+        instance_store: Vec::new(),
     };
     match kind {
         StepKind::StopNode => Params::StopNode(service(Some(&ctx.policy.cluster.service_stop))),
@@ -175,6 +176,7 @@ pub(crate) fn start_params(ctx: &Ctx<'_, '_>, node: &asdr_specs::Node, kind: Sta
         start: Some(kind),
         node_id: None,
         devices: Vec::new(),
+        instance_store: Vec::new(),
     })
 }
 
@@ -192,6 +194,19 @@ pub(crate) fn config_path_of(
         .flat_map(|ns| &ns.devices)
         .find(|d| render(&d.ebs, vars) == ebs)
         .map(|d| render(d.shadow.as_ref().unwrap_or(&d.device), vars))
+}
+
+/// The instance-store primaries aerospike.conf names (the `device` of every shadowed device),
+/// rendered for the node `vars` describe.
+pub(crate) fn primaries(policy: &asdr_specs::Policy, vars: &asdr_specs::NodeVars) -> Vec<String> {
+    policy
+        .cluster
+        .namespaces
+        .iter()
+        .flat_map(|ns| &ns.devices)
+        .filter(|d| d.shadow.is_some())
+        .map(|d| render(&d.device, vars))
+        .collect()
 }
 
 /// Where a volume whose config path is `path` goes in its instance's attach order. Volumes are

@@ -89,6 +89,11 @@ pub struct NodeService {
     /// a namespace would read another namespace's (or another node's) data as its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceCheck>,
+    /// start_node only, beside `devices`: the instance-store primaries aerospike.conf names,
+    /// each checked on the node to be an instance-store drive. On a new instance the kernel may
+    /// number the root EBS volume `nvme1n1`: started on it, Aerospike would write over the OS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_store: Vec<String>,
 }
 
 /// One device a start checks: `path` (as aerospike.conf names it) must be the volume
@@ -305,6 +310,11 @@ pub struct DetachVolume {
     pub delete_on_termination: bool,
     /// The volume is replaced for good: it is tagged `asdr:superseded` once detached.
     pub supersede: bool,
+    /// The plan terminates the instance afterwards: a termination-protected instance is refused
+    /// before its volumes are taken, not after (EC2 would refuse the termination, leaving a
+    /// stopped machine without its data and the replacement unlaunched).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
 }
 
 /// attach_volume: a volume attached at a device.

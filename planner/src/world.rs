@@ -130,6 +130,29 @@ pub struct Subnet {
 }
 
 impl Subnet {
+    /// What AWS reserves `ip` for in this subnet, if it is one of the five addresses no instance
+    /// can have (Amazon VPC User Guide, "Subnet CIDR blocks": the first four and the last).
+    pub fn reserved(&self, ip: std::net::Ipv4Addr) -> Option<&'static str> {
+        let (net, bits) = self.cidr.split_once('/')?;
+        let (net, bits) = (
+            net.parse::<std::net::Ipv4Addr>().ok()?,
+            bits.parse::<u32>().ok()?,
+        );
+        if !(1..=28).contains(&bits) || !self.contains(ip) {
+            return None;
+        }
+        let first = u32::from(net) & (u32::MAX << (32 - bits));
+        let last = first | !(u32::MAX << (32 - bits));
+        match u32::from(ip) {
+            a if a == first => Some("the network address"),
+            a if a == first + 1 => Some("the VPC router"),
+            a if a == first + 2 => Some("the Amazon DNS server"),
+            a if a == first + 3 => Some("future use"),
+            a if a == last => Some("the broadcast address"),
+            _ => None,
+        }
+    }
+
     /// Whether `ip` lies in this subnet's range (false when the range does not parse).
     pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
         let Some((net, bits)) = self.cidr.split_once('/') else {

@@ -6,7 +6,9 @@
 //!   so a test can read which volume a path is), numbered from `first` as the kernel numbers
 //!   hot-plugged controllers: the lowest free number, in the order the attachments arrive;
 //! - `disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>` links to it (udev, from the serial);
-//! - `sdf` links to it for the volume attached at `/dev/sdf` (amazon-ec2-utils' udev rules).
+//! - `sdf` links to it for the volume attached at `/dev/sdf` (amazon-ec2-utils' udev rules);
+//! - the root volume is `nvme0n1`, the instance-store drives `nvme1n1` … `nvme<first-1>n1`, each
+//!   linked as `disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_AWS<n>`.
 //!
 //! [`Numbering::Reversed`] numbers a node's volumes in the reverse order of their attachment
 //! names instead, as a kernel that saw them arrive the other way round (or a reboot) would.
@@ -26,6 +28,9 @@ pub enum Numbering {
     Arrival,
     /// In the reverse order of the attachment names.
     Reversed,
+    /// Data volumes as `Arrival`, but the root volume answered second at boot: it is `nvme1n1`
+    /// and the first instance-store drive `nvme0n1` (the kernel numbers in response order).
+    RootSecond,
 }
 
 /// The emulator; stops when dropped.
@@ -81,8 +86,12 @@ impl Nitro {
     }
 
     pub fn set_numbering(&self, n: Numbering) {
-        self.numbering
-            .store(matches!(n, Numbering::Reversed) as u8, Ordering::SeqCst);
+        let code = match n {
+            Numbering::Arrival => 0,
+            Numbering::Reversed => 1,
+            Numbering::RootSecond => 2,
+        };
+        self.numbering.store(code, Ordering::SeqCst);
     }
 }
 
@@ -111,7 +120,9 @@ async fn watch(
     let clients: Vec<aws_sdk_ec2::Client> = regions.iter().map(|r| client(endpoint, r)).collect();
     let mut guests: BTreeMap<String, Guest> = BTreeMap::new();
     while !stop.load(Ordering::SeqCst) {
-        let reversed = numbering.load(Ordering::SeqCst) == 1;
+        let mode = numbering.load(Ordering::SeqCst);
+        let reversed = mode == 1;
+        let root_second = mode == 2;
         let mut seen = Seen::new();
         for ec2 in &clients {
             if let Ok(more) = attachments(ec2).await {
@@ -147,12 +158,9 @@ async fn watch(
                     all.sort_by(|a, b| b.1.cmp(&a.1));
                     guest.slots = (first..).zip(all).collect();
                 }
-                if guest.slots != before {
-                    lay_out(
-                        &root.join("nodes").join(&node).join("dev"),
-                        first,
-                        &guest.slots,
-                    );
+                let dev = root.join("nodes").join(&node).join("dev");
+                if guest.slots != before || !dev.join("nvme0n1").exists() {
+                    lay_out(&dev, first, root_second, &guest.slots);
                 }
                 layout.lock().expect("not poisoned").insert(
                     node,
@@ -218,21 +226,35 @@ async fn attachments(ec2: &aws_sdk_ec2::Client) -> Result<Seen, aws_sdk_ec2::Err
 }
 
 /// The guest's `/dev`: NVMe namespaces, their serial links, their attachment-name links.
-fn lay_out(dev: &Path, first: u32, slots: &BTreeMap<u32, (String, String)>) {
+fn lay_out(dev: &Path, first: u32, root_second: bool, slots: &BTreeMap<u32, (String, String)>) {
     let by_id = dev.join("disk/by-id");
     let _ = std::fs::create_dir_all(&by_id);
     for dir in [dev.to_path_buf(), by_id.clone()] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                let ours = name.starts_with("nvme-Amazon_Elastic_Block_Store_")
+                let ours = name.starts_with("nvme-Amazon_")
                     || name.starts_with("sd")
-                    || data_namespace(&name).is_some_and(|n| n >= first);
+                    || data_namespace(&name).is_some();
                 if ours && e.file_type().is_ok_and(|t| !t.is_dir()) {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
         }
+    }
+    // The root volume and the instance-store drives, as the instance booted.
+    let root = if root_second { 1 } else { 0 };
+    let _ = std::fs::write(dev.join(format!("nvme{root}n1")), "root");
+    for (k, n) in (0..first).filter(|n| *n != root).enumerate() {
+        let name = format!("nvme{n}n1");
+        let _ = std::fs::write(dev.join(&name), "instance-store");
+        let _ = std::os::unix::fs::symlink(
+            PathBuf::from("../..").join(&name),
+            by_id.join(format!(
+                "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS{}",
+                k + 1
+            )),
+        );
     }
     for (n, (volume, attachment)) in slots {
         let name = format!("nvme{n}n1");
@@ -248,7 +270,7 @@ fn lay_out(dev: &Path, first: u32, slots: &BTreeMap<u32, (String, String)>) {
     }
 }
 
-/// `nvme3n1` → 3. Numbers below `first` (the root volume, instance-store drives) are left alone.
+/// `nvme3n1` → 3.
 fn data_namespace(name: &str) -> Option<u32> {
     name.strip_prefix("nvme")?.strip_suffix("n1")?.parse().ok()
 }

@@ -678,6 +678,7 @@ fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() 
     let mut want = set(&[
         "ec2:AttachVolume",
         "ec2:CreateTags",
+        "ec2:DescribeInstanceAttribute",
         "ec2:DescribeInstanceTypes",
         "ec2:DescribeInstances",
         "ec2:DescribeSnapshots",

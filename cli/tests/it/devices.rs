@@ -122,3 +122,29 @@ async fn r5_shadows_named_by_attachment_links_survive_any_nvme_numbering() {
     );
     assert_eq!(env.nodes.starts("a1"), ["cold"]);
 }
+
+/// A replacement instance whose root volume answered second at boot: the kernel named it
+/// `nvme1n1`, which aerospike.conf names as an instance-store primary. Started, Aerospike would
+/// write the namespace over the OS disk. The start checks the primaries too, and refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_a_primary_that_is_not_an_instance_store_drive_is_never_started_on() {
+    let env = env(150, &[]).await;
+    env.ok(&["apply", "--yes"]);
+    env.terminate("a1").await;
+    env.nitro.set_numbering(Numbering::RootSecond);
+    let out = env
+        .command(&["apply", "--yes", "--restore", "replace-a1"])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("as an instance-store primary") && all.contains("Aerospike was not started"),
+        "{all}"
+    );
+    assert!(env.nodes.starts("a1").is_empty(), "a1 was started");
+}

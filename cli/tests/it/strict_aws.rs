@@ -174,3 +174,47 @@ async fn a_volume_ebs_drops_after_creating_it_fails_the_wait_and_is_created_anew
     }
     assert!(env.nodes.is_up("a1"));
 }
+
+/// a1's old instance has termination protection (as production database instances often do):
+/// replacing it would stop it, detach its volumes, and then be refused the termination, leaving a
+/// stopped machine without its data and no replacement. The protection is read before any volume
+/// is detached: the restore fails saying how to proceed, with the volumes still on the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_termination_protected_instance_keeps_its_volumes_and_the_restore_says_why() {
+    let env = env(148, &[]).await;
+    let old = env.layout_instance("a1");
+    let before = env.volumes_of(&old).await;
+    env.ec2
+        .modify_instance_attribute()
+        .instance_id(&old)
+        .disable_api_termination(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(env.dir.path().join("control/a1.down"), "").unwrap();
+    let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("termination protection") && all.contains("--no-disable-api-termination"),
+        "{all}"
+    );
+    let after = env.volumes_of(&old).await;
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "every data volume is still attached to the old instance"
+    );
+    assert!(
+        env.live_instances("a1").await.len() <= 1,
+        "nothing launched beside it"
+    );
+}

@@ -147,6 +147,7 @@ async fn r8_a_quiesce_waiting_on_its_node_frees_its_slot_but_not_the_rolling_lim
         start: None,
         node_id: None,
         devices: Vec::new(),
+        instance_store: Vec::new(),
     };
     let mut steps = Vec::new();
     for n in ["a", "b", "c"] {

@@ -365,6 +365,10 @@ impl<'n> NodeFlow<'n> {
                         device: ebs.clone(),
                         delete_on_termination: old.delete_on_termination,
                         supersede: old.superseded,
+                        terminating: self
+                            .old_instance
+                            .as_ref()
+                            .is_some_and(|(id, _)| *id == old.instance_id),
                     }),
                 );
                 detaches.push(id.clone());
@@ -577,8 +581,11 @@ impl<'n> NodeFlow<'n> {
         if let (Params::StartNode(s), Some(id)) = (&mut start, written_id) {
             s.node_id = Some(id);
         }
-        if let Params::StartNode(s) = &mut start {
+        if let Params::StartNode(s) = &mut start
+            && !device_checks.is_empty()
+        {
             s.devices = device_checks;
+            s.instance_store = crate::nodes::primaries(ctx.policy, &ctx.vars(node));
         }
         b.step(
             format!("start_node:{}", node.name),
@@ -686,6 +693,19 @@ fn replacement_subnet(
                 )
                 .rule("R4")
                 .help("correct `cluster.instance.subnets` or the node's private_ip"),
+            ));
+        }
+        if let Some(what) = subnet.reserved(node.private_ip) {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "node `{}`'s address {} is reserved by AWS in subnet {chosen} ({}: {what}): no instance can have it",
+                        node.name, node.private_ip, subnet.cidr
+                    ),
+                )
+                .rule("R4")
+                .help("give the node an address AWS does not reserve (not the first four or the last of the range)"),
             ));
         }
         if subnet.availability_zone != node.availability_zone {

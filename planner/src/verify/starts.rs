@@ -118,6 +118,24 @@ impl<'a> Verifier<'a> {
                 continue;
             };
             let node = self.step_node(s);
+            if let Some(n) = node
+                && !p.devices.is_empty()
+            {
+                for ns in &self.policy.cluster.namespaces {
+                    for d in ns.devices.iter().filter(|d| d.shadow.is_some()) {
+                        let primary = self.render(&d.device, n);
+                        if !p.instance_store.contains(&primary) {
+                            bad.push((
+                                s,
+                                format!(
+                                    "starts the node without checking on it that {primary} (namespace {}'s primary) is an instance-store drive",
+                                    ns.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
             for a in attaches.iter().filter(|a| a.node == s.node) {
                 let Params::AttachVolume(at) = &a.params else {
                     continue;

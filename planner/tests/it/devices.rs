@@ -64,6 +64,7 @@ fn r5_a_restored_nodes_attaches_are_chained_and_its_start_checks_every_path() {
             ],
             "{node}"
         );
+        assert_eq!(s.instance_store, ["/dev/nvme1n1", "/dev/nvme2n1"], "{node}");
         for d in &s.devices {
             let Params::AttachVolume(a) =
                 &step(&p, &format!("attach_volume:{node}:{}", d.ebs)).params
@@ -95,6 +96,18 @@ fn r5_the_verifier_refuses_a_start_that_does_not_check_its_attached_volumes() {
     });
     let v = r5(&policy, &w, &unchecked);
     assert!(v.iter().any(|m| m.contains("without checking")), "{v:?}");
+
+    let mut no_primaries = p.clone();
+    edit(step_mut(&mut no_primaries, "start_node:a1"), |v| {
+        v.as_object_mut().unwrap().remove("instance_store");
+    });
+    let v = r5(&policy, &w, &no_primaries);
+    assert!(
+        v.iter()
+            .any(|m| m
+                .contains("/dev/nvme1n1 (namespace users's primary) is an instance-store drive")),
+        "{v:?}"
+    );
 
     let mut wrong_path = p.clone();
     edit(step_mut(&mut wrong_path, "start_node:a1"), |v| {

@@ -501,6 +501,20 @@ fn r4_a_zone_restore_refuses_a_node_that_answers_and_an_address_outside_the_new_
             .contains("address 10.0.9.12 is not in subnet subnet-0ccc"),
         "{err}"
     );
+    // AWS keeps the first four addresses and the last of every subnet: no instance gets them.
+    let policy = zoned(
+        "{us-east-1a: 1, us-east-1b: 2}",
+        &LOSE_1A.replace("a2: 10.0.3.12", "a2: 10.0.3.1"),
+    )
+    .policy();
+    let w = lost(&policy);
+    let err = plan(&policy, &w, NOW, &Operation::Restore("lose-1a".into())).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("address 10.0.3.1 is reserved by AWS in subnet subnet-0ccc")
+            && err.to_string().contains("the VPC router"),
+        "{err}"
+    );
 }
 
 #[test]

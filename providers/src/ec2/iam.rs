@@ -65,6 +65,8 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         ],
         StepKind::DetachVolume => vec![
             ("ec2:DescribeVolumes", Read),
+            // Termination protection, read before the volumes of an instance to terminate go.
+            ("ec2:DescribeInstanceAttribute", Read),
             ("ec2:DetachVolume", Owned),
             ("ec2:CreateTags", Tag),
         ],

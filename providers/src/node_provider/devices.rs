@@ -28,11 +28,22 @@ struct Seen {
 /// The serial link of `volume_id`, in the `/dev` tree `path` is in (`/dev/disk/by-id/…` for any
 /// path under `/dev`; a lab that keeps its devices under `<root>/dev` keeps its links there).
 pub(crate) fn volume_link(path: &str, volume_id: &str) -> String {
-    let root = path.find("/dev/").map_or("", |i| &path[..i]);
+    let root = dev_root(path);
     format!(
         "{root}/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{}",
         volume_id.replace('-', "")
     )
+}
+
+/// The part of `path` before its `/dev` tree (empty for a path under `/dev`).
+fn dev_root(path: &str) -> &str {
+    path.find("/dev/").map_or("", |i| &path[..i])
+}
+
+/// The drive a resolved device is on (`…/dev/nvme3n1p1` → `…/dev/nvme3n1`).
+fn drive(path: &str) -> &str {
+    let root = dev_root(path);
+    &path[..root.len() + asdr_specs::drive_of(&path[root.len()..]).len()]
 }
 
 /// `/dev/sdf` → `sdf`, `xvdf`: the names a Xen guest gives the volume attached at `ebs`.
@@ -76,54 +87,79 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 })?;
             wanted.push((d, volume));
         }
-        // One line per device: where the path resolves, then where the volume's link does
-        // (empty when it does not exist).
-        let script = wanted
+        // One line per EBS device: `V|<where the path resolves>|<where the volume's link does>`
+        // (empty when it does not exist); one per primary: `P|<where it resolves>`; one per
+        // instance-store drive the node has: `S|<the drive>`.
+        let mut script: Vec<String> = wanted
             .iter()
             .map(|(d, volume)| {
                 format!(
-                    "printf '%s|%s\\n' \"$(readlink -e -- {} 2>/dev/null)\" \"$(readlink -e -- {} 2>/dev/null)\"",
+                    "printf 'V|%s|%s\\n' \"$(readlink -e -- {} 2>/dev/null)\" \"$(readlink -e -- {} 2>/dev/null)\"",
                     quote(&d.path),
                     quote(&volume_link(&d.path, volume))
                 )
             })
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect();
+        let mut roots = std::collections::BTreeSet::new();
+        for primary in &p.instance_store {
+            script.push(format!(
+                "printf 'P|%s\\n' \"$(readlink -e -- {} 2>/dev/null)\"",
+                quote(primary)
+            ));
+            roots.insert(dev_root(primary).to_string());
+        }
+        for root in roots {
+            script.push(format!(
+                "for l in {}/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do [ -e \"$l\" ] && printf 'S|%s\\n' \"$(readlink -e -- \"$l\")\"; done; true",
+                quote(&root)
+            ));
+        }
+        let script = script.join("; ");
         let target = self.target(name)?;
         let out = run_ok(&self.transport, &target, &script, None)
             .await
             .map_err(transport_error)?;
         let text = String::from_utf8_lossy(&out);
-        let seen: Vec<Seen> = text
-            .lines()
-            .map(|l| {
-                let (a, b) = l.split_once('|').unwrap_or((l, ""));
-                let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-                Seen {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut primaries: Vec<Option<String>> = Vec::new();
+        let mut store_drives = std::collections::BTreeSet::new();
+        for l in text.lines() {
+            let mut f = l.splitn(3, '|');
+            match (f.next(), f.next(), f.next()) {
+                (Some("V"), Some(a), b) => seen.push(Seen {
                     path: some(a),
-                    volume: some(b),
+                    volume: b.and_then(some),
+                }),
+                (Some("P"), Some(a), _) => primaries.push(some(a)),
+                (Some("S"), Some(a), _) if !a.is_empty() => {
+                    store_drives.insert(drive(a).to_string());
                 }
-            })
-            .collect();
-        if seen.len() != wanted.len() {
+                _ => {}
+            }
+        }
+        if seen.len() != wanted.len() || primaries.len() != p.instance_store.len() {
             return Err(StepError::permanent(
                 "DeviceCheck",
                 format!(
-                    "{name}: the device check printed {} lines for {} devices: {text}",
+                    "{name}: the device check printed {} volume and {} primary lines for {} and {}: {text}",
                     seen.len(),
-                    wanted.len()
+                    primaries.len(),
+                    wanted.len(),
+                    p.instance_store.len()
                 ),
             ));
         }
         let mut missing = Vec::new();
         for ((d, volume), seen) in wanted.iter().zip(&seen) {
             match (&seen.path, &seen.volume) {
-                (Some(at), Some(vol)) if at == vol => {}
+                // A partition of the volume is the volume (`/dev/nvme3n1p1`).
+                (Some(at), Some(vol)) if drive(at) == vol => {}
                 (Some(at), Some(vol)) => {
                     return Err(StepError::permanent(
                         "DeviceMismatch",
                         format!(
-                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at} and {volume} is {vol}. Aerospike was not started: it would read another volume's data as this one's. NVMe numbers follow the order volumes arrive; name EBS devices in the policy by a stable link (`/dev/sdf`, which amazon-ec2-utils' udev rules create from the attachment name) and apply again",
+                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at} and {volume} is {vol}. Aerospike was not started: it would read another volume's data as this one's. NVMe numbers follow the order volumes arrive; name EBS devices in the policy by a stable link (`/dev/sdf`, which amazon-ec2-utils' udev rules create from the attachment name: installed on Amazon Linux, to install elsewhere) and apply again",
                             d.path, d.ebs, d.path
                         ),
                     ));
@@ -151,6 +187,31 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                     ));
                 }
                 (None, _) => missing.push(format!("{} does not exist yet", d.path)),
+            }
+        }
+        let volumes: Vec<&str> = seen.iter().filter_map(|x| x.volume.as_deref()).collect();
+        for (path, at) in p.instance_store.iter().zip(&primaries) {
+            let Some(at) = at else {
+                missing.push(format!("{path} does not exist yet"));
+                continue;
+            };
+            let disk = drive(at);
+            let nvme = disk
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("nvme"));
+            if volumes.contains(&disk) || (nvme && !store_drives.contains(disk)) {
+                return Err(StepError::permanent(
+                    "DeviceMismatch",
+                    format!(
+                        "[R5] {name}: aerospike.conf names {path} as an instance-store primary, but on the node it is {at}, which is {}. Aerospike was not started: it would write the namespace over that disk. NVMe numbers follow the order devices respond at boot; name the primaries by their stable links (/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_…) or check the instance type",
+                        if volumes.contains(&disk) {
+                            "one of the node's EBS data volumes"
+                        } else {
+                            "no instance-store drive (the root volume, or an EBS volume)"
+                        }
+                    ),
+                ));
             }
         }
         let mut waits = self.device_waits.lock().expect("not poisoned");
@@ -197,6 +258,14 @@ mod tests {
             volume_link("/tmp/lab/nodes/a1/dev/nvme3n1", "vol-0abc"),
             "/tmp/lab/nodes/a1/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0abc"
         );
+    }
+
+    #[test]
+    fn a_partition_is_on_its_drive_in_any_dev_tree() {
+        assert_eq!(drive("/dev/nvme3n1p1"), "/dev/nvme3n1");
+        assert_eq!(drive("/lab/a1/dev/nvme3n1p2"), "/lab/a1/dev/nvme3n1");
+        assert_eq!(drive("/dev/xvdf1"), "/dev/xvdf");
+        assert_eq!(drive("/dev/nvme1n1"), "/dev/nvme1n1");
     }
 
     #[test]

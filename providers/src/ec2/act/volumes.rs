@@ -94,6 +94,9 @@ impl Ec2Provider {
                         Progress::pending(format!("{vol} detaching"), None)
                     }
                     Some(_) => {
+                        if p.terminating {
+                            self.check_terminable(inst).await?;
+                        }
                         self.client
                             .detach_volume()
                             .volume_id(vol)
@@ -271,6 +274,32 @@ impl Ec2Provider {
             create = create.volume_initialization_rate(rate as i32);
         }
         create
+    }
+
+    /// Refuses an instance with termination protection (`DisableApiTermination`): its volumes
+    /// are not detached for a termination EC2 would refuse.
+    async fn check_terminable(&self, instance: &str) -> Result<(), StepError> {
+        let out = self
+            .client
+            .describe_instance_attribute()
+            .instance_id(instance)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
+            .send()
+            .await
+            .map_err(|e| self.classify("DescribeInstanceAttribute", e))?;
+        if out
+            .disable_api_termination()
+            .and_then(|v| v.value())
+            .unwrap_or(false)
+        {
+            return Err(StepError::permanent(
+                "TerminationProtected",
+                format!(
+                    "instance {instance} has termination protection (DisableApiTermination): its volumes were not detached, since EC2 would refuse to terminate it afterwards. Turn the protection off (`aws ec2 modify-instance-attribute --instance-id {instance} --no-disable-api-termination`) if replacing it is right, and apply again"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Some(time waited so far) while what `key` waits for may still appear (EC2 shows new
