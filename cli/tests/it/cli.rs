@@ -831,6 +831,30 @@ fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_producti
             .iter()
             .any(|s| s["Sid"] == "ChangeThePinnedInstances")
     );
+    assert_eq!(
+        of("TagWhatAsdrOwns")["Condition"]["StringEquals"]["aws:ResourceTag/asdr:drill"],
+        "quarterly",
+        "a drill's role never marks production's sets"
+    );
+    // Over SSM, the drill's role runs commands only on its own stand-ins, never on production's
+    // nodes (root on every node of the cluster).
+    let doc = iam_doc(&[
+        "-f",
+        "examples/prod-east-dr/asdr.yaml",
+        "iam-policy",
+        "--drill",
+        "failover",
+    ]);
+    let statements = doc["Statement"].as_array().unwrap();
+    let run = statements
+        .iter()
+        .find(|s| s["Sid"] == "RunOnTheNodes")
+        .expect("SSM over the drill's stand-ins");
+    assert_eq!(
+        run["Condition"]["StringEquals"]["aws:ResourceTag/asdr:drill"],
+        "failover"
+    );
+    assert!(!statements.iter().any(|s| s["Sid"] == "RunOnThePinnedNodes"));
 }
 
 #[test]

@@ -415,6 +415,12 @@ pub fn policy_for_kinds(
         let mut tag_owned =
             owned(json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}));
         tag_owned["ForAllValues:StringEquals"] = json!({"aws:TagKeys": LATER_TAGS});
+        if let Some(d) = &regions.drill {
+            // A drill's role never marks production's sets or volumes (`asdr:complete`,
+            // `asdr:superseded`…): only what the drill made.
+            tag_owned["StringEquals"][format!("aws:ResourceTag/{}", asdr_planner::drill::DRILL)] =
+                json!(d);
+        }
         statements.push(json!({"Sid": "TagWhatAsdrOwns", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": tag_owned}));
     }
@@ -470,12 +476,18 @@ pub fn policy_for_kinds(
         // SendCommand authorizes the instance (the cluster's, or pinned) and the document;
         // GetCommandInvocation and ListCommands (a command still running is found again, never
         // sent twice) have no resource to scope.
+        let mut on_nodes = json!({"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}});
+        if let Some(d) = &regions.drill {
+            // A drill's role runs commands (as root) only on the drill's own stand-ins, never on
+            // production's nodes.
+            on_nodes["StringEquals"][format!("aws:ResourceTag/{}", asdr_planner::drill::DRILL)] =
+                json!(d);
+        }
         statements.push(
             json!({"Sid": "RunOnTheNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"],
-            "Resource": "arn:aws:ec2:*:*:instance/*",
-            "Condition": {"StringEquals": {"aws:ResourceTag/asdr:cluster": cluster}}}),
+            "Resource": "arn:aws:ec2:*:*:instance/*", "Condition": on_nodes}),
         );
-        if !regions.pinned.is_empty() {
+        if !regions.pinned.is_empty() && regions.drill.is_none() {
             let arns = pinned_arns(regions, "*");
             statements.push(json!({"Sid": "RunOnThePinnedNodes", "Effect": "Allow", "Action": ["ssm:SendCommand"], "Resource": arns}));
         }

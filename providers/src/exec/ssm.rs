@@ -112,26 +112,61 @@ pub fn comment(node: &str, instance: &str, script: &str) -> String {
 
 impl Ssm {
     /// The command sent with `comment` to `instance` that is still pending or running, if any
-    /// (sent by an earlier `run` that gave up waiting, or by an apply that was killed).
-    async fn in_flight(&self, client: &Client, instance: &str, comment: &str) -> Option<String> {
-        let listed = client
-            .list_commands()
-            .instance_id(instance)
-            .send()
-            .await
-            .ok()?;
-        listed
-            .commands()
-            .iter()
-            .filter(|c| c.comment() == Some(comment))
-            .find(|c| {
-                matches!(
-                    c.status(),
-                    Some(CommandStatus::Pending | CommandStatus::InProgress)
+    /// (sent by an earlier `run` that gave up waiting, or by an apply that was killed). Every page
+    /// of the commands sent within the execution timeout is read; a list that fails is an error,
+    /// never "none" (the command would be sent twice).
+    async fn in_flight(
+        &self,
+        client: &Client,
+        instance: &str,
+        comment: &str,
+    ) -> Result<Option<String>, String> {
+        let since = std::time::SystemTime::now()
+            .checked_sub(self.execution_timeout + Duration::from_secs(3600))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let since = aws_sdk_ssm::primitives::DateTime::from(since)
+            .fmt(aws_sdk_ssm::primitives::DateTimeFormat::DateTime)
+            .map_err(|e| e.to_string())?;
+        let mut token = None;
+        loop {
+            let page = client
+                .list_commands()
+                .instance_id(instance)
+                .filters(
+                    aws_sdk_ssm::types::CommandFilter::builder()
+                        .key(aws_sdk_ssm::types::CommandFilterKey::InvokedAfter)
+                        .value(&since)
+                        .build()
+                        .map_err(|e| e.to_string())?,
                 )
-            })
-            .and_then(|c| c.command_id())
-            .map(str::to_string)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| crate::aws_error::one_line("ListCommands", &e, None))?;
+            let found = page
+                .commands()
+                .iter()
+                .filter(|c| c.comment() == Some(comment))
+                .find(|c| {
+                    matches!(
+                        c.status(),
+                        Some(
+                            CommandStatus::Pending
+                                | CommandStatus::InProgress
+                                | CommandStatus::Cancelling
+                        )
+                    )
+                })
+                .and_then(|c| c.command_id())
+                .map(str::to_string);
+            if found.is_some() {
+                return Ok(found);
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(None),
+            }
+        }
     }
 
     /// SendCommand; a new instance whose agent has not registered yet (InvalidInstanceId) is
@@ -223,7 +258,11 @@ impl Transport for Ssm {
         }
         let script = script(command, stdin.as_deref());
         let comment = comment(&target.node, instance, &script);
-        let command_id = match self.in_flight(client, instance, &comment).await {
+        let command_id = match self
+            .in_flight(client, instance, &comment)
+            .await
+            .map_err(unreachable)?
+        {
             Some(id) => id,
             None => self
                 .send(client, instance, &script, &comment)
@@ -248,10 +287,12 @@ impl Transport for Ssm {
                 .await
             {
                 Ok(inv) => match inv.status() {
+                    // Cancelling: the command may still run; only its end is an answer.
                     Some(
                         CommandInvocationStatus::Pending
                         | CommandInvocationStatus::InProgress
-                        | CommandInvocationStatus::Delayed,
+                        | CommandInvocationStatus::Delayed
+                        | CommandInvocationStatus::Cancelling,
                     )
                     | None => {}
                     Some(status) => {

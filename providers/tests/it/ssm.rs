@@ -167,3 +167,19 @@ async fn ssm_an_instance_that_never_registers_fails_saying_why() {
     assert!(err.to_string().contains("not registered with SSM"), "{err}");
     assert!(send.num_calls() > 1, "it was waited for");
 }
+
+/// ListCommands failing (throttled, denied) is not "nothing in flight": the command is not sent,
+/// the run fails (and is retried), so a command still running is never sent a second time.
+#[tokio::test]
+async fn ssm_a_list_that_fails_sends_nothing() {
+    let send = mock!(aws_sdk_ssm::Client::send_command).then_output(sent("cmd-x"));
+    let list = mock!(aws_sdk_ssm::Client::list_commands).then_error(|| {
+        aws_sdk_ssm::operation::list_commands::ListCommandsError::InternalServerError(
+            aws_sdk_ssm::types::error::InternalServerError::builder().build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&send, &list]);
+    let err = ssm(client).run(&target(), "true", None).await.unwrap_err();
+    assert!(err.to_string().contains("ListCommands"), "{err}");
+    assert_eq!(send.num_calls(), 0);
+}
