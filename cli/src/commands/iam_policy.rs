@@ -57,6 +57,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
                 subnets: drill.subnets.values().cloned().collect(),
                 security_groups: drill.security_groups.clone(),
                 key_name: policy.cluster.instance.key_name.clone(),
+                own_subnets_in: Vec::new(),
             }]
         }
         (None, Some(t)) => vec![Launch {
@@ -65,6 +66,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             subnets: t.subnets.values().cloned().collect(),
             security_groups: t.security_groups.clone(),
             key_name: policy.cluster.instance.key_name.clone(),
+            own_subnets_in: Vec::new(),
         }],
         (None, None) => vec![Launch::of_cluster(&policy)],
     };

@@ -1411,3 +1411,28 @@ fn a_region_other_than_the_clusters_is_refused() {
     ]);
     assert_ne!(same.code, 1, "{}", same.stderr);
 }
+
+/// R4 puts a replacement into the failed instance's own subnet, which need not be the policy's
+/// (a legacy subnet): the restore's role may launch there, in the policy's zones only (the
+/// policy's security groups hold it to their VPC), so the launch is not denied after the old
+/// instance was terminated.
+#[test]
+fn iam_policy_of_a_replace_allows_the_failed_instances_own_subnet_in_the_policys_zones() {
+    let doc = iam_doc(&["-f", PROD, "iam-policy", "--restore", "replace-a1"]);
+    let reference = asdr_providers::testkit_iam::Reference::load();
+    let launch_into = |subnet: &str, az: &str| {
+        serde_json::json!({
+            "action": "ec2:RunInstances",
+            "resources": [{"type": "subnet", "arn": format!("arn:aws:ec2:us-east-1:123456789012:subnet/{subnet}"), "resource_tags": {}}],
+            "context": {"ec2:AvailabilityZone": [az]}
+        })
+    };
+    let denied =
+        |call: &serde_json::Value| asdr_providers::testkit_iam::denied(&doc, call, &reference);
+    assert_eq!(denied(&launch_into("subnet-0aaa", "us-east-1a")), None);
+    assert_eq!(denied(&launch_into("subnet-0legacy", "us-east-1a")), None);
+    assert!(
+        denied(&launch_into("subnet-0far", "us-east-1f")).is_some(),
+        "not outside the policy's zones"
+    );
+}

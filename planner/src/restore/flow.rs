@@ -677,7 +677,7 @@ fn replacement_subnet(
         && *old != policy_subnet
     {
         b.warn("R4", format!(
-            "node {}'s instance was in subnet {old}, not the policy's {policy_subnet} for {}: the replacement goes into {old}, as the node it replaces",
+            "node {}'s instance was in subnet {old}, not the policy's {policy_subnet} for {}: the replacement goes into {old}, as the node it replaces (the IAM policy `asdr iam-policy` generates allows it only with the policy's security groups; naming {old} in `cluster.instance.subnets` says it plainly)",
             node.name, node.availability_zone
         ));
     }

@@ -179,6 +179,10 @@ pub struct Launch {
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub key_name: Option<String>,
+    /// Zones where a replacement may also go into the failed instance's own subnet (R4: it
+    /// keeps its subnet, which need not be the policy's), and only with the policy's security
+    /// groups, which hold it to their VPC.
+    pub own_subnets_in: Vec<String>,
 }
 
 impl Launch {
@@ -191,6 +195,11 @@ impl Launch {
             subnets: i.subnets.values().cloned().collect(),
             security_groups: i.security_groups.clone(),
             key_name: i.key_name.clone(),
+            own_subnets_in: if i.security_groups.is_empty() {
+                Vec::new()
+            } else {
+                i.subnets.keys().cloned().collect()
+            },
         }
     }
 
@@ -358,6 +367,15 @@ pub fn policy_for_kinds(
                 json!({"Sid": "LaunchFromThePolicysImageAndNetwork", "Effect": "Allow",
                 "Action": ["ec2:RunInstances"], "Resource": from}),
             );
+            for l in regions
+                .launches
+                .iter()
+                .filter(|l| !l.own_subnets_in.is_empty())
+            {
+                statements.push(json!({"Sid": "LaunchIntoTheFailedNodesOwnSubnet", "Effect": "Allow",
+                    "Action": ["ec2:RunInstances"], "Resource": format!("arn:aws:ec2:{}:*:subnet/*", l.region),
+                    "Condition": {"StringEquals": {"ec2:AvailabilityZone": l.own_subnets_in}}}));
+            }
         }
     }
     // What carries another cluster id is a same-named cluster's: never changed or retagged.
