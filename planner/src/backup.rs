@@ -338,6 +338,7 @@ fn snapshot_set(
             created.push(b.step(id, Some(&view.name), snap_deps.clone(), params));
         } else {
             for (ebs, volume, _) in &missing {
+                crate::nodes::warn_untagged_volume(ctx, b, &view.name, volume, "snapshot");
                 let id = format!("snapshot:{}:{ebs}:{set}", view.name);
                 let description = snapshot_description(ctx, &view.name, ebs, set);
                 let params = Params::Snapshot(params::Snapshot {

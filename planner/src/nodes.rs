@@ -196,6 +196,33 @@ pub(crate) fn config_path_of(
         .map(|d| render(d.shadow.as_ref().unwrap_or(&d.device), vars))
 }
 
+/// A volume the plan changes by itself (snapshots alone, detaches, attaches) that does not carry
+/// `asdr:cluster`: the IAM policy `asdr iam-policy` generates lets asdr change only volumes tagged
+/// for the cluster, so under it the call is denied mid-apply, after the node was taken out of
+/// service. Said in the plan, with the fix.
+pub(crate) fn warn_untagged_volume(
+    ctx: &Ctx<'_, '_>,
+    b: &mut crate::builder::Builder,
+    node: &str,
+    volume: &crate::world::Volume,
+    what: &str,
+) {
+    let cluster = &ctx.policy.cluster.name;
+    if volume.tags.get(tags::CLUSTER) == Some(cluster) {
+        return;
+    }
+    b.warn(
+        "IAM",
+        format!(
+            "{node}'s volume {} carries no `{}={cluster}` tag: the IAM policy `asdr iam-policy` generates lets asdr {what} only volumes tagged for the cluster, so under it this is denied mid-apply, after {node} was taken out of service. Tag it first (`aws ec2 create-tags --resources {} --tags Key={},Value={cluster}`), or apply with a role that allows it",
+            volume.id,
+            tags::CLUSTER,
+            volume.id,
+            tags::CLUSTER
+        ),
+    );
+}
+
 /// The instance-store primaries aerospike.conf names (the `device` of every shadowed device),
 /// rendered for the node `vars` describe.
 pub(crate) fn primaries(policy: &asdr_specs::Policy, vars: &asdr_specs::NodeVars) -> Vec<String> {

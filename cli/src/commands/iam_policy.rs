@@ -114,6 +114,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         },
     );
     iam::add_lock(&mut document, policy.lock.as_deref());
+    iam::in_partition(&mut document, &policy.cluster.region);
     print(&json(&document)?)?;
     Ok(0)
 }

@@ -1436,3 +1436,38 @@ fn iam_policy_of_a_replace_allows_the_failed_instances_own_subnet_in_the_policys
         "not outside the policy's zones"
     );
 }
+
+/// A cluster in GovCloud or China: its resources' ARNs are in that partition (`arn:aws-us-gov:`,
+/// `arn:aws-cn:`), so a policy naming `arn:aws:` would allow nothing there.
+#[test]
+fn iam_policy_of_a_cluster_in_another_partition_names_that_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = root.join(PROD);
+    let src = src.parent().unwrap();
+    for (region, partition) in [("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")] {
+        let text = std::fs::read_to_string(src.join("asdr.yaml"))
+            .unwrap()
+            .replace("us-east-1", region);
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        for t in std::fs::read_dir(src.join("templates")).unwrap() {
+            let t = t.unwrap();
+            std::fs::copy(t.path(), dir.path().join("templates").join(t.file_name())).unwrap();
+        }
+        let policy = dir.path().join("asdr.yaml");
+        std::fs::write(&policy, text).unwrap();
+        let doc = iam_doc(&[
+            "-f",
+            policy.to_str().unwrap(),
+            "iam-policy",
+            "--restore",
+            "replace-a1",
+        ]);
+        let text = doc.to_string();
+        assert!(!text.contains("arn:aws:"), "{region}: {text}");
+        assert!(
+            text.contains(&format!("arn:{partition}:ec2:")),
+            "{region}: {text}"
+        );
+    }
+}

@@ -157,6 +157,7 @@ impl<'n> NodeFlow<'n> {
                 (true, Some(old), Some(inst))
                     if swapping && !moved && inst.state != InstanceState::ShuttingDown =>
                 {
+                    crate::nodes::warn_untagged_volume(ctx, b, &node.name, old, "detach");
                     Some(OldAttachment {
                         volume_id: old.id.clone(),
                         instance_id: inst.id.clone(),

@@ -14,6 +14,7 @@ mod recovery_points;
 mod recovery_review;
 mod regions;
 mod safety;
+mod untagged;
 mod verifier_fuzz;
 mod zone;
 
