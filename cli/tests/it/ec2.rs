@@ -1149,6 +1149,10 @@ async fn a_live_drill_against_moto_restores_validates_tears_down_and_reports_eve
 async fn a_failed_validation_still_tears_down_and_exits_1_naming_it() {
     let (env, _drill_nodes) = drill_env(55, 10).await;
     env.ok(&["apply", "--yes"]);
+    // A volume of an instance just terminated stays attached a while: EC2 answers DeleteVolume
+    // VolumeInUse until it is released. The teardown waits it out instead of failing.
+    env.moto
+        .strict("refuse?action=DeleteVolume&code=VolumeInUse&count=6");
     let out = env.asdr(&["drill", "q1", "--yes"]);
     assert_eq!(
         out.status.code(),
@@ -1157,6 +1161,15 @@ async fn a_failed_validation_still_tears_down_and_exits_1_naming_it() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(env.tagged_for_drill().await, (0, 0), "teardown: always");
+    assert_eq!(
+        env.moto
+            .refused()
+            .iter()
+            .filter(|r| r.contains("VolumeInUse"))
+            .count(),
+        6,
+        "the teardown met VolumeInUse and waited it out"
+    );
     let report = env.report();
     assert_eq!(report["passed"], false);
     let failed: Vec<&serde_json::Value> = report["validations"]
