@@ -16,7 +16,7 @@ ACTIONS = {
     "ec2": [
         "AttachVolume", "CopySnapshot", "CreateSnapshot", "CreateSnapshots", "CreateTags",
         "CreateVolume", "DeleteSnapshot", "DeleteVolume", "DescribeInstanceAttribute", "DescribeInstanceTypes",
-        "DescribeInstances", "DescribeSnapshots", "DescribeSubnets", "DescribeVolumes",
+        "DescribeInstances", "DescribeNetworkInterfaces", "DescribeSnapshots", "DescribeSubnets", "DescribeVolumes",
         "DetachVolume", "RunInstances", "StopInstances", "TerminateInstances",
     ],
     "s3": ["DeleteObject", "GetObject", "ListBucket", "PutObject"],

@@ -197,7 +197,10 @@ def authorization(action, p, region):
     specs = tag_specs(p)
     checks = []
     res = []
-    if action.startswith("Describe"):
+    if action == "DescribeInstanceAttribute":
+        # Service Authorization Reference: authorizes the instance (required).
+        res = [existing("instance", p["InstanceId"])]
+    elif action.startswith("Describe"):
         res = []
     elif action == "CreateVolume":
         res = [new("volume", specs.get("volume", {}))]

@@ -329,6 +329,7 @@ pub(crate) fn new_cluster(
         );
         let vars = NodeVars::new(&spec.cluster_name, &stand_in);
         let config_text = rendered.content.clone();
+        crate::config::check_device_lines(ctx.policy, &stand_in, &vars, &config_text)?;
         // R19: a stand-in joining with an id the restored roster does not hold.
         let keeps = asdr_specs::config_node_ids(&config_text);
         if keeps != [known.id.clone()] || known.source == crate::node_ids::IdSource::Derived {

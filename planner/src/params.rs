@@ -12,8 +12,10 @@ use crate::plan::StepKind;
 
 mod consistency;
 mod tools;
+mod volumes;
 pub use consistency::{SetRoster, WaitPartitionsAvailable};
 pub use tools::{Asbackup, Asrestore, BackupKind, Tool, ToolEncrypt};
+pub use volumes::{AttachVolume, DetachVolume, DeviceCheck};
 
 /// Tags a step puts on what it creates (besides `asdr:plan` and `asdr:step`).
 pub type TagMap = BTreeMap<String, String>;
@@ -94,17 +96,6 @@ pub struct NodeService {
     /// number the root EBS volume `nvme1n1`: started on it, Aerospike would write over the OS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_store: Vec<String>,
-}
-
-/// One device a start checks: `path` (as aerospike.conf names it) must be the volume
-/// `volume_id`, attached at `ebs`. Read on the node: the volume's stable name
-/// (`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol…`, the NVMe serial is the volume id)
-/// and `path` resolve to one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct DeviceCheck {
-    pub path: String,
-    pub ebs: String,
-    pub volume_id: Ref,
 }
 
 /// How a node's Aerospike comes up, which decides whether it reads its storage (R17).
@@ -301,30 +292,6 @@ pub struct ClaimCluster {
     pub instances: Vec<String>,
 }
 
-/// detach_volume: a volume taken off an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct DetachVolume {
-    pub volume_id: String,
-    pub instance_id: String,
-    pub device: String,
-    pub delete_on_termination: bool,
-    /// The volume is replaced for good: it is tagged `asdr:superseded` once detached.
-    pub supersede: bool,
-    /// The plan terminates the instance afterwards: a termination-protected instance is refused
-    /// before its volumes are taken, not after (EC2 would refuse the termination, leaving a
-    /// stopped machine without its data and the replacement unlaunched).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub terminating: bool,
-}
-
-/// attach_volume: a volume attached at a device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct AttachVolume {
-    pub volume_id: Ref,
-    pub instance_id: Option<Ref>,
-    pub device: String,
-}
-
 /// terminate_instance, stop_instance: an instance brought to `wait_until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TerminateInstance {
@@ -339,6 +306,10 @@ pub struct TerminateInstance {
 pub struct StopInstance {
     pub instance_id: String,
     pub force: bool,
+    /// The plan terminates the instance afterwards: a termination-protected instance is refused
+    /// before it is stopped (a stop wipes its instance store and leaves it down).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
     /// `stopped`, or [`STOP_REQUESTED`]: done once EC2 has accepted the stop (an instance in a
     /// lost zone stops only when the zone comes back).
     pub wait_until: String,

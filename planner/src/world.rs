@@ -42,6 +42,11 @@ pub struct World {
     /// subnet's range cannot be launched there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subnets: Vec<Subnet>,
+    /// Network interfaces holding a node's address that no instance holds
+    /// (DescribeNetworkInterfaces): a detached interface, or one kept when its instance was
+    /// terminated, keeps its address, and a replacement cannot launch with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
     /// Regions other than the cluster's that could not be observed, and why: nothing is planned
     /// there (no copy, no retention, no restore) until they answer again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -113,6 +118,12 @@ impl World {
                 .filter(|s| here(&s.region))
                 .cloned()
                 .collect(),
+            // Observed at home only (the nodes' addresses).
+            network_interfaces: if region == home {
+                self.network_interfaces.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -127,6 +138,21 @@ pub struct Subnet {
     /// IPv4 range, `10.0.1.0/24`.
     pub cidr: String,
     pub availability_zone: String,
+}
+
+/// A network interface, as far as addresses go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkInterface {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// Its private IPv4 addresses, primary and secondary.
+    pub private_ips: Vec<String>,
+    /// `available` (attached to nothing) or `in-use`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<String>,
 }
 
 impl Subnet {

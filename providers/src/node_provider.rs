@@ -311,7 +311,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 .contains(&input.step.id)
         };
         // Never started on a device that is not the volume attached for it, whoever started it.
-        if start && let Some(why) = self.check_devices(input, &name).await? {
+        let running = start && self.answers(&name).await;
+        if start && let Some(why) = self.check_devices(input, &name, running).await? {
             return Progress::pending(why, None);
         }
         if start && self.answers(&name).await {

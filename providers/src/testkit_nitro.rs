@@ -225,10 +225,68 @@ async fn attachments(ec2: &aws_sdk_ec2::Client) -> Result<Seen, aws_sdk_ec2::Err
     Ok(seen)
 }
 
+/// One entry of a guest's `/dev`: a device (a file holding what it is) or a link.
+#[derive(PartialEq)]
+enum Entry {
+    Device(String),
+    Link(PathBuf),
+}
+
 /// The guest's `/dev`: NVMe namespaces, their serial links, their attachment-name links.
+/// Changed in place, entry by entry (each written beside and renamed over), as udev does: a
+/// reader never sees a drive or a link that stays missing.
 fn lay_out(dev: &Path, first: u32, root_second: bool, slots: &BTreeMap<u32, (String, String)>) {
     let by_id = dev.join("disk/by-id");
     let _ = std::fs::create_dir_all(&by_id);
+    let mut want: BTreeMap<PathBuf, Entry> = BTreeMap::new();
+    // The root volume and the instance-store drives, as the instance booted.
+    let root = if root_second { 1 } else { 0 };
+    want.insert(
+        dev.join(format!("nvme{root}n1")),
+        Entry::Device("root".into()),
+    );
+    for (k, n) in (0..first).filter(|n| *n != root).enumerate() {
+        let name = format!("nvme{n}n1");
+        want.insert(dev.join(&name), Entry::Device("instance-store".into()));
+        want.insert(
+            by_id.join(format!(
+                "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS{}",
+                k + 1
+            )),
+            Entry::Link(PathBuf::from("../..").join(&name)),
+        );
+    }
+    for (n, (volume, attachment)) in slots {
+        let name = format!("nvme{n}n1");
+        want.insert(dev.join(&name), Entry::Device(volume.clone()));
+        want.insert(
+            by_id.join(format!(
+                "nvme-Amazon_Elastic_Block_Store_{}",
+                volume.replace('-', "")
+            )),
+            Entry::Link(PathBuf::from("../..").join(&name)),
+        );
+        if let Some(short) = attachment.rsplit('/').next() {
+            want.insert(dev.join(short), Entry::Link(PathBuf::from(&name)));
+        }
+    }
+    for (path, entry) in &want {
+        let now = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path).ok().map(Entry::Link),
+            Ok(_) => std::fs::read_to_string(path).ok().map(Entry::Device),
+            Err(_) => None,
+        };
+        if now.as_ref() == Some(entry) {
+            continue;
+        }
+        let tmp = path.with_extension("nitro-tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let _ = match entry {
+            Entry::Device(content) => std::fs::write(&tmp, content),
+            Entry::Link(target) => std::os::unix::fs::symlink(target, &tmp),
+        };
+        let _ = std::fs::rename(&tmp, path);
+    }
     for dir in [dev.to_path_buf(), by_id.clone()] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
@@ -236,36 +294,11 @@ fn lay_out(dev: &Path, first: u32, root_second: bool, slots: &BTreeMap<u32, (Str
                 let ours = name.starts_with("nvme-Amazon_")
                     || name.starts_with("sd")
                     || data_namespace(&name).is_some();
-                if ours && e.file_type().is_ok_and(|t| !t.is_dir()) {
+                if ours && e.file_type().is_ok_and(|t| !t.is_dir()) && !want.contains_key(&e.path())
+                {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
-        }
-    }
-    // The root volume and the instance-store drives, as the instance booted.
-    let root = if root_second { 1 } else { 0 };
-    let _ = std::fs::write(dev.join(format!("nvme{root}n1")), "root");
-    for (k, n) in (0..first).filter(|n| *n != root).enumerate() {
-        let name = format!("nvme{n}n1");
-        let _ = std::fs::write(dev.join(&name), "instance-store");
-        let _ = std::os::unix::fs::symlink(
-            PathBuf::from("../..").join(&name),
-            by_id.join(format!(
-                "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS{}",
-                k + 1
-            )),
-        );
-    }
-    for (n, (volume, attachment)) in slots {
-        let name = format!("nvme{n}n1");
-        let _ = std::fs::write(dev.join(&name), volume);
-        let serial = by_id.join(format!(
-            "nvme-Amazon_Elastic_Block_Store_{}",
-            volume.replace('-', "")
-        ));
-        let _ = std::os::unix::fs::symlink(PathBuf::from("../..").join(&name), serial);
-        if let Some(short) = attachment.rsplit('/').next() {
-            let _ = std::os::unix::fs::symlink(&name, dev.join(short));
         }
     }
 }

@@ -218,3 +218,43 @@ async fn a_termination_protected_instance_keeps_its_volumes_and_the_restore_says
         "nothing launched beside it"
     );
 }
+
+/// a1's instance is gone, but a network interface in its subnet still holds its address (one
+/// kept when the instance was terminated, as a fixed-address setup leaves it): EC2 would refuse
+/// the replacement's launch (InvalidIPAddress.InUse) for as long as it exists. The plan is
+/// refused before anything is done, naming the interface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_address_held_by_a_leftover_interface_refuses_the_replacement_naming_it() {
+    let env = env(152, &[]).await;
+    env.terminate("a1").await;
+    let eni = env
+        .ec2
+        .create_network_interface()
+        .subnet_id(env.subnet("us-east-1a"))
+        .private_ip_address(env.layout_ip("a1"))
+        .send()
+        .await
+        .unwrap()
+        .network_interface
+        .unwrap()
+        .network_interface_id
+        .unwrap();
+    let out = env.asdr(&["plan", "--restore", "replace-a1"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("is held by network interface {eni}")),
+        "{all}"
+    );
+    env.ec2
+        .delete_network_interface()
+        .network_interface_id(&eni)
+        .send()
+        .await
+        .unwrap();
+    env.ok(&["plan", "--restore", "replace-a1"]);
+}

@@ -4,6 +4,7 @@
 use super::data::{
     Same, check_instance_type, create_volume, data_for, data_kind, provision_params,
 };
+use super::placement::{check_not_a_member, replacement_subnet};
 use super::*;
 
 /// One data device of a restored node.
@@ -77,6 +78,9 @@ impl<'n> NodeFlow<'n> {
         if view.health == NodeHealth::Unreachable {
             check_not_a_member(ctx, restore, view)?;
         }
+        // R5: the config this restore may write names the devices the start will check.
+        let rendered = config::render(ctx.policy, node, "");
+        config::check_device_lines(ctx.policy, node, &ctx.vars(node), &rendered.content)?;
         let subnet = if replaced {
             Some(replacement_subnet(ctx, node, view, b)?)
         } else {
@@ -88,6 +92,7 @@ impl<'n> NodeFlow<'n> {
             let (volume_ref, ready): (Ref, Vec<String>) = match data {
                 Data::Existing(v) => {
                     if replaced {
+                        crate::nodes::warn_untagged_volume(ctx, b, &node.name, v, "attach");
                         // The reviewer sees exactly which volume goes back on the node.
                         b.change(
                             format!("volume.{}.{}", node.name, d.ebs),
@@ -229,6 +234,8 @@ impl<'n> NodeFlow<'n> {
                         instance_id: old.id.clone(),
                         force: true,
                         wait_until: "stopped".into(),
+                        // A replacement terminates it once its volumes are off.
+                        terminating: replaced,
                     }),
                 ))
             }
@@ -618,109 +625,4 @@ pub(crate) fn write_config(rendered: config::RenderedConfig) -> Params {
         content: rendered.content,
         keep_previous: ".asdr-prev".into(),
     })
-}
-
-/// An unreachable node whose peers still count it as a member is not failed: something between
-/// asdr and it is. Replacing it would put two nodes on one address.
-fn check_not_a_member(
-    ctx: &Ctx<'_, '_>,
-    restore: &Restore,
-    view: &NodeView<'_>,
-) -> Result<(), PlanError> {
-    let healthy = ctx.obs.healthy_names().len() as u32;
-    let counted = ctx
-        .obs
-        .nodes
-        .iter()
-        .filter(|n| n.health == NodeHealth::Healthy)
-        .filter_map(|n| n.observation.and_then(|o| o.cluster_size).map(|s| (n, s)))
-        .find(|(_, size)| *size > healthy);
-    if let Some((peer, size)) = counted {
-        return Err(refuse(
-            Diagnostic::new(
-                restore.name_span,
-                format!(
-                    "restore `{}`: node `{}` does not answer asdr, but `{}` reports a cluster of {size} nodes ({healthy} answer): its peers still count it as a member",
-                    restore.name, view.name, peer.name
-                ),
-            )
-            .rule("R14")
-            .help("check the network path from asdr to the node (security groups, the info port); replace it only once its peers have dropped it"),
-        ));
-    }
-    Ok(())
-}
-
-/// R4: the replacement goes into the failed instance's subnet when it is known, else the
-/// policy's subnet for the AZ; a private IP outside the chosen subnet's range is refused before
-/// anything is stopped or terminated.
-fn replacement_subnet(
-    ctx: &Ctx<'_, '_>,
-    node: &Node,
-    view: &NodeView<'_>,
-    b: &mut Builder,
-) -> Result<String, PlanError> {
-    let policy_subnet = ctx
-        .policy
-        .cluster
-        .instance
-        .subnets
-        .get(&node.availability_zone)
-        .cloned()
-        .unwrap_or_default();
-    // A node moved to another zone goes into that zone's subnet, never the one it left.
-    let old_subnet = view
-        .instance
-        .filter(|_| node.moved_from.is_none())
-        .and_then(|i| i.subnet_id.clone());
-    let chosen = old_subnet.clone().unwrap_or_else(|| policy_subnet.clone());
-    if let Some(old) = &old_subnet
-        && *old != policy_subnet
-    {
-        b.warn("R4", format!(
-            "node {}'s instance was in subnet {old}, not the policy's {policy_subnet} for {}: the replacement goes into {old}, as the node it replaces (the IAM policy `asdr iam-policy` generates allows it only with the policy's security groups; naming {old} in `cluster.instance.subnets` says it plainly)",
-            node.name, node.availability_zone
-        ));
-    }
-    if let Some(subnet) = ctx.obs.world.subnets.iter().find(|s| s.id == chosen) {
-        if !subnet.contains(node.private_ip) {
-            return Err(refuse(
-                Diagnostic::new(
-                    node.name_span,
-                    format!(
-                        "node `{}`'s address {} is not in subnet {chosen} ({}): a replacement there cannot keep it",
-                        node.name, node.private_ip, subnet.cidr
-                    ),
-                )
-                .rule("R4")
-                .help("correct `cluster.instance.subnets` or the node's private_ip"),
-            ));
-        }
-        if let Some(what) = subnet.reserved(node.private_ip) {
-            return Err(refuse(
-                Diagnostic::new(
-                    node.name_span,
-                    format!(
-                        "node `{}`'s address {} is reserved by AWS in subnet {chosen} ({}: {what}): no instance can have it",
-                        node.name, node.private_ip, subnet.cidr
-                    ),
-                )
-                .rule("R4")
-                .help("give the node an address AWS does not reserve (not the first four or the last of the range)"),
-            ));
-        }
-        if subnet.availability_zone != node.availability_zone {
-            return Err(refuse(
-                Diagnostic::new(
-                    node.name_span,
-                    format!(
-                        "subnet {chosen} is in {}, but node `{}` is in {}",
-                        subnet.availability_zone, node.name, node.availability_zone
-                    ),
-                )
-                .rule("R4"),
-            ));
-        }
-    }
-    Ok(chosen)
 }

@@ -6,6 +6,7 @@
 pub(crate) mod consistency;
 mod data;
 mod flow;
+mod placement;
 pub(crate) mod zone;
 
 use crate::builder::Builder;

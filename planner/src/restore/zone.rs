@@ -294,6 +294,7 @@ pub(super) fn stop_left_behind(
             // Not forced: its volumes are kept as they are, and nothing waits on it anyway.
             force: false,
             wait_until: params::STOP_REQUESTED.into(),
+            terminating: false,
         }),
     )
 }
@@ -320,6 +321,7 @@ fn stop_twin(node: &Node, old: &Instance, b: &mut Builder) {
             // Not forced: its volumes are kept as they are.
             force: false,
             wait_until: "stopped".into(),
+            terminating: false,
         }),
     );
 }

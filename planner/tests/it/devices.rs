@@ -142,3 +142,40 @@ fn r5_the_verifier_refuses_a_start_that_does_not_check_its_attached_volumes() {
         "the restore attaches volumes it creates"
     );
 }
+
+/// The start checks the policy's paths; the node opens what the config asdr writes names. A
+/// template that writes other device lines (here each shadow before its primary: the blank
+/// instance-store drive would be taken as the authoritative shadow) is refused at plan time,
+/// naming both.
+#[test]
+fn r5_a_template_that_renders_other_devices_than_the_policy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ExamplePolicy::prod_east().write_to(dir.path());
+    let t = dir.path().join("templates/aerospike.conf.j2");
+    let text = std::fs::read_to_string(&t).unwrap();
+    let line = "device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}";
+    assert!(text.contains(line));
+    std::fs::write(
+        &t,
+        text.replace(
+            line,
+            "device {% if d.shadow %}{{ d.shadow }} {% endif %}{{ d.device }}",
+        ),
+    )
+    .unwrap();
+    let policy = asdr_specs::load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let w = world(&policy);
+    let err = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "renders namespace `users` of node `a1` with [device /dev/nvme3n1 /dev/nvme1n1"
+        ),
+        "{err}"
+    );
+}

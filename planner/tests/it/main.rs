@@ -5,6 +5,7 @@ mod asbackup;
 mod consistency;
 mod devices;
 mod enterprise;
+mod held;
 mod manifests;
 mod node_ids;
 mod planner;
@@ -14,7 +15,6 @@ mod recovery_points;
 mod recovery_review;
 mod regions;
 mod safety;
-mod untagged;
 mod verifier_fuzz;
 mod zone;
 

@@ -15,6 +15,9 @@ use std::collections::BTreeSet;
 use asdr_planner::{Plan, StepKind};
 use serde_json::{Value, json};
 
+mod partition;
+pub use partition::{in_partition, partition};
+
 /// (action, how it is scoped)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Scope {
@@ -34,12 +37,14 @@ enum Scope {
 }
 
 /// What observing a cluster calls (providers::ec2::observe_cloud; the SMD store is listed too).
-const OBSERVATION: [(&str, Scope); 5] = [
+const OBSERVATION: [(&str, Scope); 6] = [
     ("ec2:DescribeInstances", Scope::Read),
     ("ec2:DescribeVolumes", Scope::Read),
     ("ec2:DescribeSnapshots", Scope::Read),
     ("ec2:DescribeInstanceTypes", Scope::Read),
     ("ec2:DescribeSubnets", Scope::Read),
+    // Interfaces holding a node's address that no instance holds (a replacement needs it).
+    ("ec2:DescribeNetworkInterfaces", Scope::Read),
 ];
 
 /// The AWS actions a step kind uses (its observe and act halves), for the plan's transport and store.
@@ -72,6 +77,7 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         ],
         StepKind::StopInstance => vec![
             ("ec2:DescribeInstances", Read),
+            ("ec2:DescribeInstanceAttribute", Read),
             ("ec2:StopInstances", Owned),
         ],
         StepKind::AttachVolume => vec![("ec2:DescribeVolumes", Read), ("ec2:AttachVolume", Owned)],
@@ -302,8 +308,21 @@ pub fn policy_for_kinds(
             .collect::<Vec<_>>()
     };
     let mut statements = Vec::new();
-    if !of(Scope::Read).is_empty() {
-        statements.push(json!({"Sid": "Observe", "Effect": "Allow", "Action": of(Scope::Read), "Resource": "*"}));
+    // DescribeInstanceAttribute is the one read scoped to a resource (the instance).
+    let instance_reads = ["ec2:DescribeInstanceAttribute"];
+    let reads: Vec<&str> = of(Scope::Read)
+        .into_iter()
+        .filter(|a| !instance_reads.contains(a))
+        .collect();
+    if !reads.is_empty() {
+        statements
+            .push(json!({"Sid": "Observe", "Effect": "Allow", "Action": reads, "Resource": "*"}));
+    }
+    if of(Scope::Read).iter().any(|a| instance_reads.contains(a)) {
+        statements.push(
+            json!({"Sid": "ReadTerminationProtection", "Effect": "Allow", "Action": instance_reads,
+            "Resource": "arn:aws:ec2:*:*:instance/*"}),
+        );
     }
     let creating = of(Scope::Create);
     if !creating.is_empty() {
@@ -634,43 +653,6 @@ pub fn add_lock(policy: &mut Value, lock: Option<&str>) {
             "Action": ["s3:ListBucket"],
             "Resource": format!("arn:aws:s3:::{bucket}")}));
     }
-}
-
-/// The AWS partition `region` is in: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// The document in the partition of `region`: its ARNs (`arn:aws-cn:…`) and, in China, its
-/// service endpoints (`ec2.cn-north-1.amazonaws.com.cn`). A region's resources live only in its
-/// partition, and copies never leave it.
-pub fn in_partition(policy: &mut Value, region: &str) {
-    let p = partition(region);
-    if p == "aws" {
-        return;
-    }
-    fn walk(v: &mut Value, p: &str) {
-        match v {
-            Value::String(s) => {
-                if let Some(rest) = s.strip_prefix("arn:aws:") {
-                    *s = format!("arn:{p}:{rest}");
-                }
-                if p == "aws-cn" && s.ends_with(".amazonaws.com") && s.starts_with("ec2.cn-") {
-                    s.push_str(".cn");
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, p)),
-            Value::Object(o) => o.values_mut().for_each(|x| walk(x, p)),
-            _ => {}
-        }
-    }
-    walk(policy, p);
 }
 
 /// Every action a policy document allows (for tests and reviews).

@@ -522,8 +522,20 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
     let mut subnet_ids: std::collections::BTreeSet<String> =
         policy.cluster.instance.subnets.values().cloned().collect();
     subnet_ids.extend(instances.values().filter_map(|i| i.subnet_id.clone()));
+    // Node addresses no instance holds: a replacement may need them, and a network interface
+    // that outlived its instance (or was never attached) would hold them still.
+    let free: Vec<String> = ips
+        .iter()
+        .filter(|ip| {
+            !instances.values().any(|i| {
+                i.private_ip.as_deref() == Some(ip.as_str())
+                    && i.state != asdr_planner::world::InstanceState::Terminated
+            })
+        })
+        .cloned()
+        .collect();
     let mut attached = BTreeMap::new();
-    let (attached_found, types_described, subnets_described) = tokio::join!(
+    let (attached_found, types_described, subnets_described, interfaces) = tokio::join!(
         async {
             if ids.is_empty() {
                 return Ok(());
@@ -553,7 +565,9 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
                     .build(),
             )
             .send(),
+        ec2.interfaces_holding(&free),
     );
+    let network_interfaces = interfaces?;
     attached_found?;
     volumes.extend(attached);
     let described = types_described.map_err(|e| ec2.classify("DescribeInstanceTypes", e))?;
@@ -602,6 +616,54 @@ async fn observe_home(ec2: &Ec2Provider, policy: &Policy) -> Result<World, StepE
         snapshots,
         instance_types,
         subnets,
+        network_interfaces,
         ..World::default()
     })
+}
+
+impl Ec2Provider {
+    /// The network interfaces holding any of `ips` (primary or secondary): none asked when
+    /// there are none.
+    async fn interfaces_holding(
+        &self,
+        ips: &[String],
+    ) -> Result<Vec<asdr_planner::world::NetworkInterface>, StepError> {
+        let mut out = Vec::new();
+        for f in filters("addresses.private-ip-address", ips) {
+            let mut pages = self
+                .client
+                .describe_network_interfaces()
+                .filters(f)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.classify("DescribeNetworkInterfaces", e))?;
+                for n in page.network_interfaces() {
+                    out.push(asdr_planner::world::NetworkInterface {
+                        id: n.network_interface_id().unwrap_or_default().into(),
+                        subnet_id: n.subnet_id().map(str::to_string),
+                        private_ips: n
+                            .private_ip_addresses()
+                            .iter()
+                            .filter_map(|a| a.private_ip_address().map(str::to_string))
+                            .chain(n.private_ip_address().map(str::to_string))
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect(),
+                        status: n
+                            .status()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        attached_to: n
+                            .attachment()
+                            .and_then(|a| a.instance_id())
+                            .map(str::to_string),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
 }

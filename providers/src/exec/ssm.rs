@@ -21,8 +21,8 @@ pub const STDIN_LIMIT: usize = 32 * 1024;
 /// 3,600 s, would kill a long asbackup half way.
 pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 /// How long a new instance's agent may take to register (SendCommand answers InvalidInstanceId
-/// until it has): minutes after launch, more on a slow boot.
-pub const REGISTRATION_WAIT: Duration = Duration::from_secs(15 * 60);
+/// until it has): minutes after launch. Within the 10-minute deadline of a node step.
+pub const REGISTRATION_WAIT: Duration = Duration::from_secs(9 * 60);
 
 /// Instances launched by this apply, by node: (instance id, region).
 type Launched = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, Option<String>)>>>;

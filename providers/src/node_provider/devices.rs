@@ -46,6 +46,15 @@ fn drive(path: &str) -> &str {
     &path[..root.len() + asdr_specs::drive_of(&path[root.len()..]).len()]
 }
 
+/// A device LVM or md assembled (`dm-0`, `md0`): it is found by what is on its members.
+fn is_assembled(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("dm-")
+        || name
+            .strip_prefix("md")
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty())
+}
+
 /// `/dev/sdf` → `sdf`, `xvdf`: the names a Xen guest gives the volume attached at `ebs`.
 fn xen_names(ebs: &str) -> [String; 2] {
     let name = ebs.rsplit('/').next().unwrap_or(ebs);
@@ -63,7 +72,16 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         &self,
         input: &StepInput<'_>,
         name: &str,
+        running: bool,
     ) -> Result<Option<String>, StepError> {
+        // What a refusal leaves: a start this step has not made yet is not made; a node that
+        // already runs (started by the image, an operator, or a run that was killed) is said to.
+        let outcome = if running {
+            "Aerospike ALREADY RUNS on the node (started by something other than this step): stop it there now"
+        } else {
+            "Aerospike was not started; the node stays stopped"
+        };
+        let next = "Once the names are right, plan again and read the plan before applying: a node that does not answer is planned as a replacement";
         let Params::StartNode(p) = &input.step.params else {
             return Ok(None);
         };
@@ -155,11 +173,14 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             match (&seen.path, &seen.volume) {
                 // A partition of the volume is the volume (`/dev/nvme3n1p1`).
                 (Some(at), Some(vol)) if drive(at) == vol => {}
+                // LVM and md devices find their members by the UUIDs on them, not by device
+                // names: the kernel's numbering cannot swap them.
+                (Some(at), _) if is_assembled(at) => {}
                 (Some(at), Some(vol)) => {
                     return Err(StepError::permanent(
                         "DeviceMismatch",
                         format!(
-                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at} and {volume} is {vol}. Aerospike was not started: it would read another volume's data as this one's. NVMe numbers follow the order volumes arrive; name EBS devices in the policy by a stable link (`/dev/sdf`, which amazon-ec2-utils' udev rules create from the attachment name: installed on Amazon Linux, to install elsewhere) and apply again",
+                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at} and {volume} is {vol}: the namespace would read another volume's data as its own. {outcome}. NVMe numbers follow the order volumes arrive; name EBS devices in the policy by a stable link (`/dev/sdf`, which amazon-ec2-utils' udev rules create from the attachment name: installed on Amazon Linux, to install elsewhere). {next}",
                             d.path, d.ebs, d.path
                         ),
                     ));
@@ -167,7 +188,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 (Some(at), None)
                     if xen_names(&d.ebs)
                         .iter()
-                        .any(|n| at.rsplit('/').next() == Some(n.as_str())) => {}
+                        .any(|n| drive(at).rsplit('/').next() == Some(n.as_str())) => {}
                 (Some(at), None) if at.contains("nvme") => missing.push(format!(
                     "{} is {at}, but no device has {volume}'s serial ({})",
                     d.path,
@@ -177,7 +198,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                     return Err(StepError::permanent(
                         "DeviceMismatch",
                         format!(
-                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at}, which is neither {volume} ({}) nor the device Xen names after {}. Aerospike was not started",
+                            "[R5] {name}: aerospike.conf names {} for volume {volume} (attached at {}), but on the node {} is {at}, which is neither {volume} ({}) nor the device Xen names after {}. {outcome}. {next}",
                             d.path,
                             d.ebs,
                             d.path,
@@ -200,11 +221,18 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 .rsplit('/')
                 .next()
                 .is_some_and(|n| n.starts_with("nvme"));
+            if nvme && !volumes.contains(&disk) && store_drives.is_empty() {
+                // No instance-store link at all yet: udev may still be at it.
+                missing.push(format!(
+                    "{path} is {at}, but no instance-store drive is linked on the node"
+                ));
+                continue;
+            }
             if volumes.contains(&disk) || (nvme && !store_drives.contains(disk)) {
                 return Err(StepError::permanent(
                     "DeviceMismatch",
                     format!(
-                        "[R5] {name}: aerospike.conf names {path} as an instance-store primary, but on the node it is {at}, which is {}. Aerospike was not started: it would write the namespace over that disk. NVMe numbers follow the order devices respond at boot; name the primaries by their stable links (/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_…) or check the instance type",
+                        "[R5] {name}: aerospike.conf names {path} as an instance-store primary, but on the node it is {at}, which is {}: the namespace would be written over that disk. {outcome}. The kernel numbers NVMe devices in the order they answer at boot, so on this instance the policy's primary path is another disk: check the instance type's instance-store drives and the paths the policy gives the primaries. {next}",
                         if volumes.contains(&disk) {
                             "one of the node's EBS data volumes"
                         } else {
@@ -227,7 +255,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             return Err(StepError::permanent(
                 "DeviceMissing",
                 format!(
-                    "[R5] {why} ({}s after the volumes were attached). Aerospike was not started: which device holds which volume cannot be confirmed",
+                    "[R5] {why} ({}s after the volumes were attached): which device holds which volume cannot be confirmed. {outcome}. {next}",
                     self.device_grace.as_secs()
                 ),
             ));

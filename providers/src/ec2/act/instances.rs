@@ -142,6 +142,9 @@ impl Ec2Provider {
                         Progress::pending(format!("{id} stopping"), None)
                     }
                     Some(_) => {
+                        if p.terminating {
+                            self.check_terminable(id).await?;
+                        }
                         // Force: the instance is not answering; its volumes are what matters.
                         self.client
                             .stop_instances()

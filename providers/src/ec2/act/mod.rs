@@ -420,9 +420,13 @@ impl Provider for Ec2Provider {
 /// so asking again is safe.
 fn passes_with_time(kind: StepKind, code: &str) -> Option<&'static str> {
     Some(match (kind, code) {
-        // EBS: at most 5 pending snapshots per gp/io volume (1 for st1/sc1).
-        (_, "ConcurrentSnapshotLimitExceeded") => {
-            "the volume has as many snapshots pending as EBS allows: waiting for them to complete"
+        // EBS: at most 5 pending snapshots per gp/io volume (1 for st1/sc1). Waited for only by
+        // a multi-volume snapshot, whose node stays in service: a single-volume snapshot is taken
+        // with its node quiesced or stopped, and holding the node out of service for a quota that
+        // takes hours to clear would only lengthen the window (it fails, and the node is brought
+        // back).
+        (StepKind::SnapshotInstance, "ConcurrentSnapshotLimitExceeded") => {
+            "the volumes have as many snapshots pending as EBS allows: waiting for them to complete"
         }
         // EBS: 20 concurrent copies per destination region, shared with every other copier.
         (StepKind::CopySnapshot, "ResourceLimitExceeded") => {
@@ -433,7 +437,7 @@ fn passes_with_time(kind: StepKind, code: &str) -> Option<&'static str> {
         }
         // A volume of an instance just terminated stays attached until the termination ends.
         (StepKind::DeleteVolume, "VolumeInUse") => {
-            "the volume is still attached to the instance being terminated: waiting for it to be released"
+            "the volume is still attached (a terminating instance releases it): waiting for it to be released"
         }
         _ => return None,
     })

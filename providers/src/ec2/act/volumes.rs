@@ -278,7 +278,7 @@ impl Ec2Provider {
 
     /// Refuses an instance with termination protection (`DisableApiTermination`): its volumes
     /// are not detached for a termination EC2 would refuse.
-    async fn check_terminable(&self, instance: &str) -> Result<(), StepError> {
+    pub(super) async fn check_terminable(&self, instance: &str) -> Result<(), StepError> {
         let out = self
             .client
             .describe_instance_attribute()
@@ -295,7 +295,7 @@ impl Ec2Provider {
             return Err(StepError::permanent(
                 "TerminationProtected",
                 format!(
-                    "instance {instance} has termination protection (DisableApiTermination): its volumes were not detached, since EC2 would refuse to terminate it afterwards. Turn the protection off (`aws ec2 modify-instance-attribute --instance-id {instance} --no-disable-api-termination`) if replacing it is right, and apply again"
+                    "instance {instance} has termination protection (DisableApiTermination): it was neither stopped nor its volumes detached, since EC2 would refuse to terminate it afterwards. Turn the protection off (`aws ec2 modify-instance-attribute --instance-id {instance} --no-disable-api-termination`) if replacing it is right, and apply again"
                 ),
             ));
         }

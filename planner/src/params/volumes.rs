@@ -1,0 +1,41 @@
+//! What the steps that move volumes between instances carry, and what a start checks of them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Ref;
+
+/// detach_volume: a volume taken off an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DetachVolume {
+    pub volume_id: String,
+    pub instance_id: String,
+    pub device: String,
+    pub delete_on_termination: bool,
+    /// The volume is replaced for good: it is tagged `asdr:superseded` once detached.
+    pub supersede: bool,
+    /// The plan terminates the instance afterwards: a termination-protected instance is refused
+    /// before its volumes are taken, not after (EC2 would refuse the termination, leaving a
+    /// stopped machine without its data and the replacement unlaunched).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
+}
+
+/// attach_volume: a volume attached at a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AttachVolume {
+    pub volume_id: Ref,
+    pub instance_id: Option<Ref>,
+    pub device: String,
+}
+
+/// One device a start checks: `path` (as aerospike.conf names it) must be the volume
+/// `volume_id`, attached at `ebs`. Read on the node: the volume's stable name
+/// (`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol…`, the NVMe serial is the volume id)
+/// and `path` resolve to one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceCheck {
+    pub path: String,
+    pub ebs: String,
+    pub volume_id: Ref,
+}
