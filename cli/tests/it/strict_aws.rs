@@ -258,3 +258,66 @@ async fn a_node_address_held_by_a_leftover_interface_refuses_the_replacement_nam
         .unwrap();
     env.ok(&["plan", "--restore", "replace-a1"]);
 }
+
+/// Another VPC with an overlapping range has an instance at a1's address: no conflict for a1's
+/// replacement, which launches into a1's own subnet (two subnets of one VPC never overlap, so the
+/// same address in another subnet is another network's). The launch does not wait on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_at_the_same_address_in_another_vpc_does_not_hold_the_replacements_address() {
+    let env = env(154, &[]).await;
+    env.terminate("a1").await;
+    let vpc = env
+        .ec2
+        .create_vpc()
+        .cidr_block("127.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let subnet = env
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("127.0.1.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let foreign = env
+        .ec2
+        .run_instances()
+        .image_id("ami-0123456789abcdef0")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .private_ip_address(env.layout_ip("a1"))
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(&format!("in use by {foreign}")), "{all}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{all}"
+    );
+    assert!(env.nodes.is_up("a1"));
+}

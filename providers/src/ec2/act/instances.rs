@@ -186,7 +186,17 @@ impl Ec2Provider {
                 let ip = &p.private_ip;
                 // The old instance may still hold the address (shutting down): wait it out rather
                 // than have RunInstances fail (moto answers that with a bare 500).
-                let holders = self.holders(ip).await?;
+                // Only an instance in the launch's subnet holds its address: the same address in
+                // another subnet is another VPC's (subnets of one VPC never overlap).
+                let holders: Vec<_> = self
+                    .holders(ip)
+                    .await?
+                    .into_iter()
+                    .filter(|i| match (i.subnet_id.as_deref(), p.subnet_id.as_deref()) {
+                        (Some(theirs), Some(ours)) => theirs == ours,
+                        _ => true,
+                    })
+                    .collect();
                 if let Some(h) = holders.iter().find(|i| {
                     !(i.tags.get(tags::PLAN).map(String::as_str) == Some(input.plan_id)
                         && i.tags.get(tags::STEP) == Some(&step.id))
