@@ -628,10 +628,22 @@ fn stable_at(cluster_key: String) -> Learned {
 /// beside it first, then swapped in, the old directory kept as `prev`. Merging into the live
 /// directory would keep truncates and dropped indexes issued after the backup (R2). Safe to run
 /// again after an interruption: a half-unpacked directory is thrown away and unpacked anew.
+///
+/// The archive is listed first: a member
+/// that is not a plain file or directory (a link, a device, a fifo) or whose name is absolute or
+/// climbs out (`..`) refuses it (exit 66) before anything is unpacked, and it is unpacked
+/// without the owners and modes it carries (`--no-same-owner --no-same-permissions`: as root, tar
+/// would keep owners and modes), its setuid, setgid and world-write bits cleared, then given the
+/// owner and mode of the directory it replaces.
 pub(crate) fn replace_smd_dir(to: &str, prev: &str, source: &str) -> String {
     let to = to.trim_end_matches('/');
+    let (save, file, cleanup) = if source == "-" {
+        ("a=$(mktemp); cat > \"$a\"; ", "\"$a\"", "rm -f \"$a\"; ")
+    } else {
+        ("", source, "")
+    };
     format!(
-        "n={new}; rm -rf -- \"$n\"; mkdir -p -- \"$n\"; tar -C \"$n\" -xf {source}; rm -rf -- {prev}; if [ -e {to} ]; then mv -- {to} {prev}; fi; mv -- \"$n\" {to}",
+        "{save}if tar -tvf {file} | cut -c1 | grep -qv '^[-d]$' || tar -tf {file} | grep -qE '(^/|(^|/)[.][.](/|$))'; then {cleanup}echo 'the SMD archive holds a member that is not a plain file or directory under a relative name: refused, nothing unpacked' >&2; exit 66; fi; n={new}; rm -rf -- \"$n\"; mkdir -p -- \"$n\"; tar -C \"$n\" --no-same-owner --no-same-permissions -xf {file}; chmod -R u-s,g-s,o-w -- \"$n\"; {cleanup}if [ -e {to} ]; then chown -R --reference={to} \"$n\" 2>/dev/null || true; chmod --reference={to} \"$n\"; fi; rm -rf -- {prev}; if [ -e {to} ]; then mv -- {to} {prev}; fi; mv -- \"$n\" {to}",
         new = quote(&format!("{to}.asdr-new")),
         prev = quote(prev),
         to = quote(to),

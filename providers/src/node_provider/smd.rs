@@ -246,7 +246,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let cmd = replace_smd_dir(to, &p.keep_previous, "-");
         run_ok(&self.transport, &self.target(&name)?, &cmd, Some(tar))
             .await
-            .map_err(transport_error)?;
+            .map_err(|e| unsafe_archive(e, from, &name))?;
         Progress::done(Learned {
             sha256: Some(actual),
             ..Learned::default()
@@ -317,8 +317,22 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                     "SMD archive {from} is corrupted: its SHA-256 is not the recorded {sha}; nothing was written to node {name}"
                 ),
             )),
-            Err(e) => Err(transport_error(e)),
+            Err(e) => Err(unsafe_archive(e, from, name)),
         }
+    }
+}
+
+/// The node refused to unpack the archive (exit 66): a member that is a link, a device or a
+/// fifo, or a name that is absolute or climbs out. Permanent: the archive is what it is.
+fn unsafe_archive(e: TransportError, from: &str, name: &str) -> StepError {
+    match e {
+        TransportError::Failed { status: 66, .. } => StepError::permanent(
+            "UnsafeArchive",
+            format!(
+                "SMD archive {from} holds a member that is not a plain file or directory under a relative name (a link, a device, a fifo, a path out of the directory): refused, nothing was unpacked on node {name}. An archive asdr made holds none: look at who wrote it"
+            ),
+        ),
+        e => transport_error(e),
     }
 }
 

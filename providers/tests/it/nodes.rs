@@ -1352,3 +1352,94 @@ async fn r18_a_node_answering_with_another_id_than_its_written_config_is_never_t
         "its own id: adopted"
     );
 }
+
+/// An archive planted in the store with a matching checksum beside it: as root, tar would unpack
+/// a link to /etc/passwd, a setuid shell or a device into the SMD directory. It is listed first
+/// and refused for any member that is not a plain file or directory; a plain setuid file is
+/// unpacked without its setuid bit or its world-write bit.
+#[tokio::test]
+async fn a_planted_smd_archive_with_links_or_setuid_files_is_never_unpacked_as_it_says() {
+    let env = env("multi-volume", false, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let learned = BTreeMap::new();
+    let plant = |name: &str, build: &dyn Fn(&std::path::Path)| -> String {
+        let src = env.dir.path().join(format!("planted-{name}"));
+        std::fs::create_dir_all(&src).unwrap();
+        build(&src);
+        let archive = env
+            .dir
+            .path()
+            .join(format!("store/prod-east/bs-planted-{name}/a2.smd.tar"));
+        std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+        let ok = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let sha = asdr_providers::store::sha256_hex(&std::fs::read(&archive).unwrap());
+        std::fs::write(format!("{}.sha256", archive.display()), format!("{sha}\n")).unwrap();
+        format!("file://{}", archive.display())
+    };
+    let restore = |uri: String| {
+        step(
+            "restore_smd:a2",
+            StepKind::RestoreSmd,
+            "a2",
+            serde_json::json!({"set": "bs", "from": uri, "to": format!("{root}/nodes/a2/smd"), "replace": true, "keep_previous": format!("{root}/nodes/a2/smd.asdr-prev")}),
+        )
+    };
+    std::fs::write(env.path("nodes/a2/smd/UDF.smd"), "live").unwrap();
+    let link = plant("link", &|d| {
+        std::fs::write(d.join("UDF.smd"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("sindex.smd")).unwrap();
+    });
+    let s = restore(link);
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &s,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "UnsafeArchive", "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("nodes/a2/smd/UDF.smd")).unwrap(),
+        "live",
+        "nothing unpacked, the live directory untouched"
+    );
+    assert!(!env.path("nodes/a2/smd.asdr-new").exists());
+    let setuid = plant("setuid", &|d| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(d.join("UDF.smd"), "udf").unwrap();
+        std::fs::set_permissions(d.join("UDF.smd"), std::fs::Permissions::from_mode(0o4777))
+            .unwrap();
+    });
+    let s = restore(setuid);
+    assert!(matches!(
+        nodes
+            .act(StepInput {
+                plan_id: "p",
+                step: &s,
+                learned: &learned,
+            })
+            .await
+            .unwrap(),
+        Progress::Done(_)
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(env.path("nodes/a2/smd/UDF.smd"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o6002,
+        0,
+        "no setuid, setgid or world-write: {mode:o}"
+    );
+}
