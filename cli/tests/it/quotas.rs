@@ -79,3 +79,34 @@ async fn a_set_whose_device_tags_are_not_visible_yet_is_marked_once_they_are() {
         "the set is marked complete"
     );
 }
+
+/// A single-volume snapshot is taken with its node quiesced: held out of service for a quota
+/// that takes hours to clear would only lengthen the window. ConcurrentSnapshotLimitExceeded
+/// fails it after the usual retries, and the node is brought back (never left quiesced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiesced_nodes_snapshot_refused_for_the_pending_limit_fails_and_the_node_comes_back() {
+    let env = env(
+        156,
+        &[("consistency: multi-volume", "consistency: quiesce")],
+    )
+    .await;
+    env.moto
+        .strict("refuse?action=CreateSnapshot&code=ConcurrentSnapshotLimitExceeded&count=100");
+    let started = std::time::Instant::now();
+    let out = env.asdr(&["apply", "--yes"]);
+    assert!(!out.status.success(), "{}", all(&out));
+    assert!(
+        all(&out).contains("ConcurrentSnapshotLimitExceeded"),
+        "{}",
+        all(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(300),
+        "failed, not held to the deadline"
+    );
+    assert!(
+        all(&out).contains("unquiesce:"),
+        "the quiesced node is brought back: {}",
+        all(&out)
+    );
+}

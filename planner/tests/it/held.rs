@@ -96,3 +96,38 @@ fn a_replacement_whose_address_an_interface_still_holds_is_refused_before_anythi
     w.network_interfaces[0].subnet_id = Some("subnet-0elsewhere".into());
     plan(&policy, &w, NOW, &Operation::Restore("replace-a1".into())).unwrap();
 }
+
+#[test]
+fn a_volume_without_the_cluster_tag_is_warned_before_a_replacement_reattaches_it() {
+    let policy = ExamplePolicy::prod_east().policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.sets = 2;
+    spec.failures = vec![("a1".into(), Failure::Terminated)];
+    let mut w = world_for(&policy, &spec);
+    let p = plan(&policy, &w, NOW, &Operation::Restore("replace-a1".into())).unwrap();
+    assert!(
+        !p.warnings.iter().any(|x| x.rule == "IAM"),
+        "{:?}",
+        p.warnings
+    );
+    let untagged: Vec<String> = w
+        .volumes
+        .iter_mut()
+        .filter(|v| v.tags.get("asdr:node").map(String::as_str) == Some("a1"))
+        .map(|v| {
+            v.tags.remove("asdr:cluster");
+            v.id.clone()
+        })
+        .collect();
+    assert!(!untagged.is_empty());
+    let p = plan(&policy, &w, NOW, &Operation::Restore("replace-a1".into())).unwrap();
+    for id in &untagged {
+        assert!(
+            p.warnings.iter().any(|x| x.rule == "IAM"
+                && x.message.contains(id.as_str())
+                && x.message.contains("attach")),
+            "{id}: {:?}",
+            p.warnings
+        );
+    }
+}

@@ -297,6 +297,15 @@ mod tests {
     }
 
     #[test]
+    fn lvm_and_md_devices_are_found_by_their_members_not_their_names() {
+        assert!(is_assembled("/dev/dm-0"));
+        assert!(is_assembled("/dev/md127"));
+        assert!(!is_assembled("/dev/md"));
+        assert!(!is_assembled("/dev/nvme3n1"));
+        assert!(!is_assembled("/dev/mdx1"));
+    }
+
+    #[test]
     fn xen_names_a_volume_after_its_attachment() {
         assert_eq!(xen_names("/dev/sdf"), ["sdf", "xvdf"]);
         assert_eq!(xen_names("/dev/xvdg"), ["sdg", "xvdg"]);
