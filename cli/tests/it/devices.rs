@@ -66,11 +66,7 @@ async fn r5_a_node_whose_nvme_numbers_came_out_swapped_is_never_started_on_them(
         .command(&["apply", "--yes", "--restore", "a1-from-backup"])
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     let now = attached(&env).await;
     assert!(
@@ -136,11 +132,7 @@ async fn r5_a_primary_that_is_not_an_instance_store_drive_is_never_started_on() 
         .command(&["apply", "--yes", "--restore", "replace-a1"])
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("as an instance-store primary") && all.contains("Aerospike was not started"),

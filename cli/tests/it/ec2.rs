@@ -96,6 +96,15 @@ pub(crate) async fn seed_subnets(
     subnets
 }
 
+/// What a run of the binary printed, stdout then stderr.
+pub(crate) fn all(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Seeds moto with the example cluster at 127.0.1.x / 127.0.2.x (`base` keeps tests apart), and
 /// starts the Aerospike test nodes at those addresses.
 pub(crate) async fn env(base: u8, policy_edits: &[(&str, &str)]) -> Env {

@@ -3,15 +3,7 @@
 //! quota or the capacity is exhausted, and asdr waits it out instead of failing the apply after
 //! a few quick retries (about 30 s).
 
-use crate::ec2::env;
-
-fn all(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::ec2::{all, env};
 
 /// EBS keeps at most 5 snapshots of a volume pending: the backup's CreateSnapshots is refused
 /// with ConcurrentSnapshotLimitExceeded until earlier ones complete. Eight refusals in a row (more

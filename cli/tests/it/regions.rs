@@ -862,11 +862,7 @@ async fn a_copy_that_fails_after_the_call_is_reported_with_its_reason_and_made_a
         "fail-copies?count=1&message=The%20KMS%20key%20is%20not%20usable%20for%20the%20copy",
     );
     let out = env.asdr(&["apply", "--yes"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("The KMS key is not usable for the copy"),

@@ -77,11 +77,7 @@ async fn a_launch_ec2_ends_at_once_is_launched_anew_and_its_reason_said() {
     env.moto
         .strict("terminate-launches?count=1&code=Server.InsufficientInstanceCapacity");
     let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(out.status.success(), "{all}");
     assert!(
         all.contains("launching again") && all.contains("Server.InsufficientInstanceCapacity"),
@@ -97,11 +93,7 @@ async fn a_launch_ec2_ends_at_once_is_launched_anew_and_its_reason_said() {
         .strict("terminate-launches?count=3&code=Server.InsufficientInstanceCapacity");
     let started = std::time::Instant::now();
     let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("3 launches for provision_instance:a1") && all.contains("ended at once"),
@@ -132,11 +124,7 @@ async fn a_volume_ebs_drops_after_creating_it_fails_the_wait_and_is_created_anew
         .env("ASDR_VANISH_GRACE_MS", "10000")
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("was created and is gone") && all.contains("KMS key"),
@@ -197,11 +185,7 @@ async fn a_termination_protected_instance_keeps_its_volumes_and_the_restore_says
         .unwrap();
     std::fs::write(env.dir.path().join("control/a1.down"), "").unwrap();
     let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("termination protection") && all.contains("--no-disable-api-termination"),
@@ -240,11 +224,7 @@ async fn a_node_address_held_by_a_leftover_interface_refuses_the_replacement_nam
         .network_interface_id
         .unwrap();
     let out = env.asdr(&["plan", "--restore", "replace-a1"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains(&format!("is held by network interface {eni}")),
@@ -308,11 +288,7 @@ async fn an_instance_at_the_same_address_in_another_vpc_does_not_hold_the_replac
         .to_string();
     let started = std::time::Instant::now();
     let out = env.asdr(&["apply", "--yes", "--restore", "replace-a1"]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = crate::ec2::all(&out);
     assert!(out.status.success(), "{all}");
     assert!(!all.contains(&format!("in use by {foreign}")), "{all}");
     assert!(
