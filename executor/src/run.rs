@@ -125,6 +125,18 @@ pub enum Outcome {
     },
 }
 
+/// What a panicked task said, when it said it with a string.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Progress for the person watching (bars, lines, JSON events).
 // A few events per step: what a finished step learned travels unboxed.
 #[allow(clippy::large_enum_variant)]
@@ -349,7 +361,21 @@ pub async fn execute<P: Provider>(
                 outcomes.insert(id, outcome);
                 continue;
             }
-            Err(e) => panic!("a step task panicked: {e}"),
+            // A step that panicked (a bug, or a reply no one foresaw) is a failed step, never
+            // the end of the run: the cleanups after it (unquiesce, start the node) still run.
+            Err(e) => {
+                let (id, _) = handles.remove(&e.id()).expect("a task of ours");
+                let why = panic_message(e);
+                (
+                    id,
+                    Outcome::Failed {
+                        error: format!(
+                            "the step stopped on an internal error (a bug in asdr; please report it): {why}"
+                        ),
+                        attempts: 1,
+                    },
+                )
+            }
         };
         progress.running.remove(&id);
         progress.polling.remove(&id);

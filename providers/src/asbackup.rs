@@ -13,7 +13,7 @@ use asdr_planner::world::AsbackupArchive;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{Target, Transport, quote, write_file};
-use crate::store::{Store, StoreError, sha256_hex};
+use crate::store::{Store, StoreError};
 
 /// The manifest's name: `asdr-manifest.json` for a full set, and for an incremental one the
 /// full set its chain starts from, so a listing alone says what a set is.
@@ -293,11 +293,8 @@ pub async fn backup<T: Transport, S: Store>(
             if is_manifest(&name) {
                 continue;
             }
-            let bytes = store.get(&uri).await.map_err(store_err)?;
-            files.push(ManifestFile {
-                name,
-                sha256: sha256_hex(&bytes),
-            });
+            let sha256 = store.digest(&uri).await.map_err(store_err)?;
+            files.push(ManifestFile { name, sha256 });
         }
         files
     } else {

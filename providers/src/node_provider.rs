@@ -21,6 +21,9 @@ mod roster;
 mod smd;
 mod stopped;
 
+#[cfg(test)]
+mod archive_fuzz;
+
 /// Step kinds this provider carries out; the rest go to the cloud provider.
 pub fn is_node_step(kind: StepKind) -> bool {
     matches!(
@@ -482,29 +485,22 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                     .ok();
                 (current.as_deref() == Some(p.content.as_bytes())).then(Resources::new)
             }
-            Params::CopySmdArchive(p) => self.smd_archive_at(&p.to, p.sha256.as_deref()).await,
+            // Adopted only when the archive is the one this plan knows of: its SHA-256 observed
+            // in advance or learned by the step that archived the source. An archive found at
+            // the copy's place and matching only the checksum beside it may have been planted.
+            Params::CopySmdArchive(p) => match p
+                .sha256
+                .clone()
+                .or_else(|| smd::learned_sha256(&input, &p.from))
+            {
+                Some(want) => self.smd_archive_at(&p.to, Some(&want)).await,
+                None => None,
+            },
             Params::WriteManifest(p) => self.manifest_written(&input, p).await,
-            Params::CopySmd(p) => {
-                let to = &p.to;
-                match (
-                    self.store.get(to).await,
-                    self.store.get(&format!("{to}.sha256")).await,
-                ) {
-                    (Ok(tar), Ok(sha))
-                        if String::from_utf8_lossy(&sha).trim() == sha256_hex(&tar) =>
-                    {
-                        // Adopted as an archiving would have reported it: where, its checksum,
-                        // and the node it came from (a set's manifest records them).
-                        Some(Learned {
-                            uri: Some(to.clone()),
-                            sha256: Some(sha256_hex(&tar)),
-                            node: input.step.node.clone(),
-                            ..Learned::default()
-                        })
-                    }
-                    _ => None,
-                }
-            }
+            // Never adopted: an archive already at a new set's place was not made by this plan
+            // (a checksum beside it proves nothing, the store can write both). Archiving again
+            // is cheap and harmless.
+            Params::CopySmd(_) => None,
             _ => None,
         })
     }
@@ -643,7 +639,7 @@ pub(crate) fn replace_smd_dir(to: &str, prev: &str, source: &str) -> String {
         ("", source, "")
     };
     format!(
-        "{save}if tar -tvf {file} | cut -c1 | grep -qv '^[-d]$' || tar -tf {file} | grep -qE '(^/|(^|/)[.][.](/|$))'; then {cleanup}echo 'the SMD archive holds a member that is not a plain file or directory under a relative name: refused, nothing unpacked' >&2; exit 66; fi; n={new}; rm -rf -- \"$n\"; mkdir -p -- \"$n\"; tar -C \"$n\" --no-same-owner --no-same-permissions -xf {file}; chmod -R u-s,g-s,o-w -- \"$n\"; {cleanup}if [ -e {to} ]; then chown -R --reference={to} \"$n\" 2>/dev/null || true; chmod --reference={to} \"$n\"; fi; rm -rf -- {prev}; if [ -e {to} ]; then mv -- {to} {prev}; fi; mv -- \"$n\" {to}",
+        "{save}if tar -tvf {file} | cut -c1 | grep -qv '^[-d]$' || tar -tf {file} | grep -qE '(^/|(^|/)[.][.](/|$))'; then {cleanup}echo 'the SMD archive holds a member that is not a plain file or directory under a relative name: refused, nothing unpacked' >&2; exit 66; fi; n={new}; rm -rf -- \"$n\"; mkdir -p -- \"$n\"; if ! tar -C \"$n\" --no-same-owner --no-same-permissions -xf {file}; then rm -rf -- \"$n\"; {cleanup}echo 'the SMD archive could not be unpacked whole: nothing replaced' >&2; exit 67; fi; chmod -R u-s,g-s,o-w -- \"$n\"; {cleanup}if [ -e {to} ]; then chown -R --reference={to} \"$n\" 2>/dev/null || true; chmod --reference={to} \"$n\"; fi; rm -rf -- {prev}; if [ -e {to} ]; then mv -- {to} {prev}; fi; mv -- \"$n\" {to}",
         new = quote(&format!("{to}.asdr-new")),
         prev = quote(prev),
         to = quote(to),

@@ -184,3 +184,84 @@ async fn r8_a_quiesce_waiting_on_its_node_frees_its_slot_but_not_the_rolling_lim
     );
     assert!(provider.out.lock().unwrap().is_empty(), "every node back");
 }
+
+/// Panics in the snapshot step (a reply no one foresaw, say); records what else ran.
+#[derive(Default)]
+struct PanicsInSnapshot {
+    ran: Mutex<Vec<String>>,
+}
+
+impl Provider for PanicsInSnapshot {
+    async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        Ok(None)
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+        if input.step.kind() == StepKind::Snapshot {
+            let replies: Vec<&str> = Vec::new();
+            // The shape of the bug the info client once had: indexing a reply that is not there.
+            let _ = replies[0];
+        }
+        self.ran.lock().unwrap().push(input.step.id.clone());
+        StepProgress::done(Learned::default())
+    }
+}
+
+/// A step that panics fails like any other: the run goes on to its cleanups (the node is
+/// unquiesced), the panic's message is the step's error, and the report is a failure.
+#[tokio::test]
+async fn a_panicking_step_fails_and_the_unquiesce_after_it_still_runs() {
+    let service = asdr_planner::params::NodeService {
+        address: "127.0.0.1:3000/a".into(),
+        command: None,
+        rolling: true,
+        start: None,
+        node_id: None,
+        devices: Vec::new(),
+        instance_store: Vec::new(),
+    };
+    let step = |id: &str, params: Params, after: &[&str], cleanup: bool| Step {
+        region: None,
+        id: id.into(),
+        params,
+        node: Some("a".into()),
+        depends_on: after.iter().map(|s| s.to_string()).collect(),
+        cleanup,
+    };
+    let steps = vec![
+        step("quiesce:a", Params::Quiesce(service.clone()), &[], false),
+        step(
+            "snapshot:a",
+            Params::Snapshot(asdr_planner::params::Snapshot {
+                description: String::new(),
+                device: "/dev/sdf".into(),
+                set: "bs-20261121T090000Z".into(),
+                tags: Default::default(),
+                volume_id: "vol-a".into(),
+            }),
+            &["quiesce:a"],
+            false,
+        ),
+        step(
+            "unquiesce:a",
+            Params::Unquiesce(service),
+            &["quiesce:a", "snapshot:a"],
+            true,
+        ),
+    ];
+    let provider = Arc::new(PanicsInSnapshot::default());
+    let report = run_fresh(steps, provider.clone(), &Options::default()).await;
+    assert!(!report.succeeded());
+    match &report.outcomes["snapshot:a"] {
+        Outcome::Failed { error, .. } => assert!(
+            error.contains("internal error") && error.contains("index out of bounds"),
+            "{error}"
+        ),
+        other => panic!("snapshot:a: {other:?}"),
+    }
+    assert_eq!(
+        *provider.ran.lock().unwrap(),
+        vec!["quiesce:a".to_string(), "unquiesce:a".to_string()],
+        "the unquiesce ran after the panic"
+    );
+}

@@ -14,6 +14,10 @@ pub const HEADER_LEN: usize = 8;
 /// The server refuses bodies over 128 MiB; so do we.
 pub const MAX_BODY: u64 = 128 << 20;
 
+/// The largest reply asdr reads: its commands (statistics, a namespace's configuration, the
+/// roster) are answered in kilobytes; a peer announcing more is not a node worth believing.
+pub const MAX_REPLY: u64 = 16 << 20;
+
 /// An `ERROR:<code>:<message>` reply to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReply {
@@ -215,8 +219,22 @@ impl InfoClient {
             let mut header = [0u8; HEADER_LEN];
             read_exact(&mut stream, &mut header, "before the header").await?;
             let len = decode_header(header).map_err(|why| self.garbled(why))?;
-            let mut body = vec![0u8; len as usize];
-            read_exact(&mut stream, &mut body, "in the middle of the body").await?;
+            if len > MAX_REPLY {
+                return Err(ReadError::Info(self.garbled(format!(
+                    "a reply of {len} bytes announced; asdr's commands are answered in far less than {MAX_REPLY}"
+                ))));
+            }
+            // Grown as bytes arrive, never allocated from the header's word alone: a peer that
+            // announces megabytes and sends nothing costs nothing.
+            let mut body = Vec::with_capacity(len.min(64 << 10) as usize);
+            (&mut stream)
+                .take(len)
+                .read_to_end(&mut body)
+                .await
+                .map_err(ReadError::Io)?;
+            if (body.len() as u64) < len {
+                return Err(ReadError::Closed("in the middle of the body"));
+            }
             Ok::<_, ReadError>(body)
         };
         let body = match tokio::time::timeout(self.read_timeout, read).await {

@@ -24,6 +24,12 @@ impl Default for Local {
     }
 }
 
+/// The most a node's command may print: an SMD archive travels through stdout, and SMD is
+/// megabytes at most (the store reads no more either).
+pub(crate) const MAX_STDOUT: u64 = crate::store::MAX_OBJECT;
+/// Kept of a command's stderr (the rest discarded unread).
+const MAX_STDERR: u64 = 1 << 20;
+
 /// Runs a prepared command, feeding stdin, within `timeout`; the child is killed on timeout.
 pub(crate) async fn run_command(
     mut cmd: Command,
@@ -51,7 +57,47 @@ pub(crate) async fn run_command(
             let _ = pipe.write_all(&bytes).await;
         });
     }
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let collect = async move {
+        use tokio::io::AsyncReadExt;
+        // Bounded: what a node prints is an SMD archive at most; a node (or a command) that
+        // prints without end would otherwise fill asdr's memory.
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        // Past its bound, a stream is drained unkept (never left full: the command would block
+        // writing it, and the other stream never end); the timeout ends one that never stops.
+        let read_out = async {
+            if let Some(o) = out.as_mut() {
+                (&mut *o)
+                    .take(MAX_STDOUT + 1)
+                    .read_to_end(&mut stdout)
+                    .await?;
+                tokio::io::copy(o, &mut tokio::io::sink()).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let read_err = async {
+            if let Some(e) = err.as_mut() {
+                (&mut *e).take(MAX_STDERR).read_to_end(&mut stderr).await?;
+                tokio::io::copy(e, &mut tokio::io::sink()).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let (a, b) = tokio::join!(read_out, read_err);
+        a?;
+        b?;
+        if stdout.len() as u64 > MAX_STDOUT {
+            return Err(std::io::Error::other(format!(
+                "printed more than {MAX_STDOUT} bytes: nothing of it used"
+            )));
+        }
+        let status = child.wait().await?;
+        Ok(std::process::Output {
+            status,
+            stdout,
+            stderr,
+        })
+    };
+    match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(TransportError::Timeout {
             node: target.node.clone(),
             host: target.host.clone(),

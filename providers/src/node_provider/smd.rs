@@ -99,12 +99,26 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     ) -> Result<Progress, StepError> {
         let mut shas = Vec::with_capacity(p.smd.len());
         for a in &p.smd {
+            // The checksum the archiving step learned (journalled, out of the store's reach)
+            // when this plan made the archive; the one beside it only for an archive made before.
+            let learned = learned_sha256(input, &a.uri);
             match self
-                .smd_archive_at(&a.uri, None)
+                .smd_archive_at(&a.uri, learned.as_deref())
                 .await
                 .and_then(|l| l.sha256)
             {
                 Some(sha) => shas.push(sha),
+                None if learned.is_some() => {
+                    return Err(StepError::permanent(
+                        "ChecksumMismatch",
+                        format!(
+                            "SMD archive {} is not the one this plan wrote (SHA-256 {} when written): it was replaced in the store since; set {} is not recorded as complete",
+                            a.uri,
+                            learned.unwrap_or_default(),
+                            p.set
+                        ),
+                    ));
+                }
                 None => {
                     return Err(StepError::permanent(
                         "ChecksumMismatch",
@@ -269,9 +283,10 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 ),
             ));
         }
-        let tmp = "/tmp/asdr-smd.$$.tar";
+        // A directory of its own (mktemp -d): a predictable name in /tmp could be made first by
+        // any local user, as a link to a file root would then write.
         let cmd = format!(
-            "set -e; t={tmp}; tar -C {} -cf \"$t\" .; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; rm -f \"$t\"; echo \"$s\"",
+            "set -e; {TEMP_DIR} tar -C {} -cf \"$t\" .; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; echo \"$s\"",
             quote(from),
             quote(to),
             quote(&format!("{to}.sha256"))
@@ -298,9 +313,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         prev: &str,
         sha: &str,
     ) -> Result<Progress, StepError> {
-        let tmp = "/tmp/asdr-smd.$$.tar";
         let cmd = format!(
-            "set -e; t={tmp}; aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then rm -f \"$t\"; echo 'SMD archive {} is corrupted' >&2; exit 65; fi; {}; rm -f \"$t\"",
+            "set -e; {TEMP_DIR} aws s3 cp --only-show-errors {} \"$t\"; if ! echo {}'  '\"$t\" | sha256sum -c --status -; then echo 'SMD archive {} is corrupted' >&2; exit 65; fi; {}",
             quote(from),
             quote(sha),
             from.replace('\'', ""),
@@ -322,6 +336,19 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     }
 }
 
+/// The node-side archive's place: a fresh private directory, removed however the script ends.
+const TEMP_DIR: &str = "d=$(mktemp -d); trap 'rm -rf -- \"$d\"' EXIT; t=\"$d/smd.tar\";";
+
+/// The SHA-256 an earlier step of this plan learned for the archive at `uri` (it archived or
+/// copied it there): the journal holds it, where the store cannot write.
+pub(super) fn learned_sha256(input: &StepInput<'_>, uri: &str) -> Option<String> {
+    input
+        .learned
+        .values()
+        .find(|l| l.uri.as_deref() == Some(uri) && l.sha256.is_some())
+        .and_then(|l| l.sha256.clone())
+}
+
 /// The node refused to unpack the archive (exit 66): a member that is a link, a device or a
 /// fifo, or a name that is absolute or climbs out. Permanent: the archive is what it is.
 fn unsafe_archive(e: TransportError, from: &str, name: &str) -> StepError {
@@ -330,6 +357,12 @@ fn unsafe_archive(e: TransportError, from: &str, name: &str) -> StepError {
             "UnsafeArchive",
             format!(
                 "SMD archive {from} holds a member that is not a plain file or directory under a relative name (a link, a device, a fifo, a path out of the directory): refused, nothing was unpacked on node {name}. An archive asdr made holds none: look at who wrote it"
+            ),
+        ),
+        TransportError::Failed { status: 67, .. } => StepError::permanent(
+            "CorruptArchive",
+            format!(
+                "SMD archive {from} could not be unpacked whole on node {name}: its SMD directory was left as it was"
             ),
         ),
         e => transport_error(e),

@@ -26,6 +26,55 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Removes one object; one that is already gone is not an error.
     fn delete(&self, uri: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The SHA-256 of an object (hex), read as it streams: never whole in memory (asbackup's
+    /// files run to gigabytes).
+    fn digest(&self, uri: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// The largest object `get` reads into memory. What asdr reads whole (SMD archives, set
+/// manifests, markers, checksums) is kilobytes to megabytes; an object past this is not one asdr
+/// wrote, and reading it would only exhaust memory.
+pub const MAX_OBJECT: u64 = 256 << 20;
+
+pub(crate) fn too_large(uri: &str, len: u64) -> StoreError {
+    StoreError::Io {
+        uri: uri.into(),
+        message: format!(
+            "{len} bytes, over the {MAX_OBJECT}-byte limit of what asdr reads whole (an SMD archive or manifest is far smaller): not read"
+        ),
+    }
+}
+
+/// Opens a file store's object for reading, never through a symbolic link (a link planted in a
+/// store could make asdr read, copy or serve another file as an archive).
+fn open_object(path: &std::path::Path, uri: &str) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound { uri: uri.into() },
+            _ if e.raw_os_error() == Some(libc::ELOOP) => StoreError::Io {
+                uri: uri.into(),
+                message: "a symbolic link, not an object asdr wrote: not read".into(),
+            },
+            _ => StoreError::Io {
+                uri: uri.into(),
+                message: e.to_string(),
+            },
+        })?;
+    let meta = file.metadata().map_err(|e| StoreError::Io {
+        uri: uri.into(),
+        message: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(StoreError::Io {
+            uri: uri.into(),
+            message: "not a regular file: not read".into(),
+        });
+    }
+    Ok(file)
 }
 
 /// `file:///…` URIs on this machine.
@@ -49,10 +98,15 @@ impl Store for LocalStore {
                 continue;
             };
             while let Ok(Some(e)) = entries.next_entry().await {
+                // The entry's own type, links not followed: a link in a store is nothing asdr
+                // wrote, and following links to directories could loop forever.
+                let Ok(kind) = e.file_type().await else {
+                    continue;
+                };
                 let p = e.path();
-                if p.is_dir() {
+                if kind.is_dir() {
                     stack.push(p);
-                } else {
+                } else if kind.is_file() {
                     out.push(format!("file://{}", p.display()));
                 }
             }
@@ -70,8 +124,41 @@ impl Store for LocalStore {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
         }
-        let tmp = path.with_extension("asdr-tmp");
-        tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+        // A fresh name, created exclusively and never through a link (O_EXCL|O_NOFOLLOW): a
+        // name planted beforehand, as a link to another file, makes the write fail instead of
+        // writing the archive there. Owner-only: SMD holds users and roles.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(
+            ".{name}.{}.{}.asdr-tmp",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let written = {
+            let tmp = tmp.clone();
+            blocking(move || {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            })
+            .await
+        };
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io(e));
+        }
         tokio::fs::rename(&tmp, &path).await.map_err(io)
     }
 
@@ -99,13 +186,51 @@ impl Store for LocalStore {
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, StoreError> {
         let path = path_of(uri)?;
-        tokio::fs::read(&path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound { uri: uri.into() },
-            _ => StoreError::Io {
-                uri: uri.into(),
-                message: e.to_string(),
-            },
+        let uri = uri.to_string();
+        blocking(move || {
+            use std::io::Read;
+            let file = open_object(&path, &uri)?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if len > MAX_OBJECT {
+                return Err(too_large(&uri, len));
+            }
+            let mut out = Vec::with_capacity(len as usize);
+            file.take(MAX_OBJECT + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| StoreError::Io {
+                    uri: uri.clone(),
+                    message: e.to_string(),
+                })?;
+            if out.len() as u64 > MAX_OBJECT {
+                return Err(too_large(&uri, out.len() as u64));
+            }
+            Ok(out)
         })
+        .await
+    }
+
+    async fn digest(&self, uri: &str) -> Result<String, StoreError> {
+        let path = path_of(uri)?;
+        let uri = uri.to_string();
+        blocking(move || {
+            use sha2::{Digest, Sha256};
+            use std::io::Read;
+            let mut file = open_object(&path, &uri)?;
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| StoreError::Io {
+                    uri: uri.clone(),
+                    message: e.to_string(),
+                })?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(hex(&h.finalize()))
+        })
+        .await
     }
 }
 
@@ -171,6 +296,19 @@ pub async fn set_files<S: Store>(
         }
     }
     Ok(out)
+}
+
+/// Runs blocking file work off the async threads (a panic in it carries on as the caller's).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("file work cancelled: {e}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

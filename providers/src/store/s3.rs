@@ -118,20 +118,59 @@ impl Store for S3Store {
             .send()
             .await
         {
-            Ok(out) => out
-                .body
-                .collect()
-                .await
-                .map(|b| b.into_bytes().to_vec())
-                .map_err(|e| StoreError::Io {
-                    uri: uri.into(),
-                    message: e.to_string(),
-                }),
+            Ok(mut out) => {
+                let announced = out.content_length().unwrap_or(0).max(0) as u64;
+                if announced > super::MAX_OBJECT {
+                    return Err(super::too_large(uri, announced));
+                }
+                // Counted as it arrives too: the length announced is the server's word.
+                let mut bytes = Vec::with_capacity(announced as usize);
+                while let Some(chunk) = out.body.next().await {
+                    let chunk = chunk.map_err(|e| StoreError::Io {
+                        uri: uri.into(),
+                        message: e.to_string(),
+                    })?;
+                    if (bytes.len() + chunk.len()) as u64 > super::MAX_OBJECT {
+                        return Err(super::too_large(uri, (bytes.len() + chunk.len()) as u64));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(bytes)
+            }
             Err(e) => match e.as_service_error() {
                 Some(se) if se.is_no_such_key() => Err(StoreError::NotFound { uri: uri.into() }),
                 _ => Err(io_error(uri, "S3 GetObject", &e)),
             },
         }
+    }
+
+    async fn digest(&self, uri: &str) -> Result<String, StoreError> {
+        use sha2::{Digest, Sha256};
+        let (bucket, key) = split(uri)?;
+        let mut out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return Err(match e.as_service_error() {
+                    Some(se) if se.is_no_such_key() => StoreError::NotFound { uri: uri.into() },
+                    _ => io_error(uri, "S3 GetObject", &e),
+                });
+            }
+        };
+        let mut h = Sha256::new();
+        while let Some(chunk) = out.body.next().await {
+            h.update(&chunk.map_err(|e| StoreError::Io {
+                uri: uri.into(),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(super::hex(&h.finalize()))
     }
 }
 
@@ -182,6 +221,13 @@ impl Store for AnyStore {
         match self.s3_for(uri) {
             Some(s3) => s3.delete(uri).await,
             None => super::LocalStore.delete(uri).await,
+        }
+    }
+
+    async fn digest(&self, uri: &str) -> Result<String, StoreError> {
+        match self.s3_for(uri) {
+            Some(s3) => s3.digest(uri).await,
+            None => super::LocalStore.digest(uri).await,
         }
     }
 }

@@ -7,10 +7,12 @@ mod aws;
 mod ec2_mocks;
 mod ec2_moto;
 mod history;
+mod info_fuzz;
 mod info_vectors;
 mod lock;
 mod nodes;
 mod ssm;
+mod store_files;
 mod strict_aws;
 mod transports;
 
