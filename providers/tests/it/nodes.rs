@@ -288,7 +288,11 @@ async fn r16_an_smd_archive_is_copied_to_another_store_only_when_its_checksum_ho
         step: &archive,
         learned: &learned,
     };
-    nodes.act(input).await.unwrap();
+    let Progress::Done(archived) = nodes.act(input).await.unwrap() else {
+        panic!("archived at once")
+    };
+    let mut learned = BTreeMap::new();
+    learned.insert("copy_smd:bs".to_string(), archived);
     let copy = |sha: Option<&str>| {
         let mut s = step(
             "copy_smd_archive:us-west-2:bs",
@@ -325,6 +329,15 @@ async fn r16_an_smd_archive_is_copied_to_another_store_only_when_its_checksum_ho
         std::fs::read(env.path("store/prod-east/bs/a1.smd.tar")).unwrap()
     );
     assert!(nodes.observe(input).await.unwrap().is_some(), "copied once");
+    // Without the checksum the archiving step learned (nothing in the plan knows the archive),
+    // what is at the copy's place is not adopted: it may have been planted there.
+    let unknown = BTreeMap::new();
+    let input_unknown = StepInput {
+        plan_id: "p",
+        step: &right,
+        learned: &unknown,
+    };
+    assert!(nodes.observe(input_unknown).await.unwrap().is_none());
     // A source whose recorded checksum no longer matches its bytes (tampered in the store).
     std::fs::write(env.path("store/prod-east/bs/a1.smd.tar"), b"tampered").unwrap();
     std::fs::remove_file(env.path("west/prod-east/bs/a1.smd.tar")).unwrap();
@@ -354,8 +367,8 @@ async fn smd_round_trips_byte_for_byte_and_a_corrupted_archive_is_refused() {
     assert!(nodes.observe(input).await.unwrap().is_none());
     assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
     assert!(
-        nodes.observe(input).await.unwrap().is_some(),
-        "an archived set is adopted, not archived twice"
+        nodes.observe(input).await.unwrap().is_none(),
+        "never adopted: an archive at a new set's place proves nothing (archiving again is cheap)"
     );
     // b1's SMD changed after the backup: a truncate issued since, an index dropped since.
     std::fs::write(
@@ -1441,5 +1454,83 @@ async fn a_planted_smd_archive_with_links_or_setuid_files_is_never_unpacked_as_i
         mode & 0o6002,
         0,
         "no setuid, setgid or world-write: {mode:o}"
+    );
+}
+
+/// An archive planted in the store at the next set's place, with a matching checksum beside it,
+/// is not taken as the node's: the archiving step copies the node's own SMD over it; and an
+/// archive replaced in the store between its archiving and the manifest's writing is refused by
+/// the manifest (it takes the checksum the archiving step learned, not the one beside it).
+#[tokio::test]
+async fn a_planted_archive_at_a_new_sets_place_is_never_adopted_nor_recorded() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let set = "bs-20261121T090000Z";
+    let uri = format!("file://{root}/store/prod-east/{set}/a1.smd.tar");
+    let planted = env.path(&format!("store/prod-east/{set}/a1.smd.tar"));
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"planted").unwrap();
+    std::fs::write(
+        format!("{}.sha256", planted.display()),
+        format!("{}\n", asdr_providers::store::sha256_hex(b"planted")),
+    )
+    .unwrap();
+    let none = BTreeMap::new();
+    let copy = step(
+        "copy_smd:a1",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": set, "from": format!("{root}/nodes/a1/smd"), "to": uri}),
+    );
+    let input = StepInput {
+        plan_id: "p",
+        step: &copy,
+        learned: &none,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none(), "not adopted");
+    let Progress::Done(archived) = nodes.act(input).await.unwrap() else {
+        panic!("archived at once")
+    };
+    assert_ne!(
+        std::fs::read(&planted).unwrap(),
+        b"planted",
+        "the node's own SMD"
+    );
+    // Replaced in the store (archive and checksum both) before the manifest is written.
+    std::fs::write(&planted, b"planted").unwrap();
+    std::fs::write(
+        format!("{}.sha256", planted.display()),
+        format!("{}\n", asdr_providers::store::sha256_hex(b"planted")),
+    )
+    .unwrap();
+    let mut learned = BTreeMap::new();
+    learned.insert("copy_smd:a1".to_string(), archived);
+    let mut manifest = step(
+        "write_manifest",
+        StepKind::WriteManifest,
+        "a1",
+        serde_json::json!({
+            "uri": format!("file://{root}/store/prod-east/manifests/{set}.json"),
+            "set": set, "cluster": "prod-east", "region": "us-east-1",
+            "members": [], "namespaces": ["users"],
+            "smd": [{"node": "a1", "uri": uri}],
+            "policy_digest": "d",
+        }),
+    );
+    manifest.node = None;
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &manifest,
+            learned: &learned,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ChecksumMismatch", "{err}");
+    assert!(err.message.contains("not the one this plan wrote"), "{err}");
+    assert!(
+        !env.path(&format!("store/prod-east/manifests/{set}.json"))
+            .exists()
     );
 }
