@@ -31,9 +31,9 @@ pub enum Origin {
     Planned,
     /// A saved plan file that still is what its policy and world give.
     Saved,
-    /// An interrupted apply of the same operation, resumed. `checked`: its recorded world was
-    /// found and the plan still is what it gives (older journals recorded none).
-    Resumed { checked: bool },
+    /// An interrupted apply of the same operation, resumed: its recorded world was found, the
+    /// plan still is what the policy and that world give, and the verifier passed it.
+    Resumed,
 }
 
 fn journal_error(e: impl std::fmt::Display) -> EngineError {
@@ -115,21 +115,39 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
         }
     }
     if let Some(plan) = resume {
-        let recorded = journal::load_world(&dir, &plan.plan_id).map_err(journal_error)?;
-        if let Some(recorded) = &recorded {
-            asdr_planner::saved::check_saved(policy, recorded, &plan).map_err(|e| {
-                EngineError::Journal(format!(
-                    "the interrupted apply of plan {} cannot be resumed: {e} Discard it with `asdr apply --discard {}`.",
-                    plan.plan_id, plan.plan_id
-                ))
-            })?;
+        // What a resume runs (as root, on the nodes) comes from files in the state directory:
+        // it runs only when the plan is what the policy and its recorded world give, and the
+        // verifier passes it. Without its recorded world nothing shows the plan is asdr's own.
+        let refused = |why: String| {
+            EngineError::Journal(format!(
+                "the interrupted apply of plan {} cannot be resumed: {why} Discard it with `asdr apply --discard {}`, then plan again.",
+                plan.plan_id, plan.plan_id
+            ))
+        };
+        let Some(recorded) = journal::load_world(&dir, &plan.plan_id).map_err(journal_error)?
+        else {
+            return Err(refused(format!(
+                "the world it was made from ({}) is not there, so nothing shows the plan is what the policy gives; asdr does not run a plan it cannot check.",
+                journal::world_path(&dir, &plan.plan_id).display()
+            )));
+        };
+        asdr_planner::saved::check_saved(policy, &recorded, &plan)
+            .map_err(|e| refused(e.to_string()))?;
+        let violations = asdr_planner::verify(policy, &recorded, &plan);
+        if !violations.is_empty() {
+            return Err(refused(format!(
+                "the verifier refuses it: {}.",
+                violations
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
         }
         return Ok(Prepared {
             plan,
             world: None,
-            origin: Origin::Resumed {
-                checked: recorded.is_some(),
-            },
+            origin: Origin::Resumed,
         });
     }
     if let Some(plan) = request.plan_file {

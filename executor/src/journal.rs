@@ -3,7 +3,7 @@
 //! beside it (`<plan-id>.plan.json`), so an interrupted apply can be resumed from these two files.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -123,7 +123,7 @@ pub fn plan_path(dir: &Path, plan_id: &str) -> PathBuf {
 /// Reads a journal's entries. A torn last line (the process died mid-write) is ignored: the
 /// step it described is observed again.
 pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
-    let file = File::open(path).map_err(io(path))?;
+    let file = crate::private::open(path).map_err(io(path))?;
     let lines: Vec<String> = BufReader::new(file)
         .lines()
         .collect::<Result<_, _>>()
@@ -171,7 +171,7 @@ fn journal_files(dir: &Path) -> Vec<(String, PathBuf)> {
 /// The plan kept beside the journal of `id`.
 pub fn plan_of(dir: &Path, id: &str) -> Result<Plan, JournalError> {
     let plan_file = plan_path(dir, id);
-    let text = std::fs::read_to_string(&plan_file).map_err(io(&plan_file))?;
+    let text = crate::private::read_to_string(&plan_file).map_err(io(&plan_file))?;
     serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
         path: plan_file.display().to_string(),
         line: e.line(),
@@ -348,7 +348,7 @@ impl Journal {
     /// Opens (or creates) the journal of `plan` in `dir`, keeping the plan beside it, and returns
     /// what an earlier run of it finished.
     pub fn open(dir: &Path, plan: &Plan) -> Result<(Journal, Resumed), JournalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::private::create_own_dir(dir).map_err(io(dir))?;
         let plan_file = plan_path(dir, &plan.plan_id);
         if plan_file.exists() {
             // Plan ids carry the second and a short hash: two different plans made in the same
@@ -363,10 +363,7 @@ impl Journal {
             }
         } else {
             let text = serde_json::to_string_pretty(plan).expect("a plan serializes");
-            let tmp = plan_file.with_extension("json.tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, &plan_file))
-                .map_err(io(&plan_file))?;
+            crate::private::write(&plan_file, text.as_bytes()).map_err(io(&plan_file))?;
         }
         let path = journal_path(dir, &plan.plan_id);
         let entries = if path.exists() {
@@ -389,11 +386,7 @@ impl Journal {
                 _ => {}
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let file = crate::private::append(&path).map_err(io(&path))?;
         Ok((Journal { path, file }, Resumed { done, entries }))
     }
 
@@ -425,10 +418,10 @@ pub fn abandon(dir: &Path, plan_id: &str) -> Result<(), JournalError> {
 /// As [`abandon`], saying why (`why` starts with "discarded").
 pub fn abandon_because(dir: &Path, plan_id: &str, why: &str) -> Result<(), JournalError> {
     let path = journal_path(dir, plan_id);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(io(&path))?;
+    if !path.exists() {
+        return Err(io(&path)(std::io::ErrorKind::NotFound.into()));
+    }
+    let mut file = crate::private::append(&path).map_err(io(&path))?;
     let mut e = Entry::new(EventKind::Finished, None);
     e.error = Some(why.into());
     let line = serde_json::to_string(&e).expect("an entry serializes");
@@ -486,19 +479,18 @@ pub fn save_world(
     if path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("json.tmp");
+    crate::private::create_own_dir(dir).map_err(io(dir))?;
     let text = serde_json::to_vec(world).expect("a world serializes");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(io(&path))
+    crate::private::write(&path, &text).map_err(io(&path))
 }
 
 /// The recorded world of `plan_id`, if one was kept.
 pub fn load_world(dir: &Path, plan_id: &str) -> Result<Option<asdr_planner::World>, JournalError> {
     let path = world_path(dir, plan_id);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
+    let text = match crate::private::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
     };
     serde_json::from_str(&text)
         .map(Some)

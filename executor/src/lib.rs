@@ -6,6 +6,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod private;
 mod run;
 
 use std::collections::{HashMap, HashSet};

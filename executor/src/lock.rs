@@ -82,14 +82,17 @@ fn refused(path: &Path) -> LockError {
 /// be the one at `path` (a releasing holder removes it): otherwise it is opened anew.
 fn lock_file(path: &Path) -> Result<Option<File>, LockError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(path))?;
+        crate::private::create_dir(dir).map_err(io(path))?;
     }
     loop {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io(path))?;
         match file.try_lock() {

@@ -43,19 +43,11 @@ fn apply_locked(g: &Global, a: &ApplyArgs, session: &Session) -> Result<i32, Com
     };
     let prepared = apply::prepare(session, request).map_err(fail)?;
     match prepared.origin {
-        Origin::Resumed { checked } => {
-            if !checked {
-                eprintln!(
-                    "warning: plan {} has no recorded world; resuming it without re-checking it",
-                    prepared.plan.plan_id
-                );
-            }
-            if !g.quiet {
-                eprintln!(
-                    "Resuming the interrupted apply of plan {} ({}).",
-                    prepared.plan.plan_id, prepared.plan.operation
-                );
-            }
+        Origin::Resumed if !g.quiet => {
+            eprintln!(
+                "Resuming the interrupted apply of plan {} ({}), checked again against the world it was made from.",
+                prepared.plan.plan_id, prepared.plan.operation
+            );
         }
         Origin::Planned if !g.json && !g.quiet => print(&render::plan(&prepared.plan))?,
         _ => {}

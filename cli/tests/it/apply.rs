@@ -775,6 +775,76 @@ fn a_tampered_interrupted_plan_is_not_resumed() {
     assert!(s.world(w).snapshots.iter().any(|x| x.id == victim));
 }
 
+/// An interrupted plan whose recorded world is gone (deleted, or never written by whoever put
+/// the plan there) is not resumed: nothing shows it is what the policy gives, and its commands
+/// would run as root on the nodes. A world planted as a link is not read. The state directory
+/// is owner-only. Discarded, the operation is planned afresh.
+#[test]
+fn an_interrupted_plan_without_its_recorded_world_is_never_resumed_unchecked() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::of("prod-east");
+    let w = "world-backup-due.yaml";
+    let killed = s.asdr(
+        w,
+        &["apply", "--yes", "-q"],
+        &[("ASDR_TEST_KILL_AT", "4".to_string())],
+    );
+    assert_eq!(killed.status.signal(), Some(9));
+    let dir = s.path(".asdr/journal");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the journal directory is owner-only");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{} is owner-only", f.display());
+    }
+    let world_file = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".world.json"))
+        .unwrap()
+        .clone();
+    let plan_id = world_file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".world.json")
+        .to_string();
+    let before = std::fs::read(s.path(w)).unwrap();
+    // Planted as a link to a world someone else wrote: not read.
+    let elsewhere = s.path("elsewhere.world.json");
+    std::fs::rename(&world_file, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &world_file).unwrap();
+    let out = s.asdr(w, &["apply", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let name = world_file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        stderr(&out).contains(&name) && stderr(&out).contains("a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    // Gone: refused, saying why and what to do.
+    std::fs::remove_file(&world_file).unwrap();
+    let out = s.asdr(w, &["apply", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!(
+            "the interrupted apply of plan {plan_id} cannot be resumed"
+        )) && said.contains("is not there")
+            && said.contains(&format!("asdr apply --discard {plan_id}")),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(s.path(w)).unwrap(), before, "nothing ran");
+    ok(&s.asdr(w, &["apply", "--discard", &plan_id], &[]));
+    ok(&s.asdr(w, &["apply", "--yes", "-q"], &[]));
+}
+
 /// Applying to a commented world file says that the rewritten file lost its comments.
 #[test]
 fn apply_to_a_commented_world_file_says_its_comments_were_not_kept() {
