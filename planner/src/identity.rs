@@ -91,7 +91,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     // lack that device, and a restore would stop the cluster and then fail to attach there.
     let home = policy.cluster.region.as_str();
     for node in &policy.cluster.nodes {
-        let Some(i) = crate::nodes::find_instance(&policy.cluster.name, node, in_home(world, home))
+        let Some(i) = crate::nodes::find_instance(&policy.cluster, node, in_home(world, home))
         else {
             continue;
         };
@@ -149,9 +149,12 @@ fn one_instance_per_node(policy: &Policy, world: &World) -> Result<(), PlanError
             .iter()
             .filter(live)
             .filter(|i| {
-                i.tags.get(tags::NODE) == Some(&node.name)
-                    && i.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
-                    && i.private_ip.as_ref().is_none_or(|a| *a == ip)
+                let pinned_subnet = world
+                    .instances
+                    .iter()
+                    .find(|p| node.instance_id.as_deref() == Some(p.id.as_str()))
+                    .and_then(|p| p.subnet_id.as_deref());
+                crate::nodes::is_replacement(&policy.cluster, node, i, pinned_subnet)
             })
             .map(|i| i.id.as_str())
             .collect();
@@ -186,7 +189,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     let mut unclaimed = Vec::new();
     let mut seen = BTreeSet::new();
     for node in &cluster.nodes {
-        let Some(i) = crate::nodes::find_instance(&cluster.name, node, in_home(world, home))
+        let Some(i) = crate::nodes::find_instance(cluster, node, in_home(world, home))
             .filter(|i| i.state != InstanceState::Terminated)
         else {
             continue;
@@ -263,7 +266,7 @@ fn resolve_id(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
     // the cluster's asbackup runs (their manifests' names), and what asdr built for it elsewhere
     // (a restore into another region, a drill's stand-ins), which carry the id it had then.
     let terminated = cluster.nodes.iter().filter_map(|n| {
-        crate::nodes::find_instance(&cluster.name, n, in_home(world, home))
+        crate::nodes::find_instance(cluster, n, in_home(world, home))
             .filter(|i| i.state == InstanceState::Terminated)
             .and_then(|i| i.tags.get(tags::CLUSTER_ID))
             .map(String::as_str)
@@ -450,7 +453,7 @@ pub fn own_history_under_other_ids(
         .cluster
         .nodes
         .iter()
-        .filter_map(|n| crate::nodes::find_instance(&policy.cluster.name, n, in_home(world, home)))
+        .filter_map(|n| crate::nodes::find_instance(&policy.cluster, n, in_home(world, home)))
         .flat_map(|i| i.block_devices.iter().map(|b| b.volume_id.as_str()))
         .collect();
     let mut out = BTreeMap::new();

@@ -283,33 +283,67 @@ pub(crate) fn warn_nodes_down(ctx: &Ctx<'_, '_>, b: &mut crate::builder::Builder
     }
 }
 
-/// Candidates: the instance the policy names, and instances tagged `asdr:node=<name>` for this
-/// cluster (replacements asdr launched) that hold the node's address — an instance that merely
-/// carries the tags elsewhere is not the node (anyone who can tag can launch one). A live one
-/// wins over a terminated one, then the pinned one; among equals the smallest id, so the choice
-/// is stable.
+/// The node's instance: the one the policy pins (`instance_id`) while it lives, whatever else
+/// is tagged; otherwise a replacement asdr launched for it, recognised by its tags only where the
+/// node is: its address and availability zone and, when the pinned instance is known, that
+/// instance's subnet (where asdr launches a replacement, R4; and so its VPC). An instance that
+/// merely carries the tags elsewhere is not the node (anyone who can tag can launch one). Among
+/// what remains a live one wins over a terminated one, then the pinned one; among equals the
+/// smallest id, so the choice is stable.
 pub(crate) fn find_instance<'w>(
-    cluster: &str,
+    cluster: &asdr_specs::Cluster,
     node: &asdr_specs::Node,
     instances: impl IntoIterator<Item = &'w Instance>,
 ) -> Option<&'w Instance> {
     let pinned = node.instance_id.as_deref();
-    let ip = node.private_ip.to_string();
-    instances
-        .into_iter()
+    let all: Vec<&Instance> = instances.into_iter().collect();
+    let pinned_subnet = all
+        .iter()
+        .find(|i| Some(i.id.as_str()) == pinned)
+        .and_then(|i| i.subnet_id.as_deref());
+    let candidates: Vec<&Instance> = all
+        .iter()
+        .copied()
         .filter(|i| {
-            Some(i.id.as_str()) == pinned
-                || (i.tags.get(tags::NODE) == Some(&node.name)
-                    && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
-                    && i.private_ip.as_ref().is_none_or(|a| *a == ip))
+            Some(i.id.as_str()) == pinned || is_replacement(cluster, node, i, pinned_subnet)
         })
-        .min_by_key(|i| {
-            (
-                i.state == InstanceState::Terminated,
-                Some(i.id.as_str()) != pinned,
-                i.id.as_str(),
-            )
-        })
+        .collect();
+    if let Some(live) = candidates
+        .iter()
+        .find(|i| Some(i.id.as_str()) == pinned && i.state != InstanceState::Terminated)
+    {
+        return Some(live);
+    }
+    candidates.into_iter().min_by_key(|i| {
+        (
+            i.state == InstanceState::Terminated,
+            Some(i.id.as_str()) != pinned,
+            i.id.as_str(),
+        )
+    })
+}
+
+/// Whether `i` is tagged as `node`'s replacement and stands where the node does: a live one
+/// holds the node's address (a terminated one may have lost it), in the node's zone and, when
+/// the pinned instance's subnet is known (`pinned_subnet`), in that subnet.
+pub(crate) fn is_replacement(
+    cluster: &asdr_specs::Cluster,
+    node: &asdr_specs::Node,
+    i: &Instance,
+    pinned_subnet: Option<&str>,
+) -> bool {
+    let ip = node.private_ip.to_string();
+    i.tags.get(tags::NODE) == Some(&node.name)
+        && i.tags.get(tags::CLUSTER) == Some(&cluster.name)
+        && match &i.private_ip {
+            Some(a) => *a == ip,
+            None => i.state == InstanceState::Terminated,
+        }
+        && i.availability_zone == node.availability_zone
+        && match (pinned_subnet, i.subnet_id.as_deref()) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        }
 }
 
 /// R8: what a node's out-of-service window waits for, and what it leaves for the next. With

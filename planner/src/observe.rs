@@ -259,7 +259,7 @@ impl<'w> Observed<'w> {
             .nodes
             .iter()
             .map(|node| {
-                let instance = crate::nodes::find_instance(cluster, node, &world.instances);
+                let instance = crate::nodes::find_instance(&policy.cluster, node, &world.instances);
                 let observation = obs_by_name.get(node.name.as_str()).copied();
                 let health = match instance.map(|i| i.state) {
                     Some(InstanceState::Running | InstanceState::Pending) => {

@@ -6,11 +6,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use asdr_specs::Policy;
 
-use super::Violation;
+use super::{Verifier, Violation};
 use crate::params::Params;
 use crate::plan::Plan;
 use crate::tags;
+use crate::world::Instance;
 use crate::world::{InstanceState, Tags, World};
+use asdr_specs::Node;
 
 pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -259,4 +261,55 @@ fn descendants(plan: &Plan, from: usize) -> HashSet<usize> {
         }
     }
     seen
+}
+
+impl<'a> Verifier<'a> {
+    /// The node's instance, judged here on its own: the pinned one while it lives; else one
+    /// tagged for the node where the node stands (its address, its zone, the pinned instance's
+    /// subnet), never one that only carries the tags elsewhere.
+    pub(super) fn instance_of(&self, node: &Node) -> Option<&'a Instance> {
+        let ip = node.private_ip.to_string();
+        let pinned = |i: &Instance| Some(i.id.as_str()) == node.instance_id.as_deref();
+        if let Some(live) = self
+            .world
+            .instances
+            .iter()
+            .find(|i| pinned(i) && i.state != InstanceState::Terminated)
+        {
+            return Some(live);
+        }
+        let pinned_subnet = self
+            .world
+            .instances
+            .iter()
+            .find(|i| pinned(i))
+            .and_then(|i| i.subnet_id.clone());
+        let mut found: Vec<&Instance> = self
+            .world
+            .instances
+            .iter()
+            .filter(|i| {
+                pinned(i)
+                    || (self.own_tags(&i.tags)
+                        && i.tags.get(tags::NODE) == Some(&node.name)
+                        && match &i.private_ip {
+                            Some(a) => *a == ip,
+                            None => i.state == InstanceState::Terminated,
+                        }
+                        && i.availability_zone == node.availability_zone
+                        && (pinned_subnet.is_none()
+                            || i.subnet_id.is_none()
+                            || i.subnet_id == pinned_subnet)
+                        && !i.tags.contains_key(crate::drill::DRILL))
+            })
+            .collect();
+        found.sort_by_key(|i| {
+            (
+                i.state == InstanceState::Terminated,
+                !pinned(i),
+                i.id.clone(),
+            )
+        });
+        found.first().copied()
+    }
 }

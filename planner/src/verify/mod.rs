@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::params::Params;
 use crate::plan::{Plan, Step, StepKind};
 use crate::tags;
-use crate::world::{Instance, InstanceState, SnapshotState, Volume, VolumeState, World};
+use crate::world::{InstanceState, SnapshotState, Volume, VolumeState, World};
 
 mod consistency;
 mod deletes;
@@ -487,31 +487,6 @@ impl<'a> Verifier<'a> {
     /// The instance of a node: the one the policy pins, else one tagged for it at the node's
     /// address (an instance carrying its tags elsewhere is not the node); a live one wins, then
     /// the pinned one.
-    fn instance_of(&self, node: &Node) -> Option<&'a Instance> {
-        let ip = node.private_ip.to_string();
-        let pinned = |i: &Instance| Some(i.id.as_str()) == node.instance_id.as_deref();
-        let mut found: Vec<&Instance> = self
-            .world
-            .instances
-            .iter()
-            .filter(|i| {
-                pinned(i)
-                    || (self.own_tags(&i.tags)
-                        && i.tags.get(tags::NODE) == Some(&node.name)
-                        && i.private_ip.as_ref().is_none_or(|a| *a == ip)
-                        && !i.tags.contains_key(crate::drill::DRILL))
-            })
-            .collect();
-        found.sort_by_key(|i| {
-            (
-                i.state == InstanceState::Terminated,
-                !pinned(i),
-                i.id.clone(),
-            )
-        });
-        found.first().copied()
-    }
-
     fn is_down(&self, node: &Node) -> bool {
         let running = self
             .instance_of(node)
