@@ -49,8 +49,18 @@ pub fn leftovers(session: &Session, drill: &str) -> Result<Vec<String>, EngineEr
         .collect())
 }
 
+/// Live resources tagged for the drill that no apply of it recorded making: never torn down.
+pub fn unrecorded(session: &Session, drill: &str) -> Result<Vec<String>, EngineError> {
+    let world = session.world()?;
+    Ok(asdr_planner::drill::unrecorded(
+        &world,
+        &session.policy.cluster.name,
+        drill,
+    ))
+}
+
 fn journal_dir(session: &Session) -> PathBuf {
-    session.state_dir().join("drills/journal")
+    session.drill_journal_dir()
 }
 
 /// Tears down everything tagged for the drill: (the teardown's report, if it had steps; what

@@ -232,13 +232,22 @@ impl Session {
 
     /// Observes anew (after an execution changed the world).
     pub fn observe_again(&self) -> Result<World, EngineError> {
-        let w = observe(
+        let mut w = observe(
             &self.runtime,
             Some(&self.policy),
             &self.source,
             &self.aws,
             self.verbose,
         )?;
+        // What the cluster's drills made, as their journals here recorded it: their teardowns
+        // delete only that (a world file may state more).
+        for dir in [self.drill_journal_dir(), self.journal_dir()] {
+            for (drill, made) in
+                asdr_executor::journal::drill_resources(&dir, &self.policy.cluster.name)
+            {
+                w.drill_resources.entry(drill).or_default().extend(made);
+            }
+        }
         *self.world.borrow_mut() = Some(w.clone());
         self.observations.set(self.observations.get() + 1);
         Ok(w)
@@ -267,6 +276,11 @@ impl Session {
 
     pub fn journal_dir(&self) -> PathBuf {
         self.state_dir().join("journal")
+    }
+
+    /// Where drills journal their applies (their restores and teardowns).
+    pub fn drill_journal_dir(&self) -> PathBuf {
+        self.state_dir().join("drills/journal")
     }
 
     /// The cluster's lock: the policy's `lock` (S3 for a team, or a file), else a file beside

@@ -278,6 +278,55 @@ pub fn unfinished(dir: &Path, cluster: &str) -> Result<Vec<Plan>, JournalError> 
     Ok(plans)
 }
 
+/// What each drill's applies for `cluster` launched or created (instance and volume ids, by
+/// drill name), as their journals recorded it: a drill's teardown deletes only these. A plan or
+/// journal that cannot be read records nothing (its resources are kept, never deleted on a guess).
+pub fn drill_resources(
+    dir: &Path,
+    cluster: &str,
+) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (id, path) in journal_files(dir) {
+        let Ok(plan) = plan_of(dir, &id) else {
+            continue;
+        };
+        let Some(drill) = plan.operation.strip_prefix("drill:") else {
+            continue;
+        };
+        if plan.cluster != cluster {
+            continue;
+        }
+        let made = out.entry(drill.to_string()).or_default();
+        let mut in_flight = std::collections::BTreeSet::new();
+        for e in read(&path).unwrap_or_default() {
+            match (e.event, e.step) {
+                (EventKind::Start, Some(step)) => {
+                    in_flight.insert(step);
+                }
+                (EventKind::Done | EventKind::Adopted, step) => {
+                    if let Some(step) = step {
+                        in_flight.remove(&step);
+                    }
+                    if let Some(r) = e.resources {
+                        made.extend(r.instance_id);
+                        made.extend(r.volume_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Steps started and never recorded done (a drill killed while EC2 made what they
+        // asked for): what they made is known by the plan and step it was tagged with at
+        // creation (`asdr:plan`, `asdr:step`), one resource per step.
+        made.extend(
+            in_flight
+                .into_iter()
+                .map(|step| asdr_planner::drill::in_flight(&id, &step)),
+        );
+    }
+    out
+}
+
 /// The instances a journal's steps launched or learned, as it recorded them.
 pub fn learned_instances(dir: &Path, plan_id: &str) -> Result<Vec<String>, JournalError> {
     let path = journal_path(dir, plan_id);

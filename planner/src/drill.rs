@@ -410,26 +410,93 @@ impl Leftovers<'_> {
     }
 }
 
-/// Resources tagged `asdr:drill=<drill>` and `asdr:cluster=<cluster>` (R13: nothing else).
+/// How a drill's journal names a step it started and never recorded done (`drill_resources`).
+pub fn in_flight(plan_id: &str, step: &str) -> String {
+    format!("step:{plan_id}/{step}")
+}
+
+/// Whether the drill's applies recorded making the resource `id` tagged `t`: by its id, or by
+/// the plan and step it was tagged with at creation when that step was in flight at a kill and
+/// no other live resource claims the same step.
+fn recorded(world: &crate::world::World, drill: &str, id: &str, t: &crate::world::Tags) -> bool {
+    let Some(made) = world.drill_resources.get(drill) else {
+        return false;
+    };
+    if made.contains(id) {
+        return true;
+    }
+    let (Some(plan), Some(step)) = (t.get(tags::PLAN), t.get(tags::STEP)) else {
+        return false;
+    };
+    if !made.contains(&in_flight(plan, step)) {
+        return false;
+    }
+    let claims =
+        |o: &crate::world::Tags| o.get(tags::PLAN) == Some(plan) && o.get(tags::STEP) == Some(step);
+    world
+        .instances
+        .iter()
+        .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
+        .count()
+        + world
+            .volumes
+            .iter()
+            .filter(|v| {
+                !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting) && claims(&v.tags)
+            })
+            .count()
+        == 1
+}
+
+/// Resources tagged `asdr:drill=<drill>` and `asdr:cluster=<cluster>` that the drill's own
+/// applies recorded making (R13: nothing else; a tag alone is anyone's to write).
 pub fn leftovers<'w>(world: &'w crate::world::World, cluster: &str, drill: &str) -> Leftovers<'w> {
-    let ours = |t: &crate::world::Tags| {
-        t.get(DRILL).map(String::as_str) == Some(drill)
-            && t.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+    let ours = |id: &str, t: &crate::world::Tags| {
+        tagged(t, cluster, drill) && recorded(world, drill, id, t)
     };
     Leftovers {
         instances: world
             .instances
             .iter()
-            .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
+            .filter(|i| ours(&i.id, &i.tags) && i.state != InstanceState::Terminated)
             .collect(),
         volumes: world
             .volumes
             .iter()
             .filter(|v| {
-                ours(&v.tags) && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
+                ours(&v.id, &v.tags)
+                    && !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
             })
             .collect(),
     }
+}
+
+fn tagged(t: &crate::world::Tags, cluster: &str, drill: &str) -> bool {
+    t.get(DRILL).map(String::as_str) == Some(drill)
+        && t.get(tags::CLUSTER).map(String::as_str) == Some(cluster)
+}
+
+/// Live resources tagged for the drill that no apply of it recorded making: never torn down,
+/// only said (someone else's tags, or what a drill killed before it recorded its launch made).
+pub fn unrecorded(world: &crate::world::World, cluster: &str, drill: &str) -> Vec<String> {
+    world
+        .instances
+        .iter()
+        .filter(|i| i.state != InstanceState::Terminated && tagged(&i.tags, cluster, drill))
+        .map(|i| (&i.id, &i.tags))
+        .chain(
+            world
+                .volumes
+                .iter()
+                .filter(|v| {
+                    !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
+                        && tagged(&v.tags, cluster, drill)
+                })
+                .map(|v| (&v.id, &v.tags)),
+        )
+        .filter(|(id, t)| !recorded(world, drill, id, t))
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Everything tagged for the drill goes: instances first, then their volumes (R13: only what
@@ -438,6 +505,20 @@ pub(crate) fn teardown(ctx: &Ctx<'_, '_>, name: &str, b: &mut Builder) -> Result
     drill_of(ctx, name)?;
     // Every region: a drill of a restore into another region left its resources there.
     let left = leftovers(ctx.world, &ctx.policy.cluster.name, name);
+    let strangers = unrecorded(ctx.world, &ctx.policy.cluster.name, name);
+    if !strangers.is_empty() {
+        b.warn(
+            "R13",
+            format!(
+                "{} carr{} asdr:drill={name} but no apply of drill `{name}` recorded making {}: not torn down. A tag is anyone's to write; if a drill was killed before it recorded its launch, remove {} by hand once you know {} the drill's",
+                strangers.join(", "),
+                if strangers.len() == 1 { "ies" } else { "y" },
+                if strangers.len() == 1 { "it" } else { "them" },
+                if strangers.len() == 1 { "it" } else { "them" },
+                if strangers.len() == 1 { "it is" } else { "they are" },
+            ),
+        );
+    }
     let mut terminated = Vec::new();
     for i in &left.instances {
         b.region = i.region.clone();

@@ -51,6 +51,11 @@ pub struct World {
     /// there (no copy, no retention, no restore) until they answer again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unobserved_regions: BTreeMap<String, String>,
+    /// What each drill's applies launched or created (instance and volume ids, by drill name),
+    /// as their journals recorded it (asdr adds it when it observes). A drill's teardown
+    /// deletes only these: a tag alone (`asdr:drill`) is anyone's to write.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drill_resources: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl World {
@@ -124,6 +129,7 @@ impl World {
             } else {
                 Vec::new()
             },
+            drill_resources: self.drill_resources.clone(),
         }
     }
 }

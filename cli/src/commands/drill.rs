@@ -43,7 +43,7 @@ fn teardown_only(
         r.count(|o| matches!(o, Outcome::Done { .. } | Outcome::Adopted { .. }))
     });
     print(&format!(
-        "Drill `{}` teardown: {removed} step(s) done, {} resource(s) tagged for it remain{}\n",
+        "Drill `{}` teardown: {removed} step(s) done, {} resource(s) it made remain{}\n",
         d.name,
         remaining.len(),
         if remaining.is_empty() {
@@ -52,6 +52,24 @@ fn teardown_only(
             format!(": {}", remaining.join(", "))
         }
     ))?;
+    let strangers = drill::unrecorded(session, &d.name)
+        .map_err(|e| CommandError::engine(&session.policy, e))?;
+    if !strangers.is_empty() {
+        eprintln!(
+            "warning: [R13] {} carr{} asdr:drill={} but no apply of drill `{}` recorded making {}: not torn down. A tag is anyone's to write; remove {} by hand only once you know {} the drill's.",
+            strangers.join(", "),
+            if strangers.len() == 1 { "ies" } else { "y" },
+            d.name,
+            d.name,
+            if strangers.len() == 1 { "it" } else { "them" },
+            if strangers.len() == 1 { "it" } else { "them" },
+            if strangers.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        );
+    }
     Ok(
         if remaining.is_empty() && report.is_none_or(|r| r.succeeded()) {
             0

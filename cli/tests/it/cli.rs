@@ -860,6 +860,99 @@ fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_producti
     assert!(!statements.iter().any(|s| s["Sid"] == "RunOnThePinnedNodes"));
 }
 
+/// Review finding (trust boundaries): `asdr:drill` is a tag anyone with CreateTags can write. A
+/// teardown removes only what the drill's own applies recorded making: another team's instance
+/// and a detached volume tagged for the drill (a failed node's only copy of its data, say) are
+/// kept, and said.
+#[test]
+fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["asdr.yaml", "world-backup-due.yaml"] {
+        std::fs::copy(
+            root().join("examples/community").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::copy(
+        root().join("examples/community/templates/aerospike.conf.j2"),
+        dir.path().join("templates/aerospike.conf.j2"),
+    )
+    .unwrap();
+    let world = dir.path().join("world-backup-due.yaml");
+    let text = std::fs::read_to_string(&world).unwrap();
+    let forged = r#"- id: i-0otherteam0000001
+  state: running
+  type: m6id.xlarge
+  private_ip: "10.9.9.9"
+  availability_zone: us-west-2a
+  subnet_id: subnet-0other
+  tags:
+    "asdr:cluster": ce-west
+    "asdr:drill": quarterly
+"#;
+    let forged_volume = r#"- id: vol-0nodesonlycopy01
+  availability_zone: us-west-2a
+  size_gib: 500
+  type: gp3
+  state: available
+  attachments: []
+  tags:
+    "asdr:cluster": ce-west
+    "asdr:node": w1
+    "asdr:device": /dev/sdf
+    "asdr:drill": quarterly
+"#;
+    let text = text
+        .replacen("instances:\n", &format!("instances:\n{forged}"), 1)
+        .replacen("volumes:\n", &format!("volumes:\n{forged_volume}"), 1);
+    std::fs::write(&world, &text).unwrap();
+    let o = asdr()
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "world-backup-due.yaml",
+            "drill",
+            "quarterly",
+            "--teardown-only",
+        ])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        said.contains("i-0otherteam0000001, vol-0nodesonlycopy01 carry asdr:drill=quarterly but no apply of drill `quarterly` recorded making them: not torn down")
+            && said.contains("0 resource(s) it made remain"),
+        "{said}"
+    );
+    let after = std::fs::read_to_string(&world).unwrap();
+    let w: serde_json::Value = serde_saphyr::from_str(&after).unwrap();
+    let state_of = |kind: &str, id: &str| {
+        w[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        state_of("instances", "i-0otherteam0000001").as_deref(),
+        Some("running"),
+        "{said}"
+    );
+    assert_eq!(
+        state_of("volumes", "vol-0nodesonlycopy01").as_deref(),
+        Some("available"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();

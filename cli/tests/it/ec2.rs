@@ -1226,7 +1226,7 @@ async fn an_interrupted_drill_is_cleaned_up_by_teardown_only() {
     assert!(i + v > 0, "the killed drill left resources");
     env.ok(&["apply", "--break-lock"]);
     let out = env.ok(&["drill", "q1", "--teardown-only"]);
-    assert!(out.contains("0 resource(s) tagged for it remain"), "{out}");
+    assert!(out.contains("0 resource(s) it made remain"), "{out}");
     assert_eq!(env.tagged_for_drill().await, (0, 0));
 }
 

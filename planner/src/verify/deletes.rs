@@ -449,8 +449,12 @@ impl<'a> Verifier<'a> {
                 .nodes
                 .iter()
                 .any(|n| n.instance_id.as_deref() == Some(id));
+            // A drill's own: tagged for it and recorded by its applies (a tag is anyone's).
             let drill = match op {
-                Op::Teardown(d) => inst.tags.get(crate::drill::DRILL) == Some(d),
+                Op::Teardown(d) => {
+                    inst.tags.get(crate::drill::DRILL) == Some(d)
+                        && self.drill_made(d, id, &inst.tags)
+                }
                 _ => false,
             };
             if !(pinned || self.own_tags(&inst.tags)) {
@@ -467,7 +471,7 @@ impl<'a> Verifier<'a> {
                 bad.push((
                     "R13",
                     s,
-                    format!("instance {id} is not tagged for this drill"),
+                    format!("instance {id} is not tagged for this drill, or no apply of the drill recorded launching it"),
                 ));
             }
             if let Some(node) = self
@@ -536,7 +540,9 @@ impl<'a> Verifier<'a> {
             let id = s.params.volume_id().unwrap_or_default();
             let ok = match (op, self.ix.vol.get(id).copied()) {
                 (Op::Teardown(d), Some(v)) => {
-                    self.own_tags(&v.tags) && v.tags.get(crate::drill::DRILL) == Some(d)
+                    self.own_tags(&v.tags)
+                        && v.tags.get(crate::drill::DRILL) == Some(d)
+                        && self.drill_made(d, id, &v.tags)
                 }
                 _ => false,
             };
@@ -544,12 +550,48 @@ impl<'a> Verifier<'a> {
                 bad.push((
                     "R13",
                     s,
-                    format!("volume {id} is not a volume of this drill"),
+                    format!("volume {id} is not a volume this drill's applies recorded making"),
                 ));
             }
         }
         for (rule, s, m) in bad {
             self.bad(rule, Some(s), m);
         }
+    }
+}
+
+impl Verifier<'_> {
+    /// Whether an apply of drill `drill` recorded making `id` (its journal, added to the world):
+    /// by id, or as the one resource tagged with a step its journal saw start and never end.
+    fn drill_made(&self, drill: &str, id: &str, t: &BTreeMap<String, String>) -> bool {
+        let Some(made) = self.world.drill_resources.get(drill) else {
+            return false;
+        };
+        if made.contains(id) {
+            return true;
+        }
+        let (Some(plan), Some(step)) = (t.get(tags::PLAN), t.get(tags::STEP)) else {
+            return false;
+        };
+        let claims = |o: &BTreeMap<String, String>| {
+            o.get(tags::PLAN) == Some(plan) && o.get(tags::STEP) == Some(step)
+        };
+        made.contains(&crate::drill::in_flight(plan, step))
+            && self
+                .world
+                .instances
+                .iter()
+                .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
+                .count()
+                + self
+                    .world
+                    .volumes
+                    .iter()
+                    .filter(|v| {
+                        !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
+                            && claims(&v.tags)
+                    })
+                    .count()
+                == 1
     }
 }

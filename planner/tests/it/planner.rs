@@ -941,8 +941,29 @@ fn a_drill_teardown_removes_exactly_what_is_tagged_for_the_drill() {
     world.instances.push(inst);
     let mut vol = world.volumes[0].clone();
     vol.id = "vol-drill".into();
-    vol.tags = drill_tags;
+    vol.tags = drill_tags.clone();
     world.volumes.push(vol);
+    // What carries the drill's tags but no apply of the drill recorded making (anyone can tag):
+    // a production node's volume, another team's instance.
+    let mut foreign = world.instances[1].clone();
+    foreign.id = "i-0someoneelse".into();
+    foreign.tags = drill_tags.clone();
+    world.instances.push(foreign);
+    let mut node_volume = world.volumes[1].clone();
+    node_volume.id = "vol-0nodedata".into();
+    node_volume.attachments.clear();
+    node_volume.state = asdr_planner::world::VolumeState::Available;
+    node_volume
+        .tags
+        .insert("asdr:drill".into(), "quarterly".into());
+    world.volumes.push(node_volume);
+    world.drill_resources.insert(
+        "quarterly".into(),
+        ["i-drill", "vol-drill"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
     let p = plan(
         &policy,
         &world,
@@ -956,4 +977,34 @@ fn a_drill_teardown_removes_exactly_what_is_tagged_for_the_drill() {
         ["terminate_instance:i-drill", "delete_volume:vol-drill"]
     );
     assert_eq!(p.steps[1].depends_on, ["terminate_instance:i-drill"]);
+    let said: Vec<&str> = p.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        said.iter().any(|w| w.contains("i-0someoneelse, vol-0nodedata carry asdr:drill=quarterly but no apply of drill `quarterly` recorded making them: not torn down")),
+        "{said:?}"
+    );
+    // A teardown naming them (a tampered plan) is refused by the verifier.
+    let mut tampered = p.clone();
+    tampered.steps[0].id = "terminate_instance:i-0someoneelse".into();
+    tampered.steps[0].params =
+        asdr_planner::params::Params::TerminateInstance(asdr_planner::params::TerminateInstance {
+            instance_id: "i-0someoneelse".into(),
+            wait_until: "terminated".into(),
+            reason: "drill quarterly teardown".into(),
+        });
+    tampered.steps[1].depends_on = vec!["terminate_instance:i-0someoneelse".into()];
+    if let asdr_planner::params::Params::DeleteVolume(d) = &mut tampered.steps[1].params {
+        d.volume_id = "vol-0nodedata".into();
+    }
+    let refused: Vec<String> = asdr_planner::verify(&policy, &world, &tampered)
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|v| v.contains("no apply of the drill recorded launching it"))
+            && refused.iter().any(|v| v
+                .contains("vol-0nodedata is not a volume this drill's applies recorded making")),
+        "{refused:?}"
+    );
 }

@@ -716,6 +716,8 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
         block_devices: vec![],
         tags,
     });
+    left.drill_resources
+        .insert("failover".into(), ["i-drillwest".to_string()].into());
     let t = plan(&policy, &left, NOW, &Operation::Teardown("failover".into())).unwrap();
     assert_eq!(t.steps.len(), 1);
     assert_eq!(t.steps[0].region.as_deref(), Some(WEST));

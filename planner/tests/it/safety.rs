@@ -714,6 +714,13 @@ fn defect_18_a_deleting_volume_is_not_a_drill_leftover() {
     v.id = "vol-0000000000000d002".into();
     v.state = VolumeState::Available;
     w.volumes.push(v);
+    w.drill_resources.insert(
+        "dr".into(),
+        ["vol-0000000000000d001", "vol-0000000000000d002"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
     let p = run(&policy, &w, Operation::Teardown("dr".into())).unwrap();
     assert_eq!(ids(&p), vec!["delete_volume:vol-0000000000000d002"]);
     assert_clean(&policy, &w, &p);
