@@ -16,6 +16,34 @@ use crate::params::{DeleteSnapshot, Params};
 use crate::plan::Action;
 use crate::tags;
 
+/// The volumes asdr has seen as the cluster's: attached to its nodes' instances, members of its
+/// sets' manifests, or snapshotted by a set that completed. A snapshot of any other volume that
+/// carries a never-completed set's tags is not proven this cluster's (tags are anyone's to
+/// write): never deleted as a leftover.
+fn known_volumes(ctx: &Ctx<'_, '_>, obs: &Observed<'_>) -> std::collections::BTreeSet<String> {
+    let home = ctx.policy.cluster.region.as_str();
+    let mut known = std::collections::BTreeSet::new();
+    for node in &ctx.policy.cluster.nodes {
+        let here = ctx
+            .world
+            .instances
+            .iter()
+            .filter(|i| i.region.as_deref().unwrap_or(home) == home);
+        if let Some(i) = crate::nodes::find_instance(&ctx.policy.cluster, node, here) {
+            known.extend(i.block_devices.iter().map(|b| b.volume_id.clone()));
+        }
+    }
+    for set in &obs.sets {
+        if let Some(m) = set.manifest {
+            known.extend(m.members.iter().map(|mb| mb.volume_id.clone()));
+        }
+        if set.is_complete() {
+            known.extend(set.snapshots.iter().map(|s| s.volume_id.clone()));
+        }
+    }
+    known
+}
+
 /// Whether any snapshot of `set` carries the mark (`asdr:complete`): it was complete once.
 fn was_marked(set: &BackupSet<'_>) -> bool {
     set.snapshots
@@ -216,8 +244,32 @@ pub(crate) fn plan_in(
     let place = at
         .region
         .map_or_else(String::new, |r| format!(" in {r} (backup.copies retain)"));
+    // At home, a never-completed set's snapshots go only when they are of a volume known as the
+    // cluster's (copies elsewhere carry no volume of their own to tell by).
+    let known = at.region.is_none().then(|| known_volumes(ctx, obs));
     for (set, reason) in &expired {
         let reason = format!("{reason}{place}");
+        let never_completed = !set.is_complete() && !was_marked(set) && set.manifest.is_none();
+        let unproven: Vec<&str> = set
+            .snapshots
+            .iter()
+            .filter(|s| {
+                never_completed && known.as_ref().is_some_and(|k| !k.contains(&s.volume_id))
+            })
+            .map(|s| s.id.as_str())
+            .collect();
+        if !unproven.is_empty() {
+            b.warn(
+                "R13",
+                format!(
+                    "{} carr{} set {}'s tags but {} of no volume asdr has seen as this cluster's (its nodes' volumes, its manifests' members, its complete sets' volumes): not proven this cluster's, left alone",
+                    unproven.join(", "),
+                    if unproven.len() == 1 { "ies" } else { "y" },
+                    set.id,
+                    if unproven.len() == 1 { "is a snapshot" } else { "are snapshots" },
+                ),
+            );
+        }
         // A set with a manifest: only its members go. Other snapshots carrying its tags (another
         // same-named cluster's set of the same second) are not this set's.
         let strangers = set
@@ -238,6 +290,7 @@ pub(crate) fn plan_in(
             .snapshots
             .iter()
             .filter(|s| set.listed.as_ref().is_none_or(|l| l.contains(&s.id)))
+            .filter(|s| !unproven.contains(&s.id.as_str()))
         {
             let get = |k: &str| snap.tags.get(k).cloned().unwrap_or_default();
             b.change(

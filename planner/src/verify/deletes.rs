@@ -326,6 +326,23 @@ impl<'a> Verifier<'a> {
                     Some(x) => {
                         if let Some(set) = x.tags.get(tags::SET) {
                             deleted_sets.insert(set.clone());
+                            // A leftover of a set that never completed, at home: only a snapshot
+                            // of a volume known as the cluster's (tags are anyone's).
+                            let never_completed = !self.was_marked(set)
+                                && self.manifest_of(set).is_none()
+                                && !complete.iter().any(|c| &c.0 == set);
+                            if x.region.is_none()
+                                && never_completed
+                                && !self.known_volumes().contains(x.volume_id.as_str())
+                            {
+                                bad.push((
+                                    s,
+                                    format!(
+                                        "snapshot {id} of never-completed set {set} is of volume {}, which is no volume of this cluster's nodes, manifests or complete sets: not proven the cluster's",
+                                        x.volume_id
+                                    ),
+                                ));
+                            }
                         }
                     }
                 }
@@ -560,7 +577,28 @@ impl<'a> Verifier<'a> {
     }
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    /// The volumes known as the cluster's, judged here: attached to its nodes' instances,
+    /// members of its set manifests, or snapshotted by its complete sets.
+    fn known_volumes(&self) -> BTreeSet<&'a str> {
+        let mut known = BTreeSet::new();
+        for node in &self.policy.cluster.nodes {
+            if let Some(i) = self.instance_of(node) {
+                known.extend(i.block_devices.iter().map(|b| b.volume_id.as_str()));
+            }
+        }
+        let complete: BTreeSet<&str> = self.complete_sets().iter().map(|c| c.0.as_str()).collect();
+        for (set, snaps) in &self.ix.snaps_set {
+            if let Some(Ok(m)) = self.manifest_of(set) {
+                known.extend(m.members.iter().map(|mb| mb.volume_id.as_str()));
+            }
+            if complete.contains(set) {
+                known.extend(snaps.iter().map(|s| s.volume_id.as_str()));
+            }
+        }
+        known
+    }
+
     /// Whether an apply of drill `drill` recorded making `id` (its journal, added to the world):
     /// by id, or as the one resource tagged with a step its journal saw start and never end.
     fn drill_made(&self, drill: &str, id: &str, t: &BTreeMap<String, String>) -> bool {

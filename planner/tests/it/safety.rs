@@ -835,3 +835,103 @@ fn defect_15_a_saved_plan_runs_only_if_it_re_plans_identically() {
         Err(SavedPlanError::Stale { .. })
     ));
 }
+
+/// Review finding (trust boundaries): two tags (`asdr:cluster`, `asdr:set`) on any snapshot in
+/// the account made retention delete it as a set that "never completed". A never-completed
+/// set's snapshot goes only when it is of a volume known as the cluster's (its nodes' volumes,
+/// its manifests' members, its complete sets' volumes): a stranger is left and said, and a plan
+/// that deletes it anyway is refused by the verifier. The cluster's own leftovers still go.
+#[test]
+fn a_foreign_snapshot_carrying_a_never_completed_sets_tags_is_never_deleted() {
+    let policy = prod_east(&[], "");
+    let mut w = world(&policy, |_| {});
+    let attached = w.instances[0].block_devices[0].volume_id.clone();
+    let template = w
+        .snapshots
+        .iter()
+        .find(|s| s.region.is_none())
+        .unwrap()
+        .clone();
+    let leftover = |id: &str, volume: &str| {
+        let mut s = template.clone();
+        s.id = id.into();
+        s.volume_id = volume.into();
+        s.tags.clear();
+        s.tags.insert("asdr:cluster".into(), "prod-east".into());
+        s.tags
+            .insert("asdr:set".into(), "bs-20250101T000000Z".into());
+        s.start_time = datetime!(2025-01-01 00:00 UTC);
+        s
+    };
+    w.snapshots
+        .push(leftover("snap-0foreign000001", "vol-0anotherteam01"));
+    w.snapshots.push(leftover("snap-0ownleftover01", &attached));
+    let p = run(&policy, &w, Operation::Backup).unwrap();
+    let ids = ids(&p);
+    assert!(
+        !ids.contains(&"delete_snapshot:snap-0foreign000001"),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"delete_snapshot:snap-0ownleftover01"),
+        "the cluster's own leftover still goes: {ids:?}"
+    );
+    assert!(
+        p.warnings.iter().any(|x| x.message.contains(
+            "snap-0foreign000001 carries set bs-20250101T000000Z's tags but is a snapshot of no volume asdr has seen as this cluster's"
+        )),
+        "{:?}",
+        p.warnings
+    );
+    assert_clean(&policy, &w, &p);
+    // A tampered plan deleting it is refused.
+    let mut bad = p.clone();
+    let step = step_mut(&mut bad, "delete_snapshot:snap-0ownleftover01");
+    edit(step, |v| v["snapshot_id"] = "snap-0foreign000001".into());
+    step.id = "delete_snapshot:snap-0foreign000001".into();
+    let v = assert_caught(&policy, &w, &bad, "R13");
+    assert!(
+        v.iter()
+            .any(|x| x.message.contains("not proven the cluster's")),
+        "{v:?}"
+    );
+}
+
+/// Review finding (trust boundaries): with a1's pinned instance terminated, an instance tagged
+/// for a1 at its address but in another subnet (another VPC's same address plan, or anyone who
+/// can tag) was taken for a1: `replace-a1` stopped and terminated it and attached its volume as
+/// a1's data. Found by tags, a node's instance must stand in the pinned instance's subnet.
+#[test]
+fn an_instance_tagged_for_a_node_in_another_subnet_is_never_taken_for_it() {
+    let policy = prod_east(&[], "");
+    let mut w = world(&policy, |s| {
+        s.failures = vec![("a1".into(), Failure::Terminated)]
+    });
+    let pinned = w
+        .instances
+        .iter()
+        .find(|i| i.tags.get("asdr:node").map(String::as_str) == Some("a1"))
+        .unwrap()
+        .clone();
+    let mut forged = pinned.clone();
+    forged.id = "i-0000victim".into();
+    forged.state = asdr_planner::world::InstanceState::Running;
+    forged.subnet_id = Some("subnet-0othervpc".into());
+    forged.private_ip = Some("10.0.1.11".into());
+    let mut vol = w.volumes[0].clone();
+    vol.id = "vol-0victimdata".into();
+    vol.attachments.clear();
+    vol.tags.clear();
+    forged.block_devices = vec![asdr_planner::world::BlockDevice {
+        device_name: "/dev/sdf".into(),
+        volume_id: vol.id.clone(),
+        delete_on_termination: true,
+    }];
+    w.volumes.push(vol);
+    w.instances.push(forged);
+    let p = restore(&policy, &w, "replace-a1");
+    let text = serde_json::to_string(&p.steps).unwrap();
+    assert!(!text.contains("i-0000victim"), "{:?}", ids(&p));
+    assert!(!text.contains("vol-0victimdata"), "{:?}", ids(&p));
+    assert_clean(&policy, &w, &p);
+}
