@@ -433,19 +433,24 @@ fn recorded(world: &crate::world::World, drill: &str, id: &str, t: &crate::world
     }
     let claims =
         |o: &crate::world::Tags| o.get(tags::PLAN) == Some(plan) && o.get(tags::STEP) == Some(step);
-    world
-        .instances
-        .iter()
-        .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
-        .count()
-        + world
+    // One of its kind per step: a launch tags its instance and the instance's root volume alike.
+    if id.starts_with("i-") {
+        world
+            .instances
+            .iter()
+            .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
+            .count()
+            == 1
+    } else {
+        world
             .volumes
             .iter()
             .filter(|v| {
                 !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting) && claims(&v.tags)
             })
             .count()
-        == 1
+            == 1
+    }
 }
 
 /// Resources tagged `asdr:drill=<drill>` and `asdr:cluster=<cluster>` that the drill's own

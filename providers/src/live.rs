@@ -134,6 +134,10 @@ pub async fn node_provider(
                 .expect("validation requires ssh settings");
             let mut t = Ssh::new(&s.user, s.port);
             t.identity_file = s.identity_file.as_deref().map(expand_home);
+            if let Some(k) = s.known_hosts.as_deref() {
+                t.known_hosts = Some(expand_home(k));
+                t.pinned = true;
+            }
             AnyTransport::Ssh(t)
         }
         Kind::Ssm => {

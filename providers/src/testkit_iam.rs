@@ -163,6 +163,23 @@ fn allowed(
         })
 }
 
+/// Whether a service control policy denies `action` on `arn` in `context` (the request's keys:
+/// `aws:PrincipalArn`, `aws:TagKeys`, `aws:ResourceTag/…`). An SCP grants nothing: only its
+/// Deny statements are evaluated.
+pub fn scp_denies(
+    scp: &Value,
+    action: &str,
+    arn: &str,
+    context: &BTreeMap<String, Vec<String>>,
+) -> bool {
+    scp["Statement"].as_array().into_iter().flatten().any(|s| {
+        s["Effect"] == "Deny"
+            && strings(&s["Action"]).iter().any(|a| action_glob(a, action))
+            && strings(&s["Resource"]).iter().any(|p| glob(p, arn))
+            && conditions(&s["Condition"], context)
+    })
+}
+
 fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
@@ -214,6 +231,10 @@ fn conditions(condition: &Value, context: &BTreeMap<String, Vec<String>>) -> boo
                 "ForAllValues:StringEquals" => have.is_none_or(|h| h.iter().all(eq)),
                 "ForAllValues:StringNotEquals" => have.is_none_or(|h| !h.iter().any(eq)),
                 "ForAnyValue:StringEquals" => have.is_some_and(|h| h.iter().any(eq)),
+                "ForAnyValue:StringLike" => have.is_some_and(|h| h.iter().any(like)),
+                "ArnLike" => have.is_some_and(|h| h.iter().any(like)),
+                // Negated operators hold when the key is absent, as IAM evaluates them.
+                "ArnNotLike" => have.is_none_or(|h| !h.iter().any(like)),
                 "Bool" => have.is_some_and(|h| h.iter().any(eq)),
                 "Null" => match want.first().map(String::as_str) {
                     Some("true") => have.is_none(),

@@ -265,6 +265,8 @@ pub struct Ssh {
     pub user: String,
     pub port: u16,
     pub identity_file: Option<String>,
+    /// A pinned known-hosts file: only its keys are trusted, none on first contact.
+    pub known_hosts: Option<String>,
 }
 
 #[derive(Debug, Clone)]

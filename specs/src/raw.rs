@@ -87,6 +87,10 @@ pub struct RawSsh {
     pub port: Option<u16>,
     #[serde(default)]
     pub identity_file: Option<String>,
+    /// A known-hosts file pinned for the cluster: only its keys are trusted (none on first
+    /// contact).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
 }
 
 /// Shell commands run on a node through the transport (per-node templates).

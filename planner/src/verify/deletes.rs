@@ -614,22 +614,26 @@ impl<'a> Verifier<'a> {
         let claims = |o: &BTreeMap<String, String>| {
             o.get(tags::PLAN) == Some(plan) && o.get(tags::STEP) == Some(step)
         };
+        let instances = self
+            .world
+            .instances
+            .iter()
+            .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
+            .count();
+        let volumes = self
+            .world
+            .volumes
+            .iter()
+            .filter(|v| {
+                !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting) && claims(&v.tags)
+            })
+            .count();
+        // One of its kind per step (a launch tags its root volume alike).
         made.contains(&crate::drill::in_flight(plan, step))
-            && self
-                .world
-                .instances
-                .iter()
-                .filter(|i| i.state != InstanceState::Terminated && claims(&i.tags))
-                .count()
-                + self
-                    .world
-                    .volumes
-                    .iter()
-                    .filter(|v| {
-                        !matches!(v.state, VolumeState::Deleted | VolumeState::Deleting)
-                            && claims(&v.tags)
-                    })
-                    .count()
-                == 1
+            && if id.starts_with("i-") {
+                instances == 1
+            } else {
+                volumes == 1
+            }
     }
 }

@@ -73,6 +73,7 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     let regional = plan.steps.iter().any(|s| s.region.is_some());
     if let Some(region) = regions::restore_region(policy, plan) {
         let mut out = regions::verify_region_restore(policy, world, plan, region);
+        out.extend(stores::confined(policy, plan));
         out.extend(node_ids::node_ids(policy, world, plan));
         out.extend(consistency::whole_plan(policy, &home, plan));
         return out;
@@ -89,6 +90,7 @@ fn verify_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     // Read over the whole plan, every region's steps at once.
     out.extend(stores::tool_args(plan));
     out.extend(stores::copy_stores(policy, plan));
+    out.extend(stores::confined(policy, plan));
     out.extend(node_ids::node_ids(policy, world, plan));
     // A drill in another region: its steps there were left out of the home plan above.
     if regional && plan.operation.starts_with("drill:") {

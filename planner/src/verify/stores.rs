@@ -66,3 +66,55 @@ fn violation(rule: &'static str, step: &Step, message: String) -> Violation {
         message,
     }
 }
+
+/// Every store a plan reads, writes or deletes in is one the policy names (`backup.smd_to`,
+/// each copy's `smd_to`, `asbackup.to`): a URI taken from a world file, a store's listing or an
+/// edited plan never sends an archive elsewhere, unpacks one from elsewhere, or deletes under
+/// another directory. A path that climbs (`..`) is refused wherever it points.
+pub(super) fn confined(policy: &Policy, plan: &Plan) -> Vec<Violation> {
+    let stores: Vec<&str> = std::iter::once(policy.backup.smd_to.as_str())
+        .chain(policy.backup.copies.iter().map(|c| c.smd_to.as_str()))
+        .chain(policy.backup.asbackup.as_ref().map(|a| a.to.as_str()))
+        .map(|s| s.trim_end_matches('/'))
+        .collect();
+    let inside = |uri: &str| {
+        !uri.split('/').any(|seg| seg == ".." || seg == ".")
+            && stores.iter().any(|s| {
+                uri.trim_end_matches('/')
+                    .strip_prefix(s)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+    };
+    let mut bad = Vec::new();
+    for s in &plan.steps {
+        let uris: Vec<&str> = match &s.params {
+            Params::CopySmd(p) => vec![p.to.as_str()],
+            Params::CopySmdArchive(p) => vec![p.from.as_str(), p.to.as_str()],
+            Params::RestoreSmd(p) => vec![p.from.as_str()],
+            Params::CheckSmdArchive(p) => vec![p.uri.as_str()],
+            Params::WriteManifest(p) => std::iter::once(p.uri.as_str())
+                .chain(p.smd.iter().map(|a| a.uri.as_str()))
+                .collect(),
+            Params::DeleteBackup(p) => std::iter::once(p.to.as_str())
+                .chain(p.directories.iter().map(String::as_str))
+                .collect(),
+            Params::Asbackup(p) => vec![p.to.as_str()],
+            Params::Asrestore(p) => p.directories.iter().map(String::as_str).collect(),
+            _ => continue,
+        };
+        for uri in uris {
+            if !inside(uri) {
+                bad.push((
+                    s,
+                    format!(
+                        "{uri} is outside the stores the policy names ({}): asdr reads, writes and deletes only there",
+                        stores.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    bad.into_iter()
+        .map(|(s, m)| violation("R13", s, m))
+        .collect()
+}

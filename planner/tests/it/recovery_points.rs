@@ -614,6 +614,16 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
         ),
         ("args: [-vR]", "bundles short options"),
         ("restore_args: [-vg]", "bundles short options"),
+        // Passwords given as values would reach the journal, errors and SSM's history.
+        (
+            "args: [--user, backup, --password, hunter2]",
+            "`--password` is given a password",
+        ),
+        ("args: [-Phunter2]", "`-P` is given a password"),
+        (
+            "restore_args: [\"--tls-keyfile-password=hunter2\"]",
+            "`--tls-keyfile-password` is given a password",
+        ),
     ] {
         let d = with_args(args).expect_err(args);
         assert!(
@@ -624,6 +634,13 @@ fn rp11_asbackup_args_reach_asbackup_only_and_never_override_asdrs_own() {
     // Were validation's check gone, the verifier reads each tool's arguments in the plan: the
     // defect's plans (asdr's own option given to asbackup, asbackup's given to asrestore) are
     // refused.
+    // A password the tool reads itself, on the node, is fine.
+    for args in [
+        "args: [--user, backup, --password, \"env:ASBACKUP_PASSWORD\"]",
+        "args: [\"-Pfile:/etc/aerospike/backup.pw\"]",
+    ] {
+        with_args(args).unwrap_or_else(|d| panic!("{args}: {d}"));
+    }
     let policy = with_args("args: [--parallel, \"4\"]").unwrap_or_else(|d| panic!("{d}"));
     let p = backup(&policy, &w);
     assert!(verify(&policy, &w, &p).is_empty());

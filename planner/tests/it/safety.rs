@@ -935,3 +935,38 @@ fn an_instance_tagged_for_a_node_in_another_subnet_is_never_taken_for_it() {
     assert!(!text.contains("vol-0victimdata"), "{:?}", ids(&p));
     assert_clean(&policy, &w, &p);
 }
+
+/// Suspected in review (trust boundaries): store URIs in a plan came from world files and store
+/// listings unchecked. Every URI a plan reads, writes or deletes in must lie in a store the
+/// policy names and never climb: an edited plan sending an archive elsewhere, or reading one
+/// from a path that climbs out, is refused.
+#[test]
+fn a_plan_touching_a_store_the_policy_does_not_name_is_refused() {
+    let policy = prod_east(&[], "");
+    let w = world(&policy, |s| s.newest_set_age = time::Duration::hours(31));
+    let p = run(&policy, &w, Operation::Backup).unwrap();
+    assert_clean(&policy, &w, &p);
+    let copy = p
+        .steps
+        .iter()
+        .find(|s| s.kind() == StepKind::CopySmd)
+        .expect("a backup archives SMD")
+        .id
+        .clone();
+    let inside = params(step(&p, &copy))["to"].as_str().unwrap().to_string();
+    for elsewhere in [
+        "s3://someone-elses-bucket/a1.smd.tar".to_string(),
+        inside.replace("/prod-east/", "/prod-east/../../../elsewhere/"),
+    ] {
+        let mut bad = p.clone();
+        edit(step_mut(&mut bad, &copy), |v| {
+            v["to"] = elsewhere.clone().into()
+        });
+        let v = assert_caught(&policy, &w, &bad, "R13");
+        assert!(
+            v.iter()
+                .any(|x| x.message.contains("outside the stores the policy names")),
+            "{elsewhere}: {v:?}"
+        );
+    }
+}

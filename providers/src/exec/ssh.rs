@@ -18,6 +18,9 @@ pub struct Ssh {
     /// A known-hosts file of asdr's own; first contact records the host key (accept-new), a
     /// changed key is refused by ssh.
     pub known_hosts: Option<PathBuf>,
+    /// `known_hosts` is pinned (the policy's `access.ssh.known_hosts`): only its keys are
+    /// trusted, none on first contact (`StrictHostKeyChecking=yes`), and nothing is added to it.
+    pub pinned: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }
@@ -29,6 +32,7 @@ impl Ssh {
             port,
             identity_file: None,
             known_hosts: None,
+            pinned: false,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(300),
         }
@@ -40,10 +44,18 @@ impl Ssh {
             "-o",
             "BatchMode=yes",
             "-o",
-            "StrictHostKeyChecking=accept-new",
+            if self.pinned {
+                "StrictHostKeyChecking=yes"
+            } else {
+                "StrictHostKeyChecking=accept-new"
+            },
             "-o",
             "LogLevel=ERROR",
         ]);
+        if self.pinned {
+            // Only the pinned file: the operator's own known hosts and the system's play no part.
+            c.args(["-o", "GlobalKnownHostsFile=/dev/null"]);
+        }
         c.arg("-o").arg(format!(
             "ConnectTimeout={}",
             self.connect_timeout.as_secs().max(1)

@@ -11,6 +11,7 @@ mod info_fuzz;
 mod info_vectors;
 mod lock;
 mod nodes;
+mod scp;
 mod ssm;
 mod store_files;
 mod strict_aws;

@@ -216,3 +216,54 @@ async fn ssh_refuses_a_key_the_server_does_not_accept() {
     let err = t.run(&target("127.0.0.1"), "true", None).await.unwrap_err();
     assert!(err.to_string().contains("Permission denied"), "{err}");
 }
+
+/// With a pinned known-hosts file (`access.ssh.known_hosts`), no host key is trusted on first
+/// contact and none is added: a host whose key is not in the file (a stranger at the node's
+/// address, or a replacement whose key was not pinned yet) is refused; once pinned, it is used.
+#[tokio::test]
+async fn ssh_with_a_pinned_known_hosts_file_trusts_no_key_on_first_contact() {
+    let d = start_sshd();
+    let pins = tempfile::tempdir().unwrap();
+    let pinned = pins.path().join("prod-east.known_hosts");
+    std::fs::write(&pinned, "").unwrap();
+    let mut t = ssh_for(&d);
+    t.known_hosts = Some(pinned.clone());
+    t.pinned = true;
+    let err = t.run(&target("127.0.0.1"), "true", None).await.unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string().contains("Host key verification failed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pinned).unwrap(),
+        "",
+        "nothing added on first contact"
+    );
+    // The host's key pinned (as an operator would from the instance's console output).
+    let host_pub = std::fs::read_to_string(d._dir.path().join("host_key.pub")).unwrap();
+    let key = host_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&pinned, format!("[127.0.0.1]:{} {key}\n", d.port)).unwrap();
+    let out = t
+        .run(&target("127.0.0.1"), "echo pinned", None)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pinned");
+    // Another host's key at that address: refused.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = other.path().join("other_host_key");
+    keygen(&stranger);
+    let stranger_pub = std::fs::read_to_string(stranger.with_extension("pub")).unwrap();
+    let key = stranger_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&pinned, format!("[127.0.0.1]:{} {key}\n", d.port)).unwrap();
+    let err = t.run(&target("127.0.0.1"), "true", None).await.unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+}

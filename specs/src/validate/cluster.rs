@@ -68,6 +68,7 @@ impl Validator<'_> {
                 user: s.value.user.value.clone(),
                 port: s.value.port.unwrap_or(22),
                 identity_file: s.value.identity_file.clone(),
+                known_hosts: s.value.known_hosts.clone(),
             }),
             (_, None) => None,
         };

@@ -252,6 +252,37 @@ impl ToolOptions {
         (first.is_ascii_alphabetic()).then(|| &arg[..2])
     }
 
+    /// A password given as a value (`--password secret`, `-Psecret`, `--password=secret`): the
+    /// policy's words reach the journal, error messages and the SSM command history. The tools
+    /// read `env:VARIABLE`, `env-b64:VARIABLE` and `file:/path` themselves, on the node.
+    fn secret_given(args: &[String], i: usize) -> Option<String> {
+        let arg = &args[i];
+        let inline = arg
+            .strip_prefix("--password=")
+            .or_else(|| arg.strip_prefix("--tls-keyfile-password="))
+            .or_else(|| arg.strip_prefix("-P").filter(|v| !v.is_empty()));
+        let value = match inline {
+            Some(v) => v,
+            None if matches!(arg.as_str(), "--password" | "-P" | "--tls-keyfile-password") => {
+                match args.get(i + 1) {
+                    Some(v) if !v.starts_with('-') => v.as_str(),
+                    // No value: the tool asks for it (asdr runs it without a terminal).
+                    _ => return None,
+                }
+            }
+            None => return None,
+        };
+        let by_reference = ["env:", "env-b64:", "file:"]
+            .iter()
+            .any(|p| value.starts_with(p));
+        (!by_reference).then(|| {
+            let opt = Self::option_of(arg).unwrap_or(arg);
+            format!(
+                "`{opt}` is given a password: written in the policy it would reach the journal, error messages and the SSM command history; give `{opt} env:VARIABLE` or `{opt} file:/path` (read on the node)"
+            )
+        })
+    }
+
     /// What is wrong with `args` for this tool, each said once.
     pub fn problems(&self, args: &[String]) -> Vec<String> {
         // Short options that take a value (`-w4`, `-Uadmin`): what follows the letter is the
@@ -259,7 +290,11 @@ impl ToolOptions {
         // argument (`-vR`), which could hide one asdr refuses.
         const TAKES_VALUE: &str = "UPAsBFLNwlbMtTmnodahpzyi";
         let mut out = Vec::new();
-        for arg in args {
+        for (i, arg) in args.iter().enumerate() {
+            if let Some(secret) = Self::secret_given(args, i) {
+                out.push(secret);
+                continue;
+            }
             if let Some(short) = arg.strip_prefix('-').filter(|s| !s.starts_with('-'))
                 && let Some(first) = short.chars().next()
                 && first.is_ascii_alphabetic()
