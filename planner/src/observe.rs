@@ -431,6 +431,19 @@ fn collect_sets<'w>(
         // (a manifest whose snapshots retention deleted stays behind with the SMD archives).
         manifests.insert(m.set.as_str(), (m, m.usable(cluster)));
     }
+    // How often each volume was a node device's across the cluster's snapshots: in a set made
+    // before manifests, two snapshots claiming one device are told apart by the volume that
+    // device has been (a snapshot of another volume carrying the tags is anyone's).
+    let mut usual: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for snaps in by_set.values() {
+        for s in snaps {
+            if let (Some(n), Some(d)) = (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE)) {
+                *usual
+                    .entry((n.as_str(), d.as_str(), s.volume_id.as_str()))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
     let by_id: HashMap<&str, &Snapshot> = if manifests.is_empty() {
         HashMap::new()
     } else {
@@ -538,13 +551,32 @@ fn collect_sets<'w>(
                 // copy: its tags alone prove nothing.
                 (None, Some(_)) => {}
                 (None, None) => {
+                    let mut claims: HashMap<(&str, &str), Vec<&Snapshot>> = HashMap::new();
                     for s in &snapshots {
                         if let (Some(n), Some(d)) =
                             (s.tags.get(tags::NODE), s.tags.get(tags::DEVICE))
                         {
-                            // Sorted by id, so the first snapshot of a device wins, whatever the
-                            // input order.
-                            by_device.entry((n.as_str(), d.as_str())).or_insert(*s);
+                            claims.entry((n.as_str(), d.as_str())).or_default().push(s);
+                        }
+                    }
+                    for ((n, d), mut candidates) in claims {
+                        // The device's usual volume wins; among snapshots of one volume (a retried
+                        // snapshot), the first by id, whatever the input order. Two volumes as
+                        // usual as each other: the device is left out (the set is not whole)
+                        // rather than one guessed.
+                        let seen = |s: &Snapshot| {
+                            usual
+                                .get(&(n, d, s.volume_id.as_str()))
+                                .copied()
+                                .unwrap_or(0)
+                        };
+                        candidates.sort_by(|a, b| seen(b).cmp(&seen(a)).then(a.id.cmp(&b.id)));
+                        let best = candidates[0];
+                        let tied = candidates
+                            .iter()
+                            .any(|c| c.volume_id != best.volume_id && seen(c) == seen(best));
+                        if !tied {
+                            by_device.insert((n, d), best);
                         }
                     }
                 }

@@ -736,6 +736,11 @@ fn iam_policy_allows_every_action_an_operation_can_take_from_the_policy_alone() 
         sid("PassTheNodeRole")["Resource"],
         "arn:aws:iam::*:role/aerospike-node"
     );
+    // ... and only to EC2 (trust boundaries: never `Resource: *`, never to another service).
+    assert_eq!(
+        sid("PassTheNodeRole")["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ec2.amazonaws.com"
+    );
     let other = iam_doc(&[
         "-f",
         PROD,

@@ -970,3 +970,30 @@ fn a_plan_touching_a_store_the_policy_does_not_name_is_refused() {
         );
     }
 }
+
+/// Review finding (trust boundaries): in a set made before manifests, a snapshot of another
+/// volume tagged as a1's /dev/sdf (and marked) with a smaller id was taken as a1's data by a
+/// restore. Two snapshots claiming one device are told apart by the volume that device has been
+/// across the cluster's sets; the stranger is never restored.
+#[test]
+fn a_forged_member_of_a_set_without_a_manifest_is_never_restored() {
+    let policy = prod_east(&[], "");
+    let mut w = world(&policy, |_| {});
+    assert!(w.set_manifests.is_empty(), "sets made before manifests");
+    let newest = w
+        .snapshots
+        .iter()
+        .filter(|s| s.tags.get("asdr:node").map(String::as_str) == Some("a1"))
+        .max_by_key(|s| s.start_time)
+        .unwrap()
+        .clone();
+    let mut forged = newest.clone();
+    forged.id = "snap-00000000000000001".into();
+    forged.volume_id = "vol-0attacker".into();
+    w.snapshots.push(forged);
+    let p = restore(&policy, &w, "a1-from-backup");
+    let text = serde_json::to_string(&p.steps).unwrap();
+    assert!(!text.contains("snap-00000000000000001"), "{:?}", ids(&p));
+    assert!(text.contains(&newest.id), "{:?}", ids(&p));
+    assert_clean(&policy, &w, &p);
+}
