@@ -20,6 +20,7 @@ mod drained;
 mod roster;
 mod smd;
 mod stopped;
+mod tar_check;
 
 #[cfg(test)]
 mod archive_fuzz;

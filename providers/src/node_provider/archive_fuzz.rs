@@ -184,6 +184,15 @@ proptest! {
         if special || climbs {
             prop_assert_eq!(code, 66, "refused, before anything is unpacked, for its members");
         }
+        // asdr's own reading of the headers (before a restore stops anything) refuses at least
+        // what the node's listing refuses.
+        let ours = super::tar_check::unsafe_member(&bytes);
+        if code == 66 {
+            prop_assert!(ours.is_some(), "the node refused what asdr's check passed");
+        }
+        if special || climbs {
+            prop_assert!(ours.is_some(), "asdr's check passed a link, a special member or a path out");
+        }
     }
 }
 
@@ -207,7 +216,13 @@ fn a_plain_smd_archive_is_unpacked_whole() {
             body: Vec::new(),
         }))
         .collect();
-    let (code, _sandbox, root) = unpack(&archive(&members, None, None));
+    let bytes = archive(&members, None, None);
+    assert_eq!(
+        super::tar_check::unsafe_member(&bytes),
+        None,
+        "asdr's check passes it"
+    );
+    let (code, _sandbox, root) = unpack(&bytes);
     assert_eq!(code, 0);
     for n in ["UDF.smd", "sindex.smd", "evict.smd"] {
         assert_eq!(

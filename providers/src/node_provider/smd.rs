@@ -78,16 +78,28 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         let file = asdr_planner::manifest::ManifestFile::read(&bytes).ok()?;
         let want =
             asdr_planner::manifest::build(p, input, &[], time::OffsetDateTime::now_utc()).ok()?;
+        // Every SMD entry as this plan's archiving steps recorded it (the journal, out of the
+        // store's reach): a manifest written into the store by someone else, naming another
+        // archive's checksum, is never adopted.
+        let smd_as_recorded = p.smd.iter().all(|a| {
+            learned_sha256(input, &a.uri).is_some_and(|sha| {
+                file.manifest
+                    .smd
+                    .iter()
+                    .any(|e| e.uri == a.uri && e.node == a.node && e.sha256 == sha)
+            })
+        });
         (file.manifest.set == p.set
             && file.manifest.cluster == p.cluster
             && file.manifest.cluster_id == p.cluster_id
             && file.manifest.members == want.members
-            && file.manifest.smd.len() == p.smd.len())
-        .then(|| Learned {
-            uri: Some(p.uri.clone()),
-            sha256: Some(file.sha256),
-            ..Learned::default()
-        })
+            && file.manifest.smd.len() == p.smd.len()
+            && smd_as_recorded)
+            .then(|| Learned {
+                uri: Some(p.uri.clone()),
+                sha256: Some(file.sha256),
+                ..Learned::default()
+            })
     }
 
     /// The set's manifest: each SMD archive read and checked against the `.sha256` beside it,
@@ -189,6 +201,16 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                 ),
             ));
         }
+        // What the node's listing would refuse, refused now: before any node is stopped.
+        if let Some(why) = super::tar_check::unsafe_member(&tar) {
+            return Err(StepError::permanent(
+                "UnsafeArchive",
+                format!(
+                    "SMD archive {} of set {} holds {why}: the nodes would refuse to unpack it; no node was stopped. Restore from another set",
+                    p.uri, p.set
+                ),
+            ));
+        }
         Progress::done(Learned {
             uri: Some(p.uri.clone()),
             sha256: Some(actual),
@@ -214,6 +236,15 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         )
         .await
         .map_err(transport_error)?;
+        // A set whose archive a restore would refuse (a link in the SMD directory) is never made.
+        if let Some(why) = super::tar_check::unsafe_member(&tar) {
+            return Err(StepError::permanent(
+                "UnsafeArchive",
+                format!(
+                    "the SMD directory {from} on node {name} holds {why}: a restore unpacks only plain files and directories, so this set could not be restored; it is not recorded. Remove that entry from the directory and back up again"
+                ),
+            ));
+        }
         let sha = sha256_hex(&tar);
         self.store.put(to, tar).await.map_err(store_error)?;
         self.store
@@ -286,14 +317,22 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         // A directory of its own (mktemp -d): a predictable name in /tmp could be made first by
         // any local user, as a link to a file root would then write.
         let cmd = format!(
-            "set -e; {TEMP_DIR} tar -C {} -cf \"$t\" .; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; echo \"$s\"",
+            "set -e; {TEMP_DIR} tar -C {} -cf \"$t\" .; if tar -tvf \"$t\" | cut -c1 | grep -qv '^[-d]$'; then echo 'the SMD directory holds a link, a device or a fifo: a restore could not unpack it; not archived' >&2; exit 66; fi; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; echo \"$s\"",
             quote(from),
             quote(to),
             quote(&format!("{to}.sha256"))
         );
         let out = run_ok(&self.transport, &self.target(name)?, &cmd, None)
             .await
-            .map_err(transport_error)?;
+            .map_err(|e| match e {
+                TransportError::Failed { status: 66, .. } => StepError::permanent(
+                    "UnsafeArchive",
+                    format!(
+                        "the SMD directory {from} on node {name} holds a link, a device or a fifo: a restore unpacks only plain files and directories, so this set could not be restored; it is not recorded. Remove that entry and back up again"
+                    ),
+                ),
+                e => transport_error(e),
+            })?;
         let sha = String::from_utf8_lossy(&out).trim().to_string();
         if sha.len() != 64 {
             return Err(StepError::permanent(

@@ -51,7 +51,10 @@ fn open_object(path: &std::path::Path, uri: &str) -> Result<std::fs::File, Store
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Non-blocking: a fifo planted in a store would otherwise hold the open (and asdr) until
+        // someone writes to it; it is then refused as not a regular file. Reads of a regular file
+        // are not affected.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound { uri: uri.into() },

@@ -1534,3 +1534,166 @@ async fn a_planted_archive_at_a_new_sets_place_is_never_adopted_nor_recorded() {
             .exists()
     );
 }
+
+/// Security review: a link in a node's SMD directory made a backup whose archive every restore
+/// refuses, found only after the cluster was stopped. The backup refuses to record it, and a
+/// restore's archive check (before anything is stopped) refuses such an archive.
+#[tokio::test]
+async fn an_smd_archive_a_restore_would_refuse_is_never_made_nor_restored_from() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let set = "bs-20261121T090000Z";
+    let uri = format!("file://{root}/store/prod-east/{set}/a1.smd.tar");
+    std::os::unix::fs::symlink("UDF.smd", env.path("nodes/a1/smd/UDF.smd.link")).unwrap();
+    let none = BTreeMap::new();
+    let copy = step(
+        "copy_smd:a1",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": set, "from": format!("{root}/nodes/a1/smd"), "to": uri}),
+    );
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &copy,
+            learned: &none,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "UnsafeArchive", "{err}");
+    assert!(err.message.contains("a symbolic link"), "{err}");
+    assert!(
+        !env.path(&format!("store/prod-east/{set}/a1.smd.tar"))
+            .exists()
+    );
+    // An archive with the link, in the store with a matching checksum: refused before a stop.
+    let src = env.path("nodes/a1/smd");
+    let archive = env.path(&format!("store/prod-east/{set}/a1.smd.tar"));
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    assert!(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sha = asdr_providers::store::sha256_hex(&std::fs::read(&archive).unwrap());
+    let mut check = step(
+        "check_smd_archive:a1",
+        StepKind::CheckSmdArchive,
+        "a1",
+        serde_json::json!({"set": set, "uri": uri, "sha256": sha}),
+    );
+    check.node = None;
+    let err = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &check,
+            learned: &none,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "UnsafeArchive", "{err}");
+    assert!(err.message.contains("no node was stopped"), "{err}");
+}
+
+/// Security review: a manifest written into the store by someone else (the set's members, found
+/// from EC2, and a forged archive's checksum) was adopted as this plan's, and its checksum
+/// became the set's mark. A manifest is adopted only when its SMD checksums are the ones this
+/// plan's archiving steps recorded.
+#[tokio::test]
+async fn a_manifest_in_the_store_is_adopted_only_with_the_checksums_the_plan_recorded() {
+    let env = env("multi-volume", true, &[]).await;
+    let nodes = NodeProvider::for_policy(&env.policy, Local::default(), LocalStore);
+    let root = env.dir.path().display().to_string();
+    let set = "bs-20261121T090000Z";
+    let uri = format!("file://{root}/store/prod-east/{set}/a1.smd.tar");
+    let none = BTreeMap::new();
+    let copy = step(
+        "copy_smd:a1",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": set, "from": format!("{root}/nodes/a1/smd"), "to": uri}),
+    );
+    let Progress::Done(archived) = nodes
+        .act(StepInput {
+            plan_id: "p",
+            step: &copy,
+            learned: &none,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("archived at once")
+    };
+    let mut learned = BTreeMap::new();
+    learned.insert("copy_smd:a1".to_string(), archived.clone());
+    let mut manifest = step(
+        "write_manifest",
+        StepKind::WriteManifest,
+        "a1",
+        serde_json::json!({
+            "uri": format!("file://{root}/store/prod-east/manifests/{set}.json"),
+            "set": set, "cluster": "prod-east", "region": "us-east-1",
+            "members": [], "namespaces": ["users"],
+            "smd": [{"node": "a1", "uri": uri}],
+            "policy_digest": "d",
+        }),
+    );
+    manifest.node = None;
+    assert!(matches!(
+        nodes
+            .act(StepInput {
+                plan_id: "p",
+                step: &manifest,
+                learned: &learned
+            })
+            .await
+            .unwrap(),
+        Progress::Done(_)
+    ));
+    assert!(
+        nodes
+            .observe(StepInput {
+                plan_id: "p",
+                step: &manifest,
+                learned: &learned
+            })
+            .await
+            .unwrap()
+            .is_some(),
+        "its own manifest, as recorded: adopted"
+    );
+    // The journal recorded another archive than the manifest in the store names.
+    let mut other = archived;
+    other.sha256 = Some("0".repeat(64));
+    learned.insert("copy_smd:a1".to_string(), other);
+    assert!(
+        nodes
+            .observe(StepInput {
+                plan_id: "p",
+                step: &manifest,
+                learned: &learned
+            })
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Nor without any record of the archive.
+    assert!(
+        nodes
+            .observe(StepInput {
+                plan_id: "p",
+                step: &manifest,
+                learned: &none
+            })
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -91,3 +91,24 @@ async fn an_object_over_the_limit_is_refused_and_digests_stream() {
         sha256_hex(&std::fs::read(&small).unwrap())
     );
 }
+
+/// Security review: a fifo planted where a checksum or an archive is read held `status` and a
+/// restore forever. It is refused at once as not a regular file.
+#[tokio::test]
+async fn a_fifo_in_a_file_store_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("a1.smd.tar.sha256");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let uri = format!("file://{}", fifo.display());
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), LocalStore.get(&uri))
+        .await
+        .expect("not held by the fifo");
+    let err = got.unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}
