@@ -241,9 +241,11 @@ pub fn write_report(
         .state_dir()
         .join("drills")
         .join(format!("{}-{}", drill.name, o.plan.plan_id));
+    // In asdr's own directory, never through a link planted where a report goes (its name is
+    // the plan's id, known in advance): a fresh file renamed into place.
     let write = |path: &Path, text: String| {
-        std::fs::create_dir_all(path.parent().expect("a parent"))
-            .and_then(|_| std::fs::write(path, text))
+        asdr_executor::private::create_own_dir(path.parent().expect("a parent"))
+            .and_then(|_| asdr_executor::private::write(path, text.as_bytes()))
             .map_err(|e| EngineError::Other(format!("{}: {e}", path.display())))
     };
     write(

@@ -15,19 +15,55 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-/// Creates asdr's own `dir` (the journal's) owner-only, and makes an existing one owner-only. A
-/// `dir` that is a symbolic link is refused.
+/// Creates asdr's own `dir` (the journal's) owner-only, and makes an existing one owner-only.
+/// `dir` and each directory above it up to the state directory (`.asdr`) must be a real
+/// directory (not a symbolic link) owned by the user asdr runs as, writable by no one else:
+/// what they hold decides what a resume or a teardown runs.
 pub fn create_own_dir(dir: &Path) -> std::io::Result<()> {
     create_dir(dir)?;
-    let meta = std::fs::symlink_metadata(dir)?;
-    if meta.file_type().is_symlink() || !meta.is_dir() {
-        return Err(std::io::Error::other(format!(
-            "{} is not a directory of its own (a symbolic link?): asdr keeps its state only in a directory it made",
-            dir.display()
-        )));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    // Who asdr runs as: the owner of a file it creates (no unsafe call needed).
+    let probe = dir.join(format!(".asdr-owner-{}", std::process::id()));
+    let me = {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&probe)
+            .map_err(link_refused)?;
+        let uid = std::os::unix::fs::MetadataExt::uid(&f.metadata()?);
+        let _ = std::fs::remove_file(&probe);
+        uid
+    };
+    // From `dir` up to the state directory (`.asdr`); a journal kept elsewhere (`dir` alone).
+    let chain: Vec<&Path> = match dir
+        .ancestors()
+        .position(|a| a.file_name().is_some_and(|n| n == ".asdr"))
+    {
+        Some(i) => dir.ancestors().take(i + 1).collect(),
+        None => vec![dir],
+    };
+    for d in chain {
+        let meta = std::fs::symlink_metadata(d)?;
+        let own = std::os::unix::fs::MetadataExt::uid(&meta) == me;
+        if meta.file_type().is_symlink() || !meta.is_dir() || !own {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of asdr's own (a symbolic link, or owned by another user): asdr keeps its state only in directories the user it runs as made",
+                d.display()
+            )));
+        }
+        if d == dir {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+            }
+        } else if meta.permissions().mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} can be written by other users, who could replace what asdr keeps there: `chmod go-w {}`",
+                d.display(),
+                d.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -94,4 +130,43 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security review: a `.asdr` planted as a link (or left writable by others) handed the
+    /// journal, and with it what a resume or a teardown runs, to whoever made it.
+    #[test]
+    fn a_state_directory_that_is_a_link_or_writable_by_others_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::create_dir(t.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, t.path().join("linked/.asdr")).unwrap();
+        let err = create_own_dir(&t.path().join("linked/.asdr/journal")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a directory of asdr's own"),
+            "{err}"
+        );
+
+        let open = t.path().join("open/.asdr");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = create_own_dir(&open.join("journal")).unwrap_err();
+        assert!(
+            err.to_string().contains("can be written by other users"),
+            "{err}"
+        );
+
+        let fine = t.path().join("fine/.asdr/drills/journal");
+        create_own_dir(&fine).unwrap();
+        let mode = std::fs::metadata(&fine).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(
+            std::fs::read_dir(&fine).unwrap().next().is_none(),
+            "no probe left"
+        );
+    }
 }

@@ -233,6 +233,15 @@ fn full_cluster_flows(
     pending: &[&NodeView<'_>],
     b: &mut Builder,
 ) -> Result<(), PlanError> {
+    if let Some(s) = set.filter(|s| restore.source.uses_backup() && s.manifest.is_none()) {
+        b.warn(
+            "R13",
+            format!(
+                "set {} was made before manifests: its SMD archive is checked only against the checksum beside it in the store, which whoever can write the store can replace (docs/security.md); sets made from now on have manifests, and retain retires this one once they exist",
+                s.id
+            ),
+        );
+    }
     // The SMD archive is read and checked before anything is stopped: a corrupt archive found
     // at restore_smd would leave the whole cluster down with its volumes swapped (R2).
     let smd_check: Vec<String> = set
