@@ -754,8 +754,9 @@ async fn a_full_cluster_restore_of_the_lost_cluster_against_moto_relaunches_ever
     }
     // 3 RunInstances, 9 CreateVolume, 9 AttachVolume; the plan's evidence, the addresses' holders
     // and the states polled in shared calls: 27 on moto (one call per volume and poll would be
-    // over 60); a few more polls allowed.
-    assert!(made <= 32, "the restore made {made} EC2 calls");
+    // over 60). The polls vary with how fast the steps finish on a loaded machine (29 to 35
+    // seen): up to 40 allowed.
+    assert!(made <= 40, "the restore made {made} EC2 calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
