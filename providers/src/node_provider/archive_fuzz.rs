@@ -237,3 +237,67 @@ fn a_plain_smd_archive_is_unpacked_whole() {
         "the previous directory kept beside it"
     );
 }
+
+/// Suspected in review (trust boundaries): the node-side archive over SSM went through a
+/// predictable `/tmp/asdr-smd.$$.tar`, which any local user could create first as a link. The
+/// script works in a fresh `mktemp -d` directory and leaves nothing behind; run here with a
+/// stand-in `aws` that copies to a local directory.
+#[test]
+fn the_ssm_archiving_script_works_in_a_private_directory_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("bin");
+    let bucket = t.path().join("bucket");
+    let tmp = t.path().join("tmp");
+    for d in [&bin, &bucket, &tmp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // `aws s3 cp [--only-show-errors] SRC DST`: `-` is stdin; s3://b/ maps to the bucket dir.
+    let aws = bin.join("aws");
+    std::fs::write(
+        &aws,
+        format!(
+            "#!/bin/sh\nsrc=\"$4\"; dst=\"$5\"; b={}; case \"$dst\" in s3://*) dst=\"$b/${{dst#s3://b/}}\";; esac; mkdir -p \"$(dirname \"$dst\")\"; if [ \"$src\" = - ]; then cat > \"$dst\"; else cp \"$src\" \"$dst\"; fi\n",
+            bucket.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&aws, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let smd = t.path().join("smd");
+    std::fs::create_dir_all(&smd).unwrap();
+    std::fs::write(smd.join("UDF.smd"), "udf").unwrap();
+    let script = super::smd::copy_on_node_script(&smd.display().to_string(), "s3://b/c/a1.smd.tar");
+    assert!(
+        script.contains("mktemp -d") && !script.contains("asdr-smd."),
+        "{script}"
+    );
+    let run = |script: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+    };
+    let out = run(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let archived = std::fs::read(bucket.join("c/a1.smd.tar")).unwrap();
+    assert_eq!(sha, crate::store::sha256_hex(&archived));
+    assert_eq!(super::tar_check::unsafe_member(&archived), None);
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "nothing left in the temporary directory"
+    );
+    // A link in the SMD directory: refused on the node, nothing uploaded, nothing left.
+    std::os::unix::fs::symlink("/etc/passwd", smd.join("passwd")).unwrap();
+    let script = super::smd::copy_on_node_script(&smd.display().to_string(), "s3://b/c/a2.smd.tar");
+    let out = run(&script);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(!bucket.join("c/a2.smd.tar").exists());
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_none());
+}

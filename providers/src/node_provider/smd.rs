@@ -316,12 +316,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         }
         // A directory of its own (mktemp -d): a predictable name in /tmp could be made first by
         // any local user, as a link to a file root would then write.
-        let cmd = format!(
-            "set -e; {TEMP_DIR} tar -C {} -cf \"$t\" .; if tar -tvf \"$t\" | cut -c1 | grep -qv '^[-d]$'; then echo 'the SMD directory holds a link, a device or a fifo: a restore could not unpack it; not archived' >&2; exit 66; fi; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; echo \"$s\"",
-            quote(from),
-            quote(to),
-            quote(&format!("{to}.sha256"))
-        );
+        let cmd = copy_on_node_script(from, to);
         let out = run_ok(&self.transport, &self.target(name)?, &cmd, None)
             .await
             .map_err(|e| match e {
@@ -373,6 +368,17 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             Err(e) => Err(unsafe_archive(e, from, name)),
         }
     }
+}
+
+/// The script a node runs (over SSM) to archive its SMD directory `from` into S3 at `to`: in a
+/// fresh private directory, refusing a directory a restore could not unpack, printing the SHA-256.
+pub(crate) fn copy_on_node_script(from: &str, to: &str) -> String {
+    format!(
+        "set -e; {TEMP_DIR} tar -C {} -cf \"$t\" .; if tar -tvf \"$t\" | cut -c1 | grep -qv '^[-d]$'; then echo 'the SMD directory holds a link, a device or a fifo: a restore could not unpack it; not archived' >&2; exit 66; fi; s=$(sha256sum \"$t\" | cut -d' ' -f1); aws s3 cp --only-show-errors \"$t\" {}; printf '%s\\n' \"$s\" | aws s3 cp --only-show-errors - {}; echo \"$s\"",
+        quote(from),
+        quote(to),
+        quote(&format!("{to}.sha256"))
+    )
 }
 
 /// The node-side archive's place: a fresh private directory, removed however the script ends.

@@ -267,3 +267,27 @@ async fn ssh_with_a_pinned_known_hosts_file_trusts_no_key_on_first_contact() {
     let err = t.run(&target("127.0.0.1"), "true", None).await.unwrap_err();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
 }
+
+/// Suspected in review (trust boundaries): a node's output was read whole, however large. It is
+/// bounded (the largest object asdr reads whole): a command printing past it is refused, and
+/// nothing of what it printed is used.
+#[tokio::test]
+async fn a_command_printing_past_the_bound_is_refused() {
+    let t = Local::default();
+    let too_much = asdr_providers::store::MAX_OBJECT + 1;
+    let err = t
+        .run(
+            &target("127.0.0.1"),
+            &format!("head -c {too_much} /dev/zero"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("printed more than"), "{err}");
+    // Within the bound, output is kept whole.
+    let out = t
+        .run(&target("127.0.0.1"), "head -c 1048576 /dev/zero", None)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), 1 << 20);
+}
