@@ -556,6 +556,14 @@ fn elsewhere(
                 && i.tags.get(crate::tags::RESTORE) == Some(name)
                 && i.tags.get(crate::tags::CLUSTER) == Some(&ctx.policy.cluster.name)
                 && i.state != crate::world::InstanceState::Terminated
+                // What this restore built stands where it puts a node (the node's address
+                // there) and carries the cluster's id: instances that only carry the tags
+                // (anyone can tag) never make a disaster's restore a no-op.
+                && i.tags.get(crate::tags::NODE).is_some_and(|n| {
+                    let node = n.split_once('@').map_or(n.as_str(), |(node, _)| node);
+                    target.private_ips.get(node).map(|ip| ip.to_string()) == i.private_ip
+                })
+                && i.tags.get(crate::tags::CLUSTER_ID).map(String::as_str) == Some(ctx.cluster_id)
         })
         .collect();
     let nodes = ctx.policy.cluster.nodes.len();

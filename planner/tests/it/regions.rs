@@ -627,6 +627,34 @@ fn r16_a_restore_elsewhere_needs_a_complete_copy_there_and_stands_once_built() {
     let again = restore(&policy, &standing, "dr-west").unwrap();
     assert!(again.steps.is_empty());
     assert!(verify(&policy, &standing, &again).is_empty());
+    // Review finding (trust boundaries): three small instances anyone tagged for the restore
+    // (and marked) made a disaster's restore a no-op. What the restore built stands at its
+    // nodes' addresses and carries the cluster's id; these do neither, and the restore builds.
+    let mut forged = w.clone();
+    for (k, i) in standing
+        .instances
+        .iter()
+        .filter(|i| i.region.as_deref() == Some(WEST))
+        .enumerate()
+    {
+        let mut f = i.clone();
+        f.id = format!("i-0forged{k}");
+        f.instance_type = "t3.nano".into();
+        f.private_ip = Some(format!("10.9.9.{k}"));
+        f.tags.remove("asdr:cluster-id");
+        forged.instances.push(f);
+    }
+    let built_anyway = restore(&policy, &forged, "dr-west").unwrap();
+    assert_eq!(
+        built_anyway
+            .steps
+            .iter()
+            .filter(|s| s.kind() == StepKind::ProvisionInstance)
+            .count(),
+        3,
+        "{:?}",
+        built_anyway.warnings
+    );
     // Stopped since (by hand, or by AWS): it does not stand now, and an empty plan is refused
     // by the verifier too (review).
     let mut stopped = standing.clone();
