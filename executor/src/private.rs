@@ -17,8 +17,9 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Creates asdr's own `dir` (the journal's) owner-only, and makes an existing one owner-only.
 /// `dir` and each directory above it up to the state directory (`.asdr`) must be a real
-/// directory (not a symbolic link) owned by the user asdr runs as, writable by no one else:
-/// what they hold decides what a resume or a teardown runs.
+/// directory (not a symbolic link) owned by the user asdr runs as (or root), and not writable by
+/// every user: what they hold decides what a resume or a teardown runs. (A group that may write
+/// there is the operator's choice: Kubernetes gives a mounted volume its pod's `fsGroup`.)
 pub fn create_own_dir(dir: &Path) -> std::io::Result<()> {
     create_dir(dir)?;
     // Who asdr runs as: the owner of a file it creates (no unsafe call needed).
@@ -46,7 +47,10 @@ pub fn create_own_dir(dir: &Path) -> std::io::Result<()> {
     };
     for d in chain {
         let meta = std::fs::symlink_metadata(d)?;
-        let own = std::os::unix::fs::MetadataExt::uid(&meta) == me;
+        // Root's own directories are as trusted as asdr's (a volume mounted for the state, as
+        // Kubernetes does with its `fsGroup`, belongs to root).
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let own = owner == me || owner == 0;
         if meta.file_type().is_symlink() || !meta.is_dir() || !own {
             return Err(std::io::Error::other(format!(
                 "{} is not a directory of asdr's own (a symbolic link, or owned by another user): asdr keeps its state only in directories the user it runs as made",
@@ -54,10 +58,10 @@ pub fn create_own_dir(dir: &Path) -> std::io::Result<()> {
             )));
         }
         if d == dir {
-            if meta.permissions().mode() & 0o077 != 0 {
+            if owner == me && meta.permissions().mode() & 0o077 != 0 {
                 std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
             }
-        } else if meta.permissions().mode() & 0o022 != 0 {
+        } else if meta.permissions().mode() & 0o002 != 0 {
             return Err(std::io::Error::other(format!(
                 "{} can be written by other users, who could replace what asdr keeps there: `chmod go-w {}`",
                 d.display(),
@@ -159,6 +163,12 @@ mod tests {
             err.to_string().contains("can be written by other users"),
             "{err}"
         );
+
+        // A group allowed to write (Kubernetes' fsGroup on a mounted volume) is the operator's.
+        let shared = t.path().join("shared/.asdr");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2775)).unwrap();
+        create_own_dir(&shared.join("journal")).unwrap();
 
         let fine = t.path().join("fine/.asdr/drills/journal");
         create_own_dir(&fine).unwrap();
