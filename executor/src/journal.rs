@@ -308,8 +308,12 @@ pub fn drill_resources(
                         in_flight.remove(&step);
                     }
                     if let Some(r) = e.resources {
-                        made.extend(r.instance_id);
-                        made.extend(r.volume_id);
+                        made.extend(
+                            r.instance_id
+                                .iter()
+                                .chain(r.volume_id.iter())
+                                .map(|made| asdr_planner::drill::made_by(made, &id)),
+                        );
                     }
                 }
                 _ => {}

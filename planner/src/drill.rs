@@ -415,6 +415,13 @@ pub fn in_flight(plan_id: &str, step: &str) -> String {
     format!("step:{plan_id}/{step}")
 }
 
+/// How a drill's journal names a resource its plan `plan_id` made (`drill_resources`): the id
+/// with the plan, which the resource carries from its creation (`asdr:plan`). A journal naming
+/// a resource some other plan made (production's) counts for nothing.
+pub fn made_by(id: &str, plan_id: &str) -> String {
+    format!("{id}@{plan_id}")
+}
+
 /// Whether the drill's applies recorded making the resource `id` tagged `t`: by its id, or by
 /// the plan and step it was tagged with at creation when that step was in flight at a kill and
 /// no other live resource claims the same step.
@@ -422,10 +429,13 @@ fn recorded(world: &crate::world::World, drill: &str, id: &str, t: &crate::world
     let Some(made) = world.drill_resources.get(drill) else {
         return false;
     };
-    if made.contains(id) {
+    let Some(plan) = t.get(tags::PLAN) else {
+        return false;
+    };
+    if made.contains(&made_by(id, plan)) {
         return true;
     }
-    let (Some(plan), Some(step)) = (t.get(tags::PLAN), t.get(tags::STEP)) else {
+    let Some(step) = t.get(tags::STEP) else {
         return false;
     };
     if !made.contains(&in_flight(plan, step)) {

@@ -51,8 +51,9 @@ pub struct World {
     /// there (no copy, no retention, no restore) until they answer again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unobserved_regions: BTreeMap<String, String>,
-    /// What each drill's applies launched or created (instance and volume ids, by drill name),
-    /// as their journals recorded it (asdr adds it when it observes). A drill's teardown
+    /// What each drill's applies launched or created, by drill name, as their journals recorded
+    /// it (asdr adds it when it observes): `<id>@<plan id>` (`drill::made_by`), or
+    /// `step:<plan id>/<step>` for a step in flight at a kill (`drill::in_flight`). A drill's teardown
     /// deletes only these: a tag alone (`asdr:drill`) is anyone's to write.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drill_resources: BTreeMap<String, std::collections::BTreeSet<String>>,

@@ -605,10 +605,13 @@ impl<'a> Verifier<'a> {
         let Some(made) = self.world.drill_resources.get(drill) else {
             return false;
         };
-        if made.contains(id) {
+        let Some(plan) = t.get(tags::PLAN) else {
+            return false;
+        };
+        if made.contains(&crate::drill::made_by(id, plan)) {
             return true;
         }
-        let (Some(plan), Some(step)) = (t.get(tags::PLAN), t.get(tags::STEP)) else {
+        let Some(step) = t.get(tags::STEP) else {
             return false;
         };
         let claims = |o: &BTreeMap<String, String>| {

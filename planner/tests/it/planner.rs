@@ -935,6 +935,7 @@ fn a_drill_teardown_removes_exactly_what_is_tagged_for_the_drill() {
     let mut drill_tags = world.instances[0].tags.clone();
     drill_tags.insert("asdr:drill".into(), "quarterly".into());
     drill_tags.insert("asdr:node".into(), "w1@quarterly".into());
+    drill_tags.insert("asdr:plan".into(), "p-drill".into());
     let mut inst = world.instances[0].clone();
     inst.id = "i-drill".into();
     inst.tags = drill_tags.clone();
@@ -961,9 +962,15 @@ fn a_drill_teardown_removes_exactly_what_is_tagged_for_the_drill() {
         "quarterly".into(),
         ["i-drill", "vol-drill"]
             .iter()
-            .map(|s| s.to_string())
+            .map(|id| asdr_planner::drill::made_by(id, "p-drill"))
             .collect(),
     );
+    // A journal naming a production volume (which carries another plan, or none): nothing.
+    world
+        .drill_resources
+        .get_mut("quarterly")
+        .unwrap()
+        .insert(asdr_planner::drill::made_by("vol-0nodedata", "p-drill"));
     let p = plan(
         &policy,
         &world,

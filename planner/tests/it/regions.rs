@@ -730,6 +730,7 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
     tags.insert("asdr:cluster".to_string(), "prod-east".to_string());
     tags.insert("asdr:drill".to_string(), "failover".to_string());
     tags.insert("asdr:node".to_string(), "a1@failover".to_string());
+    tags.insert("asdr:plan".to_string(), "p-failover".to_string());
     left.instances.push(asdr_planner::world::Instance {
         region: Some(WEST.into()),
         id: "i-drillwest".into(),
@@ -744,8 +745,10 @@ fn r16_a_drill_of_a_restore_elsewhere_rehearses_it_in_that_region_and_tears_down
         block_devices: vec![],
         tags,
     });
-    left.drill_resources
-        .insert("failover".into(), ["i-drillwest".to_string()].into());
+    left.drill_resources.insert(
+        "failover".into(),
+        [asdr_planner::drill::made_by("i-drillwest", "p-failover")].into(),
+    );
     let t = plan(&policy, &left, NOW, &Operation::Teardown("failover".into())).unwrap();
     assert_eq!(t.steps.len(), 1);
     assert_eq!(t.steps[0].region.as_deref(), Some(WEST));

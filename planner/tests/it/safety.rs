@@ -706,6 +706,7 @@ fn defect_18_a_deleting_volume_is_not_a_drill_leftover() {
     v.tags.clear();
     v.tags.insert("asdr:cluster".into(), "prod-east".into());
     v.tags.insert("asdr:drill".into(), "dr".into());
+    v.tags.insert("asdr:plan".into(), "p-dr".into());
     v.state = VolumeState::Deleting;
     w.volumes.push(v.clone());
     assert!(asdr_planner::drill::leftovers(&w, "prod-east", "dr").is_empty());
@@ -718,7 +719,7 @@ fn defect_18_a_deleting_volume_is_not_a_drill_leftover() {
         "dr".into(),
         ["vol-0000000000000d001", "vol-0000000000000d002"]
             .iter()
-            .map(|s| s.to_string())
+            .map(|id| asdr_planner::drill::made_by(id, "p-dr"))
             .collect(),
     );
     let p = run(&policy, &w, Operation::Teardown("dr".into())).unwrap();
