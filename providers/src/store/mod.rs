@@ -36,11 +36,11 @@ pub trait Store: Send + Sync + 'static {
 /// wrote, and reading it would only exhaust memory.
 pub const MAX_OBJECT: u64 = 256 << 20;
 
-pub(crate) fn too_large(uri: &str, len: u64) -> StoreError {
+pub(crate) fn too_large(uri: &str, len: u64, limit: u64) -> StoreError {
     StoreError::Io {
         uri: uri.into(),
         message: format!(
-            "{len} bytes, over the {MAX_OBJECT}-byte limit of what asdr reads whole (an SMD archive or manifest is far smaller): not read"
+            "{len} bytes, over the {limit}-byte limit of what asdr reads whole (an SMD archive or manifest is far smaller): not read"
         ),
     }
 }
@@ -195,7 +195,7 @@ impl Store for LocalStore {
             let file = open_object(&path, &uri)?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
             if len > MAX_OBJECT {
-                return Err(too_large(&uri, len));
+                return Err(too_large(&uri, len, MAX_OBJECT));
             }
             let mut out = Vec::with_capacity(len as usize);
             file.take(MAX_OBJECT + 1)
@@ -205,7 +205,7 @@ impl Store for LocalStore {
                     message: e.to_string(),
                 })?;
             if out.len() as u64 > MAX_OBJECT {
-                return Err(too_large(&uri, out.len() as u64));
+                return Err(too_large(&uri, out.len() as u64, MAX_OBJECT));
             }
             Ok(out)
         })

@@ -8,6 +8,8 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// The largest object `get` reads whole ([`super::MAX_OBJECT`]; smaller in tests).
+    max_object: u64,
 }
 
 /// Bucket and key of an object (the key must not be empty).
@@ -31,7 +33,16 @@ fn split(uri: &str) -> Result<(String, String), StoreError> {
 
 impl S3Store {
     pub fn new(client: Client) -> Self {
-        S3Store { client }
+        S3Store {
+            client,
+            max_object: super::MAX_OBJECT,
+        }
+    }
+
+    /// The same store reading no object larger than `bytes` whole.
+    pub fn with_max_object(mut self, bytes: u64) -> Self {
+        self.max_object = bytes;
+        self
     }
 
     /// A client from the standard credential chain; `endpoint` for S3-compatible servers (path
@@ -48,6 +59,7 @@ impl S3Store {
             .build();
         S3Store {
             client: Client::from_conf(conf),
+            max_object: super::MAX_OBJECT,
         }
     }
 }
@@ -120,8 +132,8 @@ impl Store for S3Store {
         {
             Ok(mut out) => {
                 let announced = out.content_length().unwrap_or(0).max(0) as u64;
-                if announced > super::MAX_OBJECT {
-                    return Err(super::too_large(uri, announced));
+                if announced > self.max_object {
+                    return Err(super::too_large(uri, announced, self.max_object));
                 }
                 // Counted as it arrives too: the length announced is the server's word.
                 let mut bytes = Vec::with_capacity(announced as usize);
@@ -130,8 +142,12 @@ impl Store for S3Store {
                         uri: uri.into(),
                         message: e.to_string(),
                     })?;
-                    if (bytes.len() + chunk.len()) as u64 > super::MAX_OBJECT {
-                        return Err(super::too_large(uri, (bytes.len() + chunk.len()) as u64));
+                    if (bytes.len() + chunk.len()) as u64 > self.max_object {
+                        return Err(super::too_large(
+                            uri,
+                            (bytes.len() + chunk.len()) as u64,
+                            self.max_object,
+                        ));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
