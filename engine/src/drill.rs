@@ -134,6 +134,37 @@ pub fn run(
         .format(&Rfc3339)
         .unwrap_or_default();
     let clock = Instant::now();
+    // Tagged for the drill but recorded by none of its journals here (a run killed on another
+    // machine, `.asdr` removed, or someone else's tags): never removed on a tag's word, and a
+    // drill beside them would fail on their addresses. Said before anything is made.
+    let strangers = unrecorded(session, &drill.name)?;
+    if !strangers.is_empty() {
+        let (instances, volumes): (Vec<&String>, Vec<&String>) =
+            strangers.iter().partition(|id| id.starts_with("i-"));
+        let mut how = Vec::new();
+        if !instances.is_empty() {
+            how.push(format!(
+                "aws ec2 terminate-instances --instance-ids {}",
+                instances
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        for v in &volumes {
+            how.push(format!("aws ec2 delete-volume --volume-id {v}"));
+        }
+        return Err(EngineError::Other(format!(
+            "drill `{}`: {} carr{} asdr:drill={} but no journal of this drill here records making {} (a run killed on another machine, or its .asdr removed; or someone else's tags): asdr does not remove what it cannot prove is the drill's, and a drill beside them would collide with them. Once you know they are the drill's, remove them by hand ({}), then run the drill again",
+            drill.name,
+            strangers.join(", "),
+            if strangers.len() == 1 { "ies" } else { "y" },
+            drill.name,
+            if strangers.len() == 1 { "it" } else { "them" },
+            how.join("; ")
+        )));
+    }
     let before = leftovers(session, &drill.name)?;
     if !before.is_empty() {
         let (_, remaining) = teardown(session, drill, on_event)?;

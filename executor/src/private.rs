@@ -57,8 +57,8 @@ pub fn create_own_dir(dir: &Path) -> std::io::Result<()> {
                 d.display()
             )));
         }
-        if d == dir {
-            if owner == me && meta.permissions().mode() & 0o077 != 0 {
+        if d == dir && owner == me {
+            if meta.permissions().mode() & 0o077 != 0 {
                 std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
             }
         } else if meta.permissions().mode() & 0o002 != 0 {

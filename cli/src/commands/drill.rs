@@ -71,7 +71,7 @@ fn teardown_only(
         );
     }
     Ok(
-        if remaining.is_empty() && report.is_none_or(|r| r.succeeded()) {
+        if remaining.is_empty() && strangers.is_empty() && report.is_none_or(|r| r.succeeded()) {
             0
         } else {
             1

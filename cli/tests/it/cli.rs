@@ -936,6 +936,33 @@ fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
             && said.contains("0 resource(s) it made remain"),
         "{said}"
     );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "something tagged for the drill remains: {said}"
+    );
+    // A drill run beside them is refused before anything is made, saying how to clear them.
+    let run = asdr()
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "asdr.yaml",
+            "--world",
+            "world-backup-due.yaml",
+            "drill",
+            "quarterly",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stderr).to_string();
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("no journal of this drill here records making them")
+            && said.contains("aws ec2 terminate-instances --instance-ids i-0otherteam0000001")
+            && said.contains("aws ec2 delete-volume --volume-id vol-0nodesonlycopy01"),
+        "{said}"
+    );
     let after = std::fs::read_to_string(&world).unwrap();
     let w: serde_json::Value = serde_saphyr::from_str(&after).unwrap();
     let state_of = |kind: &str, id: &str| {

@@ -78,7 +78,7 @@ pub(super) fn confined(policy: &Policy, plan: &Plan) -> Vec<Violation> {
         .map(|s| s.trim_end_matches('/'))
         .collect();
     let inside = |uri: &str| {
-        !uri.split('/').any(|seg| seg == ".." || seg == ".")
+        !uri.split('/').any(|seg| seg == "..")
             && stores.iter().any(|s| {
                 uri.trim_end_matches('/')
                     .strip_prefix(s)
