@@ -241,6 +241,11 @@ impl Session {
         )?;
         // What the cluster's drills made, as their journals here recorded it: their teardowns
         // delete only that (a world file may state more).
+        w.recorded_snapshots
+            .extend(asdr_executor::journal::snapshots_taken(
+                &self.journal_dir(),
+                &self.policy.cluster.name,
+            ));
         for dir in [self.drill_journal_dir(), self.journal_dir()] {
             for (drill, made) in
                 asdr_executor::journal::drill_resources(&dir, &self.policy.cluster.name)

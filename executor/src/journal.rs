@@ -331,6 +331,32 @@ pub fn drill_resources(
     out
 }
 
+/// The snapshots `cluster`'s applies recorded taking (`<id>@<plan id>`), from their journals.
+pub fn snapshots_taken(dir: &Path, cluster: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (id, path) in journal_files(dir) {
+        let Ok(plan) = plan_of(dir, &id) else {
+            continue;
+        };
+        if plan.cluster != cluster {
+            continue;
+        }
+        for e in read(&path).unwrap_or_default() {
+            if matches!(e.event, EventKind::Done | EventKind::Adopted)
+                && let Some(r) = e.resources
+            {
+                out.extend(
+                    r.snapshot_id
+                        .iter()
+                        .chain(r.snapshot_ids.iter())
+                        .map(|s| asdr_planner::drill::made_by(s, &id)),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// The instances a journal's steps launched or learned, as it recorded them.
 pub fn learned_instances(dir: &Path, plan_id: &str) -> Result<Vec<String>, JournalError> {
     let path = journal_path(dir, plan_id);

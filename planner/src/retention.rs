@@ -254,7 +254,9 @@ pub(crate) fn plan_in(
             .snapshots
             .iter()
             .filter(|s| {
-                never_completed && known.as_ref().is_some_and(|k| !k.contains(&s.volume_id))
+                never_completed
+                    && known.as_ref().is_some_and(|k| !k.contains(&s.volume_id))
+                    && !ctx.world.took(s)
             })
             .map(|s| s.id.as_str())
             .collect();
@@ -262,7 +264,7 @@ pub(crate) fn plan_in(
             b.warn(
                 "R13",
                 format!(
-                    "{} carr{} set {}'s tags but {} of no volume asdr has seen as this cluster's (its nodes' volumes, its manifests' members, its complete sets' volumes): not proven this cluster's, left alone",
+                    "{} carr{} set {}'s tags but {} of no volume asdr has seen as this cluster's (its nodes' volumes, its manifests' members, its complete sets' volumes) and no journal here records taking: not proven this cluster's, left alone. If it is this cluster's (taken by a run whose journal is elsewhere), delete it by hand: aws ec2 delete-snapshot --snapshot-id <id>",
                     unproven.join(", "),
                     if unproven.len() == 1 { "ies" } else { "y" },
                     set.id,

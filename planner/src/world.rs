@@ -57,9 +57,23 @@ pub struct World {
     /// deletes only these: a tag alone (`asdr:drill`) is anyone's to write.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drill_resources: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// The snapshots the cluster's applies recorded taking (`<id>@<plan id>`,
+    /// `drill::made_by`), from their journals: a snapshot asdr took is its own even once the
+    /// volume it was taken of is gone.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub recorded_snapshots: std::collections::BTreeSet<String>,
 }
 
 impl World {
+    /// Whether an apply of this cluster recorded taking `s` (its journal; the snapshot carries
+    /// that plan's id from its creation).
+    pub fn took(&self, s: &Snapshot) -> bool {
+        s.tags.get(crate::tags::PLAN).is_some_and(|plan| {
+            self.recorded_snapshots
+                .contains(&crate::drill::made_by(&s.id, plan))
+        })
+    }
+
     /// Whether anything observed lies outside the cluster's own region.
     pub fn has_other_regions(&self) -> bool {
         self.instances.iter().any(|i| i.region.is_some())
@@ -131,6 +145,7 @@ impl World {
                 Vec::new()
             },
             drill_resources: self.drill_resources.clone(),
+            recorded_snapshots: self.recorded_snapshots.clone(),
         }
     }
 }

@@ -334,6 +334,7 @@ impl<'a> Verifier<'a> {
                             if x.region.is_none()
                                 && never_completed
                                 && !self.known_volumes().contains(x.volume_id.as_str())
+                                && !self.world.took(x)
                             {
                                 bad.push((
                                     s,

@@ -867,6 +867,17 @@ fn a_foreign_snapshot_carrying_a_never_completed_sets_tags_is_never_deleted() {
     w.snapshots
         .push(leftover("snap-0foreign000001", "vol-0anotherteam01"));
     w.snapshots.push(leftover("snap-0ownleftover01", &attached));
+    // The cluster's own leftover of a volume replaced since (a node restored onto new volumes):
+    // its journal recorded taking it (operator review), so it goes too.
+    let mut taken = leftover("snap-0ownoldvolume1", "vol-0replacedsince1");
+    taken
+        .tags
+        .insert("asdr:plan".into(), "p-20251231T000000Z-0001".into());
+    w.snapshots.push(taken);
+    w.recorded_snapshots.insert(asdr_planner::drill::made_by(
+        "snap-0ownoldvolume1",
+        "p-20251231T000000Z-0001",
+    ));
     let p = run(&policy, &w, Operation::Backup).unwrap();
     let ids = ids(&p);
     assert!(
@@ -876,6 +887,10 @@ fn a_foreign_snapshot_carrying_a_never_completed_sets_tags_is_never_deleted() {
     assert!(
         ids.contains(&"delete_snapshot:snap-0ownleftover01"),
         "the cluster's own leftover still goes: {ids:?}"
+    );
+    assert!(
+        ids.contains(&"delete_snapshot:snap-0ownoldvolume1"),
+        "a snapshot its journal recorded taking goes: {ids:?}"
     );
     assert!(
         p.warnings.iter().any(|x| x.message.contains(
