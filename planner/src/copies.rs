@@ -31,13 +31,22 @@ pub fn under(uri: &str, prefix: &str) -> bool {
 /// volumes, never copies.
 pub fn home_view<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, World> {
     let copies_here = || world.snapshots.iter().any(|s| tags::is_copy(&s.tags));
-    if policy.backup.copies.is_empty() && !world.has_other_regions() && !copies_here() {
+    // Only the home store's archives and manifests: a store the policy no longer names (a copy
+    // region removed from it) is read from nowhere (the verifier confines every URI).
+    let home_store = |a: &str| under(a, &policy.backup.smd_to);
+    let elsewhere = || {
+        world.smd_archives.iter().any(|a| !home_store(&a.uri))
+            || world.set_manifests.iter().any(|m| !home_store(&m.uri))
+    };
+    if policy.backup.copies.is_empty()
+        && !world.has_other_regions()
+        && !copies_here()
+        && !elsewhere()
+    {
         return std::borrow::Cow::Borrowed(world);
     }
     let home = &policy.cluster.region;
-    let mut view = world.in_region(home, home, |a| {
-        !policy.backup.copies.iter().any(|c| under(a, &c.smd_to))
-    });
+    let mut view = world.in_region(home, home, home_store);
     view.snapshots.retain(|s| !tags::is_copy(&s.tags));
     std::borrow::Cow::Owned(view)
 }

@@ -400,8 +400,19 @@ pub fn world_digest(world: &World) -> String {
             Ok(())
         }
     }
+    // What asdr's own journals recorded (added to the world as it observes) is not the world
+    // observed: a plan made from the same observation keeps its id whatever ran since.
+    let world: std::borrow::Cow<'_, World> =
+        if world.drill_resources.is_empty() && world.recorded_snapshots.is_empty() {
+            std::borrow::Cow::Borrowed(world)
+        } else {
+            let mut w = world.clone();
+            w.drill_resources.clear();
+            w.recorded_snapshots.clear();
+            std::borrow::Cow::Owned(w)
+        };
     let mut w = std::io::BufWriter::with_capacity(64 * 1024, HashWriter(Sha256::new()));
-    serde_json::to_writer(&mut w, world).expect("a world serializes");
+    serde_json::to_writer(&mut w, world.as_ref()).expect("a world serializes");
     let hasher = w
         .into_inner()
         .unwrap_or_else(|_| unreachable!("hashing never fails"));

@@ -107,20 +107,22 @@ fn home_world<'w>(policy: &Policy, world: &'w World) -> std::borrow::Cow<'w, Wor
     let is_copy = |s: &crate::world::Snapshot| {
         s.tags.contains_key(tags::SOURCE_SNAPSHOT) || s.tags.contains_key(tags::SOURCE_REGION)
     };
+    // The home store's archives and manifests only (a store the policy no longer names is
+    // nobody's to read from).
+    let home_store = |a: &str| {
+        a.strip_prefix(policy.backup.smd_to.trim_end_matches('/'))
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
     if policy.backup.copies.is_empty()
         && !world.has_other_regions()
         && !world.snapshots.iter().any(is_copy)
+        && world.smd_archives.iter().all(|a| home_store(&a.uri))
+        && world.set_manifests.iter().all(|m| home_store(&m.uri))
     {
         return std::borrow::Cow::Borrowed(world);
     }
     let home = &policy.cluster.region;
-    let mut view = world.in_region(home, home, |a| {
-        !policy.backup.copies.iter().any(|c| {
-            let store = c.smd_to.trim_end_matches('/');
-            a.strip_prefix(store)
-                .is_some_and(|rest| rest.starts_with('/'))
-        })
-    });
+    let mut view = world.in_region(home, home, home_store);
     view.snapshots.retain(|s| !is_copy(s));
     std::borrow::Cow::Owned(view)
 }
