@@ -865,12 +865,8 @@ fn iam_policy_of_a_drill_allows_its_restore_and_teardown_and_nothing_on_producti
     assert!(!statements.iter().any(|s| s["Sid"] == "RunOnThePinnedNodes"));
 }
 
-/// Review finding (trust boundaries): `asdr:drill` is a tag anyone with CreateTags can write. A
-/// teardown removes only what the drill's own applies recorded making: another team's instance
-/// and a detached volume tagged for the drill (a failed node's only copy of its data, say) are
-/// kept, and said.
-#[test]
-fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
+/// A copy of the community example (policy, backup-due world, template) in a fresh directory.
+fn community_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in ["asdr.yaml", "world-backup-due.yaml"] {
         std::fs::copy(
@@ -885,6 +881,16 @@ fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
         dir.path().join("templates/aerospike.conf.j2"),
     )
     .unwrap();
+    dir
+}
+
+/// Review finding (trust boundaries): `asdr:drill` is a tag anyone with CreateTags can write. A
+/// teardown removes only what the drill's own applies recorded making: another team's instance
+/// and a detached volume tagged for the drill (a failed node's only copy of its data, say) are
+/// kept, and said.
+#[test]
+fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
+    let dir = community_copy();
     let world = dir.path().join("world-backup-due.yaml");
     let text = std::fs::read_to_string(&world).unwrap();
     let forged = r#"- id: i-0otherteam0000001
@@ -987,20 +993,7 @@ fn a_drill_teardown_never_removes_what_only_carries_the_drills_tag() {
 
 #[test]
 fn a_world_file_drill_runs_tears_down_and_writes_its_report() {
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["asdr.yaml", "world-backup-due.yaml"] {
-        std::fs::copy(
-            root().join("examples/community").join(f),
-            dir.path().join(f),
-        )
-        .unwrap();
-    }
-    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-    std::fs::copy(
-        root().join("examples/community/templates/aerospike.conf.j2"),
-        dir.path().join("templates/aerospike.conf.j2"),
-    )
-    .unwrap();
+    let dir = community_copy();
     // The drill of the copied example, on `world`.
     let drill = |world: &str, more: &[&str]| {
         asdr()
