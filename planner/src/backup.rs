@@ -199,7 +199,7 @@ fn snapshot_set(
     let mut rolling = crate::nodes::Rolling::new(policy, Vec::new());
     if backup.consistency == Consistency::StopNode {
         b.warn("R6", format!(
-            "consistency `stop-node` {} each node it backs up: records deleted without durable deletes come back (measured: 76 of 100 recent deletes after one bounce){}",
+            "consistency `stop-node` {} each node it backs up: records deleted without durable deletes come back (on a test cluster, 76 of 100 recent deletes after one bounce){}",
             if policy.cluster.edition == asdr_specs::Edition::Enterprise {
                 "restarts (warm, on Enterprise; deletes it misses while down can still come back when it rejoins)"
             } else {

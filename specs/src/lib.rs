@@ -11,6 +11,7 @@ mod node_id;
 mod raw;
 mod span;
 mod store_uri;
+pub mod suggest;
 mod template;
 mod validate;
 
@@ -95,7 +96,41 @@ fn yaml_error(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
     if message.starts_with("missing field") {
         return missing_field(text, span, message);
     }
-    Diagnostic::new(span, message)
+    Diagnostic::new(span, plain_message(&message))
+}
+
+/// serde's wording made plain: a number's Rust type becomes "a whole number" with its range, and
+/// an unknown key or value gains the closest expected one (`did you mean`).
+fn plain_message(message: &str) -> String {
+    for (ty, max) in [
+        ("u8", u64::from(u8::MAX)),
+        ("u16", u64::from(u16::MAX)),
+        ("u32", u64::from(u32::MAX)),
+        ("u64", u64::MAX),
+    ] {
+        if message == format!("invalid {ty}") || message.ends_with(&format!("expected {ty}")) {
+            return format!("expected a whole number from 0 to {max}");
+        }
+    }
+    for what in ["unknown field", "unknown variant"] {
+        let Some(rest) = message.strip_prefix(what) else {
+            continue;
+        };
+        let Some((word, expected)) = rest.trim_start().split_once(", expected ") else {
+            continue;
+        };
+        let word = word.trim_matches('`');
+        let names: Vec<&str> = expected
+            .trim_start_matches("one of ")
+            .split(", ")
+            .flat_map(|s| s.split(" or "))
+            .map(|s| s.trim().trim_matches('`'))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let hint = suggest::did_you_mean(word, names.iter().copied());
+        return format!("{what} `{word}`{hint} (expected {})", names.join(", "));
+    }
+    message.to_string()
 }
 
 /// serde reports a missing field where the mapping ended (its last key). Point at the key that

@@ -78,11 +78,53 @@ impl Template {
     }
 
     pub fn render<S: Serialize>(&self, context: S) -> Result<String, TemplateError> {
-        match &self.env {
-            None => Ok(self.source.clone()),
-            Some(env) => Ok(env.get_template(NAME)?.render(context)?),
+        let Some(env) = &self.env else {
+            return Ok(self.source.clone());
+        };
+        let template = env.get_template(NAME)?;
+        match template.render(&context) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
+                Err(undefined(&template, &context, e))
+            }
+            Err(e) => Err(e.into()),
         }
     }
+}
+
+/// An undefined variable, named, with the variables the template may use and the closest of
+/// them: minijinja's own "undefined value" says neither.
+fn undefined<S: Serialize>(
+    template: &minijinja::Template<'_, '_>,
+    context: &S,
+    e: minijinja::Error,
+) -> TemplateError {
+    let available: Vec<String> = match serde_json::to_value(context) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !available.contains(v))
+        .collect();
+    unknown.sort();
+    let line = e.line();
+    let names = || available.iter().map(String::as_str);
+    let message = match unknown.first() {
+        Some(v) => format!(
+            "undefined variable `{v}`{} (available: {})",
+            crate::suggest::did_you_mean(v, names()),
+            names().collect::<Vec<_>>().join(", ")
+        ),
+        // An attribute of a known variable (`{{ node.nmae }}`): minijinja's reason, and the list.
+        None => format!(
+            "{} (available: {})",
+            TemplateError::from(e).message,
+            names().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    TemplateError { message, line }
 }
 
 #[cfg(test)]
@@ -101,6 +143,15 @@ mod tests {
         let t = Template::compile("{{ nodee }}").unwrap();
         let err = t.render(json!({"node": "a1"})).unwrap_err();
         assert!(err.message.contains("undefined"), "{}", err.message);
+        let t = Template::compile("cluster-name {{ clustr }}").unwrap();
+        let err = t
+            .render(json!({"cluster": "prod", "node": "a1"}))
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "undefined variable `clustr`; did you mean `cluster`? (available: cluster, node)"
+        );
+        assert_eq!(err.line, Some(1));
     }
 
     #[test]

@@ -13,19 +13,25 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
     let restore = match &a.drill {
         Some(d) => {
             let drill = policy.drill(d).ok_or_else(|| {
-                CommandError::User(format!(
-                    "no drill named `{d}` in the policy (declared: {})",
-                    names(policy.drills.iter().map(|d| d.name.as_str()))
-                ))
+                CommandError::User(
+                    asdr_planner::PlanError::UnknownDrill {
+                        name: d.clone(),
+                        known: policy.drills.iter().map(|d| d.name.clone()).collect(),
+                    }
+                    .to_string(),
+                )
             })?;
             policy.restore(&drill.restore)
         }
         None => match a.restore.as_deref() {
             Some(r) => Some(policy.restore(r).ok_or_else(|| {
-                CommandError::User(format!(
-                    "no restore named `{r}` in the policy (declared: {})",
-                    names(policy.restores.iter().map(|r| r.name.as_str()))
-                ))
+                CommandError::User(
+                    asdr_planner::PlanError::UnknownRestore {
+                        name: r.to_string(),
+                        known: policy.restores.iter().map(|r| r.name.clone()).collect(),
+                    }
+                    .to_string(),
+                )
             })?),
             None => None,
         },
@@ -126,13 +132,4 @@ fn from_world_file(g: &Global, policy: &asdr_specs::Policy) -> Option<String> {
     asdr_planner::identity::resolve(policy, &world)
         .ok()
         .map(|i| i.id)
-}
-
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    let v: Vec<&str> = it.collect();
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
-    }
 }

@@ -19,14 +19,15 @@ impl Validator<'_> {
             let restore = restores.iter().find(|r| r.name == d.restore.value);
             match restore {
                 None => {
-                    let known: Vec<&str> = restores.iter().map(|r| r.name.as_str()).collect();
+                    let known = || restores.iter().map(|r| r.name.as_str());
                     self.err(
                         d.restore.span,
                         format!(
-                            "drill `{}` names unknown restore `{}` (restores: {})",
+                            "drill `{}` names unknown restore `{}`{} (restores: {})",
                             d.name.value,
                             d.restore.value,
-                            known.join(", ")
+                            crate::suggest::did_you_mean(&d.restore.value, known()),
+                            crate::suggest::listing(known())
                         ),
                     );
                 }
@@ -199,8 +200,9 @@ impl Validator<'_> {
             self.err(
                 t.span,
                 format!(
-                    "unknown EBS volume type `{}` (one of {})",
+                    "unknown EBS volume type `{}`{} (one of {})",
                     t.value,
+                    crate::suggest::did_you_mean(&t.value, TYPES),
                     TYPES.join(", ")
                 ),
             );

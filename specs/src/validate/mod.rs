@@ -128,7 +128,13 @@ impl<'a> Validator<'a> {
                     if cluster.nodes.iter().all(|n| &n.name != k) {
                         self.err(
                             list.span,
-                            format!("{what} gives an address to unknown node `{k}`"),
+                            format!(
+                                "{what} gives an address to unknown node `{k}`{}",
+                                crate::suggest::did_you_mean(
+                                    k,
+                                    cluster.nodes.iter().map(|n| n.name.as_str())
+                                )
+                            ),
                         );
                         ok = false;
                     }

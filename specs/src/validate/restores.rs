@@ -37,15 +37,15 @@ impl Validator<'_> {
                     }
                     for n in &list.value {
                         if cluster.nodes.iter().all(|c| c.name != n.value) {
-                            let known: Vec<&str> =
-                                cluster.nodes.iter().map(|c| c.name.as_str()).collect();
+                            let known = || cluster.nodes.iter().map(|c| c.name.as_str());
                             self.err(
                                 n.span,
                                 format!(
-                                    "restore `{}` names unknown node `{}` (nodes: {})",
+                                    "restore `{}` names unknown node `{}`{} (nodes: {})",
                                     r.name.value,
                                     n.value,
-                                    known.join(", ")
+                                    crate::suggest::did_you_mean(&n.value, known()),
+                                    crate::suggest::listing(known())
                                 ),
                             );
                         } else if nodes.contains(&n.value) {

@@ -1,0 +1,127 @@
+//! The messages a newcomer reads when a policy is wrong, asserted verbatim: each says what was
+//! expected in plain words and, for a typo, the closest name.
+
+use std::path::{Path, PathBuf};
+
+fn example() -> (PathBuf, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prod-east");
+    let text = std::fs::read_to_string(dir.join("asdr.yaml")).unwrap();
+    (dir, text)
+}
+
+/// The first error's headline for the example policy with `from` replaced by `to` once.
+fn first_error(from: &str, to: &str) -> String {
+    let (dir, text) = example();
+    assert!(text.contains(from), "the example no longer has `{from}`");
+    let edited = text.replacen(from, to, 1);
+    match asdr_specs::parse("asdr.yaml", &edited, &dir) {
+        Err(d) => d.items[0].headline(),
+        Ok(_) => panic!("`{to}` was accepted"),
+    }
+}
+
+#[test]
+fn a_word_where_a_number_belongs_says_a_whole_number_is_expected() {
+    let e = first_error("replication_factor: 2", "replication_factor: two");
+    assert_eq!(e, "expected a whole number from 0 to 4294967295");
+    let e = first_error("info_port: 3000", "info_port: 70000");
+    assert_eq!(e, "expected a whole number from 0 to 65535");
+}
+
+#[test]
+fn an_unknown_key_names_the_closest_known_one() {
+    let e = first_error("  region: us-east-1", "  regoin: us-east-1");
+    assert_eq!(
+        e,
+        "unknown field `regoin`; did you mean `region`? (expected name, id, region, edition, \
+         info_port, durable_deletes, work_directory, access, service, config, namespaces, racks, \
+         instance, nodes)"
+    );
+}
+
+#[test]
+fn an_unknown_value_names_the_closest_allowed_one() {
+    let e = first_error("edition: enterprise", "edition: enterprice");
+    assert_eq!(
+        e,
+        "unknown variant `enterprice`; did you mean `enterprise`? (expected enterprise, community)"
+    );
+}
+
+#[test]
+fn an_undefined_template_variable_is_named_with_the_ones_available() {
+    let (dir, text) = example();
+    let tmp = std::env::temp_dir().join(format!("asdr-msg-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("templates")).unwrap();
+    let conf = std::fs::read_to_string(dir.join("templates/aerospike.conf.j2")).unwrap();
+    assert!(conf.contains("cluster-name {{ cluster }}"));
+    std::fs::write(
+        tmp.join("templates/aerospike.conf.j2"),
+        conf.replace("cluster-name {{ cluster }}", "cluster-name {{ clustr }}"),
+    )
+    .unwrap();
+    let result = asdr_specs::parse("asdr.yaml", &text, &tmp);
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let e = result.err().expect("the typo is refused").items[0].headline();
+    assert!(
+        e.contains("undefined variable `clustr`; did you mean `cluster`? (available: cluster, "),
+        "{e}"
+    );
+    assert!(
+        e.contains("node_id"),
+        "the available variables are listed: {e}"
+    );
+}
+
+#[test]
+fn an_unknown_node_on_a_big_cluster_is_elided_and_the_closest_suggested() {
+    let (dir, text) = example();
+    // The example's three nodes, then 253 more of the same shape: 256 in all.
+    let mut nodes = String::new();
+    for i in 0..253 {
+        nodes.push_str(&format!(
+            "    - name: n{i}\n      private_ip: 10.0.{}.{}\n      availability_zone: us-east-1a\n",
+            10 + i / 200,
+            10 + i % 200
+        ));
+    }
+    let anchor =
+        "    - name: a2\n      private_ip: 10.0.1.12\n      availability_zone: us-east-1a\n";
+    assert!(text.contains(anchor));
+    let edited = text
+        .replacen(anchor, &format!("{anchor}{nodes}"), 1)
+        .replacen("nodes: [a1]", "nodes: [nn137]", 1);
+    assert!(
+        edited.contains("nodes: [nn137]"),
+        "the example's restore names a1"
+    );
+    let d = asdr_specs::parse("asdr.yaml", &edited, &dir).unwrap_err();
+    let e = d
+        .items
+        .iter()
+        .map(|i| i.headline())
+        .find(|h| h.contains("unknown node"))
+        .expect("the unknown node is refused");
+    assert_eq!(
+        e,
+        "restore `replace-a1` names unknown node `nn137`; did you mean `n137`? (nodes: a1, b1, a2, \
+         n0, n1, n2, n3, n4, n5, n6, n7, n8, … and 244 more)"
+    );
+}
+
+#[test]
+fn a_drill_naming_a_restore_with_a_typo_is_told_the_closest() {
+    let (dir, text) = example();
+    assert!(!text.contains("drills:"), "the example declares no drill");
+    let edited = format!(
+        "{text}\ndrills:\n  - name: quarterly\n    restore: ful-cluster\n    target:\n      \
+         subnets: {{us-east-1a: subnet-0drill, us-east-1b: subnet-0drill2}}\n      ip_offset: 100\n      security_groups: [sg-0drill]\n"
+    );
+    let d = asdr_specs::parse("asdr.yaml", &edited, &dir).unwrap_err();
+    let e = d.items[0].headline();
+    assert_eq!(
+        e,
+        "drill `quarterly` names unknown restore `ful-cluster`; did you mean `full-cluster`? \
+         (restores: replace-a1, a1-refill, a1-from-backup, full-cluster)"
+    );
+}
