@@ -95,11 +95,63 @@ pub enum Command {
     IamPolicy(IamPolicyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
-    /// Print the manual page (roff): `asdr man > asdr.1`, then `man ./asdr.1`.
+    /// Print the manual page (roff), every command on one page: `asdr man > asdr.1`, then
+    /// `man ./asdr.1`.
     Man,
+    /// Lay the policy file out one way (two spaces per level, sequences under their key),
+    /// keeping its comments and key order; refused when the layout would change its meaning.
+    Fmt(FmtArgs),
+    /// Write a commented policy (and its aerospike.conf template and a world-file skeleton) for
+    /// a new cluster, from flags or from a world file's instances.
+    Init(InitArgs),
+    /// List the backup sets, newest first: when each was taken, its age, state, size and copies,
+    /// to choose a restore's `set:<id>` (`--json` for scripts).
+    Sets,
     /// Where the cluster stands: the newest complete backup against the RPO, the sets kept,
     /// what bounds each restore, the lock, the last apply. Exit 0 within the RPO, 2 overdue.
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Change nothing: print what would change as a diff and exit 1 when the file is not laid
+    /// out (for CI).
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The cluster's name (`[a-z0-9-]+`). Its region is `--region`, else its nodes' zones'.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// community or enterprise.
+    #[arg(long, value_name = "EDITION", default_value = "enterprise",
+        value_parser = ["enterprise", "community"])]
+    pub edition: String,
+    /// A node, `NAME=IP@ZONE` (e.g. `a1=10.0.1.11@us-east-1a`); repeat for each.
+    #[arg(long = "node", value_name = "NAME=IP@ZONE")]
+    pub nodes: Vec<String>,
+    /// Take the nodes (name, address, zone, subnet, type, EBS devices) from a world file's
+    /// running instances, e.g. one written by `asdr inventory` (instances tagged `asdr:node`, else
+    /// named by their `Name` tag).
+    #[arg(long, value_name = "PATH", conflicts_with = "nodes")]
+    pub from_world: Option<PathBuf>,
+    /// Only instances whose `Name` tag starts with this (with --from-world).
+    #[arg(long, value_name = "PREFIX", requires = "from_world")]
+    pub name_prefix: Option<String>,
+    /// A namespace name; repeat for each (default: `test`).
+    #[arg(long = "namespace", value_name = "NAME")]
+    pub namespaces: Vec<String>,
+    /// Where SMD archives go: `s3://bucket/prefix` or `file:///path`.
+    #[arg(long, value_name = "URI")]
+    pub smd_to: Option<String>,
+    /// The directory to write into (asdr.yaml, templates/aerospike.conf.j2, world.yaml).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod error;
 mod inputs;
+mod manpage;
 mod markdown;
 mod progress;
 mod render;

@@ -30,6 +30,15 @@ fn action_style(a: Action) -> Style {
 }
 
 /// The plan as a reviewer reads it. Styled; the caller's stream strips styles off a terminal.
+/// A time as operators read it: RFC 3339 in UTC, to the second (a journal's nanoseconds are noise).
+pub fn rfc3339_seconds(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
     let op = match plan.operation.strip_prefix("restore:") {

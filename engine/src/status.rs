@@ -40,3 +40,13 @@ pub fn report(session: &Session) -> Result<Report, EngineError> {
         last_apply: applies.last().cloned(),
     })
 }
+
+/// `sets`: the cluster's backup sets as of the observed world's time, newest first.
+pub fn sets(
+    session: &Session,
+) -> Result<(OffsetDateTime, Vec<asdr_planner::sets::SetRow>), EngineError> {
+    let world = session.world()?;
+    asdr_planner::cluster_present(&session.policy, &world)?;
+    let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
+    Ok((now, asdr_planner::sets::sets(&session.policy, &world, now)))
+}

@@ -8,6 +8,7 @@ pub mod backup;
 mod builder;
 mod config;
 pub mod copies;
+pub mod drift;
 pub mod drill;
 mod error;
 pub mod graph;
@@ -23,6 +24,8 @@ pub mod ports;
 pub mod restore;
 mod retention;
 pub mod saved;
+pub mod sets;
+pub mod skeleton;
 pub mod status;
 pub mod tags;
 #[cfg(feature = "testkit")]
@@ -205,6 +208,9 @@ pub fn plan(
         Operation::Teardown(_) => false,
     };
     claim(&ctx, &identity, seen, at_home, &mut b);
+    for d in drift::undeclared(policy, world) {
+        b.warn("drift", d.message);
+    }
     let plan = finish(policy, seen, now, op, &identity.id, b)?;
     // The planner's own output is checked by the independent verifier: a violation here is a
     // bug in the planner, and the plan is refused rather than shown or applied.

@@ -42,6 +42,10 @@ pub struct Status {
     /// has no usable set within its objective, and every node not up or left quiesced, said
     /// plainly. Empty: all is fine; `status` exits 2 otherwise.
     pub problems: Vec<String>,
+    /// What the world shows of the cluster that the policy does not declare (undeclared nodes);
+    /// those taking part in the cluster are problems too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     /// Sets marked with a manifest the store does not hold (a same-named cluster's, or this
     /// cluster's whose manifest was removed): never counted, restored from or deleted. Said,
     /// not a recovery problem of their own: what they leave uncovered shows in the objectives.
@@ -280,6 +284,8 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    let drift = crate::drift::undeclared(policy, world);
+    let declared_count = policy.cluster.nodes.len() as u32;
     problems.extend(crate::restore::zone::twins(policy, obs.world));
     // What every plan would refuse is not fine, whatever else is.
     if let Err(e) = crate::preflight(policy, &obs) {
@@ -348,9 +354,10 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 .map(|(node, ..)| node.as_str())
                 .collect::<std::collections::BTreeSet<_>>()
                 .len() as u32;
+            // More members than the policy declares is drift, said below, not a split.
             if let Some(size) = o
                 .cluster_size
-                .filter(|s| *s < expected || *s > expected + moved)
+                .filter(|s| *s < expected || (*s > expected + moved && *s <= declared_count))
             {
                 problems.insert(
                     0,
@@ -469,6 +476,15 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             ),
         );
     }
+    // An undeclared member of the cluster is in no backup set: not fine. A stopped leftover is
+    // only drift.
+    problems.extend(
+        drift
+            .iter()
+            .filter(|d| d.active)
+            .map(|d| format!("drift: {}", d.message)),
+    );
+    let drift: Vec<String> = drift.into_iter().map(|d| d.message).collect();
     Status {
         cluster: policy.cluster.name.clone(),
         cluster_id,
@@ -491,6 +507,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             .map(|s| s.id.clone())
             .collect(),
         problems,
+        drift,
         not_proven,
         restores,
         nodes,

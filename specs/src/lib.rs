@@ -6,6 +6,7 @@
 mod diagnostic;
 mod duration;
 pub mod ebs;
+pub mod fmt;
 mod model;
 mod node_id;
 mod raw;

@@ -2,11 +2,14 @@
 
 mod apply;
 mod drill;
+mod fmt;
 mod graph;
 mod iam_policy;
+mod init;
 mod inventory;
 mod plan;
 mod schema;
+mod sets;
 mod show;
 mod status;
 mod validate;
@@ -29,6 +32,9 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
         Command::Drill(a) => drill::cmd_drill(g, a),
         Command::Status(a) => status::cmd_status(g, a),
+        Command::Sets => sets::cmd_sets(g),
+        Command::Fmt(a) => fmt::cmd_fmt(g, a),
+        Command::Init(a) => init::cmd_init(g, a),
         Command::Completions(a) => {
             let mut cmd = <crate::args::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -38,9 +44,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         }
         Command::Man => {
             let cmd = <crate::args::Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            clap_mangen::Man::new(cmd)
-                .render(&mut page)
+            let page = crate::manpage::render(cmd)
                 .map_err(|e| CommandError::User(format!("cannot render the manual page: {e}")))?;
             write_raw(&page)?;
             Ok(0)
@@ -60,6 +64,16 @@ fn write_raw(bytes: &[u8]) -> Result<(), CommandError> {
     std::io::stdout()
         .write_all(bytes)
         .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+}
+
+/// A duration as `status` and `sets` print it: the two largest units.
+pub(crate) fn age(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 pub(crate) fn json(value: &impl serde::Serialize) -> Result<String, CommandError> {

@@ -2,7 +2,7 @@ use asdr_engine::status::Report;
 use asdr_executor::journal::Ended;
 
 use crate::args::{Global, StatusArgs, StatusFormat};
-use crate::commands::{json, print};
+use crate::commands::{age, json, print};
 use crate::error::CommandError;
 use crate::inputs;
 
@@ -21,7 +21,7 @@ pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
     match format {
         StatusFormat::Json => print(&json(&report)?)?,
         StatusFormat::Openmetrics => print(&openmetrics(&report))?,
-        StatusFormat::Text if !g.quiet => print(&text(&report))?,
+        StatusFormat::Text if !g.quiet => print(&text(&report, g.world.is_some()))?,
         StatusFormat::Text => {}
     }
     Ok(if report.status.problems.is_empty() {
@@ -31,21 +31,11 @@ pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
     })
 }
 
-fn age(seconds: u64) -> String {
-    match seconds {
-        s if s >= 2 * 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
-fn text(r: &Report) -> String {
+/// `world_file`: the report reads a world file, whose time is its own; what the journals recorded
+/// happened on this machine's clock, and is said so.
+fn text(r: &Report, world_file: bool) -> String {
     let s = &r.status;
-    let rfc = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
+    let rfc = crate::render::rfc3339_seconds;
     let mut out = format!("cluster {} (as of {})\n", s.cluster, rfc(s.now));
     out.push_str(&format!(
         "  id:         {} ({})\n",
@@ -153,6 +143,18 @@ fn text(r: &Report) -> String {
             out.push_str(&format!("    - {p}\n"));
         }
     }
+    // Drift taking part in the cluster is among the problems above; the rest is said here.
+    let quiet: Vec<&String> = s
+        .drift
+        .iter()
+        .filter(|d| !s.problems.contains(&format!("drift: {d}")))
+        .collect();
+    if !quiet.is_empty() {
+        out.push_str("  drift:      found in the world, not declared in the policy:\n");
+        for d in quiet {
+            out.push_str(&format!("    - {d}\n"));
+        }
+    }
     if !s.not_proven.is_empty() {
         out.push_str(
             "  not proven this cluster's (never counted, restored from or deleted; a same-named cluster's, or a manifest removed):\n",
@@ -166,17 +168,24 @@ fn text(r: &Report) -> String {
         r.lock_held_by.as_deref().unwrap_or("free")
     ));
     match &r.last_apply {
-        Some(a) => out.push_str(&format!(
-            "  last apply: {} {} {} at {}\n",
-            a.operation,
-            a.plan_id,
-            match a.ended {
-                Ended::Succeeded => "succeeded",
-                Ended::Failed => "failed",
-                Ended::Unfinished => "did not finish (killed, or still running)",
-            },
-            rfc(a.last)
-        )),
+        Some(a) => {
+            out.push_str(&format!(
+                "  last apply: {} {} {} at {}",
+                a.operation,
+                a.plan_id,
+                match a.ended {
+                    Ended::Succeeded => "succeeded",
+                    Ended::Failed => "failed",
+                    Ended::Unfinished => "did not finish (killed, or still running)",
+                },
+                rfc(a.last)
+            ));
+            out.push_str(if world_file {
+                " (this machine's clock; the world file's time is above)\n"
+            } else {
+                "\n"
+            });
+        }
         None => out.push_str("  last apply: none recorded here\n"),
     }
     out
@@ -253,6 +262,11 @@ fn openmetrics(r: &Report) -> String {
                 )
             })
             .collect(),
+    );
+    gauge(
+        "asdr_drift",
+        "Things found in the world and not declared in the policy (nodes the policy does not name); those taking part in the cluster also count as problems.",
+        one(s.drift.len().to_string()),
     );
     gauge(
         "asdr_backup_sets",

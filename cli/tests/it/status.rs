@@ -226,3 +226,113 @@ fn status_is_not_fine_while_a_node_answers_split_off_or_with_partitions_it_canno
         stdout(&lost)
     );
 }
+
+/// A world with a fourth node, `n9`, running and tagged for the cluster, which the policy does not
+/// name: every node counts four members.
+fn world_with_undeclared_n9(s: &Scratch) {
+    let path = s.path("world-failed-node.yaml");
+    let text = std::fs::read_to_string(s.path("world-backup-due.yaml")).unwrap();
+    let n9 = "- id: i-0n9\n  state: running\n  type: i4i.2xlarge\n  private_ip: \"10.0.1.19\"\n  \
+              availability_zone: us-east-1a\n  subnet_id: subnet-0aaa\n  instance_store_drives: 2\n  \
+              tags:\n    \"asdr:cluster\": prod-east\n    \"asdr:node\": n9\n";
+    assert!(text.contains("instances:\n") && text.contains("cluster_size: 3"));
+    let text = text
+        .replacen("instances:\n", &format!("instances:\n{n9}"), 1)
+        .replace("cluster_size: 3", "cluster_size: 4");
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_node_the_policy_does_not_name_is_drift_in_plan_and_status_and_not_fine() {
+    let s = Scratch::of("prod-east");
+    world_with_undeclared_n9(&s);
+    let out = s.asdr("world-failed-node.yaml", &["status"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "    - drift: instance i-0n9 (10.0.1.19, running) is tagged asdr:cluster=prod-east and asdr:node=n9, but the policy declares no node `n9`: its volumes are in no backup set; declare it in cluster.nodes, or remove its asdr tags if it is not this cluster's\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    - drift: node a1 sees a cluster of 4 nodes, but the policy declares 3: 1 member(s) the policy does not name are in no backup set; declare every node in cluster.nodes\n"),
+        "{text}"
+    );
+    // Four members is not a split: the policy is behind, not the cluster.
+    assert!(!text.contains("the cluster is split"), "{text}");
+    let om = stdout(&s.asdr(
+        "world-failed-node.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    ));
+    let m = metrics(&om);
+    assert_eq!(m[&("asdr_drift".to_string(), cluster())], 2.0, "{om}");
+    // plan says it too, as a warning, and still plans the backup that is due.
+    let plan = s.asdr("world-failed-node.yaml", &["plan"], &[]);
+    let text = stdout(&plan);
+    assert!(
+        text.contains("[drift] instance i-0n9 (10.0.1.19, running) is tagged asdr:cluster=prod-east and asdr:node=n9, but the policy declares no node `n9`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stopped_leftover_of_a_removed_node_is_drift_but_not_a_problem() {
+    let s = Scratch::of("prod-east");
+    let text = std::fs::read_to_string(s.path("world-failed-node.yaml")).unwrap();
+    let old = "- id: i-0old\n  state: stopped\n  type: i4i.2xlarge\n  private_ip: \"10.0.1.30\"\n  \
+               availability_zone: us-east-1a\n  instance_store_drives: 2\n  tags:\n    \
+               \"asdr:cluster\": prod-east\n    \"asdr:node\": a3\n";
+    std::fs::write(
+        s.path("world-failed-node.yaml"),
+        text.replacen("instances:\n", &format!("instances:\n{old}"), 1),
+    )
+    .unwrap();
+    // The failed node's restore brings the cluster back whole; the leftover stays drift.
+    crate::support::ok(&s.asdr(
+        "world-failed-node.yaml",
+        &["apply", "--restore", "replace-a1", "--yes"],
+        &[],
+    ));
+    let out = s.asdr("world-failed-node.yaml", &["status"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("  drift:      found in the world, not declared in the policy:\n    - instance i-0old (10.0.1.30, stopped) is tagged asdr:cluster=prod-east and asdr:node=a3, but the policy declares no node `a3` (a typo of `a1`?): declare it in cluster.nodes if it comes back, or remove its asdr tags\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_restore_without_a_usable_set_is_not_ready_and_status_is_not_fine() {
+    let s = Scratch::of("prod-east");
+    // Every snapshot gone: the restores from a backup have nothing to restore from.
+    let mut world: serde_json::Value = serde_json::to_value(
+        asdr_providers::world_file::load(&s.path("world-failed-node.yaml")).unwrap(),
+    )
+    .unwrap();
+    world["snapshots"] = serde_json::json!([]);
+    std::fs::write(
+        s.path("world-failed-node.yaml"),
+        serde_json::to_string(&world).unwrap(),
+    )
+    .unwrap();
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let m = metrics(&stdout(&out));
+    for (r, ready) in [
+        ("replace-a1", 1.0),
+        ("a1-refill", 1.0),
+        ("a1-from-backup", 0.0),
+        ("full-cluster", 0.0),
+    ] {
+        let mut labels = cluster();
+        labels.insert("restore".into(), r.into());
+        assert_eq!(m[&("asdr_restore_ready".to_string(), labels)], ready, "{r}");
+    }
+}

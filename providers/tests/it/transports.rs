@@ -107,10 +107,12 @@ fn keygen(path: &Path) {
 
 /// Starts `sshd -D` on 127.0.0.1 at a free port, accepting a key made for this test only.
 fn start_sshd() -> Sshd {
-    let sshd = Path::new("/usr/sbin/sshd");
+    // scripts/test-all finds one, or unpacks it into the project's .tools/ (no service).
+    let sshd_path = std::env::var("ASDR_SSHD").unwrap_or_else(|_| "/usr/sbin/sshd".into());
+    let sshd = Path::new(&sshd_path);
     assert!(
         sshd.exists(),
-        "OpenSSH sshd is needed for this test (apt-get install openssh-server; scripts/test-all does)"
+        "OpenSSH sshd is needed for this test: run it through scripts/test-all, which finds or unpacks one, or set ASDR_SSHD"
     );
     let dir = tempfile::tempdir().unwrap();
     let host_key = dir.path().join("host_key");
