@@ -97,7 +97,27 @@ pub(crate) fn require_stable_cluster(ctx: &Ctx<'_, '_>) -> Result<(), PlanError>
                 .map(|r| r.name.as_str())
                 .collect();
             let quiesced = view.observation.is_some_and(|o| o.quiesced);
-            let help = if quiesced {
+            // More members than the policy declares: the policy is behind, not the node.
+            let larger = view.health == NodeHealth::Healthy
+                && view
+                    .observation
+                    .and_then(|o| o.cluster_size)
+                    .is_some_and(|s| s > expected);
+            let help = if larger {
+                let found: Vec<String> = crate::drift::undeclared(ctx.policy, ctx.world)
+                    .into_iter()
+                    .filter(|d| d.active && !d.message.starts_with("node "))
+                    .map(|d| d.message)
+                    .collect();
+                format!(
+                    "the cluster has a member the policy does not name{}; declare every node in cluster.nodes (a set without it would miss its data), then plan again",
+                    if found.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", found.join("; "))
+                    }
+                )
+            } else if quiesced {
                 // An apply stopped at once (a second signal) can leave its node quiesced: the
                 // operator undoes it as asdr's unquiesce would.
                 format!(

@@ -191,7 +191,7 @@ fn graph_dot_is_accepted_by_graphviz() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("Graphviz `dot` must be installed for this test (apt-get install graphviz; the README's test command does)");
+        .expect("Graphviz `dot` must be installed for this test (scripts/test-all finds it or says how to install it; ASDR_DOT names another)");
     use std::io::Write;
     dot.stdin
         .take()

@@ -9,6 +9,7 @@ mod deploy;
 mod devices;
 mod ec2;
 mod enterprise;
+mod first_hour;
 mod iam;
 mod identity;
 mod identity_review;

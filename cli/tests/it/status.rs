@@ -268,12 +268,26 @@ fn a_node_the_policy_does_not_name_is_drift_in_plan_and_status_and_not_fine() {
     ));
     let m = metrics(&om);
     assert_eq!(m[&("asdr_drift".to_string(), cluster())], 2.0, "{om}");
-    // plan says it too, as a warning, and still plans the backup that is due.
+    // The backup that is due is refused (a set without n9 would miss its data), and the refusal
+    // says why: the node the policy does not name, not a policy node's fault.
     let plan = s.asdr("world-failed-node.yaml", &["plan"], &[]);
-    let text = stdout(&plan);
+    assert_eq!(plan.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&plan.stderr);
     assert!(
-        text.contains("[drift] instance i-0n9 (10.0.1.19, running) is tagged asdr:cluster=prod-east and asdr:node=n9, but the policy declares no node `n9`"),
-        "{text}"
+        err.contains("help: the cluster has a member the policy does not name (instance i-0n9 (10.0.1.19, running) is tagged asdr:cluster=prod-east and asdr:node=n9, but the policy declares no node `n9`"),
+        "{err}"
+    );
+    // A restore's plan goes on, and carries the drift as a warning.
+    let restore = s.asdr(
+        "world-failed-node.yaml",
+        &["plan", "--restore", "a1-refill"],
+        &[],
+    );
+    let text = stdout(&restore);
+    assert!(
+        text.contains("[drift] instance i-0n9 (10.0.1.19, running) is tagged asdr:cluster=prod-east and asdr:node=n9"),
+        "{text}{}",
+        String::from_utf8_lossy(&restore.stderr)
     );
 }
 
