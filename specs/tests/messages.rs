@@ -62,7 +62,7 @@ fn an_undefined_template_variable_is_named_with_the_ones_available() {
     .unwrap();
     let result = asdr_specs::parse("asdr.yaml", &text, &tmp);
     std::fs::remove_dir_all(&tmp).unwrap();
-    let e = result.err().expect("the typo is refused").items[0].headline();
+    let e = result.expect_err("the typo is refused").items[0].headline();
     assert!(
         e.contains("undefined variable `clustr`; did you mean `cluster`? (available: cluster, "),
         "{e}"
