@@ -162,6 +162,27 @@ fn status_names_the_lock_holder_and_the_last_apply_and_when_it_succeeded() {
         text.contains("last apply: backup p-") && text.contains(" succeeded at "),
         "{text}"
     );
+    // To the second, and said to be this machine's clock beside a world file's "as of".
+    let line = text
+        .lines()
+        .find(|l| l.contains("last apply:"))
+        .unwrap()
+        .to_string();
+    let at = line
+        .split(" succeeded at ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        at.len() == "2026-12-07T11:40:13Z".len() && at.ends_with('Z') && !at.contains('.'),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("(this machine's clock; the world file's time is above)"),
+        "{line}"
+    );
     let m = metrics(&stdout(&s.asdr(
         "world-backup-due.yaml",
         &["status", "--format", "openmetrics"],
