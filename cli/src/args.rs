@@ -108,7 +108,8 @@ pub enum Command {
     /// to choose a restore's `set:<id>` (`--json` for scripts).
     Sets,
     /// Where the cluster stands: the newest complete backup against the RPO, the sets kept,
-    /// what bounds each restore, the lock, the last apply. Exit 0 within the RPO, 2 overdue.
+    /// each restore's readiness and bound, the nodes, drift, the lock, the last apply. Exit 0
+    /// when fine, 2 when not (overdue, a node down, a restore not ready…), 1 on error.
     Status(StatusArgs),
 }
 

@@ -107,7 +107,7 @@ fn option(out: &mut Vec<u8>, a: &Arg) {
     }
     let takes = a.get_num_args().is_some_and(|n| n.takes_values());
     if let Some(d) = a.get_default_values().first().filter(|_| takes) {
-        text.push_str(&format!(" Default: {}.", d.to_string_lossy()));
+        text.push_str(&format!(" [default: {}]", d.to_string_lossy()));
     }
     if let Some(env) = a.get_env() {
         text.push_str(&format!(" Environment: {}.", env.to_string_lossy()));
@@ -131,7 +131,8 @@ refused plan, a stale plan file, an apply not confirmed, the lock held, a failed
 .B 2
 With \fBplan --detailed-exitcode\fR: success, and the plan has changes. With \fBstatus\fR: not
 fine (the backup overdue, a recovery path without a usable set, a node not up or left quiesced,
-an undeclared node in the cluster), each listed under \fIrecovery: NOT FINE\fR.
+an undeclared node in the cluster), each listed under \fIrecovery: NOT FINE\fR. With \fBfmt
+--check\fR, exit 1 (not 2) says the file is not laid out; the diff is printed.
 .TP
 .B 130
 An apply or drill stopped by SIGINT or SIGTERM: the step in flight was given its grace, the
@@ -155,6 +156,16 @@ Set: no colours, as \fB--no-color\fR.
 How long a step in flight may finish after SIGINT or SIGTERM before the cleanups run (default
 30000).
 .TP
+.B ASDR_STEP_TIMEOUT_MS
+Overrides every step's deadline.
+.TP
+.B ASDR_POLL_INTERVAL_MS
+Between polls of a pending step on AWS (default 5000).
+.TP
+.B ASDR_LOCK_RENEW_MS
+How often the holder of an S3 lock renews its lease (default 60000; a lock not renewed for five
+of these is stale).
+.TP
 .B ASDR_SIMULATION
 With \fB--world\fR: a simulation file that tunes how the world file behaves under apply (latency,
 failures), for rehearsals.
@@ -176,11 +187,23 @@ fn push(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Text for roff: backslashes doubled, a leading dot or quote protected, dashes kept literal.
+/// Text for roff: backslashes doubled, a leading dot or quote protected, dashes kept literal,
+/// `code` in bold (the help is written in Markdown's backticks).
 fn escape(s: &str) -> String {
     s.lines()
         .map(|l| {
-            let l = l.replace('\\', "\\e").replace('-', "\\-");
+            let mut l = l.replace('\\', "\\e").replace('-', "\\-");
+            while let Some(open) = l.find('`') {
+                let Some(close) = l[open + 1..].find('`').map(|c| open + 1 + c) else {
+                    break;
+                };
+                l = format!(
+                    "{}\\fB{}\\fR{}",
+                    &l[..open],
+                    &l[open + 1..close],
+                    &l[close + 1..]
+                );
+            }
             if l.starts_with('.') || l.starts_with('\'') {
                 format!("\\&{l}")
             } else {

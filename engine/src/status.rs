@@ -46,7 +46,13 @@ pub fn sets(
     session: &Session,
 ) -> Result<(OffsetDateTime, Vec<asdr_planner::sets::SetRow>), EngineError> {
     let world = session.world()?;
-    asdr_planner::cluster_present(&session.policy, &world)?;
+    // A lost home region leaves its copies: they are the sets there are.
+    if !world
+        .unobserved_regions
+        .contains_key(&session.policy.cluster.region)
+    {
+        asdr_planner::cluster_present(&session.policy, &world)?;
+    }
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
     Ok((now, asdr_planner::sets::sets(&session.policy, &world, now)))
 }

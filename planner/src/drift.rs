@@ -37,6 +37,31 @@ pub fn undeclared(policy: &Policy, world: &World) -> Vec<Drift> {
         let Some(node) = i.tags.get(crate::tags::NODE).filter(|n| !declared(n)) else {
             continue;
         };
+        // A declared node's own instance (pinned, or at its address) whose node tag says
+        // another name is not an undeclared node: its tag is what drifted.
+        if let Some(owner) = cluster.nodes.iter().find(|n| {
+            n.instance_id.as_deref() == Some(i.id.as_str())
+                || i.private_ip.as_deref() == Some(n.private_ip.to_string().as_str())
+        }) {
+            out.push(Drift {
+                message: format!(
+                    "instance {} is node `{}`'s ({}), but is tagged {}={node}: set its tag back (aws ec2 create-tags --resources {} --tags Key={},Value={})",
+                    i.id,
+                    owner.name,
+                    if owner.instance_id.as_deref() == Some(i.id.as_str()) {
+                        "its pinned instance_id".to_string()
+                    } else {
+                        format!("at its address {}", owner.private_ip)
+                    },
+                    crate::tags::NODE,
+                    i.id,
+                    crate::tags::NODE,
+                    owner.name
+                ),
+                active: false,
+            });
+            continue;
+        }
         let active = matches!(i.state, InstanceState::Running | InstanceState::Pending);
         out.push(Drift {
             message: format!(
@@ -57,7 +82,12 @@ pub fn undeclared(policy: &Policy, world: &World) -> Vec<Drift> {
             active,
         });
     }
-    for o in world.nodes.iter().filter(|o| !declared(&o.name)) {
+    // A stand-in's record (`a1@quarterly`: a drill's or a region restore's node) is not drift.
+    for o in world
+        .nodes
+        .iter()
+        .filter(|o| !declared(&o.name) && !o.name.contains('@'))
+    {
         out.push(Drift {
             message: format!(
                 "node `{}` is observed ({}) but the policy declares no such node{}: its data is in no backup set; declare it in cluster.nodes",
@@ -102,9 +132,13 @@ pub fn undeclared(policy: &Policy, world: &World) -> Vec<Drift> {
     out
 }
 
-/// ` (a typo of `a1`?)` when a declared node's name is one edit away: the policy may be the one
-/// that is wrong.
+/// ` (a typo of `node-a1`?)` when a declared node's name is one edit away: the policy may be the
+/// one that is wrong.
 fn typo_of(name: &str, policy: &Policy) -> String {
+    // Short names (`c1`, `a3`) are one edit from each other by design: no guess there.
+    if name.chars().count() < 4 {
+        return String::new();
+    }
     asdr_specs::suggest::closest(name, policy.cluster.nodes.iter().map(|n| n.name.as_str()))
         .map(|c| format!(" (a typo of `{c}`?)"))
         .unwrap_or_default()

@@ -95,6 +95,33 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
         else {
             continue;
         };
+        // A pinned instance that its tags say is another cluster's (a policy written for the
+        // wrong instances, or a name reused): asdr acts on it for no cluster but the one named.
+        if let Some(other) = i
+            .tags
+            .get(tags::CLUSTER)
+            .filter(|c| **c != policy.cluster.name)
+        {
+            return Err(refuse(
+                Diagnostic::new(
+                    node.name_span,
+                    format!(
+                        "instance {} of node `{}` is tagged {}={other}: another cluster's, not `{}`'s",
+                        i.id,
+                        node.name,
+                        tags::CLUSTER,
+                        policy.cluster.name
+                    ),
+                )
+                .rule("R13")
+                .help(format!(
+                    "check the node's `instance_id`; if the instance is this cluster's (the cluster was renamed), set its tag: aws ec2 create-tags --resources {} --tags Key={},Value={}",
+                    i.id,
+                    tags::CLUSTER,
+                    policy.cluster.name
+                )),
+            ));
+        }
         for b in &i.block_devices {
             if let Some(v) = world.volumes.iter().find(|v| v.id == b.volume_id)
                 && let Some(other) = v.tags.get(tags::CLUSTER_ID).filter(|o| **o != identity.id)

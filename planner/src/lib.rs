@@ -629,6 +629,24 @@ fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
                     .help("set the namespace's `strong_consistency` as aerospike.conf has it on the nodes"),
                 ));
             }
+            // Every rule that keeps a copy while a node is out (R6's `source: empty`, R8's
+            // rolling limit) counts the policy's replication factor: it must be the nodes'.
+            if let Some(rf) = seen
+                .and_then(|s| s.replication_factor)
+                .filter(|rf| *rf != ns.replication_factor)
+            {
+                return Err(refuse(
+                    Diagnostic::new(
+                        ns.name_span,
+                        format!(
+                            "node `{}` runs namespace `{}` with replication-factor {rf}, but the policy says {}: the rules that keep a copy while a node is out (R6, R8) would count copies that are not there",
+                            view.name, ns.name, ns.replication_factor
+                        ),
+                    )
+                    .rule("R8")
+                    .help("set the namespace's `replication_factor` as aerospike.conf has it on the nodes"),
+                ));
+            }
             let got: Option<Vec<(String, Option<String>)>> = seen.map(|n| {
                 n.devices
                     .iter()

@@ -32,6 +32,9 @@ pub struct SetRow {
     pub incremental_of: Option<String>,
     /// The copy regions (`backup.copies`) holding a complete copy of it.
     pub copies: Vec<String>,
+    /// Whether the cluster's region holds it; a set kept only as copies (the home retention is
+    /// shorter, or the region is lost) is still one a restore in a copy region takes.
+    pub at_home: bool,
     /// Why it is not complete, when that can be said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
@@ -97,12 +100,42 @@ pub fn sets(policy: &Policy, world: &World, now: OffsetDateTime) -> Vec<SetRow> 
                     .filter(|(_, o)| o.set(&s.id).is_some_and(|c| c.is_complete()))
                     .map(|(r, _)| r.to_string())
                     .collect(),
+                at_home: true,
                 why: (state != "complete")
                     .then(|| s.manifest_problem.clone())
                     .flatten(),
             }
         })
         .collect();
+    // Sets held only as copies: each copy region's complete sets the home region no longer holds.
+    for (region, robs) in &region_obs {
+        for c in robs.sets.iter().filter(|c| c.is_complete()) {
+            if let Some(row) = rows.iter_mut().find(|r| r.id == c.id) {
+                if !row.at_home && !row.copies.iter().any(|r| r == region) {
+                    row.copies.push(region.to_string());
+                }
+                continue;
+            }
+            rows.push(SetRow {
+                id: c.id.clone(),
+                time: c.time,
+                age_seconds: (now - c.time).whole_seconds().max(0) as u64,
+                state: "complete",
+                snapshots: (!asbackup).then_some(c.snapshots.len()),
+                volume_gib: (!asbackup).then(|| {
+                    c.snapshots
+                        .iter()
+                        .map(|p| u64::from(p.volume_size_gib))
+                        .sum()
+                }),
+                namespaces: Vec::new(),
+                incremental_of: None,
+                copies: vec![region.to_string()],
+                at_home: false,
+                why: None,
+            });
+        }
+    }
     rows.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
     rows
 }

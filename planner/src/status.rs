@@ -259,6 +259,20 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                             .collect::<Vec<_>>()
                     })
                     .collect(),
+                // The node's own volumes: each device must have one the planner can take (not
+                // deleted, not one of several candidates).
+                _ if r.source == RestoreSource::CurrentVolumes => obs
+                    .nodes
+                    .iter()
+                    .filter(|v| nodes.contains(&v.name.as_str()))
+                    .flat_map(|v| {
+                        v.volumes
+                            .iter()
+                            .filter(|d| d.volume.is_none())
+                            .map(|d| format!("{} {}", v.name, d.ebs))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
                 _ => Vec::new(),
             };
             RestoreStatus {
@@ -308,6 +322,8 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             .restores
             .iter()
             .filter(|r| r.scope == asdr_specs::Scope::Node && r.nodes.contains(&n.name))
+            // Only those that can run now: one whose volumes or set are gone brings nothing back.
+            .filter(|r| restores.iter().any(|x| x.name == r.name && x.ready))
             .map(|r| r.name.as_str())
             .collect();
         let hint = if by.is_empty() {
@@ -362,8 +378,13 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 problems.insert(
                     0,
                     format!(
-                        "node {} sees a cluster of {size} nodes, but {expected} answer: the cluster is split",
-                        n.name
+                        "node {} sees a cluster of {size} nodes, but {expected} answer: the cluster is split{}",
+                        n.name,
+                        if drift.iter().any(|d| d.active) {
+                            ", or it counts a member the policy does not name (see drift)"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }
@@ -561,6 +582,12 @@ fn problems(
             out.push(format!(
                 "restore `{}`: no complete set to restore from ({}, in {place})",
                 r.name, r.source
+            ));
+        } else if !r.missing.is_empty() && decl.source == RestoreSource::CurrentVolumes {
+            out.push(format!(
+                "restore `{}`: no volume of {} to reattach (deleted, or several candidates)",
+                r.name,
+                r.missing.join(", ")
             ));
         } else if !r.missing.is_empty() {
             out.push(format!(

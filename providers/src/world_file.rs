@@ -146,10 +146,11 @@ pub fn to_string(world: &World, format: Format) -> Result<String, WorldFileError
 }
 
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    asdr_specs::plain_message(message)
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ impl Duration {
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
+            _ if unit.starts_with(['.', ','])
+                || unit.chars().filter(char::is_ascii_alphabetic).count() > 1 =>
+            {
+                return Err(format!(
+                    "duration `{text}`: one whole number and one unit (s, m, h or d), as in `90m` for an hour and a half"
+                ));
+            }
             _ => {
                 return Err(format!(
                     "duration `{text}` has unknown unit `{unit}`: use s, m, h or d"
@@ -73,6 +80,16 @@ mod tests {
     fn refuses_missing_or_unknown_units_and_zero() {
         assert!(Duration::parse("24").unwrap_err().contains("no unit"));
         assert!(Duration::parse("24x").unwrap_err().contains("unknown unit"));
+        assert!(
+            Duration::parse("1.5h")
+                .unwrap_err()
+                .contains("`90m` for an hour and a half")
+        );
+        assert!(
+            Duration::parse("1h30m")
+                .unwrap_err()
+                .contains("one whole number and one unit")
+        );
         assert!(
             Duration::parse("0d")
                 .unwrap_err()

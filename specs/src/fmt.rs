@@ -27,6 +27,16 @@ pub fn format(text: &str) -> Result<String, FmtError> {
     }
 }
 
+/// `cluster.name` as written, when the text parses and has one.
+pub fn cluster_name(text: &str) -> Option<String> {
+    parse(text)
+        .ok()?
+        .get("cluster")?
+        .get("name")?
+        .as_str()
+        .map(str::to_string)
+}
+
 fn parse(text: &str) -> Result<serde_json::Value, String> {
     serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
         let full = e.without_snippet().to_string();
@@ -46,6 +56,8 @@ fn first_difference(a: &str, b: &str) -> usize {
 struct Line<'a> {
     indent: usize,
     body: &'a str,
+    /// The line as written, trailing blanks kept: a block scalar's text is content to the end.
+    raw: &'a str,
 }
 
 impl Line<'_> {
@@ -76,7 +88,7 @@ impl Line<'_> {
 }
 
 /// The code of a line without its trailing comment (a `#` after a space, outside quotes).
-fn strip_comment(body: &str) -> &str {
+pub(crate) fn strip_comment(body: &str) -> &str {
     let mut quote: Option<char> = None;
     let mut prev = ' ';
     for (i, c) in body.char_indices() {
@@ -114,12 +126,13 @@ fn flow_depth(body: &str) -> i32 {
 fn layout(text: &str) -> String {
     let lines: Vec<Line<'_>> = text
         .lines()
-        .map(|l| {
-            let l = l.trim_end();
+        .map(|raw| {
+            let l = raw.trim_end();
             let body = l.trim_start_matches(' ');
             Line {
                 indent: l.len() - body.len(),
                 body,
+                raw,
             }
         })
         .collect();
@@ -176,8 +189,9 @@ fn layout(text: &str) -> String {
             while i < lines.len() && (lines[i].body.is_empty() || lines[i].indent > o) {
                 if !lines[i].body.is_empty() {
                     new_indent[i] = Some(shift(&lines[i]));
-                    in_text[i] = true;
                 }
+                // Blank lines too: inside the text they are text.
+                in_text[i] = true;
                 i += 1;
             }
         } else {
@@ -205,6 +219,16 @@ fn layout(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = true; // no blank lines at the top
     for (k, l) in lines.iter().enumerate() {
+        if in_text[k] {
+            // Moved with the line that opened it, never trimmed or collapsed.
+            if !l.body.is_empty() {
+                out.push_str(&" ".repeat(new_indent[k].unwrap_or(l.indent)));
+                out.push_str(&l.raw[l.indent..]);
+            }
+            out.push('\n');
+            blank = false;
+            continue;
+        }
         if l.body.is_empty() {
             if !blank {
                 out.push('\n');
@@ -302,6 +326,15 @@ mod tests {
             assert_ne!(wide, text);
             assert_eq!(format(&wide).unwrap(), text, "{name}");
         }
+    }
+
+    #[test]
+    fn blank_lines_and_trailing_blanks_inside_a_block_scalar_are_text() {
+        let text = "a:\n    script: |\n        one  \n\n\n        two\n    after: x\n";
+        assert_eq!(
+            format(text).unwrap(),
+            "a:\n  script: |\n      one  \n\n\n      two\n  after: x\n"
+        );
     }
 
     #[test]

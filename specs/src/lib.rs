@@ -65,6 +65,7 @@ pub fn parse(path: &str, text: &str, base_dir: &Path) -> Result<Policy, Diagnost
         serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_error(text, &e)]))?;
     let mut v = validate::Validator::new(base_dir);
     let policy = v.policy(raw, path, text);
+    v.errors.extend(placeholders(text));
     if v.errors.is_empty() {
         Ok(policy)
     } else {
@@ -73,6 +74,44 @@ pub fn parse(path: &str, text: &str, base_dir: &Path) -> Result<Policy, Diagnost
         items.dedup();
         Err(fail(items))
     }
+}
+
+/// The word `asdr init` marks what only the operator knows with (an AMI, a subnet, a bucket).
+pub const PLACEHOLDER: &str = "REPLACE";
+
+/// Values still holding `REPLACE` (outside comments): a policy with a placeholder bucket or
+/// security group must not validate, or the first restore would fail after the node is gone.
+fn placeholders(text: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = fmt::strip_comment(line);
+        let mut from = 0;
+        while let Some(k) = code[from..].find(PLACEHOLDER) {
+            let at = from + k;
+            let after = code[at + PLACEHOLDER.len()..].chars().next();
+            from = at + PLACEHOLDER.len();
+            if after.is_some_and(|c| c.is_ascii_alphabetic()) {
+                continue; // REPLACEMENT and the like are words, not the marker
+            }
+            // The whole value around it, for the message.
+            let start = code[..at]
+                .rfind(|c: char| c.is_whitespace() || "{[,".contains(c))
+                .map_or(0, |i| i + 1);
+            let end = code[at..]
+                .find(|c: char| c.is_whitespace() || "}],".contains(c))
+                .map_or(code.len(), |i| at + i);
+            let value = &code[start..end];
+            let mut span = Span::at(text, n as u32 + 1, start as u32 + 1);
+            span.len = value.len().max(1);
+            out.push(Diagnostic::new(
+                span,
+                format!(
+                    "`{value}` is a placeholder (`asdr init` writes them): fill in the real value"
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Turns a serde-saphyr error into a diagnostic at its location, without the crate's own
@@ -100,17 +139,22 @@ fn yaml_error(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::new(span, plain_message(&message))
 }
 
-/// serde's wording made plain: a number's Rust type becomes "a whole number" with its range, and
+/// serde's wording made plain (world files' errors too): a number's Rust type becomes "a whole number" with its range, and
 /// an unknown key or value gains the closest expected one (`did you mean`).
-fn plain_message(message: &str) -> String {
+pub fn plain_message(message: &str) -> String {
+    // Small ranges are said (a port); large ones are noise beside the rule that bounds the value.
     for (ty, max) in [
-        ("u8", u64::from(u8::MAX)),
-        ("u16", u64::from(u16::MAX)),
-        ("u32", u64::from(u32::MAX)),
-        ("u64", u64::MAX),
+        ("u8", Some(u8::MAX as u32)),
+        ("u16", Some(u16::MAX as u32)),
+        ("u32", None),
+        ("u64", None),
+        ("usize", None),
     ] {
         if message == format!("invalid {ty}") || message.ends_with(&format!("expected {ty}")) {
-            return format!("expected a whole number from 0 to {max}");
+            return match max {
+                Some(max) => format!("expected a whole number from 0 to {max}"),
+                None => "expected a whole number".to_string(),
+            };
         }
     }
     for what in ["unknown field", "unknown variant"] {

@@ -92,6 +92,24 @@ impl Template {
     }
 }
 
+/// Every key of every object within `v` (the attributes a template may reach).
+fn keys_within(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                out.push(k.clone());
+                keys_within(x, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for x in items {
+                keys_within(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// An undefined variable, named, with the variables the template may use and the closest of
 /// them: minijinja's own "undefined value" says neither.
 fn undefined<S: Serialize>(
@@ -117,12 +135,30 @@ fn undefined<S: Serialize>(
             crate::suggest::did_you_mean(v, names()),
             names().collect::<Vec<_>>().join(", ")
         ),
-        // An attribute of a known variable (`{{ node.nmae }}`): minijinja's reason, and the list.
-        None => format!(
-            "{} (available: {})",
-            TemplateError::from(e).message,
-            names().collect::<Vec<_>>().join(", ")
-        ),
+        // An attribute (`{{ ns.replicationfactor }}`): the expression, and the closest of the
+        // attributes the variables hold.
+        None => {
+            let expr = e
+                .range()
+                .and_then(|r| template.source().get(r))
+                .map(|x| x.trim().to_string());
+            let mut attributes = Vec::new();
+            if let Ok(v) = serde_json::to_value(context) {
+                keys_within(&v, &mut attributes);
+            }
+            attributes.sort();
+            attributes.dedup();
+            match expr {
+                Some(x) => {
+                    let last = x.rsplit('.').next().unwrap_or(&x).to_string();
+                    format!(
+                        "`{x}` is undefined{}",
+                        crate::suggest::did_you_mean(&last, attributes.iter().map(String::as_str))
+                    )
+                }
+                None => TemplateError::from(e).message,
+            }
+        }
     };
     TemplateError { message, line }
 }
@@ -152,6 +188,16 @@ mod tests {
             "undefined variable `clustr`; did you mean `cluster`? (available: cluster, node)"
         );
         assert_eq!(err.line, Some(1));
+        let t =
+            Template::compile("{% for ns in namespaces %}{{ ns.replicationfactor }}{% endfor %}")
+                .unwrap();
+        let err = t
+            .render(json!({"namespaces": [{"name": "users", "replication_factor": 2}]}))
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "`ns.replicationfactor` is undefined; did you mean `replication_factor`?"
+        );
     }
 
     #[test]

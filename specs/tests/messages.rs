@@ -23,7 +23,7 @@ fn first_error(from: &str, to: &str) -> String {
 #[test]
 fn a_word_where_a_number_belongs_says_a_whole_number_is_expected() {
     let e = first_error("replication_factor: 2", "replication_factor: two");
-    assert_eq!(e, "expected a whole number from 0 to 4294967295");
+    assert_eq!(e, "expected a whole number");
     let e = first_error("info_port: 3000", "info_port: 70000");
     assert_eq!(e, "expected a whole number from 0 to 65535");
 }

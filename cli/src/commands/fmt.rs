@@ -15,6 +15,15 @@ pub fn cmd_fmt(g: &Global, a: &FmtArgs) -> Result<i32, CommandError> {
     if formatted == text {
         return Ok(0);
     }
+    if !a.check {
+        refuse_mid_apply(path, &text)?;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+            return Err(CommandError::User(format!(
+                "{} is read-only: not rewritten (`asdr fmt --check` shows the changes)",
+                path.display()
+            )));
+        }
+    }
     if a.check {
         let diff = similar::TextDiff::from_lines(&text, &formatted);
         let name = path.display().to_string();
@@ -34,6 +43,31 @@ pub fn cmd_fmt(g: &Global, a: &FmtArgs) -> Result<i32, CommandError> {
         eprintln!("formatted {}", path.display());
     }
     Ok(0)
+}
+
+/// An apply (or a drill's) that did not finish resumes only against the policy it was planned
+/// from, byte for byte: formatting it now would leave the resume refused with nodes stopped.
+fn refuse_mid_apply(path: &std::path::Path, text: &str) -> Result<(), CommandError> {
+    let Some(cluster) = asdr_specs::fmt::cluster_name(text) else {
+        return Ok(());
+    };
+    let state = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join(".asdr");
+    for dir in [state.join("journal"), state.join("drills/journal")] {
+        let unfinished = asdr_executor::journal::unfinished(&dir, &cluster).unwrap_or_default();
+        if let Some(plan) = unfinished.first() {
+            return Err(CommandError::User(format!(
+                "an apply of cluster {cluster} did not finish (plan {}): it resumes only against the policy as it is now, so {} is not rewritten; resume it (`asdr apply`) or discard it (`asdr apply --discard {}`) first",
+                plan.plan_id,
+                path.display(),
+                plan.plan_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes beside the file and renames over it, keeping its permissions: an interrupted `fmt`

@@ -61,7 +61,11 @@ fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
             r.id.clone(),
             rfc3339_seconds(r.time),
             crate::commands::age(r.age_seconds),
-            r.state.to_string(),
+            if r.at_home {
+                r.state.to_string()
+            } else {
+                "copy only".to_string()
+            },
             match r.snapshots {
                 Some(n) => n.to_string(),
                 None => r.namespaces.join(","),
@@ -94,6 +98,11 @@ fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if rows.iter().any(|r| !r.at_home) {
+        out.push_str(
+            "copy only: complete in the copy regions named, no longer in the cluster's region (a restore there takes it)\n",
+        );
     }
     for r in rows.iter().filter(|r| r.why.is_some()) {
         out.push_str(&format!(

@@ -53,7 +53,7 @@ fn text(r: &Report, world_file: bool) -> String {
             "  backup:     newest complete set {} taken {} ago; every {}: {}\n",
             n.set,
             age(n.age_seconds),
-            age(s.rpo_seconds),
+            asdr_specs::Duration(s.rpo_seconds),
             if s.overdue {
                 "OVERDUE"
             } else {
@@ -267,6 +267,16 @@ fn openmetrics(r: &Report) -> String {
         "asdr_drift",
         "Things found in the world and not declared in the policy (nodes the policy does not name); those taking part in the cluster also count as problems.",
         one(s.drift.len().to_string()),
+    );
+    gauge(
+        "asdr_drift_active",
+        "Drift taking part in the cluster (running, answering, counted): each is a problem.",
+        one(s
+            .drift
+            .iter()
+            .filter(|d| s.problems.contains(&format!("drift: {d}")))
+            .count()
+            .to_string()),
     );
     gauge(
         "asdr_backup_sets",

@@ -215,3 +215,73 @@ fn the_pull_request_workflow_plans_in_markdown_and_applies_on_merge_with_valid_a
         accepted(&args);
     }
 }
+
+/// The unit's metrics step, run as systemd runs it (`$$` is `$`, `%i` the cluster) against world
+/// files: a node down (status exits 2) replaces the file with metrics saying so; a world status
+/// cannot read (exit 1) removes it, so an old "fine" never stays on.
+#[test]
+fn the_systemd_metrics_step_writes_the_file_when_status_is_not_fine_and_removes_it_on_error() {
+    let service =
+        std::fs::read_to_string(root().join("deploy/systemd/asdr-apply@.service")).unwrap();
+    let post = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStopPost=/bin/sh -c '"))
+        .unwrap()
+        .trim_end_matches('\'')
+        .to_string();
+    let scratch = crate::apply::Scratch::of("prod-east");
+    let textfile = tempfile::tempdir().unwrap();
+    let asdr = assert_cmd::cargo::cargo_bin("asdr");
+    let run = |world: &str| {
+        let script = post
+            .replace("$$", "$")
+            .replace("%i", "prod-east")
+            .replace(
+                "/var/lib/node_exporter/textfile",
+                &textfile.path().display().to_string(),
+            )
+            .replace(
+                "/usr/local/bin/asdr -f /var/lib/asdr/prod-east/asdr.yaml",
+                &format!(
+                    "{} -f {} --world {}",
+                    asdr.display(),
+                    scratch.path("asdr.yaml").display(),
+                    scratch.path(world).display()
+                ),
+            );
+        assert!(!script.contains("/var/lib"), "{script}");
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let prom = textfile.path().join("asdr-prod-east.prom");
+    // A node down: status exits 2, and the file says so.
+    run("world-failed-node.yaml");
+    let text = std::fs::read_to_string(&prom).expect("the metrics are written");
+    assert!(
+        text.contains("asdr_node_up{cluster=\"prod-east\",node=\"a1\"} 0\n")
+            && text.contains("asdr_recovery_problems{cluster=\"prod-east\"} 1\n"),
+        "{text}"
+    );
+    // A world holding nothing of the cluster: status cannot tell, and no metrics remain.
+    std::fs::write(
+        scratch.path("empty.yaml"),
+        "now: \"2026-11-21T09:00:00Z\"\ninstances: []\n",
+    )
+    .unwrap();
+    run("empty.yaml");
+    assert!(
+        !prom.exists(),
+        "an old file must not outlive a status that failed"
+    );
+    assert!(!textfile.path().join("asdr-prod-east.prom.tmp").exists());
+}

@@ -35,6 +35,21 @@ fn asdr_in(dir: &Path, args: &[&str]) -> Out {
     }
 }
 
+/// Fills in what `asdr init` leaves to the operator.
+fn fill(policy: &Path) {
+    let text = std::fs::read_to_string(policy).unwrap();
+    let filled = text
+        .replace("ami-REPLACE", "ami-0abc")
+        .replace("sg-REPLACE", "sg-0abc")
+        .replace("s3://REPLACE-bucket", "s3://shop-backups")
+        .replace("/dev/REPLACE-1", "/dev/sdf")
+        .replace("/dev/REPLACE-2", "/dev/sdg")
+        .replacen("subnet-REPLACE", "subnet-0a", 1)
+        .replacen("subnet-REPLACE", "subnet-0b", 1)
+        .replacen("subnet-REPLACE", "subnet-0c", 1);
+    std::fs::write(policy, filled).unwrap();
+}
+
 #[test]
 fn init_writes_a_policy_that_validates_is_formatted_and_plans_its_first_backup() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +80,7 @@ fn init_writes_a_policy_that_validates_is_formatted_and_plans_its_first_backup()
     let policy = std::fs::read_to_string(dir.path().join("asdr.yaml")).unwrap();
     // Commented, with the placeholders said as such, and each namespace on its own device.
     assert!(
-        policy.contains("ami: ami-00000000000000000        # REPLACE with your nodes' AMI"),
+        policy.contains("ami: ami-REPLACE                  # REPLACE with your nodes' AMI"),
         "{policy}"
     );
     assert!(
@@ -76,6 +91,14 @@ fn init_writes_a_policy_that_validates_is_formatted_and_plans_its_first_backup()
         policy.contains("- device: /dev/sdf") && policy.contains("- device: /dev/sdg"),
         "{policy}"
     );
+    // Refused until the placeholders are filled in, then valid.
+    assert_eq!(asdr_in(dir.path(), &["validate"]).code, 1);
+    assert_eq!(
+        asdr_in(dir.path(), &["fmt", "--check"]).code,
+        0,
+        "init's layout is fmt's"
+    );
+    fill(&dir.path().join("asdr.yaml"));
     let v = asdr_in(dir.path(), &["validate"]);
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(
@@ -153,7 +176,18 @@ fn init_from_a_world_file_takes_its_instances_and_refuses_what_does_not_validate
         !dir.path().join("world.yaml").exists(),
         "the world given is the one to plan on"
     );
-    assert_eq!(asdr_in(dir.path(), &["validate"]).code, 0);
+    // What only the operator knows is refused until filled in: the shadows' attachment names
+    // above all (a guess would back one device up under another's name).
+    let v = asdr_in(dir.path(), &["validate"]);
+    assert_eq!(v.code, 1);
+    assert!(
+        v.stderr.contains("`/dev/REPLACE-1` is a placeholder"),
+        "{}",
+        v.stderr
+    );
+    fill(&dir.path().join("asdr.yaml"));
+    let v = asdr_in(dir.path(), &["validate"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
     // A name asdr cannot use is refused with the policy's own error, and nothing is written.
     let bad = tempfile::tempdir().unwrap();
     let out = asdr_in(

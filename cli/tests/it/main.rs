@@ -10,6 +10,7 @@ mod devices;
 mod ec2;
 mod enterprise;
 mod first_hour;
+mod first_hour_review;
 mod iam;
 mod identity;
 mod identity_review;

@@ -334,7 +334,7 @@ fn a_stopped_leftover_of_a_removed_node_is_drift_but_not_a_problem() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("  drift:      found in the world, not declared in the policy:\n    - instance i-0old (10.0.1.30, stopped) is tagged asdr:cluster=prod-east and asdr:node=a3, but the policy declares no node `a3` (a typo of `a1`?): declare it in cluster.nodes if it comes back, or remove its asdr tags\n"),
+        text.contains("  drift:      found in the world, not declared in the policy:\n    - instance i-0old (10.0.1.30, stopped) is tagged asdr:cluster=prod-east and asdr:node=a3, but the policy declares no node `a3`: declare it in cluster.nodes if it comes back, or remove its asdr tags\n"),
         "{text}"
     );
 }

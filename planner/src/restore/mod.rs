@@ -132,6 +132,21 @@ fn in_place(ctx: &Ctx<'_, '_>, restore: &Restore, b: &mut Builder) -> Result<(),
     let set = resolve_set(ctx, restore)?;
     if let Some(set) = set {
         check_set_covers(ctx, restore, set, &targets)?;
+        // Only a restore that names its set takes one that is not complete: said, as `sets` and
+        // `status` do not count it.
+        if !set.is_complete() {
+            b.warn(
+                "R2",
+                format!(
+                    "set {} is not complete ({}): restored only because restore `{}` names it; `asdr sets` and `status` do not count it as a recovery point",
+                    set.id,
+                    set.manifest_problem.as_deref().unwrap_or(
+                        "not marked complete: a snapshot, its completion or its SMD archive may be missing"
+                    ),
+                    restore.name
+                ),
+            );
+        }
     }
     if restore.scope == Scope::Node {
         check_others_healthy(ctx, restore, &targets)?;

@@ -19,6 +19,21 @@ pub(super) fn check_not_a_member(
         .filter_map(|n| n.observation.and_then(|o| o.cluster_size).map(|s| (n, s)))
         .find(|(_, size)| *size > healthy);
     if let Some((peer, size)) = counted {
+        // The member counted may be one the policy does not name, not the node: say it first.
+        let undeclared: Vec<String> = crate::drift::undeclared(ctx.policy, ctx.world)
+            .into_iter()
+            .filter(|d| d.active && !d.message.starts_with("node "))
+            .map(|d| d.message)
+            .collect();
+        let help = if undeclared.is_empty() {
+            "check the network path from asdr to the node (security groups, the info port); replace it only once its peers have dropped it".to_string()
+        } else {
+            format!(
+                "the member counted may be one the policy does not name ({}): declare every node in cluster.nodes and plan again; otherwise check the network path from asdr to `{}` (security groups, the info port)",
+                undeclared.join("; "),
+                view.name
+            )
+        };
         return Err(refuse(
             Diagnostic::new(
                 restore.name_span,
@@ -28,7 +43,7 @@ pub(super) fn check_not_a_member(
                 ),
             )
             .rule("R14")
-            .help("check the network path from asdr to the node (security groups, the info port); replace it only once its peers have dropped it"),
+            .help(help),
         ));
     }
     Ok(())

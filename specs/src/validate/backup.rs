@@ -8,6 +8,15 @@ impl Validator<'_> {
         let every = self.duration(&b.every);
         let retain = self.retain(&b.retain, every);
         check_store_uri(self, &b.smd.to, "backup.smd.to");
+        // SSM moves files only through S3: a node cannot write to a file store on asdr's machine.
+        if cluster.access.transport == crate::Transport::Ssm
+            && b.smd.to.value.starts_with("file://")
+        {
+            self.err(
+                b.smd.to.span,
+                "transport `ssm` moves SMD archives through S3 only: `backup.smd.to` must be s3://… (ssh and local transports can use file://)",
+            );
+        }
         let min_rf = cluster.min_replication_factor();
         let disruptive = matches!(
             b.consistency.value,
@@ -97,7 +106,10 @@ impl Validator<'_> {
                     set: "bs-20260101T000000Z",
                 };
                 if let Err(e) = t.render(vars) {
-                    self.err(s.span, format!("template in backup.snapshot_description does not render: {e} (variables: cluster, node, device, set)"));
+                    self.err(
+                        s.span,
+                        format!("template in backup.snapshot_description does not render: {e}"),
+                    );
                 }
                 t
             }

@@ -29,6 +29,33 @@ impl Validator<'_> {
                 ),
             );
         }
+        // Every zone the cluster names is in its region: a node elsewhere cannot be one of its
+        // nodes, and a subnet for it would place a replacement in another region.
+        let in_region = |zone: &str| {
+            zone.len() > c.region.value.len() && zone.starts_with(c.region.value.as_str())
+        };
+        for n in &c.nodes.value {
+            if !in_region(&n.availability_zone.value) {
+                self.err(
+                    n.availability_zone.span,
+                    format!(
+                        "node `{}` is in availability zone {}, which is not in the cluster's region {}",
+                        n.name.value, n.availability_zone.value, c.region.value
+                    ),
+                );
+            }
+        }
+        for zone in c.instance.subnets.value.keys() {
+            if !in_region(zone) {
+                self.err(
+                    c.instance.subnets.span,
+                    format!(
+                        "cluster.instance.subnets names availability zone {zone}, which is not in the cluster's region {}",
+                        c.region.value
+                    ),
+                );
+            }
+        }
         if let Some(id) = &c.id
             && !(id.value.len() == 16
                 && id
@@ -319,7 +346,7 @@ impl Validator<'_> {
         for n in &nodes.value {
             if !i.subnets.value.contains_key(&n.availability_zone.value) {
                 self.err(n.availability_zone.span, format!(
-                    "no subnet for availability zone {} in cluster.instance.subnets: a replacement for node `{}` could not be placed (R4)",
+                    "no subnet for availability zone {} in cluster.instance.subnets: a replacement for node `{}` could not be placed",
                     n.availability_zone.value, n.name.value
                 )).rule = Some("R4");
             }
