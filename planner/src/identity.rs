@@ -69,7 +69,7 @@ impl How {
             How::Claimed => "tagged on the cluster's instances",
             How::Adopted => "recorded by the cluster's manifests, runs or earlier instances",
             How::Minted => {
-                "new, made from the cluster's name, region and instances; the first apply that changes anything claims it"
+                "new, made from the cluster's name, region, SMD store and instances; the first apply that changes anything claims it"
             }
         }
     }
