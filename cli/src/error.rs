@@ -19,6 +19,9 @@ pub struct Refusal {
     diagnostic: Diagnostic,
     path: String,
     text: String,
+    /// The last line: what was refused (`plan refused`; `status refused` for a world status
+    /// cannot read).
+    footer: &'static str,
 }
 
 impl CommandError {
@@ -27,7 +30,19 @@ impl CommandError {
             diagnostic,
             path: policy.path.clone(),
             text: policy.text.clone(),
+            footer: "plan refused",
         }))
+    }
+
+    /// The same error, a refusal said to be of `what` rather than of a plan.
+    pub fn refused_as(self, what: &'static str) -> Self {
+        match self {
+            CommandError::Refused(mut r) => {
+                r.footer = what;
+                CommandError::Refused(r)
+            }
+            other => other,
+        }
     }
 
     /// An engine error; a refused plan is shown against the policy's text.
@@ -56,7 +71,8 @@ impl CommandError {
             CommandError::Policy(d) => d.render(true),
             CommandError::Refused(r) => {
                 let mut s = r.diagnostic.render(&r.path, &r.text, true);
-                s.push_str("plan refused\n");
+                s.push_str(r.footer);
+                s.push('\n');
                 s
             }
             // A message that already is `path:line:column: error: …` (a world file's) is shown as is.

@@ -127,16 +127,26 @@ declared recovery path has a usable set within its objective and every node is u
 .B 1
 An error: an invalid policy, an unreadable or invalid world file, an unknown restore or drill, a
 refused plan, a stale plan file, an apply not confirmed, the lock held, a failed or partial apply.
+With \fBfmt --check\fR: the file is not laid out as \fBfmt\fR lays it out (the diff is printed).
 .TP
 .B 2
 With \fBplan --detailed-exitcode\fR: success, and the plan has changes. With \fBstatus\fR: not
 fine (the backup overdue, a recovery path without a usable set, a node not up or left quiesced,
-an undeclared node in the cluster), each listed under \fIrecovery: NOT FINE\fR. With \fBfmt
---check\fR, exit 1 (not 2) says the file is not laid out; the diff is printed.
+an undeclared node in the cluster), each listed under \fIrecovery: NOT FINE\fR.
 .TP
 .B 130
 An apply or drill stopped by SIGINT or SIGTERM: the step in flight was given its grace, the
 cleanups ran (unquiesce, start), the journal was closed and the lock released.
+.SH EXAMPLES
+.nf
+asdr init \-\-name prod\-east \-\-node a1=10.0.1.11@us\-east\-1a \-\-node b1=10.0.2.11@us\-east\-1b
+asdr \-f asdr.yaml validate
+asdr \-f asdr.yaml \-\-world world.yaml plan
+asdr \-f asdr.yaml plan \-\-restore a1\-refill \-\-out plan.json && asdr show plan.json
+asdr \-f asdr.yaml apply plan.json
+asdr \-f asdr.yaml status \-\-format openmetrics
+asdr \-f asdr.yaml sets \-\-json
+.fi
 .SH ENVIRONMENT
 .TP
 .B AWS_ENDPOINT_URL

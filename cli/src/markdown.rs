@@ -11,6 +11,24 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Prose for Markdown: `<cluster>` outside code spans is an HTML tag to a renderer, which drops
+/// it; escaped there, and left as written inside backticks (where it shows as is).
+fn prose(s: &str) -> String {
+    s.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                part.to_string()
+            } else {
+                part.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
     let op = match plan.operation.strip_prefix("restore:") {
@@ -39,7 +57,7 @@ pub fn plan(plan: &Plan) -> String {
                 "| `{}` | `{}` | {} |",
                 c.action.marker(),
                 cell(&c.address),
-                cell(&c.reason)
+                cell(&prose(&c.reason))
             );
         }
         out.push('\n');
@@ -78,7 +96,7 @@ pub fn plan(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         out.push_str("**Warnings**\n\n");
         for w in &plan.warnings {
-            let _ = writeln!(out, "- **[{}]** {}", w.rule, cell(&w.message));
+            let _ = writeln!(out, "- **[{}]** {}", w.rule, cell(&prose(&w.message)));
         }
         out.push('\n');
     }

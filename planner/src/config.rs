@@ -71,30 +71,7 @@ pub fn diff(current: Option<&str>, rendered: &str, path: &str) -> Option<String>
 pub fn device_lines(
     content: &str,
 ) -> std::collections::BTreeMap<String, Vec<(String, Option<String>)>> {
-    let mut out: std::collections::BTreeMap<String, Vec<(String, Option<String>)>> =
-        Default::default();
-    let mut namespace: Option<String> = None;
-    for line in content.lines() {
-        let words: Vec<&str> = line
-            .split('#')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        match words.as_slice() {
-            ["namespace", name, ..] => namespace = Some(name.trim_end_matches('{').to_string()),
-            ["device", device, rest @ ..] => {
-                if let Some(ns) = &namespace {
-                    let shadow = rest.first().filter(|s| **s != "{").map(|s| s.to_string());
-                    out.entry(ns.clone())
-                        .or_default()
-                        .push((device.to_string(), shadow));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    asdr_specs::config_device_lines(content)
 }
 
 /// R5: the config a node starts with names its devices as the policy does, each shadow beside

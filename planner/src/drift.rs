@@ -90,7 +90,7 @@ pub fn undeclared(policy: &Policy, world: &World) -> Vec<Drift> {
     {
         out.push(Drift {
             message: format!(
-                "node `{}` is observed ({}) but the policy declares no such node{}: its data is in no backup set; declare it in cluster.nodes",
+                "node `{}` is observed ({}) but the policy declares no such node{}: new backup sets leave it out; declare it in cluster.nodes",
                 o.name,
                 if o.reachable {
                     "Aerospike answers"

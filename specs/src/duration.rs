@@ -29,7 +29,8 @@ impl Duration {
                 || unit.chars().filter(char::is_ascii_alphabetic).count() > 1 =>
             {
                 return Err(format!(
-                    "duration `{text}`: one whole number and one unit (s, m, h or d), as in `90m` for an hour and a half"
+                    "duration `{text}`: one whole number and one unit (s, m, h or d){}",
+                    whole(text).map(|w| format!(": `{w}`")).unwrap_or_default()
                 ));
             }
             _ => {
@@ -46,6 +47,24 @@ impl Duration {
             .map(Duration)
             .ok_or_else(|| format!("duration `{text}` is too long"))
     }
+}
+
+/// `1.5h` as a whole number of the largest unit that holds it (`90m`), when it is one.
+fn whole(text: &str) -> Option<String> {
+    let unit = text.chars().last()?;
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => return None,
+    };
+    let number: f64 = text[..text.len() - 1].replace(',', ".").parse().ok()?;
+    let seconds = number * scale;
+    if seconds <= 0.0 || seconds.fract() != 0.0 || seconds > 1e15 {
+        return None;
+    }
+    Some(Duration(seconds as u64).to_string())
 }
 
 impl fmt::Display for Duration {
@@ -83,8 +102,9 @@ mod tests {
         assert!(
             Duration::parse("1.5h")
                 .unwrap_err()
-                .contains("`90m` for an hour and a half")
+                .ends_with("(s, m, h or d): `90m`")
         );
+        assert!(Duration::parse("1.5d").unwrap_err().ends_with(": `36h`"));
         assert!(
             Duration::parse("1h30m")
                 .unwrap_err()

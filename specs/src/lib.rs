@@ -21,7 +21,9 @@ use std::path::Path;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use model::*;
-pub use node_id::{canonical_node_id, config_node_ids, config_rack_ids, derived_node_id};
+pub use node_id::{
+    canonical_node_id, config_device_lines, config_node_ids, config_rack_ids, derived_node_id,
+};
 pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};
@@ -156,6 +158,10 @@ pub fn plain_message(message: &str) -> String {
                 None => "expected a whole number".to_string(),
             };
         }
+    }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("key `{key}` appears twice in the same mapping");
     }
     for what in ["unknown field", "unknown variant"] {
         let Some(rest) = message.strip_prefix(what) else {

@@ -50,6 +50,36 @@ pub fn config_node_ids(conf: &str) -> Vec<String> {
     out
 }
 
+/// The `device` lines of an aerospike.conf, by namespace: (device, shadow), in order.
+pub fn config_device_lines(
+    conf: &str,
+) -> std::collections::BTreeMap<String, Vec<(String, Option<String>)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(String, Option<String>)>> =
+        Default::default();
+    let mut namespace: Option<String> = None;
+    for line in conf.lines() {
+        let words: Vec<&str> = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        match words.as_slice() {
+            ["namespace", name, ..] => namespace = Some(name.trim_end_matches('{').to_string()),
+            ["device", device, rest @ ..] => {
+                if let Some(ns) = &namespace {
+                    let shadow = rest.first().filter(|s| **s != "{").map(|s| s.to_string());
+                    out.entry(ns.clone())
+                        .or_default()
+                        .push((device.to_string(), shadow));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The `rack-id` each `namespace NAME { … }` context of an aerospike.conf sets (None where it
 /// sets none), by namespace, in order.
 pub fn config_rack_ids(conf: &str) -> Vec<(String, Option<String>)> {

@@ -125,3 +125,72 @@ fn a_drill_naming_a_restore_with_a_typo_is_told_the_closest() {
          (restores: replace-a1, a1-refill, a1-from-backup, full-cluster)"
     );
 }
+
+#[test]
+fn a_config_template_rendering_other_devices_is_refused_at_validation() {
+    let (dir, text) = example();
+    let tmp = std::env::temp_dir().join(format!("asdr-msg-r5-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("templates")).unwrap();
+    let conf = std::fs::read_to_string(dir.join("templates/aerospike.conf.j2")).unwrap();
+    assert!(conf.contains("device {{ d.device }}"));
+    std::fs::write(
+        tmp.join("templates/aerospike.conf.j2"),
+        conf.replace("device {{ d.device }}", "device /dev/nvme9n1"),
+    )
+    .unwrap();
+    let result = asdr_specs::parse("asdr.yaml", &text, &tmp);
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let d = result.expect_err("refused before any restore needs it");
+    let e = d.items[0].headline();
+    assert!(
+        e.starts_with("[R5] config template templates/aerospike.conf.j2 renders namespace `users` of node `a1` with [device /dev/nvme9n1 /dev/nvme3n1;"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_zone_for_a_region_and_a_region_for_a_zone_are_each_said_once_plainly() {
+    let e = first_error("  region: us-east-1\n", "  region: us-east-1a\n");
+    assert_eq!(
+        e,
+        "region `us-east-1a` is not an AWS region name such as us-east-1"
+    );
+    let e = first_error(
+        "      availability_zone: us-east-1b\n",
+        "      availability_zone: us-east-1\n",
+    );
+    assert_eq!(
+        e,
+        "node `b1`: us-east-1 is the region, not an availability zone (such as us-east-1a)"
+    );
+}
+
+#[test]
+fn library_wording_is_made_plain() {
+    let e = first_error("    nodes: [a1]\n", "    nodes: [a1]\n    nodes: [a1]\n");
+    assert_eq!(e, "key `nodes` appears twice in the same mapping");
+    let e = first_error("    source: latest-backup", "    source: latest-backups");
+    assert_eq!(
+        e,
+        "unknown restore source `latest-backups`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>; did you mean `latest-backup`?"
+    );
+    let e = first_error("    source: latest-backup", "    source: before:2026-11-20");
+    assert_eq!(
+        e,
+        "`2026-11-20` is not an RFC 3339 time: a date, `T`, a time and a zone, such as 2026-11-20T00:00:00Z"
+    );
+}
+
+#[test]
+fn a_duration_that_does_not_parse_is_said_once_with_its_whole_form() {
+    let (dir, text) = example();
+    let edited = text.replacen("max_age: 30d", "max_age: 1.5d", 1);
+    assert_ne!(edited, text);
+    let d = asdr_specs::parse("asdr.yaml", &edited, &dir).unwrap_err();
+    let all: Vec<String> = d.items.iter().map(|i| i.headline()).collect();
+    assert_eq!(
+        all,
+        ["duration `1.5d`: one whole number and one unit (s, m, h or d): `36h`"],
+        "no second error about a stand-in value"
+    );
+}

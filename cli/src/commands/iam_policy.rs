@@ -121,6 +121,12 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
     );
     iam::add_lock(&mut document, policy.lock.as_deref());
     iam::in_partition(&mut document, &policy.cluster.region);
+    // Without an id the claim of it cannot be granted, and the first apply makes that claim.
+    if cluster_id.is_none() && a.drill.is_none() && elsewhere.is_none() && !g.quiet {
+        eprintln!(
+            "note: no cluster id is known (no `cluster.id`, no --cluster-id), so this policy does not let an apply tag the instances with one, and the first apply does (claim_cluster): see the id with `asdr status`, then pass --cluster-id ID"
+        );
+    }
     print(&json(&document)?)?;
     Ok(0)
 }

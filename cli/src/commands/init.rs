@@ -34,6 +34,8 @@ pub fn cmd_init(g: &Global, a: &InitArgs) -> Result<i32, CommandError> {
                 instance_store: 0,
                 devices: vec!["/dev/sdf".into()],
                 namespaces: None,
+                smd_to: None,
+                notes: Vec::new(),
             },
             None,
         ),
@@ -104,6 +106,9 @@ pub fn cmd_init(g: &Global, a: &InitArgs) -> Result<i32, CommandError> {
         write(path, content).map_err(user)?;
     }
     if !g.quiet {
+        for note in &shape.notes {
+            eprintln!("note: {note}");
+        }
         print(&next_steps(a, &files, source_world.as_deref()))?;
     }
     Ok(0)
@@ -150,12 +155,24 @@ fn next_steps(a: &InitArgs, files: &[(PathBuf, String)], world: Option<&Path>) -
         out.push_str(&format!("  {}\n", p.display()));
     }
     let policy = a.dir.join("asdr.yaml");
+    let text = files.first().map_or("", |(_, t)| t.as_str());
+    // What is left to fill in, as the text has it.
+    let left: Vec<&str> = [
+        ("ami-REPLACE", "the AMI"),
+        ("sg-REPLACE", "security groups"),
+        ("subnet-REPLACE", "subnets"),
+        ("REPLACE-bucket", "the SMD store"),
+        ("/dev/REPLACE-", "each shadow's EBS attachment name"),
+    ]
+    .into_iter()
+    .filter(|(marker, _)| text.contains(marker))
+    .map(|(_, what)| what)
+    .collect();
     let world_path = world.map_or_else(|| a.dir.join("world.yaml"), Path::to_path_buf);
     out.push_str(&format!(
-        "\nnext:\n  1. fill in the lines marked REPLACE in {} (AMI, security groups{}{})\n  2. adjust namespaces, devices and templates/aerospike.conf.j2 to your nodes\n  3. asdr -f {} validate\n  4. asdr -f {} --world {} plan      # the first backup, reviewed offline\n",
+        "\nnext:\n  1. fill in the values marked REPLACE in {} ({}); validate refuses them until then\n  2. adjust namespaces, devices and templates/aerospike.conf.j2 to your nodes\n  3. asdr -f {} validate\n  4. asdr -f {} --world {} plan      # the first backup, reviewed offline\n",
         policy.display(),
-        if world.is_none() { ", subnets" } else { "" },
-        if a.smd_to.is_none() { ", the SMD store" } else { "" },
+        left.join(", "),
         policy.display(),
         policy.display(),
         world_path.display()

@@ -55,15 +55,21 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
 /// Writes to stdout through anstream, which drops colours off a terminal and under NO_COLOR.
 pub(crate) fn print(text: &str) -> Result<(), CommandError> {
     let mut out = anstream::stdout();
-    out.write_all(text.as_bytes())
-        .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+    quiet_pipe(out.write_all(text.as_bytes()))
 }
 
-/// Bytes to stdout as they are (a closed pipe is an error, not a panic).
+/// A reader that stopped reading (`asdr plan | head`) is not an error worth a message: the
+/// command still exits with its own code.
+fn quiet_pipe(r: std::io::Result<()>) -> Result<(), CommandError> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| CommandError::User(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Bytes to stdout as they are (a closed pipe ends the output quietly, never a panic).
 fn write_raw(bytes: &[u8]) -> Result<(), CommandError> {
-    std::io::stdout()
-        .write_all(bytes)
-        .map_err(|e| CommandError::User(format!("cannot write to stdout: {e}")))
+    quiet_pipe(std::io::stdout().write_all(bytes))
 }
 
 /// A duration as `status` and `sets` print it: the two largest units.

@@ -20,7 +20,7 @@ struct Listing<'a> {
 pub fn cmd_sets(g: &Global) -> Result<i32, CommandError> {
     let session = inputs::session(g)?;
     let (now, rows) = asdr_engine::status::sets(&session)
-        .map_err(|e| CommandError::engine(&session.policy, e))?;
+        .map_err(|e| CommandError::engine(&session.policy, e).refused_as("sets refused"))?;
     let cluster = session.policy.cluster.name.as_str();
     if g.json {
         print(&json(&Listing {

@@ -12,7 +12,7 @@ use crate::inputs;
 pub fn cmd_status(g: &Global, a: &StatusArgs) -> Result<i32, CommandError> {
     let session = inputs::session(g)?;
     let report = asdr_engine::status::report(&session)
-        .map_err(|e| CommandError::engine(&session.policy, e))?;
+        .map_err(|e| CommandError::engine(&session.policy, e).refused_as("status refused"))?;
     let format = match (a.format, g.json) {
         (Some(f), _) => f,
         (None, true) => StatusFormat::Json,

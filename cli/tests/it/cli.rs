@@ -1242,7 +1242,7 @@ fn a_bad_world_file_is_reported_at_its_line_with_the_line_shown() {
     assert_eq!(out.code, 1);
     let first = out.stderr.lines().next().unwrap();
     assert!(
-        first.ends_with("w.yaml:4:5: error: unknown field `bogus`, expected one of id, region, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags, state_reason")
+        first.ends_with("w.yaml:4:5: error: unknown field `bogus` (expected id, region, state, type, private_ip, availability_zone, subnet_id, instance_store_drives, root_device, block_devices, tags, state_reason)")
             && !first.starts_with("error:"),
         "{}",
         out.stderr

@@ -73,7 +73,7 @@ fn init_writes_a_policy_that_validates_is_formatted_and_plans_its_first_backup()
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("fill in the lines marked REPLACE"),
+        out.stdout.contains("fill in the values marked REPLACE"),
         "{}",
         out.stdout
     );

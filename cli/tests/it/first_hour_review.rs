@@ -412,3 +412,115 @@ fn a_stopped_instance_of_an_undeclared_node_is_listed_not_counted() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_markdown_plan_escapes_angle_brackets_outside_code() {
+    let s = Scratch::of("prod-east");
+    let out = s.asdr(
+        "world-backup-due.yaml",
+        &["plan", "--format", "markdown"],
+        &[],
+    );
+    let (md, _) = text(&out);
+    assert!(out.status.success());
+    // Every warning and reason line: a `<` outside backticks would be an HTML tag to GitHub.
+    for line in md
+        .lines()
+        .filter(|l| l.starts_with("- **[") || l.starts_with("| `"))
+    {
+        for (i, part) in line.split('`').enumerate() {
+            assert!(i % 2 == 1 || !part.contains('<'), "{line}");
+        }
+    }
+}
+
+#[test]
+fn status_on_a_world_it_cannot_read_says_status_refused_and_a_closed_pipe_is_quiet() {
+    let s = Scratch::of("prod-east");
+    std::fs::write(
+        s.path("empty.yaml"),
+        "now: \"2026-11-21T09:00:00Z\"\ninstances: []\n",
+    )
+    .unwrap();
+    let out = s.asdr("empty.yaml", &["status"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.ends_with("status refused\n") && !err.contains("plan refused"),
+        "{err}"
+    );
+    // `asdr plan | head -1`: the reader leaves, asdr says nothing about it.
+    let script = format!(
+        "{} -f {} --world {} plan | head -1 >/dev/null",
+        assert_cmd::cargo::cargo_bin("asdr").display(),
+        s.path("asdr.yaml").display(),
+        s.path("world-backup-due.yaml").display()
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+#[test]
+fn iam_policy_without_a_cluster_id_says_the_first_apply_needs_one() {
+    let s = Scratch::of("prod-east");
+    // From the policy alone (no world file, no AWS): no id is known.
+    let run = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("asdr"))
+            .current_dir(s.path("."))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_ENDPOINT_URL")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["iam-policy"]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("note: no cluster id is known (no `cluster.id`, no --cluster-id)"),
+        "{err}"
+    );
+    let with = run(&["iam-policy", "--cluster-id", "0123456789abcdef"]);
+    assert!(with.status.success());
+    assert!(!text(&with).1.contains("note:"), "{}", text(&with).1);
+}
+
+#[test]
+fn init_from_a_world_says_which_nodes_it_left_out_and_keeps_the_worlds_smd_store() {
+    let s = Scratch::of("prod-east");
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &[
+            "init",
+            "--name",
+            "prod-east",
+            "--from-world",
+            "world-failed-node.yaml",
+            "--dir",
+            "new",
+        ],
+        &[],
+    );
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "note: node `a1`'s instance i-0a1 is terminated, not running: it is not in the policy"
+        ),
+        "{err}"
+    );
+    let policy = std::fs::read_to_string(s.path("new/asdr.yaml")).unwrap();
+    assert!(
+        policy.contains("  smd: {to: s3://acme-backups/asdr/prod-east/smd}"),
+        "{policy}"
+    );
+    assert!(
+        stdout.contains("(the AMI, security groups, each shadow's EBS attachment name)"),
+        "{stdout}"
+    );
+}

@@ -14,12 +14,14 @@ impl Validator<'_> {
                 ),
             );
         }
+        // A region ends in its number (`us-east-1`); `us-east-1a` is a zone.
         if c.region.value.is_empty()
             || !c
                 .region
                 .value
                 .chars()
                 .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            || !c.region.value.ends_with(|ch: char| ch.is_ascii_digit())
         {
             self.err(
                 c.region.span,
@@ -34,8 +36,18 @@ impl Validator<'_> {
         let in_region = |zone: &str| {
             zone.len() > c.region.value.len() && zone.starts_with(c.region.value.as_str())
         };
-        for n in &c.nodes.value {
-            if !in_region(&n.availability_zone.value) {
+        // Said once: a malformed region makes every zone look misplaced.
+        let region_ok = c.region.value.ends_with(|ch: char| ch.is_ascii_digit());
+        for n in c.nodes.value.iter().filter(|_| region_ok) {
+            if n.availability_zone.value == c.region.value {
+                self.err(
+                    n.availability_zone.span,
+                    format!(
+                        "node `{}`: {} is the region, not an availability zone (such as {}a)",
+                        n.name.value, n.availability_zone.value, c.region.value
+                    ),
+                );
+            } else if !in_region(&n.availability_zone.value) {
                 self.err(
                     n.availability_zone.span,
                     format!(
@@ -45,7 +57,7 @@ impl Validator<'_> {
                 );
             }
         }
-        for zone in c.instance.subnets.value.keys() {
+        for zone in c.instance.subnets.value.keys().filter(|_| region_ok) {
             if !in_region(zone) {
                 self.err(
                     c.instance.subnets.span,
@@ -488,6 +500,55 @@ impl Validator<'_> {
                 ),
             );
             return;
+        }
+        // R5: the config names each node's devices as the policy does, each shadow beside its
+        // primary (the planner checks it again before any start; found here, it is found before
+        // a restore is needed).
+        'nodes: for node in &cluster.nodes {
+            let Ok(text) = cluster
+                .config
+                .template
+                .render(config_vars_example(cluster, node))
+            else {
+                continue;
+            };
+            let vars = NodeVars::new(&cluster.name, node);
+            let rendered = crate::config_device_lines(&text);
+            let render =
+                |t: &crate::Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
+            for ns in &cluster.namespaces {
+                let want: Vec<(String, Option<String>)> = ns
+                    .devices
+                    .iter()
+                    .map(|d| (render(&d.device), d.shadow.as_ref().map(render)))
+                    .collect();
+                let got = rendered.get(&ns.name).cloned().unwrap_or_default();
+                if got != want {
+                    let show = |v: &[(String, Option<String>)]| {
+                        v.iter()
+                            .map(|(d, s)| match s {
+                                Some(s) => format!("device {d} {s}"),
+                                None => format!("device {d}"),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
+                    let e = self.err(
+                        raw.config.template.span,
+                        format!(
+                            "config template {} renders namespace `{}` of node `{}` with [{}], but the policy says [{}]: the node would open other disks than the ones asdr checks before it starts it",
+                            cluster.config.template_path,
+                            ns.name,
+                            node.name,
+                            show(&got),
+                            show(&want)
+                        ),
+                    );
+                    e.rule = Some("R5");
+                    e.help = Some("render each device as `device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}` from `ns.devices`, or make the policy's paths say what the template writes".into());
+                    break 'nodes;
+                }
+            }
         }
         // R4: in a rack-aware cluster every namespace of every node's config says its rack.
         if !cluster.racks.is_empty() {

@@ -364,14 +364,18 @@ impl Validator<'_> {
                 } else if let Some(t) = v.strip_prefix("before:") {
                     OffsetDateTime::parse(t, &Rfc3339)
                         .map(RestoreSource::Before)
-                        .map_err(|e| {
+                        .map_err(|_| {
                             format!(
-                                "`{t}` is not an RFC 3339 time such as 2026-11-20T00:00:00Z: {e}"
+                                "`{t}` is not an RFC 3339 time: a date, `T`, a time and a zone, such as 2026-11-20T00:00:00Z"
                             )
                         })
                 } else {
                     Err(format!(
-                        "unknown restore source `{v}`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>"
+                        "unknown restore source `{v}`: expected current-volumes, empty, latest-backup, set:<set id> or before:<RFC 3339 time>{}",
+                        crate::suggest::did_you_mean(
+                            v,
+                            ["current-volumes", "empty", "latest-backup"]
+                        )
                     ))
                 }
             }

@@ -37,6 +37,10 @@ pub(super) struct Shape {
     pub devices: Vec<String>,
     /// What the nodes reported, when the world records it.
     pub namespaces: Option<Vec<NewNamespace>>,
+    /// The SMD store the world's archives are in, when they agree on one.
+    pub smd_to: Option<String>,
+    /// What was seen and not taken, said when the policy is written.
+    pub notes: Vec<String>,
 }
 
 /// `a1=10.0.1.11@us-east-1a`, one per `--node`.
@@ -174,6 +178,36 @@ pub(super) fn from_world(
         devices.push("/dev/sdf".into());
     }
     let namespaces = reported_namespaces(world, &nodes, &devices);
+    // A node of the cluster whose instance is not running (terminated, stopped) is not taken:
+    // said, so a lost node is not left out of the policy unseen.
+    let notes = world
+        .instances
+        .iter()
+        .filter(|i| i.state != InstanceState::Running && i.region.is_none())
+        .filter(|i| tagged_for(i) == Some(cluster))
+        .filter_map(|i| {
+            let node = i.tags.get("asdr:node")?;
+            (!nodes.iter().any(|n| &n.name == node)).then(|| {
+                format!(
+                    "node `{node}`'s instance {} is {:?}, not running: it is not in the policy; declare it by hand (with the address it had) if it is to be restored",
+                    i.id,
+                    i.state
+                )
+                .to_lowercase()
+                .replacen(&i.id.to_lowercase(), &i.id, 1)
+            })
+        })
+        .collect();
+    // Archives are at `<store>/<cluster>/<set>/<node>.smd.tar`.
+    let stores: std::collections::BTreeSet<String> = world
+        .smd_archives
+        .iter()
+        .filter_map(|a| {
+            let mut parts: Vec<&str> = a.uri.rsplitn(4, '/').collect();
+            (parts.len() == 4 && parts[2] == cluster).then(|| parts.remove(3).to_string())
+        })
+        .collect();
+    let smd_to = (stores.len() == 1).then(|| stores.into_iter().next().unwrap_or_default());
     Ok((
         nodes,
         Shape {
@@ -181,6 +215,8 @@ pub(super) fn from_world(
             instance_store: first.instance_store_drives,
             devices,
             namespaces,
+            smd_to,
+            notes,
         },
     ))
 }

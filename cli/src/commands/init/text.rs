@@ -72,10 +72,8 @@ pub(super) fn policy_text(
         None if nodes.len() >= 2 => 2,
         None => 1,
     };
-    let file_store = a
-        .smd_to
-        .as_deref()
-        .is_some_and(|s| s.starts_with("file://"));
+    let smd_to = a.smd_to.as_ref().or(shape.smd_to.as_ref());
+    let file_store = smd_to.is_some_and(|s| s.starts_with("file://"));
     let mut t = Text::default();
     t.raw(&format!(
         "# The asdr policy of cluster {}, written by `asdr init`: every key is in docs/policy.md.",
@@ -228,7 +226,7 @@ pub(super) fn policy_text(
         "  retain: {count: 7, max_age: 30d}",
         "the newest 7 complete sets, none older than 30 days",
     );
-    match &a.smd_to {
+    match smd_to {
         Some(to) => t.line(
             &format!("  smd: {{to: {to}}}"),
             "where SMD archives go (R2)",
