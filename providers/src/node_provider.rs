@@ -316,7 +316,7 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
         };
         // Never started on a device that is not the volume attached for it, whoever started it.
         let running = start && self.answers(&name).await;
-        if start && let Some(why) = self.check_devices(input, &name, running).await? {
+        if start && let Some(why) = self.settled_devices(input, &name, running).await? {
             return Progress::pending(why, None);
         }
         if start && self.answers(&name).await {

@@ -798,10 +798,11 @@ async fn the_s3_team_lock_is_taken_with_a_conditional_put_renewed_released_and_b
         "{broke}"
     );
     // An apply renews its lease while it runs: the lock object is rewritten, version after
-    // version, only by a conditional put on the version it wrote last.
+    // version, only by a conditional put on the version it wrote last. (Every 250 ms: at 100 ms
+    // a loaded machine's moto can miss the four renewals a lease outlasts.)
     let mut apply = env
         .command(&["apply", "--yes", "-q"])
-        .env("ASDR_LOCK_RENEW_MS", "100")
+        .env("ASDR_LOCK_RENEW_MS", "250")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

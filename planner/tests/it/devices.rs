@@ -145,25 +145,31 @@ fn r5_the_verifier_refuses_a_start_that_does_not_check_its_attached_volumes() {
 
 /// The start checks the policy's paths; the node opens what the config asdr writes names. A
 /// template that writes other device lines (here each shadow before its primary: the blank
-/// instance-store drive would be taken as the authoritative shadow) is refused at plan time,
-/// naming both.
+/// instance-store drive would be taken as the authoritative shadow) is refused by validation,
+/// and again by the planner on its own (a policy built without validation), naming both.
 #[test]
 fn r5_a_template_that_renders_other_devices_than_the_policy_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = ExamplePolicy::prod_east().write_to(dir.path());
+    let mut policy = asdr_specs::load(&path).unwrap_or_else(|d| panic!("{d}"));
     let t = dir.path().join("templates/aerospike.conf.j2");
     let text = std::fs::read_to_string(&t).unwrap();
     let line = "device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}";
     assert!(text.contains(line));
-    std::fs::write(
-        &t,
-        text.replace(
-            line,
-            "device {% if d.shadow %}{{ d.shadow }} {% endif %}{{ d.device }}",
+    let swapped = text.replace(
+        line,
+        "device {% if d.shadow %}{{ d.shadow }} {% endif %}{{ d.device }}",
+    );
+    std::fs::write(&t, &swapped).unwrap();
+    let refused = asdr_specs::load(&path).expect_err("validation refuses it");
+    assert!(
+        refused.to_string().contains(
+            "[R5] config template templates/aerospike.conf.j2 renders namespace `users` of node `a1` with [device /dev/nvme3n1 /dev/nvme1n1"
         ),
-    )
-    .unwrap();
-    let policy = asdr_specs::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        "{refused}"
+    );
+    // The planner's own check, on the policy as validated with the template swapped after.
+    policy.cluster.config.template = asdr_specs::Template::compile(&swapped).unwrap();
     let w = world(&policy);
     let err = plan(
         &policy,

@@ -18,6 +18,11 @@ use super::*;
 /// seconds) before the start is refused.
 const LINK_GRACE: Duration = Duration::from_secs(120);
 
+/// How long a path may resolve to another volume's device before the start is refused: udev
+/// moves links one by one, so a link read between two of its moves can name a device that is
+/// about to change. A mismatch that lasts this long is not a move in progress.
+const MISMATCH_SETTLE: Duration = Duration::from_secs(10);
+
 /// What the node said of one device: where its config path and its volume's link resolve.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Seen {
@@ -66,6 +71,38 @@ fn xen_names(ebs: &str) -> [String; 2] {
 }
 
 impl<T: Transport, S: Store> NodeProvider<T, S> {
+    /// `check_devices`, with a mismatch on a stopped node waited out for [`MISMATCH_SETTLE`]
+    /// (or the link grace, when shorter) before it is refused: the start waits meanwhile, so
+    /// nothing starts on the wrong disk either way. On a node that already runs it is refused at
+    /// once (it must be stopped now).
+    pub(super) async fn settled_devices(
+        &self,
+        input: &StepInput<'_>,
+        name: &str,
+        running: bool,
+    ) -> Result<Option<String>, StepError> {
+        let key = format!("mismatch:{}", input.step.id);
+        let checked = self.check_devices(input, name, running).await;
+        let mut waits = self.device_waits.lock().expect("not poisoned");
+        match checked {
+            Err(e) if e.code == "DeviceMismatch" && !running => {
+                let since = *waits.entry(key).or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= MISMATCH_SETTLE.min(self.device_grace) {
+                    Err(e)
+                } else {
+                    Ok(Some(format!(
+                        "{} (waiting for the links to settle)",
+                        e.message
+                    )))
+                }
+            }
+            other => {
+                waits.remove(&key);
+                other
+            }
+        }
+    }
+
     /// Ok(None) when every device the start names is its volume; Ok(Some(why)) while a volume's
     /// link has not appeared yet; a permanent error for a path that is another device.
     pub(super) async fn check_devices(
