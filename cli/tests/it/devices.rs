@@ -140,3 +140,64 @@ async fn r5_a_primary_that_is_not_an_instance_store_drive_is_never_started_on() 
     );
     assert!(env.nodes.starts("a1").is_empty(), "a1 was started");
 }
+
+/// udev moves links one at a time: a path read between two moves can name another volume's
+/// device for a moment. The start waits for it to settle (never starting meanwhile) and goes on
+/// once every path is its volume; only a mismatch that lasts is refused (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_a_mismatch_that_settles_is_waited_out_and_the_node_starts_on_its_own_volumes() {
+    let env = env(138, &[]).await;
+    env.ok(&["apply", "--yes"]);
+    env.nitro.set_numbering(Numbering::Reversed);
+    let log = env.dir.path().join("apply.err");
+    let mut apply = env
+        .command(&["apply", "--yes", "--restore", "a1-from-backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Until the start has seen the swapped links and waits on them…
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("(waiting for the links to settle)") {
+            break;
+        }
+        assert!(
+            apply.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline,
+            "the start never waited on the swapped links:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        env.nodes.starts("a1").is_empty(),
+        "nothing starts while they are swapped"
+    );
+    // …then the links settle as the attachments say: each volume's serial link and device where
+    // the config looks for it (written beside and renamed over, as udev does; the emulator
+    // rewrites the tree only when an attachment changes).
+    let now = attached(&env).await;
+    let dev = env.dir.path().join("nodes/a1/dev");
+    for (nvme, at) in [("nvme3n1", "/dev/sdf"), ("nvme4n1", "/dev/sdg")] {
+        let volume = &now[at];
+        let tmp = dev.join(format!(".{nvme}.new"));
+        std::fs::write(&tmp, volume).unwrap();
+        std::fs::rename(&tmp, dev.join(nvme)).unwrap();
+        let link = dev.join(format!(
+            "disk/by-id/nvme-Amazon_Elastic_Block_Store_{}",
+            volume.replace('-', "")
+        ));
+        let tmp = dev.join(format!("disk/by-id/.{nvme}.new"));
+        std::os::unix::fs::symlink(format!("../../{nvme}"), &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+    }
+    let status = apply.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(volume_at(&env, "nvme3n1"), now["/dev/sdf"]);
+    assert_eq!(volume_at(&env, "nvme4n1"), now["/dev/sdg"]);
+    assert_eq!(env.nodes.starts("a1"), ["cold"]);
+}
