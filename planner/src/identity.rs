@@ -115,7 +115,7 @@ pub fn resolve(policy: &Policy, world: &World) -> Result<Identity, PlanError> {
                 )
                 .rule("R13")
                 .help(format!(
-                    "check the node's `instance_id`; if the instance is this cluster's (the cluster was renamed), set its tag: aws ec2 create-tags --resources {} --tags Key={},Value={}",
+                    "check the node's `instance_id` (remove it from the policy if that instance is gone or not this node's); if the instance is this cluster's (the cluster was renamed), set its tag: aws ec2 create-tags --resources {} --tags Key={},Value={}",
                     i.id,
                     tags::CLUSTER,
                     policy.cluster.name

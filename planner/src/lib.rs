@@ -630,10 +630,11 @@ fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
                 ));
             }
             // Every rule that keeps a copy while a node is out (R6's `source: empty`, R8's
-            // rolling limit) counts the policy's replication factor: it must be the nodes'.
+            // rolling limit) counts the policy's replication factor: a node running fewer copies
+            // than that is refused. More copies than counted is safe (a rolling increase).
             if let Some(rf) = seen
                 .and_then(|s| s.replication_factor)
-                .filter(|rf| *rf != ns.replication_factor)
+                .filter(|rf| *rf < ns.replication_factor)
             {
                 return Err(refuse(
                     Diagnostic::new(
@@ -644,7 +645,7 @@ fn check_devices(policy: &Policy, obs: &Observed<'_>) -> Result<(), PlanError> {
                         ),
                     )
                     .rule("R8")
-                    .help("set the namespace's `replication_factor` as aerospike.conf has it on the nodes"),
+                    .help("set the namespace's `replication_factor` to the lowest the nodes run (a rolling change: the lowest until every node has the new one)"),
                 ));
             }
             let got: Option<Vec<(String, Option<String>)>> = seen.map(|n| {

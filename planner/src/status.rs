@@ -196,7 +196,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     let overdue = newest_complete
         .as_ref()
         .is_none_or(|n| n.age_seconds >= rpo_seconds);
-    let restores: Vec<RestoreStatus> = policy
+    let mut restores: Vec<RestoreStatus> = policy
         .restores
         .iter()
         .map(|r| {
@@ -266,10 +266,17 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                     .iter()
                     .filter(|v| nodes.contains(&v.name.as_str()))
                     .flat_map(|v| {
+                        let node = policy.node(&v.name).expect("viewed from the policy");
                         v.volumes
                             .iter()
-                            .filter(|d| d.volume.is_none())
-                            .map(|d| format!("{} {}", v.name, d.ebs))
+                            .filter_map(|d| match d.volume {
+                                None => Some(format!("{} {}", v.name, d.ebs)),
+                                Some(vol) => {
+                                    crate::restore::data::unusable(node, v, vol).map(|(_, why)| {
+                                        format!("{} {} ({} {why})", v.name, d.ebs, vol.id)
+                                    })
+                                }
+                            })
                             .collect::<Vec<_>>()
                     })
                     .collect(),
@@ -304,6 +311,15 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     // What every plan would refuse is not fine, whatever else is.
     if let Err(e) = crate::preflight(policy, &obs) {
         problems.push(format!("every plan is refused: {e}"));
+        // Nothing is ready that the planner refuses to plan.
+        for r in &mut restores {
+            r.ready = false;
+        }
+    }
+    if identity_problem.is_some() {
+        for r in &mut restores {
+            r.ready = false;
+        }
     }
     let stale = crate::restore::zone::stale_placements(policy, obs.world);
     for (node, restore, i, entry) in &stale {
@@ -585,7 +601,7 @@ fn problems(
             ));
         } else if !r.missing.is_empty() && decl.source == RestoreSource::CurrentVolumes {
             out.push(format!(
-                "restore `{}`: no volume of {} to reattach (deleted, or several candidates)",
+                "restore `{}`: no volume of {} to reattach (deleted, several candidates, or not attachable there)",
                 r.name,
                 r.missing.join(", ")
             ));

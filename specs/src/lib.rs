@@ -81,8 +81,10 @@ pub fn parse(path: &str, text: &str, base_dir: &Path) -> Result<Policy, Diagnost
 /// The word `asdr init` marks what only the operator knows with (an AMI, a subnet, a bucket).
 pub const PLACEHOLDER: &str = "REPLACE";
 
-/// Values still holding `REPLACE` (outside comments): a policy with a placeholder bucket or
-/// security group must not validate, or the first restore would fail after the node is gone.
+/// Values still holding a placeholder `asdr init` wrote (`ami-REPLACE`, `sg-REPLACE`,
+/// `subnet-REPLACE`, `s3://REPLACE-bucket…`, `/dev/REPLACE-<n>`), outside comments: a policy with
+/// a placeholder bucket or security group must not validate, or the first restore would fail
+/// after the node is gone.
 fn placeholders(text: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -95,7 +97,8 @@ fn placeholders(text: &str) -> Vec<Diagnostic> {
             if after.is_some_and(|c| c.is_ascii_alphabetic()) {
                 continue; // REPLACEMENT and the like are words, not the marker
             }
-            // The whole value around it, for the message.
+            // The whole value around it: only the forms `asdr init` writes are placeholders (a
+            // tag value `REPLACE` is the operator's own).
             let start = code[..at]
                 .rfind(|c: char| c.is_whitespace() || "{[,".contains(c))
                 .map_or(0, |i| i + 1);
@@ -103,6 +106,14 @@ fn placeholders(text: &str) -> Vec<Diagnostic> {
                 .find(|c: char| c.is_whitespace() || "}],".contains(c))
                 .map_or(code.len(), |i| at + i);
             let value = &code[start..end];
+            let written_by_init = matches!(value, "ami-REPLACE" | "sg-REPLACE" | "subnet-REPLACE")
+                || value.starts_with("s3://REPLACE-bucket")
+                || value
+                    .strip_prefix("/dev/REPLACE-")
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            if !written_by_init {
+                continue;
+            }
             let mut span = Span::at(text, n as u32 + 1, start as u32 + 1);
             span.len = value.len().max(1);
             out.push(Diagnostic::new(

@@ -194,3 +194,24 @@ fn a_duration_that_does_not_parse_is_said_once_with_its_whole_form() {
         "no second error about a stand-in value"
     );
 }
+
+#[test]
+fn only_the_placeholders_init_writes_are_refused_not_an_operators_own_replace() {
+    let (dir, text) = example();
+    let own = text.replacen(
+        "tags: {team: data}",
+        "tags: {team: data, change-type: REPLACE}",
+        1,
+    );
+    assert_ne!(own, text);
+    assert!(
+        asdr_specs::parse("asdr.yaml", &own, &dir).is_ok(),
+        "a tag value is the operator's"
+    );
+    let left = text.replacen("sg-0123", "sg-REPLACE", 1);
+    let d = asdr_specs::parse("asdr.yaml", &left, &dir).unwrap_err();
+    assert_eq!(
+        d.items[0].headline(),
+        "`sg-REPLACE` is a placeholder (`asdr init` writes them): fill in the real value"
+    );
+}

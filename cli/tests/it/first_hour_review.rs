@@ -524,3 +524,72 @@ fn init_from_a_world_says_which_nodes_it_left_out_and_keeps_the_worlds_smd_store
         "{stdout}"
     );
 }
+
+#[test]
+fn a_rolling_replication_factor_increase_blocks_no_restore() {
+    let s = Scratch::of("prod-east");
+    let mut w = load(&s, "world-failed-node.yaml");
+    // b1 already runs users with three copies, a2 still with two: more copies than counted.
+    let b1 = w.nodes.iter_mut().find(|n| n.name == "b1").unwrap();
+    for ns in &mut b1.namespaces {
+        ns.replication_factor = Some(3);
+    }
+    save(&s, "world-failed-node.yaml", &w);
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &["plan", "--restore", "replace-a1"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
+fn a_restore_is_not_ready_when_its_volume_cannot_attach_or_every_plan_is_refused() {
+    let s = Scratch::of("prod-east");
+    let mut w = load(&s, "world-failed-node.yaml");
+    let v = w
+        .volumes
+        .iter_mut()
+        .find(|v| v.tags.get("asdr:node").map(String::as_str) == Some("a1"))
+        .unwrap();
+    v.state = asdr_planner::world::VolumeState::Error;
+    let id = v.id.clone();
+    save(&s, "world-failed-node.yaml", &w);
+    let ready = |s: &Scratch| -> serde_json::Value {
+        let out = s.asdr("world-failed-node.yaml", &["status", "--json"], &[]);
+        let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+        v["restores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap().to_string(), r["ready"].clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    assert_eq!(ready(&s)["replace-a1"], false);
+    let out = s.asdr(
+        "world-failed-node.yaml",
+        &["plan", "--restore", "replace-a1"],
+        &[],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains(&format!("volume {id} of a1 /dev/sdf is in state error")),
+        "{err}"
+    );
+    // A node running fewer copies than the policy counts: every plan is refused, so no restore
+    // is ready either.
+    let mut w = load(&s, "world-failed-node.yaml");
+    for n in &mut w.nodes {
+        for ns in &mut n.namespaces {
+            ns.replication_factor = Some(1);
+        }
+    }
+    save(&s, "world-failed-node.yaml", &w);
+    let all = ready(&s);
+    assert!(
+        all.as_object().unwrap().values().all(|r| r == false),
+        "{all}"
+    );
+}

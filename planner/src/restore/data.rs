@@ -69,13 +69,19 @@ pub(super) fn data_for<'w>(
                         .help("restore from a backup set (`latest-backup`) or refill it (`empty`)"),
                 )
             })?;
-            if v.availability_zone != node.availability_zone {
-                return Err(refuse(Diagnostic::new(node.name_span, format!("volume {} of {} {} is in {}, but the node is in {}: EBS attaches only within one AZ", v.id, view.name, d.ebs, v.availability_zone, node.availability_zone)).rule("R4")));
-            }
-            if let Some(a) = v.attachments.first()
-                && Some(a.instance_id.as_str()) != view.instance.map(|i| i.id.as_str())
-            {
-                return Err(refuse(Diagnostic::new(restore.source_span, format!("volume {} of {} {} is attached to {}, which is not this node's instance", v.id, view.name, d.ebs, a.instance_id)).rule("R13")));
+            if let Some((rule, why)) = unusable(node, view, v) {
+                let at = if rule == "R4" {
+                    node.name_span
+                } else {
+                    restore.source_span
+                };
+                return Err(refuse(
+                    Diagnostic::new(
+                        at,
+                        format!("volume {} of {} {} {why}", v.id, view.name, d.ebs),
+                    )
+                    .rule(rule),
+                ));
             }
             Ok(Data::Existing(v))
         }
@@ -349,5 +355,47 @@ pub(crate) fn check_performance(
             .rule("R4")
             .help("set `volume: {type, iops, throughput}` on the restore to what the type takes"),
         )),
+    }
+}
+
+/// Why a node's own volume cannot be reattached to it (its rule and reason), if it cannot: in
+/// another zone, attached to another instance, or in a state EBS does not attach. `status` asks
+/// the same question for a restore's readiness.
+pub(crate) fn unusable(
+    node: &asdr_specs::Node,
+    view: &NodeView<'_>,
+    v: &crate::world::Volume,
+) -> Option<(&'static str, String)> {
+    use crate::world::VolumeState;
+    if v.availability_zone != node.availability_zone {
+        return Some((
+            "R4",
+            format!(
+                "is in {}, but the node is in {}: EBS attaches only within one AZ",
+                v.availability_zone, node.availability_zone
+            ),
+        ));
+    }
+    if let Some(a) = v.attachments.first()
+        && Some(a.instance_id.as_str()) != view.instance.map(|i| i.id.as_str())
+    {
+        return Some((
+            "R13",
+            format!(
+                "is attached to {}, which is not this node's instance",
+                a.instance_id
+            ),
+        ));
+    }
+    match v.state {
+        VolumeState::Error => Some((
+            "R4",
+            "is in state error: EBS does not attach it (restore from a backup set, or refill the node with `empty`)".into(),
+        )),
+        VolumeState::Creating => Some((
+            "R4",
+            "is still being created: plan again once it is available".into(),
+        )),
+        _ => None,
     }
 }

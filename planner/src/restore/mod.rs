@@ -4,7 +4,7 @@
 //! are the wanted ones gets no steps.
 
 pub(crate) mod consistency;
-mod data;
+pub(crate) mod data;
 mod flow;
 mod placement;
 pub(crate) mod zone;
