@@ -347,8 +347,8 @@ pub(crate) fn warn_identity(
                 b.warn(
                     "R18",
                     format!(
-                        "no id of {} is known (it does not answer and no set's manifest records one): it rejoins as {known}; pin the id in `cluster.nodes[].node_id` if it had another",
-                        node.name
+                        "no id of {} is known (it does not answer and no set's manifest records one): it rejoins as {}, derived by asdr; pin the id in `cluster.nodes[].node_id` if it had another",
+                        node.name, known.id
                     ),
                 );
             }
