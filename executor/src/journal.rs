@@ -189,6 +189,9 @@ pub enum Ended {
     Failed,
     /// No end recorded: killed, or still running.
     Unfinished,
+    /// Ended by `asdr apply --discard` (or a drill's clean-up) without finishing: never a
+    /// success, whatever its steps did before.
+    Discarded,
 }
 
 /// One apply of a cluster's plan.
@@ -232,12 +235,19 @@ pub fn history(dir: &Path, cluster: &str) -> Result<Vec<Applied>, JournalError> 
             .iter()
             .any(|e| matches!(e.event, EventKind::Failed | EventKind::Skipped));
         let finished = run.iter().any(|e| e.event == EventKind::Finished);
+        let discarded = run.iter().any(|e| {
+            e.event == EventKind::Finished
+                && e.error
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("discarded"))
+        });
         out.push(Applied {
             plan_id: id,
             operation: plan.operation.clone(),
             began: *began,
             last: *last,
             ended: match (finished, failed) {
+                _ if discarded => Ended::Discarded,
                 (_, true) => Ended::Failed,
                 (true, false) => Ended::Succeeded,
                 (false, false) => Ended::Unfinished,

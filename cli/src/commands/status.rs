@@ -177,6 +177,7 @@ fn text(r: &Report, world_file: bool) -> String {
                     Ended::Succeeded => "succeeded",
                     Ended::Failed => "failed",
                     Ended::Unfinished => "did not finish (killed, or still running)",
+                    Ended::Discarded => "was discarded (asdr apply --discard) without finishing",
                 },
                 rfc(a.last)
             ));

@@ -593,3 +593,36 @@ fn a_restore_is_not_ready_when_its_volume_cannot_attach_or_every_plan_is_refused
         "{all}"
     );
 }
+
+#[test]
+fn status_says_a_discarded_apply_was_discarded_and_never_counts_it_a_success() {
+    let s = Scratch::of("prod-east");
+    let w = "world-failed-node.yaml";
+    let killed = s.asdr(
+        w,
+        &["apply", "--yes", "-q", "--restore", "a1-from-backup"],
+        &[("ASDR_TEST_KILL_AT", "6".to_string())],
+    );
+    assert_eq!(killed.status.signal(), Some(9));
+    let plan_id = std::fs::read_dir(s.path(".asdr/journal"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".jsonl").map(str::to_string)
+        })
+        .next()
+        .expect("the killed apply's journal");
+    ok(&s.asdr(w, &["apply", "--discard", &plan_id], &[]));
+    let (stdout, _) = text(&s.asdr(w, &["status"], &[]));
+    assert!(
+        stdout.contains(&format!(
+            "last apply: restore:a1-from-backup {plan_id} was discarded (asdr apply --discard) without finishing at "
+        )),
+        "{stdout}"
+    );
+    let (om, _) = text(&s.asdr(w, &["status", "--format", "openmetrics"], &[]));
+    assert!(
+        !om.contains("asdr_apply_last_success_timestamp_seconds"),
+        "a discarded apply is no success:\n{om}"
+    );
+}
