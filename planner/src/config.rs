@@ -67,13 +67,6 @@ pub fn diff(current: Option<&str>, rendered: &str, path: &str) -> Option<String>
     )
 }
 
-/// The `device` lines of a rendered aerospike.conf, by namespace: (device, shadow).
-pub fn device_lines(
-    content: &str,
-) -> std::collections::BTreeMap<String, Vec<(String, Option<String>)>> {
-    asdr_specs::config_device_lines(content)
-}
-
 /// R5: the config a node starts with names its devices as the policy does, each shadow beside
 /// its primary: the start checks the policy's paths on the node, so a template that renders
 /// other paths (or swaps a primary and its shadow) would be checked against the wrong disks.
@@ -83,44 +76,20 @@ pub fn check_device_lines(
     vars: &asdr_specs::NodeVars,
     content: &str,
 ) -> Result<(), crate::error::PlanError> {
-    let rendered = device_lines(content);
-    for ns in &policy.cluster.namespaces {
-        let want: Vec<(String, Option<String>)> = ns
-            .devices
-            .iter()
-            .map(|d| {
-                (
-                    crate::observe::render(&d.device, vars),
-                    d.shadow.as_ref().map(|s| crate::observe::render(s, vars)),
-                )
-            })
-            .collect();
-        let got = rendered.get(&ns.name).cloned().unwrap_or_default();
-        if got != want {
-            let show = |v: &[(String, Option<String>)]| {
-                v.iter()
-                    .map(|(d, s)| match s {
-                        Some(s) => format!("device {d} {s}"),
-                        None => format!("device {d}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            return Err(crate::error::refuse(
-                asdr_specs::Diagnostic::new(
-                    ns.name_span,
-                    format!(
-                        "the config template renders namespace `{}` of node `{}` with [{}], but the policy says [{}]: the node would open other disks than the ones asdr checks before it starts it",
-                        ns.name,
-                        node.name,
-                        show(&got),
-                        show(&want)
-                    ),
-                )
-                .rule("R5")
-                .help("render each device as `device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}` from `ns.devices`, or make the policy's paths say what the template writes"),
-            ));
-        }
+    if let Some((ns, got, want)) =
+        asdr_specs::config_device_mismatch(&policy.cluster.namespaces, vars, content)
+    {
+        return Err(crate::error::refuse(
+            asdr_specs::Diagnostic::new(
+                ns.name_span,
+                format!(
+                    "the config template renders namespace `{}` of node `{}` with [{got}], but the policy says [{want}]: the node would open other disks than the ones asdr checks before it starts it",
+                    ns.name, node.name
+                ),
+            )
+            .rule("R5")
+            .help("render each device as `device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}` from `ns.devices`, or make the policy's paths say what the template writes"),
+        ));
     }
     Ok(())
 }

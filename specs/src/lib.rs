@@ -22,7 +22,8 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use model::*;
 pub use node_id::{
-    canonical_node_id, config_device_lines, config_node_ids, config_rack_ids, derived_node_id,
+    canonical_node_id, config_device_lines, config_device_mismatch, config_node_ids,
+    config_rack_ids, derived_node_id,
 };
 pub use span::Span;
 pub use store_uri::StoreUri;

@@ -50,6 +50,36 @@ pub fn config_node_ids(conf: &str) -> Vec<String> {
     out
 }
 
+/// How R5 fixes the config a node starts with: the first of `namespaces` whose `device` lines in
+/// `conf` are not the policy's for the node of `vars`, with what the config says and what the
+/// policy says (`device A B; device C`). Validation and the planner ask it the same way.
+pub fn config_device_mismatch<'n>(
+    namespaces: &'n [crate::Namespace],
+    vars: &crate::NodeVars<'_>,
+    conf: &str,
+) -> Option<(&'n crate::Namespace, String, String)> {
+    let rendered = config_device_lines(conf);
+    let render = |t: &crate::Template| t.render(vars).unwrap_or_else(|_| t.source().to_string());
+    let show = |v: &[(String, Option<String>)]| {
+        v.iter()
+            .map(|(d, s)| match s {
+                Some(s) => format!("device {d} {s}"),
+                None => format!("device {d}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    namespaces.iter().find_map(|ns| {
+        let want: Vec<(String, Option<String>)> = ns
+            .devices
+            .iter()
+            .map(|d| (render(&d.device), d.shadow.as_ref().map(render)))
+            .collect();
+        let got = rendered.get(&ns.name).cloned().unwrap_or_default();
+        (got != want).then(|| (ns, show(&got), show(&want)))
+    })
+}
+
 /// The `device` lines of an aerospike.conf, by namespace: (device, shadow), in order.
 pub fn config_device_lines(
     conf: &str,

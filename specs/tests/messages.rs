@@ -127,7 +127,7 @@ fn a_drill_naming_a_restore_with_a_typo_is_told_the_closest() {
 }
 
 #[test]
-fn a_config_template_rendering_other_devices_is_refused_at_validation() {
+fn r5_a_config_template_rendering_other_devices_is_refused_at_validation() {
     let (dir, text) = example();
     let tmp = std::env::temp_dir().join(format!("asdr-msg-r5-{}", std::process::id()));
     std::fs::create_dir_all(tmp.join("templates")).unwrap();

@@ -19,7 +19,7 @@ fn text(o: &std::process::Output) -> (String, String) {
 }
 
 #[test]
-fn a_replication_factor_the_nodes_do_not_have_refuses_every_plan() {
+fn r8_a_replication_factor_the_nodes_do_not_have_refuses_every_plan() {
     let s = Scratch::of("prod-east");
     let mut w = load(&s, "world-failed-node.yaml");
     for n in &mut w.nodes {
@@ -45,7 +45,7 @@ fn a_replication_factor_the_nodes_do_not_have_refuses_every_plan() {
 }
 
 #[test]
-fn a_pinned_instance_tagged_for_another_cluster_is_never_acted_on() {
+fn r13_a_pinned_instance_tagged_for_another_cluster_is_never_acted_on() {
     let s = Scratch::of("prod-east");
     let mut w = load(&s, "world-backup-due.yaml");
     let i = w.instances.iter_mut().find(|i| i.id == "i-0a1").unwrap();
@@ -526,7 +526,7 @@ fn init_from_a_world_says_which_nodes_it_left_out_and_keeps_the_worlds_smd_store
 }
 
 #[test]
-fn a_rolling_replication_factor_increase_blocks_no_restore() {
+fn r8_a_rolling_replication_factor_increase_blocks_no_restore() {
     let s = Scratch::of("prod-east");
     let mut w = load(&s, "world-failed-node.yaml");
     // b1 already runs users with three copies, a2 still with two: more copies than counted.

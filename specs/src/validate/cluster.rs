@@ -513,41 +513,19 @@ impl Validator<'_> {
                 continue;
             };
             let vars = NodeVars::new(&cluster.name, node);
-            let rendered = crate::config_device_lines(&text);
-            let render =
-                |t: &crate::Template| t.render(&vars).unwrap_or_else(|_| t.source().to_string());
-            for ns in &cluster.namespaces {
-                let want: Vec<(String, Option<String>)> = ns
-                    .devices
-                    .iter()
-                    .map(|d| (render(&d.device), d.shadow.as_ref().map(render)))
-                    .collect();
-                let got = rendered.get(&ns.name).cloned().unwrap_or_default();
-                if got != want {
-                    let show = |v: &[(String, Option<String>)]| {
-                        v.iter()
-                            .map(|(d, s)| match s {
-                                Some(s) => format!("device {d} {s}"),
-                                None => format!("device {d}"),
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    };
-                    let e = self.err(
-                        raw.config.template.span,
-                        format!(
-                            "config template {} renders namespace `{}` of node `{}` with [{}], but the policy says [{}]: the node would open other disks than the ones asdr checks before it starts it",
-                            cluster.config.template_path,
-                            ns.name,
-                            node.name,
-                            show(&got),
-                            show(&want)
-                        ),
-                    );
-                    e.rule = Some("R5");
-                    e.help = Some("render each device as `device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}` from `ns.devices`, or make the policy's paths say what the template writes".into());
-                    break 'nodes;
-                }
+            if let Some((ns, got, want)) =
+                crate::config_device_mismatch(&cluster.namespaces, &vars, &text)
+            {
+                let e = self.err(
+                    raw.config.template.span,
+                    format!(
+                        "config template {} renders namespace `{}` of node `{}` with [{got}], but the policy says [{want}]: the node would open other disks than the ones asdr checks before it starts it",
+                        cluster.config.template_path, ns.name, node.name
+                    ),
+                );
+                e.rule = Some("R5");
+                e.help = Some("render each device as `device {{ d.device }}{% if d.shadow %} {{ d.shadow }}{% endif %}` from `ns.devices`, or make the policy's paths say what the template writes".into());
+                break 'nodes;
             }
         }
         // R4: in a rack-aware cluster every namespace of every node's config says its rack.
