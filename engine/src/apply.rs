@@ -152,7 +152,27 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
     }
     if let Some(plan) = request.plan_file {
         let world = session.world()?;
-        asdr_planner::saved::check_saved(policy, &world, &plan).map_err(journal_error)?;
+        if let Err(e) = asdr_planner::saved::check_saved(policy, &world, &plan) {
+            // An edited plan file is also read by the verifier: one edited to delete what must
+            // stay (a locked set, R20) is refused for what it would do, not only for differing.
+            let violations = match e {
+                asdr_planner::saved::SavedPlanError::Edited { .. } => {
+                    asdr_planner::verify(policy, &world, &plan)
+                }
+                _ => Vec::new(),
+            };
+            if !violations.is_empty() {
+                return Err(EngineError::Journal(format!(
+                    "{e}; the verifier refuses it: {}. Nothing was applied.",
+                    violations
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+            return Err(journal_error(e));
+        }
         return Ok(Prepared {
             plan,
             world: Some(world),

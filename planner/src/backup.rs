@@ -473,6 +473,32 @@ fn snapshot_set(
             }),
         ));
     }
+    // R20: the set's snapshots locked once complete, before the manifest and the mark: a set
+    // is never counted complete unlocked when the policy locks it.
+    let set_time = crate::observe::set_time(set).unwrap_or(ctx.now);
+    if let Some(lock) = &policy.backup.lock
+        && lock.until(set_time) > ctx.now
+    {
+        crate::locks::describe(
+            b,
+            set,
+            None,
+            lock,
+            lock.until(set_time),
+            &format!(
+                "backup.lock: every snapshot of set {set} locked ({}) for {} once complete, before the set is marked",
+                lock.mode, lock.duration
+            ),
+        );
+        let snapshots = members.iter().map(|m| m.snapshot.clone()).collect();
+        let step = b.step(
+            format!("lock_snapshots:{set}"),
+            None,
+            before_mark.clone(),
+            crate::locks::params(ctx, set, set_time, lock, snapshots),
+        );
+        before_mark.push(step);
+    }
     let uri = crate::manifest::uri(&policy.backup.smd_to, &policy.cluster.name, set);
     b.change(
         format!("manifest.{set}"),
@@ -603,6 +629,9 @@ pub fn step_kinds(policy: &asdr_specs::Policy) -> Vec<StepKind> {
     }
     if !policy.backup.copies.is_empty() {
         kinds.extend([CopySnapshot, CopySmdArchive]);
+    }
+    if policy.backup.lock.is_some() || policy.backup.copies.iter().any(|c| c.lock.is_some()) {
+        kinds.push(LockSnapshots);
     }
     kinds
 }

@@ -503,6 +503,31 @@ fn plan_region(
         }
         caught_up.insert(set.clone());
         listed.sort_by(|a, b| (&a.node, &a.device).cmp(&(&b.node, &b.device)));
+        // R20: the copies locked in their region once complete, before the region's mark.
+        let set_time = crate::observe::set_time(set).unwrap_or(ctx.now);
+        if let Some(lock) = &copy.lock
+            && lock.until(set_time) > ctx.now
+        {
+            crate::locks::describe(
+                b,
+                set,
+                Some(region),
+                lock,
+                lock.until(set_time),
+                &format!(
+                    "backup.copies lock: every copy of set {set} in {region} locked ({}) for {} once complete, before the set is marked there",
+                    lock.mode, lock.duration
+                ),
+            );
+            let snapshots = listed.iter().map(|m| m.snapshot.clone()).collect();
+            let step = b.step(
+                format!("lock_snapshots:{region}:{set}"),
+                None,
+                before_mark.clone(),
+                crate::locks::params(ctx, set, set_time, lock, snapshots),
+            );
+            before_mark.push(step);
+        }
         let write = b.step(
             format!("write_manifest:{region}:{set}"),
             None,
@@ -555,6 +580,7 @@ fn plan_region(
             obs: robs,
             retain: copy.retain,
             region: Some(region),
+            lock: copy.lock,
         },
         new_in_region,
         marks,

@@ -14,6 +14,7 @@ mod error;
 pub mod graph;
 pub mod identity;
 mod learned;
+pub mod locks;
 pub mod manifest;
 mod node_ids;
 mod nodes;

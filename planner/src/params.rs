@@ -283,6 +283,25 @@ pub struct DeleteSnapshot {
     pub cluster_id: Option<String>,
 }
 
+/// lock_snapshots: every snapshot of a set (in the step's region) locked until `until` (R20).
+/// A snapshot already locked in the same mode until then or later is left as it is; a lock is
+/// never shortened or weakened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LockSnapshots {
+    pub set: String,
+    /// The set's snapshots: known, or learned from the waits that saw them complete.
+    pub snapshots: Vec<Ref>,
+    pub mode: asdr_specs::LockMode,
+    /// RFC 3339, whole seconds: the set's time plus `lock.duration`.
+    pub until: String,
+    /// Compliance only: the cooling-off period, in hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cool_off_hours: Option<u32>,
+    /// The cluster's id: a snapshot carrying another is refused (R13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
 /// claim_cluster: the cluster's id tagged (`asdr:cluster-id`) on the instances of its nodes that
 /// do not carry it yet. Refused on an instance that carries another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -515,6 +534,7 @@ pub enum Params {
     CopySmdArchive(CopySmdArchive),
     MarkRestoreComplete(MarkRestoreComplete),
     ClaimCluster(ClaimCluster),
+    LockSnapshots(LockSnapshots),
 }
 
 impl Params {
@@ -563,6 +583,7 @@ impl Params {
             Params::CopySmdArchive(_) => StepKind::CopySmdArchive,
             Params::MarkRestoreComplete(_) => StepKind::MarkRestoreComplete,
             Params::ClaimCluster(_) => StepKind::ClaimCluster,
+            Params::LockSnapshots(_) => StepKind::LockSnapshots,
         }
     }
 
@@ -608,6 +629,7 @@ impl Params {
             Params::DeleteBackup(p) => Some(&p.set),
             Params::CopySnapshot(p) => Some(&p.set),
             Params::CopySmdArchive(p) => Some(&p.set),
+            Params::LockSnapshots(p) => Some(&p.set),
             _ => None,
         }
     }

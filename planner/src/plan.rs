@@ -141,6 +141,8 @@ pub enum StepKind {
     MarkRestoreComplete,
     /// The cluster's id tagged on its nodes' instances that do not carry it yet.
     ClaimCluster,
+    /// A set's snapshots locked (EBS snapshot locks) until the set is `lock.duration` old (R20).
+    LockSnapshots,
 }
 
 impl StepKind {
@@ -181,6 +183,7 @@ impl StepKind {
             StepKind::CopySmdArchive => "copy_smd_archive",
             StepKind::MarkRestoreComplete => "mark_restore_complete",
             StepKind::ClaimCluster => "claim_cluster",
+            StepKind::LockSnapshots => "lock_snapshots",
         }
     }
 

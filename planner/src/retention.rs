@@ -110,6 +110,7 @@ pub(crate) fn plan(
             obs: ctx.obs,
             retain: ctx.policy.backup.retain,
             region: None,
+            lock: ctx.policy.backup.lock,
         },
         new_set,
         after,
@@ -123,6 +124,8 @@ pub(crate) struct Where<'o, 'w> {
     pub retain: Retain,
     /// None: the cluster's own region.
     pub region: Option<&'o str>,
+    /// The policy's lock on the sets there (R20).
+    pub lock: Option<asdr_specs::Lock>,
 }
 
 /// Retention over `at`'s sets. `after`: the steps deletions wait for (the new set marked
@@ -147,6 +150,24 @@ pub(crate) fn plan_in(
         usize::from(new_set.is_some_and(|n| obs.set(n).is_none_or(|s| !s.is_complete())));
     let mut oldest_kept = None;
     let mut expired: Vec<(&BackupSet<'_>, String)> = Vec::new();
+    let place_name = at.region.unwrap_or(ctx.policy.cluster.region.as_str());
+    let locks_unobserved = ctx.world.locks_unobserved.get(place_name);
+    // R20: a set past retain that is locked stays, and the plan says until when.
+    let locked = |b: &mut Builder, set: &BackupSet<'_>, past: bool| -> bool {
+        let Some(why) = crate::locks::why_kept(set, at.lock.as_ref(), ctx.now) else {
+            return false;
+        };
+        if past {
+            b.warn(
+                "R20",
+                format!(
+                    "set {} is past retain but {why}: kept, and deleted by the first apply after",
+                    set.id
+                ),
+            );
+        }
+        true
+    };
     // Newest first.
     for set in obs.sets.iter().rev().filter(|s| s.is_complete()) {
         if let Some(restore) = pinned.get(&set.id) {
@@ -168,6 +189,11 @@ pub(crate) fn plan_in(
             continue;
         }
         let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
+        if (over_count || too_old(set)) && locked(b, set, true) {
+            kept_complete += 1;
+            oldest_kept = Some(set.time);
+            continue;
+        }
         if over_count {
             expired.push((
                 set,
@@ -218,7 +244,7 @@ pub(crate) fn plan_in(
         }
         if was_marked(set) {
             let over_count = retain.count.is_some_and(|c| kept_complete >= c as usize);
-            if older_than_kept && (over_count || too_old(set)) {
+            if older_than_kept && (over_count || too_old(set)) && !locked(b, set, true) {
                 expired.push((
                     set,
                     format!(
@@ -229,7 +255,7 @@ pub(crate) fn plan_in(
             }
             continue;
         }
-        if older_than_kept && (too_old(set) || retain.max_age.is_none()) {
+        if older_than_kept && (too_old(set) || retain.max_age.is_none()) && !locked(b, set, true) {
             expired.push((
                 set,
                 format!(
@@ -240,6 +266,30 @@ pub(crate) fn plan_in(
         }
     }
     expired.sort_by(|a, b| a.0.time.cmp(&b.0.time).then_with(|| a.0.id.cmp(&b.0.id)));
+    // Locks not observed here: a locked snapshot cannot be told from another, so nothing goes.
+    if let Some(why) = locks_unobserved
+        && !expired.is_empty()
+    {
+        b.warn(
+            "R20",
+            format!(
+                "snapshot locks in {place_name} could not be observed ({why}): retention deletes nothing there until they can ({} set{} past retain kept); allow ec2:DescribeLockedSnapshots",
+                expired.len(),
+                if expired.len() == 1 { "" } else { "s" }
+            ),
+        );
+        expired.clear();
+    }
+    // The policy's lock on every set it keeps and covers, where locks are observed.
+    if let Some(lock) = at.lock.as_ref()
+        && locks_unobserved.is_none()
+    {
+        for set in obs.sets.iter().filter(|s| {
+            Some(s.id.as_str()) != new_set && !expired.iter().any(|(e, _)| e.id == s.id)
+        }) {
+            crate::locks::adopt(ctx, b, set, lock, at.region);
+        }
+    }
 
     let place = at
         .region

@@ -38,6 +38,9 @@ pub struct SetRow {
     /// Why it is not complete, when that can be said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Its snapshot locks, per region (R20), as `status` reports them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<crate::locks::SetLockStatus>,
 }
 
 /// Every set of the cluster, newest first.
@@ -66,6 +69,14 @@ pub fn sets(policy: &Policy, world: &World, now: OffsetDateTime) -> Vec<SetRow> 
         .map(|(r, v)| (r.as_str(), Observed::new(policy, v)))
         .collect();
     let asbackup = policy.backup.method == Method::Asbackup;
+    let locks_of = |id: &str| -> Vec<crate::locks::SetLockStatus> {
+        status
+            .locks
+            .iter()
+            .filter(|l| l.set == id)
+            .cloned()
+            .collect()
+    };
     let mut rows: Vec<SetRow> = obs
         .sets
         .iter()
@@ -104,6 +115,7 @@ pub fn sets(policy: &Policy, world: &World, now: OffsetDateTime) -> Vec<SetRow> 
                 why: (state != "complete")
                     .then(|| s.manifest_problem.clone())
                     .flatten(),
+                locks: locks_of(&s.id),
             }
         })
         .collect();
@@ -133,6 +145,7 @@ pub fn sets(policy: &Policy, world: &World, now: OffsetDateTime) -> Vec<SetRow> 
                 copies: vec![region.to_string()],
                 at_home: false,
                 why: None,
+                locks: locks_of(&c.id),
             });
         }
     }

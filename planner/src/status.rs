@@ -51,6 +51,10 @@ pub struct Status {
     /// not a recovery problem of their own: what they leave uncovered shows in the objectives.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_proven: Vec<String>,
+    /// Each complete set's snapshot locks, per region (R20): sets that are locked, and every
+    /// set where the policy locks them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<crate::locks::SetLockStatus>,
 }
 
 /// The copies of a cluster's sets in one other region.
@@ -305,6 +309,21 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
+    let (mut locks, lock_problems) = crate::locks::status(
+        &policy.cluster.region,
+        &obs,
+        policy.backup.lock.as_ref(),
+        now,
+    );
+    problems.extend(lock_problems);
+    for (c, robs) in policy.backup.copies.iter().zip(&region_obs) {
+        if world.unobserved_regions.contains_key(&c.region) {
+            continue;
+        }
+        let (rows, p) = crate::locks::status(&c.region, robs, c.lock.as_ref(), now);
+        locks.extend(rows);
+        problems.extend(p);
+    }
     let drift = crate::drift::undeclared(policy, world);
     let declared_count = policy.cluster.nodes.len() as u32;
     problems.extend(crate::restore::zone::twins(policy, obs.world));
@@ -546,6 +565,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         problems,
         drift,
         not_proven,
+        locks,
         restores,
         nodes,
         regions,

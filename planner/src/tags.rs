@@ -30,6 +30,9 @@ pub const SOURCE_SNAPSHOT: &str = "asdr:source-snapshot";
 pub const SOURCE_REGION: &str = "asdr:source-region";
 /// On the resources of a restore into another region: the restore that made them.
 pub const RESTORE: &str = "asdr:restore";
+/// On a snapshot asdr locked: the lock it asked for (`governance until <time>`). Only a reason
+/// to ask EC2 for locks; a lock is read from DescribeLockedSnapshots, never from this tag.
+pub const LOCK: &str = "asdr:lock";
 /// On the instances of a restore into another region once its cluster stood (every node started,
 /// stable at full size): the plan that finished it. Instances without it are a partial build.
 pub const RESTORE_COMPLETE: &str = "asdr:restore-complete";

@@ -187,6 +187,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
                     state_message: None,
+                    lock: None,
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -207,6 +208,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 snap_counter += 1;
                 world.snapshots.push(Snapshot {
                     state_message: None,
+                    lock: None,
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -416,6 +418,7 @@ pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize,
             }
             world.snapshots.push(Snapshot {
                 state_message: None,
+                lock: None,
                 region: Some(c.region.clone()),
                 id: id("snap", counter),
                 volume_id: "vol-ffffffff".into(),

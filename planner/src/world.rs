@@ -51,6 +51,10 @@ pub struct World {
     /// there (no copy, no retention, no restore) until they answer again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unobserved_regions: BTreeMap<String, String>,
+    /// Regions whose snapshot locks could not be observed (DescribeLockedSnapshots refused or
+    /// not answered), with why: a plan there cannot tell a locked snapshot from an unlocked one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub locks_unobserved: BTreeMap<String, String>,
     /// What each drill's applies launched or created, by drill name, as their journals recorded
     /// it (asdr adds it when it observes): `<id>@<plan id>` (`drill::made_by`), or
     /// `step:<plan id>/<step>` for a step in flight at a kill (`drill::in_flight`). A drill's teardown
@@ -126,6 +130,7 @@ impl World {
                 .cloned()
                 .collect(),
             unobserved_regions: self.unobserved_regions.clone(),
+            locks_unobserved: self.locks_unobserved.clone(),
             asbackup_archives: if region == home {
                 self.asbackup_archives.clone()
             } else {
@@ -366,6 +371,41 @@ pub struct Snapshot {
     pub state_message: Option<String>,
     #[serde(default)]
     pub tags: Tags,
+    /// Its EBS snapshot lock (DescribeLockedSnapshots); none: not locked, or its lock expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<SnapshotLock>,
+}
+
+/// An EBS snapshot lock: the snapshot cannot be deleted until `expires` (docs/immutability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotLock {
+    pub mode: asdr_specs::LockMode,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+    /// A compliance lock's cooling-off period ends then: until that time the lock may still be
+    /// changed or removed; after it, no one can.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cool_off_until: Option<OffsetDateTime>,
+}
+
+impl SnapshotLock {
+    /// Whether the snapshot cannot be deleted at `now`.
+    pub fn holds(&self, now: OffsetDateTime) -> bool {
+        self.expires > now
+    }
+
+    /// Whether the lock can no longer be removed or shortened by anyone (compliance, past its
+    /// cool-off).
+    pub fn is_final(&self, now: OffsetDateTime) -> bool {
+        self.mode == asdr_specs::LockMode::Compliance
+            && self.cool_off_until.is_none_or(|c| c <= now)
+            && self.holds(now)
+    }
 }
 
 fn hundred() -> u8 {

@@ -50,6 +50,45 @@ pub enum Method {
     Asbackup,
 }
 
+/// How a snapshot lock holds (EBS snapshot locks, docs/immutability.md).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMode {
+    /// Undeletable until it expires, but a user allowed `ec2:UnlockSnapshot` may unlock it.
+    Governance,
+    /// Undeletable until it expires; no one can unlock it once its cool-off has passed.
+    Compliance,
+}
+
+impl fmt::Display for LockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        })
+    }
+}
+
+/// `backup.lock` (or a copy's): every snapshot of a set locked until the set is `duration` old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub mode: LockMode,
+    /// Counted from the set's time: a set is locked until it is this old.
+    pub duration: Duration,
+    /// Compliance only: how long after locking the lock may still be changed or removed.
+    pub cool_off: Option<Duration>,
+    pub span: Span,
+}
+
+impl Lock {
+    /// When a set taken at `set_time` stops being locked.
+    pub fn until(&self, set_time: OffsetDateTime) -> OffsetDateTime {
+        set_time + time::Duration::seconds(self.duration.seconds() as i64)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consistency {
@@ -98,6 +137,9 @@ pub struct Policy {
     /// A stale S3 lock older than this is broken by the next apply.
     pub lock_expiry: Option<Duration>,
     pub drills: Vec<Drill>,
+    /// What validation explains without refusing (`file:line:col: note: …`), e.g. a lock that
+    /// outlives retention.
+    pub notes: Vec<String>,
 }
 
 impl Policy {
@@ -353,6 +395,8 @@ pub struct Backup {
     pub accept_zombie_records: bool,
     /// Copies of every set in other regions.
     pub copies: Vec<Copy>,
+    /// Snapshot locks on every set (none: sets are not locked).
+    pub lock: Option<Lock>,
 }
 
 /// `backup.copies[]`: every backup set copied to another region.
@@ -365,6 +409,8 @@ pub struct Copy {
     pub smd_to: String,
     /// Snapshot copies in flight to the region at once.
     pub max_in_flight: u32,
+    /// Locks on the copies there; `backup.lock` unless the copy names its own.
+    pub lock: Option<Lock>,
 }
 
 /// The default of `backup.copies[].max_in_flight`: EBS limits concurrent snapshot copies per

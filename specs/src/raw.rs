@@ -211,6 +211,25 @@ pub struct RawBackup {
     /// Copies of every backup set in other regions (docs/regions.md).
     #[serde(default)]
     pub copies: Option<Sp<Vec<Sp<RawCopy>>>>,
+    /// Snapshot locks: every snapshot of a set locked once the set is whole, before it is
+    /// marked complete; a locked set is never deleted (docs/immutability.md).
+    #[serde(default)]
+    pub lock: Option<Sp<RawLock>>,
+}
+
+/// An EBS snapshot lock on every snapshot of a set.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLock {
+    /// `governance` (a user allowed `ec2:UnlockSnapshot` can unlock) or `compliance` (no one
+    /// can, once the cool-off has passed).
+    pub mode: Sp<crate::model::LockMode>,
+    /// How long each set stays locked, counted from the set's time (`30d`): 1 to 36500 days.
+    pub duration: Sp<String>,
+    /// Compliance only: how long after locking the lock may still be changed or removed, whole
+    /// hours from `1h` to `72h` (none: final at once).
+    #[serde(default)]
+    pub cool_off: Option<Sp<String>>,
 }
 
 /// A copy of every backup set in another region: each snapshot copied there, the SMD archive
@@ -232,6 +251,9 @@ pub struct RawCopy {
     /// destination region). Default 5.
     #[serde(default)]
     pub max_in_flight: Option<Sp<u32>>,
+    /// Locks on the copies in that region; defaults to `backup.lock`.
+    #[serde(default)]
+    pub lock: Option<Sp<RawLock>>,
 }
 
 /// Keep the newest `count` complete sets, and none older than `max_age`.

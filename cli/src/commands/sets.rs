@@ -34,6 +34,30 @@ pub fn cmd_sets(g: &Global) -> Result<i32, CommandError> {
     Ok(0)
 }
 
+/// A set's locks in a few words: per region, its mode and when it ends (`final` once no one can
+/// remove it), `partial` when only some snapshots are locked, `none`.
+fn lock_cell(r: &SetRow) -> String {
+    if r.locks.is_empty() {
+        return "-".into();
+    }
+    r.locks
+        .iter()
+        .map(|l| {
+            let what = match (l.mode, l.until) {
+                (Some(mode), Some(until)) => format!(
+                    "{mode}{} until {}{}",
+                    if l.is_final { " (final)" } else { "" },
+                    rfc3339_seconds(until),
+                    if l.locked { "" } else { " (partial)" }
+                ),
+                _ => "none".to_string(),
+            };
+            format!("{}: {what}", l.region)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
     let complete = rows.iter().filter(|r| r.state == "complete").count();
     let mut out = format!(
@@ -54,8 +78,15 @@ fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
         if asbackup { "NAMESPACES" } else { "SNAPSHOTS" },
         if asbackup { "INCREMENT OF" } else { "VOLUMES" },
         "COPIES",
+        "LOCK",
     ];
-    let mut table: Vec<[String; 7]> = vec![header.map(String::from)];
+    // The lock column only where locks are in play (the policy locks sets, or a set is locked).
+    let cols = if rows.iter().any(|r| !r.locks.is_empty()) {
+        8
+    } else {
+        7
+    };
+    let mut table: Vec<[String; 8]> = vec![header.map(String::from)];
     for r in rows {
         table.push([
             r.id.clone(),
@@ -79,9 +110,10 @@ fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
             } else {
                 r.copies.join(",")
             },
+            lock_cell(r),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..cols)
         .map(|c| {
             table
                 .iter()
@@ -91,7 +123,7 @@ fn text(cluster: &str, now: time::OffsetDateTime, rows: &[SetRow]) -> String {
         })
         .collect();
     for row in &table {
-        let line: Vec<String> = row
+        let line: Vec<String> = row[..cols]
             .iter()
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))

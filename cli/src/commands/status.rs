@@ -285,6 +285,32 @@ fn openmetrics(r: &Report) -> String {
         one(s.complete_sets.len().to_string()),
     );
     gauge(
+        "asdr_set_locked",
+        "1 when every snapshot of a complete set is locked in that region (EBS snapshot locks), 0 when not all are; listed for every set where the policy locks sets, and every locked set.",
+        s.locks
+            .iter()
+            .map(|l| {
+                (
+                    format!("{cluster},set=\"{}\",region=\"{}\"", l.set, l.region),
+                    u8::from(l.locked).to_string(),
+                )
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_set_lock_expiry_timestamp_seconds",
+        "When the last lock on a set's snapshots in that region expires: the set cannot be deleted before.",
+        s.locks
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    format!("{cluster},set=\"{}\",region=\"{}\"", l.set, l.region),
+                    l.until?.unix_timestamp().to_string(),
+                ))
+            })
+            .collect(),
+    );
+    gauge(
         "asdr_copy_last_complete_timestamp_seconds",
         "When the newest set with a complete copy in a region was taken.",
         s.regions

@@ -15,6 +15,7 @@ pub fn cmd_validate(g: &Global) -> Result<i32, CommandError> {
             "nodes": c.nodes.len(),
             "namespaces": c.namespaces.len(),
             "restores": policy.restores.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "notes": policy.notes,
         }))?)?;
     } else if !g.quiet {
         print(&format!(
@@ -27,6 +28,9 @@ pub fn cmd_validate(g: &Global) -> Result<i32, CommandError> {
             policy.backup.every,
             count(policy.restores.len(), "restore")
         ))?;
+        for note in &policy.notes {
+            print(&format!("{note}\n"))?;
+        }
     }
     Ok(0)
 }

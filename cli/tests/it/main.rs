@@ -15,6 +15,7 @@ mod iam;
 mod identity;
 mod identity_review;
 mod live;
+mod locks;
 mod manifests;
 mod quotas;
 mod regions;

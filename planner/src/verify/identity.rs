@@ -208,6 +208,7 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
             Params::MarkSetComplete(p) => Some(p.cluster_id.as_deref()),
             Params::WaitSnapshot(p) => Some(p.cluster_id.as_deref()),
             Params::ClaimCluster(p) => Some(Some(p.cluster_id.as_str())),
+            Params::LockSnapshots(p) => Some(p.cluster_id.as_deref()),
             _ => None,
         };
         if let Some(n) = named

@@ -22,6 +22,7 @@ mod consistency;
 mod deletes;
 mod drill;
 mod identity;
+mod locks;
 mod node_ids;
 mod regions;
 mod restores;
@@ -62,6 +63,7 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
         None => std::borrow::Cow::Borrowed(world),
     };
     out.extend(verify_ours(policy, &ours, plan));
+    out.extend(locks::check(policy, &ours, plan));
     out
 }
 

@@ -6,6 +6,7 @@ mod consistency;
 mod devices;
 mod enterprise;
 mod held;
+mod locks;
 mod manifests;
 mod node_ids;
 mod planner;

@@ -16,16 +16,19 @@ fn policy(
     consistency: &str,
     edition: &str,
     retain: u32,
+    lock_days: Option<u32>,
 ) -> asdr_specs::Policy {
     let dir = std::env::temp_dir().join(format!("asdr-prop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("aerospike.conf.j2"), CONFIG_TEMPLATE).unwrap();
-    asdr_specs::parse(
-        "gen.yaml",
-        &policy_yaml(nodes, devices, consistency, edition, retain),
-        &dir,
-    )
-    .unwrap_or_else(|d| panic!("{d}"))
+    let mut text = policy_yaml(nodes, devices, consistency, edition, retain);
+    if let Some(days) = lock_days {
+        text = text.replace(
+            "  max_nodes_at_once: 1\n",
+            &format!("  max_nodes_at_once: 1\n  lock: {{mode: governance, duration: {days}d}}\n"),
+        );
+    }
+    asdr_specs::parse("gen.yaml", &text, &dir).unwrap_or_else(|d| panic!("{d}"))
 }
 
 fn failure() -> impl Strategy<Value = Option<Failure>> {
@@ -50,16 +53,33 @@ proptest! {
         pending in any::<bool>(),
         failures in proptest::collection::vec(failure(), 1..3),
         op in 0usize..5,
+        // Per set, oldest first: 0 unlocked, 1 locked for days yet, 2 a lock that expired.
+        locks in proptest::collection::vec(0u8..3, 6),
+        lock_days in prop_oneof![2 => Just(None), 1 => (1u32..8).prop_map(Some)],
     ) {
         // Replication factor 2: quiesce needs more nodes than copies (validation refuses it).
         let consistency = if consistency == "quiesce" && nodes <= 2 { "stop-node" } else { consistency };
-        let policy = policy(nodes, devices, consistency, "enterprise", retain);
+        let policy = policy(nodes, devices, consistency, "enterprise", retain, lock_days);
         let mut spec = WorldSpec::new(datetime!(2026-11-21 09:00:00 UTC));
         spec.sets = sets;
         spec.newest_set_age = time::Duration::hours(newest_age_h);
         spec.newest_set_pending = pending && sets > 0;
         spec.failures = failures.iter().enumerate().filter_map(|(i, f)| f.map(|f| (format!("n{}", i % nodes), f))).collect();
-        let world = world_for(&policy, &spec);
+        let mut world = world_for(&policy, &spec);
+        // Locked sets (R20): drawn per set, whatever else the world holds.
+        let mut set_ids: Vec<String> = world.snapshots.iter().filter_map(|s| s.tags.get("asdr:set").cloned()).collect();
+        set_ids.sort();
+        set_ids.dedup();
+        for (set, how) in set_ids.iter().zip(&locks) {
+            let expires = match how {
+                1 => spec.now + time::Duration::days(3),
+                2 => spec.now - time::Duration::hours(1),
+                _ => continue,
+            };
+            for s in world.snapshots.iter_mut().filter(|s| s.tags.get("asdr:set") == Some(set)) {
+                s.lock = Some(asdr_planner::world::SnapshotLock { mode: asdr_specs::LockMode::Governance, expires, cool_off_until: None });
+            }
+        }
         let op = match op {
             0 => Operation::Backup,
             1 => Operation::Restore("replace-n0".into()),
@@ -89,6 +109,25 @@ proptest! {
                     // A restore never deletes data (R7); only retention deletes snapshots.
                     if matches!(op, Operation::Restore(_)) {
                         prop_assert!(s.kind() != StepKind::DeleteSnapshot);
+                        prop_assert!(s.kind() != StepKind::LockSnapshots);
+                    }
+                    // R20: no snapshot of a set with a lock that holds, or under the policy's
+                    // lock, is deleted.
+                    if s.kind() == StepKind::DeleteSnapshot {
+                        let id = s.params.snapshot_id().unwrap();
+                        let snap = world.snapshots.iter().find(|x| x.id == id).unwrap();
+                        let set = snap.tags.get("asdr:set").unwrap();
+                        prop_assert!(
+                            !world.snapshots.iter().any(|x| x.tags.get("asdr:set") == Some(set) && x.lock.is_some_and(|l| l.holds(now))),
+                            "{} of locked set {} deleted", id, set
+                        );
+                        if let (Some(days), Some(t)) = (lock_days, asdr_planner::set_time(set)) {
+                            prop_assert!(
+                                t + time::Duration::days(i64::from(days)) <= now
+                                    || !snap.tags.contains_key("asdr:complete"),
+                                "{} of set {} under the policy's lock deleted", id, set
+                            );
+                        }
                     }
                 }
                 let again = plan(&policy, &world, now, &op).unwrap();

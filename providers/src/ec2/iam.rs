@@ -37,10 +37,13 @@ enum Scope {
 }
 
 /// What observing a cluster calls (providers::ec2::observe_cloud; the SMD store is listed too).
-const OBSERVATION: [(&str, Scope); 6] = [
+const OBSERVATION: [(&str, Scope); 7] = [
     ("ec2:DescribeInstances", Scope::Read),
     ("ec2:DescribeVolumes", Scope::Read),
     ("ec2:DescribeSnapshots", Scope::Read),
+    // Snapshot locks (R20): read where the policy locks sets or asdr once locked one; without
+    // it, retention there deletes nothing.
+    ("ec2:DescribeLockedSnapshots", Scope::Read),
     ("ec2:DescribeInstanceTypes", Scope::Read),
     ("ec2:DescribeSubnets", Scope::Read),
     // Interfaces holding a node's address that no instance holds (a replacement needs it).
@@ -67,6 +70,13 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
         StepKind::DeleteSnapshot => vec![
             ("ec2:DescribeSnapshots", Read),
             ("ec2:DeleteSnapshot", Owned),
+        ],
+        // Never ec2:UnlockSnapshot: asdr only locks, extends or strengthens.
+        StepKind::LockSnapshots => vec![
+            ("ec2:DescribeSnapshots", Read),
+            ("ec2:DescribeLockedSnapshots", Read),
+            ("ec2:LockSnapshot", Owned),
+            ("ec2:CreateTags", Tag),
         ],
         StepKind::DetachVolume => vec![
             ("ec2:DescribeVolumes", Read),
@@ -234,8 +244,9 @@ impl Launch {
 
 /// The tags asdr writes on what exists: device tags on snapshots, a set's mark, a superseded
 /// volume, a restore that stood.
-const LATER_TAGS: [&str; 6] = [
+const LATER_TAGS: [&str; 7] = [
     asdr_planner::tags::DEVICE,
+    asdr_planner::tags::LOCK,
     asdr_planner::tags::COMPLETE,
     asdr_planner::tags::MANIFEST,
     asdr_planner::tags::MEMBERS,

@@ -8,6 +8,7 @@ mod act;
 mod batch;
 pub mod dry_run;
 pub mod iam;
+mod locks;
 mod observe;
 mod views;
 

@@ -95,6 +95,7 @@ pub(crate) fn percent(p: Option<&str>) -> u8 {
 pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
     Snapshot {
         state_message: s.state_message().map(str::to_string),
+        lock: None,
         region: None,
         id: s.snapshot_id().unwrap_or_default().into(),
         volume_id: s.volume_id().unwrap_or_default().into(),
@@ -327,11 +328,26 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         }
         Err(e) => return Err(e),
     };
+    // Snapshot locks (R20), where they matter: a region whose locks cannot be read is recorded,
+    // and retention deletes nothing there.
+    let home_region = policy.cluster.region.clone();
+    if !world.unobserved_regions.contains_key(&home_region)
+        && super::locks::wanted(policy, None, &world.snapshots)
+        && let Err(e) = ec2.fill_locks(&mut world.snapshots).await
+    {
+        world.locks_unobserved.insert(home_region, e.message);
+    }
     // A region that does not answer does not stop the cluster's own backup: it is recorded, and
     // nothing is planned there until it answers again.
     for (region, observed) in others {
         match observed {
-            Ok(w) => {
+            Ok(mut w) => {
+                if super::locks::wanted(policy, Some(&region), &w.snapshots)
+                    && let Some(p) = regions.get(&region)
+                    && let Err(e) = p.fill_locks(&mut w.snapshots).await
+                {
+                    world.locks_unobserved.insert(region.clone(), e.message);
+                }
                 world.instances.extend(w.instances);
                 world.volumes.extend(w.volumes);
                 world.snapshots.extend(w.snapshots);

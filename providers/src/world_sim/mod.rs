@@ -424,7 +424,8 @@ fn family(kind: StepKind) -> Family {
         | StepKind::WaitSnapshot
         | StepKind::MarkSetComplete
         | StepKind::DeleteSnapshot
-        | StepKind::CopySnapshot => Family::Snapshots,
+        | StepKind::CopySnapshot
+        | StepKind::LockSnapshots => Family::Snapshots,
         _ => Family::Nodes,
     }
 }

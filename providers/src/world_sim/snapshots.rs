@@ -53,6 +53,20 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
         Params::DeleteSnapshot(p) => {
             (!world.snapshots.iter().any(|s| s.id == p.snapshot_id)).then(Resources::new)
         }
+        Params::LockSnapshots(p) => {
+            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            p.snapshots
+                .iter()
+                .all(|r| {
+                    input
+                        .resolve(r, |l| l.snapshot_id.as_ref())
+                        .and_then(|id| world.snapshots.iter().find(|s| s.id == id))
+                        .is_some_and(|s| {
+                            asdr_planner::locks::wanted(s.lock, p, now).is_ok_and(|w| w.is_none())
+                        })
+                })
+                .then(Resources::new)
+        }
         _ => None,
     }
 }
@@ -93,6 +107,7 @@ pub(super) fn act(
                 let (encrypted, kms_key_id) = (volume.encrypted, volume.kms_key_id.clone());
                 world.snapshots.push(Snapshot {
                     state_message: None,
+                    lock: None,
                     region: None,
                     id: id.clone(),
                     volume_id,
@@ -138,6 +153,7 @@ pub(super) fn act(
                 .max(source.start_time);
             world.snapshots.push(Snapshot {
                 state_message: None,
+                lock: None,
                 region: input.step.region.clone(),
                 id: id.clone(),
                 volume_id: source.volume_id.clone(),
@@ -283,11 +299,61 @@ pub(super) fn act(
             }
             Progress::finished()
         }
+        Params::LockSnapshots(p) => {
+            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            for r in &p.snapshots {
+                let id = need(input, r, |l| l.snapshot_id.as_ref())?;
+                let snap = world
+                    .snapshots
+                    .iter_mut()
+                    .find(|s| s.id == id && here(&s.region, input))
+                    .ok_or_else(|| {
+                        bad(
+                            "InvalidSnapshot.NotFound",
+                            format!("snapshot {id} does not exist"),
+                        )
+                    })?;
+                if snap.tags.get(tags::CLUSTER).map(String::as_str) != Some(cx.cluster)
+                    || !tags::of_id(&snap.tags, p.cluster_id.as_deref())
+                {
+                    return Err(bad(
+                        "R13",
+                        format!("[R13] snapshot {id} is not this cluster's: asdr does not lock it"),
+                    ));
+                }
+                if let Some(lock) = asdr_planner::locks::wanted(snap.lock, p, now)
+                    .map_err(|m| bad("InvalidParameterValue", m))?
+                {
+                    snap.tags.insert(
+                        tags::LOCK.into(),
+                        format!(
+                            "{} until {}",
+                            lock.mode,
+                            asdr_planner::manifest::utc(lock.expires)
+                        ),
+                    );
+                    snap.lock = Some(lock);
+                }
+            }
+            Progress::finished()
+        }
         Params::DeleteSnapshot(p) => {
             let id = &p.snapshot_id;
             let Some(i) = world.snapshots.iter().position(|s| &s.id == id) else {
                 return Progress::finished();
             };
+            // EBS refuses to delete a locked snapshot, whoever asks.
+            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            if let Some(l) = world.snapshots[i].lock.filter(|l| l.holds(now)) {
+                return Err(bad(
+                    "SnapshotLocked",
+                    format!(
+                        "snapshot {id} is locked ({}) until {}: it cannot be deleted",
+                        l.mode,
+                        asdr_planner::manifest::utc(l.expires)
+                    ),
+                ));
+            }
             tags::may_delete_snapshot(
                 id,
                 &world.snapshots[i].tags,

@@ -183,7 +183,11 @@ impl Validator<'_> {
             (_, None) => None,
         };
         let accept_zombie_records = b.accept_zombie_records.as_ref().is_some_and(|a| a.value);
-        let copies = self.copies(&b, cluster, retain, every);
+        let lock = b
+            .lock
+            .as_ref()
+            .and_then(|l| self.lock(l, &b, retain, every, "backup", &b.smd.to.value));
+        let copies = self.copies(&b, cluster, retain, every, lock);
         if b.method.value == Method::EbsSnapshot {
             self.consistency_rules(&b, cluster, accept_zombie_records);
         }
@@ -202,6 +206,7 @@ impl Validator<'_> {
             asbackup,
             accept_zombie_records,
             copies,
+            lock,
         }
     }
 
@@ -237,6 +242,7 @@ impl Validator<'_> {
         cluster: &Cluster,
         home_retain: Retain,
         every: Duration,
+        home_lock: Option<Lock>,
     ) -> Vec<Copy> {
         let Some(list) = &b.copies else {
             return Vec::new();
@@ -293,7 +299,19 @@ impl Validator<'_> {
                 Some(m) => m.value,
                 None => DEFAULT_COPIES_IN_FLIGHT,
             };
+            let lock = match &c.value.lock {
+                Some(l) => self.lock(
+                    l,
+                    b,
+                    retain,
+                    every,
+                    &format!("backup.copies ({})", r.value),
+                    &c.value.smd_to.value,
+                ),
+                None => home_lock,
+            };
             out.push(Copy {
+                lock,
                 region: r.value.clone(),
                 region_span: r.span,
                 retain,

@@ -20,6 +20,7 @@ use crate::template::Template;
 mod backup;
 mod cluster;
 mod drills;
+mod lock;
 mod restores;
 mod tool_args;
 
@@ -58,6 +59,8 @@ pub struct SnapshotVars<'a> {
 
 pub(crate) struct Validator<'a> {
     pub errors: Vec<Diagnostic>,
+    /// Said by `validate` without refusing: where, and what.
+    notes: Vec<(Span, String)>,
     base_dir: &'a Path,
 }
 
@@ -65,6 +68,7 @@ impl<'a> Validator<'a> {
     pub fn new(base_dir: &'a Path) -> Self {
         Validator {
             errors: Vec::new(),
+            notes: Vec::new(),
             base_dir,
         }
     }
@@ -306,6 +310,12 @@ impl<'a> Validator<'a> {
             d
         });
         let drills = self.drills(raw.drills, &cluster, &backup, &restores);
+        let mut notes = std::mem::take(&mut self.notes);
+        notes.sort_by_key(|(span, _)| (span.line, span.column));
+        let notes = notes
+            .into_iter()
+            .map(|(span, m)| format!("{path}:{}:{}: note: {m}", span.line, span.column))
+            .collect();
         Policy {
             path: path.to_string(),
             text: text.to_string(),
@@ -315,6 +325,7 @@ impl<'a> Validator<'a> {
             lock,
             lock_expiry,
             drills,
+            notes,
         }
     }
 }

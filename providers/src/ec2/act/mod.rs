@@ -467,7 +467,8 @@ fn family(kind: StepKind) -> Option<Family> {
         | StepKind::WaitSnapshot
         | StepKind::MarkSetComplete
         | StepKind::DeleteSnapshot
-        | StepKind::CopySnapshot => Some(Family::Snapshots),
+        | StepKind::CopySnapshot
+        | StepKind::LockSnapshots => Some(Family::Snapshots),
         _ => None,
     }
 }

@@ -52,6 +52,7 @@ impl Ec2Provider {
                 .copy_in_region(&input, p)
                 .await?
                 .map(|s| Learned::snapshot(s.id)),
+            Params::LockSnapshots(p) => self.observe_locks(&input, p).await?,
             Params::DeleteSnapshot(p) => self
                 .snapshots_by(vec![filter("snapshot-id", &p.snapshot_id)])
                 .await
@@ -317,9 +318,24 @@ impl Ec2Provider {
                     .snapshot_id(id)
                     .send()
                     .await
-                    .map_err(|e| self.classify("DeleteSnapshot", e))?;
+                    .map_err(|e| {
+                        use aws_sdk_ec2::error::ProvideErrorMetadata;
+                        if e.code() == Some("SnapshotLocked") {
+                            // A lock the plan did not see (made since, or not observed): EC2
+                            // kept the snapshot, and so does asdr (R20).
+                            StepError::permanent(
+                                "SnapshotLocked",
+                                format!(
+                                    "snapshot {id} is locked: EC2 refused to delete it, and it is kept (R20); plan again and the set is kept until its lock expires"
+                                ),
+                            )
+                        } else {
+                            self.classify("DeleteSnapshot", e)
+                        }
+                    })?;
                 Progress::finished()
             }
+            Params::LockSnapshots(_) => self.act_locks(&input).await,
             other => Err(StepError::permanent(
                 "NotThisFamily",
                 format!("{} is not an EC2 snapshots step", other.kind()),

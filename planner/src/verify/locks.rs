@@ -1,0 +1,162 @@
+//! R20, read from the world and the plan alone: no step deletes a snapshot whose lock holds, or a
+//! snapshot of a set that is locked (any member locked, or covered by the policy's lock and
+//! younger than its duration); and where the policy locks sets, a set this plan marks complete
+//! is locked first.
+
+use super::*;
+
+/// The policy's lock on sets in `region` (none: the cluster's own).
+fn policy_lock<'p>(policy: &'p Policy, region: Option<&str>) -> Option<&'p asdr_specs::Lock> {
+    match region {
+        None => policy.backup.lock.as_ref(),
+        Some(r) => policy
+            .backup
+            .copies
+            .iter()
+            .find(|c| c.region == r)
+            .and_then(|c| c.lock.as_ref()),
+    }
+}
+
+/// The time locks are read at: the earlier of the plan's and the world's (a plan file claiming
+/// a later time does not make a lock expire).
+fn at(world: &World, plan: &Plan) -> Option<OffsetDateTime> {
+    let planned =
+        OffsetDateTime::parse(&plan.now, &time::format_description::well_known::Rfc3339).ok();
+    match (planned, world.now) {
+        (Some(p), Some(w)) => Some(p.min(w)),
+        (p, w) => p.or(w),
+    }
+}
+
+pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some(now) = at(world, plan) else {
+        return out;
+    };
+    let home = policy.cluster.region.as_str();
+    let region_of = |r: &Option<String>| r.as_deref().filter(|r| *r != home).map(str::to_string);
+    for step in plan
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::DeleteSnapshot)
+    {
+        let id = step.params.snapshot_id().unwrap_or_default();
+        let Some(snap) = world.snapshots.iter().find(|s| s.id == id) else {
+            continue;
+        };
+        let violation = |message: String| Violation {
+            rule: "R20",
+            step: Some(step.id.clone()),
+            message,
+        };
+        if let Some(l) = snap.lock.filter(|l| l.holds(now)) {
+            out.push(violation(format!(
+                "snapshot {id} is locked ({}) until {}: a locked snapshot is never deleted",
+                l.mode,
+                crate::manifest::utc(l.expires)
+            )));
+            continue;
+        }
+        let Some(set) = snap.tags.get(tags::SET) else {
+            continue;
+        };
+        let region = region_of(&snap.region);
+        let same_set: Vec<&crate::world::Snapshot> = world
+            .snapshots
+            .iter()
+            .filter(|s| region_of(&s.region) == region && s.tags.get(tags::SET) == Some(set))
+            .collect();
+        if let Some(locked) = same_set
+            .iter()
+            .find(|s| s.lock.is_some_and(|l| l.holds(now)))
+        {
+            out.push(violation(format!(
+                "snapshot {id} is of set {set}, whose snapshot {} is locked: a locked set is never deleted, in whole or in part",
+                locked.id
+            )));
+            continue;
+        }
+        let marked = same_set
+            .iter()
+            .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
+        if let Some(lock) = policy_lock(policy, region.as_deref())
+            && marked
+            && let Some(t) = crate::observe::set_time(set)
+            && lock.until(t) > now
+        {
+            out.push(violation(format!(
+                "snapshot {id} is of set {set}, which the policy locks ({}, {}) until {}: it is never deleted before then",
+                lock.mode,
+                lock.duration,
+                crate::manifest::utc(lock.until(t))
+            )));
+        }
+    }
+    out.extend(marks_wait_for_locks(policy, world, plan, now));
+    out
+}
+
+/// Where the policy locks sets, a set marked complete by this plan for the first time waits for
+/// the `lock_snapshots` of that set in that region.
+fn marks_wait_for_locks(
+    policy: &Policy,
+    world: &World,
+    plan: &Plan,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
+    let home = policy.cluster.region.as_str();
+    let by_id: HashMap<&str, &Step> = plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out = Vec::new();
+    for mark in plan
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::MarkSetComplete)
+    {
+        let region = mark.region.as_deref().filter(|r| *r != home);
+        let Some(lock) = policy_lock(policy, region) else {
+            continue;
+        };
+        let set = mark.params.set().unwrap_or_default();
+        // A set older than the lock's duration is no longer covered by it.
+        if crate::observe::set_time(set).is_none_or(|t| lock.until(t) <= now) {
+            continue;
+        }
+        let already = world.snapshots.iter().any(|s| {
+            s.region.as_deref().filter(|r| *r != home) == region
+                && s.tags.get(tags::SET).map(String::as_str) == Some(set)
+                && s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true")
+        });
+        if already {
+            continue;
+        }
+        let mut stack: Vec<&str> = mark.depends_on.iter().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        let mut locked = false;
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(s) = by_id.get(id) else { continue };
+            if s.kind() == StepKind::LockSnapshots
+                && s.params.set() == Some(set)
+                && s.region.as_deref().filter(|r| *r != home) == region
+            {
+                locked = true;
+                break;
+            }
+            stack.extend(s.depends_on.iter().map(String::as_str));
+        }
+        if !locked {
+            out.push(Violation {
+                rule: "R20",
+                step: Some(mark.id.clone()),
+                message: format!(
+                    "set {set} is marked complete{} without first locking its snapshots, and the policy locks its sets",
+                    region.map(|r| format!(" in {r}")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! `backup.lock` and `backup.copies[].lock`: EBS snapshot locks (docs/immutability.md). Refused
+//! here: what EBS would refuse (a lock under a day or over 36500 days, a cool-off outside 1–72
+//! hours or on a governance lock) and a lock on asbackup sets, which live in a store. Explained
+//! without refusing: a lock that outlives retention (the sets stay until it expires) and the
+//! SMD store, which this lock does not cover.
+
+use super::*;
+
+/// EBS locks a snapshot for 1 to 36500 days.
+const MIN_LOCK_S: u64 = 86_400;
+const MAX_LOCK_S: u64 = 36_500 * 86_400;
+
+impl Validator<'_> {
+    pub(super) fn lock(
+        &mut self,
+        l: &Sp<RawLock>,
+        b: &RawBackup,
+        retain: Retain,
+        every: Duration,
+        what: &str,
+        store: &str,
+    ) -> Option<Lock> {
+        if b.method.value == Method::Asbackup {
+            self.err(l.span, "backup.lock locks EBS snapshots; an asbackup set lives in `asbackup.to`: lock that bucket with S3 Object Lock default retention instead (docs/immutability.md)");
+            return None;
+        }
+        let raw = &l.value;
+        let duration = self.duration(&raw.duration);
+        let parsed = Duration::parse(&raw.duration.value).is_ok();
+        if parsed && !(MIN_LOCK_S..=MAX_LOCK_S).contains(&duration.seconds()) {
+            self.err(
+                raw.duration.span,
+                format!("lock.duration {duration} is outside what EBS locks a snapshot for: 1 day to 36500 days"),
+            );
+        }
+        let cool_off = raw.cool_off.as_ref().map(|c| {
+            let d = self.duration(c);
+            if raw.mode.value == LockMode::Governance {
+                self.err(c.span, "cool_off applies to `mode: compliance` only: a governance lock can be changed or removed at any time by a user allowed to");
+            } else if Duration::parse(&c.value).is_ok()
+                && (!d.seconds().is_multiple_of(3600) || !(1..=72).contains(&(d.seconds() / 3600)))
+            {
+                self.err(
+                    c.span,
+                    format!("cool_off {d} must be whole hours from 1h to 72h (EBS's cooling-off period)"),
+                );
+            }
+            d
+        });
+        if parsed {
+            self.lock_notes(l.span, duration, retain, every, what);
+        }
+        // The lock covers the snapshots only; a set is restorable whole with its SMD archive
+        // and manifest, which live in the store.
+        self.notes.push((
+            l.span,
+            format!(
+                "{what}: the lock covers the EBS snapshots; the sets' SMD archives and manifests in {store} are not locked by asdr: protect that store (S3 Object Lock default retention on the bucket, or a copy the workload's credentials cannot delete; docs/immutability.md)"
+            ),
+        ));
+        Some(Lock {
+            mode: raw.mode.value,
+            duration,
+            cool_off,
+            span: l.span,
+        })
+    }
+
+    /// A lock longer than retention keeps sets past it: said where the lock is declared, with
+    /// how many sets that holds at once.
+    fn lock_notes(
+        &mut self,
+        span: Span,
+        duration: Duration,
+        retain: Retain,
+        every: Duration,
+        what: &str,
+    ) {
+        if let Some(max_age) = retain.max_age
+            && max_age < duration
+        {
+            self.notes.push((
+                span,
+                format!(
+                    "{what}: sets are locked for {duration}, longer than retain.max_age {max_age}: each set is kept until its lock expires, then deleted by the next apply"
+                ),
+            ));
+        }
+        if let Some(count) = retain.count
+            && every.seconds() > 0
+        {
+            let locked_at_once = duration.seconds().div_ceil(every.seconds());
+            if locked_at_once > u64::from(count) {
+                self.notes.push((
+                    span,
+                    format!(
+                        "{what}: with a set every {every} locked for {duration}, about {locked_at_once} sets are locked at once, more than retain.count {count}: the older ones are kept until their locks expire (each set's snapshots are paid for meanwhile)"
+                    ),
+                ));
+            }
+        }
+    }
+}
