@@ -4,6 +4,7 @@
 use asdr_executor::Event;
 use asdr_executor::journal;
 use asdr_planner::{Operation, Plan, World};
+use time::OffsetDateTime;
 
 use crate::{EngineError, Executed, Session};
 
@@ -152,6 +153,7 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
     }
     if let Some(plan) = request.plan_file {
         let world = session.world()?;
+        refuse_future_plan(&world, &plan)?;
         if let Err(e) = asdr_planner::saved::check_saved(policy, &world, &plan) {
             // An edited plan file is also read by the verifier: one edited to delete what must
             // stay (a locked set, R20) is refused for what it would do, not only for differing.
@@ -172,6 +174,23 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
                 )));
             }
             return Err(journal_error(e));
+        }
+        // Re-planning gives it again, and the verifier reads it too, at this machine's time
+        // where the world has none (on AWS, a world file without `now`): what the plan deletes
+        // is checked against the locks as they hold now, not at the time the file names.
+        let mut at_now = world.clone();
+        at_now.now.get_or_insert_with(OffsetDateTime::now_utc);
+        let violations = asdr_planner::verify(policy, &at_now, &plan);
+        if !violations.is_empty() {
+            return Err(EngineError::Journal(format!(
+                "plan {} is refused: the verifier refuses it: {}. Nothing was applied.",
+                plan.plan_id,
+                violations
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
         }
         return Ok(Prepared {
             plan,
@@ -203,6 +222,27 @@ pub fn run(
         journal::save_world(&dir, &prepared.plan.plan_id, world).map_err(journal_error)?;
     }
     session.execute(prepared.plan, &dir, parallelism, None, on_event)
+}
+
+/// How far a saved plan's time may lie past now (clocks differ a little between machines).
+const PLAN_CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
+
+/// A saved plan made for a time later than now is refused: its time decides what is expired and
+/// which locks have run out (R13, R20), so a plan file must not move the clock forward.
+fn refuse_future_plan(world: &World, plan: &Plan) -> Result<(), EngineError> {
+    let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let planned = OffsetDateTime::parse(&plan.now, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| EngineError::Journal(format!("plan {}: bad `now`: {e}", plan.plan_id)))?;
+    if planned > now + PLAN_CLOCK_SLACK {
+        return Err(EngineError::Journal(format!(
+            "plan {} is refused: it was made for {}, later than now ({}): a plan's time decides what is expired and which locks have run out, so a plan for a later time is never applied. Nothing was applied.",
+            plan.plan_id,
+            plan.now,
+            now.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 fn list_plans(plans: &[Plan]) -> String {

@@ -49,6 +49,8 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
     if let Some(reason) = due {
         refuse_clock_behind(ctx)?;
         let set = resume_or_new(ctx);
+        crate::locks::check_store(ctx, b, backup.lock.as_ref(), &backup.smd_to, "backup.lock")?;
+        crate::locks::check_observed(ctx, backup.lock.as_ref(), &ctx.policy.cluster.region)?;
         snapshot_set(ctx, b, &set, &reason)?;
         new_set = Some(set);
     } else {
@@ -469,6 +471,7 @@ fn snapshot_set(
             Params::CopySmd(params::CopySmd {
                 set: set.to_string(),
                 from: smd_dir,
+                retention: crate::locks::retention(ctx, policy.backup.lock.as_ref(), &uri, set),
                 to: uri,
             }),
         ));
@@ -483,8 +486,7 @@ fn snapshot_set(
             b,
             set,
             None,
-            lock,
-            lock.until(set_time),
+            &crate::locks::fresh(lock, set_time, ctx.now),
             &format!(
                 "backup.lock: every snapshot of set {set} locked ({}) for {} once complete, before the set is marked",
                 lock.mode, lock.duration
@@ -576,7 +578,17 @@ pub(crate) fn write_manifest(
     smd: Vec<params::NodeUri>,
 ) -> Params {
     let policy = ctx.policy;
+    let lock = match region {
+        None => policy.backup.lock.as_ref(),
+        Some(r) => policy
+            .backup
+            .copies
+            .iter()
+            .find(|c| c.region == r)
+            .and_then(|c| c.lock.as_ref()),
+    };
     Params::WriteManifest(params::WriteManifest {
+        retention: crate::locks::retention(ctx, lock, &uri, set),
         uri,
         set: set.to_string(),
         cluster: policy.cluster.name.clone(),

@@ -197,6 +197,23 @@ pub(crate) fn plan(
             );
             continue;
         }
+        // A copy store without Object Lock does not stop the cluster's own backup: said, and the
+        // copies' archives are written without retention refused by S3.
+        if let Err(e) = crate::locks::check_store(
+            ctx,
+            b,
+            copy.lock.as_ref(),
+            &copy.smd_to,
+            &format!("backup.copies ({})", copy.region),
+        ) {
+            b.warn("R20", e.to_string());
+        }
+        if let Err(e) = crate::locks::check_observed(ctx, copy.lock.as_ref(), &copy.region) {
+            b.warn(
+                "R20",
+                format!("{e}; copies made there are not marked complete until then"),
+            );
+        }
         plan_region(ctx, b, copy, robs, new_set, expired_home);
     }
 }
@@ -491,6 +508,7 @@ fn plan_region(
                     Params::CopySmdArchive(params::CopySmdArchive {
                         set: set.clone(),
                         from,
+                        retention: crate::locks::retention(ctx, copy.lock.as_ref(), &to, set),
                         to,
                         sha256,
                     }),
@@ -512,8 +530,7 @@ fn plan_region(
                 b,
                 set,
                 Some(region),
-                lock,
-                lock.until(set_time),
+                &crate::locks::fresh(lock, set_time, ctx.now),
                 &format!(
                     "backup.copies lock: every copy of set {set} in {region} locked ({}) for {} once complete, before the set is marked there",
                     lock.mode, lock.duration

@@ -26,23 +26,24 @@ const SLACK: time::Duration = time::Duration::minutes(1);
 /// A set's lock as observed: over its members whose lock holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetLock {
-    /// Compliance when any member is locked so.
+    /// The weakest mode among its locked members (governance when any is).
     pub mode: LockMode,
     /// When the last of its locks expires: the set can be deleted only after.
     pub until: OffsetDateTime,
     /// Members locked now, of `of`.
     pub locked: usize,
     pub of: usize,
-    /// Whether no one can remove a member's lock any more (compliance past its cool-off).
+    /// Whether no one can remove any member's lock (every member compliance past its cool-off).
     pub is_final: bool,
 }
 
-/// The members of a set: its manifest's listed snapshots when it has one, else every snapshot
-/// carrying its tags.
+/// The members of a set: one snapshot per node and device, its manifest's when it has one.
 pub(crate) fn members<'a, 'w>(set: &'a BackupSet<'w>) -> impl Iterator<Item = &'w Snapshot> + 'a {
-    set.snapshots
-        .iter()
-        .copied()
+    // By device as the observer took them: a snapshot that only carries the set's tags (of a
+    // volume that is not the device's) is no member, and is never locked as one.
+    set.member_pairs()
+        .into_iter()
+        .filter_map(|(node, device)| set.snapshot_for(&node, &device))
         .filter(|s| set.listed.as_ref().is_none_or(|l| l.contains(&s.id)))
 }
 
@@ -50,9 +51,11 @@ pub(crate) fn members<'a, 'w>(set: &'a BackupSet<'w>) -> impl Iterator<Item = &'
 pub fn observed(set: &BackupSet<'_>, now: OffsetDateTime) -> Option<SetLock> {
     let mut out: Option<SetLock> = None;
     let mut of = 0;
+    let mut all_final = true;
     for s in members(set) {
         of += 1;
         let Some(l) = s.lock.filter(|l| l.holds(now)) else {
+            all_final = false;
             continue;
         };
         let o = out.get_or_insert(SetLock {
@@ -62,12 +65,27 @@ pub fn observed(set: &BackupSet<'_>, now: OffsetDateTime) -> Option<SetLock> {
             of: 0,
             is_final: false,
         });
-        o.mode = o.mode.max(l.mode);
+        // The weakest lock says what the set is: one governance member can be unlocked.
+        o.mode = o.mode.min(l.mode);
         o.until = o.until.max(l.expires);
         o.locked += 1;
-        o.is_final |= l.is_final(now);
+        all_final &= l.is_final(now);
     }
-    out.map(|o| SetLock { of, ..o })
+    out.map(|o| SetLock {
+        of,
+        is_final: all_final && o.locked == of,
+        ..o
+    })
+}
+
+/// The last lock that holds on any snapshot carrying the set's tags (members or not): what
+/// keeps the set from retention, read as the verifier reads it.
+fn any_lock(set: &BackupSet<'_>, now: OffsetDateTime) -> Option<(LockMode, OffsetDateTime)> {
+    set.snapshots
+        .iter()
+        .filter_map(|s| s.lock.filter(|l| l.holds(now)))
+        .map(|l| (l.mode, l.expires))
+        .max_by_key(|(_, e)| *e)
 }
 
 /// Why `set` may not be deleted now (R20), or none.
@@ -76,11 +94,10 @@ pub(crate) fn why_kept(
     policy_lock: Option<&Lock>,
     now: OffsetDateTime,
 ) -> Option<String> {
-    if let Some(l) = observed(set, now) {
+    if let Some((mode, until)) = any_lock(set, now) {
         return Some(format!(
-            "locked ({}) until {}",
-            l.mode,
-            crate::manifest::utc(l.until)
+            "locked ({mode}) until {}",
+            crate::manifest::utc(until)
         ));
     }
     let lock = policy_lock?;
@@ -126,14 +143,24 @@ pub(crate) fn params(
     })
 }
 
-/// Says what a lock the plan puts on a set means: a compliance lock without a cool-off cannot be
-/// undone once made, and is said as plainly as a deletion.
+/// The lock a plan puts on a set, as it will be: its mode and when it ends (the latest over the
+/// snapshots it locks; an existing longer or stronger lock is kept, never shortened).
+pub(crate) struct Planned {
+    pub mode: LockMode,
+    pub until: OffsetDateTime,
+    /// Compliance made now, with this cool-off (none: final at once).
+    pub cool_off: Option<asdr_specs::Duration>,
+    /// Whether any snapshot already holds a compliance lock it extends.
+    pub extends_compliance: bool,
+}
+
+/// Says what a lock the plan puts on a set means: a compliance lock cannot be undone once its
+/// cool-off has passed, and is said as plainly as a deletion, with the date it really ends.
 pub(crate) fn describe(
     b: &mut Builder,
     set: &str,
     region: Option<&str>,
-    lock: &Lock,
-    until: OffsetDateTime,
+    planned: &Planned,
     why: &str,
 ) {
     let (address, place) = match region {
@@ -146,23 +173,37 @@ pub(crate) fn describe(
         why,
         None,
         Some(json!({
-            "mode": lock.mode.to_string(),
-            "until": crate::manifest::utc(until),
-            "cool_off": lock.cool_off.map(|c| c.to_string()),
+            "mode": planned.mode.to_string(),
+            "until": crate::manifest::utc(planned.until),
+            "cool_off": planned.cool_off.map(|c| c.to_string()),
         })),
     );
-    if lock.mode == LockMode::Compliance {
+    if planned.mode == LockMode::Compliance {
         b.warn(
             "R20",
             format!(
                 "cannot be undone: set {set}{place} is locked in compliance mode until {}{}: no one, asdr and the account's root user included, can delete its snapshots or shorten the lock before then",
-                crate::manifest::utc(until),
-                match lock.cool_off {
-                    Some(c) => format!(" once its cool-off of {c} has passed"),
-                    None => " (no cool-off: final at once)".to_string(),
+                crate::manifest::utc(planned.until),
+                if planned.extends_compliance {
+                    " (a compliance lock it already holds, extended)".to_string()
+                } else {
+                    match planned.cool_off {
+                        Some(c) => format!(" once its cool-off of {c} has passed"),
+                        None => " (no cool-off: final at once)".to_string(),
+                    }
                 }
             ),
         );
+    }
+}
+
+/// A new set's (or copy's) lock as the plan makes it: its snapshots hold none yet.
+pub(crate) fn fresh(lock: &Lock, set_time: OffsetDateTime, now: OffsetDateTime) -> Planned {
+    Planned {
+        mode: lock.mode,
+        until: lock.until(set_time).max(now + MIN_LOCK),
+        cool_off: lock.cool_off.filter(|_| lock.mode == LockMode::Compliance),
+        extends_compliance: false,
     }
 }
 
@@ -183,15 +224,21 @@ pub(crate) fn adopt(
     if until <= ctx.now {
         return None;
     }
-    let missing: Vec<&Snapshot> = members(set)
-        .filter(|s| {
-            !s.lock.is_some_and(|l| {
-                l.holds(ctx.now)
-                    && l.expires + SLACK >= until
-                    && (l.mode == lock.mode || l.mode == LockMode::Compliance)
-            })
-        })
-        .collect();
+    let place = region.map(|r| format!(" in {r}")).unwrap_or_default();
+    let mut missing: Vec<(&Snapshot, crate::world::SnapshotLock)> = Vec::new();
+    for s in members(set) {
+        match decide_for(lock, set.time, s, ctx.now) {
+            Want::Held => {}
+            Want::Lock(l) => missing.push((s, l)),
+            Want::Leave(why) => b.warn(
+                "R20",
+                format!(
+                    "set {}{place}: snapshot {} is not locked again: {why}",
+                    set.id, s.id
+                ),
+            ),
+        }
+    }
     if missing.is_empty() {
         return None;
     }
@@ -199,7 +246,7 @@ pub(crate) fn adopt(
         b.warn(
             "R20",
             format!(
-                "set {} is not locked: its lock would end at {}, less than a day from now, and EBS locks a snapshot for at least a day; it is kept until then",
+                "set {}{place} is not locked: its lock would end at {}, less than a day from now, and EBS locks a snapshot for at least a day; it is kept until then",
                 set.id,
                 crate::manifest::utc(until)
             ),
@@ -213,15 +260,35 @@ pub(crate) fn adopt(
     if b.steps.iter().any(|s| s.id == id) {
         return None;
     }
-    let observed_any = missing.iter().any(|s| s.lock.is_some());
+    let observed_any = missing.iter().any(|(s, _)| s.lock.is_some());
+    let planned = Planned {
+        mode: missing
+            .iter()
+            .map(|(_, l)| l.mode)
+            .max()
+            .unwrap_or(lock.mode),
+        until: missing
+            .iter()
+            .map(|(_, l)| l.expires)
+            .max()
+            .unwrap_or(until),
+        cool_off: lock.cool_off.filter(|_| lock.mode == LockMode::Compliance),
+        extends_compliance: missing.iter().any(|(s, _)| {
+            s.lock
+                .is_some_and(|l| l.holds(ctx.now) && l.mode == LockMode::Compliance)
+        }),
+    };
     describe(
         b,
         &set.id,
         region,
-        lock,
-        until,
+        &planned,
         &format!(
-            "backup.lock: {} of set {}'s {} snapshots {} not locked as the policy says{}",
+            "{}: {} of set {}'s {} snapshots {} not locked as the policy says{}",
+            match region {
+                Some(r) => format!("backup.copies ({r}) lock"),
+                None => "backup.lock".to_string(),
+            },
             missing.len(),
             set.id,
             members(set).count(),
@@ -233,7 +300,10 @@ pub(crate) fn adopt(
             }
         ),
     );
-    let snapshots = missing.iter().map(|s| Ref::Known(s.id.clone())).collect();
+    let snapshots = missing
+        .iter()
+        .map(|(s, _)| Ref::Known(s.id.clone()))
+        .collect();
     Some(b.step(
         id,
         None,
@@ -242,10 +312,62 @@ pub(crate) fn adopt(
     ))
 }
 
+/// What locking a snapshot locked as `existing` comes to, at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Its lock already holds as long and as strongly.
+    Held,
+    /// Locked so: the stronger mode, the later end, at least a day.
+    Lock(crate::world::SnapshotLock),
+    /// Left as it is, for this reason: a governance lock ending after the compliance lock the
+    /// policy asks for is neither shortened nor made compliance past the policy's date (an
+    /// irreversible lock no one reviewed).
+    Leave(String),
+}
+
+/// The lock a snapshot locked as `existing` gets when the policy asks for `mode` until `until`:
+/// a lock is never shortened or weakened (governance may become compliance, never the reverse),
+/// never made compliance for longer than asked, and a new lock lasts at least a day (EBS's
+/// minimum).
+pub fn decide(
+    existing: Option<crate::world::SnapshotLock>,
+    mode: LockMode,
+    until: OffsetDateTime,
+    cool_off_hours: Option<u32>,
+    now: OffsetDateTime,
+) -> Want {
+    let existing = existing.filter(|l| l.holds(now));
+    if let Some(l) = existing {
+        if l.expires + SLACK >= until && l.mode >= mode {
+            return Want::Held;
+        }
+        if l.mode < mode && l.expires > until + SLACK {
+            return Want::Leave(format!(
+                "it holds a {} lock until {}, past the {mode} lock the policy asks for (until {}): asdr neither shortens a lock nor makes one {mode} for longer than the policy says; shorten or remove that lock by hand to have the policy's",
+                l.mode,
+                crate::manifest::utc(l.expires),
+                crate::manifest::utc(until)
+            ));
+        }
+    }
+    let until = until.max(now + MIN_LOCK);
+    let mode = existing.map_or(mode, |l| l.mode.max(mode));
+    let cool_off_until = match existing {
+        Some(l) if l.mode == LockMode::Compliance => l.cool_off_until,
+        _ if mode == LockMode::Compliance => {
+            cool_off_hours.map(|h| now + time::Duration::hours(i64::from(h)))
+        }
+        _ => None,
+    };
+    Want::Lock(crate::world::SnapshotLock {
+        mode,
+        expires: existing.map_or(until, |l| l.expires.max(until)),
+        cool_off_until,
+    })
+}
+
 /// The lock a `lock_snapshots` step leaves on a snapshot locked as `existing` (at `now`), or none
-/// when the existing lock already holds as long and as strongly: a lock is never shortened or
-/// weakened, so a governance lock may become compliance but never the reverse. A new lock lasts
-/// at least a day (EBS's minimum).
+/// when there is nothing to do ([`decide`]: held already, or left as it is).
 pub fn wanted(
     existing: Option<crate::world::SnapshotLock>,
     p: &params::LockSnapshots,
@@ -253,29 +375,23 @@ pub fn wanted(
 ) -> Result<Option<crate::world::SnapshotLock>, String> {
     let until = OffsetDateTime::parse(&p.until, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("lock_snapshots: `until` {} is not a time: {e}", p.until))?;
-    let existing = existing.filter(|l| l.holds(now));
-    if let Some(l) = existing
-        && l.expires + SLACK >= until
-        && l.mode >= p.mode
-    {
-        return Ok(None);
-    }
-    // EBS locks for at least a day: a lock asked for less is made a day long (never shorter
-    // than the policy says).
-    let until = until.max(now + MIN_LOCK);
-    let mode = existing.map_or(p.mode, |l| l.mode.max(p.mode));
-    let cool_off_until = match existing {
-        Some(l) if l.mode == LockMode::Compliance => l.cool_off_until,
-        _ if mode == LockMode::Compliance => p
-            .cool_off_hours
-            .map(|h| now + time::Duration::hours(i64::from(h))),
-        _ => None,
-    };
-    Ok(Some(crate::world::SnapshotLock {
-        mode,
-        expires: existing.map_or(until, |l| l.expires.max(until)),
-        cool_off_until,
-    }))
+    Ok(
+        match decide(existing, p.mode, until, p.cool_off_hours, now) {
+            Want::Lock(l) => Some(l),
+            Want::Held | Want::Leave(_) => None,
+        },
+    )
+}
+
+/// What the policy's `lock` comes to on one snapshot of a set taken at `set_time`.
+fn decide_for(lock: &Lock, set_time: OffsetDateTime, s: &Snapshot, now: OffsetDateTime) -> Want {
+    decide(
+        s.lock,
+        lock.mode,
+        lock.until(set_time),
+        lock.cool_off.map(|c| (c.seconds() / 3600) as u32),
+        now,
+    )
 }
 
 /// One complete set's lock in one region, as `status` reports it.
@@ -333,19 +449,25 @@ pub fn status(
         };
         if let Some(lock) = policy_lock {
             let until = lock.until(set.time);
-            let short = members(set).any(|s| {
-                !s.lock.is_some_and(|l| {
-                    l.holds(now) && l.expires + SLACK >= until && l.mode >= lock.mode
-                })
-            });
-            if until - now >= MIN_LOCK && short {
+            let wants: Vec<Want> = members(set)
+                .map(|s| decide_for(lock, set.time, s, now))
+                .collect();
+            let short = wants.iter().filter(|w| matches!(w, Want::Lock(_))).count();
+            if until - now >= MIN_LOCK && short > 0 {
                 problems.push(format!(
-                    "set {} in {region} is not locked as the policy says ({} until {}): {} of its {} snapshots are; apply locks it",
+                    "set {} in {region} is not locked as the policy says ({} until {}): {short} of its {} snapshots are not; apply locks them",
                     set.id,
                     lock.mode,
                     crate::manifest::utc(until),
-                    row.locked_members,
                     row.members
+                ));
+            }
+            // Left as they are (a longer governance lock the policy would make compliance):
+            // not as the policy says, and not for asdr to change.
+            if let Some(Want::Leave(why)) = wants.iter().find(|w| matches!(w, Want::Leave(_))) {
+                problems.push(format!(
+                    "set {} in {region} is not locked as the policy says: {why}",
+                    set.id
                 ));
             }
         }
@@ -354,4 +476,100 @@ pub fn status(
         }
     }
     (rows, problems)
+}
+
+/// The S3 Object Lock retention a set's store files are written with: the set's lock, when the
+/// store is an S3 bucket not seen without Object Lock and the lock still runs (a file store
+/// cannot be locked: the plan says so).
+pub(crate) fn retention(
+    ctx: &Ctx<'_, '_>,
+    lock: Option<&Lock>,
+    store: &str,
+    set: &str,
+) -> Option<params::Retention> {
+    let lock = lock?;
+    let until = lock.until(crate::observe::set_time(set)?);
+    let Some(asdr_specs::StoreUri::S3 { bucket, .. }) = asdr_specs::StoreUri::parse(store) else {
+        return None;
+    };
+    // A bucket seen without Object Lock refuses retention: its files go without (the plan
+    // says so, or refuses the backup at home).
+    let refused = ctx.world.object_lock.get(&bucket) == Some(&false);
+    (!refused && until > ctx.now).then(|| params::Retention {
+        mode: lock.mode,
+        until: crate::manifest::utc(until),
+    })
+}
+
+/// A set is locked before its mark, and locking reads the snapshots' locks first: where they
+/// cannot be read, a backup that locks would stop before its mark, after disturbing the nodes.
+/// Refused up front instead, saying which permission is missing.
+pub(crate) fn check_observed(
+    ctx: &Ctx<'_, '_>,
+    lock: Option<&Lock>,
+    region: &str,
+) -> Result<(), crate::PlanError> {
+    let (Some(lock), Some(why)) = (lock, ctx.world.locks_unobserved.get(region)) else {
+        return Ok(());
+    };
+    Err(crate::error::refuse(
+        asdr_specs::Diagnostic::new(
+            lock.span,
+            format!(
+                "the policy locks its sets, but snapshot locks in {region} could not be read ({why}): a new set is locked before its mark, after reading its snapshots' locks, so this backup would stop before completing"
+            ),
+        )
+        .rule("R20")
+        .help("allow ec2:DescribeLockedSnapshots (asdr iam-policy includes it), or remove the lock"),
+    ))
+}
+
+/// What the plan says of the store a locked set's files go to (R20): an S3 bucket observed
+/// without Object Lock is refused (its archives could be deleted while the snapshots cannot),
+/// one not observed is warned of, a file store is said plainly to be unlockable.
+pub(crate) fn check_store(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    lock: Option<&Lock>,
+    store: &str,
+    what: &str,
+) -> Result<(), crate::PlanError> {
+    let Some(lock) = lock else {
+        return Ok(());
+    };
+    match asdr_specs::StoreUri::parse(store) {
+        Some(asdr_specs::StoreUri::S3 { bucket, .. }) => {
+            match ctx.world.object_lock.get(&bucket) {
+                Some(true) => Ok(()),
+                Some(false) => Err(crate::error::refuse(
+                    asdr_specs::Diagnostic::new(
+                        lock.span,
+                        format!(
+                            "{what} locks its sets, but bucket {bucket} ({store}) has no S3 Object Lock: the sets' SMD archives and manifests could be deleted while their snapshots cannot, and a set cannot be restored whole without them"
+                        ),
+                    )
+                    .rule("R20")
+                    .help(format!("enable Object Lock on bucket {bucket} (aws s3api put-object-lock-configuration --bucket {bucket} --object-lock-configuration ObjectLockEnabled=Enabled), or remove the lock")),
+                )),
+                None => {
+                    b.warn(
+                        "R20",
+                        format!(
+                            "whether bucket {bucket} has S3 Object Lock was not observed: the sets' SMD archives and manifests are written with Object Lock retention, which S3 refuses (failing the backup before its mark) if the bucket has none"
+                        ),
+                    );
+                    Ok(())
+                }
+            }
+        }
+        _ => {
+            b.warn(
+                "R20",
+                format!(
+                    "{what} locks its sets' snapshots, but {store} is a file store, which cannot be locked: the sets' SMD archives and manifests there can be deleted; keep a copy where the workload cannot delete it (docs/immutability.md)"
+                ),
+            );
+            Ok(())
+        }
+    }
 }

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::plan::StepKind;
 
 mod consistency;
+mod locks;
 mod tools;
 mod volumes;
 pub use consistency::{SetRoster, WaitPartitionsAvailable};
+pub use locks::{LockSnapshots, Retention};
 pub use tools::{Asbackup, Asrestore, BackupKind, Tool, ToolEncrypt};
 pub use volumes::{AttachVolume, DetachVolume, DeviceCheck};
 
@@ -207,6 +209,9 @@ pub struct CopySmd {
     pub set: String,
     pub from: String,
     pub to: String,
+    /// S3 Object Lock retention the archive is written with (the set's lock, R20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 /// restore_smd: a set's SMD archive replaces a node's SMD directory.
@@ -248,6 +253,8 @@ pub struct CopySmdArchive {
     /// The archive's SHA-256 when known in advance (observed); otherwise the source's, read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -279,25 +286,6 @@ pub struct DeleteSnapshot {
     #[serde(default)]
     pub set: String,
     /// The cluster's id: a snapshot carrying another is refused right before the delete (R13).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_id: Option<String>,
-}
-
-/// lock_snapshots: every snapshot of a set (in the step's region) locked until `until` (R20).
-/// A snapshot already locked in the same mode until then or later is left as it is; a lock is
-/// never shortened or weakened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct LockSnapshots {
-    pub set: String,
-    /// The set's snapshots: known, or learned from the waits that saw them complete.
-    pub snapshots: Vec<Ref>,
-    pub mode: asdr_specs::LockMode,
-    /// RFC 3339, whole seconds: the set's time plus `lock.duration`.
-    pub until: String,
-    /// Compliance only: the cooling-off period, in hours.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cool_off_hours: Option<u32>,
-    /// The cluster's id: a snapshot carrying another is refused (R13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
 }
@@ -445,6 +433,8 @@ pub struct WriteManifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_ids: BTreeMap<String, String>,
     pub policy_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 /// One member of a set as the plan knows it; its snapshot known or learned.

@@ -161,8 +161,9 @@ pub(crate) fn plan_in(
             b.warn(
                 "R20",
                 format!(
-                    "set {} is past retain but {why}: kept, and deleted by the first apply after",
-                    set.id
+                    "set {}{} is past retain but {why}: kept, and deleted by the first apply after",
+                    set.id,
+                    at.region.map(|r| format!(" in {r}")).unwrap_or_default()
                 ),
             );
         }

@@ -55,6 +55,10 @@ pub struct World {
     /// not answered), with why: a plan there cannot tell a locked snapshot from an unlocked one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub locks_unobserved: BTreeMap<String, String>,
+    /// S3 buckets of the policy's stores, by name: whether S3 Object Lock is enabled on them
+    /// (GetObjectLockConfiguration). A bucket not listed was not observed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub object_lock: BTreeMap<String, bool>,
     /// What each drill's applies launched or created, by drill name, as their journals recorded
     /// it (asdr adds it when it observes): `<id>@<plan id>` (`drill::made_by`), or
     /// `step:<plan id>/<step>` for a step in flight at a kill (`drill::in_flight`). A drill's teardown
@@ -131,6 +135,7 @@ impl World {
                 .collect(),
             unobserved_regions: self.unobserved_regions.clone(),
             locks_unobserved: self.locks_unobserved.clone(),
+            object_lock: self.object_lock.clone(),
             asbackup_archives: if region == home {
                 self.asbackup_archives.clone()
             } else {

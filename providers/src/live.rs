@@ -286,6 +286,30 @@ pub async fn all_set_files(
     (out, failed)
 }
 
+/// Whether S3 Object Lock is enabled on each S3 bucket a locked set's files go to (R20); a
+/// bucket whose configuration cannot be read is left out (not observed: the plan says so).
+pub async fn object_locks(policy: &Policy, store: &AnyStore) -> BTreeMap<String, bool> {
+    let stores = std::iter::once((policy.backup.lock.is_some(), policy.backup.smd_to.as_str()))
+        .chain(
+            policy
+                .backup
+                .copies
+                .iter()
+                .map(|c| (c.lock.is_some(), c.smd_to.as_str())),
+        );
+    let mut out = BTreeMap::new();
+    for (locked, uri) in stores {
+        if let (true, Some(asdr_specs::StoreUri::S3 { bucket, .. })) =
+            (locked, asdr_specs::StoreUri::parse(uri))
+            && !out.contains_key(&bucket)
+            && let Ok(enabled) = store.object_lock_enabled(uri).await
+        {
+            out.insert(bucket, enabled);
+        }
+    }
+    out
+}
+
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
 pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, usize), String> {
     let (ec2, counter) = ec2_provider(policy, aws).await;
@@ -295,12 +319,14 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         async {
             let store = smd_store(policy, aws).await;
             let smd = all_set_files(policy, &store).await;
-            Ok::<_, String>((smd, asbackup_archives(policy, &store).await?))
+            let locks = object_locks(policy, &store).await;
+            Ok::<_, String>((smd, asbackup_archives(policy, &store).await?, locks))
         },
         refresh_nodes(policy, World::default()),
     );
     let mut world = cloud.map_err(|e| e.message)?;
-    let ((smd, unlisted), asbackup) = archives?;
+    let ((smd, unlisted), asbackup, object_lock) = archives?;
+    world.object_lock = object_lock;
     world.smd_archives = smd.archives;
     world.set_manifests = smd.manifests;
     world.asbackup_archives = asbackup;

@@ -494,7 +494,19 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 .clone()
                 .or_else(|| smd::learned_sha256(&input, &p.from))
             {
-                Some(want) => self.smd_archive_at(&p.to, Some(&want)).await,
+                Some(want) => match self.smd_archive_at(&p.to, Some(&want)).await {
+                    Some(l)
+                        if self
+                            .retained_all(
+                                &[p.to.clone(), format!("{}.sha256", p.to)],
+                                p.retention.as_ref(),
+                            )
+                            .await =>
+                    {
+                        Some(l)
+                    }
+                    _ => None,
+                },
                 None => None,
             },
             Params::WriteManifest(p) => self.manifest_written(&input, p).await,

@@ -75,6 +75,25 @@ fn text(r: &Report, world_file: bool) -> String {
             )
         }
     ));
+    // Snapshot locks (R20), per region: how many complete sets are wholly locked, and until
+    // when the earliest of those holds.
+    let mut regions: Vec<&str> = s.locks.iter().map(|l| l.region.as_str()).collect();
+    regions.dedup();
+    for region in regions {
+        let rows: Vec<_> = s.locks.iter().filter(|l| l.region == region).collect();
+        let locked: Vec<_> = rows.iter().filter(|l| l.locked).collect();
+        out.push_str(&format!(
+            "  locked in {region}: {} of {} set(s){}\n",
+            locked.len(),
+            rows.len(),
+            locked
+                .iter()
+                .filter_map(|l| l.until)
+                .min()
+                .map(|t| format!(", the first lock ending {}", rfc(t)))
+                .unwrap_or_default()
+        ));
+    }
     for (region, c) in &s.regions {
         if let Some(why) = &c.unobserved {
             out.push_str(&format!("  copies in {region}: NOT OBSERVED ({why})\n"));
@@ -164,7 +183,7 @@ fn text(r: &Report, world_file: bool) -> String {
         }
     }
     out.push_str(&format!(
-        "  lock:       {}\n",
+        "  apply lock: {}\n",
         r.lock_held_by.as_deref().unwrap_or("free")
     ));
     match &r.last_apply {

@@ -238,3 +238,37 @@ fn r20_the_iam_policy_of_a_locked_backup_may_lock_and_read_locks_and_never_unloc
         "the lock tag may be written: {doc}"
     );
 }
+
+/// Review finding: a plan file must not move the clock forward. A plan made for a later time
+/// (when every lock the policy puts on the sets has run out) is refused against a world whose
+/// time is this machine's, as on AWS.
+#[test]
+fn r20_a_plan_made_for_a_later_time_is_never_applied() {
+    let s = Scratch::of("prod-east");
+    s.edit(
+        "asdr.yaml",
+        "  tags: {team: data}",
+        "  tags: {team: data}\n  lock: {mode: governance, duration: 60d}",
+    );
+    s.edit(
+        W,
+        "now: \"2026-11-21T09:00:00Z\"",
+        "now: \"2099-03-01T00:00:00Z\"",
+    );
+    ok(&s.asdr(W, &["plan", "--out", "future.json", "-q"], &[]));
+    // The world as observed now: no time of its own (this machine's clock counts).
+    s.edit(W, "now: \"2099-03-01T00:00:00Z\"\n", "");
+    let before = std::fs::read(s.path(W)).unwrap();
+    let out = s.asdr(W, &["apply", "future.json", "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("it was made for 2099-03-01T00:00:00Z, later than now"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(s.path(W)).unwrap(),
+        before,
+        "nothing was applied"
+    );
+}

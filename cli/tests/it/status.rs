@@ -157,7 +157,7 @@ fn status_names_the_lock_holder_and_the_last_apply_and_when_it_succeeded() {
     let out = s.asdr("world-backup-due.yaml", &["status"], &[]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "the backup just ran:\n{text}");
-    assert!(text.contains("lock:       pid 4242 on ops-box"), "{text}");
+    assert!(text.contains("apply lock: pid 4242 on ops-box"), "{text}");
     assert!(
         text.contains("last apply: backup p-") && text.contains(" succeeded at "),
         "{text}"
@@ -197,7 +197,7 @@ fn status_names_the_lock_holder_and_the_last_apply_and_when_it_succeeded() {
     );
     drop(lock);
     let text = stdout(&s.asdr("world-backup-due.yaml", &["status"], &[]));
-    assert!(text.contains("lock:       free"), "{text}");
+    assert!(text.contains("apply lock: free"), "{text}");
 }
 
 /// `status` on a world that holds nothing of the cluster (another cluster's file, the wrong

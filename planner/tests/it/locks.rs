@@ -347,57 +347,212 @@ fn r20_restores_lock_nothing() {
 }
 
 #[test]
-fn r20_a_lock_is_never_shortened_or_weakened() {
-    use asdr_planner::locks::wanted;
-    let p = |mode: LockMode, until: &str| asdr_planner::params::LockSnapshots {
-        set: OLDEST.into(),
-        snapshots: vec![],
-        mode,
-        until: until.into(),
-        cool_off_hours: Some(2),
-        cluster_id: None,
-    };
+fn r20_a_lock_is_never_shortened_weakened_or_made_compliance_past_the_policys_date() {
+    use asdr_planner::locks::{Want, decide};
     let held = |mode, days| SnapshotLock {
         mode,
         expires: NOW + time::Duration::days(days),
         cool_off_until: None,
     };
-    // Already longer and as strong: left alone.
+    let until = datetime!(2026-12-01 09:00:00 UTC);
+    // Already as long and as strong: left alone.
     assert_eq!(
-        wanted(
+        decide(
             Some(held(LockMode::Governance, 30)),
-            &p(LockMode::Governance, "2026-12-01T09:00:00Z"),
+            LockMode::Governance,
+            until,
+            None,
             NOW
-        )
-        .unwrap(),
-        None
+        ),
+        Want::Held
     );
-    // Compliance asked of a governance lock: made compliance, keeping the later expiry.
-    let w = wanted(
-        Some(held(LockMode::Governance, 30)),
-        &p(LockMode::Compliance, "2026-12-01T09:00:00Z"),
+    // Compliance asked of a governance lock ending later than the policy's date: left as it
+    // is, never made compliance for longer than the policy says, never shortened.
+    assert!(matches!(
+        decide(Some(held(LockMode::Governance, 30)), LockMode::Compliance, until, Some(2), NOW),
+        Want::Leave(why) if why.contains("neither shortens a lock nor makes one compliance for longer")
+    ));
+    // Compliance asked of a governance lock ending sooner: made compliance until the policy's
+    // date, with its cool-off.
+    let Want::Lock(w) = decide(
+        Some(held(LockMode::Governance, 3)),
+        LockMode::Compliance,
+        until,
+        Some(2),
         NOW,
-    )
-    .unwrap()
-    .unwrap();
-    assert_eq!(w.mode, LockMode::Compliance);
-    assert_eq!(w.expires, NOW + time::Duration::days(30));
+    ) else {
+        panic!("locked")
+    };
+    assert_eq!((w.mode, w.expires), (LockMode::Compliance, until));
     assert_eq!(w.cool_off_until, Some(NOW + time::Duration::hours(2)));
     // Governance asked of a compliance lock ending sooner: extended, still compliance.
-    let w = wanted(
+    let Want::Lock(w) = decide(
         Some(held(LockMode::Compliance, 3)),
-        &p(LockMode::Governance, "2026-12-01T09:00:00Z"),
+        LockMode::Governance,
+        until,
+        None,
         NOW,
-    )
-    .unwrap()
-    .unwrap();
-    assert_eq!(w.mode, LockMode::Compliance);
-    assert_eq!(w.expires, datetime!(2026-12-01 09:00:00 UTC));
-    // No lock: locked as asked.
-    let w = wanted(None, &p(LockMode::Governance, "2026-12-01T09:00:00Z"), NOW)
-        .unwrap()
+    ) else {
+        panic!("extended")
+    };
+    assert_eq!((w.mode, w.expires), (LockMode::Compliance, until));
+    // No lock: locked as asked, and for at least a day.
+    let Want::Lock(w) = decide(None, LockMode::Governance, NOW, None, NOW) else {
+        panic!("locked")
+    };
+    assert_eq!(
+        (w.mode, w.expires),
+        (LockMode::Governance, NOW + time::Duration::days(1))
+    );
+}
+
+/// Review findings: what a plan says of a lock is the lock it makes.
+#[test]
+fn r20_a_longer_governance_lock_is_not_made_compliance_and_status_says_why() {
+    let policy = locked_policy("{mode: compliance, duration: 14d, cool_off: 24h}");
+    let mut world = ten_sets(&policy);
+    let set = "bs-20261115T030000Z";
+    lock_set(
+        &mut world,
+        set,
+        LockMode::Governance,
+        datetime!(2027-11-15 00:00:00 UTC),
+    );
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.id == format!("lock_snapshots:{set}"))
+    );
+    assert!(p.warnings.iter().any(|w| w.rule == "R20"
+        && w.message.contains(set)
+        && w.message.contains("is not locked again")));
+    // No warning names a compliance date past the policy's for this set.
+    assert!(!p.warnings.iter().any(|w| w.message.contains(set)
+        && w.message.contains("2027-11-15")
+        && w.message.starts_with("cannot be undone")));
+    let st = asdr_planner::status::status(&policy, &world, NOW);
+    assert!(
+        st.problems
+            .iter()
+            .any(|p| p.contains(set) && p.contains("not locked as the policy says")),
+        "{:?}",
+        st.problems
+    );
+}
+
+#[test]
+fn r20_extending_a_compliance_lock_is_warned_as_irreversible_even_under_a_governance_policy() {
+    let policy = locked_policy("{mode: governance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    let set = "bs-20261114T030000Z";
+    lock_set(
+        &mut world,
+        set,
+        LockMode::Compliance,
+        datetime!(2026-11-25 00:00:00 UTC),
+    );
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| {
+            w.message
+                .starts_with(&format!("cannot be undone: set {set}"))
+        })
+        .expect("the extension of a compliance lock is warned");
+    assert!(
+        w.message.contains("until 2026-11-28T03:00:00Z") && w.message.contains("extended"),
+        "{}",
+        w.message
+    );
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.address == format!("lock.{set}"))
         .unwrap();
-    assert_eq!((w.mode, w.cool_off_until), (LockMode::Governance, None));
+    assert_eq!(c.after.as_ref().unwrap()["mode"], "compliance");
+}
+
+#[test]
+fn r20_a_snapshot_that_only_carries_a_sets_tags_is_never_locked_as_its_member() {
+    let policy = locked_policy("{mode: compliance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    let mut stranger = world
+        .snapshots
+        .iter()
+        .find(|s| s.tags.get("asdr:set").map(String::as_str) == Some("bs-20261120T030000Z"))
+        .unwrap()
+        .clone();
+    stranger.id = "snap-notours".into();
+    stranger.volume_id = "vol-someone-else".into();
+    world.snapshots.push(stranger);
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    let step = p
+        .steps
+        .iter()
+        .find(|s| s.id == "lock_snapshots:bs-20261120T030000Z")
+        .unwrap();
+    let locked = params(step)["snapshots"].to_string();
+    assert!(!locked.contains("snap-notours"), "{locked}");
+    assert_eq!(params(step)["snapshots"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn r20_a_partly_locked_set_is_shown_by_its_weakest_lock_and_final_only_when_every_member_is() {
+    let policy = ExamplePolicy::prod_east().policy();
+    let mut world = ten_sets(&policy);
+    let set = "bs-20261114T030000Z";
+    let mut members = world
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.tags.get("asdr:set").map(String::as_str) == Some(set));
+    members.next().unwrap().lock = Some(SnapshotLock {
+        mode: LockMode::Compliance,
+        expires: NOW + time::Duration::days(1),
+        cool_off_until: None,
+    });
+    members.next().unwrap().lock = Some(SnapshotLock {
+        mode: LockMode::Governance,
+        expires: datetime!(2027-05-01 00:00:00 UTC),
+        cool_off_until: None,
+    });
+    let st = asdr_planner::status::status(&policy, &world, NOW);
+    let row = st.locks.iter().find(|l| l.set == set).unwrap();
+    assert_eq!(row.mode, Some(LockMode::Governance), "the weakest lock");
+    assert!(
+        !row.is_final,
+        "one member can be unlocked, seven are not locked"
+    );
+    assert!(!row.locked);
+    assert_eq!((row.locked_members, row.members), (2, 9));
+}
+
+#[test]
+fn r20_a_backup_that_locks_is_refused_up_front_where_locks_cannot_be_read() {
+    let policy = locked_policy("{mode: governance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    world.locks_unobserved.insert(
+        "us-east-1".into(),
+        "DescribeLockedSnapshots: UnauthorizedOperation".into(),
+    );
+    let Err(asdr_planner::PlanError::Refused(d)) = plan(&policy, &world, NOW, &Operation::Backup)
+    else {
+        panic!("refused")
+    };
+    assert!(d.message.contains("could not be read"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("ec2:DescribeLockedSnapshots")),
+        "{d:?}"
+    );
+    let st = asdr_planner::status::status(&policy, &world, NOW);
+    assert!(
+        st.problems
+            .iter()
+            .any(|p| p.contains("could not be observed"))
+    );
 }
 
 #[test]
@@ -424,9 +579,74 @@ fn r20_lock_values_ebs_refuses_are_refused_at_validation_and_retention_shorter_t
         notes.contains("about 60 sets are locked at once, more than retain.count 7"),
         "{notes}"
     );
-    assert!(notes.contains("are not locked by asdr"), "{notes}");
+    assert!(
+        notes.contains("written with S3 Object Lock retention as long as the lock"),
+        "{notes}"
+    );
     assert!(
         notes.starts_with("asdr.yaml:"),
         "notes point at the line: {notes}"
     );
+}
+
+#[test]
+fn r20_a_locked_sets_store_files_are_retained_and_a_bucket_without_object_lock_is_refused() {
+    let policy = locked_policy("{mode: governance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    // Observed with Object Lock: the archive and the manifest are written retained until the
+    // set's lock ends.
+    world.object_lock.insert("acme-backups".into(), true);
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    let set = asdr_planner::set_id(NOW);
+    for id in [format!("copy_smd:{set}"), format!("write_manifest:{set}")] {
+        let s = p.steps.iter().find(|s| s.id == id).unwrap();
+        assert_eq!(
+            params(s)["retention"],
+            serde_json::json!({"mode": "governance", "until": "2026-12-05T09:00:00Z"}),
+            "{id}"
+        );
+    }
+    // Observed without: refused, naming the bucket.
+    world.object_lock.insert("acme-backups".into(), false);
+    let e = plan(&policy, &world, NOW, &Operation::Backup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bucket acme-backups") && e.contains("has no S3 Object Lock"),
+        "{e}"
+    );
+    // Not observed: planned, and said.
+    world.object_lock.clear();
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(p.warnings.iter().any(|w| {
+        w.rule == "R20"
+            && w.message
+                .contains("whether bucket acme-backups has S3 Object Lock was not observed")
+    }));
+    // A file store cannot be locked: said plainly, and its files carry no retention.
+    let policy = ExamplePolicy::prod_east()
+        .edits(&[
+            (
+                "  tags: {team: data}",
+                "  tags: {team: data}\n  lock: {mode: governance, duration: 14d}",
+            ),
+            (
+                "s3://acme-backups/asdr/prod-east/smd",
+                "file:///var/backups/asdr",
+            ),
+            ("transport: ssm", "transport: ssh"),
+        ])
+        .policy();
+    let p = plan(&policy, &ten_sets(&policy), NOW, &Operation::Backup).unwrap();
+    assert!(p.warnings.iter().any(|w| {
+        w.rule == "R20"
+            && w.message
+                .contains("is a file store, which cannot be locked")
+    }));
+    let copy = p
+        .steps
+        .iter()
+        .find(|s| s.id == format!("copy_smd:{set}"))
+        .unwrap();
+    assert!(params(copy).get("retention").is_none());
 }

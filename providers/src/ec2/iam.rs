@@ -141,6 +141,13 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             }
             // Reads each SMD archive and its checksum, writes the manifest, reads it back.
             StepKind::WriteManifest => a.extend([("s3:GetObject", Other), ("s3:PutObject", Other)]),
+            // A locked set's store files get S3 Object Lock retention as its snapshots do (and
+            // the bucket's Object Lock configuration is read); never s3:BypassGovernanceRetention.
+            StepKind::LockSnapshots => a.extend([
+                ("s3:PutObjectRetention", Other),
+                ("s3:GetObjectRetention", Other),
+                ("s3:GetBucketObjectLockConfiguration", Other),
+            ]),
             _ => {}
         }
     }
@@ -633,16 +640,15 @@ fn s3_statements(statements: &mut Vec<Value>, actions: &[&str], smd_to: &str, ot
     }
     buckets.sort();
     buckets.dedup();
-    let on_objects: Vec<&str> = actions
-        .iter()
-        .copied()
-        .filter(|a| *a != "s3:ListBucket")
-        .collect();
+    // Actions on the bucket itself, not its objects.
+    let on_bucket = ["s3:ListBucket", "s3:GetBucketObjectLockConfiguration"];
+    let (bucket_actions, on_objects): (Vec<&str>, Vec<&str>) =
+        actions.iter().partition(|a| on_bucket.contains(a));
     if !on_objects.is_empty() {
         statements.push(json!({"Sid": "SmdArchives", "Effect": "Allow", "Action": on_objects, "Resource": objects}));
     }
-    if actions.contains(&"s3:ListBucket") {
-        statements.push(json!({"Sid": "ListTheStores", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets}));
+    if !bucket_actions.is_empty() {
+        statements.push(json!({"Sid": "ListTheStores", "Effect": "Allow", "Action": bucket_actions, "Resource": buckets}));
     }
 }
 

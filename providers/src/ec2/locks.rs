@@ -169,9 +169,18 @@ impl Ec2Provider {
         let locks = self.locks_of(&ids).await?;
         let now = OffsetDateTime::now_utc();
         for id in &ids {
-            let Some(want) = asdr_planner::locks::wanted(locks.get(id).copied(), p, now)
+            let existing = locks.get(id).copied().filter(|l| l.holds(now));
+            let Some(want) = asdr_planner::locks::wanted(existing, p, now)
                 .map_err(|m| StepError::permanent("InvalidParameterValue", m))?
             else {
+                // Locked already (by an earlier try whose tag was not written, say): the tag
+                // that makes later observations read this region's locks is written anyway.
+                let untagged = found
+                    .iter()
+                    .any(|s| &s.id == id && !s.tags.contains_key(tags::LOCK));
+                if let (true, Some(l)) = (untagged, existing) {
+                    self.tag(id, tags::LOCK, &describe(&l)).await?;
+                }
                 continue;
             };
             let mut call = self
@@ -182,49 +191,45 @@ impl Ec2Provider {
                     LockMode::Governance => AwsLockMode::Governance,
                     LockMode::Compliance => AwsLockMode::Compliance,
                 });
-            call = if want.expires - now < MIN_LOCK {
+            // A lock of about a day is asked for in days: an expiration date a little under a
+            // day ahead by the time EC2 reads it could be refused.
+            call = if want.expires - now < MIN_LOCK + time::Duration::minutes(5) {
                 call.lock_duration(1)
             } else {
                 call.expiration_date(aws_smithy_types::DateTime::from_secs(
                     want.expires.unix_timestamp(),
                 ))
             };
-            // A cool-off is given only when the snapshot becomes compliance now (EC2 refuses one
-            // on a compliance lock past its cool-off).
-            let was_compliance = locks
-                .get(id)
-                .is_some_and(|l| l.mode == LockMode::Compliance && l.holds(now));
-            if want.mode == LockMode::Compliance
-                && !was_compliance
-                && let Some(h) = p.cool_off_hours
-            {
-                call = call.cool_off_period(h as i32);
+            // A cool-off is given when the snapshot becomes compliance now, and, for a compliance
+            // lock still in its cool-off, what is left of it (omitted, EC2 would end it at once);
+            // never on a compliance lock past its cool-off (EC2 refuses one there).
+            let cool_off = match existing {
+                Some(l) if l.mode == LockMode::Compliance => l
+                    .cool_off_until
+                    .filter(|c| *c > now)
+                    .map(|c| (((c - now).whole_minutes() + 59) / 60).clamp(1, 72) as i32),
+                _ if want.mode == LockMode::Compliance => p.cool_off_hours.map(|h| h as i32),
+                _ => None,
+            };
+            if let Some(h) = cool_off {
+                call = call.cool_off_period(h);
             }
             call.send().await.map_err(|e| {
                 use aws_sdk_ec2::error::ProvideErrorMetadata;
                 match e.code() {
-                    // The lock cannot be changed so (a compliance lock past its cool-off can
-                    // only be extended): waiting does not change that.
+                    // EC2 refuses the lock in the snapshot's present state: retrying at once is
+                    // not known to change that, and the set waits unmarked either way.
                     Some("IncorrectState") => StepError::permanent(
                         "IncorrectState",
                         format!(
-                            "LockSnapshot {id}: EC2 refused to change its lock ({}): a compliance lock past its cool-off can only be extended; nothing was deleted",
+                            "LockSnapshot {id}: EC2 refused the lock in the snapshot's present state ({}); nothing was deleted, and the set is not marked until it is locked",
                             e.message().unwrap_or("IncorrectState")
                         ),
                     ),
                     _ => self.classify("LockSnapshot", e),
                 }
             })?;
-            self.tag(
-                id,
-                tags::LOCK,
-                &format!(
-                    "{} until {}",
-                    want.mode,
-                    asdr_planner::manifest::utc(want.expires)
-                ),
-            )
-            .await?;
+            self.tag(id, tags::LOCK, &describe(&want)).await?;
         }
         Progress::finished()
     }
@@ -244,6 +249,15 @@ impl Ec2Provider {
             .map_err(|e| self.classify("CreateTags", e))?;
         Ok(())
     }
+}
+
+/// The `asdr:lock` tag's value: the lock asked for.
+fn describe(l: &SnapshotLock) -> String {
+    format!(
+        "{} until {}",
+        l.mode,
+        asdr_planner::manifest::utc(l.expires)
+    )
 }
 
 /// The step's snapshot ids, once every one is known.

@@ -57,6 +57,11 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .put(&format!("{}.sha256", p.to), format!("{sha}\n").into_bytes())
             .await
             .map_err(store_error)?;
+        self.retain(
+            &[p.to.clone(), format!("{}.sha256", p.to)],
+            p.retention.as_ref(),
+        )
+        .await?;
         match self.smd_archive_at(&p.to, Some(&sha)).await {
             Some(learned) => Progress::done(learned),
             None => Err(StepError::transient(
@@ -89,6 +94,14 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
                     .any(|e| e.uri == a.uri && e.node == a.node && e.sha256 == sha)
             })
         });
+        // A locked set's manifest is adopted only once it is retained (a kill between the write
+        // and the retention leaves it unretained: written again, and retained).
+        if !self
+            .retained_all(std::slice::from_ref(&p.uri), p.retention.as_ref())
+            .await
+        {
+            return None;
+        }
         (file.manifest.set == p.set
             && file.manifest.cluster == p.cluster
             && file.manifest.cluster_id == p.cluster_id
@@ -157,6 +170,8 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .put(&p.uri, file.to_bytes())
             .await
             .map_err(store_error)?;
+        self.retain(std::slice::from_ref(&p.uri), p.retention.as_ref())
+            .await?;
         let back = self.store.get(&p.uri).await.map_err(store_error)?;
         match asdr_planner::manifest::ManifestFile::read(&back) {
             Ok(read) if read == file => Progress::done(Learned {
@@ -225,8 +240,11 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
     ) -> Result<Progress, StepError> {
         let name = Self::node(input)?;
         let (from, to) = (&p.from, &p.to);
+        let files = [to.clone(), format!("{to}.sha256")];
         if !self.transport.streams_binary() {
-            return self.copy_smd_on_node(&name, from, to).await;
+            let done = self.copy_smd_on_node(&name, from, to).await?;
+            self.retain(&files, p.retention.as_ref()).await?;
+            return Ok(done);
         }
         let tar = run_ok(
             &self.transport,
@@ -251,7 +269,50 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             .put(&format!("{to}.sha256"), format!("{sha}\n").into_bytes())
             .await
             .map_err(store_error)?;
+        self.retain(&files, p.retention.as_ref()).await?;
         archived(to, sha, name)
+    }
+
+    /// R20: a locked set's store files kept by S3 Object Lock as long as its snapshots, before
+    /// the step is done (so before the set's mark).
+    pub(super) async fn retain(
+        &self,
+        uris: &[String],
+        retention: Option<&params::Retention>,
+    ) -> Result<(), StepError> {
+        let Some(r) = retention else {
+            return Ok(());
+        };
+        for uri in uris {
+            self.store.retain(uri, r).await.map_err(|e| {
+                StepError::permanent(
+                    "ObjectLock",
+                    format!(
+                        "{e}: the set's files must be kept ({} until {}) as its snapshots are locked, and the set is not marked without",
+                        r.mode, r.until
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether every one of `uris` holds `retention` (none asked: yes).
+    pub(super) async fn retained_all(
+        &self,
+        uris: &[String],
+        retention: Option<&params::Retention>,
+    ) -> bool {
+        let Some(want) = retention else {
+            return true;
+        };
+        for uri in uris {
+            let held = self.store.retained(uri).await.ok().flatten();
+            if !crate::store::retention_holds(held.as_ref(), want) {
+                return false;
+            }
+        }
+        true
     }
 
     pub(super) async fn restore_smd(

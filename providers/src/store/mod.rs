@@ -29,6 +29,38 @@ pub trait Store: Send + Sync + 'static {
     /// The SHA-256 of an object (hex), read as it streams: never whole in memory (asbackup's
     /// files run to gigabytes).
     fn digest(&self, uri: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Puts S3 Object Lock retention on an object (its current version) until `until`, as the
+    /// set's snapshots are locked (R20). A store that cannot hold one refuses: nothing is
+    /// said to be retained that is not.
+    fn retain(
+        &self,
+        uri: &str,
+        _retention: &asdr_planner::params::Retention,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let uri = uri.to_string();
+        async move {
+            Err(StoreError::Io {
+                message: "this store cannot keep Object Lock retention (only an S3 bucket with Object Lock can)".into(),
+                uri,
+            })
+        }
+    }
+    /// The retention an object holds (its mode and until when), if any.
+    fn retained(
+        &self,
+        _uri: &str,
+    ) -> impl Future<Output = Result<Option<asdr_planner::params::Retention>, StoreError>> + Send
+    {
+        async { Ok(None) }
+    }
+}
+
+/// Whether `held` keeps an object at least as long and as strongly as `want`.
+pub fn retention_holds(
+    held: Option<&asdr_planner::params::Retention>,
+    want: &asdr_planner::params::Retention,
+) -> bool {
+    held.is_some_and(|h| h.mode >= want.mode && h.until >= want.until)
 }
 
 /// The largest object `get` reads into memory. What asdr reads whole (SMD archives, set

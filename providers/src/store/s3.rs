@@ -64,6 +64,49 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Whether S3 Object Lock is enabled on `bucket` (GetObjectLockConfiguration); a bucket
+    /// without any configuration answers `ObjectLockConfigurationNotFoundError`.
+    pub async fn object_lock_enabled(&self, bucket: &str) -> Result<bool, StoreError> {
+        match self
+            .client
+            .get_object_lock_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| *e == aws_sdk_s3::types::ObjectLockEnabled::Enabled)),
+            Err(e)
+                if aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                    == Some("ObjectLockConfigurationNotFoundError") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(io_error(
+                &format!("s3://{bucket}"),
+                "S3 GetObjectLockConfiguration",
+                &e,
+            )),
+        }
+    }
+}
+
+impl AnyStore {
+    /// Whether S3 Object Lock is enabled on the bucket of `uri` (an S3 store's).
+    pub async fn object_lock_enabled(&self, uri: &str) -> Result<bool, StoreError> {
+        let Some(asdr_specs::StoreUri::S3 { bucket, .. }) = asdr_specs::StoreUri::parse(uri) else {
+            return Err(StoreError::Unsupported { uri: uri.into() });
+        };
+        match self.s3_for(uri) {
+            Some(s3) => s3.object_lock_enabled(&bucket).await,
+            None => Err(StoreError::Unsupported { uri: uri.into() }),
+        }
+    }
+}
+
 impl Store for S3Store {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let Some(asdr_specs::StoreUri::S3 { bucket, key }) = asdr_specs::StoreUri::parse(prefix)
@@ -106,6 +149,76 @@ impl Store for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| io_error(uri, "S3 PutObject", &e))
+    }
+
+    async fn retain(
+        &self,
+        uri: &str,
+        retention: &asdr_planner::params::Retention,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_s3::types::{ObjectLockRetention, ObjectLockRetentionMode};
+        let (bucket, key) = split(uri)?;
+        let until = time::OffsetDateTime::parse(
+            &retention.until,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| StoreError::Io {
+            uri: uri.into(),
+            message: format!("retention until {}: {e}", retention.until),
+        })?;
+        let mode = match retention.mode {
+            asdr_specs::LockMode::Governance => ObjectLockRetentionMode::Governance,
+            asdr_specs::LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+        };
+        self.client
+            .put_object_retention()
+            .bucket(bucket)
+            .key(key)
+            .retention(
+                ObjectLockRetention::builder()
+                    .mode(mode)
+                    .retain_until_date(aws_smithy_types::DateTime::from_secs(
+                        until.unix_timestamp(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| io_error(uri, "S3 PutObjectRetention", &e))
+    }
+
+    // HeadObject carries the object's lock mode and date (to a caller allowed
+    // s3:GetObjectRetention), one call for both.
+    async fn retained(
+        &self,
+        uri: &str,
+    ) -> Result<Option<asdr_planner::params::Retention>, StoreError> {
+        use aws_sdk_s3::types::ObjectLockMode as M;
+        let (bucket, key) = split(uri)?;
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| io_error(uri, "S3 HeadObject", &e))?;
+        let mode = match out.object_lock_mode() {
+            Some(M::Governance) => asdr_specs::LockMode::Governance,
+            Some(M::Compliance) => asdr_specs::LockMode::Compliance,
+            _ => return Ok(None),
+        };
+        let Some(until) = out
+            .object_lock_retain_until_date()
+            .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(asdr_planner::params::Retention {
+            mode,
+            until: asdr_planner::manifest::utc(until),
+        }))
     }
 
     async fn delete(&self, uri: &str) -> Result<(), StoreError> {
@@ -244,6 +357,27 @@ impl Store for AnyStore {
         match self.s3_for(uri) {
             Some(s3) => s3.digest(uri).await,
             None => super::LocalStore.digest(uri).await,
+        }
+    }
+
+    async fn retain(
+        &self,
+        uri: &str,
+        retention: &asdr_planner::params::Retention,
+    ) -> Result<(), StoreError> {
+        match self.s3_for(uri) {
+            Some(s3) => s3.retain(uri, retention).await,
+            None => super::LocalStore.retain(uri, retention).await,
+        }
+    }
+
+    async fn retained(
+        &self,
+        uri: &str,
+    ) -> Result<Option<asdr_planner::params::Retention>, StoreError> {
+        match self.s3_for(uri) {
+            Some(s3) => s3.retained(uri).await,
+            None => super::LocalStore.retained(uri).await,
         }
     }
 }

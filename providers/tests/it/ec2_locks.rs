@@ -143,14 +143,20 @@ async fn lock_snapshots_asks_ec2_for_the_policys_lock_only_where_it_is_not_held_
 }
 
 #[tokio::test]
-async fn a_governance_lock_made_compliance_gets_its_cool_off_and_keeps_its_later_expiry() {
+async fn a_governance_lock_ending_sooner_is_made_compliance_until_the_policys_date_and_one_ending_later_is_left()
+ {
     let asked: Asked<(String, String, Option<i64>, Option<i32>)> = Arc::default();
     let seen = asked.clone();
     let describe = mock!(aws_sdk_ec2::Client::describe_snapshots)
         .then_output(|| described(&["snap-1", "snap-2"]));
     let locks = mock!(aws_sdk_ec2::Client::describe_locked_snapshots).then_output(|| {
         DescribeLockedSnapshotsOutput::builder()
-            .snapshots(locked("snap-1", LockState::Governance, FAR, None))
+            .snapshots(locked(
+                "snap-1",
+                LockState::Governance,
+                FAR - 86_400 * 400,
+                None,
+            ))
             // Already compliance (cool-off over), ending sooner than asked: extended only.
             .snapshots(locked(
                 "snap-2",
@@ -192,7 +198,7 @@ async fn a_governance_lock_made_compliance_gets_its_cool_off_and_keeps_its_later
             (
                 "snap-1".to_string(),
                 "compliance".to_string(),
-                Some(FAR),
+                Some(4_039_372_800),
                 Some(12)
             ),
             (
@@ -266,7 +272,7 @@ async fn incorrect_state_from_lock_snapshot_fails_at_once_and_throttling_is_retr
         );
         if code == "IncorrectState" {
             assert!(
-                err.message.contains("can only be extended"),
+                err.message.contains("not marked until it is locked"),
                 "{}",
                 err.message
             );
@@ -336,4 +342,60 @@ async fn describe_locked_snapshots_is_read_as_locks_that_hold() {
         Some(FAR - 3600),
         "still in its cool-off"
     );
+}
+
+#[tokio::test]
+async fn extending_a_compliance_lock_in_its_cool_off_resends_what_is_left_of_the_cool_off() {
+    let asked: Asked<Request> = Arc::default();
+    let seen = asked.clone();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let describe = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| described(&["snap-1", "snap-2"]));
+    // snap-1: compliance, 5 h of cool-off left, ending before the policy's date; snap-2: held.
+    let locks = mock!(aws_sdk_ec2::Client::describe_locked_snapshots).then_output(move || {
+        DescribeLockedSnapshotsOutput::builder()
+            .snapshots(locked(
+                "snap-1",
+                LockState::ComplianceCooloff,
+                now + 86_400 * 10,
+                Some(now + 5 * 3600 - 60),
+            ))
+            .snapshots(locked("snap-2", LockState::Compliance, FAR, None))
+            .build()
+    });
+    let lock = mock!(aws_sdk_ec2::Client::lock_snapshot)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.snapshot_id().unwrap_or_default().to_string(),
+                r.lock_mode()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default(),
+                r.expiration_date().map(|d| d.secs()),
+                r.lock_duration(),
+                r.cool_off_period(),
+            ));
+            true
+        })
+        .then_output(|| LockSnapshotOutput::builder().build());
+    let tags =
+        mock!(aws_sdk_ec2::Client::create_tags).then_output(|| CreateTagsOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&describe, &locks, &lock, &tags]
+    );
+    let provider = Ec2Provider::new(client, "prod-east");
+    act(&provider, &lock_step("compliance", "2098-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, "snap-1");
+    assert_eq!(
+        asked[0].4,
+        Some(5),
+        "the cool-off left, rounded up: omitted, it would end at once"
+    );
+    // Both snapshots end up tagged (snap-2 was locked already and lacked the tag).
+    assert_eq!(tags.num_calls(), 2);
 }

@@ -12,6 +12,7 @@ mod info_fuzz;
 mod info_vectors;
 mod lock;
 mod nodes;
+mod object_lock;
 mod scp;
 mod ssm;
 mod store_files;

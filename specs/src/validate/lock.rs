@@ -1,8 +1,8 @@
 //! `backup.lock` and `backup.copies[].lock`: EBS snapshot locks (docs/immutability.md). Refused
 //! here: what EBS would refuse (a lock under a day or over 36500 days, a cool-off outside 1–72
 //! hours or on a governance lock) and a lock on asbackup sets, which live in a store. Explained
-//! without refusing: a lock that outlives retention (the sets stay until it expires) and the
-//! SMD store, which this lock does not cover.
+//! without refusing: a lock that outlives retention (the sets stay until it expires) and what
+//! the lock means for the SMD store (S3 Object Lock retention, or a file store it cannot lock).
 
 use super::*;
 
@@ -50,14 +50,17 @@ impl Validator<'_> {
         if parsed {
             self.lock_notes(l.span, duration, retain, every, what);
         }
-        // The lock covers the snapshots only; a set is restorable whole with its SMD archive
-        // and manifest, which live in the store.
-        self.notes.push((
-            l.span,
+        // A set is restorable whole with its SMD archive and manifest, which live in the store.
+        let about_store = if crate::StoreUri::is_s3(store) {
             format!(
-                "{what}: the lock covers the EBS snapshots; the sets' SMD archives and manifests in {store} are not locked by asdr: protect that store (S3 Object Lock default retention on the bucket, or a copy the workload's credentials cannot delete; docs/immutability.md)"
-            ),
-        ));
+                "the sets' SMD archives and manifests in {store} are written with S3 Object Lock retention as long as the lock: the bucket must have Object Lock enabled, or backups are refused (docs/immutability.md)"
+            )
+        } else {
+            format!(
+                "the lock covers the EBS snapshots; {store} is a file store, which cannot be locked: the sets' SMD archives and manifests there can be deleted; keep a copy the workload's credentials cannot delete (docs/immutability.md)"
+            )
+        };
+        self.notes.push((l.span, format!("{what}: {about_store}")));
         Some(Lock {
             mode: raw.mode.value,
             duration,

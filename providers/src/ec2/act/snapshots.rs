@@ -320,7 +320,11 @@ impl Ec2Provider {
                     .await
                     .map_err(|e| {
                         use aws_sdk_ec2::error::ProvideErrorMetadata;
-                        if e.code() == Some("SnapshotLocked") {
+                        // The code EC2 gives a locked snapshot's delete is not documented:
+                        // `SnapshotLocked`, or any refusal whose message says it is locked.
+                        let locked = e.code() == Some("SnapshotLocked")
+                            || e.message().is_some_and(|m| m.to_lowercase().contains("locked"));
+                        if locked {
                             // A lock the plan did not see (made since, or not observed): EC2
                             // kept the snapshot, and so does asdr (R20).
                             StepError::permanent(

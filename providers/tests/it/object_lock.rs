@@ -1,0 +1,135 @@
+//! S3 Object Lock on a locked set's store files (R20), against moto's S3, which implements Object
+//! Lock: the bucket's configuration read, an SMD archive written by `copy_smd` and a copy written
+//! by `copy_smd_archive` both retained with the set's lock, the retention read back, and a
+//! retained version refused deletion; a bucket without Object Lock refuses the retention and the
+//! step says the set is not marked without it.
+
+use crate::{act, done, step_on};
+
+use asdr_planner::StepKind;
+use asdr_planner::params::Retention;
+use asdr_providers::exec::local::Local;
+use asdr_providers::node_provider::NodeProvider;
+use asdr_providers::store::Store;
+use asdr_providers::store::s3::{AnyStore, S3Store};
+use asdr_specs::LockMode;
+
+const SET: &str = "bs-20261121T090000Z";
+
+fn policy(root: &str) -> asdr_specs::Policy {
+    asdr_planner::testkit::ExamplePolicy::prod_east()
+        .edit(
+            "work_directory: /opt/aerospike",
+            &format!("work_directory: {root}/{{{{ node }}}}"),
+        )
+        .policy()
+}
+
+#[tokio::test]
+async fn a_locked_sets_store_files_are_kept_by_s3_object_lock_against_moto() {
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    let raw = moto.s3();
+    raw.create_bucket()
+        .bucket("locked-backups")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    raw.create_bucket()
+        .bucket("plain-backups")
+        .send()
+        .await
+        .unwrap();
+    let s3 = S3Store::new(raw.clone());
+    let store = AnyStore {
+        s3: Some(s3.clone()),
+        ..AnyStore::default()
+    };
+    assert!(
+        store
+            .object_lock_enabled("s3://locked-backups/asdr")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .object_lock_enabled("s3://plain-backups/asdr")
+            .await
+            .unwrap()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.path().join("a1/smd")).unwrap();
+    std::fs::write(dir.path().join("a1/smd/UDF.smd"), b"[]").unwrap();
+    let nodes = NodeProvider::for_policy(&policy(&root), Local::default(), store.clone());
+    let retention = serde_json::json!({"mode": "governance", "until": "2099-01-01T00:00:00Z"});
+    let uri = format!("s3://locked-backups/asdr/prod-east/{SET}/a1.smd.tar");
+    let copy = step_on(
+        "copy_smd:bs",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": SET, "from": format!("{root}/a1/smd"), "to": uri, "retention": retention}),
+    );
+    done(&nodes, &copy).await;
+    let want = Retention {
+        mode: LockMode::Governance,
+        until: "2099-01-01T00:00:00Z".into(),
+    };
+    for f in [uri.clone(), format!("{uri}.sha256")] {
+        assert_eq!(
+            store.retained(&f).await.unwrap(),
+            Some(want.clone()),
+            "{f} is retained as the set is locked"
+        );
+    }
+    // The retained version cannot be deleted (S3 answers AccessDenied).
+    let version = raw
+        .head_object()
+        .bucket("locked-backups")
+        .key(format!("asdr/prod-east/{SET}/a1.smd.tar"))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let deleted = raw
+        .delete_object()
+        .bucket("locked-backups")
+        .key(format!("asdr/prod-east/{SET}/a1.smd.tar"))
+        .version_id(version)
+        .send()
+        .await;
+    assert!(deleted.is_err(), "a retained version is not deleted");
+
+    // A copy to another locked store: retained too, and only adopted once retained.
+    let to = format!("s3://locked-backups/west/prod-east/{SET}/a1.smd.tar");
+    let copy = step_on(
+        "copy_smd_archive:us-west-2:bs",
+        StepKind::CopySmdArchive,
+        "a1",
+        serde_json::json!({"set": SET, "from": uri, "to": to, "retention": {"mode": "compliance", "until": "2099-01-01T00:00:00Z"}}),
+    );
+    done(&nodes, &copy).await;
+    assert_eq!(
+        store.retained(&to).await.unwrap().map(|r| r.mode),
+        Some(LockMode::Compliance)
+    );
+
+    // A bucket without Object Lock refuses the retention: the step fails and says why.
+    let plain = format!("s3://plain-backups/asdr/prod-east/{SET}/a1.smd.tar");
+    let copy = step_on(
+        "copy_smd:bs2",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": SET, "from": format!("{root}/a1/smd"), "to": plain, "retention": retention}),
+    );
+    let err = act(&nodes, &copy).await.unwrap_err();
+    assert_eq!(err.code, "ObjectLock");
+    assert!(
+        err.message.contains("is not marked without"),
+        "{}",
+        err.message
+    );
+}
