@@ -93,6 +93,9 @@ pub enum Command {
     Drill(DrillArgs),
     /// Print the least-privilege IAM policy for exactly the actions a plan uses.
     IamPolicy(IamPolicyArgs),
+    /// Print a Recycle Bin retention rule keeping the cluster's deleted snapshots (JSON for
+    /// `aws rbin create-rule`, or CloudFormation); asdr creates none itself.
+    RecycleBinRule(RecycleBinArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff), every command on one page: `asdr man > asdr.1`, then
@@ -257,6 +260,30 @@ pub struct IamPolicyArgs {
     /// profile). Defaults to the profile's name (`cluster.instance.iam_instance_profile`).
     #[arg(long, value_name = "ROLE")]
     pub node_role: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecycleBinArgs {
+    /// How long a deleted snapshot is kept in the Recycle Bin (1–365 days).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub days: u32,
+    /// Lock the rule, with this unlock delay (7–30 days). EBS locks only Region-level rules: the
+    /// rule then keeps every deleted snapshot in the region, not only the cluster's.
+    #[arg(long, value_name = "DAYS")]
+    pub lock_days: Option<u32>,
+    /// The region (the cluster's, or a copy region); rules act only in their own region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: RecycleBinFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RecycleBinFormat {
+    /// The CreateRule request, for `aws rbin create-rule --cli-input-json`.
+    Json,
+    /// An `AWS::Rbin::Rule` resource in a template.
+    Cloudformation,
 }
 
 #[derive(Debug, Args)]

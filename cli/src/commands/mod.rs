@@ -8,6 +8,7 @@ mod iam_policy;
 mod init;
 mod inventory;
 mod plan;
+mod recycle_bin;
 mod schema;
 mod sets;
 mod show;
@@ -30,6 +31,7 @@ pub fn run(cli: &Cli) -> Result<i32, CommandError> {
         Command::Inventory => inventory::cmd_inventory(g),
         Command::Schema(a) => schema::cmd_schema(a),
         Command::IamPolicy(a) => iam_policy::cmd_iam_policy(g, a),
+        Command::RecycleBinRule(a) => recycle_bin::cmd_recycle_bin_rule(g, a),
         Command::Drill(a) => drill::cmd_drill(g, a),
         Command::Status(a) => status::cmd_status(g, a),
         Command::Sets => sets::cmd_sets(g),

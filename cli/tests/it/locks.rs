@@ -272,3 +272,70 @@ fn r20_a_plan_made_for_a_later_time_is_never_applied() {
         "nothing was applied"
     );
 }
+
+/// The printed rule is a CreateRule request AWS's own API model accepts (botocore's validator,
+/// from the project's virtualenv): tag-level by default, Region-level when locked (EBS locks
+/// only Region-level rules), as CloudFormation too; out-of-range values are refused.
+#[test]
+fn recycle_bin_rule_prints_a_create_rule_request_the_api_model_accepts() {
+    let s = Scratch::of("prod-east");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(python.exists(), "scripts/test-all sets up .venv");
+    let validate = |rule: &str| {
+        let out = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sys, json, botocore.session, botocore.validate\n\
+                 op = botocore.session.get_session().get_service_model('rbin').operation_model('CreateRule')\n\
+                 r = botocore.validate.ParamValidator().validate(json.load(sys.stdin), op.input_shape)\n\
+                 print(r.generate_report()); sys.exit(1 if r.has_errors() else 0)",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(rule.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{rule}\n{}", text(&out.stdout));
+    };
+    let tagged = s.asdr(W, &["recycle-bin-rule", "--days", "14"], &[]);
+    let rule = ok(&tagged);
+    validate(&rule);
+    let v: serde_json::Value = serde_json::from_str(&rule).unwrap();
+    assert_eq!(
+        v["ResourceTags"],
+        serde_json::json!([{"ResourceTagKey": "asdr:cluster", "ResourceTagValue": "prod-east"}])
+    );
+    assert_eq!(v["RetentionPeriod"]["RetentionPeriodValue"], 14);
+    assert!(v.get("LockConfiguration").is_none());
+    assert!(text(&tagged.stderr).contains("EBS cannot lock a tag-level rule"));
+
+    let locked = s.asdr(W, &["recycle-bin-rule", "--lock-days", "7"], &[]);
+    let rule = ok(&locked);
+    validate(&rule);
+    let v: serde_json::Value = serde_json::from_str(&rule).unwrap();
+    assert!(
+        v.get("ResourceTags").is_none(),
+        "a locked rule is Region-level"
+    );
+    assert_eq!(v["LockConfiguration"]["UnlockDelay"]["UnlockDelayValue"], 7);
+    assert!(text(&locked.stderr).contains("not only this cluster's"));
+
+    let cf = ok(&s.asdr(W, &["recycle-bin-rule", "--format", "cloudformation"], &[]));
+    let v: serde_json::Value = serde_json::from_str(&cf).unwrap();
+    let r = &v["Resources"]["AsdrRecycleBinProdEast"];
+    assert_eq!(r["Type"], "AWS::Rbin::Rule");
+    validate(&r["Properties"].to_string());
+
+    for bad in [
+        vec!["recycle-bin-rule", "--days", "400"],
+        vec!["recycle-bin-rule", "--lock-days", "3"],
+        vec!["recycle-bin-rule", "--region", "eu-west-1"],
+    ] {
+        let out = s.asdr(W, &bad, &[]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {}", text(&out.stderr));
+    }
+}
