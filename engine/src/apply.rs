@@ -165,7 +165,7 @@ pub fn prepare(session: &Session, request: Request) -> Result<Prepared, EngineEr
             };
             if !violations.is_empty() {
                 return Err(EngineError::Journal(format!(
-                    "{e}; the verifier refuses it: {}. Nothing was applied.",
+                    "{e} The verifier refuses it too: {}. Nothing was applied.",
                     violations
                         .iter()
                         .map(|v| v.to_string())

@@ -480,13 +480,13 @@ fn snapshot_set(
     // is never counted complete unlocked when the policy locks it.
     let set_time = crate::observe::set_time(set).unwrap_or(ctx.now);
     if let Some(lock) = &policy.backup.lock
-        && lock.until(set_time) > ctx.now
+        && lock.until(set_time) >= ctx.now + crate::locks::MIN_LOCK
     {
         crate::locks::describe(
             b,
             set,
             None,
-            &crate::locks::fresh(lock, set_time, ctx.now),
+            &crate::locks::fresh(lock, set_time),
             &format!(
                 "backup.lock: every snapshot of set {set} locked ({}) for {} once complete, before the set is marked",
                 lock.mode, lock.duration

@@ -199,20 +199,27 @@ pub(crate) fn plan(
         }
         // A copy store without Object Lock does not stop the cluster's own backup: said, and the
         // copies' archives are written without retention refused by S3.
-        if let Err(e) = crate::locks::check_store(
-            ctx,
-            b,
-            copy.lock.as_ref(),
-            &copy.smd_to,
-            &format!("backup.copies ({})", copy.region),
-        ) {
-            b.warn("R20", e.to_string());
-        }
-        if let Err(e) = crate::locks::check_observed(ctx, copy.lock.as_ref(), &copy.region) {
-            b.warn(
-                "R20",
-                format!("{e}; copies made there are not marked complete until then"),
-            );
+        // A copy store without Object Lock, or locks not readable there, do not stop the
+        // cluster's own backup: said, and the copies' files go without retention / unmarked.
+        for refused in [
+            crate::locks::check_store(
+                ctx,
+                b,
+                copy.lock.as_ref(),
+                &copy.smd_to,
+                &format!("backup.copies ({})", copy.region),
+            ),
+            crate::locks::check_observed(ctx, copy.lock.as_ref(), &copy.region),
+        ] {
+            if let Err(crate::PlanError::Refused(d)) = refused {
+                b.warn(
+                    "R20",
+                    format!(
+                        "{} (copies to {} only; the backup itself goes on)",
+                        d.message, copy.region
+                    ),
+                );
+            }
         }
         plan_region(ctx, b, copy, robs, new_set, expired_home);
     }
@@ -524,13 +531,13 @@ fn plan_region(
         // R20: the copies locked in their region once complete, before the region's mark.
         let set_time = crate::observe::set_time(set).unwrap_or(ctx.now);
         if let Some(lock) = &copy.lock
-            && lock.until(set_time) > ctx.now
+            && lock.until(set_time) >= ctx.now + crate::locks::MIN_LOCK
         {
             crate::locks::describe(
                 b,
                 set,
                 Some(region),
-                &crate::locks::fresh(lock, set_time, ctx.now),
+                &crate::locks::fresh(lock, set_time),
                 &format!(
                     "backup.copies lock: every copy of set {set} in {region} locked ({}) for {} once complete, before the set is marked there",
                     lock.mode, lock.duration

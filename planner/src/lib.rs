@@ -22,6 +22,7 @@ mod observe;
 pub mod params;
 pub mod plan;
 pub mod ports;
+pub mod recycle_bin;
 pub mod restore;
 mod retention;
 pub mod saved;

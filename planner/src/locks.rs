@@ -18,7 +18,7 @@ use crate::world::Snapshot;
 
 /// EBS locks a snapshot for at least a day: an older set with less of its lock left is not
 /// locked again (it would be held longer than the policy says).
-const MIN_LOCK: time::Duration = time::Duration::days(1);
+pub(crate) const MIN_LOCK: time::Duration = time::Duration::days(1);
 /// An observed lock ending this close to the one wanted is the same lock (whole seconds, and a
 /// lock made with a duration in days).
 const SLACK: time::Duration = time::Duration::minutes(1);
@@ -28,7 +28,8 @@ const SLACK: time::Duration = time::Duration::minutes(1);
 pub struct SetLock {
     /// The weakest mode among its locked members (governance when any is).
     pub mode: LockMode,
-    /// When the last of its locks expires: the set can be deleted only after.
+    /// When the first of its locks ends: the set is wholly protected (if every member is
+    /// locked) until then. Retention keeps it until the last ends.
     pub until: OffsetDateTime,
     /// Members locked now, of `of`.
     pub locked: usize,
@@ -67,7 +68,8 @@ pub fn observed(set: &BackupSet<'_>, now: OffsetDateTime) -> Option<SetLock> {
         });
         // The weakest lock says what the set is: one governance member can be unlocked.
         o.mode = o.mode.min(l.mode);
-        o.until = o.until.max(l.expires);
+        // When the first lock ends: from then on the set is no longer wholly protected.
+        o.until = o.until.min(l.expires);
         o.locked += 1;
         all_final &= l.is_final(now);
     }
@@ -198,10 +200,10 @@ pub(crate) fn describe(
 }
 
 /// A new set's (or copy's) lock as the plan makes it: its snapshots hold none yet.
-pub(crate) fn fresh(lock: &Lock, set_time: OffsetDateTime, now: OffsetDateTime) -> Planned {
+pub(crate) fn fresh(lock: &Lock, set_time: OffsetDateTime) -> Planned {
     Planned {
         mode: lock.mode,
-        until: lock.until(set_time).max(now + MIN_LOCK),
+        until: lock.until(set_time),
         cool_off: lock.cool_off.filter(|_| lock.mode == LockMode::Compliance),
         extends_compliance: false,
     }
@@ -226,31 +228,37 @@ pub(crate) fn adopt(
     }
     let place = region.map(|r| format!(" in {r}")).unwrap_or_default();
     let mut missing: Vec<(&Snapshot, crate::world::SnapshotLock)> = Vec::new();
+    let mut left = Vec::new();
     for s in members(set) {
         match decide_for(lock, set.time, s, ctx.now) {
             Want::Held => {}
             Want::Lock(l) => missing.push((s, l)),
-            Want::Leave(why) => b.warn(
-                "R20",
-                format!(
-                    "set {}{place}: snapshot {} is not locked again: {why}",
-                    set.id, s.id
-                ),
-            ),
+            Want::Leave(why) => left.push((s, why)),
         }
     }
-    if missing.is_empty() {
+    if (missing.is_empty() && left.is_empty()) || until - ctx.now < MIN_LOCK {
+        if until - ctx.now < MIN_LOCK && !(missing.is_empty() && left.is_empty()) {
+            b.warn(
+                "R20",
+                format!(
+                    "set {}{place} is not locked: its lock would end at {}, less than a day from now, and EBS locks a snapshot for at least a day; it is kept until then",
+                    set.id,
+                    crate::manifest::utc(until)
+                ),
+            );
+        }
         return None;
     }
-    if until - ctx.now < MIN_LOCK {
+    for (s, why) in left {
         b.warn(
             "R20",
             format!(
-                "set {}{place} is not locked: its lock would end at {}, less than a day from now, and EBS locks a snapshot for at least a day; it is kept until then",
-                set.id,
-                crate::manifest::utc(until)
+                "set {}{place}: snapshot {} is not locked again: {why}",
+                set.id, s.id
             ),
         );
+    }
+    if missing.is_empty() {
         return None;
     }
     let id = match region {
@@ -338,7 +346,9 @@ pub fn decide(
 ) -> Want {
     let existing = existing.filter(|l| l.holds(now));
     if let Some(l) = existing {
-        if l.expires + SLACK >= until && l.mode >= mode {
+        // As long and as strong; or stronger than asked (a compliance lock under a governance
+        // policy runs out first: EBS cannot make it governance, and asdr does not extend it).
+        if (l.expires + SLACK >= until && l.mode >= mode) || l.mode > mode {
             return Want::Held;
         }
         if l.mode < mode && l.expires > until + SLACK {
@@ -350,8 +360,14 @@ pub fn decide(
             ));
         }
     }
-    let until = until.max(now + MIN_LOCK);
-    let mode = existing.map_or(mode, |l| l.mode.max(mode));
+    // EBS locks for at least a day: a lock the policy wants for less (a step run late, a set near
+    // the end of its lock) is not made longer than the policy says; the set is kept until then.
+    if until < now + MIN_LOCK {
+        return Want::Leave(format!(
+            "less than a day of the policy's lock is left (until {}), and EBS locks a snapshot for at least a day: not locked; the set is kept until then",
+            crate::manifest::utc(until)
+        ));
+    }
     let cool_off_until = match existing {
         Some(l) if l.mode == LockMode::Compliance => l.cool_off_until,
         _ if mode == LockMode::Compliance => {
@@ -361,7 +377,7 @@ pub fn decide(
     };
     Want::Lock(crate::world::SnapshotLock {
         mode,
-        expires: existing.map_or(until, |l| l.expires.max(until)),
+        expires: until,
         cool_off_until,
     })
 }
@@ -453,9 +469,10 @@ pub fn status(
                 .map(|s| decide_for(lock, set.time, s, now))
                 .collect();
             let short = wants.iter().filter(|w| matches!(w, Want::Lock(_))).count();
-            if until - now >= MIN_LOCK && short > 0 {
+            let due = until - now >= MIN_LOCK;
+            if due && short > 0 {
                 problems.push(format!(
-                    "set {} in {region} is not locked as the policy says ({} until {}): {short} of its {} snapshots are not; apply locks them",
+                    "set {} in {region} is not locked as the policy says ({} until {}): {short} of its {} snapshots not locked; apply locks them",
                     set.id,
                     lock.mode,
                     crate::manifest::utc(until),
@@ -464,7 +481,9 @@ pub fn status(
             }
             // Left as they are (a longer governance lock the policy would make compliance):
             // not as the policy says, and not for asdr to change.
-            if let Some(Want::Leave(why)) = wants.iter().find(|w| matches!(w, Want::Leave(_))) {
+            if let (true, Some(Want::Leave(why))) =
+                (due, wants.iter().find(|w| matches!(w, Want::Leave(_))))
+            {
                 problems.push(format!(
                     "set {} in {region} is not locked as the policy says: {why}",
                     set.id
@@ -516,7 +535,7 @@ pub(crate) fn check_observed(
         asdr_specs::Diagnostic::new(
             lock.span,
             format!(
-                "the policy locks its sets, but snapshot locks in {region} could not be read ({why}): a new set is locked before its mark, after reading its snapshots' locks, so this backup would stop before completing"
+                "the policy locks its sets, but snapshot locks in {region} could not be read ({why}): a set is locked before its mark, after reading its snapshots' locks, so a backup locking sets there would stop before its mark"
             ),
         )
         .rule("R20")
@@ -572,4 +591,34 @@ pub(crate) fn check_store(
             Ok(())
         }
     }
+}
+
+/// `status` problems of the stores a locked set's files go to: a bucket observed without S3
+/// Object Lock (at home every backup is refused; in a copy region the copies' files go
+/// unretained).
+pub fn store_problems(policy: &asdr_specs::Policy, world: &crate::World) -> Vec<String> {
+    let stores = std::iter::once((
+        policy.backup.lock.as_ref(),
+        policy.backup.smd_to.as_str(),
+        "backups are refused until it has",
+    ))
+    .chain(policy.backup.copies.iter().map(|c| {
+        (
+            c.lock.as_ref(),
+            c.smd_to.as_str(),
+            "the copies' SMD archives and manifests there are kept without retention",
+        )
+    }));
+    stores
+        .filter_map(|(lock, store, then)| {
+            lock?;
+            let Some(asdr_specs::StoreUri::S3 { bucket, .. }) = asdr_specs::StoreUri::parse(store)
+            else {
+                return None;
+            };
+            (world.object_lock.get(&bucket) == Some(&false)).then(|| {
+                format!("the policy locks its sets, but bucket {bucket} ({store}) has no S3 Object Lock: {then}")
+            })
+        })
+        .collect()
 }

@@ -55,6 +55,8 @@ pub struct Status {
     /// set where the policy locks them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<crate::locks::SetLockStatus>,
+    /// What the Recycle Bin does for the cluster's snapshots, per region.
+    pub recycle_bin: std::collections::BTreeMap<String, crate::recycle_bin::Coverage>,
 }
 
 /// The copies of a cluster's sets in one other region.
@@ -316,6 +318,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         now,
     );
     problems.extend(lock_problems);
+    problems.extend(crate::locks::store_problems(policy, world));
     for (c, robs) in policy.backup.copies.iter().zip(&region_obs) {
         if world.unobserved_regions.contains_key(&c.region) {
             continue;
@@ -566,6 +569,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         drift,
         not_proven,
         locks,
+        recycle_bin: crate::recycle_bin::all(policy, world),
         restores,
         nodes,
         regions,

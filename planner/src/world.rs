@@ -55,6 +55,10 @@ pub struct World {
     /// not answered), with why: a plan there cannot tell a locked snapshot from an unlocked one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub locks_unobserved: BTreeMap<String, String>,
+    /// Recycle Bin retention rules for EBS snapshots, by region (ListRules / GetRule). A region
+    /// not listed was not observed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recycle_bin: BTreeMap<String, Vec<RecycleRule>>,
     /// S3 buckets of the policy's stores, by name: whether S3 Object Lock is enabled on them
     /// (GetObjectLockConfiguration). A bucket not listed was not observed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -136,6 +140,7 @@ impl World {
             unobserved_regions: self.unobserved_regions.clone(),
             locks_unobserved: self.locks_unobserved.clone(),
             object_lock: self.object_lock.clone(),
+            recycle_bin: self.recycle_bin.clone(),
             asbackup_archives: if region == home {
                 self.asbackup_archives.clone()
             } else {
@@ -379,6 +384,23 @@ pub struct Snapshot {
     /// Its EBS snapshot lock (DescribeLockedSnapshots); none: not locked, or its lock expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<SnapshotLock>,
+}
+
+/// A Recycle Bin retention rule for EBS snapshots: tag-level (it keeps deleted snapshots carrying
+/// any of `tags`) or Region-level (no `tags`: it keeps every deleted snapshot but those carrying
+/// any of `exclude_tags`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecycleRule {
+    pub id: String,
+    pub retention_days: u32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exclude_tags: BTreeMap<String, String>,
+    /// Locked: it cannot be changed or deleted before its unlock delay has run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 /// An EBS snapshot lock: the snapshot cannot be deleted until `expires` (docs/immutability.md).

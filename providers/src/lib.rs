@@ -9,6 +9,7 @@ pub mod ec2;
 pub mod exec;
 pub mod live;
 pub mod node_provider;
+pub mod recycle_bin;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit_history;

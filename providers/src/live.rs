@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use asdr_planner::World;
-use asdr_planner::world::InstanceState;
+use asdr_planner::world::{InstanceState, RecycleRule};
 use asdr_specs::{Policy, Transport as Kind};
 
 use crate::aerospike::info::InfoClient;
@@ -310,11 +310,32 @@ pub async fn object_locks(policy: &Policy, store: &AnyStore) -> BTreeMap<String,
     out
 }
 
+/// The Recycle Bin rules of every region the policy keeps snapshots in, each region asked at
+/// once; a region whose rules cannot be read is left out (not observed).
+pub async fn recycle_bins(
+    policy: &Policy,
+    aws: &AwsSettings,
+) -> BTreeMap<String, Vec<RecycleRule>> {
+    let regions: Vec<String> = std::iter::once(policy.cluster.region.clone())
+        .chain(policy.backup.copies.iter().map(|c| c.region.clone()))
+        .collect();
+    // Sequential: a few regions, each answering at once or failing at once (no retries).
+    let mut out = BTreeMap::new();
+    for region in regions {
+        let conf = aws.load_in(policy, &region).await;
+        let client = crate::recycle_bin::client(&conf);
+        if let Ok(rules) = crate::recycle_bin::rules(&client).await {
+            out.insert(region, rules);
+        }
+    }
+    out
+}
+
 /// The whole world from AWS, the nodes and the SMD store; also the number of EC2 calls it took.
 pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, usize), String> {
     let (ec2, counter) = ec2_provider(policy, aws).await;
     // EC2, the store and the nodes answer independently: asked at once.
-    let (cloud, archives, nodes) = tokio::join!(
+    let (cloud, archives, nodes, recycle_bin) = tokio::join!(
         crate::ec2::observe_cloud(&ec2, policy),
         async {
             let store = smd_store(policy, aws).await;
@@ -323,6 +344,7 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
             Ok::<_, String>((smd, asbackup_archives(policy, &store).await?, locks))
         },
         refresh_nodes(policy, World::default()),
+        recycle_bins(policy, aws),
     );
     let mut world = cloud.map_err(|e| e.message)?;
     let ((smd, unlisted), asbackup, object_lock) = archives?;
@@ -339,6 +361,7 @@ pub async fn observe_aws(policy: &Policy, aws: &AwsSettings) -> Result<(World, u
         }
         world.unobserved_regions.entry(region).or_insert(why);
     }
+    world.recycle_bin = recycle_bin;
     world.nodes = nodes.nodes;
     world.now = Some(
         time::OffsetDateTime::now_utc()

@@ -224,7 +224,7 @@ pub struct RawLock {
     /// `governance` (a user allowed `ec2:UnlockSnapshot` can unlock) or `compliance` (no one
     /// can, once the cool-off has passed).
     pub mode: Sp<crate::model::LockMode>,
-    /// How long each set stays locked, counted from the set's time (`30d`): 1 to 36500 days.
+    /// How long each set stays locked, counted from the set's time (`30d`): 2 to 36500 days.
     pub duration: Sp<String>,
     /// Compliance only: how long after locking the lock may still be changed or removed, whole
     /// hours from `1h` to `72h` (none: final at once).

@@ -94,6 +94,20 @@ fn text(r: &Report, world_file: bool) -> String {
                 .unwrap_or_default()
         ));
     }
+    for (region, c) in &s.recycle_bin {
+        use asdr_planner::recycle_bin::Coverage;
+        let said = match c {
+            Coverage::Covered { rule, days, locked } => format!(
+                "deleted snapshots kept {days} days (rule {rule}{})",
+                if *locked { ", locked" } else { "" }
+            ),
+            Coverage::NotCovered => {
+                "no rule keeps asdr's snapshots: a deleted one is gone at once".into()
+            }
+            Coverage::Unobserved => continue,
+        };
+        out.push_str(&format!("  recycle bin in {region}: {said}\n"));
+    }
     for (region, c) in &s.regions {
         if let Some(why) = &c.unobserved {
             out.push_str(&format!("  copies in {region}: NOT OBSERVED ({why})\n"));
@@ -326,6 +340,22 @@ fn openmetrics(r: &Report) -> String {
                     format!("{cluster},set=\"{}\",region=\"{}\"", l.set, l.region),
                     l.until?.unix_timestamp().to_string(),
                 ))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_recycle_bin_retention_days",
+        "How long the Recycle Bin keeps the cluster's deleted snapshots in a region (0: no rule keeps them); absent where the rules were not observed.",
+        s.recycle_bin
+            .iter()
+            .filter_map(|(region, c)| {
+                use asdr_planner::recycle_bin::Coverage;
+                let days = match c {
+                    Coverage::Covered { days, .. } => *days,
+                    Coverage::NotCovered => 0,
+                    Coverage::Unobserved => return None,
+                };
+                Some((format!("{cluster},region=\"{region}\""), days.to_string()))
             })
             .collect(),
     );

@@ -118,8 +118,11 @@ fn marks_wait_for_locks(
             continue;
         };
         let set = mark.params.set().unwrap_or_default();
-        // A set older than the lock's duration is no longer covered by it.
-        if crate::observe::set_time(set).is_none_or(|t| lock.until(t) <= now) {
+        // A set with less than a day of the lock left is not locked (EBS locks for at least a
+        // day, and asdr never locks longer than the policy says); it is kept until then.
+        if crate::observe::set_time(set)
+            .is_none_or(|t| lock.until(t) < now + time::Duration::days(1))
+        {
             continue;
         }
         let already = world.snapshots.iter().any(|s| {

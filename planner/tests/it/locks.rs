@@ -385,25 +385,39 @@ fn r20_a_lock_is_never_shortened_weakened_or_made_compliance_past_the_policys_da
     };
     assert_eq!((w.mode, w.expires), (LockMode::Compliance, until));
     assert_eq!(w.cool_off_until, Some(NOW + time::Duration::hours(2)));
-    // Governance asked of a compliance lock ending sooner: extended, still compliance.
+    // Governance asked of a compliance lock ending sooner: left to run out (EBS cannot make it
+    // governance; asdr does not extend it in compliance), then locked in governance.
+    assert_eq!(
+        decide(
+            Some(held(LockMode::Compliance, 3)),
+            LockMode::Governance,
+            until,
+            None,
+            NOW
+        ),
+        Want::Held
+    );
     let Want::Lock(w) = decide(
-        Some(held(LockMode::Compliance, 3)),
+        None,
         LockMode::Governance,
         until,
         None,
-        NOW,
+        NOW + time::Duration::days(4),
     ) else {
-        panic!("extended")
+        panic!("locked in governance once it ran out")
     };
-    assert_eq!((w.mode, w.expires), (LockMode::Compliance, until));
-    // No lock: locked as asked, and for at least a day.
-    let Want::Lock(w) = decide(None, LockMode::Governance, NOW, None, NOW) else {
+    assert_eq!((w.mode, w.expires), (LockMode::Governance, until));
+    // No lock: locked as asked.
+    let Want::Lock(w) = decide(None, LockMode::Governance, until, None, NOW) else {
         panic!("locked")
     };
-    assert_eq!(
-        (w.mode, w.expires),
-        (LockMode::Governance, NOW + time::Duration::days(1))
-    );
+    assert_eq!((w.mode, w.expires), (LockMode::Governance, until));
+    // Less than a day of the policy's lock left (a step run late, a resumed apply): not locked,
+    // never for longer than the policy says.
+    assert!(matches!(
+        decide(None, LockMode::Compliance, NOW + time::Duration::hours(20), Some(2), NOW),
+        Want::Leave(why) if why.contains("less than a day")
+    ));
 }
 
 /// Review findings: what a plan says of a lock is the lock it makes.
@@ -442,36 +456,52 @@ fn r20_a_longer_governance_lock_is_not_made_compliance_and_status_says_why() {
 }
 
 #[test]
-fn r20_extending_a_compliance_lock_is_warned_as_irreversible_even_under_a_governance_policy() {
+fn r20_a_compliance_lock_under_a_governance_policy_is_left_to_run_out_and_never_extended() {
     let policy = locked_policy("{mode: governance, duration: 14d}");
     let mut world = ten_sets(&policy);
     let set = "bs-20261114T030000Z";
-    lock_set(
-        &mut world,
-        set,
-        LockMode::Compliance,
-        datetime!(2026-11-25 00:00:00 UTC),
-    );
-    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
-    let w = p
-        .warnings
-        .iter()
-        .find(|w| {
-            w.message
-                .starts_with(&format!("cannot be undone: set {set}"))
-        })
-        .expect("the extension of a compliance lock is warned");
-    assert!(
-        w.message.contains("until 2026-11-28T03:00:00Z") && w.message.contains("extended"),
-        "{}",
-        w.message
-    );
-    let c = p
-        .changes
-        .iter()
-        .find(|c| c.address == format!("lock.{set}"))
+    let first = world
+        .snapshots
+        .iter_mut()
+        .find(|s| s.tags.get("asdr:set").map(String::as_str) == Some(set))
         .unwrap();
-    assert_eq!(c.after.as_ref().unwrap()["mode"], "compliance");
+    first.lock = Some(SnapshotLock {
+        mode: LockMode::Compliance,
+        expires: datetime!(2026-11-25 00:00:00 UTC),
+        cool_off_until: None,
+    });
+    let held = first.id.clone();
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    let step = p
+        .steps
+        .iter()
+        .find(|s| s.id == format!("lock_snapshots:{set}"))
+        .unwrap();
+    let v = params(step);
+    assert!(!v["snapshots"].to_string().contains(&held), "{v}");
+    assert_eq!(v["snapshots"].as_array().unwrap().len(), 8);
+    assert_eq!(v["mode"], "governance");
+    assert!(
+        !p.warnings
+            .iter()
+            .any(|w| w.message.starts_with("cannot be undone")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn r20_a_store_without_object_lock_is_a_status_problem() {
+    let policy = locked_policy("{mode: governance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    world.object_lock.insert("acme-backups".into(), false);
+    let st = asdr_planner::status::status(&policy, &world, NOW);
+    assert!(
+        st.problems.iter().any(|p| p.contains("bucket acme-backups")
+            && p.contains("has no S3 Object Lock: backups are refused")),
+        "{:?}",
+        st.problems
+    );
 }
 
 #[test]
@@ -526,6 +556,11 @@ fn r20_a_partly_locked_set_is_shown_by_its_weakest_lock_and_final_only_when_ever
     );
     assert!(!row.locked);
     assert_eq!((row.locked_members, row.members), (2, 9));
+    assert_eq!(
+        row.until,
+        Some(NOW + time::Duration::days(1)),
+        "shown until the first lock ends, not the last"
+    );
 }
 
 #[test]
@@ -568,7 +603,8 @@ fn r20_lock_values_ebs_refuses_are_refused_at_validation_and_retention_shorter_t
             .expect_err(lock)
             .to_string()
     };
-    assert!(bad("{mode: governance, duration: 12h}").contains("1 day to 36500 days"));
+    assert!(bad("{mode: governance, duration: 12h}").contains("outside 2 to 36500 days"));
+    assert!(bad("{mode: governance, duration: 1d}").contains("outside 2 to 36500 days"));
     assert!(bad("{mode: governance, duration: 30d, cool_off: 2h}").contains("compliance` only"));
     assert!(bad("{mode: compliance, duration: 30d, cool_off: 80h}").contains("1h to 72h"));
     assert!(bad("{mode: legal-hold, duration: 30d}").contains("governance"));
@@ -649,4 +685,66 @@ fn r20_a_locked_sets_store_files_are_retained_and_a_bucket_without_object_lock_i
         .find(|s| s.id == format!("copy_smd:{set}"))
         .unwrap();
     assert!(params(copy).get("retention").is_none());
+}
+
+#[test]
+fn recycle_bin_coverage_of_the_clusters_snapshots_is_said_where_retention_deletes() {
+    use asdr_planner::recycle_bin::{Coverage, coverage};
+    use asdr_planner::world::RecycleRule;
+    let policy = ExamplePolicy::prod_east().policy();
+    let mut world = ten_sets(&policy);
+    let rule =
+        |id: &str, days, tags: &[(&str, &str)], exclude: &[(&str, &str)], locked| RecycleRule {
+            id: id.into(),
+            retention_days: days,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            exclude_tags: exclude
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            locked,
+        };
+    // Not observed: nothing said.
+    assert_eq!(coverage(&policy, &world, "us-east-1"), Coverage::Unobserved);
+    // Observed, no rule for asdr's snapshots (another team's tag-level rule, a Region-level rule
+    // excluding the cluster's tag): gone at once, and the plan that deletes says so.
+    world.recycle_bin.insert(
+        "us-east-1".into(),
+        vec![
+            rule("other", 30, &[("team", "web")], &[], false),
+            rule("region", 60, &[], &[("asdr:cluster", "prod-east")], true),
+        ],
+    );
+    assert_eq!(coverage(&policy, &world, "us-east-1"), Coverage::NotCovered);
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(p.warnings.iter().any(|w| {
+        w.message
+            .contains("no Recycle Bin rule in us-east-1 keeps asdr's snapshots")
+    }));
+    // A rule on the policy's own `backup.tags` (team: data) covers them, the longest rule wins.
+    world.recycle_bin.get_mut("us-east-1").unwrap().extend([
+        rule("data", 14, &[("team", "data")], &[], false),
+        rule("all", 21, &[], &[("scratch", "")], true),
+    ]);
+    assert_eq!(
+        coverage(&policy, &world, "us-east-1"),
+        Coverage::Covered {
+            rule: "all".into(),
+            days: 21,
+            locked: true
+        }
+    );
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(p.warnings.iter().any(|w| {
+        w.message
+            .contains("kept 21 days in the Recycle Bin (rule all, locked)")
+    }));
+    let st = asdr_planner::status::status(&policy, &world, NOW);
+    assert!(matches!(
+        st.recycle_bin["us-east-1"],
+        Coverage::Covered { days: 21, .. }
+    ));
 }

@@ -37,13 +37,16 @@ enum Scope {
 }
 
 /// What observing a cluster calls (providers::ec2::observe_cloud; the SMD store is listed too).
-const OBSERVATION: [(&str, Scope); 7] = [
+const OBSERVATION: [(&str, Scope); 9] = [
     ("ec2:DescribeInstances", Scope::Read),
     ("ec2:DescribeVolumes", Scope::Read),
     ("ec2:DescribeSnapshots", Scope::Read),
     // Snapshot locks (R20): read where the policy locks sets or asdr once locked one; without
     // it, retention there deletes nothing.
     ("ec2:DescribeLockedSnapshots", Scope::Read),
+    // Recycle Bin coverage of the cluster's snapshots (reported, never changed).
+    ("rbin:ListRules", Scope::Read),
+    ("rbin:GetRule", Scope::Read),
     ("ec2:DescribeInstanceTypes", Scope::Read),
     ("ec2:DescribeSubnets", Scope::Read),
     // Interfaces holding a node's address that no instance holds (a replacement needs it).
@@ -328,9 +331,10 @@ pub fn policy_for_kinds(
     let mut statements = Vec::new();
     // DescribeInstanceAttribute is the one read scoped to a resource (the instance).
     let instance_reads = ["ec2:DescribeInstanceAttribute"];
+    // Reads scoped to a resource: termination protection (an instance), a Recycle Bin rule.
     let reads: Vec<&str> = of(Scope::Read)
         .into_iter()
-        .filter(|a| !instance_reads.contains(a))
+        .filter(|a| !instance_reads.contains(a) && *a != "rbin:GetRule")
         .collect();
     if !reads.is_empty() {
         statements
@@ -342,6 +346,8 @@ pub fn policy_for_kinds(
             "Resource": "arn:aws:ec2:*:*:instance/*"}),
         );
     }
+    statements.push(json!({"Sid": "ReadRecycleBinRules", "Effect": "Allow",
+        "Action": ["rbin:GetRule"], "Resource": "arn:aws:rbin:*:*:rule/*"}));
     let creating = of(Scope::Create);
     if !creating.is_empty() {
         // What is created carries the cluster's tag from its first moment.

@@ -284,6 +284,16 @@ impl<T: Transport, S: Store> NodeProvider<T, S> {
             return Ok(());
         };
         for uri in uris {
+            // Retention the object already holds as long (a bucket's default retention, dated
+            // from the write, or an earlier try) is left: S3 would refuse shortening it.
+            let held = self.store.retained(uri).await.ok().flatten();
+            if held.as_ref().is_some_and(|h| h.until >= r.until) {
+                continue;
+            }
+            let r = &params::Retention {
+                mode: held.map_or(r.mode, |h| h.mode.max(r.mode)),
+                until: r.until.clone(),
+            };
             self.store.retain(uri, r).await.map_err(|e| {
                 StepError::permanent(
                     "ObjectLock",

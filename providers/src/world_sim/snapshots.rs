@@ -54,7 +54,8 @@ pub(super) fn observe(world: &World, cx: &Ctx<'_>, input: &StepInput<'_>) -> Opt
             (!world.snapshots.iter().any(|s| s.id == p.snapshot_id)).then(Resources::new)
         }
         Params::LockSnapshots(p) => {
-            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            // A world without a time of its own is at this machine's, as the planner reads it.
+            let now = world.now.unwrap_or_else(time::OffsetDateTime::now_utc);
             p.snapshots
                 .iter()
                 .all(|r| {
@@ -300,7 +301,7 @@ pub(super) fn act(
             Progress::finished()
         }
         Params::LockSnapshots(p) => {
-            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let now = world.now.unwrap_or_else(time::OffsetDateTime::now_utc);
             for r in &p.snapshots {
                 let id = need(input, r, |l| l.snapshot_id.as_ref())?;
                 let snap = world
@@ -343,7 +344,7 @@ pub(super) fn act(
                 return Progress::finished();
             };
             // EBS refuses to delete a locked snapshot, whoever asks.
-            let now = world.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let now = world.now.unwrap_or_else(time::OffsetDateTime::now_utc);
             if let Some(l) = world.snapshots[i].lock.filter(|l| l.holds(now)) {
                 return Err(bad(
                     "SnapshotLocked",

@@ -13,6 +13,7 @@ mod info_vectors;
 mod lock;
 mod nodes;
 mod object_lock;
+mod recycle_bin;
 mod scp;
 mod ssm;
 mod store_files;

@@ -117,6 +117,46 @@ async fn a_locked_sets_store_files_are_kept_by_s3_object_lock_against_moto() {
         Some(LockMode::Compliance)
     );
 
+    // A bucket whose default retention already keeps the files longer (dated from the write):
+    // left as it is, never asked to be shortened (S3 would refuse, failing every backup).
+    raw.create_bucket()
+        .bucket("default-backups")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    raw.put_object_lock_configuration()
+        .bucket("default-backups")
+        .object_lock_configuration(
+            aws_sdk_s3::types::ObjectLockConfiguration::builder()
+                .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+                .rule(
+                    aws_sdk_s3::types::ObjectLockRule::builder()
+                        .default_retention(
+                            aws_sdk_s3::types::DefaultRetention::builder()
+                                .mode(aws_sdk_s3::types::ObjectLockRetentionMode::Compliance)
+                                .years(100)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let defaulted = format!("s3://default-backups/asdr/prod-east/{SET}/a1.smd.tar");
+    let copy = step_on(
+        "copy_smd:bs3",
+        StepKind::CopySmd,
+        "a1",
+        serde_json::json!({"set": SET, "from": format!("{root}/a1/smd"), "to": defaulted, "retention": retention}),
+    );
+    done(&nodes, &copy).await;
+    let held = store.retained(&defaulted).await.unwrap().unwrap();
+    assert_eq!(held.mode, LockMode::Compliance);
+    assert!(held.until.as_str() > "2099-01-01T00:00:00Z", "{held:?}");
+
     // A bucket without Object Lock refuses the retention: the step fails and says why.
     let plain = format!("s3://plain-backups/asdr/prod-east/{SET}/a1.smd.tar");
     let copy = step_on(

@@ -6,8 +6,9 @@
 
 use super::*;
 
-/// EBS locks a snapshot for 1 to 36500 days.
-const MIN_LOCK_S: u64 = 86_400;
+/// EBS locks a snapshot for 1 to 36500 days; a set is locked a little after it is taken, and
+/// never for longer than the policy says, so a lock of at least two days is asked for.
+const MIN_LOCK_S: u64 = 2 * 86_400;
 const MAX_LOCK_S: u64 = 36_500 * 86_400;
 
 impl Validator<'_> {
@@ -30,7 +31,7 @@ impl Validator<'_> {
         if parsed && !(MIN_LOCK_S..=MAX_LOCK_S).contains(&duration.seconds()) {
             self.err(
                 raw.duration.span,
-                format!("lock.duration {duration} is outside what EBS locks a snapshot for: 1 day to 36500 days"),
+                format!("lock.duration {duration} is outside 2 to 36500 days: EBS locks a snapshot for at least a day, from when the set is locked (a little after it is taken), and for at most 36500 days"),
             );
         }
         let cool_off = raw.cool_off.as_ref().map(|c| {
