@@ -643,7 +643,7 @@ pub fn step_kinds(policy: &asdr_specs::Policy) -> Vec<StepKind> {
         kinds.extend([CopySnapshot, CopySmdArchive]);
     }
     if policy.backup.lock.is_some() || policy.backup.copies.iter().any(|c| c.lock.is_some()) {
-        kinds.push(LockSnapshots);
+        kinds.extend([LockSnapshots, RetainFiles]);
     }
     kinds
 }

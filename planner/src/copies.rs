@@ -198,28 +198,34 @@ pub(crate) fn plan(
             continue;
         }
         // A copy store without Object Lock does not stop the cluster's own backup: said, and the
-        // copies' archives are written without retention refused by S3.
-        // A copy store without Object Lock, or locks not readable there, do not stop the
-        // cluster's own backup: said, and the copies' files go without retention / unmarked.
-        for refused in [
-            crate::locks::check_store(
-                ctx,
-                b,
-                copy.lock.as_ref(),
-                &copy.smd_to,
-                &format!("backup.copies ({})", copy.region),
-            ),
-            crate::locks::check_observed(ctx, copy.lock.as_ref(), &copy.region),
-        ] {
-            if let Err(crate::PlanError::Refused(d)) = refused {
-                b.warn(
-                    "R20",
-                    format!(
-                        "{} (copies to {} only; the backup itself goes on)",
-                        d.message, copy.region
-                    ),
-                );
-            }
+        // copies' files go without retention. Locks not readable there: nothing is copied there
+        // (a copy could not be locked, so never marked, and would only pile up unmarked).
+        if let Err(crate::PlanError::Refused(d)) = crate::locks::check_store(
+            ctx,
+            b,
+            copy.lock.as_ref(),
+            &copy.smd_to,
+            &format!("backup.copies ({})", copy.region),
+        ) {
+            b.warn(
+                "R20",
+                format!(
+                    "{} (copies to {} only; the backup itself goes on)",
+                    d.message, copy.region
+                ),
+            );
+        }
+        if let Err(crate::PlanError::Refused(d)) =
+            crate::locks::check_observed(ctx, copy.lock.as_ref(), &copy.region)
+        {
+            b.warn(
+                "R20",
+                format!(
+                    "{}: nothing is copied to {} until they can be (the backup itself goes on)",
+                    d.message, copy.region
+                ),
+            );
+            continue;
         }
         plan_region(ctx, b, copy, robs, new_set, expired_home);
     }

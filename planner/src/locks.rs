@@ -312,12 +312,65 @@ pub(crate) fn adopt(
         .iter()
         .map(|(s, _)| Ref::Known(s.id.clone()))
         .collect();
-    Some(b.step(
+    let step = b.step(
         id,
         None,
         Vec::new(),
         params(ctx, &set.id, set.time, lock, snapshots),
-    ))
+    );
+    retain_files(ctx, b, set, lock, region);
+    Some(step)
+}
+
+/// A set adopted into the lock also gets its store files retained (S3 Object Lock), as a new
+/// set's are when written: its SMD archives with their checksums and its manifest.
+fn retain_files(
+    ctx: &Ctx<'_, '_>,
+    b: &mut Builder,
+    set: &BackupSet<'_>,
+    lock: &Lock,
+    region: Option<&str>,
+) {
+    let store = match region {
+        None => ctx.policy.backup.smd_to.as_str(),
+        Some(r) => match ctx.policy.backup.copies.iter().find(|c| c.region == r) {
+            Some(c) => c.smd_to.as_str(),
+            None => return,
+        },
+    };
+    let Some(retention) = retention(ctx, Some(lock), store, &set.id) else {
+        return;
+    };
+    let mut uris: Vec<String> = match set.manifest {
+        Some(m) => m.smd.iter().map(|a| a.uri.clone()).collect(),
+        None => set.smd_archive.iter().map(|a| a.uri.clone()).collect(),
+    };
+    uris.extend(uris.clone().into_iter().map(|u| format!("{u}.sha256")));
+    if set.manifest.is_some() {
+        uris.push(crate::manifest::uri(
+            store,
+            &ctx.policy.cluster.name,
+            &set.id,
+        ));
+    }
+    uris.sort();
+    if uris.is_empty() {
+        return;
+    }
+    let id = match region {
+        Some(r) => format!("retain_files:{r}:{}", set.id),
+        None => format!("retain_files:{}", set.id),
+    };
+    b.step(
+        id,
+        None,
+        Vec::new(),
+        Params::RetainFiles(params::RetainFiles {
+            set: set.id.clone(),
+            uris,
+            retention,
+        }),
+    );
 }
 
 /// What locking a snapshot locked as `existing` comes to, at `now`.

@@ -15,7 +15,7 @@ mod locks;
 mod tools;
 mod volumes;
 pub use consistency::{SetRoster, WaitPartitionsAvailable};
-pub use locks::{LockSnapshots, Retention};
+pub use locks::{LockSnapshots, RetainFiles, Retention};
 pub use tools::{Asbackup, Asrestore, BackupKind, Tool, ToolEncrypt};
 pub use volumes::{AttachVolume, DetachVolume, DeviceCheck};
 
@@ -525,6 +525,7 @@ pub enum Params {
     MarkRestoreComplete(MarkRestoreComplete),
     ClaimCluster(ClaimCluster),
     LockSnapshots(LockSnapshots),
+    RetainFiles(RetainFiles),
 }
 
 impl Params {
@@ -574,6 +575,7 @@ impl Params {
             Params::MarkRestoreComplete(_) => StepKind::MarkRestoreComplete,
             Params::ClaimCluster(_) => StepKind::ClaimCluster,
             Params::LockSnapshots(_) => StepKind::LockSnapshots,
+            Params::RetainFiles(_) => StepKind::RetainFiles,
         }
     }
 
@@ -620,6 +622,7 @@ impl Params {
             Params::CopySnapshot(p) => Some(&p.set),
             Params::CopySmdArchive(p) => Some(&p.set),
             Params::LockSnapshots(p) => Some(&p.set),
+            Params::RetainFiles(p) => Some(&p.set),
             _ => None,
         }
     }

@@ -143,6 +143,9 @@ pub enum StepKind {
     ClaimCluster,
     /// A set's snapshots locked (EBS snapshot locks) until the set is `lock.duration` old (R20).
     LockSnapshots,
+    /// An existing set's store files (SMD archives, checksums, manifest) given S3 Object Lock
+    /// retention as its snapshots are locked (R20).
+    RetainFiles,
 }
 
 impl StepKind {
@@ -184,6 +187,7 @@ impl StepKind {
             StepKind::MarkRestoreComplete => "mark_restore_complete",
             StepKind::ClaimCluster => "claim_cluster",
             StepKind::LockSnapshots => "lock_snapshots",
+            StepKind::RetainFiles => "retain_files",
         }
     }
 

@@ -43,6 +43,7 @@ pub fn is_node_step(kind: StepKind) -> bool {
             | StepKind::CopySmdArchive
             | StepKind::WriteManifest
             | StepKind::CheckSmdArchive
+            | StepKind::RetainFiles
             | StepKind::RestoreSmd
             | StepKind::WriteConfig
             | StepKind::Asbackup
@@ -510,6 +511,10 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 None => None,
             },
             Params::WriteManifest(p) => self.manifest_written(&input, p).await,
+            Params::RetainFiles(p) => self
+                .retained_all(&p.uris, Some(&p.retention))
+                .await
+                .then(Learned::default),
             // Never adopted: an archive already at a new set's place was not made by this plan
             // (a checksum beside it proves nothing, the store can write both). Archiving again
             // is cheap and harmless.
@@ -580,6 +585,10 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             Params::CopySmdArchive(p) => self.copy_smd_archive(p).await,
             Params::WriteManifest(p) => self.write_manifest(&input, p).await,
             Params::CheckSmdArchive(p) => self.check_smd_archive(p).await,
+            Params::RetainFiles(p) => {
+                self.retain(&p.uris, Some(&p.retention)).await?;
+                Progress::finished()
+            }
             Params::RestoreSmd(p) => self.restore_smd(&input, p).await,
             Params::Asbackup(_) | Params::Asrestore(_) => self.tool(&input).await,
             Params::DeleteBackup(p) => crate::asbackup::delete_set(&self.store, p).await,

@@ -33,3 +33,13 @@ pub struct Retention {
     /// RFC 3339, whole seconds.
     pub until: String,
 }
+
+/// retain_files: an existing set's store files retained (S3 Object Lock) until its lock ends;
+/// retention an object already holds as long is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RetainFiles {
+    pub set: String,
+    /// The set's SMD archives, their `.sha256` files and its manifest.
+    pub uris: Vec<String>,
+    pub retention: Retention,
+}

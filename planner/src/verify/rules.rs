@@ -12,7 +12,10 @@ impl<'a> Verifier<'a> {
                     Op::Restore(_) | Op::Drill(_),
                     StepKind::DeleteSnapshot | StepKind::DeleteVolume | StepKind::DeleteBackup,
                 ) => Some(("R7", "a restore never deletes data")),
-                (Op::Restore(_) | Op::Drill(_), StepKind::LockSnapshots) => Some((
+                (
+                    Op::Restore(_) | Op::Drill(_),
+                    StepKind::LockSnapshots | StepKind::RetainFiles,
+                ) => Some((
                     "R20",
                     "only a backup locks snapshots (a lock outlives the restore)",
                 )),

@@ -748,3 +748,65 @@ fn recycle_bin_coverage_of_the_clusters_snapshots_is_said_where_retention_delete
         Coverage::Covered { days: 21, .. }
     ));
 }
+
+#[test]
+fn r20_an_adopted_sets_store_files_get_retention_with_its_snapshot_locks() {
+    let policy = locked_policy("{mode: governance, duration: 14d}");
+    let mut world = ten_sets(&policy);
+    world.object_lock.insert("acme-backups".into(), true);
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    let step = p
+        .steps
+        .iter()
+        .find(|s| s.id == format!("retain_files:{OLDEST}"))
+        .expect("the adopted set's files are retained");
+    let v = params(step);
+    assert_eq!(
+        v["retention"],
+        serde_json::json!({"mode": "governance", "until": "2026-11-25T03:00:00Z"})
+    );
+    let uris: Vec<&str> = v["uris"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(uris.iter().any(|u| u.ends_with(".smd.tar")), "{uris:?}");
+    assert!(
+        uris.iter().any(|u| u.ends_with(".smd.tar.sha256")),
+        "{uris:?}"
+    );
+    assert!(
+        uris.iter().all(|u| u.starts_with("s3://acme-backups/")),
+        "{uris:?}"
+    );
+}
+
+#[test]
+fn r20_where_a_copy_regions_locks_cannot_be_read_nothing_is_copied_there_and_the_backup_goes_on() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  lock: {mode: governance, duration: 14d}\n  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
+        )
+        .policy();
+    let mut world = ten_sets(&policy);
+    world
+        .locks_unobserved
+        .insert("us-west-2".into(), "UnauthorizedOperation".into());
+    let p = plan(&policy, &world, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.kind() == StepKind::SnapshotInstance)
+    );
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.region.as_deref() == Some("us-west-2")),
+        "nothing is planned in us-west-2"
+    );
+    assert!(p.warnings.iter().any(|w| w.rule == "R20"
+        && w.message.contains("nothing is copied to us-west-2")
+        && !w.message.contains("[R20]")));
+}

@@ -55,7 +55,7 @@ proptest! {
         op in 0usize..5,
         // Per set, oldest first: 0 unlocked, 1 locked for days yet, 2 a lock that expired.
         locks in proptest::collection::vec(0u8..3, 6),
-        lock_days in prop_oneof![2 => Just(None), 1 => (1u32..8).prop_map(Some)],
+        lock_days in prop_oneof![2 => Just(None), 1 => (2u32..9).prop_map(Some)],
     ) {
         // Replication factor 2: quiesce needs more nodes than copies (validation refuses it).
         let consistency = if consistency == "quiesce" && nodes <= 2 { "stop-node" } else { consistency };

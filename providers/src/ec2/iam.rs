@@ -146,7 +146,8 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             StepKind::WriteManifest => a.extend([("s3:GetObject", Other), ("s3:PutObject", Other)]),
             // A locked set's store files get S3 Object Lock retention as its snapshots do (and
             // the bucket's Object Lock configuration is read); never s3:BypassGovernanceRetention.
-            StepKind::LockSnapshots => a.extend([
+            StepKind::LockSnapshots | StepKind::RetainFiles => a.extend([
+                ("s3:GetObject", Other),
                 ("s3:PutObjectRetention", Other),
                 ("s3:GetObjectRetention", Other),
                 ("s3:GetBucketObjectLockConfiguration", Other),

@@ -89,6 +89,65 @@ impl Ec2Provider {
         Ok(out)
     }
 
+    /// A snapshot of `set` (this cluster's, in this provider's region) whose lock holds, asked
+    /// once per set and process (DescribeSnapshots by the set's tag, then DescribeLockedSnapshots,
+    /// without retries). Where locks cannot be read the answer is none, as before this check:
+    /// EC2 still refuses each locked snapshot's delete.
+    pub(crate) async fn locked_member(&self, set: &str) -> Option<String> {
+        let mut known = self.set_locks.lock().await;
+        if let Some(answer) = known.get(set) {
+            return answer.clone();
+        }
+        let answer = async {
+            let of_set = self
+                .snapshots(vec![
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name(format!("tag:{}", tags::SET))
+                        .values(set)
+                        .build(),
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name(format!("tag:{}", tags::CLUSTER))
+                        .values(&self.cluster)
+                        .build(),
+                ])
+                .await
+                .ok()?;
+            let ids: Vec<String> = of_set.into_iter().map(|s| s.id).collect();
+            if ids.is_empty() {
+                return None;
+            }
+            let out = self
+                .client
+                .describe_locked_snapshots()
+                .set_snapshot_ids(Some(ids))
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::new()
+                        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await
+                .ok()?;
+            let now = OffsetDateTime::now_utc();
+            out.snapshots()
+                .iter()
+                .find(|l| {
+                    matches!(
+                        l.lock_state(),
+                        Some(
+                            LockState::Governance
+                                | LockState::Compliance
+                                | LockState::ComplianceCooloff
+                        )
+                    ) && time_of(l.lock_expires_on()).is_none_or(|e| e > now)
+                })
+                .and_then(|l| l.snapshot_id().map(str::to_string))
+        }
+        .await;
+        known.insert(set.to_string(), answer.clone());
+        answer
+    }
+
     /// Fills in the locks of `snapshots` (of one region).
     pub(crate) async fn fill_locks(&self, snapshots: &mut [Snapshot]) -> Result<(), StepError> {
         let ids: Vec<String> = snapshots.iter().map(|s| s.id.clone()).collect();

@@ -112,6 +112,9 @@ pub struct Ec2Provider {
     >,
     /// How long a created volume may stay unseen (eventual consistency) before it counts as gone.
     pub vanish_grace: Duration,
+    /// Per set: a snapshot of it whose lock holds, as asked before its first delete (R20).
+    set_locks:
+        std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, Option<String>>>>,
 }
 
 /// Per plan: its snapshots when first described in this process, and the steps acted on since.
@@ -143,6 +146,7 @@ impl Ec2Provider {
             snapshots_in_flight: Default::default(),
             regions: Default::default(),
             missing: Default::default(),
+            set_locks: Default::default(),
             // EC2 is eventually consistent: a new volume may stay unseen for seconds, rarely a
             // minute. `ASDR_VANISH_GRACE_MS` shortens it for tests.
             vanish_grace: std::env::var("ASDR_VANISH_GRACE_MS")

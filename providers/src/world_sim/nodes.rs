@@ -301,6 +301,21 @@ pub(super) fn act(
             smd_matches(world, &p.uri, p.sha256.as_deref())?;
             Progress::finished()
         }
+        // The simulation's store keeps no retention (S3 Object Lock is tested against moto):
+        // the files must be there, as S3 refuses retention on an object that is not.
+        Params::RetainFiles(p) => {
+            for uri in &p.uris {
+                let known = world
+                    .smd_archives
+                    .iter()
+                    .any(|a| a.uri == *uri || format!("{}.sha256", a.uri) == *uri)
+                    || world.set_manifests.iter().any(|m| m.uri == *uri);
+                if !known {
+                    return Err(bad("NoSuchKey", format!("{uri}: not found")));
+                }
+            }
+            Progress::finished()
+        }
         Params::RestoreSmd(p) => {
             let set = p.set.clone();
             smd_matches(world, &p.from, p.sha256.as_deref())?;

@@ -292,7 +292,14 @@ async fn a_delete_ec2_refuses_as_snapshot_locked_fails_for_good_and_says_the_sna
                 .build(),
         )
     });
-    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&describe, &delete]);
+    // The set's locks read before its first delete show none (a lock made since, EC2 refuses).
+    let locks = mock!(aws_sdk_ec2::Client::describe_locked_snapshots)
+        .then_output(|| DescribeLockedSnapshotsOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&describe, &locks, &delete]
+    );
     let provider = Ec2Provider::new(client, "prod-east");
     let step = Step {
         region: None,
@@ -398,4 +405,74 @@ async fn extending_a_compliance_lock_in_its_cool_off_resends_what_is_left_of_the
     );
     // Both snapshots end up tagged (snap-2 was locked already and lacked the tag).
     assert_eq!(tags.num_calls(), 2);
+}
+
+fn delete_step(id: &str) -> Step {
+    Step {
+        region: None,
+        id: format!("delete_snapshot:{id}"),
+        node: None,
+        depends_on: vec![],
+        cleanup: false,
+        params: crate::params_of(
+            StepKind::DeleteSnapshot,
+            json!({"snapshot_id": id, "set": "bs-20261121T090000Z"}),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_set_with_one_locked_snapshot_loses_none_though_the_plan_read_no_locks() {
+    let describe = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| described(&["snap-1", "snap-2"]));
+    let locks = mock!(aws_sdk_ec2::Client::describe_locked_snapshots).then_output(|| {
+        DescribeLockedSnapshotsOutput::builder()
+            .snapshots(locked("snap-2", LockState::Governance, FAR, None))
+            .build()
+    });
+    let delete = mock!(aws_sdk_ec2::Client::delete_snapshot).then_output(|| {
+        aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput::builder().build()
+    });
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&describe, &locks, &delete]
+    );
+    let provider = Ec2Provider::new(client, "prod-east");
+    for id in ["snap-1", "snap-2"] {
+        let err = act(&provider, &delete_step(id)).await.unwrap_err();
+        assert_eq!(err.code, "SnapshotLocked");
+        assert!(
+            err.message.contains("holds locked snapshot snap-2"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(delete.num_calls(), 0, "nothing of the set was deleted");
+    assert_eq!(locks.num_calls(), 1, "asked once per set");
+}
+
+#[tokio::test]
+async fn where_locks_cannot_be_read_a_delete_goes_on_and_ec2_alone_guards_each_lock() {
+    let describe =
+        mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(|| described(&["snap-1"]));
+    let locks = mock!(aws_sdk_ec2::Client::describe_locked_snapshots).then_error(|| {
+        aws_sdk_ec2::operation::describe_locked_snapshots::DescribeLockedSnapshotsError::generic(
+            ErrorMetadata::builder()
+                .code("UnauthorizedOperation")
+                .message("You are not authorized to perform this operation.")
+                .build(),
+        )
+    });
+    let delete = mock!(aws_sdk_ec2::Client::delete_snapshot).then_output(|| {
+        aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput::builder().build()
+    });
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&describe, &locks, &delete]
+    );
+    let provider = Ec2Provider::new(client, "prod-east");
+    act(&provider, &delete_step("snap-1")).await.unwrap();
+    assert_eq!(delete.num_calls(), 1);
 }

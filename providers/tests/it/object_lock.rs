@@ -117,6 +117,38 @@ async fn a_locked_sets_store_files_are_kept_by_s3_object_lock_against_moto() {
         Some(LockMode::Compliance)
     );
 
+    // An existing set's files, adopted into the lock: retained by their own step, which is done
+    // once they hold the retention (read back).
+    let old = "s3://locked-backups/asdr/prod-east/bs-20261101T000000Z/a1.smd.tar".to_string();
+    store.put(&old, b"tar".to_vec()).await.unwrap();
+    store
+        .put(&format!("{old}.sha256"), b"x\n".to_vec())
+        .await
+        .unwrap();
+    let retain = step_on(
+        "retain_files:bs-20261101T000000Z",
+        StepKind::RetainFiles,
+        "a1",
+        serde_json::json!({"set": "bs-20261101T000000Z", "uris": [old, format!("{old}.sha256")], "retention": retention}),
+    );
+    let learned = std::collections::BTreeMap::new();
+    let input = asdr_planner::ports::StepInput {
+        plan_id: "p",
+        step: &retain,
+        learned: &learned,
+    };
+    use asdr_planner::ports::Provider;
+    assert!(
+        nodes.observe(input).await.unwrap().is_none(),
+        "not retained yet"
+    );
+    done(&nodes, &retain).await;
+    assert!(
+        nodes.observe(input).await.unwrap().is_some(),
+        "adopted once retained"
+    );
+    assert_eq!(store.retained(&old).await.unwrap(), Some(want.clone()));
+
     // A bucket whose default retention already keeps the files longer (dated from the write):
     // left as it is, never asked to be shortened (S3 would refuse, failing every backup).
     raw.create_bucket()

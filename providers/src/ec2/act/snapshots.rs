@@ -313,6 +313,19 @@ impl Ec2Provider {
                     step.region.is_some(),
                 )
                 .map_err(|m| StepError::permanent("R13", m))?;
+                // R20: a set with any snapshot locked loses none of them, though the plan was
+                // made without reading locks (none declared): asked once per set.
+                if !p.set.is_empty()
+                    && let Some(locked) = self.locked_member(&p.set).await
+                {
+                    return Err(StepError::permanent(
+                        "SnapshotLocked",
+                        format!(
+                            "set {} holds locked snapshot {locked}: snapshot {id} is not deleted, nor any of the set (R20); declare backup.lock, or plan again once the lock has expired",
+                            p.set
+                        ),
+                    ));
+                }
                 self.client
                     .delete_snapshot()
                     .snapshot_id(id)
