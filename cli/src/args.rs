@@ -271,9 +271,10 @@ pub struct RecycleBinArgs {
     /// rule then keeps every deleted snapshot in the region, not only the cluster's.
     #[arg(long, value_name = "DAYS")]
     pub lock_days: Option<u32>,
-    /// The region (the cluster's, or a copy region); rules act only in their own region.
+    /// A copy region's rule instead of the cluster's region's (rules act only in their own
+    /// region).
     #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
+    pub copy_region: Option<String>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: RecycleBinFormat,
 }

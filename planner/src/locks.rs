@@ -184,7 +184,7 @@ pub(crate) fn describe(
         b.warn(
             "R20",
             format!(
-                "cannot be undone: set {set}{place} is locked in compliance mode until {}{}: no one, asdr and the account's root user included, can delete its snapshots or shorten the lock before then",
+                "cannot be undone: set {set}{place} is locked in compliance mode until {}{}: no one, asdr and the account's root user included, can delete its snapshots (nor, in an S3 store, its retained SMD archives and manifest) or shorten the lock before then",
                 crate::manifest::utc(planned.until),
                 if planned.extends_compliance {
                     " (a compliance lock it already holds, extended)".to_string()
@@ -249,12 +249,24 @@ pub(crate) fn adopt(
         }
         return None;
     }
-    for (s, why) in left {
+    // Said once per set: the first snapshot's reason, and how many share the set's fate.
+    if let Some((s, why)) = left.first() {
         b.warn(
             "R20",
             format!(
-                "set {}{place}: snapshot {} is not locked again: {why}",
-                set.id, s.id
+                "set {}{place}: {} not locked again ({}{}): {why}",
+                set.id,
+                if left.len() == 1 {
+                    "1 snapshot is"
+                } else {
+                    "snapshots are"
+                },
+                s.id,
+                if left.len() > 1 {
+                    format!(" and {} more", left.len() - 1)
+                } else {
+                    String::new()
+                }
             ),
         );
     }
@@ -312,14 +324,15 @@ pub(crate) fn adopt(
         .iter()
         .map(|(s, _)| Ref::Known(s.id.clone()))
         .collect();
-    let step = b.step(
+    // The files first: a retention that fails leaves the snapshots unlocked too, so the next
+    // plan adopts the set again, files included (no plan could tell the files were missed).
+    let files = retain_files(ctx, b, set, lock, region);
+    Some(b.step(
         id,
         None,
-        Vec::new(),
+        files.into_iter().collect(),
         params(ctx, &set.id, set.time, lock, snapshots),
-    );
-    retain_files(ctx, b, set, lock, region);
-    Some(step)
+    ))
 }
 
 /// A set adopted into the lock also gets its store files retained (S3 Object Lock), as a new
@@ -330,17 +343,15 @@ fn retain_files(
     set: &BackupSet<'_>,
     lock: &Lock,
     region: Option<&str>,
-) {
+) -> Option<String> {
     let store = match region {
         None => ctx.policy.backup.smd_to.as_str(),
         Some(r) => match ctx.policy.backup.copies.iter().find(|c| c.region == r) {
             Some(c) => c.smd_to.as_str(),
-            None => return,
+            None => return None,
         },
     };
-    let Some(retention) = retention(ctx, Some(lock), store, &set.id) else {
-        return;
-    };
+    let retention = retention(ctx, Some(lock), store, &set.id)?;
     let mut uris: Vec<String> = match set.manifest {
         Some(m) => m.smd.iter().map(|a| a.uri.clone()).collect(),
         None => set.smd_archive.iter().map(|a| a.uri.clone()).collect(),
@@ -355,13 +366,13 @@ fn retain_files(
     }
     uris.sort();
     if uris.is_empty() {
-        return;
+        return None;
     }
     let id = match region {
         Some(r) => format!("retain_files:{r}:{}", set.id),
         None => format!("retain_files:{}", set.id),
     };
-    b.step(
+    Some(b.step(
         id,
         None,
         Vec::new(),
@@ -370,7 +381,7 @@ fn retain_files(
             uris,
             retention,
         }),
-    );
+    ))
 }
 
 /// What locking a snapshot locked as `existing` comes to, at `now`.
@@ -496,12 +507,12 @@ pub fn status(
 ) -> (Vec<SetLockStatus>, Vec<String>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
+    // Locks are read only where they matter (the policy locks, or asdr locked once): not read,
+    // whether sets are locked is unknown and retention there deletes nothing.
     if let Some(why) = obs.world.locks_unobserved.get(region) {
-        if policy_lock.is_some() {
-            problems.push(format!(
-                "snapshot locks in {region} could not be observed ({why}): whether its sets are locked is unknown"
-            ));
-        }
+        problems.push(format!(
+            "snapshot locks in {region} could not be observed ({why}): whether its sets are locked is unknown, and retention there deletes nothing until they can be"
+        ));
         return (rows, problems);
     }
     for set in obs.sets.iter().filter(|s| s.is_complete()) {

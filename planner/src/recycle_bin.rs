@@ -17,8 +17,10 @@ pub enum Coverage {
     Covered {
         rule: String,
         days: u32,
-        /// Whether a matching rule is locked (it cannot be removed before its unlock delay).
+        /// Whether that rule is locked (it cannot be removed before its unlock delay).
         locked: bool,
+        /// What a locked matching rule keeps them for, whatever is removed (0: none is locked).
+        locked_days: u32,
     },
     /// No rule matches: a deleted snapshot is gone at once.
     NotCovered,
@@ -57,7 +59,13 @@ pub fn coverage(policy: &Policy, world: &World, region: &str) -> Coverage {
         Some(r) => Coverage::Covered {
             rule: r.id.clone(),
             days: r.retention_days,
-            locked: matching.iter().any(|m| m.locked),
+            locked: r.locked,
+            locked_days: matching
+                .iter()
+                .filter(|m| m.locked)
+                .map(|m| m.retention_days)
+                .max()
+                .unwrap_or(0),
         },
         None => Coverage::NotCovered,
     }
@@ -74,13 +82,28 @@ pub fn all(policy: &Policy, world: &World) -> BTreeMap<String, Coverage> {
 /// What a plan that deletes snapshots in `region` says of where they go.
 pub(crate) fn on_delete(policy: &Policy, world: &World, region: &str) -> Option<String> {
     match coverage(policy, world, region) {
-        Coverage::Covered { rule, days, locked } => Some(format!(
+        Coverage::Covered {
+            rule,
+            days,
+            locked,
+            locked_days,
+        } => Some(format!(
             "the snapshots deleted in {region} are kept {days} days in the Recycle Bin (rule {rule}{}), and can be restored from it until then",
-            if locked { ", locked" } else { "" }
+            locked_note(locked, locked_days)
         )),
         Coverage::NotCovered => Some(format!(
             "no Recycle Bin rule in {region} keeps asdr's snapshots: the snapshots deleted there are gone at once (`asdr recycle-bin-rule` prints a rule)"
         )),
         Coverage::Unobserved => None,
+    }
+}
+
+/// How much of the Recycle Bin's keeping no one can remove: the rule's own lock, else a locked
+/// rule keeping them for less.
+pub fn locked_note(locked: bool, locked_days: u32) -> String {
+    match (locked, locked_days) {
+        (true, _) => ", locked".to_string(),
+        (false, 0) => ", not locked: whoever may delete rules can remove it".to_string(),
+        (false, d) => format!(", not locked; a locked rule keeps them {d} days"),
     }
 }

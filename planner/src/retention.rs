@@ -374,7 +374,7 @@ pub(crate) fn plan_in(
     if !expired.is_empty()
         && let Some(said) = crate::recycle_bin::on_delete(ctx.policy, ctx.world, place_name)
     {
-        b.warn("R20", said);
+        b.warn("recycle-bin", said);
     }
     if !expired.is_empty() {
         b.warn("R13", "only snapshots tagged asdr:cluster for this cluster are deleted; SMD archives stay in the store: expire them by a lifecycle rule on <cluster>/bs-, never on <cluster>/manifests/");

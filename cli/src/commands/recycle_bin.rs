@@ -18,16 +18,23 @@ pub fn cmd_recycle_bin_rule(g: &Global, a: &RecycleBinArgs) -> Result<i32, Comma
     let policy = inputs::policy(g)?;
     let cluster = &policy.cluster.name;
     let region = a
-        .region
+        .copy_region
         .clone()
         .unwrap_or_else(|| policy.cluster.region.clone());
-    let regions: Vec<&str> = std::iter::once(policy.cluster.region.as_str())
-        .chain(policy.backup.copies.iter().map(|c| c.region.as_str()))
+    let copies: Vec<&str> = policy
+        .backup
+        .copies
+        .iter()
+        .map(|c| c.region.as_str())
         .collect();
-    if !regions.contains(&region.as_str()) {
+    if a.copy_region.is_some() && !copies.contains(&region.as_str()) {
         return Err(CommandError::User(format!(
-            "--region {region}: the policy keeps snapshots in {} only",
-            regions.join(", ")
+            "--copy-region {region}: the policy copies sets to {} only",
+            if copies.is_empty() {
+                "no region".to_string()
+            } else {
+                copies.join(", ")
+            }
         )));
     }
     if !RETENTION_DAYS.contains(&a.days) {

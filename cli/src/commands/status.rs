@@ -97,9 +97,14 @@ fn text(r: &Report, world_file: bool) -> String {
     for (region, c) in &s.recycle_bin {
         use asdr_planner::recycle_bin::Coverage;
         let said = match c {
-            Coverage::Covered { rule, days, locked } => format!(
+            Coverage::Covered {
+                rule,
+                days,
+                locked,
+                locked_days,
+            } => format!(
                 "deleted snapshots kept {days} days (rule {rule}{})",
-                if *locked { ", locked" } else { "" }
+                asdr_planner::recycle_bin::locked_note(*locked, *locked_days)
             ),
             Coverage::NotCovered => {
                 "no rule keeps asdr's snapshots: a deleted one is gone at once".into()

@@ -333,7 +333,7 @@ fn recycle_bin_rule_prints_a_create_rule_request_the_api_model_accepts() {
     for bad in [
         vec!["recycle-bin-rule", "--days", "400"],
         vec!["recycle-bin-rule", "--lock-days", "3"],
-        vec!["recycle-bin-rule", "--region", "eu-west-1"],
+        vec!["recycle-bin-rule", "--copy-region", "eu-west-1"],
     ] {
         let out = s.asdr(W, &bad, &[]);
         assert_eq!(out.status.code(), Some(1), "{bad:?}: {}", text(&out.stderr));

@@ -7,6 +7,7 @@ mod devices;
 mod enterprise;
 mod held;
 mod locks;
+mod locks_stores;
 mod manifests;
 mod node_ids;
 mod planner;

@@ -116,32 +116,44 @@ impl Ec2Provider {
             if ids.is_empty() {
                 return None;
             }
-            let out = self
-                .client
-                .describe_locked_snapshots()
-                .set_snapshot_ids(Some(ids))
-                .customize()
-                .config_override(
-                    aws_sdk_ec2::config::Builder::new()
-                        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
-                )
-                .send()
-                .await
-                .ok()?;
             let now = OffsetDateTime::now_utc();
-            out.snapshots()
-                .iter()
-                .find(|l| {
-                    matches!(
-                        l.lock_state(),
-                        Some(
-                            LockState::Governance
-                                | LockState::Compliance
-                                | LockState::ComplianceCooloff
+            // In chunks and pages as `locks_of` reads them: a big set is asked whole.
+            for chunk in ids.chunks(IDS_PER_CALL) {
+                let mut token: Option<String> = None;
+                loop {
+                    let page = self
+                        .client
+                        .describe_locked_snapshots()
+                        .set_snapshot_ids(Some(chunk.to_vec()))
+                        .set_next_token(token.clone())
+                        .customize()
+                        .config_override(
+                            aws_sdk_ec2::config::Builder::new()
+                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
                         )
-                    ) && time_of(l.lock_expires_on()).is_none_or(|e| e > now)
-                })
-                .and_then(|l| l.snapshot_id().map(str::to_string))
+                        .send()
+                        .await
+                        .ok()?;
+                    let held = page.snapshots().iter().find(|l| {
+                        matches!(
+                            l.lock_state(),
+                            Some(
+                                LockState::Governance
+                                    | LockState::Compliance
+                                    | LockState::ComplianceCooloff
+                            )
+                        ) && time_of(l.lock_expires_on()).is_none_or(|e| e > now)
+                    });
+                    if let Some(l) = held {
+                        return l.snapshot_id().map(str::to_string);
+                    }
+                    token = page.next_token().map(str::to_string);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+            }
+            None
         }
         .await;
         known.insert(set.to_string(), answer.clone());
