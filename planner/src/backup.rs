@@ -494,7 +494,7 @@ fn snapshot_set(
         );
         let snapshots = members.iter().map(|m| m.snapshot.clone()).collect();
         let step = b.step(
-            format!("lock_snapshots:{set}"),
+            crate::locks::step_id("lock_snapshots", None, set),
             None,
             before_mark.clone(),
             crate::locks::params(ctx, set, set_time, lock, snapshots),
@@ -578,17 +578,8 @@ pub(crate) fn write_manifest(
     smd: Vec<params::NodeUri>,
 ) -> Params {
     let policy = ctx.policy;
-    let lock = match region {
-        None => policy.backup.lock.as_ref(),
-        Some(r) => policy
-            .backup
-            .copies
-            .iter()
-            .find(|c| c.region == r)
-            .and_then(|c| c.lock.as_ref()),
-    };
     Params::WriteManifest(params::WriteManifest {
-        retention: crate::locks::retention(ctx, lock, &uri, set),
+        retention: crate::locks::retention(ctx, policy.lock_in(region), &uri, set),
         uri,
         set: set.to_string(),
         cluster: policy.cluster.name.clone(),

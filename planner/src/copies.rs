@@ -551,7 +551,7 @@ fn plan_region(
             );
             let snapshots = listed.iter().map(|m| m.snapshot.clone()).collect();
             let step = b.step(
-                format!("lock_snapshots:{region}:{set}"),
+                crate::locks::step_id("lock_snapshots", Some(region), set),
                 None,
                 before_mark.clone(),
                 crate::locks::params(ctx, set, set_time, lock, snapshots),

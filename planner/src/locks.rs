@@ -16,6 +16,14 @@ use crate::params::{self, Params, Ref};
 use crate::plan::Action;
 use crate::world::Snapshot;
 
+/// A lock step's id: `<kind>:<set>` at home, `<kind>:<region>:<set>` in a copy region.
+pub(crate) fn step_id(kind: &str, region: Option<&str>, set: &str) -> String {
+    match region {
+        Some(r) => format!("{kind}:{r}:{set}"),
+        None => format!("{kind}:{set}"),
+    }
+}
+
 /// EBS locks a snapshot for at least a day: an older set with less of its lock left is not
 /// locked again (it would be held longer than the policy says).
 pub(crate) const MIN_LOCK: time::Duration = time::Duration::days(1);
@@ -273,10 +281,7 @@ pub(crate) fn adopt(
     if missing.is_empty() {
         return None;
     }
-    let id = match region {
-        Some(r) => format!("lock_snapshots:{r}:{}", set.id),
-        None => format!("lock_snapshots:{}", set.id),
-    };
+    let id = step_id("lock_snapshots", region, &set.id);
     if b.steps.iter().any(|s| s.id == id) {
         return None;
     }
@@ -368,10 +373,7 @@ fn retain_files(
     if uris.is_empty() {
         return None;
     }
-    let id = match region {
-        Some(r) => format!("retain_files:{r}:{}", set.id),
-        None => format!("retain_files:{}", set.id),
-    };
+    let id = step_id("retain_files", region, &set.id);
     Some(b.step(
         id,
         None,

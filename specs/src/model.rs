@@ -143,6 +143,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The lock on sets in `region` (none: the cluster's own): `backup.lock`, or the copy's.
+    pub fn lock_in(&self, region: Option<&str>) -> Option<&Lock> {
+        match region {
+            None => self.backup.lock.as_ref(),
+            Some(r) => self
+                .backup
+                .copies
+                .iter()
+                .find(|c| c.region == r)
+                .and_then(|c| c.lock.as_ref()),
+        }
+    }
+
     pub fn drill(&self, name: &str) -> Option<&Drill> {
         self.drills.iter().find(|d| d.name == name)
     }

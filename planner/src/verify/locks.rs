@@ -5,19 +5,6 @@
 
 use super::*;
 
-/// The policy's lock on sets in `region` (none: the cluster's own).
-fn policy_lock<'p>(policy: &'p Policy, region: Option<&str>) -> Option<&'p asdr_specs::Lock> {
-    match region {
-        None => policy.backup.lock.as_ref(),
-        Some(r) => policy
-            .backup
-            .copies
-            .iter()
-            .find(|c| c.region == r)
-            .and_then(|c| c.lock.as_ref()),
-    }
-}
-
 /// The time locks are read at: the earlier of the plan's and the world's (a plan file claiming
 /// a later time does not make a lock expire).
 fn at(world: &World, plan: &Plan) -> Option<OffsetDateTime> {
@@ -80,7 +67,7 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
         let marked = same_set
             .iter()
             .any(|s| s.tags.get(tags::COMPLETE).map(String::as_str) == Some("true"));
-        if let Some(lock) = policy_lock(policy, region.as_deref())
+        if let Some(lock) = policy.lock_in(region.as_deref())
             && marked
             && let Some(t) = crate::observe::set_time(set)
             && lock.until(t) > now
@@ -114,7 +101,7 @@ fn marks_wait_for_locks(
         .filter(|s| s.kind() == StepKind::MarkSetComplete)
     {
         let region = mark.region.as_deref().filter(|r| *r != home);
-        let Some(lock) = policy_lock(policy, region) else {
+        let Some(lock) = policy.lock_in(region) else {
             continue;
         };
         let set = mark.params.set().unwrap_or_default();

@@ -9,7 +9,7 @@ use asdr_planner::ports::{Progress, Resources, StepError, StepInput};
 use asdr_planner::tags;
 use asdr_planner::world::{Snapshot, SnapshotLock};
 use asdr_specs::{LockMode, Policy};
-use aws_sdk_ec2::types::{LockMode as AwsLockMode, LockState};
+use aws_sdk_ec2::types::{LockMode as AwsLockMode, LockState, LockedSnapshotsInfo};
 use time::OffsetDateTime;
 
 use super::Ec2Provider;
@@ -25,15 +25,7 @@ const MIN_LOCK: time::Duration = time::Duration::days(1);
 /// still keeps its sets). Otherwise a lock made by hand is found by EC2 itself, which refuses
 /// the delete (`SnapshotLocked`).
 pub(crate) fn wanted(policy: &Policy, region: Option<&str>, snapshots: &[Snapshot]) -> bool {
-    let declared = match region {
-        None => policy.backup.lock.is_some(),
-        Some(r) => policy
-            .backup
-            .copies
-            .iter()
-            .any(|c| c.region == r && c.lock.is_some()),
-    };
-    declared || snapshots.iter().any(|s| s.tags.contains_key(tags::LOCK))
+    policy.lock_in(region).is_some() || snapshots.iter().any(|s| s.tags.contains_key(tags::LOCK))
 }
 
 fn time_of(t: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
@@ -41,50 +33,68 @@ fn time_of(t: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
 }
 
 impl Ec2Provider {
+    /// Every answer of DescribeLockedSnapshots for `ids`, in chunks and pages; `once`: without
+    /// retries (a question whose answer only adds a guard).
+    async fn locked_infos(
+        &self,
+        ids: &[String],
+        once: bool,
+    ) -> Result<Vec<LockedSnapshotsInfo>, StepError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let mut token: Option<String> = None;
+            loop {
+                let call = self
+                    .client
+                    .describe_locked_snapshots()
+                    .set_snapshot_ids(Some(chunk.to_vec()))
+                    .set_next_token(token.clone());
+                let page = if once {
+                    call.customize()
+                        .config_override(
+                            aws_sdk_ec2::config::Builder::new()
+                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
+                        )
+                        .send()
+                        .await
+                } else {
+                    call.send().await
+                }
+                .map_err(|e| self.classify("DescribeLockedSnapshots", e))?;
+                out.extend(page.snapshots().iter().cloned());
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The locks on `ids` that hold (an expired lock is no lock).
     pub async fn locks_of(
         &self,
         ids: &[String],
     ) -> Result<BTreeMap<String, SnapshotLock>, StepError> {
         let mut out = BTreeMap::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .client
-                    .describe_locked_snapshots()
-                    .set_snapshot_ids(Some(chunk.to_vec()))
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| self.classify("DescribeLockedSnapshots", e))?;
-                for s in page.snapshots() {
-                    let mode = match s.lock_state() {
-                        Some(LockState::Governance) => LockMode::Governance,
-                        Some(LockState::Compliance | LockState::ComplianceCooloff) => {
-                            LockMode::Compliance
-                        }
-                        // Expired, or a state this SDK does not know: not taken as a lock.
-                        _ => continue,
-                    };
-                    let (Some(id), Some(expires)) = (s.snapshot_id(), time_of(s.lock_expires_on()))
-                    else {
-                        continue;
-                    };
-                    out.insert(
-                        id.to_string(),
-                        SnapshotLock {
-                            mode,
-                            expires,
-                            cool_off_until: time_of(s.cool_off_period_expires_on()),
-                        },
-                    );
-                }
-                token = page.next_token().map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
+        for s in self.locked_infos(ids, false).await? {
+            let mode = match s.lock_state() {
+                Some(LockState::Governance) => LockMode::Governance,
+                Some(LockState::Compliance | LockState::ComplianceCooloff) => LockMode::Compliance,
+                // Expired, or a state this SDK does not know: not taken as a lock.
+                _ => continue,
+            };
+            let (Some(id), Some(expires)) = (s.snapshot_id(), time_of(s.lock_expires_on())) else {
+                continue;
+            };
+            out.insert(
+                id.to_string(),
+                SnapshotLock {
+                    mode,
+                    expires,
+                    cool_off_until: time_of(s.cool_off_period_expires_on()),
+                },
+            );
         }
         Ok(out)
     }
@@ -118,42 +128,21 @@ impl Ec2Provider {
             }
             let now = OffsetDateTime::now_utc();
             // In chunks and pages as `locks_of` reads them: a big set is asked whole.
-            for chunk in ids.chunks(IDS_PER_CALL) {
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .client
-                        .describe_locked_snapshots()
-                        .set_snapshot_ids(Some(chunk.to_vec()))
-                        .set_next_token(token.clone())
-                        .customize()
-                        .config_override(
-                            aws_sdk_ec2::config::Builder::new()
-                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
+            self.locked_infos(&ids, true)
+                .await
+                .ok()?
+                .iter()
+                .find(|l| {
+                    matches!(
+                        l.lock_state(),
+                        Some(
+                            LockState::Governance
+                                | LockState::Compliance
+                                | LockState::ComplianceCooloff
                         )
-                        .send()
-                        .await
-                        .ok()?;
-                    let held = page.snapshots().iter().find(|l| {
-                        matches!(
-                            l.lock_state(),
-                            Some(
-                                LockState::Governance
-                                    | LockState::Compliance
-                                    | LockState::ComplianceCooloff
-                            )
-                        ) && time_of(l.lock_expires_on()).is_none_or(|e| e > now)
-                    });
-                    if let Some(l) = held {
-                        return l.snapshot_id().map(str::to_string);
-                    }
-                    token = page.next_token().map(str::to_string);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-            }
-            None
+                    ) && time_of(l.lock_expires_on()).is_none_or(|e| e > now)
+                })
+                .and_then(|l| l.snapshot_id().map(str::to_string))
         }
         .await;
         known.insert(set.to_string(), answer.clone());
