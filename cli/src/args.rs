@@ -260,6 +260,14 @@ pub struct IamPolicyArgs {
     /// profile). Defaults to the profile's name (`cluster.instance.iam_instance_profile`).
     #[arg(long, value_name = "ROLE")]
     pub node_role: Option<String>,
+    /// The policy of the backup account's role (`backup.copies[].account`) instead of the
+    /// workload role's: what copies, locks and keeps the sets there.
+    #[arg(long, value_name = "ACCOUNT", conflicts_with_all = ["restore", "drill"])]
+    pub backup_account: Option<String>,
+    /// With --backup-account: that role's trust policy instead, letting only this principal (the
+    /// workload role's ARN) assume it, with the copy's external id.
+    #[arg(long, value_name = "ARN", requires = "backup_account")]
+    pub trust: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -424,11 +424,22 @@ fn plan_region(
                     Action::Create,
                     why.clone(),
                     None,
-                    Some(json!({
-                        "region": region,
-                        "source": source.known().unwrap_or("(the snapshot this plan takes)"),
-                        "kms_key_id": copy.kms_key_id,
-                    })),
+                    Some(match &copy.account {
+                        // Sharing the source is part of the change a reviewer approves.
+                        Some(a) => json!({
+                            "region": copy.aws_region,
+                            "account": a.id,
+                            "role_arn": a.role_arn,
+                            "source": source.known().unwrap_or("(the snapshot this plan takes)"),
+                            "source_shared_with": a.id,
+                            "kms_key_id": copy.kms_key_id,
+                        }),
+                        None => json!({
+                            "region": region,
+                            "source": source.known().unwrap_or("(the snapshot this plan takes)"),
+                            "kms_key_id": copy.kms_key_id,
+                        }),
+                    }),
                 );
                 b.step(
                     id.clone(),
@@ -450,6 +461,7 @@ fn plan_region(
                             (tags::STEP, &id),
                             (tags::SOURCE_REGION, &ctx.policy.cluster.region),
                         ]),
+                        share_with: copy.account.as_ref().map(|a| a.id.clone()),
                     }),
                 );
                 planned_copies += 1;

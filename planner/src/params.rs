@@ -231,6 +231,11 @@ pub struct CopySnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     pub tags: TagMap,
+    /// The backup account the copy is made in (`backup.copies[].account`): the source is shared
+    /// with it (createVolumePermission) by the cluster's account, then copied by the backup
+    /// account's role. Only ever the account of the copy the step acts in (R16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_with: Option<String>,
 }
 
 /// mark_restore_complete: a restore into another region stands — every node started, the cluster

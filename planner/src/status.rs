@@ -62,6 +62,11 @@ pub struct Status {
 /// The copies of a cluster's sets in one other region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegionStatus {
+    /// The backup account the copies are in (`backup.copies[].account`); none: this account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The AWS region (the key is `REGION@ACCOUNT` for a backup account's copies).
+    pub aws_region: String,
     pub newest_complete_set: Option<String>,
     pub age_seconds: Option<u64>,
     /// The cluster's newest complete set has no complete copy here yet.
@@ -171,6 +176,8 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             let newest = robs.newest_complete_set();
             let unobserved = world.unobserved_regions.get(&c.region).cloned();
             let status = RegionStatus {
+                account: c.account.as_ref().map(|a| a.id.clone()),
+                aws_region: c.aws_region.clone(),
                 unobserved,
                 newest_complete_set: newest.map(|s| s.id.clone()),
                 age_seconds: newest.map(|s| (now - s.time).whole_seconds().max(0) as u64),

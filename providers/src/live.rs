@@ -35,9 +35,34 @@ impl AwsSettings {
         self.load_region(region).await
     }
 
-    /// The same settings in another region (a copy's, a restore's elsewhere).
-    pub async fn load_in(&self, _policy: &Policy, region: &str) -> aws_config::SdkConfig {
-        self.load_region(region.to_string()).await
+    /// The same settings in another place (a copy's, a restore's elsewhere): a region, or
+    /// `REGION@ACCOUNT` for a backup account's copies, reached through its role (STS AssumeRole,
+    /// with its external id) from these credentials.
+    pub async fn load_in(&self, policy: &Policy, place: &str) -> aws_config::SdkConfig {
+        let (region, account) = asdr_specs::split_place(place);
+        let conf = self.load_region(region.to_string()).await;
+        let Some(account) = account else {
+            return conf;
+        };
+        let a = policy
+            .backup
+            .copies
+            .iter()
+            .filter_map(|c| c.account.as_ref())
+            .find(|a| a.id == account)
+            .expect("a place's account is one of backup.copies (places come from the policy)");
+        let mut role = aws_config::sts::AssumeRoleProvider::builder(&a.role_arn)
+            .session_name(session_name(&policy.cluster.name))
+            .configure(&conf);
+        if let Some(x) = &a.external_id {
+            role = role.external_id(x);
+        }
+        let role = role.build().await;
+        conf.into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(role),
+            )
+            .build()
     }
 
     async fn load_region(&self, region: String) -> aws_config::SdkConfig {
@@ -58,6 +83,22 @@ impl AwsSettings {
         }
         loader.load().await
     }
+}
+
+/// The role session name asdr's sessions in a backup account carry (CloudTrail shows it): STS
+/// takes 2–64 characters of letters, digits and `+=,.@_-`.
+fn session_name(cluster: &str) -> String {
+    let clean: String = cluster
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("asdr-{clean}").chars().take(64).collect()
 }
 
 fn info_addr(policy: &Policy, node: &asdr_specs::Node) -> SocketAddr {

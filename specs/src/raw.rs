@@ -254,6 +254,17 @@ pub struct RawCopy {
     /// Locks on the copies in that region; defaults to `backup.lock`.
     #[serde(default)]
     pub lock: Option<Sp<RawLock>>,
+    /// A separate backup account (12 digits) the copies are made in, by `role_arn`: the
+    /// workload account's own credentials can then delete none of them (docs/immutability.md).
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
+    /// The backup account's role asdr assumes (STS AssumeRole) to copy, lock, keep and delete
+    /// there: `arn:aws:iam::ACCOUNT:role/NAME`. Required with `account`.
+    #[serde(default)]
+    pub role_arn: Option<Sp<String>>,
+    /// The external id the role's trust policy requires, if any.
+    #[serde(default)]
+    pub external_id: Option<Sp<String>>,
 }
 
 /// Keep the newest `count` complete sets, and none older than `max_age`.

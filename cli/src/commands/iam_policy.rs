@@ -9,6 +9,9 @@ use asdr_providers::ec2::iam::{self, Launch};
 /// alone (the role is prepared before it is needed, and generating it needs no credentials).
 pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError> {
     let policy = inputs::policy(g)?;
+    if let Some(account) = &a.backup_account {
+        return backup_account(g, a, &policy, account);
+    }
     let ssm = policy.cluster.access.transport == asdr_specs::Transport::Ssm;
     let restore = match &a.drill {
         Some(d) => {
@@ -99,7 +102,20 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         &policy.backup.smd_to,
         &iam::Regions {
             home: policy.cluster.region.clone(),
-            copies: policy.backup.copies.clone(),
+            copies: policy
+                .backup
+                .copies
+                .iter()
+                .filter(|c| c.account.is_none())
+                .cloned()
+                .collect(),
+            backup_accounts: policy
+                .backup
+                .copies
+                .iter()
+                .filter(|c| c.account.is_some())
+                .cloned()
+                .collect(),
             restores_elsewhere: elsewhere.is_some(),
             launches,
             // Production's pinned instances are nothing a drill or a restore elsewhere touches.
@@ -127,6 +143,78 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             "note: no cluster id is known (no `cluster.id`, no --cluster-id), so this policy does not let an apply tag the instances with one, and the first apply does (claim_cluster): see the id with `asdr status`, then pass --cluster-id ID"
         );
     }
+    print(&json(&document)?)?;
+    Ok(0)
+}
+
+/// `asdr iam-policy --backup-account ACCOUNT [--trust ARN]`: the backup account's role policy
+/// (or its trust policy), for the copies the policy makes in that account.
+fn backup_account(
+    g: &Global,
+    a: &IamPolicyArgs,
+    policy: &asdr_specs::Policy,
+    account: &str,
+) -> Result<i32, CommandError> {
+    let copies: Vec<&asdr_specs::Copy> = policy
+        .backup
+        .copies
+        .iter()
+        .filter(|c| c.account.as_ref().is_some_and(|x| x.id == account))
+        .collect();
+    let Some(first) = copies.first() else {
+        let named: Vec<String> = policy
+            .backup
+            .copies
+            .iter()
+            .filter_map(|c| c.account.as_ref().map(|x| x.id.clone()))
+            .collect();
+        return Err(CommandError::User(format!(
+            "--backup-account {account}: backup.copies makes no copies in that account (backup accounts: {})",
+            if named.is_empty() {
+                "none".to_string()
+            } else {
+                named.join(", ")
+            }
+        )));
+    };
+    if let Some(principal) = &a.trust {
+        print(&json(&iam::backup_account_trust(principal, first))?)?;
+        return Ok(0);
+    }
+    let cluster_id = a
+        .cluster_id
+        .clone()
+        .or_else(|| policy.cluster.id.clone())
+        .or_else(|| from_world_file(g, policy));
+    // Every copy the policy makes in that account (one per region): one role's statements.
+    let mut statements = Vec::new();
+    for c in &copies {
+        let doc = iam::backup_account_policy(&policy.cluster.name, cluster_id.as_deref(), c);
+        for st in doc["Statement"].as_array().into_iter().flatten() {
+            if statements.contains(st) {
+                continue;
+            }
+            let mut st = st.clone();
+            // IAM wants each Sid once: a region's own statement is named for its region.
+            let sid = st["Sid"].as_str().unwrap_or_default().to_string();
+            if statements.iter().any(|x| x["Sid"] == st["Sid"]) {
+                let region: String = c
+                    .aws_region
+                    .split('-')
+                    .map(|p| {
+                        let mut ch = p.chars();
+                        ch.next()
+                            .map(|f| f.to_ascii_uppercase().to_string() + ch.as_str())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                st["Sid"] = serde_json::json!(format!("{sid}{region}"));
+            }
+            statements.push(st);
+        }
+    }
+    let mut document = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+    iam::in_partition(&mut document, &first.aws_region);
     print(&json(&document)?)?;
     Ok(0)
 }

@@ -113,7 +113,12 @@ fn text(r: &Report, world_file: bool) -> String {
         };
         out.push_str(&format!("  recycle bin in {region}: {said}\n"));
     }
-    for (region, c) in &s.regions {
+    for (key, c) in &s.regions {
+        let label = match &c.account {
+            Some(a) => format!("{} (backup account {a})", c.aws_region),
+            None => key.clone(),
+        };
+        let region = &label;
         if let Some(why) = &c.unobserved {
             out.push_str(&format!("  copies in {region}: NOT OBSERVED ({why})\n"));
             continue;
@@ -369,11 +374,11 @@ fn openmetrics(r: &Report) -> String {
         "When the newest set with a complete copy in a region was taken.",
         s.regions
             .iter()
-            .filter_map(|(region, c)| {
+            .filter_map(|(_, c)| {
                 let set = c.newest_complete_set.as_deref()?;
                 let t = asdr_planner::set_time(set)?;
                 Some((
-                    format!("{cluster},region=\"{region}\""),
+                    format!("{cluster},{}", place_labels(c)),
                     t.unix_timestamp().to_string(),
                 ))
             })
@@ -384,9 +389,9 @@ fn openmetrics(r: &Report) -> String {
         "Sets with a complete copy in a region.",
         s.regions
             .iter()
-            .map(|(region, c)| {
+            .map(|(_, c)| {
                 (
-                    format!("{cluster},region=\"{region}\""),
+                    format!("{cluster},{}", place_labels(c)),
                     c.complete_sets.len().to_string(),
                 )
             })
@@ -397,9 +402,9 @@ fn openmetrics(r: &Report) -> String {
         "1 when the newest complete set has no complete copy in a region yet.",
         s.regions
             .iter()
-            .map(|(region, c)| {
+            .map(|(_, c)| {
                 (
-                    format!("{cluster},region=\"{region}\""),
+                    format!("{cluster},{}", place_labels(c)),
                     u8::from(c.behind).to_string(),
                 )
             })
@@ -431,4 +436,12 @@ fn openmetrics(r: &Report) -> String {
     );
     out.push_str("# EOF\n");
     out
+}
+
+/// A copy's labels: its region, and its backup account where it has one.
+fn place_labels(c: &asdr_planner::status::RegionStatus) -> String {
+    match &c.account {
+        Some(a) => format!("region=\"{}\",account=\"{a}\"", c.aws_region),
+        None => format!("region=\"{}\"", c.aws_region),
+    }
 }

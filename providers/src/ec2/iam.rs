@@ -15,7 +15,10 @@ use std::collections::BTreeSet;
 use asdr_planner::{Plan, StepKind};
 use serde_json::{Value, json};
 
+mod copies;
 mod partition;
+pub use copies::{backup_account_policy, backup_account_trust};
+use copies::{backup_account_statements, copy_statements};
 pub use partition::{in_partition, partition};
 
 /// (action, how it is scoped)
@@ -195,6 +198,9 @@ pub struct Regions {
     /// the role).
     pub instance_profile: Option<String>,
     pub node_role: Option<String>,
+    /// Copies made in a backup account (`backup.copies[].account`): this role only shares the
+    /// sources with that account and assumes its role; everything there is that role's.
+    pub backup_accounts: Vec<asdr_specs::Copy>,
 }
 
 /// What a launch uses, by ARN: the image, the subnets, the security groups (none: the VPC's
@@ -578,36 +584,10 @@ pub fn policy_for_kinds(
     if (copies || regions.restores_elsewhere) && !regions.copies.is_empty() {
         copy_statements(&mut statements, regions);
     }
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
-
-/// What copies to other regions need beyond EC2: the KMS grants an encrypted copy takes (the
-/// source's key to read, the destination's key to write; EC2 calls KMS on the caller's behalf,
-/// hence `kms:ViaService`), and the copies' SMD stores.
-fn copy_statements(statements: &mut Vec<Value>, regions: &Regions) {
-    let all: Vec<String> = std::iter::once(regions.home.clone())
-        .chain(regions.copies.iter().map(|c| c.region.clone()))
-        .collect();
-    kms_statements(statements, &all);
-    let stores: Vec<String> = regions
-        .copies
-        .iter()
-        .filter(|c| asdr_specs::StoreUri::is_s3(&c.smd_to))
-        .map(|c| c.smd_to.clone())
-        .collect();
-    if let Some((first, rest)) = stores.split_first() {
-        let mut copy = Vec::new();
-        s3_statements(
-            &mut copy,
-            &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
-            first,
-            rest,
-        );
-        for mut st in copy {
-            st["Sid"] = json!(format!("Copies{}", st["Sid"].as_str().unwrap_or("")));
-            statements.push(st);
-        }
+    if copies && !regions.backup_accounts.is_empty() {
+        backup_account_statements(&mut statements, cluster, cluster_id, regions);
     }
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// KMS through EC2 in `regions` (EC2 calls KMS on the caller's behalf, hence `kms:ViaService`):

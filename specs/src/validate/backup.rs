@@ -255,17 +255,27 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for c in &list.value {
             let r = &c.value.region;
+            let account = self.backup_account(&c.value);
+            let key = crate::model::place(&r.value, account.as_ref().map(|a| a.id.as_str()));
             if !is_region(&r.value) {
                 self.err(
                     r.span,
                     format!("`{}` is not an AWS region name such as us-west-2", r.value),
                 );
-            } else if r.value == cluster.region {
-                self.err(r.span, format!("backup.copies: {} is the cluster's own region: a copy protects against losing the region only in another one", r.value));
-            } else if !seen.insert(r.value.clone()) {
+            } else if r.value == cluster.region && account.is_none() {
+                // In a backup account the cluster's own region is another place: the copies
+                // survive the workload account, not the region.
+                self.err(r.span, format!("backup.copies: {} is the cluster's own region: a copy protects against losing the region only in another one (or in another account: name `account` and `role_arn`)", r.value));
+            } else if !seen.insert(key.clone()) {
                 self.err(
                     r.span,
-                    format!("backup.copies names region {} twice", r.value),
+                    match &account {
+                        Some(a) => format!(
+                            "backup.copies names region {} in account {} twice",
+                            r.value, a.id
+                        ),
+                        None => format!("backup.copies names region {} twice", r.value),
+                    },
                 );
             }
             check_store_uri(self, &c.value.smd_to, "backup.copies[].smd_to");
@@ -312,7 +322,9 @@ impl Validator<'_> {
             };
             out.push(Copy {
                 lock,
-                region: r.value.clone(),
+                region: key,
+                aws_region: r.value.clone(),
+                account,
                 region_span: r.span,
                 retain,
                 kms_key_id: c.value.kms_key_id.as_ref().map(|k| k.value.clone()),
@@ -321,6 +333,61 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// `backup.copies[].account`, `role_arn` and `external_id`: a 12-digit account, the role in
+    /// that account asdr assumes, and the external id its trust policy may require.
+    fn backup_account(&mut self, c: &crate::raw::RawCopy) -> Option<crate::model::BackupAccount> {
+        match (&c.account, &c.role_arn) {
+            (None, None) => {
+                if let Some(x) = &c.external_id {
+                    self.err(x.span, "backup.copies[].external_id is used when assuming `role_arn`, which this copy does not name");
+                }
+                None
+            }
+            (Some(a), None) => {
+                self.err(a.span, format!("backup.copies[].account {} needs `role_arn`: the role asdr assumes in that account to copy, lock and keep the sets there (arn:aws:iam::{}:role/NAME)", a.value, a.value));
+                None
+            }
+            (None, Some(r)) => {
+                self.err(r.span, "backup.copies[].role_arn needs `account`: the backup account the role belongs to");
+                None
+            }
+            (Some(a), Some(r)) => {
+                let mut ok = true;
+                if a.value.len() != 12 || !a.value.chars().all(|ch| ch.is_ascii_digit()) {
+                    self.err(a.span, format!("backup.copies[].account `{}` is not an AWS account id (12 digits; quote it so YAML keeps leading zeros)", a.value));
+                    ok = false;
+                }
+                match role_account(&r.value) {
+                    Some(ra) if ra == a.value => {}
+                    Some(ra) => {
+                        self.err(r.span, format!("backup.copies[].role_arn is a role of account {ra}, not of the backup account {}", a.value));
+                        ok = false;
+                    }
+                    None => {
+                        self.err(r.span, format!("backup.copies[].role_arn `{}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.value));
+                        ok = false;
+                    }
+                }
+                if let Some(x) = &c.external_id {
+                    // STS: 2–1224 characters of [\w+=,.@:/-].
+                    let valid = (2..=1224).contains(&x.value.len())
+                        && x.value
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || "_+=,.@:/-".contains(ch));
+                    if !valid {
+                        self.err(x.span, "backup.copies[].external_id must be 2–1224 characters of letters, digits and _+=,.@:/- (STS AssumeRole)");
+                        ok = false;
+                    }
+                }
+                ok.then(|| crate::model::BackupAccount {
+                    id: a.value.clone(),
+                    role_arn: r.value.clone(),
+                    external_id: c.external_id.as_ref().map(|x| x.value.clone()),
+                })
+            }
+        }
     }
 
     pub(super) fn consistency_rules(&mut self, b: &RawBackup, cluster: &Cluster, accept: bool) {
@@ -373,6 +440,16 @@ impl Validator<'_> {
 }
 
 /// An AWS region name: `us-west-2`, `eu-central-1`, `ap-southeast-4`, `us-gov-west-1`.
+/// The account of an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`).
+fn role_account(arn: &str) -> Option<&str> {
+    let rest = ["arn:aws:iam::", "arn:aws-cn:iam::", "arn:aws-us-gov:iam::"]
+        .iter()
+        .find_map(|p| arn.strip_prefix(p))?;
+    let (account, role) = rest.split_once(':')?;
+    let name = role.strip_prefix("role/")?;
+    (!name.is_empty() && !name.ends_with('/')).then_some(account)
+}
+
 pub(super) fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3

@@ -125,7 +125,20 @@ impl Validator<'_> {
             (Some(reg), Some(t)) => (reg, t),
         };
         let mut ok = true;
-        if !backup.copies.iter().any(|c| c.region == region.value) {
+        if !backup.copies.iter().any(|c| c.region == region.value)
+            && let Some(c) = backup
+                .copies
+                .iter()
+                .find(|c| c.aws_region == region.value && c.account.is_some())
+        {
+            // The copies there belong to the backup account: a restore would need them shared
+            // back to this account first, which asdr does not do yet (docs/immutability.md).
+            self.err(region.span, format!(
+                "restore `{name}` restores from {}, but the copies there are in the backup account: restoring from a backup account is not supported yet (share the snapshots back to this account, or restore in the backup account)",
+                c.label()
+            ));
+            ok = false;
+        } else if !backup.copies.iter().any(|c| c.region == region.value) {
             let copies: Vec<&str> = backup.copies.iter().map(|c| c.region.as_str()).collect();
             self.err(region.span, format!(
                 "restore `{name}` restores from the copies in {}, but backup.copies does not copy sets there (copies: {})",

@@ -396,6 +396,14 @@ impl Provider for Ec2Provider {
     async fn act(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let this = self.for_region(input.step.region.as_deref())?;
         let kind = input.step.kind();
+        // A copy into a backup account: the cluster's account shares the source first (the
+        // backup account's role, which copies it, can read nothing else of ours).
+        if let Params::CopySnapshot(p) = &input.step.params
+            && let Some(account) = &p.share_with
+            && input.step.region.is_some()
+        {
+            self.share_source(&input, p, account).await?;
+        }
         let done = match family(kind) {
             Some(Family::Instances) => this.act_instances(input).await,
             Some(Family::Volumes) => this.act_volumes(input).await,

@@ -94,6 +94,50 @@ impl Ec2Provider {
             .collect())
     }
 
+    /// Shares a copy's source with the backup account the copy is made in (createVolumePermission)
+    /// so that account's role can copy it, once the source is known to be this cluster's own
+    /// snapshot (R13: asdr never shares what is not its own). Adding a permission already there
+    /// changes nothing: a retried or resumed step shares again harmlessly.
+    pub(super) async fn share_source(
+        &self,
+        input: &StepInput<'_>,
+        p: &params::CopySnapshot,
+        account: &str,
+    ) -> Result<(), StepError> {
+        let source = resolve(input, &p.source, |l| l.snapshot_id.as_ref())?;
+        let Some(s) = self
+            .snapshots_by(vec![filter("snapshot-id", &source)])
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Err(StepError::transient(
+                "InvalidSnapshot.NotFound",
+                format!("source snapshot {source} is not seen yet"),
+                Duration::from_secs(2),
+            ));
+        };
+        if s.tags.get(tags::CLUSTER) != Some(&self.cluster) || tags::is_copy(&s.tags) {
+            return Err(StepError::permanent(
+                "R13",
+                format!(
+                    "snapshot {source} is not one of cluster {}'s own snapshots: it is not shared with account {account}",
+                    self.cluster
+                ),
+            ));
+        }
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(&source)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(aws_sdk_ec2::types::OperationType::Add)
+            .user_ids(account)
+            .send()
+            .await
+            .map_err(|e| self.classify("ModifySnapshotAttribute", e))?;
+        Ok(())
+    }
+
     pub(super) async fn act_snapshots(&self, input: StepInput<'_>) -> Result<Progress, StepError> {
         let step = input.step;
         match &step.params {
