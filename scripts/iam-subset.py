@@ -17,7 +17,7 @@ ACTIONS = {
         "AttachVolume", "CopySnapshot", "CreateSnapshot", "CreateSnapshots", "CreateTags",
         "CreateVolume", "DeleteSnapshot", "DeleteVolume", "DescribeInstanceAttribute", "DescribeInstanceTypes",
         "DescribeInstances", "DescribeNetworkInterfaces", "DescribeSnapshots", "DescribeSubnets", "DescribeVolumes",
-        "DetachVolume", "RunInstances", "StopInstances", "TerminateInstances",
+        "DetachVolume", "ModifySnapshotAttribute", "RunInstances", "StopInstances", "TerminateInstances",
     ],
     "s3": ["DeleteObject", "GetObject", "ListBucket", "PutObject"],
     "ssm": ["GetCommandInvocation", "ListCommands", "SendCommand"],

@@ -37,6 +37,10 @@ Test hooks, by plain HTTP to the same port (never on AWS):
                                                         sends the put again)
     POST /_strict/s3-conflicts?count=N                 the next N conditional S3 writes answer
                                                         409 ConditionalRequestConflict
+
+Beyond refusals, one thing moto does not do: CopySnapshot of a snapshot another account shared
+with the caller (moto looks for the source in the caller's own account only). It is done here,
+and refused, as EC2 does, when the source is not shared with the caller.
 """
 
 import argparse
@@ -177,21 +181,31 @@ def kind_of(rid):
     return "unknown"
 
 
-def authorization(action, p, region):
+def caller_account(environ):
+    """The account a request acts in, as moto decides it: by its access key (a role's assumed
+    credentials are that role's account's)."""
+    from moto.iam.models import get_account_id_from
+
+    m = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return get_account_id_from(m.group(1)) if m else ACCOUNT
+
+
+def authorization(action, p, region, caller=ACCOUNT):
     """What EC2 authorizes for this call (Service Authorization Reference: the resource types of
-    the action): a list of checks, each an action with its resources and context."""
+    the action): a list of checks, each an action with its resources and context, and the
+    account of the caller (a backup account's role is another principal)."""
     from moto.ec2.models import ec2_backends
 
-    backend = ec2_backends[ACCOUNT][region]
+    backend = ec2_backends[caller][region]
 
     def existing(kind, rid, reg=None):
-        tags = dict(ec2_backends[ACCOUNT][reg or region].tags.get(rid, {}))
+        tags = dict(ec2_backends[caller][reg or region].tags.get(rid, {}))
         # Images and snapshots have no account in their ARN (arn:aws:ec2:REGION::image/ID).
-        account = "" if kind in ("image", "snapshot") else ACCOUNT
+        account = "" if kind in ("image", "snapshot") else caller
         return {"type": kind, "arn": f"arn:aws:ec2:{reg or region}:{account}:{kind}/{rid}", "resource_tags": tags}
 
     def new(kind, tags):
-        account = "" if kind in ("image", "snapshot") else ACCOUNT
+        account = "" if kind in ("image", "snapshot") else caller
         return {"type": kind, "arn": f"arn:aws:ec2:{region}:{account}:{kind}/*", "request_tags": tags}
 
     specs = tag_specs(p)
@@ -250,12 +264,20 @@ def authorization(action, p, region):
         # EC2 User Guide: resource-level permissions for CopySnapshot apply to the new snapshot
         # only (the reference lists one resource type, with request-tag keys).
         res = [new("snapshot", specs.get("snapshot", {}))]
-    checks.append({"action": f"ec2:{action}", "region": region, "resources": res, "context": {}})
+    context = {}
+    if action == "ModifySnapshotAttribute":
+        # Service Authorization Reference: the snapshot, with ec2:Add/userId (the accounts the
+        # request shares it with).
+        res = [existing("snapshot", p["SnapshotId"])]
+        context = {"ec2:Add/userId": listed(p, "UserId")}
+    checks.append({"action": f"ec2:{action}", "region": region, "resources": res, "context": context})
     # Tags given at creation are authorized as ec2:CreateTags with ec2:CreateAction.
     for kind, tags in specs.items():
         if tags:
             checks.append({"action": "ec2:CreateTags", "region": region,
                            "resources": [new(kind, tags)], "context": {"ec2:CreateAction": [action]}})
+    for c in checks:
+        c["account"] = caller
     return checks
 
 
@@ -335,7 +357,7 @@ class Strict:
                 self.refused.append(f"{action} {e.code}: {e.message}")
             return ec2_error(start_response, e)
         try:
-            checks = authorization(action, params, region_of(environ))
+            checks = authorization(action, params, region_of(environ), caller_account(environ))
         except Exception as e:  # a call the model does not know: recorded as such
             checks = [{"action": f"ec2:{action}", "error": repr(e)}]
         # The tests' Nitro emulator reads EC2 as a guest's udev would see it: not asdr's calls.
@@ -345,6 +367,13 @@ class Strict:
         if action in ("RunInstances", "CreateVolume") and params.get("ClientToken"):
             return self.idempotent(environ, start_response, action, params)
         if action == "CopySnapshot":
+            shared = self.shared_source(environ, params)
+            if isinstance(shared, Refusal):
+                with self.lock:
+                    self.refused.append(f"{action} {shared.code}: {shared.message}")
+                return ec2_error(start_response, shared)
+            if shared is not None:
+                return self.copy_shared(environ, start_response, params, shared)
             with self.lock:
                 fail = self.fail_copies > 0
                 if fail:
@@ -364,6 +393,45 @@ class Strict:
             if stale:
                 return self.without_tag(environ, start_response, stale)
         return self.app(environ, start_response)
+
+    def shared_source(self, environ, params):
+        """A CopySnapshot whose source is another account's (moto copies only within one account).
+        EC2 User Guide, "Share an Amazon EBS snapshot" and "Copy an Amazon EBS snapshot": an
+        account may copy a snapshot another account shared with it (createVolumePermission for
+        its id, or public); one not shared with it does not exist for it. Returns None (the
+        caller's own snapshot: moto's copy), the source snapshot (shared), or a Refusal."""
+        from moto.ec2.models import ec2_backends
+
+        caller = caller_account(environ)
+        sid = params.get("SourceSnapshotId", "")
+        region = params.get("SourceRegion", "")
+        if sid in ec2_backends[caller][region].snapshots:
+            return None
+        for account in list(ec2_backends.keys()):
+            if account == caller:
+                continue
+            snap = ec2_backends[account][region].snapshots.get(sid)
+            if snap is None:
+                continue
+            if caller in snap.create_volume_permission_userids or "all" in snap.create_volume_permission_groups:
+                return (caller, snap)
+            break
+        return Refusal("InvalidSnapshot.NotFound", f"The snapshot '{sid}' does not exist.")
+
+    def copy_shared(self, environ, start_response, params, shared):
+        """moto's copy, with the shared source lent to the copying account for the call."""
+        from moto.ec2.models import ec2_backends
+
+        caller, snap = shared
+        backend = ec2_backends[caller][params["SourceRegion"]]
+        with self.lock:
+            backend.snapshots[snap.id] = snap
+            try:
+                status, headers, body = self.captured(environ)
+            finally:
+                backend.snapshots.pop(snap.id, None)
+        start_response(status, headers + [("Content-Length", str(len(body)))])
+        return [body]
 
     def captured(self, environ):
         got = {}

@@ -79,6 +79,35 @@ impl Moto {
         s3_at(&self.endpoint)
     }
 
+    /// An EC2 client of `region` acting as `role_arn`'s account: the role assumed through moto's
+    /// STS (moto keeps each account's resources apart, by the credentials AssumeRole gave).
+    pub async fn ec2_as(&self, role_arn: &str, region: &str) -> aws_sdk_ec2::Client {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "asdr-tests",
+            ))
+            .load()
+            .await;
+        let role = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name("asdr-tests")
+            .configure(&base)
+            .build()
+            .await;
+        let conf = base
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(role),
+            )
+            .build();
+        aws_sdk_ec2::Client::new(&conf)
+    }
+
     /// A test hook of the strict layer (`scripts/strict-aws.py`): `terminate-launches?count=1`,
     /// `refused`. Its answer.
     pub fn strict(&self, command: &str) -> String {

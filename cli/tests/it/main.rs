@@ -2,6 +2,7 @@
 //! files (crash safety included), EC2 against moto, and live nodes.
 
 mod apply;
+mod backup_account;
 mod big;
 mod cli;
 mod consistency;

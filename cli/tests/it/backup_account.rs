@@ -1,0 +1,219 @@
+//! Copies into a separate backup account (`backup.copies[].account`) against moto: STS
+//! AssumeRole gives the backup account's credentials (moto keeps accounts apart by them),
+//! ModifySnapshotAttribute shares each source with that account only, and the backup account's
+//! role copies, tags and marks the set there. moto copies only within one account: the strict
+//! layer (scripts/strict-aws.py) copies a snapshot shared with the caller, and refuses one that
+//! is not, as EC2 does.
+
+use std::collections::BTreeSet;
+
+use crate::ec2::{env, tag};
+use asdr_providers::testkit_iam::{Reference, denied};
+
+const ACCOUNT: &str = "222233334444";
+const ROLE: &str = "arn:aws:iam::222233334444:role/asdr-backup";
+const PLACE: &str = "us-east-1@222233334444";
+
+/// The policy with a copy into the backup account in the cluster's own region.
+fn backup_account_edit(dir: &std::path::Path) -> (String, String) {
+    (
+        "  max_nodes_at_once: 1 ".to_string(),
+        format!(
+            "  copies:\n    - {{region: us-east-1, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: file://{}/vault}}\n  max_nodes_at_once: 1 ",
+            dir.display()
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_copies_its_set_into_the_backup_account_shared_only_with_it_and_a_second_apply_creates_nothing()
+ {
+    let env = env(83, &[]).await;
+    let (from, to) = backup_account_edit(env.dir.path());
+    env.edit_policy(&from, &to);
+    let plan = env.ok(&["plan"]);
+    assert!(
+        plan.contains(&format!("source_shared_with = \"{ACCOUNT}\"")),
+        "the plan shows whom each source is shared with:\n{plan}"
+    );
+    // The two roles' policies, each evaluated on the calls made with its credentials.
+    let id: serde_json::Value = serde_json::from_str(&env.ok(&["plan", "--json"])).unwrap();
+    let id = id["cluster_id"]
+        .as_str()
+        .expect("the plan names the cluster id");
+    let workload: serde_json::Value =
+        serde_json::from_str(&env.ok(&["iam-policy", "--cluster-id", id])).unwrap();
+    let vault_role: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "iam-policy",
+        "--cluster-id",
+        id,
+        "--backup-account",
+        ACCOUNT,
+    ]))
+    .unwrap();
+    env.moto.clear_calls();
+    let out = env.asdr(&["apply", "--yes", "-v"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let reference = Reference::load();
+    let calls = env.moto.calls();
+    let by_vault = |c: &&serde_json::Value| c["account"] == ACCOUNT;
+    assert!(
+        calls
+            .iter()
+            .filter(by_vault)
+            .any(|c| c["action"] == "ec2:CopySnapshot")
+    );
+    let mut bad: Vec<String> = calls
+        .iter()
+        .filter(|c| !by_vault(c))
+        .filter_map(|c| denied(&workload, c, &reference).map(|d| format!("workload role: {d}")))
+        .collect();
+    bad.extend(
+        calls.iter().filter(by_vault).filter_map(|c| {
+            denied(&vault_role, c, &reference).map(|d| format!("backup role: {d}"))
+        }),
+    );
+    assert!(bad.is_empty(), "denied on real AWS:\n{}", bad.join("\n"));
+    let home = env.snapshots().await;
+    assert_eq!(home.len(), 9, "the workload account holds only its own set");
+    assert!(
+        home.iter()
+            .all(|s| tag(s, "asdr:source-snapshot").is_none()),
+        "no copy is made in the workload account"
+    );
+    // Each source shared with the backup account, and with no one else.
+    let ec2 = env.moto.ec2();
+    for s in &home {
+        let attr = ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(s.snapshot_id().unwrap())
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .unwrap();
+        let with: Vec<Option<&str>> = attr
+            .create_volume_permissions()
+            .iter()
+            .map(|p| p.user_id())
+            .collect();
+        assert_eq!(with, vec![Some(ACCOUNT)], "{:?}", s.snapshot_id());
+    }
+    // The copies are the backup account's, made by its role: tagged as ours, marked complete.
+    let vault = env.moto.ec2_as(ROLE, "us-east-1").await;
+    let copies = vault
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .to_vec();
+    assert_eq!(copies.len(), 9, "one copy per snapshot of the set");
+    let sources: BTreeSet<&str> = home.iter().map(|s| s.snapshot_id().unwrap()).collect();
+    let set = tag(&home[0], "asdr:set").unwrap();
+    for c in &copies {
+        assert_eq!(c.owner_id(), Some(ACCOUNT));
+        let src = tag(c, "asdr:source-snapshot").expect("the source tag");
+        assert!(sources.contains(src), "a copy of {src}");
+        assert_eq!(tag(c, "asdr:set"), Some(set));
+        assert_eq!(tag(c, "asdr:cluster"), Some("prod-east"));
+        assert_eq!(tag(c, "asdr:complete"), Some("true"), "complete there");
+    }
+    // The SMD archive beside the copies, in the backup account's store.
+    assert!(
+        env.dir
+            .path()
+            .join(format!("vault/prod-east/{set}/a1.smd.tar"))
+            .exists()
+    );
+    assert!(stderr.contains("CopySnapshot 9"), "{stderr}");
+    assert!(stderr.contains("ModifySnapshotAttribute 9"), "{stderr}");
+    assert_eq!(
+        env.asdr(&["plan", "--detailed-exitcode"]).status.code(),
+        Some(0),
+        "plan again: nothing to do"
+    );
+    env.ok(&["apply", "--yes"]);
+    assert_eq!(
+        vault
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .len(),
+        9,
+        "a second apply creates nothing"
+    );
+    // Evidence: the newest set in the backup account, by account.
+    let status = env.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["regions"][PLACE]["account"], ACCOUNT, "{status:#}");
+    assert_eq!(status["regions"][PLACE]["newest_complete_set"], set);
+    let text = env.ok(&["status"]);
+    assert!(
+        text.contains(&format!(
+            "copies in us-east-1 (backup account {ACCOUNT}): newest {set}"
+        )),
+        "{text}"
+    );
+    let metrics = env.ok(&["status", "--format", "openmetrics"]);
+    assert!(
+        metrics.contains(&format!(
+            "asdr_copy_last_complete_timestamp_seconds{{cluster=\"prod-east\",region=\"us-east-1\",account=\"{ACCOUNT}\"}}"
+        )),
+        "{metrics}"
+    );
+    assert!(env.moto.refused().is_empty(), "{:?}", env.moto.refused());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_not_shared_with_the_backup_account_cannot_be_copied_there_as_on_ec2() {
+    let env = env(84, &[]).await;
+    let ec2 = env.moto.ec2();
+    let vol = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .send()
+        .await
+        .unwrap();
+    let snap = ec2
+        .create_snapshot()
+        .volume_id(vol.volume_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let id = snap.snapshot_id().unwrap();
+    let vault = env.moto.ec2_as(ROLE, "us-east-1").await;
+    let copy = |v: aws_sdk_ec2::Client| async move {
+        v.copy_snapshot()
+            .source_region("us-east-1")
+            .source_snapshot_id(id)
+            .send()
+            .await
+    };
+    let refused = copy(vault.clone()).await.expect_err("not shared: refused");
+    assert_eq!(
+        aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused),
+        Some("InvalidSnapshot.NotFound")
+    );
+    ec2.modify_snapshot_attribute()
+        .snapshot_id(id)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(aws_sdk_ec2::types::OperationType::Add)
+        .user_ids(ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    let made = copy(vault.clone()).await.expect("shared: copied");
+    let copies = vault
+        .describe_snapshots()
+        .snapshot_ids(made.snapshot_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copies.snapshots()[0].owner_id(), Some(ACCOUNT));
+}
