@@ -373,8 +373,8 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_last_complete_timestamp_seconds",
         "When the newest set with a complete copy in a region was taken.",
         s.regions
-            .iter()
-            .filter_map(|(_, c)| {
+            .values()
+            .filter_map(|c| {
                 let set = c.newest_complete_set.as_deref()?;
                 let t = asdr_planner::set_time(set)?;
                 Some((
@@ -388,8 +388,8 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_sets",
         "Sets with a complete copy in a region.",
         s.regions
-            .iter()
-            .map(|(_, c)| {
+            .values()
+            .map(|c| {
                 (
                     format!("{cluster},{}", place_labels(c)),
                     c.complete_sets.len().to_string(),
@@ -401,8 +401,8 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_behind",
         "1 when the newest complete set has no complete copy in a region yet.",
         s.regions
-            .iter()
-            .map(|(_, c)| {
+            .values()
+            .map(|c| {
                 (
                     format!("{cluster},{}", place_labels(c)),
                     u8::from(c.behind).to_string(),
