@@ -41,15 +41,16 @@ impl AwsSettings {
     pub async fn load_in(&self, policy: &Policy, place: &str) -> aws_config::SdkConfig {
         let (region, account) = asdr_specs::split_place(place);
         let conf = self.load_region(region.to_string()).await;
-        let Some(account) = account else {
+        if account.is_none() {
             return conf;
-        };
+        }
+        // The copy's own role: two copies in one account may name different roles.
         let a = policy
             .backup
             .copies
             .iter()
-            .filter_map(|c| c.account.as_ref())
-            .find(|a| a.id == account)
+            .find(|c| c.region == place)
+            .and_then(|c| c.account.as_ref())
             .expect("a place's account is one of backup.copies (places come from the policy)");
         let mut role = aws_config::sts::AssumeRoleProvider::builder(&a.role_arn)
             .session_name(session_name(&policy.cluster.name))

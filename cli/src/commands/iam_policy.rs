@@ -189,7 +189,12 @@ fn backup_account(
     // Every copy the policy makes in that account (one per region): one role's statements.
     let mut statements = Vec::new();
     for c in &copies {
-        let doc = iam::backup_account_policy(&policy.cluster.name, cluster_id.as_deref(), c);
+        let doc = iam::backup_account_policy(
+            &policy.cluster.name,
+            cluster_id.as_deref(),
+            &policy.cluster.region,
+            c,
+        );
         for st in doc["Statement"].as_array().into_iter().flatten() {
             if statements.contains(st) {
                 continue;

@@ -217,3 +217,124 @@ async fn a_snapshot_not_shared_with_the_backup_account_cannot_be_copied_there_as
         .unwrap();
     assert_eq!(copies.snapshots()[0].owner_id(), Some(ACCOUNT));
 }
+
+#[test]
+fn iam_policy_prints_the_two_roles_apart_the_workload_may_only_share_with_the_backup_account_and_assume_its_role()
+ {
+    use asdr_planner::testkit::ExamplePolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            &format!(
+                "  copies:\n    - {{region: us-east-1, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-east/asdr, lock: {{mode: compliance, duration: 14d}}}}\n    - {{region: us-west-2, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-west/asdr}}\n  max_nodes_at_once: 1 "
+            ),
+        )
+        .write_to(dir.path());
+    let file = policy.display().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["-f", file.as_str()];
+        all.extend_from_slice(args);
+        crate::cli::run(&all)
+    };
+    let doc = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("JSON")
+    };
+    let workload = doc(&["iam-policy", "--cluster-id", "c0ffee"]);
+    let statements = workload["Statement"].as_array().unwrap();
+    let share = statements
+        .iter()
+        .find(|s| s["Sid"] == "ShareWithTheBackupAccounts")
+        .expect("the share statement");
+    assert_eq!(
+        share["Action"],
+        serde_json::json!(["ec2:ModifySnapshotAttribute"])
+    );
+    assert_eq!(
+        share["Condition"]["StringEquals"]["ec2:Add/userId"],
+        serde_json::json!([ACCOUNT])
+    );
+    assert_eq!(
+        share["Condition"]["StringEquals"]["aws:ResourceTag/asdr:cluster"],
+        "prod-east"
+    );
+    // Account ids only: never a group (`all` would make the snapshot public).
+    assert_eq!(share["Condition"]["Null"]["ec2:Add/group"], "true");
+    let assume = statements
+        .iter()
+        .find(|s| s["Sid"] == "AssumeTheBackupRoles")
+        .expect("the assume statement");
+    assert_eq!(assume["Resource"], serde_json::json!([ROLE]));
+    // The backup account's store is the backup role's: the workload writes nothing there.
+    assert!(!workload.to_string().contains("acme-vault"), "{workload:#}");
+
+    let vault = doc(&[
+        "iam-policy",
+        "--cluster-id",
+        "c0ffee",
+        "--backup-account",
+        ACCOUNT,
+    ]);
+    let actions = crate::cli::actions_of(&vault);
+    for a in [
+        "ec2:CopySnapshot",
+        "ec2:LockSnapshot",
+        "ec2:DeleteSnapshot",
+        "ec2:DescribeLockedSnapshots",
+        "s3:PutObject",
+        "s3:PutObjectRetention",
+    ] {
+        assert!(actions.contains(a), "the backup role may {a}: {actions:?}");
+    }
+    for a in [
+        "ec2:UnlockSnapshot",
+        "ec2:ModifySnapshotAttribute",
+        "sts:AssumeRole",
+        "s3:BypassGovernanceRetention",
+    ] {
+        assert!(!actions.contains(a), "the backup role may not {a}");
+    }
+    // Both regions' stores and KMS (the source's key is read through EC2 in the cluster's
+    // region), each statement once by Sid (IAM wants each Sid once).
+    let text = vault.to_string();
+    assert!(
+        text.contains("ec2.us-east-1.amazonaws.com")
+            && text.contains("ec2.us-west-2.amazonaws.com"),
+        "{vault:#}"
+    );
+    assert!(text.contains("acme-vault-east") && text.contains("acme-vault-west"));
+    let sids: Vec<&str> = vault["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&&str> = sids.iter().collect();
+    assert_eq!(unique.len(), sids.len(), "{sids:?}");
+
+    let trust = doc(&[
+        "iam-policy",
+        "--backup-account",
+        ACCOUNT,
+        "--trust",
+        "arn:aws:iam::111122223333:role/asdr",
+    ]);
+    let st = &trust["Statement"][0];
+    assert_eq!(
+        st["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:role/asdr"
+    );
+    assert_eq!(st["Action"], "sts:AssumeRole");
+    assert_eq!(st["Condition"]["StringEquals"]["sts:ExternalId"], "vault-1");
+
+    let unknown = run(&["iam-policy", "--backup-account", "999999999999"]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("makes no copies in that account")
+            && unknown.stderr.contains(ACCOUNT),
+        "{}",
+        unknown.stderr
+    );
+}

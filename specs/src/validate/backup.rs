@@ -256,13 +256,31 @@ impl Validator<'_> {
         for c in &list.value {
             let r = &c.value.region;
             let account = self.backup_account(&c.value);
+            // A role of another partition is not one this cluster's credentials can assume.
+            if let (Some(a), Some(r)) = (&account, &c.value.role_arn) {
+                let want = partition_of(&cluster.region);
+                if !a.role_arn.starts_with(&format!("arn:{want}:")) {
+                    self.err(r.span, format!("backup.copies[].role_arn is not in partition {want}, the cluster's ({}): a role is assumed only within its partition", cluster.region));
+                }
+            }
+            // One role per backup account: `iam-policy --backup-account` prints that role, and
+            // every copy there is made by it.
+            if let (Some(a), Some(span)) = (&account, c.value.role_arn.as_ref().map(|r| r.span))
+                && let Some(earlier) = out
+                    .iter()
+                    .filter_map(|x: &Copy| x.account.as_ref())
+                    .find(|x| x.id == a.id)
+                && (earlier.role_arn != a.role_arn || earlier.external_id != a.external_id)
+            {
+                self.err(span, format!("backup.copies: account {} is reached through {} (and its external id) by an earlier copy: every copy in one backup account uses the same role_arn and external_id", a.id, earlier.role_arn));
+            }
             let key = crate::model::place(&r.value, account.as_ref().map(|a| a.id.as_str()));
             if !is_region(&r.value) {
                 self.err(
                     r.span,
                     format!("`{}` is not an AWS region name such as us-west-2", r.value),
                 );
-            } else if r.value == cluster.region && account.is_none() {
+            } else if r.value == cluster.region && c.value.account.is_none() {
                 // In a backup account the cluster's own region is another place: the copies
                 // survive the workload account, not the region.
                 self.err(r.span, format!("backup.copies: {} is the cluster's own region: a copy protects against losing the region only in another one (or in another account: name `account` and `role_arn`)", r.value));
@@ -282,7 +300,23 @@ impl Validator<'_> {
             if c.value.smd_to.value.trim_end_matches('/') == b.smd.to.value.trim_end_matches('/') {
                 self.err(c.value.smd_to.span, "backup.copies[].smd_to is the same store as backup.smd.to: the SMD archive would be lost with the region; name a store in the copy's region");
             } else if let Some(why) = shares_home_store(&c.value.smd_to.value, &b.smd.to.value) {
-                self.err(c.value.smd_to.span, format!("backup.copies[].smd_to {why}: the copies' SMD archives would be lost with the cluster's region; name a bucket in {}", r.value));
+                self.err(c.value.smd_to.span, match &account {
+                    Some(a) => format!("backup.copies[].smd_to {why}: the copies' SMD archives would be the workload account's to delete; name a bucket account {} owns", a.id),
+                    None => format!("backup.copies[].smd_to {why}: the copies' SMD archives would be lost with the cluster's region; name a bucket in {}", r.value),
+                });
+            } else if let Some((other, _)) =
+                asdr_specs_bucket(&c.value.smd_to.value).and_then(|bucket| {
+                    out.iter()
+                        .find(|x: &&Copy| {
+                            asdr_specs_bucket(&x.smd_to).as_deref() == Some(bucket.as_str())
+                                && x.account.as_ref().map(|a| &a.id)
+                                    != account.as_ref().map(|a| &a.id)
+                        })
+                        .map(|x| (x.region.clone(), ()))
+                })
+            {
+                // A bucket is one account's: the copies of two accounts cannot share it.
+                self.err(c.value.smd_to.span, format!("backup.copies[].smd_to is the bucket of the copies in {other}, which are another account's: each account's copies need a bucket of their own"));
             }
             let retain = match &c.value.retain {
                 Some(r) => self.retain(r, every),
@@ -447,7 +481,31 @@ fn role_account(arn: &str) -> Option<&str> {
         .find_map(|p| arn.strip_prefix(p))?;
     let (account, role) = rest.split_once(':')?;
     let name = role.strip_prefix("role/")?;
-    (!name.is_empty() && !name.ends_with('/')).then_some(account)
+    // IAM role paths and names: letters, digits and +=,.@_-/ only (never a wildcard: the
+    // workload role would be let assume every role of the account).
+    let valid = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+    (valid && !name.is_empty() && !name.ends_with('/')).then_some(account)
+}
+
+/// The bucket of an S3 store URI.
+fn asdr_specs_bucket(uri: &str) -> Option<String> {
+    match crate::StoreUri::parse(uri)? {
+        crate::StoreUri::S3 { bucket, .. } => Some(bucket),
+        _ => None,
+    }
+}
+
+/// The AWS partition of a region.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }
 
 pub(super) fn is_region(r: &str) -> bool {

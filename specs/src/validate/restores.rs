@@ -125,6 +125,15 @@ impl Validator<'_> {
             (Some(reg), Some(t)) => (reg, t),
         };
         let mut ok = true;
+        if region.value.contains('@') {
+            // A place key is asdr's own name for a backup account's copies, not a region: a
+            // restore from there is not supported yet (docs/immutability.md).
+            self.err(region.span, format!(
+                "restore `{name}`: `{}` is not an AWS region; restoring from a backup account's copies is not supported yet (share the snapshots back to this account, or restore in the backup account)",
+                region.value
+            ));
+            return None;
+        }
         if !backup.copies.iter().any(|c| c.region == region.value)
             && let Some(c) = backup
                 .copies

@@ -61,10 +61,11 @@ pub(super) fn backup_account_statements(
     } else {
         regions.home.as_str()
     };
+    // Never a group (`all` would make the snapshot public): account ids only, the backup ones.
     let mut condition = json!({"StringEquals": {
         "aws:ResourceTag/asdr:cluster": cluster,
         "ec2:Add/userId": accounts,
-    }});
+    }, "Null": {"ec2:Add/group": "true"}});
     if let Some(id) = cluster_id {
         condition["StringEqualsIfExists"] =
             json!({format!("aws:ResourceTag/{}", asdr_planner::tags::CLUSTER_ID): id});
@@ -84,6 +85,7 @@ pub(super) fn backup_account_statements(
 pub fn backup_account_policy(
     cluster: &str,
     cluster_id: Option<&str>,
+    home: &str,
     copy: &asdr_specs::Copy,
 ) -> Value {
     let mut kinds: Vec<StepKind> = COPY_KINDS.to_vec();
@@ -96,7 +98,8 @@ pub fn backup_account_policy(
     };
     let mut doc = policy_for_kinds(cluster, cluster_id, kinds, false, &copy.smd_to, &regions);
     if let Some(statements) = doc["Statement"].as_array_mut() {
-        kms_statements(statements, std::slice::from_ref(&copy.aws_region));
+        // EC2 reads the source's key in the cluster's region and writes the copy's in its own.
+        kms_statements(statements, &[home.to_string(), copy.aws_region.clone()]);
         let mut store = Vec::new();
         s3_statements(
             &mut store,
