@@ -598,6 +598,8 @@ impl RegionTarget {
 /// The zone of `region` with `home_az`'s letter: `zone_in("us-west-2", "us-east-1b")` is
 /// `us-west-2b`.
 pub fn zone_in(region: &str, home_az: &str) -> String {
+    // A backup account's place (`REGION@ACCOUNT`): its zones are its region's.
+    let region = split_place(region).0;
     let letter: String = home_az
         .chars()
         .rev()

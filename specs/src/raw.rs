@@ -345,6 +345,11 @@ pub struct RawRestore {
     /// security groups and AMI.
     #[serde(default)]
     pub target: Option<Sp<RawRestoreTarget>>,
+    /// With `region`: restore from the copies in this backup account (`backup.copies[].account`)
+    /// and build the cluster inside it, through its role (the workload account may be the one
+    /// lost). `target` then names that account's subnets, security groups and AMI.
+    #[serde(default)]
+    pub account: Option<Sp<String>>,
     /// A zone-loss restore: the restore's nodes rebuilt in another availability zone of the
     /// cluster's region, keeping their racks and node ids.
     #[serde(default)]

@@ -54,7 +54,10 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         (Some(d), _) => {
             let drill = policy.drill(d).expect("checked above");
             let (region, ami) = match elsewhere {
-                Some(t) => (t.region.clone(), t.ami.clone()),
+                Some(t) => (
+                    asdr_specs::split_place(&t.region).0.to_string(),
+                    t.ami.clone(),
+                ),
                 None => (
                     policy.cluster.region.clone(),
                     policy.cluster.instance.ami.clone(),
@@ -70,7 +73,7 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
             }]
         }
         (None, Some(t)) => vec![Launch {
-            region: t.region.clone(),
+            region: asdr_specs::split_place(&t.region).0.to_string(),
             ami: t.ami.clone(),
             subnets: t.subnets.values().cloned().collect(),
             security_groups: t.security_groups.clone(),
@@ -136,6 +139,15 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         },
     );
     iam::add_lock(&mut document, policy.lock.as_deref());
+    // A restore inside a backup account runs there, through its role: this policy is that
+    // role's (the workload role only assumes it).
+    if let Some((_, Some(account))) = elsewhere.map(|t| asdr_specs::split_place(&t.region))
+        && !g.quiet
+    {
+        eprintln!(
+            "note: this restore builds the cluster inside backup account {account}, through its role: give this policy to that role (backup.copies[].role_arn), beside `iam-policy --backup-account {account}`"
+        );
+    }
     iam::in_partition(&mut document, &policy.cluster.region);
     // Without an id the claim of it cannot be granted, and the first apply makes that claim.
     if cluster_id.is_none() && a.drill.is_none() && elsewhere.is_none() && !g.quiet {

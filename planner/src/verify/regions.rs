@@ -328,7 +328,10 @@ impl Verifier<'_> {
                         format!("launches AMI {}, not the target's {}", p.ami, target.ami),
                     ));
                 }
-                if !p.availability_zone.starts_with(&target.region) {
+                if !p
+                    .availability_zone
+                    .starts_with(asdr_specs::split_place(&target.region).0)
+                {
                     bad.push((
                         s,
                         format!(

@@ -112,6 +112,10 @@ impl Validator<'_> {
         backup: &Backup,
     ) -> Option<RegionTarget> {
         let name = &r.name.value;
+        if let (Some(a), None) = (&r.account, &r.region) {
+            self.err(a.span, format!("restore `{name}` names `account` but no `region`: a restore from a backup account names the region of its copies there, and a `target` in that account"));
+            return None;
+        }
         let (region, target) = match (&r.region, &r.target) {
             (None, None) => return None,
             (None, Some(t)) => {
@@ -125,29 +129,47 @@ impl Validator<'_> {
             (Some(reg), Some(t)) => (reg, t),
         };
         let mut ok = true;
+        // Where the copies are and the cluster is built: the region, or a backup account's
+        // place in it (`account`).
+        let account = r.account.as_ref();
+        let key = crate::model::place(&region.value, account.map(|a| a.value.as_str()));
         if region.value.contains('@') {
-            // A place key is asdr's own name for a backup account's copies, not a region: a
-            // restore from there is not supported yet (docs/immutability.md).
             self.err(region.span, format!(
-                "restore `{name}`: `{}` is not an AWS region; restoring from a backup account's copies is not supported yet (share the snapshots back to this account, or restore in the backup account)",
+                "restore `{name}`: `{}` is not an AWS region; to restore from a backup account's copies, name the region and `account`",
                 region.value
             ));
             return None;
         }
-        if !backup.copies.iter().any(|c| c.region == region.value)
+        if let Some(a) = account
+            && !backup.copies.iter().any(|c| c.region == key)
+        {
+            let accounts: Vec<String> = backup
+                .copies
+                .iter()
+                .filter(|c| c.account.is_some())
+                .map(Copy::label)
+                .collect();
+            self.err(a.span, format!(
+                "restore `{name}` restores from the copies of account {} in {}, but backup.copies makes none there (backup accounts: {})",
+                a.value, region.value,
+                if accounts.is_empty() { "none".to_string() } else { accounts.join(", ") }
+            ));
+            ok = false;
+        } else if account.is_none()
+            && !backup.copies.iter().any(|c| c.region == key)
             && let Some(c) = backup
                 .copies
                 .iter()
                 .find(|c| c.aws_region == region.value && c.account.is_some())
         {
-            // The copies there belong to the backup account: a restore would need them shared
-            // back to this account first, which asdr does not do yet (docs/immutability.md).
+            // The copies there are the backup account's: only its role can build from them.
             self.err(region.span, format!(
-                "restore `{name}` restores from {}, but the copies there are in the backup account: restoring from a backup account is not supported yet (share the snapshots back to this account, or restore in the backup account)",
-                c.label()
+                "restore `{name}` restores from {}, but the copies there are in a backup account: add `account: \"{}\"` to build the cluster inside that account from them",
+                c.label(),
+                c.account.as_ref().map(|a| a.id.as_str()).unwrap_or_default()
             ));
             ok = false;
-        } else if !backup.copies.iter().any(|c| c.region == region.value) {
+        } else if !backup.copies.iter().any(|c| c.region == key) {
             let copies: Vec<&str> = backup.copies.iter().map(|c| c.region.as_str()).collect();
             self.err(region.span, format!(
                 "restore `{name}` restores from the copies in {}, but backup.copies does not copy sets there (copies: {})",
@@ -222,7 +244,7 @@ impl Validator<'_> {
             ok = false;
         }
         ok.then(|| RegionTarget {
-            region: region.value.clone(),
+            region: key,
             region_span: region.span,
             subnets,
             private_ips: ips,
