@@ -95,17 +95,44 @@ impl Nitro {
     }
 }
 
-fn client(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
-    let conf = aws_sdk_ec2::config::Builder::new()
+/// Moto's header naming the account a request acts in: the guest of a backup account's instance
+/// reads that account's EC2 (`REGION@ACCOUNT` places).
+#[derive(Debug)]
+struct InAccount(String);
+
+impl aws_sdk_ec2::config::Intercept for InAccount {
+    fn name(&self) -> &'static str {
+        "nitro-in-account"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_ec2::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}
+
+fn client(endpoint: &str, place: &str) -> aws_sdk_ec2::Client {
+    let (region, account) = asdr_specs::split_place(place);
+    let mut conf = aws_sdk_ec2::config::Builder::new()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
         // The strict layer does not record this key's calls: they are the guest's, not asdr's.
         .credentials_provider(aws_sdk_ec2::config::Credentials::new(
             "nitro", "test", None, None, "nitro",
-        ))
-        .build();
-    aws_sdk_ec2::Client::from_conf(conf)
+        ));
+    if let Some(a) = account {
+        conf = conf.interceptor(InAccount(a.to_string()));
+    }
+    aws_sdk_ec2::Client::from_conf(conf.build())
 }
 
 async fn watch(

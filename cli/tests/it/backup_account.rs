@@ -338,3 +338,177 @@ fn iam_policy_prints_the_two_roles_apart_the_workload_may_only_share_with_the_ba
         unknown.stderr
     );
 }
+
+/// A restore inside the backup account: the copies are made into it in us-west-2, then the
+/// cluster is built there, in the backup account's own VPC (subnets 127.0.7.0/24 and
+/// 127.0.8.0/24), by its role, from its copies; test nodes answer at the new addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_the_backup_account_builds_the_cluster_inside_it_from_its_copies_against_moto()
+ {
+    use asdr_providers::aerospike::testnode::{TestCluster, example_namespaces};
+    let base = 160u8;
+    let env = env(base, &[]).await;
+    let vault = env.moto.ec2_as(ROLE, "us-west-2").await;
+    let subnets = crate::ec2::seed_subnets(
+        &vault,
+        &[
+            ("us-west-2a", "127.0.7.0/24"),
+            ("us-west-2b", "127.0.8.0/24"),
+        ],
+    )
+    .await;
+    let vpc = vault
+        .describe_subnets()
+        .subnet_ids(&subnets["us-west-2a"])
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let sg = vault
+        .create_security_group()
+        .group_name("from-vault")
+        .description("the cluster rebuilt in the backup account")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    env.edit_policy(
+        "  max_nodes_at_once: 1 ",
+        &format!(
+            "  copies:\n    - {{region: us-west-2, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", smd_to: file://{}/vault}}\n  max_nodes_at_once: 1 ",
+            env.dir.path().display()
+        ),
+    );
+    env.edit_policy(
+        "  - name: full-cluster\n",
+        &format!(
+            "  - name: from-vault\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    account: \"{ACCOUNT}\"\n    target:\n      subnets: {{us-west-2a: {}, us-west-2b: {}}}\n      private_ips: {{a1: 127.0.7.{base}, b1: 127.0.8.{base}, a2: 127.0.7.{}}}\n      security_groups: [{sg}]\n      ami: ami-0123456789abcdef0\n  - name: full-cluster\n",
+            subnets["us-west-2a"],
+            subnets["us-west-2b"],
+            base + 1
+        ),
+    );
+    let (a1, b1, a2) = (
+        format!("127.0.7.{base}"),
+        format!("127.0.8.{base}"),
+        format!("127.0.7.{}", base + 1),
+    );
+    let stand_ins = [
+        ("a1@from-vault", a1.as_str()),
+        ("b1@from-vault", b1.as_str()),
+        ("a2@from-vault", a2.as_str()),
+    ];
+    let new_nodes = TestCluster::start_at(
+        &stand_ins,
+        example_namespaces(),
+        true,
+        &env.dir.path().join("vault-control"),
+        Some(env.nodes.port()),
+    )
+    .await
+    .unwrap();
+    for (n, _) in &stand_ins {
+        let smd = env.dir.path().join(format!("nodes/{n}/smd"));
+        std::fs::create_dir_all(&smd).unwrap();
+        new_nodes.set_smd_dir(n, &smd);
+    }
+    env.ok(&["apply", "--yes"]);
+    let home_before = env.snapshots().await.len();
+    // The restore's policy is the backup role's: every call it makes there is allowed by it.
+    let id: serde_json::Value = serde_json::from_str(&env.ok(&["plan", "--json"])).unwrap();
+    let id = id["cluster_id"]
+        .as_str()
+        .expect("the plan names the cluster id");
+    let role_policy: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "iam-policy",
+        "--cluster-id",
+        id,
+        "--restore",
+        "from-vault",
+    ]))
+    .unwrap();
+    env.moto.clear_calls();
+    let out = env.asdr(&["apply", "--restore", "from-vault", "--yes", "-v"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = Reference::load();
+    let calls = env.moto.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["account"] == ACCOUNT && c["action"] == "ec2:RunInstances"),
+        "the backup account's role launched the instances"
+    );
+    let bad: Vec<String> = calls
+        .iter()
+        .filter_map(|c| denied(&role_policy, c, &reference))
+        .collect();
+    assert!(bad.is_empty(), "denied on real AWS:\n{}", bad.join("\n"));
+    // The instances are the backup account's, at the target's addresses.
+    let instances: Vec<aws_sdk_ec2::types::Instance> = vault
+        .describe_instances()
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect();
+    let mut ips: Vec<&str> = instances
+        .iter()
+        .filter_map(|i| i.private_ip_address())
+        .collect();
+    ips.sort();
+    assert_eq!(ips, [a1.as_str(), a2.as_str(), b1.as_str()]);
+    // Every node's every device from the backup account's copies.
+    let copies: BTreeSet<String> = vault
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .map(|s| s.snapshot_id().unwrap().to_string())
+        .collect();
+    let vols = vault.describe_volumes().send().await.unwrap();
+    let restored: Vec<_> = vols
+        .volumes()
+        .iter()
+        .filter(|v| !v.attachments().is_empty() && v.snapshot_id().is_some_and(|s| !s.is_empty()))
+        .collect();
+    assert_eq!(restored.len(), 9, "every node's every device");
+    for v in &restored {
+        assert!(
+            copies.contains(v.snapshot_id().unwrap()),
+            "made from a copy in the backup account"
+        );
+    }
+    // Nothing was launched in the workload account's us-west-2, and its own set is untouched.
+    let west = env.moto.ec2_in("us-west-2");
+    assert!(
+        west.describe_instances()
+            .send()
+            .await
+            .unwrap()
+            .reservations()
+            .is_empty()
+    );
+    assert_eq!(env.snapshots().await.len(), home_before);
+    assert_eq!(
+        env.asdr(&["plan", "--restore", "from-vault", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0),
+        "the cluster stands: nothing more to do"
+    );
+}
