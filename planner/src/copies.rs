@@ -192,7 +192,7 @@ pub(crate) fn plan(
                 "R16",
                 format!(
                     "{} could not be observed ({why}): no copy and no retention there in this plan; the next apply catches up",
-                    copy.region
+                    copy.label()
                 ),
             );
             continue;
@@ -205,13 +205,14 @@ pub(crate) fn plan(
             b,
             copy.lock.as_ref(),
             &copy.smd_to,
-            &format!("backup.copies ({})", copy.region),
+            &format!("backup.copies ({})", copy.label()),
         ) {
             b.warn(
                 "R20",
                 format!(
                     "{} (copies to {} only; the backup itself goes on)",
-                    d.message, copy.region
+                    d.message,
+                    copy.label()
                 ),
             );
         }
@@ -222,7 +223,8 @@ pub(crate) fn plan(
                 "R20",
                 format!(
                     "{}: nothing is copied to {} until they can be (the backup itself goes on)",
-                    d.message, copy.region
+                    d.message,
+                    copy.label()
                 ),
             );
             continue;
@@ -240,6 +242,8 @@ fn plan_region(
     expired_home: &[String],
 ) {
     let region = copy.region.as_str();
+    // How the place reads in messages (a backup account's is named as such).
+    let said = asdr_specs::place_text(region);
     let wanted = wanted(ctx, copy, new_set, expired_home);
     let mut marks = Vec::new();
     let mut caught_up = HashSet::new();
@@ -290,7 +294,7 @@ fn plan_region(
         if let Some(why) = rset.and_then(|s| s.manifest_problem.as_deref()) {
             b.warn(
                 "R2",
-                format!("set {set} in {region} was recorded with a manifest, but {why}: it is not counted there and not marked again"),
+                format!("set {set} in {said} was recorded with a manifest, but {why}: it is not counted there and not marked again"),
             );
             continue;
         }
@@ -308,7 +312,7 @@ fn plan_region(
                 format!("snapshot.{}", failed.id),
                 Action::Delete,
                 format!(
-                    "a failed copy (state error{}) of set {set} in {region}: copied again",
+                    "a failed copy (state error{}) of set {set} in {said}: copied again",
                     failed
                         .state_message
                         .as_deref()
@@ -522,7 +526,7 @@ fn plan_region(
                 b.change(
                     format!("smd_archive.{region}.{set}"),
                     Action::Create,
-                    format!("the SMD archive of set {set} beside its copies in {region}"),
+                    format!("the SMD archive of set {set} beside its copies in {said}"),
                     None,
                     Some(json!({"from": from, "to": to})),
                 );
@@ -557,7 +561,7 @@ fn plan_region(
                 Some(region),
                 &crate::locks::fresh(lock, set_time),
                 &format!(
-                    "backup.copies lock: every copy of set {set} in {region} locked ({}) for {} once complete, before the set is marked there",
+                    "backup.copies lock: every copy of set {set} in {said} locked ({}) for {} once complete, before the set is marked there",
                     lock.mode, lock.duration
                 ),
             );
@@ -607,7 +611,7 @@ fn plan_region(
         b.warn(
             "limit",
             format!(
-                "copies to {region}: at most {} snapshot copies in flight at once (backup.copies[].max_in_flight; AWS limits concurrent copies per destination region)",
+                "copies to {said}: at most {} snapshot copies in flight at once (backup.copies[].max_in_flight; AWS limits concurrent copies per destination region)",
                 copy.max_in_flight
             ),
         );
@@ -662,11 +666,11 @@ fn wanted(
         })
         .map(|(_, (id, _, new))| {
             let why = if new {
-                format!("backup.copies: set {id} copied to {}", copy.region)
+                format!("backup.copies: set {id} copied to {}", copy.label())
             } else {
                 format!(
                     "backup.copies: set {id} has no complete copy in {} yet (catching up)",
-                    copy.region
+                    copy.label()
                 )
             };
             (id, why)

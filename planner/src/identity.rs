@@ -484,7 +484,12 @@ pub fn own_history_under_other_ids(
         .flat_map(|i| i.block_devices.iter().map(|b| b.volume_id.as_str()))
         .collect();
     let mut out = BTreeMap::new();
+    // Snapshots the nodes' volumes made at home: a copy elsewhere (another region, a backup
+    // account) names its source's volume but says nothing of the instances' tags.
     for s in &world.snapshots {
+        if s.region.as_deref().unwrap_or(home) != home || tags::is_copy(&s.tags) {
+            continue;
+        }
         if let Some(other) = s.tags.get(tags::CLUSTER_ID).filter(|o| o.as_str() != id)
             && s.tags.get(tags::CLUSTER) == Some(&policy.cluster.name)
             && attached.contains(s.volume_id.as_str())

@@ -25,6 +25,7 @@ pub mod ports;
 pub mod recycle_bin;
 pub mod restore;
 mod retention;
+mod rto;
 pub mod saved;
 pub mod sets;
 pub mod skeleton;

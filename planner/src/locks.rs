@@ -174,7 +174,10 @@ pub(crate) fn describe(
     why: &str,
 ) {
     let (address, place) = match region {
-        Some(r) => (format!("lock.{r}.{set}"), format!(" in {r}")),
+        Some(r) => (
+            format!("lock.{r}.{set}"),
+            format!(" in {}", asdr_specs::place_text(r)),
+        ),
         None => (format!("lock.{set}"), String::new()),
     };
     b.change(
@@ -234,7 +237,9 @@ pub(crate) fn adopt(
     if until <= ctx.now {
         return None;
     }
-    let place = region.map(|r| format!(" in {r}")).unwrap_or_default();
+    let place = region
+        .map(|r| format!(" in {}", asdr_specs::place_text(r)))
+        .unwrap_or_default();
     let mut missing: Vec<(&Snapshot, crate::world::SnapshotLock)> = Vec::new();
     let mut left = Vec::new();
     for s in members(set) {
@@ -311,7 +316,7 @@ pub(crate) fn adopt(
         &format!(
             "{}: {} of set {}'s {} snapshots {} not locked as the policy says{}",
             match region {
-                Some(r) => format!("backup.copies ({r}) lock"),
+                Some(r) => format!("backup.copies ({}) lock", asdr_specs::place_text(r)),
                 None => "backup.lock".to_string(),
             },
             missing.len(),
@@ -509,11 +514,12 @@ pub fn status(
 ) -> (Vec<SetLockStatus>, Vec<String>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
+    let said = asdr_specs::place_text(region);
     // Locks are read only where they matter (the policy locks, or asdr locked once): not read,
     // whether sets are locked is unknown and retention there deletes nothing.
     if let Some(why) = obs.world.locks_unobserved.get(region) {
         problems.push(format!(
-            "snapshot locks in {region} could not be observed ({why}): whether its sets are locked is unknown, and retention there deletes nothing until they can be"
+            "snapshot locks in {said} could not be observed ({why}): whether its sets are locked is unknown, and retention there deletes nothing until they can be"
         ));
         return (rows, problems);
     }
@@ -538,7 +544,7 @@ pub fn status(
             let due = until - now >= MIN_LOCK;
             if due && short > 0 {
                 problems.push(format!(
-                    "set {} in {region} is not locked as the policy says ({} until {}): {short} of its {} snapshots not locked; apply locks them",
+                    "set {} in {said} is not locked as the policy says ({} until {}): {short} of its {} snapshots not locked; apply locks them",
                     set.id,
                     lock.mode,
                     crate::manifest::utc(until),
@@ -551,7 +557,7 @@ pub fn status(
                 (due, wants.iter().find(|w| matches!(w, Want::Leave(_))))
             {
                 problems.push(format!(
-                    "set {} in {region} is not locked as the policy says: {why}",
+                    "set {} in {said} is not locked as the policy says: {why}",
                     set.id
                 ));
             }
@@ -597,11 +603,12 @@ pub(crate) fn check_observed(
     let (Some(lock), Some(why)) = (lock, ctx.world.locks_unobserved.get(region)) else {
         return Ok(());
     };
+    let said = asdr_specs::place_text(region);
     Err(crate::error::refuse(
         asdr_specs::Diagnostic::new(
             lock.span,
             format!(
-                "the policy locks its sets, but snapshot locks in {region} could not be read ({why}): a set is locked before its mark, after reading its snapshots' locks, so a backup locking sets there would stop before its mark"
+                "the policy locks its sets, but snapshot locks in {said} could not be read ({why}): a set is locked before its mark, after reading its snapshots' locks, so a backup locking sets there would stop before its mark"
             ),
         )
         .rule("R20")

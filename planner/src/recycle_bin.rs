@@ -81,6 +81,7 @@ pub fn all(policy: &Policy, world: &World) -> BTreeMap<String, Coverage> {
 
 /// What a plan that deletes snapshots in `region` says of where they go.
 pub(crate) fn on_delete(policy: &Policy, world: &World, region: &str) -> Option<String> {
+    let said = asdr_specs::place_text(region);
     match coverage(policy, world, region) {
         Coverage::Covered {
             rule,
@@ -88,11 +89,11 @@ pub(crate) fn on_delete(policy: &Policy, world: &World, region: &str) -> Option<
             locked,
             locked_days,
         } => Some(format!(
-            "the snapshots deleted in {region} are kept {days} days in the Recycle Bin (rule {rule}{}), and can be restored from it until then",
+            "the snapshots deleted in {said} are kept {days} days in the Recycle Bin (rule {rule}{}), and can be restored from it until then",
             locked_note(locked, locked_days)
         )),
         Coverage::NotCovered => Some(format!(
-            "no Recycle Bin rule in {region} keeps asdr's snapshots: the snapshots deleted there are gone at once (`asdr recycle-bin-rule` prints a rule)"
+            "no Recycle Bin rule in {said} keeps asdr's snapshots: the snapshots deleted there are gone at once (`asdr recycle-bin-rule` prints a rule)"
         )),
         Coverage::Unobserved => None,
     }

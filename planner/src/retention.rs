@@ -163,7 +163,9 @@ pub(crate) fn plan_in(
                 format!(
                     "set {}{} is past retain but {why}: kept, and deleted by the first apply after",
                     set.id,
-                    at.region.map(|r| format!(" in {r}")).unwrap_or_default()
+                    at.region
+                        .map(|r| format!(" in {}", asdr_specs::place_text(r)))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -292,9 +294,9 @@ pub(crate) fn plan_in(
         }
     }
 
-    let place = at
-        .region
-        .map_or_else(String::new, |r| format!(" in {r} (backup.copies retain)"));
+    let place = at.region.map_or_else(String::new, |r| {
+        format!(" in {} (backup.copies retain)", asdr_specs::place_text(r))
+    });
     // At home, a never-completed set's snapshots go only when they are of a volume known as the
     // cluster's (copies elsewhere carry no volume of their own to tell by).
     let known = at.region.is_none().then(|| known_volumes(ctx, obs));

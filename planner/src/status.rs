@@ -256,7 +256,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 r.nodes.iter().map(String::as_str).collect()
             };
             let (estimate_seconds, basis) =
-                estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
+                crate::rto::estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
             // EBS: the set must hold every device of every node the restore rebuilds, as the
             // planner requires; a set made before a node or device was added does not.
             let missing: Vec<String> = match set {
@@ -505,6 +505,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     );
     let mut not_proven = Vec::new();
     for (region, robs) in every_region {
+        let region = asdr_specs::place_text(region);
         for s in robs.sets.iter().rev() {
             if s.unproven {
                 not_proven.push(format!(
@@ -609,6 +610,7 @@ fn problems(
         });
     }
     for (region, r) in regions {
+        let region = asdr_specs::place_text(region);
         if let Some(why) = &r.unobserved {
             out.push(format!("{region}: not observed ({why})"));
         } else {
@@ -646,61 +648,4 @@ fn problems(
         }
     }
     out
-}
-
-fn estimate(
-    policy: &Policy,
-    source: &RestoreSource,
-    set: Option<&BackupSet<'_>>,
-    nodes: &[&str],
-    rate: Option<u32>,
-) -> (Option<u64>, String) {
-    match source {
-        RestoreSource::CurrentVolumes => (
-            Some(0),
-            "the node's own volumes are reattached: no data to load".into(),
-        ),
-        RestoreSource::Empty => (
-            Some(0),
-            "blank volumes: migrations refill the node from its peers".into(),
-        ),
-        _ if policy.backup.method == Method::Asbackup => (
-            None,
-            "asrestore: its time depends on the records, not told in advance".into(),
-        ),
-        _ => {
-            let Some(set) = set else {
-                return (None, "no complete set to restore from".into());
-            };
-            let largest = set
-                .snapshots
-                .iter()
-                .filter(|s| {
-                    s.tags
-                        .get(crate::tags::NODE)
-                        .is_some_and(|n| nodes.contains(&n.as_str()))
-                })
-                .map(|s| u64::from(s.volume_size_gib))
-                .max()
-                .unwrap_or(0);
-            match rate {
-                Some(rate) => {
-                    let seconds = (largest * 1024).div_ceil(u64::from(rate.max(1)));
-                    (
-                        Some(seconds),
-                        format!(
-                            "the largest volume, {largest} GiB at {rate} MiB/s ({}), plus launch and cluster formation",
-                            human_age(seconds)
-                        ),
-                    )
-                }
-                None => (
-                    None,
-                    format!(
-                        "volumes load lazily from S3 (largest {largest} GiB); set the restore's volume.initialization_rate for a bound"
-                    ),
-                ),
-            }
-        }
-    }
 }

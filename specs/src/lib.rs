@@ -9,6 +9,7 @@ pub mod ebs;
 pub mod fmt;
 mod model;
 mod node_id;
+mod place;
 mod raw;
 mod span;
 mod store_uri;
@@ -25,6 +26,7 @@ pub use node_id::{
     canonical_node_id, config_device_lines, config_device_mismatch, config_node_ids,
     config_rack_ids, derived_node_id,
 };
+pub use place::*;
 pub use span::Span;
 pub use store_uri::StoreUri;
 pub use template::{Template, TemplateError};

@@ -428,45 +428,7 @@ pub struct Copy {
     /// `REGION@ACCOUNT` for a backup account's copies (see [`place`]).
     pub aws_region: String,
     /// A separate backup account the copies are made in, through `role_arn`.
-    pub account: Option<BackupAccount>,
-}
-
-/// A backup account of `backup.copies`: copies there are made, locked and deleted by its own
-/// role, never by the workload account's credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupAccount {
-    pub id: String,
-    pub role_arn: String,
-    pub external_id: Option<String>,
-}
-
-/// Where a copy's snapshots are kept apart from every other place asdr acts in: the region, or
-/// `REGION@ACCOUNT` in a backup account (which may be the cluster's own region). Everything
-/// keyed by region (the world's resources, steps, observation, status) takes this key.
-pub fn place(region: &str, account: Option<&str>) -> String {
-    match account {
-        Some(a) => format!("{region}@{a}"),
-        None => region.to_string(),
-    }
-}
-
-/// The AWS region and the account (none: the workload account's) of a place key.
-pub fn split_place(place: &str) -> (&str, Option<&str>) {
-    match place.split_once('@') {
-        Some((r, a)) => (r, Some(a)),
-        None => (place, None),
-    }
-}
-
-impl Copy {
-    /// How the copy's place reads in plans and status: `us-west-2`, or `us-west-2 (account
-    /// 111122223333)`.
-    pub fn label(&self) -> String {
-        match &self.account {
-            Some(a) => format!("{} (account {})", self.aws_region, a.id),
-            None => self.region.clone(),
-        }
-    }
+    pub account: Option<crate::place::BackupAccount>,
 }
 
 /// The default of `backup.copies[].max_in_flight`: EBS limits concurrent snapshot copies per
@@ -599,7 +561,7 @@ impl RegionTarget {
 /// `us-west-2b`.
 pub fn zone_in(region: &str, home_az: &str) -> String {
     // A backup account's place (`REGION@ACCOUNT`): its zones are its region's.
-    let region = split_place(region).0;
+    let region = crate::place::split_place(region).0;
     let letter: String = home_az
         .chars()
         .rev()

@@ -83,7 +83,8 @@ fn text(r: &Report, world_file: bool) -> String {
         let rows: Vec<_> = s.locks.iter().filter(|l| l.region == region).collect();
         let locked: Vec<_> = rows.iter().filter(|l| l.locked).collect();
         out.push_str(&format!(
-            "  locked in {region}: {} of {} set(s){}\n",
+            "  locked in {}: {} of {} set(s){}\n",
+            place_text(region),
             locked.len(),
             rows.len(),
             locked
@@ -111,7 +112,10 @@ fn text(r: &Report, world_file: bool) -> String {
             }
             Coverage::Unobserved => continue,
         };
-        out.push_str(&format!("  recycle bin in {region}: {said}\n"));
+        out.push_str(&format!(
+            "  recycle bin in {}: {said}\n",
+            place_text(region)
+        ));
     }
     for (key, c) in &s.regions {
         let label = match &c.account {
@@ -334,7 +338,7 @@ fn openmetrics(r: &Report) -> String {
             .iter()
             .map(|l| {
                 (
-                    format!("{cluster},set=\"{}\",region=\"{}\"", l.set, l.region),
+                    format!("{cluster},set=\"{}\",{}", l.set, place_kv(&l.region)),
                     u8::from(l.locked).to_string(),
                 )
             })
@@ -347,7 +351,7 @@ fn openmetrics(r: &Report) -> String {
             .iter()
             .filter_map(|l| {
                 Some((
-                    format!("{cluster},set=\"{}\",region=\"{}\"", l.set, l.region),
+                    format!("{cluster},set=\"{}\",{}", l.set, place_kv(&l.region)),
                     l.until?.unix_timestamp().to_string(),
                 ))
             })
@@ -365,7 +369,7 @@ fn openmetrics(r: &Report) -> String {
                     Coverage::NotCovered => 0,
                     Coverage::Unobserved => return None,
                 };
-                Some((format!("{cluster},region=\"{region}\""), days.to_string()))
+                Some((format!("{cluster},{}", place_kv(region)), days.to_string()))
             })
             .collect(),
     );
@@ -443,5 +447,21 @@ fn place_labels(c: &asdr_planner::status::RegionStatus) -> String {
     match &c.account {
         Some(a) => format!("region=\"{}\",account=\"{a}\"", c.aws_region),
         None => format!("region=\"{}\"", c.aws_region),
+    }
+}
+
+/// A place key as status says it: `us-west-2`, or `us-west-2 (backup account N)`.
+fn place_text(key: &str) -> String {
+    match asdr_specs::split_place(key) {
+        (region, Some(a)) => format!("{region} (backup account {a})"),
+        (region, None) => region.to_string(),
+    }
+}
+
+/// A place key's OpenMetrics labels: its region, and its backup account where it has one.
+fn place_kv(key: &str) -> String {
+    match asdr_specs::split_place(key) {
+        (region, Some(a)) => format!("region=\"{region}\",account=\"{a}\""),
+        (region, None) => format!("region=\"{region}\""),
     }
 }

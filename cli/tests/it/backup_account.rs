@@ -512,3 +512,51 @@ async fn a_restore_from_the_backup_account_builds_the_cluster_inside_it_from_its
         "the cluster stands: nothing more to do"
     );
 }
+
+#[test]
+fn status_names_the_backup_account_in_words_and_in_labels_never_its_place_key() {
+    use asdr_planner::testkit::{ExamplePolicy, WorldSpec, copy_sets, world_for};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = ExamplePolicy::prod_east().edit(
+        "  max_nodes_at_once: 1 ",
+        &format!(
+            "  copies:\n    - {{region: us-east-1, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", smd_to: file:///var/vault, lock: {{mode: governance, duration: 14d}}}}\n  max_nodes_at_once: 1 "
+        ),
+    );
+    let path = policy.write_to(dir.path()).display().to_string();
+    let parsed = policy.policy();
+    let mut spec = WorldSpec::new(time::macros::datetime!(2026-11-21 09:00:00 UTC));
+    spec.newest_set_age = time::Duration::hours(2);
+    let mut world = world_for(&parsed, &spec);
+    copy_sets(&mut world, &parsed, 0, 2, false);
+    let world_path = dir.path().join("world.json");
+    std::fs::write(&world_path, serde_json::to_string_pretty(&world).unwrap()).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "-f",
+            path.as_str(),
+            "--world",
+            world_path.to_str().unwrap(),
+            "status",
+        ];
+        args.extend_from_slice(extra);
+        crate::cli::run(&args).stdout
+    };
+    let text = run(&[]);
+    assert!(
+        text.contains(&format!(
+            "locked in us-east-1 (backup account {ACCOUNT}): 0 of 2 set(s)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(PLACE), "the place key is asdr's own: {text}");
+    let metrics = run(&["--format", "openmetrics"]);
+    assert!(
+        metrics.contains(&format!(
+            "asdr_set_locked{{cluster=\"prod-east\",set=\"{}\",region=\"us-east-1\",account=\"{ACCOUNT}\"}} 0",
+            world.snapshots.iter().filter(|s| s.region.as_deref() == Some(PLACE)).filter_map(|s| s.tags.get("asdr:set")).max().unwrap()
+        )),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(PLACE), "{metrics}");
+}

@@ -191,3 +191,57 @@ fn the_backup_accounts_copies_are_never_taken_for_the_clusters_own_sets_in_the_s
     assert_eq!(there.account.as_deref(), Some(ACCOUNT));
     assert_eq!(there.complete_sets.len(), 3);
 }
+
+#[test]
+fn copies_in_the_backup_account_under_another_cluster_id_are_not_said_to_be_the_nodes_snapshots() {
+    let policy = policy(false);
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(2);
+    spec.sets = 2;
+    let mut w = world_for(&policy, &spec);
+    copy_sets(&mut w, &policy, 0, 2, false);
+    // A same-named cluster's copies in the backup account (another id): not ours, not counted,
+    // and nothing about the instances' tags (the advice to state `cluster.id` would be wrong).
+    // Each names its source's volume, as a copy may.
+    let volumes: std::collections::HashMap<String, String> = w
+        .snapshots
+        .iter()
+        .map(|s| (s.id.clone(), s.volume_id.clone()))
+        .collect();
+    for s in w
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.region.as_deref() == Some(PLACE))
+    {
+        s.tags
+            .insert("asdr:cluster-id".into(), "ffffffffffffffff".into());
+        s.volume_id = volumes[&s.tags["asdr:source-snapshot"]].clone();
+    }
+    let status = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(
+        !status
+            .problems
+            .iter()
+            .any(|p| p.contains("carry cluster id")),
+        "{:#?}",
+        status.problems
+    );
+    let p = backup(&policy, &w);
+    assert!(
+        !p.warnings
+            .iter()
+            .any(|x| x.message.contains("carry cluster id")),
+        "{:#?}",
+        p.warnings
+    );
+    assert!(
+        !status.regions[PLACE]
+            .complete_sets
+            .iter()
+            .any(|s| w
+                .snapshots
+                .iter()
+                .any(|x| x.region.as_deref() == Some(PLACE) && x.tags.get("asdr:set") == Some(s))),
+        "another cluster's copies are not counted there"
+    );
+}

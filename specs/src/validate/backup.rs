@@ -274,7 +274,13 @@ impl Validator<'_> {
             {
                 self.err(span, format!("backup.copies: account {} is reached through {} (and its external id) by an earlier copy: every copy in one backup account uses the same role_arn and external_id", a.id, earlier.role_arn));
             }
-            let key = crate::model::place(&r.value, account.as_ref().map(|a| a.id.as_str()));
+            if let Some(a) = &account
+                && !crate::StoreUri::is_s3(&c.value.smd_to.value)
+            {
+                // Allowed (a test, a mounted share), but said: the point of the account is lost.
+                self.notes.push((c.value.smd_to.span, format!("backup.copies[].smd_to is a file store: the SMD archives and manifests of the copies in account {} stay on this machine's disk, where the workload's credentials reach them; a bucket that account owns keeps them apart", a.id)));
+            }
+            let key = crate::place::place(&r.value, account.as_ref().map(|a| a.id.as_str()));
             if !is_region(&r.value) {
                 self.err(
                     r.span,
@@ -371,7 +377,7 @@ impl Validator<'_> {
 
     /// `backup.copies[].account`, `role_arn` and `external_id`: a 12-digit account, the role in
     /// that account asdr assumes, and the external id its trust policy may require.
-    fn backup_account(&mut self, c: &crate::raw::RawCopy) -> Option<crate::model::BackupAccount> {
+    fn backup_account(&mut self, c: &crate::raw::RawCopy) -> Option<crate::place::BackupAccount> {
         match (&c.account, &c.role_arn) {
             (None, None) => {
                 if let Some(x) = &c.external_id {
@@ -415,7 +421,7 @@ impl Validator<'_> {
                         ok = false;
                     }
                 }
-                ok.then(|| crate::model::BackupAccount {
+                ok.then(|| crate::place::BackupAccount {
                     id: a.value.clone(),
                     role_arn: r.value.clone(),
                     external_id: c.external_id.as_ref().map(|x| x.value.clone()),

@@ -132,7 +132,7 @@ impl Validator<'_> {
         // Where the copies are and the cluster is built: the region, or a backup account's
         // place in it (`account`).
         let account = r.account.as_ref();
-        let key = crate::model::place(&region.value, account.map(|a| a.value.as_str()));
+        let key = crate::place::place(&region.value, account.map(|a| a.value.as_str()));
         if region.value.contains('@') {
             self.err(region.span, format!(
                 "restore `{name}`: `{}` is not an AWS region; to restore from a backup account's copies, name the region and `account`",
