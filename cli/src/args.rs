@@ -264,10 +264,12 @@ pub struct IamPolicyArgs {
     /// workload role's: what copies, locks and keeps the sets there.
     #[arg(long, value_name = "ACCOUNT", conflicts_with_all = ["restore", "drill"])]
     pub backup_account: Option<String>,
-    /// With --backup-account: that role's trust policy instead, letting only this principal (the
-    /// workload role's ARN) assume it, with the copy's external id.
+    /// With --backup-account: that role's trust policy instead, letting only these principals
+    /// assume it, with the copy's external id: the workload role's ARN, and a break-glass
+    /// principal of the backup account itself (who restores there once the workload account is
+    /// lost). Repeatable.
     #[arg(long, value_name = "ARN", requires = "backup_account")]
-    pub trust: Option<String>,
+    pub trust: Vec<String>,
 }
 
 #[derive(Debug, Args)]

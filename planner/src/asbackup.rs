@@ -118,6 +118,9 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
             ),
         );
     }
+    // R20: a locked set's files are retained in the store (S3 Object Lock): a bucket without
+    // it refuses the backup here, before any run.
+    crate::locks::check_store(ctx, b, backup.lock.as_ref(), &asb.to, "backup.lock")?;
     let chains = chains(ctx);
     let newest = chains.last();
     let due = match newest {
@@ -357,6 +360,7 @@ fn backup_set(
             continue;
         }
         let to = dir(ctx, set, &ns.name);
+        let retention = crate::locks::retention(ctx, ctx.policy.backup.lock.as_ref(), &to, set);
         let params = params::Asbackup {
             namespace: ns.name.clone(),
             set: set.to_string(),
@@ -368,6 +372,7 @@ fn backup_set(
             cluster_id: Some(ctx.cluster_id.to_string()),
             after: chain.map(|c| c.newest().id.clone()),
             tool: tool_params(ctx, false),
+            retention,
         };
         b.change(
             format!("asbackup.{set}.{}", ns.name),
@@ -431,6 +436,35 @@ fn retention(
             .iter()
             .any(|a| a.uri == uri && a.cluster.as_deref().is_some_and(|c| c != cluster))
     };
+    // R20: a chain any set of which the policy's lock still covers stays (its files are
+    // retained in the store until then, and deleting would only hide them behind delete
+    // markers): said, with until when.
+    let expired: Vec<_> = expired
+        .into_iter()
+        .filter(|(chain, why)| {
+            let Some(lock) = &ctx.policy.backup.lock else {
+                return true;
+            };
+            let held = chain
+                .sets()
+                .map(|s| (s, lock.until(s.time)))
+                .filter(|(_, until)| *until > ctx.now)
+                .max_by_key(|(_, until)| *until);
+            if let Some((s, until)) = held {
+                b.warn(
+                    "R20",
+                    format!(
+                        "chain {} is past {why}, but set {} is locked ({}) until {}: the chain is kept until then",
+                        chain.full.id,
+                        s.id,
+                        lock.mode,
+                        crate::manifest::utc(until)
+                    ),
+                );
+            }
+            held.is_none()
+        })
+        .collect();
     let expired: Vec<_> = expired
         .into_iter()
         .filter(|(chain, _)| {

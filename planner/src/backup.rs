@@ -633,7 +633,13 @@ pub fn step_kinds(policy: &asdr_specs::Policy) -> Vec<StepKind> {
     if !policy.backup.copies.is_empty() {
         kinds.extend([CopySnapshot, CopySmdArchive]);
     }
-    if policy.backup.lock.is_some() || policy.backup.copies.iter().any(|c| c.lock.is_some()) {
+    if policy.backup.method == asdr_specs::Method::Asbackup {
+        // asbackup's files are retained in the store (S3 Object Lock), no snapshot is locked.
+        if policy.backup.lock.is_some() {
+            kinds.push(RetainFiles);
+        }
+    } else if policy.backup.lock.is_some() || policy.backup.copies.iter().any(|c| c.lock.is_some())
+    {
         kinds.extend([LockSnapshots, RetainFiles]);
     }
     kinds

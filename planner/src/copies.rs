@@ -466,6 +466,7 @@ fn plan_region(
                             (tags::SOURCE_REGION, &ctx.policy.cluster.region),
                         ]),
                         share_with: copy.account.as_ref().map(|a| a.id.clone()),
+                        cluster_id: copy.account.as_ref().map(|_| ctx.cluster_id.to_string()),
                     }),
                 );
                 planned_copies += 1;

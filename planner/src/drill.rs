@@ -126,7 +126,11 @@ pub(crate) fn new_cluster(
                 return Err(refuse(
                     Diagnostic::new(
                         spec.span,
-                        format!("{}: {region} could not be observed ({why})", spec.what),
+                        format!(
+                            "{}: {} could not be observed ({why})",
+                            spec.what,
+                            asdr_specs::place_text(region)
+                        ),
                     )
                     .rule("R16"),
                 ));
@@ -152,7 +156,9 @@ pub(crate) fn new_cluster(
     };
     let restore = spec.restore;
     let what = &spec.what;
-    let where_ = spec.region.map_or_else(String::new, |r| format!(" in {r}"));
+    let where_ = spec.region.map_or_else(String::new, |r| {
+        format!(" in {}", asdr_specs::place_text(r))
+    });
     let set = crate::restore::resolve_set(at, restore)?.ok_or_else(|| {
         refuse(Diagnostic::new(
             spec.span,

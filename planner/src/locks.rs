@@ -637,7 +637,7 @@ pub(crate) fn check_store(
                     asdr_specs::Diagnostic::new(
                         lock.span,
                         format!(
-                            "{what} locks its sets, but bucket {bucket} ({store}) has no S3 Object Lock: the sets' SMD archives and manifests could be deleted while their snapshots cannot, and a set cannot be restored whole without them"
+                            "{what} locks its sets, but bucket {bucket} ({store}) has no S3 Object Lock: the sets' files there (SMD archives, manifests, asbackup runs) could be deleted while the lock says they cannot, and a set cannot be restored whole without them"
                         ),
                     )
                     .rule("R20")
@@ -647,7 +647,7 @@ pub(crate) fn check_store(
                     b.warn(
                         "R20",
                         format!(
-                            "whether bucket {bucket} has S3 Object Lock was not observed: the sets' SMD archives and manifests are written with Object Lock retention, which S3 refuses (failing the backup before its mark) if the bucket has none"
+                            "whether bucket {bucket} has S3 Object Lock was not observed: the sets' files there are written with Object Lock retention, which S3 refuses (failing the backup before it counts as complete) if the bucket has none"
                         ),
                     );
                     Ok(())

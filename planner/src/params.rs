@@ -236,6 +236,9 @@ pub struct CopySnapshot {
     /// account's role. Only ever the account of the copy the step acts in (R16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_with: Option<String>,
+    /// The cluster's id: a source carrying another is a same-named cluster's, never shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// mark_restore_complete: a restore into another region stands — every node started, the cluster

@@ -331,7 +331,15 @@ pub async fn all_set_files(
 /// Whether S3 Object Lock is enabled on each S3 bucket a locked set's files go to (R20); a
 /// bucket whose configuration cannot be read is left out (not observed: the plan says so).
 pub async fn object_locks(policy: &Policy, store: &AnyStore) -> BTreeMap<String, bool> {
+    // asbackup sets are retained where asbackup writes them.
+    let asbackup_to = policy
+        .backup
+        .asbackup
+        .as_ref()
+        .filter(|_| policy.backup.method == asdr_specs::Method::Asbackup)
+        .map(|a| (policy.backup.lock.is_some(), a.to.as_str()));
     let stores = std::iter::once((policy.backup.lock.is_some(), policy.backup.smd_to.as_str()))
+        .chain(asbackup_to)
         .chain(
             policy
                 .backup

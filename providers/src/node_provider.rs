@@ -447,7 +447,7 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
         self.note_launched(&input);
         let some = || Some(Resources::new());
         Ok(match &input.step.params {
-            Params::Asbackup(p) => crate::asbackup::finished(&self.store, p).await?,
+            Params::Asbackup(p) => crate::asbackup::adoptable(&self.store, p).await?,
             Params::DeleteBackup(p) => crate::asbackup::deleted(&self.store, p)
                 .await?
                 .then(Resources::new),

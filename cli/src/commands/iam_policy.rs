@@ -97,28 +97,37 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         .map(|b| b.to.clone())
         .into_iter()
         .collect();
+    // A restore inside a backup account is that account's role's: its copy (KMS, SMD store)
+    // only, nothing of the workload account's stores or copies.
+    let vault = elsewhere.and_then(|t| {
+        policy
+            .backup
+            .copies
+            .iter()
+            .find(|c| c.account.is_some() && c.region == t.region)
+    });
+    let (smd_to, copies, backup_accounts, stores) = match vault {
+        Some(c) => (c.smd_to.clone(), vec![c.clone()], Vec::new(), Vec::new()),
+        None => {
+            let (theirs, ours): (Vec<_>, Vec<_>) = policy
+                .backup
+                .copies
+                .iter()
+                .cloned()
+                .partition(|c| c.account.is_some());
+            (policy.backup.smd_to.clone(), ours, theirs, stores)
+        }
+    };
     let mut document = iam::policy_for_kinds(
         &policy.cluster.name,
         cluster_id.as_deref(),
         kinds,
         ssm,
-        &policy.backup.smd_to,
+        &smd_to,
         &iam::Regions {
-            home: policy.cluster.region.clone(),
-            copies: policy
-                .backup
-                .copies
-                .iter()
-                .filter(|c| c.account.is_none())
-                .cloned()
-                .collect(),
-            backup_accounts: policy
-                .backup
-                .copies
-                .iter()
-                .filter(|c| c.account.is_some())
-                .cloned()
-                .collect(),
+            home: vault.map_or_else(|| policy.cluster.region.clone(), |c| c.aws_region.clone()),
+            copies,
+            backup_accounts,
             restores_elsewhere: elsewhere.is_some(),
             launches,
             // Production's pinned instances are nothing a drill or a restore elsewhere touches.
@@ -189,8 +198,8 @@ fn backup_account(
             }
         )));
     };
-    if let Some(principal) = &a.trust {
-        print(&json(&iam::backup_account_trust(principal, first))?)?;
+    if !a.trust.is_empty() {
+        print(&json(&iam::backup_account_trust(&a.trust, first))?)?;
         return Ok(0);
     }
     let cluster_id = a

@@ -227,8 +227,12 @@ fn iam_policy_prints_the_two_roles_apart_the_workload_may_only_share_with_the_ba
         .edit(
             "  max_nodes_at_once: 1 ",
             &format!(
-                "  copies:\n    - {{region: us-east-1, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-east/asdr, lock: {{mode: compliance, duration: 14d}}}}\n    - {{region: us-west-2, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-west/asdr}}\n  max_nodes_at_once: 1 "
+                "  copies:\n    - {{region: us-east-1, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-east/asdr, lock: {{mode: compliance, duration: 14d}}}}\n    - {{region: us-west-2, account: \"{ACCOUNT}\", role_arn: \"{ROLE}\", external_id: vault-1, smd_to: s3://acme-vault-west/asdr, kms_key_id: alias/vault}}\n  max_nodes_at_once: 1 "
             ),
+        )
+        .edit(
+            "  - name: full-cluster\n",
+            &format!("  - name: from-vault\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    account: \"{ACCOUNT}\"\n    target:\n      subnets: {{us-west-2a: subnet-v1, us-west-2b: subnet-v2}}\n      ip_offset: 0\n      security_groups: [sg-vault]\n      ami: ami-0vault\n  - name: full-cluster\n"),
         )
         .write_to(dir.path());
     let file = policy.display().to_string();
@@ -320,14 +324,50 @@ fn iam_policy_prints_the_two_roles_apart_the_workload_may_only_share_with_the_ba
         ACCOUNT,
         "--trust",
         "arn:aws:iam::111122223333:role/asdr",
+        "--trust",
+        "arn:aws:iam::222233334444:role/break-glass",
     ]);
+    // The workload role, and a break-glass principal of the backup account itself (who
+    // restores there once the workload account is lost).
     let st = &trust["Statement"][0];
     assert_eq!(
         st["Principal"]["AWS"],
-        "arn:aws:iam::111122223333:role/asdr"
+        serde_json::json!([
+            "arn:aws:iam::111122223333:role/asdr",
+            "arn:aws:iam::222233334444:role/break-glass"
+        ])
     );
     assert_eq!(st["Action"], "sts:AssumeRole");
     assert_eq!(st["Condition"]["StringEquals"]["sts:ExternalId"], "vault-1");
+
+    // The restore inside the backup account is its role's: its copy's store and key, never
+    // the workload account's stores.
+    let restore = run(&[
+        "iam-policy",
+        "--cluster-id",
+        "c0ffee",
+        "--restore",
+        "from-vault",
+    ]);
+    assert_eq!(restore.code, 0, "{}", restore.stderr);
+    assert!(
+        restore
+            .stderr
+            .contains(&format!("inside backup account {ACCOUNT}")),
+        "{}",
+        restore.stderr
+    );
+    let text = restore.stdout;
+    assert!(text.contains("acme-vault-west"), "{text}");
+    assert!(
+        !text.contains("acme-backups") && !text.contains("acme-vault-east"),
+        "{text}"
+    );
+    assert!(text.contains("ec2.us-west-2.amazonaws.com"), "{text}");
+    assert!(
+        text.contains("arn:aws:ec2:us-west-2::image/ami-0vault"),
+        "{text}"
+    );
 
     let unknown = run(&["iam-policy", "--backup-account", "999999999999"]);
     assert_ne!(unknown.code, 0);

@@ -82,6 +82,10 @@ pub struct Asbackup {
     /// with a link gone is seen as broken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// `backup.lock`: every file of the run and its manifest get S3 Object Lock retention
+    /// before the run counts as finished (R20), as a snapshot set is locked before its mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::Retention>,
 }
 
 /// asrestore: one namespace, replaying a chain's directories in order.

@@ -81,6 +81,61 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
         }
     }
     out.extend(marks_wait_for_locks(policy, world, plan, now));
+    out.extend(asbackup_sets(policy, plan, now));
+    out
+}
+
+/// asbackup sets under `backup.lock`: none is deleted before its lock ends (its files are
+/// retained in the store until then), and every run the plan makes retains its files as long
+/// and as strongly as the policy says.
+fn asbackup_sets(policy: &Policy, plan: &Plan, now: OffsetDateTime) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some(lock) = policy.backup.lock.as_ref() else {
+        return out;
+    };
+    let planned = OffsetDateTime::parse(&plan.now, &time::format_description::well_known::Rfc3339)
+        .unwrap_or(now);
+    for step in &plan.steps {
+        let violation = |message: String| Violation {
+            rule: "R20",
+            step: Some(step.id.clone()),
+            message,
+        };
+        match &step.params {
+            Params::DeleteBackup(p) => {
+                if let Some(t) = crate::observe::set_time(&p.set)
+                    && lock.until(t) > now
+                {
+                    out.push(violation(format!(
+                        "deletes asbackup set {}, which the policy locks ({}, {}) until {}: it is never deleted before then",
+                        p.set,
+                        lock.mode,
+                        lock.duration,
+                        crate::manifest::utc(lock.until(t))
+                    )));
+                }
+            }
+            Params::Asbackup(p) if asdr_specs::StoreUri::is_s3(&p.to) => {
+                let until = crate::observe::set_time(&p.set).map(|t| lock.until(t));
+                let want = until.map(crate::manifest::utc);
+                // A run whose lock has already run out (by the plan's own clock) retains nothing.
+                let due = until.is_some_and(|u| u > planned);
+                let wrong = match p.retention.as_ref() {
+                    Some(r) => r.mode != lock.mode || Some(&r.until) != want.as_ref(),
+                    None => due,
+                };
+                if wrong {
+                    out.push(violation(format!(
+                        "the run of asbackup set {} does not retain its files as the policy locks them ({} until {}): a locked set's files are retained before it counts as finished",
+                        p.set,
+                        lock.mode,
+                        want.as_deref().unwrap_or("its set's time plus the lock")
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
     out
 }
 

@@ -2,6 +2,7 @@
 //! the verifier catching each, the asbackup method, and the generated-cluster properties.
 
 mod asbackup;
+mod asbackup_lock;
 mod backup_account;
 mod consistency;
 mod devices;

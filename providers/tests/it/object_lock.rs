@@ -205,3 +205,120 @@ async fn a_locked_sets_store_files_are_kept_by_s3_object_lock_against_moto() {
         err.message
     );
 }
+
+/// `backup.lock` with asbackup, against moto's S3 Object Lock: the stand-in asbackup writes its
+/// files to the bucket itself; asdr retains every one of them before writing the manifest, then
+/// the manifest; a retained version cannot be deleted; a run whose manifest lacks its retention
+/// (killed between the two) is not adopted, and acting retains it.
+#[tokio::test]
+async fn an_asbackup_run_of_a_locked_set_retains_every_file_and_its_manifest_against_moto() {
+    use asdr_planner::Step;
+    use asdr_planner::ports::{Progress, Provider, StepInput};
+    let moto = asdr_providers::testkit_moto::Moto::start();
+    let raw = moto.s3();
+    raw.create_bucket()
+        .bucket("locked-backups")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let s3 = S3Store::new(raw.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = NodeProvider::for_policy(
+        &policy(&dir.path().display().to_string()),
+        crate::nodes::stand_in_tools(dir.path()).0,
+        AnyStore {
+            s3: Some(s3.clone()),
+            ..AnyStore::default()
+        },
+    );
+    nodes.s3_endpoint = Some(moto.endpoint.clone());
+    let to = format!("s3://locked-backups/asbackup/prod-east/{SET}/users");
+    let want = Retention {
+        mode: LockMode::Compliance,
+        until: "2099-12-05T09:00:00Z".into(),
+    };
+    let learned = std::collections::BTreeMap::new();
+    let backup = Step {
+        region: None,
+        id: format!("asbackup:users:{SET}"),
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+        params: crate::params_of(
+            StepKind::Asbackup,
+            serde_json::json!({"namespace": "users", "set": SET, "to": to,
+            "kind": "full", "incremental_of": null, "modified_after": null, "compress": "zstd",
+            "encrypt": null, "s3_region": "us-east-1", "args": [], "run_on": "node",
+            "cluster": "prod-east", "retention": want}),
+        ),
+    };
+    let input = StepInput {
+        plan_id: "p",
+        step: &backup,
+        learned: &learned,
+    };
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    let listed = s3.list(&format!("{to}/")).await.unwrap();
+    assert!(
+        listed.len() >= 2,
+        "the data file and the manifest: {listed:?}"
+    );
+    for uri in &listed {
+        assert_eq!(
+            s3.retained(uri).await.unwrap(),
+            Some(want.clone()),
+            "{uri} is retained as the set is locked"
+        );
+    }
+    // The retained data file cannot be deleted (S3 answers AccessDenied for its version).
+    let data = listed
+        .iter()
+        .find(|u| u.ends_with(".asb"))
+        .expect("the data file");
+    let key = data.trim_start_matches("s3://locked-backups/");
+    let version = raw
+        .head_object()
+        .bucket("locked-backups")
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let deleted = raw
+        .delete_object()
+        .bucket("locked-backups")
+        .key(key)
+        .version_id(version)
+        .send()
+        .await;
+    assert!(deleted.is_err(), "a retained version is not deleted");
+    // A later run of the same step (resumed) adopts it: finished and retained.
+    assert!(nodes.observe(input).await.unwrap().is_some());
+    // Wanting a longer retention than the manifest holds: not adopted, and acting extends it.
+    let longer = Retention {
+        mode: LockMode::Compliance,
+        until: "2100-01-01T00:00:00Z".into(),
+    };
+    let mut again = backup.clone();
+    if let asdr_planner::params::Params::Asbackup(p) = &mut again.params {
+        p.retention = Some(longer.clone());
+    }
+    let input = StepInput {
+        plan_id: "p",
+        step: &again,
+        learned: &learned,
+    };
+    assert!(
+        nodes.observe(input).await.unwrap().is_none(),
+        "not adopted before its manifest holds the retention"
+    );
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    let manifest = listed
+        .iter()
+        .find(|u| u.contains("asdr-manifest"))
+        .expect("the manifest");
+    assert_eq!(s3.retained(manifest).await.unwrap(), Some(longer));
+}

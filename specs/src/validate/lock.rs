@@ -1,6 +1,7 @@
 //! `backup.lock` and `backup.copies[].lock`: EBS snapshot locks (docs/immutability.md). Refused
 //! here: what EBS would refuse (a lock under a day or over 36500 days, a cool-off outside 1–72
-//! hours or on a governance lock) and a lock on asbackup sets, which live in a store. Explained
+//! hours or on a governance lock); for asbackup sets, retained with S3 Object Lock in their
+//! store, a file store or a cool-off. Explained
 //! without refusing: a lock that outlives retention (the sets stay until it expires) and what
 //! the lock means for the SMD store (S3 Object Lock retention, or a file store it cannot lock).
 
@@ -21,11 +22,22 @@ impl Validator<'_> {
         what: &str,
         store: &str,
     ) -> Option<Lock> {
-        if b.method.value == Method::Asbackup {
-            self.err(l.span, "backup.lock locks EBS snapshots; an asbackup set lives in `asbackup.to`: lock that bucket with S3 Object Lock default retention instead (docs/immutability.md)");
-            return None;
-        }
         let raw = &l.value;
+        // asbackup sets live in `asbackup.to`: their files are retained there (S3 Object Lock),
+        // which a file store cannot do, and S3 has no cool-off (compliance is final at once).
+        let asbackup_to = (b.method.value == Method::Asbackup)
+            .then(|| b.asbackup.as_ref().map(|a| a.value.to.value.clone()))
+            .flatten();
+        if let Some(to) = &asbackup_to {
+            if !crate::StoreUri::is_s3(to) {
+                self.err(l.span, format!("backup.lock with method asbackup retains each set's files in asbackup.to with S3 Object Lock, but {to} is a file store, which cannot be locked: name an s3:// bucket with Object Lock enabled"));
+                return None;
+            }
+            if let Some(c) = &raw.cool_off {
+                self.err(c.span, "cool_off is an EBS snapshot lock's: asbackup sets are retained with S3 Object Lock, which has none (a compliance retention is final at once)");
+                return None;
+            }
+        }
         let duration = self.duration(&raw.duration);
         let parsed = Duration::parse(&raw.duration.value).is_ok();
         if parsed && !(MIN_LOCK_S..=MAX_LOCK_S).contains(&duration.seconds()) {
@@ -52,7 +64,12 @@ impl Validator<'_> {
             self.lock_notes(l.span, duration, retain, every, what);
         }
         // A set is restorable whole with its SMD archive and manifest, which live in the store.
-        let about_store = if crate::StoreUri::is_s3(store) {
+        let about_store = if let Some(to) = &asbackup_to {
+            format!(
+                "every asbackup set's files and manifest in {to} are written with S3 Object Lock retention as long as the lock ({} mode): the bucket must have Object Lock enabled, or backups are refused; a set is never deleted before its retention ends (docs/immutability.md)",
+                raw.mode.value
+            )
+        } else if crate::StoreUri::is_s3(store) {
             format!(
                 "the sets' SMD archives and manifests in {store} are written with S3 Object Lock retention as long as the lock: the bucket must have Object Lock enabled, or backups are refused (docs/immutability.md)"
             )

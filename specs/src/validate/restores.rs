@@ -165,7 +165,7 @@ impl Validator<'_> {
             // The copies there are the backup account's: only its role can build from them.
             self.err(region.span, format!(
                 "restore `{name}` restores from {}, but the copies there are in a backup account: add `account: \"{}\"` to build the cluster inside that account from them",
-                c.label(),
+                crate::place::place_text(&c.region),
                 c.account.as_ref().map(|a| a.id.as_str()).unwrap_or_default()
             ));
             ok = false;
@@ -179,11 +179,11 @@ impl Validator<'_> {
             ok = false;
         }
         if r.scope.value != Scope::Cluster {
-            self.err(r.scope.span, format!("restore `{name}` into another region builds a whole new cluster there: use `scope: cluster`"));
+            self.err(r.scope.span, format!("restore `{name}` into another region or a backup account builds a whole new cluster there: use `scope: cluster`"));
             ok = false;
         }
         if source.is_some_and(|s| !s.uses_backup()) {
-            self.err(r.source.span, format!("restore `{name}` into another region restores from the copies of a backup set: use latest-backup, set:<id> or before:<time>"));
+            self.err(r.source.span, format!("restore `{name}` into another region or a backup account restores from the copies of a backup set: use latest-backup, set:<id> or before:<time>"));
             ok = false;
         }
         let t = &target.value;

@@ -117,7 +117,10 @@ impl Ec2Provider {
                 Duration::from_secs(2),
             ));
         };
-        if s.tags.get(tags::CLUSTER) != Some(&self.cluster) || tags::is_copy(&s.tags) {
+        if s.tags.get(tags::CLUSTER) != Some(&self.cluster)
+            || !tags::of_id(&s.tags, p.cluster_id.as_deref())
+            || tags::is_copy(&s.tags)
+        {
             return Err(StepError::permanent(
                 "R13",
                 format!(

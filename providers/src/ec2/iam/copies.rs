@@ -9,7 +9,7 @@ use super::*;
 /// hence `kms:ViaService`), and the copies' SMD stores.
 pub(super) fn copy_statements(statements: &mut Vec<Value>, regions: &Regions) {
     let all: Vec<String> = std::iter::once(regions.home.clone())
-        .chain(regions.copies.iter().map(|c| c.region.clone()))
+        .chain(regions.copies.iter().map(|c| c.aws_region.clone()))
         .collect();
     kms_statements(statements, &all);
     let stores: Vec<String> = regions
@@ -115,11 +115,12 @@ pub fn backup_account_policy(
     doc
 }
 
-/// The backup role's trust policy: assumed only by `principal` (the workload role's ARN), with
-/// the copy's external id where it names one.
-pub fn backup_account_trust(principal: &str, copy: &asdr_specs::Copy) -> Value {
-    let mut statement = json!({"Sid": "AssumedByTheWorkloadRole", "Effect": "Allow",
-        "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"});
+/// The backup role's trust policy: assumed only by `principals` (the workload role's ARN, and a
+/// break-glass principal of the backup account for when the workload account is lost), with the
+/// copy's external id where it names one.
+pub fn backup_account_trust(principals: &[String], copy: &asdr_specs::Copy) -> Value {
+    let mut statement = json!({"Sid": "AssumedByTheNamedPrincipals", "Effect": "Allow",
+        "Principal": {"AWS": principals}, "Action": "sts:AssumeRole"});
     if let Some(x) = copy.account.as_ref().and_then(|a| a.external_id.as_ref()) {
         statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": x}});
     }
