@@ -164,6 +164,9 @@ pub(crate) fn plan(ctx: &Ctx<'_, '_>, b: &mut Builder) -> Result<(), PlanError> 
         require_stable_cluster(ctx)?;
         let set = resume_or_new(ctx, chain.map(|c| c.full.id.as_str()));
         last_step = backup_set(ctx, b, &set, chain, kind, &reason);
+        if let Some(c) = chain {
+            retain_chain(ctx, b, c, &set);
+        }
     } else {
         crate::nodes::warn_nodes_down(ctx, b);
     }
@@ -361,6 +364,22 @@ fn backup_set(
         }
         let to = dir(ctx, set, &ns.name);
         let retention = crate::locks::retention(ctx, ctx.policy.backup.lock.as_ref(), &to, set);
+        if let (Some(lock), None, Some(t)) = (
+            ctx.policy.backup.lock.as_ref(),
+            &retention,
+            crate::observe::set_time(set),
+        ) && lock.until(t) <= ctx.now
+        {
+            // Said, never silent: the set resumed is older than its lock.
+            b.warn(
+                "R20",
+                format!(
+                    "set {set} is finished ({}) after its lock ended ({}): this run's files are written without retention",
+                    ns.name,
+                    crate::manifest::utc(lock.until(t))
+                ),
+            );
+        }
         let params = params::Asbackup {
             namespace: ns.name.clone(),
             set: set.to_string(),
@@ -442,23 +461,18 @@ fn retention(
     let expired: Vec<_> = expired
         .into_iter()
         .filter(|(chain, why)| {
-            let Some(lock) = &ctx.policy.backup.lock else {
-                return true;
-            };
             let held = chain
                 .sets()
-                .map(|s| (s, lock.until(s.time)))
-                .filter(|(_, until)| *until > ctx.now)
-                .max_by_key(|(_, until)| *until);
-            if let Some((s, until)) = held {
+                .filter_map(|s| kept_until(ctx, s).map(|(until, how)| (s, until, how)))
+                .max_by_key(|(_, until, _)| *until);
+            if let Some((s, until, how)) = &held {
                 b.warn(
                     "R20",
                     format!(
-                        "chain {} is past {why}, but set {} is locked ({}) until {}: the chain is kept until then",
+                        "chain {} is past {why}, but set {} is {how} until {}: the chain is kept until then",
                         chain.full.id,
                         s.id,
-                        lock.mode,
-                        crate::manifest::utc(until)
+                        crate::manifest::utc(*until)
                     ),
                 );
             }
@@ -526,6 +540,77 @@ fn retention(
     {
         b.warn("R13", "unfinished asbackup sets (no manifest in some namespace) are never deleted by asdr: remove them by hand once no apply is running");
     }
+}
+
+/// R20: an incremental is worth only as much as the sets it follows: where the new one is
+/// retained longer than they are (as observed), their runs are retained as long.
+fn retain_chain(ctx: &Ctx<'_, '_>, b: &mut Builder, chain: &Chain<'_, '_>, new: &str) {
+    let Some(asb) = ctx.policy.backup.asbackup.as_ref() else {
+        return;
+    };
+    let Some(want) = crate::locks::retention(ctx, ctx.policy.backup.lock.as_ref(), &asb.to, new)
+    else {
+        return;
+    };
+    for s in chain.sets().filter(|s| s.id != new) {
+        // Held only where every run of the set holds it (observed): else retained again.
+        let held = !s.asbackup.is_empty()
+            && s.asbackup.iter().all(|a| {
+                a.retention
+                    .as_ref()
+                    .is_some_and(|r| r.mode >= want.mode && r.until >= want.until)
+            });
+        if held {
+            continue;
+        }
+        let directories: Vec<String> = s.asbackup.iter().map(|a| a.uri.clone()).collect();
+        b.change(
+            format!("asbackup_set.{}", s.id),
+            Action::Update,
+            format!(
+                "incremental {new} follows it in chain {}: its files are retained as long ({} until {})",
+                chain.full.id, want.mode, want.until
+            ),
+            None,
+            Some(json!({"set": s.id, "directories": directories, "retention": want})),
+        );
+        b.step(
+            format!("retain_files:{}", s.id),
+            None,
+            vec![],
+            Params::RetainFiles(params::RetainFiles {
+                set: s.id.clone(),
+                uris: Vec::new(),
+                directories,
+                retention: want.clone(),
+            }),
+        );
+    }
+}
+
+/// Until when a set must stay (R20), and why: the retention its runs hold in the store, as
+/// observed (whatever the policy says now: a lock removed or shortened since does not free
+/// them), or the policy's lock; none once both have passed.
+fn kept_until(ctx: &Ctx<'_, '_>, s: &BackupSet<'_>) -> Option<(OffsetDateTime, String)> {
+    let observed = s
+        .asbackup
+        .iter()
+        .filter_map(|a| a.retention.as_ref())
+        .filter_map(|r| {
+            OffsetDateTime::parse(&r.until, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|u| (u, format!("retained in the store ({})", r.mode)))
+        });
+    let policy = ctx
+        .policy
+        .backup
+        .lock
+        .as_ref()
+        .map(|l| (l.until(s.time), format!("locked ({})", l.mode)));
+    observed
+        .chain(policy)
+        .filter(|(until, _)| *until > ctx.now)
+        .max_by_key(|(until, _)| *until)
 }
 
 /// asrestore into the running cluster, per namespace, replaying the chosen chain in order (the

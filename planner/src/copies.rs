@@ -467,6 +467,7 @@ fn plan_region(
                         ]),
                         share_with: copy.account.as_ref().map(|a| a.id.clone()),
                         cluster_id: copy.account.as_ref().map(|_| ctx.cluster_id.to_string()),
+                        grant_to: copy.account.as_ref().map(|a| a.role_arn.clone()),
                     }),
                 );
                 planned_copies += 1;

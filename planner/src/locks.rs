@@ -386,6 +386,7 @@ fn retain_files(
         Params::RetainFiles(params::RetainFiles {
             set: set.id.clone(),
             uris,
+            directories: Vec::new(),
             retention,
         }),
     ))
@@ -405,9 +406,8 @@ pub enum Want {
 }
 
 /// The lock a snapshot locked as `existing` gets when the policy asks for `mode` until `until`:
-/// a lock is never shortened or weakened (governance may become compliance, never the reverse),
-/// never made compliance for longer than asked, and a new lock lasts at least a day (EBS's
-/// minimum).
+/// never shortened or weakened (governance may become compliance, never the reverse), never
+/// compliance for longer than asked, a new lock at least a day (EBS's minimum).
 pub fn decide(
     existing: Option<crate::world::SnapshotLock>,
     mode: LockMode,
@@ -569,9 +569,8 @@ pub fn status(
     (rows, problems)
 }
 
-/// The S3 Object Lock retention a set's store files are written with: the set's lock, when the
-/// store is an S3 bucket not seen without Object Lock and the lock still runs (a file store
-/// cannot be locked: the plan says so).
+/// The S3 Object Lock retention a set's store files are written with: the set's lock, in an S3
+/// bucket not seen without Object Lock, while the lock runs (a file store cannot be locked).
 pub(crate) fn retention(
     ctx: &Ctx<'_, '_>,
     lock: Option<&Lock>,
@@ -670,18 +669,21 @@ pub(crate) fn check_store(
 /// Object Lock (at home every backup is refused; in a copy region the copies' files go
 /// unretained).
 pub fn store_problems(policy: &asdr_specs::Policy, world: &crate::World) -> Vec<String> {
-    let stores = std::iter::once((
-        policy.backup.lock.as_ref(),
-        policy.backup.smd_to.as_str(),
-        "backups are refused until it has",
-    ))
-    .chain(policy.backup.copies.iter().map(|c| {
-        (
-            c.lock.as_ref(),
-            c.smd_to.as_str(),
-            "the copies' SMD archives and manifests there are kept without retention",
-        )
-    }));
+    // asbackup sets are retained in asbackup's own store.
+    let home = match (&policy.backup.asbackup, policy.backup.method) {
+        (Some(a), asdr_specs::Method::Asbackup) => a.to.as_str(),
+        _ => policy.backup.smd_to.as_str(),
+    };
+    let refused = "backups are refused until it has";
+    let stores = std::iter::once((policy.backup.lock.as_ref(), home, refused)).chain(
+        policy.backup.copies.iter().map(|c| {
+            (
+                c.lock.as_ref(),
+                c.smd_to.as_str(),
+                "the copies' SMD archives and manifests there are kept without retention",
+            )
+        }),
+    );
     stores
         .filter_map(|(lock, store, then)| {
             lock?;

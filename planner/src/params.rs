@@ -231,14 +231,16 @@ pub struct CopySnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     pub tags: TagMap,
-    /// The backup account the copy is made in (`backup.copies[].account`): the source is shared
-    /// with it (createVolumePermission) by the cluster's account, then copied by the backup
-    /// account's role. Only ever the account of the copy the step acts in (R16).
+    /// The backup account (`copies[].account`) the source is shared with, then copied by its
+    /// role; only ever the account of the copy the step acts in (R16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_with: Option<String>,
     /// The cluster's id: a source carrying another is a same-named cluster's, never shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// The backup account's role, granted an encrypted source's KMS key; only that copy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_to: Option<String>,
 }
 
 /// mark_restore_complete: a restore into another region stands — every node started, the cluster

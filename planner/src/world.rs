@@ -564,6 +564,10 @@ pub struct AsbackupArchive {
     pub compress: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypt: Option<String>,
+    /// The S3 Object Lock retention its manifest holds, as observed (HeadObject): a set whose
+    /// retention still runs is never deleted, whatever the policy says now (R20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::params::Retention>,
 }
 
 fn is_zero(n: &u32) -> bool {

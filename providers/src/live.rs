@@ -226,6 +226,10 @@ pub async fn ec2_provider(
         &policy.cluster.name,
     );
     provider.endpoint = aws.endpoint_url.clone();
+    // Copies into a backup account grant its role the source snapshots' key.
+    if policy.backup.copies.iter().any(|c| c.account.is_some()) {
+        provider.kms = Some(aws_sdk_kms::Client::new(&conf));
+    }
     // A client per other region the policy acts in: its copies' and its restores' elsewhere.
     for region in policy.other_regions() {
         let conf = aws.load_in(policy, &region).await;

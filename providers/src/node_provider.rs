@@ -101,6 +101,23 @@ fn transport_error(e: TransportError) -> StepError {
     }
 }
 
+impl<T: Transport, S: Store> NodeProvider<T, S> {
+    /// The objects a retain_files step keeps: its URIs, and every object in its asbackup run
+    /// directories, listed now.
+    async fn retain_targets(&self, p: &params::RetainFiles) -> Result<Vec<String>, StepError> {
+        let mut uris = p.uris.clone();
+        for d in &p.directories {
+            let listed = self
+                .store
+                .list(&format!("{}/", d.trim_end_matches('/')))
+                .await
+                .map_err(store_error)?;
+            uris.extend(listed);
+        }
+        Ok(uris)
+    }
+}
+
 fn store_error(e: StoreError) -> StepError {
     match e {
         StoreError::NotFound { .. } | StoreError::Unsupported { .. } => permanent(e, "NoSuchKey"),
@@ -511,10 +528,12 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
                 None => None,
             },
             Params::WriteManifest(p) => self.manifest_written(&input, p).await,
-            Params::RetainFiles(p) => self
-                .retained_all(&p.uris, Some(&p.retention))
-                .await
-                .then(Learned::default),
+            Params::RetainFiles(p) => {
+                let targets = self.retain_targets(p).await?;
+                self.retained_all(&targets, Some(&p.retention))
+                    .await
+                    .then(Learned::default)
+            }
             // Never adopted: an archive already at a new set's place was not made by this plan
             // (a checksum beside it proves nothing, the store can write both). Archiving again
             // is cheap and harmless.
@@ -586,7 +605,8 @@ impl<T: Transport, S: Store> Provider for NodeProvider<T, S> {
             Params::WriteManifest(p) => self.write_manifest(&input, p).await,
             Params::CheckSmdArchive(p) => self.check_smd_archive(p).await,
             Params::RetainFiles(p) => {
-                self.retain(&p.uris, Some(&p.retention)).await?;
+                let targets = self.retain_targets(p).await?;
+                self.retain(&targets, Some(&p.retention)).await?;
                 Progress::finished()
             }
             Params::RestoreSmd(p) => self.restore_smd(&input, p).await,

@@ -75,6 +75,23 @@ impl Moto {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    /// A KMS client of us-east-1 (the workload account).
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::config::Builder::new()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "asdr-tests",
+            ))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
     pub fn s3(&self) -> aws_sdk_s3::Client {
         s3_at(&self.endpoint)
     }

@@ -41,5 +41,9 @@ pub struct RetainFiles {
     pub set: String,
     /// The set's SMD archives, their `.sha256` files and its manifest.
     pub uris: Vec<String>,
+    /// asbackup run directories: every object in each (its files and manifest), listed when
+    /// the step runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<String>,
     pub retention: Retention,
 }

@@ -305,6 +305,7 @@ pub fn case(seed: u64) -> Case {
                             finished: None,
                             compress: None,
                             encrypt: None,
+                            retention: None,
                         });
                     }
                 }

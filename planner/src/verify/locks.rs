@@ -81,15 +81,61 @@ pub(super) fn check(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violatio
         }
     }
     out.extend(marks_wait_for_locks(policy, world, plan, now));
-    out.extend(asbackup_sets(policy, plan, now));
+    out.extend(asbackup_sets(policy, world, plan, now));
     out
 }
 
 /// asbackup sets under `backup.lock`: none is deleted before its lock ends (its files are
 /// retained in the store until then), and every run the plan makes retains its files as long
 /// and as strongly as the policy says.
-fn asbackup_sets(policy: &Policy, plan: &Plan, now: OffsetDateTime) -> Vec<Violation> {
+fn asbackup_sets(
+    policy: &Policy,
+    world: &World,
+    plan: &Plan,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
     let mut out = Vec::new();
+    // Whatever the policy says now: a run whose store retention still runs is never deleted,
+    // and a delete touches only the runs of the set it names.
+    for step in &plan.steps {
+        let Params::DeleteBackup(p) = &step.params else {
+            continue;
+        };
+        for d in &p.directories {
+            let run = world.asbackup_archives.iter().find(|a| &a.uri == d);
+            match run {
+                Some(a) if a.set != p.set => out.push(Violation {
+                    rule: "R13",
+                    step: Some(step.id.clone()),
+                    message: format!(
+                        "deletes {d}, a run of set {}, not of set {} it names",
+                        a.set, p.set
+                    ),
+                }),
+                // Gone already (a resumed delete): deleting it again deletes nothing.
+                _ => {}
+            }
+        }
+        let retained = world
+            .asbackup_archives
+            .iter()
+            .filter(|a| a.set == p.set || p.directories.contains(&a.uri))
+            .filter_map(|a| a.retention.as_ref())
+            .find(|r| {
+                OffsetDateTime::parse(&r.until, &time::format_description::well_known::Rfc3339)
+                    .is_ok_and(|u| u > now)
+            });
+        if let Some(r) = retained {
+            out.push(Violation {
+                rule: "R20",
+                step: Some(step.id.clone()),
+                message: format!(
+                    "deletes asbackup set {}, whose files the store retains ({}) until {}: it is never deleted before then",
+                    p.set, r.mode, r.until
+                ),
+            });
+        }
+    }
     let Some(lock) = policy.backup.lock.as_ref() else {
         return out;
     };

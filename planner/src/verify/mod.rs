@@ -18,6 +18,7 @@ use crate::plan::{Plan, Step, StepKind};
 use crate::tags;
 use crate::world::{InstanceState, SnapshotState, Volume, VolumeState, World};
 
+mod accounts;
 mod consistency;
 mod deletes;
 mod drill;

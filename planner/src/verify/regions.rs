@@ -29,7 +29,9 @@ pub(super) fn verify_copies(
         }
     }
     out.extend(copies_are_ours(policy, world, plan));
-    out.extend(shares_only_with_backup_accounts(policy, plan));
+    out.extend(super::accounts::shares_only_with_backup_accounts(
+        policy, plan,
+    ));
     // Retention in each copy region, checked as at home with the copy's own `retain`.
     let views: Vec<World> = policy
         .backup
@@ -101,40 +103,6 @@ fn copies_are_ours(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation
                 message: format!(
                     "in {r}: snapshot {id} is not a copy of this cluster's (its asdr:source-snapshot/asdr:source-region do not lead to {home})"
                 ),
-            });
-        }
-    }
-    out
-}
-
-/// A snapshot is shared only with the backup account of the copy the sharing step acts in: a
-/// plan that would share the cluster's data with any other account (a forged or edited plan)
-/// is refused, as is a share from a step at home.
-fn shares_only_with_backup_accounts(policy: &Policy, plan: &Plan) -> Vec<Violation> {
-    let mut out = Vec::new();
-    for s in &plan.steps {
-        let Params::CopySnapshot(p) = &s.params else {
-            continue;
-        };
-        let copy = s
-            .region
-            .as_deref()
-            .and_then(|r| policy.backup.copies.iter().find(|c| c.region == r));
-        let account = copy.and_then(|c| c.account.as_ref()).map(|a| a.id.as_str());
-        if p.share_with.as_deref() != account {
-            out.push(Violation {
-                rule: "R16",
-                step: Some(s.id.clone()),
-                message: match (&p.share_with, account) {
-                    (Some(x), _) => format!(
-                        "shares its source snapshot with account {x}, which is not the backup account of {} (backup.copies[].account)",
-                        s.region.as_deref().unwrap_or("the cluster's region")
-                    ),
-                    (None, Some(a)) => format!(
-                        "copies into backup account {a} without sharing the source with it"
-                    ),
-                    (None, None) => unreachable!("equal"),
-                },
             });
         }
     }

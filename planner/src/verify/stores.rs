@@ -92,7 +92,12 @@ pub(super) fn confined(policy: &Policy, plan: &Plan) -> Vec<Violation> {
             Params::CopySmdArchive(p) => vec![p.from.as_str(), p.to.as_str()],
             Params::RestoreSmd(p) => vec![p.from.as_str()],
             Params::CheckSmdArchive(p) => vec![p.uri.as_str()],
-            Params::RetainFiles(p) => p.uris.iter().map(String::as_str).collect(),
+            Params::RetainFiles(p) => p
+                .uris
+                .iter()
+                .chain(&p.directories)
+                .map(String::as_str)
+                .collect(),
             Params::WriteManifest(p) => std::iter::once(p.uri.as_str())
                 .chain(p.smd.iter().map(|a| a.uri.as_str()))
                 .collect(),

@@ -55,6 +55,7 @@ pub(crate) fn world(policy: &Policy, runs: &[(&str, Option<&str>, &[&str])]) -> 
                 finished: None,
                 compress: None,
                 encrypt: None,
+                retention: None,
             });
         }
     }

@@ -180,3 +180,173 @@ fn a_lock_on_asbackup_sets_is_refused_on_a_file_store_and_with_a_cool_off_and_ex
         ok.notes
     );
 }
+
+/// The world's runs with the retention their manifests hold in the store (as observed).
+fn retained(mut w: asdr_planner::World, set: &str, until: &str) -> asdr_planner::World {
+    for a in w.asbackup_archives.iter_mut().filter(|a| a.set == set) {
+        a.retention = Some(asdr_planner::params::Retention {
+            mode: asdr_specs::LockMode::Governance,
+            until: until.into(),
+        });
+    }
+    w
+}
+
+#[test]
+fn r20_a_set_the_store_still_retains_is_kept_and_never_deleted_after_the_lock_is_removed_from_the_policy()
+ {
+    // The policy no longer locks; the store still retains the oldest chain's incremental.
+    let unlocked = asbackup_example()
+        .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
+        .policy();
+    let bare = world(&unlocked, RUNS);
+    let w = retained(bare.clone(), "bs-20261117T150000Z", "2026-11-24T15:00:00Z");
+    let p = plan(&unlocked, &w, NOW, &Operation::Backup).unwrap();
+    assert!(deletes(&p).is_empty(), "{:?}", deletes(&p));
+    assert!(
+        p.warnings.iter().any(|x| x.rule == "R20"
+            && x.message.contains("set bs-20261117T150000Z is retained in the store (governance) until 2026-11-24T15:00:00Z")),
+        "{:#?}",
+        p.warnings
+    );
+    // The plan made without seeing it (the world before) deletes the chain: refused now.
+    let stale = plan(&unlocked, &bare, NOW, &Operation::Backup).unwrap();
+    assert_eq!(deletes(&stale).len(), 2);
+    let v = verify(&unlocked, &w, &stale);
+    assert!(
+        v.iter().any(|x| x.rule == "R20"
+            && x.message
+                .contains("whose files the store retains (governance) until 2026-11-24T15:00:00Z")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn r13_a_delete_naming_one_set_never_reaches_another_sets_runs() {
+    let unlocked = asbackup_example()
+        .edit("retain: {count: 7, max_age: 30d}", "retain: {count: 2}")
+        .policy();
+    let w = world(&unlocked, RUNS);
+    let mut p = plan(&unlocked, &w, NOW, &Operation::Backup).unwrap();
+    let i = p
+        .steps
+        .iter()
+        .position(|s| s.kind() == StepKind::DeleteBackup)
+        .unwrap();
+    // The expired set's step, pointed at the newest set's directories.
+    edit(&mut p.steps[i], |x| {
+        x["directories"] =
+            serde_json::json!(["s3://acme-backups/asbackup/prod-east/bs-20261120T100000Z/users"])
+    });
+    let v = verify(&unlocked, &w, &p);
+    assert!(
+        v.iter().any(|x| x.rule == "R13"
+            && x.message
+                .contains("a run of set bs-20261120T100000Z, not of set")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn r20_a_run_resumed_after_its_sets_lock_ended_is_said_to_go_without_retention_and_status_reads_asbackups_bucket()
+ {
+    // every 7d, lock 2d: the unfinished set from 11-18 is resumed (events) on 11-21.
+    let policy = asbackup_example()
+        .edit("every: 24h", "every: 7d")
+        .edit(
+            "retain: {count: 7, max_age: 30d}",
+            "retain: {count: 2}\n  lock: {mode: compliance, duration: 2d}",
+        )
+        .policy();
+    assert!(
+        policy
+            .notes
+            .iter()
+            .any(|n| n.contains("less than every 7d")),
+        "{:?}",
+        policy.notes
+    );
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261110T090000Z", None, BOTH),
+            ("bs-20261118T090000Z", None, &["users"]),
+        ],
+    );
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.warnings.iter().any(|x| x.rule == "R20"
+            && x.message
+                .contains("set bs-20261118T090000Z is finished (events) after its lock ended")),
+        "{:#?}",
+        p.warnings
+    );
+    assert!(
+        verify(&policy, &w, &p).is_empty(),
+        "{:?}",
+        verify(&policy, &w, &p)
+    );
+    // status: the asbackup bucket's Object Lock is what counts for this method.
+    let mut w = w;
+    w.object_lock.insert("acme-backups".into(), false);
+    let status = asdr_planner::status::status(&policy, &w, NOW);
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("bucket acme-backups (s3://acme-backups/asbackup/prod-east)")),
+        "{:#?}",
+        status.problems
+    );
+}
+
+#[test]
+fn r20_an_incrementals_retention_reaches_back_over_the_sets_it_follows_in_its_chain() {
+    let policy = asbackup_example()
+        .edit("every: 24h", "every: 7d")
+        .edit(
+            "retain: {count: 7, max_age: 30d}",
+            "retain: {count: 1}\n  lock: {mode: compliance, duration: 2d}",
+        )
+        .edit(
+            "    args: [--compress, zstd]\n",
+            "    args: [--compress, zstd]\n    incremental_every: 1d\n",
+        )
+        .policy();
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261115T090000Z", None, BOTH),
+            ("bs-20261120T090000Z", Some("bs-20261115T090000Z"), BOTH),
+        ],
+    );
+    let w = retained(w, "bs-20261115T090000Z", "2026-11-17T09:00:00Z");
+    let w = retained(w, "bs-20261120T090000Z", "2026-11-22T09:00:00Z");
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.steps.iter().any(|s| s.kind() == StepKind::Asbackup),
+        "an incremental is due"
+    );
+    // The full set and the earlier incremental are retained as long as the new incremental.
+    for set in ["bs-20261115T090000Z", "bs-20261120T090000Z"] {
+        let s = p
+            .step(&format!("retain_files:{set}"))
+            .unwrap_or_else(|| panic!("{set} retained again"));
+        let x = params(s);
+        assert_eq!(x["retention"]["until"], "2026-11-23T09:00:00Z", "{set}");
+        assert_eq!(x["retention"]["mode"], "compliance", "{set}");
+        assert_eq!(
+            x["directories"],
+            serde_json::json!([
+                format!("s3://acme-backups/asbackup/prod-east/{set}/users"),
+                format!("s3://acme-backups/asbackup/prod-east/{set}/events")
+            ]),
+            "{set}"
+        );
+    }
+    assert!(
+        verify(&policy, &w, &p).is_empty(),
+        "{:?}",
+        verify(&policy, &w, &p)
+    );
+}

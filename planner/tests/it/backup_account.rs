@@ -63,7 +63,15 @@ fn a_copy_into_the_backup_account_in_the_clusters_own_region_shares_each_source_
             unreachable!()
         };
         match s.region.as_deref() {
-            Some(PLACE) => assert_eq!(c.share_with.as_deref(), Some(ACCOUNT), "{}", s.id),
+            Some(PLACE) => {
+                assert_eq!(c.share_with.as_deref(), Some(ACCOUNT), "{}", s.id);
+                assert_eq!(
+                    c.grant_to.as_deref(),
+                    Some("arn:aws:iam::222233334444:role/asdr-backup"),
+                    "{}",
+                    s.id
+                );
+            }
             Some("us-west-2") => assert_eq!(c.share_with, None, "{}: not shared", s.id),
             other => panic!("{}: a copy step in {other:?}", s.id),
         }
@@ -135,6 +143,18 @@ fn r16_a_plan_sharing_a_snapshot_with_any_other_account_or_copying_into_the_back
     assert!(
         v.iter()
             .any(|x| x.rule == "R16" && x.message.contains("not the backup account of us-west-2")),
+        "{v:?}"
+    );
+    // The source's KMS key granted to another principal.
+    let v = refused(&|c, _| {
+        if c.grant_to.is_some() {
+            c.grant_to = Some("arn:aws:iam::999999999999:role/thief".into());
+        }
+    });
+    assert!(
+        v.iter().any(|x| x.rule == "R16"
+            && x.message
+                .contains("grants the source's KMS key to arn:aws:iam::999999999999:role/thief")),
         "{v:?}"
     );
     // The backup account's copies without the share (they could not be made).

@@ -1054,6 +1054,7 @@ fn rp_review_a_gap_in_a_chain_is_stepped_over_by_a_later_incremental_that_follow
                 finished: None,
                 compress: None,
                 encrypt: None,
+                retention: None,
             });
     }
     let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into()))
@@ -1101,6 +1102,7 @@ fn rp_review_status_judges_asbackup_sets_by_whole_chains_and_new_ids_never_colli
                 finished: None,
                 compress: None,
                 encrypt: None,
+                retention: None,
             });
     }
     let s = asdr_planner::status::status(&policy, &w, NOW);

@@ -281,7 +281,7 @@ pub async fn adoptable<S: Store>(
     };
     if let (Some(want), Some(m)) = (p.retention.as_ref(), done.manifest.as_deref()) {
         let held = store.retained(m).await.ok().flatten();
-        if held.is_none_or(|h| h.until < want.until) {
+        if !crate::store::retention_holds(held.as_ref(), want) {
             return Ok(None);
         }
     }
@@ -576,7 +576,11 @@ pub async fn archives<S: Store>(store: &S, to: &str) -> Result<Vec<AsbackupArchi
             continue;
         };
         let files_present = present.get(&dir).copied().unwrap_or(0);
+        // What keeps the run (R20): read, never assumed from the policy, which may have
+        // changed since; a store that cannot say fails the listing rather than guess none.
+        let retention = store.retained(uri).await?;
         out.push(AsbackupArchive {
+            retention,
             set,
             namespace: ns,
             uri: dir,

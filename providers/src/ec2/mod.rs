@@ -80,6 +80,9 @@ type SetViews =
 #[derive(Debug, Clone)]
 pub struct Ec2Provider {
     pub client: aws_sdk_ec2::Client,
+    /// KMS of the cluster's region: a copy into a backup account grants that account's role the
+    /// source snapshot's key (none: not granted, the key policy must allow it).
+    pub kms: Option<aws_sdk_kms::Client>,
     /// The endpoint it talks to when not AWS's own (for error messages).
     pub endpoint: Option<String>,
     pub cluster: String,
@@ -130,6 +133,7 @@ impl Ec2Provider {
     pub fn new(client: aws_sdk_ec2::Client, cluster: &str) -> Self {
         Ec2Provider {
             client,
+            kms: None,
             endpoint: None,
             cluster: cluster.into(),
             snapshot_rate_backoff: Duration::from_secs(15),

@@ -81,6 +81,7 @@ fn runs(
             finished: None,
             compress: None,
             encrypt: None,
+            retention: None,
         });
     }
 }

@@ -304,6 +304,14 @@ pub(super) fn act(
         // The simulation's store keeps no retention (S3 Object Lock is tested against moto):
         // the files must be there, as S3 refuses retention on an object that is not.
         Params::RetainFiles(p) => {
+            // asbackup runs: their retention recorded as the store would hold it.
+            for a in world
+                .asbackup_archives
+                .iter_mut()
+                .filter(|a| p.directories.contains(&a.uri))
+            {
+                a.retention = Some(p.retention.clone());
+            }
             for uri in &p.uris {
                 let known = world
                     .smd_archives
@@ -346,6 +354,7 @@ pub(super) fn act(
                 finished: Some(world.now.unwrap_or_else(time::OffsetDateTime::now_utc)),
                 compress: Some(p.tool.compress_name().into()),
                 encrypt: Some(p.tool.encrypt_name().into()),
+                retention: p.retention.clone(),
             });
             Progress::done(Learned::uri(p.to.clone()))
         }

@@ -4,6 +4,7 @@
 
 mod asbackup_store;
 mod aws;
+mod backup_account;
 mod ec2_locks;
 mod ec2_mocks;
 mod ec2_moto;

@@ -297,6 +297,13 @@ async fn an_asbackup_run_of_a_locked_set_retains_every_file_and_its_manifest_aga
     assert!(deleted.is_err(), "a retained version is not deleted");
     // A later run of the same step (resumed) adopts it: finished and retained.
     assert!(nodes.observe(input).await.unwrap().is_some());
+    // Observation reads the retention the run holds (what keeps it, whatever the policy says
+    // later).
+    let runs = asdr_providers::asbackup::archives(&s3, "s3://locked-backups/asbackup/prod-east")
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].retention, Some(want.clone()));
     // Wanting a longer retention than the manifest holds: not adopted, and acting extends it.
     let longer = Retention {
         mode: LockMode::Compliance,
@@ -320,5 +327,32 @@ async fn an_asbackup_run_of_a_locked_set_retains_every_file_and_its_manifest_aga
         .iter()
         .find(|u| u.contains("asdr-manifest"))
         .expect("the manifest");
-    assert_eq!(s3.retained(manifest).await.unwrap(), Some(longer));
+    assert_eq!(s3.retained(manifest).await.unwrap(), Some(longer.clone()));
+    // An incremental after it retained longer: the run's whole directory retained as long by
+    // retain_files, every object listed when the step runs; adopted once all hold it.
+    let longest = Retention {
+        mode: LockMode::Compliance,
+        until: "2100-06-01T00:00:00Z".into(),
+    };
+    let chain = step_on(
+        &format!("retain_files:{SET}"),
+        StepKind::RetainFiles,
+        "a1",
+        serde_json::json!({"set": SET, "uris": [], "directories": [to], "retention": longest}),
+    );
+    let input = StepInput {
+        plan_id: "p",
+        step: &chain,
+        learned: &learned,
+    };
+    assert!(nodes.observe(input).await.unwrap().is_none());
+    assert!(matches!(nodes.act(input).await.unwrap(), Progress::Done(_)));
+    for uri in &listed {
+        assert_eq!(
+            s3.retained(uri).await.unwrap(),
+            Some(longest.clone()),
+            "{uri}"
+        );
+    }
+    assert!(nodes.observe(input).await.unwrap().is_some());
 }

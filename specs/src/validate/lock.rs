@@ -43,8 +43,17 @@ impl Validator<'_> {
         if parsed && !(MIN_LOCK_S..=MAX_LOCK_S).contains(&duration.seconds()) {
             self.err(
                 raw.duration.span,
-                format!("lock.duration {duration} is outside 2 to 36500 days: EBS locks a snapshot for at least a day, from when the set is locked (a little after it is taken), and for at most 36500 days"),
+                if asbackup_to.is_some() {
+                    format!("lock.duration {duration} is outside 2 to 36500 days: counted from the set's time, a shorter one would have run out before a run's files are retained")
+                } else {
+                    format!("lock.duration {duration} is outside 2 to 36500 days: EBS locks a snapshot for at least a day, from when the set is locked (a little after it is taken), and for at most 36500 days")
+                },
             );
+        }
+        // asbackup: a lock shorter than `every` leaves the newest set unretained for the rest
+        // of each interval (and a run resumed after its lock ended retains nothing).
+        if asbackup_to.is_some() && parsed && duration.seconds() < every.seconds() {
+            self.notes.push((l.span, format!("backup.lock: sets are retained for {duration}, less than every {every}: for the rest of each interval the newest set is not retained, and a run resumed after its set's lock ended is written without retention")));
         }
         let cool_off = raw.cool_off.as_ref().map(|c| {
             let d = self.duration(c);
@@ -115,7 +124,7 @@ impl Validator<'_> {
                 self.notes.push((
                     span,
                     format!(
-                        "{what}: with a set every {every} locked for {duration}, about {locked_at_once} sets are locked at once, more than retain.count {count}: the older ones are kept until their locks expire (each set's snapshots are paid for meanwhile)"
+                        "{what}: with a set every {every} locked for {duration}, about {locked_at_once} sets are locked at once, more than retain.count {count}: the older ones are kept until their locks expire (and paid for meanwhile)"
                     ),
                 ));
             }

@@ -138,6 +138,64 @@ impl Ec2Provider {
             .send()
             .await
             .map_err(|e| self.classify("ModifySnapshotAttribute", e))?;
+        // An encrypted source is copied only by a role that may use its key: granted here,
+        // once per key (a grant of the same name and terms is the same grant).
+        if let (true, Some(key), Some(role)) =
+            (s.encrypted, s.kms_key_id.as_deref(), p.grant_to.as_deref())
+        {
+            self.grant_key(key, role, account).await?;
+        }
+        Ok(())
+    }
+
+    /// A KMS grant on `key` to the backup account's `role`: what EBS needs to read the shared
+    /// snapshot and write the copy (the grant's terms are EBS's own, never encryption).
+    async fn grant_key(&self, key: &str, role: &str, account: &str) -> Result<(), StepError> {
+        use aws_sdk_kms::error::ProvideErrorMetadata as _;
+        use aws_sdk_kms::types::GrantOperation as Op;
+        let Some(kms) = &self.kms else {
+            return Err(StepError::permanent(
+                "NoKmsClient",
+                format!(
+                    "the source is encrypted with {key}: its key must be granted to {role}, and this provider has no KMS client"
+                ),
+            ));
+        };
+        let name: String = format!("asdr-{}-{account}", self.cluster)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || ":/_-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        kms.create_grant()
+            .key_id(key)
+            .grantee_principal(role)
+            .name(name)
+            .set_operations(Some(vec![
+                Op::Decrypt,
+                Op::DescribeKey,
+                Op::CreateGrant,
+                Op::ReEncryptFrom,
+                Op::GenerateDataKeyWithoutPlaintext,
+            ]))
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e.code().unwrap_or("Unknown").to_string();
+                let message = crate::aws_error::one_line("CreateGrant", &e, self.endpoint.as_deref());
+                if matches!(code.as_str(), "ThrottlingException" | "KMSInternalException" | "DependencyTimeoutException") {
+                    StepError::transient(code, message, Duration::from_secs(2))
+                } else {
+                    StepError::permanent(
+                        code,
+                        format!("{message}: the backup account's role {role} cannot be let use key {key}, so the copy cannot be made (a snapshot encrypted with the account's default key aws/ebs cannot be shared with another account: encrypt the volumes with a customer managed key)"),
+                    )
+                }
+            })?;
         Ok(())
     }
 

@@ -77,6 +77,11 @@ pub(super) fn backup_account_statements(
     );
     statements.push(json!({"Sid": "AssumeTheBackupRoles", "Effect": "Allow",
         "Action": ["sts:AssumeRole"], "Resource": roles}));
+    // An encrypted source's key, granted to those roles only, for what EBS does with it.
+    statements.push(json!({"Sid": "GrantTheBackupRolesTheSourceKeys", "Effect": "Allow",
+        "Action": ["kms:CreateGrant"], "Resource": format!("arn:aws:kms:{home}:*:key/*"),
+        "Condition": {"StringEquals": {"kms:GranteePrincipal": roles},
+            "ForAllValues:StringEquals": {"kms:GrantOperations": ["Decrypt", "DescribeKey", "CreateGrant", "ReEncryptFrom", "GenerateDataKeyWithoutPlaintext"]}}}));
 }
 
 /// The backup account's role (`backup.copies[].role_arn`) for `copy`: copying the shared
