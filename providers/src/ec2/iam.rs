@@ -139,9 +139,13 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
     if s3 {
         match kind {
             StepKind::CopySmd => a.push(("s3:PutObject", Other)),
-            StepKind::DeleteBackup => {
-                a.extend([("s3:ListBucket", Other), ("s3:DeleteObject", Other)])
-            }
+            // Observing asbackup runs reads the retention each manifest holds (HeadObject shows
+            // it only with GetObjectRetention): a retained set is never taken for deletable.
+            StepKind::DeleteBackup => a.extend([
+                ("s3:ListBucket", Other),
+                ("s3:DeleteObject", Other),
+                ("s3:GetObjectRetention", Other),
+            ]),
             StepKind::RestoreSmd | StepKind::CopySmdArchive | StepKind::CheckSmdArchive => {
                 a.push(("s3:GetObject", Other))
             }
