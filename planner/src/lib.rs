@@ -24,6 +24,7 @@ pub mod plan;
 pub mod ports;
 pub mod recycle_bin;
 pub mod restore;
+mod retained;
 mod retention;
 mod rto;
 pub mod saved;

@@ -318,12 +318,17 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
         })
         .collect();
     let mut problems = problems(policy, overdue, &newest_complete, &regions, &restores);
-    let (mut locks, lock_problems) = crate::locks::status(
-        &policy.cluster.region,
-        &obs,
-        policy.backup.lock.as_ref(),
-        now,
-    );
+    // asbackup sets are kept by their runs' retention in the store, as observed.
+    let (mut locks, lock_problems) = if asbackup {
+        crate::retained::status(policy, &obs, now)
+    } else {
+        crate::locks::status(
+            &policy.cluster.region,
+            &obs,
+            policy.backup.lock.as_ref(),
+            now,
+        )
+    };
     problems.extend(lock_problems);
     problems.extend(crate::locks::store_problems(policy, world));
     for (c, robs) in policy.backup.copies.iter().zip(&region_obs) {

@@ -13,6 +13,7 @@ use asdr_providers::testkit_iam::{Reference, denied};
 const ACCOUNT: &str = "222233334444";
 const ROLE: &str = "arn:aws:iam::222233334444:role/asdr-backup";
 const PLACE: &str = "us-east-1@222233334444";
+const PLACE_WEST: &str = "us-west-2@222233334444";
 
 /// The policy with a copy into the backup account in the cluster's own region.
 fn backup_account_edit(dir: &std::path::Path) -> (String, String) {
@@ -457,6 +458,14 @@ async fn a_restore_from_the_backup_account_builds_the_cluster_inside_it_from_its
         std::fs::create_dir_all(&smd).unwrap();
         new_nodes.set_smd_dir(n, &smd);
     }
+    // The guests of the backup account's instances see their volumes as the Nitro emulator of
+    // the other tests' regions does (one of its own: the other tests keep their timing).
+    let _vault_guests = asdr_providers::testkit_nitro::Nitro::start(
+        &env.moto.endpoint,
+        &[PLACE_WEST],
+        env.dir.path(),
+        3,
+    );
     env.ok(&["apply", "--yes"]);
     let home_before = env.snapshots().await.len();
     // The restore's policy is the backup role's: every call it makes there is allowed by it.

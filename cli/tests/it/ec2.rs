@@ -178,13 +178,7 @@ pub(crate) async fn env_with(
     }
     // The root volume is nvme0n1 and the two instance-store drives nvme1n1 and nvme2n1: data
     // volumes are numbered from 3, as the policy's shadows expect.
-    // The backup account's us-west-2 too: a restore there builds instances in that account.
-    let nitro = Nitro::start(
-        &moto.endpoint,
-        &["us-east-1", "us-west-2", "us-west-2@222233334444"],
-        dir.path(),
-        3,
-    );
+    let nitro = Nitro::start(&moto.endpoint, &["us-east-1", "us-west-2"], dir.path(), 3);
     Env {
         moto,
         ec2,

@@ -350,3 +350,60 @@ fn r20_an_incrementals_retention_reaches_back_over_the_sets_it_follows_in_its_ch
         verify(&policy, &w, &p)
     );
 }
+
+#[test]
+fn r20_status_shows_each_asbackup_sets_retention_as_observed_and_says_where_it_falls_short() {
+    let policy = locked("compliance", "5d");
+    let w = world(
+        &policy,
+        &[
+            ("bs-20261119T090000Z", None, BOTH),
+            ("bs-20261120T100000Z", None, BOTH),
+        ],
+    );
+    // The newest set's runs hold their retention; the older set's do not (written before the
+    // lock, or its retention never read back).
+    let mut w = w;
+    for a in w
+        .asbackup_archives
+        .iter_mut()
+        .filter(|a| a.set == "bs-20261120T100000Z")
+    {
+        a.retention = Some(asdr_planner::params::Retention {
+            mode: asdr_specs::LockMode::Compliance,
+            until: "2026-11-25T10:00:00Z".into(),
+        });
+    }
+    let status = asdr_planner::status::status(&policy, &w, NOW);
+    let row = |set: &str| {
+        status
+            .locks
+            .iter()
+            .find(|l| l.set == set)
+            .unwrap_or_else(|| panic!("{set}: {:#?}", status.locks))
+    };
+    let newest = row("bs-20261120T100000Z");
+    assert!(newest.locked && newest.is_final, "{newest:?}");
+    assert_eq!((newest.locked_members, newest.members), (2, 2));
+    assert_eq!(
+        newest.until,
+        Some(time::macros::datetime!(2026-11-25 10:00:00 UTC))
+    );
+    let older = row("bs-20261119T090000Z");
+    assert!(!older.locked && older.until.is_none(), "{older:?}");
+    assert!(
+        status.problems.iter().any(|p| p.contains(
+            "asbackup set bs-20261119T090000Z is not retained as the policy says (compliance until 2026-11-24T09:00:00Z): 2 of its 2 runs"
+        )),
+        "{:#?}",
+        status.problems
+    );
+    assert!(
+        !status
+            .problems
+            .iter()
+            .any(|p| p.contains("bs-20261120T100000Z")),
+        "{:#?}",
+        status.problems
+    );
+}
