@@ -597,8 +597,7 @@ fn kept_until(ctx: &Ctx<'_, '_>, s: &BackupSet<'_>) -> Option<(OffsetDateTime, S
         .iter()
         .filter_map(|a| a.retention.as_ref())
         .filter_map(|r| {
-            OffsetDateTime::parse(&r.until, &time::format_description::well_known::Rfc3339)
-                .ok()
+            r.until_time()
                 .map(|u| (u, format!("retained in the store ({})", r.mode)))
         });
     let policy = ctx

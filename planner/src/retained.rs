@@ -7,10 +7,6 @@ use time::OffsetDateTime;
 use crate::locks::SetLockStatus;
 use crate::observe::Observed;
 
-fn until_of(r: &crate::params::Retention) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(&r.until, &time::format_description::well_known::Rfc3339).ok()
-}
-
 /// One row per complete asbackup set that holds any retention or that the policy locks, and the
 /// sets not retained as the policy says (while its lock still runs).
 pub fn status(
@@ -32,7 +28,7 @@ pub fn status(
             .asbackup
             .iter()
             .filter_map(|a| a.retention.as_ref())
-            .filter_map(|r| until_of(r).map(|u| (r.mode, u)))
+            .filter_map(|r| r.until_time().map(|u| (r.mode, u)))
             .filter(|(_, u)| *u > now)
             .collect();
         let runs = set.asbackup.len();
@@ -54,7 +50,7 @@ pub fn status(
                 .iter()
                 .filter(|a| {
                     !a.retention.as_ref().is_some_and(|r| {
-                        r.mode >= lock.mode && until_of(r).is_some_and(|u| u >= want)
+                        r.mode >= lock.mode && r.until_time().is_some_and(|u| u >= want)
                     })
                 })
                 .count();

@@ -39,12 +39,8 @@ pub fn split_place(place: &str) -> (&str, Option<&str>) {
 }
 
 impl Copy {
-    /// How the copy's place reads in plans and status: `us-west-2`, or `us-west-2 (account
-    /// 111122223333)`.
+    /// How the copy's place reads in plans and status (see [`place_text`]).
     pub fn label(&self) -> String {
-        match &self.account {
-            Some(a) => format!("{} (account {})", self.aws_region, a.id),
-            None => self.region.clone(),
-        }
+        place_text(&self.region)
     }
 }

@@ -84,7 +84,7 @@ fn text(r: &Report, world_file: bool) -> String {
         let locked: Vec<_> = rows.iter().filter(|l| l.locked).collect();
         out.push_str(&format!(
             "  locked in {}: {} of {} set(s){}\n",
-            place_text(region),
+            asdr_specs::place_text(region),
             locked.len(),
             rows.len(),
             locked
@@ -114,15 +114,11 @@ fn text(r: &Report, world_file: bool) -> String {
         };
         out.push_str(&format!(
             "  recycle bin in {}: {said}\n",
-            place_text(region)
+            asdr_specs::place_text(region)
         ));
     }
     for (key, c) in &s.regions {
-        let label = match &c.account {
-            Some(a) => format!("{} (backup account {a})", c.aws_region),
-            None => key.clone(),
-        };
-        let region = &label;
+        let region = &asdr_specs::place_text(key);
         if let Some(why) = &c.unobserved {
             out.push_str(&format!("  copies in {region}: NOT OBSERVED ({why})\n"));
             continue;
@@ -377,12 +373,12 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_last_complete_timestamp_seconds",
         "When the newest set with a complete copy in a region was taken.",
         s.regions
-            .values()
-            .filter_map(|c| {
+            .iter()
+            .filter_map(|(key, c)| {
                 let set = c.newest_complete_set.as_deref()?;
                 let t = asdr_planner::set_time(set)?;
                 Some((
-                    format!("{cluster},{}", place_labels(c)),
+                    format!("{cluster},{}", place_kv(key)),
                     t.unix_timestamp().to_string(),
                 ))
             })
@@ -392,10 +388,10 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_sets",
         "Sets with a complete copy in a region.",
         s.regions
-            .values()
-            .map(|c| {
+            .iter()
+            .map(|(key, c)| {
                 (
-                    format!("{cluster},{}", place_labels(c)),
+                    format!("{cluster},{}", place_kv(key)),
                     c.complete_sets.len().to_string(),
                 )
             })
@@ -405,10 +401,10 @@ fn openmetrics(r: &Report) -> String {
         "asdr_copy_behind",
         "1 when the newest complete set has no complete copy in a region yet.",
         s.regions
-            .values()
-            .map(|c| {
+            .iter()
+            .map(|(key, c)| {
                 (
-                    format!("{cluster},{}", place_labels(c)),
+                    format!("{cluster},{}", place_kv(key)),
                     u8::from(c.behind).to_string(),
                 )
             })
@@ -440,22 +436,6 @@ fn openmetrics(r: &Report) -> String {
     );
     out.push_str("# EOF\n");
     out
-}
-
-/// A copy's labels: its region, and its backup account where it has one.
-fn place_labels(c: &asdr_planner::status::RegionStatus) -> String {
-    match &c.account {
-        Some(a) => format!("region=\"{}\",account=\"{a}\"", c.aws_region),
-        None => format!("region=\"{}\"", c.aws_region),
-    }
-}
-
-/// A place key as status says it: `us-west-2`, or `us-west-2 (backup account N)`.
-fn place_text(key: &str) -> String {
-    match asdr_specs::split_place(key) {
-        (region, Some(a)) => format!("{region} (backup account {a})"),
-        (region, None) => region.to_string(),
-    }
 }
 
 /// A place key's OpenMetrics labels: its region, and its backup account where it has one.

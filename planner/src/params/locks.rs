@@ -34,6 +34,14 @@ pub struct Retention {
     pub until: String,
 }
 
+impl Retention {
+    /// `until` as a time (none when it does not parse: nothing is then taken as retained).
+    pub fn until_time(&self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::parse(&self.until, &time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+}
+
 /// retain_files: an existing set's store files retained (S3 Object Lock) until its lock ends;
 /// retention an object already holds as long is left as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -121,10 +121,7 @@ fn asbackup_sets(
             .iter()
             .filter(|a| a.set == p.set || p.directories.contains(&a.uri))
             .filter_map(|a| a.retention.as_ref())
-            .find(|r| {
-                OffsetDateTime::parse(&r.until, &time::format_description::well_known::Rfc3339)
-                    .is_ok_and(|u| u > now)
-            });
+            .find(|r| r.until_time().is_some_and(|u| u > now));
         if let Some(r) = retained {
             out.push(Violation {
                 rule: "R20",
