@@ -429,6 +429,8 @@ pub struct Copy {
     pub aws_region: String,
     /// A separate backup account the copies are made in, through `role_arn`.
     pub account: Option<crate::place::BackupAccount>,
+    /// Time-based copies: CompletionDurationMinutes of every snapshot copy.
+    pub complete_within_minutes: Option<u32>,
 }
 
 /// The default of `backup.copies[].max_in_flight`: EBS limits concurrent snapshot copies per
@@ -510,6 +512,8 @@ pub struct Restore {
     pub region: Option<RegionTarget>,
     /// A zone-loss restore: the nodes rebuilt in another zone of the region.
     pub zone: Option<ZoneMove>,
+    /// The restore's time objective.
+    pub rto: Option<Duration>,
 }
 
 /// `restores[].zone`: the restore's nodes are rebuilt in zone `to` of the cluster's own region
@@ -627,6 +631,8 @@ pub struct VolumeSpec {
     pub iops: Option<u32>,
     pub throughput: Option<u32>,
     pub initialization_rate: Option<u32>,
+    /// Fast Snapshot Restore for the restore's snapshots in its zones while its volumes are made.
+    pub fast_snapshot_restore: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -265,6 +265,10 @@ pub struct RawCopy {
     /// The external id the role's trust policy requires, if any.
     #[serde(default)]
     pub external_id: Option<Sp<String>>,
+    /// Time-based copies: each snapshot copy completes within this duration (15m to 48h, in
+    /// steps of 15 minutes; CopySnapshot's CompletionDurationMinutes), billed per GiB copied.
+    #[serde(default)]
+    pub complete_within: Option<Sp<String>>,
 }
 
 /// Keep the newest `count` complete sets, and none older than `max_age`.
@@ -354,6 +358,10 @@ pub struct RawRestore {
     /// cluster's region, keeping their racks and node ids.
     #[serde(default)]
     pub zone: Option<Sp<RawZoneMove>>,
+    /// The restore's time objective (e.g. `30m`): the plan and `drill --check` estimate the
+    /// restore by phase and warn when the estimate exceeds it (docs/rto.md).
+    #[serde(default)]
+    pub rto: Option<Sp<String>>,
 }
 
 /// `restores[].zone`: where the nodes of a lost zone are rebuilt.
@@ -398,6 +406,11 @@ pub struct RawVolume {
     /// MiB/s, 100 to 300 (EBS volume initialization rate).
     #[serde(default)]
     pub initialization_rate: Option<Sp<u32>>,
+    /// Fast Snapshot Restore: enabled for the set's snapshots in the restore's zones before its
+    /// volumes are created (they are then initialised at creation), disabled after. Not with
+    /// `initialization_rate`.
+    #[serde(default)]
+    pub fast_snapshot_restore: Option<Sp<bool>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

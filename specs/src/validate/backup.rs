@@ -360,7 +360,23 @@ impl Validator<'_> {
                 ),
                 None => home_lock,
             };
+            let complete_within_minutes = c.value.complete_within.as_ref().map(|s| {
+                let d = self.duration(s);
+                let minutes = d.seconds() / 60;
+                // CopySnapshot's CompletionDurationMinutes: 15 to 2,880, in steps of 15.
+                if d.seconds() % (15 * 60) != 0 || !(15..=2880).contains(&minutes) {
+                    self.err(
+                        s.span,
+                        format!(
+                            "complete_within {} is not one EBS takes: time-based copies complete within 15m to 48h, in steps of 15 minutes",
+                            s.value
+                        ),
+                    );
+                }
+                minutes.clamp(15, 2880) as u32
+            });
             out.push(Copy {
+                complete_within_minutes,
                 lock,
                 region: key,
                 aws_region: r.value.clone(),

@@ -229,7 +229,20 @@ impl Validator<'_> {
                 "CreateVolume would refuse it: correct `iops`/`throughput` for the type",
             );
         }
+        let fsr = v.value.fast_snapshot_restore.as_ref().filter(|f| f.value);
+        if let (Some(f), Some(rate)) = (fsr, &v.value.initialization_rate) {
+            // EBS initialises at the rate when both are given, and FSR would be paid for
+            // nothing: one or the other.
+            self.err(
+                f.span,
+                format!(
+                    "fast_snapshot_restore and initialization_rate ({} MiB/s) both say how the volumes load; EBS would use the rate and bill Fast Snapshot Restore for nothing: keep one",
+                    rate.value
+                ),
+            );
+        }
         VolumeSpec {
+            fast_snapshot_restore: fsr.is_some(),
             volume_type: v.value.volume_type.as_ref().map(|t| t.value.clone()),
             iops: v.value.iops,
             throughput: v.value.throughput,

@@ -85,7 +85,29 @@ impl Validator<'_> {
                 .unwrap_or_default();
             let region = self.region_target(&r, source.as_ref(), cluster, backup);
             let zone = self.zone_move(&r, &nodes, source.as_ref(), cluster);
+            if let Some(f) = r
+                .volume
+                .as_ref()
+                .and_then(|v| v.value.fast_snapshot_restore.as_ref())
+                .filter(|f| f.value)
+            {
+                self.fast_restore_applies(&r, f.span, source.as_ref(), backup);
+            }
+            let rto = r.rto.as_ref().map(|s| {
+                let d = self.duration(s);
+                if d.seconds() < 60 {
+                    self.err(
+                        s.span,
+                        format!(
+                            "rto {} is under a minute: no restore launches an instance that fast",
+                            s.value
+                        ),
+                    );
+                }
+                d
+            });
             out.push(Restore {
+                rto,
                 region,
                 name: r.name.value.clone(),
                 name_span: r.name.span,
@@ -100,6 +122,23 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// Fast Snapshot Restore speeds up volumes made from a set's snapshots: a restore that makes
+    /// none (its node's own volumes, blank ones, asrestore) would pay for it and gain nothing.
+    fn fast_restore_applies(
+        &mut self,
+        r: &RawRestore,
+        span: Span,
+        source: Option<&RestoreSource>,
+        backup: &Backup,
+    ) {
+        let name = &r.name.value;
+        if backup.method == Method::Asbackup {
+            self.err(span, format!("restore `{name}`: fast_snapshot_restore speeds up volumes made from EBS snapshots, and `method: asbackup` restores records with asrestore"));
+        } else if let Some(s) = source.filter(|s| !s.uses_backup()) {
+            self.err(span, format!("restore `{name}` restores from `{s}`, which makes no volume from a snapshot: fast_snapshot_restore would be paid for nothing"));
+        }
     }
 
     /// `region` + `target`: a whole cluster restored from the copies in one of the copy regions,
