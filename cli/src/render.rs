@@ -143,6 +143,12 @@ pub fn plan(plan: &Plan) -> String {
             out.push('\n');
         }
     }
+    if let Some(rto) = &plan.rto {
+        let _ = writeln!(out, "\n{} {}", paint(BOLD, "Restore time:"), rto.line());
+        for p in &rto.phases {
+            let _ = writeln!(out, "  {:10} {}", p.phase, paint(DIM, &p.basis));
+        }
+    }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\n{}", paint(BOLD, "Warnings:"));
         for w in &plan.warnings {

@@ -390,11 +390,20 @@ pub fn check(session: &Session, drill: &Drill) -> Result<CheckReport, EngineErro
                 .map_err(|e| e.to_string())
         }
     };
-    let restore = session.policy.restore(&drill.restore).expect("validated");
-    let estimate = asdr_planner::drill::restore_estimate(
-        restore.volume.initialization_rate,
-        readiness.largest_gib,
-    );
+    // The restore's time by phase, from the drill's own plan, against the restore's objective.
+    let estimate = match &plan.rto {
+        Some(rto) => {
+            let mut text = rto.line();
+            for p in &rto.phases {
+                text.push_str(&format!("\n  {:10} {}", p.phase, p.basis));
+            }
+            if let Some(why) = rto.shortfall() {
+                text.push_str(&format!("\n  WARNING: {why}"));
+            }
+            text
+        }
+        None => "nothing to restore: the plan has no step".to_string(),
+    };
     Ok(CheckReport {
         mutations,
         readiness,

@@ -209,6 +209,7 @@ mod tests {
             },
             steps,
             warnings: vec![],
+            rto: None,
         }
     }
 

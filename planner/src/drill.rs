@@ -656,22 +656,6 @@ pub fn drill_passed(
     restored_and_validated && !overdue && (!torn_down || remaining == 0)
 }
 
-/// The restore time as far as it can be told in advance: volumes initialise in parallel, so the
-/// largest one at the initialization rate bounds it from below.
-pub fn restore_estimate(initialization_rate: Option<u32>, largest_gib: u64) -> String {
-    match initialization_rate {
-        Some(rate) => {
-            let lower = largest_gib as f64 * 1024.0 / f64::from(rate);
-            format!(
-                "at least {lower:.0} s to initialise the largest volume ({largest_gib} GiB at {rate} MiB/s), plus instance launch and cluster formation"
-            )
-        }
-        None => format!(
-            "volumes load lazily from S3 without an initialization_rate; the largest is {largest_gib} GiB (set restores.volume.initialization_rate for a bound)"
-        ),
-    }
-}
-
 /// Every step kind a drill can take: a new cluster built from a set, then torn down.
 pub fn step_kinds() -> Vec<crate::StepKind> {
     use crate::StepKind::*;

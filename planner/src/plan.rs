@@ -35,6 +35,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub warnings: Vec<Warning>,
     pub summary: Summary,
+    /// A restore's or drill's time by phase against its objective (docs/rto.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<crate::rto::RtoEstimate>,
 }
 
 impl Plan {

@@ -1,7 +1,10 @@
-//! Restore time: what `status` says a declared restore takes to load its data, from the set's
-//! sizes and the restore's volume settings.
+//! Restore time: a restore's phases (launch, volumes, the cold start's read, the cluster) told
+//! in advance from the set's sizes, the restore's volume settings and, in a plan, the steps it
+//! takes; held against the restore's objective (`restores[].rto`, docs/rto.md).
 
 use asdr_specs::{Method, Policy, RestoreSource};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::observe::{BackupSet, human_age};
 
@@ -61,4 +64,445 @@ pub(crate) fn estimate(
             }
         }
     }
+}
+
+/// Instance launch to a node that answers: RunInstances, boot, the agent or sshd. A typical EC2
+/// figure, stated as such; a drill measures the cluster's own (docs/rto.md).
+pub const LAUNCH_SECONDS: u64 = 120;
+/// CreateVolume from a snapshot to `available` (blocks load later, lazily or at a rate).
+pub const VOLUME_CREATE_SECONDS: u64 = 30;
+/// Nodes started to a stable cluster: heartbeats, the cluster key agreed, the roster set.
+pub const FORMATION_SECONDS: u64 = 60;
+/// EBS's default quota of snapshots with Fast Snapshot Restore enabled, per region.
+pub const FSR_SNAPSHOTS_PER_REGION: usize = 5;
+
+/// One phase of a restore: what it is, its time when it can be told, and what that rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RtoPhase {
+    /// `launch`, `volumes`, `cold-start` or `cluster`.
+    pub phase: String,
+    pub seconds: Option<u64>,
+    pub basis: String,
+}
+
+/// A restore's time by phase, against its objective (`restores[].rto`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RtoEstimate {
+    pub phases: Vec<RtoPhase>,
+    /// Launch and volumes run side by side; the cold start follows both, formation follows it.
+    /// None when a phase cannot be told in advance.
+    pub total_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective_seconds: Option<u64>,
+}
+
+impl RtoEstimate {
+    /// Whether the estimate breaks the objective, and how: None when there is no objective or
+    /// the estimate is within it.
+    pub fn shortfall(&self) -> Option<String> {
+        let objective = self.objective_seconds?;
+        match self.total_seconds {
+            Some(total) if total <= objective => None,
+            Some(total) => {
+                let longest = self
+                    .phases
+                    .iter()
+                    .max_by_key(|p| p.seconds.unwrap_or(0))
+                    .expect("phases");
+                Some(format!(
+                    "estimated {} exceeds the objective {} ({}); the longest phase is {}: {}",
+                    human_age(total),
+                    human_age(objective),
+                    self.by_phase(),
+                    longest.phase,
+                    longest.basis
+                ))
+            }
+            None => {
+                let open: Vec<String> = self
+                    .phases
+                    .iter()
+                    .filter(|p| p.seconds.is_none())
+                    .map(|p| format!("{}: {}", p.phase, p.basis))
+                    .collect();
+                Some(format!(
+                    "its objective {} cannot be held: {}",
+                    human_age(objective),
+                    open.join("; ")
+                ))
+            }
+        }
+    }
+
+    /// `launch 2m, volumes 30s, cold-start 28m 27s, cluster 1m`.
+    pub fn by_phase(&self) -> String {
+        self.phases
+            .iter()
+            .map(|p| match p.seconds {
+                Some(s) => format!("{} {}", p.phase, human_age(s)),
+                None => format!("{} unbounded", p.phase),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One line for people: the total, the phases, the objective.
+    pub fn line(&self) -> String {
+        let total = self
+            .total_seconds
+            .map_or_else(|| "not bounded".to_string(), human_age);
+        let objective = self
+            .objective_seconds
+            .map_or_else(String::new, |o| format!(", objective {}", human_age(o)));
+        format!("{total} ({}){objective}", self.by_phase())
+    }
+}
+
+/// How the restored volumes come by their blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Volumes made from snapshots, at `rate` MiB/s, by Fast Snapshot Restore, or lazily.
+    FromSnapshots,
+    /// The node's own volumes, reattached: already whole.
+    Reattached,
+    /// Blank volumes: nothing to read; migrations refill the node while the cluster serves.
+    Blank,
+    /// asrestore writes the records: its time depends on them.
+    Asrestore,
+}
+
+/// One volume the restore makes or reattaches: its size and what it can be read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeLoad {
+    pub size_gib: u64,
+    /// The volume's own throughput (MiB/s), see [`throughput`].
+    pub throughput: u32,
+}
+
+/// What the estimate is made from.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub launches: bool,
+    pub load: Load,
+    pub volumes: Vec<VolumeLoad>,
+    /// Snapshots Fast Snapshot Restore is enabled for by the restore, and the zones.
+    pub fast_restore: Option<(usize, usize)>,
+    pub initialization_rate: Option<u32>,
+    pub whole_cluster: bool,
+    pub objective: Option<u64>,
+}
+
+/// The throughput a volume of this type and size reads at sequentially (MiB/s): what bounds a
+/// cold start's read of it once its blocks are there. EBS's published figures; the instance's
+/// own EBS bandwidth may bound it lower.
+pub fn throughput(
+    volume_type: &str,
+    size_gib: u32,
+    iops: Option<u32>,
+    throughput: Option<u32>,
+) -> u32 {
+    let tib = f64::from(size_gib) / 1024.0;
+    match volume_type {
+        "gp3" => throughput.unwrap_or(125),
+        "gp2" if size_gib <= 170 => 128,
+        "gp2" => 250,
+        // 256 KiB I/Os at the provisioned IOPS, up to io1/io2's 1,000 MiB/s.
+        "io1" | "io2" => (iops.unwrap_or(3000) / 4).clamp(1, 1000),
+        // Throughput-optimised HDD bursts 250 MiB/s per TiB, up to 500; cold HDD 80, up to 250.
+        "st1" => ((250.0 * tib) as u32).clamp(1, 500),
+        "sc1" => ((80.0 * tib) as u32).clamp(1, 250),
+        _ => 40,
+    }
+}
+
+/// A restore's time by phase.
+pub fn phases(i: &Inputs) -> RtoEstimate {
+    let launch = RtoPhase {
+        phase: "launch".into(),
+        seconds: Some(if i.launches { LAUNCH_SECONDS } else { 0 }),
+        basis: if i.launches {
+            format!(
+                "instances launched and booted, about {} (a typical EC2 figure; a drill measures yours)",
+                human_age(LAUNCH_SECONDS)
+            )
+        } else {
+            "no instance is launched: the nodes keep theirs".into()
+        },
+    };
+    let largest = i.volumes.iter().map(|v| v.size_gib).max().unwrap_or(0);
+    let (fsr_wait, fsr_basis) = match i.fast_restore {
+        Some((snapshots, zones)) if largest > 0 => {
+            // Enabling optimises the snapshot (60 minutes per TiB) and its credit bucket starts
+            // empty, filling at MIN(10, 1024 / GiB) credits an hour: the largest snapshot's first
+            // credit, or its optimisation, is what the first volume waits for.
+            let wait = (3600 * largest).div_ceil(1024).max(360);
+            (
+                wait,
+                format!(
+                    ", after Fast Snapshot Restore is enabled for {snapshots} snapshot(s) in {zones} zone(s): {} for the largest ({largest} GiB: optimised at 60 min per TiB, its first volume credit at MIN(10, 1024/GiB) an hour)",
+                    human_age(wait)
+                ),
+            )
+        }
+        _ => (0, String::new()),
+    };
+    let volumes = match i.load {
+        Load::Reattached => RtoPhase {
+            phase: "volumes".into(),
+            seconds: Some(0),
+            basis: "the node's own volumes are reattached".into(),
+        },
+        Load::Asrestore => RtoPhase {
+            phase: "volumes".into(),
+            seconds: Some(VOLUME_CREATE_SECONDS),
+            basis: "blank volumes for asrestore".into(),
+        },
+        _ if i.volumes.is_empty() => RtoPhase {
+            phase: "volumes".into(),
+            seconds: Some(0),
+            basis: "no volume is made".into(),
+        },
+        _ => RtoPhase {
+            phase: "volumes".into(),
+            seconds: Some(VOLUME_CREATE_SECONDS + fsr_wait),
+            basis: format!(
+                "{} volume(s) created in parallel, about {} each{fsr_basis}",
+                i.volumes.len(),
+                human_age(VOLUME_CREATE_SECONDS)
+            ),
+        },
+    };
+    let cold = cold_start(i, largest);
+    let cluster = RtoPhase {
+        phase: "cluster".into(),
+        seconds: Some(FORMATION_SECONDS),
+        basis: match i.load {
+            Load::Blank => format!(
+                "the node joins in about {}; migrations then refill it from its peers, which serve its partitions meanwhile (not counted)",
+                human_age(FORMATION_SECONDS)
+            ),
+            _ if i.whole_cluster => format!(
+                "the cluster forms in about {}; every node holds the set's data, so no migration stands before the partitions are available",
+                human_age(FORMATION_SECONDS)
+            ),
+            _ => format!(
+                "the node joins in about {}; migrations then bring it up to date while its peers serve (not counted)",
+                human_age(FORMATION_SECONDS)
+            ),
+        },
+    };
+    let total = match (
+        launch.seconds,
+        volumes.seconds,
+        cold.seconds,
+        cluster.seconds,
+    ) {
+        (Some(l), Some(v), Some(c), Some(f)) => Some(l.max(v) + c + f),
+        _ => None,
+    };
+    RtoEstimate {
+        phases: vec![launch, volumes, cold, cluster],
+        total_seconds: total,
+        objective_seconds: i.objective,
+    }
+}
+
+/// The cold start reads every shadow device in full; the nodes and their devices read in
+/// parallel, so the largest device at its rate bounds the phase.
+fn cold_start(i: &Inputs, largest: u64) -> RtoPhase {
+    let phase = "cold-start".to_string();
+    let slowest = |cap: Option<u32>| {
+        i.volumes
+            .iter()
+            .map(|v| {
+                let rate = cap.map_or(v.throughput, |c| c.min(v.throughput)).max(1);
+                ((v.size_gib * 1024).div_ceil(u64::from(rate)), v, rate)
+            })
+            .max_by_key(|(s, _, _)| *s)
+    };
+    match i.load {
+        Load::Blank => RtoPhase {
+            phase,
+            seconds: Some(0),
+            basis: "blank devices: nothing to read".into(),
+        },
+        Load::Asrestore => RtoPhase {
+            phase,
+            seconds: None,
+            basis: "asrestore writes the records: its time depends on them, not told in advance"
+                .into(),
+        },
+        _ if i.volumes.is_empty() => RtoPhase {
+            phase,
+            seconds: Some(0),
+            basis: "no device to read".into(),
+        },
+        Load::Reattached => whole(slowest(None), phase),
+        Load::FromSnapshots if i.fast_restore.is_some() => whole(slowest(None), phase),
+        Load::FromSnapshots => match i.initialization_rate {
+            Some(r) => {
+                let (s, v, rate) = slowest(Some(r)).expect("volumes");
+                RtoPhase {
+                    phase,
+                    seconds: Some(s),
+                    basis: format!(
+                        "each shadow device read in full as it initialises: {} GiB at {rate} MiB/s (initialization_rate {r}, the volume's own throughput {})",
+                        v.size_gib, v.throughput
+                    ),
+                }
+            }
+            None => RtoPhase {
+                phase,
+                seconds: None,
+                basis: format!(
+                    "the cold start reads each shadow device in full (largest {largest} GiB), and its blocks load lazily from S3 at no rate EBS commits to: set volume.initialization_rate or fast_snapshot_restore for a bound"
+                ),
+            },
+        },
+    }
+}
+
+/// A device whose blocks are all there reads at its volume's throughput.
+fn whole(slowest: Option<(u64, &VolumeLoad, u32)>, phase: String) -> RtoPhase {
+    let (s, v, rate) = slowest.expect("volumes");
+    RtoPhase {
+        phase,
+        seconds: Some(s),
+        basis: format!(
+            "each shadow device read in full, its blocks already there: {} GiB at the volume's {rate} MiB/s",
+            v.size_gib
+        ),
+    }
+}
+
+/// The estimate of a restore's (or its drill's) plan, from the steps it takes: the instances it
+/// launches, the volumes it makes from snapshots or reattaches, and how their blocks load.
+pub fn of_plan(
+    policy: &Policy,
+    restore: &asdr_specs::Restore,
+    world: &crate::World,
+    steps: &[crate::Step],
+) -> RtoEstimate {
+    use crate::params::Params;
+    let launches = steps
+        .iter()
+        .any(|s| matches!(s.params, Params::ProvisionInstance(_)));
+    let load = match &restore.source {
+        s if s.uses_backup() && policy.backup.method == Method::Asbackup => Load::Asrestore,
+        RestoreSource::CurrentVolumes => Load::Reattached,
+        RestoreSource::Empty => Load::Blank,
+        _ => Load::FromSnapshots,
+    };
+    let volumes: Vec<VolumeLoad> = match load {
+        Load::Reattached => steps
+            .iter()
+            .filter_map(|s| match &s.params {
+                Params::AttachVolume(p) => p.volume_id.known(),
+                _ => None,
+            })
+            .filter_map(|id| world.volumes.iter().find(|v| v.id == id))
+            .map(|v| VolumeLoad {
+                size_gib: u64::from(v.size_gib),
+                throughput: throughput(&v.volume_type, v.size_gib, v.iops, v.throughput),
+            })
+            .collect(),
+        _ => steps
+            .iter()
+            .filter_map(|s| match &s.params {
+                Params::CreateVolume(p) if p.snapshot_id.is_some() || load == Load::Blank => {
+                    Some(VolumeLoad {
+                        size_gib: u64::from(p.size_gib),
+                        throughput: throughput(&p.volume_type, p.size_gib, p.iops, p.throughput),
+                    })
+                }
+                _ => None,
+            })
+            .collect(),
+    };
+    let fast_restore = restore.volume.fast_snapshot_restore.then(|| {
+        let mut snapshots = std::collections::BTreeSet::new();
+        let mut zones = std::collections::BTreeSet::new();
+        for s in steps {
+            if let Params::CreateVolume(p) = &s.params
+                && let Some(id) = &p.snapshot_id
+            {
+                snapshots.insert(id.as_str());
+                zones.insert(p.availability_zone.as_str());
+            }
+        }
+        (snapshots.len(), zones.len())
+    });
+    phases(&Inputs {
+        launches,
+        load,
+        volumes,
+        fast_restore,
+        initialization_rate: restore.volume.initialization_rate,
+        whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
+        objective: restore.rto.map(|d| d.seconds()),
+    })
+}
+
+/// The estimate `status` gives a declared restore before any plan: the disaster it is for (its
+/// nodes lost, instances launched), from the set it would take now and the nodes' volumes.
+pub(crate) fn of_status(
+    policy: &Policy,
+    restore: &asdr_specs::Restore,
+    set: Option<&BackupSet<'_>>,
+    obs: &crate::observe::Observed<'_>,
+    nodes: &[&str],
+) -> RtoEstimate {
+    let load = match &restore.source {
+        s if s.uses_backup() && policy.backup.method == Method::Asbackup => Load::Asrestore,
+        RestoreSource::CurrentVolumes => Load::Reattached,
+        RestoreSource::Empty => Load::Blank,
+        _ => Load::FromSnapshots,
+    };
+    let spec = &restore.volume;
+    let mut volumes = Vec::new();
+    let mut zones = std::collections::BTreeSet::new();
+    for view in obs
+        .nodes
+        .iter()
+        .filter(|v| nodes.contains(&v.name.as_str()))
+    {
+        if let Some(node) = policy.node(&view.name) {
+            zones.insert(node.availability_zone.as_str());
+        }
+        for d in &view.volumes {
+            let now = d.volume;
+            let size = match (load, set.and_then(|s| s.snapshot_for(&view.name, &d.ebs))) {
+                (Load::FromSnapshots, Some(snap)) => snap.volume_size_gib,
+                (Load::FromSnapshots, None) => continue,
+                _ => match now {
+                    Some(v) => v.size_gib,
+                    None => continue,
+                },
+            };
+            // What the planner gives the new volume: the restore's settings, else the old one's.
+            let kind = spec
+                .volume_type
+                .clone()
+                .or_else(|| now.map(|v| v.volume_type.clone()))
+                .unwrap_or_else(|| "gp3".into());
+            let iops = spec.iops.or_else(|| now.and_then(|v| v.iops));
+            let tput = spec.throughput.or_else(|| now.and_then(|v| v.throughput));
+            volumes.push(VolumeLoad {
+                size_gib: u64::from(size),
+                throughput: throughput(&kind, size, iops, tput),
+            });
+        }
+    }
+    let fast_restore = spec
+        .fast_snapshot_restore
+        .then_some((volumes.len(), zones.len().max(1)));
+    phases(&Inputs {
+        launches: true,
+        load,
+        volumes,
+        fast_restore,
+        initialization_rate: spec.initialization_rate,
+        whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
+        objective: restore.rto.map(|d| d.seconds()),
+    })
 }

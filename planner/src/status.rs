@@ -109,6 +109,8 @@ pub struct RestoreStatus {
     pub estimate_seconds: Option<u64>,
     /// What the estimate rests on, or why there is none.
     pub basis: String,
+    /// The restore's time by phase, for the disaster it is for, against its objective.
+    pub rto: crate::rto::RtoEstimate,
     /// Node devices the restore rebuilds that its set holds no snapshot of (the set was made
     /// before they existed): the restore would be refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -257,6 +259,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             };
             let (estimate_seconds, basis) =
                 crate::rto::estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
+            let rto = crate::rto::of_status(policy, r, set, &obs, &nodes);
             // EBS: the set must hold every device of every node the restore rebuilds, as the
             // planner requires; a set made before a node or device was added does not.
             let missing: Vec<String> = match set {
@@ -302,6 +305,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 set: set.map(|s| s.id.clone()),
                 estimate_seconds,
                 basis,
+                rto,
                 missing,
             }
         })
@@ -631,6 +635,10 @@ fn problems(
         }
     }
     for (r, decl) in restores.iter().zip(&policy.restores) {
+        // An objective the restore cannot be held to is no recovery path within it.
+        if let Some(why) = r.rto.shortfall() {
+            out.push(format!("restore `{}`: {why}", r.name));
+        }
         if decl.source.uses_backup() && r.set.is_none() {
             let place = decl.region().unwrap_or(policy.cluster.region.as_str());
             out.push(format!(

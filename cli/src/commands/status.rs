@@ -146,6 +146,11 @@ fn text(r: &Report, world_file: bool) -> String {
                 .as_ref()
                 .map_or_else(|| r.source.clone(), |set| format!("{} ({set})", r.source));
             out.push_str(&format!("    {:width$}  {from}: {}\n", r.name, r.basis));
+            out.push_str(&format!(
+                "    {:width$}  restore time: {}\n",
+                "",
+                r.rto.line()
+            ));
         }
     }
     if !s.nodes.is_empty() {
@@ -417,6 +422,30 @@ fn openmetrics(r: &Report) -> String {
             .iter()
             .filter_map(|x| {
                 x.estimate_seconds
+                    .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_restore_rto_estimate_seconds",
+        "A declared restore's time by phase, summed (docs/rto.md); absent when a phase cannot be told.",
+        s.restores
+            .iter()
+            .filter_map(|x| {
+                x.rto
+                    .total_seconds
+                    .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_restore_rto_objective_seconds",
+        "A declared restore's time objective (restores[].rto).",
+        s.restores
+            .iter()
+            .filter_map(|x| {
+                x.rto
+                    .objective_seconds
                     .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
             })
             .collect(),

@@ -18,6 +18,7 @@ mod racks;
 mod recovery_points;
 mod recovery_review;
 mod regions;
+mod rto;
 mod safety;
 mod verifier_fuzz;
 mod zone;

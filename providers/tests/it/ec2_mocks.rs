@@ -40,6 +40,7 @@ fn plan(steps: Vec<Step>) -> Plan {
         },
         steps,
         warnings: vec![],
+        rto: None,
     }
 }
 

@@ -1,0 +1,237 @@
+//! Restore time: a restore's plan (and `status`, and a drill's plan) states its time by phase —
+//! launch, volumes, the cold start's read of every shadow device, the cluster — and holds it
+//! against the restore's objective (`restores[].rto`), warning when it cannot be met.
+
+use asdr_planner::rto::RtoEstimate;
+use asdr_planner::testkit::{ExamplePolicy, Failure, WorldSpec, world_for};
+use asdr_planner::{Operation, Plan, plan};
+use asdr_specs::Policy;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-21 09:00:00 UTC);
+
+/// The example cluster with one more restore of a1 from its latest set (500 GiB gp3 volumes at
+/// 125 MiB/s in the example world).
+fn with_restore(volume: &str, rto: &str) -> Policy {
+    ExamplePolicy::prod_east()
+        .append(&format!(
+            "  - name: a1-timed\n    scope: node\n    nodes: [a1]\n    source: latest-backup\n    accept_zombie_records: true\n    volume: {volume}\n{rto}"
+        ))
+        .policy()
+}
+
+/// a1's instance terminated: the restore launches one.
+fn a1_lost(policy: &Policy) -> asdr_planner::World {
+    let mut spec = WorldSpec::new(NOW);
+    spec.failures = vec![("a1".into(), Failure::Terminated)];
+    world_for(policy, &spec)
+}
+
+fn restore(policy: &Policy, name: &str) -> Plan {
+    let w = a1_lost(policy);
+    plan(policy, &w, NOW, &Operation::Restore(name.into())).expect("plans")
+}
+
+fn phase(rto: &RtoEstimate, name: &str) -> Option<u64> {
+    rto.phases
+        .iter()
+        .find(|p| p.phase == name)
+        .unwrap_or_else(|| panic!("no phase {name} in {rto:?}"))
+        .seconds
+}
+
+fn rto_warnings(p: &Plan) -> Vec<&str> {
+    p.warnings
+        .iter()
+        .filter(|w| w.rule == "RTO")
+        .map(|w| w.message.as_str())
+        .collect()
+}
+
+#[test]
+fn a_restore_whose_estimate_exceeds_its_objective_is_warned_with_its_phases() {
+    let policy = with_restore("{initialization_rate: 100}", "    rto: 10m\n");
+    let p = restore(&policy, "a1-timed");
+    let rto = p.rto.as_ref().expect("a restore plan states its time");
+    // Launch (120 s) and volume creation (30 s) overlap; the cold start reads the 500 GiB device
+    // as it initialises at 100 MiB/s (below the volume's 125): 5,120 s; the node joins in 60 s.
+    assert_eq!(phase(rto, "launch"), Some(120));
+    assert_eq!(phase(rto, "volumes"), Some(30));
+    assert_eq!(phase(rto, "cold-start"), Some(5120));
+    assert_eq!(phase(rto, "cluster"), Some(60));
+    assert_eq!(rto.total_seconds, Some(120 + 5120 + 60));
+    assert_eq!(rto.objective_seconds, Some(600));
+    let warned = rto_warnings(&p);
+    assert_eq!(warned.len(), 1, "{:?}", p.warnings);
+    assert!(
+        warned[0].contains("a1-timed")
+            && warned[0].contains("exceeds the objective 10m")
+            && warned[0].contains("the longest phase is cold-start")
+            && warned[0].contains("100 MiB/s"),
+        "{}",
+        warned[0]
+    );
+}
+
+#[test]
+fn a_restore_within_its_objective_is_not_warned() {
+    // 300 MiB/s on a volume given 1,000: 500 GiB in 1,707 s, 31 minutes in all, within 1 hour.
+    let policy = with_restore(
+        "{type: gp3, iops: 16000, throughput: 1000, initialization_rate: 300}",
+        "    rto: 1h\n",
+    );
+    let p = restore(&policy, "a1-timed");
+    let rto = p.rto.as_ref().unwrap();
+    assert_eq!(phase(rto, "cold-start"), Some(1707));
+    assert_eq!(rto.total_seconds, Some(120 + 1707 + 60));
+    assert!(rto_warnings(&p).is_empty(), "{:?}", p.warnings);
+    assert!(rto.shortfall().is_none());
+}
+
+#[test]
+fn lazily_loaded_volumes_cannot_be_held_to_an_objective_and_say_what_bounds_them() {
+    let policy = with_restore("{type: gp3}", "    rto: 4h\n");
+    let p = restore(&policy, "a1-timed");
+    let rto = p.rto.as_ref().unwrap();
+    assert_eq!(phase(rto, "cold-start"), None);
+    assert_eq!(rto.total_seconds, None);
+    let warned = rto_warnings(&p);
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("cannot be held")
+            && warned[0].contains("lazily")
+            && warned[0].contains("initialization_rate or fast_snapshot_restore"),
+        "{warned:?}"
+    );
+    // Without an objective, the same unbounded estimate is stated and not warned.
+    let p = restore(&with_restore("{type: gp3}", ""), "a1-timed");
+    assert_eq!(p.rto.as_ref().unwrap().total_seconds, None);
+    assert!(rto_warnings(&p).is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
+fn fast_snapshot_restore_waits_for_the_snapshot_to_be_enabled_then_reads_at_the_volumes_throughput()
+{
+    let policy = with_restore("{fast_snapshot_restore: true}", "    rto: 30m\n");
+    let p = restore(&policy, "a1-timed");
+    let rto = p.rto.as_ref().unwrap();
+    // Enabling at restore time: 500 GiB optimised at 60 min per TiB (1,758 s) before its first
+    // credit; then volumes whole at creation, read at the volume's 125 MiB/s (4,096 s).
+    assert_eq!(phase(rto, "volumes"), Some(30 + 1758));
+    assert_eq!(phase(rto, "cold-start"), Some(4096));
+    assert_eq!(rto.total_seconds, Some(1788 + 4096 + 60));
+    let volumes = rto.phases.iter().find(|p| p.phase == "volumes").unwrap();
+    assert!(
+        volumes
+            .basis
+            .contains("Fast Snapshot Restore is enabled for 3 snapshot(s) in 1 zone(s)"),
+        "{}",
+        volumes.basis
+    );
+    assert_eq!(rto_warnings(&p).len(), 1, "{:?}", p.warnings);
+}
+
+#[test]
+fn a_reattached_or_blank_restore_is_estimated_from_what_it_reads() {
+    let policy = ExamplePolicy::prod_east().policy();
+    // current-volumes: a1's own volumes, whole already, read at their 125 MiB/s.
+    let p = restore(&policy, "replace-a1");
+    let rto = p.rto.as_ref().unwrap();
+    assert_eq!(phase(rto, "volumes"), Some(0));
+    assert_eq!(phase(rto, "cold-start"), Some(4096));
+    assert_eq!(rto.total_seconds, Some(120 + 4096 + 60));
+    // empty: blank volumes, nothing to read; migrations refill while the peers serve.
+    let p = restore(&policy, "a1-refill");
+    let rto = p.rto.as_ref().unwrap();
+    assert_eq!(phase(rto, "volumes"), Some(30));
+    assert_eq!(phase(rto, "cold-start"), Some(0));
+    assert_eq!(rto.total_seconds, Some(120 + 60));
+    let cluster = rto.phases.iter().find(|p| p.phase == "cluster").unwrap();
+    assert!(
+        cluster.basis.contains("migrations then refill"),
+        "{}",
+        cluster.basis
+    );
+}
+
+#[test]
+fn a_plan_with_nothing_to_do_and_a_backup_state_no_restore_time() {
+    let policy = with_restore("{initialization_rate: 100}", "    rto: 10m\n");
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let backup = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(backup.rto.is_none());
+    assert!(rto_warnings(&backup).is_empty());
+}
+
+#[test]
+fn status_gives_each_restore_its_estimate_and_an_objective_it_cannot_meet_is_a_problem() {
+    let policy = with_restore("{initialization_rate: 100}", "    rto: 10m\n");
+    let w = a1_lost(&policy);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let r = s.restores.iter().find(|r| r.name == "a1-timed").unwrap();
+    assert_eq!(r.rto.total_seconds, Some(120 + 5120 + 60));
+    assert_eq!(r.rto.objective_seconds, Some(600));
+    let over: Vec<&String> = s
+        .problems
+        .iter()
+        .filter(|p| p.contains("objective"))
+        .collect();
+    assert!(
+        over.len() == 1
+            && over[0].contains("restore `a1-timed`")
+            && over[0].contains("exceeds the objective 10m"),
+        "{:?}",
+        s.problems
+    );
+    // A restore without an objective states its estimate and is no problem for it.
+    let full = s
+        .restores
+        .iter()
+        .find(|r| r.name == "full-cluster")
+        .unwrap();
+    assert_eq!(full.rto.objective_seconds, None);
+    assert!(
+        !s.problems
+            .iter()
+            .any(|p| p.contains("objective") && !p.contains("a1-timed")),
+        "{:?}",
+        s.problems
+    );
+    // Within the objective: no problem.
+    let policy = with_restore("{initialization_rate: 100}", "    rto: 2h\n");
+    let s = asdr_planner::status::status(&policy, &a1_lost(&policy), NOW);
+    assert!(
+        !s.problems.iter().any(|p| p.contains("objective")),
+        "{:?}",
+        s.problems
+    );
+}
+
+#[test]
+fn a_drill_states_the_time_of_the_restore_it_rehearses_against_its_objective() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n",
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    rto: 15m\n    volume: {initialization_rate: 200}\n",
+        )
+        .append("\ndrills:\n  - name: quarterly\n    restore: full-cluster\n    target:\n      subnets: {us-east-1a: subnet-0d1a, us-east-1b: subnet-0d1b}\n      ip_offset: 100\n      security_groups: [sg-0drill]\n")
+        .policy();
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &w, NOW, &Operation::Drill("quarterly".into())).unwrap();
+    let rto = p
+        .rto
+        .as_ref()
+        .expect("a drill's plan states its restore's time");
+    // Stand-ins launched; 500 GiB at 125 MiB/s (the volume's own, below the 200 asked): 4,096 s.
+    assert_eq!(phase(rto, "launch"), Some(120));
+    assert_eq!(phase(rto, "cold-start"), Some(4096));
+    assert_eq!(rto.objective_seconds, Some(900));
+    assert!(
+        rto_warnings(&p).iter().any(
+            |w| w.contains("restore `full-cluster`") && w.contains("exceeds the objective 15m")
+        ),
+        "{:?}",
+        p.warnings
+    );
+}
