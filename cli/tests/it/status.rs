@@ -371,3 +371,74 @@ fn a_restore_without_a_usable_set_is_not_ready_and_status_is_not_fine() {
         assert_eq!(m[&("asdr_restore_ready".to_string(), labels)], ready, "{r}");
     }
 }
+
+#[test]
+fn a_restores_time_objective_is_stated_by_plan_status_and_openmetrics_and_unmet_is_not_fine() {
+    let s = Scratch::of("prod-east");
+    // a1-from-backup: 500 GiB at 300 MiB/s (1,707 s) after a 2-minute launch, a 1-minute join.
+    s.edit(
+        "asdr.yaml",
+        "    volume: {type: gp3, iops: 16000, throughput: 1000, initialization_rate: 300}\n",
+        "    volume: {type: gp3, iops: 16000, throughput: 1000, initialization_rate: 300}\n    rto: 15m\n",
+    );
+    let plan = s.asdr(
+        "world-failed-node.yaml",
+        &["plan", "--restore", "a1-from-backup"],
+        &[],
+    );
+    let text = stdout(&plan);
+    assert!(
+        text.contains(
+            "Restore time: 31m (launch 2m, volumes 30s, cold-start 28m, cluster 1m), objective 15m"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[RTO] restore `a1-from-backup`: estimated 31m exceeds the objective 15m"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&s.asdr(
+        "world-failed-node.yaml",
+        &["plan", "--restore", "a1-from-backup", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json["rto"]["total_seconds"], 120 + 1707 + 60);
+    assert_eq!(json["rto"]["objective_seconds"], 900);
+    assert_eq!(json["rto"]["phases"][2]["phase"], "cold-start");
+    // status: the restore's time, and the objective it cannot meet is a problem (exit 2).
+    let status = s.asdr("world-backup-due.yaml", &["status"], &[]);
+    let text = stdout(&status);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("restore `a1-from-backup`: estimated 31m exceeds the objective 15m"),
+        "{text}"
+    );
+    let out = s.asdr(
+        "world-backup-due.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    );
+    let m = metrics(&stdout(&out));
+    let mut restore = cluster();
+    restore.insert("restore".into(), "a1-from-backup".into());
+    assert_eq!(
+        m[&(
+            "asdr_restore_rto_estimate_seconds".to_string(),
+            restore.clone()
+        )],
+        1887.0
+    );
+    assert_eq!(
+        m[&("asdr_restore_rto_objective_seconds".to_string(), restore)],
+        900.0
+    );
+    // A restore whose volumes load lazily has no total: no estimate gauge, and no objective.
+    let mut full = cluster();
+    full.insert("restore".into(), "full-cluster".into());
+    assert!(!m.contains_key(&(
+        "asdr_restore_rto_estimate_seconds".to_string(),
+        full.clone()
+    )));
+    assert!(!m.contains_key(&("asdr_restore_rto_objective_seconds".to_string(), full)));
+}
