@@ -468,6 +468,7 @@ fn plan_region(
                         share_with: copy.account.as_ref().map(|a| a.id.clone()),
                         cluster_id: copy.account.as_ref().map(|_| ctx.cluster_id.to_string()),
                         grant_to: copy.account.as_ref().map(|a| a.role_arn.clone()),
+                        completion_duration_minutes: copy.complete_within_minutes,
                     }),
                 );
                 planned_copies += 1;
@@ -617,6 +618,9 @@ fn plan_region(
                 copy.max_in_flight
             ),
         );
+        if let Some(note) = crate::rto::time_based_copies(copy, &said) {
+            b.warn("cost", note);
+        }
     }
     let new_in_region = new_set.filter(|id| caught_up.contains(*id));
     let mut keep = caught_up;

@@ -241,6 +241,9 @@ pub struct CopySnapshot {
     /// The backup account's role, granted an encrypted source's KMS key; only that copy's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_to: Option<String>,
+    /// A time-based copy: it completes within this many minutes (`copies[].complete_within`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_duration_minutes: Option<u32>,
 }
 
 /// mark_restore_complete: a restore into another region stands — every node started, the cluster

@@ -506,3 +506,14 @@ pub(crate) fn of_status(
         objective: restore.rto.map(|d| d.seconds()),
     })
 }
+
+/// What a time-based copy (`copies[].complete_within`) promises and costs, said in the plan
+/// that makes one.
+pub(crate) fn time_based_copies(copy: &asdr_specs::Copy, said: &str) -> Option<String> {
+    let minutes = u64::from(copy.complete_within_minutes?);
+    Some(format!(
+        "copies to {said} are time-based: each completes within {} of its start (CopySnapshot CompletionDurationMinutes), billed per GiB copied on top of a standard copy, the more the shorter the duration; the throughput it needs (the snapshot's data over {}) counts against the region pair's 2,000 MiB/s quota and 500 MiB/s per copy, and a copy that needs more completes late",
+        human_age(minutes * 60),
+        human_age(minutes * 60),
+    ))
+}

@@ -68,7 +68,11 @@ pub struct RegionStatus {
     /// The AWS region (the key is `REGION@ACCOUNT` for a backup account's copies).
     pub aws_region: String,
     pub newest_complete_set: Option<String>,
+    /// Counted from the set's own time (when it was taken at home), not from its copy's.
     pub age_seconds: Option<u64>,
+    /// The age past which the region has no copy within its objective: one interval for the
+    /// next set and one to copy it, or the declared `complete_within` when that is longer.
+    pub rpo_seconds: u64,
     /// The cluster's newest complete set has no complete copy here yet.
     pub behind: bool,
     pub complete_sets: Vec<String>,
@@ -183,6 +187,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 unobserved,
                 newest_complete_set: newest.map(|s| s.id.clone()),
                 age_seconds: newest.map(|s| (now - s.time).whole_seconds().max(0) as u64),
+                rpo_seconds: copy_rpo(policy, c),
                 behind: obs
                     .newest_complete_set()
                     .is_some_and(|h| robs.set(&h.id).is_none_or(|s| !s.is_complete())),
@@ -593,6 +598,16 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     }
 }
 
+/// A copy region's objective: the next set (`every`) and its copy, which takes up to another
+/// interval, or up to `complete_within` when copies are time-based and given longer.
+fn copy_rpo(policy: &Policy, copy: &asdr_specs::Copy) -> u64 {
+    let every = policy.backup.every.seconds();
+    let copying = copy
+        .complete_within_minutes
+        .map_or(every, |m| u64::from(m) * 60);
+    every + copying.max(every)
+}
+
 /// Each declared recovery path without a usable set within its objective: the cluster's region
 /// (a complete set younger than `every`), each copy region (observed, a complete copy younger than
 /// twice `every`: one interval for the next set, one to copy it), each restore that reads a set
@@ -604,7 +619,6 @@ fn problems(
     regions: &std::collections::BTreeMap<String, RegionStatus>,
     restores: &[RestoreStatus],
 ) -> Vec<String> {
-    let every = policy.backup.every.seconds();
     let mut out = Vec::new();
     if overdue {
         out.push(match newest {
@@ -624,9 +638,10 @@ fn problems(
             out.push(format!("{region}: not observed ({why})"));
         } else {
             match (&r.newest_complete_set, r.age_seconds) {
-                (Some(set), Some(age)) if age >= 2 * every => out.push(format!(
-                    "{region}: the newest complete copy {set} is {} old, older than twice every: {}",
+                (Some(set), Some(age)) if age >= r.rpo_seconds => out.push(format!(
+                    "{region}: the newest complete copy {set} is {} old, older than its objective {} (every: {}, then its copy)",
                     human_age(age),
+                    human_age(r.rpo_seconds),
                     policy.backup.every
                 )),
                 (Some(_), _) => {}

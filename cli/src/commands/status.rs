@@ -403,6 +403,19 @@ fn openmetrics(r: &Report) -> String {
             .collect(),
     );
     gauge(
+        "asdr_copy_rpo_seconds",
+        "The age past which a copy region has no copy within its objective (every, then its copy: another interval, or copies[].complete_within when longer).",
+        s.regions
+            .iter()
+            .map(|(key, c)| {
+                (
+                    format!("{cluster},{}", place_kv(key)),
+                    c.rpo_seconds.to_string(),
+                )
+            })
+            .collect(),
+    );
+    gauge(
         "asdr_copy_behind",
         "1 when the newest complete set has no complete copy in a region yet.",
         s.regions

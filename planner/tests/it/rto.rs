@@ -235,3 +235,91 @@ fn a_drill_states_the_time_of_the_restore_it_rehearses_against_its_objective() {
         p.warnings
     );
 }
+
+fn with_copy(extra: &str) -> Policy {
+    ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            &format!(
+                "  copies:\n    - {{region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east{extra}}}\n  max_nodes_at_once: 1 "
+            ),
+        )
+        .policy()
+}
+
+#[test]
+fn a_time_based_copy_asks_for_its_duration_says_what_it_costs_and_plain_copies_do_not() {
+    for (extra, minutes) in [(", complete_within: 1h", Some(60)), ("", None)] {
+        let policy = with_copy(extra);
+        let mut spec = WorldSpec::new(NOW);
+        spec.newest_set_age = time::Duration::hours(25);
+        let w = world_for(&policy, &spec);
+        let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+        let copies: Vec<_> = p
+            .steps
+            .iter()
+            .filter_map(|s| match &s.params {
+                asdr_planner::params::Params::CopySnapshot(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert!(!copies.is_empty());
+        assert!(
+            copies
+                .iter()
+                .all(|c| c.completion_duration_minutes == minutes),
+            "{copies:?}"
+        );
+        let cost: Vec<_> = p.warnings.iter().filter(|w| w.rule == "cost").collect();
+        match minutes {
+            Some(_) => assert!(
+                cost.len() == 1
+                    && cost[0]
+                        .message
+                        .contains("time-based: each completes within 1h")
+                    && cost[0].message.contains("billed per GiB copied"),
+                "{:?}",
+                p.warnings
+            ),
+            None => assert!(cost.is_empty(), "{:?}", p.warnings),
+        }
+    }
+}
+
+#[test]
+fn a_copy_regions_age_counts_from_the_sets_own_time_against_an_objective_that_allows_its_copy_time()
+{
+    // Sets 26 h, 50 h and 74 h old; the newest's copy is still being made, so the newest complete
+    // copy in us-west-2 is of the 50-hour-old set: its age is the set's, not its copy's.
+    let region_problem = |extra: &str| {
+        let policy = with_copy(extra);
+        let mut spec = WorldSpec::new(NOW);
+        spec.newest_set_age = time::Duration::hours(26);
+        spec.sets = 3;
+        let mut w = world_for(&policy, &spec);
+        asdr_planner::testkit::copy_sets(&mut w, &policy, 0, 2, true);
+        let s = asdr_planner::status::status(&policy, &w, NOW);
+        let west = &s.regions["us-west-2"];
+        assert_eq!(west.age_seconds, Some(50 * 3600));
+        (
+            west.rpo_seconds,
+            s.problems
+                .iter()
+                .find(|p| p.starts_with("us-west-2:"))
+                .cloned(),
+        )
+    };
+    // Best-effort copies: one interval for the next set and one to copy it, 48 h.
+    let (rpo, problem) = region_problem("");
+    assert_eq!(rpo, 48 * 3600);
+    assert!(
+        problem
+            .as_deref()
+            .is_some_and(|p| p.contains("older than its objective 2d")),
+        "{problem:?}"
+    );
+    // Copies given 36 h to complete: the region's objective is 24 h + 36 h, and 50 h is within it.
+    let (rpo, problem) = region_problem(", complete_within: 36h");
+    assert_eq!(rpo, 60 * 3600);
+    assert_eq!(problem, None);
+}

@@ -15,6 +15,7 @@ mod lock;
 mod nodes;
 mod object_lock;
 mod recycle_bin;
+mod restore_speed;
 mod scp;
 mod ssm;
 mod store_files;

@@ -387,6 +387,9 @@ impl Ec2Provider {
                     .description(&p.description)
                     .set_encrypted(p.encrypted.then_some(true))
                     .set_kms_key_id(p.kms_key_id.clone())
+                    .set_completion_duration_minutes(
+                        p.completion_duration_minutes.map(|m| m as i32),
+                    )
                     .tag_specifications(tag_spec(
                         ResourceType::Snapshot,
                         step_tags(&input, &[(tags::SOURCE_SNAPSHOT, &source)]),
