@@ -18,6 +18,7 @@ ACTIONS = {
         "CreateVolume", "DeleteSnapshot", "DeleteVolume", "DescribeInstanceAttribute", "DescribeInstanceTypes",
         "DescribeInstances", "DescribeNetworkInterfaces", "DescribeSnapshots", "DescribeSubnets", "DescribeVolumes",
         "DetachVolume", "ModifySnapshotAttribute", "RunInstances", "StopInstances", "TerminateInstances",
+        "DescribeFastSnapshotRestores", "DisableFastSnapshotRestores", "EnableFastSnapshotRestores",
     ],
     "s3": ["DeleteObject", "GetObject", "ListBucket", "PutObject"],
     "ssm": ["GetCommandInvocation", "ListCommands", "SendCommand"],

@@ -91,6 +91,8 @@ impl Options {
     pub fn timeout(&self, kind: StepKind) -> Duration {
         self.step_timeout.unwrap_or(match kind {
             StepKind::WaitSnapshot => Duration::from_secs(12 * 3600),
+            // Optimising takes about an hour per TiB, and FSR takes snapshots up to 16 TiB.
+            StepKind::FastSnapshotRestore => Duration::from_secs(24 * 3600),
             StepKind::WaitClusterStable
             | StepKind::WaitVolume
             | StepKind::Asbackup

@@ -11,6 +11,7 @@ pub mod copies;
 pub mod drift;
 pub mod drill;
 mod error;
+mod fast_restore;
 pub mod graph;
 pub mod identity;
 mod learned;
@@ -215,7 +216,10 @@ pub fn plan(
     for d in drift::undeclared(policy, world) {
         b.warn("drift", d.message);
     }
-    let rto = restore_rto(policy, world, op, &mut b);
+    if let Some(restore) = rto::restore_of(policy, op) {
+        fast_restore::add(restore, &identity.id, &mut b);
+    }
+    let rto = rto::restore_rto(policy, world, op, &mut b);
     let mut plan = finish(policy, seen, now, op, &identity.id, b)?;
     plan.rto = rto;
     // The planner's own output is checked by the independent verifier: a violation here is a
@@ -225,29 +229,6 @@ pub fn plan(
         return Err(PlanError::Unsafe(violations));
     }
     Ok(plan)
-}
-
-/// A restore's (or a drill's) time by phase, from the steps it takes; said when it breaks the
-/// restore's objective (`restores[].rto`).
-fn restore_rto(
-    policy: &Policy,
-    world: &World,
-    op: &Operation,
-    b: &mut Builder,
-) -> Option<rto::RtoEstimate> {
-    let restore = match op {
-        Operation::Restore(name) => policy.restore(name),
-        Operation::Drill(name) => policy.drill(name).and_then(|d| policy.restore(&d.restore)),
-        _ => None,
-    }?;
-    if b.steps.is_empty() {
-        return None;
-    }
-    let estimate = rto::of_plan(policy, restore, world, &b.steps);
-    if let Some(why) = estimate.shortfall() {
-        b.warn("RTO", format!("restore `{}`: {why}", restore.name));
-    }
-    Some(estimate)
 }
 
 /// A plan that changes anything claims the cluster's id first: the instances of its nodes that do

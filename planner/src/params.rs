@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::plan::StepKind;
 
 mod consistency;
+mod copies;
 mod locks;
 mod tools;
 mod volumes;
 pub use consistency::{SetRoster, WaitPartitionsAvailable};
+pub use copies::{CopySnapshot, MarkRestoreComplete};
 pub use locks::{LockSnapshots, RetainFiles, Retention};
 pub use tools::{Asbackup, Asrestore, BackupKind, Tool, ToolEncrypt};
-pub use volumes::{AttachVolume, DetachVolume, DeviceCheck};
+pub use volumes::{AttachVolume, DetachVolume, DeviceCheck, FastSnapshotRestore};
 
 /// Tags a step puts on what it creates (besides `asdr:plan` and `asdr:step`).
 pub type TagMap = BTreeMap<String, String>;
@@ -215,48 +217,6 @@ pub struct CopySmd {
 }
 
 /// restore_smd: a set's SMD archive replaces a node's SMD directory.
-/// A snapshot copied into the step's region (CopySnapshot there, `SourceRegion` set), tagged
-/// like its source plus `asdr:source-snapshot` and `asdr:source-region`; found again by those.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct CopySnapshot {
-    /// The completed snapshot in the cluster's region.
-    pub source: Ref,
-    pub source_region: String,
-    pub set: String,
-    pub node: String,
-    pub device: String,
-    pub description: String,
-    /// Encrypted with `kms_key_id` in the destination region; otherwise as the source is.
-    pub encrypted: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    pub tags: TagMap,
-    /// The backup account (`copies[].account`) the source is shared with, then copied by its
-    /// role; only ever the account of the copy the step acts in (R16).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub share_with: Option<String>,
-    /// The cluster's id: a source carrying another is a same-named cluster's, never shared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_id: Option<String>,
-    /// The backup account's role, granted an encrypted source's KMS key; only that copy's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant_to: Option<String>,
-    /// A time-based copy: it completes within this many minutes (`copies[].complete_within`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_duration_minutes: Option<u32>,
-}
-
-/// mark_restore_complete: a restore into another region stands — every node started, the cluster
-/// stable at its full size — and its instances say so (`asdr:restore-complete`). Without the mark
-/// instances of that restore are a partly built cluster, never one that stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct MarkRestoreComplete {
-    pub restore: String,
-    /// The instances the restore launched (learned from their provision steps).
-    pub instances: Vec<Ref>,
-    pub tag: TagMap,
-}
-
 /// A set's SMD archive copied from one store to another, its SHA-256 checked on both sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CopySmdArchive {
@@ -539,6 +499,7 @@ pub enum Params {
     ClaimCluster(ClaimCluster),
     LockSnapshots(LockSnapshots),
     RetainFiles(RetainFiles),
+    FastSnapshotRestore(FastSnapshotRestore),
 }
 
 impl Params {
@@ -589,6 +550,7 @@ impl Params {
             Params::ClaimCluster(_) => StepKind::ClaimCluster,
             Params::LockSnapshots(_) => StepKind::LockSnapshots,
             Params::RetainFiles(_) => StepKind::RetainFiles,
+            Params::FastSnapshotRestore(_) => StepKind::FastSnapshotRestore,
         }
     }
 

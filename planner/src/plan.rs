@@ -149,6 +149,8 @@ pub enum StepKind {
     /// An existing set's store files (SMD archives, checksums, manifest) given S3 Object Lock
     /// retention as its snapshots are locked (R20).
     RetainFiles,
+    /// Fast Snapshot Restore enabled (and waited for) or disabled for a restore's snapshots.
+    FastSnapshotRestore,
 }
 
 impl StepKind {
@@ -191,6 +193,7 @@ impl StepKind {
             StepKind::ClaimCluster => "claim_cluster",
             StepKind::LockSnapshots => "lock_snapshots",
             StepKind::RetainFiles => "retain_files",
+            StepKind::FastSnapshotRestore => "fast_snapshot_restore",
         }
     }
 

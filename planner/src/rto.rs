@@ -517,3 +517,36 @@ pub(crate) fn time_based_copies(copy: &asdr_specs::Copy, said: &str) -> Option<S
         human_age(minutes * 60),
     ))
 }
+
+/// The restore an operation carries out: its own, or the one its drill rehearses.
+pub(crate) fn restore_of<'p>(
+    policy: &'p Policy,
+    op: &crate::Operation,
+) -> Option<&'p asdr_specs::Restore> {
+    match op {
+        crate::Operation::Restore(name) => policy.restore(name),
+        crate::Operation::Drill(name) => {
+            policy.drill(name).and_then(|d| policy.restore(&d.restore))
+        }
+        _ => None,
+    }
+}
+
+/// A restore's (or a drill's) time by phase, from the steps it takes; said when it breaks the
+/// restore's objective (`restores[].rto`).
+pub(crate) fn restore_rto(
+    policy: &Policy,
+    world: &crate::World,
+    op: &crate::Operation,
+    b: &mut crate::builder::Builder,
+) -> Option<RtoEstimate> {
+    let restore = restore_of(policy, op)?;
+    if b.steps.is_empty() {
+        return None;
+    }
+    let estimate = of_plan(policy, restore, world, &b.steps);
+    if let Some(why) = estimate.shortfall() {
+        b.warn("RTO", format!("restore `{}`: {why}", restore.name));
+    }
+    Some(estimate)
+}

@@ -188,6 +188,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 world.snapshots.push(Snapshot {
                     state_message: None,
                     lock: None,
+                    fast_restore: Default::default(),
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -209,6 +210,7 @@ pub fn world_for(policy: &Policy, spec: &WorldSpec) -> World {
                 world.snapshots.push(Snapshot {
                     state_message: None,
                     lock: None,
+                    fast_restore: Default::default(),
                     region: None,
                     id: id("snap", snap_counter),
                     volume_id: volume_id.clone(),
@@ -419,6 +421,7 @@ pub fn copy_sets(world: &mut World, policy: &Policy, copy: usize, newest: usize,
             world.snapshots.push(Snapshot {
                 state_message: None,
                 lock: None,
+                fast_restore: Default::default(),
                 region: Some(c.region.clone()),
                 id: id("snap", counter),
                 volume_id: "vol-ffffffff".into(),

@@ -384,6 +384,10 @@ pub struct Snapshot {
     /// Its EBS snapshot lock (DescribeLockedSnapshots); none: not locked, or its lock expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<SnapshotLock>,
+    /// Fast Snapshot Restore by zone (DescribeFastSnapshotRestores): `enabling`, `optimizing`,
+    /// `enabled`, `disabling`; a zone absent is disabled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fast_restore: BTreeMap<String, String>,
 }
 
 /// A Recycle Bin retention rule for EBS snapshots: tag-level (it keeps deleted snapshots carrying

@@ -45,6 +45,10 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         (None, Some(r)) => asdr_planner::restore::step_kinds(&policy, r),
         (None, None) => asdr_planner::backup::step_kinds(&policy),
     };
+    // Fast Snapshot Restore, enabled and disabled around the volumes of a restore that asks.
+    if restore.is_some_and(|r| r.volume.fast_snapshot_restore) {
+        kinds.push(StepKind::FastSnapshotRestore);
+    }
     // Backups and restores at home claim the cluster id on an instance that lacks it (a node
     // replaced by hand later).
     if elsewhere.is_none() && a.drill.is_none() {

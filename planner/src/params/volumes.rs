@@ -21,6 +21,22 @@ pub struct DetachVolume {
     pub terminating: bool,
 }
 
+/// fast_snapshot_restore: Fast Snapshot Restore enabled for a restore's snapshots in the zones
+/// its volumes are made in (done once every pair is `enabled`: its volumes are then whole at
+/// creation), or disabled again once they are made (EBS bills each pair by the hour).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FastSnapshotRestore {
+    pub enable: bool,
+    /// The restore (or drill) whose volumes it speeds up.
+    pub restore: String,
+    /// Zone → the snapshots volumes are made from there: each snapshot only in its volume's
+    /// zone (EBS bills every snapshot–zone pair enabled).
+    pub snapshots: std::collections::BTreeMap<String, Vec<String>>,
+    /// The cluster's id: a snapshot carrying another is a same-named cluster's, never touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
 /// attach_volume: a volume attached at a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AttachVolume {

@@ -22,6 +22,7 @@ mod accounts;
 mod consistency;
 mod deletes;
 mod drill;
+mod fast_restore;
 mod identity;
 mod locks;
 mod node_ids;
@@ -65,6 +66,7 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     };
     out.extend(verify_ours(policy, &ours, plan));
     out.extend(locks::check(policy, &ours, plan));
+    out.extend(fast_restore::check(policy, plan));
     out
 }
 

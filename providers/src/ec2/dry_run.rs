@@ -215,6 +215,34 @@ impl Ec2Provider {
                         ),
                     )
                 }
+                // Asked for every zone's snapshots at once would enable pairs apply never asks
+                // for; one zone's answer says whether the role may.
+                Params::FastSnapshotRestore(p) => {
+                    let Some((zone, ids)) = p.snapshots.iter().next() else {
+                        continue;
+                    };
+                    if p.enable {
+                        let r = this
+                            .client
+                            .enable_fast_snapshot_restores()
+                            .dry_run(true)
+                            .availability_zones(zone)
+                            .set_source_snapshot_ids(Some(ids.clone()))
+                            .send()
+                            .await;
+                        ("ec2:EnableFastSnapshotRestores", verdict(r))
+                    } else {
+                        let r = this
+                            .client
+                            .disable_fast_snapshot_restores()
+                            .dry_run(true)
+                            .availability_zones(zone)
+                            .set_source_snapshot_ids(Some(ids.clone()))
+                            .send()
+                            .await;
+                        ("ec2:DisableFastSnapshotRestores", verdict(r))
+                    }
+                }
                 _ => continue,
             };
             let (verdict, message) = result;

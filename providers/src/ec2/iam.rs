@@ -84,6 +84,13 @@ fn actions(kind: StepKind, ssm: bool, s3: bool) -> Vec<(&'static str, Scope)> {
             ("ec2:LockSnapshot", Owned),
             ("ec2:CreateTags", Tag),
         ],
+        // Only the cluster's own snapshots, enabled and disabled around a restore's volumes.
+        StepKind::FastSnapshotRestore => vec![
+            ("ec2:DescribeSnapshots", Read),
+            ("ec2:DescribeFastSnapshotRestores", Read),
+            ("ec2:EnableFastSnapshotRestores", Owned),
+            ("ec2:DisableFastSnapshotRestores", Owned),
+        ],
         StepKind::DetachVolume => vec![
             ("ec2:DescribeVolumes", Read),
             // Termination protection, read before the volumes of an instance to terminate go.

@@ -7,6 +7,7 @@
 mod act;
 mod batch;
 pub mod dry_run;
+mod fast_restore;
 pub mod iam;
 mod locks;
 mod observe;

@@ -96,6 +96,7 @@ pub(crate) fn to_snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
     Snapshot {
         state_message: s.state_message().map(str::to_string),
         lock: None,
+        fast_restore: Default::default(),
         region: None,
         id: s.snapshot_id().unwrap_or_default().into(),
         volume_id: s.volume_id().unwrap_or_default().into(),

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod consistency;
+mod fast_restore;
 mod instances;
 mod nodes;
 mod snapshots;
@@ -425,7 +426,8 @@ fn family(kind: StepKind) -> Family {
         | StepKind::MarkSetComplete
         | StepKind::DeleteSnapshot
         | StepKind::CopySnapshot
-        | StepKind::LockSnapshots => Family::Snapshots,
+        | StepKind::LockSnapshots
+        | StepKind::FastSnapshotRestore => Family::Snapshots,
         _ => Family::Nodes,
     }
 }

@@ -79,6 +79,7 @@ pub(super) fn act(
 ) -> Result<Progress, StepError> {
     let step = input.step;
     match &step.params {
+        Params::FastSnapshotRestore(p) => super::fast_restore::act(world, cx, input, p),
         Params::SnapshotInstance(_) | Params::Snapshot(_) => {
             let volumes: Vec<(String, String)> = match &step.params {
                 Params::SnapshotInstance(p) => p
@@ -109,6 +110,7 @@ pub(super) fn act(
                 world.snapshots.push(Snapshot {
                     state_message: None,
                     lock: None,
+                    fast_restore: Default::default(),
                     region: None,
                     id: id.clone(),
                     volume_id,
@@ -155,6 +157,7 @@ pub(super) fn act(
             world.snapshots.push(Snapshot {
                 state_message: None,
                 lock: None,
+                fast_restore: Default::default(),
                 region: input.step.region.clone(),
                 id: id.clone(),
                 volume_id: source.volume_id.clone(),

@@ -176,7 +176,7 @@ impl Ec2Provider {
     }
 
     /// From now on, this step's evidence is looked up afresh.
-    async fn acting_on(&self, input: &StepInput<'_>) {
+    pub(super) async fn acting_on(&self, input: &StepInput<'_>) {
         self.plan_views
             .lock()
             .await
@@ -476,7 +476,8 @@ fn family(kind: StepKind) -> Option<Family> {
         | StepKind::MarkSetComplete
         | StepKind::DeleteSnapshot
         | StepKind::CopySnapshot
-        | StepKind::LockSnapshots => Some(Family::Snapshots),
+        | StepKind::LockSnapshots
+        | StepKind::FastSnapshotRestore => Some(Family::Snapshots),
         _ => None,
     }
 }

@@ -461,6 +461,7 @@ impl Ec2Provider {
                 Progress::finished()
             }
             Params::LockSnapshots(_) => self.act_locks(&input).await,
+            Params::FastSnapshotRestore(p) => self.act_fast_restore(&input, p).await,
             other => Err(StepError::permanent(
                 "NotThisFamily",
                 format!("{} is not an EC2 snapshots step", other.kind()),
