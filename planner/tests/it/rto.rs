@@ -323,3 +323,166 @@ fn a_copy_regions_age_counts_from_the_sets_own_time_against_an_objective_that_al
     assert_eq!(rpo, 60 * 3600);
     assert_eq!(problem, None);
 }
+
+fn fsr_full_cluster() -> Policy {
+    ExamplePolicy::prod_east()
+        .edit(
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n",
+            "  - name: full-cluster\n    scope: cluster\n    source: latest-backup\n    volume: {fast_snapshot_restore: true}\n",
+        )
+        .policy()
+}
+
+fn step<'p>(p: &'p Plan, id: &str) -> &'p asdr_planner::Step {
+    p.step(id).unwrap_or_else(|| {
+        panic!(
+            "no {id} in {:?}",
+            p.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[test]
+fn fsr_is_enabled_before_any_node_stops_or_volume_is_made_and_disabled_once_they_are() {
+    let policy = fsr_full_cluster();
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    let enable = step(&p, "fast_snapshot_restore:enable:full-cluster");
+    let asdr_planner::params::Params::FastSnapshotRestore(e) = &enable.params else {
+        panic!("{enable:?}")
+    };
+    assert!(e.enable);
+    // Each snapshot only in its own node's zone: 3 nodes per zone × 3 devices.
+    assert_eq!(e.snapshots.len(), 2, "{:?}", e.snapshots);
+    assert_eq!(e.snapshots.values().map(Vec::len).sum::<usize>(), 9);
+    for s in &p.steps {
+        match s.kind() {
+            // The cluster serves while EBS optimises (an hour per TiB): nothing is taken out
+            // before it is enabled, and no volume is made without it.
+            asdr_planner::StepKind::StopNode | asdr_planner::StepKind::CreateVolume => assert!(
+                s.depends_on.contains(&enable.id),
+                "{} does not wait for {}",
+                s.id,
+                enable.id
+            ),
+            _ => {}
+        }
+    }
+    let disable = step(&p, "fast_snapshot_restore:disable:full-cluster");
+    let waits: Vec<&String> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind() == asdr_planner::StepKind::WaitVolume)
+        .map(|s| &s.id)
+        .collect();
+    assert_eq!(waits.len(), 9);
+    assert!(
+        waits.iter().all(|w| disable.depends_on.contains(w)),
+        "{:?}",
+        disable.depends_on
+    );
+    // Its cost, and the quota a 9-snapshot restore meets, are said.
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.rule == "cost" && w.message.contains("9 snapshot–zone pair(s)")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.rule == "limit" && w.message.contains("enables 5 per region")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.address == "fast_snapshot_restore.full-cluster")
+    );
+    // A restore without it plans no such step.
+    let plain = ExamplePolicy::prod_east().policy();
+    let p = plan(
+        &plain,
+        &world_for(&plain, &WorldSpec::new(NOW)),
+        NOW,
+        &Operation::Restore("full-cluster".into()),
+    )
+    .unwrap();
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.kind() == asdr_planner::StepKind::FastSnapshotRestore)
+    );
+}
+
+#[test]
+fn r3_the_verifier_refuses_a_plan_that_makes_volumes_before_fsr_leaves_it_on_or_touches_other_snapshots()
+ {
+    use asdr_planner::verify;
+    let policy = fsr_full_cluster();
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let good = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    assert!(verify(&policy, &w, &good).is_empty());
+    let refused = |p: &Plan, rule: &str, fragment: &str| {
+        let v = verify(&policy, &w, p);
+        assert!(
+            v.iter()
+                .any(|x| x.rule == rule && x.message.contains(fragment)),
+            "{rule} {fragment}: {v:?}"
+        );
+    };
+    let enable = "fast_snapshot_restore:enable:full-cluster";
+    // A volume made without waiting for it.
+    let mut p = good.clone();
+    let c = p
+        .steps
+        .iter_mut()
+        .find(|s| s.kind() == asdr_planner::StepKind::CreateVolume)
+        .unwrap();
+    c.depends_on.retain(|d| d != enable);
+    refused(&p, "R3", "without waiting for Fast Snapshot Restore");
+    // Never disabled: billed every hour.
+    let mut p = good.clone();
+    p.steps
+        .retain(|s| s.id != "fast_snapshot_restore:disable:full-cluster");
+    refused(&p, "R3", "never disables it");
+    // Not asked for at all: every volume made lazily.
+    let mut p = good.clone();
+    p.steps
+        .retain(|s| s.kind() != asdr_planner::StepKind::FastSnapshotRestore);
+    for s in &mut p.steps {
+        s.depends_on
+            .retain(|d| !d.starts_with("fast_snapshot_restore:"));
+    }
+    refused(&p, "R3", "are made without it");
+    // A snapshot the plan makes no volume from (someone else's, billed to us).
+    let mut p = good.clone();
+    for s in &mut p.steps {
+        if let asdr_planner::params::Params::FastSnapshotRestore(f) = &mut s.params {
+            f.snapshots
+                .entry("us-east-1a".into())
+                .or_default()
+                .push("snap-0ther".into());
+        }
+    }
+    refused(
+        &p,
+        "R13",
+        "snap-0ther in us-east-1a, from which this plan makes no volume",
+    );
+    // In a restore that does not ask for it.
+    let plain = ExamplePolicy::prod_east().policy();
+    refused_by(&plain, &w, &good);
+}
+
+fn refused_by(policy: &Policy, w: &asdr_planner::World, p: &Plan) {
+    let v = asdr_planner::verify(policy, w, p);
+    assert!(
+        v.iter().any(|x| x.rule == "R13"
+            && x.message
+                .contains("only a restore that declares volume.fast_snapshot_restore")),
+        "{v:?}"
+    );
+}
