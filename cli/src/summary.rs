@@ -15,6 +15,7 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
     let resumed = count(|o| matches!(o, Outcome::Resumed));
     let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
     let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    let measured = asdr_engine::apply::measured(journal, plan);
     if json {
         let windows: serde_json::Map<String, serde_json::Value> = report
             .write_stop
@@ -24,7 +25,7 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
         return serde_json::json!({
             "event": "summary", "plan_id": plan.plan_id, "done": done, "adopted": adopted, "resumed": resumed,
             "skipped": skipped, "failed": failed, "interrupted": report.interrupted, "wall_seconds": report.wall.as_secs_f64(), "write_stop_seconds": windows,
-            "journal": journal.display().to_string(),
+            "journal": journal.display().to_string(), "restore_time": measured,
         })
         .to_string()
             + "\n";
@@ -86,8 +87,38 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
         ));
         out.push_str("Run `asdr apply` again once the cause is fixed: finished steps are found again, not repeated.\n");
     }
+    if let Some(m) = &measured {
+        out.push_str(&format!("Restore time: {}\n", measured_line(m)));
+    }
     out.push_str(&format!("Journal: {}\n", journal.display()));
     out
+}
+
+/// `12m 3s measured (launch 2m 1s, …), estimated 31m`.
+pub fn measured_line(m: &asdr_planner::rto::Measured) -> String {
+    let secs = |s: f64| {
+        if s < 60.0 {
+            format!("{s:.1} s")
+        } else {
+            let s = s.round() as u64;
+            format!("{}m {}s", s / 60, s % 60)
+        }
+    };
+    let phases: Vec<String> = m
+        .phases
+        .iter()
+        .map(|p| match p.estimate_seconds {
+            Some(e) => format!("{} {} (estimated {})", p.phase, secs(p.seconds), secs(e as f64)),
+            None => format!("{} {}", p.phase, secs(p.seconds)),
+        })
+        .collect();
+    format!(
+        "{} measured ({}){}",
+        secs(m.total_seconds),
+        phases.join(", "),
+        m.estimate_seconds
+            .map_or_else(String::new, |e| format!(", estimated {}", secs(e as f64)))
+    )
 }
 
 /// The drill's closing line.

@@ -255,3 +255,30 @@ fn list_plans(plans: &[Plan]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A restore's phases as they went, from its journal: each step's last start and its end (a
+/// step adopted or resumed ran before, and is not timed). None for a plan that is not a restore
+/// or a drill, or a journal that cannot be read.
+pub fn measured(journal: &std::path::Path, plan: &Plan) -> Option<asdr_planner::rto::Measured> {
+    plan.rto.as_ref()?;
+    let entries = journal::read(journal).ok()?;
+    let mut started = std::collections::HashMap::new();
+    let mut spans = std::collections::BTreeMap::new();
+    for e in entries {
+        let (Some(step), Some(t)) = (e.step.clone(), e.time()) else {
+            continue;
+        };
+        match e.event {
+            journal::EventKind::Start => {
+                started.insert(step, t);
+            }
+            journal::EventKind::Done => {
+                if let Some(a) = started.get(&step) {
+                    spans.insert(step, (*a, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    asdr_planner::rto::measured(plan, &spans)
+}

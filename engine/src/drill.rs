@@ -118,6 +118,8 @@ pub struct Outcomes {
     pub passed: bool,
     /// Resources an earlier, interrupted run left, removed first.
     pub cleared: usize,
+    /// The restore's phases as they went (from its journal), against the plan's estimate.
+    pub measured: Option<asdr_planner::rto::Measured>,
 }
 
 /// Runs the drill: what an interrupted run left goes first (a drill always starts from nothing),
@@ -186,6 +188,10 @@ pub fn run(
         on_event,
     )?;
     let restore_wall = clock.elapsed();
+    let measured = crate::apply::measured(
+        &asdr_executor::journal::journal_path(&journal_dir(session), &executed.plan.plan_id),
+        &executed.plan,
+    );
     let restore = executed.report;
     let validated = session.live_nodes() && restore.succeeded();
     let validations = if !restore.succeeded() {
@@ -235,6 +241,7 @@ pub fn run(
         remaining,
         passed,
         cleared: before.len(),
+        measured,
     })
 }
 
@@ -267,6 +274,9 @@ pub fn write_report(
         "overdue": o.overdue, "steps": steps, "validations": o.validations,
         "validated": o.validated, "torn_down": o.torn_down, "remaining": o.remaining,
         "notes": o.plan.warnings,
+        "finished": OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        // The restore's time: the plan's estimate by phase, and the phases as they went.
+        "restore_time": {"estimate": o.plan.rto, "measured": o.measured},
     });
     let base = session
         .state_dir()
@@ -303,6 +313,26 @@ fn markdown(session: &Session, drill: &Drill, o: &Outcomes, steps: &[serde_json:
         drill.deadline,
         if o.overdue { ", exceeded" } else { "" }
     );
+    if let Some(m) = &o.measured {
+        let phases: Vec<String> = m
+            .phases
+            .iter()
+            .map(|p| match p.estimate_seconds {
+                Some(e) => format!("{} {:.1} s (estimated {e} s)", p.phase, p.seconds),
+                None => format!("{} {:.1} s", p.phase, p.seconds),
+            })
+            .collect();
+        md = md.replace(
+            "\n\n## Steps",
+            &format!(
+                "\n\nRestore time: **{:.1} s** measured ({}){}.\n\n## Steps",
+                m.total_seconds,
+                phases.join(", "),
+                m.estimate_seconds
+                    .map_or_else(String::new, |e| format!(", estimated {e} s"))
+            ),
+        );
+    }
     for s in steps {
         md.push_str(&format!(
             "| {} | {} | {:.2} |\n",

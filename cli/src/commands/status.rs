@@ -237,6 +237,18 @@ fn text(r: &Report, world_file: bool) -> String {
         }
         None => out.push_str("  last apply: none recorded here\n"),
     }
+    for d in &r.drills {
+        out.push_str(&format!(
+            "  drill {}: last passed {}{}\n",
+            d.drill,
+            rfc(d.last_success),
+            match (d.rto_seconds, d.estimate_seconds) {
+                (Some(m), Some(e)) => format!(", restore took {m:.0} s (estimated {e} s)"),
+                (Some(m), None) => format!(", restore took {m:.0} s"),
+                _ => String::new(),
+            }
+        ));
+    }
     out
 }
 
@@ -460,6 +472,30 @@ fn openmetrics(r: &Report) -> String {
                 x.rto
                     .objective_seconds
                     .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_drill_last_success_timestamp_seconds",
+        "When a drill last passed (its report here).",
+        r.drills
+            .iter()
+            .map(|d| {
+                (
+                    format!("{cluster},drill=\"{}\"", d.drill),
+                    d.last_success.unix_timestamp().to_string(),
+                )
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_drill_rto_seconds",
+        "The restore time that drill measured, first step to last.",
+        r.drills
+            .iter()
+            .filter_map(|d| {
+                d.rto_seconds
+                    .map(|s| (format!("{cluster},drill=\"{}\"", d.drill), format!("{s:.3}")))
             })
             .collect(),
     );

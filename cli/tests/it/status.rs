@@ -441,4 +441,83 @@ fn a_restores_time_objective_is_stated_by_plan_status_and_openmetrics_and_unmet_
         full.clone()
     )));
     assert!(!m.contains_key(&("asdr_restore_rto_objective_seconds".to_string(), full)));
+    // Applied, the restore says how long each phase took against its estimate.
+    let applied = s.asdr(
+        "world-failed-node.yaml",
+        &["apply", "--restore", "a1-from-backup", "--yes"],
+        &[],
+    );
+    let text = stdout(&applied);
+    assert!(applied.status.success(), "{text}");
+    assert!(
+        text.contains("Restore time: ")
+            && text.contains(" measured (launch ")
+            && text.contains("(estimated 2m 0s)")
+            && text.contains(", estimated 31m 27s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_drill_records_its_measured_phases_and_status_gives_its_last_success_and_restore_time() {
+    let s = Scratch::of("prod-east-dr");
+    // The cluster's instances carry its id once a backup has run; the drill's stand-ins do too.
+    let backup = s.asdr("world-with-copies.yaml", &["apply", "--yes"], &[]);
+    assert!(backup.status.success(), "{}", stdout(&backup));
+    let before = s.asdr(
+        "world-with-copies.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    );
+    assert!(!stdout(&before).contains("asdr_drill_last_success_timestamp_seconds{"));
+    let drill = s.asdr("world-with-copies.yaml", &["drill", "failover", "--yes"], &[]);
+    assert!(drill.status.success(), "{}", stdout(&drill));
+    let dir = s.path(".asdr/drills");
+    let report = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a JSON report");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let measured = &v["restore_time"]["measured"];
+    let phases: Vec<&str> = measured["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["launch", "volumes", "cold-start+cluster"], "{measured}");
+    // Each phase is compared with its estimate; the drill's restore loads lazily, so the total
+    // has none.
+    assert_eq!(measured["phases"][0]["estimate_seconds"], 120);
+    assert!(measured["total_seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["restore_time"]["estimate"]["phases"].is_array());
+    let md = std::fs::read_to_string(report.with_extension("md")).unwrap();
+    assert!(md.contains("Restore time: **"), "{md}");
+    let out = s.asdr(
+        "world-with-copies.yaml",
+        &["status", "--format", "openmetrics"],
+        &[],
+    );
+    let m = metrics(&stdout(&out));
+    let mut labels = cluster();
+    labels.insert("drill".into(), "failover".into());
+    let finished = time::OffsetDateTime::parse(
+        v["finished"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        m[&(
+            "asdr_drill_last_success_timestamp_seconds".to_string(),
+            labels.clone()
+        )],
+        finished.unix_timestamp() as f64
+    );
+    let rto = m[&("asdr_drill_rto_seconds".to_string(), labels)];
+    assert!((rto - measured["total_seconds"].as_f64().unwrap()).abs() < 0.01, "{rto}");
+    let text = stdout(&s.asdr("world-with-copies.yaml", &["status"], &[]));
+    assert!(text.contains("  drill failover: last passed "), "{text}");
 }

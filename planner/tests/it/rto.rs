@@ -486,3 +486,46 @@ fn refused_by(policy: &Policy, w: &asdr_planner::World, p: &Plan) {
         "{v:?}"
     );
 }
+
+#[test]
+fn measured_phases_are_read_from_each_steps_start_and_end_against_the_estimate() {
+    use asdr_planner::StepKind;
+    let policy = with_restore("{fast_snapshot_restore: true}", "    rto: 2h\n");
+    let p = restore(&policy, "a1-timed");
+    let at = |s: i64| NOW + time::Duration::seconds(s);
+    let mut spans = std::collections::BTreeMap::new();
+    for s in &p.steps {
+        let span = match s.kind() {
+            StepKind::ProvisionInstance => (0, 100),
+            StepKind::FastSnapshotRestore if s.id.contains(":enable:") => (0, 1800),
+            // Disabled while the node starts: not counted as the volumes' time.
+            StepKind::FastSnapshotRestore => (1900, 1910),
+            StepKind::CreateVolume => (1800, 1810),
+            StepKind::WaitVolume => (1810, 1840),
+            StepKind::StartNode => (1900, 1950),
+            StepKind::WaitClusterStable => (1950, 2400),
+            _ => continue,
+        };
+        spans.insert(s.id.clone(), (at(span.0), at(span.1)));
+    }
+    let m = asdr_planner::rto::measured(&p, &spans).expect("steps ran");
+    let got: Vec<(&str, f64, Option<u64>)> = m
+        .phases
+        .iter()
+        .map(|x| (x.phase.as_str(), x.seconds, x.estimate_seconds))
+        .collect();
+    let rto = p.rto.as_ref().unwrap();
+    let est = |n: &str| rto.phases.iter().find(|x| x.phase == n).unwrap().seconds.unwrap();
+    assert_eq!(
+        got,
+        [
+            ("launch", 100.0, Some(120)),
+            ("volumes", 1840.0, Some(est("volumes"))),
+            ("cold-start+cluster", 500.0, Some(est("cold-start") + est("cluster"))),
+        ]
+    );
+    assert_eq!(m.total_seconds, 2400.0);
+    assert_eq!(m.estimate_seconds, rto.total_seconds);
+    // Nothing ran (every step adopted): nothing measured.
+    assert!(asdr_planner::rto::measured(&p, &Default::default()).is_none());
+}
