@@ -108,7 +108,12 @@ pub fn measured_line(m: &asdr_planner::rto::Measured) -> String {
         .phases
         .iter()
         .map(|p| match p.estimate_seconds {
-            Some(e) => format!("{} {} (estimated {})", p.phase, secs(p.seconds), secs(e as f64)),
+            Some(e) => format!(
+                "{} {} (estimated {})",
+                p.phase,
+                secs(p.seconds),
+                secs(e as f64)
+            ),
             None => format!("{} {}", p.phase, secs(p.seconds)),
         })
         .collect();

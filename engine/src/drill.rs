@@ -427,8 +427,15 @@ pub fn check(session: &Session, drill: &Drill) -> Result<CheckReport, EngineErro
             for p in &rto.phases {
                 text.push_str(&format!("\n  {:10} {}", p.phase, p.basis));
             }
-            if let Some(why) = rto.shortfall() {
-                text.push_str(&format!("\n  WARNING: {why}"));
+            // What the plan says of the restore's time, cost and quotas (an objective it cannot
+            // meet, Fast Snapshot Restore's DSU-hours and its 5-snapshot quota, time-based
+            // copies).
+            for w in plan
+                .warnings
+                .iter()
+                .filter(|w| matches!(w.rule.as_str(), "RTO" | "limit" | "cost"))
+            {
+                text.push_str(&format!("\n  WARNING [{}]: {}", w.rule, w.message));
             }
             text
         }

@@ -618,7 +618,7 @@ fn plan_region(
                 copy.max_in_flight
             ),
         );
-        if let Some(note) = crate::rto::time_based_copies(copy, &said) {
+        if let Some(note) = crate::rto::time_based_copies(copy, &said, ctx.obs) {
             b.warn("cost", note);
         }
     }

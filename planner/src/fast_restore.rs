@@ -31,8 +31,26 @@ fn pairs(b: &Builder) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// The pairs already on before this plan (enabling, optimizing or enabled): someone else's (a
+/// lifecycle rule, an operator, `backup.fast_restore`), waited for but never turned off here.
+pub(crate) fn already_on(world: &crate::World, region: Option<&str>) -> BTreeSet<(String, String)> {
+    world
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == region)
+        .flat_map(|s| {
+            s.fast_restore
+                .iter()
+                .filter(|(_, state)| {
+                    matches!(state.as_str(), "enabling" | "optimizing" | "enabled")
+                })
+                .map(|(zone, _)| (zone.clone(), s.id.clone()))
+        })
+        .collect()
+}
+
 /// Adds the enable (waited for) and disable steps around the restore's volume creations.
-pub(crate) fn add(restore: &Restore, cluster_id: &str, b: &mut Builder) {
+pub(crate) fn add(restore: &Restore, world: &crate::World, cluster_id: &str, b: &mut Builder) {
     if !restore.volume.fast_snapshot_restore {
         return;
     }
@@ -46,22 +64,53 @@ pub(crate) fn add(restore: &Restore, cluster_id: &str, b: &mut Builder) {
         )
         .collect();
     let region = b.steps[creates[0]].region.clone();
-    // Enabled once the snapshots are complete (R3): after any wait for them.
-    let waits: Vec<String> = creates
+    // Enabled once the plan's checks passed and the snapshots are complete (R3): FSR is billed
+    // from the first minute, so a plan refused at its checks never turns it on.
+    let mut before: Vec<String> = creates
         .iter()
         .flat_map(|&i| b.steps[i].depends_on.clone())
         .filter(|d| d.starts_with("wait_snapshot:"))
+        .chain(
+            b.steps
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s.kind(),
+                        StepKind::CheckClusterStable
+                            | StepKind::ClaimCluster
+                            | StepKind::CheckSmdArchive
+                    )
+                })
+                .map(|s| s.id.clone()),
+        )
         .collect();
+    before.sort();
+    before.dedup();
     let enable_id = format!("fast_snapshot_restore:enable:{}", restore.name);
     let disable_id = format!("fast_snapshot_restore:disable:{}", restore.name);
-    let step = |enable: bool| {
+    let step = |enable: bool, snapshots: BTreeMap<String, Vec<String>>| {
         Params::FastSnapshotRestore(params::FastSnapshotRestore {
             enable,
             restore: restore.name.clone(),
-            snapshots: by_zone.clone(),
+            snapshots,
             cluster_id: Some(cluster_id.to_string()),
         })
     };
+    // Only what this plan turns on is turned off again.
+    let on = already_on(world, region.as_deref());
+    let ours: BTreeMap<String, Vec<String>> = by_zone
+        .iter()
+        .map(|(z, ids)| {
+            (
+                z.clone(),
+                ids.iter()
+                    .filter(|id| !on.contains(&(z.clone(), (*id).clone())))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect();
     let created: Vec<String> = creates.iter().map(|&i| b.steps[i].id.clone()).collect();
     for s in &mut b.steps {
         let takes_out = matches!(
@@ -87,13 +136,14 @@ pub(crate) fn add(restore: &Restore, cluster_id: &str, b: &mut Builder) {
         .collect();
     let saved = b.region.take();
     b.region = region;
-    b.step(enable_id.clone(), None, waits, step(true));
-    b.step(
-        disable_id,
-        None,
-        if made.is_empty() { created } else { made },
-        step(false),
-    );
+    b.step(enable_id.clone(), None, before, step(true, by_zone.clone()));
+    // A cleanup: EBS bills every hour a pair stays on, so it is turned off even when the
+    // restore fails (a run again turns it on again, and waits for it again).
+    if !ours.is_empty() {
+        let mut after = if made.is_empty() { created } else { made };
+        after.push(enable_id);
+        b.cleanup_step(disable_id, None, after, step(false, ours));
+    }
     b.region = saved;
     // What a reviewer approves: the pairs billed while the restore's volumes are made.
     b.change(
@@ -101,7 +151,7 @@ pub(crate) fn add(restore: &Restore, cluster_id: &str, b: &mut Builder) {
         crate::plan::Action::Update,
         "volume.fast_snapshot_restore: enabled before the restore's volumes are made, disabled once they are",
         None,
-        Some(serde_json::json!({ "snapshots_by_zone": by_zone })),
+        Some(serde_json::json!({ "snapshots_by_zone": by_zone, "already_on": on.len() })),
     );
     say_cost(restore, &by_zone, b);
 }

@@ -217,7 +217,7 @@ pub fn plan(
         b.warn("drift", d.message);
     }
     if let Some(restore) = rto::restore_of(policy, op) {
-        fast_restore::add(restore, &identity.id, &mut b);
+        fast_restore::add(restore, world, &identity.id, &mut b);
     }
     let rto = rto::restore_rto(policy, world, op, &mut b);
     let mut plan = finish(policy, seen, now, op, &identity.id, b)?;

@@ -15,6 +15,7 @@ pub(crate) fn estimate(
     set: Option<&BackupSet<'_>>,
     nodes: &[&str],
     rate: Option<u32>,
+    fsr: bool,
 ) -> (Option<u64>, String) {
     match source {
         RestoreSource::CurrentVolumes => (
@@ -45,6 +46,12 @@ pub(crate) fn estimate(
                 .max()
                 .unwrap_or(0);
             match rate {
+                _ if fsr => (
+                    None,
+                    format!(
+                        "Fast Snapshot Restore: the volumes (largest {largest} GiB) are whole at creation, once it is enabled; see the restore time"
+                    ),
+                ),
                 Some(rate) => {
                     let seconds = (largest * 1024).div_ceil(u64::from(rate.max(1)));
                     (
@@ -66,6 +73,27 @@ pub(crate) fn estimate(
     }
 }
 
+/// A duration to the second, largest unit first (`1h 39m 4s`, `31m 27s`, `2m`): an estimate
+/// held against an objective is never rounded into it.
+pub fn span(seconds: u64) -> String {
+    let parts = [
+        (seconds / 86_400, "d"),
+        (seconds % 86_400 / 3600, "h"),
+        (seconds % 3600 / 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text.join(" ")
+    }
+}
+
 /// Instance launch to a node that answers: RunInstances, boot, the agent or sshd. A typical EC2
 /// figure, stated as such; a drill measures the cluster's own (docs/rto.md).
 pub const LAUNCH_SECONDS: u64 = 120;
@@ -73,6 +101,9 @@ pub const LAUNCH_SECONDS: u64 = 120;
 pub const VOLUME_CREATE_SECONDS: u64 = 30;
 /// Nodes started to a stable cluster: heartbeats, the cluster key agreed, the roster set.
 pub const FORMATION_SECONDS: u64 = 60;
+/// What the read rate does not know.
+const BANDWIDTH: &str =
+    "; a node's devices share its instance's EBS bandwidth, which may bound them lower";
 /// EBS's default quota of snapshots with Fast Snapshot Restore enabled, per region.
 pub const FSR_SNAPSHOTS_PER_REGION: usize = 5;
 
@@ -111,8 +142,8 @@ impl RtoEstimate {
                     .expect("phases");
                 Some(format!(
                     "estimated {} exceeds the objective {} ({}); the longest phase is {}: {}",
-                    human_age(total),
-                    human_age(objective),
+                    span(total),
+                    span(objective),
                     self.by_phase(),
                     longest.phase,
                     longest.basis
@@ -127,7 +158,7 @@ impl RtoEstimate {
                     .collect();
                 Some(format!(
                     "its objective {} cannot be held: {}",
-                    human_age(objective),
+                    span(objective),
                     open.join("; ")
                 ))
             }
@@ -139,7 +170,7 @@ impl RtoEstimate {
         self.phases
             .iter()
             .map(|p| match p.seconds {
-                Some(s) => format!("{} {}", p.phase, human_age(s)),
+                Some(s) => format!("{} {}", p.phase, span(s)),
                 None => format!("{} unbounded", p.phase),
             })
             .collect::<Vec<_>>()
@@ -150,10 +181,10 @@ impl RtoEstimate {
     pub fn line(&self) -> String {
         let total = self
             .total_seconds
-            .map_or_else(|| "not bounded".to_string(), human_age);
+            .map_or_else(|| "not bounded".to_string(), span);
         let objective = self
             .objective_seconds
-            .map_or_else(String::new, |o| format!(", objective {}", human_age(o)));
+            .map_or_else(String::new, |o| format!(", objective {}", span(o)));
         format!("{total} ({}){objective}", self.by_phase())
     }
 }
@@ -190,6 +221,8 @@ pub struct Inputs {
     pub initialization_rate: Option<u32>,
     pub whole_cluster: bool,
     pub objective: Option<u64>,
+    /// Why the data cannot be told (no set to restore from, a device without a snapshot).
+    pub missing: Option<String>,
 }
 
 /// The throughput a volume of this type and size reads at sequentially (MiB/s): what bounds a
@@ -223,7 +256,7 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
         basis: if i.launches {
             format!(
                 "instances launched and booted, about {} (a typical EC2 figure; a drill measures yours)",
-                human_age(LAUNCH_SECONDS)
+                span(LAUNCH_SECONDS)
             )
         } else {
             "no instance is launched: the nodes keep theirs".into()
@@ -239,8 +272,15 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
             (
                 wait,
                 format!(
-                    ", after Fast Snapshot Restore is enabled for {snapshots} snapshot(s) in {zones} zone(s): {} for the largest ({largest} GiB: optimised at 60 min per TiB, its first volume credit at MIN(10, 1024/GiB) an hour)",
-                    human_age(wait)
+                    ", after Fast Snapshot Restore is enabled for {snapshots} snapshot(s) in {zones} zone(s): {} for the largest ({largest} GiB: optimised at 60 min per TiB, its first volume credit at MIN(10, 1024/GiB) an hour){}",
+                    span(wait),
+                    if snapshots > FSR_SNAPSHOTS_PER_REGION {
+                        format!(
+                            "; more than the {FSR_SNAPSHOTS_PER_REGION} snapshots EBS enables per region by default: without a raised quota the restore fails at its enable step"
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             )
         }
@@ -268,7 +308,7 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
             basis: format!(
                 "{} volume(s) created in parallel, about {} each{fsr_basis}",
                 i.volumes.len(),
-                human_age(VOLUME_CREATE_SECONDS)
+                span(VOLUME_CREATE_SECONDS)
             ),
         },
     };
@@ -279,15 +319,15 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
         basis: match i.load {
             Load::Blank => format!(
                 "the node joins in about {}; migrations then refill it from its peers, which serve its partitions meanwhile (not counted)",
-                human_age(FORMATION_SECONDS)
+                span(FORMATION_SECONDS)
             ),
             _ if i.whole_cluster => format!(
                 "the cluster forms in about {}; every node holds the set's data, so no migration stands before the partitions are available",
-                human_age(FORMATION_SECONDS)
+                span(FORMATION_SECONDS)
             ),
             _ => format!(
                 "the node joins in about {}; migrations then bring it up to date while its peers serve (not counted)",
-                human_age(FORMATION_SECONDS)
+                span(FORMATION_SECONDS)
             ),
         },
     };
@@ -311,6 +351,13 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
 /// parallel, so the largest device at its rate bounds the phase.
 fn cold_start(i: &Inputs, largest: u64) -> RtoPhase {
     let phase = "cold-start".to_string();
+    if let Some(why) = &i.missing {
+        return RtoPhase {
+            phase,
+            seconds: None,
+            basis: why.clone(),
+        };
+    }
     let slowest = |cap: Option<u32>| {
         i.volumes
             .iter()
@@ -346,7 +393,7 @@ fn cold_start(i: &Inputs, largest: u64) -> RtoPhase {
                     phase,
                     seconds: Some(s),
                     basis: format!(
-                        "each shadow device read in full as it initialises: {} GiB at {rate} MiB/s (initialization_rate {r}, the volume's own throughput {})",
+                        "each shadow device read in full as it initialises: {} GiB at {rate} MiB/s (initialization_rate {r}, the volume's own throughput {}){BANDWIDTH}",
                         v.size_gib, v.throughput
                     ),
                 }
@@ -369,7 +416,7 @@ fn whole(slowest: Option<(u64, &VolumeLoad, u32)>, phase: String) -> RtoPhase {
         phase,
         seconds: Some(s),
         basis: format!(
-            "each shadow device read in full, its blocks already there: {} GiB at the volume's {rate} MiB/s",
+            "each shadow device read in full, its blocks already there: {} GiB at the volume's {rate} MiB/s{BANDWIDTH}",
             v.size_gib
         ),
     }
@@ -440,6 +487,7 @@ pub fn of_plan(
         initialization_rate: restore.volume.initialization_rate,
         whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
         objective: restore.rto.map(|d| d.seconds()),
+        missing: None,
     })
 }
 
@@ -461,6 +509,8 @@ pub(crate) fn of_status(
     let spec = &restore.volume;
     let mut volumes = Vec::new();
     let mut zones = std::collections::BTreeSet::new();
+    let mut missing = (load == Load::FromSnapshots && set.is_none())
+        .then(|| "no complete set to restore from: nothing to estimate".to_string());
     for view in obs
         .nodes
         .iter()
@@ -473,7 +523,15 @@ pub(crate) fn of_status(
             let now = d.volume;
             let size = match (load, set.and_then(|s| s.snapshot_for(&view.name, &d.ebs))) {
                 (Load::FromSnapshots, Some(snap)) => snap.volume_size_gib,
-                (Load::FromSnapshots, None) => continue,
+                (Load::FromSnapshots, None) => {
+                    missing.get_or_insert_with(|| {
+                        format!(
+                            "the set holds no snapshot of {} {}: the restore would be refused",
+                            view.name, d.ebs
+                        )
+                    });
+                    continue;
+                }
                 _ => match now {
                     Some(v) => v.size_gib,
                     None => continue,
@@ -504,17 +562,39 @@ pub(crate) fn of_status(
         initialization_rate: spec.initialization_rate,
         whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
         objective: restore.rto.map(|d| d.seconds()),
+        missing,
     })
 }
 
 /// What a time-based copy (`copies[].complete_within`) promises and costs, said in the plan
 /// that makes one.
-pub(crate) fn time_based_copies(copy: &asdr_specs::Copy, said: &str) -> Option<String> {
+pub(crate) fn time_based_copies(
+    copy: &asdr_specs::Copy,
+    said: &str,
+    obs: &crate::observe::Observed<'_>,
+) -> Option<String> {
     let minutes = u64::from(copy.complete_within_minutes?);
+    // A snapshot holds at most its volume's size of data: what the largest may need.
+    let largest = obs
+        .nodes
+        .iter()
+        .flat_map(|n| n.volumes.iter().filter_map(|d| d.volume))
+        .map(|v| u64::from(v.size_gib))
+        .max()
+        .unwrap_or(0);
+    let needs = (largest * 1024).div_ceil(minutes * 60);
+    let over = if needs > 500 {
+        format!(
+            "; a full {largest} GiB snapshot would need {needs} MiB/s, above the 500 MiB/s one copy gets: give it longer, or it completes late"
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
-        "copies to {said} are time-based: each completes within {} of its start (CopySnapshot CompletionDurationMinutes), billed per GiB copied on top of a standard copy, the more the shorter the duration; the throughput it needs (the snapshot's data over {}) counts against the region pair's 2,000 MiB/s quota and 500 MiB/s per copy, and a copy that needs more completes late",
-        human_age(minutes * 60),
-        human_age(minutes * 60),
+        "copies to {said} are time-based: each completes within {} of its start (CopySnapshot CompletionDurationMinutes), billed per GiB copied on top of a standard copy, the more the shorter the duration; the throughput each needs (its data over {}) counts against the region pair's 2,000 MiB/s quota (500 MiB/s per copy, {} in flight here): a copy needing more than is left takes longer than asked, and one asked while none is left is refused{over}",
+        span(minutes * 60),
+        span(minutes * 60),
+        copy.max_in_flight,
     ))
 }
 
@@ -583,9 +663,7 @@ pub fn measured(
         let mut first: Option<time::OffsetDateTime> = None;
         let mut last: Option<time::OffsetDateTime> = None;
         // The disable of Fast Snapshot Restore runs while the nodes start: not the volumes'.
-        let disable = |s: &&crate::Step| {
-            matches!(&s.params, crate::params::Params::FastSnapshotRestore(p) if !p.enable)
-        };
+        let disable = |s: &&crate::Step| matches!(&s.params, crate::params::Params::FastSnapshotRestore(p) if !p.enable);
         for s in plan
             .steps
             .iter()
@@ -598,9 +676,8 @@ pub fn measured(
         }
         Some((first?, last?))
     };
-    let seconds = |(a, b): (time::OffsetDateTime, time::OffsetDateTime)| {
-        (b - a).as_seconds_f64().max(0.0)
-    };
+    let seconds =
+        |(a, b): (time::OffsetDateTime, time::OffsetDateTime)| (b - a).as_seconds_f64().max(0.0);
     let all: Vec<&(time::OffsetDateTime, time::OffsetDateTime)> = spans
         .iter()
         .filter(|(id, _)| plan.step(id).is_some())
@@ -625,7 +702,12 @@ pub fn measured(
         ),
         (
             "cold-start+cluster",
-            &[StartNode, WaitClusterStable, SetRoster, WaitPartitionsAvailable][..],
+            &[
+                StartNode,
+                WaitClusterStable,
+                SetRoster,
+                WaitPartitionsAvailable,
+            ][..],
             &["cold-start", "cluster"][..],
         ),
     ] {

@@ -262,8 +262,14 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             } else {
                 r.nodes.iter().map(String::as_str).collect()
             };
-            let (estimate_seconds, basis) =
-                crate::rto::estimate(policy, &r.source, set, &nodes, r.volume.initialization_rate);
+            let (estimate_seconds, basis) = crate::rto::estimate(
+                policy,
+                &r.source,
+                set,
+                &nodes,
+                r.volume.initialization_rate,
+                r.volume.fast_snapshot_restore,
+            );
             let rto = crate::rto::of_status(policy, r, set, &obs, &nodes);
             // EBS: the set must hold every device of every node the restore rebuilds, as the
             // planner requires; a set made before a node or device was added does not.
@@ -598,14 +604,17 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
     }
 }
 
-/// A copy region's objective: the next set (`every`) and its copy, which takes up to another
-/// interval, or up to `complete_within` when copies are time-based and given longer.
+/// A copy region's objective: the next set (`every`) and its copy. Best-effort copies are
+/// given another interval; time-based ones what they promise, `complete_within` for each wave
+/// of `max_in_flight` copies (a set of more snapshots copies in turns).
 fn copy_rpo(policy: &Policy, copy: &asdr_specs::Copy) -> u64 {
     let every = policy.backup.every.seconds();
-    let copying = copy
-        .complete_within_minutes
-        .map_or(every, |m| u64::from(m) * 60);
-    every + copying.max(every)
+    let members = (policy.cluster.nodes.len() * policy.ebs_devices().len()).max(1) as u64;
+    let waves = members.div_ceil(u64::from(copy.max_in_flight.max(1)));
+    every
+        + copy
+            .complete_within_minutes
+            .map_or(every, |m| u64::from(m) * 60 * waves)
 }
 
 /// Each declared recovery path without a usable set within its objective: the cluster's region
@@ -640,8 +649,8 @@ fn problems(
             match (&r.newest_complete_set, r.age_seconds) {
                 (Some(set), Some(age)) if age >= r.rpo_seconds => out.push(format!(
                     "{region}: the newest complete copy {set} is {} old, older than its objective {} (every: {}, then its copy)",
-                    human_age(age),
-                    human_age(r.rpo_seconds),
+                    crate::rto::span(age),
+                    crate::rto::span(r.rpo_seconds),
                     policy.backup.every
                 )),
                 (Some(_), _) => {}

@@ -494,8 +494,12 @@ fn openmetrics(r: &Report) -> String {
         r.drills
             .iter()
             .filter_map(|d| {
-                d.rto_seconds
-                    .map(|s| (format!("{cluster},drill=\"{}\"", d.drill), format!("{s:.3}")))
+                d.rto_seconds.map(|s| {
+                    (
+                        format!("{cluster},drill=\"{}\"", d.drill),
+                        format!("{s:.3}"),
+                    )
+                })
             })
             .collect(),
     );

@@ -10,6 +10,7 @@ mod deploy;
 mod devices;
 mod ec2;
 mod enterprise;
+mod fast_restore;
 mod first_hour;
 mod first_hour_review;
 mod iam;

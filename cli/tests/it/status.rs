@@ -389,12 +389,14 @@ fn a_restores_time_objective_is_stated_by_plan_status_and_openmetrics_and_unmet_
     let text = stdout(&plan);
     assert!(
         text.contains(
-            "Restore time: 31m (launch 2m, volumes 30s, cold-start 28m, cluster 1m), objective 15m"
+            "Restore time: 31m 27s (launch 2m, volumes 30s, cold-start 28m 27s, cluster 1m), objective 15m"
         ),
         "{text}"
     );
     assert!(
-        text.contains("[RTO] restore `a1-from-backup`: estimated 31m exceeds the objective 15m"),
+        text.contains(
+            "[RTO] restore `a1-from-backup`: estimated 31m 27s exceeds the objective 15m"
+        ),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&stdout(&s.asdr(
@@ -411,7 +413,7 @@ fn a_restores_time_objective_is_stated_by_plan_status_and_openmetrics_and_unmet_
     let text = stdout(&status);
     assert_eq!(status.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("restore `a1-from-backup`: estimated 31m exceeds the objective 15m"),
+        text.contains("restore `a1-from-backup`: estimated 31m 27s exceeds the objective 15m"),
         "{text}"
     );
     let out = s.asdr(
@@ -470,7 +472,11 @@ fn a_drill_records_its_measured_phases_and_status_gives_its_last_success_and_res
         &[],
     );
     assert!(!stdout(&before).contains("asdr_drill_last_success_timestamp_seconds{"));
-    let drill = s.asdr("world-with-copies.yaml", &["drill", "failover", "--yes"], &[]);
+    let drill = s.asdr(
+        "world-with-copies.yaml",
+        &["drill", "failover", "--yes"],
+        &[],
+    );
     assert!(drill.status.success(), "{}", stdout(&drill));
     let dir = s.path(".asdr/drills");
     let report = std::fs::read_dir(&dir)
@@ -488,7 +494,11 @@ fn a_drill_records_its_measured_phases_and_status_gives_its_last_success_and_res
         .iter()
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["launch", "volumes", "cold-start+cluster"], "{measured}");
+    assert_eq!(
+        phases,
+        ["launch", "volumes", "cold-start+cluster"],
+        "{measured}"
+    );
     // Each phase is compared with its estimate; the drill's restore loads lazily, so the total
     // has none.
     assert_eq!(measured["phases"][0]["estimate_seconds"], 120);
@@ -517,7 +527,10 @@ fn a_drill_records_its_measured_phases_and_status_gives_its_last_success_and_res
         finished.unix_timestamp() as f64
     );
     let rto = m[&("asdr_drill_rto_seconds".to_string(), labels)];
-    assert!((rto - measured["total_seconds"].as_f64().unwrap()).abs() < 0.01, "{rto}");
+    assert!(
+        (rto - measured["total_seconds"].as_f64().unwrap()).abs() < 0.01,
+        "{rto}"
+    );
     let text = stdout(&s.asdr("world-with-copies.yaml", &["status"], &[]));
     assert!(text.contains("  drill failover: last passed "), "{text}");
 }

@@ -36,7 +36,7 @@ fn ancestors<'p>(by_id: &HashMap<&str, &'p Step>, id: &str) -> HashSet<&'p str> 
     seen
 }
 
-pub(super) fn check(policy: &Policy, plan: &Plan) -> Vec<Violation> {
+pub(super) fn check(policy: &Policy, world: &crate::World, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
     let fsr: Vec<(&Step, &crate::params::FastSnapshotRestore)> = plan
         .steps
@@ -71,6 +71,17 @@ pub(super) fn check(policy: &Policy, plan: &Plan) -> Vec<Violation> {
         }
     }
     let by_id: HashMap<&str, &Step> = plan.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    // Pairs on before the plan (a lifecycle rule's, an operator's): waited for, never turned off.
+    let on_before: BTreeSet<(&str, &str, Option<&str>)> = world
+        .snapshots
+        .iter()
+        .flat_map(|s| {
+            s.fast_restore
+                .iter()
+                .filter(|(_, st)| matches!(st.as_str(), "enabling" | "optimizing" | "enabled"))
+                .map(move |(z, _)| (z.as_str(), s.id.as_str(), s.region.as_deref()))
+        })
+        .collect();
     let mut enabled: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut disabled: BTreeSet<(&str, &str)> = BTreeSet::new();
     for (s, p) in &fsr {
@@ -104,6 +115,9 @@ pub(super) fn check(policy: &Policy, plan: &Plan) -> Vec<Violation> {
                         }
                     }
                 } else {
+                    if on_before.contains(&(zone.as_str(), id.as_str(), s.region.as_deref())) {
+                        out.push(bad("R13", s, format!("disables Fast Snapshot Restore of {id} in {zone}, which was on before this plan: not this restore's to turn off")));
+                    }
                     disabled.insert(pair);
                     for c in made {
                         if !ancestors.contains(c.id.as_str()) {
@@ -117,6 +131,7 @@ pub(super) fn check(policy: &Policy, plan: &Plan) -> Vec<Violation> {
     if let Some(&(s, _)) = fsr.iter().find(|(_, p)| p.enable) {
         let left: Vec<String> = enabled
             .difference(&disabled)
+            .filter(|(z, id)| !on_before.contains(&(*z, *id, s.region.as_deref())))
             .map(|(z, id)| format!("{id} in {z}"))
             .collect();
         if !left.is_empty() {

@@ -66,7 +66,7 @@ pub fn verify(policy: &Policy, world: &World, plan: &Plan) -> Vec<Violation> {
     };
     out.extend(verify_ours(policy, &ours, plan));
     out.extend(locks::check(policy, &ours, plan));
-    out.extend(fast_restore::check(policy, plan));
+    out.extend(fast_restore::check(policy, &ours, plan));
     out
 }
 

@@ -153,6 +153,8 @@ pub(super) fn verify_region_restore(
         StepKind::SetRoster,
         StepKind::WaitPartitionsAvailable,
         StepKind::MarkRestoreComplete,
+        // Enabled and disabled around the new volumes (checked with the pairs it names).
+        StepKind::FastSnapshotRestore,
     ];
     let nodes = policy.cluster.nodes.len();
     let mut bad = Vec::new();

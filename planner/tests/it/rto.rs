@@ -315,13 +315,24 @@ fn a_copy_regions_age_counts_from_the_sets_own_time_against_an_objective_that_al
     assert!(
         problem
             .as_deref()
-            .is_some_and(|p| p.contains("older than its objective 2d")),
+            .is_some_and(|p| p.contains("older than its objective 2d (every: 24h")),
         "{problem:?}"
     );
-    // Copies given 36 h to complete: the region's objective is 24 h + 36 h, and 50 h is within it.
+    // Copies given 36 h to complete, 9 snapshots 5 at a time (two turns): 24 h + 2 × 36 h, and
+    // 50 h is within it.
     let (rpo, problem) = region_problem(", complete_within: 36h");
-    assert_eq!(rpo, 60 * 3600);
+    assert_eq!(rpo, (24 + 72) * 3600);
     assert_eq!(problem, None);
+    // Given 1 hour, shorter than `every`: 24 h + 2 × 1 h, and 50 h is past it, which best-effort
+    // copies would not have said for another 2 days.
+    let (rpo, problem) = region_problem(", complete_within: 1h");
+    assert_eq!(rpo, 26 * 3600);
+    assert!(
+        problem
+            .as_deref()
+            .is_some_and(|p| p.contains("is 2d 2h old, older than its objective 1d 2h")),
+        "{problem:?}"
+    );
 }
 
 fn fsr_full_cluster() -> Policy {
@@ -515,17 +526,182 @@ fn measured_phases_are_read_from_each_steps_start_and_end_against_the_estimate()
         .map(|x| (x.phase.as_str(), x.seconds, x.estimate_seconds))
         .collect();
     let rto = p.rto.as_ref().unwrap();
-    let est = |n: &str| rto.phases.iter().find(|x| x.phase == n).unwrap().seconds.unwrap();
+    let est = |n: &str| {
+        rto.phases
+            .iter()
+            .find(|x| x.phase == n)
+            .unwrap()
+            .seconds
+            .unwrap()
+    };
     assert_eq!(
         got,
         [
             ("launch", 100.0, Some(120)),
             ("volumes", 1840.0, Some(est("volumes"))),
-            ("cold-start+cluster", 500.0, Some(est("cold-start") + est("cluster"))),
+            (
+                "cold-start+cluster",
+                500.0,
+                Some(est("cold-start") + est("cluster"))
+            ),
         ]
     );
     assert_eq!(m.total_seconds, 2400.0);
     assert_eq!(m.estimate_seconds, rto.total_seconds);
     // Nothing ran (every step adopted): nothing measured.
     assert!(asdr_planner::rto::measured(&p, &Default::default()).is_none());
+}
+
+#[test]
+fn review_a_failed_restore_turns_fsr_off_and_a_plan_refused_at_its_checks_never_turns_it_on() {
+    let policy = fsr_full_cluster();
+    let w = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    let enable = step(&p, "fast_snapshot_restore:enable:full-cluster");
+    // FSR is billed from its first minute: on only once the plan's checks passed.
+    for check in ["check_cluster_stable", "claim_cluster"] {
+        if p.step(check).is_some() {
+            assert!(
+                enable.depends_on.iter().any(|d| d == check),
+                "{:?}",
+                enable.depends_on
+            );
+        }
+    }
+    assert!(
+        enable
+            .depends_on
+            .iter()
+            .any(|d| d.starts_with("check_smd_archive")),
+        "the SMD archive is checked before FSR is paid for: {:?}",
+        enable.depends_on
+    );
+    // Turned off even when the restore fails: a cleanup after the enable.
+    let disable = step(&p, "fast_snapshot_restore:disable:full-cluster");
+    assert!(disable.cleanup);
+    assert!(disable.depends_on.contains(&enable.id));
+}
+
+#[test]
+fn review_pairs_on_before_the_plan_are_waited_for_and_never_turned_off() {
+    let policy = fsr_full_cluster();
+    let mut w = world_for(&policy, &WorldSpec::new(NOW));
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    // A lifecycle rule keeps FSR on for one of the set's snapshots, in its volume's zone.
+    let (zone, id) = {
+        let asdr_planner::params::Params::FastSnapshotRestore(e) =
+            &step(&p, "fast_snapshot_restore:enable:full-cluster").params
+        else {
+            unreachable!()
+        };
+        let (z, ids) = e.snapshots.iter().next().unwrap();
+        (z.clone(), ids[0].clone())
+    };
+    w.snapshots
+        .iter_mut()
+        .find(|s| s.id == id)
+        .unwrap()
+        .fast_restore
+        .insert(zone.clone(), "enabled".into());
+    let p = plan(&policy, &w, NOW, &Operation::Restore("full-cluster".into())).unwrap();
+    let by_zone = |s: &str| match &step(&p, s).params {
+        asdr_planner::params::Params::FastSnapshotRestore(f) => f.snapshots.clone(),
+        _ => unreachable!(),
+    };
+    // Waited for with the others; turned off with the others, but not it.
+    assert!(by_zone("fast_snapshot_restore:enable:full-cluster")[&zone].contains(&id));
+    let off = by_zone("fast_snapshot_restore:disable:full-cluster");
+    assert!(
+        !off.get(&zone).is_some_and(|ids| ids.contains(&id)),
+        "{off:?}"
+    );
+    assert_eq!(off.values().map(Vec::len).sum::<usize>(), 8);
+    // A plan that turns it off anyway is refused.
+    let mut tampered = p.clone();
+    for s in &mut tampered.steps {
+        if let asdr_planner::params::Params::FastSnapshotRestore(f) = &mut s.params
+            && !f.enable
+        {
+            f.snapshots
+                .entry(zone.clone())
+                .or_default()
+                .push(id.clone());
+        }
+    }
+    let v = asdr_planner::verify(&policy, &w, &tampered);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("which was on before this plan")),
+        "{v:?}"
+    );
+    assert!(asdr_planner::verify(&policy, &w, &p).is_empty());
+}
+
+#[test]
+fn review_a_restore_into_another_region_enables_fsr_there_for_the_copies_it_restores() {
+    let policy = ExamplePolicy::prod_east()
+        .edit(
+            "  max_nodes_at_once: 1 ",
+            "  copies:\n    - {region: us-west-2, smd_to: s3://acme-dr-west/asdr/prod-east}\n  max_nodes_at_once: 1 ",
+        )
+        .edit(
+            "  - name: full-cluster\n",
+            "  - name: dr-west\n    scope: cluster\n    source: latest-backup\n    region: us-west-2\n    volume: {fast_snapshot_restore: true}\n    target:\n      subnets: {us-west-2a: subnet-w1, us-west-2b: subnet-w2}\n      private_ips: {a1: 10.1.1.11, b1: 10.1.2.11, a2: 10.1.1.12}\n      security_groups: [sg-west]\n      ami: ami-0west\n  - name: full-cluster\n",
+        )
+        .policy();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(2);
+    spec.sets = 3;
+    let mut w = world_for(&policy, &spec);
+    asdr_planner::testkit::copy_sets(&mut w, &policy, 0, 2, false);
+    let p = plan(&policy, &w, NOW, &Operation::Restore("dr-west".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let enable = step(&p, "fast_snapshot_restore:enable:dr-west");
+    assert_eq!(enable.region.as_deref(), Some("us-west-2"));
+    let asdr_planner::params::Params::FastSnapshotRestore(e) = &enable.params else {
+        unreachable!()
+    };
+    let west: std::collections::HashSet<&str> = w
+        .snapshots
+        .iter()
+        .filter(|s| s.region.as_deref() == Some("us-west-2"))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(
+        e.snapshots.keys().all(|z| z.starts_with("us-west-2")),
+        "{:?}",
+        e.snapshots
+    );
+    assert!(
+        e.snapshots
+            .values()
+            .flatten()
+            .all(|id| west.contains(id.as_str()))
+    );
+    assert!(
+        step(&p, "fast_snapshot_restore:disable:dr-west")
+            .region
+            .as_deref()
+            == Some("us-west-2")
+    );
+}
+
+#[test]
+fn review_a_restore_without_a_set_is_not_estimated_and_times_are_never_rounded_into_an_objective() {
+    let policy = ExamplePolicy::prod_east()
+        .append("  - name: too-old\n    scope: node\n    nodes: [a1]\n    source: before:2020-01-01T00:00:00Z\n    accept_zombie_records: true\n    volume: {initialization_rate: 300}\n    rto: 10m\n")
+        .policy();
+    let w = a1_lost(&policy);
+    let s = asdr_planner::status::status(&policy, &w, NOW);
+    let r = s.restores.iter().find(|r| r.name == "too-old").unwrap();
+    assert_eq!(r.rto.total_seconds, None, "{:?}", r.rto);
+    assert!(
+        s.problems.iter().any(|p| p.contains("restore `too-old`")
+            && p.contains("no complete set to restore from: nothing to estimate")),
+        "{:?}",
+        s.problems
+    );
+    assert_eq!(asdr_planner::rto::span(5944), "1h 39m 4s");
+    assert_eq!(asdr_planner::rto::span(3600), "1h");
+    assert_eq!(asdr_planner::rto::span(0), "0s");
 }

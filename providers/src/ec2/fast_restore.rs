@@ -46,6 +46,37 @@ impl Ec2Provider {
         Ok(out)
     }
 
+    /// Every pair on in this provider's region, written onto the world's snapshots of `region`.
+    pub(crate) async fn fill_fast_restore(
+        &self,
+        snapshots: &mut [asdr_planner::world::Snapshot],
+        region: Option<&str>,
+    ) -> Result<(), StepError> {
+        let mut pages = self
+            .client
+            .describe_fast_snapshot_restores()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.classify("DescribeFastSnapshotRestores", e))?;
+            for r in page.fast_snapshot_restores() {
+                let (Some(z), Some(id), Some(state)) =
+                    (r.availability_zone(), r.snapshot_id(), r.state())
+                else {
+                    continue;
+                };
+                if let Some(s) = snapshots
+                    .iter_mut()
+                    .find(|s| s.id == id && s.region.as_deref() == region)
+                {
+                    s.fast_restore
+                        .insert(z.to_string(), state.as_str().to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// R13: every snapshot is this cluster's (its name, and its id when the plan names one).
     async fn fsr_ours(
         &self,
@@ -103,6 +134,8 @@ impl Ec2Provider {
                 if still.is_empty() {
                     continue;
                 }
+                self.fsr_ours(&still.iter().cloned().collect(), p.cluster_id.as_deref())
+                    .await?;
                 self.acting_on(input).await;
                 self.client
                     .disable_fast_snapshot_restores()

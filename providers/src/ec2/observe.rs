@@ -336,7 +336,9 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
         && super::locks::wanted(policy, None, &world.snapshots)
         && let Err(e) = ec2.fill_locks(&mut world.snapshots).await
     {
-        world.locks_unobserved.insert(home_region, e.message);
+        world
+            .locks_unobserved
+            .insert(home_region.clone(), e.message);
     }
     // A region that does not answer does not stop the cluster's own backup: it is recorded, and
     // nothing is planned there until it answers again.
@@ -356,6 +358,23 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
             }
             Err(e) => {
                 world.unobserved_regions.insert(region, e.message);
+            }
+        }
+    }
+    // Fast Snapshot Restore, where a restore uses it: which pairs are on before a plan (only
+    // those it turns on are turned off again), and what `status` says is billed.
+    if policy
+        .restores
+        .iter()
+        .any(|r| r.volume.fast_snapshot_restore)
+    {
+        if !world.unobserved_regions.contains_key(&home_region) {
+            ec2.fill_fast_restore(&mut world.snapshots, None).await?;
+        }
+        for (region, p) in regions.iter() {
+            if !world.unobserved_regions.contains_key(region) {
+                p.fill_fast_restore(&mut world.snapshots, Some(region))
+                    .await?;
             }
         }
     }

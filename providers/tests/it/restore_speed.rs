@@ -236,12 +236,22 @@ async fn fsr_enabled_everywhere_is_done_without_a_call_and_disabling_turns_off_o
     // Disabling: snap-b is still on in us-east-1b; snap-a in us-east-1a was turned off already.
     let states = mock!(aws_sdk_ec2::Client::describe_fast_snapshot_restores)
         .then_output(|| fsr_rows(&[("snap-b", "us-east-1b", S::Enabled)]));
+    // Turned off only once the snapshot is seen to be the cluster's own.
+    let described = mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(|| {
+        DescribeSnapshotsOutput::builder()
+            .snapshots(ours("snap-b", "c1"))
+            .build()
+    });
     let disable = mock!(aws_sdk_ec2::Client::disable_fast_snapshot_restores)
         .match_requests(|r| {
             r.availability_zones() == ["us-east-1b"] && r.source_snapshot_ids() == ["snap-b"]
         })
         .then_output(|| DisableFastSnapshotRestoresOutput::builder().build());
-    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[&states, &disable]);
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&states, &described, &disable]
+    );
     let s = fsr_step(
         false,
         &[("us-east-1a", &["snap-a"]), ("us-east-1b", &["snap-b"])],
