@@ -94,6 +94,7 @@ pub(crate) fn add(restore: &Restore, world: &crate::World, cluster_id: &str, b: 
             restore: restore.name.clone(),
             snapshots,
             cluster_id: Some(cluster_id.to_string()),
+            no_wait: false,
         })
     };
     // Only what this plan turns on is turned off again.
@@ -196,5 +197,87 @@ fn say_cost(restore: &Restore, by_zone: &BTreeMap<String, Vec<String>>, b: &mut 
                 crate::rto::FSR_SNAPSHOTS_PER_REGION
             ),
         );
+    }
+}
+
+/// `backup.fast_restore: newest`, reconciled by every backup plan from what is observed: Fast
+/// Snapshot Restore on for the newest complete set's snapshots, each in its node's zone, and off
+/// for every older set of the cluster. Older sets are turned off first (EBS enables 5 snapshots
+/// per region by default). The newest is not waited for: a backup does not wait an hour per
+/// TiB. A plan that makes a new set leaves the newest as it is: the next plan turns it over to
+/// the new set (its snapshot ids are known once it is complete).
+pub(crate) fn keep_newest(ctx: &crate::Ctx<'_, '_>, b: &mut Builder) {
+    use crate::tags;
+    if ctx.policy.backup.fast_restore.is_none() {
+        return;
+    }
+    let on = |s: &crate::world::Snapshot, zone: &str| {
+        s.fast_restore
+            .get(zone)
+            .is_some_and(|st| matches!(st.as_str(), "enabling" | "optimizing" | "enabled"))
+    };
+    let making = b
+        .steps
+        .iter()
+        .any(|s| s.kind() == StepKind::MarkSetComplete && s.region.is_none());
+    let newest = ctx.obs.newest_complete_set().filter(|_| !making);
+    let mut enable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(set) = newest {
+        for s in &set.snapshots {
+            let Some(node) = s.tags.get(tags::NODE).and_then(|n| ctx.policy.node(n)) else {
+                continue;
+            };
+            if !on(s, &node.availability_zone) {
+                enable
+                    .entry(node.availability_zone.clone())
+                    .or_default()
+                    .push(s.id.clone());
+            }
+        }
+    }
+    let keep: BTreeSet<&str> = newest
+        .map(|s| s.snapshots.iter().map(|x| x.id.as_str()).collect())
+        .unwrap_or_default();
+    let mut disable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for set in &ctx.obs.sets {
+        for s in set
+            .snapshots
+            .iter()
+            .filter(|s| !keep.contains(s.id.as_str()))
+        {
+            for zone in s.fast_restore.keys().filter(|z| on(s, z)) {
+                disable.entry(zone.clone()).or_default().push(s.id.clone());
+            }
+        }
+    }
+    let params = |enable: bool, snapshots: BTreeMap<String, Vec<String>>| {
+        Params::FastSnapshotRestore(params::FastSnapshotRestore {
+            enable,
+            restore: "backup.fast_restore".into(),
+            snapshots,
+            cluster_id: Some(ctx.cluster_id.to_string()),
+            no_wait: true,
+        })
+    };
+    let mut after = Vec::new();
+    if !disable.is_empty() {
+        let pairs: usize = disable.values().map(Vec::len).sum();
+        after.push(b.step(
+            "fast_snapshot_restore:disable:older-sets".into(),
+            None,
+            vec![],
+            params(false, disable),
+        ));
+        b.warn("cost", format!("backup.fast_restore: Fast Snapshot Restore turned off for {pairs} snapshot–zone pair(s) of older sets"));
+    }
+    if let (Some(set), false) = (newest, enable.is_empty()) {
+        let pairs: usize = enable.values().map(Vec::len).sum();
+        b.step(
+            format!("fast_snapshot_restore:enable:{}", set.id),
+            None,
+            after,
+            params(true, enable),
+        );
+        b.warn("cost", format!("backup.fast_restore: Fast Snapshot Restore turned on for the {pairs} snapshot–zone pair(s) of set {}, each in its node's zone: {pairs} DSU-hour(s) for every hour it stays on ($0.75 each in us-east-1 at list price), until a newer set takes its place; optimised at about 60 minutes per TiB", set.id));
     }
 }

@@ -218,6 +218,8 @@ pub fn plan(
     }
     if let Some(restore) = rto::restore_of(policy, op) {
         fast_restore::add(restore, world, &identity.id, &mut b);
+    } else if *op == Operation::Backup && policy.backup.method == asdr_specs::Method::EbsSnapshot {
+        fast_restore::keep_newest(&ctx, &mut b);
     }
     let rto = rto::restore_rto(policy, world, op, &mut b);
     let mut plan = finish(policy, seen, now, op, &identity.id, b)?;

@@ -223,6 +223,25 @@ pub struct Inputs {
     pub objective: Option<u64>,
     /// Why the data cannot be told (no set to restore from, a device without a snapshot).
     pub missing: Option<String>,
+    /// Fast Snapshot Restore is already `enabled` for every snapshot in its volume's zone
+    /// (`backup.fast_restore`): the volumes are whole at creation, with no wait for it.
+    pub already_enabled: bool,
+}
+
+/// Whether every (zone, snapshot) pair is `enabled` in the world.
+fn all_enabled<'a>(
+    world: &crate::World,
+    mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    let mut any = false;
+    let all = pairs.all(|(zone, id)| {
+        any = true;
+        world
+            .snapshots
+            .iter()
+            .any(|s| s.id == id && s.fast_restore.get(zone).map(String::as_str) == Some("enabled"))
+    });
+    any && all
 }
 
 /// The throughput a volume of this type and size reads at sequentially (MiB/s): what bounds a
@@ -306,9 +325,14 @@ pub fn phases(i: &Inputs) -> RtoEstimate {
             phase: "volumes".into(),
             seconds: Some(VOLUME_CREATE_SECONDS + fsr_wait),
             basis: format!(
-                "{} volume(s) created in parallel, about {} each{fsr_basis}",
+                "{} volume(s) created in parallel, about {} each{fsr_basis}{}",
                 i.volumes.len(),
-                span(VOLUME_CREATE_SECONDS)
+                span(VOLUME_CREATE_SECONDS),
+                if i.already_enabled {
+                    ", from snapshots with Fast Snapshot Restore already enabled in their zones (whole at creation while their credits last)"
+                } else {
+                    ""
+                }
             ),
         },
     };
@@ -385,7 +409,9 @@ fn cold_start(i: &Inputs, largest: u64) -> RtoPhase {
             basis: "no device to read".into(),
         },
         Load::Reattached => whole(slowest(None), phase),
-        Load::FromSnapshots if i.fast_restore.is_some() => whole(slowest(None), phase),
+        Load::FromSnapshots if i.fast_restore.is_some() || i.already_enabled => {
+            whole(slowest(None), phase)
+        }
         Load::FromSnapshots => match i.initialization_rate {
             Some(r) => {
                 let (s, v, rate) = slowest(Some(r)).expect("volumes");
@@ -479,15 +505,25 @@ pub fn of_plan(
         }
         (snapshots.len(), zones.len())
     });
+    let already_enabled = all_enabled(
+        world,
+        steps.iter().filter_map(|s| match &s.params {
+            Params::CreateVolume(p) => {
+                Some((p.availability_zone.as_str(), p.snapshot_id.as_deref()?))
+            }
+            _ => None,
+        }),
+    );
     phases(&Inputs {
         launches,
         load,
         volumes,
-        fast_restore,
+        fast_restore: fast_restore.filter(|_| !already_enabled),
         initialization_rate: restore.volume.initialization_rate,
         whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
         objective: restore.rto.map(|d| d.seconds()),
         missing: None,
+        already_enabled,
     })
 }
 
@@ -509,6 +545,7 @@ pub(crate) fn of_status(
     let spec = &restore.volume;
     let mut volumes = Vec::new();
     let mut zones = std::collections::BTreeSet::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     let mut missing = (load == Load::FromSnapshots && set.is_none())
         .then(|| "no complete set to restore from: nothing to estimate".to_string());
     for view in obs
@@ -522,7 +559,12 @@ pub(crate) fn of_status(
         for d in &view.volumes {
             let now = d.volume;
             let size = match (load, set.and_then(|s| s.snapshot_for(&view.name, &d.ebs))) {
-                (Load::FromSnapshots, Some(snap)) => snap.volume_size_gib,
+                (Load::FromSnapshots, Some(snap)) => {
+                    if let Some(node) = policy.node(&view.name) {
+                        pairs.push((node.availability_zone.clone(), snap.id.clone()));
+                    }
+                    snap.volume_size_gib
+                }
                 (Load::FromSnapshots, None) => {
                     missing.get_or_insert_with(|| {
                         format!(
@@ -554,15 +596,21 @@ pub(crate) fn of_status(
     let fast_restore = spec
         .fast_snapshot_restore
         .then_some((volumes.len(), zones.len().max(1)));
+    let already_enabled = load == Load::FromSnapshots
+        && all_enabled(
+            obs.world,
+            pairs.iter().map(|(z, id)| (z.as_str(), id.as_str())),
+        );
     phases(&Inputs {
         launches: true,
         load,
         volumes,
-        fast_restore,
+        fast_restore: fast_restore.filter(|_| !already_enabled),
         initialization_rate: spec.initialization_rate,
         whole_cluster: restore.scope == asdr_specs::Scope::Cluster,
         objective: restore.rto.map(|d| d.seconds()),
         missing,
+        already_enabled,
     })
 }
 

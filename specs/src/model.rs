@@ -410,6 +410,15 @@ pub struct Backup {
     pub copies: Vec<Copy>,
     /// Snapshot locks on every set (none: sets are not locked).
     pub lock: Option<Lock>,
+    /// Fast Snapshot Restore kept on the newest complete set (`backup.fast_restore: newest`).
+    pub fast_restore: Option<FastRestoreKeep>,
+}
+
+/// Which sets `backup.fast_restore` keeps Fast Snapshot Restore on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FastRestoreKeep {
+    Newest,
 }
 
 /// `backup.copies[]`: every backup set copied to another region.

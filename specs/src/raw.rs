@@ -215,6 +215,10 @@ pub struct RawBackup {
     /// marked complete; a locked set is never deleted (docs/immutability.md).
     #[serde(default)]
     pub lock: Option<Sp<RawLock>>,
+    /// `newest`: Fast Snapshot Restore kept on for the newest complete set's snapshots, each in
+    /// its node's zone, and off for every older set: a replacement never waits on lazy loading.
+    #[serde(default)]
+    pub fast_restore: Option<Sp<crate::model::FastRestoreKeep>>,
 }
 
 /// An EBS snapshot lock on every snapshot of a set.

@@ -46,7 +46,9 @@ pub fn cmd_iam_policy(g: &Global, a: &IamPolicyArgs) -> Result<i32, CommandError
         (None, None) => asdr_planner::backup::step_kinds(&policy),
     };
     // Fast Snapshot Restore, enabled and disabled around the volumes of a restore that asks.
-    if restore.is_some_and(|r| r.volume.fast_snapshot_restore) {
+    if restore.is_some_and(|r| r.volume.fast_snapshot_restore)
+        || (restore.is_none() && policy.backup.fast_restore.is_some())
+    {
         kinds.push(StepKind::FastSnapshotRestore);
     }
     // Backups and restores at home claim the cluster id on an instance that lacks it (a node

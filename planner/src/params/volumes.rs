@@ -35,6 +35,10 @@ pub struct FastSnapshotRestore {
     /// The cluster's id: a snapshot carrying another is a same-named cluster's, never touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// Done once EBS accepted the request, not waited `enabled` for (`backup.fast_restore`: a
+    /// backup does not wait an hour per TiB).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_wait: bool,
 }
 
 /// attach_volume: a volume attached at a device.

@@ -84,6 +84,26 @@ pub(super) fn check(policy: &Policy, world: &crate::World, plan: &Plan) -> Vec<V
         .collect();
     let mut enabled: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut disabled: BTreeSet<(&str, &str)> = BTreeSet::new();
+    // `backup.fast_restore`: a backup turns FSR on for the newest set and off for older ones,
+    // only ever on the cluster's own snapshots (R13).
+    if label == "backup" && policy.backup.fast_restore.is_some() {
+        for (s, p) in &fsr {
+            for (zone, ids) in &p.snapshots {
+                for id in ids {
+                    let ours = world.snapshots.iter().any(|x| {
+                        &x.id == id
+                            && x.region.is_none()
+                            && x.tags.get(crate::tags::CLUSTER) == Some(&policy.cluster.name)
+                            && crate::tags::of_id(&x.tags, p.cluster_id.as_deref())
+                    });
+                    if !ours {
+                        out.push(bad("R13", s, format!("touches Fast Snapshot Restore of {id} in {zone}, which is not a snapshot of this cluster")));
+                    }
+                }
+            }
+        }
+        return out;
+    }
     for (s, p) in &fsr {
         let Some(r) = asked else {
             out.push(bad("R13", s, format!("{} fast_snapshot_restore: only a restore that declares volume.fast_snapshot_restore enables or disables it", plan.operation)));

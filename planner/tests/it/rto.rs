@@ -705,3 +705,143 @@ fn review_a_restore_without_a_set_is_not_estimated_and_times_are_never_rounded_i
     assert_eq!(asdr_planner::rto::span(3600), "1h");
     assert_eq!(asdr_planner::rto::span(0), "0s");
 }
+
+fn keep_newest() -> Policy {
+    ExamplePolicy::prod_east()
+        .edit("  every: 24h ", "  fast_restore: newest\n  every: 24h ")
+        .policy()
+}
+
+fn fsr_pairs(p: &Plan, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    match &step(p, id).params {
+        asdr_planner::params::Params::FastSnapshotRestore(f) => f.snapshots.clone(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn backup_fast_restore_keeps_fsr_on_the_newest_set_only_and_a_replacement_then_waits_for_nothing() {
+    let policy = keep_newest();
+    // Within the RPO: no new set; the newest complete set is turned on, each snapshot in its
+    // node's zone, without waiting an hour per TiB.
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(2);
+    spec.sets = 2;
+    let mut w = world_for(&policy, &spec);
+    let newest = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap()
+        .clone();
+    // An older set left on (an interrupted restore): turned off first.
+    let older = w
+        .snapshots
+        .iter_mut()
+        .find(|s| s.tags.get("asdr:set") != Some(&newest))
+        .unwrap();
+    older
+        .fast_restore
+        .insert("us-east-1a".into(), "enabled".into());
+    let older_id = older.id.clone();
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    let enable_id = format!("fast_snapshot_restore:enable:{newest}");
+    let on = fsr_pairs(&p, &enable_id);
+    assert_eq!(on.values().map(Vec::len).sum::<usize>(), 9, "{on:?}");
+    for (zone, ids) in &on {
+        for id in ids {
+            let s = w.snapshots.iter().find(|s| &s.id == id).unwrap();
+            assert_eq!(s.tags["asdr:set"], newest);
+            let node = policy.node(&s.tags["asdr:node"]).unwrap();
+            assert_eq!(&node.availability_zone, zone);
+        }
+    }
+    let off = fsr_pairs(&p, "fast_snapshot_restore:disable:older-sets");
+    assert_eq!(off["us-east-1a"], vec![older_id]);
+    assert!(
+        step(&p, &enable_id)
+            .depends_on
+            .contains(&"fast_snapshot_restore:disable:older-sets".to_string())
+    );
+    assert!(asdr_planner::verify(&policy, &w, &p).is_empty());
+    // Once on, a node replacement from the newest set has nothing to wait for, and reads whole.
+    for s in w
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.tags.get("asdr:set") == Some(&newest))
+    {
+        let zone = policy
+            .node(&s.tags["asdr:node"])
+            .unwrap()
+            .availability_zone
+            .clone();
+        s.fast_restore.insert(zone, "enabled".into());
+    }
+    for s in w.snapshots.iter_mut() {
+        if s.tags.get("asdr:set") != Some(&newest) {
+            s.fast_restore.clear();
+        }
+    }
+    let again = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        !again
+            .steps
+            .iter()
+            .any(|s| s.kind() == asdr_planner::StepKind::FastSnapshotRestore)
+    );
+    let st = asdr_planner::status::status(&policy, &w, NOW);
+    let r = st
+        .restores
+        .iter()
+        .find(|r| r.name == "full-cluster")
+        .unwrap();
+    let cold = r
+        .rto
+        .phases
+        .iter()
+        .find(|x| x.phase == "cold-start")
+        .unwrap();
+    assert_eq!(cold.seconds, Some(4096), "{cold:?}");
+    let volumes = r.rto.phases.iter().find(|x| x.phase == "volumes").unwrap();
+    assert!(
+        volumes.basis.contains("already enabled"),
+        "{}",
+        volumes.basis
+    );
+    // A foreign snapshot slipped into the plan is refused.
+    let mut tampered = p.clone();
+    for s in &mut tampered.steps {
+        if let asdr_planner::params::Params::FastSnapshotRestore(f) = &mut s.params {
+            f.snapshots
+                .entry("us-east-1a".into())
+                .or_default()
+                .push("snap-0ther".into());
+        }
+    }
+    let v = asdr_planner::verify(&policy, &world_for(&policy, &spec), &tampered);
+    assert!(
+        v.iter()
+            .any(|x| x.rule == "R13" && x.message.contains("snap-0ther")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn backup_fast_restore_leaves_the_newest_alone_while_a_new_set_is_being_made() {
+    let policy = keep_newest();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(25);
+    let w = world_for(&policy, &spec);
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.kind() == asdr_planner::StepKind::MarkSetComplete)
+    );
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.id.starts_with("fast_snapshot_restore:enable:"))
+    );
+}

@@ -206,7 +206,8 @@ impl Ec2Provider {
                 ));
             }
         }
-        if waiting.is_empty() {
+        // `backup.fast_restore`: requested is enough; the next plan sees how far it got.
+        if waiting.is_empty() || p.no_wait {
             Progress::finished()
         } else {
             Progress::pending(

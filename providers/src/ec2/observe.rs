@@ -361,12 +361,13 @@ pub async fn observe_cloud(ec2: &Ec2Provider, policy: &Policy) -> Result<World, 
             }
         }
     }
-    // Fast Snapshot Restore, where a restore uses it: which pairs are on before a plan (only
-    // those it turns on are turned off again), and what `status` says is billed.
-    if policy
-        .restores
-        .iter()
-        .any(|r| r.volume.fast_snapshot_restore)
+    // Fast Snapshot Restore, where a restore or the backup uses it: which pairs are on before a
+    // plan (a restore turns off only those it turned on; a backup keeps it on the newest set).
+    if policy.backup.fast_restore.is_some()
+        || policy
+            .restores
+            .iter()
+            .any(|r| r.volume.fast_snapshot_restore)
     {
         if !world.unobserved_regions.contains_key(&home_region) {
             ec2.fill_fast_restore(&mut world.snapshots, None).await?;

@@ -53,7 +53,7 @@ pub(super) fn act(
             }
         }
     }
-    if waiting.is_empty() {
+    if waiting.is_empty() || p.no_wait {
         Progress::finished()
     } else {
         Progress::pending(

@@ -412,3 +412,41 @@ async fn the_world_file_models_fsr_from_enabling_through_optimizing_to_enabled_a
     assert_eq!(e.code, "UnauthorizedOperation");
     assert_eq!(state(&p.world().await), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_keeping_fsr_on_the_newest_set_asks_for_it_and_does_not_wait_an_hour_per_tib() {
+    use aws_sdk_ec2::operation::enable_fast_snapshot_restores::EnableFastSnapshotRestoresOutput;
+    let states =
+        mock!(aws_sdk_ec2::Client::describe_fast_snapshot_restores).then_output(|| fsr_rows(&[]));
+    let described = mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(|| {
+        DescribeSnapshotsOutput::builder()
+            .snapshots(ours("snap-a", "c1"))
+            .build()
+    });
+    let enable = mock!(aws_sdk_ec2::Client::enable_fast_snapshot_restores)
+        .match_requests(|r| r.source_snapshot_ids() == ["snap-a"])
+        .then_output(|| EnableFastSnapshotRestoresOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        &[&states, &described, &enable]
+    );
+    let mut s = fsr_step(true, &[("us-east-1a", &["snap-a"])], "c1");
+    if let asdr_planner::params::Params::FastSnapshotRestore(p) = &mut s.params {
+        p.no_wait = true;
+    }
+    let learned = BTreeMap::new();
+    let progress = Ec2Provider::new(client, "prod-east")
+        .act(StepInput {
+            plan_id: "p",
+            step: &s,
+            learned: &learned,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(progress, asdr_planner::ports::Progress::Done(_)),
+        "{progress:?}"
+    );
+    assert_eq!(enable.num_calls(), 1);
+}

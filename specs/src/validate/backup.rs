@@ -207,7 +207,28 @@ impl Validator<'_> {
             accept_zombie_records,
             copies,
             lock,
+            fast_restore: self.fast_restore_keep(&b, cluster),
         }
+    }
+
+    /// `backup.fast_restore`: EBS snapshots only; said when the set holds more snapshots than
+    /// EBS enables per region by default.
+    fn fast_restore_keep(&mut self, b: &RawBackup, cluster: &Cluster) -> Option<FastRestoreKeep> {
+        let f = b.fast_restore.as_ref()?;
+        if b.method.value == Method::Asbackup {
+            self.err(f.span, "backup.fast_restore keeps Fast Snapshot Restore on EBS snapshots, and `method: asbackup` takes none");
+            return None;
+        }
+        let devices: std::collections::BTreeSet<&str> = cluster
+            .namespaces
+            .iter()
+            .flat_map(|n| n.devices.iter().map(|d| d.ebs.source()))
+            .collect();
+        let snapshots = cluster.nodes.len() * devices.len();
+        if snapshots > 5 {
+            self.notes.push((f.span, format!("backup.fast_restore keeps Fast Snapshot Restore on {snapshots} snapshots (every node's every device), and EBS enables 5 per region unless its quota (\"Fast snapshot restore\" in Service Quotas) is raised: raise it first, or the backup's enable step fails")));
+        }
+        Some(f.value)
     }
 
     fn retain(&mut self, r: &Sp<RawRetain>, every: Duration) -> Retain {
