@@ -270,7 +270,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
                 r.volume.initialization_rate,
                 r.volume.fast_snapshot_restore,
             );
-            let rto = crate::rto::of_status(policy, r, set, &obs, &nodes);
+            let rto = crate::rto::of_status(policy, r, set, obs, &nodes);
             // EBS: the set must hold every device of every node the restore rebuilds, as the
             // planner requires; a set made before a node or device was added does not.
             let missing: Vec<String> = match set {

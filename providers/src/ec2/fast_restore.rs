@@ -124,11 +124,7 @@ impl Ec2Provider {
             for (zone, snaps) in &p.snapshots {
                 let still: Vec<String> = snaps
                     .iter()
-                    .filter(|id| {
-                        states
-                            .get(&(zone.clone(), (*id).clone()))
-                            .is_some_and(|s| on(s))
-                    })
+                    .filter(|id| states.get(&(zone.clone(), (*id).clone())).is_some_and(&on))
                     .cloned()
                     .collect();
                 if still.is_empty() {
@@ -151,11 +147,7 @@ impl Ec2Provider {
         for (zone, snaps) in &p.snapshots {
             let off: Vec<String> = snaps
                 .iter()
-                .filter(|id| {
-                    !states
-                        .get(&(zone.clone(), (*id).clone()))
-                        .is_some_and(|s| on(s))
-                })
+                .filter(|id| !states.get(&(zone.clone(), (*id).clone())).is_some_and(&on))
                 .cloned()
                 .collect();
             for id in snaps {

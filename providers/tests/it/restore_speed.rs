@@ -84,7 +84,7 @@ async fn a_time_based_copy_asks_ebs_to_complete_within_its_minutes() {
             .then_output(|| DescribeSnapshotsOutput::builder().build());
         let copy = mock!(aws_sdk_ec2::Client::copy_snapshot)
             .match_requests(move |r| {
-                r.completion_duration_minutes() == minutes.map(|m| m as i32)
+                r.completion_duration_minutes() == minutes
                     && r.source_snapshot_id() == Some("snap-1")
             })
             .then_output(|| {

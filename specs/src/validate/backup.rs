@@ -385,7 +385,7 @@ impl Validator<'_> {
                 let d = self.duration(s);
                 let minutes = d.seconds() / 60;
                 // CopySnapshot's CompletionDurationMinutes: 15 to 2,880, in steps of 15.
-                if d.seconds() % (15 * 60) != 0 || !(15..=2880).contains(&minutes) {
+                if !d.seconds().is_multiple_of(15 * 60) || !(15..=2880).contains(&minutes) {
                     self.err(
                         s.span,
                         format!(
