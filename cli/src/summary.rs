@@ -88,7 +88,15 @@ pub fn apply(json: bool, plan: &Plan, report: &Report, journal: &std::path::Path
         out.push_str("Run `asdr apply` again once the cause is fixed: finished steps are found again, not repeated.\n");
     }
     if let Some(m) = &measured {
-        out.push_str(&format!("Restore time: {}\n", measured_line(m)));
+        out.push_str(&format!(
+            "Restore time: {}{}\n",
+            measured_line(m),
+            if failed + skipped > 0 || report.interrupted {
+                " — of the steps that ran: the restore did not finish"
+            } else {
+                ""
+            }
+        ));
     }
     out.push_str(&format!("Journal: {}\n", journal.display()));
     out

@@ -200,6 +200,29 @@ impl Report {
     }
 }
 
+/// Steps a cleanup of the same plan has undone are not done any more: a restore that failed
+/// turned Fast Snapshot Restore off again (a cleanup), so an apply resuming it turns it on and
+/// waits for it again before the volumes it has yet to make, rather than making them lazily.
+fn undone_by_cleanup(plan: &Plan, done: &mut BTreeMap<String, Resources>) {
+    use asdr_planner::params::Params;
+    let disabled_then = plan.steps.iter().any(|s| {
+        matches!(&s.params, Params::FastSnapshotRestore(p) if !p.enable) && done.contains_key(&s.id)
+    });
+    let volumes_left = plan
+        .steps
+        .iter()
+        .any(|s| s.kind() == StepKind::CreateVolume && !done.contains_key(&s.id));
+    if disabled_then && volumes_left {
+        for s in &plan.steps {
+            if let Params::FastSnapshotRestore(p) = &s.params
+                && !p.no_wait
+            {
+                done.remove(&s.id);
+            }
+        }
+    }
+}
+
 /// Runs `plan` to the end. `done` holds what an earlier run finished (resume); those steps are not
 /// run again.
 pub async fn execute<P: Provider>(
@@ -214,7 +237,8 @@ pub async fn execute<P: Provider>(
     let mut progress = StepStates::default();
     let mut outcomes = BTreeMap::new();
     let mut learned: BTreeMap<String, Resources> = BTreeMap::new();
-    let done = with_evidence(&*provider, &plan, done, on_event).await;
+    let mut done = with_evidence(&*provider, &plan, done, on_event).await;
+    undone_by_cleanup(&plan, &mut done);
     for (id, res) in done {
         if plan.step(&id).is_some() {
             progress.done.insert(id.clone());

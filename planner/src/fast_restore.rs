@@ -154,13 +154,34 @@ pub(crate) fn add(restore: &Restore, world: &crate::World, cluster_id: &str, b: 
         None,
         Some(serde_json::json!({ "snapshots_by_zone": by_zone, "already_on": on.len() })),
     );
-    say_cost(restore, &by_zone, b);
+    // Pairs on before: a lifecycle rule's or an operator's, or left by an apply killed before
+    // its cleanup. asdr cannot tell which, so it leaves them, and says so.
+    let used = on
+        .iter()
+        .filter(|(z, id)| by_zone.get(z).is_some_and(|ids| ids.contains(id)))
+        .count();
+    if used > 0 {
+        b.warn(
+            "cost",
+            format!(
+                "{} snapshot–zone pair(s) of restore `{}` already had Fast Snapshot Restore on before this plan (a lifecycle rule's, an operator's, `backup.fast_restore`, or left by an apply killed before it turned them off): this plan uses them and leaves them on; `asdr status` lists the pairs on",
+                used,
+                restore.name
+            ),
+        );
+    }
+    say_cost(restore, &by_zone, &on, b);
 }
 
 /// What the plan costs and meets: EBS bills each snapshot–zone pair per DSU-hour (per minute,
 /// an hour at least), fills each pair's credit bucket from empty, and enables at most 5
 /// snapshots per region unless the quota is raised.
-fn say_cost(restore: &Restore, by_zone: &BTreeMap<String, Vec<String>>, b: &mut Builder) {
+fn say_cost(
+    restore: &Restore,
+    by_zone: &BTreeMap<String, Vec<String>>,
+    on: &BTreeSet<(String, String)>,
+    b: &mut Builder,
+) {
     let pairs: usize = by_zone.values().map(Vec::len).sum();
     let largest = b
         .steps
@@ -187,13 +208,25 @@ fn say_cost(restore: &Restore, by_zone: &BTreeMap<String, Vec<String>>, b: &mut 
             pairs as f64 * hours as f64 * 0.75,
         ),
     );
-    if snapshots.len() > crate::rto::FSR_SNAPSHOTS_PER_REGION {
+    // The quota counts every snapshot with FSR on in the region: the cluster's already on too.
+    let in_region: BTreeSet<&String> = snapshots
+        .iter()
+        .copied()
+        .chain(on.iter().map(|(_, id)| id))
+        .collect();
+    if in_region.len() > crate::rto::FSR_SNAPSHOTS_PER_REGION {
         b.warn(
             "limit",
             format!(
-                "restore `{}` enables Fast Snapshot Restore for {} snapshots, and EBS enables {} per region unless its quota (\"Fast snapshot restore\" in Service Quotas) is raised: raise it before you need the restore, or its enable step fails",
+                "restore `{}` needs Fast Snapshot Restore on {} snapshots in the region ({} its own{}), and EBS enables {} per region unless its quota (\"Fast snapshot restore\" in Service Quotas) is raised: raise it before you need the restore, or its enable step fails",
                 restore.name,
+                in_region.len(),
                 snapshots.len(),
+                if in_region.len() > snapshots.len() {
+                    format!(", {} of the cluster's already on", in_region.len() - snapshots.len())
+                } else {
+                    String::new()
+                },
                 crate::rto::FSR_SNAPSHOTS_PER_REGION
             ),
         );
@@ -235,7 +268,10 @@ pub(crate) fn keep_newest(ctx: &crate::Ctx<'_, '_>, b: &mut Builder) {
             }
         }
     }
-    let keep: BTreeSet<&str> = newest
+    // The newest complete set stays on while a new one is made (until the next plan moves it).
+    let keep: BTreeSet<&str> = ctx
+        .obs
+        .newest_complete_set()
         .map(|s| s.snapshots.iter().map(|x| x.id.as_str()).collect())
         .unwrap_or_default();
     let mut disable: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -259,15 +295,22 @@ pub(crate) fn keep_newest(ctx: &crate::Ctx<'_, '_>, b: &mut Builder) {
             no_wait: true,
         })
     };
-    let mut after = Vec::new();
+    // After the plan's claim of the cluster id, as everything it does.
+    let mut after: Vec<String> = b
+        .steps
+        .iter()
+        .filter(|s| s.kind() == StepKind::ClaimCluster)
+        .map(|s| s.id.clone())
+        .collect();
     if !disable.is_empty() {
         let pairs: usize = disable.values().map(Vec::len).sum();
-        after.push(b.step(
+        let id = b.step(
             "fast_snapshot_restore:disable:older-sets".into(),
             None,
-            vec![],
+            after.clone(),
             params(false, disable),
-        ));
+        );
+        after.push(id);
         b.warn("cost", format!("backup.fast_restore: Fast Snapshot Restore turned off for {pairs} snapshot–zone pair(s) of older sets"));
     }
     if let (Some(set), false) = (newest, enable.is_empty()) {
@@ -280,4 +323,39 @@ pub(crate) fn keep_newest(ctx: &crate::Ctx<'_, '_>, b: &mut Builder) {
         );
         b.warn("cost", format!("backup.fast_restore: Fast Snapshot Restore turned on for the {pairs} snapshot–zone pair(s) of set {}, each in its node's zone: {pairs} DSU-hour(s) for every hour it stays on ($0.75 each in us-east-1 at list price), until a newer set takes its place; optimised at about 60 minutes per TiB", set.id));
     }
+}
+
+/// Fast Snapshot Restore on for one set's snapshots, as observed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SetOn {
+    pub set: String,
+    /// Snapshot–zone pairs on (enabling, optimizing or enabled): DSU-hours every hour.
+    pub pairs: usize,
+    /// The newest complete set, which `backup.fast_restore: newest` keeps on; any other is on
+    /// because a restore or someone turned it on (an apply killed before its cleanup leaves it).
+    pub kept: bool,
+}
+
+/// Every set of the cluster with Fast Snapshot Restore on for any of its snapshots.
+pub(crate) fn on_by_set(
+    policy: &asdr_specs::Policy,
+    obs: &crate::observe::Observed<'_>,
+) -> Vec<SetOn> {
+    let newest = obs.newest_complete_set().map(|s| s.id.as_str());
+    obs.sets
+        .iter()
+        .filter_map(|set| {
+            let pairs = set
+                .snapshots
+                .iter()
+                .flat_map(|s| s.fast_restore.values())
+                .filter(|st| matches!(st.as_str(), "enabling" | "optimizing" | "enabled"))
+                .count();
+            (pairs > 0).then(|| SetOn {
+                set: set.id.clone(),
+                pairs,
+                kept: policy.backup.fast_restore.is_some() && Some(set.id.as_str()) == newest,
+            })
+        })
+        .collect()
 }

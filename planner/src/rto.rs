@@ -6,6 +6,8 @@ use asdr_specs::{Method, Policy, RestoreSource};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::measured::{Measured, MeasuredPhase, measured};
+
 use crate::observe::{BackupSet, human_age};
 
 /// A lower bound on a restore's data-load time, in seconds where one is known, and why.
@@ -505,15 +507,17 @@ pub fn of_plan(
         }
         (snapshots.len(), zones.len())
     });
-    let already_enabled = all_enabled(
-        world,
-        steps.iter().filter_map(|s| match &s.params {
-            Params::CreateVolume(p) => {
-                Some((p.availability_zone.as_str(), p.snapshot_id.as_deref()?))
-            }
-            _ => None,
-        }),
-    );
+    // EBS initialises at a declared rate rather than by FSR, even when a pair is on.
+    let already_enabled = restore.volume.initialization_rate.is_none()
+        && all_enabled(
+            world,
+            steps.iter().filter_map(|s| match &s.params {
+                Params::CreateVolume(p) => {
+                    Some((p.availability_zone.as_str(), p.snapshot_id.as_deref()?))
+                }
+                _ => None,
+            }),
+        );
     phases(&Inputs {
         launches,
         load,
@@ -597,6 +601,7 @@ pub(crate) fn of_status(
         .fast_snapshot_restore
         .then_some((volumes.len(), zones.len().max(1)));
     let already_enabled = load == Load::FromSnapshots
+        && spec.initialization_rate.is_none()
         && all_enabled(
             obs.world,
             pairs.iter().map(|(z, id)| (z.as_str(), id.as_str())),
@@ -677,99 +682,4 @@ pub(crate) fn restore_rto(
         b.warn("RTO", format!("restore `{}`: {why}", restore.name));
     }
     Some(estimate)
-}
-
-/// A restore's phases as they went: from each step's start and end (the journal's times).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Measured {
-    /// `launch`, `volumes`, `cold-start+cluster` (the steps cannot tell the nodes' cold start
-    /// from the cluster's forming: from the first start to a stable cluster), each in seconds,
-    /// with the estimate it is compared with.
-    pub phases: Vec<MeasuredPhase>,
-    /// From the first step's start to the last step's end.
-    pub total_seconds: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimate_seconds: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct MeasuredPhase {
-    pub phase: String,
-    pub seconds: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimate_seconds: Option<u64>,
-}
-
-/// The phases of an applied restore plan, from `spans` (step id → its start and end; a step
-/// adopted or resumed has none). None when no step ran.
-pub fn measured(
-    plan: &crate::Plan,
-    spans: &std::collections::BTreeMap<String, (time::OffsetDateTime, time::OffsetDateTime)>,
-) -> Option<Measured> {
-    use crate::StepKind::*;
-    let span_of = |kinds: &[crate::StepKind]| {
-        let mut first: Option<time::OffsetDateTime> = None;
-        let mut last: Option<time::OffsetDateTime> = None;
-        // The disable of Fast Snapshot Restore runs while the nodes start: not the volumes'.
-        let disable = |s: &&crate::Step| matches!(&s.params, crate::params::Params::FastSnapshotRestore(p) if !p.enable);
-        for s in plan
-            .steps
-            .iter()
-            .filter(|s| kinds.contains(&s.kind()) && !disable(s))
-        {
-            if let Some((a, b)) = spans.get(&s.id) {
-                first = Some(first.map_or(*a, |f| f.min(*a)));
-                last = Some(last.map_or(*b, |l| l.max(*b)));
-            }
-        }
-        Some((first?, last?))
-    };
-    let seconds =
-        |(a, b): (time::OffsetDateTime, time::OffsetDateTime)| (b - a).as_seconds_f64().max(0.0);
-    let all: Vec<&(time::OffsetDateTime, time::OffsetDateTime)> = spans
-        .iter()
-        .filter(|(id, _)| plan.step(id).is_some())
-        .map(|(_, s)| s)
-        .collect();
-    let start = all.iter().map(|s| s.0).min()?;
-    let end = all.iter().map(|s| s.1).max()?;
-    let estimate = |names: &[&str]| {
-        let e = plan.rto.as_ref()?;
-        names
-            .iter()
-            .map(|n| e.phases.iter().find(|p| p.phase == *n)?.seconds)
-            .sum::<Option<u64>>()
-    };
-    let mut phases = Vec::new();
-    for (phase, kinds, names) in [
-        ("launch", &[ProvisionInstance][..], &["launch"][..]),
-        (
-            "volumes",
-            &[FastSnapshotRestore, CreateVolume, WaitVolume][..],
-            &["volumes"][..],
-        ),
-        (
-            "cold-start+cluster",
-            &[
-                StartNode,
-                WaitClusterStable,
-                SetRoster,
-                WaitPartitionsAvailable,
-            ][..],
-            &["cold-start", "cluster"][..],
-        ),
-    ] {
-        if let Some(span) = span_of(kinds) {
-            phases.push(MeasuredPhase {
-                phase: phase.into(),
-                seconds: seconds(span),
-                estimate_seconds: estimate(names),
-            });
-        }
-    }
-    Some(Measured {
-        phases,
-        total_seconds: seconds((start, end)),
-        estimate_seconds: plan.rto.as_ref().and_then(|r| r.total_seconds),
-    })
 }

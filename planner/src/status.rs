@@ -42,6 +42,10 @@ pub struct Status {
     /// has no usable set within its objective, and every node not up or left quiesced, said
     /// plainly. Empty: all is fine; `status` exits 2 otherwise.
     pub problems: Vec<String>,
+    /// Fast Snapshot Restore on for the cluster's snapshots, by set: pairs billed every hour
+    /// (read where a restore or the backup uses it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fast_restore_on: Vec<crate::fast_restore::SetOn>,
     /// What the world shows of the cluster that the policy does not declare (undeclared nodes);
     /// those taking part in the cluster are problems too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -594,6 +598,7 @@ pub fn status(policy: &Policy, world: &World, now: OffsetDateTime) -> Status {
             .map(|s| s.id.clone())
             .collect(),
         problems,
+        fast_restore_on: crate::fast_restore::on_by_set(policy, &obs),
         drift,
         not_proven,
         locks,

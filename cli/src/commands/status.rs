@@ -237,14 +237,34 @@ fn text(r: &Report, world_file: bool) -> String {
         }
         None => out.push_str("  last apply: none recorded here\n"),
     }
+    for f in &s.fast_restore_on {
+        out.push_str(&format!(
+            "  fast restore: on for {} snapshot–zone pair(s) of set {} ({}), {} DSU-hour(s) every hour\n",
+            f.pairs,
+            f.set,
+            if f.kept {
+                "the newest, kept by backup.fast_restore"
+            } else {
+                "not kept by the policy: a restore's left on, or someone else's; turn it off if it is not needed"
+            },
+            f.pairs
+        ));
+    }
     for d in &r.drills {
         out.push_str(&format!(
             "  drill {}: last passed {}{}\n",
             d.drill,
             rfc(d.last_success),
             match (d.rto_seconds, d.estimate_seconds) {
-                (Some(m), Some(e)) => format!(", restore took {m:.0} s (estimated {e} s)"),
-                (Some(m), None) => format!(", restore took {m:.0} s"),
+                (Some(m), Some(e)) => format!(
+                    ", restore took {} (estimated {})",
+                    asdr_planner::rto::span(m.round() as u64),
+                    asdr_planner::rto::span(e)
+                ),
+                (Some(m), None) => format!(
+                    ", restore took {}",
+                    asdr_planner::rto::span(m.round() as u64)
+                ),
                 _ => String::new(),
             }
         ));
@@ -416,7 +436,7 @@ fn openmetrics(r: &Report) -> String {
     );
     gauge(
         "asdr_copy_rpo_seconds",
-        "The age past which a copy region has no copy within its objective (every, then its copy: another interval, or copies[].complete_within when longer).",
+        "The age past which a copy region has no copy within its objective: every, then its copy (another interval, or complete_within for each turn of max_in_flight copies).",
         s.regions
             .iter()
             .map(|(key, c)| {
@@ -472,6 +492,19 @@ fn openmetrics(r: &Report) -> String {
                 x.rto
                     .objective_seconds
                     .map(|e| (format!("{cluster},restore=\"{}\"", x.name), e.to_string()))
+            })
+            .collect(),
+    );
+    gauge(
+        "asdr_fast_restore_pairs",
+        "Snapshot–zone pairs with Fast Snapshot Restore on, by set (DSU-hours every hour).",
+        s.fast_restore_on
+            .iter()
+            .map(|f| {
+                (
+                    format!("{cluster},set=\"{}\",kept=\"{}\"", f.set, f.kept),
+                    f.pairs.to_string(),
+                )
             })
             .collect(),
     );

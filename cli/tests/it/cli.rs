@@ -424,7 +424,7 @@ fn plan_schema_describes_every_step_kind_and_every_parameter_of_the_example_plan
         .iter()
         .map(|v| v["properties"]["kind"]["const"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.len(), 37, "one variant per step kind: {kinds:?}");
+    assert_eq!(kinds.len(), 38, "one variant per step kind: {kinds:?}");
     let params_def = |kind: &str| {
         let v = variants
             .iter()

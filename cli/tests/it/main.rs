@@ -11,6 +11,7 @@ mod devices;
 mod ec2;
 mod enterprise;
 mod fast_restore;
+mod fast_restore_resume;
 mod first_hour;
 mod first_hour_review;
 mod iam;

@@ -845,3 +845,118 @@ fn backup_fast_restore_leaves_the_newest_alone_while_a_new_set_is_being_made() {
             .any(|s| s.id.starts_with("fast_snapshot_restore:enable:"))
     );
 }
+
+#[test]
+fn review2_a_rate_wins_over_pairs_kept_on_and_the_quota_counts_the_regions_pairs() {
+    let policy = ExamplePolicy::prod_east()
+        .edit("  every: 24h ", "  fast_restore: newest\n  every: 24h ")
+        .policy();
+    let mut w = a1_lost(&policy);
+    let newest = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap()
+        .clone();
+    for s in w
+        .snapshots
+        .iter_mut()
+        .filter(|s| s.tags.get("asdr:set") == Some(&newest))
+    {
+        let zone = policy
+            .node(&s.tags["asdr:node"])
+            .unwrap()
+            .availability_zone
+            .clone();
+        s.fast_restore.insert(zone, "enabled".into());
+    }
+    // a1-from-backup declares 300 MiB/s: EBS initialises at the rate, FSR or not.
+    let p = plan(
+        &policy,
+        &w,
+        NOW,
+        &Operation::Restore("a1-from-backup".into()),
+    )
+    .unwrap();
+    let rto = p.rto.as_ref().unwrap();
+    assert_eq!(phase(rto, "cold-start"), Some(1707), "{rto:?}");
+    let st = asdr_planner::status::status(&policy, &w, NOW);
+    let r = st
+        .restores
+        .iter()
+        .find(|r| r.name == "a1-from-backup")
+        .unwrap();
+    assert_eq!(phase(&r.rto, "cold-start"), Some(1707));
+    // status lists the pairs on, the newest set's kept by the policy.
+    assert_eq!(
+        st.fast_restore_on,
+        vec![asdr_planner::fast_restore::SetOn {
+            set: newest.clone(),
+            pairs: 9,
+            kept: true
+        }]
+    );
+    // A restore of an older set with FSR: its 3 snapshots and the 9 already on make 12 in the
+    // region, past the default quota of 5.
+    let older = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .filter(|s| **s != newest)
+        .max()
+        .unwrap()
+        .clone();
+    let policy = ExamplePolicy::prod_east()
+        .edit("  every: 24h ", "  fast_restore: newest\n  every: 24h ")
+        .append(&format!("  - name: a1-older\n    scope: node\n    nodes: [a1]\n    source: set:{older}\n    accept_zombie_records: true\n    volume: {{fast_snapshot_restore: true}}\n"))
+        .policy();
+    let p = plan(&policy, &w, NOW, &Operation::Restore("a1-older".into())).unwrap();
+    assert!(
+        p.warnings.iter().any(|x| x.rule == "limit"
+            && x.message.contains(
+                "on 12 snapshots in the region (3 its own, 9 of the cluster's already on)"
+            )),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn review2_a_backup_making_a_new_set_never_turns_off_the_newest_complete_one() {
+    let policy = keep_newest();
+    let mut spec = WorldSpec::new(NOW);
+    spec.newest_set_age = time::Duration::hours(25);
+    spec.sets = 2;
+    let mut w = world_for(&policy, &spec);
+    let newest = w
+        .snapshots
+        .iter()
+        .filter_map(|s| s.tags.get("asdr:set"))
+        .max()
+        .unwrap()
+        .clone();
+    for s in w.snapshots.iter_mut() {
+        let zone = policy
+            .node(&s.tags["asdr:node"])
+            .unwrap()
+            .availability_zone
+            .clone();
+        s.fast_restore.insert(zone, "enabled".into());
+    }
+    let p = plan(&policy, &w, NOW, &Operation::Backup).unwrap();
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.kind() == asdr_planner::StepKind::MarkSetComplete)
+    );
+    let off = fsr_pairs(&p, "fast_snapshot_restore:disable:older-sets");
+    for id in off.values().flatten() {
+        let s = w.snapshots.iter().find(|s| &s.id == id).unwrap();
+        assert_ne!(
+            s.tags["asdr:set"], newest,
+            "the newest complete set is turned off"
+        );
+    }
+    assert_eq!(off.values().map(Vec::len).sum::<usize>(), 9);
+}
