@@ -87,6 +87,20 @@ impl Default for Options {
 }
 
 impl Options {
+    /// A step's deadline: its kind's, or, for the wait of a time-based copy, what the copy was
+    /// promised and an hour more (EBS may take up to 48 hours, longer than any wait's 12).
+    pub fn timeout_for(&self, step: &Step) -> Duration {
+        let by_kind = self.timeout(step.kind());
+        match &step.params {
+            asdr_planner::params::Params::WaitSnapshot(w) if self.step_timeout.is_none() => {
+                w.within_minutes.map_or(by_kind, |m| {
+                    by_kind.max(Duration::from_secs((u64::from(m) + 60) * 60))
+                })
+            }
+            _ => by_kind,
+        }
+    }
+
     /// Waits for snapshots may take hours (a first snapshot is a full copy, R3); the rest minutes.
     pub fn timeout(&self, kind: StepKind) -> Duration {
         self.step_timeout.unwrap_or(match kind {
@@ -639,7 +653,7 @@ async fn run_step<P: Provider>(
             }
         }
     };
-    let deadline = opts.timeout(step.kind());
+    let deadline = opts.timeout_for(step);
     match tokio::time::timeout(deadline, work).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failed {

@@ -409,6 +409,7 @@ fn snapshot_set(
                     node: Some(view.name.clone()),
                     device: Some(ebs.clone()),
                     progress: Some(s.progress),
+                    within_minutes: None,
                     set: Some(set.to_string()),
                     volume_id: None,
                 },
@@ -419,6 +420,7 @@ fn snapshot_set(
                     device: Some(ebs.clone()),
                     snapshot_id: None,
                     progress: None,
+                    within_minutes: None,
                     // CreateSnapshots tags alike: this wait names its snapshot's device.
                     volume_id: (backup.consistency == Consistency::MultiVolume)
                         .then(|| volume.id.clone()),

@@ -279,6 +279,7 @@ fn plan_region(
                         device: Some(d.clone()),
                         volume_id: None,
                         progress: Some(c.progress),
+                        within_minutes: copy.complete_within_minutes,
                     }),
                 ));
             }
@@ -486,6 +487,7 @@ fn plan_region(
                         device: Some(ebs.to_string()),
                         volume_id: None,
                         progress: None,
+                        within_minutes: copy.complete_within_minutes,
                     }),
                 );
                 lanes[lane] = Some(wait.clone());

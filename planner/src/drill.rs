@@ -240,6 +240,7 @@ pub(crate) fn new_cluster(
                         cluster_id: Some(ctx.cluster_id.to_string()),
                         snapshot_id: Some(snap.id.clone()),
                         progress: Some(snap.progress),
+                        within_minutes: None,
                         set: None,
                         node: None,
                         device: None,

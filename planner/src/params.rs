@@ -203,6 +203,9 @@ pub struct WaitSnapshot {
     /// The progress observed when the plan was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,
+    /// A time-based copy's promise (`copies[].complete_within`): the wait allows it, and an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_minutes: Option<u32>,
 }
 
 /// copy_smd: a node's SMD directory archived to the store (R2).

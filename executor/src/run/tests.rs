@@ -265,3 +265,45 @@ async fn a_panicking_step_fails_and_the_unquiesce_after_it_still_runs() {
         "the unquiesce ran after the panic"
     );
 }
+
+#[test]
+fn the_wait_of_a_time_based_copy_allows_what_the_copy_was_promised_and_an_hour() {
+    let wait = |within: Option<u32>| Step {
+        region: Some("us-west-2".into()),
+        id: "wait_snapshot:us-west-2:a1:/dev/sdf:bs-1".into(),
+        params: Params::WaitSnapshot(asdr_planner::params::WaitSnapshot {
+            snapshot_id: None,
+            set: Some("bs-1".into()),
+            node: Some("a1".into()),
+            device: Some("/dev/sdf".into()),
+            volume_id: None,
+            cluster_id: None,
+            progress: None,
+            within_minutes: within,
+        }),
+        node: Some("a1".into()),
+        depends_on: vec![],
+        cleanup: false,
+    };
+    let opts = Options::default();
+    // 48 hours promised: 49 hours allowed, past the 12 a snapshot's wait has.
+    assert_eq!(
+        opts.timeout_for(&wait(Some(2880))),
+        Duration::from_secs(49 * 3600)
+    );
+    // A short promise never shortens the wait, nor does a best-effort copy change it.
+    assert_eq!(
+        opts.timeout_for(&wait(Some(15))),
+        Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(
+        opts.timeout_for(&wait(None)),
+        Duration::from_secs(12 * 3600)
+    );
+    // An explicit step timeout still wins.
+    let fixed = Options {
+        step_timeout: Some(Duration::from_secs(5)),
+        ..Options::default()
+    };
+    assert_eq!(fixed.timeout_for(&wait(Some(2880))), Duration::from_secs(5));
+}

@@ -123,6 +123,7 @@ impl<'n> NodeFlow<'n> {
                                 cluster_id: Some(ctx.cluster_id.to_string()),
                                 snapshot_id: Some(s.id.clone()),
                                 progress: Some(s.progress),
+                                within_minutes: None,
                                 set: None,
                                 node: None,
                                 device: None,

@@ -270,6 +270,20 @@ fn a_time_based_copy_asks_for_its_duration_says_what_it_costs_and_plain_copies_d
                 .all(|c| c.completion_duration_minutes == minutes),
             "{copies:?}"
         );
+        // Their waits allow what the copies were promised (the executor adds an hour).
+        let waits: Vec<Option<u32>> = p
+            .steps
+            .iter()
+            .filter(|s| s.region.is_some())
+            .filter_map(|s| match &s.params {
+                asdr_planner::params::Params::WaitSnapshot(w) => Some(w.within_minutes),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !waits.is_empty() && waits.iter().all(|w| *w == minutes),
+            "{waits:?}"
+        );
         let cost: Vec<_> = p.warnings.iter().filter(|w| w.rule == "cost").collect();
         match minutes {
             Some(_) => assert!(
