@@ -12,6 +12,11 @@ use crate::builder::Builder;
 use crate::params::{self, Params, Ref};
 use crate::plan::StepKind;
 
+/// A pair EBS bills and serves from: asked for, optimising, or enabled.
+fn is_on(state: &str) -> bool {
+    matches!(state, "enabling" | "optimizing" | "enabled")
+}
+
 /// A restore's volumes from snapshots, grouped by zone: zone → snapshot ids.
 fn pairs(b: &Builder) -> BTreeMap<String, Vec<String>> {
     let mut by_zone: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -41,9 +46,7 @@ pub(crate) fn already_on(world: &crate::World, region: Option<&str>) -> BTreeSet
         .flat_map(|s| {
             s.fast_restore
                 .iter()
-                .filter(|(_, state)| {
-                    matches!(state.as_str(), "enabling" | "optimizing" | "enabled")
-                })
+                .filter(|(_, state)| is_on(state))
                 .map(|(zone, _)| (zone.clone(), s.id.clone()))
         })
         .collect()
@@ -245,9 +248,7 @@ pub(crate) fn keep_newest(ctx: &crate::Ctx<'_, '_>, b: &mut Builder) {
         return;
     }
     let on = |s: &crate::world::Snapshot, zone: &str| {
-        s.fast_restore
-            .get(zone)
-            .is_some_and(|st| matches!(st.as_str(), "enabling" | "optimizing" | "enabled"))
+        s.fast_restore.get(zone).is_some_and(|st| is_on(st))
     };
     let making = b
         .steps
@@ -349,7 +350,7 @@ pub(crate) fn on_by_set(
                 .snapshots
                 .iter()
                 .flat_map(|s| s.fast_restore.values())
-                .filter(|st| matches!(st.as_str(), "enabling" | "optimizing" | "enabled"))
+                .filter(|st| is_on(st))
                 .count();
             (pairs > 0).then(|| SetOn {
                 set: set.id.clone(),

@@ -204,6 +204,18 @@ pub enum Load {
     Asrestore,
 }
 
+impl Load {
+    /// How a restore's volumes come by their blocks, from its source and the backup method.
+    fn of(policy: &Policy, restore: &asdr_specs::Restore) -> Load {
+        match &restore.source {
+            s if s.uses_backup() && policy.backup.method == Method::Asbackup => Load::Asrestore,
+            RestoreSource::CurrentVolumes => Load::Reattached,
+            RestoreSource::Empty => Load::Blank,
+            _ => Load::FromSnapshots,
+        }
+    }
+}
+
 /// One volume the restore makes or reattaches: its size and what it can be read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VolumeLoad {
@@ -462,12 +474,7 @@ pub fn of_plan(
     let launches = steps
         .iter()
         .any(|s| matches!(s.params, Params::ProvisionInstance(_)));
-    let load = match &restore.source {
-        s if s.uses_backup() && policy.backup.method == Method::Asbackup => Load::Asrestore,
-        RestoreSource::CurrentVolumes => Load::Reattached,
-        RestoreSource::Empty => Load::Blank,
-        _ => Load::FromSnapshots,
-    };
+    let load = Load::of(policy, restore);
     let volumes: Vec<VolumeLoad> = match load {
         Load::Reattached => steps
             .iter()
@@ -540,12 +547,7 @@ pub(crate) fn of_status(
     obs: &crate::observe::Observed<'_>,
     nodes: &[&str],
 ) -> RtoEstimate {
-    let load = match &restore.source {
-        s if s.uses_backup() && policy.backup.method == Method::Asbackup => Load::Asrestore,
-        RestoreSource::CurrentVolumes => Load::Reattached,
-        RestoreSource::Empty => Load::Blank,
-        _ => Load::FromSnapshots,
-    };
+    let load = Load::of(policy, restore);
     let spec = &restore.volume;
     let mut volumes = Vec::new();
     let mut zones = std::collections::BTreeSet::new();
