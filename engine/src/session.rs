@@ -100,6 +100,9 @@ pub struct Session {
     current: Arc<std::sync::Mutex<Option<Interrupt>>>,
     /// The S3 lock this session holds, released by a signal that ends the process.
     held: HeldS3,
+    /// Set while the S3 lock is being taken: its put may have been applied before `held` names
+    /// it, so a signal then waits for the taking to end before it gives the lock back.
+    taking: Arc<std::sync::atomic::AtomicBool>,
     watching: std::cell::Cell<bool>,
 }
 
@@ -201,6 +204,7 @@ impl Session {
             observations: std::cell::Cell::new(0),
             current: Arc::new(std::sync::Mutex::new(None)),
             held: Arc::new(std::sync::Mutex::new(None)),
+            taking: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             watching: std::cell::Cell::new(false),
         })
     }
@@ -334,12 +338,18 @@ impl Session {
         // A lock lost while the apply runs stops the execution (if one runs; `execute` checks
         // when it begins).
         let current = self.current.clone();
-        let held: HeldLock = self.lock()?.acquire(&holder, move || {
+        let lock = self.lock()?;
+        self.taking.store(true, Ordering::SeqCst);
+        let taken = lock.acquire(&holder, move || {
             if let Some(i) = current.lock().expect("not poisoned").as_ref() {
                 i.request();
             }
-        })?;
-        *self.held.lock().expect("not poisoned") = held.s3_lease();
+        });
+        if let Ok(held) = &taken {
+            *self.held.lock().expect("not poisoned") = held.s3_lease();
+        }
+        self.taking.store(false, Ordering::SeqCst);
+        let held: HeldLock = taken?;
         let result = f();
         *self.held.lock().expect("not poisoned") = None;
         held.release()?;
@@ -491,6 +501,7 @@ impl Session {
         }
         let current = self.current.clone();
         let held = self.held.clone();
+        let taking = self.taking.clone();
         // Registered here, before this returns (not in the task, which may first run later): a
         // signal from then on is never the default one, which would end the process holding
         // the lock.
@@ -512,6 +523,14 @@ impl Session {
                 match running {
                     Some(i) if !i.requested() => i.request(),
                     _ => {
+                        // A lock being taken is waited for (a few requests, each with its
+                        // timeout): its put may already stand in S3 before `held` names it.
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+                        while taking.load(Ordering::SeqCst)
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
                         let lock = held.lock().expect("not poisoned").take();
                         if let Some((s3, lease)) = lock
                             && let Err(e) =

@@ -47,6 +47,10 @@ async fn lock_env(sim: &str) -> LockEnv {
 
 impl LockEnv {
     fn spawn_apply(&self) -> Child {
+        self.spawn_apply_via(&self.moto.endpoint)
+    }
+
+    fn spawn_apply_via(&self, endpoint: &str) -> Child {
         let mut c = Command::cargo_bin("asdr").unwrap();
         c.current_dir(self.s.path("."))
             .env("NO_COLOR", "1")
@@ -56,7 +60,7 @@ impl LockEnv {
                 "--world",
                 "world-backup-due.yaml",
                 "--endpoint-url",
-                &self.moto.endpoint,
+                endpoint,
                 "apply",
                 "--yes",
             ])
@@ -222,4 +226,60 @@ async fn a_signal_while_observing_or_planning_gives_the_s3_lock_back_at_once() {
         !e.s.path(".asdr/journal").exists() || !e.s.journal().iter().any(|j| j["event"] == "start"),
         "a step had started: the signal did not come while planning"
     );
+}
+
+/// A proxy on loopback to `upstream` (`http://127.0.0.1:PORT`) that holds each answer for
+/// `delay` before passing it on: a request is applied by the server well before its caller
+/// hears of it. Returns the proxy's endpoint; it serves until the test's runtime ends.
+async fn slow_answers(upstream: &str, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    endpoint
+}
+
+/// Found under load: a signal that arrives once the lock's put stands in S3 but before asdr
+/// has heard its answer found no lock to give back, and the process ended leaving it behind
+/// (every later apply then refused until it went stale or was broken). Answers are held back
+/// a second here so the signal lands in that window every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_while_the_lock_is_being_taken_still_gives_it_back() {
+    let e = lock_env("").await;
+    let slow = slow_answers(&e.moto.endpoint, Duration::from_millis(1500)).await;
+    let mut child = e.spawn_apply_via(&slow);
+    // The lock object stands (read directly from moto, not through the proxy) while asdr still
+    // waits for the answer to its put.
+    e.wait_for_lock(&mut child).await;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let (code, stderr) = wait_output(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    assert!(!stderr.contains("not given back"), "{stderr}");
+    assert_eq!(e.lock_body().await, None, "the lock was given back");
 }
