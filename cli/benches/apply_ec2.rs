@@ -199,6 +199,12 @@ async fn seed() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
     // The example policy on these 64 nodes, its `users` namespace alone (two EBS shadows).
+    // The nodes' devices are a lab tree under the bench's folder (`lab_devices`), which the
+    // start's device check (R5) reads: the guests are Xen's, each EBS volume at its attachment's
+    // name (`xvdf` for `/dev/sdf`), the instance-store drives NVMe. (The Nitro emulator of the
+    // tests would describe every instance and volume of moto several times a second: a load
+    // that slowed the bare calls below sixfold, where a real guest's udev costs EC2 nothing.)
+    let lab = |name: &str| format!("{root}/nodes/{{node}}/dev/{name}");
     let mut policy = ExamplePolicy::prod_east();
     let events = policy.text.find("    - name: events\n").expect("events");
     let instance = policy.text.find("  instance:").expect("instance");
@@ -215,10 +221,15 @@ async fn seed() -> Bench {
         })
         .collect();
     let example_nodes = "    - name: a1\n      instance_id: i-0a1          # optional; otherwise found by tag asdr:node=a1\n      private_ip: 10.0.1.11\n      availability_zone: us-east-1a\n    - name: b1\n      private_ip: 10.0.2.11\n      availability_zone: us-east-1b\n    - name: a2\n      private_ip: 10.0.1.12\n      availability_zone: us-east-1a\n";
-    let namespaces: Vec<_> = example_namespaces()
+    let mut namespaces: Vec<_> = example_namespaces()
         .into_iter()
         .filter(|n| n.name == "users")
         .collect();
+    namespaces[0].devices = vec![
+        (lab("nvme1n1"), Some(lab("xvdf"))),
+        (lab("nvme2n1"), Some(lab("xvdg"))),
+    ];
+    let in_policy = |name: &str| lab(name).replace("{node}", "{{ node }}");
     let addrs: Vec<(&str, &str)> = nodes
         .iter()
         .map(|(n, ip, _)| (n.as_str(), ip.as_str()))
@@ -230,6 +241,10 @@ async fn seed() -> Bench {
         .edits(&[
             (example_nodes, listed.as_str()),
             ("name: prod-east", "name: big"),
+            ("device: /dev/nvme1n1 ", &format!("device: {} ", in_policy("nvme1n1"))),
+            ("shadow: /dev/nvme3n1 ", &format!("shadow: {} ", in_policy("xvdf"))),
+            ("device: /dev/nvme2n1\n", &format!("device: {}\n", in_policy("nvme2n1"))),
+            ("shadow: /dev/nvme4n1\n", &format!("shadow: {}\n", in_policy("xvdg"))),
             ("info_port: 3000", &format!("info_port: {}", cluster.port())),
             ("transport: ssm", "transport: local"),
             (
@@ -267,6 +282,7 @@ async fn seed() -> Bench {
         ])
         .write_to(dir.path());
     for (n, _, _) in &nodes {
+        lab_devices(&dir.path().join(format!("nodes/{n}/dev")));
         std::fs::create_dir_all(dir.path().join(format!("nodes/{n}/smd"))).unwrap();
         std::fs::write(dir.path().join(format!("nodes/{n}/smd/security.smd")), n).unwrap();
     }
@@ -278,6 +294,24 @@ async fn seed() -> Bench {
         subnets,
         instances,
         _cluster: cluster,
+    }
+}
+
+/// A Xen guest's devices: the two EBS volumes at their attachment names, the two instance-store
+/// drives as NVMe with their serial links.
+fn lab_devices(dev: &std::path::Path) {
+    std::fs::create_dir_all(dev.join("disk/by-id")).unwrap();
+    for name in ["xvdf", "xvdg", "nvme1n1", "nvme2n1"] {
+        std::fs::write(dev.join(name), name).unwrap();
+    }
+    for n in [1, 2] {
+        std::os::unix::fs::symlink(
+            format!("../../nvme{n}n1"),
+            dev.join(format!(
+                "disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_AWS{n}"
+            )),
+        )
+        .unwrap();
     }
 }
 
@@ -579,6 +613,9 @@ async fn main() {
     );
 
     // 3. The whole cluster lost, restored from the set.
+    if std::env::var_os("ASDR_BENCH_KEEP").is_some() {
+        println!("(the bench's folder: {})", b.dir.path().display());
+    }
     let ids: Vec<String> = b.instances.values().cloned().collect();
     b.ec2
         .terminate_instances()
@@ -610,6 +647,12 @@ async fn main() {
             .all(|(n, _, _)| !b.control().join(format!("{n}.down")).exists()),
         "every node started"
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let phases = stdout
+        .lines()
+        .find(|l| l.starts_with("Restore time:"))
+        .unwrap_or("Restore time: not reported")
+        .to_string();
     let bare = bare_restore(&b, &set).await;
     println!(
         "\nfull-cluster restore, {NODES} nodes × {} volumes (whole cluster lost):",
@@ -623,9 +666,14 @@ async fn main() {
         calls.apply,
         calls.apis()
     );
+    println!("  {phases}");
     println!(
         "  bare: 64 RunInstances, then 128 CreateVolume + AttachVolume, {AT_ONCE} at a time: {}; asdr / bare = {:.1}×",
         secs(bare),
         took.as_secs_f64() / bare.as_secs_f64()
     );
+    // ASDR_BENCH_KEEP: the folder (policy, journal) stays, to read where the time went.
+    if std::env::var_os("ASDR_BENCH_KEEP").is_some() {
+        let _ = b.dir.keep();
+    }
 }

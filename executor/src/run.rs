@@ -261,6 +261,13 @@ pub async fn execute<P: Provider>(
         }
     }
     journal.record(&Entry::new(EventKind::Begin, None))?;
+    let to_run: Vec<Step> = plan
+        .steps
+        .iter()
+        .filter(|s| !progress.done.contains(&s.id))
+        .cloned()
+        .collect();
+    provider.expect(&plan.plan_id, &to_run);
     let by_id: HashMap<String, Step> = plan
         .steps
         .iter()
@@ -314,7 +321,12 @@ pub async fn execute<P: Provider>(
             .count();
         let mut slots = opts.parallelism.max(1).saturating_sub(operations);
         let mut next: Vec<String> = Vec::new();
-        for id in ready(&plan, &progress, opts.max_nodes_at_once) {
+        let mut candidates = ready(&plan, &progress, opts.max_nodes_at_once);
+        // Launches take the slots first: an instance comes up in minutes and everything of its
+        // node waits on it, while a volume is created in seconds. Taken in plan order, a wave
+        // of volume creations would put every launch last on the restore's critical path.
+        candidates.sort_by_key(|id| by_id[*id].kind() != StepKind::ProvisionInstance);
+        for id in candidates {
             if interrupted.is_some() && !by_id[id].cleanup {
                 continue;
             }

@@ -123,4 +123,8 @@ pub trait Provider: Send + Sync + 'static {
     /// Carry the step out, or report how far a wait has come.
     fn act(&self, input: StepInput<'_>)
     -> impl Future<Output = Result<Progress, StepError>> + Send;
+    /// Before a plan's steps run: what they will look up, so that a provider can ask for it
+    /// together (one describe for every address a plan's launches check, not one per wave of
+    /// launches). Nothing is called or changed here.
+    fn expect(&self, _plan_id: &str, _steps: &[Step]) {}
 }

@@ -643,6 +643,11 @@ impl<C: Provider, N: Provider> Provider for Composite<C, N> {
             self.cloud.act(input).await
         }
     }
+
+    fn expect(&self, plan_id: &str, steps: &[asdr_planner::plan::Step]) {
+        self.cloud.expect(plan_id, steps);
+        self.nodes.expect(plan_id, steps);
+    }
 }
 
 /// What copy_smd learned: where the archive is, its checksum, the node it came from.

@@ -208,8 +208,18 @@ type Seen = BTreeMap<String, (String, Vec<(String, String)>)>;
 
 async fn attachments(ec2: &aws_sdk_ec2::Client) -> Result<Seen, aws_sdk_ec2::Error> {
     let mut newest: BTreeMap<String, (aws_sdk_ec2::primitives::DateTime, String)> = BTreeMap::new();
-    let out = ec2.describe_instances().send().await?;
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+    // Every page: a big cluster's instances and volumes do not fit in one answer.
+    let pages = ec2
+        .describe_instances()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await?;
+    for i in pages
+        .iter()
+        .flat_map(|p| p.reservations())
+        .flat_map(|r| r.instances())
+    {
         let running = i
             .state()
             .and_then(|s| s.name())
@@ -234,8 +244,13 @@ async fn attachments(ec2: &aws_sdk_ec2::Client) -> Result<Seen, aws_sdk_ec2::Err
         .into_iter()
         .map(|(node, (_, id))| (node, (id, Vec::new())))
         .collect();
-    let volumes = ec2.describe_volumes().send().await?;
-    for v in volumes.volumes() {
+    let pages = ec2
+        .describe_volumes()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await?;
+    for v in pages.iter().flat_map(|p| p.volumes()) {
         for a in v.attachments() {
             let attached = a.state().is_some_and(|s| s.as_str() == "attached");
             let root = matches!(a.device(), Some("/dev/sda1" | "/dev/xvda"));

@@ -307,3 +307,87 @@ fn the_wait_of_a_time_based_copy_allows_what_the_copy_was_promised_and_an_hour()
     };
     assert_eq!(fixed.timeout_for(&wait(Some(2880))), Duration::from_secs(5));
 }
+
+/// Records the order steps first act in; each is done at once.
+#[derive(Default)]
+struct Order(Mutex<Vec<String>>);
+
+impl Provider for Order {
+    async fn observe(&self, _: StepInput<'_>) -> Result<Option<Resources>, StepError> {
+        Ok(None)
+    }
+
+    async fn act(&self, input: StepInput<'_>) -> Result<StepProgress, StepError> {
+        self.0.lock().unwrap().push(input.step.id.clone());
+        StepProgress::done(Learned::default())
+    }
+}
+
+/// A restore's launches go before its volume creations, whatever the plan's order: an instance
+/// takes minutes to come up and its node waits on it, so a wave of creations taking the slots
+/// first would put every launch at the end of the critical path.
+#[tokio::test]
+async fn launches_take_the_parallelism_slots_before_other_ready_steps() {
+    let step = |id: String, params: Params| Step {
+        region: None,
+        id,
+        params,
+        node: Some("n0".into()),
+        depends_on: vec![],
+        cleanup: false,
+    };
+    let mut steps: Vec<Step> = (0..6)
+        .map(|i| {
+            step(
+                format!("create_volume:n{i}:/dev/sdf"),
+                Params::CreateVolume(asdr_planner::params::CreateVolume {
+                    availability_zone: "us-east-1a".into(),
+                    snapshot_id: Some(format!("snap-{i}")),
+                    size_gib: 10,
+                    volume_type: "gp3".into(),
+                    iops: None,
+                    throughput: None,
+                    initialization_rate: None,
+                    encrypted: false,
+                    kms_key_id: None,
+                    client_token: format!("t{i}"),
+                    tags: Default::default(),
+                }),
+            )
+        })
+        .collect();
+    for i in 0..2 {
+        steps.push(step(
+            format!("provision_instance:n{i}"),
+            Params::ProvisionInstance(asdr_planner::params::ProvisionInstance {
+                private_ip: format!("10.0.0.{i}"),
+                availability_zone: "us-east-1a".into(),
+                subnet_id: Some("subnet-1".into()),
+                instance_type: "i4i.2xlarge".into(),
+                ami: "ami-1".into(),
+                security_groups: vec![],
+                iam_instance_profile: None,
+                key_name: None,
+                instance_store_volumes: 0,
+                client_token: format!("p{i}"),
+                tags: Default::default(),
+                stopped_first: None,
+            }),
+        ));
+    }
+    let provider = Arc::new(Order::default());
+    let opts = Options {
+        parallelism: 2,
+        ..Options::default()
+    };
+    let report = run_fresh(steps, provider.clone(), &opts).await;
+    assert!(report.succeeded(), "{:?}", report.outcomes);
+    let order = provider.0.lock().unwrap().clone();
+    assert_eq!(order.len(), 8);
+    assert!(
+        order[..2]
+            .iter()
+            .all(|s| s.starts_with("provision_instance:")),
+        "the launches went first: {order:?}"
+    );
+}

@@ -146,6 +146,7 @@ impl Ec2Provider {
             views: std::sync::Arc::new(views::Views::new(
                 Duration::from_secs(3),
                 Duration::from_millis(20),
+                Duration::from_secs(1),
             )),
             device_tagged: Default::default(),
             snapshots_in_flight: Default::default(),

@@ -3,7 +3,11 @@
 //! DescribeVolumes / DescribeInstances for every step asking at about the same time, and for
 //! everything else being watched), and an answer stays good for a few seconds unless this process
 //! has changed the resource since: 128 attachments settling are watched with a call every few
-//! seconds, not one per volume per poll.
+//! seconds, not one per volume per poll. Describes of one view are at least `gap` apart: a question
+//! asked sooner waits for the next, which every question asked meanwhile shares, so the calls a
+//! restore makes to watch its launches and attachments grow with how long it takes, not with how
+//! many nodes it has. A provider may name in advance what a plan's steps will ask (`expect`), so
+//! that the first describe answers them all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -44,6 +48,10 @@ pub(crate) struct View<T> {
     pub fresh: Duration,
     /// How long a batch waits for others to join.
     pub window: Duration,
+    /// The least time between the starts of two describes of this view.
+    pub gap: Duration,
+    /// When the last describe started.
+    last: Mutex<Option<Instant>>,
 }
 
 impl<T> std::fmt::Debug for View<T> {
@@ -56,7 +64,7 @@ impl<T> std::fmt::Debug for View<T> {
 }
 
 impl<T: Clone + Default> View<T> {
-    pub(crate) fn new(fresh: Duration, window: Duration) -> Self {
+    pub(crate) fn new(fresh: Duration, window: Duration, gap: Duration) -> Self {
         View {
             state: Mutex::new(State {
                 known: HashMap::new(),
@@ -66,6 +74,18 @@ impl<T: Clone + Default> View<T> {
             batches: Batches::default(),
             fresh,
             window,
+            gap,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// `keys` will be asked for soon: the next describe includes them, and its answer serves
+    /// them while it is good.
+    pub(crate) fn expect(&self, keys: impl IntoIterator<Item = String>) {
+        let mut s = self.state.lock().expect("not poisoned");
+        let now = Instant::now();
+        for k in keys {
+            s.asked.insert(k, now);
         }
     }
 
@@ -97,13 +117,22 @@ impl<T: Clone + Default> View<T> {
             .expect("not poisoned")
             .asked
             .insert(key.to_string(), Instant::now());
+        // Held open until `gap` has passed since the last describe (and as long as others join):
+        // enough moments for the whole gap.
+        let moments = 10 + (self.gap.as_millis() / self.window.as_millis().max(1)) as u32;
+        let (last, gap) = (&self.last, self.gap);
+        let too_soon = move || {
+            last.lock()
+                .expect("not poisoned")
+                .is_some_and(|t| t.elapsed() < gap)
+        };
         let answer = self
             .batches
             .join(
                 (),
                 vec![key.to_string()],
-                (self.window, 10),
-                &|| false,
+                (self.window, moments),
+                &too_soon,
                 |mut keys: Vec<String>| async move {
                     // Everything else watched lately and not known afresh rides along.
                     {
@@ -124,6 +153,7 @@ impl<T: Clone + Default> View<T> {
                     keys.sort();
                     keys.dedup();
                     let at = Instant::now();
+                    *self.last.lock().expect("not poisoned") = Some(at);
                     let mut got = fetch(keys.clone()).await?;
                     for k in keys {
                         got.entry(k).or_default();
@@ -157,11 +187,11 @@ pub(crate) struct Views {
 }
 
 impl Views {
-    pub(crate) fn new(fresh: Duration, window: Duration) -> Self {
+    pub(crate) fn new(fresh: Duration, window: Duration, gap: Duration) -> Self {
         Views {
-            volumes: View::new(fresh, window),
-            instances: View::new(fresh, window),
-            holders: View::new(fresh, window),
+            volumes: View::new(fresh, window, gap),
+            instances: View::new(fresh, window, gap),
+            holders: View::new(fresh, window, gap),
             tags: Batches::default(),
         }
     }

@@ -381,6 +381,27 @@ impl Ec2Provider {
 }
 
 impl Provider for Ec2Provider {
+    /// The addresses a plan's launches check and the volumes and instances its steps name
+    /// by id join the first describe of their view (each region's provider its own).
+    fn expect(&self, _plan_id: &str, steps: &[asdr_planner::plan::Step]) {
+        for s in steps {
+            let Ok(this) = self.for_region(s.region.as_deref()) else {
+                continue;
+            };
+            let v = &this.views;
+            match &s.params {
+                Params::ProvisionInstance(p) => v.holders.expect([p.private_ip.clone()]),
+                Params::StopInstance(p) => v.instances.expect([p.instance_id.clone()]),
+                Params::TerminateInstance(p) => v.instances.expect([p.instance_id.clone()]),
+                Params::DetachVolume(p) => v.volumes.expect([p.volume_id.clone()]),
+                Params::DeleteVolume(p) => v.volumes.expect([p.volume_id.clone()]),
+                Params::AttachVolume(p) => v.volumes.expect(p.volume_id.known().map(String::from)),
+                Params::WaitVolume(p) => v.volumes.expect(p.volume_id.known().map(String::from)),
+                _ => {}
+            }
+        }
+    }
+
     // A step that acts in another region goes to that region's provider (its own client, views
     // and batches).
     async fn observe(&self, input: StepInput<'_>) -> Result<Option<Resources>, StepError> {
