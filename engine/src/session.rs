@@ -103,6 +103,8 @@ pub struct Session {
     /// Set while the S3 lock is being taken: its put may have been applied before `held` names
     /// it, so a signal then waits for the taking to end before it gives the lock back.
     taking: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by a signal that ends the process: work that has not begun does not begin.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     watching: std::cell::Cell<bool>,
 }
 
@@ -205,6 +207,7 @@ impl Session {
             current: Arc::new(std::sync::Mutex::new(None)),
             held: Arc::new(std::sync::Mutex::new(None)),
             taking: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             watching: std::cell::Cell::new(false),
         })
     }
@@ -349,6 +352,13 @@ impl Session {
             *self.held.lock().expect("not poisoned") = held.s3_lease();
         }
         self.taking.store(false, Ordering::SeqCst);
+        if self.stopping.load(Ordering::SeqCst) {
+            // A signal came while the lock was being taken: its handler gives the lock back
+            // and ends the process. Nothing runs under the lock meanwhile.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         let held: HeldLock = taken?;
         let result = f();
         *self.held.lock().expect("not poisoned") = None;
@@ -502,6 +512,7 @@ impl Session {
         let current = self.current.clone();
         let held = self.held.clone();
         let taking = self.taking.clone();
+        let stopping = self.stopping.clone();
         // Registered here, before this returns (not in the task, which may first run later): a
         // signal from then on is never the default one, which would end the process holding
         // the lock.
@@ -523,13 +534,19 @@ impl Session {
                 match running {
                     Some(i) if !i.requested() => i.request(),
                     _ => {
+                        stopping.store(true, Ordering::SeqCst);
                         // A lock being taken is waited for (a few requests, each with its
                         // timeout): its put may already stand in S3 before `held` names it.
+                        // Another signal meanwhile ends the wait, as a second one always does.
                         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
                         while taking.load(Ordering::SeqCst)
                             && tokio::time::Instant::now() < deadline
                         {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                                _ = int.recv() => break,
+                                _ = term.recv() => break,
+                            }
                         }
                         let lock = held.lock().expect("not poisoned").take();
                         if let Some((s3, lease)) = lock

@@ -283,3 +283,28 @@ async fn a_signal_while_the_lock_is_being_taken_still_gives_it_back() {
     assert!(!stderr.contains("not given back"), "{stderr}");
     assert_eq!(e.lock_body().await, None, "the lock was given back");
 }
+
+/// Found in review: while a signal waited for the lock's taking to end, a second signal went
+/// unheard (the handler was busy waiting), though a second one always ends asdr at once. Here
+/// every answer is held back 1.5 s: waiting out the taking and then giving the lock back would
+/// take seconds; the second signal ends the process well before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_while_the_lock_is_being_taken_ends_asdr_at_once() {
+    let e = lock_env("").await;
+    let slow = slow_answers(&e.moto.endpoint, Duration::from_millis(1500)).await;
+    let mut child = e.spawn_apply_via(&slow);
+    e.wait_for_lock(&mut child).await;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let second = Instant::now();
+    let (code, stderr) = wait_output(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    assert!(
+        second.elapsed() < Duration::from_millis(1000),
+        "the second signal ended asdr {:?} after it came",
+        second.elapsed()
+    );
+}

@@ -20,9 +20,10 @@ struct Batch<R> {
     answer: watch::Sender<Answer<R>>,
 }
 
-/// The batches still open, by key.
+/// The batches still open, by key (a plain mutex: never held across an await, and a batch's
+/// guard takes it when dropped).
 pub(crate) struct Batches<K, R> {
-    open: tokio::sync::Mutex<HashMap<K, Arc<Batch<R>>>>,
+    open: Mutex<HashMap<K, Arc<Batch<R>>>>,
 }
 
 impl<K, R> Default for Batches<K, R> {
@@ -39,12 +40,28 @@ impl<K, R> std::fmt::Debug for Batches<K, R> {
     }
 }
 
-/// A batch whose sender was stopped (its step interrupted) answers its waiters anyway.
-struct AnswerOnDrop<R>(Arc<Batch<R>>);
+/// A batch whose sender was stopped (its step interrupted or timed out, maybe while the batch
+/// was still open for others to join) answers its waiters anyway, and is closed: a batch left
+/// open with its answer given would hand that error to every later question under its key, for
+/// the rest of the apply.
+struct AnswerOnDrop<'a, K: Eq + Hash, R> {
+    batch: Arc<Batch<R>>,
+    open: &'a Mutex<HashMap<K, Arc<Batch<R>>>>,
+    key: K,
+}
 
-impl<R> Drop for AnswerOnDrop<R> {
+impl<K: Eq + Hash, R> Drop for AnswerOnDrop<'_, K, R> {
     fn drop(&mut self) {
-        self.0.answer.send_if_modified(|a| {
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            if open
+                .get(&self.key)
+                .is_some_and(|b| Arc::ptr_eq(b, &self.batch))
+            {
+                open.remove(&self.key);
+            }
+        }
+        self.batch.answer.send_if_modified(|a| {
             if a.is_none() {
                 *a = Some(Err(StepError::transient(
                     "BatchInterrupted",
@@ -76,13 +93,14 @@ impl<K: Eq + Hash + Clone, R: Clone> Batches<K, R> {
         Fut: Future<Output = Result<R, StepError>>,
     {
         let (batch, opened) = {
-            let mut open = self.open.lock().await;
+            let mut open = self.open.lock().expect("not poisoned");
             match open.get(&key) {
-                Some(b) => {
+                // Only a batch not yet answered takes more items.
+                Some(b) if b.answer.borrow().is_none() => {
                     b.items.lock().expect("not poisoned").extend(items);
                     (b.clone(), false)
                 }
-                None => {
+                _ => {
                     let b = Arc::new(Batch {
                         items: Mutex::new(items),
                         answer: watch::channel(None).0,
@@ -94,7 +112,11 @@ impl<K: Eq + Hash + Clone, R: Clone> Batches<K, R> {
         };
         let mut answer = batch.answer.subscribe();
         if opened {
-            let guard = AnswerOnDrop(batch.clone());
+            let guard = AnswerOnDrop {
+                batch: batch.clone(),
+                open: &self.open,
+                key: key.clone(),
+            };
             let mut seen = 0;
             for _ in 0..moments.max(1) {
                 tokio::time::sleep(window).await;
@@ -105,7 +127,7 @@ impl<K: Eq + Hash + Clone, R: Clone> Batches<K, R> {
                 seen = now;
             }
             // Closed: whoever asks from now on opens the next batch.
-            self.open.lock().await.remove(&key);
+            self.open.lock().expect("not poisoned").remove(&key);
             let mut all = std::mem::take(&mut *batch.items.lock().expect("not poisoned"));
             all.sort();
             all.dedup();
@@ -118,5 +140,48 @@ impl<K: Eq + Hash + Clone, R: Clone> Batches<K, R> {
             .await
             .map_err(|_| StepError::permanent("BatchLost", "the batch vanished"))?;
         answered.clone().expect("answered")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found in review: an opener stopped while its batch was still open for others to join
+    /// (its step timed out or was interrupted while a view held the batch until its gap had
+    /// passed) left the batch open with its error given, and every later question under the
+    /// key got that error at once, for the rest of the apply.
+    #[tokio::test]
+    async fn a_batch_whose_opener_is_stopped_closes_and_the_next_question_gets_an_answer() {
+        let batches: Batches<(), usize> = Batches::default();
+        let stopped = tokio::time::timeout(
+            Duration::from_millis(50),
+            batches.join(
+                (),
+                vec!["a".into()],
+                (Duration::from_millis(20), 50),
+                &|| true,
+                |items| async move { Ok(items.len()) },
+            ),
+        )
+        .await;
+        assert!(
+            stopped.is_err(),
+            "the opener was stopped while it held its batch"
+        );
+        let answer = batches
+            .join(
+                (),
+                vec!["b".into(), "c".into()],
+                (Duration::from_millis(1), 1),
+                &|| false,
+                |items| async move { Ok(items.len()) },
+            )
+            .await;
+        assert_eq!(
+            answer.expect("answered"),
+            2,
+            "a batch of its own was sent for the later question"
+        );
     }
 }
