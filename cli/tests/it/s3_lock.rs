@@ -73,6 +73,15 @@ impl LockEnv {
         c.spawn().unwrap()
     }
 
+    /// The apply ended on its signal at once (exit 130) and gave its lock back.
+    async fn ended_at_once_giving_the_lock_back(&self, child: Child) {
+        let (code, stderr) = wait_output(child);
+        assert_eq!(code, Some(130), "{stderr}");
+        assert!(stderr.contains("stopped at once"), "{stderr}");
+        assert!(!stderr.contains("not given back"), "{stderr}");
+        assert_eq!(self.lock_body().await, None, "the lock was given back");
+    }
+
     /// The lock object's body, if there is one.
     async fn lock_body(&self) -> Option<String> {
         let o = self
@@ -179,11 +188,7 @@ async fn a_process_ended_by_a_signal_gives_its_s3_lock_back() {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let (code, stderr) = wait_output(child);
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("stopped at once"), "{stderr}");
-    assert!(!stderr.contains("not given back"), "{stderr}");
-    assert_eq!(e.lock_body().await, None, "the lock was given back");
+    e.ended_at_once_giving_the_lock_back(child).await;
 }
 
 /// Suspected in review: a signal while asdr observes or plans (nothing executes yet, so nothing
@@ -216,11 +221,7 @@ async fn a_signal_while_observing_or_planning_gives_the_s3_lock_back_at_once() {
     e.wait_for_lock(&mut child).await;
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let (code, stderr) = wait_output(child);
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("stopped at once"), "{stderr}");
-    assert!(!stderr.contains("not given back"), "{stderr}");
-    assert_eq!(e.lock_body().await, None, "the lock was given back");
+    e.ended_at_once_giving_the_lock_back(child).await;
     // It was ended before any step started: no journal was even opened.
     assert!(
         !e.s.path(".asdr/journal").exists() || !e.s.journal().iter().any(|j| j["event"] == "start"),
@@ -277,11 +278,7 @@ async fn a_signal_while_the_lock_is_being_taken_still_gives_it_back() {
     e.wait_for_lock(&mut child).await;
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let (code, stderr) = wait_output(child);
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("stopped at once"), "{stderr}");
-    assert!(!stderr.contains("not given back"), "{stderr}");
-    assert_eq!(e.lock_body().await, None, "the lock was given back");
+    e.ended_at_once_giving_the_lock_back(child).await;
 }
 
 /// Found in review: while a signal waited for the lock's taking to end, a second signal went
